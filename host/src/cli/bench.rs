@@ -1,0 +1,206 @@
+//! `sextant bench plugins`: load time and boundary-call overhead, printed as
+//! JSON medians over several runs, with an in-process baseline measured in
+//! the same run.
+
+use super::{CliError, CliResult, Env};
+use crate::plugins::{DirSource, PluginRegistry, SearchPath, discovery};
+use clap::Subcommand;
+use serde_json::json;
+use sextant_plugin_api::{Kind, PluginError};
+use std::hint::black_box;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Discover-and-load time for N plugins, and the per-call overhead of
+    /// the plugin boundary against an in-process trait call.
+    Plugins {
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Directory counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+        counts: Vec<usize>,
+        /// Calls per run for the per-call figures.
+        #[arg(long, default_value_t = 10_000_000)]
+        calls: u64,
+        /// The plugin file to copy (default: the loaded `nop` handler's).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+}
+
+pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
+    match cmd {
+        BenchCommand::Plugins {
+            runs,
+            counts,
+            calls,
+            plugin,
+        } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The in-process baseline: the same work as nop's pre_condition, behind a
+/// `&dyn` call and the same panic guard the SDK uses.
+trait Probe {
+    fn pre_condition(&self) -> Result<(), PluginError>;
+}
+
+struct LocalNop {
+    skip: bool,
+    fail: bool,
+}
+
+impl Probe for LocalNop {
+    #[inline(never)]
+    fn pre_condition(&self) -> Result<(), PluginError> {
+        if self.skip {
+            return Err(PluginError::skipped("Skipped in pre_condition"));
+        }
+        if self.fail {
+            return Err(PluginError::precondition_failed("Failed in pre_condition"));
+        }
+        Ok(())
+    }
+}
+
+#[inline(never)]
+fn local_call(p: &dyn Probe) -> bool {
+    catch_unwind(AssertUnwindSafe(|| p.pre_condition())).is_ok_and(|r| r.is_ok())
+}
+
+fn plugins(
+    env: &Env,
+    runs: usize,
+    counts: &[usize],
+    calls: u64,
+    plugin: Option<PathBuf>,
+) -> CliResult {
+    let reg = env.registry()?;
+    let source = match plugin {
+        Some(p) => p,
+        None => reg
+            .find(Kind::ActionHandler, "nop")
+            .map(|e| e.library.path.clone())
+            .ok_or_else(|| {
+                CliError::input(anyhow::anyhow!(
+                    "no nop handler is loaded; build the plugins or pass --plugin FILE"
+                ))
+            })?,
+    };
+    let work = tempfile::Builder::new().prefix("sextant-bench").tempdir()?;
+
+    // Load time: each run loads fresh copies (a path already loaded would be
+    // served from the dynamic loader's cache).
+    let mut load = Vec::new();
+    for &n in counts {
+        let mut totals = Vec::new();
+        let mut manifest_reads = Vec::new();
+        for r in 0..runs {
+            let dir = work.path().join(format!("n{n}-r{r}"));
+            std::fs::create_dir(&dir)?;
+            for i in 0..n {
+                std::fs::copy(&source, dir.join(format!("libbench{i:03}.so")))?;
+            }
+            let sp = SearchPath {
+                dirs: vec![(dir.clone(), DirSource::Flag)],
+            };
+            let t = Instant::now();
+            for f in discovery::candidates(&dir).map_err(|r| anyhow::anyhow!(r.reason))? {
+                black_box(discovery::read_manifest(&f).map_err(|r| anyhow::anyhow!(r.reason))?);
+            }
+            manifest_reads.push(t.elapsed().as_secs_f64() * 1e3);
+            // Fresh copies again for the full discover + load.
+            let dir2 = work.path().join(format!("n{n}-r{r}-load"));
+            std::fs::create_dir(&dir2)?;
+            for i in 0..n {
+                std::fs::copy(&source, dir2.join(format!("libbench{i:03}.so")))?;
+            }
+            let sp2 = SearchPath {
+                dirs: vec![(dir2, sp.dirs[0].1)],
+            };
+            let t = Instant::now();
+            let loaded = PluginRegistry::discover(&sp2);
+            totals.push(t.elapsed().as_secs_f64() * 1e3);
+            if loaded.libraries.len() != n {
+                return Err(anyhow::anyhow!(
+                    "expected {n} libraries to load, got {} (rejected: {:?})",
+                    loaded.libraries.len(),
+                    loaded.rejected
+                )
+                .into());
+            }
+        }
+        let total = median(totals);
+        load.push(json!({
+            "plugins": n,
+            "median_ms_total": total,
+            "median_ms_per_plugin": total / n as f64,
+            "median_ms_manifest_read_total": median(manifest_reads),
+        }));
+    }
+
+    // Per-call overhead.
+    let handler = reg
+        .handler(
+            "nop",
+            &json!({"message": null}),
+            &json!({"action_type": "nop"}),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let local = LocalNop {
+        skip: black_box(false),
+        fail: black_box(false),
+    };
+    let mut plugin_ns = Vec::new();
+    let mut local_ns = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        for _ in 0..calls {
+            black_box(handler.bench_probe());
+        }
+        plugin_ns.push(t.elapsed().as_nanos() as f64 / calls as f64);
+        let t = Instant::now();
+        for _ in 0..calls {
+            black_box(local_call(black_box(&local)));
+        }
+        local_ns.push(t.elapsed().as_nanos() as f64 / calls as f64);
+    }
+    let overheads: Vec<f64> = plugin_ns
+        .iter()
+        .zip(&local_ns)
+        .map(|(p, l)| p - l)
+        .collect();
+    let ratios: Vec<f64> = plugin_ns.iter().zip(&local_ns).map(|(p, l)| p / l).collect();
+    let doc = json!({
+        "benchmark": "plugins",
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "runs": runs,
+        "plugin_file": source,
+        "load": load,
+        "call": {
+            "calls_per_run": calls,
+            "median_ns_plugin_call": median(plugin_ns),
+            "median_ns_in_process_dyn_call": median(local_ns),
+            "median_ns_overhead": median(overheads),
+            "median_ratio_plugin_to_in_process": median(ratios),
+        },
+        "targets": {"ms_per_plugin_loaded": 1.0, "ns_overhead_per_call": 5.0},
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}

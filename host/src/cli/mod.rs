@@ -1,0 +1,153 @@
+//! The `sextant` command line: argument parsing, logging set-up, exit
+//! statuses, and one module per command group.
+//!
+//! Exit statuses: 0 success, 1 runtime failure, 2 bad usage or bad input
+//! (with a message naming the file, field or id at fault).
+
+mod bench;
+pub mod output;
+mod plugins;
+
+use crate::config::Config;
+use crate::plugins::{PluginRegistry, SearchPath};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Sextant audits a pool of infrastructure against a goal, plans the actions
+/// that reach it, and applies them, through plugins.
+#[derive(Parser, Debug)]
+#[command(name = "sextant", version, about, propagate_version = true)]
+pub struct Cli {
+    /// A plugin directory searched before all others (repeatable).
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    plugin_dirs: Vec<PathBuf>,
+
+    /// The config file (default: $SEXTANT_CONFIG, else
+    /// $XDG_CONFIG_HOME/sextant/config.yaml).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// More log output (-v info, -vv debug, -vvv trace); SEXTANT_LOG takes
+    /// a tracing filter too.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Discovered plugins: list, show, check.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Benchmarks that print JSON.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// An error with the exit status it calls for.
+#[derive(Debug)]
+pub struct CliError {
+    /// 1 (runtime) or 2 (bad usage or input).
+    pub status: u8,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// Bad usage or bad input: exit status 2.
+    pub fn input(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            status: 2,
+            error: error.into(),
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self {
+            status: 1,
+            error: e.into(),
+        }
+    }
+}
+
+/// What a command returns: the exit status on success paths that are not 0
+/// (`plugins check` of a bad file), or an error.
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// What every command may need: the config and the plugin search path.
+pub struct Env {
+    /// The parsed config file.
+    pub config: Config,
+    /// `--plugin-dir` flags.
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+impl Env {
+    /// The plugin search path of this invocation.
+    pub fn search_path(&self) -> SearchPath {
+        SearchPath::from_env(&self.plugin_dirs, &self.config.plugin_dirs)
+    }
+
+    /// Discovers and loads the plugins; an explicit `--plugin-dir` that does
+    /// not exist is bad input.
+    pub fn registry(&self) -> Result<PluginRegistry, CliError> {
+        for d in &self.plugin_dirs {
+            if !d.is_dir() {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "--plugin-dir {}: no such directory",
+                    d.display()
+                )));
+            }
+        }
+        Ok(PluginRegistry::discover(&self.search_path()))
+    }
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("SEXTANT_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the command line; what `main` calls.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            ExitCode::from(e.status)
+        }
+    }
+}
+
+fn run(cli: Cli) -> CliResult {
+    let config = Config::load(cli.config.as_deref()).map_err(CliError::input)?;
+    let env = Env {
+        config,
+        plugin_dirs: cli.plugin_dirs,
+    };
+    match cli.command {
+        Command::Plugins(c) => plugins::run(&env, c),
+        Command::Bench(c) => bench::run(&env, c),
+    }
+}

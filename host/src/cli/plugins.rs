@@ -1,0 +1,278 @@
+//! `sextant plugins list | show | check`.
+
+use super::output::{Format, Table, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::plugins::{EntryRef, Library, PluginRegistry};
+use clap::Subcommand;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sextant_plugin_api::{Kind, ManifestEntry};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// What was discovered, loaded and rejected, and why (exit 0 even when
+    /// some files are rejected).
+    List {
+        /// Only entries of this kind (action_handler, strategy, planner,
+        /// action_mapper, collector).
+        #[arg(long)]
+        kind: Option<Kind>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One entry's manifest and parameter schema: NAME or KIND/NAME.
+    Show {
+        name: String,
+        /// Display names in this language (default: $LANG, else English).
+        #[arg(long)]
+        lang: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Whether FILE would load, and why not (exit 2 when it would not).
+    Check {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+pub fn run(env: &Env, cmd: PluginsCommand) -> CliResult {
+    match cmd {
+        PluginsCommand::List { kind, format } => list(env, kind, format),
+        PluginsCommand::Show { name, lang, format } => show(env, &name, lang, format),
+        PluginsCommand::Check { file, format } => check(&file, format),
+    }
+}
+
+fn user_lang(explicit: Option<String>) -> String {
+    explicit
+        .or_else(|| std::env::var("LANG").ok())
+        .filter(|l| !l.is_empty() && l != "C" && l != "POSIX")
+        .unwrap_or_else(|| "en".to_string())
+}
+
+#[derive(Serialize)]
+struct EntryView<'a> {
+    kind: Kind,
+    name: &'a str,
+    version: &'a str,
+    display_name: &'a str,
+    description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    goal: Option<&'a str>,
+    revertible: bool,
+    abortable: bool,
+    idempotent: bool,
+    file: String,
+}
+
+fn entry_view<'a>(e: &'a EntryRef, lang: &str) -> EntryView<'a> {
+    let m: &ManifestEntry = e.manifest();
+    EntryView {
+        kind: m.kind,
+        name: &m.name,
+        version: &m.version,
+        display_name: m.display_name_in(lang),
+        description: &m.description,
+        goal: m.goal.as_ref().map(|g| g.name.as_str()),
+        revertible: m.revertible,
+        abortable: m.abortable,
+        idempotent: m.idempotent,
+        file: e.library.path.display().to_string(),
+    }
+}
+
+fn list(env: &Env, kind: Option<Kind>, format: Format) -> CliResult {
+    let reg = env.registry()?;
+    let lang = user_lang(None);
+    let mut entries: Vec<&EntryRef> = reg
+        .entries
+        .iter()
+        .filter(|e| kind.is_none_or(|k| e.manifest().kind == k))
+        .collect();
+    entries.sort_by(|a, b| {
+        (a.manifest().kind, &a.manifest().name).cmp(&(b.manifest().kind, &b.manifest().name))
+    });
+    let search_path: Vec<Value> = reg
+        .search_path
+        .dirs
+        .iter()
+        .map(|(d, s)| json!({"dir": d, "source": s}))
+        .collect();
+    let doc = json!({
+        "search_path": search_path,
+        "plugins": entries.iter().map(|e| entry_view(e, &lang)).collect::<Vec<_>>(),
+        "rejected": reg.rejected,
+        "duplicates": reg.duplicates,
+    });
+    if print_structured(format, &doc)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&["KIND", "NAME", "VERSION", "GOAL", "FILE"]);
+    for e in &entries {
+        let v = entry_view(e, &lang);
+        t.row(vec![
+            v.kind.to_string(),
+            v.name.to_string(),
+            v.version.to_string(),
+            v.goal.unwrap_or("-").to_string(),
+            v.file,
+        ]);
+    }
+    if t.is_empty() {
+        println!("No plugin entries found. Searched:");
+        for (d, s) in &reg.search_path.dirs {
+            println!("  {} ({s:?})", d.display());
+        }
+    } else {
+        print!("{}", t.render());
+    }
+    print_rejections(&reg);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_rejections(reg: &PluginRegistry) {
+    if !reg.rejected.is_empty() {
+        println!();
+        println!("Rejected:");
+        let mut t = Table::new(&["FILE", "REASON"]);
+        for r in &reg.rejected {
+            t.row(vec![r.path.display().to_string(), r.reason.clone()]);
+        }
+        print!("{}", t.render());
+    }
+    if !reg.duplicates.is_empty() {
+        println!();
+        println!("Duplicates (the first file wins):");
+        for d in &reg.duplicates {
+            println!(
+                "  {} {}: using {}, ignoring {}",
+                d.kind,
+                d.name,
+                d.kept.display(),
+                d.ignored.display()
+            );
+        }
+    }
+}
+
+fn show(env: &Env, name: &str, lang: Option<String>, format: Format) -> CliResult {
+    let reg = env.registry()?;
+    let lang = user_lang(lang);
+    let (kind, bare) = match name.split_once('/') {
+        Some((k, n)) => (Some(k.parse::<Kind>().map_err(|e| CliError::input(anyhow::anyhow!(e)))?), n),
+        None => (None, name),
+    };
+    let found: Vec<&EntryRef> = reg
+        .entries
+        .iter()
+        .filter(|e| e.manifest().name == bare && kind.is_none_or(|k| e.manifest().kind == k))
+        .collect();
+    let entry = match found.as_slice() {
+        [] => {
+            return Err(CliError::input(anyhow::anyhow!(
+                "no plugin entry named {name:?} is loaded (`sextant plugins list` shows what is)"
+            )));
+        }
+        [one] => *one,
+        many => {
+            let kinds: Vec<String> = many
+                .iter()
+                .map(|e| format!("{}/{}", e.manifest().kind, bare))
+                .collect();
+            return Err(CliError::input(anyhow::anyhow!(
+                "{name:?} names several entries; say which: {}",
+                kinds.join(", ")
+            )));
+        }
+    };
+    let m = entry.manifest();
+    let doc = json!({
+        "entry": m,
+        "display_name": m.display_name_in(&lang),
+        "file": entry.library.path,
+        "interface_version": entry.library.manifest.interface_version,
+    });
+    if print_structured(format, &doc)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {} {}", m.kind, m.name, m.version);
+    println!("  display name: {}", m.display_name_in(&lang));
+    if !m.description.is_empty() {
+        println!("  description:  {}", m.description);
+    }
+    if let Some(g) = &m.goal {
+        println!(
+            "  goal:         {} ({})",
+            g.name,
+            sextant_plugin_api::manifest::pick_translation(&g.display_name, &lang)
+                .unwrap_or(&g.name)
+        );
+    }
+    if m.kind == Kind::ActionHandler {
+        println!(
+            "  flags:        revertible={} abortable={} idempotent={}",
+            m.revertible, m.abortable, m.idempotent
+        );
+    }
+    println!("  file:         {}", entry.library.path.display());
+    println!(
+        "  interface:    {}",
+        entry.library.manifest.interface_version
+    );
+    println!("  parameters:");
+    for line in serde_json::to_string_pretty(&m.parameters)?.lines() {
+        println!("    {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(file: &std::path::Path, format: Format) -> CliResult {
+    if !file.exists() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{}: no such file",
+            file.display()
+        )));
+    }
+    let result = Library::open(file);
+    let doc = match &result {
+        Ok(lib) => json!({
+            "file": file,
+            "loadable": true,
+            "interface_version": lib.manifest.interface_version,
+            "entries": lib.manifest.entries.iter().map(|e| json!({
+                "kind": e.kind, "name": e.name, "version": e.version
+            })).collect::<Vec<_>>(),
+        }),
+        Err(r) => json!({
+            "file": file,
+            "loadable": false,
+            "code": r.code,
+            "reason": r.reason,
+        }),
+    };
+    if !print_structured(format, &doc)? {
+        match &result {
+            Ok(lib) => {
+                println!(
+                    "{}: loads (interface {}, {} entries)",
+                    file.display(),
+                    lib.manifest.interface_version,
+                    lib.manifest.entries.len()
+                );
+                for e in &lib.manifest.entries {
+                    println!("  {} {} {}", e.kind, e.name, e.version);
+                }
+            }
+            Err(r) => println!("{}: would not load: {}", file.display(), r.reason),
+        }
+    }
+    Ok(if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

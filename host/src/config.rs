@@ -1,0 +1,135 @@
+//! The config file: where it is, and what it may say.
+//!
+//! Looked up as `--config FILE`, else `SEXTANT_CONFIG`, else
+//! `$XDG_CONFIG_HOME/sextant/config.yaml` (`~/.config/sextant/config.yaml`).
+//! A file named explicitly must exist; the default one may be absent. Every
+//! key is optional; an unknown key is an error naming the file, line and
+//! column. Relative paths are relative to the file's directory.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named explicitly does not exist or cannot be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{}: {message}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+}
+
+/// The parsed config file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Extra plugin directories, searched after `SEXTANT_PLUGIN_PATH`.
+    #[serde(default)]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The file this config was read from, if any.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the config file named by `explicit`, else `SEXTANT_CONFIG`,
+    /// else the default location (absent: defaults).
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        if let Some(p) = explicit {
+            return Self::from_file(p);
+        }
+        if let Some(p) = std::env::var_os("SEXTANT_CONFIG") {
+            return Self::from_file(Path::new(&p));
+        }
+        match default_path() {
+            Some(p) if p.exists() => Self::from_file(&p),
+            _ => Ok(Self::default()),
+        }
+    }
+
+    /// Parses one file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` names it in errors and anchors relative dirs.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: yaml_error_message(&e),
+            })?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        for d in &mut cfg.plugin_dirs {
+            if d.is_relative() {
+                *d = base.join(&*d);
+            }
+        }
+        cfg.source = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+}
+
+/// `line L column C: message`, from a serde_yaml_ng error.
+pub fn yaml_error_message(e: &serde_yaml_ng::Error) -> String {
+    match e.location() {
+        Some(l) => {
+            let msg = e.to_string();
+            // serde_yaml_ng appends " at line L column C"; keep one copy.
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            format!("line {} column {}: {msg}", l.line(), l.column())
+        }
+        None => e.to_string(),
+    }
+}
+
+fn default_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("sextant").join("config.yaml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_line_and_column() {
+        let err = Config::parse("plugin_dirs: [a]\nplugn_dir: b\n", Path::new("/etc/s.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/s.yaml: line 2 column 1"), "{err}");
+        assert!(err.contains("plugn_dir"), "{err}");
+    }
+
+    #[test]
+    fn relative_dirs_are_anchored_at_the_file() {
+        let c = Config::parse("plugin_dirs: [p, /abs]\n", Path::new("/etc/sextant/c.yaml"))
+            .expect("valid");
+        assert_eq!(
+            c.plugin_dirs,
+            vec![PathBuf::from("/etc/sextant/p"), PathBuf::from("/abs")]
+        );
+        assert!(Config::parse("", Path::new("x")).expect("empty is valid").plugin_dirs.is_empty());
+    }
+}

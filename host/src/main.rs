@@ -1,0 +1,5 @@
+//! The `sextant` command line.
+
+fn main() -> std::process::ExitCode {
+    sextant::cli::main()
+}

@@ -1,0 +1,669 @@
+//! The plugin developer SDK: plain Rust traits over serde types, one per
+//! plugin kind, and the glue that [`crate::export_plugin!`] wires to the ABI.
+//!
+//! Every entry point the host can call runs inside [`guard`], so a panic in
+//! plugin code comes back to the host as `PANICKED` instead of ending it.
+
+use crate::abi::{
+    ActionHandlersV1, ActionMappersV1, ActionSpec, Capability, CollectorsV1, Edge, HandlerBox,
+    HandlerObject, HandlerObject_TO, HostServices, LogLevel, PlannersV1, PluginError, PluginRoot,
+    PluginRootRef, ScheduleAbi, SolutionAbi, StrategiesV1,
+};
+use crate::manifest::Kind;
+use abi_stable::{
+    StableAbi,
+    prefix_type::PrefixTypeTrait,
+    sabi_trait::TD_Opaque,
+    std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------
+// The traits plugin authors implement.
+// ---------------------------------------------------------------------------
+
+/// An action handler: one value per action, deserialised from the action's
+/// input parameters.
+///
+/// ```
+/// use sextant_plugin_api::prelude::*;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Hello { name: String }
+///
+/// impl ActionHandler for Hello {
+///     fn execute(&self, _ctx: &Context) -> Result<Value, PluginError> {
+///         Ok(json!({ "greeting": format!("Hello, {}!", self.name) }))
+///     }
+/// }
+/// # let h = Hello { name: "ops".into() };
+/// # assert_eq!(h.execute(&Context::detached()).unwrap()["greeting"], "Hello, ops!");
+/// ```
+pub trait ActionHandler: Send + Sync + 'static {
+    /// Checks that the action can and should run. Return
+    /// [`PluginError::skipped`] to skip it, any other error to fail it.
+    fn pre_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// Runs the action; returns its outputs (a JSON object, or null).
+    fn execute(&self, ctx: &Context) -> Result<Value, PluginError>;
+    /// Checks that the action had its effect.
+    fn post_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// Undoes the action. Declare the entry `.revertible()` when you
+    /// implement it.
+    fn revert(&self, _ctx: &Context) -> Result<(), PluginError> {
+        Err(PluginError::unsupported("this action cannot be reverted"))
+    }
+    /// Called from another thread while `execute` runs, after
+    /// [`Context::abort_signal`] has been raised. Declare the entry
+    /// `.abortable()` when `execute` honours the signal.
+    fn abort(&self, _ctx: &Context) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// One action of a solution, as a strategy produces it and a planner sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    /// Identifier unique within the solution.
+    pub id: String,
+    /// The action type's name.
+    pub action_type: String,
+    /// The resource the action applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// Input parameters (a JSON object).
+    #[serde(default)]
+    pub input_parameters: Value,
+}
+
+/// What a strategy returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Solution {
+    /// The unordered actions.
+    pub actions: Vec<Action>,
+    /// Efficacy indicators (reference section 5.1).
+    #[serde(default)]
+    pub efficacy_indicators: Value,
+    /// Anything else the strategy wants to report.
+    #[serde(default)]
+    pub extra: Value,
+}
+
+/// What a planner returns: the creation order and the DAG's edges, both as
+/// indexes into the actions it was given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// Indexes of the actions in the order the plan creates them.
+    pub order: Vec<usize>,
+    /// `(parent, child)` pairs: `child` runs after `parent`.
+    pub edges: Vec<(usize, usize)>,
+    /// Anything else (concurrency pools, priorities).
+    #[serde(default)]
+    pub extra: Value,
+}
+
+/// A strategy: reads a cluster model and recommends actions.
+pub trait Strategy: Default + Send + 'static {
+    /// Runs the strategy; `parameters` have been validated against the
+    /// entry's schema, defaults filled in.
+    fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError>;
+}
+
+/// A planner: schedules a solution's actions into a DAG.
+pub trait Planner: Default + Send + 'static {
+    /// `context` carries the planner's configuration and what it may need of
+    /// the cluster model.
+    fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError>;
+}
+
+/// An action mapper: names the handler entry that runs an action.
+pub trait ActionMapper: Default + Send + 'static {
+    /// `request` describes the action (its type, the handler its action type
+    /// names, the configured drivers, the handler entries loaded).
+    fn map(&self, request: Value) -> Result<String, PluginError>;
+}
+
+/// A collector: builds the cluster model.
+pub trait Collector: Default + Send + 'static {
+    /// Returns the cluster model as JSON.
+    fn collect(&self, config: Value) -> Result<Value, PluginError>;
+}
+
+// ---------------------------------------------------------------------------
+// Context and abort signal.
+// ---------------------------------------------------------------------------
+
+/// A cooperative abort flag that `execute` can wait on.
+#[derive(Clone, Debug, Default)]
+pub struct AbortSignal(Arc<(Mutex<bool>, Condvar)>);
+
+impl AbortSignal {
+    /// Raises the signal and wakes every waiter.
+    pub fn raise(&self) {
+        let (flag, cv) = &*self.0;
+        *flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        cv.notify_all();
+    }
+    /// Whether the signal was raised.
+    pub fn is_raised(&self) -> bool {
+        *self.0.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Sleeps for `duration` unless the signal is raised first. Returns
+    /// `true` when the whole duration elapsed, `false` when aborted.
+    pub fn sleep(&self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        let (flag, cv) = &*self.0;
+        let mut raised = flag.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if *raised {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            raised = cv
+                .wait_timeout(raised, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// What a handler knows about the action it runs.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// The host's description of the action (`action_type`, `name`, `uuid`,
+    /// `action_plan`, …); fields may be absent.
+    pub action: Value,
+    abort: AbortSignal,
+}
+
+impl Context {
+    /// A context with no action information, for tests.
+    pub fn detached() -> Self {
+        Self::default()
+    }
+    /// The abort signal of this action.
+    pub fn abort_signal(&self) -> &AbortSignal {
+        &self.abort
+    }
+    /// Whether the host asked this action to stop.
+    pub fn is_aborted(&self) -> bool {
+        self.abort.is_raised()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Logging through the host.
+// ---------------------------------------------------------------------------
+
+static HOST: OnceLock<HostServices> = OnceLock::new();
+
+/// Logs through the host's logger (to stderr before `init`).
+pub fn log(level: LogLevel, message: &str) {
+    match HOST.get() {
+        Some(h) => (h.log)(level, RStr::from_str("plugin"), RStr::from_str(message)),
+        None => eprintln!("[plugin] {message}"),
+    }
+}
+
+/// Logs at info level through the host.
+pub fn log_info(message: &str) {
+    log(LogLevel::INFO, message)
+}
+
+/// Logs a warning through the host.
+pub fn log_warn(message: &str) {
+    log(LogLevel::WARN, message)
+}
+
+// ---------------------------------------------------------------------------
+// The panic guard.
+// ---------------------------------------------------------------------------
+
+/// Runs `f`, turning a panic into `PluginError{PANICKED}`.
+pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, PluginError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => RResult::ROk(v),
+        Ok(Err(e)) => RResult::RErr(e),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-string panic payload".to_string());
+            RResult::RErr(PluginError::panicked(format!("plugin panicked: {msg}")))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The plugin definition that export_plugin! builds.
+// ---------------------------------------------------------------------------
+
+type HandlerCtor = fn(&str) -> Result<Box<dyn ActionHandler>, PluginError>;
+type StrategyFn = fn(Value, Value) -> Result<Solution, PluginError>;
+type PlannerFn = fn(Vec<Action>, Value) -> Result<Schedule, PluginError>;
+type MapperFn = fn(Value) -> Result<String, PluginError>;
+type CollectorFn = fn(Value) -> Result<Value, PluginError>;
+
+/// How to run one entry; built by [`crate::export_plugin!`].
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub enum EntryFn {
+    Handler(HandlerCtor),
+    Strategy(StrategyFn),
+    Planner(PlannerFn),
+    Mapper(MapperFn),
+    Collector(CollectorFn),
+}
+
+impl EntryFn {
+    fn kind(&self) -> Kind {
+        match self {
+            EntryFn::Handler(_) => Kind::ActionHandler,
+            EntryFn::Strategy(_) => Kind::Strategy,
+            EntryFn::Planner(_) => Kind::Planner,
+            EntryFn::Mapper(_) => Kind::ActionMapper,
+            EntryFn::Collector(_) => Kind::Collector,
+        }
+    }
+}
+
+fn make_handler<H: ActionHandler + DeserializeOwned>(
+    params: &str,
+) -> Result<Box<dyn ActionHandler>, PluginError> {
+    let h: H = serde_json::from_str(params)
+        .map_err(|e| PluginError::invalid_input(format!("invalid input parameters: {e}")))?;
+    Ok(Box::new(h))
+}
+fn run_strategy<S: Strategy>(m: Value, p: Value) -> Result<Solution, PluginError> {
+    S::default().execute(m, p)
+}
+fn run_planner<P: Planner>(a: Vec<Action>, c: Value) -> Result<Schedule, PluginError> {
+    P::default().schedule(a, c)
+}
+fn run_mapper<M: ActionMapper>(r: Value) -> Result<String, PluginError> {
+    M::default().map(r)
+}
+fn run_collector<C: Collector>(c: Value) -> Result<Value, PluginError> {
+    C::default().collect(c)
+}
+
+/// Constructors used by [`crate::export_plugin!`].
+#[doc(hidden)]
+pub const fn handler_fn<H: ActionHandler + DeserializeOwned>() -> EntryFn {
+    EntryFn::Handler(make_handler::<H>)
+}
+#[doc(hidden)]
+pub const fn strategy_fn<S: Strategy>() -> EntryFn {
+    EntryFn::Strategy(run_strategy::<S>)
+}
+#[doc(hidden)]
+pub const fn planner_fn<P: Planner>() -> EntryFn {
+    EntryFn::Planner(run_planner::<P>)
+}
+#[doc(hidden)]
+pub const fn mapper_fn<M: ActionMapper>() -> EntryFn {
+    EntryFn::Mapper(run_mapper::<M>)
+}
+#[doc(hidden)]
+pub const fn collector_fn<C: Collector>() -> EntryFn {
+    EntryFn::Collector(run_collector::<C>)
+}
+
+/// A plugin's definition: its manifest bytes and its entries.
+#[doc(hidden)]
+pub struct PluginDef {
+    pub manifest: &'static [u8],
+    pub entries: &'static [(&'static str, EntryFn)],
+}
+
+static PLUGIN: OnceLock<&'static PluginDef> = OnceLock::new();
+
+fn plugin() -> Result<&'static PluginDef, PluginError> {
+    PLUGIN
+        .get()
+        .copied()
+        .ok_or_else(|| PluginError::internal("plugin root module was not initialised"))
+}
+
+fn find(kind: Kind, name: RStr<'_>) -> Result<EntryFn, PluginError> {
+    plugin()?
+        .entries
+        .iter()
+        .find(|(n, f)| *n == name.as_str() && f.kind() == kind)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| {
+            PluginError::new(
+                crate::ErrorKind::UNKNOWN_ENTRY,
+                format!("this plugin has no {kind} named {:?}", name.as_str()),
+            )
+        })
+}
+
+fn parse_json(what: &str, text: RStr<'_>) -> Result<Value, PluginError> {
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text.as_str())
+        .map_err(|e| PluginError::invalid_input(format!("{what} is not valid JSON: {e}")))
+}
+
+// --- root module functions ---
+
+extern "C" fn root_manifest() -> RStr<'static> {
+    match PLUGIN.get() {
+        Some(def) => RStr::from_str(std::str::from_utf8(def.manifest).unwrap_or("")),
+        None => RStr::from_str(""),
+    }
+}
+
+extern "C" fn root_init(host: HostServices) -> RResult<(), PluginError> {
+    guard(|| {
+        if HOST.set(host).is_ok() {
+            std::panic::set_hook(Box::new(|info| {
+                log(LogLevel::ERROR, &format!("panic in plugin: {info}"));
+            }));
+        }
+        Ok(())
+    })
+}
+
+macro_rules! capability_table {
+    ($ty:ty, $table:expr) => {{
+        static TABLE: $ty = $table;
+        Capability {
+            layout: <$ty as StableAbi>::LAYOUT,
+            table: &TABLE as *const $ty as *const (),
+        }
+    }};
+}
+
+extern "C" fn root_get_capability(name: RStr<'_>) -> ROption<Capability> {
+    use crate::abi::capability::*;
+    let Ok(def) = plugin() else {
+        return ROption::RNone;
+    };
+    let offers = |k: Kind| def.entries.iter().any(|(_, f)| f.kind() == k);
+    let cap = match name.as_str() {
+        ACTION_HANDLERS_V1 if offers(Kind::ActionHandler) => capability_table!(
+            ActionHandlersV1,
+            ActionHandlersV1 {
+                create: handler_create
+            }
+        ),
+        STRATEGIES_V1 if offers(Kind::Strategy) => capability_table!(
+            StrategiesV1,
+            StrategiesV1 {
+                execute: strategy_execute
+            }
+        ),
+        PLANNERS_V1 if offers(Kind::Planner) => capability_table!(
+            PlannersV1,
+            PlannersV1 {
+                schedule: planner_schedule
+            }
+        ),
+        ACTION_MAPPERS_V1 if offers(Kind::ActionMapper) => {
+            capability_table!(ActionMappersV1, ActionMappersV1 { map: mapper_map })
+        }
+        COLLECTORS_V1 if offers(Kind::Collector) => capability_table!(
+            CollectorsV1,
+            CollectorsV1 {
+                collect: collector_collect
+            }
+        ),
+        _ => return ROption::RNone,
+    };
+    ROption::RSome(cap)
+}
+
+/// Builds the root module; called by the code [`crate::export_plugin!`]
+/// generates, once per library.
+#[doc(hidden)]
+pub fn root_module(def: &'static PluginDef) -> PluginRootRef {
+    // A second call with another definition cannot happen: one library has
+    // one root module, and abi_stable calls its constructor once.
+    let _ = PLUGIN.set(def);
+    PluginRoot {
+        manifest: root_manifest,
+        init: root_init,
+        get_capability: root_get_capability,
+    }
+    .leak_into_prefix()
+}
+
+// --- action handlers ---
+
+struct HandlerAdapter {
+    inner: Option<Box<dyn ActionHandler>>,
+    ctx: Context,
+}
+
+impl HandlerAdapter {
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&dyn ActionHandler, &Context) -> Result<T, PluginError>,
+    ) -> RResult<T, PluginError> {
+        guard(|| match &self.inner {
+            Some(h) => f(h.as_ref(), &self.ctx),
+            None => Err(PluginError::internal("handler already dropped")),
+        })
+    }
+}
+
+impl HandlerObject for HandlerAdapter {
+    fn pre_condition(&self) -> RResult<(), PluginError> {
+        self.call(|h, c| h.pre_condition(c))
+    }
+    fn execute(&self) -> RResult<RString, PluginError> {
+        self.call(|h, c| {
+            let out = h.execute(c)?;
+            Ok(RString::from(serde_json::to_string(&out)?))
+        })
+    }
+    fn post_condition(&self) -> RResult<(), PluginError> {
+        self.call(|h, c| h.post_condition(c))
+    }
+    fn revert(&self) -> RResult<(), PluginError> {
+        self.call(|h, c| h.revert(c))
+    }
+    fn abort(&self) -> RResult<(), PluginError> {
+        self.ctx.abort.raise();
+        self.call(|h, c| h.abort(c))
+    }
+}
+
+impl Drop for HandlerAdapter {
+    fn drop(&mut self) {
+        // A panic in the author's destructor must not cross the boundary.
+        let inner = self.inner.take();
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+    }
+}
+
+extern "C" fn handler_create(
+    name: RStr<'_>,
+    params_json: RStr<'_>,
+    context_json: RStr<'_>,
+) -> RResult<HandlerBox, PluginError> {
+    guard(|| {
+        let EntryFn::Handler(ctor) = find(Kind::ActionHandler, name)? else {
+            unreachable!("find checks the kind")
+        };
+        let params = if params_json.is_empty() {
+            "{}"
+        } else {
+            params_json.as_str()
+        };
+        let inner = ctor(params)?;
+        let ctx = Context {
+            action: parse_json("the action context", context_json)?,
+            abort: AbortSignal::default(),
+        };
+        let adapter = HandlerAdapter {
+            inner: Some(inner),
+            ctx,
+        };
+        Ok(HandlerObject_TO::from_value(adapter, TD_Opaque))
+    })
+}
+
+// --- strategies, planners, mappers, collectors ---
+
+fn spec_to_action(s: &ActionSpec) -> Result<Action, PluginError> {
+    Ok(Action {
+        id: s.id.to_string(),
+        action_type: s.action_type.to_string(),
+        resource_id: s.resource_id.as_ref().map(|r| r.to_string()).into_option(),
+        input_parameters: parse_json("input_parameters", s.input_parameters_json.as_rstr())?,
+    })
+}
+
+/// Converts an SDK action to the ABI envelope.
+#[doc(hidden)]
+pub fn action_to_spec(a: &Action) -> Result<ActionSpec, PluginError> {
+    Ok(ActionSpec {
+        id: a.id.as_str().into(),
+        action_type: a.action_type.as_str().into(),
+        resource_id: a.resource_id.as_deref().map(RString::from).into(),
+        input_parameters_json: serde_json::to_string(&a.input_parameters)
+            .map_err(|e| PluginError::internal(e.to_string()))?
+            .into(),
+    })
+}
+
+fn json_string(v: &Value) -> Result<RString, PluginError> {
+    if v.is_null() {
+        return Ok(RString::new());
+    }
+    serde_json::to_string(v)
+        .map(RString::from)
+        .map_err(|e| PluginError::internal(e.to_string()))
+}
+
+extern "C" fn strategy_execute(
+    name: RStr<'_>,
+    model_json: RStr<'_>,
+    params_json: RStr<'_>,
+) -> RResult<SolutionAbi, PluginError> {
+    guard(|| {
+        let EntryFn::Strategy(f) = find(Kind::Strategy, name)? else {
+            unreachable!("find checks the kind")
+        };
+        let sol = f(
+            parse_json("the cluster model", model_json)?,
+            parse_json("the parameters", params_json)?,
+        )?;
+        Ok(SolutionAbi {
+            actions: sol
+                .actions
+                .iter()
+                .map(action_to_spec)
+                .collect::<Result<RVec<_>, _>>()?,
+            efficacy_indicators_json: json_string(&sol.efficacy_indicators)?,
+            extra_json: json_string(&sol.extra)?,
+        })
+    })
+}
+
+extern "C" fn planner_schedule(
+    name: RStr<'_>,
+    actions: RSlice<'_, ActionSpec>,
+    context_json: RStr<'_>,
+) -> RResult<ScheduleAbi, PluginError> {
+    guard(|| {
+        let EntryFn::Planner(f) = find(Kind::Planner, name)? else {
+            unreachable!("find checks the kind")
+        };
+        let actions = actions
+            .iter()
+            .map(spec_to_action)
+            .collect::<Result<Vec<_>, _>>()?;
+        let s = f(actions, parse_json("the planner context", context_json)?)?;
+        let idx = |i: usize| {
+            u32::try_from(i).map_err(|_| PluginError::internal("action index exceeds u32"))
+        };
+        Ok(ScheduleAbi {
+            order: s.order.iter().map(|&i| idx(i)).collect::<Result<_, _>>()?,
+            edges: s
+                .edges
+                .iter()
+                .map(|&(p, c)| {
+                    Ok(Edge {
+                        parent: idx(p)?,
+                        child: idx(c)?,
+                    })
+                })
+                .collect::<Result<_, PluginError>>()?,
+            extra_json: json_string(&s.extra)?,
+        })
+    })
+}
+
+extern "C" fn mapper_map(name: RStr<'_>, request_json: RStr<'_>) -> RResult<RString, PluginError> {
+    guard(|| {
+        let EntryFn::Mapper(f) = find(Kind::ActionMapper, name)? else {
+            unreachable!("find checks the kind")
+        };
+        Ok(RString::from(f(parse_json("the request", request_json)?)?))
+    })
+}
+
+extern "C" fn collector_collect(
+    name: RStr<'_>,
+    config_json: RStr<'_>,
+) -> RResult<RString, PluginError> {
+    guard(|| {
+        let EntryFn::Collector(f) = find(Kind::Collector, name)? else {
+            unreachable!("find checks the kind")
+        };
+        let model = f(parse_json("the collector config", config_json)?)?;
+        Ok(RString::from(
+            serde_json::to_string(&model).map_err(|e| PluginError::internal(e.to_string()))?,
+        ))
+    })
+}
+
+/// Keeps `RBox` in scope for the generated trait-object type.
+#[allow(dead_code)]
+type _Keep = RBox<()>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_turns_panics_into_errors() {
+        let r: RResult<(), PluginError> = guard(|| panic!("boom {}", 42));
+        match r {
+            RResult::RErr(e) => {
+                assert_eq!(e.kind(), crate::ErrorKind::PANICKED);
+                assert!(e.message().contains("boom 42"), "{}", e.message());
+            }
+            RResult::ROk(()) => panic!("expected an error"),
+        }
+    }
+
+    #[test]
+    fn abort_signal_interrupts_sleep() {
+        let s = AbortSignal::default();
+        let s2 = s.clone();
+        let t = std::thread::spawn(move || s2.sleep(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        s.raise();
+        assert!(!t.join().expect("thread"));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(AbortSignal::default().sleep(Duration::from_millis(1)));
+    }
+}

@@ -1,0 +1,137 @@
+//! `sextant_core`: the built-in generic action handlers that need no cloud.
+//!
+//! * `nop` logs a message; its flags make it skip or fail on purpose, as
+//!   Watcher's `Nop` does (reference section 1.2), which makes it the action
+//!   the applier's tests are written with.
+//! * `sleep` waits for `duration` seconds. Unlike Watcher's, it honours
+//!   fractional seconds (Watcher truncates with `int()`) and it is abortable:
+//!   an abort ends the wait at once.
+
+use sextant_plugin_api::prelude::*;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Watcher's `Nop`: logs `message`; the flags force a skip or a failure.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nop {
+    message: Option<String>,
+    #[serde(default)]
+    skip_pre_condition: bool,
+    #[serde(default)]
+    fail_pre_condition: bool,
+    #[serde(default)]
+    fail_execute: bool,
+    #[serde(default)]
+    fail_post_condition: bool,
+}
+
+impl ActionHandler for Nop {
+    fn pre_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
+        if self.skip_pre_condition {
+            return Err(PluginError::skipped("Skipped in pre_condition"));
+        }
+        if self.fail_pre_condition {
+            return Err(PluginError::precondition_failed("Failed in pre_condition"));
+        }
+        Ok(())
+    }
+
+    fn execute(&self, _ctx: &Context) -> Result<Value, PluginError> {
+        log_info(&format!(
+            "Executing action NOP message: {}",
+            self.message.as_deref().unwrap_or("None")
+        ));
+        if self.fail_execute {
+            return Err(PluginError::execution_failed("Failed in execute"));
+        }
+        Ok(json!({ "message": self.message }))
+    }
+
+    fn post_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
+        if self.fail_post_condition {
+            return Err(PluginError::execution_failed("Failed in post_condition"));
+        }
+        Ok(())
+    }
+
+    fn revert(&self, _ctx: &Context) -> Result<(), PluginError> {
+        log_info("Revert action NOP");
+        Ok(())
+    }
+}
+
+/// Watcher's `Sleep`, with fractional seconds and a working abort.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sleep {
+    duration: f64,
+}
+
+impl ActionHandler for Sleep {
+    fn pre_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
+        if !self.duration.is_finite() || self.duration < 0.0 {
+            return Err(PluginError::invalid_input(format!(
+                "duration must be a finite number of seconds >= 0, got {}",
+                self.duration
+            )));
+        }
+        Ok(())
+    }
+
+    fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
+        self.pre_condition(ctx)?;
+        log_info(&format!("Sleeping for {} seconds", self.duration));
+        if ctx
+            .abort_signal()
+            .sleep(Duration::from_secs_f64(self.duration))
+        {
+            Ok(json!({ "slept": self.duration }))
+        } else {
+            Err(PluginError::aborted("sleep aborted"))
+        }
+    }
+
+    fn revert(&self, _ctx: &Context) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+const NOP_SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "message": {"type": ["string", "null"]},
+    "skip_pre_condition": {"type": "boolean", "default": false},
+    "fail_pre_condition": {"type": "boolean", "default": false},
+    "fail_execute": {"type": "boolean", "default": false},
+    "fail_post_condition": {"type": "boolean", "default": false}
+  },
+  "required": ["message"],
+  "additionalProperties": false
+}"#;
+
+const SLEEP_SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {"duration": {"type": "number", "minimum": 0}},
+  "required": ["duration"],
+  "additionalProperties": false
+}"#;
+
+export_plugin! {
+    handler Nop = Entry::new("nop", "1.0.0")
+        .display_name("en", "Nop")
+        .display_name("fr", "Aucune opération")
+        .description("Logging a NOP message")
+        .parameters(NOP_SCHEMA)
+        .revertible()
+        .abortable()
+        .idempotent(),
+    handler Sleep = Entry::new("sleep", "1.0.0")
+        .display_name("en", "Sleep")
+        .display_name("fr", "Attendre")
+        .description("Wait for a given interval in seconds.")
+        .parameters(SLEEP_SCHEMA)
+        .revertible()
+        .abortable()
+        .idempotent(),
+}
