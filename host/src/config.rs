@@ -130,6 +130,11 @@ mod tests {
             c.plugin_dirs,
             vec![PathBuf::from("/etc/sextant/p"), PathBuf::from("/abs")]
         );
-        assert!(Config::parse("", Path::new("x")).expect("empty is valid").plugin_dirs.is_empty());
+        assert!(
+            Config::parse("", Path::new("x"))
+                .expect("empty is valid")
+                .plugin_dirs
+                .is_empty()
+        );
     }
 }

@@ -410,5 +410,6 @@ pub struct ActionMappersV1 {
 #[derive(StableAbi)]
 pub struct CollectorsV1 {
     /// Builds a cluster model (JSON) from collector `name`'s config.
-    pub collect: extern "C" fn(name: RStr<'_>, config_json: RStr<'_>) -> RResult<RString, PluginError>,
+    pub collect:
+        extern "C" fn(name: RStr<'_>, config_json: RStr<'_>) -> RResult<RString, PluginError>,
 }

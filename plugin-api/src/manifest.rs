@@ -495,13 +495,11 @@ mod tests {
             .parameters(r#"{"type":"object","properties":{"x":{"type":"number"}}}"#)
             .revertible()
             .abortable(),
-        Entry::new("dummy", "0.1.0")
-            .with_kind(Kind::Strategy)
-            .goal(
-                GoalDecl::new("dummy")
-                    .display_name("en", "Dummy goal")
-                    .efficacy_specification("[]"),
-            ),
+        Entry::new("dummy", "0.1.0").with_kind(Kind::Strategy).goal(
+            GoalDecl::new("dummy")
+                .display_name("en", "Dummy goal")
+                .efficacy_specification("[]"),
+        ),
     ];
     const LEN: usize = encoded_len(ENTRIES, true);
     static BYTES: [u8; LEN] = encode::<LEN>(ENTRIES, true);
@@ -519,7 +517,10 @@ mod tests {
         assert_eq!(nop.description, "line\nbreak \\ and \u{1} control");
         assert!(nop.revertible && nop.abortable && !nop.idempotent);
         assert_eq!(nop.parameters["properties"]["x"]["type"], "number");
-        assert_eq!(m.entries[1].goal.as_ref().map(|g| g.name.as_str()), Some("dummy"));
+        assert_eq!(
+            m.entries[1].goal.as_ref().map(|g| g.name.as_str()),
+            Some("dummy")
+        );
     }
 
     #[test]

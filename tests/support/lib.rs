@@ -1,1 +1,141 @@
+//! Helpers for the end-to-end tests: where the built binary, the built-in
+//! plugins and the fixture plugins are, and a clean environment to run the
+//! `sextant` binary in.
+//!
+//! `scripts/test` builds everything these tests need before `cargo test`.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `target/<profile>`: the directory of the running test binary's parent.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+fn must_exist(p: PathBuf) -> PathBuf {
+    assert!(
+        p.exists(),
+        "{} is missing: run `scripts/test` (it builds the binary, the plugins and the fixtures first)",
+        p.display()
+    );
+    p
+}
+
+/// The built `sextant` binary.
+pub fn sextant_bin() -> PathBuf {
+    must_exist(profile_dir().join("sextant"))
+}
+
+/// The built-in plugin library with `nop` and `sleep`.
+pub fn core_plugin() -> PathBuf {
+    must_exist(profile_dir().join("libsextant_core.so"))
+}
+
+/// A fixture plugin built by `scripts/test` into `target/fixtures`.
+/// `name` is the library's file name (`libfixture_kinds.so`).
+pub fn fixture(name: &str) -> PathBuf {
+    let root = profile_dir().parent().expect("target dir").join("fixtures");
+    let sub = if name.contains("abort") {
+        "abort"
+    } else {
+        "debug"
+    };
+    must_exist(root.join(sub).join(name))
+}
+
+/// A fresh scratch directory (mode 0755) that is removed when dropped.
+pub fn scratch() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("sextant-e2e")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    d
+}
+
+/// Copies `files` into `dir` (created 0755 if missing); returns the copies.
+pub fn populate(dir: &Path, files: &[&Path]) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    files
+        .iter()
+        .map(|f| {
+            let to = dir.join(f.file_name().expect("file name"));
+            std::fs::copy(f, &to).expect("copy");
+            to
+        })
+        .collect()
+}
+
+/// A `sextant` command with no user configuration leaking in: an empty
+/// config home, no plugin-path or config variables.
+pub fn sextant(home: &Path) -> Command {
+    let mut c = Command::new(sextant_bin());
+    c.env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .env_remove("SEXTANT_PLUGIN_PATH")
+        .env_remove("SEXTANT_CONFIG")
+        .env_remove("SEXTANT_LOG")
+        .env("LANG", "C");
+    c
+}
+
+/// What a finished command printed, and its status.
+pub struct Run {
+    /// Exit status (-1 when killed by a signal).
+    pub status: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Parses stdout as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs a command to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run sextant");
+    Run {
+        status: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// A shared library of the system that is not a Sextant plugin.
+pub fn foreign_shared_library() -> PathBuf {
+    for candidate in [
+        "/lib/x86_64-linux-gnu/libz.so.1",
+        "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+        "/lib64/libm.so.6",
+        "/usr/lib64/libm.so.6",
+    ] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    panic!("no system shared library found to use as a foreign .so");
+}

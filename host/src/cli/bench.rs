@@ -185,7 +185,11 @@ fn plugins(
         .zip(&local_ns)
         .map(|(p, l)| p - l)
         .collect();
-    let ratios: Vec<f64> = plugin_ns.iter().zip(&local_ns).map(|(p, l)| p / l).collect();
+    let ratios: Vec<f64> = plugin_ns
+        .iter()
+        .zip(&local_ns)
+        .map(|(p, l)| p / l)
+        .collect();
     let doc = json!({
         "benchmark": "plugins",
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },

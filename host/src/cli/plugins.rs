@@ -163,7 +163,13 @@ fn show(env: &Env, name: &str, lang: Option<String>, format: Format) -> CliResul
     let reg = env.registry()?;
     let lang = user_lang(lang);
     let (kind, bare) = match name.split_once('/') {
-        Some((k, n)) => (Some(k.parse::<Kind>().map_err(|e| CliError::input(anyhow::anyhow!(e)))?), n),
+        Some((k, n)) => (
+            Some(
+                k.parse::<Kind>()
+                    .map_err(|e| CliError::input(anyhow::anyhow!(e)))?,
+            ),
+            n,
+        ),
         None => (None, name),
     };
     let found: Vec<&EntryRef> = reg

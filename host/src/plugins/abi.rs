@@ -61,28 +61,37 @@ extern "C" fn host_get_service(_name: RStr<'_>) -> ROption<Capability> {
 
 /// Keeps the `Error:` lines of abi_stable's layout report (with the
 /// expected/found lines after them); the rest is the full type dump.
+/// Condenses abi_stable's layout report (a dump of both type trees, often
+/// thousands of lines) to its errors: `Type: error (expected X, found Y)`.
+/// The type is the last "Layout of expected type" before each error.
 fn layout_error_lines(text: &str) -> Vec<String> {
-    let mut keep = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let t = line.trim();
-        if t.starts_with("Error:") {
-            keep.push(t.to_string());
-            for _ in 0..2 {
-                if let Some(next) = lines.peek() {
-                    let n = next.trim();
-                    if n.starts_with("Expected:") || n.starts_with("Found:") {
-                        keep.push(n.to_string());
-                        lines.next();
-                    }
-                }
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let mut current_type = "";
+    let mut out: Vec<String> = Vec::new();
+    let value_after = |i: usize, label: &str| -> Option<&str> {
+        let at = (i..lines.len().min(i + 8)).find(|&j| lines[j] == label)?;
+        lines.get(at + 1).copied().filter(|v| !v.is_empty())
+    };
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "Layout of expected type:" {
+            if let Some(t) = lines[i..lines.len().min(i + 4)]
+                .iter()
+                .find_map(|l| l.strip_prefix("type:"))
+            {
+                current_type = t;
+            }
+        } else if let Some(err) = line.strip_prefix("Error:") {
+            let mut msg = format!("{current_type}: {}", err.trim());
+            if let (Some(e), Some(f)) = (value_after(i, "Expected:"), value_after(i, "Found:")) {
+                msg.push_str(&format!(" (host {e}, plugin {f})"));
+            }
+            if !out.contains(&msg) {
+                out.push(msg);
             }
         }
-        if keep.len() >= 6 {
-            break;
-        }
     }
-    keep
+    out.truncate(4);
+    out
 }
 
 fn summarize_library_error(e: &LibraryError) -> String {
@@ -97,18 +106,25 @@ fn summarize_library_error(e: &LibraryError) -> String {
             "interface version mismatch for {library_name}: the host has {expected_version}, the plugin {actual_version}"
         ),
         LibraryError::AbiInstability(_) if !keep.is_empty() => {
-            format!("layout mismatch: {}", keep.join(" | "))
+            format!("layout mismatch: {}", keep.join("; "))
         }
         LibraryError::AbiInstability(_) => "layout mismatch".to_string(),
         LibraryError::InvalidAbiHeader(_) => {
-            format!("built with an incompatible abi_stable: {}", first_line(&text))
+            format!(
+                "built with an incompatible abi_stable: {}",
+                first_line(&text)
+            )
         }
         _ => first_line(&text),
     }
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string()
 }
 
 /// Opens the library at `path`, checks its layout against this host's
@@ -149,7 +165,7 @@ impl LoadedRoot {
                     tracing::debug!("layout report for capability {name}:\n{text}");
                     format!(
                         "capability {name}: layout mismatch: {}",
-                        layout_error_lines(&text).join(" | ")
+                        layout_error_lines(&text).join("; ")
                     )
                 })?;
                 // SAFETY: the plugin promised a `&'static T` under this name
@@ -328,7 +344,11 @@ impl Table {
         let Table::Collectors(t) = self else {
             return Err(wrong_table("collector"));
         };
-        convert((t.collect)(RStr::from_str(name), RStr::from_str(config_json))).map(String::from)
+        convert((t.collect)(
+            RStr::from_str(name),
+            RStr::from_str(config_json),
+        ))
+        .map(String::from)
     }
 }
 

@@ -129,7 +129,11 @@ impl Rejection {
 /// a loose key.
 pub fn check_not_writable_by_others(path: &Path, what: &str) -> Result<(), Rejection> {
     let meta = std::fs::metadata(path).map_err(|e| {
-        Rejection::new(path, RejectCode::Unreadable, format!("cannot stat {what}: {e}"))
+        Rejection::new(
+            path,
+            RejectCode::Unreadable,
+            format!("cannot stat {what}: {e}"),
+        )
     })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o002 != 0 {
@@ -182,7 +186,11 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
     }
     let cache = object::ReadCache::new(file);
     let elf = object::File::parse(&cache).map_err(|e| {
-        Rejection::new(path, RejectCode::NotElf, format!("not a readable ELF file: {e}"))
+        Rejection::new(
+            path,
+            RejectCode::NotElf,
+            format!("not a readable ELF file: {e}"),
+        )
     })?;
     let section = elf.section_by_name(MANIFEST_SECTION).ok_or_else(|| {
         Rejection::new(
@@ -200,7 +208,11 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
     })?;
     let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let manifest = Manifest::parse(&data[..end]).map_err(|e| {
-        Rejection::new(path, RejectCode::BadManifest, format!("malformed manifest: {e}"))
+        Rejection::new(
+            path,
+            RejectCode::BadManifest,
+            format!("malformed manifest: {e}"),
+        )
     })?;
     check_manifest(path, &manifest)?;
     check_not_writable_by_others(path, "plugin file")?;
@@ -289,7 +301,10 @@ mod tests {
         };
         assert!(check_manifest(p, &m).is_ok());
         m.panic = "abort".into();
-        assert_eq!(check_manifest(p, &m).unwrap_err().code, RejectCode::PanicAbort);
+        assert_eq!(
+            check_manifest(p, &m).unwrap_err().code,
+            RejectCode::PanicAbort
+        );
         m.panic = "unwind".into();
         m.interface_version = "99.0.0".into();
         let err = check_manifest(p, &m).unwrap_err();

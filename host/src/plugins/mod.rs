@@ -333,13 +333,14 @@ impl PluginRegistry {
 
     /// The entries of one kind.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &EntryRef> {
-        self.entries.iter().filter(move |e| e.manifest().kind == kind)
+        self.entries
+            .iter()
+            .filter(move |e| e.manifest().kind == kind)
     }
 
     fn require(&self, kind: Kind, name: &str) -> Result<&EntryRef, PluginCallError> {
-        self.find(kind, name).ok_or_else(|| {
-            PluginCallError::host(format!("no {kind} named {name:?} is loaded"))
-        })
+        self.find(kind, name)
+            .ok_or_else(|| PluginCallError::host(format!("no {kind} named {name:?} is loaded")))
     }
 
     /// Creates the handler of entry `name` for one action.
@@ -380,7 +381,10 @@ impl PluginRegistry {
         let e = self.require(Kind::Planner, name)?;
         let lib = &e.library;
         lib.check_usable()?;
-        lib.track(lib.table(Kind::Planner)?.schedule(name, actions, &context.to_string()))
+        lib.track(
+            lib.table(Kind::Planner)?
+                .schedule(name, actions, &context.to_string()),
+        )
     }
 
     /// Maps an action with mapper `name`.
@@ -392,7 +396,10 @@ impl PluginRegistry {
         let e = self.require(Kind::ActionMapper, name)?;
         let lib = &e.library;
         lib.check_usable()?;
-        lib.track(lib.table(Kind::ActionMapper)?.map_action(name, &request.to_string()))
+        lib.track(
+            lib.table(Kind::ActionMapper)?
+                .map_action(name, &request.to_string()),
+        )
     }
 
     /// Collects a cluster model with collector `name`.
@@ -404,8 +411,12 @@ impl PluginRegistry {
         let e = self.require(Kind::Collector, name)?;
         let lib = &e.library;
         lib.check_usable()?;
-        let text = lib.track(lib.table(Kind::Collector)?.collect(name, &config.to_string()))?;
-        serde_json::from_str(&text)
-            .map_err(|err| PluginCallError::host(format!("collector {name} returned invalid JSON: {err}")))
+        let text = lib.track(
+            lib.table(Kind::Collector)?
+                .collect(name, &config.to_string()),
+        )?;
+        serde_json::from_str(&text).map_err(|err| {
+            PluginCallError::host(format!("collector {name} returned invalid JSON: {err}"))
+        })
     }
 }

@@ -7,8 +7,8 @@
 //!   fractional seconds (Watcher truncates with `int()`) and it is abortable:
 //!   an abort ends the wait at once.
 
-use sextant_plugin_api::prelude::*;
 use serde::Deserialize;
+use sextant_plugin_api::prelude::*;
 use std::time::Duration;
 
 /// Watcher's `Nop`: logs `message`; the flags force a skip or a failure.
