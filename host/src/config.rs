@@ -79,12 +79,24 @@ impl Config {
         };
         let base = path.parent().unwrap_or(Path::new("."));
         for d in &mut cfg.plugin_dirs {
-            if d.is_relative() {
-                *d = base.join(&*d);
-            }
+            *d = resolve_dir(d, base);
         }
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
+    }
+}
+
+/// `~/x` is under `$HOME`; other relative paths are under `base`.
+fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
+    if let Ok(rest) = d.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    if d.is_relative() {
+        base.join(d)
+    } else {
+        d.to_path_buf()
     }
 }
 
@@ -120,6 +132,16 @@ mod tests {
             .to_string();
         assert!(err.starts_with("/etc/s.yaml: line 2 column 1"), "{err}");
         assert!(err.contains("plugn_dir"), "{err}");
+    }
+
+    #[test]
+    fn tilde_means_home() {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let got = resolve_dir(Path::new("~/p"), Path::new("/etc"));
+        match home {
+            Some(h) => assert_eq!(got, h.join("p")),
+            None => assert_eq!(got, PathBuf::from("/etc/~/p")),
+        }
     }
 
     #[test]
