@@ -31,15 +31,55 @@ pub enum ConfigError {
 }
 
 /// The parsed config file.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Extra plugin directories, searched after `SEXTANT_PLUGIN_PATH`.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
+    /// Extra action-type directories, searched after `SEXTANT_ACTION_TYPE_PATH`.
+    #[serde(default)]
+    pub action_type_dirs: Vec<PathBuf>,
+    /// The action-mapper entry that maps action types to handlers.
+    #[serde(default = "default_mapper")]
+    pub mapper: String,
+    /// Drivers whose `<driver>.<action>` handlers the default mapper tries.
+    #[serde(default = "default_drivers")]
+    pub drivers: Vec<String>,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+fn default_mapper() -> String {
+    "default".into()
+}
+
+fn default_drivers() -> Vec<String> {
+    vec!["sim".into()]
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            plugin_dirs: Vec::new(),
+            action_type_dirs: Vec::new(),
+            mapper: default_mapper(),
+            drivers: default_drivers(),
+            source: None,
+        }
+    }
+}
+
+/// The data directory: `$XDG_DATA_HOME/sextant`, else
+/// `~/.local/share/sextant`, else `./.sextant`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("sextant"))
+        .unwrap_or_else(|| PathBuf::from(".sextant"))
 }
 
 impl Config {
@@ -78,7 +118,11 @@ impl Config {
             })?
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        for d in &mut cfg.plugin_dirs {
+        for d in cfg
+            .plugin_dirs
+            .iter_mut()
+            .chain(cfg.action_type_dirs.iter_mut())
+        {
             *d = resolve_dir(d, base);
         }
         cfg.source = Some(path.to_path_buf());

@@ -2,10 +2,11 @@
 //! pipeline grows) audits a cluster model, plans actions into a DAG and
 //! applies them. The `sextant` binary is a thin layer over [`cli`].
 //!
-//! Modules follow the pipeline: [`plugins`] (discover and load), then the
-//! decision engine, the planner and the applier as they arrive. [`config`]
+//! Modules follow the pipeline: [`plugins`] (discover and load),
+//! [`action_types`] (define and instantiate actions), then the decision engine, the planner and the applier as they arrive. [`config`]
 //! is the config file; [`cli`] the command line.
 
+pub mod action_types;
 pub mod cli;
 pub mod config;
 pub mod plugins;

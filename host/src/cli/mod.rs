@@ -4,11 +4,13 @@
 //! Exit statuses: 0 success, 1 runtime failure, 2 bad usage or bad input
 //! (with a message naming the file, field or id at fault).
 
+mod action_types;
 mod bench;
 pub mod output;
 mod plugins;
 
-use crate::config::Config;
+use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
+use crate::config::{Config, data_dir};
 use crate::plugins::{PluginRegistry, SearchPath};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ enum Command {
     /// Discovered plugins: list, show, check.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Action types (YAML): list, show, validate, register, unregister, run.
+    #[command(subcommand, name = "action-type")]
+    ActionType(action_types::ActionTypeCommand),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -106,6 +111,31 @@ impl Env {
         }
         Ok(PluginRegistry::discover(&self.search_path()))
     }
+
+    /// The action-type directories of this invocation.
+    pub fn action_type_dirs(&self) -> ActionTypeDirs {
+        let env = std::env::var("SEXTANT_ACTION_TYPE_PATH").ok();
+        let exe = std::env::current_exe().ok();
+        ActionTypeDirs::new(
+            env.as_deref(),
+            &self.config.action_type_dirs,
+            &data_dir(),
+            exe.as_deref(),
+        )
+    }
+
+    /// Reads every action type.
+    pub fn action_types(&self) -> ActionTypeRegistry {
+        ActionTypeRegistry::load(&self.action_type_dirs())
+    }
+}
+
+/// The user's language: `--lang`, else `LANG`, else English.
+pub fn user_lang(explicit: Option<String>) -> String {
+    explicit
+        .or_else(|| std::env::var("LANG").ok())
+        .filter(|l| !l.is_empty() && l != "C" && l != "POSIX")
+        .unwrap_or_else(|| "en".to_string())
 }
 
 fn init_logging(verbose: u8) {
@@ -148,6 +178,7 @@ fn run(cli: Cli) -> CliResult {
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),
+        Command::ActionType(c) => action_types::run(&env, c),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

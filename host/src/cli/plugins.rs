@@ -1,7 +1,7 @@
 //! `sextant plugins list | show | check`.
 
 use super::output::{Format, Table, print_structured};
-use super::{CliError, CliResult, Env};
+use super::{CliError, CliResult, Env, user_lang};
 use crate::plugins::{EntryRef, Library, PluginRegistry};
 use clap::Subcommand;
 use serde::Serialize;
@@ -45,13 +45,6 @@ pub fn run(env: &Env, cmd: PluginsCommand) -> CliResult {
         PluginsCommand::Show { name, lang, format } => show(env, &name, lang, format),
         PluginsCommand::Check { file, format } => check(&file, format),
     }
-}
-
-fn user_lang(explicit: Option<String>) -> String {
-    explicit
-        .or_else(|| std::env::var("LANG").ok())
-        .filter(|l| !l.is_empty() && l != "C" && l != "POSIX")
-        .unwrap_or_else(|| "en".to_string())
 }
 
 #[derive(Serialize)]

@@ -1,4 +1,4 @@
-//! `sextant_core`: the built-in generic action handlers that need no cloud.
+//! `sextant_core`: the built-in generic plugins that need no cloud.
 //!
 //! * `nop` logs a message; its flags make it skip or fail on purpose, as
 //!   Watcher's `Nop` does (reference section 1.2), which makes it the action
@@ -6,10 +6,49 @@
 //! * `sleep` waits for `duration` seconds. Unlike Watcher's, it honours
 //!   fractional seconds (Watcher truncates with `int()`) and it is abortable:
 //!   an abort ends the wait at once.
+//! * `command` runs a program (argv, env, working directory, timeout; no
+//!   shell) and `http` sends a request: the generic handlers that YAML-only
+//!   action types bind to.
+//! * `default`, the action mapper: the handler entry named as the action
+//!   type's `handler`, else `<driver>.<handler>`.
 
+mod command;
+mod http;
+mod mapper;
+
+use command::CommandHandler;
+use http::HttpHandler;
+use mapper::DefaultMapper;
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
 use std::time::Duration;
+
+/// A duration parameter: seconds as a number, or text such as `30s`, `2m`.
+pub(crate) fn duration_param(
+    v: Option<&Value>,
+    default: Duration,
+    what: &str,
+) -> Result<Duration, PluginError> {
+    match v {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| PluginError::invalid_input(format!("{what} must be >= 0 seconds"))),
+        Some(Value::String(s)) => {
+            if let Ok(secs) = s.trim().parse::<f64>() {
+                return duration_param(Some(&json!(secs)), default, what);
+            }
+            humantime::parse_duration(s.trim()).map_err(|e| {
+                PluginError::invalid_input(format!("{what} {s:?} is not a duration: {e}"))
+            })
+        }
+        Some(other) => Err(PluginError::invalid_input(format!(
+            "{what} must be seconds or a duration like \"30s\", not {other}"
+        ))),
+    }
+}
 
 /// Watcher's `Nop`: logs `message`; the flags force a skip or a failure.
 #[derive(Deserialize)]
@@ -134,4 +173,18 @@ export_plugin! {
         .revertible()
         .abortable()
         .idempotent(),
+    handler CommandHandler = Entry::new("command", "1.0.0")
+        .display_name("en", "Run a command")
+        .display_name("fr", "Exécuter une commande")
+        .description("Runs a program with an argv (no shell). Exit 0 is success; a JSON object on stdout becomes the outputs.")
+        .parameters(command::SCHEMA)
+        .abortable(),
+    handler HttpHandler = Entry::new("http", "1.0.0")
+        .display_name("en", "Send an HTTP request")
+        .display_name("fr", "Envoyer une requête HTTP")
+        .description("Sends one HTTP request; a status outside expected_status fails the action; a JSON object body becomes the outputs.")
+        .parameters(http::SCHEMA),
+    mapper DefaultMapper = Entry::new("default", "1.0.0")
+        .display_name("en", "Default action mapper")
+        .description("Maps an action type to the handler entry its `handler` names, else to <driver>.<handler> for the configured drivers."),
 }
