@@ -40,7 +40,7 @@ fn two_plugins_of_one_interface_load_as_two_distinct_modules() {
         .iter()
         .map(|e| e.name.clone())
         .collect();
-    assert_eq!(core_names, ["nop", "sleep"]);
+    assert_eq!(core_names, ["nop", "sleep", "command", "http", "default"]);
     assert!(kinds_names.contains(&"fixture.boom".to_string()));
 
     let (_home, reg) = registry();

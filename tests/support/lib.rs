@@ -139,3 +139,20 @@ pub fn foreign_shared_library() -> PathBuf {
     }
     panic!("no system shared library found to use as a foreign .so");
 }
+
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Writes `text` to `dir/name` (creating `dir`, mode 0755); returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}

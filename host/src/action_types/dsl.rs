@@ -209,12 +209,19 @@ impl ActionType {
         let parameters = raw
             .parameters
             .unwrap_or_else(|| serde_json::json!({"type": "object"}));
-        let parameters_validator = match compile_schema(&parameters) {
+        let parameters_validator = match compile_schema_at(&parameters) {
             Ok(v) => Some(v),
-            Err(m) => {
+            Err((inner, m)) => {
+                let mut path = vec!["parameters"];
+                path.extend(inner.iter().map(String::as_str));
+                let at = if inner.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at /{}", inner.join("/"))
+                };
                 err(
-                    &["parameters"],
-                    format!("parameters is not a valid JSON Schema: {m}"),
+                    &path,
+                    format!("parameters is not a valid JSON Schema{at}: {m}"),
                 );
                 None
             }
@@ -347,21 +354,34 @@ fn is_identifier(s: &str) -> bool {
 /// Compiles a JSON Schema after checking it against its meta-schema
 /// (draft 2020-12 unless it names another with `$schema`).
 pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, String> {
+    compile_schema_at(schema).map_err(|(path, m)| {
+        if path.is_empty() {
+            m
+        } else {
+            format!("at /{}: {m}", path.join("/"))
+        }
+    })
+}
+
+/// As [`compile_schema`], with the path inside the schema of the problem.
+fn compile_schema_at(schema: &Value) -> Result<jsonschema::Validator, (Vec<String>, String)> {
     if !schema.is_object() && !schema.is_boolean() {
-        return Err("a schema must be a mapping".into());
+        return Err((vec![], "a schema must be a mapping".into()));
     }
     if let Err(e) = jsonschema::meta::validate(schema) {
-        let path = e.instance_path().to_string();
-        return Err(if path.is_empty() {
-            e.to_string()
-        } else {
-            format!("at {path}: {e}")
-        });
+        let path = e
+            .instance_path()
+            .to_string()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        return Err((path, e.to_string()));
     }
     jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .build(schema)
-        .map_err(|e| e.to_string())
+        .map_err(|e| (vec![], e.to_string()))
 }
 
 /// Finds the line and column of a key path in YAML text by indentation:
@@ -502,7 +522,7 @@ mod tests {
         let e = first_error(
             "name: x\nversion: 1.0.0\nhandler: nop\nparameters:\n  type: object\n  properties:\n    a: {type: strng}\n",
         );
-        assert_eq!(e.line, 4, "{e}");
+        assert_eq!((e.line, e.column), (7, 9), "{e}");
         assert!(e.message.contains("JSON Schema"), "{e}");
 
         let e = first_error(
