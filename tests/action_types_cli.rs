@@ -513,3 +513,25 @@ fn register_is_atomic_refuses_conflicts_and_unregister_removes() {
     assert!(!registered.exists());
     assert!(!Path::new(&registered).exists());
 }
+
+#[test]
+fn the_generic_handler_examples_in_the_dsl_reference_are_valid() {
+    let home = scratch();
+    let doc = std::fs::read_to_string(repo_root().join("docs/action-types.md")).expect("docs");
+    let mut checked = 0;
+    for block in doc.split("```yaml\n").skip(1) {
+        let yaml = block.split("```").next().unwrap_or("");
+        if !yaml.starts_with("name:")
+            || !(yaml.contains("handler: command") || yaml.contains("handler: http"))
+        {
+            continue;
+        }
+        let f = write_file(&home.path().join("ex"), &format!("ex{checked}.yaml"), yaml);
+        let out = run(sextant(home.path())
+            .args(["action-type", "validate"])
+            .arg(&f));
+        assert_eq!(out.status, 0, "{yaml}\n{}", out.stderr);
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "one command and one http example");
+}
