@@ -10,3 +10,4 @@ pub mod action_types;
 pub mod cli;
 pub mod config;
 pub mod plugins;
+pub mod store;

@@ -6,6 +6,7 @@
 
 mod action_types;
 mod bench;
+mod decide;
 pub mod output;
 mod plugins;
 
@@ -24,6 +25,11 @@ pub struct Cli {
     /// A plugin directory searched before all others (repeatable).
     #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
     plugin_dirs: Vec<PathBuf>,
+
+    /// The database (default: $SEXTANT_DB, else
+    /// $XDG_DATA_HOME/sextant/sextant.db).
+    #[arg(long, value_name = "FILE", global = true)]
+    db: Option<PathBuf>,
 
     /// The config file (default: $SEXTANT_CONFIG, else
     /// $XDG_CONFIG_HOME/sextant/config.yaml).
@@ -47,6 +53,18 @@ enum Command {
     /// Action types (YAML): list, show, validate, register, unregister, run.
     #[command(subcommand, name = "action-type")]
     ActionType(action_types::ActionTypeCommand),
+    /// Synchronises goals and strategies with the strategy plugins (also
+    /// done by every command that reads them).
+    Sync {
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
+    /// Goals, as the strategy plugins declare them.
+    #[command(subcommand)]
+    Goal(decide::GoalCommand),
+    /// Strategies, from the strategy plugins.
+    #[command(subcommand)]
+    Strategy(decide::StrategyCommand),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -90,6 +108,8 @@ pub struct Env {
     pub config: Config,
     /// `--plugin-dir` flags.
     pub plugin_dirs: Vec<PathBuf>,
+    /// The database file.
+    pub db: PathBuf,
 }
 
 impl Env {
@@ -122,6 +142,24 @@ impl Env {
             &data_dir(),
             exe.as_deref(),
         )
+    }
+
+    /// Opens the store, discovers the plugins, and synchronises goals and
+    /// strategies, as every command that reads them does first.
+    pub fn open_store_synced(
+        &self,
+    ) -> Result<
+        (
+            crate::store::Store,
+            PluginRegistry,
+            crate::store::sync::SyncReport,
+        ),
+        CliError,
+    > {
+        let plugins = self.registry()?;
+        let mut store = crate::store::Store::open(&self.db)?;
+        let report = crate::store::sync::sync_with_plugins(&mut store, &plugins)?;
+        Ok((store, plugins, report))
     }
 
     /// Reads every action type.
@@ -175,10 +213,14 @@ fn run(cli: Cli) -> CliResult {
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
+        db: cli.db.unwrap_or_else(crate::store::default_path),
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),
         Command::ActionType(c) => action_types::run(&env, c),
+        Command::Sync { format } => decide::sync(&env, format),
+        Command::Goal(c) => decide::goal(&env, c),
+        Command::Strategy(c) => decide::strategy(&env, c),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

@@ -1,0 +1,536 @@
+//! The state store: one SQLite database (WAL mode), versioned migrations
+//! applied at open, soft delete as Watcher does, and an event log.
+//!
+//! Location: `--db`, else `SEXTANT_DB`, else
+//! `$XDG_DATA_HOME/sextant/sextant.db`.
+//!
+//! Invariants: one logical write is one transaction, so a crash at any
+//! moment leaves the previous or the next consistent state; every state
+//! transition of an audit, plan or action appends its event in the same
+//! transaction that changes the state.
+
+mod schema;
+pub mod sync;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("database {}: {source}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Sextant.
+    #[error(
+        "database {} has schema version {found}, newer than this sextant knows ({known}): upgrade sextant",
+        path.display()
+    )]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
+    /// The directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No object with that id.
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// What was looked for.
+        kind: &'static str,
+        /// By which id or name.
+        id: String,
+    },
+}
+
+/// Result of store operations.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The current time, RFC 3339 with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// A new random UUID.
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The default database path.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("SEXTANT_DB") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => crate::config::data_dir().join("sextant.db"),
+    }
+}
+
+/// The open database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and migrates it.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut store = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.configure()?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn configure(&mut self) -> Result<()> {
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let known = schema::MIGRATIONS.len() as i64;
+        let current: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if current > known {
+            return Err(StoreError::TooNew {
+                path: self.path.clone(),
+                found: current,
+                known,
+            });
+        }
+        for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
+            let path = self.path.clone();
+            let err = |source| StoreError::Sqlite {
+                path: path.clone(),
+                source,
+            };
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
+            // Another process may have migrated while we waited for the lock.
+            let now: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(err)?;
+            if now > i as i64 {
+                continue;
+            }
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+            tracing::debug!(
+                "migrated {} to schema version {}",
+                self.path.display(),
+                i + 1
+            );
+        }
+        Ok(())
+    }
+
+    /// The schema version.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` in one immediate transaction, committed only if `f` succeeds.
+    pub fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let v = f(&tx).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(v)
+    }
+
+    /// Read access.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Every goal not deleted.
+    pub fn goals(&self) -> Result<Vec<GoalRow>> {
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {GOAL_COLS} FROM goals WHERE deleted = 0 ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        st.query_map([], GoalRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A goal by uuid or name.
+    pub fn goal(&self, id: &str) -> Result<GoalRow> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {GOAL_COLS} FROM goals WHERE deleted = 0 AND (uuid = ?1 OR name = ?1)"
+                ),
+                [id],
+                GoalRow::from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "goal",
+                id: id.into(),
+            })
+    }
+
+    /// Every strategy not deleted, optionally of one goal (uuid or name).
+    pub fn strategies(&self, goal: Option<&str>) -> Result<Vec<StrategyRow>> {
+        let goal_id = match goal {
+            Some(g) => Some(self.goal(g)?.id),
+            None => None,
+        };
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {STRATEGY_COLS} FROM strategies s JOIN goals g ON g.id = s.goal_id \
+                 WHERE s.deleted = 0 AND (?1 IS NULL OR s.goal_id = ?1) ORDER BY s.id"
+            ))
+            .map_err(|e| self.err(e))?;
+        st.query_map(params![goal_id], StrategyRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A strategy by uuid or name.
+    pub fn strategy(&self, id: &str) -> Result<StrategyRow> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT {STRATEGY_COLS} FROM strategies s JOIN goals g ON g.id = s.goal_id \
+                     WHERE s.deleted = 0 AND (s.uuid = ?1 OR s.name = ?1)"
+                ),
+                [id],
+                StrategyRow::from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "strategy",
+                id: id.into(),
+            })
+    }
+
+    /// The event log, oldest first, optionally of one action plan, after
+    /// event id `after`.
+    pub fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload \
+                 FROM events WHERE id > ?1 AND (?2 IS NULL OR action_plan_uuid = ?2) ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map(params![after, plan], |r| {
+            Ok(EventRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                event_type: r.get(2)?,
+                object_type: r.get(3)?,
+                object_uuid: r.get(4)?,
+                action_plan_uuid: r.get(5)?,
+                old_state: r.get(6)?,
+                new_state: r.get(7)?,
+                payload: json_col(r.get::<_, String>(8)?),
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+}
+
+/// One event to append: what changed, on which object.
+#[derive(Clone, Debug)]
+pub struct Event<'a> {
+    /// Watcher's event name (`audit.update`, `action.execution.start`, …).
+    pub event_type: &'a str,
+    /// `audit`, `action_plan`, `action`, …
+    pub object_type: &'a str,
+    /// The object's uuid.
+    pub object_uuid: &'a str,
+    /// The plan the object belongs to.
+    pub action_plan_uuid: Option<&'a str>,
+    /// State before.
+    pub old_state: Option<&'a str>,
+    /// State after.
+    pub new_state: Option<&'a str>,
+    /// Details.
+    pub payload: Value,
+}
+
+impl<'a> Event<'a> {
+    /// A state change of one object.
+    pub fn state_change(
+        event_type: &'a str,
+        object_type: &'a str,
+        object_uuid: &'a str,
+        old_state: Option<&'a str>,
+        new_state: &'a str,
+    ) -> Self {
+        Self {
+            event_type,
+            object_type,
+            object_uuid,
+            action_plan_uuid: None,
+            old_state,
+            new_state: Some(new_state),
+            payload: Value::Null,
+        }
+    }
+
+    /// Sets the plan the object belongs to.
+    pub fn in_plan(mut self, plan: &'a str) -> Self {
+        self.action_plan_uuid = Some(plan);
+        self
+    }
+
+    /// Sets the details.
+    pub fn with_payload(mut self, payload: Value) -> Self {
+        self.payload = payload;
+        self
+    }
+}
+
+/// Appends one event, inside the caller's transaction.
+pub fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            now(),
+            e.event_type,
+            e.object_type,
+            e.object_uuid,
+            e.action_plan_uuid,
+            e.old_state,
+            e.new_state,
+            if e.payload.is_null() { "{}".to_string() } else { e.payload.to_string() }
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn json_col(s: String) -> Value {
+    serde_json::from_str(&s).unwrap_or(Value::String(s))
+}
+
+const GOAL_COLS: &str =
+    "id, uuid, name, display_name, display_names, efficacy_specification, created_at, updated_at";
+
+/// A goal.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GoalRow {
+    #[serde(skip)]
+    pub(crate) id: i64,
+    /// Its uuid.
+    pub uuid: String,
+    /// Its id (`server_consolidation`).
+    pub name: String,
+    /// English display name.
+    pub display_name: String,
+    /// Display names by language.
+    pub display_names: Value,
+    /// The efficacy specification: a list of indicators.
+    pub efficacy_specification: Value,
+    /// When created.
+    pub created_at: String,
+    /// When last changed.
+    pub updated_at: Option<String>,
+}
+
+impl GoalRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            uuid: r.get(1)?,
+            name: r.get(2)?,
+            display_name: r.get(3)?,
+            display_names: json_col(r.get(4)?),
+            efficacy_specification: json_col(r.get(5)?),
+            created_at: r.get(6)?,
+            updated_at: r.get(7)?,
+        })
+    }
+}
+
+const STRATEGY_COLS: &str = "s.id, s.uuid, s.name, s.display_name, s.display_names, g.uuid, g.name, \
+     s.parameters_spec, s.version, s.plugin_file, s.created_at, s.updated_at";
+
+/// A strategy.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StrategyRow {
+    #[serde(skip)]
+    pub(crate) id: i64,
+    /// Its uuid.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// English display name.
+    pub display_name: String,
+    /// Display names by language.
+    pub display_names: Value,
+    /// The goal's uuid.
+    pub goal_uuid: String,
+    /// The goal's name.
+    pub goal_name: String,
+    /// JSON Schema of its parameters.
+    pub parameters_spec: Value,
+    /// The plugin entry's version.
+    pub version: String,
+    /// The plugin file that declared it.
+    pub plugin_file: String,
+    /// When created.
+    pub created_at: String,
+    /// When last changed.
+    pub updated_at: Option<String>,
+}
+
+impl StrategyRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            uuid: r.get(1)?,
+            name: r.get(2)?,
+            display_name: r.get(3)?,
+            display_names: json_col(r.get(4)?),
+            goal_uuid: r.get(5)?,
+            goal_name: r.get(6)?,
+            parameters_spec: json_col(r.get(7)?),
+            version: r.get(8)?,
+            plugin_file: r.get(9)?,
+            created_at: r.get(10)?,
+            updated_at: r.get(11)?,
+        })
+    }
+}
+
+/// One event of the log.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EventRow {
+    /// Monotonic id.
+    pub id: i64,
+    /// When.
+    pub at: String,
+    /// Watcher's event name (`action.execution.start`, …).
+    pub event_type: String,
+    /// `audit`, `action_plan`, `action`, `goal`, `strategy`.
+    pub object_type: String,
+    /// The object's uuid.
+    pub object_uuid: String,
+    /// The plan it belongs to, if any.
+    pub action_plan_uuid: Option<String>,
+    /// State before.
+    pub old_state: Option<String>,
+    /// State after.
+    pub new_state: Option<String>,
+    /// Details.
+    pub payload: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_migrates_once_and_refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub").join("s.db");
+        let s = Store::open(&path).expect("open");
+        assert_eq!(
+            s.schema_version().ok(),
+            Some(schema::MIGRATIONS.len() as i64)
+        );
+        drop(s);
+        let s = Store::open(&path).expect("reopen");
+        let mode: String = s
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(mode, "wal");
+        s.conn()
+            .execute_batch("PRAGMA user_version = 999")
+            .expect("bump");
+        drop(s);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 999, .. })
+        ));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let r: Result<()> = s.write(|tx| {
+            append_event(tx, &Event::state_change("x", "audit", "u", None, "PENDING"))?;
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        });
+        assert!(r.is_err());
+        assert!(s.events(None, 0).expect("events").is_empty());
+    }
+}

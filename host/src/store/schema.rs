@@ -1,0 +1,157 @@
+//! Versioned schema migrations, applied at open. Each migration runs in its
+//! own transaction together with the `user_version` bump, so a crash leaves
+//! the database at the previous version or the next, never between.
+//!
+//! Never edit a released migration: append a new one.
+
+/// The migrations, in order; migration `i` brings the schema to version `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: Watcher's tables (reference section 6.4), with soft delete, plus
+    // the event log.
+    r#"
+CREATE TABLE goals (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    display_names TEXT NOT NULL DEFAULT '{}',
+    efficacy_specification TEXT NOT NULL DEFAULT '[]',
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX goals_name ON goals(name, deleted);
+
+CREATE TABLE strategies (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    display_names TEXT NOT NULL DEFAULT '{}',
+    goal_id INTEGER NOT NULL REFERENCES goals(id),
+    parameters_spec TEXT NOT NULL DEFAULT '{}',
+    version TEXT NOT NULL DEFAULT '',
+    plugin_file TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX strategies_name ON strategies(name, deleted);
+
+CREATE TABLE audit_templates (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    goal_id INTEGER NOT NULL REFERENCES goals(id),
+    strategy_id INTEGER REFERENCES strategies(id),
+    scope TEXT NOT NULL DEFAULT '[]',
+    default_parameters TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE audits (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    audit_type TEXT NOT NULL,
+    state TEXT NOT NULL,
+    parameters TEXT NOT NULL DEFAULT '{}',
+    interval TEXT,
+    goal_id INTEGER NOT NULL REFERENCES goals(id),
+    strategy_id INTEGER REFERENCES strategies(id),
+    audit_template_id INTEGER REFERENCES audit_templates(id),
+    scope TEXT NOT NULL DEFAULT '[]',
+    auto_trigger INTEGER NOT NULL DEFAULT 0,
+    next_run_time TEXT,
+    hostname TEXT,
+    start_time TEXT,
+    end_time TEXT,
+    force INTEGER NOT NULL DEFAULT 0,
+    policy TEXT,
+    status_message TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE action_plans (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    audit_id INTEGER REFERENCES audits(id),
+    strategy_id INTEGER REFERENCES strategies(id),
+    state TEXT NOT NULL,
+    global_efficacy TEXT NOT NULL DEFAULT '[]',
+    planner TEXT,
+    policy TEXT,
+    hostname TEXT,
+    status_message TEXT,
+    lease_owner TEXT,
+    lease_expires_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE actions (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    action_plan_id INTEGER NOT NULL REFERENCES action_plans(id),
+    name TEXT NOT NULL,
+    action_type TEXT NOT NULL,
+    action_type_version TEXT NOT NULL DEFAULT '',
+    input_parameters TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    parents TEXT NOT NULL DEFAULT '[]',
+    outputs TEXT,
+    status_message TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (action_plan_id, name)
+);
+CREATE INDEX actions_plan ON actions(action_plan_id);
+
+CREATE TABLE efficacy_indicators (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    action_plan_id INTEGER NOT NULL REFERENCES action_plans(id),
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    unit TEXT,
+    value REAL,
+    created_at TEXT NOT NULL,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE action_descriptions (
+    id INTEGER PRIMARY KEY,
+    action_type TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    object_type TEXT NOT NULL,
+    object_uuid TEXT NOT NULL,
+    action_plan_uuid TEXT,
+    old_state TEXT,
+    new_state TEXT,
+    payload TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX events_plan ON events(action_plan_uuid, id);
+"#,
+];

@@ -1,0 +1,148 @@
+//! `sextant_strategies`: the built-in strategy library.
+//!
+//! * `dummy` (goal `dummy`): Watcher's test strategy. Two `nop` actions and
+//!   one `sleep`, from its parameters `para1` (the sleep's duration) and
+//!   `para2` (the second nop's message).
+//! * `actuator` (goal `unclassified`): returns the actions its `actions`
+//!   parameter lists, as they are; the way to run hand-written actions
+//!   through an audit.
+
+use serde::Deserialize;
+use sextant_plugin_api::prelude::*;
+
+#[derive(Default)]
+struct Dummy;
+
+#[derive(Deserialize)]
+struct DummyParams {
+    #[serde(default = "para1")]
+    para1: f64,
+    #[serde(default = "para2")]
+    para2: String,
+}
+
+fn para1() -> f64 {
+    3.2
+}
+
+fn para2() -> String {
+    "hello".into()
+}
+
+impl Strategy for Dummy {
+    fn execute(&self, _model: Value, parameters: Value) -> Result<Solution, PluginError> {
+        let p: DummyParams = if parameters.is_null() {
+            DummyParams {
+                para1: para1(),
+                para2: para2(),
+            }
+        } else {
+            serde_json::from_value(parameters)
+                .map_err(|e| PluginError::invalid_input(format!("dummy parameters: {e}")))?
+        };
+        let action = |id: &str, t: &str, params: Value| Action {
+            id: id.into(),
+            action_type: t.into(),
+            resource_id: None,
+            input_parameters: params,
+        };
+        Ok(Solution {
+            actions: vec![
+                action("nop-1", "nop", json!({"message": "hello World"})),
+                action("nop-2", "nop", json!({"message": p.para2})),
+                action("sleep-1", "sleep", json!({"duration": p.para1})),
+            ],
+            efficacy_indicators: json!([]),
+            extra: Value::Null,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Actuator;
+
+#[derive(Deserialize)]
+struct ActuatorAction {
+    action_type: String,
+    #[serde(default)]
+    resource_id: Option<String>,
+    input_parameters: Value,
+}
+
+#[derive(Deserialize)]
+struct ActuatorParams {
+    actions: Vec<ActuatorAction>,
+}
+
+impl Strategy for Actuator {
+    fn execute(&self, _model: Value, parameters: Value) -> Result<Solution, PluginError> {
+        let p: ActuatorParams = serde_json::from_value(parameters)
+            .map_err(|e| PluginError::invalid_input(format!("actuator parameters: {e}")))?;
+        Ok(Solution {
+            actions: p
+                .actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| Action {
+                    id: format!("action-{}", i + 1),
+                    action_type: a.action_type,
+                    resource_id: a.resource_id,
+                    input_parameters: a.input_parameters,
+                })
+                .collect(),
+            efficacy_indicators: json!([]),
+            extra: Value::Null,
+        })
+    }
+}
+
+const DUMMY_SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "para1": {"description": "number parameter example", "type": "number", "default": 3.2, "minimum": 1.0, "maximum": 10.2},
+    "para2": {"description": "string parameter example", "type": "string", "default": "hello"}
+  },
+  "additionalProperties": false
+}"#;
+
+const ACTUATOR_SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "actions": {
+      "type": "array",
+      "items": {
+        "type": "object",
+        "properties": {
+          "action_type": {"type": "string"},
+          "resource_id": {"type": "string"},
+          "input_parameters": {"type": "object", "properties": {}, "additionalProperties": true}
+        },
+        "required": ["action_type", "input_parameters"],
+        "additionalProperties": true
+      }
+    }
+  },
+  "required": ["actions"],
+  "additionalProperties": false
+}"#;
+
+export_plugin! {
+    strategy Dummy = Entry::new("dummy", "1.0.0")
+        .display_name("en", "Dummy strategy")
+        .display_name("fr", "Stratégie factice")
+        .description("Watcher's test strategy: two nop actions and a sleep.")
+        .parameters(DUMMY_SCHEMA)
+        .goal(GoalDecl::new("dummy")
+            .display_name("en", "Dummy goal")
+            .display_name("fr", "Objectif factice")
+            .efficacy_specification("[]")),
+    strategy Actuator = Entry::new("actuator", "1.0.0")
+        .display_name("en", "Actuator")
+        .display_name("fr", "Actionneur")
+        .description("Returns the actions its `actions` parameter lists, as they are.")
+        .parameters(ACTUATOR_SCHEMA)
+        .goal(GoalDecl::new("unclassified")
+            .display_name("en", "Unclassified")
+            .display_name("fr", "Non classé")
+            .efficacy_specification("[]")),
+}
