@@ -49,14 +49,23 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("action_handler", "command"),
         ("action_handler", "http"),
         ("action_mapper", "default"),
+        ("strategy", "dummy"),
+        ("strategy", "actuator"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
     .collect();
     assert_eq!(names(&doc), expected);
     assert_eq!(doc["rejected"], serde_json::json!([]));
-    let file = doc["plugins"][0]["file"].as_str().unwrap_or("");
-    assert!(file.ends_with("libsextant_core.so"), "{file}");
+    for p in doc["plugins"].as_array().expect("plugins") {
+        let file = p["file"].as_str().unwrap_or("");
+        let lib = if p["kind"] == "strategy" {
+            "libsextant_strategies.so"
+        } else {
+            "libsextant_core.so"
+        };
+        assert!(file.ends_with(lib), "{file}");
+    }
 
     // The table form says the same.
     let out = run(sextant(home.path()).args(["plugins", "list"]));

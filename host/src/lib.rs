@@ -9,5 +9,6 @@
 pub mod action_types;
 pub mod cli;
 pub mod config;
+pub mod decide;
 pub mod plugins;
 pub mod store;

@@ -5,6 +5,7 @@
 //! (with a message naming the file, field or id at fault).
 
 mod action_types;
+mod audits;
 mod bench;
 mod decide;
 pub mod output;
@@ -65,6 +66,12 @@ enum Command {
     /// Strategies, from the strategy plugins.
     #[command(subcommand)]
     Strategy(decide::StrategyCommand),
+    /// Audit templates: create, list, show, delete.
+    #[command(subcommand, name = "audit-template")]
+    AuditTemplate(audits::TemplateCommand),
+    /// Audits: create (a ONESHOT audit runs at once), list, show, cancel, delete.
+    #[command(subcommand)]
+    Audit(audits::AuditCommand),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -221,6 +228,8 @@ fn run(cli: Cli) -> CliResult {
         Command::Sync { format } => decide::sync(&env, format),
         Command::Goal(c) => decide::goal(&env, c),
         Command::Strategy(c) => decide::strategy(&env, c),
+        Command::AuditTemplate(c) => audits::template(&env, c),
+        Command::Audit(c) => audits::audit(&env, c),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

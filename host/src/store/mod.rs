@@ -9,6 +9,7 @@
 //! transition of an audit, plan or action appends its event in the same
 //! transaction that changes the state.
 
+pub mod audits;
 mod schema;
 pub mod sync;
 
@@ -48,6 +49,18 @@ pub enum StoreError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A state transition that the state machine does not allow.
+    #[error("{kind} {id}: state transition not allowed: ({from} -> {to})")]
+    Transition {
+        /// What kind of object.
+        kind: &'static str,
+        /// Its uuid.
+        id: String,
+        /// Its state.
+        from: String,
+        /// The state asked for.
+        to: String,
     },
     /// No object with that id.
     #[error("{kind} {id:?} not found")]

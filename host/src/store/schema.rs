@@ -154,4 +154,10 @@ CREATE TABLE events (
 );
 CREATE INDEX events_plan ON events(action_plan_uuid, id);
 "#,
+    // 2: what an audit found: the instantiated actions and the efficacy
+    // indicators of its solution (kept until the planners turn it into a plan).
+    r#"
+ALTER TABLE audits ADD COLUMN solution TEXT;
+ALTER TABLE audits ADD COLUMN efficacy_indicators TEXT NOT NULL DEFAULT '[]';
+"#,
 ];

@@ -1,0 +1,377 @@
+//! `sextant audit-template …` and `sextant audit …`, with Watcher's fields
+//! and checks (reference sections 7.2 and 8).
+
+use super::action_types::parse_params;
+use super::output::{Format, Table, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::decide::{AuditRequest, DecideError, prepare_audit, run_audit, validate_parameters};
+use crate::store::StoreError;
+use crate::store::audits::NewTemplate;
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum TemplateCommand {
+    /// Creates an audit template: NAME GOAL.
+    Create {
+        name: String,
+        goal: String,
+        #[arg(short, long)]
+        strategy: Option<String>,
+        #[arg(short, long, default_value = "")]
+        description: String,
+        /// The audit scope, a YAML or JSON file.
+        #[arg(long)]
+        scope: Option<PathBuf>,
+        /// A default parameter, KEY=VALUE (repeatable); needs a strategy.
+        #[arg(short = 'p', long = "default-parameter", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Every audit template (those whose goal vanished are flagged).
+    List {
+        #[arg(long)]
+        goal: Option<String>,
+        #[arg(long)]
+        strategy: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One template, by name or uuid.
+    Show {
+        template: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Deletes templates (soft delete).
+    Delete { templates: Vec<String> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Creates an audit; a ONESHOT audit runs at once, in this process.
+    Create {
+        /// ONESHOT, CONTINUOUS or EVENT.
+        #[arg(short = 't', long = "type", default_value = "ONESHOT")]
+        audit_type: String,
+        #[arg(short, long)]
+        goal: Option<String>,
+        #[arg(short, long)]
+        strategy: Option<String>,
+        #[arg(short = 'a', long = "audit-template")]
+        template: Option<String>,
+        /// A parameter, KEY=VALUE (VALUE read as YAML); repeatable.
+        #[arg(short = 'p', long = "parameter", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// CONTINUOUS: seconds, or a cron expression.
+        #[arg(short, long)]
+        interval: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        start_time: Option<String>,
+        #[arg(long)]
+        end_time: Option<String>,
+        /// Audit even when an action plan is ONGOING.
+        #[arg(long)]
+        force: bool,
+        /// Start the resulting plan automatically.
+        #[arg(long)]
+        auto_trigger: bool,
+        /// The scheduling policy of its plans (name or file).
+        #[arg(long)]
+        policy: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Every audit.
+    List {
+        #[arg(long)]
+        goal: Option<String>,
+        #[arg(long)]
+        strategy: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One audit, by name or uuid.
+    Show {
+        audit: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Cancels a PENDING or ONGOING audit.
+    Cancel { audit: String },
+    /// Deletes finished audits (soft delete).
+    Delete { audits: Vec<String> },
+}
+
+fn input_error(e: StoreError) -> CliError {
+    match e {
+        e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
+        e => e.into(),
+    }
+}
+
+fn decide_error(e: DecideError) -> CliError {
+    match e {
+        DecideError::Invalid(m) => CliError::input(anyhow::anyhow!(m)),
+        DecideError::Store(e) => input_error(e),
+    }
+}
+
+fn matches(filter: &Option<String>, uuid: Option<&str>, name: Option<&str>) -> bool {
+    filter
+        .as_deref()
+        .is_none_or(|f| Some(f) == uuid || Some(f) == name)
+}
+
+pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
+    let (mut store, _plugins, _) = env.open_store_synced()?;
+    match cmd {
+        TemplateCommand::Create {
+            name,
+            goal,
+            strategy,
+            description,
+            scope,
+            params,
+            format,
+        } => {
+            if store.template(&name).is_ok() {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "an audit template named {name:?} exists"
+                )));
+            }
+            let g = store.goal(&goal).map_err(input_error)?;
+            let s = match &strategy {
+                Some(s) => Some(store.strategy(s).map_err(input_error)?),
+                None => None,
+            };
+            if let Some(s) = &s
+                && s.goal_uuid != g.uuid
+            {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "strategy {} achieves goal {}, not {}",
+                    s.name,
+                    s.goal_name,
+                    g.name
+                )));
+            }
+            let given = parse_params(&params, None)?;
+            let default_parameters = match &s {
+                Some(s) if !params.is_empty() => {
+                    // Validated as given, stored as given: defaults are filled
+                    // in when an audit is created from it.
+                    validate_parameters(s, &given).map_err(decide_error)?;
+                    given
+                }
+                None if !params.is_empty() => {
+                    return Err(CliError::input(anyhow::anyhow!(
+                        "default parameters need a strategy (-s)"
+                    )));
+                }
+                _ => json!({}),
+            };
+            let scope = match &scope {
+                None => json!([]),
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", f.display())))?;
+                    let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
+                        CliError::input(anyhow::anyhow!(
+                            "{}: {}",
+                            f.display(),
+                            crate::config::yaml_error_message(&e)
+                        ))
+                    })?;
+                    if !v.is_array() {
+                        return Err(CliError::input(anyhow::anyhow!(
+                            "{}: a scope is a list of mappings",
+                            f.display()
+                        )));
+                    }
+                    v
+                }
+            };
+            let t = store.create_template(&NewTemplate {
+                name: &name,
+                description: &description,
+                goal: &g.uuid,
+                strategy: s.as_ref().map(|s| s.uuid.as_str()),
+                scope,
+                default_parameters,
+            })?;
+            if !print_structured(format, &t)? {
+                println!("created audit template {} ({})", t.name, t.uuid);
+            }
+        }
+        TemplateCommand::List {
+            goal,
+            strategy,
+            format,
+        } => {
+            let list: Vec<_> = store
+                .templates()?
+                .into_iter()
+                .filter(|t| matches(&goal, Some(&t.goal_uuid), Some(&t.goal_name)))
+                .filter(|t| {
+                    matches(
+                        &strategy,
+                        t.strategy_uuid.as_deref(),
+                        t.strategy_name.as_deref(),
+                    )
+                })
+                .collect();
+            if !print_structured(format, &list)? {
+                let mut table = Table::new(&["UUID", "NAME", "GOAL", "STRATEGY"]);
+                for t in &list {
+                    let goal = if t.goal_vanished {
+                        format!("{} (GOAL VANISHED)", t.goal_name)
+                    } else {
+                        t.goal_name.clone()
+                    };
+                    table.row(vec![
+                        t.uuid.clone(),
+                        t.name.clone(),
+                        goal,
+                        t.strategy_name.clone().unwrap_or_else(|| "-".into()),
+                    ]);
+                }
+                print!("{}", table.render());
+            }
+        }
+        TemplateCommand::Show { template, format } => {
+            let t = store.template(&template).map_err(input_error)?;
+            if !print_structured(format, &t)? {
+                println!("{}", serde_yaml_ng::to_string(&t)?);
+            }
+        }
+        TemplateCommand::Delete { templates } => {
+            for t in &templates {
+                let t = store.delete_template(t).map_err(input_error)?;
+                println!("deleted audit template {} ({})", t.name, t.uuid);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
+    let (mut store, plugins, _) = env.open_store_synced()?;
+    match cmd {
+        AuditCommand::Create {
+            audit_type,
+            goal,
+            strategy,
+            template,
+            params,
+            interval,
+            name,
+            start_time,
+            end_time,
+            force,
+            auto_trigger,
+            policy,
+            format,
+        } => {
+            let req = AuditRequest {
+                audit_type,
+                goal,
+                strategy,
+                template,
+                parameters: parse_params(&params, None)?,
+                interval,
+                name,
+                start_time,
+                end_time,
+                force,
+                auto_trigger,
+                policy,
+            };
+            let new = prepare_audit(&store, &req).map_err(decide_error)?;
+            let a = store.create_audit(&new)?;
+            let a = if a.audit_type == "ONESHOT" {
+                let types = env.action_types();
+                run_audit(&mut store, &plugins, &types, &a.uuid).map_err(decide_error)?
+            } else {
+                a
+            };
+            if !print_structured(format, &a)? {
+                println!("audit {} ({}): {}", a.name, a.uuid, a.state);
+                if let Some(m) = &a.status_message {
+                    println!("  {m}");
+                }
+            }
+            if a.state == "FAILED" {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        AuditCommand::List {
+            goal,
+            strategy,
+            format,
+        } => {
+            let list: Vec<_> = store
+                .audits()?
+                .into_iter()
+                .filter(|a| matches(&goal, Some(&a.goal_uuid), Some(&a.goal_name)))
+                .filter(|a| {
+                    matches(
+                        &strategy,
+                        a.strategy_uuid.as_deref(),
+                        a.strategy_name.as_deref(),
+                    )
+                })
+                .collect();
+            if !print_structured(format, &list)? {
+                let mut t = Table::new(&[
+                    "UUID",
+                    "NAME",
+                    "AUDIT TYPE",
+                    "STATE",
+                    "GOAL",
+                    "STRATEGY",
+                    "AUTO TRIGGER",
+                ]);
+                for a in &list {
+                    t.row(vec![
+                        a.uuid.clone(),
+                        a.name.clone(),
+                        a.audit_type.clone(),
+                        a.state.clone(),
+                        a.goal_name.clone(),
+                        a.strategy_name.clone().unwrap_or_else(|| "-".into()),
+                        a.auto_trigger.to_string(),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        AuditCommand::Show { audit, format } => {
+            let a = store.audit(&audit).map_err(input_error)?;
+            if !print_structured(format, &a)? {
+                println!("{}", serde_yaml_ng::to_string(&a)?);
+            }
+        }
+        AuditCommand::Cancel { audit } => {
+            let a = store.audit(&audit).map_err(input_error)?;
+            let a = store
+                .transition_audit(&a.uuid, "CANCELLED", Some("cancelled by the operator"), &[])
+                .map_err(input_error)?;
+            println!("audit {} ({}): {}", a.name, a.uuid, a.state);
+        }
+        AuditCommand::Delete { audits } => {
+            for id in &audits {
+                let a = store.audit(id).map_err(input_error)?;
+                store
+                    .transition_audit(&a.uuid, "DELETED", None, &[])
+                    .map_err(input_error)?;
+                println!("deleted audit {} ({})", a.name, a.uuid);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,429 @@
+//! Audit templates and audits in the store, with Watcher's state machine
+//! (reference section 5.4).
+
+use super::{Event, Result, Store, StoreError, append_event, json_col, new_uuid, now};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Audit types.
+pub const AUDIT_TYPES: [&str; 3] = ["ONESHOT", "CONTINUOUS", "EVENT"];
+
+/// Watcher's audit transitions: from → allowed targets.
+pub fn audit_transition_allowed(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("PENDING", "ONGOING")
+            | ("PENDING", "CANCELLED")
+            | ("ONGOING", "FAILED")
+            | ("ONGOING", "SUCCEEDED")
+            | ("ONGOING", "CANCELLED")
+            | ("ONGOING", "SUSPENDED")
+            | ("FAILED", "DELETED")
+            | ("SUCCEEDED", "DELETED")
+            | ("CANCELLED", "DELETED")
+            | ("SUSPENDED", "ONGOING")
+            | ("SUSPENDED", "DELETED")
+    )
+}
+
+/// An audit template.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TemplateRow {
+    #[serde(skip)]
+    pub(crate) id: i64,
+    /// Its uuid.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The goal's uuid.
+    pub goal_uuid: String,
+    /// The goal's name.
+    pub goal_name: String,
+    /// Whether the goal is no longer provided by any plugin.
+    pub goal_vanished: bool,
+    /// The strategy's uuid, if any.
+    pub strategy_uuid: Option<String>,
+    /// The strategy's name, if any.
+    pub strategy_name: Option<String>,
+    /// The audit scope.
+    pub scope: Value,
+    /// Default audit parameters.
+    pub default_parameters: Value,
+    /// When created.
+    pub created_at: String,
+    /// When last changed.
+    pub updated_at: Option<String>,
+}
+
+const TEMPLATE_COLS: &str = "t.id, t.uuid, t.name, t.description, g.uuid, g.name, g.deleted, \
+    s.uuid, s.name, t.scope, t.default_parameters, t.created_at, t.updated_at";
+const TEMPLATE_FROM: &str = "audit_templates t JOIN goals g ON g.id = t.goal_id \
+    LEFT JOIN strategies s ON s.id = t.strategy_id";
+
+impl TemplateRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            uuid: r.get(1)?,
+            name: r.get(2)?,
+            description: r.get(3)?,
+            goal_uuid: r.get(4)?,
+            goal_name: r.get(5)?,
+            goal_vanished: r.get::<_, i64>(6)? != 0,
+            strategy_uuid: r.get(7)?,
+            strategy_name: r.get(8)?,
+            scope: json_col(r.get(9)?),
+            default_parameters: json_col(r.get(10)?),
+            created_at: r.get(11)?,
+            updated_at: r.get(12)?,
+        })
+    }
+}
+
+/// A new audit template, validated by the caller.
+pub struct NewTemplate<'a> {
+    /// Name (unique among templates not deleted).
+    pub name: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Goal uuid or name.
+    pub goal: &'a str,
+    /// Strategy uuid or name.
+    pub strategy: Option<&'a str>,
+    /// Scope.
+    pub scope: Value,
+    /// Default parameters.
+    pub default_parameters: Value,
+}
+
+/// An audit.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AuditRow {
+    #[serde(skip)]
+    pub(crate) id: i64,
+    /// Its uuid.
+    pub uuid: String,
+    /// Its name.
+    pub name: String,
+    /// ONESHOT, CONTINUOUS or EVENT.
+    pub audit_type: String,
+    /// Its state.
+    pub state: String,
+    /// The goal's uuid.
+    pub goal_uuid: String,
+    /// The goal's name.
+    pub goal_name: String,
+    /// The strategy's uuid, if chosen.
+    pub strategy_uuid: Option<String>,
+    /// The strategy's name, if chosen.
+    pub strategy_name: Option<String>,
+    /// The template it was made from.
+    pub audit_template_uuid: Option<String>,
+    /// Parameters, validated, defaults filled in.
+    pub parameters: Value,
+    /// CONTINUOUS: seconds or a cron expression.
+    pub interval: Option<String>,
+    /// The scope.
+    pub scope: Value,
+    /// Start the plan automatically.
+    pub auto_trigger: bool,
+    /// CONTINUOUS: the next run.
+    pub next_run_time: Option<String>,
+    /// The host that ran it.
+    pub hostname: Option<String>,
+    /// CONTINUOUS: not before.
+    pub start_time: Option<String>,
+    /// CONTINUOUS: not after.
+    pub end_time: Option<String>,
+    /// Run even when a plan is ONGOING.
+    pub force: bool,
+    /// The scheduling policy its plans use.
+    pub policy: Option<String>,
+    /// Why it is in its state.
+    pub status_message: Option<String>,
+    /// The actions of its solution, as instantiated.
+    pub solution: Option<Value>,
+    /// The efficacy indicators of its solution.
+    pub efficacy_indicators: Value,
+    /// The plan it produced.
+    pub action_plan: Option<String>,
+    /// When created.
+    pub created_at: String,
+    /// When last changed.
+    pub updated_at: Option<String>,
+}
+
+const AUDIT_COLS: &str = "a.id, a.uuid, a.name, a.audit_type, a.state, g.uuid, g.name, s.uuid, s.name, \
+    t.uuid, a.parameters, a.interval, a.scope, a.auto_trigger, a.next_run_time, a.hostname, \
+    a.start_time, a.end_time, a.force, a.policy, a.status_message, a.solution, a.efficacy_indicators, \
+    (SELECT p.uuid FROM action_plans p WHERE p.audit_id = a.id AND p.deleted = 0 ORDER BY p.id DESC LIMIT 1), \
+    a.created_at, a.updated_at";
+const AUDIT_FROM: &str = "audits a JOIN goals g ON g.id = a.goal_id \
+    LEFT JOIN strategies s ON s.id = a.strategy_id \
+    LEFT JOIN audit_templates t ON t.id = a.audit_template_id";
+
+impl AuditRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(0)?,
+            uuid: r.get(1)?,
+            name: r.get(2)?,
+            audit_type: r.get(3)?,
+            state: r.get(4)?,
+            goal_uuid: r.get(5)?,
+            goal_name: r.get(6)?,
+            strategy_uuid: r.get(7)?,
+            strategy_name: r.get(8)?,
+            audit_template_uuid: r.get(9)?,
+            parameters: json_col(r.get(10)?),
+            interval: r.get(11)?,
+            scope: json_col(r.get(12)?),
+            auto_trigger: r.get::<_, i64>(13)? != 0,
+            next_run_time: r.get(14)?,
+            hostname: r.get(15)?,
+            start_time: r.get(16)?,
+            end_time: r.get(17)?,
+            force: r.get::<_, i64>(18)? != 0,
+            policy: r.get(19)?,
+            status_message: r.get(20)?,
+            solution: r.get::<_, Option<String>>(21)?.map(json_col),
+            efficacy_indicators: json_col(r.get(22)?),
+            action_plan: r.get(23)?,
+            created_at: r.get(24)?,
+            updated_at: r.get(25)?,
+        })
+    }
+}
+
+/// A new audit, validated by the caller.
+pub struct NewAudit {
+    /// Name.
+    pub name: String,
+    /// ONESHOT, CONTINUOUS or EVENT.
+    pub audit_type: String,
+    /// Goal uuid or name.
+    pub goal: String,
+    /// Strategy uuid or name.
+    pub strategy: Option<String>,
+    /// Template uuid.
+    pub template: Option<String>,
+    /// Validated parameters.
+    pub parameters: Value,
+    /// CONTINUOUS interval.
+    pub interval: Option<String>,
+    /// Scope.
+    pub scope: Value,
+    /// Start its plans automatically.
+    pub auto_trigger: bool,
+    /// Not before.
+    pub start_time: Option<String>,
+    /// Not after.
+    pub end_time: Option<String>,
+    /// Run even when a plan is ONGOING.
+    pub force: bool,
+    /// Scheduling policy.
+    pub policy: Option<String>,
+}
+
+impl Store {
+    /// Every audit template not deleted (by goal or strategy, uuid or name).
+    pub fn templates(&self) -> Result<Vec<TemplateRow>> {
+        let mut st = self
+            .conn()
+            .prepare(&format!(
+                "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 ORDER BY t.id"
+            ))
+            .map_err(|e| self.err(e))?;
+        st.query_map([], TemplateRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A template by uuid or name.
+    pub fn template(&self, id: &str) -> Result<TemplateRow> {
+        self.conn()
+            .query_row(
+                &format!(
+                    "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 AND (t.uuid = ?1 OR t.name = ?1)"
+                ),
+                [id],
+                TemplateRow::from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "audit template",
+                id: id.into(),
+            })
+    }
+
+    /// Creates a template; returns it.
+    pub fn create_template(&mut self, t: &NewTemplate<'_>) -> Result<TemplateRow> {
+        let goal = self.goal(t.goal)?;
+        let strategy = match t.strategy {
+            Some(s) => Some(self.strategy(s)?.id),
+            None => None,
+        };
+        let uuid = new_uuid();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audit_templates (uuid, name, description, goal_id, strategy_id, scope, default_parameters, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    uuid,
+                    t.name,
+                    t.description,
+                    goal.id,
+                    strategy,
+                    t.scope.to_string(),
+                    t.default_parameters.to_string(),
+                    now()
+                ],
+            )
+        })?;
+        self.template(&uuid)
+    }
+
+    /// Soft-deletes a template.
+    pub fn delete_template(&mut self, id: &str) -> Result<TemplateRow> {
+        let t = self.template(id)?;
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE audit_templates SET deleted = 1, deleted_at = ?1 WHERE id = ?2",
+                params![now(), t.id],
+            )
+        })?;
+        Ok(t)
+    }
+
+    /// Every audit not deleted.
+    pub fn audits(&self) -> Result<Vec<AuditRow>> {
+        let mut st = self
+            .conn()
+            .prepare(&format!(
+                "SELECT {AUDIT_COLS} FROM {AUDIT_FROM} WHERE a.deleted = 0 ORDER BY a.id"
+            ))
+            .map_err(|e| self.err(e))?;
+        st.query_map([], AuditRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
+    }
+
+    /// An audit by uuid or name.
+    pub fn audit(&self, id: &str) -> Result<AuditRow> {
+        self.conn()
+            .query_row(
+                &format!(
+                    "SELECT {AUDIT_COLS} FROM {AUDIT_FROM} WHERE a.deleted = 0 AND (a.uuid = ?1 OR a.name = ?1) \
+                     ORDER BY a.id DESC LIMIT 1"
+                ),
+                [id],
+                AuditRow::from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "audit",
+                id: id.into(),
+            })
+    }
+
+    /// Creates an audit in state PENDING, with its event.
+    pub fn create_audit(&mut self, a: &NewAudit) -> Result<AuditRow> {
+        let goal = self.goal(&a.goal)?;
+        let strategy = match &a.strategy {
+            Some(s) => Some(self.strategy(s)?.id),
+            None => None,
+        };
+        let template = match &a.template {
+            Some(t) => Some(self.template(t)?.id),
+            None => None,
+        };
+        let uuid = new_uuid();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audits (uuid, name, audit_type, state, parameters, interval, goal_id, strategy_id, \
+                 audit_template_id, scope, auto_trigger, start_time, end_time, force, policy, created_at) \
+                 VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    uuid,
+                    a.name,
+                    a.audit_type,
+                    a.parameters.to_string(),
+                    a.interval,
+                    goal.id,
+                    strategy,
+                    template,
+                    a.scope.to_string(),
+                    a.auto_trigger as i64,
+                    a.start_time,
+                    a.end_time,
+                    a.force as i64,
+                    a.policy,
+                    now()
+                ],
+            )?;
+            append_event(
+                tx,
+                &Event::state_change("audit.create", "audit", &uuid, None, "PENDING")
+                    .with_payload(json!({"name": a.name, "audit_type": a.audit_type})),
+            )
+        })?;
+        self.audit(&uuid)
+    }
+
+    /// Moves an audit to `to` if Watcher's state machine allows it from its
+    /// current state; with the event, in one transaction. `extra` sets more
+    /// columns in the same write: `(column, value)` pairs.
+    pub fn transition_audit(
+        &mut self,
+        uuid: &str,
+        to: &str,
+        message: Option<&str>,
+        extra: &[(&str, rusqlite::types::Value)],
+    ) -> Result<AuditRow> {
+        let current = self.audit(uuid)?;
+        if !audit_transition_allowed(&current.state, to) {
+            return Err(StoreError::Transition {
+                kind: "audit",
+                id: current.uuid,
+                from: current.state,
+                to: to.into(),
+            });
+        }
+        let deleting = to == "DELETED";
+        self.write(|tx| {
+            // Compare-and-set: another process may have moved it meanwhile.
+            let n = tx.execute(
+                "UPDATE audits SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3, \
+                 deleted = ?4, deleted_at = CASE WHEN ?4 = 1 THEN ?3 ELSE deleted_at END \
+                 WHERE id = ?5 AND state = ?6",
+                params![to, message, now(), deleting as i64, current.id, current.state],
+            )?;
+            if n == 0 {
+                return Err(rusqlite::Error::StatementChangedRows(0));
+            }
+            for (col, v) in extra {
+                tx.execute(
+                    &format!("UPDATE audits SET {col} = ?1 WHERE id = ?2"),
+                    params![v, current.id],
+                )?;
+            }
+            append_event(
+                tx,
+                &Event::state_change("audit.update", "audit", &current.uuid, Some(&current.state), to)
+                    .with_payload(json!({"status_message": message})),
+            )
+        })?;
+        if deleting {
+            return Ok(AuditRow {
+                state: to.into(),
+                ..current
+            });
+        }
+        self.audit(&current.uuid)
+    }
+}

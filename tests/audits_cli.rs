@@ -1,0 +1,303 @@
+//! Goals, strategies, audit templates and audits through the built binary,
+//! on a real database: Watcher's parameter checks, and synchronisation as a
+//! strategy plugin is added, changed and removed.
+
+use serde_json::Value;
+use sextant::store::Store;
+use sextant_e2e::*;
+use std::path::Path;
+
+fn db_counts(db: &Path) -> (usize, usize, usize) {
+    let s = Store::open(db).expect("open");
+    (
+        s.audits().expect("audits").len(),
+        s.templates().expect("templates").len(),
+        s.events(None, 0).expect("events").len(),
+    )
+}
+
+#[test]
+fn the_dummy_audit_runs_and_stores_its_solution_through_the_action_factory() {
+    let home = scratch();
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "dummy",
+        "-s",
+        "dummy",
+        "-p",
+        "para1=1.5",
+        "-p",
+        "para2=hi",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    assert_eq!(a["state"], "SUCCEEDED");
+    assert_eq!(
+        a["parameters"],
+        serde_json::json!({"para1": 1.5, "para2": "hi"})
+    );
+    assert!(a["action_plan"].is_null(), "no planner yet");
+    let sol = a["solution"].as_array().expect("solution");
+    let types: Vec<&str> = sol
+        .iter()
+        .map(|x| x["action_type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, ["nop", "nop", "sleep"]);
+    assert_eq!(sol[1]["input_parameters"]["message"], "hi");
+    assert_eq!(
+        sol[1]["input_parameters"]["fail_execute"], false,
+        "defaults filled by the factory"
+    );
+    assert_eq!(sol[2]["action_type_version"], "1.0.0");
+
+    // Defaults are stored with the audit; the goal alone picks the first strategy.
+    let out =
+        run(sextant(home.path()).args(["audit", "create", "-g", "dummy", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    assert_eq!(a["strategy_name"], "dummy");
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "show",
+        a["uuid"].as_str().unwrap_or(""),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.json()["state"], "SUCCEEDED");
+
+    // A finished audit can be deleted; a deleted one is gone.
+    let uuid = a["uuid"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        run(sextant(home.path()).args(["audit", "delete", &uuid])).status,
+        0
+    );
+    assert_eq!(
+        run(sextant(home.path()).args(["audit", "show", &uuid])).status,
+        2
+    );
+    // A finished audit cannot be cancelled.
+    let first = run(sextant(home.path()).args(["audit", "list", "--format", "json"])).json();
+    let u = first[0]["uuid"].as_str().unwrap_or("").to_string();
+    let out = run(sextant(home.path()).args(["audit", "cancel", &u]));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("SUCCEEDED -> CANCELLED"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn watcher_parameter_checks_refuse_and_leave_the_store_unchanged() {
+    let home = scratch();
+    let db = home.path().join("data/sextant/sextant.db");
+    assert_eq!(run(sextant(home.path()).args(["sync"])).status, 0);
+    assert_eq!(
+        run(sextant(home.path()).args(["audit-template", "create", "at1", "dummy", "-s", "dummy"]))
+            .status,
+        0
+    );
+    let before = db_counts(&db);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-g", "dummy", "-s", "dummy", "-p", "para1=20"],
+            "20 is greater than the maximum of 10.2",
+        ),
+        (
+            &["-g", "dummy", "-s", "dummy", "-p", "para1=0.5"],
+            "less than the minimum of 1",
+        ),
+        (&["-g", "dummy", "-s", "dummy", "-p", "para2=5"], "para2"),
+        (
+            &["-g", "dummy", "-s", "dummy", "-p", "bogus=1"],
+            "Audit parameter bogus are not allowed",
+        ),
+        (&["-g", "dummy", "-p", "para1=2"], "no predefined strategy"),
+        (&["-g", "no_such_goal"], "no_such_goal"),
+        (
+            &["-g", "dummy", "-s", "actuator"],
+            "achieves goal unclassified",
+        ),
+        (&["-g", "dummy", "-a", "at1"], "not both"),
+        (&["-t", "CONTINUOUS", "-g", "dummy"], "needs an interval"),
+        (
+            &["-t", "ONESHOT", "-g", "dummy", "-i", "60"],
+            "only for CONTINUOUS",
+        ),
+        (
+            &["-t", "CONTINUOUS", "-g", "dummy", "-i", "every day"],
+            "cron",
+        ),
+        (&["-t", "SOMETIMES", "-g", "dummy"], "SOMETIMES"),
+        (
+            &["-g", "dummy", "--start-time", "2026-01-01T00:00:00Z"],
+            "not for ONESHOT",
+        ),
+    ];
+    for (args, words) in cases {
+        let out = run(sextant(home.path()).args(["audit", "create"]).args(*args));
+        assert_eq!(out.status, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(words),
+            "{args:?}: {} lacks {words:?}",
+            out.stderr
+        );
+        assert_eq!(db_counts(&db), before, "{args:?} changed the store");
+    }
+    let out = run(sextant(home.path()).args([
+        "audit-template",
+        "create",
+        "at2",
+        "dummy",
+        "-s",
+        "dummy",
+        "-p",
+        "para1=99",
+    ]));
+    assert_eq!(out.status, 2);
+    assert_eq!(db_counts(&db), before);
+
+    // A CONTINUOUS audit is stored PENDING, for `sextant serve`.
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-t",
+        "CONTINUOUS",
+        "-g",
+        "dummy",
+        "-s",
+        "dummy",
+        "-i",
+        "*/5 * * * *",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json()["state"], "PENDING");
+}
+
+fn list(home: &Path, what: &str) -> Value {
+    let out = run(sextant(home).args([what, "list", "--format", "json"]));
+    assert_eq!(out.status, 0, "{what}: {}", out.stderr);
+    out.json()
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["name"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn goals_and_strategies_follow_the_plugins_at_every_start() {
+    let home = scratch();
+    let dir = home.path().join("plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let db = home.path().join("data/sextant/sextant.db");
+    let cmd = |args: &[&str]| {
+        let mut c = sextant(home.path());
+        c.env("SEXTANT_PLUGIN_PATH", &dir).args(args);
+        run(&mut c)
+    };
+    // Without the plugin: the built-in goals only.
+    assert_eq!(cmd(&["sync"]).status, 0);
+    assert!(!names(&list(home.path(), "goal")).contains(&"fixture_goal".to_string()));
+
+    // Added: goal and strategy appear.
+    populate(&dir, &[&fixture("libfixture_kinds.so")]);
+    let out = cmd(&["goal", "list", "--format", "json"]);
+    assert!(names(&out.json()).contains(&"fixture_goal".to_string()));
+    let s1 = cmd(&["strategy", "show", "fixture_evacuate", "--format", "json"]).json();
+    assert_eq!(
+        s1["parameters_spec"]["properties"]["migration_type"]["default"],
+        "live"
+    );
+    assert_eq!(
+        cmd(&[
+            "audit-template",
+            "create",
+            "t1",
+            "fixture_goal",
+            "-s",
+            "fixture_evacuate"
+        ])
+        .status,
+        0
+    );
+    let out = cmd(&[
+        "audit",
+        "create",
+        "-t",
+        "CONTINUOUS",
+        "-i",
+        "3600",
+        "-g",
+        "fixture_goal",
+        "-s",
+        "fixture_evacuate",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json()["uuid"].as_str().unwrap_or("").to_string();
+
+    // Changed schema: the strategy is replaced, the template follows it, the
+    // runnable audit is cancelled.
+    std::fs::remove_file(dir.join("libfixture_kinds.so")).expect("rm");
+    populate(&dir, &[&fixture("libfixture_strategy_v2.so")]);
+    let out = cmd(&["sync", "--format", "json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let report = out.json();
+    assert_eq!(
+        report["strategies_created"],
+        serde_json::json!(["fixture_evacuate"])
+    );
+    assert_eq!(report["audits_cancelled"], serde_json::json!([audit]));
+    let s2 = cmd(&["strategy", "show", "fixture_evacuate", "--format", "json"]).json();
+    assert_ne!(s1["uuid"], s2["uuid"]);
+    assert_eq!(
+        s2["parameters_spec"]["properties"]["migration_type"]["default"],
+        "cold"
+    );
+    let t = cmd(&["audit-template", "show", "t1", "--format", "json"]).json();
+    assert_eq!(t["strategy_uuid"], s2["uuid"]);
+    let a = cmd(&["audit", "show", &audit, "--format", "json"]).json();
+    assert_eq!(a["state"], "CANCELLED");
+    assert!(
+        a["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("strategy changed")
+    );
+
+    // Removed: goal and strategy soft-deleted, the template loses its
+    // strategy and is flagged.
+    std::fs::remove_file(dir.join("libfixture_strategy_v2.so")).expect("rm");
+    let out = cmd(&["audit-template", "list"]);
+    assert!(out.stdout.contains("GOAL VANISHED"), "{}", out.stdout);
+    assert!(!names(&list(home.path(), "goal")).contains(&"fixture_goal".to_string()));
+    assert!(!names(&list(home.path(), "strategy")).contains(&"fixture_evacuate".to_string()));
+    let t = cmd(&["audit-template", "show", "t1", "--format", "json"]).json();
+    assert!(t["strategy_uuid"].is_null());
+    assert_eq!(t["goal_vanished"], true);
+
+    // Soft delete: the rows are still in the database.
+    let s = Store::open(&db).expect("open");
+    let deleted: i64 = s
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM strategies WHERE name = 'fixture_evacuate' AND deleted = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(deleted, 2);
+}
