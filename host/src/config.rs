@@ -46,6 +46,9 @@ pub struct Config {
     /// Drivers whose `<driver>.<action>` handlers the default mapper tries.
     #[serde(default = "default_drivers")]
     pub drivers: Vec<String>,
+    /// The collector entry that builds the cluster model for audits.
+    #[serde(default = "default_collector")]
+    pub collector: String,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -53,6 +56,10 @@ pub struct Config {
 
 fn default_mapper() -> String {
     "default".into()
+}
+
+fn default_collector() -> String {
+    "sim".into()
 }
 
 fn default_drivers() -> Vec<String> {
@@ -66,6 +73,7 @@ impl Default for Config {
             action_type_dirs: Vec::new(),
             mapper: default_mapper(),
             drivers: default_drivers(),
+            collector: default_collector(),
             source: None,
         }
     }

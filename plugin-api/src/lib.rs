@@ -39,6 +39,7 @@
 
 pub mod abi;
 pub mod manifest;
+pub mod model;
 pub mod sdk;
 
 pub use abi::{ErrorKind, INTERFACE_VERSION, MANIFEST_SECTION, PluginError};

@@ -4,7 +4,9 @@
 use super::action_types::parse_params;
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
-use crate::decide::{AuditRequest, DecideError, prepare_audit, run_audit, validate_parameters};
+use crate::decide::{
+    AuditContext, AuditRequest, DecideError, prepare_audit, run_audit, validate_parameters,
+};
 use crate::store::StoreError;
 use crate::store::audits::NewTemplate;
 use clap::Subcommand;
@@ -187,12 +189,8 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                             crate::config::yaml_error_message(&e)
                         ))
                     })?;
-                    if !v.is_array() {
-                        return Err(CliError::input(anyhow::anyhow!(
-                            "{}: a scope is a list of mappings",
-                            f.display()
-                        )));
-                    }
+                    crate::decide::scope::check(&v)
+                        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", f.display())))?;
                     v
                 }
             };
@@ -295,7 +293,12 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             let a = store.create_audit(&new)?;
             let a = if a.audit_type == "ONESHOT" {
                 let types = env.action_types();
-                run_audit(&mut store, &plugins, &types, &a.uuid).map_err(decide_error)?
+                let ctx = AuditContext {
+                    plugins: &plugins,
+                    types: &types,
+                    model: env.model_source(),
+                };
+                run_audit(&mut store, &ctx, &a.uuid).map_err(decide_error)?
             } else {
                 a
             };

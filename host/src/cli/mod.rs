@@ -10,6 +10,7 @@ mod bench;
 mod decide;
 pub mod output;
 mod plugins;
+mod sim;
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
@@ -72,6 +73,9 @@ enum Command {
     /// Audits: create (a ONESHOT audit runs at once), list, show, cancel, delete.
     #[command(subcommand)]
     Audit(audits::AuditCommand),
+    /// The simulated cloud: init, show, generate.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -169,6 +173,20 @@ impl Env {
         Ok((store, plugins, report))
     }
 
+    /// The cluster model's source for audits: the configured collector,
+    /// with the simulated cloud beside the database.
+    pub fn model_source(&self) -> crate::decide::ModelSource {
+        crate::decide::ModelSource {
+            collector: self.config.collector.clone(),
+            config: serde_json::json!({"sim_db": self.sim_db()}),
+        }
+    }
+
+    /// The simulated cloud's file, beside the database.
+    pub fn sim_db(&self) -> PathBuf {
+        sextant_sim_store::path_beside(&self.db)
+    }
+
     /// Reads every action type.
     pub fn action_types(&self) -> ActionTypeRegistry {
         ActionTypeRegistry::load(&self.action_type_dirs())
@@ -230,6 +248,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Strategy(c) => decide::strategy(&env, c),
         Command::AuditTemplate(c) => audits::template(&env, c),
         Command::Audit(c) => audits::audit(&env, c),
+        Command::Sim(c) => sim::run(&env, c),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

@@ -6,6 +6,8 @@
 //! Invariants: a refused request writes nothing; an audit's state only
 //! moves along Watcher's transitions, each with its event.
 
+pub mod scope;
+
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plugins::PluginRegistry;
 use crate::store::audits::{AuditRow, NewAudit};
@@ -283,15 +285,51 @@ pub fn select_strategy(store: &Store, audit: &AuditRow) -> Result<StrategyRow, S
         .ok_or_else(|| format!("no strategy is available for goal {}", audit.goal_name))
 }
 
+/// Where an audit's cluster model comes from: a collector entry and its
+/// configuration.
+#[derive(Clone, Debug)]
+pub struct ModelSource {
+    /// The collector entry (`sim`).
+    pub collector: String,
+    /// Its configuration (for `sim`: `{"sim_db": …}`).
+    pub config: Value,
+}
+
+/// What running an audit needs besides the store.
+pub struct AuditContext<'a> {
+    /// The loaded plugins.
+    pub plugins: &'a PluginRegistry,
+    /// The action types.
+    pub types: &'a ActionTypeRegistry,
+    /// The cluster model's source.
+    pub model: ModelSource,
+}
+
+fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<Value, String> {
+    let raw = ctx
+        .plugins
+        .collect(&ctx.model.collector, &ctx.model.config)
+        .map_err(|e| format!("collector {}: {e}", ctx.model.collector))?;
+    let model: sextant_plugin_api::model::ClusterModel =
+        serde_json::from_value(raw).map_err(|e| {
+            format!(
+                "collector {} returned an invalid model: {e}",
+                ctx.model.collector
+            )
+        })?;
+    let scoped = scope::apply(&model, &audit.scope).map_err(|e| format!("audit scope: {e}"))?;
+    serde_json::to_value(scoped).map_err(|e| e.to_string())
+}
+
 /// Runs one audit that is PENDING (or SUSPENDED): ONGOING, then SUCCEEDED
 /// with its solution stored, FAILED with the reason, or CANCELLED when a plan
 /// is ONGOING and the audit is not forced.
 pub fn run_audit(
     store: &mut Store,
-    plugins: &PluginRegistry,
-    types: &ActionTypeRegistry,
+    ctx: &AuditContext<'_>,
     uuid: &str,
 ) -> Result<AuditRow, DecideError> {
+    let (plugins, types) = (ctx.plugins, ctx.types);
     let audit = store.audit(uuid)?;
     if !audit.force {
         let ongoing: Option<String> = store
@@ -326,9 +364,10 @@ pub fn run_audit(
         Ok(s) => s,
         Err(msg) => return fail(store, msg),
     };
-    // The cluster model comes from collectors; until one is configured the
-    // strategy sees an empty model (enough for dummy and actuator).
-    let model = json!({});
+    let model = match collect_model(ctx, &audit) {
+        Ok(m) => m,
+        Err(msg) => return fail(store, msg),
+    };
     let solution = match plugins.run_strategy(&strategy.name, &model, &audit.parameters) {
         Ok(s) => s,
         Err(e) => return fail(store, format!("strategy {} failed: {e}", strategy.name)),

@@ -1,0 +1,332 @@
+//! `sextant sim init | show | generate`: the embedded simulated cloud.
+
+use super::output::{Format, Table, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::config::yaml_error_message;
+use clap::{Subcommand, ValueEnum};
+use sextant_plugin_api::model::{ClusterModel, Instance, Metric, Node};
+use sextant_sim_store::SimDb;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// Seeds the simulated cloud from a snapshot (YAML or JSON), replacing it.
+    Init {
+        /// The snapshot (examples/clusters/*.yaml).
+        #[arg(long = "from")]
+        from: PathBuf,
+        /// Simulated time scale: 0 makes actions take no time, 1 real time.
+        #[arg(long, default_value_t = 1.0)]
+        time_scale: f64,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The simulated cloud now: a summary, or the snapshot (--format json|yaml).
+    Show {
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Writes a generated snapshot to stdout (for the large example cluster).
+    Generate {
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+        #[arg(long, default_value_t = 1000)]
+        instances: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = SnapshotFormat::Yaml)]
+        format: SnapshotFormat,
+    },
+}
+
+/// Formats a snapshot can be written in.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SnapshotFormat {
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+pub fn run(env: &Env, cmd: SimCommand) -> CliResult {
+    match cmd {
+        SimCommand::Init {
+            from,
+            time_scale,
+            format,
+        } => init(env, &from, time_scale, format),
+        SimCommand::Show { format } => show(env, format),
+        SimCommand::Generate {
+            nodes,
+            instances,
+            seed,
+            format,
+        } => {
+            let m = generate(nodes, instances, seed);
+            let out = std::io::stdout().lock();
+            match format {
+                SnapshotFormat::Yaml => serde_yaml_ng::to_writer(out, &m)?,
+                SnapshotFormat::Json => serde_json::to_writer(out, &m)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads a snapshot file; errors name the file, line and column, or the
+/// contradicting entries.
+pub fn read_snapshot(path: &Path) -> Result<ClusterModel, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", path.display())))?;
+    let model: ClusterModel = serde_yaml_ng::from_str(&text).map_err(|e| {
+        CliError::input(anyhow::anyhow!(
+            "{}: {}",
+            path.display(),
+            yaml_error_message(&e)
+        ))
+    })?;
+    let check = model.check();
+    for w in &check.warnings {
+        tracing::warn!("{}: {w}", path.display());
+    }
+    if !check.errors.is_empty() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "{}: the snapshot contradicts itself:\n  {}",
+            path.display(),
+            check.errors.join("\n  ")
+        )));
+    }
+    Ok(model)
+}
+
+fn init(env: &Env, from: &Path, time_scale: f64, format: Format) -> CliResult {
+    if !(time_scale.is_finite() && time_scale >= 0.0) {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--time-scale must be a number >= 0, not {time_scale}"
+        )));
+    }
+    let model = read_snapshot(from)?;
+    let path = env.sim_db();
+    let mut db = SimDb::open(&path)?;
+    db.init(&model, time_scale)?;
+    let doc = serde_json::json!({
+        "sim_db": path,
+        "nodes": model.nodes.len(),
+        "instances": model.instances.len(),
+        "storage_pools": model.storage_pools.len(),
+        "volumes": model.volumes.len(),
+        "time_scale": time_scale,
+    });
+    if !print_structured(format, &doc)? {
+        println!(
+            "seeded the simulated cloud {} from {}: {} nodes, {} instances, {} pools, {} volumes (time scale {time_scale})",
+            path.display(),
+            from.display(),
+            model.nodes.len(),
+            model.instances.len(),
+            model.storage_pools.len(),
+            model.volumes.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(env: &Env, format: Format) -> CliResult {
+    let path = env.sim_db();
+    if !path.exists() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "the simulated cloud {} was never seeded: run `sextant sim init --from FILE`",
+            path.display()
+        )));
+    }
+    let db = SimDb::open(&path)?;
+    let model = db.model()?;
+    if print_structured(format, &model)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut used: HashMap<&str, (u64, u64, u64, usize)> = HashMap::new();
+    for i in &model.instances {
+        let u = used.entry(i.host.as_str()).or_default();
+        u.0 += i.vcpus;
+        u.1 += i.memory;
+        u.2 += i.disk;
+        u.3 += 1;
+    }
+    let mut t = Table::new(&[
+        "HOSTNAME",
+        "STATUS",
+        "STATE",
+        "POWER",
+        "INSTANCES",
+        "VCPUS",
+        "MEMORY MB",
+        "DISK GB",
+    ]);
+    for n in &model.nodes {
+        let (cv, cm, cd) = n.capacity();
+        let u = used.get(n.hostname.as_str()).copied().unwrap_or_default();
+        t.row(vec![
+            n.hostname.clone(),
+            n.status.clone(),
+            n.state.clone(),
+            n.power_state.clone(),
+            u.3.to_string(),
+            format!("{}/{}", u.0, cv),
+            format!("{}/{}", u.1, cm),
+            format!("{}/{}", u.2, cd),
+        ]);
+    }
+    print!("{}", t.render());
+    let in_use = model
+        .nodes
+        .iter()
+        .filter(|n| used.contains_key(n.hostname.as_str()))
+        .count();
+    println!(
+        "\n{} nodes ({in_use} in use), {} instances, {} storage pools, {} volumes; time scale {}",
+        model.nodes.len(),
+        model.instances.len(),
+        model.storage_pools.len(),
+        model.volumes.len(),
+        db.time_scale()?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A small deterministic generator (xorshift64*): the same seed gives the
+/// same cluster on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn uuid(&mut self) -> String {
+        let (a, b) = (self.next(), self.next());
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            b >> 52,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Generates a cluster of `nodes` hosts and `instances` servers, placed at
+/// random where they fit, with CPU metrics.
+pub fn generate(nodes: usize, instances: usize, seed: u64) -> ClusterModel {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let node_shapes = [
+        (32u64, 131_072u64, 1000u64),
+        (48, 196_608, 1500),
+        (64, 262_144, 2000),
+    ];
+    let flavors = [
+        (1u64, 2048u64, 20u64),
+        (2, 4096, 40),
+        (4, 8192, 80),
+        (8, 16384, 160),
+    ];
+    let width = nodes.to_string().len().max(3);
+    let mut model = ClusterModel::default();
+    for n in 0..nodes {
+        let (vcpus, memory, disk) = node_shapes[rng.below(3) as usize];
+        model.nodes.push(Node {
+            uuid: rng.uuid(),
+            hostname: format!("compute-{:0width$}", n + 1),
+            vcpus,
+            memory,
+            disk,
+            vcpu_reserved: 0,
+            memory_mb_reserved: 0,
+            disk_gb_reserved: 0,
+            vcpu_ratio: 1.0,
+            memory_ratio: 1.0,
+            disk_ratio: 1.0,
+            status: "enabled".into(),
+            disabled_reason: None,
+            state: "up".into(),
+            power_state: "on".into(),
+            availability_zone: Some(format!("az{}", n % 2 + 1)),
+            aggregates: Vec::new(),
+            metrics: BTreeMap::new(),
+        });
+    }
+    let mut used: Vec<(u64, u64, u64)> = vec![(0, 0, 0); nodes];
+    let iwidth = instances.to_string().len().max(4);
+    for i in 0..instances {
+        let (vcpus, memory, disk) = flavors[rng.below(4) as usize];
+        if nodes == 0 {
+            break;
+        }
+        let start = rng.below(nodes as u64) as usize;
+        let Some(host) = (0..nodes).map(|k| (start + k) % nodes).find(|&h| {
+            let n = &model.nodes[h];
+            used[h].0 + vcpus <= n.vcpus
+                && used[h].1 + memory <= n.memory
+                && used[h].2 + disk <= n.disk
+        }) else {
+            continue;
+        };
+        used[host].0 += vcpus;
+        used[host].1 += memory;
+        used[host].2 += disk;
+        let cpu = rng.below(1000) as f64 / 10.0;
+        model.instances.push(Instance {
+            uuid: rng.uuid(),
+            name: format!("vm-{:0iwidth$}", i + 1),
+            host: model.nodes[host].hostname.clone(),
+            vcpus,
+            memory,
+            disk,
+            state: "active".into(),
+            project_id: format!("project-{}", rng.below(10) + 1),
+            metadata: BTreeMap::new(),
+            locked: false,
+            watcher_exclude: false,
+            metrics: BTreeMap::from([
+                ("instance_cpu_usage".to_string(), Metric::Value(cpu)),
+                (
+                    "instance_ram_usage".to_string(),
+                    Metric::Value((memory / 2) as f64),
+                ),
+            ]),
+        });
+    }
+    for (h, n) in model.nodes.iter_mut().enumerate() {
+        let load = used[h].0 as f64 / n.vcpus as f64 * 100.0 * 0.6;
+        n.metrics.insert(
+            "host_cpu_usage".into(),
+            Metric::Value((load * 10.0).round() / 10.0),
+        );
+    }
+    model
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generation_is_deterministic_and_consistent() {
+        let a = generate(20, 150, 7);
+        assert_eq!(a, generate(20, 150, 7));
+        assert_ne!(a, generate(20, 150, 8));
+        assert_eq!(a.nodes.len(), 20);
+        assert_eq!(a.instances.len(), 150);
+        let c = a.check();
+        assert!(c.errors.is_empty() && c.warnings.is_empty(), "{c:?}");
+    }
+}

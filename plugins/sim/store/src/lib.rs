@@ -1,0 +1,232 @@
+//! `sextant-sim-store`: the state of the simulated cloud, one SQLite file
+//! (`sim.db`, beside the store), shared by the `sim` plugin (its collector
+//! and, later, its handlers) and the `sextant sim` commands.
+//!
+//! Each node, instance, pool and volume is a row holding its model entry as
+//! JSON, keyed by its id. Invariant: seeding replaces the whole cloud in one
+//! transaction, so a crash leaves the old cloud or the new one.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sextant_plugin_api::model::ClusterModel;
+use std::path::{Path, PathBuf};
+
+/// A sim.db operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// SQLite failed.
+    #[error("simulated cloud {}: {source}", path.display())]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// A row holds JSON that is not a model entry.
+    #[error("simulated cloud {}: corrupt {what}: {source}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Which row.
+        what: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The directory could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (uuid TEXT PRIMARY KEY, hostname TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS instances (uuid TEXT PRIMARY KEY, host TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS instances_host ON instances(host);
+CREATE TABLE IF NOT EXISTS storage_pools (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS volumes (uuid TEXT PRIMARY KEY, pool TEXT NOT NULL, doc TEXT NOT NULL);
+"#;
+
+/// The file beside a store database: `<dir>/sim.db`.
+pub fn path_beside(store_db: &Path) -> PathBuf {
+    store_db.with_file_name("sim.db")
+}
+
+/// The open simulated cloud.
+pub struct SimDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SimDb {
+    /// Opens (creating if needed) the file.
+    pub fn open(path: &Path) -> Result<Self, SimError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let err = |source| SimError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> SimError {
+        SimError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Replaces the whole cloud with `model`, in one transaction.
+    pub fn init(&mut self, model: &ClusterModel, time_scale: f64) -> Result<(), SimError> {
+        let path = self.path.clone();
+        let err = |source| SimError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(
+            "DELETE FROM volumes; DELETE FROM storage_pools; DELETE FROM instances; DELETE FROM nodes; DELETE FROM meta;",
+        )
+        .map_err(err)?;
+        {
+            let mut st = tx
+                .prepare("INSERT INTO nodes (uuid, hostname, doc) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for n in &model.nodes {
+                st.execute(params![n.uuid, n.hostname, doc(n)])
+                    .map_err(err)?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO instances (uuid, host, doc) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for i in &model.instances {
+                st.execute(params![i.uuid, i.host, doc(i)]).map_err(err)?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO storage_pools (name, doc) VALUES (?1, ?2)")
+                .map_err(err)?;
+            for p in &model.storage_pools {
+                st.execute(params![p.name, doc(p)]).map_err(err)?;
+            }
+            let mut st = tx
+                .prepare("INSERT INTO volumes (uuid, pool, doc) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            for v in &model.volumes {
+                st.execute(params![v.uuid, v.pool, doc(v)]).map_err(err)?;
+            }
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('time_scale', ?1), ('initialised', '1')",
+                params![time_scale.to_string()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Whether `init` ever completed.
+    pub fn is_initialised(&self) -> Result<bool, SimError> {
+        Ok(self.meta("initialised")?.is_some())
+    }
+
+    /// The time scale (0: actions take no simulated time); 1 when unset.
+    pub fn time_scale(&self) -> Result<f64, SimError> {
+        Ok(self
+            .meta("time_scale")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1.0))
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, SimError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    fn docs<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Vec<T>, SimError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {key}, doc FROM {table} ORDER BY rowid"))
+            .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|(k, d)| {
+                serde_json::from_str(&d).map_err(|source| SimError::Corrupt {
+                    path: self.path.clone(),
+                    what: format!("{table} {k}"),
+                    source,
+                })
+            })
+            .collect()
+    }
+
+    /// The current cloud, in the snapshot format.
+    pub fn model(&self) -> Result<ClusterModel, SimError> {
+        Ok(ClusterModel {
+            nodes: self.docs("nodes", "uuid")?,
+            instances: self.docs("instances", "uuid")?,
+            storage_pools: self.docs("storage_pools", "name")?,
+            volumes: self.docs("volumes", "uuid")?,
+        })
+    }
+}
+
+/// A model entry as JSON text (model types always serialise).
+fn doc<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_replaces_the_cloud_and_model_reads_it_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = SimDb::open(&dir.path().join("sim.db")).expect("open");
+        assert!(!db.is_initialised().expect("meta"));
+        let m: ClusterModel = serde_json::from_value(serde_json::json!({
+            "nodes": [{"uuid": "n1", "hostname": "h1", "vcpus": 4, "memory": 4096, "disk": 100,
+                       "metrics": {"host_cpu_usage": 41.5}}],
+            "instances": [{"uuid": "i1", "name": "a", "host": "h1", "vcpus": 1, "memory": 512, "disk": 1}],
+            "storage_pools": [{"name": "p@lvm", "total_capacity_gb": 100, "free_capacity_gb": 40}],
+            "volumes": [{"uuid": "v1", "size": 10, "pool": "p@lvm", "attachments": ["i1"]}]
+        }))
+        .expect("model");
+        db.init(&m, 0.0).expect("init");
+        assert_eq!(db.model().expect("model"), m);
+        assert_eq!(db.time_scale().expect("scale"), 0.0);
+        db.init(&ClusterModel::default(), 2.0).expect("reinit");
+        assert_eq!(db.model().expect("model"), ClusterModel::default());
+        assert!(db.is_initialised().expect("meta"));
+    }
+}

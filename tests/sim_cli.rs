@@ -1,0 +1,249 @@
+//! The simulated cloud through the built binary: seeding, showing,
+//! contradictions refused, crash safety of seeding and sync, and the model
+//! an audit sees (through the `sim` collector plugin and the audit scope).
+
+use serde_json::Value;
+use sextant::store::Store;
+use sextant_e2e::*;
+use sextant_sim_store::SimDb;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn small() -> std::path::PathBuf {
+    repo_root().join("examples/clusters/small.yaml")
+}
+
+#[test]
+fn seed_show_and_refuse_contradictions() {
+    let home = scratch();
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--from"])
+        .arg(small())
+        .args(["--time-scale", "0"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(home.path()).args(["sim", "show", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let m = out.json();
+    assert_eq!(m["nodes"].as_array().map(Vec::len), Some(4));
+    assert_eq!(m["instances"].as_array().map(Vec::len), Some(6));
+    assert_eq!(
+        m["nodes"][0]["status"], "enabled",
+        "Watcher's defaults are filled in"
+    );
+    assert_eq!(m["nodes"][0]["vcpu_ratio"], 1.0);
+    // The JSON it prints is itself a snapshot that seeds the same cloud.
+    let again = write_file(&home.path().join("s"), "again.json", &m.to_string());
+    assert_eq!(
+        run(sextant(home.path())
+            .args(["sim", "init", "--from"])
+            .arg(&again))
+        .status,
+        0
+    );
+    assert_eq!(
+        run(sextant(home.path()).args(["sim", "show", "--format", "json"])).json(),
+        m
+    );
+
+    let out = run(sextant(home.path()).args(["sim", "show"]));
+    assert!(out.stdout.contains("compute-004"), "{}", out.stdout);
+
+    let bad = write_file(
+        &home.path().join("s"),
+        "bad.yaml",
+        "nodes:\n  - {uuid: n1, hostname: h1, vcpus: 4, memory: 4096, disk: 10}\n  - {uuid: n1, hostname: h2, vcpus: 4, memory: 4096, disk: 10}\ninstances:\n  - {uuid: i1, name: vm-1, host: h9, vcpus: 1, memory: 512, disk: 1}\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--from"])
+        .arg(&bad));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("node n1: duplicate uuid"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("instance i1 (vm-1): on unknown host h9"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        run(sextant(home.path()).args(["sim", "show", "--format", "json"])).json(),
+        m,
+        "nothing changed"
+    );
+
+    let typo = write_file(
+        &home.path().join("s"),
+        "typo.yaml",
+        "nodes:\n  - {uuid: n1, hostname: h1, vcpus: 4, memory: 4096, disk: 10, vcpu: 3}\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--from"])
+        .arg(&typo));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("typo.yaml: line 2"), "{}", out.stderr);
+
+    let over = write_file(
+        &home.path().join("s"),
+        "over.yaml",
+        "nodes:\n  - {uuid: n1, hostname: h1, vcpus: 1, memory: 4096, disk: 10}\ninstances:\n  - {uuid: i1, name: a, host: h1, vcpus: 2, memory: 512, disk: 1}\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--from"])
+        .arg(&over));
+    assert_eq!(out.status, 0, "over-allocation is a warning");
+    assert!(out.stderr.contains("beyond its capacity"), "{}", out.stderr);
+}
+
+#[test]
+fn an_audit_sees_the_simulated_cloud_through_the_collector_and_its_scope() {
+    let home = scratch();
+    assert_eq!(
+        run(sextant(home.path())
+            .args(["sim", "init", "--from"])
+            .arg(small()))
+        .status,
+        0
+    );
+    // The actuator echoes its actions; the point here is that the audit
+    // collected the model (a collector failure fails the audit).
+    let scope = write_file(
+        &home.path().join("s"),
+        "scope.yaml",
+        "- availability_zones: [{name: az1}]\n- exclude: [{instances: [{uuid: 0d8a5f7e-3c1b-4a2e-9f6d-000000000001}]}]\n",
+    );
+    let out = run(sextant(home.path())
+        .args([
+            "audit-template",
+            "create",
+            "t",
+            "dummy",
+            "-s",
+            "dummy",
+            "--scope",
+        ])
+        .arg(&scope));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(home.path()).args(["audit", "create", "-a", "t", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json()["state"], "SUCCEEDED");
+
+    let bad_scope = write_file(&home.path().join("s"), "bad-scope.yaml", "- teleport: []\n");
+    let out = run(sextant(home.path())
+        .args(["audit-template", "create", "t2", "dummy", "--scope"])
+        .arg(&bad_scope));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("teleport"), "{}", out.stderr);
+
+    // Scope semantics on the real model.
+    let model: sextant_plugin_api::model::ClusterModel = serde_json::from_value(
+        run(sextant(home.path()).args(["sim", "show", "--format", "json"])).json(),
+    )
+    .expect("model");
+    let scoped = sextant::decide::scope::apply(
+        &model,
+        &serde_yaml_ng_value(&std::fs::read_to_string(&scope).expect("read")),
+    )
+    .expect("scope");
+    let hosts: Vec<_> = scoped.nodes.iter().map(|n| n.hostname.as_str()).collect();
+    assert_eq!(hosts, ["compute-001", "compute-002"]);
+    assert!(scoped.instances.iter().any(|i| i.watcher_exclude));
+}
+
+fn serde_yaml_ng_value(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).expect("yaml")
+}
+
+fn kill_at(mut cmd: std::process::Command, after: Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(after);
+    let finished = child.try_wait().expect("wait").is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    finished
+}
+
+#[test]
+fn sigkill_during_a_large_seed_or_a_sync_leaves_a_consistent_database() {
+    let home = scratch();
+    let large = home.path().join("large.json");
+    let out = std::process::Command::new(sextant_bin())
+        .args([
+            "sim",
+            "generate",
+            "--nodes",
+            "2000",
+            "--instances",
+            "20000",
+            "--seed",
+            "3",
+            "--format",
+            "json",
+        ])
+        .output()
+        .expect("generate");
+    assert!(out.status.success());
+    std::fs::write(&large, &out.stdout).expect("write");
+    assert_eq!(
+        run(sextant(home.path())
+            .args(["sim", "init", "--from"])
+            .arg(small()))
+        .status,
+        0
+    );
+    let sim_db = home.path().join("data/sextant/sim.db");
+
+    let mut seen_small = false;
+    let mut interrupted = 0;
+    for (i, ms) in [30u64, 120, 250, 400, 700, 1000, 1500, 2500]
+        .iter()
+        .enumerate()
+    {
+        // Alternate the cloud being replaced, so every kill interrupts a real change.
+        let from = if i % 2 == 0 { large.clone() } else { small() };
+        let mut cmd = sextant(home.path());
+        cmd.args(["sim", "init", "--from"]).arg(&from);
+        if !kill_at(cmd, Duration::from_millis(*ms)) {
+            interrupted += 1;
+        }
+        let db = SimDb::open(&sim_db).expect("the database opens after SIGKILL");
+        let m = db.model().expect("and reads");
+        match m.nodes.len() {
+            2000 => assert_eq!(m.instances.len(), 20000),
+            4 => {
+                assert_eq!(m.instances.len(), 6);
+                seen_small = true;
+            }
+            n => panic!("a half-written cloud with {n} nodes after a kill at {ms} ms"),
+        }
+        assert!(m.check().errors.is_empty());
+    }
+    assert!(seen_small, "some kill left the old cloud");
+    assert!(interrupted > 0, "no kill landed while a seed was running");
+
+    // Sync is one transaction too.
+    let db = home.path().join("data/sextant/sextant.db");
+    for ms in [5u64, 20, 40, 80] {
+        let _ = std::fs::remove_file(&db);
+        let mut cmd = sextant(home.path());
+        cmd.args(["sync"]);
+        kill_at(cmd, Duration::from_millis(ms));
+        if !db.exists() {
+            continue;
+        }
+        let s = Store::open(Path::new(&db)).expect("opens after SIGKILL");
+        let goals = s.goals().expect("goals").len();
+        let strategies = s.strategies(None).expect("strategies").len();
+        assert!(
+            (goals, strategies) == (0, 0) || (goals, strategies) == (2, 2),
+            "half a sync: {goals} goals, {strategies} strategies"
+        );
+    }
+}
