@@ -51,6 +51,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("action_mapper", "default"),
         ("strategy", "dummy"),
         ("strategy", "actuator"),
+        ("collector", "sim"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
