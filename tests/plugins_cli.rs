@@ -60,10 +60,10 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
     assert_eq!(doc["rejected"], serde_json::json!([]));
     for p in doc["plugins"].as_array().expect("plugins") {
         let file = p["file"].as_str().unwrap_or("");
-        let lib = if p["kind"] == "strategy" {
-            "libsextant_strategies.so"
-        } else {
-            "libsextant_core.so"
+        let lib = match p["kind"].as_str() {
+            Some("strategy") => "libsextant_strategies.so",
+            Some("collector") => "libsextant_sim.so",
+            _ => "libsextant_core.so",
         };
         assert!(file.ends_with(lib), "{file}");
     }
