@@ -301,3 +301,116 @@ fn goals_and_strategies_follow_the_plugins_at_every_start() {
         .expect("count");
     assert_eq!(deleted, 2);
 }
+
+#[test]
+fn a_continuous_audit_runs_at_its_interval_under_serve_and_supersedes_its_previous_plan() {
+    let home = scratch();
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-t",
+        "CONTINUOUS",
+        "-i",
+        "1",
+        "-g",
+        "dummy",
+        "-s",
+        "dummy",
+        "--name",
+        "every-second",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json();
+    assert_eq!(audit["state"], "PENDING");
+    let uuid = audit["uuid"].as_str().unwrap_or("").to_string();
+
+    // A plan it recommended before (planners store plans; here one is
+    // written directly, to see the next run supersede it).
+    let db = home.path().join("data/sextant/sextant.db");
+    let mut s = Store::open(&db).expect("open");
+    s.write(|tx| {
+        tx.execute(
+            "INSERT INTO action_plans (uuid, audit_id, state, created_at) \
+             SELECT 'old-plan', id, 'RECOMMENDED', 'now' FROM audits WHERE uuid = ?1",
+            [&uuid],
+        )
+    })
+    .expect("plan");
+    drop(s);
+
+    let out = run(sextant(home.path()).args(["serve", "--exit-after", "3.5"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let s = Store::open(&db).expect("open");
+    let runs = s
+        .events(None, 0)
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.object_uuid == uuid && e.event_type == "audit.strategy.end")
+        .count();
+    assert!(
+        (3..=5).contains(&runs),
+        "{runs} runs in 3.5 s at a 1 s interval"
+    );
+    let a = s.audit(&uuid).expect("audit");
+    assert_eq!(a.state, "ONGOING");
+    assert!(a.next_run_time.is_some());
+    assert_eq!(
+        a.solution.as_ref().and_then(|v| v.as_array().map(Vec::len)),
+        Some(3)
+    );
+    let plan_state: String = s
+        .conn()
+        .query_row(
+            "SELECT state FROM action_plans WHERE uuid = 'old-plan'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("plan");
+    assert_eq!(plan_state, "CANCELLED");
+
+    // An end time in the past ends it at the next pass.
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-t",
+        "CONTINUOUS",
+        "-i",
+        "60",
+        "-g",
+        "dummy",
+        "--name",
+        "ended",
+        "--end-time",
+        "2020-01-01T00:00:00Z",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        run(sextant(home.path()).args(["serve", "--exit-after", "0.5"])).status,
+        0
+    );
+    let a = run(sextant(home.path()).args(["audit", "show", "ended", "--format", "json"])).json();
+    assert_eq!(a["state"], "SUCCEEDED");
+}
+
+#[test]
+fn an_event_audit_runs_when_triggered() {
+    let home = scratch();
+    let out = run(sextant(home.path()).args([
+        "audit", "create", "-t", "EVENT", "-g", "dummy", "--name", "ev", "--format", "json",
+    ]));
+    assert_eq!(out.json()["state"], "PENDING");
+    for _ in 0..2 {
+        let out = run(sextant(home.path()).args(["audit", "trigger", "ev", "--format", "json"]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        assert_eq!(out.json()["state"], "SUCCEEDED");
+    }
+    let out = run(sextant(home.path()).args(["audit", "create", "-g", "dummy", "--name", "once"]));
+    assert_eq!(out.status, 0);
+    let out = run(sextant(home.path()).args(["audit", "trigger", "once"]));
+    assert_eq!(out.status, 2);
+    assert!(out.stderr.contains("only EVENT audits"), "{}", out.stderr);
+}

@@ -5,7 +5,8 @@ use super::action_types::parse_params;
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
 use crate::decide::{
-    AuditContext, AuditRequest, DecideError, prepare_audit, run_audit, validate_parameters,
+    AuditContext, AuditRequest, DecideError, prepare_audit, run_audit, trigger_audit,
+    validate_parameters,
 };
 use crate::store::StoreError;
 use crate::store::audits::NewTemplate;
@@ -100,6 +101,12 @@ pub enum AuditCommand {
     },
     /// One audit, by name or uuid.
     Show {
+        audit: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Runs an EVENT audit now (it must be PENDING or SUCCEEDED).
+    Trigger {
         audit: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -357,6 +364,21 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             let a = store.audit(&audit).map_err(input_error)?;
             if !print_structured(format, &a)? {
                 println!("{}", serde_yaml_ng::to_string(&a)?);
+            }
+        }
+        AuditCommand::Trigger { audit, format } => {
+            let types = env.action_types();
+            let ctx = AuditContext {
+                plugins: &plugins,
+                types: &types,
+                model: env.model_source(),
+            };
+            let a = trigger_audit(&mut store, &ctx, &audit).map_err(decide_error)?;
+            if !print_structured(format, &a)? {
+                println!("audit {} ({}): {}", a.name, a.uuid, a.state);
+            }
+            if a.state == "FAILED" {
+                return Ok(ExitCode::from(1));
             }
         }
         AuditCommand::Cancel { audit } => {

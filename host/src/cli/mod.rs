@@ -10,6 +10,7 @@ mod bench;
 mod decide;
 pub mod output;
 mod plugins;
+mod serve;
 mod sim;
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
@@ -76,6 +77,12 @@ enum Command {
     /// The simulated cloud: init, show, generate.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// The service: runs CONTINUOUS audits at their interval.
+    Serve {
+        /// Stop after this many seconds (default: run until killed).
+        #[arg(long, value_name = "SECONDS")]
+        exit_after: Option<f64>,
+    },
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -249,6 +256,7 @@ fn run(cli: Cli) -> CliResult {
         Command::AuditTemplate(c) => audits::template(&env, c),
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
+        Command::Serve { exit_after } => serve::serve(&env, exit_after),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

@@ -6,6 +6,7 @@
 //! Invariants: a refused request writes nothing; an audit's state only
 //! moves along Watcher's transitions, each with its event.
 
+pub mod schedule;
 pub mod scope;
 
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
@@ -123,31 +124,9 @@ pub fn validate_parameters(strategy: &StrategyRow, params: &Value) -> Result<Val
     Ok(p)
 }
 
-fn check_interval(interval: &str) -> Result<(), DecideError> {
-    if let Ok(n) = interval.trim().parse::<u64>() {
-        if n == 0 {
-            return Err(invalid("interval must be at least 1 second"));
-        }
-        return Ok(());
-    }
-    let fields: Vec<&str> = interval.split_whitespace().collect();
-    let cron_ok = fields.len() == 5
-        && fields
-            .iter()
-            .all(|f| f.chars().all(|c| c.is_ascii_digit() || "*/,-".contains(c)));
-    if cron_ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "interval {interval:?} is neither a number of seconds nor a 5-field cron expression"
-        )))
-    }
-}
-
 fn check_time(what: &str, t: &Option<String>) -> Result<(), DecideError> {
     if let Some(t) = t {
-        humantime::parse_rfc3339_weak(t)
-            .map_err(|e| invalid(format!("{what} {t:?} is not an RFC 3339 time: {e}")))?;
+        schedule::parse_time(t).map_err(|e| invalid(format!("{what}: {e}")))?;
     }
     Ok(())
 }
@@ -228,7 +207,9 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
     };
     match (audit_type.as_str(), &req.interval) {
         ("CONTINUOUS", None) => return Err(invalid("a CONTINUOUS audit needs an interval")),
-        ("CONTINUOUS", Some(i)) => check_interval(i)?,
+        ("CONTINUOUS", Some(i)) => {
+            schedule::parse_interval(i).map_err(invalid)?;
+        }
         (t, Some(_)) => {
             return Err(invalid(format!(
                 "an interval is only for CONTINUOUS audits, not {t}"
@@ -321,103 +302,365 @@ fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<Value, Stri
     serde_json::to_value(scoped).map_err(|e| e.to_string())
 }
 
-/// Runs one audit that is PENDING (or SUSPENDED): ONGOING, then SUCCEEDED
-/// with its solution stored, FAILED with the reason, or CANCELLED when a plan
-/// is ONGOING and the audit is not forced.
-pub fn run_audit(
+/// What a strategy run produced: the actions as instantiated, the
+/// efficacy indicators, and the strategy used.
+struct StrategyRun {
+    actions: Vec<Value>,
+    indicators: Value,
+    strategy: StrategyRow,
+}
+
+/// Selects the strategy, collects the model, runs the strategy and puts
+/// every action through the action factory; with the strategy events.
+fn execute_strategy(
     store: &mut Store,
     ctx: &AuditContext<'_>,
-    uuid: &str,
-) -> Result<AuditRow, DecideError> {
-    let (plugins, types) = (ctx.plugins, ctx.types);
-    let audit = store.audit(uuid)?;
-    if !audit.force {
-        let ongoing: Option<String> = store
-            .conn()
-            .query_row(
-                "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' LIMIT 1",
-                [],
-                |r| r.get(0),
+    audit: &AuditRow,
+) -> Result<Result<StrategyRun, String>, DecideError> {
+    let strategy = match select_strategy(store, audit) {
+        Ok(s) => s,
+        Err(msg) => return Ok(Err(msg)),
+    };
+    let event = |store: &mut Store, name: &str, payload: Value| {
+        let uuid = audit.uuid.clone();
+        let name = name.to_string();
+        store.write(move |tx| {
+            crate::store::append_event(
+                tx,
+                &crate::store::Event {
+                    event_type: &name,
+                    object_type: "audit",
+                    object_uuid: &uuid,
+                    action_plan_uuid: None,
+                    old_state: None,
+                    new_state: None,
+                    payload,
+                },
             )
-            .ok();
-        if let Some(plan) = ongoing {
-            let msg = format!("action plan {plan} is ONGOING (use --force to audit anyway)");
-            if audit.audit_type == "ONESHOT" {
-                return Ok(store.transition_audit(uuid, "CANCELLED", Some(&msg), &[])?);
-            }
-            tracing::info!("audit {uuid} skipped this run: {msg}");
-            return Ok(audit);
-        }
-    }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    store.transition_audit(
-        uuid,
-        "ONGOING",
-        None,
-        &[("hostname", rusqlite::types::Value::Text(host))],
+        })
+    };
+    event(
+        store,
+        "audit.strategy.start",
+        json!({"strategy": strategy.name}),
     )?;
-    let fail = |store: &mut Store, msg: String| -> Result<AuditRow, DecideError> {
-        tracing::warn!("audit {uuid} failed: {msg}");
-        Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?)
-    };
-    let strategy = match select_strategy(store, &audit) {
-        Ok(s) => s,
-        Err(msg) => return fail(store, msg),
-    };
-    let model = match collect_model(ctx, &audit) {
-        Ok(m) => m,
-        Err(msg) => return fail(store, msg),
-    };
-    let solution = match plugins.run_strategy(&strategy.name, &model, &audit.parameters) {
-        Ok(s) => s,
-        Err(e) => return fail(store, format!("strategy {} failed: {e}", strategy.name)),
-    };
-    let factory = ActionFactory::new(types);
-    let mut actions = Vec::new();
-    for a in &solution.actions {
-        let mut req = NewAction::new(a.action_type.clone(), a.input_parameters.clone());
-        req.resource_id = a.resource_id.clone();
-        match factory.instantiate(&req) {
-            Ok(i) => actions.push(json!({
+    let result = (|| {
+        let model = collect_model(ctx, audit)?;
+        let solution = ctx
+            .plugins
+            .run_strategy(&strategy.name, &model, &audit.parameters)
+            .map_err(|e| format!("strategy {} failed: {e}", strategy.name))?;
+        let factory = ActionFactory::new(ctx.types);
+        let mut actions = Vec::new();
+        for a in &solution.actions {
+            let mut req = NewAction::new(a.action_type.clone(), a.input_parameters.clone());
+            req.resource_id = a.resource_id.clone();
+            let i = factory.instantiate(&req).map_err(|e| {
+                format!(
+                    "strategy {} proposed an invalid action {}: {e}",
+                    strategy.name, a.id
+                )
+            })?;
+            actions.push(json!({
                 "id": a.id,
                 "action_type": i.action_type,
                 "action_type_version": i.action_type_version,
                 "resource_id": i.resource_id,
                 "input_parameters": i.input_parameters,
-            })),
-            Err(e) => {
-                return fail(
-                    store,
-                    format!(
-                        "strategy {} proposed an invalid action {}: {e}",
-                        strategy.name, a.id
-                    ),
-                );
-            }
+            }));
+        }
+        let indicators = match &solution.efficacy_indicators {
+            Value::Null => json!([]),
+            v => v.clone(),
+        };
+        Ok((actions, indicators))
+    })();
+    match result {
+        Ok((actions, indicators)) => {
+            event(
+                store,
+                "audit.strategy.end",
+                json!({"strategy": strategy.name, "actions": actions.len()}),
+            )?;
+            Ok(Ok(StrategyRun {
+                actions,
+                indicators,
+                strategy,
+            }))
+        }
+        Err(msg) => {
+            event(
+                store,
+                "audit.strategy.error",
+                json!({"strategy": strategy.name, "error": msg}),
+            )?;
+            Ok(Err(msg))
         }
     }
-    let indicators = match &solution.efficacy_indicators {
-        Value::Null => json!([]),
-        v => v.clone(),
-    };
-    Ok(store.transition_audit(
+}
+
+fn solution_columns(run: &StrategyRun) -> Vec<(&'static str, rusqlite::types::Value)> {
+    vec![
+        (
+            "solution",
+            rusqlite::types::Value::Text(json!(run.actions).to_string()),
+        ),
+        (
+            "efficacy_indicators",
+            rusqlite::types::Value::Text(run.indicators.to_string()),
+        ),
+        (
+            "strategy_id",
+            rusqlite::types::Value::Integer(run.strategy.id),
+        ),
+    ]
+}
+
+/// The decision engine's own moves: Watcher's, plus re-running a finished
+/// EVENT audit and keeping a CONTINUOUS one ONGOING.
+fn engine_move(from: &str, to: &str) -> bool {
+    crate::store::audits::audit_transition_allowed(from, to)
+        || matches!(
+            (from, to),
+            ("SUCCEEDED", "ONGOING") | ("ONGOING", "ONGOING")
+        )
+}
+
+fn ongoing_plan(store: &Store) -> Option<String> {
+    store
+        .conn()
+        .query_row(
+            "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+/// Runs a ONESHOT or EVENT audit: ONGOING, then SUCCEEDED with its solution
+/// stored, FAILED with the reason, or CANCELLED (ONESHOT) when a plan is
+/// ONGOING and the audit is not forced.
+pub fn run_audit(
+    store: &mut Store,
+    ctx: &AuditContext<'_>,
+    uuid: &str,
+) -> Result<AuditRow, DecideError> {
+    let audit = store.audit(uuid)?;
+    if !audit.force
+        && let Some(plan) = ongoing_plan(store)
+    {
+        let msg = format!("action plan {plan} is ONGOING (use --force to audit anyway)");
+        if audit.audit_type == "ONESHOT" {
+            return Ok(store.transition_audit(uuid, "CANCELLED", Some(&msg), &[])?);
+        }
+        return Err(invalid(msg));
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let audit = store.move_audit(
         uuid,
-        "SUCCEEDED",
-        Some(&format!(
-            "{} actions recommended by {}",
-            actions.len(),
-            strategy.name
-        )),
+        "ONGOING",
+        None,
+        &[("hostname", rusqlite::types::Value::Text(host))],
+        engine_move,
+    )?;
+    match execute_strategy(store, ctx, &audit)? {
+        Ok(run) => Ok(store.transition_audit(
+            uuid,
+            "SUCCEEDED",
+            Some(&format!(
+                "{} actions recommended by {}",
+                run.actions.len(),
+                run.strategy.name
+            )),
+            &solution_columns(&run),
+        )?),
+        Err(msg) => {
+            tracing::warn!("audit {uuid} failed: {msg}");
+            Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?)
+        }
+    }
+}
+
+/// Triggers an EVENT audit (PENDING or SUCCEEDED): runs it now.
+pub fn trigger_audit(
+    store: &mut Store,
+    ctx: &AuditContext<'_>,
+    id: &str,
+) -> Result<AuditRow, DecideError> {
+    let audit = store.audit(id)?;
+    if audit.audit_type != "EVENT" {
+        return Err(invalid(format!(
+            "audit {} is {}: only EVENT audits are triggered",
+            audit.uuid, audit.audit_type
+        )));
+    }
+    if audit.state != "PENDING" && audit.state != "SUCCEEDED" {
+        return Err(invalid(format!(
+            "audit {} is {}: an EVENT audit is triggered from PENDING or SUCCEEDED",
+            audit.uuid, audit.state
+        )));
+    }
+    run_audit(store, ctx, &audit.uuid)
+}
+
+/// One run of a CONTINUOUS audit: cancels its previous RECOMMENDED plans,
+/// runs the strategy, stores the solution, and records the next run time.
+/// The audit stays ONGOING; it becomes FAILED if the run fails.
+pub fn run_continuous(
+    store: &mut Store,
+    ctx: &AuditContext<'_>,
+    uuid: &str,
+    next_run: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<AuditRow, DecideError> {
+    let audit = store.audit(uuid)?;
+    if !audit.force
+        && let Some(plan) = ongoing_plan(store)
+    {
+        tracing::info!("audit {uuid} skips this run: action plan {plan} is ONGOING");
+        return Ok(audit);
+    }
+    let next = next_run.map(schedule::format_time);
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let audit = store.move_audit(
+        uuid,
+        "ONGOING",
+        None,
         &[
+            ("hostname", rusqlite::types::Value::Text(host)),
             (
-                "solution",
-                rusqlite::types::Value::Text(json!(actions).to_string()),
+                "next_run_time",
+                next.clone()
+                    .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
             ),
-            (
-                "efficacy_indicators",
-                rusqlite::types::Value::Text(indicators.to_string()),
-            ),
-            ("strategy_id", rusqlite::types::Value::Integer(strategy.id)),
         ],
-    )?)
+        engine_move,
+    )?;
+    supersede_recommended_plans(store, &audit)?;
+    match execute_strategy(store, ctx, &audit)? {
+        Ok(run) => Ok(store.move_audit(
+            uuid,
+            "ONGOING",
+            Some(&format!(
+                "{} actions recommended by {} (next run {})",
+                run.actions.len(),
+                run.strategy.name,
+                next.as_deref().unwrap_or("none")
+            )),
+            &solution_columns(&run),
+            engine_move,
+        )?),
+        Err(msg) => {
+            tracing::warn!("continuous audit {uuid} failed: {msg}");
+            Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?)
+        }
+    }
+}
+
+/// Cancels the RECOMMENDED plans an audit produced before (Watcher cancels
+/// them at each run of a CONTINUOUS audit).
+fn supersede_recommended_plans(store: &mut Store, audit: &AuditRow) -> Result<(), DecideError> {
+    let audit_uuid = audit.uuid.clone();
+    store.write(|tx| {
+        let mut st = tx.prepare(
+            "SELECT p.id, p.uuid FROM action_plans p JOIN audits a ON a.id = p.audit_id \
+             WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state = 'RECOMMENDED'",
+        )?;
+        let plans: Vec<(i64, String)> = st
+            .query_map([&audit_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (id, uuid) in plans {
+            tx.execute(
+                "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 WHERE id = ?3",
+                rusqlite::params![
+                    "superseded by a new run of its continuous audit",
+                    crate::store::now(),
+                    id
+                ],
+            )?;
+            crate::store::append_event(
+                tx,
+                &crate::store::Event::state_change(
+                    "action_plan.update",
+                    "action_plan",
+                    &uuid,
+                    Some("RECOMMENDED"),
+                    "CANCELLED",
+                )
+                .in_plan(&uuid),
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// One pass of the continuous-audit scheduler at `now`: ends the audits
+/// whose end time passed, runs those that are due, and returns the earliest
+/// time something is due next.
+///
+/// An interval audit runs at once, then every interval; a cron audit runs at
+/// each time its expression names after the audit's creation.
+pub fn tick_continuous(
+    store: &mut Store,
+    ctx: &AuditContext<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, DecideError> {
+    let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut note = |t: chrono::DateTime<chrono::Utc>| {
+        earliest = Some(earliest.map_or(t, |e| e.min(t)));
+    };
+    let audits: Vec<AuditRow> = store
+        .audits()?
+        .into_iter()
+        .filter(|a| a.audit_type == "CONTINUOUS" && (a.state == "PENDING" || a.state == "ONGOING"))
+        .collect();
+    for a in audits {
+        let parse = |t: &Option<String>| t.as_deref().and_then(|t| schedule::parse_time(t).ok());
+        if let Some(end) = parse(&a.end_time)
+            && end <= now
+        {
+            if a.state == "PENDING" {
+                store.move_audit(&a.uuid, "ONGOING", None, &[], engine_move)?;
+            }
+            store.transition_audit(&a.uuid, "SUCCEEDED", Some("its end time is reached"), &[])?;
+            continue;
+        }
+        if let Some(start) = parse(&a.start_time)
+            && start > now
+        {
+            note(start);
+            continue;
+        }
+        let Some(interval) = a
+            .interval
+            .as_deref()
+            .and_then(|i| schedule::parse_interval(i).ok())
+        else {
+            store.move_audit(&a.uuid, "ONGOING", None, &[], engine_move)?;
+            store.transition_audit(&a.uuid, "FAILED", Some("its interval is not valid"), &[])?;
+            continue;
+        };
+        let due = match parse(&a.next_run_time) {
+            Some(t) => t,
+            None => match &interval {
+                schedule::Interval::Seconds(_) => now,
+                schedule::Interval::Cron(_) => {
+                    let created = schedule::parse_time(&a.created_at).unwrap_or(now);
+                    interval.next_after(created).unwrap_or(now)
+                }
+            },
+        };
+        if due > now {
+            note(due);
+            continue;
+        }
+        let next = interval.next_after(now);
+        let done = run_continuous(store, ctx, &a.uuid, next)?;
+        if done.state == "ONGOING"
+            && let Some(n) = next
+        {
+            note(n);
+        }
+    }
+    Ok(earliest)
 }

@@ -385,8 +385,22 @@ impl Store {
         message: Option<&str>,
         extra: &[(&str, rusqlite::types::Value)],
     ) -> Result<AuditRow> {
+        self.move_audit(uuid, to, message, extra, audit_transition_allowed)
+    }
+
+    /// As [`Store::transition_audit`], with the decision engine's own rule
+    /// for which moves are allowed (it re-runs EVENT audits from SUCCEEDED,
+    /// and keeps CONTINUOUS ones ONGOING between runs).
+    pub fn move_audit(
+        &mut self,
+        uuid: &str,
+        to: &str,
+        message: Option<&str>,
+        extra: &[(&str, rusqlite::types::Value)],
+        allowed: fn(&str, &str) -> bool,
+    ) -> Result<AuditRow> {
         let current = self.audit(uuid)?;
-        if !audit_transition_allowed(&current.state, to) {
+        if !allowed(&current.state, to) {
             return Err(StoreError::Transition {
                 kind: "audit",
                 id: current.uuid,
@@ -412,11 +426,20 @@ impl Store {
                     params![v, current.id],
                 )?;
             }
-            append_event(
-                tx,
-                &Event::state_change("audit.update", "audit", &current.uuid, Some(&current.state), to)
+            if current.state != to {
+                append_event(
+                    tx,
+                    &Event::state_change(
+                        "audit.update",
+                        "audit",
+                        &current.uuid,
+                        Some(&current.state),
+                        to,
+                    )
                     .with_payload(json!({"status_message": message})),
-            )
+                )?;
+            }
+            Ok(())
         })?;
         if deleting {
             return Ok(AuditRow {

@@ -20,7 +20,7 @@ impl Collector for SimCollector {
         let c: CollectorConfig = serde_json::from_value(config)
             .map_err(|e| PluginError::invalid_input(format!("sim collector config: {e}")))?;
         if !c.sim_db.exists() {
-            log_warn(&format!(
+            log_info(&format!(
                 "the simulated cloud {} was never seeded (sextant sim init): it is empty",
                 c.sim_db.display()
             ));
