@@ -52,6 +52,9 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "dummy"),
         ("strategy", "actuator"),
         ("collector", "sim"),
+        ("planner", "weight"),
+        ("planner", "workload_stabilization"),
+        ("planner", "node_resource_consolidation"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -63,6 +66,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         let lib = match p["kind"].as_str() {
             Some("strategy") => "libsextant_strategies.so",
             Some("collector") => "libsextant_sim.so",
+            Some("planner") => "libsextant_planners.so",
             _ => "libsextant_core.so",
         };
         assert!(file.ends_with(lib), "{file}");
@@ -113,6 +117,7 @@ fn bad_files_are_rejected_with_reasons_and_good_ones_still_load() {
         ("action_handler", "fixture.echo"),
         ("strategy", "fixture_evacuate"),
         ("planner", "fixture_chain"),
+        ("planner", "fixture_broken"),
         ("action_mapper", "fixture_prefixer"),
         ("collector", "fixture_two_nodes"),
     ] {
@@ -192,7 +197,7 @@ fn plugins_check_says_why_and_exits_2_for_a_file_that_would_not_load() {
     assert_eq!(out.status, 0, "{}", out.stdout);
     let doc = out.json();
     assert_eq!(doc["loadable"], true);
-    assert_eq!(doc["entries"].as_array().map(Vec::len), Some(6));
+    assert_eq!(doc["entries"].as_array().map(Vec::len), Some(7));
 
     let out = run(sextant(home.path()).args(["plugins", "check", "/no/such/file.so"]));
     assert_eq!(out.status, 2);

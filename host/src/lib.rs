@@ -10,5 +10,6 @@ pub mod action_types;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod plan;
 pub mod plugins;
 pub mod store;

@@ -9,6 +9,7 @@ mod audits;
 mod bench;
 mod decide;
 pub mod output;
+mod plan;
 mod plugins;
 mod serve;
 mod sim;
@@ -77,6 +78,15 @@ enum Command {
     /// The simulated cloud: init, show, generate.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Plans a solution statelessly: `planner`, `config`, `solution` and
+    /// `instance_hosts` in a YAML or JSON file (Watcher's planner vectors).
+    Plan {
+        /// The input file.
+        #[arg(long)]
+        input: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
     /// The service: runs CONTINUOUS audits at their interval.
     Serve {
         /// Stop after this many seconds (default: run until killed).
@@ -257,6 +267,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
         Command::Serve { exit_after } => serve::serve(&env, exit_after),
+        Command::Plan { input, format } => plan::run(&env, &input, format),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

@@ -1,0 +1,64 @@
+//! `sextant plan --input FILE`: stateless planning, in the format of
+//! Watcher's planner vectors.
+
+use super::output::{Format, Table, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::config::yaml_error_message;
+use crate::plan::{PlanError, PlanInput, plan};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn run(env: &Env, input: &Path, format: Format) -> CliResult {
+    let text = std::fs::read_to_string(input)
+        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
+    let req: PlanInput = serde_yaml_ng::from_str(&text).map_err(|e| {
+        CliError::input(anyhow::anyhow!(
+            "{}: {}",
+            input.display(),
+            yaml_error_message(&e)
+        ))
+    })?;
+    let actions = req
+        .actions()
+        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
+    let plugins = env.registry()?;
+    if plugins
+        .find(sextant_plugin_api::Kind::Planner, &req.planner)
+        .is_none()
+    {
+        let known: Vec<&str> = plugins
+            .of_kind(sextant_plugin_api::Kind::Planner)
+            .map(|e| e.manifest().name.as_str())
+            .collect();
+        return Err(CliError::input(anyhow::anyhow!(
+            "{}: no planner named {:?} is loaded (loaded: {})",
+            input.display(),
+            req.planner,
+            known.join(", ")
+        )));
+    }
+    let planned = plan(
+        &plugins,
+        &req.planner,
+        &req.config,
+        &req.instance_hosts,
+        &actions,
+    )
+    .map_err(|e| match e {
+        e @ (PlanError::Refused { .. } | PlanError::InvalidOutput { .. }) => CliError::input(e),
+        e => CliError::from(e),
+    })?;
+    if !print_structured(format, &planned)? {
+        let mut t = Table::new(&["ID", "ACTION TYPE", "PARENTS"]);
+        for a in &planned.actions {
+            t.row(vec![
+                a.id.clone(),
+                a.action_type.clone(),
+                a.parents.join(", "),
+            ]);
+        }
+        print!("{}", t.render());
+        println!("action plan state: {}", planned.action_plan_state);
+    }
+    Ok(ExitCode::SUCCESS)
+}
