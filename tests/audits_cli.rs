@@ -40,7 +40,10 @@ fn the_dummy_audit_runs_and_stores_its_solution_through_the_action_factory() {
         a["parameters"],
         serde_json::json!({"para1": 1.5, "para2": "hi"})
     );
-    assert!(a["action_plan"].is_null(), "no planner yet");
+    let plan = a["action_plan"]
+        .as_str()
+        .expect("the audit produced a plan")
+        .to_string();
     let sol = a["solution"].as_array().expect("solution");
     let types: Vec<&str> = sol
         .iter()
@@ -53,6 +56,38 @@ fn the_dummy_audit_runs_and_stores_its_solution_through_the_action_factory() {
         "defaults filled by the factory"
     );
     assert_eq!(sol[2]["action_type_version"], "1.0.0");
+
+    // The plan is RECOMMENDED, scheduled by dummy's planner (weight): a chain
+    // nop-1 -> nop-2 -> sleep-1, with the versions pinned.
+    let out = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["action_plan"]["state"], "RECOMMENDED");
+    assert_eq!(doc["action_plan"]["planner"], "weight");
+    let acts = doc["actions"].as_array().expect("actions");
+    let names: Vec<&str> = acts
+        .iter()
+        .map(|a| a["name"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(names, ["nop-1", "nop-2", "sleep-1"]);
+    assert_eq!(acts[0]["parents"], serde_json::json!([]));
+    assert_eq!(acts[1]["parents"], serde_json::json!([acts[0]["uuid"]]));
+    assert_eq!(acts[2]["parents"], serde_json::json!([acts[1]["uuid"]]));
+    assert!(
+        acts.iter()
+            .all(|a| a["state"] == "PENDING" && a["action_type_version"] == "1.0.0")
+    );
+    assert_eq!(acts[2]["input_parameters"]["duration"], 1.5);
+    let out = run(sextant(home.path()).args(["action-plan", "graph", &plan[..8]]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("digraph") && out.stdout.contains("a1 -> a2;"),
+        "{}",
+        out.stdout
+    );
+    let out =
+        run(sextant(home.path()).args(["action", "list", "--plan", &plan, "--format", "json"]));
+    assert_eq!(out.json().as_array().map(Vec::len), Some(3));
 
     // Defaults are stored with the audit; the goal alone picks the first strategy.
     let out =
@@ -413,4 +448,51 @@ fn an_event_audit_runs_when_triggered() {
     let out = run(sextant(home.path()).args(["audit", "trigger", "once"]));
     assert_eq!(out.status, 2);
     assert!(out.stderr.contains("only EVENT audits"), "{}", out.stderr);
+}
+
+#[test]
+fn a_planner_that_cannot_place_an_action_fails_the_audit_and_stores_no_plan() {
+    let home = scratch();
+    let types = home.path().join("types");
+    write_file(
+        &types,
+        "echo_arg.yaml",
+        "name: echo_arg\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [/bin/echo, \"{{ v }}\"]\nparameters:\n  type: object\n  properties:\n    v: {type: string}\n",
+    );
+    let params = write_file(
+        &home.path().join("p"),
+        "actions.json",
+        r#"{"actions": [{"action_type": "echo_arg", "input_parameters": {"v": "x"}}]}"#,
+    );
+    let actions = std::fs::read_to_string(&params).expect("read");
+    let out = run(sextant(home.path())
+        .env("SEXTANT_ACTION_TYPE_PATH", &types)
+        .args([
+            "audit",
+            "create",
+            "-g",
+            "unclassified",
+            "-s",
+            "actuator",
+            "--format",
+            "json",
+            "-p",
+        ])
+        .arg(format!(
+            "actions={}",
+            serde_json::from_str::<Value>(&actions).expect("json")["actions"]
+        )));
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    let a = out.json();
+    assert_eq!(a["state"], "FAILED");
+    assert!(
+        a["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("echo_arg"),
+        "{a}"
+    );
+    assert!(a["action_plan"].is_null(), "no plan is left behind");
+    let plans = run(sextant(home.path()).args(["action-plan", "list", "--format", "json"])).json();
+    assert_eq!(plans, serde_json::json!([]));
 }

@@ -172,3 +172,40 @@ fn a_planner_that_returns_a_cycle_or_an_unknown_action_is_refused() {
         );
     }
 }
+
+#[test]
+fn plan_save_stores_a_recommended_plan() {
+    let home = scratch();
+    let v = repo_root().join("tests/vectors/watcher-17.0.0/N03_disable_migrate_enable.yaml");
+    let out = run(sextant(home.path())
+        .args(["plan", "--save", "--format", "json", "--input"])
+        .arg(&v));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let uuid = out.json()["action_plan"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "show", &uuid, "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["action_plan"]["state"], "RECOMMENDED");
+    let acts = doc["actions"].as_array().expect("actions");
+    let by_name = |n: &str| {
+        acts.iter()
+            .find(|a| a["name"] == n)
+            .cloned()
+            .expect("action")
+    };
+    let e1 = by_name("e1");
+    assert_eq!(
+        e1["parents"],
+        json!([by_name("m3")["uuid"], by_name("m2")["uuid"]])
+    );
+    assert_eq!(
+        by_name("m1")["input_parameters"]["resource_id"],
+        "f6416850-da28-4047-a547-8c49f53e95fe"
+    );
+    let out =
+        run(sextant(home.path()).args(["action-plan", "graph", &uuid, "--format", "mermaid"]));
+    assert!(out.stdout.contains("-->"), "{}", out.stdout);
+}

@@ -161,6 +161,7 @@ pub struct Entry {
     abortable: bool,
     idempotent: bool,
     goal: Option<GoalDecl>,
+    planner: Option<&'static str>,
 }
 
 impl Entry {
@@ -178,6 +179,7 @@ impl Entry {
             abortable: false,
             idempotent: false,
             goal: None,
+            planner: None,
         }
     }
     /// Adds a display name in one language (`en`, `fr`, …).
@@ -214,6 +216,12 @@ impl Entry {
     /// Strategies: the goal the strategy achieves.
     pub const fn goal(mut self, goal: GoalDecl) -> Self {
         self.goal = Some(goal);
+        self
+    }
+    /// Strategies: the planner that schedules their solutions (Watcher's
+    /// choice for the strategy; `weight` when not set).
+    pub const fn planner(mut self, planner: &'static str) -> Self {
+        self.planner = Some(planner);
         self
     }
     /// Sets the kind; used by [`crate::export_plugin!`].
@@ -331,6 +339,10 @@ impl Writer<'_> {
             self.raw(g.efficacy_specification);
             self.byte(b'}');
         }
+        if let Some(p) = e.planner {
+            self.key("planner");
+            self.string(p);
+        }
         self.byte(b'}');
     }
     const fn manifest(&mut self, entries: &[Entry], unwind: bool) {
@@ -378,9 +390,9 @@ pub const fn encode<const N: usize>(entries: &[Entry], unwind: bool) -> [u8; N] 
     buf
 }
 
-/// A parsed manifest, as the host reads it from the ELF section.
+/// A parsed manifest, as the host reads it from the ELF section. Unknown
+/// fields are ignored: a plugin may be newer than the host.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Manifest format version (1).
     pub format: u32,
@@ -394,7 +406,6 @@ pub struct Manifest {
 
 /// One entry of a parsed manifest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ManifestEntry {
     /// The entry's kind.
     pub kind: Kind,
@@ -417,6 +428,10 @@ pub struct ManifestEntry {
     /// Strategies: the goal achieved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goal: Option<ManifestGoal>,
+    /// Strategies: the planner their solutions are scheduled with (unless
+    /// the audit's policy names another); `weight` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<String>,
 }
 
 impl ManifestEntry {
@@ -429,7 +444,6 @@ impl ManifestEntry {
 
 /// A goal as declared by a strategy entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ManifestGoal {
     /// The goal's id.
     pub name: String,

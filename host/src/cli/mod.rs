@@ -10,6 +10,7 @@ mod bench;
 mod decide;
 pub mod output;
 mod plan;
+mod plans;
 mod plugins;
 mod serve;
 mod sim;
@@ -86,7 +87,16 @@ enum Command {
         input: std::path::PathBuf,
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
+        /// Also store the plan (RECOMMENDED) and print its uuid.
+        #[arg(long)]
+        save: bool,
     },
+    /// Action plans: list, show, graph.
+    #[command(subcommand, name = "action-plan")]
+    ActionPlan(plans::ActionPlanCommand),
+    /// Actions of plans: list, show.
+    #[command(subcommand)]
+    Action(plans::ActionCommand),
     /// The service: runs CONTINUOUS audits at their interval.
     Serve {
         /// Stop after this many seconds (default: run until killed).
@@ -267,7 +277,13 @@ fn run(cli: Cli) -> CliResult {
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
         Command::Serve { exit_after } => serve::serve(&env, exit_after),
-        Command::Plan { input, format } => plan::run(&env, &input, format),
+        Command::Plan {
+            input,
+            format,
+            save,
+        } => plan::run(&env, &input, format, save),
+        Command::ActionPlan(c) => plans::action_plan(&env, c),
+        Command::Action(c) => plans::action(&env, c),
         Command::Bench(c) => bench::run(&env, c),
     }
 }

@@ -8,7 +8,7 @@ use crate::plan::{PlanError, PlanInput, plan};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(env: &Env, input: &Path, format: Format) -> CliResult {
+pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
     let text = std::fs::read_to_string(input)
         .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
     let req: PlanInput = serde_yaml_ng::from_str(&text).map_err(|e| {
@@ -48,7 +48,35 @@ pub fn run(env: &Env, input: &Path, format: Format) -> CliResult {
         e @ (PlanError::Refused { .. } | PlanError::InvalidOutput { .. }) => CliError::input(e),
         e => CliError::from(e),
     })?;
-    if !print_structured(format, &planned)? {
+    let saved = if save {
+        let (mut store, _, _) = env.open_store_synced()?;
+        let plan = store.create_plan(&crate::store::plans::NewPlan {
+            planner: Some(req.planner.clone()),
+            state: planned.action_plan_state.clone(),
+            actions: planned
+                .actions
+                .iter()
+                .map(|p| crate::store::plans::NewPlanAction {
+                    name: p.id.clone(),
+                    action_type: p.action_type.clone(),
+                    action_type_version: String::new(),
+                    input_parameters: actions[p.index].input_parameters.clone(),
+                    parents: p.parents.clone(),
+                    state: "PENDING".into(),
+                })
+                .collect(),
+            extra: planned.extra.clone(),
+            ..Default::default()
+        })?;
+        Some(plan.uuid)
+    } else {
+        None
+    };
+    let mut doc = serde_json::to_value(&planned)?;
+    if let Some(u) = &saved {
+        doc["action_plan"] = serde_json::json!(u);
+    }
+    if !print_structured(format, &doc)? {
         let mut t = Table::new(&["ID", "ACTION TYPE", "PARENTS"]);
         for a in &planned.actions {
             t.row(vec![
@@ -59,6 +87,9 @@ pub fn run(env: &Env, input: &Path, format: Format) -> CliResult {
         }
         print!("{}", t.render());
         println!("action plan state: {}", planned.action_plan_state);
+        if let Some(u) = &saved {
+            println!("saved as action plan {u}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -463,22 +463,91 @@ pub fn run_audit(
         &[("hostname", rusqlite::types::Value::Text(host))],
         engine_move,
     )?;
-    match execute_strategy(store, ctx, &audit)? {
-        Ok(run) => Ok(store.transition_audit(
-            uuid,
-            "SUCCEEDED",
-            Some(&format!(
-                "{} actions recommended by {}",
-                run.actions.len(),
-                run.strategy.name
-            )),
-            &solution_columns(&run),
-        )?),
+    let run = match execute_strategy(store, ctx, &audit)?.and_then(|run| {
+        let plan = plan_solution(ctx, &audit, &run)?;
+        Ok((run, plan))
+    }) {
+        Ok(r) => r,
         Err(msg) => {
             tracing::warn!("audit {uuid} failed: {msg}");
-            Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?)
+            return Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?);
         }
-    }
+    };
+    let (run, plan) = run;
+    Ok(store.move_audit_with_plan(
+        uuid,
+        "SUCCEEDED",
+        Some(&format!(
+            "{} actions recommended by {}, planned by {}",
+            run.actions.len(),
+            run.strategy.name,
+            plan.planner.as_deref().unwrap_or("-")
+        )),
+        &solution_columns(&run),
+        engine_move,
+        Some(&plan),
+    )?)
+}
+
+/// Schedules a strategy run's actions with the strategy's planner.
+fn plan_solution(
+    ctx: &AuditContext<'_>,
+    audit: &AuditRow,
+    run: &StrategyRun,
+) -> Result<crate::store::plans::NewPlan, String> {
+    use crate::store::plans::{NewPlan, NewPlanAction};
+    let actions: Vec<sextant_plugin_api::sdk::Action> = run
+        .actions
+        .iter()
+        .map(|a| sextant_plugin_api::sdk::Action {
+            id: a["id"].as_str().unwrap_or_default().to_string(),
+            action_type: a["action_type"].as_str().unwrap_or_default().to_string(),
+            resource_id: a["resource_id"].as_str().map(String::from),
+            input_parameters: a["input_parameters"].clone(),
+        })
+        .collect();
+    let planner = run.strategy.planner.clone();
+    let planned = crate::plan::plan(
+        ctx.plugins,
+        &planner,
+        &json!({}),
+        &Default::default(),
+        &actions,
+    )
+    .map_err(|e| e.to_string())?;
+    let indicators = match &run.indicators {
+        Value::Array(list) => Value::Array(list.clone()),
+        Value::Object(m) => Value::Array(
+            m.iter()
+                .map(|(k, v)| json!({"name": k, "value": v}))
+                .collect(),
+        ),
+        _ => json!([]),
+    };
+    Ok(NewPlan {
+        audit_uuid: Some(audit.uuid.clone()),
+        strategy_uuid: Some(run.strategy.uuid.clone()),
+        planner: Some(planner),
+        state: planned.action_plan_state.clone(),
+        global_efficacy: json!([]),
+        efficacy_indicators: indicators,
+        actions: planned
+            .actions
+            .iter()
+            .map(|p| NewPlanAction {
+                name: p.id.clone(),
+                action_type: p.action_type.clone(),
+                action_type_version: run.actions[p.index]["action_type_version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                input_parameters: run.actions[p.index]["input_parameters"].clone(),
+                parents: p.parents.clone(),
+                state: "PENDING".into(),
+            })
+            .collect(),
+        extra: planned.extra,
+    })
 }
 
 /// Triggers an EVENT audit (PENDING or SUCCEEDED): runs it now.
@@ -536,8 +605,11 @@ pub fn run_continuous(
         engine_move,
     )?;
     supersede_recommended_plans(store, &audit)?;
-    match execute_strategy(store, ctx, &audit)? {
-        Ok(run) => Ok(store.move_audit(
+    match execute_strategy(store, ctx, &audit)?.and_then(|run| {
+        let plan = plan_solution(ctx, &audit, &run)?;
+        Ok((run, plan))
+    }) {
+        Ok((run, plan)) => Ok(store.move_audit_with_plan(
             uuid,
             "ONGOING",
             Some(&format!(
@@ -548,6 +620,7 @@ pub fn run_continuous(
             )),
             &solution_columns(&run),
             engine_move,
+            Some(&plan),
         )?),
         Err(msg) => {
             tracing::warn!("continuous audit {uuid} failed: {msg}");

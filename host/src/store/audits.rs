@@ -399,6 +399,20 @@ impl Store {
         extra: &[(&str, rusqlite::types::Value)],
         allowed: fn(&str, &str) -> bool,
     ) -> Result<AuditRow> {
+        self.move_audit_with_plan(uuid, to, message, extra, allowed, None)
+    }
+
+    /// As [`Store::move_audit`], storing `plan` (produced by this audit) in
+    /// the same transaction.
+    pub fn move_audit_with_plan(
+        &mut self,
+        uuid: &str,
+        to: &str,
+        message: Option<&str>,
+        extra: &[(&str, rusqlite::types::Value)],
+        allowed: fn(&str, &str) -> bool,
+        plan: Option<&super::plans::NewPlan>,
+    ) -> Result<AuditRow> {
         let current = self.audit(uuid)?;
         if !allowed(&current.state, to) {
             return Err(StoreError::Transition {
@@ -425,6 +439,9 @@ impl Store {
                     &format!("UPDATE audits SET {col} = ?1 WHERE id = ?2"),
                     params![v, current.id],
                 )?;
+            }
+            if let Some(p) = plan {
+                super::plans::insert_plan(tx, p)?;
             }
             if current.state != to {
                 append_event(

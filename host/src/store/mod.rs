@@ -10,6 +10,7 @@
 //! transaction that changes the state.
 
 pub mod audits;
+pub mod plans;
 mod schema;
 pub mod sync;
 
@@ -431,7 +432,7 @@ impl GoalRow {
 }
 
 const STRATEGY_COLS: &str = "s.id, s.uuid, s.name, s.display_name, s.display_names, g.uuid, g.name, \
-     s.parameters_spec, s.version, s.plugin_file, s.created_at, s.updated_at";
+     s.parameters_spec, s.version, s.plugin_file, s.created_at, s.updated_at, s.planner";
 
 /// A strategy.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -460,6 +461,8 @@ pub struct StrategyRow {
     pub created_at: String,
     /// When last changed.
     pub updated_at: Option<String>,
+    /// The planner its solutions are scheduled with.
+    pub planner: String,
 }
 
 impl StrategyRow {
@@ -477,6 +480,7 @@ impl StrategyRow {
             plugin_file: r.get(9)?,
             created_at: r.get(10)?,
             updated_at: r.get(11)?,
+            planner: r.get(12)?,
         })
     }
 }

@@ -160,4 +160,8 @@ CREATE INDEX events_plan ON events(action_plan_uuid, id);
 ALTER TABLE audits ADD COLUMN solution TEXT;
 ALTER TABLE audits ADD COLUMN efficacy_indicators TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 3: the planner a strategy's solutions are scheduled with.
+    r#"
+ALTER TABLE strategies ADD COLUMN planner TEXT NOT NULL DEFAULT 'weight';
+"#,
 ];

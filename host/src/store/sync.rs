@@ -56,6 +56,8 @@ pub struct DiscoveredStrategy {
     pub version: String,
     /// The plugin file.
     pub plugin_file: String,
+    /// The planner its solutions are scheduled with.
+    pub planner: String,
 }
 
 impl DiscoveredStrategy {
@@ -95,6 +97,7 @@ pub fn discover(plugins: &PluginRegistry) -> (Vec<DiscoveredGoal>, Vec<Discovere
             parameters_spec: m.parameters.clone(),
             version: m.version.clone(),
             plugin_file: e.library.path.display().to_string(),
+            planner: m.planner.clone().unwrap_or_else(|| "weight".into()),
         });
     }
     (goals, strategies)
@@ -145,6 +148,7 @@ struct DbStrategy {
     parameters_spec: Value,
     version: String,
     plugin_file: String,
+    planner: String,
 }
 
 fn db_goals(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DbGoal>> {
@@ -165,7 +169,7 @@ fn db_goals(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DbGoal>> {
 
 fn db_strategies(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DbStrategy>> {
     let mut st = tx.prepare(
-        "SELECT id, name, goal_id, display_name, display_names, parameters_spec, version, plugin_file \
+        "SELECT id, name, goal_id, display_name, display_names, parameters_spec, version, plugin_file, planner \
          FROM strategies WHERE deleted = 0 ORDER BY id",
     )?;
     st.query_map([], |r| {
@@ -178,6 +182,7 @@ fn db_strategies(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DbStrategy>> {
             parameters_spec: json_col(r.get(5)?),
             version: r.get(6)?,
             plugin_file: r.get(7)?,
+            planner: r.get(8)?,
         })
     })?
     .collect()
@@ -289,8 +294,8 @@ fn insert_strategy(
     goal_id: i64,
 ) -> rusqlite::Result<i64> {
     tx.execute(
-        "INSERT INTO strategies (uuid, name, display_name, display_names, goal_id, parameters_spec, version, plugin_file, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO strategies (uuid, name, display_name, display_names, goal_id, parameters_spec, version, plugin_file, planner, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             new_uuid(),
             s.name,
@@ -300,6 +305,7 @@ fn insert_strategy(
             s.parameters_spec.to_string(),
             s.version,
             s.plugin_file,
+            s.planner,
             now()
         ],
     )?;
@@ -362,10 +368,10 @@ pub fn sync(
                     && e.display_names == json!(s.display_names)
                     && e.parameters_spec == s.parameters_spec
             }) {
-                if e.version != s.version || e.plugin_file != s.plugin_file {
+                if e.version != s.version || e.plugin_file != s.plugin_file || e.planner != s.planner {
                     tx.execute(
-                        "UPDATE strategies SET version = ?1, plugin_file = ?2, updated_at = ?3 WHERE id = ?4",
-                        params![s.version, s.plugin_file, now(), e.id],
+                        "UPDATE strategies SET version = ?1, plugin_file = ?2, planner = ?3, updated_at = ?4 WHERE id = ?5",
+                        params![s.version, s.plugin_file, s.planner, now(), e.id],
                     )?;
                 }
                 continue;
@@ -498,6 +504,7 @@ mod tests {
             parameters_spec: json!({"type": "object", "properties": {"p": {"type": "number", "maximum": max}}}),
             version: "1.0.0".into(),
             plugin_file: "/x.so".into(),
+            planner: "weight".into(),
         }
     }
 

@@ -1,0 +1,271 @@
+//! `sextant action-plan list | show | graph` and `sextant action list | show`.
+
+use super::output::{Format, Table, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::store::StoreError;
+use crate::store::plans::ActionRow;
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum ActionPlanCommand {
+    /// Every action plan, or those of one audit.
+    List {
+        #[arg(long)]
+        audit: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One plan with its actions (uuid or a unique uuid prefix).
+    Show {
+        plan: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// The plan's DAG, for Graphviz (dot) or Mermaid.
+    Graph {
+        plan: String,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ActionCommand {
+    /// The actions of a plan, in creation order.
+    List {
+        #[arg(long = "plan")]
+        plan: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// One action.
+    Show {
+        action: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// Graph output formats.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}
+
+fn input_error(e: StoreError) -> CliError {
+    match e {
+        e @ StoreError::NotFound { .. } => CliError::input(e),
+        e => e.into(),
+    }
+}
+
+/// What an action acts on, for labels: its resource name or id.
+fn resource(a: &ActionRow) -> String {
+    let p = &a.input_parameters;
+    p["resource_name"]
+        .as_str()
+        .or_else(|| p["resource_id"].as_str())
+        .map(String::from)
+        .unwrap_or_default()
+}
+
+/// Renders a plan's DAG.
+pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
+    let index: std::collections::HashMap<&str, usize> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.uuid.as_str(), i))
+        .collect();
+    let label = |a: &ActionRow| {
+        let r = resource(a);
+        let text = if r.is_empty() {
+            format!("{}: {}", a.name, a.action_type)
+        } else {
+            format!("{}: {} {}", a.name, a.action_type, r)
+        };
+        text.replace('"', "'")
+    };
+    let mut out = String::new();
+    match format {
+        GraphFormat::Dot => {
+            out.push_str("digraph action_plan {\n  rankdir=LR;\n  node [shape=box];\n");
+            for (i, a) in actions.iter().enumerate() {
+                out.push_str(&format!("  a{i} [label=\"{}\\n{}\"];\n", label(a), a.state));
+            }
+            for (i, a) in actions.iter().enumerate() {
+                for p in &a.parents {
+                    if let Some(j) = index.get(p.as_str()) {
+                        out.push_str(&format!("  a{j} -> a{i};\n"));
+                    }
+                }
+            }
+            out.push_str("}\n");
+        }
+        GraphFormat::Mermaid => {
+            out.push_str("flowchart LR\n");
+            for (i, a) in actions.iter().enumerate() {
+                out.push_str(&format!("  a{i}[\"{}<br/>{}\"]\n", label(a), a.state));
+            }
+            for (i, a) in actions.iter().enumerate() {
+                for p in &a.parents {
+                    if let Some(j) = index.get(p.as_str()) {
+                        out.push_str(&format!("  a{j} --> a{i}\n"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn parent_names(actions: &[ActionRow], a: &ActionRow) -> String {
+    a.parents
+        .iter()
+        .map(|p| {
+            actions
+                .iter()
+                .find(|x| &x.uuid == p)
+                .map(|x| x.name.clone())
+                .unwrap_or_else(|| p.clone())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
+    let (store, _plugins, _) = env.open_store_synced()?;
+    match cmd {
+        ActionPlanCommand::List { audit, format } => {
+            let plans = store.plans(audit.as_deref()).map_err(input_error)?;
+            if !print_structured(format, &plans)? {
+                let mut t =
+                    Table::new(&["UUID", "AUDIT", "STATE", "PLANNER", "ACTIONS", "UPDATED AT"]);
+                for p in &plans {
+                    t.row(vec![
+                        p.uuid.clone(),
+                        p.audit_uuid.clone().unwrap_or_else(|| "-".into()),
+                        p.state.clone(),
+                        p.planner.clone().unwrap_or_else(|| "-".into()),
+                        p.actions.to_string(),
+                        p.updated_at.clone().unwrap_or_else(|| p.created_at.clone()),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        ActionPlanCommand::Show { plan, format } => {
+            let p = store.plan(&plan).map_err(input_error)?;
+            let actions = store.actions(&p.uuid)?;
+            let doc = json!({"action_plan": p, "actions": actions});
+            if !print_structured(format, &doc)? {
+                println!("action plan {} ({})", p.uuid, p.state);
+                if let Some(a) = &p.audit_uuid {
+                    println!("  audit:    {a}");
+                }
+                if let Some(s) = &p.strategy_name {
+                    println!("  strategy: {s}");
+                }
+                if let Some(pl) = &p.planner {
+                    println!("  planner:  {pl}");
+                }
+                for ind in &p.efficacy_indicators {
+                    println!("  {}: {}", ind["name"].as_str().unwrap_or(""), ind["value"]);
+                }
+                let mut t = Table::new(&[
+                    "UUID",
+                    "NAME",
+                    "ACTION TYPE",
+                    "RESOURCE",
+                    "STATE",
+                    "PARENTS",
+                ]);
+                for a in &actions {
+                    t.row(vec![
+                        a.uuid.clone(),
+                        a.name.clone(),
+                        a.action_type.clone(),
+                        resource(a),
+                        a.state.clone(),
+                        parent_names(&actions, a),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        ActionPlanCommand::Graph { plan, format } => {
+            let p = store.plan(&plan).map_err(input_error)?;
+            print!("{}", graph(&store.actions(&p.uuid)?, format));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
+    let (store, _plugins, _) = env.open_store_synced()?;
+    match cmd {
+        ActionCommand::List { plan, format } => {
+            let actions = store.actions(&plan).map_err(input_error)?;
+            if !print_structured(format, &actions)? {
+                let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS"]);
+                for a in &actions {
+                    t.row(vec![
+                        a.uuid.clone(),
+                        a.name.clone(),
+                        a.action_type.clone(),
+                        a.state.clone(),
+                        parent_names(&actions, a),
+                    ]);
+                }
+                print!("{}", t.render());
+            }
+        }
+        ActionCommand::Show { action, format } => {
+            let a = store.action(&action).map_err(input_error)?;
+            if !print_structured(format, &a)? {
+                println!("{}", serde_yaml_ng::to_string(&a)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn action(uuid: &str, name: &str, parents: &[&str]) -> ActionRow {
+        ActionRow {
+            uuid: uuid.into(),
+            name: name.into(),
+            action_plan_uuid: "p".into(),
+            action_type: "migrate".into(),
+            action_type_version: "1.0.0".into(),
+            input_parameters: json!({"resource_id": "vm-1"}),
+            state: "PENDING".into(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+            outputs: None,
+            status_message: None,
+            created_at: "t".into(),
+            updated_at: None,
+        }
+    }
+
+    #[test]
+    fn graphs_label_type_and_resource() {
+        let a = vec![action("u1", "m1", &[]), action("u2", "m2", &["u1"])];
+        let dot = graph(&a, GraphFormat::Dot);
+        assert!(
+            dot.contains("a0 [label=\"m1: migrate vm-1\\nPENDING\"]"),
+            "{dot}"
+        );
+        assert!(dot.contains("a0 -> a1;"), "{dot}");
+        let mm = graph(&a, GraphFormat::Mermaid);
+        assert!(mm.starts_with("flowchart LR"), "{mm}");
+        assert!(mm.contains("a0 --> a1"), "{mm}");
+    }
+}
