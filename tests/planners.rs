@@ -209,3 +209,104 @@ fn plan_save_stores_a_recommended_plan() {
         run(sextant(home.path()).args(["action-plan", "graph", &uuid, "--format", "mermaid"]));
     assert!(out.stdout.contains("-->"), "{}", out.stdout);
 }
+
+#[test]
+fn the_rules_planner_with_the_default_policy_orders_only_what_must_be() {
+    let home = scratch();
+    let f = plan_file(
+        home.path(),
+        "maintenance.json",
+        &json!({
+            "planner": "rules",
+            "config": {"policy": "default"},
+            "solution": [
+                {"id": "off", "action_type": "change_node_power_state", "input_parameters": {"resource_id": "n1", "resource_name": "h1", "state": "off"}},
+                {"id": "m1", "action_type": "migrate", "resource_id": "vm1", "input_parameters": {"migration_type": "live", "source_node": "h1", "destination_node": "h2"}},
+                {"id": "m2", "action_type": "migrate", "resource_id": "vm2", "input_parameters": {"migration_type": "live", "source_node": "h1", "destination_node": "h3"}},
+                {"id": "r2", "action_type": "resize", "resource_id": "vm2", "input_parameters": {"flavor": "m1.small"}},
+                {"id": "dis", "action_type": "change_nova_service_state", "input_parameters": {"resource_id": "n1", "resource_name": "h1", "state": "disabled"}}
+            ]
+        }),
+    );
+    let out = run(sextant(home.path())
+        .args(["plan", "--format", "json", "--input"])
+        .arg(&f));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = out.json();
+    let parents = |id: &str| -> Vec<String> {
+        doc["actions"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == id))
+            .map(|x| {
+                x["parents"]
+                    .as_array()
+                    .map(|p| {
+                        p.iter()
+                            .map(|v| v.as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(parents("dis"), Vec::<String>::new());
+    assert_eq!(parents("m1"), ["dis"]);
+    assert_eq!(parents("m2"), ["dis"]);
+    assert_eq!(
+        parents("r2"),
+        ["m2"],
+        "actions on one instance in weight order"
+    );
+    let mut off = parents("off");
+    off.sort();
+    assert_eq!(off, ["dis", "m1", "m2"]);
+    assert_eq!(doc["actions"][0]["id"], "dis", "the critical path first");
+    assert_eq!(
+        doc["extra"]["pools"][0]["per"], "source_node",
+        "limits go to the applier as pools"
+    );
+
+    // A malformed policy exits 2 naming the file, line and column.
+    let bad = write_file(
+        &home.path().join("in"),
+        "bad-policy.yaml",
+        "planner: rules\nlimits:\n  - {action_type: migrate, maxx: 2}\n",
+    );
+    let f = plan_file(
+        home.path(),
+        "with-bad-policy.json",
+        &json!({"planner": "rules", "config": {"policy": bad}, "solution": []}),
+    );
+    let out = run(sextant(home.path()).args(["plan", "--input"]).arg(&f));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("bad-policy.yaml:3:"), "{}", out.stderr);
+    // And an audit with it is refused, leaving nothing behind.
+    let out = run(sextant(home.path())
+        .args(["audit", "create", "-g", "dummy", "--policy"])
+        .arg(&bad));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("maxx"), "{}", out.stderr);
+    let audits = run(sextant(home.path()).args(["audit", "list", "--format", "json"])).json();
+    assert_eq!(audits, json!([]));
+
+    // An audit with the default policy is planned by the rules planner.
+    let out = run(sextant(home.path()).args([
+        "audit", "create", "-g", "dummy", "--policy", "default", "--format", "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let plan = out.json()["action_plan"]
+        .as_str()
+        .expect("plan")
+        .to_string();
+    let p =
+        run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"])).json();
+    assert_eq!(p["action_plan"]["planner"], "rules");
+    assert!(
+        p["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .all(|a| a["parents"] == json!([])),
+        "dummy's nops and sleep have nothing that orders them: {p}"
+    );
+}

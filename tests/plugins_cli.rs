@@ -55,6 +55,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("planner", "weight"),
         ("planner", "workload_stabilization"),
         ("planner", "node_resource_consolidation"),
+        ("planner", "rules"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))

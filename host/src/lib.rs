@@ -12,4 +12,5 @@ pub mod config;
 pub mod decide;
 pub mod plan;
 pub mod plugins;
+pub mod policy;
 pub mod store;

@@ -37,11 +37,28 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
             known.join(", ")
         )));
     }
+    // `config: {policy: NAME|FILE}` takes the planner's config from a policy.
+    let config = match req.config.get("policy").and_then(|p| p.as_str()) {
+        Some(name) => {
+            if req.config.as_object().is_some_and(|m| m.len() > 1) {
+                return Err(CliError::input(anyhow::anyhow!(
+                    "{}: config: give either a policy or planner settings, not both",
+                    input.display()
+                )));
+            }
+            crate::policy::load(name)
+                .map_err(CliError::input)?
+                .planner_config()
+        }
+        None => req.config.clone(),
+    };
+    let durations = crate::plan::durations(&env.action_types());
     let planned = plan(
         &plugins,
         &req.planner,
-        &req.config,
+        &config,
         &req.instance_hosts,
+        &durations,
         &actions,
     )
     .map_err(|e| match e {
@@ -65,7 +82,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
                     state: "PENDING".into(),
                 })
                 .collect(),
-            extra: planned.extra.clone(),
+            extra: serde_json::json!({"planner": planned.extra}),
             ..Default::default()
         })?;
         Some(plan.uuid)

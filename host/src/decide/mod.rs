@@ -220,6 +220,9 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
     if audit_type == "ONESHOT" && (req.start_time.is_some() || req.end_time.is_some()) {
         return Err(invalid("start and end times are not for ONESHOT audits"));
     }
+    if let Some(p) = &req.policy {
+        crate::policy::load(p).map_err(|e| invalid(e.to_string()))?;
+    }
     check_time("start time", &req.start_time)?;
     check_time("end time", &req.end_time)?;
     let name = match &req.name {
@@ -506,12 +509,23 @@ fn plan_solution(
             input_parameters: a["input_parameters"].clone(),
         })
         .collect();
-    let planner = run.strategy.planner.clone();
+    // The audit's policy chooses the planner and its config; without one, the
+    // strategy's planner runs with Watcher's defaults.
+    let policy = match &audit.policy {
+        Some(p) => Some(crate::policy::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let (planner, config) = match &policy {
+        Some(p) => (p.planner.clone(), p.planner_config()),
+        None => (run.strategy.planner.clone(), json!({})),
+    };
+    let instance_hosts = audit_instance_hosts(ctx, audit);
     let planned = crate::plan::plan(
         ctx.plugins,
         &planner,
-        &json!({}),
-        &Default::default(),
+        &config,
+        &instance_hosts,
+        &crate::plan::durations(ctx.types),
         &actions,
     )
     .map_err(|e| e.to_string())?;
@@ -546,8 +560,20 @@ fn plan_solution(
                 state: "PENDING".into(),
             })
             .collect(),
-        extra: planned.extra,
+        extra: json!({"policy": policy, "planner": planned.extra}),
     })
+}
+
+/// Instance uuid → host from the cluster model, for planners that need it.
+fn audit_instance_hosts(
+    ctx: &AuditContext<'_>,
+    audit: &AuditRow,
+) -> std::collections::BTreeMap<String, String> {
+    collect_model(ctx, audit)
+        .ok()
+        .and_then(|m| serde_json::from_value::<sextant_plugin_api::model::ClusterModel>(m).ok())
+        .map(|m| m.instances.into_iter().map(|i| (i.uuid, i.host)).collect())
+        .unwrap_or_default()
 }
 
 /// Triggers an EVENT audit (PENDING or SUCCEEDED): runs it now.

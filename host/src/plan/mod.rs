@@ -68,6 +68,17 @@ pub struct PlannedSolution {
     pub extra: Value,
 }
 
+/// Estimated durations (seconds) of the registered action types, for
+/// planners that weigh the critical path.
+pub fn durations(types: &crate::action_types::ActionTypeRegistry) -> BTreeMap<String, f64> {
+    let mut d = BTreeMap::new();
+    for t in types.all() {
+        // The latest version wins: all() yields versions in ascending order.
+        d.insert(t.name.clone(), t.estimated_duration.as_secs_f64());
+    }
+    d
+}
+
 /// Moves `resource_id` into `input_parameters`, as Watcher's solution does
 /// before planning.
 pub fn with_resource_id_in_parameters(mut a: Action) -> Action {
@@ -89,11 +100,13 @@ pub fn plan(
     planner: &str,
     config: &Value,
     instance_hosts: &BTreeMap<String, String>,
+    durations: &BTreeMap<String, f64>,
     actions: &[Action],
 ) -> Result<PlannedSolution, PlanError> {
     let context = json!({
         "config": if config.is_null() { json!({}) } else { config.clone() },
         "instance_hosts": instance_hosts,
+        "durations": durations,
     });
     let schedule = plugins
         .schedule(planner, actions, &context)

@@ -43,7 +43,8 @@ pub struct NewPlan {
     pub efficacy_indicators: Value,
     /// The actions, in creation order.
     pub actions: Vec<NewPlanAction>,
-    /// Planner extras (pools, priorities).
+    /// The policy and the planner's extras (pools, priorities), as
+    /// `{"policy": …, "planner": …}`.
     pub extra: Value,
 }
 
@@ -68,7 +69,7 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan) -> rusqlite::Result<String
     let policy = if p.extra.is_null() {
         None
     } else {
-        Some(json!({"planner_extra": p.extra}).to_string())
+        Some(p.extra.to_string())
     };
     tx.execute(
         "INSERT INTO action_plans (uuid, audit_id, strategy_id, state, global_efficacy, planner, policy, created_at) \

@@ -10,6 +10,7 @@
 //! order Watcher appends parents.
 
 mod node_resource_consolidation;
+mod rules;
 mod weight;
 mod workload_stabilization;
 
@@ -59,6 +60,15 @@ export_plugin! {
         .description("Watcher's workload_stabilization planner: almost no dependencies; a resize waits for earlier actions on its instance, a host's power-down for the resizes and migrations on it.")
         .parameters(r#"{"type":"object","properties":{
             "weights":{"type":"object","additionalProperties":{"type":"number"}}},
+            "additionalProperties":false}"#),
+    planner rules::Rules = Entry::new("rules", "1.0.0")
+        .display_name("en", "Rules planner")
+        .description("Sextant's planner: an edge only where a rule of the policy or a resource relation justifies it; concurrency limits become the applier's pools; the critical path first.")
+        .parameters(r#"{"type":"object","properties":{
+            "weights":{"type":"object","additionalProperties":{"type":"number"}},
+            "parallelization":{"type":"object"},
+            "rules":{"type":"array"},
+            "limits":{"type":"array"}},
             "additionalProperties":false}"#),
     planner node_resource_consolidation::NodeResourceConsolidation = Entry::new("node_resource_consolidation", "17.0.0")
         .display_name("en", "Node resource consolidation planner")

@@ -1,0 +1,488 @@
+//! Scheduling and error-recovery policies (`policies/*.yaml`), parsed
+//! strictly: unknown keys and wrong types are errors with file, line and
+//! column; every key is optional, with the defaults below.
+//!
+//! A policy chooses the planner and configures it (`weights`,
+//! `parallelization`, `rules`), the concurrency pools the applier enforces
+//! (`limits`), error recovery (`recovery`), the execution rule and whether
+//! the whole plan is simulated first.
+
+use crate::action_types::dsl::locate;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A policy file could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct PolicyError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One side of an ordering rule: an action type and parameter values it
+/// must have.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSide {
+    /// The action type.
+    pub action_type: String,
+    /// Parameter values the action must have (`{state: disabled}`).
+    #[serde(default, rename = "where", skip_serializing_if = "BTreeMap::is_empty")]
+    pub where_: BTreeMap<String, Value>,
+}
+
+/// Which parameters of the two actions must be equal for the rule to apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenEqual {
+    /// The parameter of the `first` action.
+    pub first: String,
+    /// The parameter of the `then` action.
+    pub then: String,
+}
+
+/// An ordering rule: every `first` action runs before every matching
+/// `then` action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// A name, for reports.
+    pub name: String,
+    /// What runs first.
+    pub first: RuleSide,
+    /// What runs after it.
+    pub then: RuleSide,
+    /// Parameters that must be equal (omitted: every pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_equal: Option<WhenEqual>,
+}
+
+/// A concurrency pool: at most `max` actions of a type running at once, in
+/// all or per value of a parameter (`per: source_node`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// The action type (omitted: every type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<String>,
+    /// The parameter whose values each get a pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<String>,
+    /// How many at once.
+    pub max: u32,
+}
+
+/// Exponential backoff between retries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// First delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial: Option<String>,
+    /// Multiplier per retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+    /// Largest delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
+}
+
+/// Error recovery for one action type (or the default); unset fields fall
+/// back to the default entry, then to the built-in defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverySpec {
+    /// Retries after the first failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Delay between retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// Timeout of one attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// `continue`, `stop` or `rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    name: Option<String>,
+    description: Option<String>,
+    planner: Option<String>,
+    weights: Option<BTreeMap<String, f64>>,
+    parallelization: Option<BTreeMap<String, f64>>,
+    rules: Option<Vec<Rule>>,
+    limits: Option<Vec<Limit>>,
+    recovery: Option<BTreeMap<String, RecoverySpec>>,
+    execution_rule: Option<String>,
+    simulate: Option<bool>,
+}
+
+/// What happens once an action's retries are spent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Independent branches go on; the plan ends FAILED.
+    Continue,
+    /// Launch nothing new.
+    Stop,
+    /// Stop, then revert the succeeded revertible actions.
+    Rollback,
+}
+
+/// Resolved error recovery of one action type.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recovery {
+    /// Retries after the first failure.
+    pub retries: u32,
+    /// First backoff delay.
+    pub backoff_initial: Duration,
+    /// Backoff multiplier.
+    pub backoff_factor: f64,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+    /// Timeout of one attempt.
+    pub timeout: Duration,
+    /// After the retries.
+    pub on_failure: OnFailure,
+}
+
+/// A validated policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Policy {
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The planner entry (`rules`, `weight`, …).
+    pub planner: String,
+    /// Planner weights (planner default when absent).
+    pub weights: Option<BTreeMap<String, f64>>,
+    /// Planner parallelization (planner default when absent).
+    pub parallelization: Option<BTreeMap<String, f64>>,
+    /// Ordering rules (for the rules planner).
+    pub rules: Vec<Rule>,
+    /// Concurrency pools.
+    pub limits: Vec<Limit>,
+    /// Recovery by action type (`default` for the rest).
+    pub recovery: BTreeMap<String, RecoverySpec>,
+    /// `STRICT`, `ALWAYS` or `ANY`.
+    pub execution_rule: String,
+    /// Simulate the whole plan before executing.
+    pub simulate: bool,
+    /// The file it was read from.
+    pub source: Option<PathBuf>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    if let Ok(s) = text.trim().parse::<f64>() {
+        if s.is_finite() && s >= 0.0 {
+            return Ok(Duration::from_secs_f64(s));
+        }
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration (like 30s, 2m, 500ms): {e}"))
+}
+
+impl Policy {
+    /// Parses and checks policy text; `file` names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, PolicyError> {
+        let at = |path: &[&str], message: String| {
+            let (line, column) = locate(text, path);
+            PolicyError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let yaml_err = |e: serde_yaml_ng::Error| {
+            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+            PolicyError {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: crate::config::yaml_error_message(&e)
+                    .split_once(": ")
+                    .map(|(_, m)| m.to_string())
+                    .unwrap_or_else(|| e.to_string()),
+            }
+        };
+        let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
+        let raw: RawPolicy = if text.trim().is_empty() {
+            RawPolicy::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(yaml_err)?
+        };
+        let execution_rule = raw
+            .execution_rule
+            .clone()
+            .unwrap_or_else(|| "STRICT".into())
+            .to_uppercase();
+        if !["STRICT", "ALWAYS", "ANY"].contains(&execution_rule.as_str()) {
+            return Err(at(
+                &["execution_rule"],
+                format!("execution_rule {execution_rule:?} is not STRICT, ALWAYS or ANY"),
+            ));
+        }
+        for (k, w) in raw.weights.iter().flatten() {
+            if !w.is_finite() {
+                return Err(at(
+                    &["weights", k],
+                    format!("weight of {k} must be a number"),
+                ));
+            }
+        }
+        for (k, n) in raw.parallelization.iter().flatten() {
+            if !(n.is_finite() && *n >= 0.0) {
+                return Err(at(
+                    &["parallelization", k],
+                    format!("parallelization of {k} must be >= 0"),
+                ));
+            }
+        }
+        for (i, l) in raw.limits.iter().flatten().enumerate() {
+            if l.max == 0 {
+                return Err(at(
+                    &["limits"],
+                    format!("limit #{} has max 0: nothing could run", i + 1),
+                ));
+            }
+        }
+        for (k, r) in raw.recovery.iter().flatten() {
+            if let Some(t) = &r.timeout {
+                duration(t).map_err(|m| {
+                    at(
+                        &["recovery", k, "timeout"],
+                        format!("recovery.{k}.timeout: {m}"),
+                    )
+                })?;
+            }
+            if let Some(b) = &r.backoff {
+                for (what, v) in [("initial", &b.initial), ("max", &b.max)] {
+                    if let Some(v) = v {
+                        duration(v).map_err(|m| {
+                            at(
+                                &["recovery", k, "backoff", what],
+                                format!("recovery.{k}.backoff.{what}: {m}"),
+                            )
+                        })?;
+                    }
+                }
+                if let Some(f) = b.factor
+                    && !(f.is_finite() && f >= 1.0)
+                {
+                    return Err(at(
+                        &["recovery", k, "backoff", "factor"],
+                        format!("recovery.{k}.backoff.factor must be >= 1, not {f}"),
+                    ));
+                }
+            }
+            if let Some(o) = &r.on_failure
+                && !["continue", "stop", "rollback"].contains(&o.as_str())
+            {
+                return Err(at(
+                    &["recovery", k, "on_failure"],
+                    format!("recovery.{k}.on_failure {o:?} is not continue, stop or rollback"),
+                ));
+            }
+        }
+        Ok(Self {
+            name: raw.name.unwrap_or_else(|| {
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "policy".into())
+            }),
+            description: raw.description.unwrap_or_default(),
+            planner: raw.planner.unwrap_or_else(|| "rules".into()),
+            weights: raw.weights,
+            parallelization: raw.parallelization,
+            rules: raw.rules.unwrap_or_default(),
+            limits: raw.limits.unwrap_or_default(),
+            recovery: raw.recovery.unwrap_or_default(),
+            execution_rule,
+            simulate: raw.simulate.unwrap_or(true),
+            source: Some(file.to_path_buf()),
+        })
+    }
+
+    /// Reads one file.
+    pub fn from_file(file: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(file).map_err(|e| PolicyError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, file)
+    }
+
+    /// The planner's config from this policy.
+    pub fn planner_config(&self) -> Value {
+        let mut c = serde_json::Map::new();
+        if let Some(w) = &self.weights {
+            c.insert("weights".into(), json!(w));
+        }
+        if let Some(p) = &self.parallelization {
+            c.insert("parallelization".into(), json!(p));
+        }
+        if self.planner == "rules" {
+            c.insert("rules".into(), json!(self.rules));
+            c.insert("limits".into(), json!(self.limits));
+        }
+        Value::Object(c)
+    }
+
+    /// The resolved recovery of an action type.
+    pub fn recovery_for(&self, action_type: &str) -> Recovery {
+        let d = self.recovery.get("default").cloned().unwrap_or_default();
+        let t = self.recovery.get(action_type).cloned().unwrap_or_default();
+        let backoff = |f: fn(&Backoff) -> Option<String>| {
+            t.backoff
+                .as_ref()
+                .and_then(f)
+                .or_else(|| d.backoff.as_ref().and_then(f))
+        };
+        let dur = |s: Option<String>, default: Duration| {
+            s.and_then(|s| duration(&s).ok()).unwrap_or(default)
+        };
+        Recovery {
+            retries: t.retries.or(d.retries).unwrap_or(0),
+            backoff_initial: dur(backoff(|b| b.initial.clone()), Duration::from_secs(1)),
+            backoff_factor: t
+                .backoff
+                .as_ref()
+                .and_then(|b| b.factor)
+                .or_else(|| d.backoff.as_ref().and_then(|b| b.factor))
+                .unwrap_or(2.0),
+            backoff_max: dur(backoff(|b| b.max.clone()), Duration::from_secs(60)),
+            timeout: dur(
+                t.timeout.clone().or(d.timeout.clone()),
+                Duration::from_secs(900),
+            ),
+            on_failure: match t.on_failure.as_deref().or(d.on_failure.as_deref()) {
+                Some("stop") => OnFailure::Stop,
+                Some("rollback") => OnFailure::Rollback,
+                _ => OnFailure::Continue,
+            },
+        }
+    }
+}
+
+/// Directories holding named policies: `SEXTANT_POLICY_PATH`, then the
+/// installation's `policies/` (beside the executable, in
+/// `../share/sextant/policies`, or the source tree it was built from).
+pub fn policy_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var("SEXTANT_POLICY_PATH")
+        .ok()
+        .map(|p| {
+            p.split(':')
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .as_deref()
+        .and_then(Path::parent)
+    {
+        dirs.push(dir.join("policies"));
+        dirs.push(dir.join("../share/sextant/policies"));
+    }
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"));
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Resolves `--policy NAME|FILE`: a path to a file, or the name of a policy
+/// in the policy directories.
+pub fn load(reference: &str) -> Result<Policy, PolicyError> {
+    let as_path = Path::new(reference);
+    if reference.contains('/') || reference.ends_with(".yaml") || reference.ends_with(".yml") {
+        return Policy::from_file(as_path);
+    }
+    for d in policy_dirs() {
+        for ext in ["yaml", "yml"] {
+            let f = d.join(format!("{reference}.{ext}"));
+            if f.is_file() {
+                return Policy::from_file(&f);
+            }
+        }
+    }
+    Err(PolicyError {
+        file: PathBuf::from(reference),
+        line: 1,
+        column: 1,
+        message: format!(
+            "no policy named {reference:?} (looked in {})",
+            policy_dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(t, Path::new("p.yaml"))
+    }
+
+    #[test]
+    fn defaults_and_recovery_fallbacks() {
+        let p = parse("").expect("empty is valid");
+        assert_eq!(
+            (p.planner.as_str(), p.execution_rule.as_str(), p.simulate),
+            ("rules", "STRICT", true)
+        );
+        let r = p.recovery_for("migrate");
+        assert_eq!(
+            (r.retries, r.timeout, r.on_failure),
+            (0, Duration::from_secs(900), OnFailure::Continue)
+        );
+        let p = parse(
+            "recovery:\n  default: {retries: 1, timeout: 30s, on_failure: stop, backoff: {initial: 2s}}\n  migrate: {retries: 3}\n",
+        )
+        .expect("valid");
+        let m = p.recovery_for("migrate");
+        assert_eq!(
+            (m.retries, m.timeout, m.on_failure),
+            (3, Duration::from_secs(30), OnFailure::Stop)
+        );
+        assert_eq!(m.backoff_initial, Duration::from_secs(2));
+        assert_eq!(p.recovery_for("nop").retries, 1);
+    }
+
+    #[test]
+    fn errors_name_line_and_column() {
+        let e = parse("planner: rules\nweigths: {nop: 1}\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("weigths"), "{e}");
+        let e = parse("weights: {nop: heavy}\n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+        let e = parse("execution_rule: SOMETIMES\n").unwrap_err();
+        assert!(e.message.contains("SOMETIMES"), "{e}");
+        let e = parse("recovery:\n  migrate:\n    timeout: soon\n").unwrap_err();
+        assert_eq!((e.line, e.message.contains("soon")), (3, true), "{e}");
+        let e = parse("limits:\n  - {action_type: migrate, max: 0}\n").unwrap_err();
+        assert!(e.message.contains("max 0"), "{e}");
+        let e = parse("rules:\n  - name: r\n    first: {action_type: a}\n    then: {action_type: b, whre: {}}\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+    }
+}
