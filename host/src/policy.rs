@@ -187,10 +187,11 @@ pub struct Policy {
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
-    if let Ok(s) = text.trim().parse::<f64>() {
-        if s.is_finite() && s >= 0.0 {
-            return Ok(Duration::from_secs_f64(s));
-        }
+    if let Ok(s) = text.trim().parse::<f64>()
+        && s.is_finite()
+        && s >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(s));
     }
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration (like 30s, 2m, 500ms): {e}"))

@@ -92,7 +92,7 @@ fn key_of(v: &Value) -> Option<String> {
 }
 
 /// Whether `to` can reach `from` along `succ` (adding from→to would close a cycle).
-fn reaches(succ: &[Vec<usize>], from: usize, to: usize, mark: &mut Vec<u32>, stamp: u32) -> bool {
+fn reaches(succ: &[Vec<usize>], from: usize, to: usize, mark: &mut [u32], stamp: u32) -> bool {
     let mut stack = vec![to];
     while let Some(n) = stack.pop() {
         if n == from {
@@ -389,8 +389,9 @@ mod tests {
                 reach[i][i] = true;
                 let succ: Vec<usize> = p.edges.iter().filter(|e| e.0 == i).map(|e| e.1).collect();
                 for s in succ {
-                    for k in 0..n {
-                        if reach[s][k] { reach[i][k] = true; }
+                    let row = reach[s].clone();
+                    for (k, r) in row.into_iter().enumerate() {
+                        if r { reach[i][k] = true; }
                     }
                 }
             }
