@@ -31,6 +31,27 @@ pub enum BenchCommand {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+    /// Planning and storing N actions with each planner, and the makespan
+    /// each planner's plan allows for a consolidation solution.
+    Planners {
+        /// Solution sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        /// Planners to measure.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "weight,workload_stabilization,node_resource_consolidation,rules"
+        )]
+        planners: Vec<String>,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Run one case, PLANNER:N, in this process (used by the benchmark
+        /// itself, so each case has its own peak memory).
+        #[arg(long, hide = true)]
+        case: Option<String>,
+    },
 }
 
 pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
@@ -41,6 +62,23 @@ pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             calls,
             plugin,
         } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
+        BenchCommand::Planners {
+            sizes,
+            planners,
+            runs,
+            case,
+        } => match case {
+            Some(c) => {
+                let (p, n) = c.split_once(':').ok_or_else(|| {
+                    CliError::input(anyhow::anyhow!("--case is PLANNER:N, not {c:?}"))
+                })?;
+                let n: usize = n
+                    .parse()
+                    .map_err(|e| CliError::input(anyhow::anyhow!("--case {c:?}: {e}")))?;
+                super::bench_planners::case(env, p, n, runs)
+            }
+            None => super::bench_planners::run(env, &sizes, &planners, runs),
+        },
     }
 }
 

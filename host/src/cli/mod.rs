@@ -7,6 +7,7 @@
 mod action_types;
 mod audits;
 mod bench;
+mod bench_planners;
 mod decide;
 pub mod output;
 mod plan;

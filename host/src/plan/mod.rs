@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use sextant_plugin_api::sdk::Action;
 use std::collections::BTreeMap;
 
+pub mod makespan;
+
 /// Why a solution could not be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
