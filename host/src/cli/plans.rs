@@ -64,9 +64,14 @@ fn input_error(e: StoreError) -> CliError {
     }
 }
 
-/// What an action acts on, for labels: its resource name or id.
+/// What an action acts on, for labels: `source -> destination` for moves,
+/// else its resource name or id.
 fn resource(a: &ActionRow) -> String {
     let p = &a.input_parameters;
+    if let Some(src) = p["source_node"].as_str() {
+        let dst = p["destination_node"].as_str().unwrap_or("?");
+        return format!("{src} -> {dst}");
+    }
     p["resource_name"]
         .as_str()
         .or_else(|| p["resource_id"].as_str())
@@ -88,7 +93,7 @@ pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
         } else {
             format!("{}: {} {}", a.name, a.action_type, r)
         };
-        text.replace('"', "'")
+        text.replace('"', "'").replace("->", "→")
     };
     let mut out = String::new();
     match format {
@@ -264,6 +269,9 @@ mod tests {
             "{dot}"
         );
         assert!(dot.contains("a0 -> a1;"), "{dot}");
+        let mut moved = action("u3", "m3", &[]);
+        moved.input_parameters = json!({"source_node": "h1", "destination_node": "h2"});
+        assert!(graph(&[moved], GraphFormat::Dot).contains("m3: migrate h1 → h2"));
         let mm = graph(&a, GraphFormat::Mermaid);
         assert!(mm.starts_with("flowchart LR"), "{mm}");
         assert!(mm.contains("a0 --> a1"), "{mm}");
