@@ -7,6 +7,7 @@
 //! is the config file; [`cli`] the command line.
 
 pub mod action_types;
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod decide;

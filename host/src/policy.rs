@@ -128,6 +128,7 @@ struct RawPolicy {
     recovery: Option<BTreeMap<String, RecoverySpec>>,
     execution_rule: Option<String>,
     simulate: Option<bool>,
+    abort_on_cancel: Option<bool>,
 }
 
 /// What happens once an action's retries are spent.
@@ -160,7 +161,7 @@ pub struct Recovery {
 }
 
 /// A validated policy.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     /// Its name.
     pub name: String,
@@ -182,6 +183,9 @@ pub struct Policy {
     pub execution_rule: String,
     /// Simulate the whole plan before executing.
     pub simulate: bool,
+    /// On cancel, abort the running abortable actions (Watcher lets them
+    /// finish).
+    pub abort_on_cancel: bool,
     /// The file it was read from.
     pub source: Option<PathBuf>,
 }
@@ -315,6 +319,7 @@ impl Policy {
             recovery: raw.recovery.unwrap_or_default(),
             execution_rule,
             simulate: raw.simulate.unwrap_or(true),
+            abort_on_cancel: raw.abort_on_cancel.unwrap_or(true),
             source: Some(file.to_path_buf()),
         })
     }

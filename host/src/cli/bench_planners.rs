@@ -33,7 +33,10 @@ impl Rng {
 /// `consolidation_only`, only disables and migrations (what
 /// node_resource_consolidation accepts). Returns the actions and instance
 /// hosts.
-pub fn realistic_solution(n: usize, consolidation_only: bool) -> (Vec<Action>, BTreeMap<String, String>) {
+pub fn realistic_solution(
+    n: usize,
+    consolidation_only: bool,
+) -> (Vec<Action>, BTreeMap<String, String>) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
     let hosts = (n / 10).max(10);
     let drained = (hosts / 10).max(1);
@@ -59,7 +62,11 @@ pub fn realistic_solution(n: usize, consolidation_only: bool) -> (Vec<Action>, B
     }
     let mut vm = 0usize;
     while actions.len() < n {
-        let roll = if consolidation_only { 0 } else { rng.below(100) };
+        let roll = if consolidation_only {
+            0
+        } else {
+            rng.below(100)
+        };
         vm += 1;
         let uuid = format!("00000000-0000-4000-8000-{vm:012}");
         match roll {
@@ -77,7 +84,11 @@ pub fn realistic_solution(n: usize, consolidation_only: bool) -> (Vec<Action>, B
             85..=94 => {
                 let h = drained + rng.below(hosts - drained);
                 instance_hosts.insert(uuid.clone(), host(h));
-                push(&mut actions, "resize", json!({"resource_id": uuid, "flavor": "m1.large"}));
+                push(
+                    &mut actions,
+                    "resize",
+                    json!({"resource_id": uuid, "flavor": "m1.large"}),
+                );
             }
             95..=97 => push(&mut actions, "nop", json!({"message": "checkpoint"})),
             _ => push(&mut actions, "sleep", json!({"duration": 1})),
@@ -203,10 +214,20 @@ fn makespans(env: &Env, planners: &[String]) -> Result<Vec<Value>, CliError> {
             "rules" => json!({"limits": limits}),
             _ => json!({}),
         };
-        let planned = plan(&plugins, planner, &config, &BTreeMap::new(), &durations, &actions)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let index: std::collections::HashMap<&str, usize> =
-            actions.iter().enumerate().map(|(i, a)| (a.id.as_str(), i)).collect();
+        let planned = plan(
+            &plugins,
+            planner,
+            &config,
+            &BTreeMap::new(),
+            &durations,
+            &actions,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        let index: std::collections::HashMap<&str, usize> = actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.as_str(), i))
+            .collect();
         let mut parents = vec![Vec::new(); actions.len()];
         for p in &planned.actions {
             parents[p.index] = p.parents.iter().map(|x| index[x.as_str()]).collect();
@@ -214,10 +235,10 @@ fn makespans(env: &Env, planners: &[String]) -> Result<Vec<Value>, CliError> {
         let types: Vec<String> = actions.iter().map(|a| a.action_type.clone()).collect();
         let params: Vec<Value> = actions.iter().map(|a| a.input_parameters.clone()).collect();
         let d = vec![60.0; actions.len()];
-        let priorities: Vec<f64> = planned.extra["priorities"]
-            .as_array()
-            .map(|a| a.iter().map(|v| v.as_f64().unwrap_or(0.0)).collect())
-            .unwrap_or_else(|| vec![0.0; actions.len()]);
+        let priorities: Vec<f64> = actions
+            .iter()
+            .map(|a| planned.extra["priorities"][&a.id].as_f64().unwrap_or(0.0))
+            .collect();
         let order: Vec<usize> = planned.actions.iter().map(|p| p.index).collect();
         let cp = critical_path(&parents, &d, &order);
         let ms = makespan(&types, &params, &parents, &d, &limits, &priorities, 32);

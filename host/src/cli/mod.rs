@@ -5,6 +5,7 @@
 //! (with a message naming the file, field or id at fault).
 
 mod action_types;
+mod apply;
 mod audits;
 mod bench;
 mod bench_planners;
@@ -98,6 +99,17 @@ enum Command {
     /// Actions of plans: list, show.
     #[command(subcommand)]
     Action(plans::ActionCommand),
+    /// The event log: every state change of audits, plans and actions.
+    History {
+        /// Only the events of one action plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Keep printing new events as they come.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
     /// The service: runs CONTINUOUS audits at their interval.
     Serve {
         /// Stop after this many seconds (default: run until killed).
@@ -284,6 +296,11 @@ fn run(cli: Cli) -> CliResult {
             save,
         } => plan::run(&env, &input, format, save),
         Command::ActionPlan(c) => plans::action_plan(&env, c),
+        Command::History {
+            plan,
+            follow,
+            format,
+        } => apply::history(&env, plan.as_deref(), follow, format),
         Command::Action(c) => plans::action(&env, c),
         Command::Bench(c) => bench::run(&env, c),
     }

@@ -23,6 +23,48 @@ pub enum ActionPlanCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Creates a RECOMMENDED plan from a file of actions with parents by
+    /// name (Watcher's applier vectors); prints its uuid.
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Starts a plan: with --wait, runs it here until it ends; else queues it
+    /// (PENDING) for `sextant serve`.
+    Start {
+        plan: String,
+        #[arg(long)]
+        wait: bool,
+        /// The policy (name or file); default: the plan's, else `default`.
+        #[arg(long)]
+        policy: Option<String>,
+        /// STRICT, ALWAYS or ANY (default: the policy's).
+        #[arg(long)]
+        execution_rule: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        max_workers: usize,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Cancels a plan; a running one is cancelled by its applier, wherever
+    /// it runs.
+    Cancel { plan: String },
+    /// Resumes interrupted plans (or one), here, until they end.
+    Resume {
+        plan: Option<String>,
+        /// Accepted for symmetry with `start`: resume always waits.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        policy: Option<String>,
+        #[arg(long)]
+        execution_rule: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        max_workers: usize,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// The plan's DAG, for Graphviz (dot) or Mermaid.
     Graph {
         plan: String,
@@ -45,6 +87,12 @@ pub enum ActionCommand {
         action: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+    },
+    /// Skips a PENDING action before it runs.
+    Skip {
+        action: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -143,6 +191,42 @@ fn parent_names(actions: &[ActionRow], a: &ActionRow) -> String {
 }
 
 pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
+    use super::apply::{RunFlags, cancel, import, resume, start};
+    let cmd = match cmd {
+        ActionPlanCommand::Import { file, format } => return import(env, &file, format),
+        ActionPlanCommand::Start {
+            plan,
+            wait,
+            policy,
+            execution_rule,
+            max_workers,
+            format,
+        } => {
+            let flags = RunFlags {
+                policy: policy.as_deref(),
+                execution_rule: execution_rule.as_deref(),
+                max_workers,
+            };
+            return start(env, &plan, wait, &flags, format);
+        }
+        ActionPlanCommand::Cancel { plan } => return cancel(env, &plan),
+        ActionPlanCommand::Resume {
+            plan,
+            wait: _,
+            policy,
+            execution_rule,
+            max_workers,
+            format,
+        } => {
+            let flags = RunFlags {
+                policy: policy.as_deref(),
+                execution_rule: execution_rule.as_deref(),
+                max_workers,
+            };
+            return resume(env, plan.as_deref(), &flags, format);
+        }
+        other => other,
+    };
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
         ActionPlanCommand::List { audit, format } => {
@@ -206,11 +290,15 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             let p = store.plan(&plan).map_err(input_error)?;
             print!("{}", graph(&store.actions(&p.uuid)?, format));
         }
+        _ => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
+    if let ActionCommand::Skip { action, reason } = &cmd {
+        return super::apply::skip(env, action, reason.as_deref());
+    }
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
         ActionCommand::List { plan, format } => {
@@ -235,6 +323,7 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
                 println!("{}", serde_yaml_ng::to_string(&a)?);
             }
         }
+        ActionCommand::Skip { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,7 +14,11 @@ fn key(v: &Value) -> Option<String> {
 }
 
 /// The pools an action belongs to: `(limit index, per-value)`.
-pub fn pools_of(action_type: &str, params: &Value, limits: &[Limit]) -> Vec<(usize, Option<String>)> {
+pub fn pools_of(
+    action_type: &str,
+    params: &Value,
+    limits: &[Limit],
+) -> Vec<(usize, Option<String>)> {
     limits
         .iter()
         .enumerate()
@@ -39,8 +43,9 @@ pub fn makespan(
     workers: usize,
 ) -> f64 {
     let n = types.len();
-    let membership: Vec<Vec<(usize, Option<String>)>> =
-        (0..n).map(|i| pools_of(&types[i], &params[i], limits)).collect();
+    let membership: Vec<Vec<(usize, Option<String>)>> = (0..n)
+        .map(|i| pools_of(&types[i], &params[i], limits))
+        .collect();
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting: Vec<usize> = vec![0; n];
     for (c, ps) in parents.iter().enumerate() {
@@ -113,17 +118,32 @@ mod tests {
     #[test]
     fn pools_and_chains_bound_the_makespan() {
         let types = vec!["migrate".to_string(); 4];
-        let params: Vec<Value> = (0..4).map(|i| json!({"source_node": format!("h{}", i % 2)})).collect();
-        let limits = vec![Limit { action_type: Some("migrate".into()), per: Some("source_node".into()), max: 1 }];
+        let params: Vec<Value> = (0..4)
+            .map(|i| json!({"source_node": format!("h{}", i % 2)}))
+            .collect();
+        let limits = vec![Limit {
+            action_type: Some("migrate".into()),
+            per: Some("source_node".into()),
+            max: 1,
+        }];
         let d = vec![10.0; 4];
         let none = vec![Vec::new(); 4];
         // Two hosts, one at a time per host: two rounds.
-        assert_eq!(makespan(&types, &params, &none, &d, &limits, &[0.0; 4], 32), 20.0);
+        assert_eq!(
+            makespan(&types, &params, &none, &d, &limits, &[0.0; 4], 32),
+            20.0
+        );
         // A chain: four rounds.
         let chain = vec![vec![], vec![0], vec![1], vec![2]];
-        assert_eq!(makespan(&types, &params, &chain, &d, &[], &[0.0; 4], 32), 40.0);
+        assert_eq!(
+            makespan(&types, &params, &chain, &d, &[], &[0.0; 4], 32),
+            40.0
+        );
         assert_eq!(critical_path(&chain, &d, &[0, 1, 2, 3]), 40.0);
         // One worker: serial.
-        assert_eq!(makespan(&types, &params, &none, &d, &[], &[0.0; 4], 1), 40.0);
+        assert_eq!(
+            makespan(&types, &params, &none, &d, &[], &[0.0; 4], 1),
+            40.0
+        );
     }
 }

@@ -143,6 +143,19 @@ pub fn plan(
             index: i,
         })
         .collect::<Vec<_>>();
+    // Priorities come by solution index; keyed by action id they survive
+    // the creation order.
+    let mut extra = schedule.extra;
+    if let Some(p) = extra.get("priorities").and_then(Value::as_array).cloned()
+        && p.len() == actions.len()
+    {
+        let by_id: serde_json::Map<String, Value> = actions
+            .iter()
+            .zip(p)
+            .map(|(a, v)| (a.id.clone(), v))
+            .collect();
+        extra["priorities"] = Value::Object(by_id);
+    }
     Ok(PlannedSolution {
         action_plan_state: if planned.is_empty() {
             "SUCCEEDED".into()
@@ -150,7 +163,7 @@ pub fn plan(
             "RECOMMENDED".into()
         },
         actions: planned,
-        extra: schedule.extra,
+        extra,
     })
 }
 

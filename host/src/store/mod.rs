@@ -5,10 +5,13 @@
 //! `$XDG_DATA_HOME/sextant/sextant.db`.
 //!
 //! Invariants: one logical write is one transaction, so a crash at any
-//! moment leaves the previous or the next consistent state; every state
+//! moment leaves the previous or the next consistent state (WAL with
+//! `synchronous = NORMAL`: a committed transaction survives the process
+//! being killed; a power cut may lose the last ones, never corrupt); every state
 //! transition of an audit, plan or action appends its event in the same
 //! transaction that changes the state.
 
+pub mod apply;
 pub mod audits;
 pub mod plans;
 mod schema;
@@ -142,7 +145,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         self.conn
             .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(|e| self.err(e))
     }

@@ -1,0 +1,1184 @@
+//! The applier: a tokio workflow engine that simulates, then executes an
+//! action plan in parallel, durably.
+//!
+//! * An action runs when its parents allow it (`STRICT`, or Watcher's
+//!   `ALWAYS` and `ANY`), within `max_workers` and the policy's pools, the
+//!   critical path first. Handlers are called on the blocking pool; every
+//!   call has a timeout; failures are retried with exponential backoff; once
+//!   retries are spent, `on_failure` decides: continue, stop or rollback.
+//! * Every state change is committed (with its event) before anything
+//!   depends on it: an action is ONGOING in the store before its `execute`
+//!   starts. A killed applier is resumed: SUCCEEDED actions are not run
+//!   again; an action found ONGOING runs again only if its type is
+//!   idempotent, else its handler's post_condition decides, and an action
+//!   that cannot be confirmed is FAILED with a message saying so.
+//! * The applier holds a lease on its plan (owner, expiry, renewal), so two
+//!   appliers never run one plan; cancellation comes from any process
+//!   through the plan's state in the store.
+//!
+//! Invariant: the store is written only through compare-and-set
+//! transitions; nothing runs twice silently.
+
+use crate::action_types::{ActionTypeRegistry, HandlerMapper, template};
+use crate::plan::makespan::pools_of;
+use crate::plugins::{Handler, PluginCallError, PluginRegistry};
+use crate::policy::{OnFailure, Policy};
+use crate::store::apply::Lease;
+use crate::store::plans::ActionRow;
+use crate::store::{Store, StoreError};
+use serde_json::{Value, json};
+use sextant_plugin_api::ErrorKind;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// How long a lease lasts without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// How often the applier renews its lease and looks for a cancel.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Why a plan could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Another applier holds the plan.
+    #[error("action plan {plan} is being applied by {} (lease until {})", lease.owner, lease.expires_at)]
+    LeaseHeld {
+        /// The plan.
+        plan: String,
+        /// Its lease.
+        lease: Lease,
+    },
+    /// The plan is not in a state that can be started or resumed.
+    #[error("action plan {plan} is {state}: {why}")]
+    NotRunnable {
+        /// The plan.
+        plan: String,
+        /// Its state.
+        state: String,
+        /// What would make it runnable.
+        why: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A task failed.
+    #[error("applier task failed: {0}")]
+    Task(String),
+}
+
+/// How to apply a plan.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// The policy (recovery, pools, execution rule, simulation).
+    pub policy: Policy,
+    /// Overrides the policy's execution rule.
+    pub execution_rule: Option<String>,
+    /// Actions running at once, at most.
+    pub max_workers: usize,
+    /// Who this applier is (for the lease).
+    pub owner: String,
+    /// The action mapper entry.
+    pub mapper: String,
+    /// Drivers for the mapper.
+    pub drivers: Vec<String>,
+}
+
+/// The end of a run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlanOutcome {
+    /// The plan.
+    pub uuid: String,
+    /// Its final state.
+    pub state: String,
+    /// Its status message.
+    pub status_message: Option<String>,
+    /// Problems found by the simulation, if it failed.
+    pub simulation_problems: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum St {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+    /// Left out by Watcher's ANY rule: stays PENDING in the store.
+    Ignored,
+}
+
+impl St {
+    fn from_db(s: &str) -> St {
+        match s {
+            "SUCCEEDED" => St::Succeeded,
+            "FAILED" => St::Failed,
+            "SKIPPED" => St::Skipped,
+            "CANCELLED" | "DELETED" => St::Cancelled,
+            "ONGOING" => St::Running,
+            _ => St::Pending,
+        }
+    }
+    fn done(self) -> bool {
+        !matches!(self, St::Pending | St::Running)
+    }
+}
+
+struct Node {
+    row: ActionRow,
+    parents: Vec<usize>,
+    children: Vec<usize>,
+    state: St,
+    /// Watcher's task result was False: `execute` ran and failed.
+    execute_failed: bool,
+    pools: Vec<(usize, Option<String>)>,
+    priority: f64,
+}
+
+/// What one action's task reports.
+struct Done {
+    index: usize,
+    state: St,
+    execute_failed: bool,
+    outputs: Option<Value>,
+}
+
+/// Shared by the engine and its action tasks.
+struct Shared {
+    store: Mutex<Store>,
+    plugins: Arc<PluginRegistry>,
+    types: Arc<ActionTypeRegistry>,
+    opts: ApplyOptions,
+    plan_uuid: String,
+    /// Handlers of running actions, for abort.
+    running: Mutex<HashMap<String, Arc<Handler>>>,
+    cancelling: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn db<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut s = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s)
+    }
+}
+
+/// Runs the store work of `f` on the blocking pool.
+async fn db<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || s.db(f))
+        .await
+        .map_err(|e| StoreError::NotFound {
+            kind: "store task",
+            id: e.to_string(),
+        })?
+}
+
+fn message_of(e: &PluginCallError) -> String {
+    match e {
+        PluginCallError::Plugin { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Everything an action needs before its handler can be created: its type,
+/// the handler entry, and the handler's parameters (templates rendered with
+/// the outputs of its ancestors).
+fn prepare_handler(
+    shared: &Shared,
+    row: &ActionRow,
+    ancestors_outputs: &Value,
+) -> Result<(String, Value, bool), String> {
+    let version = semver::Version::parse(&row.action_type_version).ok();
+    let t = shared
+        .types
+        .get(&row.action_type, version.as_ref())
+        .map_err(|e| e.to_string())?;
+    let mapper = HandlerMapper::new(&shared.plugins, &shared.opts.mapper, &shared.opts.drivers);
+    let entry = mapper.handler_for(t).map_err(|e| e.reason)?;
+    let ctx = json!({"actions": ancestors_outputs});
+    let params = template::render(&row.input_parameters, &json!({}), ancestors_outputs)
+        .map_err(|e| format!("parameters: {e}"))?;
+    let _ = ctx;
+    let handler_params = match &t.with {
+        Some(with) => template::render(with, &params, ancestors_outputs)?,
+        None => params,
+    };
+    Ok((entry, handler_params, t.idempotent))
+}
+
+fn handler_context(shared: &Shared, row: &ActionRow) -> Value {
+    json!({
+        "uuid": row.uuid,
+        "name": row.name,
+        "action_type": row.action_type,
+        "action_type_version": row.action_type_version,
+        "action_plan": shared.plan_uuid,
+    })
+}
+
+async fn create_handler(
+    shared: &Arc<Shared>,
+    entry: String,
+    params: Value,
+    ctx: Value,
+) -> Result<Arc<Handler>, PluginCallError> {
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || s.plugins.handler(&entry, &params, &ctx).map(Arc::new))
+        .await
+        .map_err(|e| PluginCallError::Host(e.to_string()))?
+}
+
+fn backoff(policy: &crate::policy::Recovery, attempt: u32) -> Duration {
+    let secs = policy.backoff_initial.as_secs_f64() * policy.backoff_factor.powi(attempt as i32);
+    Duration::from_secs_f64(secs.min(policy.backoff_max.as_secs_f64()))
+}
+
+/// Runs one action: pre_condition, ONGOING (committed), execute with
+/// timeout and retries, post_condition, final state.
+async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors: Value) -> Done {
+    let done = |state, execute_failed, outputs| Done {
+        index,
+        state,
+        execute_failed,
+        outputs,
+    };
+    let uuid = row.uuid.clone();
+    let fail = |phase: &str, why: String| {
+        let s = shared.clone();
+        let uuid = uuid.clone();
+        let msg = format!("Action failed in {phase}: {why}");
+        async move {
+            let m = msg.clone();
+            let u = uuid.clone();
+            let _ = db(&s, move |st| {
+                st.action_transition(
+                    &u,
+                    &["PENDING", "ONGOING"],
+                    "FAILED",
+                    Some(&m),
+                    None,
+                    "action.execution.error",
+                )
+            })
+            .await;
+        }
+    };
+    let (entry, params, _) = match prepare_handler(&shared, &row, &ancestors) {
+        Ok(x) => x,
+        Err(why) => {
+            fail("pre_condition", why).await;
+            return done(St::Failed, false, None);
+        }
+    };
+    let recovery = shared.opts.policy.recovery_for(&row.action_type);
+    let ctx = handler_context(&shared, &row);
+    let mut attempt = 0u32;
+    loop {
+        let h = match create_handler(&shared, entry.clone(), params.clone(), ctx.clone()).await {
+            Ok(h) => h,
+            Err(e) => {
+                fail("pre_condition", message_of(&e)).await;
+                return done(St::Failed, false, None);
+            }
+        };
+        // pre_condition runs again just before each attempt.
+        match h.blocking(|h| h.pre_condition()).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
+                let msg = format!("Action was skipped automatically: {}", message_of(&e));
+                let u = uuid.clone();
+                let _ = db(&shared, move |st| {
+                    st.action_transition(
+                        &u,
+                        &["PENDING", "ONGOING"],
+                        "SKIPPED",
+                        Some(&msg),
+                        None,
+                        "action.update",
+                    )
+                })
+                .await;
+                return done(St::Skipped, false, None);
+            }
+            Err(e) => {
+                fail("pre_condition", message_of(&e)).await;
+                return done(St::Failed, false, None);
+            }
+        }
+        if shared.cancelling.load(std::sync::atomic::Ordering::SeqCst) {
+            let u = uuid.clone();
+            let _ = db(&shared, move |st| {
+                st.action_transition(
+                    &u,
+                    &["PENDING"],
+                    "CANCELLED",
+                    None,
+                    None,
+                    "action.cancel.end",
+                )
+            })
+            .await;
+            return done(St::Cancelled, false, None);
+        }
+        if attempt == 0 {
+            let u = uuid.clone();
+            let started = db(&shared, move |st| {
+                st.action_transition(
+                    &u,
+                    &["PENDING"],
+                    "ONGOING",
+                    None,
+                    None,
+                    "action.execution.start",
+                )
+            })
+            .await;
+            if !matches!(started, Ok(true)) {
+                // Skipped by hand, or cancelled, meanwhile.
+                let u = uuid.clone();
+                let now = db(&shared, move |st| st.action(&u)).await;
+                let state = now.map(|a| St::from_db(&a.state)).unwrap_or(St::Cancelled);
+                return done(state, false, None);
+            }
+        }
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(uuid.clone(), h.clone());
+        let result = tokio::time::timeout(recovery.timeout, h.blocking(|h| h.execute())).await;
+        shared
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&uuid);
+        let failure = match result {
+            Ok(Ok(outputs)) => {
+                let version = semver::Version::parse(&row.action_type_version).ok();
+                let schema_problem = shared
+                    .types
+                    .get(&row.action_type, version.as_ref())
+                    .ok()
+                    .and_then(|t| {
+                        t.outputs_validator()
+                            .and_then(|v| v.validate(&outputs).err().map(|e| e.to_string()))
+                    });
+                if let Some(why) = schema_problem {
+                    Some((
+                        format!("its outputs do not match the action type's outputs schema: {why}"),
+                        false,
+                    ))
+                } else {
+                    let post = h.blocking(|h| h.post_condition()).await;
+                    let (state, msg, event) = match post {
+                        Ok(()) => ("SUCCEEDED", None, "action.execution.end"),
+                        Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => {
+                            ("SUCCEEDED", None, "action.execution.end")
+                        }
+                        Err(e) => (
+                            "FAILED",
+                            Some(format!(
+                                "Action failed in post_condition: {}",
+                                message_of(&e)
+                            )),
+                            "action.execution.error",
+                        ),
+                    };
+                    let u = uuid.clone();
+                    let o = outputs.clone();
+                    let _ = db(&shared, move |st| {
+                        st.action_transition(
+                            &u,
+                            &["ONGOING"],
+                            state,
+                            msg.as_deref(),
+                            Some(&o),
+                            event,
+                        )
+                    })
+                    .await;
+                    return done(St::from_db(state), false, Some(outputs));
+                }
+            }
+            Ok(Err(e))
+                if e.kind() == Some(ErrorKind::ABORTED)
+                    && shared.cancelling.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                let u = uuid.clone();
+                let _ = db(&shared, move |st| {
+                    st.action_transition(
+                        &u,
+                        &["ONGOING"],
+                        "CANCELLED",
+                        Some("Action was aborted: its action plan was cancelled."),
+                        None,
+                        "action.cancel.end",
+                    )
+                })
+                .await;
+                return done(St::Cancelled, false, None);
+            }
+            Ok(Err(e)) => Some((
+                format!("The action {uuid} execution failed. {}", message_of(&e)),
+                true,
+            )),
+            Err(_) => {
+                let _ = h.abort();
+                Some((
+                    format!(
+                        "The action {uuid} execution failed: timed out after {}s.",
+                        recovery.timeout.as_secs_f64()
+                    ),
+                    true,
+                ))
+            }
+        };
+        let Some((why, from_execute)) = failure else {
+            return done(St::Succeeded, false, None);
+        };
+        if attempt < recovery.retries
+            && !shared.cancelling.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let delay = backoff(&recovery, attempt);
+            attempt += 1;
+            let u = uuid.clone();
+            let plan = shared.plan_uuid.clone();
+            let note = json!({"attempt": attempt, "of": recovery.retries, "error": why, "retry_in_seconds": delay.as_secs_f64()});
+            let _ = db(&shared, move |st| {
+                st.note("action.execution.retry", "action", &u, &plan, note)
+            })
+            .await;
+            tokio::time::sleep(delay).await;
+            continue;
+        }
+        let msg = format!("Action failed in execute: {why}");
+        let u = uuid.clone();
+        let _ = db(&shared, move |st| {
+            st.action_transition(
+                &u,
+                &["ONGOING"],
+                "FAILED",
+                Some(&msg),
+                None,
+                "action.execution.error",
+            )
+        })
+        .await;
+        return done(St::Failed, from_execute, None);
+    }
+}
+
+/// The applier for one plan.
+pub struct Applier {
+    shared: Arc<Shared>,
+}
+
+impl Applier {
+    /// An applier over a store and the loaded plugins and action types.
+    pub fn new(
+        store: Store,
+        plugins: Arc<PluginRegistry>,
+        types: Arc<ActionTypeRegistry>,
+        plan_uuid: &str,
+        opts: ApplyOptions,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store: Mutex::new(store),
+                plugins,
+                types,
+                opts,
+                plan_uuid: plan_uuid.to_string(),
+                running: Mutex::new(HashMap::new()),
+                cancelling: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Simulates the pending actions: each maps to a loaded handler, its
+    /// parameters are valid against its recorded action-type version, its
+    /// templates resolve, and its pre_condition holds. Every problem at once.
+    async fn simulate(&self, nodes: &[Node]) -> Vec<String> {
+        let shared = &self.shared;
+        let mut problems = Vec::new();
+        let names: HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.row.name.as_str(), i))
+            .collect();
+        for (i, n) in nodes.iter().enumerate() {
+            if n.state != St::Pending {
+                continue;
+            }
+            let row = &n.row;
+            let label = format!("action {} ({})", row.name, row.action_type);
+            let version = semver::Version::parse(&row.action_type_version).ok();
+            let t = match shared.types.get(&row.action_type, version.as_ref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            // Templates may only name ancestors; their outputs are unknown yet.
+            let refs = referenced_actions(&row.input_parameters);
+            let ancestors = ancestors_of(nodes, i);
+            let mut has_refs = false;
+            for r in refs {
+                has_refs = true;
+                match names.get(r.as_str()) {
+                    Some(j) if ancestors.contains(j) => {}
+                    _ => problems.push(format!("{label}: its parameters use the outputs of {r}, which is not one of its ancestors")),
+                }
+            }
+            if let Err(e) = crate::action_types::ActionFactory::new(&shared.types).instantiate(
+                &crate::action_types::NewAction::new(
+                    format!("{}@{}", t.name, t.version),
+                    row.input_parameters.clone(),
+                ),
+            ) && !has_refs
+            {
+                problems.push(format!("{label}: {e}"));
+                continue;
+            }
+            if has_refs
+                || t.with
+                    .as_ref()
+                    .is_some_and(|w| !referenced_actions(w).is_empty())
+            {
+                continue; // pre_condition needs outputs that do not exist yet
+            }
+            let (entry, params, _) = match prepare_handler(shared, row, &json!({})) {
+                Ok(x) => x,
+                Err(e) => {
+                    problems.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            match create_handler(shared, entry, params, handler_context(shared, row)).await {
+                Err(e) => problems.push(format!("{label}: {}", message_of(&e))),
+                Ok(h) => match h.blocking(|h| h.pre_condition()).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {}
+                    Err(e) => problems.push(format!("{label}: pre_condition: {}", message_of(&e))),
+                },
+            }
+        }
+        problems
+    }
+
+    /// Applies the plan: takes the lease, resumes what was interrupted,
+    /// simulates, runs, and returns the final state.
+    pub async fn run(self) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let plan_uuid = shared.plan_uuid.clone();
+        let owner = shared.opts.owner.clone();
+        {
+            let (p, o) = (plan_uuid.clone(), owner.clone());
+            if let Err(lease) = db(&shared, move |s| s.acquire_lease(&p, &o, LEASE_TTL)).await? {
+                return Err(ApplyError::LeaseHeld {
+                    plan: plan_uuid,
+                    lease,
+                });
+            }
+        }
+        let result = self.run_leased().await;
+        let (p, o) = (plan_uuid.clone(), owner.clone());
+        let _ = db(&shared, move |s| s.release_lease(&p, &o)).await;
+        result
+    }
+
+    async fn run_leased(&self) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let plan_uuid = shared.plan_uuid.clone();
+        let p = {
+            let u = plan_uuid.clone();
+            db(&shared, move |s| s.plan(&u)).await?
+        };
+        let resuming = p.state == "ONGOING" || p.state == "CANCELLING";
+        match p.state.as_str() {
+            "RECOMMENDED" | "PENDING" | "ONGOING" | "CANCELLING" => {}
+            other => {
+                return Err(ApplyError::NotRunnable {
+                    plan: plan_uuid,
+                    state: other.into(),
+                    why: "only RECOMMENDED, PENDING or interrupted (ONGOING, CANCELLING) plans run"
+                        .into(),
+                });
+            }
+        }
+        let rows = {
+            let u = plan_uuid.clone();
+            db(&shared, move |s| s.actions(&u)).await?
+        };
+        let mut nodes = self.build_nodes(rows, &p);
+        // Interrupted actions first: nothing runs twice silently.
+        if resuming {
+            self.recover_interrupted(&mut nodes).await?;
+        }
+        let execution_rule = shared
+            .opts
+            .execution_rule
+            .clone()
+            .unwrap_or_else(|| shared.opts.policy.execution_rule.clone())
+            .to_uppercase();
+        if p.state != "CANCELLING" {
+            let u = plan_uuid.clone();
+            db(&shared, move |s| {
+                s.plan_transition(
+                    &u,
+                    &["RECOMMENDED", "PENDING"],
+                    "ONGOING",
+                    None,
+                    "action_plan.execution.start",
+                )
+            })
+            .await?;
+        }
+        if shared.opts.policy.simulate && p.state != "CANCELLING" {
+            let problems = self.simulate(&nodes).await;
+            if !problems.is_empty() {
+                let msg = format!(
+                    "Simulation failed; nothing was executed: {}",
+                    problems.join("; ")
+                );
+                let u = plan_uuid.clone();
+                let m = msg.clone();
+                db(&shared, move |s| {
+                    s.plan_transition(
+                        &u,
+                        &["ONGOING"],
+                        "FAILED",
+                        Some(&m),
+                        "action_plan.execution.error",
+                    )
+                })
+                .await?;
+                return Ok(PlanOutcome {
+                    uuid: plan_uuid,
+                    state: "FAILED".into(),
+                    status_message: Some(msg),
+                    simulation_problems: problems,
+                });
+            }
+        }
+        self.execute(nodes, &execution_rule).await
+    }
+
+    fn build_nodes(&self, rows: Vec<ActionRow>, plan: &crate::store::plans::PlanRow) -> Vec<Node> {
+        let index: HashMap<String, usize> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.uuid.clone(), i))
+            .collect();
+        let extra = plan_extra(&self.shared, &plan.uuid);
+        let limits = &self.shared.opts.policy.limits;
+        let mut nodes: Vec<Node> = rows
+            .into_iter()
+            .map(|row| {
+                let parents = row
+                    .parents
+                    .iter()
+                    .filter_map(|p| index.get(p).copied())
+                    .collect();
+                let pools = pools_of(&row.action_type, &row.input_parameters, limits);
+                let priority = extra["planner"]["priorities"][&row.name]
+                    .as_f64()
+                    .unwrap_or(0.0);
+                let state = St::from_db(&row.state);
+                let execute_failed = state == St::Failed
+                    && row
+                        .status_message
+                        .as_deref()
+                        .is_some_and(|m| m.starts_with("Action failed in execute"));
+                Node {
+                    row,
+                    parents,
+                    children: Vec::new(),
+                    state,
+                    execute_failed,
+                    pools,
+                    priority,
+                }
+            })
+            .collect();
+        for i in 0..nodes.len() {
+            for p in nodes[i].parents.clone() {
+                nodes[p].children.push(i);
+            }
+        }
+        nodes
+    }
+
+    /// Actions found ONGOING after a crash: idempotent ones run again; the
+    /// others are SUCCEEDED only if their post_condition confirms them.
+    async fn recover_interrupted(&self, nodes: &mut [Node]) -> Result<(), ApplyError> {
+        let shared = self.shared.clone();
+        for n in nodes.iter_mut().filter(|n| n.state == St::Running) {
+            let row = n.row.clone();
+            let prep = prepare_handler(&shared, &row, &json!({}));
+            let idempotent = prep.as_ref().map(|p| p.2).unwrap_or(false);
+            let u = row.uuid.clone();
+            if idempotent {
+                db(&shared, move |s| {
+                    s.action_transition(
+                        &u,
+                        &["ONGOING"],
+                        "PENDING",
+                        Some("Interrupted while ONGOING; its action type is idempotent, so it runs again."),
+                        None,
+                        "action.update",
+                    )
+                })
+                .await?;
+                n.state = St::Pending;
+                continue;
+            }
+            let verdict = match prep {
+                Err(e) => Err(e),
+                Ok((entry, params, _)) => {
+                    match create_handler(&shared, entry, params, handler_context(&shared, &row))
+                        .await
+                    {
+                        Err(e) => Err(message_of(&e)),
+                        Ok(h) => h
+                            .blocking(|h| h.post_condition())
+                            .await
+                            .map_err(|e| message_of(&e)),
+                    }
+                }
+            };
+            let (state, msg) = match verdict {
+                Ok(()) => (
+                    "SUCCEEDED",
+                    "Interrupted while ONGOING; its post_condition confirms it took effect."
+                        .to_string(),
+                ),
+                Err(why) => (
+                    "FAILED",
+                    format!(
+                        "Interrupted while ONGOING (the applier stopped) and not idempotent: it may or may not have run, \
+                         and its post_condition cannot tell ({why}). Check the resource; it was not run again."
+                    ),
+                ),
+            };
+            db(&shared, move |s| {
+                s.action_transition(&u, &["ONGOING"], state, Some(&msg), None, "action.update")
+            })
+            .await?;
+            n.state = St::from_db(state);
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, mut nodes: Vec<Node>, rule: &str) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let plan_uuid = shared.plan_uuid.clone();
+        let limits = shared.opts.policy.limits.clone();
+        let mut in_use: HashMap<(usize, Option<String>), u32> = HashMap::new();
+        let mut tasks: JoinSet<Done> = JoinSet::new();
+        let mut running = 0usize;
+        let mut stopping: Option<String> = None;
+        let mut rollback = false;
+        let mut completed_order: Vec<usize> = Vec::new();
+        let mut last_poll = Instant::now() - POLL;
+        let mut last_renew = Instant::now();
+        let mut cancel_started = false;
+        loop {
+            // Renew the lease and look for a cancel from another process.
+            if last_renew.elapsed() > LEASE_TTL / 3 {
+                let (p, o) = (plan_uuid.clone(), shared.opts.owner.clone());
+                if !db(&shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await? {
+                    tracing::error!("lost the lease on action plan {plan_uuid}: stopping");
+                    stopping = Some("the applier lost its lease".into());
+                }
+                last_renew = Instant::now();
+            }
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                let u = plan_uuid.clone();
+                let state = db(&shared, move |s| s.plan(&u)).await?.state;
+                if state == "CANCELLING" && !cancel_started {
+                    cancel_started = true;
+                    shared
+                        .cancelling
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    if shared.opts.policy.abort_on_cancel {
+                        let handlers: Vec<Arc<Handler>> = shared
+                            .running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .values()
+                            .cloned()
+                            .collect();
+                        for h in handlers {
+                            if h.library()
+                                .manifest
+                                .entries
+                                .iter()
+                                .any(|e| e.name == h.entry() && e.abortable)
+                            {
+                                let _ = h.abort();
+                            }
+                        }
+                    }
+                }
+            }
+            // Cancelled: the pending actions are CANCELLED.
+            if cancel_started {
+                for n in nodes.iter_mut() {
+                    if n.state == St::Pending {
+                        let u = n.row.uuid.clone();
+                        db(&shared, move |s| {
+                            s.action_transition(
+                                &u,
+                                &["PENDING"],
+                                "CANCELLED",
+                                None,
+                                None,
+                                "action.cancel.end",
+                            )
+                        })
+                        .await?;
+                        n.state = St::Cancelled;
+                    }
+                }
+            }
+            // Decide what is ready, what is cancelled by a failed parent,
+            // and what Watcher's ANY rule leaves out.
+            let mut ready: Vec<usize> = Vec::new();
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for i in 0..nodes.len() {
+                    if nodes[i].state != St::Pending {
+                        continue;
+                    }
+                    let ps = &nodes[i].parents;
+                    if !ps.iter().all(|&p| nodes[p].state.done()) {
+                        continue;
+                    }
+                    match rule {
+                        "STRICT" => {
+                            if let Some(&bad) = ps.iter().find(|&&p| {
+                                matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored)
+                            }) {
+                                let msg = format!(
+                                    "Cancelled: its parent {} is {}.",
+                                    nodes[bad].row.name,
+                                    match nodes[bad].state {
+                                        St::Failed => "FAILED",
+                                        _ => "CANCELLED",
+                                    }
+                                );
+                                let u = nodes[i].row.uuid.clone();
+                                db(&shared, move |s| {
+                                    s.action_transition(
+                                        &u,
+                                        &["PENDING"],
+                                        "CANCELLED",
+                                        Some(&msg),
+                                        None,
+                                        "action.update",
+                                    )
+                                })
+                                .await?;
+                                nodes[i].state = St::Cancelled;
+                                changed = true;
+                            } else if !ready.contains(&i) {
+                                ready.push(i);
+                            }
+                        }
+                        "ANY" => {
+                            let first = ps.first().copied();
+                            let run = match first {
+                                None => true,
+                                Some(f) => nodes[f].state != St::Ignored && nodes[f].execute_failed,
+                            };
+                            if run {
+                                if !ready.contains(&i) {
+                                    ready.push(i);
+                                }
+                            } else {
+                                nodes[i].state = St::Ignored;
+                                changed = true;
+                            }
+                        }
+                        _ => {
+                            if ps.iter().any(|&p| nodes[p].state == St::Ignored) {
+                                nodes[i].state = St::Ignored;
+                                changed = true;
+                            } else if !ready.contains(&i) {
+                                ready.push(i);
+                            }
+                        }
+                    }
+                }
+            }
+            // Start what fits: workers, pools, the critical path first.
+            if stopping.is_none() && !cancel_started {
+                ready.sort_by(|&a, &b| {
+                    nodes[b]
+                        .priority
+                        .total_cmp(&nodes[a].priority)
+                        .then(a.cmp(&b))
+                });
+                for i in ready {
+                    if running >= shared.opts.max_workers.max(1) {
+                        break;
+                    }
+                    let fits = nodes[i]
+                        .pools
+                        .iter()
+                        .all(|k| in_use.get(k).copied().unwrap_or(0) < limits[k.0].max);
+                    if !fits {
+                        continue;
+                    }
+                    for k in &nodes[i].pools {
+                        *in_use.entry(k.clone()).or_default() += 1;
+                    }
+                    nodes[i].state = St::Running;
+                    running += 1;
+                    let ancestors = ancestor_outputs(&nodes, i);
+                    tasks.spawn(run_action(
+                        shared.clone(),
+                        i,
+                        nodes[i].row.clone(),
+                        ancestors,
+                    ));
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            // Wait for an action to finish, or for the next poll.
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    let Some(joined) = joined else { continue };
+                    let d = joined.map_err(|e| ApplyError::Task(e.to_string()))?;
+                    running -= 1;
+                    for k in &nodes[d.index].pools {
+                        if let Some(c) = in_use.get_mut(k) { *c = c.saturating_sub(1); }
+                    }
+                    nodes[d.index].state = d.state;
+                    nodes[d.index].execute_failed = d.execute_failed;
+                    if let Some(o) = d.outputs { nodes[d.index].row.outputs = Some(o); }
+                    completed_order.push(d.index);
+                    if d.state == St::Failed && stopping.is_none() {
+                        let r = shared.opts.policy.recovery_for(&nodes[d.index].row.action_type);
+                        match r.on_failure {
+                            OnFailure::Continue => {}
+                            OnFailure::Stop => stopping = Some(format!("action {} failed (on_failure: stop)", nodes[d.index].row.name)),
+                            OnFailure::Rollback => {
+                                stopping = Some(format!("action {} failed (on_failure: rollback)", nodes[d.index].row.name));
+                                rollback = true;
+                            }
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        // Stopped: what never started is CANCELLED.
+        if let Some(why) = &stopping {
+            for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
+                let u = n.row.uuid.clone();
+                let msg = format!("Cancelled: the plan stopped because {why}.");
+                db(&shared, move |s| {
+                    s.action_transition(
+                        &u,
+                        &["PENDING"],
+                        "CANCELLED",
+                        Some(&msg),
+                        None,
+                        "action.update",
+                    )
+                })
+                .await?;
+                n.state = St::Cancelled;
+            }
+        }
+        if rollback {
+            self.rollback(&nodes, &completed_order).await?;
+        }
+        self.finish(&nodes, cancel_started, stopping.as_deref())
+            .await
+    }
+
+    /// Reverts the succeeded revertible actions, in reverse completion order
+    /// (a reverse topological order).
+    async fn rollback(&self, nodes: &[Node], completed: &[usize]) -> Result<(), ApplyError> {
+        let shared = self.shared.clone();
+        for &i in completed.iter().rev() {
+            let n = &nodes[i];
+            if n.state != St::Succeeded {
+                continue;
+            }
+            let Ok((entry, params, _)) =
+                prepare_handler(&shared, &n.row, &ancestor_outputs(nodes, i))
+            else {
+                continue;
+            };
+            let version = semver::Version::parse(&n.row.action_type_version).ok();
+            let revertible_type = shared
+                .types
+                .get(&n.row.action_type, version.as_ref())
+                .map(|t| t.revertible)
+                .unwrap_or(false);
+            let revertible_handler = shared
+                .plugins
+                .find(sextant_plugin_api::Kind::ActionHandler, &entry)
+                .is_some_and(|e| e.manifest().revertible);
+            if !(revertible_type && revertible_handler) {
+                continue;
+            }
+            let (u, plan) = (n.row.uuid.clone(), shared.plan_uuid.clone());
+            let result = match create_handler(
+                &shared,
+                entry,
+                params,
+                handler_context(&shared, &n.row),
+            )
+            .await
+            {
+                Ok(h) => h.blocking(|h| h.revert()).await.map_err(|e| message_of(&e)),
+                Err(e) => Err(message_of(&e)),
+            };
+            let (event, msg) = match result {
+                Ok(()) => (
+                    "action.revert.end",
+                    "Reverted: the plan rolled back after a failure.".to_string(),
+                ),
+                Err(e) => (
+                    "action.revert.error",
+                    format!("Revert failed during rollback: {e}"),
+                ),
+            };
+            db(&shared, move |s| {
+                s.note(event, "action", &u, &plan, json!({"status_message": msg}))?;
+                s.write(|tx| {
+                    tx.execute(
+                        "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
+                        rusqlite::params![msg, crate::store::now(), u],
+                    )
+                })
+                .map(|_| ())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        nodes: &[Node],
+        cancelled: bool,
+        stopped: Option<&str>,
+    ) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let u = shared.plan_uuid.clone();
+        let any_failed = nodes.iter().any(|n| n.state == St::Failed);
+        let any_skipped = nodes.iter().any(|n| n.state == St::Skipped);
+        let (state, event, msg): (&str, &str, Option<String>) = if cancelled {
+            ("CANCELLED", "action_plan.cancel.end", None)
+        } else if any_failed {
+            (
+                "FAILED",
+                "action_plan.execution.error",
+                stopped.map(|s| format!("Stopped: {s}.")),
+            )
+        } else {
+            (
+                "SUCCEEDED",
+                "action_plan.execution.end",
+                any_skipped.then(|| "One or more actions were skipped.".to_string()),
+            )
+        };
+        let m = msg.clone();
+        let uu = u.clone();
+        db(&shared, move |s| {
+            s.plan_transition(&uu, &["ONGOING", "CANCELLING"], state, m.as_deref(), event)
+        })
+        .await?;
+        Ok(PlanOutcome {
+            uuid: u,
+            state: state.into(),
+            status_message: msg,
+            simulation_problems: Vec::new(),
+        })
+    }
+}
+
+fn plan_extra(shared: &Shared, plan_uuid: &str) -> Value {
+    shared
+        .db(|s| {
+            s.conn()
+                .query_row(
+                    "SELECT policy FROM action_plans WHERE uuid = ?1",
+                    [plan_uuid],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .map_err(|e| s.err(e))
+        })
+        .ok()
+        .flatten()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn ancestors_of(nodes: &[Node], i: usize) -> HashSet<usize> {
+    let mut seen = HashSet::new();
+    let mut stack: Vec<usize> = nodes[i].parents.clone();
+    while let Some(p) = stack.pop() {
+        if seen.insert(p) {
+            stack.extend(nodes[p].parents.iter().copied());
+        }
+    }
+    seen
+}
+
+/// `{name: {"outputs": …}}` of an action's ancestors, for templates.
+fn ancestor_outputs(nodes: &[Node], i: usize) -> Value {
+    let mut m = serde_json::Map::new();
+    for a in ancestors_of(nodes, i) {
+        m.insert(
+            nodes[a].row.name.clone(),
+            json!({"outputs": nodes[a].row.outputs.clone().unwrap_or(Value::Null)}),
+        );
+    }
+    Value::Object(m)
+}
+
+/// The action names a value's templates refer to (`actions.<name>.…`).
+pub fn referenced_actions(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => {
+                let mut rest = s.as_str();
+                while let Some(i) = rest.find("actions.") {
+                    let after = &rest[i + "actions.".len()..];
+                    let name: String = after
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+                        .collect();
+                    if !name.is_empty() && s.contains("{{") {
+                        out.push(name);
+                    }
+                    rest = after;
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            Value::Object(o) => o.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(v, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}

@@ -1,0 +1,415 @@
+//! `sextant action-plan import | start | cancel | resume`, `sextant action
+//! skip`, `sextant history`: applying plans.
+
+use super::output::{Format, Table, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::action_types::{ActionFactory, NewAction};
+use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, referenced_actions};
+use crate::policy::Policy;
+use crate::store::plans::{NewPlan, NewPlanAction};
+use crate::store::{Store, StoreError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportFile {
+    actions: Vec<ImportAction>,
+    // Test metadata in Watcher's applier vectors; ignored.
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    engine: Option<Value>,
+    #[serde(default)]
+    execution_rule: Option<Value>,
+    #[serde(default)]
+    scenario: Option<Value>,
+    #[serde(default)]
+    expected: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportAction {
+    id: String,
+    action_type: String,
+    #[serde(default)]
+    input_parameters: Value,
+    #[serde(default)]
+    parents: Vec<String>,
+    #[serde(default)]
+    initial_state: Option<String>,
+}
+
+fn input(msg: impl std::fmt::Display) -> CliError {
+    CliError::input(anyhow::anyhow!("{msg}"))
+}
+
+fn store_input(e: StoreError) -> CliError {
+    match e {
+        e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
+        e => e.into(),
+    }
+}
+
+/// `action-plan import FILE`: a RECOMMENDED plan from a list of actions
+/// with parents by name.
+pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| input(format!("{}: {e}", file.display())))?;
+    let f: ImportFile = serde_yaml_ng::from_str(&text).map_err(|e| {
+        input(format!(
+            "{}: {}",
+            file.display(),
+            crate::config::yaml_error_message(&e)
+        ))
+    })?;
+    let _ = (
+        &f.id,
+        &f.engine,
+        &f.execution_rule,
+        &f.scenario,
+        &f.expected,
+    );
+    let types = env.action_types();
+    let factory = ActionFactory::new(&types);
+    let names: std::collections::HashMap<&str, usize> = f
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.id.as_str(), i))
+        .collect();
+    if names.len() != f.actions.len() {
+        return Err(input(format!(
+            "{}: two actions have the same id",
+            file.display()
+        )));
+    }
+    let mut edges = Vec::new();
+    let mut actions = Vec::new();
+    for (i, a) in f.actions.iter().enumerate() {
+        for p in &a.parents {
+            let j = names.get(p.as_str()).ok_or_else(|| {
+                input(format!(
+                    "{}: action {}: unknown parent {p}",
+                    file.display(),
+                    a.id
+                ))
+            })?;
+            edges.push((*j, i));
+        }
+        let state = a.initial_state.clone().unwrap_or_else(|| "PENDING".into());
+        if state != "PENDING" && state != "SKIPPED" {
+            return Err(input(format!(
+                "{}: action {}: initial_state {state} is not PENDING or SKIPPED",
+                file.display(),
+                a.id
+            )));
+        }
+        let refs = referenced_actions(&a.input_parameters);
+        let inst = if refs.is_empty() {
+            factory
+                .instantiate(&NewAction::new(
+                    a.action_type.clone(),
+                    a.input_parameters.clone(),
+                ))
+                .map_err(|e| input(format!("{}: action {}: {e}", file.display(), a.id)))?
+        } else {
+            // Parameters filled from other actions' outputs are validated
+            // when they are known; the type must exist now.
+            let t = types
+                .resolve(&a.action_type)
+                .map_err(|e| input(format!("{}: action {}: {e}", file.display(), a.id)))?;
+            crate::action_types::InstantiatedAction {
+                action_type: t.name.clone(),
+                action_type_version: t.version.to_string(),
+                input_parameters: a.input_parameters.clone(),
+                resource_id: None,
+            }
+        };
+        actions.push((inst, state, refs));
+    }
+    let sdk: Vec<sextant_plugin_api::sdk::Action> = f
+        .actions
+        .iter()
+        .map(|a| sextant_plugin_api::sdk::Action {
+            id: a.id.clone(),
+            action_type: a.action_type.clone(),
+            resource_id: None,
+            input_parameters: Value::Null,
+        })
+        .collect();
+    crate::plan::check("import", &sdk, &(0..sdk.len()).collect::<Vec<_>>(), &edges)
+        .map_err(|e| input(format!("{}: {e}", file.display())))?;
+    // A template may only read the outputs of an ancestor.
+    for (i, (_, _, refs)) in actions.iter().enumerate() {
+        let mut anc = std::collections::HashSet::new();
+        let mut stack: Vec<usize> = edges.iter().filter(|e| e.1 == i).map(|e| e.0).collect();
+        while let Some(p) = stack.pop() {
+            if anc.insert(p) {
+                stack.extend(edges.iter().filter(|e| e.1 == p).map(|e| e.0));
+            }
+        }
+        for r in refs {
+            if !names.get(r.as_str()).is_some_and(|j| anc.contains(j)) {
+                return Err(input(format!(
+                    "{}: action {}: its parameters use the outputs of {r}, which is not one of its ancestors",
+                    file.display(),
+                    f.actions[i].id
+                )));
+            }
+        }
+    }
+    let (mut store, _, _) = env.open_store_synced()?;
+    let plan = store.create_plan(&NewPlan {
+        state: "RECOMMENDED".into(),
+        actions: f
+            .actions
+            .iter()
+            .zip(&actions)
+            .map(|(a, (inst, state, _))| NewPlanAction {
+                name: a.id.clone(),
+                action_type: inst.action_type.clone(),
+                action_type_version: inst.action_type_version.clone(),
+                input_parameters: inst.input_parameters.clone(),
+                parents: a.parents.clone(),
+                state: state.clone(),
+            })
+            .collect(),
+        ..Default::default()
+    })?;
+    if !print_structured(format, &serde_json::json!({"action_plan": plan.uuid}))? {
+        println!("{}", plan.uuid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn owner() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        &crate::store::new_uuid()[..8]
+    )
+}
+
+/// The policy a run uses: `--policy`, else the one recorded with the plan,
+/// else `default`.
+fn policy_for(store: &Store, plan: &str, explicit: Option<&str>) -> Result<Policy, CliError> {
+    if let Some(p) = explicit {
+        return crate::policy::load(p).map_err(CliError::input);
+    }
+    let recorded: Option<String> = store
+        .conn()
+        .query_row(
+            "SELECT policy FROM action_plans WHERE uuid = ?1",
+            [plan],
+            |r| r.get(0),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(p) = recorded
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| serde_json::from_value::<Policy>(v["policy"].clone()).ok())
+    {
+        return Ok(p);
+    }
+    crate::policy::load("default").map_err(CliError::input)
+}
+
+/// Options shared by `start` and `resume`.
+pub struct RunFlags<'a> {
+    /// `--policy`.
+    pub policy: Option<&'a str>,
+    /// `--execution-rule`.
+    pub execution_rule: Option<&'a str>,
+    /// `--max-workers`.
+    pub max_workers: usize,
+}
+
+/// Runs the applier on one plan in this process.
+pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutcome, CliError> {
+    let (store, plugins, _) = env.open_store_synced()?;
+    let p = store.plan(plan).map_err(store_input)?;
+    let policy = policy_for(&store, &p.uuid, flags.policy)?;
+    if let Some(r) = flags.execution_rule
+        && !["STRICT", "ALWAYS", "ANY"].contains(&r.to_uppercase().as_str())
+    {
+        return Err(input(format!(
+            "--execution-rule {r} is not STRICT, ALWAYS or ANY"
+        )));
+    }
+    let applier = Applier::new(
+        store,
+        Arc::new(plugins),
+        Arc::new(env.action_types()),
+        &p.uuid,
+        ApplyOptions {
+            policy,
+            execution_rule: flags.execution_rule.map(str::to_uppercase),
+            max_workers: flags.max_workers,
+            owner: owner(),
+            mapper: env.config.mapper.clone(),
+            drivers: env.config.drivers.clone(),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(applier.run()).map_err(|e| match e {
+        e @ ApplyError::NotRunnable { .. } => CliError::input(e),
+        e => CliError::from(e),
+    })
+}
+
+fn print_outcome(o: &PlanOutcome, format: Format) -> CliResult {
+    if !print_structured(format, o)? {
+        println!("action plan {}: {}", o.uuid, o.state);
+        if let Some(m) = &o.status_message {
+            println!("  {m}");
+        }
+    }
+    Ok(if o.state == "SUCCEEDED" || o.state == "CANCELLED" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `action-plan start ID [--wait]`.
+pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Format) -> CliResult {
+    if wait {
+        let o = apply_now(env, plan, flags)?;
+        return print_outcome(&o, format);
+    }
+    let (mut store, _, _) = env.open_store_synced()?;
+    let p = store.plan(plan).map_err(store_input)?;
+    if !store.plan_transition(
+        &p.uuid,
+        &["RECOMMENDED"],
+        "PENDING",
+        None,
+        "action_plan.update",
+    )? {
+        return Err(input(format!(
+            "action plan {} is {}: only a RECOMMENDED plan can be started",
+            p.uuid, p.state
+        )));
+    }
+    if !print_structured(
+        format,
+        &serde_json::json!({"action_plan": p.uuid, "state": "PENDING"}),
+    )? {
+        println!("action plan {}: PENDING (sextant serve runs it)", p.uuid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `action-plan cancel ID`.
+pub fn cancel(env: &Env, plan: &str) -> CliResult {
+    let (mut store, _, _) = env.open_store_synced()?;
+    let p = store.plan(plan).map_err(store_input)?;
+    let state = store.cancel_plan(&p.uuid).map_err(store_input)?;
+    println!("action plan {}: {state}", p.uuid);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `action-plan resume [ID] --wait`: interrupted plans (ONGOING or
+/// CANCELLING with no live applier), or queued ones (PENDING).
+pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Format) -> CliResult {
+    let ids: Vec<String> = match plan {
+        Some(p) => vec![p.to_string()],
+        None => {
+            let (store, _, _) = env.open_store_synced()?;
+            store
+                .plans(None)?
+                .into_iter()
+                .filter(|p| ["ONGOING", "CANCELLING", "PENDING"].contains(&p.state.as_str()))
+                .map(|p| p.uuid)
+                .collect()
+        }
+    };
+    if ids.is_empty() {
+        println!("no interrupted or queued action plan");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut code = ExitCode::SUCCESS;
+    for id in ids {
+        let o = apply_now(env, &id, flags)?;
+        if print_outcome(&o, format)? != ExitCode::SUCCESS {
+            code = ExitCode::from(1);
+        }
+    }
+    Ok(code)
+}
+
+/// `action skip ID [--reason]`.
+pub fn skip(env: &Env, action: &str, reason: Option<&str>) -> CliResult {
+    let (mut store, _, _) = env.open_store_synced()?;
+    store.skip_action(action, reason).map_err(store_input)?;
+    println!("action {action}: SKIPPED");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `history [--plan ID] [--follow]`.
+pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> CliResult {
+    let (store, _, _) = env.open_store_synced()?;
+    let plan_uuid = match plan {
+        Some(p) => Some(store.plan(p).map_err(store_input)?.uuid),
+        None => None,
+    };
+    let mut after = 0i64;
+    let mut header = true;
+    loop {
+        let events = store.events(plan_uuid.as_deref(), after)?;
+        if let Some(last) = events.last() {
+            after = last.id;
+        }
+        match format {
+            Format::Json => {
+                if follow {
+                    for e in &events {
+                        println!("{}", serde_json::to_string(e)?);
+                    }
+                } else {
+                    println!("{}", serde_json::to_string_pretty(&events)?);
+                }
+            }
+            Format::Yaml => print!("{}", serde_yaml_ng::to_string(&events)?),
+            Format::Table => {
+                let mut t = Table::new(&["ID", "AT", "EVENT", "OBJECT", "STATE"]);
+                for e in &events {
+                    t.row(vec![
+                        e.id.to_string(),
+                        e.at.clone(),
+                        e.event_type.clone(),
+                        format!("{} {}", e.object_type, e.object_uuid),
+                        match (&e.old_state, &e.new_state) {
+                            (Some(o), Some(n)) => format!("{o} -> {n}"),
+                            (None, Some(n)) => n.clone(),
+                            _ => String::new(),
+                        },
+                    ]);
+                }
+                let text = t.render();
+                let mut lines = text.lines();
+                if !header {
+                    lines.next();
+                }
+                for l in lines {
+                    if !events.is_empty() || header {
+                        println!("{l}");
+                    }
+                }
+                header = false;
+            }
+        }
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,297 @@
+//! What the applier writes: action and plan state transitions (each a
+//! compare-and-set with its event, in one transaction), the applier lease,
+//! imports, manual skips and cancellation.
+
+use super::{Event, Result, Store, StoreError, append_event, now};
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+
+/// Terminal action states.
+pub const ACTION_DONE: [&str; 5] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED", "DELETED"];
+
+/// Terminal plan states.
+pub const PLAN_DONE: [&str; 5] = ["SUCCEEDED", "FAILED", "CANCELLED", "SUPERSEDED", "DELETED"];
+
+/// The lease an applier holds on a plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    /// Who holds it.
+    pub owner: String,
+    /// Until when (RFC 3339).
+    pub expires_at: String,
+}
+
+fn lease_time(after: std::time::Duration) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + after).to_string()
+}
+
+impl Store {
+    /// Takes the lease on a plan for `ttl`, unless another owner holds an
+    /// unexpired one (returned as the error's lease).
+    pub fn acquire_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<std::result::Result<(), Lease>> {
+        let until = lease_time(ttl);
+        let now = now();
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE action_plans SET lease_owner = ?1, lease_expires_at = ?2 \
+                 WHERE uuid = ?3 AND (lease_owner IS NULL OR lease_owner = ?1 OR lease_expires_at < ?4)",
+                params![owner, until, plan_uuid, now],
+            )?;
+            if n == 1 {
+                return Ok(Ok(()));
+            }
+            let held: Option<(Option<String>, Option<String>)> = tx
+                .query_row(
+                    "SELECT lease_owner, lease_expires_at FROM action_plans WHERE uuid = ?1",
+                    [plan_uuid],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(Err(Lease {
+                owner: held.as_ref().and_then(|h| h.0.clone()).unwrap_or_default(),
+                expires_at: held.and_then(|h| h.1).unwrap_or_default(),
+            }))
+        })
+    }
+
+    /// Renews a lease this owner holds; false when it lost it.
+    pub fn renew_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let until = lease_time(ttl);
+        Ok(self.write(|tx| {
+            tx.execute(
+                "UPDATE action_plans SET lease_expires_at = ?1 WHERE uuid = ?2 AND lease_owner = ?3",
+                params![until, plan_uuid, owner],
+            )
+        })? == 1)
+    }
+
+    /// Gives a lease back.
+    pub fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE action_plans SET lease_owner = NULL, lease_expires_at = NULL WHERE uuid = ?1 AND lease_owner = ?2",
+                params![plan_uuid, owner],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The lease on a plan, if any (even expired).
+    pub fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .conn()
+            .query_row(
+                "SELECT lease_owner, lease_expires_at FROM action_plans WHERE uuid = ?1",
+                [plan_uuid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(o, e)| {
+            o.map(|owner| Lease {
+                owner,
+                expires_at: e.unwrap_or_default(),
+            })
+        }))
+    }
+
+    /// Moves a plan from one of `from` to `to`, with its event; false when
+    /// it was in another state.
+    pub fn plan_transition(
+        &mut self,
+        plan_uuid: &str,
+        from: &[&str],
+        to: &str,
+        message: Option<&str>,
+        event_type: &str,
+    ) -> Result<bool> {
+        let current = self.plan(plan_uuid)?;
+        if !from.contains(&current.state.as_str()) {
+            return Ok(false);
+        }
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE action_plans SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
+                 WHERE uuid = ?4 AND state = ?5",
+                params![to, message, now(), current.uuid, current.state],
+            )?;
+            if n == 1 {
+                append_event(
+                    tx,
+                    &Event::state_change(event_type, "action_plan", &current.uuid, Some(&current.state), to)
+                        .in_plan(&current.uuid)
+                        .with_payload(json!({"status_message": message})),
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Moves an action from one of `from` to `to` (with outputs and a
+    /// message), with its event; false when it was in another state.
+    pub fn action_transition(
+        &mut self,
+        action_uuid: &str,
+        from: &[&str],
+        to: &str,
+        message: Option<&str>,
+        outputs: Option<&Value>,
+        event_type: &str,
+    ) -> Result<bool> {
+        let a = self.action(action_uuid)?;
+        if !from.contains(&a.state.as_str()) {
+            return Ok(false);
+        }
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
+                 outputs = COALESCE(?3, outputs), updated_at = ?4 WHERE uuid = ?5 AND state = ?6",
+                params![
+                    to,
+                    message,
+                    outputs.map(|o| o.to_string()),
+                    now(),
+                    a.uuid,
+                    a.state
+                ],
+            )?;
+            if n == 1 {
+                append_event(
+                    tx,
+                    &Event::state_change(event_type, "action", &a.uuid, Some(&a.state), to)
+                        .in_plan(&a.action_plan_uuid)
+                        .with_payload(json!({"name": a.name, "status_message": message})),
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Appends an event that changes no state (`action.execution.start`, …).
+    pub fn note(
+        &mut self,
+        event_type: &str,
+        object_type: &str,
+        uuid: &str,
+        plan: &str,
+        payload: Value,
+    ) -> Result<()> {
+        self.write(|tx| {
+            append_event(
+                tx,
+                &Event {
+                    event_type,
+                    object_type,
+                    object_uuid: uuid,
+                    action_plan_uuid: Some(plan),
+                    old_state: None,
+                    new_state: None,
+                    payload,
+                },
+            )
+        })
+    }
+
+    /// Cancels a plan from the command line: RECOMMENDED or PENDING become
+    /// CANCELLED with their PENDING actions; ONGOING becomes CANCELLING (its
+    /// applier, in whatever process, finishes the job).
+    pub fn cancel_plan(&mut self, plan_uuid: &str) -> Result<String> {
+        let p = self.plan(plan_uuid)?;
+        match p.state.as_str() {
+            "RECOMMENDED" | "PENDING" => {
+                self.write(|tx| {
+                    tx.execute(
+                        "UPDATE action_plans SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2 AND state = ?3",
+                        params![now(), p.uuid, p.state],
+                    )?;
+                    append_event(
+                        tx,
+                        &Event::state_change("action_plan.update", "action_plan", &p.uuid, Some(&p.state), "CANCELLED")
+                            .in_plan(&p.uuid),
+                    )?;
+                    let mut st = tx.prepare(
+                        "SELECT uuid FROM actions WHERE action_plan_id = ?1 AND state = 'PENDING' AND deleted = 0",
+                    )?;
+                    let ids: Vec<String> = st
+                        .query_map([p.id], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for id in ids {
+                        tx.execute(
+                            "UPDATE actions SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2",
+                            params![now(), id],
+                        )?;
+                        append_event(
+                            tx,
+                            &Event::state_change("action.update", "action", &id, Some("PENDING"), "CANCELLED")
+                                .in_plan(&p.uuid),
+                        )?;
+                    }
+                    Ok(())
+                })?;
+                Ok("CANCELLED".into())
+            }
+            "ONGOING" => {
+                self.plan_transition(
+                    &p.uuid,
+                    &["ONGOING"],
+                    "CANCELLING",
+                    None,
+                    "action_plan.cancel.start",
+                )?;
+                Ok("CANCELLING".into())
+            }
+            other => Err(StoreError::Transition {
+                kind: "action plan",
+                id: p.uuid.clone(),
+                from: other.into(),
+                to: "CANCELLED".into(),
+            }),
+        }
+    }
+
+    /// Skips a PENDING action by hand, before it runs.
+    pub fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
+        let a = self.action(action_uuid)?;
+        let p = self.plan(&a.action_plan_uuid)?;
+        if !["RECOMMENDED", "PENDING", "ONGOING"].contains(&p.state.as_str())
+            || a.state != "PENDING"
+        {
+            return Err(StoreError::Transition {
+                kind: "action",
+                id: a.uuid,
+                from: format!("{} (plan {})", a.state, p.state),
+                to: "SKIPPED".into(),
+            });
+        }
+        let msg = match reason {
+            Some(r) => format!("Action skipped by user. Reason: {r}"),
+            None => "Action skipped by user.".into(),
+        };
+        if !self.action_transition(
+            &a.uuid,
+            &["PENDING"],
+            "SKIPPED",
+            Some(&msg),
+            None,
+            "action.update",
+        )? {
+            return Err(StoreError::Transition {
+                kind: "action",
+                id: a.uuid,
+                from: "not PENDING any more".into(),
+                to: "SKIPPED".into(),
+            });
+        }
+        Ok(())
+    }
+}
