@@ -580,10 +580,22 @@ impl Applier {
         {
             let (p, o) = (plan_uuid.clone(), owner.clone());
             if let Err(lease) = db(&shared, move |s| s.acquire_lease(&p, &o, LEASE_TTL)).await? {
-                return Err(ApplyError::LeaseHeld {
-                    plan: plan_uuid,
-                    lease,
-                });
+                // A holder on this host whose process is gone cannot run the
+                // plan: its lease is taken over at once instead of waiting
+                // for it to expire.
+                let (p, o, old) = (plan_uuid.clone(), owner.clone(), lease.owner.clone());
+                let taken = owner_is_dead(&lease.owner)
+                    && db(&shared, move |s| s.take_over_lease(&p, &old, &o, LEASE_TTL)).await?;
+                if !taken {
+                    return Err(ApplyError::LeaseHeld {
+                        plan: plan_uuid,
+                        lease,
+                    });
+                }
+                tracing::warn!(
+                    "took over action plan {plan_uuid} from {}, which is not running any more",
+                    lease.owner
+                );
             }
         }
         let result = self.run_leased().await;
@@ -1111,6 +1123,37 @@ impl Applier {
             simulation_problems: Vec::new(),
         })
     }
+}
+
+/// This applier's owner id: `host:pid:random`.
+pub fn owner_id() -> String {
+    format!(
+        "{}:{}:{}",
+        hostname(),
+        std::process::id(),
+        &crate::store::new_uuid()[..8]
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether an owner id names a process of this host that no longer runs.
+fn owner_is_dead(owner: &str) -> bool {
+    let mut parts = owner.split(':');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    host == hostname()
+        && pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        })
 }
 
 fn plan_extra(shared: &Shared, plan_uuid: &str) -> Value {

@@ -187,15 +187,6 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn owner() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    format!(
-        "{host}:{}:{}",
-        std::process::id(),
-        &crate::store::new_uuid()[..8]
-    )
-}
-
 /// The policy a run uses: `--policy`, else the one recorded with the plan,
 /// else `default`.
 fn policy_for(store: &Store, plan: &str, explicit: Option<&str>) -> Result<Policy, CliError> {
@@ -250,7 +241,7 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
             policy,
             execution_rule: flags.execution_rule.map(str::to_uppercase),
             max_workers: flags.max_workers,
-            owner: owner(),
+            owner: crate::apply::owner_id(),
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
         },

@@ -59,6 +59,24 @@ impl Store {
         })
     }
 
+    /// Takes over a lease from `old_owner` (known to be dead); false when
+    /// someone else took it first.
+    pub fn take_over_lease(
+        &mut self,
+        plan_uuid: &str,
+        old_owner: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let until = lease_time(ttl);
+        Ok(self.write(|tx| {
+            tx.execute(
+                "UPDATE action_plans SET lease_owner = ?1, lease_expires_at = ?2 WHERE uuid = ?3 AND lease_owner = ?4",
+                params![owner, until, plan_uuid, old_owner],
+            )
+        })? == 1)
+    }
+
     /// Renews a lease this owner holds; false when it lost it.
     pub fn renew_lease(
         &mut self,

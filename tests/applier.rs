@@ -1,0 +1,698 @@
+//! The applier through the built binary: Watcher's applier vectors under
+//! `watcher-compat`, Sextant's STRICT rule, retries, timeouts, on_failure,
+//! cancel from another process, manual skip, simulation, leases, context
+//! passing, and resuming after SIGKILL.
+
+use serde_json::{Value, json};
+use sextant_e2e::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn vectors() -> PathBuf {
+    repo_root().join("tests/vectors/watcher-17.0.0")
+}
+
+struct Home {
+    dir: tempfile::TempDir,
+    types: PathBuf,
+}
+
+impl Home {
+    fn new() -> Self {
+        let dir = scratch();
+        let types = dir.path().join("types");
+        std::fs::create_dir_all(&types).expect("mkdir");
+        Self { dir, types }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn cmd(&self) -> Command {
+        let mut c = sextant(self.path());
+        c.env("SEXTANT_ACTION_TYPE_PATH", &self.types);
+        c
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        run(self.cmd().args(args))
+    }
+    fn import(&self, file: &Path) -> String {
+        let out = run(self.cmd().args(["action-plan", "import"]).arg(file));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.stdout.trim().to_string()
+    }
+    fn import_json(&self, name: &str, plan: &Value) -> String {
+        let f = write_file(&self.path().join("plans"), name, &plan.to_string());
+        self.import(&f)
+    }
+    fn actions(&self, plan: &str) -> Vec<Value> {
+        let out = self.run(&["action", "list", "--plan", plan, "--format", "json"]);
+        out.json().as_array().cloned().unwrap_or_default()
+    }
+    fn action(&self, plan: &str, name: &str) -> Value {
+        self.actions(plan)
+            .into_iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no action {name}"))
+    }
+    fn plan(&self, plan: &str) -> Value {
+        self.run(&["action-plan", "show", plan, "--format", "json"])
+            .json()["action_plan"]
+            .clone()
+    }
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    }
+    fn events(&self, plan: &str) -> Vec<Value> {
+        self.run(&["history", "--plan", plan, "--format", "json"])
+            .json()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_public_applier_vector_passes_under_watcher_compat() {
+    let home = Home::new();
+    let mut seen = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(vectors())
+        .expect("vectors")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('A') && n.ends_with(".yaml"))
+        })
+        .collect();
+    files.sort();
+    for f in &files {
+        let v: Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(f).expect("read")).expect("yaml");
+        let rule = v["execution_rule"].as_str().unwrap_or("ALWAYS").to_string();
+        let plan = home.import(f);
+        let args = [
+            "action-plan",
+            "start",
+            &plan,
+            "--wait",
+            "--policy",
+            "watcher-compat",
+            "--execution-rule",
+            &rule,
+        ];
+        match v["scenario"].as_str() {
+            None => {
+                let _ = home.run(&args);
+            }
+            Some(s) if s.starts_with("CANCEL_DURING") => {
+                let mut child = home.spawn(&args);
+                wait_for("the first action to run", || {
+                    home.actions(&plan).iter().any(|a| a["state"] == "ONGOING")
+                });
+                std::thread::sleep(Duration::from_millis(300));
+                assert_eq!(home.run(&["action-plan", "cancel", &plan]).status, 0);
+                let _ = child.wait();
+            }
+            Some(other) => panic!("{}: unknown scenario {other}", f.display()),
+        }
+        let exp = &v["expected"];
+        let p = home.plan(&plan);
+        assert_eq!(p["state"], exp["action_plan_state"], "{}", f.display());
+        assert_eq!(
+            p["status_message"],
+            exp["action_plan_status_message"],
+            "{}",
+            f.display()
+        );
+        for e in exp["actions"].as_array().expect("actions") {
+            let name = e["id"].as_str().expect("id");
+            let a = home.action(&plan, name);
+            assert_eq!(a["state"], e["state"], "{} {name}", f.display());
+            match e["status_message"].as_str() {
+                None => assert!(
+                    a["status_message"].is_null(),
+                    "{} {name}: {}",
+                    f.display(),
+                    a["status_message"]
+                ),
+                Some(m) => {
+                    let m = m.replace("<uuid of this action>", a["uuid"].as_str().unwrap_or(""));
+                    // Sextant keeps Watcher's message and may add the handler's reason.
+                    let got = a["status_message"].as_str().unwrap_or("");
+                    assert!(
+                        got.starts_with(&m),
+                        "{} {name}: {got:?} does not start with {m:?}",
+                        f.display()
+                    );
+                }
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen >= 5, "{seen}");
+}
+
+fn nop(id: &str, parents: &[&str], extra: Value) -> Value {
+    let mut p = json!({"message": id});
+    if let (Value::Object(m), Value::Object(e)) = (&mut p, extra) {
+        m.extend(e);
+    }
+    json!({"id": id, "action_type": "nop", "input_parameters": p, "parents": parents})
+}
+
+#[test]
+fn strict_cancels_the_dependents_of_a_failed_action_and_independent_branches_go_on() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "strict.json",
+        &json!({"actions": [
+            nop("a", &[], json!({"fail_execute": true})),
+            nop("b", &["a"], json!({})),
+            nop("c", &["b"], json!({})),
+            nop("x", &[], json!({})),
+        ]}),
+    );
+    let out = home.run(&["action-plan", "start", &plan, "--wait", "--format", "json"]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert_eq!(out.json()["state"], "FAILED");
+    assert_eq!(home.action(&plan, "a")["state"], "FAILED");
+    let b = home.action(&plan, "b");
+    assert_eq!(b["state"], "CANCELLED");
+    assert!(
+        b["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("parent a is FAILED"),
+        "{b}"
+    );
+    assert_eq!(home.action(&plan, "c")["state"], "CANCELLED");
+    assert_eq!(home.action(&plan, "x")["state"], "SUCCEEDED");
+}
+
+fn flaky_type(home: &Home) {
+    write_file(
+        &home.types,
+        "flaky.yaml",
+        r#"
+name: flaky
+version: 1.0.0
+description: Fails until it has been called `succeed_on` times (counts in a file).
+handler: command
+with:
+  argv: ["/bin/sh", "-c", "n=$(cat \"$1\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$1\"; [ $n -ge \"$2\" ]", "sh", "{{ counter }}", "{{ succeed_on }}"]
+  timeout: "{{ timeout }}"
+parameters:
+  type: object
+  required: [counter, succeed_on]
+  properties:
+    counter: {type: string}
+    succeed_on: {type: integer}
+    timeout: {type: string, default: "30s"}
+"#,
+    );
+}
+
+fn policy(home: &Home, name: &str, text: &str) -> PathBuf {
+    write_file(&home.path().join("policies"), name, text)
+}
+
+#[test]
+fn retries_with_exponential_backoff_then_success_or_failure() {
+    let home = Home::new();
+    flaky_type(&home);
+    let p = policy(
+        &home,
+        "retry.yaml",
+        "recovery:\n  default: {retries: 0}\n  flaky: {retries: 2, backoff: {initial: 200ms, factor: 2.0, max: 5s}}\n",
+    );
+    let counter = home.path().join("count1");
+    let plan = home.import_json(
+        "retry.json",
+        &json!({"actions": [{"id": "f", "action_type": "flaky",
+            "input_parameters": {"counter": counter, "succeed_on": 3}}]}),
+    );
+    let t = Instant::now();
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        p.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "backoff 200 ms then 400 ms"
+    );
+    assert_eq!(home.action(&plan, "f")["state"], "SUCCEEDED");
+    assert_eq!(
+        std::fs::read_to_string(&counter).expect("counter").trim(),
+        "3"
+    );
+    let retries: Vec<Value> = home
+        .events(&plan)
+        .into_iter()
+        .filter(|e| e["event_type"] == "action.execution.retry")
+        .collect();
+    assert_eq!(retries.len(), 2);
+    assert_eq!(retries[1]["payload"]["retry_in_seconds"], 0.4);
+
+    // Retries spent: FAILED.
+    let counter = home.path().join("count2");
+    let plan = home.import_json(
+        "retry2.json",
+        &json!({"actions": [{"id": "f", "action_type": "flaky",
+            "input_parameters": {"counter": counter, "succeed_on": 5}}]}),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        p.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(out.status, 1);
+    assert_eq!(home.action(&plan, "f")["state"], "FAILED");
+    assert_eq!(
+        std::fs::read_to_string(&counter).expect("counter").trim(),
+        "3",
+        "1 try + 2 retries"
+    );
+}
+
+#[test]
+fn a_timeout_fails_the_action_and_aborts_it() {
+    let home = Home::new();
+    let p = policy(
+        &home,
+        "fast.yaml",
+        "recovery:\n  default: {timeout: 300ms}\n",
+    );
+    let plan = home.import_json(
+        "slow.json",
+        &json!({"actions": [{"id": "s", "action_type": "sleep", "input_parameters": {"duration": 20}}]}),
+    );
+    let t = Instant::now();
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        p.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(out.status, 1);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let s = home.action(&plan, "s");
+    assert_eq!(s["state"], "FAILED");
+    assert!(
+        s["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("timed out after 0.3s"),
+        "{s}"
+    );
+}
+
+#[test]
+fn on_failure_stop_and_rollback() {
+    let home = Home::new();
+    let stop = policy(
+        &home,
+        "stop.yaml",
+        "recovery:\n  default: {on_failure: stop}\n",
+    );
+    let plan = home.import_json(
+        "stop.json",
+        &json!({"actions": [nop("bad", &[], json!({"fail_execute": true})), nop("later", &["bad"], json!({})),
+                             nop("other", &[], json!({}))]}),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--max-workers",
+        "1",
+        "--policy",
+        stop.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(out.status, 1);
+    let p = home.plan(&plan);
+    assert_eq!(p["state"], "FAILED");
+    assert!(
+        p["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("on_failure: stop"),
+        "{p}"
+    );
+    let other = home.action(&plan, "other");
+    assert_eq!(
+        other["state"], "CANCELLED",
+        "nothing new starts after the failure: {other}"
+    );
+
+    let rollback = policy(
+        &home,
+        "rollback.yaml",
+        "recovery:\n  default: {on_failure: rollback}\n",
+    );
+    let plan = home.import_json(
+        "rollback.json",
+        &json!({"actions": [nop("one", &[], json!({})), nop("two", &["one"], json!({})),
+                             nop("bad", &["two"], json!({"fail_execute": true}))]}),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        rollback.to_str().unwrap_or(""),
+    ]);
+    assert_eq!(out.status, 1);
+    let reverted: Vec<String> = home
+        .events(&plan)
+        .into_iter()
+        .filter(|e| e["event_type"] == "action.revert.end")
+        .map(|e| e["object_uuid"].as_str().unwrap_or("").to_string())
+        .collect();
+    let (one, two) = (home.action(&plan, "one"), home.action(&plan, "two"));
+    assert_eq!(
+        reverted,
+        [
+            two["uuid"].as_str().unwrap_or(""),
+            one["uuid"].as_str().unwrap_or("")
+        ],
+        "reverse order"
+    );
+    assert!(
+        one["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Reverted"),
+        "{one}"
+    );
+}
+
+#[test]
+fn cancel_from_another_process_aborts_running_actions_and_cancels_pending_ones() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "cancel.json",
+        &json!({"actions": [
+            {"id": "s1", "action_type": "sleep", "input_parameters": {"duration": 30}, "parents": []},
+            {"id": "s2", "action_type": "sleep", "input_parameters": {"duration": 30}, "parents": []},
+            nop("after", &["s1", "s2"], json!({})),
+        ]}),
+    );
+    let mut child = home.spawn(&["action-plan", "start", &plan, "--wait"]);
+    wait_for("both sleeps to run", || {
+        home.actions(&plan)
+            .iter()
+            .filter(|a| a["state"] == "ONGOING")
+            .count()
+            == 2
+    });
+    let t = Instant::now();
+    let out = home.run(&["action-plan", "cancel", &plan]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("CANCELLING"), "{}", out.stdout);
+    let status = child.wait().expect("applier");
+    assert!(status.success());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "aborted, not waited for"
+    );
+    assert_eq!(home.plan(&plan)["state"], "CANCELLED");
+    for a in home.actions(&plan) {
+        assert_eq!(a["state"], "CANCELLED", "{a}");
+    }
+    // A cancelled plan cannot be cancelled again.
+    assert_eq!(home.run(&["action-plan", "cancel", &plan]).status, 2);
+}
+
+#[test]
+fn an_action_skipped_by_hand_does_not_run_and_its_children_do() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "skip.json",
+        &json!({"actions": [nop("a", &[], json!({"fail_execute": true})), nop("b", &["a"], json!({}))]}),
+    );
+    let a = home.action(&plan, "a");
+    let out = home.run(&[
+        "action",
+        "skip",
+        a["uuid"].as_str().unwrap_or(""),
+        "--reason",
+        "done by hand",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = home.action(&plan, "a");
+    assert_eq!(a["state"], "SKIPPED");
+    assert_eq!(
+        a["status_message"],
+        "Action skipped by user. Reason: done by hand"
+    );
+    assert_eq!(home.action(&plan, "b")["state"], "SUCCEEDED");
+    assert_eq!(
+        home.plan(&plan)["status_message"],
+        "One or more actions were skipped."
+    );
+    // Only PENDING actions are skipped.
+    let out = home.run(&["action", "skip", a["uuid"].as_str().unwrap_or("")]);
+    assert_eq!(out.status, 2);
+}
+
+#[test]
+fn simulation_reports_every_problem_and_executes_nothing() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "sim.json",
+        &json!({"actions": [
+            nop("ok", &[], json!({})),
+            nop("bad1", &["ok"], json!({"fail_pre_condition": true})),
+            nop("bad2", &[], json!({"fail_pre_condition": true})),
+        ]}),
+    );
+    let out = home.run(&["action-plan", "start", &plan, "--wait", "--format", "json"]);
+    assert_eq!(out.status, 1);
+    let o = out.json();
+    assert_eq!(o["state"], "FAILED");
+    assert_eq!(
+        o["simulation_problems"].as_array().map(Vec::len),
+        Some(2),
+        "{o}"
+    );
+    for a in home.actions(&plan) {
+        assert_eq!(a["state"], "PENDING", "nothing ran: {a}");
+    }
+}
+
+#[test]
+fn outputs_flow_to_descendants_and_only_to_them() {
+    let home = Home::new();
+    write_file(
+        &home.types,
+        "emit.yaml",
+        "name: emit\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", '{\"host\": \"%s\"}', \"{{ host }}\"]\nparameters:\n  type: object\n  properties:\n    host: {type: string}\n",
+    );
+    write_file(
+        &home.types,
+        "echo_arg.yaml",
+        "name: echo_arg\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", \"<%s>\", \"{{ value }}\"]\nparameters:\n  type: object\n  properties:\n    value: {type: string}\n",
+    );
+    let plan = home.import_json(
+        "ctx.json",
+        &json!({"actions": [
+            {"id": "first", "action_type": "emit", "input_parameters": {"host": "compute-9"}},
+            {"id": "second", "action_type": "echo_arg", "input_parameters": {"value": "{{ actions.first.outputs.host }}"}, "parents": ["first"]},
+        ]}),
+    );
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        home.action(&plan, "second")["outputs"]["stdout"],
+        "<compute-9>"
+    );
+
+    let f = write_file(
+        &home.path().join("plans"),
+        "bad-ctx.json",
+        &json!({"actions": [
+            {"id": "first", "action_type": "emit", "input_parameters": {"host": "x"}},
+            {"id": "second", "action_type": "echo_arg", "input_parameters": {"value": "{{ actions.first.outputs.host }}"}},
+        ]})
+        .to_string(),
+    );
+    let out = run(home.cmd().args(["action-plan", "import"]).arg(&f));
+    assert_eq!(out.status, 2);
+    assert!(
+        out.stderr.contains("not one of its ancestors"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn two_appliers_on_one_plan_one_runs_it_the_other_says_who_holds_it() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "lease.json",
+        &json!({"actions": [{"id": "s", "action_type": "sleep", "input_parameters": {"duration": 2}}]}),
+    );
+    let mut first = home.spawn(&["action-plan", "start", &plan, "--wait"]);
+    wait_for("the first applier to start", || {
+        home.action(&plan, "s")["state"] == "ONGOING"
+    });
+    let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
+    assert_eq!(out.status, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("is being applied by") && out.stderr.contains(':'),
+        "{}",
+        out.stderr
+    );
+    assert!(first.wait().expect("first").success());
+    assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_runs_nothing_twice_and_misses_nothing() {
+    let home = Home::new();
+    let log = home.path().join("ran.log");
+    write_file(
+        &home.types,
+        "append.yaml",
+        r#"
+name: append
+version: 1.0.0
+description: Appends its name to a file (not idempotent).
+handler: command
+idempotent: false
+with:
+  argv: ["/bin/sh", "-c", "sleep 0.05; echo \"$1\" >> \"$2\"", "sh", "{{ name }}", "{{ log }}"]
+parameters:
+  type: object
+  required: [name, log]
+  properties:
+    name: {type: string}
+    log: {type: string}
+"#,
+    );
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let mut interrupted = 0;
+    for round in 0..15 {
+        std::fs::write(&log, "").expect("reset log");
+        let actions: Vec<Value> = (0..12)
+            .map(|i| {
+                let parents: Vec<String> = if i >= 4 { vec![format!("a{}", i - 4)] } else { vec![] };
+                json!({"id": format!("a{i}"), "action_type": "append",
+                       "input_parameters": {"name": format!("a{i}"), "log": log}, "parents": parents})
+            })
+            .collect();
+        let plan = home.import_json(&format!("crash{round}.json"), &json!({"actions": actions}));
+        let mut child = home.spawn(&[
+            "action-plan",
+            "start",
+            &plan,
+            "--wait",
+            "--max-workers",
+            "3",
+        ]);
+        std::thread::sleep(Duration::from_millis(50 + next(400)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        if home.plan(&plan)["state"] != "SUCCEEDED" {
+            interrupted += 1;
+        }
+        // Resume until the plan ends (kill the resumer too, once).
+        if round % 2 == 0 {
+            let mut again = home.spawn(&["action-plan", "resume", &plan, "--wait"]);
+            std::thread::sleep(Duration::from_millis(30 + next(200)));
+            let _ = again.kill();
+            let _ = again.wait();
+        }
+        // The killed applier's lease must expire before another takes over.
+        let mut last = String::new();
+        let t = Instant::now();
+        loop {
+            let state = home.plan(&plan)["state"].as_str().unwrap_or("").to_string();
+            if ["SUCCEEDED", "FAILED", "CANCELLED"].contains(&state.as_str()) {
+                break;
+            }
+            let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
+            if out.status == 0 || out.status == 1 && !out.stderr.contains("is being applied by") {
+                break;
+            }
+            last = format!("status {}: {}{}", out.status, out.stdout, out.stderr);
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "round {round}: resume never ended: {last}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = last;
+        let text = std::fs::read_to_string(&log).expect("log");
+        let ran: Vec<&str> = text.lines().collect();
+        let mut unique = ran.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            ran.len(),
+            "round {round}: an action ran twice: {ran:?}"
+        );
+        for a in home.actions(&plan) {
+            let state = a["state"].as_str().unwrap_or("");
+            assert!(
+                !["PENDING", "ONGOING"].contains(&state),
+                "round {round}: {a}"
+            );
+            let name = a["name"].as_str().unwrap_or("");
+            if state == "SUCCEEDED" {
+                assert!(
+                    ran.contains(&name),
+                    "round {round}: {name} SUCCEEDED without running"
+                );
+            }
+            if state == "FAILED" {
+                assert!(
+                    a["status_message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Interrupted"),
+                    "round {round}: {a}"
+                );
+            }
+        }
+    }
+    assert!(interrupted >= 5, "only {interrupted} kills landed mid-plan");
+}
