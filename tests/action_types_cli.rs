@@ -114,28 +114,48 @@ fn shipped_types_are_listed_and_those_without_a_loaded_handler_are_flagged() {
             .expect("listed")
     };
     assert_eq!(by_name("sleep")["handler_entry"], "sleep");
-    assert!(by_name("migrate")["handler_entry"].is_null());
-    assert!(
-        by_name("migrate")["mapping_error"]
-            .as_str()
-            .unwrap_or("")
-            .contains("sim.migrate")
+    assert_eq!(
+        by_name("migrate")["handler_entry"],
+        "sim.migrate",
+        "the default driver is sim"
     );
 
-    let out = run(sextant(home.path()).args(["action-type", "list"]));
-    assert!(out.stdout.contains("UNMAPPED"), "{}", out.stdout);
-
-    for f in ["nop.yaml", "sleep.yaml"] {
+    // Every shipped type validates against the loaded handlers.
+    for entry in std::fs::read_dir(repo_root().join("action-types")).expect("dir") {
+        let f = entry.expect("entry").path();
         let out = run(sextant(home.path())
             .args(["action-type", "validate"])
-            .arg(repo_root().join("action-types").join(f)));
-        assert_eq!(out.status, 0, "{f}: {}", out.stderr);
+            .arg(&f));
+        assert_eq!(out.status, 0, "{}: {}", f.display(), out.stderr);
     }
+    // With another driver and no such handlers, the types are flagged.
+    let cfg = write_file(
+        &home.path().join("config/sextant"),
+        "config.yaml",
+        "drivers: [nova]\n",
+    );
+    let out = run(sextant(home.path()).args(["action-type", "list"]));
+    assert!(out.stdout.contains("UNMAPPED"), "{}", out.stdout);
+    let doc = run(sextant(home.path()).args(["action-type", "list", "--format", "json"])).json();
+    let migrate = doc["action_types"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "migrate"))
+        .cloned()
+        .expect("migrate");
+    assert!(migrate["handler_entry"].is_null());
+    assert!(
+        migrate["mapping_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nova.migrate"),
+        "{migrate}"
+    );
     let out = run(sextant(home.path())
         .args(["action-type", "validate"])
         .arg(repo_root().join("action-types/migrate.yaml")));
-    assert_eq!(out.status, 2, "no handler is loaded for migrate yet");
+    assert_eq!(out.status, 2, "no handler is loaded for nova.migrate");
     assert!(out.stderr.contains("unknown handler"), "{}", out.stderr);
+    std::fs::remove_file(cfg).expect("rm");
 
     let out =
         run(sextant(home.path()).args(["action-type", "show", "migrate@1.0.0", "--lang", "fr"]));

@@ -493,7 +493,8 @@ fn simulation_reports_every_problem_and_executes_nothing() {
         "sim.json",
         &json!({"actions": [
             nop("ok", &[], json!({})),
-            nop("bad1", &["ok"], json!({"fail_pre_condition": true})),
+            nop("bad1", &[], json!({"fail_pre_condition": true})),
+            nop("bad3", &["ok"], json!({"fail_pre_condition": true})),
             nop("bad2", &[], json!({"fail_pre_condition": true})),
         ]}),
     );
@@ -581,7 +582,6 @@ fn two_appliers_on_one_plan_one_runs_it_the_other_says_who_holds_it() {
 #[test]
 fn sigkill_at_random_moments_then_resume_runs_nothing_twice_and_misses_nothing() {
     let home = Home::new();
-    let log = home.path().join("ran.log");
     write_file(
         &home.types,
         "append.yaml",
@@ -610,6 +610,9 @@ parameters:
     };
     let mut interrupted = 0;
     for round in 0..15 {
+        // One log per round: a killed applier's orphaned command may still
+        // append after the round ends.
+        let log = home.path().join(format!("ran{round}.log"));
         std::fs::write(&log, "").expect("reset log");
         let actions: Vec<Value> = (0..12)
             .map(|i| {

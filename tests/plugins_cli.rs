@@ -56,6 +56,14 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("planner", "workload_stabilization"),
         ("planner", "node_resource_consolidation"),
         ("planner", "rules"),
+        ("action_handler", "sim.migrate"),
+        ("action_handler", "sim.change_nova_service_state"),
+        ("action_handler", "sim.change_node_power_state"),
+        ("action_handler", "sim.resize"),
+        ("action_handler", "sim.stop"),
+        ("action_handler", "sim.shelve"),
+        ("action_handler", "sim.delete"),
+        ("action_handler", "sim.volume_migrate"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -67,6 +75,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         let lib = match p["kind"].as_str() {
             Some("strategy") => "libsextant_strategies.so",
             Some("collector") => "libsextant_sim.so",
+            _ if p["name"].as_str().is_some_and(|n| n.starts_with("sim.")) => "libsextant_sim.so",
             Some("planner") => "libsextant_planners.so",
             _ => "libsextant_core.so",
         };

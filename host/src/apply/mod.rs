@@ -82,6 +82,9 @@ pub struct ApplyOptions {
     pub mapper: String,
     /// Drivers for the mapper.
     pub drivers: Vec<String>,
+    /// Per-driver configuration handed to handlers in their context
+    /// (`{"sim": {"sim_db": …}}`).
+    pub driver_config: Value,
 }
 
 /// The end of a run.
@@ -211,12 +214,20 @@ fn prepare_handler(
 }
 
 fn handler_context(shared: &Shared, row: &ActionRow) -> Value {
+    let version = semver::Version::parse(&row.action_type_version).ok();
+    let duration = shared
+        .types
+        .get(&row.action_type, version.as_ref())
+        .map(|t| t.estimated_duration.as_secs_f64())
+        .unwrap_or(0.0);
     json!({
         "uuid": row.uuid,
         "name": row.name,
         "action_type": row.action_type,
         "action_type_version": row.action_type_version,
         "action_plan": shared.plan_uuid,
+        "estimated_duration_seconds": duration,
+        "config": shared.opts.driver_config,
     })
 }
 
@@ -501,7 +512,9 @@ impl Applier {
 
     /// Simulates the pending actions: each maps to a loaded handler, its
     /// parameters are valid against its recorded action-type version, its
-    /// templates resolve, and its pre_condition holds. Every problem at once.
+    /// templates name only ancestors, and, for the actions that start the
+    /// plan (no parents), the pre_condition holds against the targets now.
+    /// Every problem at once.
     async fn simulate(&self, nodes: &[Node]) -> Vec<String> {
         let shared = &self.shared;
         let mut problems = Vec::new();
@@ -551,6 +564,11 @@ impl Applier {
                     .is_some_and(|w| !referenced_actions(w).is_empty())
             {
                 continue; // pre_condition needs outputs that do not exist yet
+            }
+            // An action with parents is checked against a state its ancestors
+            // will have changed: its pre_condition runs just before it does.
+            if !n.parents.is_empty() {
+                continue;
             }
             let (entry, params, _) = match prepare_handler(shared, row, &json!({})) {
                 Ok(x) => x,

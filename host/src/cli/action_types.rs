@@ -398,6 +398,8 @@ fn run_action(
         "action_type": t.name,
         "action_type_version": t.version.to_string(),
         "name": "cli",
+        "estimated_duration_seconds": t.estimated_duration.as_secs_f64(),
+        "config": env.driver_config(),
     });
     let outcome = (|| {
         let h = plugins.handler(&entry, &handler_params, &context)?;

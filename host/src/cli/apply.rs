@@ -244,6 +244,7 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
             owner: crate::apply::owner_id(),
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
+            driver_config: env.driver_config(),
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -222,6 +222,11 @@ impl Env {
         }
     }
 
+    /// Configuration handed to handlers in their context, per driver.
+    pub fn driver_config(&self) -> serde_json::Value {
+        serde_json::json!({"sim": {"sim_db": self.sim_db()}})
+    }
+
     /// The simulated cloud's file, beside the database.
     pub fn sim_db(&self) -> PathBuf {
         sextant_sim_store::path_beside(&self.db)

@@ -25,6 +25,10 @@ pub struct CommandHandler {
     timeout: Option<Value>,
     #[serde(default = "yes")]
     inherit_env: bool,
+    /// An argv whose exit status 0 confirms the command took effect (used
+    /// when an interrupted action is resumed).
+    #[serde(default)]
+    post_check: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -52,6 +56,35 @@ fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> 
 }
 
 impl ActionHandler for CommandHandler {
+    fn post_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
+        // Without a check, nothing can confirm what a command did: say so,
+        // so that a resumed applier does not take an interrupted run for a
+        // success.
+        let Some(check) = self.post_check.as_ref().filter(|c| !c.is_empty()) else {
+            return Err(PluginError::unsupported(
+                "no post_check is configured: whether the command took effect is unknown",
+            ));
+        };
+        let status = Command::new(&check[0])
+            .args(&check[1..])
+            .envs(&self.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| {
+                PluginError::execution_failed(format!("cannot run post_check {:?}: {e}", check[0]))
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(PluginError::execution_failed(format!(
+                "post_check {:?} exited with {status}",
+                check[0]
+            )))
+        }
+    }
+
     fn pre_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
         if self.argv.is_empty() || self.argv[0].is_empty() {
             return Err(PluginError::invalid_input("argv must name a program"));
@@ -130,6 +163,7 @@ pub const SCHEMA: &str = r#"{
     "env": {"type": "object", "additionalProperties": {"type": "string"}},
     "cwd": {"type": "string", "minLength": 1},
     "timeout": {"type": ["number", "string"]},
-    "inherit_env": {"type": "boolean", "default": true}
+    "inherit_env": {"type": "boolean", "default": true},
+    "post_check": {"type": "array", "items": {"type": "string"}}
   }
 }"#;

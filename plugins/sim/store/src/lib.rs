@@ -6,6 +6,8 @@
 //! JSON, keyed by its id. Invariant: seeding replaces the whole cloud in one
 //! transaction, so a crash leaves the old cloud or the new one.
 
+pub mod ops;
+
 use rusqlite::{Connection, OptionalExtension, params};
 use sextant_plugin_api::model::ClusterModel;
 use std::path::{Path, PathBuf};

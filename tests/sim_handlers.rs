@@ -1,0 +1,212 @@
+//! The `sim.*` handlers through plans run by the applier: they change the
+//! simulated cloud as Nova would, refuse what Nova would refuse, and take
+//! simulated time.
+
+use serde_json::{Value, json};
+use sextant_e2e::*;
+use std::time::{Duration, Instant};
+
+const VM1: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000001";
+const VM6: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000006";
+
+fn seeded(time_scale: &str) -> tempfile::TempDir {
+    let home = scratch();
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--time-scale", time_scale, "--from"])
+        .arg(repo_root().join("examples/clusters/small.yaml")));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    home
+}
+
+fn apply(home: &std::path::Path, actions: Value, policy: &str) -> (String, Run) {
+    let f = write_file(
+        &home.join("plans"),
+        "plan.json",
+        &json!({"actions": actions}).to_string(),
+    );
+    let out = run(sextant(home).args(["action-plan", "import"]).arg(&f));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let plan = out.stdout.trim().to_string();
+    let out =
+        run(sextant(home).args(["action-plan", "start", &plan, "--wait", "--policy", policy]));
+    (plan, out)
+}
+
+fn cloud(home: &std::path::Path) -> Value {
+    run(sextant(home).args(["sim", "show", "--format", "json"])).json()
+}
+
+fn host_of(c: &Value, vm: &str) -> String {
+    c["instances"]
+        .as_array()
+        .and_then(|a| a.iter().find(|i| i["uuid"] == vm))
+        .map(|i| i["host"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+fn action_state(home: &std::path::Path, plan: &str, name: &str) -> Value {
+    run(sextant(home).args(["action", "list", "--plan", plan, "--format", "json"]))
+        .json()
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name).cloned())
+        .expect("action")
+}
+
+#[test]
+fn a_host_is_disabled_evacuated_and_powered_off() {
+    let home = seeded("0");
+    let (plan, out) = apply(
+        home.path(),
+        json!([
+            {"id": "dis", "action_type": "change_nova_service_state",
+             "input_parameters": {"resource_id": "n4", "resource_name": "compute-004", "state": "disabled", "disabled_reason": "watcher_maintaining"}},
+            {"id": "mv", "action_type": "migrate", "parents": ["dis"],
+             "input_parameters": {"migration_type": "live", "resource_id": VM6, "source_node": "compute-004", "destination_node": "compute-003"}},
+            {"id": "off", "action_type": "change_node_power_state", "parents": ["mv"],
+             "input_parameters": {"resource_id": "7c1d6a2e-0a1b-4c3d-8e9f-000000000004", "resource_name": "compute-004", "state": "off"}}
+        ]),
+        "default",
+    );
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    assert_eq!(host_of(&c, VM6), "compute-003");
+    let n4 = c["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["hostname"] == "compute-004"))
+        .cloned()
+        .expect("n4");
+    assert_eq!(
+        (n4["status"].as_str(), n4["power_state"].as_str()),
+        (Some("disabled"), Some("off"))
+    );
+    assert_eq!(
+        action_state(home.path(), &plan, "mv")["outputs"]["destination_node"],
+        "compute-003"
+    );
+}
+
+#[test]
+fn nova_rules_refuse_a_full_or_disabled_destination_and_powering_off_a_busy_host() {
+    let home = seeded("0");
+    // A disabled destination: simulation catches it before anything runs.
+    let (plan, out) = apply(
+        home.path(),
+        json!([
+            {"id": "dis", "action_type": "change_nova_service_state",
+             "input_parameters": {"resource_id": "n3", "resource_name": "compute-003", "state": "disabled"}},
+        ]),
+        "default",
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let _ = plan;
+    let (plan, out) = apply(
+        home.path(),
+        json!([{"id": "mv", "action_type": "migrate",
+                "input_parameters": {"migration_type": "live", "resource_id": VM1, "source_node": "compute-001", "destination_node": "compute-003"}}]),
+        "default",
+    );
+    assert_eq!(out.status, 1);
+    assert!(
+        out.stdout.contains("compute-003 is disabled")
+            || out.stderr.contains("compute-003 is disabled"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        action_state(home.path(), &plan, "mv")["state"],
+        "PENDING",
+        "simulation ran nothing"
+    );
+    // Without simulation the action itself fails, as Nova's would.
+    let (plan, out) = apply(
+        home.path(),
+        json!([{"id": "mv", "action_type": "migrate",
+                "input_parameters": {"migration_type": "live", "resource_id": VM1, "source_node": "compute-001", "destination_node": "compute-003"}}]),
+        "watcher-compat",
+    );
+    assert_eq!(out.status, 1);
+    let a = action_state(home.path(), &plan, "mv");
+    assert_eq!(a["state"], "FAILED");
+    assert!(
+        a["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("disabled"),
+        "{a}"
+    );
+    assert_eq!(host_of(&cloud(home.path()), VM1), "compute-001");
+
+    // A full destination: fill compute-002 with a resize beyond its room.
+    let (plan, out) = apply(
+        home.path(),
+        json!([{"id": "big", "action_type": "resize",
+                "input_parameters": {"resource_id": "0d8a5f7e-3c1b-4a2e-9f6d-000000000003", "flavor": "m1.xlarge"}},
+               {"id": "bigger", "action_type": "resize",
+                "input_parameters": {"resource_id": "0d8a5f7e-3c1b-4a2e-9f6d-000000000004", "flavor": "m1.xlarge"}}]),
+        "watcher-compat",
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let _ = plan;
+    let (plan, out) = apply(
+        home.path(),
+        json!([{"id": "mv", "action_type": "migrate",
+                "input_parameters": {"migration_type": "cold", "resource_id": VM1, "source_node": "compute-001", "destination_node": "compute-002"}}]),
+        "watcher-compat",
+    );
+    assert_eq!(out.status, 1);
+    let a = action_state(home.path(), &plan, "mv");
+    assert!(
+        a["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("No valid host was found"),
+        "{a}"
+    );
+
+    // Powering off a host with instances.
+    let (plan, out) = apply(
+        home.path(),
+        json!([{"id": "off", "action_type": "change_node_power_state",
+                "input_parameters": {"resource_id": "n1", "resource_name": "compute-001", "state": "off"}}]),
+        "watcher-compat",
+    );
+    assert_eq!(out.status, 1);
+    let a = action_state(home.path(), &plan, "off");
+    assert!(
+        a["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("still hosts 2 instances"),
+        "{a}"
+    );
+
+    // A migration of an instance that is not on its source is skipped.
+    let (plan, out) = apply(
+        home.path(),
+        json!([{"id": "mv", "action_type": "migrate",
+                "input_parameters": {"migration_type": "live", "resource_id": VM1, "source_node": "compute-004"}}]),
+        "watcher-compat",
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(action_state(home.path(), &plan, "mv")["state"], "SKIPPED");
+}
+
+#[test]
+fn simulated_time_follows_the_time_scale_and_a_running_migration_can_be_aborted() {
+    // migrate's estimated_duration is 60 s: at scale 0.02 it takes 1.2 s.
+    let home = seeded("0.02");
+    let t = Instant::now();
+    let (_, out) = apply(
+        home.path(),
+        json!([{"id": "mv", "action_type": "migrate",
+                "input_parameters": {"migration_type": "live", "resource_id": VM6, "source_node": "compute-004", "destination_node": "compute-003"}}]),
+        "default",
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1200),
+        "{:?}",
+        t.elapsed()
+    );
+}
