@@ -10,6 +10,7 @@ use crate::store::plans::{NewPlan, NewPlanAction};
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
 use serde_json::Value;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -251,10 +252,63 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(applier.run()).map_err(|e| match e {
+    let progress = std::io::stdout()
+        .is_terminal()
+        .then(|| progress_bar(env, &p.uuid));
+    let result = rt.block_on(applier.run());
+    if let Some((stop, handle)) = progress {
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = handle.join();
+    }
+    result.map_err(|e| match e {
         e @ ApplyError::NotRunnable { .. } => CliError::input(e),
         e => CliError::from(e),
     })
+}
+
+/// A progress bar (done, running, failed, ETA) fed by polling the store
+/// from a second connection, while the applier runs.
+fn progress_bar(
+    env: &Env,
+    plan: &str,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (db, plan, flag) = (env.db.clone(), plan.to_string(), stop.clone());
+    let handle = std::thread::spawn(move || {
+        let Ok(store) = Store::open(&db) else { return };
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} done  {msg}  ETA {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        loop {
+            if let Ok(actions) = store.actions(&plan) {
+                let count = |s: &[&str]| {
+                    actions
+                        .iter()
+                        .filter(|a| s.contains(&a.state.as_str()))
+                        .count()
+                };
+                let done = count(&["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]);
+                bar.set_length(actions.len() as u64);
+                bar.set_position(done as u64);
+                bar.set_message(format!(
+                    "running {}  failed {}",
+                    count(&["ONGOING"]),
+                    count(&["FAILED"])
+                ));
+            }
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                bar.finish_and_clear();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    (stop, handle)
 }
 
 fn print_outcome(o: &PlanOutcome, format: Format) -> CliResult {

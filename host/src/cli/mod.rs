@@ -10,12 +10,13 @@ mod audits;
 mod bench;
 mod bench_planners;
 mod decide;
+mod demo;
 pub mod output;
 mod plan;
-mod plans;
+pub(crate) mod plans;
 mod plugins;
 mod serve;
-mod sim;
+pub(crate) mod sim;
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
@@ -60,6 +61,15 @@ enum Command {
     /// Action types (YAML): list, show, validate, register, unregister, run.
     #[command(subcommand, name = "action-type")]
     ActionType(action_types::ActionTypeCommand),
+    /// The main job on the simulated cloud, start to finish: seed it, audit
+    /// it for server consolidation, plan, apply, and compare before/after.
+    Demo {
+        /// The cluster snapshot (default: examples/clusters/small.yaml).
+        #[arg(long)]
+        cluster: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
     /// Synchronises goals and strategies with the strategy plugins (also
     /// done by every command that reads them).
     Sync {
@@ -280,6 +290,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> CliResult {
     let config = Config::load(cli.config.as_deref()).map_err(CliError::input)?;
+    let explicit_db = cli.db.is_some() || std::env::var_os("SEXTANT_DB").is_some();
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
@@ -289,6 +300,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Plugins(c) => plugins::run(&env, c),
         Command::ActionType(c) => action_types::run(&env, c),
         Command::Sync { format } => decide::sync(&env, format),
+        Command::Demo { cluster, format } => demo::run(&env, cluster, explicit_db, format),
         Command::Goal(c) => decide::goal(&env, c),
         Command::Strategy(c) => decide::strategy(&env, c),
         Command::AuditTemplate(c) => audits::template(&env, c),

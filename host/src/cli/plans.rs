@@ -127,6 +127,20 @@ fn resource(a: &ActionRow) -> String {
         .unwrap_or_default()
 }
 
+/// The plan as text for a terminal: one line per action with its parents.
+pub fn graph_text(actions: &[ActionRow]) -> String {
+    let mut t = Table::new(&["NAME", "ACTION TYPE", "ON", "AFTER"]);
+    for a in actions {
+        t.row(vec![
+            a.name.clone(),
+            a.action_type.clone(),
+            resource(a),
+            parent_names(actions, a),
+        ]);
+    }
+    t.render()
+}
+
 /// Renders a plan's DAG.
 pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
     let index: std::collections::HashMap<&str, usize> = actions

@@ -6,6 +6,10 @@
 //! * `actuator` (goal `unclassified`): returns the actions its `actions`
 //!   parameter lists, as they are; the way to run hand-written actions
 //!   through an audit.
+//! * `basic` (goal `server_consolidation`): empties the least loaded hosts
+//!   within every resource dimension and disables them (see `basic.rs`).
+
+mod basic;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
@@ -127,6 +131,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy basic::Basic = Entry::new("basic", "1.0.0")
+        .display_name("en", "Basic offline consolidation")
+        .display_name("fr", "Consolidation hors ligne de base")
+        .description("Empties the least loaded hosts onto the most loaded ones, in every dimension (vcpus, memory, disk, with ratios and reservations), and disables the hosts it empties.")
+        .parameters(basic::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("server_consolidation")
+            .display_name("en", "Server Consolidation")
+            .display_name("fr", "Consolidation de serveurs")
+            .efficacy_specification(basic::SERVER_CONSOLIDATION)),
     strategy Dummy = Entry::new("dummy", "1.0.0")
         .display_name("en", "Dummy strategy")
         .display_name("fr", "Stratégie factice")

@@ -1,0 +1,171 @@
+//! `sextant demo`: the main job on the embedded simulated cloud, start to
+//! finish: seed the cloud, audit it for server consolidation, show the
+//! efficacy and the plan, apply it, and compare the cloud before and after.
+
+use super::apply::{RunFlags, apply_now};
+use super::output::{Format, print_structured};
+use super::{CliError, CliResult, Env};
+use crate::decide::{AuditContext, AuditRequest, prepare_audit, run_audit};
+use serde_json::json;
+use sextant_plugin_api::model::ClusterModel;
+use sextant_sim_store::SimDb;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn in_use(m: &ClusterModel) -> usize {
+    m.instances
+        .iter()
+        .map(|i| i.host.as_str())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+fn over_capacity(m: &ClusterModel) -> Vec<String> {
+    m.check().warnings
+}
+
+/// The demo's own state (`<data dir>/demo/`), so it never touches yours,
+/// unless `--db` names a database.
+fn demo_env(env: &Env, explicit_db: bool) -> Env {
+    let db = if explicit_db {
+        env.db.clone()
+    } else {
+        crate::config::data_dir().join("demo").join("sextant.db")
+    };
+    Env {
+        config: env.config.clone(),
+        plugin_dirs: env.plugin_dirs.clone(),
+        db,
+    }
+}
+
+/// The default cluster: `examples/clusters/small.yaml` of the installation.
+fn default_cluster() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [
+        dir.join("examples/clusters/small.yaml"),
+        dir.join("../share/sextant/examples/clusters/small.yaml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/small.yaml"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Format) -> CliResult {
+    let env = demo_env(env, explicit_db);
+    let cluster = match cluster.or_else(default_cluster) {
+        Some(c) => c,
+        None => {
+            return Err(CliError::input(anyhow::anyhow!(
+                "no cluster given and examples/clusters/small.yaml not found: use --cluster FILE"
+            )));
+        }
+    };
+    let talk = format == Format::Table;
+    // 1. Seed the simulated cloud (actions take no simulated time).
+    let model = super::sim::read_snapshot(&cluster)?;
+    // Closed at once: the sim plugin links its own copy of SQLite, and two
+    // copies holding one database file open in one process can corrupt it
+    // (each drops the other's POSIX locks when it closes the file).
+    SimDb::open(&env.sim_db())?.init(&model, 0.0)?;
+    let before = in_use(&model);
+    if talk {
+        println!(
+            "Seeded the simulated cloud from {}: {} nodes, {} instances, {before} nodes in use.",
+            cluster.display(),
+            model.nodes.len(),
+            model.instances.len()
+        );
+    }
+    // 2. Audit it for server consolidation.
+    let (mut store, plugins, _) = env.open_store_synced()?;
+    let types = env.action_types();
+    let req = AuditRequest {
+        audit_type: "ONESHOT".into(),
+        goal: Some("server_consolidation".into()),
+        strategy: Some("basic".into()),
+        policy: Some("default".into()),
+        parameters: json!({}),
+        ..Default::default()
+    };
+    let new = prepare_audit(&store, &req).map_err(|e| CliError::input(anyhow::anyhow!(e)))?;
+    let audit = store.create_audit(&new)?;
+    let ctx = AuditContext {
+        plugins: &plugins,
+        types: &types,
+        model: env.model_source(),
+    };
+    let audit = run_audit(&mut store, &ctx, &audit.uuid).map_err(|e| anyhow::anyhow!(e))?;
+    let Some(plan) = audit.action_plan.clone() else {
+        return Err(anyhow::anyhow!(
+            "the audit produced no plan: {}",
+            audit.status_message.unwrap_or_default()
+        )
+        .into());
+    };
+    if talk {
+        println!(
+            "\nAudit {} ({}): {}",
+            audit.name,
+            audit.state,
+            audit.status_message.clone().unwrap_or_default()
+        );
+        println!("Efficacy indicators:");
+        for i in audit.efficacy_indicators.as_array().into_iter().flatten() {
+            println!("  {:<30} {}", i["name"].as_str().unwrap_or(""), i["value"]);
+        }
+        let actions = store.actions(&plan)?;
+        println!("\nAction plan {plan} (rules planner, policy default):");
+        print!("{}", super::plans::graph_text(&actions));
+    }
+    drop(store);
+    // 3. Apply it.
+    let outcome = apply_now(
+        &env,
+        &plan,
+        &RunFlags {
+            policy: None,
+            execution_rule: None,
+            max_workers: 32,
+        },
+    )?;
+    // 4. Before and after.
+    let after_model = SimDb::open(&env.sim_db())?.model()?;
+    let after = in_use(&after_model);
+    let store = crate::store::Store::open(&env.db)?;
+    let migrations = store
+        .actions(&plan)?
+        .iter()
+        .filter(|a| a.action_type == "migrate" && a.state == "SUCCEEDED")
+        .count();
+    let overloaded = over_capacity(&after_model);
+    let doc = json!({
+        "cluster": cluster,
+        "audit": audit.uuid,
+        "action_plan": plan,
+        "efficacy_indicators": audit.efficacy_indicators,
+        "nodes_in_use_before": before,
+        "nodes_in_use_after": after,
+        "nodes_released": before.saturating_sub(after),
+        "migrations": migrations,
+        "plan_state": outcome.state,
+        "nodes_over_capacity": overloaded,
+    });
+    if !print_structured(format, &doc)? {
+        println!("\nApplied: action plan {}.", outcome.state);
+        println!(
+            "Nodes in use: {before} -> {after} ({} released), {migrations} migrations.",
+            before.saturating_sub(after)
+        );
+        if !overloaded.is_empty() {
+            println!("Over capacity: {}", overloaded.join("; "));
+        }
+    }
+    Ok(if outcome.state == "SUCCEEDED" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

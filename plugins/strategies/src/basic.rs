@@ -1,0 +1,341 @@
+//! `basic`: server consolidation (goal `server_consolidation`).
+//!
+//! Empties the least loaded hosts onto the most loaded ones and disables the
+//! hosts it empties, as Watcher's basic offline consolidation does, but:
+//! every dimension counts (vcpus, memory and disk, with allocation ratios and
+//! reservations); a host is emptied whole or not at all (no migration that
+//! releases nothing); instances only move onto hosts that are never emptied,
+//! so every state the plan can pass through is within capacity, whatever
+//! order the migrations run in; and instances migrated less than
+//! `min_migration_interval` seconds ago (metadata `last_migrated_at`, unix
+//! seconds) stay put, so audits do not move them back and forth.
+
+use serde::Deserialize;
+use sextant_plugin_api::model::{ClusterModel, Instance, Node};
+use sextant_plugin_api::prelude::*;
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct Params {
+    migration_attempts: f64,
+    min_migration_interval: f64,
+    now: Option<f64>,
+    #[allow(dead_code)]
+    period: f64,
+    #[allow(dead_code)]
+    granularity: f64,
+    #[allow(dead_code)]
+    aggregation_method: Value,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            migration_attempts: 0.0,
+            min_migration_interval: 0.0,
+            now: None,
+            period: 7200.0,
+            granularity: 300.0,
+            aggregation_method: Value::Null,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Basic;
+
+#[derive(Clone, Copy, Default, PartialEq, Debug)]
+struct Res(f64, f64, f64);
+
+impl Res {
+    fn add(self, o: Res) -> Res {
+        Res(self.0 + o.0, self.1 + o.1, self.2 + o.2)
+    }
+    fn fits(self, cap: Res) -> bool {
+        self.0 <= cap.0 + 1e-9 && self.1 <= cap.1 + 1e-9 && self.2 <= cap.2 + 1e-9
+    }
+    /// The tightest dimension's share of capacity.
+    fn load(self, cap: Res) -> f64 {
+        let f = |u: f64, c: f64| if c > 0.0 { u / c } else { 1.0 };
+        f(self.0, cap.0).max(f(self.1, cap.1)).max(f(self.2, cap.2))
+    }
+}
+
+fn demand(i: &Instance) -> Res {
+    Res(i.vcpus as f64, i.memory as f64, i.disk as f64)
+}
+
+fn capacity(n: &Node) -> Res {
+    let (v, m, d) = n.capacity();
+    Res(v, m, d)
+}
+
+fn usable(n: &Node) -> bool {
+    n.status == "enabled" && n.state == "up" && n.power_state == "on"
+}
+
+/// The consolidation: (migrations `(instance, from, to)`, released hosts).
+pub fn consolidate(
+    model: &ClusterModel,
+    max_migrations: usize,
+    min_interval: f64,
+    now: f64,
+) -> (Vec<(String, String, String, bool)>, Vec<String>) {
+    let nodes: Vec<&Node> = model.nodes.iter().filter(|n| usable(n)).collect();
+    let mut used: Vec<Res> = vec![Res::default(); nodes.len()];
+    let mut on: Vec<Vec<&Instance>> = vec![Vec::new(); nodes.len()];
+    for i in &model.instances {
+        if let Some(k) = nodes.iter().position(|n| n.hostname == i.host) {
+            used[k] = used[k].add(demand(i));
+            on[k].push(i);
+        }
+    }
+    let movable = |i: &Instance| {
+        let recent = i
+            .metadata
+            .get("last_migrated_at")
+            .and_then(Value::as_f64)
+            .is_some_and(|t| now - t < min_interval);
+        !i.watcher_exclude
+            && !i.locked
+            && !recent
+            && matches!(i.state.as_str(), "active" | "stopped")
+    };
+    // Sources: the least loaded hosts first; empty ones are already free.
+    let mut order: Vec<usize> = (0..nodes.len()).filter(|&k| !on[k].is_empty()).collect();
+    order.sort_by(|&a, &b| {
+        used[a]
+            .load(capacity(nodes[a]))
+            .total_cmp(&used[b].load(capacity(nodes[b])))
+            .then(a.cmp(&b))
+    });
+    let mut is_source = vec![false; nodes.len()];
+    let mut received = vec![false; nodes.len()];
+    let mut moves = Vec::new();
+    let mut released = Vec::new();
+    for &src in &order {
+        if received[src] || !on[src].iter().all(|i| movable(i)) {
+            continue;
+        }
+        if max_migrations > 0 && moves.len() + on[src].len() > max_migrations {
+            continue;
+        }
+        // Place its instances, biggest first, on the most loaded targets that
+        // still fit them (best fit), never on a source.
+        let mut trial = used.clone();
+        let mut plan = Vec::new();
+        let mut instances = on[src].clone();
+        instances.sort_by(|a, b| {
+            demand(b)
+                .load(capacity(nodes[src]))
+                .total_cmp(&demand(a).load(capacity(nodes[src])))
+        });
+        let mut ok = true;
+        for i in instances {
+            let mut best: Option<usize> = None;
+            for t in 0..nodes.len() {
+                if t == src || is_source[t] || on[t].is_empty() && !received[t] {
+                    continue; // never onto a source, nor wake an empty host
+                }
+                let after = trial[t].add(demand(i));
+                if !after.fits(capacity(nodes[t])) {
+                    continue;
+                }
+                let better = best.is_none_or(|b| {
+                    trial[t].load(capacity(nodes[t])) > trial[b].load(capacity(nodes[b]))
+                });
+                if better {
+                    best = Some(t);
+                }
+            }
+            match best {
+                Some(t) => {
+                    trial[t] = trial[t].add(demand(i));
+                    trial[src] = Res::default();
+                    plan.push((i, t));
+                }
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        for (i, t) in plan {
+            received[t] = true;
+            moves.push((
+                i.uuid.clone(),
+                nodes[src].hostname.clone(),
+                nodes[t].hostname.clone(),
+                i.state == "active",
+            ));
+        }
+        used = trial;
+        is_source[src] = true;
+        released.push(nodes[src].hostname.clone());
+    }
+    (moves, released)
+}
+
+impl Strategy for Basic {
+    fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
+        let p: Params = if parameters.is_null() {
+            Params::default()
+        } else {
+            serde_json::from_value(parameters)
+                .map_err(|e| PluginError::invalid_input(format!("basic parameters: {e}")))?
+        };
+        let model: ClusterModel = serde_json::from_value(model)
+            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let now = p.now.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        });
+        let max = if p.migration_attempts > 0.0 {
+            p.migration_attempts as usize
+        } else {
+            0
+        };
+        let (moves, released) = consolidate(&model, max, p.min_migration_interval, now);
+        let mut actions = Vec::new();
+        for (n, (vm, from, to, live)) in moves.iter().enumerate() {
+            let name = model
+                .instances
+                .iter()
+                .find(|i| &i.uuid == vm)
+                .map(|i| i.name.clone());
+            actions.push(Action {
+                id: format!("migrate-{}", name.clone().unwrap_or_else(|| format!("{n}"))),
+                action_type: "migrate".into(),
+                resource_id: Some(vm.clone()),
+                input_parameters: json!({
+                    "migration_type": if *live { "live" } else { "cold" },
+                    "source_node": from,
+                    "destination_node": to,
+                    "resource_name": name,
+                }),
+            });
+        }
+        for host in &released {
+            let node = model.node(host);
+            actions.push(Action {
+                id: format!("disable-{host}"),
+                action_type: "change_nova_service_state".into(),
+                resource_id: node.map(|n| n.uuid.clone()),
+                input_parameters: json!({
+                    "state": "disabled",
+                    "disabled_reason": "watcher_disabled",
+                    "resource_name": host,
+                }),
+            });
+        }
+        let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
+        Ok(Solution {
+            actions,
+            efficacy_indicators: json!([
+                {"name": "compute_nodes_count", "description": "The total number of enabled compute nodes.", "unit": null, "value": enabled},
+                {"name": "released_compute_nodes_count", "description": "The number of compute nodes to be released.", "unit": null, "value": released.len()},
+                {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "value": moves.len()},
+            ]),
+            extra: json!({"global_efficacy": [{
+                "name": "released_nodes_ratio", "unit": "%",
+                "value": if enabled == 0 { 0.0 } else { released.len() as f64 / enabled as f64 * 100.0 },
+            }]}),
+        })
+    }
+}
+
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "migration_attempts": {"type": "number", "minimum": 0, "default": 0,
+      "description": "Maximum number of migrations in one audit; 0 for no limit."},
+    "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
+      "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
+    "period": {"type": "number", "default": 7200, "description": "Metrics period (seconds)."},
+    "granularity": {"type": "number", "default": 300, "description": "Metrics granularity (seconds)."},
+    "aggregation_method": {"type": "object", "default": {"instance": "mean", "compute_node": "mean", "node": ""}},
+    "now": {"type": "number", "description": "The current time (unix seconds), for tests."}
+  },
+  "additionalProperties": false
+}"#;
+
+pub const SERVER_CONSOLIDATION: &str = r#"[
+  {"name": "compute_nodes_count", "description": "The total number of enabled compute nodes.", "unit": null, "schema": "{\"type\": \"integer\", \"minimum\": 0}"},
+  {"name": "released_compute_nodes_count", "description": "The number of compute nodes to be released.", "unit": null, "schema": "{\"type\": \"integer\", \"minimum\": 0}"},
+  {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "schema": "{\"type\": \"integer\", \"minimum\": 0}"}
+]"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(v: Value) -> ClusterModel {
+        serde_json::from_value(v).expect("model")
+    }
+
+    fn node(h: &str, vcpus: u64, mem: u64) -> Value {
+        json!({"uuid": format!("u-{h}"), "hostname": h, "vcpus": vcpus, "memory": mem, "disk": 1000})
+    }
+
+    fn vm(id: &str, host: &str, vcpus: u64, mem: u64) -> Value {
+        json!({"uuid": id, "name": id, "host": host, "vcpus": vcpus, "memory": mem, "disk": 10})
+    }
+
+    #[test]
+    fn empties_the_least_loaded_hosts_within_every_dimension() {
+        let m = model(json!({
+            "nodes": [node("h1", 16, 32768), node("h2", 16, 32768), node("h3", 16, 32768)],
+            "instances": [vm("a", "h1", 8, 8192), vm("b", "h2", 4, 4096), vm("c", "h3", 2, 2048)]
+        }));
+        let (moves, released) = consolidate(&m, 0, 0.0, 0.0);
+        assert_eq!(released, ["h3", "h2"]);
+        assert!(moves.iter().all(|m| m.2 == "h1"), "{moves:?}");
+    }
+
+    #[test]
+    fn memory_binds_even_when_cpu_would_fit() {
+        let m = model(json!({
+            "nodes": [node("h1", 64, 8192), node("h2", 64, 8192)],
+            "instances": [vm("a", "h1", 1, 6144), vm("b", "h2", 1, 4096)]
+        }));
+        let (moves, released) = consolidate(&m, 0, 0.0, 0.0);
+        assert!(
+            moves.is_empty() && released.is_empty(),
+            "nothing fits: {moves:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_to_do_on_a_packed_or_single_host_cluster() {
+        let m =
+            model(json!({"nodes": [node("h1", 16, 32768)], "instances": [vm("a", "h1", 4, 4096)]}));
+        assert_eq!(consolidate(&m, 0, 0.0, 0.0), (vec![], vec![]));
+        let m = model(json!({
+            "nodes": [node("h1", 4, 4096), node("h2", 4, 4096)],
+            "instances": [vm("a", "h1", 4, 4096), vm("b", "h2", 4, 4096)]
+        }));
+        assert_eq!(consolidate(&m, 0, 0.0, 0.0), (vec![], vec![]));
+    }
+
+    #[test]
+    fn recently_migrated_instances_stay_put() {
+        let mut m = model(json!({
+            "nodes": [node("h1", 16, 32768), node("h2", 16, 32768)],
+            "instances": [vm("a", "h1", 8, 8192), vm("b", "h2", 2, 2048)]
+        }));
+        m.instances[1]
+            .metadata
+            .insert("last_migrated_at".into(), json!(1000.0));
+        // b moved recently: it stays; h1 is emptied onto h2 instead.
+        let (moves, released) = consolidate(&m, 0, 3600.0, 2000.0);
+        assert!(moves.iter().all(|m| m.0 != "b"), "{moves:?}");
+        assert_eq!(released, ["h1"]);
+        // Later, b is movable again and its host, the least loaded, goes.
+        assert_eq!(consolidate(&m, 0, 3600.0, 5000.0).1, ["h2"]);
+    }
+}
