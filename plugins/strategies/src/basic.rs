@@ -74,13 +74,16 @@ fn usable(n: &Node) -> bool {
     n.status == "enabled" && n.state == "up" && n.power_state == "on"
 }
 
-/// The consolidation: (migrations `(instance, from, to)`, released hosts).
+/// One migration: instance, from, to, live.
+pub type Move = (String, String, String, bool);
+
+/// The consolidation: (migrations, released hosts).
 pub fn consolidate(
     model: &ClusterModel,
     max_migrations: usize,
     min_interval: f64,
     now: f64,
-) -> (Vec<(String, String, String, bool)>, Vec<String>) {
+) -> (Vec<Move>, Vec<String>) {
     let nodes: Vec<&Node> = model.nodes.iter().filter(|n| usable(n)).collect();
     let mut used: Vec<Res> = vec![Res::default(); nodes.len()];
     let mut on: Vec<Vec<&Instance>> = vec![Vec::new(); nodes.len()];
