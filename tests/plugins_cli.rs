@@ -51,6 +51,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("action_mapper", "default"),
         ("strategy", "dummy"),
         ("strategy", "actuator"),
+        ("strategy", "basic"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

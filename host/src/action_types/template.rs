@@ -9,11 +9,24 @@
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value;
 
-fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env
+fn environment() -> &'static Environment<'static> {
+    static ENV: std::sync::LazyLock<Environment<'static>> = std::sync::LazyLock::new(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env
+    });
+    &ENV
+}
+
+/// Whether a value holds any template (so rendering can be skipped).
+fn has_template(v: &Value) -> bool {
+    match v {
+        Value::String(s) => is_template(s),
+        Value::Array(a) => a.iter().any(has_template),
+        Value::Object(o) => o.values().any(has_template),
+        _ => false,
+    }
 }
 
 /// Whether a string holds template syntax at all.
@@ -99,6 +112,9 @@ fn walk(v: &Value, path: &mut Vec<String>, f: &mut dyn FnMut(&[String], &str)) {
 /// Renders every string leaf of `with` with the action's parameters and
 /// the outputs of earlier actions (`{"<name>": {"outputs": {...}}}`).
 pub fn render(with: &Value, params: &Value, actions: &Value) -> Result<Value, String> {
+    if !has_template(with) {
+        return Ok(with.clone());
+    }
     let env = environment();
     let mut ctx = match params {
         Value::Object(m) => m.clone(),
@@ -126,7 +142,7 @@ pub fn render(with: &Value, params: &Value, actions: &Value) -> Result<Value, St
             other => other.clone(),
         })
     }
-    go(&env, with, &ctx, "")
+    go(env, with, &ctx, "")
 }
 
 #[cfg(test)]

@@ -128,6 +128,24 @@ impl St {
     }
 }
 
+/// A ready action in the queue: highest priority first, then creation order.
+#[derive(PartialEq)]
+struct Ready(f64, usize);
+
+impl Eq for Ready {}
+
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Ready {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&o.0).then(o.1.cmp(&self.1))
+    }
+}
+
 struct Node {
     row: ActionRow,
     parents: Vec<usize>,
@@ -539,7 +557,11 @@ impl Applier {
             };
             // Templates may only name ancestors; their outputs are unknown yet.
             let refs = referenced_actions(&row.input_parameters);
-            let ancestors = ancestors_of(nodes, i);
+            let ancestors = if refs.is_empty() {
+                HashSet::new()
+            } else {
+                ancestors_of(nodes, i)
+            };
             let mut has_refs = false;
             for r in refs {
                 has_refs = true;
@@ -805,6 +827,70 @@ impl Applier {
         Ok(())
     }
 
+    /// Decides what happens to a PENDING action whose parents are all
+    /// done: ready, CANCELLED (STRICT, a parent failed), or left out (ANY).
+    /// Returns the actions that became done, whose children must be looked
+    /// at in turn.
+    async fn settle(
+        &self,
+        nodes: &mut [Node],
+        i: usize,
+        rule: &str,
+        ready: &mut std::collections::BinaryHeap<Ready>,
+    ) -> Result<bool, ApplyError> {
+        let ps = nodes[i].parents.clone();
+        match rule {
+            "STRICT" => {
+                if let Some(&bad) = ps
+                    .iter()
+                    .find(|&&p| matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored))
+                {
+                    let msg = format!(
+                        "Cancelled: its parent {} is {}.",
+                        nodes[bad].row.name,
+                        if nodes[bad].state == St::Failed {
+                            "FAILED"
+                        } else {
+                            "CANCELLED"
+                        }
+                    );
+                    let u = nodes[i].row.uuid.clone();
+                    db(&self.shared, move |s| {
+                        s.action_transition(
+                            &u,
+                            &["PENDING"],
+                            "CANCELLED",
+                            Some(&msg),
+                            None,
+                            "action.update",
+                        )
+                    })
+                    .await?;
+                    nodes[i].state = St::Cancelled;
+                    return Ok(true);
+                }
+            }
+            "ANY" => {
+                let run = match ps.first() {
+                    None => true,
+                    Some(&f) => nodes[f].state != St::Ignored && nodes[f].execute_failed,
+                };
+                if !run {
+                    nodes[i].state = St::Ignored;
+                    return Ok(true);
+                }
+            }
+            _ => {
+                if ps.iter().any(|&p| nodes[p].state == St::Ignored) {
+                    nodes[i].state = St::Ignored;
+                    return Ok(true);
+                }
+            }
+        }
+        ready.push(Ready(nodes[i].priority, i));
+        Ok(false)
+    }
+
     async fn execute(&self, mut nodes: Vec<Node>, rule: &str) -> Result<PlanOutcome, ApplyError> {
         let shared = self.shared.clone();
         let plan_uuid = shared.plan_uuid.clone();
@@ -818,7 +904,40 @@ impl Applier {
         let mut last_poll = Instant::now() - POLL;
         let mut last_renew = Instant::now();
         let mut cancel_started = false;
+        // How many parents of each action are not done yet.
+        let mut waiting: Vec<usize> = nodes
+            .iter()
+            .map(|n| {
+                n.parents
+                    .iter()
+                    .filter(|&&p| !nodes[p].state.done())
+                    .count()
+            })
+            .collect();
+        let mut ready = std::collections::BinaryHeap::new();
+        // Actions done: their children may become ready (a worklist, so a
+        // cancellation cascades without rescanning the plan).
+        let mut newly_done: Vec<usize> = Vec::new();
+        for i in 0..nodes.len() {
+            if nodes[i].state == St::Pending
+                && waiting[i] == 0
+                && self.settle(&mut nodes, i, rule, &mut ready).await?
+            {
+                newly_done.push(i);
+            }
+        }
         loop {
+            while let Some(d) = newly_done.pop() {
+                for c in nodes[d].children.clone() {
+                    waiting[c] = waiting[c].saturating_sub(1);
+                    if waiting[c] == 0
+                        && nodes[c].state == St::Pending
+                        && self.settle(&mut nodes, c, rule, &mut ready).await?
+                    {
+                        newly_done.push(c);
+                    }
+                }
+            }
             // Renew the lease and look for a cancel from another process.
             if last_renew.elapsed() > LEASE_TTL / 3 {
                 let (p, o) = (plan_uuid.clone(), shared.opts.owner.clone());
@@ -856,12 +975,8 @@ impl Applier {
                             }
                         }
                     }
-                }
-            }
-            // Cancelled: the pending actions are CANCELLED.
-            if cancel_started {
-                for n in nodes.iter_mut() {
-                    if n.state == St::Pending {
+                    // Cancelled: the pending actions are CANCELLED.
+                    for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
                         let u = n.row.uuid.clone();
                         db(&shared, move |s| {
                             s.action_transition(
@@ -876,96 +991,25 @@ impl Applier {
                         .await?;
                         n.state = St::Cancelled;
                     }
-                }
-            }
-            // Decide what is ready, what is cancelled by a failed parent,
-            // and what Watcher's ANY rule leaves out.
-            let mut ready: Vec<usize> = Vec::new();
-            let mut changed = true;
-            while changed {
-                changed = false;
-                for i in 0..nodes.len() {
-                    if nodes[i].state != St::Pending {
-                        continue;
-                    }
-                    let ps = &nodes[i].parents;
-                    if !ps.iter().all(|&p| nodes[p].state.done()) {
-                        continue;
-                    }
-                    match rule {
-                        "STRICT" => {
-                            if let Some(&bad) = ps.iter().find(|&&p| {
-                                matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored)
-                            }) {
-                                let msg = format!(
-                                    "Cancelled: its parent {} is {}.",
-                                    nodes[bad].row.name,
-                                    match nodes[bad].state {
-                                        St::Failed => "FAILED",
-                                        _ => "CANCELLED",
-                                    }
-                                );
-                                let u = nodes[i].row.uuid.clone();
-                                db(&shared, move |s| {
-                                    s.action_transition(
-                                        &u,
-                                        &["PENDING"],
-                                        "CANCELLED",
-                                        Some(&msg),
-                                        None,
-                                        "action.update",
-                                    )
-                                })
-                                .await?;
-                                nodes[i].state = St::Cancelled;
-                                changed = true;
-                            } else if !ready.contains(&i) {
-                                ready.push(i);
-                            }
-                        }
-                        "ANY" => {
-                            let first = ps.first().copied();
-                            let run = match first {
-                                None => true,
-                                Some(f) => nodes[f].state != St::Ignored && nodes[f].execute_failed,
-                            };
-                            if run {
-                                if !ready.contains(&i) {
-                                    ready.push(i);
-                                }
-                            } else {
-                                nodes[i].state = St::Ignored;
-                                changed = true;
-                            }
-                        }
-                        _ => {
-                            if ps.iter().any(|&p| nodes[p].state == St::Ignored) {
-                                nodes[i].state = St::Ignored;
-                                changed = true;
-                            } else if !ready.contains(&i) {
-                                ready.push(i);
-                            }
-                        }
-                    }
+                    ready.clear();
                 }
             }
             // Start what fits: workers, pools, the critical path first.
             if stopping.is_none() && !cancel_started {
-                ready.sort_by(|&a, &b| {
-                    nodes[b]
-                        .priority
-                        .total_cmp(&nodes[a].priority)
-                        .then(a.cmp(&b))
-                });
-                for i in ready {
-                    if running >= shared.opts.max_workers.max(1) {
+                let mut blocked = Vec::new();
+                while running < shared.opts.max_workers.max(1) {
+                    let Some(Ready(p, i)) = ready.pop() else {
                         break;
+                    };
+                    if nodes[i].state != St::Pending {
+                        continue;
                     }
                     let fits = nodes[i]
                         .pools
                         .iter()
                         .all(|k| in_use.get(k).copied().unwrap_or(0) < limits[k.0].max);
                     if !fits {
+                        blocked.push(Ready(p, i));
                         continue;
                     }
                     for k in &nodes[i].pools {
@@ -973,7 +1017,7 @@ impl Applier {
                     }
                     nodes[i].state = St::Running;
                     running += 1;
-                    let ancestors = ancestor_outputs(&nodes, i);
+                    let ancestors = ancestor_outputs(&nodes, i, &shared.types);
                     tasks.spawn(run_action(
                         shared.clone(),
                         i,
@@ -981,13 +1025,14 @@ impl Applier {
                         ancestors,
                     ));
                 }
+                ready.extend(blocked);
             }
-            if running == 0 {
+            if running == 0 && newly_done.is_empty() {
                 break;
             }
             // Wait for an action to finish, or for the next poll.
             tokio::select! {
-                joined = tasks.join_next() => {
+                joined = tasks.join_next(), if running > 0 => {
                     let Some(joined) = joined else { continue };
                     let d = joined.map_err(|e| ApplyError::Task(e.to_string()))?;
                     running -= 1;
@@ -998,6 +1043,7 @@ impl Applier {
                     nodes[d.index].execute_failed = d.execute_failed;
                     if let Some(o) = d.outputs { nodes[d.index].row.outputs = Some(o); }
                     completed_order.push(d.index);
+                    newly_done.push(d.index);
                     if d.state == St::Failed && stopping.is_none() {
                         let r = shared.opts.policy.recovery_for(&nodes[d.index].row.action_type);
                         match r.on_failure {
@@ -1010,7 +1056,25 @@ impl Applier {
                         }
                     }
                 }
-                _ = tokio::time::sleep(POLL) => {}
+                _ = tokio::time::sleep(POLL), if running > 0 => {}
+            }
+        }
+        // Cancelled: what became ready meanwhile never starts.
+        if cancel_started {
+            for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
+                let u = n.row.uuid.clone();
+                db(&shared, move |s| {
+                    s.action_transition(
+                        &u,
+                        &["PENDING"],
+                        "CANCELLED",
+                        None,
+                        None,
+                        "action.cancel.end",
+                    )
+                })
+                .await?;
+                n.state = St::Cancelled;
             }
         }
         // Stopped: what never started is CANCELLED.
@@ -1049,7 +1113,7 @@ impl Applier {
                 continue;
             }
             let Ok((entry, params, _)) =
-                prepare_handler(&shared, &n.row, &ancestor_outputs(nodes, i))
+                prepare_handler(&shared, &n.row, &ancestor_outputs(nodes, i, &shared.types))
             else {
                 continue;
             };
@@ -1202,14 +1266,29 @@ fn ancestors_of(nodes: &[Node], i: usize) -> HashSet<usize> {
     seen
 }
 
-/// `{name: {"outputs": …}}` of an action's ancestors, for templates.
-fn ancestor_outputs(nodes: &[Node], i: usize) -> Value {
+/// `{name: {"outputs": …}}` of the ancestors an action's templates name
+/// (only those: a long chain does not copy every output into each action).
+fn ancestor_outputs(nodes: &[Node], i: usize, types: &ActionTypeRegistry) -> Value {
+    let row = &nodes[i].row;
+    let mut refs = referenced_actions(&row.input_parameters);
+    let version = semver::Version::parse(&row.action_type_version).ok();
+    if let Ok(t) = types.get(&row.action_type, version.as_ref())
+        && let Some(w) = &t.with
+    {
+        refs.extend(referenced_actions(w));
+    }
     let mut m = serde_json::Map::new();
-    for a in ancestors_of(nodes, i) {
-        m.insert(
-            nodes[a].row.name.clone(),
-            json!({"outputs": nodes[a].row.outputs.clone().unwrap_or(Value::Null)}),
-        );
+    if refs.is_empty() {
+        return Value::Object(m);
+    }
+    let ancestors = ancestors_of(nodes, i);
+    for a in ancestors {
+        if refs.contains(&nodes[a].row.name) {
+            m.insert(
+                nodes[a].row.name.clone(),
+                json!({"outputs": nodes[a].row.outputs.clone().unwrap_or(Value::Null)}),
+            );
+        }
     }
     Value::Object(m)
 }

@@ -31,6 +31,14 @@ pub enum BenchCommand {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+    /// The applier's overhead per action (nop, durable state), parallel and
+    /// as a chain, and the makespan of a random DAG of sleeps.
+    Applier {
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Planning and storing N actions with each planner, and the makespan
     /// each planner's plan allows for a consolidation solution.
     Planners {
@@ -62,6 +70,7 @@ pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             calls,
             plugin,
         } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
+        BenchCommand::Applier { sizes, runs } => super::bench_applier::run(env, &sizes, runs),
         BenchCommand::Planners {
             sizes,
             planners,

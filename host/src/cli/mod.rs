@@ -8,6 +8,7 @@ mod action_types;
 mod apply;
 mod audits;
 mod bench;
+mod bench_applier;
 mod bench_planners;
 mod decide;
 mod demo;

@@ -1,0 +1,168 @@
+//! `sextant bench applier`: the engine's overhead per action (the `nop`
+//! handler, durable state), fully parallel and as a chain, and the makespan
+//! of a random DAG of sleeps against its lower bound.
+
+use super::{CliResult, Env};
+use crate::apply::{Applier, ApplyOptions, owner_id};
+use crate::plan::makespan::critical_path;
+use crate::store::Store;
+use crate::store::plans::{NewPlan, NewPlanAction};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn bench_policy() -> crate::policy::Policy {
+    crate::policy::Policy::parse(
+        "name: bench\nplanner: rules\nexecution_rule: STRICT\nsimulate: false\n",
+        std::path::Path::new("bench.yaml"),
+    )
+    .expect("the bench policy parses")
+}
+
+/// Stores a plan of `actions` (`(type, params, parents by index)`) and runs
+/// it; returns the wall time in seconds.
+fn run_plan(
+    env: &Env,
+    dir: &std::path::Path,
+    name: &str,
+    actions: &[(&str, Value, Vec<usize>)],
+    workers: usize,
+) -> anyhow::Result<f64> {
+    let db = dir.join(format!("{name}.db"));
+    let mut store = Store::open(&db)?;
+    let plan = store.create_plan(&NewPlan {
+        state: "RECOMMENDED".into(),
+        actions: actions
+            .iter()
+            .enumerate()
+            .map(|(i, (t, p, parents))| NewPlanAction {
+                name: format!("a{i}"),
+                action_type: t.to_string(),
+                action_type_version: "1.0.0".into(),
+                input_parameters: p.clone(),
+                parents: parents.iter().map(|j| format!("a{j}")).collect(),
+                state: "PENDING".into(),
+            })
+            .collect(),
+        ..Default::default()
+    })?;
+    let plugins = Arc::new(env.registry().map_err(|e| e.error)?);
+    let types = Arc::new(env.action_types());
+    let applier = Applier::new(
+        store,
+        plugins,
+        types,
+        &plan.uuid,
+        ApplyOptions {
+            policy: bench_policy(),
+            execution_rule: None,
+            max_workers: workers,
+            owner: owner_id(),
+            mapper: env.config.mapper.clone(),
+            drivers: env.config.drivers.clone(),
+            driver_config: env.driver_config(),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let t = Instant::now();
+    let outcome = rt.block_on(applier.run())?;
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        outcome.state == "SUCCEEDED",
+        "the bench plan ended {}",
+        outcome.state
+    );
+    Ok(secs)
+}
+
+pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
+    let dir = tempfile::Builder::new().prefix("sextant-bench").tempdir()?;
+    let nop = json!({"message": null});
+    let mut overhead = Vec::new();
+    for &n in sizes {
+        for shape in ["parallel", "chain"] {
+            let actions: Vec<(&str, Value, Vec<usize>)> = (0..n)
+                .map(|i| {
+                    let parents = if shape == "chain" && i > 0 {
+                        vec![i - 1]
+                    } else {
+                        vec![]
+                    };
+                    ("nop", nop.clone(), parents)
+                })
+                .collect();
+            let mut per_action_us = Vec::new();
+            for r in 0..runs.max(1) {
+                let secs = run_plan(env, dir.path(), &format!("{shape}-{n}-{r}"), &actions, 32)?;
+                per_action_us.push(secs * 1e6 / n as f64);
+            }
+            overhead.push(json!({
+                "shape": shape, "actions": n, "runs": runs,
+                "median_us_per_action": median(per_action_us),
+            }));
+        }
+    }
+    // The makespan of a random DAG of 400 sleeps of 50 ms on 16 workers.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |k: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % k.max(1)
+    };
+    let n = 400;
+    let actions: Vec<(&str, Value, Vec<usize>)> = (0..n)
+        .map(|i| {
+            let mut parents = Vec::new();
+            if i > 0 {
+                for _ in 0..next(3) {
+                    let p = next(i as u64) as usize;
+                    if !parents.contains(&p) {
+                        parents.push(p);
+                    }
+                }
+            }
+            ("sleep", json!({"duration": 0.05}), parents)
+        })
+        .collect();
+    let parents: Vec<Vec<usize>> = actions.iter().map(|a| a.2.clone()).collect();
+    let cp = critical_path(&parents, &vec![0.05; n], &(0..n).collect::<Vec<_>>());
+    let bound = cp.max(n as f64 * 0.05 / 16.0);
+    let mut efficiency = Vec::new();
+    let mut walls = Vec::new();
+    for r in 0..runs.max(1) {
+        let secs = run_plan(env, dir.path(), &format!("dag-{r}"), &actions, 16)?;
+        walls.push(secs);
+        efficiency.push(bound / secs);
+    }
+    let doc = json!({
+        "benchmark": "applier",
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "runs": runs,
+        "overhead": overhead,
+        "makespan_random_dag": {
+            "actions": n, "sleep_s": 0.05, "workers": 16,
+            "critical_path_s": cp, "lower_bound_s": bound,
+            "median_wall_s": median(walls), "median_efficiency": median(efficiency),
+        },
+        "targets": {"median_us_per_action": 50, "efficiency": 0.95},
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}
