@@ -233,7 +233,10 @@ fn sigkill_during_a_large_seed_or_a_sync_leaves_a_consistent_database() {
     assert_eq!(run(sextant(home.path()).args(["sync"])).status, 0);
     let full = {
         let s = Store::open(&db).expect("open");
-        (s.goals().expect("goals").len(), s.strategies(None).expect("strategies").len())
+        (
+            s.goals().expect("goals").len(),
+            s.strategies(None).expect("strategies").len(),
+        )
     };
     for ms in [5u64, 20, 40, 80] {
         let _ = std::fs::remove_file(&db);

@@ -49,6 +49,10 @@ pub struct Config {
     /// The collector entry that builds the cluster model for audits.
     #[serde(default = "default_collector")]
     pub collector: String,
+    /// Notification sinks: `{type: log}`, `{type: jsonl, path}`,
+    /// `{type: webhook, url, retries?, timeout?, queue?}`.
+    #[serde(default)]
+    pub notifications: Vec<crate::notify::Sink>,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -74,6 +78,7 @@ impl Default for Config {
             mapper: default_mapper(),
             drivers: default_drivers(),
             collector: default_collector(),
+            notifications: Vec::new(),
             source: None,
         }
     }

@@ -219,6 +219,8 @@ pub struct RunFlags<'a> {
     pub execution_rule: Option<&'a str>,
     /// `--max-workers`.
     pub max_workers: usize,
+    /// No progress bar (for appliers run by `serve`).
+    pub quiet: bool,
 }
 
 /// Runs the applier on one plan in this process.
@@ -252,10 +254,20 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let progress = std::io::stdout()
-        .is_terminal()
-        .then(|| progress_bar(env, &p.uuid));
+    let progress =
+        (!flags.quiet && std::io::stdout().is_terminal()).then(|| progress_bar(env, &p.uuid));
+    let notifier = {
+        let store = Store::open(&env.db)?;
+        crate::notify::Notifier::start(
+            env.db.clone(),
+            &env.config.notifications,
+            crate::notify::last_event_id(&store),
+        )
+    };
     let result = rt.block_on(applier.run());
+    if let Some(n) = notifier {
+        n.stop();
+    }
     if let Some((stop, handle)) = progress {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = handle.join();

@@ -129,6 +129,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             policy: None,
             execution_rule: None,
             max_workers: 32,
+            quiet: false,
         },
     )?;
     // 4. Before and after.

@@ -165,6 +165,7 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 pub type CliResult = Result<ExitCode, CliError>;
 
 /// What every command may need: the config and the plugin search path.
+#[derive(Clone)]
 pub struct Env {
     /// The parsed config file.
     pub config: Config,

@@ -220,6 +220,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                 policy: policy.as_deref(),
                 execution_rule: execution_rule.as_deref(),
                 max_workers,
+                quiet: false,
             };
             return start(env, &plan, wait, &flags, format);
         }
@@ -236,6 +237,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                 policy: policy.as_deref(),
                 execution_rule: execution_rule.as_deref(),
                 max_workers,
+                quiet: false,
             };
             return resume(env, plan.as_deref(), &flags, format);
         }

@@ -477,7 +477,7 @@ pub fn run_audit(
         }
     };
     let (run, plan) = run;
-    Ok(store.move_audit_with_plan(
+    let done = store.move_audit_with_plan(
         uuid,
         "SUCCEEDED",
         Some(&format!(
@@ -489,7 +489,14 @@ pub fn run_audit(
         &solution_columns(&run),
         engine_move,
         Some(&plan),
-    )?)
+    )?;
+    // auto_trigger: the plan is queued for an applier (`sextant serve`).
+    if audit.auto_trigger
+        && let Some(p) = &done.action_plan
+    {
+        store.plan_transition(p, &["RECOMMENDED"], "PENDING", None, "action_plan.update")?;
+    }
+    Ok(done)
 }
 
 /// Schedules a strategy run's actions with the strategy's planner.
