@@ -104,10 +104,10 @@ enum Command {
         #[arg(long)]
         save: bool,
     },
-    /// Action plans: list, show, graph.
+    /// Action plans: import, list, show, graph, start, cancel, resume.
     #[command(subcommand, name = "action-plan")]
     ActionPlan(plans::ActionPlanCommand),
-    /// Actions of plans: list, show.
+    /// Actions of plans: list, show, skip.
     #[command(subcommand)]
     Action(plans::ActionCommand),
     /// The event log: every state change of audits, plans and actions.
@@ -121,7 +121,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
-    /// The service: runs CONTINUOUS audits at their interval.
+    /// The service: runs CONTINUOUS audits, applies queued and interrupted
+    /// plans, and feeds the notification sinks.
     Serve {
         /// Stop after this many seconds (default: run until killed).
         #[arg(long, value_name = "SECONDS")]
