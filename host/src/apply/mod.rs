@@ -976,21 +976,7 @@ impl Applier {
                         }
                     }
                     // Cancelled: the pending actions are CANCELLED.
-                    for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
-                        let u = n.row.uuid.clone();
-                        db(&shared, move |s| {
-                            s.action_transition(
-                                &u,
-                                &["PENDING"],
-                                "CANCELLED",
-                                None,
-                                None,
-                                "action.cancel.end",
-                            )
-                        })
-                        .await?;
-                        n.state = St::Cancelled;
-                    }
+                    cancel_pending(&shared, &mut nodes, None, "action.cancel.end").await?;
                     ready.clear();
                 }
             }
@@ -1061,40 +1047,12 @@ impl Applier {
         }
         // Cancelled: what became ready meanwhile never starts.
         if cancel_started {
-            for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
-                let u = n.row.uuid.clone();
-                db(&shared, move |s| {
-                    s.action_transition(
-                        &u,
-                        &["PENDING"],
-                        "CANCELLED",
-                        None,
-                        None,
-                        "action.cancel.end",
-                    )
-                })
-                .await?;
-                n.state = St::Cancelled;
-            }
+            cancel_pending(&shared, &mut nodes, None, "action.cancel.end").await?;
         }
         // Stopped: what never started is CANCELLED.
         if let Some(why) = &stopping {
-            for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
-                let u = n.row.uuid.clone();
-                let msg = format!("Cancelled: the plan stopped because {why}.");
-                db(&shared, move |s| {
-                    s.action_transition(
-                        &u,
-                        &["PENDING"],
-                        "CANCELLED",
-                        Some(&msg),
-                        None,
-                        "action.update",
-                    )
-                })
-                .await?;
-                n.state = St::Cancelled;
-            }
+            let msg = format!("Cancelled: the plan stopped because {why}.");
+            cancel_pending(&shared, &mut nodes, Some(msg), "action.update").await?;
         }
         if rollback {
             self.rollback(&nodes, &completed_order).await?;
@@ -1236,6 +1194,24 @@ fn owner_is_dead(owner: &str) -> bool {
         && pid.parse::<u32>().is_ok_and(|pid| {
             pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
         })
+}
+
+/// Marks every PENDING action CANCELLED (in the store, then in memory).
+async fn cancel_pending(
+    shared: &Arc<Shared>,
+    nodes: &mut [Node],
+    message: Option<String>,
+    event: &'static str,
+) -> Result<(), ApplyError> {
+    for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
+        let (u, m) = (n.row.uuid.clone(), message.clone());
+        db(shared, move |s| {
+            s.action_transition(&u, &["PENDING"], "CANCELLED", m.as_deref(), None, event)
+        })
+        .await?;
+        n.state = St::Cancelled;
+    }
+    Ok(())
 }
 
 fn plan_extra(shared: &Shared, plan_uuid: &str) -> Value {
