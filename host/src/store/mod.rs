@@ -374,10 +374,12 @@ impl<'a> Event<'a> {
 
 /// Appends one event, inside the caller's transaction.
 pub fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
-    tx.execute(
+    // Cached: plans append one event per action, and appliers one per change.
+    tx.prepare_cached(
         "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
+    )?
+    .execute(params![
             now(),
             e.event_type,
             e.object_type,
@@ -386,8 +388,7 @@ pub fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()>
             e.old_state,
             e.new_state,
             if e.payload.is_null() { "{}".to_string() } else { e.payload.to_string() }
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 

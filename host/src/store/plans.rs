@@ -97,10 +97,11 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan) -> rusqlite::Result<String
         .iter()
         .map(|a| (a.name.as_str(), new_uuid()))
         .collect();
-    let mut st = tx.prepare(
+    let mut st = tx.prepare_cached(
         "INSERT INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
+    let created = now();
     for a in &p.actions {
         let parents: Vec<&String> = a
             .parents
@@ -117,7 +118,7 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan) -> rusqlite::Result<String
             a.input_parameters.to_string(),
             a.state,
             json!(parents).to_string(),
-            now()
+            created
         ])?;
         append_event(
             tx,
