@@ -88,6 +88,10 @@ fn the_dummy_audit_runs_and_stores_its_solution_through_the_action_factory() {
     let out =
         run(sextant(home.path()).args(["action", "list", "--plan", &plan, "--format", "json"]));
     assert_eq!(out.json().as_array().map(Vec::len), Some(3));
+    // Actions show their type's description (Watcher's action_descriptions).
+    let nop = acts[0]["uuid"].as_str().unwrap_or("").to_string();
+    let out = run(sextant(home.path()).args(["action", "show", &nop, "--format", "json"]));
+    assert_eq!(out.json()["description"], "Logging a NOP message.");
 
     // Defaults are stored with the audit; the goal alone picks the first strategy.
     let out =

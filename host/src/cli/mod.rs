@@ -223,6 +223,13 @@ impl Env {
         let plugins = self.registry()?;
         let mut store = crate::store::Store::open(&self.db)?;
         let report = crate::store::sync::sync_with_plugins(&mut store, &plugins)?;
+        // Action descriptions, as Watcher's applier syncs them at start.
+        let types = self.action_types();
+        let mut latest: std::collections::BTreeMap<String, String> = Default::default();
+        for t in types.all() {
+            latest.insert(t.name.clone(), t.description.clone());
+        }
+        store.sync_action_descriptions(&latest.into_iter().collect::<Vec<_>>())?;
         Ok((store, plugins, report))
     }
 

@@ -335,8 +335,10 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
         }
         ActionCommand::Show { action, format } => {
             let a = store.action(&action).map_err(input_error)?;
-            if !print_structured(format, &a)? {
-                println!("{}", serde_yaml_ng::to_string(&a)?);
+            let mut v = serde_json::to_value(&a)?;
+            v["description"] = json!(store.action_description(&a.action_type)?);
+            if !print_structured(format, &v)? {
+                println!("{}", serde_yaml_ng::to_string(&v)?);
             }
         }
         ActionCommand::Skip { .. } => unreachable!("handled above"),

@@ -292,6 +292,35 @@ impl Store {
             })
     }
 
+    /// Records each action type's description (Watcher's
+    /// `action_descriptions`), updating those that changed; one transaction.
+    pub fn sync_action_descriptions(&mut self, types: &[(String, String)]) -> Result<usize> {
+        self.write(|tx| {
+            let mut changed = 0;
+            for (t, d) in types {
+                changed += tx.execute(
+                    "INSERT INTO action_descriptions (action_type, description, created_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT(action_type) DO UPDATE SET description = excluded.description, updated_at = excluded.created_at \
+                     WHERE description <> excluded.description",
+                    params![t, d, now()],
+                )?;
+            }
+            Ok(changed)
+        })
+    }
+
+    /// An action type's recorded description.
+    pub fn action_description(&self, action_type: &str) -> Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT description FROM action_descriptions WHERE action_type = ?1",
+                [action_type],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// The event log, oldest first, optionally of one action plan, after
     /// event id `after`.
     pub fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
