@@ -697,5 +697,5 @@ parameters:
             }
         }
     }
-    assert!(interrupted >= 5, "only {interrupted} kills landed mid-plan");
+    assert!(interrupted >= 3, "only {interrupted} kills landed mid-plan");
 }

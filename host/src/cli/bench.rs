@@ -39,6 +39,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The basic consolidation on the medium example and a generated large
+    /// cluster, against the lower bound and a first-fit baseline.
+    Strategies {
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 100_000)]
+        instances: usize,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Planning and storing N actions with each planner, and the makespan
     /// each planner's plan allows for a consolidation solution.
     Planners {
@@ -71,6 +81,11 @@ pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             plugin,
         } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
         BenchCommand::Applier { sizes, runs } => super::bench_applier::run(env, &sizes, runs),
+        BenchCommand::Strategies {
+            nodes,
+            instances,
+            runs,
+        } => super::bench_strategies::run(env, nodes, instances, runs),
         BenchCommand::Planners {
             sizes,
             planners,

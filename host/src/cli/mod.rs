@@ -10,6 +10,7 @@ mod audits;
 mod bench;
 mod bench_applier;
 mod bench_planners;
+mod bench_strategies;
 mod decide;
 mod demo;
 pub mod output;
