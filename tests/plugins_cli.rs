@@ -52,6 +52,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "dummy"),
         ("strategy", "actuator"),
         ("strategy", "basic"),
+        ("strategy", "host_maintenance"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

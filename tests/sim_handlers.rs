@@ -210,3 +210,57 @@ fn simulated_time_follows_the_time_scale_and_a_running_migration_can_be_aborted(
         t.elapsed()
     );
 }
+
+#[test]
+fn host_maintenance_empties_and_disables_a_host_through_audit_and_applier() {
+    let home = seeded("0");
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "cluster_maintaining",
+        "-s",
+        "host_maintenance",
+        "-p",
+        "maintenance_node=compute-001",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json();
+    assert_eq!(audit["state"], "SUCCEEDED", "{audit}");
+    let plan = audit["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    let n1 = c["nodes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["hostname"] == "compute-001"))
+        .cloned()
+        .expect("n1");
+    assert_eq!(n1["status"], "disabled");
+    assert_ne!(host_of(&c, VM1), "compute-001", "vm-0001 moved off");
+    let left: Vec<_> = c["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|i| i["host"] == "compute-001")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // An unknown host fails the audit, naming it.
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "cluster_maintaining",
+        "-s",
+        "host_maintenance",
+        "-p",
+        "maintenance_node=compute-009",
+        "--format",
+        "json",
+    ]));
+    let failed = format!("{}{}", out.stdout, out.stderr);
+    assert!(failed.contains("compute-009"), "{failed}");
+}

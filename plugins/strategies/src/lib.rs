@@ -8,8 +8,11 @@
 //!   through an audit.
 //! * `basic` (goal `server_consolidation`): empties the least loaded hosts
 //!   within every resource dimension and disables them (see `basic.rs`).
+//! * `host_maintenance` (goal `cluster_maintaining`): empties one host for
+//!   maintenance (see `host_maintenance.rs`).
 
 mod basic;
+mod host_maintenance;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
@@ -131,6 +134,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy host_maintenance::HostMaintenance = Entry::new("host_maintenance", "1.0.0")
+        .display_name("en", "Host Maintenance Strategy")
+        .display_name("fr", "Stratégie de maintenance d'hôte")
+        .description("Enables the backup node, disables the maintenance node and moves its instances off it (live, else cold, else stop), each where it fits in every dimension.")
+        .parameters(host_maintenance::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("cluster_maintaining")
+            .display_name("en", "Cluster Maintaining")
+            .display_name("fr", "Maintenance de cluster")
+            .efficacy_specification("[]")),
     strategy basic::Basic = Entry::new("basic", "1.0.0")
         .display_name("en", "Basic offline consolidation")
         .display_name("fr", "Consolidation hors ligne de base")
