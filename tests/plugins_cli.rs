@@ -53,6 +53,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "actuator"),
         ("strategy", "basic"),
         ("strategy", "host_maintenance"),
+        ("strategy", "outlet_temperature"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

@@ -264,3 +264,33 @@ fn host_maintenance_empties_and_disables_a_host_through_audit_and_applier() {
     let failed = format!("{}{}", out.stdout, out.stderr);
     assert!(failed.contains("compute-009"), "{failed}");
 }
+
+#[test]
+fn outlet_temperature_cools_the_hottest_host_through_audit_and_applier() {
+    let home = seeded("0");
+    let audit = |threshold: &str| {
+        let out = run(sextant(home.path()).args([
+            "audit",
+            "create",
+            "-g",
+            "thermal_optimization",
+            "-s",
+            "outlet_temperature",
+            "-p",
+            threshold,
+            "--format",
+            "json",
+        ]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.json()
+    };
+    // The small cluster runs at 26 to 31 degrees: nothing is too hot at 35.
+    let cool = audit("threshold=35");
+    assert_eq!(cool["solution"], json!([]), "{cool}");
+    // At 30, compute-001 (31) is too hot and compute-004 (26) the coolest.
+    let hot = audit("threshold=30");
+    let plan = hot["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(host_of(&cloud(home.path()), VM1), "compute-004");
+}

@@ -10,9 +10,12 @@
 //!   within every resource dimension and disables them (see `basic.rs`).
 //! * `host_maintenance` (goal `cluster_maintaining`): empties one host for
 //!   maintenance (see `host_maintenance.rs`).
+//! * `outlet_temperature` (goal `thermal_optimization`): moves one instance
+//!   off the hottest host to the coolest with room (see `outlet_temperature.rs`).
 
 mod basic;
 mod host_maintenance;
+mod outlet_temperature;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
@@ -134,6 +137,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy outlet_temperature::OutletTemperature = Entry::new("outlet_temperature", "1.0.0")
+        .display_name("en", "Outlet temperature based strategy")
+        .display_name("fr", "Stratégie fondée sur la température de sortie")
+        .description("Moves one instance off the hottest host whose host_outlet_temp is at or above the threshold, to the coolest host below it with room in every dimension.")
+        .parameters(outlet_temperature::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("thermal_optimization")
+            .display_name("en", "Thermal Optimization")
+            .display_name("fr", "Optimisation thermique")
+            .efficacy_specification("[]")),
     strategy host_maintenance::HostMaintenance = Entry::new("host_maintenance", "1.0.0")
         .display_name("en", "Host Maintenance Strategy")
         .display_name("fr", "Stratégie de maintenance d'hôte")
