@@ -54,6 +54,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "basic"),
         ("strategy", "host_maintenance"),
         ("strategy", "outlet_temperature"),
+        ("strategy", "saving_energy"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

@@ -294,3 +294,55 @@ fn outlet_temperature_cools_the_hottest_host_through_audit_and_applier() {
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(host_of(&cloud(home.path()), VM1), "compute-004");
 }
+
+#[test]
+fn saving_energy_powers_off_the_spare_hosts_through_audit_and_applier() {
+    let home = scratch();
+    let cluster = write_file(
+        &home.path().join("clusters"),
+        "spare.yaml",
+        "nodes:\n\
+         - {uuid: n1, hostname: c1, vcpus: 8, memory: 8192, disk: 100}\n\
+         - {uuid: n2, hostname: c2, vcpus: 8, memory: 8192, disk: 100}\n\
+         - {uuid: n3, hostname: c3, vcpus: 8, memory: 8192, disk: 100}\n\
+         - {uuid: n4, hostname: c4, vcpus: 8, memory: 8192, disk: 100}\n\
+         instances:\n\
+         - {uuid: i1, name: vm1, host: c1, vcpus: 1, memory: 512, disk: 1}\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--time-scale", "0", "--from"])
+        .arg(&cluster));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "saving_energy",
+        "-s",
+        "saving_energy",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let plan = out.json()["action_plan"]
+        .as_str()
+        .expect("a plan")
+        .to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    let power: Vec<(String, String)> = c["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
+            (s("hostname"), s("power_state"))
+        })
+        .collect();
+    let want: Vec<(String, String)> = [("c1", "on"), ("c2", "on"), ("c3", "off"), ("c4", "off")]
+        .iter()
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(power, want, "one spare host stays on");
+}

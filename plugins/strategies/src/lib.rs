@@ -12,10 +12,13 @@
 //!   maintenance (see `host_maintenance.rs`).
 //! * `outlet_temperature` (goal `thermal_optimization`): moves one instance
 //!   off the hottest host to the coolest with room (see `outlet_temperature.rs`).
+//! * `saving_energy` (goal `saving_energy`): powers spare empty hosts off, or
+//!   on when too few are ready (see `saving_energy.rs`).
 
 mod basic;
 mod host_maintenance;
 mod outlet_temperature;
+mod saving_energy;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
@@ -137,6 +140,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy saving_energy::SavingEnergy = Entry::new("saving_energy", "1.0.0")
+        .display_name("en", "Saving Energy Strategy")
+        .display_name("fr", "Stratégie d'économie d'énergie")
+        .description("Keeps just enough empty hosts powered on (min_free_hosts_num, or free_used_percent of the hosts in use): powers the others off, or powers hosts on when too few are ready.")
+        .parameters(saving_energy::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("saving_energy")
+            .display_name("en", "Saving Energy")
+            .display_name("fr", "Économie d'énergie")
+            .efficacy_specification("[]")),
     strategy outlet_temperature::OutletTemperature = Entry::new("outlet_temperature", "1.0.0")
         .display_name("en", "Outlet temperature based strategy")
         .display_name("fr", "Stratégie fondée sur la température de sortie")
