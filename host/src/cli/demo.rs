@@ -116,6 +116,20 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         for i in audit.efficacy_indicators.as_array().into_iter().flatten() {
             println!("  {:<30} {}", i["name"].as_str().unwrap_or(""), i["value"]);
         }
+        for g in store
+            .plan(&plan)?
+            .global_efficacy
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "  {:<30} {}{} (global efficacy)",
+                g["name"].as_str().unwrap_or(""),
+                g["value"],
+                g["unit"].as_str().unwrap_or("")
+            );
+        }
         let actions = store.actions(&plan)?;
         println!("\nAction plan {plan} (rules planner, policy default):");
         print!("{}", super::plans::graph_text(&actions));
@@ -147,6 +161,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         "audit": audit.uuid,
         "action_plan": plan,
         "efficacy_indicators": audit.efficacy_indicators,
+        "global_efficacy": store.plan(&plan)?.global_efficacy,
         "nodes_in_use_before": before,
         "nodes_in_use_after": after,
         "nodes_released": before.saturating_sub(after),

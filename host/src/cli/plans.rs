@@ -281,6 +281,14 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                 for ind in &p.efficacy_indicators {
                     println!("  {}: {}", ind["name"].as_str().unwrap_or(""), ind["value"]);
                 }
+                for g in p.global_efficacy.as_array().into_iter().flatten() {
+                    println!(
+                        "  global efficacy {}: {}{}",
+                        g["name"].as_str().unwrap_or(""),
+                        g["value"],
+                        g["unit"].as_str().unwrap_or("")
+                    );
+                }
                 let mut t = Table::new(&[
                     "UUID",
                     "NAME",

@@ -306,10 +306,13 @@ fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<Value, Stri
 }
 
 /// What a strategy run produced: the actions as instantiated, the
-/// efficacy indicators, and the strategy used.
+/// efficacy indicators, the global efficacy, and the strategy used.
 struct StrategyRun {
     actions: Vec<Value>,
     indicators: Value,
+    /// Watcher's `global_efficacy` list (`[{name, unit, value}]`), from
+    /// the solution's `extra.global_efficacy`; `[]` when the goal has none.
+    global_efficacy: Value,
     strategy: StrategyRow,
 }
 
@@ -376,10 +379,14 @@ fn execute_strategy(
             Value::Null => json!([]),
             v => v.clone(),
         };
-        Ok((actions, indicators))
+        let global = match solution.extra.get("global_efficacy") {
+            Some(Value::Array(list)) => Value::Array(list.clone()),
+            _ => json!([]),
+        };
+        Ok((actions, indicators, global))
     })();
     match result {
-        Ok((actions, indicators)) => {
+        Ok((actions, indicators, global_efficacy)) => {
             event(
                 store,
                 "audit.strategy.end",
@@ -388,6 +395,7 @@ fn execute_strategy(
             Ok(Ok(StrategyRun {
                 actions,
                 indicators,
+                global_efficacy,
                 strategy,
             }))
         }
@@ -550,7 +558,7 @@ fn plan_solution(
         strategy_uuid: Some(run.strategy.uuid.clone()),
         planner: Some(planner),
         state: planned.action_plan_state.clone(),
-        global_efficacy: json!([]),
+        global_efficacy: run.global_efficacy.clone(),
         efficacy_indicators: indicators,
         actions: planned
             .actions
