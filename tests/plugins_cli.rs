@@ -55,6 +55,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "host_maintenance"),
         ("strategy", "outlet_temperature"),
         ("strategy", "saving_energy"),
+        ("strategy", "workload_balance"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

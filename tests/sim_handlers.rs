@@ -346,3 +346,45 @@ fn saving_energy_powers_off_the_spare_hosts_through_audit_and_applier() {
         .collect();
     assert_eq!(power, want, "one spare host stays on");
 }
+
+#[test]
+fn workload_balance_moves_load_off_the_busiest_host_with_watchers_efficacy() {
+    let home = seeded("0");
+    let audit = |threshold: &str| {
+        let out = run(sextant(home.path()).args([
+            "audit",
+            "create",
+            "-g",
+            "workload_balancing",
+            "-s",
+            "workload_balance",
+            "-p",
+            threshold,
+            "--format",
+            "json",
+        ]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.json()
+    };
+    // The small cluster's busiest host uses 11.5 % of its cores.
+    assert_eq!(audit("threshold=25")["solution"], json!([]));
+    // At 10 %, compute-001 is over; its excess over the average is 0.89
+    // cores, so vm-0002 (0.44 cores) goes, to compute-004, the least loaded.
+    let a = audit("threshold=10");
+    let plan = a["action_plan"].as_str().expect("a plan").to_string();
+    let shown = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
+    let row = &shown.json()["action_plan"];
+    assert_eq!(row["planner"], "workload_stabilization", "{row}");
+    let global = &row["global_efficacy"][0];
+    assert_eq!(global["name"], "live_migrations_count");
+    assert!(
+        (global["value"].as_f64().unwrap_or(0.0) - 100.0 / 6.0).abs() < 1e-9,
+        "{global}"
+    );
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        host_of(&cloud(home.path()), "0d8a5f7e-3c1b-4a2e-9f6d-000000000002"),
+        "compute-004"
+    );
+}

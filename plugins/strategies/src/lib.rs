@@ -14,11 +14,14 @@
 //!   off the hottest host to the coolest with room (see `outlet_temperature.rs`).
 //! * `saving_energy` (goal `saving_energy`): powers spare empty hosts off, or
 //!   on when too few are ready (see `saving_energy.rs`).
+//! * `workload_balance` (goal `workload_balancing`): moves one instance off
+//!   the most loaded host (see `workload_balance.rs`).
 
 mod basic;
 mod host_maintenance;
 mod outlet_temperature;
 mod saving_energy;
+mod workload_balance;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
@@ -140,6 +143,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy workload_balance::WorkloadBalance = Entry::new("workload_balance", "1.0.0")
+        .display_name("en", "Workload Balance Migration Strategy")
+        .display_name("fr", "Stratégie de migration pour l'équilibrage de charge")
+        .description("Moves one instance off the host whose cpu or ram workload is at or above the threshold, to the least loaded host that stays under it.")
+        .parameters(workload_balance::SCHEMA)
+        .planner("workload_stabilization")
+        .goal(GoalDecl::new("workload_balancing")
+            .display_name("en", "Workload Balancing")
+            .display_name("fr", "Équilibrage de charge")
+            .efficacy_specification(workload_balance::WORKLOAD_BALANCING)),
     strategy saving_energy::SavingEnergy = Entry::new("saving_energy", "1.0.0")
         .display_name("en", "Saving Energy Strategy")
         .display_name("fr", "Stratégie d'économie d'énergie")
