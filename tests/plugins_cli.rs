@@ -56,6 +56,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "outlet_temperature"),
         ("strategy", "saving_energy"),
         ("strategy", "workload_balance"),
+        ("strategy", "uniform_airflow"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

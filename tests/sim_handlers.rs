@@ -388,3 +388,53 @@ fn workload_balance_moves_load_off_the_busiest_host_with_watchers_efficacy() {
         "compute-004"
     );
 }
+
+#[test]
+fn uniform_airflow_empties_a_faulty_host_through_audit_and_applier() {
+    let home = scratch();
+    let cluster = write_file(
+        &home.path().join("clusters"),
+        "airflow.yaml",
+        "nodes:\n\
+         - {uuid: n1, hostname: c1, vcpus: 16, memory: 16384, disk: 500,\n\
+         \x20  metrics: {host_airflow: 520.0, host_power: 410.0, host_inlet_temp: 24.0}}\n\
+         - {uuid: n2, hostname: c2, vcpus: 16, memory: 16384, disk: 500, metrics: {host_airflow: 210.0}}\n\
+         instances:\n\
+         - {uuid: 00000000-0000-4000-8000-000000000001, name: vm1, host: c1, vcpus: 2, memory: 1024, disk: 10}\n\
+         - {uuid: 00000000-0000-4000-8000-000000000002, name: vm2, host: c1, vcpus: 2, memory: 1024, disk: 10, state: stopped}\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--time-scale", "0", "--from"])
+        .arg(&cluster));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "airflow_optimization",
+        "-s",
+        "uniform_airflow",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json();
+    let types: Vec<&Value> = audit["solution"]
+        .as_array()
+        .expect("solution")
+        .iter()
+        .map(|a| &a["input_parameters"]["migration_type"])
+        .collect();
+    assert_eq!(types, [&json!("live"), &json!("cold")], "{audit}");
+    let plan = audit["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    assert_eq!(
+        (
+            host_of(&c, "00000000-0000-4000-8000-000000000001"),
+            host_of(&c, "00000000-0000-4000-8000-000000000002")
+        ),
+        ("c2".into(), "c2".into())
+    );
+}

@@ -16,11 +16,14 @@
 //!   on when too few are ready (see `saving_energy.rs`).
 //! * `workload_balance` (goal `workload_balancing`): moves one instance off
 //!   the most loaded host (see `workload_balance.rs`).
+//! * `uniform_airflow` (goal `airflow_optimization`): moves instances off the
+//!   host with the most airflow (see `uniform_airflow.rs`).
 
 mod basic;
 mod host_maintenance;
 mod outlet_temperature;
 mod saving_energy;
+mod uniform_airflow;
 mod workload_balance;
 
 use serde::Deserialize;
@@ -143,6 +146,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy uniform_airflow::UniformAirflow = Entry::new("uniform_airflow", "1.0.0")
+        .display_name("en", "Uniform airflow migration strategy")
+        .display_name("fr", "Stratégie de migration pour un flux d'air uniforme")
+        .description("Moves an instance, or all of them on a power-hungry host with a cool inlet, off the host with the most airflow to the hosts with the least.")
+        .parameters(uniform_airflow::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("airflow_optimization")
+            .display_name("en", "Airflow Optimization")
+            .display_name("fr", "Optimisation du flux d'air")
+            .efficacy_specification("[]")),
     strategy workload_balance::WorkloadBalance = Entry::new("workload_balance", "1.0.0")
         .display_name("en", "Workload Balance Migration Strategy")
         .display_name("fr", "Stratégie de migration pour l'équilibrage de charge")
