@@ -57,6 +57,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "saving_energy"),
         ("strategy", "workload_balance"),
         ("strategy", "uniform_airflow"),
+        ("strategy", "storage_capacity_balance"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

@@ -438,3 +438,48 @@ fn uniform_airflow_empties_a_faulty_host_through_audit_and_applier() {
         ("c2".into(), "c2".into())
     );
 }
+
+#[test]
+fn storage_capacity_balance_migrates_the_biggest_volume_through_audit_and_applier() {
+    let home = seeded("0");
+    let audit = |threshold: &str| {
+        let out = run(sextant(home.path()).args([
+            "audit",
+            "create",
+            "-g",
+            "workload_balancing",
+            "-s",
+            "storage_capacity_balance",
+            "-p",
+            threshold,
+            "--format",
+            "json",
+        ]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.json()
+    };
+    // pool-a holds vol-1 (20 GB) and vol-2 (40 GB) of 1000: 6 %.
+    assert_eq!(audit("volume_threshold=80")["solution"], json!([]));
+    // At 5 %, moving vol-2 alone brings pool-a to 2 % and pool-b to 4 %.
+    let a = audit("volume_threshold=5");
+    let names: Vec<&Value> = a["solution"]
+        .as_array()
+        .expect("solution")
+        .iter()
+        .map(|x| &x["input_parameters"]["resource_name"])
+        .collect();
+    assert_eq!(names, [&json!("vol-2")], "{a}");
+    let plan = a["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    let pool_of = |name: &str| {
+        c["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|x| x["name"] == name))
+            .map(|x| x["pool"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(pool_of("vol-2"), "storage-2@lvm#pool-b");
+    assert_eq!(pool_of("vol-1"), "storage-1@lvm#pool-a");
+}

@@ -18,11 +18,14 @@
 //!   the most loaded host (see `workload_balance.rs`).
 //! * `uniform_airflow` (goal `airflow_optimization`): moves instances off the
 //!   host with the most airflow (see `uniform_airflow.rs`).
+//! * `storage_capacity_balance` (goal `workload_balancing`): migrates volumes
+//!   off storage pools above a threshold (see `storage_capacity_balance.rs`).
 
 mod basic;
 mod host_maintenance;
 mod outlet_temperature;
 mod saving_energy;
+mod storage_capacity_balance;
 mod uniform_airflow;
 mod workload_balance;
 
@@ -146,6 +149,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy storage_capacity_balance::StorageCapacityBalance = Entry::new("storage_capacity_balance", "1.0.0")
+        .display_name("en", "Storage Capacity Balance Strategy")
+        .display_name("fr", "Stratégie d'équilibrage de la capacité de stockage")
+        .description("Migrates volumes, biggest first, off storage pools used above volume_threshold to pools of the same type that stay under it.")
+        .parameters(storage_capacity_balance::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("workload_balancing")
+            .display_name("en", "Workload Balancing")
+            .display_name("fr", "Équilibrage de charge")
+            .efficacy_specification(workload_balance::WORKLOAD_BALANCING)),
     strategy uniform_airflow::UniformAirflow = Entry::new("uniform_airflow", "1.0.0")
         .display_name("en", "Uniform airflow migration strategy")
         .display_name("fr", "Stratégie de migration pour un flux d'air uniforme")
