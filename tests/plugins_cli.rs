@@ -58,6 +58,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "workload_balance"),
         ("strategy", "uniform_airflow"),
         ("strategy", "storage_capacity_balance"),
+        ("strategy", "zone_migration"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

@@ -483,3 +483,69 @@ fn storage_capacity_balance_migrates_the_biggest_volume_through_audit_and_applie
     assert_eq!(pool_of("vol-2"), "storage-2@lvm#pool-b");
     assert_eq!(pool_of("vol-1"), "storage-1@lvm#pool-a");
 }
+
+#[test]
+fn zone_migration_empties_a_node_and_a_pool_with_hardware_maintenance_efficacy() {
+    let home = seeded("0");
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "hardware_maintenance",
+        "-s",
+        "zone_migration",
+        "-p",
+        "compute_nodes=[{src_node: compute-001, dst_node: compute-003}]",
+        "-p",
+        "storage_pools=[{src_pool: 'storage-1@lvm#pool-a', dst_pool: 'storage-2@lvm#pool-b'}]",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    let ids: Vec<&str> = a["solution"]
+        .as_array()
+        .expect("solution")
+        .iter()
+        .filter_map(|x| x["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "migrate-vm-0001",
+            "migrate-vm-0002",
+            "volume-swap-vol-1",
+            "volume-migrate-vol-2"
+        ],
+        "{a}"
+    );
+    let plan = a["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    assert_eq!(host_of(&c, VM1), "compute-003");
+    let pools: Vec<&Value> = c["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .map(|v| &v["pool"])
+        .collect();
+    assert_eq!(
+        pools,
+        [
+            &json!("storage-2@lvm#pool-b"),
+            &json!("storage-2@lvm#pool-b")
+        ]
+    );
+    let shown = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
+    let global = &shown.json()["action_plan"]["global_efficacy"];
+    let live = global
+        .as_array()
+        .and_then(|g| {
+            g.iter()
+                .find(|x| x["name"] == "live_instance_migrate_ratio")
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(live["value"], json!(100.0), "{global}");
+}

@@ -20,6 +20,8 @@
 //!   host with the most airflow (see `uniform_airflow.rs`).
 //! * `storage_capacity_balance` (goal `workload_balancing`): migrates volumes
 //!   off storage pools above a threshold (see `storage_capacity_balance.rs`).
+//! * `zone_migration` (goal `hardware_maintenance`): empties named compute
+//!   nodes and storage pools (see `zone_migration.rs`).
 
 mod basic;
 mod host_maintenance;
@@ -28,6 +30,7 @@ mod saving_energy;
 mod storage_capacity_balance;
 mod uniform_airflow;
 mod workload_balance;
+mod zone_migration;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
@@ -149,6 +152,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy zone_migration::ZoneMigration = Entry::new("zone_migration", "1.0.0")
+        .display_name("en", "Zone migration")
+        .display_name("fr", "Migration de zone")
+        .description("Empties the compute nodes and storage pools an operator names, to the destinations named, in priority order and within the per-audit caps.")
+        .parameters(zone_migration::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("hardware_maintenance")
+            .display_name("en", "Hardware Maintenance")
+            .display_name("fr", "Maintenance matérielle")
+            .efficacy_specification(zone_migration::HARDWARE_MAINTENANCE)),
     strategy storage_capacity_balance::StorageCapacityBalance = Entry::new("storage_capacity_balance", "1.0.0")
         .display_name("en", "Storage Capacity Balance Strategy")
         .display_name("fr", "Stratégie d'équilibrage de la capacité de stockage")
