@@ -59,6 +59,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "uniform_airflow"),
         ("strategy", "storage_capacity_balance"),
         ("strategy", "zone_migration"),
+        ("strategy", "noisy_neighbor"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

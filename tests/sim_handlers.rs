@@ -549,3 +549,50 @@ fn zone_migration_empties_a_node_and_a_pool_with_hardware_maintenance_efficacy()
         .unwrap_or_default();
     assert_eq!(live["value"], json!(100.0), "{global}");
 }
+
+#[test]
+fn noisy_neighbor_moves_the_cache_hog_through_audit_and_applier() {
+    let home = scratch();
+    let cluster = write_file(
+        &home.path().join("clusters"),
+        "noisy.yaml",
+        "nodes:\n\
+         - {uuid: n1, hostname: c1, vcpus: 8, memory: 8192, disk: 100}\n\
+         - {uuid: n2, hostname: c2, vcpus: 8, memory: 8192, disk: 100}\n\
+         instances:\n\
+         - {uuid: 00000000-0000-4000-8000-000000000001, name: db, host: c1, vcpus: 2, memory: 1024, disk: 10,\n\
+         \x20  metadata: {watcher-priority: 1},\n\
+         \x20  metrics: {instance_l3_cache_usage: [[0, 10], [100, 10], [200, 4]]}}\n\
+         - {uuid: 00000000-0000-4000-8000-000000000002, name: batch, host: c1, vcpus: 2, memory: 1024, disk: 10,\n\
+         \x20  metrics: {instance_l3_cache_usage: [[0, 10], [100, 10], [200, 30]]}}\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--time-scale", "0", "--from"])
+        .arg(&cluster));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "noisy_neighbor",
+        "-s",
+        "noisy_neighbor",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let plan = out.json()["action_plan"]
+        .as_str()
+        .expect("a plan")
+        .to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    assert_eq!(
+        (
+            host_of(&c, "00000000-0000-4000-8000-000000000001"),
+            host_of(&c, "00000000-0000-4000-8000-000000000002")
+        ),
+        ("c1".to_string(), "c2".to_string())
+    );
+}

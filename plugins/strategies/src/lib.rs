@@ -10,6 +10,8 @@
 //!   within every resource dimension and disables them (see `basic.rs`).
 //! * `host_maintenance` (goal `cluster_maintaining`): empties one host for
 //!   maintenance (see `host_maintenance.rs`).
+//! * `noisy_neighbor` (goal `noisy_neighbor`): moves the instance starving a
+//!   more important neighbour of L3 cache (see `noisy_neighbor.rs`).
 //! * `outlet_temperature` (goal `thermal_optimization`): moves one instance
 //!   off the hottest host to the coolest with room (see `outlet_temperature.rs`).
 //! * `saving_energy` (goal `saving_energy`): powers spare empty hosts off, or
@@ -25,6 +27,7 @@
 
 mod basic;
 mod host_maintenance;
+mod noisy_neighbor;
 mod outlet_temperature;
 mod saving_energy;
 mod storage_capacity_balance;
@@ -152,6 +155,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy noisy_neighbor::NoisyNeighbor = Entry::new("noisy_neighbor", "1.0.0")
+        .display_name("en", "Noisy Neighbor")
+        .display_name("fr", "Voisin bruyant")
+        .description("Moves, live, a low-priority instance whose L3 cache usage grew past the threshold while a higher-priority neighbour's dropped past it.")
+        .parameters(noisy_neighbor::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("noisy_neighbor")
+            .display_name("en", "Noisy Neighbor")
+            .display_name("fr", "Voisin bruyant")
+            .efficacy_specification("[]")),
     strategy zone_migration::ZoneMigration = Entry::new("zone_migration", "1.0.0")
         .display_name("en", "Zone migration")
         .display_name("fr", "Migration de zone")
