@@ -60,6 +60,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "storage_capacity_balance"),
         ("strategy", "zone_migration"),
         ("strategy", "noisy_neighbor"),
+        ("strategy", "workload_stabilization"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

@@ -596,3 +596,51 @@ fn noisy_neighbor_moves_the_cache_hog_through_audit_and_applier() {
         ("c1".to_string(), "c2".to_string())
     );
 }
+
+#[test]
+fn workload_stabilization_lowers_the_deviation_through_audit_and_applier() {
+    let home = seeded("0");
+    let audit = |threshold: &str| {
+        let out = run(sextant(home.path()).args([
+            "audit",
+            "create",
+            "-g",
+            "workload_balancing",
+            "-s",
+            "workload_stabilization",
+            "-p",
+            threshold,
+            "-p",
+            "host_choice=fullsearch",
+            "--format",
+            "json",
+        ]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.json()
+    };
+    let indicator = |a: &Value, n: &str| {
+        a["efficacy_indicators"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["name"] == n))
+            .and_then(|i| i["value"].as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    // Host cpu loads 21.5, 18, 9 and 7.5 %: sd 0.06, under the default 0.1.
+    assert_eq!(
+        audit("thresholds={instance_cpu_usage: 0.1}")["solution"],
+        json!([])
+    );
+    let a = audit("thresholds={instance_cpu_usage: 0.03}");
+    assert!(
+        !a["solution"].as_array().expect("solution").is_empty(),
+        "{a}"
+    );
+    assert!(
+        indicator(&a, "standard_deviation_after_audit")
+            < indicator(&a, "standard_deviation_before_audit"),
+        "{a}"
+    );
+    let plan = a["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+}

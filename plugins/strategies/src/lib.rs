@@ -22,6 +22,8 @@
 //!   host with the most airflow (see `uniform_airflow.rs`).
 //! * `storage_capacity_balance` (goal `workload_balancing`): migrates volumes
 //!   off storage pools above a threshold (see `storage_capacity_balance.rs`).
+//! * `workload_stabilization` (goal `workload_balancing`): live migrations that
+//!   lower the weighted standard deviation of host loads (see `workload_stabilization.rs`).
 //! * `zone_migration` (goal `hardware_maintenance`): empties named compute
 //!   nodes and storage pools (see `zone_migration.rs`).
 
@@ -33,6 +35,7 @@ mod saving_energy;
 mod storage_capacity_balance;
 mod uniform_airflow;
 mod workload_balance;
+mod workload_stabilization;
 mod zone_migration;
 
 use serde::Deserialize;
@@ -155,6 +158,16 @@ const ACTUATOR_SCHEMA: &str = r#"{
 }"#;
 
 export_plugin! {
+    strategy workload_stabilization::WorkloadStabilization = Entry::new("workload_stabilization", "1.0.0")
+        .display_name("en", "Workload stabilization")
+        .display_name("fr", "Stabilisation de la charge")
+        .description("Live migrations that lower the weighted standard deviation of the hosts' cpu and ram loads until each is under its threshold.")
+        .parameters(workload_stabilization::SCHEMA)
+        .planner("workload_stabilization")
+        .goal(GoalDecl::new("workload_balancing")
+            .display_name("en", "Workload Balancing")
+            .display_name("fr", "Équilibrage de charge")
+            .efficacy_specification(workload_balance::WORKLOAD_BALANCING)),
     strategy noisy_neighbor::NoisyNeighbor = Entry::new("noisy_neighbor", "1.0.0")
         .display_name("en", "Noisy Neighbor")
         .display_name("fr", "Voisin bruyant")
