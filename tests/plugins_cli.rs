@@ -61,6 +61,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "zone_migration"),
         ("strategy", "noisy_neighbor"),
         ("strategy", "workload_stabilization"),
+        ("strategy", "node_resource_consolidation"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

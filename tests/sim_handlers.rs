@@ -644,3 +644,59 @@ fn workload_stabilization_lowers_the_deviation_through_audit_and_applier() {
     let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn node_resource_consolidation_lets_the_scheduler_place_instances_off_disabled_hosts() {
+    let home = seeded("0");
+    // Naming only the goal runs its first strategy in Watcher's order: basic.
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "server_consolidation",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.json()["strategy_name"], "basic", "{}", out.stderr);
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "server_consolidation",
+        "-s",
+        "node_resource_consolidation",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    let plan = a["action_plan"].as_str().expect("a plan").to_string();
+    let shown = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
+    assert_eq!(
+        shown.json()["action_plan"]["planner"],
+        "node_resource_consolidation"
+    );
+    let disabled: Vec<String> = a["solution"]
+        .as_array()
+        .expect("solution")
+        .iter()
+        .filter(|x| x["action_type"] == "change_nova_service_state")
+        .filter_map(|x| {
+            x["input_parameters"]["resource_name"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert!(!disabled.is_empty(), "{a}");
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    for i in c["instances"].as_array().expect("instances") {
+        let host = i["host"].as_str().unwrap_or("");
+        assert!(
+            !disabled.iter().any(|d| d == host),
+            "{} left on {host}",
+            i["name"]
+        );
+    }
+}
