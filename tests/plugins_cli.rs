@@ -62,6 +62,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("strategy", "noisy_neighbor"),
         ("strategy", "workload_stabilization"),
         ("strategy", "node_resource_consolidation"),
+        ("strategy", "vm_workload_consolidation"),
         ("collector", "sim"),
         ("planner", "weight"),
         ("planner", "workload_stabilization"),

@@ -700,3 +700,60 @@ fn node_resource_consolidation_lets_the_scheduler_place_instances_off_disabled_h
         );
     }
 }
+
+#[test]
+fn vm_workload_consolidation_releases_hosts_without_overcommitting_any() {
+    let home = seeded("0");
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "server_consolidation",
+        "-s",
+        "vm_workload_consolidation",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    let released = a["efficacy_indicators"]
+        .as_array()
+        .and_then(|l| {
+            l.iter()
+                .find(|i| i["name"] == "released_compute_nodes_count")
+        })
+        .and_then(|i| i["value"].as_u64())
+        .unwrap_or(0);
+    assert!(released >= 1, "{a}");
+    let plan = a["action_plan"].as_str().expect("a plan").to_string();
+    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(home.path());
+    let nodes = c["nodes"].as_array().expect("nodes");
+    let in_use = nodes
+        .iter()
+        .filter(|n| {
+            c["instances"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["host"] == n["hostname"])
+        })
+        .count() as u64;
+    assert_eq!(in_use, 4 - released, "the released hosts are empty");
+    for n in nodes {
+        let on = c["instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|i| i["host"] == n["hostname"]);
+        let (v, m) = on.fold((0, 0), |(v, m), i| {
+            (
+                v + i["vcpus"].as_u64().unwrap_or(0),
+                m + i["memory"].as_u64().unwrap_or(0),
+            )
+        });
+        assert!(v <= n["vcpus"].as_u64().unwrap_or(0), "{n}");
+        assert!(m <= n["memory"].as_u64().unwrap_or(0), "{n}");
+    }
+}

@@ -18,6 +18,8 @@
 //!   off the hottest host to the coolest with room (see `outlet_temperature.rs`).
 //! * `saving_energy` (goal `saving_energy`): powers spare empty hosts off, or
 //!   on when too few are ready (see `saving_energy.rs`).
+//! * `vm_workload_consolidation` (goal `server_consolidation`): consolidation
+//!   by usage, within allocations (see `vm_workload_consolidation.rs`).
 //! * `workload_balance` (goal `workload_balancing`): moves one instance off
 //!   the most loaded host (see `workload_balance.rs`).
 //! * `uniform_airflow` (goal `airflow_optimization`): moves instances off the
@@ -37,6 +39,7 @@ mod outlet_temperature;
 mod saving_energy;
 mod storage_capacity_balance;
 mod uniform_airflow;
+mod vm_workload_consolidation;
 mod workload_balance;
 mod workload_stabilization;
 mod zone_migration;
@@ -213,6 +216,16 @@ export_plugin! {
             .display_name("en", "Saving Energy")
             .display_name("fr", "Économie d'énergie")
             .efficacy_specification("[]")),
+    strategy vm_workload_consolidation::VmWorkloadConsolidation = Entry::new("vm_workload_consolidation", "1.0.0")
+        .display_name("en", "VM Workload Consolidation Strategy")
+        .display_name("fr", "Stratégie de consolidation de la charge des VM")
+        .description("Offloads hosts using more than they have, then empties the least used hosts onto the most used ones, by usage and within allocations, and disables them.")
+        .parameters(vm_workload_consolidation::SCHEMA)
+        .planner("weight")
+        .goal(GoalDecl::new("server_consolidation")
+            .display_name("en", "Server Consolidation")
+            .display_name("fr", "Consolidation de serveurs")
+            .efficacy_specification(basic::SERVER_CONSOLIDATION)),
     strategy workload_stabilization::WorkloadStabilization = Entry::new("workload_stabilization", "1.0.0")
         .display_name("en", "Workload stabilization")
         .display_name("fr", "Stabilisation de la charge")
