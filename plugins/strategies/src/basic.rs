@@ -10,6 +10,7 @@
 //! `min_migration_interval` seconds ago (metadata `last_migrated_at`, unix
 //! seconds) stay put, so audits do not move them back and forth.
 
+use crate::common;
 use serde::Deserialize;
 use sextant_plugin_api::model::{ClusterModel, Instance, Node};
 use sextant_plugin_api::prelude::*;
@@ -190,14 +191,8 @@ impl Strategy for Basic {
             serde_json::from_value(parameters)
                 .map_err(|e| PluginError::invalid_input(format!("basic parameters: {e}")))?
         };
-        let model: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
-        let now = p.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        });
+        let model = common::model(model)?;
+        let now = common::now(p.now);
         let max = if p.migration_attempts > 0.0 {
             p.migration_attempts as usize
         } else {
@@ -237,18 +232,12 @@ impl Strategy for Basic {
             });
         }
         let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
-        Ok(Solution {
+        Ok(common::server_consolidation(
             actions,
-            efficacy_indicators: json!([
-                {"name": "compute_nodes_count", "description": "The total number of enabled compute nodes.", "unit": null, "value": enabled},
-                {"name": "released_compute_nodes_count", "description": "The number of compute nodes to be released.", "unit": null, "value": released.len()},
-                {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "value": moves.len()},
-            ]),
-            extra: json!({"global_efficacy": [{
-                "name": "released_nodes_ratio", "unit": "%",
-                "value": if enabled == 0 { 0.0 } else { released.len() as f64 / enabled as f64 * 100.0 },
-            }]}),
-        })
+            enabled,
+            released.len(),
+            moves.len(),
+        ))
     }
 }
 

@@ -10,8 +10,9 @@
 //! with room. When an instance fits nowhere, the audit fails naming it
 //! instead of recommending a migration that Nova would refuse.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Node};
+use sextant_plugin_api::model::Node;
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -43,10 +44,8 @@ fn usable(n: &Node) -> bool {
 
 impl Strategy for HostMaintenance {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(parameters)
-            .map_err(|e| PluginError::invalid_input(format!("host_maintenance parameters: {e}")))?;
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let p: Params = common::params("host_maintenance", parameters)?;
+        let m = common::model(model)?;
         let maint = m.node(&p.maintenance_node).ok_or_else(|| {
             PluginError::invalid_input(format!(
                 "maintenance_node {} is not in the cluster",

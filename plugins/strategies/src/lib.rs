@@ -32,6 +32,7 @@
 //!   nodes and storage pools (see `zone_migration.rs`).
 
 mod basic;
+mod common;
 mod host_maintenance;
 mod node_resource_consolidation;
 mod noisy_neighbor;

@@ -12,8 +12,8 @@
 //! leaves a host half-emptied, so it never needs to re-enable one.
 
 use crate::basic::consolidate;
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::ClusterModel;
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -36,14 +36,7 @@ pub struct NodeResourceConsolidation;
 
 impl Strategy for NodeResourceConsolidation {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| {
-            PluginError::invalid_input(format!("node_resource_consolidation parameters: {e}"))
-        })?;
+        let p: Params = common::params("node_resource_consolidation", parameters)?;
         let specify = match p.host_choice.as_str() {
             "auto" => false,
             "specify" => true,
@@ -53,14 +46,8 @@ impl Strategy for NodeResourceConsolidation {
                 )));
             }
         };
-        let model: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
-        let now = p.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        });
+        let model = common::model(model)?;
+        let now = common::now(p.now);
         let (moves, released) = consolidate(&model, 0, p.min_migration_interval, now);
         let mut actions = Vec::new();
         for host in &released {
@@ -92,18 +79,12 @@ impl Strategy for NodeResourceConsolidation {
             });
         }
         let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
-        Ok(Solution {
+        Ok(common::server_consolidation(
             actions,
-            efficacy_indicators: json!([
-                {"name": "compute_nodes_count", "description": "The total number of enabled compute nodes.", "unit": null, "value": enabled},
-                {"name": "released_compute_nodes_count", "description": "The number of compute nodes to be released.", "unit": null, "value": released.len()},
-                {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "value": moves.len()},
-            ]),
-            extra: json!({"global_efficacy": [{
-                "name": "released_nodes_ratio", "unit": "%",
-                "value": if enabled == 0 { 0.0 } else { released.len() as f64 / enabled as f64 * 100.0 },
-            }]}),
-        })
+            enabled,
+            released.len(),
+            moves.len(),
+        ))
     }
 }
 

@@ -15,8 +15,9 @@
 //! and locked instances stay; and among hosts in need the one whose priority
 //! instance matters most goes first (Watcher compares instance objects).
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Metric, Node};
+use sextant_plugin_api::model::{Instance, Metric, Node};
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -76,19 +77,13 @@ fn change(i: &Instance, period: f64) -> Option<f64> {
 
 impl Strategy for NoisyNeighbor {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| PluginError::invalid_input(format!("noisy_neighbor parameters: {e}")))?;
+        let p: Params = common::params("noisy_neighbor", parameters)?;
         if p.period <= 0.0 {
             return Err(PluginError::invalid_input(
                 "noisy_neighbor parameters: period must be positive",
             ));
         }
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let m = common::model(model)?;
         // (host, priority instance, noisy instance) for each host in need.
         let mut need: Vec<(&Node, &Instance, &Instance)> = Vec::new();
         let mut targets: Vec<&Node> = Vec::new();
@@ -133,22 +128,7 @@ impl Strategy for NoisyNeighbor {
                 .then(a.0.hostname.cmp(&b.0.hostname))
         });
         targets.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-        let fits = |n: &Node, i: &Instance| {
-            let (cv, cm, cd) = n.capacity();
-            let u = m.instances.iter().filter(|o| o.host == n.hostname).fold(
-                (0.0, 0.0, 0.0),
-                |u, o| {
-                    (
-                        u.0 + o.vcpus as f64,
-                        u.1 + o.memory as f64,
-                        u.2 + o.disk as f64,
-                    )
-                },
-            );
-            u.0 + i.vcpus as f64 <= cv + 1e-9
-                && u.1 + i.memory as f64 <= cm + 1e-9
-                && u.2 + i.disk as f64 <= cd + 1e-9
-        };
+        let fits = |n: &Node, i: &Instance| common::fits(n, common::allocated(&m, n), i);
         let choice = need
             .iter()
             .filter(|(_, _, noisy)| {
@@ -161,17 +141,7 @@ impl Strategy for NoisyNeighbor {
                     .map(|t| (*src, *noisy, *t))
             });
         let actions = choice
-            .map(|(src, i, dst)| Action {
-                id: format!("migrate-{}", i.name),
-                action_type: "migrate".into(),
-                resource_id: Some(i.uuid.clone()),
-                input_parameters: json!({
-                    "migration_type": "live",
-                    "source_node": src.hostname,
-                    "destination_node": dst.hostname,
-                    "resource_name": i.name,
-                }),
-            })
+            .map(|(src, i, dst)| common::migrate(i, true, &src.hostname, Some(&dst.hostname)))
             .into_iter()
             .collect();
         Ok(Solution {

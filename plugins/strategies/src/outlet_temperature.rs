@@ -10,8 +10,9 @@
 //! excluded, locked or recently migrated instances stay put, and when the
 //! first candidate fits nowhere the next one is tried instead of giving up.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Node};
+use sextant_plugin_api::model::{Instance, Node};
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -45,62 +46,24 @@ fn temperature(n: &Node) -> Option<f64> {
     n.metrics.get(METRIC).and_then(|m| m.mean())
 }
 
-fn receives(n: &Node) -> bool {
-    n.status == "enabled" && n.state == "up" && n.power_state == "on"
-}
-
-/// Whether `i` fits on `n` beside what `m` already places there.
-fn fits(m: &ClusterModel, n: &Node, i: &Instance) -> bool {
-    let (cv, cm, cd) = n.capacity();
-    let used = m
-        .instances
-        .iter()
-        .filter(|o| o.host == n.hostname)
-        .fold((0.0, 0.0, 0.0), |u, o| {
-            (
-                u.0 + o.vcpus as f64,
-                u.1 + o.memory as f64,
-                u.2 + o.disk as f64,
-            )
-        });
-    used.0 + i.vcpus as f64 <= cv + 1e-9
-        && used.1 + i.memory as f64 <= cm + 1e-9
-        && used.2 + i.disk as f64 <= cd + 1e-9
-}
-
 impl Strategy for OutletTemperature {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| PluginError::invalid_input(format!("outlet_temperature parameters: {e}")))?;
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
-        let now = p.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        });
+        let p: Params = common::params("outlet_temperature", parameters)?;
+        let m = common::model(model)?;
+        let now = common::now(p.now);
         let mut hot: Vec<(&Node, f64)> = Vec::new();
         let mut cool: Vec<(&Node, f64)> = Vec::new();
         for n in &m.nodes {
             match temperature(n) {
                 Some(t) if t >= p.threshold => hot.push((n, t)),
-                Some(t) if receives(n) => cool.push((n, t)),
+                Some(t) if common::receives(n) => cool.push((n, t)),
                 _ => {}
             }
         }
         hot.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.hostname.cmp(&b.0.hostname)));
         cool.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.hostname.cmp(&b.0.hostname)));
         let movable = |i: &Instance| {
-            let recent = i
-                .metadata
-                .get("last_migrated_at")
-                .and_then(Value::as_f64)
-                .is_some_and(|t| now - t < p.min_migration_interval);
+            let recent = common::recently_migrated(i, now, p.min_migration_interval);
             i.state == "active" && !i.watcher_exclude && !i.locked && !recent
         };
         let choice = hot.iter().find_map(|(src, _)| {
@@ -109,22 +72,14 @@ impl Strategy for OutletTemperature {
                 .filter(|i| i.host == src.hostname && movable(i))
                 .find_map(|i| {
                     cool.iter()
-                        .find(|(dst, _)| fits(&m, dst, i))
+                        .find(|(dst, _)| common::fits(dst, common::allocated(&m, dst), i))
                         .map(|(dst, _)| (i, *src, *dst))
                 })
         });
         let actions = match choice {
-            Some((i, src, dst)) => vec![Action {
-                id: format!("migrate-{}", i.name),
-                action_type: "migrate".into(),
-                resource_id: Some(i.uuid.clone()),
-                input_parameters: json!({
-                    "migration_type": "live",
-                    "source_node": src.hostname,
-                    "destination_node": dst.hostname,
-                    "resource_name": i.name,
-                }),
-            }],
+            Some((i, src, dst)) => {
+                vec![common::migrate(i, true, &src.hostname, Some(&dst.hostname))]
+            }
             None => Vec::new(),
         };
         Ok(Solution {

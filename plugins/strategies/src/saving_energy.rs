@@ -10,8 +10,9 @@
 //! from the cluster model instead of requiring Ironic or MAAS. Only enabled,
 //! up hosts count as spare: a disabled host takes no new instances.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Node};
+use sextant_plugin_api::model::Node;
 use sextant_plugin_api::prelude::*;
 use std::collections::BTreeSet;
 
@@ -46,19 +47,13 @@ fn power(n: &Node, state: &str) -> Action {
 
 impl Strategy for SavingEnergy {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| PluginError::invalid_input(format!("saving_energy parameters: {e}")))?;
+        let p: Params = common::params("saving_energy", parameters)?;
         if p.free_used_percent < 0.0 || p.min_free_hosts_num < 0.0 {
             return Err(PluginError::invalid_input(
                 "saving_energy parameters: free_used_percent and min_free_hosts_num must not be negative",
             ));
         }
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let m = common::model(model)?;
         let busy: BTreeSet<&str> = m.instances.iter().map(|i| i.host.as_str()).collect();
         let mut nodes: Vec<&Node> = m.nodes.iter().collect();
         nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname));

@@ -14,8 +14,9 @@
 //! weights have no `volume_migrate`: in Watcher the pair cannot plan its
 //! own actions (reference section 9, item 7).
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Volume};
+use sextant_plugin_api::model::Volume;
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -67,16 +68,8 @@ fn std_dev(p: &[Pool]) -> f64 {
 
 impl Strategy for StorageCapacityBalance {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| {
-            PluginError::invalid_input(format!("storage_capacity_balance parameters: {e}"))
-        })?;
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let p: Params = common::params("storage_capacity_balance", parameters)?;
+        let m = common::model(model)?;
         // Watcher's ex_pools name the pool part after '#', or the whole name.
         let excluded = |name: &str| {
             let short = name.rsplit('#').next().unwrap_or(name);

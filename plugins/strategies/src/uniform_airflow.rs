@@ -13,8 +13,9 @@
 //! locked instances stay put, and a stopped instance is moved cold (Nova
 //! refuses to live-migrate it).
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Node};
+use sextant_plugin_api::model::{Instance, Node};
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -51,26 +52,16 @@ fn metric(n: &Node, name: &str) -> Option<f64> {
     n.metrics.get(name).and_then(|m| m.mean())
 }
 
-fn receives(n: &Node) -> bool {
-    n.status == "enabled" && n.state == "up" && n.power_state == "on"
-}
-
 impl Strategy for UniformAirflow {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| PluginError::invalid_input(format!("uniform_airflow parameters: {e}")))?;
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let p: Params = common::params("uniform_airflow", parameters)?;
+        let m = common::model(model)?;
         let mut sources: Vec<(&Node, f64)> = Vec::new();
         let mut targets: Vec<(&Node, f64)> = Vec::new();
         for n in &m.nodes {
             match metric(n, "host_airflow") {
                 Some(a) if a >= p.threshold_airflow => sources.push((n, a)),
-                Some(a) if receives(n) => targets.push((n, a)),
+                Some(a) if common::receives(n) => targets.push((n, a)),
                 _ => {}
             }
         }
@@ -133,17 +124,12 @@ impl Strategy for UniformAirflow {
                     break;
                 };
                 used[t] = (used[t].0 + need.0, used[t].1 + need.1, used[t].2 + need.2);
-                actions.push(Action {
-                    id: format!("migrate-{}", i.name),
-                    action_type: "migrate".into(),
-                    resource_id: Some(i.uuid.clone()),
-                    input_parameters: json!({
-                        "migration_type": if i.state == "active" { "live" } else { "cold" },
-                        "source_node": src.hostname,
-                        "destination_node": targets[t].0.hostname,
-                        "resource_name": i.name,
-                    }),
-                });
+                actions.push(common::migrate(
+                    i,
+                    i.state == "active",
+                    &src.hostname,
+                    Some(&targets[t].0.hostname),
+                ));
             }
         }
         Ok(Solution {

@@ -17,8 +17,9 @@
 //! source, so capacity holds at every point the plan can reach; and
 //! excluded, locked and recently migrated instances stay put.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Node};
+use sextant_plugin_api::model::{Instance, Node};
 use sextant_plugin_api::prelude::*;
 
 #[derive(Deserialize)]
@@ -113,28 +114,11 @@ fn place<'a>(
 
 impl Strategy for VmWorkloadConsolidation {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| {
-            PluginError::invalid_input(format!("vm_workload_consolidation parameters: {e}"))
-        })?;
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
-        let now = p.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        });
+        let p: Params = common::params("vm_workload_consolidation", parameters)?;
+        let m = common::model(model)?;
+        let now = common::now(p.now);
         let movable = |i: &Instance| {
-            let recent = i
-                .metadata
-                .get("last_migrated_at")
-                .and_then(Value::as_f64)
-                .is_some_and(|t| now - t < p.min_migration_interval);
+            let recent = common::recently_migrated(i, now, p.min_migration_interval);
             matches!(i.state.as_str(), "active" | "stopped")
                 && !i.watcher_exclude
                 && !i.locked
@@ -263,17 +247,12 @@ impl Strategy for VmWorkloadConsolidation {
             });
         }
         for (i, src, dst) in &moves {
-            actions.push(Action {
-                id: format!("migrate-{}", i.name),
-                action_type: "migrate".into(),
-                resource_id: Some(i.uuid.clone()),
-                input_parameters: json!({
-                    "migration_type": if i.state == "active" { "live" } else { "cold" },
-                    "source_node": hosts[*src].node.hostname,
-                    "destination_node": hosts[*dst].node.hostname,
-                    "resource_name": i.name,
-                }),
-            });
+            actions.push(common::migrate(
+                i,
+                i.state == "active",
+                &hosts[*src].node.hostname,
+                Some(&hosts[*dst].node.hostname),
+            ));
         }
         for &k in &released {
             if hosts[k].node.status == "enabled" {
@@ -286,18 +265,12 @@ impl Strategy for VmWorkloadConsolidation {
             }
         }
         let enabled = m.nodes.iter().filter(|n| n.status == "enabled").count();
-        Ok(Solution {
+        Ok(common::server_consolidation(
             actions,
-            efficacy_indicators: json!([
-                {"name": "compute_nodes_count", "description": "The total number of enabled compute nodes.", "unit": null, "value": enabled},
-                {"name": "released_compute_nodes_count", "description": "The number of compute nodes to be released.", "unit": null, "value": released.len()},
-                {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "value": moves.len()},
-            ]),
-            extra: json!({"global_efficacy": [{
-                "name": "released_nodes_ratio", "unit": "%",
-                "value": if enabled == 0 { 0.0 } else { released.len() as f64 / enabled as f64 * 100.0 },
-            }]}),
-        })
+            enabled,
+            released.len(),
+            moves.len(),
+        ))
     }
 }
 

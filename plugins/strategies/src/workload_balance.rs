@@ -12,8 +12,9 @@
 //! put, and when the most loaded host has no instance that can go anywhere
 //! the next one is tried.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Node};
+use sextant_plugin_api::model::{Instance, Node};
 use sextant_plugin_api::prelude::*;
 use std::collections::HashMap;
 
@@ -65,27 +66,9 @@ impl Host<'_> {
     }
 }
 
-fn receives(n: &Node) -> bool {
-    n.status == "enabled" && n.state == "up" && n.power_state == "on"
-}
-
-/// The population standard deviation of the hosts' utilisation.
-fn std_dev(utils: &[f64]) -> f64 {
-    if utils.is_empty() {
-        return 0.0;
-    }
-    let mean = utils.iter().sum::<f64>() / utils.len() as f64;
-    (utils.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / utils.len() as f64).sqrt()
-}
-
 impl Strategy for WorkloadBalance {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| PluginError::invalid_input(format!("workload_balance parameters: {e}")))?;
+        let p: Params = common::params("workload_balance", parameters)?;
         let cpu = match p.metrics.as_str() {
             "instance_cpu_usage" => true,
             "instance_ram_usage" => false,
@@ -95,14 +78,8 @@ impl Strategy for WorkloadBalance {
                 )));
             }
         };
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
-        let now = p.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        });
+        let m = common::model(model)?;
+        let now = common::now(p.now);
         // Workload per instance, as Watcher's workload cache: cores for cpu
         // (usage % × vcpus), MB for ram. Instances without the metric count 0.
         let workload: HashMap<&str, f64> = m
@@ -151,14 +128,10 @@ impl Strategy for WorkloadBalance {
             .collect();
         sources.sort_by(|&a, &b| hosts[b].util().total_cmp(&hosts[a].util()).then(a.cmp(&b)));
         let targets: Vec<usize> = (0..hosts.len())
-            .filter(|&k| hosts[k].util() < p.threshold && receives(hosts[k].node))
+            .filter(|&k| hosts[k].util() < p.threshold && common::receives(hosts[k].node))
             .collect();
         let movable = |i: &Instance| {
-            let recent = i
-                .metadata
-                .get("last_migrated_at")
-                .and_then(Value::as_f64)
-                .is_some_and(|t| now - t < p.min_migration_interval);
+            let recent = common::recently_migrated(i, now, p.min_migration_interval);
             i.state == "active" && !i.watcher_exclude && !i.locked && !recent
         };
         let mut choice = None;
@@ -194,36 +167,23 @@ impl Strategy for WorkloadBalance {
         }
         let mut actions = Vec::new();
         if let Some((i, src, dst)) = choice {
-            actions.push(Action {
-                id: format!("migrate-{}", i.name),
-                action_type: "migrate".into(),
-                resource_id: Some(i.uuid.clone()),
-                input_parameters: json!({
-                    "migration_type": "live",
-                    "source_node": hosts[src].node.hostname,
-                    "destination_node": hosts[dst].node.hostname,
-                    "resource_name": i.name,
-                }),
-            });
+            actions.push(common::migrate(
+                i,
+                true,
+                &hosts[src].node.hostname,
+                Some(&hosts[dst].node.hostname),
+            ));
             hosts[src].workload -= load(i);
             hosts[dst].workload += load(i);
         }
         let after: Vec<f64> = hosts.iter().map(Host::util).collect();
-        let migrations = actions.len();
         let instances = m.instances.len();
-        Ok(Solution {
+        Ok(common::workload_balancing(
             actions,
-            efficacy_indicators: json!([
-                {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "value": migrations},
-                {"name": "instances_count", "description": "The total number of audited instances in strategy.", "unit": null, "value": instances},
-                {"name": "standard_deviation_after_audit", "description": "The value of resulted standard deviation.", "unit": null, "value": std_dev(&after)},
-                {"name": "standard_deviation_before_audit", "description": "The value of original standard deviation.", "unit": null, "value": std_dev(&before)},
-            ]),
-            extra: json!({"global_efficacy": [{
-                "name": "live_migrations_count", "unit": "%",
-                "value": if instances == 0 { 0.0 } else { migrations as f64 / instances as f64 * 100.0 },
-            }]}),
-        })
+            instances,
+            common::std_dev(&before),
+            common::std_dev(&after),
+        ))
     }
 }
 

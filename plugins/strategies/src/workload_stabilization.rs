@@ -17,8 +17,9 @@
 //! powered-on host, an instance moves at most once per audit, and excluded,
 //! locked and recently migrated instances stay put.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Node};
+use sextant_plugin_api::model::{Instance, Node};
 use sextant_plugin_api::prelude::*;
 use std::collections::{BTreeMap, HashSet};
 
@@ -66,18 +67,6 @@ fn retry_count() -> f64 {
 #[derive(Default)]
 pub struct WorkloadStabilization;
 
-fn receives(n: &Node) -> bool {
-    n.status == "enabled" && n.state == "up" && n.power_state == "on"
-}
-
-fn std_dev(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mean = v.iter().sum::<f64>() / v.len() as f64;
-    (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
-}
-
 /// What one instance adds to a host, as a fraction of that host, per metric.
 fn share(i: &Instance, n: &Node, metric: &str) -> f64 {
     let usage = i.metrics.get(metric).and_then(|m| m.mean()).unwrap_or(0.0);
@@ -90,14 +79,7 @@ fn share(i: &Instance, n: &Node, metric: &str) -> f64 {
 
 impl Strategy for WorkloadStabilization {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(if parameters.is_null() {
-            json!({})
-        } else {
-            parameters
-        })
-        .map_err(|e| {
-            PluginError::invalid_input(format!("workload_stabilization parameters: {e}"))
-        })?;
+        let p: Params = common::params("workload_stabilization", parameters)?;
         let bad = |m: String| {
             Err(PluginError::invalid_input(format!(
                 "workload_stabilization parameters: {m}"
@@ -129,16 +111,10 @@ impl Strategy for WorkloadStabilization {
                 .copied()
                 .unwrap_or(1.0)
         };
-        let model: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
-        let now = p.now.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        });
+        let model = common::model(model)?;
+        let now = common::now(p.now);
         let hosts: Vec<&Node> = {
-            let mut h: Vec<&Node> = model.nodes.iter().filter(|n| receives(n)).collect();
+            let mut h: Vec<&Node> = model.nodes.iter().filter(|n| common::receives(n)).collect();
             h.sort_by(|a, b| a.hostname.cmp(&b.hostname));
             h
         };
@@ -192,7 +168,11 @@ impl Strategy for WorkloadStabilization {
                     })
             })
             .collect();
-        let sds = |load: &Vec<Vec<f64>>| load.iter().map(|l| std_dev(l)).collect::<Vec<f64>>();
+        let sds = |load: &Vec<Vec<f64>>| {
+            load.iter()
+                .map(|l| common::std_dev(l))
+                .collect::<Vec<f64>>()
+        };
         let weighted = |sd: &[f64]| {
             p.metrics
                 .iter()
@@ -202,11 +182,7 @@ impl Strategy for WorkloadStabilization {
         };
         let before = sds(&load);
         let movable = |i: &Instance| {
-            let recent = i
-                .metadata
-                .get("last_migrated_at")
-                .and_then(Value::as_f64)
-                .is_some_and(|t| now - t < p.min_migration_interval);
+            let recent = common::recently_migrated(i, now, p.min_migration_interval);
             matches!(i.state.as_str(), "active" | "paused")
                 && !i.watcher_exclude
                 && !i.locked
@@ -274,34 +250,26 @@ impl Strategy for WorkloadStabilization {
             );
             host_of[k] = Some(dst);
             moved.insert(k);
-            actions.push(Action {
-                id: format!("migrate-{}", i.name),
-                action_type: "migrate".into(),
-                resource_id: Some(i.uuid.clone()),
-                input_parameters: json!({
-                    "migration_type": "live",
-                    "source_node": hosts[src].hostname,
-                    "destination_node": hosts[dst].hostname,
-                    "resource_name": i.name,
-                }),
-            });
+            actions.push(common::migrate(
+                i,
+                true,
+                &hosts[src].hostname,
+                Some(&hosts[dst].hostname),
+            ));
         }
         let after = sds(&load);
-        let migrations = actions.len();
         let instances = model.instances.len();
-        Ok(Solution {
-            actions,
-            efficacy_indicators: json!([
-                {"name": "instance_migrations_count", "description": "The number of VM migrations to be performed.", "unit": null, "value": migrations},
-                {"name": "instances_count", "description": "The total number of audited instances in strategy.", "unit": null, "value": instances},
-                {"name": "standard_deviation_after_audit", "description": "The value of resulted standard deviation.", "unit": null, "value": weighted(&after)},
-                {"name": "standard_deviation_before_audit", "description": "The value of original standard deviation.", "unit": null, "value": weighted(&before)},
-            ]),
-            extra: json!({"global_efficacy": [{
-                "name": "live_migrations_count", "unit": "%",
-                "value": if instances == 0 { 0.0 } else { migrations as f64 / instances as f64 * 100.0 },
-            }], "sd_before": before, "sd_after": after}),
-        })
+        let mut s =
+            common::workload_balancing(actions, instances, weighted(&before), weighted(&after));
+        if let Some(o) = s.extra.as_object_mut() {
+            o.extend(
+                json!({"sd_before": before, "sd_after": after})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        Ok(s)
     }
 }
 

@@ -17,8 +17,9 @@
 //! it); excluded and locked instances stay; an instance is moved once even
 //! when two of its volumes bring it along.
 
+use crate::common;
 use serde::Deserialize;
-use sextant_plugin_api::model::{ClusterModel, Instance, Volume};
+use sextant_plugin_api::model::{Instance, Volume};
 use sextant_plugin_api::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 
@@ -116,10 +117,8 @@ impl Caps {
 
 impl Strategy for ZoneMigration {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        let p: Params = serde_json::from_value(parameters)
-            .map_err(|e| PluginError::invalid_input(format!("zone_migration parameters: {e}")))?;
-        let m: ClusterModel = serde_json::from_value(model)
-            .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))?;
+        let p: Params = common::params("zone_migration", parameters)?;
+        let m = common::model(model)?;
         let bad = |what: String| Err(PluginError::invalid_input(what));
         for pair in &p.compute_nodes {
             if m.node(&pair.src_node).is_none() {
@@ -273,17 +272,7 @@ impl Strategy for ZoneMigration {
             } else {
                 planned_cold += 1
             }
-            actions.push(Action {
-                id: format!("migrate-{}", i.name),
-                action_type: "migrate".into(),
-                resource_id: Some(i.uuid.clone()),
-                input_parameters: json!({
-                    "migration_type": if live { "live" } else { "cold" },
-                    "source_node": i.host,
-                    "destination_node": dst,
-                    "resource_name": i.name,
-                }),
-            });
+            actions.push(common::migrate(i, live, &i.host, dst));
             caps.count += 1;
             *caps.nodes.entry(i.host.clone()).or_insert(0) += 1;
             moved.insert(i.uuid.clone());
