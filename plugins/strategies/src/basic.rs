@@ -14,6 +14,7 @@ use crate::common;
 use serde::Deserialize;
 use sextant_plugin_api::model::{ClusterModel, Instance, Node};
 use sextant_plugin_api::prelude::*;
+use std::collections::BTreeSet;
 
 #[derive(Deserialize)]
 #[serde(default)]
@@ -88,8 +89,13 @@ pub fn consolidate(
     let nodes: Vec<&Node> = model.nodes.iter().filter(|n| usable(n)).collect();
     let mut used: Vec<Res> = vec![Res::default(); nodes.len()];
     let mut on: Vec<Vec<&Instance>> = vec![Vec::new(); nodes.len()];
+    let index: std::collections::HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (n.hostname.as_str(), k))
+        .collect();
     for i in &model.instances {
-        if let Some(k) = nodes.iter().position(|n| n.hostname == i.host) {
+        if let Some(&k) = index.get(i.host.as_str()) {
             used[k] = used[k].add(demand(i));
             on[k].push(i);
         }
@@ -113,10 +119,16 @@ pub fn consolidate(
             .total_cmp(&used[b].load(capacity(nodes[b])))
             .then(a.cmp(&b))
     });
-    let mut is_source = vec![false; nodes.len()];
     let mut received = vec![false; nodes.len()];
     let mut moves = Vec::new();
     let mut released = Vec::new();
+    // Targets by load, most loaded first (ties: lowest index): hosts with
+    // instances, never a source; an empty host is never woken up.
+    let key = |k: usize, r: Res| (u64::MAX - r.load(capacity(nodes[k])).max(0.0).to_bits(), k);
+    let mut targets: BTreeSet<(u64, usize)> = (0..nodes.len())
+        .filter(|&k| !on[k].is_empty())
+        .map(|k| key(k, used[k]))
+        .collect();
     for &src in &order {
         if received[src] || !on[src].iter().all(|i| movable(i)) {
             continue;
@@ -125,8 +137,9 @@ pub fn consolidate(
             continue;
         }
         // Place its instances, biggest first, on the most loaded targets that
-        // still fit them (best fit), never on a source.
-        let mut trial = used.clone();
+        // still fit them (best fit), never on a source. Changes are kept in
+        // `changed` to be undone when the host cannot be emptied whole.
+        let mut changed: Vec<(usize, Res)> = Vec::new();
         let mut plan = Vec::new();
         let mut instances = on[src].clone();
         instances.sort_by(|a, b| {
@@ -136,26 +149,16 @@ pub fn consolidate(
         });
         let mut ok = true;
         for i in instances {
-            let mut best: Option<usize> = None;
-            for t in 0..nodes.len() {
-                if t == src || is_source[t] || on[t].is_empty() && !received[t] {
-                    continue; // never onto a source, nor wake an empty host
-                }
-                let after = trial[t].add(demand(i));
-                if !after.fits(capacity(nodes[t])) {
-                    continue;
-                }
-                let better = best.is_none_or(|b| {
-                    trial[t].load(capacity(nodes[t])) > trial[b].load(capacity(nodes[b]))
-                });
-                if better {
-                    best = Some(t);
-                }
-            }
+            let best = targets
+                .iter()
+                .map(|&(_, t)| t)
+                .find(|&t| t != src && used[t].add(demand(i)).fits(capacity(nodes[t])));
             match best {
                 Some(t) => {
-                    trial[t] = trial[t].add(demand(i));
-                    trial[src] = Res::default();
+                    changed.push((t, used[t]));
+                    targets.remove(&key(t, used[t]));
+                    used[t] = used[t].add(demand(i));
+                    targets.insert(key(t, used[t]));
                     plan.push((i, t));
                 }
                 None => {
@@ -165,6 +168,11 @@ pub fn consolidate(
             }
         }
         if !ok {
+            for (t, before) in changed.into_iter().rev() {
+                targets.remove(&key(t, used[t]));
+                used[t] = before;
+                targets.insert(key(t, used[t]));
+            }
             continue;
         }
         for (i, t) in plan {
@@ -176,8 +184,8 @@ pub fn consolidate(
                 i.state == "active",
             ));
         }
-        used = trial;
-        is_source[src] = true;
+        targets.remove(&key(src, used[src]));
+        used[src] = Res::default();
         released.push(nodes[src].hostname.clone());
     }
     (moves, released)
@@ -200,12 +208,9 @@ impl Strategy for Basic {
         };
         let (moves, released) = consolidate(&model, max, p.min_migration_interval, now);
         let mut actions = Vec::new();
+        let names = common::instance_names(&model);
         for (n, (vm, from, to, live)) in moves.iter().enumerate() {
-            let name = model
-                .instances
-                .iter()
-                .find(|i| &i.uuid == vm)
-                .map(|i| i.name.clone());
+            let name = names.get(vm.as_str()).map(|s| s.to_string());
             actions.push(Action {
                 id: format!("migrate-{}", name.clone().unwrap_or_else(|| format!("{n}"))),
                 action_type: "migrate".into(),

@@ -42,6 +42,14 @@ pub fn recently_migrated(i: &Instance, now: f64, interval: f64) -> bool {
         .is_some_and(|t| now - t < interval)
 }
 
+/// Instance names by uuid, to name actions without a scan per action.
+pub fn instance_names(m: &ClusterModel) -> std::collections::HashMap<&str, &str> {
+    m.instances
+        .iter()
+        .map(|i| (i.uuid.as_str(), i.name.as_str()))
+        .collect()
+}
+
 /// Whether a host takes new instances: enabled, up and powered on.
 pub fn receives(n: &Node) -> bool {
     n.status == "enabled" && n.state == "up" && n.power_state == "on"

@@ -59,13 +59,11 @@ impl Strategy for NodeResourceConsolidation {
                 input_parameters: json!({"state": "disabled", "disabled_reason": "watcher_disabled", "resource_name": host}),
             });
         }
+        let names = common::instance_names(&model);
         for (vm, from, to, live) in &moves {
-            let name = model
-                .instances
-                .iter()
-                .find(|i| &i.uuid == vm)
-                .map(|i| i.name.clone())
-                .unwrap_or_else(|| vm.clone());
+            let name = names
+                .get(vm.as_str())
+                .map_or_else(|| vm.clone(), |s| s.to_string());
             actions.push(Action {
                 id: format!("migrate-{name}"),
                 action_type: "migrate".into(),
