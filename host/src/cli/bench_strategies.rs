@@ -103,38 +103,48 @@ pub fn run(env: &Env, nodes: usize, instances: usize, runs: usize) -> CliResult 
     let mut out = Vec::new();
     for (name, m) in [("medium", medium), ("large", large)] {
         let model = serde_json::to_value(&m)?;
-        let mut times = Vec::new();
-        let mut solution = Value::Null;
-        for _ in 0..runs.max(1) {
-            let t = Instant::now();
-            let s = plugins
-                .run_strategy("basic", &model, &json!({}))
-                .map_err(|e| anyhow::anyhow!(e))?;
-            times.push(t.elapsed().as_secs_f64());
-            solution = serde_json::to_value(&s)?;
-        }
-        times.sort_by(f64::total_cmp);
         let before = m
             .instances
             .iter()
             .map(|i| i.host.as_str())
             .collect::<std::collections::HashSet<_>>()
             .len();
-        let after = in_use_after(&m, &solution);
         let bound = lower_bound(&m);
-        let migrations = solution["actions"].as_array().map_or(0, |a| {
-            a.iter().filter(|x| x["action_type"] == "migrate").count()
-        });
+        let mut row = serde_json::Map::new();
+        for strategy in ["basic", "vm_workload_consolidation"] {
+            let mut times = Vec::new();
+            let mut solution = Value::Null;
+            for _ in 0..runs.max(1) {
+                let t = Instant::now();
+                let s = plugins
+                    .run_strategy(strategy, &model, &json!({}))
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                times.push(t.elapsed().as_secs_f64());
+                solution = serde_json::to_value(&s)?;
+            }
+            times.sort_by(f64::total_cmp);
+            let after = in_use_after(&m, &solution);
+            let migrations = solution["actions"].as_array().map_or(0, |a| {
+                a.iter().filter(|x| x["action_type"] == "migrate").count()
+            });
+            row.insert(
+                strategy.into(),
+                json!({"median_s": times[times.len() / 2], "nodes_in_use_before": before, "nodes_in_use_after": after,
+                       "lower_bound": bound, "ratio_to_bound": after as f64 / bound.max(1) as f64, "migrations": migrations}),
+            );
+        }
         let t = Instant::now();
         let (ff_used, ff_moved) = first_fit(&m);
         let ff_time = t.elapsed().as_secs_f64();
-        out.push(json!({
-            "cluster": name, "nodes": m.nodes.len(), "instances": m.instances.len(),
-            "basic": {"median_s": times[times.len() / 2], "nodes_in_use_before": before, "nodes_in_use_after": after,
-                      "lower_bound": bound, "ratio_to_bound": after as f64 / bound.max(1) as f64, "migrations": migrations},
-            "first_fit_baseline": {"s": ff_time, "nodes_in_use_after": ff_used,
-                      "ratio_to_bound": ff_used as f64 / bound.max(1) as f64, "migrations": ff_moved},
-        }));
+        row.insert("cluster".into(), json!(name));
+        row.insert("nodes".into(), json!(m.nodes.len()));
+        row.insert("instances".into(), json!(m.instances.len()));
+        row.insert(
+            "first_fit_baseline".into(),
+            json!({"s": ff_time, "nodes_in_use_after": ff_used,
+                   "ratio_to_bound": ff_used as f64 / bound.max(1) as f64, "migrations": ff_moved}),
+        );
+        out.push(Value::Object(row));
     }
     let doc = json!({
         "benchmark": "strategies",

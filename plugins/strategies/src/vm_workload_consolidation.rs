@@ -127,6 +127,10 @@ impl Strategy for VmWorkloadConsolidation {
         // Up and powered-on hosts; disabled ones (by anyone) can receive in
         // the offload phase only after being enabled, so only enabled ones
         // and those Watcher disabled are considered.
+        let mut by_host: std::collections::HashMap<&str, Vec<&Instance>> = Default::default();
+        for i in &m.instances {
+            by_host.entry(i.host.as_str()).or_default().push(i);
+        }
         let mut hosts: Vec<Host> = m
             .nodes
             .iter()
@@ -135,11 +139,7 @@ impl Strategy for VmWorkloadConsolidation {
                 n.status == "enabled" || n.disabled_reason.as_deref() == Some("watcher_disabled")
             })
             .map(|n| {
-                let on: Vec<&Instance> = m
-                    .instances
-                    .iter()
-                    .filter(|i| i.host == n.hostname)
-                    .collect();
+                let on = by_host.remove(n.hostname.as_str()).unwrap_or_default();
                 Host {
                     node: n,
                     used: on.iter().fold([0.0; 3], |u, i| add(u, usage(i))),
