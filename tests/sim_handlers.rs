@@ -32,6 +32,16 @@ fn apply(home: &std::path::Path, actions: Value, policy: &str) -> (String, Run) 
     (plan, out)
 }
 
+/// The arguments of `audit create -g GOAL -s STRATEGY -p P… --format json`.
+fn audit_args<'a>(goal: &'a str, strategy: &'a str, params: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["audit", "create", "-g", goal, "-s", strategy];
+    for p in params {
+        args.extend(["-p", p]);
+    }
+    args.extend(["--format", "json"]);
+    args
+}
+
 fn cloud(home: &std::path::Path) -> Value {
     run(sextant(home).args(["sim", "show", "--format", "json"])).json()
 }
@@ -214,18 +224,11 @@ fn simulated_time_follows_the_time_scale_and_a_running_migration_can_be_aborted(
 #[test]
 fn host_maintenance_empties_and_disables_a_host_through_audit_and_applier() {
     let home = seeded("0");
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
+    let out = run(sextant(home.path()).args(audit_args(
         "cluster_maintaining",
-        "-s",
         "host_maintenance",
-        "-p",
-        "maintenance_node=compute-001",
-        "--format",
-        "json",
-    ]));
+        &["maintenance_node=compute-001"],
+    )));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let audit = out.json();
     assert_eq!(audit["state"], "SUCCEEDED", "{audit}");
@@ -249,18 +252,11 @@ fn host_maintenance_empties_and_disables_a_host_through_audit_and_applier() {
     assert!(left.is_empty(), "{left:?}");
 
     // An unknown host fails the audit, naming it.
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
+    let out = run(sextant(home.path()).args(audit_args(
         "cluster_maintaining",
-        "-s",
         "host_maintenance",
-        "-p",
-        "maintenance_node=compute-009",
-        "--format",
-        "json",
-    ]));
+        &["maintenance_node=compute-009"],
+    )));
     let failed = format!("{}{}", out.stdout, out.stderr);
     assert!(failed.contains("compute-009"), "{failed}");
 }
@@ -269,18 +265,11 @@ fn host_maintenance_empties_and_disables_a_host_through_audit_and_applier() {
 fn outlet_temperature_cools_the_hottest_host_through_audit_and_applier() {
     let home = seeded("0");
     let audit = |threshold: &str| {
-        let out = run(sextant(home.path()).args([
-            "audit",
-            "create",
-            "-g",
+        let out = run(sextant(home.path()).args(audit_args(
             "thermal_optimization",
-            "-s",
             "outlet_temperature",
-            "-p",
-            threshold,
-            "--format",
-            "json",
-        ]));
+            &[threshold],
+        )));
         assert_eq!(out.status, 0, "{}", out.stderr);
         out.json()
     };
@@ -313,16 +302,7 @@ fn saving_energy_powers_off_the_spare_hosts_through_audit_and_applier() {
         .args(["sim", "init", "--time-scale", "0", "--from"])
         .arg(&cluster));
     assert_eq!(out.status, 0, "{}", out.stderr);
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
-        "saving_energy",
-        "-s",
-        "saving_energy",
-        "--format",
-        "json",
-    ]));
+    let out = run(sextant(home.path()).args(audit_args("saving_energy", "saving_energy", &[])));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let plan = out.json()["action_plan"]
         .as_str()
@@ -351,18 +331,11 @@ fn saving_energy_powers_off_the_spare_hosts_through_audit_and_applier() {
 fn workload_balance_moves_load_off_the_busiest_host_with_watchers_efficacy() {
     let home = seeded("0");
     let audit = |threshold: &str| {
-        let out = run(sextant(home.path()).args([
-            "audit",
-            "create",
-            "-g",
+        let out = run(sextant(home.path()).args(audit_args(
             "workload_balancing",
-            "-s",
             "workload_balance",
-            "-p",
-            threshold,
-            "--format",
-            "json",
-        ]));
+            &[threshold],
+        )));
         assert_eq!(out.status, 0, "{}", out.stderr);
         out.json()
     };
@@ -407,16 +380,8 @@ fn uniform_airflow_empties_a_faulty_host_through_audit_and_applier() {
         .args(["sim", "init", "--time-scale", "0", "--from"])
         .arg(&cluster));
     assert_eq!(out.status, 0, "{}", out.stderr);
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
-        "airflow_optimization",
-        "-s",
-        "uniform_airflow",
-        "--format",
-        "json",
-    ]));
+    let out =
+        run(sextant(home.path()).args(audit_args("airflow_optimization", "uniform_airflow", &[])));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let audit = out.json();
     let types: Vec<&Value> = audit["solution"]
@@ -443,18 +408,11 @@ fn uniform_airflow_empties_a_faulty_host_through_audit_and_applier() {
 fn storage_capacity_balance_migrates_the_biggest_volume_through_audit_and_applier() {
     let home = seeded("0");
     let audit = |threshold: &str| {
-        let out = run(sextant(home.path()).args([
-            "audit",
-            "create",
-            "-g",
+        let out = run(sextant(home.path()).args(audit_args(
             "workload_balancing",
-            "-s",
             "storage_capacity_balance",
-            "-p",
-            threshold,
-            "--format",
-            "json",
-        ]));
+            &[threshold],
+        )));
         assert_eq!(out.status, 0, "{}", out.stderr);
         out.json()
     };
@@ -487,20 +445,14 @@ fn storage_capacity_balance_migrates_the_biggest_volume_through_audit_and_applie
 #[test]
 fn zone_migration_empties_a_node_and_a_pool_with_hardware_maintenance_efficacy() {
     let home = seeded("0");
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
+    let out = run(sextant(home.path()).args(audit_args(
         "hardware_maintenance",
-        "-s",
         "zone_migration",
-        "-p",
-        "compute_nodes=[{src_node: compute-001, dst_node: compute-003}]",
-        "-p",
-        "storage_pools=[{src_pool: 'storage-1@lvm#pool-a', dst_pool: 'storage-2@lvm#pool-b'}]",
-        "--format",
-        "json",
-    ]));
+        &[
+            "compute_nodes=[{src_node: compute-001, dst_node: compute-003}]",
+            "storage_pools=[{src_pool: 'storage-1@lvm#pool-a', dst_pool: 'storage-2@lvm#pool-b'}]",
+        ],
+    )));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let a = out.json();
     let ids: Vec<&str> = a["solution"]
@@ -570,16 +522,7 @@ fn noisy_neighbor_moves_the_cache_hog_through_audit_and_applier() {
         .args(["sim", "init", "--time-scale", "0", "--from"])
         .arg(&cluster));
     assert_eq!(out.status, 0, "{}", out.stderr);
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
-        "noisy_neighbor",
-        "-s",
-        "noisy_neighbor",
-        "--format",
-        "json",
-    ]));
+    let out = run(sextant(home.path()).args(audit_args("noisy_neighbor", "noisy_neighbor", &[])));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let plan = out.json()["action_plan"]
         .as_str()
@@ -601,20 +544,11 @@ fn noisy_neighbor_moves_the_cache_hog_through_audit_and_applier() {
 fn workload_stabilization_lowers_the_deviation_through_audit_and_applier() {
     let home = seeded("0");
     let audit = |threshold: &str| {
-        let out = run(sextant(home.path()).args([
-            "audit",
-            "create",
-            "-g",
+        let out = run(sextant(home.path()).args(audit_args(
             "workload_balancing",
-            "-s",
             "workload_stabilization",
-            "-p",
-            threshold,
-            "-p",
-            "host_choice=fullsearch",
-            "--format",
-            "json",
-        ]));
+            &[threshold, "host_choice=fullsearch"],
+        )));
         assert_eq!(out.status, 0, "{}", out.stderr);
         out.json()
     };
@@ -658,16 +592,11 @@ fn node_resource_consolidation_lets_the_scheduler_place_instances_off_disabled_h
         "json",
     ]));
     assert_eq!(out.json()["strategy_name"], "basic", "{}", out.stderr);
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
+    let out = run(sextant(home.path()).args(audit_args(
         "server_consolidation",
-        "-s",
         "node_resource_consolidation",
-        "--format",
-        "json",
-    ]));
+        &[],
+    )));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let a = out.json();
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
@@ -704,16 +633,11 @@ fn node_resource_consolidation_lets_the_scheduler_place_instances_off_disabled_h
 #[test]
 fn vm_workload_consolidation_releases_hosts_without_overcommitting_any() {
     let home = seeded("0");
-    let out = run(sextant(home.path()).args([
-        "audit",
-        "create",
-        "-g",
+    let out = run(sextant(home.path()).args(audit_args(
         "server_consolidation",
-        "-s",
         "vm_workload_consolidation",
-        "--format",
-        "json",
-    ]));
+        &[],
+    )));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let a = out.json();
     let released = a["efficacy_indicators"]

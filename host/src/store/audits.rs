@@ -231,15 +231,13 @@ pub struct NewAudit {
 impl Store {
     /// Every audit template not deleted (by goal or strategy, uuid or name).
     pub fn templates(&self) -> Result<Vec<TemplateRow>> {
-        let mut st = self
-            .conn()
-            .prepare(&format!(
+        self.rows(
+            &format!(
                 "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 ORDER BY t.id"
-            ))
-            .map_err(|e| self.err(e))?;
-        st.query_map([], TemplateRow::from_row)
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))
+            ),
+            [],
+            TemplateRow::from_row,
+        )
     }
 
     /// A template by uuid or name.
@@ -301,15 +299,11 @@ impl Store {
 
     /// Every audit not deleted.
     pub fn audits(&self) -> Result<Vec<AuditRow>> {
-        let mut st = self
-            .conn()
-            .prepare(&format!(
-                "SELECT {AUDIT_COLS} FROM {AUDIT_FROM} WHERE a.deleted = 0 ORDER BY a.id"
-            ))
-            .map_err(|e| self.err(e))?;
-        st.query_map([], AuditRow::from_row)
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))
+        self.rows(
+            &format!("SELECT {AUDIT_COLS} FROM {AUDIT_FROM} WHERE a.deleted = 0 ORDER BY a.id"),
+            [],
+            AuditRow::from_row,
+        )
     }
 
     /// An audit by uuid or name.

@@ -224,17 +224,26 @@ impl Store {
         &self.conn
     }
 
-    /// Every goal not deleted.
-    pub fn goals(&self) -> Result<Vec<GoalRow>> {
-        let mut st = self
-            .conn
-            .prepare(&format!(
-                "SELECT {GOAL_COLS} FROM goals WHERE deleted = 0 ORDER BY id"
-            ))
-            .map_err(|e| self.err(e))?;
-        st.query_map([], GoalRow::from_row)
+    /// Every row `sql` selects with `params`, each read by `read`.
+    pub(crate) fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        st.query_map(params, read)
             .and_then(Iterator::collect)
             .map_err(|e| self.err(e))
+    }
+
+    /// Every goal not deleted.
+    pub fn goals(&self) -> Result<Vec<GoalRow>> {
+        self.rows(
+            &format!("SELECT {GOAL_COLS} FROM goals WHERE deleted = 0 ORDER BY id"),
+            [],
+            GoalRow::from_row,
+        )
     }
 
     /// A goal by uuid or name.
@@ -261,16 +270,14 @@ impl Store {
             Some(g) => Some(self.goal(g)?.id),
             None => None,
         };
-        let mut st = self
-            .conn
-            .prepare(&format!(
+        self.rows(
+            &format!(
                 "SELECT {STRATEGY_COLS} FROM strategies s JOIN goals g ON g.id = s.goal_id \
                  WHERE s.deleted = 0 AND (?1 IS NULL OR s.goal_id = ?1) ORDER BY s.id"
-            ))
-            .map_err(|e| self.err(e))?;
-        st.query_map(params![goal_id], StrategyRow::from_row)
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))
+            ),
+            params![goal_id],
+            StrategyRow::from_row,
+        )
     }
 
     /// A strategy by uuid or name.

@@ -310,16 +310,14 @@ impl Store {
     /// The actions of a plan, in creation order.
     pub fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
         let plan = self.plan(plan_uuid)?;
-        let mut st = self
-            .conn()
-            .prepare(&format!(
+        self.rows(
+            &format!(
                 "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
                  WHERE x.action_plan_id = ?1 AND x.deleted = 0 ORDER BY x.id"
-            ))
-            .map_err(|e| self.err(e))?;
-        st.query_map([plan.id], action_from_row)
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))
+            ),
+            [plan.id],
+            action_from_row,
+        )
     }
 
     /// An action by uuid.
