@@ -3,7 +3,9 @@
 //! A plan is written in one transaction with all its actions (parents as
 //! uuids), its efficacy indicators, and an event per object created.
 
-use super::{Event, Result, Store, StoreError, append_event, json_col, new_uuid, now};
+use super::{
+    Event, Result, Store, StoreError, append_event, append_event_at, json_col, new_uuid, now,
+};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -117,12 +119,13 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan) -> rusqlite::Result<String
             a.action_type_version,
             a.input_parameters.to_string(),
             a.state,
-            json!(parents).to_string(),
+            serde_json::to_string(&parents).unwrap_or_else(|_| "[]".into()),
             created
         ])?;
-        append_event(
+        append_event_at(
             tx,
             &Event::state_change("action.create", "action", au, None, &a.state).in_plan(&uuid),
+            &created,
         )?;
     }
     if let Some(list) = p.efficacy_indicators.as_array() {

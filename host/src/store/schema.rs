@@ -164,4 +164,9 @@ ALTER TABLE audits ADD COLUMN efficacy_indicators TEXT NOT NULL DEFAULT '[]';
     r#"
 ALTER TABLE strategies ADD COLUMN planner TEXT NOT NULL DEFAULT 'weight';
 "#,
+    // 4: the UNIQUE (action_plan_id, name) index already serves lookups by
+    // plan; a second index on action_plan_id only slowed plan inserts.
+    r#"
+DROP INDEX actions_plan;
+"#,
 ];
