@@ -23,7 +23,7 @@ use crate::action_types::{ActionTypeRegistry, HandlerMapper, template};
 use crate::plan::makespan::pools_of;
 use crate::plugins::{Handler, PluginCallError, PluginRegistry};
 use crate::policy::{OnFailure, Policy};
-use crate::store::apply::Lease;
+use crate::store::apply::{ActionTransition, Lease};
 use crate::store::plans::ActionRow;
 use crate::store::{Store, StoreError};
 use serde_json::{Value, json};
@@ -165,9 +165,96 @@ struct Done {
     outputs: Option<Value>,
 }
 
+/// Group commit of action transitions, led by whoever finds the store free.
+///
+/// A thread that commits a transition queues it; if the store is free, it
+/// commits the whole queue in one transaction, otherwise it waits for the
+/// thread that holds the store to do so. Every transition is committed
+/// before its caller goes on; running actions share commits, and a lone
+/// chain of actions commits in its own thread without a hand-off.
+struct Committer {
+    store: Arc<Mutex<Store>>,
+    queue: Mutex<CommitQueue>,
+    /// Signalled when a group commit has left its results.
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct CommitQueue {
+    next: u64,
+    waiting: Vec<(u64, ActionTransition)>,
+    results: HashMap<u64, Result<bool, StoreError>>,
+}
+
+impl Committer {
+    fn new(store: Arc<Mutex<Store>>) -> Self {
+        Self {
+            store,
+            queue: Mutex::new(CommitQueue::default()),
+            done: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Commits `t` (with whatever else is queued); blocks.
+    fn commit_blocking(&self, t: ActionTransition) -> Result<bool, StoreError> {
+        let mut q = lock(&self.queue);
+        let id = q.next;
+        q.next += 1;
+        q.waiting.push((id, t));
+        loop {
+            if let Some(r) = q.results.remove(&id) {
+                return r;
+            }
+            let store = match self.store.try_lock() {
+                Ok(s) => Some(s),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            let Some(mut store) = store else {
+                // Another thread holds the store: it leaves our result, or
+                // we lead the next group when it is done.
+                q = self
+                    .done
+                    .wait_timeout(q, Duration::from_millis(1))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+                continue;
+            };
+            let (ids, ts): (Vec<u64>, Vec<ActionTransition>) =
+                std::mem::take(&mut q.waiting).into_iter().unzip();
+            drop(q);
+            let results = store.action_transitions(&ts);
+            q = lock(&self.queue);
+            drop(store);
+            match results {
+                Ok(rs) => q.results.extend(ids.into_iter().zip(rs)),
+                Err(e) => {
+                    let why = e.to_string();
+                    q.results.extend(
+                        ids.into_iter()
+                            .map(|i| (i, Err(StoreError::Commit(why.clone())))),
+                    );
+                }
+            }
+            self.done.notify_all();
+        }
+    }
+}
+
+/// Locks a mutex, whether or not a panicking holder poisoned it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Shared by the engine and its action tasks.
 struct Shared {
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
+    committer: Committer,
+    /// WAL checkpoints off the critical path while the applier runs.
+    _checkpoints: Option<crate::store::Checkpointer>,
+    /// Handler entry by (action type, version): the mapper's answer does
+    /// not change during a run.
+    entries: Mutex<HashMap<(String, String), Result<String, String>>>,
     plugins: Arc<PluginRegistry>,
     types: Arc<ActionTypeRegistry>,
     opts: ApplyOptions,
@@ -218,12 +305,29 @@ fn prepare_handler(
         .types
         .get(&row.action_type, version.as_ref())
         .map_err(|e| e.to_string())?;
-    let mapper = HandlerMapper::new(&shared.plugins, &shared.opts.mapper, &shared.opts.drivers);
-    let entry = mapper.handler_for(t).map_err(|e| e.reason)?;
-    let ctx = json!({"actions": ancestors_outputs});
+    let key = (t.name.clone(), t.version.to_string());
+    let cached = shared
+        .entries
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    let entry = match cached {
+        Some(e) => e,
+        None => {
+            let mapper =
+                HandlerMapper::new(&shared.plugins, &shared.opts.mapper, &shared.opts.drivers);
+            let e = mapper.handler_for(t).map_err(|e| e.reason);
+            shared
+                .entries
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, e.clone());
+            e
+        }
+    }?;
     let params = template::render(&row.input_parameters, &json!({}), ancestors_outputs)
         .map_err(|e| format!("parameters: {e}"))?;
-    let _ = ctx;
     let handler_params = match &t.with {
         Some(with) => template::render(with, &params, ancestors_outputs)?,
         None => params,
@@ -261,14 +365,215 @@ async fn create_handler(
         .map_err(|e| PluginCallError::Host(e.to_string()))?
 }
 
+/// What `execute` came to, with its post_condition when it succeeded.
+enum Executed {
+    /// `execute` failed.
+    Failed(PluginCallError),
+    /// Its outputs do not match the action type's outputs schema.
+    BadOutputs(String),
+    /// `execute` succeeded; the post_condition's verdict.
+    Done(Value, Result<(), PluginCallError>),
+}
+
 fn backoff(policy: &crate::policy::Recovery, attempt: u32) -> Duration {
     let secs = policy.backoff_initial.as_secs_f64() * policy.backoff_factor.powi(attempt as i32);
     Duration::from_secs_f64(secs.min(policy.backoff_max.as_secs_f64()))
 }
 
+fn new_transition(
+    uuid: &str,
+    from: &[&str],
+    to: &str,
+    message: Option<String>,
+    outputs: Option<Value>,
+    event_type: &str,
+) -> ActionTransition {
+    ActionTransition {
+        action_uuid: uuid.into(),
+        from: from.iter().map(|f| f.to_string()).collect(),
+        to: to.into(),
+        message,
+        outputs,
+        event_type: event_type.into(),
+    }
+}
+
+/// Commits one action transition (group commit) from async code.
+async fn transition(
+    shared: &Arc<Shared>,
+    uuid: &str,
+    from: &[&str],
+    to: &str,
+    message: Option<String>,
+    outputs: Option<Value>,
+    event_type: &str,
+) -> Result<bool, StoreError> {
+    let t = new_transition(uuid, from, to, message, outputs, event_type);
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || s.committer.commit_blocking(t))
+        .await
+        .map_err(|e| StoreError::Commit(e.to_string()))?
+}
+
+/// How one attempt at an action ended.
+enum AttemptEnd {
+    /// The action's final state is committed.
+    Settled(St, Option<Value>),
+    /// `execute` failed (or its outputs were wrong): retry, or fail.
+    ExecuteFailed { why: String, from_execute: bool },
+    /// The attempt timed out; the engine side has dealt with it.
+    TimedOut,
+}
+
+/// One attempt, in one trip to the blocking pool: create the handler, check
+/// pre_condition, commit ONGOING (first attempt), tell the engine side that
+/// `execute` starts (for the timeout), execute, check the outputs, run
+/// post_condition, commit the final state.
+#[allow(clippy::too_many_arguments)]
+fn attempt_blocking(
+    shared: &Arc<Shared>,
+    row: &ActionRow,
+    entry: &str,
+    params: &Value,
+    ctx: &Value,
+    first: bool,
+    started: tokio::sync::oneshot::Sender<Arc<Handler>>,
+    timed_out: &std::sync::atomic::AtomicBool,
+) -> AttemptEnd {
+    use std::sync::atomic::Ordering::SeqCst;
+    let uuid = row.uuid.as_str();
+    let commit =
+        |from: &[&str], to: &str, msg: Option<String>, outputs: Option<Value>, ev: &str| {
+            shared
+                .committer
+                .commit_blocking(new_transition(uuid, from, to, msg, outputs, ev))
+        };
+    let fail_pre = |why: String| {
+        let msg = format!("Action failed in pre_condition: {why}");
+        let _ = commit(
+            &["PENDING", "ONGOING"],
+            "FAILED",
+            Some(msg),
+            None,
+            "action.execution.error",
+        );
+        AttemptEnd::Settled(St::Failed, None)
+    };
+    let h = match shared.plugins.handler(entry, params, ctx) {
+        Ok(h) => Arc::new(h),
+        Err(e) => return fail_pre(message_of(&e)),
+    };
+    // pre_condition runs again just before each attempt.
+    match h.pre_condition() {
+        Ok(()) => {}
+        Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
+            let msg = format!("Action was skipped automatically: {}", message_of(&e));
+            let _ = commit(
+                &["PENDING", "ONGOING"],
+                "SKIPPED",
+                Some(msg),
+                None,
+                "action.update",
+            );
+            return AttemptEnd::Settled(St::Skipped, None);
+        }
+        Err(e) => return fail_pre(message_of(&e)),
+    }
+    if shared.cancelling.load(SeqCst) {
+        let _ = commit(&["PENDING"], "CANCELLED", None, None, "action.cancel.end");
+        return AttemptEnd::Settled(St::Cancelled, None);
+    }
+    if first
+        && !matches!(
+            commit(
+                &["PENDING"],
+                "ONGOING",
+                None,
+                None,
+                "action.execution.start"
+            ),
+            Ok(true)
+        )
+    {
+        // Skipped by hand, or cancelled, meanwhile.
+        let now = shared.db(|st| st.action(uuid));
+        let state = now.map(|a| St::from_db(&a.state)).unwrap_or(St::Cancelled);
+        return AttemptEnd::Settled(state, None);
+    }
+    lock(&shared.running).insert(uuid.to_string(), h.clone());
+    let _ = started.send(h.clone());
+    let executed = match h.execute() {
+        Err(e) => Executed::Failed(e),
+        Ok(outputs) => {
+            let version = semver::Version::parse(&row.action_type_version).ok();
+            let problem = shared
+                .types
+                .get(&row.action_type, version.as_ref())
+                .ok()
+                .and_then(|t| {
+                    t.outputs_validator()
+                        .and_then(|v| v.validate(&outputs).err().map(|e| e.to_string()))
+                });
+            match problem {
+                Some(why) => Executed::BadOutputs(why),
+                None => Executed::Done(outputs, h.post_condition()),
+            }
+        }
+    };
+    lock(&shared.running).remove(uuid);
+    if timed_out.load(SeqCst) {
+        return AttemptEnd::TimedOut;
+    }
+    match executed {
+        Executed::Done(outputs, post) => {
+            let (state, msg, event) = match post {
+                Ok(()) => ("SUCCEEDED", None, "action.execution.end"),
+                Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => {
+                    ("SUCCEEDED", None, "action.execution.end")
+                }
+                Err(e) => (
+                    "FAILED",
+                    Some(format!(
+                        "Action failed in post_condition: {}",
+                        message_of(&e)
+                    )),
+                    "action.execution.error",
+                ),
+            };
+            match commit(&["ONGOING"], state, msg, Some(outputs.clone()), event) {
+                Ok(true) => AttemptEnd::Settled(St::from_db(state), Some(outputs)),
+                // The engine side timed the attempt out first.
+                _ => AttemptEnd::TimedOut,
+            }
+        }
+        Executed::BadOutputs(why) => AttemptEnd::ExecuteFailed {
+            why: format!("its outputs do not match the action type's outputs schema: {why}"),
+            from_execute: false,
+        },
+        Executed::Failed(e)
+            if e.kind() == Some(ErrorKind::ABORTED) && shared.cancelling.load(SeqCst) =>
+        {
+            let _ = commit(
+                &["ONGOING"],
+                "CANCELLED",
+                Some("Action was aborted: its action plan was cancelled.".into()),
+                None,
+                "action.cancel.end",
+            );
+            AttemptEnd::Settled(St::Cancelled, None)
+        }
+        Executed::Failed(e) => AttemptEnd::ExecuteFailed {
+            why: format!("The action {uuid} execution failed. {}", message_of(&e)),
+            from_execute: true,
+        },
+    }
+}
+
 /// Runs one action: pre_condition, ONGOING (committed), execute with
-/// timeout and retries, post_condition, final state.
+/// timeout and retries, post_condition, final state (committed). Each
+/// attempt is one trip to the blocking pool; this side keeps the timeout.
 async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors: Value) -> Done {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     let done = |state, execute_failed, outputs| Done {
         index,
         state,
@@ -276,202 +581,85 @@ async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors
         outputs,
     };
     let uuid = row.uuid.clone();
-    let fail = |phase: &str, why: String| {
-        let s = shared.clone();
-        let uuid = uuid.clone();
-        let msg = format!("Action failed in {phase}: {why}");
-        async move {
-            let m = msg.clone();
-            let u = uuid.clone();
-            let _ = db(&s, move |st| {
-                st.action_transition(
-                    &u,
-                    &["PENDING", "ONGOING"],
-                    "FAILED",
-                    Some(&m),
-                    None,
-                    "action.execution.error",
-                )
-            })
-            .await;
-        }
-    };
     let (entry, params, _) = match prepare_handler(&shared, &row, &ancestors) {
         Ok(x) => x,
         Err(why) => {
-            fail("pre_condition", why).await;
+            let msg = format!("Action failed in pre_condition: {why}");
+            let _ = transition(
+                &shared,
+                &uuid,
+                &["PENDING", "ONGOING"],
+                "FAILED",
+                Some(msg),
+                None,
+                "action.execution.error",
+            )
+            .await;
             return done(St::Failed, false, None);
         }
     };
     let recovery = shared.opts.policy.recovery_for(&row.action_type);
-    let ctx = handler_context(&shared, &row);
+    let ctx = Arc::new(handler_context(&shared, &row));
+    let (entry, params, row) = (Arc::new(entry), Arc::new(params), Arc::new(row));
+    let library = shared
+        .plugins
+        .find(sextant_plugin_api::Kind::ActionHandler, &entry)
+        .map(|e| e.library.clone());
     let mut attempt = 0u32;
     loop {
-        let h = match create_handler(&shared, entry.clone(), params.clone(), ctx.clone()).await {
-            Ok(h) => h,
-            Err(e) => {
-                fail("pre_condition", message_of(&e)).await;
-                return done(St::Failed, false, None);
-            }
+        let _permit = match &library {
+            Some(l) => l.permits.acquire().await.ok(),
+            None => None,
         };
-        // pre_condition runs again just before each attempt.
-        match h.blocking(|h| h.pre_condition()).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
-                let msg = format!("Action was skipped automatically: {}", message_of(&e));
-                let u = uuid.clone();
-                let _ = db(&shared, move |st| {
-                    st.action_transition(
-                        &u,
-                        &["PENDING", "ONGOING"],
-                        "SKIPPED",
-                        Some(&msg),
-                        None,
-                        "action.update",
-                    )
-                })
-                .await;
-                return done(St::Skipped, false, None);
-            }
-            Err(e) => {
-                fail("pre_condition", message_of(&e)).await;
-                return done(St::Failed, false, None);
-            }
-        }
-        if shared.cancelling.load(std::sync::atomic::Ordering::SeqCst) {
-            let u = uuid.clone();
-            let _ = db(&shared, move |st| {
-                st.action_transition(
-                    &u,
-                    &["PENDING"],
-                    "CANCELLED",
-                    None,
-                    None,
-                    "action.cancel.end",
-                )
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let mut join = {
+            let (s, row, entry, params, ctx, t) = (
+                shared.clone(),
+                row.clone(),
+                entry.clone(),
+                params.clone(),
+                ctx.clone(),
+                timed_out.clone(),
+            );
+            let first = attempt == 0;
+            tokio::task::spawn_blocking(move || {
+                attempt_blocking(&s, &row, &entry, &params, &ctx, first, started_tx, &t)
             })
-            .await;
-            return done(St::Cancelled, false, None);
-        }
-        if attempt == 0 {
-            let u = uuid.clone();
-            let started = db(&shared, move |st| {
-                st.action_transition(
-                    &u,
-                    &["PENDING"],
-                    "ONGOING",
-                    None,
-                    None,
-                    "action.execution.start",
-                )
-            })
-            .await;
-            if !matches!(started, Ok(true)) {
-                // Skipped by hand, or cancelled, meanwhile.
-                let u = uuid.clone();
-                let now = db(&shared, move |st| st.action(&u)).await;
-                let state = now.map(|a| St::from_db(&a.state)).unwrap_or(St::Cancelled);
-                return done(state, false, None);
-            }
-        }
-        shared
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(uuid.clone(), h.clone());
-        let result = tokio::time::timeout(recovery.timeout, h.blocking(|h| h.execute())).await;
-        shared
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&uuid);
-        let failure = match result {
-            Ok(Ok(outputs)) => {
-                let version = semver::Version::parse(&row.action_type_version).ok();
-                let schema_problem = shared
-                    .types
-                    .get(&row.action_type, version.as_ref())
-                    .ok()
-                    .and_then(|t| {
-                        t.outputs_validator()
-                            .and_then(|v| v.validate(&outputs).err().map(|e| e.to_string()))
-                    });
-                if let Some(why) = schema_problem {
-                    Some((
-                        format!("its outputs do not match the action type's outputs schema: {why}"),
-                        false,
-                    ))
-                } else {
-                    let post = h.blocking(|h| h.post_condition()).await;
-                    let (state, msg, event) = match post {
-                        Ok(()) => ("SUCCEEDED", None, "action.execution.end"),
-                        Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => {
-                            ("SUCCEEDED", None, "action.execution.end")
-                        }
-                        Err(e) => (
-                            "FAILED",
-                            Some(format!(
-                                "Action failed in post_condition: {}",
-                                message_of(&e)
-                            )),
-                            "action.execution.error",
+        };
+        // The timeout runs from the start of `execute`.
+        // None: the attempt ended before `execute` (the sender is dropped).
+        let started = started_rx.await.ok();
+        let end = match started {
+            None => join.await,
+            Some(h) => match tokio::time::timeout(recovery.timeout, &mut join).await {
+                Ok(r) => r,
+                Err(_) => {
+                    timed_out.store(true, SeqCst);
+                    let _ = h.abort();
+                    Ok(AttemptEnd::ExecuteFailed {
+                        why: format!(
+                            "The action {uuid} execution failed: timed out after {}s.",
+                            recovery.timeout.as_secs_f64()
                         ),
-                    };
-                    let u = uuid.clone();
-                    let o = outputs.clone();
-                    let _ = db(&shared, move |st| {
-                        st.action_transition(
-                            &u,
-                            &["ONGOING"],
-                            state,
-                            msg.as_deref(),
-                            Some(&o),
-                            event,
-                        )
+                        from_execute: true,
                     })
-                    .await;
-                    return done(St::from_db(state), false, Some(outputs));
                 }
-            }
-            Ok(Err(e))
-                if e.kind() == Some(ErrorKind::ABORTED)
-                    && shared.cancelling.load(std::sync::atomic::Ordering::SeqCst) =>
-            {
-                let u = uuid.clone();
-                let _ = db(&shared, move |st| {
-                    st.action_transition(
-                        &u,
-                        &["ONGOING"],
-                        "CANCELLED",
-                        Some("Action was aborted: its action plan was cancelled."),
-                        None,
-                        "action.cancel.end",
-                    )
-                })
-                .await;
-                return done(St::Cancelled, false, None);
-            }
-            Ok(Err(e)) => Some((
-                format!("The action {uuid} execution failed. {}", message_of(&e)),
+            },
+        };
+        let (why, from_execute) = match end {
+            Ok(AttemptEnd::Settled(state, outputs)) => return done(state, false, outputs),
+            Ok(AttemptEnd::ExecuteFailed { why, from_execute }) => (why, from_execute),
+            Ok(AttemptEnd::TimedOut) => (
+                format!(
+                    "The action {uuid} execution failed: timed out after {}s.",
+                    recovery.timeout.as_secs_f64()
+                ),
                 true,
-            )),
-            Err(_) => {
-                let _ = h.abort();
-                Some((
-                    format!(
-                        "The action {uuid} execution failed: timed out after {}s.",
-                        recovery.timeout.as_secs_f64()
-                    ),
-                    true,
-                ))
-            }
+            ),
+            Err(e) => (format!("The action {uuid} execution failed. {e}"), true),
         };
-        let Some((why, from_execute)) = failure else {
-            return done(St::Succeeded, false, None);
-        };
-        if attempt < recovery.retries
-            && !shared.cancelling.load(std::sync::atomic::Ordering::SeqCst)
-        {
+        if attempt < recovery.retries && !shared.cancelling.load(SeqCst) {
             let delay = backoff(&recovery, attempt);
             attempt += 1;
             let u = uuid.clone();
@@ -485,18 +673,24 @@ async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors
             continue;
         }
         let msg = format!("Action failed in execute: {why}");
-        let u = uuid.clone();
-        let _ = db(&shared, move |st| {
-            st.action_transition(
-                &u,
-                &["ONGOING"],
-                "FAILED",
-                Some(&msg),
-                None,
-                "action.execution.error",
-            )
-        })
+        let failed = transition(
+            &shared,
+            &uuid,
+            &["ONGOING"],
+            "FAILED",
+            Some(msg),
+            None,
+            "action.execution.error",
+        )
         .await;
+        if matches!(failed, Ok(false)) {
+            // A timed-out attempt finished and settled the action first:
+            // the store has the last word.
+            let u = uuid.clone();
+            if let Ok(a) = db(&shared, move |st| st.action(&u)).await {
+                return done(St::from_db(&a.state), false, a.outputs);
+            }
+        }
         return done(St::Failed, from_execute, None);
     }
 }
@@ -515,9 +709,17 @@ impl Applier {
         plan_uuid: &str,
         opts: ApplyOptions,
     ) -> Self {
+        let checkpoints = store
+            .background_checkpoints()
+            .map_err(|e| tracing::warn!("checkpoints stay on the commits: {e}"))
+            .ok();
+        let store = Arc::new(Mutex::new(store));
         Self {
             shared: Arc::new(Shared {
-                store: Mutex::new(store),
+                committer: Committer::new(store.clone()),
+                _checkpoints: checkpoints,
+                store,
+                entries: Mutex::new(HashMap::new()),
                 plugins,
                 types,
                 opts,
@@ -740,7 +942,7 @@ impl Applier {
                 let pools = pools_of(&row.action_type, &row.input_parameters, limits);
                 let priority = extra["planner"]["priorities"][&row.name]
                     .as_f64()
-                    .unwrap_or(0.0);
+                    .unwrap_or(f64::NAN);
                 let state = St::from_db(&row.state);
                 let execute_failed = state == St::Failed
                     && row
@@ -763,7 +965,49 @@ impl Applier {
                 nodes[p].children.push(i);
             }
         }
+        self.critical_path_first(&mut nodes);
         nodes
+    }
+
+    /// Priorities for the actions the planner gave none (imported plans,
+    /// Watcher's planners): the longest path from the action to the end of
+    /// the plan, in estimated durations, so the critical path starts first.
+    fn critical_path_first(&self, nodes: &mut [Node]) {
+        if !nodes.iter().any(|n| n.priority.is_nan()) {
+            return;
+        }
+        let duration = |row: &ActionRow| {
+            let version = semver::Version::parse(&row.action_type_version).ok();
+            self.shared
+                .types
+                .get(&row.action_type, version.as_ref())
+                .map(|t| t.estimated_duration.as_secs_f64())
+                .unwrap_or(0.0)
+                .max(1e-3)
+        };
+        // Children before parents: a reverse topological order (Kahn).
+        let mut waiting: Vec<usize> = nodes.iter().map(|n| n.children.len()).collect();
+        let mut stack: Vec<usize> = (0..nodes.len()).filter(|&i| waiting[i] == 0).collect();
+        let mut level = vec![0.0f64; nodes.len()];
+        while let Some(i) = stack.pop() {
+            let below = nodes[i]
+                .children
+                .iter()
+                .map(|&c| level[c])
+                .fold(0.0, f64::max);
+            level[i] = duration(&nodes[i].row) + below;
+            for p in nodes[i].parents.clone() {
+                waiting[p] -= 1;
+                if waiting[p] == 0 {
+                    stack.push(p);
+                }
+            }
+        }
+        for (n, l) in nodes.iter_mut().zip(level) {
+            if n.priority.is_nan() {
+                n.priority = l;
+            }
+        }
     }
 
     /// Actions found ONGOING after a crash: idempotent ones run again; the
@@ -1297,4 +1541,88 @@ pub fn referenced_actions(v: &Value) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::plans::{NewPlan, NewPlanAction};
+
+    fn store_with_plan(n: usize) -> (tempfile::TempDir, Store, Vec<String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let plan = store
+            .create_plan(&NewPlan {
+                state: "RECOMMENDED".into(),
+                actions: (0..n)
+                    .map(|i| NewPlanAction {
+                        name: format!("a{i}"),
+                        action_type: "nop".into(),
+                        action_type_version: "1.0.0".into(),
+                        input_parameters: json!({}),
+                        parents: vec![],
+                        state: "PENDING".into(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .expect("plan");
+        let uuids = store
+            .actions(&plan.uuid)
+            .expect("actions")
+            .into_iter()
+            .map(|a| a.uuid)
+            .collect();
+        (dir, store, uuids)
+    }
+
+    #[test]
+    fn group_commits_from_many_threads_commit_every_transition_once() {
+        let (_dir, store, uuids) = store_with_plan(400);
+        let committer = Arc::new(Committer::new(Arc::new(Mutex::new(store))));
+        let threads: Vec<_> = uuids
+            .chunks(25)
+            .map(|chunk| {
+                let (c, chunk) = (committer.clone(), chunk.to_vec());
+                std::thread::spawn(move || {
+                    for u in &chunk {
+                        let t = |from: &str, to: &str| {
+                            c.commit_blocking(new_transition(u, &[from], to, None, None, "x"))
+                        };
+                        assert_eq!(t("PENDING", "ONGOING").ok(), Some(true));
+                        assert_eq!(t("ONGOING", "SUCCEEDED").ok(), Some(true));
+                        // A compare-and-set that no longer holds changes nothing.
+                        assert_eq!(t("ONGOING", "FAILED").ok(), Some(false));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread panicked");
+        }
+        let store = lock(&committer.store);
+        let states: Vec<String> = store
+            .conn()
+            .prepare("SELECT state FROM actions")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("states");
+        assert_eq!(states.len(), 400);
+        assert!(states.iter().all(|s| s == "SUCCEEDED"), "{states:?}");
+        let events: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM events WHERE event_type = 'x'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(events, 800, "one event per applied transition");
+        let missing = Committer::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
+            new_transition("no-such-action", &["PENDING"], "ONGOING", None, None, "x"),
+        );
+        assert!(
+            matches!(missing, Err(StoreError::NotFound { .. })),
+            "{missing:?}"
+        );
+    }
 }

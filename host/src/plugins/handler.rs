@@ -118,6 +118,15 @@ impl Handler {
         self: &Arc<Self>,
         f: fn(&Handler) -> Result<T, PluginCallError>,
     ) -> Result<T, PluginCallError> {
+        self.blocking_with(f).await?
+    }
+
+    /// Runs `f` (several calls, say) on tokio's blocking pool, bounded by
+    /// the library's semaphore.
+    pub async fn blocking_with<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Handler) -> T + Send + 'static,
+    ) -> Result<T, PluginCallError> {
         let _permit = self
             .library
             .permits
@@ -127,7 +136,7 @@ impl Handler {
         let me = self.clone();
         tokio::task::spawn_blocking(move || f(&me))
             .await
-            .map_err(|e| PluginCallError::host(format!("plugin call task failed: {e}")))?
+            .map_err(|e| PluginCallError::host(format!("plugin call task failed: {e}")))
     }
 
     /// For the boundary benchmark: one call that does nothing but return.

@@ -12,6 +12,23 @@ pub const ACTION_DONE: [&str; 5] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED
 /// Terminal plan states.
 pub const PLAN_DONE: [&str; 5] = ["SUCCEEDED", "FAILED", "CANCELLED", "SUPERSEDED", "DELETED"];
 
+/// One action state change asked of [`Store::action_transitions`].
+#[derive(Clone, Debug)]
+pub struct ActionTransition {
+    /// The action.
+    pub action_uuid: String,
+    /// The states it may be in; otherwise nothing changes.
+    pub from: Vec<String>,
+    /// Its new state.
+    pub to: String,
+    /// Its new status message (None keeps the old one).
+    pub message: Option<String>,
+    /// Its outputs (None keeps the old ones).
+    pub outputs: Option<Value>,
+    /// The event appended with the change.
+    pub event_type: String,
+}
+
 /// The lease an applier holds on a plan.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lease {
@@ -166,32 +183,76 @@ impl Store {
         outputs: Option<&Value>,
         event_type: &str,
     ) -> Result<bool> {
-        let a = self.action(action_uuid)?;
-        if !from.contains(&a.state.as_str()) {
-            return Ok(false);
-        }
+        let t = ActionTransition {
+            action_uuid: action_uuid.into(),
+            from: from.iter().map(|s| s.to_string()).collect(),
+            to: to.into(),
+            message: message.map(String::from),
+            outputs: outputs.cloned(),
+            event_type: event_type.into(),
+        };
+        self.action_transitions(std::slice::from_ref(&t))?
+            .pop()
+            .unwrap_or(Ok(false))
+    }
+
+    /// Applies several action transitions in one transaction (a group
+    /// commit): each is a compare-and-set with its event, as
+    /// [`Store::action_transition`]; the result says, for each, whether it
+    /// applied, or that its action does not exist.
+    pub fn action_transitions(&mut self, batch: &[ActionTransition]) -> Result<Vec<Result<bool>>> {
+        let at = now();
         self.write(|tx| {
-            let n = tx.execute(
+            let mut results = Vec::with_capacity(batch.len());
+            let mut read = tx.prepare_cached(
+                "SELECT x.state, x.name, p.uuid FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
+                 WHERE x.uuid = ?1 AND x.deleted = 0",
+            )?;
+            let mut update = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4 WHERE uuid = ?5 AND state = ?6",
-                params![
-                    to,
-                    message,
-                    outputs.map(|o| o.to_string()),
-                    now(),
-                    a.uuid,
-                    a.state
-                ],
             )?;
-            if n == 1 {
-                append_event(
-                    tx,
-                    &Event::state_change(event_type, "action", &a.uuid, Some(&a.state), to)
-                        .in_plan(&a.action_plan_uuid)
-                        .with_payload(json!({"name": a.name, "status_message": message})),
-                )?;
+            for t in batch {
+                let row: Option<(String, String, String)> = read
+                    .query_row([&t.action_uuid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                let Some((state, name, plan)) = row else {
+                    results.push(Err(StoreError::NotFound {
+                        kind: "action",
+                        id: t.action_uuid.clone(),
+                    }));
+                    continue;
+                };
+                if !t.from.contains(&state) {
+                    results.push(Ok(false));
+                    continue;
+                }
+                let n = update.execute(params![
+                    t.to,
+                    t.message,
+                    t.outputs.as_ref().map(|o| o.to_string()),
+                    at,
+                    t.action_uuid,
+                    state
+                ])?;
+                if n == 1 {
+                    super::append_event_at(
+                        tx,
+                        &Event::state_change(
+                            &t.event_type,
+                            "action",
+                            &t.action_uuid,
+                            Some(&state),
+                            &t.to,
+                        )
+                        .in_plan(&plan)
+                        .with_payload(json!({"name": name, "status_message": t.message})),
+                        &at,
+                    )?;
+                }
+                results.push(Ok(n == 1));
             }
-            Ok(n == 1)
+            Ok(results)
         })
     }
 

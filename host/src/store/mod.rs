@@ -66,6 +66,10 @@ pub enum StoreError {
         /// The state asked for.
         to: String,
     },
+    /// A group commit failed (the SQLite error, as text: it is reported
+    /// to every transition of the group).
+    #[error("commit failed: {0}")]
+    Commit(String),
     /// No object with that id.
     #[error("{kind} {id:?} not found")]
     NotFound {
@@ -74,6 +78,13 @@ pub enum StoreError {
         /// By which id or name.
         id: String,
     },
+}
+
+/// Runs a store's WAL checkpoints in the background while it lives (see
+/// [`Store::background_checkpoints`]); dropping it runs a last one and stops.
+#[derive(Debug)]
+pub struct Checkpointer {
+    _stop: std::sync::mpsc::Sender<()>,
 }
 
 /// Result of store operations.
@@ -149,6 +160,48 @@ impl Store {
         store.configure()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Moves WAL checkpoints off this connection's commits, onto a thread
+    /// of its own, until the returned guard is dropped.
+    ///
+    /// SQLite checkpoints when a commit makes the WAL exceed 1,000 pages: that
+    /// commit copies the pages into the database and waits for two fsyncs.
+    /// An applier commits two transitions per action and cannot afford that
+    /// wait on its critical path. Durability does not change: a commit is
+    /// durable once in the WAL; the checkpoint only moves it.
+    pub fn background_checkpoints(&self) -> Result<Checkpointer> {
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| self.err(e))?;
+        let conn = Connection::open(&self.path).map_err(|e| self.err(e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.err(e))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let path = self.path.clone();
+        std::thread::Builder::new()
+            .name("sextant-checkpoint".into())
+            .spawn(move || {
+                let every = std::time::Duration::from_millis(250);
+                loop {
+                    let last = matches!(
+                        stopped.recv_timeout(every),
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) | Ok(())
+                    );
+                    // PASSIVE: copies what it can without blocking writers.
+                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::debug!("checkpoint of {}: {e}", path.display());
+                    }
+                    if last {
+                        break;
+                    }
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(Checkpointer { _stop: stop })
     }
 
     /// The database file.
