@@ -221,7 +221,7 @@ export_plugin! {
     strategy vm_workload_consolidation::VmWorkloadConsolidation = Entry::new("vm_workload_consolidation", "1.0.0")
         .display_name("en", "VM Workload Consolidation Strategy")
         .display_name("fr", "Stratégie de consolidation de la charge des VM")
-        .description("Offloads hosts using more than they have, then empties the least used hosts onto the most used ones, by usage and within allocations, and disables them.")
+        .description("Offloads hosts using more than they have, then empties the smallest, least used hosts onto the biggest, most used ones, by usage and within allocations, and disables them.")
         .parameters(vm_workload_consolidation::SCHEMA)
         .planner("weight")
         .goal(GoalDecl::new("server_consolidation")
