@@ -1,7 +1,8 @@
 //! `basic`: server consolidation (goal `server_consolidation`).
 //!
-//! Empties the least loaded hosts onto the most loaded ones and disables the
-//! hosts it empties, as Watcher's basic offline consolidation does, but:
+//! Empties hosts onto others and disables the hosts it empties, as Watcher's
+//! basic offline consolidation does, but keeping the biggest, busiest hosts
+//! and releasing the small ones (see [`consolidate`]), and:
 //! every dimension counts (vcpus, memory and disk, with allocation ratios and
 //! reservations); a host is emptied whole or not at all (no migration that
 //! releases nothing); instances only move onto hosts that are never emptied,
@@ -11,10 +12,10 @@
 //! seconds) stay put, so audits do not move them back and forth.
 
 use crate::common;
+use crate::fit::FitIndex;
 use serde::Deserialize;
 use sextant_plugin_api::model::{ClusterModel, Instance, Node};
 use sextant_plugin_api::prelude::*;
-use std::collections::BTreeSet;
 
 #[derive(Deserialize)]
 #[serde(default)]
@@ -46,47 +47,58 @@ impl Default for Params {
 #[derive(Default)]
 pub struct Basic;
 
-#[derive(Clone, Copy, Default, PartialEq, Debug)]
-struct Res(f64, f64, f64);
+type Res = [f64; 3];
 
-impl Res {
-    fn add(self, o: Res) -> Res {
-        Res(self.0 + o.0, self.1 + o.1, self.2 + o.2)
-    }
-    fn fits(self, cap: Res) -> bool {
-        self.0 <= cap.0 + 1e-9 && self.1 <= cap.1 + 1e-9 && self.2 <= cap.2 + 1e-9
-    }
-    /// The tightest dimension's share of capacity.
-    fn load(self, cap: Res) -> f64 {
-        let f = |u: f64, c: f64| if c > 0.0 { u / c } else { 1.0 };
-        f(self.0, cap.0).max(f(self.1, cap.1)).max(f(self.2, cap.2))
-    }
+fn add(a: Res, b: Res) -> Res {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+fn fits(used: Res, cap: Res) -> bool {
+    (0..3).all(|d| used[d] <= cap[d] + 1e-9)
+}
+
+/// The tightest dimension's share of capacity.
+fn load(used: Res, cap: Res) -> f64 {
+    (0..3)
+        .map(|d| if cap[d] > 0.0 { used[d] / cap[d] } else { 1.0 })
+        .fold(0.0, f64::max)
 }
 
 fn demand(i: &Instance) -> Res {
-    Res(i.vcpus as f64, i.memory as f64, i.disk as f64)
+    [i.vcpus as f64, i.memory as f64, i.disk as f64]
 }
 
 fn capacity(n: &Node) -> Res {
     let (v, m, d) = n.capacity();
-    Res(v, m, d)
+    [v, m, d]
 }
 
 fn usable(n: &Node) -> bool {
     n.status == "enabled" && n.state == "up" && n.power_state == "on"
 }
 
-/// One migration: instance, from, to, live.
-pub type Move = (String, String, String, bool);
+/// One migration: the instance, from, to.
+pub type Move<'a> = (&'a Instance, &'a Node, &'a Node);
 
 /// The consolidation: (migrations, released hosts).
+///
+/// Hosts are ranked by how much they are worth keeping: hosts holding an
+/// instance that must stay first (they are kept anyway), then the largest
+/// (capacity summed over the dimensions, each weighed by how full the
+/// cluster is in it, so the binding dimension counts most), then the most
+/// loaded. Sources are tried from the bottom of that ranking, each emptied
+/// whole or not at all, its instances (biggest first) going to the first
+/// host in the ranking with room in every dimension (an index finds it in
+/// O(log n)). So the hosts kept are the big, busy ones, as the lower bound
+/// on hosts in use assumes, and the small ones are released.
 pub fn consolidate(
     model: &ClusterModel,
     max_migrations: usize,
     min_interval: f64,
     now: f64,
-) -> (Vec<Move>, Vec<String>) {
+) -> (Vec<Move<'_>>, Vec<&Node>) {
     let nodes: Vec<&Node> = model.nodes.iter().filter(|n| usable(n)).collect();
+    let caps: Vec<Res> = nodes.iter().map(|n| capacity(n)).collect();
     let mut used: Vec<Res> = vec![Res::default(); nodes.len()];
     let mut on: Vec<Vec<&Instance>> = vec![Vec::new(); nodes.len()];
     let index: std::collections::HashMap<&str, usize> = nodes
@@ -96,69 +108,81 @@ pub fn consolidate(
         .collect();
     for i in &model.instances {
         if let Some(&k) = index.get(i.host.as_str()) {
-            used[k] = used[k].add(demand(i));
+            used[k] = add(used[k], demand(i));
             on[k].push(i);
         }
     }
     let movable = |i: &Instance| {
-        let recent = i
-            .metadata
-            .get("last_migrated_at")
-            .and_then(Value::as_f64)
-            .is_some_and(|t| now - t < min_interval);
         !i.watcher_exclude
             && !i.locked
-            && !recent
+            && !common::recently_migrated(i, now, min_interval)
             && matches!(i.state.as_str(), "active" | "stopped")
     };
-    // Sources: the least loaded hosts first; empty ones are already free.
-    let mut order: Vec<usize> = (0..nodes.len()).filter(|&k| !on[k].is_empty()).collect();
-    order.sort_by(|&a, &b| {
-        used[a]
-            .load(capacity(nodes[a]))
-            .total_cmp(&used[b].load(capacity(nodes[b])))
+    // Weights: a dimension counts by how full the cluster is in it.
+    let total_cap = caps.iter().fold(Res::default(), |t, &c| add(t, c));
+    let total_used = used.iter().fold(Res::default(), |t, &u| add(t, u));
+    let weight: Res = std::array::from_fn(|d| {
+        if total_cap[d] > 0.0 {
+            (total_used[d] / total_cap[d]).max(0.0) / total_cap[d] + 1e-3 / total_cap[d]
+        } else {
+            0.0
+        }
+    });
+    let size = |r: Res| (0..3).map(|d| weight[d] * r[d]).sum::<f64>();
+    let pinned: Vec<bool> = on.iter().map(|l| !l.iter().all(|i| movable(i))).collect();
+    // The ranking: slots of the fit index. Empty hosts have none: they are
+    // never woken up.
+    let mut rank: Vec<usize> = (0..nodes.len()).filter(|&k| !on[k].is_empty()).collect();
+    rank.sort_by(|&a, &b| {
+        pinned[b]
+            .cmp(&pinned[a])
+            .then(size(caps[b]).total_cmp(&size(caps[a])))
+            .then(load(used[b], caps[b]).total_cmp(&load(used[a], caps[a])))
             .then(a.cmp(&b))
     });
+    let room = |k: usize, u: Res| -> Res { std::array::from_fn(|d| caps[k][d] - u[d]) };
+    let mut fit = FitIndex::<3>::new(rank.len());
+    // What all hosts that may receive have free, to skip at once a source
+    // that cannot be emptied.
+    let mut free = Res::default();
+    for (slot, &k) in rank.iter().enumerate() {
+        fit.set(slot, room(k, used[k]));
+        free = add(free, room(k, used[k]).map(|x| x.max(0.0)));
+    }
     let mut received = vec![false; nodes.len()];
     let mut moves = Vec::new();
     let mut released = Vec::new();
-    // Targets by load, most loaded first (ties: lowest index): hosts with
-    // instances, never a source; an empty host is never woken up.
-    let key = |k: usize, r: Res| (u64::MAX - r.load(capacity(nodes[k])).max(0.0).to_bits(), k);
-    let mut targets: BTreeSet<(u64, usize)> = (0..nodes.len())
-        .filter(|&k| !on[k].is_empty())
-        .map(|k| key(k, used[k]))
-        .collect();
-    for &src in &order {
-        if received[src] || !on[src].iter().all(|i| movable(i)) {
+    for (slot, &src) in rank.iter().enumerate().rev() {
+        if pinned[src] || received[src] {
             continue;
         }
         if max_migrations > 0 && moves.len() + on[src].len() > max_migrations {
             continue;
         }
-        // Place its instances, biggest first, on the most loaded targets that
-        // still fit them (best fit), never on a source. Changes are kept in
-        // `changed` to be undone when the host cannot be emptied whole.
-        let mut changed: Vec<(usize, Res)> = Vec::new();
+        let own = room(src, used[src]).map(|x| x.max(0.0));
+        let others: Res = std::array::from_fn(|d| free[d] - own[d]);
+        if (0..3).any(|d| used[src][d] > others[d] * (1.0 + 1e-9) + 1e-6) {
+            continue;
+        }
+        fit.clear(slot);
+        // Changes are kept to be undone when the host cannot be emptied whole.
+        let mut changed: Vec<(usize, usize, Res)> = Vec::new();
         let mut plan = Vec::new();
         let mut instances = on[src].clone();
-        instances.sort_by(|a, b| {
-            demand(b)
-                .load(capacity(nodes[src]))
-                .total_cmp(&demand(a).load(capacity(nodes[src])))
-        });
+        instances.sort_by(|a, b| size(demand(b)).total_cmp(&size(demand(a))));
         let mut ok = true;
         for i in instances {
-            let best = targets
-                .iter()
-                .map(|&(_, t)| t)
-                .find(|&t| t != src && used[t].add(demand(i)).fits(capacity(nodes[t])));
-            match best {
-                Some(t) => {
-                    changed.push((t, used[t]));
-                    targets.remove(&key(t, used[t]));
-                    used[t] = used[t].add(demand(i));
-                    targets.insert(key(t, used[t]));
+            let d = demand(i);
+            let t = fit
+                .first_fit(d, |s| fits(add(used[rank[s]], d), caps[rank[s]]))
+                .map(|s| (s, rank[s]));
+            match t {
+                Some((s, t)) => {
+                    changed.push((s, t, used[t]));
+                    free = std::array::from_fn(|k| free[k] - room(t, used[t])[k].max(0.0));
+                    used[t] = add(used[t], d);
+                    free = add(free, room(t, used[t]).map(|x| x.max(0.0)));
+                    fit.set(s, room(t, used[t]));
                     plan.push((i, t));
                 }
                 None => {
@@ -168,25 +192,22 @@ pub fn consolidate(
             }
         }
         if !ok {
-            for (t, before) in changed.into_iter().rev() {
-                targets.remove(&key(t, used[t]));
+            for (s, t, before) in changed.into_iter().rev() {
+                free = std::array::from_fn(|k| free[k] - room(t, used[t])[k].max(0.0));
                 used[t] = before;
-                targets.insert(key(t, used[t]));
+                free = add(free, room(t, used[t]).map(|x| x.max(0.0)));
+                fit.set(s, room(t, used[t]));
             }
+            fit.set(slot, room(src, used[src]));
             continue;
         }
         for (i, t) in plan {
             received[t] = true;
-            moves.push((
-                i.uuid.clone(),
-                nodes[src].hostname.clone(),
-                nodes[t].hostname.clone(),
-                i.state == "active",
-            ));
+            moves.push((i, nodes[src], nodes[t]));
         }
-        targets.remove(&key(src, used[src]));
+        free = std::array::from_fn(|d| free[d] - own[d]);
         used[src] = Res::default();
-        released.push(nodes[src].hostname.clone());
+        released.push(nodes[src]);
     }
     (moves, released)
 }
@@ -207,34 +228,17 @@ impl Strategy for Basic {
             0
         };
         let (moves, released) = consolidate(&model, max, p.min_migration_interval, now);
-        let mut actions = Vec::new();
-        let names = common::instance_names(&model);
-        for (n, (vm, from, to, live)) in moves.iter().enumerate() {
-            let name = names.get(vm.as_str()).map(|s| s.to_string());
-            actions.push(Action {
-                id: format!("migrate-{}", name.clone().unwrap_or_else(|| format!("{n}"))),
-                action_type: "migrate".into(),
-                resource_id: Some(vm.clone()),
-                input_parameters: json!({
-                    "migration_type": if *live { "live" } else { "cold" },
-                    "source_node": from,
-                    "destination_node": to,
-                    "resource_name": name,
-                }),
-            });
+        let mut actions = Vec::with_capacity(moves.len() + released.len());
+        for (i, from, to) in &moves {
+            actions.push(common::migrate(
+                i,
+                i.state == "active",
+                &from.hostname,
+                Some(&to.hostname),
+            ));
         }
-        for host in &released {
-            let node = model.node(host);
-            actions.push(Action {
-                id: format!("disable-{host}"),
-                action_type: "change_nova_service_state".into(),
-                resource_id: node.map(|n| n.uuid.clone()),
-                input_parameters: json!({
-                    "state": "disabled",
-                    "disabled_reason": "watcher_disabled",
-                    "resource_name": host,
-                }),
-            });
+        for node in &released {
+            actions.push(common::disable(node));
         }
         let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
         Ok(common::server_consolidation(
@@ -270,6 +274,7 @@ pub const SERVER_CONSOLIDATION: &str = r#"[
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::testgen;
 
     fn model(v: Value) -> ClusterModel {
         serde_json::from_value(v).expect("model")
@@ -283,13 +288,27 @@ mod tests {
         json!({"uuid": id, "name": id, "host": host, "vcpus": vcpus, "memory": mem, "disk": 10})
     }
 
+    type Named = (Vec<(String, String, String)>, Vec<String>);
+
+    /// The consolidation by names: (instance, from, to) and released hosts.
+    fn run(m: &ClusterModel, max: usize, interval: f64, now: f64) -> Named {
+        let (moves, released) = consolidate(m, max, interval, now);
+        (
+            moves
+                .iter()
+                .map(|(i, f, t)| (i.uuid.clone(), f.hostname.clone(), t.hostname.clone()))
+                .collect(),
+            released.iter().map(|n| n.hostname.clone()).collect(),
+        )
+    }
+
     #[test]
     fn empties_the_least_loaded_hosts_within_every_dimension() {
         let m = model(json!({
             "nodes": [node("h1", 16, 32768), node("h2", 16, 32768), node("h3", 16, 32768)],
             "instances": [vm("a", "h1", 8, 8192), vm("b", "h2", 4, 4096), vm("c", "h3", 2, 2048)]
         }));
-        let (moves, released) = consolidate(&m, 0, 0.0, 0.0);
+        let (moves, released) = run(&m, 0, 0.0, 0.0);
         assert_eq!(released, ["h3", "h2"]);
         assert!(moves.iter().all(|m| m.2 == "h1"), "{moves:?}");
     }
@@ -300,7 +319,7 @@ mod tests {
             "nodes": [node("h1", 64, 8192), node("h2", 64, 8192)],
             "instances": [vm("a", "h1", 1, 6144), vm("b", "h2", 1, 4096)]
         }));
-        let (moves, released) = consolidate(&m, 0, 0.0, 0.0);
+        let (moves, released) = run(&m, 0, 0.0, 0.0);
         assert!(
             moves.is_empty() && released.is_empty(),
             "nothing fits: {moves:?}"
@@ -311,12 +330,12 @@ mod tests {
     fn nothing_to_do_on_a_packed_or_single_host_cluster() {
         let m =
             model(json!({"nodes": [node("h1", 16, 32768)], "instances": [vm("a", "h1", 4, 4096)]}));
-        assert_eq!(consolidate(&m, 0, 0.0, 0.0), (vec![], vec![]));
+        assert_eq!(run(&m, 0, 0.0, 0.0), (vec![], vec![]));
         let m = model(json!({
             "nodes": [node("h1", 4, 4096), node("h2", 4, 4096)],
             "instances": [vm("a", "h1", 4, 4096), vm("b", "h2", 4, 4096)]
         }));
-        assert_eq!(consolidate(&m, 0, 0.0, 0.0), (vec![], vec![]));
+        assert_eq!(run(&m, 0, 0.0, 0.0), (vec![], vec![]));
     }
 
     #[test]
@@ -329,10 +348,118 @@ mod tests {
             .metadata
             .insert("last_migrated_at".into(), json!(1000.0));
         // b moved recently: it stays; h1 is emptied onto h2 instead.
-        let (moves, released) = consolidate(&m, 0, 3600.0, 2000.0);
+        let (moves, released) = run(&m, 0, 3600.0, 2000.0);
         assert!(moves.iter().all(|m| m.0 != "b"), "{moves:?}");
         assert_eq!(released, ["h1"]);
         // Later, b is movable again and its host, the least loaded, goes.
-        assert_eq!(consolidate(&m, 0, 3600.0, 5000.0).1, ["h2"]);
+        assert_eq!(run(&m, 0, 3600.0, 5000.0).1, ["h2"]);
+    }
+
+    #[test]
+    fn keeps_the_big_host_and_releases_the_small_ones() {
+        // h1 (64 vcpus) holds 16, h2 and h3 (32 vcpus) 16 each: 48 in all,
+        // which h1 alone can hold. Taking the least loaded host first (h1,
+        // 25 %) fills h2 with its instances and leaves h3 nowhere to go:
+        // two hosts in use. Keeping the biggest host releases both others.
+        let m = model(json!({
+            "nodes": [node("h1", 64, 262144), node("h2", 32, 131072), node("h3", 32, 131072)],
+            "instances": [vm("a", "h1", 4, 4096), vm("b", "h1", 4, 4096), vm("c", "h1", 4, 4096),
+                          vm("d", "h1", 4, 4096), vm("e", "h2", 8, 8192), vm("f", "h2", 8, 8192),
+                          vm("g", "h3", 8, 8192), vm("h", "h3", 8, 8192)]
+        }));
+        let (moves, released) = run(&m, 0, 0.0, 0.0);
+        assert_eq!(released, ["h3", "h2"]);
+        assert_eq!(moves.len(), 4);
+        assert!(moves.iter().all(|m| m.2 == "h1"), "{moves:?}");
+        // Within a migration budget, only what fits in it.
+        let (moves, released) = run(&m, 3, 0.0, 0.0);
+        assert_eq!((moves.len(), released), (2, vec!["h3".to_string()]));
+    }
+
+    #[test]
+    fn every_state_of_the_plan_is_within_capacity_on_random_clusters() {
+        for seed in 0..400 {
+            let c = testgen::cluster(seed);
+            let max = if seed % 5 == 0 {
+                (seed % 13) as usize
+            } else {
+                0
+            };
+            let (moves, released) = consolidate(&c.model, max, c.interval, c.now);
+            if max > 0 {
+                assert!(moves.len() <= max, "seed {seed}");
+            }
+            let moves: Vec<(&Instance, &str, &str)> = moves
+                .iter()
+                .map(|(i, f, t)| (*i, f.hostname.as_str(), t.hostname.as_str()))
+                .collect();
+            let released: Vec<&str> = released.iter().map(|n| n.hostname.as_str()).collect();
+            testgen::check_plan(
+                &c,
+                &moves,
+                &released,
+                &testgen::Rules {
+                    cap: &|n| {
+                        let (v, m, d) = n.capacity();
+                        vec![v, m, d]
+                    },
+                    need: &|i| vec![i.vcpus as f64, i.memory as f64, i.disk as f64],
+                    may_receive: &usable,
+                    whole: true,
+                    wake: false,
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// Where the time of a large run goes, on a model file (`sextant sim
+    /// generate --format json`): `SEXTANT_BENCH_MODEL=large.json cargo test
+    /// --release -p sextant-strategies -- --ignored --nocapture timing`.
+    #[test]
+    #[ignore]
+    fn timing_of_a_large_model() {
+        let Ok(path) = std::env::var("SEXTANT_BENCH_MODEL") else {
+            return;
+        };
+        let text = std::fs::read_to_string(path).expect("model file");
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let v: Value = serde_json::from_str(&text).expect("json");
+            let t_text = t.elapsed();
+            let v2 = v.clone();
+            let t = std::time::Instant::now();
+            let m = common::model(v2).expect("model");
+            let t_model = t.elapsed();
+            let mut n = 0;
+            let mut t_cons = std::time::Duration::MAX;
+            for _ in 0..5 {
+                let t = std::time::Instant::now();
+                n = consolidate(&m, 0, 0.0, 0.0).0.len();
+                t_cons = t_cons.min(t.elapsed());
+            }
+            let t = std::time::Instant::now();
+            drop(m);
+            let t_drop = t.elapsed();
+            let v2 = v.clone();
+            let t = std::time::Instant::now();
+            let s = Basic.execute(v2, json!({})).expect("plan");
+            let t_basic = t.elapsed();
+            let t = std::time::Instant::now();
+            drop(s);
+            let t_sol = t.elapsed();
+            let t = std::time::Instant::now();
+            crate::vm_workload_consolidation::VmWorkloadConsolidation
+                .execute(v, json!({}))
+                .expect("plan");
+            let t_vwc = t.elapsed();
+            eprintln!(
+                "text->Value {t_text:?} | in execute: Value->model {t_model:?}, consolidate {t_cons:?} (best of 5; {n} moves), model drop {t_drop:?} | basic execute {t_basic:?} (then solution drop {t_sol:?}), vm_workload_consolidation execute {t_vwc:?}"
+            );
+        }
     }
 }

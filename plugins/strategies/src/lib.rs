@@ -6,8 +6,8 @@
 //! * `actuator` (goal `unclassified`): returns the actions its `actions`
 //!   parameter lists, as they are; the way to run hand-written actions
 //!   through an audit.
-//! * `basic` (goal `server_consolidation`): empties the least loaded hosts
-//!   within every resource dimension and disables them (see `basic.rs`).
+//! * `basic` (goal `server_consolidation`): empties the smallest, least
+//!   loaded hosts within every resource dimension and disables them (see `basic.rs`).
 //! * `host_maintenance` (goal `cluster_maintaining`): empties one host for
 //!   maintenance (see `host_maintenance.rs`).
 //! * `node_resource_consolidation` (goal `server_consolidation`): `basic`'s
@@ -33,6 +33,7 @@
 
 mod basic;
 mod common;
+mod fit;
 mod host_maintenance;
 mod node_resource_consolidation;
 mod noisy_neighbor;
@@ -190,7 +191,7 @@ export_plugin! {
     strategy basic::Basic = Entry::new("basic", "1.0.0")
         .display_name("en", "Basic offline consolidation")
         .display_name("fr", "Consolidation hors ligne de base")
-        .description("Empties the least loaded hosts onto the most loaded ones, in every dimension (vcpus, memory, disk, with ratios and reservations), and disables the hosts it empties.")
+        .description("Empties the smallest, least loaded hosts onto the biggest, most loaded ones, in every dimension (vcpus, memory, disk, with ratios and reservations), and disables the hosts it empties.")
         .parameters(basic::SCHEMA)
         .planner("weight")
         .goal(GoalDecl::new("server_consolidation")
@@ -220,7 +221,7 @@ export_plugin! {
     strategy vm_workload_consolidation::VmWorkloadConsolidation = Entry::new("vm_workload_consolidation", "1.0.0")
         .display_name("en", "VM Workload Consolidation Strategy")
         .display_name("fr", "Stratégie de consolidation de la charge des VM")
-        .description("Offloads hosts using more than they have, then empties the least used hosts onto the most used ones, by usage and within allocations, and disables them.")
+        .description("Offloads hosts using more than they have, then empties the smallest, least used hosts onto the biggest, most used ones, by usage and within allocations, and disables them.")
         .parameters(vm_workload_consolidation::SCHEMA)
         .planner("weight")
         .goal(GoalDecl::new("server_consolidation")

@@ -49,32 +49,13 @@ impl Strategy for NodeResourceConsolidation {
         let model = common::model(model)?;
         let now = common::now(p.now);
         let (moves, released) = consolidate(&model, 0, p.min_migration_interval, now);
-        let mut actions = Vec::new();
-        for host in &released {
-            let uuid = model.node(host).map(|n| n.uuid.clone());
-            actions.push(Action {
-                id: format!("disable-{host}"),
-                action_type: "change_nova_service_state".into(),
-                resource_id: uuid,
-                input_parameters: json!({"state": "disabled", "disabled_reason": "watcher_disabled", "resource_name": host}),
-            });
+        let mut actions = Vec::with_capacity(moves.len() + released.len());
+        for node in &released {
+            actions.push(common::disable(node));
         }
-        let names = common::instance_names(&model);
-        for (vm, from, to, live) in &moves {
-            let name = names
-                .get(vm.as_str())
-                .map_or_else(|| vm.clone(), |s| s.to_string());
-            actions.push(Action {
-                id: format!("migrate-{name}"),
-                action_type: "migrate".into(),
-                resource_id: Some(vm.clone()),
-                input_parameters: json!({
-                    "migration_type": if *live { "live" } else { "cold" },
-                    "source_node": from,
-                    "destination_node": if specify { Value::from(to.clone()) } else { Value::Null },
-                    "resource_name": name,
-                }),
-            });
+        for (i, from, to) in &moves {
+            let to = specify.then_some(to.hostname.as_str());
+            actions.push(common::migrate(i, i.state == "active", &from.hostname, to));
         }
         let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
         Ok(common::server_consolidation(
