@@ -246,6 +246,45 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An action whose `execute` runs.
+struct Running {
+    handler: Arc<Handler>,
+    /// When its timeout expires.
+    deadline: Instant,
+    /// Set by the watchdog when it expired.
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+    /// Tells the action's task that it expired.
+    expired: Arc<tokio::sync::Notify>,
+}
+
+/// How often the watchdog looks for expired timeouts.
+const WATCHDOG: Duration = Duration::from_millis(10);
+
+/// Times out running actions: one task for the whole plan instead of a
+/// timer (and a wake-up) per action. An expired action is flagged, its
+/// handler asked to abort, and its task told.
+async fn watchdog(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(WATCHDOG).await;
+        let now = Instant::now();
+        for r in lock(&shared.running).values() {
+            if r.deadline <= now && !r.timed_out.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let _ = r.handler.abort();
+                r.expired.notify_one();
+            }
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Shared by the engine and its action tasks.
 struct Shared {
     store: Arc<Mutex<Store>>,
@@ -259,8 +298,9 @@ struct Shared {
     types: Arc<ActionTypeRegistry>,
     opts: ApplyOptions,
     plan_uuid: String,
-    /// Handlers of running actions, for abort.
-    running: Mutex<HashMap<String, Arc<Handler>>>,
+    /// The actions whose `execute` runs: for abort, and for the watchdog
+    /// that times them out.
+    running: Mutex<HashMap<String, Running>>,
     cancelling: std::sync::atomic::AtomicBool,
 }
 
@@ -426,9 +466,9 @@ enum AttemptEnd {
 }
 
 /// One attempt, in one trip to the blocking pool: create the handler, check
-/// pre_condition, commit ONGOING (first attempt), tell the engine side that
-/// `execute` starts (for the timeout), execute, check the outputs, run
-/// post_condition, commit the final state.
+/// pre_condition, commit ONGOING (first attempt), execute (registered with
+/// the watchdog), check the outputs, run post_condition, commit the final
+/// state.
 #[allow(clippy::too_many_arguments)]
 fn attempt_blocking(
     shared: &Arc<Shared>,
@@ -437,8 +477,9 @@ fn attempt_blocking(
     params: &Value,
     ctx: &Value,
     first: bool,
-    started: tokio::sync::oneshot::Sender<Arc<Handler>>,
-    timed_out: &std::sync::atomic::AtomicBool,
+    timeout: Duration,
+    timed_out: &Arc<std::sync::atomic::AtomicBool>,
+    expired: &Arc<tokio::sync::Notify>,
 ) -> AttemptEnd {
     use std::sync::atomic::Ordering::SeqCst;
     let uuid = row.uuid.as_str();
@@ -500,8 +541,16 @@ fn attempt_blocking(
         let state = now.map(|a| St::from_db(&a.state)).unwrap_or(St::Cancelled);
         return AttemptEnd::Settled(state, None);
     }
-    lock(&shared.running).insert(uuid.to_string(), h.clone());
-    let _ = started.send(h.clone());
+    // The timeout runs from the start of `execute`.
+    lock(&shared.running).insert(
+        uuid.to_string(),
+        Running {
+            handler: h.clone(),
+            deadline: Instant::now() + timeout,
+            timed_out: timed_out.clone(),
+            expired: expired.clone(),
+        },
+    );
     let executed = match h.execute() {
         Err(e) => Executed::Failed(e),
         Ok(outputs) => {
@@ -611,41 +660,28 @@ async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors
             Some(l) => l.permits.acquire().await.ok(),
             None => None,
         };
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let timed_out = Arc::new(AtomicBool::new(false));
+        let expired = Arc::new(tokio::sync::Notify::new());
         let mut join = {
-            let (s, row, entry, params, ctx, t) = (
+            let (s, row, entry, params, ctx, t, x) = (
                 shared.clone(),
                 row.clone(),
                 entry.clone(),
                 params.clone(),
                 ctx.clone(),
                 timed_out.clone(),
+                expired.clone(),
             );
-            let first = attempt == 0;
+            let (first, timeout) = (attempt == 0, recovery.timeout);
             tokio::task::spawn_blocking(move || {
-                attempt_blocking(&s, &row, &entry, &params, &ctx, first, started_tx, &t)
+                attempt_blocking(&s, &row, &entry, &params, &ctx, first, timeout, &t, &x)
             })
         };
-        // The timeout runs from the start of `execute`.
-        // None: the attempt ended before `execute` (the sender is dropped).
-        let started = started_rx.await.ok();
-        let end = match started {
-            None => join.await,
-            Some(h) => match tokio::time::timeout(recovery.timeout, &mut join).await {
-                Ok(r) => r,
-                Err(_) => {
-                    timed_out.store(true, SeqCst);
-                    let _ = h.abort();
-                    Ok(AttemptEnd::ExecuteFailed {
-                        why: format!(
-                            "The action {uuid} execution failed: timed out after {}s.",
-                            recovery.timeout.as_secs_f64()
-                        ),
-                        from_execute: true,
-                    })
-                }
-            },
+        let end = tokio::select! {
+            r = &mut join => r,
+            // The watchdog timed it out (and asked it to abort): go on
+            // without waiting for a handler that may never return.
+            _ = expired.notified() => Ok(AttemptEnd::TimedOut),
         };
         let (why, from_execute) = match end {
             Ok(AttemptEnd::Settled(state, outputs)) => return done(state, false, outputs),
@@ -1141,6 +1177,7 @@ impl Applier {
         let limits = shared.opts.policy.limits.clone();
         let mut in_use: HashMap<(usize, Option<String>), u32> = HashMap::new();
         let mut tasks: JoinSet<Done> = JoinSet::new();
+        let _watchdog = AbortOnDrop(tokio::spawn(watchdog(shared.clone())));
         let mut running = 0usize;
         let mut stopping: Option<String> = None;
         let mut rollback = false;
@@ -1201,12 +1238,9 @@ impl Applier {
                         .cancelling
                         .store(true, std::sync::atomic::Ordering::SeqCst);
                     if shared.opts.policy.abort_on_cancel {
-                        let handlers: Vec<Arc<Handler>> = shared
-                            .running
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
+                        let handlers: Vec<Arc<Handler>> = lock(&shared.running)
                             .values()
-                            .cloned()
+                            .map(|r| r.handler.clone())
                             .collect();
                         for h in handlers {
                             if h.library()
