@@ -114,6 +114,23 @@ pub trait Strategy: Default + Send + 'static {
     /// Runs the strategy; `parameters` have been validated against the
     /// entry's schema, defaults filled in.
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError>;
+
+    /// Runs the strategy on the cluster model as JSON text, as it crosses
+    /// the plugin boundary. The default parses it into a [`Value`] and calls
+    /// [`Strategy::execute`]; a strategy that reads the model into its own
+    /// types (say [`crate::model::ClusterModel`]) can override this and
+    /// skip the `Value`: on 100,000 instances that is about half the time
+    /// spent before the strategy's own work starts.
+    fn execute_json(&self, model_json: &str, parameters: Value) -> Result<Solution, PluginError> {
+        let model = if model_json.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(model_json).map_err(|e| {
+                PluginError::invalid_input(format!("the cluster model is not valid JSON: {e}"))
+            })?
+        };
+        self.execute(model, parameters)
+    }
 }
 
 /// A planner: schedules a solution's actions into a DAG.
@@ -250,7 +267,7 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, Plugin
 // ---------------------------------------------------------------------------
 
 type HandlerCtor = fn(&str) -> Result<Box<dyn ActionHandler>, PluginError>;
-type StrategyFn = fn(Value, Value) -> Result<Solution, PluginError>;
+type StrategyFn = fn(&str, Value) -> Result<Solution, PluginError>;
 type PlannerFn = fn(Vec<Action>, Value) -> Result<Schedule, PluginError>;
 type MapperFn = fn(Value) -> Result<String, PluginError>;
 type CollectorFn = fn(Value) -> Result<Value, PluginError>;
@@ -285,8 +302,8 @@ fn make_handler<H: ActionHandler + DeserializeOwned>(
         .map_err(|e| PluginError::invalid_input(format!("invalid input parameters: {e}")))?;
     Ok(Box::new(h))
 }
-fn run_strategy<S: Strategy>(m: Value, p: Value) -> Result<Solution, PluginError> {
-    S::default().execute(m, p)
+fn run_strategy<S: Strategy>(m: &str, p: Value) -> Result<Solution, PluginError> {
+    S::default().execute_json(m, p)
 }
 fn run_planner<P: Planner>(a: Vec<Action>, c: Value) -> Result<Schedule, PluginError> {
     P::default().schedule(a, c)
@@ -561,7 +578,7 @@ extern "C" fn strategy_execute(
             unreachable!("find checks the kind")
         };
         let sol = f(
-            parse_json("the cluster model", model_json)?,
+            model_json.as_str(),
             parse_json("the parameters", params_json)?,
         )?;
         Ok(SolutionAbi {

@@ -214,6 +214,20 @@ pub fn consolidate(
 
 impl Strategy for Basic {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
+        self.run(model.into(), parameters)
+    }
+
+    fn execute_json(&self, model: &str, parameters: Value) -> Result<Solution, PluginError> {
+        self.run(model.into(), parameters)
+    }
+}
+
+impl Basic {
+    fn run(
+        &self,
+        model: common::ModelInput<'_>,
+        parameters: Value,
+    ) -> Result<Solution, PluginError> {
         let p: Params = if parameters.is_null() {
             Params::default()
         } else {
@@ -300,6 +314,27 @@ mod tests {
                 .collect(),
             released.iter().map(|n| n.hostname.clone()).collect(),
         )
+    }
+
+    #[test]
+    fn the_model_as_text_gives_the_same_solution_as_the_model_as_a_value() {
+        let m = json!({
+            "nodes": [node("h1", 16, 32768), node("h2", 16, 32768), node("h3", 16, 32768)],
+            "instances": [vm("a", "h1", 8, 8192), vm("b", "h2", 4, 4096), vm("c", "h3", 2, 2048)]
+        });
+        let p = json!({"now": 0.0});
+        let from_value = Basic.execute(m.clone(), p.clone()).expect("value");
+        let from_text = Basic.execute_json(&m.to_string(), p).expect("text");
+        assert!(!from_value.actions.is_empty());
+        assert_eq!(
+            serde_json::to_value(&from_value.actions).ok(),
+            serde_json::to_value(&from_text.actions).ok()
+        );
+        let bad = Basic
+            .execute_json("{\"nodes\": 3}", json!({}))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(bad.message().contains("cluster model"), "{}", bad.message());
     }
 
     #[test]

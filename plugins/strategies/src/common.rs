@@ -18,9 +18,34 @@ pub fn params<T: DeserializeOwned>(strategy: &str, parameters: Value) -> Result<
 }
 
 /// The cluster model the host passed.
-pub fn model(model: Value) -> Result<ClusterModel, PluginError> {
-    serde_json::from_value(model)
-        .map_err(|e| PluginError::invalid_input(format!("cluster model: {e}")))
+pub fn model<'a>(model: impl Into<ModelInput<'a>>) -> Result<ClusterModel, PluginError> {
+    let bad = |e: serde_json::Error| PluginError::invalid_input(format!("cluster model: {e}"));
+    match model.into() {
+        ModelInput::Value(v) => serde_json::from_value(v).map_err(bad),
+        // Straight into the model's types: no `Value` in between.
+        ModelInput::Json(text) => serde_json::from_str(text).map_err(bad),
+    }
+}
+
+/// The cluster model as a strategy receives it: a [`Value`] through
+/// `Strategy::execute`, JSON text through `Strategy::execute_json`.
+pub enum ModelInput<'a> {
+    /// Already parsed.
+    Value(Value),
+    /// JSON text.
+    Json(&'a str),
+}
+
+impl From<Value> for ModelInput<'_> {
+    fn from(v: Value) -> Self {
+        ModelInput::Value(v)
+    }
+}
+
+impl<'a> From<&'a str> for ModelInput<'a> {
+    fn from(s: &'a str) -> Self {
+        ModelInput::Json(s)
+    }
 }
 
 /// `now` when a test gives one, else the clock, in unix seconds.

@@ -36,6 +36,20 @@ pub struct NodeResourceConsolidation;
 
 impl Strategy for NodeResourceConsolidation {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
+        self.run(model.into(), parameters)
+    }
+
+    fn execute_json(&self, model: &str, parameters: Value) -> Result<Solution, PluginError> {
+        self.run(model.into(), parameters)
+    }
+}
+
+impl NodeResourceConsolidation {
+    fn run(
+        &self,
+        model: common::ModelInput<'_>,
+        parameters: Value,
+    ) -> Result<Solution, PluginError> {
         let p: Params = common::params("node_resource_consolidation", parameters)?;
         let specify = match p.host_choice.as_str() {
             "auto" => false,

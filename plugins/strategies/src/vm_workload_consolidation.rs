@@ -141,6 +141,20 @@ fn by_load(h: &Host, k: usize) -> (u64, usize) {
 
 impl Strategy for VmWorkloadConsolidation {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
+        self.run(model.into(), parameters)
+    }
+
+    fn execute_json(&self, model: &str, parameters: Value) -> Result<Solution, PluginError> {
+        self.run(model.into(), parameters)
+    }
+}
+
+impl VmWorkloadConsolidation {
+    fn run(
+        &self,
+        model: common::ModelInput<'_>,
+        parameters: Value,
+    ) -> Result<Solution, PluginError> {
         let p: Params = common::params("vm_workload_consolidation", parameters)?;
         let m = common::model(model)?;
         let now = common::now(p.now);
