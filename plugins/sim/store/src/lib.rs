@@ -231,4 +231,31 @@ mod tests {
         assert_eq!(db.model().expect("model"), ClusterModel::default());
         assert!(db.is_initialised().expect("meta"));
     }
+
+    #[test]
+    fn a_shelved_offloaded_instance_frees_its_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = SimDb::open(&dir.path().join("sim.db")).expect("open");
+        let m: ClusterModel = serde_json::from_value(serde_json::json!({
+            "nodes": [
+                {"uuid": "n1", "hostname": "h1", "vcpus": 4, "memory": 4096, "disk": 100},
+                {"uuid": "n2", "hostname": "h2", "vcpus": 4, "memory": 4096, "disk": 100}
+            ],
+            "instances": [
+                {"uuid": "i1", "name": "a", "host": "h1", "vcpus": 4, "memory": 4096, "disk": 10},
+                {"uuid": "i2", "name": "b", "host": "h2", "vcpus": 4, "memory": 4096, "disk": 10}
+            ]
+        }))
+        .expect("model");
+        db.init(&m, 0.0).expect("init");
+        // h1 is full: b cannot move there, and h1 cannot be powered off.
+        assert!(db.migrate("i2", "h2", "h1").is_err());
+        assert!(db.set_power("n1", "off", true).is_err());
+        db.set_instance_state("i1", "shelved_offloaded", &[])
+            .expect("shelve");
+        // Offloaded, a no longer holds h1's resources.
+        db.set_power("n1", "off", true)
+            .expect("h1 can be powered off");
+        db.migrate("i2", "h2", "h1").expect("b fits on h1 now");
+    }
 }

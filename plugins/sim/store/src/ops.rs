@@ -74,6 +74,13 @@ fn put_instance(tx: &Transaction<'_>, i: &Instance) -> rusqlite::Result<()> {
 }
 
 /// `(vcpus, memory, disk)` used on a host, without `except`.
+/// A shelved and offloaded instance keeps its record but, as in Nova, no
+/// longer uses its host: its vcpus, memory and disk are free.
+fn offloaded(i: &Instance) -> bool {
+    i.state == "shelved_offloaded"
+}
+
+/// What the instances on a host use (offloaded ones use nothing).
 fn used(
     tx: &Transaction<'_>,
     hostname: &str,
@@ -88,7 +95,9 @@ fn used(
         if Some(id.as_str()) == except {
             continue;
         }
-        if let Ok(i) = serde_json::from_str::<Instance>(&doc) {
+        if let Ok(i) = serde_json::from_str::<Instance>(&doc)
+            && !offloaded(&i)
+        {
             u.0 += i.vcpus as f64;
             u.1 += i.memory as f64;
             u.2 += i.disk as f64;
@@ -272,13 +281,18 @@ impl SimDb {
                 )));
             }
             if state == "off" {
-                let running: i64 = tx
-                    .query_row(
-                        "SELECT count(*) FROM instances WHERE host = ?1",
-                        [&n.hostname],
-                        |r| r.get(0),
-                    )
+                let docs: Vec<String> = tx
+                    .prepare("SELECT doc FROM instances WHERE host = ?1")
+                    .and_then(|mut st| {
+                        st.query_map([&n.hostname], |r| r.get(0))?
+                            .collect::<rusqlite::Result<_>>()
+                    })
                     .map_err(db)?;
+                let running = docs
+                    .iter()
+                    .filter_map(|d| serde_json::from_str::<Instance>(d).ok())
+                    .filter(|i| !offloaded(i))
+                    .count();
                 if running > 0 {
                     return Err(OpError::Refused(format!(
                         "node {} still hosts {running} instances: it cannot be powered off",
