@@ -639,6 +639,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plan_state_reads_the_state_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let p = s
+            .create_plan(&plans::NewPlan {
+                state: "RECOMMENDED".into(),
+                ..Default::default()
+            })
+            .expect("plan");
+        assert_eq!(s.plan_state(&p.uuid).ok().as_deref(), Some("RECOMMENDED"));
+        assert!(matches!(
+            s.plan_state("no-such-plan"),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[test]
     fn uuids_are_version_4_and_distinct_across_batches() {
         let n = 1000; // several batches of 256
         let ids: std::collections::HashSet<String> = (0..n).map(|_| new_uuid()).collect();

@@ -310,6 +310,18 @@ impl Store {
         }
     }
 
+    /// A plan's state, by full uuid: cheap enough to poll.
+    pub fn plan_state(&self, uuid: &str) -> Result<String> {
+        self.conn()
+            .prepare_cached("SELECT state FROM action_plans WHERE uuid = ?1 AND deleted = 0")
+            .and_then(|mut st| st.query_row([uuid], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "action plan",
+                id: uuid.into(),
+            })
+    }
+
     /// The actions of a plan, in creation order.
     pub fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
         let plan = self.plan(plan_uuid)?;
