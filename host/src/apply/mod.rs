@@ -435,6 +435,7 @@ fn new_transition(
         message,
         outputs,
         event_type: event_type.into(),
+        plan_uuid: None,
     }
 }
 
@@ -448,7 +449,8 @@ async fn transition(
     outputs: Option<Value>,
     event_type: &str,
 ) -> Result<bool, StoreError> {
-    let t = new_transition(uuid, from, to, message, outputs, event_type);
+    let mut t = new_transition(uuid, from, to, message, outputs, event_type);
+    t.plan_uuid = Some(shared.plan_uuid.clone());
     let s = shared.clone();
     tokio::task::spawn_blocking(move || s.committer.commit_blocking(t))
         .await
@@ -485,9 +487,9 @@ fn attempt_blocking(
     let uuid = row.uuid.as_str();
     let commit =
         |from: &[&str], to: &str, msg: Option<String>, outputs: Option<Value>, ev: &str| {
-            shared
-                .committer
-                .commit_blocking(new_transition(uuid, from, to, msg, outputs, ev))
+            let mut t = new_transition(uuid, from, to, msg, outputs, ev);
+            t.plan_uuid = Some(shared.plan_uuid.clone());
+            shared.committer.commit_blocking(t)
         };
     let fail_pre = |why: String| {
         let msg = format!("Action failed in pre_condition: {why}");
@@ -1584,7 +1586,7 @@ mod tests {
     use super::*;
     use crate::store::plans::{NewPlan, NewPlanAction};
 
-    fn store_with_plan(n: usize) -> (tempfile::TempDir, Store, Vec<String>) {
+    fn store_with_plan(n: usize) -> (tempfile::TempDir, Store, Vec<String>, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(&dir.path().join("s.db")).expect("open");
         let plan = store
@@ -1609,21 +1611,26 @@ mod tests {
             .into_iter()
             .map(|a| a.uuid)
             .collect();
-        (dir, store, uuids)
+        (dir, store, uuids, plan.uuid)
     }
 
     #[test]
     fn group_commits_from_many_threads_commit_every_transition_once() {
-        let (_dir, store, uuids) = store_with_plan(400);
+        let (_dir, store, uuids, plan) = store_with_plan(400);
         let committer = Arc::new(Committer::new(Arc::new(Mutex::new(store))));
         let threads: Vec<_> = uuids
             .chunks(25)
-            .map(|chunk| {
-                let (c, chunk) = (committer.clone(), chunk.to_vec());
+            .enumerate()
+            .map(|(k, chunk)| {
+                let (c, chunk, plan) = (committer.clone(), chunk.to_vec(), plan.clone());
                 std::thread::spawn(move || {
                     for u in &chunk {
+                        // Half the threads name the plan: the UPDATE …
+                        // RETURNING path; the others read the state first.
                         let t = |from: &str, to: &str| {
-                            c.commit_blocking(new_transition(u, &[from], to, None, None, "x"))
+                            let mut t = new_transition(u, &[from], to, None, None, "x");
+                            t.plan_uuid = (k % 2 == 0).then(|| plan.clone());
+                            c.commit_blocking(t)
                         };
                         assert_eq!(t("PENDING", "ONGOING").ok(), Some(true));
                         assert_eq!(t("ONGOING", "SUCCEEDED").ok(), Some(true));
@@ -1653,6 +1660,17 @@ mod tests {
             )
             .expect("count");
         assert_eq!(events, 800, "one event per applied transition");
+        let complete: i64 = store
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM events WHERE event_type = 'x' AND action_plan_uuid = ?1 \
+                 AND ((old_state = 'PENDING' AND new_state = 'ONGOING') \
+                   OR (old_state = 'ONGOING' AND new_state = 'SUCCEEDED'))",
+                [&plan],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(complete, 800, "every event names its plan and both states");
         let missing = Committer::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
             new_transition("no-such-action", &["PENDING"], "ONGOING", None, None, "x"),
         );

@@ -27,6 +27,9 @@ pub struct ActionTransition {
     pub outputs: Option<Value>,
     /// The event appended with the change.
     pub event_type: String,
+    /// The action's plan, when the caller knows it: with a single `from`
+    /// state, the transition is then one UPDATE … RETURNING, no read first.
+    pub plan_uuid: Option<String>,
 }
 
 /// The lease an applier holds on a plan.
@@ -190,6 +193,7 @@ impl Store {
             message: message.map(String::from),
             outputs: outputs.cloned(),
             event_type: event_type.into(),
+            plan_uuid: None,
         };
         self.action_transitions(std::slice::from_ref(&t))?
             .pop()
@@ -212,7 +216,46 @@ impl Store {
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4 WHERE uuid = ?5 AND state = ?6",
             )?;
+            let mut update_known = tx.prepare_cached(
+                "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
+                 outputs = COALESCE(?3, outputs), updated_at = ?4 \
+                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 RETURNING name",
+            )?;
             for t in batch {
+                // The fast path: the one state it may be in, and its plan.
+                if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
+                    let name: Option<String> = update_known
+                        .query_row(
+                            params![
+                                t.to,
+                                t.message,
+                                t.outputs.as_ref().map(|o| o.to_string()),
+                                at,
+                                t.action_uuid,
+                                from
+                            ],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(name) = name {
+                        super::append_event_at(
+                            tx,
+                            &Event::state_change(
+                                &t.event_type,
+                                "action",
+                                &t.action_uuid,
+                                Some(from),
+                                &t.to,
+                            )
+                            .in_plan(plan)
+                            .with_payload(json!({"name": name, "status_message": t.message})),
+                            &at,
+                        )?;
+                        results.push(Ok(true));
+                        continue;
+                    }
+                    // Not changed: in another state, or not there at all.
+                }
                 let row: Option<(String, String, String)> = read
                     .query_row([&t.action_uuid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
