@@ -6,7 +6,7 @@ use super::{CliError, CliResult, Env};
 use crate::action_types::{ActionFactory, NewAction};
 use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, referenced_actions};
 use crate::policy::Policy;
-use crate::store::plans::{NewPlan, NewPlanAction};
+use crate::store::plans::{NewPlan, NewPlanRow};
 use crate::store::{Store, StoreError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -133,18 +133,19 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
         };
         actions.push((inst, state, refs));
     }
-    let sdk: Vec<sextant_plugin_api::sdk::Action> = f
+    let specs: Vec<sextant_plugin_api::abi::ActionSpec> = f
         .actions
         .iter()
-        .map(|a| sextant_plugin_api::sdk::Action {
-            id: a.id.clone(),
-            action_type: a.action_type.clone(),
-            resource_id: None,
-            input_parameters: Value::Null,
-        })
+        .map(|a| crate::plan::spec(&a.id, &a.action_type, None, &Value::Null))
         .collect();
-    crate::plan::check("import", &sdk, &(0..sdk.len()).collect::<Vec<_>>(), &edges)
-        .map_err(|e| input(format!("{}: {e}", file.display())))?;
+    // Created in file order: positions are indexes in the file.
+    let (start, parents) = crate::plan::check(
+        "import",
+        &specs,
+        &(0..specs.len()).collect::<Vec<_>>(),
+        &edges,
+    )
+    .map_err(|e| input(format!("{}: {e}", file.display())))?;
     // A template may only read the outputs of an ancestor.
     for (i, (_, _, refs)) in actions.iter().enumerate() {
         let mut anc = std::collections::HashSet::new();
@@ -165,19 +166,25 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
         }
     }
     let (mut store, _, _) = env.open_store_synced()?;
+    let params: Vec<String> = actions
+        .iter()
+        .map(|(inst, _, _)| inst.input_parameters.to_string())
+        .collect();
     let plan = store.create_plan(&NewPlan {
         state: "RECOMMENDED".into(),
-        actions: f
+        rows: f
             .actions
             .iter()
             .zip(&actions)
-            .map(|(a, (inst, state, _))| NewPlanAction {
-                name: a.id.clone(),
-                action_type: inst.action_type.clone(),
-                action_type_version: inst.action_type_version.clone(),
-                input_parameters: inst.input_parameters.clone(),
-                parents: a.parents.clone(),
-                state: state.clone(),
+            .zip(&params)
+            .enumerate()
+            .map(|(i, ((a, (inst, state, _)), json))| NewPlanRow {
+                name: &a.id,
+                action_type: &inst.action_type,
+                action_type_version: &inst.action_type_version,
+                input_parameters_json: json,
+                parents: &parents[start[i]..start[i + 1]],
+                state,
             })
             .collect(),
         ..Default::default()

@@ -6,7 +6,7 @@ use super::{CliResult, Env};
 use crate::apply::{Applier, ApplyOptions, owner_id};
 use crate::plan::makespan::{critical_path, makespan};
 use crate::store::Store;
-use crate::store::plans::{NewPlan, NewPlanAction};
+use crate::store::plans::{NewPlan, NewPlanRow};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,18 +43,21 @@ fn run_plan(
 ) -> anyhow::Result<f64> {
     let db = dir.join(format!("{name}.db"));
     let mut store = Store::open(&db)?;
+    let names: Vec<String> = (0..actions.len()).map(|i| format!("a{i}")).collect();
+    let params: Vec<String> = actions.iter().map(|(_, p, _)| p.to_string()).collect();
     let plan = store.create_plan(&NewPlan {
         state: "RECOMMENDED".into(),
-        actions: actions
+        rows: actions
             .iter()
-            .enumerate()
-            .map(|(i, (t, p, parents))| NewPlanAction {
-                name: format!("a{i}"),
-                action_type: t.to_string(),
-                action_type_version: "1.0.0".into(),
-                input_parameters: p.clone(),
-                parents: parents.iter().map(|j| format!("a{j}")).collect(),
-                state: "PENDING".into(),
+            .zip(&names)
+            .zip(&params)
+            .map(|(((t, _, parents), name), json)| NewPlanRow {
+                name,
+                action_type: t,
+                action_type_version: "1.0.0",
+                input_parameters_json: json,
+                parents,
+                state: "PENDING",
             })
             .collect(),
         ..Default::default()

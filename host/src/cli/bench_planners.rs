@@ -7,7 +7,7 @@ use crate::plan::makespan::{critical_path, makespan};
 use crate::plan::plan;
 use crate::policy::Limit;
 use crate::store::Store;
-use crate::store::plans::{NewPlan, NewPlanAction};
+use crate::store::plans::NewPlan;
 use serde_json::{Value, json};
 use sextant_plugin_api::sdk::Action;
 use std::collections::BTreeMap;
@@ -136,28 +136,21 @@ pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
     let work = tempfile::Builder::new().prefix("sextant-bench").tempdir()?;
     let (mut plan_ms, mut store_ms) = (Vec::new(), Vec::new());
     for r in 0..runs.max(1) {
+        // As an audit does: each action's parameters serialized once, for the
+        // planner, and the same text stored with the plan.
         let t = Instant::now();
-        let planned = plan(&plugins, planner, &config, &hosts, &durations, &actions)
+        let specs = crate::plan::specs(&actions);
+        let mut planned = plan(&plugins, planner, &config, &hosts, &durations, &specs)
             .map_err(|e| anyhow::anyhow!(e))?;
         plan_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let mut store = Store::open(&work.path().join(format!("run{r}.db")))?;
         let t = Instant::now();
+        let extra = json!({"planner": std::mem::take(&mut planned.extra)});
         store.create_plan(&NewPlan {
             planner: Some(planner.into()),
             state: planned.action_plan_state.clone(),
-            actions: planned
-                .actions
-                .iter()
-                .map(|p| NewPlanAction {
-                    name: p.id.clone(),
-                    action_type: p.action_type.clone(),
-                    action_type_version: "1.0.0".into(),
-                    input_parameters: actions[p.index].input_parameters.clone(),
-                    parents: p.parents.clone(),
-                    state: "PENDING".into(),
-                })
-                .collect(),
-            extra: json!({"planner": planned.extra}),
+            rows: planned.rows(&specs, |_| "1.0.0", "PENDING"),
+            extra,
             ..Default::default()
         })?;
         store_ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -214,23 +207,23 @@ fn makespans(env: &Env, planners: &[String]) -> Result<Vec<Value>, CliError> {
             "rules" => json!({"limits": limits}),
             _ => json!({}),
         };
+        let specs = crate::plan::specs(&actions);
         let planned = plan(
             &plugins,
             planner,
             &config,
             &BTreeMap::new(),
             &durations,
-            &actions,
+            &specs,
         )
         .map_err(|e| anyhow::anyhow!(e))?;
-        let index: std::collections::HashMap<&str, usize> = actions
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.id.as_str(), i))
-            .collect();
         let mut parents = vec![Vec::new(); actions.len()];
-        for p in &planned.actions {
-            parents[p.index] = p.parents.iter().map(|x| index[x.as_str()]).collect();
+        for (k, &i) in planned.order.iter().enumerate() {
+            parents[i] = planned
+                .parents(k)
+                .iter()
+                .map(|&p| planned.order[p])
+                .collect();
         }
         let types: Vec<String> = actions.iter().map(|a| a.action_type.clone()).collect();
         let params: Vec<Value> = actions.iter().map(|a| a.input_parameters.clone()).collect();
@@ -239,8 +232,7 @@ fn makespans(env: &Env, planners: &[String]) -> Result<Vec<Value>, CliError> {
             .iter()
             .map(|a| planned.extra["priorities"][&a.id].as_f64().unwrap_or(0.0))
             .collect();
-        let order: Vec<usize> = planned.actions.iter().map(|p| p.index).collect();
-        let cp = critical_path(&parents, &d, &order);
+        let cp = critical_path(&parents, &d, &planned.order);
         let ms = makespan(&types, &params, &parents, &d, &limits, &priorities, 32);
         let bound = 60.0f64.max(total_work / 10.0);
         out.push(json!({

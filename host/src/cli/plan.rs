@@ -53,13 +53,15 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         None => req.config.clone(),
     };
     let durations = crate::plan::durations(&env.action_types());
+    let specs = crate::plan::specs(&actions);
+    drop(actions);
     let planned = plan(
         &plugins,
         &req.planner,
         &config,
         &req.instance_hosts,
         &durations,
-        &actions,
+        &specs,
     )
     .map_err(|e| match e {
         e @ (PlanError::Refused { .. } | PlanError::InvalidOutput { .. }) => CliError::input(e),
@@ -70,18 +72,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         let plan = store.create_plan(&crate::store::plans::NewPlan {
             planner: Some(req.planner.clone()),
             state: planned.action_plan_state.clone(),
-            actions: planned
-                .actions
-                .iter()
-                .map(|p| crate::store::plans::NewPlanAction {
-                    name: p.id.clone(),
-                    action_type: p.action_type.clone(),
-                    action_type_version: String::new(),
-                    input_parameters: actions[p.index].input_parameters.clone(),
-                    parents: p.parents.clone(),
-                    state: "PENDING".into(),
-                })
-                .collect(),
+            rows: planned.rows(&specs, |_| "", "PENDING"),
             extra: serde_json::json!({"planner": planned.extra}),
             ..Default::default()
         })?;
@@ -89,17 +80,22 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
     } else {
         None
     };
-    let mut doc = serde_json::to_value(&planned)?;
+    let mut doc = planned.to_json(&specs);
     if let Some(u) = &saved {
         doc["action_plan"] = serde_json::json!(u);
     }
     if !print_structured(format, &doc)? {
         let mut t = Table::new(&["ID", "ACTION TYPE", "PARENTS"]);
-        for a in &planned.actions {
+        for (k, &i) in planned.order.iter().enumerate() {
+            let parents: Vec<&str> = planned
+                .parents(k)
+                .iter()
+                .map(|&p| specs[planned.order[p]].id.as_str())
+                .collect();
             t.row(vec![
-                a.id.clone(),
-                a.action_type.clone(),
-                a.parents.join(", "),
+                specs[i].id.to_string(),
+                specs[i].action_type.to_string(),
+                parents.join(", "),
             ]);
         }
         print!("{}", t.render());

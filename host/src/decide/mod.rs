@@ -484,7 +484,8 @@ pub fn run_audit(
             return Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?);
         }
     };
-    let (run, plan) = run;
+    let (run, mut planned) = run;
+    let plan = new_plan(&run, &mut planned);
     let done = store.move_audit_with_plan(
         uuid,
         "SUCCEEDED",
@@ -507,21 +508,50 @@ pub fn run_audit(
     Ok(done)
 }
 
+/// A strategy run's actions as the planner received them, its plan, and the
+/// rest of the new plan (everything but its actions).
+struct PlannedRun {
+    specs: Vec<sextant_plugin_api::abi::ActionSpec>,
+    planned: crate::plan::PlannedSolution,
+    head: crate::store::plans::NewPlan<'static>,
+}
+
+/// The new plan of a planned run: its actions borrow the run's ids, types,
+/// versions and parameters (serialized once, for the planner).
+fn new_plan<'a>(run: &'a StrategyRun, p: &'a mut PlannedRun) -> crate::store::plans::NewPlan<'a> {
+    let head = std::mem::take(&mut p.head);
+    let p: &'a PlannedRun = p;
+    let version = |i: usize| {
+        run.actions
+            .get(i)
+            .and_then(|a| a["action_type_version"].as_str())
+            .unwrap_or_default()
+    };
+    crate::store::plans::NewPlan {
+        rows: p.planned.rows(&p.specs, version, "PENDING"),
+        ..head
+    }
+}
+
 /// Schedules a strategy run's actions with the strategy's planner.
 fn plan_solution(
     ctx: &AuditContext<'_>,
     audit: &AuditRow,
     run: &StrategyRun,
-) -> Result<crate::store::plans::NewPlan, String> {
-    use crate::store::plans::{NewPlan, NewPlanAction};
-    let actions: Vec<sextant_plugin_api::sdk::Action> = run
+) -> Result<PlannedRun, String> {
+    use crate::store::plans::NewPlan;
+    // Each action's parameters are serialized once: for the planner here,
+    // and the same text is stored with the plan.
+    let specs: Vec<sextant_plugin_api::abi::ActionSpec> = run
         .actions
         .iter()
-        .map(|a| sextant_plugin_api::sdk::Action {
-            id: a["id"].as_str().unwrap_or_default().to_string(),
-            action_type: a["action_type"].as_str().unwrap_or_default().to_string(),
-            resource_id: a["resource_id"].as_str().map(String::from),
-            input_parameters: a["input_parameters"].clone(),
+        .map(|a| {
+            crate::plan::spec(
+                a["id"].as_str().unwrap_or_default(),
+                a["action_type"].as_str().unwrap_or_default(),
+                a["resource_id"].as_str(),
+                &a["input_parameters"],
+            )
         })
         .collect();
     // The audit's policy chooses the planner and its config; without one, the
@@ -535,15 +565,16 @@ fn plan_solution(
         None => (run.strategy.planner.clone(), json!({})),
     };
     let instance_hosts = audit_instance_hosts(ctx, audit);
-    let planned = crate::plan::plan(
+    let mut planned = crate::plan::plan(
         ctx.plugins,
         &planner,
         &config,
         &instance_hosts,
         &crate::plan::durations(ctx.types),
-        &actions,
+        &specs,
     )
     .map_err(|e| e.to_string())?;
+    drop(instance_hosts);
     let indicators = match &run.indicators {
         Value::Array(list) => Value::Array(list.clone()),
         Value::Object(m) => Value::Array(
@@ -553,29 +584,20 @@ fn plan_solution(
         ),
         _ => json!([]),
     };
-    Ok(NewPlan {
-        audit_uuid: Some(audit.uuid.clone()),
-        strategy_uuid: Some(run.strategy.uuid.clone()),
-        planner: Some(planner),
-        state: planned.action_plan_state.clone(),
-        global_efficacy: run.global_efficacy.clone(),
-        efficacy_indicators: indicators,
-        actions: planned
-            .actions
-            .iter()
-            .map(|p| NewPlanAction {
-                name: p.id.clone(),
-                action_type: p.action_type.clone(),
-                action_type_version: run.actions[p.index]["action_type_version"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                input_parameters: run.actions[p.index]["input_parameters"].clone(),
-                parents: p.parents.clone(),
-                state: "PENDING".into(),
-            })
-            .collect(),
-        extra: json!({"policy": policy, "planner": planned.extra}),
+    let extra = json!({"policy": policy, "planner": std::mem::take(&mut planned.extra)});
+    Ok(PlannedRun {
+        head: NewPlan {
+            audit_uuid: Some(audit.uuid.clone()),
+            strategy_uuid: Some(run.strategy.uuid.clone()),
+            planner: Some(planner),
+            state: planned.action_plan_state.clone(),
+            global_efficacy: run.global_efficacy.clone(),
+            efficacy_indicators: indicators,
+            extra,
+            ..Default::default()
+        },
+        specs,
+        planned,
     })
 }
 
@@ -650,7 +672,7 @@ pub fn run_continuous(
         let plan = plan_solution(ctx, &audit, &run)?;
         Ok((run, plan))
     }) {
-        Ok((run, plan)) => Ok(store.move_audit_with_plan(
+        Ok((run, mut planned)) => Ok(store.move_audit_with_plan(
             uuid,
             "ONGOING",
             Some(&format!(
@@ -661,7 +683,7 @@ pub fn run_continuous(
             )),
             &solution_columns(&run),
             engine_move,
-            Some(&plan),
+            Some(&new_plan(&run, &mut planned)),
         )?),
         Err(msg) => {
             tracing::warn!("continuous audit {uuid} failed: {msg}");

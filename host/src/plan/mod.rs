@@ -6,8 +6,11 @@
 //! planner error leaves nothing behind.
 
 use crate::plugins::{PluginCallError, PluginRegistry};
+use crate::store::plans::NewPlanRow;
+use abi_stable::std_types::RString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sextant_plugin_api::abi::ActionSpec;
 use sextant_plugin_api::sdk::Action;
 use std::collections::BTreeMap;
 
@@ -43,31 +46,90 @@ pub enum PlanError {
     },
 }
 
-/// One planned action: its solution id, its type, and its parents' ids in
-/// the order the planner gave them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PlannedAction {
-    /// The solution's id for it.
-    pub id: String,
-    /// Its action type.
-    pub action_type: String,
-    /// Ids of the actions it waits for.
-    pub parents: Vec<String>,
-    /// Index in the solution.
-    #[serde(skip)]
-    pub index: usize,
-}
-
-/// A planned solution, actions in creation order.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A planned solution: the creation order and each action's parents.
+///
+/// Actions are named by index: `order[k]` is the solution index of the
+/// action created `k`-th, and [`PlannedSolution::parents`]`(k)` the
+/// positions in `order` of the actions it waits for, in the order the
+/// planner gave them. Nothing is copied out of the solution: ids, types and
+/// parameters stay where they are.
+#[derive(Clone, Debug, PartialEq)]
 pub struct PlannedSolution {
     /// `RECOMMENDED`, or `SUCCEEDED` for an empty solution (as Watcher).
     pub action_plan_state: String,
-    /// The actions in the order the plan creates them.
-    pub actions: Vec<PlannedAction>,
+    /// Solution indexes, in the order the plan creates the actions.
+    pub order: Vec<usize>,
+    /// `parents[parent_start[k]..parent_start[k + 1]]`: the parents of the
+    /// action at position `k` (positions in `order`).
+    parent_start: Vec<usize>,
+    parents: Vec<usize>,
     /// What else the planner said (pools, priorities).
-    #[serde(skip_serializing_if = "Value::is_null")]
     pub extra: Value,
+}
+
+impl PlannedSolution {
+    /// The positions in [`Self::order`] of the parents of the action at
+    /// position `k` (empty for a position out of range).
+    pub fn parents(&self, k: usize) -> &[usize] {
+        match (self.parent_start.get(k), self.parent_start.get(k + 1)) {
+            (Some(&a), Some(&b)) => &self.parents[a..b],
+            _ => &[],
+        }
+    }
+
+    /// The number of edges.
+    pub fn edges(&self) -> usize {
+        self.parents.len()
+    }
+
+    /// The plan's actions as store rows, in creation order, borrowing ids,
+    /// types and parameters (JSON text) from `actions`: `version` gives the
+    /// action-type version of a solution index.
+    pub fn rows<'a>(
+        &'a self,
+        actions: &'a [ActionSpec],
+        version: impl Fn(usize) -> &'a str,
+        state: &'a str,
+    ) -> Vec<NewPlanRow<'a>> {
+        self.order
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &i)| {
+                let a = actions.get(i)?;
+                Some(NewPlanRow {
+                    name: a.id.as_str(),
+                    action_type: a.action_type.as_str(),
+                    action_type_version: version(i),
+                    input_parameters_json: a.input_parameters_json.as_str(),
+                    parents: self.parents(k),
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// The plan as `sextant plan` prints it: `{action_plan_state, actions:
+    /// [{id, action_type, parents: [ids]}], extra}` (`extra` when not null).
+    pub fn to_json(&self, actions: &[ActionSpec]) -> Value {
+        let id = |k: usize| actions.get(self.order[k]).map_or("", |a| a.id.as_str());
+        let list: Vec<Value> = self
+            .order
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                json!({
+                    "id": id(k),
+                    "action_type": actions.get(i).map_or("", |a| a.action_type.as_str()),
+                    "parents": self.parents(k).iter().map(|&p| id(p)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let mut doc = json!({"action_plan_state": self.action_plan_state, "actions": list});
+        if !self.extra.is_null() {
+            doc["extra"] = self.extra.clone();
+        }
+        doc
+    }
 }
 
 /// Estimated durations (seconds) of the registered action types, for
@@ -96,6 +158,48 @@ pub fn with_resource_id_in_parameters(mut a: Action) -> Action {
     a
 }
 
+/// One action as the planner receives it: its parameters serialized once,
+/// here, so that the same JSON text crosses the plugin boundary and is then
+/// stored with the plan ([`crate::store::plans::NewPlanRow`]).
+pub fn spec(
+    id: &str,
+    action_type: &str,
+    resource_id: Option<&str>,
+    input_parameters: &Value,
+) -> ActionSpec {
+    ActionSpec {
+        id: id.into(),
+        action_type: action_type.into(),
+        resource_id: resource_id.map(RString::from).into(),
+        // Display of a Value is serde_json::to_string, which cannot fail.
+        input_parameters_json: RString::from(input_parameters.to_string()),
+    }
+}
+
+/// The solution's actions as the planner receives them.
+pub fn specs(actions: &[Action]) -> Vec<ActionSpec> {
+    actions
+        .iter()
+        .map(|a| {
+            spec(
+                &a.id,
+                &a.action_type,
+                a.resource_id.as_deref(),
+                &a.input_parameters,
+            )
+        })
+        .collect()
+}
+
+/// What a planner is told besides the actions, serialized without building
+/// a Value first (the keys in this order, as before).
+#[derive(Serialize)]
+struct PlanContext<'a> {
+    config: &'a Value,
+    instance_hosts: &'a BTreeMap<String, String>,
+    durations: &'a BTreeMap<String, f64>,
+}
+
 /// Plans `actions` with `planner`: calls the plugin, then checks its output.
 pub fn plan(
     plugins: &PluginRegistry,
@@ -103,100 +207,100 @@ pub fn plan(
     config: &Value,
     instance_hosts: &BTreeMap<String, String>,
     durations: &BTreeMap<String, f64>,
-    actions: &[Action],
+    actions: &[ActionSpec],
 ) -> Result<PlannedSolution, PlanError> {
-    let context = json!({
-        "config": if config.is_null() { json!({}) } else { config.clone() },
-        "instance_hosts": instance_hosts,
-        "durations": durations,
-    });
-    let schedule = plugins
-        .schedule(planner, actions, &context)
-        .map_err(|error| match error.kind() {
-            Some(
-                sextant_plugin_api::ErrorKind::INVALID_INPUT
-                | sextant_plugin_api::ErrorKind::UNSUPPORTED,
-            ) => PlanError::Refused {
-                planner: planner.into(),
-                message: match &error {
-                    PluginCallError::Plugin { message, .. } => message.clone(),
-                    e => e.to_string(),
+    let empty = json!({});
+    let context = serde_json::to_string(&PlanContext {
+        config: if config.is_null() { &empty } else { config },
+        instance_hosts,
+        durations,
+    })
+    .map_err(|e| PlanError::Call {
+        planner: planner.into(),
+        error: Box::new(PluginCallError::host(format!(
+            "cannot serialize the planner context: {e}"
+        ))),
+    })?;
+    let schedule =
+        plugins
+            .schedule_specs(planner, actions, &context)
+            .map_err(|error| match error.kind() {
+                Some(
+                    sextant_plugin_api::ErrorKind::INVALID_INPUT
+                    | sextant_plugin_api::ErrorKind::UNSUPPORTED,
+                ) => PlanError::Refused {
+                    planner: planner.into(),
+                    message: match &error {
+                        PluginCallError::Plugin { message, .. } => message.clone(),
+                        e => e.to_string(),
+                    },
                 },
-            },
-            _ => PlanError::Call {
-                planner: planner.into(),
-                error: Box::new(error),
-            },
-        })?;
-    check(planner, actions, &schedule.order, &schedule.edges)?;
-    let mut parents: Vec<Vec<String>> = vec![Vec::new(); actions.len()];
-    for &(p, c) in &schedule.edges {
-        parents[c].push(actions[p].id.clone());
-    }
-    let planned = schedule
-        .order
-        .iter()
-        .map(|&i| PlannedAction {
-            id: actions[i].id.clone(),
-            action_type: actions[i].action_type.clone(),
-            parents: std::mem::take(&mut parents[i]),
-            index: i,
-        })
-        .collect::<Vec<_>>();
+                _ => PlanError::Call {
+                    planner: planner.into(),
+                    error: Box::new(error),
+                },
+            })?;
+    drop(context);
+    let (parent_start, parents) = check(planner, actions, &schedule.order, &schedule.edges)?;
     // Priorities come by solution index; keyed by action id they survive
     // the creation order.
     let mut extra = schedule.extra;
-    if let Some(p) = extra.get("priorities").and_then(Value::as_array).cloned()
+    if let Some(Value::Array(p)) = extra.get_mut("priorities")
         && p.len() == actions.len()
     {
         let by_id: serde_json::Map<String, Value> = actions
             .iter()
-            .zip(p)
-            .map(|(a, v)| (a.id.clone(), v))
+            .zip(std::mem::take(p))
+            .map(|(a, v)| (a.id.to_string(), v))
             .collect();
         extra["priorities"] = Value::Object(by_id);
     }
     Ok(PlannedSolution {
-        action_plan_state: if planned.is_empty() {
+        action_plan_state: if schedule.order.is_empty() {
             "SUCCEEDED".into()
         } else {
             "RECOMMENDED".into()
         },
-        actions: planned,
+        order: schedule.order,
+        parent_start,
+        parents,
         extra,
     })
 }
 
 /// Checks a planner's output: every action placed exactly once, edges
 /// between given actions, no self-loop, no duplicate edge, no cycle.
+/// Returns each action's parents as positions in `order`, by position
+/// (`parents[start[k]..start[k + 1]]`), in the order of `edges`.
 pub fn check(
     planner: &str,
-    actions: &[Action],
+    actions: &[ActionSpec],
     order: &[usize],
     edges: &[(usize, usize)],
-) -> Result<(), PlanError> {
+) -> Result<(Vec<usize>, Vec<usize>), PlanError> {
     let bad = |message: String| PlanError::InvalidOutput {
         planner: planner.into(),
         message,
     };
     let n = actions.len();
-    let mut seen = vec![false; n];
-    for &i in order {
+    // position[i]: where action i is created; usize::MAX until placed.
+    let mut position = vec![usize::MAX; n];
+    for (k, &i) in order.iter().enumerate() {
         if i >= n {
             return Err(bad(format!(
                 "it placed action #{i}, but it was given {n} actions"
             )));
         }
-        if std::mem::replace(&mut seen[i], true) {
+        if std::mem::replace(&mut position[i], k) != usize::MAX {
             return Err(bad(format!("it placed action {} twice", actions[i].id)));
         }
     }
-    if let Some(i) = seen.iter().position(|s| !s) {
+    if let Some(i) = position.iter().position(|&k| k == usize::MAX) {
         return Err(bad(format!("it dropped action {}", actions[i].id)));
     }
-    let mut graph = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, edges.len());
-    let nodes: Vec<_> = (0..n).map(|_| graph.add_node(())).collect();
-    let mut edge_set = std::collections::HashSet::with_capacity(edges.len());
+    // Parents grouped by child position (a stable counting sort: each
+    // child's parents stay in edge order).
+    let mut start = vec![0usize; n + 1];
     for &(p, c) in edges {
         if p >= n || c >= n {
             return Err(bad(format!(
@@ -207,13 +311,42 @@ pub fn check(
         if p == c {
             return Err(bad(format!("action {} depends on itself", actions[p].id)));
         }
-        if !edge_set.insert((p, c)) {
+        start[position[c] + 1] += 1;
+    }
+    for k in 0..n {
+        start[k + 1] += start[k];
+    }
+    let mut parents = vec![0usize; edges.len()];
+    let mut next = start.clone();
+    for &(p, c) in edges {
+        let slot = &mut next[position[c]];
+        parents[*slot] = position[p];
+        *slot += 1;
+    }
+    drop(next);
+    // Duplicate edges: adjacent once each child's parents are sorted.
+    let mut sorted = parents.clone();
+    for k in 0..n {
+        let s = &mut sorted[start[k]..start[k + 1]];
+        s.sort_unstable();
+        if let Some(w) = s.windows(2).find(|w| w[0] == w[1]) {
             return Err(bad(format!(
                 "the edge {} -> {} appears twice",
-                actions[p].id, actions[c].id
+                actions[order[w[0]]].id, actions[order[k]].id
             )));
         }
-        graph.add_edge(nodes[p], nodes[c], ());
+    }
+    drop(sorted);
+    let mut graph = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, edges.len());
+    for _ in 0..n {
+        graph.add_node(());
+    }
+    for &(p, c) in edges {
+        graph.add_edge(
+            petgraph::graph::NodeIndex::new(p),
+            petgraph::graph::NodeIndex::new(c),
+            (),
+        );
     }
     if let Err(cycle) = petgraph::algo::toposort(&graph, None) {
         let i = cycle.node_id().index();
@@ -222,7 +355,7 @@ pub fn check(
             actions[i].id
         )));
     }
-    Ok(())
+    Ok((start, parents))
 }
 
 /// The input of `sextant plan`: the format of Watcher's planner vectors.
@@ -296,15 +429,65 @@ impl PlanInput {
 mod tests {
     use super::*;
 
-    fn actions(n: usize) -> Vec<Action> {
+    fn actions(n: usize) -> Vec<ActionSpec> {
         (0..n)
-            .map(|i| Action {
-                id: format!("a{i}"),
-                action_type: "nop".into(),
-                resource_id: None,
-                input_parameters: json!({}),
-            })
+            .map(|i| spec(&format!("a{i}"), "nop", None, &json!({})))
             .collect()
+    }
+
+    #[test]
+    fn parents_come_by_creation_position_in_edge_order() {
+        let a = actions(4);
+        // Created 3, 1, 0, 2; 2 waits for 3 then 0, 0 for 1.
+        let (start, parents) =
+            check("p", &a, &[3, 1, 0, 2], &[(3, 2), (1, 0), (0, 2)]).expect("valid");
+        let planned = PlannedSolution {
+            action_plan_state: "RECOMMENDED".into(),
+            order: vec![3, 1, 0, 2],
+            parent_start: start,
+            parents,
+            extra: Value::Null,
+        };
+        assert_eq!(planned.parents(0), &[] as &[usize]);
+        assert_eq!(planned.parents(2), &[1]);
+        assert_eq!(planned.parents(3), &[0, 2]);
+        assert_eq!(planned.parents(9), &[] as &[usize]);
+        assert_eq!(planned.edges(), 3);
+        assert_eq!(
+            planned.to_json(&a),
+            json!({"action_plan_state": "RECOMMENDED", "actions": [
+                {"id": "a3", "action_type": "nop", "parents": []},
+                {"id": "a1", "action_type": "nop", "parents": []},
+                {"id": "a0", "action_type": "nop", "parents": ["a1"]},
+                {"id": "a2", "action_type": "nop", "parents": ["a3", "a0"]},
+            ]})
+        );
+        let rows = planned.rows(&a, |i| if i == 2 { "2.0.0" } else { "1.0.0" }, "PENDING");
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[3].name, "a2");
+        assert_eq!(rows[3].action_type_version, "2.0.0");
+        assert_eq!(rows[3].input_parameters_json, "{}");
+        assert_eq!(rows[3].parents, &[0, 2]);
+    }
+
+    #[test]
+    fn a_spec_carries_the_parameters_as_json_text_in_order() {
+        let s = spec(
+            "m1",
+            "migrate",
+            Some("vm"),
+            &json!({"z": 1, "a": "x\"y", "m": [1.5, null]}),
+        );
+        assert_eq!(
+            s.input_parameters_json.as_str(),
+            r#"{"z":1,"a":"x\"y","m":[1.5,null]}"#
+        );
+        assert_eq!(
+            s.resource_id.as_ref().map(|r| r.as_str()).into_option(),
+            Some("vm")
+        );
+        let back: Value = serde_json::from_str(s.input_parameters_json.as_str()).expect("json");
+        assert_eq!(back, json!({"z": 1, "a": "x\"y", "m": [1.5, null]}));
     }
 
     #[test]
@@ -323,6 +506,8 @@ mod tests {
         assert!(e.to_string().contains("#5"), "{e}");
         let e = check("p", &a, &[0, 1, 2], &[(1, 1)]).unwrap_err();
         assert!(e.to_string().contains("itself"), "{e}");
+        let e = check("p", &a, &[0, 1, 2], &[(0, 2), (1, 2), (0, 2)]).unwrap_err();
+        assert!(e.to_string().contains("a0 -> a2 appears twice"), "{e}");
     }
 
     #[test]

@@ -300,17 +300,31 @@ impl Table {
         actions: &[Action],
         context_json: &str,
     ) -> Result<Schedule, PluginCallError> {
-        let Table::Planners(t) = self else {
+        if !matches!(self, Table::Planners(_)) {
             return Err(wrong_table("planner"));
-        };
+        }
         let specs = actions
             .iter()
             .map(sextant_plugin_api::sdk::action_to_spec)
             .collect::<Result<Vec<ActionSpec>, _>>()
             .map_err(PluginCallError::from_plugin)?;
+        self.schedule_specs(name, &specs, context_json)
+    }
+
+    /// Schedules actions already in their ABI envelope (parameters as JSON
+    /// text) with planner `name`.
+    pub fn schedule_specs(
+        &self,
+        name: &str,
+        specs: &[ActionSpec],
+        context_json: &str,
+    ) -> Result<Schedule, PluginCallError> {
+        let Table::Planners(t) = self else {
+            return Err(wrong_table("planner"));
+        };
         let s = convert((t.schedule)(
             RStr::from_str(name),
-            RSlice::from_slice(&specs),
+            RSlice::from_slice(specs),
             RStr::from_str(context_json),
         ))?;
         let extra = if s.extra_json.is_empty() {

@@ -387,6 +387,23 @@ impl PluginRegistry {
         )
     }
 
+    /// Schedules actions already in their ABI envelope with planner `name`;
+    /// `context_json` is the planner's context as JSON text.
+    pub fn schedule_specs(
+        &self,
+        name: &str,
+        actions: &[sextant_plugin_api::abi::ActionSpec],
+        context_json: &str,
+    ) -> Result<Schedule, PluginCallError> {
+        let e = self.require(Kind::Planner, name)?;
+        let lib = &e.library;
+        lib.check_usable()?;
+        lib.track(
+            lib.table(Kind::Planner)?
+                .schedule_specs(name, actions, context_json),
+        )
+    }
+
     /// Maps an action with mapper `name`.
     pub fn map_action(
         &self,

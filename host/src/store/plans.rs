@@ -3,9 +3,7 @@
 //! A plan is written in one transaction with all its actions (parents as
 //! uuids), its efficacy indicators, and an event per object created.
 
-use super::{
-    Event, Result, Store, StoreError, append_event, append_event_at, json_col, new_uuid, now,
-};
+use super::{Event, Result, Store, StoreError, append_event, json_col, new_uuid, now};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -28,9 +26,30 @@ pub struct NewPlanAction {
     pub state: String,
 }
 
+/// One action of a new plan, borrowed from whoever planned it: its
+/// parameters already JSON text (serialized once, for the planner and for
+/// the store alike), its parents as positions in [`NewPlan::rows`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewPlanRow<'a> {
+    /// Its name within the plan (the solution's id for it).
+    pub name: &'a str,
+    /// Its action type.
+    pub action_type: &'a str,
+    /// The action-type version it was instantiated with.
+    pub action_type_version: &'a str,
+    /// Its parameters, as JSON text (`null` for none, as a `Value::Null`).
+    pub input_parameters_json: &'a str,
+    /// Positions in [`NewPlan::rows`] of the actions it waits for; a position
+    /// out of range names no action and is ignored, as an unknown parent
+    /// name of a [`NewPlanAction`] is.
+    pub parents: &'a [usize],
+    /// Its initial state (PENDING unless imported otherwise).
+    pub state: &'a str,
+}
+
 /// A new plan.
 #[derive(Clone, Debug, Default)]
-pub struct NewPlan {
+pub struct NewPlan<'a> {
     /// The audit that produced it.
     pub audit_uuid: Option<String>,
     /// The strategy that produced it.
@@ -45,14 +64,118 @@ pub struct NewPlan {
     pub efficacy_indicators: Value,
     /// The actions, in creation order.
     pub actions: Vec<NewPlanAction>,
+    /// More actions, borrowed, created after `actions`: the cheaper way for
+    /// large plans (no parameters cloned, none serialized twice).
+    pub rows: Vec<NewPlanRow<'a>>,
     /// The policy and the planner's extras (pools, priorities), as
     /// `{"policy": …, "planner": …}`.
     pub extra: Value,
 }
 
+/// Rows per multi-row `INSERT`: SQLite runs one statement per chunk instead
+/// of one per row (7 parameters a row: far below SQLite's 32,766).
+const CHUNK: usize = 64;
+
+/// `INSERT INTO actions` of `rows` rows: `?1` the plan's id, `?2` the
+/// creation time, then 7 parameters a row.
+fn actions_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at) VALUES ",
+    );
+    for r in 0..rows {
+        let b = 3 + 7 * r;
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(?{},?1,?{},?{},?{},?{},?{},?{},?2)",
+            b,
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6
+        ));
+    }
+    sql
+}
+
+/// The `action.create` events of `rows` actions: `?1` the time, `?2` the
+/// plan's uuid, then the action's uuid and state a row: the columns and
+/// values [`super::append_event_at`] writes for one such event.
+fn events_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) VALUES ",
+    );
+    for r in 0..rows {
+        let b = 3 + 2 * r;
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(?1,'action.create','action',?{},?2,NULL,?{},'{{}}')",
+            b,
+            b + 1
+        ));
+    }
+    sql
+}
+
+/// Writes the actions of a plan and their `action.create` events, `CHUNK`
+/// rows a statement, in the caller's transaction.
+fn insert_rows(
+    tx: &Transaction<'_>,
+    plan_id: i64,
+    plan_uuid: &str,
+    rows: &[NewPlanRow<'_>],
+) -> rusqlite::Result<()> {
+    let created = now();
+    let uuids: Vec<String> = rows.iter().map(|_| new_uuid()).collect();
+    let mut parents = String::new();
+    for (c, chunk) in rows.chunks(CHUNK).enumerate() {
+        let first = c * CHUNK;
+        let mut st = tx.prepare_cached(&actions_insert_sql(chunk.len()))?;
+        st.raw_bind_parameter(1, plan_id)?;
+        st.raw_bind_parameter(2, &created)?;
+        for (r, a) in chunk.iter().enumerate() {
+            parents.clear();
+            parents.push('[');
+            for u in a.parents.iter().filter_map(|&p| uuids.get(p)) {
+                if parents.len() > 1 {
+                    parents.push(',');
+                }
+                // A uuid needs no escaping: this is its JSON text.
+                parents.push('"');
+                parents.push_str(u);
+                parents.push('"');
+            }
+            parents.push(']');
+            let b = 3 + 7 * r;
+            st.raw_bind_parameter(b, &uuids[first + r])?;
+            st.raw_bind_parameter(b + 1, a.name)?;
+            st.raw_bind_parameter(b + 2, a.action_type)?;
+            st.raw_bind_parameter(b + 3, a.action_type_version)?;
+            st.raw_bind_parameter(b + 4, a.input_parameters_json)?;
+            st.raw_bind_parameter(b + 5, a.state)?;
+            st.raw_bind_parameter(b + 6, parents.as_str())?;
+        }
+        st.raw_execute()?;
+        let mut ev = tx.prepare_cached(&events_insert_sql(chunk.len()))?;
+        ev.raw_bind_parameter(1, &created)?;
+        ev.raw_bind_parameter(2, plan_uuid)?;
+        for (r, a) in chunk.iter().enumerate() {
+            ev.raw_bind_parameter(3 + 2 * r, &uuids[first + r])?;
+            ev.raw_bind_parameter(4 + 2 * r, a.state)?;
+        }
+        ev.raw_execute()?;
+    }
+    Ok(())
+}
+
 /// Inserts a plan and its actions inside the caller's transaction; returns
 /// the plan's uuid.
-pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan) -> rusqlite::Result<String> {
+pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
     let uuid = new_uuid();
     let audit_id: Option<i64> = match &p.audit_uuid {
         Some(a) => tx
@@ -94,40 +217,70 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan) -> rusqlite::Result<String
             .in_plan(&uuid)
             .with_payload(json!({"audit": p.audit_uuid, "planner": p.planner})),
     )?;
-    let uuids: HashMap<&str, String> = p
+    // The owned actions become rows too: parameters serialized once, parent
+    // names resolved to positions (an unknown name is dropped, as before).
+    let params: Vec<String> = p
         .actions
         .iter()
-        .map(|a| (a.name.as_str(), new_uuid()))
+        .map(|a| a.input_parameters.to_string())
         .collect();
-    let mut st = tx.prepare_cached(
-        "INSERT INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    let created = now();
-    for a in &p.actions {
-        let parents: Vec<&String> = a
-            .parents
+    let position: HashMap<&str, usize> = p
+        .actions
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.name.as_str(), i))
+        .collect();
+    let parents: Vec<Vec<usize>> = p
+        .actions
+        .iter()
+        .map(|a| {
+            a.parents
+                .iter()
+                .filter_map(|n| position.get(n.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    // Positions in `p.rows` come after the owned actions'.
+    let offset = p.actions.len();
+    let shifted: Vec<Vec<usize>> = if offset == 0 {
+        Vec::new()
+    } else {
+        p.rows
             .iter()
-            .filter_map(|n| uuids.get(n.as_str()))
-            .collect();
-        let au = &uuids[a.name.as_str()];
-        st.execute(params![
-            au,
-            plan_id,
-            a.name,
-            a.action_type,
-            a.action_type_version,
-            a.input_parameters.to_string(),
-            a.state,
-            serde_json::to_string(&parents).unwrap_or_else(|_| "[]".into()),
-            created
-        ])?;
-        append_event_at(
-            tx,
-            &Event::state_change("action.create", "action", au, None, &a.state).in_plan(&uuid),
-            &created,
-        )?;
+            .map(|r| {
+                r.parents
+                    .iter()
+                    .map(|&x| x.saturating_add(offset))
+                    .collect()
+            })
+            .collect()
+    };
+    let mut rows: Vec<NewPlanRow<'_>> = Vec::with_capacity(offset + p.rows.len());
+    rows.extend(
+        p.actions
+            .iter()
+            .zip(&params)
+            .zip(&parents)
+            .map(|((a, j), ps)| NewPlanRow {
+                name: &a.name,
+                action_type: &a.action_type,
+                action_type_version: &a.action_type_version,
+                input_parameters_json: j,
+                parents: ps,
+                state: &a.state,
+            }),
+    );
+    if offset == 0 {
+        rows.extend_from_slice(&p.rows);
+    } else {
+        rows.extend(
+            p.rows
+                .iter()
+                .zip(&shifted)
+                .map(|(r, ps)| NewPlanRow { parents: ps, ..*r }),
+        );
     }
+    insert_rows(tx, plan_id, &uuid, &rows)?;
     if let Some(list) = p.efficacy_indicators.as_array() {
         for ind in list {
             tx.execute(
@@ -355,7 +508,7 @@ impl Store {
     }
 
     /// Stores a plan (one transaction); returns it.
-    pub fn create_plan(&mut self, p: &NewPlan) -> Result<PlanRow> {
+    pub fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow> {
         let uuid = self.write(|tx| insert_plan(tx, p))?;
         self.plan(&uuid)
     }
@@ -377,4 +530,116 @@ fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_and_owned_actions_store_the_same_columns_and_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        // More than one chunk, and a last chunk of another size.
+        let n = CHUNK * 2 + 3;
+        let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+        let params: Vec<String> = (0..n).map(|i| format!(r#"{{"z":{i},"a":"x"}}"#)).collect();
+        let parents: Vec<Vec<usize>> = (0..n)
+            .map(|i| match i {
+                0 => vec![],
+                // Out of range: ignored, as an unknown parent name is.
+                1 => vec![0, n + 5],
+                _ => vec![i - 1, i - 2],
+            })
+            .collect();
+        let plan = store
+            .create_plan(&NewPlan {
+                state: "RECOMMENDED".into(),
+                actions: vec![NewPlanAction {
+                    name: "owned".into(),
+                    action_type: "nop".into(),
+                    action_type_version: "1.0.0".into(),
+                    input_parameters: json!({"message": "hi \"there\""}),
+                    parents: vec!["nobody".into()],
+                    state: "SKIPPED".into(),
+                }],
+                rows: (0..n)
+                    .map(|i| NewPlanRow {
+                        name: &names[i],
+                        action_type: "migrate",
+                        action_type_version: "2.0.0",
+                        input_parameters_json: &params[i],
+                        parents: &parents[i],
+                        state: "PENDING",
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .expect("plan");
+        assert_eq!(plan.actions, n as i64 + 1);
+        let rows = store.actions(&plan.uuid).expect("actions");
+        assert_eq!(rows[0].name, "owned");
+        assert_eq!(rows[0].state, "SKIPPED");
+        assert_eq!(rows[0].input_parameters, json!({"message": "hi \"there\""}));
+        assert!(rows[0].parents.is_empty());
+        for i in 0..n {
+            let r = &rows[i + 1];
+            assert_eq!(r.name, names[i]);
+            assert_eq!(r.action_type, "migrate");
+            assert_eq!(r.action_type_version, "2.0.0");
+            assert_eq!(r.state, "PENDING");
+            // Key order as written.
+            assert_eq!(r.input_parameters.to_string(), params[i]);
+            let want: Vec<String> = parents[i]
+                .iter()
+                .filter(|&&p| p < n)
+                .map(|&p| rows[p + 1].uuid.clone())
+                .collect();
+            assert_eq!(r.parents, want, "action {i}");
+        }
+        let events = store.events(Some(&plan.uuid), 0).expect("events");
+        let created: Vec<_> = events
+            .iter()
+            .filter(|e| e.event_type == "action.create")
+            .collect();
+        assert_eq!(created.len(), n + 1);
+        for (e, r) in created.iter().zip(&rows) {
+            assert_eq!(e.object_type, "action");
+            assert_eq!(e.object_uuid, r.uuid);
+            assert_eq!(e.old_state, None);
+            assert_eq!(e.new_state.as_deref(), Some(r.state.as_str()));
+            assert_eq!(e.at, r.created_at);
+        }
+    }
+
+    #[test]
+    fn a_failing_row_leaves_no_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        // The last one, in the second chunk, repeats the first one's name:
+        // UNIQUE (action_plan_id, name) refuses it after a whole chunk went in.
+        let mut names: Vec<String> = (0..CHUNK).map(|i| format!("a{i}")).collect();
+        names.push("a0".into());
+        let rows: Vec<NewPlanRow<'_>> = names
+            .iter()
+            .map(|name| NewPlanRow {
+                name,
+                action_type: "nop",
+                input_parameters_json: "{}",
+                state: "PENDING",
+                ..Default::default()
+            })
+            .collect();
+        assert!(
+            store
+                .create_plan(&NewPlan {
+                    state: "RECOMMENDED".into(),
+                    rows,
+                    ..Default::default()
+                })
+                .is_err()
+        );
+        assert!(store.plans(None).expect("plans").is_empty());
+        assert!(store.events(None, 0).expect("events").is_empty());
+    }
 }
