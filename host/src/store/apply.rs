@@ -45,6 +45,30 @@ fn lease_time(after: std::time::Duration) -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now() + after).to_string()
 }
 
+/// The event of an applied action transition.
+fn transition_event(
+    tx: &rusqlite::Transaction<'_>,
+    t: &ActionTransition,
+    old_state: &str,
+    plan: &str,
+    name: &str,
+    at: &str,
+) -> rusqlite::Result<()> {
+    super::append_event_at(
+        tx,
+        &Event::state_change(
+            &t.event_type,
+            "action",
+            &t.action_uuid,
+            Some(old_state),
+            &t.to,
+        )
+        .in_plan(plan)
+        .with_payload(json!({"name": name, "status_message": t.message})),
+        at,
+    )
+}
+
 impl Store {
     /// Takes the lease on a plan for `ttl`, unless another owner holds an
     /// unexpired one (returned as the error's lease).
@@ -238,19 +262,7 @@ impl Store {
                         )
                         .optional()?;
                     if let Some(name) = name {
-                        super::append_event_at(
-                            tx,
-                            &Event::state_change(
-                                &t.event_type,
-                                "action",
-                                &t.action_uuid,
-                                Some(from),
-                                &t.to,
-                            )
-                            .in_plan(plan)
-                            .with_payload(json!({"name": name, "status_message": t.message})),
-                            &at,
-                        )?;
+                        transition_event(tx, t, from, plan, &name, &at)?;
                         results.push(Ok(true));
                         continue;
                     }
@@ -279,19 +291,7 @@ impl Store {
                     state
                 ])?;
                 if n == 1 {
-                    super::append_event_at(
-                        tx,
-                        &Event::state_change(
-                            &t.event_type,
-                            "action",
-                            &t.action_uuid,
-                            Some(&state),
-                            &t.to,
-                        )
-                        .in_plan(&plan)
-                        .with_payload(json!({"name": name, "status_message": t.message})),
-                        &at,
-                    )?;
+                    transition_event(tx, t, &state, &plan, &name, &at)?;
                 }
                 results.push(Ok(n == 1));
             }
