@@ -33,7 +33,7 @@ impl Collector for SimCollector {
         let db =
             SimDb::open(&c.sim_db).map_err(|e| PluginError::execution_failed(e.to_string()))?;
         let model = db
-            .model()
+            .collected_model()
             .map_err(|e| PluginError::execution_failed(e.to_string()))?;
         serde_json::to_value(model).map_err(|e| PluginError::internal(e.to_string()))
     }

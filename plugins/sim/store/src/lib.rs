@@ -192,6 +192,14 @@ impl SimDb {
     }
 
     /// The current cloud, in the snapshot format.
+    /// The cluster model as Nova would report it to a collector: without the
+    /// shelved and offloaded instances, which no longer sit on any host.
+    pub fn collected_model(&self) -> Result<ClusterModel, SimError> {
+        let mut m = self.model()?;
+        m.instances.retain(|i| i.state != "shelved_offloaded");
+        Ok(m)
+    }
+
     pub fn model(&self) -> Result<ClusterModel, SimError> {
         Ok(ClusterModel {
             nodes: self.docs("nodes", "uuid")?,
@@ -257,5 +265,15 @@ mod tests {
         db.set_power("n1", "off", true)
             .expect("h1 can be powered off");
         db.migrate("i2", "h2", "h1").expect("b fits on h1 now");
+        // Nor does a collector see it on a host.
+        let seen: Vec<String> = db
+            .collected_model()
+            .expect("model")
+            .instances
+            .into_iter()
+            .map(|i| i.uuid)
+            .collect();
+        assert_eq!(seen, ["i2"]);
+        assert_eq!(db.model().expect("model").instances.len(), 2);
     }
 }
