@@ -36,6 +36,14 @@ impl Home {
     fn run(&self, args: &[&str]) -> Run {
         run(self.cmd().args(args))
     }
+    /// `action-plan start PLAN --wait [EXTRA…] --policy POLICY`.
+    fn start(&self, plan: &str, policy: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["action-plan", "start", plan, "--wait"];
+        args.extend_from_slice(extra);
+        args.extend(["--policy", policy.to_str().unwrap_or("")]);
+        self.run(&args)
+    }
+
     fn import(&self, file: &Path) -> String {
         let out = run(self.cmd().args(["action-plan", "import"]).arg(file));
         assert_eq!(out.status, 0, "{}", out.stderr);
@@ -249,14 +257,7 @@ fn retries_with_exponential_backoff_then_success_or_failure() {
             "input_parameters": {"counter": counter, "succeed_on": 3}}]}),
     );
     let t = Instant::now();
-    let out = home.run(&[
-        "action-plan",
-        "start",
-        &plan,
-        "--wait",
-        "--policy",
-        p.to_str().unwrap_or(""),
-    ]);
+    let out = home.start(&plan, &p, &[]);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert!(
         t.elapsed() >= Duration::from_millis(600),
@@ -282,14 +283,7 @@ fn retries_with_exponential_backoff_then_success_or_failure() {
         &json!({"actions": [{"id": "f", "action_type": "flaky",
             "input_parameters": {"counter": counter, "succeed_on": 5}}]}),
     );
-    let out = home.run(&[
-        "action-plan",
-        "start",
-        &plan,
-        "--wait",
-        "--policy",
-        p.to_str().unwrap_or(""),
-    ]);
+    let out = home.start(&plan, &p, &[]);
     assert_eq!(out.status, 1);
     assert_eq!(home.action(&plan, "f")["state"], "FAILED");
     assert_eq!(
@@ -312,14 +306,7 @@ fn a_timeout_fails_the_action_and_aborts_it() {
         &json!({"actions": [{"id": "s", "action_type": "sleep", "input_parameters": {"duration": 20}}]}),
     );
     let t = Instant::now();
-    let out = home.run(&[
-        "action-plan",
-        "start",
-        &plan,
-        "--wait",
-        "--policy",
-        p.to_str().unwrap_or(""),
-    ]);
+    let out = home.start(&plan, &p, &[]);
     assert_eq!(out.status, 1);
     assert!(t.elapsed() < Duration::from_secs(10));
     let s = home.action(&plan, "s");
@@ -346,16 +333,7 @@ fn on_failure_stop_and_rollback() {
         &json!({"actions": [nop("bad", &[], json!({"fail_execute": true})), nop("later", &["bad"], json!({})),
                              nop("other", &[], json!({}))]}),
     );
-    let out = home.run(&[
-        "action-plan",
-        "start",
-        &plan,
-        "--wait",
-        "--max-workers",
-        "1",
-        "--policy",
-        stop.to_str().unwrap_or(""),
-    ]);
+    let out = home.start(&plan, &stop, &["--max-workers", "1"]);
     assert_eq!(out.status, 1);
     let p = home.plan(&plan);
     assert_eq!(p["state"], "FAILED");
@@ -382,14 +360,7 @@ fn on_failure_stop_and_rollback() {
         &json!({"actions": [nop("one", &[], json!({})), nop("two", &["one"], json!({})),
                              nop("bad", &["two"], json!({"fail_execute": true}))]}),
     );
-    let out = home.run(&[
-        "action-plan",
-        "start",
-        &plan,
-        "--wait",
-        "--policy",
-        rollback.to_str().unwrap_or(""),
-    ]);
+    let out = home.start(&plan, &rollback, &[]);
     assert_eq!(out.status, 1);
     let reverted: Vec<String> = home
         .events(&plan)

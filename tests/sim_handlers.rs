@@ -42,6 +42,12 @@ fn audit_args<'a>(goal: &'a str, strategy: &'a str, params: &[&'a str]) -> Vec<&
     args
 }
 
+/// Runs a plan to its end; it must succeed.
+fn start_and_wait(home: &std::path::Path, plan: &str) {
+    let out = run(sextant(home).args(["action-plan", "start", plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+}
+
 fn cloud(home: &std::path::Path) -> Value {
     run(sextant(home).args(["sim", "show", "--format", "json"])).json()
 }
@@ -233,8 +239,7 @@ fn host_maintenance_empties_and_disables_a_host_through_audit_and_applier() {
     let audit = out.json();
     assert_eq!(audit["state"], "SUCCEEDED", "{audit}");
     let plan = audit["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     let n1 = c["nodes"]
         .as_array()
@@ -279,8 +284,7 @@ fn outlet_temperature_cools_the_hottest_host_through_audit_and_applier() {
     // At 30, compute-001 (31) is too hot and compute-004 (26) the coolest.
     let hot = audit("threshold=30");
     let plan = hot["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     assert_eq!(host_of(&cloud(home.path()), VM1), "compute-004");
 }
 
@@ -308,8 +312,7 @@ fn saving_energy_powers_off_the_spare_hosts_through_audit_and_applier() {
         .as_str()
         .expect("a plan")
         .to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     let power: Vec<(String, String)> = c["nodes"]
         .as_array()
@@ -354,8 +357,7 @@ fn workload_balance_moves_load_off_the_busiest_host_with_watchers_efficacy() {
         (global["value"].as_f64().unwrap_or(0.0) - 100.0 / 6.0).abs() < 1e-9,
         "{global}"
     );
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     assert_eq!(
         host_of(&cloud(home.path()), "0d8a5f7e-3c1b-4a2e-9f6d-000000000002"),
         "compute-004"
@@ -392,8 +394,7 @@ fn uniform_airflow_empties_a_faulty_host_through_audit_and_applier() {
         .collect();
     assert_eq!(types, [&json!("live"), &json!("cold")], "{audit}");
     let plan = audit["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     assert_eq!(
         (
@@ -428,8 +429,7 @@ fn storage_capacity_balance_migrates_the_biggest_volume_through_audit_and_applie
         .collect();
     assert_eq!(names, [&json!("vol-2")], "{a}");
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     let pool_of = |name: &str| {
         c["volumes"]
@@ -472,8 +472,7 @@ fn zone_migration_empties_a_node_and_a_pool_with_hardware_maintenance_efficacy()
         "{a}"
     );
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     assert_eq!(host_of(&c, VM1), "compute-003");
     let pools: Vec<&Value> = c["volumes"]
@@ -528,8 +527,7 @@ fn noisy_neighbor_moves_the_cache_hog_through_audit_and_applier() {
         .as_str()
         .expect("a plan")
         .to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     assert_eq!(
         (
@@ -575,8 +573,7 @@ fn workload_stabilization_lowers_the_deviation_through_audit_and_applier() {
         "{a}"
     );
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
 }
 
 #[test]
@@ -617,8 +614,7 @@ fn node_resource_consolidation_lets_the_scheduler_place_instances_off_disabled_h
         })
         .collect();
     assert!(!disabled.is_empty(), "{a}");
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     for i in c["instances"].as_array().expect("instances") {
         let host = i["host"].as_str().unwrap_or("");
@@ -650,8 +646,7 @@ fn vm_workload_consolidation_releases_hosts_without_overcommitting_any() {
         .unwrap_or(0);
     assert!(released >= 1, "{a}");
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
-    let out = run(sextant(home.path()).args(["action-plan", "start", &plan, "--wait"]));
-    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    start_and_wait(home.path(), &plan);
     let c = cloud(home.path());
     let nodes = c["nodes"].as_array().expect("nodes");
     let in_use = nodes

@@ -36,16 +36,8 @@ pub enum ActionPlanCommand {
         plan: String,
         #[arg(long)]
         wait: bool,
-        /// The policy (name or file); default: the plan's, else `default`.
-        #[arg(long)]
-        policy: Option<String>,
-        /// STRICT, ALWAYS or ANY (default: the policy's).
-        #[arg(long)]
-        execution_rule: Option<String>,
-        #[arg(long, default_value_t = 32)]
-        max_workers: usize,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Cancels a plan; a running one is cancelled by its applier, wherever
     /// it runs.
@@ -56,14 +48,8 @@ pub enum ActionPlanCommand {
         /// Accepted for symmetry with `start`: resume always waits.
         #[arg(long)]
         wait: bool,
-        #[arg(long)]
-        policy: Option<String>,
-        #[arg(long)]
-        execution_rule: Option<String>,
-        #[arg(long, default_value_t = 32)]
-        max_workers: usize,
-        #[arg(long, value_enum, default_value_t)]
-        format: Format,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// The plan's DAG, for Graphviz (dot) or Mermaid.
     Graph {
@@ -204,42 +190,42 @@ fn parent_names(actions: &[ActionRow], a: &ActionRow) -> String {
         .join(", ")
 }
 
+/// How `start` and `resume` run a plan.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The policy (name or file); default: the plan's, else `default`.
+    #[arg(long)]
+    policy: Option<String>,
+    /// STRICT, ALWAYS or ANY (default: the policy's).
+    #[arg(long)]
+    execution_rule: Option<String>,
+    #[arg(long, default_value_t = 32)]
+    max_workers: usize,
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+impl RunArgs {
+    fn flags(&self) -> super::apply::RunFlags<'_> {
+        super::apply::RunFlags {
+            policy: self.policy.as_deref(),
+            execution_rule: self.execution_rule.as_deref(),
+            max_workers: self.max_workers,
+            quiet: false,
+        }
+    }
+}
+
 pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
-    use super::apply::{RunFlags, cancel, import, resume, start};
+    use super::apply::{cancel, import, resume, start};
     let cmd = match cmd {
         ActionPlanCommand::Import { file, format } => return import(env, &file, format),
-        ActionPlanCommand::Start {
-            plan,
-            wait,
-            policy,
-            execution_rule,
-            max_workers,
-            format,
-        } => {
-            let flags = RunFlags {
-                policy: policy.as_deref(),
-                execution_rule: execution_rule.as_deref(),
-                max_workers,
-                quiet: false,
-            };
-            return start(env, &plan, wait, &flags, format);
+        ActionPlanCommand::Start { plan, wait, run } => {
+            return start(env, &plan, wait, &run.flags(), run.format);
         }
         ActionPlanCommand::Cancel { plan } => return cancel(env, &plan),
-        ActionPlanCommand::Resume {
-            plan,
-            wait: _,
-            policy,
-            execution_rule,
-            max_workers,
-            format,
-        } => {
-            let flags = RunFlags {
-                policy: policy.as_deref(),
-                execution_rule: execution_rule.as_deref(),
-                max_workers,
-                quiet: false,
-            };
-            return resume(env, plan.as_deref(), &flags, format);
+        ActionPlanCommand::Resume { plan, wait: _, run } => {
+            return resume(env, plan.as_deref(), &run.flags(), run.format);
         }
         other => other,
     };

@@ -212,15 +212,7 @@ pub fn consolidate(
     (moves, released)
 }
 
-impl Strategy for Basic {
-    fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        self.run(model.into(), parameters)
-    }
-
-    fn execute_json(&self, model: &str, parameters: Value) -> Result<Solution, PluginError> {
-        self.run(model.into(), parameters)
-    }
-}
+common::strategy_on_model_input!(Basic);
 
 impl Basic {
     fn run(
@@ -254,10 +246,9 @@ impl Basic {
         for node in &released {
             actions.push(common::disable(node));
         }
-        let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
         Ok(common::server_consolidation(
             actions,
-            enabled,
+            &model,
             released.len(),
             moves.len(),
         ))

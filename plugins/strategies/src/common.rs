@@ -42,6 +42,28 @@ impl From<Value> for ModelInput<'_> {
     }
 }
 
+/// Implements `Strategy` for a type with
+/// `fn run(&self, model: ModelInput<'_>, parameters: Value)`: both entry
+/// points (the model as a `Value`, the model as text) end up in `run`.
+macro_rules! strategy_on_model_input {
+    ($t:ty) => {
+        impl Strategy for $t {
+            fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
+                self.run(model.into(), parameters)
+            }
+
+            fn execute_json(
+                &self,
+                model: &str,
+                parameters: Value,
+            ) -> Result<Solution, PluginError> {
+                self.run(model.into(), parameters)
+            }
+        }
+    };
+}
+pub(crate) use strategy_on_model_input;
+
 impl<'a> From<&'a str> for ModelInput<'a> {
     fn from(s: &'a str) -> Self {
         ModelInput::Json(s)
@@ -134,14 +156,16 @@ pub fn std_dev(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
 }
 
-/// A solution for goal `server_consolidation`: Watcher's indicators and
-/// its global efficacy `released_nodes_ratio`.
+/// A solution for goal `server_consolidation` on `model`: Watcher's
+/// indicators (enabled compute nodes, released nodes, migrations) and its
+/// global efficacy `released_nodes_ratio`.
 pub fn server_consolidation(
     actions: Vec<Action>,
-    enabled: usize,
+    model: &ClusterModel,
     released: usize,
     migrations: usize,
 ) -> Solution {
+    let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
     Solution {
         actions,
         efficacy_indicators: json!([
@@ -186,6 +210,15 @@ pub fn workload_balancing(
 pub mod testgen {
     use super::*;
     use std::collections::{HashMap, HashSet};
+
+    /// The `value` of the entry named `name` in a list of indicators
+    /// (`[{name, value, …}]`); NaN when there is none.
+    pub fn named_value(list: &Value, name: &str) -> f64 {
+        list.as_array()
+            .and_then(|a| a.iter().find(|i| i["name"] == name))
+            .and_then(|i| i["value"].as_f64())
+            .unwrap_or(f64::NAN)
+    }
 
     /// A generated cluster, with the `min_migration_interval` and clock to
     /// plan with.

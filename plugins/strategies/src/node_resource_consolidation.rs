@@ -34,15 +34,7 @@ fn auto() -> String {
 #[derive(Default)]
 pub struct NodeResourceConsolidation;
 
-impl Strategy for NodeResourceConsolidation {
-    fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        self.run(model.into(), parameters)
-    }
-
-    fn execute_json(&self, model: &str, parameters: Value) -> Result<Solution, PluginError> {
-        self.run(model.into(), parameters)
-    }
-}
+common::strategy_on_model_input!(NodeResourceConsolidation);
 
 impl NodeResourceConsolidation {
     fn run(
@@ -71,10 +63,9 @@ impl NodeResourceConsolidation {
             let to = specify.then_some(to.hostname.as_str());
             actions.push(common::migrate(i, i.state == "active", &from.hostname, to));
         }
-        let enabled = model.nodes.iter().filter(|n| n.status == "enabled").count();
         Ok(common::server_consolidation(
             actions,
-            enabled,
+            &model,
             released.len(),
             moves.len(),
         ))

@@ -139,15 +139,7 @@ fn by_load(h: &Host, k: usize) -> (u64, usize) {
     (h.load().max(0.0).to_bits(), k)
 }
 
-impl Strategy for VmWorkloadConsolidation {
-    fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
-        self.run(model.into(), parameters)
-    }
-
-    fn execute_json(&self, model: &str, parameters: Value) -> Result<Solution, PluginError> {
-        self.run(model.into(), parameters)
-    }
-}
+common::strategy_on_model_input!(VmWorkloadConsolidation);
 
 impl VmWorkloadConsolidation {
     fn run(
@@ -342,10 +334,9 @@ impl VmWorkloadConsolidation {
                 actions.push(common::disable(hosts[k].node));
             }
         }
-        let enabled = m.nodes.iter().filter(|n| n.status == "enabled").count();
         Ok(common::server_consolidation(
             actions,
-            enabled,
+            &m,
             released.len(),
             moves.len(),
         ))

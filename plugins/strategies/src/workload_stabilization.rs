@@ -329,11 +329,7 @@ mod tests {
     }
 
     fn value(s: &Solution, name: &str) -> f64 {
-        s.efficacy_indicators
-            .as_array()
-            .and_then(|a| a.iter().find(|i| i["name"] == name))
-            .and_then(|i| i["value"].as_f64())
-            .unwrap_or(f64::NAN)
+        crate::common::testgen::named_value(&s.efficacy_indicators, name)
     }
 
     #[test]

@@ -469,12 +469,7 @@ mod tests {
         s.actions.iter().map(|a| a.id.as_str()).collect()
     }
 
-    fn value(list: &Value, name: &str) -> f64 {
-        list.as_array()
-            .and_then(|a| a.iter().find(|i| i["name"] == name))
-            .and_then(|i| i["value"].as_f64())
-            .unwrap_or(f64::NAN)
-    }
+    use crate::common::testgen::named_value as value;
 
     #[test]
     fn empties_a_node_to_its_destination_in_priority_order_live_or_cold() {
