@@ -214,6 +214,71 @@ fn strict_cancels_the_dependents_of_a_failed_action_and_independent_branches_go_
     assert_eq!(home.action(&plan, "x")["state"], "SUCCEEDED");
 }
 
+#[test]
+fn a_parent_is_committed_before_its_child_starts_and_nothing_runs_twice() {
+    // Chains, a fan-out and a join: the thread that finishes an action
+    // runs the child it was the last parent of, committing the parent's
+    // SUCCEEDED with the child's ONGOING, never after it.
+    let home = Home::new();
+    let mut actions = vec![nop("root", &[], json!({}))];
+    for k in 0..6 {
+        let prev = if k == 0 {
+            "root".to_string()
+        } else {
+            format!("c{}", k - 1)
+        };
+        actions.push(nop(&format!("c{k}"), &[&prev], json!({})));
+        actions.push(nop(&format!("f{k}"), &["root"], json!({})));
+    }
+    actions.push(nop("join", &["c5", "f0", "f3", "f5"], json!({})));
+    let plan = home.import_json("order.json", &json!({ "actions": actions }));
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--max-workers",
+        "3",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let rows = home.actions(&plan);
+    let uuid_of = |name: &str| {
+        rows.iter()
+            .find(|a| a["name"] == name)
+            .and_then(|a| a["uuid"].as_str())
+            .unwrap_or_else(|| panic!("no action {name}"))
+            .to_string()
+    };
+    let events = home.events(&plan);
+    let position = |uuid: &str, event: &str| {
+        let at: Vec<usize> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["object_uuid"] == uuid && e["event_type"] == event)
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(at.len(), 1, "{event} of {uuid}: {at:?}");
+        at[0]
+    };
+    for a in &rows {
+        assert_eq!(a["state"], "SUCCEEDED", "{a}");
+        let child = a["uuid"].as_str().unwrap_or("");
+        let started = position(child, "action.execution.start");
+        for p in a["parents"].as_array().cloned().unwrap_or_default() {
+            let p = p.as_str().unwrap_or("");
+            assert!(
+                position(p, "action.execution.end") < started,
+                "{} started before its parent {p} was committed",
+                a["name"]
+            );
+        }
+    }
+    assert!(
+        position(&uuid_of("c5"), "action.execution.end")
+            < position(&uuid_of("join"), "action.execution.start")
+    );
+}
+
 fn flaky_type(home: &Home) {
     write_file(
         &home.types,

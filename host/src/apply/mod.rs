@@ -8,7 +8,9 @@
 //!   retries are spent, `on_failure` decides: continue, stop or rollback.
 //! * Every state change is committed (with its event) before anything
 //!   depends on it: an action is ONGOING in the store before its `execute`
-//!   starts. A killed applier is resumed: SUCCEEDED actions are not run
+//!   starts, and its parents' final states are committed before that (in
+//!   the same transaction when the thread that ran the parent runs the
+//!   child next: one commit per action along a chain). A killed applier is resumed: SUCCEEDED actions are not run
 //!   again; an action found ONGOING runs again only if its type is
 //!   idempotent, else its handler's post_condition decides, and an action
 //!   that cannot be confirmed is FAILED with a message saying so.
@@ -32,6 +34,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
+
+mod sched;
+use sched::{Completion, Sched, Stop};
 
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
@@ -126,23 +131,16 @@ impl St {
     fn done(self) -> bool {
         !matches!(self, St::Pending | St::Running)
     }
-}
-
-/// A ready action in the queue: highest priority first, then creation order.
-#[derive(PartialEq)]
-struct Ready(f64, usize);
-
-impl Eq for Ready {}
-
-impl PartialOrd for Ready {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-impl Ord for Ready {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&o.0).then(o.1.cmp(&self.1))
+    /// Its name in the store (an ignored action stays PENDING).
+    fn db(self) -> &'static str {
+        match self {
+            St::Pending | St::Ignored => "PENDING",
+            St::Running => "ONGOING",
+            St::Succeeded => "SUCCEEDED",
+            St::Failed => "FAILED",
+            St::Skipped => "SKIPPED",
+            St::Cancelled => "CANCELLED",
+        }
     }
 }
 
@@ -155,14 +153,6 @@ struct Node {
     execute_failed: bool,
     pools: Vec<(usize, Option<String>)>,
     priority: f64,
-}
-
-/// What one action's task reports.
-struct Done {
-    index: usize,
-    state: St,
-    execute_failed: bool,
-    outputs: Option<Value>,
 }
 
 /// Group commit of action transitions, led by whoever finds the store free.
@@ -197,13 +187,31 @@ impl Committer {
 
     /// Commits `t` (with whatever else is queued); blocks.
     fn commit_blocking(&self, t: ActionTransition) -> Result<bool, StoreError> {
+        self.commit_many(vec![t])
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Commit("no result".into())))
+    }
+
+    /// Commits `ts` in one transaction (with whatever else is queued);
+    /// blocks. One result per transition, in order.
+    fn commit_many(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
         let mut q = lock(&self.queue);
-        let id = q.next;
-        q.next += 1;
-        q.waiting.push((id, t));
+        let first = q.next;
+        let n = ts.len() as u64;
+        q.next += n;
+        for (k, t) in ts.into_iter().enumerate() {
+            q.waiting.push((first + k as u64, t));
+        }
+        let mut out: Vec<Result<bool, StoreError>> = Vec::with_capacity(n as usize);
         loop {
-            if let Some(r) = q.results.remove(&id) {
-                return r;
+            while (out.len() as u64) < n {
+                match q.results.remove(&(first + out.len() as u64)) {
+                    Some(r) => out.push(r),
+                    None => break,
+                }
+            }
+            if out.len() as u64 == n {
+                return out;
             }
             let store = match self.store.try_lock() {
                 Ok(s) => Some(s),
@@ -436,21 +444,37 @@ fn new_transition(
         outputs,
         event_type: event_type.into(),
         plan_uuid: None,
+        name: None,
     }
+}
+
+/// A transition of an action of the plan being applied: its plan and name
+/// are known, so it is one UPDATE with nothing read first.
+fn row_transition(
+    row: &ActionRow,
+    from: &[&str],
+    to: &str,
+    message: Option<String>,
+    outputs: Option<Value>,
+    event_type: &str,
+) -> ActionTransition {
+    let mut t = new_transition(&row.uuid, from, to, message, outputs, event_type);
+    t.plan_uuid = Some(row.action_plan_uuid.clone());
+    t.name = Some(row.name.clone());
+    t
 }
 
 /// Commits one action transition (group commit) from async code.
 async fn transition(
     shared: &Arc<Shared>,
-    uuid: &str,
+    row: &ActionRow,
     from: &[&str],
     to: &str,
     message: Option<String>,
     outputs: Option<Value>,
     event_type: &str,
 ) -> Result<bool, StoreError> {
-    let mut t = new_transition(uuid, from, to, message, outputs, event_type);
-    t.plan_uuid = Some(shared.plan_uuid.clone());
+    let t = row_transition(row, from, to, message, outputs, event_type);
     let s = shared.clone();
     tokio::task::spawn_blocking(move || s.committer.commit_blocking(t))
         .await
@@ -459,48 +483,112 @@ async fn transition(
 
 /// How one attempt at an action ended.
 enum AttemptEnd {
-    /// The action's final state is committed.
-    Settled(St, Option<Value>),
+    /// The action reached a final state. Its transition (None: the store
+    /// already had the last word) is not committed yet: the thread commits
+    /// it with the next action's ONGOING, or on its own.
+    Finished {
+        state: St,
+        outputs: Option<Value>,
+        transition: Option<Box<ActionTransition>>,
+    },
     /// `execute` failed (or its outputs were wrong): retry, or fail.
     ExecuteFailed { why: String, from_execute: bool },
     /// The attempt timed out; the engine side has dealt with it.
     TimedOut,
 }
 
-/// One attempt, in one trip to the blocking pool: create the handler, check
-/// pre_condition, commit ONGOING (first attempt), execute (registered with
-/// the watchdog), check the outputs, run post_condition, commit the final
-/// state.
+/// Final states waiting for their commit, and what the scheduler learns
+/// once they are committed.
+#[derive(Default)]
+struct Carry {
+    transitions: Vec<Option<ActionTransition>>,
+    completions: Vec<Completion>,
+}
+
+impl Carry {
+    fn push(&mut self, c: Completion, t: Option<Box<ActionTransition>>) {
+        self.completions.push(c);
+        self.transitions.push(t.map(|t| *t));
+    }
+
+    /// Commits what is carried, with `own` (the next action's ONGOING) in
+    /// the same transaction, then tells the scheduler. Returns whether
+    /// `own` applied.
+    fn commit_with(&mut self, run: &Run, own: Option<ActionTransition>) -> Option<bool> {
+        let carried = self.transitions.len();
+        let mut ts: Vec<ActionTransition> = Vec::with_capacity(carried + 1);
+        let mut slots = Vec::with_capacity(carried);
+        for t in self.transitions.drain(..) {
+            slots.push(t.is_some());
+            ts.extend(t);
+        }
+        let has_own = own.is_some();
+        ts.extend(own);
+        let mut results = if ts.is_empty() {
+            Vec::new()
+        } else {
+            run.shared.committer.commit_many(ts)
+        }
+        .into_iter();
+        let mut completions = std::mem::take(&mut self.completions);
+        for (c, committed) in completions.iter_mut().zip(slots) {
+            if committed && !matches!(results.next(), Some(Ok(true))) {
+                // Changed meanwhile (or the commit failed): the store has
+                // the last word.
+                let uuid = lock(&run.sched).nodes[c.index].row.uuid.clone();
+                match run.shared.db(|st| st.action(&uuid)) {
+                    Ok(a) => {
+                        c.state = St::from_db(&a.state);
+                        c.outputs = a.outputs;
+                    }
+                    Err(_) => c.state = St::Failed,
+                }
+            }
+        }
+        let own_applied = has_own.then(|| matches!(results.next(), Some(Ok(true))));
+        if !completions.is_empty() {
+            run.complete(completions);
+        }
+        own_applied
+    }
+}
+
+/// One attempt, on a blocking thread: create the handler, check
+/// pre_condition, commit ONGOING (first attempt, with whatever the thread
+/// carries), execute (registered with the watchdog), check the outputs,
+/// run post_condition. The final state is returned, not committed.
 #[allow(clippy::too_many_arguments)]
 fn attempt_blocking(
-    shared: &Arc<Shared>,
+    run: &Run,
+    carry: &mut Carry,
     row: &ActionRow,
     entry: &str,
     params: &Value,
     ctx: &Value,
     first: bool,
     timeout: Duration,
-    timed_out: &Arc<std::sync::atomic::AtomicBool>,
-    expired: &Arc<tokio::sync::Notify>,
+    link: &TaskLink,
 ) -> AttemptEnd {
     use std::sync::atomic::Ordering::SeqCst;
+    let shared = &run.shared;
     let uuid = row.uuid.as_str();
-    let commit =
-        |from: &[&str], to: &str, msg: Option<String>, outputs: Option<Value>, ev: &str| {
-            let mut t = new_transition(uuid, from, to, msg, outputs, ev);
-            t.plan_uuid = Some(shared.plan_uuid.clone());
-            shared.committer.commit_blocking(t)
+    let finished =
+        |state: St, from: &[&str], msg: Option<String>, outputs: Option<Value>, ev: &str| {
+            let t = row_transition(row, from, state.db(), msg, outputs.clone(), ev);
+            AttemptEnd::Finished {
+                state,
+                outputs,
+                transition: Some(Box::new(t)),
+            }
         };
     let fail_pre = |why: String| {
-        let msg = format!("Action failed in pre_condition: {why}");
-        let _ = commit(
+        finished(
+            St::Failed,
             &["PENDING", "ONGOING"],
-            "FAILED",
-            Some(msg),
+            Some(format!("Action failed in pre_condition: {why}")),
             None,
             "action.execution.error",
-        );
-        AttemptEnd::Settled(St::Failed, None)
+        )
     };
     let h = match shared.plugins.handler(entry, params, ctx) {
         Ok(h) => Arc::new(h),
@@ -510,47 +598,53 @@ fn attempt_blocking(
     match h.pre_condition() {
         Ok(()) => {}
         Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
-            let msg = format!("Action was skipped automatically: {}", message_of(&e));
-            let _ = commit(
+            return finished(
+                St::Skipped,
                 &["PENDING", "ONGOING"],
-                "SKIPPED",
-                Some(msg),
+                Some(format!(
+                    "Action was skipped automatically: {}",
+                    message_of(&e)
+                )),
                 None,
                 "action.update",
             );
-            return AttemptEnd::Settled(St::Skipped, None);
         }
         Err(e) => return fail_pre(message_of(&e)),
     }
     if shared.cancelling.load(SeqCst) {
-        let _ = commit(&["PENDING"], "CANCELLED", None, None, "action.cancel.end");
-        return AttemptEnd::Settled(St::Cancelled, None);
+        return finished(St::Cancelled, &["PENDING"], None, None, "action.cancel.end");
     }
-    if first
-        && !matches!(
-            commit(
-                &["PENDING"],
-                "ONGOING",
-                None,
-                None,
-                "action.execution.start"
-            ),
-            Ok(true)
-        )
-    {
-        // Skipped by hand, or cancelled, meanwhile.
-        let now = shared.db(|st| st.action(uuid));
-        let state = now.map(|a| St::from_db(&a.state)).unwrap_or(St::Cancelled);
-        return AttemptEnd::Settled(state, None);
+    if first {
+        let t = row_transition(
+            row,
+            &["PENDING"],
+            "ONGOING",
+            None,
+            None,
+            "action.execution.start",
+        );
+        if carry.commit_with(run, Some(t)) != Some(true) {
+            // Skipped by hand, or cancelled, meanwhile.
+            let now = shared.db(|st| st.action(uuid));
+            let (state, outputs) = now
+                .map(|a| (St::from_db(&a.state), a.outputs))
+                .unwrap_or((St::Cancelled, None));
+            return AttemptEnd::Finished {
+                state,
+                outputs,
+                transition: None,
+            };
+        }
     }
     // The timeout runs from the start of `execute`.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
     lock(&shared.running).insert(
         uuid.to_string(),
         Running {
             handler: h.clone(),
             deadline: Instant::now() + timeout,
             timed_out: timed_out.clone(),
-            expired: expired.clone(),
+            expired: link.expired.clone(),
         },
     );
     let executed = match h.execute() {
@@ -576,27 +670,32 @@ fn attempt_blocking(
         return AttemptEnd::TimedOut;
     }
     match executed {
-        Executed::Done(outputs, post) => {
-            let (state, msg, event) = match post {
-                Ok(()) => ("SUCCEEDED", None, "action.execution.end"),
-                Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => {
-                    ("SUCCEEDED", None, "action.execution.end")
-                }
-                Err(e) => (
-                    "FAILED",
-                    Some(format!(
-                        "Action failed in post_condition: {}",
-                        message_of(&e)
-                    )),
-                    "action.execution.error",
-                ),
-            };
-            match commit(&["ONGOING"], state, msg, Some(outputs.clone()), event) {
-                Ok(true) => AttemptEnd::Settled(St::from_db(state), Some(outputs)),
-                // The engine side timed the attempt out first.
-                _ => AttemptEnd::TimedOut,
-            }
-        }
+        Executed::Done(outputs, post) => match post {
+            Ok(()) => finished(
+                St::Succeeded,
+                &["ONGOING"],
+                None,
+                Some(outputs),
+                "action.execution.end",
+            ),
+            Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => finished(
+                St::Succeeded,
+                &["ONGOING"],
+                None,
+                Some(outputs),
+                "action.execution.end",
+            ),
+            Err(e) => finished(
+                St::Failed,
+                &["ONGOING"],
+                Some(format!(
+                    "Action failed in post_condition: {}",
+                    message_of(&e)
+                )),
+                Some(outputs),
+                "action.execution.error",
+            ),
+        },
         Executed::BadOutputs(why) => AttemptEnd::ExecuteFailed {
             why: format!("its outputs do not match the action type's outputs schema: {why}"),
             from_execute: false,
@@ -604,14 +703,13 @@ fn attempt_blocking(
         Executed::Failed(e)
             if e.kind() == Some(ErrorKind::ABORTED) && shared.cancelling.load(SeqCst) =>
         {
-            let _ = commit(
+            finished(
+                St::Cancelled,
                 &["ONGOING"],
-                "CANCELLED",
                 Some("Action was aborted: its action plan was cancelled.".into()),
                 None,
                 "action.cancel.end",
-            );
-            AttemptEnd::Settled(St::Cancelled, None)
+            )
         }
         Executed::Failed(e) => AttemptEnd::ExecuteFailed {
             why: format!("The action {uuid} execution failed. {}", message_of(&e)),
@@ -620,100 +718,299 @@ fn attempt_blocking(
     }
 }
 
-/// Runs one action: pre_condition, ONGOING (committed), execute with
-/// timeout and retries, post_condition, final state (committed). Each
-/// attempt is one trip to the blocking pool; this side keeps the timeout.
-async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors: Value) -> Done {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    let done = |state, execute_failed, outputs| Done {
-        index,
-        state,
-        execute_failed,
-        outputs,
-    };
-    let uuid = row.uuid.clone();
-    let (entry, params, _) = match prepare_handler(&shared, &row, &ancestors) {
-        Ok(x) => x,
-        Err(why) => {
-            let msg = format!("Action failed in pre_condition: {why}");
-            let _ = transition(
-                &shared,
-                &uuid,
-                &["PENDING", "ONGOING"],
-                "FAILED",
-                Some(msg),
-                None,
-                "action.execution.error",
-            )
-            .await;
-            return done(St::Failed, false, None);
+/// One run of a plan: what its engine task and the threads that run its
+/// actions share.
+struct Run {
+    shared: Arc<Shared>,
+    sched: Mutex<Sched>,
+    /// Wakes the engine: a ready action wants a worker, something is to
+    /// commit, or a worker slot was freed.
+    wake: tokio::sync::Notify,
+}
+
+impl Run {
+    /// Tells the scheduler about committed final states, and wakes the
+    /// engine if there is work for it.
+    fn complete(&self, completions: Vec<Completion>) {
+        let policy = &self.shared.opts.policy;
+        let mut s = lock(&self.sched);
+        for c in completions {
+            s.complete(c, |row| {
+                match policy.recovery_for(&row.action_type).on_failure {
+                    OnFailure::Continue => Stop::Continue,
+                    OnFailure::Stop => {
+                        Stop::Halt(format!("action {} failed (on_failure: stop)", row.name))
+                    }
+                    OnFailure::Rollback => {
+                        Stop::Rollback(format!("action {} failed (on_failure: rollback)", row.name))
+                    }
+                }
+            });
+        }
+        let wake = s.wants_workers() || !s.to_commit.is_empty() || !s.open();
+        drop(s);
+        if wake {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// What a worker task and its blocking thread share: the watchdog's
+/// signal, and which attempt the thread is on.
+struct TaskLink {
+    expired: Arc<tokio::sync::Notify>,
+    current: Mutex<(usize, u32)>,
+}
+
+/// Where a worker's blocking thread starts.
+enum Start {
+    /// An attempt at a reserved action.
+    Attempt(usize, u32),
+    /// A final state already committed by the worker task; then whatever
+    /// is ready.
+    Completed(Completion),
+}
+
+/// Why a blocking thread handed its worker slot back to its task.
+enum ThreadEnd {
+    /// Nothing is ready for it: the slot is free.
+    Idle,
+    /// An attempt failed: the task retries it or fails the action.
+    Failed {
+        index: usize,
+        attempt: u32,
+        why: String,
+        from_execute: bool,
+    },
+    /// The action's plugin library has no call permit free: the task waits
+    /// for one.
+    NeedsPermit(usize),
+}
+
+/// Runs actions on this blocking thread for as long as it has one: after
+/// each, it takes a child the action was the last parent of, or the most
+/// urgent ready action, and commits the finished action's final state with
+/// the next one's ONGOING. A chain of actions never leaves the thread.
+fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadEnd {
+    let shared = &run.shared;
+    let mut carry = Carry::default();
+    // The task holds the permit for the action it started the thread with.
+    let (mut job, mut permit_held) = match start {
+        Start::Attempt(i, a) => (Some((i, a)), true),
+        Start::Completed(c) => {
+            run.complete(vec![c]);
+            (None, false)
         }
     };
-    let recovery = shared.opts.policy.recovery_for(&row.action_type);
-    let ctx = Arc::new(handler_context(&shared, &row));
-    let (entry, params, row) = (Arc::new(entry), Arc::new(params), Arc::new(row));
-    let library = shared
-        .plugins
-        .find(sextant_plugin_api::Kind::ActionHandler, &entry)
-        .map(|e| e.library.clone());
-    let mut attempt = 0u32;
     loop {
+        let (i, attempt) = match job.take() {
+            Some(j) => j,
+            None => {
+                // Nothing chained: commit what is carried, then take the
+                // next ready action or free the slot.
+                carry.commit_with(run, None);
+                let mut s = lock(&run.sched);
+                match s.pop_ready() {
+                    Some(i) => (i, 0),
+                    None => {
+                        s.running -= 1;
+                        drop(s);
+                        run.wake.notify_one();
+                        return ThreadEnd::Idle;
+                    }
+                }
+            }
+        };
+        *lock(&link.current) = (i, attempt);
+        let (row, ancestors) = {
+            let s = lock(&run.sched);
+            (
+                s.nodes[i].row.clone(),
+                ancestor_outputs(&s.nodes, i, &shared.types),
+            )
+        };
+        let recovery = shared.opts.policy.recovery_for(&row.action_type);
+        let end = match prepare_handler(shared, &row, &ancestors) {
+            Err(why) => {
+                let t = row_transition(
+                    &row,
+                    &["PENDING", "ONGOING"],
+                    "FAILED",
+                    Some(format!("Action failed in pre_condition: {why}")),
+                    None,
+                    "action.execution.error",
+                );
+
+                AttemptEnd::Finished {
+                    state: St::Failed,
+                    outputs: None,
+                    transition: Some(Box::new(t)),
+                }
+            }
+            Ok((entry, params, _)) => {
+                let library = shared
+                    .plugins
+                    .find(sextant_plugin_api::Kind::ActionHandler, &entry)
+                    .map(|e| e.library.clone());
+                let permit = match (&library, std::mem::take(&mut permit_held)) {
+                    (Some(l), false) => match l.permits.try_acquire() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            carry.commit_with(run, None);
+                            return ThreadEnd::NeedsPermit(i);
+                        }
+                    },
+                    _ => None,
+                };
+                let ctx = handler_context(shared, &row);
+                let end = attempt_blocking(
+                    run,
+                    &mut carry,
+                    &row,
+                    &entry,
+                    &params,
+                    &ctx,
+                    attempt == 0,
+                    recovery.timeout,
+                    link,
+                );
+                drop(permit);
+                end
+            }
+        };
+        match end {
+            AttemptEnd::Finished {
+                state,
+                outputs,
+                transition,
+            } => {
+                carry.push(
+                    Completion {
+                        index: i,
+                        state,
+                        execute_failed: false,
+                        outputs,
+                    },
+                    transition,
+                );
+                let mut s = lock(&run.sched);
+                s.executed(i, carry.completions.last().and_then(|c| c.outputs.as_ref()));
+                job = s
+                    .chain_after(i, state)
+                    .or_else(|| s.pop_ready())
+                    .map(|j| (j, 0));
+            }
+            AttemptEnd::ExecuteFailed { why, from_execute } => {
+                carry.commit_with(run, None);
+                return ThreadEnd::Failed {
+                    index: i,
+                    attempt,
+                    why,
+                    from_execute,
+                };
+            }
+            AttemptEnd::TimedOut => {
+                // The task went on when the watchdog fired; this thread
+                // only leaves.
+                carry.commit_with(run, None);
+                return ThreadEnd::Failed {
+                    index: i,
+                    attempt,
+                    why: String::new(),
+                    from_execute: true,
+                };
+            }
+        }
+    }
+}
+
+/// A worker slot's task: starts a blocking thread that runs actions, and
+/// handles what the thread hands back: retries with backoff, timeouts
+/// (without waiting for a handler that may never return), final failures.
+async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyError> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let shared = run.shared.clone();
+    loop {
+        // The permit of the action the thread starts with.
+        let library = match &start {
+            Start::Attempt(i, _) => {
+                let row = lock(&run.sched).nodes[*i].row.clone();
+                prepare_handler(&shared, &row, &json!({}))
+                    .ok()
+                    .and_then(|(entry, _, _)| {
+                        shared
+                            .plugins
+                            .find(sextant_plugin_api::Kind::ActionHandler, &entry)
+                            .map(|e| e.library.clone())
+                    })
+            }
+            Start::Completed(_) => None,
+        };
         let _permit = match &library {
             Some(l) => l.permits.acquire().await.ok(),
             None => None,
         };
-        let timed_out = Arc::new(AtomicBool::new(false));
-        let expired = Arc::new(tokio::sync::Notify::new());
+        let link = Arc::new(TaskLink {
+            expired: Arc::new(tokio::sync::Notify::new()),
+            current: Mutex::new(match &start {
+                Start::Attempt(i, a) => (*i, *a),
+                Start::Completed(c) => (c.index, 0),
+            }),
+        });
         let mut join = {
-            let (s, row, entry, params, ctx, t, x) = (
-                shared.clone(),
-                row.clone(),
-                entry.clone(),
-                params.clone(),
-                ctx.clone(),
-                timed_out.clone(),
-                expired.clone(),
-            );
-            let (first, timeout) = (attempt == 0, recovery.timeout);
-            tokio::task::spawn_blocking(move || {
-                attempt_blocking(&s, &row, &entry, &params, &ctx, first, timeout, &t, &x)
-            })
+            let (r, l) = (run.clone(), link.clone());
+            tokio::task::spawn_blocking(move || run_on_thread(&r, &l, start))
         };
         let end = tokio::select! {
-            r = &mut join => r,
-            // The watchdog timed it out (and asked it to abort): go on
-            // without waiting for a handler that may never return.
-            _ = expired.notified() => Ok(AttemptEnd::TimedOut),
+            r = &mut join => r.map_err(|e| ApplyError::Task(e.to_string()))?,
+            // The watchdog timed the current action out (and asked it to
+            // abort): go on without the thread.
+            _ = link.expired.notified() => {
+                let (index, attempt) = *lock(&link.current);
+                ThreadEnd::Failed { index, attempt, why: String::new(), from_execute: true }
+            }
         };
-        let (why, from_execute) = match end {
-            Ok(AttemptEnd::Settled(state, outputs)) => return done(state, false, outputs),
-            Ok(AttemptEnd::ExecuteFailed { why, from_execute }) => (why, from_execute),
-            Ok(AttemptEnd::TimedOut) => (
-                format!(
-                    "The action {uuid} execution failed: timed out after {}s.",
-                    recovery.timeout.as_secs_f64()
-                ),
-                true,
-            ),
-            Err(e) => (format!("The action {uuid} execution failed. {e}"), true),
+        let (index, attempt, why, from_execute) = match end {
+            ThreadEnd::Idle => return Ok(()),
+            ThreadEnd::NeedsPermit(i) => {
+                start = Start::Attempt(i, 0);
+                continue;
+            }
+            ThreadEnd::Failed {
+                index,
+                attempt,
+                why,
+                from_execute,
+            } => (index, attempt, why, from_execute),
+        };
+        let row = lock(&run.sched).nodes[index].row.clone();
+        let uuid = row.uuid.clone();
+        let recovery = shared.opts.policy.recovery_for(&row.action_type);
+        let why = if why.is_empty() {
+            format!(
+                "The action {uuid} execution failed: timed out after {}s.",
+                recovery.timeout.as_secs_f64()
+            )
+        } else {
+            why
         };
         if attempt < recovery.retries && !shared.cancelling.load(SeqCst) {
             let delay = backoff(&recovery, attempt);
-            attempt += 1;
             let u = uuid.clone();
             let plan = shared.plan_uuid.clone();
-            let note = json!({"attempt": attempt, "of": recovery.retries, "error": why, "retry_in_seconds": delay.as_secs_f64()});
+            let note = json!({"attempt": attempt + 1, "of": recovery.retries, "error": why, "retry_in_seconds": delay.as_secs_f64()});
             let _ = db(&shared, move |st| {
                 st.note("action.execution.retry", "action", &u, &plan, note)
             })
             .await;
             tokio::time::sleep(delay).await;
+            start = Start::Attempt(index, attempt + 1);
             continue;
         }
         let msg = format!("Action failed in execute: {why}");
         let failed = transition(
             &shared,
-            &uuid,
+            &row,
             &["ONGOING"],
             "FAILED",
             Some(msg),
@@ -721,15 +1018,23 @@ async fn run_action(shared: Arc<Shared>, index: usize, row: ActionRow, ancestors
             "action.execution.error",
         )
         .await;
+        let mut c = Completion {
+            index,
+            state: St::Failed,
+            execute_failed: from_execute,
+            outputs: None,
+        };
         if matches!(failed, Ok(false)) {
             // A timed-out attempt finished and settled the action first:
             // the store has the last word.
             let u = uuid.clone();
             if let Ok(a) = db(&shared, move |st| st.action(&u)).await {
-                return done(St::from_db(&a.state), false, a.outputs);
+                c.state = St::from_db(&a.state);
+                c.execute_failed = false;
+                c.outputs = a.outputs;
             }
         }
-        return done(St::Failed, from_execute, None);
+        start = Start::Completed(c);
     }
 }
 
@@ -1109,124 +1414,39 @@ impl Applier {
         Ok(())
     }
 
-    /// Decides what happens to a PENDING action whose parents are all
-    /// done: ready, CANCELLED (STRICT, a parent failed), or left out (ANY).
-    /// Returns the actions that became done, whose children must be looked
-    /// at in turn.
-    async fn settle(
-        &self,
-        nodes: &mut [Node],
-        i: usize,
-        rule: &str,
-        ready: &mut std::collections::BinaryHeap<Ready>,
-    ) -> Result<bool, ApplyError> {
-        let ps = nodes[i].parents.clone();
-        match rule {
-            "STRICT" => {
-                if let Some(&bad) = ps
-                    .iter()
-                    .find(|&&p| matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored))
-                {
-                    let msg = format!(
-                        "Cancelled: its parent {} is {}.",
-                        nodes[bad].row.name,
-                        if nodes[bad].state == St::Failed {
-                            "FAILED"
-                        } else {
-                            "CANCELLED"
-                        }
-                    );
-                    let u = nodes[i].row.uuid.clone();
-                    db(&self.shared, move |s| {
-                        s.action_transition(
-                            &u,
-                            &["PENDING"],
-                            "CANCELLED",
-                            Some(&msg),
-                            None,
-                            "action.update",
-                        )
-                    })
-                    .await?;
-                    nodes[i].state = St::Cancelled;
-                    return Ok(true);
-                }
-            }
-            "ANY" => {
-                let run = match ps.first() {
-                    None => true,
-                    Some(&f) => nodes[f].state != St::Ignored && nodes[f].execute_failed,
-                };
-                if !run {
-                    nodes[i].state = St::Ignored;
-                    return Ok(true);
-                }
-            }
-            _ => {
-                if ps.iter().any(|&p| nodes[p].state == St::Ignored) {
-                    nodes[i].state = St::Ignored;
-                    return Ok(true);
-                }
-            }
-        }
-        ready.push(Ready(nodes[i].priority, i));
-        Ok(false)
-    }
-
-    async fn execute(&self, mut nodes: Vec<Node>, rule: &str) -> Result<PlanOutcome, ApplyError> {
+    async fn execute(&self, nodes: Vec<Node>, rule: &str) -> Result<PlanOutcome, ApplyError> {
         let shared = self.shared.clone();
         let plan_uuid = shared.plan_uuid.clone();
-        let limits = shared.opts.policy.limits.clone();
-        let mut in_use: HashMap<(usize, Option<String>), u32> = HashMap::new();
-        let mut tasks: JoinSet<Done> = JoinSet::new();
+        let limits = shared.opts.policy.limits.iter().map(|l| l.max).collect();
+        let mut sched = Sched::new(
+            nodes,
+            limits,
+            sched::Rule::parse(rule),
+            shared.opts.max_workers,
+        );
+        sched.settle_initial();
+        let run = Arc::new(Run {
+            shared: shared.clone(),
+            sched: Mutex::new(sched),
+            wake: tokio::sync::Notify::new(),
+        });
+        let mut tasks: JoinSet<Result<(), ApplyError>> = JoinSet::new();
         let _watchdog = AbortOnDrop(tokio::spawn(watchdog(shared.clone())));
-        let mut running = 0usize;
-        let mut stopping: Option<String> = None;
-        let mut rollback = false;
-        let mut completed_order: Vec<usize> = Vec::new();
         let mut last_poll = Instant::now() - POLL;
         let mut last_renew = Instant::now();
-        let mut cancel_started = false;
-        // How many parents of each action are not done yet.
-        let mut waiting: Vec<usize> = nodes
-            .iter()
-            .map(|n| {
-                n.parents
-                    .iter()
-                    .filter(|&&p| !nodes[p].state.done())
-                    .count()
-            })
-            .collect();
-        let mut ready = std::collections::BinaryHeap::new();
-        // Actions done: their children may become ready (a worklist, so a
-        // cancellation cascades without rescanning the plan).
-        let mut newly_done: Vec<usize> = Vec::new();
-        for i in 0..nodes.len() {
-            if nodes[i].state == St::Pending
-                && waiting[i] == 0
-                && self.settle(&mut nodes, i, rule, &mut ready).await?
-            {
-                newly_done.push(i);
-            }
-        }
         loop {
-            while let Some(d) = newly_done.pop() {
-                for c in nodes[d].children.clone() {
-                    waiting[c] = waiting[c].saturating_sub(1);
-                    if waiting[c] == 0
-                        && nodes[c].state == St::Pending
-                        && self.settle(&mut nodes, c, rule, &mut ready).await?
-                    {
-                        newly_done.push(c);
-                    }
-                }
-            }
+            // CANCELLED decided in memory (STRICT) go to the store.
+            let decided = std::mem::take(&mut lock(&run.sched).to_commit);
+            commit_all(&shared, decided).await?;
             // Renew the lease and look for a cancel from another process.
             if last_renew.elapsed() > LEASE_TTL / 3 {
                 let (p, o) = (plan_uuid.clone(), shared.opts.owner.clone());
                 if !db(&shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await? {
                     tracing::error!("lost the lease on action plan {plan_uuid}: stopping");
-                    stopping = Some("the applier lost its lease".into());
+                    let mut s = lock(&run.sched);
+                    if s.stopping.is_none() {
+                        s.stopping = Some("the applier lost its lease".into());
+                    }
                 }
                 last_renew = Instant::now();
             }
@@ -1236,11 +1456,16 @@ impl Applier {
                 // Just the state: `plan()` also counts the plan's actions,
                 // a scan of 100,000 rows ten times a second.
                 let state = db(&shared, move |s| s.plan_state(&u)).await?;
-                if state == "CANCELLING" && !cancel_started {
-                    cancel_started = true;
+                if state == "CANCELLING" && !lock(&run.sched).cancelled {
                     shared
                         .cancelling
                         .store(true, std::sync::atomic::Ordering::SeqCst);
+                    // Cancelled: the pending actions are CANCELLED.
+                    let cancelled = {
+                        let mut s = lock(&run.sched);
+                        s.cancelled = true;
+                        s.cancel_pending(None, "action.cancel.end")
+                    };
                     if shared.opts.policy.abort_on_cancel {
                         let handlers: Vec<Arc<Handler>> = lock(&shared.running)
                             .values()
@@ -1257,85 +1482,61 @@ impl Applier {
                             }
                         }
                     }
-                    // Cancelled: the pending actions are CANCELLED.
-                    cancel_pending(&shared, &mut nodes, None, "action.cancel.end").await?;
-                    ready.clear();
+                    commit_all(&shared, cancelled).await?;
                 }
             }
             // Start what fits: workers, pools, the critical path first.
-            if stopping.is_none() && !cancel_started {
-                let mut blocked = Vec::new();
-                while running < shared.opts.max_workers.max(1) {
-                    let Some(Ready(p, i)) = ready.pop() else {
-                        break;
-                    };
-                    if nodes[i].state != St::Pending {
-                        continue;
-                    }
-                    let fits = nodes[i]
-                        .pools
-                        .iter()
-                        .all(|k| in_use.get(k).copied().unwrap_or(0) < limits[k.0].max);
-                    if !fits {
-                        blocked.push(Ready(p, i));
-                        continue;
-                    }
-                    for k in &nodes[i].pools {
-                        *in_use.entry(k.clone()).or_default() += 1;
-                    }
-                    nodes[i].state = St::Running;
-                    running += 1;
-                    let ancestors = ancestor_outputs(&nodes, i, &shared.types);
-                    tasks.spawn(run_action(
-                        shared.clone(),
-                        i,
-                        nodes[i].row.clone(),
-                        ancestors,
-                    ));
+            let (starts, idle) = {
+                let mut s = lock(&run.sched);
+                let mut starts = Vec::new();
+                while s.running < s.max_workers {
+                    let Some(i) = s.pop_ready() else { break };
+                    s.running += 1;
+                    starts.push(i);
                 }
-                ready.extend(blocked);
+                (starts, s.running == 0 && s.to_commit.is_empty())
+            };
+            for i in starts {
+                tasks.spawn(worker(run.clone(), Start::Attempt(i, 0)));
             }
-            if running == 0 && newly_done.is_empty() {
+            if idle {
                 break;
             }
-            // Wait for an action to finish, or for the next poll.
+            // Wait for a worker to need the engine, or for the next poll.
             tokio::select! {
-                joined = tasks.join_next(), if running > 0 => {
-                    let Some(joined) = joined else { continue };
-                    let d = joined.map_err(|e| ApplyError::Task(e.to_string()))?;
-                    running -= 1;
-                    for k in &nodes[d.index].pools {
-                        if let Some(c) = in_use.get_mut(k) { *c = c.saturating_sub(1); }
-                    }
-                    nodes[d.index].state = d.state;
-                    nodes[d.index].execute_failed = d.execute_failed;
-                    if let Some(o) = d.outputs { nodes[d.index].row.outputs = Some(o); }
-                    completed_order.push(d.index);
-                    newly_done.push(d.index);
-                    if d.state == St::Failed && stopping.is_none() {
-                        let r = shared.opts.policy.recovery_for(&nodes[d.index].row.action_type);
-                        match r.on_failure {
-                            OnFailure::Continue => {}
-                            OnFailure::Stop => stopping = Some(format!("action {} failed (on_failure: stop)", nodes[d.index].row.name)),
-                            OnFailure::Rollback => {
-                                stopping = Some(format!("action {} failed (on_failure: rollback)", nodes[d.index].row.name));
-                                rollback = true;
-                            }
-                        }
-                    }
+                _ = run.wake.notified() => {}
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    joined.map_err(|e| ApplyError::Task(e.to_string()))??;
                 }
-                _ = tokio::time::sleep(POLL), if running > 0 => {}
+                _ = tokio::time::sleep(POLL) => {}
             }
         }
-        // Cancelled: what became ready meanwhile never starts.
-        if cancel_started {
-            cancel_pending(&shared, &mut nodes, None, "action.cancel.end").await?;
+        // Reap the workers (all idle now).
+        while let Some(joined) = tasks.join_next().await {
+            joined.map_err(|e| ApplyError::Task(e.to_string()))??;
         }
-        // Stopped: what never started is CANCELLED.
-        if let Some(why) = &stopping {
-            let msg = format!("Cancelled: the plan stopped because {why}.");
-            cancel_pending(&shared, &mut nodes, Some(msg), "action.update").await?;
-        }
+        let (nodes, completed_order, stopping, rollback, cancel_started, never_started) = {
+            let mut s = lock(&run.sched);
+            // Cancelled: what became ready meanwhile never starts. Stopped:
+            // what never started is CANCELLED.
+            let mut never_started = Vec::new();
+            if s.cancelled {
+                never_started.extend(s.cancel_pending(None, "action.cancel.end"));
+            }
+            if let Some(why) = s.stopping.clone() {
+                let msg = format!("Cancelled: the plan stopped because {why}.");
+                never_started.extend(s.cancel_pending(Some(msg), "action.update"));
+            }
+            (
+                std::mem::take(&mut s.nodes),
+                std::mem::take(&mut s.completed_order),
+                s.stopping.take(),
+                s.rollback,
+                s.cancelled,
+                never_started,
+            )
+        };
+        commit_all(&shared, never_started).await?;
         if rollback {
             self.rollback(&nodes, &completed_order).await?;
         }
@@ -1478,20 +1679,17 @@ fn owner_is_dead(owner: &str) -> bool {
         })
 }
 
-/// Marks every PENDING action CANCELLED (in the store, then in memory).
-async fn cancel_pending(
-    shared: &Arc<Shared>,
-    nodes: &mut [Node],
-    message: Option<String>,
-    event: &'static str,
-) -> Result<(), ApplyError> {
-    for n in nodes.iter_mut().filter(|n| n.state == St::Pending) {
-        let (u, m) = (n.row.uuid.clone(), message.clone());
-        db(shared, move |s| {
-            s.action_transition(&u, &["PENDING"], "CANCELLED", m.as_deref(), None, event)
-        })
-        .await?;
-        n.state = St::Cancelled;
+/// Commits transitions decided by the engine, in one transaction.
+async fn commit_all(shared: &Arc<Shared>, ts: Vec<ActionTransition>) -> Result<(), ApplyError> {
+    if ts.is_empty() {
+        return Ok(());
+    }
+    let s = shared.clone();
+    let results = tokio::task::spawn_blocking(move || s.committer.commit_many(ts))
+        .await
+        .map_err(|e| ApplyError::Task(e.to_string()))?;
+    for r in results {
+        r?;
     }
     Ok(())
 }
@@ -1624,12 +1822,14 @@ mod tests {
             .map(|(k, chunk)| {
                 let (c, chunk, plan) = (committer.clone(), chunk.to_vec(), plan.clone());
                 std::thread::spawn(move || {
-                    for u in &chunk {
-                        // Half the threads name the plan: the UPDATE …
-                        // RETURNING path; the others read the state first.
+                    for (j, u) in chunk.iter().enumerate() {
+                        // A third of the threads name the plan and the action (a
+                        // plain UPDATE), a third the plan only (UPDATE …
+                        // RETURNING); the others read the state first.
                         let t = |from: &str, to: &str| {
                             let mut t = new_transition(u, &[from], to, None, None, "x");
-                            t.plan_uuid = (k % 2 == 0).then(|| plan.clone());
+                            t.plan_uuid = (k % 3 != 0).then(|| plan.clone());
+                            t.name = (k % 3 == 2).then(|| format!("a{}", k * 25 + j));
                             c.commit_blocking(t)
                         };
                         assert_eq!(t("PENDING", "ONGOING").ok(), Some(true));

@@ -30,6 +30,9 @@ pub struct ActionTransition {
     /// The action's plan, when the caller knows it: with a single `from`
     /// state, the transition is then one UPDATE … RETURNING, no read first.
     pub plan_uuid: Option<String>,
+    /// The action's name, when the caller knows it too: then a plain
+    /// UPDATE, with nothing returned.
+    pub name: Option<String>,
 }
 
 /// The lease an applier holds on a plan.
@@ -54,7 +57,7 @@ fn transition_event(
     name: &str,
     at: &str,
 ) -> rusqlite::Result<()> {
-    super::append_event_at(
+    super::append_event_with(
         tx,
         &Event::state_change(
             &t.event_type,
@@ -63,10 +66,20 @@ fn transition_event(
             Some(old_state),
             &t.to,
         )
-        .in_plan(plan)
-        .with_payload(json!({"name": name, "status_message": t.message})),
+        .in_plan(plan),
         at,
+        Some(&TransitionPayload {
+            name,
+            status_message: t.message.as_deref(),
+        }),
     )
+}
+
+/// The payload of an action's state change.
+#[derive(serde::Serialize)]
+struct TransitionPayload<'a> {
+    name: &'a str,
+    status_message: Option<&'a str>,
 }
 
 impl Store {
@@ -218,6 +231,7 @@ impl Store {
             outputs: outputs.cloned(),
             event_type: event_type.into(),
             plan_uuid: None,
+            name: None,
         };
         self.action_transitions(std::slice::from_ref(&t))?
             .pop()
@@ -245,9 +259,31 @@ impl Store {
                  outputs = COALESCE(?3, outputs), updated_at = ?4 \
                  WHERE uuid = ?5 AND state = ?6 AND deleted = 0 RETURNING name",
             )?;
+            let mut update_plain = tx.prepare_cached(
+                "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
+                 outputs = COALESCE(?3, outputs), updated_at = ?4 \
+                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0",
+            )?;
             for t in batch {
-                // The fast path: the one state it may be in, and its plan.
-                if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
+                // The fastest path: the one state it may be in, its plan
+                // and its name.
+                if let (Some(plan), Some(name), [from]) = (&t.plan_uuid, &t.name, t.from.as_slice()) {
+                    let n = update_plain.execute(params![
+                        t.to,
+                        t.message,
+                        t.outputs.as_ref().map(|o| o.to_string()),
+                        at,
+                        t.action_uuid,
+                        from
+                    ])?;
+                    if n == 1 {
+                        transition_event(tx, t, from, plan, name, &at)?;
+                        results.push(Ok(true));
+                        continue;
+                    }
+                    // Not changed: in another state, or not there at all.
+                } else if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
+                    // The fast path: the one state it may be in, and its plan.
                     let name: Option<String> = update_known
                         .query_row(
                             params![

@@ -496,6 +496,23 @@ pub fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()>
 
 /// Appends an event stamped `at`: for many events of one transaction.
 pub fn append_event_at(tx: &Transaction<'_>, e: &Event<'_>, at: &str) -> rusqlite::Result<()> {
+    append_event_with(tx, e, at, None::<&()>)
+}
+
+/// Appends an event whose payload is `payload` when given (serialized
+/// straight to text, no `Value` built), else the event's own.
+pub(crate) fn append_event_with<P: Serialize>(
+    tx: &Transaction<'_>,
+    e: &Event<'_>,
+    at: &str,
+    payload: Option<&P>,
+) -> rusqlite::Result<()> {
+    let payload = match payload {
+        Some(p) => serde_json::to_string(p)
+            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?,
+        None if e.payload.is_null() => "{}".to_string(),
+        None => e.payload.to_string(),
+    };
     // Cached: plans append one event per action, and appliers one per change.
     tx.prepare_cached(
         "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) \
@@ -509,7 +526,7 @@ pub fn append_event_at(tx: &Transaction<'_>, e: &Event<'_>, at: &str) -> rusqlit
             e.action_plan_uuid,
             e.old_state,
             e.new_state,
-            if e.payload.is_null() { "{}".to_string() } else { e.payload.to_string() }
+            payload
         ])?;
     Ok(())
 }
