@@ -164,24 +164,30 @@ struct Node {
 /// chain of actions commits in its own thread without a hand-off.
 struct Committer {
     store: Arc<Mutex<Store>>,
-    queue: Mutex<CommitQueue>,
-    /// Signalled when a group commit has left its results.
-    done: std::sync::Condvar,
+    /// Requests no leader has taken yet.
+    queue: Mutex<Vec<(Arc<Request>, Vec<ActionTransition>)>>,
+}
+
+/// A thread's transitions waiting in the group commit.
+#[derive(Default)]
+struct Request {
+    state: Mutex<RequestState>,
+    /// Signalled when its results are in, or when its thread is to lead.
+    wake: std::sync::Condvar,
 }
 
 #[derive(Default)]
-struct CommitQueue {
-    next: u64,
-    waiting: Vec<(u64, ActionTransition)>,
-    results: HashMap<u64, Result<bool, StoreError>>,
+struct RequestState {
+    results: Option<Vec<Result<bool, StoreError>>>,
+    /// The last leader saw it waiting: it leads the next group.
+    lead: bool,
 }
 
 impl Committer {
     fn new(store: Arc<Mutex<Store>>) -> Self {
         Self {
             store,
-            queue: Mutex::new(CommitQueue::default()),
-            done: std::sync::Condvar::new(),
+            queue: Mutex::new(Vec::new()),
         }
     }
 
@@ -194,24 +200,22 @@ impl Committer {
 
     /// Commits `ts` in one transaction (with whatever else is queued);
     /// blocks. One result per transition, in order.
+    ///
+    /// Whoever finds the store free leads: it commits every queued request
+    /// in one transaction, hands each its results (waking only those
+    /// threads), and wakes one thread still queued to lead the next group.
+    /// Invariant: while the store is free, every request is either queued
+    /// or has its results.
     fn commit_many(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
-        let mut q = lock(&self.queue);
-        let first = q.next;
-        let n = ts.len() as u64;
-        q.next += n;
-        for (k, t) in ts.into_iter().enumerate() {
-            q.waiting.push((first + k as u64, t));
-        }
-        let mut out: Vec<Result<bool, StoreError>> = Vec::with_capacity(n as usize);
+        let me = Arc::new(Request::default());
+        lock(&self.queue).push((me.clone(), ts));
         loop {
-            while (out.len() as u64) < n {
-                match q.results.remove(&(first + out.len() as u64)) {
-                    Some(r) => out.push(r),
-                    None => break,
+            {
+                let mut st = lock(&me.state);
+                if let Some(r) = st.results.take() {
+                    return r;
                 }
-            }
-            if out.len() as u64 == n {
-                return out;
+                st.lead = false;
             }
             let store = match self.store.try_lock() {
                 Ok(s) => Some(s),
@@ -219,32 +223,45 @@ impl Committer {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             };
             let Some(mut store) = store else {
-                // Another thread holds the store: it leaves our result, or
-                // we lead the next group when it is done.
-                q = self
-                    .done
-                    .wait_timeout(q, Duration::from_millis(1))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
+                // Another thread holds the store: it leaves our results, or
+                // asks us to lead the next group. (The timeout covers a
+                // holder outside the group commit, which asks no one.)
+                let st = lock(&me.state);
+                if st.results.is_none() && !st.lead {
+                    let _ = me.wake.wait_timeout(st, Duration::from_millis(1));
+                }
                 continue;
             };
-            let (ids, ts): (Vec<u64>, Vec<ActionTransition>) =
-                std::mem::take(&mut q.waiting).into_iter().unzip();
-            drop(q);
-            let results = store.action_transitions(&ts);
-            q = lock(&self.queue);
-            drop(store);
-            match results {
-                Ok(rs) => q.results.extend(ids.into_iter().zip(rs)),
+            let batch = std::mem::take(&mut *lock(&self.queue));
+            let sizes: Vec<usize> = batch.iter().map(|(_, ts)| ts.len()).collect();
+            let (requests, groups): (Vec<Arc<Request>>, Vec<Vec<ActionTransition>>) =
+                batch.into_iter().unzip();
+            let flat: Vec<ActionTransition> = groups.into_iter().flatten().collect();
+            let mut results = match store.action_transitions(&flat) {
+                Ok(rs) => rs,
                 Err(e) => {
                     let why = e.to_string();
-                    q.results.extend(
-                        ids.into_iter()
-                            .map(|i| (i, Err(StoreError::Commit(why.clone())))),
-                    );
+                    flat.iter()
+                        .map(|_| Err(StoreError::Commit(why.clone())))
+                        .collect()
                 }
             }
-            self.done.notify_all();
+            .into_iter();
+            for (r, n) in requests.iter().zip(sizes) {
+                lock(&r.state).results = Some(results.by_ref().take(n).collect());
+            }
+            drop(store);
+            for r in &requests {
+                if !Arc::ptr_eq(r, &me) {
+                    r.wake.notify_one();
+                }
+            }
+            // Queued while we committed: one of them leads next.
+            let next = lock(&self.queue).first().map(|(r, _)| r.clone());
+            if let Some(next) = next {
+                lock(&next.state).lead = true;
+                next.wake.notify_one();
+            }
         }
     }
 }

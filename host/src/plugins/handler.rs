@@ -40,8 +40,8 @@ impl Handler {
         let name = &entry.manifest().name;
         let raw = lib.track(lib.table(Kind::ActionHandler)?.create_handler(
             name,
-            &params.to_string(),
-            &context.to_string(),
+            &crate::json_text(params),
+            &crate::json_text(context),
         ))?;
         Ok(Self {
             raw,

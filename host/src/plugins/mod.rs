@@ -366,8 +366,8 @@ impl PluginRegistry {
         lib.check_usable()?;
         lib.track(lib.table(Kind::Strategy)?.run_strategy(
             name,
-            &model.to_string(),
-            &params.to_string(),
+            &crate::json_text(model),
+            &crate::json_text(params),
         ))
     }
 
@@ -383,7 +383,7 @@ impl PluginRegistry {
         lib.check_usable()?;
         lib.track(
             lib.table(Kind::Planner)?
-                .schedule(name, actions, &context.to_string()),
+                .schedule(name, actions, &crate::json_text(context)),
         )
     }
 
@@ -415,7 +415,7 @@ impl PluginRegistry {
         lib.check_usable()?;
         lib.track(
             lib.table(Kind::ActionMapper)?
-                .map_action(name, &request.to_string()),
+                .map_action(name, &crate::json_text(request)),
         )
     }
 
@@ -430,7 +430,7 @@ impl PluginRegistry {
         lib.check_usable()?;
         let text = lib.track(
             lib.table(Kind::Collector)?
-                .collect(name, &config.to_string()),
+                .collect(name, &crate::json_text(config)),
         )?;
         serde_json::from_str(&text).map_err(|err| {
             PluginCallError::host(format!("collector {name} returned invalid JSON: {err}"))

@@ -271,7 +271,7 @@ impl Store {
                     let n = update_plain.execute(params![
                         t.to,
                         t.message,
-                        t.outputs.as_ref().map(|o| o.to_string()),
+                        t.outputs.as_ref().map(crate::json_text),
                         at,
                         t.action_uuid,
                         from
@@ -289,7 +289,7 @@ impl Store {
                             params![
                                 t.to,
                                 t.message,
-                                t.outputs.as_ref().map(|o| o.to_string()),
+                                t.outputs.as_ref().map(crate::json_text),
                                 at,
                                 t.action_uuid,
                                 from
@@ -321,7 +321,7 @@ impl Store {
                 let n = update.execute(params![
                     t.to,
                     t.message,
-                    t.outputs.as_ref().map(|o| o.to_string()),
+                    t.outputs.as_ref().map(crate::json_text),
                     at,
                     t.action_uuid,
                     state

@@ -511,7 +511,7 @@ pub(crate) fn append_event_with<P: Serialize>(
         Some(p) => serde_json::to_string(p)
             .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))?,
         None if e.payload.is_null() => "{}".to_string(),
-        None => e.payload.to_string(),
+        None => crate::json_text(&e.payload),
     };
     // Cached: plans append one event per action, and appliers one per change.
     tx.prepare_cached(
