@@ -94,10 +94,79 @@ fn run_plan(
     Ok(secs)
 }
 
+/// The baseline, measured in the same run: what a chain of `n` actions
+/// costs in the store alone, with no engine, no plugin and no thread: one
+/// transaction per action that commits the previous action's SUCCEEDED
+/// and this one's ONGOING with their events (what the applier commits per
+/// action of a chain), background checkpoints on. Microseconds per commit.
+fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
+    use crate::store::apply::ActionTransition;
+    let mut store = Store::open(&dir.join(format!("{name}.db")))?;
+    let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
+    let parents: Vec<Vec<usize>> = (0..n)
+        .map(|i| if i > 0 { vec![i - 1] } else { vec![] })
+        .collect();
+    let plan = store.create_plan(&NewPlan {
+        state: "RECOMMENDED".into(),
+        rows: names
+            .iter()
+            .zip(&parents)
+            .map(|(name, parents)| NewPlanRow {
+                name,
+                action_type: "nop",
+                action_type_version: "1.0.0",
+                input_parameters_json: r#"{"message":null}"#,
+                parents,
+                state: "PENDING",
+            })
+            .collect(),
+        ..Default::default()
+    })?;
+    let rows = store.actions(&plan.uuid)?;
+    let _checkpoints = store.background_checkpoints()?;
+    let transition = |k: usize, from: &str, to: &str, event: &str| ActionTransition {
+        action_uuid: rows[k].uuid.clone(),
+        from: vec![from.into()],
+        to: to.into(),
+        message: None,
+        outputs: (to == "SUCCEEDED").then(|| json!({})),
+        event_type: event.into(),
+        plan_uuid: Some(plan.uuid.clone()),
+        name: Some(rows[k].name.clone()),
+    };
+    let t = Instant::now();
+    for k in 0..rows.len() {
+        let mut batch = Vec::with_capacity(2);
+        if k > 0 {
+            batch.push(transition(
+                k - 1,
+                "ONGOING",
+                "SUCCEEDED",
+                "action.execution.end",
+            ));
+        }
+        batch.push(transition(
+            k,
+            "PENDING",
+            "ONGOING",
+            "action.execution.start",
+        ));
+        for r in store.action_transitions(&batch)? {
+            anyhow::ensure!(matches!(r, Ok(true)), "a baseline transition did not apply");
+        }
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e6 / rows.len().max(1) as f64)
+}
+
 pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
     let dir = tempfile::Builder::new().prefix("sextant-bench").tempdir()?;
     let nop = json!({"message": null});
     let mut overhead = Vec::new();
+    let floor = median(
+        (0..runs.max(1))
+            .map(|r| durable_commit_floor(dir.path(), &format!("floor-{r}"), 2000))
+            .collect::<anyhow::Result<Vec<f64>>>()?,
+    );
     for &n in sizes {
         for shape in ["parallel", "chain"] {
             let actions: Vec<(&str, Value, Vec<usize>)> = (0..n)
@@ -115,9 +184,11 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
                 let secs = run_plan(env, dir.path(), &format!("{shape}-{n}-{r}"), &actions, 32)?;
                 per_action_us.push(secs * 1e6 / n as f64);
             }
+            let us = median(per_action_us);
             overhead.push(json!({
                 "shape": shape, "actions": n, "runs": runs,
-                "median_us_per_action": median(per_action_us),
+                "median_us_per_action": us,
+                "ratio_to_durable_commit_floor": us / floor,
             }));
         }
     }
@@ -180,6 +251,10 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "runs": runs,
         "overhead": overhead,
+        "durable_commit_floor": {
+            "what": "one store transaction per action of a 2,000-action chain (the previous action's SUCCEEDED and this one's ONGOING, with their events), no engine",
+            "median_us_per_commit": floor,
+        },
         "makespan_random_dag": {
             "actions": n, "sleep_s": 0.05, "workers": 16,
             "critical_path_s": cp, "lower_bound_s": bound,
