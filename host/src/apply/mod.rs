@@ -40,6 +40,9 @@ use sched::{Completion, Sched, Stop};
 
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(15);
+/// The applier's page cache: its commits touch few pages (the actions they
+/// change, the tails of the event table and its index).
+const APPLIER_CACHE_KIB: u32 = 8 * 1024;
 /// How often the applier renews its lease and looks for a cancel.
 pub const POLL: Duration = Duration::from_millis(100);
 
@@ -1225,6 +1228,9 @@ impl Applier {
                 });
             }
         }
+        // A small page cache, before the plan is read into it: each commit
+        // ends with a scan of the cache (see `Store::limit_cache`).
+        let _ = db(&shared, |s| s.limit_cache(APPLIER_CACHE_KIB)).await;
         let rows = {
             let u = plan_uuid.clone();
             db(&shared, move |s| s.actions(&u)).await?

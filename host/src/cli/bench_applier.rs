@@ -62,6 +62,10 @@ fn run_plan(
             .collect(),
         ..Default::default()
     })?;
+    // Applied with a connection of its own, as `action-plan start` does:
+    // not one whose cache the plan's insert filled.
+    drop(store);
+    let store = Store::open(&db)?;
     let plugins = Arc::new(env.registry().map_err(|e| e.error)?);
     let types = Arc::new(env.action_types());
     let applier = Applier::new(
