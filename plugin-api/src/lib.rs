@@ -45,8 +45,8 @@ pub mod sdk;
 pub use abi::{ErrorKind, INTERFACE_VERSION, MANIFEST_SECTION, PluginError};
 pub use manifest::{Entry, GoalDecl, Kind, Manifest, ManifestEntry};
 pub use sdk::{
-    AbortSignal, Action, ActionHandler, ActionMapper, Collector, Context, Planner, Schedule,
-    Solution, Strategy,
+    AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context, Planner,
+    Schedule, Solution, Strategy,
 };
 
 /// What a plugin author imports.
@@ -54,8 +54,8 @@ pub mod prelude {
     pub use crate::export_plugin;
     pub use crate::manifest::{Entry, GoalDecl};
     pub use crate::sdk::{
-        AbortSignal, Action, ActionHandler, ActionMapper, Collector, Context, Planner, Schedule,
-        Solution, Strategy, log_info, log_warn,
+        AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context, Planner,
+        Schedule, Solution, Strategy, log_info, log_warn,
     };
     pub use crate::{ErrorKind, PluginError};
     pub use serde_json::{Value, json};

@@ -138,6 +138,97 @@ pub trait Planner: Default + Send + 'static {
     /// `context` carries the planner's configuration and what it may need of
     /// the cluster model.
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError>;
+
+    /// Schedules the actions as they crossed the plugin boundary: borrowed,
+    /// parameters and context still JSON text. This is what the host calls.
+    ///
+    /// The default parses every action's parameters, then the context, and
+    /// calls [`Planner::schedule`]. A planner that reads little of them
+    /// (only action types, only its config) overrides it to parse only
+    /// that, and must return what `schedule` returns for the same input.
+    fn schedule_refs(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<Schedule, PluginError> {
+        let actions = actions
+            .iter()
+            .map(ActionRef::to_action)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.schedule(
+            actions,
+            parse_json_str("the planner context", context_json)?,
+        )
+    }
+}
+
+/// One action as a planner receives it from the host: borrowed, its
+/// parameters still JSON text (see [`Planner::schedule_refs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActionRef<'a> {
+    /// Identifier unique within the solution.
+    pub id: &'a str,
+    /// The action type's name.
+    pub action_type: &'a str,
+    /// The resource the action applies to.
+    pub resource_id: Option<&'a str>,
+    /// Input parameters, as JSON text (empty for none).
+    pub input_parameters_json: &'a str,
+}
+
+impl ActionRef<'_> {
+    /// The action with its parameters parsed, as [`Planner::schedule`]
+    /// receives it.
+    pub fn to_action(&self) -> Result<Action, PluginError> {
+        Ok(Action {
+            id: self.id.to_string(),
+            action_type: self.action_type.to_string(),
+            resource_id: self.resource_id.map(str::to_string),
+            input_parameters: self.input_parameters()?,
+        })
+    }
+
+    /// Its parameters, parsed.
+    pub fn input_parameters(&self) -> Result<Value, PluginError> {
+        parse_json_str("input_parameters", self.input_parameters_json)
+    }
+
+    /// Checks that its parameters are valid JSON, as [`Self::to_action`]
+    /// does, without building them.
+    pub fn check_input_parameters(&self) -> Result<(), PluginError> {
+        if self.input_parameters_json.is_empty() {
+            return Ok(());
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(self.input_parameters_json)
+            .map(drop)
+            .map_err(|e| {
+                PluginError::invalid_input(format!("input_parameters is not valid JSON: {e}"))
+            })
+    }
+}
+
+/// The planner context with only its `config` (`{"config": …}`, the key
+/// left out when absent), for planners that read nothing else: the rest (an
+/// instance → host map of every instance) is checked but not built.
+/// `context["config"]` of the result is `context["config"]` of the whole.
+pub fn planner_config_only(context_json: &str) -> Result<Value, PluginError> {
+    #[derive(serde::Deserialize)]
+    struct ConfigOnly {
+        config: Option<Value>,
+    }
+    let object = context_json.trim_start().starts_with('{');
+    match serde_json::from_str::<ConfigOnly>(context_json) {
+        Ok(ConfigOnly { config }) if object => {
+            let mut m = serde_json::Map::new();
+            if let Some(c) = config {
+                m.insert("config".into(), c);
+            }
+            Ok(Value::Object(m))
+        }
+        // Not an object with at most one "config" (empty, a duplicate key,
+        // another shape, invalid JSON): the whole, as the default parses it.
+        _ => parse_json_str("the planner context", context_json),
+    }
 }
 
 /// An action mapper: names the handler entry that runs an action.
@@ -268,7 +359,7 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, Plugin
 
 type HandlerCtor = fn(&str) -> Result<Box<dyn ActionHandler>, PluginError>;
 type StrategyFn = fn(&str, Value) -> Result<Solution, PluginError>;
-type PlannerFn = fn(Vec<Action>, Value) -> Result<Schedule, PluginError>;
+type PlannerFn = fn(&[ActionRef<'_>], &str) -> Result<Schedule, PluginError>;
 type MapperFn = fn(Value) -> Result<String, PluginError>;
 type CollectorFn = fn(Value) -> Result<Value, PluginError>;
 
@@ -305,8 +396,8 @@ fn make_handler<H: ActionHandler + DeserializeOwned>(
 fn run_strategy<S: Strategy>(m: &str, p: Value) -> Result<Solution, PluginError> {
     S::default().execute_json(m, p)
 }
-fn run_planner<P: Planner>(a: Vec<Action>, c: Value) -> Result<Schedule, PluginError> {
-    P::default().schedule(a, c)
+fn run_planner<P: Planner>(a: &[ActionRef<'_>], c: &str) -> Result<Schedule, PluginError> {
+    P::default().schedule_refs(a, c)
 }
 fn run_mapper<M: ActionMapper>(r: Value) -> Result<String, PluginError> {
     M::default().map(r)
@@ -368,10 +459,14 @@ fn find(kind: Kind, name: RStr<'_>) -> Result<EntryFn, PluginError> {
 }
 
 fn parse_json(what: &str, text: RStr<'_>) -> Result<Value, PluginError> {
+    parse_json_str(what, text.as_str())
+}
+
+fn parse_json_str(what: &str, text: &str) -> Result<Value, PluginError> {
     if text.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(text.as_str())
+    serde_json::from_str(text)
         .map_err(|e| PluginError::invalid_input(format!("{what} is not valid JSON: {e}")))
 }
 
@@ -537,15 +632,6 @@ extern "C" fn handler_create(
 
 // --- strategies, planners, mappers, collectors ---
 
-fn spec_to_action(s: &ActionSpec) -> Result<Action, PluginError> {
-    Ok(Action {
-        id: s.id.to_string(),
-        action_type: s.action_type.to_string(),
-        resource_id: s.resource_id.as_ref().map(|r| r.to_string()).into_option(),
-        input_parameters: parse_json("input_parameters", s.input_parameters_json.as_rstr())?,
-    })
-}
-
 /// Converts an SDK action to the ABI envelope.
 #[doc(hidden)]
 pub fn action_to_spec(a: &Action) -> Result<ActionSpec, PluginError> {
@@ -602,11 +688,16 @@ extern "C" fn planner_schedule(
         let EntryFn::Planner(f) = find(Kind::Planner, name)? else {
             unreachable!("find checks the kind")
         };
-        let actions = actions
+        let actions: Vec<ActionRef<'_>> = actions
             .iter()
-            .map(spec_to_action)
-            .collect::<Result<Vec<_>, _>>()?;
-        let s = f(actions, parse_json("the planner context", context_json)?)?;
+            .map(|s| ActionRef {
+                id: s.id.as_str(),
+                action_type: s.action_type.as_str(),
+                resource_id: s.resource_id.as_ref().map(|r| r.as_str()).into_option(),
+                input_parameters_json: s.input_parameters_json.as_str(),
+            })
+            .collect();
+        let s = f(&actions, context_json.as_str())?;
         let idx = |i: usize| {
             u32::try_from(i).map_err(|_| PluginError::internal("action index exceeds u32"))
         };
@@ -658,6 +749,41 @@ type _Keep = RBox<()>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planner_config_only_reads_config_as_the_whole_context_does() {
+        for ctx in [
+            r#"{"config":{"weights":{"nop":1}},"instance_hosts":{"vm":"h1"},"durations":{}}"#,
+            r#"{"instance_hosts":{}}"#,
+            r#"{"config":null}"#,
+            r#"{"config":1,"config":{"a":2}}"#,
+            r#"[{"a":1}]"#,
+            "",
+        ] {
+            let whole = parse_json_str("c", ctx).expect("json");
+            let only = planner_config_only(ctx).expect("json");
+            assert_eq!(only["config"], whole["config"], "{ctx}");
+        }
+        assert!(planner_config_only("{").is_err());
+    }
+
+    #[test]
+    fn an_action_ref_checks_its_parameters_as_to_action_parses_them() {
+        let a = |j| ActionRef {
+            id: "a",
+            action_type: "nop",
+            resource_id: None,
+            input_parameters_json: j,
+        };
+        for j in ["", "{}", r#"{"x":[1,null]}"#] {
+            assert!(a(j).check_input_parameters().is_ok());
+            assert!(a(j).to_action().is_ok());
+        }
+        for j in ["{", r#"{"x":}"#] {
+            assert!(a(j).check_input_parameters().is_err());
+            assert!(a(j).to_action().is_err());
+        }
+    }
 
     #[test]
     fn guard_turns_panics_into_errors() {

@@ -124,6 +124,50 @@ pub fn new_uuid() -> String {
     })
 }
 
+/// `n` new random (version 4) UUIDs in ascending order, as one string of
+/// `n` hyphenated UUIDs of [`UUID_LEN`] characters each (the `i`-th is
+/// `&s[i * UUID_LEN..(i + 1) * UUID_LEN]`).
+///
+/// Each is as random as [`new_uuid`]'s; only the order in which they are
+/// handed out is chosen. A plan gives them to its actions in creation
+/// order, so that the actions' UNIQUE uuid index is written in key order
+/// (each insert next to the previous one, pages filled in sequence) instead
+/// of at a random place each time: a plan of 10,000 actions touched every
+/// leaf of that index once per 64-row statement.
+pub fn new_uuids_sorted(n: usize) -> String {
+    let mut bytes = vec![0u8; 16 * n];
+    // As u128 (big-endian): their order is the order of the lowercase
+    // hyphenated text, and they sort faster than byte arrays.
+    let mut ids: Vec<u128> = if getrandom::fill(&mut bytes).is_ok() {
+        bytes
+            .chunks_exact(16)
+            .map(|c| {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(c);
+                uuid::Builder::from_random_bytes(b).into_uuid().as_u128()
+            })
+            .collect()
+    } else {
+        // No OS randomness this time: the uuid crate's way.
+        (0..n).map(|_| uuid::Uuid::new_v4().as_u128()).collect()
+    };
+    drop(bytes);
+    ids.sort_unstable();
+    let mut s = String::with_capacity(n * UUID_LEN);
+    let mut buf = uuid::Uuid::encode_buffer();
+    for &id in &ids {
+        s.push_str(
+            uuid::Uuid::from_u128(id)
+                .hyphenated()
+                .encode_lower(&mut buf),
+        );
+    }
+    s
+}
+
+/// The length of a hyphenated UUID.
+pub const UUID_LEN: usize = 36;
+
 /// The default database path.
 pub fn default_path() -> PathBuf {
     match std::env::var_os("SEXTANT_DB") {
@@ -721,6 +765,24 @@ mod tests {
             assert_eq!(u.get_version_num(), 4, "{id}");
             assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
         }
+    }
+
+    #[test]
+    fn sorted_uuids_are_version_4_distinct_and_ascending() {
+        let n = 1000;
+        let s = new_uuids_sorted(n);
+        assert_eq!(s.len(), n * UUID_LEN);
+        let ids: Vec<&str> = (0..n)
+            .map(|i| &s[i * UUID_LEN..(i + 1) * UUID_LEN])
+            .collect();
+        for id in &ids {
+            let u = uuid::Uuid::parse_str(id).expect("a uuid");
+            assert_eq!(u.get_version_num(), 4, "{id}");
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(u.hyphenated().to_string(), *id);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(new_uuids_sorted(0).is_empty());
     }
 
     #[test]

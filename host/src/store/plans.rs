@@ -3,7 +3,10 @@
 //! A plan is written in one transaction with all its actions (parents as
 //! uuids), its efficacy indicators, and an event per object created.
 
-use super::{Event, Result, Store, StoreError, append_event, json_col, new_uuid, now};
+use super::{
+    Event, Result, Store, StoreError, UUID_LEN, append_event, json_col, new_uuid, new_uuids_sorted,
+    now,
+};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -78,9 +81,14 @@ const CHUNK: usize = 64;
 
 /// `INSERT INTO actions` of `rows` rows: `?1` the plan's id, `?2` the
 /// creation time, then 7 parameters a row.
+///
+/// `OR FAIL`, not the default `OR ABORT`: a multi-row statement that may
+/// abort runs in a statement transaction, whose journal copies every page
+/// the statement touches. Nothing is lost: the statement runs inside the
+/// plan's transaction, and any error rolls that whole transaction back.
 fn actions_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at) VALUES ",
+        "INSERT OR FAIL INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at) VALUES ",
     );
     for r in 0..rows {
         let b = 3 + 7 * r;
@@ -103,10 +111,11 @@ fn actions_insert_sql(rows: usize) -> String {
 
 /// The `action.create` events of `rows` actions: `?1` the time, `?2` the
 /// plan's uuid, then the action's uuid and state a row: the columns and
-/// values [`super::append_event_at`] writes for one such event.
+/// values [`super::append_event_at`] writes for one such event. `OR FAIL`
+/// as in [`actions_insert_sql`].
 fn events_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) VALUES ",
+        "INSERT OR FAIL INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) VALUES ",
     );
     for r in 0..rows {
         let b = 3 + 2 * r;
@@ -131,17 +140,31 @@ fn insert_rows(
     rows: &[NewPlanRow<'_>],
 ) -> rusqlite::Result<()> {
     let created = now();
-    let uuids: Vec<String> = rows.iter().map(|_| new_uuid()).collect();
+    // Handed out in creation order (see new_uuids_sorted).
+    let uuids = new_uuids_sorted(rows.len());
+    let uuid = |i: usize| uuids.get(i * UUID_LEN..(i + 1) * UUID_LEN);
     let mut parents = String::new();
+    // The statements' text is built once per size (it is the cache's key).
+    let full = (actions_insert_sql(CHUNK), events_insert_sql(CHUNK));
+    let mut last: Option<(String, String)> = None;
     for (c, chunk) in rows.chunks(CHUNK).enumerate() {
         let first = c * CHUNK;
-        let mut st = tx.prepare_cached(&actions_insert_sql(chunk.len()))?;
+        let (actions_sql, events_sql) = if chunk.len() == CHUNK {
+            (&full.0, &full.1)
+        } else {
+            let (a, e) = last.insert((
+                actions_insert_sql(chunk.len()),
+                events_insert_sql(chunk.len()),
+            ));
+            (&*a, &*e)
+        };
+        let mut st = tx.prepare_cached(actions_sql)?;
         st.raw_bind_parameter(1, plan_id)?;
         st.raw_bind_parameter(2, &created)?;
         for (r, a) in chunk.iter().enumerate() {
             parents.clear();
             parents.push('[');
-            for u in a.parents.iter().filter_map(|&p| uuids.get(p)) {
+            for u in a.parents.iter().filter_map(|&p| uuid(p)) {
                 if parents.len() > 1 {
                     parents.push(',');
                 }
@@ -152,7 +175,7 @@ fn insert_rows(
             }
             parents.push(']');
             let b = 3 + 7 * r;
-            st.raw_bind_parameter(b, &uuids[first + r])?;
+            st.raw_bind_parameter(b, uuid(first + r).unwrap_or_default())?;
             st.raw_bind_parameter(b + 1, a.name)?;
             st.raw_bind_parameter(b + 2, a.action_type)?;
             st.raw_bind_parameter(b + 3, a.action_type_version)?;
@@ -161,11 +184,11 @@ fn insert_rows(
             st.raw_bind_parameter(b + 6, parents.as_str())?;
         }
         st.raw_execute()?;
-        let mut ev = tx.prepare_cached(&events_insert_sql(chunk.len()))?;
+        let mut ev = tx.prepare_cached(events_sql)?;
         ev.raw_bind_parameter(1, &created)?;
         ev.raw_bind_parameter(2, plan_uuid)?;
         for (r, a) in chunk.iter().enumerate() {
-            ev.raw_bind_parameter(3 + 2 * r, &uuids[first + r])?;
+            ev.raw_bind_parameter(3 + 2 * r, uuid(first + r).unwrap_or_default())?;
             ev.raw_bind_parameter(4 + 2 * r, a.state)?;
         }
         ev.raw_execute()?;

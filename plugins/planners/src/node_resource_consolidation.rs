@@ -7,6 +7,22 @@ use sextant_plugin_api::prelude::*;
 pub struct NodeResourceConsolidation;
 
 impl Planner for NodeResourceConsolidation {
+    /// Reads only the context's config: the rest is not built.
+    fn schedule_refs(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<Schedule, PluginError> {
+        let actions = actions
+            .iter()
+            .map(ActionRef::to_action)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.schedule(
+            actions,
+            sextant_plugin_api::sdk::planner_config_only(context_json)?,
+        )
+    }
+
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError> {
         check_keys(&context["config"], &[], "node_resource_consolidation")?;
         let mut disabled = Vec::new();

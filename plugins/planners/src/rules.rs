@@ -257,6 +257,22 @@ pub fn plan(
 pub struct Rules;
 
 impl Planner for Rules {
+    /// Reads only the context's config: the rest is not built.
+    fn schedule_refs(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<Schedule, PluginError> {
+        let actions = actions
+            .iter()
+            .map(ActionRef::to_action)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.schedule(
+            actions,
+            sextant_plugin_api::sdk::planner_config_only(context_json)?,
+        )
+    }
+
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError> {
         let config: Config = match &context["config"] {
             Value::Null => Config::default(),
