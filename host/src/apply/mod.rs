@@ -326,6 +326,8 @@ struct Shared {
     types: Arc<ActionTypeRegistry>,
     opts: ApplyOptions,
     plan_uuid: String,
+    /// The end of every handler context (see [`context_tail`]).
+    context_tail: String,
     /// The actions whose `execute` runs: for abort, and for the watchdog
     /// that times them out.
     running: Mutex<HashMap<String, Running>>,
@@ -403,22 +405,45 @@ fn prepare_handler(
     Ok((entry, handler_params, t.idempotent))
 }
 
-fn handler_context(shared: &Shared, row: &ActionRow) -> Value {
+/// What a handler is told about its action, as the JSON text that crosses
+/// the plugin boundary: built straight into a string, with the parts the
+/// whole run shares serialized once (`Shared::context_tail`).
+fn handler_context_json(shared: &Shared, row: &ActionRow) -> String {
     let version = semver::Version::parse(&row.action_type_version).ok();
     let duration = shared
         .types
         .get(&row.action_type, version.as_ref())
         .map(|t| t.estimated_duration.as_secs_f64())
         .unwrap_or(0.0);
-    json!({
-        "uuid": row.uuid,
-        "name": row.name,
-        "action_type": row.action_type,
-        "action_type_version": row.action_type_version,
-        "action_plan": shared.plan_uuid,
-        "estimated_duration_seconds": duration,
-        "config": shared.opts.driver_config,
-    })
+    context_json(row, duration, &shared.context_tail)
+}
+
+fn context_json(row: &ActionRow, duration: f64, tail: &str) -> String {
+    let text = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    format!(
+        r#"{{"uuid":{},"name":{},"action_type":{},"action_type_version":{},"estimated_duration_seconds":{},{}}}"#,
+        text(&row.uuid),
+        text(&row.name),
+        text(&row.action_type),
+        text(&row.action_type_version),
+        serde_json::Number::from_f64(duration).map_or_else(|| "0".to_string(), |n| n.to_string()),
+        tail,
+    )
+}
+
+/// [`handler_context_json`] as a value.
+fn handler_context(shared: &Shared, row: &ActionRow) -> Value {
+    serde_json::from_str(&handler_context_json(shared, row)).unwrap_or(Value::Null)
+}
+
+/// `"action_plan":…,"config":…`: the part of every handler context that
+/// does not change during a run.
+fn context_tail(plan_uuid: &str, driver_config: &Value) -> String {
+    format!(
+        r#""action_plan":{},"config":{}"#,
+        serde_json::to_string(plan_uuid).unwrap_or_else(|_| "\"\"".into()),
+        crate::json_text(driver_config)
+    )
 }
 
 async fn create_handler(
@@ -584,7 +609,7 @@ fn attempt_blocking(
     row: &ActionRow,
     entry: &str,
     params: &Value,
-    ctx: &Value,
+    ctx: &str,
     first: bool,
     timeout: Duration,
     link: &TaskLink,
@@ -610,7 +635,7 @@ fn attempt_blocking(
             "action.execution.error",
         )
     };
-    let h = match shared.plugins.handler(entry, params, ctx) {
+    let h = match shared.plugins.handler_json(entry, params, ctx) {
         Ok(h) => Arc::new(h),
         Err(e) => return fail_pre(message_of(&e)),
     };
@@ -882,7 +907,7 @@ fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadEnd {
                     },
                     _ => None,
                 };
-                let ctx = handler_context(shared, &row);
+                let ctx = handler_context_json(shared, &row);
                 let end = attempt_blocking(
                     run,
                     &mut carry,
@@ -1085,6 +1110,7 @@ impl Applier {
                 entries: Mutex::new(HashMap::new()),
                 plugins,
                 types,
+                context_tail: context_tail(plan_uuid, &opts.driver_config),
                 opts,
                 plan_uuid: plan_uuid.to_string(),
                 running: Mutex::new(HashMap::new()),
@@ -1833,6 +1859,38 @@ mod tests {
             .map(|a| a.uuid)
             .collect();
         (dir, store, uuids, plan.uuid)
+    }
+
+    #[test]
+    fn a_handler_context_is_valid_json_whatever_its_names_hold() {
+        let row = ActionRow {
+            uuid: "u-1".into(),
+            name: "odd \"name\" \\ with\nbreaks".into(),
+            action_plan_uuid: "p".into(),
+            action_type: "nop".into(),
+            action_type_version: "1.0.0".into(),
+            input_parameters: json!({}),
+            state: "PENDING".into(),
+            parents: Vec::new(),
+            outputs: None,
+            status_message: None,
+            created_at: String::new(),
+            updated_at: None,
+        };
+        let tail = context_tail("plan-\"x\"", &json!({"sim": {"sim_db": "/a b/c.db"}}));
+        let v: Value = serde_json::from_str(&context_json(&row, 1.5, &tail)).expect("json");
+        assert_eq!(
+            v,
+            json!({
+                "uuid": "u-1",
+                "name": row.name,
+                "action_type": "nop",
+                "action_type_version": "1.0.0",
+                "action_plan": "plan-\"x\"",
+                "estimated_duration_seconds": 1.5,
+                "config": {"sim": {"sim_db": "/a b/c.db"}},
+            })
+        );
     }
 
     #[test]

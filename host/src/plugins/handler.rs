@@ -33,7 +33,7 @@ impl Handler {
     pub(super) fn create(
         entry: &EntryRef,
         params: &serde_json::Value,
-        context: &serde_json::Value,
+        context_json: &str,
     ) -> Result<Self, PluginCallError> {
         let lib = &entry.library;
         lib.check_usable()?;
@@ -41,7 +41,7 @@ impl Handler {
         let raw = lib.track(lib.table(Kind::ActionHandler)?.create_handler(
             name,
             &crate::json_text(params),
-            &crate::json_text(context),
+            context_json,
         ))?;
         Ok(Self {
             raw,

@@ -350,8 +350,18 @@ impl PluginRegistry {
         params: &serde_json::Value,
         context: &serde_json::Value,
     ) -> Result<Handler, PluginCallError> {
+        self.handler_json(name, params, &crate::json_text(context))
+    }
+
+    /// [`PluginRegistry::handler`] with the context already JSON text.
+    pub fn handler_json(
+        &self,
+        name: &str,
+        params: &serde_json::Value,
+        context_json: &str,
+    ) -> Result<Handler, PluginCallError> {
         let entry = self.require(Kind::ActionHandler, name)?;
-        Handler::create(entry, params, context)
+        Handler::create(entry, params, context_json)
     }
 
     /// Runs strategy `name`.
