@@ -151,12 +151,8 @@ pub trait Planner: Default + Send + 'static {
         actions: &[ActionRef<'_>],
         context_json: &str,
     ) -> Result<Schedule, PluginError> {
-        let actions = actions
-            .iter()
-            .map(ActionRef::to_action)
-            .collect::<Result<Vec<_>, _>>()?;
         self.schedule(
-            actions,
+            ActionRef::to_actions(actions)?,
             parse_json_str("the planner context", context_json)?,
         )
     }
@@ -177,6 +173,12 @@ pub struct ActionRef<'a> {
 }
 
 impl ActionRef<'_> {
+    /// Every action with its parameters parsed, as [`Planner::schedule`]
+    /// receives them.
+    pub fn to_actions(refs: &[ActionRef<'_>]) -> Result<Vec<Action>, PluginError> {
+        refs.iter().map(ActionRef::to_action).collect()
+    }
+
     /// The action with its parameters parsed, as [`Planner::schedule`]
     /// receives it.
     pub fn to_action(&self) -> Result<Action, PluginError> {

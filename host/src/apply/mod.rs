@@ -1828,6 +1828,25 @@ pub fn referenced_actions(v: &Value) -> Vec<String> {
     out
 }
 
+/// A PENDING `nop` action of plan `p`, uuid `u-<name>`, for tests.
+#[cfg(test)]
+fn test_row(name: &str) -> ActionRow {
+    ActionRow {
+        uuid: format!("u-{name}"),
+        name: name.into(),
+        action_plan_uuid: "p".into(),
+        action_type: "nop".into(),
+        action_type_version: "1.0.0".into(),
+        input_parameters: json!({}),
+        state: "PENDING".into(),
+        parents: Vec::new(),
+        outputs: None,
+        status_message: None,
+        created_at: String::new(),
+        updated_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1863,20 +1882,8 @@ mod tests {
 
     #[test]
     fn a_handler_context_is_valid_json_whatever_its_names_hold() {
-        let row = ActionRow {
-            uuid: "u-1".into(),
-            name: "odd \"name\" \\ with\nbreaks".into(),
-            action_plan_uuid: "p".into(),
-            action_type: "nop".into(),
-            action_type_version: "1.0.0".into(),
-            input_parameters: json!({}),
-            state: "PENDING".into(),
-            parents: Vec::new(),
-            outputs: None,
-            status_message: None,
-            created_at: String::new(),
-            updated_at: None,
-        };
+        let mut row = test_row("odd \"name\" \\ with\nbreaks");
+        row.uuid = "u-1".into();
         let tail = context_tail("plan-\"x\"", &json!({"sim": {"sim_db": "/a b/c.db"}}));
         let v: Value = serde_json::from_str(&context_json(&row, 1.5, &tail)).expect("json");
         assert_eq!(

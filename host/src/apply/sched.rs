@@ -383,20 +383,7 @@ mod tests {
     use super::*;
 
     fn node(name: &str, parents: Vec<usize>, priority: f64) -> Node {
-        let row = ActionRow {
-            uuid: format!("u-{name}"),
-            name: name.into(),
-            action_plan_uuid: "p".into(),
-            action_type: "nop".into(),
-            action_type_version: "1.0.0".into(),
-            input_parameters: serde_json::json!({}),
-            state: "PENDING".into(),
-            parents: Vec::new(),
-            outputs: None,
-            status_message: None,
-            created_at: String::new(),
-            updated_at: None,
-        };
+        let row = super::super::test_row(name);
         Node {
             row,
             parents,

@@ -265,13 +265,14 @@ impl Store {
                  WHERE uuid = ?5 AND state = ?6 AND deleted = 0",
             )?;
             for t in batch {
+                let outputs = t.outputs.as_ref().map(crate::json_text);
                 // The fastest path: the one state it may be in, its plan
                 // and its name.
                 if let (Some(plan), Some(name), [from]) = (&t.plan_uuid, &t.name, t.from.as_slice()) {
                     let n = update_plain.execute(params![
                         t.to,
                         t.message,
-                        t.outputs.as_ref().map(crate::json_text),
+                        outputs,
                         at,
                         t.action_uuid,
                         from
@@ -289,7 +290,7 @@ impl Store {
                             params![
                                 t.to,
                                 t.message,
-                                t.outputs.as_ref().map(crate::json_text),
+                                outputs,
                                 at,
                                 t.action_uuid,
                                 from
@@ -321,7 +322,7 @@ impl Store {
                 let n = update.execute(params![
                     t.to,
                     t.message,
-                    t.outputs.as_ref().map(crate::json_text),
+                    outputs,
                     at,
                     t.action_uuid,
                     state

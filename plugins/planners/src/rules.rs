@@ -263,12 +263,8 @@ impl Planner for Rules {
         actions: &[ActionRef<'_>],
         context_json: &str,
     ) -> Result<Schedule, PluginError> {
-        let actions = actions
-            .iter()
-            .map(ActionRef::to_action)
-            .collect::<Result<Vec<_>, _>>()?;
         self.schedule(
-            actions,
+            ActionRef::to_actions(actions)?,
             sextant_plugin_api::sdk::planner_config_only(context_json)?,
         )
     }
