@@ -139,22 +139,31 @@ pub trait Planner: Default + Send + 'static {
     /// the cluster model.
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError>;
 
+    /// The planner reads only `context["config"]`: the default
+    /// [`Planner::schedule_refs`] then builds nothing else of the context
+    /// (an instance → host map of every instance), see
+    /// [`planner_config_only`].
+    const READS_ONLY_CONFIG: bool = false;
+
     /// Schedules the actions as they crossed the plugin boundary: borrowed,
     /// parameters and context still JSON text. This is what the host calls.
     ///
-    /// The default parses every action's parameters, then the context, and
-    /// calls [`Planner::schedule`]. A planner that reads little of them
-    /// (only action types, only its config) overrides it to parse only
-    /// that, and must return what `schedule` returns for the same input.
+    /// The default parses every action's parameters, then the context (only
+    /// its config if [`Planner::READS_ONLY_CONFIG`]), and calls
+    /// [`Planner::schedule`]. A planner that reads less still (only action
+    /// types, say) overrides it to parse only that, and must return what
+    /// `schedule` returns for the same input.
     fn schedule_refs(
         &self,
         actions: &[ActionRef<'_>],
         context_json: &str,
     ) -> Result<Schedule, PluginError> {
-        self.schedule(
-            ActionRef::to_actions(actions)?,
-            parse_json_str("the planner context", context_json)?,
-        )
+        let context = if Self::READS_ONLY_CONFIG {
+            planner_config_only(context_json)?
+        } else {
+            parse_json_str("the planner context", context_json)?
+        };
+        self.schedule(ActionRef::to_actions(actions)?, context)
     }
 }
 

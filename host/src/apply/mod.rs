@@ -473,26 +473,6 @@ fn backoff(policy: &crate::policy::Recovery, attempt: u32) -> Duration {
     Duration::from_secs_f64(secs.min(policy.backoff_max.as_secs_f64()))
 }
 
-fn new_transition(
-    uuid: &str,
-    from: &[&str],
-    to: &str,
-    message: Option<String>,
-    outputs: Option<Value>,
-    event_type: &str,
-) -> ActionTransition {
-    ActionTransition {
-        action_uuid: uuid.into(),
-        from: from.iter().map(|f| f.to_string()).collect(),
-        to: to.into(),
-        message,
-        outputs,
-        event_type: event_type.into(),
-        plan_uuid: None,
-        name: None,
-    }
-}
-
 /// A transition of an action of the plan being applied: its plan and name
 /// are known, so it is one UPDATE with nothing read first.
 fn row_transition(
@@ -503,10 +483,8 @@ fn row_transition(
     outputs: Option<Value>,
     event_type: &str,
 ) -> ActionTransition {
-    let mut t = new_transition(&row.uuid, from, to, message, outputs, event_type);
-    t.plan_uuid = Some(row.action_plan_uuid.clone());
-    t.name = Some(row.name.clone());
-    t
+    ActionTransition::new(&row.uuid, from, to, message, outputs, event_type)
+        .known(&row.action_plan_uuid, &row.name)
 }
 
 /// Commits one action transition (group commit) from async code.
@@ -811,6 +789,8 @@ struct TaskLink {
 enum Start {
     /// An attempt at a reserved action.
     Attempt(usize, u32),
+    /// The same, with its library's call permit held by the task.
+    Permitted(usize, u32),
     /// A final state already committed by the worker task; then whatever
     /// is ready.
     Completed(Completion),
@@ -829,7 +809,7 @@ enum ThreadEnd {
     },
     /// The action's plugin library has no call permit free: the task waits
     /// for one.
-    NeedsPermit(usize),
+    NeedsPermit(usize, u32),
 }
 
 /// Runs actions on this blocking thread for as long as it has one: after
@@ -839,9 +819,10 @@ enum ThreadEnd {
 fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadEnd {
     let shared = &run.shared;
     let mut carry = Carry::default();
-    // The task holds the permit for the action it started the thread with.
+    // Started as `Permitted`: the task holds the first action's permit.
     let (mut job, mut permit_held) = match start {
-        Start::Attempt(i, a) => (Some((i, a)), true),
+        Start::Attempt(i, a) => (Some((i, a)), false),
+        Start::Permitted(i, a) => (Some((i, a)), true),
         Start::Completed(c) => {
             run.complete(vec![c]);
             (None, false)
@@ -902,7 +883,7 @@ fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadEnd {
                         Ok(p) => Some(p),
                         Err(_) => {
                             carry.commit_with(run, None);
-                            return ThreadEnd::NeedsPermit(i);
+                            return ThreadEnd::NeedsPermit(i, attempt);
                         }
                     },
                     _ => None,
@@ -976,9 +957,10 @@ async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyError> {
     use std::sync::atomic::Ordering::SeqCst;
     let shared = run.shared.clone();
     loop {
-        // The permit of the action the thread starts with.
+        // The permit of the action the thread starts with, when the thread
+        // found none free.
         let library = match &start {
-            Start::Attempt(i, _) => {
+            Start::Permitted(i, _) => {
                 let row = lock(&run.sched).nodes[*i].row.clone();
                 prepare_handler(&shared, &row, &json!({}))
                     .ok()
@@ -989,7 +971,7 @@ async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyError> {
                             .map(|e| e.library.clone())
                     })
             }
-            Start::Completed(_) => None,
+            Start::Attempt(..) | Start::Completed(_) => None,
         };
         let _permit = match &library {
             Some(l) => l.permits.acquire().await.ok(),
@@ -998,7 +980,7 @@ async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyError> {
         let link = Arc::new(TaskLink {
             expired: Arc::new(tokio::sync::Notify::new()),
             current: Mutex::new(match &start {
-                Start::Attempt(i, a) => (*i, *a),
+                Start::Attempt(i, a) | Start::Permitted(i, a) => (*i, *a),
                 Start::Completed(c) => (c.index, 0),
             }),
         });
@@ -1017,8 +999,8 @@ async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyError> {
         };
         let (index, attempt, why, from_execute) = match end {
             ThreadEnd::Idle => return Ok(()),
-            ThreadEnd::NeedsPermit(i) => {
-                start = Start::Attempt(i, 0);
+            ThreadEnd::NeedsPermit(i, a) => {
+                start = Start::Permitted(i, a);
                 continue;
             }
             ThreadEnd::Failed {
@@ -1915,7 +1897,7 @@ mod tests {
                         // plain UPDATE), a third the plan only (UPDATE …
                         // RETURNING); the others read the state first.
                         let t = |from: &str, to: &str| {
-                            let mut t = new_transition(u, &[from], to, None, None, "x");
+                            let mut t = ActionTransition::new(u, &[from], to, None, None, "x");
                             t.plan_uuid = (k % 3 != 0).then(|| plan.clone());
                             t.name = (k % 3 == 2).then(|| format!("a{}", k * 25 + j));
                             c.commit_blocking(t)
@@ -1960,7 +1942,7 @@ mod tests {
             .expect("count");
         assert_eq!(complete, 800, "every event names its plan and both states");
         let missing = Committer::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
-            new_transition("no-such-action", &["PENDING"], "ONGOING", None, None, "x"),
+            ActionTransition::new("no-such-action", &["PENDING"], "ONGOING", None, None, "x"),
         );
         assert!(
             matches!(missing, Err(StoreError::NotFound { .. })),

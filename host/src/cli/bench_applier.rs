@@ -128,15 +128,10 @@ fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::
     })?;
     let rows = store.actions(&plan.uuid)?;
     let _checkpoints = store.background_checkpoints()?;
-    let transition = |k: usize, from: &str, to: &str, event: &str| ActionTransition {
-        action_uuid: rows[k].uuid.clone(),
-        from: vec![from.into()],
-        to: to.into(),
-        message: None,
-        outputs: (to == "SUCCEEDED").then(|| json!({})),
-        event_type: event.into(),
-        plan_uuid: Some(plan.uuid.clone()),
-        name: Some(rows[k].name.clone()),
+    let transition = |k: usize, from: &str, to: &str, event: &str| {
+        let outputs = (to == "SUCCEEDED").then(|| json!({}));
+        ActionTransition::new(&rows[k].uuid, &[from], to, None, outputs, event)
+            .known(&plan.uuid, &rows[k].name)
     };
     let t = Instant::now();
     for k in 0..rows.len() {

@@ -35,6 +35,38 @@ pub struct ActionTransition {
     pub name: Option<String>,
 }
 
+impl ActionTransition {
+    /// Moves action `uuid` from one of `from` to `to`, with event
+    /// `event_type`; its plan and name are looked up.
+    pub fn new(
+        uuid: &str,
+        from: &[&str],
+        to: &str,
+        message: Option<String>,
+        outputs: Option<Value>,
+        event_type: &str,
+    ) -> Self {
+        Self {
+            action_uuid: uuid.into(),
+            from: from.iter().map(|f| f.to_string()).collect(),
+            to: to.into(),
+            message,
+            outputs,
+            event_type: event_type.into(),
+            plan_uuid: None,
+            name: None,
+        }
+    }
+
+    /// The action's plan and name are known: with a single `from` state,
+    /// the transition is one UPDATE with nothing read first.
+    pub fn known(mut self, plan_uuid: &str, name: &str) -> Self {
+        self.plan_uuid = Some(plan_uuid.into());
+        self.name = Some(name.into());
+        self
+    }
+}
+
 /// The lease an applier holds on a plan.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Lease {
@@ -223,16 +255,14 @@ impl Store {
         outputs: Option<&Value>,
         event_type: &str,
     ) -> Result<bool> {
-        let t = ActionTransition {
-            action_uuid: action_uuid.into(),
-            from: from.iter().map(|s| s.to_string()).collect(),
-            to: to.into(),
-            message: message.map(String::from),
-            outputs: outputs.cloned(),
-            event_type: event_type.into(),
-            plan_uuid: None,
-            name: None,
-        };
+        let t = ActionTransition::new(
+            action_uuid,
+            from,
+            to,
+            message.map(String::from),
+            outputs.cloned(),
+            event_type,
+        );
         self.action_transitions(std::slice::from_ref(&t))?
             .pop()
             .unwrap_or(Ok(false))
@@ -266,38 +296,17 @@ impl Store {
             )?;
             for t in batch {
                 let outputs = t.outputs.as_ref().map(crate::json_text);
-                // The fastest path: the one state it may be in, its plan
-                // and its name.
-                if let (Some(plan), Some(name), [from]) = (&t.plan_uuid, &t.name, t.from.as_slice()) {
-                    let n = update_plain.execute(params![
-                        t.to,
-                        t.message,
-                        outputs,
-                        at,
-                        t.action_uuid,
-                        from
-                    ])?;
-                    if n == 1 {
-                        transition_event(tx, t, from, plan, name, &at)?;
-                        results.push(Ok(true));
-                        continue;
-                    }
-                    // Not changed: in another state, or not there at all.
-                } else if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
-                    // The fast path: the one state it may be in, and its plan.
-                    let name: Option<String> = update_known
-                        .query_row(
-                            params![
-                                t.to,
-                                t.message,
-                                outputs,
-                                at,
-                                t.action_uuid,
-                                from
-                            ],
-                            |r| r.get(0),
-                        )
-                        .optional()?;
+                if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
+                    // The fast paths: the one state it may be in, and its
+                    // plan; with its name too, a plain UPDATE.
+                    let args = params![t.to, t.message, outputs, at, t.action_uuid, from];
+                    let name: Option<std::borrow::Cow<'_, str>> = match &t.name {
+                        Some(name) => (update_plain.execute(args)? == 1).then(|| name.into()),
+                        None => update_known
+                            .query_row(args, |r| r.get::<_, String>(0))
+                            .optional()?
+                            .map(Into::into),
+                    };
                     if let Some(name) = name {
                         transition_event(tx, t, from, plan, &name, &at)?;
                         results.push(Ok(true));

@@ -87,26 +87,29 @@ const CHUNK: usize = 64;
 /// the statement touches. Nothing is lost: the statement runs inside the
 /// plan's transaction, and any error rolls that whole transaction back.
 fn actions_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR FAIL INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at) VALUES ",
-    );
-    for r in 0..rows {
-        let b = 3 + 7 * r;
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(?{},?1,?{},?{},?{},?{},?{},?{},?2)",
-            b,
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6
-        ));
-    }
-    sql
+    multi_row_insert(
+        "INSERT OR FAIL INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at)",
+        rows,
+        |r| {
+            let b = 3 + 7 * r;
+            format!(
+                "(?{},?1,?{},?{},?{},?{},?{},?{},?2)",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            )
+        },
+    )
+}
+
+/// `head VALUES (…),(…),…`: one tuple a row, row `r`'s from `tuple(r)`.
+fn multi_row_insert(head: &str, rows: usize, tuple: impl Fn(usize) -> String) -> String {
+    let tuples: Vec<String> = (0..rows).map(tuple).collect();
+    format!("{head} VALUES {}", tuples.join(","))
 }
 
 /// The `action.create` events of `rows` actions: `?1` the time, `?2` the
@@ -114,21 +117,18 @@ fn actions_insert_sql(rows: usize) -> String {
 /// values [`super::append_event_at`] writes for one such event. `OR FAIL`
 /// as in [`actions_insert_sql`].
 fn events_insert_sql(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT OR FAIL INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) VALUES ",
-    );
-    for r in 0..rows {
-        let b = 3 + 2 * r;
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(?1,'action.create','action',?{},?2,NULL,?{},'{{}}')",
-            b,
-            b + 1
-        ));
-    }
-    sql
+    multi_row_insert(
+        "INSERT OR FAIL INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload)",
+        rows,
+        |r| {
+            let b = 3 + 2 * r;
+            format!(
+                "(?1,'action.create','action',?{},?2,NULL,?{},'{{}}')",
+                b,
+                b + 1
+            )
+        },
+    )
 }
 
 /// Writes the actions of a plan and their `action.create` events, `CHUNK`

@@ -7,17 +7,7 @@ use sextant_plugin_api::prelude::*;
 pub struct NodeResourceConsolidation;
 
 impl Planner for NodeResourceConsolidation {
-    /// Reads only the context's config: the rest is not built.
-    fn schedule_refs(
-        &self,
-        actions: &[ActionRef<'_>],
-        context_json: &str,
-    ) -> Result<Schedule, PluginError> {
-        self.schedule(
-            ActionRef::to_actions(actions)?,
-            sextant_plugin_api::sdk::planner_config_only(context_json)?,
-        )
-    }
+    const READS_ONLY_CONFIG: bool = true;
 
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError> {
         check_keys(&context["config"], &[], "node_resource_consolidation")?;
