@@ -317,8 +317,6 @@ impl Drop for AbortOnDrop {
 struct Shared {
     store: Arc<Mutex<Store>>,
     committer: Committer,
-    /// WAL checkpoints off the critical path while the applier runs.
-    _checkpoints: Option<crate::store::Checkpointer>,
     /// Handler entry by (action type, version): the mapper's answer does
     /// not change during a run.
     entries: Mutex<HashMap<(String, String), Result<String, String>>>,
@@ -1079,15 +1077,10 @@ impl Applier {
         plan_uuid: &str,
         opts: ApplyOptions,
     ) -> Self {
-        let checkpoints = store
-            .background_checkpoints()
-            .map_err(|e| tracing::warn!("checkpoints stay on the commits: {e}"))
-            .ok();
         let store = Arc::new(Mutex::new(store));
         Self {
             shared: Arc::new(Shared {
                 committer: Committer::new(store.clone()),
-                _checkpoints: checkpoints,
                 store,
                 entries: Mutex::new(HashMap::new()),
                 plugins,

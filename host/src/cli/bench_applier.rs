@@ -102,7 +102,7 @@ fn run_plan(
 /// costs in the store alone, with no engine, no plugin and no thread: one
 /// transaction per action that commits the previous action's SUCCEEDED
 /// and this one's ONGOING with their events (what the applier commits per
-/// action of a chain), background checkpoints on. Microseconds per commit.
+/// action of a chain), checkpoints on the store's thread. Microseconds per commit.
 fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
     use crate::store::apply::ActionTransition;
     let mut store = Store::open(&dir.join(format!("{name}.db")))?;
@@ -127,7 +127,6 @@ fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::
         ..Default::default()
     })?;
     let rows = store.actions(&plan.uuid)?;
-    let _checkpoints = store.background_checkpoints()?;
     let transition = |k: usize, from: &str, to: &str, event: &str| {
         let outputs = (to == "SUCCEEDED").then(|| json!({}));
         ActionTransition::new(&rows[k].uuid, &[from], to, None, outputs, event)

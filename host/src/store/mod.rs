@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod audits;
+mod checkpoint;
 pub mod plans;
 mod schema;
 pub mod sync;
@@ -78,13 +79,6 @@ pub enum StoreError {
         /// By which id or name.
         id: String,
     },
-}
-
-/// Runs a store's WAL checkpoints in the background while it lives (see
-/// [`Store::background_checkpoints`]); dropping it runs a last one and stops.
-#[derive(Debug)]
-pub struct Checkpointer {
-    _stop: std::sync::mpsc::Sender<()>,
 }
 
 /// Result of store operations.
@@ -178,6 +172,9 @@ pub fn default_path() -> PathBuf {
 
 /// The open database.
 pub struct Store {
+    /// Declared before `conn`: dropped first, it waits for the checkpoint
+    /// under way, so that the connection's close is the last one.
+    checkpoints: Option<checkpoint::Checkpoints>,
     conn: Connection,
     path: PathBuf,
 }
@@ -198,6 +195,7 @@ impl Store {
             source,
         })?;
         let mut store = Self {
+            checkpoints: None,
             conn,
             path: path.to_path_buf(),
         };
@@ -224,46 +222,12 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Moves WAL checkpoints off this connection's commits, onto a thread
-    /// of its own, until the returned guard is dropped.
-    ///
-    /// SQLite checkpoints when a commit makes the WAL exceed 1,000 pages: that
-    /// commit copies the pages into the database and waits for two fsyncs.
-    /// An applier commits two transitions per action and cannot afford that
-    /// wait on its critical path. Durability does not change: a commit is
-    /// durable once in the WAL; the checkpoint only moves it.
-    pub fn background_checkpoints(&self) -> Result<Checkpointer> {
-        self.conn
-            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
-            .map_err(|e| self.err(e))?;
-        let conn = Connection::open(&self.path).map_err(|e| self.err(e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| self.err(e))?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let path = self.path.clone();
-        std::thread::Builder::new()
-            .name("sextant-checkpoint".into())
-            .spawn(move || {
-                let every = std::time::Duration::from_millis(250);
-                loop {
-                    let last = matches!(
-                        stopped.recv_timeout(every),
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) | Ok(())
-                    );
-                    // PASSIVE: copies what it can without blocking writers.
-                    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
-                        tracing::debug!("checkpoint of {}: {e}", path.display());
-                    }
-                    if last {
-                        break;
-                    }
-                }
-            })
-            .map_err(|source| StoreError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        Ok(Checkpointer { _stop: stop })
+    /// Waits until the WAL checkpoint that commits asked for, if any, is
+    /// done (see `checkpoint.rs`: commits never checkpoint themselves).
+    pub fn wait_for_checkpoints(&self) {
+        if let Some(c) = &self.checkpoints {
+            c.wait_idle();
+        }
     }
 
     /// The database file.
@@ -290,7 +254,12 @@ impl Store {
                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                  PRAGMA cache_size = -65536;",
             )
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.checkpoints = Some(
+            checkpoint::Checkpoints::install(&mut self.conn, self.path.clone())
+                .map_err(|e| self.err(e))?,
+        );
+        Ok(())
     }
 
     fn migrate(&mut self) -> Result<()> {
