@@ -781,6 +781,59 @@ mod tests {
     }
 
     #[test]
+    fn migration_5_keeps_every_action_and_its_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        // A database at schema version 4, with a plan of three actions.
+        let conn = Connection::open(&path).expect("open");
+        for (i, sql) in schema::MIGRATIONS[..4].iter().enumerate() {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .expect("version");
+        }
+        conn.execute_batch(
+            "INSERT INTO action_plans (id, uuid, state, created_at) VALUES (7, 'p', 'RECOMMENDED', 't'); \
+             INSERT INTO actions (id, uuid, action_plan_id, name, action_type, input_parameters, state, parents, outputs, created_at) VALUES \
+               (11, 'u1', 7, 'b', 'nop', '{\"m\":1}', 'SUCCEEDED', '[]', '{\"o\":2}', 't1'), \
+               (12, 'u2', 7, 'a', 'nop', '{}', 'PENDING', '[\"u1\"]', NULL, 't2'), \
+               (15, 'u3', 7, 'c', 'nop', '{}', 'PENDING', '[]', NULL, 't3');",
+        )
+        .expect("rows");
+        drop(conn);
+        let s = Store::open(&path).expect("migrate");
+        assert_eq!(s.schema_version().ok(), Some(5));
+        let rows = s.actions("p").expect("actions");
+        let got: Vec<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (r.uuid.as_str(), r.name.as_str(), r.state.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("u1", "b", "SUCCEEDED"),
+                ("u2", "a", "PENDING"),
+                ("u3", "c", "PENDING")
+            ]
+        );
+        assert_eq!(rows[0].outputs, Some(serde_json::json!({"o": 2})));
+        assert_eq!(rows[1].parents, ["u1"]);
+        let ids: Vec<i64> = s
+            .rows("SELECT id FROM actions ORDER BY id", [], |r| r.get(0))
+            .expect("ids");
+        assert_eq!(ids, [11, 12, 15]);
+        // The plan's actions are read through actions_plan, in id order.
+        let plan: String = s
+            .conn()
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM actions WHERE action_plan_id = 7 ORDER BY id",
+                [],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(plan.contains("actions_plan"), "{plan}");
+    }
+
+    #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(&dir.path().join("s.db")).expect("open");

@@ -199,6 +199,23 @@ fn insert_rows(
 /// Inserts a plan and its actions inside the caller's transaction; returns
 /// the plan's uuid.
 pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
+    // Names are unique within a plan: checked here, not by an index (see
+    // schema migration 5).
+    let mut names = std::collections::HashSet::with_capacity(p.actions.len() + p.rows.len());
+    let names_given = p
+        .actions
+        .iter()
+        .map(|a| a.name.as_str())
+        .chain(p.rows.iter().map(|r| r.name));
+    for name in names_given {
+        if !names.insert(name) {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE),
+                Some(format!("two actions of the plan are named {name:?}")),
+            ));
+        }
+    }
+    drop(names);
     let uuid = new_uuid();
     let audit_id: Option<i64> = match &p.audit_uuid {
         Some(a) => tx
@@ -635,15 +652,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failing_row_leaves_no_plan() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
-        // The last one, in the second chunk, repeats the first one's name:
-        // UNIQUE (action_plan_id, name) refuses it after a whole chunk went in.
-        let mut names: Vec<String> = (0..CHUNK).map(|i| format!("a{i}")).collect();
-        names.push("a0".into());
-        let rows: Vec<NewPlanRow<'_>> = names
+    fn named_rows(names: &[String]) -> Vec<NewPlanRow<'_>> {
+        names
             .iter()
             .map(|name| NewPlanRow {
                 name,
@@ -652,17 +662,68 @@ mod tests {
                 state: "PENDING",
                 ..Default::default()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_row_leaves_no_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        // A row of the second chunk fails after a whole chunk went in.
+        store
+            .conn()
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON actions WHEN NEW.name = 'boom' \
+                 BEGIN SELECT RAISE(FAIL, 'boom'); END;",
+            )
+            .expect("trigger");
+        let mut names: Vec<String> = (0..CHUNK).map(|i| format!("a{i}")).collect();
+        names.push("boom".into());
+        let e = store
+            .create_plan(&NewPlan {
+                state: "RECOMMENDED".into(),
+                rows: named_rows(&names),
+                ..Default::default()
+            })
+            .expect_err("refused");
+        assert!(e.to_string().contains("boom"), "{e}");
+        assert!(store.plans(None).expect("plans").is_empty());
+        assert!(store.events(None, 0).expect("events").is_empty());
+        let n: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM actions", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn two_actions_of_one_name_are_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut names: Vec<String> = (0..CHUNK + 3).map(|i| format!("a{i}")).collect();
+        names.push("a7".into());
+        let e = store
+            .create_plan(&NewPlan {
+                state: "RECOMMENDED".into(),
+                rows: named_rows(&names),
+                ..Default::default()
+            })
+            .expect_err("refused");
         assert!(
+            e.to_string()
+                .contains("two actions of the plan are named \"a7\""),
+            "{e}"
+        );
+        assert!(store.plans(None).expect("plans").is_empty());
+        // The same names in two plans are fine.
+        for _ in 0..2 {
             store
                 .create_plan(&NewPlan {
                     state: "RECOMMENDED".into(),
-                    rows,
+                    rows: named_rows(&names[..3]),
                     ..Default::default()
                 })
-                .is_err()
-        );
-        assert!(store.plans(None).expect("plans").is_empty());
-        assert!(store.events(None, 0).expect("events").is_empty());
+                .expect("plan");
+        }
     }
 }

@@ -169,4 +169,41 @@ ALTER TABLE strategies ADD COLUMN planner TEXT NOT NULL DEFAULT 'weight';
     r#"
 DROP INDEX actions_plan;
 "#,
+    // 5: no UNIQUE (action_plan_id, name). Nothing looks an action up by
+    // name, and keeping that index cost a plan of 100,000 actions about a
+    // third of its insert time: solution ids are in no order, so every row
+    // went to a random place in it. Names stay unique within a plan: the
+    // store checks them before it inserts (plans::insert_plan). A plan's
+    // actions are found through `actions_plan`, which is (action_plan_id,
+    // id) and so is written in order and read in creation order.
+    // SQLite cannot drop a table constraint: the table is rebuilt, its rows
+    // kept with their ids. Nothing references `actions`.
+    r#"
+CREATE TABLE actions_v5 (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    action_plan_id INTEGER NOT NULL REFERENCES action_plans(id),
+    name TEXT NOT NULL,
+    action_type TEXT NOT NULL,
+    action_type_version TEXT NOT NULL DEFAULT '',
+    input_parameters TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    parents TEXT NOT NULL DEFAULT '[]',
+    outputs TEXT,
+    status_message TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO actions_v5 (id, uuid, action_plan_id, name, action_type, action_type_version,
+    input_parameters, state, parents, outputs, status_message, created_at, updated_at,
+    deleted_at, deleted)
+SELECT id, uuid, action_plan_id, name, action_type, action_type_version,
+    input_parameters, state, parents, outputs, status_message, created_at, updated_at,
+    deleted_at, deleted FROM actions;
+DROP TABLE actions;
+ALTER TABLE actions_v5 RENAME TO actions;
+CREATE INDEX actions_plan ON actions(action_plan_id);
+"#,
 ];
