@@ -75,12 +75,69 @@ pub struct Planned {
     pub priorities: Vec<f64>,
 }
 
-fn matches(a: &Action, side: &Side) -> bool {
-    a.action_type == side.action_type
-        && side
-            .where_
-            .iter()
-            .all(|(k, v)| a.input_parameters.get(k) == Some(v))
+/// What the planner reads of an action: its id, its type and the
+/// parameters named by [`Keys`].
+pub struct Item<'a> {
+    pub id: &'a str,
+    pub action_type: &'a str,
+    params: Vec<Option<Value>>,
+}
+
+/// The parameters the planner reads: `resource_id`, and those its rules
+/// name (in `where` and `when_equal`).
+pub struct Keys(Vec<String>);
+
+impl Keys {
+    pub fn of(rules: &[Rule]) -> Self {
+        let mut keys = vec!["resource_id".to_string()];
+        let named = rules.iter().flat_map(|r| {
+            r.first
+                .where_
+                .keys()
+                .chain(r.then.where_.keys())
+                .chain(r.when_equal.iter().flat_map(|w| [&w.first, &w.then]))
+        });
+        for k in named {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        Self(keys)
+    }
+
+    /// The value of parameter `key` of `item` (None when absent or not read).
+    fn get<'v>(&self, item: &'v Item<'_>, key: &str) -> Option<&'v Value> {
+        let i = self.0.iter().position(|k| k == key)?;
+        item.params.get(i)?.as_ref()
+    }
+
+    /// An action already parsed.
+    pub fn item<'a>(&self, a: &'a Action) -> Item<'a> {
+        Item {
+            id: &a.id,
+            action_type: &a.action_type,
+            params: self
+                .0
+                .iter()
+                .map(|k| a.input_parameters.get(k).cloned())
+                .collect(),
+        }
+    }
+
+    /// An action as it crossed the boundary: only these parameters are
+    /// read from its JSON text.
+    pub fn item_ref<'a>(&self, a: &ActionRef<'a>) -> Result<Item<'a>, PluginError> {
+        let keys: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        Ok(Item {
+            id: a.id,
+            action_type: a.action_type,
+            params: crate::pick(a.input_parameters_json, &keys)?,
+        })
+    }
+}
+
+fn matches(keys: &Keys, a: &Item<'_>, side: &Side) -> bool {
+    a.action_type == side.action_type && side.where_.iter().all(|(k, v)| keys.get(a, k) == Some(v))
 }
 
 fn key_of(v: &Value) -> Option<String> {
@@ -110,13 +167,14 @@ fn reaches(succ: &[Vec<usize>], from: usize, to: usize, mark: &mut [u32], stamp:
 /// Plans `actions`: weights, rules and estimated durations (seconds by
 /// action type) given.
 pub fn plan(
-    actions: &[Action],
+    actions: &[Item<'_>],
+    keys: &Keys,
     weights: &HashMap<String, f64>,
     rules: &[Rule],
     durations: &HashMap<String, f64>,
 ) -> Planned {
     let n = actions.len();
-    let weight = |a: &Action| weights.get(&a.action_type).copied().unwrap_or(0.0);
+    let weight = |a: &Item<'_>| weights.get(a.action_type).copied().unwrap_or(0.0);
     let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut edges: Vec<(usize, usize, Reason)> = Vec::new();
     let mut skipped = Vec::new();
@@ -126,7 +184,7 @@ pub fn plan(
     // Resource relations: one chain per resource, in descending weight.
     let mut by_resource: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, a) in actions.iter().enumerate() {
-        if let Some(r) = a.input_parameters.get("resource_id").and_then(key_of) {
+        if let Some(r) = keys.get(a, "resource_id").and_then(key_of) {
             by_resource.entry(r).or_default().push(i);
         }
     }
@@ -148,7 +206,7 @@ pub fn plan(
         edges.iter().map(|e| (e.0, e.1)).collect();
     for (ri, rule) in rules.iter().enumerate() {
         let firsts: Vec<usize> = (0..n)
-            .filter(|&i| matches(&actions[i], &rule.first))
+            .filter(|&i| matches(keys, &actions[i], &rule.first))
             .collect();
         if firsts.is_empty() {
             continue;
@@ -158,16 +216,16 @@ pub fn plan(
             let k = rule
                 .when_equal
                 .as_ref()
-                .map(|w| actions[f].input_parameters.get(&w.first).and_then(key_of));
+                .map(|w| keys.get(&actions[f], &w.first).and_then(key_of));
             match k {
                 Some(None) => continue, // the parameter is absent: the rule cannot relate it
                 Some(k) => index.entry(k).or_default().push(f),
                 None => index.entry(None).or_default().push(f),
             }
         }
-        for t in (0..n).filter(|&i| matches(&actions[i], &rule.then)) {
+        for t in (0..n).filter(|&i| matches(keys, &actions[i], &rule.then)) {
             let k = match &rule.when_equal {
-                Some(w) => match actions[t].input_parameters.get(&w.then).and_then(key_of) {
+                Some(w) => match keys.get(&actions[t], &w.then).and_then(key_of) {
                     Some(k) => Some(k),
                     None => continue,
                 },
@@ -208,7 +266,7 @@ pub fn plan(
     }
     let dur = |i: usize| {
         durations
-            .get(&actions[i].action_type)
+            .get(actions[i].action_type)
             .copied()
             .unwrap_or(0.0)
     };
@@ -219,29 +277,29 @@ pub fn plan(
     }
     // Creation order: topological, highest priority first, then solution order.
     #[derive(PartialEq)]
-    struct Item(f64, usize);
-    impl Eq for Item {}
-    impl PartialOrd for Item {
+    struct Ready(f64, usize);
+    impl Eq for Ready {}
+    impl PartialOrd for Ready {
         fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
             Some(self.cmp(o))
         }
     }
-    impl Ord for Item {
+    impl Ord for Ready {
         fn cmp(&self, o: &Self) -> std::cmp::Ordering {
             self.0.total_cmp(&o.0).then(o.1.cmp(&self.1))
         }
     }
-    let mut heap: BinaryHeap<Item> = (0..n)
+    let mut heap: BinaryHeap<Ready> = (0..n)
         .filter(|&i| indeg[i] == 0)
-        .map(|i| Item(priorities[i], i))
+        .map(|i| Ready(priorities[i], i))
         .collect();
     let mut order = Vec::with_capacity(n);
-    while let Some(Item(_, x)) = heap.pop() {
+    while let Some(Ready(_, x)) = heap.pop() {
         order.push(x);
         for &t in &succ[x] {
             indeg[t] -= 1;
             if indeg[t] == 0 {
-                heap.push(Item(priorities[t], t));
+                heap.push(Ready(priorities[t], t));
             }
         }
     }
@@ -257,29 +315,7 @@ pub fn plan(
 pub struct Rules;
 
 impl Planner for Rules {
-    const READS_ONLY_CONFIG: bool = true;
-
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError> {
-        let config: Config = match &context["config"] {
-            Value::Null => Config::default(),
-            c => serde_json::from_value(c.clone())
-                .map_err(|e| PluginError::invalid_input(format!("rules planner config: {e}")))?,
-        };
-        let _ = config.parallelization;
-        let weights: HashMap<String, f64> = match &config.weights {
-            Some(m) => m
-                .iter()
-                .map(|(k, v)| {
-                    v.as_f64().map(|w| (k.clone(), w)).ok_or_else(|| {
-                        PluginError::invalid_input(format!("weights.{k} must be a number, not {v}"))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            None => DEFAULT_WEIGHTS
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        };
         let durations: HashMap<String, f64> = context
             .get("durations")
             .cloned()
@@ -287,25 +323,86 @@ impl Planner for Rules {
             .transpose()
             .map_err(|e| PluginError::invalid_input(format!("durations: {e}")))?
             .unwrap_or_default();
-        let p = plan(&actions, &weights, &config.rules, &durations);
-        let id = |i: usize| actions[i].id.clone();
-        Ok(Schedule {
-            order: p.order,
-            edges: p.edges.iter().map(|e| (e.0, e.1)).collect(),
-            extra: json!({
-                "pools": config.limits,
-                "priorities": p.priorities,
-                "edge_reasons": p.edges.iter().map(|e| match e.2 {
-                    Reason::Resource => "resource".to_string(),
-                    Reason::Rule(r) => config.rules[r].name.clone(),
-                }).collect::<Vec<_>>(),
-                "skipped": p.skipped.iter().map(|&(f, t, r)| json!({
-                    "first": id(f), "then": id(t), "rule": config.rules[r].name,
-                    "why": "it would close a cycle"
-                })).collect::<Vec<_>>(),
-            }),
-        })
+        let config = parse_config(&context["config"])?;
+        let keys = Keys::of(&config.rules);
+        let items: Vec<Item<'_>> = actions.iter().map(|a| keys.item(a)).collect();
+        schedule(&items, &keys, &config, &durations)
     }
+
+    /// Reads only the parameters its rules name of each action, and of the
+    /// context only its config and the estimated durations.
+    fn schedule_refs(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<Schedule, PluginError> {
+        #[derive(Deserialize)]
+        struct Context {
+            #[serde(default)]
+            config: Value,
+            #[serde(default)]
+            durations: Option<HashMap<String, f64>>,
+        }
+        let context: Context = serde_json::from_str(context_json)
+            .map_err(|e| PluginError::invalid_input(format!("the planner context: {e}")))?;
+        let config = parse_config(&context.config)?;
+        let keys = Keys::of(&config.rules);
+        let items = actions
+            .iter()
+            .map(|a| keys.item_ref(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        schedule(
+            &items,
+            &keys,
+            &config,
+            &context.durations.unwrap_or_default(),
+        )
+    }
+}
+
+fn parse_config(config: &Value) -> Result<Config, PluginError> {
+    match config {
+        Value::Null => Ok(Config::default()),
+        c => Config::deserialize(c)
+            .map_err(|e| PluginError::invalid_input(format!("rules planner config: {e}"))),
+    }
+}
+
+fn schedule(
+    items: &[Item<'_>],
+    keys: &Keys,
+    config: &Config,
+    durations: &HashMap<String, f64>,
+) -> Result<Schedule, PluginError> {
+    let _ = &config.parallelization;
+    let weights: HashMap<String, f64> = match &config.weights {
+        Some(m) => m
+            .iter()
+            .map(|(k, v)| {
+                v.as_f64().map(|w| (k.clone(), w)).ok_or_else(|| {
+                    PluginError::invalid_input(format!("weights.{k} must be a number, not {v}"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => DEFAULT_WEIGHTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+    };
+    let p = plan(items, keys, &weights, &config.rules, durations);
+    let id = |i: usize| items[i].id;
+    Ok(Schedule {
+        order: p.order,
+        edges: p.edges.iter().map(|e| (e.0, e.1)).collect(),
+        extra: json!({
+            "pools": config.limits,
+            "priorities": p.priorities,
+            "skipped": p.skipped.iter().map(|&(f, t, r)| json!({
+                "first": id(f), "then": id(t), "rule": config.rules[r].name,
+                "why": "it would close a cycle"
+            })).collect::<Vec<_>>(),
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -359,8 +456,11 @@ mod tests {
             let actions = build(&specs);
             let rules = default_rules();
             let w = weights();
-            let p = plan(&actions, &w, &rules, &HashMap::new());
+            let keys = Keys::of(&rules);
+            let items: Vec<Item<'_>> = actions.iter().map(|a| keys.item(a)).collect();
+            let p = plan(&items, &keys, &w, &rules, &HashMap::new());
             let n = actions.len();
+            let matches = |a: &Action, side: &Side| matches(&keys, &keys.item(a), side);
             // Keeps every action, once.
             let mut sorted = p.order.clone();
             sorted.sort();
@@ -447,10 +547,14 @@ mod tests {
                 input_parameters: json!({"resource_id": "n1", "resource_name": "h1", "state": "disabled"}),
             },
         ];
+        let rules = default_rules();
+        let keys = Keys::of(&rules);
+        let items: Vec<Item<'_>> = actions.iter().map(|a| keys.item(a)).collect();
         let p = plan(
-            &actions,
+            &items,
+            &keys,
             &weights(),
-            &default_rules(),
+            &rules,
             &HashMap::from([("migrate".to_string(), 60.0)]),
         );
         let e: Vec<(usize, usize)> = p.edges.iter().map(|e| (e.0, e.1)).collect();

@@ -19,28 +19,36 @@ const ACPI: &str = "turn_host_to_acpi_s3_state";
 #[derive(Default)]
 pub struct WorkloadStabilization;
 
-fn param(a: &Action, key: &str) -> Result<String, PluginError> {
-    match &a.input_parameters[key] {
-        Value::String(s) => Ok(s.clone()),
-        Value::Null => Err(PluginError::invalid_input(format!(
-            "action {} ({}) has no {key}",
-            a.id, a.action_type
+/// What the planner reads of an action: its type and two parameters.
+struct Item<'a> {
+    id: &'a str,
+    action_type: &'a str,
+    /// `resource_id`, then `source_node`.
+    params: Vec<Option<Value>>,
+}
+
+const KEYS: [&str; 2] = ["resource_id", "source_node"];
+
+fn param(a: &Item<'_>, key: usize) -> Result<String, PluginError> {
+    match a.params.get(key).and_then(Option::as_ref) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Err(PluginError::invalid_input(format!(
+            "action {} ({}) has no {}",
+            a.id, a.action_type, KEYS[key]
         ))),
-        v => Ok(v.to_string()),
+        Some(v) => Ok(v.to_string()),
     }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Migrate,
+    Resize,
+    Other,
 }
 
 impl Planner for WorkloadStabilization {
     fn schedule(&self, actions: Vec<Action>, context: Value) -> Result<Schedule, PluginError> {
-        let config = &context["config"];
-        check_keys(config, &["weights"], "workload_stabilization")?;
-        let weights = match config.get("weights") {
-            Some(v) => ordered_numbers(v, "weights")?,
-            None => DEFAULT_WEIGHTS
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        };
         let hosts: HashMap<String, String> = context
             .get("instance_hosts")
             .cloned()
@@ -48,92 +56,155 @@ impl Planner for WorkloadStabilization {
             .transpose()
             .map_err(|e| PluginError::invalid_input(format!("instance_hosts: {e}")))?
             .unwrap_or_default();
-        let mut weighted = Vec::with_capacity(actions.len());
-        for (i, a) in actions.iter().enumerate() {
-            let w = weights
-                .iter()
-                .find(|(t, _)| *t == a.action_type)
-                .map(|(_, w)| *w)
-                .ok_or_else(|| {
+        let items: Vec<Item<'_>> = actions
+            .iter()
+            .map(|a| Item {
+                id: &a.id,
+                action_type: &a.action_type,
+                params: KEYS
+                    .iter()
+                    .map(|k| a.input_parameters.get(*k).cloned())
+                    .collect(),
+            })
+            .collect();
+        plan(&items, &context["config"], &hosts)
+    }
+
+    /// Reads only the two parameters it uses of each action, and of the
+    /// context only its config and `instance_hosts`.
+    fn schedule_refs(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<Schedule, PluginError> {
+        #[derive(serde::Deserialize)]
+        struct Context {
+            #[serde(default)]
+            config: Value,
+            #[serde(default)]
+            instance_hosts: Option<HashMap<String, String>>,
+        }
+        let context: Context = serde_json::from_str(context_json)
+            .map_err(|e| PluginError::invalid_input(format!("the planner context: {e}")))?;
+        let items = actions
+            .iter()
+            .map(|a| {
+                Ok(Item {
+                    id: a.id,
+                    action_type: a.action_type,
+                    params: crate::pick(a.input_parameters_json, &KEYS)?,
+                })
+            })
+            .collect::<Result<Vec<_>, PluginError>>()?;
+        plan(
+            &items,
+            &context.config,
+            &context.instance_hosts.unwrap_or_default(),
+        )
+    }
+}
+
+fn plan(
+    actions: &[Item<'_>],
+    config: &Value,
+    hosts: &HashMap<String, String>,
+) -> Result<Schedule, PluginError> {
+    check_keys(config, &["weights"], "workload_stabilization")?;
+    let weights = match config.get("weights") {
+        Some(v) => ordered_numbers(v, "weights")?,
+        None => DEFAULT_WEIGHTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+    };
+    let mut weighted = Vec::with_capacity(actions.len());
+    for (i, a) in actions.iter().enumerate() {
+        let w = weights
+            .iter()
+            .find(|(t, _)| *t == a.action_type)
+            .map(|(_, w)| *w)
+            .ok_or_else(|| {
+                PluginError::invalid_input(format!(
+                    "action type {} has no weight in the workload_stabilization planner's config",
+                    a.action_type
+                ))
+            })?;
+        weighted.push((w, i));
+    }
+    // Descending weight, stable (Watcher's sort(reverse=True)).
+    weighted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut order = Vec::with_capacity(actions.len());
+    let mut edges = Vec::new();
+    let mut parents_of: Vec<Vec<usize>> = vec![Vec::new(); actions.len()];
+    // resource key -> [(action index, its kind)]
+    let mut ram: HashMap<String, Vec<(usize, Kind)>> = HashMap::new();
+    for &(_, i) in &weighted {
+        let a = &actions[i];
+        let parents: Vec<usize> = match a.action_type {
+            "migrate" => {
+                let r = param(a, 0)?;
+                let src = param(a, 1)?;
+                ram.entry(r).or_default().push((i, Kind::Migrate));
+                ram.entry(src).or_default().push((i, Kind::Migrate));
+                vec![]
+            }
+            "resize" => {
+                let r = param(a, 0)?;
+                let prev: Vec<usize> = ram
+                    .get(&r)
+                    .map(|v| v.iter().map(|x| x.0).collect())
+                    .unwrap_or_default();
+                let host = hosts.get(&r).cloned().ok_or_else(|| {
                     PluginError::invalid_input(format!(
-                        "action type {} has no weight in the workload_stabilization planner's config",
-                        a.action_type
+                        "resize {}: the host of instance {r} is unknown (give it in instance_hosts)",
+                        a.id
                     ))
                 })?;
-            weighted.push((w, i));
-        }
-        // Descending weight, stable (Watcher's sort(reverse=True)).
-        weighted.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut order = Vec::with_capacity(actions.len());
-        let mut edges = Vec::new();
-        let mut parents_of: HashMap<usize, Vec<usize>> = HashMap::new();
-        // resource key -> [(action index, action type)]
-        let mut ram: HashMap<String, Vec<(usize, String)>> = HashMap::new();
-        for &(_, i) in &weighted {
-            let a = &actions[i];
-            let parents: Vec<usize> = match a.action_type.as_str() {
-                "migrate" => {
-                    let r = param(a, "resource_id")?;
-                    let src = param(a, "source_node")?;
-                    ram.entry(r).or_default().push((i, "migrate".into()));
-                    ram.entry(src).or_default().push((i, "migrate".into()));
-                    vec![]
-                }
-                "resize" => {
-                    let r = param(a, "resource_id")?;
-                    let prev: Vec<usize> = ram
-                        .get(&r)
-                        .map(|v| v.iter().map(|x| x.0).collect())
-                        .unwrap_or_default();
-                    let host = hosts.get(&r).cloned().ok_or_else(|| {
-                        PluginError::invalid_input(format!(
-                            "resize {}: the host of instance {r} is unknown (give it in instance_hosts)",
-                            a.id
-                        ))
-                    })?;
-                    ram.entry(host).or_default().push((i, "resize".into()));
-                    prev
-                }
-                "change_nova_service_state" => {
-                    let r = param(a, "resource_id")?;
-                    ram.entry(r).or_default().push((i, a.action_type.clone()));
-                    vec![]
-                }
-                "sleep" | "nop" => vec![],
-                ACPI => {
-                    let host = param(a, "resource_id")?;
-                    let ha = ram.get(&host).cloned().unwrap_or_default();
-                    let resizes: Vec<usize> =
-                        ha.iter().filter(|x| x.1 == "resize").map(|x| x.0).collect();
-                    let migrates: Vec<usize> = ha
-                        .iter()
-                        .filter(|x| x.1 == "migrate")
-                        .map(|x| x.0)
-                        .collect();
-                    let rmp: Vec<usize> = resizes
-                        .iter()
-                        .flat_map(|r| parents_of.get(r).cloned().unwrap_or_default())
-                        .collect();
-                    let mut p = resizes.clone();
-                    p.extend(migrates.into_iter().filter(|m| !rmp.contains(m)));
-                    p
-                }
-                other => {
-                    return Err(PluginError::unsupported(format!(
-                        "action type {other} is not supported by the workload_stabilization planner"
-                    )));
-                }
-            };
-            order.push(i);
-            for &p in &parents {
-                edges.push((p, i));
+                ram.entry(host).or_default().push((i, Kind::Resize));
+                prev
             }
-            parents_of.insert(i, parents);
+            "change_nova_service_state" => {
+                let r = param(a, 0)?;
+                ram.entry(r).or_default().push((i, Kind::Other));
+                vec![]
+            }
+            "sleep" | "nop" => vec![],
+            ACPI => {
+                let host = param(a, 0)?;
+                let ha = ram.get(&host).map(Vec::as_slice).unwrap_or(&[]);
+                let resizes: Vec<usize> = ha
+                    .iter()
+                    .filter(|x| x.1 == Kind::Resize)
+                    .map(|x| x.0)
+                    .collect();
+                let rmp: Vec<usize> = resizes
+                    .iter()
+                    .flat_map(|&r| parents_of[r].iter().copied())
+                    .collect();
+                let mut p = resizes.clone();
+                p.extend(
+                    ha.iter()
+                        .filter(|x| x.1 == Kind::Migrate)
+                        .map(|x| x.0)
+                        .filter(|m| !rmp.contains(m)),
+                );
+                p
+            }
+            other => {
+                return Err(PluginError::unsupported(format!(
+                    "action type {other} is not supported by the workload_stabilization planner"
+                )));
+            }
+        };
+        order.push(i);
+        for &p in &parents {
+            edges.push((p, i));
         }
-        Ok(Schedule {
-            order,
-            edges,
-            extra: Value::Null,
-        })
+        parents_of[i] = parents;
     }
+    Ok(Schedule {
+        order,
+        edges,
+        extra: Value::Null,
+    })
 }
