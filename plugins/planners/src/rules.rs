@@ -521,7 +521,7 @@ mod tests {
 
     #[test]
     fn a_host_is_disabled_evacuated_powered_off() {
-        let actions = vec![
+        let actions = [
             Action {
                 id: "off".into(),
                 action_type: "change_node_power_state".into(),
