@@ -15,23 +15,98 @@ mod weight;
 mod workload_stabilization;
 
 use sextant_plugin_api::prelude::*;
+use std::borrow::Cow;
+
+/// One parameter of an action as a planner reads it: a string borrowed
+/// from the parameters' JSON text where it has no escapes, anything else
+/// parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Param<'a> {
+    /// A string.
+    Str(Cow<'a, str>),
+    /// Any other JSON value, `null` included.
+    Other(Box<Value>),
+}
+
+impl<'a> Param<'a> {
+    /// The parameter as a key to relate actions by: a string as itself,
+    /// `null` as none, any other value as its JSON text.
+    pub(crate) fn key(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Param::Str(s) => Some(s.clone()),
+            Param::Other(v) if v.is_null() => None,
+            Param::Other(v) => Some(Cow::Owned(v.to_string())),
+        }
+    }
+
+    /// Whether the parameter equals `v`.
+    pub(crate) fn equals(&self, v: &Value) -> bool {
+        match self {
+            Param::Str(s) => v.as_str() == Some(s),
+            Param::Other(x) => **x == *v,
+        }
+    }
+
+    /// The parameter as a value (for a parsed action).
+    pub(crate) fn of_value(v: &Value) -> Param<'static> {
+        match v {
+            Value::String(s) => Param::Str(Cow::Owned(s.clone())),
+            v => Param::Other(Box::new(v.clone())),
+        }
+    }
+}
+
+/// A JSON string borrowed from the text it was read from unless it has
+/// escapes (serde's own `Cow` copies inside maps).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Text<'a>(pub Cow<'a, str>);
+
+impl std::borrow::Borrow<str> for Text<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
 
 /// The values of some keys of an action's parameters, read from their JSON
 /// text with every other key skipped unbuilt: `values[i]` is the value of
 /// `keys[i]` (None when absent; the last one when a key repeats, as a parsed
-/// object keeps). Planners that read a few parameters of many actions use
-/// it instead of parsing every parameter.
-pub(crate) fn pick(json: &str, keys: &[&str]) -> Result<Vec<Option<Value>>, PluginError> {
+/// object keeps). Strings are borrowed from `json` where they can be.
+/// Planners that read a few parameters of many actions use it instead of
+/// parsing every parameter.
+pub(crate) fn pick<'a>(
+    json: &'a str,
+    keys: &[&str],
+) -> Result<Vec<Option<Param<'a>>>, PluginError> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+    use serde_json::value::RawValue;
     struct Pick<'k>(&'k [&'k str]);
     impl<'de> DeserializeSeed<'de> for Pick<'_> {
-        type Value = Vec<Option<Value>>;
+        type Value = Vec<Option<Param<'de>>>;
         fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_any(self)
         }
     }
     impl<'de> Visitor<'de> for Pick<'_> {
-        type Value = Vec<Option<Value>>;
+        type Value = Vec<Option<Param<'de>>>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("the parameters: an object, or null")
         }
@@ -39,10 +114,28 @@ pub(crate) fn pick(json: &str, keys: &[&str]) -> Result<Vec<Option<Value>>, Plug
             Ok(vec![None; self.0.len()])
         }
         fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            use serde::de::Error;
             let mut out = vec![None; self.0.len()];
-            while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+            while let Some(Text(k)) = m.next_key::<Text<'de>>()? {
                 match self.0.iter().position(|x| *x == k) {
-                    Some(i) => out[i] = Some(m.next_value::<Value>()?),
+                    Some(i) => {
+                        let raw: &'de RawValue = m.next_value()?;
+                        let text = raw.get();
+                        out[i] = Some(if text.starts_with('"') {
+                            match serde_json::from_str::<&'de str>(text) {
+                                Ok(s) => Param::Str(Cow::Borrowed(s)),
+                                // Escapes: the string must be built.
+                                Err(_) => Param::Str(Cow::Owned(
+                                    serde_json::from_str::<String>(text)
+                                        .map_err(A::Error::custom)?,
+                                )),
+                            }
+                        } else {
+                            Param::Other(Box::new(
+                                serde_json::from_str(text).map_err(A::Error::custom)?,
+                            ))
+                        });
+                    }
                     None => {
                         m.next_value::<IgnoredAny>()?;
                     }
@@ -109,12 +202,28 @@ mod tests {
         assert_eq!(
             got,
             [
-                Some(json!("vm\"1")),
-                Some(json!(4)),
+                Some(Param::Str(Cow::Owned("vm\"1".into()))),
+                Some(Param::Other(Box::new(json!(4)))),
                 None,
-                Some(Value::Null)
+                Some(Param::Other(Box::new(Value::Null)))
             ]
         );
+        // Strings without escapes are borrowed from the text.
+        let got = pick(r#"{"resource_id": "vm-1"}"#, &["resource_id"]).expect("valid");
+        assert!(matches!(&got[0], Some(Param::Str(Cow::Borrowed("vm-1")))));
+        assert_eq!(
+            got[0].as_ref().and_then(Param::key).as_deref(),
+            Some("vm-1")
+        );
+        let got = pick(r#"{"a": null, "b": [1, 2], "c": "x"}"#, &["a", "b", "c"]).expect("valid");
+        assert_eq!(got[0].as_ref().and_then(Param::key), None);
+        assert_eq!(
+            got[1].as_ref().and_then(Param::key).as_deref(),
+            Some("[1,2]")
+        );
+        assert!(got[1].as_ref().is_some_and(|p| p.equals(&json!([1, 2]))));
+        assert!(got[2].as_ref().is_some_and(|p| p.equals(&json!("x"))));
+        assert!(!got[2].as_ref().is_some_and(|p| p.equals(&json!(["x"]))));
         assert_eq!(pick("", &["a"]).expect("none"), [None]);
         assert_eq!(pick("null", &["a"]).expect("null"), [None]);
         assert!(pick(r#"{"a": 1"#, &["a"]).is_err());

@@ -14,9 +14,11 @@
 //!   (`extra.priorities`, seconds); the creation order is a topological
 //!   order that takes the highest priority first.
 
+use crate::Param;
 use crate::weight::DEFAULT_WEIGHTS;
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
+use std::borrow::Cow;
 use std::collections::{BinaryHeap, HashMap};
 
 /// One side of a rule.
@@ -80,7 +82,7 @@ pub struct Planned {
 pub struct Item<'a> {
     pub id: &'a str,
     pub action_type: &'a str,
-    params: Vec<Option<Value>>,
+    params: Vec<Option<Param<'a>>>,
 }
 
 /// The parameters the planner reads: `resource_id`, and those its rules
@@ -106,7 +108,7 @@ impl Keys {
     }
 
     /// The value of parameter `key` of `item` (None when absent or not read).
-    fn get<'v>(&self, item: &'v Item<'_>, key: &str) -> Option<&'v Value> {
+    fn get<'v, 'a>(&self, item: &'v Item<'a>, key: &str) -> Option<&'v Param<'a>> {
         let i = self.0.iter().position(|k| k == key)?;
         item.params.get(i)?.as_ref()
     }
@@ -119,7 +121,7 @@ impl Keys {
             params: self
                 .0
                 .iter()
-                .map(|k| a.input_parameters.get(k).cloned())
+                .map(|k| a.input_parameters.get(k).map(Param::of_value))
                 .collect(),
         }
     }
@@ -137,15 +139,16 @@ impl Keys {
 }
 
 fn matches(keys: &Keys, a: &Item<'_>, side: &Side) -> bool {
-    a.action_type == side.action_type && side.where_.iter().all(|(k, v)| keys.get(a, k) == Some(v))
+    a.action_type == side.action_type
+        && side
+            .where_
+            .iter()
+            .all(|(k, v)| keys.get(a, k).is_some_and(|p| p.equals(v)))
 }
 
-fn key_of(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
+/// Parameter `key` of `item` as a key to relate actions by.
+fn key_of<'a>(keys: &Keys, item: &Item<'a>, key: &str) -> Option<Cow<'a, str>> {
+    keys.get(item, key).and_then(Param::key)
 }
 
 /// Whether `to` can reach `from` along `succ` (adding from→to would close a cycle).
@@ -166,8 +169,8 @@ fn reaches(succ: &[Vec<usize>], from: usize, to: usize, mark: &mut [u32], stamp:
 
 /// Plans `actions`: weights, rules and estimated durations (seconds by
 /// action type) given.
-pub fn plan(
-    actions: &[Item<'_>],
+pub fn plan<'a>(
+    actions: &[Item<'a>],
     keys: &Keys,
     weights: &HashMap<String, f64>,
     rules: &[Rule],
@@ -182,15 +185,41 @@ pub fn plan(
     let mut stamp = 0u32;
 
     // Resource relations: one chain per resource, in descending weight.
-    let mut by_resource: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, a) in actions.iter().enumerate() {
-        if let Some(r) = keys.get(a, "resource_id").and_then(key_of) {
-            by_resource.entry(r).or_default().push(i);
+    // The actions on one resource are linked in solution order (`next`),
+    // from the first one; resources come in the order of their first action.
+    const END: usize = usize::MAX;
+    let mut next = vec![END; n];
+    let mut firsts = Vec::new();
+    {
+        // resource -> (its first action, its last action so far)
+        let mut ends: HashMap<Cow<'a, str>, (usize, usize)> = HashMap::new();
+        for (i, a) in actions.iter().enumerate() {
+            if let Some(r) = key_of(keys, a, "resource_id") {
+                match ends.entry(r) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => {
+                        let last = &mut e.get_mut().1;
+                        next[*last] = i;
+                        *last = i;
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert((i, i));
+                        firsts.push(i);
+                    }
+                }
+            }
         }
     }
-    let mut groups: Vec<Vec<usize>> = by_resource.into_values().filter(|g| g.len() > 1).collect();
-    groups.sort_by_key(|g| g[0]);
-    for mut g in groups {
+    let mut g = Vec::new();
+    for first in firsts {
+        if next[first] == END {
+            continue; // one action on the resource: no relation
+        }
+        g.clear();
+        let mut x = first;
+        while x != END {
+            g.push(x);
+            x = next[x];
+        }
         g.sort_by(|&x, &y| {
             weight(&actions[y])
                 .total_cmp(&weight(&actions[x]))
@@ -211,12 +240,12 @@ pub fn plan(
         if firsts.is_empty() {
             continue;
         }
-        let mut index: HashMap<Option<String>, Vec<usize>> = HashMap::new();
+        let mut index: HashMap<Option<Cow<'a, str>>, Vec<usize>> = HashMap::new();
         for &f in &firsts {
             let k = rule
                 .when_equal
                 .as_ref()
-                .map(|w| keys.get(&actions[f], &w.first).and_then(key_of));
+                .map(|w| key_of(keys, &actions[f], &w.first));
             match k {
                 Some(None) => continue, // the parameter is absent: the rule cannot relate it
                 Some(k) => index.entry(k).or_default().push(f),
@@ -225,7 +254,7 @@ pub fn plan(
         }
         for t in (0..n).filter(|&i| matches(keys, &actions[i], &rule.then)) {
             let k = match &rule.when_equal {
-                Some(w) => match keys.get(&actions[t], &w.then).and_then(key_of) {
+                Some(w) => match key_of(keys, &actions[t], &w.then) {
                     Some(k) => Some(k),
                     None => continue,
                 },

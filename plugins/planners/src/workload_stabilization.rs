@@ -1,8 +1,9 @@
 //! Watcher's `WorkloadStabilizationPlanner` (reference section 2.3); the
 //! host of a resized instance comes from `instance_hosts` in the context.
 
-use crate::{check_keys, ordered_numbers};
+use crate::{Param, Text, check_keys, ordered_numbers};
 use sextant_plugin_api::prelude::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 pub const DEFAULT_WEIGHTS: &[(&str, f64)] = &[
@@ -24,20 +25,22 @@ struct Item<'a> {
     id: &'a str,
     action_type: &'a str,
     /// `resource_id`, then `source_node`.
-    params: Vec<Option<Value>>,
+    params: Vec<Option<Param<'a>>>,
 }
 
 const KEYS: [&str; 2] = ["resource_id", "source_node"];
 
-fn param(a: &Item<'_>, key: usize) -> Result<String, PluginError> {
-    match a.params.get(key).and_then(Option::as_ref) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        None | Some(Value::Null) => Err(PluginError::invalid_input(format!(
-            "action {} ({}) has no {}",
-            a.id, a.action_type, KEYS[key]
-        ))),
-        Some(v) => Ok(v.to_string()),
-    }
+fn param<'a>(a: &Item<'a>, key: usize) -> Result<Cow<'a, str>, PluginError> {
+    a.params
+        .get(key)
+        .and_then(Option::as_ref)
+        .and_then(Param::key)
+        .ok_or_else(|| {
+            PluginError::invalid_input(format!(
+                "action {} ({}) has no {}",
+                a.id, a.action_type, KEYS[key]
+            ))
+        })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -63,11 +66,13 @@ impl Planner for WorkloadStabilization {
                 action_type: &a.action_type,
                 params: KEYS
                     .iter()
-                    .map(|k| a.input_parameters.get(*k).cloned())
+                    .map(|k| a.input_parameters.get(*k).map(Param::of_value))
                     .collect(),
             })
             .collect();
-        plan(&items, &context["config"], &hosts)
+        plan(&items, &context["config"], |i| {
+            hosts.get(i).map(String::as_str)
+        })
     }
 
     /// Reads only the two parameters it uses of each action, and of the
@@ -78,11 +83,11 @@ impl Planner for WorkloadStabilization {
         context_json: &str,
     ) -> Result<Schedule, PluginError> {
         #[derive(serde::Deserialize)]
-        struct Context {
+        struct Context<'c> {
             #[serde(default)]
             config: Value,
-            #[serde(default)]
-            instance_hosts: Option<HashMap<String, String>>,
+            #[serde(default, borrow)]
+            instance_hosts: Option<HashMap<Text<'c>, Text<'c>>>,
         }
         let context: Context = serde_json::from_str(context_json)
             .map_err(|e| PluginError::invalid_input(format!("the planner context: {e}")))?;
@@ -96,18 +101,16 @@ impl Planner for WorkloadStabilization {
                 })
             })
             .collect::<Result<Vec<_>, PluginError>>()?;
-        plan(
-            &items,
-            &context.config,
-            &context.instance_hosts.unwrap_or_default(),
-        )
+        let hosts = context.instance_hosts.unwrap_or_default();
+        plan(&items, &context.config, |i| hosts.get(i).map(|h| &*h.0))
     }
 }
 
-fn plan(
-    actions: &[Item<'_>],
+/// Watcher's algorithm; `host_of` gives an instance's host.
+fn plan<'a>(
+    actions: &[Item<'a>],
     config: &Value,
-    hosts: &HashMap<String, String>,
+    host_of: impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Schedule, PluginError> {
     check_keys(config, &["weights"], "workload_stabilization")?;
     let weights = match config.get("weights") {
@@ -137,7 +140,7 @@ fn plan(
     let mut edges = Vec::new();
     let mut parents_of: Vec<Vec<usize>> = vec![Vec::new(); actions.len()];
     // resource key -> [(action index, its kind)]
-    let mut ram: HashMap<String, Vec<(usize, Kind)>> = HashMap::new();
+    let mut ram: HashMap<Cow<'a, str>, Vec<(usize, Kind)>> = HashMap::new();
     for &(_, i) in &weighted {
         let a = &actions[i];
         let parents: Vec<usize> = match a.action_type {
@@ -154,13 +157,15 @@ fn plan(
                     .get(&r)
                     .map(|v| v.iter().map(|x| x.0).collect())
                     .unwrap_or_default();
-                let host = hosts.get(&r).cloned().ok_or_else(|| {
+                let host = host_of(&r).ok_or_else(|| {
                     PluginError::invalid_input(format!(
                         "resize {}: the host of instance {r} is unknown (give it in instance_hosts)",
                         a.id
                     ))
                 })?;
-                ram.entry(host).or_default().push((i, Kind::Resize));
+                ram.entry(Cow::Borrowed(host))
+                    .or_default()
+                    .push((i, Kind::Resize));
                 prev
             }
             "change_nova_service_state" => {
