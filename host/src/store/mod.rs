@@ -802,7 +802,10 @@ mod tests {
         .expect("rows");
         drop(conn);
         let s = Store::open(&path).expect("migrate");
-        assert_eq!(s.schema_version().ok(), Some(5));
+        assert_eq!(
+            s.schema_version().ok(),
+            Some(schema::MIGRATIONS.len() as i64)
+        );
         let rows = s.actions("p").expect("actions");
         let got: Vec<(&str, &str, &str)> = rows
             .iter()
@@ -832,6 +835,77 @@ mod tests {
             )
             .expect("plan");
         assert!(plan.contains("actions_plan"), "{plan}");
+    }
+
+    #[test]
+    fn migration_6_stores_parents_as_row_ids_and_reads_them_as_uuids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        // A database at schema version 5: parents as uuids, one of them
+        // unknown, in an order that is not the rows' order.
+        let conn = Connection::open(&path).expect("open");
+        for (i, sql) in schema::MIGRATIONS[..5].iter().enumerate() {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .expect("version");
+        }
+        conn.execute_batch(
+            "INSERT INTO action_plans (id, uuid, state, created_at) VALUES (7, 'p', 'RECOMMENDED', 't'); \
+             INSERT INTO actions (id, uuid, action_plan_id, name, action_type, state, parents, created_at) VALUES \
+               (11, 'u1', 7, 'a', 'nop', 'PENDING', '[]', 't'), \
+               (12, 'u2', 7, 'b', 'nop', 'PENDING', '[]', 't'), \
+               (13, 'u3', 7, 'c', 'nop', 'PENDING', '[\"u2\",\"gone\",\"u1\"]', 't');",
+        )
+        .expect("rows");
+        drop(conn);
+        let mut s = Store::open(&path).expect("migrate");
+        let stored: String = s
+            .conn()
+            .query_row("SELECT parents FROM actions WHERE id = 13", [], |r| {
+                r.get(0)
+            })
+            .expect("parents");
+        assert_eq!(stored, "[12,11]");
+        assert_eq!(s.actions("p").expect("actions")[2].parents, ["u2", "u1"]);
+        assert_eq!(s.action("u3").expect("action").parents, ["u2", "u1"]);
+        // A new plan's parents are row ids too, after the rows already there.
+        let p = s
+            .create_plan(&plans::NewPlan {
+                state: "RECOMMENDED".into(),
+                rows: vec![
+                    plans::NewPlanRow {
+                        name: "x",
+                        action_type: "nop",
+                        state: "PENDING",
+                        input_parameters_json: "{}",
+                        ..Default::default()
+                    },
+                    plans::NewPlanRow {
+                        name: "y",
+                        action_type: "nop",
+                        state: "PENDING",
+                        input_parameters_json: "{}",
+                        parents: &[0],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            })
+            .expect("plan");
+        let stored: Vec<(i64, String)> = s
+            .rows(
+                "SELECT id, parents FROM actions WHERE id > 13 ORDER BY id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("rows");
+        assert_eq!(stored, [(14, "[]".to_string()), (15, "[14]".to_string())]);
+        let rows = s.actions(&p.uuid).expect("actions");
+        assert_eq!(rows[1].parents, [rows[0].uuid.clone()]);
+        assert_eq!(
+            s.action(&rows[1].uuid).expect("y").parents,
+            [rows[0].uuid.clone()]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Action plans and their actions in the store.
 //!
-//! A plan is written in one transaction with all its actions (parents as
-//! uuids), its efficacy indicators, and an event per object created.
+//! A plan is written in one transaction with all its actions, its efficacy
+//! indicators, and an event per object created. An action's parents are
+//! stored as their row ids (schema migration 6) and read back as uuids.
 
 use super::{
     Event, Result, Store, StoreError, UUID_LEN, append_event, json_col, new_uuid, new_uuids_sorted,
@@ -11,6 +12,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 /// One action of a new plan.
 #[derive(Clone, Debug)]
@@ -80,7 +82,7 @@ pub struct NewPlan<'a> {
 const CHUNK: usize = 64;
 
 /// `INSERT INTO actions` of `rows` rows: `?1` the plan's id, `?2` the
-/// creation time, then 7 parameters a row.
+/// creation time, then 8 parameters a row.
 ///
 /// `OR FAIL`, not the default `OR ABORT`: a multi-row statement that may
 /// abort runs in a statement transaction, whose journal copies every page
@@ -88,19 +90,20 @@ const CHUNK: usize = 64;
 /// plan's transaction, and any error rolls that whole transaction back.
 fn actions_insert_sql(rows: usize) -> String {
     multi_row_insert(
-        "INSERT OR FAIL INTO actions (uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at)",
+        "INSERT OR FAIL INTO actions (id, uuid, action_plan_id, name, action_type, action_type_version, input_parameters, state, parents, created_at)",
         rows,
         |r| {
-            let b = 3 + 7 * r;
+            let b = 3 + 8 * r;
             format!(
-                "(?{},?1,?{},?{},?{},?{},?{},?{},?2)",
+                "(?{},?{},?1,?{},?{},?{},?{},?{},?{},?2)",
                 b,
                 b + 1,
                 b + 2,
                 b + 3,
                 b + 4,
                 b + 5,
-                b + 6
+                b + 6,
+                b + 7
             )
         },
     )
@@ -143,6 +146,12 @@ fn insert_rows(
     // Handed out in creation order (see new_uuids_sorted).
     let uuids = new_uuids_sorted(rows.len());
     let uuid = |i: usize| uuids.get(i * UUID_LEN..(i + 1) * UUID_LEN);
+    // Row ids are handed out here, so parents can name them: the write
+    // transaction holds the database's only write lock.
+    let first_id: i64 = tx.query_row("SELECT coalesce(max(id), 0) + 1 FROM actions", [], |r| {
+        r.get(0)
+    })?;
+    let id = |i: usize| first_id + i as i64;
     let mut parents = String::new();
     // The statements' text is built once per size (it is the cache's key).
     let full = (actions_insert_sql(CHUNK), events_insert_sql(CHUNK));
@@ -164,24 +173,23 @@ fn insert_rows(
         for (r, a) in chunk.iter().enumerate() {
             parents.clear();
             parents.push('[');
-            for u in a.parents.iter().filter_map(|&p| uuid(p)) {
+            for &p in a.parents.iter().filter(|&&p| p < rows.len()) {
                 if parents.len() > 1 {
                     parents.push(',');
                 }
-                // A uuid needs no escaping: this is its JSON text.
-                parents.push('"');
-                parents.push_str(u);
-                parents.push('"');
+                write!(parents, "{}", id(p))
+                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             }
             parents.push(']');
-            let b = 3 + 7 * r;
-            st.raw_bind_parameter(b, uuid(first + r).unwrap_or_default())?;
-            st.raw_bind_parameter(b + 1, a.name)?;
-            st.raw_bind_parameter(b + 2, a.action_type)?;
-            st.raw_bind_parameter(b + 3, a.action_type_version)?;
-            st.raw_bind_parameter(b + 4, a.input_parameters_json)?;
-            st.raw_bind_parameter(b + 5, a.state)?;
-            st.raw_bind_parameter(b + 6, parents.as_str())?;
+            let b = 3 + 8 * r;
+            st.raw_bind_parameter(b, id(first + r))?;
+            st.raw_bind_parameter(b + 1, uuid(first + r).unwrap_or_default())?;
+            st.raw_bind_parameter(b + 2, a.name)?;
+            st.raw_bind_parameter(b + 3, a.action_type)?;
+            st.raw_bind_parameter(b + 4, a.action_type_version)?;
+            st.raw_bind_parameter(b + 5, a.input_parameters_json)?;
+            st.raw_bind_parameter(b + 6, a.state)?;
+            st.raw_bind_parameter(b + 7, parents.as_str())?;
         }
         st.raw_execute()?;
         let mut ev = tx.prepare_cached(events_sql)?;
@@ -408,7 +416,7 @@ const PLAN_FROM: &str = "action_plans p LEFT JOIN audits a ON a.id = p.audit_id 
     LEFT JOIN strategies s ON s.id = p.strategy_id";
 
 const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, x.input_parameters, \
-    x.state, x.parents, x.outputs, x.status_message, x.created_at, x.updated_at";
+    x.state, x.parents, x.outputs, x.status_message, x.created_at, x.updated_at, x.id";
 
 impl Store {
     fn plan_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<PlanRow> {
@@ -518,19 +526,50 @@ impl Store {
     /// The actions of a plan, in creation order.
     pub fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
         let plan = self.plan(plan_uuid)?;
-        self.rows(
+        let mut read = self.rows(
             &format!(
                 "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
                  WHERE x.action_plan_id = ?1 AND x.deleted = 0 ORDER BY x.id"
             ),
             [plan.id],
             action_from_row,
-        )
+        )?;
+        // Parents are in the same plan: their uuids come from the rows read.
+        let by_id: HashMap<i64, usize> = read.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        let found: Vec<Vec<Option<String>>> = read
+            .iter()
+            .map(|r| {
+                r.parent_ids
+                    .iter()
+                    .map(|p| by_id.get(p).map(|&i| read[i].row.uuid.clone()))
+                    .collect()
+            })
+            .collect();
+        drop(by_id);
+        for (r, found) in read.iter_mut().zip(found) {
+            let ids = std::mem::take(&mut r.parent_ids);
+            for (p, f) in ids.into_iter().zip(found) {
+                match f {
+                    Some(u) => r.row.parents.push(u),
+                    None => r.row.parents.extend(self.action_uuid_by_id(p)?),
+                }
+            }
+        }
+        Ok(read.into_iter().map(|r| r.row).collect())
+    }
+
+    /// The uuid of the action with row id `id`, if there is one.
+    fn action_uuid_by_id(&self, id: i64) -> Result<Option<String>> {
+        self.conn()
+            .prepare_cached("SELECT uuid FROM actions WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
     }
 
     /// An action by uuid.
     pub fn action(&self, uuid: &str) -> Result<ActionRow> {
-        self.conn()
+        let mut read = self
+            .conn()
             .query_row(
                 &format!(
                     "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
@@ -544,7 +583,11 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound {
                 kind: "action",
                 id: uuid.into(),
-            })
+            })?;
+        for p in std::mem::take(&mut read.parent_ids) {
+            read.row.parents.extend(self.action_uuid_by_id(p)?);
+        }
+        Ok(read.row)
     }
 
     /// Stores a plan (one transaction); returns it.
@@ -554,9 +597,20 @@ impl Store {
     }
 }
 
-fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
-    let parents: Vec<String> = serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or_default();
-    Ok(ActionRow {
+/// An action as read, before its parents' ids become uuids.
+struct ReadAction {
+    row: ActionRow,
+    /// Its row id.
+    id: i64,
+    /// Its parents' row ids, in order.
+    parent_ids: Vec<i64>,
+}
+
+fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadAction> {
+    let text: String = r.get(7)?;
+    // Row ids since schema migration 6, which converted every stored list.
+    let parent_ids: Vec<i64> = serde_json::from_str(&text).unwrap_or_default();
+    let row = ActionRow {
         uuid: r.get(0)?,
         name: r.get(1)?,
         action_plan_uuid: r.get(2)?,
@@ -564,11 +618,16 @@ fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ActionRow> {
         action_type_version: r.get(4)?,
         input_parameters: json_col(r.get(5)?),
         state: r.get(6)?,
-        parents,
+        parents: Vec::with_capacity(parent_ids.len()),
         outputs: r.get::<_, Option<String>>(8)?.map(json_col),
         status_message: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+    };
+    Ok(ReadAction {
+        row,
+        id: r.get(12)?,
+        parent_ids,
     })
 }
 

@@ -206,4 +206,16 @@ DROP TABLE actions;
 ALTER TABLE actions_v5 RENAME TO actions;
 CREATE INDEX actions_plan ON actions(action_plan_id);
 "#,
+    // 6: an action's parents are stored as their row ids (`[12,13]`), not
+    // their uuids: a fifth of the text. A plan whose actions wait on many
+    // others (Watcher's node_resource_consolidation makes every migration
+    // wait for every disable: 100 parents each at 10,000 actions) no longer
+    // writes 4 KB of uuids a row. The store maps ids back to uuids when it
+    // reads actions (plans::resolve_parents).
+    r#"
+UPDATE actions SET parents = (
+    SELECT json_group_array(p.id ORDER BY j.key)
+    FROM json_each(actions.parents) j JOIN actions p ON p.uuid = j.value
+) WHERE parents <> '[]';
+"#,
 ];

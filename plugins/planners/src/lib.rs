@@ -300,6 +300,32 @@ mod tests {
             ws.schedule(actions.clone(), ws_context).expect("ws")
         );
         assert!(!from_text.edges.is_empty());
+        // node_resource_consolidation, on what it accepts of the mix (and
+        // a migration whose source node is not a string).
+        let mut nrc_actions: Vec<Action> = actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.action_type.as_str(),
+                    "migrate" | "change_nova_service_state"
+                )
+            })
+            .cloned()
+            .collect();
+        nrc_actions[0].input_parameters["source_node"] = json!({"odd": ["h1"]});
+        let nrc_texts: Vec<String> = nrc_actions
+            .iter()
+            .map(|a| a.input_parameters.to_string())
+            .collect();
+        let nrc = node_resource_consolidation::NodeResourceConsolidation;
+        let from_text = nrc
+            .schedule_refs(&refs(&nrc_actions, &nrc_texts), "{}")
+            .expect("nrc");
+        assert_eq!(
+            from_text,
+            nrc.schedule(nrc_actions.clone(), json!({})).expect("nrc")
+        );
+        assert!(!from_text.edges.is_empty());
         let rules = rules::Rules;
         let from_text = rules
             .schedule_refs(&r, &context.to_string())
