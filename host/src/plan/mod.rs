@@ -324,32 +324,55 @@ pub fn check(
         *slot += 1;
     }
     drop(next);
-    // Duplicate edges: adjacent once each child's parents are sorted.
-    let mut sorted = parents.clone();
+    // Duplicate edges: a parent seen twice for one child (marks stamped
+    // with the child's position, so nothing is sorted or copied).
+    let mut seen_for = vec![usize::MAX; n];
     for k in 0..n {
-        let s = &mut sorted[start[k]..start[k + 1]];
-        s.sort_unstable();
-        if let Some(w) = s.windows(2).find(|w| w[0] == w[1]) {
-            return Err(bad(format!(
-                "the edge {} -> {} appears twice",
-                actions[order[w[0]]].id, actions[order[k]].id
-            )));
+        for &p in &parents[start[k]..start[k + 1]] {
+            if std::mem::replace(&mut seen_for[p], k) == k {
+                return Err(bad(format!(
+                    "the edge {} -> {} appears twice",
+                    actions[order[p]].id, actions[order[k]].id
+                )));
+            }
         }
     }
-    drop(sorted);
-    let mut graph = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, edges.len());
-    for _ in 0..n {
-        graph.add_node(());
+    // Acyclic: Kahn's algorithm on the parent rows, from the actions no
+    // action waits for back to the roots. An action it cannot reach is on a
+    // cycle or waits behind one; petgraph then names one on the cycle.
+    let mut children = seen_for;
+    children.fill(0);
+    for &p in &parents {
+        children[p] += 1;
     }
-    for &(p, c) in edges {
-        graph.add_edge(
-            petgraph::graph::NodeIndex::new(p),
-            petgraph::graph::NodeIndex::new(c),
-            (),
-        );
+    let mut free: Vec<usize> = (0..n).filter(|&k| children[k] == 0).collect();
+    let mut removed = 0;
+    while let Some(k) = free.pop() {
+        removed += 1;
+        for &p in &parents[start[k]..start[k + 1]] {
+            children[p] -= 1;
+            if children[p] == 0 {
+                free.push(p);
+            }
+        }
     }
-    if let Err(cycle) = petgraph::algo::toposort(&graph, None) {
-        let i = cycle.node_id().index();
+    if removed < n {
+        let mut graph = petgraph::graph::DiGraph::<(), ()>::with_capacity(n, edges.len());
+        for _ in 0..n {
+            graph.add_node(());
+        }
+        for &(p, c) in edges {
+            graph.add_edge(
+                petgraph::graph::NodeIndex::new(p),
+                petgraph::graph::NodeIndex::new(c),
+                (),
+            );
+        }
+        let i = match petgraph::algo::toposort(&graph, None) {
+            Err(cycle) => cycle.node_id().index(),
+            // Unreachable when Kahn's count is right; still a refusal.
+            Ok(_) => order[children.iter().position(|&c| c > 0).unwrap_or(0)],
+        };
         return Err(bad(format!(
             "its graph has a cycle through action {}",
             actions[i].id
@@ -508,6 +531,75 @@ mod tests {
         assert!(e.to_string().contains("itself"), "{e}");
         let e = check("p", &a, &[0, 1, 2], &[(0, 2), (1, 2), (0, 2)]).unwrap_err();
         assert!(e.to_string().contains("a0 -> a2 appears twice"), "{e}");
+    }
+
+    #[test]
+    fn the_cycle_check_agrees_with_petgraph_on_random_graphs() {
+        // xorshift64*: deterministic graphs, some with cycles.
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut below = |n: usize| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        };
+        let (mut cyclic, mut acyclic) = (0, 0);
+        for round in 0..400 {
+            let n = 2 + below(12);
+            let a = actions(n);
+            let mut edges = Vec::new();
+            for _ in 0..below(2 * n) {
+                let (p, c) = (below(n), below(n));
+                // Mostly forward edges, so that about half are acyclic.
+                let back = round % 2 == 0 && below(2) == 0;
+                if p != c && (back || p < c) && !edges.contains(&(p, c)) {
+                    edges.push((p, c));
+                }
+            }
+            // Created in reverse, so positions differ from indexes.
+            let order: Vec<usize> = (0..n).rev().collect();
+            let mut g = petgraph::graph::DiGraph::<(), ()>::new();
+            for _ in 0..n {
+                g.add_node(());
+            }
+            for &(p, c) in &edges {
+                g.add_edge(
+                    petgraph::graph::NodeIndex::new(p),
+                    petgraph::graph::NodeIndex::new(c),
+                    (),
+                );
+            }
+            let want_cycle = petgraph::algo::is_cyclic_directed(&g);
+            match check("p", &a, &order, &edges) {
+                Ok(_) => {
+                    assert!(!want_cycle, "missed a cycle in {edges:?}");
+                    acyclic += 1;
+                }
+                Err(e) => {
+                    assert!(want_cycle, "{e} for {edges:?}");
+                    assert!(e.to_string().contains("cycle through action a"), "{e}");
+                    cyclic += 1;
+                }
+            }
+        }
+        assert!(
+            cyclic > 40 && acyclic > 40,
+            "{cyclic} cyclic, {acyclic} acyclic"
+        );
+    }
+
+    #[test]
+    fn a_chain_of_200000_actions_is_checked_without_recursion() {
+        let n = 200_000;
+        let a = actions(n);
+        let edges: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
+        let order: Vec<usize> = (0..n).collect();
+        let (start, parents) = check("p", &a, &order, &edges).expect("a chain");
+        assert_eq!(parents.len(), n - 1);
+        assert_eq!(&parents[start[n - 1]..start[n]], &[n - 2]);
+        let mut closed = edges;
+        closed.push((n - 1, 0));
+        assert!(check("p", &a, &order, &closed).is_err());
     }
 
     #[test]
