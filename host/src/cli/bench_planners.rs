@@ -274,7 +274,7 @@ pub fn run(env: &Env, sizes: &[usize], planners: &[String], runs: usize) -> CliR
             if planner == "node_resource_consolidation" && n > 10_000 {
                 planning.push(json!({
                     "planner": planner, "actions": n,
-                    "skipped": "every migration waits for every disable: about 99 million edges at 100,000 actions; not run",
+                    "skipped": "Watcher's semantics make every migration wait for every disable: about 99 million edges at 100,000 actions, 790 MB as the planner ABI's 8-byte edges alone, over the 200 MB target before anything is stored; not run",
                 }));
                 continue;
             }
