@@ -536,23 +536,13 @@ impl Store {
         )?;
         // Parents are in the same plan: their uuids come from the rows read.
         let by_id: HashMap<i64, usize> = read.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-        let found: Vec<Vec<Option<String>>> = read
-            .iter()
-            .map(|r| {
-                r.parent_ids
-                    .iter()
-                    .map(|p| by_id.get(p).map(|&i| read[i].row.uuid.clone()))
-                    .collect()
-            })
-            .collect();
-        drop(by_id);
-        for (r, found) in read.iter_mut().zip(found) {
-            let ids = std::mem::take(&mut r.parent_ids);
-            for (p, f) in ids.into_iter().zip(found) {
-                match f {
-                    Some(u) => r.row.parents.push(u),
-                    None => r.row.parents.extend(self.action_uuid_by_id(p)?),
-                }
+        for i in 0..read.len() {
+            for p in std::mem::take(&mut read[i].parent_ids) {
+                let uuid = match by_id.get(&p) {
+                    Some(&j) => Some(read[j].row.uuid.clone()),
+                    None => self.action_uuid_by_id(p)?,
+                };
+                read[i].row.parents.extend(uuid);
             }
         }
         Ok(read.into_iter().map(|r| r.row).collect())

@@ -48,12 +48,23 @@ impl<'a> Param<'a> {
     }
 
     /// The parameter as a value (for a parsed action).
-    pub(crate) fn of_value(v: &Value) -> Param<'static> {
+    fn of_value(v: &Value) -> Param<'static> {
         match v {
             Value::String(s) => Param::Str(Cow::Owned(s.clone())),
             v => Param::Other(Box::new(v.clone())),
         }
     }
+}
+
+/// [`pick`] for an action already parsed: the values of `keys` in its
+/// parameters (None when absent).
+pub(crate) fn pick_parsed<K: AsRef<str>>(
+    params: &Value,
+    keys: impl IntoIterator<Item = K>,
+) -> Vec<Option<Param<'static>>> {
+    keys.into_iter()
+        .map(|k| params.get(k.as_ref()).map(Param::of_value))
+        .collect()
 }
 
 /// A JSON string borrowed from the text it was read from unless it has

@@ -15,10 +15,7 @@ impl Planner for NodeResourceConsolidation {
             .iter()
             .map(|a| Item {
                 action_type: &a.action_type,
-                params: KEYS
-                    .iter()
-                    .map(|k| a.input_parameters.get(*k).map(Param::of_value))
-                    .collect(),
+                params: crate::pick_parsed(&a.input_parameters, KEYS),
             })
             .collect();
         plan(&items)

@@ -118,11 +118,7 @@ impl Keys {
         Item {
             id: &a.id,
             action_type: &a.action_type,
-            params: self
-                .0
-                .iter()
-                .map(|k| a.input_parameters.get(k).map(Param::of_value))
-                .collect(),
+            params: crate::pick_parsed(&a.input_parameters, &self.0),
         }
     }
 

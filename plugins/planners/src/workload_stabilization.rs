@@ -64,10 +64,7 @@ impl Planner for WorkloadStabilization {
             .map(|a| Item {
                 id: &a.id,
                 action_type: &a.action_type,
-                params: KEYS
-                    .iter()
-                    .map(|k| a.input_parameters.get(*k).map(Param::of_value))
-                    .collect(),
+                params: crate::pick_parsed(&a.input_parameters, KEYS),
             })
             .collect();
         plan(&items, &context["config"], |i| {
