@@ -1,0 +1,251 @@
+//! One attempt at an action, on a blocking thread: pre_condition, ONGOING,
+//! execute under the watchdog, outputs, post_condition.
+
+use super::*;
+
+/// What `execute` came to, with its post_condition when it succeeded.
+enum Executed {
+    /// `execute` failed.
+    Failed(PluginCallError),
+    /// Its outputs do not match the action type's outputs schema.
+    BadOutputs(String),
+    /// `execute` succeeded; the post_condition's verdict.
+    Done(Value, Result<(), PluginCallError>),
+}
+
+/// How one attempt at an action ended.
+pub(super) enum AttemptEnd {
+    /// The action reached a final state. Its transition (None: the store
+    /// already had the last word) is not committed yet: the thread commits
+    /// it with the next action's ONGOING, or on its own.
+    Finished {
+        state: St,
+        outputs: Option<Value>,
+        transition: Option<Box<ActionTransition>>,
+    },
+    /// `execute` failed (or its outputs were wrong): retry, or fail.
+    ExecuteFailed { why: String, from_execute: bool },
+    /// The attempt timed out; the engine side has dealt with it.
+    TimedOut,
+}
+
+/// Final states waiting for their commit, and what the scheduler learns
+/// once they are committed.
+#[derive(Default)]
+pub(super) struct Carry {
+    pub(super) transitions: Vec<Option<ActionTransition>>,
+    pub(super) completions: Vec<Completion>,
+}
+
+impl Carry {
+    pub(super) fn push(&mut self, c: Completion, t: Option<Box<ActionTransition>>) {
+        self.completions.push(c);
+        self.transitions.push(t.map(|t| *t));
+    }
+
+    /// Commits what is carried, with `own` (the next action's ONGOING) in
+    /// the same transaction, then tells the scheduler. Returns whether
+    /// `own` applied.
+    pub(super) fn commit_with(&mut self, run: &Run, own: Option<ActionTransition>) -> Option<bool> {
+        let carried = self.transitions.len();
+        let mut ts: Vec<ActionTransition> = Vec::with_capacity(carried + 1);
+        let mut slots = Vec::with_capacity(carried);
+        for t in self.transitions.drain(..) {
+            slots.push(t.is_some());
+            ts.extend(t);
+        }
+        let has_own = own.is_some();
+        ts.extend(own);
+        let mut results = if ts.is_empty() {
+            Vec::new()
+        } else {
+            run.shared.committer.commit_many(ts)
+        }
+        .into_iter();
+        let mut completions = std::mem::take(&mut self.completions);
+        for (c, committed) in completions.iter_mut().zip(slots) {
+            if committed && !matches!(results.next(), Some(Ok(true))) {
+                // Changed meanwhile (or the commit failed): the store has
+                // the last word.
+                let uuid = lock(&run.sched).nodes[c.index].row.uuid.clone();
+                match run.shared.db(|st| st.action(&uuid)) {
+                    Ok(a) => {
+                        c.state = St::from_db(&a.state);
+                        c.outputs = a.outputs;
+                    }
+                    Err(_) => c.state = St::Failed,
+                }
+            }
+        }
+        let own_applied = has_own.then(|| matches!(results.next(), Some(Ok(true))));
+        if !completions.is_empty() {
+            run.complete(completions);
+        }
+        own_applied
+    }
+}
+
+/// One attempt, on a blocking thread: create the handler, check
+/// pre_condition, commit ONGOING (first attempt, with whatever the thread
+/// carries), execute (registered with the watchdog), check the outputs,
+/// run post_condition. The final state is returned, not committed.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attempt_blocking(
+    run: &Run,
+    carry: &mut Carry,
+    row: &ActionRow,
+    entry: &str,
+    params: &Value,
+    ctx: &str,
+    first: bool,
+    timeout: Duration,
+    link: &TaskLink,
+) -> AttemptEnd {
+    use std::sync::atomic::Ordering::SeqCst;
+    let shared = &run.shared;
+    let uuid = row.uuid.as_str();
+    let finished =
+        |state: St, from: &[&str], msg: Option<String>, outputs: Option<Value>, ev: &str| {
+            let t = row_transition(row, from, state.db(), msg, outputs.clone(), ev);
+            AttemptEnd::Finished {
+                state,
+                outputs,
+                transition: Some(Box::new(t)),
+            }
+        };
+    let fail_pre = |why: String| {
+        finished(
+            St::Failed,
+            &["PENDING", "ONGOING"],
+            Some(format!("Action failed in pre_condition: {why}")),
+            None,
+            "action.execution.error",
+        )
+    };
+    let h = match shared.plugins.handler_json(entry, params, ctx) {
+        Ok(h) => Arc::new(h),
+        Err(e) => return fail_pre(message_of(&e)),
+    };
+    // pre_condition runs again just before each attempt.
+    match h.pre_condition() {
+        Ok(()) => {}
+        Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
+            return finished(
+                St::Skipped,
+                &["PENDING", "ONGOING"],
+                Some(format!(
+                    "Action was skipped automatically: {}",
+                    message_of(&e)
+                )),
+                None,
+                "action.update",
+            );
+        }
+        Err(e) => return fail_pre(message_of(&e)),
+    }
+    if shared.cancelling.load(SeqCst) {
+        return finished(St::Cancelled, &["PENDING"], None, None, "action.cancel.end");
+    }
+    if first {
+        let t = row_transition(
+            row,
+            &["PENDING"],
+            "ONGOING",
+            None,
+            None,
+            "action.execution.start",
+        );
+        if carry.commit_with(run, Some(t)) != Some(true) {
+            // Skipped by hand, or cancelled, meanwhile.
+            let now = shared.db(|st| st.action(uuid));
+            let (state, outputs) = now
+                .map(|a| (St::from_db(&a.state), a.outputs))
+                .unwrap_or((St::Cancelled, None));
+            return AttemptEnd::Finished {
+                state,
+                outputs,
+                transition: None,
+            };
+        }
+    }
+    // The timeout runs from the start of `execute`.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    lock(&shared.running).insert(
+        uuid.to_string(),
+        Running {
+            handler: h.clone(),
+            deadline: Instant::now() + timeout,
+            timed_out: timed_out.clone(),
+            expired: link.expired.clone(),
+        },
+    );
+    let executed = match h.execute() {
+        Err(e) => Executed::Failed(e),
+        Ok(outputs) => {
+            let version = semver::Version::parse(&row.action_type_version).ok();
+            let problem = shared
+                .types
+                .get(&row.action_type, version.as_ref())
+                .ok()
+                .and_then(|t| {
+                    t.outputs_validator()
+                        .and_then(|v| v.validate(&outputs).err().map(|e| e.to_string()))
+                });
+            match problem {
+                Some(why) => Executed::BadOutputs(why),
+                None => Executed::Done(outputs, h.post_condition()),
+            }
+        }
+    };
+    lock(&shared.running).remove(uuid);
+    if timed_out.load(SeqCst) {
+        return AttemptEnd::TimedOut;
+    }
+    match executed {
+        Executed::Done(outputs, post) => match post {
+            Ok(()) => finished(
+                St::Succeeded,
+                &["ONGOING"],
+                None,
+                Some(outputs),
+                "action.execution.end",
+            ),
+            Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => finished(
+                St::Succeeded,
+                &["ONGOING"],
+                None,
+                Some(outputs),
+                "action.execution.end",
+            ),
+            Err(e) => finished(
+                St::Failed,
+                &["ONGOING"],
+                Some(format!(
+                    "Action failed in post_condition: {}",
+                    message_of(&e)
+                )),
+                Some(outputs),
+                "action.execution.error",
+            ),
+        },
+        Executed::BadOutputs(why) => AttemptEnd::ExecuteFailed {
+            why: format!("its outputs do not match the action type's outputs schema: {why}"),
+            from_execute: false,
+        },
+        Executed::Failed(e)
+            if e.kind() == Some(ErrorKind::ABORTED) && shared.cancelling.load(SeqCst) =>
+        {
+            finished(
+                St::Cancelled,
+                &["ONGOING"],
+                Some("Action was aborted: its action plan was cancelled.".into()),
+                None,
+                "action.cancel.end",
+            )
+        }
+        Executed::Failed(e) => AttemptEnd::ExecuteFailed {
+            why: format!("The action {uuid} execution failed. {}", message_of(&e)),
+            from_execute: true,
+        },
+    }
+}

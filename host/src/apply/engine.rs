@@ -1,0 +1,301 @@
+//! The engine: the applier's entry points and its main loop (start what
+//! fits, poll for cancels, renew the lease, finish the plan).
+
+use super::*;
+
+/// The applier for one plan.
+pub struct Applier {
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Applier {
+    /// An applier over a store and the loaded plugins and action types.
+    pub fn new(
+        store: Store,
+        plugins: Arc<PluginRegistry>,
+        types: Arc<ActionTypeRegistry>,
+        plan_uuid: &str,
+        opts: ApplyOptions,
+    ) -> Self {
+        let store = Arc::new(Mutex::new(store));
+        Self {
+            shared: Arc::new(Shared {
+                committer: Committer::new(store.clone()),
+                store,
+                entries: Mutex::new(HashMap::new()),
+                plugins,
+                types,
+                context_tail: context_tail(plan_uuid, &opts.driver_config),
+                opts,
+                plan_uuid: plan_uuid.to_string(),
+                running: Mutex::new(HashMap::new()),
+                cancelling: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl Applier {
+    /// Applies the plan: takes the lease, resumes what was interrupted,
+    /// simulates, runs, and returns the final state.
+    pub async fn run(self) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        acquire(&shared).await?;
+        let result = self.run_leased().await;
+        release(&shared).await;
+        result
+    }
+
+    pub(super) async fn run_leased(&self) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let plan_uuid = shared.plan_uuid.clone();
+        let p = {
+            let u = plan_uuid.clone();
+            db(&shared, move |s| s.plan(&u)).await?
+        };
+        let resuming = p.state == "ONGOING" || p.state == "CANCELLING";
+        match p.state.as_str() {
+            "RECOMMENDED" | "PENDING" | "ONGOING" | "CANCELLING" => {}
+            other => {
+                return Err(ApplyError::NotRunnable {
+                    plan: plan_uuid,
+                    state: other.into(),
+                    why: "only RECOMMENDED, PENDING or interrupted (ONGOING, CANCELLING) plans run"
+                        .into(),
+                });
+            }
+        }
+        // A small page cache, before the plan is read into it: each commit
+        // ends with a scan of the cache (see `Store::limit_cache`).
+        let _ = db(&shared, |s| s.limit_cache(APPLIER_CACHE_KIB)).await;
+        let rows = {
+            let u = plan_uuid.clone();
+            db(&shared, move |s| s.actions(&u)).await?
+        };
+        let mut nodes = self.build_nodes(rows, &p);
+        // Interrupted actions first: nothing runs twice silently.
+        if resuming {
+            self.recover_interrupted(&mut nodes).await?;
+        }
+        let execution_rule = shared
+            .opts
+            .execution_rule
+            .clone()
+            .unwrap_or_else(|| shared.opts.policy.execution_rule.clone())
+            .to_uppercase();
+        if p.state != "CANCELLING" {
+            let u = plan_uuid.clone();
+            db(&shared, move |s| {
+                s.plan_transition(
+                    &u,
+                    &["RECOMMENDED", "PENDING"],
+                    "ONGOING",
+                    None,
+                    "action_plan.execution.start",
+                )
+            })
+            .await?;
+        }
+        if shared.opts.policy.simulate && p.state != "CANCELLING" {
+            let problems = self.simulate(&nodes).await;
+            if !problems.is_empty() {
+                let msg = format!(
+                    "Simulation failed; nothing was executed: {}",
+                    problems.join("; ")
+                );
+                let u = plan_uuid.clone();
+                let m = msg.clone();
+                db(&shared, move |s| {
+                    s.plan_transition(
+                        &u,
+                        &["ONGOING"],
+                        "FAILED",
+                        Some(&m),
+                        "action_plan.execution.error",
+                    )
+                })
+                .await?;
+                return Ok(PlanOutcome {
+                    uuid: plan_uuid,
+                    state: "FAILED".into(),
+                    status_message: Some(msg),
+                    simulation_problems: problems,
+                });
+            }
+        }
+        self.execute(nodes, &execution_rule).await
+    }
+
+    pub(super) async fn execute(
+        &self,
+        nodes: Vec<Node>,
+        rule: &str,
+    ) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let plan_uuid = shared.plan_uuid.clone();
+        let limits = shared.opts.policy.limits.iter().map(|l| l.max).collect();
+        let mut sched = Sched::new(
+            nodes,
+            limits,
+            sched::Rule::parse(rule),
+            shared.opts.max_workers,
+        );
+        sched.settle_initial();
+        let run = Arc::new(Run {
+            shared: shared.clone(),
+            sched: Mutex::new(sched),
+            wake: tokio::sync::Notify::new(),
+        });
+        let mut tasks: JoinSet<Result<(), ApplyError>> = JoinSet::new();
+        let _watchdog = AbortOnDrop(tokio::spawn(watchdog(shared.clone())));
+        let mut last_poll = Instant::now() - POLL;
+        let mut last_renew = Instant::now();
+        loop {
+            // CANCELLED decided in memory (STRICT) go to the store.
+            let decided = std::mem::take(&mut lock(&run.sched).to_commit);
+            commit_all(&shared, decided).await?;
+            // Renew the lease and look for a cancel from another process.
+            if last_renew.elapsed() > LEASE_TTL / 3 {
+                let (p, o) = (plan_uuid.clone(), shared.opts.owner.clone());
+                if !db(&shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await? {
+                    tracing::error!("lost the lease on action plan {plan_uuid}: stopping");
+                    let mut s = lock(&run.sched);
+                    if s.stopping.is_none() {
+                        s.stopping = Some("the applier lost its lease".into());
+                    }
+                }
+                last_renew = Instant::now();
+            }
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                let u = plan_uuid.clone();
+                // Just the state: `plan()` also counts the plan's actions,
+                // a scan of 100,000 rows ten times a second.
+                let state = db(&shared, move |s| s.plan_state(&u)).await?;
+                if state == "CANCELLING" && !lock(&run.sched).cancelled {
+                    shared
+                        .cancelling
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    // Cancelled: the pending actions are CANCELLED.
+                    let cancelled = {
+                        let mut s = lock(&run.sched);
+                        s.cancelled = true;
+                        s.cancel_pending(None, "action.cancel.end")
+                    };
+                    if shared.opts.policy.abort_on_cancel {
+                        let handlers: Vec<Arc<Handler>> = lock(&shared.running)
+                            .values()
+                            .map(|r| r.handler.clone())
+                            .collect();
+                        for h in handlers {
+                            if h.library()
+                                .manifest
+                                .entries
+                                .iter()
+                                .any(|e| e.name == h.entry() && e.abortable)
+                            {
+                                let _ = h.abort();
+                            }
+                        }
+                    }
+                    commit_all(&shared, cancelled).await?;
+                }
+            }
+            // Start what fits: workers, pools, the critical path first.
+            let (starts, idle) = {
+                let mut s = lock(&run.sched);
+                let mut starts = Vec::new();
+                while s.running < s.max_workers {
+                    let Some(i) = s.pop_ready() else { break };
+                    s.running += 1;
+                    starts.push(i);
+                }
+                (starts, s.running == 0 && s.to_commit.is_empty())
+            };
+            for i in starts {
+                tasks.spawn(worker(run.clone(), Start::Attempt(i, 0)));
+            }
+            if idle {
+                break;
+            }
+            // Wait for a worker to need the engine, or for the next poll.
+            tokio::select! {
+                _ = run.wake.notified() => {}
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    joined.map_err(|e| ApplyError::Task(e.to_string()))??;
+                }
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+        // Reap the workers (all idle now).
+        while let Some(joined) = tasks.join_next().await {
+            joined.map_err(|e| ApplyError::Task(e.to_string()))??;
+        }
+        let (nodes, completed_order, stopping, rollback, cancel_started, never_started) = {
+            let mut s = lock(&run.sched);
+            // Cancelled: what became ready meanwhile never starts. Stopped:
+            // what never started is CANCELLED.
+            let mut never_started = Vec::new();
+            if s.cancelled {
+                never_started.extend(s.cancel_pending(None, "action.cancel.end"));
+            }
+            if let Some(why) = s.stopping.clone() {
+                let msg = format!("Cancelled: the plan stopped because {why}.");
+                never_started.extend(s.cancel_pending(Some(msg), "action.update"));
+            }
+            (
+                std::mem::take(&mut s.nodes),
+                std::mem::take(&mut s.completed_order),
+                s.stopping.take(),
+                s.rollback,
+                s.cancelled,
+                never_started,
+            )
+        };
+        commit_all(&shared, never_started).await?;
+        if rollback {
+            self.rollback(&nodes, &completed_order).await?;
+        }
+        self.finish(&nodes, cancel_started, stopping.as_deref())
+            .await
+    }
+
+    pub(super) async fn finish(
+        &self,
+        nodes: &[Node],
+        cancelled: bool,
+        stopped: Option<&str>,
+    ) -> Result<PlanOutcome, ApplyError> {
+        let shared = self.shared.clone();
+        let u = shared.plan_uuid.clone();
+        let any_failed = nodes.iter().any(|n| n.state == St::Failed);
+        let any_skipped = nodes.iter().any(|n| n.state == St::Skipped);
+        let (state, event, msg): (&str, &str, Option<String>) = if cancelled {
+            ("CANCELLED", "action_plan.cancel.end", None)
+        } else if any_failed {
+            (
+                "FAILED",
+                "action_plan.execution.error",
+                stopped.map(|s| format!("Stopped: {s}.")),
+            )
+        } else {
+            (
+                "SUCCEEDED",
+                "action_plan.execution.end",
+                any_skipped.then(|| "One or more actions were skipped.".to_string()),
+            )
+        };
+        let m = msg.clone();
+        let uu = u.clone();
+        db(&shared, move |s| {
+            s.plan_transition(&uu, &["ONGOING", "CANCELLING"], state, m.as_deref(), event)
+        })
+        .await?;
+        Ok(PlanOutcome {
+            uuid: u,
+            state: state.into(),
+            status_message: msg,
+            simulation_problems: Vec::new(),
+        })
+    }
+}
