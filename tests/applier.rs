@@ -735,3 +735,123 @@ parameters:
     }
     assert!(interrupted >= 3, "only {interrupted} kills landed mid-plan");
 }
+
+/// `echo_arg`: prints `<value>` through the command handler.
+fn echo_arg_type(home: &Home) {
+    write_file(
+        &home.types,
+        "echo_arg.yaml",
+        "name: echo_arg\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", \"<%s>\", \"{{ value }}\"]\nparameters:\n  type: object\n  properties:\n    value: {type: string}\n",
+    );
+}
+
+#[test]
+fn action_parameters_are_never_rendered_as_templates() {
+    let home = Home::new();
+    echo_arg_type(&home);
+    // Cluster data that looks like a template: a host a tenant named, an
+    // expression naming another host, a reference the plan did not declare
+    // as one (a filter makes it an expression, not a reference).
+    let nasty = [
+        "c{{ 7*7 }}",
+        "{{ 'compute-003' }}",
+        "{{ actions.a0.outputs.stdout | upper }}",
+        "{% for i in range(3) %}x{% endfor %}",
+    ];
+    let plan = home.import_json(
+        "nasty.json",
+        &json!({"actions": nasty.iter().enumerate().map(|(i, v)| json!({
+            "id": format!("a{i}"), "action_type": "echo_arg",
+            "input_parameters": {"value": v},
+            "parents": if i == 0 { vec![] } else { vec![format!("a{}", i - 1)] },
+        })).collect::<Vec<_>>()}),
+    );
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    for (i, v) in nasty.iter().enumerate() {
+        let a = home.action(&plan, &format!("a{i}"));
+        assert_eq!(a["outputs"]["stdout"], format!("<{v}>"), "{a}");
+        assert_eq!(a["input_parameters"]["value"], *v, "stored as given: {a}");
+    }
+    // `action-type run` agrees with the applier.
+    let out = home.run(&[
+        "action-type",
+        "run",
+        "echo_arg",
+        "-p",
+        "value=c{{ 7*7 }}",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.json()["outputs"]["stdout"],
+        "<c{{ 7*7 }}>",
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_looping_with_template_runs_out_of_fuel_and_fails_its_action() {
+    let home = Home::new();
+    write_file(
+        &home.types,
+        "loop.yaml",
+        &format!(
+            "name: loop\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/bin/echo\", \"{}{{{{ v }}}}{}\"]\nparameters:\n  type: object\n  properties:\n    v: {{type: string}}\n",
+            "{% for i in [0,1,2,3,4,5,6,7,8,9] %}".repeat(8),
+            "{% endfor %}".repeat(8)
+        ),
+    );
+    let plan = home.import_json(
+        "loop.json",
+        &json!({"actions": [
+            {"id": "spin", "action_type": "loop", "input_parameters": {"v": "x"}},
+            {"id": "after", "action_type": "nop", "input_parameters": {"message": "after"}},
+        ]}),
+    );
+    // Simulation renders it first: it fails there, naming the action.
+    let out = home.run(&["action-plan", "start", &plan, "--wait", "--format", "json"]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    let problems = out.json()["simulation_problems"].to_string();
+    assert!(
+        problems.contains("spin") && problems.contains("fuel"),
+        "{problems}"
+    );
+    assert_eq!(home.action(&plan, "spin")["state"], "PENDING");
+    // Without simulation, the action fails when it runs; the plan goes on.
+    let plan = home.import_json(
+        "loop2.json",
+        &json!({"actions": [
+            {"id": "spin", "action_type": "loop", "input_parameters": {"v": "x"}},
+            {"id": "after", "action_type": "nop", "input_parameters": {"message": "after"}},
+        ]}),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        "watcher-compat",
+    ]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    let spin = home.action(&plan, "spin");
+    assert_eq!(spin["state"], "FAILED", "{spin}");
+    assert!(
+        spin["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fuel")),
+        "{spin}"
+    );
+    assert_eq!(home.action(&plan, "after")["state"], "SUCCEEDED");
+    // `action-type run` fails the same way, with the type named.
+    let out = home.run(&["action-type", "run", "loop", "-p", "v=x"]);
+    assert_ne!(out.status, 0);
+    assert!(
+        out.stderr.contains("loop") && out.stderr.contains("fuel"),
+        "{}",
+        out.stderr
+    );
+}

@@ -11,13 +11,31 @@ pub(super) fn message_of(e: &PluginCallError) -> String {
 }
 
 /// Everything an action needs before its handler can be created: its type,
-/// the handler entry, and the handler's parameters (templates rendered with
-/// the outputs of its ancestors).
+/// the handler entry, and the handler's parameters: the declared context
+/// references (`refs`, JSON pointers) substituted with the outputs of its
+/// ancestors, then the type's `with` templates rendered. Parameters are
+/// never rendered as templates: they carry cluster data.
 pub(super) fn prepare_handler(
     shared: &Shared,
     row: &ActionRow,
+    refs: &[String],
     ancestors_outputs: &Value,
 ) -> Result<(String, Value, bool), String> {
+    let (entry, t) = handler_entry(shared, row)?;
+    let params = template::substitute_references(&row.input_parameters, refs, ancestors_outputs)?;
+    let handler_params = match &t.with {
+        Some(with) => template::render(with, &params, ancestors_outputs)?,
+        None => params,
+    };
+    Ok((entry, handler_params, t.idempotent))
+}
+
+/// The handler entry an action maps to (cached per type and version), and
+/// its action type.
+pub(super) fn handler_entry<'a>(
+    shared: &'a Shared,
+    row: &ActionRow,
+) -> Result<(String, &'a crate::action_types::ActionType), String> {
     let version = semver::Version::parse(&row.action_type_version).ok();
     let t = shared
         .types
@@ -44,13 +62,7 @@ pub(super) fn prepare_handler(
             e
         }
     }?;
-    let params = template::render(&row.input_parameters, &json!({}), ancestors_outputs)
-        .map_err(|e| format!("parameters: {e}"))?;
-    let handler_params = match &t.with {
-        Some(with) => template::render(with, &params, ancestors_outputs)?,
-        None => params,
-    };
-    Ok((entry, handler_params, t.idempotent))
+    Ok((entry, t))
 }
 
 /// What a handler is told about its action, as the JSON text that crosses

@@ -79,11 +79,11 @@ pub use refs::referenced_actions;
 use attempt::{AttemptEnd, Carry, attempt_blocking};
 use commit::{Committer, commit_all, row_transition, transition};
 use context::{
-    context_tail, create_handler, handler_context, handler_context_json, message_of,
+    context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
     prepare_handler,
 };
 use lease::{acquire, release};
-use refs::{ancestor_outputs, ancestors_of};
+use refs::{ancestor_outputs, ancestors_of, declared_names};
 use sched::{Completion, Sched, Stop};
 use shared::{Shared, db};
 use thread::{Run, Start, TaskLink, ThreadEnd, run_on_thread};
@@ -208,6 +208,9 @@ struct Node {
     execute_failed: bool,
     pools: Vec<(usize, Option<String>)>,
     priority: f64,
+    /// JSON pointers of the parameters that hold context references the
+    /// plan declared (an imported plan's); nothing else is substituted.
+    refs: Vec<String>,
 }
 
 /// Locks a mutex, whether or not a panicking holder poisoned it.

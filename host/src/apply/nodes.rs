@@ -27,6 +27,7 @@ impl Applier {
                 let priority = extra["planner"]["priorities"][&row.name]
                     .as_f64()
                     .unwrap_or(f64::NAN);
+                let refs = declared_pointers(&extra, &row.name);
                 let state = St::from_db(&row.state);
                 let execute_failed = state == St::Failed
                     && row
@@ -41,6 +42,7 @@ impl Applier {
                     execute_failed,
                     pools,
                     priority,
+                    refs,
                 }
             })
             .collect();
@@ -110,4 +112,17 @@ pub(super) fn plan_extra(shared: &Shared, plan_uuid: &str) -> Value {
         .flatten()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null)
+}
+
+/// The parameters (JSON pointers) of an action that hold the context
+/// references its plan declared: `extra.references.<name>`.
+fn declared_pointers(extra: &Value, name: &str) -> Vec<String> {
+    extra["references"][name]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

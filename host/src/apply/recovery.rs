@@ -7,9 +7,14 @@ impl Applier {
     /// others are SUCCEEDED only if their post_condition confirms them.
     pub(super) async fn recover_interrupted(&self, nodes: &mut [Node]) -> Result<(), ApplyError> {
         let shared = self.shared.clone();
-        for n in nodes.iter_mut().filter(|n| n.state == St::Running) {
-            let row = n.row.clone();
-            let prep = prepare_handler(&shared, &row, &json!({}));
+        for i in 0..nodes.len() {
+            if nodes[i].state != St::Running {
+                continue;
+            }
+            let row = nodes[i].row.clone();
+            let outputs = ancestor_outputs(nodes, i, &shared.types);
+            let prep = prepare_handler(&shared, &row, &nodes[i].refs, &outputs);
+            let n = &mut nodes[i];
             let idempotent = prep.as_ref().map(|p| p.2).unwrap_or(false);
             let u = row.uuid.clone();
             if idempotent {

@@ -1,5 +1,6 @@
-//! Context references: the earlier actions whose outputs an action's
-//! templates name (`{{ actions.<name>.outputs.<key> }}`).
+//! Context references: the earlier actions whose outputs an action reads
+//! (`{{ actions.<name>.outputs.<key> }}`), in the parameters its plan
+//! declared as references and in its type's `with` templates.
 
 use super::*;
 
@@ -18,7 +19,7 @@ pub(super) fn ancestors_of(nodes: &[Node], i: usize) -> HashSet<usize> {
 /// (only those: a long chain does not copy every output into each action).
 pub(super) fn ancestor_outputs(nodes: &[Node], i: usize, types: &ActionTypeRegistry) -> Value {
     let row = &nodes[i].row;
-    let mut refs = referenced_actions(&row.input_parameters);
+    let mut refs = declared_names(row, &nodes[i].refs);
     let version = semver::Version::parse(&row.action_type_version).ok();
     if let Ok(t) = types.get(&row.action_type, version.as_ref())
         && let Some(w) = &t.with
@@ -39,6 +40,20 @@ pub(super) fn ancestor_outputs(nodes: &[Node], i: usize, types: &ActionTypeRegis
         }
     }
     Value::Object(m)
+}
+
+/// The actions named by the context references at `pointers` in an
+/// action's parameters.
+pub(super) fn declared_names(row: &ActionRow, pointers: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = pointers
+        .iter()
+        .filter_map(|p| row.input_parameters.pointer(p).and_then(Value::as_str))
+        .flat_map(template::references_in)
+        .map(|r| r.action)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The action names a value's templates refer to (`actions.<name>.…`).

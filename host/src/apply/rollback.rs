@@ -16,9 +16,12 @@ impl Applier {
             if n.state != St::Succeeded {
                 continue;
             }
-            let Ok((entry, params, _)) =
-                prepare_handler(&shared, &n.row, &ancestor_outputs(nodes, i, &shared.types))
-            else {
+            let Ok((entry, params, _)) = prepare_handler(
+                &shared,
+                &n.row,
+                &n.refs,
+                &ancestor_outputs(nodes, i, &shared.types),
+            ) else {
                 continue;
             };
             let version = semver::Version::parse(&n.row.action_type_version).ok();

@@ -392,6 +392,7 @@ mod tests {
             execute_failed: false,
             pools: Vec::new(),
             priority,
+            refs: Vec::new(),
         }
     }
 

@@ -31,7 +31,7 @@ impl Applier {
                 }
             };
             // Templates may only name ancestors; their outputs are unknown yet.
-            let refs = referenced_actions(&row.input_parameters);
+            let refs = declared_names(row, &n.refs);
             let ancestors = if refs.is_empty() {
                 HashSet::new()
             } else {
@@ -67,7 +67,7 @@ impl Applier {
             if !n.parents.is_empty() {
                 continue;
             }
-            let (entry, params, _) = match prepare_handler(shared, row, &json!({})) {
+            let (entry, params, _) = match prepare_handler(shared, row, &n.refs, &json!({})) {
                 Ok(x) => x,
                 Err(e) => {
                     problems.push(format!("{label}: {e}"));

@@ -110,15 +110,16 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
             }
         };
         *lock(&link.current) = (i, attempt);
-        let (row, ancestors) = {
+        let (row, refs, ancestors) = {
             let s = lock(&run.sched);
             (
                 s.nodes[i].row.clone(),
+                s.nodes[i].refs.clone(),
                 ancestor_outputs(&s.nodes, i, &shared.types),
             )
         };
         let recovery = shared.opts.policy.recovery_for(&row.action_type);
-        let end = match prepare_handler(shared, &row, &ancestors) {
+        let end = match prepare_handler(shared, &row, &refs, &ancestors) {
             Err(why) => {
                 let t = row_transition(
                     &row,

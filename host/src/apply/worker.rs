@@ -20,14 +20,12 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
         let library = match &start {
             Start::Permitted(i, _) => {
                 let row = lock(&run.sched).nodes[*i].row.clone();
-                prepare_handler(&shared, &row, &json!({}))
-                    .ok()
-                    .and_then(|(entry, _, _)| {
-                        shared
-                            .plugins
-                            .find(sextant_plugin_api::Kind::ActionHandler, &entry)
-                            .map(|e| e.library.clone())
-                    })
+                handler_entry(&shared, &row).ok().and_then(|(entry, _)| {
+                    shared
+                        .plugins
+                        .find(sextant_plugin_api::Kind::ActionHandler, &entry)
+                        .map(|e| e.library.clone())
+                })
             }
             Start::Attempt(..) | Start::Completed(_) => None,
         };

@@ -3,8 +3,9 @@
 
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
+use crate::action_types::template;
 use crate::action_types::{ActionFactory, NewAction};
-use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, referenced_actions};
+use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome};
 use crate::policy::Policy;
 use crate::store::plans::{NewPlan, NewPlanRow};
 use crate::store::{Store, StoreError};
@@ -110,8 +111,11 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
                 a.id
             )));
         }
-        let refs = referenced_actions(&a.input_parameters);
-        let inst = if refs.is_empty() {
+        // The plan declares its context references: the parameters that
+        // hold `{{ actions.<name>.outputs.<key> }}`. Only those are ever
+        // substituted, and only textually (template::substitute_references).
+        let declared = template::declared_references(&a.input_parameters);
+        let inst = if declared.is_empty() {
             factory
                 .instantiate(&NewAction::new(
                     a.action_type.clone(),
@@ -131,7 +135,7 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
                 resource_id: None,
             }
         };
-        actions.push((inst, state, refs));
+        actions.push((inst, state, declared));
     }
     let specs: Vec<sextant_plugin_api::abi::ActionSpec> = f
         .actions
@@ -147,7 +151,9 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
     )
     .map_err(|e| input(format!("{}: {e}", file.display())))?;
     // A template may only read the outputs of an ancestor.
-    for (i, (_, _, refs)) in actions.iter().enumerate() {
+    for (i, (_, _, declared)) in actions.iter().enumerate() {
+        let refs: std::collections::BTreeSet<&String> =
+            declared.iter().flat_map(|(_, names)| names).collect();
         let mut anc = std::collections::HashSet::new();
         let mut stack: Vec<usize> = edges.iter().filter(|e| e.1 == i).map(|e| e.0).collect();
         while let Some(p) = stack.pop() {
@@ -165,6 +171,16 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
             }
         }
     }
+    let references: serde_json::Map<String, Value> = f
+        .actions
+        .iter()
+        .zip(&actions)
+        .filter(|(_, (_, _, declared))| !declared.is_empty())
+        .map(|(a, (_, _, declared))| {
+            let pointers: Vec<Value> = declared.iter().map(|(p, _)| p.as_str().into()).collect();
+            (a.id.clone(), Value::Array(pointers))
+        })
+        .collect();
     let (mut store, _, _) = env.open_store_synced()?;
     let params: Vec<String> = actions
         .iter()
@@ -187,6 +203,11 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
                 state,
             })
             .collect(),
+        extra: if references.is_empty() {
+            Value::Null
+        } else {
+            serde_json::json!({ "references": references })
+        },
         ..Default::default()
     })?;
     if !print_structured(format, &serde_json::json!({"action_plan": plan.uuid}))? {

@@ -72,8 +72,9 @@ pub struct NewPlan<'a> {
     /// More actions, borrowed, created after `actions`: the cheaper way for
     /// large plans (no parameters cloned, none serialized twice).
     pub rows: Vec<NewPlanRow<'a>>,
-    /// The policy and the planner's extras (pools, priorities), as
-    /// `{"policy": …, "planner": …}`.
+    /// The policy, the planner's extras (pools, priorities) and the context
+    /// references an imported plan declared (JSON pointers by action name), as
+    /// `{"policy": …, "planner": …, "references": {"<name>": ["/key", …]}}`.
     pub extra: Value,
 }
 
