@@ -855,3 +855,70 @@ fn a_looping_with_template_runs_out_of_fuel_and_fails_its_action() {
         out.stderr
     );
 }
+
+/// Makes every commit that sets action `name` to `state` fail, as a full
+/// disk would: a trigger in the real store, outside the applier.
+fn fail_commits_of(home: &Home, name: &str, state: &str) -> rusqlite::Connection {
+    let db = home.path().join("data/sextant/sextant.db");
+    let conn = rusqlite::Connection::open(&db).expect("open the store");
+    conn.execute_batch(&format!(
+        "CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
+         WHEN NEW.name = '{name}' AND NEW.state = '{state}' \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test trigger)'); END;"
+    ))
+    .expect("trigger");
+    conn
+}
+
+#[test]
+fn a_failed_final_state_commit_stops_the_applier_and_the_plan_resumes() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "chain.json",
+        &json!({"actions": [
+            nop("first", &[], json!({})),
+            nop("second", &["first"], json!({})),
+            nop("other", &[], json!({})),
+        ]}),
+    );
+    let conn = fail_commits_of(&home, "first", "SUCCEEDED");
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--max-workers",
+        "1",
+    ]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("first") && out.stderr.contains("disk is full"),
+        "the error names the action and the cause: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("resume"), "{}", out.stderr);
+    // Interrupted, not ended: the child never ran on a state the store
+    // does not hold, and nothing was cancelled.
+    assert_eq!(home.plan(&plan)["state"], "ONGOING");
+    assert_eq!(home.action(&plan, "first")["state"], "ONGOING");
+    assert_eq!(home.action(&plan, "second")["state"], "PENDING");
+    let started = |events: &[Value], name: &str| {
+        let uuid = home.action(&plan, name)["uuid"].clone();
+        events
+            .iter()
+            .filter(|e| e["event_type"] == "action.execution.start" && e["object_uuid"] == uuid)
+            .count()
+    };
+    assert_eq!(started(&home.events(&plan), "second"), 0);
+
+    // The disk has room again: the plan resumes and ends, each action run
+    // once more at most (first is idempotent: it runs again).
+    conn.execute_batch("DROP TRIGGER fail_commit")
+        .expect("drop");
+    let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+    let events = home.events(&plan);
+    assert_eq!(started(&events, "second"), 1, "{events:?}");
+    assert_eq!(started(&events, "other"), 1, "{events:?}");
+}

@@ -27,6 +27,9 @@ pub(super) enum AttemptEnd {
     ExecuteFailed { why: String, from_execute: bool },
     /// The attempt timed out; the engine side has dealt with it.
     TimedOut,
+    /// The applier was interrupted before the action went ONGOING: it
+    /// stays PENDING in the store.
+    Interrupted,
 }
 
 /// Final states waiting for their commit, and what the scheduler learns
@@ -62,22 +65,46 @@ impl Carry {
             run.shared.committer.commit_many(ts)
         }
         .into_iter();
-        let mut completions = std::mem::take(&mut self.completions);
-        for (c, committed) in completions.iter_mut().zip(slots) {
-            if committed && !matches!(results.next(), Some(Ok(true))) {
-                // Changed meanwhile (or the commit failed): the store has
-                // the last word.
-                let uuid = lock(&run.sched).nodes[c.index].row.uuid.clone();
-                match run.shared.db(|st| st.action(&uuid)) {
-                    Ok(a) => {
-                        c.state = St::from_db(&a.state);
-                        c.outputs = a.outputs;
+        let mut completions = Vec::with_capacity(carried);
+        for (mut c, committed) in std::mem::take(&mut self.completions).into_iter().zip(slots) {
+            if committed {
+                match results.next() {
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) => {
+                        // Changed meanwhile: the store has the last word.
+                        let uuid = lock(&run.sched).nodes[c.index].row.uuid.clone();
+                        match run.shared.db(|st| st.action(&uuid)) {
+                            Ok(a) => {
+                                c.state = St::from_db(&a.state);
+                                c.outputs = a.outputs;
+                            }
+                            Err(e) => {
+                                run.interrupt(format!("reading action {uuid} failed: {e}"));
+                                continue;
+                            }
+                        }
                     }
-                    Err(_) => c.state = St::Failed,
+                    failed => {
+                        // Not committed: its children are never released
+                        // on a state the store does not hold.
+                        let name = lock(&run.sched).nodes[c.index].row.name.clone();
+                        run.interrupt(commit_failure(
+                            &format!("the final state of action {name}"),
+                            failed,
+                        ));
+                        continue;
+                    }
                 }
             }
+            completions.push(c);
         }
-        let own_applied = has_own.then(|| matches!(results.next(), Some(Ok(true))));
+        let own_applied = has_own.then(|| match results.next() {
+            Some(Ok(applied)) => applied,
+            failed => {
+                run.interrupt(commit_failure("an action's ONGOING", failed));
+                false
+            }
+        });
         if !completions.is_empty() {
             run.complete(completions);
         }
@@ -156,6 +183,9 @@ pub(super) fn attempt_blocking(
             "action.execution.start",
         );
         if carry.commit_with(run, Some(t)) != Some(true) {
+            if run.interrupted() {
+                return AttemptEnd::Interrupted;
+            }
             // Skipped by hand, or cancelled, meanwhile.
             let now = shared.db(|st| st.action(uuid));
             let (state, outputs) = now
@@ -202,32 +232,35 @@ pub(super) fn attempt_blocking(
         return AttemptEnd::TimedOut;
     }
     match executed {
-        Executed::Done(outputs, post) => match post {
-            Ok(()) => finished(
-                St::Succeeded,
-                &["ONGOING"],
-                None,
-                Some(outputs),
-                "action.execution.end",
-            ),
-            Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => finished(
-                St::Succeeded,
-                &["ONGOING"],
-                None,
-                Some(outputs),
-                "action.execution.end",
-            ),
-            Err(e) => finished(
-                St::Failed,
-                &["ONGOING"],
-                Some(format!(
-                    "Action failed in post_condition: {}",
-                    message_of(&e)
-                )),
-                Some(outputs),
-                "action.execution.error",
-            ),
-        },
+        Executed::Done(outputs, post) => {
+            let outputs = bounded_outputs(&row.name, outputs);
+            match post {
+                Ok(()) => finished(
+                    St::Succeeded,
+                    &["ONGOING"],
+                    None,
+                    Some(outputs),
+                    "action.execution.end",
+                ),
+                Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => finished(
+                    St::Succeeded,
+                    &["ONGOING"],
+                    None,
+                    Some(outputs),
+                    "action.execution.end",
+                ),
+                Err(e) => finished(
+                    St::Failed,
+                    &["ONGOING"],
+                    Some(format!(
+                        "Action failed in post_condition: {}",
+                        message_of(&e)
+                    )),
+                    Some(outputs),
+                    "action.execution.error",
+                ),
+            }
+        }
         Executed::BadOutputs(why) => AttemptEnd::ExecuteFailed {
             why: format!("its outputs do not match the action type's outputs schema: {why}"),
             from_execute: false,
@@ -247,5 +280,47 @@ pub(super) fn attempt_blocking(
             why: format!("The action {uuid} execution failed. {}", message_of(&e)),
             from_execute: true,
         },
+    }
+}
+
+/// Why a commit failed, for [`Run::interrupt`].
+fn commit_failure(what: &str, result: Option<Result<bool, StoreError>>) -> String {
+    match result {
+        Some(Err(e)) => format!("committing {what} failed: {e}"),
+        _ => format!("committing {what} failed: no result"),
+    }
+}
+
+/// The most a stored output may take, as JSON text: far below SQLite's
+/// limits (1 GB a value), so a handler that returns too much cannot make
+/// the commit of its final state fail.
+pub(super) const MAX_STORED_OUTPUTS: usize = 1 << 20;
+
+/// `outputs`, or, when its JSON is over [`MAX_STORED_OUTPUTS`], a marker
+/// saying so (`{"truncated": {"bytes": N, "limit": L}}`): the action
+/// ran, so it does not fail for it, but its outputs are not kept.
+fn bounded_outputs(name: &str, outputs: Value) -> Value {
+    let bytes = crate::json_text(&outputs).len();
+    if bytes <= MAX_STORED_OUTPUTS {
+        return outputs;
+    }
+    tracing::warn!(
+        "action {name} returned {bytes} bytes of outputs, over the {MAX_STORED_OUTPUTS}-byte limit: they are not stored"
+    );
+    json!({"truncated": {"bytes": bytes, "limit": MAX_STORED_OUTPUTS}})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_over_the_limit_are_replaced_by_a_marker() {
+        let small = json!({"stdout": "ok"});
+        assert_eq!(bounded_outputs("a", small.clone()), small);
+        let big = json!({"stdout": "x".repeat(MAX_STORED_OUTPUTS)});
+        let kept = bounded_outputs("a", big);
+        assert_eq!(kept["truncated"]["limit"], MAX_STORED_OUTPUTS);
+        assert!(kept["truncated"]["bytes"].as_u64() > Some(MAX_STORED_OUTPUTS as u64));
     }
 }

@@ -153,25 +153,33 @@ impl Applier {
         loop {
             // CANCELLED decided in memory (STRICT) go to the store.
             let decided = std::mem::take(&mut lock(&run.sched).to_commit);
-            commit_all(&shared, decided).await?;
+            if let Err(e) = commit_all(&shared, decided).await {
+                run.interrupt(format!("committing cancelled actions failed: {e}"));
+            }
             // Renew the lease and look for a cancel from another process.
+            // Losing the lease, or the store, stops this applier and leaves
+            // the plan to whoever resumes it.
             if last_renew.elapsed() > LEASE_TTL / 3 {
                 let (p, o) = (plan_uuid.clone(), shared.opts.owner.clone());
-                if !db(&shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await? {
-                    tracing::error!("lost the lease on action plan {plan_uuid}: stopping");
-                    let mut s = lock(&run.sched);
-                    if s.stopping.is_none() {
-                        s.stopping = Some("the applier lost its lease".into());
-                    }
+                match db(&shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await {
+                    Ok(true) => {}
+                    Ok(false) => run.interrupt("the applier lost its lease on the plan".into()),
+                    Err(e) => run.interrupt(format!("renewing the lease failed: {e}")),
                 }
                 last_renew = Instant::now();
             }
-            if last_poll.elapsed() >= POLL {
+            if !run.interrupted() && last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
                 let u = plan_uuid.clone();
                 // Just the state: `plan()` also counts the plan's actions,
                 // a scan of 100,000 rows ten times a second.
-                let state = db(&shared, move |s| s.plan_state(&u)).await?;
+                let state = match db(&shared, move |s| s.plan_state(&u)).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        run.interrupt(format!("reading the plan's state failed: {e}"));
+                        continue;
+                    }
+                };
                 if state == "CANCELLING" && !lock(&run.sched).cancelled {
                     shared
                         .cancelling
@@ -198,7 +206,9 @@ impl Applier {
                             }
                         }
                     }
-                    commit_all(&shared, cancelled).await?;
+                    if let Err(e) = commit_all(&shared, cancelled).await {
+                        run.interrupt(format!("committing cancelled actions failed: {e}"));
+                    }
                 }
             }
             // Start what fits: workers, pools, the critical path first.
@@ -230,6 +240,15 @@ impl Applier {
         // Reap the workers (all idle now).
         while let Some(joined) = tasks.join_next().await {
             joined.map_err(|e| ApplyError::Task(e.to_string()))??;
+        }
+        // Interrupted: nothing is cancelled or settled; the plan stays
+        // ONGOING, and a resume continues it.
+        let interrupted = lock(&run.sched).interrupted.clone();
+        if let Some(why) = interrupted {
+            return Err(ApplyError::Interrupted {
+                plan: plan_uuid,
+                why,
+            });
         }
         let (nodes, completed_order, stopping, rollback, cancel_started, never_started) = {
             let mut s = lock(&run.sched);

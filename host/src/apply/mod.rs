@@ -119,6 +119,16 @@ pub enum ApplyError {
         /// What would make it runnable.
         why: String,
     },
+    /// The applier stopped without ending the plan (a commit failed, the
+    /// lease was lost, or the service is stopping): the plan stays ONGOING
+    /// and `action-plan resume` continues it.
+    #[error("the applier of action plan {plan} stopped: {why}; the plan is left to resume")]
+    Interrupted {
+        /// The plan.
+        plan: String,
+        /// Why.
+        why: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

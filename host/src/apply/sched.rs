@@ -103,6 +103,10 @@ pub(super) struct Sched {
     pub rollback: bool,
     /// The plan is being cancelled.
     pub cancelled: bool,
+    /// Why this applier stops without ending the plan (a commit to the
+    /// store failed, or the service is shutting down): nothing more starts,
+    /// nothing is cancelled, and the plan stays ONGOING for a resume.
+    pub interrupted: Option<String>,
 }
 
 impl Sched {
@@ -132,6 +136,7 @@ impl Sched {
             stopping: None,
             rollback: false,
             cancelled: false,
+            interrupted: None,
         }
     }
 
@@ -149,7 +154,7 @@ impl Sched {
 
     /// Whether new actions may start.
     pub(super) fn open(&self) -> bool {
-        self.stopping.is_none() && !self.cancelled
+        self.stopping.is_none() && !self.cancelled && self.interrupted.is_none()
     }
 
     fn fits(&self, i: usize) -> bool {

@@ -14,6 +14,23 @@ pub(super) struct Run {
 }
 
 impl Run {
+    /// Stops this applier without ending the plan: nothing more starts,
+    /// and the plan stays ONGOING for a resume. The first reason is kept.
+    pub(super) fn interrupt(&self, why: String) {
+        let mut s = lock(&self.sched);
+        if s.interrupted.is_none() {
+            tracing::error!(plan = %self.shared.plan_uuid, "stopping the applier: {why}");
+            s.interrupted = Some(why);
+        }
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    /// Whether [`Run::interrupt`] was called.
+    pub(super) fn interrupted(&self) -> bool {
+        lock(&self.sched).interrupted.is_some()
+    }
+
     /// Tells the scheduler about committed final states, and wakes the
     /// engine if there is work for it.
     pub(super) fn complete(&self, completions: Vec<Completion>) {
@@ -197,6 +214,12 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
                     why,
                     from_execute,
                 };
+            }
+            AttemptEnd::Interrupted => {
+                carry.commit_with(run, None);
+                lock(&run.sched).running -= 1;
+                run.wake.notify_one();
+                return ThreadEnd::Idle;
             }
             AttemptEnd::TimedOut => {
                 // The task went on when the watchdog fired; this thread

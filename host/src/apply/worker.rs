@@ -107,6 +107,16 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             execute_failed: from_execute,
             outputs: None,
         };
+        if let Err(e) = &failed {
+            // Not committed: nothing learns of a state the store does not hold.
+            run.interrupt(format!(
+                "committing the final state of action {} failed: {e}",
+                row.name
+            ));
+            lock(&run.sched).running -= 1;
+            run.wake.notify_one();
+            return Ok(());
+        }
         if matches!(failed, Ok(false)) {
             // A timed-out attempt finished and settled the action first:
             // the store has the last word.
