@@ -53,6 +53,11 @@ pub struct Config {
     /// `{type: webhook, url, retries?, timeout?, queue?}`.
     #[serde(default)]
     pub notifications: Vec<crate::notify::Sink>,
+    /// How long a stopping `serve` (SIGTERM, SIGINT) waits for the running
+    /// actions it cannot abort before it leaves them to the next resume:
+    /// `30s` (the default), `2m`, or seconds.
+    #[serde(default, deserialize_with = "grace_period")]
+    pub grace_period: Option<std::time::Duration>,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -79,9 +84,35 @@ impl Default for Config {
             drivers: default_drivers(),
             collector: default_collector(),
             notifications: Vec::new(),
+            grace_period: None,
             source: None,
         }
     }
+}
+
+/// The longest grace period: a day.
+const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+fn grace_period<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(f64),
+        Text(String),
+    }
+    let text = match Text::deserialize(d)? {
+        Text::Seconds(s) => s.to_string(),
+        Text::Text(t) => t,
+    };
+    let grace = crate::policy::duration(&text).map_err(serde::de::Error::custom)?;
+    if grace > MAX_GRACE {
+        return Err(serde::de::Error::custom(format!(
+            "grace_period {text:?} is over a day"
+        )));
+    }
+    Ok(Some(grace))
 }
 
 /// The data directory: `$XDG_DATA_HOME/sextant`, else

@@ -190,12 +190,12 @@ pub struct Policy {
     pub source: Option<PathBuf>,
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
+/// A duration: seconds, or text like `30s`, `2m`, `500ms`.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     if let Ok(s) = text.trim().parse::<f64>()
-        && s.is_finite()
-        && s >= 0.0
+        && let Ok(d) = Duration::try_from_secs_f64(s)
     {
-        return Ok(Duration::from_secs_f64(s));
+        return Ok(d);
     }
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration (like 30s, 2m, 500ms): {e}"))

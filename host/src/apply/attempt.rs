@@ -203,6 +203,7 @@ pub(super) fn attempt_blocking(
     lock(&shared.running).insert(
         uuid.to_string(),
         Running {
+            abortable: abortable(shared, row, &h),
             handler: h.clone(),
             deadline: Instant::now() + timeout,
             timed_out: timed_out.clone(),
@@ -276,12 +277,46 @@ pub(super) fn attempt_blocking(
                 "action.cancel.end",
             )
         }
+        Executed::Failed(e)
+            if e.kind() == Some(ErrorKind::ABORTED) && shared.service_stopping.load(SeqCst) =>
+        {
+            let t = row_transition(
+                row,
+                &["ONGOING"],
+                "PENDING",
+                Some(STOPPED_MESSAGE.into()),
+                None,
+                "action.update",
+            );
+            carry.commit_with(run, Some(t));
+            AttemptEnd::Interrupted
+        }
         Executed::Failed(e) => AttemptEnd::ExecuteFailed {
             why: format!("The action {uuid} execution failed. {}", message_of(&e)),
             from_execute: true,
         },
     }
 }
+
+/// Whether a cancel or a stop may abort the action: its type says it is
+/// abortable, and so does its handler.
+fn abortable(shared: &Shared, row: &ActionRow, h: &Handler) -> bool {
+    let version = semver::Version::parse(&row.action_type_version).ok();
+    let by_type = shared
+        .types
+        .get(&row.action_type, version.as_ref())
+        .is_ok_and(|t| t.abortable);
+    by_type
+        && h.library()
+            .manifest
+            .entries
+            .iter()
+            .any(|e| e.name == h.entry() && e.abortable)
+}
+
+/// The status message of an action put back to PENDING when its applier
+/// stopped.
+pub(super) const STOPPED_MESSAGE: &str = "Stopped: the applier was asked to stop, so the action was aborted (or not retried); it runs again when the plan resumes.";
 
 /// Why a commit failed, for [`Run::interrupt`].
 fn commit_failure(what: &str, result: Option<Result<bool, StoreError>>) -> String {

@@ -30,6 +30,7 @@ impl Applier {
                 plan_uuid: plan_uuid.to_string(),
                 running: Mutex::new(HashMap::new()),
                 cancelling: std::sync::atomic::AtomicBool::new(false),
+                service_stopping: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -150,7 +151,39 @@ impl Applier {
         let _watchdog = AbortOnDrop(tokio::spawn(watchdog(shared.clone())));
         let mut last_poll = Instant::now() - POLL;
         let mut last_renew = Instant::now();
+        let mut grace_until: Option<Instant> = None;
         loop {
+            // Asked to stop: launch nothing more, abort what can be
+            // aborted (it goes back to PENDING), give the rest the grace
+            // period, then leave them to the resume.
+            if shared.opts.stop.is_stopping() && grace_until.is_none() {
+                let running = lock(&run.sched).running;
+                tracing::info!(
+                    plan = %plan_uuid,
+                    "stopping: {running} action(s) running; aborting the abortable ones, waiting up to {}s for the others",
+                    shared.opts.grace.as_secs_f64()
+                );
+                shared
+                    .service_stopping
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                run.interrupt("the applier was asked to stop".into());
+                abort_abortable(&shared);
+                grace_until = Some(Instant::now() + shared.opts.grace);
+            }
+            if let Some(until) = grace_until
+                && Instant::now() >= until
+            {
+                let left = lock(&run.sched).running;
+                tracing::warn!(
+                    plan = %plan_uuid,
+                    "grace period over: leaving {left} running action(s) to the resume"
+                );
+                let why = lock(&run.sched).interrupted.clone().unwrap_or_default();
+                return Err(ApplyError::Interrupted {
+                    plan: plan_uuid,
+                    why,
+                });
+            }
             // CANCELLED decided in memory (STRICT) go to the store.
             let decided = std::mem::take(&mut lock(&run.sched).to_commit);
             if let Err(e) = commit_all(&shared, decided).await {
@@ -191,20 +224,7 @@ impl Applier {
                         s.cancel_pending(None, "action.cancel.end")
                     };
                     if shared.opts.policy.abort_on_cancel {
-                        let handlers: Vec<Arc<Handler>> = lock(&shared.running)
-                            .values()
-                            .map(|r| r.handler.clone())
-                            .collect();
-                        for h in handlers {
-                            if h.library()
-                                .manifest
-                                .entries
-                                .iter()
-                                .any(|e| e.name == h.entry() && e.abortable)
-                            {
-                                let _ = h.abort();
-                            }
-                        }
+                        abort_abortable(&shared);
                     }
                     if let Err(e) = commit_all(&shared, cancelled).await {
                         run.interrupt(format!("committing cancelled actions failed: {e}"));
@@ -316,5 +336,18 @@ impl Applier {
             status_message: msg,
             simulation_problems: Vec::new(),
         })
+    }
+}
+
+/// Asks every running action that is abortable (its type and its handler
+/// both say so) to abort.
+fn abort_abortable(shared: &Shared) {
+    let handlers: Vec<Arc<Handler>> = lock(&shared.running)
+        .values()
+        .filter(|r| r.abortable)
+        .map(|r| r.handler.clone())
+        .collect();
+    for h in handlers {
+        let _ = h.abort();
     }
 }

@@ -76,7 +76,7 @@ pub use lease::owner_id;
 pub use refs::referenced_actions;
 
 // What the jobs share with each other (each child module imports `super::*`).
-use attempt::{AttemptEnd, Carry, attempt_blocking};
+use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
 use commit::{Committer, commit_all, row_transition, transition};
 use context::{
     context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
@@ -137,6 +137,41 @@ pub enum ApplyError {
     Task(String),
 }
 
+/// Asks appliers to stop cleanly, from a signal handler or another thread:
+/// they launch nothing more, abort the running abortable actions (which go
+/// back to PENDING), let the others finish within their grace period, and
+/// leave their plans ONGOING for a resume.
+///
+/// ```
+/// let stop = sextant::apply::StopSignal::default();
+/// assert!(!stop.is_stopping());
+/// stop.stop();
+/// assert!(stop.is_stopping());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct StopSignal(Arc<std::sync::atomic::AtomicBool>);
+
+impl StopSignal {
+    /// Asks to stop.
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The flag itself, for `signal_hook::flag::register`.
+    pub fn flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.0.clone()
+    }
+}
+
+/// How long a stopping applier waits for its non-abortable actions, unless
+/// configured (`grace_period`).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
 /// How to apply a plan.
 #[derive(Clone, Debug)]
 pub struct ApplyOptions {
@@ -155,6 +190,11 @@ pub struct ApplyOptions {
     /// Per-driver configuration handed to handlers in their context
     /// (`{"sim": {"sim_db": …}}`).
     pub driver_config: Value,
+    /// Asks this applier to stop cleanly (see [`StopSignal`]).
+    pub stop: StopSignal,
+    /// How long, once stopping, to wait for the running actions that
+    /// cannot be aborted before leaving them to the resume.
+    pub grace: Duration,
 }
 
 /// The end of a run.

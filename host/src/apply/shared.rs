@@ -19,6 +19,9 @@ pub(super) struct Shared {
     /// that times them out.
     pub(super) running: Mutex<HashMap<String, Running>>,
     pub(super) cancelling: std::sync::atomic::AtomicBool,
+    /// The applier is stopping (see `StopSignal`): an aborted action goes
+    /// back to PENDING instead of failing.
+    pub(super) service_stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {

@@ -5,6 +5,9 @@ use super::*;
 /// An action whose `execute` runs.
 pub(super) struct Running {
     pub(super) handler: Arc<Handler>,
+    /// Whether a cancel or a stop may abort it (its type and its handler
+    /// both say so).
+    pub(super) abortable: bool,
     /// When its timeout expires.
     pub(super) deadline: Instant,
     /// Set by the watchdog when it expired.

@@ -77,6 +77,22 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
         } else {
             why
         };
+        if attempt < recovery.retries && run.interrupted() {
+            // Stopping: the retry is left to the resume.
+            let _ = transition(
+                &shared,
+                &row,
+                &["ONGOING"],
+                "PENDING",
+                Some(STOPPED_MESSAGE.into()),
+                None,
+                "action.update",
+            )
+            .await;
+            lock(&run.sched).running -= 1;
+            run.wake.notify_one();
+            return Ok(());
+        }
         if attempt < recovery.retries && !shared.cancelling.load(SeqCst) {
             let delay = backoff(&recovery, attempt);
             let u = uuid.clone();

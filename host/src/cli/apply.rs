@@ -5,7 +5,7 @@ use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
 use crate::action_types::template;
 use crate::action_types::{ActionFactory, NewAction};
-use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome};
+use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, StopSignal};
 use crate::policy::Policy;
 use crate::store::plans::{NewPlan, NewPlanRow};
 use crate::store::{Store, StoreError};
@@ -249,6 +249,9 @@ pub struct RunFlags<'a> {
     pub max_workers: usize,
     /// No progress bar (for appliers run by `serve`).
     pub quiet: bool,
+    /// Asks the applier to stop cleanly; `None`: SIGTERM and SIGINT do,
+    /// for as long as it runs.
+    pub stop: Option<StopSignal>,
 }
 
 /// Runs the applier on one plan in this process.
@@ -263,6 +266,16 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
             "--execution-rule {r} is not STRICT, ALWAYS or ANY"
         )));
     }
+    // In the foreground, SIGTERM and SIGINT (Ctrl-C) stop the applier
+    // cleanly, as they stop `serve`; the handlers go when the run ends.
+    let (stop, _signals) = match &flags.stop {
+        Some(s) => (s.clone(), None),
+        None => {
+            let s = StopSignal::default();
+            let ids = stop_on_signals(&s)?;
+            (s, Some(SignalGuard(ids)))
+        }
+    };
     let applier = Applier::new(
         store,
         Arc::new(plugins),
@@ -276,6 +289,11 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
             driver_config: env.driver_config(),
+            stop,
+            grace: env
+                .config
+                .grace_period
+                .unwrap_or(crate::apply::DEFAULT_GRACE),
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -293,6 +311,9 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
         )
     };
     let result = rt.block_on(applier.run());
+    // A stopped applier may leave a thread in a handler that ignores its
+    // abort: do not wait for it (the plan is left to resume).
+    rt.shutdown_background();
     if let Some(n) = notifier {
         n.stop();
     }
@@ -304,6 +325,25 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
         e @ ApplyError::NotRunnable { .. } => CliError::input(e),
         e => CliError::from(e),
     })
+}
+
+/// Makes SIGTERM and SIGINT ask `stop` to stop; returns the registrations.
+pub(super) fn stop_on_signals(stop: &StopSignal) -> std::io::Result<Vec<signal_hook::SigId>> {
+    [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT]
+        .into_iter()
+        .map(|sig| signal_hook::flag::register(sig, stop.flag()))
+        .collect()
+}
+
+/// Unregisters signal handlers when dropped.
+pub(super) struct SignalGuard(pub(super) Vec<signal_hook::SigId>);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 /// A progress bar (done, running, failed, ETA) fed by polling the store

@@ -81,6 +81,8 @@ fn run_plan(
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
             driver_config: env.driver_config(),
+            stop: crate::apply::StopSignal::default(),
+            grace: crate::apply::DEFAULT_GRACE,
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -144,6 +144,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             execution_rule: None,
             max_workers: 32,
             quiet: false,
+            stop: None,
         },
     )?;
     // 4. Before and after.

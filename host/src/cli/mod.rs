@@ -267,9 +267,11 @@ pub fn user_lang(explicit: Option<String>) -> String {
         .unwrap_or_else(|| "en".to_string())
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, service: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        // A service says what it does: start, plans applied, their ends.
+        0 if service => "info",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -289,7 +291,7 @@ fn init_logging(verbose: u8) {
 /// Runs the command line; what `main` calls.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Serve { .. }));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -212,6 +212,7 @@ impl RunArgs {
             execution_rule: self.execution_rule.as_deref(),
             max_workers: self.max_workers,
             quiet: false,
+            stop: None,
         }
     }
 }

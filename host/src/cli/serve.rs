@@ -2,14 +2,30 @@
 //! their interval, applies the plans that are queued (PENDING, by
 //! `action-plan start` without `--wait`, or by an audit's auto_trigger),
 //! resumes the ones interrupted, and feeds the notification sinks.
+//!
+//! SIGTERM and SIGINT stop it cleanly: it launches nothing more, its
+//! appliers abort the running abortable actions (back to PENDING) and give
+//! the others the grace period (`grace_period`, 30 s by default), every
+//! plan stays resumable, and it exits 0. It tells systemd when it is ready
+//! and when it stops (`sd_notify`, when run under `Type=notify`).
 
+use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
 use super::{CliResult, Env};
+use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, tick_continuous};
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Runs until killed, or for `exit_after` seconds.
+/// How often a sleeping service looks for a stop request.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Runs until SIGTERM or SIGINT, or for `exit_after` seconds (then it waits
+/// for the plans it runs to end).
 pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
+    let stop = StopSignal::default();
+    let _signals = SignalGuard(stop_on_signals(&stop)?);
     let (mut store, plugins, report) = env.open_store_synced()?;
     if !report.is_empty() {
         tracing::info!("synchronised goals and strategies at start: {report:?}");
@@ -25,12 +41,19 @@ pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
         &env.config.notifications,
         crate::notify::last_event_id(&store),
     );
-    let mut appliers: std::collections::HashMap<String, std::thread::JoinHandle<()>> =
-        std::collections::HashMap::new();
+    let mut appliers: HashMap<String, JoinHandle<()>> = HashMap::new();
     let started = Instant::now();
     let deadline = exit_after.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
-    tracing::info!("serving: database {}", store.path().display());
+    tracing::info!(
+        "sextant serve started (pid {}): database {}",
+        std::process::id(),
+        store.path().display()
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {
+        if stop.is_stopping() {
+            return stop_cleanly(env, appliers);
+        }
         let now = chrono::Utc::now();
         let next = tick_continuous(&mut store, &ctx, now).map_err(|e| anyhow::anyhow!(e))?;
         // Queued and interrupted plans: one applier thread each.
@@ -41,24 +64,17 @@ pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
                     && store
                         .lease(&p.uuid)?
                         .is_none_or(|l| l.expires_at < crate::store::now()));
-            if runnable && !appliers.contains_key(&p.uuid) {
-                let env2 = env.clone();
-                let uuid = p.uuid.clone();
-                appliers.insert(
-                    p.uuid.clone(),
-                    std::thread::spawn(move || {
-                        let flags = super::apply::RunFlags {
-                            policy: None,
-                            execution_rule: None,
-                            max_workers: 32,
-                            quiet: true,
-                        };
-                        match super::apply::apply_now(&env2, &uuid, &flags) {
-                            Ok(o) => tracing::info!("action plan {uuid}: {}", o.state),
-                            Err(e) => tracing::warn!("action plan {uuid}: {:#}", e.error),
-                        }
-                    }),
+            if runnable && !appliers.contains_key(&p.uuid) && !stop.is_stopping() {
+                tracing::info!(
+                    "applying action plan {} ({})",
+                    p.uuid,
+                    if p.state == "PENDING" {
+                        "queued"
+                    } else {
+                        "resuming"
+                    }
                 );
+                appliers.insert(p.uuid.clone(), spawn_applier(env, &p.uuid, &stop));
             }
         }
         // Wake at the next due time, and at least every second to see new
@@ -74,10 +90,61 @@ pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
                 for (_, h) in appliers.drain() {
                     let _ = h.join();
                 }
+                tracing::info!("sextant serve stopped (--exit-after)");
                 return Ok(ExitCode::SUCCESS);
             }
             wait = wait.min(left);
         }
-        std::thread::sleep(wait.max(Duration::from_millis(10)));
+        let until = Instant::now() + wait.max(Duration::from_millis(10));
+        while !stop.is_stopping() && Instant::now() < until {
+            std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
+        }
     }
+}
+
+/// Applies one plan on a thread of its own, until it ends or `stop`.
+fn spawn_applier(env: &Env, uuid: &str, stop: &StopSignal) -> JoinHandle<()> {
+    let (env, uuid, stop) = (env.clone(), uuid.to_string(), stop.clone());
+    std::thread::spawn(move || {
+        let flags = RunFlags {
+            policy: None,
+            execution_rule: None,
+            max_workers: 32,
+            quiet: true,
+            stop: Some(stop),
+        };
+        match apply_now(&env, &uuid, &flags) {
+            Ok(o) => match o.status_message {
+                Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
+                None => tracing::info!("action plan {uuid} ended {}", o.state),
+            },
+            Err(e) => match e.error.downcast_ref::<ApplyError>() {
+                Some(ApplyError::Interrupted { why, .. }) => {
+                    tracing::info!(
+                        "action plan {uuid} stopped ({why}); it resumes with the next serve or `action-plan resume`"
+                    )
+                }
+                _ => tracing::warn!("action plan {uuid}: {:#}", e.error),
+            },
+        }
+    })
+}
+
+/// The end of a service asked to stop: the appliers stop on the same
+/// signal (abort, grace period); wait for them, and exit 0.
+fn stop_cleanly(env: &Env, appliers: HashMap<String, JoinHandle<()>>) -> CliResult {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let running = appliers.values().filter(|h| !h.is_finished()).count();
+    tracing::info!(
+        "stopping: launching nothing more; {running} plan(s) running: aborting their abortable actions, waiting up to {}s for the others",
+        env.config
+            .grace_period
+            .unwrap_or(crate::apply::DEFAULT_GRACE)
+            .as_secs_f64()
+    );
+    for (_, h) in appliers {
+        let _ = h.join();
+    }
+    tracing::info!("sextant serve stopped");
+    Ok(ExitCode::SUCCESS)
 }
