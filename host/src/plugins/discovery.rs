@@ -7,12 +7,16 @@
 //! output of `cargo build` works with no configuration). Only `*.so` files
 //! are candidates; they are taken in file-name order within a directory.
 //!
+//! Every directory and file is vetted by the rules of [`crate::trust`]
+//! (ownership and write permissions of the real path and the directories
+//! above it) before its manifest is read; a symlink that loops is rejected,
+//! not skipped.
+//!
 //! Invariant: nothing here opens a library with `dlopen`; the manifest comes
 //! from the ELF section `.sextant_plugin`, read with the `object` crate.
 
 use serde::Serialize;
 use sextant_plugin_api::{INTERFACE_VERSION, MANIFEST_SECTION, Manifest};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where a directory of the search path came from.
@@ -94,8 +98,14 @@ pub enum RejectCode {
     InterfaceMismatch,
     /// Built with `panic = "abort"`.
     PanicAbort,
-    /// Others can write the file or its directory.
+    /// Others can write the file, its directory or a directory above.
     WritableByOthers,
+    /// Its group can write the file or its directory.
+    WritableByGroup,
+    /// The file or a directory of its path belongs to another user.
+    ForeignOwner,
+    /// A symlink that loops.
+    SymlinkLoop,
     /// abi_stable's layout check refused it.
     LayoutMismatch,
     /// Loading failed for another reason (dlopen, init, capability table).
@@ -125,59 +135,61 @@ impl Rejection {
     }
 }
 
-/// Refuses a path that any user can write (world-writable), as ssh refuses
-/// a loose key.
-pub fn check_not_writable_by_others(path: &Path, what: &str) -> Result<(), Rejection> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Rejection::new(
-            path,
-            RejectCode::Unreadable,
-            format!("cannot stat {what}: {e}"),
-        )
-    })?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o002 != 0 {
-        return Err(Rejection::new(
-            path,
-            RejectCode::WritableByOthers,
-            format!(
-                "{what} {} is writable by others (mode {mode:04o}): anyone could replace the code this host runs; fix with `chmod o-w {}`",
-                path.display(),
-                path.display()
-            ),
-        ));
+impl From<crate::trust::Untrusted> for Rejection {
+    fn from(u: crate::trust::Untrusted) -> Self {
+        use crate::trust::Fault;
+        let code = match u.fault {
+            Fault::WritableByOthers => RejectCode::WritableByOthers,
+            Fault::WritableByGroup => RejectCode::WritableByGroup,
+            Fault::ForeignOwner => RejectCode::ForeignOwner,
+            Fault::SymlinkLoop => RejectCode::SymlinkLoop,
+            Fault::Unreadable => RejectCode::Unreadable,
+        };
+        Self {
+            path: u.path,
+            code,
+            reason: u.reason,
+        }
     }
+}
+
+/// Vets a plugin directory by the rules of [`crate::trust`]: what
+/// `plugins list` does for each directory of the search path, and `plugins
+/// check` for the directory of the file it is given.
+pub fn vet_directory(dir: &Path) -> Result<(), Rejection> {
+    crate::trust::vet_dir(dir, "plugin directory")?;
     Ok(())
 }
 
-/// Lists the candidate files of one directory, in file-name order; a
-/// directory that others can write yields its rejection instead.
-pub fn candidates(dir: &Path) -> Result<Vec<PathBuf>, Rejection> {
-    check_not_writable_by_others(dir, "plugin directory")?;
-    let read = std::fs::read_dir(dir).map_err(|e| {
-        Rejection::new(
-            dir,
-            RejectCode::Unreadable,
-            format!("cannot read plugin directory: {e}"),
-        )
-    })?;
-    let mut files: Vec<PathBuf> = read
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
+/// Lists the candidate files of one directory, in file-name order, after
+/// vetting the directory (a directory that fails yields its rejection
+/// instead). A `*.so` symlink that loops or leads nowhere is a candidate
+/// already rejected.
+pub fn candidates(dir: &Path) -> Result<Vec<Result<PathBuf, Rejection>>, Rejection> {
+    vet_directory(dir)?;
+    let listed = crate::trust::list_files(dir, |p| p.extension().is_some_and(|x| x == "so"))
+        .map_err(|e| {
+            Rejection::new(
+                dir,
+                RejectCode::Unreadable,
+                format!("cannot read plugin directory: {e}"),
+            )
+        })?;
+    Ok(listed
+        .into_iter()
+        .map(|r| r.map_err(Rejection::from))
+        .collect())
 }
 
 /// Reads and checks the manifest of one file without opening it as a
 /// library: the file must be an ELF file with a `.sextant_plugin` section
 /// holding a manifest of this host's interface major version, built with
-/// `panic = "unwind"`, and nobody but its owner may write it.
+/// `panic = "unwind"`, and the file must pass the rules of [`crate::trust`].
 pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
     use object::{Object, ObjectSection};
     use std::io::Read;
 
+    crate::trust::vet_file(path, "plugin file")?;
     let mut file = std::fs::File::open(path)
         .map_err(|e| Rejection::new(path, RejectCode::Unreadable, format!("cannot open: {e}")))?;
     let mut magic = [0u8; 4];
@@ -215,7 +227,6 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
         )
     })?;
     check_manifest(path, &manifest)?;
-    check_not_writable_by_others(path, "plugin file")?;
     Ok(manifest)
 }
 
@@ -314,6 +325,7 @@ mod tests {
 
     #[test]
     fn world_writable_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod");
