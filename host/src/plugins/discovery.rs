@@ -13,7 +13,9 @@
 //! not skipped.
 //!
 //! Invariant: nothing here opens a library with `dlopen`; the manifest comes
-//! from the ELF section `.sextant_plugin`, read with the `object` crate.
+//! from the ELF section `.sextant_plugin`, read with the `object` crate, and
+//! the panic strategy it claims is checked against the unwinding runtime the
+//! file links.
 
 use serde::Serialize;
 use sextant_plugin_api::{INTERFACE_VERSION, MANIFEST_SECTION, Manifest};
@@ -184,7 +186,8 @@ pub fn candidates(dir: &Path) -> Result<Vec<Result<PathBuf, Rejection>>, Rejecti
 /// Reads and checks the manifest of one file without opening it as a
 /// library: the file must be an ELF file with a `.sextant_plugin` section
 /// holding a manifest of this host's interface major version, built with
-/// `panic = "unwind"`, and the file must pass the rules of [`crate::trust`].
+/// `panic = "unwind"` (by its manifest and by the unwinding runtime it
+/// links), and the file must pass the rules of [`crate::trust`].
 pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
     use object::{Object, ObjectSection};
     use std::io::Read;
@@ -227,7 +230,43 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
         )
     })?;
     check_manifest(path, &manifest)?;
+    check_unwinding_runtime(path, &elf)?;
     Ok(manifest)
+}
+
+/// The symbol only the unwinding panic runtime (`panic_unwind`) references:
+/// it raises the exception that carries a panic up to `catch_unwind`. A
+/// `panic = "abort"` build links `panic_abort` instead, which never raises
+/// one; std's precompiled objects still pull in `_Unwind_Resume` and the
+/// personality routine there, so those prove nothing.
+pub const UNWIND_RAISE_SYMBOL: &str = "_Unwind_RaiseException";
+
+/// Checks, from the code rather than the manifest, that the file can unwind
+/// a panic: it references [`UNWIND_RAISE_SYMBOL`] (imported from libgcc_s,
+/// or linked in). This catches a manifest edited to say `unwind` on an
+/// abort build; it is not proof against a file forged on purpose.
+pub fn check_unwinding_runtime<'data, R: object::ReadRef<'data>>(
+    path: &Path,
+    elf: &object::File<'data, R>,
+) -> Result<(), Rejection> {
+    use object::{Object, ObjectSymbol};
+    let wanted = UNWIND_RAISE_SYMBOL.as_bytes();
+    // The dynamic table survives `strip`; the full table is only read when
+    // the runtime was linked in statically.
+    if elf
+        .dynamic_symbols()
+        .chain(elf.symbols())
+        .any(|s| s.name_bytes().is_ok_and(|n| n == wanted))
+    {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        path,
+        RejectCode::PanicAbort,
+        format!(
+            "its manifest says panic=unwind, but the library has no unwinding runtime (no {UNWIND_RAISE_SYMBOL} symbol): it was built with panic=abort, and a panic in it would kill the host; rebuild with panic = \"unwind\""
+        ),
+    ))
 }
 
 fn host_interface_major() -> u64 {
@@ -299,6 +338,16 @@ mod tests {
         let exe = std::env::current_exe().expect("exe");
         let err = read_manifest(&exe).unwrap_err();
         assert_eq!(err.code, RejectCode::NoManifest, "{}", err.reason);
+    }
+
+    #[test]
+    fn an_unwind_build_has_the_unwinding_runtime() {
+        // This test binary is built with panic = "unwind" (the workspace's
+        // profiles say so); the abort build is the e2e tests' fixture.
+        let exe = std::env::current_exe().expect("exe");
+        let data = std::fs::read(&exe).expect("read");
+        let elf = object::File::parse(data.as_slice()).expect("elf");
+        assert!(check_unwinding_runtime(&exe, &elf).is_ok());
     }
 
     #[test]
