@@ -361,6 +361,20 @@ fn action_type_directories_writable_by_others_are_refused_from_env_config_and_re
         "{}",
         r[0].2
     );
+    // Nor does `register` write into it what would be refused.
+    let other = home.path().join("other.yaml");
+    std::fs::write(&other, MINE.replace("1.0.0", "2.0.0")).expect("write");
+    let out = run(sextant(home.path())
+        .args(["action-type", "register"])
+        .arg(&other));
+    assert_eq!(out.status, 2, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(&format!("chmod o-w {}", registry.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(!registry.join("mine@2.0.0.yaml").exists());
 }
 
 #[test]

@@ -382,6 +382,10 @@ pub enum RegisterError {
         /// Where the existing one lives.
         existing: PathBuf,
     },
+    /// The registry directory fails the rules of [`crate::trust`]: what is
+    /// written there would be refused when read.
+    #[error("{0}")]
+    Untrusted(crate::trust::Untrusted),
     /// `unregister` of something not registered by `register`.
     #[error("{0}")]
     NotRegistered(String),
@@ -430,6 +434,7 @@ pub fn register(
         move |source| RegisterError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::trust::vet_dir(dir, "action-type directory").map_err(RegisterError::Untrusted)?;
     let target = dir.join(format!("{}.yaml", t.id()));
     let mut tmp = tempfile::Builder::new()
         .prefix(".register-")
