@@ -17,6 +17,7 @@ fn shipped() -> ActionTypeRegistry {
             sextant::action_types::TypeSource::Installation,
         )],
         registered: repo_root().join("target").join("no-registered-types"),
+        allow_shadowing_builtin: false,
     };
     let reg = ActionTypeRegistry::load(&dirs);
     assert!(reg.invalid.is_empty(), "{:?}", reg.invalid);

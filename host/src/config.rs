@@ -40,6 +40,11 @@ pub struct Config {
     /// Extra action-type directories, searched after `SEXTANT_ACTION_TYPE_PATH`.
     #[serde(default)]
     pub action_type_dirs: Vec<PathBuf>,
+    /// Let an action type replace a built-in type (from the installation's
+    /// `action-types/`) of the same name and version with other content;
+    /// refused when `false`, the default.
+    #[serde(default)]
+    pub allow_shadowing_builtin_types: bool,
     /// The action-mapper entry that maps action types to handlers.
     #[serde(default = "default_mapper")]
     pub mapper: String,
@@ -80,6 +85,7 @@ impl Default for Config {
         Self {
             plugin_dirs: Vec::new(),
             action_type_dirs: Vec::new(),
+            allow_shadowing_builtin_types: false,
             mapper: default_mapper(),
             drivers: default_drivers(),
             collector: default_collector(),

@@ -413,16 +413,23 @@ pub fn policy_dirs() -> Vec<PathBuf> {
 }
 
 /// Resolves `--policy NAME|FILE`: a path to a file, or the name of a policy
-/// in the policy directories.
+/// in the policy directories. Every directory visited and the file read are
+/// vetted by the rules of [`crate::trust`]: a lookup that reaches a
+/// directory or file others could have written fails, naming it and the fix.
 pub fn load(reference: &str) -> Result<Policy, PolicyError> {
     let as_path = Path::new(reference);
     if reference.contains('/') || reference.ends_with(".yaml") || reference.ends_with(".yml") {
+        if as_path.symlink_metadata().is_ok() {
+            vet_file(as_path)?;
+        }
         return Policy::from_file(as_path);
     }
     for d in policy_dirs() {
+        crate::trust::vet_dir(&d, "policy directory").map_err(untrusted)?;
         for ext in ["yaml", "yml"] {
             let f = d.join(format!("{reference}.{ext}"));
-            if f.is_file() {
+            if f.symlink_metadata().is_ok() {
+                vet_file(&f)?;
                 return Policy::from_file(&f);
             }
         }
@@ -440,6 +447,23 @@ pub fn load(reference: &str) -> Result<Policy, PolicyError> {
                 .join(", ")
         ),
     })
+}
+
+/// A policy file and the directory it really lives in pass the rules of
+/// [`crate::trust`].
+fn vet_file(file: &Path) -> Result<(), PolicyError> {
+    crate::trust::vet_file(file, "policy file")
+        .map(|_| ())
+        .map_err(untrusted)
+}
+
+fn untrusted(u: crate::trust::Untrusted) -> PolicyError {
+    PolicyError {
+        file: u.path,
+        line: 1,
+        column: 1,
+        message: u.reason,
+    }
 }
 
 #[cfg(test)]

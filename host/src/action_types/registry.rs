@@ -7,7 +7,13 @@
 //! register`), then the installation's `action-types/`. The registry is read
 //! afresh by every command, so a file dropped into a directory is seen by
 //! the next one, with no rebuild and no restart. When two files define one
-//! `name@version`, the first in that order wins, with a warning.
+//! `name@version`, the first in that order wins, with a warning; but a file
+//! that would replace a built-in type (one of the installation's) with other
+//! content is refused unless the config file says
+//! `allow_shadowing_builtin_types: true`.
+//!
+//! Every directory and file is vetted by the rules of [`crate::trust`]
+//! first: what others could have written is refused, never read.
 
 use super::dsl::{ActionType, DefinitionError};
 use serde::Serialize;
@@ -36,6 +42,10 @@ pub struct ActionTypeDirs {
     pub dirs: Vec<(PathBuf, TypeSource)>,
     /// Where `register` writes.
     pub registered: PathBuf,
+    /// Whether a type may replace a built-in type of the same
+    /// `name@version` with other content (config
+    /// `allow_shadowing_builtin_types`); refused when `false`.
+    pub allow_shadowing_builtin: bool,
 }
 
 impl ActionTypeDirs {
@@ -63,7 +73,11 @@ impl ActionTypeDirs {
         }
         let mut seen = std::collections::HashSet::new();
         dirs.retain(|(d, _)| seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())));
-        Self { dirs, registered }
+        Self {
+            dirs,
+            registered,
+            allow_shadowing_builtin: false,
+        }
     }
 }
 
@@ -90,6 +104,14 @@ fn installation_dirs(exe: Option<&Path>) -> Vec<PathBuf> {
     out.into_iter().filter(|d| d.is_dir()).collect()
 }
 
+/// A `*.yaml` or `*.yml` file that is not hidden.
+fn is_definition_file(p: &Path) -> bool {
+    p.extension().is_some_and(|x| x == "yaml" || x == "yml")
+        && !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
 /// A `name@version` defined twice: the first file wins.
 #[derive(Clone, Debug, Serialize)]
 pub struct Shadowed {
@@ -99,6 +121,38 @@ pub struct Shadowed {
     pub kept: PathBuf,
     /// The file ignored.
     pub ignored: PathBuf,
+}
+
+/// Why a directory or definition file was not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// It would replace a built-in type with other content.
+    ShadowsBuiltin,
+    /// It failed the rules of [`crate::trust`].
+    #[serde(untagged)]
+    Untrusted(crate::trust::Fault),
+}
+
+/// A directory or definition file refused, with its one-line reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct Refused {
+    /// The directory or file.
+    pub path: PathBuf,
+    /// Machine-readable reason.
+    pub code: RefusalCode,
+    /// One line for a human, naming the fix.
+    pub reason: String,
+}
+
+impl From<crate::trust::Untrusted> for Refused {
+    fn from(u: crate::trust::Untrusted) -> Self {
+        Self {
+            path: u.path,
+            code: RefusalCode::Untrusted(u.fault),
+            reason: u.reason,
+        }
+    }
 }
 
 /// Why a lookup failed.
@@ -161,31 +215,52 @@ pub struct ActionTypeRegistry {
     pub invalid: Vec<DefinitionError>,
     /// Definitions ignored because an earlier file has the same id.
     pub shadowed: Vec<Shadowed>,
+    /// Directories and files refused before being read, and definitions
+    /// that would replace a built-in type.
+    pub refused: Vec<Refused>,
 }
 
 impl ActionTypeRegistry {
-    /// Reads every `*.yaml` / `*.yml` file of the directories.
+    /// Reads every `*.yaml` / `*.yml` file of the directories that pass
+    /// the rules of [`crate::trust`], then registers them in order, refusing
+    /// those that would replace a built-in type unless `dirs` allows it.
     pub fn load(dirs: &ActionTypeDirs) -> Self {
         let mut reg = Self::default();
-        for (dir, _) in &dirs.dirs {
-            let Ok(read) = std::fs::read_dir(dir) else {
+        let mut found: Vec<(ActionType, TypeSource)> = Vec::new();
+        for (dir, source) in &dirs.dirs {
+            if !dir.exists() {
                 continue;
-            };
-            let mut files: Vec<PathBuf> = read
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.is_file()
-                        && p.extension().is_some_and(|x| x == "yaml" || x == "yml")
-                        && !p
-                            .file_name()
-                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            }
+            let files = crate::trust::vet_dir(dir, "action-type directory").and_then(|_| {
+                crate::trust::list_files(dir, is_definition_file).map_err(|e| {
+                    crate::trust::Untrusted {
+                        path: dir.clone(),
+                        fault: crate::trust::Fault::Unreadable,
+                        reason: format!("cannot read action-type directory {}: {e}", dir.display()),
+                    }
                 })
-                .collect();
-            files.sort();
-            for f in files {
+            });
+            let files = match files {
+                Ok(f) => f,
+                Err(u) => {
+                    reg.refuse(u.into());
+                    continue;
+                }
+            };
+            for file in files {
+                let vetted = file.and_then(|f| {
+                    crate::trust::vet_file(&f, "action-type file")?;
+                    Ok(f)
+                });
+                let f = match vetted {
+                    Ok(f) => f,
+                    Err(u) => {
+                        reg.refuse(u.into());
+                        continue;
+                    }
+                };
                 match ActionType::from_file(&f) {
-                    Ok(t) => reg.insert(t),
+                    Ok(t) => found.push((t, *source)),
                     Err(errs) => {
                         for e in &errs.0 {
                             tracing::warn!("ignoring action type: {e}");
@@ -195,7 +270,41 @@ impl ActionTypeRegistry {
                 }
             }
         }
+        // The built-in types: the first of each id in the installation.
+        let mut builtin: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+        for (t, source) in &found {
+            if *source == TypeSource::Installation {
+                builtin
+                    .entry(t.id())
+                    .or_insert_with(|| (t.source.clone(), t.text.clone()));
+            }
+        }
+        for (t, source) in found {
+            if source != TypeSource::Installation
+                && !dirs.allow_shadowing_builtin
+                && let Some((builtin_file, text)) = builtin.get(&t.id())
+                && *text != t.text
+            {
+                reg.refuse(Refused {
+                    path: t.source.clone(),
+                    code: RefusalCode::ShadowsBuiltin,
+                    reason: format!(
+                        "action type {} in {} would replace the built-in one ({}) with other content: give it another version, or set `allow_shadowing_builtin_types: true` in the config file to allow it",
+                        t.id(),
+                        t.source.display(),
+                        builtin_file.display()
+                    ),
+                });
+                continue;
+            }
+            reg.insert(t);
+        }
         reg
+    }
+
+    fn refuse(&mut self, r: Refused) {
+        tracing::warn!("refused {}: {}", r.path.display(), r.reason);
+        self.refused.push(r);
     }
 
     /// Adds one type unless its id is taken (the first wins).
@@ -273,6 +382,10 @@ pub enum RegisterError {
         /// Where the existing one lives.
         existing: PathBuf,
     },
+    /// The registry directory fails the rules of [`crate::trust`]: what is
+    /// written there would be refused when read.
+    #[error("{0}")]
+    Untrusted(crate::trust::Untrusted),
     /// `unregister` of something not registered by `register`.
     #[error("{0}")]
     NotRegistered(String),
@@ -321,6 +434,7 @@ pub fn register(
         move |source| RegisterError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    crate::trust::vet_dir(dir, "action-type directory").map_err(RegisterError::Untrusted)?;
     let target = dir.join(format!("{}.yaml", t.id()));
     let mut tmp = tempfile::Builder::new()
         .prefix(".register-")

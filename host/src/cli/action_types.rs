@@ -106,6 +106,7 @@ fn list(env: &Env, lang: &str, format: Format) -> CliResult {
         "action_types": items,
         "invalid": types.invalid,
         "shadowed": types.shadowed,
+        "refused": types.refused,
     });
     if print_structured(format, &doc)? {
         return Ok(ExitCode::SUCCESS);
@@ -131,6 +132,12 @@ fn list(env: &Env, lang: &str, format: Format) -> CliResult {
         println!("\nInvalid definitions (ignored):");
         for e in &types.invalid {
             println!("  {e}");
+        }
+    }
+    if !types.refused.is_empty() {
+        println!("\nRefused (not read):");
+        for r in &types.refused {
+            println!("  {}", r.reason);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -180,6 +180,7 @@ fn plugins(
             }
             let t = Instant::now();
             for f in discovery::candidates(&dir).map_err(|r| anyhow::anyhow!(r.reason))? {
+                let f = f.map_err(|r| anyhow::anyhow!(r.reason))?;
                 black_box(discovery::read_manifest(&f).map_err(|r| anyhow::anyhow!(r.reason))?);
             }
             manifest_reads.push(t.elapsed().as_secs_f64() * 1e3);
@@ -189,6 +190,7 @@ fn plugins(
             let t = Instant::now();
             let mut loaded = 0;
             for f in discovery::candidates(&dir).map_err(|r| anyhow::anyhow!(r.reason))? {
+                let f = f.map_err(|r| anyhow::anyhow!(r.reason))?;
                 black_box(Library::open(&f).map_err(|r| anyhow::anyhow!(r.reason))?);
                 loaded += 1;
             }

@@ -201,12 +201,14 @@ impl Env {
     pub fn action_type_dirs(&self) -> ActionTypeDirs {
         let env = std::env::var("SEXTANT_ACTION_TYPE_PATH").ok();
         let exe = std::env::current_exe().ok();
-        ActionTypeDirs::new(
+        let mut dirs = ActionTypeDirs::new(
             env.as_deref(),
             &self.config.action_type_dirs,
             &data_dir(),
             exe.as_deref(),
-        )
+        );
+        dirs.allow_shadowing_builtin = self.config.allow_shadowing_builtin_types;
+        dirs
     }
 
     /// Opens the store, discovers the plugins, and synchronises goals and

@@ -2,7 +2,7 @@
 
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env, user_lang};
-use crate::plugins::{EntryRef, Library, PluginRegistry};
+use crate::plugins::{EntryRef, Library, PluginRegistry, discovery};
 use clap::Subcommand;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -230,13 +230,20 @@ fn show(env: &Env, name: &str, lang: Option<String>, format: Format) -> CliResul
 }
 
 fn check(file: &std::path::Path, format: Format) -> CliResult {
-    if !file.exists() {
+    // A symlink that loops or dangles exists: its rejection says why.
+    if file.symlink_metadata().is_err() {
         return Err(CliError::input(anyhow::anyhow!(
             "{}: no such file",
             file.display()
         )));
     }
-    let result = Library::open(file);
+    // The directory checks of `plugins list` first, as if FILE's directory
+    // were on the search path; then the file's own.
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let result = discovery::vet_directory(dir).and_then(|()| Library::open(file));
     let doc = match &result {
         Ok(lib) => json!({
             "file": file,

@@ -7,12 +7,18 @@
 //! output of `cargo build` works with no configuration). Only `*.so` files
 //! are candidates; they are taken in file-name order within a directory.
 //!
+//! Every directory and file is vetted by the rules of [`crate::trust`]
+//! (ownership and write permissions of the real path and the directories
+//! above it) before its manifest is read; a symlink that loops is rejected,
+//! not skipped.
+//!
 //! Invariant: nothing here opens a library with `dlopen`; the manifest comes
-//! from the ELF section `.sextant_plugin`, read with the `object` crate.
+//! from the ELF section `.sextant_plugin`, read with the `object` crate, and
+//! the panic strategy it claims is checked against the unwinding runtime the
+//! file links.
 
 use serde::Serialize;
 use sextant_plugin_api::{INTERFACE_VERSION, MANIFEST_SECTION, Manifest};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where a directory of the search path came from.
@@ -94,8 +100,14 @@ pub enum RejectCode {
     InterfaceMismatch,
     /// Built with `panic = "abort"`.
     PanicAbort,
-    /// Others can write the file or its directory.
+    /// Others can write the file, its directory or a directory above.
     WritableByOthers,
+    /// Its group can write the file or its directory.
+    WritableByGroup,
+    /// The file or a directory of its path belongs to another user.
+    ForeignOwner,
+    /// A symlink that loops.
+    SymlinkLoop,
     /// abi_stable's layout check refused it.
     LayoutMismatch,
     /// Loading failed for another reason (dlopen, init, capability table).
@@ -125,59 +137,62 @@ impl Rejection {
     }
 }
 
-/// Refuses a path that any user can write (world-writable), as ssh refuses
-/// a loose key.
-pub fn check_not_writable_by_others(path: &Path, what: &str) -> Result<(), Rejection> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        Rejection::new(
-            path,
-            RejectCode::Unreadable,
-            format!("cannot stat {what}: {e}"),
-        )
-    })?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode & 0o002 != 0 {
-        return Err(Rejection::new(
-            path,
-            RejectCode::WritableByOthers,
-            format!(
-                "{what} {} is writable by others (mode {mode:04o}): anyone could replace the code this host runs; fix with `chmod o-w {}`",
-                path.display(),
-                path.display()
-            ),
-        ));
+impl From<crate::trust::Untrusted> for Rejection {
+    fn from(u: crate::trust::Untrusted) -> Self {
+        use crate::trust::Fault;
+        let code = match u.fault {
+            Fault::WritableByOthers => RejectCode::WritableByOthers,
+            Fault::WritableByGroup => RejectCode::WritableByGroup,
+            Fault::ForeignOwner => RejectCode::ForeignOwner,
+            Fault::SymlinkLoop => RejectCode::SymlinkLoop,
+            Fault::Unreadable => RejectCode::Unreadable,
+        };
+        Self {
+            path: u.path,
+            code,
+            reason: u.reason,
+        }
     }
+}
+
+/// Vets a plugin directory by the rules of [`crate::trust`]: what
+/// `plugins list` does for each directory of the search path, and `plugins
+/// check` for the directory of the file it is given.
+pub fn vet_directory(dir: &Path) -> Result<(), Rejection> {
+    crate::trust::vet_dir(dir, "plugin directory")?;
     Ok(())
 }
 
-/// Lists the candidate files of one directory, in file-name order; a
-/// directory that others can write yields its rejection instead.
-pub fn candidates(dir: &Path) -> Result<Vec<PathBuf>, Rejection> {
-    check_not_writable_by_others(dir, "plugin directory")?;
-    let read = std::fs::read_dir(dir).map_err(|e| {
-        Rejection::new(
-            dir,
-            RejectCode::Unreadable,
-            format!("cannot read plugin directory: {e}"),
-        )
-    })?;
-    let mut files: Vec<PathBuf> = read
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
+/// Lists the candidate files of one directory, in file-name order, after
+/// vetting the directory (a directory that fails yields its rejection
+/// instead). A `*.so` symlink that loops or leads nowhere is a candidate
+/// already rejected.
+pub fn candidates(dir: &Path) -> Result<Vec<Result<PathBuf, Rejection>>, Rejection> {
+    vet_directory(dir)?;
+    let listed = crate::trust::list_files(dir, |p| p.extension().is_some_and(|x| x == "so"))
+        .map_err(|e| {
+            Rejection::new(
+                dir,
+                RejectCode::Unreadable,
+                format!("cannot read plugin directory: {e}"),
+            )
+        })?;
+    Ok(listed
+        .into_iter()
+        .map(|r| r.map_err(Rejection::from))
+        .collect())
 }
 
 /// Reads and checks the manifest of one file without opening it as a
 /// library: the file must be an ELF file with a `.sextant_plugin` section
 /// holding a manifest of this host's interface major version, built with
-/// `panic = "unwind"`, and nobody but its owner may write it.
+/// `panic = "unwind"` (by its manifest and by the unwinding runtime it
+/// links), and the file must pass the rules of [`crate::trust`].
 pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
     use object::{Object, ObjectSection};
     use std::io::Read;
 
+    crate::trust::vet_file(path, "plugin file")?;
     let mut file = std::fs::File::open(path)
         .map_err(|e| Rejection::new(path, RejectCode::Unreadable, format!("cannot open: {e}")))?;
     let mut magic = [0u8; 4];
@@ -215,8 +230,43 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, Rejection> {
         )
     })?;
     check_manifest(path, &manifest)?;
-    check_not_writable_by_others(path, "plugin file")?;
+    check_unwinding_runtime(path, &elf)?;
     Ok(manifest)
+}
+
+/// The symbol only the unwinding panic runtime (`panic_unwind`) references:
+/// it raises the exception that carries a panic up to `catch_unwind`. A
+/// `panic = "abort"` build links `panic_abort` instead, which never raises
+/// one; std's precompiled objects still pull in `_Unwind_Resume` and the
+/// personality routine there, so those prove nothing.
+pub const UNWIND_RAISE_SYMBOL: &str = "_Unwind_RaiseException";
+
+/// Checks, from the code rather than the manifest, that the file can unwind
+/// a panic: it references [`UNWIND_RAISE_SYMBOL`] (imported from libgcc_s,
+/// or linked in). This catches a manifest edited to say `unwind` on an
+/// abort build; it is not proof against a file forged on purpose.
+pub fn check_unwinding_runtime<'data, R: object::ReadRef<'data>>(
+    path: &Path,
+    elf: &object::File<'data, R>,
+) -> Result<(), Rejection> {
+    use object::{Object, ObjectSymbol};
+    let wanted = UNWIND_RAISE_SYMBOL.as_bytes();
+    // The dynamic table survives `strip`; the full table is only read when
+    // the runtime was linked in statically.
+    if elf
+        .dynamic_symbols()
+        .chain(elf.symbols())
+        .any(|s| s.name_bytes().is_ok_and(|n| n == wanted))
+    {
+        return Ok(());
+    }
+    Err(Rejection::new(
+        path,
+        RejectCode::PanicAbort,
+        format!(
+            "its manifest says panic=unwind, but the library has no unwinding runtime (no {UNWIND_RAISE_SYMBOL} symbol): it was built with panic=abort, and a panic in it would kill the host; rebuild with panic = \"unwind\""
+        ),
+    ))
 }
 
 fn host_interface_major() -> u64 {
@@ -291,6 +341,16 @@ mod tests {
     }
 
     #[test]
+    fn an_unwind_build_has_the_unwinding_runtime() {
+        // This test binary is built with panic = "unwind" (the workspace's
+        // profiles say so); the abort build is the e2e tests' fixture.
+        let exe = std::env::current_exe().expect("exe");
+        let data = std::fs::read(&exe).expect("read");
+        let elf = object::File::parse(data.as_slice()).expect("elf");
+        assert!(check_unwinding_runtime(&exe, &elf).is_ok());
+    }
+
+    #[test]
     fn manifest_checks() {
         let p = Path::new("x.so");
         let mut m = Manifest {
@@ -314,6 +374,7 @@ mod tests {
 
     #[test]
     fn world_writable_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
             .expect("chmod");

@@ -285,7 +285,8 @@ impl PluginRegistry {
                 }
             };
             for file in files {
-                match Library::open(&file) {
+                let opened = file.and_then(|f| Library::open(&f));
+                match opened {
                     Ok(lib) => reg.add(Arc::new(lib)),
                     Err(r) => {
                         tracing::info!("rejected {}: {}", r.path.display(), r.reason);
