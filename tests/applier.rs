@@ -922,3 +922,82 @@ fn a_failed_final_state_commit_stops_the_applier_and_the_plan_resumes() {
     assert_eq!(started(&events, "second"), 1, "{events:?}");
     assert_eq!(started(&events, "other"), 1, "{events:?}");
 }
+
+#[test]
+fn start_options_are_recorded_and_serve_applies_the_plan_with_them() {
+    let home = Home::new();
+    // Under `default` (simulate: true) the pre_condition failure is found
+    // by the simulation and nothing runs; under watcher-compat (no
+    // simulation) each action runs, and STRICT cancels the child.
+    let plan = home.import_json(
+        "opts.json",
+        &json!({"actions": [
+            nop("pre_bad", &[], json!({"fail_pre_condition": true})),
+            nop("bad", &[], json!({"fail_execute": true})),
+            nop("child", &["bad"], json!({})),
+        ]}),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--policy",
+        "watcher-compat",
+        "--execution-rule",
+        "STRICT",
+        "--max-workers",
+        "1",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "PENDING");
+    let mut serve = home.spawn(&["serve", "--exit-after", "1"]);
+    let status = serve.wait().expect("serve");
+    assert!(status.success());
+    assert_eq!(home.plan(&plan)["state"], "FAILED");
+    assert_eq!(home.action(&plan, "pre_bad")["state"], "FAILED");
+    assert_eq!(home.action(&plan, "bad")["state"], "FAILED");
+    assert_eq!(home.action(&plan, "child")["state"], "CANCELLED");
+}
+
+#[test]
+fn start_wait_options_survive_a_crash_and_the_resume_uses_them() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "crash.json",
+        &json!({"actions": [
+            {"id": "s", "action_type": "sleep", "input_parameters": {"duration": 3}},
+            nop("bad", &["s"], json!({"fail_execute": true})),
+            nop("child", &["bad"], json!({})),
+        ]}),
+    );
+    let mut first = home.spawn(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--execution-rule",
+        "ALWAYS",
+    ]);
+    wait_for("the sleep to start", || {
+        home.action(&plan, "s")["state"] == "ONGOING"
+    });
+    first.kill().expect("kill -9");
+    let _ = first.wait();
+    // The sleep was ONGOING; it is idempotent, so it runs again.
+    assert_eq!(home.action(&plan, "s")["state"], "ONGOING");
+    let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
+    // ALWAYS, as recorded: the child runs although its parent failed
+    // (STRICT, the default policy's rule, would cancel it).
+    assert_eq!(
+        home.action(&plan, "bad")["state"],
+        "FAILED",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        home.action(&plan, "child")["state"],
+        "SUCCEEDED",
+        "{}",
+        out.stderr
+    );
+}

@@ -99,18 +99,7 @@ impl Applier {
 
 pub(super) fn plan_extra(shared: &Shared, plan_uuid: &str) -> Value {
     shared
-        .db(|s| {
-            s.conn()
-                .query_row(
-                    "SELECT policy FROM action_plans WHERE uuid = ?1",
-                    [plan_uuid],
-                    |r| r.get::<_, Option<String>>(0),
-                )
-                .map_err(|e| s.err(e))
-        })
-        .ok()
-        .flatten()
-        .and_then(|t| serde_json::from_str(&t).ok())
+        .db(|s| s.plan_extra(plan_uuid))
         .unwrap_or(Value::Null)
 }
 

@@ -222,21 +222,90 @@ fn policy_for(store: &Store, plan: &str, explicit: Option<&str>) -> Result<Polic
     if let Some(p) = explicit {
         return crate::policy::load(p).map_err(CliError::input);
     }
-    let recorded: Option<String> = store
-        .conn()
-        .query_row(
-            "SELECT policy FROM action_plans WHERE uuid = ?1",
-            [plan],
-            |r| r.get(0),
-        )
-        .map_err(|e| anyhow::anyhow!(e))?;
-    if let Some(p) = recorded
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| serde_json::from_value::<Policy>(v["policy"].clone()).ok())
-    {
-        return Ok(p);
+    let extra = store.plan_extra(plan)?;
+    for recorded in [&extra["applied_with"]["policy"], &extra["policy"]] {
+        if let Ok(p) = serde_json::from_value::<Policy>(recorded.clone()) {
+            return Ok(p);
+        }
     }
     crate::policy::load("default").map_err(CliError::input)
+}
+
+/// How a plan is applied: the explicit flags, else what the plan was
+/// started with (recorded in its extras), else the defaults.
+struct Resolved {
+    policy: Policy,
+    execution_rule: Option<String>,
+    max_workers: usize,
+}
+
+/// The workers of a plan nobody said anything about.
+const DEFAULT_WORKERS: usize = 32;
+
+fn resolve(store: &Store, plan: &str, flags: &RunFlags<'_>) -> Result<Resolved, CliError> {
+    if let Some(r) = flags.execution_rule
+        && !["STRICT", "ALWAYS", "ANY"].contains(&r.to_uppercase().as_str())
+    {
+        return Err(input(format!(
+            "--execution-rule {r} is not STRICT, ALWAYS or ANY"
+        )));
+    }
+    if flags.max_workers == Some(0) {
+        return Err(input("--max-workers must be at least 1".to_string()));
+    }
+    let policy = policy_for(store, plan, flags.policy)?;
+    let recorded = &store.plan_extra(plan)?["applied_with"];
+    Ok(Resolved {
+        policy,
+        execution_rule: flags
+            .execution_rule
+            .map(str::to_uppercase)
+            .or_else(|| recorded["execution_rule"].as_str().map(str::to_string)),
+        max_workers: flags
+            .max_workers
+            .or_else(|| {
+                recorded["max_workers"]
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+            })
+            .unwrap_or(DEFAULT_WORKERS),
+    })
+}
+
+/// Records the flags given explicitly with the plan, so that every later
+/// applier of it (resume, serve, another host) applies it the same way;
+/// with `queue`, also moves it RECOMMENDED → PENDING in the same
+/// transaction. False when the plan is in none of `from`.
+fn record_flags(
+    store: &mut Store,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    resolved: &Resolved,
+    from: &[&str],
+    queue: bool,
+) -> Result<bool, CliError> {
+    let explicit =
+        flags.policy.is_some() || flags.execution_rule.is_some() || flags.max_workers.is_some();
+    if !explicit && !queue {
+        return Ok(true);
+    }
+    let mut applied_with = store.plan_extra(plan)?["applied_with"].clone();
+    if !applied_with.is_object() {
+        applied_with = Value::Object(Default::default());
+    }
+    if flags.policy.is_some() {
+        applied_with["policy"] =
+            serde_json::to_value(&resolved.policy).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    if let Some(r) = &resolved.execution_rule
+        && flags.execution_rule.is_some()
+    {
+        applied_with["execution_rule"] = Value::from(r.as_str());
+    }
+    if let Some(n) = flags.max_workers {
+        applied_with["max_workers"] = Value::from(n);
+    }
+    Ok(store.record_applied_with(plan, from, &applied_with, queue)?)
 }
 
 /// Options shared by `start` and `resume`.
@@ -246,7 +315,7 @@ pub struct RunFlags<'a> {
     /// `--execution-rule`.
     pub execution_rule: Option<&'a str>,
     /// `--max-workers`.
-    pub max_workers: usize,
+    pub max_workers: Option<usize>,
     /// No progress bar (for appliers run by `serve`).
     pub quiet: bool,
     /// Asks the applier to stop cleanly; `None`: SIGTERM and SIGINT do,
@@ -256,16 +325,29 @@ pub struct RunFlags<'a> {
 
 /// Runs the applier on one plan in this process.
 pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutcome, CliError> {
-    let (store, plugins, _) = env.open_store_synced()?;
+    let (mut store, plugins, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
-    let policy = policy_for(&store, &p.uuid, flags.policy)?;
-    if let Some(r) = flags.execution_rule
-        && !["STRICT", "ALWAYS", "ANY"].contains(&r.to_uppercase().as_str())
-    {
+    let resolved = resolve(&store, &p.uuid, flags)?;
+    // What the operator said is recorded before anything runs: a resume
+    // after a crash applies the plan the same way.
+    if !record_flags(
+        &mut store,
+        &p.uuid,
+        flags,
+        &resolved,
+        &["RECOMMENDED", "PENDING", "ONGOING", "CANCELLING"],
+        false,
+    )? {
         return Err(input(format!(
-            "--execution-rule {r} is not STRICT, ALWAYS or ANY"
+            "action plan {} is {}: only RECOMMENDED, PENDING or interrupted (ONGOING, CANCELLING) plans run",
+            p.uuid, p.state
         )));
     }
+    let Resolved {
+        policy,
+        execution_rule,
+        max_workers,
+    } = resolved;
     // In the foreground, SIGTERM and SIGINT (Ctrl-C) stop the applier
     // cleanly, as they stop `serve`; the handlers go when the run ends.
     let (stop, _signals) = match &flags.stop {
@@ -283,8 +365,8 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
         &p.uuid,
         ApplyOptions {
             policy,
-            execution_rule: flags.execution_rule.map(str::to_uppercase),
-            max_workers: flags.max_workers,
+            execution_rule,
+            max_workers,
             owner: crate::apply::owner_id(),
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
@@ -413,12 +495,14 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
     }
     let (mut store, _, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
-    if !store.plan_transition(
+    let resolved = resolve(&store, &p.uuid, flags)?;
+    if !record_flags(
+        &mut store,
         &p.uuid,
+        flags,
+        &resolved,
         &["RECOMMENDED"],
-        "PENDING",
-        None,
-        "action_plan.update",
+        true,
     )? {
         return Err(input(format!(
             "action plan {} is {}: only a RECOMMENDED plan can be started",

@@ -142,7 +142,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         &RunFlags {
             policy: None,
             execution_rule: None,
-            max_workers: 32,
+            max_workers: None,
             quiet: false,
             stop: None,
         },

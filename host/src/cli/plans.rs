@@ -193,14 +193,18 @@ fn parent_names(actions: &[ActionRow], a: &ActionRow) -> String {
 /// How `start` and `resume` run a plan.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The policy (name or file); default: the plan's, else `default`.
+    /// The policy (name or file); default: the one the plan was started
+    /// with, else the plan's, else `default`. Recorded with the plan.
     #[arg(long)]
     policy: Option<String>,
-    /// STRICT, ALWAYS or ANY (default: the policy's).
+    /// STRICT, ALWAYS or ANY (default: what the plan was started with,
+    /// else the policy's). Recorded with the plan.
     #[arg(long)]
     execution_rule: Option<String>,
-    #[arg(long, default_value_t = 32)]
-    max_workers: usize,
+    /// Actions running at once, at most (default: what the plan was
+    /// started with, else 32).
+    #[arg(long)]
+    max_workers: Option<usize>,
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }

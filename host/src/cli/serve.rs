@@ -109,7 +109,7 @@ fn spawn_applier(env: &Env, uuid: &str, stop: &StopSignal) -> JoinHandle<()> {
         let flags = RunFlags {
             policy: None,
             execution_rule: None,
-            max_workers: 32,
+            max_workers: None,
             quiet: true,
             stop: Some(stop),
         };

@@ -244,6 +244,50 @@ impl Store {
         })
     }
 
+    /// Records how a plan is to be applied (`applied_with`: the policy,
+    /// execution rule and worker count it was started with) in its
+    /// extras; with `queue`, also moves it to PENDING with its event. One
+    /// transaction; false (nothing written) when the plan is in none of
+    /// `from`.
+    pub fn record_applied_with(
+        &mut self,
+        plan_uuid: &str,
+        from: &[&str],
+        applied_with: &Value,
+        queue: bool,
+    ) -> Result<bool> {
+        let current = self.plan(plan_uuid)?;
+        if !from.contains(&current.state.as_str()) {
+            return Ok(false);
+        }
+        let text = applied_with.to_string();
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE action_plans SET policy = json_set(COALESCE(policy, '{}'), '$.applied_with', json(?1)),                  updated_at = ?2 WHERE uuid = ?3 AND state = ?4",
+                params![text, now(), current.uuid, current.state],
+            )?;
+            if n == 1 && queue {
+                tx.execute(
+                    "UPDATE action_plans SET state = 'PENDING' WHERE uuid = ?1",
+                    params![current.uuid],
+                )?;
+                append_event(
+                    tx,
+                    &Event::state_change(
+                        "action_plan.update",
+                        "action_plan",
+                        &current.uuid,
+                        Some(&current.state),
+                        "PENDING",
+                    )
+                    .in_plan(&current.uuid)
+                    .with_payload(json!({"status_message": null})),
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
     /// Moves an action from one of `from` to `to` (with outputs and a
     /// message), with its event; false when it was in another state.
     pub fn action_transition(

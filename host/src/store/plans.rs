@@ -524,6 +524,23 @@ impl Store {
             })
     }
 
+    /// A plan's extras (`NewPlan::extra`, plus `applied_with` once it was
+    /// started with explicit options), by full uuid; `null` when none.
+    pub fn plan_extra(&self, uuid: &str) -> Result<Value> {
+        let text: Option<Option<String>> = self
+            .conn()
+            .prepare_cached("SELECT policy FROM action_plans WHERE uuid = ?1 AND deleted = 0")
+            .and_then(|mut st| st.query_row([uuid], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        let text = text.ok_or_else(|| StoreError::NotFound {
+            kind: "action plan",
+            id: uuid.into(),
+        })?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null))
+    }
+
     /// The actions of a plan, in creation order.
     pub fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
         let plan = self.plan(plan_uuid)?;
