@@ -227,3 +227,25 @@ fn a_stopping_serve_leaves_what_outlasts_the_grace_period_to_the_resume() {
     assert_eq!(plan_state(h, &plan), "ONGOING");
     assert_eq!(state_of(h, &plan, "long"), "ONGOING");
 }
+
+#[test]
+fn serve_stops_with_an_error_when_its_database_is_replaced() {
+    let home = scratch();
+    let h = home.path();
+    let err = h.join("serve.log");
+    let mut serve = spawn_serve(h, &[], &err);
+    wait_for("serve to start", Duration::from_secs(30), || {
+        std::fs::read_to_string(&err).is_ok_and(|t| t.contains("serve started"))
+    });
+    let db = h.join("data/sextant/sextant.db");
+    let copy = h.join("data/sextant/copy.db");
+    std::fs::copy(&db, &copy).expect("copy");
+    std::fs::rename(&copy, &db).expect("replace");
+    let code = wait_exit(&mut serve, Duration::from_secs(20));
+    let said = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(code, 1, "{said}");
+    assert!(
+        said.contains("sextant.db") && said.contains("deleted or replaced"),
+        "{said}"
+    );
+}

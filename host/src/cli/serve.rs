@@ -50,9 +50,21 @@ pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
         store.path().display()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let identity = db_identity(store.path());
     loop {
         if stop.is_stopping() {
             return stop_cleanly(env, appliers);
+        }
+        // A database deleted or replaced under a running service would take
+        // every later write to an unlinked file: stop, and say so.
+        if db_identity(store.path()) != identity {
+            stop.stop();
+            let _ = stop_cleanly(env, appliers);
+            return Err(anyhow::anyhow!(
+                "the database {} was deleted or replaced while serve ran; stopped (restart serve to use the new one)",
+                store.path().display()
+            )
+            .into());
         }
         let now = chrono::Utc::now();
         let next = tick_continuous(&mut store, &ctx, now).map_err(|e| anyhow::anyhow!(e))?;
@@ -147,4 +159,10 @@ fn stop_cleanly(env: &Env, appliers: HashMap<String, JoinHandle<()>>) -> CliResu
     }
     tracing::info!("sextant serve stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The database file's identity (device, inode); `None` once it is gone.
+fn db_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
