@@ -16,6 +16,7 @@ pub mod plan;
 pub mod plugins;
 pub mod policy;
 pub mod store;
+pub mod suggest;
 
 /// A JSON value as compact text, written straight into a buffer: about
 /// three times faster than `Value`'s `Display`, which goes through a
