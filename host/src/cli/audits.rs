@@ -296,10 +296,11 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 auto_trigger,
                 policy,
             };
-            let new = prepare_audit(&store, &req).map_err(decide_error)?;
+            let types = env.action_types();
+            let vocab = crate::policy::Vocabulary::of(&types, &plugins);
+            let new = prepare_audit(&store, &req, &vocab).map_err(decide_error)?;
             let a = store.create_audit(&new)?;
             let a = if a.audit_type == "ONESHOT" {
-                let types = env.action_types();
                 let ctx = AuditContext {
                     plugins: &plugins,
                     types: &types,

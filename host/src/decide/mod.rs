@@ -132,8 +132,13 @@ fn check_time(what: &str, t: &Option<String>) -> Result<(), DecideError> {
 }
 
 /// Checks an audit request against the store, as Watcher's API does, and
-/// returns the audit to create. Writes nothing.
-pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, DecideError> {
+/// returns the audit to create. Writes nothing. Its policy is resolved and
+/// checked against `vocab`, and its content goes with the audit.
+pub fn prepare_audit(
+    store: &Store,
+    req: &AuditRequest,
+    vocab: &crate::policy::Vocabulary,
+) -> Result<NewAudit, DecideError> {
     let audit_type = if req.audit_type.is_empty() {
         "ONESHOT".to_string()
     } else {
@@ -220,9 +225,21 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
     if audit_type == "ONESHOT" && (req.start_time.is_some() || req.end_time.is_some()) {
         return Err(invalid("start and end times are not for ONESHOT audits"));
     }
-    if let Some(p) = &req.policy {
-        crate::policy::load(p).map_err(|e| invalid(e.to_string()))?;
-    }
+    let policy = match &req.policy {
+        Some(reference) => {
+            let p = crate::policy::load_checked(reference, vocab)
+                .map_err(|e| invalid(e.to_string()))?;
+            // A file is kept by its absolute path, a name as given.
+            let is_file = crate::policy::resolve(reference)
+                .is_ok_and(|f| f.as_os_str() == std::ffi::OsStr::new(reference));
+            let shown = match (&p.source, is_file) {
+                (Some(f), true) => f.display().to_string(),
+                _ => reference.clone(),
+            };
+            Some((shown, p.to_stored()))
+        }
+        None => None,
+    };
     check_time("start time", &req.start_time)?;
     check_time("end time", &req.end_time)?;
     let name = match &req.name {
@@ -251,7 +268,8 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
         start_time: req.start_time.clone(),
         end_time: req.end_time.clone(),
         force: req.force,
-        policy: req.policy.clone(),
+        policy_content: policy.as_ref().map(|(_, c)| c.clone()),
+        policy: policy.map(|(r, _)| r),
     })
 }
 
@@ -556,10 +574,7 @@ fn plan_solution(
         .collect();
     // The audit's policy chooses the planner and its config; without one, the
     // strategy's planner runs with Watcher's defaults.
-    let policy = match &audit.policy {
-        Some(p) => Some(crate::policy::load(p).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let policy = audit_policy(audit)?;
     let (planner, config) = match &policy {
         Some(p) => (p.planner.clone(), p.planner_config()),
         None => (run.strategy.planner.clone(), json!({})),
@@ -599,6 +614,26 @@ fn plan_solution(
         specs,
         planned,
     })
+}
+
+/// The policy an audit's plans are made with: the content stored when the
+/// audit was created, never the file as it is now. An audit stored before
+/// contents were kept (schema 6 and older) reads its policy by reference.
+fn audit_policy(audit: &AuditRow) -> Result<Option<crate::policy::Policy>, String> {
+    match (&audit.policy_content, &audit.policy) {
+        (Some(content), _) => serde_json::from_value(content.clone())
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "the stored policy of audit {} is unreadable: {e}",
+                    audit.uuid
+                )
+            }),
+        (None, Some(reference)) => crate::policy::load(reference)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        (None, None) => Ok(None),
+    }
 }
 
 /// Instance uuid → host from the cluster model, for planners that need it.
