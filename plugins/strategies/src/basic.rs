@@ -262,8 +262,8 @@ pub const SCHEMA: &str = r#"{
       "description": "Maximum number of migrations in one audit; 0 for no limit."},
     "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
       "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
-    "period": {"type": "number", "default": 7200, "description": "Metrics period (seconds)."},
-    "granularity": {"type": "number", "default": 300, "description": "Metrics granularity (seconds)."},
+    "period": {"type": "number", "minimum": 0, "default": 7200, "description": "Metrics period (seconds)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "Metrics granularity (seconds)."},
     "aggregation_method": {"type": "object", "default": {"instance": "mean", "compute_node": "mean", "node": ""}},
     "now": {"type": "number", "description": "The current time (unix seconds), for tests."}
   },

@@ -149,8 +149,8 @@ pub const SCHEMA: &str = r#"{
       "description": "Inlet temperature threshold for migration decision."},
     "threshold_power": {"type": "number", "default": 350.0,
       "description": "System power threshold for migration decision."},
-    "period": {"type": "number", "default": 300, "description": "Aggregate time period of ceilometer (metrics come from the model)."},
-    "granularity": {"type": "number", "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."}
+    "period": {"type": "number", "minimum": 0, "default": 300, "description": "Aggregate time period of ceilometer (metrics come from the model)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."}
   },
   "additionalProperties": false
 }"#;
