@@ -21,6 +21,7 @@ pub enum PolicyCommand {
     /// One policy (a name or a file) as it is used: every key, with the
     /// defaults filled in.
     Show {
+        /// A policy name (looked up in the policy directories) or a file.
         policy: String,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -28,6 +29,7 @@ pub enum PolicyCommand {
     /// Checks a policy file: syntax, keys, values, and that every action
     /// type, parameter and planner it names exists (exit status 2 if not).
     Validate {
+        /// The policy file.
         file: PathBuf,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
