@@ -235,6 +235,25 @@ fn watcher_parameter_checks_refuse_and_leave_the_store_unchanged() {
     ]));
     assert_eq!(out.status, 2);
     assert_eq!(db_counts(&db), before);
+    // A template's goal and strategy are looked up the same way.
+    for (args, words) in [
+        (["at3", "dumy", "-s", "dummy"], "no goal named \"dumy\""),
+        (
+            ["at3", "dummy", "-s", "dumy"],
+            "no strategy named \"dumy\" for goal dummy",
+        ),
+    ] {
+        let out = run(sextant(home.path())
+            .args(["audit-template", "create"])
+            .args(args));
+        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(words) && out.stderr.contains("did you mean dummy?"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(db_counts(&db), before);
+    }
 
     // A CONTINUOUS audit is stored PENDING, for `sextant serve`.
     let out = run(sextant(home.path()).args([

@@ -133,7 +133,7 @@ fn check_time(what: &str, t: &Option<String>) -> Result<(), DecideError> {
 
 /// The goal `id` (uuid or name); an unknown one is refused with the goals
 /// there are and the closest.
-fn find_goal(store: &Store, id: &str) -> Result<GoalRow, DecideError> {
+pub fn find_goal(store: &Store, id: &str) -> Result<GoalRow, DecideError> {
     match store.goal(id) {
         Err(StoreError::NotFound { .. }) => {
             let goals = store.goals()?;
@@ -149,7 +149,7 @@ fn find_goal(store: &Store, id: &str) -> Result<GoalRow, DecideError> {
 
 /// The strategy `id` (uuid or name); an unknown one is refused with the
 /// strategies of `goal` (all of them without a goal) and the closest.
-fn find_strategy(
+pub fn find_strategy(
     store: &Store,
     id: &str,
     goal: Option<&GoalRow>,
