@@ -155,8 +155,44 @@ fn watcher_parameter_checks_refuse_and_leave_the_store_unchanged() {
             &["-g", "dummy", "-s", "dummy", "-p", "bogus=1"],
             "Audit parameter bogus are not allowed",
         ),
-        (&["-g", "dummy", "-p", "para1=2"], "no predefined strategy"),
+        // Without -s, the goal's default strategy checks the parameters.
+        (
+            &["-g", "dummy", "-p", "para1=20"],
+            "Invalid parameters for strategy dummy: para1: 20 is greater than the maximum",
+        ),
+        (
+            &[
+                "-g",
+                "thermal_optimization",
+                "-s",
+                "outlet_temperature",
+                "-p",
+                "period=-5",
+            ],
+            "period: -5 is less than the minimum of 0",
+        ),
+        (
+            &["-g", "thermal_optimization", "-p", "period=-5"],
+            "period: -5 is less than the minimum of 0",
+        ),
+        // A required parameter missing, for the default strategy too.
+        (
+            &["-g", "cluster_maintaining"],
+            "\"maintenance_node\" is a required property",
+        ),
         (&["-g", "no_such_goal"], "no_such_goal"),
+        (
+            &["-g", "thermal_optimisation"],
+            "no goal named \"thermal_optimisation\" (known: ",
+        ),
+        (
+            &["-g", "thermal_optimisation"],
+            "did you mean thermal_optimization?",
+        ),
+        (
+            &["-g", "thermal_optimization", "-s", "outlet_temprature"],
+            "no strategy named \"outlet_temprature\" for goal thermal_optimization (known: outlet_temperature; did you mean outlet_temperature?)",
+        ),
         (
             &["-g", "dummy", "-s", "actuator"],
             "achieves goal unclassified",
@@ -199,6 +235,25 @@ fn watcher_parameter_checks_refuse_and_leave_the_store_unchanged() {
     ]));
     assert_eq!(out.status, 2);
     assert_eq!(db_counts(&db), before);
+    // A template's goal and strategy are looked up the same way.
+    for (args, words) in [
+        (["at3", "dumy", "-s", "dummy"], "no goal named \"dumy\""),
+        (
+            ["at3", "dummy", "-s", "dumy"],
+            "no strategy named \"dumy\" for goal dummy",
+        ),
+    ] {
+        let out = run(sextant(home.path())
+            .args(["audit-template", "create"])
+            .args(args));
+        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(words) && out.stderr.contains("did you mean dummy?"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(db_counts(&db), before);
+    }
 
     // A CONTINUOUS audit is stored PENDING, for `sextant serve`.
     let out = run(sextant(home.path()).args([
@@ -499,4 +554,100 @@ fn a_planner_that_cannot_place_an_action_fails_the_audit_and_stores_no_plan() {
     assert!(a["action_plan"].is_null(), "no plan is left behind");
     let plans = run(sextant(home.path()).args(["action-plan", "list", "--format", "json"])).json();
     assert_eq!(plans, serde_json::json!([]));
+}
+
+#[test]
+fn parameters_without_a_strategy_go_to_the_goals_default_strategy() {
+    let home = scratch();
+    let out = run(sextant(home.path()).args([
+        "audit", "create", "-g", "dummy", "-p", "para1=2", "--format", "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    assert_eq!(a["state"], "SUCCEEDED", "{a}");
+    assert_eq!(a["strategy_name"], "dummy", "the default strategy is kept");
+    assert_eq!(a["parameters"]["para1"], 2.0);
+}
+
+#[test]
+fn an_audit_of_a_cloud_never_seeded_fails_loudly() {
+    let home = scratch();
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "server_consolidation",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    let a = out.json();
+    assert_eq!(a["state"], "FAILED", "{a}");
+    let why = a["status_message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("the cluster model is empty") && why.contains("sextant sim init"),
+        "{why}"
+    );
+    assert!(
+        out.stderr.contains("the cluster model is empty"),
+        "{}",
+        out.stderr
+    );
+    // An empty snapshot is the same.
+    let empty = write_file(home.path(), "empty.yaml", "nodes: []\ninstances: []\n");
+    let seeded = run(sextant(home.path())
+        .args(["sim", "init", "--from"])
+        .arg(&empty));
+    if seeded.status == 0 {
+        let out = run(sextant(home.path()).args(["audit", "create", "-g", "server_consolidation"]));
+        assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+        assert!(
+            out.stdout.contains("the cluster model is empty"),
+            "{}",
+            out.stdout
+        );
+    } else {
+        // Refused at seeding (bad input) is loud too.
+        assert_eq!(seeded.status, 2, "{}", seeded.stderr);
+    }
+}
+
+#[test]
+fn an_empty_solution_carries_the_strategys_reason_to_the_operator() {
+    let home = scratch();
+    let cluster = write_file(
+        home.path(),
+        "no-metrics.yaml",
+        "nodes:\n\
+         \x20 - {uuid: n1, hostname: h1, vcpus: 8, memory: 8192, disk: 100}\n\
+         \x20 - {uuid: n2, hostname: h2, vcpus: 8, memory: 8192, disk: 100}\n\
+         instances:\n\
+         \x20 - {uuid: i1, name: vm1, host: h1, vcpus: 1, memory: 1024, disk: 10}\n",
+    );
+    let seeded = run(sextant(home.path())
+        .args(["sim", "init", "--from"])
+        .arg(&cluster));
+    assert_eq!(seeded.status, 0, "{}", seeded.stderr);
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "thermal_optimization",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = out.json();
+    assert_eq!(a["state"], "SUCCEEDED");
+    assert_eq!(
+        a["status_message"],
+        "no action recommended by outlet_temperature: no node has host_outlet_temp"
+    );
+    // The table output shows it too.
+    let out = run(sextant(home.path()).args(["audit", "create", "-g", "thermal_optimization"]));
+    assert!(
+        out.stdout.contains("no node has host_outlet_temp"),
+        "{}",
+        out.stdout
+    );
 }

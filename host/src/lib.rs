@@ -16,6 +16,7 @@ pub mod plan;
 pub mod plugins;
 pub mod policy;
 pub mod store;
+pub mod suggest;
 pub mod trust;
 
 /// A JSON value as compact text, written straight into a buffer: about

@@ -7,6 +7,11 @@
 //! (`limits`), error recovery (`recovery`), the execution rule and whether
 //! the whole plan is simulated first.
 
+mod check;
+pub mod locate;
+
+pub use check::Vocabulary;
+
 use crate::action_types::dsl::locate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -417,12 +422,76 @@ pub fn policy_dirs() -> Vec<PathBuf> {
 /// vetted by the rules of [`crate::trust`]: a lookup that reaches a
 /// directory or file others could have written fails, naming it and the fix.
 pub fn load(reference: &str) -> Result<Policy, PolicyError> {
+    Policy::from_file(&resolve(reference)?)
+}
+
+/// Resolves `--policy NAME|FILE` and checks every name the policy uses
+/// against what is installed ([`Vocabulary`]): what an audit or a plan is
+/// given. Its `source` is the file's absolute path.
+pub fn load_checked(reference: &str, vocab: &Vocabulary) -> Result<Policy, PolicyError> {
+    check_file(&resolve(reference)?, vocab)
+}
+
+/// Reads, parses and checks one policy file ([`load_checked`] without the
+/// lookup by name).
+pub fn check_file(file: &Path, vocab: &Vocabulary) -> Result<Policy, PolicyError> {
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let text = std::fs::read_to_string(&file).map_err(|e| PolicyError {
+        file: file.clone(),
+        line: 1,
+        column: 1,
+        message: format!("cannot read: {e}"),
+    })?;
+    let policy = Policy::parse(&text, &file)?;
+    policy.check_names(&text, &file, vocab)?;
+    Ok(policy)
+}
+
+impl Policy {
+    /// The form stored with an audit and its plans (JSON, read back with
+    /// serde): what a later run uses, whatever becomes of the file.
+    pub fn to_stored(&self) -> String {
+        // A struct of strings, numbers and string-keyed maps: serializing
+        // it cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The named policies of the policy directories, in lookup order: the
+/// first file of each name is the one `--policy NAME` uses.
+pub fn named_policies() -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for d in policy_dirs() {
+        let Ok(read) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = read
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let Some(name) = f.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if !name.starts_with('.') && !found.iter().any(|(n, _)| *n == name) {
+                found.push((name, f));
+            }
+        }
+    }
+    found
+}
+
+/// The file `--policy NAME|FILE` names: a path, or the first
+/// `NAME.yaml`/`NAME.yml` of the policy directories.
+pub fn resolve(reference: &str) -> Result<PathBuf, PolicyError> {
     let as_path = Path::new(reference);
     if reference.contains('/') || reference.ends_with(".yaml") || reference.ends_with(".yml") {
         if as_path.symlink_metadata().is_ok() {
             vet_file(as_path)?;
         }
-        return Policy::from_file(as_path);
+        return Ok(as_path.to_path_buf());
     }
     for d in policy_dirs() {
         crate::trust::vet_dir(&d, "policy directory").map_err(untrusted)?;
@@ -430,16 +499,19 @@ pub fn load(reference: &str) -> Result<Policy, PolicyError> {
             let f = d.join(format!("{reference}.{ext}"));
             if f.symlink_metadata().is_ok() {
                 vet_file(&f)?;
-                return Policy::from_file(&f);
+                return Ok(f);
             }
         }
     }
+    let names: Vec<String> = named_policies().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     Err(PolicyError {
         file: PathBuf::from(reference),
         line: 1,
         column: 1,
         message: format!(
-            "no policy named {reference:?} (looked in {})",
+            "no policy named {reference:?} ({}; looked in {})",
+            crate::suggest::candidates_message(reference, &names),
             policy_dirs()
                 .iter()
                 .map(|d| d.display().to_string())

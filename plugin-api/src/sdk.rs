@@ -96,6 +96,31 @@ pub struct Solution {
     pub extra: Value,
 }
 
+/// The key of [`Solution::extra`] that says why a solution recommends what
+/// it does; the host shows it to the operator with the audit (above all
+/// when the solution is empty: "no node has host_outlet_temp"). A plain
+/// JSON field: no ABI change, and older hosts ignore it.
+pub const REASON_KEY: &str = "reason";
+
+impl Solution {
+    /// This solution with `extra.reason` set (`extra` becomes an object if
+    /// it was not one).
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        if !self.extra.is_object() {
+            self.extra = Value::Object(Default::default());
+        }
+        if let Value::Object(m) = &mut self.extra {
+            m.insert(REASON_KEY.into(), Value::String(reason.into()));
+        }
+        self
+    }
+
+    /// The reason the strategy gave, if any.
+    pub fn reason(&self) -> Option<&str> {
+        self.extra.get(REASON_KEY).and_then(Value::as_str)
+    }
+}
+
 /// What a planner returns: the creation order and the DAG's edges, both as
 /// indexes into the actions it was given.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -218,9 +218,15 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
 
 /// The policy a run uses: `--policy`, else the one recorded with the plan,
 /// else `default`.
-fn policy_for(store: &Store, plan: &str, explicit: Option<&str>) -> Result<Policy, CliError> {
+fn policy_for(
+    store: &Store,
+    plan: &str,
+    explicit: Option<&str>,
+    vocab: &dyn Fn() -> crate::policy::Vocabulary,
+) -> Result<Policy, CliError> {
     if let Some(p) = explicit {
-        return crate::policy::load(p).map_err(CliError::input);
+        // Checked as audits check theirs: every name it uses must exist.
+        return crate::policy::load_checked(p, &vocab()).map_err(CliError::input);
     }
     let extra = store.plan_extra(plan)?;
     for recorded in [&extra["applied_with"]["policy"], &extra["policy"]] {
@@ -242,7 +248,12 @@ struct Resolved {
 /// The workers of a plan nobody said anything about.
 const DEFAULT_WORKERS: usize = 32;
 
-fn resolve(store: &Store, plan: &str, flags: &RunFlags<'_>) -> Result<Resolved, CliError> {
+fn resolve(
+    store: &Store,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    vocab: &dyn Fn() -> crate::policy::Vocabulary,
+) -> Result<Resolved, CliError> {
     if let Some(r) = flags.execution_rule
         && !["STRICT", "ALWAYS", "ANY"].contains(&r.to_uppercase().as_str())
     {
@@ -253,7 +264,7 @@ fn resolve(store: &Store, plan: &str, flags: &RunFlags<'_>) -> Result<Resolved, 
     if flags.max_workers == Some(0) {
         return Err(input("--max-workers must be at least 1".to_string()));
     }
-    let policy = policy_for(store, plan, flags.policy)?;
+    let policy = policy_for(store, plan, flags.policy, vocab)?;
     let recorded = &store.plan_extra(plan)?["applied_with"];
     Ok(Resolved {
         policy,
@@ -327,7 +338,10 @@ pub struct RunFlags<'a> {
 pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutcome, CliError> {
     let (mut store, plugins, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
-    let resolved = resolve(&store, &p.uuid, flags)?;
+    let types = env.action_types();
+    let resolved = resolve(&store, &p.uuid, flags, &|| {
+        crate::policy::Vocabulary::of(&types, &plugins)
+    })?;
     // What the operator said is recorded before anything runs: a resume
     // after a crash applies the plan the same way.
     if !record_flags(
@@ -361,7 +375,7 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
     let applier = Applier::new(
         store,
         Arc::new(plugins),
-        Arc::new(env.action_types()),
+        Arc::new(types),
         &p.uuid,
         ApplyOptions {
             policy,
@@ -493,9 +507,12 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
         let o = apply_now(env, plan, flags)?;
         return print_outcome(&o, format);
     }
-    let (mut store, _, _) = env.open_store_synced()?;
+    let (mut store, plugins, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
-    let resolved = resolve(&store, &p.uuid, flags)?;
+    let types = env.action_types();
+    let resolved = resolve(&store, &p.uuid, flags, &|| {
+        crate::policy::Vocabulary::of(&types, &plugins)
+    })?;
     if !record_flags(
         &mut store,
         &p.uuid,

@@ -5,8 +5,8 @@ use super::action_types::parse_params;
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
 use crate::decide::{
-    AuditContext, AuditRequest, DecideError, prepare_audit, run_audit, trigger_audit,
-    validate_parameters,
+    AuditContext, AuditRequest, DecideError, find_goal, find_strategy, prepare_audit, run_audit,
+    trigger_audit, validate_parameters,
 };
 use crate::store::StoreError;
 use crate::store::audits::NewTemplate;
@@ -154,9 +154,9 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                     "an audit template named {name:?} exists"
                 )));
             }
-            let g = store.goal(&goal).map_err(input_error)?;
+            let g = find_goal(&store, &goal).map_err(decide_error)?;
             let s = match &strategy {
-                Some(s) => Some(store.strategy(s).map_err(input_error)?),
+                Some(s) => Some(find_strategy(&store, s, Some(&g)).map_err(decide_error)?),
                 None => None,
             };
             if let Some(s) = &s
@@ -296,10 +296,11 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 auto_trigger,
                 policy,
             };
-            let new = prepare_audit(&store, &req).map_err(decide_error)?;
+            let types = env.action_types();
+            let vocab = crate::policy::Vocabulary::of(&types, &plugins);
+            let new = prepare_audit(&store, &req, &vocab).map_err(decide_error)?;
             let a = store.create_audit(&new)?;
             let a = if a.audit_type == "ONESHOT" {
-                let types = env.action_types();
                 let ctx = AuditContext {
                     plugins: &plugins,
                     types: &types,

@@ -90,7 +90,9 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         parameters: json!({}),
         ..Default::default()
     };
-    let new = prepare_audit(&store, &req).map_err(|e| CliError::input(anyhow::anyhow!(e)))?;
+    let vocab = crate::policy::Vocabulary::of(&types, &plugins);
+    let new =
+        prepare_audit(&store, &req, &vocab).map_err(|e| CliError::input(anyhow::anyhow!(e)))?;
     let audit = store.create_audit(&new)?;
     let ctx = AuditContext {
         plugins: &plugins,

@@ -17,6 +17,7 @@ pub mod output;
 mod plan;
 pub(crate) mod plans;
 mod plugins;
+mod policies;
 mod serve;
 pub(crate) mod sim;
 
@@ -78,6 +79,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
+    /// Scheduling and error-recovery policies: list, show, validate.
+    #[command(subcommand)]
+    Policy(policies::PolicyCommand),
     /// Goals, as the strategy plugins declare them.
     #[command(subcommand)]
     Goal(decide::GoalCommand),
@@ -316,6 +320,7 @@ fn run(cli: Cli) -> CliResult {
         Command::ActionType(c) => action_types::run(&env, c),
         Command::Sync { format } => decide::sync(&env, format),
         Command::Demo { cluster, format } => demo::run(&env, cluster, explicit_db, format),
+        Command::Policy(c) => policies::run(&env, c),
         Command::Goal(c) => decide::goal(&env, c),
         Command::Strategy(c) => decide::strategy(&env, c),
         Command::AuditTemplate(c) => audits::template(&env, c),

@@ -46,7 +46,8 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
                     input.display()
                 )));
             }
-            crate::policy::load(name)
+            let vocab = crate::policy::Vocabulary::of(&env.action_types(), &plugins);
+            crate::policy::load_checked(name, &vocab)
                 .map_err(CliError::input)?
                 .planner_config()
         }

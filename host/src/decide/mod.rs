@@ -12,7 +12,7 @@ pub mod scope;
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plugins::PluginRegistry;
 use crate::store::audits::{AuditRow, NewAudit};
-use crate::store::{Store, StoreError, StrategyRow};
+use crate::store::{GoalRow, Store, StoreError, StrategyRow};
 use serde_json::{Value, json};
 
 /// Why an audit request was refused, or an audit could not run.
@@ -131,9 +131,51 @@ fn check_time(what: &str, t: &Option<String>) -> Result<(), DecideError> {
     Ok(())
 }
 
+/// The goal `id` (uuid or name); an unknown one is refused with the goals
+/// there are and the closest.
+pub fn find_goal(store: &Store, id: &str) -> Result<GoalRow, DecideError> {
+    match store.goal(id) {
+        Err(StoreError::NotFound { .. }) => {
+            let goals = store.goals()?;
+            let names: Vec<&str> = goals.iter().map(|g| g.name.as_str()).collect();
+            Err(invalid(format!(
+                "no goal named {id:?} ({})",
+                crate::suggest::candidates_message(id, &names)
+            )))
+        }
+        r => Ok(r?),
+    }
+}
+
+/// The strategy `id` (uuid or name); an unknown one is refused with the
+/// strategies of `goal` (all of them without a goal) and the closest.
+pub fn find_strategy(
+    store: &Store,
+    id: &str,
+    goal: Option<&GoalRow>,
+) -> Result<StrategyRow, DecideError> {
+    match store.strategy(id) {
+        Err(StoreError::NotFound { .. }) => {
+            let list = store.strategies(goal.map(|g| g.uuid.as_str()))?;
+            let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+            let of = goal.map_or(String::new(), |g| format!(" for goal {}", g.name));
+            Err(invalid(format!(
+                "no strategy named {id:?}{of} ({})",
+                crate::suggest::candidates_message(id, &names)
+            )))
+        }
+        r => Ok(r?),
+    }
+}
+
 /// Checks an audit request against the store, as Watcher's API does, and
-/// returns the audit to create. Writes nothing.
-pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, DecideError> {
+/// returns the audit to create. Writes nothing. Its policy is resolved and
+/// checked against `vocab`, and its content goes with the audit.
+pub fn prepare_audit(
+    store: &Store,
+    req: &AuditRequest,
+    vocab: &crate::policy::Vocabulary,
+) -> Result<NewAudit, DecideError> {
     let audit_type = if req.audit_type.is_empty() {
         "ONESHOT".to_string()
     } else {
@@ -167,13 +209,13 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
             }
             store.goal(&t.goal_uuid)?
         }
-        None => store.goal(req.goal.as_deref().unwrap_or_default())?,
+        None => find_goal(store, req.goal.as_deref().unwrap_or_default())?,
     };
     let strategy = match (
         &req.strategy,
         template.as_ref().and_then(|t| t.strategy_uuid.clone()),
     ) {
-        (Some(s), _) => Some(store.strategy(s)?),
+        (Some(s), _) => Some(find_strategy(store, s, Some(&goal))?),
         (None, Some(s)) => Some(store.strategy(&s)?),
         (None, None) => None,
     };
@@ -196,14 +238,32 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
         }
     }
     let has_params = params.as_object().is_some_and(|m| !m.is_empty());
-    let parameters = match &strategy {
-        Some(s) => validate_parameters(s, &params)?,
-        None if has_params => {
-            return Err(invalid(
-                "Specify parameters but no predefined strategy for audit, or no parameter spec in predefined strategy",
-            ));
+    // Without a strategy, the goal's default strategy (the one the audit
+    // would run) checks the parameters, so that a required one missing or a
+    // value out of range is refused now, not when the audit runs. Given
+    // parameters pin that strategy: they stay its parameters.
+    let (strategy, parameters) = match strategy {
+        Some(s) => {
+            let p = validate_parameters(&s, &params)?;
+            (Some(s), p)
         }
-        None => json!({}),
+        None => match store.strategies(Some(&goal.uuid))?.into_iter().next() {
+            Some(d) => {
+                let p = validate_parameters(&d, &params)?;
+                if has_params {
+                    (Some(d), p)
+                } else {
+                    (None, json!({}))
+                }
+            }
+            None if has_params => {
+                return Err(invalid(format!(
+                    "parameters are given, but no strategy is available for goal {}",
+                    goal.name
+                )));
+            }
+            None => (None, json!({})),
+        },
     };
     match (audit_type.as_str(), &req.interval) {
         ("CONTINUOUS", None) => return Err(invalid("a CONTINUOUS audit needs an interval")),
@@ -220,9 +280,21 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
     if audit_type == "ONESHOT" && (req.start_time.is_some() || req.end_time.is_some()) {
         return Err(invalid("start and end times are not for ONESHOT audits"));
     }
-    if let Some(p) = &req.policy {
-        crate::policy::load(p).map_err(|e| invalid(e.to_string()))?;
-    }
+    let policy = match &req.policy {
+        Some(reference) => {
+            let p = crate::policy::load_checked(reference, vocab)
+                .map_err(|e| invalid(e.to_string()))?;
+            // A file is kept by its absolute path, a name as given.
+            let is_file = crate::policy::resolve(reference)
+                .is_ok_and(|f| f.as_os_str() == std::ffi::OsStr::new(reference));
+            let shown = match (&p.source, is_file) {
+                (Some(f), true) => f.display().to_string(),
+                _ => reference.clone(),
+            };
+            Some((shown, p.to_stored()))
+        }
+        None => None,
+    };
     check_time("start time", &req.start_time)?;
     check_time("end time", &req.end_time)?;
     let name = match &req.name {
@@ -251,7 +323,8 @@ pub fn prepare_audit(store: &Store, req: &AuditRequest) -> Result<NewAudit, Deci
         start_time: req.start_time.clone(),
         end_time: req.end_time.clone(),
         force: req.force,
-        policy: req.policy.clone(),
+        policy_content: policy.as_ref().map(|(_, c)| c.clone()),
+        policy: policy.map(|(r, _)| r),
     })
 }
 
@@ -289,7 +362,9 @@ pub struct AuditContext<'a> {
     pub model: ModelSource,
 }
 
-fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<Value, String> {
+/// The audit's cluster model, scoped, and whether the collector found no
+/// node at all (a cloud never seeded, an empty snapshot).
+fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<(Value, bool), String> {
     let raw = ctx
         .plugins
         .collect(&ctx.model.collector, &ctx.model.config)
@@ -301,8 +376,22 @@ fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<Value, Stri
                 ctx.model.collector
             )
         })?;
+    let empty = model.nodes.is_empty();
     let scoped = scope::apply(&model, &audit.scope).map_err(|e| format!("audit scope: {e}"))?;
-    serde_json::to_value(scoped).map_err(|e| e.to_string())
+    let scoped = serde_json::to_value(scoped).map_err(|e| e.to_string())?;
+    Ok((scoped, empty))
+}
+
+/// Why an audit of an empty cluster model that recommends nothing fails:
+/// it would otherwise look like a healthy cloud ("SUCCEEDED, 0 actions").
+fn empty_model_message(collector: &str) -> String {
+    if collector == "sim" {
+        "the cluster model is empty: the simulated cloud has no node (seed it with \
+         `sextant sim init --from FILE`, e.g. examples/clusters/small.yaml)"
+            .into()
+    } else {
+        format!("the cluster model is empty: collector {collector} found no node")
+    }
 }
 
 /// What a strategy run produced: the actions as instantiated, the
@@ -314,6 +403,8 @@ struct StrategyRun {
     /// the solution's `extra.global_efficacy`; `[]` when the goal has none.
     global_efficacy: Value,
     strategy: StrategyRow,
+    /// Why the strategy recommends what it does (`extra.reason`).
+    reason: Option<String>,
 }
 
 /// Selects the strategy, collects the model, runs the strategy and puts
@@ -351,11 +442,21 @@ fn execute_strategy(
         json!({"strategy": strategy.name}),
     )?;
     let result = (|| {
-        let model = collect_model(ctx, audit)?;
+        let (model, empty) = collect_model(ctx, audit)?;
+        if empty {
+            tracing::warn!(
+                "audit {}: {}",
+                audit.uuid,
+                empty_model_message(&ctx.model.collector)
+            );
+        }
         let solution = ctx
             .plugins
             .run_strategy(&strategy.name, &model, &audit.parameters)
             .map_err(|e| format!("strategy {} failed: {e}", strategy.name))?;
+        if empty && solution.actions.is_empty() {
+            return Err(empty_model_message(&ctx.model.collector));
+        }
         let factory = ActionFactory::new(ctx.types);
         let mut actions = Vec::new();
         for a in &solution.actions {
@@ -383,10 +484,15 @@ fn execute_strategy(
             Some(Value::Array(list)) => Value::Array(list.clone()),
             _ => json!([]),
         };
-        Ok((actions, indicators, global))
+        Ok((
+            actions,
+            indicators,
+            global,
+            solution.reason().map(str::to_string),
+        ))
     })();
     match result {
-        Ok((actions, indicators, global_efficacy)) => {
+        Ok((actions, indicators, global_efficacy, reason)) => {
             event(
                 store,
                 "audit.strategy.end",
@@ -397,6 +503,7 @@ fn execute_strategy(
                 indicators,
                 global_efficacy,
                 strategy,
+                reason,
             }))
         }
         Err(msg) => {
@@ -486,15 +593,25 @@ pub fn run_audit(
     };
     let (run, mut planned) = run;
     let plan = new_plan(&run, &mut planned);
+    let message = match (run.actions.len(), &run.reason) {
+        (0, reason) => {
+            let why = reason.as_deref().unwrap_or("the strategy gave no reason");
+            tracing::info!(
+                "audit {uuid}: {} recommends nothing: {why}",
+                run.strategy.name
+            );
+            format!("no action recommended by {}: {why}", run.strategy.name)
+        }
+        (n, _) => format!(
+            "{n} actions recommended by {}, planned by {}",
+            run.strategy.name,
+            plan.planner.as_deref().unwrap_or("-")
+        ),
+    };
     let done = store.move_audit_with_plan(
         uuid,
         "SUCCEEDED",
-        Some(&format!(
-            "{} actions recommended by {}, planned by {}",
-            run.actions.len(),
-            run.strategy.name,
-            plan.planner.as_deref().unwrap_or("-")
-        )),
+        Some(&message),
         &solution_columns(&run),
         engine_move,
         Some(&plan),
@@ -556,10 +673,7 @@ fn plan_solution(
         .collect();
     // The audit's policy chooses the planner and its config; without one, the
     // strategy's planner runs with Watcher's defaults.
-    let policy = match &audit.policy {
-        Some(p) => Some(crate::policy::load(p).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let policy = audit_policy(audit)?;
     let (planner, config) = match &policy {
         Some(p) => (p.planner.clone(), p.planner_config()),
         None => (run.strategy.planner.clone(), json!({})),
@@ -601,6 +715,26 @@ fn plan_solution(
     })
 }
 
+/// The policy an audit's plans are made with: the content stored when the
+/// audit was created, never the file as it is now. An audit stored before
+/// contents were kept (schema 6 and older) reads its policy by reference.
+fn audit_policy(audit: &AuditRow) -> Result<Option<crate::policy::Policy>, String> {
+    match (&audit.policy_content, &audit.policy) {
+        (Some(content), _) => serde_json::from_value(content.clone())
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "the stored policy of audit {} is unreadable: {e}",
+                    audit.uuid
+                )
+            }),
+        (None, Some(reference)) => crate::policy::load(reference)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Instance uuid → host from the cluster model, for planners that need it.
 fn audit_instance_hosts(
     ctx: &AuditContext<'_>,
@@ -608,7 +742,9 @@ fn audit_instance_hosts(
 ) -> std::collections::BTreeMap<String, String> {
     collect_model(ctx, audit)
         .ok()
-        .and_then(|m| serde_json::from_value::<sextant_plugin_api::model::ClusterModel>(m).ok())
+        .and_then(|(m, _)| {
+            serde_json::from_value::<sextant_plugin_api::model::ClusterModel>(m).ok()
+        })
         .map(|m| m.instances.into_iter().map(|i| (i.uuid, i.host)).collect())
         .unwrap_or_default()
 }
@@ -676,9 +812,13 @@ pub fn run_continuous(
             uuid,
             "ONGOING",
             Some(&format!(
-                "{} actions recommended by {} (next run {})",
+                "{} actions recommended by {}{} (next run {})",
                 run.actions.len(),
                 run.strategy.name,
+                match (&run.reason, run.actions.is_empty()) {
+                    (Some(why), true) => format!(": {why}"),
+                    _ => String::new(),
+                },
                 next.as_deref().unwrap_or("none")
             )),
             &solution_columns(&run),

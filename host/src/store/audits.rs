@@ -140,8 +140,12 @@ pub struct AuditRow {
     pub end_time: Option<String>,
     /// Run even when a plan is ONGOING.
     pub force: bool,
-    /// The scheduling policy its plans use.
+    /// The scheduling policy its plans use: a name, or a file's absolute
+    /// path.
     pub policy: Option<String>,
+    /// That policy's content as it was when the audit was created (what
+    /// its plans are made with).
+    pub policy_content: Option<Value>,
     /// Why it is in its state.
     pub status_message: Option<String>,
     /// The actions of its solution, as instantiated.
@@ -160,7 +164,7 @@ const AUDIT_COLS: &str = "a.id, a.uuid, a.name, a.audit_type, a.state, g.uuid, g
     t.uuid, a.parameters, a.interval, a.scope, a.auto_trigger, a.next_run_time, a.hostname, \
     a.start_time, a.end_time, a.force, a.policy, a.status_message, a.solution, a.efficacy_indicators, \
     (SELECT p.uuid FROM action_plans p WHERE p.audit_id = a.id AND p.deleted = 0 ORDER BY p.id DESC LIMIT 1), \
-    a.created_at, a.updated_at";
+    a.created_at, a.updated_at, a.policy_content";
 const AUDIT_FROM: &str = "audits a JOIN goals g ON g.id = a.goal_id \
     LEFT JOIN strategies s ON s.id = a.strategy_id \
     LEFT JOIN audit_templates t ON t.id = a.audit_template_id";
@@ -194,6 +198,7 @@ impl AuditRow {
             action_plan: r.get(23)?,
             created_at: r.get(24)?,
             updated_at: r.get(25)?,
+            policy_content: r.get::<_, Option<String>>(26)?.map(json_col),
         })
     }
 }
@@ -224,8 +229,10 @@ pub struct NewAudit {
     pub end_time: Option<String>,
     /// Run even when a plan is ONGOING.
     pub force: bool,
-    /// Scheduling policy.
+    /// Scheduling policy: a name, or a file's absolute path.
     pub policy: Option<String>,
+    /// That policy's content ([`crate::policy::Policy::to_stored`]).
+    pub policy_content: Option<String>,
 }
 
 impl Store {
@@ -340,8 +347,9 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO audits (uuid, name, audit_type, state, parameters, interval, goal_id, strategy_id, \
-                 audit_template_id, scope, auto_trigger, start_time, end_time, force, policy, created_at) \
-                 VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 audit_template_id, scope, auto_trigger, start_time, end_time, force, policy, created_at, \
+                 policy_content) \
+                 VALUES (?1, ?2, ?3, 'PENDING', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     uuid,
                     a.name,
@@ -357,7 +365,8 @@ impl Store {
                     a.end_time,
                     a.force as i64,
                     a.policy,
-                    now()
+                    now(),
+                    a.policy_content
                 ],
             )?;
             append_event(

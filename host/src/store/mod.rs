@@ -909,6 +909,61 @@ mod tests {
     }
 
     #[test]
+    fn migration_7_keeps_audits_and_stores_their_policy_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        // A database at schema version 6 with an audit that names a policy.
+        let conn = Connection::open(&path).expect("open");
+        for (i, sql) in schema::MIGRATIONS[..6].iter().enumerate() {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .expect("version");
+        }
+        conn.execute_batch(
+            "INSERT INTO goals (id, uuid, name, display_name, created_at) VALUES (1, 'g', 'dummy', 'Dummy', 't'); \
+             INSERT INTO audits (uuid, name, audit_type, state, goal_id, policy, created_at) \
+               VALUES ('a1', 'old', 'ONESHOT', 'SUCCEEDED', 1, 'default', 't');",
+        )
+        .expect("rows");
+        drop(conn);
+        let mut s = Store::open(&path).expect("migrate");
+        assert_eq!(s.schema_version().ok(), Some(7));
+        let old = s.audit("a1").expect("audit");
+        assert_eq!(
+            (
+                old.policy.as_deref(),
+                old.policy_content,
+                old.state.as_str()
+            ),
+            (Some("default"), None, "SUCCEEDED")
+        );
+        // A new audit keeps its policy's content.
+        let new = s
+            .create_audit(&audits::NewAudit {
+                name: "new".into(),
+                audit_type: "ONESHOT".into(),
+                goal: "dummy".into(),
+                strategy: None,
+                template: None,
+                parameters: serde_json::json!({}),
+                interval: None,
+                scope: serde_json::json!([]),
+                auto_trigger: false,
+                start_time: None,
+                end_time: None,
+                force: false,
+                policy: Some("/etc/p.yaml".into()),
+                policy_content: Some(r#"{"name":"p","planner":"weight"}"#.into()),
+            })
+            .expect("create");
+        let new = s.audit(&new.uuid).expect("read back");
+        assert_eq!(
+            new.policy_content,
+            Some(serde_json::json!({"name": "p", "planner": "weight"}))
+        );
+    }
+
+    #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(&dir.path().join("s.db")).expect("open");

@@ -218,4 +218,12 @@ UPDATE actions SET parents = (
     FROM json_each(actions.parents) j JOIN actions p ON p.uuid = j.value
 ) WHERE parents <> '[]';
 "#,
+    // 7: the content of an audit's policy (the validated policy as JSON),
+    // stored when the audit is created: every later run of the audit (a
+    // CONTINUOUS one in `serve`, an EVENT trigger) plans with the policy the
+    // operator chose, whatever the current directory or the file becomes.
+    // `policy` keeps the reference as given (a name, or an absolute path).
+    r#"
+ALTER TABLE audits ADD COLUMN policy_content TEXT;
+"#,
 ];

@@ -246,12 +246,25 @@ impl Basic {
         for node in &released {
             actions.push(common::disable(node));
         }
-        Ok(common::server_consolidation(
-            actions,
-            &model,
-            released.len(),
-            moves.len(),
-        ))
+        let solution = common::server_consolidation(actions, &model, released.len(), moves.len());
+        Ok(if solution.actions.is_empty() {
+            let in_use = model
+                .nodes
+                .iter()
+                .filter(|n| model.instances.iter().any(|i| i.host == n.hostname))
+                .count();
+            solution.with_reason(if model.nodes.is_empty() {
+                "the cluster model has no node".to_string()
+            } else if in_use < 2 {
+                format!("{in_use} node(s) hold instances: there is nothing to consolidate")
+            } else {
+                "no node in use can be emptied: its instances do not all fit on the other \
+                 nodes (or may not move)"
+                    .to_string()
+            })
+        } else {
+            solution
+        })
     }
 }
 
@@ -262,8 +275,8 @@ pub const SCHEMA: &str = r#"{
       "description": "Maximum number of migrations in one audit; 0 for no limit."},
     "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
       "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
-    "period": {"type": "number", "default": 7200, "description": "Metrics period (seconds)."},
-    "granularity": {"type": "number", "default": 300, "description": "Metrics granularity (seconds)."},
+    "period": {"type": "number", "minimum": 0, "default": 7200, "description": "Metrics period (seconds)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "Metrics granularity (seconds)."},
     "aggregation_method": {"type": "object", "default": {"instance": "mean", "compute_node": "mean", "node": ""}},
     "now": {"type": "number", "description": "The current time (unix seconds), for tests."}
   },
@@ -362,6 +375,23 @@ mod tests {
             "instances": [vm("a", "h1", 4, 4096), vm("b", "h2", 4, 4096)]
         }));
         assert_eq!(run(&m, 0, 0.0, 0.0), (vec![], vec![]));
+        // The empty solutions say why.
+        let why = |m: Value| {
+            Basic
+                .execute(m, json!({}))
+                .expect("solution")
+                .reason()
+                .map(str::to_string)
+        };
+        assert_eq!(
+            why(json!({"nodes": [node("h1", 16, 32768)], "instances": [vm("a", "h1", 4, 4096)]})),
+            Some("1 node(s) hold instances: there is nothing to consolidate".into())
+        );
+        let packed = json!({
+            "nodes": [node("h1", 4, 4096), node("h2", 4, 4096)],
+            "instances": [vm("a", "h1", 4, 4096), vm("b", "h2", 4, 4096)]
+        });
+        assert!(why(packed).is_some_and(|w| w.starts_with("no node in use can be emptied")));
     }
 
     #[test]

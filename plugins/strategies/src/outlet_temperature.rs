@@ -46,6 +46,26 @@ fn temperature(n: &Node) -> Option<f64> {
     n.metrics.get(METRIC).and_then(|m| m.mean())
 }
 
+/// Why no migration is recommended, when none is.
+fn nothing_to_do(
+    nodes: &[Node],
+    hot: &[(&Node, f64)],
+    cool: &[(&Node, f64)],
+    threshold: f64,
+) -> String {
+    if nodes.is_empty() {
+        "the cluster model has no node".into()
+    } else if nodes.iter().all(|n| temperature(n).is_none()) {
+        format!("no node has {METRIC}")
+    } else if hot.is_empty() {
+        format!("no node's {METRIC} is at or above the threshold {threshold}")
+    } else if cool.is_empty() {
+        format!("no node below the threshold {threshold} ({METRIC}) can receive an instance")
+    } else {
+        "no movable instance of a hot node fits on a cool node".into()
+    }
+}
+
 impl Strategy for OutletTemperature {
     fn execute(&self, model: Value, parameters: Value) -> Result<Solution, PluginError> {
         let p: Params = common::params("outlet_temperature", parameters)?;
@@ -82,10 +102,16 @@ impl Strategy for OutletTemperature {
             }
             None => Vec::new(),
         };
-        Ok(Solution {
+        let solution = Solution {
             actions,
             efficacy_indicators: json!([]),
             extra: json!({"hot_hosts": hot.len(), "cool_hosts": cool.len()}),
+        };
+        Ok(if solution.actions.is_empty() {
+            let reason = nothing_to_do(&m.nodes, &hot, &cool, p.threshold);
+            solution.with_reason(reason)
+        } else {
+            solution
         })
     }
 }
@@ -94,8 +120,8 @@ pub const SCHEMA: &str = r#"{
   "type": "object",
   "properties": {
     "threshold": {"type": "number", "default": 35.0, "description": "Temperature threshold for migration (host_outlet_temp, degrees C)."},
-    "period": {"type": "number", "default": 30, "description": "The time interval in seconds for getting statistic aggregation (metrics come from the model)."},
-    "granularity": {"type": "number", "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."},
+    "period": {"type": "number", "minimum": 0, "default": 30, "description": "The time interval in seconds for getting statistic aggregation (metrics come from the model)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."},
     "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
       "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
     "now": {"type": "number", "description": "The clock in unix seconds, for tests; now when absent."}
@@ -157,12 +183,28 @@ mod tests {
 
     #[test]
     fn does_nothing_when_no_host_is_hot_or_none_is_cool() {
-        for temps in [[30.0, 30.0, 30.0], [40.0, 41.0, 42.0]] {
+        for (temps, why) in [
+            (
+                [30.0, 30.0, 30.0],
+                "no node's host_outlet_temp is at or above the threshold 35",
+            ),
+            (
+                [40.0, 41.0, 42.0],
+                "no node below the threshold 35 (host_outlet_temp) can receive an instance",
+            ),
+        ] {
             let s = OutletTemperature
                 .execute(model(temps), json!({}))
                 .expect("plan");
             assert!(s.actions.is_empty(), "{temps:?}");
+            assert_eq!(s.reason(), Some(why));
         }
+        let mut bare = model([0.0; 3]);
+        for n in bare["nodes"].as_array_mut().into_iter().flatten() {
+            n["metrics"] = json!({});
+        }
+        let s = OutletTemperature.execute(bare, json!({})).expect("plan");
+        assert_eq!(s.reason(), Some("no node has host_outlet_temp"));
         let s = OutletTemperature
             .execute(model([40.0, 30.0, 20.0]), json!({"threshold": 45.0}))
             .expect("plan");

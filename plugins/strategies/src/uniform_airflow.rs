@@ -89,6 +89,7 @@ impl Strategy for UniformAirflow {
             };
             (!picked.is_empty()).then_some((*src, picked, fault))
         });
+        let chosen_none = chosen.is_none();
         let mut actions = Vec::new();
         let mut fault_host = false;
         if let Some((src, mut picked, fault)) = chosen {
@@ -132,10 +133,32 @@ impl Strategy for UniformAirflow {
                 ));
             }
         }
-        Ok(Solution {
+        let reason = actions.is_empty().then(|| {
+            if m.nodes.is_empty() {
+                "the cluster model has no node".to_string()
+            } else if m.nodes.iter().all(|n| metric(n, "host_airflow").is_none()) {
+                "no node has host_airflow".to_string()
+            } else if sources.is_empty() {
+                format!(
+                    "no node's host_airflow is at or above the threshold {}",
+                    p.threshold_airflow
+                )
+            } else if targets.is_empty() {
+                "no node below the airflow threshold can receive an instance".to_string()
+            } else if chosen_none {
+                "no node above the airflow threshold has a movable instance".to_string()
+            } else {
+                "the instances to move do not all fit on the nodes below the threshold".to_string()
+            }
+        });
+        let solution = Solution {
             actions,
             efficacy_indicators: json!([]),
             extra: json!({"source_hosts": sources.len(), "target_hosts": targets.len(), "fault": fault_host}),
+        };
+        Ok(match reason {
+            Some(r) => solution.with_reason(r),
+            None => solution,
         })
     }
 }
@@ -149,8 +172,8 @@ pub const SCHEMA: &str = r#"{
       "description": "Inlet temperature threshold for migration decision."},
     "threshold_power": {"type": "number", "default": 350.0,
       "description": "System power threshold for migration decision."},
-    "period": {"type": "number", "default": 300, "description": "Aggregate time period of ceilometer (metrics come from the model)."},
-    "granularity": {"type": "number", "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."}
+    "period": {"type": "number", "minimum": 0, "default": 300, "description": "Aggregate time period of ceilometer (metrics come from the model)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."}
   },
   "additionalProperties": false
 }"#;
@@ -234,11 +257,25 @@ mod tests {
             .execute(model(350.0, 400.0, 25.0), json!({}))
             .expect("plan");
         assert!(s.actions.is_empty());
+        assert_eq!(
+            s.reason(),
+            Some("no node's host_airflow is at or above the threshold 400")
+        );
         // A 10-vcpu instance on the faulty host fits nowhere: all or nothing.
         let mut m = model(500.0, 400.0, 25.0);
         m["instances"][2]["vcpus"] = json!(10);
         let s = UniformAirflow.execute(m, json!({})).expect("plan");
         assert!(s.actions.is_empty(), "{:?}", moves(&s));
+        assert_eq!(
+            s.reason(),
+            Some("the instances to move do not all fit on the nodes below the threshold")
+        );
+        let mut m = model(500.0, 400.0, 25.0);
+        for n in m["nodes"].as_array_mut().into_iter().flatten() {
+            n["metrics"] = json!({});
+        }
+        let s = UniformAirflow.execute(m, json!({})).expect("plan");
+        assert_eq!(s.reason(), Some("no node has host_airflow"));
         assert!(
             UniformAirflow
                 .execute(model(1.0, 1.0, 1.0), json!({"threshold": 1}))

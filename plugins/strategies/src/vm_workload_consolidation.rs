@@ -346,8 +346,8 @@ impl VmWorkloadConsolidation {
 pub const SCHEMA: &str = r#"{
   "type": "object",
   "properties": {
-    "period": {"type": "number", "default": 3600, "description": "The time interval in seconds for getting statistic aggregation (metrics come from the model)."},
-    "granularity": {"type": "number", "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."},
+    "period": {"type": "number", "minimum": 0, "default": 3600, "description": "The time interval in seconds for getting statistic aggregation (metrics come from the model)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."},
     "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
       "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
     "now": {"type": "number", "description": "The clock in unix seconds, for tests; now when absent."}

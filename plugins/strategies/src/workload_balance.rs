@@ -193,8 +193,8 @@ pub const SCHEMA: &str = r#"{
     "metrics": {"type": "string", "enum": ["instance_cpu_usage", "instance_ram_usage"], "default": "instance_cpu_usage",
       "description": "Workload balance based on metrics: cpu or ram utilization."},
     "threshold": {"type": "number", "default": 25.0, "description": "Workload threshold for migration (percent of the host's capacity)."},
-    "period": {"type": "number", "default": 300, "description": "Aggregate time period of ceilometer (metrics come from the model)."},
-    "granularity": {"type": "number", "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."},
+    "period": {"type": "number", "minimum": 0, "default": 300, "description": "Aggregate time period of ceilometer (metrics come from the model)."},
+    "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "The time between two measures in an aggregated timeseries of a metric."},
     "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
       "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
     "now": {"type": "number", "description": "The clock in unix seconds, for tests; now when absent."}
