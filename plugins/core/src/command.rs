@@ -2,7 +2,7 @@
 //! JSON object on stdout becomes the outputs (other text is returned as
 //! `{"stdout": …}`); on failure the status message carries stderr.
 
-use crate::duration_param;
+use crate::params;
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
 use std::collections::BTreeMap;
@@ -89,13 +89,13 @@ impl ActionHandler for CommandHandler {
         if self.argv.is_empty() || self.argv[0].is_empty() {
             return Err(PluginError::invalid_input("argv must name a program"));
         }
-        duration_param(self.timeout.as_ref(), Duration::from_secs(300), "timeout")?;
+        params::duration(self.timeout.as_ref(), Duration::from_secs(300), "timeout")?;
         Ok(())
     }
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         self.pre_condition(ctx)?;
-        let timeout = duration_param(self.timeout.as_ref(), Duration::from_secs(300), "timeout")?;
+        let timeout = params::duration(self.timeout.as_ref(), Duration::from_secs(300), "timeout")?;
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..])
             .stdin(Stdio::null())

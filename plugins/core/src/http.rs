@@ -2,7 +2,7 @@
 //! status outside `expected_status` fails the action; a JSON object body
 //! becomes the outputs (other bodies are returned as `{"status", "body"}`).
 
-use crate::duration_param;
+use crate::params;
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
 use std::collections::BTreeMap;
@@ -36,13 +36,13 @@ impl ActionHandler for HttpHandler {
         self.url
             .parse::<ureq::http::Uri>()
             .map_err(|e| PluginError::invalid_input(format!("url {:?}: {e}", self.url)))?;
-        duration_param(self.timeout.as_ref(), Duration::from_secs(30), "timeout")?;
+        params::duration(self.timeout.as_ref(), Duration::from_secs(30), "timeout")?;
         Ok(())
     }
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         self.pre_condition(ctx)?;
-        let timeout = duration_param(self.timeout.as_ref(), Duration::from_secs(30), "timeout")?;
+        let timeout = params::duration(self.timeout.as_ref(), Duration::from_secs(30), "timeout")?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
