@@ -7,8 +7,9 @@
 //!   Watcher's, it honours fractional seconds (Watcher truncates with
 //!   `int()`) and it is abortable: an abort ends the wait at once.
 //! * `command` runs a program (argv, env, working directory, timeout; no
-//!   shell) and `http` sends a request: the generic handlers that YAML-only
-//!   action types bind to.
+//!   shell) in a process group of its own, with its stdout bounded, and
+//!   `http` sends a request: the generic handlers that YAML-only action
+//!   types bind to.
 //! * `default`, the action mapper: the handler entry named as the action
 //!   type's `handler`, else `<driver>.<handler>`.
 
@@ -16,6 +17,7 @@ mod command;
 mod http;
 mod mapper;
 mod params;
+mod process_group;
 
 use command::CommandHandler;
 use http::HttpHandler;

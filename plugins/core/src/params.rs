@@ -1,9 +1,10 @@
-//! Bounded parsing of the handlers' duration parameters.
+//! Bounded parsing of the handlers' duration and size parameters.
 //!
-//! Every duration a handler reads comes from an operator's YAML or
+//! Every duration and size a handler reads comes from an operator's YAML or
 //! from an action's parameters, so each is checked against a range here and
 //! refused with an error naming the parameter: a huge, negative or NaN
-//! value must never reach `Duration::from_secs_f64` (which panics).
+//! value must never reach `Duration::from_secs_f64` (which panics) or an
+//! allocation.
 
 use sextant_plugin_api::prelude::*;
 use std::time::Duration;
@@ -11,6 +12,14 @@ use std::time::Duration;
 /// The longest duration any built-in handler accepts: 7 days. A `sleep`, a
 /// command's or a request's `timeout` beyond it is refused.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The default `max_output`: 1 MiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
+
+/// The largest `max_output` accepted: 16 MiB, well below what the store
+/// holds in one value (SQLite's 1 GB), since outputs are stored with the
+/// action and copied into the outputs of every descendant's context.
+pub const MAX_MAX_OUTPUT: usize = 16 << 20;
 
 /// Seconds (a number) as a duration within `0..=MAX_DURATION`.
 pub fn seconds(secs: f64, what: &str) -> Result<Duration, PluginError> {
@@ -55,6 +64,26 @@ pub fn duration(v: Option<&Value>, default: Duration, what: &str) -> Result<Dura
             "{what} must be seconds or a duration like \"30s\", not {other}"
         ))),
     }
+}
+
+/// `max_output`: a number of bytes (a number, or its digits as text) within
+/// `1..=MAX_MAX_OUTPUT`; [`DEFAULT_MAX_OUTPUT`] when absent.
+pub fn max_output(v: Option<&Value>) -> Result<usize, PluginError> {
+    let bytes = match v {
+        None | Some(Value::Null) => return Ok(DEFAULT_MAX_OUTPUT),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    bytes
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|b| (1..=MAX_MAX_OUTPUT).contains(b))
+        .ok_or_else(|| {
+            PluginError::invalid_input(format!(
+                "max_output must be a whole number of bytes from 1 to {MAX_MAX_OUTPUT} (16 MiB), got {}",
+                v.map(Value::to_string).unwrap_or_default()
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -102,5 +131,26 @@ mod tests {
             duration(Some(&json!("7days")), d, "t").ok(),
             Some(MAX_DURATION)
         );
+    }
+
+    #[test]
+    fn max_output_is_bounded() {
+        assert_eq!(max_output(None).ok(), Some(DEFAULT_MAX_OUTPUT));
+        assert_eq!(max_output(Some(&json!(100))).ok(), Some(100));
+        assert_eq!(max_output(Some(&json!("100"))).ok(), Some(100));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!(1e300),
+            json!((16 << 20) + 1),
+            json!("lots"),
+        ] {
+            let m = max_output(Some(&bad))
+                .expect_err("refused")
+                .message()
+                .to_string();
+            assert!(m.contains("max_output"), "{m}");
+        }
     }
 }
