@@ -8,7 +8,8 @@
 //!   `int()`) and it is abortable: an abort ends the wait at once.
 //! * `command` runs a program (argv, env, working directory, timeout; no
 //!   shell) in a process group of its own, with its stdout bounded, and
-//!   `http` sends a request: the generic handlers that YAML-only action
+//!   `http` sends a request, with its response bounded and redirects to
+//!   another origin refused: the generic handlers that YAML-only action
 //!   types bind to.
 //! * `default`, the action mapper: the handler entry named as the action
 //!   type's `handler`, else `<driver>.<handler>`.
@@ -18,6 +19,7 @@ mod http;
 mod mapper;
 mod params;
 mod process_group;
+mod redirect;
 
 use command::CommandHandler;
 use http::HttpHandler;
