@@ -171,7 +171,7 @@ fn command_timeout_kills_the_grandchildren_holding_its_pipes() {
         "{msg}"
     );
     assert!(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(20),
         "the action lasted {took:?}: the grandchild held it"
     );
     assert_group_gone(read_pgid(&pidfile));
@@ -197,7 +197,7 @@ fn a_background_process_holding_stdout_does_not_hold_the_action() {
     assert_eq!(doc["state"], "SUCCEEDED");
     assert_eq!(doc["outputs"]["stdout"], "started\n");
     assert!(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(15),
         "the action lasted {took:?}: it waited for the background sleep"
     );
     // What the program left running in its group went with it.
@@ -248,7 +248,7 @@ fn cancel_of_a_running_command_kills_its_process_group() {
     let status = applier.wait().expect("applier");
     assert!(status.success());
     assert!(
-        t.elapsed() < Duration::from_secs(10),
+        t.elapsed() < Duration::from_secs(20),
         "cancel took {:?}",
         t.elapsed()
     );
@@ -309,7 +309,7 @@ fn unbounded_command_output_fails_at_max_output_with_bounded_memory() {
     let home = Home::new();
     home.add_type(
         "yes.yaml",
-        "name: flood\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [yes]\n  timeout: 30s\n  max_output: 65536\n",
+        "name: flood\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [yes]\n  timeout: 60s\n  max_output: 65536\n",
     );
     let t = Instant::now();
     let (out, peak_kb) =
@@ -325,7 +325,7 @@ fn unbounded_command_output_fails_at_max_output_with_bounded_memory() {
         "{msg}"
     );
     assert!(
-        t.elapsed() < Duration::from_secs(10),
+        t.elapsed() < Duration::from_secs(20),
         "stopped at the bound, not at the timeout"
     );
     assert!(peak_kb < 200_000, "sextant grew to {peak_kb} kB");
@@ -339,7 +339,7 @@ fn unbounded_command_output_fails_at_max_output_with_bounded_memory() {
     assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
     let msg = status_message(&out);
     assert!(
-        msg.contains("max_output") && msg.contains("16 MiB"),
+        msg.contains("max_output") && msg.contains("1 to 1048576 (1 MiB)"),
         "{msg}"
     );
 }

@@ -13,13 +13,13 @@ use std::time::Duration;
 /// command's or a request's `timeout` beyond it is refused.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// The default `max_output`: 1 MiB.
-pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
+/// The largest `max_output` accepted, and its default: 1 MiB, what the
+/// applier stores of an action's outputs (beyond it, the store keeps only a
+/// `truncated` marker), far below SQLite's limits.
+pub const MAX_MAX_OUTPUT: usize = 1 << 20;
 
-/// The largest `max_output` accepted: 16 MiB, well below what the store
-/// holds in one value (SQLite's 1 GB), since outputs are stored with the
-/// action and copied into the outputs of every descendant's context.
-pub const MAX_MAX_OUTPUT: usize = 16 << 20;
+/// The default `max_output`.
+pub const DEFAULT_MAX_OUTPUT: usize = MAX_MAX_OUTPUT;
 
 /// Seconds (a number) as a duration within `0..=MAX_DURATION`.
 pub fn seconds(secs: f64, what: &str) -> Result<Duration, PluginError> {
@@ -80,7 +80,7 @@ pub fn max_output(v: Option<&Value>) -> Result<usize, PluginError> {
         .filter(|b| (1..=MAX_MAX_OUTPUT).contains(b))
         .ok_or_else(|| {
             PluginError::invalid_input(format!(
-                "max_output must be a whole number of bytes from 1 to {MAX_MAX_OUTPUT} (16 MiB), got {}",
+                "max_output must be a whole number of bytes from 1 to {MAX_MAX_OUTPUT} (1 MiB), got {}",
                 v.map(Value::to_string).unwrap_or_default()
             ))
         })
@@ -143,7 +143,7 @@ mod tests {
             json!(-1),
             json!(1.5),
             json!(1e300),
-            json!((16 << 20) + 1),
+            json!((1 << 20) + 1),
             json!("lots"),
         ] {
             let m = max_output(Some(&bad))
