@@ -3,52 +3,29 @@
 //! * `nop` logs a message; its flags make it skip or fail on purpose, as
 //!   Watcher's `Nop` does (reference section 1.2), which makes it the action
 //!   the applier's tests are written with.
-//! * `sleep` waits for `duration` seconds. Unlike Watcher's, it honours
-//!   fractional seconds (Watcher truncates with `int()`) and it is abortable:
-//!   an abort ends the wait at once.
+//! * `sleep` waits for `duration` seconds (at most 7 days). Unlike
+//!   Watcher's, it honours fractional seconds (Watcher truncates with
+//!   `int()`) and it is abortable: an abort ends the wait at once.
 //! * `command` runs a program (argv, env, working directory, timeout; no
-//!   shell) and `http` sends a request: the generic handlers that YAML-only
-//!   action types bind to.
+//!   shell) in a process group of its own, with its stdout bounded, and
+//!   `http` sends a request, with its response bounded and redirects to
+//!   another origin refused: the generic handlers that YAML-only action
+//!   types bind to.
 //! * `default`, the action mapper: the handler entry named as the action
 //!   type's `handler`, else `<driver>.<handler>`.
 
 mod command;
 mod http;
 mod mapper;
+mod params;
+mod process_group;
+mod redirect;
 
 use command::CommandHandler;
 use http::HttpHandler;
 use mapper::DefaultMapper;
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
-use std::time::Duration;
-
-/// A duration parameter: seconds as a number, or text such as `30s`, `2m`.
-pub(crate) fn duration_param(
-    v: Option<&Value>,
-    default: Duration,
-    what: &str,
-) -> Result<Duration, PluginError> {
-    match v {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => n
-            .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| PluginError::invalid_input(format!("{what} must be >= 0 seconds"))),
-        Some(Value::String(s)) => {
-            if let Ok(secs) = s.trim().parse::<f64>() {
-                return duration_param(Some(&json!(secs)), default, what);
-            }
-            humantime::parse_duration(s.trim()).map_err(|e| {
-                PluginError::invalid_input(format!("{what} {s:?} is not a duration: {e}"))
-            })
-        }
-        Some(other) => Err(PluginError::invalid_input(format!(
-            "{what} must be seconds or a duration like \"30s\", not {other}"
-        ))),
-    }
-}
 
 /// Watcher's `Nop`: logs `message`; the flags force a skip or a failure.
 #[derive(Deserialize)]
@@ -109,22 +86,13 @@ struct Sleep {
 
 impl ActionHandler for Sleep {
     fn pre_condition(&self, _ctx: &Context) -> Result<(), PluginError> {
-        if !self.duration.is_finite() || self.duration < 0.0 {
-            return Err(PluginError::invalid_input(format!(
-                "duration must be a finite number of seconds >= 0, got {}",
-                self.duration
-            )));
-        }
-        Ok(())
+        params::seconds(self.duration, "duration").map(drop)
     }
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
-        self.pre_condition(ctx)?;
+        let duration = params::seconds(self.duration, "duration")?;
         log_info(&format!("Sleeping for {} seconds", self.duration));
-        if ctx
-            .abort_signal()
-            .sleep(Duration::from_secs_f64(self.duration))
-        {
+        if ctx.abort_signal().sleep(duration) {
             Ok(json!({ "slept": self.duration }))
         } else {
             Err(PluginError::aborted("sleep aborted"))
@@ -151,7 +119,7 @@ const NOP_SCHEMA: &str = r#"{
 
 const SLEEP_SCHEMA: &str = r#"{
   "type": "object",
-  "properties": {"duration": {"type": "number", "minimum": 0}},
+  "properties": {"duration": {"type": "number", "minimum": 0, "maximum": 604800}},
   "required": ["duration"],
   "additionalProperties": false
 }"#;
@@ -187,4 +155,20 @@ export_plugin! {
     mapper DefaultMapper = Entry::new("default", "1.0.0")
         .display_name("en", "Default action mapper")
         .description("Maps an action type to the handler entry its `handler` names, else to <driver>.<handler> for the configured drivers."),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_sleep_duration_is_refused_naming_it_not_panicking() {
+        for duration in [1e300, 604_800.5, -1.0, f64::NAN] {
+            let e = Sleep { duration }
+                .execute(&Context::detached())
+                .expect_err("refused");
+            assert_eq!(e.kind(), ErrorKind::INVALID_INPUT, "{duration}");
+            assert!(e.message().contains("duration"), "{}", e.message());
+        }
+    }
 }
