@@ -3,24 +3,17 @@
 
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
-use crate::config::yaml_error_message;
-use crate::plan::{PlanError, PlanInput, plan};
+use crate::plan::{PlanError, plan, read_input};
 use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
     let text = std::fs::read_to_string(input)
         .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
-    let req: PlanInput = serde_yaml_ng::from_str(&text).map_err(|e| {
-        CliError::input(anyhow::anyhow!(
-            "{}: {}",
-            input.display(),
-            yaml_error_message(&e)
-        ))
-    })?;
-    let actions = req
-        .actions()
+    let req = read_input(&text)
         .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
+    drop(text);
+    let specs = req.actions;
     let plugins = env.registry()?;
     if plugins
         .find(sextant_plugin_api::Kind::Planner, &req.planner)
@@ -54,8 +47,6 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         None => req.config.clone(),
     };
     let durations = crate::plan::durations(&env.action_types());
-    let specs = crate::plan::specs(&actions);
-    drop(actions);
     let planned = plan(
         &plugins,
         &req.planner,
@@ -81,11 +72,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
     } else {
         None
     };
-    let mut doc = planned.to_json(&specs);
-    if let Some(u) = &saved {
-        doc["action_plan"] = serde_json::json!(u);
-    }
-    if !print_structured(format, &doc)? {
+    if !print_structured(format, &planned.view(&specs, saved.as_deref()))? {
         let mut t = Table::new(&["ID", "ACTION TYPE", "PARENTS"]);
         for (k, &i) in planned.order.iter().enumerate() {
             let parents: Vec<&str> = planned

@@ -8,13 +8,16 @@
 use crate::plugins::{PluginCallError, PluginRegistry};
 use crate::store::plans::NewPlanRow;
 use abi_stable::std_types::RString;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sextant_plugin_api::abi::ActionSpec;
 use sextant_plugin_api::sdk::Action;
 use std::collections::BTreeMap;
 
+pub mod input;
 pub mod makespan;
+
+pub use input::{PlanRequest, read as read_input};
 
 /// Why a solution could not be planned.
 #[derive(Debug, thiserror::Error)]
@@ -111,24 +114,85 @@ impl PlannedSolution {
     /// The plan as `sextant plan` prints it: `{action_plan_state, actions:
     /// [{id, action_type, parents: [ids]}], extra}` (`extra` when not null).
     pub fn to_json(&self, actions: &[ActionSpec]) -> Value {
-        let id = |k: usize| actions.get(self.order[k]).map_or("", |a| a.id.as_str());
-        let list: Vec<Value> = self
-            .order
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| {
-                json!({
-                    "id": id(k),
-                    "action_type": actions.get(i).map_or("", |a| a.action_type.as_str()),
-                    "parents": self.parents(k).iter().map(|&p| id(p)).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let mut doc = json!({"action_plan_state": self.action_plan_state, "actions": list});
-        if !self.extra.is_null() {
-            doc["extra"] = self.extra.clone();
+        serde_json::to_value(self.view(actions, None)).unwrap_or(Value::Null)
+    }
+
+    /// The plan as `sextant plan` prints it, serialized as it is written:
+    /// no `Value` of the whole plan is built. `action_plan` is the uuid it
+    /// was saved as, if it was.
+    pub fn view<'a>(
+        &'a self,
+        actions: &'a [ActionSpec],
+        action_plan: Option<&'a str>,
+    ) -> PlannedView<'a> {
+        PlannedView {
+            planned: self,
+            actions,
+            action_plan,
         }
-        doc
+    }
+}
+
+/// See [`PlannedSolution::view`].
+pub struct PlannedView<'a> {
+    planned: &'a PlannedSolution,
+    actions: &'a [ActionSpec],
+    action_plan: Option<&'a str>,
+}
+
+impl PlannedView<'_> {
+    fn id(&self, k: usize) -> &str {
+        self.actions
+            .get(self.planned.order[k])
+            .map_or("", |a| a.id.as_str())
+    }
+}
+
+impl Serialize for PlannedView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Actions<'v, 'a>(&'v PlannedView<'a>);
+        struct Parents<'v, 'a>(&'v PlannedView<'a>, usize);
+        impl Serialize for Parents<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let parents = self.0.planned.parents(self.1);
+                let mut seq = s.serialize_seq(Some(parents.len()))?;
+                for &p in parents {
+                    seq.serialize_element(self.0.id(p))?;
+                }
+                seq.end()
+            }
+        }
+        impl Serialize for Actions<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let v = self.0;
+                let mut seq = s.serialize_seq(Some(v.planned.order.len()))?;
+                for (k, &i) in v.planned.order.iter().enumerate() {
+                    #[derive(Serialize)]
+                    struct Row<'r, 'v, 'a> {
+                        id: &'r str,
+                        action_type: &'r str,
+                        parents: Parents<'v, 'a>,
+                    }
+                    seq.serialize_element(&Row {
+                        id: v.id(k),
+                        action_type: v.actions.get(i).map_or("", |a| a.action_type.as_str()),
+                        parents: Parents(v, k),
+                    })?;
+                }
+                seq.end()
+            }
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("action_plan_state", &self.planned.action_plan_state)?;
+        m.serialize_entry("actions", &Actions(self))?;
+        if !self.planned.extra.is_null() {
+            m.serialize_entry("extra", &self.planned.extra)?;
+        }
+        if let Some(u) = self.action_plan {
+            m.serialize_entry("action_plan", u)?;
+        }
+        m.end()
     }
 }
 
@@ -379,73 +443,6 @@ pub fn check(
         )));
     }
     Ok((start, parents))
-}
-
-/// The input of `sextant plan`: the format of Watcher's planner vectors.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanInput {
-    /// The planner entry.
-    pub planner: String,
-    /// Its config (`weights`, `parallelization`).
-    #[serde(default)]
-    pub config: Value,
-    /// The solution, in the order the strategy produced it.
-    pub solution: Vec<InputAction>,
-    /// Instance uuid → host, for planners that need it.
-    #[serde(default, alias = "nova_instance_host")]
-    pub instance_hosts: BTreeMap<String, String>,
-    /// Test metadata in vector files; ignored.
-    #[serde(default)]
-    pub id: Option<Value>,
-    /// Test metadata in vector files; ignored.
-    #[serde(default)]
-    pub source: Option<Value>,
-    /// Test metadata in vector files; ignored.
-    #[serde(default)]
-    pub expected: Option<Value>,
-}
-
-/// One action of a [`PlanInput`].
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputAction {
-    /// Its id within the solution.
-    pub id: String,
-    /// Its action type.
-    pub action_type: String,
-    /// The resource acted on.
-    #[serde(default)]
-    pub resource_id: Option<String>,
-    /// Its parameters.
-    #[serde(default)]
-    pub input_parameters: Value,
-}
-
-impl PlanInput {
-    /// The solution as SDK actions, `resource_id` moved into the parameters;
-    /// refuses duplicate ids.
-    pub fn actions(&self) -> Result<Vec<Action>, String> {
-        let mut ids = std::collections::HashSet::new();
-        self.solution
-            .iter()
-            .map(|a| {
-                if !ids.insert(a.id.as_str()) {
-                    return Err(format!("solution: action id {:?} appears twice", a.id));
-                }
-                Ok(with_resource_id_in_parameters(Action {
-                    id: a.id.clone(),
-                    action_type: a.action_type.clone(),
-                    resource_id: a.resource_id.clone(),
-                    input_parameters: if a.input_parameters.is_null() {
-                        json!({})
-                    } else {
-                        a.input_parameters.clone()
-                    },
-                }))
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
