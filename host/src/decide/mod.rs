@@ -515,7 +515,7 @@ pub fn run_audit(
     {
         return Err(invalid(format!(
             "audit {} is auto-triggered and its action plan {plan} is still {state}: \
-             it runs again once that plan has ended",
+             trigger it again once that plan has ended",
             audit.uuid
         )));
     }
