@@ -81,7 +81,7 @@ pub enum AuditCommand {
         /// Audit even when an action plan is ONGOING.
         #[arg(long)]
         force: bool,
-        /// Start the resulting plan automatically.
+        /// Queue each plan it makes for `sextant serve` to apply, one at a time.
         #[arg(long)]
         auto_trigger: bool,
         /// The scheduling policy of its plans (name or file).

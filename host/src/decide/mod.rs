@@ -1,13 +1,17 @@
 //! The decision engine: audits. Checks an audit request as Watcher's API
 //! does (reference sections 7.2 and 5.4), then runs it: selects the
 //! strategy, builds the cluster model, runs the strategy plugin, and puts
-//! every action of its solution through the action factory.
+//! every action of its solution through the action factory. CONTINUOUS
+//! audits are scheduled by `continuous.rs`.
 //!
 //! Invariants: a refused request writes nothing; an audit's state only
 //! moves along Watcher's transitions, each with its event.
 
+pub mod continuous;
 pub mod schedule;
 pub mod scope;
+
+pub use continuous::{run_continuous, tick_continuous};
 
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plugins::PluginRegistry;
@@ -544,6 +548,52 @@ fn engine_move(from: &str, to: &str) -> bool {
         )
 }
 
+/// The plan states in which a plan is still queued or running.
+const RUNNING_PLAN_STATES: &str = "'PENDING', 'ONGOING', 'CANCELLING'";
+
+/// The oldest plan of audit `audit_uuid` that is still queued or running
+/// (PENDING, ONGOING or CANCELLING), with its state.
+fn running_plan_of(
+    store: &Store,
+    audit_uuid: &str,
+) -> Result<Option<(String, String)>, DecideError> {
+    use rusqlite::OptionalExtension;
+    store
+        .conn()
+        .query_row(
+            &format!(
+                "SELECT p.uuid, p.state FROM action_plans p JOIN audits a ON a.id = p.audit_id \
+                 WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state IN ({RUNNING_PLAN_STATES}) \
+                 ORDER BY p.id LIMIT 1"
+            ),
+            [audit_uuid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(|source| {
+            DecideError::Store(StoreError::Sqlite {
+                path: store.path().to_path_buf(),
+                source,
+            })
+        })
+}
+
+/// auto_trigger, one rule for every audit type: the plan a run made is
+/// queued for an applier (`sextant serve`), RECOMMENDED → PENDING, as
+/// Watcher's `post_execute` casts `launch_action_plan` (reference section
+/// 5.4). A plan that is already terminal (an empty solution is SUCCEEDED
+/// at once) stays as it is.
+fn queue_if_auto_triggered(
+    store: &mut Store,
+    audit: &AuditRow,
+    plan: Option<&str>,
+) -> Result<(), DecideError> {
+    if let (true, Some(p)) = (audit.auto_trigger, plan) {
+        store.plan_transition(p, &["RECOMMENDED"], "PENDING", None, "action_plan.update")?;
+    }
+    Ok(())
+}
+
 fn ongoing_plan(store: &Store) -> Option<String> {
     store
         .conn()
@@ -564,6 +614,18 @@ pub fn run_audit(
     uuid: &str,
 ) -> Result<AuditRow, DecideError> {
     let audit = store.audit(uuid)?;
+    // An auto-triggered audit never queues a second plan beside one of its
+    // own that is still queued or running (an EVENT audit is re-triggered;
+    // CONTINUOUS audits follow the same rule in `continuous.rs`).
+    if audit.auto_trigger
+        && let Some((plan, state)) = running_plan_of(store, &audit.uuid)?
+    {
+        return Err(invalid(format!(
+            "audit {} is auto-triggered and its action plan {plan} is still {state}: \
+             trigger it again once that plan has ended",
+            audit.uuid
+        )));
+    }
     if !audit.force
         && let Some(plan) = ongoing_plan(store)
     {
@@ -616,12 +678,7 @@ pub fn run_audit(
         engine_move,
         Some(&plan),
     )?;
-    // auto_trigger: the plan is queued for an applier (`sextant serve`).
-    if audit.auto_trigger
-        && let Some(p) = &done.action_plan
-    {
-        store.plan_transition(p, &["RECOMMENDED"], "PENDING", None, "action_plan.update")?;
-    }
+    queue_if_auto_triggered(store, &done, done.action_plan.as_deref())?;
     Ok(done)
 }
 
@@ -769,174 +826,4 @@ pub fn trigger_audit(
         )));
     }
     run_audit(store, ctx, &audit.uuid)
-}
-
-/// One run of a CONTINUOUS audit: cancels its previous RECOMMENDED plans,
-/// runs the strategy, stores the solution, and records the next run time.
-/// The audit stays ONGOING; it becomes FAILED if the run fails.
-pub fn run_continuous(
-    store: &mut Store,
-    ctx: &AuditContext<'_>,
-    uuid: &str,
-    next_run: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<AuditRow, DecideError> {
-    let audit = store.audit(uuid)?;
-    if !audit.force
-        && let Some(plan) = ongoing_plan(store)
-    {
-        tracing::info!("audit {uuid} skips this run: action plan {plan} is ONGOING");
-        return Ok(audit);
-    }
-    let next = next_run.map(schedule::format_time);
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    let audit = store.move_audit(
-        uuid,
-        "ONGOING",
-        None,
-        &[
-            ("hostname", rusqlite::types::Value::Text(host)),
-            (
-                "next_run_time",
-                next.clone()
-                    .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
-            ),
-        ],
-        engine_move,
-    )?;
-    supersede_recommended_plans(store, &audit)?;
-    match execute_strategy(store, ctx, &audit)?.and_then(|run| {
-        let plan = plan_solution(ctx, &audit, &run)?;
-        Ok((run, plan))
-    }) {
-        Ok((run, mut planned)) => Ok(store.move_audit_with_plan(
-            uuid,
-            "ONGOING",
-            Some(&format!(
-                "{} actions recommended by {}{} (next run {})",
-                run.actions.len(),
-                run.strategy.name,
-                match (&run.reason, run.actions.is_empty()) {
-                    (Some(why), true) => format!(": {why}"),
-                    _ => String::new(),
-                },
-                next.as_deref().unwrap_or("none")
-            )),
-            &solution_columns(&run),
-            engine_move,
-            Some(&new_plan(&run, &mut planned)),
-        )?),
-        Err(msg) => {
-            tracing::warn!("continuous audit {uuid} failed: {msg}");
-            Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?)
-        }
-    }
-}
-
-/// Cancels the RECOMMENDED plans an audit produced before (Watcher cancels
-/// them at each run of a CONTINUOUS audit).
-fn supersede_recommended_plans(store: &mut Store, audit: &AuditRow) -> Result<(), DecideError> {
-    let audit_uuid = audit.uuid.clone();
-    store.write(|tx| {
-        let mut st = tx.prepare(
-            "SELECT p.id, p.uuid FROM action_plans p JOIN audits a ON a.id = p.audit_id \
-             WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state = 'RECOMMENDED'",
-        )?;
-        let plans: Vec<(i64, String)> = st
-            .query_map([&audit_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, uuid) in plans {
-            tx.execute(
-                "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 WHERE id = ?3",
-                rusqlite::params![
-                    "superseded by a new run of its continuous audit",
-                    crate::store::now(),
-                    id
-                ],
-            )?;
-            crate::store::append_event(
-                tx,
-                &crate::store::Event::state_change(
-                    "action_plan.update",
-                    "action_plan",
-                    &uuid,
-                    Some("RECOMMENDED"),
-                    "CANCELLED",
-                )
-                .in_plan(&uuid),
-            )?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
-/// One pass of the continuous-audit scheduler at `now`: ends the audits
-/// whose end time passed, runs those that are due, and returns the earliest
-/// time something is due next.
-///
-/// An interval audit runs at once, then every interval; a cron audit runs at
-/// each time its expression names after the audit's creation.
-pub fn tick_continuous(
-    store: &mut Store,
-    ctx: &AuditContext<'_>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, DecideError> {
-    let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
-    let mut note = |t: chrono::DateTime<chrono::Utc>| {
-        earliest = Some(earliest.map_or(t, |e| e.min(t)));
-    };
-    let audits: Vec<AuditRow> = store
-        .audits()?
-        .into_iter()
-        .filter(|a| a.audit_type == "CONTINUOUS" && (a.state == "PENDING" || a.state == "ONGOING"))
-        .collect();
-    for a in audits {
-        let parse = |t: &Option<String>| t.as_deref().and_then(|t| schedule::parse_time(t).ok());
-        if let Some(end) = parse(&a.end_time)
-            && end <= now
-        {
-            if a.state == "PENDING" {
-                store.move_audit(&a.uuid, "ONGOING", None, &[], engine_move)?;
-            }
-            store.transition_audit(&a.uuid, "SUCCEEDED", Some("its end time is reached"), &[])?;
-            continue;
-        }
-        if let Some(start) = parse(&a.start_time)
-            && start > now
-        {
-            note(start);
-            continue;
-        }
-        let Some(interval) = a
-            .interval
-            .as_deref()
-            .and_then(|i| schedule::parse_interval(i).ok())
-        else {
-            store.move_audit(&a.uuid, "ONGOING", None, &[], engine_move)?;
-            store.transition_audit(&a.uuid, "FAILED", Some("its interval is not valid"), &[])?;
-            continue;
-        };
-        let due = match parse(&a.next_run_time) {
-            Some(t) => t,
-            None => match &interval {
-                schedule::Interval::Seconds(_) => now,
-                schedule::Interval::Cron(_) => {
-                    let created = schedule::parse_time(&a.created_at).unwrap_or(now);
-                    interval.next_after(created).unwrap_or(now)
-                }
-            },
-        };
-        if due > now {
-            note(due);
-            continue;
-        }
-        let next = interval.next_after(now);
-        let done = run_continuous(store, ctx, &a.uuid, next)?;
-        if done.state == "ONGOING"
-            && let Some(n) = next
-        {
-            note(n);
-        }
-    }
-    Ok(earliest)
 }
