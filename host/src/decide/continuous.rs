@@ -313,6 +313,7 @@ mod tests {
                 end_time: None,
                 force: true,
                 policy: None,
+                policy_content: None,
             })
             .expect("audit");
         let plan = store
