@@ -178,16 +178,44 @@ fn a_missing_handler_deep_in_the_dag_is_refused_before_anything_runs() {
     assert_eq!(cloud(home.path()), before);
 }
 
+/// Adds a directory of action types to the home's config file; returns it.
+fn type_dir(home: &Path) -> std::path::PathBuf {
+    let dir = home.join("types");
+    std::fs::create_dir_all(&dir).expect("types dir");
+    write_file(
+        &home.join("config/sextant"),
+        "config.yaml",
+        &format!("action_type_dirs: [{}]\n", dir.display()),
+    );
+    dir
+}
+
 #[test]
 fn errors_of_non_root_actions_are_all_reported_at_once() {
     let home = seeded();
-    // Valid for their schemas, but each refused by its handler in the state
-    // the plan leaves: a volume migration with nowhere to go, a resize to a
-    // flavor the cloud does not have, and a power-off of a host still in use.
+    let types = type_dir(home.path());
+    let note = |max: &str| {
+        write_file(
+            &types,
+            "note.yaml",
+            &format!(
+                "name: note\nversion: 1.0.0\ndescription: A message.\nhandler: nop\n\
+                 estimated_duration: 0s\nparameters: {{type: object, required: [message], \
+                 additionalProperties: false, properties: {{message: {{type: string{max}}}}}}}\n"
+            ),
+        )
+    };
+    note("");
+    // Valid when imported. Then the action type is made stricter, and the
+    // sim actions are refused in the state the plan leaves: a volume
+    // migration with nowhere to go, a resize to a flavor the cloud does
+    // not have, and a power-off of a host still in use.
     let plan = import(
         home.path(),
         json!([
             {"id": "root", "action_type": "nop", "input_parameters": {"message": "start"}},
+            {"id": "hello", "action_type": "note", "parents": ["root"],
+             "input_parameters": {"message": "hello"}},
             {"id": "vol", "action_type": "volume_migrate", "parents": ["root"],
              "input_parameters": {"resource_id": "5e2f0c1d-8a7b-4c6d-9e0f-000000000002",
                                   "migration_type": "migrate"}},
@@ -198,8 +226,13 @@ fn errors_of_non_root_actions_are_all_reported_at_once() {
                                   "resource_name": "compute-001", "state": "off"}}
         ]),
     );
+    note(", maxLength: 3");
     let text = refused(home.path(), &plan);
     for (name, why) in [
+        (
+            "action hello (note)",
+            "\"message\": \"hello\" is longer than 3",
+        ),
         (
             "action vol (volume_migrate)",
             "needs destination_node or destination_type",

@@ -947,6 +947,98 @@ mod tests {
         }
     }
 
+    #[derive(Deserialize)]
+    struct Disable {
+        host: String,
+        #[serde(default)]
+        fail: bool,
+    }
+    impl ActionHandler for Disable {
+        fn execute(&self, _: &Context) -> Result<Value, PluginError> {
+            Ok(Value::Null)
+        }
+    }
+    impl Predict for Disable {
+        fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+            let mut n = m
+                .node(&self.host)
+                .ok_or_else(|| PluginError::skipped("no such host"))?
+                .clone();
+            if n.status == "disabled" {
+                return Err(PluginError::skipped("already disabled"));
+            }
+            n.status = "disabled".into();
+            m.put_node(n);
+            if self.fail {
+                return Err(PluginError::precondition_failed("refused after writing"));
+            }
+            Ok(())
+        }
+    }
+    #[derive(Deserialize)]
+    struct Plain {}
+    impl ActionHandler for Plain {
+        fn execute(&self, _: &Context) -> Result<Value, PluginError> {
+            Ok(Value::Null)
+        }
+    }
+    static PREDICTING: PluginDef = PluginDef {
+        manifest: b"{}",
+        entries: &[
+            ("disable", predicting_handler_fn::<Disable>()),
+            ("plain", handler_fn::<Plain>()),
+        ],
+    };
+
+    #[test]
+    fn a_predictor_applies_rolls_back_refusals_and_observes_other_changes() {
+        let _ = root_module(&PREDICTING);
+        let ROption::RSome(cap) =
+            root_get_capability(RStr::from_str(crate::abi::capability::PREDICT_V1))
+        else {
+            panic!("a plugin with a predicting handler offers predict.v1");
+        };
+        // SAFETY: the SDK's own table, of this very type.
+        let table = unsafe { &*(cap.table as *const PredictV1) };
+        let model = r#"{"nodes": [
+            {"uuid": "n1", "hostname": "h1", "vcpus": 1, "memory": 1, "disk": 1},
+            {"uuid": "n2", "hostname": "h2", "vcpus": 1, "memory": 1, "disk": 1}]}"#;
+        let mut p = (table.open)(RStr::from_str(model))
+            .into_result()
+            .expect("open");
+        let apply = |p: &mut PredictorBox, params: &str| {
+            p.apply(RStr::from_str("disable"), RStr::from_str(params))
+                .into_result()
+        };
+        let refused = apply(&mut p, r#"{"host": "h2", "fail": true}"#).expect_err("refused");
+        assert_eq!(refused.kind(), crate::ErrorKind::PRECONDITION_FAILED);
+        // The refused prediction's write was rolled back: h2 is still enabled.
+        let text = apply(&mut p, r#"{"host": "h2"}"#).expect("disable h2");
+        let changes: Vec<ModelChange> = serde_json::from_str(&text).expect("changes");
+        assert!(
+            matches!(&changes[..], [ModelChange::Node(n)] if n.hostname == "h2" && n.status == "disabled")
+        );
+        let again = apply(&mut p, r#"{"host": "h2"}"#).expect_err("skipped");
+        assert_eq!(again.kind(), crate::ErrorKind::SKIPPED);
+        // Changes from elsewhere are seen.
+        let mut n1: crate::model::Node = serde_json::from_str(
+            r#"{"uuid": "n1", "hostname": "h1", "vcpus": 1, "memory": 1, "disk": 1, "status": "disabled"}"#,
+        )
+        .expect("node");
+        n1.disabled_reason = Some("elsewhere".into());
+        let seen = serde_json::to_string(&[ModelChange::Node(n1)]).expect("json");
+        assert!(p.observe(RStr::from_str(&seen)).into_result().is_ok());
+        let h1 = apply(&mut p, r#"{"host": "h1"}"#).expect_err("skipped");
+        assert_eq!(h1.message(), "already disabled");
+        // A handler that declares no effect.
+        let plain = p
+            .apply(RStr::from_str("plain"), RStr::from_str("{}"))
+            .into_result()
+            .expect_err("no effect declared");
+        assert_eq!(plain.kind(), crate::ErrorKind::UNSUPPORTED);
+        assert!(plain.message().contains("plain"), "{}", plain.message());
+    }
+
     #[test]
     fn guard_turns_panics_into_errors() {
         let r: RResult<(), PluginError> = guard(|| panic!("boom {}", 42));
