@@ -323,6 +323,8 @@ impl Prediction {
 #[derive(Default)]
 struct Predictors<'a> {
     open: Vec<(&'a crate::plugins::Library, Predictor<'a>)>,
+    /// Libraries whose predictor could not be opened: not asked again.
+    failed: Vec<&'a crate::plugins::Library>,
 }
 
 impl<'a> Predictors<'a> {
@@ -335,6 +337,9 @@ impl<'a> Predictors<'a> {
         if let Some(i) = self.open.iter().position(|(l, _)| std::ptr::eq(*l, lib)) {
             return Ok(Some(i));
         }
+        if !lib.predicts() || self.failed.iter().any(|l| std::ptr::eq(*l, lib)) {
+            return Ok(None);
+        }
         let text = serde_json::to_string(&model.to_model()).map_err(|e| e.to_string())?;
         match lib.open_predictor(&text) {
             Ok(Some(p)) => {
@@ -342,10 +347,13 @@ impl<'a> Predictors<'a> {
                 Ok(Some(self.open.len() - 1))
             }
             Ok(None) => Ok(None),
-            Err(e) => Err(format!(
-                "plugin {} could not open a prediction: {e}",
-                lib.path.display()
-            )),
+            Err(e) => {
+                self.failed.push(lib);
+                Err(format!(
+                    "plugin {} could not open a prediction: {e}",
+                    lib.path.display()
+                ))
+            }
         }
     }
 
@@ -410,6 +418,7 @@ impl Applier {
 
     async fn check_plan(&self, nodes: &[Node]) -> Prediction {
         let shared = &self.shared;
+        let started = std::time::Instant::now();
         let mut out = Prediction {
             action_plan: shared.plan_uuid.clone(),
             ..Prediction::default()
@@ -634,6 +643,12 @@ impl Applier {
         if let (Some(b), Some(m)) = (&before, model) {
             out.summarise(b, m.model.to_model());
         }
+        tracing::info!(
+            "simulated {} actions of action plan {} in {:?}",
+            out.actions.len(),
+            shared.plan_uuid,
+            started.elapsed()
+        );
         // The roots whose effect was not predicted: pre_condition against
         // the cloud now.
         for (i, entry, params) in live_checks {
