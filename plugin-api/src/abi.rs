@@ -47,6 +47,10 @@ pub mod capability {
     pub const ACTION_MAPPERS_V1: &str = "action_mappers.v1";
     /// [`super::CollectorsV1`]
     pub const COLLECTORS_V1: &str = "collectors.v1";
+    /// [`super::PredictV1`]: offered by plugins whose handlers declare
+    /// their effect on the cluster model. Optional: a plugin without it
+    /// loads, and its actions' effects are unknown to simulation.
+    pub const PREDICT_V1: &str = "predict.v1";
 }
 
 /// The kind of a [`PluginError`]. An open set: a host must treat an unknown
@@ -412,4 +416,33 @@ pub struct CollectorsV1 {
     /// Builds a cluster model (JSON) from collector `name`'s config.
     pub collect:
         extern "C" fn(name: RStr<'_>, config_json: RStr<'_>) -> RResult<RString, PluginError>,
+}
+
+/// A prediction in progress: one copy of the cluster model, changed by the
+/// actions predicted so far.
+#[sabi_trait]
+pub trait PredictorObject: Send {
+    /// Predicts one action of handler entry `name` with its parameters
+    /// (JSON): on success the model reflects it and the changes come back
+    /// as a JSON array of [`crate::prediction::ModelChange`]. Errors:
+    /// `PRECONDITION_FAILED` (the action could not run in the predicted
+    /// state), `SKIPPED` (it would have nothing to do), `INVALID_INPUT`,
+    /// `UNSUPPORTED` (the entry does not declare its effect). A failed
+    /// prediction changes nothing.
+    fn apply(&mut self, name: RStr<'_>, params_json: RStr<'_>) -> RResult<RString, PluginError>;
+    /// Applies changes predicted elsewhere (a JSON array of
+    /// [`crate::prediction::ModelChange`]).
+    #[sabi(last_prefix_field)]
+    fn observe(&mut self, changes_json: RStr<'_>) -> RResult<(), PluginError>;
+}
+
+/// An owned predictor.
+pub type PredictorBox = PredictorObject_TO<'static, RBox<()>>;
+
+/// Capability `predict.v1`.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct PredictV1 {
+    /// Opens a prediction over a cluster model (JSON).
+    pub open: extern "C" fn(model_json: RStr<'_>) -> RResult<PredictorBox, PluginError>,
 }

@@ -40,13 +40,14 @@
 pub mod abi;
 pub mod manifest;
 pub mod model;
+pub mod prediction;
 pub mod sdk;
 
 pub use abi::{ErrorKind, INTERFACE_VERSION, MANIFEST_SECTION, PluginError};
 pub use manifest::{Entry, GoalDecl, Kind, Manifest, ManifestEntry};
 pub use sdk::{
     AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context, Planner,
-    Schedule, Solution, Strategy,
+    Predict, Schedule, Solution, Strategy,
 };
 
 /// What a plugin author imports.
@@ -55,7 +56,7 @@ pub mod prelude {
     pub use crate::manifest::{Entry, GoalDecl};
     pub use crate::sdk::{
         AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context, Planner,
-        Schedule, Solution, Strategy, log_info, log_warn,
+        Predict, Schedule, Solution, Strategy, log_info, log_warn,
     };
     pub use crate::{ErrorKind, PluginError};
     pub use serde_json::{Value, json};
@@ -71,9 +72,12 @@ pub mod __private {
 /// module. Use it once per plugin crate, at the crate root.
 ///
 /// Each line is `KIND TYPE = ENTRY`, where `KIND` is one of `handler`,
-/// `strategy`, `planner`, `mapper`, `collector`, `TYPE` implements the
-/// matching trait ([`ActionHandler`] + `Deserialize` for handlers, the
-/// others + `Default`), and `ENTRY` is a `const` [`Entry`].
+/// `predicting_handler`, `strategy`, `planner`, `mapper`, `collector`,
+/// `TYPE` implements the matching trait ([`ActionHandler`] + `Deserialize`
+/// for handlers, and [`Predict`] too for a `predicting_handler`, which
+/// declares its effect on the cluster model; the others + `Default`), and
+/// `ENTRY` is a `const` [`Entry`]. A plugin with a `predicting_handler`
+/// offers the `predict.v1` table.
 ///
 /// ```ignore
 /// export_plugin! {
@@ -134,11 +138,13 @@ macro_rules! export_plugin {
         };
     };
     (@with_kind handler, $e:expr) => { $e.with_kind($crate::manifest::Kind::ActionHandler) };
+    (@with_kind predicting_handler, $e:expr) => { $e.with_kind($crate::manifest::Kind::ActionHandler) };
     (@with_kind strategy, $e:expr) => { $e.with_kind($crate::manifest::Kind::Strategy) };
     (@with_kind planner, $e:expr) => { $e.with_kind($crate::manifest::Kind::Planner) };
     (@with_kind mapper, $e:expr) => { $e.with_kind($crate::manifest::Kind::ActionMapper) };
     (@with_kind collector, $e:expr) => { $e.with_kind($crate::manifest::Kind::Collector) };
     (@fn handler, $t:ty) => { $crate::sdk::handler_fn::<$t>() };
+    (@fn predicting_handler, $t:ty) => { $crate::sdk::predicting_handler_fn::<$t>() };
     (@fn strategy, $t:ty) => { $crate::sdk::strategy_fn::<$t>() };
     (@fn planner, $t:ty) => { $crate::sdk::planner_fn::<$t>() };
     (@fn mapper, $t:ty) => { $crate::sdk::mapper_fn::<$t>() };

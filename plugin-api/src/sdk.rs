@@ -7,9 +7,11 @@
 use crate::abi::{
     ActionHandlersV1, ActionMappersV1, ActionSpec, Capability, CollectorsV1, Edge, HandlerBox,
     HandlerObject, HandlerObject_TO, HostServices, LogLevel, PlannersV1, PluginError, PluginRoot,
-    PluginRootRef, ScheduleAbi, SolutionAbi, StrategiesV1,
+    PluginRootRef, PredictV1, PredictorBox, PredictorObject, PredictorObject_TO, ScheduleAbi,
+    SolutionAbi, StrategiesV1,
 };
 use crate::manifest::Kind;
+use crate::prediction::{ModelChange, PredictedModel};
 use abi_stable::{
     StableAbi,
     prefix_type::PrefixTypeTrait,
@@ -66,6 +68,41 @@ pub trait ActionHandler: Send + Sync + 'static {
     fn abort(&self, _ctx: &Context) -> Result<(), PluginError> {
         Ok(())
     }
+}
+
+/// How a handler's action changes the cluster model: what simulation uses
+/// to predict a plan's effect, and to check each action's pre-condition
+/// against the state its ancestors leave. Export the handler with
+/// `predicting_handler` in [`crate::export_plugin!`].
+///
+/// Read and change `model` as the action would change the cloud. Return
+/// [`PluginError::skipped`] when the action would have nothing to do,
+/// [`PluginError::precondition_failed`] (naming what is wrong) when it
+/// could not run in this state. A prediction that fails changes nothing:
+/// the SDK rolls the model back.
+///
+/// ```
+/// use sextant_plugin_api::prelude::*;
+/// use sextant_plugin_api::prediction::PredictedModel;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Disable { host: String }
+///
+/// impl Predict for Disable {
+///     fn predict(&self, model: &mut PredictedModel) -> Result<(), PluginError> {
+///         let mut n = model
+///             .node(&self.host)
+///             .ok_or_else(|| PluginError::skipped(format!("no host {}", self.host)))?
+///             .clone();
+///         n.status = "disabled".into();
+///         model.put_node(n);
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Predict {
+    /// Applies the action's effect to `model`, or says why it cannot run.
+    fn predict(&self, model: &mut PredictedModel) -> Result<(), PluginError>;
 }
 
 /// One action of a solution, as a strategy produces it and a planner sees it.
@@ -394,6 +431,7 @@ pub fn guard<T>(f: impl FnOnce() -> Result<T, PluginError>) -> RResult<T, Plugin
 // ---------------------------------------------------------------------------
 
 type HandlerCtor = fn(&str) -> Result<Box<dyn ActionHandler>, PluginError>;
+type PredictFn = fn(&str, &mut PredictedModel) -> Result<(), PluginError>;
 type StrategyFn = fn(&str, Value) -> Result<Solution, PluginError>;
 type PlannerFn = fn(&[ActionRef<'_>], &str) -> Result<Schedule, PluginError>;
 type MapperFn = fn(Value) -> Result<String, PluginError>;
@@ -403,7 +441,8 @@ type CollectorFn = fn(Value) -> Result<Value, PluginError>;
 #[doc(hidden)]
 #[derive(Clone, Copy)]
 pub enum EntryFn {
-    Handler(HandlerCtor),
+    /// A handler's constructor, and its prediction when it declares one.
+    Handler(HandlerCtor, Option<PredictFn>),
     Strategy(StrategyFn),
     Planner(PlannerFn),
     Mapper(MapperFn),
@@ -413,7 +452,7 @@ pub enum EntryFn {
 impl EntryFn {
     fn kind(&self) -> Kind {
         match self {
-            EntryFn::Handler(_) => Kind::ActionHandler,
+            EntryFn::Handler(..) => Kind::ActionHandler,
             EntryFn::Strategy(_) => Kind::Strategy,
             EntryFn::Planner(_) => Kind::Planner,
             EntryFn::Mapper(_) => Kind::ActionMapper,
@@ -428,6 +467,14 @@ fn make_handler<H: ActionHandler + DeserializeOwned>(
     let h: H = serde_json::from_str(params)
         .map_err(|e| PluginError::invalid_input(format!("invalid input parameters: {e}")))?;
     Ok(Box::new(h))
+}
+fn run_predict<H: Predict + DeserializeOwned>(
+    params: &str,
+    model: &mut PredictedModel,
+) -> Result<(), PluginError> {
+    let h: H = serde_json::from_str(params)
+        .map_err(|e| PluginError::invalid_input(format!("invalid input parameters: {e}")))?;
+    h.predict(model)
 }
 fn run_strategy<S: Strategy>(m: &str, p: Value) -> Result<Solution, PluginError> {
     S::default().execute_json(m, p)
@@ -445,7 +492,11 @@ fn run_collector<C: Collector>(c: Value) -> Result<Value, PluginError> {
 /// Constructors used by [`crate::export_plugin!`].
 #[doc(hidden)]
 pub const fn handler_fn<H: ActionHandler + DeserializeOwned>() -> EntryFn {
-    EntryFn::Handler(make_handler::<H>)
+    EntryFn::Handler(make_handler::<H>, None)
+}
+#[doc(hidden)]
+pub const fn predicting_handler_fn<H: ActionHandler + Predict + DeserializeOwned>() -> EntryFn {
+    EntryFn::Handler(make_handler::<H>, Some(run_predict::<H>))
 }
 #[doc(hidden)]
 pub const fn strategy_fn<S: Strategy>() -> EntryFn {
@@ -570,6 +621,19 @@ extern "C" fn root_get_capability(name: RStr<'_>) -> ROption<Capability> {
                 collect: collector_collect
             }
         ),
+        PREDICT_V1
+            if def
+                .entries
+                .iter()
+                .any(|(_, f)| matches!(f, EntryFn::Handler(_, Some(_)))) =>
+        {
+            capability_table!(
+                PredictV1,
+                PredictV1 {
+                    open: predictor_open
+                }
+            )
+        }
         _ => return ROption::RNone,
     };
     ROption::RSome(cap)
@@ -645,7 +709,7 @@ extern "C" fn handler_create(
     context_json: RStr<'_>,
 ) -> RResult<HandlerBox, PluginError> {
     guard(|| {
-        let EntryFn::Handler(ctor) = find(Kind::ActionHandler, name)? else {
+        let EntryFn::Handler(ctor, _) = find(Kind::ActionHandler, name)? else {
             unreachable!("find checks the kind")
         };
         let params = if params_json.is_empty() {
@@ -663,6 +727,68 @@ extern "C" fn handler_create(
             ctx,
         };
         Ok(HandlerObject_TO::from_value(adapter, TD_Opaque))
+    })
+}
+
+// --- predictions ---
+
+struct PredictorAdapter {
+    model: PredictedModel,
+}
+
+impl PredictorObject for PredictorAdapter {
+    fn apply(&mut self, name: RStr<'_>, params_json: RStr<'_>) -> RResult<RString, PluginError> {
+        let model = &mut self.model;
+        let r = guard(|| {
+            let EntryFn::Handler(_, predict) = find(Kind::ActionHandler, name)? else {
+                unreachable!("find checks the kind")
+            };
+            let predict = predict.ok_or_else(|| {
+                PluginError::unsupported(format!(
+                    "handler {} does not declare its effect",
+                    name.as_str()
+                ))
+            })?;
+            let params = if params_json.is_empty() {
+                "{}"
+            } else {
+                params_json.as_str()
+            };
+            predict(params, model)?;
+            let changes = model.take_changes();
+            serde_json::to_string(&changes)
+                .map(RString::from)
+                .map_err(|e| PluginError::internal(e.to_string()))
+        });
+        if r.is_err() {
+            // Refused (or panicked): the action changes nothing.
+            let _ = catch_unwind(AssertUnwindSafe(|| self.model.rollback()));
+        }
+        r
+    }
+
+    fn observe(&mut self, changes_json: RStr<'_>) -> RResult<(), PluginError> {
+        let model = &mut self.model;
+        guard(|| {
+            let changes: Vec<ModelChange> = serde_json::from_str(changes_json.as_str())
+                .map_err(|e| PluginError::invalid_input(format!("model changes: {e}")))?;
+            for c in changes {
+                model.apply(c);
+            }
+            Ok(())
+        })
+    }
+}
+
+extern "C" fn predictor_open(model_json: RStr<'_>) -> RResult<PredictorBox, PluginError> {
+    guard(|| {
+        let model = serde_json::from_str(model_json.as_str()).map_err(|e| {
+            PluginError::invalid_input(format!("the cluster model is not valid: {e}"))
+        })?;
+        let adapter = PredictorAdapter {
+            model: PredictedModel::new(model),
+        };
+        Ok(PredictorObject_TO::from_value(adapter, TD_Opaque))
     })
 }
 
@@ -819,6 +945,98 @@ mod tests {
             assert!(a(j).check_input_parameters().is_err());
             assert!(a(j).to_action().is_err());
         }
+    }
+
+    #[derive(Deserialize)]
+    struct Disable {
+        host: String,
+        #[serde(default)]
+        fail: bool,
+    }
+    impl ActionHandler for Disable {
+        fn execute(&self, _: &Context) -> Result<Value, PluginError> {
+            Ok(Value::Null)
+        }
+    }
+    impl Predict for Disable {
+        fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+            let mut n = m
+                .node(&self.host)
+                .ok_or_else(|| PluginError::skipped("no such host"))?
+                .clone();
+            if n.status == "disabled" {
+                return Err(PluginError::skipped("already disabled"));
+            }
+            n.status = "disabled".into();
+            m.put_node(n);
+            if self.fail {
+                return Err(PluginError::precondition_failed("refused after writing"));
+            }
+            Ok(())
+        }
+    }
+    #[derive(Deserialize)]
+    struct Plain {}
+    impl ActionHandler for Plain {
+        fn execute(&self, _: &Context) -> Result<Value, PluginError> {
+            Ok(Value::Null)
+        }
+    }
+    static PREDICTING: PluginDef = PluginDef {
+        manifest: b"{}",
+        entries: &[
+            ("disable", predicting_handler_fn::<Disable>()),
+            ("plain", handler_fn::<Plain>()),
+        ],
+    };
+
+    #[test]
+    fn a_predictor_applies_rolls_back_refusals_and_observes_other_changes() {
+        let _ = root_module(&PREDICTING);
+        let ROption::RSome(cap) =
+            root_get_capability(RStr::from_str(crate::abi::capability::PREDICT_V1))
+        else {
+            panic!("a plugin with a predicting handler offers predict.v1");
+        };
+        // SAFETY: the SDK's own table, of this very type.
+        let table = unsafe { &*(cap.table as *const PredictV1) };
+        let model = r#"{"nodes": [
+            {"uuid": "n1", "hostname": "h1", "vcpus": 1, "memory": 1, "disk": 1},
+            {"uuid": "n2", "hostname": "h2", "vcpus": 1, "memory": 1, "disk": 1}]}"#;
+        let mut p = (table.open)(RStr::from_str(model))
+            .into_result()
+            .expect("open");
+        let apply = |p: &mut PredictorBox, params: &str| {
+            p.apply(RStr::from_str("disable"), RStr::from_str(params))
+                .into_result()
+        };
+        let refused = apply(&mut p, r#"{"host": "h2", "fail": true}"#).expect_err("refused");
+        assert_eq!(refused.kind(), crate::ErrorKind::PRECONDITION_FAILED);
+        // The refused prediction's write was rolled back: h2 is still enabled.
+        let text = apply(&mut p, r#"{"host": "h2"}"#).expect("disable h2");
+        let changes: Vec<ModelChange> = serde_json::from_str(&text).expect("changes");
+        assert!(
+            matches!(&changes[..], [ModelChange::Node(n)] if n.hostname == "h2" && n.status == "disabled")
+        );
+        let again = apply(&mut p, r#"{"host": "h2"}"#).expect_err("skipped");
+        assert_eq!(again.kind(), crate::ErrorKind::SKIPPED);
+        // Changes from elsewhere are seen.
+        let mut n1: crate::model::Node = serde_json::from_str(
+            r#"{"uuid": "n1", "hostname": "h1", "vcpus": 1, "memory": 1, "disk": 1, "status": "disabled"}"#,
+        )
+        .expect("node");
+        n1.disabled_reason = Some("elsewhere".into());
+        let seen = serde_json::to_string(&[ModelChange::Node(n1)]).expect("json");
+        assert!(p.observe(RStr::from_str(&seen)).into_result().is_ok());
+        let h1 = apply(&mut p, r#"{"host": "h1"}"#).expect_err("skipped");
+        assert_eq!(h1.message(), "already disabled");
+        // A handler that declares no effect.
+        let plain = p
+            .apply(RStr::from_str("plain"), RStr::from_str("{}"))
+            .into_result()
+            .expect_err("no effect declared");
+        assert_eq!(plain.kind(), crate::ErrorKind::UNSUPPORTED);
+        assert!(plain.message().contains("plain"), "{}", plain.message());
     }
 
     #[test]

@@ -74,6 +74,7 @@ mod worker;
 pub use engine::Applier;
 pub use lease::owner_id;
 pub use refs::referenced_actions;
+pub use simulate::Prediction;
 
 // What the jobs share with each other (each child module imports `super::*`).
 use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
@@ -195,6 +196,9 @@ pub struct ApplyOptions {
     /// How long, once stopping, to wait for the running actions that
     /// cannot be aborted before leaving them to the resume.
     pub grace: Duration,
+    /// Where simulation collects the cluster model whose changes it
+    /// predicts (`None`: effects are not predicted).
+    pub model_source: Option<crate::decide::ModelSource>,
 }
 
 /// The end of a run.

@@ -390,6 +390,7 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
                 .config
                 .grace_period
                 .unwrap_or(crate::apply::DEFAULT_GRACE),
+            model_source: Some(env.model_source()),
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -421,6 +422,52 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
         e @ ApplyError::NotRunnable { .. } => CliError::input(e),
         e => CliError::from(e),
     })
+}
+
+/// Simulates one plan as `start` would (its recorded or default policy and
+/// options), without recording anything, taking its lease or running an
+/// action: the problems `start` would find and the predicted end state.
+pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, CliError> {
+    let (store, plugins, _) = env.open_store_synced()?;
+    let p = store.plan(plan).map_err(store_input)?;
+    let types = env.action_types();
+    let flags = RunFlags {
+        policy: None,
+        execution_rule: None,
+        max_workers: None,
+        quiet: true,
+        stop: None,
+    };
+    let Resolved {
+        policy,
+        execution_rule,
+        max_workers,
+    } = resolve(&store, &p.uuid, &flags, &|| {
+        crate::policy::Vocabulary::of(&types, &plugins)
+    })?;
+    let applier = Applier::new(
+        store,
+        Arc::new(plugins),
+        Arc::new(types),
+        &p.uuid,
+        ApplyOptions {
+            policy,
+            execution_rule,
+            max_workers,
+            owner: crate::apply::owner_id(),
+            mapper: env.config.mapper.clone(),
+            drivers: env.config.drivers.clone(),
+            driver_config: env.driver_config(),
+            stop: StopSignal::default(),
+            grace: crate::apply::DEFAULT_GRACE,
+            model_source: Some(env.model_source()),
+        },
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(applier.predict()).map_err(CliError::from)
 }
 
 /// Makes SIGTERM and SIGINT ask `stop` to stop; returns the registrations.

@@ -83,6 +83,7 @@ fn run_plan(
             driver_config: env.driver_config(),
             stop: crate::apply::StopSignal::default(),
             grace: crate::apply::DEFAULT_GRACE,
+            model_source: Some(env.model_source()),
         },
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

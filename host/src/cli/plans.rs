@@ -20,6 +20,12 @@ pub enum ActionPlanCommand {
     /// One plan with its actions (uuid or a unique uuid prefix).
     Show {
         plan: String,
+        /// Simulates the plan (nothing runs, nothing is stored) and prints
+        /// its predicted effect: the problems `start` would find, nodes in
+        /// use before and after, each node's use against its capacity, and
+        /// what each action changes.
+        #[arg(long)]
+        predict: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -111,6 +117,79 @@ fn resource(a: &ActionRow) -> String {
         .or_else(|| p["resource_id"].as_str())
         .map(String::from)
         .unwrap_or_default()
+}
+
+/// A plan's predicted effect, for a terminal.
+fn prediction_text(p: &crate::apply::Prediction) -> String {
+    let mut out = format!("predicted effect of action plan {}\n", p.action_plan);
+    if let Some(u) = p.nodes_in_use {
+        out += &format!("  nodes in use: {} -> {}\n", u.before, u.after);
+    }
+    if !p.nodes.is_empty() {
+        let mut t = Table::new(&[
+            "HOSTNAME",
+            "STATUS",
+            "POWER",
+            "INSTANCES",
+            "VCPUS",
+            "MEMORY MB",
+            "DISK GB",
+        ]);
+        let change = |a: String, b: String| if a == b { a } else { format!("{a} -> {b}") };
+        for n in &p.nodes {
+            let (b, a) = (&n.before, &n.after);
+            t.row(vec![
+                n.hostname.clone(),
+                change(b.status.clone(), a.status.clone()),
+                change(b.power_state.clone(), a.power_state.clone()),
+                change(b.instances.to_string(), a.instances.to_string()),
+                format!(
+                    "{}/{}",
+                    change(b.used.vcpus.to_string(), a.used.vcpus.to_string()),
+                    n.capacity.vcpus
+                ),
+                format!(
+                    "{}/{}",
+                    change(b.used.memory.to_string(), a.used.memory.to_string()),
+                    n.capacity.memory
+                ),
+                format!(
+                    "{}/{}",
+                    change(b.used.disk.to_string(), a.used.disk.to_string()),
+                    n.capacity.disk
+                ),
+            ]);
+        }
+        out += &t.render();
+    }
+    let mut t = Table::new(&["ACTION", "ACTION TYPE", "EFFECT", "CHANGES"]);
+    for a in &p.actions {
+        let what = if a.changes.is_empty() {
+            a.message.clone().unwrap_or_default()
+        } else {
+            a.changes.join("; ")
+        };
+        t.row(vec![
+            a.name.clone(),
+            a.action_type.clone(),
+            a.effect.to_string(),
+            what,
+        ]);
+    }
+    out += "\n";
+    out += &t.render();
+    for n in &p.notes {
+        out += &format!("note: {n}\n");
+    }
+    if p.problems.is_empty() {
+        out += "simulation: no problem found\n";
+    } else {
+        out += &format!("simulation failed ({} problems):\n", p.problems.len());
+        for m in &p.problems {
+            out += &format!("  {m}\n");
+        }
+    }
+    out
 }
 
 /// The plan as text for a terminal: one line per action with its parents.
@@ -254,7 +333,19 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                 print!("{}", t.render());
             }
         }
-        ActionPlanCommand::Show { plan, format } => {
+        ActionPlanCommand::Show {
+            plan,
+            predict: true,
+            format,
+        } => {
+            let p = store.plan(&plan).map_err(input_error)?;
+            drop(store);
+            let prediction = super::apply::predict_now(env, &p.uuid)?;
+            if !print_structured(format, &prediction)? {
+                print!("{}", prediction_text(&prediction));
+            }
+        }
+        ActionPlanCommand::Show { plan, format, .. } => {
             let p = store.plan(&plan).map_err(input_error)?;
             let actions = store.actions(&p.uuid)?;
             let doc = json!({"action_plan": p, "actions": actions});

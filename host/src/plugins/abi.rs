@@ -17,7 +17,7 @@ use abi_stable::{
 };
 use sextant_plugin_api::abi::{
     ActionHandlersV1, ActionMappersV1, ActionSpec, Capability, CollectorsV1, HandlerBox,
-    HostServices, LogLevel, PlannersV1, PluginRootRef, StrategiesV1,
+    HostServices, LogLevel, PlannersV1, PluginRootRef, PredictV1, PredictorBox, StrategiesV1,
 };
 use sextant_plugin_api::sdk::{Action, Schedule, Solution};
 use sextant_plugin_api::{PluginError, manifest::Kind};
@@ -194,6 +194,47 @@ impl LoadedRoot {
                 .capability::<CollectorsV1>(kind.capability())?
                 .map(Table::Collectors),
         })
+    }
+}
+
+impl LoadedRoot {
+    /// The optional `predict.v1` table, checked: `None` when the plugin
+    /// declares no handler effects (plugins built before it existed).
+    pub fn predict_table(&self) -> Result<Option<PredictTable>, String> {
+        Ok(self
+            .capability::<PredictV1>(sextant_plugin_api::abi::capability::PREDICT_V1)?
+            .map(PredictTable))
+    }
+}
+
+/// A checked `predict.v1` table.
+#[derive(Clone, Copy)]
+pub struct PredictTable(&'static PredictV1);
+
+impl PredictTable {
+    /// Opens a prediction over a cluster model (JSON).
+    pub fn open(&self, model_json: &str) -> Result<RawPredictor, PluginCallError> {
+        convert((self.0.open)(RStr::from_str(model_json))).map(RawPredictor)
+    }
+}
+
+/// A prediction in progress in a plugin: its copy of the cluster model.
+pub struct RawPredictor(PredictorBox);
+
+impl RawPredictor {
+    /// Predicts one action of handler entry `name`: the changes, as a JSON
+    /// array of `ModelChange`.
+    pub fn apply(&mut self, name: &str, params_json: &str) -> Result<String, PluginCallError> {
+        convert(
+            self.0
+                .apply(RStr::from_str(name), RStr::from_str(params_json)),
+        )
+        .map(String::from)
+    }
+
+    /// Applies changes predicted by another plugin.
+    pub fn observe(&mut self, changes_json: &str) -> Result<(), PluginCallError> {
+        convert(self.0.observe(RStr::from_str(changes_json)))
     }
 }
 

@@ -92,6 +92,8 @@ pub struct Library {
     /// Its manifest, as read from the ELF section.
     pub manifest: Manifest,
     tables: Vec<(Kind, Table)>,
+    /// `predict.v1`, when the plugin's handlers declare their effects.
+    predict: Option<abi::PredictTable>,
     panics: AtomicU32,
     pub(crate) permits: tokio::sync::Semaphore,
 }
@@ -150,10 +152,20 @@ impl Library {
                 Err(e) => return Err(Rejection::new(path, RejectCode::LayoutMismatch, e)),
             }
         }
+        // Optional: a plugin without it (or with one this host cannot read)
+        // loads, and simulation treats its actions' effects as unknown.
+        let predict = root.predict_table().unwrap_or_else(|e| {
+            tracing::warn!(
+                "{}: {e}: its handlers' effects will not be predicted",
+                path.display()
+            );
+            None
+        });
         Ok(Self {
             path: path.to_path_buf(),
             manifest,
             tables,
+            predict,
             panics: AtomicU32::new(0),
             permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS_PER_LIBRARY),
         })
@@ -177,6 +189,26 @@ impl Library {
                     kind.capability()
                 ))
             })
+    }
+
+    /// Whether the library's handlers may declare their effects
+    /// (`predict.v1`).
+    pub fn predicts(&self) -> bool {
+        self.predict.is_some()
+    }
+
+    /// Opens a prediction over a cluster model (JSON); `None` when the
+    /// library offers no `predict.v1`.
+    pub fn open_predictor(
+        &self,
+        model_json: &str,
+    ) -> Result<Option<Predictor<'_>>, PluginCallError> {
+        let Some(t) = self.predict else {
+            return Ok(None);
+        };
+        self.check_usable()?;
+        let raw = self.track(t.open(model_json))?;
+        Ok(Some(Predictor { raw, library: self }))
     }
 
     /// How many panics this library has had.
@@ -215,6 +247,29 @@ impl Library {
             self.record_panic();
         }
         r
+    }
+}
+
+/// A prediction in progress in one library (see
+/// [`sextant_plugin_api::prediction`]).
+pub struct Predictor<'a> {
+    raw: abi::RawPredictor,
+    library: &'a Library,
+}
+
+impl Predictor<'_> {
+    /// Predicts one action of handler entry `name` with its parameters:
+    /// the changes it makes (JSON array of `ModelChange`), or why it could
+    /// not run in the predicted state.
+    pub fn apply(&mut self, name: &str, params_json: &str) -> Result<String, PluginCallError> {
+        self.library.check_usable()?;
+        self.library.track(self.raw.apply(name, params_json))
+    }
+
+    /// Applies changes predicted in another library.
+    pub fn observe(&mut self, changes_json: &str) -> Result<(), PluginCallError> {
+        self.library.check_usable()?;
+        self.library.track(self.raw.observe(changes_json))
     }
 }
 

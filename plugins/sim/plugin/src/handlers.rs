@@ -2,12 +2,16 @@
 //! cloud, with the same pre-conditions (skip when the resource is gone or
 //! already in the target state, fail when the target cannot take it) and
 //! simulated time (the action type's estimated duration × the cloud's time
-//! scale, abortable).
+//! scale, abortable). Each also predicts its effect on a cluster model
+//! ([`Predict`]) with the very rules ([`sextant_sim_store::rules`]) its
+//! `execute` applies to sim.db.
 
 use serde::Deserialize;
+use sextant_plugin_api::prediction::PredictedModel;
 use sextant_plugin_api::prelude::*;
 use sextant_sim_store::SimDb;
 use sextant_sim_store::ops::OpError;
+use sextant_sim_store::rules;
 use std::time::Duration;
 
 fn db(ctx: &Context) -> Result<SimDb, PluginError> {
@@ -387,5 +391,76 @@ impl ActionHandler for VolumeMigrate {
         db.volume_migrate(&self.resource_id, p, t, false)
             .map_err(exec_error)?;
         Ok(json!({"pool": p, "volume_type": t}))
+    }
+}
+
+// --- predictions: the same rules, applied to the predicted model ---
+
+impl Predict for Migrate {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        let dest = rules::check_migrate(
+            m,
+            &self.resource_id,
+            &self.source_node,
+            self.destination_node.as_deref(),
+            self.migration_type == "live",
+        )
+        .map_err(op_error)?;
+        rules::migrate(m, &self.resource_id, &self.source_node, &dest).map_err(op_error)
+    }
+}
+
+impl Predict for ServiceState {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        rules::set_service(
+            m,
+            self.host(),
+            self.target()?,
+            self.disabled_reason.as_deref(),
+        )
+        .map_err(op_error)
+    }
+}
+
+impl Predict for PowerState {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        rules::set_power(m, self.id(), &self.state, false).map_err(op_error)
+    }
+}
+
+impl Predict for Resize {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        rules::resize(m, &self.resource_id, &self.flavor, false).map_err(op_error)
+    }
+}
+
+impl Predict for Stop {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        rules::set_instance_state(m, &self.0.resource_id, "stopped", STOPPED).map_err(op_error)
+    }
+}
+
+impl Predict for Shelve {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        rules::set_instance_state(m, &self.0.resource_id, "shelved_offloaded", SHELVED)
+            .map_err(op_error)
+    }
+}
+
+impl Predict for Delete {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        rules::delete_instance(m, &self.0.resource_id).map_err(op_error)
+    }
+}
+
+impl Predict for VolumeMigrate {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        let (p, t) = self.target();
+        if p.is_none() && t.is_none() {
+            return Err(PluginError::invalid_input(
+                "volume_migrate needs destination_node or destination_type",
+            ));
+        }
+        rules::volume_migrate(m, &self.resource_id, p, t, false).map_err(op_error)
     }
 }

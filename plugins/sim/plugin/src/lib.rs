@@ -2,7 +2,9 @@
 //! simulated cloud from `sim.db` (seeded by `sextant sim init`); the host
 //! passes the file's path as `{"sim_db": …}`. A cloud never seeded is empty.
 //! Its `sim.<action>` handlers change the cloud as Nova, Cinder and Ironic
-//! would, honouring capacity and state rules, taking simulated time.
+//! would, honouring capacity and state rules, taking simulated time; each
+//! predicts its effect on a cluster model with the same rules
+//! (capability `predict.v1`).
 
 mod handlers;
 
@@ -47,32 +49,32 @@ export_plugin! {
     collector SimCollector = Entry::new("sim", "1.0.0")
         .display_name("en", "Simulated cloud")
         .description("Reads the simulated cloud (sim.db) as a cluster model."),
-    handler handlers::Migrate = Entry::new("sim.migrate", "1.0.0")
+    predicting_handler handlers::Migrate = Entry::new("sim.migrate", "1.0.0")
         .description("Moves an instance in the simulated cloud; refused when the destination is full, disabled, down or off.")
         .parameters(MIGRATE)
         .revertible()
         .abortable(),
-    handler handlers::ServiceState = Entry::new("sim.change_nova_service_state", "1.0.0")
+    predicting_handler handlers::ServiceState = Entry::new("sim.change_nova_service_state", "1.0.0")
         .description("Enables or disables a host's compute service in the simulated cloud.")
         .revertible()
         .idempotent(),
-    handler handlers::PowerState = Entry::new("sim.change_node_power_state", "1.0.0")
+    predicting_handler handlers::PowerState = Entry::new("sim.change_node_power_state", "1.0.0")
         .description("Powers a simulated node on or off; off is refused while it hosts instances.")
         .revertible()
         .abortable()
         .idempotent(),
-    handler handlers::Resize = Entry::new("sim.resize", "1.0.0")
+    predicting_handler handlers::Resize = Entry::new("sim.resize", "1.0.0")
         .description("Resizes a simulated instance to a flavor (m1.tiny … m1.xlarge) if its host has room."),
-    handler handlers::Stop = Entry::new("sim.stop", "1.0.0")
+    predicting_handler handlers::Stop = Entry::new("sim.stop", "1.0.0")
         .description("Stops a simulated instance.")
         .revertible()
         .idempotent(),
-    handler handlers::Shelve = Entry::new("sim.shelve", "1.0.0")
+    predicting_handler handlers::Shelve = Entry::new("sim.shelve", "1.0.0")
         .description("Shelves (offloads) a simulated instance.")
         .idempotent(),
-    handler handlers::Delete = Entry::new("sim.delete", "1.0.0")
+    predicting_handler handlers::Delete = Entry::new("sim.delete", "1.0.0")
         .description("Deletes a simulated instance.")
         .idempotent(),
-    handler handlers::VolumeMigrate = Entry::new("sim.volume_migrate", "1.0.0")
+    predicting_handler handlers::VolumeMigrate = Entry::new("sim.volume_migrate", "1.0.0")
         .description("Moves a simulated volume to another pool with room, or retypes it."),
 }

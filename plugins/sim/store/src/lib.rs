@@ -7,6 +7,7 @@
 //! transaction, so a crash leaves the old cloud or the new one.
 
 pub mod ops;
+pub mod rules;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use sextant_plugin_api::model::ClusterModel;
