@@ -11,6 +11,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod installation;
 pub mod notify;
 pub mod plan;
 pub mod plugins;

@@ -393,8 +393,9 @@ impl Policy {
 }
 
 /// Directories holding named policies: `SEXTANT_POLICY_PATH`, then the
-/// installation's `policies/` (beside the executable, in
-/// `../share/sextant/policies`, or the source tree it was built from).
+/// installation's `policies/` (see [`crate::installation`]:
+/// `EXE_DIR/../share/sextant/policies`, else the source tree above the
+/// executable).
 pub fn policy_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var("SEXTANT_POLICY_PATH")
         .ok()
@@ -405,15 +406,8 @@ pub fn policy_dirs() -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .as_deref()
-        .and_then(Path::parent)
-    {
-        dirs.push(dir.join("policies"));
-        dirs.push(dir.join("../share/sextant/policies"));
-    }
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies"));
+    let exe = std::env::current_exe().ok();
+    dirs.extend(crate::installation::subdir_of(exe.as_deref(), "policies"));
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 

@@ -81,27 +81,13 @@ impl ActionTypeDirs {
     }
 }
 
-/// `action-types/` beside the installation: next to the executable, in
-/// `../share/sextant/action-types`, and (for `cargo build` output) the
-/// source tree's `action-types/` the binary was built from.
+/// `action-types/` of the installation the executable belongs to (see
+/// [`crate::installation`]: `EXE_DIR/../share/sextant`, else the source
+/// tree above the executable).
 fn installation_dirs(exe: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(dir) = exe.and_then(Path::parent) {
-        out.push(dir.join("action-types"));
-        out.push(
-            dir.join("..")
-                .join("share")
-                .join("sextant")
-                .join("action-types"),
-        );
-    }
-    let source_tree = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("action-types");
-    if source_tree.is_dir() {
-        out.push(source_tree);
-    }
-    out.into_iter().filter(|d| d.is_dir()).collect()
+    crate::installation::subdir_of(exe, "action-types")
+        .into_iter()
+        .collect()
 }
 
 /// A `*.yaml` or `*.yml` file that is not hidden.

@@ -4,7 +4,7 @@
 //! the same figures for Watcher-style first-fit, implemented here as the
 //! baseline.
 
-use super::{CliError, CliResult, Env};
+use super::{CliResult, Env};
 use serde_json::{Value, json};
 use sextant_plugin_api::model::ClusterModel;
 use std::collections::HashMap;
@@ -95,10 +95,9 @@ fn in_use_after(m: &ClusterModel, solution: &Value) -> usize {
 
 pub fn run(env: &Env, nodes: usize, instances: usize, runs: usize) -> CliResult {
     let plugins = env.registry()?;
-    let medium = super::sim::read_snapshot(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/medium.yaml"),
-    )
-    .or_else(|_| Ok::<_, CliError>(super::sim::generate(100, 1000, 100)))?;
+    let medium = crate::installation::example_cluster("medium.yaml")
+        .and_then(|p| super::sim::read_snapshot(&p).ok())
+        .unwrap_or_else(|| super::sim::generate(100, 1000, 100));
     let large = super::sim::generate(nodes, instances, 7);
     let mut out = Vec::new();
     for (name, m) in [("medium", medium), ("large", large)] {

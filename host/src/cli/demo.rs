@@ -10,7 +10,7 @@ use serde_json::json;
 use sextant_plugin_api::model::ClusterModel;
 use sextant_sim_store::SimDb;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn in_use(m: &ClusterModel) -> usize {
@@ -40,17 +40,10 @@ fn demo_env(env: &Env, explicit_db: bool) -> Env {
     }
 }
 
-/// The default cluster: `examples/clusters/small.yaml` of the installation.
+/// The default cluster: `examples/clusters/small.yaml` of the installation
+/// (see [`crate::installation`]).
 fn default_cluster() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let dir = exe.parent()?;
-    [
-        dir.join("examples/clusters/small.yaml"),
-        dir.join("../share/sextant/examples/clusters/small.yaml"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clusters/small.yaml"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
+    crate::installation::example_cluster("small.yaml")
 }
 
 pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Format) -> CliResult {
@@ -59,7 +52,9 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         Some(c) => c,
         None => {
             return Err(CliError::input(anyhow::anyhow!(
-                "no cluster given and examples/clusters/small.yaml not found: use --cluster FILE"
+                "no cluster given and the installation's examples/clusters/small.yaml not found \
+                 (searched EXE_DIR/../share/sextant, then the source tree above the executable): \
+                 use --cluster FILE"
             )));
         }
     };

@@ -19,6 +19,7 @@ pub(crate) mod plans;
 mod plugins;
 mod policies;
 mod serve;
+mod shell_docs;
 pub(crate) mod sim;
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
@@ -136,6 +137,14 @@ enum Command {
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Prints the shell completion script for SHELL (bash, zsh, fish, ...).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the man page, sextant(1), as roff.
+    Man,
 }
 
 /// An error with the exit status it calls for.
@@ -308,6 +317,12 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> CliResult {
+    // Generated from the command line alone: no config, store or plugins.
+    match cli.command {
+        Command::Completions { shell } => return shell_docs::completions(shell),
+        Command::Man => return shell_docs::man(),
+        _ => {}
+    }
     let config = Config::load(cli.config.as_deref()).map_err(CliError::input)?;
     let explicit_db = cli.db.is_some() || std::env::var_os("SEXTANT_DB").is_some();
     let env = Env {
@@ -340,5 +355,6 @@ fn run(cli: Cli) -> CliResult {
         } => apply::history(&env, plan.as_deref(), follow, format),
         Command::Action(c) => plans::action(&env, c),
         Command::Bench(c) => bench::run(&env, c),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }
