@@ -1,49 +1,15 @@
-//! `sextant action-plan import | start | cancel | resume`, `sextant action
+//! `sextant action-plan start | cancel | resume`, `sextant action
 //! skip`, `sextant history`: applying plans.
 
 use super::output::{Format, Table, print_structured};
 use super::{CliError, CliResult, Env};
-use crate::action_types::{ActionFactory, NewAction};
-use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, referenced_actions};
+use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome};
 use crate::policy::Policy;
-use crate::store::plans::{NewPlan, NewPlanRow};
 use crate::store::{Store, StoreError};
-use serde::Deserialize;
 use serde_json::Value;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportFile {
-    actions: Vec<ImportAction>,
-    // Test metadata in Watcher's applier vectors; ignored.
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    engine: Option<Value>,
-    #[serde(default)]
-    execution_rule: Option<Value>,
-    #[serde(default)]
-    scenario: Option<Value>,
-    #[serde(default)]
-    expected: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportAction {
-    id: String,
-    action_type: String,
-    #[serde(default)]
-    input_parameters: Value,
-    #[serde(default)]
-    parents: Vec<String>,
-    #[serde(default)]
-    initial_state: Option<String>,
-}
 
 fn input(msg: impl std::fmt::Display) -> CliError {
     CliError::input(anyhow::anyhow!("{msg}"))
@@ -54,145 +20,6 @@ fn store_input(e: StoreError) -> CliError {
         e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
         e => e.into(),
     }
-}
-
-/// `action-plan import FILE`: a RECOMMENDED plan from a list of actions
-/// with parents by name.
-pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
-    let text =
-        std::fs::read_to_string(file).map_err(|e| input(format!("{}: {e}", file.display())))?;
-    let f: ImportFile = serde_yaml_ng::from_str(&text).map_err(|e| {
-        input(format!(
-            "{}: {}",
-            file.display(),
-            crate::config::yaml_error_message(&e)
-        ))
-    })?;
-    let _ = (
-        &f.id,
-        &f.engine,
-        &f.execution_rule,
-        &f.scenario,
-        &f.expected,
-    );
-    let types = env.action_types();
-    let factory = ActionFactory::new(&types);
-    let names: std::collections::HashMap<&str, usize> = f
-        .actions
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
-    if names.len() != f.actions.len() {
-        return Err(input(format!(
-            "{}: two actions have the same id",
-            file.display()
-        )));
-    }
-    let mut edges = Vec::new();
-    let mut actions = Vec::new();
-    for (i, a) in f.actions.iter().enumerate() {
-        for p in &a.parents {
-            let j = names.get(p.as_str()).ok_or_else(|| {
-                input(format!(
-                    "{}: action {}: unknown parent {p}",
-                    file.display(),
-                    a.id
-                ))
-            })?;
-            edges.push((*j, i));
-        }
-        let state = a.initial_state.clone().unwrap_or_else(|| "PENDING".into());
-        if state != "PENDING" && state != "SKIPPED" {
-            return Err(input(format!(
-                "{}: action {}: initial_state {state} is not PENDING or SKIPPED",
-                file.display(),
-                a.id
-            )));
-        }
-        let refs = referenced_actions(&a.input_parameters);
-        let inst = if refs.is_empty() {
-            factory
-                .instantiate(&NewAction::new(
-                    a.action_type.clone(),
-                    a.input_parameters.clone(),
-                ))
-                .map_err(|e| input(format!("{}: action {}: {e}", file.display(), a.id)))?
-        } else {
-            // Parameters filled from other actions' outputs are validated
-            // when they are known; the type must exist now.
-            let t = types
-                .resolve(&a.action_type)
-                .map_err(|e| input(format!("{}: action {}: {e}", file.display(), a.id)))?;
-            crate::action_types::InstantiatedAction {
-                action_type: t.name.clone(),
-                action_type_version: t.version.to_string(),
-                input_parameters: a.input_parameters.clone(),
-                resource_id: None,
-            }
-        };
-        actions.push((inst, state, refs));
-    }
-    let specs: Vec<sextant_plugin_api::abi::ActionSpec> = f
-        .actions
-        .iter()
-        .map(|a| crate::plan::spec(&a.id, &a.action_type, None, &Value::Null))
-        .collect();
-    // Created in file order: positions are indexes in the file.
-    let (start, parents) = crate::plan::check(
-        "import",
-        &specs,
-        &(0..specs.len()).collect::<Vec<_>>(),
-        &edges,
-    )
-    .map_err(|e| input(format!("{}: {e}", file.display())))?;
-    // A template may only read the outputs of an ancestor.
-    for (i, (_, _, refs)) in actions.iter().enumerate() {
-        let mut anc = std::collections::HashSet::new();
-        let mut stack: Vec<usize> = edges.iter().filter(|e| e.1 == i).map(|e| e.0).collect();
-        while let Some(p) = stack.pop() {
-            if anc.insert(p) {
-                stack.extend(edges.iter().filter(|e| e.1 == p).map(|e| e.0));
-            }
-        }
-        for r in refs {
-            if !names.get(r.as_str()).is_some_and(|j| anc.contains(j)) {
-                return Err(input(format!(
-                    "{}: action {}: its parameters use the outputs of {r}, which is not one of its ancestors",
-                    file.display(),
-                    f.actions[i].id
-                )));
-            }
-        }
-    }
-    let (mut store, _, _) = env.open_store_synced()?;
-    let params: Vec<String> = actions
-        .iter()
-        .map(|(inst, _, _)| inst.input_parameters.to_string())
-        .collect();
-    let plan = store.create_plan(&NewPlan {
-        state: "RECOMMENDED".into(),
-        rows: f
-            .actions
-            .iter()
-            .zip(&actions)
-            .zip(&params)
-            .enumerate()
-            .map(|(i, ((a, (inst, state, _)), json))| NewPlanRow {
-                name: &a.id,
-                action_type: &inst.action_type,
-                action_type_version: &inst.action_type_version,
-                input_parameters_json: json,
-                parents: &parents[start[i]..start[i + 1]],
-                state,
-            })
-            .collect(),
-        ..Default::default()
-    })?;
-    if !print_structured(format, &serde_json::json!({"action_plan": plan.uuid}))? {
-        println!("{}", plan.uuid);
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The policy a run uses: `--policy`, else the one recorded with the plan,

@@ -13,6 +13,7 @@ mod bench_planners;
 mod bench_strategies;
 mod decide;
 mod demo;
+mod import;
 pub mod output;
 mod plan;
 pub(crate) mod plans;

@@ -217,7 +217,8 @@ impl RunArgs {
 }
 
 pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
-    use super::apply::{cancel, import, resume, start};
+    use super::apply::{cancel, resume, start};
+    use super::import::import;
     let cmd = match cmd {
         ActionPlanCommand::Import { file, format } => return import(env, &file, format),
         ActionPlanCommand::Start { plan, wait, run } => {
