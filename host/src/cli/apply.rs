@@ -2,6 +2,7 @@
 //! skip`, `sextant history`: applying plans.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome};
 use crate::policy::Policy;
@@ -159,9 +160,9 @@ fn progress_bar(
 
 fn print_outcome(o: &PlanOutcome, format: Format) -> CliResult {
     if !print_structured(format, o)? {
-        println!("action plan {}: {}", o.uuid, o.state);
+        outln!("action plan {}: {}", o.uuid, o.state);
         if let Some(m) = &o.status_message {
-            println!("  {m}");
+            outln!("  {m}");
         }
     }
     Ok(if o.state == "SUCCEEDED" || o.state == "CANCELLED" {
@@ -195,17 +196,22 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
         format,
         &serde_json::json!({"action_plan": p.uuid, "state": "PENDING"}),
     )? {
-        println!("action plan {}: PENDING (sextant serve runs it)", p.uuid);
+        outln!("action plan {}: PENDING (sextant serve runs it)", p.uuid);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `action-plan cancel ID`.
-pub fn cancel(env: &Env, plan: &str) -> CliResult {
+pub fn cancel(env: &Env, plan: &str, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
     let state = store.cancel_plan(&p.uuid).map_err(store_input)?;
-    println!("action plan {}: {state}", p.uuid);
+    if !print_structured(
+        format,
+        &serde_json::json!({"action_plan": p.uuid, "state": state}),
+    )? {
+        outln!("action plan {}: {state}", p.uuid);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -225,7 +231,7 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
         }
     };
     if ids.is_empty() {
-        println!("no interrupted or queued action plan");
+        outln!("no interrupted or queued action plan");
         return Ok(ExitCode::SUCCESS);
     }
     let mut code = ExitCode::SUCCESS;
@@ -239,10 +245,15 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
 }
 
 /// `action skip ID [--reason]`.
-pub fn skip(env: &Env, action: &str, reason: Option<&str>) -> CliResult {
+pub fn skip(env: &Env, action: &str, reason: Option<&str>, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
     store.skip_action(action, reason).map_err(store_input)?;
-    println!("action {action}: SKIPPED");
+    if !print_structured(
+        format,
+        &serde_json::json!({"action": action, "state": "SKIPPED"}),
+    )? {
+        outln!("action {action}: SKIPPED");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -264,13 +275,13 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
             Format::Json => {
                 if follow {
                     for e in &events {
-                        println!("{}", serde_json::to_string(e)?);
+                        outln!("{}", serde_json::to_string(e)?);
                     }
                 } else {
-                    println!("{}", serde_json::to_string_pretty(&events)?);
+                    outln!("{}", serde_json::to_string_pretty(&events)?);
                 }
             }
-            Format::Yaml => print!("{}", serde_yaml_ng::to_string(&events)?),
+            Format::Yaml => out!("{}", serde_yaml_ng::to_string(&events)?),
             Format::Table => {
                 let mut t = Table::new(&["ID", "AT", "EVENT", "OBJECT", "STATE"]);
                 for e in &events {
@@ -293,7 +304,7 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
                 }
                 for l in lines {
                     if !events.is_empty() || header {
-                        println!("{l}");
+                        outln!("{l}");
                     }
                 }
                 header = false;

@@ -2,6 +2,7 @@
 //! JSON medians over several runs, with an in-process baseline measured in
 //! the same run.
 
+use super::output::outln;
 use super::{CliError, CliResult, Env};
 use crate::plugins::{Library, discovery};
 use clap::Subcommand;
@@ -34,18 +35,23 @@ pub enum BenchCommand {
     /// The applier's overhead per action (nop, durable state), parallel and
     /// as a chain, and the makespan of a random DAG of sleeps.
     Applier {
+        /// Plan sizes (actions).
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
         sizes: Vec<usize>,
+        /// Runs per case; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
     /// The basic consolidation on the medium example and a generated large
     /// cluster, against the lower bound and a first-fit baseline.
     Strategies {
+        /// Compute nodes of the generated large cluster.
         #[arg(long, default_value_t = 10_000)]
         nodes: usize,
+        /// Instances of the generated large cluster.
         #[arg(long, default_value_t = 100_000)]
         instances: usize,
+        /// Runs per case; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
@@ -257,6 +263,6 @@ fn plugins(
         },
         "targets": {"ms_per_plugin_loaded": 1.0, "ns_overhead_per_call": 5.0},
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
 }

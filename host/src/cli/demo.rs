@@ -4,6 +4,7 @@
 
 use super::apply::{RunFlags, apply_now};
 use super::output::{Format, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{AuditContext, AuditRequest, prepare_audit, run_audit};
 use serde_json::json;
@@ -72,7 +73,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     SimDb::open(&env.sim_db())?.init(&model, 0.0)?;
     let before = in_use(&model);
     if talk {
-        println!(
+        outln!(
             "Seeded the simulated cloud from {}: {} nodes, {} instances, {before} nodes in use.",
             cluster.display(),
             model.nodes.len(),
@@ -106,15 +107,15 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         .into());
     };
     if talk {
-        println!(
+        outln!(
             "\nAudit {} ({}): {}",
             audit.name,
             audit.state,
             audit.status_message.clone().unwrap_or_default()
         );
-        println!("Efficacy indicators:");
+        outln!("Efficacy indicators:");
         for i in audit.efficacy_indicators.as_array().into_iter().flatten() {
-            println!("  {:<30} {}", i["name"].as_str().unwrap_or(""), i["value"]);
+            outln!("  {:<30} {}", i["name"].as_str().unwrap_or(""), i["value"]);
         }
         for g in store
             .plan(&plan)?
@@ -123,7 +124,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             .into_iter()
             .flatten()
         {
-            println!(
+            outln!(
                 "  {:<30} {}{} (global efficacy)",
                 g["name"].as_str().unwrap_or(""),
                 g["value"],
@@ -131,8 +132,8 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             );
         }
         let actions = store.actions(&plan)?;
-        println!("\nAction plan {plan} (rules planner, policy default):");
-        print!("{}", super::plans::graph_text(&actions));
+        outln!("\nAction plan {plan} (rules planner, policy default):");
+        out!("{}", super::plans::graph_text(&actions));
     }
     drop(store);
     // 3. Apply it.
@@ -170,13 +171,13 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         "nodes_over_capacity": overloaded,
     });
     if !print_structured(format, &doc)? {
-        println!("\nApplied: action plan {}.", outcome.state);
-        println!(
+        outln!("\nApplied: action plan {}.", outcome.state);
+        outln!(
             "Nodes in use: {before} -> {after} ({} released), {migrations} migrations.",
             before.saturating_sub(after)
         );
         if !overloaded.is_empty() {
-            println!("Over capacity: {}", overloaded.join("; "));
+            outln!("Over capacity: {}", overloaded.join("; "));
         }
     }
     Ok(if outcome.state == "SUCCEEDED" {

@@ -5,6 +5,7 @@
 //! template reads only the outputs of ancestors, which searches only from
 //! the actions that hold references (see [`crate::plan::ancestry`]).
 
+use super::output::outln;
 use super::output::{Format, print_structured};
 use super::{CliError, CliResult, Env};
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
@@ -236,7 +237,7 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
         ..Default::default()
     })?;
     if !print_structured(format, &serde_json::json!({"action_plan": plan.uuid}))? {
-        println!("{}", plan.uuid);
+        outln!("{}", plan.uuid);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,12 @@
 //!
 //! Exit statuses: 0 success, 1 runtime failure, 2 bad usage or bad input
 //! (with a message naming the file, field or id at fault).
+//!
+//! Standard output is written only through [`output::out!`] and
+//! [`output::outln!`] (a closed pipe ends the command quietly); an error is
+//! printed once, here in [`main`].
+
+#![deny(clippy::print_stdout)]
 
 mod action_types;
 mod apply;
@@ -13,6 +19,7 @@ mod bench_planners;
 mod bench_strategies;
 mod decide;
 mod demo;
+mod help_markdown;
 mod import;
 pub mod output;
 mod plan;
@@ -70,12 +77,14 @@ enum Command {
         /// The cluster snapshot (default: examples/clusters/small.yaml).
         #[arg(long)]
         cluster: Option<PathBuf>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
     /// Synchronises goals and strategies with the strategy plugins (also
     /// done by every command that reads them).
     Sync {
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
@@ -100,6 +109,7 @@ enum Command {
         /// The input file.
         #[arg(long)]
         input: std::path::PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
         /// Also store the plan (RECOMMENDED) and print its uuid.
@@ -120,6 +130,7 @@ enum Command {
         /// Keep printing new events as they come.
         #[arg(long)]
         follow: bool,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
@@ -133,6 +144,10 @@ enum Command {
     /// Benchmarks that print JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Prints docs/cli.md: every command's help, rendered from these
+    /// definitions.
+    #[command(hide = true, name = "help-markdown")]
+    HelpMarkdown,
 }
 
 /// An error with the exit status it calls for.
@@ -283,18 +298,46 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .try_init();
 }
 
-/// Runs the command line; what `main` calls.
+/// Colour in log lines only when standard error is a terminal and
+/// `NO_COLOR` is unset or empty (no escape codes in a redirected log).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// An error's message and its causes, each said once: a cause whose text
+/// the message already holds (an error that prints its source, then the
+/// source itself) is left out.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Runs the command line; what `main` calls. The one place an error is
+/// printed.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match run(cli) {
         Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e.error) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {:#}", e.error);
+            eprintln!("error: {}", error_message(&e.error));
             ExitCode::from(e.status)
         }
     }
@@ -332,5 +375,9 @@ fn run(cli: Cli) -> CliResult {
         } => apply::history(&env, plan.as_deref(), follow, format),
         Command::Action(c) => plans::action(&env, c),
         Command::Bench(c) => bench::run(&env, c),
+        Command::HelpMarkdown => {
+            output::out!("{}", help_markdown::render());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

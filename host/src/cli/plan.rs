@@ -2,6 +2,7 @@
 //! Watcher's planner vectors.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::config::yaml_error_message;
 use crate::plan::{PlanError, PlanInput, plan};
@@ -98,10 +99,10 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
                 parents.join(", "),
             ]);
         }
-        print!("{}", t.render());
-        println!("action plan state: {}", planned.action_plan_state);
+        out!("{}", t.render());
+        outln!("action plan state: {}", planned.action_plan_state);
         if let Some(u) = &saved {
-            println!("saved as action plan {u}");
+            outln!("saved as action plan {u}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `sextant action-plan list | show | graph` and `sextant action list | show`.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::store::StoreError;
 use crate::store::plans::ActionRow;
@@ -12,28 +13,38 @@ use std::process::ExitCode;
 pub enum ActionPlanCommand {
     /// Every action plan, or those of one audit.
     List {
+        /// Only the plans of this audit (name or uuid).
         #[arg(long)]
         audit: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One plan with its actions (uuid or a unique uuid prefix).
     Show {
+        /// The plan's uuid or a unique prefix of it.
         plan: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Creates a RECOMMENDED plan from a file of actions with parents by
     /// name (Watcher's applier vectors); prints its uuid.
     Import {
+        /// The file, YAML or JSON: `actions: [{id, action_type,
+        /// input_parameters, parents, initial_state?}]`.
         file: std::path::PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Starts a plan: with --wait, runs it here until it ends; else queues it
     /// (PENDING) for `sextant serve`.
     Start {
+        /// The plan's uuid or a unique prefix of it.
         plan: String,
+        /// Run it here and return when it ends (else `sextant serve` runs
+        /// it).
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -41,9 +52,17 @@ pub enum ActionPlanCommand {
     },
     /// Cancels a plan; a running one is cancelled by its applier, wherever
     /// it runs.
-    Cancel { plan: String },
+    Cancel {
+        /// The plan's uuid or a unique prefix of it.
+        plan: String,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Resumes interrupted plans (or one), here, until they end.
     Resume {
+        /// The plan's uuid or a unique prefix of it (default: every
+        /// interrupted or queued plan).
         plan: Option<String>,
         /// Accepted for symmetry with `start`: resume always waits.
         #[arg(long)]
@@ -53,7 +72,9 @@ pub enum ActionPlanCommand {
     },
     /// The plan's DAG, for Graphviz (dot) or Mermaid.
     Graph {
+        /// The plan's uuid or a unique prefix of it.
         plan: String,
+        /// Graphviz or Mermaid.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -63,22 +84,31 @@ pub enum ActionPlanCommand {
 pub enum ActionCommand {
     /// The actions of a plan, in creation order.
     List {
+        /// The plan's uuid or a unique prefix of it.
         #[arg(long = "plan")]
         plan: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One action.
     Show {
+        /// The action's uuid.
         action: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Skips a PENDING action before it runs.
     Skip {
+        /// The action's uuid.
         action: String,
+        /// Why, recorded as its status message.
         #[arg(long)]
         reason: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
 }
 
@@ -199,8 +229,10 @@ pub struct RunArgs {
     /// STRICT, ALWAYS or ANY (default: the policy's).
     #[arg(long)]
     execution_rule: Option<String>,
+    /// At most this many actions at once.
     #[arg(long, default_value_t = 32)]
     max_workers: usize,
+    /// Output format: a table for people, json or yaml for scripts.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -224,7 +256,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
         ActionPlanCommand::Start { plan, wait, run } => {
             return start(env, &plan, wait, &run.flags(), run.format);
         }
-        ActionPlanCommand::Cancel { plan } => return cancel(env, &plan),
+        ActionPlanCommand::Cancel { plan, format } => return cancel(env, &plan, format),
         ActionPlanCommand::Resume { plan, wait: _, run } => {
             return resume(env, plan.as_deref(), &run.flags(), run.format);
         }
@@ -247,7 +279,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         p.updated_at.clone().unwrap_or_else(|| p.created_at.clone()),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         ActionPlanCommand::Show { plan, format } => {
@@ -255,21 +287,21 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             let actions = store.actions(&p.uuid)?;
             let doc = json!({"action_plan": p, "actions": actions});
             if !print_structured(format, &doc)? {
-                println!("action plan {} ({})", p.uuid, p.state);
+                outln!("action plan {} ({})", p.uuid, p.state);
                 if let Some(a) = &p.audit_uuid {
-                    println!("  audit:    {a}");
+                    outln!("  audit:    {a}");
                 }
                 if let Some(s) = &p.strategy_name {
-                    println!("  strategy: {s}");
+                    outln!("  strategy: {s}");
                 }
                 if let Some(pl) = &p.planner {
-                    println!("  planner:  {pl}");
+                    outln!("  planner:  {pl}");
                 }
                 for ind in &p.efficacy_indicators {
-                    println!("  {}: {}", ind["name"].as_str().unwrap_or(""), ind["value"]);
+                    outln!("  {}: {}", ind["name"].as_str().unwrap_or(""), ind["value"]);
                 }
                 for g in p.global_efficacy.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "  global efficacy {}: {}{}",
                         g["name"].as_str().unwrap_or(""),
                         g["value"],
@@ -294,12 +326,12 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         parent_names(&actions, a),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         ActionPlanCommand::Graph { plan, format } => {
             let p = store.plan(&plan).map_err(input_error)?;
-            print!("{}", graph(&store.actions(&p.uuid)?, format));
+            out!("{}", graph(&store.actions(&p.uuid)?, format));
         }
         _ => unreachable!("handled above"),
     }
@@ -307,8 +339,13 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
 }
 
 pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
-    if let ActionCommand::Skip { action, reason } = &cmd {
-        return super::apply::skip(env, action, reason.as_deref());
+    if let ActionCommand::Skip {
+        action,
+        reason,
+        format,
+    } = &cmd
+    {
+        return super::apply::skip(env, action, reason.as_deref(), *format);
     }
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
@@ -325,7 +362,7 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
                         parent_names(&actions, a),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         ActionCommand::Show { action, format } => {
@@ -333,7 +370,7 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
             let mut v = serde_json::to_value(&a)?;
             v["description"] = json!(store.action_description(&a.action_type)?);
             if !print_structured(format, &v)? {
-                println!("{}", serde_yaml_ng::to_string(&v)?);
+                outln!("{}", serde_yaml_ng::to_string(&v)?);
             }
         }
         ActionCommand::Skip { .. } => unreachable!("handled above"),
