@@ -76,6 +76,18 @@ pub enum BenchCommand {
         #[arg(long, hide = true)]
         case: Option<String>,
     },
+    /// `action-plan import` of N actions with random DAG edges (each
+    /// waiting for up to two of the previous thousand), with and without
+    /// references, against the same actions with no edges: wall time and
+    /// peak memory of the command in a child process.
+    Import {
+        /// Action counts.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,200000")]
+        sizes: Vec<usize>,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
@@ -86,6 +98,7 @@ pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             calls,
             plugin,
         } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
+        BenchCommand::Import { sizes, runs } => super::bench_import::run(env, &sizes, runs),
         BenchCommand::Applier { sizes, runs } => super::bench_applier::run(env, &sizes, runs),
         BenchCommand::Strategies {
             nodes,

@@ -15,6 +15,7 @@ mod apply;
 mod audits;
 mod bench;
 mod bench_applier;
+mod bench_import;
 mod bench_planners;
 mod bench_strategies;
 mod decide;
