@@ -113,6 +113,27 @@ fn a_large_dag_with_references_imports_and_refuses_non_ancestors_by_name() {
             actions[i]["input_parameters"]["message"]
         );
     }
+    // The table names each action's parents (looked up once per plan: a
+    // scan per parent made this quadratic).
+    let table = run(sextant(home.path())
+        .args(["action", "list", "--plan", &plan])
+        .env_remove("COLUMNS"));
+    assert_eq!(table.status, 0, "{}", table.stderr);
+    for i in [2, 25_001, N - 1] {
+        let name = format!("a{i}");
+        let row = table
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("no row for {name}"));
+        let parents: Vec<&str> = actions[i]["parents"]
+            .as_array()
+            .expect("parents")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(row.ends_with(&parents.join(", ")), "{row}");
+    }
     let before = plans(home.path());
     assert_eq!(before.as_array().map(Vec::len), Some(1));
 

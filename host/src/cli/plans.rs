@@ -146,12 +146,13 @@ fn resource(a: &ActionRow) -> String {
 /// The plan as text for a terminal: one line per action with its parents.
 pub fn graph_text(actions: &[ActionRow]) -> String {
     let mut t = Table::new(&["NAME", "ACTION TYPE", "ON", "AFTER"]);
+    let names = names_by_uuid(actions);
     for a in actions {
         t.row(vec![
             a.name.clone(),
             a.action_type.clone(),
             resource(a),
-            parent_names(actions, a),
+            parent_names(&names, a),
         ]);
     }
     t.render()
@@ -206,16 +207,20 @@ pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
     out
 }
 
-fn parent_names(actions: &[ActionRow], a: &ActionRow) -> String {
+/// Action names by uuid, looked up once per plan (a scan per parent made
+/// tables of large plans quadratic).
+fn names_by_uuid(actions: &[ActionRow]) -> std::collections::HashMap<&str, &str> {
+    actions
+        .iter()
+        .map(|a| (a.uuid.as_str(), a.name.as_str()))
+        .collect()
+}
+
+/// A's parents by name (by uuid when the name is unknown).
+fn parent_names(names: &std::collections::HashMap<&str, &str>, a: &ActionRow) -> String {
     a.parents
         .iter()
-        .map(|p| {
-            actions
-                .iter()
-                .find(|x| &x.uuid == p)
-                .map(|x| x.name.clone())
-                .unwrap_or_else(|| p.clone())
-        })
+        .map(|p| names.get(p.as_str()).copied().unwrap_or(p.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -316,6 +321,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                     "STATE",
                     "PARENTS",
                 ]);
+                let names = names_by_uuid(&actions);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
@@ -323,7 +329,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         a.action_type.clone(),
                         resource(a),
                         a.state.clone(),
-                        parent_names(&actions, a),
+                        parent_names(&names, a),
                     ]);
                 }
                 out!("{}", t.render());
@@ -353,13 +359,14 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
             let actions = store.actions(&plan).map_err(input_error)?;
             if !print_structured(format, &actions)? {
                 let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS"]);
+                let names = names_by_uuid(&actions);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
                         a.name.clone(),
                         a.action_type.clone(),
                         a.state.clone(),
-                        parent_names(&actions, a),
+                        parent_names(&names, a),
                     ]);
                 }
                 out!("{}", t.render());
