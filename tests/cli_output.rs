@@ -169,3 +169,40 @@ fn commands_that_change_state_print_json_with_format_json() {
         json!({"action_plan": plan, "state": "CANCELLED"})
     );
 }
+
+#[test]
+fn a_refused_action_type_file_is_reported_once_per_command() {
+    let home = scratch();
+    let types = home.path().join("types");
+    write_file(&types, "broken.yaml", "name: broken\nbogus: 1\n");
+    let f = write_file(
+        &home.path().join("plans"),
+        "one.json",
+        &json!({"actions": [{"id": "a", "action_type": "nop", "input_parameters": {"message": "m"}}]})
+            .to_string(),
+    );
+    let import = run(sextant(home.path())
+        .env("SEXTANT_ACTION_TYPE_PATH", &types)
+        .args(["action-plan", "import"])
+        .arg(&f));
+    assert_eq!(import.status, 0, "{}", import.stderr);
+    // Read twice (for the import, then to open the store), it was
+    // reported twice.
+    assert_eq!(
+        import.stderr.matches("broken.yaml:2:1").count(),
+        1,
+        "{}",
+        import.stderr
+    );
+    let plan = import.stdout.trim().to_string();
+    let start = run(sextant(home.path())
+        .env("SEXTANT_ACTION_TYPE_PATH", &types)
+        .args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(start.status, 0, "{}", start.stderr);
+    assert_eq!(
+        start.stderr.matches("broken.yaml:2:1").count(),
+        1,
+        "{}",
+        start.stderr
+    );
+}

@@ -60,7 +60,17 @@ pub struct RunFlags<'a> {
 
 /// Runs the applier on one plan in this process.
 pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutcome, CliError> {
-    let (store, plugins, _) = env.open_store_synced()?;
+    apply_now_with(env, plan, flags, env.action_types())
+}
+
+/// As [`apply_now`], with the action types the caller already read.
+pub fn apply_now_with(
+    env: &Env,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    types: crate::action_types::ActionTypeRegistry,
+) -> Result<PlanOutcome, CliError> {
+    let (store, plugins, _) = env.open_store_synced_with(&types)?;
     let p = store.plan(plan).map_err(store_input)?;
     let policy = policy_for(&store, &p.uuid, flags.policy)?;
     if let Some(r) = flags.execution_rule
@@ -73,7 +83,7 @@ pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutc
     let applier = Applier::new(
         store,
         Arc::new(plugins),
-        Arc::new(env.action_types()),
+        Arc::new(types),
         &p.uuid,
         ApplyOptions {
             policy,

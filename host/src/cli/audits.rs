@@ -318,7 +318,8 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
 }
 
 pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
-    let (mut store, plugins, _) = env.open_store_synced()?;
+    let types = env.action_types();
+    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
     match cmd {
         AuditCommand::Create {
             audit_type,
@@ -352,7 +353,6 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             let new = prepare_audit(&store, &req).map_err(decide_error)?;
             let a = store.create_audit(&new)?;
             let a = if a.audit_type == "ONESHOT" {
-                let types = env.action_types();
                 let ctx = AuditContext {
                     plugins: &plugins,
                     types: &types,
@@ -420,7 +420,6 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             }
         }
         AuditCommand::Trigger { audit, format } => {
-            let types = env.action_types();
             let ctx = AuditContext {
                 plugins: &plugins,
                 types: &types,

@@ -2,7 +2,7 @@
 //! finish: seed the cloud, audit it for server consolidation, show the
 //! efficacy and the plan, apply it, and compare the cloud before and after.
 
-use super::apply::{RunFlags, apply_now};
+use super::apply::{RunFlags, apply_now_with};
 use super::output::{Format, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
@@ -81,8 +81,8 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         );
     }
     // 2. Audit it for server consolidation.
-    let (mut store, plugins, _) = env.open_store_synced()?;
     let types = env.action_types();
+    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
     let req = AuditRequest {
         audit_type: "ONESHOT".into(),
         goal: Some("server_consolidation".into()),
@@ -137,7 +137,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     }
     drop(store);
     // 3. Apply it.
-    let outcome = apply_now(
+    let outcome = apply_now_with(
         &env,
         &plan,
         &RunFlags {
@@ -146,6 +146,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             max_workers: 32,
             quiet: false,
         },
+        types,
     )?;
     // 4. Before and after.
     let after_model = SimDb::open(&env.sim_db())?.model()?;

@@ -220,7 +220,7 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
         )));
     }
     drop((names, queries, holds));
-    let (mut store, _, _) = env.open_store_synced()?;
+    let (mut store, _, _) = env.open_store_synced_with(&types)?;
     let plan = store.create_plan(&NewPlan {
         state: "RECOMMENDED".into(),
         rows: rows

@@ -238,11 +238,26 @@ impl Env {
         ),
         CliError,
     > {
+        self.open_store_synced_with(&self.action_types())
+    }
+
+    /// As [`Env::open_store_synced`], with the action types the command
+    /// already read (read twice, each refused file was reported twice).
+    pub fn open_store_synced_with(
+        &self,
+        types: &ActionTypeRegistry,
+    ) -> Result<
+        (
+            crate::store::Store,
+            PluginRegistry,
+            crate::store::sync::SyncReport,
+        ),
+        CliError,
+    > {
         let plugins = self.registry()?;
         let mut store = crate::store::Store::open(&self.db)?;
         let report = crate::store::sync::sync_with_plugins(&mut store, &plugins)?;
         // Action descriptions, as Watcher's applier syncs them at start.
-        let types = self.action_types();
         let mut latest: std::collections::BTreeMap<String, String> = Default::default();
         for t in types.all() {
             latest.insert(t.name.clone(), t.description.clone());

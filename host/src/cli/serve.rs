@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 /// Runs until killed, or for `exit_after` seconds.
 pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
-    let (mut store, plugins, report) = env.open_store_synced()?;
+    let types = env.action_types();
+    let (mut store, plugins, report) = env.open_store_synced_with(&types)?;
     if !report.is_empty() {
         tracing::info!("synchronised goals and strategies at start: {report:?}");
     }
-    let types = env.action_types();
     let ctx = AuditContext {
         plugins: &plugins,
         types: &types,
