@@ -397,3 +397,27 @@ fn run(cli: Cli) -> CliResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading plan.json: {0}")]
+    struct SaysItsSource(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_message_says_each_cause_once() {
+        let e = anyhow::Error::new(SaysItsSource(std::io::Error::other("disk on fire")))
+            .context("import");
+        // `{:#}` said "disk on fire" twice.
+        assert_eq!(
+            format!("{e:#}"),
+            "import: reading plan.json: disk on fire: disk on fire"
+        );
+        assert_eq!(error_message(&e), "import: reading plan.json: disk on fire");
+        // A cause the message does not hold is kept.
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire")).context("import");
+        assert_eq!(error_message(&e), "import: disk on fire");
+    }
+}
