@@ -290,7 +290,17 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
         ActionPlanCommand::Show { plan, format } => {
             let p = store.plan(&plan).map_err(input_error)?;
             let actions = store.actions(&p.uuid)?;
-            let doc = json!({"action_plan": p, "actions": actions});
+            // Serialized from the rows, not through a Value of the plan
+            // (which doubled the memory of a large plan's `show`).
+            #[derive(serde::Serialize)]
+            struct Doc<'a> {
+                action_plan: &'a crate::store::plans::PlanRow,
+                actions: &'a [ActionRow],
+            }
+            let doc = Doc {
+                action_plan: &p,
+                actions: &actions,
+            };
             if !print_structured(format, &doc)? {
                 outln!("action plan {} ({})", p.uuid, p.state);
                 if let Some(a) = &p.audit_uuid {
