@@ -1,6 +1,7 @@
 //! `sextant action-type list | show | validate | register | unregister | run`.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env, user_lang};
 use crate::action_types::dsl::{DefinitionError, DefinitionErrors, locate};
 use crate::action_types::registry::{self, Registered};
@@ -19,37 +20,53 @@ pub enum ActionTypeCommand {
     /// Every registered action type, with the handler it maps to (types that
     /// map to no loaded handler are flagged).
     List {
+        /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One action type: NAME (latest version) or NAME@VERSION.
     Show {
+        /// NAME (the latest version) or NAME@VERSION.
         reference: String,
+        /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Checks a definition file (exit 2 with file, line and column when not valid).
     Validate {
+        /// The definition, a YAML file.
         file: PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Validates a definition and registers it (written atomically into the
     /// data directory).
     Register {
+        /// The definition, a YAML file.
         file: PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Removes a registered type.
-    Unregister { reference: String },
+    Unregister {
+        /// NAME (the latest version) or NAME@VERSION.
+        reference: String,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Instantiates one action and runs it through its handler:
     /// pre_condition, execute, post_condition.
     Run {
+        /// NAME (the latest version) or NAME@VERSION.
         reference: String,
         /// A parameter, KEY=VALUE (VALUE read as a YAML scalar); repeatable.
         #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -57,6 +74,7 @@ pub enum ActionTypeCommand {
         /// All parameters as one JSON object.
         #[arg(long, value_name = "JSON")]
         params_json: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -72,7 +90,7 @@ pub fn run(env: &Env, cmd: ActionTypeCommand) -> CliResult {
         } => show(env, &reference, &user_lang(lang), format),
         ActionTypeCommand::Validate { file, format } => validate(env, &file, format),
         ActionTypeCommand::Register { file, format } => register(env, &file, format),
-        ActionTypeCommand::Unregister { reference } => unregister(env, &reference),
+        ActionTypeCommand::Unregister { reference, format } => unregister(env, &reference, format),
         ActionTypeCommand::Run {
             reference,
             params,
@@ -127,17 +145,17 @@ fn list(env: &Env, lang: &str, format: Format) -> CliResult {
             s("display_name"),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render());
     if !types.invalid.is_empty() {
-        println!("\nInvalid definitions (ignored):");
+        outln!("\nInvalid definitions (ignored):");
         for e in &types.invalid {
-            println!("  {e}");
+            outln!("  {e}");
         }
     }
     if !types.refused.is_empty() {
-        println!("\nRefused (not read):");
+        outln!("\nRefused (not read):");
         for r in &types.refused {
-            println!("  {}", r.reason);
+            outln!("  {}", r.reason);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -152,40 +170,42 @@ fn show(env: &Env, reference: &str, lang: &str, format: Format) -> CliResult {
     if print_structured(format, &v)? {
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {}", t.name, t.version);
-    println!("  display name:  {}", t.display_name_in(lang));
+    outln!("{} {}", t.name, t.version);
+    outln!("  display name:  {}", t.display_name_in(lang));
     if !t.description.is_empty() {
-        println!("  description:   {}", t.description);
+        outln!("  description:   {}", t.description);
     }
     if let Some(r) = &t.target_resource_type {
-        println!("  target:        {r}");
+        outln!("  target:        {r}");
     }
     match v["handler_entry"].as_str() {
-        Some(h) => println!("  handler:       {} -> {h}", t.handler),
-        None => println!(
+        Some(h) => outln!("  handler:       {} -> {h}", t.handler),
+        None => outln!(
             "  handler:       {} (UNMAPPED: {})",
             t.handler,
             v["mapping_error"].as_str().unwrap_or("")
         ),
     }
-    println!(
+    outln!(
         "  flags:         idempotent={} revertible={} abortable={}",
-        t.idempotent, t.revertible, t.abortable
+        t.idempotent,
+        t.revertible,
+        t.abortable
     );
-    println!(
+    outln!(
         "  est. duration: {}",
         humantime::format_duration(t.estimated_duration)
     );
-    println!("  source:        {}", t.source.display());
+    outln!("  source:        {}", t.source.display());
     if let Some(w) = &t.with {
-        println!("  with:");
+        outln!("  with:");
         for line in serde_json::to_string_pretty(w)?.lines() {
-            println!("    {line}");
+            outln!("    {line}");
         }
     }
-    println!("  parameters:");
+    outln!("  parameters:");
     for line in serde_json::to_string_pretty(&t.parameters)?.lines() {
-        println!("    {line}");
+        outln!("    {line}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -284,7 +304,7 @@ fn validate(env: &Env, file: &Path, format: Format) -> CliResult {
             let doc =
                 json!({"file": file, "valid": true, "action_type": t.id(), "handler_entry": entry});
             if !print_structured(format, &doc)? {
-                println!("{}: valid: {} (handler {entry})", file.display(), t.id());
+                outln!("{}: valid: {} (handler {entry})", file.display(), t.id());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -312,9 +332,9 @@ fn register(env: &Env, file: &Path, format: Format) -> CliResult {
             let doc = json!({"file": file, "registered": path, "changed": new});
             if !print_structured(format, &doc)? {
                 if new {
-                    println!("registered {} as {}", file.display(), path.display());
+                    outln!("registered {} as {}", file.display(), path.display());
                 } else {
-                    println!("already registered, unchanged: {}", path.display());
+                    outln!("already registered, unchanged: {}", path.display());
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -328,12 +348,14 @@ fn register(env: &Env, file: &Path, format: Format) -> CliResult {
     }
 }
 
-fn unregister(env: &Env, reference: &str) -> CliResult {
+fn unregister(env: &Env, reference: &str, format: Format) -> CliResult {
     let dirs = env.action_type_dirs();
     let types = ActionTypeRegistry::load(&dirs);
     match registry::unregister(&dirs, &types, reference) {
         Ok(p) => {
-            println!("unregistered {reference} ({} removed)", p.display());
+            if !print_structured(format, &json!({"unregistered": reference, "removed": p}))? {
+                outln!("unregistered {reference} ({} removed)", p.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ registry::RegisterError::Io { .. }) => Err(e.into()),
@@ -444,12 +466,12 @@ fn run_action(
         "status_message": message,
     });
     if !print_structured(format, &doc)? {
-        println!("{} via {entry}: {state}", t.id());
+        outln!("{} via {entry}: {state}", t.id());
         if !message.is_empty() {
-            println!("  {message}");
+            outln!("  {message}");
         }
         if !outputs.is_null() {
-            println!("  outputs: {}", serde_json::to_string_pretty(&outputs)?);
+            outln!("  outputs: {}", serde_json::to_string_pretty(&outputs)?);
         }
     }
     Ok(if state == "FAILED" {

@@ -1,50 +1,16 @@
-//! `sextant action-plan import | start | cancel | resume`, `sextant action
+//! `sextant action-plan start | cancel | resume`, `sextant action
 //! skip`, `sextant history`: applying plans.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
-use crate::action_types::template;
-use crate::action_types::{ActionFactory, NewAction};
 use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, StopSignal};
 use crate::policy::Policy;
-use crate::store::plans::{NewPlan, NewPlanRow};
 use crate::store::{Store, StoreError};
-use serde::Deserialize;
 use serde_json::Value;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportFile {
-    actions: Vec<ImportAction>,
-    // Test metadata in Watcher's applier vectors; ignored.
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    engine: Option<Value>,
-    #[serde(default)]
-    execution_rule: Option<Value>,
-    #[serde(default)]
-    scenario: Option<Value>,
-    #[serde(default)]
-    expected: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportAction {
-    id: String,
-    action_type: String,
-    #[serde(default)]
-    input_parameters: Value,
-    #[serde(default)]
-    parents: Vec<String>,
-    #[serde(default)]
-    initial_state: Option<String>,
-}
 
 fn input(msg: impl std::fmt::Display) -> CliError {
     CliError::input(anyhow::anyhow!("{msg}"))
@@ -55,165 +21,6 @@ fn store_input(e: StoreError) -> CliError {
         e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
         e => e.into(),
     }
-}
-
-/// `action-plan import FILE`: a RECOMMENDED plan from a list of actions
-/// with parents by name.
-pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
-    let text =
-        std::fs::read_to_string(file).map_err(|e| input(format!("{}: {e}", file.display())))?;
-    let f: ImportFile = serde_yaml_ng::from_str(&text).map_err(|e| {
-        input(format!(
-            "{}: {}",
-            file.display(),
-            crate::config::yaml_error_message(&e)
-        ))
-    })?;
-    let _ = (
-        &f.id,
-        &f.engine,
-        &f.execution_rule,
-        &f.scenario,
-        &f.expected,
-    );
-    let types = env.action_types();
-    let factory = ActionFactory::new(&types);
-    let names: std::collections::HashMap<&str, usize> = f
-        .actions
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.id.as_str(), i))
-        .collect();
-    if names.len() != f.actions.len() {
-        return Err(input(format!(
-            "{}: two actions have the same id",
-            file.display()
-        )));
-    }
-    let mut edges = Vec::new();
-    let mut actions = Vec::new();
-    for (i, a) in f.actions.iter().enumerate() {
-        for p in &a.parents {
-            let j = names.get(p.as_str()).ok_or_else(|| {
-                input(format!(
-                    "{}: action {}: unknown parent {p}",
-                    file.display(),
-                    a.id
-                ))
-            })?;
-            edges.push((*j, i));
-        }
-        let state = a.initial_state.clone().unwrap_or_else(|| "PENDING".into());
-        if state != "PENDING" && state != "SKIPPED" {
-            return Err(input(format!(
-                "{}: action {}: initial_state {state} is not PENDING or SKIPPED",
-                file.display(),
-                a.id
-            )));
-        }
-        // The plan declares its context references: the parameters that
-        // hold `{{ actions.<name>.outputs.<key> }}`. Only those are ever
-        // substituted, and only textually (template::substitute_references).
-        let declared = template::declared_references(&a.input_parameters);
-        let inst = if declared.is_empty() {
-            factory
-                .instantiate(&NewAction::new(
-                    a.action_type.clone(),
-                    a.input_parameters.clone(),
-                ))
-                .map_err(|e| input(format!("{}: action {}: {e}", file.display(), a.id)))?
-        } else {
-            // Parameters filled from other actions' outputs are validated
-            // when they are known; the type must exist now.
-            let t = types
-                .resolve(&a.action_type)
-                .map_err(|e| input(format!("{}: action {}: {e}", file.display(), a.id)))?;
-            crate::action_types::InstantiatedAction {
-                action_type: t.name.clone(),
-                action_type_version: t.version.to_string(),
-                input_parameters: a.input_parameters.clone(),
-                resource_id: None,
-            }
-        };
-        actions.push((inst, state, declared));
-    }
-    let specs: Vec<sextant_plugin_api::abi::ActionSpec> = f
-        .actions
-        .iter()
-        .map(|a| crate::plan::spec(&a.id, &a.action_type, None, &Value::Null))
-        .collect();
-    // Created in file order: positions are indexes in the file.
-    let (start, parents) = crate::plan::check(
-        "import",
-        &specs,
-        &(0..specs.len()).collect::<Vec<_>>(),
-        &edges,
-    )
-    .map_err(|e| input(format!("{}: {e}", file.display())))?;
-    // A template may only read the outputs of an ancestor.
-    for (i, (_, _, declared)) in actions.iter().enumerate() {
-        let refs: std::collections::BTreeSet<&String> =
-            declared.iter().flat_map(|(_, names)| names).collect();
-        let mut anc = std::collections::HashSet::new();
-        let mut stack: Vec<usize> = edges.iter().filter(|e| e.1 == i).map(|e| e.0).collect();
-        while let Some(p) = stack.pop() {
-            if anc.insert(p) {
-                stack.extend(edges.iter().filter(|e| e.1 == p).map(|e| e.0));
-            }
-        }
-        for r in refs {
-            if !names.get(r.as_str()).is_some_and(|j| anc.contains(j)) {
-                return Err(input(format!(
-                    "{}: action {}: its parameters use the outputs of {r}, which is not one of its ancestors",
-                    file.display(),
-                    f.actions[i].id
-                )));
-            }
-        }
-    }
-    let references: serde_json::Map<String, Value> = f
-        .actions
-        .iter()
-        .zip(&actions)
-        .filter(|(_, (_, _, declared))| !declared.is_empty())
-        .map(|(a, (_, _, declared))| {
-            let pointers: Vec<Value> = declared.iter().map(|(p, _)| p.as_str().into()).collect();
-            (a.id.clone(), Value::Array(pointers))
-        })
-        .collect();
-    let (mut store, _, _) = env.open_store_synced()?;
-    let params: Vec<String> = actions
-        .iter()
-        .map(|(inst, _, _)| inst.input_parameters.to_string())
-        .collect();
-    let plan = store.create_plan(&NewPlan {
-        state: "RECOMMENDED".into(),
-        rows: f
-            .actions
-            .iter()
-            .zip(&actions)
-            .zip(&params)
-            .enumerate()
-            .map(|(i, ((a, (inst, state, _)), json))| NewPlanRow {
-                name: &a.id,
-                action_type: &inst.action_type,
-                action_type_version: &inst.action_type_version,
-                input_parameters_json: json,
-                parents: &parents[start[i]..start[i + 1]],
-                state,
-            })
-            .collect(),
-        extra: if references.is_empty() {
-            Value::Null
-        } else {
-            serde_json::json!({ "references": references })
-        },
-        ..Default::default()
-    })?;
-    if !print_structured(format, &serde_json::json!({"action_plan": plan.uuid}))? {
-        println!("{}", plan.uuid);
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The policy a run uses: `--policy`, else the one recorded with the plan,
@@ -336,9 +143,18 @@ pub struct RunFlags<'a> {
 
 /// Runs the applier on one plan in this process.
 pub fn apply_now(env: &Env, plan: &str, flags: &RunFlags<'_>) -> Result<PlanOutcome, CliError> {
-    let (mut store, plugins, _) = env.open_store_synced()?;
+    apply_now_with(env, plan, flags, env.action_types())
+}
+
+/// As [`apply_now`], with the action types the caller already read.
+pub fn apply_now_with(
+    env: &Env,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    types: crate::action_types::ActionTypeRegistry,
+) -> Result<PlanOutcome, CliError> {
+    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
     let p = store.plan(plan).map_err(store_input)?;
-    let types = env.action_types();
     let resolved = resolve(&store, &p.uuid, flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
     })?;
@@ -536,9 +352,9 @@ fn progress_bar(
 
 fn print_outcome(o: &PlanOutcome, format: Format) -> CliResult {
     if !print_structured(format, o)? {
-        println!("action plan {}: {}", o.uuid, o.state);
+        outln!("action plan {}: {}", o.uuid, o.state);
         if let Some(m) = &o.status_message {
-            println!("  {m}");
+            outln!("  {m}");
         }
     }
     Ok(if o.state == "SUCCEEDED" || o.state == "CANCELLED" {
@@ -577,17 +393,22 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
         format,
         &serde_json::json!({"action_plan": p.uuid, "state": "PENDING"}),
     )? {
-        println!("action plan {}: PENDING (sextant serve runs it)", p.uuid);
+        outln!("action plan {}: PENDING (sextant serve runs it)", p.uuid);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// `action-plan cancel ID`.
-pub fn cancel(env: &Env, plan: &str) -> CliResult {
+pub fn cancel(env: &Env, plan: &str, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
     let state = store.cancel_plan(&p.uuid).map_err(store_input)?;
-    println!("action plan {}: {state}", p.uuid);
+    if !print_structured(
+        format,
+        &serde_json::json!({"action_plan": p.uuid, "state": state}),
+    )? {
+        outln!("action plan {}: {state}", p.uuid);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -607,7 +428,7 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
         }
     };
     if ids.is_empty() {
-        println!("no interrupted or queued action plan");
+        outln!("no interrupted or queued action plan");
         return Ok(ExitCode::SUCCESS);
     }
     let mut code = ExitCode::SUCCESS;
@@ -621,10 +442,15 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
 }
 
 /// `action skip ID [--reason]`.
-pub fn skip(env: &Env, action: &str, reason: Option<&str>) -> CliResult {
+pub fn skip(env: &Env, action: &str, reason: Option<&str>, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
     store.skip_action(action, reason).map_err(store_input)?;
-    println!("action {action}: SKIPPED");
+    if !print_structured(
+        format,
+        &serde_json::json!({"action": action, "state": "SKIPPED"}),
+    )? {
+        outln!("action {action}: SKIPPED");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -646,13 +472,13 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
             Format::Json => {
                 if follow {
                     for e in &events {
-                        println!("{}", serde_json::to_string(e)?);
+                        outln!("{}", serde_json::to_string(e)?);
                     }
                 } else {
-                    println!("{}", serde_json::to_string_pretty(&events)?);
+                    outln!("{}", serde_json::to_string_pretty(&events)?);
                 }
             }
-            Format::Yaml => print!("{}", serde_yaml_ng::to_string(&events)?),
+            Format::Yaml => out!("{}", serde_yaml_ng::to_string(&events)?),
             Format::Table => {
                 let mut t = Table::new(&["ID", "AT", "EVENT", "OBJECT", "STATE"]);
                 for e in &events {
@@ -675,7 +501,7 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
                 }
                 for l in lines {
                     if !events.is_empty() || header {
-                        println!("{l}");
+                        outln!("{l}");
                     }
                 }
                 header = false;

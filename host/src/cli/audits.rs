@@ -3,6 +3,7 @@
 
 use super::action_types::parse_params;
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{
     AuditContext, AuditRequest, DecideError, find_goal, find_strategy, prepare_audit, run_audit,
@@ -19,10 +20,15 @@ use std::process::ExitCode;
 pub enum TemplateCommand {
     /// Creates an audit template: NAME GOAL.
     Create {
+        /// The template's name (unique).
         name: String,
+        /// The goal its audits pursue: a name or uuid.
         goal: String,
+        /// The strategy its audits use: a name or uuid (default: the
+        /// goal's first).
         #[arg(short, long)]
         strategy: Option<String>,
+        /// What the template is for.
         #[arg(short, long, default_value = "")]
         description: String,
         /// The audit scope, a YAML or JSON file.
@@ -31,26 +37,39 @@ pub enum TemplateCommand {
         /// A default parameter, KEY=VALUE (repeatable); needs a strategy.
         #[arg(short = 'p', long = "default-parameter", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Every audit template (those whose goal vanished are flagged).
     List {
+        /// Only the templates of this goal (name or uuid).
         #[arg(long)]
         goal: Option<String>,
+        /// Only the templates of this strategy (name or uuid).
         #[arg(long)]
         strategy: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One template, by name or uuid.
     Show {
+        /// The template's name or uuid.
         template: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Deletes templates (soft delete).
-    Delete { templates: Vec<String> },
+    Delete {
+        /// Templates' names or uuids.
+        #[arg(required = true)]
+        templates: Vec<String>,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,10 +79,15 @@ pub enum AuditCommand {
         /// ONESHOT, CONTINUOUS or EVENT.
         #[arg(short = 't', long = "type", default_value = "ONESHOT")]
         audit_type: String,
+        /// The goal to pursue: a name or uuid (or the template's).
         #[arg(short, long)]
         goal: Option<String>,
+        /// The strategy: a name or uuid (default: the goal's first, or the
+        /// template's).
         #[arg(short, long)]
         strategy: Option<String>,
+        /// An audit template (name or uuid) giving goal, strategy, scope
+        /// and parameters.
         #[arg(short = 'a', long = "audit-template")]
         template: Option<String>,
         /// A parameter, KEY=VALUE (VALUE read as YAML); repeatable.
@@ -72,10 +96,13 @@ pub enum AuditCommand {
         /// CONTINUOUS: seconds, or a cron expression.
         #[arg(short, long)]
         interval: Option<String>,
+        /// The audit's name (default: generated from the goal).
         #[arg(long)]
         name: Option<String>,
+        /// CONTINUOUS: when to start running it (RFC 3339 time).
         #[arg(long)]
         start_time: Option<String>,
+        /// CONTINUOUS: when to stop running it (RFC 3339 time).
         #[arg(long)]
         end_time: Option<String>,
         /// Audit even when an action plan is ONGOING.
@@ -87,34 +114,55 @@ pub enum AuditCommand {
         /// The scheduling policy of its plans (name or file).
         #[arg(long)]
         policy: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Every audit.
     List {
+        /// Only the audits of this goal (name or uuid).
         #[arg(long)]
         goal: Option<String>,
+        /// Only the audits of this strategy (name or uuid).
         #[arg(long)]
         strategy: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One audit, by name or uuid.
     Show {
+        /// The audit's name or uuid.
         audit: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Runs an EVENT audit now (it must be PENDING or SUCCEEDED).
     Trigger {
+        /// The audit's name or uuid.
         audit: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Cancels a PENDING or ONGOING audit.
-    Cancel { audit: String },
+    Cancel {
+        /// The audit's name or uuid.
+        audit: String,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Deletes finished audits (soft delete).
-    Delete { audits: Vec<String> },
+    Delete {
+        /// Audits' names or uuids.
+        #[arg(required = true)]
+        audits: Vec<String>,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 fn input_error(e: StoreError) -> CliError {
@@ -210,7 +258,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                 default_parameters,
             })?;
             if !print_structured(format, &t)? {
-                println!("created audit template {} ({})", t.name, t.uuid);
+                outln!("created audit template {} ({})", t.name, t.uuid);
             }
         }
         TemplateCommand::List {
@@ -245,27 +293,33 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                         t.strategy_name.clone().unwrap_or_else(|| "-".into()),
                     ]);
                 }
-                print!("{}", table.render());
+                out!("{}", table.render());
             }
         }
         TemplateCommand::Show { template, format } => {
             let t = store.template(&template).map_err(input_error)?;
             if !print_structured(format, &t)? {
-                println!("{}", serde_yaml_ng::to_string(&t)?);
+                outln!("{}", serde_yaml_ng::to_string(&t)?);
             }
         }
-        TemplateCommand::Delete { templates } => {
+        TemplateCommand::Delete { templates, format } => {
+            let mut deleted = Vec::new();
             for t in &templates {
                 let t = store.delete_template(t).map_err(input_error)?;
-                println!("deleted audit template {} ({})", t.name, t.uuid);
+                if format == Format::Table {
+                    outln!("deleted audit template {} ({})", t.name, t.uuid);
+                }
+                deleted.push(t);
             }
+            print_structured(format, &deleted)?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
-    let (mut store, plugins, _) = env.open_store_synced()?;
+    let types = env.action_types();
+    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
     match cmd {
         AuditCommand::Create {
             audit_type,
@@ -311,9 +365,9 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 a
             };
             if !print_structured(format, &a)? {
-                println!("audit {} ({}): {}", a.name, a.uuid, a.state);
+                outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
                 if let Some(m) = &a.status_message {
-                    println!("  {m}");
+                    outln!("  {m}");
                 }
             }
             if a.state == "FAILED" {
@@ -358,17 +412,16 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                         a.auto_trigger.to_string(),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         AuditCommand::Show { audit, format } => {
             let a = store.audit(&audit).map_err(input_error)?;
             if !print_structured(format, &a)? {
-                println!("{}", serde_yaml_ng::to_string(&a)?);
+                outln!("{}", serde_yaml_ng::to_string(&a)?);
             }
         }
         AuditCommand::Trigger { audit, format } => {
-            let types = env.action_types();
             let ctx = AuditContext {
                 plugins: &plugins,
                 types: &types,
@@ -376,27 +429,34 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             };
             let a = trigger_audit(&mut store, &ctx, &audit).map_err(decide_error)?;
             if !print_structured(format, &a)? {
-                println!("audit {} ({}): {}", a.name, a.uuid, a.state);
+                outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
             }
             if a.state == "FAILED" {
                 return Ok(ExitCode::from(1));
             }
         }
-        AuditCommand::Cancel { audit } => {
+        AuditCommand::Cancel { audit, format } => {
             let a = store.audit(&audit).map_err(input_error)?;
             let a = store
                 .transition_audit(&a.uuid, "CANCELLED", Some("cancelled by the operator"), &[])
                 .map_err(input_error)?;
-            println!("audit {} ({}): {}", a.name, a.uuid, a.state);
+            if !print_structured(format, &a)? {
+                outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
+            }
         }
-        AuditCommand::Delete { audits } => {
+        AuditCommand::Delete { audits, format } => {
+            let mut deleted = Vec::new();
             for id in &audits {
                 let a = store.audit(id).map_err(input_error)?;
-                store
+                let a = store
                     .transition_audit(&a.uuid, "DELETED", None, &[])
                     .map_err(input_error)?;
-                println!("deleted audit {} ({})", a.name, a.uuid);
+                if format == Format::Table {
+                    outln!("deleted audit {} ({})", a.name, a.uuid);
+                }
+                deleted.push(a);
             }
+            print_structured(format, &deleted)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! JSON medians over several runs, with an in-process baseline measured in
 //! the same run.
 
+use super::output::outln;
 use super::{CliError, CliResult, Env};
 use crate::plugins::{Library, discovery};
 use clap::Subcommand;
@@ -34,18 +35,23 @@ pub enum BenchCommand {
     /// The applier's overhead per action (nop, durable state), parallel and
     /// as a chain, and the makespan of a random DAG of sleeps.
     Applier {
+        /// Plan sizes (actions).
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
         sizes: Vec<usize>,
+        /// Runs per case; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
     /// The basic consolidation on the medium example and a generated large
     /// cluster, against the lower bound and a first-fit baseline.
     Strategies {
+        /// Compute nodes of the generated large cluster.
         #[arg(long, default_value_t = 10_000)]
         nodes: usize,
+        /// Instances of the generated large cluster.
         #[arg(long, default_value_t = 100_000)]
         instances: usize,
+        /// Runs per case; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
@@ -70,6 +76,18 @@ pub enum BenchCommand {
         #[arg(long, hide = true)]
         case: Option<String>,
     },
+    /// `action-plan import` of N actions with random DAG edges (each
+    /// waiting for up to two of the previous thousand), with and without
+    /// references, against the same actions with no edges: wall time and
+    /// peak memory of the command in a child process.
+    Import {
+        /// Action counts.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,200000")]
+        sizes: Vec<usize>,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
@@ -80,6 +98,7 @@ pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             calls,
             plugin,
         } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
+        BenchCommand::Import { sizes, runs } => super::bench_import::run(env, &sizes, runs),
         BenchCommand::Applier { sizes, runs } => super::bench_applier::run(env, &sizes, runs),
         BenchCommand::Strategies {
             nodes,
@@ -259,6 +278,6 @@ fn plugins(
         },
         "targets": {"ms_per_plugin_loaded": 1.0, "ns_overhead_per_call": 5.0},
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! handler, durable state), fully parallel and as a chain, and the makespan
 //! of a random DAG of sleeps against its lower bound.
 
+use super::output::outln;
 use super::{CliResult, Env};
 use crate::apply::{Applier, ApplyOptions, owner_id};
 use crate::plan::makespan::{critical_path, makespan};
@@ -265,6 +266,6 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
         },
         "targets": {"median_us_per_action": 50, "efficiency": 0.95},
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! planner (each case in its own process, so peak memory is the case's), and
 //! the makespan each planner's plan allows for one consolidation solution.
 
+use super::output::outln;
 use super::{CliError, CliResult, Env};
 use crate::plan::makespan::{critical_path, makespan};
 use crate::plan::plan;
@@ -173,7 +174,7 @@ pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
         checkpoint_ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (p, s) = (median(plan_ms), median(store_ms));
-    println!(
+    outln!(
         "{}",
         json!({
             "planner": planner, "actions": count, "runs": runs,
@@ -310,6 +311,6 @@ pub fn run(env: &Env, sizes: &[usize], planners: &[String], runs: usize) -> CliR
         "targets": {"ms_10000_actions": 100, "ms_100000_actions": 1000, "peak_rss_mb_100000": 200,
                     "rules_makespan_ratio": 1.05},
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
 }

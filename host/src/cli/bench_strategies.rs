@@ -4,6 +4,7 @@
 //! the same figures for Watcher-style first-fit, implemented here as the
 //! baseline.
 
+use super::output::outln;
 use super::{CliResult, Env};
 use serde_json::{Value, json};
 use sextant_plugin_api::model::ClusterModel;
@@ -152,6 +153,6 @@ pub fn run(env: &Env, nodes: usize, instances: usize, runs: usize) -> CliResult 
         "results": out,
         "targets": {"large_strategy_s": 2.0, "ratio_to_bound": 1.1},
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 //! into the store.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env, user_lang};
 use crate::store::{GoalRow, StoreError, StrategyRow};
 use clap::Subcommand;
@@ -13,16 +14,21 @@ use std::process::ExitCode;
 pub enum GoalCommand {
     /// Every goal.
     List {
+        /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One goal, by name or uuid, with its efficacy specification.
     Show {
+        /// The goal's name or uuid.
         goal: String,
+        /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -35,16 +41,21 @@ pub enum StrategyCommand {
         /// A goal's name or uuid.
         #[arg(long)]
         goal: Option<String>,
+        /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One strategy, by name or uuid, with its parameter schema.
     Show {
+        /// The strategy's name or uuid.
         strategy: String,
+        /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -81,11 +92,11 @@ pub fn sync(env: &Env, format: Format) -> CliResult {
     let (_store, _plugins, report) = env.open_store_synced()?;
     if !print_structured(format, &report)? {
         if report.is_empty() {
-            println!("goals and strategies are in sync with the plugins");
+            outln!("goals and strategies are in sync with the plugins");
         } else {
             let line = |what: &str, v: &[String]| {
                 if !v.is_empty() {
-                    println!("{what}: {}", v.join(", "));
+                    outln!("{what}: {}", v.join(", "));
                 }
             };
             line("goals created", &report.goals_created);
@@ -119,7 +130,7 @@ pub fn goal(env: &Env, cmd: GoalCommand) -> CliResult {
                     let s = |k: &str| g[k].as_str().unwrap_or("").to_string();
                     t.row(vec![s("uuid"), s("name"), s("display_name")]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         GoalCommand::Show { goal, lang, format } => {
@@ -127,11 +138,11 @@ pub fn goal(env: &Env, cmd: GoalCommand) -> CliResult {
             let g = store.goal(&goal).map_err(not_found)?;
             let v = goal_json(&g, &lang);
             if !print_structured(format, &v)? {
-                println!("{} ({})", g.name, v["display_name"].as_str().unwrap_or(""));
-                println!("  uuid: {}", g.uuid);
-                println!("  efficacy specification:");
+                outln!("{} ({})", g.name, v["display_name"].as_str().unwrap_or(""));
+                outln!("  uuid: {}", g.uuid);
+                outln!("  efficacy specification:");
                 for line in serde_json::to_string_pretty(&g.efficacy_specification)?.lines() {
-                    println!("    {line}");
+                    outln!("    {line}");
                 }
             }
         }
@@ -157,7 +168,7 @@ pub fn strategy(env: &Env, cmd: StrategyCommand) -> CliResult {
                         f("goal_name"),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         StrategyCommand::Show {
@@ -169,14 +180,14 @@ pub fn strategy(env: &Env, cmd: StrategyCommand) -> CliResult {
             let s = store.strategy(&strategy).map_err(not_found)?;
             let v = strategy_json(&s, &lang);
             if !print_structured(format, &v)? {
-                println!("{} ({})", s.name, v["display_name"].as_str().unwrap_or(""));
-                println!("  uuid:    {}", s.uuid);
-                println!("  goal:    {}", s.goal_name);
-                println!("  version: {}", s.version);
-                println!("  plugin:  {}", s.plugin_file);
-                println!("  parameters:");
+                outln!("{} ({})", s.name, v["display_name"].as_str().unwrap_or(""));
+                outln!("  uuid:    {}", s.uuid);
+                outln!("  goal:    {}", s.goal_name);
+                outln!("  version: {}", s.version);
+                outln!("  plugin:  {}", s.plugin_file);
+                outln!("  parameters:");
                 for line in serde_json::to_string_pretty(&s.parameters_spec)?.lines() {
-                    println!("    {line}");
+                    outln!("    {line}");
                 }
             }
         }

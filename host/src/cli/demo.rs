@@ -2,8 +2,9 @@
 //! finish: seed the cloud, audit it for server consolidation, show the
 //! efficacy and the plan, apply it, and compare the cloud before and after.
 
-use super::apply::{RunFlags, apply_now};
+use super::apply::{RunFlags, apply_now_with};
 use super::output::{Format, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{AuditContext, AuditRequest, prepare_audit, run_audit};
 use serde_json::json;
@@ -67,7 +68,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     SimDb::open(&env.sim_db())?.init(&model, 0.0)?;
     let before = in_use(&model);
     if talk {
-        println!(
+        outln!(
             "Seeded the simulated cloud from {}: {} nodes, {} instances, {before} nodes in use.",
             cluster.display(),
             model.nodes.len(),
@@ -75,8 +76,8 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         );
     }
     // 2. Audit it for server consolidation.
-    let (mut store, plugins, _) = env.open_store_synced()?;
     let types = env.action_types();
+    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
     let req = AuditRequest {
         audit_type: "ONESHOT".into(),
         goal: Some("server_consolidation".into()),
@@ -103,15 +104,15 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         .into());
     };
     if talk {
-        println!(
+        outln!(
             "\nAudit {} ({}): {}",
             audit.name,
             audit.state,
             audit.status_message.clone().unwrap_or_default()
         );
-        println!("Efficacy indicators:");
+        outln!("Efficacy indicators:");
         for i in audit.efficacy_indicators.as_array().into_iter().flatten() {
-            println!("  {:<30} {}", i["name"].as_str().unwrap_or(""), i["value"]);
+            outln!("  {:<30} {}", i["name"].as_str().unwrap_or(""), i["value"]);
         }
         for g in store
             .plan(&plan)?
@@ -120,7 +121,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             .into_iter()
             .flatten()
         {
-            println!(
+            outln!(
                 "  {:<30} {}{} (global efficacy)",
                 g["name"].as_str().unwrap_or(""),
                 g["value"],
@@ -128,12 +129,12 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             );
         }
         let actions = store.actions(&plan)?;
-        println!("\nAction plan {plan} (rules planner, policy default):");
-        print!("{}", super::plans::graph_text(&actions));
+        outln!("\nAction plan {plan} (rules planner, policy default):");
+        out!("{}", super::plans::graph_text(&actions));
     }
     drop(store);
     // 3. Apply it.
-    let outcome = apply_now(
+    let outcome = apply_now_with(
         &env,
         &plan,
         &RunFlags {
@@ -143,6 +144,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             quiet: false,
             stop: None,
         },
+        types,
     )?;
     // 4. Before and after.
     let after_model = SimDb::open(&env.sim_db())?.model()?;
@@ -168,13 +170,13 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         "nodes_over_capacity": overloaded,
     });
     if !print_structured(format, &doc)? {
-        println!("\nApplied: action plan {}.", outcome.state);
-        println!(
+        outln!("\nApplied: action plan {}.", outcome.state);
+        outln!(
             "Nodes in use: {before} -> {after} ({} released), {migrations} migrations.",
             before.saturating_sub(after)
         );
         if !overloaded.is_empty() {
-            println!("Over capacity: {}", overloaded.join("; "));
+            outln!("Over capacity: {}", overloaded.join("; "));
         }
     }
     Ok(if outcome.state == "SUCCEEDED" {

@@ -3,16 +3,25 @@
 //!
 //! Exit statuses: 0 success, 1 runtime failure, 2 bad usage or bad input
 //! (with a message naming the file, field or id at fault).
+//!
+//! Standard output is written only through [`output::out!`] and
+//! [`output::outln!`] (a closed pipe ends the command quietly); an error is
+//! printed once, here in [`main`].
+
+#![deny(clippy::print_stdout)]
 
 mod action_types;
 mod apply;
 mod audits;
 mod bench;
 mod bench_applier;
+mod bench_import;
 mod bench_planners;
 mod bench_strategies;
 mod decide;
 mod demo;
+mod help_markdown;
+mod import;
 pub mod output;
 mod plan;
 pub(crate) mod plans;
@@ -71,12 +80,14 @@ enum Command {
         /// The cluster snapshot (default: examples/clusters/small.yaml).
         #[arg(long)]
         cluster: Option<PathBuf>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
     /// Synchronises goals and strategies with the strategy plugins (also
     /// done by every command that reads them).
     Sync {
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
@@ -104,6 +115,7 @@ enum Command {
         /// The input file.
         #[arg(long)]
         input: std::path::PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
         /// Also store the plan (RECOMMENDED) and print its uuid.
@@ -124,6 +136,7 @@ enum Command {
         /// Keep printing new events as they come.
         #[arg(long)]
         follow: bool,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
@@ -145,6 +158,10 @@ enum Command {
     },
     /// Prints the man page, sextant(1), as roff.
     Man,
+    /// Prints docs/cli.md: every command's help, rendered from these
+    /// definitions.
+    #[command(hide = true, name = "help-markdown")]
+    HelpMarkdown,
 }
 
 /// An error with the exit status it calls for.
@@ -236,11 +253,26 @@ impl Env {
         ),
         CliError,
     > {
+        self.open_store_synced_with(&self.action_types())
+    }
+
+    /// As [`Env::open_store_synced`], with the action types the command
+    /// already read (read twice, each refused file was reported twice).
+    pub fn open_store_synced_with(
+        &self,
+        types: &ActionTypeRegistry,
+    ) -> Result<
+        (
+            crate::store::Store,
+            PluginRegistry,
+            crate::store::sync::SyncReport,
+        ),
+        CliError,
+    > {
         let plugins = self.registry()?;
         let mut store = crate::store::Store::open(&self.db)?;
         let report = crate::store::sync::sync_with_plugins(&mut store, &plugins)?;
         // Action descriptions, as Watcher's applier syncs them at start.
-        let types = self.action_types();
         let mut latest: std::collections::BTreeMap<String, String> = Default::default();
         for t in types.all() {
             latest.insert(t.name.clone(), t.description.clone());
@@ -299,18 +331,46 @@ fn init_logging(verbose: u8, service: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
         .with_target(false)
         .try_init();
 }
 
-/// Runs the command line; what `main` calls.
+/// Colour in log lines only when standard error is a terminal and
+/// `NO_COLOR` is unset or empty (no escape codes in a redirected log).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// An error's message and its causes, each said once: a cause whose text
+/// the message already holds (an error that prints its source, then the
+/// source itself) is left out.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Runs the command line; what `main` calls. The one place an error is
+/// printed.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, matches!(cli.command, Command::Serve { .. }));
     match run(cli) {
         Ok(code) => code,
+        Err(e) if output::is_broken_pipe(&e.error) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {:#}", e.error);
+            eprintln!("error: {}", error_message(&e.error));
             ExitCode::from(e.status)
         }
     }
@@ -356,5 +416,33 @@ fn run(cli: Cli) -> CliResult {
         Command::Action(c) => plans::action(&env, c),
         Command::Bench(c) => bench::run(&env, c),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::HelpMarkdown => {
+            output::out!("{}", help_markdown::render());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading plan.json: {0}")]
+    struct SaysItsSource(#[source] std::io::Error);
+
+    #[test]
+    fn an_error_message_says_each_cause_once() {
+        let e = anyhow::Error::new(SaysItsSource(std::io::Error::other("disk on fire")))
+            .context("import");
+        // `{:#}` said "disk on fire" twice.
+        assert_eq!(
+            format!("{e:#}"),
+            "import: reading plan.json: disk on fire: disk on fire"
+        );
+        assert_eq!(error_message(&e), "import: reading plan.json: disk on fire");
+        // A cause the message does not hold is kept.
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire")).context("import");
+        assert_eq!(error_message(&e), "import: disk on fire");
     }
 }

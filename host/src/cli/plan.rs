@@ -2,6 +2,7 @@
 //! Watcher's planner vectors.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::plan::{PlanError, plan, read_input};
 use std::path::Path;
@@ -86,10 +87,10 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
                 parents.join(", "),
             ]);
         }
-        print!("{}", t.render());
-        println!("action plan state: {}", planned.action_plan_state);
+        out!("{}", t.render());
+        outln!("action plan state: {}", planned.action_plan_state);
         if let Some(u) = &saved {
-            println!("saved as action plan {u}");
+            outln!("saved as action plan {u}");
         }
     }
     Ok(ExitCode::SUCCESS)

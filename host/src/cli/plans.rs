@@ -1,6 +1,7 @@
 //! `sextant action-plan list | show | graph` and `sextant action list | show`.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::store::StoreError;
 use crate::store::plans::ActionRow;
@@ -12,13 +13,16 @@ use std::process::ExitCode;
 pub enum ActionPlanCommand {
     /// Every action plan, or those of one audit.
     List {
+        /// Only the plans of this audit (name or uuid).
         #[arg(long)]
         audit: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One plan with its actions (uuid or a unique uuid prefix).
     Show {
+        /// The plan's uuid or a unique prefix of it.
         plan: String,
         /// Simulates the plan (nothing runs, nothing is stored) and prints
         /// its predicted effect: the problems `start` would find, nodes in
@@ -26,20 +30,27 @@ pub enum ActionPlanCommand {
         /// what each action changes.
         #[arg(long)]
         predict: bool,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Creates a RECOMMENDED plan from a file of actions with parents by
     /// name (Watcher's applier vectors); prints its uuid.
     Import {
+        /// The file, YAML or JSON: `actions: [{id, action_type,
+        /// input_parameters, parents, initial_state?}]`.
         file: std::path::PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Starts a plan: with --wait, runs it here until it ends; else queues it
     /// (PENDING) for `sextant serve`.
     Start {
+        /// The plan's uuid or a unique prefix of it.
         plan: String,
+        /// Run it here and return when it ends (else `sextant serve` runs
+        /// it).
         #[arg(long)]
         wait: bool,
         #[command(flatten)]
@@ -47,9 +58,17 @@ pub enum ActionPlanCommand {
     },
     /// Cancels a plan; a running one is cancelled by its applier, wherever
     /// it runs.
-    Cancel { plan: String },
+    Cancel {
+        /// The plan's uuid or a unique prefix of it.
+        plan: String,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Resumes interrupted plans (or one), here, until they end.
     Resume {
+        /// The plan's uuid or a unique prefix of it (default: every
+        /// interrupted or queued plan).
         plan: Option<String>,
         /// Accepted for symmetry with `start`: resume always waits.
         #[arg(long)]
@@ -59,7 +78,9 @@ pub enum ActionPlanCommand {
     },
     /// The plan's DAG, for Graphviz (dot) or Mermaid.
     Graph {
+        /// The plan's uuid or a unique prefix of it.
         plan: String,
+        /// Graphviz or Mermaid.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -69,22 +90,31 @@ pub enum ActionPlanCommand {
 pub enum ActionCommand {
     /// The actions of a plan, in creation order.
     List {
+        /// The plan's uuid or a unique prefix of it.
         #[arg(long = "plan")]
         plan: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One action.
     Show {
+        /// The action's uuid.
         action: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Skips a PENDING action before it runs.
     Skip {
+        /// The action's uuid.
         action: String,
+        /// Why, recorded as its status message.
         #[arg(long)]
         reason: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
 }
 
@@ -195,12 +225,13 @@ fn prediction_text(p: &crate::apply::Prediction) -> String {
 /// The plan as text for a terminal: one line per action with its parents.
 pub fn graph_text(actions: &[ActionRow]) -> String {
     let mut t = Table::new(&["NAME", "ACTION TYPE", "ON", "AFTER"]);
+    let names = names_by_uuid(actions);
     for a in actions {
         t.row(vec![
             a.name.clone(),
             a.action_type.clone(),
             resource(a),
-            parent_names(actions, a),
+            parent_names(&names, a),
         ]);
     }
     t.render()
@@ -255,16 +286,20 @@ pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
     out
 }
 
-fn parent_names(actions: &[ActionRow], a: &ActionRow) -> String {
+/// Action names by uuid, looked up once per plan (a scan per parent made
+/// tables of large plans quadratic).
+fn names_by_uuid(actions: &[ActionRow]) -> std::collections::HashMap<&str, &str> {
+    actions
+        .iter()
+        .map(|a| (a.uuid.as_str(), a.name.as_str()))
+        .collect()
+}
+
+/// A's parents by name (by uuid when the name is unknown).
+fn parent_names(names: &std::collections::HashMap<&str, &str>, a: &ActionRow) -> String {
     a.parents
         .iter()
-        .map(|p| {
-            actions
-                .iter()
-                .find(|x| &x.uuid == p)
-                .map(|x| x.name.clone())
-                .unwrap_or_else(|| p.clone())
-        })
+        .map(|p| names.get(p.as_str()).copied().unwrap_or(p.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -284,6 +319,7 @@ pub struct RunArgs {
     /// started with, else 32).
     #[arg(long)]
     max_workers: Option<usize>,
+    /// Output format: a table for people, json or yaml for scripts.
     #[arg(long, value_enum, default_value_t)]
     format: Format,
 }
@@ -301,13 +337,14 @@ impl RunArgs {
 }
 
 pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
-    use super::apply::{cancel, import, resume, start};
+    use super::apply::{cancel, resume, start};
+    use super::import::import;
     let cmd = match cmd {
         ActionPlanCommand::Import { file, format } => return import(env, &file, format),
         ActionPlanCommand::Start { plan, wait, run } => {
             return start(env, &plan, wait, &run.flags(), run.format);
         }
-        ActionPlanCommand::Cancel { plan } => return cancel(env, &plan),
+        ActionPlanCommand::Cancel { plan, format } => return cancel(env, &plan, format),
         ActionPlanCommand::Resume { plan, wait: _, run } => {
             return resume(env, plan.as_deref(), &run.flags(), run.format);
         }
@@ -330,7 +367,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         p.updated_at.clone().unwrap_or_else(|| p.created_at.clone()),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         ActionPlanCommand::Show {
@@ -342,29 +379,39 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             drop(store);
             let prediction = super::apply::predict_now(env, &p.uuid)?;
             if !print_structured(format, &prediction)? {
-                print!("{}", prediction_text(&prediction));
+                out!("{}", prediction_text(&prediction));
             }
         }
         ActionPlanCommand::Show { plan, format, .. } => {
             let p = store.plan(&plan).map_err(input_error)?;
             let actions = store.actions(&p.uuid)?;
-            let doc = json!({"action_plan": p, "actions": actions});
+            // Serialized from the rows, not through a Value of the plan
+            // (which doubled the memory of a large plan's `show`).
+            #[derive(serde::Serialize)]
+            struct Doc<'a> {
+                action_plan: &'a crate::store::plans::PlanRow,
+                actions: &'a [ActionRow],
+            }
+            let doc = Doc {
+                action_plan: &p,
+                actions: &actions,
+            };
             if !print_structured(format, &doc)? {
-                println!("action plan {} ({})", p.uuid, p.state);
+                outln!("action plan {} ({})", p.uuid, p.state);
                 if let Some(a) = &p.audit_uuid {
-                    println!("  audit:    {a}");
+                    outln!("  audit:    {a}");
                 }
                 if let Some(s) = &p.strategy_name {
-                    println!("  strategy: {s}");
+                    outln!("  strategy: {s}");
                 }
                 if let Some(pl) = &p.planner {
-                    println!("  planner:  {pl}");
+                    outln!("  planner:  {pl}");
                 }
                 for ind in &p.efficacy_indicators {
-                    println!("  {}: {}", ind["name"].as_str().unwrap_or(""), ind["value"]);
+                    outln!("  {}: {}", ind["name"].as_str().unwrap_or(""), ind["value"]);
                 }
                 for g in p.global_efficacy.as_array().into_iter().flatten() {
-                    println!(
+                    outln!(
                         "  global efficacy {}: {}{}",
                         g["name"].as_str().unwrap_or(""),
                         g["value"],
@@ -379,6 +426,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                     "STATE",
                     "PARENTS",
                 ]);
+                let names = names_by_uuid(&actions);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
@@ -386,15 +434,15 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         a.action_type.clone(),
                         resource(a),
                         a.state.clone(),
-                        parent_names(&actions, a),
+                        parent_names(&names, a),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         ActionPlanCommand::Graph { plan, format } => {
             let p = store.plan(&plan).map_err(input_error)?;
-            print!("{}", graph(&store.actions(&p.uuid)?, format));
+            out!("{}", graph(&store.actions(&p.uuid)?, format));
         }
         _ => unreachable!("handled above"),
     }
@@ -402,8 +450,13 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
 }
 
 pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
-    if let ActionCommand::Skip { action, reason } = &cmd {
-        return super::apply::skip(env, action, reason.as_deref());
+    if let ActionCommand::Skip {
+        action,
+        reason,
+        format,
+    } = &cmd
+    {
+        return super::apply::skip(env, action, reason.as_deref(), *format);
     }
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
@@ -411,16 +464,17 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
             let actions = store.actions(&plan).map_err(input_error)?;
             if !print_structured(format, &actions)? {
                 let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS"]);
+                let names = names_by_uuid(&actions);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
                         a.name.clone(),
                         a.action_type.clone(),
                         a.state.clone(),
-                        parent_names(&actions, a),
+                        parent_names(&names, a),
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
         }
         ActionCommand::Show { action, format } => {
@@ -428,7 +482,7 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
             let mut v = serde_json::to_value(&a)?;
             v["description"] = json!(store.action_description(&a.action_type)?);
             if !print_structured(format, &v)? {
-                println!("{}", serde_yaml_ng::to_string(&v)?);
+                outln!("{}", serde_yaml_ng::to_string(&v)?);
             }
         }
         ActionCommand::Skip { .. } => unreachable!("handled above"),

@@ -1,6 +1,7 @@
 //! `sextant plugins list | show | check`.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env, user_lang};
 use crate::plugins::{EntryRef, Library, PluginRegistry, discovery};
 use clap::Subcommand;
@@ -19,21 +20,26 @@ pub enum PluginsCommand {
         /// action_mapper, collector).
         #[arg(long)]
         kind: Option<Kind>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// One entry's manifest and parameter schema: NAME or KIND/NAME.
     Show {
+        /// NAME, or KIND/NAME when several kinds have an entry of that name.
         name: String,
         /// Display names in this language (default: $LANG, else English).
         #[arg(long)]
         lang: Option<String>,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Whether FILE would load, and why not (exit 2 when it would not).
     Check {
+        /// The shared library (.so) to check.
         file: PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -116,12 +122,12 @@ fn list(env: &Env, kind: Option<Kind>, format: Format) -> CliResult {
         ]);
     }
     if t.is_empty() {
-        println!("No plugin entries found. Searched:");
+        outln!("No plugin entries found. Searched:");
         for (d, s) in &reg.search_path.dirs {
-            println!("  {} ({s:?})", d.display());
+            outln!("  {} ({s:?})", d.display());
         }
     } else {
-        print!("{}", t.render());
+        out!("{}", t.render());
     }
     print_rejections(&reg);
     Ok(ExitCode::SUCCESS)
@@ -129,19 +135,19 @@ fn list(env: &Env, kind: Option<Kind>, format: Format) -> CliResult {
 
 fn print_rejections(reg: &PluginRegistry) {
     if !reg.rejected.is_empty() {
-        println!();
-        println!("Rejected:");
+        outln!();
+        outln!("Rejected:");
         let mut t = Table::new(&["FILE", "REASON"]);
         for r in &reg.rejected {
             t.row(vec![r.path.display().to_string(), r.reason.clone()]);
         }
-        print!("{}", t.render());
+        out!("{}", t.render());
     }
     if !reg.duplicates.is_empty() {
-        println!();
-        println!("Duplicates (the first file wins):");
+        outln!();
+        outln!("Duplicates (the first file wins):");
         for d in &reg.duplicates {
-            println!(
+            outln!(
                 "  {} {}: using {}, ignoring {}",
                 d.kind,
                 d.name,
@@ -198,13 +204,13 @@ fn show(env: &Env, name: &str, lang: Option<String>, format: Format) -> CliResul
     if print_structured(format, &doc)? {
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} {} {}", m.kind, m.name, m.version);
-    println!("  display name: {}", m.display_name_in(&lang));
+    outln!("{} {} {}", m.kind, m.name, m.version);
+    outln!("  display name: {}", m.display_name_in(&lang));
     if !m.description.is_empty() {
-        println!("  description:  {}", m.description);
+        outln!("  description:  {}", m.description);
     }
     if let Some(g) = &m.goal {
-        println!(
+        outln!(
             "  goal:         {} ({})",
             g.name,
             sextant_plugin_api::manifest::pick_translation(&g.display_name, &lang)
@@ -212,19 +218,21 @@ fn show(env: &Env, name: &str, lang: Option<String>, format: Format) -> CliResul
         );
     }
     if m.kind == Kind::ActionHandler {
-        println!(
+        outln!(
             "  flags:        revertible={} abortable={} idempotent={}",
-            m.revertible, m.abortable, m.idempotent
+            m.revertible,
+            m.abortable,
+            m.idempotent
         );
     }
-    println!("  file:         {}", entry.library.path.display());
-    println!(
+    outln!("  file:         {}", entry.library.path.display());
+    outln!(
         "  interface:    {}",
         entry.library.manifest.interface_version
     );
-    println!("  parameters:");
+    outln!("  parameters:");
     for line in serde_json::to_string_pretty(&m.parameters)?.lines() {
-        println!("    {line}");
+        outln!("    {line}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -263,17 +271,17 @@ fn check(file: &std::path::Path, format: Format) -> CliResult {
     if !print_structured(format, &doc)? {
         match &result {
             Ok(lib) => {
-                println!(
+                outln!(
                     "{}: loads (interface {}, {} entries)",
                     file.display(),
                     lib.manifest.interface_version,
                     lib.manifest.entries.len()
                 );
                 for e in &lib.manifest.entries {
-                    println!("  {} {} {}", e.kind, e.name, e.version);
+                    outln!("  {} {} {}", e.kind, e.name, e.version);
                 }
             }
-            Err(r) => println!("{}: would not load: {}", file.display(), r.reason),
+            Err(r) => outln!("{}: would not load: {}", file.display(), r.reason),
         }
     }
     Ok(if result.is_ok() {

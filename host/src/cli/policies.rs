@@ -3,6 +3,7 @@
 //! planners as `audit create --policy` checks them.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::policy::{PolicyError, Vocabulary};
 use clap::Subcommand;
@@ -79,7 +80,7 @@ pub fn run(env: &Env, cmd: PolicyCommand) -> CliResult {
                         description,
                     ]);
                 }
-                print!("{}", t.render());
+                out!("{}", t.render());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -98,7 +99,7 @@ pub fn run(env: &Env, cmd: PolicyCommand) -> CliResult {
                 Ok(p) => {
                     let doc = json!({"file": file, "valid": true, "policy": p.name, "planner": p.planner});
                     if !print_structured(format, &doc)? {
-                        println!(
+                        outln!(
                             "{}: valid: policy {} (planner {})",
                             file.display(),
                             p.name,

@@ -26,11 +26,11 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
     let stop = StopSignal::default();
     let _signals = SignalGuard(stop_on_signals(&stop)?);
-    let (mut store, plugins, report) = env.open_store_synced()?;
+    let types = env.action_types();
+    let (mut store, plugins, report) = env.open_store_synced_with(&types)?;
     if !report.is_empty() {
         tracing::info!("synchronised goals and strategies at start: {report:?}");
     }
-    let types = env.action_types();
     let ctx = AuditContext {
         plugins: &plugins,
         types: &types,

@@ -1,6 +1,7 @@
 //! `sextant sim init | show | generate`: the embedded simulated cloud.
 
 use super::output::{Format, Table, print_structured};
+use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::config::yaml_error_message;
 use clap::{Subcommand, ValueEnum};
@@ -20,22 +21,28 @@ pub enum SimCommand {
         /// Simulated time scale: 0 makes actions take no time, 1 real time.
         #[arg(long, default_value_t = 1.0)]
         time_scale: f64,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// The simulated cloud now: a summary, or the snapshot (--format json|yaml).
     Show {
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Writes a generated snapshot to stdout (for the large example cluster).
     Generate {
+        /// Compute nodes.
         #[arg(long, default_value_t = 100)]
         nodes: usize,
+        /// Instances, spread over the nodes.
         #[arg(long, default_value_t = 1000)]
         instances: usize,
+        /// The random seed: one seed, one snapshot.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The snapshot's format.
         #[arg(long, value_enum, default_value_t = SnapshotFormat::Yaml)]
         format: SnapshotFormat,
     },
@@ -65,7 +72,7 @@ pub fn run(env: &Env, cmd: SimCommand) -> CliResult {
             format,
         } => {
             let m = generate(nodes, instances, seed);
-            let out = std::io::stdout().lock();
+            let out = super::output::stdout();
             match format {
                 SnapshotFormat::Yaml => serde_yaml_ng::to_writer(out, &m)?,
                 SnapshotFormat::Json => serde_json::to_writer(out, &m)?,
@@ -120,7 +127,7 @@ fn init(env: &Env, from: &Path, time_scale: f64, format: Format) -> CliResult {
         "time_scale": time_scale,
     });
     if !print_structured(format, &doc)? {
-        println!(
+        outln!(
             "seeded the simulated cloud {} from {}: {} nodes, {} instances, {} pools, {} volumes (time scale {time_scale})",
             path.display(),
             from.display(),
@@ -178,13 +185,13 @@ fn show(env: &Env, format: Format) -> CliResult {
             format!("{}/{}", u.2, cd),
         ]);
     }
-    print!("{}", t.render());
+    out!("{}", t.render());
     let in_use = model
         .nodes
         .iter()
         .filter(|n| used.contains_key(n.hostname.as_str()))
         .count();
-    println!(
+    outln!(
         "\n{} nodes ({in_use} in use), {} instances, {} storage pools, {} volumes; time scale {}",
         model.nodes.len(),
         model.instances.len(),

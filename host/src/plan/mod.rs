@@ -14,6 +14,7 @@ use sextant_plugin_api::abi::ActionSpec;
 use sextant_plugin_api::sdk::Action;
 use std::collections::BTreeMap;
 
+pub mod ancestry;
 pub mod input;
 pub mod makespan;
 
