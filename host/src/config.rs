@@ -12,14 +12,10 @@ use std::path::{Path, PathBuf};
 /// A config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file named explicitly does not exist or cannot be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The file named explicitly does not exist, cannot be read, or is
+    /// larger than [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES).
+    #[error("config file {0}")]
+    Read(crate::input::ReadError),
     /// The file is not valid.
     #[error("{}: {message}", path.display())]
     Invalid {
@@ -150,15 +146,20 @@ impl Config {
 
     /// Parses one file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::input::read_text(path, crate::input::MAX_DEFINITION_BYTES, "a config file")
+                .map_err(ConfigError::Read)?;
         Self::parse(&text, path)
     }
 
     /// Parses config text; `path` names it in errors and anchors relative dirs.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        if let Some(t) = crate::input::find_unknown_tag(text) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("line {} column {}: {t}", t.line, t.column),
+            });
+        }
         let mut cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {

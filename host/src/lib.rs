@@ -11,6 +11,8 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod duration;
+pub mod input;
 pub mod installation;
 pub mod notify;
 pub mod plan;

@@ -5,7 +5,7 @@
 //! (with a message naming the file, field or id at fault).
 
 mod action_types;
-mod apply;
+pub(crate) mod apply;
 mod audits;
 mod bench;
 mod bench_applier;
@@ -130,9 +130,10 @@ enum Command {
     /// The service: runs CONTINUOUS audits, applies queued and interrupted
     /// plans, and feeds the notification sinks.
     Serve {
-        /// Stop after this many seconds (default: run until killed).
-        #[arg(long, value_name = "SECONDS")]
-        exit_after: Option<f64>,
+        /// Stop after this long: seconds or a duration like 90s, 2m (at most
+        /// 366 days; default: run until killed).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
+        exit_after: Option<std::time::Duration>,
     },
     /// Benchmarks that print JSON.
     #[command(subcommand)]
@@ -145,6 +146,11 @@ enum Command {
     },
     /// Prints the man page, sextant(1), as roff.
     Man,
+}
+
+/// A duration flag, through the one bounded parser ([`crate::duration`]).
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_text(text).map_err(|e| e.to_string())
 }
 
 /// An error with the exit status it calls for.
