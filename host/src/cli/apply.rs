@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImportFile {
+pub(crate) struct ImportFile {
     actions: Vec<ImportAction>,
     // Test metadata in Watcher's applier vectors; ignored.
     #[serde(default)]
@@ -60,15 +60,9 @@ fn store_input(e: StoreError) -> CliError {
 /// `action-plan import FILE`: a RECOMMENDED plan from a list of actions
 /// with parents by name.
 pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
-    let text =
-        std::fs::read_to_string(file).map_err(|e| input(format!("{}: {e}", file.display())))?;
-    let f: ImportFile = serde_yaml_ng::from_str(&text).map_err(|e| {
-        input(format!(
-            "{}: {}",
-            file.display(),
-            crate::config::yaml_error_message(&e)
-        ))
-    })?;
+    let f: ImportFile =
+        crate::input::read_yaml(file, crate::input::MAX_DATA_BYTES, "an action-plan import")
+            .map_err(CliError::input)?;
     let _ = (
         &f.id,
         &f.engine,

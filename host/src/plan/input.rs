@@ -154,6 +154,14 @@ pub enum InputError {
 /// Reads a plan request: JSON (the text starts with `{`) without building
 /// its actions' values, else YAML.
 pub fn read(text: &str) -> Result<PlanRequest, InputError> {
+    // A YAML tag serde_yaml_ng would drop silently (`!include`) is refused;
+    // JSON has none outside its strings, which the scan skips.
+    if let Some(t) = crate::input::find_unknown_tag(text) {
+        return Err(InputError::Syntax(format!(
+            "line {} column {}: {t}",
+            t.line, t.column
+        )));
+    }
     if text.trim_start().starts_with('{') {
         let input: PlanInput<Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
             InputError::Syntax(format!("line {} column {}: {e}", e.line(), e.column()))
