@@ -17,30 +17,30 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// SQLite failed.
-    #[error("simulated cloud {}: {source}", path.display())]
+    #[error("simulated cloud {}: {cause}", path.display())]
     Sqlite {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: rusqlite::Error,
+        /// Why (in the message, not a `source`, so it is printed once).
+        cause: rusqlite::Error,
     },
     /// A row holds JSON that is not a model entry.
-    #[error("simulated cloud {}: corrupt {what}: {source}", path.display())]
+    #[error("simulated cloud {}: corrupt {what}: {cause}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// Which row.
         what: String,
         /// Why.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The directory could not be created.
-    #[error("cannot create {}: {source}", path.display())]
+    #[error("cannot create {}: {cause}", path.display())]
     Io {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -72,12 +72,12 @@ impl SimDb {
         {
             std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?;
         }
         let err = |source| SimError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -94,7 +94,7 @@ impl SimDb {
     fn err(&self, source: rusqlite::Error) -> SimError {
         SimError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -103,7 +103,7 @@ impl SimDb {
         let path = self.path.clone();
         let err = |source| SimError::Sqlite {
             path: path.clone(),
-            source,
+            cause: source,
         };
         let tx = self
             .conn
@@ -186,7 +186,7 @@ impl SimDb {
                 serde_json::from_str(&d).map_err(|source| SimError::Corrupt {
                     path: self.path.clone(),
                     what: format!("{table} {k}"),
-                    source,
+                    cause: source,
                 })
             })
             .collect()
