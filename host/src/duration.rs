@@ -39,7 +39,13 @@ pub fn from_seconds(secs: f64) -> Result<Duration, DurationError> {
         return Err(DurationError::NotFinite(format!("{secs}")));
     }
     if secs > MAX_DURATION.as_secs_f64() {
-        return Err(DurationError::TooLong(format!("{secs}s")));
+        // 1e300, not three hundred digits.
+        let shown = if secs >= 1e15 {
+            format!("{secs:e}s")
+        } else {
+            format!("{secs}s")
+        };
+        return Err(DurationError::TooLong(shown));
     }
     Ok(Duration::from_secs_f64(secs))
 }
