@@ -442,7 +442,7 @@ fn read_only_database_can_be_listed() {
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
     std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
 
-    let as_reader = |args: &[&str]| run(&mut unprivileged(sextant(home.path())).args(args));
+    let as_reader = |args: &[&str]| run(unprivileged(sextant(home.path())).args(args));
     let out = as_reader(&["action-plan", "list", "--format", "json"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert_eq!(out.json(), listed);

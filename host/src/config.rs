@@ -195,17 +195,14 @@ fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
     }
 }
 
-/// `line L column C: message`, from a serde_yaml_ng error.
+/// `line L column C: message`, from a serde_yaml_ng error (line 1
+/// column 1, the document, when the parser knows no place).
 pub fn yaml_error_message(e: &serde_yaml_ng::Error) -> String {
-    match e.location() {
-        Some(l) => {
-            let msg = e.to_string();
-            // serde_yaml_ng appends " at line L column C"; keep one copy.
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            format!("line {} column {}: {msg}", l.line(), l.column())
-        }
-        None => e.to_string(),
-    }
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    let msg = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; keep one copy.
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    format!("line {line} column {column}: {msg}")
 }
 
 fn default_path() -> Option<PathBuf> {

@@ -152,6 +152,33 @@ impl std::fmt::Display for UnknownTag {
     }
 }
 
+/// The lines of `text` as YAML counts them (and so the parser's line
+/// numbers): `\r\n`, a lone `\r`, `\n`, NEL, LS and PS each end one.
+pub fn yaml_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let end = match c {
+            '\r' => match chars.peek() {
+                Some(&(_, '\n')) => {
+                    chars.next();
+                    i + 2
+                }
+                _ => i + 1,
+            },
+            '\n' | '\u{85}' | '\u{2028}' | '\u{2029}' => i + c.len_utf8(),
+            _ => continue,
+        };
+        lines.push(&text[start..i]);
+        start = end;
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
 /// The core-schema tags serde_yaml_ng honours.
 const CORE_TAGS: &[&str] = &[
     "!!str", "!!int", "!!float", "!!bool", "!!null", "!!seq", "!!map",
@@ -168,7 +195,7 @@ pub fn find_unknown_tag(text: &str) -> Option<UnknownTag> {
     // Inside a block scalar: lines indented more than this belong to it.
     let mut block_scalar: Option<usize> = None;
     let mut node_start = true;
-    for (li, line) in text.lines().enumerate() {
+    for (li, line) in yaml_lines(text).into_iter().enumerate() {
         let content = line.trim_start_matches([' ', '\t']);
         let indent = line.len() - content.len();
         if let Some(parent) = block_scalar {
@@ -309,6 +336,9 @@ mod tests {
         assert_eq!(tag_at("--- !x\na: 1\n"), Some((1, 5, "!x".into())));
         assert_eq!(tag_at("a: &anc !x 1\n"), Some((1, 9, "!x".into())));
         assert_eq!(tag_at("? !x a\n: 1\n"), Some((1, 3, "!x".into())));
+        // A lone CR ends a line in YAML.
+        assert_eq!(tag_at("a: 1\rb: !x 2\n"), Some((2, 4, "!x".into())));
+        assert_eq!(yaml_lines("a\r\nb\rc\nd"), ["a", "b", "c", "d"]);
     }
 
     #[test]

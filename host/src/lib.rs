@@ -15,6 +15,8 @@ pub mod duration;
 pub mod input;
 pub mod installation;
 pub mod notify;
+#[cfg(test)]
+mod parser_fuzz;
 pub mod plan;
 pub mod plugins;
 pub mod policy;

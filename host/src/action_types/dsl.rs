@@ -370,7 +370,7 @@ fn compile_schema_at(schema: &Value) -> Result<jsonschema::Validator, (Vec<Strin
 /// the first segment at the top level, each next one deeper inside the
 /// previous one's block. Falls back to the deepest segment found (or 1:1).
 pub fn locate(text: &str, path: &[&str]) -> (usize, usize) {
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = crate::input::yaml_lines(text);
     // (line index, column index of the key, indentation of its line)
     let mut cur: Option<(usize, usize, usize)> = None;
     for seg in path {
@@ -429,7 +429,7 @@ fn flow_key(s: &str, seg: &str) -> Option<usize> {
 /// mapping's start).
 fn locate_duplicate(text: &str, key: &str) -> Option<(usize, usize)> {
     let mut first_indent = None;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::input::yaml_lines(text).into_iter().enumerate() {
         let content = line.trim_start();
         let indent = line.len() - content.len();
         let content = content.trim_start_matches("- ");
