@@ -99,6 +99,41 @@ fn invalid_action_type_file_does_not_break_goal_list() {
 }
 
 #[test]
+fn invalid_action_type_dropped_in_while_serve_runs_does_not_strand_queued_plans() {
+    let home = scratch();
+    let dir = home.path().join("types");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let out = import(home.path(), &vector("A01_chain_all_ok.yaml"));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let uuid = out.stdout.trim().to_string();
+    let mut serve = sextant(home.path())
+        .env("SEXTANT_ACTION_TYPE_PATH", &dir)
+        .args(["serve", "--exit-after", "8"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    std::thread::sleep(Duration::from_millis(1500));
+    write_file(&dir, "slowpoke.yaml", HUGE_TYPE);
+    let out = run(sextant(home.path())
+        .env("SEXTANT_ACTION_TYPE_PATH", &dir)
+        .args(["action-plan", "start", &uuid]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let state = || {
+        run(sextant(home.path()).args(["action-plan", "show", &uuid, "--format", "json"]))
+            .json()["action_plan"]["state"]
+            .clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while state() != "SUCCEEDED" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = serve.wait().expect("serve exits");
+    assert_eq!(state(), "SUCCEEDED", "the queued plan ran");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
 fn huge_policy_timeout_is_refused_and_the_plan_kept() {
     let home = scratch();
     let out = import(home.path(), &vector("A01_chain_all_ok.yaml"));
