@@ -425,6 +425,26 @@ fn yaml_tags_refused() {
         out.stderr
     );
     assert_eq!(plans(home.path()), stored);
+    // An audit scope: no template is created.
+    let scope = write_file(
+        &home.path().join("in"),
+        "scope.yaml",
+        "- availability_zones: [{name: az1}]\n- exclude: !include more.yaml\n",
+    );
+    let out = run(sextant(home.path())
+        .args(["audit-template", "create", "t", "dummy", "--scope"])
+        .arg(&scope));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}: line 2 column 12: YAML tag !include",
+            scope.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let out = run(sextant(home.path()).args(["audit-template", "list", "--format", "json"]));
+    assert_eq!(out.json(), serde_json::json!([]), "{}", out.stdout);
     let cfg = write_file(
         &home.path().join("in"),
         "config.yaml",

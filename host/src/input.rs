@@ -2,7 +2,8 @@
 //! refused when it carries a tag the parsers would drop silently.
 //!
 //! Every YAML/JSON input reader goes through [`read_text`]: action types,
-//! policies and the config file are at most [`MAX_DEFINITION_BYTES`] (1 MiB);
+//! policies, the config file and audit scopes are at most
+//! [`MAX_DEFINITION_BYTES`] (1 MiB);
 //! cluster snapshots, action-plan imports and `plan --input` files at most
 //! [`MAX_DATA_BYTES`] (512 MiB, room for the large example cluster's
 //! 100,000 instances many times over). A bigger file is refused with its
