@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestCaseError};
 use sextant_plugin_api::model::ClusterModel;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest one parse may take (a debug build on a loaded machine).
 const CASE_BOUND: Duration = Duration::from_secs(2);
@@ -198,13 +198,28 @@ fn check_location(text: &str, line: usize, column: usize, what: &str) -> Result<
     Ok(())
 }
 
-/// Runs `parse` on `text` within [`CASE_BOUND`].
-fn timed<T>(text: &str, parse: impl FnOnce() -> T) -> Result<T, TestCaseError> {
-    let started = Instant::now();
-    let out = parse();
-    let took = started.elapsed();
-    prop_assert!(took < CASE_BOUND, "took {took:?} on {text:?}");
-    Ok(out)
+/// Runs `parse` on `text` on a thread of its own, and fails the case if
+/// it has not answered within [`CASE_BOUND`] (a hang fails the test instead
+/// of stalling it; the stuck thread is left behind).
+fn timed<T: Send + 'static>(
+    text: &str,
+    parse: impl FnOnce(String) -> T + Send + 'static,
+) -> Result<T, TestCaseError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owned = text.to_string();
+    std::thread::spawn(move || {
+        let _ = tx.send(parse(owned));
+    });
+    match rx.recv_timeout(CASE_BOUND) {
+        Ok(out) => Ok(out),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(TestCaseError::fail(format!(
+            "no answer within {CASE_BOUND:?} on {text:?}"
+        ))),
+        // The parser panicked: the thread's panic message is on stderr.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(TestCaseError::fail(format!(
+            "the parser panicked on {text:?}"
+        ))),
+    }
 }
 
 /// `DataError::Invalid` has a location inside the text.
@@ -222,7 +237,7 @@ proptest! {
 
     #[test]
     fn action_type_parser(text in input(seeds_in("action-types", |_| true))) {
-        if let Err(errs) = timed(&text, || ActionType::parse(&text, Path::new("t.yaml")))? {
+        if let Err(errs) = timed(&text, |t| ActionType::parse(&t, Path::new("t.yaml")))? {
             prop_assert!(!errs.0.is_empty(), "an error with no problem in it");
             for e in &errs.0 {
                 check_location(&text, e.line, e.column, &e.to_string())?;
@@ -233,7 +248,7 @@ proptest! {
 
     #[test]
     fn policy_parser(text in input(seeds_in("policies", |_| true))) {
-        if let Err(e) = timed(&text, || Policy::parse(&text, Path::new("p.yaml")))? {
+        if let Err(e) = timed(&text, |t| Policy::parse(&t, Path::new("p.yaml")))? {
             check_location(&text, e.line, e.column, &e.to_string())?;
             prop_assert!(e.to_string().starts_with("p.yaml:"), "{e}");
         }
@@ -241,10 +256,10 @@ proptest! {
 
     #[test]
     fn snapshot_parser(text in input(seeds_in("examples/clusters", |n| n == "small.yaml"))) {
-        match timed(&text, || parse_yaml::<ClusterModel>(&text, Path::new("s.yaml")))? {
+        match timed(&text, |t| parse_yaml::<ClusterModel>(&t, Path::new("s.yaml")))? {
             Err(e) => check_data_error(&text, &e)?,
             // Semantic problems name their entry.
-            Ok(m) => for e in timed(&text, || m.check())?.errors {
+            Ok(m) => for e in timed(&text, move |_| m.check())?.errors {
                 prop_assert!(
                     ["node ", "instance ", "volume ", "storage pool "].iter().any(|k| e.starts_with(k)),
                     "{e}"
@@ -255,14 +270,14 @@ proptest! {
 
     #[test]
     fn plan_import_parser(text in input(seeds_in("tests/vectors/watcher-17.0.0", |n| n.starts_with('A')))) {
-        if let Err(e) = timed(&text, || parse_yaml::<crate::cli::apply::ImportFile>(&text, Path::new("a.yaml")))? {
+        if let Err(e) = timed(&text, |t| parse_yaml::<crate::cli::apply::ImportFile>(&t, Path::new("a.yaml")).map(|_| ()))? {
             check_data_error(&text, &e)?;
         }
     }
 
     #[test]
     fn plan_input_parser(text in input(seeds_in("tests/vectors/watcher-17.0.0", |n| !n.starts_with('A')))) {
-        match timed(&text, || parse_yaml::<crate::plan::PlanInput>(&text, Path::new("w.yaml")))? {
+        match timed(&text, |t| parse_yaml::<crate::plan::PlanInput>(&t, Path::new("w.yaml")))? {
             Err(e) => check_data_error(&text, &e)?,
             Ok(req) => if let Err(e) = req.actions() {
                 prop_assert!(e.starts_with("solution: "), "{e}");
@@ -272,7 +287,7 @@ proptest! {
 
     #[test]
     fn config_parser(text in input(vec![CONFIG_SEED.to_string()])) {
-        if let Err(e) = timed(&text, || Config::parse(&text, Path::new("/c.yaml")))? {
+        if let Err(e) = timed(&text, |t| Config::parse(&t, Path::new("/c.yaml")))? {
             let msg = e.to_string();
             let rest = msg.strip_prefix("/c.yaml: line ");
             prop_assert!(rest.is_some(), "no location: {msg}");
