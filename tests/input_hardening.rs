@@ -485,22 +485,34 @@ fn read_only_database_can_be_listed() {
     let out = import(home.path(), &vector("A01_chain_all_ok.yaml"));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let uuid = out.stdout.trim().to_string();
+    let out = run(sextant(home.path())
+        .args(["sim", "init", "--time-scale", "0", "--from"])
+        .arg(small()));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let cloud = sim_show(home.path());
     let listed = plans(home.path());
     let db_dir = home.path().join("data/sextant");
     let db = db_dir.join("sextant.db");
+    let sim_db = db_dir.join("sim.db");
     let bytes = std::fs::read(&db).expect("db");
+    let sim_bytes = std::fs::read(&sim_db).expect("sim.db");
     // The data directories are readable by all; the database and its
     // directory by none for writing.
     for d in [home.path().join("data"), db_dir.clone()] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    for f in [&db, &sim_db] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    }
     std::fs::set_permissions(&db_dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
 
     let as_reader = |args: &[&str]| run(unprivileged(sextant(home.path())).args(args));
     let out = as_reader(&["action-plan", "list", "--format", "json"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert_eq!(out.json(), listed);
+    let out = as_reader(&["sim", "show", "--format", "json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json(), cloud);
     for args in [
         &["action-plan", "show", &uuid][..],
         &["action", "list", "--plan", &uuid],
@@ -534,6 +546,11 @@ fn read_only_database_can_be_listed() {
         std::fs::read(&db).expect("db"),
         bytes,
         "the database was written"
+    );
+    assert_eq!(
+        std::fs::read(&sim_db).expect("sim.db"),
+        sim_bytes,
+        "sim.db was written"
     );
     assert_eq!(plans(home.path()), listed);
 }
