@@ -335,14 +335,7 @@ impl Policy {
     /// Reads one file (at most
     /// [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES)).
     pub fn from_file(file: &Path) -> Result<Self, PolicyError> {
-        let text = crate::input::read_text(file, crate::input::MAX_DEFINITION_BYTES, "a policy")
-            .map_err(|e| PolicyError {
-                file: file.to_path_buf(),
-                line: 1,
-                column: 1,
-                message: e.problem.to_string(),
-            })?;
-        Self::parse(&text, file)
+        Self::parse(&read_policy_text(file)?, file)
     }
 
     /// The planner's config from this policy.
@@ -431,16 +424,24 @@ pub fn load_checked(reference: &str, vocab: &Vocabulary) -> Result<Policy, Polic
     check_file(&resolve(reference)?, vocab)
 }
 
+/// A policy file's text, at most
+/// [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES).
+fn read_policy_text(file: &Path) -> Result<String, PolicyError> {
+    crate::input::read_text(file, crate::input::MAX_DEFINITION_BYTES, "a policy").map_err(|e| {
+        PolicyError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: e.problem.to_string(),
+        }
+    })
+}
+
 /// Reads, parses and checks one policy file ([`load_checked`] without the
 /// lookup by name).
 pub fn check_file(file: &Path, vocab: &Vocabulary) -> Result<Policy, PolicyError> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let text = std::fs::read_to_string(&file).map_err(|e| PolicyError {
-        file: file.clone(),
-        line: 1,
-        column: 1,
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = read_policy_text(&file)?;
     let policy = Policy::parse(&text, &file)?;
     policy.check_names(&text, &file, vocab)?;
     Ok(policy)
