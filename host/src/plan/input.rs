@@ -164,7 +164,15 @@ pub fn read(text: &str) -> Result<PlanRequest, InputError> {
     }
     if text.trim_start().starts_with('{') {
         let input: PlanInput<Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
-            InputError::Syntax(format!("line {} column {}: {e}", e.line(), e.column()))
+            // serde_json says column 0 for the start of a line and appends
+            // " at line L column C" to its message: one 1-based place.
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            InputError::Syntax(format!(
+                "line {} column {}: {msg}",
+                e.line().max(1),
+                e.column().max(1)
+            ))
         })?;
         return input.into_request().map_err(InputError::Invalid);
     }
@@ -221,6 +229,11 @@ mod tests {
     fn errors_name_the_place_and_duplicates_are_refused() {
         let e = read("{\"planner\": \"weight\",\n \"solution\": [{\"id\": 1}]}").expect_err("bad");
         assert!(e.to_string().contains("line 2"), "{e}");
+        // A control character at the start of a line: serde_json's column 0
+        // is reported as column 1, and the place is said once.
+        let e = read("{\"planner\": \"\nweight\", \"solution\": []}").expect_err("bad");
+        assert!(e.to_string().starts_with("line 2 column 1: "), "{e}");
+        assert_eq!(e.to_string().matches("line ").count(), 1, "{e}");
         let e = read("{\"planner\": \"w\", \"solution\": [], \"bogus\": 1}").expect_err("unknown");
         assert!(e.to_string().contains("bogus"), "{e}");
         let dup = r#"{"planner": "w", "solution": [{"id": "a", "action_type": "nop"}, {"id": "a", "action_type": "nop"}]}"#;
