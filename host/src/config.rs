@@ -12,14 +12,10 @@ use std::path::{Path, PathBuf};
 /// A config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file named explicitly does not exist or cannot be read.
-    #[error("cannot read config file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// The file named explicitly does not exist, cannot be read, or is
+    /// larger than [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES).
+    #[error("config file {0}")]
+    Read(crate::input::ReadError),
     /// The file is not valid.
     #[error("{}: {message}", path.display())]
     Invalid {
@@ -150,15 +146,20 @@ impl Config {
 
     /// Parses one file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::input::read_text(path, crate::input::MAX_DEFINITION_BYTES, "a config file")
+                .map_err(ConfigError::Read)?;
         Self::parse(&text, path)
     }
 
     /// Parses config text; `path` names it in errors and anchors relative dirs.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        if let Some(t) = crate::input::find_unknown_tag(text) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("line {} column {}: {t}", t.line, t.column),
+            });
+        }
         let mut cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
@@ -194,17 +195,14 @@ fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
     }
 }
 
-/// `line L column C: message`, from a serde_yaml_ng error.
+/// `line L column C: message`, from a serde_yaml_ng error (line 1
+/// column 1, the document, when the parser knows no place).
 pub fn yaml_error_message(e: &serde_yaml_ng::Error) -> String {
-    match e.location() {
-        Some(l) => {
-            let msg = e.to_string();
-            // serde_yaml_ng appends " at line L column C"; keep one copy.
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            format!("line {} column {}: {msg}", l.line(), l.column())
-        }
-        None => e.to_string(),
-    }
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    let msg = e.to_string();
+    // serde_yaml_ng appends " at line L column C"; keep one copy.
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    format!("line {line} column {column}: {msg}")
 }
 
 fn default_path() -> Option<PathBuf> {

@@ -11,8 +11,12 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod decide;
+pub mod duration;
+pub mod input;
 pub mod installation;
 pub mod notify;
+#[cfg(test)]
+mod parser_fuzz;
 pub mod plan;
 pub mod plugins;
 pub mod policy;

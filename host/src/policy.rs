@@ -195,15 +195,10 @@ pub struct Policy {
     pub source: Option<PathBuf>,
 }
 
-/// A duration: seconds, or text like `30s`, `2m`, `500ms`.
+/// A policy duration: humantime text or seconds, bounded (see
+/// [`crate::duration`]).
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    if let Ok(s) = text.trim().parse::<f64>()
-        && let Ok(d) = Duration::try_from_secs_f64(s)
-    {
-        return Ok(d);
-    }
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("{text:?} is not a duration (like 30s, 2m, 500ms): {e}"))
+    crate::duration::parse_text(text).map_err(|e| e.to_string())
 }
 
 impl Policy {
@@ -230,6 +225,14 @@ impl Policy {
                     .unwrap_or_else(|| e.to_string()),
             }
         };
+        if let Some(t) = crate::input::find_unknown_tag(text) {
+            return Err(PolicyError {
+                file: file.to_path_buf(),
+                line: t.line,
+                column: t.column,
+                message: t.to_string(),
+            });
+        }
         let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
         let raw: RawPolicy = if text.trim().is_empty() {
             RawPolicy::default()
@@ -329,15 +332,10 @@ impl Policy {
         })
     }
 
-    /// Reads one file.
+    /// Reads one file (at most
+    /// [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES)).
     pub fn from_file(file: &Path) -> Result<Self, PolicyError> {
-        let text = std::fs::read_to_string(file).map_err(|e| PolicyError {
-            file: file.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read: {e}"),
-        })?;
-        Self::parse(&text, file)
+        Self::parse(&read_policy_text(file)?, file)
     }
 
     /// The planner's config from this policy.
@@ -426,16 +424,24 @@ pub fn load_checked(reference: &str, vocab: &Vocabulary) -> Result<Policy, Polic
     check_file(&resolve(reference)?, vocab)
 }
 
+/// A policy file's text, at most
+/// [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES).
+fn read_policy_text(file: &Path) -> Result<String, PolicyError> {
+    crate::input::read_text(file, crate::input::MAX_DEFINITION_BYTES, "a policy").map_err(|e| {
+        PolicyError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: e.problem.to_string(),
+        }
+    })
+}
+
 /// Reads, parses and checks one policy file ([`load_checked`] without the
 /// lookup by name).
 pub fn check_file(file: &Path, vocab: &Vocabulary) -> Result<Policy, PolicyError> {
     let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let text = std::fs::read_to_string(&file).map_err(|e| PolicyError {
-        file: file.clone(),
-        line: 1,
-        column: 1,
-        message: format!("cannot read: {e}"),
-    })?;
+    let text = read_policy_text(&file)?;
     let policy = Policy::parse(&text, &file)?;
     policy.check_names(&text, &file, vocab)?;
     Ok(policy)
@@ -580,5 +586,20 @@ mod tests {
         assert!(e.message.contains("max 0"), "{e}");
         let e = parse("rules:\n  - name: r\n    first: {action_type: a}\n    then: {action_type: b, whre: {}}\n").unwrap_err();
         assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn huge_timeouts_and_backoffs_are_refused_with_location() {
+        let e = parse("recovery:\n  default:\n    timeout: 1e300\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 5), "{e}");
+        assert!(e.message.contains("366 days"), "{e}");
+        let e = parse("recovery:\n  migrate:\n    backoff: {initial: 1s, max: 99999999999h}\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("backoff.max"), "{e}");
+        let e = parse("recovery:\n  migrate:\n    backoff:\n      initial: \"-5\"\n").unwrap_err();
+        assert_eq!((e.line, e.column), (4, 7), "{e}");
+        let e = parse("planner: !include x\n").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 10), "{e}");
     }
 }

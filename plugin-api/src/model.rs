@@ -235,10 +235,39 @@ pub struct ModelCheck {
     pub warnings: Vec<String>,
 }
 
+/// Each metric value (or series point) that is NaN or infinite, as
+/// `metric NAME is VALUE` (or `metric NAME point I is VALUE`).
+fn non_finite_metrics(metrics: &BTreeMap<String, Metric>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, m) in metrics {
+        match m {
+            Metric::Value(v) if !v.is_finite() => out.push(format!("metric {name} is {v}")),
+            Metric::Value(_) => {}
+            Metric::Series(points) => {
+                for (i, (t, v)) in points.iter().enumerate() {
+                    if !(t.is_finite() && v.is_finite()) {
+                        out.push(format!("metric {name} point {i} is [{t}, {v}]"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 impl ClusterModel {
+    /// Whether the model has no node, instance, pool or volume.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+            && self.instances.is_empty()
+            && self.storage_pools.is_empty()
+            && self.volumes.is_empty()
+    }
+
     /// Finds contradictions (an instance on an unknown host, a duplicate
     /// uuid or hostname, a volume in an unknown pool or attached to an
-    /// unknown instance) and over-allocated hosts.
+    /// unknown instance, a NaN or infinite metric, a pool capacity that is
+    /// negative or not a number) and over-allocated hosts.
     pub fn check(&self) -> ModelCheck {
         let mut c = ModelCheck::default();
         let mut uuids = HashSet::new();
@@ -266,10 +295,17 @@ impl ClusterModel {
                         .push(format!("node {}: {what} must be > 0, not {v}", n.hostname));
                 }
             }
+            for m in non_finite_metrics(&n.metrics) {
+                c.errors.push(format!("node {}: {m}", n.hostname));
+            }
         }
         let mut used: HashMap<&str, (f64, f64, f64)> = HashMap::new();
         for i in &self.instances {
             dup("instance", &i.uuid, &mut c);
+            for m in non_finite_metrics(&i.metrics) {
+                c.errors
+                    .push(format!("instance {} ({}): {m}", i.uuid, i.name));
+            }
             if !hostnames.contains(i.host.as_str()) {
                 c.errors.push(format!(
                     "instance {} ({}): on unknown host {}",
@@ -301,6 +337,17 @@ impl ClusterModel {
             if !pool_names.insert(p.name.as_str()) {
                 c.errors
                     .push(format!("storage pool {}: duplicate name", p.name));
+            }
+            for (what, v) in [
+                ("total_capacity_gb", p.total_capacity_gb),
+                ("free_capacity_gb", p.free_capacity_gb),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    c.errors.push(format!(
+                        "storage pool {}: {what} must be a number >= 0, not {v}",
+                        p.name
+                    ));
+                }
             }
         }
         let instances: HashSet<&str> = self.instances.iter().map(|i| i.uuid.as_str()).collect();
@@ -368,6 +415,31 @@ mod tests {
         assert!(c.errors.is_empty(), "{c:?}");
         assert_eq!(c.warnings.len(), 1, "{c:?}");
         assert!(c.warnings[0].contains("memory"), "{c:?}");
+    }
+
+    #[test]
+    fn non_finite_metrics_and_bad_pool_capacities_are_named() {
+        let mut m = model(json!({
+            "nodes": [{"uuid": "n1", "hostname": "h1", "vcpus": 4, "memory": 4096, "disk": 100}],
+            "instances": [{"uuid": "i1", "name": "a", "host": "h1", "vcpus": 1, "memory": 512, "disk": 1}],
+            "storage_pools": [{"name": "p@lvm", "total_capacity_gb": 100, "free_capacity_gb": 40}]
+        }));
+        m.nodes[0]
+            .metrics
+            .insert("host_cpu_usage".into(), Metric::Value(f64::NAN));
+        m.instances[0].metrics.insert(
+            "instance_cpu_usage".into(),
+            Metric::Series(vec![(0.0, 1.0), (60.0, f64::INFINITY)]),
+        );
+        m.storage_pools[0].total_capacity_gb = f64::NAN;
+        m.storage_pools[0].free_capacity_gb = -1.0;
+        let c = m.check();
+        assert_eq!(c.errors.len(), 4, "{c:?}");
+        assert!(c.errors[0].contains("h1") && c.errors[0].contains("host_cpu_usage"));
+        assert!(c.errors[1].contains("i1") && c.errors[1].contains("point 1"));
+        assert!(c.errors[2].contains("p@lvm") && c.errors[2].contains("total_capacity_gb"));
+        assert!(c.errors[3].contains("p@lvm") && c.errors[3].contains("free_capacity_gb"));
+        assert!(!m.is_empty() && ClusterModel::default().is_empty());
     }
 
     #[test]

@@ -40,14 +40,6 @@ enum DisplayName {
     Translated(BTreeMap<String, String>),
 }
 
-/// A duration: `60s`, `1m 30s`, `500ms`, or a number of seconds.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-enum DurationText {
-    Seconds(f64),
-    Text(String),
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawActionType {
@@ -67,7 +59,7 @@ struct RawActionType {
     #[serde(default)]
     outputs: Option<Value>,
     #[serde(default)]
-    estimated_duration: Option<DurationText>,
+    estimated_duration: Option<crate::duration::DurationValue>,
     #[serde(default)]
     idempotent: bool,
     #[serde(default)]
@@ -170,6 +162,10 @@ impl ActionType {
             }
             DefinitionErrors(vec![at(line, column, msg)])
         };
+        // Tags the parser would drop silently (`!include`, `!!binary`).
+        if let Some(t) = crate::input::find_unknown_tag(text) {
+            return Err(DefinitionErrors(vec![at(t.line, t.column, t.to_string())]));
+        }
         // Pass 1: syntax and duplicate keys, at any depth.
         let _: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(yaml_error)?;
         // Pass 2: structure, unknown keys and types.
@@ -245,30 +241,13 @@ impl ActionType {
                 }
             },
         };
-        let estimated_duration = match &raw.estimated_duration {
+        let estimated_duration = match raw.estimated_duration.as_ref().map(|d| d.resolve()) {
             None => Duration::ZERO,
-            Some(DurationText::Seconds(s)) if s.is_finite() && *s >= 0.0 => {
-                Duration::from_secs_f64(*s)
-            }
-            Some(DurationText::Seconds(s)) => {
-                err(
-                    &["estimated_duration"],
-                    format!("estimated_duration {s} must be >= 0"),
-                );
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                err(&["estimated_duration"], format!("estimated_duration: {e}"));
                 Duration::ZERO
             }
-            Some(DurationText::Text(t)) => match humantime::parse_duration(t) {
-                Ok(d) => d,
-                Err(e) => {
-                    err(
-                        &["estimated_duration"],
-                        format!(
-                            "estimated_duration {t:?} is not a duration (like 60s, 2m, 500ms): {e}"
-                        ),
-                    );
-                    Duration::ZERO
-                }
-            },
         };
         let declared: Vec<String> = parameters["properties"]
             .as_object()
@@ -310,16 +289,19 @@ impl ActionType {
         }
     }
 
-    /// Reads and parses one file.
+    /// Reads and parses one file (at most
+    /// [`MAX_DEFINITION_BYTES`](crate::input::MAX_DEFINITION_BYTES)).
     pub fn from_file(file: &Path) -> Result<Self, DefinitionErrors> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            DefinitionErrors(vec![DefinitionError {
-                file: file.to_path_buf(),
-                line: 1,
-                column: 1,
-                message: format!("cannot read: {e}"),
-            }])
-        })?;
+        let text =
+            crate::input::read_text(file, crate::input::MAX_DEFINITION_BYTES, "an action type")
+                .map_err(|e| {
+                    DefinitionErrors(vec![DefinitionError {
+                        file: file.to_path_buf(),
+                        line: 1,
+                        column: 1,
+                        message: e.problem.to_string(),
+                    }])
+                })?;
         Self::parse(&text, file)
     }
 
@@ -388,7 +370,7 @@ fn compile_schema_at(schema: &Value) -> Result<jsonschema::Validator, (Vec<Strin
 /// the first segment at the top level, each next one deeper inside the
 /// previous one's block. Falls back to the deepest segment found (or 1:1).
 pub fn locate(text: &str, path: &[&str]) -> (usize, usize) {
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = crate::input::yaml_lines(text);
     // (line index, column index of the key, indentation of its line)
     let mut cur: Option<(usize, usize, usize)> = None;
     for seg in path {
@@ -447,7 +429,7 @@ fn flow_key(s: &str, seg: &str) -> Option<usize> {
 /// mapping's start).
 fn locate_duplicate(text: &str, key: &str) -> Option<(usize, usize)> {
     let mut first_indent = None;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::input::yaml_lines(text).into_iter().enumerate() {
         let content = line.trim_start();
         let indent = line.len() - content.len();
         let content = content.trim_start_matches("- ");
@@ -554,5 +536,34 @@ mod tests {
         assert_eq!(t.estimated_duration, Duration::from_millis(2500));
         let e = first_error("name: x\nversion: 1.0.0\nhandler: nop\nestimated_duration: soon\n");
         assert_eq!(e.line, 4);
+    }
+
+    #[test]
+    fn huge_estimated_duration_is_refused_with_location() {
+        for v in [
+            "1e300",
+            "2e19",
+            "-1",
+            ".nan",
+            ".inf",
+            "\"400d\"",
+            "\"1e300\"",
+        ] {
+            let e = first_error(&format!(
+                "name: x\nversion: 1.0.0\nhandler: nop\nestimated_duration: {v}\n"
+            ));
+            assert_eq!((e.line, e.column), (4, 1), "{v}: {e}");
+            assert!(e.message.contains("estimated_duration"), "{v}: {e}");
+        }
+    }
+
+    #[test]
+    fn yaml_tags_refused() {
+        let e = first_error("name: x\nversion: 1.0.0\nhandler: nop\ndescription: !include d.txt\n");
+        assert_eq!((e.line, e.column), (4, 14), "{e}");
+        assert!(e.message.contains("!include"), "{e}");
+        let e = first_error("name: x\nversion: 1.0.0\nhandler: nop\ndescription: !!binary aGk=\n");
+        assert_eq!((e.line, e.column), (4, 14), "{e}");
+        assert!(e.message.contains("!!binary"), "{e}");
     }
 }

@@ -74,7 +74,7 @@ pub struct ParameterProblem {
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum FactoryError {
     /// The type is unknown.
-    #[error("{0}")]
+    #[error(transparent)]
     Lookup(#[from] LookupError),
     /// The parameters break the schema.
     #[error("action type {action_type}: invalid parameters: {}", describe(.problems))]

@@ -376,12 +376,12 @@ pub enum RegisterError {
     #[error("{0}")]
     NotRegistered(String),
     /// Writing failed.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {cause}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a `source`, so it is printed once).
+        cause: std::io::Error,
     },
 }
 
@@ -417,7 +417,7 @@ pub fn register(
     let dir = &dirs.registered;
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| RegisterError::Io { path, source }
+        move |cause| RegisterError::Io { path, cause }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     crate::trust::vet_dir(dir, "action-type directory").map_err(RegisterError::Untrusted)?;
@@ -432,7 +432,7 @@ pub fn register(
     tmp.persist_noclobber(&target)
         .map_err(|e| RegisterError::Io {
             path: target.clone(),
-            source: e.error,
+            cause: e.error,
         })?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -463,9 +463,9 @@ pub fn unregister(
             t.source.display()
         )));
     }
-    std::fs::remove_file(&t.source).map_err(|source| RegisterError::Io {
+    std::fs::remove_file(&t.source).map_err(|cause| RegisterError::Io {
         path: t.source.clone(),
-        source,
+        cause,
     })?;
     Ok(t.source.clone())
 }

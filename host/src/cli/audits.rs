@@ -235,15 +235,12 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
             let scope = match &scope {
                 None => json!([]),
                 Some(f) => {
-                    let text = std::fs::read_to_string(f)
-                        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", f.display())))?;
-                    let v: Value = serde_yaml_ng::from_str(&text).map_err(|e| {
-                        CliError::input(anyhow::anyhow!(
-                            "{}: {}",
-                            f.display(),
-                            crate::config::yaml_error_message(&e)
-                        ))
-                    })?;
+                    let v: Value = crate::input::read_yaml(
+                        f,
+                        crate::input::MAX_DEFINITION_BYTES,
+                        "an audit scope",
+                    )
+                    .map_err(CliError::input)?;
                     crate::decide::scope::check(&v)
                         .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", f.display())))?;
                     v

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImportFile {
+pub(crate) struct ImportFile {
     actions: Vec<ImportAction>,
     // Test metadata in Watcher's applier vectors; read past, not kept.
     #[serde(default, rename = "id")]
@@ -92,13 +92,8 @@ fn parse(file: &Path, text: &str) -> Result<ImportFile, CliError> {
             Err(_) => {}
         }
     }
-    serde_yaml_ng::from_str(text).map_err(|e| {
-        input(format!(
-            "{}: {}",
-            file.display(),
-            crate::config::yaml_error_message(&e)
-        ))
-    })
+    // Unknown YAML tags are refused with their place, as in every reader.
+    crate::input::parse_yaml(text, file).map_err(CliError::input)
 }
 
 /// Checks one action and serializes its parameters.
@@ -157,8 +152,8 @@ fn row(
 /// `action-plan import FILE`: a RECOMMENDED plan from a list of actions
 /// with parents by name.
 pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
-    let text =
-        std::fs::read_to_string(file).map_err(|e| input(format!("{}: {e}", file.display())))?;
+    let text = crate::input::read_text(file, crate::input::MAX_DATA_BYTES, "an action-plan import")
+        .map_err(CliError::input)?;
     let f = parse(file, &text)?;
     drop(text);
     let types = env.action_types();

@@ -11,7 +11,7 @@
 #![deny(clippy::print_stdout)]
 
 mod action_types;
-mod apply;
+pub(crate) mod apply;
 mod audits;
 mod bench;
 mod bench_applier;
@@ -21,7 +21,7 @@ mod bench_strategies;
 mod decide;
 mod demo;
 mod help_markdown;
-mod import;
+pub(crate) mod import;
 pub mod output;
 mod plan;
 pub(crate) mod plans;
@@ -143,9 +143,10 @@ enum Command {
     /// The service: runs CONTINUOUS audits, applies queued and interrupted
     /// plans, and feeds the notification sinks.
     Serve {
-        /// Stop after this many seconds (default: run until killed).
-        #[arg(long, value_name = "SECONDS")]
-        exit_after: Option<f64>,
+        /// Stop after this long: seconds or a duration like 90s, 2m (at most
+        /// 366 days; default: run until killed).
+        #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
+        exit_after: Option<std::time::Duration>,
     },
     /// Benchmarks that print JSON.
     #[command(subcommand)]
@@ -162,6 +163,11 @@ enum Command {
     /// definitions.
     #[command(hide = true, name = "help-markdown")]
     HelpMarkdown,
+}
+
+/// A duration flag, through the one bounded parser ([`crate::duration`]).
+fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
+    crate::duration::parse_text(text).map_err(|e| e.to_string())
 }
 
 /// An error with the exit status it calls for.

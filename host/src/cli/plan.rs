@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
-    let text = std::fs::read_to_string(input)
-        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
+    let text = crate::input::read_text(input, crate::input::MAX_DATA_BYTES, "a plan input")
+        .map_err(CliError::input)?;
     let req = read_input(&text)
         .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", input.display())))?;
     drop(text);

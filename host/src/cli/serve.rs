@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 /// How often a sleeping service looks for a stop request.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
-/// Runs until SIGTERM or SIGINT, or for `exit_after` seconds (then it waits
-/// for the plans it runs to end).
-pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
+/// Runs until SIGTERM or SIGINT, or for `exit_after` (bounded by its
+/// parser; then it waits for the plans it runs to end).
+pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
     let stop = StopSignal::default();
     let _signals = SignalGuard(stop_on_signals(&stop)?);
     let types = env.action_types();
@@ -43,7 +43,7 @@ pub fn serve(env: &Env, exit_after: Option<f64>) -> CliResult {
     );
     let mut appliers: HashMap<String, JoinHandle<()>> = HashMap::new();
     let started = Instant::now();
-    let deadline = exit_after.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    let deadline = exit_after.map(|d| started + d);
     tracing::info!(
         "sextant serve started (pid {}): database {}",
         std::process::id(),

@@ -3,7 +3,6 @@
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
-use crate::config::yaml_error_message;
 use clap::{Subcommand, ValueEnum};
 use sextant_plugin_api::model::{ClusterModel, Instance, Metric, Node};
 use sextant_sim_store::SimDb;
@@ -18,9 +17,14 @@ pub enum SimCommand {
         /// The snapshot (examples/clusters/*.yaml).
         #[arg(long = "from")]
         from: PathBuf,
-        /// Simulated time scale: 0 makes actions take no time, 1 real time.
-        #[arg(long, default_value_t = 1.0)]
+        /// Simulated time scale: 0 makes actions take no time, 1 real time
+        /// (at most 1000).
+        #[arg(long, default_value_t = 1.0, value_parser = parse_time_scale)]
         time_scale: f64,
+        /// Accept a snapshot with no node, instance, pool or volume (it
+        /// empties the simulated cloud).
+        #[arg(long)]
+        allow_empty: bool,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -48,6 +52,19 @@ pub enum SimCommand {
     },
 }
 
+/// The largest `--time-scale`: an action's simulated time is its estimated
+/// duration (at most 366 days) times the scale.
+pub const MAX_TIME_SCALE: f64 = 1000.0;
+
+fn parse_time_scale(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=MAX_TIME_SCALE).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "{text:?} is not a time scale: a number from 0 to {MAX_TIME_SCALE}"
+        )),
+    }
+}
+
 /// Formats a snapshot can be written in.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SnapshotFormat {
@@ -62,8 +79,9 @@ pub fn run(env: &Env, cmd: SimCommand) -> CliResult {
         SimCommand::Init {
             from,
             time_scale,
+            allow_empty,
             format,
-        } => init(env, &from, time_scale, format),
+        } => init(env, &from, time_scale, allow_empty, format),
         SimCommand::Show { format } => show(env, format),
         SimCommand::Generate {
             nodes,
@@ -82,18 +100,13 @@ pub fn run(env: &Env, cmd: SimCommand) -> CliResult {
     }
 }
 
-/// Reads a snapshot file; errors name the file, line and column, or the
-/// contradicting entries.
+/// Reads a snapshot file (at most
+/// [`MAX_DATA_BYTES`](crate::input::MAX_DATA_BYTES)); errors name the file,
+/// line and column, or the contradicting entries.
 pub fn read_snapshot(path: &Path) -> Result<ClusterModel, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::input(anyhow::anyhow!("{}: {e}", path.display())))?;
-    let model: ClusterModel = serde_yaml_ng::from_str(&text).map_err(|e| {
-        CliError::input(anyhow::anyhow!(
-            "{}: {}",
-            path.display(),
-            yaml_error_message(&e)
-        ))
-    })?;
+    let model: ClusterModel =
+        crate::input::read_yaml(path, crate::input::MAX_DATA_BYTES, "a snapshot")
+            .map_err(CliError::input)?;
     let check = model.check();
     for w in &check.warnings {
         tracing::warn!("{}: {w}", path.display());
@@ -108,13 +121,15 @@ pub fn read_snapshot(path: &Path) -> Result<ClusterModel, CliError> {
     Ok(model)
 }
 
-fn init(env: &Env, from: &Path, time_scale: f64, format: Format) -> CliResult {
-    if !(time_scale.is_finite() && time_scale >= 0.0) {
+fn init(env: &Env, from: &Path, time_scale: f64, allow_empty: bool, format: Format) -> CliResult {
+    // `time_scale` is bounded by its parser. Everything is checked before the cloud is touched.
+    let model = read_snapshot(from)?;
+    if model.is_empty() && !allow_empty {
         return Err(CliError::input(anyhow::anyhow!(
-            "--time-scale must be a number >= 0, not {time_scale}"
+            "{}: the snapshot has no node, instance, storage pool or volume: pass --allow-empty to empty the simulated cloud",
+            from.display()
         )));
     }
-    let model = read_snapshot(from)?;
     let path = env.sim_db();
     let mut db = SimDb::open(&path)?;
     db.init(&model, time_scale)?;

@@ -570,10 +570,10 @@ fn running_plan_of(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
-        .map_err(|source| {
+        .map_err(|cause| {
             DecideError::Store(StoreError::Sqlite {
                 path: store.path().to_path_buf(),
-                source,
+                cause,
             })
         })
 }

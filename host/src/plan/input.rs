@@ -154,9 +154,25 @@ pub enum InputError {
 /// Reads a plan request: JSON (the text starts with `{`) without building
 /// its actions' values, else YAML.
 pub fn read(text: &str) -> Result<PlanRequest, InputError> {
+    // A YAML tag serde_yaml_ng would drop silently (`!include`) is refused;
+    // JSON has none outside its strings, which the scan skips.
+    if let Some(t) = crate::input::find_unknown_tag(text) {
+        return Err(InputError::Syntax(format!(
+            "line {} column {}: {t}",
+            t.line, t.column
+        )));
+    }
     if text.trim_start().starts_with('{') {
         let input: PlanInput<Box<RawValue>> = serde_json::from_str(text).map_err(|e| {
-            InputError::Syntax(format!("line {} column {}: {e}", e.line(), e.column()))
+            // serde_json says column 0 for the start of a line and appends
+            // " at line L column C" to its message: one 1-based place.
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            InputError::Syntax(format!(
+                "line {} column {}: {msg}",
+                e.line().max(1),
+                e.column().max(1)
+            ))
         })?;
         return input.into_request().map_err(InputError::Invalid);
     }
@@ -213,6 +229,11 @@ mod tests {
     fn errors_name_the_place_and_duplicates_are_refused() {
         let e = read("{\"planner\": \"weight\",\n \"solution\": [{\"id\": 1}]}").expect_err("bad");
         assert!(e.to_string().contains("line 2"), "{e}");
+        // A control character at the start of a line: serde_json's column 0
+        // is reported as column 1, and the place is said once.
+        let e = read("{\"planner\": \"\nweight\", \"solution\": []}").expect_err("bad");
+        assert!(e.to_string().starts_with("line 2 column 1: "), "{e}");
+        assert_eq!(e.to_string().matches("line ").count(), 1, "{e}");
         let e = read("{\"planner\": \"w\", \"solution\": [], \"bogus\": 1}").expect_err("unknown");
         assert!(e.to_string().contains("bogus"), "{e}");
         let dup = r#"{"planner": "w", "solution": [{"id": "a", "action_type": "nop"}, {"id": "a", "action_type": "nop"}]}"#;

@@ -27,12 +27,14 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite said no.
-    #[error("database {}: {source}", path.display())]
+    #[error("database {}: {cause}", path.display())]
     Sqlite {
         /// The database file.
         path: PathBuf,
-        /// Why.
-        source: rusqlite::Error,
+        /// Why (in the message, not a `source`: rusqlite's own error
+        /// repeats its message in its source, and a chain printed whole
+        /// would say it three times).
+        cause: rusqlite::Error,
     },
     /// The database was written by a newer Sextant.
     #[error(
@@ -47,13 +49,27 @@ pub enum StoreError {
         /// Ours.
         known: i64,
     },
+    /// A read-only database at an older schema version: it cannot be
+    /// migrated, nor read with this version's queries.
+    #[error(
+        "database {} is read-only and has schema version {found}, older than this sextant's ({known}): open it once with write access to migrate it",
+        path.display()
+    )]
+    ReadOnlyOld {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// Ours.
+        known: i64,
+    },
     /// The directory could not be created.
-    #[error("cannot create {}: {source}", path.display())]
+    #[error("cannot create {}: {cause}", path.display())]
     Io {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A state transition that the state machine does not allow.
     #[error("{kind} {id}: state transition not allowed: ({from} -> {to})")]
@@ -177,31 +193,128 @@ pub struct Store {
     checkpoints: Option<checkpoint::Checkpoints>,
     conn: Connection,
     path: PathBuf,
+    read_only: bool,
+}
+
+/// How [`Store::open`] opens the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+    /// Read-only, and SQLite told no one else writes it (no locks, no
+    /// `-shm` file needed).
+    Immutable,
+}
+
+/// Whether `<db>-wal` exists and is not empty.
+fn has_wal_content(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// `path` for a `file:` URI: the characters a URI gives meaning to
+/// percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether SQLite refused because the file or its directory cannot be
+/// written (a read-only file, directory or mount).
+fn is_write_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Sqlite {
+            cause: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        } if matches!(
+            f.code,
+            rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::PermissionDenied
+        )
+    )
 }
 
 impl Store {
     /// Opens (creating if needed) the database and migrates it.
+    ///
+    /// Nothing is written when nothing needs changing (a database already
+    /// in WAL mode at the current schema version). A database that cannot
+    /// be written (a read-only file or directory) is opened read-only: every
+    /// read works, a write fails with SQLite's "attempt to write a readonly
+    /// database".
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
         {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
+        match Self::open_with(path, Access::ReadWrite) {
+            Err(e) if path.is_file() && is_write_refusal(&e) => {
+                tracing::debug!("{e}: opening it read-only");
+                match Self::open_with(path, Access::ReadOnly) {
+                    // A WAL database in a directory we cannot write, with no
+                    // `-shm` file: SQLite can read it only as immutable,
+                    // which is right only when no `-wal` holds commits.
+                    Err(e) if is_write_refusal(&e) && !has_wal_content(path) => {
+                        Self::open_with(path, Access::Immutable)
+                    }
+                    r => r,
+                }
+            }
+            r => r,
+        }
+    }
+
+    fn open_with(path: &Path, access: Access) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let err = |cause| StoreError::Sqlite {
             path: path.to_path_buf(),
-            source,
-        })?;
+            cause,
+        };
+        let read_only_flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match access {
+            Access::ReadWrite => Connection::open(path),
+            Access::ReadOnly => Connection::open_with_flags(path, read_only_flags),
+            Access::Immutable => Connection::open_with_flags(
+                format!("file:{}?immutable=1", uri_path(path)),
+                read_only_flags,
+            ),
+        }
+        .map_err(err)?;
+        let read_only = access != Access::ReadWrite;
+        // SQLite opens a write-protected file read-only by itself.
+        let read_only = read_only || conn.is_readonly(rusqlite::MAIN_DB).map_err(err)?;
         let mut store = Self {
             checkpoints: None,
             conn,
             path: path.to_path_buf(),
+            read_only,
         };
         store.configure()?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Whether the database was opened read-only (it cannot be written).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Limits this connection's page cache to `kib` KiB and frees what is
@@ -238,7 +351,7 @@ impl Store {
     pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -246,13 +359,29 @@ impl Store {
         self.conn
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.err(e))?;
+        // Only a change of journal mode writes to the file.
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") && !self.read_only {
+            self.conn
+                .execute_batch("PRAGMA journal_mode = WAL;")
+                .map_err(|e| self.err(e))?;
+        }
+        if self.read_only {
+            return self
+                .conn
+                .execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;")
+                .map_err(|e| self.err(e));
+        }
         self.conn
             .execute_batch(
                 // A 16 MB page cache (grown only as used). Storing a plan of
                 // 100,000 actions touches about 40 MB of pages: with 64 MB it
                 // stored 10% faster but peaked 45 MB higher; with SQLite's
                 // default 2 MB, 15% slower (`bench planners`, 2026-12).
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
                  PRAGMA cache_size = -16384;",
             )
             .map_err(|e| self.err(e))?;
@@ -276,11 +405,18 @@ impl Store {
                 known,
             });
         }
+        if current < known && self.read_only {
+            return Err(StoreError::ReadOnlyOld {
+                path: self.path.clone(),
+                found: current,
+                known,
+            });
+        }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
             let path = self.path.clone();
             let err = |source| StoreError::Sqlite {
                 path: path.clone(),
-                source,
+                cause: source,
             };
             let tx = self
                 .conn
@@ -321,12 +457,17 @@ impl Store {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite {
             path: path.clone(),
-            source,
+            cause: source,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        // Read-only: a deferred transaction, so that `f` may read and find
+        // nothing to change; a write in it fails with SQLite's "attempt to
+        // write a readonly database".
+        let behavior = if self.read_only {
+            rusqlite::TransactionBehavior::Deferred
+        } else {
+            rusqlite::TransactionBehavior::Immediate
+        };
+        let tx = self.conn.transaction_with_behavior(behavior).map_err(err)?;
         let v = f(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(v)
@@ -414,18 +555,34 @@ impl Store {
 
     /// Records each action type's description (Watcher's
     /// `action_descriptions`), updating those that changed; one transaction.
+    /// Writes nothing when every description is already recorded.
     pub fn sync_action_descriptions(&mut self, types: &[(String, String)]) -> Result<usize> {
+        let recorded: std::collections::HashMap<String, String> = self
+            .rows(
+                "SELECT action_type, description FROM action_descriptions",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .into_iter()
+            .collect();
+        let changed: Vec<&(String, String)> = types
+            .iter()
+            .filter(|(t, d)| recorded.get(t) != Some(d))
+            .collect();
+        if changed.is_empty() {
+            return Ok(0);
+        }
         self.write(|tx| {
-            let mut changed = 0;
-            for (t, d) in types {
-                changed += tx.execute(
+            let mut changed_rows = 0;
+            for (t, d) in changed {
+                changed_rows += tx.execute(
                     "INSERT INTO action_descriptions (action_type, description, created_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT(action_type) DO UPDATE SET description = excluded.description, updated_at = excluded.created_at \
                      WHERE description <> excluded.description",
                     params![t, d, now()],
                 )?;
             }
-            Ok(changed)
+            Ok(changed_rows)
         })
     }
 

@@ -39,13 +39,23 @@ fn exec_error(e: OpError) -> PluginError {
     }
 }
 
+/// The longest simulated time one action takes: 366 days.
+const MAX_SIMULATED_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
 /// Waits the simulated time of the action; false when aborted.
 fn take_time(ctx: &Context, db: &SimDb) -> bool {
     let base = ctx.action["estimated_duration_seconds"]
         .as_f64()
         .unwrap_or(0.0);
     let scale = db.time_scale().unwrap_or(1.0);
-    let secs = (base * scale).max(0.0);
+    // Bounded: a sim.db written before `--time-scale` was bounded, or a
+    // NaN, must not panic `from_secs_f64`.
+    let secs = base * scale;
+    let secs = if secs.is_nan() {
+        0.0
+    } else {
+        secs.clamp(0.0, MAX_SIMULATED_SECONDS)
+    };
     secs == 0.0 || ctx.abort_signal().sleep(Duration::from_secs_f64(secs))
 }
 

@@ -17,30 +17,30 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// SQLite failed.
-    #[error("simulated cloud {}: {source}", path.display())]
+    #[error("simulated cloud {}: {cause}", path.display())]
     Sqlite {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: rusqlite::Error,
+        /// Why (in the message, not a `source`, so it is printed once).
+        cause: rusqlite::Error,
     },
     /// A row holds JSON that is not a model entry.
-    #[error("simulated cloud {}: corrupt {what}: {source}", path.display())]
+    #[error("simulated cloud {}: corrupt {what}: {cause}", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// Which row.
         what: String,
         /// Why.
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
     /// The directory could not be created.
-    #[error("cannot create {}: {source}", path.display())]
+    #[error("cannot create {}: {cause}", path.display())]
     Io {
         /// The directory.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -58,6 +58,56 @@ pub fn path_beside(store_db: &Path) -> PathBuf {
     store_db.with_file_name("sim.db")
 }
 
+/// How [`SimDb::open`] opens the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    ReadOnly,
+    /// Read-only, with SQLite told no one else writes it.
+    Immutable,
+}
+
+impl SimError {
+    /// Whether SQLite refused because the file or its directory cannot be
+    /// written.
+    fn is_write_refusal(&self) -> bool {
+        matches!(
+            self,
+            SimError::Sqlite {
+                cause: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } if matches!(
+                f.code,
+                rusqlite::ErrorCode::ReadOnly
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::PermissionDenied
+            )
+        )
+    }
+}
+
+/// Whether `<db>-wal` exists and is not empty.
+fn has_wal_content(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
+}
+
+/// `path` for a `file:` URI, the characters a URI gives meaning to
+/// percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The open simulated cloud.
 pub struct SimDb {
     conn: Connection,
@@ -65,26 +115,80 @@ pub struct SimDb {
 }
 
 impl SimDb {
-    /// Opens (creating if needed) the file.
+    /// Opens (creating if needed) the file. Nothing is written when the
+    /// file is already in WAL mode with its tables; a file SQLite cannot
+    /// write (a read-only file or directory) is opened read-only, so `sim
+    /// show` and the collector still read it.
     pub fn open(path: &Path) -> Result<Self, SimError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
         {
             std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
                 path: dir.to_path_buf(),
-                source,
+                cause: source,
             })?;
         }
+        match Self::open_with(path, Access::ReadWrite) {
+            Err(e) if path.is_file() && e.is_write_refusal() => {
+                match Self::open_with(path, Access::ReadOnly) {
+                    // No -shm file and a directory we cannot write: only
+                    // as immutable, right only when no -wal holds commits.
+                    Err(e) if e.is_write_refusal() && !has_wal_content(path) => {
+                        Self::open_with(path, Access::Immutable)
+                    }
+                    r => r,
+                }
+            }
+            r => r,
+        }
+    }
+
+    fn open_with(path: &Path, access: Access) -> Result<Self, SimError> {
+        use rusqlite::OpenFlags;
         let err = |source| SimError::Sqlite {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
-        let conn = Connection::open(path).map_err(err)?;
+        let read_only_flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = match access {
+            Access::ReadWrite => Connection::open(path),
+            Access::ReadOnly => Connection::open_with_flags(path, read_only_flags),
+            Access::Immutable => Connection::open_with_flags(
+                format!("file:{}?immutable=1", uri_path(path)),
+                read_only_flags,
+            ),
+        }
+        .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+        let read_only =
+            access != Access::ReadWrite || conn.is_readonly(rusqlite::MAIN_DB).map_err(err)?;
+        // A first read: a WAL file that cannot be read this way fails here,
+        // at open, where the caller falls back to another access.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        if !read_only {
+            if !mode.eq_ignore_ascii_case("wal") {
+                conn.execute_batch("PRAGMA journal_mode = WAL;")
+                    .map_err(err)?;
+            }
+            conn.execute_batch("PRAGMA synchronous = FULL;")
+                .map_err(err)?;
+            let tables: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'nodes', 'instances', 'storage_pools', 'volumes')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            if tables < 5 {
+                conn.execute_batch(SCHEMA).map_err(err)?;
+            }
+        }
         Ok(Self {
             conn,
             path: path.to_path_buf(),
@@ -94,7 +198,7 @@ impl SimDb {
     fn err(&self, source: rusqlite::Error) -> SimError {
         SimError::Sqlite {
             path: self.path.clone(),
-            source,
+            cause: source,
         }
     }
 
@@ -103,7 +207,7 @@ impl SimDb {
         let path = self.path.clone();
         let err = |source| SimError::Sqlite {
             path: path.clone(),
-            source,
+            cause: source,
         };
         let tx = self
             .conn
@@ -186,7 +290,7 @@ impl SimDb {
                 serde_json::from_str(&d).map_err(|source| SimError::Corrupt {
                     path: self.path.clone(),
                     what: format!("{table} {k}"),
-                    source,
+                    cause: source,
                 })
             })
             .collect()

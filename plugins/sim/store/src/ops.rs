@@ -123,7 +123,7 @@ impl SimError {
     pub(crate) fn from_rusqlite(e: rusqlite::Error) -> Self {
         SimError::Sqlite {
             path: PathBuf::new(),
-            source: e,
+            cause: e,
         }
     }
 }
@@ -137,7 +137,7 @@ impl SimDb {
         let path = self.path.clone();
         let err = |source| SimError::Sqlite {
             path: path.clone(),
-            source,
+            cause: source,
         };
         let tx = self
             .conn
