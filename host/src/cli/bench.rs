@@ -76,6 +76,20 @@ pub enum BenchCommand {
         #[arg(long, hide = true)]
         case: Option<String>,
     },
+    /// The user's path: `plan --input`, `action-plan import`, `start
+    /// --wait`, `show` and `action list` as child processes, against the
+    /// same work in process (a ratio; the target is at most 1.5).
+    UserPath {
+        /// Migrations planned by `plan --input` (the weight planner).
+        #[arg(long, default_value_t = 100_000)]
+        plan_actions: usize,
+        /// Independent nop actions imported and applied.
+        #[arg(long, default_value_t = 10_000)]
+        apply_actions: usize,
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// `action-plan import` of N actions with random DAG edges (each
     /// waiting for up to two of the previous thousand), with and without
     /// references, against the same actions with no edges: wall time and
@@ -98,6 +112,11 @@ pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             calls,
             plugin,
         } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
+        BenchCommand::UserPath {
+            plan_actions,
+            apply_actions,
+            runs,
+        } => super::bench_user_path::run(env, plan_actions, apply_actions, runs),
         BenchCommand::Import { sizes, runs } => super::bench_import::run(env, &sizes, runs),
         BenchCommand::Applier { sizes, runs } => super::bench_applier::run(env, &sizes, runs),
         BenchCommand::Strategies {

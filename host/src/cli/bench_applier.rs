@@ -35,7 +35,7 @@ fn bench_policy() -> crate::policy::Policy {
 
 /// Stores a plan of `actions` (`(type, params, parents by index)`) and runs
 /// it; returns the wall time in seconds.
-fn run_plan(
+pub(super) fn run_plan(
     env: &Env,
     dir: &std::path::Path,
     name: &str,

@@ -4,13 +4,14 @@
 //! the built binary itself in a child process with a fresh database, so
 //! its wall time and peak memory (`wait4`'s `ru_maxrss`) are the command's.
 
+use super::bench_child::{median, run_child};
 use super::output::outln;
 use super::{CliResult, Env};
 use serde_json::{Value, json};
+use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
-use std::time::Instant;
+use std::process::ExitCode;
 
 /// Deterministic pseudo-random numbers (xorshift64*).
 struct Rng(u64);
@@ -96,67 +97,24 @@ fn write_file(path: &Path, n: usize, variant: Variant) -> anyhow::Result<(usize,
 
 /// Runs `sextant action-plan import FILE` in a child on a fresh database;
 /// returns its wall time in seconds and peak resident memory in MB.
-fn import_once(env: &Env, exe: &Path, file: &Path, work: &Path) -> anyhow::Result<(f64, f64)> {
+fn import_once(env: &Env, file: &Path, work: &Path) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::Builder::new().prefix("import").tempdir_in(work)?;
-    let stderr = dir.path().join("stderr");
-    let mut cmd = std::process::Command::new(exe);
-    for d in &env.plugin_dirs {
-        cmd.arg("--plugin-dir").arg(d);
-    }
-    if let Some(c) = &env.config.source {
-        cmd.arg("--config").arg(c);
-    }
-    cmd.arg("--db")
-        .arg(dir.path().join("sextant.db"))
-        .args(["action-plan", "import"])
-        .arg(file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr)?);
-    let t = Instant::now();
-    let child = cmd.spawn()?;
-    let pid = libc::pid_t::try_from(child.id())?;
-    let mut status: libc::c_int = 0;
-    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, which nothing else reaps (the
-    // `Child` is dropped without waiting); the pointers are to locals.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = t.elapsed().as_secs_f64();
-    drop(child);
-    if reaped != pid {
-        return Err(anyhow::anyhow!(
-            "wait4: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(anyhow::anyhow!(
-            "import of {} failed (wait status {status}): {}",
-            file.display(),
-            std::fs::read_to_string(&stderr).unwrap_or_default()
-        ));
-    }
-    // ru_maxrss is in kilobytes on Linux.
-    Ok((secs, usage.ru_maxrss as f64 / 1024.0))
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let run = run_child(
+        env,
+        &dir.path().join("sextant.db"),
+        [
+            OsStr::new("action-plan"),
+            OsStr::new("import"),
+            file.as_os_str(),
+        ],
+        false,
+    )?;
+    Ok((run.secs, run.peak_mb))
 }
 
 /// The benchmark: for each size, the three variants' imports interleaved
 /// run by run, so they share the machine's noise.
 pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
-    let exe = std::env::current_exe()?;
     let work = tempfile::Builder::new()
         .prefix("sextant-bench-import")
         .tempdir()?;
@@ -177,7 +135,7 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
         let mut rss: Vec<Vec<f64>> = vec![Vec::new(); files.len()];
         for _ in 0..runs.max(1) {
             for (k, (_, f, _, _)) in files.iter().enumerate() {
-                let (s, m) = import_once(env, &exe, f, work.path())?;
+                let (s, m) = import_once(env, f, work.path())?;
                 secs[k].push(s);
                 rss[k].push(m);
             }

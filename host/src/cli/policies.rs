@@ -16,6 +16,7 @@ pub enum PolicyCommand {
     /// The named policies of the policy directories (SEXTANT_POLICY_PATH,
     /// then the installation's), each checked.
     List {
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -24,6 +25,7 @@ pub enum PolicyCommand {
     Show {
         /// A policy name (looked up in the policy directories) or a file.
         policy: String,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -32,6 +34,7 @@ pub enum PolicyCommand {
     Validate {
         /// The policy file.
         file: PathBuf,
+        /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },

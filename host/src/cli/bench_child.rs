@@ -1,0 +1,109 @@
+//! Runs the built binary itself as a child process for the benchmarks that
+//! measure the user's path: its wall time and its peak resident memory
+//! (`wait4`'s `ru_maxrss`), which are the command's own.
+
+use super::Env;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+/// What one command took.
+pub(super) struct ChildRun {
+    /// Wall time, in seconds.
+    pub(super) secs: f64,
+    /// Peak resident memory, in MB.
+    pub(super) peak_mb: f64,
+    /// What it printed.
+    pub(super) stdout: String,
+}
+
+/// Runs `sextant --db DB ARGS…` (with the caller's plugin directories and
+/// config) to completion; an exit status other than 0 is an error with its
+/// standard error. `keep_stdout`: standard output is returned, else it
+/// goes to /dev/null (for commands that print a lot).
+pub(super) fn run_child<I, S>(
+    env: &Env,
+    db: &Path,
+    args: I,
+    keep_stdout: bool,
+) -> anyhow::Result<ChildRun>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let exe = std::env::current_exe()?;
+    let work = tempfile::Builder::new().prefix("sextant-child").tempdir()?;
+    let (out, err) = (work.path().join("stdout"), work.path().join("stderr"));
+    let mut cmd = std::process::Command::new(&exe);
+    for d in &env.plugin_dirs {
+        cmd.arg("--plugin-dir").arg(d);
+    }
+    if let Some(c) = &env.config.source {
+        cmd.arg("--config").arg(c);
+    }
+    let args: Vec<PathBuf> = args
+        .into_iter()
+        .map(|a| PathBuf::from(a.as_ref()))
+        .collect();
+    cmd.arg("--db")
+        .arg(db)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(if keep_stdout {
+            Stdio::from(std::fs::File::create(&out)?)
+        } else {
+            Stdio::null()
+        })
+        .stderr(std::fs::File::create(&err)?);
+    let t = Instant::now();
+    let child = cmd.spawn()?;
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, which nothing else reaps (the
+    // `Child` is dropped without waiting); the pointers are to locals.
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = t.elapsed().as_secs_f64();
+    drop(child);
+    if reaped != pid {
+        return Err(anyhow::anyhow!(
+            "wait4: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(anyhow::anyhow!(
+            "sextant {} failed (wait status {status}): {}",
+            args.iter()
+                .map(|a| a.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        ));
+    }
+    Ok(ChildRun {
+        secs,
+        // ru_maxrss is in kilobytes on Linux.
+        peak_mb: usage.ru_maxrss as f64 / 1024.0,
+        stdout: if keep_stdout {
+            std::fs::read_to_string(&out)?
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// The median of `v` (0 for none).
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
