@@ -78,7 +78,7 @@ fn logs_into_redirected_stderr_have_no_colour_codes() {
         .env_remove("NO_COLOR"));
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(
-        out.stderr.contains("serving: database"),
+        out.stderr.contains("serve started"),
         "expected log lines at -v: {}",
         out.stderr
     );
