@@ -31,6 +31,10 @@ pub enum TemplateCommand {
         /// A default parameter, KEY=VALUE (repeatable); needs a strategy.
         #[arg(short = 'p', long = "default-parameter", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        /// The scheduling policy (name or file) of the audits made from it
+        /// that give none.
+        #[arg(long)]
+        policy: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -40,6 +44,24 @@ pub enum TemplateCommand {
         goal: Option<String>,
         #[arg(long)]
         strategy: Option<String>,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Changes a template's name, description or policy.
+    Update {
+        template: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(short, long)]
+        description: Option<String>,
+        /// The scheduling policy (name or file) of the audits made from it.
+        #[arg(long, conflicts_with = "no_policy")]
+        policy: Option<String>,
+        /// Removes its policy.
+        #[arg(long)]
+        no_policy: bool,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -96,6 +118,22 @@ pub enum AuditCommand {
         goal: Option<String>,
         #[arg(long)]
         strategy: Option<String>,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Suspends (--state SUSPENDED) or resumes (--state ONGOING) an audit,
+    /// cancels it (--state CANCELLED), or changes a CONTINUOUS audit's
+    /// interval.
+    Update {
+        audit: String,
+        /// SUSPENDED, ONGOING or CANCELLED.
+        #[arg(long)]
+        state: Option<String>,
+        /// CONTINUOUS: seconds, or a cron expression.
+        #[arg(short, long)]
+        interval: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -118,10 +156,7 @@ pub enum AuditCommand {
 }
 
 fn input_error(e: StoreError) -> CliError {
-    match e {
-        e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
-        e => e.into(),
-    }
+    super::lifecycle::store_input(e)
 }
 
 fn decide_error(e: DecideError) -> CliError {
@@ -138,7 +173,26 @@ fn matches(filter: &Option<String>, uuid: Option<&str>, name: Option<&str>) -> b
 }
 
 pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
-    let (mut store, _plugins, _) = env.open_store_synced()?;
+    if let TemplateCommand::Update {
+        template,
+        name,
+        description,
+        policy,
+        no_policy,
+        format,
+    } = &cmd
+    {
+        return super::lifecycle::update_template(
+            env,
+            template,
+            name.as_deref(),
+            description.as_deref(),
+            policy.as_deref(),
+            *no_policy,
+            *format,
+        );
+    }
+    let (mut store, plugins, _) = env.open_store_synced()?;
     match cmd {
         TemplateCommand::Create {
             name,
@@ -147,6 +201,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
             description,
             scope,
             params,
+            policy,
             format,
         } => {
             if store.template(&name).is_ok() {
@@ -201,6 +256,14 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                     v
                 }
             };
+            let policy = match &policy {
+                Some(p) => {
+                    let types = env.action_types();
+                    let vocab = crate::policy::Vocabulary::of(&types, &plugins);
+                    Some(crate::decide::stored_policy(p, &vocab).map_err(decide_error)?)
+                }
+                None => None,
+            };
             let t = store.create_template(&NewTemplate {
                 name: &name,
                 description: &description,
@@ -208,6 +271,8 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                 strategy: s.as_ref().map(|s| s.uuid.as_str()),
                 scope,
                 default_parameters,
+                policy: policy.as_ref().map(|(r, _)| r.clone()),
+                policy_content: policy.as_ref().map(|(_, c)| c.clone()),
             })?;
             if !print_structured(format, &t)? {
                 println!("created audit template {} ({})", t.name, t.uuid);
@@ -216,6 +281,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
         TemplateCommand::List {
             goal,
             strategy,
+            page,
             format,
         } => {
             let list: Vec<_> = store
@@ -230,6 +296,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                     )
                 })
                 .collect();
+            let list = super::lists::page(list, super::lists::TEMPLATE_KEYS, &page)?;
             if !print_structured(format, &list)? {
                 let mut table = Table::new(&["UUID", "NAME", "GOAL", "STRATEGY"]);
                 for t in &list {
@@ -254,6 +321,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                 println!("{}", serde_yaml_ng::to_string(&t)?);
             }
         }
+        TemplateCommand::Update { .. } => unreachable!("handled above"),
         TemplateCommand::Delete { templates } => {
             for t in &templates {
                 let t = store.delete_template(t).map_err(input_error)?;
@@ -265,6 +333,21 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
 }
 
 pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
+    if let AuditCommand::Update {
+        audit,
+        state,
+        interval,
+        format,
+    } = &cmd
+    {
+        return super::lifecycle::update_audit(
+            env,
+            audit,
+            state.as_deref(),
+            interval.as_deref(),
+            *format,
+        );
+    }
     let (mut store, plugins, _) = env.open_store_synced()?;
     match cmd {
         AuditCommand::Create {
@@ -315,6 +398,9 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 if let Some(m) = &a.status_message {
                     println!("  {m}");
                 }
+                if let Some(p) = &a.action_plan {
+                    println!("  action plan: {p}");
+                }
             }
             if a.state == "FAILED" {
                 return Ok(ExitCode::from(1));
@@ -323,6 +409,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
         AuditCommand::List {
             goal,
             strategy,
+            page,
             format,
         } => {
             let list: Vec<_> = store
@@ -337,6 +424,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                     )
                 })
                 .collect();
+            let list = super::lists::page(list, super::lists::AUDIT_KEYS, &page)?;
             if !print_structured(format, &list)? {
                 let mut t = Table::new(&[
                     "UUID",
@@ -389,6 +477,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 .map_err(input_error)?;
             println!("audit {} ({}): {}", a.name, a.uuid, a.state);
         }
+        AuditCommand::Update { .. } => unreachable!("handled above"),
         AuditCommand::Delete { audits } => {
             for id in &audits {
                 let a = store.audit(id).map_err(input_error)?;

@@ -14,6 +14,8 @@ pub enum ActionPlanCommand {
     List {
         #[arg(long)]
         audit: Option<String>,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
@@ -42,6 +44,17 @@ pub enum ActionPlanCommand {
     /// Cancels a plan; a running one is cancelled by its applier, wherever
     /// it runs.
     Cancel { plan: String },
+    /// Deletes plans (soft delete, their actions with them): not a queued
+    /// or running one (cancel it first).
+    Delete { plans: Vec<String> },
+    /// Makes a new RECOMMENDED plan of what a FAILED or CANCELLED plan left
+    /// undone (its actions that neither succeeded nor were skipped, with
+    /// the edges among them); prints its uuid.
+    Retry {
+        plan: String,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Resumes interrupted plans (or one), here, until they end.
     Resume {
         plan: Option<String>,
@@ -65,18 +78,26 @@ pub enum ActionCommand {
     List {
         #[arg(long = "plan")]
         plan: String,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// One action.
+    /// One action (uuid, unique uuid prefix, or name with --plan).
     Show {
         action: String,
+        /// The plan whose action is named.
+        #[arg(long = "plan")]
+        plan: Option<String>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
     /// Skips a PENDING action before it runs.
     Skip {
         action: String,
+        /// The plan whose action is named.
+        #[arg(long = "plan")]
+        plan: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -92,10 +113,7 @@ pub enum GraphFormat {
 }
 
 fn input_error(e: StoreError) -> CliError {
-    match e {
-        e @ StoreError::NotFound { .. } => CliError::input(e),
-        e => e.into(),
-    }
+    super::lifecycle::store_input(e)
 }
 
 /// What an action acts on, for labels: `source -> destination` for moves,
@@ -229,6 +247,10 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             return start(env, &plan, wait, &run.flags(), run.format);
         }
         ActionPlanCommand::Cancel { plan } => return cancel(env, &plan),
+        ActionPlanCommand::Delete { plans } => return super::lifecycle::delete_plans(env, &plans),
+        ActionPlanCommand::Retry { plan, format } => {
+            return super::lifecycle::retry_plan(env, &plan, format);
+        }
         ActionPlanCommand::Resume { plan, wait: _, run } => {
             return resume(env, plan.as_deref(), &run.flags(), run.format);
         }
@@ -236,8 +258,13 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
     };
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
-        ActionPlanCommand::List { audit, format } => {
+        ActionPlanCommand::List {
+            audit,
+            page,
+            format,
+        } => {
             let plans = store.plans(audit.as_deref()).map_err(input_error)?;
+            let plans = super::lists::page(plans, super::lists::PLAN_KEYS, &page)?;
             if !print_structured(format, &plans)? {
                 let mut t =
                     Table::new(&["UUID", "AUDIT", "STATE", "PLANNER", "ACTIONS", "UPDATED AT"]);
@@ -287,6 +314,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                     "RESOURCE",
                     "STATE",
                     "PARENTS",
+                    "MESSAGE",
                 ]);
                 for a in &actions {
                     t.row(vec![
@@ -296,6 +324,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         resource(a),
                         a.state.clone(),
                         parent_names(&actions, a),
+                        a.status_message.clone().unwrap_or_default(),
                     ]);
                 }
                 print!("{}", t.render());
@@ -311,29 +340,44 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
 }
 
 pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
-    if let ActionCommand::Skip { action, reason } = &cmd {
-        return super::apply::skip(env, action, reason.as_deref());
+    if let ActionCommand::Skip {
+        action,
+        plan,
+        reason,
+    } = &cmd
+    {
+        return super::apply::skip(env, action, plan.as_deref(), reason.as_deref());
     }
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
-        ActionCommand::List { plan, format } => {
-            let actions = store.actions(&plan).map_err(input_error)?;
+        ActionCommand::List { plan, page, format } => {
+            let all = store.actions(&plan).map_err(input_error)?;
+            let actions = super::lists::page(all.clone(), super::lists::ACTION_KEYS, &page)?;
             if !print_structured(format, &actions)? {
-                let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS"]);
+                let mut t =
+                    Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS", "MESSAGE"]);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
                         a.name.clone(),
                         a.action_type.clone(),
                         a.state.clone(),
-                        parent_names(&actions, a),
+                        parent_names(&all, a),
+                        a.status_message.clone().unwrap_or_default(),
                     ]);
                 }
                 print!("{}", t.render());
             }
         }
-        ActionCommand::Show { action, format } => {
-            let a = store.action(&action).map_err(input_error)?;
+        ActionCommand::Show {
+            action,
+            plan,
+            format,
+        } => {
+            let uuid = store
+                .resolve_action(&action, plan.as_deref())
+                .map_err(input_error)?;
+            let a = store.action(&uuid).map_err(input_error)?;
             let mut v = serde_json::to_value(&a)?;
             v["description"] = json!(store.action_description(&a.action_type)?);
             if !print_structured(format, &v)? {
