@@ -264,6 +264,10 @@ fn a_suspended_continuous_audit_makes_no_plan_until_it_is_resumed() {
     );
     home.ok(&["serve", "--exit-after", "2"]);
     assert_eq!(plans(&home), 1);
+    home.refused(
+        &["audit", "delete", "every-hour"],
+        &[&audit, "ONGOING", "cancel it first", "--state SUSPENDED"],
+    );
     let out = home.ok(&[
         "audit",
         "update",
@@ -334,6 +338,10 @@ fn a_suspended_continuous_audit_makes_no_plan_until_it_is_resumed() {
         &[oneshot, "SUCCEEDED", "only a SUSPENDED audit is resumed"],
     );
     home.refused(&["audit", "update", oneshot], &["nothing to change"]);
+    // Suspended, it may be deleted, as in Watcher.
+    home.ok(&["audit", "update", &audit, "--state", "SUSPENDED"]);
+    home.ok(&["audit", "delete", &audit]);
+    home.refused(&["audit", "show", &audit], &["not found"]);
 }
 
 #[test]

@@ -479,6 +479,13 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
         }
         AuditCommand::Update { .. } => unreachable!("handled above"),
         AuditCommand::Delete { audits } => {
+            // Every audit is checked before any is deleted.
+            for id in &audits {
+                let a = store.audit(id).map_err(input_error)?;
+                if let Some(refusal) = super::lifecycle::audit_delete_refusal(&a) {
+                    return Err(refusal);
+                }
+            }
             for id in &audits {
                 let a = store.audit(id).map_err(input_error)?;
                 store

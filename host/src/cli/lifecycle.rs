@@ -68,6 +68,24 @@ pub fn retry_plan(env: &Env, id: &str, format: Format) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Why an audit is not deleted now, with what to do: Watcher deletes
+/// audits from FAILED, SUCCEEDED, CANCELLED and SUSPENDED only
+/// (`DELETE /v1/audits`).
+pub fn audit_delete_refusal(a: &crate::store::audits::AuditRow) -> Option<CliError> {
+    if crate::store::audits::audit_transition_allowed(&a.state, "DELETED") {
+        return None;
+    }
+    Some(store_input(StoreError::Refused {
+        kind: "audit",
+        id: a.uuid.clone(),
+        state: a.state.clone(),
+        what: format!(
+            "an audit that has not ended is not deleted; cancel it first (`sextant audit cancel {}`) or suspend it (`sextant audit update {} --state SUSPENDED`)",
+            a.uuid, a.uuid
+        ),
+    }))
+}
+
 /// The states `audit update --state` moves an audit to.
 pub const AUDIT_UPDATE_STATES: [&str; 3] = ["SUSPENDED", "ONGOING", "CANCELLED"];
 
