@@ -18,7 +18,9 @@ struct Home {
 
 impl Home {
     fn new() -> Self {
-        Self { dir: scratch() }
+        let dir = scratch();
+        std::fs::create_dir_all(dir.path().join("types")).expect("mkdir");
+        Self { dir }
     }
     fn path(&self) -> &Path {
         self.dir.path()
@@ -26,8 +28,16 @@ impl Home {
     fn db(&self) -> PathBuf {
         self.path().join("data/sextant/sextant.db")
     }
+    fn types(&self) -> PathBuf {
+        self.path().join("types")
+    }
+    fn cmd(&self) -> std::process::Command {
+        let mut c = sextant(self.path());
+        c.env("SEXTANT_ACTION_TYPE_PATH", self.types());
+        c
+    }
     fn run(&self, args: &[&str]) -> Run {
-        run(sextant(self.path()).args(args))
+        run(self.cmd().args(args))
     }
     fn ok(&self, args: &[&str]) -> Run {
         let out = self.run(args);
@@ -40,7 +50,7 @@ impl Home {
             name,
             &json!({ "actions": actions }).to_string(),
         );
-        let out = run(sextant(self.path()).args(["action-plan", "import"]).arg(&f));
+        let out = run(self.cmd().args(["action-plan", "import"]).arg(&f));
         assert_eq!(out.status, 0, "{}", out.stderr);
         out.stdout.trim().to_string()
     }
@@ -139,7 +149,8 @@ fn interrupted_plan(home: &Home) -> String {
         "long.json",
         json!([{"id": "s", "action_type": "sleep", "input_parameters": {"duration": 30}}]),
     );
-    let mut child = sextant(home.path())
+    let mut child = home
+        .cmd()
         .args(["action-plan", "start", &plan, "--wait"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -536,6 +547,61 @@ fn retry_makes_a_new_plan_of_exactly_the_unfinished_actions_and_their_edges() {
         &["action-plan", "retry", &good],
         &["SUCCEEDED", "nothing is left"],
     );
+}
+
+#[test]
+fn a_retried_action_reads_the_outputs_of_the_finished_actions_it_referenced() {
+    let home = Home::new();
+    write_file(
+        &home.types(),
+        "emit.yaml",
+        "name: emit\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", '{\"host\": \"%s\"}', \"{{ host }}\"]\nparameters:\n  type: object\n  properties:\n    host: {type: string}\n",
+    );
+    write_file(
+        &home.types(),
+        "echo_arg.yaml",
+        "name: echo_arg\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", \"<%s>\", \"{{ value }}\"]\nparameters:\n  type: object\n  properties:\n    value: {type: string}\n",
+    );
+    let plan = home.import(
+        "ctx.json",
+        json!([
+            {"id": "first", "action_type": "emit", "input_parameters": {"host": "compute-9"}},
+            nop("gate", &["first"], json!({"fail_execute": true})),
+            {"id": "second", "action_type": "echo_arg", "input_parameters": {"value": "{{ actions.first.outputs.host }}"}, "parents": ["gate"]},
+        ]),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--execution-rule",
+        "STRICT",
+    ]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(home.action(&plan, "first")["state"], "SUCCEEDED");
+    assert_eq!(home.action(&plan, "second")["state"], "CANCELLED");
+    let new = home
+        .ok(&["action-plan", "retry", &plan])
+        .stdout
+        .trim()
+        .to_string();
+    let names: Vec<Value> = home
+        .actions(&new)
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("gate"), json!("second")]);
+    // `first` is not in the new plan: its output is read now.
+    assert_eq!(
+        home.action(&new, "second")["input_parameters"]["value"],
+        "compute-9"
+    );
+    let extra = Store::open(&home.db())
+        .expect("open")
+        .plan_extra(&new)
+        .expect("extra");
+    assert_eq!(extra["references"], Value::Null, "{extra}");
 }
 
 #[test]
