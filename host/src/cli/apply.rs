@@ -17,10 +17,7 @@ fn input(msg: impl std::fmt::Display) -> CliError {
 }
 
 fn store_input(e: StoreError) -> CliError {
-    match e {
-        e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
-        e => e.into(),
-    }
+    super::lifecycle::store_input(e)
 }
 
 /// The policy a run uses: `--policy`, else the one recorded with the plan,
@@ -350,25 +347,85 @@ fn progress_bar(
     (stop, handle)
 }
 
-fn print_outcome(o: &PlanOutcome, format: Format) -> CliResult {
-    if !print_structured(format, o)? {
+/// Prints how a run ended, with the actions that failed, were skipped or
+/// were cancelled and their messages (the `actions` of the JSON form);
+/// exit status 0 only when the plan SUCCEEDED, else 1.
+fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
+    let unfinished: Vec<_> = Store::open(&env.db)?
+        .actions(&o.uuid)?
+        .into_iter()
+        .filter(|a| ["FAILED", "SKIPPED", "CANCELLED"].contains(&a.state.as_str()))
+        .collect();
+    let mut doc = serde_json::to_value(o)?;
+    doc["actions"] = serde_json::json!(
+        unfinished
+            .iter()
+            .map(|a| serde_json::json!({
+                "uuid": a.uuid,
+                "name": a.name,
+                "action_type": a.action_type,
+                "state": a.state,
+                "status_message": a.status_message,
+            }))
+            .collect::<Vec<_>>()
+    );
+    if !print_structured(format, &doc)? {
         outln!("action plan {}: {}", o.uuid, o.state);
         if let Some(m) = &o.status_message {
             outln!("  {m}");
         }
+        if !unfinished.is_empty() {
+            let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "MESSAGE"]);
+            for a in &unfinished {
+                t.row(vec![
+                    a.uuid.clone(),
+                    a.name.clone(),
+                    a.action_type.clone(),
+                    a.state.clone(),
+                    a.status_message.clone().unwrap_or_default(),
+                ]);
+            }
+            out!("{}", t.render());
+        }
     }
-    Ok(if o.state == "SUCCEEDED" || o.state == "CANCELLED" {
+    Ok(if o.state == "SUCCEEDED" {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
+/// Why a plan in `state` is not started, and what to do instead: `start`
+/// and `start --wait` take RECOMMENDED plans only, as Watcher's
+/// `POST /v1/action_plans/{uuid}/start` does (else 400 `StartError`).
+fn not_startable(uuid: &str, state: &str) -> CliError {
+    let what = match state {
+        "PENDING" => format!(
+            "it is queued: `sextant serve` runs it, or `sextant action-plan resume {uuid}` runs it here"
+        ),
+        "ONGOING" | "CANCELLING" => format!(
+            "it was started already; if its applier was interrupted, `sextant action-plan resume {uuid}` goes on with it"
+        ),
+        "FAILED" | "CANCELLED" => format!(
+            "it has ended; `sextant action-plan retry {uuid}` makes a new plan of its unfinished actions"
+        ),
+        "SUCCEEDED" => "it has run to the end".to_string(),
+        _ => "its audit made a newer plan".to_string(),
+    };
+    input(format!(
+        "action plan {uuid} is {state}: only a RECOMMENDED plan can be started; {what}"
+    ))
+}
+
 /// `action-plan start ID [--wait]`.
 pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Format) -> CliResult {
     if wait {
-        let o = apply_now(env, plan, flags)?;
-        return print_outcome(&o, format);
+        let p = Store::open(&env.db)?.plan(plan).map_err(store_input)?;
+        if p.state != "RECOMMENDED" {
+            return Err(not_startable(&p.uuid, &p.state));
+        }
+        let o = apply_now(env, &p.uuid, flags)?;
+        return print_outcome(env, &o, format);
     }
     let (mut store, plugins, _) = env.open_store_synced()?;
     let p = store.plan(plan).map_err(store_input)?;
@@ -384,10 +441,8 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
         &["RECOMMENDED"],
         true,
     )? {
-        return Err(input(format!(
-            "action plan {} is {}: only a RECOMMENDED plan can be started",
-            p.uuid, p.state
-        )));
+        let state = store.plan(&p.uuid).map_err(store_input)?.state;
+        return Err(not_startable(&p.uuid, &state));
     }
     if !print_structured(
         format,
@@ -434,7 +489,7 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
     let mut code = ExitCode::SUCCESS;
     for id in ids {
         let o = apply_now(env, &id, flags)?;
-        if print_outcome(&o, format)? != ExitCode::SUCCESS {
+        if print_outcome(env, &o, format)? != ExitCode::SUCCESS {
             code = ExitCode::from(1);
         }
     }
@@ -442,14 +497,21 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
 }
 
 /// `action skip ID [--reason]`.
-pub fn skip(env: &Env, action: &str, reason: Option<&str>, format: Format) -> CliResult {
+pub fn skip(
+    env: &Env,
+    action: &str,
+    plan: Option<&str>,
+    reason: Option<&str>,
+    format: Format,
+) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
-    store.skip_action(action, reason).map_err(store_input)?;
+    let uuid = store.resolve_action(action, plan).map_err(store_input)?;
+    store.skip_action(&uuid, reason).map_err(store_input)?;
     if !print_structured(
         format,
-        &serde_json::json!({"action": action, "state": "SKIPPED"}),
+        &serde_json::json!({"action": uuid, "state": "SKIPPED"}),
     )? {
-        outln!("action {action}: SKIPPED");
+        outln!("action {uuid}: SKIPPED");
     }
     Ok(ExitCode::SUCCESS)
 }

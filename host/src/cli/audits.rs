@@ -37,6 +37,10 @@ pub enum TemplateCommand {
         /// A default parameter, KEY=VALUE (repeatable); needs a strategy.
         #[arg(short = 'p', long = "default-parameter", value_name = "KEY=VALUE")]
         params: Vec<String>,
+        /// The scheduling policy (name or file) of the audits made from it
+        /// that give none.
+        #[arg(long)]
+        policy: Option<String>,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -49,6 +53,28 @@ pub enum TemplateCommand {
         /// Only the templates of this strategy (name or uuid).
         #[arg(long)]
         strategy: Option<String>,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Changes a template's name, description or policy.
+    Update {
+        /// The template's uuid, unique uuid prefix or name.
+        template: String,
+        /// Its new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Its new description.
+        #[arg(short, long)]
+        description: Option<String>,
+        /// The scheduling policy (name or file) of the audits made from it.
+        #[arg(long, conflicts_with = "no_policy")]
+        policy: Option<String>,
+        /// Removes its policy.
+        #[arg(long)]
+        no_policy: bool,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -126,6 +152,24 @@ pub enum AuditCommand {
         /// Only the audits of this strategy (name or uuid).
         #[arg(long)]
         strategy: Option<String>,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Suspends (--state SUSPENDED) or resumes (--state ONGOING) an audit,
+    /// cancels it (--state CANCELLED), or changes a CONTINUOUS audit's
+    /// interval.
+    Update {
+        /// The audit's uuid, unique uuid prefix or name.
+        audit: String,
+        /// SUSPENDED, ONGOING or CANCELLED.
+        #[arg(long)]
+        state: Option<String>,
+        /// CONTINUOUS: seconds, or a cron expression.
+        #[arg(short, long)]
+        interval: Option<String>,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -166,10 +210,7 @@ pub enum AuditCommand {
 }
 
 fn input_error(e: StoreError) -> CliError {
-    match e {
-        e @ (StoreError::NotFound { .. } | StoreError::Transition { .. }) => CliError::input(e),
-        e => e.into(),
-    }
+    super::lifecycle::store_input(e)
 }
 
 fn decide_error(e: DecideError) -> CliError {
@@ -186,7 +227,26 @@ fn matches(filter: &Option<String>, uuid: Option<&str>, name: Option<&str>) -> b
 }
 
 pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
-    let (mut store, _plugins, _) = env.open_store_synced()?;
+    if let TemplateCommand::Update {
+        template,
+        name,
+        description,
+        policy,
+        no_policy,
+        format,
+    } = &cmd
+    {
+        return super::lifecycle::update_template(
+            env,
+            template,
+            name.as_deref(),
+            description.as_deref(),
+            policy.as_deref(),
+            *no_policy,
+            *format,
+        );
+    }
+    let (mut store, plugins, _) = env.open_store_synced()?;
     match cmd {
         TemplateCommand::Create {
             name,
@@ -195,6 +255,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
             description,
             scope,
             params,
+            policy,
             format,
         } => {
             if store.template(&name).is_ok() {
@@ -246,6 +307,14 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                     v
                 }
             };
+            let policy = match &policy {
+                Some(p) => {
+                    let types = env.action_types();
+                    let vocab = crate::policy::Vocabulary::of(&types, &plugins);
+                    Some(crate::decide::stored_policy(p, &vocab).map_err(decide_error)?)
+                }
+                None => None,
+            };
             let t = store.create_template(&NewTemplate {
                 name: &name,
                 description: &description,
@@ -253,6 +322,8 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                 strategy: s.as_ref().map(|s| s.uuid.as_str()),
                 scope,
                 default_parameters,
+                policy: policy.as_ref().map(|(r, _)| r.clone()),
+                policy_content: policy.as_ref().map(|(_, c)| c.clone()),
             })?;
             if !print_structured(format, &t)? {
                 outln!("created audit template {} ({})", t.name, t.uuid);
@@ -261,6 +332,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
         TemplateCommand::List {
             goal,
             strategy,
+            page,
             format,
         } => {
             let list: Vec<_> = store
@@ -275,6 +347,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                     )
                 })
                 .collect();
+            let list = super::lists::page(list, super::lists::TEMPLATE_KEYS, &page)?;
             if !print_structured(format, &list)? {
                 let mut table = Table::new(&["UUID", "NAME", "GOAL", "STRATEGY"]);
                 for t in &list {
@@ -299,6 +372,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                 outln!("{}", serde_yaml_ng::to_string(&t)?);
             }
         }
+        TemplateCommand::Update { .. } => unreachable!("handled above"),
         TemplateCommand::Delete { templates, format } => {
             let mut deleted = Vec::new();
             for t in &templates {
@@ -315,6 +389,21 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
 }
 
 pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
+    if let AuditCommand::Update {
+        audit,
+        state,
+        interval,
+        format,
+    } = &cmd
+    {
+        return super::lifecycle::update_audit(
+            env,
+            audit,
+            state.as_deref(),
+            interval.as_deref(),
+            *format,
+        );
+    }
     let types = env.action_types();
     let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
     match cmd {
@@ -366,6 +455,9 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 if let Some(m) = &a.status_message {
                     outln!("  {m}");
                 }
+                if let Some(p) = &a.action_plan {
+                    outln!("  action plan: {p}");
+                }
             }
             if a.state == "FAILED" {
                 return Ok(ExitCode::from(1));
@@ -374,6 +466,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
         AuditCommand::List {
             goal,
             strategy,
+            page,
             format,
         } => {
             let list: Vec<_> = store
@@ -388,6 +481,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                     )
                 })
                 .collect();
+            let list = super::lists::page(list, super::lists::AUDIT_KEYS, &page)?;
             if !print_structured(format, &list)? {
                 let mut t = Table::new(&[
                     "UUID",
@@ -441,7 +535,15 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
             }
         }
+        AuditCommand::Update { .. } => unreachable!("handled above"),
         AuditCommand::Delete { audits, format } => {
+            // Every audit is checked before any is deleted.
+            for id in &audits {
+                let a = store.audit(id).map_err(input_error)?;
+                if let Some(refusal) = super::lifecycle::audit_delete_refusal(&a) {
+                    return Err(refusal);
+                }
+            }
             let mut deleted = Vec::new();
             for id in &audits {
                 let a = store.audit(id).map_err(input_error)?;

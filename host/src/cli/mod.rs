@@ -24,6 +24,8 @@ mod decide;
 mod demo;
 mod help_markdown;
 pub(crate) mod import;
+mod lifecycle;
+mod lists;
 pub mod output;
 mod plan;
 pub(crate) mod plans;
@@ -102,10 +104,11 @@ enum Command {
     /// Strategies, from the strategy plugins.
     #[command(subcommand)]
     Strategy(decide::StrategyCommand),
-    /// Audit templates: create, list, show, delete.
+    /// Audit templates: create, list, show, update, delete.
     #[command(subcommand, name = "audit-template")]
     AuditTemplate(audits::TemplateCommand),
-    /// Audits: create (a ONESHOT audit runs at once), list, show, cancel, delete.
+    /// Audits: create (a ONESHOT audit runs at once), list, show, update,
+    /// cancel, delete.
     #[command(subcommand)]
     Audit(audits::AuditCommand),
     /// The simulated cloud: init, show, generate.
@@ -124,14 +127,19 @@ enum Command {
         #[arg(long)]
         save: bool,
     },
-    /// Action plans: import, list, show, graph, start, cancel, resume.
+    /// Action plans: import, list, show, graph, start, cancel, resume,
+    /// delete, retry.
     #[command(subcommand, name = "action-plan")]
     ActionPlan(plans::ActionPlanCommand),
     /// Actions of plans: list, show, skip.
     #[command(subcommand)]
     Action(plans::ActionCommand),
     /// The event log: every state change of audits, plans and actions.
+    #[command(args_conflicts_with_subcommands = true)]
     History {
+        /// Purges old events.
+        #[command(subcommand)]
+        purge: Option<HistoryCommand>,
         /// Only the events of one action plan.
         #[arg(long)]
         plan: Option<String>,
@@ -170,6 +178,21 @@ enum Command {
 /// A duration flag, through the one bounded parser ([`crate::duration`]).
 fn parse_duration_arg(text: &str) -> Result<std::time::Duration, String> {
     crate::duration::parse_text(text).map_err(|e| e.to_string())
+}
+
+/// `history` subcommands.
+#[derive(Subcommand, Debug)]
+enum HistoryCommand {
+    /// Deletes the events older than a time, except those of plans and
+    /// audits that have not ended; prints how many.
+    Purge {
+        /// An RFC 3339 time, or a duration before now (30d, 12h).
+        #[arg(long)]
+        before: String,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
 }
 
 /// An error with the exit status it calls for.
@@ -417,6 +440,11 @@ fn run(cli: Cli) -> CliResult {
         } => plan::run(&env, &input, format, save),
         Command::ActionPlan(c) => plans::action_plan(&env, c),
         Command::History {
+            purge: Some(HistoryCommand::Purge { before, format }),
+            ..
+        } => lifecycle::purge_history(&env, &before, format),
+        Command::History {
+            purge: None,
             plan,
             follow,
             format,

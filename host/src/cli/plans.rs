@@ -16,6 +16,8 @@ pub enum ActionPlanCommand {
         /// Only the plans of this audit (name or uuid).
         #[arg(long)]
         audit: Option<String>,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -65,6 +67,22 @@ pub enum ActionPlanCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Deletes plans (soft delete, their actions with them): not a queued
+    /// or running one (cancel it first).
+    Delete {
+        /// The plans' uuids, unique prefixes or names.
+        plans: Vec<String>,
+    },
+    /// Makes a new RECOMMENDED plan of what a FAILED or CANCELLED plan left
+    /// undone (its actions that neither succeeded nor were skipped, with
+    /// the edges among them); prints its uuid.
+    Retry {
+        /// The FAILED or CANCELLED plan's uuid or a unique prefix of it.
+        plan: String,
+        /// Output format: a table for people, json or yaml for scripts.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Resumes interrupted plans (or one), here, until they end.
     Resume {
         /// The plan's uuid or a unique prefix of it (default: every
@@ -93,14 +111,19 @@ pub enum ActionCommand {
         /// The plan's uuid or a unique prefix of it.
         #[arg(long = "plan")]
         plan: String,
+        #[command(flatten)]
+        page: super::lists::PageArgs,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// One action.
+    /// One action (uuid, unique uuid prefix, or name with --plan).
     Show {
         /// The action's uuid.
         action: String,
+        /// The plan whose action is named.
+        #[arg(long = "plan")]
+        plan: Option<String>,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -109,6 +132,9 @@ pub enum ActionCommand {
     Skip {
         /// The action's uuid.
         action: String,
+        /// The plan whose action is named.
+        #[arg(long = "plan")]
+        plan: Option<String>,
         /// Why, recorded as its status message.
         #[arg(long)]
         reason: Option<String>,
@@ -128,10 +154,7 @@ pub enum GraphFormat {
 }
 
 fn input_error(e: StoreError) -> CliError {
-    match e {
-        e @ StoreError::NotFound { .. } => CliError::input(e),
-        e => e.into(),
-    }
+    super::lifecycle::store_input(e)
 }
 
 /// What an action acts on, for labels: `source -> destination` for moves,
@@ -345,6 +368,10 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             return start(env, &plan, wait, &run.flags(), run.format);
         }
         ActionPlanCommand::Cancel { plan, format } => return cancel(env, &plan, format),
+        ActionPlanCommand::Delete { plans } => return super::lifecycle::delete_plans(env, &plans),
+        ActionPlanCommand::Retry { plan, format } => {
+            return super::lifecycle::retry_plan(env, &plan, format);
+        }
         ActionPlanCommand::Resume { plan, wait: _, run } => {
             return resume(env, plan.as_deref(), &run.flags(), run.format);
         }
@@ -352,8 +379,13 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
     };
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
-        ActionPlanCommand::List { audit, format } => {
+        ActionPlanCommand::List {
+            audit,
+            page,
+            format,
+        } => {
             let plans = store.plans(audit.as_deref()).map_err(input_error)?;
+            let plans = super::lists::page(plans, super::lists::PLAN_KEYS, &page)?;
             if !print_structured(format, &plans)? {
                 let mut t =
                     Table::new(&["UUID", "AUDIT", "STATE", "PLANNER", "ACTIONS", "UPDATED AT"]);
@@ -425,6 +457,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                     "RESOURCE",
                     "STATE",
                     "PARENTS",
+                    "MESSAGE",
                 ]);
                 let names = names_by_uuid(&actions);
                 for a in &actions {
@@ -435,6 +468,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         resource(a),
                         a.state.clone(),
                         parent_names(&names, a),
+                        a.status_message.clone().unwrap_or_default(),
                     ]);
                 }
                 out!("{}", t.render());
@@ -452,19 +486,22 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
 pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
     if let ActionCommand::Skip {
         action,
+        plan,
         reason,
         format,
     } = &cmd
     {
-        return super::apply::skip(env, action, reason.as_deref(), *format);
+        return super::apply::skip(env, action, plan.as_deref(), reason.as_deref(), *format);
     }
     let (store, _plugins, _) = env.open_store_synced()?;
     match cmd {
-        ActionCommand::List { plan, format } => {
-            let actions = store.actions(&plan).map_err(input_error)?;
+        ActionCommand::List { plan, page, format } => {
+            let all = store.actions(&plan).map_err(input_error)?;
+            let actions = super::lists::page(all.clone(), super::lists::ACTION_KEYS, &page)?;
             if !print_structured(format, &actions)? {
-                let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS"]);
-                let names = names_by_uuid(&actions);
+                let mut t =
+                    Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS", "MESSAGE"]);
+                let names = names_by_uuid(&all);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
@@ -472,13 +509,21 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
                         a.action_type.clone(),
                         a.state.clone(),
                         parent_names(&names, a),
+                        a.status_message.clone().unwrap_or_default(),
                     ]);
                 }
                 out!("{}", t.render());
             }
         }
-        ActionCommand::Show { action, format } => {
-            let a = store.action(&action).map_err(input_error)?;
+        ActionCommand::Show {
+            action,
+            plan,
+            format,
+        } => {
+            let uuid = store
+                .resolve_action(&action, plan.as_deref())
+                .map_err(input_error)?;
+            let a = store.action(&uuid).map_err(input_error)?;
             let mut v = serde_json::to_value(&a)?;
             v["description"] = json!(store.action_description(&a.action_type)?);
             if !print_structured(format, &v)? {

@@ -284,20 +284,14 @@ pub fn prepare_audit(
     if audit_type == "ONESHOT" && (req.start_time.is_some() || req.end_time.is_some()) {
         return Err(invalid("start and end times are not for ONESHOT audits"));
     }
-    let policy = match &req.policy {
-        Some(reference) => {
-            let p = crate::policy::load_checked(reference, vocab)
-                .map_err(|e| invalid(e.to_string()))?;
-            // A file is kept by its absolute path, a name as given.
-            let is_file = crate::policy::resolve(reference)
-                .is_ok_and(|f| f.as_os_str() == std::ffi::OsStr::new(reference));
-            let shown = match (&p.source, is_file) {
-                (Some(f), true) => f.display().to_string(),
-                _ => reference.clone(),
-            };
-            Some((shown, p.to_stored()))
-        }
-        None => None,
+    // Its own policy, else its template's (as default parameters are).
+    let policy = match (&req.policy, &template) {
+        (Some(reference), _) => Some(stored_policy(reference, vocab)?),
+        (None, Some(t)) => t
+            .policy
+            .clone()
+            .zip(t.policy_content.as_ref().map(Value::to_string)),
+        (None, None) => None,
     };
     check_time("start time", &req.start_time)?;
     check_time("end time", &req.end_time)?;
@@ -826,4 +820,22 @@ pub fn trigger_audit(
         )));
     }
     run_audit(store, ctx, &audit.uuid)
+}
+
+/// A policy as audits and audit templates keep it: the reference (a name
+/// as given, a file by its absolute path) and the checked content
+/// ([`crate::policy::Policy::to_stored`]).
+pub fn stored_policy(
+    reference: &str,
+    vocab: &crate::policy::Vocabulary,
+) -> Result<(String, String), DecideError> {
+    let p = crate::policy::load_checked(reference, vocab).map_err(|e| invalid(e.to_string()))?;
+    // A file is kept by its absolute path, a name as given.
+    let is_file = crate::policy::resolve(reference)
+        .is_ok_and(|f| f.as_os_str() == std::ffi::OsStr::new(reference));
+    let shown = match (&p.source, is_file) {
+        (Some(f), true) => f.display().to_string(),
+        _ => reference.to_string(),
+    };
+    Ok((shown, p.to_stored()))
 }

@@ -56,10 +56,16 @@ pub struct TemplateRow {
     pub created_at: String,
     /// When last changed.
     pub updated_at: Option<String>,
+    /// The scheduling policy of the audits made from it: a name, or a
+    /// file's absolute path.
+    pub policy: Option<String>,
+    /// That policy's content as it was when set.
+    pub policy_content: Option<Value>,
 }
 
 const TEMPLATE_COLS: &str = "t.id, t.uuid, t.name, t.description, g.uuid, g.name, g.deleted, \
-    s.uuid, s.name, t.scope, t.default_parameters, t.created_at, t.updated_at";
+    s.uuid, s.name, t.scope, t.default_parameters, t.created_at, t.updated_at, t.policy, \
+    t.policy_content";
 const TEMPLATE_FROM: &str = "audit_templates t JOIN goals g ON g.id = t.goal_id \
     LEFT JOIN strategies s ON s.id = t.strategy_id";
 
@@ -79,6 +85,8 @@ impl TemplateRow {
             default_parameters: json_col(r.get(10)?),
             created_at: r.get(11)?,
             updated_at: r.get(12)?,
+            policy: r.get(13)?,
+            policy_content: r.get::<_, Option<String>>(14)?.map(json_col),
         })
     }
 }
@@ -97,6 +105,10 @@ pub struct NewTemplate<'a> {
     pub scope: Value,
     /// Default parameters.
     pub default_parameters: Value,
+    /// Scheduling policy: a name, or a file's absolute path.
+    pub policy: Option<String>,
+    /// That policy's content ([`crate::policy::Policy::to_stored`]).
+    pub policy_content: Option<String>,
 }
 
 /// An audit.
@@ -247,14 +259,15 @@ impl Store {
         )
     }
 
-    /// A template by uuid or name.
+    /// A template by uuid, unique uuid prefix or name (see [`super::ids`]).
     pub fn template(&self, id: &str) -> Result<TemplateRow> {
+        let uuid = self.resolve_id(super::ids::IdKind::AuditTemplate, id)?;
         self.conn()
             .query_row(
                 &format!(
-                    "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 AND (t.uuid = ?1 OR t.name = ?1)"
+                    "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 AND t.uuid = ?1"
                 ),
-                [id],
+                [&uuid],
                 TemplateRow::from_row,
             )
             .optional()
@@ -275,8 +288,8 @@ impl Store {
         let uuid = new_uuid();
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO audit_templates (uuid, name, description, goal_id, strategy_id, scope, default_parameters, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO audit_templates (uuid, name, description, goal_id, strategy_id, scope, default_parameters, created_at, \
+                 policy, policy_content) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     uuid,
                     t.name,
@@ -285,7 +298,9 @@ impl Store {
                     strategy,
                     t.scope.to_string(),
                     t.default_parameters.to_string(),
-                    now()
+                    now(),
+                    t.policy,
+                    t.policy_content
                 ],
             )
         })?;
@@ -313,15 +328,15 @@ impl Store {
         )
     }
 
-    /// An audit by uuid or name.
+    /// An audit by uuid, unique uuid prefix or name (the latest of that name).
     pub fn audit(&self, id: &str) -> Result<AuditRow> {
+        let uuid = self.resolve_id(super::ids::IdKind::Audit, id)?;
         self.conn()
             .query_row(
                 &format!(
-                    "SELECT {AUDIT_COLS} FROM {AUDIT_FROM} WHERE a.deleted = 0 AND (a.uuid = ?1 OR a.name = ?1) \
-                     ORDER BY a.id DESC LIMIT 1"
+                    "SELECT {AUDIT_COLS} FROM {AUDIT_FROM} WHERE a.deleted = 0 AND a.uuid = ?1"
                 ),
-                [id],
+                [&uuid],
                 AuditRow::from_row,
             )
             .optional()

@@ -14,6 +14,8 @@
 pub mod apply;
 pub mod audits;
 mod checkpoint;
+pub mod ids;
+pub mod lifecycle;
 pub mod plans;
 mod schema;
 pub mod sync;
@@ -87,6 +89,28 @@ pub enum StoreError {
     /// to every transition of the group).
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A uuid prefix (or name) that names several objects.
+    #[error("{kind} {id:?} is ambiguous: it matches {}; give more of the uuid", matches.join(", "))]
+    Ambiguous {
+        /// What was looked for.
+        kind: &'static str,
+        /// The prefix given.
+        id: String,
+        /// The uuids (or names) it matches, at most ten.
+        matches: Vec<String>,
+    },
+    /// An operation its object's state does not allow, with what to do.
+    #[error("{kind} {id} is {state}: {what}")]
+    Refused {
+        /// What kind of object.
+        kind: &'static str,
+        /// Its uuid.
+        id: String,
+        /// Its state.
+        state: String,
+        /// Why, and what to do instead.
+        what: String,
+    },
     /// No object with that id.
     #[error("{kind} {id:?} not found")]
     NotFound {
@@ -1084,7 +1108,10 @@ mod tests {
         .expect("rows");
         drop(conn);
         let mut s = Store::open(&path).expect("migrate");
-        assert_eq!(s.schema_version().ok(), Some(7));
+        assert_eq!(
+            s.schema_version().ok(),
+            Some(schema::MIGRATIONS.len() as i64)
+        );
         let old = s.audit("a1").expect("audit");
         assert_eq!(
             (

@@ -479,37 +479,23 @@ impl Store {
         rows.into_iter().map(|p| self.with_indicators(p)).collect()
     }
 
-    /// A plan by uuid (or a unique uuid prefix).
+    /// A plan by uuid or a unique uuid prefix (see [`super::ids`]).
     pub fn plan(&self, id: &str) -> Result<PlanRow> {
-        let mut st = self
+        let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, id)?;
+        let row = self
             .conn()
-            .prepare(&format!(
-                "SELECT {PLAN_COLS} FROM {PLAN_FROM} WHERE p.deleted = 0 AND p.uuid LIKE ?1 || '%' ORDER BY p.id LIMIT 2"
-            ))
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<PlanRow> = if id.is_empty() {
-            Vec::new()
-        } else {
-            st.query_map([id], |r| self.plan_from_row(r))
-                .and_then(Iterator::collect)
-                .map_err(|e| self.err(e))?
-        };
-        match rows.len() {
-            1 => self.with_indicators(rows.into_iter().next().ok_or_else(|| {
-                StoreError::NotFound {
-                    kind: "action plan",
-                    id: id.into(),
-                }
-            })?),
-            0 => Err(StoreError::NotFound {
+            .query_row(
+                &format!("SELECT {PLAN_COLS} FROM {PLAN_FROM} WHERE p.deleted = 0 AND p.uuid = ?1"),
+                [&uuid],
+                |r| self.plan_from_row(r),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound {
                 kind: "action plan",
                 id: id.into(),
-            }),
-            _ => Err(StoreError::NotFound {
-                kind: "action plan (the prefix is ambiguous)",
-                id: id.into(),
-            }),
-        }
+            })?;
+        self.with_indicators(row)
     }
 
     /// A plan's state, by full uuid: cheap enough to poll.
@@ -574,8 +560,9 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// An action by uuid.
-    pub fn action(&self, uuid: &str) -> Result<ActionRow> {
+    /// An action by uuid, unique uuid prefix, or name (see [`super::ids`]).
+    pub fn action(&self, id: &str) -> Result<ActionRow> {
+        let uuid = self.resolve_action(id, None)?;
         let mut read = self
             .conn()
             .query_row(
@@ -583,14 +570,14 @@ impl Store {
                     "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
                      WHERE x.uuid = ?1 AND x.deleted = 0"
                 ),
-                [uuid],
+                [&uuid],
                 action_from_row,
             )
             .optional()
             .map_err(|e| self.err(e))?
             .ok_or_else(|| StoreError::NotFound {
                 kind: "action",
-                id: uuid.into(),
+                id: id.into(),
             })?;
         for p in std::mem::take(&mut read.parent_ids) {
             read.row.parents.extend(self.action_uuid_by_id(p)?);

@@ -226,4 +226,11 @@ UPDATE actions SET parents = (
     r#"
 ALTER TABLE audits ADD COLUMN policy_content TEXT;
 "#,
+    // 8: an audit template may carry a policy, as an audit does (the
+    // reference as given, and the validated content): audits made from the
+    // template without a policy of their own take it.
+    r#"
+ALTER TABLE audit_templates ADD COLUMN policy TEXT;
+ALTER TABLE audit_templates ADD COLUMN policy_content TEXT;
+"#,
 ];

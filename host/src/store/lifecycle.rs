@@ -1,0 +1,459 @@
+//! What an operator does to stored objects after they are made, with
+//! Watcher's rules (reference watcher-17.0.0.md, API section, and
+//! watcher-service-facts.md 1.2 and 1.5): deleting a plan (soft delete,
+//! its actions with it), retrying what a FAILED or CANCELLED plan left
+//! undone as a new plan, changing an audit template, and purging old
+//! events. Each is one transaction; a refusal writes nothing and says what
+//! to do.
+
+use super::plans::{NewPlan, NewPlanAction, PlanRow};
+use super::{Event, Result, Store, StoreError, append_event, now};
+use rusqlite::params;
+use serde_json::{Value, json};
+
+/// The plan states Watcher deletes from (`DELETE /v1/action_plans/{uuid}`:
+/// SUCCEEDED, RECOMMENDED, FAILED, SUPERSEDED, CANCELLED; else 400
+/// `DeleteError`).
+pub const DELETABLE_PLAN_STATES: [&str; 5] = [
+    "SUCCEEDED",
+    "RECOMMENDED",
+    "FAILED",
+    "SUPERSEDED",
+    "CANCELLED",
+];
+
+/// The plan states whose unfinished actions can be retried.
+pub const RETRYABLE_PLAN_STATES: [&str; 2] = ["FAILED", "CANCELLED"];
+
+/// The plan states whose events are never purged: not started yet, or not
+/// ended.
+const LIVE_PLAN_STATES: &str = "'RECOMMENDED', 'PENDING', 'ONGOING', 'CANCELLING'";
+
+/// The audit states whose events are never purged.
+const LIVE_AUDIT_STATES: &str = "'PENDING', 'ONGOING', 'SUSPENDED'";
+
+/// A change to an audit template; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct TemplateChange<'a> {
+    /// A new name (unique among templates not deleted).
+    pub name: Option<&'a str>,
+    /// A new description.
+    pub description: Option<&'a str>,
+    /// A new policy (reference, stored content), or `Some(None)` for none.
+    pub policy: Option<Option<(String, String)>>,
+}
+
+/// Why a plan is not deleted now, with what to do; `None` when it may be.
+pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
+    if DELETABLE_PLAN_STATES.contains(&p.state.as_str()) {
+        return None;
+    }
+    let what = match p.state.as_str() {
+        "CANCELLING" => format!(
+            "its cancellation is under way; delete it once it is CANCELLED (`sextant action-plan show {}`)",
+            p.uuid
+        ),
+        _ => format!(
+            "a queued or running plan is not deleted; cancel it first (`sextant action-plan cancel {}`), then delete it",
+            p.uuid
+        ),
+    };
+    Some(StoreError::Refused {
+        kind: "action plan",
+        id: p.uuid.clone(),
+        state: p.state.clone(),
+        what,
+    })
+}
+
+impl Store {
+    /// Soft-deletes a plan as Watcher does: the plan and its actions become
+    /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
+    /// `action.delete` event per action, and no list shows them again.
+    /// Refused for a plan that is queued, running or being cancelled.
+    pub fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
+        let p = self.plan(id)?;
+        if let Some(refusal) = delete_refusal(&p) {
+            return Err(refusal);
+        }
+        let at = now();
+        let changed = self.write(|tx| {
+            // Compare-and-set: an applier elsewhere may have moved it.
+            let n = tx.execute(
+                "UPDATE action_plans SET state = 'DELETED', deleted = 1, deleted_at = ?1, updated_at = ?1 \
+                 WHERE id = ?2 AND state = ?3 AND deleted = 0",
+                params![at, p.id, p.state],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            append_event(
+                tx,
+                &Event::state_change(
+                    "action_plan.delete",
+                    "action_plan",
+                    &p.uuid,
+                    Some(&p.state),
+                    "DELETED",
+                )
+                .in_plan(&p.uuid),
+            )?;
+            tx.execute(
+                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload) \
+                 SELECT ?1, 'action.delete', 'action', uuid, ?2, state, 'DELETED', '{}' FROM actions \
+                 WHERE action_plan_id = ?3 AND deleted = 0 ORDER BY id",
+                params![at, p.uuid, p.id],
+            )?;
+            tx.execute(
+                "UPDATE actions SET state = 'DELETED', deleted = 1, deleted_at = ?1, updated_at = ?1 \
+                 WHERE action_plan_id = ?2 AND deleted = 0",
+                params![at, p.id],
+            )?;
+            tx.execute(
+                "UPDATE efficacy_indicators SET deleted = 1, deleted_at = ?1 WHERE action_plan_id = ?2 AND deleted = 0",
+                params![at, p.id],
+            )?;
+            Ok(true)
+        })?;
+        if !changed {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid,
+                state: p.state,
+                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
+                    .into(),
+            });
+        }
+        Ok(PlanRow {
+            state: "DELETED".into(),
+            updated_at: Some(at),
+            ..p
+        })
+    }
+
+    /// A new RECOMMENDED plan of the actions a FAILED or CANCELLED plan did
+    /// not finish (neither SUCCEEDED nor SKIPPED): their types, versions
+    /// and parameters, and the edges among them (edges to finished actions
+    /// are dropped: those parents are done). It belongs to the same audit
+    /// and strategy, has the same planner, and keeps the plan's extras (its
+    /// policy, the options it was started with, its declared references),
+    /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
+    pub fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
+        let p = self.plan(id)?;
+        if !RETRYABLE_PLAN_STATES.contains(&p.state.as_str()) {
+            let what = match p.state.as_str() {
+                "RECOMMENDED" => format!(
+                    "it has not run; start it instead (`sextant action-plan start {}`)",
+                    p.uuid
+                ),
+                "PENDING" | "ONGOING" | "CANCELLING" => format!(
+                    "it has not ended; wait for it, or cancel it first (`sextant action-plan cancel {}`), then retry it",
+                    p.uuid
+                ),
+                "SUCCEEDED" => "every action of it succeeded; nothing is left to retry".into(),
+                _ => "only a FAILED or CANCELLED plan is retried".into(),
+            };
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid,
+                state: p.state,
+                what,
+            });
+        }
+        let actions = self.actions(&p.uuid)?;
+        let left: Vec<_> = actions
+            .iter()
+            .filter(|a| a.state != "SUCCEEDED" && a.state != "SKIPPED")
+            .collect();
+        if left.is_empty() {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid,
+                state: p.state,
+                what: "every action of it succeeded or was skipped; nothing is left to retry"
+                    .into(),
+            });
+        }
+        let name_of: std::collections::HashMap<&str, &str> = left
+            .iter()
+            .map(|a| (a.uuid.as_str(), a.name.as_str()))
+            .collect();
+        let mut extra = self.plan_extra(&p.uuid)?;
+        if !extra.is_object() {
+            extra = json!({});
+        }
+        // The outputs of the finished actions, for the references to them.
+        let finished: Value = actions
+            .iter()
+            .filter(|a| a.state == "SUCCEEDED")
+            .map(|a| {
+                let outputs = a.outputs.clone().unwrap_or(Value::Null);
+                (a.name.clone(), json!({ "outputs": outputs }))
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let kept: std::collections::HashSet<&str> = name_of.values().copied().collect();
+        let mut references = serde_json::Map::new();
+        let mut new_actions = Vec::with_capacity(left.len());
+        for a in &left {
+            let declared: Vec<String> = extra["references"][&a.name]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (params, still) = resolve_finished_references(
+                &a.name,
+                &a.input_parameters,
+                &declared,
+                &kept,
+                &finished,
+            )
+            .map_err(|what| StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid.clone(),
+                state: p.state.clone(),
+                what,
+            })?;
+            if !still.is_empty() {
+                references.insert(a.name.clone(), still.into_iter().map(Value::from).collect());
+            }
+            new_actions.push(NewPlanAction {
+                name: a.name.clone(),
+                action_type: a.action_type.clone(),
+                action_type_version: a.action_type_version.clone(),
+                input_parameters: params,
+                parents: a
+                    .parents
+                    .iter()
+                    .filter_map(|u| name_of.get(u.as_str()).map(|n| n.to_string()))
+                    .collect(),
+                state: "PENDING".into(),
+            });
+        }
+        if let Some(m) = extra.as_object_mut() {
+            if references.is_empty() {
+                m.remove("references");
+            } else {
+                m.insert("references".into(), Value::Object(references));
+            }
+        }
+        extra["retry_of"] = Value::from(p.uuid.as_str());
+        self.create_plan(&NewPlan {
+            audit_uuid: p.audit_uuid.clone(),
+            strategy_uuid: p.strategy_uuid.clone(),
+            planner: p.planner.clone(),
+            state: "RECOMMENDED".into(),
+            global_efficacy: Value::Null,
+            efficacy_indicators: Value::Null,
+            actions: new_actions,
+            rows: Vec::new(),
+            extra,
+        })
+    }
+
+    /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
+    /// returns it as changed.
+    pub fn update_template(
+        &mut self,
+        id: &str,
+        change: &TemplateChange<'_>,
+    ) -> Result<super::audits::TemplateRow> {
+        let t = self.template(id)?;
+        if let Some(name) = change.name
+            && name != t.name
+            && let Ok(other) = self.template(name)
+            && other.uuid != t.uuid
+        {
+            return Err(StoreError::Refused {
+                kind: "audit template",
+                id: t.uuid,
+                state: "not renamed".into(),
+                what: format!(
+                    "another audit template ({}) is named {name:?}; choose another name",
+                    other.uuid
+                ),
+            });
+        }
+        let (set_policy, policy, content) = match &change.policy {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
+        };
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE audit_templates SET name = COALESCE(?1, name), description = COALESCE(?2, description), \
+                 policy = CASE WHEN ?3 THEN ?4 ELSE policy END, \
+                 policy_content = CASE WHEN ?3 THEN ?5 ELSE policy_content END, updated_at = ?6 \
+                 WHERE id = ?7",
+                params![
+                    change.name,
+                    change.description,
+                    set_policy,
+                    policy,
+                    content,
+                    now(),
+                    t.id
+                ],
+            )
+        })?;
+        self.template(&t.uuid)
+    }
+
+    /// Deletes the events older than `before` (RFC 3339 UTC, as events are
+    /// stamped), except those of plans not ended (RECOMMENDED, PENDING,
+    /// ONGOING, CANCELLING) and of audits not ended (PENDING, ONGOING,
+    /// SUSPENDED), and except the newest event of all: event ids must never
+    /// be handed out again, or a follower (`history --follow`, the
+    /// notification sinks) that read up to it would miss what comes next.
+    /// Returns how many were deleted.
+    pub fn purge_events(&mut self, before: &str) -> Result<usize> {
+        let before = before.to_string();
+        self.write(|tx| {
+            tx.execute(
+                &format!(
+                    "DELETE FROM events WHERE at < ?1 \
+                     AND id < (SELECT max(id) FROM events) \
+                     AND (action_plan_uuid IS NULL OR action_plan_uuid NOT IN \
+                          (SELECT uuid FROM action_plans WHERE deleted = 0 AND state IN ({LIVE_PLAN_STATES}))) \
+                     AND NOT (object_type = 'audit' AND object_uuid IN \
+                          (SELECT uuid FROM audits WHERE deleted = 0 AND state IN ({LIVE_AUDIT_STATES})))"
+                ),
+                [&before],
+            )
+        })
+    }
+}
+
+/// The parameters of a retried action: each declared reference (a JSON
+/// pointer to a string leaf) that reads only finished actions' outputs is
+/// substituted with them now, since those actions are not in the new plan;
+/// those that read only retried actions are kept (returned). A leaf that
+/// reads both, or an output that does not exist, cannot be retried.
+fn resolve_finished_references(
+    name: &str,
+    params: &Value,
+    declared: &[String],
+    kept: &std::collections::HashSet<&str>,
+    finished: &Value,
+) -> std::result::Result<(Value, Vec<String>), String> {
+    use crate::action_types::template;
+    let mut params = params.clone();
+    let mut still = Vec::new();
+    for (pointer, names) in template::declared_references(&params.clone()) {
+        if !declared.contains(&pointer) {
+            continue;
+        }
+        let (retried, done): (Vec<&String>, Vec<&String>) =
+            names.iter().partition(|n| kept.contains(n.as_str()));
+        match (retried.is_empty(), done.is_empty()) {
+            (_, true) => still.push(pointer),
+            (true, false) => {
+                params = template::substitute_references(
+                    &params,
+                    std::slice::from_ref(&pointer),
+                    finished,
+                )
+                .map_err(|e| format!("action {name}: {e}; it cannot be retried"))?;
+            }
+            (false, false) => {
+                return Err(format!(
+                    "action {name}: parameter {pointer} reads the outputs of finished actions ({}) and of retried ones ({}); it cannot be retried as a new plan",
+                    done.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    retried
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+    }
+    Ok((params, still))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::plans::NewPlanRow;
+
+    fn plan(s: &mut Store, state: &str) -> String {
+        s.create_plan(&NewPlan {
+            state: state.into(),
+            rows: vec![NewPlanRow {
+                name: "a",
+                action_type: "nop",
+                input_parameters_json: "{}",
+                state: "PENDING",
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .expect("plan")
+        .uuid
+    }
+
+    #[test]
+    fn retried_references_to_finished_actions_are_substituted_and_others_kept() {
+        let kept: std::collections::HashSet<&str> = ["b", "c"].into_iter().collect();
+        let finished = json!({"a": {"outputs": {"host": "h1", "n": 3}}});
+        let params = json!({
+            "to": "{{ actions.a.outputs.host }}",
+            "count": "{{ actions.a.outputs.n }}",
+            "from": "{{ actions.b.outputs.host }}",
+            "literal": "{{ actions.a.outputs.host }}",
+        });
+        let declared = vec!["/to".to_string(), "/count".to_string(), "/from".to_string()];
+        let (p, still) =
+            resolve_finished_references("c", &params, &declared, &kept, &finished).expect("ok");
+        assert_eq!(p["to"], "h1");
+        assert_eq!(p["count"], "3");
+        assert_eq!(p["from"], "{{ actions.b.outputs.host }}");
+        // Not declared: never read as a template.
+        assert_eq!(p["literal"], "{{ actions.a.outputs.host }}");
+        assert_eq!(still, ["/from"]);
+        let mixed = json!({"x": "{{ actions.a.outputs.host }}-{{ actions.b.outputs.host }}"});
+        let e = resolve_finished_references("c", &mixed, &["/x".into()], &kept, &finished)
+            .expect_err("mixed");
+        assert!(
+            e.contains("finished actions (a)") && e.contains("retried ones (b)"),
+            "{e}"
+        );
+        let missing = json!({"x": "{{ actions.a.outputs.nothing }}"});
+        assert!(
+            resolve_finished_references("c", &missing, &["/x".into()], &kept, &finished).is_err()
+        );
+    }
+
+    #[test]
+    fn purge_keeps_live_plans_events_and_the_newest_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let live = plan(&mut s, "RECOMMENDED");
+        let done = plan(&mut s, "SUCCEEDED");
+        let all = s.events(None, 0).expect("events");
+        let newest = all.last().expect("some").id;
+        // Everything is older than the far future.
+        let n = s.purge_events("9999-01-01T00:00:00.000Z").expect("purge");
+        let left = s.events(None, 0).expect("events");
+        assert_eq!(n, all.len() - left.len());
+        assert!(left.iter().any(|e| e.id == newest));
+        assert!(
+            left.iter()
+                .filter(|e| e.action_plan_uuid.as_deref() == Some(live.as_str()))
+                .count()
+                == 2
+        );
+        assert!(
+            left.iter()
+                .all(|e| e.action_plan_uuid.as_deref() != Some(done.as_str()) || e.id == newest)
+        );
+        // Nothing is older than the distant past.
+        assert_eq!(s.purge_events("1970-01-01T00:00:00.000Z").expect("p"), 0);
+    }
+}
