@@ -650,20 +650,41 @@ impl Applier {
             started.elapsed()
         );
         // The roots whose effect was not predicted: pre_condition against
-        // the cloud now.
-        for (i, entry, params) in live_checks {
-            let row = &nodes[i].row;
-            let label = format!("action {} ({})", row.name, row.action_type);
-            match create_handler(shared, entry, params, handler_context(shared, row)).await {
-                Err(e) => out.problems.push(format!("{label}: {}", message_of(&e))),
-                Ok(h) => match h.blocking(|h| h.pre_condition()).await {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {}
-                    Err(e) => out
-                        .problems
-                        .push(format!("{label}: pre_condition: {}", message_of(&e))),
-                },
+        // the cloud now, all on one blocking thread (a round trip to the
+        // blocking pool per action cost more than the checks themselves).
+        let checks: Vec<(String, String, Value, String)> = live_checks
+            .into_iter()
+            .map(|(i, entry, params)| {
+                let row = &nodes[i].row;
+                (
+                    format!("action {} ({})", row.name, row.action_type),
+                    entry,
+                    params,
+                    handler_context_json(shared, row),
+                )
+            })
+            .collect();
+        let s = shared.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut problems = Vec::new();
+            for (label, entry, params, ctx) in checks {
+                match s.plugins.handler_json(&entry, &params, &ctx) {
+                    Err(e) => problems.push(format!("{label}: {}", message_of(&e))),
+                    Ok(h) => match h.pre_condition() {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {}
+                        Err(e) => {
+                            problems.push(format!("{label}: pre_condition: {}", message_of(&e)))
+                        }
+                    },
+                }
             }
+            problems
+        })
+        .await;
+        match found {
+            Ok(p) => out.problems.extend(p),
+            Err(e) => out.problems.push(format!("pre_conditions: {e}")),
         }
         out
     }
