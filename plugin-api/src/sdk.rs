@@ -641,6 +641,29 @@ extern "C" fn handler_create(
     })
 }
 
+/// [`handler_create`] with `&str`s, for [`crate::testing`].
+#[cfg(feature = "testing")]
+pub(crate) fn handler_create_for_tests(
+    name: &str,
+    params_json: &str,
+    context_json: &str,
+) -> Result<HandlerBox, PluginError> {
+    handler_create(
+        RStr::from_str(name),
+        RStr::from_str(params_json),
+        RStr::from_str(context_json),
+    )
+    .into_result()
+}
+
+/// Whether the root module offers capability `name`, for [`crate::testing`].
+#[cfg(feature = "testing")]
+pub(crate) fn root_get_capability_for_tests(name: &str) -> Option<()> {
+    root_get_capability(RStr::from_str(name))
+        .into_option()
+        .map(drop)
+}
+
 // --- strategies, planners, mappers, collectors ---
 
 /// Converts an SDK action to the ABI envelope.
