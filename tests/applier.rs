@@ -1002,3 +1002,35 @@ fn start_wait_options_survive_a_crash_and_the_resume_uses_them() {
         out.stderr
     );
 }
+
+#[test]
+fn parameters_filled_from_outputs_are_checked_against_the_type_after_substitution() {
+    let home = Home::new();
+    write_file(
+        &home.types,
+        "emit.yaml",
+        "name: emit\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", '{\"host\": \"%s\"}', \"{{ host }}\"]\nparameters:\n  type: object\n  properties:\n    host: {type: string}\n",
+    );
+    write_file(
+        &home.types,
+        "to_host.yaml",
+        "name: to_host\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/usr/bin/printf\", \"<%s>\", \"{{ host }}\"]\nparameters:\n  type: object\n  required: [host]\n  properties:\n    host: {type: string, pattern: '^compute-[0-9]+$'}\n",
+    );
+    let plan = home.import_json(
+        "checked.json",
+        &json!({"actions": [
+            {"id": "first", "action_type": "emit", "input_parameters": {"host": "not a host"}},
+            {"id": "second", "action_type": "to_host", "input_parameters": {"host": "{{ actions.first.outputs.host }}"}, "parents": ["first"]},
+        ]}),
+    );
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    let second = home.action(&plan, "second");
+    assert_eq!(second["state"], "FAILED", "{second}");
+    let msg = second["status_message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("after substitution") && msg.contains("not a host"),
+        "{second}"
+    );
+    assert!(second["outputs"].is_null(), "it never ran: {second}");
+}

@@ -42,6 +42,8 @@ pub mod manifest;
 pub mod model;
 pub mod prediction;
 pub mod sdk;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use abi::{ErrorKind, INTERFACE_VERSION, MANIFEST_SECTION, PluginError};
 pub use manifest::{Entry, GoalDecl, Kind, Manifest, ManifestEntry};
@@ -88,6 +90,30 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_plugin {
     ( $( $kind:ident $ty:ty = $entry:expr ),* $(,)? ) => {
+        /// This crate's plugin, for `sextant_plugin_api::test_plugin!` (a
+        /// copy of what the block below exports, without the manifest
+        /// section, so it is never linked into the plugin unless used).
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        pub(crate) fn __sextant_plugin_def() -> &'static $crate::sdk::PluginDef {
+            const ENTRIES: &[$crate::manifest::Entry] = &[
+                $( $crate::export_plugin!(@with_kind $kind, $entry) ),*
+            ];
+            const LEN: usize = $crate::manifest::encoded_len(ENTRIES, cfg!(panic = "unwind"));
+            static MANIFEST: [u8; LEN] =
+                $crate::manifest::encode::<LEN>(ENTRIES, cfg!(panic = "unwind"));
+            static DEF: $crate::sdk::PluginDef = $crate::sdk::PluginDef {
+                manifest: &MANIFEST,
+                entries: &[
+                    $( (
+                        $crate::export_plugin!(@with_kind $kind, $entry).name(),
+                        $crate::export_plugin!(@fn $kind, $ty),
+                    ) ),*
+                ],
+            };
+            &DEF
+        }
+
         const _: () = {
             const __SEXTANT_ENTRIES: &[$crate::manifest::Entry] = &[
                 $( $crate::export_plugin!(@with_kind $kind, $entry) ),*

@@ -792,6 +792,29 @@ extern "C" fn predictor_open(model_json: RStr<'_>) -> RResult<PredictorBox, Plug
     })
 }
 
+/// [`handler_create`] with `&str`s, for [`crate::testing`].
+#[cfg(feature = "testing")]
+pub(crate) fn handler_create_for_tests(
+    name: &str,
+    params_json: &str,
+    context_json: &str,
+) -> Result<HandlerBox, PluginError> {
+    handler_create(
+        RStr::from_str(name),
+        RStr::from_str(params_json),
+        RStr::from_str(context_json),
+    )
+    .into_result()
+}
+
+/// Whether the root module offers capability `name`, for [`crate::testing`].
+#[cfg(feature = "testing")]
+pub(crate) fn root_get_capability_for_tests(name: &str) -> Option<()> {
+    root_get_capability(RStr::from_str(name))
+        .into_option()
+        .map(drop)
+}
+
 // --- strategies, planners, mappers, collectors ---
 
 /// Converts an SDK action to the ABI envelope.
@@ -947,6 +970,7 @@ mod tests {
         }
     }
 
+    #[cfg_attr(feature = "testing", allow(dead_code))]
     #[derive(Deserialize)]
     struct Disable {
         host: String,
@@ -975,6 +999,7 @@ mod tests {
             Ok(())
         }
     }
+    #[cfg_attr(feature = "testing", allow(dead_code))]
     #[derive(Deserialize)]
     struct Plain {}
     impl ActionHandler for Plain {
@@ -982,6 +1007,7 @@ mod tests {
             Ok(Value::Null)
         }
     }
+    #[cfg_attr(feature = "testing", allow(dead_code))]
     static PREDICTING: PluginDef = PluginDef {
         manifest: b"{}",
         entries: &[
@@ -990,6 +1016,10 @@ mod tests {
         ],
     };
 
+    // The SDK's plugin is one per process (set once by `root_module`): this
+    // test installs its own, so it runs in the workspace's test run, not in
+    // the `testing` feature's, whose tests install theirs.
+    #[cfg(not(feature = "testing"))]
     #[test]
     fn a_predictor_applies_rolls_back_refusals_and_observes_other_changes() {
         let _ = root_module(&PREDICTING);

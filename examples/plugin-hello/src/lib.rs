@@ -23,3 +23,6 @@ export_plugin! {
                         "additionalProperties": false}"#)
         .idempotent(),
 }
+
+#[cfg(test)]
+mod tests;

@@ -22,7 +22,18 @@ pub(super) fn prepare_handler(
     ancestors_outputs: &Value,
 ) -> Result<(String, Value, bool), String> {
     let (entry, t) = handler_entry(shared, row)?;
-    let params = template::substitute_references(&row.input_parameters, refs, ancestors_outputs)?;
+    let mut params =
+        template::substitute_references(&row.input_parameters, refs, ancestors_outputs)?;
+    if !refs.is_empty() {
+        // Checked now that the outputs are in: the import could not.
+        params = crate::action_types::ActionFactory::new(&shared.types)
+            .instantiate(&crate::action_types::NewAction::new(
+                format!("{}@{}", t.name, t.version),
+                params,
+            ))
+            .map_err(|e| format!("parameters after substitution: {e}"))?
+            .input_parameters;
+    }
     let handler_params = match &t.with {
         Some(with) => template::render(with, &params, ancestors_outputs)?,
         None => params,
