@@ -1034,3 +1034,64 @@ fn parameters_filled_from_outputs_are_checked_against_the_type_after_substitutio
     );
     assert!(second["outputs"].is_null(), "it never ran: {second}");
 }
+
+#[test]
+fn a_timeout_covers_the_whole_attempt_pre_condition_included() {
+    let home = Home::new();
+    let plugins = home.path().join("plugins");
+    populate(&plugins, &[&fixture("libfixture_kinds.so")]);
+    write_file(
+        &home.types,
+        "slow_pre.yaml",
+        "name: slow_pre\nversion: 1.0.0\nhandler: fixture.echo\nparameters:\n  type: object\n  properties:\n    pre_wait: {type: number}\n",
+    );
+    let p = policy(
+        &home,
+        "fast.yaml",
+        "name: fast\nsimulate: false\nrecovery:\n  default: {timeout: 1s, retries: 2, backoff: {initial: 10ms}}\n",
+    );
+    let plan = home.import_json(
+        "slow.json",
+        &json!({"actions": [
+            {"id": "slow", "action_type": "slow_pre", "input_parameters": {"pre_wait": 30}},
+            {"id": "other", "action_type": "slow_pre", "input_parameters": {}},
+        ]}),
+    );
+    let t = Instant::now();
+    let out = run(home
+        .cmd()
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["action-plan", "start", &plan, "--wait", "--policy"])
+        .arg(&p));
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the 30 s pre_condition was cut at its 1 s timeout: {:?}",
+        t.elapsed()
+    );
+    let slow = home.action(&plan, "slow");
+    assert_eq!(slow["state"], "FAILED", "{slow}");
+    assert!(
+        slow["status_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out") && m.contains("before it started")),
+        "{slow}"
+    );
+    // It never went ONGOING, and a timeout before it started is not retried.
+    let uuid = slow["uuid"].clone();
+    let events = home.events(&plan);
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["object_uuid"] == uuid && e["event_type"] == "action.execution.start"),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["object_uuid"] == uuid && e["event_type"] == "action.execution.retry"),
+        "{events:?}"
+    );
+    assert_eq!(home.action(&plan, "other")["state"], "SUCCEEDED");
+}

@@ -122,7 +122,7 @@ pub(super) fn attempt_blocking(
     carry: &mut Carry,
     row: &ActionRow,
     entry: &str,
-    params: &Value,
+    (refs, ancestors): (&[String], &Value),
     ctx: &str,
     first: bool,
     timeout: Duration,
@@ -131,6 +131,25 @@ pub(super) fn attempt_blocking(
     use std::sync::atomic::Ordering::SeqCst;
     let shared = &run.shared;
     let uuid = row.uuid.as_str();
+    if !first {
+        link.ongoing.store(true, SeqCst);
+    }
+    // The timeout covers the whole attempt, from here: rendering the
+    // parameters, creating the handler, pre_condition, execute and
+    // post_condition. Before the handler exists there is nothing to abort;
+    // the watchdog still tells the worker, which goes on without this thread.
+    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let _registered = Registered::new(
+        shared,
+        uuid,
+        Running {
+            abortable: false,
+            handler: None,
+            deadline: Instant::now() + timeout,
+            timed_out: timed_out.clone(),
+            expired: link.expired.clone(),
+        },
+    );
     let finished =
         |state: St, from: &[&str], msg: Option<String>, outputs: Option<Value>, ev: &str| {
             let t = row_transition(row, from, state.db(), msg, outputs.clone(), ev);
@@ -149,12 +168,29 @@ pub(super) fn attempt_blocking(
             "action.execution.error",
         )
     };
-    let h = match shared.plugins.handler_json(entry, params, ctx) {
+    let params = match prepare_handler(shared, row, refs, ancestors) {
+        Ok((_, params, _)) => params,
+        Err(why) => return fail_pre(why),
+    };
+    if timed_out.load(SeqCst) {
+        return AttemptEnd::TimedOut;
+    }
+    let h = match shared.plugins.handler_json(entry, &params, ctx) {
         Ok(h) => Arc::new(h),
         Err(e) => return fail_pre(message_of(&e)),
     };
+    if let Some(r) = lock(&shared.running).get_mut(uuid)
+        && Arc::ptr_eq(&r.timed_out, &timed_out)
+    {
+        r.abortable = abortable(shared, row, &h);
+        r.handler = Some(h.clone());
+    }
     // pre_condition runs again just before each attempt.
-    match h.pre_condition() {
+    let pre = h.pre_condition();
+    if timed_out.load(SeqCst) {
+        return AttemptEnd::TimedOut;
+    }
+    match pre {
         Ok(()) => {}
         Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
             return finished(
@@ -197,19 +233,8 @@ pub(super) fn attempt_blocking(
                 transition: None,
             };
         }
+        link.ongoing.store(true, SeqCst);
     }
-    // The timeout runs from the start of `execute`.
-    let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    lock(&shared.running).insert(
-        uuid.to_string(),
-        Running {
-            abortable: abortable(shared, row, &h),
-            handler: h.clone(),
-            deadline: Instant::now() + timeout,
-            timed_out: timed_out.clone(),
-            expired: link.expired.clone(),
-        },
-    );
     let executed = match h.execute() {
         Err(e) => Executed::Failed(e),
         Ok(outputs) => {
@@ -228,7 +253,6 @@ pub(super) fn attempt_blocking(
             }
         }
     };
-    lock(&shared.running).remove(uuid);
     if timed_out.load(SeqCst) {
         return AttemptEnd::TimedOut;
     }
@@ -295,6 +319,40 @@ pub(super) fn attempt_blocking(
             why: format!("The action {uuid} execution failed. {}", message_of(&e)),
             from_execute: true,
         },
+    }
+}
+
+/// An attempt's entry in `Shared::running` (for the watchdog, cancels and
+/// stops), removed when the attempt ends, whichever way. A thread left
+/// behind by a timed-out attempt removes only its own entry, never that of
+/// the attempt that followed it.
+struct Registered<'a> {
+    shared: &'a Shared,
+    uuid: &'a str,
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<'a> Registered<'a> {
+    fn new(shared: &'a Shared, uuid: &'a str, running: Running) -> Self {
+        let timed_out = running.timed_out.clone();
+        lock(&shared.running).insert(uuid.to_string(), running);
+        Self {
+            shared,
+            uuid,
+            timed_out,
+        }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let mut running = lock(&self.shared.running);
+        if running
+            .get(self.uuid)
+            .is_some_and(|r| Arc::ptr_eq(&r.timed_out, &self.timed_out))
+        {
+            running.remove(self.uuid);
+        }
     }
 }
 

@@ -345,7 +345,7 @@ fn abort_abortable(shared: &Shared) {
     let handlers: Vec<Arc<Handler>> = lock(&shared.running)
         .values()
         .filter(|r| r.abortable)
-        .map(|r| r.handler.clone())
+        .filter_map(|r| r.handler.clone())
         .collect();
     for h in handlers {
         let _ = h.abort();

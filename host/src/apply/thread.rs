@@ -60,6 +60,9 @@ impl Run {
 /// What a worker task and its blocking thread share: the watchdog's
 /// signal, and which attempt the thread is on.
 pub(super) struct TaskLink {
+    /// The current action is ONGOING in the store (its ONGOING committed,
+    /// or a retry): a timeout before that fails it from PENDING, unretried.
+    pub(super) ongoing: std::sync::atomic::AtomicBool,
     pub(super) expired: Arc<tokio::sync::Notify>,
     pub(super) current: Mutex<(usize, u32)>,
 }
@@ -127,6 +130,8 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
             }
         };
         *lock(&link.current) = (i, attempt);
+        link.ongoing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let (row, refs, ancestors) = {
             let s = lock(&run.sched);
             (
@@ -136,7 +141,9 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
             )
         };
         let recovery = shared.opts.policy.recovery_for(&row.action_type);
-        let end = match prepare_handler(shared, &row, &refs, &ancestors) {
+        // The entry only: the parameters are rendered inside the attempt,
+        // under its timeout.
+        let end = match handler_entry(shared, &row) {
             Err(why) => {
                 let t = row_transition(
                     &row,
@@ -153,7 +160,7 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
                     transition: Some(Box::new(t)),
                 }
             }
-            Ok((entry, params, _)) => {
+            Ok((entry, _)) => {
                 let library = shared
                     .plugins
                     .find(sextant_plugin_api::Kind::ActionHandler, &entry)
@@ -174,7 +181,7 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
                     &mut carry,
                     &row,
                     &entry,
-                    &params,
+                    (&refs, &ancestors),
                     &ctx,
                     attempt == 0,
                     recovery.timeout,

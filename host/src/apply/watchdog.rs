@@ -4,7 +4,8 @@ use super::*;
 
 /// An action whose `execute` runs.
 pub(super) struct Running {
-    pub(super) handler: Arc<Handler>,
+    /// Its handler, once created (rendering and creating it are timed too).
+    pub(super) handler: Option<Arc<Handler>>,
     /// Whether a cancel or a stop may abort it (its type and its handler
     /// both say so).
     pub(super) abortable: bool,
@@ -28,7 +29,9 @@ pub(super) async fn watchdog(shared: Arc<Shared>) {
         let now = Instant::now();
         for r in lock(&shared.running).values() {
             if r.deadline <= now && !r.timed_out.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                let _ = r.handler.abort();
+                if let Some(h) = &r.handler {
+                    let _ = h.abort();
+                }
                 r.expired.notify_one();
             }
         }

@@ -34,6 +34,7 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             None => None,
         };
         let link = Arc::new(TaskLink {
+            ongoing: std::sync::atomic::AtomicBool::new(false),
             expired: Arc::new(tokio::sync::Notify::new()),
             current: Mutex::new(match &start {
                 Start::Attempt(i, a) | Start::Permitted(i, a) => (*i, *a),
@@ -44,12 +45,14 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             let (r, l) = (run.clone(), link.clone());
             tokio::task::spawn_blocking(move || run_on_thread(&r, &l, start))
         };
+        let mut before_ongoing = false;
         let end = tokio::select! {
             r = &mut join => r.map_err(|e| ApplyError::Task(e.to_string()))?,
             // The watchdog timed the current action out (and asked it to
             // abort): go on without the thread.
             _ = link.expired.notified() => {
                 let (index, attempt) = *lock(&link.current);
+                before_ongoing = !link.ongoing.load(SeqCst);
                 ThreadEnd::Failed { index, attempt, why: String::new(), from_execute: true }
             }
         };
@@ -77,7 +80,27 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
         } else {
             why
         };
-        if attempt < recovery.retries && run.interrupted() {
+        // Timed out before it went ONGOING (rendering its parameters,
+        // creating its handler, or its pre_condition): it never executed,
+        // so it fails as a pre_condition does, from PENDING, unretried.
+        let (retries, from, msg) = if before_ongoing {
+            (
+                0,
+                &["PENDING"][..],
+                format!(
+                    "Action failed in pre_condition: timed out after {}s before it started.",
+                    recovery.timeout.as_secs_f64()
+                ),
+            )
+        } else {
+            (
+                recovery.retries,
+                &["ONGOING"][..],
+                format!("Action failed in execute: {why}"),
+            )
+        };
+        let from_execute = from_execute && !before_ongoing;
+        if attempt < retries && run.interrupted() {
             // Stopping: the retry is left to the resume.
             let _ = transition(
                 &shared,
@@ -93,7 +116,7 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             run.wake.notify_one();
             return Ok(());
         }
-        if attempt < recovery.retries && !shared.cancelling.load(SeqCst) {
+        if attempt < retries && !shared.cancelling.load(SeqCst) {
             let delay = backoff(&recovery, attempt);
             let u = uuid.clone();
             let plan = shared.plan_uuid.clone();
@@ -106,11 +129,10 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             start = Start::Attempt(index, attempt + 1);
             continue;
         }
-        let msg = format!("Action failed in execute: {why}");
         let failed = transition(
             &shared,
             &row,
-            &["ONGOING"],
+            from,
             "FAILED",
             Some(msg),
             None,
