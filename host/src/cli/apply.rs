@@ -351,11 +351,7 @@ fn progress_bar(
 /// were cancelled and their messages (the `actions` of the JSON form);
 /// exit status 0 only when the plan SUCCEEDED, else 1.
 fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
-    let unfinished: Vec<_> = Store::open(&env.db)?
-        .actions(&o.uuid)?
-        .into_iter()
-        .filter(|a| ["FAILED", "SKIPPED", "CANCELLED"].contains(&a.state.as_str()))
-        .collect();
+    let unfinished = Store::open(&env.db)?.unfinished_actions(&o.uuid)?;
     let mut doc = serde_json::to_value(o)?;
     doc["actions"] = serde_json::json!(
         unfinished

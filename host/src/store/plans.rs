@@ -529,11 +529,25 @@ impl Store {
 
     /// The actions of a plan, in creation order.
     pub fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
+        self.actions_where(plan_uuid, "")
+    }
+
+    /// The actions of a plan that are FAILED, SKIPPED or CANCELLED, in
+    /// creation order (what a run's end reports), read without the others.
+    pub fn unfinished_actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
+        self.actions_where(
+            plan_uuid,
+            " AND x.state IN ('FAILED', 'SKIPPED', 'CANCELLED')",
+        )
+    }
+
+    /// The actions of a plan, with `filter` (an `AND …` on `x`) added.
+    fn actions_where(&self, plan_uuid: &str, filter: &str) -> Result<Vec<ActionRow>> {
         let plan = self.plan(plan_uuid)?;
         let mut read = self.rows(
             &format!(
                 "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
-                 WHERE x.action_plan_id = ?1 AND x.deleted = 0 ORDER BY x.id"
+                 WHERE x.action_plan_id = ?1 AND x.deleted = 0{filter} ORDER BY x.id"
             ),
             [plan.id],
             action_from_row,
