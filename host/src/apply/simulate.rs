@@ -666,20 +666,33 @@ impl Applier {
             .collect();
         let s = shared.clone();
         let found = tokio::task::spawn_blocking(move || {
-            let mut problems = Vec::new();
-            for (label, entry, params, ctx) in checks {
-                match s.plugins.handler_json(&entry, &params, &ctx) {
-                    Err(e) => problems.push(format!("{label}: {}", message_of(&e))),
-                    Ok(h) => match h.pre_condition() {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {}
-                        Err(e) => {
-                            problems.push(format!("{label}: pre_condition: {}", message_of(&e)))
-                        }
-                    },
-                }
+            let check = |(label, entry, params, ctx): &(String, String, Value, String)| match s
+                .plugins
+                .handler_json(entry, params, ctx)
+            {
+                Err(e) => Some(format!("{label}: {}", message_of(&e))),
+                Ok(h) => match h.pre_condition() {
+                    Ok(()) => None,
+                    Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => None,
+                    Err(e) => Some(format!("{label}: pre_condition: {}", message_of(&e))),
+                },
+            };
+            // Two threads for many checks (handlers are created and called
+            // from several threads when the plan runs, too); the problems
+            // keep the plan's order.
+            if checks.len() < 256 {
+                return checks.iter().filter_map(check).collect::<Vec<_>>();
             }
-            problems
+            let (a, b) = checks.split_at(checks.len() / 2);
+            std::thread::scope(|sc| {
+                let second = sc.spawn(|| b.iter().filter_map(check).collect::<Vec<_>>());
+                let mut problems: Vec<String> = a.iter().filter_map(check).collect();
+                match second.join() {
+                    Ok(p) => problems.extend(p),
+                    Err(_) => problems.push("pre_conditions: a check panicked".into()),
+                }
+                problems
+            })
         })
         .await;
         match found {
