@@ -65,8 +65,7 @@ impl Home {
     }
     fn plan(&self, plan: &str) -> Value {
         self.run(&["action-plan", "show", plan, "--format", "json"])
-            .json()["action_plan"]
-            .clone()
+            .json()
     }
     fn spawn(&self, args: &[&str]) -> Child {
         self.cmd()

@@ -62,8 +62,8 @@ fn the_dummy_audit_runs_and_stores_its_solution_through_the_action_factory() {
     let out = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let doc = out.json();
-    assert_eq!(doc["action_plan"]["state"], "RECOMMENDED");
-    assert_eq!(doc["action_plan"]["planner"], "weight");
+    assert_eq!(doc["state"], "RECOMMENDED");
+    assert_eq!(doc["planner"], "weight");
     let acts = doc["actions"].as_array().expect("actions");
     let names: Vec<&str> = acts
         .iter()

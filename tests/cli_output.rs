@@ -206,3 +206,73 @@ fn a_refused_action_type_file_is_reported_once_per_command() {
         start.stderr
     );
 }
+
+/// The JSON type of a value, null left out (absent and null are alike).
+fn kind(v: &Value) -> Option<&'static str> {
+    match v {
+        Value::Null => None,
+        Value::Bool(_) => Some("boolean"),
+        Value::Number(_) => Some("number"),
+        Value::String(_) => Some("string"),
+        Value::Array(_) => Some("array"),
+        Value::Object(_) => Some("object"),
+    }
+}
+
+#[test]
+fn a_field_has_one_json_type_across_commands() {
+    let home = scratch();
+    let h = home.path();
+    let (a, b) = (import(h, 3), import(h, 2));
+    let json = |args: &[&str]| {
+        let out = run(sextant(h).args(args).args(["--format", "json"]));
+        assert_eq!(out.status, 0, "{args:?}: {}", out.stderr);
+        (args.join(" "), out.json())
+    };
+    let docs = vec![
+        json(&["action-plan", "start", &a]),
+        json(&["action-plan", "start", &b, "--wait"]),
+        json(&["action-plan", "list"]),
+        json(&["action-plan", "show", &a]),
+        json(&["action-plan", "show", &b]),
+        json(&["action", "list", "--plan", &b]),
+        json(&["history", "--plan", &b]),
+    ];
+    // Each field, at the top of a document or of the objects in its
+    // top-level lists, has one type wherever it appears.
+    let mut seen: std::collections::BTreeMap<String, (&'static str, String)> = Default::default();
+    let mut clashes = Vec::new();
+    let mut note = |key: &str, v: &Value, from: &str| {
+        let Some(k) = kind(v) else { return };
+        match seen.get(key) {
+            Some((t, first)) if *t != k => {
+                clashes.push(format!("{key}: {t} in `{first}`, {k} in `{from}`"))
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(key.to_string(), (k, from.to_string()));
+            }
+        }
+    };
+    for (from, doc) in &docs {
+        let items: Vec<&Value> = match doc {
+            Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            for (key, v) in item.as_object().into_iter().flatten() {
+                note(key, v, from);
+                for inner in v.as_array().into_iter().flatten() {
+                    for (k2, v2) in inner.as_object().into_iter().flatten() {
+                        note(k2, v2, from);
+                    }
+                }
+            }
+        }
+    }
+    assert!(clashes.is_empty(), "{clashes:#?}");
+    // The two that clashed before: a plan's uuid and its list of actions.
+    assert_eq!(seen.get("action_plan").map(|s| s.0), Some("string"));
+    assert_eq!(seen.get("actions").map(|s| s.0), Some("array"));
+    assert_eq!(seen.get("action_count").map(|s| s.0), Some("number"));
+}

@@ -98,7 +98,7 @@ fn a_continuous_auto_triggered_audit_under_serve_changes_the_simulated_cloud() {
     );
     let plans = plans_of(home.path(), &audit);
     assert!(
-        plans.first().and_then(|p| p["actions"].as_i64()) > Some(0),
+        plans.first().and_then(|p| p["action_count"].as_i64()) > Some(0),
         "the first run recommended actions: {plans:?}"
     );
     for p in &plans {

@@ -121,7 +121,7 @@ fn invalid_action_type_dropped_in_while_serve_runs_does_not_strand_queued_plans(
     assert_eq!(out.status, 0, "{}", out.stderr);
     let state = || {
         run(sextant(home.path()).args(["action-plan", "show", &uuid, "--format", "json"]))
-            .json()["action_plan"]["state"]
+            .json()["state"]
             .clone()
     };
     let deadline = Instant::now() + Duration::from_secs(8);

@@ -161,7 +161,7 @@ fn interrupted_plan(home: &Home) -> String {
     });
     child.kill().expect("kill");
     let _ = child.wait();
-    assert_eq!(home.plan(&plan)["action_plan"]["state"], "ONGOING");
+    assert_eq!(home.plan(&plan)["state"], "ONGOING");
     plan
 }
 
@@ -180,7 +180,7 @@ fn delete_is_refused_while_a_plan_runs_then_soft_deletes_the_plan_and_its_action
     home.refused(&["action-plan", "delete", &plan], &["CANCELLING"]);
     let out = home.run(&["action-plan", "resume", &plan]);
     assert_eq!(out.status, 1, "a CANCELLED plan: {}", out.stdout);
-    assert_eq!(home.plan(&plan)["action_plan"]["state"], "CANCELLED");
+    assert_eq!(home.plan(&plan)["state"], "CANCELLED");
 
     let out = home.ok(&["action-plan", "delete", &plan[..8]]);
     assert!(out.stdout.contains(&plan), "{}", out.stdout);
@@ -474,7 +474,7 @@ fn retry_makes_a_new_plan_of_exactly_the_unfinished_actions_and_their_edges() {
         .to_string();
     assert_eq!(out.json()["retry_of"], plan.as_str());
     let doc = home.plan(&new);
-    assert_eq!(doc["action_plan"]["state"], "RECOMMENDED");
+    assert_eq!(doc["state"], "RECOMMENDED");
     let acts = doc["actions"].as_array().expect("actions");
     let uuid_of = |n: &str| {
         acts.iter()
@@ -714,8 +714,8 @@ fn uuid_prefixes_and_names_resolve_and_an_ambiguous_prefix_lists_its_matches() {
         out.stderr
     );
     home.refused(&["action-plan", "delete", "abcd"], &["ambiguous", a, b]);
-    assert_eq!(home.plan("abcd1")["action_plan"]["uuid"], a);
-    assert_eq!(home.plan("ABCD2")["action_plan"]["uuid"], b);
+    assert_eq!(home.plan("abcd1")["uuid"], a);
+    assert_eq!(home.plan("ABCD2")["uuid"], b);
     home.refused(&["action-plan", "show", "abc"], &["\"abc\" not found"]);
     // Actions by name within a plan; a name in two plans is ambiguous.
     let first = home
@@ -809,8 +809,8 @@ fn history_purge_deletes_old_events_of_ended_plans_and_keeps_those_of_running_on
     assert_eq!(count(&done), 0);
     assert_eq!((count(&running), count(&waiting)), (r, w));
     // The plans themselves are as they were.
-    assert_eq!(home.plan(&done)["action_plan"]["state"], "SUCCEEDED");
-    assert_eq!(home.plan(&running)["action_plan"]["state"], "ONGOING");
+    assert_eq!(home.plan(&done)["state"], "SUCCEEDED");
+    assert_eq!(home.plan(&running)["state"], "ONGOING");
 }
 
 #[test]

@@ -188,7 +188,7 @@ fn plan_save_stores_a_recommended_plan() {
     let out = run(sextant(home.path()).args(["action-plan", "show", &uuid, "--format", "json"]));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let doc = out.json();
-    assert_eq!(doc["action_plan"]["state"], "RECOMMENDED");
+    assert_eq!(doc["state"], "RECOMMENDED");
     let acts = doc["actions"].as_array().expect("actions");
     let by_name = |n: &str| {
         acts.iter()
@@ -300,7 +300,7 @@ fn the_rules_planner_with_the_default_policy_orders_only_what_must_be() {
         .to_string();
     let p =
         run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"])).json();
-    assert_eq!(p["action_plan"]["planner"], "rules");
+    assert_eq!(p["planner"], "rules");
     assert!(
         p["actions"]
             .as_array()

@@ -112,7 +112,7 @@ fn serve_applies_queued_plans_and_auto_triggered_audits() {
         .expect("plan")
         .to_string();
     let show = |p: &str| {
-        run(sextant(home.path()).args(["action-plan", "show", p, "--format", "json"])).json()["action_plan"]["state"].clone()
+        run(sextant(home.path()).args(["action-plan", "show", p, "--format", "json"])).json()["state"].clone()
     };
     assert_eq!(show(&audit_plan), "PENDING", "auto_trigger queues the plan");
     let out = run(sextant(home.path()).args(["serve", "--exit-after", "4"]));

@@ -92,8 +92,7 @@ fn state_of(home: &Path, plan: &str, name: &str) -> Value {
 }
 
 fn plan_state(home: &Path, plan: &str) -> Value {
-    sx(home, &["action-plan", "show", plan, "--format", "json"]).json()["action_plan"]["state"]
-        .clone()
+    sx(home, &["action-plan", "show", plan, "--format", "json"]).json()["state"].clone()
 }
 
 fn import(home: &Path, actions: Value) -> String {

@@ -349,7 +349,7 @@ fn workload_balance_moves_load_off_the_busiest_host_with_watchers_efficacy() {
     let a = audit("threshold=10");
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
     let shown = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
-    let row = &shown.json()["action_plan"];
+    let row = &shown.json();
     assert_eq!(row["planner"], "workload_stabilization", "{row}");
     let global = &row["global_efficacy"][0];
     assert_eq!(global["name"], "live_migrations_count");
@@ -489,7 +489,7 @@ fn zone_migration_empties_a_node_and_a_pool_with_hardware_maintenance_efficacy()
         ]
     );
     let shown = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
-    let global = &shown.json()["action_plan"]["global_efficacy"];
+    let global = &shown.json()["global_efficacy"];
     let live = global
         .as_array()
         .and_then(|g| {
@@ -598,10 +598,7 @@ fn node_resource_consolidation_lets_the_scheduler_place_instances_off_disabled_h
     let a = out.json();
     let plan = a["action_plan"].as_str().expect("a plan").to_string();
     let shown = run(sextant(home.path()).args(["action-plan", "show", &plan, "--format", "json"]));
-    assert_eq!(
-        shown.json()["action_plan"]["planner"],
-        "node_resource_consolidation"
-    );
+    assert_eq!(shown.json()["planner"], "node_resource_consolidation");
     let disabled: Vec<String> = a["solution"]
         .as_array()
         .expect("solution")

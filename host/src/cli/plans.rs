@@ -419,13 +419,17 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             let actions = store.actions(&p.uuid)?;
             // Serialized from the rows, not through a Value of the plan
             // (which doubled the memory of a large plan's `show`).
+            // The plan's fields, and its actions: one JSON type per field
+            // across commands (`action_plan` is always a uuid, `actions`
+            // always a list).
             #[derive(serde::Serialize)]
             struct Doc<'a> {
-                action_plan: &'a crate::store::plans::PlanRow,
+                #[serde(flatten)]
+                plan: &'a crate::store::plans::PlanRow,
                 actions: &'a [ActionRow],
             }
             let doc = Doc {
-                action_plan: &p,
+                plan: &p,
                 actions: &actions,
             };
             if !print_structured(format, &doc)? {

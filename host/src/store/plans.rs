@@ -373,7 +373,9 @@ pub struct PlanRow {
     pub efficacy_indicators: Vec<Value>,
     /// Why it is in its state.
     pub status_message: Option<String>,
-    /// How many actions it has.
+    /// How many actions it has (`action_count` in JSON: `actions` is
+    /// always the list of actions, wherever a command prints it).
+    #[serde(rename = "action_count")]
     pub actions: i64,
     /// When created.
     pub created_at: String,
