@@ -49,7 +49,7 @@ pub const PLAN_KEYS: &[&str] = &[
     "strategy_uuid",
     "strategy_name",
     "planner",
-    "actions",
+    "action_count",
     "created_at",
     "updated_at",
 ];
