@@ -6,81 +6,25 @@
 use serde_json::{Value, json};
 use sextant_e2e::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 fn vectors() -> PathBuf {
     repo_root().join("tests/vectors/watcher-17.0.0")
 }
 
-struct Home {
-    dir: tempfile::TempDir,
-    types: PathBuf,
+/// What this file adds to the shared [`Home`].
+trait HomeExt {
+    fn start(&self, plan: &str, policy: &Path, extra: &[&str]) -> Run;
 }
 
-impl Home {
-    fn new() -> Self {
-        let dir = scratch();
-        let types = dir.path().join("types");
-        std::fs::create_dir_all(&types).expect("mkdir");
-        Self { dir, types }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cmd(&self) -> Command {
-        let mut c = sextant(self.path());
-        c.env("SEXTANT_ACTION_TYPE_PATH", &self.types);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        run(self.cmd().args(args))
-    }
+impl HomeExt for Home {
     /// `action-plan start PLAN --wait [EXTRA…] --policy POLICY`.
     fn start(&self, plan: &str, policy: &Path, extra: &[&str]) -> Run {
         let mut args = vec!["action-plan", "start", plan, "--wait"];
         args.extend_from_slice(extra);
         args.extend(["--policy", policy.to_str().unwrap_or("")]);
         self.run(&args)
-    }
-
-    fn import(&self, file: &Path) -> String {
-        let out = run(self.cmd().args(["action-plan", "import"]).arg(file));
-        assert_eq!(out.status, 0, "{}", out.stderr);
-        out.stdout.trim().to_string()
-    }
-    fn import_json(&self, name: &str, plan: &Value) -> String {
-        let f = write_file(&self.path().join("plans"), name, &plan.to_string());
-        self.import(&f)
-    }
-    fn actions(&self, plan: &str) -> Vec<Value> {
-        let out = self.run(&["action", "list", "--plan", plan, "--format", "json"]);
-        out.json().as_array().cloned().unwrap_or_default()
-    }
-    fn action(&self, plan: &str, name: &str) -> Value {
-        self.actions(plan)
-            .into_iter()
-            .find(|a| a["name"] == name)
-            .unwrap_or_else(|| panic!("no action {name}"))
-    }
-    fn plan(&self, plan: &str) -> Value {
-        self.run(&["action-plan", "show", plan, "--format", "json"])
-            .json()
-    }
-    fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd()
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn")
-    }
-    fn events(&self, plan: &str) -> Vec<Value> {
-        self.run(&["history", "--plan", plan, "--format", "json"])
-            .json()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
     }
 }
 

@@ -5,39 +5,23 @@
 //! timeout, cancel and exit; outputs are bounded; a redirect to another
 //! origin is refused, or followed without the configured headers.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sextant_e2e::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-struct Home {
-    dir: tempfile::TempDir,
-    types: PathBuf,
+/// What this file adds to the shared [`Home`].
+trait HomeExt {
+    fn add_type(&self, file: &str, yaml: &str);
+    fn run_type(&self, name: &str, params: &[String]) -> Run;
 }
 
-impl Home {
-    fn new() -> Self {
-        let dir = scratch();
-        let types = dir.path().join("types");
-        std::fs::create_dir_all(&types).expect("mkdir");
-        Self { dir, types }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cmd(&self) -> Command {
-        let mut c = sextant(self.path());
-        c.env("SEXTANT_ACTION_TYPE_PATH", &self.types);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Run {
-        run(self.cmd().args(args))
-    }
+impl HomeExt for Home {
     fn add_type(&self, file: &str, yaml: &str) {
         write_file(&self.types, file, yaml);
     }
@@ -49,13 +33,6 @@ impl Home {
             c.args(["-p", p]);
         }
         run(&mut c)
-    }
-    fn actions(&self, plan: &str) -> Vec<Value> {
-        self.run(&["action", "list", "--plan", plan, "--format", "json"])
-            .json()
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
     }
 }
 

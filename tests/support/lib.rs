@@ -4,9 +4,10 @@
 //!
 //! `scripts/test` builds everything these tests need before `cargo test`.
 
+use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// `target/<profile>`: the directory of the running test binary's parent.
 pub fn profile_dir() -> PathBuf {
@@ -155,4 +156,84 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write");
     p
+}
+
+/// A scratch home for one test: its own config, data and action-type
+/// directory (`types`, on `SEXTANT_ACTION_TYPE_PATH`), and helpers that run
+/// the built binary in it.
+pub struct Home {
+    dir: tempfile::TempDir,
+    /// The action-type directory the commands see.
+    pub types: PathBuf,
+}
+
+impl Home {
+    /// A fresh home.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        let dir = scratch();
+        let types = dir.path().join("types");
+        std::fs::create_dir_all(&types).expect("mkdir");
+        Self { dir, types }
+    }
+    /// The home directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// A `sextant` command in this home, with its action types.
+    pub fn cmd(&self) -> Command {
+        let mut c = sextant(self.path());
+        c.env("SEXTANT_ACTION_TYPE_PATH", &self.types);
+        c
+    }
+    /// Runs `sextant ARGS…` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(self.cmd().args(args))
+    }
+
+    /// `action-plan import FILE`, which must succeed; the plan's uuid.
+    pub fn import(&self, file: &Path) -> String {
+        let out = run(self.cmd().args(["action-plan", "import"]).arg(file));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.stdout.trim().to_string()
+    }
+    /// Writes `plan` to `plans/NAME` and imports it; the plan's uuid.
+    pub fn import_json(&self, name: &str, plan: &Value) -> String {
+        let f = write_file(&self.path().join("plans"), name, &plan.to_string());
+        self.import(&f)
+    }
+    /// `action list --plan PLAN` as JSON.
+    pub fn actions(&self, plan: &str) -> Vec<Value> {
+        let out = self.run(&["action", "list", "--plan", plan, "--format", "json"]);
+        out.json().as_array().cloned().unwrap_or_default()
+    }
+    /// The action named `name` of `plan` (panics when there is none).
+    pub fn action(&self, plan: &str, name: &str) -> Value {
+        self.actions(plan)
+            .into_iter()
+            .find(|a| a["name"] == name)
+            .unwrap_or_else(|| panic!("no action {name}"))
+    }
+    /// `action-plan show PLAN` as JSON.
+    pub fn plan(&self, plan: &str) -> Value {
+        self.run(&["action-plan", "show", plan, "--format", "json"])
+            .json()
+    }
+    /// Starts `sextant ARGS…` without waiting, its output discarded.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn")
+    }
+    /// `history --plan PLAN` as JSON.
+    pub fn events(&self, plan: &str) -> Vec<Value> {
+        self.run(&["history", "--plan", plan, "--format", "json"])
+            .json()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
 }

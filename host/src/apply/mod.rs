@@ -73,7 +73,6 @@ mod worker;
 
 pub use engine::Applier;
 pub use lease::owner_id;
-pub use refs::referenced_actions;
 pub use simulate::Prediction;
 
 // What the jobs share with each other (each child module imports `super::*`).
@@ -84,7 +83,7 @@ use context::{
     prepare_handler,
 };
 use lease::{acquire, release};
-use refs::{ancestor_outputs, ancestors_of, declared_names};
+use refs::{ancestor_outputs, ancestors_of, declared_names, referenced_actions};
 use sched::{Completion, Sched, Stop};
 use shared::{Shared, db};
 use thread::{Run, Start, TaskLink, ThreadEnd, run_on_thread};

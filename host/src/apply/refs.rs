@@ -56,8 +56,11 @@ pub(super) fn declared_names(row: &ActionRow, pointers: &[String]) -> Vec<String
     out
 }
 
-/// The action names a value's templates refer to (`actions.<name>.…`).
-pub fn referenced_actions(v: &Value) -> Vec<String> {
+/// The action names an action type's `with` templates refer to
+/// (`actions.<name>.…`, inside any expression: those templates are the
+/// operator's, rendered by minijinja). Parameters use the plan's declared
+/// references instead ([`declared_names`]).
+pub(super) fn referenced_actions(v: &Value) -> Vec<String> {
     let mut out = Vec::new();
     pub(super) fn walk(v: &Value, out: &mut Vec<String>) {
         match v {

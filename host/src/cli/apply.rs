@@ -20,11 +20,10 @@ fn store_input(e: StoreError) -> CliError {
     super::lifecycle::store_input(e)
 }
 
-/// The policy a run uses: `--policy`, else the one recorded with the plan,
-/// else `default`.
+/// The policy a run uses: `--policy`, else the one the plan was started
+/// with, else the plan's own (both in its `extra`), else `default`.
 fn policy_for(
-    store: &Store,
-    plan: &str,
+    extra: &Value,
     explicit: Option<&str>,
     vocab: &dyn Fn() -> crate::policy::Vocabulary,
 ) -> Result<Policy, CliError> {
@@ -32,7 +31,6 @@ fn policy_for(
         // Checked as audits check theirs: every name it uses must exist.
         return crate::policy::load_checked(p, &vocab()).map_err(CliError::input);
     }
-    let extra = store.plan_extra(plan)?;
     for recorded in [&extra["applied_with"]["policy"], &extra["policy"]] {
         if let Ok(p) = serde_json::from_value::<Policy>(recorded.clone()) {
             return Ok(p);
@@ -47,6 +45,8 @@ struct Resolved {
     policy: Policy,
     execution_rule: Option<String>,
     max_workers: usize,
+    /// What the plan was started with before (`extra.applied_with`).
+    applied_with: Value,
 }
 
 /// The workers of a plan nobody said anything about.
@@ -68,8 +68,9 @@ fn resolve(
     if flags.max_workers == Some(0) {
         return Err(input("--max-workers must be at least 1".to_string()));
     }
-    let policy = policy_for(store, plan, flags.policy, vocab)?;
-    let recorded = &store.plan_extra(plan)?["applied_with"];
+    let mut extra = store.plan_extra(plan)?;
+    let policy = policy_for(&extra, flags.policy, vocab)?;
+    let recorded = &extra["applied_with"];
     Ok(Resolved {
         policy,
         execution_rule: flags
@@ -84,7 +85,29 @@ fn resolve(
                     .and_then(|n| usize::try_from(n).ok())
             })
             .unwrap_or(DEFAULT_WORKERS),
+        applied_with: extra["applied_with"].take(),
     })
+}
+
+impl Resolved {
+    /// The applier's options: these, and the config's.
+    fn options(self, env: &Env, stop: StopSignal) -> ApplyOptions {
+        ApplyOptions {
+            policy: self.policy,
+            execution_rule: self.execution_rule,
+            max_workers: self.max_workers,
+            owner: crate::apply::owner_id(),
+            mapper: env.config.mapper.clone(),
+            drivers: env.config.drivers.clone(),
+            driver_config: env.driver_config(),
+            stop,
+            grace: env
+                .config
+                .grace_period
+                .unwrap_or(crate::apply::DEFAULT_GRACE),
+            model_source: Some(env.model_source()),
+        }
+    }
 }
 
 /// Records the flags given explicitly with the plan, so that every later
@@ -104,7 +127,7 @@ fn record_flags(
     if !explicit && !queue {
         return Ok(true);
     }
-    let mut applied_with = store.plan_extra(plan)?["applied_with"].clone();
+    let mut applied_with = resolved.applied_with.clone();
     if !applied_with.is_object() {
         applied_with = Value::Object(Default::default());
     }
@@ -170,11 +193,6 @@ pub fn apply_now_with(
             p.uuid, p.state
         )));
     }
-    let Resolved {
-        policy,
-        execution_rule,
-        max_workers,
-    } = resolved;
     // In the foreground, SIGTERM and SIGINT (Ctrl-C) stop the applier
     // cleanly, as they stop `serve`; the handlers go when the run ends.
     let (stop, _signals) = match &flags.stop {
@@ -190,21 +208,7 @@ pub fn apply_now_with(
         Arc::new(plugins),
         Arc::new(types),
         &p.uuid,
-        ApplyOptions {
-            policy,
-            execution_rule,
-            max_workers,
-            owner: crate::apply::owner_id(),
-            mapper: env.config.mapper.clone(),
-            drivers: env.config.drivers.clone(),
-            driver_config: env.driver_config(),
-            stop,
-            grace: env
-                .config
-                .grace_period
-                .unwrap_or(crate::apply::DEFAULT_GRACE),
-            model_source: Some(env.model_source()),
-        },
+        resolved.options(env, stop),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -241,9 +245,9 @@ pub fn apply_now_with(
 /// options), without recording anything, taking its lease or running an
 /// action: the problems `start` would find and the predicted end state.
 pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, CliError> {
-    let (store, plugins, _) = env.open_store_synced()?;
-    let p = store.plan(plan).map_err(store_input)?;
     let types = env.action_types();
+    let (store, plugins, _) = env.open_store_synced_with(&types)?;
+    let p = store.plan(plan).map_err(store_input)?;
     let flags = RunFlags {
         policy: None,
         execution_rule: None,
@@ -251,11 +255,7 @@ pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, Cl
         quiet: true,
         stop: None,
     };
-    let Resolved {
-        policy,
-        execution_rule,
-        max_workers,
-    } = resolve(&store, &p.uuid, &flags, &|| {
+    let resolved = resolve(&store, &p.uuid, &flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
     })?;
     let applier = Applier::new(
@@ -263,18 +263,7 @@ pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, Cl
         Arc::new(plugins),
         Arc::new(types),
         &p.uuid,
-        ApplyOptions {
-            policy,
-            execution_rule,
-            max_workers,
-            owner: crate::apply::owner_id(),
-            mapper: env.config.mapper.clone(),
-            drivers: env.config.drivers.clone(),
-            driver_config: env.driver_config(),
-            stop: StopSignal::default(),
-            grace: crate::apply::DEFAULT_GRACE,
-            model_source: Some(env.model_source()),
-        },
+        resolved.options(env, StopSignal::default()),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -423,9 +412,9 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
         let o = apply_now(env, &p.uuid, flags)?;
         return print_outcome(env, &o, format);
     }
-    let (mut store, plugins, _) = env.open_store_synced()?;
-    let p = store.plan(plan).map_err(store_input)?;
     let types = env.action_types();
+    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
+    let p = store.plan(plan).map_err(store_input)?;
     let resolved = resolve(&store, &p.uuid, flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
     })?;

@@ -301,15 +301,26 @@ impl Env {
         CliError,
     > {
         let plugins = self.registry()?;
+        let (store, report) = self.open_store_synced_to(&plugins, types)?;
+        Ok((store, plugins, report))
+    }
+
+    /// The store, synchronised with plugins and action types the command
+    /// already loaded.
+    pub fn open_store_synced_to(
+        &self,
+        plugins: &PluginRegistry,
+        types: &ActionTypeRegistry,
+    ) -> Result<(crate::store::Store, crate::store::sync::SyncReport), CliError> {
         let mut store = crate::store::Store::open(&self.db)?;
-        let report = crate::store::sync::sync_with_plugins(&mut store, &plugins)?;
+        let report = crate::store::sync::sync_with_plugins(&mut store, plugins)?;
         // Action descriptions, as Watcher's applier syncs them at start.
         let mut latest: std::collections::BTreeMap<String, String> = Default::default();
         for t in types.all() {
             latest.insert(t.name.clone(), t.description.clone());
         }
         store.sync_action_descriptions(&latest.into_iter().collect::<Vec<_>>())?;
-        Ok((store, plugins, report))
+        Ok((store, report))
     }
 
     /// The cluster model's source for audits: the configured collector,

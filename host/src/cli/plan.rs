@@ -16,6 +16,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
     drop(text);
     let specs = req.actions;
     let plugins = env.registry()?;
+    let types = env.action_types();
     if plugins
         .find(sextant_plugin_api::Kind::Planner, &req.planner)
         .is_none()
@@ -40,14 +41,14 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
                     input.display()
                 )));
             }
-            let vocab = crate::policy::Vocabulary::of(&env.action_types(), &plugins);
+            let vocab = crate::policy::Vocabulary::of(&types, &plugins);
             crate::policy::load_checked(name, &vocab)
                 .map_err(CliError::input)?
                 .planner_config()
         }
         None => req.config.clone(),
     };
-    let durations = crate::plan::durations(&env.action_types());
+    let durations = crate::plan::durations(&types);
     let planned = plan(
         &plugins,
         &req.planner,
@@ -61,7 +62,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         e => CliError::from(e),
     })?;
     let saved = if save {
-        let (mut store, _, _) = env.open_store_synced()?;
+        let (mut store, _) = env.open_store_synced_to(&plugins, &types)?;
         let plan = store.create_plan(&crate::store::plans::NewPlan {
             planner: Some(req.planner.clone()),
             state: planned.action_plan_state.clone(),
