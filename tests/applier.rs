@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sextant_e2e::*;
 use std::path::{Path, PathBuf};
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn vectors() -> PathBuf {
@@ -1037,4 +1038,51 @@ fn a_timeout_covers_the_whole_attempt_pre_condition_included() {
         "{events:?}"
     );
     assert_eq!(home.action(&plan, "other")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn a_stop_during_an_abortable_pre_condition_leaves_the_action_pending() {
+    let home = Home::new();
+    let plugins = home.path().join("plugins");
+    populate(&plugins, &[&fixture("libfixture_kinds.so")]);
+    write_file(
+        &home.types,
+        "slow_pre.yaml",
+        "name: slow_pre\nversion: 1.0.0\nhandler: fixture.echo\nabortable: true\nparameters:\n  type: object\n  properties:\n    pre_wait: {type: number}\n",
+    );
+    let plan = home.import_json(
+        "stop.json",
+        &json!({"actions": [
+            {"id": "slow", "action_type": "slow_pre", "input_parameters": {"pre_wait": 30}},
+        ]}),
+    );
+    // No simulation: the attempt's own pre_condition is the one stopped.
+    let p = policy(&home, "nosim.yaml", "name: nosim\nsimulate: false\n");
+    let mut applier = home
+        .cmd()
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["action-plan", "start", &plan, "--wait", "--policy"])
+        .arg(&p)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    wait_for("the applier to start the plan", || {
+        home.plan(&plan)["state"] == "ONGOING"
+    });
+    // In pre_condition (30 s) by now; SIGTERM asks the applier to stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &applier.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let _ = applier.wait();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Aborted before it ran: left to the resume, neither FAILED nor run.
+    let slow = home.action(&plan, "slow");
+    assert_eq!(slow["state"], "PENDING", "{slow}");
+    assert_eq!(home.plan(&plan)["state"], "ONGOING");
 }

@@ -190,6 +190,18 @@ pub(super) fn attempt_blocking(
     if timed_out.load(SeqCst) {
         return AttemptEnd::TimedOut;
     }
+    // Aborted by a stop or a cancel before it went ONGOING: it did not run.
+    if pre
+        .as_ref()
+        .is_err_and(|e| e.kind() == Some(ErrorKind::ABORTED))
+    {
+        if shared.service_stopping.load(SeqCst) {
+            return AttemptEnd::Interrupted;
+        }
+        if shared.cancelling.load(SeqCst) {
+            return finished(St::Cancelled, &["PENDING"], None, None, "action.cancel.end");
+        }
+    }
     match pre {
         Ok(()) => {}
         Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {

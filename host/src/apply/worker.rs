@@ -45,14 +45,12 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             let (r, l) = (run.clone(), link.clone());
             tokio::task::spawn_blocking(move || run_on_thread(&r, &l, start))
         };
-        let mut before_ongoing = false;
         let end = tokio::select! {
             r = &mut join => r.map_err(|e| ApplyError::Task(e.to_string()))?,
             // The watchdog timed the current action out (and asked it to
             // abort): go on without the thread.
             _ = link.expired.notified() => {
                 let (index, attempt) = *lock(&link.current);
-                before_ongoing = !link.ongoing.load(SeqCst);
                 ThreadEnd::Failed { index, attempt, why: String::new(), from_execute: true }
             }
         };
@@ -69,6 +67,9 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
                 from_execute,
             } => (index, attempt, why, from_execute),
         };
+        // A timeout (no reason: the watchdog's, whether the worker or the
+        // thread saw it first) before the action went ONGOING.
+        let before_ongoing = why.is_empty() && !link.ongoing.load(SeqCst);
         let row = lock(&run.sched).nodes[index].row.clone();
         let uuid = row.uuid.clone();
         let recovery = shared.opts.policy.recovery_for(&row.action_type);
