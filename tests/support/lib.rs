@@ -237,3 +237,19 @@ impl Home {
             .unwrap_or_default()
     }
 }
+
+/// The address of a real service (PostgreSQL, RabbitMQ, Prometheus, ...)
+/// that the test command started on loopback (`scripts/services/*.sh`), read
+/// from the environment variable `var` (e.g. `SEXTANT_TEST_PG_URL`).
+///
+/// A test that needs the service fails, never skips, when it is not running.
+pub fn service_url(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!(
+            "{var} is not set: this test needs the real service that scripts/test starts; \
+             run the tests through scripts/test, or start the service with \
+             scripts/services/up.sh and export the variables it prints"
+        ),
+    }
+}
