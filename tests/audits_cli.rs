@@ -441,14 +441,16 @@ fn a_continuous_audit_runs_at_its_interval_under_serve_and_supersedes_its_previo
         .events(None, 0)
         .expect("events")
         .into_iter()
-        .filter(|e| e.object_uuid == uuid && e.event_type == "audit.strategy.end")
+        .filter(|e| {
+            e.object_uuid == uuid && e.event_type == sextant::states::EventType::AuditStrategyEnd
+        })
         .count();
     assert!(
         (3..=5).contains(&runs),
         "{runs} runs in 3.5 s at a 1 s interval"
     );
     let a = s.audit(&uuid).expect("audit");
-    assert_eq!(a.state, "ONGOING");
+    assert_eq!(a.state, sextant::states::AuditState::Ongoing);
     assert!(a.next_run_time.is_some());
     assert_eq!(
         a.solution.as_ref().and_then(|v| v.as_array().map(Vec::len)),

@@ -313,7 +313,9 @@ fn a_suspended_continuous_audit_makes_no_plan_until_it_is_resumed() {
         .expect("events");
     let moves: Vec<(Option<&str>, Option<&str>)> = events
         .iter()
-        .filter(|e| e.object_uuid == audit && e.event_type == "audit.update")
+        .filter(|e| {
+            e.object_uuid == audit && e.event_type == sextant::states::EventType::AuditUpdate
+        })
         .map(|e| (e.old_state.as_deref(), e.new_state.as_deref()))
         .collect();
     assert!(

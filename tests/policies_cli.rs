@@ -374,6 +374,9 @@ fn a_plan_is_applied_with_its_audits_policy_after_the_file_is_gone() {
     ]));
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     let s = Store::open(&db).expect("open");
-    assert_eq!(s.plan(&plan).expect("plan").state, "SUCCEEDED");
+    assert_eq!(
+        s.plan(&plan).expect("plan").state,
+        sextant::states::PlanState::Succeeded
+    );
     assert_eq!(plan_policy(&db, &plan).1["name"], "mine");
 }

@@ -20,6 +20,7 @@ mod parser_fuzz;
 pub mod plan;
 pub mod plugins;
 pub mod policy;
+pub mod states;
 pub mod store;
 pub mod suggest;
 pub mod trust;

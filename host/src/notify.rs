@@ -385,7 +385,7 @@ mod tests {
         let event = || EventRow {
             id: 1,
             at: String::new(),
-            event_type: "t".into(),
+            event_type: crate::states::EventType::ActionUpdate,
             object_type: "o".into(),
             object_uuid: "u".into(),
             action_plan_uuid: None,

@@ -118,11 +118,11 @@ impl Committer {
 /// are known, so it is one UPDATE with nothing read first.
 pub(super) fn row_transition(
     row: &ActionRow,
-    from: &[&str],
-    to: &str,
+    from: &[ActionState],
+    to: ActionState,
     message: Option<String>,
     outputs: Option<Value>,
-    event_type: &str,
+    event_type: EventType,
 ) -> ActionTransition {
     ActionTransition::new(&row.uuid, from, to, message, outputs, event_type)
         .known(&row.action_plan_uuid, &row.name)
@@ -132,13 +132,25 @@ pub(super) fn row_transition(
 pub(super) async fn transition(
     shared: &Arc<Shared>,
     row: &ActionRow,
-    from: &[&str],
-    to: &str,
+    from: &[ActionState],
+    to: ActionState,
     message: Option<String>,
     outputs: Option<Value>,
-    event_type: &str,
+    event_type: EventType,
 ) -> Result<bool, StoreError> {
-    let t = row_transition(row, from, to, message, outputs, event_type);
+    commit_transition(
+        shared,
+        row_transition(row, from, to, message, outputs, event_type),
+    )
+    .await
+}
+
+/// Commits one action transition, built by the caller (group commit),
+/// from async code.
+pub(super) async fn commit_transition(
+    shared: &Arc<Shared>,
+    t: ActionTransition,
+) -> Result<bool, StoreError> {
     let s = shared.clone();
     tokio::task::spawn_blocking(move || s.committer.commit_blocking(t))
         .await
@@ -173,7 +185,7 @@ mod tests {
         let mut store = Store::open(&dir.path().join("s.db")).expect("open");
         let plan = store
             .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 actions: (0..n)
                     .map(|i| NewPlanAction {
                         name: format!("a{i}"),
@@ -181,7 +193,7 @@ mod tests {
                         action_type_version: "1.0.0".into(),
                         input_parameters: json!({}),
                         parents: vec![],
-                        state: "PENDING".into(),
+                        state: crate::states::ActionState::Pending,
                     })
                     .collect(),
                 ..Default::default()
@@ -210,16 +222,32 @@ mod tests {
                         // A third of the threads name the plan and the action (a
                         // plain UPDATE), a third the plan only (UPDATE …
                         // RETURNING); the others read the state first.
-                        let t = |from: &str, to: &str| {
-                            let mut t = ActionTransition::new(u, &[from], to, None, None, "x");
+                        let t = |from: ActionState, to: ActionState| {
+                            let mut t = ActionTransition::new(
+                                u,
+                                &[from],
+                                to,
+                                None,
+                                None,
+                                EventType::ActionUpdate,
+                            );
                             t.plan_uuid = (k % 3 != 0).then(|| plan.clone());
                             t.name = (k % 3 == 2).then(|| format!("a{}", k * 25 + j));
                             c.commit_blocking(t)
                         };
-                        assert_eq!(t("PENDING", "ONGOING").ok(), Some(true));
-                        assert_eq!(t("ONGOING", "SUCCEEDED").ok(), Some(true));
+                        assert_eq!(
+                            t(ActionState::Pending, ActionState::Ongoing).ok(),
+                            Some(true)
+                        );
+                        assert_eq!(
+                            t(ActionState::Ongoing, ActionState::Succeeded).ok(),
+                            Some(true)
+                        );
                         // A compare-and-set that no longer holds changes nothing.
-                        assert_eq!(t("ONGOING", "FAILED").ok(), Some(false));
+                        assert_eq!(
+                            t(ActionState::Ongoing, ActionState::Failed).ok(),
+                            Some(false)
+                        );
                     }
                 })
             })
@@ -238,7 +266,7 @@ mod tests {
         let events: i64 = store
             .conn()
             .query_row(
-                "SELECT count(*) FROM events WHERE event_type = 'x'",
+                "SELECT count(*) FROM events WHERE event_type = 'action.update'",
                 [],
                 |r| r.get(0),
             )
@@ -247,7 +275,7 @@ mod tests {
         let complete: i64 = store
             .conn()
             .query_row(
-                "SELECT count(*) FROM events WHERE event_type = 'x' AND action_plan_uuid = ?1 \
+                "SELECT count(*) FROM events WHERE event_type = 'action.update' AND action_plan_uuid = ?1 \
                  AND ((old_state = 'PENDING' AND new_state = 'ONGOING') \
                    OR (old_state = 'ONGOING' AND new_state = 'SUCCEEDED'))",
                 [&plan],
@@ -256,7 +284,14 @@ mod tests {
             .expect("count");
         assert_eq!(complete, 800, "every event names its plan and both states");
         let missing = Committer::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
-            ActionTransition::new("no-such-action", &["PENDING"], "ONGOING", None, None, "x"),
+            ActionTransition::new(
+                "no-such-action",
+                &[ActionState::Pending],
+                ActionState::Ongoing,
+                None,
+                None,
+                EventType::ActionUpdate,
+            ),
         );
         assert!(
             matches!(missing, Err(StoreError::NotFound { .. })),

@@ -13,6 +13,7 @@ use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
 use super::{CliResult, Env};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, tick_continuous};
+use crate::states::PlanState;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::thread::JoinHandle;
@@ -71,8 +72,8 @@ pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
         // Queued and interrupted plans: one applier thread each.
         appliers.retain(|_, h| !h.is_finished());
         for p in store.plans(None)? {
-            let runnable = p.state == "PENDING"
-                || ((p.state == "ONGOING" || p.state == "CANCELLING")
+            let runnable = p.state == PlanState::Pending
+                || ((p.state == PlanState::Ongoing || p.state == PlanState::Cancelling)
                     && store
                         .lease(&p.uuid)?
                         .is_none_or(|l| l.expires_at < crate::store::now()));
@@ -80,7 +81,7 @@ pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
                 tracing::info!(
                     "applying action plan {} ({})",
                     p.uuid,
-                    if p.state == "PENDING" {
+                    if p.state == PlanState::Pending {
                         "queued"
                     } else {
                         "resuming"

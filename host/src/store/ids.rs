@@ -166,14 +166,14 @@ mod tests {
 
     fn plan(s: &mut Store, names: &[&str]) -> String {
         s.create_plan(&NewPlan {
-            state: "RECOMMENDED".into(),
+            state: crate::states::PlanState::Recommended,
             rows: names
                 .iter()
                 .map(|n| NewPlanRow {
                     name: n,
                     action_type: "nop",
                     input_parameters_json: "{}",
-                    state: "PENDING",
+                    state: crate::states::ActionState::Pending,
                     ..Default::default()
                 })
                 .collect(),

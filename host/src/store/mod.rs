@@ -14,12 +14,15 @@
 pub mod apply;
 pub mod audits;
 mod checkpoint;
+mod columns;
 pub mod ids;
 pub mod lifecycle;
 pub mod plans;
 mod schema;
 pub mod sync;
 
+use crate::states::EventType;
+pub use columns::UnknownValue;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +40,15 @@ pub enum StoreError {
         /// repeats its message in its source, and a chain printed whole
         /// would say it three times).
         cause: rusqlite::Error,
+    },
+    /// A value read back that its column's enum does not know (a state,
+    /// an event type): the database was written by something else.
+    #[error("database {}: {value}", path.display())]
+    Unknown {
+        /// The database file.
+        path: PathBuf,
+        /// Where, and what.
+        value: UnknownValue,
     },
     /// The database was written by a newer Sextant.
     #[error(
@@ -119,6 +131,21 @@ pub enum StoreError {
         /// By which id or name.
         id: String,
     },
+}
+
+/// A rusqlite error as a [`StoreError`]: an unknown enum value read back
+/// becomes [`StoreError::Unknown`].
+fn sqlite_error(path: &Path, cause: rusqlite::Error) -> StoreError {
+    match columns::unknown_value(&cause) {
+        Some(value) => StoreError::Unknown {
+            path: path.to_path_buf(),
+            value,
+        },
+        None => StoreError::Sqlite {
+            path: path.to_path_buf(),
+            cause,
+        },
+    }
 }
 
 /// Result of store operations.
@@ -373,10 +400,7 @@ impl Store {
     }
 
     pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            cause: source,
-        }
+        sqlite_error(&self.path, source)
     }
 
     fn configure(&mut self) -> Result<()> {
@@ -479,10 +503,7 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            cause: source,
-        };
+        let err = |source| sqlite_error(&path, source);
         // Read-only: a deferred transaction, so that `f` may read and find
         // nothing to change; a write in it fails with SQLite's "attempt to
         // write a readonly database".
@@ -513,6 +534,19 @@ impl Store {
         st.query_map(params, read)
             .and_then(Iterator::collect)
             .map_err(|e| self.err(e))
+    }
+
+    /// Inserts a goal named `name` directly, for tests that need one
+    /// without a strategy plugin.
+    #[cfg(test)]
+    pub(crate) fn insert_test_goal(&mut self, name: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO goals (uuid, name, display_name, created_at) VALUES (?1, ?1, ?1, ?2)",
+                params![name, now()],
+            )
+        })
+        .map(|_| ())
     }
 
     /// Every goal not deleted.
@@ -636,7 +670,7 @@ impl Store {
             Ok(EventRow {
                 id: r.get(0)?,
                 at: r.get(1)?,
-                event_type: r.get(2)?,
+                event_type: columns::enum_col(r, 2, 0, "events", "event_type")?,
                 object_type: r.get(3)?,
                 object_uuid: r.get(4)?,
                 action_plan_uuid: r.get(5)?,
@@ -652,11 +686,9 @@ impl Store {
 
 /// One event to append: what changed, on which object.
 #[derive(Clone, Debug)]
-pub struct Event<'a> {
-    /// Watcher's event name (`audit.update`, `action.execution.start`, …).
-    pub event_type: &'a str,
-    /// `audit`, `action_plan`, `action`, …
-    pub object_type: &'a str,
+pub(crate) struct Event<'a> {
+    /// What happened; it also says what kind of object it is about.
+    pub event_type: EventType,
     /// The object's uuid.
     pub object_uuid: &'a str,
     /// The plan the object belongs to.
@@ -672,20 +704,30 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// A state change of one object.
     pub fn state_change(
-        event_type: &'a str,
-        object_type: &'a str,
+        event_type: EventType,
         object_uuid: &'a str,
         old_state: Option<&'a str>,
         new_state: &'a str,
     ) -> Self {
         Self {
             event_type,
-            object_type,
             object_uuid,
             action_plan_uuid: None,
             old_state,
             new_state: Some(new_state),
             payload: Value::Null,
+        }
+    }
+
+    /// An event that changes no state.
+    pub fn note(event_type: EventType, object_uuid: &'a str, payload: Value) -> Self {
+        Self {
+            event_type,
+            object_uuid,
+            action_plan_uuid: None,
+            old_state: None,
+            new_state: None,
+            payload,
         }
     }
 
@@ -703,12 +745,16 @@ impl<'a> Event<'a> {
 }
 
 /// Appends one event, inside the caller's transaction.
-pub fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
+pub(crate) fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
     append_event_at(tx, e, &now())
 }
 
 /// Appends an event stamped `at`: for many events of one transaction.
-pub fn append_event_at(tx: &Transaction<'_>, e: &Event<'_>, at: &str) -> rusqlite::Result<()> {
+pub(crate) fn append_event_at(
+    tx: &Transaction<'_>,
+    e: &Event<'_>,
+    at: &str,
+) -> rusqlite::Result<()> {
     append_event_with(tx, e, at, None::<&()>)
 }
 
@@ -734,7 +780,7 @@ pub(crate) fn append_event_with<P: Serialize>(
     .execute(params![
             at,
             e.event_type,
-            e.object_type,
+            e.event_type.object_type().as_str(),
             e.object_uuid,
             e.action_plan_uuid,
             e.old_state,
@@ -849,8 +895,8 @@ pub struct EventRow {
     /// When.
     pub at: String,
     /// Watcher's event name (`action.execution.start`, …).
-    pub event_type: String,
-    /// `audit`, `action_plan`, `action`, `goal`, `strategy`.
+    pub event_type: EventType,
+    /// `audit`, `action_plan`, `action`.
     pub object_type: String,
     /// The object's uuid.
     pub object_uuid: String,
@@ -867,6 +913,7 @@ pub struct EventRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::states::PlanState;
 
     #[test]
     fn plan_state_reads_the_state_alone() {
@@ -874,11 +921,11 @@ mod tests {
         let mut s = Store::open(&dir.path().join("s.db")).expect("open");
         let p = s
             .create_plan(&plans::NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 ..Default::default()
             })
             .expect("plan");
-        assert_eq!(s.plan_state(&p.uuid).ok().as_deref(), Some("RECOMMENDED"));
+        assert_eq!(s.plan_state(&p.uuid).ok(), Some(PlanState::Recommended));
         assert!(matches!(
             s.plan_state("no-such-plan"),
             Err(StoreError::NotFound { .. })
@@ -899,11 +946,11 @@ mod tests {
         assert_eq!(size(&s), -8192);
         let p = s
             .create_plan(&plans::NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 ..Default::default()
             })
             .expect("plan");
-        assert_eq!(s.plan_state(&p.uuid).ok().as_deref(), Some("RECOMMENDED"));
+        assert_eq!(s.plan_state(&p.uuid).ok(), Some(PlanState::Recommended));
     }
 
     #[test]
@@ -1052,19 +1099,19 @@ mod tests {
         // A new plan's parents are row ids too, after the rows already there.
         let p = s
             .create_plan(&plans::NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 rows: vec![
                     plans::NewPlanRow {
                         name: "x",
                         action_type: "nop",
-                        state: "PENDING",
+                        state: crate::states::ActionState::Pending,
                         input_parameters_json: "{}",
                         ..Default::default()
                     },
                     plans::NewPlanRow {
                         name: "y",
                         action_type: "nop",
-                        state: "PENDING",
+                        state: crate::states::ActionState::Pending,
                         input_parameters_json: "{}",
                         parents: &[0],
                         ..Default::default()
@@ -1148,11 +1195,148 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_state_or_event_type_read_back_is_an_error_naming_where() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let p = s
+            .create_plan(&plans::NewPlan {
+                state: PlanState::Recommended,
+                actions: vec![plans::NewPlanAction {
+                    name: "a".into(),
+                    action_type: "nop".into(),
+                    action_type_version: "1.0.0".into(),
+                    input_parameters: serde_json::json!({}),
+                    parents: vec![],
+                    state: crate::states::ActionState::Pending,
+                }],
+                ..Default::default()
+            })
+            .expect("plan");
+        let (action_id, action_uuid): (i64, String) = s
+            .conn()
+            .query_row("SELECT id, uuid FROM actions", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("action");
+        let unknown = |e: StoreError| match e {
+            StoreError::Unknown { value, .. } => Some(value),
+            _ => None,
+        };
+        // An action state: the applier once read anything unknown as PENDING.
+        s.conn()
+            .execute("UPDATE actions SET state = 'RUNNING'", [])
+            .expect("corrupt");
+        let e = s.actions(&p.uuid).expect_err("refused");
+        let msg = e.to_string();
+        assert_eq!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "actions",
+                row: action_id,
+                column: "state",
+                name: crate::states::UnknownName {
+                    what: "action state",
+                    value: "RUNNING".into()
+                }
+            })
+        );
+        assert!(
+            msg.contains("table actions")
+                && msg.contains(&format!("row {action_id}"))
+                && msg.contains("\"RUNNING\""),
+            "{msg}"
+        );
+        assert!(s.action(&action_uuid).is_err());
+        // Nothing was changed by reading.
+        let stored: String = s
+            .conn()
+            .query_row("SELECT state FROM actions", [], |r| r.get(0))
+            .expect("state");
+        assert_eq!(stored, "RUNNING");
+        // A transition that reads the state first fails too, writing nothing.
+        let t = apply::ActionTransition::new(
+            &action_uuid,
+            &[crate::states::ActionState::Pending],
+            crate::states::ActionState::Ongoing,
+            None,
+            None,
+            EventType::ActionUpdate,
+        );
+        assert!(matches!(
+            s.action_transitions(std::slice::from_ref(&t)),
+            Err(StoreError::Unknown { .. })
+        ));
+        // A plan state.
+        s.conn()
+            .execute("UPDATE action_plans SET state = 'PAUSED'", [])
+            .expect("corrupt");
+        let e = s.plan(&p.uuid).expect_err("refused");
+        assert!(matches!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "action_plans",
+                column: "state",
+                ..
+            })
+        ),);
+        assert!(matches!(
+            s.plan_state(&p.uuid),
+            Err(StoreError::Unknown { .. })
+        ));
+        // An event type.
+        s.conn()
+            .execute("UPDATE events SET event_type = 'action.teleport'", [])
+            .expect("corrupt");
+        let e = s.events(None, 0).expect_err("refused");
+        assert!(matches!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "events",
+                column: "event_type",
+                ..
+            })
+        ),);
+    }
+
+    #[test]
+    fn migration_9_stores_whether_a_failure_came_from_execute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        // A database at schema version 8: the fact only in the messages.
+        let conn = Connection::open(&path).expect("open");
+        for (i, sql) in schema::MIGRATIONS[..8].iter().enumerate() {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .expect("version");
+        }
+        conn.execute_batch(
+            "INSERT INTO action_plans (id, uuid, state, created_at) VALUES (7, 'p', 'FAILED', 't'); \
+             INSERT INTO actions (id, uuid, action_plan_id, name, action_type, state, status_message, created_at) VALUES \
+               (1, 'u1', 7, 'a', 'nop', 'FAILED', 'Action failed in execute: boom', 't'), \
+               (2, 'u2', 7, 'b', 'nop', 'FAILED', 'Action failed in pre_condition: no', 't'), \
+               (3, 'u3', 7, 'c', 'nop', 'SUCCEEDED', 'Action failed in execute: then retried', 't');",
+        )
+        .expect("rows");
+        drop(conn);
+        let s = Store::open(&path).expect("migrate");
+        let got: Vec<bool> = s
+            .actions("p")
+            .expect("actions")
+            .iter()
+            .map(|a| a.execute_failed)
+            .collect();
+        assert_eq!(got, [true, false, false]);
+    }
+
+    #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = Store::open(&dir.path().join("s.db")).expect("open");
         let r: Result<()> = s.write(|tx| {
-            append_event(tx, &Event::state_change("x", "audit", "u", None, "PENDING"))?;
+            append_event(
+                tx,
+                &Event::state_change(EventType::AuditCreate, "u", None, "PENDING"),
+            )?;
             tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
             Ok(())
         });

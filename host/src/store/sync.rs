@@ -14,8 +14,10 @@
 //!   plans. A finished audit keeps its state; a running plan is left to its
 //!   applier, with a warning.
 
+use super::columns::enum_col;
 use super::{Event, Result, Store, append_event, json_col, new_uuid, now};
 use crate::plugins::PluginRegistry;
+use crate::states::{AuditState, EventType, PlanState};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -209,8 +211,10 @@ fn cancel_audits(
         "SELECT id, uuid, state FROM audits WHERE deleted = 0 \
          AND state IN ('PENDING', 'ONGOING', 'SUSPENDED') AND {filter}"
     ))?;
-    let rows: Vec<(i64, String, String)> = st
-        .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let rows: Vec<(i64, String, AuditState)> = st
+        .query_map([arg], |r| {
+            Ok((r.get(0)?, r.get(1)?, enum_col(r, 2, 0, "audits", "state")?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     for (id, uuid, state) in &rows {
         tx.execute(
@@ -219,8 +223,13 @@ fn cancel_audits(
         )?;
         append_event(
             tx,
-            &Event::state_change("audit.update", "audit", uuid, Some(state), "CANCELLED")
-                .with_payload(json!({"reason": reason})),
+            &Event::state_change(
+                EventType::AuditUpdate,
+                uuid,
+                Some(state.as_str()),
+                "CANCELLED",
+            )
+            .with_payload(json!({"reason": reason})),
         )?;
         report.audits_cancelled.push(uuid.clone());
     }
@@ -239,13 +248,19 @@ fn cancel_plans(
     let mut st = tx.prepare(&format!(
         "SELECT id, uuid, state FROM action_plans WHERE deleted = 0 AND {filter}"
     ))?;
-    let rows: Vec<(i64, String, String)> = st
-        .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let rows: Vec<(i64, String, PlanState)> = st
+        .query_map([arg], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                enum_col(r, 2, 0, "action_plans", "state")?,
+            ))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     for (id, uuid, state) in rows {
-        match state.as_str() {
-            "RECOMMENDED" | "PENDING" => {}
-            "ONGOING" | "CANCELLING" => {
+        match state {
+            PlanState::Recommended | PlanState::Pending => {}
+            PlanState::Ongoing | PlanState::Cancelling => {
                 tracing::warn!("action plan {uuid} is {state}: left to its applier ({reason})");
                 continue;
             }
@@ -258,10 +273,9 @@ fn cancel_plans(
         append_event(
             tx,
             &Event::state_change(
-                "action_plan.update",
-                "action_plan",
+                EventType::PlanUpdate,
                 &uuid,
-                Some(&state),
+                Some(state.as_str()),
                 "CANCELLED",
             )
             .in_plan(&uuid)
