@@ -255,9 +255,7 @@ fn policy_list_show_and_validate() {
 
 /// The plan an audit made, with the policy stored with it.
 fn plan_policy(db: &Path, plan: &str) -> (String, Value) {
-    let s = Store::open(db).expect("open");
-    let (planner, policy): (String, String) = s
-        .conn()
+    let (planner, policy): (String, String) = raw_db(db)
         .query_row(
             "SELECT planner, policy FROM action_plans WHERE uuid = ?1",
             [plan],

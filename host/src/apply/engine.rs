@@ -20,7 +20,7 @@ impl Applier {
         let store = Arc::new(Mutex::new(store));
         Self {
             shared: Arc::new(Shared {
-                committer: Committer::new(store.clone()),
+                committer: crate::store::GroupCommit::new(store.clone()),
                 store,
                 entries: Mutex::new(HashMap::new()),
                 plugins,

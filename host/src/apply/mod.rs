@@ -78,7 +78,7 @@ pub use simulate::Prediction;
 
 // What the jobs share with each other (each child module imports `super::*`).
 use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
-use commit::{Committer, commit_all, commit_transition, row_transition, transition};
+use commit::{commit_all, commit_transition, row_transition, transition};
 use context::{
     context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
     prepare_handler,

@@ -74,9 +74,7 @@ pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
         for p in store.plans(None)? {
             let runnable = p.state == PlanState::Pending
                 || ((p.state == PlanState::Ongoing || p.state == PlanState::Cancelling)
-                    && store
-                        .lease(&p.uuid)?
-                        .is_none_or(|l| l.expires_at < crate::store::now()));
+                    && store.plan_lease_is_free(&p.uuid)?);
             if runnable && !appliers.contains_key(&p.uuid) && !stop.is_stopping() {
                 tracing::info!(
                     "applying action plan {} ({})",

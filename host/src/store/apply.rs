@@ -197,6 +197,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether no applier holds the plan: it has no lease, or its lease
+    /// expired.
+    pub fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool> {
+        Ok(self.lease(plan_uuid)?.is_none_or(|l| l.expires_at < now()))
+    }
+
     /// The lease on a plan, if any (even expired).
     pub fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>> {
         let row: Option<(Option<String>, Option<String>)> = self

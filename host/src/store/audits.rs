@@ -37,7 +37,7 @@ pub struct AuditSolution {
     /// The efficacy indicators.
     pub efficacy_indicators: Value,
     /// The strategy that found it (its row id).
-    pub(crate) strategy_id: i64,
+    pub(in crate::store) strategy_id: i64,
 }
 
 impl AuditSolution {
@@ -55,7 +55,7 @@ impl AuditSolution {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TemplateRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its name.
@@ -139,7 +139,7 @@ pub struct NewTemplate<'a> {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AuditRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its name.

@@ -34,7 +34,7 @@ to_sql_as_text!(ActionState, PlanState, AuditState, EventType, ExecutionRule);
 
 /// Reads column `idx` of `r` as an enum `T`; the row's id is in column
 /// `id_idx`, for the error.
-pub(crate) fn enum_col<T: FromStr<Err = UnknownName>>(
+pub(super) fn enum_col<T: FromStr<Err = UnknownName>>(
     r: &rusqlite::Row<'_>,
     idx: usize,
     id_idx: usize,
@@ -58,7 +58,7 @@ pub(crate) fn enum_col<T: FromStr<Err = UnknownName>>(
 }
 
 /// The [`UnknownValue`] inside a rusqlite error, if that is what it is.
-pub(crate) fn unknown_value(e: &rusqlite::Error) -> Option<UnknownValue> {
+pub(super) fn unknown_value(e: &rusqlite::Error) -> Option<UnknownValue> {
     match e {
         rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
             inner.downcast_ref::<UnknownValue>().cloned()

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod audits;
 mod checkpoint;
 mod columns;
+mod group_commit;
 pub mod ids;
 pub mod lifecycle;
 pub mod plans;
@@ -23,6 +24,7 @@ pub mod sync;
 
 use crate::states::EventType;
 pub use columns::UnknownValue;
+pub use group_commit::GroupCommit;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -31,15 +33,15 @@ use std::path::{Path, PathBuf};
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
+    /// The database said no.
     #[error("database {}: {cause}", path.display())]
-    Sqlite {
+    Database {
         /// The database file.
         path: PathBuf,
         /// Why (in the message, not a `source`: rusqlite's own error
         /// repeats its message in its source, and a chain printed whole
         /// would say it three times).
-        cause: rusqlite::Error,
+        cause: DatabaseCause,
     },
     /// A value read back that its column's enum does not know (a state,
     /// an event type): the database was written by something else.
@@ -133,6 +135,17 @@ pub enum StoreError {
     },
 }
 
+/// What the database driver said, shown as its message; which driver is the
+/// store's business.
+#[derive(Debug)]
+pub struct DatabaseCause(rusqlite::Error);
+
+impl std::fmt::Display for DatabaseCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A rusqlite error as a [`StoreError`]: an unknown enum value read back
 /// becomes [`StoreError::Unknown`].
 fn sqlite_error(path: &Path, cause: rusqlite::Error) -> StoreError {
@@ -141,9 +154,9 @@ fn sqlite_error(path: &Path, cause: rusqlite::Error) -> StoreError {
             path: path.to_path_buf(),
             value,
         },
-        None => StoreError::Sqlite {
+        None => StoreError::Database {
             path: path.to_path_buf(),
-            cause,
+            cause: DatabaseCause(cause),
         },
     }
 }
@@ -284,8 +297,8 @@ fn uri_path(path: &Path) -> String {
 fn is_write_refusal(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::Sqlite {
-            cause: rusqlite::Error::SqliteFailure(f, _),
+        StoreError::Database {
+            cause: DatabaseCause(rusqlite::Error::SqliteFailure(f, _)),
             ..
         } if matches!(
             f.code,
@@ -333,10 +346,7 @@ impl Store {
 
     fn open_with(path: &Path, access: Access) -> Result<Self> {
         use rusqlite::OpenFlags;
-        let err = |cause| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            cause,
-        };
+        let err = |cause| sqlite_error(path, cause);
         let read_only_flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -399,7 +409,7 @@ impl Store {
         &self.path
     }
 
-    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
+    fn err(&self, source: rusqlite::Error) -> StoreError {
         sqlite_error(&self.path, source)
     }
 
@@ -462,10 +472,7 @@ impl Store {
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
             let path = self.path.clone();
-            let err = |source| StoreError::Sqlite {
-                path: path.clone(),
-                cause: source,
-            };
+            let err = |source| sqlite_error(&path, source);
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -498,10 +505,7 @@ impl Store {
     }
 
     /// Runs `f` in one immediate transaction, committed only if `f` succeeds.
-    pub fn write<T>(
-        &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+    fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         let path = self.path.clone();
         let err = |source| sqlite_error(&path, source);
         // Read-only: a deferred transaction, so that `f` may read and find
@@ -519,12 +523,12 @@ impl Store {
     }
 
     /// Read access.
-    pub fn conn(&self) -> &Connection {
+    fn conn(&self) -> &Connection {
         &self.conn
     }
 
     /// Every row `sql` selects with `params`, each read by `read`.
-    pub(crate) fn rows<T>(
+    fn rows<T>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
@@ -656,6 +660,13 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The id of the newest event, 0 when there is none.
+    pub fn last_event_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// The event log, oldest first, optionally of one action plan, after
     /// event id `after`.
     pub fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
@@ -686,7 +697,7 @@ impl Store {
 
 /// One event to append: what changed, on which object.
 #[derive(Clone, Debug)]
-pub(crate) struct Event<'a> {
+struct Event<'a> {
     /// What happened; it also says what kind of object it is about.
     pub event_type: EventType,
     /// The object's uuid.
@@ -745,22 +756,18 @@ impl<'a> Event<'a> {
 }
 
 /// Appends one event, inside the caller's transaction.
-pub(crate) fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
+fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
     append_event_at(tx, e, &now())
 }
 
 /// Appends an event stamped `at`: for many events of one transaction.
-pub(crate) fn append_event_at(
-    tx: &Transaction<'_>,
-    e: &Event<'_>,
-    at: &str,
-) -> rusqlite::Result<()> {
+fn append_event_at(tx: &Transaction<'_>, e: &Event<'_>, at: &str) -> rusqlite::Result<()> {
     append_event_with(tx, e, at, None::<&()>)
 }
 
 /// Appends an event whose payload is `payload` when given (serialized
 /// straight to text, no `Value` built), else the event's own.
-pub(crate) fn append_event_with<P: Serialize>(
+fn append_event_with<P: Serialize>(
     tx: &Transaction<'_>,
     e: &Event<'_>,
     at: &str,
@@ -790,7 +797,7 @@ pub(crate) fn append_event_with<P: Serialize>(
     Ok(())
 }
 
-pub(crate) fn json_col(s: String) -> Value {
+fn json_col(s: String) -> Value {
     serde_json::from_str(&s).unwrap_or(Value::String(s))
 }
 
@@ -801,7 +808,7 @@ const GOAL_COLS: &str =
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GoalRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its id (`server_consolidation`).
@@ -840,7 +847,7 @@ const STRATEGY_COLS: &str = "s.id, s.uuid, s.name, s.display_name, s.display_nam
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct StrategyRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its name.

@@ -209,7 +209,7 @@ fn insert_rows(
 
 /// Inserts a plan and its actions inside the caller's transaction; returns
 /// the plan's uuid.
-pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
+pub(super) fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
     // Names are unique within a plan: checked here, not by an index (see
     // schema migration 5).
     let mut names = std::collections::HashSet::with_capacity(p.actions.len() + p.rows.len());
@@ -356,7 +356,7 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<St
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct PlanRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its state.
