@@ -418,6 +418,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The database when `--db` is not given: `SEXTANT_DB`, else
+/// `sextant.db` in the data directory.
+fn default_db_path() -> PathBuf {
+    match std::env::var_os("SEXTANT_DB") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => crate::config::data_dir().join("sextant.db"),
+    }
+}
+
 fn run(cli: Cli) -> CliResult {
     // Generated from the command line alone: no config, store or plugins.
     match cli.command {
@@ -430,7 +439,7 @@ fn run(cli: Cli) -> CliResult {
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
-        db: cli.db.unwrap_or_else(crate::store::default_path),
+        db: cli.db.unwrap_or_else(default_db_path),
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),

@@ -242,14 +242,6 @@ pub fn new_uuids_sorted(n: usize) -> String {
 /// The length of a hyphenated UUID.
 pub const UUID_LEN: usize = 36;
 
-/// The default database path.
-pub fn default_path() -> PathBuf {
-    match std::env::var_os("SEXTANT_DB") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => crate::config::data_dir().join("sextant.db"),
-    }
-}
-
 /// The open database.
 pub struct Store {
     /// Declared before `conn`: dropped first, it waits for the checkpoint
