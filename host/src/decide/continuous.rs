@@ -262,8 +262,9 @@ mod tests {
     /// A store with one auto-triggered CONTINUOUS audit (every 60 s) and a
     /// plan of its own in `plan_state`.
     fn audit_with_plan(dir: &std::path::Path, plan_state: PlanState) -> (Store, AuditRow, String) {
-        let mut store = Store::open(&dir.join("s.db")).expect("open");
-        store.insert_test_goal("g").expect("goal");
+        let mut sqlite = crate::store::SqliteStore::open(&dir.join("s.db")).expect("open");
+        sqlite.insert_test_goal("g").expect("goal");
+        let mut store = Store::from_backend(Box::new(sqlite));
         let audit = store
             .create_audit(&NewAudit {
                 name: "every-minute".into(),

@@ -2,7 +2,8 @@
 //! compare-and-set with its event, in one transaction), the applier lease,
 //! imports, manual skips and cancellation.
 
-use super::{Event, Result, Store, StoreError, append_event, now};
+use super::SqliteStore;
+use super::{Event, Result, StoreError, append_event, now};
 use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
@@ -118,7 +119,7 @@ struct TransitionPayload<'a> {
     status_message: Option<&'a str>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Takes the lease on a plan for `ttl`, unless another owner holds an
     /// unexpired one (returned as the error's lease).
     pub fn acquire_lease(

@@ -1,8 +1,9 @@
 //! Audit templates and audits in the store, with Watcher's state machine
 //! (reference section 5.4).
 
+use super::SqliteStore;
 use super::columns::enum_col;
-use super::{Event, Result, Store, StoreError, append_event, json_col, new_uuid, now};
+use super::{Event, Result, StoreError, append_event, json_col, new_uuid, now};
 use crate::states::{AuditState, EventType};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -271,7 +272,7 @@ pub struct NewAudit {
     pub policy_content: Option<String>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Every audit template not deleted (by goal or strategy, uuid or name).
     pub fn templates(&self) -> Result<Vec<TemplateRow>> {
         self.rows(
@@ -532,7 +533,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Records a skipped run of a CONTINUOUS audit: its status message and
     /// next run time, with an `audit.update` event (its state unchanged,
     /// `skipped: true`, the plan in the way and its state), in one

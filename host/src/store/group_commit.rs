@@ -208,32 +208,34 @@ mod tests {
             t.join().expect("no thread panicked");
         }
         let store = lock(&committer.store);
-        let states: Vec<String> = store
-            .conn()
-            .prepare("SELECT state FROM actions")
-            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-            .expect("states");
+        let states: Vec<ActionState> = store
+            .actions(&plan)
+            .expect("actions")
+            .iter()
+            .map(|a| a.state)
+            .collect();
         assert_eq!(states.len(), 400);
-        assert!(states.iter().all(|s| s == "SUCCEEDED"), "{states:?}");
-        let events: i64 = store
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM events WHERE event_type = 'action.update'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(events, 800, "one event per applied transition");
-        let complete: i64 = store
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM events WHERE event_type = 'action.update' AND action_plan_uuid = ?1 \
-                 AND ((old_state = 'PENDING' AND new_state = 'ONGOING') \
-                   OR (old_state = 'ONGOING' AND new_state = 'SUCCEEDED'))",
-                [&plan],
-                |r| r.get(0),
-            )
-            .expect("count");
+        assert!(
+            states.iter().all(|s| *s == ActionState::Succeeded),
+            "{states:?}"
+        );
+        let events: Vec<_> = store
+            .events(None, 0)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.event_type == EventType::ActionUpdate)
+            .collect();
+        assert_eq!(events.len(), 800, "one event per applied transition");
+        let complete = events
+            .iter()
+            .filter(|e| {
+                e.action_plan_uuid.as_deref() == Some(plan.as_str())
+                    && matches!(
+                        (e.old_state.as_deref(), e.new_state.as_deref()),
+                        (Some("PENDING"), Some("ONGOING")) | (Some("ONGOING"), Some("SUCCEEDED"))
+                    )
+            })
+            .count();
         assert_eq!(complete, 800, "every event names its plan and both states");
         let missing = GroupCommit::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
             ActionTransition::new(

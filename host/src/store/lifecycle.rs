@@ -6,8 +6,9 @@
 //! events. Each is one transaction; a refusal writes nothing and says what
 //! to do.
 
+use super::SqliteStore;
 use super::plans::{NewPlan, NewPlanAction, PlanRow};
-use super::{Event, Result, Store, StoreError, append_event, now};
+use super::{Event, Result, StoreError, append_event, now};
 use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::params;
 use serde_json::{Value, json};
@@ -67,7 +68,7 @@ pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Soft-deletes a plan as Watcher does: the plan and its actions become
     /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
     /// `action.delete` event per action, and no list shows them again.
@@ -384,7 +385,7 @@ mod tests {
     use super::*;
     use crate::store::plans::NewPlanRow;
 
-    fn plan(s: &mut Store, state: &str) -> String {
+    fn plan(s: &mut SqliteStore, state: &str) -> String {
         s.create_plan(&NewPlan {
             state: state.parse().expect("a plan state"),
             rows: vec![NewPlanRow {
@@ -435,7 +436,7 @@ mod tests {
     #[test]
     fn purge_keeps_live_plans_events_and_the_newest_event() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let live = plan(&mut s, "RECOMMENDED");
         let done = plan(&mut s, "SUCCEEDED");
         let all = s.events(None, 0).expect("events");

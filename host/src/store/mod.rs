@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod audits;
+mod backend;
 mod checkpoint;
 mod columns;
 mod group_commit;
@@ -23,6 +24,7 @@ mod schema;
 pub mod sync;
 
 use crate::states::EventType;
+pub use backend::{Store, StoreBackend};
 pub use columns::UnknownValue;
 pub use group_commit::GroupCommit;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -242,8 +244,8 @@ pub fn new_uuids_sorted(n: usize) -> String {
 /// The length of a hyphenated UUID.
 pub const UUID_LEN: usize = 36;
 
-/// The open database.
-pub struct Store {
+/// The SQLite backend: one open database file.
+pub struct SqliteStore {
     /// Declared before `conn`: dropped first, it waits for the checkpoint
     /// under way, so that the connection's close is the last one.
     checkpoints: Option<checkpoint::Checkpoints>,
@@ -301,7 +303,7 @@ fn is_write_refusal(e: &StoreError) -> bool {
     )
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database and migrates it.
     ///
     /// Nothing is written when nothing needs changing (a database already
@@ -917,7 +919,7 @@ mod tests {
     #[test]
     fn plan_state_reads_the_state_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let p = s
             .create_plan(&plans::NewPlan {
                 state: crate::states::PlanState::Recommended,
@@ -934,8 +936,8 @@ mod tests {
     #[test]
     fn limit_cache_shrinks_the_cache_and_writes_go_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
-        let size = |s: &Store| -> i64 {
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let size = |s: &SqliteStore| -> i64 {
             s.conn()
                 .query_row("PRAGMA cache_size", [], |r| r.get(0))
                 .expect("cache_size")
@@ -986,13 +988,13 @@ mod tests {
     fn open_migrates_once_and_refuses_a_newer_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("s.db");
-        let s = Store::open(&path).expect("open");
+        let s = SqliteStore::open(&path).expect("open");
         assert_eq!(
             s.schema_version().ok(),
             Some(schema::MIGRATIONS.len() as i64)
         );
         drop(s);
-        let s = Store::open(&path).expect("reopen");
+        let s = SqliteStore::open(&path).expect("reopen");
         let mode: String = s
             .conn()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -1003,7 +1005,7 @@ mod tests {
             .expect("bump");
         drop(s);
         assert!(matches!(
-            Store::open(&path),
+            SqliteStore::open(&path),
             Err(StoreError::TooNew { found: 999, .. })
         ));
     }
@@ -1028,7 +1030,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let s = Store::open(&path).expect("migrate");
+        let s = SqliteStore::open(&path).expect("migrate");
         assert_eq!(
             s.schema_version().ok(),
             Some(schema::MIGRATIONS.len() as i64)
@@ -1085,7 +1087,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let mut s = Store::open(&path).expect("migrate");
+        let mut s = SqliteStore::open(&path).expect("migrate");
         let stored: String = s
             .conn()
             .query_row("SELECT parents FROM actions WHERE id = 13", [], |r| {
@@ -1153,7 +1155,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let mut s = Store::open(&path).expect("migrate");
+        let mut s = SqliteStore::open(&path).expect("migrate");
         assert_eq!(
             s.schema_version().ok(),
             Some(schema::MIGRATIONS.len() as i64)
@@ -1196,7 +1198,7 @@ mod tests {
     #[test]
     fn an_unknown_state_or_event_type_read_back_is_an_error_naming_where() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let p = s
             .create_plan(&plans::NewPlan {
                 state: PlanState::Recommended,
@@ -1317,7 +1319,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let s = Store::open(&path).expect("migrate");
+        let s = SqliteStore::open(&path).expect("migrate");
         let got: Vec<bool> = s
             .actions("p")
             .expect("actions")
@@ -1330,7 +1332,7 @@ mod tests {
     #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let r: Result<()> = s.write(|tx| {
             append_event(
                 tx,

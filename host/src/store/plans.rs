@@ -4,10 +4,10 @@
 //! indicators, and an event per object created. An action's parents are
 //! stored as their row ids (schema migration 6) and read back as uuids.
 
+use super::SqliteStore;
 use super::columns::enum_col;
 use super::{
-    Event, Result, Store, StoreError, UUID_LEN, append_event, json_col, new_uuid, new_uuids_sorted,
-    now,
+    Event, Result, StoreError, UUID_LEN, append_event, json_col, new_uuid, new_uuids_sorted, now,
 };
 use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -428,7 +428,7 @@ const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_
     x.state, x.parents, x.outputs, x.status_message, x.created_at, x.updated_at, x.id, \
     x.execute_failed";
 
-impl Store {
+impl SqliteStore {
     fn plan_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<PlanRow> {
         Ok(PlanRow {
             id: r.get(0)?,
@@ -618,7 +618,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// The oldest plan of audit `audit_uuid` that is still queued or
     /// running (PENDING, ONGOING or CANCELLING), with its state.
     pub fn running_plan_of_audit(&self, audit_uuid: &str) -> Result<Option<(String, PlanState)>> {
@@ -737,7 +737,7 @@ mod tests {
     #[test]
     fn rows_and_owned_actions_store_the_same_columns_and_events() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         // More than one chunk, and a last chunk of another size.
         let n = CHUNK * 2 + 3;
         let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
@@ -826,7 +826,7 @@ mod tests {
     #[test]
     fn a_failing_row_leaves_no_plan() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         // A row of the second chunk fails after a whole chunk went in.
         store
             .conn()
@@ -857,7 +857,7 @@ mod tests {
     #[test]
     fn two_actions_of_one_name_are_refused_and_nothing_is_stored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let mut names: Vec<String> = (0..CHUNK + 3).map(|i| format!("a{i}")).collect();
         names.push("a7".into());
         let e = store

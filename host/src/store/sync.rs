@@ -15,7 +15,7 @@
 //!   applier, with a warning.
 
 use super::columns::enum_col;
-use super::{Event, Result, Store, append_event, json_col, new_uuid, now};
+use super::{Event, Result, SqliteStore, Store, append_event, json_col, new_uuid, now};
 use crate::plugins::PluginRegistry;
 use crate::states::{AuditState, EventType, PlanState};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -332,7 +332,17 @@ pub fn sync(
     goals: &[DiscoveredGoal],
     strategies: &[DiscoveredStrategy],
 ) -> Result<SyncReport> {
-    store.write(|tx| {
+    store.sync_goals_and_strategies(goals, strategies)
+}
+
+impl SqliteStore {
+    /// [`super::StoreBackend::sync_goals_and_strategies`] on SQLite.
+    pub(super) fn sync_goals_and_strategies(
+        &mut self,
+        goals: &[DiscoveredGoal],
+        strategies: &[DiscoveredStrategy],
+    ) -> Result<SyncReport> {
+        self.write(|tx| {
         let mut report = SyncReport::default();
         let mut goal_map: HashMap<i64, i64> = HashMap::new();
         let mut strategy_map: HashMap<i64, i64> = HashMap::new();
@@ -486,6 +496,7 @@ pub fn sync(
         }
         Ok(report)
     })
+    }
 }
 
 /// Discovers from the plugins and synchronises.
@@ -522,11 +533,11 @@ mod tests {
         }
     }
 
-    fn exec(store: &mut Store, sql: &str) {
+    fn exec(store: &mut SqliteStore, sql: &str) {
         store.write(|tx| tx.execute_batch(sql)).expect("sql");
     }
 
-    fn one<T: rusqlite::types::FromSql>(store: &Store, sql: &str) -> T {
+    fn one<T: rusqlite::types::FromSql>(store: &SqliteStore, sql: &str) -> T {
         store
             .conn()
             .query_row(sql, [], |r| r.get(0))
@@ -536,22 +547,22 @@ mod tests {
     #[test]
     fn sync_creates_replaces_and_deletes_like_watcher() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy goal")],
-            &[strategy("dummy", "dummy", 10.2)],
-        )
-        .expect("sync");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy goal")],
+                &[strategy("dummy", "dummy", 10.2)],
+            )
+            .expect("sync");
         assert_eq!(r.goals_created, vec!["dummy"]);
         assert_eq!(r.strategies_created, vec!["dummy"]);
         // Idempotent.
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy goal")],
-            &[strategy("dummy", "dummy", 10.2)],
-        )
-        .expect("sync");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy goal")],
+                &[strategy("dummy", "dummy", 10.2)],
+            )
+            .expect("sync");
         assert!(r.is_empty(), "{r:?}");
 
         // A template, an audit and a plan using the strategy.
@@ -567,12 +578,12 @@ mod tests {
 
         // The schema changes: the strategy is replaced, users remapped and
         // the runnable ones cancelled.
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy goal")],
-            &[strategy("dummy", "dummy", 20.0)],
-        )
-        .expect("sync");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy goal")],
+                &[strategy("dummy", "dummy", 20.0)],
+            )
+            .expect("sync");
         assert_eq!(r.strategies_created, vec!["dummy"]);
         assert_eq!(r.audits_cancelled, vec!["a1"]);
         assert_eq!(r.plans_cancelled, vec!["p1"]);
@@ -604,12 +615,12 @@ mod tests {
 
         // The display name of the goal changes: goal replaced, references
         // remapped, strategy re-created under the new goal.
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy")],
-            &[strategy("dummy", "dummy", 20.0)],
-        )
-        .expect("sync");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy")],
+                &[strategy("dummy", "dummy", 20.0)],
+            )
+            .expect("sync");
         assert_eq!(r.goals_created, vec!["dummy"]);
         assert_eq!(r.strategies_created, vec!["dummy"]);
         let new_gid: i64 = one(&s, "SELECT id FROM goals WHERE deleted = 0");
@@ -620,7 +631,7 @@ mod tests {
 
         // The plugin goes away: both soft-deleted; the template loses its
         // strategy and is reported for its goal.
-        let r = sync(&mut s, &[], &[]).expect("sync");
+        let r = s.sync_goals_and_strategies(&[], &[]).expect("sync");
         assert_eq!(r.goals_deleted, vec!["dummy"]);
         assert_eq!(r.strategies_deleted, vec!["dummy"]);
         assert_eq!(r.templates_strategy_removed, vec!["t1"]);
@@ -633,13 +644,16 @@ mod tests {
     #[test]
     fn version_and_file_changes_update_in_place() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
-        sync(&mut s, &[goal("g", "G")], &[strategy("x", "g", 1.0)]).expect("sync");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        s.sync_goals_and_strategies(&[goal("g", "G")], &[strategy("x", "g", 1.0)])
+            .expect("sync");
         let uuid = s.strategy("x").expect("x").uuid;
         let mut moved = strategy("x", "g", 1.0);
         moved.version = "1.0.1".into();
         moved.plugin_file = "/y.so".into();
-        let r = sync(&mut s, &[goal("g", "G")], &[moved]).expect("sync");
+        let r = s
+            .sync_goals_and_strategies(&[goal("g", "G")], &[moved])
+            .expect("sync");
         assert!(r.is_empty());
         let x = s.strategy("x").expect("x");
         assert_eq!(
