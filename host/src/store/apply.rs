@@ -436,11 +436,15 @@ impl SqliteStore {
         let p = self.plan(plan_uuid)?;
         match p.state {
             PlanState::Recommended | PlanState::Pending => {
-                self.write(|tx| {
-                    tx.execute(
+                let cancelled = self.write(|tx| {
+                    let n = tx.execute(
                         "UPDATE action_plans SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2 AND state = ?3",
                         params![now(), p.uuid, p.state],
                     )?;
+                    if n == 0 {
+                        // Moved meanwhile (an applier took it): nothing written.
+                        return Ok(false);
+                    }
                     append_event(
                         tx,
                         &Event::state_change(EventType::PlanUpdate, &p.uuid, Some(p.state.as_str()), "CANCELLED")
@@ -453,18 +457,30 @@ impl SqliteStore {
                         .query_map([p.id], |r| r.get(0))?
                         .collect::<rusqlite::Result<_>>()?;
                     for id in ids {
-                        tx.execute(
-                            "UPDATE actions SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2",
+                        let n = tx.execute(
+                            "UPDATE actions SET state = 'CANCELLED', updated_at = ?1 \
+                             WHERE uuid = ?2 AND state = 'PENDING'",
                             params![now(), id],
                         )?;
+                        if n == 0 {
+                            continue;
+                        }
                         append_event(
                             tx,
                             &Event::state_change(EventType::ActionUpdate, &id, Some("PENDING"), "CANCELLED")
                                 .in_plan(&p.uuid),
                         )?;
                     }
-                    Ok(())
+                    Ok(true)
                 })?;
+                if !cancelled {
+                    return Err(StoreError::Transition {
+                        kind: "action plan",
+                        id: p.uuid.clone(),
+                        from: format!("{} (changed meanwhile)", p.state),
+                        to: PlanState::Cancelled.to_string(),
+                    });
+                }
                 Ok(PlanState::Cancelled)
             }
             PlanState::Ongoing => {

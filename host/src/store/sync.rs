@@ -217,10 +217,15 @@ fn cancel_audits(
         })?
         .collect::<rusqlite::Result<_>>()?;
     for (id, uuid, state) in &rows {
-        tx.execute(
-            "UPDATE audits SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 WHERE id = ?3",
-            params![reason, now(), id],
+        // Compare-and-set, as every state change.
+        let n = tx.execute(
+            "UPDATE audits SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = ?4",
+            params![reason, now(), id, state],
         )?;
+        if n == 0 {
+            continue;
+        }
         append_event(
             tx,
             &Event::state_change(
@@ -266,10 +271,14 @@ fn cancel_plans(
             }
             _ => continue,
         }
-        tx.execute(
-            "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 WHERE id = ?3",
-            params![reason, now(), id],
+        let n = tx.execute(
+            "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = ?4",
+            params![reason, now(), id, state],
         )?;
+        if n == 0 {
+            continue;
+        }
         append_event(
             tx,
             &Event::state_change(
