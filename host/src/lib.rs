@@ -10,6 +10,7 @@ pub mod action_types;
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod datasource;
 pub mod decide;
 pub mod duration;
 pub mod input;

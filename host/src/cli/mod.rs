@@ -329,6 +329,7 @@ impl Env {
         crate::decide::ModelSource {
             collector: self.config.collector.clone(),
             config: serde_json::json!({"sim_db": self.sim_db()}),
+            metrics: self.config.metrics.clone(),
         }
     }
 
