@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn metrics_source_settings_are_checked_and_the_password_is_not_shown() {
         let c = Config::parse(
-            "metrics: {source: prometheus, url: 'http://127.0.0.1:9090', username: u, password: hunter2, ca_file: ca.pem, period: 10m, aggregate: max}\n",
+            "metrics: {source: prometheus, url: 'http://127.0.0.1:9090', username: u, password: hunter2, ca_file: ca.pem, period: 10m, aggregate: max, listen: '127.0.0.1:9464'}\n",
             Path::new("/etc/sextant/c.yaml"),
         )
         .expect("valid");
@@ -408,6 +408,7 @@ mod tests {
             Some(PathBuf::from("/etc/sextant/ca.pem"))
         );
         assert_eq!(c.metrics.period.0, std::time::Duration::from_secs(600));
+        assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9464));
         assert!(!format!("{c:?}").contains("hunter2"));
         let err = Config::parse("metrics: {source: prometheus}\n", Path::new("c.yaml"))
             .unwrap_err()

@@ -23,6 +23,7 @@ pub mod plugins;
 pub mod policy;
 pub mod store;
 pub mod suggest;
+pub mod telemetry;
 pub mod trust;
 
 /// A JSON value as compact text, written straight into a buffer: about
