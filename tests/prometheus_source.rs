@@ -306,3 +306,68 @@ fn an_unreachable_prometheus_fails_the_audit_naming_its_url() {
         json!([])
     );
 }
+
+#[test]
+fn tls_and_basic_auth_reach_a_secured_prometheus_and_a_wrong_password_is_named_not_shown() {
+    use sextant_e2e::prometheus::{Secured, push_secured};
+    let p = Secured::from_env();
+    let cloud = Cloud::new("tls");
+    push_secured(&p, &cloud.instance_series());
+    let config = |password: &str, ca: bool| {
+        let mut c = format!(
+            "metrics:\n  source: prometheus\n  url: {}\n  username: {}\n  password: '{password}'\n",
+            p.url, p.user
+        );
+        if ca {
+            c.push_str(&format!("  ca_file: {}\n", p.ca));
+        }
+        c
+    };
+
+    let home = home(&cloud.snapshot(false), Some(&config(&p.password, true)));
+    let (status, a, err) = audit(&home, "workload_balance");
+    assert_eq!(status, 0, "{a} {err}");
+    assert_eq!(a["state"], "SUCCEEDED", "{a}");
+    let want = solution(&home, &a);
+    let from_snapshot = self::home(&cloud.snapshot(true), None);
+    let (_, b, _) = audit(&from_snapshot, "workload_balance");
+    assert!(!want.is_empty());
+    assert_eq!(want, solution(&from_snapshot, &b));
+
+    let wrong = "not-the-password-7f3e";
+    let home = self::home(&cloud.snapshot(false), Some(&config(wrong, true)));
+    let out = home.run(&[
+        "audit",
+        "create",
+        "-g",
+        "workload_balancing",
+        "-s",
+        "workload_balance",
+        "--format",
+        "json",
+        "-vvv",
+    ]);
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    let a = out.json();
+    let why = a["status_message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("answered 401") && why.contains(&p.url),
+        "{why}"
+    );
+    assert!(
+        !out.stdout.contains(wrong) && !out.stderr.contains(wrong),
+        "the password is never shown"
+    );
+    let events = home.run(&["history", "--format", "json"]);
+    assert!(!events.stdout.contains(wrong), "nor stored in events");
+
+    // Without the CA, the server's certificate is not trusted.
+    let home = self::home(&cloud.snapshot(false), Some(&config(&p.password, false)));
+    let (status, a, _) = audit(&home, "workload_balance");
+    assert_eq!(status, 1, "{a}");
+    let why = a["status_message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&p.url) && why.to_lowercase().contains("certificate"),
+        "{why}"
+    );
+}

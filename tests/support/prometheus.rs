@@ -93,20 +93,76 @@ pub fn write_request(series: &[Series]) -> Vec<u8> {
     req
 }
 
+/// The secured test Prometheus: TLS with its own CA, basic auth.
+pub struct Secured {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// The CA certificate's PEM file.
+    pub ca: String,
+    /// Basic auth user.
+    pub user: String,
+    /// Basic auth password.
+    pub password: String,
+}
+
+impl Secured {
+    /// The one `scripts/services/prometheus.sh` started.
+    pub fn from_env() -> Self {
+        Self {
+            url: crate::service_url("SEXTANT_TEST_PROMETHEUS_TLS_URL"),
+            ca: crate::service_url("SEXTANT_TEST_PROMETHEUS_TLS_CA"),
+            user: crate::service_url("SEXTANT_TEST_PROMETHEUS_TLS_USER"),
+            password: crate::service_url("SEXTANT_TEST_PROMETHEUS_TLS_PASSWORD"),
+        }
+    }
+}
+
 /// Pushes `series` to the Prometheus at `url` (remote write), in batches;
 /// panics with Prometheus' answer when it refuses them.
 pub fn push(url: &str, series: &[Series]) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    push_to(url, series, None)
+}
+
+/// Pushes `series` to the secured Prometheus.
+pub fn push_secured(p: &Secured, series: &[Series]) {
+    push_to(&p.url, series, Some(p))
+}
+
+fn push_to(url: &str, series: &[Series], secured: Option<&Secured>) {
+    let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+        .timeout_global(Some(Duration::from_secs(60)));
+    let mut authorization = None;
+    if let Some(p) = secured {
+        use ureq::tls::{PemItem, RootCerts, TlsConfig};
+        let pem = std::fs::read(&p.ca).expect("CA file");
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        config = config.tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&certs))
+                .build(),
+        );
+        use base64::Engine;
+        authorization = Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", p.user, p.password))
+        ));
+    }
+    let agent: ureq::Agent = config.build().into();
     for chunk in series.chunks(2000) {
         let body = snap::raw::Encoder::new()
             .compress_vec(&write_request(chunk))
             .expect("snappy");
-        let mut resp = agent
-            .post(format!("{url}/api/v1/write"))
+        let mut req = agent.post(format!("{url}/api/v1/write"));
+        if let Some(a) = &authorization {
+            req = req.header("Authorization", a);
+        }
+        let mut resp = req
             .header("Content-Type", "application/x-protobuf")
             .header("Content-Encoding", "snappy")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
