@@ -182,6 +182,23 @@ fn prometheus_scrapes_serve_and_a_query_returns_the_plans_action_counts() {
         ),
         Some(0.0)
     );
+    // An audit run's duration.
+    let out = home.run(&[
+        "audit", "create", "-g", "dummy", "-s", "dummy", "-p", "para1=1",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        wait_for(
+            &url,
+            &q(
+                r#"sextant_audit_duration_seconds_count{audit_type="ONESHOT",state="SUCCEEDED",run="RUN"}"#
+            ),
+            1.0,
+            within
+        ),
+        Some(1.0)
+    );
+
     // Every query of the Grafana dashboard in docs/ is valid PromQL and
     // finds this serve's series.
     let dashboard: serde_json::Value = serde_json::from_str(
@@ -223,5 +240,40 @@ fn serve_refuses_a_metrics_address_that_is_taken() {
         out.stderr.contains(&format!("metrics listener on {addr}")),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn the_config_files_metrics_listen_starts_the_listener() {
+    let home = Home::new();
+    let port = free_port();
+    sextant_e2e::write_file(
+        &home.path().join("config/sextant"),
+        "config.yaml",
+        &format!("metrics:\n  listen: 127.0.0.1:{port}\n"),
+    );
+    let _serve = Serve(
+        home.cmd()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut body = String::new();
+    while Instant::now() < until {
+        if let Ok(mut r) = ureq::get(format!("http://127.0.0.1:{port}/metrics")).call() {
+            body = r.body_mut().read_to_string().unwrap_or_default();
+            if body.contains("sextant_actions{") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(body.contains("sextant_applier_queue_depth 0"), "{body}");
+    assert!(
+        body.contains(r#"sextant_action_plans{state="RECOMMENDED"} 0"#),
+        "{body}"
     );
 }

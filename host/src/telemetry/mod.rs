@@ -4,7 +4,8 @@
 //! The store is the record, so the metrics are read from it: a thread
 //! tails the event table (as the notifier does) and observes each action's
 //! and audit's duration when it ends (from its ONGOING event to its end
-//! event), and every [`REFRESH`] counts plans and actions by state. So the
+//! event), and counts plans and actions by state again when events came
+//! (checked every [`REFRESH`]; an idle store costs nothing). So the
 //! metrics cover every applier writing to the database, `serve`'s own and
 //! `action-plan start --wait` in other processes alike. Durations are
 //! observed for what starts after `serve` started.
@@ -281,17 +282,24 @@ impl Collector {
             };
             let mut cursor = after;
             let mut starts = Starts::default();
+            // Every state change appends an event in its transaction: the
+            // counts are read again only when events came.
+            let mut changed = true;
             while !flag.load(Ordering::SeqCst) {
                 let began = Instant::now();
                 if let Ok(m) = metrics.lock() {
                     if let Ok(events) = store.events(None, cursor) {
                         if let Some(last) = events.last() {
                             cursor = last.id;
+                            changed = true;
                         }
                         starts.observe(&m, &store, &events);
                     }
-                    if let Err(e) = m.refresh_counts(&store) {
-                        tracing::warn!("metrics: counting plans and actions: {e}");
+                    if changed {
+                        match m.refresh_counts(&store) {
+                            Ok(()) => changed = false,
+                            Err(e) => tracing::warn!("metrics: counting plans and actions: {e}"),
+                        }
                     }
                 }
                 let until = began + REFRESH;
