@@ -18,6 +18,8 @@ const NODE_VCPUS: u64 = 16;
 /// test, so tests share one Prometheus.
 struct Cloud {
     prefix: String,
+    /// Appended to the hostnames in node_exporter's `fqdn` labels.
+    domain: String,
     hosts: Vec<(f64, f64)>,
     instances: Vec<(usize, u64, f64, f64)>,
 }
@@ -30,6 +32,7 @@ impl Cloud {
             .subsec_nanos();
         Self {
             prefix: format!("{tag}-{:x}{:x}", std::process::id(), nanos),
+            domain: String::new(),
             hosts: vec![(70.0, 20000.0), (5.0, 5000.0), (8.0, 6000.0), (2.0, 1000.0)],
             instances: vec![
                 (0, 2, 90.0, 3000.0),
@@ -92,7 +95,7 @@ impl Cloud {
         let step = Duration::from_secs(15);
         let mut out = Vec::new();
         for (i, (cpu, ram)) in self.hosts.iter().enumerate() {
-            let host = self.host(i);
+            let host = format!("{}{}", self.host(i), self.domain);
             let target = format!("10.0.0.{i}:9100");
             let labels = [("fqdn", host.as_str()), ("instance", target.as_str())];
             let idle = 1.0 - cpu / 100.0;
@@ -236,6 +239,25 @@ fn an_audit_from_prometheus_decides_as_from_the_same_metrics_in_the_snapshot() {
             "{strategy}: the metrics made the difference"
         );
     }
+}
+
+#[test]
+fn hosts_are_found_by_the_short_name_of_a_fully_qualified_fqdn_label() {
+    let url = service_url("SEXTANT_TEST_PROMETHEUS_URL");
+    let mut cloud = Cloud::new("fqdn");
+    // Nova knows compute-0, node_exporter's target says compute-0.example.test.
+    cloud.domain = ".example.test".into();
+    let mut series = cloud.host_series();
+    series.extend(cloud.instance_series());
+    push(&url, &series);
+    let from_prometheus = home(&cloud.snapshot(false), Some(&source_config(&url)));
+    let (status, a, err) = audit(&from_prometheus, "workload_stabilization");
+    assert_eq!(status, 0, "{a} {err}");
+    let from_snapshot = home(&cloud.snapshot(true), None);
+    let (_, b, _) = audit(&from_snapshot, "workload_stabilization");
+    let want = solution(&from_snapshot, &b);
+    assert!(!want.is_empty());
+    assert_eq!(solution(&from_prometheus, &a), want);
 }
 
 #[test]

@@ -160,6 +160,8 @@ pub fn fill_model(
     for metric in needed {
         let started = std::time::Instant::now();
         let filled = match metric.as_str() {
+            HOST_CPU | HOST_RAM if model.nodes.is_empty() => continue,
+            INSTANCE_CPU | INSTANCE_RAM if model.instances.is_empty() => continue,
             HOST_CPU | HOST_RAM => {
                 let names: Vec<&str> = model.nodes.iter().map(|n| n.hostname.as_str()).collect();
                 let values = client.host_metric(metric, &names, hosts)?;

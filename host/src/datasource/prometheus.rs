@@ -71,6 +71,43 @@ pub fn selector(label: &str, names: &[&str]) -> String {
     }
 }
 
+/// The matcher that selects `hosts` by `label`, their short names also
+/// matching a fully qualified label value (`compute-1` matches
+/// `compute-1.example.com`, as Watcher's short name → fqdn map of its
+/// scrape targets resolves it); any value for many.
+pub fn host_selector(label: &str, hosts: &[&str]) -> String {
+    if hosts.is_empty() || hosts.len() > MAX_LISTED {
+        return format!("{label}!=''");
+    }
+    let alternatives: Vec<String> = hosts.iter().map(|n| regex_literal(n)).collect();
+    format!(
+        "{label}=~'{}'",
+        quoted(&format!("(?:{})(?:\\..+)?", alternatives.join("|")))
+    )
+}
+
+/// The answer's values by the model's hostnames: a label value that is a
+/// hostname counts as it is; else its short name (before the first dot)
+/// names the host, unless the host has a value of its own.
+pub fn by_hostname(answer: Values, hosts: &[&str]) -> Values {
+    let known: std::collections::HashSet<&str> = hosts.iter().copied().collect();
+    let mut out = Values::with_capacity(answer.len());
+    let mut by_short = Vec::new();
+    for (label, value) in answer {
+        if known.contains(label.as_str()) {
+            out.insert(label, value);
+        } else if let Some((short, _)) = label.split_once('.')
+            && known.contains(short)
+        {
+            by_short.push((short.to_string(), value));
+        }
+    }
+    for (short, value) in by_short {
+        out.entry(short).or_insert(value);
+    }
+    out
+}
+
 /// Watcher's query for a host metric, with `sel` as the host matcher.
 pub fn host_query(metric: &str, label: &str, sel: &str, w: Window) -> Option<String> {
     let agg = w.aggregate.inverted().promql();
@@ -260,11 +297,11 @@ impl Client {
         hosts: &[&str],
         w: Window,
     ) -> Result<Values, SourceError> {
-        let sel = selector(&self.fqdn_label, hosts);
+        let sel = host_selector(&self.fqdn_label, hosts);
         let Some(q) = host_query(metric, &self.fqdn_label, &sel, w) else {
             return Ok(Values::new());
         };
-        let mut v = self.query(&q, &self.fqdn_label)?;
+        let mut v = by_hostname(self.query(&q, &self.fqdn_label)?, hosts);
         if metric == super::HOST_RAM {
             // KiB, as Watcher's query answers; MB in the model.
             v.values_mut().for_each(|x| *x /= 1024.0);
@@ -339,6 +376,25 @@ mod tests {
         let many: Vec<String> = (0..=MAX_LISTED).map(|i| format!("h{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert_eq!(selector("fqdn", &many), "fqdn!=''");
+    }
+
+    #[test]
+    fn hosts_match_their_fully_qualified_label_values() {
+        assert_eq!(
+            host_selector("fqdn", &["c-1", "c.2"]),
+            r"fqdn=~'(?:c-1|c\\.2)(?:\\..+)?'"
+        );
+        let answer: Values = [
+            ("c-1.example.com".to_string(), 1.0),
+            ("c-2".to_string(), 2.0),
+            ("c-2.example.com".to_string(), 9.0),
+            ("other.example.com".to_string(), 3.0),
+        ]
+        .into();
+        let v = by_hostname(answer, &["c-1", "c-2"]);
+        assert_eq!(v.get("c-1"), Some(&1.0));
+        assert_eq!(v.get("c-2"), Some(&2.0), "its own value wins");
+        assert_eq!(v.len(), 2);
     }
 
     #[test]
