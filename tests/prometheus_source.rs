@@ -316,12 +316,24 @@ fn an_unreachable_prometheus_fails_the_audit_naming_its_url() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let cloud = Cloud::new("down");
-    let home = home(&cloud.snapshot(true), Some(&source_config(&url)));
+    let config = format!(
+        "{}  retries: 2\n  retry_interval: 300ms\n",
+        source_config(&url)
+    );
+    let home = home(&cloud.snapshot(true), Some(&config));
+    let started = std::time::Instant::now();
     let (status, a, _) = audit(&home, "workload_balance");
     assert_eq!(status, 1, "{a}");
     assert_eq!(a["state"], "FAILED", "{a}");
     let why = a["status_message"].as_str().unwrap_or_default();
-    assert!(why.contains(&url), "{why}");
+    assert!(
+        why.contains(&url) && why.contains("after 3 attempts"),
+        "{why}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "tried again, waiting between"
+    );
     assert_eq!(
         home.run(&["action-plan", "list", "--format", "json"])
             .json(),

@@ -114,6 +114,15 @@ pub struct MetricsConfig {
     /// How long one query may take: 30s by default.
     #[serde(default = "default_metrics_timeout")]
     pub timeout: crate::duration::BoundedDuration,
+    /// How many times a query is tried again when the source cannot be
+    /// reached, times out or answers 5xx or 429 (Watcher's
+    /// `query_max_retries`): 2 by default, at most 100.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// How long to wait before trying again (Watcher's `query_interval`):
+    /// 1s by default.
+    #[serde(default = "default_retry_interval")]
+    pub retry_interval: crate::duration::BoundedDuration,
     /// Where `serve` exposes its own metrics (`GET /metrics`), e.g.
     /// `127.0.0.1:9464`; `serve --metrics ADDR` overrides it.
     #[serde(default)]
@@ -164,6 +173,12 @@ fn default_uuid_label() -> String {
 fn default_period() -> crate::duration::BoundedDuration {
     crate::duration::BoundedDuration(std::time::Duration::from_secs(300))
 }
+fn default_retries() -> u32 {
+    2
+}
+fn default_retry_interval() -> crate::duration::BoundedDuration {
+    crate::duration::BoundedDuration(std::time::Duration::from_secs(1))
+}
 fn default_metrics_timeout() -> crate::duration::BoundedDuration {
     crate::duration::BoundedDuration(std::time::Duration::from_secs(30))
 }
@@ -183,6 +198,8 @@ impl Default for MetricsConfig {
             cert_file: None,
             key_file: None,
             timeout: default_metrics_timeout(),
+            retries: default_retries(),
+            retry_interval: default_retry_interval(),
             listen: None,
         }
     }
@@ -208,6 +225,12 @@ impl MetricsConfig {
         }
         if self.cert_file.is_some() != self.key_file.is_some() {
             return Err("metrics: cert_file and key_file go together".into());
+        }
+        if self.retries > 100 {
+            return Err(format!("metrics: retries {} is over 100", self.retries));
+        }
+        if self.retry_interval.0 > std::time::Duration::from_secs(3600) {
+            return Err("metrics: retry_interval is over an hour".into());
         }
         if self.password.is_some() && self.username.is_none() {
             return Err("metrics: a password needs a username".into());

@@ -32,9 +32,19 @@ pub const MAX_LISTED: usize = 500;
 /// The largest answer read (a 100,000-instance cloud answers ~15 MB).
 const MAX_ANSWER: u64 = 256 * 1024 * 1024;
 
+/// How one query attempt failed.
+enum Attempt {
+    /// Worth trying again (unreachable, timeout, 5xx, 429).
+    Retry(String),
+    /// Not (credentials refused, a bad query).
+    Fail(String),
+}
+
 /// A configured Prometheus.
 pub struct Client {
     agent: ureq::Agent,
+    retries: u32,
+    retry_interval: Duration,
     base: String,
     authorization: Option<String>,
     fqdn_label: String,
@@ -252,6 +262,8 @@ impl Client {
         });
         Ok(Self {
             agent,
+            retries: cfg.retries,
+            retry_interval: cfg.retry_interval.0,
             base: url.trim_end_matches('/').to_string(),
             authorization,
             fqdn_label: cfg.fqdn_label.clone(),
@@ -259,35 +271,85 @@ impl Client {
         })
     }
 
-    /// One instant query (`POST /api/v1/query`, so that long matchers fit).
+    /// One instant query (`POST /api/v1/query`, so that long matchers fit),
+    /// tried again after `retry_interval` up to `retries` times when the
+    /// source cannot be reached, times out or answers 5xx or 429 (Watcher's
+    /// `query_max_retries` and `query_interval`).
     pub fn query(&self, promql: &str, label: &str) -> Result<Values, SourceError> {
-        let fail = |why: String| SourceError::Query {
-            url: self.base.clone(),
-            why,
-        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.attempt(promql, label) {
+                Ok(v) => return Ok(v),
+                Err(Attempt::Retry(why)) if attempts <= self.retries => {
+                    tracing::warn!(
+                        "metrics source {}: {why}; trying again in {:?}",
+                        self.base,
+                        self.retry_interval
+                    );
+                    std::thread::sleep(self.retry_interval);
+                }
+                Err(Attempt::Retry(why)) => {
+                    return Err(SourceError::Query {
+                        url: self.base.clone(),
+                        why: format!(
+                            "{why} (after {attempts} attempt{})",
+                            if attempts == 1 { "" } else { "s" }
+                        ),
+                    });
+                }
+                Err(Attempt::Fail(why)) => {
+                    return Err(SourceError::Query {
+                        url: self.base.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, promql: &str, label: &str) -> Result<Values, Attempt> {
         let mut req = self.agent.post(format!("{}/api/v1/query", self.base));
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
-        let mut resp = req
-            .send_form([("query", promql)])
-            .map_err(|e| fail(e.to_string()))?;
+        let mut resp = req.send_form([("query", promql)]).map_err(|e| {
+            // Unreachable, reset, slow: worth trying again. A TLS
+            // failure (InvalidData, an untrusted certificate) or a bad
+            // URL is not.
+            let transient = match &e {
+                ureq::Error::Io(io) => io.kind() != std::io::ErrorKind::InvalidData,
+                ureq::Error::Timeout(_)
+                | ureq::Error::HostNotFound
+                | ureq::Error::ConnectionFailed
+                | ureq::Error::BodyStalled => true,
+                _ => false,
+            };
+            if transient {
+                Attempt::Retry(e.to_string())
+            } else {
+                Attempt::Fail(e.to_string())
+            }
+        })?;
         let status = resp.status();
         let body = resp
             .body_mut()
             .with_config()
             .limit(MAX_ANSWER)
             .read_to_string()
-            .map_err(|e| fail(format!("reading the answer: {e}")))?;
+            .map_err(|e| Attempt::Retry(format!("reading the answer: {e}")))?;
         if status == 401 || status == 403 {
-            return Err(fail(format!(
+            return Err(Attempt::Fail(format!(
                 "answered {status}: check username and password"
             )));
         }
-        if !(status.is_success() || status == 400 || status == 422) {
-            return Err(fail(format!("answered {status}")));
+        if status.is_server_error() || status == 429 {
+            return Err(Attempt::Retry(format!("answered {status}")));
         }
-        parse_answer(&body, label).map_err(|e| fail(format!("{e} (query: {promql})")))
+        if !(status.is_success() || status == 400 || status == 422) {
+            return Err(Attempt::Fail(format!("answered {status}")));
+        }
+        parse_answer(&body, label).map_err(|e| Attempt::Fail(format!("{e} (query: {promql})")))
     }
 
     /// A host metric for `hosts`, by hostname.
