@@ -199,6 +199,34 @@ fn prometheus_scrapes_serve_and_a_query_returns_the_plans_action_counts() {
         Some(1.0)
     );
 
+    // A CONTINUOUS audit's runs (it stays ONGOING between them).
+    let out = home.run(&[
+        "audit",
+        "create",
+        "-g",
+        "dummy",
+        "-s",
+        "dummy",
+        "-p",
+        "para1=1",
+        "--type",
+        "CONTINUOUS",
+        "--interval",
+        "1",
+    ]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        wait_for(
+            &url,
+            &q(
+                r#"clamp_max(sextant_audit_duration_seconds_count{audit_type="CONTINUOUS",state="SUCCEEDED",run="RUN"}, 1)"#
+            ),
+            1.0,
+            within
+        ),
+        Some(1.0)
+    );
+
     // Every query of the Grafana dashboard in docs/ is valid PromQL and
     // finds this serve's series.
     let dashboard: serde_json::Value = serde_json::from_str(

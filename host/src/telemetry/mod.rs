@@ -52,7 +52,7 @@ const PLAN_STATES: [&str; 9] = [
     "SUPERSEDED",
     "DELETED",
 ];
-/// The states an action or audit ends a run in.
+/// The states an action ends a run in.
 const ENDS: [&str; 4] = ["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"];
 
 /// A `state` label.
@@ -201,31 +201,17 @@ fn parse_at(at: &str) -> Option<SystemTime> {
 }
 
 impl Starts {
-    /// Observes the durations the events end.
+    /// Observes the durations the events end. An action runs from its
+    /// ONGOING event to its end (a run interrupted back to PENDING is not
+    /// counted; a resumed one counts from its last start); an audit run
+    /// from its `audit.strategy.start` event to its next state change, or
+    /// for a CONTINUOUS audit (no state change between runs) to the
+    /// strategy's end (`audit.strategy.end`: SUCCEEDED, `.error`: FAILED).
     fn observe(&mut self, m: &Metrics, store: &Store, events: &[crate::store::EventRow]) {
         for e in events {
-            let (Some(to), Some(at)) = (e.new_state.as_deref(), parse_at(&e.at)) else {
+            let Some(at) = parse_at(&e.at) else {
                 continue;
             };
-            let starts = match e.object_type.as_str() {
-                "action" => &mut self.actions,
-                "audit" => &mut self.audits,
-                _ => continue,
-            };
-            if to == "ONGOING" {
-                starts.entry(e.object_uuid.clone()).or_insert(at);
-                continue;
-            }
-            if !ENDS.contains(&to) {
-                continue;
-            }
-            let Some(start) = starts.remove(&e.object_uuid) else {
-                continue;
-            };
-            let secs = at
-                .duration_since(start)
-                .unwrap_or(Duration::ZERO)
-                .as_secs_f64();
             let kind = |sql: &str| -> Option<String> {
                 store
                     .conn()
@@ -233,27 +219,71 @@ impl Starts {
                     .and_then(|mut st| st.query_row([&e.object_uuid], |r| r.get(0)))
                     .ok()
             };
-            if e.object_type == "action" {
-                let Some(action_type) = kind("SELECT action_type FROM actions WHERE uuid = ?1")
-                else {
-                    continue;
-                };
-                m.action_duration
-                    .get_or_create(&ActionLabels {
-                        action_type,
-                        state: to.into(),
-                    })
-                    .observe(secs);
-            } else {
-                let Some(audit_type) = kind("SELECT audit_type FROM audits WHERE uuid = ?1") else {
-                    continue;
-                };
-                m.audit_duration
-                    .get_or_create(&AuditLabels {
-                        audit_type,
-                        state: to.into(),
-                    })
-                    .observe(secs);
+            let since = |start: SystemTime| {
+                at.duration_since(start)
+                    .unwrap_or(Duration::ZERO)
+                    .as_secs_f64()
+            };
+            match (e.object_type.as_str(), e.new_state.as_deref()) {
+                ("audit", _) if e.event_type == "audit.strategy.start" => {
+                    self.audits.insert(e.object_uuid.clone(), at);
+                }
+                ("audit", to) => {
+                    // A run ends with the audit's next state change, or, for
+                    // a CONTINUOUS audit (which stays ONGOING without an
+                    // event), with its strategy's end.
+                    let strategy_ended = match e.event_type.as_str() {
+                        "audit.strategy.end" => Some("SUCCEEDED"),
+                        "audit.strategy.error" => Some("FAILED"),
+                        _ => None,
+                    };
+                    if to.is_none() && strategy_ended.is_none() {
+                        continue;
+                    }
+                    if !self.audits.contains_key(&e.object_uuid) {
+                        continue;
+                    }
+                    let Some(audit_type) = kind("SELECT audit_type FROM audits WHERE uuid = ?1")
+                    else {
+                        continue;
+                    };
+                    let state = match (to, strategy_ended) {
+                        (Some(to), _) => to,
+                        (None, Some(end)) if audit_type == "CONTINUOUS" => end,
+                        _ => continue,
+                    };
+                    let Some(start) = self.audits.remove(&e.object_uuid) else {
+                        continue;
+                    };
+                    m.audit_duration
+                        .get_or_create(&AuditLabels {
+                            audit_type,
+                            state: state.into(),
+                        })
+                        .observe(since(start));
+                }
+                ("action", Some("ONGOING")) => {
+                    self.actions.insert(e.object_uuid.clone(), at);
+                }
+                ("action", Some(to)) => {
+                    let Some(start) = self.actions.remove(&e.object_uuid) else {
+                        continue;
+                    };
+                    if !ENDS.contains(&to) {
+                        continue;
+                    }
+                    let Some(action_type) = kind("SELECT action_type FROM actions WHERE uuid = ?1")
+                    else {
+                        continue;
+                    };
+                    m.action_duration
+                        .get_or_create(&ActionLabels {
+                            action_type,
+                            state: to.into(),
+                        })
+                        .observe(since(start));
+                }
+                _ => {}
             }
         }
     }
