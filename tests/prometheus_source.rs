@@ -405,3 +405,48 @@ fn tls_and_basic_auth_reach_a_secured_prometheus_and_a_wrong_password_is_named_n
         "{why}"
     );
 }
+
+#[test]
+fn a_bad_metrics_config_is_refused_naming_the_file_and_field_and_nothing_is_stored() {
+    let cloud = Cloud::new("badcfg");
+    let home = home(&cloud.snapshot(true), None);
+    let before = home.run(&["audit", "list", "--format", "json"]).json();
+    for (config, field) in [
+        ("metrics:\n  source: prometheus\n", "needs a url"),
+        (
+            "metrics:\n  source: prometheus\n  url: http://h\n  aggregate: median\n",
+            "metrics.aggregate",
+        ),
+        (
+            "metrics:\n  source: gnocchi\n  url: http://h\n",
+            "metrics.source",
+        ),
+        (
+            "metrics:\n  source: prometheus\n  url: 'http://u:pw-4d2@h/'\n",
+            "must not carry credentials",
+        ),
+        ("metrics:\n  listen: nowhere\n", "metrics.listen"),
+    ] {
+        let file = write_file(&home.path().join("config/sextant"), "config.yaml", config);
+        let out = home.run(&[
+            "audit",
+            "create",
+            "-g",
+            "workload_balancing",
+            "-s",
+            "workload_balance",
+        ]);
+        assert_eq!(out.status, 2, "{config}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&file.display().to_string()) && out.stderr.contains(field),
+            "{config}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("pw-4d2"), "{}", out.stderr);
+    }
+    std::fs::remove_file(home.path().join("config/sextant/config.yaml")).expect("rm");
+    assert_eq!(
+        home.run(&["audit", "list", "--format", "json"]).json(),
+        before
+    );
+}

@@ -220,6 +220,16 @@ impl MetricsConfig {
                 Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
                     return Err(format!("metrics: url {u:?} is not http:// or https://"));
                 }
+                // The URL goes into error messages: no credentials in it.
+                Some(u)
+                    if u.split_once("://")
+                        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+                        .is_some_and(|authority| authority.contains('@')) =>
+                {
+                    return Err(
+                        "metrics: url must not carry credentials: use username and password".into(),
+                    );
+                }
                 _ => {}
             }
         }
@@ -437,6 +447,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("needs a url"), "{err}");
+        let err = Config::parse(
+            "metrics: {source: prometheus, url: 'http://u:hunter2@h:9090/'}\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("must not carry credentials") && !err.contains("hunter2"),
+            "{err}"
+        );
         let err = Config::parse(
             "metrics: {source: gnocchi, url: 'http://x'}\n",
             Path::new("c.yaml"),
