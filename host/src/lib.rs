@@ -10,6 +10,7 @@ pub mod action_types;
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod datasource;
 pub mod decide;
 pub mod duration;
 pub mod input;
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod states;
 pub mod store;
 pub mod suggest;
+pub mod telemetry;
 pub mod trust;
 
 /// A JSON value as compact text, written straight into a buffer: about

@@ -157,6 +157,11 @@ enum Command {
         /// 366 days; default: run until killed).
         #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
         exit_after: Option<std::time::Duration>,
+        /// Expose Sextant's own Prometheus metrics (GET /metrics) on this
+        /// address, e.g. 127.0.0.1:9464 (overrides the config's
+        /// metrics.listen).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Benchmarks that print JSON.
     #[command(subcommand)]
@@ -329,6 +334,7 @@ impl Env {
         crate::decide::ModelSource {
             collector: self.config.collector.clone(),
             config: serde_json::json!({"sim_db": self.sim_db()}),
+            metrics: self.config.metrics.clone(),
         }
     }
 
@@ -452,7 +458,10 @@ fn run(cli: Cli) -> CliResult {
         Command::AuditTemplate(c) => audits::template(&env, c),
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
-        Command::Serve { exit_after } => serve::serve(&env, exit_after),
+        Command::Serve {
+            exit_after,
+            metrics,
+        } => serve::serve(&env, exit_after, metrics),
         Command::Plan {
             input,
             format,

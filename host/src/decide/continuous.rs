@@ -312,6 +312,7 @@ mod tests {
             model: super::super::ModelSource {
                 collector: "none".into(),
                 config: json!({}),
+                metrics: Default::default(),
             },
         };
         for state in [

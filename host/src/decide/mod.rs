@@ -349,6 +349,9 @@ pub struct ModelSource {
     pub collector: String,
     /// Its configuration (for `sim`: `{"sim_db": …}`).
     pub config: Value,
+    /// Where the model's usage metrics come from when not from the
+    /// collector (`metrics:` in the config file).
+    pub metrics: crate::config::MetricsConfig,
 }
 
 /// What running an audit needs besides the store.
@@ -379,6 +382,40 @@ fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<(Value, boo
     let scoped = scope::apply(&model, &audit.scope).map_err(|e| format!("audit scope: {e}"))?;
     let scoped = serde_json::to_value(scoped).map_err(|e| e.to_string())?;
     Ok((scoped, empty))
+}
+
+/// The model with the metrics the strategy declares read from the
+/// configured metrics source (unchanged without one).
+fn fill_metrics(
+    ctx: &AuditContext<'_>,
+    strategy: &StrategyRow,
+    model: Value,
+    parameters: &Value,
+) -> Result<Value, String> {
+    if ctx.model.metrics.source.is_none() {
+        return Ok(model);
+    }
+    let needed = ctx
+        .plugins
+        .find(sextant_plugin_api::manifest::Kind::Strategy, &strategy.name)
+        .map(|e| e.manifest().metrics.clone())
+        .unwrap_or_default();
+    if needed.is_empty() {
+        return Ok(model);
+    }
+    let mut m: sextant_plugin_api::model::ClusterModel =
+        serde_json::from_value(model).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    crate::datasource::fill_model(&ctx.model.metrics, &mut m, &needed, parameters)
+        .map_err(|e| format!("strategy {}: {e}", strategy.name))?;
+    tracing::info!(
+        "metrics {} of {} nodes and {} instances read in {:?}",
+        needed.join(", "),
+        m.nodes.len(),
+        m.instances.len(),
+        started.elapsed()
+    );
+    serde_json::to_value(m).map_err(|e| e.to_string())
 }
 
 /// Why an audit of an empty cluster model that recommends nothing fails:
@@ -427,6 +464,7 @@ fn execute_strategy(
     )?;
     let result = (|| {
         let (model, empty) = collect_model(ctx, audit)?;
+        let model = fill_metrics(ctx, &strategy, model, &audit.parameters)?;
         if empty {
             tracing::warn!(
                 "audit {}: {}",
