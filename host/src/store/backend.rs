@@ -100,6 +100,9 @@ pub trait StoreBackend: Send {
     /// The id of the newest event, 0 when there is none.
     fn last_event_id(&self) -> Result<i64>;
 
+    /// How many plans and actions are in each state.
+    fn state_counts(&self) -> Result<super::StateCounts>;
+
     /// The event log, oldest first, optionally of one action plan, after
     /// event id `after`.
     fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>>;
@@ -407,6 +410,10 @@ impl StoreBackend for SqliteStore {
 
     fn last_event_id(&self) -> Result<i64> {
         SqliteStore::last_event_id(self)
+    }
+
+    fn state_counts(&self) -> Result<super::StateCounts> {
+        SqliteStore::state_counts(self)
     }
 
     fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {

@@ -14,7 +14,8 @@
 
 pub mod listener;
 
-use crate::store::Store;
+use crate::states::{ActionState, EventType, PlanState};
+use crate::store::{Store, StoreError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -29,29 +30,6 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often the counts by state are read from the store.
 pub const REFRESH: Duration = Duration::from_secs(1);
 
-/// Action states (Watcher's).
-const ACTION_STATES: [&str; 8] = [
-    "PENDING",
-    "ONGOING",
-    "SUCCEEDED",
-    "FAILED",
-    "SKIPPED",
-    "CANCELLING",
-    "CANCELLED",
-    "DELETED",
-];
-/// Action plan states (Watcher's).
-const PLAN_STATES: [&str; 9] = [
-    "RECOMMENDED",
-    "PENDING",
-    "ONGOING",
-    "SUCCEEDED",
-    "FAILED",
-    "CANCELLING",
-    "CANCELLED",
-    "SUPERSEDED",
-    "DELETED",
-];
 /// The states an action ends a run in.
 const ENDS: [&str; 4] = ["SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED"];
 
@@ -161,28 +139,25 @@ impl Metrics {
     }
 
     /// Sets the counts by state from the store.
-    pub fn refresh_counts(&self, store: &Store) -> rusqlite::Result<()> {
-        let counts = |sql: &str| -> rusqlite::Result<HashMap<String, i64>> {
-            let mut st = store.conn().prepare_cached(sql)?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect()
-        };
-        let plans = counts("SELECT state, COUNT(*) FROM action_plans GROUP BY state")?;
-        let actions = counts("SELECT state, COUNT(*) FROM actions GROUP BY state")?;
-        for s in PLAN_STATES {
+    pub fn refresh_counts(&self, store: &Store) -> Result<(), StoreError> {
+        let counts = store.state_counts()?;
+        for &s in PlanState::ALL {
             self.plans
-                .get_or_create(&StateLabel { state: s.into() })
-                .set(plans.get(s).copied().unwrap_or(0));
+                .get_or_create(&StateLabel {
+                    state: s.as_str().into(),
+                })
+                .set(counts.plans_in(s));
         }
-        for s in ACTION_STATES {
+        for &s in ActionState::ALL {
             self.actions
-                .get_or_create(&StateLabel { state: s.into() })
-                .set(actions.get(s).copied().unwrap_or(0));
+                .get_or_create(&StateLabel {
+                    state: s.as_str().into(),
+                })
+                .set(counts.actions_in(s));
         }
-        self.queue_depth
-            .set(plans.get("PENDING").copied().unwrap_or(0));
+        self.queue_depth.set(counts.plans_in(PlanState::Pending));
         self.running_actions
-            .set(actions.get("ONGOING").copied().unwrap_or(0));
+            .set(counts.actions_in(ActionState::Ongoing));
         Ok(())
     }
 }
@@ -212,29 +187,22 @@ impl Starts {
             let Some(at) = parse_at(&e.at) else {
                 continue;
             };
-            let kind = |sql: &str| -> Option<String> {
-                store
-                    .conn()
-                    .prepare_cached(sql)
-                    .and_then(|mut st| st.query_row([&e.object_uuid], |r| r.get(0)))
-                    .ok()
-            };
             let since = |start: SystemTime| {
                 at.duration_since(start)
                     .unwrap_or(Duration::ZERO)
                     .as_secs_f64()
             };
             match (e.object_type.as_str(), e.new_state.as_deref()) {
-                ("audit", _) if e.event_type == "audit.strategy.start" => {
+                ("audit", _) if e.event_type == EventType::AuditStrategyStart => {
                     self.audits.insert(e.object_uuid.clone(), at);
                 }
                 ("audit", to) => {
                     // A run ends with the audit's next state change, or, for
                     // a CONTINUOUS audit (which stays ONGOING without an
                     // event), with its strategy's end.
-                    let strategy_ended = match e.event_type.as_str() {
-                        "audit.strategy.end" => Some("SUCCEEDED"),
-                        "audit.strategy.error" => Some("FAILED"),
+                    let strategy_ended = match e.event_type {
+                        EventType::AuditStrategyEnd => Some("SUCCEEDED"),
+                        EventType::AuditStrategyError => Some("FAILED"),
                         _ => None,
                     };
                     if to.is_none() && strategy_ended.is_none() {
@@ -243,10 +211,10 @@ impl Starts {
                     if !self.audits.contains_key(&e.object_uuid) {
                         continue;
                     }
-                    let Some(audit_type) = kind("SELECT audit_type FROM audits WHERE uuid = ?1")
-                    else {
+                    let Ok(audit) = store.audit(&e.object_uuid) else {
                         continue;
                     };
+                    let audit_type = audit.audit_type;
                     let state = match (to, strategy_ended) {
                         (Some(to), _) => to,
                         (None, Some(end)) if audit_type == "CONTINUOUS" => end,
@@ -272,10 +240,10 @@ impl Starts {
                     if !ENDS.contains(&to) {
                         continue;
                     }
-                    let Some(action_type) = kind("SELECT action_type FROM actions WHERE uuid = ?1")
-                    else {
+                    let Ok(action) = store.action(&e.object_uuid) else {
                         continue;
                     };
+                    let action_type = action.action_type;
                     m.action_duration
                         .get_or_create(&ActionLabels {
                             action_type,
