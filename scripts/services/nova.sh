@@ -6,9 +6,10 @@
 # nova_cell0, nova_cell1, placement) and RabbitMQ (its own vhost `nova`), so
 # it comes after postgres and rabbitmq. Test stacks only, no Keystone:
 # Nova's paste pipeline has nova/identity_filter.py where `authtoken` was
-# (the token SEXTANT_TEST_NOVA_TOKEN is an admin's, any other is refused
-# with 401) and Placement runs with `auth_strategy = noauth2` (token `admin`
-# is an admin's); nova/standins.py answers for Glance (one image) and
+# and Placement runs with `auth_strategy = noauth2`: in both the token
+# SEXTANT_TEST_NOVA_TOKEN (`admin`, the one Placement's noauth2 takes for an
+# admin's, so that one clouds.yaml `admin_token` serves both) is an admin's;
+# Nova refuses any other with 401. nova/standins.py answers for Glance (one image) and
 # Neutron (no ports). Everything runs as the service user, stopped by pid.
 #
 # The virtual environment ($SERVICES_CACHE/nova-<hash of the pins>) is
@@ -160,7 +161,7 @@ nova_start() {
     local pg_port amqp_port name
     pg_port="$(sed -E 's#.*@127\.0\.0\.1:([0-9]+)/.*#\1#' <<<"$SEXTANT_TEST_PG_URL")"
     amqp_port="$(sed -E 's#.*@127\.0\.0\.1:([0-9]+)/.*#\1#' <<<"$SEXTANT_TEST_AMQP_URL")"
-    NOVA_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+    NOVA_TOKEN=admin
     PLACEMENT_PORT="$(services_free_port)"
     NOVA_PORT="$(services_free_port)"
     GLANCE_PORT="$(services_free_port)"
