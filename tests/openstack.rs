@@ -501,3 +501,61 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
         out.stderr
     );
 }
+
+#[test]
+fn a_plan_stops_resizes_and_shelves_servers_through_nova() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let stopped = n.boot("to-stop", "cmp2");
+    let resized = n.boot("to-resize", "cmp2");
+    let shelved = n.boot("to-shelve", "cmp2");
+    let home = openstack_home(&good_cloud(&n));
+    let (plan, out) = import_and_start(
+        &home,
+        json!([
+            {"id": "stop", "action_type": "stop", "parents": [],
+             "input_parameters": {"resource_id": stopped}},
+            {"id": "resize", "action_type": "resize", "parents": [],
+             "input_parameters": {"resource_id": resized, "flavor": "sextant.medium"}},
+            {"id": "shelve", "action_type": "shelve", "parents": [],
+             "input_parameters": {"resource_id": shelved}},
+        ]),
+    );
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        home.plan(&plan)["state"],
+        "SUCCEEDED",
+        "{:#}",
+        Value::Array(home.actions(&plan))
+    );
+    assert_eq!(n.server(&stopped).unwrap()["status"], "SHUTOFF");
+    let r = n.server(&resized).unwrap();
+    assert_eq!(r["status"], "ACTIVE", "{r}");
+    assert_eq!(r["flavor"]["original_name"], "sextant.medium");
+    assert_eq!(
+        (r["flavor"]["vcpus"].as_u64(), r["flavor"]["ram"].as_u64()),
+        (Some(2), Some(1024))
+    );
+    let s = n.server(&shelved).unwrap()["status"].clone();
+    assert!(s == "SHELVED_OFFLOADED" || s == "SHELVED", "{s}");
+
+    // Run again, each is already done: skipped, not run twice.
+    let (plan, out) = import_and_start(
+        &home,
+        json!([
+            {"id": "stop", "action_type": "stop", "parents": [],
+             "input_parameters": {"resource_id": stopped}},
+            {"id": "resize", "action_type": "resize", "parents": [],
+             "input_parameters": {"resource_id": resized, "flavor": "sextant-medium"}},
+            {"id": "shelve", "action_type": "shelve", "parents": [],
+             "input_parameters": {"resource_id": shelved}},
+        ]),
+    );
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    for a in home.actions(&plan) {
+        assert_eq!(a["state"], "SKIPPED", "{a}");
+    }
+    for vm in [&stopped, &resized, &shelved] {
+        n.delete(vm);
+    }
+}
