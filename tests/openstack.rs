@@ -559,3 +559,86 @@ fn a_plan_stops_resizes_and_shelves_servers_through_nova() {
         n.delete(vm);
     }
 }
+
+#[test]
+fn a_server_consolidation_audit_empties_hosts_for_real() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let vms: Vec<String> = ["cmp1", "cmp2", "cmp3"]
+        .iter()
+        .map(|h| n.boot(&format!("consolidate-{h}"), h))
+        .collect();
+    let home = openstack_home(&good_cloud(&n));
+    let out = sextant_os(
+        &home,
+        &[
+            "audit",
+            "create",
+            "--goal",
+            "server_consolidation",
+            "--strategy",
+            "node_resource_consolidation",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json();
+    assert_eq!(audit["state"], "SUCCEEDED", "{audit}");
+    let plan = audit["action_plan"].as_str().expect("a plan").to_string();
+    let out = sextant_os(&home, &["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+
+    let emptied: Vec<String> = home
+        .actions(&plan)
+        .iter()
+        .filter(|a| a["action_type"] == "change_nova_service_state")
+        .map(|a| {
+            let out = home.run(&[
+                "action",
+                "show",
+                a["uuid"].as_str().unwrap(),
+                "--format",
+                "json",
+            ]);
+            out.json()["input_parameters"]["resource_name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(!emptied.is_empty(), "the plan empties no host");
+    let servers = n.nova("GET", "/servers/detail?all_tenants=1", None)["servers"].clone();
+    for host in &emptied {
+        assert_eq!(n.service(host)["status"], "disabled", "{host}");
+        for s in servers.as_array().unwrap() {
+            assert_ne!(s["OS-EXT-SRV-ATTR:host"], host.as_str(), "{s}");
+            assert_eq!(s["status"], "ACTIVE", "{s}");
+        }
+    }
+    // No host over capacity according to Placement.
+    let rps = n.placement("/resource_providers")["resource_providers"].clone();
+    for rp in rps.as_array().unwrap() {
+        let uuid = rp["uuid"].as_str().unwrap();
+        let inv =
+            n.placement(&format!("/resource_providers/{uuid}/inventories"))["inventories"].clone();
+        let usages = n.placement(&format!("/resource_providers/{uuid}/usages"))["usages"].clone();
+        for (class, used) in usages.as_object().unwrap() {
+            let i = &inv[class];
+            let capacity = (i["total"].as_f64().unwrap() - i["reserved"].as_f64().unwrap())
+                * i["allocation_ratio"].as_f64().unwrap();
+            assert!(
+                used.as_f64().unwrap() <= capacity,
+                "{} {class}: {used} > {capacity}",
+                rp["name"]
+            );
+        }
+    }
+    for vm in &vms {
+        n.delete(vm);
+    }
+    for host in ["cmp1", "cmp2", "cmp3"] {
+        n.set_service(host, false);
+    }
+}
