@@ -642,3 +642,103 @@ fn a_server_consolidation_audit_empties_hosts_for_real() {
         n.set_service(host, false);
     }
 }
+
+/// Waits until Nova shows server `vm` live-migrating (cmp3's driver takes
+/// 5 s to migrate out).
+fn wait_migrating(n: &Nova, vm: &str) {
+    n.wait_server(vm, "started migrating", |s| {
+        s["OS-EXT-STS:task_state"] == "migrating"
+    });
+}
+
+fn live_move(vm: &str) -> Value {
+    json!({"actions": [
+        {"id": "move", "action_type": "migrate", "parents": [],
+         "input_parameters": {"migration_type": "live", "resource_id": vm,
+                              "source_node": "cmp3", "destination_node": "cmp1"}},
+    ]})
+}
+
+fn spawn_os(home: &Home, args: &[&str]) -> std::process::Child {
+    home.cmd()
+        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
+        .env("OS_CLOUD", "test")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn a_killed_applier_settles_its_live_migration_from_novas_records_without_running_it_twice() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let vm = n.boot("killed", "cmp3");
+    let home = openstack_home(&good_cloud(&n));
+    let plan = home.import_json("plan.json", &live_move(&vm));
+    let mut applier = spawn_os(&home, &["action-plan", "start", &plan, "--wait"]);
+    wait_migrating(&n, &vm);
+    applier.kill().expect("kill -9");
+    let _ = applier.wait();
+    assert_eq!(home.action(&plan, "move")["state"], "ONGOING");
+
+    // The killed applier's lease must expire before another takes over.
+    let start = Instant::now();
+    let out = loop {
+        let out = sextant_os(&home, &["action-plan", "resume", &plan, "--wait"]);
+        if !out.stderr.contains("is being applied by") {
+            break out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{}", out.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    let action = home.action(&plan, "move");
+    assert_eq!(action["state"], "SUCCEEDED", "{action}");
+    assert!(
+        action["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("post_condition"),
+        "{action}"
+    );
+    assert_eq!(n.host_of(&vm), "cmp1");
+    let migrations = n.nova("GET", &format!("/os-migrations?instance_uuid={vm}"), None);
+    let live: Vec<&Value> = migrations["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["migration_type"] == "live-migration")
+        .collect();
+    assert_eq!(live.len(), 1, "migrated twice: {migrations}");
+    assert_eq!(live[0]["status"], "completed");
+    n.delete(&vm);
+}
+
+#[test]
+fn cancelling_a_plan_aborts_its_live_migration_in_nova() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let vm = n.boot("aborted", "cmp3");
+    let home = openstack_home(&good_cloud(&n));
+    let plan = home.import_json("plan.json", &live_move(&vm));
+    let mut applier = spawn_os(&home, &["action-plan", "start", &plan, "--wait"]);
+    wait_migrating(&n, &vm);
+    let out = sextant_os(&home, &["action-plan", "cancel", &plan]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let status = applier.wait().expect("applier ends");
+    assert!(status.code().is_some(), "{status:?}");
+    assert_eq!(home.plan(&plan)["state"], "CANCELLED");
+    let action = home.action(&plan, "move");
+    assert_eq!(action["state"], "CANCELLED", "{action}");
+    let s = n.wait_server(&vm, "settled", |s| s["OS-EXT-STS:task_state"].is_null());
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], "cmp3", "{s}");
+    assert_eq!(s["status"], "ACTIVE", "{s}");
+    let migrations = n.nova("GET", &format!("/os-migrations?instance_uuid={vm}"), None);
+    assert_eq!(
+        migrations["migrations"][0]["status"], "cancelled",
+        "{migrations}"
+    );
+    n.delete(&vm);
+}

@@ -21,9 +21,12 @@
 # SEXTANT_TEST_NOVA_VENV. Flavors sextant.small (1 vCPU, 512 MB, 1 GB) and
 # sextant.medium (2 vCPU, 1024 MB, 2 GB) exist.
 #
-# Each compute is MediumFakeDriver's 10 vCPU, 8192 MB, 1028 GB; the
-# reservations and allocation ratios differ per host, so that a collector
-# reading them is told apart from one that assumes defaults:
+# cmp1 and cmp2 are MediumFakeDriver's 10 vCPU, 8192 MB, 1028 GB, with
+# reservations and allocation ratios that differ per host, so that a
+# collector reading them is told apart from one that assumes defaults; cmp3
+# is FakeLiveMigrateDriver (1000 vCPU, 800000 MB, 600000 GB), whose live
+# migrations out take 5 s and can be aborted, so that a test can act while
+# one runs:
 #   cmp1: cpu_allocation_ratio 4.0, reserved_host_memory_mb 512
 #   cmp2: ram_allocation_ratio 1.5, reserved_host_cpus 1, reserved_host_disk_mb 10240
 #   cmp3: ratios 1.0, nothing reserved
@@ -120,7 +123,7 @@ EOF
     local -A extra=(
         [cmp1]=$'cpu_allocation_ratio = 4.0\nreserved_host_memory_mb = 512'
         [cmp2]=$'ram_allocation_ratio = 1.5\nreserved_host_cpus = 1\nreserved_host_disk_mb = 10240'
-        [cmp3]='')
+        [cmp3]='compute_driver = fake.FakeLiveMigrateDriver')
     for host in "${NOVA_COMPUTES[@]}"; do
         services_as mkdir -p "$d/state/$host"
         printf '[DEFAULT]\nhost = %s\nstate_path = %s\n%s\n' "$host" "$d/state/$host" \

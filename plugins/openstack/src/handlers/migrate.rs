@@ -12,6 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 use sextant_plugin_api::prelude::*;
 
+/// How long an abort keeps asking Nova.
+const ABORT_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// How.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -197,63 +200,104 @@ impl ActionHandler for Migrate {
         Ok(json!({"source_node": self.source_node, "destination_node": host}))
     }
 
+    /// Also what settles an action a killed applier left ONGOING (the host
+    /// asks the post_condition of a non-idempotent action): a migration
+    /// still under way is waited for, one Nova finished but that waits for
+    /// its confirmation is confirmed, and Nova's migration record says
+    /// whether it happened. Nothing is migrated twice.
     fn post_condition(&self, ctx: &Context) -> Result<(), PluginError> {
         let s = session()?;
-        let v = nova::server(&s, &self.resource_id, Some(ctx.abort_signal()))
+        let id = &self.resource_id;
+        if nova::server(&s, id, Some(ctx.abort_signal()))
             .map_err(failed)?
-            .ok_or_else(|| {
-                PluginError::execution_failed(format!("server {} is gone", self.resource_id))
-            })?;
+            .is_none()
+        {
+            return Err(PluginError::execution_failed(format!(
+                "server {id} is gone"
+            )));
+        }
+        let mut v = settled(&s, ctx, id, &format!("server {id}'s migration to end"))?;
+        let newest = nova::migrations(&s, id, Some(ctx.abort_signal()))
+            .map_err(failed)?
+            .into_iter()
+            .next();
+        let ours = newest.as_ref().filter(|m| {
+            m.source_compute.as_deref() == Some(self.source_node.as_str())
+                && self
+                    .destination_node
+                    .as_ref()
+                    .is_none_or(|d| m.dest_compute.as_deref() == Some(d.as_str()))
+        });
+        if v.status == "VERIFY_RESIZE" && ours.is_some() {
+            v = confirm(&s, ctx, id)?;
+        }
         let placed = match &self.destination_node {
             Some(d) => v.host() == d,
             None => v.host() != self.source_node,
         };
         if !placed {
+            let record = ours.map_or_else(String::new, |m| {
+                format!(
+                    " (Nova's migration {} from {} to {}: {})",
+                    m.id,
+                    m.source_compute.as_deref().unwrap_or("?"),
+                    m.dest_compute.as_deref().unwrap_or("?"),
+                    m.status
+                )
+            });
             return Err(PluginError::execution_failed(format!(
-                "server {} is on {}, not where it was sent",
-                self.resource_id,
+                "server {id} is on {}, not where it was sent{record}",
                 v.host()
             )));
         }
         if !matches!(v.status.as_str(), "ACTIVE" | "SHUTOFF") {
             return Err(PluginError::execution_failed(format!(
-                "server {} is {} after its migration",
-                self.resource_id, v.status
+                "server {id} is {} after its migration",
+                v.status
             )));
         }
         Ok(())
     }
 
+    /// Asks Nova to abort the server's live migration under way (2.24+;
+    /// queued and preparing ones too from 2.65). A migration Nova has only
+    /// accepted cannot be aborted yet: tried again for up to
+    /// [`ABORT_WINDOW`], until it is aborted or over.
     fn abort(&self, _ctx: &Context) -> Result<(), PluginError> {
         if self.migration_type != MigrationType::Live {
             return Ok(());
         }
         let s = session()?;
-        let running = s
-            .call(
-                crate::session::Service::Compute,
-                crate::http::Method::Get,
-                &format!("/servers/{}/migrations", self.resource_id),
-                None,
-                None,
-            )
-            .map_err(failed)?;
-        for m in running["migrations"].as_array().into_iter().flatten() {
-            if let Some(mid) = m["id"].as_u64() {
-                match nova::abort_live_migration(&s, &self.resource_id, mid) {
-                    Ok(()) => log_info(&format!(
-                        "asked Nova to abort live migration {mid} of server {}",
-                        self.resource_id
-                    )),
-                    // Already finished, or not abortable at this stage.
-                    Err(e) if matches!(e.status(), Some(400 | 404)) => {
-                        log_warn(&format!("live migration {mid} could not be aborted: {e}"))
-                    }
-                    Err(e) => return Err(failed(e)),
+        let id = &self.resource_id;
+        let start = std::time::Instant::now();
+        loop {
+            let running = nova::migrations(&s, id, None)
+                .map_err(failed)?
+                .into_iter()
+                .find(|m| m.migration_type.as_deref() == Some("live-migration") && !m.is_over());
+            let Some(m) = running else {
+                return Ok(());
+            };
+            match nova::abort_live_migration(&s, id, m.id) {
+                Ok(()) => {
+                    log_info(&format!(
+                        "asked Nova to abort live migration {} of server {id}",
+                        m.id
+                    ));
+                    return Ok(());
                 }
+                Err(e) if matches!(e.status(), Some(400 | 404)) => {
+                    if start.elapsed() >= ABORT_WINDOW {
+                        return Err(PluginError::execution_failed(format!(
+                            "Nova would not abort live migration {} of server {id}: {e}",
+                            m.id
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(e) => return Err(failed(e)),
             }
         }
-        Ok(())
     }
 
     fn revert(&self, ctx: &Context) -> Result<(), PluginError> {
