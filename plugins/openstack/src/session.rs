@@ -386,6 +386,88 @@ fn parse_version(s: &str) -> Option<(u32, u32)> {
 mod tests {
     use super::*;
 
+    use crate::cloud::load_from;
+
+    /// A session with `cloud` (clouds.yaml text) holding `catalog`, as
+    /// Keystone would have handed it out.
+    fn with_catalog(cloud: &str, catalog: Value) -> Session {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("clouds.yaml");
+        std::fs::write(&p, format!("clouds:\n  c:\n{cloud}")).unwrap();
+        let cloud = load_from(&p, Some("c")).unwrap();
+        Session {
+            cloud,
+            http: Http::new(Duration::from_secs(1), Retry::default()),
+            token: Mutex::new(Some(Token {
+                value: Secret::new("t"),
+                expires: Some(Utc::now() + chrono::Duration::hours(1)),
+                catalog,
+            })),
+            nova_version: OnceLock::new(),
+        }
+    }
+
+    fn catalog() -> Value {
+        json!([
+            {"type": "compute", "endpoints": [
+                {"interface": "public", "region_id": "RegionOne", "url": "https://nova.one/v2.1/"},
+                {"interface": "internal", "region_id": "RegionOne", "url": "http://nova.one.int/v2.1"},
+                {"interface": "public", "region_id": "RegionTwo", "url": "https://nova.two/v2.1"}]},
+            {"type": "placement", "endpoints": [
+                {"interface": "public", "region": "RegionOne", "url": "https://placement.one"}]},
+        ])
+    }
+
+    #[test]
+    fn endpoints_come_from_the_catalog_by_region_and_interface() {
+        let auth =
+            "    auth: {auth_url: 'http://k/v3', username: u, password: p, project_name: x}\n";
+        let s = with_catalog(&format!("    region_name: RegionTwo\n{auth}"), catalog());
+        assert_eq!(
+            s.endpoint(Service::Compute).unwrap(),
+            "https://nova.two/v2.1"
+        );
+        let s = with_catalog(
+            &format!("    region_name: RegionOne\n    interface: internal\n{auth}"),
+            catalog(),
+        );
+        assert_eq!(
+            s.endpoint(Service::Compute).unwrap(),
+            "http://nova.one.int/v2.1"
+        );
+        let s = with_catalog(&format!("    region_name: RegionOne\n{auth}"), catalog());
+        assert_eq!(
+            s.endpoint(Service::Compute).unwrap(),
+            "https://nova.one/v2.1"
+        );
+        assert_eq!(
+            s.endpoint(Service::Placement).unwrap(),
+            "https://placement.one"
+        );
+        let s = with_catalog(
+            &format!(
+                "    region_name: RegionOne\n    compute_endpoint_override: http://o/v2.1/\n{auth}"
+            ),
+            catalog(),
+        );
+        assert_eq!(s.endpoint(Service::Compute).unwrap(), "http://o/v2.1");
+    }
+
+    #[test]
+    fn a_wrong_region_is_named() {
+        let s = with_catalog(
+            "    region_name: RegionNine\n    auth: {auth_url: 'http://k', username: u, password: p, project_name: x}\n",
+            catalog(),
+        );
+        let e = s.endpoint(Service::Compute).unwrap_err().to_string();
+        assert!(
+            e.contains("clouds.yaml")
+                && e.contains("cloud c")
+                && e.contains("no public compute endpoint in region RegionNine"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn versions_compare_as_numbers() {
         assert!(parse_version("2.104").unwrap() > parse_version("2.96").unwrap());
