@@ -21,19 +21,34 @@ struct Nova {
     placement: String,
     token: String,
     image: String,
+    /// The CA of Placement's https certificate.
+    ca: String,
     agent: ureq::Agent,
 }
 
 impl Nova {
     fn new() -> Self {
+        let ca = service_url("SEXTANT_TEST_CA_FILE");
+        let pem = std::fs::read(&ca).expect("the test CA");
+        let roots: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+            .build();
         Self {
             compute: service_url("SEXTANT_TEST_NOVA_URL"),
             placement: service_url("SEXTANT_TEST_PLACEMENT_URL"),
             token: service_url("SEXTANT_TEST_NOVA_TOKEN"),
             image: service_url("SEXTANT_TEST_NOVA_IMAGE"),
+            ca,
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(60)))
+                .tls_config(tls)
                 .build()
                 .into(),
         }
@@ -179,8 +194,8 @@ fn openstack_home(cloud: &str) -> Home {
 
 fn good_cloud(n: &Nova) -> String {
     format!(
-        "    auth_type: admin_token\n    auth: {{token: {}}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n",
-        n.token, n.compute, n.placement
+        "    auth_type: admin_token\n    auth: {{token: {}}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n    cacert: {}\n",
+        n.token, n.compute, n.placement, n.ca
     )
 }
 
@@ -461,8 +476,8 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
     let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
     let n = Nova::new();
     let bad = openstack_home(&format!(
-        "    auth_type: admin_token\n    auth: {{token: not-the-token}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n",
-        n.compute, n.placement
+        "    auth_type: admin_token\n    auth: {{token: not-the-token}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n    cacert: {}\n",
+        n.compute, n.placement, n.ca
     ));
     audit_fails(
         &bad,
@@ -484,6 +499,14 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
         n.token, n.placement
     ));
     audit_fails(&unreachable, &["unreachable", &closed], None);
+
+    // Placement's certificate is signed by a CA the web does not know:
+    // without the cloud's cacert it is refused.
+    let untrusted = openstack_home(&format!(
+        "    auth_type: admin_token\n    auth: {{token: {}}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n",
+        n.token, n.compute, n.placement
+    ));
+    audit_fails(&untrusted, &["placement", "UnknownIssuer"], None);
 
     let no_cloud = openstack_home(&good_cloud(&n));
     let out = run(no_cloud

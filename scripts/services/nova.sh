@@ -15,8 +15,12 @@
 # The virtual environment ($SERVICES_CACHE/nova-<hash of the pins>) is
 # built once from PyPI, pinned by nova-constraints.txt, and kept.
 #
+# Placement is served over https, with a certificate for 127.0.0.1 signed by
+# a CA made for this run (SEXTANT_TEST_CA_FILE, which Nova is told too).
+#
 # Exports SEXTANT_TEST_NOVA_URL (the compute endpoint, .../v2.1),
-# SEXTANT_TEST_PLACEMENT_URL, SEXTANT_TEST_NOVA_TOKEN, SEXTANT_TEST_NOVA_IMAGE
+# SEXTANT_TEST_PLACEMENT_URL (https), SEXTANT_TEST_CA_FILE,
+# SEXTANT_TEST_NOVA_TOKEN, SEXTANT_TEST_NOVA_IMAGE
 # (the one bootable image), SEXTANT_TEST_NOVA_DIR (configs and logs) and
 # SEXTANT_TEST_NOVA_VENV. Flavors sextant.small (1 vCPU, 512 MB, 1 GB) and
 # sextant.medium (2 vCPU, 1024 MB, 2 GB) exist.
@@ -101,8 +105,9 @@ connection = $db/nova_api
 connection = $db/nova_cell1
 [placement]
 auth_type = admin_token
-endpoint = http://127.0.0.1:$PLACEMENT_PORT
+endpoint = https://127.0.0.1:$PLACEMENT_PORT
 token = admin
+cafile = $d/tls/ca.pem
 [glance]
 endpoint_override = http://127.0.0.1:$GLANCE_PORT
 [neutron]
@@ -140,11 +145,31 @@ EOF
         "$NOVA_TOKEN" | services_as tee -a "$d/etc/api-paste.ini" >/dev/null
 }
 
+# nova_tls DIR: a CA and, signed by it, a certificate for 127.0.0.1.
+nova_tls() {
+    local t="$1/tls"
+    services_as mkdir -p "$t"
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' |
+        services_as tee "$t/server.ext" >/dev/null
+    {
+        services_as openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=sextant-test-ca -keyout "$t/ca.key" -out "$t/ca.pem" &&
+            services_as openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -subj /CN=127.0.0.1 -keyout "$t/server.key" -out "$t/server.csr" &&
+            services_as openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+                -CAcreateserial -days 2 -extfile "$t/server.ext" -out "$t/server.pem"
+    } >"$SERVICES_DIR/nova-tls.log" 2>&1 || {
+        services_log "could not make the test CA:"
+        cat "$SERVICES_DIR/nova-tls.log" >&2
+        return 1
+    }
+}
+
 # nova_wait_http URL NAME SECONDS: until URL answers at all.
 nova_wait_http() {
     local i
     for ((i = 0; i < $3 * 2; i++)); do
-        curl -s -m 2 -o /dev/null "$1" && return 0
+        curl -s -m 2 --cacert "$SERVICES_DIR/nova/tls/ca.pem" -o /dev/null "$1" && return 0
         sleep 0.5
     done
     services_log "$2 did not answer at $1 within $3s; its log:"
@@ -170,6 +195,7 @@ nova_start() {
     GLANCE_PORT="$(services_free_port)"
     NEUTRON_PORT="$(services_free_port)"
     services_as mkdir -p "$d/etc" "$d/lock" "$d/state/ctl"
+    nova_tls "$d"
     nova_write_configs "$d" "$pg_port" "$amqp_port"
 
     for name in nova_api nova_cell0 nova_cell1 placement; do
@@ -196,6 +222,7 @@ nova_start() {
         "$GLANCE_PORT" "$NEUTRON_PORT" "$NOVA_IMAGE_ID"
     services_spawn placement-api env OS_PLACEMENT_CONFIG_DIR="$d/etc" \
         "$v/bin/gunicorn" -b "127.0.0.1:$PLACEMENT_PORT" -w 1 --threads 4 \
+        --certfile "$d/tls/server.pem" --keyfile "$d/tls/server.key" \
         --no-control-socket --timeout 120 placement.wsgi.api:application
     services_spawn nova-api env OS_NOVA_CONFIG_DIR="$d/etc" \
         "$v/bin/gunicorn" -b "127.0.0.1:$NOVA_PORT" -w 1 --threads 8 \
@@ -207,11 +234,12 @@ nova_start() {
             --config-file "$d/etc/nova.conf" --config-file "$d/etc/compute-$name.conf"
     done
     services_wait_port "$NEUTRON_PORT" nova-standins 30
-    nova_wait_http "http://127.0.0.1:$PLACEMENT_PORT/" placement-api 60
+    nova_wait_http "https://127.0.0.1:$PLACEMENT_PORT/" placement-api 60
     nova_wait_http "http://127.0.0.1:$NOVA_PORT/" nova-api 90
 
     export SEXTANT_TEST_NOVA_URL="http://127.0.0.1:$NOVA_PORT/v2.1"
-    export SEXTANT_TEST_PLACEMENT_URL="http://127.0.0.1:$PLACEMENT_PORT"
+    export SEXTANT_TEST_PLACEMENT_URL="https://127.0.0.1:$PLACEMENT_PORT"
+    export SEXTANT_TEST_CA_FILE="$d/tls/ca.pem"
     export SEXTANT_TEST_NOVA_TOKEN="$NOVA_TOKEN"
     export SEXTANT_TEST_NOVA_IMAGE="$NOVA_IMAGE_ID"
     export SEXTANT_TEST_NOVA_DIR="$d"
@@ -235,7 +263,7 @@ nova_start() {
     # ...and each has its resource provider with inventories in Placement.
     local rps=0
     for ((i = 0; i < 60; i++)); do
-        rps="$(curl -sS -m 10 -H 'X-Auth-Token: admin' -H 'OpenStack-API-Version: placement 1.14' \
+        rps="$(curl -sS -m 10 --cacert "$SEXTANT_TEST_CA_FILE" -H 'X-Auth-Token: admin' -H 'OpenStack-API-Version: placement 1.14' \
             "$SEXTANT_TEST_PLACEMENT_URL/resource_providers?resources=VCPU:1" 2>/dev/null |
             python3 -c 'import json,sys; print(len(json.load(sys.stdin)["resource_providers"]))' \
                 2>/dev/null || echo 0)"

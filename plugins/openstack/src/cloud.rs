@@ -8,8 +8,9 @@
 //! `v3applicationcredential` (Keystone v3, service catalog, `region_name`,
 //! `interface`), and `admin_token` (a fixed `auth.token`, endpoints from
 //! `auth.endpoint` or the per-service `*_endpoint_override`, keystoneauth's
-//! style for clouds without Keystone and for tests). `cacert` is read but
-//! only plain `http://` endpoints are reachable in this build.
+//! style for clouds without Keystone and for tests). `https://` endpoints
+//! are verified against `cacert` (a PEM bundle) when set, else the web's
+//! root certificates.
 //!
 //! The secrets read here (`password`, `token`, `application_credential_secret`)
 //! are [`Secret`]s: their `Debug` prints `***`, and no error message

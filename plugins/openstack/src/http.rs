@@ -141,6 +141,31 @@ impl Default for Retry {
     }
 }
 
+/// The certificates of a CA bundle (clouds.yaml's `cacert`).
+pub struct CaBundle(Vec<ureq::tls::Certificate<'static>>);
+
+impl CaBundle {
+    /// Reads the PEM certificates of `path`; one at least.
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cacert {}: {e}", path.display()))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(format!("cacert {}: {e}", path.display())),
+            }
+        }
+        if certs.is_empty() {
+            return Err(format!(
+                "cacert {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+        Ok(Self(certs))
+    }
+}
+
 /// The largest body read: 64 MiB (a servers page of 1,000 is ~5 MiB).
 const MAX_BODY: u64 = 64 << 20;
 
@@ -151,13 +176,20 @@ pub struct Http {
 }
 
 impl Http {
-    /// An agent whose every request ends within `timeout`.
-    pub fn new(timeout: Duration, retry: Retry) -> Self {
+    /// An agent whose every request ends within `timeout`; https
+    /// endpoints are verified against `roots` (a CA bundle), else against
+    /// the web's root certificates.
+    pub fn new(timeout: Duration, retry: Retry, roots: Option<&CaBundle>) -> Self {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(r) = roots {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&r.0));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(Duration::from_secs(10)))
             .user_agent("sextant-openstack")
+            .tls_config(tls.build())
             .build()
             .into();
         Self { agent, retry }
@@ -365,6 +397,7 @@ mod tests {
                 initial: Duration::from_millis(10),
                 max: Duration::from_millis(40),
             },
+            None,
         )
     }
 

@@ -4,7 +4,7 @@
 //! microversion. One session per cloud per process.
 
 use crate::cloud::{AuthType, Cloud, Secret};
-use crate::http::{ApiError, Http, Method, Reply, Request, Retry};
+use crate::http::{ApiError, CaBundle, Http, Method, Reply, Request, Retry};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sextant_plugin_api::prelude::AbortSignal;
@@ -96,19 +96,19 @@ pub fn current() -> Result<Arc<Session>, ApiError> {
 impl Session {
     /// Authenticates with `cloud` (so that bad credentials fail here).
     pub fn open(cloud: Cloud, timeout: Duration, retry: Retry) -> Result<Self, ApiError> {
-        if let Some(ca) = &cloud.config.cacert
-            && !ca.is_file()
-        {
-            return Err(ApiError::Config(format!(
-                "{}: cloud {}: cacert {} does not exist",
-                cloud.file.display(),
-                cloud.name,
-                ca.display()
-            )));
-        }
+        let roots = match &cloud.config.cacert {
+            Some(ca) => Some(CaBundle::read(ca).map_err(|e| {
+                ApiError::Config(format!(
+                    "{}: cloud {}: {e}",
+                    cloud.file.display(),
+                    cloud.name
+                ))
+            })?),
+            None => None,
+        };
         let s = Self {
+            http: Http::new(timeout, retry, roots.as_ref()),
             cloud,
-            http: Http::new(timeout, retry),
             token: Mutex::new(None),
             nova_version: OnceLock::new(),
         };
@@ -397,7 +397,7 @@ mod tests {
         let cloud = load_from(&p, Some("c")).unwrap();
         Session {
             cloud,
-            http: Http::new(Duration::from_secs(1), Retry::default()),
+            http: Http::new(Duration::from_secs(1), Retry::default(), None),
             token: Mutex::new(Some(Token {
                 value: Secret::new("t"),
                 expires: Some(Utc::now() + chrono::Duration::hours(1)),
