@@ -526,16 +526,19 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
 }
 
 #[test]
-fn a_plan_stops_resizes_and_shelves_servers_through_nova() {
+fn a_plan_stops_resizes_shelves_and_deletes_servers_through_nova() {
     let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
     let n = Nova::new();
     let stopped = n.boot("to-stop", "cmp2");
     let resized = n.boot("to-resize", "cmp2");
     let shelved = n.boot("to-shelve", "cmp2");
+    let deleted = n.boot("to-delete", "cmp2");
     let home = openstack_home(&good_cloud(&n));
     let (plan, out) = import_and_start(
         &home,
         json!([
+            {"id": "delete", "action_type": "delete", "parents": [],
+             "input_parameters": {"resource_id": deleted}},
             {"id": "stop", "action_type": "stop", "parents": [],
              "input_parameters": {"resource_id": stopped}},
             {"id": "resize", "action_type": "resize", "parents": [],
@@ -561,11 +564,17 @@ fn a_plan_stops_resizes_and_shelves_servers_through_nova() {
     );
     let s = n.server(&shelved).unwrap()["status"].clone();
     assert!(s == "SHELVED_OFFLOADED" || s == "SHELVED", "{s}");
+    assert!(
+        n.server(&deleted).is_none(),
+        "server {deleted} still exists"
+    );
 
     // Run again, each is already done: skipped, not run twice.
     let (plan, out) = import_and_start(
         &home,
         json!([
+            {"id": "delete", "action_type": "delete", "parents": [],
+             "input_parameters": {"resource_id": deleted}},
             {"id": "stop", "action_type": "stop", "parents": [],
              "input_parameters": {"resource_id": stopped}},
             {"id": "resize", "action_type": "resize", "parents": [],

@@ -82,6 +82,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("action_handler", "openstack.stop"),
         ("action_handler", "openstack.shelve"),
         ("action_handler", "openstack.resize"),
+        ("action_handler", "openstack.delete"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))

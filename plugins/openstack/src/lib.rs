@@ -51,6 +51,9 @@ export_plugin! {
     handler handlers::server_state::Shelve = Entry::new("openstack.shelve", "1.0.0")
         .description("Shelves a server.")
         .idempotent(),
+    handler handlers::server_state::Delete = Entry::new("openstack.delete", "1.0.0")
+        .description("Deletes a server.")
+        .idempotent(),
     handler handlers::resize::Resize = Entry::new("openstack.resize", "1.0.0")
         .description("Resizes a server to a flavor (id or name) and confirms the resize."),
 }

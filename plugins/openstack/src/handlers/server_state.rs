@@ -1,5 +1,6 @@
-//! `openstack.stop` (revert: start) and `openstack.shelve`: a server's
-//! power and shelving through Nova's server actions.
+//! `openstack.stop` (revert: start), `openstack.shelve` and
+//! `openstack.delete`: a server's power, shelving and deletion through
+//! Nova.
 
 use super::{existing_server, failed, nova_reason, poll, session};
 use crate::nova;
@@ -134,5 +135,58 @@ impl ActionHandler for Shelve {
     }
     fn post_condition(&self, ctx: &Context) -> Result<(), PluginError> {
         verify(ctx, &self.resource_id, &SHELVE)
+    }
+}
+
+/// `openstack.delete`.
+#[derive(Deserialize)]
+pub struct Delete {
+    resource_id: String,
+}
+
+impl ActionHandler for Delete {
+    fn pre_condition(&self, ctx: &Context) -> Result<(), PluginError> {
+        let s = session()?;
+        existing_server(&s, &self.resource_id, ctx).map(|_| ())
+    }
+    fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
+        let s = session()?;
+        let id = &self.resource_id;
+        match s.call(
+            crate::session::Service::Compute,
+            crate::http::Method::Delete,
+            &format!("/servers/{id}"),
+            None,
+            Some(ctx.abort_signal()),
+        ) {
+            Ok(_) => {}
+            Err(e) if e.status() == Some(404) => return Ok(json!({"deleted": id})),
+            Err(e) => return Err(failed(e)),
+        }
+        poll(
+            ctx,
+            &format!("server {id} to be deleted"),
+            || match nova::server(&s, id, Some(ctx.abort_signal())).map_err(failed)? {
+                None => Ok(Some(())),
+                Some(v) if v.status == "ERROR" && v.task_state.is_none() => {
+                    Err(PluginError::execution_failed(format!(
+                        "Nova failed to delete server {id}: {}",
+                        nova_reason(&s, &v, None, "the server is in ERROR")
+                    )))
+                }
+                Some(_) => Ok(None),
+            },
+        )?;
+        Ok(json!({"deleted": id}))
+    }
+    fn post_condition(&self, ctx: &Context) -> Result<(), PluginError> {
+        let s = session()?;
+        match nova::server(&s, &self.resource_id, Some(ctx.abort_signal())).map_err(failed)? {
+            None => Ok(()),
+            Some(v) => Err(PluginError::execution_failed(format!(
+                "server {} still exists ({})",
+                self.resource_id, v.status
+            ))),
+        }
     }
 }
