@@ -22,8 +22,12 @@ use std::time::{Duration, Instant};
 /// The longest an action waits for Nova: Watcher's 180 × 5 s.
 pub const TIMEOUT: Duration = Duration::from_secs(900);
 /// The first poll interval; each next one is 1.5 times longer, up to
-/// [`POLL_MAX`].
-const POLL_FIRST: Duration = Duration::from_millis(300);
+/// [`POLL_FAST_MAX`] during the first [`POLL_FAST_PHASE`] (most server
+/// operations end within it, and a late look is the applier's overhead),
+/// then up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(250);
+const POLL_FAST_MAX: Duration = Duration::from_secs(1);
+const POLL_FAST_PHASE: Duration = Duration::from_secs(60);
 const POLL_MAX: Duration = Duration::from_secs(5);
 
 /// The session, or a failure naming the cloud configuration.
@@ -71,7 +75,12 @@ pub fn poll<T>(
                 "aborted while waiting for {what}"
             )));
         }
-        wait = wait.mul_f64(1.5).min(POLL_MAX);
+        let cap = if start.elapsed() < POLL_FAST_PHASE {
+            POLL_FAST_MAX
+        } else {
+            POLL_MAX
+        };
+        wait = wait.mul_f64(1.5).min(cap);
     }
 }
 
