@@ -484,9 +484,17 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
         &["HTTP 401", "requires authentication", "cloud test"],
         Some("not-the-token"),
     );
-    let out = sextant_os(&bad, &["datamodel", "show"]);
+    // Not even the most verbose log shows the token.
+    let out = run(bad
+        .cmd()
+        .env("OS_CLIENT_CONFIG_FILE", bad.path().join("os/clouds.yaml"))
+        .env("OS_CLOUD", "test")
+        .env("SEXTANT_LOG", "trace")
+        .args(["-vvv", "datamodel", "show"]));
     assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 401"), "{}", out.stderr);
     assert!(!out.stderr.contains("not-the-token"), "{}", out.stderr);
+    assert!(!out.stdout.contains("not-the-token"), "{}", out.stdout);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
