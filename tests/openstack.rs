@@ -782,3 +782,83 @@ fn cancelling_a_plan_aborts_its_live_migration_in_nova() {
     );
     n.delete(&vm);
 }
+
+#[test]
+fn an_audit_scoped_to_a_host_aggregate_plans_only_for_its_hosts() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let agg = n.nova(
+        "POST",
+        "/os-aggregates",
+        Some(&json!({"aggregate": {"name": "sextant-pair"}})),
+    )["aggregate"]["id"]
+        .clone();
+    for h in ["cmp1", "cmp2"] {
+        n.nova(
+            "POST",
+            &format!("/os-aggregates/{agg}/action"),
+            Some(&json!({"add_host": {"host": h}})),
+        );
+    }
+    let vms: Vec<String> = ["cmp1", "cmp2", "cmp3"]
+        .iter()
+        .map(|h| n.boot(&format!("scoped-{h}"), h))
+        .collect();
+    let home = openstack_home(&good_cloud(&n));
+
+    let model = sextant_os(&home, &["datamodel", "show", "--format", "json"]).json();
+    for node in model["nodes"].as_array().unwrap() {
+        let in_pair = node["aggregates"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "sextant-pair"));
+        assert_eq!(in_pair, node["hostname"] != "cmp3", "{node}");
+    }
+
+    let scope = write_file(
+        &home.path().join("s"),
+        "scope.yaml",
+        "- host_aggregates: [{name: sextant-pair}]\n",
+    );
+    let out = run(home
+        .cmd()
+        .args(["audit-template", "create", "pair", "server_consolidation"])
+        .args(["-s", "node_resource_consolidation", "--scope"])
+        .arg(&scope));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = sextant_os(
+        &home,
+        &["audit", "create", "-a", "pair", "--format", "json"],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json();
+    assert_eq!(audit["state"], "SUCCEEDED", "{audit}");
+    let plan = audit["action_plan"].as_str().expect("a plan").to_string();
+    let actions = home.actions(&plan);
+    assert!(!actions.is_empty());
+    for a in &actions {
+        let shown = home.run(&[
+            "action",
+            "show",
+            a["uuid"].as_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let p = shown.json()["input_parameters"].clone();
+        for key in ["source_node", "destination_node", "resource_name"] {
+            assert_ne!(p[key], "cmp3", "an action outside the scope: {p}");
+        }
+        assert_ne!(p["resource_id"], vms[2].as_str(), "{p}");
+    }
+
+    for vm in &vms {
+        n.delete(vm);
+    }
+    for h in ["cmp1", "cmp2"] {
+        n.nova(
+            "POST",
+            &format!("/os-aggregates/{agg}/action"),
+            Some(&json!({"remove_host": {"host": h}})),
+        );
+    }
+    n.nova("DELETE", &format!("/os-aggregates/{agg}"), None);
+}
