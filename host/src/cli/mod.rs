@@ -20,6 +20,7 @@ mod bench_import;
 mod bench_planners;
 mod bench_strategies;
 mod bench_user_path;
+pub(crate) mod datamodel;
 mod decide;
 mod demo;
 mod help_markdown;
@@ -114,6 +115,9 @@ enum Command {
     /// The simulated cloud: init, show, generate.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// The cluster model the configured collector sees now.
+    #[command(subcommand)]
+    Datamodel(datamodel::DatamodelCommand),
     /// Plans a solution statelessly: `planner`, `config`, `solution` and
     /// `instance_hosts` in a YAML or JSON file (Watcher's planner vectors).
     Plan {
@@ -458,6 +462,7 @@ fn run(cli: Cli) -> CliResult {
         Command::AuditTemplate(c) => audits::template(&env, c),
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
+        Command::Datamodel(c) => datamodel::run(&env, c),
         Command::Serve {
             exit_after,
             metrics,
