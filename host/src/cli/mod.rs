@@ -13,13 +13,6 @@
 mod action_types;
 pub(crate) mod apply;
 mod audits;
-mod bench;
-mod bench_applier;
-mod bench_child;
-mod bench_import;
-mod bench_planners;
-mod bench_strategies;
-mod bench_user_path;
 mod decide;
 mod demo;
 mod help_markdown;
@@ -34,6 +27,11 @@ mod policies;
 mod serve;
 mod shell_docs;
 pub(crate) mod sim;
+
+/// For the `sextant-bench` crate only (bench/): the strategy benchmark
+/// reads the example cluster and generates large ones as `sim` does.
+#[doc(hidden)]
+pub use sim::{generate as generate_cluster, read_snapshot};
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
@@ -158,9 +156,6 @@ enum Command {
         #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
         exit_after: Option<std::time::Duration>,
     },
-    /// Benchmarks that print JSON.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Prints the shell completion script for SHELL (bash, zsh, fish, ...).
     Completions {
         /// The shell to complete for.
@@ -461,7 +456,6 @@ fn run(cli: Cli) -> CliResult {
             format,
         } => apply::history(&env, plan.as_deref(), follow, format),
         Command::Action(c) => plans::action(&env, c),
-        Command::Bench(c) => bench::run(&env, c),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::HelpMarkdown => {
             output::out!("{}", help_markdown::render());

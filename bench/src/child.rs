@@ -1,28 +1,28 @@
-//! Runs the built binary itself as a child process for the benchmarks that
+//! Runs the built `sextant` binary as a child process for the benchmarks that
 //! measure the user's path: its wall time and its peak resident memory
 //! (`wait4`'s `ru_maxrss`), which are the command's own.
 
-use super::Env;
+use sextant::cli::Env;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
 /// What one command took.
-pub(super) struct ChildRun {
+pub(crate) struct ChildRun {
     /// Wall time, in seconds.
-    pub(super) secs: f64,
+    pub(crate) secs: f64,
     /// Peak resident memory, in MB.
-    pub(super) peak_mb: f64,
+    pub(crate) peak_mb: f64,
     /// What it printed.
-    pub(super) stdout: String,
+    pub(crate) stdout: String,
 }
 
 /// Runs `sextant --db DB ARGS…` (with the caller's plugin directories and
 /// config) to completion; an exit status other than 0 is an error with its
 /// standard error. `keep_stdout`: standard output is returned, else it
 /// goes to /dev/null (for commands that print a lot).
-pub(super) fn run_child<I, S>(
+pub(crate) fn run_child<I, S>(
     env: &Env,
     db: &Path,
     args: I,
@@ -32,7 +32,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let exe = std::env::current_exe()?;
+    let exe = crate::sextant_exe()?;
     let work = tempfile::Builder::new().prefix("sextant-child").tempdir()?;
     let (out, err) = (work.path().join("stdout"), work.path().join("stderr"));
     let mut cmd = std::process::Command::new(&exe);
@@ -96,7 +96,7 @@ where
 }
 
 /// The median of `v` (0 for none).
-pub(super) fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {

@@ -1,7 +1,7 @@
-//! `sextant bench user-path`: the commands an operator runs, as child
-//! processes of the built binary, against the same work done in this
-//! process in the same run (the figures `bench planners` and `bench
-//! applier` report):
+//! `sextant-bench user-path`: the commands an operator runs, as child
+//! processes of the built `sextant` binary, against the same work done in
+//! this process in the same run (the figures `sextant-bench planners` and
+//! `applier` report):
 //!
 //! * `plan --input FILE` (and `--save`) of N `weight` migrations, against
 //!   planning and storing the same solution in process;
@@ -12,12 +12,11 @@
 //!
 //! The target is a ratio of at most 1.5.
 
-use super::bench_child::{median, run_child};
-use super::output::outln;
-use super::{CliResult, Env};
-use crate::store::Store;
-use crate::store::plans::NewPlan;
+use crate::child::{median, run_child};
 use serde_json::{Value, json};
+use sextant::cli::{CliResult, Env};
+use sextant::store::Store;
+use sextant::store::plans::NewPlan;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -62,13 +61,13 @@ fn write_nops(path: &Path, n: usize) -> anyhow::Result<()> {
 /// seconds of (planning, planning and storing).
 fn plan_in_process(env: &Env, file: &Path, db: &Path) -> anyhow::Result<(f64, f64)> {
     let text = std::fs::read_to_string(file)?;
-    let req = crate::plan::read_input(&text)?;
+    let req = sextant::plan::read_input(&text)?;
     drop(text);
     let plugins = env.registry().map_err(|e| e.error)?;
-    let durations = crate::plan::durations(&env.action_types());
+    let durations = sextant::plan::durations(&env.action_types());
     let mut store = Store::open(db)?;
     let t = Instant::now();
-    let planned = crate::plan::plan(
+    let planned = sextant::plan::plan(
         &plugins,
         &req.planner,
         &req.config,
@@ -178,7 +177,7 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
             )?
             .secs,
         );
-        engine.push(super::bench_applier::run_plan(
+        engine.push(crate::applier::run_plan(
             env,
             w,
             &format!("engine-{r}"),

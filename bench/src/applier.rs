@@ -1,14 +1,13 @@
-//! `sextant bench applier`: the engine's overhead per action (the `nop`
+//! `sextant-bench applier`: the engine's overhead per action (the `nop`
 //! handler, durable state), fully parallel and as a chain, and the makespan
 //! of a random DAG of sleeps against its lower bound.
 
-use super::output::outln;
-use super::{CliResult, Env};
-use crate::apply::{Applier, ApplyOptions, owner_id};
-use crate::plan::makespan::{critical_path, makespan};
-use crate::store::Store;
-use crate::store::plans::{NewPlan, NewPlanRow};
 use serde_json::{Value, json};
+use sextant::apply::{Applier, ApplyOptions, owner_id};
+use sextant::cli::{CliResult, Env};
+use sextant::plan::makespan::{critical_path, makespan};
+use sextant::store::Store;
+use sextant::store::plans::{NewPlan, NewPlanRow};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,8 +24,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn bench_policy() -> crate::policy::Policy {
-    crate::policy::Policy::parse(
+fn bench_policy() -> sextant::policy::Policy {
+    sextant::policy::Policy::parse(
         "name: bench\nplanner: rules\nexecution_rule: STRICT\nsimulate: false\n",
         std::path::Path::new("bench.yaml"),
     )
@@ -35,7 +34,7 @@ fn bench_policy() -> crate::policy::Policy {
 
 /// Stores a plan of `actions` (`(type, params, parents by index)`) and runs
 /// it; returns the wall time in seconds.
-pub(super) fn run_plan(
+pub(crate) fn run_plan(
     env: &Env,
     dir: &std::path::Path,
     name: &str,
@@ -82,8 +81,8 @@ pub(super) fn run_plan(
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
             driver_config: env.driver_config(),
-            stop: crate::apply::StopSignal::default(),
-            grace: crate::apply::DEFAULT_GRACE,
+            stop: sextant::apply::StopSignal::default(),
+            grace: sextant::apply::DEFAULT_GRACE,
             model_source: Some(env.model_source()),
         },
     );
@@ -108,7 +107,7 @@ pub(super) fn run_plan(
 /// and this one's ONGOING with their events (what the applier commits per
 /// action of a chain), checkpoints on the store's thread. Microseconds per commit.
 fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
-    use crate::store::apply::ActionTransition;
+    use sextant::store::apply::ActionTransition;
     let mut store = Store::open(&dir.join(format!("{name}.db")))?;
     let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let parents: Vec<Vec<usize>> = (0..n)
