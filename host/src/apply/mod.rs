@@ -36,6 +36,7 @@
 //! | `context.rs` | an action's handler entry, parameters and context |
 //! | `refs.rs` | context references between actions |
 //! | `simulate.rs` | the checks before anything executes |
+//! | `live_checks.rs` | simulation's pre_condition checks, timed and stoppable |
 //! | `recovery.rs` | actions a killed applier left ONGOING |
 //! | `rollback.rs` | reverting after a failure |
 //! | `lease.rs` | the lease on the plan, and the owner id |
@@ -60,6 +61,7 @@ mod commit;
 mod context;
 mod engine;
 mod lease;
+mod live_checks;
 mod nodes;
 mod recovery;
 mod refs;

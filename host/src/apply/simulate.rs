@@ -14,17 +14,26 @@
 //!   parameters and templates only, and a note says the prediction is
 //!   partial;
 //! * an action whose effect was not predicted and that starts the plan (no
-//!   parents) has its handler's `pre_condition` run against the cloud now.
+//!   parents) has its handler's `pre_condition` run against the cloud now,
+//!   under its action's timeout (see [`super::live_checks`]).
+//!
+//! A stop ([`StopSignal`]) ends the simulation at once, with nothing
+//! written: the plan stays ONGOING for a resume, as a stop leaves it.
 //!
 //! Every problem is reported at once, each naming its action (and the
 //! earlier action that changed what it trips on); nothing executes and
 //! nothing is written.
 
+use super::live_checks::{ChecksEnd, LiveCheck, run_live_checks};
 use super::*;
 use crate::plugins::Predictor;
 use sextant_plugin_api::Kind;
 use sextant_plugin_api::model::{ClusterModel, Instance};
 use sextant_plugin_api::prediction::{ModelChange, PredictedModel};
+
+/// Simulation ended early: the applier was asked to stop.
+#[derive(Debug)]
+pub(super) struct Stopped;
 
 /// What simulating a plan found and predicted.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -372,12 +381,13 @@ impl<'a> Predictors<'a> {
 impl Applier {
     /// Simulates the pending actions (see the module documentation) and
     /// returns every problem found; an empty list lets the plan run.
-    pub(super) async fn simulate(&self, nodes: &[Node]) -> Vec<String> {
-        let p = self.check_plan(nodes).await;
+    /// `Err(Stopped)`: the applier was asked to stop meanwhile.
+    pub(super) async fn simulate(&self, nodes: &[Node]) -> Result<Vec<String>, Stopped> {
+        let p = self.check_plan(nodes).await?;
         for n in &p.notes {
             tracing::info!("simulation of action plan {}: {n}", self.shared.plan_uuid);
         }
-        p.problems
+        Ok(p.problems)
     }
 
     /// Simulates the plan as `start` would, without taking its lease,
@@ -390,7 +400,12 @@ impl Applier {
         let u = plan.uuid.clone();
         let rows = db(&shared, move |s| s.actions(&u)).await?;
         let nodes = self.build_nodes(rows, &plan);
-        Ok(self.check_plan(&nodes).await)
+        self.check_plan(&nodes)
+            .await
+            .map_err(|Stopped| ApplyError::Interrupted {
+                plan: plan.uuid.clone(),
+                why: "the applier was asked to stop during simulation".into(),
+            })
     }
 
     /// The cluster model now, from the configured collector.
@@ -416,7 +431,7 @@ impl Applier {
         Ok(Some(m))
     }
 
-    async fn check_plan(&self, nodes: &[Node]) -> Prediction {
+    async fn check_plan(&self, nodes: &[Node]) -> Result<Prediction, Stopped> {
         let shared = &self.shared;
         let started = std::time::Instant::now();
         let mut out = Prediction {
@@ -458,6 +473,9 @@ impl Applier {
         // against the cloud now, after the walk.
         let mut live_checks: Vec<(usize, String, Value)> = Vec::new();
         for i in order {
+            if shared.opts.stop.is_stopping() {
+                return Err(Stopped);
+            }
             let n = &nodes[i];
             if n.state != St::Pending {
                 continue;
@@ -650,56 +668,25 @@ impl Applier {
             started.elapsed()
         );
         // The roots whose effect was not predicted: pre_condition against
-        // the cloud now, all on one blocking thread (a round trip to the
-        // blocking pool per action cost more than the checks themselves).
-        let checks: Vec<(String, String, Value, String)> = live_checks
+        // the cloud now, each under its action's timeout, stopped by a stop.
+        let checks: Vec<LiveCheck> = live_checks
             .into_iter()
             .map(|(i, entry, params)| {
                 let row = &nodes[i].row;
-                (
-                    format!("action {} ({})", row.name, row.action_type),
+                LiveCheck {
+                    label: format!("action {} ({})", row.name, row.action_type),
                     entry,
                     params,
-                    handler_context_json(shared, row),
-                )
+                    context: handler_context_json(shared, row),
+                    timeout: shared.opts.policy.recovery_for(&row.action_type).timeout,
+                }
             })
             .collect();
-        let s = shared.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let check = |(label, entry, params, ctx): &(String, String, Value, String)| match s
-                .plugins
-                .handler_json(entry, params, ctx)
-            {
-                Err(e) => Some(format!("{label}: {}", message_of(&e))),
-                Ok(h) => match h.pre_condition() {
-                    Ok(()) => None,
-                    Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => None,
-                    Err(e) => Some(format!("{label}: pre_condition: {}", message_of(&e))),
-                },
-            };
-            // Two threads for many checks (handlers are created and called
-            // from several threads when the plan runs, too); the problems
-            // keep the plan's order.
-            if checks.len() < 256 {
-                return checks.iter().filter_map(check).collect::<Vec<_>>();
-            }
-            let (a, b) = checks.split_at(checks.len() / 2);
-            std::thread::scope(|sc| {
-                let second = sc.spawn(|| b.iter().filter_map(check).collect::<Vec<_>>());
-                let mut problems: Vec<String> = a.iter().filter_map(check).collect();
-                match second.join() {
-                    Ok(p) => problems.extend(p),
-                    Err(_) => problems.push("pre_conditions: a check panicked".into()),
-                }
-                problems
-            })
-        })
-        .await;
-        match found {
-            Ok(p) => out.problems.extend(p),
-            Err(e) => out.problems.push(format!("pre_conditions: {e}")),
+        match run_live_checks(shared.plugins.clone(), checks, shared.opts.stop.clone()).await {
+            ChecksEnd::Done(p) => out.problems.extend(p),
+            ChecksEnd::Stopped => return Err(Stopped),
         }
-        out
+        Ok(out)
     }
 }
 
