@@ -31,6 +31,7 @@ impl Applier {
                 running: Mutex::new(HashMap::new()),
                 cancelling: std::sync::atomic::AtomicBool::new(false),
                 service_stopping: std::sync::atomic::AtomicBool::new(false),
+                prechecked: Mutex::new(HashMap::new()),
             }),
         }
     }

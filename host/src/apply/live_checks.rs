@@ -10,16 +10,23 @@
 //! takes the next checks. A stop ([`StopSignal`]) ends the batch at once:
 //! the running handlers are asked to abort and no result is kept.
 //!
+//! A handler whose check passed is kept for the action's first attempt
+//! (`Shared::prechecked`), so checking a root costs no second handler.
 //! The checks run on one thread, or two for many checks (a round trip to
 //! the blocking pool per check cost more than the checks themselves);
 //! problems keep the plan's order.
 
+use super::shared::PRECHECKED_MAX;
 use super::*;
 
 /// One action's live check.
 pub(super) struct LiveCheck {
-    /// `action NAME (TYPE)`, as problems name it.
-    pub(super) label: String,
+    /// The action's uuid.
+    pub(super) uuid: String,
+    /// The action's name.
+    pub(super) name: String,
+    /// Its action type.
+    pub(super) action_type: String,
     /// Its handler entry.
     pub(super) entry: String,
     /// Its rendered parameters.
@@ -28,6 +35,13 @@ pub(super) struct LiveCheck {
     pub(super) context: String,
     /// Its timeout.
     pub(super) timeout: Duration,
+}
+
+impl LiveCheck {
+    /// `action NAME (TYPE)`, as problems name it.
+    fn label(&self) -> String {
+        format!("action {} ({})", self.name, self.action_type)
+    }
 }
 
 /// How the batch ended.
@@ -65,7 +79,7 @@ struct Progress {
 }
 
 struct Batch {
-    plugins: Arc<PluginRegistry>,
+    shared: Arc<Shared>,
     checks: Vec<LiveCheck>,
     next: std::sync::atomic::AtomicUsize,
     progress: Mutex<Progress>,
@@ -99,8 +113,12 @@ impl Batch {
                     handler: None,
                 });
             }
-            let result = match self.plugins.handler_json(&c.entry, &c.params, &c.context) {
-                Err(e) => Some(format!("{}: {}", c.label, message_of(&e))),
+            let result = match self
+                .shared
+                .plugins
+                .handler_json(&c.entry, &c.params, &c.context)
+            {
+                Err(e) => Some(format!("{}: {}", c.label(), message_of(&e))),
                 Ok(h) => {
                     let h = Arc::new(h);
                     {
@@ -113,9 +131,12 @@ impl Batch {
                         }
                     }
                     match h.pre_condition() {
-                        Ok(()) => None,
+                        Ok(()) => {
+                            self.keep(&c.uuid, h);
+                            None
+                        }
                         Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => None,
-                        Err(e) => Some(format!("{}: pre_condition: {}", c.label, message_of(&e))),
+                        Err(e) => Some(format!("{}: pre_condition: {}", c.label(), message_of(&e))),
                     }
                 }
             };
@@ -129,6 +150,17 @@ impl Batch {
             if p.finished == self.checks.len() {
                 self.all_done.notify_one();
             }
+        }
+    }
+}
+
+impl Batch {
+    /// Keeps a handler whose check passed for the action's first attempt,
+    /// within the bound.
+    fn keep(&self, uuid: &str, h: Arc<Handler>) {
+        let mut kept = lock(&self.shared.prechecked);
+        if kept.len() < PRECHECKED_MAX {
+            kept.insert(uuid.to_string(), h);
         }
     }
 }
@@ -149,11 +181,8 @@ fn spawn_worker(batch: &Arc<Batch>) -> std::io::Result<()> {
 }
 
 /// Runs the checks (see the module documentation).
-pub(super) async fn run_live_checks(
-    plugins: Arc<PluginRegistry>,
-    checks: Vec<LiveCheck>,
-    stop: StopSignal,
-) -> ChecksEnd {
+pub(super) async fn run_live_checks(shared: Arc<Shared>, checks: Vec<LiveCheck>) -> ChecksEnd {
+    let stop = shared.opts.stop.clone();
     if checks.is_empty() {
         return ChecksEnd::Done(Vec::new());
     }
@@ -164,7 +193,7 @@ pub(super) async fn run_live_checks(
     };
     let n = checks.len();
     let batch = Arc::new(Batch {
-        plugins,
+        shared,
         checks,
         next: Default::default(),
         progress: Mutex::new(Progress {
@@ -222,7 +251,7 @@ pub(super) async fn run_live_checks(
                 let check = &batch.checks[c.index];
                 p.results[c.index] = Some(Some(format!(
                     "{}: pre_condition timed out after {}",
-                    check.label,
+                    check.label(),
                     humantime::format_duration(check.timeout)
                 )));
                 p.finished += 1;

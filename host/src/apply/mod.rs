@@ -81,8 +81,8 @@ pub use simulate::Prediction;
 use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
 use commit::{Committer, commit_all, row_transition, transition};
 use context::{
-    context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
-    prepare_handler,
+    context_json, context_tail, create_handler, handler_context, handler_context_json,
+    handler_entry, handler_params, message_of, prepare_handler,
 };
 use lease::{acquire, release};
 use refs::{ancestor_outputs, ancestors_of, declared_names, referenced_actions};
