@@ -32,15 +32,22 @@ fn bench_policy() -> sextant::policy::Policy {
     .expect("the bench policy parses")
 }
 
+/// What running a plan took, in seconds: wall time, and this process's CPU
+/// time (user and system, every thread) over the same span.
+pub(crate) struct PlanRun {
+    pub(crate) secs: f64,
+    pub(crate) cpu_s: f64,
+}
+
 /// Stores a plan of `actions` (`(type, params, parents by index)`) and runs
-/// it; returns the wall time in seconds.
+/// it; returns what the run took.
 pub(crate) fn run_plan(
     env: &Env,
     dir: &std::path::Path,
     name: &str,
     actions: &[(&str, Value, Vec<usize>)],
     workers: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<PlanRun> {
     let db = dir.join(format!("{name}.db"));
     let mut store = Store::open(&db)?;
     let names: Vec<String> = (0..actions.len()).map(|i| format!("a{i}")).collect();
@@ -90,15 +97,16 @@ pub(crate) fn run_plan(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), crate::child::own_cpu_seconds());
     let outcome = rt.block_on(applier.run())?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu_s = crate::child::own_cpu_seconds() - cpu;
     anyhow::ensure!(
         outcome.state == "SUCCEEDED",
         "the bench plan ended {}",
         outcome.state
     );
-    Ok(secs)
+    Ok(PlanRun { secs, cpu_s })
 }
 
 /// The baseline, measured in the same run: what a chain of `n` actions
@@ -182,7 +190,8 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
                 .collect();
             let mut per_action_us = Vec::new();
             for r in 0..runs.max(1) {
-                let secs = run_plan(env, dir.path(), &format!("{shape}-{n}-{r}"), &actions, 32)?;
+                let secs =
+                    run_plan(env, dir.path(), &format!("{shape}-{n}-{r}"), &actions, 32)?.secs;
                 per_action_us.push(secs * 1e6 / n as f64);
             }
             let us = median(per_action_us);
@@ -242,7 +251,7 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
     let mut efficiency = Vec::new();
     let mut walls = Vec::new();
     for r in 0..runs.max(1) {
-        let secs = run_plan(env, dir.path(), &format!("dag-{r}"), &actions, 16)?;
+        let secs = run_plan(env, dir.path(), &format!("dag-{r}"), &actions, 16)?.secs;
         walls.push(secs);
         efficiency.push(bound / secs);
     }

@@ -14,6 +14,9 @@ pub(crate) struct ChildRun {
     pub(crate) secs: f64,
     /// Peak resident memory, in MB.
     pub(crate) peak_mb: f64,
+    /// CPU time (user and system, all its threads), in seconds: steadier
+    /// than wall time on a loaded machine.
+    pub(crate) cpu_s: f64,
     /// What it printed.
     pub(crate) stdout: String,
 }
@@ -87,12 +90,30 @@ where
         secs,
         // ru_maxrss is in kilobytes on Linux.
         peak_mb: usage.ru_maxrss as f64 / 1024.0,
+        cpu_s: cpu_seconds(&usage),
         stdout: if keep_stdout {
             std::fs::read_to_string(&out)?
         } else {
             String::new()
         },
     })
+}
+
+/// User and system time of a `rusage`, in seconds.
+pub(crate) fn cpu_seconds(u: &libc::rusage) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// This process's CPU time so far (all its threads), in seconds.
+pub(crate) fn own_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the local it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    cpu_seconds(&usage)
 }
 
 /// The median of `v` (0 for none).
