@@ -31,6 +31,7 @@ impl Applier {
                 running: Mutex::new(HashMap::new()),
                 cancelling: std::sync::atomic::AtomicBool::new(false),
                 service_stopping: std::sync::atomic::AtomicBool::new(false),
+                prechecked: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -99,7 +100,14 @@ impl Applier {
             .await?;
         }
         if shared.opts.policy.simulate && p.state != PlanState::Cancelling {
-            let problems = self.simulate(&nodes).await;
+            let Ok(problems) = self.simulate(&nodes).await else {
+                tracing::info!(plan = %plan_uuid, "stopped during simulation; nothing was executed");
+                return Err(ApplyError::Interrupted {
+                    plan: plan_uuid,
+                    why: "the applier was asked to stop during simulation; nothing was executed"
+                        .into(),
+                });
+            };
             if !problems.is_empty() {
                 let msg = format!(
                     "Simulation failed; nothing was executed: {}",

@@ -36,6 +36,7 @@
 //! | `context.rs` | an action's handler entry, parameters and context |
 //! | `refs.rs` | context references between actions |
 //! | `simulate.rs` | the checks before anything executes |
+//! | `live_checks.rs` | simulation's pre_condition checks, timed and stoppable |
 //! | `recovery.rs` | actions a killed applier left ONGOING |
 //! | `rollback.rs` | reverting after a failure |
 //! | `lease.rs` | the lease on the plan, and the owner id |
@@ -61,6 +62,7 @@ mod commit;
 mod context;
 mod engine;
 mod lease;
+mod live_checks;
 mod nodes;
 mod recovery;
 mod refs;
@@ -80,8 +82,8 @@ pub use simulate::Prediction;
 use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
 use commit::{commit_all, commit_transition, row_transition, transition};
 use context::{
-    context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
-    prepare_handler,
+    context_json, context_tail, create_handler, handler_context, handler_context_json,
+    handler_entry, handler_params, message_of, prepare_handler,
 };
 use lease::{acquire, release};
 use refs::{ancestor_outputs, ancestors_of, declared_names, referenced_actions};
