@@ -34,6 +34,7 @@ mod policies;
 mod serve;
 mod shell_docs;
 pub(crate) mod sim;
+pub(crate) mod sim_faults;
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
