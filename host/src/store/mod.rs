@@ -14,6 +14,7 @@
 pub mod apply;
 pub mod audits;
 mod checkpoint;
+pub mod flows;
 pub mod ids;
 pub mod lifecycle;
 pub mod plans;

@@ -1,0 +1,279 @@
+//! Flows and alternatives in `action-plan import` files (docs/flows.md):
+//! parsed beside the actions, checked (every error names the file, the line
+//! and column, and the field at fault), and expanded: each alternative
+//! becomes an action of the plan with the primary's type, parameters and
+//! parents (its own parameters merged over them), and the plan's
+//! [`PlanStructure`] records which flow each action is in and which
+//! alternatives go together.
+
+use super::CliError;
+use super::import::ImportAction;
+use crate::policy::OnFailure;
+use crate::policy::locate::{Point, Seg, locate};
+use crate::store::flows::{NewFlow, NewScope, PlanStructure};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// An alternative of an action, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportAlternative {
+    id: String,
+    #[serde(default)]
+    action_type: Option<String>,
+    #[serde(default)]
+    input_parameters: Option<Value>,
+}
+
+/// A flow, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportFlow {
+    id: String,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    flows: Vec<String>,
+    #[serde(default)]
+    on_failure: Option<OnFailure>,
+    // Designed, not run yet: refused with their place.
+    #[serde(default)]
+    retries: Option<IgnoredAny>,
+    #[serde(default)]
+    alternatives: Option<IgnoredAny>,
+}
+
+/// An error at a place of the file.
+struct At<'t> {
+    file: &'t Path,
+    text: &'t str,
+}
+
+impl At<'_> {
+    fn err(&self, path: &[Seg<'_>], msg: impl std::fmt::Display) -> CliError {
+        let field = path
+            .iter()
+            .map(|s| match s {
+                Seg::Field(f) => format!(".{f}"),
+                Seg::Item(i) => format!("[{i}]"),
+            })
+            .collect::<String>();
+        let field = field.trim_start_matches('.');
+        let place = locate(self.text, path, Point::Value)
+            .map(|(l, c)| format!("line {l} column {c}: "))
+            .unwrap_or_default();
+        CliError::input(anyhow::anyhow!(
+            "{}: {place}{field}: {msg}",
+            self.file.display()
+        ))
+    }
+}
+
+/// Expands the alternatives into actions (each right after its primary)
+/// and checks the flows; returns the actions to import and the structure
+/// to store with them (empty for a flat plan).
+pub(crate) fn expand(
+    file: &Path,
+    text: &str,
+    actions: Vec<ImportAction>,
+    flows: Vec<ImportFlow>,
+) -> Result<(Vec<ImportAction>, PlanStructure), CliError> {
+    let at = At { file, text };
+    let mut structure = PlanStructure::default();
+    if flows.is_empty() && actions.iter().all(|a| a.alternatives.is_empty()) {
+        return Ok((actions, structure));
+    }
+    // Alternatives: name → its primary.
+    let mut alternative_of: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::with_capacity(actions.len());
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (k, mut a) in actions.into_iter().enumerate() {
+        let alts = std::mem::take(&mut a.alternatives);
+        let primary = a.id.clone();
+        let mut members = vec![primary.clone()];
+        let mut expanded = Vec::with_capacity(alts.len());
+        for alt in alts {
+            let mut params = a.input_parameters.clone();
+            match (&mut params, alt.input_parameters) {
+                (Value::Object(p), Some(Value::Object(o))) => {
+                    for (key, v) in o {
+                        p.insert(key, v);
+                    }
+                }
+                (_, Some(Value::Object(o))) => params = Value::Object(o),
+                (_, None) => {}
+                (_, Some(_)) => {
+                    let j = members.len() - 1;
+                    return Err(at.err(
+                        &[
+                            Seg::Field("actions"),
+                            Seg::Item(k),
+                            Seg::Field("alternatives"),
+                            Seg::Item(j),
+                            Seg::Field("input_parameters"),
+                        ],
+                        "input_parameters must be a mapping",
+                    ));
+                }
+            }
+            alternative_of.insert(alt.id.clone(), primary.clone());
+            members.push(alt.id.clone());
+            expanded.push(ImportAction {
+                id: alt.id,
+                action_type: alt.action_type.unwrap_or_else(|| a.action_type.clone()),
+                input_parameters: params,
+                parents: a.parents.clone(),
+                initial_state: None,
+                alternatives: Vec::new(),
+            });
+        }
+        if members.len() > 1 {
+            groups.push((primary, members));
+        }
+        out.push(a);
+        out.extend(expanded);
+    }
+    // Nothing waits on an alternative: dependents name the primary.
+    for (k, a) in out.iter().enumerate() {
+        if alternative_of.contains_key(&a.id) {
+            continue;
+        }
+        for (j, p) in a.parents.iter().enumerate() {
+            if let Some(primary) = alternative_of.get(p) {
+                let file_index = out[..k]
+                    .iter()
+                    .filter(|x| !alternative_of.contains_key(&x.id))
+                    .count();
+                return Err(at.err(
+                    &[
+                        Seg::Field("actions"),
+                        Seg::Item(file_index),
+                        Seg::Field("parents"),
+                        Seg::Item(j),
+                    ],
+                    format!(
+                        "{p} is an alternative of {primary}: name {primary}, whose dependents wait for whichever alternative succeeds"
+                    ),
+                ));
+            }
+        }
+    }
+    // Flows.
+    let names: HashSet<&str> = out.iter().map(|a| a.id.as_str()).collect();
+    let mut flow_index: HashMap<&str, usize> = HashMap::new();
+    for (k, f) in flows.iter().enumerate() {
+        if flow_index.insert(&f.id, k).is_some() {
+            return Err(at.err(
+                &[Seg::Field("flows"), Seg::Item(k), Seg::Field("id")],
+                format!("two flows are named {}", f.id),
+            ));
+        }
+        if f.retries.is_some() {
+            return Err(at.err(
+                &[Seg::Field("flows"), Seg::Item(k), Seg::Field("retries")],
+                "retries of a whole flow are not supported yet (docs/flows.md)",
+            ));
+        }
+        if f.alternatives.is_some() {
+            return Err(at.err(
+                &[Seg::Field("flows"), Seg::Item(k), Seg::Field("alternatives")],
+                "alternatives of a flow are not supported yet: give its actions alternatives (docs/flows.md)",
+            ));
+        }
+    }
+    let mut flow_of_action: HashMap<&str, &str> = HashMap::new();
+    let mut parent_of_flow: HashMap<&str, &str> = HashMap::new();
+    for (k, f) in flows.iter().enumerate() {
+        for (j, name) in f.actions.iter().enumerate() {
+            let path = [
+                Seg::Field("flows"),
+                Seg::Item(k),
+                Seg::Field("actions"),
+                Seg::Item(j),
+            ];
+            if let Some(primary) = alternative_of.get(name) {
+                return Err(at.err(
+                    &path,
+                    format!("{name} is an alternative of {primary}: it is in {primary}'s flow"),
+                ));
+            }
+            if !names.contains(name.as_str()) {
+                return Err(at.err(&path, format!("unknown action {name}")));
+            }
+            if let Some(other) = flow_of_action.insert(name, &f.id) {
+                return Err(at.err(
+                    &path,
+                    format!("action {name} is already in flow {other}: an action is in one flow"),
+                ));
+            }
+        }
+        for (j, name) in f.flows.iter().enumerate() {
+            let path = [
+                Seg::Field("flows"),
+                Seg::Item(k),
+                Seg::Field("flows"),
+                Seg::Item(j),
+            ];
+            if !flow_index.contains_key(name.as_str()) {
+                return Err(at.err(&path, format!("unknown flow {name}")));
+            }
+            if let Some(other) = parent_of_flow.insert(name, &f.id) {
+                return Err(at.err(
+                    &path,
+                    format!("flow {name} is already nested in {other}: a flow is in one flow"),
+                ));
+            }
+        }
+    }
+    // No flow contains itself.
+    for (k, f) in flows.iter().enumerate() {
+        let mut seen = HashSet::new();
+        let mut cur = f.id.as_str();
+        while let Some(&up) = parent_of_flow.get(cur) {
+            if !seen.insert(up) || up == f.id {
+                return Err(at.err(
+                    &[Seg::Field("flows"), Seg::Item(k), Seg::Field("flows")],
+                    format!("flow {} is nested in itself", f.id),
+                ));
+            }
+            cur = up;
+        }
+    }
+    structure.flows = flows
+        .iter()
+        .map(|f| NewFlow {
+            name: f.id.clone(),
+            parent: parent_of_flow.get(f.id.as_str()).map(|p| p.to_string()),
+            on_failure: f.on_failure.unwrap_or(OnFailure::Continue),
+        })
+        .collect();
+    let group_of: HashMap<&str, (&str, u32)> = groups
+        .iter()
+        .flat_map(|(p, members)| {
+            members
+                .iter()
+                .enumerate()
+                .map(move |(r, m)| (m.as_str(), (p.as_str(), r as u32)))
+        })
+        .collect();
+    for a in &out {
+        let primary = alternative_of
+            .get(&a.id)
+            .map_or(a.id.as_str(), |p| p.as_str());
+        let flow = flow_of_action.get(primary).map(|f| f.to_string());
+        let group = group_of
+            .get(a.id.as_str())
+            .map(|(p, r)| (p.to_string(), *r));
+        if flow.is_some() || group.is_some() {
+            structure.scopes.push(NewScope {
+                action: a.id.clone(),
+                flow,
+                primary: group,
+            });
+        }
+    }
+    Ok((out, structure))
+}
