@@ -38,6 +38,8 @@
 //! | `simulate.rs` | the checks before anything executes |
 //! | `recovery.rs` | actions a killed applier left ONGOING |
 //! | `rollback.rs` | reverting after a failure |
+//! | `flows.rs` | flows and alternatives: what failed where, what runs next |
+//! | `flow_work.rs` | switching alternatives and rolling flows back, committed first |
 //! | `lease.rs` | the lease on the plan, and the owner id |
 //! | `shared.rs` | what the engine, tasks and threads share |
 
@@ -59,6 +61,8 @@ mod attempt;
 mod commit;
 mod context;
 mod engine;
+mod flow_work;
+mod flows;
 mod lease;
 mod nodes;
 mod recovery;
@@ -264,6 +268,9 @@ struct Node {
     /// JSON pointers of the parameters that hold context references the
     /// plan declared (an imported plan's); nothing else is substituted.
     refs: Vec<String>,
+    /// An alternative that has not started (docs/flows.md): simulation
+    /// leaves it out; `flows::FlowRun` decides when it runs.
+    dormant: bool,
 }
 
 /// Locks a mutex, whether or not a panicking holder poisoned it.

@@ -43,6 +43,7 @@ impl Applier {
                     pools,
                     priority,
                     refs,
+                    dormant: false,
                 }
             })
             .collect();

@@ -107,6 +107,8 @@ pub(super) struct Sched {
     /// store failed, or the service is shutting down): nothing more starts,
     /// nothing is cancelled, and the plan stays ONGOING for a resume.
     pub interrupted: Option<String>,
+    /// Flows and alternatives (docs/flows.md); `None` for a flat plan.
+    pub flows: Option<Box<super::flows::FlowRun>>,
 }
 
 impl Sched {
@@ -137,6 +139,7 @@ impl Sched {
             rollback: false,
             cancelled: false,
             interrupted: None,
+            flows: None,
         }
     }
 
@@ -144,6 +147,12 @@ impl Sched {
     /// of a run, or a resumed one).
     pub(super) fn settle_initial(&mut self) {
         let mut done = Vec::new();
+        // A resumed plan with flows: what its last applier left undecided.
+        if let Some(mut f) = self.flows.take() {
+            let e = f.resume(&self.nodes);
+            self.flows = Some(f);
+            done.extend(self.apply_effects(e));
+        }
         for i in 0..self.nodes.len() {
             if self.nodes[i].state == St::Pending && self.waiting[i] == 0 && self.settle(i) {
                 done.push(i);
@@ -254,6 +263,7 @@ impl Sched {
                 })
             })
             .filter(|&c| self.fits(c))
+            .filter(|&c| self.flows.as_ref().is_none_or(|f| f.may_start(c)))
             .max_by(|&a, &b| Ready(nodes[a].priority, a).cmp(&Ready(nodes[b].priority, b)))?;
         if let Some(top) = self.ready.peek()
             && *top > Ready(nodes[best].priority, best)
@@ -277,7 +287,26 @@ impl Sched {
             n.row.outputs = Some(o);
         }
         self.completed_order.push(i);
-        if c.state == St::Failed && self.stopping.is_none() {
+        let mut done = vec![i];
+        // Flows and alternatives first: a failure an alternative or a flow
+        // contains never reaches the plan's policy.
+        let mut escalate = true;
+        if let Some(mut f) = self.flows.take() {
+            let e = match c.state {
+                St::Failed => match f.on_failed(i, &self.nodes) {
+                    super::flows::Failure::Contained(e) => {
+                        escalate = false;
+                        e
+                    }
+                    super::flows::Failure::Escalated(e) => e,
+                },
+                St::Succeeded | St::Skipped => f.on_done(i, &self.nodes),
+                _ => Default::default(),
+            };
+            self.flows = Some(f);
+            done.extend(self.apply_effects(e));
+        }
+        if c.state == St::Failed && self.stopping.is_none() && escalate {
             match on_failure(&self.nodes[i].row) {
                 Stop::Continue => {}
                 Stop::Halt(why) => self.stopping = Some(why),
@@ -287,7 +316,50 @@ impl Sched {
                 }
             }
         }
-        self.cascade(vec![i]);
+        self.cascade(done);
+    }
+
+    /// Cancels or skips, in memory, the PENDING actions a flow's decision
+    /// names (the engine commits them after the decision); returns them,
+    /// done, for [`Sched::cascade`].
+    fn apply_effects(&mut self, e: super::flows::Effects) -> Vec<usize> {
+        let mut done = Vec::new();
+        for (list, to, st) in [
+            (e.cancel, "CANCELLED", St::Cancelled),
+            (e.skip, "SKIPPED", St::Skipped),
+        ] {
+            for (k, msg) in list {
+                if self.nodes[k].state != St::Pending {
+                    continue;
+                }
+                self.to_commit.push(super::row_transition(
+                    &self.nodes[k].row,
+                    &["PENDING"],
+                    to,
+                    Some(msg),
+                    None,
+                    "action.update",
+                ));
+                self.nodes[k].state = st;
+                done.push(k);
+            }
+        }
+        done
+    }
+
+    /// An alternative whose switch is committed may run: settled now if
+    /// its parents are done.
+    pub(super) fn release_alternative(&mut self, i: usize) {
+        if self.nodes[i].state == St::Pending && self.waiting[i] == 0 && self.settle(i) {
+            self.cascade(vec![i]);
+        }
+    }
+
+    /// Whether the flows leave the engine nothing to do.
+    pub(super) fn flows_idle(&self) -> bool {
+        self.flows
+            .as_ref()
+            .is_none_or(|f| f.idle() && f.rollbacks_ready(&self.nodes).is_empty())
     }
 
     /// Children of done actions whose parents are all done: settled, and
@@ -309,14 +381,29 @@ impl Sched {
     /// done: ready, CANCELLED (STRICT, a parent failed), or left out (ANY).
     /// Returns whether it is done.
     fn settle(&mut self, i: usize) -> bool {
+        if let Some(msg) = self.flows.as_ref().and_then(|f| f.blocked(i)) {
+            self.to_commit.push(super::row_transition(
+                &self.nodes[i].row,
+                &["PENDING"],
+                "CANCELLED",
+                Some(msg),
+                None,
+                "action.update",
+            ));
+            self.nodes[i].state = St::Cancelled;
+            return true;
+        }
         let nodes = &self.nodes;
         let ps = &nodes[i].parents;
+        let flows = self.flows.as_deref();
         match self.rule {
             Rule::Strict => {
-                if let Some(&bad) = ps
-                    .iter()
-                    .find(|&&p| matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored))
-                {
+                if let Some(&bad) = ps.iter().find(|&&p| {
+                    matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored)
+                        // A failed action an alternative replaced.
+                        && !(nodes[p].state == St::Failed
+                            && flows.is_some_and(|f| f.superseded(p, nodes)))
+                }) {
                     let msg = format!(
                         "Cancelled: its parent {} is {}.",
                         nodes[bad].row.name,
@@ -354,6 +441,11 @@ impl Sched {
                     return true;
                 }
             }
+        }
+        // An alternative not started yet waits for its switch (its
+        // parents' failure above cancels it like any action).
+        if self.flows.as_ref().is_some_and(|f| f.dormant[i]) {
+            return false;
         }
         self.ready.push(Ready(self.nodes[i].priority, i));
         false
@@ -398,6 +490,7 @@ mod tests {
             pools: Vec::new(),
             priority,
             refs: Vec::new(),
+            dormant: false,
         }
     }
 

@@ -389,7 +389,8 @@ impl Applier {
         let plan = db(&shared, move |s| s.plan(&u)).await?;
         let u = plan.uuid.clone();
         let rows = db(&shared, move |s| s.actions(&u)).await?;
-        let nodes = self.build_nodes(rows, &plan);
+        let mut nodes = self.build_nodes(rows, &plan);
+        self.load_flows(&mut nodes)?;
         Ok(self.check_plan(&nodes).await)
     }
 
@@ -459,7 +460,7 @@ impl Applier {
         let mut live_checks: Vec<(usize, String, Value)> = Vec::new();
         for i in order {
             let n = &nodes[i];
-            if n.state != St::Pending {
+            if n.state != St::Pending || n.dormant {
                 continue;
             }
             let row = &n.row;
@@ -717,6 +718,7 @@ mod tests {
             pools: Vec::new(),
             priority: 0.0,
             refs: Vec::new(),
+            dormant: false,
         }
     }
 

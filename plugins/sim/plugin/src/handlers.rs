@@ -197,7 +197,7 @@ impl ActionHandler for Migrate {
         if i.host == self.source_node {
             return Ok(());
         }
-        db.migrate(&self.resource_id, &i.host, &self.source_node)
+        db.migrate_back(&self.resource_id, &i.host, &self.source_node)
             .map_err(exec_error)
     }
 }

@@ -190,6 +190,11 @@ impl SimDb {
         self.op(|c| rules::migrate(c, uuid, source, destination), None)
     }
 
+    /// [`rules::migrate_back`]
+    pub fn migrate_back(&mut self, uuid: &str, from: &str, to: &str) -> Result<(), OpError> {
+        self.op(|c| rules::migrate_back(c, uuid, from, to), None)
+    }
+
     /// [`rules::set_service`]
     pub fn set_service(
         &mut self,

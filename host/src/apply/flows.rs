@@ -1,0 +1,604 @@
+//! Flows and alternatives at run time (docs/flows.md): which alternative of
+//! each group is active, which flow failed and what its `on_failure` asks
+//! for, and the work the engine must do about it (switch to the next
+//! alternative, commit a flow's failure, roll a flow back).
+//!
+//! A flat plan has no [`FlowRun`] (`Sched::flows` is `None`) and runs as
+//! before. The decisions are taken here, under the scheduler's lock, in
+//! memory; [`Work`] items carry them to the engine, which commits each one
+//! with its event before acting on it (`flow_work.rs`).
+
+use super::*;
+use crate::store::flows::{FlowRow, FlowState, ScopeRow};
+use std::collections::VecDeque;
+
+/// What the engine must do for the flows.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Work {
+    /// Alternative `to` replaces `from`, which failed for good: commit the
+    /// choice (unless it already was), settle `from` (revert it if it ran),
+    /// then let `to` run.
+    Switch { from: usize, to: usize },
+    /// A flow failed: commit it (FAILED) with the action that failed it.
+    FlowFailed { flow: usize, cause: usize },
+}
+
+/// A flow at run time.
+#[derive(Debug)]
+pub(super) struct FlowRt {
+    pub name: String,
+    parent: Option<usize>,
+    pub on_failure: OnFailure,
+    pub state: FlowState,
+    /// Its actions that have not started never will.
+    pub stopped: bool,
+    /// Its rollback is wanted and has not ended.
+    pub rollback_due: bool,
+    /// What failed it.
+    pub cause: Option<String>,
+}
+
+/// What a failure or a success asks of the scheduler.
+#[derive(Debug, Default)]
+pub(super) struct Effects {
+    /// PENDING actions to cancel, with their message.
+    pub cancel: Vec<(usize, String)>,
+    /// PENDING alternatives no longer needed, with their message.
+    pub skip: Vec<(usize, String)>,
+}
+
+/// What a failure means once its scopes have handled it.
+pub(super) enum Failure {
+    /// Handled inside a flow or by an alternative.
+    Contained(Effects),
+    /// Reached the plan's top: the policy's `on_failure` applies.
+    Escalated(Effects),
+}
+
+/// The flows and alternatives of a run.
+pub(super) struct FlowRun {
+    flow_of: Vec<Option<usize>>,
+    /// Group and rank of each action in a group of alternatives.
+    group_of: Vec<Option<(usize, usize)>>,
+    groups: Vec<Vec<usize>>,
+    /// Alternatives that must not run (yet).
+    pub dormant: Vec<bool>,
+    /// The store's marks.
+    started: Vec<bool>,
+    settled: Vec<bool>,
+    pub reverted: Vec<bool>,
+    pub flows: Vec<FlowRt>,
+    pub work: VecDeque<Work>,
+}
+
+impl FlowRun {
+    /// The run-time structure of a plan, from its stored flows and scopes;
+    /// `None` for a flat plan. Adds, in memory, an edge from every
+    /// alternative to each dependent of its primary: dependents wait for
+    /// the whole group.
+    pub(super) fn build(
+        nodes: &mut [Node],
+        flows: Vec<FlowRow>,
+        scopes: Vec<ScopeRow>,
+    ) -> Option<FlowRun> {
+        if flows.is_empty() && scopes.is_empty() {
+            return None;
+        }
+        let n = nodes.len();
+        let index: HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.row.name.as_str(), i))
+            .collect();
+        let flow_index: HashMap<&str, usize> = flows
+            .iter()
+            .enumerate()
+            .map(|(k, f)| (f.name.as_str(), k))
+            .collect();
+        let mut run = FlowRun {
+            flow_of: vec![None; n],
+            group_of: vec![None; n],
+            groups: Vec::new(),
+            dormant: vec![false; n],
+            started: vec![true; n],
+            settled: vec![false; n],
+            reverted: vec![false; n],
+            flows: flows
+                .iter()
+                .map(|f| FlowRt {
+                    name: f.name.clone(),
+                    parent: f.parent.as_deref().and_then(|p| flow_index.get(p).copied()),
+                    on_failure: f.on_failure,
+                    state: f.state,
+                    stopped: f.state != FlowState::Pending && f.on_failure != OnFailure::Continue,
+                    rollback_due: f.on_failure == OnFailure::Rollback
+                        && matches!(f.state, FlowState::Failed | FlowState::RollingBack),
+                    cause: f.status_message.clone(),
+                })
+                .collect(),
+            work: VecDeque::new(),
+        };
+        let mut group_index: HashMap<String, usize> = HashMap::new();
+        for s in &scopes {
+            let Some(&i) = index.get(s.name.as_str()) else {
+                continue;
+            };
+            run.flow_of[i] = s.flow.as_deref().and_then(|f| flow_index.get(f).copied());
+            run.started[i] = s.started;
+            run.settled[i] = s.settled;
+            run.reverted[i] = s.reverted;
+            if let Some((primary, rank)) = &s.primary {
+                let g = *group_index.entry(primary.clone()).or_insert_with(|| {
+                    run.groups.push(Vec::new());
+                    run.groups.len() - 1
+                });
+                let rank = *rank as usize;
+                let members = &mut run.groups[g];
+                if members.len() <= rank {
+                    members.resize(rank + 1, usize::MAX);
+                }
+                members[rank] = i;
+                run.group_of[i] = Some((g, rank));
+            }
+        }
+        for members in &mut run.groups {
+            members.retain(|&m| m != usize::MAX);
+        }
+        for (g, members) in run.groups.iter().enumerate() {
+            for (rank, &m) in members.iter().enumerate() {
+                run.group_of[m] = Some((g, rank));
+                // Not started, or started while the one before was not
+                // settled yet (the applier stopped in between).
+                run.dormant[m] = rank > 0 && (!run.started[m] || !run.settled[members[rank - 1]]);
+            }
+            // The dependents of the primary wait for every alternative.
+            let primary = members[0];
+            let dependents: Vec<usize> = nodes[primary].children.clone();
+            for &alt in &members[1..] {
+                for &c in &dependents {
+                    if !nodes[c].parents.contains(&alt) {
+                        nodes[c].parents.push(alt);
+                        nodes[alt].children.push(c);
+                    }
+                }
+            }
+        }
+        Some(run)
+    }
+
+    /// Whether nothing is left for the engine to do.
+    pub(super) fn idle(&self) -> bool {
+        self.work.is_empty()
+    }
+
+    /// The flow `i` is in, and every flow around it.
+    fn scopes_of(&self, i: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut cur = self.flow_of[i];
+        while let Some(f) = cur {
+            out.push(f);
+            cur = self.flows[f].parent;
+        }
+        out
+    }
+
+    /// Whether flow `f` is `of` or nested in it.
+    fn within(&self, mut f: usize, of: usize) -> bool {
+        loop {
+            if f == of {
+                return true;
+            }
+            match self.flows[f].parent {
+                Some(p) => f = p,
+                None => return false,
+            }
+        }
+    }
+
+    /// Whether `i` is in flow `f` (directly or in a flow nested in it).
+    pub(super) fn member(&self, i: usize, f: usize) -> bool {
+        self.flow_of[i].is_some_and(|g| self.within(g, f))
+    }
+
+    /// Why `i` must not start: a flow it is in was stopped.
+    pub(super) fn blocked(&self, i: usize) -> Option<String> {
+        self.scopes_of(i)
+            .into_iter()
+            .find(|&f| self.flows[f].stopped)
+            .map(|f| {
+                format!(
+                    "Cancelled: its flow {} failed (on_failure: {}).",
+                    self.flows[f].name,
+                    on_failure_name(self.flows[f].on_failure)
+                )
+            })
+    }
+
+    /// Whether `i` may start now.
+    pub(super) fn may_start(&self, i: usize) -> bool {
+        !self.dormant[i] && self.blocked(i).is_none()
+    }
+
+    /// Whether failed action `p` was replaced by an alternative that
+    /// succeeded (or was not needed): its dependents may run.
+    pub(super) fn superseded(&self, p: usize, nodes: &[Node]) -> bool {
+        let Some((g, rank)) = self.group_of[p] else {
+            return false;
+        };
+        self.groups[g][rank + 1..]
+            .iter()
+            .any(|&m| nodes[m].state == St::Succeeded)
+    }
+
+    /// An action succeeded (or was skipped): the alternatives after it are
+    /// not needed.
+    pub(super) fn on_done(&mut self, i: usize, nodes: &[Node]) -> Effects {
+        let mut e = Effects::default();
+        let Some((g, rank)) = self.group_of[i] else {
+            return e;
+        };
+        for &m in &self.groups[g][rank + 1..] {
+            if nodes[m].state == St::Pending {
+                e.skip.push((
+                    m,
+                    format!(
+                        "Not needed: {} ({} alternative) {}.",
+                        nodes[i].row.name,
+                        if rank == 0 {
+                            "the primary, not an"
+                        } else {
+                            "an"
+                        },
+                        if nodes[i].state == St::Skipped {
+                            "was skipped"
+                        } else {
+                            "succeeded"
+                        }
+                    ),
+                ));
+            }
+        }
+        e
+    }
+
+    /// An action failed for good: the next alternative, else its flows'
+    /// policies, innermost first, else the plan's.
+    pub(super) fn on_failed(&mut self, i: usize, nodes: &[Node]) -> Failure {
+        let mut e = Effects::default();
+        if let Some((g, rank)) = self.group_of[i]
+            && let Some(&next) = self.groups[g].get(rank + 1)
+            && nodes[next].state == St::Pending
+            && self.blocked(i).is_none()
+        {
+            self.dormant[next] = true;
+            self.work.push_back(Work::Switch { from: i, to: next });
+            return Failure::Contained(e);
+        }
+        let why = format!("action {} failed", nodes[i].row.name);
+        for f in self.scopes_of(i) {
+            if self.flows[f].state != FlowState::Pending || self.flows[f].cause.is_some() {
+                // Already failed: its policy was applied once.
+                return Failure::Contained(e);
+            }
+            self.flows[f].cause = Some(why.clone());
+            self.work.push_back(Work::FlowFailed { flow: f, cause: i });
+            if self.flows[f].on_failure != OnFailure::Continue {
+                self.flows[f].stopped = true;
+                self.flows[f].rollback_due = self.flows[f].on_failure == OnFailure::Rollback;
+                for (k, n) in nodes.iter().enumerate() {
+                    if n.state == St::Pending && self.member(k, f) {
+                        e.cancel.push((
+                            k,
+                            format!(
+                                "Cancelled: its flow {} failed (on_failure: {}).",
+                                self.flows[f].name,
+                                on_failure_name(self.flows[f].on_failure)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        Failure::Escalated(e)
+    }
+
+    /// The flows whose rollback is due and can start now: none of their
+    /// actions runs.
+    pub(super) fn rollbacks_ready(&self, nodes: &[Node]) -> Vec<usize> {
+        (0..self.flows.len())
+            .filter(|&f| {
+                self.flows[f].rollback_due
+                    && !nodes
+                        .iter()
+                        .enumerate()
+                        .any(|(k, n)| n.state == St::Running && self.member(k, f))
+            })
+            .collect()
+    }
+
+    /// The succeeded actions of flow `f` not yet reverted, latest first in
+    /// `completed` (a topological order), then the others in reverse
+    /// creation order (finished before this run: a resumed plan).
+    pub(super) fn to_revert(&self, f: usize, nodes: &[Node], completed: &[usize]) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let mut seen = vec![false; nodes.len()];
+        for &i in completed.iter().rev() {
+            if !seen[i] && self.wants_revert(i, f, nodes) {
+                seen[i] = true;
+                out.push(i);
+            }
+        }
+        for i in (0..nodes.len()).rev() {
+            if !seen[i] && self.wants_revert(i, f, nodes) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    fn wants_revert(&self, i: usize, f: usize, nodes: &[Node]) -> bool {
+        nodes[i].state == St::Succeeded && !self.reverted[i] && self.member(i, f)
+    }
+
+    /// The flows that failed, for the plan's status message.
+    pub(super) fn failed_summary(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .flows
+            .iter()
+            .filter(|f| f.cause.is_some() || f.state != FlowState::Pending)
+            .map(|f| {
+                let done = match (f.on_failure, f.state) {
+                    (OnFailure::Rollback, FlowState::RolledBack) => "; rolled back",
+                    (OnFailure::Rollback, _) => "; rollback not finished",
+                    (OnFailure::Stop, _) => "; stopped",
+                    _ => "",
+                };
+                format!(
+                    "flow {} failed ({}){done}",
+                    f.name,
+                    f.cause.as_deref().unwrap_or("an action failed")
+                )
+            })
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
+    /// What a resumed run must redo: switches whose choice or settling was
+    /// not committed, failures whose flow was not yet told, alternatives
+    /// not needed any more.
+    pub(super) fn resume(&mut self, nodes: &[Node]) -> Effects {
+        let mut e = Effects::default();
+        for members in self.groups.clone() {
+            for (rank, &m) in members.iter().enumerate() {
+                match nodes[m].state {
+                    St::Succeeded | St::Skipped => {
+                        let more = self.on_done(m, nodes);
+                        e.skip.extend(more.skip);
+                        break;
+                    }
+                    St::Failed => {
+                        if let Some(&next) = members.get(rank + 1)
+                            && nodes[next].state == St::Pending
+                            && self.dormant[next]
+                            && self.blocked(m).is_none()
+                        {
+                            self.work.push_back(Work::Switch { from: m, to: next });
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        // A final failure whose flow was not told (the applier stopped
+        // between the two commits).
+        for (i, n) in nodes.iter().enumerate() {
+            if n.state != St::Failed || self.superseded(i, nodes) {
+                continue;
+            }
+            if let Some((g, rank)) = self.group_of[i]
+                && self.groups[g].get(rank + 1).is_some()
+            {
+                continue;
+            }
+            let untold = self
+                .scopes_of(i)
+                .first()
+                .is_some_and(|&f| self.flows[f].state == FlowState::Pending);
+            if untold
+                && let Failure::Escalated(more) | Failure::Contained(more) =
+                    self.on_failed(i, nodes)
+            {
+                e.cancel.extend(more.cancel);
+            }
+        }
+        // Stopped flows: what has not started never will.
+        for (k, n) in nodes.iter().enumerate() {
+            if n.state == St::Pending
+                && let Some(msg) = self.blocked(k)
+                && !e.cancel.iter().any(|(c, _)| *c == k)
+            {
+                e.cancel.push((k, msg));
+            }
+        }
+        e
+    }
+
+    /// `to` may run now (its switch is committed and `from` settled).
+    pub(super) fn switched(&mut self, from: usize, to: usize) {
+        self.settled[from] = true;
+        self.started[to] = true;
+        self.dormant[to] = false;
+    }
+
+    /// Whether the choice to start `to` is already in the store.
+    pub(super) fn started(&self, to: usize) -> bool {
+        self.started[to]
+    }
+
+    /// Whether `from`'s failure was already settled in the store.
+    pub(super) fn settled(&self, from: usize) -> bool {
+        self.settled[from]
+    }
+
+    /// The alternative's rank and its primary's name.
+    pub(super) fn rank_of(&self, i: usize, nodes: &[Node]) -> Option<(usize, String)> {
+        self.group_of[i].map(|(g, r)| (r, nodes[self.groups[g][0]].row.name.clone()))
+    }
+}
+
+pub(super) fn on_failure_name(o: OnFailure) -> &'static str {
+    match o {
+        OnFailure::Continue => "continue",
+        OnFailure::Stop => "stop",
+        OnFailure::Rollback => "rollback",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::sched::{Completion, Rule, Sched, Stop};
+
+    fn node(name: &str, parents: Vec<usize>) -> Node {
+        Node {
+            row: test_row(name),
+            parents,
+            children: Vec::new(),
+            state: St::Pending,
+            execute_failed: false,
+            pools: Vec::new(),
+            priority: 0.0,
+            refs: Vec::new(),
+            dormant: false,
+        }
+    }
+
+    fn scope(name: &str, flow: Option<&str>, primary: Option<(&str, u32)>) -> ScopeRow {
+        ScopeRow {
+            action_uuid: format!("u-{name}"),
+            name: name.into(),
+            flow: flow.map(String::from),
+            primary: primary.map(|(p, r)| (p.to_string(), r)),
+            started: primary.is_none_or(|(_, r)| r == 0),
+            settled: false,
+            reverted: false,
+        }
+    }
+
+    fn flow(name: &str, on_failure: OnFailure) -> FlowRow {
+        FlowRow {
+            name: name.into(),
+            parent: None,
+            on_failure,
+            state: FlowState::Pending,
+            status_message: None,
+        }
+    }
+
+    /// root -> m (alternatives m2, m3) -> z; x in flow g with rollback.
+    fn sched() -> Sched {
+        let mut nodes = vec![
+            node("root", vec![]),
+            node("m", vec![0]),
+            node("m2", vec![0]),
+            node("m3", vec![0]),
+            node("z", vec![1]),
+            node("x", vec![]),
+            node("y", vec![5]),
+        ];
+        for i in 0..nodes.len() {
+            for p in nodes[i].parents.clone() {
+                nodes[p].children.push(i);
+            }
+        }
+        let run = FlowRun::build(
+            &mut nodes,
+            vec![flow("g", OnFailure::Rollback)],
+            vec![
+                scope("m", None, Some(("m", 0))),
+                scope("m2", None, Some(("m", 1))),
+                scope("m3", None, Some(("m", 2))),
+                scope("x", Some("g"), None),
+                scope("y", Some("g"), None),
+            ],
+        )
+        .expect("structured");
+        let mut s = Sched::new(nodes, Vec::new(), Rule::Strict, 4);
+        s.flows = Some(Box::new(run));
+        s.settle_initial();
+        s
+    }
+
+    fn done(index: usize, state: St) -> Completion {
+        Completion {
+            index,
+            state,
+            execute_failed: true,
+            outputs: None,
+        }
+    }
+
+    #[test]
+    fn an_alternative_waits_for_its_switch_and_dependents_wait_for_the_group() {
+        let mut s = sched();
+        // z waits on every alternative: m's edge and two in memory.
+        assert_eq!(s.nodes[4].parents, vec![1, 2, 3]);
+        assert_eq!(s.pop_ready(), Some(0), "creation order");
+        assert_eq!(s.pop_ready(), Some(5));
+        assert_eq!(s.pop_ready(), None, "y waits for x");
+        s.complete(done(0, St::Succeeded), |_| Stop::Continue);
+        // m is ready; its alternatives are not.
+        assert_eq!(s.pop_ready(), Some(1));
+        assert_eq!(s.pop_ready(), None);
+        s.complete(done(1, St::Failed), |_| Stop::Halt("plan policy".into()));
+        assert!(s.stopping.is_none(), "an alternative contains the failure");
+        let f = s.flows.as_mut().expect("flows");
+        assert_eq!(f.work.pop_front(), Some(Work::Switch { from: 1, to: 2 }));
+        f.switched(1, 2);
+        s.release_alternative(2);
+        assert_eq!(s.pop_ready(), Some(2));
+        s.complete(done(2, St::Succeeded), |_| Stop::Continue);
+        // m3 is not needed; z runs although m failed.
+        assert_eq!(s.nodes[3].state, St::Skipped);
+        assert_eq!(s.pop_ready(), Some(4));
+        let skipped: Vec<&str> = s
+            .to_commit
+            .iter()
+            .map(|t| t.to.as_str())
+            .collect();
+        assert_eq!(skipped, ["SKIPPED"]);
+        let f = s.flows.as_ref().expect("flows");
+        assert!(f.superseded(1, &s.nodes));
+    }
+
+    #[test]
+    fn a_failed_flow_stops_its_own_actions_only_and_is_rolled_back_when_idle() {
+        let mut s = sched();
+        assert_eq!(s.pop_ready(), Some(0));
+        assert_eq!(s.pop_ready(), Some(5));
+        s.complete(done(5, St::Failed), |_| Stop::Continue);
+        // y (in g) is cancelled by its flow; root goes on.
+        assert_eq!(s.nodes[6].state, St::Cancelled);
+        assert!(s.open());
+        let f = s.flows.as_mut().expect("flows");
+        assert_eq!(f.work.pop_front(), Some(Work::FlowFailed { flow: 0, cause: 5 }));
+        assert!(f.flows[0].stopped && f.flows[0].rollback_due);
+        assert_eq!(f.rollbacks_ready(&s.nodes), vec![0]);
+        assert!(f.failed_summary().is_some_and(|m| m.contains("flow g failed")));
+        // The last alternative failing escalates to the plan's policy.
+        s.complete(done(0, St::Succeeded), |_| Stop::Continue);
+        for (i, next) in [(1, 2), (2, 3)] {
+            assert_eq!(s.pop_ready(), Some(i));
+            s.complete(done(i, St::Failed), |_| Stop::Halt("plan".into()));
+            let f = s.flows.as_mut().expect("flows");
+            assert_eq!(f.work.pop_front(), Some(Work::Switch { from: i, to: next }));
+            f.switched(i, next);
+            s.release_alternative(next);
+        }
+        assert_eq!(s.pop_ready(), Some(3));
+        s.complete(done(3, St::Failed), |_| Stop::Halt("plan".into()));
+        assert_eq!(s.stopping.as_deref(), Some("plan"));
+        assert_eq!(s.nodes[4].state, St::Cancelled, "z: every alternative failed");
+    }
+}
