@@ -562,11 +562,7 @@ mod tests {
         // m3 is not needed; z runs although m failed.
         assert_eq!(s.nodes[3].state, St::Skipped);
         assert_eq!(s.pop_ready(), Some(4));
-        let skipped: Vec<&str> = s
-            .to_commit
-            .iter()
-            .map(|t| t.to.as_str())
-            .collect();
+        let skipped: Vec<&str> = s.to_commit.iter().map(|t| t.to.as_str()).collect();
         assert_eq!(skipped, ["SKIPPED"]);
         let f = s.flows.as_ref().expect("flows");
         assert!(f.superseded(1, &s.nodes));
@@ -582,10 +578,16 @@ mod tests {
         assert_eq!(s.nodes[6].state, St::Cancelled);
         assert!(s.open());
         let f = s.flows.as_mut().expect("flows");
-        assert_eq!(f.work.pop_front(), Some(Work::FlowFailed { flow: 0, cause: 5 }));
+        assert_eq!(
+            f.work.pop_front(),
+            Some(Work::FlowFailed { flow: 0, cause: 5 })
+        );
         assert!(f.flows[0].stopped && f.flows[0].rollback_due);
         assert_eq!(f.rollbacks_ready(&s.nodes), vec![0]);
-        assert!(f.failed_summary().is_some_and(|m| m.contains("flow g failed")));
+        assert!(
+            f.failed_summary()
+                .is_some_and(|m| m.contains("flow g failed"))
+        );
         // The last alternative failing escalates to the plan's policy.
         s.complete(done(0, St::Succeeded), |_| Stop::Continue);
         for (i, next) in [(1, 2), (2, 3)] {
@@ -599,6 +601,10 @@ mod tests {
         assert_eq!(s.pop_ready(), Some(3));
         s.complete(done(3, St::Failed), |_| Stop::Halt("plan".into()));
         assert_eq!(s.stopping.as_deref(), Some("plan"));
-        assert_eq!(s.nodes[4].state, St::Cancelled, "z: every alternative failed");
+        assert_eq!(
+            s.nodes[4].state,
+            St::Cancelled,
+            "z: every alternative failed"
+        );
     }
 }
