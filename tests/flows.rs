@@ -161,6 +161,15 @@ fn when_the_first_destination_goes_down_the_alternatives_are_used_and_the_plan_s
         c.contains("Alternative 2 of mv-vm2") && c.contains("mv-vm2-b failed"),
         "{c}"
     );
+    assert_eq!(by_name(&a, "mv-vm2-c")["alternative_of"], "mv-vm2");
+    assert_eq!(by_name(&a, "mv-vm2-c")["alternative"], 2);
+    assert_eq!(by_name(&a, "mv-vm2")["alternative"], 0);
+    assert!(by_name(&a, "dis").get("alternative_of").is_none());
+    let table = home.run(&["action", "list", "--plan", &plan]).stdout;
+    assert!(
+        table.contains("mv-vm2-c (alternative 2 of mv-vm2)"),
+        "{table}"
+    );
     let cl = cloud(&home);
     assert_eq!(host_of(&cl, VM1), "compute-002");
     assert_eq!(host_of(&cl, VM2), "compute-004");
@@ -186,7 +195,11 @@ fn when_the_first_destination_goes_down_the_alternatives_are_used_and_the_plan_s
         "the switch is committed first: {ev:?}"
     );
     let text = home.run(&["history", "--plan", &plan]).stdout;
-    assert!(text.contains("action.alternative.start"), "{text}");
+    assert!(
+        text.contains("action.alternative.start")
+            && text.contains("mv-vm1 -> mv-vm1-b (alternative 1 of mv-vm1)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -247,6 +260,14 @@ fn two_evacuation_flows_one_fails_for_good_is_rolled_back_the_other_completes() 
     ] {
         assert_eq!(by_name(&a, name)["state"], state, "{name}: {a:?}");
     }
+    assert_eq!(by_name(&a, "mv-vm6")["flow"], "evacuate-004");
+    let table = home.run(&["action", "list", "--plan", &plan]).stdout;
+    assert!(table.contains("mv-vm2 [flow evacuate-001]"), "{table}");
+    let history = home.run(&["history", "--plan", &plan]).stdout;
+    assert!(
+        history.contains("FAILED: action mv-vm2 failed") && history.contains("ROLLED_BACK"),
+        "{history}"
+    );
     for name in ["dis-001", "mv-vm1"] {
         let m = by_name(&a, name)["status_message"].as_str().unwrap_or("");
         assert!(
@@ -541,4 +562,103 @@ fn graph_draws_flows_as_clusters_and_alternatives_as_dashed_edges() {
         .stdout;
     assert!(!dot.contains("subgraph"), "{dot}");
     let _ = Path::new("");
+}
+
+#[test]
+fn kill_9_during_a_flow_then_resume_rolls_it_back_and_leaves_the_host_as_it_was() {
+    // Migrations take 1.2 s of real time (60 s simulated × 0.02); the
+    // third one always fails, so the flow is rolled back.
+    let home = seeded("0.02", "actions:\n  - {name: mv-vm2}\n");
+    let no_retries = write_file(
+        &home.path().join("in"),
+        "no-retries.yaml",
+        "name: no-retries\nrecovery:\n  default: {retries: 0, on_failure: continue}\n",
+    );
+    let policy = no_retries.to_str().unwrap_or_default().to_string();
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for round in 0..4 {
+        let plan = home.import_json(
+            &format!("drain{round}.json"),
+            &json!({
+                "actions": [
+                    service("dis-001", N1, "compute-001", "disabled", &[]),
+                    migrate("mv-vm1", VM1, "compute-001", "compute-003", &["dis-001"]),
+                    migrate("mv-vm2", VM2, "compute-001", "compute-003", &["mv-vm1"]),
+                ],
+                "flows": [{"id": "drain", "on_failure": "rollback", "actions": ["dis-001", "mv-vm1", "mv-vm2"]}]
+            }),
+        );
+        let mut child = home.spawn(&["action-plan", "start", &plan, "--wait", "--policy", &policy]);
+        std::thread::sleep(Duration::from_millis(200 + next(1400)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let t = Instant::now();
+        loop {
+            let state = home.plan(&plan)["state"].as_str().unwrap_or("").to_string();
+            if ["SUCCEEDED", "FAILED", "CANCELLED"].contains(&state.as_str()) {
+                break;
+            }
+            let out = home.run(&[
+                "action-plan",
+                "resume",
+                &plan,
+                "--wait",
+                "--policy",
+                &policy,
+            ]);
+            if out.status == 0 || out.status == 1 && !out.stderr.contains("is being applied by") {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(40),
+                "round {round}: {}",
+                out.stderr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let p = home.plan(&plan);
+        assert_eq!(p["state"], "FAILED", "round {round}: {p}");
+        let a = home.actions(&plan);
+        for x in &a {
+            let state = x["state"].as_str().unwrap_or("");
+            assert!(
+                !["PENDING", "ONGOING"].contains(&state),
+                "round {round}: {x}"
+            );
+        }
+        // Nothing started twice.
+        let ev = events(&home, &plan);
+        for x in &a {
+            let starts = ev
+                .iter()
+                .filter(|e| {
+                    e["object_uuid"] == x["uuid"] && e["event_type"] == "action.execution.start"
+                })
+                .count();
+            assert!(
+                starts <= 1,
+                "round {round}: {} started {starts} times",
+                x["name"]
+            );
+        }
+        // The flow ended rolled back: compute-001 is as it was.
+        let flow_end = ev
+            .iter()
+            .any(|e| e["event_type"] == "flow.rollback.end" && e["object_uuid"] == "drain");
+        assert!(flow_end, "round {round}: {ev:?}");
+        let c = cloud(&home);
+        assert_eq!(host_of(&c, VM1), "compute-001", "round {round}");
+        assert_eq!(host_of(&c, VM2), "compute-001", "round {round}");
+        assert_eq!(
+            node(&c, "compute-001")["status"],
+            "enabled",
+            "round {round}"
+        );
+    }
 }

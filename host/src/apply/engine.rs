@@ -306,6 +306,11 @@ impl Applier {
         };
         commit_all(&shared, never_started).await?;
         if rollback {
+            // What a flow's rollback already reverted is not reverted twice.
+            let completed_order: Vec<usize> = completed_order
+                .into_iter()
+                .filter(|&i| !flows.as_ref().is_some_and(|f| f.reverted[i]))
+                .collect();
             self.rollback(&nodes, &completed_order).await?;
         }
         self.finish(

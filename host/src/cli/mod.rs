@@ -22,6 +22,7 @@ mod bench_strategies;
 mod bench_user_path;
 mod decide;
 mod demo;
+pub(crate) mod flow_view;
 pub(crate) mod graph_flows;
 mod help_markdown;
 pub(crate) mod import;

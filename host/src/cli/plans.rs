@@ -522,14 +522,20 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
         ActionCommand::List { plan, page, format } => {
             let all = store.actions(&plan).map_err(input_error)?;
             let actions = super::lists::page(all.clone(), super::lists::ACTION_KEYS, &page)?;
-            if !print_structured(format, &actions)? {
+            let scopes = super::flow_view::Scopes::new(match all.first() {
+                Some(a) => store.action_scopes(&a.action_plan_uuid)?,
+                None => Vec::new(),
+            });
+            if matches!(format, Format::Table)
+                || !print_structured(format, &scopes.json(&actions)?)?
+            {
                 let mut t =
                     Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS", "MESSAGE"]);
                 let names = names_by_uuid(&all);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
-                        a.name.clone(),
+                        scopes.name(a),
                         a.action_type.clone(),
                         a.state.clone(),
                         parent_names(&names, a),
