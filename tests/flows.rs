@@ -662,3 +662,58 @@ fn kill_9_during_a_flow_then_resume_rolls_it_back_and_leaves_the_host_as_it_was(
         );
     }
 }
+
+/// The YAML block of docs/flows.md that follows `heading`.
+fn doc_block(heading: &str) -> String {
+    let doc = std::fs::read_to_string(repo_root().join("docs/flows.md")).expect("docs/flows.md");
+    let at = doc.find(heading).unwrap_or_else(|| panic!("no {heading}"));
+    let rest = &doc[at..];
+    let start = rest.find("```yaml\n").expect("a yaml block") + "```yaml\n".len();
+    let len = rest[start..].find("```").expect("its end");
+    rest[start..start + len].to_string()
+}
+
+#[test]
+fn the_documented_examples_are_the_files_and_they_run_on_the_small_cluster() {
+    let drain = repo_root().join("examples/plans/maintenance-drain.yaml");
+    let consolidation = repo_root().join("examples/plans/consolidation-fallback.yaml");
+    for (heading, file) in [
+        ("### A maintenance drain", &drain),
+        ("### A consolidation with fallback destinations", &consolidation),
+    ] {
+        assert_eq!(
+            doc_block(heading),
+            std::fs::read_to_string(file).expect("example"),
+            "docs/flows.md shows {} as it is",
+            file.display()
+        );
+    }
+    // The drain as written.
+    let home = seeded("0", "{}\n");
+    let plan = home.import(&drain);
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let c = cloud(&home);
+    assert_eq!(host_of(&c, "0d8a5f7e-3c1b-4a2e-9f6d-000000000005"), "compute-001");
+    assert_eq!(node(&c, "compute-003")["power_state"], "off");
+    // The consolidation while compute-001 fills up: the fallbacks are used.
+    let home = seeded("0", "hosts:\n  - {host: compute-001, at: 0s, becomes: full}\n");
+    let plan = home.import(&consolidation);
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let a = home.actions(&plan);
+    for (name, state) in [
+        ("mv-vm3", "FAILED"),
+        ("mv-vm3-b", "SUCCEEDED"),
+        ("mv-vm4-b", "SUCCEEDED"),
+        ("mv-vm6", "SUCCEEDED"),
+        ("mv-vm6-b", "SKIPPED"),
+        ("off-002", "SUCCEEDED"),
+        ("off-004", "SUCCEEDED"),
+    ] {
+        assert_eq!(by_name(&a, name)["state"], state, "{name}: {a:?}");
+    }
+    let c = cloud(&home);
+    assert_within_capacity(&c);
+    assert_eq!(node(&c, "compute-002")["power_state"], "off");
+}
