@@ -679,7 +679,10 @@ fn the_documented_examples_are_the_files_and_they_run_on_the_small_cluster() {
     let consolidation = repo_root().join("examples/plans/consolidation-fallback.yaml");
     for (heading, file) in [
         ("### A maintenance drain", &drain),
-        ("### A consolidation with fallback destinations", &consolidation),
+        (
+            "### A consolidation with fallback destinations",
+            &consolidation,
+        ),
     ] {
         assert_eq!(
             doc_block(heading),
@@ -694,10 +697,16 @@ fn the_documented_examples_are_the_files_and_they_run_on_the_small_cluster() {
     let out = home.run(&["action-plan", "start", &plan, "--wait"]);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     let c = cloud(&home);
-    assert_eq!(host_of(&c, "0d8a5f7e-3c1b-4a2e-9f6d-000000000005"), "compute-001");
+    assert_eq!(
+        host_of(&c, "0d8a5f7e-3c1b-4a2e-9f6d-000000000005"),
+        "compute-001"
+    );
     assert_eq!(node(&c, "compute-003")["power_state"], "off");
     // The consolidation while compute-001 fills up: the fallbacks are used.
-    let home = seeded("0", "hosts:\n  - {host: compute-001, at: 0s, becomes: full}\n");
+    let home = seeded(
+        "0",
+        "hosts:\n  - {host: compute-001, at: 0s, becomes: full}\n",
+    );
     let plan = home.import(&consolidation);
     let out = home.run(&["action-plan", "start", &plan, "--wait"]);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);

@@ -607,4 +607,134 @@ mod tests {
             "z: every alternative failed"
         );
     }
+
+    /// A random plan: `n` primaries with edges from lower to higher
+    /// indexes, some with alternatives (each alternative an extra node with
+    /// its primary's parents, as the import makes them), some in one of
+    /// two flows.
+    fn random_plan(
+        n: usize,
+        edges: &[(usize, usize)],
+        alts: &[usize],
+        flows_of: &[Option<usize>],
+    ) -> (Vec<Node>, Vec<FlowRow>, Vec<ScopeRow>) {
+        let mut nodes: Vec<Node> = (0..n).map(|i| node(&format!("p{i}"), Vec::new())).collect();
+        for &(a, b) in edges {
+            let (a, b) = (a % n, b % n);
+            if a < b && !nodes[b].parents.contains(&a) {
+                nodes[b].parents.push(a);
+            }
+        }
+        let mut scopes = Vec::new();
+        let flow_name = |i: usize| flows_of.get(i).copied().flatten().map(|f| format!("f{f}"));
+        for i in 0..n {
+            let k = alts.get(i).copied().unwrap_or(0) % 3;
+            if k > 0 {
+                scopes.push(scope(&format!("p{i}"), None, Some((&format!("p{i}"), 0))));
+            }
+            for r in 1..=k {
+                let name = format!("p{i}-alt{r}");
+                let parents = nodes[i].parents.clone();
+                nodes.push(node(&name, parents));
+                scopes.push(scope(&name, None, Some((&format!("p{i}"), r as u32))));
+            }
+        }
+        for s in &mut scopes {
+            let primary = s.primary.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+            let i: usize = primary[1..].parse().unwrap_or(0);
+            s.flow = flow_name(i);
+        }
+        for i in 0..n {
+            if flow_name(i).is_some() && !scopes.iter().any(|s| s.name == format!("p{i}")) {
+                scopes.push(scope(&format!("p{i}"), flow_name(i).as_deref(), None));
+            }
+        }
+        for i in 0..nodes.len() {
+            for p in nodes[i].parents.clone() {
+                nodes[p].children.push(i);
+            }
+        }
+        let flows = vec![
+            flow("f0", OnFailure::Rollback),
+            flow("f1", OnFailure::Continue),
+        ];
+        (nodes, flows, scopes)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Whatever the plan and whatever fails: the graph with the
+        /// alternatives' edges is acyclic, every action ends in a final
+        /// state, none runs twice, an alternative runs only after the one
+        /// before it failed, and an action runs only if each of its
+        /// parents' groups succeeded.
+        #[test]
+        fn alternatives_and_flows_keep_the_plan_acyclic_and_every_action_settles_once(
+            n in 1usize..12,
+            edges in proptest::collection::vec((0usize..12, 0usize..12), 0..30),
+            alts in proptest::collection::vec(0usize..3, 12),
+            flows_of in proptest::collection::vec(proptest::option::of(0usize..2), 12),
+            fails in proptest::collection::vec(proptest::bool::ANY, 40),
+        ) {
+            let (mut nodes, flows, scopes) = random_plan(n, &edges, &alts, &flows_of);
+            let run = FlowRun::build(&mut nodes, flows, scopes);
+            // Acyclic (Kahn) with the in-memory edges.
+            let mut waiting: Vec<usize> = nodes.iter().map(|x| x.parents.len()).collect();
+            let mut stack: Vec<usize> = (0..nodes.len()).filter(|&i| waiting[i] == 0).collect();
+            let mut seen = 0;
+            while let Some(i) = stack.pop() {
+                seen += 1;
+                for &c in &nodes[i].children {
+                    waiting[c] -= 1;
+                    if waiting[c] == 0 {
+                        stack.push(c);
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(seen, nodes.len());
+            let count = nodes.len();
+            let mut s = Sched::new(nodes, Vec::new(), Rule::Strict, 64);
+            s.flows = run.map(Box::new);
+            s.settle_initial();
+            let mut ran = vec![0usize; count];
+            let mut steps = 0;
+            loop {
+                steps += 1;
+                proptest::prop_assert!(steps < 1000);
+                // The engine's work: switches.
+                let work = s.flows.as_mut().and_then(|f| f.work.pop_front());
+                if let Some(w) = work {
+                    if let Work::Switch { from, to } = w {
+                        proptest::prop_assert_eq!(s.nodes[from].state, St::Failed);
+                        let f = s.flows.as_mut().expect("flows");
+                        f.switched(from, to);
+                        s.release_alternative(to);
+                    }
+                    continue;
+                }
+                let Some(i) = s.pop_ready() else { break };
+                // Its parents' groups all succeeded.
+                for &p in &s.nodes[i].parents {
+                    let ok = matches!(s.nodes[p].state, St::Succeeded | St::Skipped)
+                        || (s.nodes[p].state == St::Failed
+                            && s.flows.as_ref().is_some_and(|f| f.superseded(p, &s.nodes)));
+                    proptest::prop_assert!(ok, "{} ran after parent {} {:?}", i, p, s.nodes[p].state);
+                }
+                ran[i] += 1;
+                let state = if fails[steps % fails.len()] { St::Failed } else { St::Succeeded };
+                s.complete(done(i, state), |_| Stop::Continue);
+            }
+            proptest::prop_assert!(ran.iter().all(|&r| r <= 1));
+            for (i, x) in s.nodes.iter().enumerate() {
+                proptest::prop_assert!(
+                    !matches!(x.state, St::Pending | St::Running),
+                    "{} left {:?}", x.row.name, x.state
+                );
+                if x.state == St::Succeeded || x.state == St::Failed {
+                    proptest::prop_assert_eq!(ran[i], 1);
+                }
+            }
+        }
+    }
 }
