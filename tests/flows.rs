@@ -495,6 +495,14 @@ fn import_refuses_bad_flows_and_alternatives_with_the_line_and_field_and_stores_
             "flows[0].retries: retries of a whole flow are not supported yet",
         ),
         (
+            "actions:\n  - {id: a, action_type: nop, input_parameters: {message: m}}\n  - {id: b, action_type: nop, input_parameters: {message: m}, parents: [a]}\nflows:\n  - {id: f, actions: [], alternatives: [g]}\n  - {id: g, actions: [a]}\n",
+            "actions[1].parents[0]: a is in flow g, an alternative of f",
+        ),
+        (
+            "actions:\n  - {id: a, action_type: nop, input_parameters: {message: m}}\nflows:\n  - {id: f, actions: [a], alternatives: [h]}\n",
+            "line 4 column 42: flows[0].alternatives[0]: unknown flow h",
+        ),
+        (
             "actions:\n  - {id: a, action_type: nop, input_parameters: {message: m}}\nflows:\n  - {id: f, actions: [a], on_failure: undo}\n",
             "line 4",
         ),
@@ -725,4 +733,84 @@ fn the_documented_examples_are_the_files_and_they_run_on_the_small_cluster() {
     let c = cloud(&home);
     assert_within_capacity(&c);
     assert_eq!(node(&c, "compute-002")["power_state"], "off");
+}
+
+#[test]
+fn an_alternative_flow_takes_over_after_the_failed_flow_is_rolled_back() {
+    // Plan A empties compute-001 onto compute-003, which goes down once
+    // the first move is made; plan B, its alternative, uses compute-002.
+    let home = seeded(
+        "0",
+        "hosts:\n  - {host: compute-003, at: 61s, becomes: down}\n",
+    );
+    let no_retries = write_file(
+        &home.path().join("in"),
+        "no-retries.yaml",
+        "name: no-retries\nrecovery:\n  default: {retries: 0, on_failure: continue}\n",
+    );
+    let plan = home.import_json(
+        "flow-alt.json",
+        &json!({
+            "actions": [
+                migrate("a-vm1", VM1, "compute-001", "compute-003", &[]),
+                migrate("a-vm2", VM2, "compute-001", "compute-003", &["a-vm1"]),
+                migrate("b-vm1", VM1, "compute-001", "compute-002", &[]),
+                migrate("b-vm2", VM2, "compute-001", "compute-002", &["b-vm1"]),
+                power_off("off-001", N1, "compute-001", &["a-vm2"]),
+            ],
+            "flows": [
+                {"id": "plan-a", "on_failure": "rollback", "actions": ["a-vm1", "a-vm2"], "alternatives": ["plan-b"]},
+                {"id": "plan-b", "on_failure": "rollback", "actions": ["b-vm1", "b-vm2"]}
+            ]
+        }),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        no_retries.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+    let a = home.actions(&plan);
+    for (name, state) in [
+        ("a-vm1", "SUCCEEDED"),
+        ("a-vm2", "FAILED"),
+        ("b-vm1", "SUCCEEDED"),
+        ("b-vm2", "SUCCEEDED"),
+        ("off-001", "SUCCEEDED"),
+    ] {
+        assert_eq!(by_name(&a, name)["state"], state, "{name}: {a:?}");
+    }
+    let c = cloud(&home);
+    assert_eq!(host_of(&c, VM1), "compute-002");
+    assert_eq!(host_of(&c, VM2), "compute-002");
+    assert_eq!(node(&c, "compute-001")["power_state"], "off");
+    assert_within_capacity(&c);
+    // Plan A rolled back (vm1 came home) before plan B started.
+    let ev = events(&home, &plan);
+    let at = |t: &str, o: &str| {
+        ev.iter()
+            .position(|e| e["event_type"] == t && e["object_uuid"] == o)
+            .unwrap_or_else(|| panic!("no {t} of {o}: {ev:?}"))
+    };
+    let uuid = |n: &str| by_name(&a, n)["uuid"].as_str().unwrap_or("").to_string();
+    let failed = at("flow.failed", "plan-a");
+    let reverted = at("action.revert.end", &uuid("a-vm1"));
+    let rolled = at("flow.rollback.end", "plan-a");
+    let switch = at("flow.alternative.start", "plan-b");
+    let b_starts = ev
+        .iter()
+        .position(|e| e["object_uuid"] == uuid("b-vm1").as_str() && e["new_state"] == "ONGOING")
+        .expect("b-vm1 ran");
+    assert!(
+        failed < reverted && reverted < rolled && rolled < switch && switch < b_starts,
+        "{ev:?}"
+    );
+    let dot = home
+        .run(&["action-plan", "graph", &plan, "--format", "dot"])
+        .stdout;
+    assert!(dot.contains("label=\"alternative flow plan-b\""), "{dot}");
 }

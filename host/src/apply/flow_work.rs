@@ -12,6 +12,7 @@ use crate::store::flows::FlowState;
 enum Next {
     Work(Work),
     Rollback(usize),
+    FlowSwitch(usize, usize),
 }
 
 /// What reverting an action needs, read under the scheduler's lock.
@@ -31,8 +32,8 @@ impl Applier {
             .db(|s| Ok((s.plan_flows(&plan)?, s.action_scopes(&plan)?)))?;
         let run = FlowRun::build(nodes, flows, scopes);
         if let Some(r) = &run {
-            for (n, d) in nodes.iter_mut().zip(&r.dormant) {
-                n.dormant = *d;
+            for (i, n) in nodes.iter_mut().enumerate() {
+                n.dormant = r.is_dormant(i);
             }
         }
         Ok(run)
@@ -58,7 +59,10 @@ impl Applier {
                     Some(w) => Next::Work(w),
                     None => match nodes_ready.first() {
                         Some(&flow) => Next::Rollback(flow),
-                        None => return Ok(()),
+                        None => match f.flow_switch_ready() {
+                            Some((from, to)) => Next::FlowSwitch(from, to),
+                            None => return Ok(()),
+                        },
                     },
                 }
             };
@@ -68,6 +72,7 @@ impl Applier {
                 }
                 Next::Work(Work::Switch { from, to }) => self.switch(run, from, to).await?,
                 Next::Rollback(flow) => self.roll_back_flow(run, flow).await?,
+                Next::FlowSwitch(from, to) => self.switch_flow(run, from, to).await?,
             }
             run.wake.notify_one();
         }
@@ -190,6 +195,45 @@ impl Applier {
             f.switched(from, to);
         }
         s.release_alternative(to);
+        Ok(())
+    }
+
+    /// Alternative flow `to` replaces `from`, which failed for good and was
+    /// rolled back: the choice is committed, then `to`'s actions may run.
+    async fn switch_flow(&self, run: &Arc<Run>, from: usize, to: usize) -> Result<(), ApplyError> {
+        let (from_name, to_name, started, cause, rank) = {
+            let s = lock(&run.sched);
+            let Some(f) = s.flows.as_ref() else {
+                return Ok(());
+            };
+            (
+                f.flows[from].name.clone(),
+                f.flows[to].name.clone(),
+                f.flow_started(to),
+                f.flows[from].cause.clone().unwrap_or_default(),
+                f.flow_rank(to),
+            )
+        };
+        if !started {
+            let plan = self.shared.plan_uuid.clone();
+            let payload =
+                json!({"from": from_name, "to": to_name, "alternative": rank, "why": cause});
+            let n = to_name.clone();
+            db(&self.shared, move |s| {
+                s.start_flow_alternative(&plan, &n, payload)
+            })
+            .await?;
+            tracing::info!(plan = %self.shared.plan_uuid, "flow {to_name} replaces flow {from_name}: {cause}");
+        }
+        let mut guard = lock(&run.sched);
+        let s = &mut *guard;
+        let members = match s.flows.as_mut() {
+            Some(f) => f.flow_switched(from, to, &s.nodes),
+            None => return Ok(()),
+        };
+        for i in members {
+            s.release_alternative(i);
+        }
         Ok(())
     }
 

@@ -61,8 +61,15 @@ pub(super) struct FlowRun {
     /// Group and rank of each action in a group of alternatives.
     group_of: Vec<Option<(usize, usize)>>,
     groups: Vec<Vec<usize>>,
-    /// Alternatives that must not run (yet).
-    pub dormant: Vec<bool>,
+    /// Alternatives that must not run (yet); see also `flow_started`.
+    dormant: Vec<bool>,
+    /// Each flow's group of alternative flows and its rank there.
+    flow_group_of: Vec<Option<(usize, usize)>>,
+    flow_groups: Vec<Vec<usize>>,
+    /// False for an alternative flow not started: its actions wait.
+    flow_started: Vec<bool>,
+    /// Alternative flows to start once the flow before them is rolled back.
+    flow_switches: Vec<(usize, usize)>,
     /// The store's marks.
     started: Vec<bool>,
     settled: Vec<bool>,
@@ -95,7 +102,36 @@ impl FlowRun {
             .enumerate()
             .map(|(k, f)| (f.name.as_str(), k))
             .collect();
+        // Groups of alternative flows: the primary, then by rank.
+        let mut flow_groups: Vec<Vec<usize>> = Vec::new();
+        let mut flow_group_of: Vec<Option<(usize, usize)>> = vec![None; flows.len()];
+        {
+            let mut by_primary: HashMap<usize, Vec<(u32, usize)>> = HashMap::new();
+            for (k, f) in flows.iter().enumerate() {
+                if let Some((p, r)) = &f.alternative_of
+                    && let Some(&pk) = flow_index.get(p.as_str())
+                {
+                    by_primary.entry(pk).or_default().push((*r, k));
+                }
+            }
+            let mut primaries: Vec<usize> = by_primary.keys().copied().collect();
+            primaries.sort();
+            for pk in primaries {
+                let mut alts = by_primary.remove(&pk).unwrap_or_default();
+                alts.sort();
+                let mut members = vec![pk];
+                members.extend(alts.into_iter().map(|(_, k)| k));
+                for (rank, &m) in members.iter().enumerate() {
+                    flow_group_of[m] = Some((flow_groups.len(), rank));
+                }
+                flow_groups.push(members);
+            }
+        }
+        let has_next =
+            |k: usize| flow_group_of[k].is_some_and(|(g, r)| flow_groups[g].len() > r + 1);
         let mut run = FlowRun {
+            flow_started: flows.iter().map(|f| f.started).collect(),
+            flow_switches: Vec::new(),
             flow_of: vec![None; n],
             group_of: vec![None; n],
             groups: Vec::new(),
@@ -105,18 +141,27 @@ impl FlowRun {
             reverted: vec![false; n],
             flows: flows
                 .iter()
-                .map(|f| FlowRt {
-                    name: f.name.clone(),
-                    parent: f.parent.as_deref().and_then(|p| flow_index.get(p).copied()),
-                    on_failure: f.on_failure,
-                    state: f.state,
-                    stopped: f.state != FlowState::Pending && f.on_failure != OnFailure::Continue,
-                    rollback_due: f.on_failure == OnFailure::Rollback
-                        && matches!(f.state, FlowState::Failed | FlowState::RollingBack),
-                    cause: f.status_message.clone(),
+                .enumerate()
+                .map(|(k, f)| {
+                    // A flow with an alternative left is settled (rolled
+                    // back) before the alternative starts.
+                    let undo = f.on_failure == OnFailure::Rollback || has_next(k);
+                    FlowRt {
+                        name: f.name.clone(),
+                        parent: f.parent.as_deref().and_then(|p| flow_index.get(p).copied()),
+                        on_failure: f.on_failure,
+                        state: f.state,
+                        stopped: f.state != FlowState::Pending
+                            && (f.on_failure != OnFailure::Continue || has_next(k)),
+                        rollback_due: undo
+                            && matches!(f.state, FlowState::Failed | FlowState::RollingBack),
+                        cause: f.status_message.clone(),
+                    }
                 })
                 .collect(),
             work: VecDeque::new(),
+            flow_group_of,
+            flow_groups,
         };
         let mut group_index: HashMap<String, usize> = HashMap::new();
         for s in &scopes {
@@ -144,6 +189,34 @@ impl FlowRun {
         for members in &mut run.groups {
             members.retain(|&m| m != usize::MAX);
         }
+        // The dependents of a flow with alternatives (actions outside it
+        // with a parent in it) wait for the last actions of every
+        // alternative flow too.
+        for g in 0..run.flow_groups.len() {
+            let members = run.flow_groups[g].clone();
+            let primary = members[0];
+            let deps: Vec<usize> = (0..n)
+                .filter(|&c| {
+                    !run.member(c, primary)
+                        && nodes[c].parents.iter().any(|&p| run.member(p, primary))
+                })
+                .collect();
+            for &alt in &members[1..] {
+                let sinks: Vec<usize> = (0..n)
+                    .filter(|&i| {
+                        run.member(i, alt) && !nodes[i].children.iter().any(|&c| run.member(c, alt))
+                    })
+                    .collect();
+                for &sink in &sinks {
+                    for &c in &deps {
+                        if !nodes[c].parents.contains(&sink) {
+                            nodes[c].parents.push(sink);
+                            nodes[sink].children.push(c);
+                        }
+                    }
+                }
+            }
+        }
         for (g, members) in run.groups.iter().enumerate() {
             for (rank, &m) in members.iter().enumerate() {
                 run.group_of[m] = Some((g, rank));
@@ -168,7 +241,55 @@ impl FlowRun {
 
     /// Whether nothing is left for the engine to do.
     pub(super) fn idle(&self) -> bool {
-        self.work.is_empty()
+        self.work.is_empty() && self.flow_switch_ready().is_none()
+    }
+
+    /// Whether `i` must not run yet: an alternative not switched to, or an
+    /// action of an alternative flow not started.
+    pub(super) fn is_dormant(&self, i: usize) -> bool {
+        self.dormant[i] || self.scopes_of(i).into_iter().any(|f| !self.flow_started[f])
+    }
+
+    /// A flow switch whose rollback is over.
+    pub(super) fn flow_switch_ready(&self) -> Option<(usize, usize)> {
+        self.flow_switches
+            .iter()
+            .copied()
+            .find(|&(from, _)| !self.flows[from].rollback_due)
+    }
+
+    /// Whether the choice to start flow `to` is in the store.
+    pub(super) fn flow_started(&self, to: usize) -> bool {
+        self.flow_started[to]
+    }
+
+    /// A flow's rank among its alternatives (0: the primary, or alone).
+    pub(super) fn flow_rank(&self, f: usize) -> usize {
+        self.flow_group_of[f].map_or(0, |(_, r)| r)
+    }
+
+    /// Flow `to` started: its actions, to be settled now.
+    pub(super) fn flow_switched(&mut self, from: usize, to: usize, nodes: &[Node]) -> Vec<usize> {
+        self.flow_switches.retain(|&s| s != (from, to));
+        self.flow_started[to] = true;
+        (0..nodes.len())
+            .filter(|&i| self.member(i, to) && nodes[i].state == St::Pending)
+            .collect()
+    }
+
+    /// Whether flow `f` succeeded: started, not failed, every action done
+    /// well (or replaced by an alternative that did); `skipped` counts as
+    /// done.
+    fn flow_succeeded(&self, f: usize, nodes: &[Node], skipped: &[usize]) -> bool {
+        self.flow_started[f]
+            && self.flows[f].cause.is_none()
+            && self.flows[f].state == FlowState::Pending
+            && nodes.iter().enumerate().all(|(i, n)| {
+                !self.member(i, f)
+                    || matches!(n.state, St::Succeeded | St::Skipped)
+                    || skipped.contains(&i)
+                    || (n.state == St::Failed && self.superseded_action(i, nodes))
+            })
     }
 
     /// The flow `i` is in, and every flow around it.
@@ -220,8 +341,20 @@ impl FlowRun {
     }
 
     /// Whether failed action `p` was replaced by an alternative that
-    /// succeeded (or was not needed): its dependents may run.
+    /// succeeded, or its flow by an alternative flow that did: its
+    /// dependents may run.
     pub(super) fn superseded(&self, p: usize, nodes: &[Node]) -> bool {
+        self.superseded_action(p, nodes)
+            || self.scopes_of(p).into_iter().any(|f| {
+                self.flow_group_of[f].is_some_and(|(g, r)| {
+                    self.flow_groups[g][r + 1..]
+                        .iter()
+                        .any(|&alt| self.flow_succeeded(alt, nodes, &[]))
+                })
+            })
+    }
+
+    fn superseded_action(&self, p: usize, nodes: &[Node]) -> bool {
         let Some((g, rank)) = self.group_of[p] else {
             return false;
         };
@@ -233,6 +366,34 @@ impl FlowRun {
     /// An action succeeded (or was skipped): the alternatives after it are
     /// not needed.
     pub(super) fn on_done(&mut self, i: usize, nodes: &[Node]) -> Effects {
+        let mut e = self.on_done_action(i, nodes);
+        // A flow that succeeded: its later alternative flows are not needed.
+        let skipped: Vec<usize> = e.skip.iter().map(|(k, _)| *k).collect();
+        for f in self.scopes_of(i) {
+            let Some((g, r)) = self.flow_group_of[f] else {
+                continue;
+            };
+            if !self.flow_succeeded(f, nodes, &skipped) {
+                continue;
+            }
+            for &alt in &self.flow_groups[g][r + 1..] {
+                for (k, n) in nodes.iter().enumerate() {
+                    if n.state == St::Pending && self.member(k, alt) && !skipped.contains(&k) {
+                        e.skip.push((
+                            k,
+                            format!(
+                                "Not needed: flow {} succeeded, so its alternative {} did not run.",
+                                self.flows[f].name, self.flows[alt].name
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        e
+    }
+
+    fn on_done_action(&mut self, i: usize, nodes: &[Node]) -> Effects {
         let mut e = Effects::default();
         let Some((g, rank)) = self.group_of[i] else {
             return e;
@@ -282,6 +443,30 @@ impl FlowRun {
             }
             self.flows[f].cause = Some(why.clone());
             self.work.push_back(Work::FlowFailed { flow: f, cause: i });
+            // An alternative flow left: this one is stopped and rolled back
+            // (its effects settled), then the alternative starts; the
+            // failure goes no further.
+            let next =
+                self.flow_group_of[f].and_then(|(g, r)| self.flow_groups[g].get(r + 1).copied());
+            if let Some(next) = next
+                && !self.flow_started[next]
+            {
+                self.flows[f].stopped = true;
+                self.flows[f].rollback_due = true;
+                self.flow_switches.push((f, next));
+                for (k, n) in nodes.iter().enumerate() {
+                    if n.state == St::Pending && self.member(k, f) {
+                        e.cancel.push((
+                            k,
+                            format!(
+                                "Cancelled: its flow {} failed; its alternative {} takes its place.",
+                                self.flows[f].name, self.flows[next].name
+                            ),
+                        ));
+                    }
+                }
+                return Failure::Contained(e);
+            }
             if self.flows[f].on_failure != OnFailure::Continue {
                 self.flows[f].stopped = true;
                 self.flows[f].rollback_due = self.flows[f].on_failure == OnFailure::Rollback;
@@ -368,6 +553,18 @@ impl FlowRun {
     /// not needed any more.
     pub(super) fn resume(&mut self, nodes: &[Node]) -> Effects {
         let mut e = Effects::default();
+        // Failed flows whose alternative flow was not started yet.
+        for f in 0..self.flows.len() {
+            if self.flows[f].state == FlowState::Pending {
+                continue;
+            }
+            if let Some((g, r)) = self.flow_group_of[f]
+                && let Some(&next) = self.flow_groups[g].get(r + 1)
+                && !self.flow_started[next]
+            {
+                self.flow_switches.push((f, next));
+            }
+        }
         for members in self.groups.clone() {
             for (rank, &m) in members.iter().enumerate() {
                 match nodes[m].state {
@@ -493,6 +690,8 @@ mod tests {
             on_failure,
             state: FlowState::Pending,
             status_message: None,
+            alternative_of: None,
+            started: true,
         }
     }
 
@@ -606,6 +805,49 @@ mod tests {
             St::Cancelled,
             "z: every alternative failed"
         );
+    }
+
+    #[test]
+    fn an_alternative_flow_starts_after_the_failed_flow_is_rolled_back_and_its_dependents_follow_it()
+     {
+        // a (flow f) -> d; b (flow g, the alternative of f).
+        let mut nodes = vec![node("a", vec![]), node("b", vec![]), node("d", vec![0])];
+        nodes[0].children.push(2);
+        let mut g = flow("g", OnFailure::Continue);
+        g.alternative_of = Some(("f".into(), 1));
+        g.started = false;
+        let run = FlowRun::build(
+            &mut nodes,
+            vec![flow("f", OnFailure::Continue), g],
+            vec![scope("a", Some("f"), None), scope("b", Some("g"), None)],
+        )
+        .expect("structured");
+        assert_eq!(nodes[2].parents, vec![0, 1], "d waits for g's last action");
+        let mut s = Sched::new(nodes, Vec::new(), Rule::Strict, 4);
+        s.flows = Some(Box::new(run));
+        s.settle_initial();
+        assert_eq!(s.pop_ready(), Some(0));
+        assert_eq!(s.pop_ready(), None, "b waits for its flow to start");
+        s.complete(done(0, St::Failed), |_| Stop::Halt("plan".into()));
+        assert!(s.stopping.is_none(), "the alternative flow contains it");
+        let f = s.flows.as_mut().expect("flows");
+        assert_eq!(
+            f.work.pop_front(),
+            Some(Work::FlowFailed { flow: 0, cause: 0 })
+        );
+        // The rollback comes first.
+        assert_eq!(f.rollbacks_ready(&s.nodes), vec![0]);
+        assert_eq!(f.flow_switch_ready(), None);
+        f.flows[0].rollback_due = false;
+        assert_eq!(f.flow_switch_ready(), Some((0, 1)));
+        let members = f.flow_switched(0, 1, &s.nodes);
+        assert_eq!(members, vec![1]);
+        for i in members {
+            s.release_alternative(i);
+        }
+        assert_eq!(s.pop_ready(), Some(1));
+        s.complete(done(1, St::Succeeded), |_| Stop::Continue);
+        assert_eq!(s.pop_ready(), Some(2), "d runs: g replaced f");
     }
 
     /// A random plan: `n` primaries with edges from lower to higher

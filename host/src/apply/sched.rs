@@ -400,8 +400,9 @@ impl Sched {
             Rule::Strict => {
                 if let Some(&bad) = ps.iter().find(|&&p| {
                     matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored)
-                        // A failed action an alternative replaced.
-                        && !(nodes[p].state == St::Failed
+                        // A failed action (or a failed flow's action) an
+                        // alternative replaced.
+                        && !(matches!(nodes[p].state, St::Failed | St::Cancelled)
                             && flows.is_some_and(|f| f.superseded(p, nodes)))
                 }) {
                     let msg = format!(
@@ -444,7 +445,7 @@ impl Sched {
         }
         // An alternative not started yet waits for its switch (its
         // parents' failure above cancels it like any action).
-        if self.flows.as_ref().is_some_and(|f| f.dormant[i]) {
+        if self.flows.as_ref().is_some_and(|f| f.is_dormant(i)) {
             return false;
         }
         self.ready.push(Ready(self.nodes[i].priority, i));

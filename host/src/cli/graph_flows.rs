@@ -76,6 +76,38 @@ impl Structure {
                 .push(f.name.as_str());
         }
         self.flow_clusters(None, 1, &members, &children, format, &mut out);
+        // Alternative flows: a dashed edge from the first action of the
+        // flow before to the first action of the alternative.
+        let mut alternatives: Vec<(&str, u32, &str)> = self
+            .flows
+            .iter()
+            .filter_map(|f| {
+                f.alternative_of
+                    .as_ref()
+                    .map(|(p, r)| (p.as_str(), *r, f.name.as_str()))
+            })
+            .collect();
+        alternatives.sort();
+        for (k, (primary, rank, alt)) in alternatives.iter().enumerate() {
+            let before = if *rank <= 1 {
+                *primary
+            } else {
+                alternatives
+                    .get(k.wrapping_sub(1))
+                    .filter(|(p, _, _)| p == primary)
+                    .map_or(*primary, |(_, _, a)| *a)
+            };
+            let first = |f: &str| members.get(f).and_then(|m| m.iter().min().copied());
+            if let (Some(j), Some(i)) = (first(before), first(alt)) {
+                out.push_str(&match format {
+                    GraphFormat::Dot => format!(
+                        "  a{j} -> a{i} [style=dashed, label=\"alternative flow {}\"];\n",
+                        quoted(alt)
+                    ),
+                    GraphFormat::Mermaid => format!("  a{j} -. alternative flow .-> a{i}\n"),
+                });
+            }
+        }
         out
     }
 

@@ -39,11 +39,12 @@ pub(crate) struct ImportFlow {
     flows: Vec<String>,
     #[serde(default)]
     on_failure: Option<OnFailure>,
-    // Designed, not run yet: refused with their place.
+    /// Flows tried, in order, when this one fails for good.
+    #[serde(default)]
+    alternatives: Vec<String>,
+    // Designed, not run yet: refused with its place.
     #[serde(default)]
     retries: Option<IgnoredAny>,
-    #[serde(default)]
-    alternatives: Option<IgnoredAny>,
 }
 
 /// An error at a place of the file.
@@ -177,12 +178,6 @@ pub(crate) fn expand(
                 "retries of a whole flow are not supported yet (docs/flows.md)",
             ));
         }
-        if f.alternatives.is_some() {
-            return Err(at.err(
-                &[Seg::Field("flows"), Seg::Item(k), Seg::Field("alternatives")],
-                "alternatives of a flow are not supported yet: give its actions alternatives (docs/flows.md)",
-            ));
-        }
     }
     let mut flow_of_action: HashMap<&str, &str> = HashMap::new();
     let mut parent_of_flow: HashMap<&str, &str> = HashMap::new();
@@ -242,12 +237,106 @@ pub(crate) fn expand(
             cur = up;
         }
     }
+    // Alternative flows: each stands in for one flow, at its place.
+    let mut flow_alternative_of: HashMap<&str, (&str, u32)> = HashMap::new();
+    for (k, f) in flows.iter().enumerate() {
+        for (j, name) in f.alternatives.iter().enumerate() {
+            let path = [
+                Seg::Field("flows"),
+                Seg::Item(k),
+                Seg::Field("alternatives"),
+                Seg::Item(j),
+            ];
+            let Some(&g) = flow_index.get(name.as_str()) else {
+                return Err(at.err(&path, format!("unknown flow {name}")));
+            };
+            if name == &f.id {
+                return Err(at.err(&path, format!("flow {name} cannot be its own alternative")));
+            }
+            if let Some(up) = parent_of_flow.get(name.as_str()) {
+                return Err(at.err(
+                    &path,
+                    format!(
+                        "flow {name} is nested in {up}: an alternative flow takes the place of {}",
+                        f.id
+                    ),
+                ));
+            }
+            if !flows[g].alternatives.is_empty() {
+                return Err(at.err(
+                    &path,
+                    format!("flow {name} has alternatives of its own: list them all, in order, under {}", f.id),
+                ));
+            }
+            if let Some((other, _)) = flow_alternative_of.insert(name, (&f.id, j as u32 + 1)) {
+                return Err(at.err(
+                    &path,
+                    format!("flow {name} is already an alternative of {other}"),
+                ));
+            }
+        }
+    }
+    for (k, f) in flows.iter().enumerate() {
+        if !f.alternatives.is_empty() && flow_alternative_of.contains_key(f.id.as_str()) {
+            return Err(at.err(
+                &[Seg::Field("flows"), Seg::Item(k), Seg::Field("alternatives")],
+                format!("flow {} is itself an alternative: list every alternative under the primary flow", f.id),
+            ));
+        }
+    }
+    // The flows an action is in, innermost first.
+    let chain = |a: &str| -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut cur = flow_of_action.get(a).copied();
+        while let Some(f) = cur {
+            out.push(f);
+            cur = parent_of_flow.get(f).copied();
+        }
+        out
+    };
+    // Nothing outside an alternative flow waits on its actions: dependents
+    // name the primary flow's.
+    for (k, a) in out.iter().enumerate() {
+        let own = chain(&a.id);
+        for (j, p) in a.parents.iter().enumerate() {
+            for g in chain(p) {
+                if let Some((primary, _)) = flow_alternative_of.get(g)
+                    && !own.contains(&g)
+                {
+                    let file_index = out[..k]
+                        .iter()
+                        .filter(|x| !alternative_of.contains_key(&x.id))
+                        .count();
+                    return Err(at.err(
+                        &[
+                            Seg::Field("actions"),
+                            Seg::Item(file_index),
+                            Seg::Field("parents"),
+                            Seg::Item(j),
+                        ],
+                        format!(
+                            "{p} is in flow {g}, an alternative of {primary}: depend on {primary}'s actions, whose dependents wait for whichever flow succeeds"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
     structure.flows = flows
         .iter()
-        .map(|f| NewFlow {
-            name: f.id.clone(),
-            parent: parent_of_flow.get(f.id.as_str()).map(|p| p.to_string()),
-            on_failure: f.on_failure.unwrap_or(OnFailure::Continue),
+        .map(|f| {
+            let alt = flow_alternative_of.get(f.id.as_str());
+            // An alternative flow sits where its primary sits.
+            let parent = match alt {
+                Some((primary, _)) => parent_of_flow.get(primary),
+                None => parent_of_flow.get(f.id.as_str()),
+            };
+            NewFlow {
+                name: f.id.clone(),
+                parent: parent.map(|p| p.to_string()),
+                on_failure: f.on_failure.unwrap_or(OnFailure::Continue),
+                alternative_of: alt.map(|(p, r)| (p.to_string(), *r)),
+            }
         })
         .collect();
     let group_of: HashMap<&str, (&str, u32)> = groups

@@ -69,6 +69,8 @@ pub struct NewFlow {
     pub parent: Option<String>,
     /// What its failure does.
     pub on_failure: OnFailure,
+    /// The flow it is an alternative of, and its rank (from 1).
+    pub alternative_of: Option<(String, u32)>,
 }
 
 /// Where an action of a structured plan stands.
@@ -114,6 +116,10 @@ pub struct FlowRow {
     pub state: FlowState,
     /// Why it failed and what was done.
     pub status_message: Option<String>,
+    /// The flow it is an alternative of, and its rank (from 1).
+    pub alternative_of: Option<(String, u32)>,
+    /// False for an alternative flow not started yet.
+    pub started: bool,
 }
 
 fn ser_on_failure<S: serde::Serializer>(
@@ -199,8 +205,8 @@ impl Store {
         let mut st = self
             .conn()
             .prepare_cached(
-                "SELECT f.name, f.parent, f.on_failure, f.state, f.status_message FROM plan_flows f \
-                 JOIN action_plans p ON p.id = f.action_plan_id WHERE p.uuid = ?1 ORDER BY f.name",
+                "SELECT f.name, f.parent, f.on_failure, f.state, f.status_message, f.alternative_of, f.rank, f.started \
+                 FROM plan_flows f JOIN action_plans p ON p.id = f.action_plan_id WHERE p.uuid = ?1 ORDER BY f.name",
             )
             .map_err(|e| self.err(e))?;
         st.query_map([plan_uuid], |r| {
@@ -210,6 +216,10 @@ impl Store {
                 on_failure: parse_on_failure(&r.get::<_, String>(2)?),
                 state: FlowState::parse(&r.get::<_, String>(3)?),
                 status_message: r.get(4)?,
+                alternative_of: r
+                    .get::<_, Option<String>>(5)?
+                    .map(|f| (f, r.get::<_, u32>(6).unwrap_or(0))),
+                started: r.get::<_, i64>(7)? != 0,
             })
         })
         .and_then(Iterator::collect)
@@ -301,6 +311,20 @@ impl Store {
         })
     }
 
+    /// The choice to run alternative flow `to` after the one before it
+    /// failed for good and was rolled back: `to` is started, with
+    /// `flow.alternative.start`, in one transaction.
+    pub fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
+        self.write(|tx| {
+            let id = plan_id(tx, plan)?;
+            tx.execute(
+                "UPDATE plan_flows SET started = 1, updated_at = ?1 WHERE action_plan_id = ?2 AND name = ?3",
+                params![now(), id, to],
+            )?;
+            event(tx, "flow.alternative.start", "flow", to, plan, payload)
+        })
+    }
+
     /// A flow's rollback reverted an action (or tried to): its status
     /// message, the `reverted` mark and `action.revert.end` (or
     /// `.error`), in one transaction.
@@ -339,10 +363,23 @@ impl Store {
 fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusqlite::Result<()> {
     let id = plan_id(tx, plan)?;
     let mut st = tx.prepare(
-        "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, rank, started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for f in &s.flows {
-        st.execute(params![id, f.name, f.parent, on_failure_text(f.on_failure)])?;
+        let (of, rank) = match &f.alternative_of {
+            Some((of, r)) => (Some(of.as_str()), *r),
+            None => (None, 0),
+        };
+        st.execute(params![
+            id,
+            f.name,
+            f.parent,
+            on_failure_text(f.on_failure),
+            of,
+            rank,
+            of.is_none()
+        ])?;
     }
     let mut find = tx.prepare("SELECT id FROM actions WHERE action_plan_id = ?1 AND name = ?2")?;
     let mut ins = tx.prepare(
@@ -391,11 +428,19 @@ mod tests {
                     name: "outer".into(),
                     parent: None,
                     on_failure: OnFailure::Continue,
+                    alternative_of: None,
                 },
                 NewFlow {
                     name: "inner".into(),
                     parent: Some("outer".into()),
                     on_failure: OnFailure::Rollback,
+                    alternative_of: None,
+                },
+                NewFlow {
+                    name: "inner-b".into(),
+                    parent: Some("outer".into()),
+                    on_failure: OnFailure::Rollback,
+                    alternative_of: Some(("inner".into(), 1)),
                 },
             ],
             scopes: vec![
@@ -422,7 +467,18 @@ mod tests {
             )
             .expect("plan");
         let flows = s.plan_flows(&plan.uuid).expect("flows");
-        assert_eq!(flows.len(), 2);
+        assert_eq!(flows.len(), 3);
+        let b = flows.iter().find(|f| f.name == "inner-b").expect("inner-b");
+        assert_eq!(b.alternative_of, Some(("inner".into(), 1)));
+        assert!(!b.started);
+        s.start_flow_alternative(&plan.uuid, "inner-b", serde_json::json!({}))
+            .expect("start flow");
+        assert!(
+            s.plan_flows(&plan.uuid)
+                .expect("flows")
+                .iter()
+                .any(|f| f.name == "inner-b" && f.started)
+        );
         let inner = flows.iter().find(|f| f.name == "inner").expect("inner");
         assert_eq!(
             (inner.parent.as_deref(), inner.on_failure, inner.state),
@@ -469,6 +525,7 @@ mod tests {
             "action.alternative.settled",
             "flow.rollback.start",
             "action.revert.end",
+            "flow.alternative.start",
         ] {
             assert!(events.iter().any(|x| x == e), "{e}: {events:?}");
         }

@@ -234,8 +234,9 @@ ALTER TABLE audit_templates ADD COLUMN policy TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy_content TEXT;
 "#,
     // 9: flows and alternatives (docs/flows.md). `plan_flows`: a plan's
-    // named flows, each with its enclosing flow, its failure policy and its
-    // state. `plan_action_scopes`: for each action of a plan that has flows
+    // named flows, each with its enclosing flow, its failure policy, the
+    // flow it is an alternative of (with its rank, and whether it was
+    // started) and its state. `plan_action_scopes`: for each action of a plan that has flows
     // or alternatives, its innermost flow, the primary it is an alternative
     // of (rank 0: the primary itself) and the choices made about it
     // (started, settled after its failure, reverted by its flow's
@@ -246,6 +247,9 @@ CREATE TABLE plan_flows (
     name TEXT NOT NULL,
     parent TEXT,
     on_failure TEXT NOT NULL,
+    alternative_of TEXT,
+    rank INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL DEFAULT 1,
     state TEXT NOT NULL DEFAULT 'PENDING',
     status_message TEXT,
     updated_at TEXT,
