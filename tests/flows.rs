@@ -491,8 +491,8 @@ fn import_refuses_bad_flows_and_alternatives_with_the_line_and_field_and_stores_
             "is nested in itself",
         ),
         (
-            "actions:\n  - {id: a, action_type: nop, input_parameters: {message: m}}\nflows:\n  - {id: f, actions: [a], retries: 2}\n",
-            "flows[0].retries: retries of a whole flow are not supported yet",
+            "actions:\n  - {id: a, action_type: nop, input_parameters: {message: m}}\nflows:\n  - {id: f, actions: [a], retries: 11}\n",
+            "line 4 column 36: flows[0].retries: at most 10 retries of a whole flow",
         ),
         (
             "actions:\n  - {id: a, action_type: nop, input_parameters: {message: m}}\n  - {id: b, action_type: nop, input_parameters: {message: m}, parents: [a]}\nflows:\n  - {id: f, actions: [], alternatives: [g]}\n  - {id: g, actions: [a]}\n",
@@ -813,4 +813,62 @@ fn an_alternative_flow_takes_over_after_the_failed_flow_is_rolled_back() {
         .run(&["action-plan", "graph", &plan, "--format", "dot"])
         .stdout;
     assert!(dot.contains("label=\"alternative flow plan-b\""), "{dot}");
+}
+
+#[test]
+fn a_flow_with_retries_runs_again_after_its_rollback() {
+    // The first run of the drain fails at its second migration; the flow
+    // is rolled back, then run again as its copy, which succeeds.
+    let home = seeded("0", "actions:\n  - {name: mv-vm2}\n");
+    let no_retries = write_file(
+        &home.path().join("in"),
+        "no-retries.yaml",
+        "name: no-retries\nrecovery:\n  default: {retries: 0, on_failure: continue}\n",
+    );
+    let plan = home.import_json(
+        "retry.json",
+        &json!({
+            "actions": [
+                migrate("mv-vm1", VM1, "compute-001", "compute-003", &[]),
+                migrate("mv-vm2", VM2, "compute-001", "compute-003", &["mv-vm1"]),
+                power_off("off-001", N1, "compute-001", &["mv-vm2"]),
+            ],
+            "flows": [{"id": "drain", "on_failure": "rollback", "retries": 1, "actions": ["mv-vm1", "mv-vm2"]}]
+        }),
+    );
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--policy",
+        no_retries.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let a = home.actions(&plan);
+    for (name, state) in [
+        ("mv-vm1", "SUCCEEDED"),
+        ("mv-vm2", "FAILED"),
+        ("mv-vm1-retry1", "SUCCEEDED"),
+        ("mv-vm2-retry1", "SUCCEEDED"),
+        ("off-001", "SUCCEEDED"),
+    ] {
+        assert_eq!(by_name(&a, name)["state"], state, "{name}: {a:?}");
+    }
+    assert_eq!(by_name(&a, "mv-vm2-retry1")["flow"], "drain-retry1");
+    let m = by_name(&a, "mv-vm1")["status_message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(m.contains("Reverted: its flow drain rolled back"), "{m}");
+    let c = cloud(&home);
+    assert_eq!(host_of(&c, VM1), "compute-003");
+    assert_eq!(host_of(&c, VM2), "compute-003");
+    assert_eq!(node(&c, "compute-001")["power_state"], "off");
+    let ev = events(&home, &plan);
+    assert!(
+        ev.iter()
+            .any(|e| e["event_type"] == "flow.alternative.start"
+                && e["object_uuid"] == "drain-retry1"),
+        "{ev:?}"
+    );
 }

@@ -39,7 +39,7 @@ pub(crate) struct ImportFile {
     _expected: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportAction {
     pub(crate) id: String,

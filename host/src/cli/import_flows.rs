@@ -12,13 +12,12 @@ use crate::policy::OnFailure;
 use crate::policy::locate::{Point, Seg, locate};
 use crate::store::flows::{NewFlow, NewScope, PlanStructure};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// An alternative of an action, as written.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportAlternative {
     id: String,
@@ -42,9 +41,101 @@ pub(crate) struct ImportFlow {
     /// Flows tried, in order, when this one fails for good.
     #[serde(default)]
     alternatives: Vec<String>,
-    // Designed, not run yet: refused with its place.
+    /// Runs of the whole flow again after it failed for good and was
+    /// rolled back: each a copy of the flow, tried before `alternatives`.
     #[serde(default)]
-    retries: Option<IgnoredAny>,
+    retries: Option<u32>,
+}
+
+/// The most retries of a whole flow (each copies the flow's actions).
+const MAX_FLOW_RETRIES: u32 = 10;
+
+/// Expands `retries: N` of a flow into N copies of it (`<flow>-retryK`,
+/// actions `<action>-retryK`, parents inside the flow mapped to the copies),
+/// tried, in order, as the flow's first alternatives.
+fn expand_retries(
+    at: &At<'_>,
+    actions: &mut Vec<ImportAction>,
+    flows: &mut Vec<ImportFlow>,
+) -> Result<(), CliError> {
+    let mut added_flows = Vec::new();
+    for (k, f) in flows.iter_mut().enumerate() {
+        let Some(n) = f.retries.filter(|&n| n > 0) else {
+            continue;
+        };
+        let path = [Seg::Field("flows"), Seg::Item(k), Seg::Field("retries")];
+        if n > MAX_FLOW_RETRIES {
+            return Err(at.err(
+                &path,
+                format!("at most {MAX_FLOW_RETRIES} retries of a whole flow"),
+            ));
+        }
+        if !f.flows.is_empty() {
+            return Err(at.err(
+                &path,
+                format!(
+                    "flow {} has nested flows: give the nested flows retries",
+                    f.id
+                ),
+            ));
+        }
+        let members: HashSet<String> = f.actions.iter().cloned().collect();
+        let originals: Vec<ImportAction> = actions
+            .iter()
+            .filter(|a| members.contains(&a.id))
+            .cloned()
+            .collect();
+        for a in &originals {
+            let reads = crate::action_types::template::declared_references(&a.input_parameters);
+            if !reads.is_empty() {
+                return Err(at.err(
+                    &path,
+                    format!(
+                        "action {} reads other actions' outputs: a flow whose actions do cannot be retried as a copy",
+                        a.id
+                    ),
+                ));
+            }
+        }
+        let mut retry_names = Vec::new();
+        for r in 1..=n {
+            let suffix = format!("-retry{r}");
+            let rename = |name: &str| {
+                if members.contains(name) {
+                    format!("{name}{suffix}")
+                } else {
+                    name.to_string()
+                }
+            };
+            for a in &originals {
+                let mut c = a.clone();
+                c.id = format!("{}{suffix}", a.id);
+                c.parents = a.parents.iter().map(|p| rename(p)).collect();
+                for alt in &mut c.alternatives {
+                    alt.id = format!("{}{suffix}", alt.id);
+                }
+                actions.push(c);
+            }
+            let name = format!("{}{suffix}", f.id);
+            added_flows.push(ImportFlow {
+                id: name.clone(),
+                actions: originals
+                    .iter()
+                    .map(|a| format!("{}{suffix}", a.id))
+                    .collect(),
+                flows: Vec::new(),
+                on_failure: f.on_failure,
+                alternatives: Vec::new(),
+                retries: None,
+            });
+            retry_names.push(name);
+        }
+        retry_names.append(&mut f.alternatives);
+        f.alternatives = retry_names;
+        f.retries = None;
+    }
+    flows.extend(added_flows);
+    Ok(())
 }
 
 /// An error at a place of the file.
@@ -79,14 +170,15 @@ impl At<'_> {
 pub(crate) fn expand(
     file: &Path,
     text: &str,
-    actions: Vec<ImportAction>,
-    flows: Vec<ImportFlow>,
+    mut actions: Vec<ImportAction>,
+    mut flows: Vec<ImportFlow>,
 ) -> Result<(Vec<ImportAction>, PlanStructure), CliError> {
     let at = At { file, text };
     let mut structure = PlanStructure::default();
     if flows.is_empty() && actions.iter().all(|a| a.alternatives.is_empty()) {
         return Ok((actions, structure));
     }
+    expand_retries(&at, &mut actions, &mut flows)?;
     // Alternatives: name → its primary.
     let mut alternative_of: HashMap<String, String> = HashMap::new();
     let mut out = Vec::with_capacity(actions.len());
@@ -170,12 +262,6 @@ pub(crate) fn expand(
             return Err(at.err(
                 &[Seg::Field("flows"), Seg::Item(k), Seg::Field("id")],
                 format!("two flows are named {}", f.id),
-            ));
-        }
-        if f.retries.is_some() {
-            return Err(at.err(
-                &[Seg::Field("flows"), Seg::Item(k), Seg::Field("retries")],
-                "retries of a whole flow are not supported yet (docs/flows.md)",
             ));
         }
     }
