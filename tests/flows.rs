@@ -375,8 +375,15 @@ fn kill_9_during_alternatives_then_resume_runs_nothing_twice_and_leaves_nothing_
         let plan = home.import_json(
             &format!("alts{round}.json"),
             &json!({
-                "actions": [step("a0", "ok", &[]), p1, p2, step("z", "ok", &["p1", "p2"])],
-                "flows": [{"id": "f", "on_failure": "rollback", "actions": ["p1", "p2", "z"]}]
+                "actions": [
+                    step("a0", "ok", &[]), p1, p2, step("z", "ok", &["p1", "p2"]),
+                    step("q", "fail", &["a0"]), step("q2", "ok", &["a0"]), step("w", "ok", &["q"]),
+                ],
+                "flows": [
+                    {"id": "f", "on_failure": "rollback", "actions": ["p1", "p2", "z"]},
+                    {"id": "h", "actions": ["q"], "alternatives": ["h2"]},
+                    {"id": "h2", "actions": ["q2"]}
+                ]
             }),
         );
         let mut child = home.spawn(&["action-plan", "start", &plan, "--wait"]);
@@ -432,7 +439,13 @@ fn kill_9_during_alternatives_then_resume_runs_nothing_twice_and_leaves_nothing_
         // An alternative never runs while one before it could still
         // succeed: the log has each group in order.
         let order = |n: &str| ran.iter().position(|r| *r == n);
-        for (first, then) in [("p1", "p1-b"), ("p1-b", "p1-c"), ("p2", "p2-b")] {
+        for (first, then) in [
+            ("p1", "p1-b"),
+            ("p1-b", "p1-c"),
+            ("p2", "p2-b"),
+            ("q", "q2"),
+            ("q2", "w"),
+        ] {
             if let Some(t) = order(then) {
                 assert!(
                     order(first).is_some_and(|f| f < t),
@@ -446,6 +459,8 @@ fn kill_9_during_alternatives_then_resume_runs_nothing_twice_and_leaves_nothing_
                 ("p1-c", "SUCCEEDED"),
                 ("p2-b", "SUCCEEDED"),
                 ("z", "SUCCEEDED"),
+                ("q2", "SUCCEEDED"),
+                ("w", "SUCCEEDED"),
             ] {
                 assert_eq!(by_name(&a, name)["state"], state, "round {round}: {a:?}");
             }
