@@ -286,6 +286,22 @@ fn two_evacuation_flows_one_fails_for_good_is_rolled_back_the_other_completes() 
     assert_eq!(node(&c, "compute-004")["status"], "disabled");
     assert_eq!(node(&c, "compute-004")["power_state"], "off");
     assert_within_capacity(&c);
+    // A retry would flatten the alternatives and flows: refused, nothing made.
+    let plans_before = home
+        .run(&["action-plan", "list", "--format", "json"])
+        .stdout;
+    let retry = home.run(&["action-plan", "retry", &plan]);
+    assert_eq!(retry.status, 2, "{}{}", retry.stdout, retry.stderr);
+    assert!(
+        retry.stderr.contains(&plan) && retry.stderr.contains("flows or alternatives"),
+        "{}",
+        retry.stderr
+    );
+    assert_eq!(
+        home.run(&["action-plan", "list", "--format", "json"])
+            .stdout,
+        plans_before
+    );
     // The rollback's events, reverse order of completion: mv-vm1 first.
     let ev = events(&home, &plan);
     let kinds: Vec<(String, String)> = ev
