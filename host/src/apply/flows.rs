@@ -574,10 +574,13 @@ impl FlowRun {
                         break;
                     }
                     St::Failed => {
+                        // A switch already committed is carried through
+                        // (its failed action settled) even in a stopped
+                        // flow, where the alternative is then cancelled.
                         if let Some(&next) = members.get(rank + 1)
                             && nodes[next].state == St::Pending
                             && self.dormant[next]
-                            && self.blocked(m).is_none()
+                            && (self.blocked(m).is_none() || self.started[next])
                         {
                             self.work.push_back(Work::Switch { from: m, to: next });
                             break;
@@ -848,6 +851,37 @@ mod tests {
         assert_eq!(s.pop_ready(), Some(1));
         s.complete(done(1, St::Succeeded), |_| Stop::Continue);
         assert_eq!(s.pop_ready(), Some(2), "d runs: g replaced f");
+    }
+
+    #[test]
+    fn a_resumed_switch_is_settled_even_when_its_flow_was_stopped_meanwhile() {
+        // m failed, its switch to m2 was committed (m2 started) but m was
+        // not settled, and flow g failed (rollback) before the applier died.
+        let mut nodes = vec![node("m", vec![]), node("m2", vec![]), node("x", vec![])];
+        nodes[0].state = St::Failed;
+        nodes[2].state = St::Failed;
+        let mut g = flow("g", OnFailure::Rollback);
+        g.state = FlowState::Failed;
+        g.status_message = Some("action x failed".into());
+        let mut m2 = scope("m2", Some("g"), Some(("m", 1)));
+        m2.started = true;
+        let run = FlowRun::build(
+            &mut nodes,
+            vec![g],
+            vec![
+                scope("m", Some("g"), Some(("m", 0))),
+                m2,
+                scope("x", Some("g"), None),
+            ],
+        )
+        .expect("structured");
+        let mut s = Sched::new(nodes, Vec::new(), Rule::Strict, 4);
+        s.flows = Some(Box::new(run));
+        s.settle_initial();
+        let f = s.flows.as_mut().expect("flows");
+        assert_eq!(f.work.pop_front(), Some(Work::Switch { from: 0, to: 1 }));
+        assert_eq!(s.nodes[1].state, St::Cancelled, "its flow is stopped");
+        assert_eq!(s.pop_ready(), None);
     }
 
     /// A random plan: `n` primaries with edges from lower to higher
