@@ -13,6 +13,7 @@ pub mod locate;
 pub use check::Vocabulary;
 
 use crate::action_types::dsl::locate;
+use crate::states::ExecutionRule;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -148,6 +149,32 @@ pub enum OnFailure {
     Rollback,
 }
 
+impl OnFailure {
+    /// Its name, as written in policies and plans and stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Continue => "continue",
+            OnFailure::Stop => "stop",
+            OnFailure::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::str::FromStr for OnFailure {
+    type Err = crate::states::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "continue" => Ok(OnFailure::Continue),
+            "stop" => Ok(OnFailure::Stop),
+            "rollback" => Ok(OnFailure::Rollback),
+            _ => Err(crate::states::UnknownName {
+                what: "on_failure",
+                value: s.to_string(),
+            }),
+        }
+    }
+}
+
 /// Resolved error recovery of one action type.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Recovery {
@@ -185,7 +212,7 @@ pub struct Policy {
     /// Recovery by action type (`default` for the rest).
     pub recovery: BTreeMap<String, RecoverySpec>,
     /// `STRICT`, `ALWAYS` or `ANY`.
-    pub execution_rule: String,
+    pub execution_rule: ExecutionRule,
     /// Simulate the whole plan before executing.
     pub simulate: bool,
     /// On cancel, abort the running abortable actions (Watcher lets them
@@ -242,14 +269,14 @@ impl Policy {
         let execution_rule = raw
             .execution_rule
             .clone()
-            .unwrap_or_else(|| "STRICT".into())
+            .unwrap_or_else(|| ExecutionRule::Strict.to_string())
             .to_uppercase();
-        if !["STRICT", "ALWAYS", "ANY"].contains(&execution_rule.as_str()) {
+        let Ok(execution_rule) = execution_rule.parse::<ExecutionRule>() else {
             return Err(at(
                 &["execution_rule"],
                 format!("execution_rule {execution_rule:?} is not STRICT, ALWAYS or ANY"),
             ));
-        }
+        };
         for (k, w) in raw.weights.iter().flatten() {
             if !w.is_finite() {
                 return Err(at(

@@ -4,9 +4,9 @@
 //! settled and before the alternative runs; a flow is FAILED, then
 //! ROLLING_BACK, before its actions are cancelled or reverted.
 
-use super::flows::{FlowRun, Work, on_failure_name};
+use super::flows::{FlowRun, Work};
 use super::*;
-use crate::store::flows::FlowState;
+use crate::states::FlowState;
 
 /// What the engine does next for the flows.
 enum Next {
@@ -98,8 +98,8 @@ impl Applier {
             self.status_message_of(&action.uuid).await?
         );
         let plan = self.shared.plan_uuid.clone();
-        let msg = format!("{why} (on_failure: {})", on_failure_name(on_failure));
-        let payload = json!({"flow": name, "why": why, "on_failure": on_failure_name(on_failure)});
+        let msg = format!("{why} (on_failure: {})", on_failure.as_str());
+        let payload = json!({"flow": name, "why": why, "on_failure": on_failure.as_str()});
         let n = name.clone();
         db(&self.shared, move |s| {
             s.flow_transition(
@@ -107,7 +107,7 @@ impl Applier {
                 &n,
                 FlowState::Failed,
                 Some(&msg),
-                "flow.failed",
+                EventType::FlowFailed,
                 payload,
             )
         })
@@ -271,7 +271,7 @@ impl Applier {
                     &n,
                     FlowState::RollingBack,
                     None,
-                    "flow.rollback.start",
+                    EventType::FlowRollbackStart,
                     payload,
                 )
             })
@@ -321,7 +321,7 @@ impl Applier {
                 &n,
                 FlowState::RolledBack,
                 None,
-                "flow.rollback.end",
+                EventType::FlowRollbackEnd,
                 json!({"flow": n, "not_reverted": msg}),
             )
         })

@@ -9,7 +9,8 @@
 //! with its event before acting on it (`flow_work.rs`).
 
 use super::*;
-use crate::store::flows::{FlowRow, FlowState, ScopeRow};
+use crate::states::FlowState;
+use crate::store::flows::{FlowRow, ScopeRow};
 use std::collections::VecDeque;
 
 /// What the engine must do for the flows.
@@ -330,7 +331,7 @@ impl FlowRun {
                 format!(
                     "Cancelled: its flow {} failed (on_failure: {}).",
                     self.flows[f].name,
-                    on_failure_name(self.flows[f].on_failure)
+                    self.flows[f].on_failure.as_str()
                 )
             })
     }
@@ -477,7 +478,7 @@ impl FlowRun {
                             format!(
                                 "Cancelled: its flow {} failed (on_failure: {}).",
                                 self.flows[f].name,
-                                on_failure_name(self.flows[f].on_failure)
+                                self.flows[f].on_failure.as_str()
                             ),
                         ));
                     }
@@ -647,14 +648,6 @@ impl FlowRun {
     }
 }
 
-pub(super) fn on_failure_name(o: OnFailure) -> &'static str {
-    match o {
-        OnFailure::Continue => "continue",
-        OnFailure::Stop => "stop",
-        OnFailure::Rollback => "rollback",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,8 +757,8 @@ mod tests {
         // m3 is not needed; z runs although m failed.
         assert_eq!(s.nodes[3].state, St::Skipped);
         assert_eq!(s.pop_ready(), Some(4));
-        let skipped: Vec<&str> = s.to_commit.iter().map(|t| t.to.as_str()).collect();
-        assert_eq!(skipped, ["SKIPPED"]);
+        let skipped: Vec<ActionState> = s.to_commit.iter().map(|t| t.to).collect();
+        assert_eq!(skipped, [ActionState::Skipped]);
         let f = s.flows.as_ref().expect("flows");
         assert!(f.superseded(1, &s.nodes));
     }

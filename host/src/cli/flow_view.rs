@@ -3,6 +3,7 @@
 //! the action it stands in for and its rank. A flat plan's list is
 //! unchanged.
 
+use crate::states::{EventType, FlowState};
 use crate::store::flows::ScopeRow;
 use crate::store::plans::ActionRow;
 use serde_json::{Value, json};
@@ -61,23 +62,28 @@ impl Scopes {
 
 /// What the history table says of a flow or alternative event (they change
 /// no action state): the switch, the settling, the flow's failure.
-pub fn event_detail(event_type: &str, payload: &Value) -> String {
+pub fn event_detail(event_type: EventType, payload: &Value) -> String {
     let s = |k: &str| payload[k].as_str().unwrap_or("").to_string();
     match event_type {
-        "action.alternative.start" => format!(
+        EventType::ActionAlternativeStart => format!(
             "{} -> {} (alternative {} of {})",
             s("from"),
             s("to"),
             payload["alternative"],
             s("primary")
         ),
-        "action.alternative.settled" => match payload["reverted"].as_bool() {
+        EventType::ActionAlternativeSettled => match payload["reverted"].as_bool() {
             Some(true) => "reverted".into(),
             _ => "not reverted".into(),
         },
-        "flow.failed" => format!("FAILED: {} (on_failure: {})", s("why"), s("on_failure")),
-        "flow.rollback.start" => "ROLLING_BACK".into(),
-        "flow.rollback.end" => "ROLLED_BACK".into(),
+        EventType::FlowFailed => format!(
+            "{}: {} (on_failure: {})",
+            FlowState::Failed,
+            s("why"),
+            s("on_failure")
+        ),
+        EventType::FlowRollbackStart => FlowState::RollingBack.to_string(),
+        EventType::FlowRollbackEnd => FlowState::RolledBack.to_string(),
         _ => String::new(),
     }
 }

@@ -11,6 +11,7 @@ use super::{CliError, CliResult, Env};
 use crate::action_types::template;
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plan::PlanError;
+use crate::states::{ActionState, PlanState};
 use crate::store::plans::{NewPlan, NewPlanRow};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -63,7 +64,7 @@ struct Row {
     action_type_version: String,
     input_parameters_json: String,
     parents: Vec<String>,
-    state: &'static str,
+    state: ActionState,
     /// Names of the actions whose outputs its parameters read.
     refs: Vec<String>,
     /// The parameters (JSON pointers) that hold those context references:
@@ -112,8 +113,8 @@ fn row(
     let at_fault =
         |e: &dyn std::fmt::Display| input(format!("{}: action {}: {e}", file.display(), a.id));
     let state = match a.initial_state.as_deref() {
-        None | Some("PENDING") => "PENDING",
-        Some("SKIPPED") => "SKIPPED",
+        None | Some("PENDING") => ActionState::Pending,
+        Some("SKIPPED") => ActionState::Skipped,
         Some(s) => {
             return Err(at_fault(&format!(
                 "initial_state {s} is not PENDING or SKIPPED"
@@ -243,7 +244,7 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced_with(&types)?;
     let plan = store.create_plan_with_structure(
         &NewPlan {
-            state: "RECOMMENDED".into(),
+            state: PlanState::Recommended,
             rows: rows
                 .iter()
                 .enumerate()

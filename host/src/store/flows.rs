@@ -1,64 +1,16 @@
 //! Flows and alternatives of a plan (docs/flows.md), persisted with it
-//! (schema migration 9): the structure written with the plan in its one
+//! (schema migration 10): the structure written with the plan in its one
 //! transaction, and each choice the applier makes about it (an alternative
 //! started or settled, a flow failed, rolling back, rolled back, an action
 //! reverted by its flow) committed with its event before it is acted on.
 
+use super::columns::enum_col;
 use super::plans::{NewPlan, PlanRow, insert_plan};
-use super::{Event, Result, Store, append_event, now};
+use super::{Event, Result, SqliteStore, append_event, now};
 use crate::policy::OnFailure;
+use crate::states::{EventType, FlowState};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::Value;
-
-/// The state of a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FlowState {
-    /// No action of it failed for good (yet).
-    Pending,
-    /// One of its actions failed for good; its `on_failure` applied.
-    Failed,
-    /// Its succeeded revertible actions are being reverted.
-    RollingBack,
-    /// Its rollback is over.
-    RolledBack,
-}
-
-impl FlowState {
-    /// Its name in the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowState::Pending => "PENDING",
-            FlowState::Failed => "FAILED",
-            FlowState::RollingBack => "ROLLING_BACK",
-            FlowState::RolledBack => "ROLLED_BACK",
-        }
-    }
-
-    fn parse(s: &str) -> FlowState {
-        match s {
-            "FAILED" => FlowState::Failed,
-            "ROLLING_BACK" => FlowState::RollingBack,
-            "ROLLED_BACK" => FlowState::RolledBack,
-            _ => FlowState::Pending,
-        }
-    }
-}
-
-fn on_failure_text(o: OnFailure) -> &'static str {
-    match o {
-        OnFailure::Continue => "continue",
-        OnFailure::Stop => "stop",
-        OnFailure::Rollback => "rollback",
-    }
-}
-
-fn parse_on_failure(s: &str) -> OnFailure {
-    match s {
-        "stop" => OnFailure::Stop,
-        "rollback" => OnFailure::Rollback,
-        _ => OnFailure::Continue,
-    }
-}
 
 /// A flow as declared.
 #[derive(Clone, Debug, PartialEq)]
@@ -109,10 +61,8 @@ pub struct FlowRow {
     /// The flow it is nested in.
     pub parent: Option<String>,
     /// What its failure does.
-    #[serde(serialize_with = "ser_on_failure")]
     pub on_failure: OnFailure,
     /// Its state.
-    #[serde(serialize_with = "ser_state")]
     pub state: FlowState,
     /// Why it failed and what was done.
     pub status_message: Option<String>,
@@ -120,17 +70,6 @@ pub struct FlowRow {
     pub alternative_of: Option<(String, u32)>,
     /// False for an alternative flow not started yet.
     pub started: bool,
-}
-
-fn ser_on_failure<S: serde::Serializer>(
-    o: &OnFailure,
-    s: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(on_failure_text(*o))
-}
-
-fn ser_state<S: serde::Serializer>(o: &FlowState, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(o.as_str())
 }
 
 /// An action's place in the structure, as stored.
@@ -163,8 +102,7 @@ fn plan_id(tx: &Transaction<'_>, plan_uuid: &str) -> rusqlite::Result<i64> {
 
 fn event(
     tx: &Transaction<'_>,
-    event_type: &str,
-    object_type: &str,
+    event_type: EventType,
     object: &str,
     plan: &str,
     payload: Value,
@@ -173,7 +111,6 @@ fn event(
         tx,
         &Event {
             event_type,
-            object_type,
             object_uuid: object,
             action_plan_uuid: Some(plan),
             old_state: None,
@@ -183,7 +120,7 @@ fn event(
     )
 }
 
-impl Store {
+impl SqliteStore {
     /// Creates a plan with its flows and alternatives, in one transaction.
     pub fn create_plan_with_structure(
         &mut self,
@@ -205,7 +142,7 @@ impl Store {
         let mut st = self
             .conn()
             .prepare_cached(
-                "SELECT f.name, f.parent, f.on_failure, f.state, f.status_message, f.alternative_of, f.rank, f.started \
+                "SELECT f.name, f.parent, f.on_failure, f.state, f.status_message, f.alternative_of, f.rank, f.started, f.action_plan_id \
                  FROM plan_flows f JOIN action_plans p ON p.id = f.action_plan_id WHERE p.uuid = ?1 ORDER BY f.name",
             )
             .map_err(|e| self.err(e))?;
@@ -213,8 +150,8 @@ impl Store {
             Ok(FlowRow {
                 name: r.get(0)?,
                 parent: r.get(1)?,
-                on_failure: parse_on_failure(&r.get::<_, String>(2)?),
-                state: FlowState::parse(&r.get::<_, String>(3)?),
+                on_failure: enum_col(r, 2, 8, "plan_flows", "on_failure")?,
+                state: enum_col(r, 3, 8, "plan_flows", "state")?,
                 status_message: r.get(4)?,
                 alternative_of: r
                     .get::<_, Option<String>>(5)?
@@ -273,7 +210,7 @@ impl Store {
                 "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
                 params![message, now(), to],
             )?;
-            event(tx, "action.alternative.start", "action", to, plan, payload)
+            event(tx, EventType::ActionAlternativeStart, to, plan, payload)
         })
     }
 
@@ -285,7 +222,13 @@ impl Store {
                 "UPDATE plan_action_scopes SET settled = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
                 [action],
             )?;
-            event(tx, "action.alternative.settled", "action", action, plan, payload)
+            event(
+                tx,
+                EventType::ActionAlternativeSettled,
+                action,
+                plan,
+                payload,
+            )
         })
     }
 
@@ -297,7 +240,7 @@ impl Store {
         flow: &str,
         to: FlowState,
         message: Option<&str>,
-        event_type: &str,
+        event_type: EventType,
         payload: Value,
     ) -> Result<()> {
         self.write(|tx| {
@@ -305,9 +248,9 @@ impl Store {
             tx.execute(
                 "UPDATE plan_flows SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
                  WHERE action_plan_id = ?4 AND name = ?5",
-                params![to.as_str(), message, now(), id, flow],
+                params![to, message, now(), id, flow],
             )?;
-            event(tx, event_type, "flow", flow, plan, payload)
+            event(tx, event_type, flow, plan, payload)
         })
     }
 
@@ -321,7 +264,7 @@ impl Store {
                 "UPDATE plan_flows SET started = 1, updated_at = ?1 WHERE action_plan_id = ?2 AND name = ?3",
                 params![now(), id, to],
             )?;
-            event(tx, "flow.alternative.start", "flow", to, plan, payload)
+            event(tx, EventType::FlowAlternativeStart, to, plan, payload)
         })
     }
 
@@ -347,11 +290,10 @@ impl Store {
             event(
                 tx,
                 if ok {
-                    "action.revert.end"
+                    EventType::ActionRevertEnd
                 } else {
-                    "action.revert.error"
+                    EventType::ActionRevertError
                 },
-                "action",
                 action,
                 plan,
                 serde_json::json!({"status_message": message}),
@@ -375,7 +317,7 @@ fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusq
             id,
             f.name,
             f.parent,
-            on_failure_text(f.on_failure),
+            f.on_failure,
             of,
             rank,
             of.is_none()
@@ -405,6 +347,8 @@ fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusq
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::states::{ActionState, PlanState};
+    use crate::store::Store;
     use crate::store::plans::NewPlanRow;
 
     #[test]
@@ -419,7 +363,7 @@ mod tests {
                 action_type_version: "1.0.0",
                 input_parameters_json: "{}",
                 parents: &[],
-                state: "PENDING",
+                state: ActionState::Pending,
             })
             .collect();
         let structure = PlanStructure {
@@ -459,7 +403,7 @@ mod tests {
         let plan = s
             .create_plan_with_structure(
                 &NewPlan {
-                    state: "RECOMMENDED".into(),
+                    state: PlanState::Recommended,
                     rows,
                     ..Default::default()
                 },
@@ -498,7 +442,7 @@ mod tests {
             "inner",
             FlowState::RollingBack,
             Some("a failed"),
-            "flow.rollback.start",
+            EventType::FlowRollbackStart,
             serde_json::json!({}),
         )
         .expect("flow");
@@ -514,20 +458,20 @@ mod tests {
             .expect("inner");
         assert_eq!(inner.state, FlowState::RollingBack);
         assert_eq!(inner.status_message.as_deref(), Some("a failed"));
-        let events: Vec<String> = s
+        let events: Vec<EventType> = s
             .events(Some(&plan.uuid), 0)
             .expect("events")
             .into_iter()
             .map(|e| e.event_type)
             .collect();
         for e in [
-            "action.alternative.start",
-            "action.alternative.settled",
-            "flow.rollback.start",
-            "action.revert.end",
-            "flow.alternative.start",
+            EventType::ActionAlternativeStart,
+            EventType::ActionAlternativeSettled,
+            EventType::FlowRollbackStart,
+            EventType::ActionRevertEnd,
+            EventType::FlowAlternativeStart,
         ] {
-            assert!(events.iter().any(|x| x == e), "{e}: {events:?}");
+            assert!(events.contains(&e), "{e}: {events:?}");
         }
     }
 }

@@ -233,7 +233,16 @@ ALTER TABLE audits ADD COLUMN policy_content TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy_content TEXT;
 "#,
-    // 9: flows and alternatives (docs/flows.md). `plan_flows`: a plan's
+    // 9: whether an action's FAILED state came from its `execute` (what
+    // Watcher's ANY rule runs the next action after), stored with the
+    // state instead of read back out of its status message on resume.
+    // Existing rows take it from the message, once.
+    r#"
+ALTER TABLE actions ADD COLUMN execute_failed INTEGER NOT NULL DEFAULT 0;
+UPDATE actions SET execute_failed = 1
+    WHERE state = 'FAILED' AND status_message LIKE 'Action failed in execute%';
+"#,
+    // 10: flows and alternatives (docs/flows.md). `plan_flows`: a plan's
     // named flows, each with its enclosing flow, its failure policy, the
     // flow it is an alternative of (with its rank, and whether it was
     // started) and its state. `plan_action_scopes`: for each action of a plan that has flows
