@@ -474,4 +474,90 @@ mod tests {
             assert!(events.contains(&e), "{e}: {events:?}");
         }
     }
+
+    #[test]
+    fn an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let plan = s
+            .create_plan_with_structure(
+                &NewPlan {
+                    state: PlanState::Recommended,
+                    rows: vec![NewPlanRow {
+                        name: "a",
+                        action_type: "nop",
+                        action_type_version: "1.0.0",
+                        input_parameters_json: "{}",
+                        parents: &[],
+                        state: ActionState::Pending,
+                    }],
+                    ..Default::default()
+                },
+                &PlanStructure {
+                    flows: vec![NewFlow {
+                        name: "f".into(),
+                        parent: None,
+                        on_failure: OnFailure::Rollback,
+                        alternative_of: None,
+                    }],
+                    scopes: vec![NewScope {
+                        action: "a".into(),
+                        flow: Some("f".into()),
+                        primary: None,
+                    }],
+                },
+            )
+            .expect("plan");
+        let plan_id: i64 = s
+            .conn()
+            .query_row("SELECT id FROM action_plans", [], |r| r.get(0))
+            .expect("id");
+        for (column, bad, what) in [
+            ("state", "PAUSED", "flow state"),
+            ("on_failure", "retry", "on_failure"),
+        ] {
+            let good: String = s
+                .conn()
+                .query_row(&format!("SELECT {column} FROM plan_flows"), [], |r| {
+                    r.get(0)
+                })
+                .expect("good");
+            s.conn()
+                .execute(&format!("UPDATE plan_flows SET {column} = ?1"), [bad])
+                .expect("corrupt");
+            let e = s.plan_flows(&plan.uuid).expect_err("refused");
+            let msg = e.to_string();
+            match e {
+                super::super::StoreError::Unknown { value, .. } => assert_eq!(
+                    value,
+                    super::super::UnknownValue {
+                        table: "plan_flows",
+                        row: plan_id,
+                        column,
+                        name: crate::states::UnknownName {
+                            what,
+                            value: bad.into()
+                        }
+                    }
+                ),
+                other => panic!("not an unknown value: {other}"),
+            }
+            assert!(
+                msg.contains("table plan_flows") && msg.contains(bad),
+                "{msg}"
+            );
+            // Reading changed nothing.
+            let stored: String = s
+                .conn()
+                .query_row(&format!("SELECT {column} FROM plan_flows"), [], |r| {
+                    r.get(0)
+                })
+                .expect("stored");
+            assert_eq!(stored, bad);
+            s.conn()
+                .execute(&format!("UPDATE plan_flows SET {column} = ?1"), [good])
+                .expect("restore");
+        }
+        assert_eq!(s.plan_flows(&plan.uuid).expect("flows").len(), 1);
+    }
 }
