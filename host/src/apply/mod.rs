@@ -39,6 +39,8 @@
 //! | `live_checks.rs` | simulation's pre_condition checks, timed and stoppable |
 //! | `recovery.rs` | actions a killed applier left ONGOING |
 //! | `rollback.rs` | reverting after a failure |
+//! | `flows.rs` | flows and alternatives: what failed where, what runs next |
+//! | `flow_work.rs` | switching alternatives and rolling flows back, committed first |
 //! | `lease.rs` | the lease on the plan, and the owner id |
 //! | `shared.rs` | what the engine, tasks and threads share |
 
@@ -61,6 +63,8 @@ mod attempt;
 mod commit;
 mod context;
 mod engine;
+mod flow_work;
+mod flows;
 mod lease;
 mod live_checks;
 mod nodes;
@@ -267,6 +271,9 @@ struct Node {
     /// JSON pointers of the parameters that hold context references the
     /// plan declared (an imported plan's); nothing else is substituted.
     refs: Vec<String>,
+    /// An alternative that has not started (docs/flows.md): simulation
+    /// leaves it out; `flows::FlowRun` decides when it runs.
+    dormant: bool,
 }
 
 /// Locks a mutex, whether or not a panicking holder poisoned it.

@@ -474,7 +474,8 @@ impl Applier {
         let plan = db(&shared, move |s| s.plan(&u)).await?;
         let u = plan.uuid.clone();
         let rows = db(&shared, move |s| s.actions(&u)).await?;
-        let nodes = self.build_nodes(rows, &plan);
+        let mut nodes = self.build_nodes(rows, &plan);
+        self.load_flows(&mut nodes)?;
         self.check_plan(&nodes, true)
             .await
             .map_err(|Stopped| ApplyError::Interrupted {
@@ -555,7 +556,7 @@ impl Applier {
                 return Err(Stopped);
             }
             let n = &nodes[i];
-            if n.state != St::Pending {
+            if n.state != St::Pending || n.dormant {
                 continue;
             }
             simulated += 1;
@@ -766,6 +767,7 @@ mod tests {
             pools: Vec::new(),
             priority: 0.0,
             refs: Vec::new(),
+            dormant: false,
         }
     }
 

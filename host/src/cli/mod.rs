@@ -16,8 +16,11 @@ mod audits;
 pub(crate) mod datamodel;
 mod decide;
 mod demo;
+pub(crate) mod flow_view;
+pub(crate) mod graph_flows;
 mod help_markdown;
 pub(crate) mod import;
+pub(crate) mod import_flows;
 mod lifecycle;
 mod lists;
 pub mod output;
@@ -28,6 +31,7 @@ mod policies;
 mod serve;
 mod shell_docs;
 pub(crate) mod sim;
+pub(crate) mod sim_faults;
 
 /// For the `sextant-bench` crate only (bench/): the strategy benchmark
 /// reads the example cluster and generates large ones as `sim` does.
