@@ -1,0 +1,142 @@
+//! The PostgreSQL backend against a real PostgreSQL (scripts/services/
+//! postgres.sh, `SEXTANT_TEST_PG_URL`): each test makes a database of its
+//! own. What is there so far: connecting, and the schema with the same
+//! migration versions as SQLite's.
+
+use sextant::store::pg::PgStore;
+use sextant::store::{Store, StoreError};
+use sextant_e2e::*;
+
+/// A new, empty database on the test server; its URL.
+fn fresh_database() -> String {
+    let url = service_url("SEXTANT_TEST_PG_URL");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let name = format!(
+        "sextant_test_{}",
+        sextant::store::new_uuid().replace('-', "")
+    );
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    format!("{base}/{name}")
+}
+
+fn client(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).expect("connect")
+}
+
+/// The schema version SQLite reaches: the one PostgreSQL must reach too.
+fn sqlite_version() -> i64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Store::open(&dir.path().join("s.db"))
+        .expect("open")
+        .schema_version()
+        .expect("version")
+}
+
+#[test]
+fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
+    let url = fresh_database();
+    let mut s = PgStore::open(&url).expect("open");
+    let known = sqlite_version();
+    assert_eq!(s.schema_version().ok(), Some(known));
+    drop(s);
+    // The tables every later operation needs are there, with the latest
+    // columns.
+    let mut c = client(&url);
+    let columns: i64 = c
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'actions' \
+             AND column_name IN ('execute_failed', 'parents', 'outputs')",
+            &[],
+        )
+        .expect("columns")
+        .get(0);
+    assert_eq!(columns, 3);
+    // Reopened: nothing to do, the same version.
+    let mut s = PgStore::open(&url).expect("reopen");
+    assert_eq!(s.schema_version().ok(), Some(known));
+    drop(s);
+    // Written by a newer Sextant: refused, naming the database and both
+    // versions, and nothing changed.
+    c.batch_execute("UPDATE sextant_schema SET version = 999")
+        .expect("bump");
+    let e = PgStore::open(&url).err().expect("refused");
+    assert!(
+        matches!(e, StoreError::TooNew { found: 999, known: k, .. } if k == known),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains(url.rsplit_once('/').map_or("", |p| p.1)) && msg.contains("999"),
+        "{msg}"
+    );
+    let version: i32 = c
+        .query_one("SELECT version FROM sextant_schema", &[])
+        .expect("version")
+        .get(0);
+    assert_eq!(version, 999);
+}
+
+#[test]
+fn a_failing_migration_leaves_the_database_as_it_was() {
+    let url = fresh_database();
+    // Something in the way of migration 1.
+    let mut c = client(&url);
+    c.batch_execute("CREATE TABLE goals (x INTEGER)")
+        .expect("in the way");
+    let e = PgStore::open(&url).err().expect("refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("goals") && msg.contains("already exists"),
+        "the error says what failed: {msg}"
+    );
+    // Migration 1 and its version bump went together: neither is there.
+    let tables: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .expect("tables")
+        .get(0);
+    assert_eq!(tables, 1, "only the table that was in the way");
+    // Out of the way, it migrates.
+    c.batch_execute("DROP TABLE goals").expect("drop");
+    let mut s = PgStore::open(&url).expect("open");
+    assert_eq!(s.schema_version().ok(), Some(sqlite_version()));
+}
+
+#[test]
+fn hosts_opening_one_database_at_once_migrate_it_once() {
+    let url = fresh_database();
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url).map(|mut s| s.schema_version()))
+        })
+        .collect();
+    let known = sqlite_version();
+    for t in threads {
+        let version = t.join().expect("no panic").expect("open").expect("version");
+        assert_eq!(version, known);
+    }
+    let rows: i64 = client(&url)
+        .query_one("SELECT count(*) FROM sextant_schema", &[])
+        .expect("rows")
+        .get(0);
+    assert_eq!(rows, 1);
+}
+
+#[test]
+fn a_password_in_the_url_is_never_in_an_error() {
+    let url = service_url("SEXTANT_TEST_PG_URL");
+    // A database that does not exist, reached with a password.
+    let (scheme_user, rest) = url.split_once('@').expect("user@host");
+    let (base, _) = rest.rsplit_once('/').expect("db");
+    let with_password = format!("{scheme_user}:hunter2-secret@{base}/no_such_database_here");
+    let e = PgStore::open(&with_password).err().expect("refused");
+    let msg = e.to_string();
+    assert!(msg.contains("no_such_database_here"), "{msg}");
+    assert!(!msg.contains("hunter2-secret"), "{msg}");
+}
