@@ -140,3 +140,103 @@ fn a_password_in_the_url_is_never_in_an_error() {
     assert!(msg.contains("no_such_database_here"), "{msg}");
     assert!(!msg.contains("hunter2-secret"), "{msg}");
 }
+
+/// A migrated database with one plan, `p`; its URL.
+fn database_with_a_plan() -> String {
+    let url = fresh_database();
+    drop(PgStore::open(&url).expect("open"));
+    client(&url)
+        .batch_execute(
+            "INSERT INTO action_plans (uuid, state, created_at) VALUES ('p', 'ONGOING', 't')",
+        )
+        .expect("plan");
+    url
+}
+
+#[test]
+fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
+    let url = database_with_a_plan();
+    let ttl = std::time::Duration::from_secs(30);
+    let (mut a, mut b) = (
+        PgStore::open(&url).expect("a"),
+        PgStore::open(&url).expect("b"),
+    );
+    assert!(b.plan_lease_is_free("p").expect("free"));
+    assert_eq!(a.acquire_lease("p", "host-a", ttl).ok(), Some(Ok(())));
+    let held = b
+        .acquire_lease("p", "host-b", ttl)
+        .expect("asked")
+        .expect_err("held by a");
+    assert_eq!(held.owner, "host-a");
+    assert!(!b.plan_lease_is_free("p").expect("free"));
+    assert!(!b.renew_lease("p", "host-b", ttl).expect("renew"));
+    assert!(a.renew_lease("p", "host-a", ttl).expect("renew"));
+    // The expiry is the database's now + ttl, in the stored format.
+    let lease = a.lease("p").expect("lease").expect("held");
+    let ahead: f64 = client(&url)
+        .query_one(
+            "SELECT extract(epoch FROM ($1::text)::timestamptz - now())::float8",
+            &[&lease.expires_at],
+        )
+        .expect("ahead")
+        .get(0);
+    assert!((25.0..=31.0).contains(&ahead), "{ahead} s ahead");
+    assert!(
+        lease.expires_at.ends_with('Z') && lease.expires_at.len() == 24,
+        "{lease:?}"
+    );
+    // Expired: the other host takes it, and the first cannot renew.
+    assert!(
+        a.renew_lease("p", "host-a", std::time::Duration::ZERO)
+            .expect("renew")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(b.plan_lease_is_free("p").expect("free"));
+    assert_eq!(b.acquire_lease("p", "host-b", ttl).ok(), Some(Ok(())));
+    assert!(!a.renew_lease("p", "host-a", ttl).expect("renew"));
+    // Taken over from a dead owner only if it still holds it.
+    assert!(
+        !a.take_over_lease("p", "host-a", "host-c", ttl)
+            .expect("take")
+    );
+    assert!(
+        a.take_over_lease("p", "host-b", "host-c", ttl)
+            .expect("take")
+    );
+    b.release_lease("p", "host-b")
+        .expect("not the owner: nothing happens");
+    assert_eq!(
+        b.lease("p").expect("lease").map(|l| l.owner),
+        Some("host-c".into())
+    );
+    a.release_lease("p", "host-c").expect("release");
+    assert_eq!(a.lease("p").expect("lease"), None);
+}
+
+#[test]
+fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease() {
+    let url = database_with_a_plan();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = PgStore::open(&url).expect("open");
+                barrier.wait();
+                s.acquire_lease(
+                    "p",
+                    &format!("host-{i}"),
+                    std::time::Duration::from_secs(30),
+                )
+                .expect("asked")
+                .is_ok()
+            })
+        })
+        .collect();
+    let winners = threads
+        .into_iter()
+        .map(|t| t.join().expect("no panic"))
+        .filter(|&won| won)
+        .count();
+    assert_eq!(winners, 1);
+}

@@ -21,6 +21,7 @@ mod group_commit;
 pub mod ids;
 pub mod lifecycle;
 pub mod pg;
+mod pg_lease;
 mod pg_schema;
 pub mod plans;
 mod schema;

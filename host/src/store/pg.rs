@@ -1,7 +1,7 @@
 //! The PostgreSQL backend, as far as it goes: connecting, and the schema
 //! (`pg_schema.rs`) migrated at open with the same versions as SQLite's.
 //! It does not implement [`super::StoreBackend`] yet, so no command can
-//! select it.
+//! select it. The applier's lease is in `pg_lease.rs`.
 //!
 //! Migrations: each runs in its own transaction with the version bump, under
 //! a transaction-scoped advisory lock, so hosts opening one database at once
@@ -55,8 +55,13 @@ impl PgStore {
         Ok(store)
     }
 
-    fn err(&self, e: postgres::Error) -> StoreError {
+    pub(super) fn err(&self, e: postgres::Error) -> StoreError {
         pg_error(&self.location, e)
+    }
+
+    /// The connection, for the backend's own statements.
+    pub(super) fn client(&mut self) -> &mut postgres::Client {
+        &mut self.client
     }
 
     /// The schema version (0 before the first migration).
