@@ -240,3 +240,135 @@ fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease() {
         .count();
     assert_eq!(winners, 1);
 }
+
+#[test]
+fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing() {
+    use sextant::states::{ActionState as A, EventType};
+    use sextant::store::apply::ActionTransition;
+    let url = database_with_a_plan();
+    let mut c = client(&url);
+    c.batch_execute(
+        "INSERT INTO actions (uuid, action_plan_id, name, action_type, state, created_at) \
+         SELECT u, p.id, n, 'nop', 'PENDING', 't' FROM action_plans p, \
+         (VALUES ('u1', 'one'), ('u2', 'two'), ('u3', 'three')) AS v(u, n) WHERE p.uuid = 'p'",
+    )
+    .expect("actions");
+    let mut s = PgStore::open(&url).expect("open");
+    let t = |u: &str, from: A, to: A| {
+        ActionTransition::new(u, &[from], to, None, None, EventType::ActionUpdate)
+    };
+    let results = s
+        .action_transitions(&[
+            // Plan and name known: the UPDATE alone.
+            t("u1", A::Pending, A::Ongoing).known("p", "one"),
+            // Read first.
+            t("u2", A::Pending, A::Ongoing),
+            // No longer in that state: nothing changes.
+            t("u2", A::Pending, A::Skipped),
+            ActionTransition::new(
+                "u3",
+                &[A::Pending],
+                A::Failed,
+                Some("Action failed in execute: boom".into()),
+                None,
+                EventType::ActionExecutionError,
+            )
+            .in_execute(),
+            t("nobody", A::Pending, A::Ongoing),
+        ])
+        .expect("committed");
+    assert!(matches!(
+        results.as_slice(),
+        [
+            Ok(true),
+            Ok(true),
+            Ok(false),
+            Ok(true),
+            Err(StoreError::NotFound { .. })
+        ]
+    ));
+    let states: Vec<(String, String, i32)> = c
+        .query(
+            "SELECT uuid, state, execute_failed FROM actions ORDER BY uuid",
+            &[],
+        )
+        .expect("states")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("u1".into(), "ONGOING".into(), 0),
+            ("u2".into(), "ONGOING".into(), 0),
+            ("u3".into(), "FAILED".into(), 1)
+        ]
+    );
+    let events = s.events(Some("p"), 0).expect("events");
+    let got: Vec<(EventType, &str, Option<&str>, Option<&str>)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.event_type,
+                e.object_uuid.as_str(),
+                e.old_state.as_deref(),
+                e.new_state.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                EventType::ActionUpdate,
+                "u1",
+                Some("PENDING"),
+                Some("ONGOING")
+            ),
+            (
+                EventType::ActionUpdate,
+                "u2",
+                Some("PENDING"),
+                Some("ONGOING")
+            ),
+            (
+                EventType::ActionExecutionError,
+                "u3",
+                Some("PENDING"),
+                Some("FAILED")
+            ),
+        ]
+    );
+    assert_eq!(events[2].payload["name"], "three");
+    assert_eq!(
+        events[2].payload["status_message"],
+        "Action failed in execute: boom"
+    );
+
+    // A state no Sextant knows: the batch fails naming the row, and the
+    // transition before it in the batch is not committed either.
+    c.batch_execute("UPDATE actions SET state = 'RUNNING' WHERE uuid = 'u2'")
+        .expect("corrupt");
+    let id: i64 = c
+        .query_one("SELECT id FROM actions WHERE uuid = 'u2'", &[])
+        .expect("id")
+        .get(0);
+    let e = s
+        .action_transitions(&[
+            t("u1", A::Ongoing, A::Succeeded),
+            t("u2", A::Ongoing, A::Succeeded),
+        ])
+        .expect_err("refused");
+    let msg = e.to_string();
+    assert!(
+        matches!(&e, StoreError::Unknown { value, .. } if value.table == "actions" && value.row == id),
+        "{msg}"
+    );
+    assert!(msg.contains("\"RUNNING\""), "{msg}");
+    let u1: String = c
+        .query_one("SELECT state FROM actions WHERE uuid = 'u1'", &[])
+        .expect("u1")
+        .get(0);
+    assert_eq!(u1, "ONGOING");
+    assert_eq!(s.events(Some("p"), 0).expect("events").len(), 3);
+}

@@ -23,6 +23,7 @@ pub mod lifecycle;
 pub mod pg;
 mod pg_lease;
 mod pg_schema;
+mod pg_transitions;
 pub mod plans;
 mod schema;
 pub mod sync;

@@ -1,7 +1,8 @@
 //! The PostgreSQL backend, as far as it goes: connecting, and the schema
 //! (`pg_schema.rs`) migrated at open with the same versions as SQLite's.
 //! It does not implement [`super::StoreBackend`] yet, so no command can
-//! select it. The applier's lease is in `pg_lease.rs`.
+//! select it. The applier's lease is in `pg_lease.rs`, action transitions
+//! (the group commit's transaction) and the event log in `pg_transitions.rs`.
 //!
 //! Migrations: each runs in its own transaction with the version bump, under
 //! a transaction-scoped advisory lock, so hosts opening one database at once
@@ -57,6 +58,11 @@ impl PgStore {
 
     pub(super) fn err(&self, e: postgres::Error) -> StoreError {
         pg_error(&self.location, e)
+    }
+
+    /// The database's URL without its password.
+    pub(super) fn location(&self) -> &str {
+        &self.location
     }
 
     /// The connection, for the backend's own statements.
@@ -121,7 +127,7 @@ impl PgStore {
     }
 }
 
-fn pg_error(location: &str, e: postgres::Error) -> StoreError {
+pub(super) fn pg_error(location: &str, e: postgres::Error) -> StoreError {
     StoreError::Database {
         path: PathBuf::from(location),
         cause: DatabaseCause(Cause::Postgres(e)),
