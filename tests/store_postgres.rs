@@ -372,3 +372,92 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
     assert_eq!(u1, "ONGOING");
     assert_eq!(s.events(Some("p"), 0).expect("events").len(), 3);
 }
+
+#[test]
+fn plan_transitions_are_compare_and_set_with_their_events() {
+    use sextant::states::{EventType, PlanState as P};
+    let url = database_with_a_plan();
+    let mut s = PgStore::open(&url).expect("open");
+    assert_eq!(s.plan_state("p").ok(), Some(P::Ongoing));
+    assert_eq!(s.last_event_id().ok(), Some(0));
+    // Not in that state: nothing written.
+    assert_eq!(
+        s.plan_transition(
+            "p",
+            &[P::Recommended],
+            P::Ongoing,
+            None,
+            EventType::PlanUpdate
+        )
+        .ok(),
+        Some(false)
+    );
+    assert!(s.events(None, 0).expect("events").is_empty());
+    assert_eq!(
+        s.plan_transition(
+            "p",
+            &[P::Ongoing, P::Cancelling],
+            P::Succeeded,
+            Some("done"),
+            EventType::PlanExecutionEnd
+        )
+        .ok(),
+        Some(true)
+    );
+    assert_eq!(s.plan_state("p").ok(), Some(P::Succeeded));
+    s.note(
+        EventType::ActionExecutionRetry,
+        "u1",
+        Some("p"),
+        serde_json::json!({"attempt": 1}),
+    )
+    .expect("note");
+    let events = s.events(Some("p"), 0).expect("events");
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (
+            events[0].event_type,
+            events[0].object_type.as_str(),
+            events[0].old_state.as_deref(),
+            events[0].new_state.as_deref(),
+            events[0].payload["status_message"].as_str()
+        ),
+        (
+            EventType::PlanExecutionEnd,
+            "action_plan",
+            Some("ONGOING"),
+            Some("SUCCEEDED"),
+            Some("done")
+        )
+    );
+    assert_eq!(
+        (
+            events[1].event_type,
+            events[1].object_type.as_str(),
+            events[1].new_state.as_deref(),
+            events[1].payload["attempt"].as_i64()
+        ),
+        (EventType::ActionExecutionRetry, "action", None, Some(1))
+    );
+    assert_eq!(s.last_event_id().ok(), Some(events[1].id));
+    assert!(matches!(
+        s.plan_state("no-such-plan"),
+        Err(StoreError::NotFound { .. })
+    ));
+    // A state no Sextant knows, read back: refused, naming the row.
+    client(&url)
+        .batch_execute("UPDATE action_plans SET state = 'PAUSED'")
+        .expect("corrupt");
+    for e in [
+        s.plan_state("p").expect_err("refused"),
+        s.plan_transition("p", &[P::Ongoing], P::Failed, None, EventType::PlanUpdate)
+            .expect_err("refused"),
+    ] {
+        assert!(
+            matches!(&e, StoreError::Unknown { value, .. } if value.table == "action_plans"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("\"PAUSED\""), "{e}");
+    }
+    assert_eq!(s.events(None, 0).expect("events").len(), 2);
+}

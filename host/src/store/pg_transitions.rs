@@ -1,4 +1,4 @@
-//! Action transitions and the event log on PostgreSQL: the same
+//! Action and plan transitions and the event log on PostgreSQL: the same
 //! compare-and-set as SQLite's (`apply.rs`), several in one transaction (a
 //! group commit), each with its event; an unknown state or event type read
 //! back is [`StoreError::Unknown`].
@@ -6,7 +6,7 @@
 use super::apply::ActionTransition;
 use super::pg::{PgStore, pg_error};
 use super::{EventRow, Result, StoreError, UnknownValue, json_col, now};
-use crate::states::{ActionState, UnknownName};
+use crate::states::{ActionState, EventType, PlanState, UnknownName};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -162,6 +162,121 @@ impl PgStore {
         let results = apply_transitions(&mut tx, batch, &location)?;
         tx.commit().map_err(|e| pg_error(&location, e))?;
         Ok(results)
+    }
+
+    /// A plan's state, by full uuid: cheap enough to poll.
+    pub fn plan_state(&mut self, uuid: &str) -> Result<PlanState> {
+        let location = self.location().to_string();
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0",
+                &[&uuid],
+            )
+            .map_err(|e| pg_error(&location, e))?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "action plan",
+                id: uuid.into(),
+            })?;
+        let text: String = row.get(1);
+        parse_enum(&location, &text, "action_plans", row.get(0), "state")
+    }
+
+    /// Moves a plan from one of `from` to `to`, with its event, in one
+    /// transaction (the row locked while it is read); false when it was in
+    /// another state.
+    pub fn plan_transition(
+        &mut self,
+        plan_uuid: &str,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool> {
+        let location = self.location().to_string();
+        let err = |e| pg_error(&location, e);
+        let mut tx = self.client().transaction().map_err(err)?;
+        let row = tx
+            .query_opt(
+                "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0 FOR UPDATE",
+                &[&plan_uuid],
+            )
+            .map_err(err)?
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "action plan",
+                id: plan_uuid.into(),
+            })?;
+        let text: String = row.get(1);
+        let current: PlanState = parse_enum(&location, &text, "action_plans", row.get(0), "state")?;
+        if !from.contains(&current) {
+            return Ok(false);
+        }
+        let at = now();
+        let n = tx
+            .execute(
+                "UPDATE action_plans SET state = $1, status_message = COALESCE($2, status_message), \
+                 updated_at = $3 WHERE uuid = $4 AND state = $5",
+                &[&to.as_str(), &message, &at, &plan_uuid, &current.as_str()],
+            )
+            .map_err(err)?;
+        if n == 1 {
+            tx.execute(
+                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
+                 old_state, new_state, payload) VALUES ($1, $2, 'action_plan', $3, $3, $4, $5, $6)",
+                &[
+                    &at,
+                    &event_type.as_str(),
+                    &plan_uuid,
+                    &current.as_str(),
+                    &to.as_str(),
+                    &serde_json::json!({"status_message": message}).to_string(),
+                ],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(n == 1)
+    }
+
+    /// Appends an event that changes no state (`action.execution.start`, …).
+    pub fn note(
+        &mut self,
+        event_type: EventType,
+        uuid: &str,
+        plan: Option<&str>,
+        payload: serde_json::Value,
+    ) -> Result<()> {
+        let location = self.location().to_string();
+        let payload = if payload.is_null() {
+            "{}".to_string()
+        } else {
+            crate::json_text(&payload)
+        };
+        self.client()
+            .execute(
+                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
+                 old_state, new_state, payload) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)",
+                &[
+                    &now(),
+                    &event_type.as_str(),
+                    &event_type.object_type().as_str(),
+                    &uuid,
+                    &plan,
+                    &payload,
+                ],
+            )
+            .map_err(|e| pg_error(&location, e))?;
+        Ok(())
+    }
+
+    /// The id of the newest event, 0 when there is none.
+    pub fn last_event_id(&mut self) -> Result<i64> {
+        let location = self.location().to_string();
+        Ok(self
+            .client()
+            .query_one("SELECT COALESCE(MAX(id), 0)::bigint FROM events", &[])
+            .map_err(|e| pg_error(&location, e))?
+            .get(0))
     }
 
     /// The event log, oldest first, optionally of one action plan, after
