@@ -461,3 +461,115 @@ fn plan_transitions_are_compare_and_set_with_their_events() {
     }
     assert_eq!(s.events(None, 0).expect("events").len(), 2);
 }
+
+#[test]
+fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() {
+    use sextant::states::{ActionState as A, EventType, PlanState as P};
+    use sextant::store::plans::{NewPlan, NewPlanAction, NewPlanRow};
+    let url = fresh_database();
+    let mut s = PgStore::open(&url).expect("open");
+    // More than one 64-row statement, and a last one of another size.
+    let n = 70;
+    let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    let params: Vec<String> = (0..n).map(|i| format!(r#"{{"z":{i},"a":"x"}}"#)).collect();
+    let parents: Vec<Vec<usize>> = (0..n)
+        .map(|i| match i {
+            0 => vec![],
+            // Out of range: dropped, as an unknown parent name is.
+            1 => vec![0, n + 5],
+            _ => vec![i - 1, i - 2],
+        })
+        .collect();
+    let plan = NewPlan {
+        state: P::Recommended,
+        planner: Some("weight".into()),
+        efficacy_indicators: serde_json::json!([{"name": "released", "value": 2.0}]),
+        actions: vec![NewPlanAction {
+            name: "owned".into(),
+            action_type: "nop".into(),
+            action_type_version: "1.0.0".into(),
+            input_parameters: serde_json::json!({"message": "hi"}),
+            parents: vec!["nobody".into()],
+            state: A::Skipped,
+        }],
+        rows: (0..n)
+            .map(|i| NewPlanRow {
+                name: &names[i],
+                action_type: "migrate",
+                action_type_version: "2.0.0",
+                input_parameters_json: &params[i],
+                parents: &parents[i],
+                state: A::Pending,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let uuid = s.create_plan(&plan).expect("stored");
+    assert_eq!(s.plan_state(&uuid).ok(), Some(P::Recommended));
+    let rows = s.actions(&uuid).expect("actions");
+    assert_eq!(rows.len(), n + 1);
+    assert_eq!(
+        (rows[0].name.as_str(), rows[0].state),
+        ("owned", A::Skipped)
+    );
+    assert!(rows[0].parents.is_empty());
+    for i in 0..n {
+        let r = &rows[i + 1];
+        assert_eq!(r.name, names[i]);
+        assert_eq!(r.state, A::Pending);
+        assert_eq!(r.input_parameters.to_string(), params[i]);
+        let want: Vec<String> = parents[i]
+            .iter()
+            .filter(|&&p| p < n)
+            .map(|&p| rows[p + 1].uuid.clone())
+            .collect();
+        assert_eq!(r.parents, want, "action {i}");
+    }
+    let events = s.events(Some(&uuid), 0).expect("events");
+    assert_eq!(events.len(), n + 2);
+    assert_eq!(events[0].event_type, EventType::PlanCreate);
+    assert!(
+        events[1..]
+            .iter()
+            .zip(&rows)
+            .all(|(e, r)| e.event_type == EventType::ActionCreate
+                && e.object_uuid == r.uuid
+                && e.new_state.as_deref() == Some(r.state.as_str()))
+    );
+    let indicators: i64 = client(&url)
+        .query_one("SELECT count(*) FROM efficacy_indicators", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(indicators, 1);
+
+    // Two actions of one name: refused, naming it, and nothing stored.
+    let twice = NewPlan {
+        state: P::Recommended,
+        rows: vec![
+            NewPlanRow {
+                name: "a",
+                action_type: "nop",
+                input_parameters_json: "{}",
+                ..Default::default()
+            },
+            NewPlanRow {
+                name: "a",
+                action_type: "nop",
+                input_parameters_json: "{}",
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let e = s.create_plan(&twice).expect_err("refused");
+    assert!(
+        e.to_string()
+            .contains("two actions of the plan are named \"a\""),
+        "{e}"
+    );
+    let plans: i64 = client(&url)
+        .query_one("SELECT count(*) FROM action_plans", &[])
+        .expect("count")
+        .get(0);
+    assert_eq!(plans, 1);
+}

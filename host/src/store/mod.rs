@@ -22,6 +22,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod pg;
 mod pg_lease;
+mod pg_plans;
 mod pg_schema;
 mod pg_transitions;
 pub mod plans;
