@@ -912,6 +912,54 @@ fn on_resume_any_reads_that_a_parent_failed_in_execute_from_the_store_not_its_me
 }
 
 #[test]
+fn an_unknown_action_state_in_the_store_stops_every_command_naming_the_row_and_changes_nothing() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "unknown.json",
+        &json!({"actions": [nop("first", &[], json!({})), nop("second", &["first"], json!({}))]}),
+    );
+    let db = home.path().join("data/sextant/sextant.db");
+    let raw = raw_db(&db);
+    // Written by something else: a state no Sextant knows. The applier
+    // once read it as PENDING and ran the action.
+    raw.execute_batch("UPDATE actions SET state = 'RUNNING' WHERE name = 'second'")
+        .expect("corrupt");
+    let id: i64 = raw
+        .query_row("SELECT id FROM actions WHERE name = 'second'", [], |r| {
+            r.get(0)
+        })
+        .expect("id");
+    let dump = |raw: &rusqlite::Connection| -> Vec<(String, String, i64)> {
+        let mut st = raw
+            .prepare(
+                "SELECT 'a', state, id FROM actions UNION ALL SELECT 'p', state, id FROM action_plans \
+                 UNION ALL SELECT event_type, coalesce(new_state, ''), id FROM events ORDER BY 1, 3",
+            )
+            .expect("prepare");
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let before = dump(&raw);
+    for args in [
+        vec!["action-plan", "start", plan.as_str(), "--wait"],
+        vec!["action", "list", "--plan", plan.as_str()],
+    ] {
+        let out = home.run(&args);
+        assert_eq!(out.status, 1, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("table actions")
+                && out.stderr.contains(&format!("row {id}"))
+                && out.stderr.contains("\"RUNNING\""),
+            "{args:?}: the error names the table, the row and the value: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(dump(&raw), before, "nothing was written");
+}
+
+#[test]
 fn start_options_are_recorded_and_serve_applies_the_plan_with_them() {
     let home = Home::new();
     // Under `default` (simulate: true) the pre_condition failure is found

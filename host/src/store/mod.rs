@@ -21,6 +21,11 @@ pub mod flows;
 mod group_commit;
 pub mod ids;
 pub mod lifecycle;
+pub mod pg;
+mod pg_lease;
+mod pg_plans;
+mod pg_schema;
+mod pg_transitions;
 pub mod plans;
 mod schema;
 pub mod sync;
@@ -143,11 +148,28 @@ pub enum StoreError {
 /// What the database driver said, shown as its message; which driver is the
 /// store's business.
 #[derive(Debug)]
-pub struct DatabaseCause(rusqlite::Error);
+pub struct DatabaseCause(Cause);
+
+#[derive(Debug)]
+enum Cause {
+    Sqlite(rusqlite::Error),
+    Postgres(postgres::Error),
+}
 
 impl std::fmt::Display for DatabaseCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        match &self.0 {
+            Cause::Sqlite(e) => e.fmt(f),
+            // Its message, then its cause's (the server's words): the
+            // driver's own Display says only "db error".
+            Cause::Postgres(e) => match e.as_db_error() {
+                Some(db) => write!(f, "{}: {}", db.severity(), db.message()),
+                None => match std::error::Error::source(e) {
+                    Some(cause) => write!(f, "{e}: {cause}"),
+                    None => e.fmt(f),
+                },
+            },
+        }
     }
 }
 
@@ -161,7 +183,7 @@ fn sqlite_error(path: &Path, cause: rusqlite::Error) -> StoreError {
         },
         None => StoreError::Database {
             path: path.to_path_buf(),
-            cause: DatabaseCause(cause),
+            cause: DatabaseCause(Cause::Sqlite(cause)),
         },
     }
 }
@@ -295,7 +317,7 @@ fn is_write_refusal(e: &StoreError) -> bool {
     matches!(
         e,
         StoreError::Database {
-            cause: DatabaseCause(rusqlite::Error::SqliteFailure(f, _)),
+            cause: DatabaseCause(Cause::Sqlite(rusqlite::Error::SqliteFailure(f, _))),
             ..
         } if matches!(
             f.code,

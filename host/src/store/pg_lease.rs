@@ -1,0 +1,138 @@
+//! The applier lease on PostgreSQL: the same operations as SQLite's
+//! (`apply.rs`), each one statement, with expiry times from the database's
+//! clock, so hosts whose clocks disagree agree on who holds a plan.
+
+use super::Result;
+use super::apply::Lease;
+use super::pg::PgStore;
+
+/// `now() + ttl` on the database's clock, as the RFC 3339 text (UTC,
+/// milliseconds) leases are stored in.
+const EXPIRY: &str = "to_char((clock_timestamp() + make_interval(secs => $1)) AT TIME ZONE 'UTC', \
+     'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+/// The database's `now`, in the same text.
+const NOW: &str =
+    "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
+
+fn secs(ttl: std::time::Duration) -> f64 {
+    ttl.as_secs_f64()
+}
+
+impl PgStore {
+    /// Takes the lease on a plan for `ttl`, unless another owner holds an
+    /// unexpired one (returned as the error's lease).
+    pub fn acquire_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<std::result::Result<(), Lease>> {
+        let taken = self
+            .client()
+            .execute(
+                &format!(
+                    "UPDATE action_plans SET lease_owner = $2, lease_expires_at = {EXPIRY} \
+                     WHERE uuid = $3 AND (lease_owner IS NULL OR lease_owner = $2 \
+                     OR lease_expires_at < {NOW})"
+                ),
+                &[&secs(ttl), &owner, &plan_uuid],
+            )
+            .map_err(|e| self.err(e))?;
+        if taken == 1 {
+            return Ok(Ok(()));
+        }
+        Ok(Err(self.lease(plan_uuid)?.unwrap_or(Lease {
+            owner: String::new(),
+            expires_at: String::new(),
+        })))
+    }
+
+    /// Takes over a lease from `old_owner` (known to be dead); false when
+    /// someone else took it first.
+    pub fn take_over_lease(
+        &mut self,
+        plan_uuid: &str,
+        old_owner: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let n = self
+            .client()
+            .execute(
+                &format!(
+                    "UPDATE action_plans SET lease_owner = $2, lease_expires_at = {EXPIRY} \
+                     WHERE uuid = $3 AND lease_owner = $4"
+                ),
+                &[&secs(ttl), &owner, &plan_uuid, &old_owner],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Renews a lease this owner holds; false when it lost it.
+    pub fn renew_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        let n = self
+            .client()
+            .execute(
+                &format!(
+                    "UPDATE action_plans SET lease_expires_at = {EXPIRY} \
+                     WHERE uuid = $2 AND lease_owner = $3"
+                ),
+                &[&secs(ttl), &plan_uuid, &owner],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    /// Gives a lease back.
+    pub fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()> {
+        self.client()
+            .execute(
+                "UPDATE action_plans SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE uuid = $1 AND lease_owner = $2",
+                &[&plan_uuid, &owner],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The lease on a plan, if any (even expired).
+    pub fn lease(&mut self, plan_uuid: &str) -> Result<Option<Lease>> {
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT lease_owner, lease_expires_at FROM action_plans WHERE uuid = $1",
+                &[&plan_uuid],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|r| {
+            let owner: Option<String> = r.get(0);
+            let expires: Option<String> = r.get(1);
+            owner.map(|owner| Lease {
+                owner,
+                expires_at: expires.unwrap_or_default(),
+            })
+        }))
+    }
+
+    /// Whether no applier holds the plan: no lease, or an expired one (on
+    /// the database's clock).
+    pub fn plan_lease_is_free(&mut self, plan_uuid: &str) -> Result<bool> {
+        let row = self
+            .client()
+            .query_opt(
+                &format!(
+                    "SELECT lease_owner IS NULL OR lease_expires_at IS NULL \
+                     OR lease_expires_at < {NOW} FROM action_plans WHERE uuid = $1"
+                ),
+                &[&plan_uuid],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(row.is_none_or(|r| r.get::<_, bool>(0)))
+    }
+}
