@@ -157,6 +157,10 @@ enum Command {
         /// 366 days; default: run until killed).
         #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
         exit_after: Option<std::time::Duration>,
+        /// Serves Watcher's REST API v1 on this address (HOST:PORT),
+        /// overriding the config's `api: {listen}`.
+        #[arg(long, value_name = "ADDR")]
+        api: Option<std::net::SocketAddr>,
     },
     /// Benchmarks that print JSON.
     #[command(subcommand)]
@@ -220,6 +224,16 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
             status: 1,
             error: e.into(),
         }
+    }
+}
+
+/// An operation's refusal (`ops`): bad input (exit status 2), or a
+/// failure of the store (1).
+pub fn op_error(e: crate::ops::OpError) -> CliError {
+    if e.is_input() {
+        CliError::input(e)
+    } else {
+        CliError::from(e)
     }
 }
 
@@ -443,7 +457,7 @@ fn run(cli: Cli) -> CliResult {
         Command::AuditTemplate(c) => audits::template(&env, c),
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
-        Command::Serve { exit_after } => serve::serve(&env, exit_after),
+        Command::Serve { exit_after, api } => serve::serve(&env, exit_after, api),
         Command::Plan {
             input,
             format,
