@@ -4,6 +4,8 @@
 //!
 //! `scripts/test` builds everything these tests need before `cargo test`.
 
+pub mod api;
+
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -50,6 +50,7 @@ impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
         match e {
             OpError::Invalid(m) => Self::bad_request(m),
+            e @ OpError::Field { .. } => Self::bad_request(e.to_string()),
             OpError::NotFound(m) => Self::not_found(m),
             OpError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             e @ OpError::Store(_) => Self::internal(e),

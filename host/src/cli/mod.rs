@@ -230,6 +230,12 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 /// An operation's refusal (`ops`): bad input (exit status 2), or a
 /// failure of the store (1).
 pub fn op_error(e: crate::ops::OpError) -> CliError {
+    if let crate::ops::OpError::Field { field, value, why } = &e {
+        return CliError::input(anyhow::anyhow!(
+            "--{} {value}: {why}",
+            field.replace('_', "-")
+        ));
+    }
     if e.is_input() {
         CliError::input(e)
     } else {

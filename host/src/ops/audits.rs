@@ -40,10 +40,11 @@ pub fn update(
     if let Some(s) = &state
         && !UPDATE_STATES.contains(&s.as_str())
     {
-        return Err(invalid(format!(
-            "state {s}: an audit is updated to one of {}",
-            UPDATE_STATES.join(", ")
-        )));
+        return Err(super::field(
+            "state",
+            s,
+            format!("an audit is updated to one of {}", UPDATE_STATES.join(", ")),
+        ));
     }
     let a = store.audit(id)?;
     let mut extra: Vec<(&str, rusqlite::types::Value)> = Vec::new();
@@ -60,8 +61,7 @@ pub fn update(
                 a.uuid, a.state
             )));
         }
-        let parsed =
-            schedule::parse_interval(i).map_err(|e| invalid(format!("interval {i}: {e}")))?;
+        let parsed = schedule::parse_interval(i).map_err(|e| super::field("interval", i, e))?;
         let next = parsed
             .next_after(chrono::Utc::now())
             .map(schedule::format_time);

@@ -19,6 +19,18 @@ pub enum OpError {
     /// The request is invalid (HTTP 400, exit status 2).
     #[error("{0}")]
     Invalid(String),
+    /// One value of the request is invalid (HTTP 400, exit status 2):
+    /// `field` as the API names it (`sort_key`); the CLI names its flag
+    /// (`--sort-key`).
+    #[error("{field} {value}: {why}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// What it names does not exist (HTTP 404, exit status 2).
     #[error("{0}")]
     NotFound(String),
@@ -63,4 +75,12 @@ impl From<DecideError> for OpError {
 
 fn invalid(msg: impl Into<String>) -> OpError {
     OpError::Invalid(msg.into())
+}
+
+fn field(field: &'static str, value: impl std::fmt::Display, why: impl Into<String>) -> OpError {
+    OpError::Field {
+        field,
+        value: value.to_string(),
+        why: why.into(),
+    }
 }

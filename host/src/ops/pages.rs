@@ -76,17 +76,19 @@ pub fn page<T: Serialize>(
 ) -> Result<Page<T>, OpError> {
     let key = args.sort_key.unwrap_or("id");
     if !keys.contains(&key) {
-        return Err(OpError::Invalid(format!(
-            "sort key {key}: not a sort key here; the valid keys are {}",
-            keys.join(", ")
-        )));
+        return Err(super::field(
+            "sort_key",
+            key,
+            format!(
+                "not a sort key here; the valid keys are {}",
+                keys.join(", ")
+            ),
+        ));
     }
     if let Some(l) = args.limit
         && l <= 0
     {
-        return Err(OpError::Invalid(format!(
-            "limit {l}: the limit must be positive"
-        )));
+        return Err(super::field("limit", l, "the limit must be positive"));
     }
     let values: Vec<Value> = items
         .iter()
@@ -116,14 +118,18 @@ pub fn page<T: Serialize>(
             match hits.as_slice() {
                 [pos] => pos + 1,
                 [] => {
-                    return Err(OpError::Invalid(format!(
-                        "marker {m}: no item of this list has that uuid"
-                    )));
+                    return Err(super::field(
+                        "marker",
+                        m,
+                        "no item of this list has that uuid",
+                    ));
                 }
                 _ => {
-                    return Err(OpError::Invalid(format!(
-                        "marker {m}: the prefix matches several items; give more of the uuid"
-                    )));
+                    return Err(super::field(
+                        "marker",
+                        m,
+                        "the prefix matches several items; give more of the uuid",
+                    ));
                 }
             }
         }

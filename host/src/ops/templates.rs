@@ -140,7 +140,7 @@ pub fn update(
     let policy = match change.policy {
         Some(Some(p)) => Some(Some(crate::decide::stored_policy(p, &vocab()).map_err(
             |e| match e {
-                crate::decide::DecideError::Invalid(m) => invalid(format!("policy {p}: {m}")),
+                crate::decide::DecideError::Invalid(m) => super::field("policy", p, m),
                 e => e.into(),
             },
         )?)),

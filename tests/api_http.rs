@@ -1,0 +1,522 @@
+//! Watcher's REST API as `sextant serve --api` serves it, over HTTP: the
+//! discovery documents, paging, the webhook, and one test per refusal
+//! (a bad microversion, a patch on an internal path, a forbidden state
+//! transition, an oversized body, malformed JSON, no or an unknown token,
+//! a role the policy refuses, `auth: none` off loopback): each with its
+//! status, Watcher's double-encoded error body naming what is at fault,
+//! and nothing stored.
+
+use serde_json::{Value, json};
+use sextant_e2e::Home;
+use sextant_e2e::api::{http, wait_for};
+use std::time::Duration;
+
+const V15: (&str, &str) = ("openstack-api-version", "infra-optim 1.5");
+
+fn get(url: &str) -> Value {
+    let a = http("GET", url, &[V15], None);
+    assert_eq!(a.status, 200, "GET {url}: {}", a.body);
+    a.json()
+}
+
+fn templates(base: &str) -> Value {
+    get(&format!("{base}/v1/audit_templates"))["audit_templates"].clone()
+}
+
+fn create_template(base: &str, name: &str) -> Value {
+    let a = http(
+        "POST",
+        &format!("{base}/v1/audit_templates"),
+        &[V15],
+        Some(&json!({"name": name, "goal": "dummy", "strategy": "dummy"}).to_string()),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let t = a.json();
+    let uuid = t["uuid"].as_str().expect("uuid").to_string();
+    assert_eq!(
+        a.header("location"),
+        Some(format!("{base}/v1/audit_templates/{uuid}").as_str())
+    );
+    t
+}
+
+fn home_with_cloud() -> Home {
+    let h = Home::new();
+    h.seed_small_cloud();
+    h
+}
+
+#[test]
+fn discovery_documents_are_watcher_s() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let root = http("GET", &format!("{}/", s.url), &[], None);
+    assert_eq!(root.status, 200);
+    assert!(
+        root.header("x-openstack-request-id")
+            .is_some_and(|v| v.starts_with("req-"))
+    );
+    let v = json!({
+        "id": "v1", "status": "CURRENT", "max_version": "1.7", "min_version": "1.0",
+        "links": [{"href": format!("{}/v1/", s.url), "rel": "self"}],
+    });
+    assert_eq!(
+        root.json(),
+        json!({
+            "name": "OpenStack Watcher API",
+            "description": "Watcher is an OpenStack project which aims to improve physical resources usage through better VM placement.",
+            "versions": [v.clone()],
+            "default_version": v,
+        })
+    );
+    // 1.0 (no header): no data_model, no webhooks; no goals or strategies.
+    let v10 = http("GET", &format!("{}/v1", s.url), &[], None);
+    assert_eq!(v10.status, 200);
+    assert_eq!(v10.header("openstack-api-version"), Some("infra-optim 1.0"));
+    assert_eq!(v10.header("openstack-api-minimum-version"), Some("1.0"));
+    assert_eq!(v10.header("openstack-api-maximum-version"), Some("1.7"));
+    assert_eq!(v10.header("vary"), Some("OpenStack-API-Version"));
+    let d = v10.json();
+    for k in [
+        "audit_templates",
+        "audits",
+        "actions",
+        "action_plans",
+        "scoring_engines",
+        "services",
+        "links",
+        "media_types",
+    ] {
+        assert!(d.get(k).is_some(), "{k} missing: {d}");
+    }
+    for k in ["data_model", "webhooks", "goals", "strategies"] {
+        assert!(d.get(k).is_none(), "{k} at 1.0: {d}");
+    }
+    assert_eq!(
+        d["audits"],
+        json!([{"href": format!("{}/v1/audits/", s.url), "rel": "self"},
+               {"href": format!("{}/audits/", s.url), "rel": "bookmark"}])
+    );
+    let latest = http(
+        "GET",
+        &format!("{}/v1/", s.url),
+        &[("openstack-api-version", "infra-optim latest")],
+        None,
+    );
+    assert_eq!(
+        latest.header("openstack-api-version"),
+        Some("infra-optim 1.7")
+    );
+    let d = latest.json();
+    assert!(
+        d.get("data_model").is_some() && d.get("webhooks").is_some(),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_bad_microversion_is_406_and_stores_nothing() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    for (asked, says) in [
+        (
+            "infra-optim 1.8",
+            "Version 1.8 was requested but the minor version is not supported by this service. The supported version range is: [1.0, 1.7].",
+        ),
+        ("infra-optim 2.0", "Version 2.0 requested but not supported"),
+        (
+            "infra-optim 1.2.3",
+            "Invalid value for OpenStack-API-Version header",
+        ),
+    ] {
+        let a = http(
+            "POST",
+            &format!("{}/v1/audit_templates", s.url),
+            &[("openstack-api-version", asked)],
+            Some(&json!({"name": "t", "goal": "dummy"}).to_string()),
+        );
+        assert_eq!(a.status, 406, "{asked}: {}", a.body);
+        assert!(a.fault().contains(says), "{asked}: {}", a.fault());
+        assert_eq!(a.header("openstack-api-maximum-version"), Some("1.7"));
+        assert!(a.header("openstack-api-version").is_none());
+    }
+    assert_eq!(templates(&s.url), json!([]));
+    // Fields below the requested version are dropped.
+    let t = create_template(&s.url, "t1");
+    let uuid = t["uuid"].as_str().unwrap();
+    let at10 = http(
+        "GET",
+        &format!("{}/v1/audit_templates/{uuid}", s.url),
+        &[],
+        None,
+    )
+    .json();
+    assert!(at10.get("default_parameters").is_none(), "{at10}");
+    let at17 = http(
+        "GET",
+        &format!("{}/v1/audit_templates/{uuid}", s.url),
+        &[("openstack-api-version", "infra-optim 1.7")],
+        None,
+    )
+    .json();
+    assert_eq!(at17["default_parameters"], json!({}));
+}
+
+#[test]
+fn a_patch_of_an_internal_path_is_400_and_changes_nothing() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let t = create_template(&s.url, "t1");
+    let url = format!(
+        "{}/v1/audit_templates/{}",
+        s.url,
+        t["uuid"].as_str().unwrap()
+    );
+    let before = get(&url);
+    for (patch, says) in [
+        (
+            json!([{"op": "replace", "path": "/uuid", "value": "x"}]),
+            "'/uuid' is an internal attribute",
+        ),
+        (
+            json!([{"op": "replace", "path": "/created_at", "value": "x"}]),
+            "'/created_at' is an internal attribute",
+        ),
+        (
+            json!([{"op": "add", "path": "/colour", "value": "red"}]),
+            "Adding a new attribute (/colour)",
+        ),
+        (
+            json!([{"op": "move", "path": "/name", "from": "/description"}]),
+            "Invalid JSON patch",
+        ),
+        (
+            json!([{"op": "copy", "path": "/name", "value": "x"}]),
+            "Invalid patch operation \"copy\"",
+        ),
+    ] {
+        let a = http("PATCH", &url, &[V15], Some(&patch.to_string()));
+        assert_eq!(a.status, 400, "{patch}: {}", a.body);
+        assert!(a.fault().contains(says), "{patch}: {}", a.fault());
+    }
+    assert_eq!(get(&url), before);
+    // An allowed patch goes through.
+    let a = http(
+        "PATCH",
+        &url,
+        &[V15],
+        Some(&json!([{"op": "replace", "path": "/description", "value": "second"}]).to_string()),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["description"], "second");
+}
+
+#[test]
+fn a_forbidden_state_transition_is_refused_and_changes_nothing() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let plan = h.import_json(
+        "p.json",
+        &json!({"actions": [
+            {"id": "a", "action_type": "nop", "input_parameters": {"message": "x"}, "parents": []},
+        ]}),
+    );
+    let url = format!("{}/v1/action_plans/{plan}", s.url);
+    let before = get(&url);
+    for to in ["SUCCEEDED", "ONGOING", "CANCELLING"] {
+        let a = http(
+            "PATCH",
+            &url,
+            &[V15],
+            Some(&json!([{"op": "replace", "path": "/state", "value": to}]).to_string()),
+        );
+        assert_eq!(a.status, 400, "{to}: {}", a.body);
+        assert_eq!(
+            a.fault(),
+            format!("State transition not allowed: (RECOMMENDED -> {to})")
+        );
+    }
+    assert_eq!(get(&url), before);
+    // An action goes to SKIPPED only.
+    let action =
+        get(&format!("{}/v1/actions?action_plan_uuid={plan}", s.url))["actions"][0]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let aurl = format!("{}/v1/actions/{action}", s.url);
+    let a = http(
+        "PATCH",
+        &aurl,
+        &[V15],
+        Some(&json!([{"op": "replace", "path": "/state", "value": "SUCCEEDED"}]).to_string()),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.fault().contains("PENDING -> SUCCEEDED"), "{}", a.fault());
+    // Below 1.5 no action is skipped.
+    let a = http(
+        "PATCH",
+        &aurl,
+        &[("openstack-api-version", "infra-optim 1.4")],
+        Some(&json!([{"op": "replace", "path": "/state", "value": "SKIPPED"}]).to_string()),
+    );
+    assert_eq!(a.status, 406, "{}", a.body);
+    assert!(a.fault().contains("1.5"), "{}", a.fault());
+    assert_eq!(get(&aurl)["state"], "PENDING");
+    // A plan cancelled cannot be started; skipping in it is a conflict.
+    let a = http(
+        "PATCH",
+        &url,
+        &[V15],
+        Some(&json!([{"op": "replace", "path": "/state", "value": "CANCELLED"}]).to_string()),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = http("POST", &format!("{url}/start"), &[V15], Some("{}"));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.fault().contains("only a RECOMMENDED plan can be started"),
+        "{}",
+        a.fault()
+    );
+    let a = http(
+        "PATCH",
+        &aurl,
+        &[V15],
+        Some(&json!([{"op": "replace", "path": "/state", "value": "SKIPPED"}]).to_string()),
+    );
+    assert_eq!(a.status, 409, "{}", a.body);
+    assert!(a.fault().contains(&action), "{}", a.fault());
+    assert_eq!(get(&url)["state"], "CANCELLED");
+}
+
+#[test]
+fn an_oversized_body_is_413_and_stores_nothing() {
+    let h = home_with_cloud();
+    h.write_config("api: {max_body: 1024}\n");
+    let s = h.serve_api();
+    let big = json!({"name": "big", "goal": "dummy", "description": "x".repeat(4000)}).to_string();
+    let a = http(
+        "POST",
+        &format!("{}/v1/audit_templates", s.url),
+        &[V15],
+        Some(&big),
+    );
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert!(a.fault().contains("length limit exceeded"), "{}", a.fault());
+    assert_eq!(templates(&s.url), json!([]));
+}
+
+#[test]
+fn malformed_json_is_400_and_stores_nothing() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    for (body, says) in [
+        (
+            "{\"audit_type\": \"ONESHOT\", \"goal\": ",
+            "Malformed JSON body",
+        ),
+        ("[1, 2]", "must be a JSON object"),
+        (
+            "{\"audit_type\": \"ONESHOT\", \"goal\": \"dummy\", \"colour\": 1}",
+            "Unknown attribute for argument audit: colour",
+        ),
+        (
+            "{\"goal\": \"dummy\"}",
+            "Mandatory field missing: audit_type",
+        ),
+        ("{\"audit_type\": \"ONESHOT\", \"goal\": \"dumy\"}", "dumy"),
+    ] {
+        let a = http("POST", &format!("{}/v1/audits", s.url), &[V15], Some(body));
+        assert_eq!(a.status, 400, "{body}: {}", a.body);
+        assert!(a.fault().contains(says), "{body}: {}", a.fault());
+    }
+    assert_eq!(get(&format!("{}/v1/audits", s.url))["audits"], json!([]));
+    // Paging arguments are checked too.
+    let a = http("GET", &format!("{}/v1/audits?limit=0", s.url), &[V15], None);
+    assert_eq!(a.status, 400);
+    assert_eq!(a.fault(), "Limit must be positive");
+    let a = http(
+        "GET",
+        &format!("{}/v1/audits?sort_dir=up", s.url),
+        &[V15],
+        None,
+    );
+    assert_eq!(a.status, 400);
+    assert!(
+        a.fault().contains("Invalid sort direction: up"),
+        "{}",
+        a.fault()
+    );
+}
+
+const TOKENS: &str = "api:
+  auth: tokens
+  tokens:
+    - {name: ops, sha256: 01a9119ca65b23539bbc977f36d9318334c72052593c35edb34cf3b162ec7136, roles: [admin]}
+    - {name: dashboard, sha256: 8ed7a3cb498a69b97157eb5c685b8831eabdc118fce9a4c75425920ab3ddf6e0, roles: [reader]}
+";
+
+#[test]
+fn tokens_no_token_an_unknown_token_and_a_reader_s_write_are_refused() {
+    let h = home_with_cloud();
+    h.write_config(TOKENS);
+    let s = h.serve_api();
+    let url = format!("{}/v1/audit_templates", s.url);
+    let body = json!({"name": "t1", "goal": "dummy"}).to_string();
+    let none = http("POST", &url, &[V15], Some(&body));
+    assert_eq!(none.status, 401, "{}", none.body);
+    assert_eq!(
+        none.fault(),
+        "The request you have made requires authentication."
+    );
+    let unknown = http(
+        "POST",
+        &url,
+        &[V15, ("x-auth-token", "admin-token-2")],
+        Some(&body),
+    );
+    assert_eq!(unknown.status, 401, "{}", unknown.body);
+    let reader = [V15, ("x-auth-token", "reader-token-1")];
+    let write = http("POST", &url, &reader, Some(&body));
+    assert_eq!(write.status, 403, "{}", write.body);
+    assert_eq!(
+        write.fault(),
+        "Policy doesn't allow audit_template:create to be performed."
+    );
+    // Nothing was stored; the reader reads.
+    let list = http("GET", &url, &reader, None);
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.json()["audit_templates"], json!([]));
+    // The refusals are logged with the caller, never the token.
+    let log = s.log_text();
+    assert!(
+        log.contains("refused POST /v1/audit_templates for dashboard (roles reader)"),
+        "{log}"
+    );
+    assert!(log.contains("no X-Auth-Token (401)"), "{log}");
+    assert!(
+        !log.contains("reader-token-1") && !log.contains("admin-token-2"),
+        "{log}"
+    );
+    // The root document needs no token; the admin writes.
+    assert_eq!(http("GET", &format!("{}/", s.url), &[], None).status, 200);
+    let admin = http(
+        "POST",
+        &url,
+        &[V15, ("x-auth-token", "admin-token-1")],
+        Some(&body),
+    );
+    assert_eq!(admin.status, 201, "{}", admin.body);
+}
+
+#[test]
+fn auth_none_off_loopback_is_refused_at_start() {
+    let h = Home::new();
+    let out = h.run(&["serve", "--api", "0.0.0.0:9", "--exit-after", "1"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("0.0.0.0:9") && out.stderr.contains("loopback"),
+        "{}",
+        out.stderr
+    );
+    h.write_config("api: {auth: tokens}\n");
+    let out = h.run(&["serve", "--api", "127.0.0.1:9", "--exit-after", "1"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("tokens"), "{}", out.stderr);
+}
+
+#[test]
+fn lists_page_with_max_limit_marker_and_next() {
+    let h = home_with_cloud();
+    h.write_config("api: {max_limit: 2}\n");
+    let s = h.serve_api();
+    let made: Vec<String> = ["t1", "t2", "t3"]
+        .iter()
+        .map(|n| {
+            create_template(&s.url, n)["uuid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // No limit, or a bigger one: max_limit; the page is full, so `next`.
+    let first = get(&format!("{}/v1/audit_templates?goal=dummy&limit=50", s.url));
+    let names: Vec<&str> = first["audit_templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["t1", "t2"]);
+    let next = first["next"].as_str().expect("next").to_string();
+    assert_eq!(
+        next,
+        format!(
+            "{}/v1/audit_templates?goal=dummy&limit=2&marker={}",
+            s.url, made[1]
+        )
+    );
+    let second = get(&next);
+    assert_eq!(second["audit_templates"][0]["uuid"], made[2].as_str());
+    assert!(second.get("next").is_none(), "{second}");
+    let desc = get(&format!(
+        "{}/v1/audit_templates/detail?sort_key=name&sort_dir=desc&limit=1",
+        s.url
+    ));
+    assert_eq!(desc["audit_templates"][0]["name"], "t3");
+    assert!(
+        desc["audit_templates"][0].get("description").is_some(),
+        "{desc}"
+    );
+    let a = http(
+        "GET",
+        &format!("{}/v1/audit_templates?sort_key=colour", s.url),
+        &[V15],
+        None,
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.fault().contains("colour"), "{}", a.fault());
+}
+
+#[test]
+fn a_webhook_runs_an_event_audit() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let a = http(
+        "POST",
+        &format!("{}/v1/audits", s.url),
+        &[V15],
+        Some(
+            &json!({"audit_type": "EVENT", "goal": "dummy", "strategy": "dummy", "name": "e1"})
+                .to_string(),
+        ),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    assert_eq!(a.json()["state"], "PENDING");
+    let hook = format!("{}/v1/webhooks/e1", s.url);
+    let old = http(
+        "POST",
+        &hook,
+        &[("openstack-api-version", "infra-optim 1.3")],
+        Some("{}"),
+    );
+    assert_eq!(old.status, 406, "{}", old.body);
+    let ok = http("POST", &hook, &[V15], Some("{\"alarm\": \"cpu\"}"));
+    assert_eq!(ok.status, 202, "{}", ok.body);
+    wait_for("the EVENT audit to run", Duration::from_secs(30), || {
+        get(&format!("{}/v1/audits/e1", s.url))["state"] == "SUCCEEDED"
+    });
+    let plans = get(&format!("{}/v1/action_plans?audit_uuid=e1", s.url));
+    assert_eq!(
+        plans["action_plans"].as_array().map(Vec::len),
+        Some(1),
+        "{plans}"
+    );
+    let a = http(
+        "POST",
+        &format!("{}/v1/webhooks/nope", s.url),
+        &[V15],
+        Some("{}"),
+    );
+    assert_eq!(a.status, 404);
+    assert_eq!(a.fault(), "Audit nope could not be found");
+}
