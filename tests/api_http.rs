@@ -520,3 +520,53 @@ fn a_webhook_runs_an_event_audit() {
     assert_eq!(a.status, 404);
     assert_eq!(a.fault(), "Audit nope could not be found");
 }
+
+#[test]
+fn sigterm_stops_the_api_with_serve() {
+    let h = home_with_cloud();
+    let mut s = h.serve_api();
+    assert_eq!(
+        http("GET", &format!("{}/v1/goals", s.url), &[], None).status,
+        200
+    );
+    let port = s.url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    assert_eq!(s.stop(), 0, "{}", s.log_text());
+    let log = s.log_text();
+    let api_stopped = log.find("api stopped").expect("api stopped logged");
+    let serve_stopped = log
+        .find("sextant serve stopped")
+        .expect("serve stopped logged");
+    assert!(api_stopped < serve_stopped, "{log}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening"
+    );
+}
+
+#[test]
+fn concurrent_writes_are_all_stored() {
+    let h = home_with_cloud();
+    h.write_config("api: {concurrency: 4}\n");
+    let s = h.serve_api();
+    let url = format!("{}/v1/audit_templates", s.url);
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|i| {
+                        let body =
+                            json!({"name": format!("t{t}-{i}"), "goal": "dummy"}).to_string();
+                        http("POST", &url, &[V15], Some(&body)).status
+                    })
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    assert_eq!(templates(&s.url).as_array().map(Vec::len), Some(80));
+}
