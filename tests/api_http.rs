@@ -570,3 +570,55 @@ fn concurrent_writes_are_all_stored() {
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     assert_eq!(templates(&s.url).as_array().map(Vec::len), Some(80));
 }
+
+#[test]
+fn action_lists_walk_a_plan_page_by_page_both_ways() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let actions: Vec<Value> = (0..7)
+        .map(|i| json!({"id": format!("a{i}"), "action_type": "nop", "input_parameters": {"message": "x"}, "parents": []}))
+        .collect();
+    let plan = h.import_json("p.json", &json!({ "actions": actions }));
+    let all: Vec<String> = h
+        .actions(&plan)
+        .iter()
+        .map(|a| a["uuid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(all.len(), 7);
+    for dir in ["asc", "desc"] {
+        let mut url = format!(
+            "{}/v1/actions?action_plan_uuid={plan}&sort_dir={dir}&limit=3",
+            s.url
+        );
+        let mut walked = Vec::new();
+        loop {
+            let page = get(&url);
+            let items = page["actions"].as_array().unwrap().clone();
+            walked.extend(
+                items
+                    .iter()
+                    .map(|a| a["uuid"].as_str().unwrap().to_string()),
+            );
+            match page["next"].as_str() {
+                Some(n) => url = n.to_string(),
+                None => break,
+            }
+        }
+        let mut want = all.clone();
+        if dir == "desc" {
+            want.reverse();
+        }
+        assert_eq!(walked, want, "{dir}");
+    }
+    let every = get(&format!("{}/v1/actions/detail", s.url));
+    assert_eq!(every["actions"].as_array().map(Vec::len), Some(7));
+    assert_eq!(every["actions"][0]["description"], "Logging a NOP message.");
+    let a = http(
+        "GET",
+        &format!("{}/v1/actions?marker=nope", s.url),
+        &[V15],
+        None,
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.fault().contains("marker nope"), "{}", a.fault());
+}

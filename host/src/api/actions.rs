@@ -7,9 +7,10 @@
 use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult};
 use super::links::{Ctx, collection, drop_field, only, time};
-use super::pages::{ListQuery, paginate};
+use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
+use crate::ops::pages::SortDir;
 use crate::store::plans::ActionRow;
 use axum::Json;
 use axum::body::Bytes;
@@ -91,7 +92,10 @@ async fn list_of(
         ));
     }
     let c = ctx.clone();
-    let items = st
+    let max_limit = st.cfg.max_limit;
+    let res = if detail { "actions/detail" } else { "actions" };
+    // Paged on the rows, so that only the page is turned into JSON.
+    let (mut items, next) = st
         .store(move |s, _| {
             let plans: Vec<String> = match (&plan, &audit) {
                 (Some(p), _) => vec![
@@ -112,15 +116,44 @@ async fn list_of(
                 }
                 (None, None) => s.plans(None)?.into_iter().map(|p| p.uuid).collect(),
             };
-            let mut items = Vec::new();
-            for p in plans {
-                items.extend(with_descriptions(s, &s.actions(&p)?, &c)?);
+            // In creation order (the default), the page is read in SQL.
+            if audit.is_none() && q.filter("sort_key").is_none_or(|k| k == "id") {
+                let limit = limit_of(&q, max_limit)?;
+                let desc = sort_dir_of(&q)? == SortDir::Desc;
+                let marker = q.filter("marker");
+                let uuids = s
+                    .action_uuids_page(
+                        plan.as_ref().and(plans.first()).map(String::as_str),
+                        marker,
+                        limit as usize,
+                        desc,
+                    )?
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "marker {}: no item of this list has that uuid",
+                            marker.unwrap_or_default()
+                        ))
+                    })?;
+                let rows = uuids
+                    .iter()
+                    .map(|u| s.action(u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let next = (rows.len() as i64 == limit)
+                    .then(|| {
+                        rows.last()
+                            .map(|r| next_link(&q, &c, res, FILTERS, limit, &r.uuid))
+                    })
+                    .flatten();
+                return Ok((with_descriptions(s, &rows, &c)?, next));
             }
-            Ok(items)
+            let mut rows = Vec::new();
+            for p in plans {
+                rows.extend(s.actions(&p)?);
+            }
+            let (rows, next) = paginate(rows, SORT_KEYS, &q, max_limit, &c, res, FILTERS)?;
+            Ok((with_descriptions(s, &rows, &c)?, next))
         })
         .await?;
-    let res = if detail { "actions/detail" } else { "actions" };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, FILTERS)?;
     if !detail {
         items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
     }

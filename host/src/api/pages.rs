@@ -7,8 +7,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::links::Ctx;
-use crate::ops::pages::{PageRequest, SortDir, page};
-use serde_json::Value;
+use crate::ops::pages::{Keyed, PageRequest, SortDir, page};
 use std::collections::HashMap;
 
 /// The query of a list request.
@@ -40,19 +39,11 @@ impl ListQuery {
     }
 }
 
-/// One page of `items` (full objects in creation order, each with a
-/// `uuid`), and the `next` link of `resource` (with the `filters` given).
-pub fn paginate(
-    items: Vec<Value>,
-    keys: &[&str],
-    q: &ListQuery,
-    max_limit: u32,
-    ctx: &Ctx,
-    resource: &str,
-    filters: &[&str],
-) -> ApiResult<(Vec<Value>, Option<String>)> {
-    let limit = match q.params.get("limit") {
-        None => i64::from(max_limit),
+/// The page size asked for: `limit`, at most `max_limit` (missing:
+/// `max_limit`; not positive: 400).
+pub fn limit_of(q: &ListQuery, max_limit: u32) -> ApiResult<i64> {
+    match q.params.get("limit") {
+        None => Ok(i64::from(max_limit)),
         Some(l) => {
             let n: i64 = l
                 .trim()
@@ -61,49 +52,72 @@ pub fn paginate(
             if n <= 0 {
                 return Err(ApiError::bad_request("Limit must be positive"));
             }
-            n.min(i64::from(max_limit))
+            Ok(n.min(i64::from(max_limit)))
         }
-    };
-    let sort_dir = match q.params.get("sort_dir").map(String::as_str) {
-        None | Some("asc") => SortDir::Asc,
-        Some("desc") => SortDir::Desc,
-        Some(d) => {
-            return Err(ApiError::bad_request(format!(
-                "Invalid sort direction: {d}. Acceptable values are 'asc' or 'desc'"
-            )));
+    }
+}
+
+/// The sort direction asked for (`asc` or `desc`, else 400).
+pub fn sort_dir_of(q: &ListQuery) -> ApiResult<SortDir> {
+    match q.params.get("sort_dir").map(String::as_str) {
+        None | Some("asc") => Ok(SortDir::Asc),
+        Some("desc") => Ok(SortDir::Desc),
+        Some(d) => Err(ApiError::bad_request(format!(
+            "Invalid sort direction: {d}. Acceptable values are 'asc' or 'desc'"
+        ))),
+    }
+}
+
+/// The `next` link of a full page whose last item is `last`.
+pub fn next_link(
+    q: &ListQuery,
+    ctx: &Ctx,
+    resource: &str,
+    filters: &[&str],
+    limit: i64,
+    last: &str,
+) -> String {
+    let mut args = String::new();
+    for f in filters {
+        if let Some(v) = q.filter(f) {
+            args.push_str(&format!("{f}={v}&"));
         }
-    };
+    }
+    for k in ["sort_key", "sort_dir"] {
+        if let Some(v) = q.filter(k) {
+            args.push_str(&format!("{k}={v}&"));
+        }
+    }
+    format!(
+        "{}/v1/{resource}?{args}limit={limit}&marker={last}",
+        ctx.base
+    )
+}
+
+/// One page of `items` (in creation order, each with a `uuid`), and the
+/// `next` link of `resource` (with the `filters` given).
+pub fn paginate<T: Keyed>(
+    items: Vec<T>,
+    keys: &[&str],
+    q: &ListQuery,
+    max_limit: u32,
+    ctx: &Ctx,
+    resource: &str,
+    filters: &[&str],
+) -> ApiResult<(Vec<T>, Option<String>)> {
+    let limit = limit_of(q, max_limit)?;
     let req = PageRequest {
         limit: Some(limit),
         marker: q.filter("marker"),
         sort_key: q.filter("sort_key"),
-        sort_dir,
+        sort_dir: sort_dir_of(q)?,
     };
     let p = page(items, keys, &req)?;
     let next = if p.items.len() as i64 == limit {
-        let last = p.items.last().and_then(|v| {
-            v["uuid"]
-                .as_str()
-                .map(str::to_string)
-                .or_else(|| v["id"].as_i64().map(|i| i.to_string()))
-        });
-        last.map(|marker| {
-            let mut args = String::new();
-            for f in filters {
-                if let Some(v) = q.filter(f) {
-                    args.push_str(&format!("{f}={v}&"));
-                }
-            }
-            for k in ["sort_key", "sort_dir"] {
-                if let Some(v) = q.filter(k) {
-                    args.push_str(&format!("{k}={v}&"));
-                }
-            }
-            format!(
-                "{}/v1/{resource}?{args}limit={limit}&marker={marker}",
-                ctx.base
-            )
-        })
+        p.items
+            .last()
+            .and_then(|v| v.uuid())
+            .map(|last| next_link(q, ctx, resource, filters, limit, last))
     } else {
         None
     };

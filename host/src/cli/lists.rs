@@ -9,7 +9,6 @@
 use super::CliError;
 use crate::ops::pages::{self, PageRequest};
 use clap::ValueEnum;
-use serde::Serialize;
 
 /// Sort directions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -98,7 +97,7 @@ pub const ACTION_KEYS: &[&str] = &[
 /// One page of `items` (in creation order), sorted and cut as `args` say
 /// (`ops::pages`); `keys` are the valid sort keys. Prints on stderr how to
 /// get the next page when one may follow.
-pub fn page<T: Serialize>(
+pub fn page<T: pages::Keyed>(
     items: Vec<T>,
     keys: &[&str],
     args: &PageArgs,

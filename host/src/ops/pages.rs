@@ -67,9 +67,38 @@ fn compare(a: &Value, b: &Value) -> Ordering {
     }
 }
 
+/// What a list holds: objects with a uuid (the marker), serialized only
+/// when sorted on a field other than the creation order.
+pub trait Keyed: Serialize {
+    /// The object's uuid.
+    fn uuid(&self) -> Option<&str>;
+}
+
+macro_rules! keyed {
+    ($($t:ty),*) => {$(
+        impl Keyed for $t {
+            fn uuid(&self) -> Option<&str> {
+                Some(&self.uuid)
+            }
+        }
+    )*};
+}
+keyed!(
+    crate::store::plans::PlanRow,
+    crate::store::plans::ActionRow,
+    crate::store::audits::AuditRow,
+    crate::store::audits::TemplateRow
+);
+
+impl Keyed for Value {
+    fn uuid(&self) -> Option<&str> {
+        self["uuid"].as_str()
+    }
+}
+
 /// One page of `items` (in creation order), sorted and cut as `req`
 /// says; `keys` are the valid sort keys.
-pub fn page<T: Serialize>(
+pub fn page<T: Keyed>(
     items: Vec<T>,
     keys: &[&str],
     args: &PageRequest<'_>,
@@ -90,13 +119,13 @@ pub fn page<T: Serialize>(
     {
         return Err(super::field("limit", l, "the limit must be positive"));
     }
-    let values: Vec<Value> = items
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()
-        .map_err(|e| OpError::Invalid(format!("a listed item is not JSON: {e}")))?;
     let mut order: Vec<usize> = (0..items.len()).collect();
     if key != "id" {
+        let values: Vec<Value> = items
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| OpError::Invalid(format!("a listed item is not JSON: {e}")))?;
         order.sort_by(|&a, &b| compare(&values[a][key], &values[b][key]).then(a.cmp(&b)));
     }
     if args.sort_dir == SortDir::Desc {
@@ -109,8 +138,8 @@ pub fn page<T: Serialize>(
                 .iter()
                 .enumerate()
                 .filter(|(_, i)| {
-                    values[**i]["uuid"]
-                        .as_str()
+                    items[**i]
+                        .uuid()
                         .is_some_and(|u| u == m || (m.len() >= 4 && u.starts_with(m)))
                 })
                 .map(|(pos, _)| pos)
@@ -141,7 +170,7 @@ pub fn page<T: Serialize>(
     let next_marker = if end < order.len() {
         end.checked_sub(1)
             .and_then(|e| order.get(e))
-            .and_then(|last| values[*last]["uuid"].as_str())
+            .and_then(|last| items[*last].uuid())
             .map(str::to_string)
     } else {
         None
