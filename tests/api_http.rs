@@ -622,3 +622,40 @@ fn action_lists_walk_a_plan_page_by_page_both_ways() {
     assert_eq!(a.status, 400);
     assert!(a.fault().contains("marker nope"), "{}", a.fault());
 }
+
+#[test]
+fn action_types_are_listed_and_shown_by_name_and_version() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let list = get(&format!("{}/v1/action_types", s.url));
+    let names: Vec<&str> = list["action_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for n in ["migrate", "nop", "sleep"] {
+        assert!(names.contains(&n), "{n} missing: {names:?}");
+    }
+    let cli = h
+        .run(&["action-type", "show", "nop", "--format", "json"])
+        .json();
+    let api = get(&format!("{}/v1/action_types/nop", s.url));
+    assert_eq!(api, cli);
+    assert_eq!(api["handler_entry"], "nop");
+    let version = api["version"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&format!("{}/v1/action_types/nop@{version}", s.url)),
+        cli
+    );
+    let a = http(
+        "GET",
+        &format!("{}/v1/action_types/nop@9.9.9", s.url),
+        &[V15],
+        None,
+    );
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(a.fault().contains("9.9.9"), "{}", a.fault());
+    // Watcher's discovery document does not change.
+    assert!(get(&format!("{}/v1", s.url)).get("action_types").is_none());
+}

@@ -13,10 +13,11 @@
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
-//! `data_model.rs`, `webhooks.rs`. Domain rules live in `ops/`, shared with
-//! the CLI.
+//! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`.
+//! Domain rules live in `ops/`, shared with the CLI.
 
 mod action_plans;
+mod action_types;
 mod actions;
 mod audit_templates;
 mod audits;

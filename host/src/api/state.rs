@@ -49,6 +49,10 @@ pub struct ApiContext {
     pub clock: ServiceClock,
     /// This host's name (services' `host`).
     pub host: String,
+    /// The action-mapper entry (config `mapper`).
+    pub mapper: String,
+    /// The drivers the mapper tries (config `drivers`).
+    pub drivers: Vec<String>,
 }
 
 /// The shared state of the handlers.

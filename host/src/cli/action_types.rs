@@ -105,14 +105,7 @@ fn mapper<'p>(env: &Env, plugins: &'p PluginRegistry) -> HandlerMapper<'p> {
 }
 
 fn type_json(t: &ActionType, lang: &str, m: &HandlerMapper<'_>) -> Value {
-    let mut v = t.to_json(lang);
-    let (entry, error) = match m.handler_for(t) {
-        Ok(h) => (Value::String(h), Value::Null),
-        Err(e) => (Value::Null, Value::String(e.reason)),
-    };
-    v["handler_entry"] = entry;
-    v["mapping_error"] = error;
-    v
+    crate::ops::action_types::describe(t, lang, m)
 }
 
 fn list(env: &Env, lang: &str, format: Format) -> CliResult {

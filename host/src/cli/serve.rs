@@ -68,6 +68,8 @@ pub fn serve(env: &Env, exit_after: Option<Duration>, api: Option<SocketAddr>) -
                     model: env.model_source(),
                     clock: clock.clone(),
                     host: host_name(),
+                    mapper: env.config.mapper.clone(),
+                    drivers: env.config.drivers.clone(),
                 },
             )
             .map_err(|e| match e {

@@ -5,6 +5,7 @@
 //! turns an [`OpError`] into an exit status, the API into an HTTP status
 //! with Watcher's error body.
 
+pub mod action_types;
 pub mod audits;
 pub mod pages;
 pub mod plans;
