@@ -659,3 +659,51 @@ fn action_types_are_listed_and_shown_by_name_and_version() {
     // Watcher's discovery document does not change.
     assert!(get(&format!("{}/v1", s.url)).get("action_types").is_none());
 }
+
+#[test]
+fn goals_and_strategies_are_named_in_the_caller_s_language() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let url = format!("{}/v1/goals/dummy", s.url);
+    assert_eq!(get(&url)["display_name"], "Dummy goal");
+    let fr = http(
+        "GET",
+        &url,
+        &[("accept-language", "fr-FR,fr;q=0.9,en;q=0.5")],
+        None,
+    );
+    assert_eq!(fr.json()["display_name"], "Objectif factice");
+    let fr = http(
+        "GET",
+        &format!("{}/v1/strategies?goal=dummy", s.url),
+        &[("accept-language", "fr")],
+        None,
+    );
+    assert_eq!(
+        fr.json()["strategies"][0]["display_name"],
+        "Stratégie factice"
+    );
+}
+
+#[test]
+fn paths_without_v1_and_with_a_trailing_slash_are_the_v1_resources() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let want = get(&format!("{}/v1/goals", s.url));
+    for path in ["/goals", "/goals/", "/v1/goals/"] {
+        let a = http("GET", &format!("{}{path}", s.url), &[V15], None);
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+        assert_eq!(
+            a.header("openstack-api-version"),
+            Some("infra-optim 1.5"),
+            "{path}"
+        );
+        assert_eq!(a.json(), want, "{path}");
+    }
+    let a = http("GET", &format!("{}/nothing/here", s.url), &[V15], None);
+    assert_eq!(a.status, 404);
+    assert_eq!(a.fault(), "The resource could not be found.");
+    let a = http("PUT", &format!("{}/v1/goals", s.url), &[V15], Some("{}"));
+    assert_eq!(a.status, 405);
+    assert_eq!(a.fault(), "Method Not Allowed");
+}

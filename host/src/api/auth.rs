@@ -92,8 +92,8 @@ fn hex_sha256(text: &str) -> String {
 
 /// The rule Watcher names for a request (`audit:create`, …).
 fn rule(method: &Method, path: &str) -> String {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
     let mut parts = path.trim_start_matches('/').split('/');
-    let _v1 = parts.next();
     let resource = parts.next().unwrap_or("");
     let singular = resource.trim_end_matches('s');
     let action = match *method {
@@ -114,7 +114,8 @@ fn allowed(caller: &Caller, method: &Method, path: &str) -> bool {
     if caller.is_admin() {
         return true;
     }
-    if path.starts_with("/v1/webhooks/") && *method == Method::POST {
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    if path.starts_with("/webhooks/") && *method == Method::POST {
         return caller.has("service");
     }
     matches!(*method, Method::GET | Method::HEAD) && caller.has("reader")
@@ -209,6 +210,8 @@ mod tests {
         assert!(!allowed(&reader, &Method::POST, "/v1/audits"));
         assert!(!allowed(&reader, &Method::POST, "/v1/webhooks/a"));
         assert!(allowed(&service, &Method::POST, "/v1/webhooks/a"));
+        assert!(allowed(&service, &Method::POST, "/webhooks/a"));
+        assert_eq!(rule(&Method::POST, "/audits"), "audit:create");
         assert!(!allowed(&service, &Method::GET, "/v1/goals"));
         assert_eq!(rule(&Method::POST, "/v1/audits"), "audit:create");
         assert_eq!(rule(&Method::GET, "/v1/goals/dummy"), "goal:get");

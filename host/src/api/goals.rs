@@ -25,7 +25,7 @@ fn to_json(g: &GoalRow, ctx: &Ctx) -> Value {
     json!({
         "uuid": g.uuid,
         "name": g.name,
-        "display_name": g.display_name,
+        "display_name": crate::ops::display_name(&g.display_names, &g.display_name, &ctx.lang),
         "efficacy_specification": g.efficacy_specification,
         "created_at": time(Some(&g.created_at)),
         "updated_at": time(g.updated_at.as_deref()),

@@ -15,6 +15,9 @@ pub struct Ctx {
     pub base: String,
     /// The negotiated microversion.
     pub version: Version,
+    /// The language display names are given in: the first of
+    /// `Accept-Language`, else English.
+    pub lang: String,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -31,7 +34,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
                         .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
             })
             .unwrap_or("localhost");
+        let lang = parts
+            .headers
+            .get(axum::http::header::ACCEPT_LANGUAGE)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.split([',', ';']).next())
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "*")
+            .unwrap_or("en")
+            .to_string();
         Ok(Self {
+            lang,
             base: format!("http://{host}"),
             version: parts.extensions.get::<Version>().copied().unwrap_or(MIN),
         })

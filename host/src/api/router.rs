@@ -96,12 +96,20 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
 
 /// A router where every route also answers with a trailing slash, as
 /// pecan's do (the client asks for `/v1/strategies/?goal=…` and
-/// `/v1/data_model/?…`).
+/// `/v1/data_model/?…`), and without the `/v1` prefix, as Watcher's root
+/// controller routes `/audits` to `/v1/audits`.
 struct Slashed(Router<Arc<AppState>>);
 
 impl Slashed {
     fn route(self, path: &str, m: axum::routing::MethodRouter<Arc<AppState>>) -> Self {
-        Self(self.0.route(path, m.clone()).route(&format!("{path}/"), m))
+        let mut r = self
+            .0
+            .route(path, m.clone())
+            .route(&format!("{path}/"), m.clone());
+        if let Some(bare) = path.strip_prefix("/v1").filter(|b| !b.is_empty()) {
+            r = r.route(bare, m.clone()).route(&format!("{bare}/"), m);
+        }
+        Self(r)
     }
 }
 

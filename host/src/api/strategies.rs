@@ -30,7 +30,7 @@ fn to_json(s: &StrategyRow, ctx: &Ctx) -> Value {
     json!({
         "uuid": s.uuid,
         "name": s.name,
-        "display_name": s.display_name,
+        "display_name": crate::ops::display_name(&s.display_names, &s.display_name, &ctx.lang),
         "goal_uuid": s.goal_uuid,
         "goal_name": s.goal_name,
         "parameters_spec": s.parameters_spec,

@@ -74,6 +74,16 @@ impl From<DecideError> for OpError {
     }
 }
 
+/// A goal's or strategy's display name in `lang` (`fr`, `fr_FR.UTF-8`,
+/// `fr-CA`), from its translations, else `fallback` (English).
+pub fn display_name(names: &serde_json::Value, fallback: &str, lang: &str) -> String {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(names.clone()).unwrap_or_default();
+    sextant_plugin_api::manifest::pick_translation(&map, lang)
+        .unwrap_or(fallback)
+        .to_string()
+}
+
 fn invalid(msg: impl Into<String>) -> OpError {
     OpError::Invalid(msg.into())
 }
