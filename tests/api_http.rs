@@ -707,3 +707,93 @@ fn paths_without_v1_and_with_a_trailing_slash_are_the_v1_resources() {
     assert_eq!(a.status, 405);
     assert_eq!(a.fault(), "Method Not Allowed");
 }
+
+const GREET: &str = "name: greet
+version: 1.0.0
+description: Greets, through the nop handler.
+handler: nop
+parameters:
+  type: object
+  required: [message]
+  properties:
+    message: {type: string}
+";
+
+#[test]
+fn an_action_type_created_through_the_api_runs_in_a_plan_started_through_it() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let url = format!("{}/v1/action_types", s.url);
+    // A bad definition: located in the body, nothing registered.
+    let bad = http(
+        "POST",
+        &url,
+        &[V15],
+        Some("name: greet\nversion: 1.0.0\nhandler: nop\nparamters: {}\n"),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.fault().contains("request body:4:1"), "{}", bad.fault());
+    assert_eq!(
+        http("GET", &format!("{url}/greet"), &[V15], None).status,
+        404
+    );
+    // Created: 201 with Location; again with the same text: 200.
+    let made = http("POST", &url, &[V15], Some(GREET));
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(
+        made.header("location"),
+        Some(format!("{url}/greet@1.0.0").as_str())
+    );
+    assert_eq!(made.json()["handler_entry"], "nop");
+    assert_eq!(http("POST", &url, &[V15], Some(GREET)).status, 200);
+    assert_eq!(
+        get(&format!("{url}/greet@1.0.0"))["description"],
+        "Greets, through the nop handler."
+    );
+    // A plan of it, started through the API, runs with no restart.
+    let plan_of = |name: &str| {
+        h.import_json(
+            name,
+            &json!({"actions": [{"id": "g", "action_type": "greet", "input_parameters": {"message": "hi"}, "parents": []}]}),
+        )
+    };
+    let plan = plan_of("p1.json");
+    let a = http(
+        "POST",
+        &format!("{}/v1/action_plans/{plan}/start", s.url),
+        &[V15],
+        Some("{}"),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["state"], "PENDING");
+    wait_for("serve to apply the plan", Duration::from_secs(60), || {
+        get(&format!("{}/v1/action_plans/{plan}", s.url))["state"] == "SUCCEEDED"
+    });
+    // Deleting it is refused while a plan that has not ended uses it.
+    let other = plan_of("p2.json");
+    let refused = http("DELETE", &format!("{url}/greet@1.0.0"), &[V15], None);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(
+        refused.fault().contains(&other) && refused.fault().contains("RECOMMENDED"),
+        "{}",
+        refused.fault()
+    );
+    assert_eq!(get(&format!("{url}/greet@1.0.0"))["name"], "greet");
+    let a = http(
+        "PATCH",
+        &format!("{}/v1/action_plans/{other}", s.url),
+        &[V15],
+        Some(&json!([{"op": "replace", "path": "/state", "value": "CANCELLED"}]).to_string()),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        http("DELETE", &format!("{url}/greet@1.0.0"), &[V15], None).status,
+        204
+    );
+    assert_eq!(
+        http("GET", &format!("{url}/greet"), &[V15], None).status,
+        404
+    );
+    let cli = h.run(&["action-type", "show", "greet"]);
+    assert_eq!(cli.status, 2, "{}", cli.stdout);
+}

@@ -53,7 +53,7 @@ impl From<OpError> for ApiError {
             e @ OpError::Field { .. } => Self::bad_request(e.to_string()),
             OpError::NotFound(m) => Self::not_found(m),
             OpError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
-            e @ OpError::Store(_) => Self::internal(e),
+            e @ (OpError::Store(_) | OpError::Internal(_)) => Self::internal(e),
         }
     }
 }

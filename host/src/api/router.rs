@@ -76,8 +76,14 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
         .route("/v1/services/{id}", get(services::show))
         .route("/v1/data_model", get(data_model::list))
         .route("/v1/webhooks/{audit}", post(webhooks::trigger))
-        .route("/v1/action_types", get(action_types::list))
-        .route("/v1/action_types/{reference}", get(action_types::show))
+        .route(
+            "/v1/action_types",
+            get(action_types::list).post(action_types::create),
+        )
+        .route(
+            "/v1/action_types/{reference}",
+            get(action_types::show).delete(action_types::delete),
+        )
         .0
         .layer(middleware::from_fn(version::layer))
         .layer(middleware::from_fn_with_state(st.clone(), auth::layer));

@@ -41,8 +41,10 @@ pub struct ApiContext {
     pub db: PathBuf,
     /// The loaded plugins.
     pub plugins: Arc<PluginRegistry>,
-    /// The action types.
+    /// The action types as `serve` read them at start.
     pub types: Arc<ActionTypeRegistry>,
+    /// Where action types are read from and registered to.
+    pub type_dirs: crate::action_types::ActionTypeDirs,
     /// Where audits' cluster models come from.
     pub model: ModelSource,
     /// The liveness of `serve`'s loop.
@@ -63,6 +65,9 @@ pub struct AppState {
     pub cfg: ApiConfig,
     pool: Mutex<Vec<Store>>,
     permits: Semaphore,
+    /// The action types now: read again after one is registered or
+    /// unregistered through the API.
+    types: std::sync::RwLock<Arc<ActionTypeRegistry>>,
     /// Audits run by the API at once, at most (more wait).
     decisions: Semaphore,
 }
@@ -74,7 +79,9 @@ impl AppState {
     /// The state of one server.
     pub fn new(ctx: ApiContext, cfg: ApiConfig) -> Self {
         let permits = Semaphore::new(cfg.concurrency);
+        let types = std::sync::RwLock::new(Arc::clone(&ctx.types));
         Self {
+            types,
             ctx,
             cfg,
             pool: Mutex::new(Vec::new()),
@@ -122,18 +129,35 @@ impl AppState {
         .map_err(|e| ApiError::internal(format!("store call: {e}")))?
     }
 
-    /// The context the decision engine runs audits in.
-    pub fn audit_context(&self) -> AuditContext<'_> {
+    /// The action types now.
+    pub fn types(&self) -> Arc<ActionTypeRegistry> {
+        match self.types.read() {
+            Ok(t) => Arc::clone(&t),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reads the action types again (after a registration).
+    pub fn reload_types(&self) {
+        let fresh = Arc::new(ActionTypeRegistry::load(&self.ctx.type_dirs));
+        match self.types.write() {
+            Ok(mut t) => *t = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    /// The context the decision engine runs audits in, with `types`.
+    pub fn audit_context<'a>(&'a self, types: &'a ActionTypeRegistry) -> AuditContext<'a> {
         AuditContext {
             plugins: &self.ctx.plugins,
-            types: &self.ctx.types,
+            types,
             model: self.ctx.model.clone(),
         }
     }
 
     /// The vocabulary policies are checked against.
     pub fn vocabulary(&self) -> crate::policy::Vocabulary {
-        crate::policy::Vocabulary::of(&self.ctx.types, &self.ctx.plugins)
+        crate::policy::Vocabulary::of(&self.types(), &self.ctx.plugins)
     }
 
     /// Runs an audit in the background, as Watcher's API casts
@@ -148,7 +172,8 @@ impl AppState {
             let me2 = Arc::clone(&me);
             let done = tokio::task::spawn_blocking(move || {
                 let mut store = me2.take_store()?;
-                let ctx = me2.audit_context();
+                let types = me2.types();
+                let ctx = me2.audit_context(&types);
                 let r = if trigger {
                     crate::decide::trigger_audit(&mut store, &ctx, &uuid)
                 } else {

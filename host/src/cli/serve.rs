@@ -65,6 +65,7 @@ pub fn serve(env: &Env, exit_after: Option<Duration>, api: Option<SocketAddr>) -
                     db: env.db.clone(),
                     plugins: Arc::clone(&plugins),
                     types: Arc::clone(&types),
+                    type_dirs: env.action_type_dirs(),
                     model: env.model_source(),
                     clock: clock.clone(),
                     host: host_name(),

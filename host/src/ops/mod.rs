@@ -42,13 +42,17 @@ pub enum OpError {
     /// The store failed (HTTP 500, exit status 1).
     #[error(transparent)]
     Store(StoreError),
+    /// Something else failed that the caller cannot fix (HTTP 500, exit
+    /// status 1): a file that could not be written.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl OpError {
     /// Bad input the operator can fix (exit status 2), as opposed to a
     /// failure of the store.
     pub fn is_input(&self) -> bool {
-        !matches!(self, OpError::Store(_))
+        !matches!(self, OpError::Store(_) | OpError::Internal(_))
     }
 }
 

@@ -11,6 +11,7 @@
 //! transition of an audit, plan or action appends its event in the same
 //! transaction that changes the state.
 
+pub mod action_type_uses;
 pub mod apply;
 pub mod audits;
 mod checkpoint;
