@@ -797,3 +797,57 @@ fn an_action_type_created_through_the_api_runs_in_a_plan_started_through_it() {
     let cli = h.run(&["action-type", "show", "greet"]);
     assert_eq!(cli.status, 2, "{}", cli.stdout);
 }
+
+#[test]
+fn events_page_by_id_and_plans_draw_their_graph() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let plan = h.import_json(
+        "p.json",
+        &json!({"actions": [
+            {"id": "a", "action_type": "nop", "input_parameters": {"message": "x"}, "parents": []},
+            {"id": "b", "action_type": "nop", "input_parameters": {"message": "y"}, "parents": ["a"]},
+        ]}),
+    );
+    let cli = h.events(&plan);
+    assert!(cli.len() >= 3, "{cli:?}");
+    let mut url = format!("{}/v1/events?action_plan_uuid={plan}&limit=2", s.url);
+    let mut walked = Vec::new();
+    loop {
+        let page = get(&url);
+        walked.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(n) => url = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, cli);
+    let a = http("GET", &format!("{}/v1/events?after=x", s.url), &[V15], None);
+    assert_eq!(a.status, 400);
+    assert!(a.fault().contains("after"), "{}", a.fault());
+    let g = get(&format!("{}/v1/action_plans/{plan}/graph", s.url));
+    assert_eq!(g["nodes"].as_array().map(Vec::len), Some(2), "{g}");
+    assert_eq!(
+        g["edges"],
+        json!([[g["nodes"][0]["uuid"], g["nodes"][1]["uuid"]]])
+    );
+    let dot = http(
+        "GET",
+        &format!("{}/v1/action_plans/{plan}/graph?format=dot", s.url),
+        &[V15],
+        None,
+    );
+    assert_eq!(dot.status, 200);
+    let cli_dot = h
+        .run(&["action-plan", "graph", &plan, "--format", "dot"])
+        .stdout;
+    assert_eq!(dot.body, cli_dot);
+    let bad = http(
+        "GET",
+        &format!("{}/v1/action_plans/{plan}/graph?format=png", s.url),
+        &[V15],
+        None,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(bad.fault().contains("png"), "{}", bad.fault());
+}

@@ -233,3 +233,51 @@ pub async fn delete(
     })
     .await
 }
+
+/// `GET /v1/action_plans/{uuid}/graph?format=dot|mermaid|json` (Sextant's):
+/// the plan's DAG, as `sextant action-plan graph` draws it (dot, mermaid,
+/// as text), or `{"nodes": [...], "edges": [[parent, child], ...]}`.
+pub async fn graph(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let format = q.get("format").map_or("json", String::as_str).to_string();
+    if !["dot", "mermaid", "json"].contains(&format.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid format {format}: dot, mermaid or json"
+        )));
+    }
+    let actions = st
+        .store(move |s, _| {
+            let p = find(s, &id)?;
+            Ok(s.actions(&p.uuid)?)
+        })
+        .await?;
+    let text = |f| {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            crate::cli::plans::graph(&actions, f),
+        )
+            .into_response()
+    };
+    Ok(match format.as_str() {
+        "dot" => text(crate::cli::plans::GraphFormat::Dot),
+        "mermaid" => text(crate::cli::plans::GraphFormat::Mermaid),
+        _ => {
+            let nodes: Vec<Value> = actions
+                .iter()
+                .map(|a| json!({"uuid": a.uuid, "name": a.name, "action_type": a.action_type, "state": a.state}))
+                .collect();
+            let edges: Vec<Value> = actions
+                .iter()
+                .flat_map(|a| a.parents.iter().map(move |p| json!([p, a.uuid])))
+                .collect();
+            Json(json!({"nodes": nodes, "edges": edges})).into_response()
+        }
+    })
+}

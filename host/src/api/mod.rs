@@ -13,7 +13,8 @@
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
-//! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`.
+//! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`,
+//! `events.rs` and the plan graph (in `action_plans.rs`).
 //! Domain rules live in `ops/`, shared with the CLI.
 
 mod action_plans;
@@ -24,6 +25,7 @@ mod audits;
 mod auth;
 mod data_model;
 mod error;
+mod events;
 mod goals;
 mod links;
 mod pages;

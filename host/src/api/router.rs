@@ -9,7 +9,7 @@ use super::error::{ApiError, WatcherBody};
 use super::state::{ApiContext, AppState};
 use super::{
     ApiConfig, action_plans, action_types, actions, audit_templates, audits, auth, data_model,
-    goals, root, scoring_engines, services, strategies, version, webhooks,
+    events, goals, root, scoring_engines, services, strategies, version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -62,6 +62,8 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
                 .delete(action_plans::delete),
         )
         .route("/v1/action_plans/{id}/start", post(action_plans::start))
+        .route("/v1/action_plans/{id}/graph", get(action_plans::graph))
+        .route("/v1/events", get(events::list))
         .route("/v1/actions", get(actions::list))
         .route("/v1/actions/detail", get(actions::detail))
         .route(
