@@ -851,3 +851,24 @@ fn events_page_by_id_and_plans_draw_their_graph() {
     assert_eq!(bad.status, 400);
     assert!(bad.fault().contains("png"), "{}", bad.fault());
 }
+
+#[test]
+fn an_api_config_sextant_cannot_serve_is_refused_at_start_with_its_line() {
+    let h = Home::new();
+    for (config, says) in [
+        ("api:\n  auth: keystone\n", "line 2 column 9"),
+        (
+            "api:\n  listen: 127.0.0.1:1\n  tls: {cert: c, key: k}\n",
+            "line 3 column 3",
+        ),
+        (
+            "api:\n  auth: tokens\n  tokens: [{name: ops, sha256: abc, roles: [admin]}]\n",
+            "sha256 must be 64 hex digits",
+        ),
+    ] {
+        h.write_config(config);
+        let out = h.run(&["serve", "--exit-after", "1"]);
+        assert_eq!(out.status, 2, "{config}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{config}: {}", out.stderr);
+    }
+}

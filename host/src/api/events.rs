@@ -46,9 +46,7 @@ pub async fn list(
                 ),
                 None => None,
             };
-            let mut events = s.events(plan.as_deref(), after)?;
-            events.truncate(limit as usize);
-            Ok(events)
+            Ok(s.events_page(plan.as_deref(), after, limit as usize)?)
         })
         .await?;
     let next = match events.last() {

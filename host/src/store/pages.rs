@@ -1,5 +1,6 @@
 //! Pages of long lists read in SQL, for the REST API: a plan of 10,000
-//! actions is listed 1,000 at a time without reading the others.
+//! actions is listed 1,000 at a time without reading the others, and the
+//! event log a page at a time.
 
 use super::{Result, Store};
 
@@ -42,6 +43,38 @@ impl Store {
             rusqlite::params![plan, after_id, limit],
             |r| r.get::<_, String>(0),
         )?))
+    }
+}
+
+impl Store {
+    /// Up to `limit` events after event id `after`, oldest first,
+    /// optionally of one action plan (its uuid): a page of the log read
+    /// without the rest.
+    pub fn events_page(
+        &self,
+        plan: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<super::EventRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.rows(
+            "SELECT id, at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload \
+             FROM events WHERE id > ?1 AND (?2 IS NULL OR action_plan_uuid = ?2) ORDER BY id LIMIT ?3",
+            rusqlite::params![after, plan, limit],
+            |r| {
+                Ok(super::EventRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    event_type: r.get(2)?,
+                    object_type: r.get(3)?,
+                    object_uuid: r.get(4)?,
+                    action_plan_uuid: r.get(5)?,
+                    old_state: r.get(6)?,
+                    new_state: r.get(7)?,
+                    payload: super::json_col(r.get::<_, String>(8)?),
+                })
+            },
+        )
     }
 }
 
