@@ -853,13 +853,13 @@ fn events_page_by_id_and_plans_draw_their_graph() {
 }
 
 #[test]
-fn an_api_config_sextant_cannot_serve_is_refused_at_start_with_its_line() {
+fn an_api_config_sextant_cannot_serve_is_refused_at_start_naming_what() {
     let h = Home::new();
     for (config, says) in [
         ("api:\n  auth: keystone\n", "line 2 column 9"),
         (
-            "api:\n  listen: 127.0.0.1:1\n  tls: {cert: c, key: k}\n",
-            "line 3 column 3",
+            "api:\n  listen: 127.0.0.1:1\n  tls: {cert: /nonexistent/c.pem, key: k}\n",
+            "tls cert /nonexistent/c.pem",
         ),
         (
             "api:\n  auth: tokens\n  tokens: [{name: ops, sha256: abc, roles: [admin]}]\n",
@@ -871,4 +871,52 @@ fn an_api_config_sextant_cannot_serve_is_refused_at_start_with_its_line() {
         assert_eq!(out.status, 2, "{config}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{config}: {}", out.stderr);
     }
+}
+
+#[test]
+fn tls_serves_https_with_https_links() {
+    let h = home_with_cloud();
+    let (cert, key) = sextant_e2e::api::self_signed(&h.path().join("tls"));
+    h.write_config(&format!(
+        "api:\n  tls: {{cert: {}, key: {}}}\n",
+        cert.display(),
+        key.display()
+    ));
+    let s = h.serve_api();
+    let https = s.url.replace("http://", "https://");
+    let curl = |args: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .args(args)
+            .output()
+            .expect("curl")
+    };
+    let out = curl(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("{https}/v1/goals/dummy"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let goal: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(goal["name"], "dummy");
+    assert!(
+        goal["links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{https}/v1/goals/")),
+        "{goal}"
+    );
+    // Plain HTTP gets no answer; a client that does not trust the
+    // certificate is refused.
+    assert!(!curl(&[&format!("{}/v1/goals", s.url)]).status.success());
+    assert!(!curl(&[&format!("{https}/v1/goals")]).status.success());
+    assert!(
+        s.log_text().contains(&format!("api listening on {https}")),
+        "{}",
+        s.log_text()
+    );
 }

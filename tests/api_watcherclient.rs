@@ -368,3 +368,36 @@ fn the_watcher_client_with_a_token_and_an_endpoint_override() {
     let out = watcher("admin-token-1", &["audittemplate", "list", "-f", "json"]);
     assert_eq!(out.json(), Value::Array(vec![]));
 }
+
+#[test]
+fn the_openstack_client_trusts_the_api_s_certificate() {
+    let h = Home::new();
+    h.seed_small_cloud();
+    let (cert, key) = sextant_e2e::api::self_signed(&h.path().join("tls"));
+    h.write_config(&format!(
+        "api:\n  tls: {{cert: {}, key: {}}}\n",
+        cert.display(),
+        key.display()
+    ));
+    let s = h.serve_api();
+    let https = s.url.replace("http://", "https://");
+    let openstack = |extra: &[&str]| {
+        let mut c = Command::new(service_url("SEXTANT_TEST_OPENSTACK"));
+        c.args(["--os-auth-type", "none", "--os-endpoint", &https])
+            .args(extra)
+            .args(["optimize", "goal", "show", "dummy", "-f", "json"])
+            .env_remove("OS_CACERT")
+            .env("HOME", std::env::temp_dir());
+        run(&mut c)
+    };
+    let out = openstack(&["--os-cacert", cert.to_str().expect("utf-8")]);
+    assert_eq!(out.status, 0, "{}\n{}", out.stderr, s.log_text());
+    assert_eq!(out.json()["Name"], "dummy");
+    let out = openstack(&[]);
+    assert_ne!(out.status, 0, "an untrusted certificate was accepted");
+    assert!(
+        out.stderr.contains("CERTIFICATE_VERIFY_FAILED") || out.stderr.contains("SSL"),
+        "{}",
+        out.stderr
+    );
+}

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 /// The request's base URL (`http://HOST`) and microversion.
 #[derive(Clone, Debug)]
 pub struct Ctx {
-    /// `http://` and the Host header (Watcher's `application_url`).
+    /// The scheme and the Host header (Watcher's `application_url`).
     pub base: String,
     /// The negotiated microversion.
     pub version: Version,
@@ -45,7 +45,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .to_string();
         Ok(Self {
             lang,
-            base: format!("http://{host}"),
+            base: format!(
+                "{}://{host}",
+                parts
+                    .extensions
+                    .get::<super::router::Scheme>()
+                    .map_or("http", |s| s.0)
+            ),
             version: parts.extensions.get::<Version>().copied().unwrap_or(MIN),
         })
     }

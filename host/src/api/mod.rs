@@ -36,11 +36,13 @@ mod scoring_engines;
 mod services;
 mod state;
 mod strategies;
+mod tls;
 mod version;
 mod webhooks;
 
 pub use auth::{AuthMode, TokenEntry};
 pub use state::{ApiContext, ServiceClock};
+pub use tls::TlsConfig;
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -73,6 +75,9 @@ pub struct ApiConfig {
     /// Store calls running at once, at most (default 8); more wait.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Serve HTTPS with this certificate and key (PEM).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -115,6 +120,7 @@ impl Default for ApiConfig {
             max_body: default_max_body(),
             timeout: default_timeout(),
             concurrency: default_concurrency(),
+            tls: None,
         }
     }
 }
@@ -183,6 +189,7 @@ impl ApiServer {
         let addr = listener
             .local_addr()
             .map_err(|e| ApiStartError::Io(e.to_string()))?;
+        let acceptor = cfg.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
         let app = router::build(cfg.clone(), ctx);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let grace = cfg.timeout;
@@ -190,10 +197,24 @@ impl ApiServer {
             .name("sextant-api".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let stopped = async move {
                         let _ = rx.await;
-                    });
-                    if let Err(e) = server.await {
+                    };
+                    let served = match acceptor {
+                        Some(acceptor) => {
+                            let tls = tls::TlsListener {
+                                tcp: listener,
+                                acceptor,
+                            };
+                            axum::serve(tls, app).with_graceful_shutdown(stopped).await
+                        }
+                        None => {
+                            axum::serve(listener, app)
+                                .with_graceful_shutdown(stopped)
+                                .await
+                        }
+                    };
+                    if let Err(e) = served {
                         tracing::error!("api: {e}");
                     }
                 });
@@ -203,7 +224,8 @@ impl ApiServer {
             })
             .map_err(|e| ApiStartError::Io(e.to_string()))?;
         tracing::info!(
-            "api listening on http://{addr} (auth: {})",
+            "api listening on {}://{addr} (auth: {})",
+            if cfg.tls.is_some() { "https" } else { "http" },
             cfg.auth.as_str()
         );
         Ok(Self {

@@ -24,6 +24,7 @@ use std::time::Instant;
 pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
     let timeout = cfg.timeout;
     let max_body = cfg.max_body;
+    let scheme = Scheme(if cfg.tls.is_some() { "https" } else { "http" });
     let st = Arc::new(AppState::new(ctx, cfg));
     let v1 = Slashed(Router::new())
         .route("/v1", get(root::v1))
@@ -100,7 +101,12 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
             timeout,
         ))
         .layer(middleware::from_fn(edge))
+        .layer(axum::Extension(scheme))
 }
+
+/// `http` or `https`: what links are made with.
+#[derive(Clone, Copy, Debug)]
+pub struct Scheme(pub &'static str);
 
 /// A router where every route also answers with a trailing slash, as
 /// pecan's do (the client asks for `/v1/strategies/?goal=…` and
