@@ -289,6 +289,56 @@ fn a_forbidden_state_transition_is_refused_and_changes_nothing() {
 }
 
 #[test]
+fn a_state_no_object_has_is_400_naming_it_and_changes_nothing() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let plan = h.import_json(
+        "p.json",
+        &json!({"actions": [
+            {"id": "a", "action_type": "nop", "input_parameters": {"message": "x"}, "parents": []},
+        ]}),
+    );
+    let a = http(
+        "POST",
+        &format!("{}/v1/audits", s.url),
+        &[V15],
+        Some(
+            &json!({"audit_type": "EVENT", "goal": "dummy", "strategy": "dummy", "name": "e1"})
+                .to_string(),
+        ),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let plan_url = format!("{}/v1/action_plans/{plan}", s.url);
+    let action =
+        get(&format!("{}/v1/actions?action_plan_uuid={plan}", s.url))["actions"][0]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let action_url = format!("{}/v1/actions/{action}", s.url);
+    let audit_url = format!("{}/v1/audits/e1", s.url);
+    let state = || (get(&plan_url), get(&action_url), get(&audit_url));
+    let before = state();
+    let bogus = json!([{"op": "replace", "path": "/state", "value": "BOGUS"}]).to_string();
+    let a = http("PATCH", &plan_url, &[V15], Some(&bogus));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(
+        a.fault(),
+        "State transition not allowed: (RECOMMENDED -> BOGUS)"
+    );
+    let a = http("PATCH", &action_url, &[V15], Some(&bogus));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(a.fault().contains("PENDING -> BOGUS"), "{}", a.fault());
+    let a = http("PATCH", &audit_url, &[V15], Some(&bogus));
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.fault().contains("BOGUS") && a.fault().contains("SUSPENDED, ONGOING, CANCELLED"),
+        "{}",
+        a.fault()
+    );
+    assert_eq!(state(), before);
+}
+
+#[test]
 fn an_oversized_body_is_413_and_stores_nothing() {
     let h = home_with_cloud();
     h.write_config("api: {max_body: 1024}\n");

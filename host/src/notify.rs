@@ -336,10 +336,7 @@ fn deliver(outputs: &[Output], e: EventRow) {
 
 /// The id of the newest event (to notify only what comes after).
 pub fn last_event_id(store: &Store) -> i64 {
-    store
-        .conn()
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
-        .unwrap_or(0)
+    store.last_event_id().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -385,7 +382,7 @@ mod tests {
         let event = || EventRow {
             id: 1,
             at: String::new(),
-            event_type: "t".into(),
+            event_type: crate::states::EventType::ActionUpdate,
             object_type: "o".into(),
             object_uuid: "u".into(),
             action_plan_uuid: None,

@@ -12,6 +12,7 @@ use super::pages::{ListQuery, paginate};
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::OpError;
+use crate::states::PlanState;
 use crate::store::plans::PlanRow;
 use axum::Json;
 use axum::body::Bytes;
@@ -176,11 +177,11 @@ pub async fn start(
 }
 
 /// The transitions Watcher's action-plan PATCH allows.
-const TRANSITIONS: &[(&str, &str)] = &[
-    ("RECOMMENDED", "PENDING"),
-    ("RECOMMENDED", "CANCELLED"),
-    ("ONGOING", "CANCELLING"),
-    ("PENDING", "CANCELLED"),
+const TRANSITIONS: &[(PlanState, PlanState)] = &[
+    (PlanState::Recommended, PlanState::Pending),
+    (PlanState::Recommended, PlanState::Cancelled),
+    (PlanState::Ongoing, PlanState::Cancelling),
+    (PlanState::Pending, PlanState::Cancelled),
 ];
 
 /// `PATCH /v1/action_plans/{uuid}`: `/state` only.
@@ -203,14 +204,18 @@ pub async fn update(
         if changed.is_empty() {
             return Ok(Json(doc));
         }
-        let to = patch_text(&patched, "state")?;
-        if !TRANSITIONS.contains(&(p.state.as_str(), to.as_str())) {
-            return Err(ApiError::bad_request(format!(
-                "State transition not allowed: ({} -> {to})",
-                p.state
-            )));
-        }
-        let p = if to == "PENDING" {
+        let text = patch_text(&patched, "state")?;
+        // A state no plan has is refused as a transition, Watcher's 400.
+        let to = match text.parse::<PlanState>() {
+            Ok(to) if TRANSITIONS.contains(&(p.state, to)) => to,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "State transition not allowed: ({} -> {text})",
+                    p.state
+                )));
+            }
+        };
+        let p = if to == PlanState::Pending {
             crate::ops::plans::queue(s, &p.uuid).map_err(as_400)?
         } else {
             crate::ops::plans::cancel(s, &p.uuid).map_err(as_400)?;

@@ -11,6 +11,7 @@ use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::pages::SortDir;
+use crate::states::ActionState;
 use crate::store::plans::ActionRow;
 use axum::Json;
 use axum::body::Bytes;
@@ -232,7 +233,8 @@ pub async fn update(
             ));
         }
         let to = patch_text(&patched, "state")?;
-        if to != "SKIPPED" {
+        // An unknown state is refused as any other but SKIPPED: Watcher's 400.
+        if to.parse::<ActionState>() != Ok(ActionState::Skipped) {
             return Err(ApiError::bad_request(format!(
                 "State transition not allowed: ({} -> {to}); an action is only skipped",
                 a.state

@@ -281,7 +281,12 @@ pub async fn update(
         let mut new_interval = None;
         for field in &changed {
             match field.as_str() {
-                "state" => state = Some(patch_text(&patched, "state")?),
+                "state" => {
+                    // Watcher's 400 on a state that is not one an audit is
+                    // updated to.
+                    let text = patch_text(&patched, "state")?;
+                    state = Some(crate::ops::audits::update_state(&text)?);
+                }
                 "interval" => {
                     new_interval = interval(patched.get("interval"))?;
                     if new_interval.is_none() {
@@ -300,7 +305,7 @@ pub async fn update(
         if changed.is_empty() {
             return Ok(Json(doc));
         }
-        let a = crate::ops::audits::update(s, &a.uuid, state.as_deref(), new_interval.as_deref())
+        let a = crate::ops::audits::update(s, &a.uuid, state, new_interval.as_deref())
             .map_err(|e| match e {
                 // Watcher answers a forbidden transition 400.
                 OpError::Conflict(m) => ApiError::bad_request(m),

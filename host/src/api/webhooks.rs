@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::links::Ctx;
 use super::state::AppState;
 use super::version::WEBHOOK;
+use crate::states::AuditState;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -41,7 +42,7 @@ pub async fn trigger(
                     a.uuid, a.audit_type
                 )));
             }
-            if a.state != "PENDING" && a.state != "SUCCEEDED" {
+            if !matches!(a.state, AuditState::Pending | AuditState::Succeeded) {
                 return Err(ApiError::bad_request(format!(
                     "Audit {} is {}: an EVENT audit is triggered from PENDING or SUCCEEDED",
                     a.uuid, a.state

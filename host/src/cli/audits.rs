@@ -6,6 +6,7 @@ use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{AuditContext, AuditRequest, DecideError, run_audit, trigger_audit};
+use crate::states::AuditState;
 use crate::store::StoreError;
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -418,7 +419,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                     outln!("  action plan: {p}");
                 }
             }
-            if a.state == "FAILED" {
+            if a.state == AuditState::Failed {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -456,7 +457,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                         a.uuid.clone(),
                         a.name.clone(),
                         a.audit_type.clone(),
-                        a.state.clone(),
+                        a.state.to_string(),
                         a.goal_name.clone(),
                         a.strategy_name.clone().unwrap_or_else(|| "-".into()),
                         a.auto_trigger.to_string(),
@@ -481,7 +482,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             if !print_structured(format, &a)? {
                 outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
             }
-            if a.state == "FAILED" {
+            if a.state == AuditState::Failed {
                 return Ok(ExitCode::from(1));
             }
         }

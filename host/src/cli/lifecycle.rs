@@ -70,6 +70,10 @@ pub fn update_audit(
     if state.is_none() && interval.is_none() {
         return Err(input("nothing to change: give --state or --interval"));
     }
+    let state = state
+        .map(crate::ops::audits::update_state)
+        .transpose()
+        .map_err(super::op_error)?;
     let (mut store, _, _) = env.open_store_synced()?;
     let a = crate::ops::audits::update(&mut store, id, state, interval).map_err(super::op_error)?;
     if !print_structured(format, &a)? {

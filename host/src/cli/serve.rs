@@ -7,13 +7,17 @@
 //! appliers abort the running abortable actions (back to PENDING) and give
 //! the others the grace period (`grace_period`, 30 s by default), every
 //! plan stays resumable, and it exits 0. It tells systemd when it is ready
-//! and when it stops (`sd_notify`, when run under `Type=notify`).
+//! and when it stops (`sd_notify`, when run under `Type=notify`). With
+//! `--metrics ADDR` (or `metrics.listen`) it exposes its own metrics
+//! (`crate::telemetry`); with `--api ADDR` (or `api:`) it serves Watcher's
+//! REST API (`crate::api`).
 
 use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
 use super::{CliError, CliResult, Env};
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, tick_continuous};
+use crate::states::PlanState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -26,8 +30,14 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs until SIGTERM or SIGINT, or for `exit_after` (bounded by its
 /// parser; then it waits for the plans it runs to end). With `api` (or
-/// the config's `api:`), also serves Watcher's REST API.
-pub fn serve(env: &Env, exit_after: Option<Duration>, api: Option<SocketAddr>) -> CliResult {
+/// the config's `api:`), also serves Watcher's REST API; with `metrics`
+/// (or the config's `metrics.listen`), exposes Sextant's own metrics.
+pub fn serve(
+    env: &Env,
+    exit_after: Option<Duration>,
+    api: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+) -> CliResult {
     let api_config = match (api, &env.config.api) {
         (Some(listen), Some(c)) => Some(ApiConfig {
             listen,
@@ -85,6 +95,22 @@ pub fn serve(env: &Env, exit_after: Option<Duration>, api: Option<SocketAddr>) -
         &env.config.notifications,
         crate::notify::last_event_id(&store),
     );
+    // Sextant's own metrics, on their own listener (docs/metrics.md).
+    let _metrics = match metrics.or(env.config.metrics.listen) {
+        Some(addr) => {
+            let m =
+                std::sync::Arc::new(std::sync::Mutex::new(crate::telemetry::Metrics::default()));
+            let listener = crate::telemetry::listener::start(addr, m.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let collector = crate::telemetry::Collector::start(
+                env.db.clone(),
+                m,
+                crate::notify::last_event_id(&store),
+            );
+            Some((listener, collector))
+        }
+        None => None,
+    };
     let mut appliers: HashMap<String, JoinHandle<()>> = HashMap::new();
     let started = Instant::now();
     let deadline = exit_after.map(|d| started + d);
@@ -120,16 +146,14 @@ pub fn serve(env: &Env, exit_after: Option<Duration>, api: Option<SocketAddr>) -
         // Queued and interrupted plans: one applier thread each.
         appliers.retain(|_, h| !h.is_finished());
         for p in store.plans(None)? {
-            let runnable = p.state == "PENDING"
-                || ((p.state == "ONGOING" || p.state == "CANCELLING")
-                    && store
-                        .lease(&p.uuid)?
-                        .is_none_or(|l| l.expires_at < crate::store::now()));
+            let runnable = p.state == PlanState::Pending
+                || ((p.state == PlanState::Ongoing || p.state == PlanState::Cancelling)
+                    && store.plan_lease_is_free(&p.uuid)?);
             if runnable && !appliers.contains_key(&p.uuid) && !stop.is_stopping() {
                 tracing::info!(
                     "applying action plan {} ({})",
                     p.uuid,
-                    if p.state == "PENDING" {
+                    if p.state == PlanState::Pending {
                         "queued"
                     } else {
                         "resuming"

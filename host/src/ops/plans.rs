@@ -4,24 +4,25 @@
 //! `PATCH /v1/actions/{uuid}` all come here.
 
 use super::{OpError, invalid};
+use crate::states::PlanState;
 use crate::store::Store;
 use crate::store::plans::PlanRow;
 use serde_json::Value;
 
 /// Why a plan in `state` is not started, and what to do instead: a plan
 /// starts from RECOMMENDED only, as Watcher's `POST .../start` says.
-pub fn not_startable(uuid: &str, state: &str) -> OpError {
+pub fn not_startable(uuid: &str, state: PlanState) -> OpError {
     let what = match state {
-        "PENDING" => format!(
+        PlanState::Pending => format!(
             "it is queued: `sextant serve` runs it, or `sextant action-plan resume {uuid}` runs it here"
         ),
-        "ONGOING" | "CANCELLING" => format!(
+        PlanState::Ongoing | PlanState::Cancelling => format!(
             "it was started already; if its applier was interrupted, `sextant action-plan resume {uuid}` goes on with it"
         ),
-        "FAILED" | "CANCELLED" => format!(
+        PlanState::Failed | PlanState::Cancelled => format!(
             "it has ended; `sextant action-plan retry {uuid}` makes a new plan of its unfinished actions"
         ),
-        "SUCCEEDED" => "it has run to the end".to_string(),
+        PlanState::Succeeded => "it has run to the end".to_string(),
         _ => "its audit made a newer plan".to_string(),
     };
     OpError::Conflict(format!(
@@ -44,8 +45,8 @@ pub fn queue_with(
     applied_with: Option<&Value>,
 ) -> Result<PlanRow, OpError> {
     let p = store.plan(id)?;
-    if p.state != "RECOMMENDED" {
-        return Err(not_startable(&p.uuid, &p.state));
+    if p.state != PlanState::Recommended {
+        return Err(not_startable(&p.uuid, p.state));
     }
     let recorded = match applied_with {
         Some(v) => v.clone(),
@@ -54,9 +55,10 @@ pub fn queue_with(
             _ => Value::Object(Default::default()),
         },
     };
-    if !store.record_applied_with(&p.uuid, &["RECOMMENDED"], &recorded, true)? {
+    // A compare-and-set: another queue or cancel in between wins.
+    if !store.record_applied_with(&p.uuid, &[PlanState::Recommended], &recorded, true)? {
         let state = store.plan(&p.uuid)?.state;
-        return Err(not_startable(&p.uuid, &state));
+        return Err(not_startable(&p.uuid, state));
     }
     Ok(store.plan(&p.uuid)?)
 }
@@ -64,7 +66,7 @@ pub fn queue_with(
 /// Cancels a plan: RECOMMENDED or PENDING become CANCELLED with their
 /// PENDING actions; ONGOING becomes CANCELLING (its applier, wherever it
 /// runs, finishes the job). Returns the new state.
-pub fn cancel(store: &mut Store, id: &str) -> Result<(PlanRow, String), OpError> {
+pub fn cancel(store: &mut Store, id: &str) -> Result<(PlanRow, PlanState), OpError> {
     let p = store.plan(id)?;
     let state = store.cancel_plan(&p.uuid)?;
     Ok((p, state))

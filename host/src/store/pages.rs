@@ -2,9 +2,10 @@
 //! actions is listed 1,000 at a time without reading the others, and the
 //! event log a page at a time.
 
-use super::{Result, Store};
+use super::columns::enum_col;
+use super::{Result, SqliteStore};
 
-impl Store {
+impl SqliteStore {
     /// The uuids of up to `limit` actions not deleted, of one plan (its
     /// uuid) or of every plan, in creation order (reversed with `desc`),
     /// after the action `after` (its uuid). `None` when `after` names no
@@ -46,7 +47,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl SqliteStore {
     /// Up to `limit` events after event id `after`, oldest first,
     /// optionally of one action plan (its uuid): a page of the log read
     /// without the rest.
@@ -65,7 +66,7 @@ impl Store {
                 Ok(super::EventRow {
                     id: r.get(0)?,
                     at: r.get(1)?,
-                    event_type: r.get(2)?,
+                    event_type: enum_col(r, 2, 0, "events", "event_type")?,
                     object_type: r.get(3)?,
                     object_uuid: r.get(4)?,
                     action_plan_uuid: r.get(5)?,
@@ -84,19 +85,20 @@ mod tests {
 
     #[test]
     fn pages_walk_a_plan_s_actions_in_order_both_ways() {
+        use crate::states::{ActionState, PlanState};
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = crate::store::Store::open(&dir.path().join("s.db")).expect("open");
         let names: Vec<String> = (0..7).map(|i| format!("a{i}")).collect();
         let p = s
             .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
+                state: PlanState::Recommended,
                 rows: names
                     .iter()
                     .map(|n| NewPlanRow {
                         name: n,
                         action_type: "nop",
                         input_parameters_json: "{}",
-                        state: "PENDING",
+                        state: ActionState::Pending,
                         ..Default::default()
                     })
                     .collect(),

@@ -233,4 +233,13 @@ ALTER TABLE audits ADD COLUMN policy_content TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy_content TEXT;
 "#,
+    // 9: whether an action's FAILED state came from its `execute` (what
+    // Watcher's ANY rule runs the next action after), stored with the
+    // state instead of read back out of its status message on resume.
+    // Existing rows take it from the message, once.
+    r#"
+ALTER TABLE actions ADD COLUMN execute_failed INTEGER NOT NULL DEFAULT 0;
+UPDATE actions SET execute_failed = 1
+    WHERE state = 'FAILED' AND status_message LIKE 'Action failed in execute%';
+"#,
 ];
