@@ -339,6 +339,48 @@ fn a_state_no_object_has_is_400_naming_it_and_changes_nothing() {
 }
 
 #[test]
+fn a_plan_with_flows_and_alternatives_draws_as_the_cli_draws_it() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let plan = h.import_json(
+        "g.json",
+        &json!({
+            "actions": [
+                {"id": "a", "action_type": "nop", "input_parameters": {"message": "m"}},
+                {"id": "b", "action_type": "nop", "input_parameters": {"message": "m"}, "parents": ["a"], "alternatives": [{"id": "b2"}]},
+                {"id": "c", "action_type": "nop", "input_parameters": {"message": "m"}, "parents": ["b"]},
+            ],
+            "flows": [{"id": "inner", "actions": ["b"]}, {"id": "outer", "actions": ["c"], "flows": ["inner"]}]
+        }),
+    );
+    for format in ["dot", "mermaid"] {
+        let a = http(
+            "GET",
+            &format!("{}/v1/action_plans/{plan}/graph?format={format}", s.url),
+            &[V15],
+            None,
+        );
+        assert_eq!(a.status, 200, "{}", a.body);
+        let cli = h
+            .run(&["action-plan", "graph", &plan, "--format", format])
+            .stdout;
+        assert_eq!(a.body, cli, "{format}");
+    }
+    let dot = http(
+        "GET",
+        &format!("{}/v1/action_plans/{plan}/graph?format=dot", s.url),
+        &[V15],
+        None,
+    );
+    assert!(
+        dot.body.contains("subgraph cluster_inner {"),
+        "{}",
+        dot.body
+    );
+    assert!(dot.body.contains("style=dashed"), "{}", dot.body);
+}
+
+#[test]
 fn an_oversized_body_is_413_and_stores_nothing() {
     let h = home_with_cloud();
     h.write_config("api: {max_body: 1024}\n");

@@ -1129,3 +1129,137 @@ fn a_stop_during_an_abortable_pre_condition_leaves_the_action_pending() {
     assert_eq!(slow["state"], "PENDING", "{slow}");
     assert_eq!(home.plan(&plan)["state"], "ONGOING");
 }
+
+/// A type bound to `fixture.echo` whose pre_condition can hang deaf to
+/// abort (`pre_hang`), in a plugin directory of the home; the directory.
+fn hanging_type(home: &Home) -> PathBuf {
+    let plugins = home.path().join("plugins");
+    populate(&plugins, &[&fixture("libfixture_kinds.so")]);
+    write_file(
+        &home.types,
+        "hang_pre.yaml",
+        "name: hang_pre\nversion: 1.0.0\nhandler: fixture.echo\nparameters:\n  type: object\n  properties:\n    pre_hang: {type: number}\n",
+    );
+    plugins
+}
+
+/// The plan, its actions and their events, as the store holds them.
+fn stored(home: &Home, plan: &str) -> (Vec<Value>, Vec<Value>) {
+    let actions = home.actions(plan);
+    let events: Vec<Value> = home
+        .events(plan)
+        .into_iter()
+        .filter(|e| {
+            e["event_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("action."))
+        })
+        .collect();
+    (actions, events)
+}
+
+#[test]
+fn a_hung_pre_condition_in_simulation_fails_by_its_timeout_naming_the_action() {
+    let home = Home::new();
+    let plugins = hanging_type(&home);
+    // Simulation on (as by default); the live check of `hung` (a root whose
+    // effect is not predicted) hangs for 60 s, deaf to abort.
+    let p = policy(
+        &home,
+        "short.yaml",
+        "name: short\nrecovery:\n  default: {timeout: 1s}\n",
+    );
+    let plan = home.import_json(
+        "hung.json",
+        &json!({"actions": [
+            {"id": "hung", "action_type": "hang_pre", "input_parameters": {"pre_hang": 60}},
+            {"id": "fine", "action_type": "hang_pre", "input_parameters": {}},
+        ]}),
+    );
+    let before = stored(&home, &plan);
+    let t = Instant::now();
+    let out = run(home
+        .cmd()
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["action-plan", "start", &plan, "--wait", "--policy"])
+        .arg(&p));
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.status, 1, "{said}");
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the hung check was cut at its 1 s timeout: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        said.contains("action hung (hang_pre): pre_condition timed out after 1s"),
+        "{said}"
+    );
+    assert!(!said.contains("action fine"), "{said}");
+    let p = home.plan(&plan);
+    assert_eq!(p["state"], "FAILED", "{p}");
+    assert!(
+        p["status_message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Simulation failed; nothing was executed")
+                && m.contains("action hung (hang_pre): pre_condition timed out")),
+        "{p}"
+    );
+    // Nothing executed: every action and its events as before.
+    assert_eq!(stored(&home, &plan), before);
+}
+
+#[test]
+fn sigterm_during_simulation_exits_promptly_and_leaves_the_plan_to_resume() {
+    let home = Home::new();
+    let plugins = hanging_type(&home);
+    let plan = home.import_json(
+        "hung.json",
+        &json!({"actions": [
+            {"id": "hung", "action_type": "hang_pre", "input_parameters": {"pre_hang": 60}},
+            {"id": "next", "action_type": "hang_pre", "input_parameters": {}, "parents": ["hung"]},
+        ]}),
+    );
+    let before = stored(&home, &plan);
+    // The default policy: simulation on, a 30 s timeout per check.
+    let applier = home
+        .cmd()
+        .arg("--plugin-dir")
+        .arg(&plugins)
+        .args(["action-plan", "start", &plan, "--wait"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    wait_for("the applier to start the plan", || {
+        home.plan(&plan)["state"] == "ONGOING"
+    });
+    // In the hung check by now; SIGTERM asks the applier to stop.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &applier.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = applier.wait_with_output().expect("wait");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stopped promptly, not after the 30 s timeout: {:?}",
+        t.elapsed()
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("stop during simulation"), "{said}");
+    // Nothing half-written: the actions and their events as before, the
+    // plan left to resume (ONGOING, its lease released).
+    assert_eq!(stored(&home, &plan), before);
+    let p = home.plan(&plan);
+    assert_eq!(p["state"], "ONGOING", "{p}");
+    let cancel = home.run(&["action-plan", "cancel", &plan]);
+    assert_eq!(
+        cancel.status, 0,
+        "the lease was released: {}",
+        cancel.stderr
+    );
+}

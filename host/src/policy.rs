@@ -149,6 +149,32 @@ pub enum OnFailure {
     Rollback,
 }
 
+impl OnFailure {
+    /// Its name, as written in policies and plans and stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Continue => "continue",
+            OnFailure::Stop => "stop",
+            OnFailure::Rollback => "rollback",
+        }
+    }
+}
+
+impl std::str::FromStr for OnFailure {
+    type Err = crate::states::UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "continue" => Ok(OnFailure::Continue),
+            "stop" => Ok(OnFailure::Stop),
+            "rollback" => Ok(OnFailure::Rollback),
+            _ => Err(crate::states::UnknownName {
+                what: "on_failure",
+                value: s.to_string(),
+            }),
+        }
+    }
+}
+
 /// Resolved error recovery of one action type.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Recovery {

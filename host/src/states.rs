@@ -208,6 +208,33 @@ named_enum! {
         ActionRevertEnd = "action.revert.end",
         /// An action's revert failed in a rollback.
         ActionRevertError = "action.revert.error",
+        /// An alternative of a failed action was started (docs/flows.md).
+        ActionAlternativeStart = "action.alternative.start",
+        /// A failed alternative's effects were settled before the next
+        /// one started.
+        ActionAlternativeSettled = "action.alternative.settled",
+        /// A flow failed: one of its actions failed for good.
+        FlowFailed = "flow.failed",
+        /// A flow's rollback started.
+        FlowRollbackStart = "flow.rollback.start",
+        /// A flow's rollback ended.
+        FlowRollbackEnd = "flow.rollback.end",
+        /// An alternative flow of a failed flow was started.
+        FlowAlternativeStart = "flow.alternative.start",
+    }
+}
+
+named_enum! {
+    /// A flow's state (docs/flows.md).
+    FlowState, "flow state" {
+        /// No action of it failed for good (yet).
+        Pending = "PENDING",
+        /// One of its actions failed for good; its `on_failure` applied.
+        Failed = "FAILED",
+        /// Its succeeded revertible actions are being reverted.
+        RollingBack = "ROLLING_BACK",
+        /// Its rollback is over.
+        RolledBack = "ROLLED_BACK",
     }
 }
 
@@ -220,6 +247,8 @@ pub enum ObjectType {
     ActionPlan,
     /// An action.
     Action,
+    /// A flow of a plan (its name is the object).
+    Flow,
 }
 
 impl ObjectType {
@@ -229,6 +258,7 @@ impl ObjectType {
             ObjectType::Audit => "audit",
             ObjectType::ActionPlan => "action_plan",
             ObjectType::Action => "action",
+            ObjectType::Flow => "flow",
         }
     }
 }
@@ -242,9 +272,21 @@ impl EventType {
             | AuditStrategyError => ObjectType::Audit,
             PlanCreate | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd
             | PlanExecutionError | PlanCancelStart | PlanCancelEnd => ObjectType::ActionPlan,
-            ActionCreate | ActionUpdate | ActionDelete | ActionExecutionStart
-            | ActionExecutionEnd | ActionExecutionError | ActionExecutionRetry
-            | ActionCancelEnd | ActionRevertEnd | ActionRevertError => ObjectType::Action,
+            ActionCreate
+            | ActionUpdate
+            | ActionDelete
+            | ActionExecutionStart
+            | ActionExecutionEnd
+            | ActionExecutionError
+            | ActionExecutionRetry
+            | ActionCancelEnd
+            | ActionRevertEnd
+            | ActionRevertError
+            | ActionAlternativeStart
+            | ActionAlternativeSettled => ObjectType::Action,
+            FlowFailed | FlowRollbackStart | FlowRollbackEnd | FlowAlternativeStart => {
+                ObjectType::Flow
+            }
         }
     }
 }
@@ -322,6 +364,10 @@ mod tests {
         for s in AuditState::ALL {
             assert_eq!(s.as_str().parse::<AuditState>(), Ok(*s));
         }
+        for s in FlowState::ALL {
+            assert_eq!(s.as_str().parse::<FlowState>(), Ok(*s));
+        }
+        assert!("rolled_back".parse::<FlowState>().is_err());
         for s in EventType::ALL {
             assert_eq!(s.as_str().parse::<EventType>(), Ok(*s));
             assert!(s.as_str().starts_with(s.object_type().as_str()), "{s}");

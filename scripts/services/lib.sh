@@ -120,8 +120,10 @@ services_start() {
 }
 
 services_stop() {
-    local name pid i
-    for name in "${SERVICES_STARTED[@]}"; do
+    local name pid i n
+    # In reverse order: a service stops before those it depends on.
+    for ((n = ${#SERVICES_STARTED[@]} - 1; n >= 0; n--)); do
+        name="${SERVICES_STARTED[n]}"
         if declare -F "${name}_stop" >/dev/null; then "${name}_stop" || true; fi
     done
     for pid in "${SERVICES_PIDS[@]}"; do

@@ -36,3 +36,11 @@ postgres_start() {
     export SEXTANT_TEST_PG_URL="postgres://sextant@127.0.0.1:$port/sextant"
     export SEXTANT_TEST_PG_BIN="$bin"
 }
+
+# A fast shutdown (SIGINT): the default SIGTERM waits for every client to
+# disconnect, which a test's leftover connection can hold off.
+postgres_stop() {
+    local pid
+    pid="$(cat "$SERVICES_DIR/postgres.pid" 2>/dev/null)" || return 0
+    kill -INT "$pid" 2>/dev/null || true
+}

@@ -36,6 +36,11 @@ pub fn sextant_bin() -> PathBuf {
     must_exist(profile_dir().join("sextant"))
 }
 
+/// Another built binary of the workspace (`sextant-bench`).
+pub fn must_exist_in_profile(name: &str) -> PathBuf {
+    must_exist(profile_dir().join(name))
+}
+
 /// The built-in plugin library with `nop` and `sleep`.
 pub fn core_plugin() -> PathBuf {
     must_exist(profile_dir().join("libsextant_core.so"))

@@ -136,6 +136,48 @@ impl<'r> ActionFactory<'r> {
     }
 }
 
+/// Whether `schema` declares a `default` for some property, at any depth:
+/// instantiating fills it in (see [`fill_defaults`]).
+pub fn declares_defaults(schema: &Value) -> bool {
+    schema["properties"].as_object().is_some_and(|props| {
+        props
+            .values()
+            .any(|sub| sub.get("default").is_some() || declares_defaults(sub))
+    })
+}
+
+/// Checks `params` against the resolved type `t` as
+/// [`ActionFactory::instantiate`] does (defaults filled in first, on a
+/// copy, when `t`'s schema declares some: [`declares_defaults`]), without
+/// building the action: for checking many actions of one type.
+pub fn check_parameters(
+    t: &ActionType,
+    params: &Value,
+    schema_declares_defaults: bool,
+) -> Result<(), FactoryError> {
+    if !params.is_object() || (schema_declares_defaults && lacks_defaults(&t.parameters, params)) {
+        check(t, &prepare(t, params, None))
+    } else {
+        // Defaults already in (as an import stores them): nothing to copy.
+        check(t, params)
+    }
+}
+
+/// Whether [`fill_defaults`] would add something to `value`.
+fn lacks_defaults(schema: &Value, value: &Value) -> bool {
+    // The value first: most parameters are not objects.
+    let Value::Object(obj) = value else {
+        return false;
+    };
+    let Some(props) = schema["properties"].as_object() else {
+        return false;
+    };
+    props.iter().any(|(key, sub)| match obj.get(key) {
+        None => sub.get("default").is_some(),
+        Some(v) => lacks_defaults(sub, v),
+    })
+}
+
 /// Fills in `resource_id` and the schema's defaults.
 fn prepare(t: &ActionType, params: &Value, resource_id: Option<&str>) -> Value {
     let mut p = if params.is_null() {
@@ -197,5 +239,54 @@ fn check(t: &ActionType, params: &Value) -> Result<(), FactoryError> {
             action_type: t.id(),
             problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn types() -> ActionTypeRegistry {
+        let mut types = ActionTypeRegistry::default();
+        for text in [
+            "name: plain\nversion: 1.0.0\nhandler: nop\nparameters:\n  type: object\n  required: [n]\n  properties:\n    n: {type: number, minimum: 0}\n",
+            "name: defaults\nversion: 1.0.0\nhandler: nop\nparameters:\n  type: object\n  required: [n]\n  properties:\n    n: {type: number, default: -1, minimum: 0}\n    inner:\n      type: object\n      properties:\n        m: {type: string, default: x}\n",
+        ] {
+            types.insert(ActionType::parse(text, Path::new("t.yaml")).expect("parses"));
+        }
+        types
+    }
+
+    #[test]
+    fn checking_parameters_of_a_resolved_type_agrees_with_instantiating() {
+        let types = types();
+        let factory = ActionFactory::new(&types);
+        let plain = types.get("plain", None).expect("plain");
+        let defaults = types.get("defaults", None).expect("defaults");
+        assert!(!declares_defaults(&plain.parameters));
+        assert!(declares_defaults(&defaults.parameters));
+        for (t, params) in [
+            (plain, json!({"n": 1})),
+            (plain, json!({"n": -1})),
+            (plain, json!({})),
+            (plain, Value::Null),
+            (plain, json!([1])),
+            // The default (-1) is out of range: instantiating refuses it.
+            (defaults, json!({})),
+            (defaults, json!({"n": 2})),
+            (defaults, json!({"n": 2, "inner": {"m": 3}})),
+            (defaults, json!({"n": 2, "inner": {}})),
+            (defaults, json!({"n": -2, "inner": {"m": "y"}})),
+        ] {
+            let by_instantiate = factory
+                .instantiate(&NewAction::new(t.id(), params.clone()))
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let by_check = check_parameters(t, &params, declares_defaults(&t.parameters))
+                .map_err(|e| e.to_string());
+            assert_eq!(by_check, by_instantiate, "{} {params}", t.name);
+        }
     }
 }

@@ -14,6 +14,8 @@ pub mod registry;
 pub mod template;
 
 pub use dsl::{ActionType, DefinitionError, DefinitionErrors};
-pub use factory::{ActionFactory, FactoryError, InstantiatedAction, NewAction};
+pub use factory::{
+    ActionFactory, FactoryError, InstantiatedAction, NewAction, check_parameters, declares_defaults,
+};
 pub use mapping::{HandlerMapper, MappingError};
 pub use registry::{ActionTypeDirs, ActionTypeRegistry, LookupError, TypeSource};

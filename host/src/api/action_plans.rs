@@ -254,10 +254,14 @@ pub async fn graph(
             "Invalid format {format}: dot, mermaid or json"
         )));
     }
-    let actions = st
+    let (actions, structure) = st
         .store(move |s, _| {
             let p = find(s, &id)?;
-            Ok(s.actions(&p.uuid)?)
+            let structure = crate::cli::graph_flows::Structure {
+                flows: s.plan_flows(&p.uuid)?,
+                scopes: s.action_scopes(&p.uuid)?,
+            };
+            Ok((s.actions(&p.uuid)?, structure))
         })
         .await?;
     let text = |f| {
@@ -266,7 +270,7 @@ pub async fn graph(
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; charset=utf-8",
             )],
-            crate::cli::plans::graph(&actions, f),
+            crate::cli::plans::graph_with(&actions, f, &structure),
         )
             .into_response()
     };

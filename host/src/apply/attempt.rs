@@ -171,16 +171,23 @@ pub(super) fn attempt_blocking(
             EventType::ActionExecutionError,
         )
     };
-    let params = match prepare_handler(shared, row, refs, ancestors) {
-        Ok((_, params, _)) => params,
-        Err(why) => return fail_pre(why),
-    };
-    if timed_out.load(SeqCst) {
-        return AttemptEnd::TimedOut;
-    }
-    let h = match shared.plugins.handler_json(entry, &params, ctx) {
-        Ok(h) => Arc::new(h),
-        Err(e) => return fail_pre(message_of(&e)),
+    // The first attempt of a root that simulation checked live uses the
+    // handler it created (see `Shared::prechecked`).
+    let h = match first.then(|| shared.take_prechecked(uuid)).flatten() {
+        Some(h) => h,
+        None => {
+            let params = match prepare_handler(shared, row, refs, ancestors) {
+                Ok((_, params, _)) => params,
+                Err(why) => return fail_pre(why),
+            };
+            if timed_out.load(SeqCst) {
+                return AttemptEnd::TimedOut;
+            }
+            match shared.plugins.handler_json(entry, &params, ctx) {
+                Ok(h) => Arc::new(h),
+                Err(e) => return fail_pre(message_of(&e)),
+            }
+        }
     };
     if let Some(r) = lock(&shared.running).get_mut(uuid)
         && Arc::ptr_eq(&r.timed_out, &timed_out)

@@ -22,6 +22,19 @@ pub(super) fn prepare_handler(
     ancestors_outputs: &Value,
 ) -> Result<(String, Value, bool), String> {
     let (entry, t) = handler_entry(shared, row)?;
+    let params = handler_params(shared, t, row, refs, ancestors_outputs)?;
+    Ok((entry, params, t.idempotent))
+}
+
+/// The handler's parameters of an action of type `t` (see
+/// [`prepare_handler`]).
+pub(super) fn handler_params(
+    shared: &Shared,
+    t: &crate::action_types::ActionType,
+    row: &ActionRow,
+    refs: &[String],
+    ancestors_outputs: &Value,
+) -> Result<Value, String> {
     let mut params =
         template::substitute_references(&row.input_parameters, refs, ancestors_outputs)?;
     if !refs.is_empty() {
@@ -34,11 +47,10 @@ pub(super) fn prepare_handler(
             .map_err(|e| format!("parameters after substitution: {e}"))?
             .input_parameters;
     }
-    let handler_params = match &t.with {
+    Ok(match &t.with {
         Some(with) => template::render(with, &params, ancestors_outputs)?,
         None => params,
-    };
-    Ok((entry, handler_params, t.idempotent))
+    })
 }
 
 /// The handler entry an action maps to (cached per type and version), and

@@ -31,6 +31,7 @@ impl Applier {
                 running: Mutex::new(HashMap::new()),
                 cancelling: std::sync::atomic::AtomicBool::new(false),
                 service_stopping: std::sync::atomic::AtomicBool::new(false),
+                prechecked: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -77,6 +78,7 @@ impl Applier {
             db(&shared, move |s| s.actions(&u)).await?
         };
         let mut nodes = self.build_nodes(rows, &p);
+        let flows = self.load_flows(&mut nodes)?;
         // Interrupted actions first: nothing runs twice silently.
         if resuming {
             self.recover_interrupted(&mut nodes).await?;
@@ -99,7 +101,14 @@ impl Applier {
             .await?;
         }
         if shared.opts.policy.simulate && p.state != PlanState::Cancelling {
-            let problems = self.simulate(&nodes).await;
+            let Ok(problems) = self.simulate(&nodes).await else {
+                tracing::info!(plan = %plan_uuid, "stopped during simulation; nothing was executed");
+                return Err(ApplyError::Interrupted {
+                    plan: plan_uuid,
+                    why: "the applier was asked to stop during simulation; nothing was executed"
+                        .into(),
+                });
+            };
             if !problems.is_empty() {
                 let msg = format!(
                     "Simulation failed; nothing was executed: {}",
@@ -125,18 +134,20 @@ impl Applier {
                 });
             }
         }
-        self.execute(nodes, execution_rule).await
+        self.execute(nodes, flows, execution_rule).await
     }
 
     pub(super) async fn execute(
         &self,
         nodes: Vec<Node>,
+        flows: Option<flows::FlowRun>,
         rule: sched::Rule,
     ) -> Result<PlanOutcome, ApplyError> {
         let shared = self.shared.clone();
         let plan_uuid = shared.plan_uuid.clone();
         let limits = shared.opts.policy.limits.iter().map(|l| l.max).collect();
         let mut sched = Sched::new(nodes, limits, rule, shared.opts.max_workers);
+        sched.flows = flows.map(Box::new);
         sched.settle_initial();
         let run = Arc::new(Run {
             shared: shared.clone(),
@@ -179,6 +190,11 @@ impl Applier {
                     plan: plan_uuid,
                     why,
                 });
+            }
+            // Flow decisions (a switch to an alternative, a flow failed or
+            // rolled back) are committed before what they decided.
+            if let Err(e) = self.flow_work(&run).await {
+                run.interrupt(format!("committing a flow decision failed: {e}"));
             }
             // CANCELLED decided in memory (STRICT) go to the store.
             let decided = std::mem::take(&mut lock(&run.sched).to_commit);
@@ -236,7 +252,11 @@ impl Applier {
                     s.running += 1;
                     starts.push(i);
                 }
-                (starts, s.running == 0 && s.to_commit.is_empty())
+                let flows_idle = s.flows_idle() || s.interrupted.is_some();
+                (
+                    starts,
+                    s.running == 0 && s.to_commit.is_empty() && flows_idle,
+                )
             };
             for i in starts {
                 tasks.spawn(worker(run.clone(), Start::Attempt(i, 0)));
@@ -266,7 +286,7 @@ impl Applier {
                 why,
             });
         }
-        let (nodes, completed_order, stopping, rollback, cancel_started, never_started) = {
+        let (nodes, completed_order, stopping, rollback, cancel_started, never_started, flows) = {
             let mut s = lock(&run.sched);
             // Cancelled: what became ready meanwhile never starts. Stopped:
             // what never started is CANCELLED.
@@ -285,14 +305,25 @@ impl Applier {
                 s.rollback,
                 s.cancelled,
                 never_started,
+                s.flows.take(),
             )
         };
         commit_all(&shared, never_started).await?;
         if rollback {
+            // What a flow's rollback already reverted is not reverted twice.
+            let completed_order: Vec<usize> = completed_order
+                .into_iter()
+                .filter(|&i| !flows.as_ref().is_some_and(|f| f.reverted[i]))
+                .collect();
             self.rollback(&nodes, &completed_order).await?;
         }
-        self.finish(&nodes, cancel_started, stopping.as_deref())
-            .await
+        self.finish(
+            &nodes,
+            cancel_started,
+            stopping.as_deref(),
+            flows.as_deref(),
+        )
+        .await
     }
 
     pub(super) async fn finish(
@@ -300,10 +331,16 @@ impl Applier {
         nodes: &[Node],
         cancelled: bool,
         stopped: Option<&str>,
+        flows: Option<&flows::FlowRun>,
     ) -> Result<PlanOutcome, ApplyError> {
         let shared = self.shared.clone();
         let u = shared.plan_uuid.clone();
-        let any_failed = nodes.iter().any(|n| n.state == St::Failed);
+        // A failed action an alternative replaced does not fail the plan.
+        let any_failed = nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| n.state == St::Failed && !flows.is_some_and(|f| f.superseded(i, nodes)));
+        let flows_failed = flows.and_then(|f| f.failed_summary());
         let any_skipped = nodes.iter().any(|n| n.state == St::Skipped);
         let (state, event, msg): (PlanState, EventType, Option<String>) = if cancelled {
             (PlanState::Cancelled, EventType::PlanCancelEnd, None)
@@ -311,7 +348,12 @@ impl Applier {
             (
                 PlanState::Failed,
                 EventType::PlanExecutionError,
-                stopped.map(|s| format!("Stopped: {s}.")),
+                match (stopped.map(|s| format!("Stopped: {s}.")), flows_failed) {
+                    (Some(s), Some(f)) => Some(format!("{s} {f}.")),
+                    (Some(s), None) => Some(s),
+                    (None, Some(f)) => Some(format!("Failed: {f}.")),
+                    (None, None) => None,
+                },
             )
         } else {
             (

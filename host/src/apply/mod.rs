@@ -36,8 +36,11 @@
 //! | `context.rs` | an action's handler entry, parameters and context |
 //! | `refs.rs` | context references between actions |
 //! | `simulate.rs` | the checks before anything executes |
+//! | `live_checks.rs` | simulation's pre_condition checks, timed and stoppable |
 //! | `recovery.rs` | actions a killed applier left ONGOING |
 //! | `rollback.rs` | reverting after a failure |
+//! | `flows.rs` | flows and alternatives: what failed where, what runs next |
+//! | `flow_work.rs` | switching alternatives and rolling flows back, committed first |
 //! | `lease.rs` | the lease on the plan, and the owner id |
 //! | `shared.rs` | what the engine, tasks and threads share |
 
@@ -60,7 +63,10 @@ mod attempt;
 mod commit;
 mod context;
 mod engine;
+mod flow_work;
+mod flows;
 mod lease;
+mod live_checks;
 mod nodes;
 mod recovery;
 mod refs;
@@ -80,8 +86,8 @@ pub use simulate::Prediction;
 use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
 use commit::{commit_all, commit_transition, row_transition, transition};
 use context::{
-    context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
-    prepare_handler,
+    context_json, context_tail, create_handler, handler_context, handler_context_json,
+    handler_entry, handler_params, message_of, prepare_handler,
 };
 use lease::{acquire, release};
 use refs::{ancestor_outputs, ancestors_of, declared_names, referenced_actions};
@@ -265,6 +271,9 @@ struct Node {
     /// JSON pointers of the parameters that hold context references the
     /// plan declared (an imported plan's); nothing else is substituted.
     refs: Vec<String>,
+    /// An alternative that has not started (docs/flows.md): simulation
+    /// leaves it out; `flows::FlowRun` decides when it runs.
+    dormant: bool,
 }
 
 /// Locks a mutex, whether or not a panicking holder poisoned it.

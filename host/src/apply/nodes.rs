@@ -40,6 +40,7 @@ impl Applier {
                     pools,
                     priority,
                     refs,
+                    dormant: false,
                 }
             })
             .collect();

@@ -92,6 +92,8 @@ pub(super) struct Sched {
     /// store failed, or the service is shutting down): nothing more starts,
     /// nothing is cancelled, and the plan stays ONGOING for a resume.
     pub interrupted: Option<String>,
+    /// Flows and alternatives (docs/flows.md); `None` for a flat plan.
+    pub flows: Option<Box<super::flows::FlowRun>>,
 }
 
 impl Sched {
@@ -122,6 +124,7 @@ impl Sched {
             rollback: false,
             cancelled: false,
             interrupted: None,
+            flows: None,
         }
     }
 
@@ -129,6 +132,12 @@ impl Sched {
     /// of a run, or a resumed one).
     pub(super) fn settle_initial(&mut self) {
         let mut done = Vec::new();
+        // A resumed plan with flows: what its last applier left undecided.
+        if let Some(mut f) = self.flows.take() {
+            let e = f.resume(&self.nodes);
+            self.flows = Some(f);
+            done.extend(self.apply_effects(e));
+        }
         for i in 0..self.nodes.len() {
             if self.nodes[i].state == St::Pending && self.waiting[i] == 0 && self.settle(i) {
                 done.push(i);
@@ -239,6 +248,7 @@ impl Sched {
                 })
             })
             .filter(|&c| self.fits(c))
+            .filter(|&c| self.flows.as_ref().is_none_or(|f| f.may_start(c)))
             .max_by(|&a, &b| Ready(nodes[a].priority, a).cmp(&Ready(nodes[b].priority, b)))?;
         if let Some(top) = self.ready.peek()
             && *top > Ready(nodes[best].priority, best)
@@ -262,7 +272,26 @@ impl Sched {
             n.row.outputs = Some(o);
         }
         self.completed_order.push(i);
-        if c.state == St::Failed && self.stopping.is_none() {
+        let mut done = vec![i];
+        // Flows and alternatives first: a failure an alternative or a flow
+        // contains never reaches the plan's policy.
+        let mut escalate = true;
+        if let Some(mut f) = self.flows.take() {
+            let e = match c.state {
+                St::Failed => match f.on_failed(i, &self.nodes) {
+                    super::flows::Failure::Contained(e) => {
+                        escalate = false;
+                        e
+                    }
+                    super::flows::Failure::Escalated(e) => e,
+                },
+                St::Succeeded | St::Skipped => f.on_done(i, &self.nodes),
+                _ => Default::default(),
+            };
+            self.flows = Some(f);
+            done.extend(self.apply_effects(e));
+        }
+        if c.state == St::Failed && self.stopping.is_none() && escalate {
             match on_failure(&self.nodes[i].row) {
                 Stop::Continue => {}
                 Stop::Halt(why) => self.stopping = Some(why),
@@ -272,7 +301,47 @@ impl Sched {
                 }
             }
         }
-        self.cascade(vec![i]);
+        self.cascade(done);
+    }
+
+    /// Cancels or skips, in memory, the PENDING actions a flow's decision
+    /// names (the engine commits them after the decision); returns them,
+    /// done, for [`Sched::cascade`].
+    fn apply_effects(&mut self, e: super::flows::Effects) -> Vec<usize> {
+        let mut done = Vec::new();
+        for (list, st) in [(e.cancel, St::Cancelled), (e.skip, St::Skipped)] {
+            for (k, msg) in list {
+                if self.nodes[k].state != St::Pending {
+                    continue;
+                }
+                self.to_commit.push(super::row_transition(
+                    &self.nodes[k].row,
+                    &[ActionState::Pending],
+                    st.db(),
+                    Some(msg),
+                    None,
+                    EventType::ActionUpdate,
+                ));
+                self.nodes[k].state = st;
+                done.push(k);
+            }
+        }
+        done
+    }
+
+    /// An alternative whose switch is committed may run: settled now if
+    /// its parents are done.
+    pub(super) fn release_alternative(&mut self, i: usize) {
+        if self.nodes[i].state == St::Pending && self.waiting[i] == 0 && self.settle(i) {
+            self.cascade(vec![i]);
+        }
+    }
+
+    /// Whether the flows leave the engine nothing to do.
+    pub(super) fn flows_idle(&self) -> bool {
+        self.flows
+            .as_ref()
+            .is_none_or(|f| f.idle() && f.rollbacks_ready(&self.nodes).is_empty())
     }
 
     /// Children of done actions whose parents are all done: settled, and
@@ -294,14 +363,30 @@ impl Sched {
     /// done: ready, CANCELLED (STRICT, a parent failed), or left out (ANY).
     /// Returns whether it is done.
     fn settle(&mut self, i: usize) -> bool {
+        if let Some(msg) = self.flows.as_ref().and_then(|f| f.blocked(i)) {
+            self.to_commit.push(super::row_transition(
+                &self.nodes[i].row,
+                &[ActionState::Pending],
+                ActionState::Cancelled,
+                Some(msg),
+                None,
+                EventType::ActionUpdate,
+            ));
+            self.nodes[i].state = St::Cancelled;
+            return true;
+        }
         let nodes = &self.nodes;
         let ps = &nodes[i].parents;
+        let flows = self.flows.as_deref();
         match self.rule {
             Rule::Strict => {
-                if let Some(&bad) = ps
-                    .iter()
-                    .find(|&&p| matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored))
-                {
+                if let Some(&bad) = ps.iter().find(|&&p| {
+                    matches!(nodes[p].state, St::Failed | St::Cancelled | St::Ignored)
+                        // A failed action (or a failed flow's action) an
+                        // alternative replaced.
+                        && !(matches!(nodes[p].state, St::Failed | St::Cancelled)
+                            && flows.is_some_and(|f| f.superseded(p, nodes)))
+                }) {
                     let msg = format!(
                         "Cancelled: its parent {} is {}.",
                         nodes[bad].row.name,
@@ -339,6 +424,11 @@ impl Sched {
                     return true;
                 }
             }
+        }
+        // An alternative not started yet waits for its switch (its
+        // parents' failure above cancels it like any action).
+        if self.flows.as_ref().is_some_and(|f| f.is_dormant(i)) {
+            return false;
         }
         self.ready.push(Ready(self.nodes[i].priority, i));
         false
@@ -383,6 +473,7 @@ mod tests {
             pools: Vec::new(),
             priority,
             refs: Vec::new(),
+            dormant: false,
         }
     }
 

@@ -22,6 +22,28 @@ pub(super) struct Shared {
     /// The applier is stopping (see `StopSignal`): an aborted action goes
     /// back to PENDING instead of failing.
     pub(super) service_stopping: std::sync::atomic::AtomicBool,
+    /// Handlers whose `pre_condition` passed in simulation's live checks,
+    /// by action uuid: the action's first attempt uses its handler instead
+    /// of creating another (same parameters, same context: the action is
+    /// a root with no references), and runs `pre_condition` again. At most
+    /// [`PRECHECKED_MAX`].
+    pub(super) prechecked: Mutex<HashMap<String, Arc<Handler>>>,
+}
+
+/// Handlers kept from simulation's live checks, at most: a bound on what
+/// they hold meanwhile (about 1 KB each for `nop`: its parsed parameters
+/// and context).
+pub(super) const PRECHECKED_MAX: usize = 10_000;
+
+impl Shared {
+    /// The handler simulation created for the action `uuid`, if kept.
+    pub(super) fn take_prechecked(&self, uuid: &str) -> Option<Arc<Handler>> {
+        let mut p = self.prechecked.lock().unwrap_or_else(|p| p.into_inner());
+        if p.is_empty() {
+            return None;
+        }
+        p.remove(uuid)
+    }
 }
 
 impl Shared {

@@ -14,17 +14,26 @@
 //!   parameters and templates only, and a note says the prediction is
 //!   partial;
 //! * an action whose effect was not predicted and that starts the plan (no
-//!   parents) has its handler's `pre_condition` run against the cloud now.
+//!   parents) has its handler's `pre_condition` run against the cloud now,
+//!   under its action's timeout (see [`super::live_checks`]).
+//!
+//! A stop ([`StopSignal`]) ends the simulation at once, with nothing
+//! written: the plan stays ONGOING for a resume, as a stop leaves it.
 //!
 //! Every problem is reported at once, each naming its action (and the
 //! earlier action that changed what it trips on); nothing executes and
 //! nothing is written.
 
+use super::live_checks::{ChecksEnd, LiveCheck, run_live_checks};
 use super::*;
 use crate::plugins::Predictor;
 use sextant_plugin_api::Kind;
 use sextant_plugin_api::model::{ClusterModel, Instance};
 use sextant_plugin_api::prediction::{ModelChange, PredictedModel};
+
+/// Simulation ended early: the applier was asked to stop.
+#[derive(Debug)]
+pub(super) struct Stopped;
 
 /// What simulating a plan found and predicted.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -369,15 +378,91 @@ impl<'a> Predictors<'a> {
     }
 }
 
+/// What one action type (name and recorded version) resolves to during a
+/// simulation: looked up once per type, not once per action.
+struct TypeInfo<'a> {
+    action_type: Result<&'a crate::action_types::ActionType, String>,
+    /// The handler entry (the mapper's answer).
+    entry: Result<String, String>,
+    /// The entry's library.
+    library: Option<&'a crate::plugins::Library>,
+    /// Its parameter schema declares defaults (filled before checking).
+    declares_defaults: bool,
+    /// Its `with` templates use the outputs of earlier actions.
+    uses_outputs: bool,
+    /// The policy's timeout for it.
+    timeout: Duration,
+    /// Its estimated duration, in seconds (for the handler context).
+    duration: f64,
+    /// The note that its handler declares no effect is written.
+    noted_without_effect: bool,
+}
+
+impl<'a> TypeInfo<'a> {
+    fn of(shared: &'a Shared, row: &ActionRow) -> Self {
+        let version = semver::Version::parse(&row.action_type_version).ok();
+        let action_type = shared
+            .types
+            .get(&row.action_type, version.as_ref())
+            .map_err(|e| e.to_string());
+        let entry = match &action_type {
+            Ok(_) => handler_entry(shared, row).map(|(e, _)| e),
+            Err(e) => Err(e.clone()),
+        };
+        let library = entry
+            .as_ref()
+            .ok()
+            .and_then(|e| shared.plugins.find(Kind::ActionHandler, e))
+            .map(|e| e.library.as_ref());
+        let t = action_type.as_ref().ok();
+        Self {
+            declares_defaults: t
+                .is_some_and(|t| crate::action_types::declares_defaults(&t.parameters)),
+            uses_outputs: t.is_some_and(|t| {
+                t.with
+                    .as_ref()
+                    .is_some_and(|w| !referenced_actions(w).is_empty())
+            }),
+            timeout: shared.opts.policy.recovery_for(&row.action_type).timeout,
+            duration: t.map_or(0.0, |t| t.estimated_duration.as_secs_f64()),
+            action_type,
+            entry,
+            library,
+            noted_without_effect: false,
+        }
+    }
+}
+
+/// Adds one action's effect to the prediction, when details are wanted.
+fn record(
+    out: &mut Prediction,
+    detail: bool,
+    row: &ActionRow,
+    effect: &'static str,
+    changes: Vec<String>,
+    message: Option<String>,
+) {
+    if detail {
+        out.actions.push(ActionEffect {
+            name: row.name.clone(),
+            action_type: row.action_type.clone(),
+            effect,
+            changes,
+            message,
+        });
+    }
+}
+
 impl Applier {
     /// Simulates the pending actions (see the module documentation) and
     /// returns every problem found; an empty list lets the plan run.
-    pub(super) async fn simulate(&self, nodes: &[Node]) -> Vec<String> {
-        let p = self.check_plan(nodes).await;
+    /// `Err(Stopped)`: the applier was asked to stop meanwhile.
+    pub(super) async fn simulate(&self, nodes: &[Node]) -> Result<Vec<String>, Stopped> {
+        let p = self.check_plan(nodes, false).await?;
         for n in &p.notes {
             tracing::info!("simulation of action plan {}: {n}", self.shared.plan_uuid);
         }
-        p.problems
+        Ok(p.problems)
     }
 
     /// Simulates the plan as `start` would, without taking its lease,
@@ -389,8 +474,14 @@ impl Applier {
         let plan = db(&shared, move |s| s.plan(&u)).await?;
         let u = plan.uuid.clone();
         let rows = db(&shared, move |s| s.actions(&u)).await?;
-        let nodes = self.build_nodes(rows, &plan);
-        Ok(self.check_plan(&nodes).await)
+        let mut nodes = self.build_nodes(rows, &plan);
+        self.load_flows(&mut nodes)?;
+        self.check_plan(&nodes, true)
+            .await
+            .map_err(|Stopped| ApplyError::Interrupted {
+                plan: plan.uuid.clone(),
+                why: "the applier was asked to stop during simulation".into(),
+            })
     }
 
     /// The cluster model now, from the configured collector.
@@ -416,7 +507,10 @@ impl Applier {
         Ok(Some(m))
     }
 
-    async fn check_plan(&self, nodes: &[Node]) -> Prediction {
+    /// Simulates the pending actions. `detail`: also each action's effect
+    /// and the end state (for `predict`); without it, only the problems and
+    /// notes (for `start`).
+    async fn check_plan(&self, nodes: &[Node], detail: bool) -> Result<Prediction, Stopped> {
         let shared = &self.shared;
         let started = std::time::Instant::now();
         let mut out = Prediction {
@@ -448,115 +542,111 @@ impl Applier {
             changed_by: HashMap::new(),
         });
         let mut predictors = Predictors::default();
-        let names: HashMap<&str, usize> = nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.row.name.as_str(), i))
-            .collect();
+        // Action name → index, built when a template first needs it.
+        let mut names: Option<HashMap<&str, usize>> = None;
         let mut no_predict: std::collections::BTreeSet<String> = Default::default();
+        // What each action type resolves to, looked up once per type.
+        let mut types: HashMap<(&str, &str), TypeInfo<'_>> = HashMap::new();
         // Roots whose effect was not predicted: their pre_condition runs
         // against the cloud now, after the walk.
-        let mut live_checks: Vec<(usize, String, Value)> = Vec::new();
+        let mut live_checks: Vec<LiveCheck> = Vec::new();
+        let mut simulated = 0usize;
         for i in order {
+            if shared.opts.stop.is_stopping() {
+                return Err(Stopped);
+            }
             let n = &nodes[i];
-            if n.state != St::Pending {
+            if n.state != St::Pending || n.dormant {
                 continue;
             }
+            simulated += 1;
             let row = &n.row;
-            let label = format!("action {} ({})", row.name, row.action_type);
-            let mut effect = ActionEffect {
-                name: row.name.clone(),
-                action_type: row.action_type.clone(),
-                effect: "invalid",
-                changes: Vec::new(),
-                message: None,
-            };
-            let problems_before = out.problems.len();
-            let version = semver::Version::parse(&row.action_type_version).ok();
-            let t = match shared.types.get(&row.action_type, version.as_ref()) {
-                Ok(t) => t,
+            let label = || format!("action {} ({})", row.name, row.action_type);
+            let info = types
+                .entry((row.action_type.as_str(), row.action_type_version.as_str()))
+                .or_insert_with(|| TypeInfo::of(shared, row));
+            let t = match &info.action_type {
+                Ok(t) => *t,
                 Err(e) => {
-                    out.problems.push(format!("{label}: {e}"));
-                    effect.message = Some(e.to_string());
-                    out.actions.push(effect);
+                    out.problems.push(format!("{}: {e}", label()));
+                    let message = Some(e.clone());
+                    record(&mut out, detail, row, "invalid", Vec::new(), message);
                     continue;
                 }
             };
-            // The handler entry (the mapper's answer, cached per type).
-            let entry = handler_entry(shared, row).map(|(e, _)| e);
-            if let Err(e) = &entry {
-                out.problems.push(format!("{label}: {e}"));
+            let problems_before = out.problems.len();
+            if let Err(e) = &info.entry {
+                out.problems.push(format!("{}: {e}", label()));
             }
             // Templates may only name ancestors; their outputs are unknown yet.
             let refs = declared_names(row, &n.refs);
             let has_refs = !refs.is_empty();
-            let ancestors = if has_refs {
-                ancestors_of(nodes, i)
-            } else {
-                HashSet::new()
-            };
-            for r in refs {
-                match names.get(r.as_str()) {
-                    Some(j) if ancestors.contains(j) => {}
-                    _ => out.problems.push(format!(
-                        "{label}: its parameters use the outputs of {r}, which is not one of its ancestors"
-                    )),
+            if has_refs {
+                let names = names.get_or_insert_with(|| {
+                    nodes
+                        .iter()
+                        .enumerate()
+                        .map(|(i, n)| (n.row.name.as_str(), i))
+                        .collect()
+                });
+                let ancestors = ancestors_of(nodes, i);
+                for r in refs {
+                    match names.get(r.as_str()) {
+                        Some(j) if ancestors.contains(j) => {}
+                        _ => out.problems.push(format!(
+                            "{}: its parameters use the outputs of {r}, which is not one of its ancestors",
+                            label()
+                        )),
+                    }
                 }
-            }
-            if let Err(e) = crate::action_types::ActionFactory::new(&shared.types).instantiate(
-                &crate::action_types::NewAction::new(
-                    format!("{}@{}", t.name, t.version),
-                    row.input_parameters.clone(),
-                ),
-            ) && !has_refs
-            {
-                out.problems.push(format!("{label}: {e}"));
+            } else if let Err(e) = crate::action_types::check_parameters(
+                t,
+                &row.input_parameters,
+                info.declares_defaults,
+            ) {
+                // With references, parameters are checked once substituted.
+                out.problems.push(format!("{}: {e}", label()));
             }
             if out.problems.len() > problems_before {
-                effect.message = Some(out.problems[problems_before..].join("; "));
-                out.actions.push(effect);
+                let message = Some(out.problems[problems_before..].join("; "));
+                record(&mut out, detail, row, "invalid", Vec::new(), message);
                 continue;
             }
-            let Ok(entry) = entry else { continue };
-            let unknown = |effect: &mut ActionEffect, why: String| {
-                effect.effect = "unknown";
-                effect.message = Some(why);
-            };
-            if has_refs
-                || t.with
-                    .as_ref()
-                    .is_some_and(|w| !referenced_actions(w).is_empty())
-            {
-                unknown(
-                    &mut effect,
-                    "it uses the outputs of earlier actions, unknown before they run".into(),
-                );
+            let Ok(entry) = &info.entry else { continue };
+            if has_refs || info.uses_outputs {
                 out.partial = true;
-                out.actions.push(effect);
+                let message =
+                    Some("it uses the outputs of earlier actions, unknown before they run".into());
+                record(&mut out, detail, row, "unknown", Vec::new(), message);
                 continue; // pre_condition needs outputs that do not exist yet
             }
-            let params = match prepare_handler(shared, row, &n.refs, &json!({})) {
-                Ok((_, params, _)) => params,
+            let params = match handler_params(shared, t, row, &n.refs, &json!({})) {
+                Ok(params) => params,
                 Err(e) => {
-                    out.problems.push(format!("{label}: {e}"));
-                    effect.message = Some(e);
-                    out.actions.push(effect);
+                    out.problems.push(format!("{}: {e}", label()));
+                    record(&mut out, detail, row, "invalid", Vec::new(), Some(e));
                     continue;
                 }
             };
+            let live_check = |params: Value| LiveCheck {
+                uuid: row.uuid.clone(),
+                name: row.name.clone(),
+                action_type: row.action_type.clone(),
+                entry: entry.clone(),
+                params,
+                context: context_json(row, info.duration, &shared.context_tail),
+                timeout: info.timeout,
+            };
             let Some(m) = model.as_mut() else {
-                unknown(&mut effect, "no cluster model".into());
                 out.partial = true;
                 if n.parents.is_empty() {
-                    live_checks.push((i, entry, params));
+                    live_checks.push(live_check(params));
                 }
-                out.actions.push(effect);
+                let message = detail.then(|| "no cluster model".to_string());
+                record(&mut out, detail, row, "unknown", Vec::new(), message);
                 continue;
             };
-            let lib = shared
-                .plugins
-                .find(Kind::ActionHandler, &entry)
-                .map(|e| e.library.as_ref());
+            let lib = info.library;
             let slot = match lib.map(|l| predictors.of(l, &m.model)) {
                 Some(Ok(s)) => s,
                 Some(Err(e)) => {
@@ -566,48 +656,51 @@ impl Applier {
                 None => None,
             };
             let Some(slot) = slot else {
-                let path = lib.map_or_else(String::new, |l| l.path.display().to_string());
-                no_predict.insert(format!("{entry} ({path})"));
-                unknown(
-                    &mut effect,
-                    format!("handler {entry}'s plugin declares no effects (no predict.v1)"),
-                );
+                if !info.noted_without_effect {
+                    info.noted_without_effect = true;
+                    let path = lib.map_or_else(String::new, |l| l.path.display().to_string());
+                    no_predict.insert(format!("{entry} ({path})"));
+                }
                 out.partial = true;
                 if n.parents.is_empty() {
-                    live_checks.push((i, entry, params));
+                    live_checks.push(live_check(params));
                 }
-                out.actions.push(effect);
+                let message = detail.then(|| {
+                    format!("handler {entry}'s plugin declares no effects (no predict.v1)")
+                });
+                record(&mut out, detail, row, "unknown", Vec::new(), message);
                 continue;
             };
             let predicted = predictors.open[slot]
                 .1
-                .apply(&entry, &crate::json_text(&params));
+                .apply(entry, &crate::json_text(&params));
             match predicted {
                 Ok(text) => match serde_json::from_str::<Vec<ModelChange>>(&text) {
                     Ok(changes) => {
                         if let Err(e) = predictors.forward(slot, &text) {
                             out.notes.push(e);
                         }
-                        effect.changes = m.apply(&row.name, changes);
-                        effect.effect = "changes";
+                        let changes = m.apply(&row.name, changes);
+                        record(&mut out, detail, row, "changes", changes, None);
                     }
                     Err(e) => {
                         let why = format!("handler {entry} predicted unreadable changes: {e}");
-                        out.problems.push(format!("{label}: {why}"));
-                        effect.message = Some(why);
+                        out.problems.push(format!("{}: {why}", label()));
+                        record(&mut out, detail, row, "invalid", Vec::new(), Some(why));
                     }
                 },
                 Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
-                    effect.effect = "skipped";
-                    effect.message = Some(message_of(&e));
+                    let message = Some(message_of(&e));
+                    record(&mut out, detail, row, "skipped", Vec::new(), message);
                 }
                 Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => {
                     no_predict.insert(entry.clone());
-                    unknown(&mut effect, message_of(&e));
                     out.partial = true;
                     if n.parents.is_empty() {
-                        live_checks.push((i, entry, params));
+                        live_checks.push(live_check(params));
                     }
+                    let message = Some(message_of(&e));
+                    record(&mut out, detail, row, "unknown", Vec::new(), message);
                 }
                 Err(e) => {
                     let msg = message_of(&e);
@@ -622,13 +715,14 @@ impl Applier {
                         .filter(|k| *k != ErrorKind::PRECONDITION_FAILED)
                         .map(|k| format!("{k}: "))
                         .unwrap_or_default();
-                    out.problems
-                        .push(format!("{label}: predicted to fail: {kind}{msg}{after}"));
-                    effect.effect = "refused";
-                    effect.message = Some(format!("{kind}{msg}{after}"));
+                    out.problems.push(format!(
+                        "{}: predicted to fail: {kind}{msg}{after}",
+                        label()
+                    ));
+                    let message = Some(format!("{kind}{msg}{after}"));
+                    record(&mut out, detail, row, "refused", Vec::new(), message);
                 }
             }
-            out.actions.push(effect);
         }
         if !no_predict.is_empty() {
             out.notes.push(format!(
@@ -636,70 +730,26 @@ impl Applier {
                 no_predict.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
-        if out.actions.iter().any(|a| a.effect == "unknown") {
-            out.partial = true;
-        }
         drop(predictors);
-        if let (Some(b), Some(m)) = (&before, model) {
+        if detail && let (Some(b), Some(m)) = (&before, model) {
             out.summarise(b, m.model.to_model());
         }
         tracing::info!(
-            "simulated {} actions of action plan {} in {:?}",
-            out.actions.len(),
+            "simulated {simulated} actions of action plan {} in {:?}",
             shared.plan_uuid,
             started.elapsed()
         );
         // The roots whose effect was not predicted: pre_condition against
-        // the cloud now, all on one blocking thread (a round trip to the
-        // blocking pool per action cost more than the checks themselves).
-        let checks: Vec<(String, String, Value, String)> = live_checks
-            .into_iter()
-            .map(|(i, entry, params)| {
-                let row = &nodes[i].row;
-                (
-                    format!("action {} ({})", row.name, row.action_type),
-                    entry,
-                    params,
-                    handler_context_json(shared, row),
-                )
-            })
-            .collect();
-        let s = shared.clone();
-        let found = tokio::task::spawn_blocking(move || {
-            let check = |(label, entry, params, ctx): &(String, String, Value, String)| match s
-                .plugins
-                .handler_json(entry, params, ctx)
-            {
-                Err(e) => Some(format!("{label}: {}", message_of(&e))),
-                Ok(h) => match h.pre_condition() {
-                    Ok(()) => None,
-                    Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => None,
-                    Err(e) => Some(format!("{label}: pre_condition: {}", message_of(&e))),
-                },
-            };
-            // Two threads for many checks (handlers are created and called
-            // from several threads when the plan runs, too); the problems
-            // keep the plan's order.
-            if checks.len() < 256 {
-                return checks.iter().filter_map(check).collect::<Vec<_>>();
-            }
-            let (a, b) = checks.split_at(checks.len() / 2);
-            std::thread::scope(|sc| {
-                let second = sc.spawn(|| b.iter().filter_map(check).collect::<Vec<_>>());
-                let mut problems: Vec<String> = a.iter().filter_map(check).collect();
-                match second.join() {
-                    Ok(p) => problems.extend(p),
-                    Err(_) => problems.push("pre_conditions: a check panicked".into()),
-                }
-                problems
-            })
-        })
-        .await;
-        match found {
-            Ok(p) => out.problems.extend(p),
-            Err(e) => out.problems.push(format!("pre_conditions: {e}")),
+        // the cloud now, each under its action's timeout, stopped by a stop.
+        match run_live_checks(shared.clone(), live_checks).await {
+            ChecksEnd::Done(p) => out.problems.extend(p),
+            ChecksEnd::Stopped => return Err(Stopped),
         }
-        out
+        if !out.problems.is_empty() || detail {
+            // Nothing runs after this simulation: no handler is wanted.
+            lock(&shared.prechecked).clear();
+        }
+        Ok(out)
     }
 }
 
@@ -717,6 +767,7 @@ mod tests {
             pools: Vec::new(),
             priority: 0.0,
             refs: Vec::new(),
+            dormant: false,
         }
     }
 

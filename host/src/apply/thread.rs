@@ -49,7 +49,7 @@ impl Run {
                 }
             });
         }
-        let wake = s.wants_workers() || !s.to_commit.is_empty() || !s.open();
+        let wake = s.wants_workers() || !s.to_commit.is_empty() || !s.open() || !s.flows_idle();
         drop(s);
         if wake {
             self.wake.notify_one();

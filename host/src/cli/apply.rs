@@ -524,7 +524,7 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
                         match (&e.old_state, &e.new_state) {
                             (Some(o), Some(n)) => format!("{o} -> {n}"),
                             (None, Some(n)) => n.clone(),
-                            _ => String::new(),
+                            _ => super::flow_view::event_detail(e.event_type, &e.payload),
                         },
                     ]);
                 }

@@ -24,6 +24,9 @@ use std::process::ExitCode;
 #[serde(deny_unknown_fields)]
 pub(crate) struct ImportFile {
     actions: Vec<ImportAction>,
+    /// Flows (docs/flows.md).
+    #[serde(default)]
+    flows: Vec<super::import_flows::ImportFlow>,
     // Test metadata in Watcher's applier vectors; read past, not kept.
     #[serde(default, rename = "id")]
     _id: Option<IgnoredAny>,
@@ -37,17 +40,20 @@ pub(crate) struct ImportFile {
     _expected: Option<IgnoredAny>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImportAction {
-    id: String,
-    action_type: String,
+pub(crate) struct ImportAction {
+    pub(crate) id: String,
+    pub(crate) action_type: String,
     #[serde(default)]
-    input_parameters: Value,
+    pub(crate) input_parameters: Value,
     #[serde(default)]
-    parents: Vec<String>,
+    pub(crate) parents: Vec<String>,
     #[serde(default)]
-    initial_state: Option<String>,
+    pub(crate) initial_state: Option<String>,
+    /// Alternatives, in order (docs/flows.md).
+    #[serde(default)]
+    pub(crate) alternatives: Vec<super::import_flows::ImportAlternative>,
 }
 
 /// An action as it is stored: its parameters serialized, the parsed form
@@ -156,11 +162,11 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
     let text = crate::input::read_text(file, crate::input::MAX_DATA_BYTES, "an action-plan import")
         .map_err(CliError::input)?;
     let f = parse(file, &text)?;
+    let (actions, structure) = super::import_flows::expand(file, &text, f.actions, f.flows)?;
     drop(text);
     let types = env.action_types();
     let factory = ActionFactory::new(&types);
-    let rows = f
-        .actions
+    let rows = actions
         .into_iter()
         .map(|a| row(file, &types, &factory, a))
         .collect::<Result<Vec<Row>, CliError>>()?;
@@ -236,27 +242,30 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
         })
         .collect();
     let (mut store, _, _) = env.open_store_synced_with(&types)?;
-    let plan = store.create_plan(&NewPlan {
-        state: PlanState::Recommended,
-        rows: rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| NewPlanRow {
-                name: &r.name,
-                action_type: &r.action_type,
-                action_type_version: &r.action_type_version,
-                input_parameters_json: &r.input_parameters_json,
-                parents: &parents[start[i]..start[i + 1]],
-                state: r.state,
-            })
-            .collect(),
-        extra: if references.is_empty() {
-            Value::Null
-        } else {
-            serde_json::json!({ "references": references })
+    let plan = store.create_plan_with_structure(
+        &NewPlan {
+            state: PlanState::Recommended,
+            rows: rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| NewPlanRow {
+                    name: &r.name,
+                    action_type: &r.action_type,
+                    action_type_version: &r.action_type_version,
+                    input_parameters_json: &r.input_parameters_json,
+                    parents: &parents[start[i]..start[i + 1]],
+                    state: r.state,
+                })
+                .collect(),
+            extra: if references.is_empty() {
+                Value::Null
+            } else {
+                serde_json::json!({ "references": references })
+            },
+            ..Default::default()
         },
-        ..Default::default()
-    })?;
+        &structure,
+    )?;
     if !print_structured(format, &serde_json::json!({"action_plan": plan.uuid}))? {
         outln!("{}", plan.uuid);
     }

@@ -44,6 +44,14 @@ pub fn delete_plans(env: &Env, ids: &[String]) -> CliResult {
 pub fn retry_plan(env: &Env, id: &str, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
     let old = store.plan(id).map_err(store_input)?;
+    // A retry copies the unfinished actions as a flat plan: the
+    // alternatives of a structured plan would all run as ordinary actions.
+    if !store.action_scopes(&old.uuid)?.is_empty() || !store.plan_flows(&old.uuid)?.is_empty() {
+        return Err(CliError::input(anyhow::anyhow!(
+            "action plan {}: it has flows or alternatives (docs/flows.md), which a retry would flatten; import a plan for what is left instead",
+            old.uuid
+        )));
+    }
     let new = store.retry_plan(&old.uuid).map_err(store_input)?;
     if !print_structured(
         format,

@@ -13,18 +13,14 @@
 mod action_types;
 pub(crate) mod apply;
 mod audits;
-mod bench;
-mod bench_applier;
-mod bench_child;
-mod bench_import;
-mod bench_planners;
-mod bench_strategies;
-mod bench_user_path;
 pub(crate) mod datamodel;
 mod decide;
 mod demo;
+pub(crate) mod flow_view;
+pub(crate) mod graph_flows;
 mod help_markdown;
 pub(crate) mod import;
+pub(crate) mod import_flows;
 mod lifecycle;
 mod lists;
 pub mod output;
@@ -35,6 +31,12 @@ mod policies;
 mod serve;
 mod shell_docs;
 pub(crate) mod sim;
+pub(crate) mod sim_faults;
+
+/// For the `sextant-bench` crate only (bench/): the strategy benchmark
+/// reads the example cluster and generates large ones as `sim` does.
+#[doc(hidden)]
+pub use sim::{generate as generate_cluster, read_snapshot};
 
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
@@ -171,9 +173,6 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
     },
-    /// Benchmarks that print JSON.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
     /// Prints the shell completion script for SHELL (bash, zsh, fish, ...).
     Completions {
         /// The shell to complete for.
@@ -450,7 +449,7 @@ pub fn main() -> ExitCode {
 
 /// The database when `--db` is not given: `SEXTANT_DB`, else
 /// `sextant.db` in the data directory.
-fn default_db_path() -> PathBuf {
+pub fn default_db_path() -> PathBuf {
     match std::env::var_os("SEXTANT_DB") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
         _ => crate::config::data_dir().join("sextant.db"),
@@ -505,7 +504,6 @@ fn run(cli: Cli) -> CliResult {
             format,
         } => apply::history(&env, plan.as_deref(), follow, format),
         Command::Action(c) => plans::action(&env, c),
-        Command::Bench(c) => bench::run(&env, c),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
         Command::HelpMarkdown => {
             output::out!("{}", help_markdown::render());

@@ -61,7 +61,10 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         e @ (PlanError::Refused { .. } | PlanError::InvalidOutput { .. }) => CliError::input(e),
         e => CliError::from(e),
     })?;
-    let saved = if save {
+    // The store stays open until the plan is printed: the WAL checkpoint
+    // that its commit asked for runs on the store's thread meanwhile, and
+    // closing the store (which waits for it) comes last.
+    let (saved, _store) = if save {
         let (mut store, _) = env.open_store_synced_to(&plugins, &types)?;
         let plan = store.create_plan(&crate::store::plans::NewPlan {
             planner: Some(req.planner.clone()),
@@ -70,9 +73,9 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
             extra: serde_json::json!({"planner": planned.extra}),
             ..Default::default()
         })?;
-        Some(plan.uuid)
+        (Some(plan.uuid), Some(store))
     } else {
-        None
+        (None, None)
     };
     if !print_structured(format, &planned.view(&specs, saved.as_deref()))? {
         let mut t = Table::new(&["ID", "ACTION TYPE", "PARENTS"]);

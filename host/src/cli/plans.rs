@@ -260,8 +260,19 @@ pub fn graph_text(actions: &[ActionRow]) -> String {
     t.render()
 }
 
-/// Renders a plan's DAG.
+/// Renders a flat plan's DAG.
+#[cfg(test)]
 pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
+    graph_with(actions, format, &Default::default())
+}
+
+/// Renders a plan's DAG with its flows (clusters, subgraphs) and its
+/// alternatives (dashed edges).
+pub fn graph_with(
+    actions: &[ActionRow],
+    format: GraphFormat,
+    structure: &super::graph_flows::Structure,
+) -> String {
     let index: std::collections::HashMap<&str, usize> = actions
         .iter()
         .enumerate()
@@ -290,6 +301,7 @@ pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
                     }
                 }
             }
+            out.push_str(&structure.render(actions, format));
             out.push_str("}\n");
         }
         GraphFormat::Mermaid => {
@@ -304,6 +316,7 @@ pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
                     }
                 }
             }
+            out.push_str(&structure.render(actions, format));
         }
     }
     out
@@ -480,7 +493,14 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
         }
         ActionPlanCommand::Graph { plan, format } => {
             let p = store.plan(&plan).map_err(input_error)?;
-            out!("{}", graph(&store.actions(&p.uuid)?, format));
+            let structure = super::graph_flows::Structure {
+                flows: store.plan_flows(&p.uuid)?,
+                scopes: store.action_scopes(&p.uuid)?,
+            };
+            out!(
+                "{}",
+                graph_with(&store.actions(&p.uuid)?, format, &structure)
+            );
         }
         _ => unreachable!("handled above"),
     }
@@ -502,14 +522,20 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
         ActionCommand::List { plan, page, format } => {
             let all = store.actions(&plan).map_err(input_error)?;
             let actions = super::lists::page(all.clone(), super::lists::ACTION_KEYS, &page)?;
-            if !print_structured(format, &actions)? {
+            let scopes = super::flow_view::Scopes::new(match all.first() {
+                Some(a) => store.action_scopes(&a.action_plan_uuid)?,
+                None => Vec::new(),
+            });
+            if matches!(format, Format::Table)
+                || !print_structured(format, &scopes.json(&actions)?)?
+            {
                 let mut t =
                     Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "PARENTS", "MESSAGE"]);
                 let names = names_by_uuid(&all);
                 for a in &actions {
                     t.row(vec![
                         a.uuid.clone(),
-                        a.name.clone(),
+                        scopes.name(a),
                         a.action_type.clone(),
                         a.state.to_string(),
                         parent_names(&names, a),

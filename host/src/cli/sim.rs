@@ -25,6 +25,11 @@ pub enum SimCommand {
         /// empties the simulated cloud).
         #[arg(long)]
         allow_empty: bool,
+        /// Faults to inject during this run (YAML or JSON: hosts that go
+        /// down or fill up at a simulated time, actions that fail, random
+        /// failures with a seed; see docs/sim-faults.md).
+        #[arg(long)]
+        faults: Option<PathBuf>,
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
         format: Format,
@@ -80,8 +85,16 @@ pub fn run(env: &Env, cmd: SimCommand) -> CliResult {
             from,
             time_scale,
             allow_empty,
+            faults,
             format,
-        } => init(env, &from, time_scale, allow_empty, format),
+        } => init(
+            env,
+            &from,
+            time_scale,
+            allow_empty,
+            faults.as_deref(),
+            format,
+        ),
         SimCommand::Show { format } => show(env, format),
         SimCommand::Generate {
             nodes,
@@ -121,7 +134,14 @@ pub fn read_snapshot(path: &Path) -> Result<ClusterModel, CliError> {
     Ok(model)
 }
 
-fn init(env: &Env, from: &Path, time_scale: f64, allow_empty: bool, format: Format) -> CliResult {
+fn init(
+    env: &Env,
+    from: &Path,
+    time_scale: f64,
+    allow_empty: bool,
+    faults: Option<&Path>,
+    format: Format,
+) -> CliResult {
     // `time_scale` is bounded by its parser. Everything is checked before the cloud is touched.
     let model = read_snapshot(from)?;
     if model.is_empty() && !allow_empty {
@@ -130,9 +150,13 @@ fn init(env: &Env, from: &Path, time_scale: f64, allow_empty: bool, format: Form
             from.display()
         )));
     }
+    let faults = match faults {
+        Some(f) => super::sim_faults::read(f, &model)?,
+        None => sextant_sim_store::faults::Faults::default(),
+    };
     let path = env.sim_db();
     let mut db = SimDb::open(&path)?;
-    db.init(&model, time_scale)?;
+    db.init_with_faults(&model, time_scale, &faults)?;
     let doc = serde_json::json!({
         "sim_db": path,
         "nodes": model.nodes.len(),
@@ -140,6 +164,7 @@ fn init(env: &Env, from: &Path, time_scale: f64, allow_empty: bool, format: Form
         "storage_pools": model.storage_pools.len(),
         "volumes": model.volumes.len(),
         "time_scale": time_scale,
+        "faults": faults,
     });
     if !print_structured(format, &doc)? {
         outln!(
@@ -207,13 +232,21 @@ fn show(env: &Env, format: Format) -> CliResult {
         .filter(|n| used.contains_key(n.hostname.as_str()))
         .count();
     outln!(
-        "\n{} nodes ({in_use} in use), {} instances, {} storage pools, {} volumes; time scale {}",
+        "\n{} nodes ({in_use} in use), {} instances, {} storage pools, {} volumes; time scale {}; simulated clock {}s",
         model.nodes.len(),
         model.instances.len(),
         model.storage_pools.len(),
         model.volumes.len(),
-        db.time_scale()?
+        db.time_scale()?,
+        db.clock()?
     );
+    let faults = db.faults()?;
+    if !faults.is_empty() {
+        outln!(
+            "injected faults: {}",
+            serde_json::to_string(&faults).unwrap_or_default()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

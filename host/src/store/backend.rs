@@ -11,12 +11,13 @@
 
 use super::apply::{ActionTransition, Lease};
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
+use super::flows::{FlowRow, PlanStructure, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
 use super::plans::{ActionRow, NewPlan, PlanRow};
 use super::sync::{DiscoveredGoal, DiscoveredStrategy, SyncReport};
 use super::{EventRow, GoalRow, Result, SqliteStore, StrategyRow};
-use crate::states::{ActionState, AuditState, EventType, PlanState};
+use crate::states::{ActionState, AuditState, EventType, FlowState, PlanState};
 use serde_json::Value;
 use std::path::Path;
 
@@ -387,6 +388,51 @@ pub trait StoreBackend: Send {
         goals: &[DiscoveredGoal],
         strategies: &[DiscoveredStrategy],
     ) -> Result<SyncReport>;
+
+    /// Creates a plan with its flows and alternatives (docs/flows.md), in
+    /// one transaction.
+    fn create_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure)
+    -> Result<PlanRow>;
+
+    /// A plan's flows, by name (none for a flat plan).
+    fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>>;
+
+    /// The structure rows of a plan's actions (none for a flat plan).
+    fn action_scopes(&self, plan_uuid: &str) -> Result<Vec<ScopeRow>>;
+
+    /// Starts alternative `to` after the one before it failed for good: its
+    /// status message says why, with `action.alternative.start`; one
+    /// transaction.
+    fn start_alternative(
+        &mut self,
+        plan: &str,
+        to: &str,
+        message: &str,
+        payload: Value,
+    ) -> Result<()>;
+
+    /// Records that a failed alternative's effects are settled, with
+    /// `action.alternative.settled`.
+    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()>;
+
+    /// Moves a flow to `to`, with its event (object type `flow`).
+    fn flow_transition(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        to: FlowState,
+        message: Option<&str>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<()>;
+
+    /// Starts alternative flow `to`, with `flow.alternative.start`.
+    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()>;
+
+    /// Records that a flow's rollback reverted an action (or tried to): its
+    /// status message, its `reverted` mark and `action.revert.end` (or
+    /// `.error`), in one transaction.
+    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()>;
 }
 
 impl StoreBackend for SqliteStore {
@@ -716,5 +762,55 @@ impl StoreBackend for SqliteStore {
         strategies: &[DiscoveredStrategy],
     ) -> Result<SyncReport> {
         SqliteStore::sync_goals_and_strategies(self, goals, strategies)
+    }
+
+    fn create_plan_with_structure(
+        &mut self,
+        p: &NewPlan<'_>,
+        s: &PlanStructure,
+    ) -> Result<PlanRow> {
+        SqliteStore::create_plan_with_structure(self, p, s)
+    }
+
+    fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>> {
+        SqliteStore::plan_flows(self, plan_uuid)
+    }
+
+    fn action_scopes(&self, plan_uuid: &str) -> Result<Vec<ScopeRow>> {
+        SqliteStore::action_scopes(self, plan_uuid)
+    }
+
+    fn start_alternative(
+        &mut self,
+        plan: &str,
+        to: &str,
+        message: &str,
+        payload: Value,
+    ) -> Result<()> {
+        SqliteStore::start_alternative(self, plan, to, message, payload)
+    }
+
+    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
+        SqliteStore::settle_alternative(self, plan, action, payload)
+    }
+
+    fn flow_transition(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        to: FlowState,
+        message: Option<&str>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<()> {
+        SqliteStore::flow_transition(self, plan, flow, to, message, event_type, payload)
+    }
+
+    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
+        SqliteStore::start_flow_alternative(self, plan, to, payload)
+    }
+
+    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
+        SqliteStore::flow_reverted(self, plan, action, ok, message)
     }
 }

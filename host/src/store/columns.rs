@@ -2,7 +2,10 @@
 //! as their text; a text that names none of an enum's values is an
 //! [`UnknownValue`] naming the table, the row and the value, never a default.
 
-use crate::states::{ActionState, AuditState, EventType, ExecutionRule, PlanState, UnknownName};
+use crate::policy::OnFailure;
+use crate::states::{
+    ActionState, AuditState, EventType, ExecutionRule, FlowState, PlanState, UnknownName,
+};
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use std::str::FromStr;
 
@@ -30,7 +33,15 @@ macro_rules! to_sql_as_text {
     )+};
 }
 
-to_sql_as_text!(ActionState, PlanState, AuditState, EventType, ExecutionRule);
+to_sql_as_text!(
+    ActionState,
+    PlanState,
+    AuditState,
+    EventType,
+    ExecutionRule,
+    FlowState,
+    OnFailure
+);
 
 /// Reads column `idx` of `r` as an enum `T`; the row's id is in column
 /// `id_idx`, for the error.

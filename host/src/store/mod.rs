@@ -18,6 +18,7 @@ mod backend;
 mod checkpoint;
 mod columns;
 mod counts;
+pub mod flows;
 mod group_commit;
 pub mod ids;
 pub mod lifecycle;

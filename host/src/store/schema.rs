@@ -242,4 +242,38 @@ ALTER TABLE actions ADD COLUMN execute_failed INTEGER NOT NULL DEFAULT 0;
 UPDATE actions SET execute_failed = 1
     WHERE state = 'FAILED' AND status_message LIKE 'Action failed in execute%';
 "#,
+    // 10: flows and alternatives (docs/flows.md). `plan_flows`: a plan's
+    // named flows, each with its enclosing flow, its failure policy, the
+    // flow it is an alternative of (with its rank, and whether it was
+    // started) and its state. `plan_action_scopes`: for each action of a plan that has flows
+    // or alternatives, its innermost flow, the primary it is an alternative
+    // of (rank 0: the primary itself) and the choices made about it
+    // (started, settled after its failure, reverted by its flow's
+    // rollback). A flat plan has no row in either.
+    r#"
+CREATE TABLE plan_flows (
+    action_plan_id INTEGER NOT NULL REFERENCES action_plans(id),
+    name TEXT NOT NULL,
+    parent TEXT,
+    on_failure TEXT NOT NULL,
+    alternative_of TEXT,
+    rank INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL DEFAULT 1,
+    state TEXT NOT NULL DEFAULT 'PENDING',
+    status_message TEXT,
+    updated_at TEXT,
+    PRIMARY KEY (action_plan_id, name)
+) WITHOUT ROWID;
+CREATE TABLE plan_action_scopes (
+    action_id INTEGER PRIMARY KEY REFERENCES actions(id),
+    action_plan_id INTEGER NOT NULL REFERENCES action_plans(id),
+    flow TEXT,
+    primary_name TEXT,
+    rank INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL DEFAULT 1,
+    settled INTEGER NOT NULL DEFAULT 0,
+    reverted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX plan_action_scopes_plan ON plan_action_scopes(action_plan_id);
+"#,
 ];

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use sextant_plugin_api::prediction::PredictedModel;
 use sextant_plugin_api::prelude::*;
 use sextant_sim_store::SimDb;
+use sextant_sim_store::faults::ActionCall;
 use sextant_sim_store::ops::OpError;
 use sextant_sim_store::rules;
 use std::time::Duration;
@@ -42,11 +43,17 @@ fn exec_error(e: OpError) -> PluginError {
 /// The longest simulated time one action takes: 366 days.
 const MAX_SIMULATED_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
 
-/// Waits the simulated time of the action; false when aborted.
-fn take_time(ctx: &Context, db: &SimDb) -> bool {
+/// Waits the simulated time of the action (its estimated duration × the
+/// time scale), then moves the simulated clock to its start plus its
+/// estimated duration, firing the host faults due by then; false when
+/// aborted.
+fn take_time(ctx: &Context, db: &mut SimDb) -> bool {
     let base = ctx.action["estimated_duration_seconds"]
         .as_f64()
-        .unwrap_or(0.0);
+        .filter(|b| b.is_finite() && *b >= 0.0)
+        .unwrap_or(0.0)
+        .min(MAX_SIMULATED_SECONDS);
+    let start = db.clock().unwrap_or(0.0);
     let scale = db.time_scale().unwrap_or(1.0);
     // Bounded: a sim.db written before `--time-scale` was bounded, or a
     // NaN, must not panic `from_secs_f64`.
@@ -56,11 +63,71 @@ fn take_time(ctx: &Context, db: &SimDb) -> bool {
     } else {
         secs.clamp(0.0, MAX_SIMULATED_SECONDS)
     };
-    secs == 0.0 || ctx.abort_signal().sleep(Duration::from_secs_f64(secs))
+    let waited = secs == 0.0 || ctx.abort_signal().sleep(Duration::from_secs_f64(secs));
+    if waited {
+        // A failure to move the clock shows in the operation that follows.
+        let _ = db.advance_clock(start + base);
+    }
+    waited
 }
 
 fn aborted(what: &str) -> PluginError {
     PluginError::aborted(format!("{what} aborted"))
+}
+
+/// A handler of the simulated cloud with its run's injected faults: an
+/// action that an action fault or the random draw picks fails in `execute`
+/// before anything changes (see [`sextant_sim_store::faults`]).
+pub struct Faulty<H> {
+    inner: H,
+    parameters: Value,
+}
+
+impl<'de, H: serde::de::DeserializeOwned> Deserialize<'de> for Faulty<H> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let parameters = Value::deserialize(d)?;
+        let inner = H::deserialize(&parameters).map_err(serde::de::Error::custom)?;
+        Ok(Faulty { inner, parameters })
+    }
+}
+
+impl<H: ActionHandler> ActionHandler for Faulty<H> {
+    fn pre_condition(&self, ctx: &Context) -> Result<(), PluginError> {
+        self.inner.pre_condition(ctx)
+    }
+
+    fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
+        let call = ActionCall {
+            name: ctx.action["name"].as_str().unwrap_or(""),
+            action_type: ctx.action["action_type"].as_str().unwrap_or(""),
+            parameters: &self.parameters,
+        };
+        if let Some(why) = db(ctx)?
+            .injected_failure(&call)
+            .map_err(|e| PluginError::execution_failed(e.to_string()))?
+        {
+            return Err(PluginError::execution_failed(why));
+        }
+        self.inner.execute(ctx)
+    }
+
+    fn post_condition(&self, ctx: &Context) -> Result<(), PluginError> {
+        self.inner.post_condition(ctx)
+    }
+
+    fn revert(&self, ctx: &Context) -> Result<(), PluginError> {
+        self.inner.revert(ctx)
+    }
+
+    fn abort(&self, ctx: &Context) -> Result<(), PluginError> {
+        self.inner.abort(ctx)
+    }
+}
+
+impl<H: Predict> Predict for Faulty<H> {
+    fn predict(&self, m: &mut PredictedModel) -> Result<(), PluginError> {
+        self.inner.predict(m)
+    }
 }
 
 #[derive(Deserialize)]
@@ -98,7 +165,7 @@ impl ActionHandler for Migrate {
                 self.migration_type == "live",
             )
             .map_err(exec_error)?;
-        if !take_time(ctx, &db) {
+        if !take_time(ctx, &mut db) {
             return Err(aborted("live migration"));
         }
         db.migrate(&self.resource_id, &self.source_node, &dest)
@@ -130,7 +197,7 @@ impl ActionHandler for Migrate {
         if i.host == self.source_node {
             return Ok(());
         }
-        db.migrate(&self.resource_id, &i.host, &self.source_node)
+        db.migrate_back(&self.resource_id, &i.host, &self.source_node)
             .map_err(exec_error)
     }
 }
@@ -179,7 +246,7 @@ impl ActionHandler for ServiceState {
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         let mut db = db(ctx)?;
-        let _ = take_time(ctx, &db);
+        let _ = take_time(ctx, &mut db);
         db.set_service(self.host(), self.target()?, self.disabled_reason.as_deref())
             .map_err(exec_error)?;
         Ok(json!({"host": self.host(), "status": self.state}))
@@ -232,7 +299,7 @@ impl ActionHandler for PowerState {
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         let mut db = db(ctx)?;
-        if !take_time(ctx, &db) {
+        if !take_time(ctx, &mut db) {
             return Err(aborted("power change"));
         }
         db.set_power(self.id(), &self.state, false)
@@ -264,7 +331,7 @@ impl ActionHandler for Resize {
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         let mut db = db(ctx)?;
-        let _ = take_time(ctx, &db);
+        let _ = take_time(ctx, &mut db);
         db.resize(&self.resource_id, &self.flavor, false)
             .map_err(exec_error)?;
         Ok(json!({"flavor": self.flavor}))
@@ -284,7 +351,7 @@ fn instance_state(
     skip_if: &[&str],
 ) -> Result<Value, PluginError> {
     let mut db = db(ctx)?;
-    let _ = take_time(ctx, &db);
+    let _ = take_time(ctx, &mut db);
     db.set_instance_state(uuid, to, skip_if)
         .map_err(exec_error)?;
     Ok(json!({"state": to}))
@@ -351,7 +418,7 @@ impl ActionHandler for Delete {
     }
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         let mut db = db(ctx)?;
-        let _ = take_time(ctx, &db);
+        let _ = take_time(ctx, &mut db);
         match db.delete_instance(&self.0.resource_id) {
             Ok(()) | Err(OpError::NotFound(_)) => Ok(json!({"deleted": self.0.resource_id})),
             Err(e) => Err(exec_error(e)),
@@ -396,7 +463,7 @@ impl ActionHandler for VolumeMigrate {
 
     fn execute(&self, ctx: &Context) -> Result<Value, PluginError> {
         let mut db = db(ctx)?;
-        let _ = take_time(ctx, &db);
+        let _ = take_time(ctx, &mut db);
         let (p, t) = self.target();
         db.volume_migrate(&self.resource_id, p, t, false)
             .map_err(exec_error)?;

@@ -49,32 +49,32 @@ export_plugin! {
     collector SimCollector = Entry::new("sim", "1.0.0")
         .display_name("en", "Simulated cloud")
         .description("Reads the simulated cloud (sim.db) as a cluster model."),
-    predicting_handler handlers::Migrate = Entry::new("sim.migrate", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::Migrate> = Entry::new("sim.migrate", "1.0.0")
         .description("Moves an instance in the simulated cloud; refused when the destination is full, disabled, down or off.")
         .parameters(MIGRATE)
         .revertible()
         .abortable(),
-    predicting_handler handlers::ServiceState = Entry::new("sim.change_nova_service_state", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::ServiceState> = Entry::new("sim.change_nova_service_state", "1.0.0")
         .description("Enables or disables a host's compute service in the simulated cloud.")
         .revertible()
         .idempotent(),
-    predicting_handler handlers::PowerState = Entry::new("sim.change_node_power_state", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::PowerState> = Entry::new("sim.change_node_power_state", "1.0.0")
         .description("Powers a simulated node on or off; off is refused while it hosts instances.")
         .revertible()
         .abortable()
         .idempotent(),
-    predicting_handler handlers::Resize = Entry::new("sim.resize", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::Resize> = Entry::new("sim.resize", "1.0.0")
         .description("Resizes a simulated instance to a flavor (m1.tiny … m1.xlarge) if its host has room."),
-    predicting_handler handlers::Stop = Entry::new("sim.stop", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::Stop> = Entry::new("sim.stop", "1.0.0")
         .description("Stops a simulated instance.")
         .revertible()
         .idempotent(),
-    predicting_handler handlers::Shelve = Entry::new("sim.shelve", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::Shelve> = Entry::new("sim.shelve", "1.0.0")
         .description("Shelves (offloads) a simulated instance.")
         .idempotent(),
-    predicting_handler handlers::Delete = Entry::new("sim.delete", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::Delete> = Entry::new("sim.delete", "1.0.0")
         .description("Deletes a simulated instance.")
         .idempotent(),
-    predicting_handler handlers::VolumeMigrate = Entry::new("sim.volume_migrate", "1.0.0")
+    predicting_handler handlers::Faulty<handlers::VolumeMigrate> = Entry::new("sim.volume_migrate", "1.0.0")
         .description("Moves a simulated volume to another pool with room, or retypes it."),
 }

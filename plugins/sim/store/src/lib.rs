@@ -6,6 +6,7 @@
 //! JSON, keyed by its id. Invariant: seeding replaces the whole cloud in one
 //! transaction, so a crash leaves the old cloud or the new one.
 
+pub mod faults;
 pub mod ops;
 pub mod rules;
 
@@ -110,8 +111,8 @@ fn uri_path(path: &Path) -> String {
 
 /// The open simulated cloud.
 pub struct SimDb {
-    conn: Connection,
-    path: PathBuf,
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
 }
 
 impl SimDb {
@@ -202,8 +203,20 @@ impl SimDb {
         }
     }
 
-    /// Replaces the whole cloud with `model`, in one transaction.
+    /// Replaces the whole cloud with `model`, in one transaction, with no
+    /// fault.
     pub fn init(&mut self, model: &ClusterModel, time_scale: f64) -> Result<(), SimError> {
+        self.init_with_faults(model, time_scale, &faults::Faults::default())
+    }
+
+    /// Replaces the whole cloud with `model` and the faults of the run, in
+    /// one transaction; the simulated clock starts at 0.
+    pub fn init_with_faults(
+        &mut self,
+        model: &ClusterModel,
+        time_scale: f64,
+        faults: &faults::Faults,
+    ) -> Result<(), SimError> {
         let path = self.path.clone();
         let err = |source| SimError::Sqlite {
             path: path.clone(),
@@ -248,6 +261,7 @@ impl SimDb {
                 params![time_scale.to_string()],
             )
             .map_err(err)?;
+            faults::seed(&tx, faults).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -265,7 +279,7 @@ impl SimDb {
             .unwrap_or(1.0))
     }
 
-    fn meta(&self, key: &str) -> Result<Option<String>, SimError> {
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, SimError> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub use crate::rules::{FLAVORS, OpError};
 
 /// sim.db inside one transaction, as the rules see it.
-struct TxCloud<'a, 'c>(&'a Transaction<'c>);
+pub(crate) struct TxCloud<'a, 'c>(&'a Transaction<'c>);
 
 fn db(e: rusqlite::Error) -> OpError {
     OpError::Db(SimError::from_rusqlite(e))
@@ -129,10 +129,13 @@ impl SimError {
 }
 
 impl SimDb {
-    /// Runs one operation in an immediate transaction.
-    fn op<T>(
+    /// Runs one operation in an immediate transaction, at the simulated
+    /// time `at` (the clock moves there if it is later; `None`: now), after
+    /// the host faults due by then.
+    pub(crate) fn op<T>(
         &mut self,
         f: impl FnOnce(&mut TxCloud<'_, '_>) -> Result<T, OpError>,
+        at: Option<f64>,
     ) -> Result<T, OpError> {
         let path = self.path.clone();
         let err = |source| SimError::Sqlite {
@@ -143,6 +146,10 @@ impl SimDb {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
+        if let Some(at) = at {
+            crate::faults::advance(&tx, at)?;
+        }
+        crate::faults::fire_due(&tx, &mut TxCloud(&tx))?;
         let v = f(&mut TxCloud(&tx))?;
         tx.commit().map_err(err)?;
         Ok(v)
@@ -150,15 +157,18 @@ impl SimDb {
 
     /// An instance, if it exists.
     pub fn instance(&mut self, uuid: &str) -> Result<Option<Instance>, OpError> {
-        self.op(|c| c.instance(uuid))
+        self.op(|c| c.instance(uuid), None)
     }
 
     /// A node by hostname or uuid, if it exists.
     pub fn node(&mut self, id: &str) -> Result<Option<Node>, OpError> {
-        self.op(|c| match c.node_by_uuid(id)? {
-            Some(n) => Ok(Some(n)),
-            None => c.node(id),
-        })
+        self.op(
+            |c| match c.node_by_uuid(id)? {
+                Some(n) => Ok(Some(n)),
+                None => c.node(id),
+            },
+            None,
+        )
     }
 
     /// [`rules::check_migrate`]
@@ -169,12 +179,20 @@ impl SimDb {
         destination: Option<&str>,
         live: bool,
     ) -> Result<String, OpError> {
-        self.op(|c| rules::check_migrate(c, uuid, source, destination, live))
+        self.op(
+            |c| rules::check_migrate(c, uuid, source, destination, live),
+            None,
+        )
     }
 
     /// [`rules::migrate`]
     pub fn migrate(&mut self, uuid: &str, source: &str, destination: &str) -> Result<(), OpError> {
-        self.op(|c| rules::migrate(c, uuid, source, destination))
+        self.op(|c| rules::migrate(c, uuid, source, destination), None)
+    }
+
+    /// [`rules::migrate_back`]
+    pub fn migrate_back(&mut self, uuid: &str, from: &str, to: &str) -> Result<(), OpError> {
+        self.op(|c| rules::migrate_back(c, uuid, from, to), None)
     }
 
     /// [`rules::set_service`]
@@ -184,17 +202,17 @@ impl SimDb {
         status: &str,
         reason: Option<&str>,
     ) -> Result<(), OpError> {
-        self.op(|c| rules::set_service(c, host, status, reason))
+        self.op(|c| rules::set_service(c, host, status, reason), None)
     }
 
     /// [`rules::set_power`]
     pub fn set_power(&mut self, id: &str, state: &str, check_only: bool) -> Result<(), OpError> {
-        self.op(|c| rules::set_power(c, id, state, check_only))
+        self.op(|c| rules::set_power(c, id, state, check_only), None)
     }
 
     /// [`rules::resize`]
     pub fn resize(&mut self, uuid: &str, flavor: &str, check_only: bool) -> Result<(), OpError> {
-        self.op(|c| rules::resize(c, uuid, flavor, check_only))
+        self.op(|c| rules::resize(c, uuid, flavor, check_only), None)
     }
 
     /// [`rules::set_instance_state`]
@@ -204,12 +222,12 @@ impl SimDb {
         state: &str,
         skip_if: &[&str],
     ) -> Result<(), OpError> {
-        self.op(|c| rules::set_instance_state(c, uuid, state, skip_if))
+        self.op(|c| rules::set_instance_state(c, uuid, state, skip_if), None)
     }
 
     /// [`rules::delete_instance`]
     pub fn delete_instance(&mut self, uuid: &str) -> Result<(), OpError> {
-        self.op(|c| rules::delete_instance(c, uuid))
+        self.op(|c| rules::delete_instance(c, uuid), None)
     }
 
     /// [`rules::volume_migrate`]
@@ -220,6 +238,9 @@ impl SimDb {
         new_type: Option<&str>,
         check_only: bool,
     ) -> Result<(), OpError> {
-        self.op(|c| rules::volume_migrate(c, uuid, pool, new_type, check_only))
+        self.op(
+            |c| rules::volume_migrate(c, uuid, pool, new_type, check_only),
+            None,
+        )
     }
 }

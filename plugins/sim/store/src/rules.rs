@@ -225,6 +225,37 @@ pub fn migrate(
     c.put_instance(&i)
 }
 
+/// Moves an instance back to the host it came from, undoing a migration:
+/// as an operator's forced move, it goes to a host whose service is
+/// disabled (a host being drained is disabled first), but the host must be
+/// up, on, and have room.
+pub fn migrate_back(c: &mut impl Cloud, uuid: &str, from: &str, to: &str) -> Result<(), OpError> {
+    let mut i = c
+        .instance(uuid)?
+        .ok_or_else(|| OpError::NotFound(format!("Instance {uuid} not found")))?;
+    if i.host == to {
+        return Ok(());
+    }
+    if i.host != from {
+        return Err(OpError::Refused(format!(
+            "Instance {uuid} moved to {} meanwhile",
+            i.host
+        )));
+    }
+    let n = c
+        .node(to)?
+        .ok_or_else(|| OpError::Refused(format!("source host {to} not found")))?;
+    if n.state != "up" {
+        return Err(OpError::Refused(format!("host {to} is down")));
+    }
+    if n.power_state != "on" {
+        return Err(OpError::Refused(format!("host {to} is powered off")));
+    }
+    check_capacity(c, &n, (i.vcpus, i.memory, i.disk), None)?;
+    i.host = n.hostname;
+    c.put_instance(&i)
+}
+
 /// Sets a compute service's status (`enabled`/`disabled`).
 pub fn set_service(
     c: &mut impl Cloud,

@@ -1,15 +1,14 @@
-//! `sextant bench planners`: planning and storing N actions with each
+//! `sextant-bench planners`: planning and storing N actions with each
 //! planner (each case in its own process, so peak memory is the case's), and
 //! the makespan each planner's plan allows for one consolidation solution.
 
-use super::output::outln;
-use super::{CliError, CliResult, Env};
-use crate::plan::makespan::{critical_path, makespan};
-use crate::plan::plan;
-use crate::policy::Limit;
-use crate::store::Store;
-use crate::store::plans::NewPlan;
 use serde_json::{Value, json};
+use sextant::cli::{CliError, CliResult, Env};
+use sextant::plan::makespan::{critical_path, makespan};
+use sextant::plan::plan;
+use sextant::policy::Limit;
+use sextant::store::Store;
+use sextant::store::plans::NewPlan;
 use sextant_plugin_api::sdk::Action;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -117,7 +116,7 @@ fn peak_rss_mb() -> Option<f64> {
 
 fn planner_config(planner: &str) -> Result<Value, CliError> {
     Ok(match planner {
-        "rules" => crate::policy::load("default")
+        "rules" => sextant::policy::load("default")
             .map_err(CliError::input)?
             .planner_config(),
         _ => json!({}),
@@ -127,7 +126,7 @@ fn planner_config(planner: &str) -> Result<Value, CliError> {
 /// One case: plan and store `n` actions with `planner`, `runs` times.
 pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
     let plugins = env.registry()?;
-    let durations = crate::plan::durations(&env.action_types());
+    let durations = sextant::plan::durations(&env.action_types());
     let consolidation_only = planner == "node_resource_consolidation";
     let config = planner_config(planner)?;
     let work = tempfile::Builder::new().prefix("sextant-bench").tempdir()?;
@@ -142,7 +141,7 @@ pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
         let t = Instant::now();
         let mut specs = Vec::with_capacity(n);
         let hosts = realistic_solution(n, consolidation_only, |a| {
-            specs.push(crate::plan::spec(
+            specs.push(sextant::plan::spec(
                 &a.id,
                 &a.action_type,
                 a.resource_id.as_deref(),
@@ -162,7 +161,7 @@ pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
         store.create_plan(&NewPlan {
             planner: Some(planner.into()),
             state: planned.action_plan_state,
-            rows: planned.rows(&specs, |_| "1.0.0", crate::states::ActionState::Pending),
+            rows: planned.rows(&specs, |_| "1.0.0", sextant::states::ActionState::Pending),
             extra,
             ..Default::default()
         })?;
@@ -227,7 +226,7 @@ fn makespans(env: &Env, planners: &[String]) -> Result<Vec<Value>, CliError> {
             "rules" => json!({"limits": limits}),
             _ => json!({}),
         };
-        let specs = crate::plan::specs(&actions);
+        let specs = sextant::plan::specs(&actions);
         let planned = plan(
             &plugins,
             planner,
@@ -287,7 +286,7 @@ pub fn run(env: &Env, sizes: &[usize], planners: &[String], runs: usize) -> CliR
                 cmd.arg("--config").arg(c);
             }
             let out = cmd
-                .args(["bench", "planners", "--case"])
+                .args(["planners", "--case"])
                 .arg(format!("{planner}:{n}"))
                 .args(["--runs", &runs.to_string()])
                 .output()?;

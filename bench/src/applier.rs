@@ -1,15 +1,14 @@
-//! `sextant bench applier`: the engine's overhead per action (the `nop`
+//! `sextant-bench applier`: the engine's overhead per action (the `nop`
 //! handler, durable state), fully parallel and as a chain, and the makespan
 //! of a random DAG of sleeps against its lower bound.
 
-use super::output::outln;
-use super::{CliResult, Env};
-use crate::apply::{Applier, ApplyOptions, owner_id};
-use crate::plan::makespan::{critical_path, makespan};
-use crate::states::{ActionState, EventType, PlanState};
-use crate::store::Store;
-use crate::store::plans::{NewPlan, NewPlanRow};
 use serde_json::{Value, json};
+use sextant::apply::{Applier, ApplyOptions, owner_id};
+use sextant::cli::{CliResult, Env};
+use sextant::plan::makespan::{critical_path, makespan};
+use sextant::states::{ActionState, EventType, PlanState};
+use sextant::store::Store;
+use sextant::store::plans::{NewPlan, NewPlanRow};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,23 +25,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn bench_policy() -> crate::policy::Policy {
-    crate::policy::Policy::parse(
+fn bench_policy() -> sextant::policy::Policy {
+    sextant::policy::Policy::parse(
         "name: bench\nplanner: rules\nexecution_rule: STRICT\nsimulate: false\n",
         std::path::Path::new("bench.yaml"),
     )
     .expect("the bench policy parses")
 }
 
+/// What running a plan took, in seconds: wall time, and this process's CPU
+/// time (user and system, every thread) over the same span.
+pub(crate) struct PlanRun {
+    pub(crate) secs: f64,
+    pub(crate) cpu_s: f64,
+}
+
 /// Stores a plan of `actions` (`(type, params, parents by index)`) and runs
-/// it; returns the wall time in seconds.
-pub(super) fn run_plan(
+/// it; returns what the run took.
+pub(crate) fn run_plan(
     env: &Env,
     dir: &std::path::Path,
     name: &str,
     actions: &[(&str, Value, Vec<usize>)],
     workers: usize,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<PlanRun> {
     let db = dir.join(format!("{name}.db"));
     let mut store = Store::open(&db)?;
     let names: Vec<String> = (0..actions.len()).map(|i| format!("a{i}")).collect();
@@ -83,8 +89,8 @@ pub(super) fn run_plan(
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
             driver_config: env.driver_config(),
-            stop: crate::apply::StopSignal::default(),
-            grace: crate::apply::DEFAULT_GRACE,
+            stop: sextant::apply::StopSignal::default(),
+            grace: sextant::apply::DEFAULT_GRACE,
             model_source: Some(env.model_source()),
         },
     );
@@ -92,15 +98,16 @@ pub(super) fn run_plan(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), crate::child::own_cpu_seconds());
     let outcome = rt.block_on(applier.run())?;
     let secs = t.elapsed().as_secs_f64();
+    let cpu_s = crate::child::own_cpu_seconds() - cpu;
     anyhow::ensure!(
         outcome.state == PlanState::Succeeded,
         "the bench plan ended {}",
         outcome.state
     );
-    Ok(secs)
+    Ok(PlanRun { secs, cpu_s })
 }
 
 /// The baseline, measured in the same run: what a chain of `n` actions
@@ -109,7 +116,7 @@ pub(super) fn run_plan(
 /// and this one's ONGOING with their events (what the applier commits per
 /// action of a chain), checkpoints on the store's thread. Microseconds per commit.
 fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
-    use crate::store::apply::ActionTransition;
+    use sextant::store::apply::ActionTransition;
     let mut store = Store::open(&dir.join(format!("{name}.db")))?;
     let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let parents: Vec<Vec<usize>> = (0..n)
@@ -184,7 +191,8 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
                 .collect();
             let mut per_action_us = Vec::new();
             for r in 0..runs.max(1) {
-                let secs = run_plan(env, dir.path(), &format!("{shape}-{n}-{r}"), &actions, 32)?;
+                let secs =
+                    run_plan(env, dir.path(), &format!("{shape}-{n}-{r}"), &actions, 32)?.secs;
                 per_action_us.push(secs * 1e6 / n as f64);
             }
             let us = median(per_action_us);
@@ -244,7 +252,7 @@ pub fn run(env: &Env, sizes: &[usize], runs: usize) -> CliResult {
     let mut efficiency = Vec::new();
     let mut walls = Vec::new();
     for r in 0..runs.max(1) {
-        let secs = run_plan(env, dir.path(), &format!("dag-{r}"), &actions, 16)?;
+        let secs = run_plan(env, dir.path(), &format!("dag-{r}"), &actions, 16)?.secs;
         walls.push(secs);
         efficiency.push(bound / secs);
     }

@@ -1,13 +1,12 @@
-//! `sextant bench import`: `action-plan import` of N actions with random
+//! `sextant-bench import`: `action-plan import` of N actions with random
 //! DAG edges (each action waits for up to two of the previous thousand),
 //! against the same actions with no edges, in the same run. Each import is
 //! the built binary itself in a child process with a fresh database, so
 //! its wall time and peak memory (`wait4`'s `ru_maxrss`) are the command's.
 
-use super::bench_child::{median, run_child};
-use super::output::outln;
-use super::{CliResult, Env};
+use crate::child::{median, run_child};
 use serde_json::{Value, json};
+use sextant::cli::{CliResult, Env};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,28 +1,31 @@
-//! Runs the built binary itself as a child process for the benchmarks that
+//! Runs the built `sextant` binary as a child process for the benchmarks that
 //! measure the user's path: its wall time and its peak resident memory
 //! (`wait4`'s `ru_maxrss`), which are the command's own.
 
-use super::Env;
+use sextant::cli::Env;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
 
 /// What one command took.
-pub(super) struct ChildRun {
+pub(crate) struct ChildRun {
     /// Wall time, in seconds.
-    pub(super) secs: f64,
+    pub(crate) secs: f64,
     /// Peak resident memory, in MB.
-    pub(super) peak_mb: f64,
+    pub(crate) peak_mb: f64,
+    /// CPU time (user and system, all its threads), in seconds: steadier
+    /// than wall time on a loaded machine.
+    pub(crate) cpu_s: f64,
     /// What it printed.
-    pub(super) stdout: String,
+    pub(crate) stdout: String,
 }
 
 /// Runs `sextant --db DB ARGS…` (with the caller's plugin directories and
 /// config) to completion; an exit status other than 0 is an error with its
 /// standard error. `keep_stdout`: standard output is returned, else it
 /// goes to /dev/null (for commands that print a lot).
-pub(super) fn run_child<I, S>(
+pub(crate) fn run_child<I, S>(
     env: &Env,
     db: &Path,
     args: I,
@@ -32,7 +35,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let exe = std::env::current_exe()?;
+    let exe = crate::sextant_exe()?;
     let work = tempfile::Builder::new().prefix("sextant-child").tempdir()?;
     let (out, err) = (work.path().join("stdout"), work.path().join("stderr"));
     let mut cmd = std::process::Command::new(&exe);
@@ -87,6 +90,7 @@ where
         secs,
         // ru_maxrss is in kilobytes on Linux.
         peak_mb: usage.ru_maxrss as f64 / 1024.0,
+        cpu_s: cpu_seconds(&usage),
         stdout: if keep_stdout {
             std::fs::read_to_string(&out)?
         } else {
@@ -95,8 +99,25 @@ where
     })
 }
 
+/// User and system time of a `rusage`, in seconds.
+pub(crate) fn cpu_seconds(u: &libc::rusage) -> f64 {
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// This process's CPU time so far (all its threads), in seconds.
+pub(crate) fn own_cpu_seconds() -> f64 {
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the local it is given.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return f64::NAN;
+    }
+    cpu_seconds(&usage)
+}
+
 /// The median of `v` (0 for none).
-pub(super) fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
     if n == 0 {

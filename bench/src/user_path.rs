@@ -1,7 +1,7 @@
-//! `sextant bench user-path`: the commands an operator runs, as child
-//! processes of the built binary, against the same work done in this
-//! process in the same run (the figures `bench planners` and `bench
-//! applier` report):
+//! `sextant-bench user-path`: the commands an operator runs, as child
+//! processes of the built `sextant` binary, against the same work done in
+//! this process in the same run (the figures `sextant-bench planners` and
+//! `applier` report):
 //!
 //! * `plan --input FILE` (and `--save`) of N `weight` migrations, against
 //!   planning and storing the same solution in process;
@@ -10,14 +10,16 @@
 //!   `action list` of M independent `nop` actions, against the applier's
 //!   engine on the same plan in process (no simulation).
 //!
-//! The target is a ratio of at most 1.5.
+//! The target is a ratio of at most 1.5. Each figure is given in wall time
+//! and in CPU time (user and system, every thread: the child's from
+//! `wait4`, this process's from `getrusage` over the same span), which a
+//! loaded machine disturbs less.
 
-use super::bench_child::{median, run_child};
-use super::output::outln;
-use super::{CliResult, Env};
-use crate::store::Store;
-use crate::store::plans::NewPlan;
+use crate::child::{median, run_child};
 use serde_json::{Value, json};
+use sextant::cli::{CliResult, Env};
+use sextant::store::Store;
+use sextant::store::plans::NewPlan;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -59,16 +61,17 @@ fn write_nops(path: &Path, n: usize) -> anyhow::Result<()> {
 }
 
 /// Plans and stores the file's solution in this process; returns the
-/// seconds of (planning, planning and storing).
-fn plan_in_process(env: &Env, file: &Path, db: &Path) -> anyhow::Result<(f64, f64)> {
+/// seconds of (planning, planning and storing, this process's CPU time
+/// planning and storing).
+fn plan_in_process(env: &Env, file: &Path, db: &Path) -> anyhow::Result<(f64, f64, f64)> {
     let text = std::fs::read_to_string(file)?;
-    let req = crate::plan::read_input(&text)?;
+    let req = sextant::plan::read_input(&text)?;
     drop(text);
     let plugins = env.registry().map_err(|e| e.error)?;
-    let durations = crate::plan::durations(&env.action_types());
+    let durations = sextant::plan::durations(&env.action_types());
     let mut store = Store::open(db)?;
-    let t = Instant::now();
-    let planned = crate::plan::plan(
+    let (t, cpu) = (Instant::now(), crate::child::own_cpu_seconds());
+    let planned = sextant::plan::plan(
         &plugins,
         &req.planner,
         &req.config,
@@ -80,11 +83,20 @@ fn plan_in_process(env: &Env, file: &Path, db: &Path) -> anyhow::Result<(f64, f6
     store.create_plan(&NewPlan {
         planner: Some(req.planner.clone()),
         state: planned.action_plan_state,
-        rows: planned.rows(&req.actions, |_| "", crate::states::ActionState::Pending),
+        rows: planned.rows(&req.actions, |_| "", sextant::states::ActionState::Pending),
         extra: json!({"planner": planned.extra}),
         ..Default::default()
     })?;
-    Ok((plan_s, t.elapsed().as_secs_f64()))
+    Ok((
+        plan_s,
+        t.elapsed().as_secs_f64(),
+        crate::child::own_cpu_seconds() - cpu,
+    ))
+}
+
+/// Run by run ratios `a[r] / b[r]` (each pair measured back to back).
+fn ratios(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x / y).collect()
 }
 
 /// The benchmark.
@@ -112,6 +124,8 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
         Vec::new(),
         Vec::new(),
     );
+    let (mut start_cpu, mut engine_cpu, mut cli_save_cpu, mut in_plan_store_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // Interleaved run by run, so the user's path and its baseline share
     // the machine's noise.
     for r in 0..runs {
@@ -144,9 +158,11 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
             false,
         )?;
         cli_save.push(run.secs);
-        let (p, ps) = plan_in_process(env, &plan_file, &w.join(format!("plan-in-{r}.db")))?;
+        cli_save_cpu.push(run.cpu_s);
+        let (p, ps, ps_cpu) = plan_in_process(env, &plan_file, &w.join(format!("plan-in-{r}.db")))?;
         in_plan.push(p);
         in_plan_store.push(ps);
+        in_plan_store_cpu.push(ps_cpu);
 
         let db = w.join(format!("apply-{r}.db"));
         let run = run_child(
@@ -159,6 +175,7 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
         let uuid = run.stdout.trim().to_string();
         let run = run_child(env, &db, ["action-plan", "start", &uuid, "--wait"], false)?;
         start.push(run.secs);
+        start_cpu.push(run.cpu_s);
         start_mb.push(run.peak_mb);
         show.push(
             run_child(
@@ -178,13 +195,9 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
             )?
             .secs,
         );
-        engine.push(super::bench_applier::run_plan(
-            env,
-            w,
-            &format!("engine-{r}"),
-            &nops,
-            32,
-        )?);
+        let e = crate::applier::run_plan(env, w, &format!("engine-{r}"), &nops, 32)?;
+        engine.push(e.secs);
+        engine_cpu.push(e.cpu_s);
     }
     let per_action = |s: f64| s / apply_actions.max(1) as f64 * 1e6;
     let (cli_plan, cli_save, in_plan, in_plan_store) = (
@@ -208,6 +221,10 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
             "in_process_median_s_plan_and_store": in_plan_store,
             "ratio_plan_input_to_in_process_plan_and_store": cli_plan / in_plan_store,
             "ratio_plan_input_save_to_in_process_plan_and_store": cli_save / in_plan_store,
+            "median_cpu_s_plan_input_save": median(cli_save_cpu.clone()),
+            "in_process_median_cpu_s_plan_and_store": median(in_plan_store_cpu.clone()),
+            "cpu_ratio_plan_input_save_to_in_process_plan_and_store":
+                median(ratios(&cli_save_cpu, &in_plan_store_cpu)),
         },
         "apply": {
             "actions": apply_actions,
@@ -219,6 +236,9 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
             "median_s_action_list": median(list),
             "in_process_median_us_per_action_engine": per_action(engine_s),
             "ratio_start_wait_to_in_process_engine": start_s / engine_s,
+            "median_cpu_s_start_wait": median(start_cpu.clone()),
+            "in_process_median_cpu_s_engine": median(engine_cpu.clone()),
+            "cpu_ratio_start_wait_to_in_process_engine": median(ratios(&start_cpu, &engine_cpu)),
         },
         "targets": {"ratio": 1.5},
     });

@@ -1,12 +1,11 @@
-//! `sextant bench strategies`: the `basic` consolidation on the medium
+//! `sextant-bench strategies`: the `basic` consolidation on the medium
 //! example and a generated large cluster: strategy time (through the plugin
 //! boundary), nodes in use after against the lower bound, migrations; and
 //! the same figures for Watcher-style first-fit, implemented here as the
 //! baseline.
 
-use super::output::outln;
-use super::{CliResult, Env};
 use serde_json::{Value, json};
+use sextant::cli::{CliResult, Env};
 use sextant_plugin_api::model::ClusterModel;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -96,10 +95,10 @@ fn in_use_after(m: &ClusterModel, solution: &Value) -> usize {
 
 pub fn run(env: &Env, nodes: usize, instances: usize, runs: usize) -> CliResult {
     let plugins = env.registry()?;
-    let medium = crate::installation::example_cluster("medium.yaml")
-        .and_then(|p| super::sim::read_snapshot(&p).ok())
-        .unwrap_or_else(|| super::sim::generate(100, 1000, 100));
-    let large = super::sim::generate(nodes, instances, 7);
+    let medium = sextant::installation::example_cluster("medium.yaml")
+        .and_then(|p| sextant::cli::read_snapshot(&p).ok())
+        .unwrap_or_else(|| sextant::cli::generate_cluster(100, 1000, 100));
+    let large = sextant::cli::generate_cluster(nodes, instances, 7);
     let mut out = Vec::new();
     for (name, m) in [("medium", medium), ("large", large)] {
         let model = serde_json::to_value(&m)?;

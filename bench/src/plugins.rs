@@ -1,148 +1,16 @@
-//! `sextant bench plugins`: load time and boundary-call overhead, printed as
+//! `sextant-bench plugins`: load time and boundary-call overhead, printed as
 //! JSON medians over several runs, with an in-process baseline measured in
 //! the same run.
 
-use super::output::outln;
-use super::{CliError, CliResult, Env};
-use crate::plugins::{Library, discovery};
-use clap::Subcommand;
 use serde_json::json;
+use sextant::cli::{CliError, CliResult, Env};
+use sextant::plugins::{Library, discovery};
 use sextant_plugin_api::{Kind, PluginError};
 use std::hint::black_box;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Discover-and-load time for N plugins, and the per-call overhead of
-    /// the plugin boundary against an in-process trait call.
-    Plugins {
-        /// Runs per figure; the median is reported.
-        #[arg(long, default_value_t = 7)]
-        runs: usize,
-        /// Directory counts to measure.
-        #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
-        counts: Vec<usize>,
-        /// Calls per run for the per-call figures.
-        #[arg(long, default_value_t = 10_000_000)]
-        calls: u64,
-        /// The plugin file to copy (default: the loaded `nop` handler's).
-        #[arg(long)]
-        plugin: Option<PathBuf>,
-    },
-    /// The applier's overhead per action (nop, durable state), parallel and
-    /// as a chain, and the makespan of a random DAG of sleeps.
-    Applier {
-        /// Plan sizes (actions).
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
-        sizes: Vec<usize>,
-        /// Runs per case; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-    },
-    /// The basic consolidation on the medium example and a generated large
-    /// cluster, against the lower bound and a first-fit baseline.
-    Strategies {
-        /// Compute nodes of the generated large cluster.
-        #[arg(long, default_value_t = 10_000)]
-        nodes: usize,
-        /// Instances of the generated large cluster.
-        #[arg(long, default_value_t = 100_000)]
-        instances: usize,
-        /// Runs per case; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-    },
-    /// Planning and storing N actions with each planner, and the makespan
-    /// each planner's plan allows for a consolidation solution.
-    Planners {
-        /// Solution sizes.
-        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
-        sizes: Vec<usize>,
-        /// Planners to measure.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "weight,workload_stabilization,node_resource_consolidation,rules"
-        )]
-        planners: Vec<String>,
-        /// Runs per case; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// Run one case, PLANNER:N, in this process (used by the benchmark
-        /// itself, so each case has its own peak memory).
-        #[arg(long, hide = true)]
-        case: Option<String>,
-    },
-    /// The user's path: `plan --input`, `action-plan import`, `start
-    /// --wait`, `show` and `action list` as child processes, against the
-    /// same work in process (a ratio; the target is at most 1.5).
-    UserPath {
-        /// Migrations planned by `plan --input` (the weight planner).
-        #[arg(long, default_value_t = 100_000)]
-        plan_actions: usize,
-        /// Independent nop actions imported and applied.
-        #[arg(long, default_value_t = 10_000)]
-        apply_actions: usize,
-        /// Runs per figure; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-    },
-    /// `action-plan import` of N actions with random DAG edges (each
-    /// waiting for up to two of the previous thousand), with and without
-    /// references, against the same actions with no edges: wall time and
-    /// peak memory of the command in a child process.
-    Import {
-        /// Action counts.
-        #[arg(long, value_delimiter = ',', default_value = "10000,100000,200000")]
-        sizes: Vec<usize>,
-        /// Runs per case; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-    },
-}
-
-pub fn run(env: &Env, cmd: BenchCommand) -> CliResult {
-    match cmd {
-        BenchCommand::Plugins {
-            runs,
-            counts,
-            calls,
-            plugin,
-        } => plugins(env, runs.max(1), &counts, calls.max(1), plugin),
-        BenchCommand::UserPath {
-            plan_actions,
-            apply_actions,
-            runs,
-        } => super::bench_user_path::run(env, plan_actions, apply_actions, runs),
-        BenchCommand::Import { sizes, runs } => super::bench_import::run(env, &sizes, runs),
-        BenchCommand::Applier { sizes, runs } => super::bench_applier::run(env, &sizes, runs),
-        BenchCommand::Strategies {
-            nodes,
-            instances,
-            runs,
-        } => super::bench_strategies::run(env, nodes, instances, runs),
-        BenchCommand::Planners {
-            sizes,
-            planners,
-            runs,
-            case,
-        } => match case {
-            Some(c) => {
-                let (p, n) = c.split_once(':').ok_or_else(|| {
-                    CliError::input(anyhow::anyhow!("--case is PLANNER:N, not {c:?}"))
-                })?;
-                let n: usize = n
-                    .parse()
-                    .map_err(|e| CliError::input(anyhow::anyhow!("--case {c:?}: {e}")))?;
-                super::bench_planners::case(env, p, n, runs)
-            }
-            None => super::bench_planners::run(env, &sizes, &planners, runs),
-        },
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -183,7 +51,7 @@ fn local_call(p: &dyn Probe) -> bool {
     catch_unwind(AssertUnwindSafe(|| p.pre_condition())).is_ok_and(|r| r.is_ok())
 }
 
-fn plugins(
+pub(crate) fn run(
     env: &Env,
     runs: usize,
     counts: &[usize],

@@ -1,0 +1,243 @@
+//! `sextant-bench`: the benchmarks, a binary of their own so that the
+//! product binary carries none of them. Each subcommand prints one JSON
+//! document of medians, with the in-process baseline measured in the same
+//! run. `user-path` and `import` time the real `sextant` binary as child
+//! processes (`--sextant`, default the `sextant` beside this executable).
+
+use clap::{Parser, Subcommand};
+use sextant::cli::{CliError, CliResult, Env};
+use sextant::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+/// The same allocator as the `sextant` binary (host/src/main.rs), so that
+/// the in-process baselines are measured as the commands would run them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay`, set as the `sextant` binary sets it.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Writes a line to standard output; an error (a closed pipe) is returned.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
+    }};
+}
+
+mod applier;
+mod child;
+mod import;
+mod planners;
+mod plugins;
+mod strategies;
+mod user_path;
+
+/// Sextant's benchmarks: each prints JSON medians against a baseline
+/// measured in the same run. Build with `--release` for figures.
+#[derive(Parser, Debug)]
+#[command(name = "sextant-bench", version, about)]
+struct Cli {
+    /// A plugin directory searched before all others (repeatable); passed
+    /// on to the `sextant` children.
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    plugin_dirs: Vec<PathBuf>,
+
+    /// The config file (default: $SEXTANT_CONFIG, else
+    /// $XDG_CONFIG_HOME/sextant/config.yaml); passed on to the children.
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+
+    /// The `sextant` binary the user-path and import benchmarks run
+    /// (default: the `sextant` beside this executable).
+    #[arg(long, value_name = "FILE", global = true)]
+    sextant: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+/// The `sextant` binary the children run, set once in [`main`].
+static SEXTANT: OnceLock<PathBuf> = OnceLock::new();
+
+/// The `sextant` binary the benchmarks run as children.
+pub(crate) fn sextant_exe() -> anyhow::Result<PathBuf> {
+    let exe = match SEXTANT.get() {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("sextant"),
+    };
+    anyhow::ensure!(
+        exe.is_file(),
+        "{}: no sextant binary there (build it, or pass --sextant FILE)",
+        exe.display()
+    );
+    Ok(exe)
+}
+
+fn main() -> ExitCode {
+    // SAFETY: sets an option; any value is valid for mimalloc.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("SEXTANT_LOG")
+                .ok()
+                .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+                .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    if let Some(p) = cli.sextant {
+        let _ = SEXTANT.set(p);
+    }
+    let result = Config::load(cli.config.as_deref())
+        .map_err(CliError::input)
+        .and_then(|config| {
+            let env = Env {
+                config,
+                plugin_dirs: cli.plugin_dirs,
+                db: sextant::cli::default_db_path(),
+            };
+            run(&env, cli.command)
+        });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", sextant::cli::error_message(&e.error));
+            ExitCode::from(e.status)
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Discover-and-load time for N plugins, and the per-call overhead of
+    /// the plugin boundary against an in-process trait call.
+    Plugins {
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Directory counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+        counts: Vec<usize>,
+        /// Calls per run for the per-call figures.
+        #[arg(long, default_value_t = 10_000_000)]
+        calls: u64,
+        /// The plugin file to copy (default: the loaded `nop` handler's).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+    /// The applier's overhead per action (nop, durable state), parallel and
+    /// as a chain, and the makespan of a random DAG of sleeps.
+    Applier {
+        /// Plan sizes (actions).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// The basic consolidation on the medium example and a generated large
+    /// cluster, against the lower bound and a first-fit baseline.
+    Strategies {
+        /// Compute nodes of the generated large cluster.
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// Instances of the generated large cluster.
+        #[arg(long, default_value_t = 100_000)]
+        instances: usize,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Planning and storing N actions with each planner, and the makespan
+    /// each planner's plan allows for a consolidation solution.
+    Planners {
+        /// Solution sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        /// Planners to measure.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "weight,workload_stabilization,node_resource_consolidation,rules"
+        )]
+        planners: Vec<String>,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Run one case, PLANNER:N, in this process (used by the benchmark
+        /// itself, so each case has its own peak memory).
+        #[arg(long, hide = true)]
+        case: Option<String>,
+    },
+    /// The user's path: `plan --input`, `action-plan import`, `start
+    /// --wait`, `show` and `action list` as child processes, against the
+    /// same work in process (a ratio; the target is at most 1.5).
+    UserPath {
+        /// Migrations planned by `plan --input` (the weight planner).
+        #[arg(long, default_value_t = 100_000)]
+        plan_actions: usize,
+        /// Independent nop actions imported and applied.
+        #[arg(long, default_value_t = 10_000)]
+        apply_actions: usize,
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// `action-plan import` of N actions with random DAG edges (each
+    /// waiting for up to two of the previous thousand), with and without
+    /// references, against the same actions with no edges: wall time and
+    /// peak memory of the command in a child process.
+    Import {
+        /// Action counts.
+        #[arg(long, value_delimiter = ',', default_value = "10000,100000,200000")]
+        sizes: Vec<usize>,
+        /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+fn run(env: &Env, cmd: BenchCommand) -> CliResult {
+    match cmd {
+        BenchCommand::Plugins {
+            runs,
+            counts,
+            calls,
+            plugin,
+        } => crate::plugins::run(env, runs.max(1), &counts, calls.max(1), plugin),
+        BenchCommand::UserPath {
+            plan_actions,
+            apply_actions,
+            runs,
+        } => crate::user_path::run(env, plan_actions, apply_actions, runs),
+        BenchCommand::Import { sizes, runs } => crate::import::run(env, &sizes, runs),
+        BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
+        BenchCommand::Strategies {
+            nodes,
+            instances,
+            runs,
+        } => crate::strategies::run(env, nodes, instances, runs),
+        BenchCommand::Planners {
+            sizes,
+            planners,
+            runs,
+            case,
+        } => match case {
+            Some(c) => {
+                let (p, n) = c.split_once(':').ok_or_else(|| {
+                    CliError::input(anyhow::anyhow!("--case is PLANNER:N, not {c:?}"))
+                })?;
+                let n: usize = n
+                    .parse()
+                    .map_err(|e| CliError::input(anyhow::anyhow!("--case {c:?}: {e}")))?;
+                crate::planners::case(env, p, n, runs)
+            }
+            None => crate::planners::run(env, &sizes, &planners, runs),
+        },
+    }
+}

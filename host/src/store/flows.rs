@@ -1,0 +1,563 @@
+//! Flows and alternatives of a plan (docs/flows.md), persisted with it
+//! (schema migration 10): the structure written with the plan in its one
+//! transaction, and each choice the applier makes about it (an alternative
+//! started or settled, a flow failed, rolling back, rolled back, an action
+//! reverted by its flow) committed with its event before it is acted on.
+
+use super::columns::enum_col;
+use super::plans::{NewPlan, PlanRow, insert_plan};
+use super::{Event, Result, SqliteStore, append_event, now};
+use crate::policy::OnFailure;
+use crate::states::{EventType, FlowState};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::Value;
+
+/// A flow as declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewFlow {
+    /// Its name, unique in the plan.
+    pub name: String,
+    /// The flow it is nested in.
+    pub parent: Option<String>,
+    /// What its failure does.
+    pub on_failure: OnFailure,
+    /// The flow it is an alternative of, and its rank (from 1).
+    pub alternative_of: Option<(String, u32)>,
+}
+
+/// Where an action of a structured plan stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewScope {
+    /// The action's name.
+    pub action: String,
+    /// Its innermost flow.
+    pub flow: Option<String>,
+    /// The primary it is an alternative of (its own name for a primary that
+    /// has alternatives), and its rank (0: the primary).
+    pub primary: Option<(String, u32)>,
+}
+
+/// A plan's flows and alternatives, as declared.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlanStructure {
+    /// The flows, enclosing ones first or not.
+    pub flows: Vec<NewFlow>,
+    /// The actions that are in a flow or in a group of alternatives.
+    pub scopes: Vec<NewScope>,
+}
+
+impl PlanStructure {
+    /// Whether the plan is flat.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.scopes.is_empty()
+    }
+}
+
+/// A flow as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct FlowRow {
+    /// Its name.
+    pub name: String,
+    /// The flow it is nested in.
+    pub parent: Option<String>,
+    /// What its failure does.
+    pub on_failure: OnFailure,
+    /// Its state.
+    pub state: FlowState,
+    /// Why it failed and what was done.
+    pub status_message: Option<String>,
+    /// The flow it is an alternative of, and its rank (from 1).
+    pub alternative_of: Option<(String, u32)>,
+    /// False for an alternative flow not started yet.
+    pub started: bool,
+}
+
+/// An action's place in the structure, as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScopeRow {
+    /// The action's uuid.
+    pub action_uuid: String,
+    /// Its name.
+    pub name: String,
+    /// Its innermost flow.
+    pub flow: Option<String>,
+    /// The primary it is an alternative of, and its rank.
+    pub primary: Option<(String, u32)>,
+    /// False for an alternative not started yet.
+    pub started: bool,
+    /// Its failure was settled (reverted if need be) before the next
+    /// alternative started.
+    pub settled: bool,
+    /// Its flow's rollback reverted it.
+    pub reverted: bool,
+}
+
+fn plan_id(tx: &Transaction<'_>, plan_uuid: &str) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "SELECT id FROM action_plans WHERE uuid = ?1",
+        [plan_uuid],
+        |r| r.get(0),
+    )
+}
+
+fn event(
+    tx: &Transaction<'_>,
+    event_type: EventType,
+    object: &str,
+    plan: &str,
+    payload: Value,
+) -> rusqlite::Result<()> {
+    append_event(
+        tx,
+        &Event {
+            event_type,
+            object_uuid: object,
+            action_plan_uuid: Some(plan),
+            old_state: None,
+            new_state: None,
+            payload,
+        },
+    )
+}
+
+impl SqliteStore {
+    /// Creates a plan with its flows and alternatives, in one transaction.
+    pub fn create_plan_with_structure(
+        &mut self,
+        p: &NewPlan<'_>,
+        s: &PlanStructure,
+    ) -> Result<PlanRow> {
+        let uuid = self.write(|tx| {
+            let uuid = insert_plan(tx, p)?;
+            if !s.is_empty() {
+                insert_structure(tx, &uuid, s)?;
+            }
+            Ok(uuid)
+        })?;
+        self.plan(&uuid)
+    }
+
+    /// A plan's flows, by name.
+    pub fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT f.name, f.parent, f.on_failure, f.state, f.status_message, f.alternative_of, f.rank, f.started, f.action_plan_id \
+                 FROM plan_flows f JOIN action_plans p ON p.id = f.action_plan_id WHERE p.uuid = ?1 ORDER BY f.name",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map([plan_uuid], |r| {
+            Ok(FlowRow {
+                name: r.get(0)?,
+                parent: r.get(1)?,
+                on_failure: enum_col(r, 2, 8, "plan_flows", "on_failure")?,
+                state: enum_col(r, 3, 8, "plan_flows", "state")?,
+                status_message: r.get(4)?,
+                alternative_of: r
+                    .get::<_, Option<String>>(5)?
+                    .map(|f| (f, r.get::<_, u32>(6).unwrap_or(0))),
+                started: r.get::<_, i64>(7)? != 0,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
+    /// The structure rows of a plan's actions (none for a flat plan).
+    pub fn action_scopes(&self, plan_uuid: &str) -> Result<Vec<ScopeRow>> {
+        let mut st = self
+            .conn()
+            .prepare_cached(
+                "SELECT a.uuid, a.name, s.flow, s.primary_name, s.rank, s.started, s.settled, s.reverted \
+                 FROM plan_action_scopes s JOIN actions a ON a.id = s.action_id \
+                 JOIN action_plans p ON p.id = s.action_plan_id WHERE p.uuid = ?1 ORDER BY s.action_id",
+            )
+            .map_err(|e| self.err(e))?;
+        st.query_map([plan_uuid], |r| {
+            let primary: Option<String> = r.get(3)?;
+            let rank: u32 = r.get(4)?;
+            Ok(ScopeRow {
+                action_uuid: r.get(0)?,
+                name: r.get(1)?,
+                flow: r.get(2)?,
+                primary: primary.map(|p| (p, rank)),
+                started: r.get::<_, i64>(5)? != 0,
+                settled: r.get::<_, i64>(6)? != 0,
+                reverted: r.get::<_, i64>(7)? != 0,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
+    /// The choice to run alternative `to` after the one before it failed
+    /// for good (the payload names it):
+    /// `to` is started and its status message says why, with the event
+    /// `action.alternative.start`, in one transaction.
+    pub fn start_alternative(
+        &mut self,
+        plan: &str,
+        to: &str,
+        message: &str,
+        payload: Value,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE plan_action_scopes SET started = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
+                [to],
+            )?;
+            tx.execute(
+                "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
+                params![message, now(), to],
+            )?;
+            event(tx, EventType::ActionAlternativeStart, to, plan, payload)
+        })
+    }
+
+    /// A failed alternative's effects are settled (reverted when it ran and
+    /// could be): recorded with `action.alternative.settled`.
+    pub fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE plan_action_scopes SET settled = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
+                [action],
+            )?;
+            event(
+                tx,
+                EventType::ActionAlternativeSettled,
+                action,
+                plan,
+                payload,
+            )
+        })
+    }
+
+    /// A flow changes state, with its event (object type `flow`, the flow's
+    /// name as the object).
+    pub fn flow_transition(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        to: FlowState,
+        message: Option<&str>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let id = plan_id(tx, plan)?;
+            tx.execute(
+                "UPDATE plan_flows SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
+                 WHERE action_plan_id = ?4 AND name = ?5",
+                params![to, message, now(), id, flow],
+            )?;
+            event(tx, event_type, flow, plan, payload)
+        })
+    }
+
+    /// The choice to run alternative flow `to` after the one before it
+    /// failed for good and was rolled back: `to` is started, with
+    /// `flow.alternative.start`, in one transaction.
+    pub fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
+        self.write(|tx| {
+            let id = plan_id(tx, plan)?;
+            tx.execute(
+                "UPDATE plan_flows SET started = 1, updated_at = ?1 WHERE action_plan_id = ?2 AND name = ?3",
+                params![now(), id, to],
+            )?;
+            event(tx, EventType::FlowAlternativeStart, to, plan, payload)
+        })
+    }
+
+    /// A flow's rollback reverted an action (or tried to): its status
+    /// message, the `reverted` mark and `action.revert.end` (or
+    /// `.error`), in one transaction.
+    pub fn flow_reverted(
+        &mut self,
+        plan: &str,
+        action: &str,
+        ok: bool,
+        message: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE plan_action_scopes SET reverted = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
+                [action],
+            )?;
+            tx.execute(
+                "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
+                params![message, now(), action],
+            )?;
+            event(
+                tx,
+                if ok {
+                    EventType::ActionRevertEnd
+                } else {
+                    EventType::ActionRevertError
+                },
+                action,
+                plan,
+                serde_json::json!({"status_message": message}),
+            )
+        })
+    }
+}
+
+fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusqlite::Result<()> {
+    let id = plan_id(tx, plan)?;
+    let mut st = tx.prepare(
+        "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, rank, started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for f in &s.flows {
+        let (of, rank) = match &f.alternative_of {
+            Some((of, r)) => (Some(of.as_str()), *r),
+            None => (None, 0),
+        };
+        st.execute(params![
+            id,
+            f.name,
+            f.parent,
+            f.on_failure,
+            of,
+            rank,
+            of.is_none()
+        ])?;
+    }
+    let mut find = tx.prepare("SELECT id FROM actions WHERE action_plan_id = ?1 AND name = ?2")?;
+    let mut ins = tx.prepare(
+        "INSERT INTO plan_action_scopes (action_id, action_plan_id, flow, primary_name, rank, started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for a in &s.scopes {
+        let Some(action_id): Option<i64> = find
+            .query_row(params![id, a.action], |r| r.get(0))
+            .optional()?
+        else {
+            return Err(rusqlite::Error::QueryReturnedNoRows);
+        };
+        let (primary, rank) = match &a.primary {
+            Some((p, r)) => (Some(p.as_str()), *r),
+            None => (None, 0),
+        };
+        ins.execute(params![action_id, id, a.flow, primary, rank, rank == 0])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::states::{ActionState, PlanState};
+    use crate::store::Store;
+    use crate::store::plans::NewPlanRow;
+
+    #[test]
+    fn a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let rows: Vec<NewPlanRow<'_>> = ["a", "a-b", "c"]
+            .iter()
+            .map(|n| NewPlanRow {
+                name: n,
+                action_type: "nop",
+                action_type_version: "1.0.0",
+                input_parameters_json: "{}",
+                parents: &[],
+                state: ActionState::Pending,
+            })
+            .collect();
+        let structure = PlanStructure {
+            flows: vec![
+                NewFlow {
+                    name: "outer".into(),
+                    parent: None,
+                    on_failure: OnFailure::Continue,
+                    alternative_of: None,
+                },
+                NewFlow {
+                    name: "inner".into(),
+                    parent: Some("outer".into()),
+                    on_failure: OnFailure::Rollback,
+                    alternative_of: None,
+                },
+                NewFlow {
+                    name: "inner-b".into(),
+                    parent: Some("outer".into()),
+                    on_failure: OnFailure::Rollback,
+                    alternative_of: Some(("inner".into(), 1)),
+                },
+            ],
+            scopes: vec![
+                NewScope {
+                    action: "a".into(),
+                    flow: Some("inner".into()),
+                    primary: Some(("a".into(), 0)),
+                },
+                NewScope {
+                    action: "a-b".into(),
+                    flow: Some("inner".into()),
+                    primary: Some(("a".into(), 1)),
+                },
+            ],
+        };
+        let plan = s
+            .create_plan_with_structure(
+                &NewPlan {
+                    state: PlanState::Recommended,
+                    rows,
+                    ..Default::default()
+                },
+                &structure,
+            )
+            .expect("plan");
+        let flows = s.plan_flows(&plan.uuid).expect("flows");
+        assert_eq!(flows.len(), 3);
+        let b = flows.iter().find(|f| f.name == "inner-b").expect("inner-b");
+        assert_eq!(b.alternative_of, Some(("inner".into(), 1)));
+        assert!(!b.started);
+        s.start_flow_alternative(&plan.uuid, "inner-b", serde_json::json!({}))
+            .expect("start flow");
+        assert!(
+            s.plan_flows(&plan.uuid)
+                .expect("flows")
+                .iter()
+                .any(|f| f.name == "inner-b" && f.started)
+        );
+        let inner = flows.iter().find(|f| f.name == "inner").expect("inner");
+        assert_eq!(
+            (inner.parent.as_deref(), inner.on_failure, inner.state),
+            (Some("outer"), OnFailure::Rollback, FlowState::Pending)
+        );
+        let scopes = s.action_scopes(&plan.uuid).expect("scopes");
+        assert_eq!(scopes.len(), 2, "c is flat: no row");
+        assert!(scopes[0].started && !scopes[1].started);
+        assert_eq!(scopes[1].primary, Some(("a".into(), 1)));
+        let (a, b) = (scopes[0].action_uuid.clone(), scopes[1].action_uuid.clone());
+        s.start_alternative(&plan.uuid, &b, "instead of a", serde_json::json!({}))
+            .expect("start");
+        s.settle_alternative(&plan.uuid, &a, serde_json::json!({"reverted": false}))
+            .expect("settle");
+        s.flow_transition(
+            &plan.uuid,
+            "inner",
+            FlowState::RollingBack,
+            Some("a failed"),
+            EventType::FlowRollbackStart,
+            serde_json::json!({}),
+        )
+        .expect("flow");
+        s.flow_reverted(&plan.uuid, &a, true, "Reverted")
+            .expect("reverted");
+        let scopes = s.action_scopes(&plan.uuid).expect("scopes");
+        assert!(scopes[1].started && scopes[0].settled && scopes[0].reverted);
+        let inner = s
+            .plan_flows(&plan.uuid)
+            .expect("flows")
+            .into_iter()
+            .find(|f| f.name == "inner")
+            .expect("inner");
+        assert_eq!(inner.state, FlowState::RollingBack);
+        assert_eq!(inner.status_message.as_deref(), Some("a failed"));
+        let events: Vec<EventType> = s
+            .events(Some(&plan.uuid), 0)
+            .expect("events")
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+        for e in [
+            EventType::ActionAlternativeStart,
+            EventType::ActionAlternativeSettled,
+            EventType::FlowRollbackStart,
+            EventType::ActionRevertEnd,
+            EventType::FlowAlternativeStart,
+        ] {
+            assert!(events.contains(&e), "{e}: {events:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let plan = s
+            .create_plan_with_structure(
+                &NewPlan {
+                    state: PlanState::Recommended,
+                    rows: vec![NewPlanRow {
+                        name: "a",
+                        action_type: "nop",
+                        action_type_version: "1.0.0",
+                        input_parameters_json: "{}",
+                        parents: &[],
+                        state: ActionState::Pending,
+                    }],
+                    ..Default::default()
+                },
+                &PlanStructure {
+                    flows: vec![NewFlow {
+                        name: "f".into(),
+                        parent: None,
+                        on_failure: OnFailure::Rollback,
+                        alternative_of: None,
+                    }],
+                    scopes: vec![NewScope {
+                        action: "a".into(),
+                        flow: Some("f".into()),
+                        primary: None,
+                    }],
+                },
+            )
+            .expect("plan");
+        let plan_id: i64 = s
+            .conn()
+            .query_row("SELECT id FROM action_plans", [], |r| r.get(0))
+            .expect("id");
+        for (column, bad, what) in [
+            ("state", "PAUSED", "flow state"),
+            ("on_failure", "retry", "on_failure"),
+        ] {
+            let good: String = s
+                .conn()
+                .query_row(&format!("SELECT {column} FROM plan_flows"), [], |r| {
+                    r.get(0)
+                })
+                .expect("good");
+            s.conn()
+                .execute(&format!("UPDATE plan_flows SET {column} = ?1"), [bad])
+                .expect("corrupt");
+            let e = s.plan_flows(&plan.uuid).expect_err("refused");
+            let msg = e.to_string();
+            match e {
+                super::super::StoreError::Unknown { value, .. } => assert_eq!(
+                    value,
+                    super::super::UnknownValue {
+                        table: "plan_flows",
+                        row: plan_id,
+                        column,
+                        name: crate::states::UnknownName {
+                            what,
+                            value: bad.into()
+                        }
+                    }
+                ),
+                other => panic!("not an unknown value: {other}"),
+            }
+            assert!(
+                msg.contains("table plan_flows") && msg.contains(bad),
+                "{msg}"
+            );
+            // Reading changed nothing.
+            let stored: String = s
+                .conn()
+                .query_row(&format!("SELECT {column} FROM plan_flows"), [], |r| {
+                    r.get(0)
+                })
+                .expect("stored");
+            assert_eq!(stored, bad);
+            s.conn()
+                .execute(&format!("UPDATE plan_flows SET {column} = ?1"), [good])
+                .expect("restore");
+        }
+        assert_eq!(s.plan_flows(&plan.uuid).expect("flows").len(), 1);
+    }
+}

@@ -1,0 +1,90 @@
+//! The benchmarks are a binary of their own (`sextant-bench`, crate
+//! `bench/`): the product binary has no `bench` command, and the user-path
+//! benchmark still runs the real `sextant` commands as children. Tiny sizes:
+//! these check that the benchmarks run, not how fast (nothing is timed).
+
+use sextant_e2e::{Home, must_exist_in_profile, run};
+use std::process::Command;
+
+/// `sextant-bench` in the test's home, with its action types.
+fn bench(home: &Home) -> Command {
+    let mut c = Command::new(must_exist_in_profile("sextant-bench"));
+    let sextant = home.cmd();
+    for (k, v) in sextant.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
+#[test]
+fn the_product_binary_has_no_bench_command() {
+    let home = Home::new();
+    let out = home.run(&["bench", "plugins"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unrecognized subcommand 'bench'"),
+        "{}",
+        out.stderr
+    );
+    let help = home.run(&["--help"]);
+    assert_eq!(help.status, 0, "{}", help.stderr);
+    assert!(!help.stdout.contains("bench"), "{}", help.stdout);
+}
+
+#[test]
+fn user_path_runs_the_sextant_commands_as_children() {
+    let home = Home::new();
+    let out = run(bench(&home).args([
+        "user-path",
+        "--plan-actions",
+        "20",
+        "--apply-actions",
+        "10",
+        "--runs",
+        "1",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["benchmark"], "user_path");
+    assert_eq!(doc["plan_input"]["actions"], 20);
+    assert_eq!(doc["apply"]["actions"], 10);
+    for (section, figure) in [
+        ("plan_input", "median_s_plan_input"),
+        ("plan_input", "median_s_plan_input_save"),
+        ("apply", "median_s_import"),
+        ("apply", "median_s_start_wait"),
+        ("apply", "median_s_show"),
+        ("apply", "median_s_action_list"),
+        ("apply", "ratio_start_wait_to_in_process_engine"),
+    ] {
+        let v = doc[section][figure].as_f64().unwrap_or(-1.0);
+        assert!(v > 0.0 && v.is_finite(), "{section}.{figure}: {v}");
+    }
+    // The children's peak memory is theirs (wait4), so nonzero.
+    assert!(
+        doc["apply"]["median_peak_rss_mb_start_wait"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
+}
+
+#[test]
+fn a_missing_sextant_binary_is_named() {
+    let home = Home::new();
+    let missing = home.path().join("no-such-sextant");
+    let out = run(bench(&home)
+        .arg("--sextant")
+        .arg(&missing)
+        .args(["import", "--sizes", "10", "--runs", "1"]));
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&missing.display().to_string())
+            && out.stderr.contains("no sextant binary"),
+        "{}",
+        out.stderr
+    );
+}
