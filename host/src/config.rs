@@ -59,6 +59,11 @@ pub struct Config {
     /// `30s` (the default), `2m`, or seconds.
     #[serde(default, deserialize_with = "grace_period")]
     pub grace_period: Option<std::time::Duration>,
+    /// The REST API that `serve` runs (Watcher's v1): `{listen, auth,
+    /// tokens, max_limit, max_body, timeout, concurrency}`; absent: no API
+    /// (unless `serve --api ADDR`).
+    #[serde(default)]
+    pub api: Option<crate::api::ApiConfig>,
     /// Metrics: where audits read usage metrics from (`source: prometheus`,
     /// `url`, …) and where `serve` exposes its own (`listen`).
     #[serde(default)]
@@ -272,6 +277,7 @@ impl Default for Config {
             collector: default_collector(),
             notifications: Vec::new(),
             grace_period: None,
+            api: None,
             metrics: MetricsConfig::default(),
             source: None,
         }

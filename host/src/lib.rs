@@ -7,6 +7,7 @@
 //! is the config file; [`cli`] the command line.
 
 pub mod action_types;
+pub mod api;
 pub mod apply;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod duration;
 pub mod input;
 pub mod installation;
 pub mod notify;
+pub mod ops;
 #[cfg(test)]
 mod parser_fuzz;
 pub mod plan;

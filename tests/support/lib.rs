@@ -4,6 +4,7 @@
 //!
 //! `scripts/test` builds everything these tests need before `cargo test`.
 
+pub mod api;
 pub mod prometheus;
 
 use serde_json::Value;

@@ -404,6 +404,28 @@ pub fn register(
     check: impl FnOnce(&ActionType) -> Result<(), super::dsl::DefinitionErrors>,
 ) -> Result<Registered, RegisterError> {
     let t = ActionType::from_file(file).map_err(RegisterError::Invalid)?;
+    register_type(dirs, registry, t, check)
+}
+
+/// As [`register`], for a definition given as text (the REST API's
+/// request body); `label` names it in errors.
+pub fn register_text(
+    dirs: &ActionTypeDirs,
+    registry: &ActionTypeRegistry,
+    text: &str,
+    label: &Path,
+    check: impl FnOnce(&ActionType) -> Result<(), super::dsl::DefinitionErrors>,
+) -> Result<Registered, RegisterError> {
+    let t = ActionType::parse(text, label).map_err(RegisterError::Invalid)?;
+    register_type(dirs, registry, t, check)
+}
+
+fn register_type(
+    dirs: &ActionTypeDirs,
+    registry: &ActionTypeRegistry,
+    t: ActionType,
+    check: impl FnOnce(&ActionType) -> Result<(), super::dsl::DefinitionErrors>,
+) -> Result<Registered, RegisterError> {
     check(&t).map_err(RegisterError::Invalid)?;
     if let Ok(existing) = registry.get(&t.name, Some(&t.version)) {
         if existing.text == t.text {

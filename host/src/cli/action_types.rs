@@ -3,7 +3,7 @@
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env, user_lang};
-use crate::action_types::dsl::{DefinitionError, DefinitionErrors, locate};
+use crate::action_types::dsl::DefinitionErrors;
 use crate::action_types::registry::{self, Registered};
 use crate::action_types::{
     ActionFactory, ActionType, ActionTypeRegistry, HandlerMapper, NewAction, template,
@@ -11,7 +11,7 @@ use crate::action_types::{
 use crate::plugins::PluginRegistry;
 use clap::Subcommand;
 use serde_json::{Value, json};
-use sextant_plugin_api::{ErrorKind, Kind};
+use sextant_plugin_api::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -105,14 +105,7 @@ fn mapper<'p>(env: &Env, plugins: &'p PluginRegistry) -> HandlerMapper<'p> {
 }
 
 fn type_json(t: &ActionType, lang: &str, m: &HandlerMapper<'_>) -> Value {
-    let mut v = t.to_json(lang);
-    let (entry, error) = match m.handler_for(t) {
-        Ok(h) => (Value::String(h), Value::Null),
-        Err(e) => (Value::Null, Value::String(e.reason)),
-    };
-    v["handler_entry"] = entry;
-    v["mapping_error"] = error;
-    v
+    crate::ops::action_types::describe(t, lang, m)
 }
 
 fn list(env: &Env, lang: &str, format: Format) -> CliResult {
@@ -210,78 +203,6 @@ fn show(env: &Env, reference: &str, lang: &str, format: Format) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The checks that need the loaded plugins: the type maps to a loaded
-/// handler, its `with` block fits that handler's parameters, and the flags
-/// it claims are ones the handler supports.
-fn check_against_plugins(
-    t: &ActionType,
-    plugins: &PluginRegistry,
-    m: &HandlerMapper<'_>,
-) -> Result<String, DefinitionErrors> {
-    let at = |path: &[&str], message: String| {
-        let (line, column) = locate(&t.text, path);
-        DefinitionError {
-            file: t.source.clone(),
-            line,
-            column,
-            message,
-        }
-    };
-    let entry = m.handler_for(t).map_err(|e| {
-        DefinitionErrors(vec![at(
-            &["handler"],
-            format!("unknown handler: {}", e.reason),
-        )])
-    })?;
-    let Some(h) = plugins.find(Kind::ActionHandler, &entry) else {
-        return Err(DefinitionErrors(vec![at(
-            &["handler"],
-            format!("handler {entry:?} is not loaded"),
-        )]));
-    };
-    let hm = h.manifest();
-    let mut errors = Vec::new();
-    if t.revertible && !hm.revertible {
-        errors.push(at(
-            &["revertible"],
-            format!("revertible: true, but handler {entry:?} cannot revert"),
-        ));
-    }
-    if t.abortable && !hm.abortable {
-        errors.push(at(
-            &["abortable"],
-            format!("abortable: true, but handler {entry:?} cannot abort"),
-        ));
-    }
-    if let Some(with) = &t.with {
-        match crate::action_types::dsl::compile_schema(&hm.parameters) {
-            Ok(v) => {
-                for e in v.iter_errors(with) {
-                    let mut path: Vec<String> = vec!["with".into()];
-                    path.extend(
-                        e.instance_path()
-                            .to_string()
-                            .split('/')
-                            .filter(|s| !s.is_empty())
-                            .map(String::from),
-                    );
-                    let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                    errors.push(at(
-                        &refs,
-                        format!("with does not fit handler {entry:?}: {e}"),
-                    ));
-                }
-            }
-            Err(e) => tracing::warn!("handler {entry} has an invalid parameter schema: {e}"),
-        }
-    }
-    if errors.is_empty() {
-        Ok(entry)
-    } else {
-        Err(DefinitionErrors(errors))
-    }
-}
-
 fn print_errors(format: Format, file: &Path, errs: &DefinitionErrors) -> anyhow::Result<()> {
     let doc = json!({"file": file, "valid": false, "errors": errs.0});
     if !print_structured(format, &doc)? {
@@ -296,7 +217,7 @@ fn validate(env: &Env, file: &Path, format: Format) -> CliResult {
     let plugins = env.registry()?;
     let m = mapper(env, &plugins);
     let result = ActionType::from_file(file).and_then(|t| {
-        let entry = check_against_plugins(&t, &plugins, &m)?;
+        let entry = crate::ops::action_types::check_handler(&t, &plugins, &m)?;
         Ok((t, entry))
     });
     match result {
@@ -321,7 +242,7 @@ fn register(env: &Env, file: &Path, format: Format) -> CliResult {
     let dirs = env.action_type_dirs();
     let types = ActionTypeRegistry::load(&dirs);
     let outcome = registry::register(&dirs, &types, file, |t| {
-        check_against_plugins(t, &plugins, &m).map(|_| ())
+        crate::ops::action_types::check_handler(t, &plugins, &m).map(|_| ())
     });
     match outcome {
         Ok(r) => {

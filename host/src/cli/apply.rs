@@ -385,26 +385,9 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
     })
 }
 
-/// Why a plan in `state` is not started, and what to do instead: `start`
-/// and `start --wait` take RECOMMENDED plans only, as Watcher's
-/// `POST /v1/action_plans/{uuid}/start` does (else 400 `StartError`).
+/// Why a plan in `state` is not started (`ops::plans::not_startable`).
 fn not_startable(uuid: &str, state: PlanState) -> CliError {
-    let what = match state {
-        PlanState::Pending => format!(
-            "it is queued: `sextant serve` runs it, or `sextant action-plan resume {uuid}` runs it here"
-        ),
-        PlanState::Ongoing | PlanState::Cancelling => format!(
-            "it was started already; if its applier was interrupted, `sextant action-plan resume {uuid}` goes on with it"
-        ),
-        PlanState::Failed | PlanState::Cancelled => format!(
-            "it has ended; `sextant action-plan retry {uuid}` makes a new plan of its unfinished actions"
-        ),
-        PlanState::Succeeded => "it has run to the end".to_string(),
-        _ => "its audit made a newer plan".to_string(),
-    };
-    input(format!(
-        "action plan {uuid} is {state}: only a RECOMMENDED plan can be started; {what}"
-    ))
+    super::op_error(crate::ops::plans::not_startable(uuid, state))
 }
 
 /// `action-plan start ID [--wait]`.
@@ -446,8 +429,7 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
 /// `action-plan cancel ID`.
 pub fn cancel(env: &Env, plan: &str, format: Format) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
-    let p = store.plan(plan).map_err(store_input)?;
-    let state = store.cancel_plan(&p.uuid).map_err(store_input)?;
+    let (p, state) = crate::ops::plans::cancel(&mut store, plan).map_err(super::op_error)?;
     if !print_structured(
         format,
         &serde_json::json!({"action_plan": p.uuid, "state": state}),
@@ -495,8 +477,8 @@ pub fn skip(
     format: Format,
 ) -> CliResult {
     let (mut store, _, _) = env.open_store_synced()?;
-    let uuid = store.resolve_action(action, plan).map_err(store_input)?;
-    store.skip_action(&uuid, reason).map_err(store_input)?;
+    let uuid = crate::ops::plans::skip_action(&mut store, action, plan, reason)
+        .map_err(super::op_error)?;
     if !print_structured(
         format,
         &serde_json::json!({"action": uuid, "state": ActionState::Skipped}),

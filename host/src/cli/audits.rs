@@ -5,14 +5,9 @@ use super::action_types::parse_params;
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
-use crate::decide::{
-    AuditContext, AuditRequest, DecideError, find_goal, find_strategy, prepare_audit, run_audit,
-    trigger_audit, validate_parameters,
-};
+use crate::decide::{AuditContext, AuditRequest, DecideError, run_audit, trigger_audit};
 use crate::states::AuditState;
 use crate::store::StoreError;
-use crate::store::audits::AuditChanges;
-use crate::store::audits::NewTemplate;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -260,41 +255,7 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
             policy,
             format,
         } => {
-            if store.template(&name).is_ok() {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "an audit template named {name:?} exists"
-                )));
-            }
-            let g = find_goal(&store, &goal).map_err(decide_error)?;
-            let s = match &strategy {
-                Some(s) => Some(find_strategy(&store, s, Some(&g)).map_err(decide_error)?),
-                None => None,
-            };
-            if let Some(s) = &s
-                && s.goal_uuid != g.uuid
-            {
-                return Err(CliError::input(anyhow::anyhow!(
-                    "strategy {} achieves goal {}, not {}",
-                    s.name,
-                    s.goal_name,
-                    g.name
-                )));
-            }
             let given = parse_params(&params, None)?;
-            let default_parameters = match &s {
-                Some(s) if !params.is_empty() => {
-                    // Validated as given, stored as given: defaults are filled
-                    // in when an audit is created from it.
-                    validate_parameters(s, &given).map_err(decide_error)?;
-                    given
-                }
-                None if !params.is_empty() => {
-                    return Err(CliError::input(anyhow::anyhow!(
-                        "default parameters need a strategy (-s)"
-                    )));
-                }
-                _ => json!({}),
-            };
             let scope = match &scope {
                 None => json!([]),
                 Some(f) => {
@@ -309,24 +270,24 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
                     v
                 }
             };
-            let policy = match &policy {
-                Some(p) => {
-                    let types = env.action_types();
-                    let vocab = crate::policy::Vocabulary::of(&types, &plugins);
-                    Some(crate::decide::stored_policy(p, &vocab).map_err(decide_error)?)
-                }
-                None => None,
+            let types = std::cell::OnceCell::new();
+            let vocab = || {
+                crate::policy::Vocabulary::of(types.get_or_init(|| env.action_types()), &plugins)
             };
-            let t = store.create_template(&NewTemplate {
-                name: &name,
-                description: &description,
-                goal: &g.uuid,
-                strategy: s.as_ref().map(|s| s.uuid.as_str()),
-                scope,
-                default_parameters,
-                policy: policy.as_ref().map(|(r, _)| r.clone()),
-                policy_content: policy.as_ref().map(|(_, c)| c.clone()),
-            })?;
+            let t = crate::ops::templates::create(
+                &mut store,
+                &crate::ops::templates::TemplateRequest {
+                    name: &name,
+                    goal: &goal,
+                    strategy: strategy.as_deref(),
+                    description: &description,
+                    scope,
+                    default_parameters: given,
+                    policy: policy.as_deref(),
+                },
+                &vocab,
+            )
+            .map_err(super::op_error)?;
             if !print_structured(format, &t)? {
                 outln!("created audit template {} ({})", t.name, t.uuid);
             }
@@ -376,15 +337,13 @@ pub fn template(env: &Env, cmd: TemplateCommand) -> CliResult {
         }
         TemplateCommand::Update { .. } => unreachable!("handled above"),
         TemplateCommand::Delete { templates, format } => {
-            let mut deleted = Vec::new();
-            for t in &templates {
-                let t = store.delete_template(t).map_err(input_error)?;
-                if format == Format::Table {
+            let deleted =
+                crate::ops::templates::delete(&mut store, &templates).map_err(super::op_error)?;
+            if !print_structured(format, &deleted)? {
+                for t in &deleted {
                     outln!("deleted audit template {} ({})", t.name, t.uuid);
                 }
-                deleted.push(t);
             }
-            print_structured(format, &deleted)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -438,10 +397,9 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 auto_trigger,
                 policy,
             };
-            let types = env.action_types();
-            let vocab = crate::policy::Vocabulary::of(&types, &plugins);
-            let new = prepare_audit(&store, &req, &vocab).map_err(decide_error)?;
-            let a = store.create_audit(&new)?;
+            let vocab = || crate::policy::Vocabulary::of(&types, &plugins);
+            let a =
+                crate::ops::audits::create(&mut store, &req, &vocab).map_err(super::op_error)?;
             let a = if a.audit_type == "ONESHOT" {
                 let ctx = AuditContext {
                     plugins: &plugins,
@@ -529,15 +487,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             }
         }
         AuditCommand::Cancel { audit, format } => {
-            let a = store.audit(&audit).map_err(input_error)?;
-            let a = store
-                .transition_audit(
-                    &a.uuid,
-                    AuditState::Cancelled,
-                    Some("cancelled by the operator"),
-                    &AuditChanges::default(),
-                )
-                .map_err(input_error)?;
+            let a = crate::ops::audits::cancel(&mut store, &audit).map_err(super::op_error)?;
             if !print_structured(format, &a)? {
                 outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
             }
@@ -545,22 +495,12 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
         AuditCommand::Update { .. } => unreachable!("handled above"),
         AuditCommand::Delete { audits, format } => {
             // Every audit is checked before any is deleted.
-            for id in &audits {
-                let a = store.audit(id).map_err(input_error)?;
-                if let Some(refusal) = super::lifecycle::audit_delete_refusal(&a) {
-                    return Err(refusal);
-                }
-            }
-            let mut deleted = Vec::new();
-            for id in &audits {
-                let a = store.audit(id).map_err(input_error)?;
-                let a = store
-                    .transition_audit(&a.uuid, AuditState::Deleted, None, &AuditChanges::default())
-                    .map_err(input_error)?;
-                if format == Format::Table {
+            let deleted =
+                crate::ops::audits::delete(&mut store, &audits).map_err(super::op_error)?;
+            if format == Format::Table {
+                for a in &deleted {
                     outln!("deleted audit {} ({})", a.name, a.uuid);
                 }
-                deleted.push(a);
             }
             print_structured(format, &deleted)?;
         }

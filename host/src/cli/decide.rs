@@ -62,11 +62,7 @@ pub enum StrategyCommand {
 }
 
 fn translated(names: &Value, fallback: &str, lang: &str) -> String {
-    let map: std::collections::BTreeMap<String, String> =
-        serde_json::from_value(names.clone()).unwrap_or_default();
-    sextant_plugin_api::manifest::pick_translation(&map, lang)
-        .unwrap_or(fallback)
-        .to_string()
+    crate::ops::display_name(names, fallback, lang)
 }
 
 fn not_found(e: StoreError) -> CliError {

@@ -7,11 +7,7 @@
 use super::output::outln;
 use super::output::{Format, print_structured};
 use super::{CliError, CliResult, Env};
-use crate::decide::schedule;
-use crate::states::AuditState;
 use crate::store::StoreError;
-use crate::store::audits::AuditChanges;
-use crate::store::lifecycle::TemplateChange;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -37,16 +33,7 @@ pub fn delete_plans(env: &Env, ids: &[String]) -> CliResult {
         return Err(input("give the action plans to delete"));
     }
     let (mut store, _, _) = env.open_store_synced()?;
-    let mut plans = Vec::with_capacity(ids.len());
-    for id in ids {
-        let p = store.plan(id).map_err(store_input)?;
-        if let Some(refusal) = crate::store::lifecycle::delete_refusal(&p) {
-            return Err(store_input(refusal));
-        }
-        plans.push(p.uuid);
-    }
-    for uuid in plans {
-        let p = store.delete_plan(&uuid).map_err(store_input)?;
+    for p in crate::ops::plans::delete(&mut store, ids).map_err(super::op_error)? {
         outln!("deleted action plan {} ({} actions)", p.uuid, p.actions);
     }
     Ok(ExitCode::SUCCESS)
@@ -79,34 +66,8 @@ pub fn retry_plan(env: &Env, id: &str, format: Format) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Why an audit is not deleted now, with what to do: Watcher deletes
-/// audits from FAILED, SUCCEEDED, CANCELLED and SUSPENDED only
-/// (`DELETE /v1/audits`).
-pub fn audit_delete_refusal(a: &crate::store::audits::AuditRow) -> Option<CliError> {
-    if a.state.may_become(AuditState::Deleted) {
-        return None;
-    }
-    Some(store_input(StoreError::Refused {
-        kind: "audit",
-        id: a.uuid.clone(),
-        state: a.state.to_string(),
-        what: format!(
-            "an audit that has not ended is not deleted; cancel it first (`sextant audit cancel {}`) or suspend it (`sextant audit update {} --state SUSPENDED`)",
-            a.uuid, a.uuid
-        ),
-    }))
-}
-
-/// The states `audit update --state` moves an audit to.
-pub const AUDIT_UPDATE_STATES: [AuditState; 3] = [
-    AuditState::Suspended,
-    AuditState::Ongoing,
-    AuditState::Cancelled,
-];
-
 /// `audit update ID [--state S] [--interval I]`: Watcher's audit PATCH of
-/// `/state` (ONGOING → SUSPENDED suspends, SUSPENDED → ONGOING resumes,
-/// PENDING or ONGOING → CANCELLED) and `/interval` (CONTINUOUS audits).
+/// `/state` and `/interval` (`ops::audits::update`).
 pub fn update_audit(
     env: &Env,
     id: &str,
@@ -117,76 +78,12 @@ pub fn update_audit(
     if state.is_none() && interval.is_none() {
         return Err(input("nothing to change: give --state or --interval"));
     }
-    let state = match state {
-        None => None,
-        Some(s) => match s.to_uppercase().parse::<AuditState>() {
-            Ok(to) if AUDIT_UPDATE_STATES.contains(&to) => Some(to),
-            _ => {
-                let names: Vec<&str> = AUDIT_UPDATE_STATES.iter().map(|s| s.as_str()).collect();
-                return Err(input(format!(
-                    "--state {}: an audit is updated to one of {}",
-                    s.to_uppercase(),
-                    names.join(", ")
-                )));
-            }
-        },
-    };
+    let state = state
+        .map(crate::ops::audits::update_state)
+        .transpose()
+        .map_err(super::op_error)?;
     let (mut store, _, _) = env.open_store_synced()?;
-    let a = store.audit(id).map_err(store_input)?;
-    let mut extra = AuditChanges::default();
-    if let Some(i) = interval {
-        if a.audit_type != "CONTINUOUS" {
-            return Err(input(format!(
-                "audit {} is {}: only a CONTINUOUS audit has an interval",
-                a.uuid, a.audit_type
-            )));
-        }
-        if !matches!(
-            a.state,
-            AuditState::Pending | AuditState::Ongoing | AuditState::Suspended
-        ) {
-            return Err(input(format!(
-                "audit {} is {}: it has ended; create a new audit",
-                a.uuid, a.state
-            )));
-        }
-        let parsed =
-            schedule::parse_interval(i).map_err(|e| input(format!("--interval {i}: {e}")))?;
-        // The next run is one new interval from now.
-        let next = parsed
-            .next_after(chrono::Utc::now())
-            .map(schedule::format_time);
-        extra.interval = Some(i.to_string());
-        extra.next_run_time = Some(next);
-    }
-    let to = state.unwrap_or(a.state);
-    if to != a.state && !a.state.may_become(to) {
-        let what = match (a.state, to) {
-            (AuditState::Pending, AuditState::Suspended) => {
-                "it has not run yet; cancel it, or suspend it once it is ONGOING"
-            }
-            (_, AuditState::Suspended) => "only an ONGOING audit is suspended",
-            (_, AuditState::Ongoing) => "only a SUSPENDED audit is resumed",
-            _ => "only a PENDING or ONGOING audit is cancelled",
-        };
-        return Err(store_input(StoreError::Refused {
-            kind: "audit",
-            id: a.uuid,
-            state: a.state.to_string(),
-            what: format!("cannot go to {to}: {what}"),
-        }));
-    }
-    let message = match to {
-        _ if to == a.state => None,
-        AuditState::Suspended => Some("suspended by the operator"),
-        AuditState::Ongoing => Some("resumed by the operator"),
-        _ => Some("cancelled by the operator"),
-    };
-    let a = store
-        .move_audit(&a.uuid, to, message, &extra, |from, to| {
-            from == to || from.may_become(to)
-        })
-        .map_err(store_input)?;
+    let a = crate::ops::audits::update(&mut store, id, state, interval).map_err(super::op_error)?;
     if !print_structured(format, &a)? {
         outln!(
             "audit {} ({}): {}{}",
@@ -225,31 +122,25 @@ pub fn update_template(
         return Err(input("--name: an audit template name must not be empty"));
     }
     let (mut store, plugins, _) = env.open_store_synced()?;
-    let t = store.template(id).map_err(store_input)?;
     let policy = match (policy, no_policy) {
-        (Some(p), _) => {
-            let types = env.action_types();
-            let vocab = crate::policy::Vocabulary::of(&types, &plugins);
-            Some(Some(crate::decide::stored_policy(p, &vocab).map_err(
-                |e| match e {
-                    crate::decide::DecideError::Invalid(m) => input(format!("--policy {p}: {m}")),
-                    crate::decide::DecideError::Store(e) => store_input(e),
-                },
-            )?))
-        }
+        (Some(p), _) => Some(Some(p)),
         (None, true) => Some(None),
         (None, false) => None,
     };
-    let t = store
-        .update_template(
-            &t.uuid,
-            &TemplateChange {
-                name,
-                description,
-                policy,
-            },
-        )
-        .map_err(store_input)?;
+    let types = std::cell::OnceCell::new();
+    let vocab =
+        || crate::policy::Vocabulary::of(types.get_or_init(|| env.action_types()), &plugins);
+    let t = crate::ops::templates::update(
+        &mut store,
+        id,
+        &crate::ops::templates::TemplateUpdate {
+            name,
+            description,
+            policy,
+        },
+        &vocab,
+    )
+    .map_err(super::op_error)?;
     if !print_structured(format, &t)? {
         outln!(
             "updated audit template {} ({}), policy {}",

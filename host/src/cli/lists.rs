@@ -7,10 +7,8 @@
 //! direction, as Watcher's `paginate_query` sorts on `(sort_key, id)`.
 
 use super::CliError;
+use crate::ops::pages::{self, PageRequest};
 use clap::ValueEnum;
-use serde::Serialize;
-use serde_json::Value;
-use std::cmp::Ordering;
 
 /// Sort directions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -96,120 +94,34 @@ pub const ACTION_KEYS: &[&str] = &[
     "updated_at",
 ];
 
-fn rank(v: &Value) -> u8 {
-    match v {
-        Value::Null => 0,
-        Value::Bool(_) => 1,
-        Value::Number(_) => 2,
-        Value::String(_) => 3,
-        Value::Array(_) => 4,
-        Value::Object(_) => 5,
-    }
-}
-
-/// Orders JSON scalars: null first, then booleans, numbers, strings.
-fn compare(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .unwrap_or(0.0)
-            .total_cmp(&y.as_f64().unwrap_or(0.0)),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        _ => rank(a).cmp(&rank(b)),
-    }
-}
-
-/// One page of `items` (in creation order), sorted and cut as `args` say;
-/// `keys` are the valid sort keys. Prints on stderr how to get the next
-/// page when one may follow.
-pub fn page<T: Serialize>(
+/// One page of `items` (in creation order), sorted and cut as `args` say
+/// (`ops::pages`); `keys` are the valid sort keys. Prints on stderr how to
+/// get the next page when one may follow.
+pub fn page<T: pages::Keyed>(
     items: Vec<T>,
     keys: &[&str],
     args: &PageArgs,
 ) -> Result<Vec<T>, CliError> {
-    let key = args.sort_key.as_deref().unwrap_or("id");
-    if !keys.contains(&key) {
-        return Err(CliError::input(anyhow::anyhow!(
-            "--sort-key {key}: not a sort key here; the valid keys are {}",
-            keys.join(", ")
-        )));
-    }
-    if let Some(l) = args.limit
-        && l <= 0
-    {
-        return Err(CliError::input(anyhow::anyhow!(
-            "--limit {l}: the limit must be positive"
-        )));
-    }
-    let values: Vec<Value> = items
-        .iter()
-        .map(serde_json::to_value)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CliError::from(anyhow::anyhow!(e)))?;
-    let mut order: Vec<usize> = (0..items.len()).collect();
-    if key != "id" {
-        order.sort_by(|&a, &b| compare(&values[a][key], &values[b][key]).then(a.cmp(&b)));
-    }
-    if args.sort_dir == SortDir::Desc {
-        order.reverse();
-    }
-    let start = match &args.marker {
-        None => 0,
-        Some(m) => {
-            let hits: Vec<usize> = order
-                .iter()
-                .enumerate()
-                .filter(|(_, i)| {
-                    values[**i]["uuid"]
-                        .as_str()
-                        .is_some_and(|u| u == m || (m.len() >= 4 && u.starts_with(m.as_str())))
-                })
-                .map(|(pos, _)| pos)
-                .collect();
-            match hits.as_slice() {
-                [pos] => pos + 1,
-                [] => {
-                    return Err(CliError::input(anyhow::anyhow!(
-                        "--marker {m}: no item of this list has that uuid"
-                    )));
-                }
-                _ => {
-                    return Err(CliError::input(anyhow::anyhow!(
-                        "--marker {m}: the prefix matches several items; give more of the uuid"
-                    )));
-                }
-            }
-        }
+    let req = PageRequest {
+        limit: args.limit,
+        marker: args.marker.as_deref(),
+        sort_key: args.sort_key.as_deref(),
+        sort_dir: match args.sort_dir {
+            SortDir::Asc => pages::SortDir::Asc,
+            SortDir::Desc => pages::SortDir::Desc,
+        },
     };
-    let end = match args.limit {
-        Some(l) => order.len().min(start.saturating_add(l as usize)),
-        None => order.len(),
-    };
-    if end < order.len()
-        && let Some(last) = end.checked_sub(1).and_then(|e| order.get(e))
-        && let Some(u) = values[*last]["uuid"].as_str()
-    {
-        eprintln!("more: --marker {u}");
+    let p = pages::page(items, keys, &req).map_err(super::op_error)?;
+    if let Some(m) = &p.next_marker {
+        eprintln!("more: --marker {m}");
     }
-    let keep: std::collections::HashMap<usize, usize> = order[start.min(end)..end]
-        .iter()
-        .enumerate()
-        .map(|(pos, &i)| (i, pos))
-        .collect();
-    let mut out: Vec<(usize, T)> = items
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, t)| keep.get(&i).map(|&pos| (pos, t)))
-        .collect();
-    out.sort_by_key(|(pos, _)| *pos);
-    Ok(out.into_iter().map(|(_, t)| t).collect())
+    Ok(p.items)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn args(limit: Option<i64>, marker: Option<&str>, key: Option<&str>, dir: SortDir) -> PageArgs {
         PageArgs {

@@ -163,6 +163,10 @@ enum Command {
         /// 366 days; default: run until killed).
         #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
         exit_after: Option<std::time::Duration>,
+        /// Serves Watcher's REST API v1 on this address (HOST:PORT),
+        /// overriding the config's `api: {listen}`.
+        #[arg(long, value_name = "ADDR")]
+        api: Option<std::net::SocketAddr>,
         /// Expose Sextant's own Prometheus metrics (GET /metrics) on this
         /// address, e.g. 127.0.0.1:9464 (overrides the config's
         /// metrics.listen).
@@ -228,6 +232,22 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
             status: 1,
             error: e.into(),
         }
+    }
+}
+
+/// An operation's refusal (`ops`): bad input (exit status 2), or a
+/// failure of the store (1).
+pub fn op_error(e: crate::ops::OpError) -> CliError {
+    if let crate::ops::OpError::Field { field, value, why } = &e {
+        return CliError::input(anyhow::anyhow!(
+            "--{} {value}: {why}",
+            field.replace('_', "-")
+        ));
+    }
+    if e.is_input() {
+        CliError::input(e)
+    } else {
+        CliError::from(e)
     }
 }
 
@@ -464,8 +484,9 @@ fn run(cli: Cli) -> CliResult {
         Command::Datamodel(c) => datamodel::run(&env, c),
         Command::Serve {
             exit_after,
+            api,
             metrics,
-        } => serve::serve(&env, exit_after, metrics),
+        } => serve::serve(&env, exit_after, api, metrics),
         Command::Plan {
             input,
             format,

@@ -9,15 +9,19 @@
 //! plan stays resumable, and it exits 0. It tells systemd when it is ready
 //! and when it stops (`sd_notify`, when run under `Type=notify`). With
 //! `--metrics ADDR` (or `metrics.listen`) it exposes its own metrics
-//! (`crate::telemetry`).
+//! (`crate::telemetry`); with `--api ADDR` (or `api:`) it serves Watcher's
+//! REST API (`crate::api`).
 
 use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
-use super::{CliResult, Env};
+use super::{CliError, CliResult, Env};
+use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, tick_continuous};
 use crate::states::PlanState;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,16 +29,34 @@ use std::time::{Duration, Instant};
 const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs until SIGTERM or SIGINT, or for `exit_after` (bounded by its
-/// parser; then it waits for the plans it runs to end).
+/// parser; then it waits for the plans it runs to end). With `api` (or
+/// the config's `api:`), also serves Watcher's REST API; with `metrics`
+/// (or the config's `metrics.listen`), exposes Sextant's own metrics.
 pub fn serve(
     env: &Env,
     exit_after: Option<Duration>,
-    metrics: Option<std::net::SocketAddr>,
+    api: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
 ) -> CliResult {
+    let api_config = match (api, &env.config.api) {
+        (Some(listen), Some(c)) => Some(ApiConfig {
+            listen,
+            ..c.clone()
+        }),
+        (Some(listen), None) => Some(ApiConfig {
+            listen,
+            ..ApiConfig::default()
+        }),
+        (None, c) => c.clone(),
+    };
+    if let Some(c) = &api_config {
+        c.check().map_err(CliError::input)?;
+    }
     let stop = StopSignal::default();
     let _signals = SignalGuard(stop_on_signals(&stop)?);
-    let types = env.action_types();
+    let types = Arc::new(env.action_types());
     let (mut store, plugins, report) = env.open_store_synced_with(&types)?;
+    let plugins = Arc::new(plugins);
     if !report.is_empty() {
         tracing::info!("synchronised goals and strategies at start: {report:?}");
     }
@@ -42,6 +64,31 @@ pub fn serve(
         plugins: &plugins,
         types: &types,
         model: env.model_source(),
+    };
+    let clock = ServiceClock::default();
+    clock.beat();
+    let api = match api_config {
+        Some(cfg) => Some(
+            ApiServer::start(
+                cfg,
+                ApiContext {
+                    db: env.db.clone(),
+                    plugins: Arc::clone(&plugins),
+                    types: Arc::clone(&types),
+                    type_dirs: env.action_type_dirs(),
+                    model: env.model_source(),
+                    clock: clock.clone(),
+                    host: host_name(),
+                    mapper: env.config.mapper.clone(),
+                    drivers: env.config.drivers.clone(),
+                },
+            )
+            .map_err(|e| match e {
+                e @ ApiStartError::Config(_) => CliError::input(e),
+                e => CliError::from(e),
+            })?,
+        ),
+        None => None,
     };
     let _notifier = crate::notify::Notifier::start(
         env.db.clone(),
@@ -75,7 +122,12 @@ pub fn serve(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let identity = db_identity(store.path());
     loop {
+        clock.beat();
         if stop.is_stopping() {
+            // The API stops first: no new request while the appliers end.
+            if let Some(a) = api {
+                a.shutdown();
+            }
             return stop_cleanly(env, appliers);
         }
         // A database deleted or replaced under a running service would take
@@ -120,6 +172,9 @@ pub fn serve(
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                if let Some(a) = api {
+                    a.shutdown();
+                }
                 for (_, h) in appliers.drain() {
                     let _ = h.join();
                 }
@@ -180,6 +235,15 @@ fn stop_cleanly(env: &Env, appliers: HashMap<String, JoinHandle<()>>) -> CliResu
     }
     tracing::info!("sextant serve stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// This host's name, as services report it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The database file's identity (device, inode); `None` once it is gone.

@@ -108,6 +108,32 @@ pub trait StoreBackend: Send {
     /// event id `after`.
     fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>>;
 
+    /// Up to `limit` events after event id `after`, oldest first,
+    /// optionally of one action plan: a page of the log read without the
+    /// rest (`store/pages.rs`).
+    fn events_page(&self, plan: Option<&str>, after: i64, limit: usize) -> Result<Vec<EventRow>>;
+
+    /// The uuids of up to `limit` actions not deleted, of one plan (its
+    /// uuid) or of every plan, in creation order (reversed with `desc`),
+    /// after the action `after` (its uuid); `None` when `after` names no
+    /// action of the list (`store/pages.rs`).
+    fn action_uuids_page(
+        &self,
+        plan: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<String>>>;
+
+    /// The plans not ended (RECOMMENDED, PENDING, ONGOING, CANCELLING) with
+    /// an action of `action_type` at `version`: (plan uuid, its state)
+    /// (`store/action_type_uses.rs`).
+    fn live_plans_using(
+        &self,
+        action_type: &str,
+        version: &str,
+    ) -> Result<Vec<(String, PlanState)>>;
+
     /// Takes the lease on a plan for `ttl`, unless another owner holds an
     /// unexpired one (returned as the error's lease).
     fn acquire_lease(
@@ -464,6 +490,28 @@ impl StoreBackend for SqliteStore {
 
     fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
         SqliteStore::events(self, plan, after)
+    }
+
+    fn events_page(&self, plan: Option<&str>, after: i64, limit: usize) -> Result<Vec<EventRow>> {
+        SqliteStore::events_page(self, plan, after, limit)
+    }
+
+    fn action_uuids_page(
+        &self,
+        plan: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<String>>> {
+        SqliteStore::action_uuids_page(self, plan, after, limit, desc)
+    }
+
+    fn live_plans_using(
+        &self,
+        action_type: &str,
+        version: &str,
+    ) -> Result<Vec<(String, PlanState)>> {
+        SqliteStore::live_plans_using(self, action_type, version)
     }
 
     fn acquire_lease(

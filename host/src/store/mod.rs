@@ -11,6 +11,7 @@
 //! transition of an audit, plan or action appends its event in the same
 //! transaction that changes the state.
 
+pub mod action_type_uses;
 pub mod apply;
 pub mod audits;
 mod backend;
@@ -21,6 +22,7 @@ pub mod flows;
 mod group_commit;
 pub mod ids;
 pub mod lifecycle;
+pub mod pages;
 pub mod pg;
 mod pg_lease;
 mod pg_plans;

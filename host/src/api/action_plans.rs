@@ -1,0 +1,292 @@
+//! `/v1/action_plans`: list (`?audit_uuid=&strategy=`), detail, show,
+//! `POST /{uuid}/start`, PATCH of `/state` (RECOMMENDED → PENDING starts
+//! it, RECOMMENDED or PENDING → CANCELLED, ONGOING → CANCELLING), delete.
+//! Starting queues the plan (PENDING) for `serve`'s applier, as Watcher
+//! casts `launch_action_plan`. The rules are `ops::plans`, shared with
+//! `sextant action-plan`.
+
+use super::audit_templates::patch_text;
+use super::error::{ApiError, ApiResult};
+use super::links::{Ctx, collection, drop_field, only, time};
+use super::pages::{ListQuery, paginate};
+use super::state::AppState;
+use super::version::SKIPPED_ACTION;
+use crate::ops::OpError;
+use crate::states::PlanState;
+use crate::store::plans::PlanRow;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const LIST_FIELDS: &[&str] = &[
+    "uuid",
+    "state",
+    "efficacy_indicators",
+    "global_efficacy",
+    "updated_at",
+    "audit_uuid",
+    "strategy_uuid",
+    "strategy_name",
+];
+const SORT_KEYS: &[&str] = &[
+    "id",
+    "uuid",
+    "state",
+    "audit_uuid",
+    "strategy_uuid",
+    "strategy_name",
+    "created_at",
+    "updated_at",
+];
+const FILTERS: &[&str] = &["audit_uuid", "strategy"];
+
+fn to_json(p: &PlanRow, ctx: &Ctx) -> Value {
+    let global = match &p.global_efficacy {
+        Value::Array(_) => p.global_efficacy.clone(),
+        Value::Null => json!([]),
+        other => json!([other]),
+    };
+    let mut v = json!({
+        "uuid": p.uuid,
+        "state": p.state,
+        "efficacy_indicators": p.efficacy_indicators,
+        "global_efficacy": global,
+        "audit_uuid": p.audit_uuid,
+        "strategy_uuid": p.strategy_uuid,
+        "strategy_name": p.strategy_name,
+        "hostname": null,
+        "status_message": p.status_message,
+        "created_at": time(Some(&p.created_at)),
+        "updated_at": time(p.updated_at.as_deref()),
+        "deleted_at": null,
+        "links": ctx.links("action_plans", &p.uuid),
+    });
+    if !ctx.at_least(SKIPPED_ACTION) {
+        drop_field(&mut v, "status_message");
+    }
+    v
+}
+
+async fn list_of(
+    st: Arc<AppState>,
+    ctx: Ctx,
+    q: ListQuery,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    q.check(FILTERS)?;
+    let c = ctx.clone();
+    let (audit, strategy) = (
+        q.filter("audit_uuid").map(str::to_string),
+        q.filter("strategy").map(str::to_string),
+    );
+    let items = st
+        .store(move |s, _| {
+            let plans = match &audit {
+                Some(a) => {
+                    let a = s.audit(a).map_err(|_| {
+                        ApiError::not_found(format!("Audit {a} could not be found"))
+                    })?;
+                    s.plans(Some(&a.uuid))?
+                }
+                None => s.plans(None)?,
+            };
+            Ok(plans
+                .iter()
+                .filter(|p| {
+                    strategy.as_deref().is_none_or(|f| {
+                        p.strategy_uuid.as_deref() == Some(f)
+                            || p.strategy_name.as_deref() == Some(f)
+                    })
+                })
+                .map(|p| to_json(p, &c))
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let res = if detail {
+        "action_plans/detail"
+    } else {
+        "action_plans"
+    };
+    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, FILTERS)?;
+    if !detail {
+        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    }
+    Ok(Json(collection("action_plans", items, next)))
+}
+
+/// `GET /v1/action_plans`.
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    list_of(st, ctx, ListQuery { params }, false).await
+}
+
+/// `GET /v1/action_plans/detail`.
+pub async fn detail(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    list_of(st, ctx, ListQuery { params }, true).await
+}
+
+fn find(s: &crate::store::Store, id: &str) -> ApiResult<PlanRow> {
+    s.plan(id)
+        .map_err(|_| ApiError::not_found(format!("ActionPlan {id} could not be found")))
+}
+
+/// `GET /v1/action_plans/{uuid}`.
+pub async fn show(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let c = ctx.clone();
+    st.store(move |s, _| Ok(Json(to_json(&find(s, &id)?, &c))))
+        .await
+}
+
+/// A refusal Watcher answers 400 (StartError, PatchError, DeleteError).
+fn as_400(e: OpError) -> ApiError {
+    match e {
+        OpError::Conflict(m) => ApiError::bad_request(m),
+        e => e.into(),
+    }
+}
+
+/// `POST /v1/action_plans/{uuid}/start`: RECOMMENDED only.
+pub async fn start(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let c = ctx.clone();
+    st.store(move |s, _| {
+        let p = find(s, &id)?;
+        let p = crate::ops::plans::queue(s, &p.uuid).map_err(as_400)?;
+        tracing::info!("api: action plan {} queued (PENDING)", p.uuid);
+        Ok(Json(to_json(&p, &c)))
+    })
+    .await
+}
+
+/// The transitions Watcher's action-plan PATCH allows.
+const TRANSITIONS: &[(PlanState, PlanState)] = &[
+    (PlanState::Recommended, PlanState::Pending),
+    (PlanState::Recommended, PlanState::Cancelled),
+    (PlanState::Ongoing, PlanState::Cancelling),
+    (PlanState::Pending, PlanState::Cancelled),
+];
+
+/// `PATCH /v1/action_plans/{uuid}`: `/state` only.
+pub async fn update(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let c = ctx.clone();
+    st.store(move |s, _| {
+        let p = find(s, &id)?;
+        let doc = to_json(&p, &c);
+        let (patched, changed) = super::patch::apply(&doc, &body, &["status_message"])?;
+        if let Some(other) = changed.iter().find(|f| *f != "state") {
+            return Err(ApiError::bad_request(format!(
+                "/{other} of an action plan cannot be changed: only /state can"
+            )));
+        }
+        if changed.is_empty() {
+            return Ok(Json(doc));
+        }
+        let text = patch_text(&patched, "state")?;
+        // A state no plan has is refused as a transition, Watcher's 400.
+        let to = match text.parse::<PlanState>() {
+            Ok(to) if TRANSITIONS.contains(&(p.state, to)) => to,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "State transition not allowed: ({} -> {text})",
+                    p.state
+                )));
+            }
+        };
+        let p = if to == PlanState::Pending {
+            crate::ops::plans::queue(s, &p.uuid).map_err(as_400)?
+        } else {
+            crate::ops::plans::cancel(s, &p.uuid).map_err(as_400)?;
+            find(s, &p.uuid)?
+        };
+        Ok(Json(to_json(&p, &c)))
+    })
+    .await
+}
+
+/// `DELETE /v1/action_plans/{uuid}`.
+pub async fn delete(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.store(move |s, _| {
+        find(s, &id)?;
+        crate::ops::plans::delete(s, &[id]).map_err(as_400)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+/// `GET /v1/action_plans/{uuid}/graph?format=dot|mermaid|json` (Sextant's):
+/// the plan's DAG, as `sextant action-plan graph` draws it (dot, mermaid,
+/// as text), or `{"nodes": [...], "edges": [[parent, child], ...]}`.
+pub async fn graph(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let format = q.get("format").map_or("json", String::as_str).to_string();
+    if !["dot", "mermaid", "json"].contains(&format.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "Invalid format {format}: dot, mermaid or json"
+        )));
+    }
+    let (actions, structure) = st
+        .store(move |s, _| {
+            let p = find(s, &id)?;
+            let structure = crate::cli::graph_flows::Structure {
+                flows: s.plan_flows(&p.uuid)?,
+                scopes: s.action_scopes(&p.uuid)?,
+            };
+            Ok((s.actions(&p.uuid)?, structure))
+        })
+        .await?;
+    let text = |f| {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            crate::cli::plans::graph_with(&actions, f, &structure),
+        )
+            .into_response()
+    };
+    Ok(match format.as_str() {
+        "dot" => text(crate::cli::plans::GraphFormat::Dot),
+        "mermaid" => text(crate::cli::plans::GraphFormat::Mermaid),
+        _ => {
+            let nodes: Vec<Value> = actions
+                .iter()
+                .map(|a| json!({"uuid": a.uuid, "name": a.name, "action_type": a.action_type, "state": a.state}))
+                .collect();
+            let edges: Vec<Value> = actions
+                .iter()
+                .flat_map(|a| a.parents.iter().map(move |p| json!([p, a.uuid])))
+                .collect();
+            Json(json!({"nodes": nodes, "edges": edges})).into_response()
+        }
+    })
+}

@@ -1,0 +1,252 @@
+//! `/v1/actions`: list (`?action_plan_uuid=` or `?audit_uuid=`), detail,
+//! show, and (from 1.5) PATCH of `/state` to SKIPPED with an optional
+//! `/status_message` (the reason): only a PENDING action of a plan not yet
+//! run, else 409 (`ops::plans::skip_action`, shared with `sextant action
+//! skip`).
+
+use super::audit_templates::patch_text;
+use super::error::{ApiError, ApiResult};
+use super::links::{Ctx, collection, drop_field, only, time};
+use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
+use super::state::AppState;
+use super::version::SKIPPED_ACTION;
+use crate::ops::pages::SortDir;
+use crate::states::ActionState;
+use crate::store::plans::ActionRow;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const LIST_FIELDS: &[&str] = &[
+    "uuid",
+    "state",
+    "action_plan_uuid",
+    "action_type",
+    "parents",
+];
+const SORT_KEYS: &[&str] = &[
+    "id",
+    "uuid",
+    "state",
+    "action_plan_uuid",
+    "action_type",
+    "created_at",
+    "updated_at",
+];
+const FILTERS: &[&str] = &["action_plan_uuid", "audit_uuid"];
+
+fn to_json(a: &ActionRow, description: Option<String>, ctx: &Ctx) -> Value {
+    let mut v = json!({
+        "uuid": a.uuid,
+        "state": a.state,
+        "action_plan_uuid": a.action_plan_uuid,
+        "action_type": a.action_type,
+        "parents": a.parents,
+        "description": description.unwrap_or_default(),
+        "input_parameters": a.input_parameters,
+        "status_message": a.status_message,
+        "created_at": time(Some(&a.created_at)),
+        "updated_at": time(a.updated_at.as_deref()),
+        "deleted_at": null,
+        "links": ctx.links("actions", &a.uuid),
+    });
+    if !ctx.at_least(SKIPPED_ACTION) {
+        drop_field(&mut v, "status_message");
+    }
+    v
+}
+
+fn with_descriptions(
+    s: &crate::store::Store,
+    actions: &[ActionRow],
+    ctx: &Ctx,
+) -> ApiResult<Vec<Value>> {
+    let mut known: HashMap<String, Option<String>> = HashMap::new();
+    let mut out = Vec::with_capacity(actions.len());
+    for a in actions {
+        if !known.contains_key(&a.action_type) {
+            known.insert(a.action_type.clone(), s.action_description(&a.action_type)?);
+        }
+        out.push(to_json(a, known[&a.action_type].clone(), ctx));
+    }
+    Ok(out)
+}
+
+async fn list_of(
+    st: Arc<AppState>,
+    ctx: Ctx,
+    q: ListQuery,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    q.check(FILTERS)?;
+    let (plan, audit) = (
+        q.filter("action_plan_uuid").map(str::to_string),
+        q.filter("audit_uuid").map(str::to_string),
+    );
+    if plan.is_some() && audit.is_some() {
+        return Err(ApiError::bad_request(
+            "Filtering actions on both audit and action-plan is prohibited",
+        ));
+    }
+    let c = ctx.clone();
+    let max_limit = st.cfg.max_limit;
+    let res = if detail { "actions/detail" } else { "actions" };
+    // Paged on the rows, so that only the page is turned into JSON.
+    let (mut items, next) = st
+        .store(move |s, _| {
+            let plans: Vec<String> = match (&plan, &audit) {
+                (Some(p), _) => vec![
+                    s.plan(p)
+                        .map_err(|_| {
+                            ApiError::not_found(format!("ActionPlan {p} could not be found"))
+                        })?
+                        .uuid,
+                ],
+                (None, Some(a)) => {
+                    let a = s.audit(a).map_err(|_| {
+                        ApiError::not_found(format!("Audit {a} could not be found"))
+                    })?;
+                    s.plans(Some(&a.uuid))?
+                        .into_iter()
+                        .map(|p| p.uuid)
+                        .collect()
+                }
+                (None, None) => s.plans(None)?.into_iter().map(|p| p.uuid).collect(),
+            };
+            // In creation order (the default), the page is read in SQL.
+            if audit.is_none() && q.filter("sort_key").is_none_or(|k| k == "id") {
+                let limit = limit_of(&q, max_limit)?;
+                let desc = sort_dir_of(&q)? == SortDir::Desc;
+                let marker = q.filter("marker");
+                let uuids = s
+                    .action_uuids_page(
+                        plan.as_ref().and(plans.first()).map(String::as_str),
+                        marker,
+                        limit as usize,
+                        desc,
+                    )?
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "marker {}: no item of this list has that uuid",
+                            marker.unwrap_or_default()
+                        ))
+                    })?;
+                let rows = uuids
+                    .iter()
+                    .map(|u| s.action(u))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let next = (rows.len() as i64 == limit)
+                    .then(|| {
+                        rows.last()
+                            .map(|r| next_link(&q, &c, res, FILTERS, limit, &r.uuid))
+                    })
+                    .flatten();
+                return Ok((with_descriptions(s, &rows, &c)?, next));
+            }
+            let mut rows = Vec::new();
+            for p in plans {
+                rows.extend(s.actions(&p)?);
+            }
+            let (rows, next) = paginate(rows, SORT_KEYS, &q, max_limit, &c, res, FILTERS)?;
+            Ok((with_descriptions(s, &rows, &c)?, next))
+        })
+        .await?;
+    if !detail {
+        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    }
+    Ok(Json(collection("actions", items, next)))
+}
+
+/// `GET /v1/actions`.
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    list_of(st, ctx, ListQuery { params }, false).await
+}
+
+/// `GET /v1/actions/detail`.
+pub async fn detail(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    list_of(st, ctx, ListQuery { params }, true).await
+}
+
+fn find(s: &crate::store::Store, id: &str, ctx: &Ctx) -> ApiResult<(ActionRow, Value)> {
+    let a = s
+        .resolve_action(id, None)
+        .and_then(|u| s.action(&u))
+        .map_err(|_| ApiError::not_found(format!("Action {id} could not be found")))?;
+    let d = s.action_description(&a.action_type)?;
+    let v = to_json(&a, d, ctx);
+    Ok((a, v))
+}
+
+/// `GET /v1/actions/{uuid}`.
+pub async fn show(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let c = ctx.clone();
+    st.store(move |s, _| Ok(Json(find(s, &id, &c)?.1))).await
+}
+
+/// `PATCH /v1/actions/{uuid}` (1.5): `/state` SKIPPED, `/status_message`.
+pub async fn update(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    if !ctx.at_least(SKIPPED_ACTION) {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "Skipping an action needs microversion {SKIPPED_ACTION} or later; {} was requested",
+                ctx.version
+            ),
+        ));
+    }
+    let c = ctx.clone();
+    st.store(move |s, _| {
+        let (a, doc) = find(s, &id, &c)?;
+        let (patched, changed) = super::patch::apply(&doc, &body, &[])?;
+        if let Some(other) = changed
+            .iter()
+            .find(|f| *f != "state" && *f != "status_message")
+        {
+            return Err(ApiError::bad_request(format!(
+                "/{other} of an action cannot be changed: only /state (to SKIPPED) and /status_message can"
+            )));
+        }
+        if !changed.iter().any(|f| f == "state") {
+            return Err(ApiError::bad_request(
+                "An action's /status_message changes only with /state SKIPPED",
+            ));
+        }
+        let to = patch_text(&patched, "state")?;
+        // An unknown state is refused as any other but SKIPPED: Watcher's 400.
+        if to.parse::<ActionState>() != Ok(ActionState::Skipped) {
+            return Err(ApiError::bad_request(format!(
+                "State transition not allowed: ({} -> {to}); an action is only skipped",
+                a.state
+            )));
+        }
+        let reason = changed
+            .iter()
+            .any(|f| f == "status_message")
+            .then(|| patch_text(&patched, "status_message"))
+            .transpose()?;
+        crate::ops::plans::skip_action(s, &a.uuid, None, reason.as_deref().filter(|r| !r.is_empty()))?;
+        Ok(Json(find(s, &a.uuid, &c)?.1))
+    })
+    .await
+}

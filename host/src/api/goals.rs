@@ -1,0 +1,93 @@
+//! `/v1/goals`: list, detail, show (uuid or name).
+
+use super::error::{ApiError, ApiResult};
+use super::links::{Ctx, collection, only, time};
+use super::pages::{ListQuery, paginate};
+use super::state::AppState;
+use crate::store::GoalRow;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const LIST_FIELDS: &[&str] = &["uuid", "name", "display_name", "efficacy_specification"];
+const SORT_KEYS: &[&str] = &[
+    "id",
+    "uuid",
+    "name",
+    "display_name",
+    "created_at",
+    "updated_at",
+];
+
+fn to_json(g: &GoalRow, ctx: &Ctx) -> Value {
+    json!({
+        "uuid": g.uuid,
+        "name": g.name,
+        "display_name": crate::ops::display_name(&g.display_names, &g.display_name, &ctx.lang),
+        "efficacy_specification": g.efficacy_specification,
+        "created_at": time(Some(&g.created_at)),
+        "updated_at": time(g.updated_at.as_deref()),
+        "deleted_at": null,
+        "links": ctx.links("goals", &g.uuid),
+    })
+}
+
+async fn list_of(
+    st: Arc<AppState>,
+    ctx: Ctx,
+    q: ListQuery,
+    detail: bool,
+) -> ApiResult<Json<Value>> {
+    q.check(&[])?;
+    let c = ctx.clone();
+    let items = st
+        .store(move |s, _| {
+            Ok(s.goals()?
+                .iter()
+                .map(|g| to_json(g, &c))
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let res = if detail { "goals/detail" } else { "goals" };
+    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, &[])?;
+    if !detail {
+        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    }
+    Ok(Json(collection("goals", items, next)))
+}
+
+/// `GET /v1/goals`.
+pub async fn list(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    list_of(st, ctx, ListQuery { params }, false).await
+}
+
+/// `GET /v1/goals/detail`.
+pub async fn detail(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    list_of(st, ctx, ListQuery { params }, true).await
+}
+
+/// `GET /v1/goals/{goal}`.
+pub async fn show(
+    State(st): State<Arc<AppState>>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let c = ctx.clone();
+    st.store(move |s, _| {
+        let g = s
+            .goal(&id)
+            .map_err(|_| ApiError::not_found(format!("Goal {id} could not be found")))?;
+        Ok(Json(to_json(&g, &c)))
+    })
+    .await
+}

@@ -1,0 +1,263 @@
+//! Watcher's REST API v1 (microversions 1.0 to 1.7), served by `sextant
+//! serve` (`api:` in the config, or `serve --api ADDR`), so that an
+//! operator's existing tools (python-watcherclient, `openstack optimize`)
+//! work unchanged against Sextant (watcher-service-facts.md section 1).
+//!
+//! Layout: `router.rs` builds the routes and the layers (request id,
+//! Watcher's error body for every refusal, timeouts, body size, auth,
+//! microversions); `version.rs` negotiates the microversion; `error.rs`
+//! is Watcher's double-encoded error body; `auth.rs` authenticates and
+//! applies Watcher's default policy; `pages.rs` reads the paging query and
+//! writes `next`; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
+//! handlers share (the store pool, run on tokio's blocking threads with
+//! bounded concurrency). One file per resource: `root.rs` (discovery),
+//! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
+//! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
+//! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`,
+//! `events.rs` and the plan graph (in `action_plans.rs`).
+//! Domain rules live in `ops/`, shared with the CLI.
+
+mod action_plans;
+mod action_types;
+mod actions;
+mod audit_templates;
+mod audits;
+mod auth;
+mod data_model;
+mod error;
+mod events;
+mod goals;
+mod links;
+mod pages;
+mod patch;
+mod root;
+mod router;
+mod scoring_engines;
+mod services;
+mod state;
+mod strategies;
+mod tls;
+mod version;
+mod webhooks;
+
+pub use auth::{AuthMode, TokenEntry};
+pub use state::{ApiContext, ServiceClock};
+pub use tls::TlsConfig;
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The `api:` section of the config file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The address to listen on (default `127.0.0.1:9322`, Watcher's).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `none` (loopback only; every caller is admin) or `tokens`.
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// With `auth: tokens`: the accepted tokens, by SHA-256.
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+    /// The most items a list returns (Watcher's `[api] max_limit`, 1000).
+    #[serde(default = "default_max_limit")]
+    pub max_limit: u32,
+    /// The largest request body in bytes (default 114688, oslo's
+    /// `max_request_body_size`); a bigger one is refused with 413.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// How long a request may take before it is answered 408 (default
+    /// 30 s): seconds or a duration.
+    #[serde(default = "default_timeout", deserialize_with = "timeout")]
+    pub timeout: Duration,
+    /// Store calls running at once, at most (default 8); more wait.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Serve HTTPS with this certificate and key (PEM).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9322))
+}
+fn default_max_limit() -> u32 {
+    1000
+}
+fn default_max_body() -> usize {
+    114_688
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_concurrency() -> usize {
+    8
+}
+
+fn timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(f64),
+        Text(String),
+    }
+    let text = match Text::deserialize(d)? {
+        Text::Seconds(s) => s.to_string(),
+        Text::Text(t) => t,
+    };
+    crate::duration::parse_text(&text).map_err(serde::de::Error::custom)
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            auth: AuthMode::default(),
+            tokens: Vec::new(),
+            max_limit: default_max_limit(),
+            max_body: default_max_body(),
+            timeout: default_timeout(),
+            concurrency: default_concurrency(),
+            tls: None,
+        }
+    }
+}
+
+/// Why the API did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiStartError {
+    /// The configuration is not acceptable (exit status 2).
+    #[error("api: {0}")]
+    Config(String),
+    /// The address could not be bound, or the runtime not built.
+    #[error("api: {0}")]
+    Io(String),
+}
+
+impl ApiConfig {
+    /// Checks what cannot be checked by parsing: `auth: none` only on
+    /// loopback, tokens only with `auth: tokens`, limits at least 1.
+    pub fn check(&self) -> Result<(), ApiStartError> {
+        if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
+            return Err(ApiStartError::Config(format!(
+                "auth: none lets every caller act as admin, so the API listens only on loopback; {} is not (set auth: tokens, or listen on 127.0.0.1)",
+                self.listen
+            )));
+        }
+        if self.auth == AuthMode::Tokens && self.tokens.is_empty() {
+            return Err(ApiStartError::Config(
+                "auth: tokens needs at least one entry in tokens".into(),
+            ));
+        }
+        if self.max_limit == 0 || self.concurrency == 0 || self.max_body == 0 {
+            return Err(ApiStartError::Config(
+                "max_limit, max_body and concurrency must be at least 1".into(),
+            ));
+        }
+        for t in &self.tokens {
+            t.check().map_err(ApiStartError::Config)?;
+        }
+        Ok(())
+    }
+}
+
+/// A running API: its own thread with a tokio runtime. Dropping it, or
+/// [`ApiServer::shutdown`], stops accepting, lets the requests under way
+/// finish (up to the request timeout) and joins the thread.
+pub struct ApiServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ApiServer {
+    /// Binds `cfg.listen` and serves on a thread of its own.
+    pub fn start(cfg: ApiConfig, ctx: ApiContext) -> Result<Self, ApiStartError> {
+        cfg.check()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(cfg.concurrency.max(1) + 2)
+            .thread_name("sextant-api")
+            .enable_all()
+            .build()
+            .map_err(|e| ApiStartError::Io(format!("runtime: {e}")))?;
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(cfg.listen))
+            .map_err(|e| ApiStartError::Io(format!("cannot listen on {}: {e}", cfg.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ApiStartError::Io(e.to_string()))?;
+        let acceptor = cfg.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+        let app = router::build(cfg.clone(), ctx);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = cfg.timeout;
+        let thread = std::thread::Builder::new()
+            .name("sextant-api".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let stopped = async move {
+                        let _ = rx.await;
+                    };
+                    let served = match acceptor {
+                        Some(acceptor) => {
+                            let tls = tls::TlsListener {
+                                tcp: listener,
+                                acceptor,
+                            };
+                            axum::serve(tls, app).with_graceful_shutdown(stopped).await
+                        }
+                        None => {
+                            axum::serve(listener, app)
+                                .with_graceful_shutdown(stopped)
+                                .await
+                        }
+                    };
+                    if let Err(e) = served {
+                        tracing::error!("api: {e}");
+                    }
+                });
+                // Requests still under way past the graceful stop: give
+                // them the request timeout, then leave.
+                rt.shutdown_timeout(grace);
+            })
+            .map_err(|e| ApiStartError::Io(e.to_string()))?;
+        tracing::info!(
+            "api listening on {}://{addr} (auth: {})",
+            if cfg.tls.is_some() { "https" } else { "http" },
+            cfg.auth.as_str()
+        );
+        Ok(Self {
+            addr,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops it and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+            tracing::info!("api stopped");
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

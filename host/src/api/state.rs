@@ -1,0 +1,195 @@
+//! What the handlers share: the store, reached through a small pool of
+//! connections on tokio's blocking threads, at most `concurrency` calls at
+//! once (the others wait for a permit), so that API traffic never runs on
+//! the runtime's own threads nor crowds out the applier's commits; the
+//! plugins and action types `serve` loaded; the decision engine's runs.
+
+use super::ApiConfig;
+use super::error::{ApiError, ApiResult};
+use crate::action_types::ActionTypeRegistry;
+use crate::decide::{AuditContext, ModelSource};
+use crate::plugins::PluginRegistry;
+use crate::store::Store;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Semaphore;
+
+/// When `serve`'s loop (the decision engine and the applier's dispatcher)
+/// last went round: what `GET /v1/services` reports as `last_seen_up`.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceClock(Arc<AtomicI64>);
+
+impl ServiceClock {
+    /// The loop is alive now.
+    pub fn beat(&self) {
+        self.0
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+    /// When it last was, if ever.
+    pub fn last(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ms => chrono::DateTime::from_timestamp_millis(ms),
+        }
+    }
+}
+
+/// What `serve` hands the API.
+pub struct ApiContext {
+    /// The database.
+    pub db: PathBuf,
+    /// The loaded plugins.
+    pub plugins: Arc<PluginRegistry>,
+    /// The action types as `serve` read them at start.
+    pub types: Arc<ActionTypeRegistry>,
+    /// Where action types are read from and registered to.
+    pub type_dirs: crate::action_types::ActionTypeDirs,
+    /// Where audits' cluster models come from.
+    pub model: ModelSource,
+    /// The liveness of `serve`'s loop.
+    pub clock: ServiceClock,
+    /// This host's name (services' `host`).
+    pub host: String,
+    /// The action-mapper entry (config `mapper`).
+    pub mapper: String,
+    /// The drivers the mapper tries (config `drivers`).
+    pub drivers: Vec<String>,
+}
+
+/// The shared state of the handlers.
+pub struct AppState {
+    /// What serve handed in.
+    pub ctx: ApiContext,
+    /// The `api:` config.
+    pub cfg: ApiConfig,
+    pool: Mutex<Vec<Store>>,
+    permits: Semaphore,
+    /// The action types now: read again after one is registered or
+    /// unregistered through the API.
+    types: std::sync::RwLock<Arc<ActionTypeRegistry>>,
+    /// Audits run by the API at once, at most (more wait).
+    decisions: Semaphore,
+}
+
+/// Audits the API runs at once, at most.
+const DECISIONS: usize = 2;
+
+impl AppState {
+    /// The state of one server.
+    pub fn new(ctx: ApiContext, cfg: ApiConfig) -> Self {
+        let permits = Semaphore::new(cfg.concurrency);
+        let types = std::sync::RwLock::new(Arc::clone(&ctx.types));
+        Self {
+            types,
+            ctx,
+            cfg,
+            pool: Mutex::new(Vec::new()),
+            permits,
+            decisions: Semaphore::new(DECISIONS),
+        }
+    }
+
+    fn take_store(&self) -> ApiResult<Store> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(s) => Ok(s),
+            None => Store::open(&self.ctx.db).map_err(ApiError::internal),
+        }
+    }
+
+    fn give_back(&self, s: Store) {
+        if let Ok(mut p) = self.pool.lock()
+            && p.len() < self.cfg.concurrency
+        {
+            p.push(s);
+        }
+    }
+
+    /// Runs `f` on a store connection, on a blocking thread, once a permit
+    /// is free.
+    pub async fn store<T, F>(self: &Arc<Self>, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store, &AppState) -> ApiResult<T> + Send + 'static,
+    {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal(format!("store permits: {e}")))?;
+        let me = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut s = me.take_store()?;
+            let out = f(&mut s, &me);
+            me.give_back(s);
+            out
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("store call: {e}")))?
+    }
+
+    /// The action types now.
+    pub fn types(&self) -> Arc<ActionTypeRegistry> {
+        match self.types.read() {
+            Ok(t) => Arc::clone(&t),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reads the action types again (after a registration).
+    pub fn reload_types(&self) {
+        let fresh = Arc::new(ActionTypeRegistry::load(&self.ctx.type_dirs));
+        match self.types.write() {
+            Ok(mut t) => *t = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+    }
+
+    /// The context the decision engine runs audits in, with `types`.
+    pub fn audit_context<'a>(&'a self, types: &'a ActionTypeRegistry) -> AuditContext<'a> {
+        AuditContext {
+            plugins: &self.ctx.plugins,
+            types,
+            model: self.ctx.model.clone(),
+        }
+    }
+
+    /// The vocabulary policies are checked against.
+    pub fn vocabulary(&self) -> crate::policy::Vocabulary {
+        crate::policy::Vocabulary::of(&self.types(), &self.ctx.plugins)
+    }
+
+    /// Runs an audit in the background, as Watcher's API casts
+    /// `trigger_audit` to the decision engine: the request is answered
+    /// first. `trigger` runs an EVENT audit (`decide::trigger_audit`).
+    pub fn run_audit_later(self: &Arc<Self>, uuid: String, trigger: bool) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let Ok(_permit) = me.decisions.acquire().await else {
+                return;
+            };
+            let me2 = Arc::clone(&me);
+            let done = tokio::task::spawn_blocking(move || {
+                let mut store = me2.take_store()?;
+                let types = me2.types();
+                let ctx = me2.audit_context(&types);
+                let r = if trigger {
+                    crate::decide::trigger_audit(&mut store, &ctx, &uuid)
+                } else {
+                    crate::decide::run_audit(&mut store, &ctx, &uuid)
+                };
+                me2.give_back(store);
+                match r {
+                    Ok(a) => tracing::info!("audit {} ({}) ran: {}", a.name, a.uuid, a.state),
+                    Err(e) => tracing::warn!("audit {uuid}: {e}"),
+                }
+                Ok::<(), ApiError>(())
+            })
+            .await;
+            if let Err(e) = done {
+                tracing::error!("api: an audit run panicked: {e}");
+            }
+        });
+    }
+}
