@@ -16,6 +16,7 @@ pub mod audits;
 mod checkpoint;
 pub mod ids;
 pub mod lifecycle;
+pub mod outbox;
 pub mod plans;
 mod schema;
 pub mod sync;
