@@ -1,31 +1,43 @@
-//! Notification sinks: the log, a JSON-lines file, and webhooks.
+//! Notification sinks: the log, a JSON-lines file, webhooks and an AMQP bus.
 //!
-//! The store's event table is the source of truth: a notifier thread tails
-//! it and hands each new event to the sinks. Webhooks are posted from a
-//! bounded queue by their own thread, with retries, so a slow or dead
-//! endpoint never slows the engine and loses no event from the store (when
-//! the queue is full, the webhook misses the event; the store keeps it).
+//! The store's event table is the source of truth and the outbox:
+//! - the log and the file show what happens while Sextant runs: a thread
+//!   tails the events from the notifier's start ([`tail`]);
+//! - a webhook ([`webhook`]) and an AMQP bus ([`amqp`], Watcher's versioned
+//!   notifications as oslo.messaging sends them, [`oslo`]) each keep a
+//!   durable cursor in the store: their publisher ([`outbox`]) delivers the
+//!   events after it, in order, at least once, and moves it only past what
+//!   was confirmed. An endpoint that is down or slow never slows the engine
+//!   (which only appends events) and loses nothing: when it comes back, the
+//!   backlog drains. `sextant notifications status` shows each cursor's lag.
 //!
 //! A webhook's settings are bounded: `timeout` as every duration (see
-//! [`crate::duration`]), at most [`MAX_WEBHOOK_RETRIES`] retries and a
-//! queue of at most [`MAX_WEBHOOK_QUEUE`] events, allocated as events
-//! arrive (not up front).
+//! [`crate::duration`]), at most [`MAX_WEBHOOK_RETRIES`] retries and
+//! batches of at most [`MAX_WEBHOOK_QUEUE`] events.
+
+pub mod amqp;
+pub mod oslo;
+pub mod outbox;
+pub mod secret;
+pub mod tail;
+pub mod webhook;
 
 use crate::duration::BoundedDuration;
-use crate::store::{EventRow, Store};
+use crate::store::Store;
+use oslo::Priority;
+use secret::SecretUrl;
 use serde::Deserializer;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The most retries a webhook may ask for.
 pub const MAX_WEBHOOK_RETRIES: u32 = 100;
 
-/// The most events a webhook's queue may hold.
+/// The most events a webhook reads from the store at once.
 pub const MAX_WEBHOOK_QUEUE: usize = 100_000;
 
 /// One sink, as the config file's `notifications:` lists it.
@@ -44,19 +56,49 @@ pub enum Sink {
         /// The file.
         path: PathBuf,
     },
-    /// Each event POSTed as JSON to a URL.
+    /// Each event POSTed as JSON to a URL, from the outbox.
     Webhook {
         /// The URL (plain HTTP).
-        url: String,
+        url: SecretUrl,
         /// Retries after a failed POST (at most [`MAX_WEBHOOK_RETRIES`]).
         retries: u32,
         /// Timeout of one POST: seconds or humantime text.
         timeout: BoundedDuration,
-        /// Events the queue holds before it drops new ones (at most
+        /// Events read from the store at once (at most
         /// [`MAX_WEBHOOK_QUEUE`]).
         queue: usize,
     },
+    /// Watcher's versioned notifications on an AMQP bus, from the outbox.
+    Amqp {
+        /// `amqp://USER:PASS@HOST:PORT/VHOST` (or `amqps://`).
+        url: SecretUrl,
+        /// The topic exchange (`watcher`).
+        exchange: String,
+        /// The topic: routing keys are `<topic>.<priority>`
+        /// (`notifications`).
+        topic: String,
+        /// Priorities of given event types, instead of Watcher's (INFO, and
+        /// ERROR for an `.error` phase).
+        priorities: BTreeMap<String, Priority>,
+        /// Durable exchange and queues, as oslo.messaging's
+        /// `amqp_durable_queues` (false).
+        durable: bool,
+        /// The host in `publisher_id` `infra-optim:<host>` (this machine's
+        /// name).
+        host: Option<String>,
+        /// How long one batch may wait for the broker's confirms.
+        timeout: BoundedDuration,
+    },
 }
+
+impl Serialize for Priority {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.lower())
+    }
+}
+
+/// The events an AMQP sink publishes at once.
+const AMQP_BATCH: usize = 500;
 
 /// A sink as written: one flat mapping, so that serde_yaml_ng reports a
 /// bad value at its own line and column (an internally tagged enum buffers
@@ -76,43 +118,167 @@ struct RawSink {
     timeout: Option<BoundedDuration>,
     #[serde(default, deserialize_with = "some_queue")]
     queue: Option<usize>,
+    #[serde(default)]
+    exchange: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    priorities: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    durable: Option<bool>,
+    #[serde(default)]
+    host: Option<String>,
+}
+
+/// An AMQP sink's url, checked: `amqp://` or `amqps://`, as the client
+/// reads it. The message never shows the password.
+fn amqp_url(url: &str) -> Result<SecretUrl, String> {
+    let secret = SecretUrl::new(url);
+    match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(_) if url.starts_with("amqp://") || url.starts_with("amqps://") => Ok(secret),
+        Ok(_) => Err(format!(
+            "an amqp sink's url {secret} must start with amqp:// or amqps://"
+        )),
+        Err(e) => Err(format!(
+            "an amqp sink's url {secret} is not an AMQP URL: {}",
+            secret.redact(&e)
+        )),
+    }
+}
+
+fn amqp_priorities(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, Priority>, String> {
+    raw.into_iter()
+        .map(|(event_type, p)| {
+            if !oslo::is_watcher_event_type(&event_type) {
+                return Err(format!(
+                    "priorities: unknown event type {event_type:?}: expected one of Watcher's \
+                     (audit.update, action_plan.execution.end, action.execution.error, …)"
+                ));
+            }
+            let priority = Priority::parse(&p).ok_or_else(|| {
+                format!(
+                    "priorities: {event_type}: unknown priority {p:?}: expected one of {}",
+                    Priority::ALL.map(Priority::lower).join(", ")
+                )
+            })?;
+            Ok((event_type, priority))
+        })
+        .collect()
+}
+
+fn amqp_name(field: &str, v: Option<String>, default: &str) -> Result<String, String> {
+    let v = v.unwrap_or_else(|| default.to_string());
+    if v.is_empty() || v.len() > 200 || v.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!(
+            "an amqp sink's {field} {v:?} must be 1 to 200 characters, without spaces"
+        ));
+    }
+    Ok(v)
 }
 
 impl TryFrom<RawSink> for Sink {
     type Error = String;
 
     fn try_from(r: RawSink) -> Result<Self, String> {
-        let webhook_only =
-            r.url.is_some() || r.retries.is_some() || r.timeout.is_some() || r.queue.is_some();
+        let webhook_only = r.retries.is_some() || r.queue.is_some();
+        let amqp_only = r.exchange.is_some()
+            || r.topic.is_some()
+            || r.priorities.is_some()
+            || r.durable.is_some()
+            || r.host.is_some();
+        let url_or_timeout = r.url.is_some() || r.timeout.is_some();
         match r.kind.as_str() {
-            "log" if r.path.is_none() && !webhook_only => Ok(Sink::Log),
-            "jsonl" if !webhook_only => match r.path {
+            "log" if r.path.is_none() && !webhook_only && !amqp_only && !url_or_timeout => {
+                Ok(Sink::Log)
+            }
+            "jsonl" if !webhook_only && !amqp_only && !url_or_timeout => match r.path {
                 Some(path) => Ok(Sink::Jsonl { path }),
                 None => Err("a jsonl sink needs a path".into()),
             },
-            "webhook" if r.path.is_none() => match r.url {
+            "webhook" if r.path.is_none() && !amqp_only => match r.url {
                 Some(url) => Ok(Sink::Webhook {
-                    url,
+                    url: SecretUrl::new(&url),
                     retries: r.retries.unwrap_or(3),
                     timeout: r.timeout.unwrap_or(BoundedDuration(Duration::from_secs(5))),
                     queue: r.queue.unwrap_or(1000),
                 }),
                 None => Err("a webhook sink needs a url".into()),
             },
-            "log" | "jsonl" | "webhook" => Err(format!(
+            "amqp" if r.path.is_none() && !webhook_only => match r.url {
+                Some(url) => Ok(Sink::Amqp {
+                    url: amqp_url(&url)?,
+                    exchange: amqp_name("exchange", r.exchange, "watcher")?,
+                    topic: amqp_name("topic", r.topic, "notifications")?,
+                    priorities: amqp_priorities(r.priorities.unwrap_or_default())?,
+                    durable: r.durable.unwrap_or(false),
+                    host: r.host.map(|h| amqp_name("host", Some(h), "")).transpose()?,
+                    timeout: r
+                        .timeout
+                        .unwrap_or(BoundedDuration(Duration::from_secs(30))),
+                }),
+                None => Err("an amqp sink needs a url".into()),
+            },
+            "log" | "jsonl" | "webhook" | "amqp" => Err(format!(
                 "a {} sink takes only {}",
                 r.kind,
                 match r.kind.as_str() {
                     "log" => "type",
                     "jsonl" => "type and path",
-                    _ => "type, url, retries, timeout and queue",
+                    "webhook" => "type, url, retries, timeout and queue",
+                    _ => "type, url, exchange, topic, priorities, durable, host and timeout",
                 }
             )),
             other => Err(format!(
-                "unknown sink type {other:?}: expected log, jsonl or webhook"
+                "unknown sink type {other:?}: expected log, jsonl, webhook or amqp"
             )),
         }
     }
+}
+
+impl Sink {
+    /// The key of a delivering sink's cursor (None for the log and the
+    /// file, which keep none).
+    pub fn cursor_key(&self) -> Option<String> {
+        match self {
+            Sink::Log | Sink::Jsonl { .. } => None,
+            Sink::Webhook { url, .. } => Some(format!("webhook {url}")),
+            Sink::Amqp { .. } => self.amqp_settings().map(|s| s.key()),
+        }
+    }
+
+    fn amqp_settings(&self) -> Option<amqp::AmqpSettings> {
+        match self {
+            Sink::Amqp {
+                url,
+                exchange,
+                topic,
+                priorities,
+                durable,
+                host,
+                timeout,
+            } => Some(amqp::AmqpSettings {
+                url: url.clone(),
+                exchange: exchange.clone(),
+                topic: topic.clone(),
+                priorities: priorities.clone(),
+                durable: *durable,
+                host: host.clone().unwrap_or_else(hostname),
+                timeout: timeout.0.max(Duration::from_millis(100)),
+                batch: AMQP_BATCH,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// This machine's name (Watcher's `CONF.host` default).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 fn some_retries<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
@@ -143,141 +309,67 @@ fn queue<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     Ok(n)
 }
 
-/// A webhook's queue: a channel that grows as events arrive, bounded by
-/// counting what is in it (a `sync_channel` allocates its whole capacity
-/// up front).
-struct HookQueue {
-    tx: Sender<EventRow>,
-    queued: Arc<AtomicUsize>,
-    capacity: usize,
-}
-
-impl HookQueue {
-    /// Queues `e`; false when the queue is full or the worker is gone.
-    fn offer(&self, e: EventRow) -> bool {
-        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.capacity {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            return false;
-        }
-        if self.tx.send(e).is_err() {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-        }
-        true
-    }
-}
-
-enum Output {
-    Log,
-    File(PathBuf),
-    Hook(HookQueue, String),
-}
-
-/// A running notifier; stops (after a last pass) when dropped or stopped.
+/// The running sinks; they stop (after delivering what is left) when
+/// dropped or stopped.
 pub struct Notifier {
     stop: Arc<AtomicBool>,
-    tail: Option<std::thread::JoinHandle<()>>,
-}
-
-fn post(url: &str, body: &str, timeout: Duration) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let req = ureq::http::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", "application/json")
-        .body(body.as_bytes().to_vec())
-        .map_err(|e| e.to_string())?;
-    let resp = agent.run(req).map_err(|e| e.to_string())?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("answered {}", resp.status()))
-    }
-}
-
-fn webhook_worker(url: String, retries: u32, timeout: Duration, queue: usize) -> HookQueue {
-    let (tx, rx) = std::sync::mpsc::channel::<EventRow>();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let in_worker = queued.clone();
-    std::thread::spawn(move || {
-        for event in rx {
-            in_worker.fetch_sub(1, Ordering::SeqCst);
-            let body = serde_json::to_string(&event).unwrap_or_default();
-            let mut delay = Duration::from_millis(200);
-            for attempt in 0..=retries {
-                match post(&url, &body, timeout) {
-                    Ok(()) => break,
-                    Err(e) if attempt == retries => {
-                        tracing::warn!("webhook {url}: event {} not delivered: {e}", event.id);
-                    }
-                    Err(_) => {
-                        std::thread::sleep(delay);
-                        delay = (delay * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-        }
-    });
-    HookQueue {
-        tx,
-        queued,
-        capacity: queue.clamp(1, MAX_WEBHOOK_QUEUE),
-    }
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Notifier {
-    /// Starts tailing the store's events after event `after`.
+    /// Starts the sinks: the log and the file tail the events after event
+    /// `after`; a webhook and an AMQP bus deliver from their cursors.
     pub fn start(db: PathBuf, sinks: &[Sink], after: i64) -> Option<Self> {
         if sinks.is_empty() {
             return None;
         }
-        let outputs: Vec<Output> = sinks
-            .iter()
-            .map(|s| match s {
-                Sink::Log => Output::Log,
-                Sink::Jsonl { path } => Output::File(path.clone()),
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let mut tailed = Vec::new();
+        for s in sinks {
+            let deliver: Box<dyn outbox::Deliver> = match s {
+                Sink::Log => {
+                    tailed.push(tail::Output::Log);
+                    continue;
+                }
+                Sink::Jsonl { path } => {
+                    tailed.push(tail::Output::File(path.clone()));
+                    continue;
+                }
                 Sink::Webhook {
                     url,
                     retries,
                     timeout,
                     queue,
-                } => Output::Hook(
-                    webhook_worker(
-                        url.clone(),
-                        *retries,
-                        timeout.0.max(Duration::from_millis(100)),
-                        *queue,
-                    ),
-                    url.clone(),
-                ),
-            })
-            .collect();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let tail = std::thread::spawn(move || {
-            let Ok(store) = Store::open(&db) else { return };
-            let mut cursor = after;
-            loop {
-                let last_pass = flag.load(Ordering::SeqCst);
-                if let Ok(events) = store.events(None, cursor) {
-                    for e in events {
-                        cursor = e.id;
-                        deliver(&outputs, e);
+                } => Box::new(webhook::WebhookSink::new(
+                    url.expose(),
+                    *retries,
+                    timeout.0,
+                    *queue,
+                )),
+                Sink::Amqp { url, .. } => {
+                    let Some(settings) = s.amqp_settings() else {
+                        continue;
+                    };
+                    match amqp::AmqpSink::new(settings) {
+                        Ok(a) => Box::new(a),
+                        Err(e) => {
+                            tracing::warn!("notification sink amqp {url}: {e}");
+                            continue;
+                        }
                     }
                 }
-                if last_pass {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        });
-        Some(Self {
-            stop,
-            tail: Some(tail),
-        })
+            };
+            let (db, flag) = (db.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || outbox::run(db, deliver, flag)));
+        }
+        if !tailed.is_empty() {
+            let (db, flag) = (db.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                tail::run(db, tailed, after, flag)
+            }));
+        }
+        Some(Self { stop, threads })
     }
 
     /// Delivers what is left, then stops.
@@ -287,7 +379,7 @@ impl Notifier {
 
     fn finish(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.tail.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -299,47 +391,9 @@ impl Drop for Notifier {
     }
 }
 
-fn deliver(outputs: &[Output], e: EventRow) {
-    for o in outputs {
-        match o {
-            Output::Log => tracing::info!(
-                "event {} {} {} {}: {} -> {}",
-                e.id,
-                e.event_type,
-                e.object_type,
-                e.object_uuid,
-                e.old_state.as_deref().unwrap_or("-"),
-                e.new_state.as_deref().unwrap_or("-")
-            ),
-            Output::File(path) => {
-                let line = serde_json::to_string(&e).unwrap_or_default();
-                let written = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .and_then(|mut f| writeln!(f, "{line}"));
-                if let Err(err) = written {
-                    tracing::warn!("notification file {}: {err}", path.display());
-                }
-            }
-            Output::Hook(queue, url) => {
-                if !queue.offer(e.clone()) {
-                    tracing::warn!(
-                        "webhook {url}: queue full, event {} left to the store",
-                        e.id
-                    )
-                }
-            }
-        }
-    }
-}
-
 /// The id of the newest event (to notify only what comes after).
 pub fn last_event_id(store: &Store) -> i64 {
-    store
-        .conn()
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
-        .unwrap_or(0)
+    store.newest_event_id().unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -374,26 +428,75 @@ mod tests {
         }
         let ok = sink("type: webhook\nurl: http://x\ntimeout: 2s\nqueue: 100000\n").expect("valid");
         assert!(matches!(ok, Sink::Webhook { queue: 100_000, .. }));
+    }
 
-        // The queue refuses past its capacity while nothing drains it.
-        let (tx, _rx) = std::sync::mpsc::channel();
-        let q = HookQueue {
-            tx,
-            queued: Arc::new(AtomicUsize::new(0)),
-            capacity: 2,
+    #[test]
+    fn an_amqp_sink_is_checked_and_hides_its_password() {
+        let ok = sink("type: amqp\nurl: amqp://watcher:pw-XYZ@127.0.0.1:5672/vh\n").expect("valid");
+        let key = ok.cursor_key().expect("a cursor");
+        assert_eq!(
+            key,
+            "amqp amqp://watcher:***@127.0.0.1:5672/vh exchange=watcher topic=notifications"
+        );
+        assert!(!format!("{ok:?}").contains("pw-XYZ"));
+        assert!(!serde_json::to_string(&ok).expect("json").contains("pw-XYZ"));
+        let Sink::Amqp {
+            exchange,
+            topic,
+            durable,
+            timeout,
+            ..
+        } = &ok
+        else {
+            panic!("{ok:?}")
         };
-        let event = || EventRow {
-            id: 1,
-            at: String::new(),
-            event_type: "t".into(),
-            object_type: "o".into(),
-            object_uuid: "u".into(),
-            action_plan_uuid: None,
-            old_state: None,
-            new_state: None,
-            payload: serde_json::Value::Null,
+        assert_eq!(
+            (exchange.as_str(), topic.as_str(), *durable),
+            ("watcher", "notifications", false)
+        );
+        assert_eq!(timeout.0, Duration::from_secs(30));
+        let ok = sink(
+            "type: amqp\nurl: amqps://u:p@h/\nexchange: x\ntopic: t\ndurable: true\nhost: node0\n\
+             priorities: {action.execution.error: critical}\n",
+        )
+        .expect("valid");
+        let Sink::Amqp {
+            priorities, host, ..
+        } = &ok
+        else {
+            panic!("{ok:?}")
         };
-        assert!(q.offer(event()) && q.offer(event()));
-        assert!(!q.offer(event()));
+        assert_eq!(
+            priorities.get("action.execution.error"),
+            Some(&Priority::Critical)
+        );
+        assert_eq!(host.as_deref(), Some("node0"));
+
+        let e = sink("type: amqp\nurl: http://u:pw-XYZ@h/\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("url") && !e.contains("pw-XYZ"), "{e}");
+        let e = sink("type: amqp\nurl: amqp://u:p@h/\npriorities: {action.nope: info}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("action.nope"), "{e}");
+        let e = sink("type: amqp\nurl: amqp://u:p@h/\npriorities: {action.update: loud}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loud") && e.contains("critical"), "{e}");
+        let e = sink("type: amqp\n").unwrap_err().to_string();
+        assert!(e.contains("needs a url"), "{e}");
+        let e = sink("type: amqp\nurl: amqp://h/\nqueue: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("takes only"), "{e}");
+        let e = sink("type: webhook\nurl: http://h/\ntopic: t\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("takes only"), "{e}");
+        let e = sink("type: amqp\nurl: amqp://h/\nexchange: \"a b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("exchange"), "{e}");
     }
 }
