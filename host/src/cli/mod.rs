@@ -26,6 +26,7 @@ mod help_markdown;
 pub(crate) mod import;
 mod lifecycle;
 mod lists;
+mod notifications;
 pub mod output;
 mod plan;
 pub(crate) mod plans;
@@ -150,6 +151,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
+    /// Notification sinks: the delivery status of webhooks and AMQP buses.
+    #[command(subcommand)]
+    Notifications(notifications::NotificationsCommand),
     /// The service: runs CONTINUOUS audits, applies queued and interrupted
     /// plans, and feeds the notification sinks.
     Serve {
@@ -444,6 +448,7 @@ fn run(cli: Cli) -> CliResult {
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
         Command::Serve { exit_after } => serve::serve(&env, exit_after),
+        Command::Notifications(c) => notifications::run(&env, c),
         Command::Plan {
             input,
             format,
