@@ -134,11 +134,13 @@ struct RawSink {
 /// reads it. The message never shows the password.
 fn amqp_url(url: &str) -> Result<SecretUrl, String> {
     let secret = SecretUrl::new(url);
-    match url.parse::<lapin::uri::AMQPUri>() {
-        Ok(_) if url.starts_with("amqp://") || url.starts_with("amqps://") => Ok(secret),
-        Ok(_) => Err(format!(
+    if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+        return Err(format!(
             "an amqp sink's url {secret} must start with amqp:// or amqps://"
-        )),
+        ));
+    }
+    match url.parse::<lapin::uri::AMQPUri>() {
+        Ok(_) => Ok(secret),
         Err(e) => Err(format!(
             "an amqp sink's url {secret} is not an AMQP URL: {}",
             secret.redact(&e)
