@@ -205,26 +205,29 @@ async fn publish(
             .map_err(|e| format!("binding queue {key}: {e}"))?;
         link.declared.insert(key.clone());
     }
-    let mut confirms = Vec::with_capacity(messages.len());
-    for (key, id, body) in messages {
+    // Every publish is started before any is awaited: each one's frames
+    // are queued, in order, when it is first polled (lapin takes the
+    // delivery tag and pushes the frames before its first await), and the
+    // I/O thread then writes them together instead of one round trip each.
+    let publishes = messages.iter().map(|(key, id, body)| {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_content_encoding("utf-8".into())
             .with_delivery_mode(2)
             .with_message_id(id.as_str().into());
-        let c = link
-            .channel
-            .basic_publish(
-                s.exchange.as_str().into(),
-                key.as_str().into(),
-                BasicPublishOptions::default(),
-                body.as_bytes(),
-                props,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        confirms.push(c);
-    }
+        link.channel.basic_publish(
+            s.exchange.as_str().into(),
+            key.as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            props,
+        )
+    });
+    let confirms = in_order(publishes.collect()).await;
+    let confirms = confirms
+        .into_iter()
+        .collect::<lapin::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
     for (c, (_, id, _)) in confirms.into_iter().zip(messages) {
         match c.await.map_err(|e| e.to_string())? {
             Confirmation::Ack(None) => {}
@@ -234,6 +237,31 @@ async fn publish(
         }
     }
     Ok(())
+}
+
+/// Awaits `futures`, polling them in their order (the first poll of each
+/// comes in that order too); their outputs in the same order.
+async fn in_order<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 impl Deliver for AmqpSink {
@@ -261,7 +289,15 @@ impl Deliver for AmqpSink {
                 o
             }
         };
+        let built = std::time::Instant::now();
         let messages = self.messages(store, &origin, events).map_err(|e| (0, e))?;
+        tracing::debug!(
+            "notification sink {}: {} notifications of {} events built in {:?}",
+            self.key,
+            messages.len(),
+            events.len(),
+            built.elapsed()
+        );
         if messages.is_empty() {
             return Ok(events.len());
         }

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 /// How often an idle publisher looks for new events.
 const POLL: Duration = Duration::from_millis(50);
 
+/// The publisher thread's nice value (Linux: a thread's own priority).
+const NICE: i32 = 10;
+
 /// The first wait after a failed delivery; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
@@ -63,6 +66,12 @@ pub fn nap(d: Duration, stop: &AtomicBool) -> bool {
 /// before the stop (for at most [`DRAIN`], and not past a failure).
 pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
     let key = sink.key().to_string();
+    // The engine's threads come first: on a busy machine the publisher
+    // takes the CPU they leave (a backlog drains later; a plan is never
+    // slowed by its notifications).
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+        tracing::debug!("notification sink {key}: priority unchanged: {e}");
+    }
     let mut backoff = FIRST_BACKOFF;
     // Opening and registering are retried as deliveries are: a database
     // briefly locked must not end the publisher.
@@ -108,10 +117,16 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
             nap(POLL, &stop);
             continue;
         }
+        let started = Instant::now();
         let (done, failure) = match sink.deliver(&store, &events, &stop) {
             Ok(n) => (n, None),
             Err((n, why)) => (n, Some(why)),
         };
+        tracing::debug!(
+            "notification sink {key}: {done} of {} events after {cursor} delivered in {:?}",
+            events.len(),
+            started.elapsed()
+        );
         if let Some(last) = done.checked_sub(1).and_then(|i| events.get(i)) {
             // The cursor write is retried: a delivered event whose cursor
             // was not saved is delivered again (at least once).
