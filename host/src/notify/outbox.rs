@@ -128,8 +128,8 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
             started.elapsed()
         );
         if let Some(last) = done.checked_sub(1).and_then(|i| events.get(i)) {
-            // The cursor write is retried: a delivered event whose cursor
-            // was not saved is delivered again (at least once).
+            // A cursor that could not be saved does not move: those events
+            // are delivered again (at least once).
             match store.advance_sink_cursor(&key, last.id) {
                 Ok(()) => cursor = last.id,
                 Err(e) => tracing::warn!("notification sink {key}: cursor not saved: {e}"),
