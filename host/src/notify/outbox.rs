@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 /// How often an idle publisher looks for new events.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How often a publisher saves its cursor while it delivers: each save is
+/// a write transaction, which the engine's commits would wait behind. It
+/// is saved at once when it catches up, and before the publisher stops;
+/// a crash in between delivers the unsaved part again (at least once).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
 /// The publisher thread's nice value (Linux: a thread's own priority).
 const NICE: i32 = 10;
 
@@ -62,6 +68,30 @@ pub fn nap(d: Duration, stop: &AtomicBool) -> bool {
     stop.load(Ordering::SeqCst)
 }
 
+/// The cursor as last saved.
+struct Saved {
+    cursor: i64,
+    at: Instant,
+}
+
+impl Saved {
+    /// Saves `cursor` if it moved. A cursor that cannot be saved is tried
+    /// again at the next save; meanwhile a restart delivers those events
+    /// again (at least once).
+    fn save(&mut self, store: &mut Store, key: &str, cursor: i64) {
+        if cursor <= self.cursor {
+            return;
+        }
+        match store.advance_sink_cursor(key, cursor) {
+            Ok(()) => {
+                self.cursor = cursor;
+                self.at = Instant::now();
+            }
+            Err(e) => tracing::warn!("notification sink {key}: cursor not saved: {e}"),
+        }
+    }
+}
+
 /// Runs `sink`'s publisher until `stop`, then delivers what was committed
 /// before the stop (for at most [`DRAIN`], and not past a failure).
 pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
@@ -88,6 +118,10 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
         }
     };
     backoff = FIRST_BACKOFF;
+    let mut saved = Saved {
+        cursor,
+        at: Instant::now(),
+    };
     let mut drain: Option<(i64, Instant)> = None;
     loop {
         if drain.is_none() && stop.load(Ordering::SeqCst) {
@@ -97,6 +131,7 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
         if let Some((target, until)) = drain
             && (cursor >= target || Instant::now() >= until)
         {
+            saved.save(&mut store, &key, cursor);
             return;
         }
         let events = match store.events_after(cursor, sink.batch()) {
@@ -104,6 +139,7 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
             Err(e) => {
                 tracing::warn!("notification sink {key}: {e}");
                 if drain.is_some() {
+                    saved.save(&mut store, &key, cursor);
                     return;
                 }
                 nap(backoff, &stop);
@@ -111,6 +147,8 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
             }
         };
         if events.is_empty() {
+            // Caught up: the cursor is saved now.
+            saved.save(&mut store, &key, cursor);
             if drain.is_some() {
                 return;
             }
@@ -128,11 +166,9 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
             started.elapsed()
         );
         if let Some(last) = done.checked_sub(1).and_then(|i| events.get(i)) {
-            // A cursor that could not be saved does not move: those events
-            // are delivered again (at least once).
-            match store.advance_sink_cursor(&key, last.id) {
-                Ok(()) => cursor = last.id,
-                Err(e) => tracing::warn!("notification sink {key}: cursor not saved: {e}"),
+            cursor = last.id;
+            if saved.at.elapsed() >= SAVE_EVERY {
+                saved.save(&mut store, &key, cursor);
             }
         }
         match failure {
@@ -146,6 +182,7 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
                 // cursor (a stopping command does not wait on a dead
                 // endpoint).
                 if drain.is_some() || nap(backoff, &stop) {
+                    saved.save(&mut store, &key, cursor);
                     return;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
