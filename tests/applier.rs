@@ -869,6 +869,49 @@ fn a_failed_final_state_commit_stops_the_applier_and_the_plan_resumes() {
 }
 
 #[test]
+fn on_resume_any_reads_that_a_parent_failed_in_execute_from_the_store_not_its_message() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "any.json",
+        &json!({"actions": [
+            nop("bad", &[], json!({"fail_execute": true})),
+            nop("child", &["bad"], json!({})),
+        ]}),
+    );
+    // ANY runs the child because its parent failed in execute; committing
+    // the child's ONGOING fails, so the applier stops there.
+    let conn = fail_commits_of(&home, "child", "ONGOING");
+    let out = home.run(&[
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+        "--execution-rule",
+        "ANY",
+        "--max-workers",
+        "1",
+    ]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "ONGOING");
+    assert_eq!(home.action(&plan, "bad")["state"], "FAILED");
+    assert_eq!(home.action(&plan, "child")["state"], "PENDING");
+    // The message is for people: the resume must not depend on its words.
+    conn.execute_batch(
+        "DROP TRIGGER fail_commit; \
+         UPDATE actions SET status_message = 'edited by an operator' WHERE name = 'bad';",
+    )
+    .expect("edit");
+    let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        home.action(&plan, "child")["state"],
+        "SUCCEEDED",
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn start_options_are_recorded_and_serve_applies_the_plan_with_them() {
     let home = Home::new();
     // Under `default` (simulate: true) the pre_condition failure is found

@@ -384,9 +384,7 @@ fn goals_and_strategies_follow_the_plugins_at_every_start() {
     assert_eq!(t["goal_vanished"], true);
 
     // Soft delete: the rows are still in the database.
-    let s = Store::open(&db).expect("open");
-    let deleted: i64 = s
-        .conn()
+    let deleted: i64 = raw_db(&db)
         .query_row(
             "SELECT count(*) FROM strategies WHERE name = 'fixture_evacuate' AND deleted = 1",
             [],
@@ -424,14 +422,14 @@ fn a_continuous_audit_runs_at_its_interval_under_serve_and_supersedes_its_previo
     // written directly, to see the next run supersede it).
     let db = home.path().join("data/sextant/sextant.db");
     let mut s = Store::open(&db).expect("open");
-    s.write(|tx| {
-        tx.execute(
-            "INSERT INTO action_plans (uuid, audit_id, state, created_at) \
-             SELECT 'old-plan', id, 'RECOMMENDED', 'now' FROM audits WHERE uuid = ?1",
-            [&uuid],
-        )
-    })
-    .expect("plan");
+    let old_plan = s
+        .create_plan(&sextant::store::plans::NewPlan {
+            audit_uuid: Some(uuid.clone()),
+            state: sextant::states::PlanState::Recommended,
+            ..Default::default()
+        })
+        .expect("plan")
+        .uuid;
     drop(s);
 
     let out = run(sextant(home.path()).args(["serve", "--exit-after", "3.5"]));
@@ -441,28 +439,25 @@ fn a_continuous_audit_runs_at_its_interval_under_serve_and_supersedes_its_previo
         .events(None, 0)
         .expect("events")
         .into_iter()
-        .filter(|e| e.object_uuid == uuid && e.event_type == "audit.strategy.end")
+        .filter(|e| {
+            e.object_uuid == uuid && e.event_type == sextant::states::EventType::AuditStrategyEnd
+        })
         .count();
     assert!(
         (3..=5).contains(&runs),
         "{runs} runs in 3.5 s at a 1 s interval"
     );
     let a = s.audit(&uuid).expect("audit");
-    assert_eq!(a.state, "ONGOING");
+    assert_eq!(a.state, sextant::states::AuditState::Ongoing);
     assert!(a.next_run_time.is_some());
     assert_eq!(
         a.solution.as_ref().and_then(|v| v.as_array().map(Vec::len)),
         Some(3)
     );
-    let plan_state: String = s
-        .conn()
-        .query_row(
-            "SELECT state FROM action_plans WHERE uuid = 'old-plan'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("plan");
-    assert_eq!(plan_state, "CANCELLED");
+    assert_eq!(
+        s.plan_state(&old_plan).ok(),
+        Some(sextant::states::PlanState::Cancelled)
+    );
 
     // An end time in the past ends it at the next pass.
     let out = run(sextant(home.path()).args([

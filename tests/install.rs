@@ -8,11 +8,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 4] = [
+const PLUGINS: [&str; 5] = [
     "libsextant_core.so",
     "libsextant_strategies.so",
     "libsextant_planners.so",
     "libsextant_sim.so",
+    "libsextant_openstack.so",
 ];
 
 /// `scripts/install --prefix PREFIX` of the already-built binary and plugins

@@ -81,8 +81,8 @@ impl Home {
             .map(|p| s.actions(&p.uuid).expect("actions"))
             .collect();
         let raw: Vec<(String, String, i64)> = {
-            let mut st = s
-                .conn()
+            let raw = raw_db(&self.db());
+            let mut st = raw
                 .prepare(
                     "SELECT uuid, state, deleted FROM action_plans UNION ALL \
                      SELECT uuid, state, deleted FROM actions ORDER BY 1",
@@ -199,8 +199,8 @@ fn delete_is_refused_while_a_plan_runs_then_soft_deletes_the_plan_and_its_action
     assert_eq!(home.run(&["action", "list", "--plan", &plan]).status, 2);
     // Kept in the database as DELETED, its actions with it, with events.
     let s = Store::open(&home.db()).expect("open");
-    let row: (String, i64) = s
-        .conn()
+    let raw = raw_db(&home.db());
+    let row: (String, i64) = raw
         .query_row(
             "SELECT state, deleted FROM action_plans WHERE uuid = ?1",
             [&plan],
@@ -209,8 +209,7 @@ fn delete_is_refused_while_a_plan_runs_then_soft_deletes_the_plan_and_its_action
         .expect("row");
     assert_eq!(row, ("DELETED".to_string(), 1));
     let actions: Vec<(String, i64)> = {
-        let mut st = s
-            .conn()
+        let mut st = raw
             .prepare(
                 "SELECT x.state, x.deleted FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
                  WHERE p.uuid = ?1",
@@ -313,7 +312,9 @@ fn a_suspended_continuous_audit_makes_no_plan_until_it_is_resumed() {
         .expect("events");
     let moves: Vec<(Option<&str>, Option<&str>)> = events
         .iter()
-        .filter(|e| e.object_uuid == audit && e.event_type == "audit.update")
+        .filter(|e| {
+            e.object_uuid == audit && e.event_type == sextant::states::EventType::AuditUpdate
+        })
         .map(|e| (e.old_state.as_deref(), e.new_state.as_deref()))
         .collect();
     assert!(
@@ -697,8 +698,7 @@ fn uuid_prefixes_and_names_resolve_and_an_ambiguous_prefix_lists_its_matches() {
         "abcd2222-0000-4000-8000-000000000002",
     );
     {
-        let s = Store::open(&home.db()).expect("open");
-        s.conn()
+        raw_db(&home.db())
             .execute_batch(&format!(
                 "UPDATE action_plans SET uuid = '{a}' WHERE uuid = '{p1}'; \
                  UPDATE action_plans SET uuid = '{b}' WHERE uuid = '{p2}'; \

@@ -76,6 +76,13 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("action_handler", "sim.shelve"),
         ("action_handler", "sim.delete"),
         ("action_handler", "sim.volume_migrate"),
+        ("collector", "openstack"),
+        ("action_handler", "openstack.migrate"),
+        ("action_handler", "openstack.change_nova_service_state"),
+        ("action_handler", "openstack.stop"),
+        ("action_handler", "openstack.shelve"),
+        ("action_handler", "openstack.resize"),
+        ("action_handler", "openstack.delete"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))
@@ -86,6 +93,12 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         let file = p["file"].as_str().unwrap_or("");
         let lib = match p["kind"].as_str() {
             Some("strategy") => "libsextant_strategies.so",
+            _ if p["name"]
+                .as_str()
+                .is_some_and(|n| n.split('.').next() == Some("openstack")) =>
+            {
+                "libsextant_openstack.so"
+            }
             Some("collector") => "libsextant_sim.so",
             _ if p["name"].as_str().is_some_and(|n| n.starts_with("sim.")) => "libsextant_sim.so",
             Some("planner") => "libsextant_planners.so",

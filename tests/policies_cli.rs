@@ -255,9 +255,7 @@ fn policy_list_show_and_validate() {
 
 /// The plan an audit made, with the policy stored with it.
 fn plan_policy(db: &Path, plan: &str) -> (String, Value) {
-    let s = Store::open(db).expect("open");
-    let (planner, policy): (String, String) = s
-        .conn()
+    let (planner, policy): (String, String) = raw_db(db)
         .query_row(
             "SELECT planner, policy FROM action_plans WHERE uuid = ?1",
             [plan],
@@ -374,6 +372,9 @@ fn a_plan_is_applied_with_its_audits_policy_after_the_file_is_gone() {
     ]));
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     let s = Store::open(&db).expect("open");
-    assert_eq!(s.plan(&plan).expect("plan").state, "SUCCEEDED");
+    assert_eq!(
+        s.plan(&plan).expect("plan").state,
+        sextant::states::PlanState::Succeeded
+    );
     assert_eq!(plan_policy(&db, &plan).1["name"], "mine");
 }

@@ -59,9 +59,194 @@ pub struct Config {
     /// `30s` (the default), `2m`, or seconds.
     #[serde(default, deserialize_with = "grace_period")]
     pub grace_period: Option<std::time::Duration>,
+    /// Metrics: where audits read usage metrics from (`source: prometheus`,
+    /// `url`, …) and where `serve` exposes its own (`listen`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+/// The `metrics:` mapping: a metrics source for audits (Watcher's
+/// `[prometheus_client]` options) and the listener of `serve`'s own metrics.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where audits read `host_cpu_usage`, `host_ram_usage`,
+    /// `instance_cpu_usage` and `instance_ram_usage` from; absent: from the
+    /// collector (the simulated cloud's snapshot).
+    #[serde(default)]
+    pub source: Option<SourceKind>,
+    /// The source's base URL (`http://127.0.0.1:9090`, `https://…`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The label naming a host (its value is the hypervisor hostname).
+    #[serde(default = "default_fqdn_label")]
+    pub fqdn_label: String,
+    /// The label naming an instance (its value is the instance uuid).
+    #[serde(default = "default_uuid_label")]
+    pub instance_uuid_label: String,
+    /// The audit period metrics are aggregated over when the strategy's
+    /// parameters give none (`period`, `periods`): 300s by default.
+    #[serde(default = "default_period")]
+    pub period: crate::duration::BoundedDuration,
+    /// The aggregate when the strategy's parameters give none
+    /// (`aggregation_method`): `mean` (default), `max`, `min`, `count`.
+    #[serde(default)]
+    pub aggregate: crate::datasource::Aggregate,
+    /// Basic auth user.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Basic auth password (never logged).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// PEM CA certificates to verify an `https://` source with (default:
+    /// the Mozilla roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (with `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM client key (with `cert_file`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// How long one query may take: 30s by default.
+    #[serde(default = "default_metrics_timeout")]
+    pub timeout: crate::duration::BoundedDuration,
+    /// How many times a query is tried again when the source cannot be
+    /// reached, times out or answers 5xx or 429 (Watcher's
+    /// `query_max_retries`): 2 by default, at most 100.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// How long to wait before trying again (Watcher's `query_interval`):
+    /// 1s by default.
+    #[serde(default = "default_retry_interval")]
+    pub retry_interval: crate::duration::BoundedDuration,
+    /// Where `serve` exposes its own metrics (`GET /metrics`), e.g.
+    /// `127.0.0.1:9464`; `serve --metrics ADDR` overrides it.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The kinds of metrics source.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Prometheus' HTTP API, with Watcher's queries.
+    Prometheus,
+}
+
+impl SourceKind {
+    /// Its name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Prometheus => "prometheus",
+        }
+    }
+}
+
+/// A secret from the config file: shown as `***` by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+fn default_fqdn_label() -> String {
+    "fqdn".into()
+}
+fn default_uuid_label() -> String {
+    "resource".into()
+}
+fn default_period() -> crate::duration::BoundedDuration {
+    crate::duration::BoundedDuration(std::time::Duration::from_secs(300))
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_retry_interval() -> crate::duration::BoundedDuration {
+    crate::duration::BoundedDuration(std::time::Duration::from_secs(1))
+}
+fn default_metrics_timeout() -> crate::duration::BoundedDuration {
+    crate::duration::BoundedDuration(std::time::Duration::from_secs(30))
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            source: None,
+            url: None,
+            fqdn_label: default_fqdn_label(),
+            instance_uuid_label: default_uuid_label(),
+            period: default_period(),
+            aggregate: Default::default(),
+            username: None,
+            password: None,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            timeout: default_metrics_timeout(),
+            retries: default_retries(),
+            retry_interval: default_retry_interval(),
+            listen: None,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// What is inconsistent: a source without a `url`, a `url` that is not
+    /// http(s), a client certificate without its key.
+    fn check(&self) -> Result<(), String> {
+        if let Some(kind) = self.source {
+            match self.url.as_deref() {
+                None => {
+                    return Err(format!(
+                        "metrics: source {} needs a url (http://HOST:PORT)",
+                        kind.as_str()
+                    ));
+                }
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    return Err(format!("metrics: url {u:?} is not http:// or https://"));
+                }
+                // The URL goes into error messages: no credentials in it.
+                Some(u)
+                    if u.split_once("://")
+                        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+                        .is_some_and(|authority| authority.contains('@')) =>
+                {
+                    return Err(
+                        "metrics: url must not carry credentials: use username and password".into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("metrics: cert_file and key_file go together".into());
+        }
+        if self.retries > 100 {
+            return Err(format!("metrics: retries {} is over 100", self.retries));
+        }
+        if self.retry_interval.0 > std::time::Duration::from_secs(3600) {
+            return Err("metrics: retry_interval is over an hour".into());
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("metrics: a password needs a username".into());
+        }
+        Ok(())
+    }
 }
 
 fn default_mapper() -> String {
@@ -87,6 +272,7 @@ impl Default for Config {
             collector: default_collector(),
             notifications: Vec::new(),
             grace_period: None,
+            metrics: MetricsConfig::default(),
             source: None,
         }
     }
@@ -176,6 +362,22 @@ impl Config {
         {
             *d = resolve_dir(d, base);
         }
+        for f in [
+            &mut cfg.metrics.ca_file,
+            &mut cfg.metrics.cert_file,
+            &mut cfg.metrics.key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *f = resolve_dir(f, base);
+        }
+        cfg.metrics
+            .check()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
@@ -224,6 +426,44 @@ mod tests {
             .to_string();
         assert!(err.starts_with("/etc/s.yaml: line 2 column 1"), "{err}");
         assert!(err.contains("plugn_dir"), "{err}");
+    }
+
+    #[test]
+    fn metrics_source_settings_are_checked_and_the_password_is_not_shown() {
+        let c = Config::parse(
+            "metrics: {source: prometheus, url: 'http://127.0.0.1:9090', username: u, password: hunter2, ca_file: ca.pem, period: 10m, aggregate: max, listen: '127.0.0.1:9464'}\n",
+            Path::new("/etc/sextant/c.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(c.metrics.source, Some(SourceKind::Prometheus));
+        assert_eq!(
+            c.metrics.ca_file,
+            Some(PathBuf::from("/etc/sextant/ca.pem"))
+        );
+        assert_eq!(c.metrics.period.0, std::time::Duration::from_secs(600));
+        assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9464));
+        assert!(!format!("{c:?}").contains("hunter2"));
+        let err = Config::parse("metrics: {source: prometheus}\n", Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a url"), "{err}");
+        let err = Config::parse(
+            "metrics: {source: prometheus, url: 'http://u:hunter2@h:9090/'}\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("must not carry credentials") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "metrics: {source: gnocchi, url: 'http://x'}\n",
+            Path::new("c.yaml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 1") && err.contains("gnocchi"), "{err}");
     }
 
     #[test]

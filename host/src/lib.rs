@@ -10,6 +10,7 @@ pub mod action_types;
 pub mod apply;
 pub mod cli;
 pub mod config;
+pub mod datasource;
 pub mod decide;
 pub mod duration;
 pub mod input;
@@ -20,8 +21,10 @@ mod parser_fuzz;
 pub mod plan;
 pub mod plugins;
 pub mod policy;
+pub mod states;
 pub mod store;
 pub mod suggest;
+pub mod telemetry;
 pub mod trust;
 
 /// A JSON value as compact text, written straight into a buffer: about

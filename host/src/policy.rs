@@ -13,6 +13,7 @@ pub mod locate;
 pub use check::Vocabulary;
 
 use crate::action_types::dsl::locate;
+use crate::states::ExecutionRule;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -185,7 +186,7 @@ pub struct Policy {
     /// Recovery by action type (`default` for the rest).
     pub recovery: BTreeMap<String, RecoverySpec>,
     /// `STRICT`, `ALWAYS` or `ANY`.
-    pub execution_rule: String,
+    pub execution_rule: ExecutionRule,
     /// Simulate the whole plan before executing.
     pub simulate: bool,
     /// On cancel, abort the running abortable actions (Watcher lets them
@@ -242,14 +243,14 @@ impl Policy {
         let execution_rule = raw
             .execution_rule
             .clone()
-            .unwrap_or_else(|| "STRICT".into())
+            .unwrap_or_else(|| ExecutionRule::Strict.to_string())
             .to_uppercase();
-        if !["STRICT", "ALWAYS", "ANY"].contains(&execution_rule.as_str()) {
+        let Ok(execution_rule) = execution_rule.parse::<ExecutionRule>() else {
             return Err(at(
                 &["execution_rule"],
                 format!("execution_rule {execution_rule:?} is not STRICT, ALWAYS or ANY"),
             ));
-        }
+        };
         for (k, w) in raw.weights.iter().flatten() {
             if !w.is_finite() {
                 return Err(at(

@@ -162,6 +162,7 @@ pub struct Entry {
     idempotent: bool,
     goal: Option<GoalDecl>,
     planner: Option<&'static str>,
+    metrics: &'static [&'static str],
 }
 
 impl Entry {
@@ -180,6 +181,7 @@ impl Entry {
             idempotent: false,
             goal: None,
             planner: None,
+            metrics: &[],
         }
     }
     /// Adds a display name in one language (`en`, `fr`, …).
@@ -222,6 +224,14 @@ impl Entry {
     /// choice for the strategy; `weight` when not set).
     pub const fn planner(mut self, planner: &'static str) -> Self {
         self.planner = Some(planner);
+        self
+    }
+    /// Strategies: the metrics they read from the cluster model, by
+    /// Watcher's names (`host_cpu_usage`, `instance_ram_usage`, …; Watcher's
+    /// `DATASOURCE_METRICS`). When a metrics source is configured, an audit
+    /// fails naming the one it cannot get.
+    pub const fn metrics(mut self, names: &'static [&'static str]) -> Self {
+        self.metrics = names;
         self
     }
     /// Sets the kind; used by [`crate::export_plugin!`].
@@ -343,6 +353,19 @@ impl Writer<'_> {
             self.key("planner");
             self.string(p);
         }
+        if !e.metrics.is_empty() {
+            self.key("metrics");
+            self.byte(b'[');
+            let mut i = 0;
+            while i < e.metrics.len() {
+                if i > 0 {
+                    self.byte(b',');
+                }
+                self.string(e.metrics[i]);
+                i += 1;
+            }
+            self.byte(b']');
+        }
         self.byte(b'}');
     }
     const fn manifest(&mut self, entries: &[Entry], unwind: bool) {
@@ -432,6 +455,9 @@ pub struct ManifestEntry {
     /// the audit's policy names another); `weight` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planner: Option<String>,
+    /// Strategies: the metrics they read (Watcher's `DATASOURCE_METRICS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<String>,
 }
 
 impl ManifestEntry {
@@ -509,11 +535,14 @@ mod tests {
             .parameters(r#"{"type":"object","properties":{"x":{"type":"number"}}}"#)
             .revertible()
             .abortable(),
-        Entry::new("dummy", "0.1.0").with_kind(Kind::Strategy).goal(
-            GoalDecl::new("dummy")
-                .display_name("en", "Dummy goal")
-                .efficacy_specification("[]"),
-        ),
+        Entry::new("dummy", "0.1.0")
+            .with_kind(Kind::Strategy)
+            .metrics(&["host_cpu_usage", "instance_ram_usage"])
+            .goal(
+                GoalDecl::new("dummy")
+                    .display_name("en", "Dummy goal")
+                    .efficacy_specification("[]"),
+            ),
     ];
     const LEN: usize = encoded_len(ENTRIES, true);
     static BYTES: [u8; LEN] = encode::<LEN>(ENTRIES, true);
@@ -535,6 +564,11 @@ mod tests {
             m.entries[1].goal.as_ref().map(|g| g.name.as_str()),
             Some("dummy")
         );
+        assert_eq!(
+            m.entries[1].metrics,
+            ["host_cpu_usage", "instance_ram_usage"]
+        );
+        assert!(nop.metrics.is_empty(), "no metrics declared, none read");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!
 //! `scripts/test` builds everything these tests need before `cargo test`.
 
+pub mod prometheus;
+
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -111,6 +113,12 @@ impl Run {
 }
 
 /// Runs a command to completion.
+/// The SQLite file beneath a store, opened directly: for tests that look
+/// at or fault what the store's interface does not show.
+pub fn raw_db(path: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("open the database file")
+}
+
 pub fn run(cmd: &mut Command) -> Run {
     let Output {
         status,

@@ -75,7 +75,7 @@ impl Carry {
                         let uuid = lock(&run.sched).nodes[c.index].row.uuid.clone();
                         match run.shared.db(|st| st.action(&uuid)) {
                             Ok(a) => {
-                                c.state = St::from_db(&a.state);
+                                c.state = St::from_db(a.state);
                                 c.outputs = a.outputs;
                             }
                             Err(e) => {
@@ -150,22 +150,25 @@ pub(super) fn attempt_blocking(
             expired: link.expired.clone(),
         },
     );
-    let finished =
-        |state: St, from: &[&str], msg: Option<String>, outputs: Option<Value>, ev: &str| {
-            let t = row_transition(row, from, state.db(), msg, outputs.clone(), ev);
-            AttemptEnd::Finished {
-                state,
-                outputs,
-                transition: Some(Box::new(t)),
-            }
-        };
+    let finished = |state: St,
+                    from: &[ActionState],
+                    msg: Option<String>,
+                    outputs: Option<Value>,
+                    ev: EventType| {
+        let t = row_transition(row, from, state.db(), msg, outputs.clone(), ev);
+        AttemptEnd::Finished {
+            state,
+            outputs,
+            transition: Some(Box::new(t)),
+        }
+    };
     let fail_pre = |why: String| {
         finished(
             St::Failed,
-            &["PENDING", "ONGOING"],
+            &[ActionState::Pending, ActionState::Ongoing],
             Some(format!("Action failed in pre_condition: {why}")),
             None,
-            "action.execution.error",
+            EventType::ActionExecutionError,
         )
     };
     let params = match prepare_handler(shared, row, refs, ancestors) {
@@ -199,7 +202,13 @@ pub(super) fn attempt_blocking(
             return AttemptEnd::Interrupted;
         }
         if shared.cancelling.load(SeqCst) {
-            return finished(St::Cancelled, &["PENDING"], None, None, "action.cancel.end");
+            return finished(
+                St::Cancelled,
+                &[ActionState::Pending],
+                None,
+                None,
+                EventType::ActionCancelEnd,
+            );
         }
     }
     match pre {
@@ -207,28 +216,34 @@ pub(super) fn attempt_blocking(
         Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
             return finished(
                 St::Skipped,
-                &["PENDING", "ONGOING"],
+                &[ActionState::Pending, ActionState::Ongoing],
                 Some(format!(
                     "Action was skipped automatically: {}",
                     message_of(&e)
                 )),
                 None,
-                "action.update",
+                EventType::ActionUpdate,
             );
         }
         Err(e) => return fail_pre(message_of(&e)),
     }
     if shared.cancelling.load(SeqCst) {
-        return finished(St::Cancelled, &["PENDING"], None, None, "action.cancel.end");
+        return finished(
+            St::Cancelled,
+            &[ActionState::Pending],
+            None,
+            None,
+            EventType::ActionCancelEnd,
+        );
     }
     if first {
         let t = row_transition(
             row,
-            &["PENDING"],
-            "ONGOING",
+            &[ActionState::Pending],
+            ActionState::Ongoing,
             None,
             None,
-            "action.execution.start",
+            EventType::ActionExecutionStart,
         );
         if carry.commit_with(run, Some(t)) != Some(true) {
             if run.interrupted() {
@@ -237,7 +252,7 @@ pub(super) fn attempt_blocking(
             // Skipped by hand, or cancelled, meanwhile.
             let now = shared.db(|st| st.action(uuid));
             let (state, outputs) = now
-                .map(|a| (St::from_db(&a.state), a.outputs))
+                .map(|a| (St::from_db(a.state), a.outputs))
                 .unwrap_or((St::Cancelled, None));
             return AttemptEnd::Finished {
                 state,
@@ -274,27 +289,27 @@ pub(super) fn attempt_blocking(
             match post {
                 Ok(()) => finished(
                     St::Succeeded,
-                    &["ONGOING"],
+                    &[ActionState::Ongoing],
                     None,
                     Some(outputs),
-                    "action.execution.end",
+                    EventType::ActionExecutionEnd,
                 ),
                 Err(e) if e.kind() == Some(ErrorKind::UNSUPPORTED) => finished(
                     St::Succeeded,
-                    &["ONGOING"],
+                    &[ActionState::Ongoing],
                     None,
                     Some(outputs),
-                    "action.execution.end",
+                    EventType::ActionExecutionEnd,
                 ),
                 Err(e) => finished(
                     St::Failed,
-                    &["ONGOING"],
+                    &[ActionState::Ongoing],
                     Some(format!(
                         "Action failed in post_condition: {}",
                         message_of(&e)
                     )),
                     Some(outputs),
-                    "action.execution.error",
+                    EventType::ActionExecutionError,
                 ),
             }
         }
@@ -307,10 +322,10 @@ pub(super) fn attempt_blocking(
         {
             finished(
                 St::Cancelled,
-                &["ONGOING"],
+                &[ActionState::Ongoing],
                 Some("Action was aborted: its action plan was cancelled.".into()),
                 None,
-                "action.cancel.end",
+                EventType::ActionCancelEnd,
             )
         }
         Executed::Failed(e)
@@ -318,11 +333,11 @@ pub(super) fn attempt_blocking(
         {
             let t = row_transition(
                 row,
-                &["ONGOING"],
-                "PENDING",
+                &[ActionState::Ongoing],
+                ActionState::Pending,
                 Some(STOPPED_MESSAGE.into()),
                 None,
-                "action.update",
+                EventType::ActionUpdate,
             );
             carry.commit_with(run, Some(t));
             AttemptEnd::Interrupted

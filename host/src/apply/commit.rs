@@ -1,128 +1,18 @@
-//! The group commit: action transitions from every thread that runs an
-//! action, committed in shared transactions, each before its caller goes on.
+//! The applier's side of the group commit (`store::GroupCommit`): its
+//! transitions, built with what the applier knows, committed from async
+//! code.
 
 use super::*;
-
-/// Group commit of action transitions, led by whoever finds the store free.
-///
-/// A thread that commits a transition queues it; if the store is free, it
-/// commits the whole queue in one transaction, otherwise it waits for the
-/// thread that holds the store to do so. Every transition is committed
-/// before its caller goes on; running actions share commits, and a lone
-/// chain of actions commits in its own thread without a hand-off.
-pub(super) struct Committer {
-    store: Arc<Mutex<Store>>,
-    /// Requests no leader has taken yet.
-    queue: Mutex<Vec<(Arc<Request>, Vec<ActionTransition>)>>,
-}
-
-/// A thread's transitions waiting in the group commit.
-#[derive(Default)]
-struct Request {
-    state: Mutex<RequestState>,
-    /// Signalled when its results are in, or when its thread is to lead.
-    wake: std::sync::Condvar,
-}
-
-#[derive(Default)]
-struct RequestState {
-    results: Option<Vec<Result<bool, StoreError>>>,
-    /// The last leader saw it waiting: it leads the next group.
-    lead: bool,
-}
-
-impl Committer {
-    pub(super) fn new(store: Arc<Mutex<Store>>) -> Self {
-        Self {
-            store,
-            queue: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Commits `t` (with whatever else is queued); blocks.
-    pub(super) fn commit_blocking(&self, t: ActionTransition) -> Result<bool, StoreError> {
-        self.commit_many(vec![t])
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::Commit("no result".into())))
-    }
-
-    /// Commits `ts` in one transaction (with whatever else is queued);
-    /// blocks. One result per transition, in order.
-    ///
-    /// Whoever finds the store free leads: it commits every queued request
-    /// in one transaction, hands each its results (waking only those
-    /// threads), and wakes one thread still queued to lead the next group.
-    /// Invariant: while the store is free, every request is either queued
-    /// or has its results.
-    pub(super) fn commit_many(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
-        let me = Arc::new(Request::default());
-        lock(&self.queue).push((me.clone(), ts));
-        loop {
-            {
-                let mut st = lock(&me.state);
-                if let Some(r) = st.results.take() {
-                    return r;
-                }
-                st.lead = false;
-            }
-            let store = match self.store.try_lock() {
-                Ok(s) => Some(s),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            };
-            let Some(mut store) = store else {
-                // Another thread holds the store: it leaves our results, or
-                // asks us to lead the next group. (The timeout covers a
-                // holder outside the group commit, which asks no one.)
-                let st = lock(&me.state);
-                if st.results.is_none() && !st.lead {
-                    let _ = me.wake.wait_timeout(st, Duration::from_millis(1));
-                }
-                continue;
-            };
-            let batch = std::mem::take(&mut *lock(&self.queue));
-            let sizes: Vec<usize> = batch.iter().map(|(_, ts)| ts.len()).collect();
-            let (requests, groups): (Vec<Arc<Request>>, Vec<Vec<ActionTransition>>) =
-                batch.into_iter().unzip();
-            let flat: Vec<ActionTransition> = groups.into_iter().flatten().collect();
-            let mut results = match store.action_transitions(&flat) {
-                Ok(rs) => rs,
-                Err(e) => {
-                    let why = e.to_string();
-                    flat.iter()
-                        .map(|_| Err(StoreError::Commit(why.clone())))
-                        .collect()
-                }
-            }
-            .into_iter();
-            for (r, n) in requests.iter().zip(sizes) {
-                lock(&r.state).results = Some(results.by_ref().take(n).collect());
-            }
-            drop(store);
-            for r in &requests {
-                if !Arc::ptr_eq(r, &me) {
-                    r.wake.notify_one();
-                }
-            }
-            // Queued while we committed: one of them leads next.
-            let next = lock(&self.queue).first().map(|(r, _)| r.clone());
-            if let Some(next) = next {
-                lock(&next.state).lead = true;
-                next.wake.notify_one();
-            }
-        }
-    }
-}
 
 /// A transition of an action of the plan being applied: its plan and name
 /// are known, so it is one UPDATE with nothing read first.
 pub(super) fn row_transition(
     row: &ActionRow,
-    from: &[&str],
-    to: &str,
+    from: &[ActionState],
+    to: ActionState,
     message: Option<String>,
     outputs: Option<Value>,
-    event_type: &str,
+    event_type: EventType,
 ) -> ActionTransition {
     ActionTransition::new(&row.uuid, from, to, message, outputs, event_type)
         .known(&row.action_plan_uuid, &row.name)
@@ -132,13 +22,25 @@ pub(super) fn row_transition(
 pub(super) async fn transition(
     shared: &Arc<Shared>,
     row: &ActionRow,
-    from: &[&str],
-    to: &str,
+    from: &[ActionState],
+    to: ActionState,
     message: Option<String>,
     outputs: Option<Value>,
-    event_type: &str,
+    event_type: EventType,
 ) -> Result<bool, StoreError> {
-    let t = row_transition(row, from, to, message, outputs, event_type);
+    commit_transition(
+        shared,
+        row_transition(row, from, to, message, outputs, event_type),
+    )
+    .await
+}
+
+/// Commits one action transition, built by the caller (group commit),
+/// from async code.
+pub(super) async fn commit_transition(
+    shared: &Arc<Shared>,
+    t: ActionTransition,
+) -> Result<bool, StoreError> {
     let s = shared.clone();
     tokio::task::spawn_blocking(move || s.committer.commit_blocking(t))
         .await
@@ -161,106 +63,4 @@ pub(super) async fn commit_all(
         r?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::plans::{NewPlan, NewPlanAction};
-
-    fn store_with_plan(n: usize) -> (tempfile::TempDir, Store, Vec<String>, String) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
-        let plan = store
-            .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
-                actions: (0..n)
-                    .map(|i| NewPlanAction {
-                        name: format!("a{i}"),
-                        action_type: "nop".into(),
-                        action_type_version: "1.0.0".into(),
-                        input_parameters: json!({}),
-                        parents: vec![],
-                        state: "PENDING".into(),
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .expect("plan");
-        let uuids = store
-            .actions(&plan.uuid)
-            .expect("actions")
-            .into_iter()
-            .map(|a| a.uuid)
-            .collect();
-        (dir, store, uuids, plan.uuid)
-    }
-
-    #[test]
-    fn group_commits_from_many_threads_commit_every_transition_once() {
-        let (_dir, store, uuids, plan) = store_with_plan(400);
-        let committer = Arc::new(Committer::new(Arc::new(Mutex::new(store))));
-        let threads: Vec<_> = uuids
-            .chunks(25)
-            .enumerate()
-            .map(|(k, chunk)| {
-                let (c, chunk, plan) = (committer.clone(), chunk.to_vec(), plan.clone());
-                std::thread::spawn(move || {
-                    for (j, u) in chunk.iter().enumerate() {
-                        // A third of the threads name the plan and the action (a
-                        // plain UPDATE), a third the plan only (UPDATE …
-                        // RETURNING); the others read the state first.
-                        let t = |from: &str, to: &str| {
-                            let mut t = ActionTransition::new(u, &[from], to, None, None, "x");
-                            t.plan_uuid = (k % 3 != 0).then(|| plan.clone());
-                            t.name = (k % 3 == 2).then(|| format!("a{}", k * 25 + j));
-                            c.commit_blocking(t)
-                        };
-                        assert_eq!(t("PENDING", "ONGOING").ok(), Some(true));
-                        assert_eq!(t("ONGOING", "SUCCEEDED").ok(), Some(true));
-                        // A compare-and-set that no longer holds changes nothing.
-                        assert_eq!(t("ONGOING", "FAILED").ok(), Some(false));
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().expect("no thread panicked");
-        }
-        let store = lock(&committer.store);
-        let states: Vec<String> = store
-            .conn()
-            .prepare("SELECT state FROM actions")
-            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-            .expect("states");
-        assert_eq!(states.len(), 400);
-        assert!(states.iter().all(|s| s == "SUCCEEDED"), "{states:?}");
-        let events: i64 = store
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM events WHERE event_type = 'x'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(events, 800, "one event per applied transition");
-        let complete: i64 = store
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM events WHERE event_type = 'x' AND action_plan_uuid = ?1 \
-                 AND ((old_state = 'PENDING' AND new_state = 'ONGOING') \
-                   OR (old_state = 'ONGOING' AND new_state = 'SUCCEEDED'))",
-                [&plan],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(complete, 800, "every event names its plan and both states");
-        let missing = Committer::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
-            ActionTransition::new("no-such-action", &["PENDING"], "ONGOING", None, None, "x"),
-        );
-        assert!(
-            matches!(missing, Err(StoreError::NotFound { .. })),
-            "{missing:?}"
-        );
-    }
 }

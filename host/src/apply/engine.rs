@@ -20,7 +20,7 @@ impl Applier {
         let store = Arc::new(Mutex::new(store));
         Self {
             shared: Arc::new(Shared {
-                committer: Committer::new(store.clone()),
+                committer: crate::store::GroupCommit::new(store.clone()),
                 store,
                 entries: Mutex::new(HashMap::new()),
                 plugins,
@@ -54,13 +54,16 @@ impl Applier {
             let u = plan_uuid.clone();
             db(&shared, move |s| s.plan(&u)).await?
         };
-        let resuming = p.state == "ONGOING" || p.state == "CANCELLING";
-        match p.state.as_str() {
-            "RECOMMENDED" | "PENDING" | "ONGOING" | "CANCELLING" => {}
+        let resuming = p.state == PlanState::Ongoing || p.state == PlanState::Cancelling;
+        match p.state {
+            PlanState::Recommended
+            | PlanState::Pending
+            | PlanState::Ongoing
+            | PlanState::Cancelling => {}
             other => {
                 return Err(ApplyError::NotRunnable {
                     plan: plan_uuid,
-                    state: other.into(),
+                    state: other.to_string(),
                     why: "only RECOMMENDED, PENDING or interrupted (ONGOING, CANCELLING) plans run"
                         .into(),
                 });
@@ -81,23 +84,21 @@ impl Applier {
         let execution_rule = shared
             .opts
             .execution_rule
-            .clone()
-            .unwrap_or_else(|| shared.opts.policy.execution_rule.clone())
-            .to_uppercase();
-        if p.state != "CANCELLING" {
+            .unwrap_or(shared.opts.policy.execution_rule);
+        if p.state != PlanState::Cancelling {
             let u = plan_uuid.clone();
             db(&shared, move |s| {
                 s.plan_transition(
                     &u,
-                    &["RECOMMENDED", "PENDING"],
-                    "ONGOING",
+                    &[PlanState::Recommended, PlanState::Pending],
+                    PlanState::Ongoing,
                     None,
-                    "action_plan.execution.start",
+                    EventType::PlanExecutionStart,
                 )
             })
             .await?;
         }
-        if shared.opts.policy.simulate && p.state != "CANCELLING" {
+        if shared.opts.policy.simulate && p.state != PlanState::Cancelling {
             let problems = self.simulate(&nodes).await;
             if !problems.is_empty() {
                 let msg = format!(
@@ -109,38 +110,33 @@ impl Applier {
                 db(&shared, move |s| {
                     s.plan_transition(
                         &u,
-                        &["ONGOING"],
-                        "FAILED",
+                        &[PlanState::Ongoing],
+                        PlanState::Failed,
                         Some(&m),
-                        "action_plan.execution.error",
+                        EventType::PlanExecutionError,
                     )
                 })
                 .await?;
                 return Ok(PlanOutcome {
                     uuid: plan_uuid,
-                    state: "FAILED".into(),
+                    state: PlanState::Failed,
                     status_message: Some(msg),
                     simulation_problems: problems,
                 });
             }
         }
-        self.execute(nodes, &execution_rule).await
+        self.execute(nodes, execution_rule).await
     }
 
     pub(super) async fn execute(
         &self,
         nodes: Vec<Node>,
-        rule: &str,
+        rule: sched::Rule,
     ) -> Result<PlanOutcome, ApplyError> {
         let shared = self.shared.clone();
         let plan_uuid = shared.plan_uuid.clone();
         let limits = shared.opts.policy.limits.iter().map(|l| l.max).collect();
-        let mut sched = Sched::new(
-            nodes,
-            limits,
-            sched::Rule::parse(rule),
-            shared.opts.max_workers,
-        );
+        let mut sched = Sched::new(nodes, limits, rule, shared.opts.max_workers);
         sched.settle_initial();
         let run = Arc::new(Run {
             shared: shared.clone(),
@@ -213,7 +209,7 @@ impl Applier {
                         continue;
                     }
                 };
-                if state == "CANCELLING" && !lock(&run.sched).cancelled {
+                if state == PlanState::Cancelling && !lock(&run.sched).cancelled {
                     shared
                         .cancelling
                         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -221,7 +217,7 @@ impl Applier {
                     let cancelled = {
                         let mut s = lock(&run.sched);
                         s.cancelled = true;
-                        s.cancel_pending(None, "action.cancel.end")
+                        s.cancel_pending(None, EventType::ActionCancelEnd)
                     };
                     if shared.opts.policy.abort_on_cancel {
                         abort_abortable(&shared);
@@ -276,11 +272,11 @@ impl Applier {
             // what never started is CANCELLED.
             let mut never_started = Vec::new();
             if s.cancelled {
-                never_started.extend(s.cancel_pending(None, "action.cancel.end"));
+                never_started.extend(s.cancel_pending(None, EventType::ActionCancelEnd));
             }
             if let Some(why) = s.stopping.clone() {
                 let msg = format!("Cancelled: the plan stopped because {why}.");
-                never_started.extend(s.cancel_pending(Some(msg), "action.update"));
+                never_started.extend(s.cancel_pending(Some(msg), EventType::ActionUpdate));
             }
             (
                 std::mem::take(&mut s.nodes),
@@ -309,30 +305,36 @@ impl Applier {
         let u = shared.plan_uuid.clone();
         let any_failed = nodes.iter().any(|n| n.state == St::Failed);
         let any_skipped = nodes.iter().any(|n| n.state == St::Skipped);
-        let (state, event, msg): (&str, &str, Option<String>) = if cancelled {
-            ("CANCELLED", "action_plan.cancel.end", None)
+        let (state, event, msg): (PlanState, EventType, Option<String>) = if cancelled {
+            (PlanState::Cancelled, EventType::PlanCancelEnd, None)
         } else if any_failed {
             (
-                "FAILED",
-                "action_plan.execution.error",
+                PlanState::Failed,
+                EventType::PlanExecutionError,
                 stopped.map(|s| format!("Stopped: {s}.")),
             )
         } else {
             (
-                "SUCCEEDED",
-                "action_plan.execution.end",
+                PlanState::Succeeded,
+                EventType::PlanExecutionEnd,
                 any_skipped.then(|| "One or more actions were skipped.".to_string()),
             )
         };
         let m = msg.clone();
         let uu = u.clone();
         db(&shared, move |s| {
-            s.plan_transition(&uu, &["ONGOING", "CANCELLING"], state, m.as_deref(), event)
+            s.plan_transition(
+                &uu,
+                &[PlanState::Ongoing, PlanState::Cancelling],
+                state,
+                m.as_deref(),
+                event,
+            )
         })
         .await?;
         Ok(PlanOutcome {
             uuid: u,
-            state: state.into(),
+            state,
             status_message: msg,
             simulation_problems: Vec::new(),
         })

@@ -45,6 +45,7 @@ use crate::action_types::{ActionTypeRegistry, HandlerMapper, template};
 use crate::plan::makespan::pools_of;
 use crate::plugins::{Handler, PluginCallError, PluginRegistry};
 use crate::policy::{OnFailure, Policy};
+use crate::states::{ActionState, EventType, ExecutionRule, PlanState};
 use crate::store::apply::{ActionTransition, Lease};
 use crate::store::plans::ActionRow;
 use crate::store::{Store, StoreError};
@@ -77,7 +78,7 @@ pub use simulate::Prediction;
 
 // What the jobs share with each other (each child module imports `super::*`).
 use attempt::{AttemptEnd, Carry, STOPPED_MESSAGE, attempt_blocking};
-use commit::{Committer, commit_all, row_transition, transition};
+use commit::{commit_all, commit_transition, row_transition, transition};
 use context::{
     context_tail, create_handler, handler_context, handler_context_json, handler_entry, message_of,
     prepare_handler,
@@ -178,7 +179,7 @@ pub struct ApplyOptions {
     /// The policy (recovery, pools, execution rule, simulation).
     pub policy: Policy,
     /// Overrides the policy's execution rule.
-    pub execution_rule: Option<String>,
+    pub execution_rule: Option<ExecutionRule>,
     /// Actions running at once, at most.
     pub max_workers: usize,
     /// Who this applier is (for the lease).
@@ -206,7 +207,7 @@ pub struct PlanOutcome {
     /// The plan.
     pub uuid: String,
     /// Its final state.
-    pub state: String,
+    pub state: PlanState,
     /// Its status message.
     pub status_message: Option<String>,
     /// Problems found by the simulation, if it failed.
@@ -226,28 +227,28 @@ enum St {
 }
 
 impl St {
-    fn from_db(s: &str) -> St {
+    fn from_db(s: ActionState) -> St {
         match s {
-            "SUCCEEDED" => St::Succeeded,
-            "FAILED" => St::Failed,
-            "SKIPPED" => St::Skipped,
-            "CANCELLED" | "DELETED" => St::Cancelled,
-            "ONGOING" => St::Running,
-            _ => St::Pending,
+            ActionState::Succeeded => St::Succeeded,
+            ActionState::Failed => St::Failed,
+            ActionState::Skipped => St::Skipped,
+            ActionState::Cancelled | ActionState::Deleted => St::Cancelled,
+            ActionState::Ongoing => St::Running,
+            ActionState::Pending => St::Pending,
         }
     }
     fn done(self) -> bool {
         !matches!(self, St::Pending | St::Running)
     }
     /// Its name in the store (an ignored action stays PENDING).
-    fn db(self) -> &'static str {
+    fn db(self) -> ActionState {
         match self {
-            St::Pending | St::Ignored => "PENDING",
-            St::Running => "ONGOING",
-            St::Succeeded => "SUCCEEDED",
-            St::Failed => "FAILED",
-            St::Skipped => "SKIPPED",
-            St::Cancelled => "CANCELLED",
+            St::Pending | St::Ignored => ActionState::Pending,
+            St::Running => ActionState::Ongoing,
+            St::Succeeded => ActionState::Succeeded,
+            St::Failed => ActionState::Failed,
+            St::Skipped => ActionState::Skipped,
+            St::Cancelled => ActionState::Cancelled,
         }
     }
 }
@@ -281,11 +282,12 @@ fn test_row(name: &str) -> ActionRow {
         action_type: "nop".into(),
         action_type_version: "1.0.0".into(),
         input_parameters: json!({}),
-        state: "PENDING".into(),
+        state: ActionState::Pending,
         parents: Vec::new(),
         outputs: None,
         status_message: None,
         created_at: String::new(),
         updated_at: None,
+        execute_failed: false,
     }
 }

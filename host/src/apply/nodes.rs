@@ -28,12 +28,9 @@ impl Applier {
                     .as_f64()
                     .unwrap_or(f64::NAN);
                 let refs = declared_pointers(&extra, &row.name);
-                let state = St::from_db(&row.state);
-                let execute_failed = state == St::Failed
-                    && row
-                        .status_message
-                        .as_deref()
-                        .is_some_and(|m| m.starts_with("Action failed in execute"));
+                let state = St::from_db(row.state);
+                // A stored fact (schema 9), never read out of the message.
+                let execute_failed = state == St::Failed && row.execute_failed;
                 Node {
                     row,
                     parents,

@@ -21,11 +21,11 @@ impl Applier {
                 db(&shared, move |s| {
                     s.action_transition(
                         &u,
-                        &["ONGOING"],
-                        "PENDING",
+                        &[ActionState::Ongoing],
+                        ActionState::Pending,
                         Some("Interrupted while ONGOING; its action type is idempotent, so it runs again."),
                         None,
-                        "action.update",
+                        EventType::ActionUpdate,
                     )
                 })
                 .await?;
@@ -48,12 +48,12 @@ impl Applier {
             };
             let (state, msg) = match verdict {
                 Ok(()) => (
-                    "SUCCEEDED",
+                    ActionState::Succeeded,
                     "Interrupted while ONGOING; its post_condition confirms it took effect."
                         .to_string(),
                 ),
                 Err(why) => (
-                    "FAILED",
+                    ActionState::Failed,
                     format!(
                         "Interrupted while ONGOING (the applier stopped) and not idempotent: it may or may not have run, \
                          and its post_condition cannot tell ({why}). Check the resource; it was not run again."
@@ -61,7 +61,14 @@ impl Applier {
                 ),
             };
             db(&shared, move |s| {
-                s.action_transition(&u, &["ONGOING"], state, Some(&msg), None, "action.update")
+                s.action_transition(
+                    &u,
+                    &[ActionState::Ongoing],
+                    state,
+                    Some(&msg),
+                    None,
+                    EventType::ActionUpdate,
+                )
             })
             .await?;
             n.state = St::from_db(state);

@@ -37,7 +37,7 @@ impl Applier {
             if !(revertible_type && revertible_handler) {
                 continue;
             }
-            let (u, plan) = (n.row.uuid.clone(), shared.plan_uuid.clone());
+            let u = n.row.uuid.clone();
             let result = match create_handler(
                 &shared,
                 entry,
@@ -51,22 +51,25 @@ impl Applier {
             };
             let (event, msg) = match result {
                 Ok(()) => (
-                    "action.revert.end",
+                    EventType::ActionRevertEnd,
                     "Reverted: the plan rolled back after a failure.".to_string(),
                 ),
                 Err(e) => (
-                    "action.revert.error",
+                    EventType::ActionRevertError,
                     format!("Revert failed during rollback: {e}"),
                 ),
             };
+            // A compare-and-set transition as every applier write: the
+            // action stays SUCCEEDED, with the revert's message and event.
             db(&shared, move |s| {
-                s.note(event, "action", &u, &plan, json!({"status_message": msg}))?;
-                s.write(|tx| {
-                    tx.execute(
-                        "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
-                        rusqlite::params![msg, crate::store::now(), u],
-                    )
-                })
+                s.action_transition(
+                    &u,
+                    &[ActionState::Succeeded],
+                    ActionState::Succeeded,
+                    Some(&msg),
+                    None,
+                    event,
+                )
                 .map(|_| ())
             })
             .await?;

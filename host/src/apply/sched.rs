@@ -19,31 +19,16 @@
 //!   ([`Sched::release`], idempotent).
 
 use super::{Node, St};
+use crate::states::{ActionState, EventType};
 use crate::store::apply::ActionTransition;
 use crate::store::plans::ActionRow;
 use serde_json::Value;
 use std::collections::{BinaryHeap, HashMap};
 
-/// Watcher's execution rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Rule {
-    /// Sextant's default: an action whose parent failed is CANCELLED.
-    Strict,
-    /// Watcher's ALWAYS: children run whatever their parents came to.
-    Always,
-    /// Watcher's ANY: a child runs only if its first parent's execute failed.
-    Any,
-}
-
-impl Rule {
-    pub(super) fn parse(s: &str) -> Rule {
-        match s {
-            "STRICT" => Rule::Strict,
-            "ANY" => Rule::Any,
-            _ => Rule::Always,
-        }
-    }
-}
+/// Watcher's execution rules: STRICT (Sextant's default: an action whose
+/// parent failed is CANCELLED), ALWAYS (children run whatever their parents
+/// came to), ANY (a child runs only if its first parent's execute failed).
+pub(super) use crate::states::ExecutionRule as Rule;
 
 /// A ready action in the queue: highest priority first, then creation order.
 #[derive(PartialEq)]
@@ -321,18 +306,18 @@ impl Sched {
                         "Cancelled: its parent {} is {}.",
                         nodes[bad].row.name,
                         if nodes[bad].state == St::Failed {
-                            "FAILED"
+                            ActionState::Failed
                         } else {
-                            "CANCELLED"
+                            ActionState::Cancelled
                         }
                     );
                     self.to_commit.push(super::row_transition(
                         &nodes[i].row,
-                        &["PENDING"],
-                        "CANCELLED",
+                        &[ActionState::Pending],
+                        ActionState::Cancelled,
                         Some(msg),
                         None,
-                        "action.update",
+                        EventType::ActionUpdate,
                     ));
                     self.nodes[i].state = St::Cancelled;
                     return true;
@@ -364,15 +349,15 @@ impl Sched {
     pub(super) fn cancel_pending(
         &mut self,
         message: Option<String>,
-        event: &str,
+        event: EventType,
     ) -> Vec<ActionTransition> {
         self.ready.clear();
         let mut out = Vec::new();
         for n in self.nodes.iter_mut().filter(|n| n.state == St::Pending) {
             out.push(super::row_transition(
                 &n.row,
-                &["PENDING"],
-                "CANCELLED",
+                &[ActionState::Pending],
+                ActionState::Cancelled,
                 message.clone(),
                 None,
                 event,
@@ -478,7 +463,7 @@ mod tests {
         s.complete(done(0, St::Failed), |_| Stop::Halt("a failed".into()));
         assert!(!s.open());
         assert_eq!(s.pop_ready(), None);
-        let t = s.cancel_pending(None, "action.update");
+        let t = s.cancel_pending(None, EventType::ActionUpdate);
         assert_eq!(t.len(), 1);
         assert_eq!(s.nodes[1].state, St::Cancelled);
     }

@@ -5,7 +5,7 @@ use super::*;
 /// Shared by the engine and its action tasks.
 pub(super) struct Shared {
     pub(super) store: Arc<Mutex<Store>>,
-    pub(super) committer: Committer,
+    pub(super) committer: crate::store::GroupCommit,
     /// Handler entry by (action type, version): the mapper's answer does
     /// not change during a run.
     pub(super) entries: Mutex<HashMap<(String, String), Result<String, String>>>,

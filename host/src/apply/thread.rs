@@ -147,11 +147,11 @@ pub(super) fn run_on_thread(run: &Run, link: &TaskLink, start: Start) -> ThreadE
             Err(why) => {
                 let t = row_transition(
                     &row,
-                    &["PENDING", "ONGOING"],
-                    "FAILED",
+                    &[ActionState::Pending, ActionState::Ongoing],
+                    ActionState::Failed,
                     Some(format!("Action failed in pre_condition: {why}")),
                     None,
-                    "action.execution.error",
+                    EventType::ActionExecutionError,
                 );
 
                 AttemptEnd::Finished {

@@ -87,7 +87,7 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
         let (retries, from, msg) = if before_ongoing {
             (
                 0,
-                &["PENDING"][..],
+                &[ActionState::Pending][..],
                 format!(
                     "Action failed in pre_condition: timed out after {}s before it started.",
                     recovery.timeout.as_secs_f64()
@@ -96,7 +96,7 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
         } else {
             (
                 recovery.retries,
-                &["ONGOING"][..],
+                &[ActionState::Ongoing][..],
                 format!("Action failed in execute: {why}"),
             )
         };
@@ -106,11 +106,11 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             let _ = transition(
                 &shared,
                 &row,
-                &["ONGOING"],
-                "PENDING",
+                &[ActionState::Ongoing],
+                ActionState::Pending,
                 Some(STOPPED_MESSAGE.into()),
                 None,
-                "action.update",
+                EventType::ActionUpdate,
             )
             .await;
             lock(&run.sched).running -= 1;
@@ -123,23 +123,25 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             let plan = shared.plan_uuid.clone();
             let note = json!({"attempt": attempt + 1, "of": recovery.retries, "error": why, "retry_in_seconds": delay.as_secs_f64()});
             let _ = db(&shared, move |st| {
-                st.note("action.execution.retry", "action", &u, &plan, note)
+                st.note(EventType::ActionExecutionRetry, &u, Some(&plan), note)
             })
             .await;
             tokio::time::sleep(delay).await;
             start = Start::Attempt(index, attempt + 1);
             continue;
         }
-        let failed = transition(
-            &shared,
+        let mut t = row_transition(
             &row,
             from,
-            "FAILED",
+            ActionState::Failed,
             Some(msg),
             None,
-            "action.execution.error",
-        )
-        .await;
+            EventType::ActionExecutionError,
+        );
+        if from_execute {
+            t = t.in_execute();
+        }
+        let failed = commit_transition(&shared, t).await;
         let mut c = Completion {
             index,
             state: St::Failed,
@@ -161,8 +163,8 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             // the store has the last word.
             let u = uuid.clone();
             if let Ok(a) = db(&shared, move |st| st.action(&u)).await {
-                c.state = St::from_db(&a.state);
-                c.execute_failed = false;
+                c.state = St::from_db(a.state);
+                c.execute_failed = a.execute_failed;
                 c.outputs = a.outputs;
             }
         }

@@ -6,6 +6,7 @@ use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, StopSignal};
 use crate::policy::Policy;
+use crate::states::{ActionState, ExecutionRule, PlanState};
 use crate::store::{Store, StoreError};
 use serde_json::Value;
 use std::io::IsTerminal;
@@ -43,7 +44,7 @@ fn policy_for(
 /// started with (recorded in its extras), else the defaults.
 struct Resolved {
     policy: Policy,
-    execution_rule: Option<String>,
+    execution_rule: Option<ExecutionRule>,
     max_workers: usize,
     /// What the plan was started with before (`extra.applied_with`).
     applied_with: Value,
@@ -58,13 +59,13 @@ fn resolve(
     flags: &RunFlags<'_>,
     vocab: &dyn Fn() -> crate::policy::Vocabulary,
 ) -> Result<Resolved, CliError> {
-    if let Some(r) = flags.execution_rule
-        && !["STRICT", "ALWAYS", "ANY"].contains(&r.to_uppercase().as_str())
-    {
-        return Err(input(format!(
-            "--execution-rule {r} is not STRICT, ALWAYS or ANY"
-        )));
-    }
+    let flag_rule =
+        match flags.execution_rule {
+            Some(r) => Some(r.to_uppercase().parse::<ExecutionRule>().map_err(|_| {
+                input(format!("--execution-rule {r} is not STRICT, ALWAYS or ANY"))
+            })?),
+            None => None,
+        };
     if flags.max_workers == Some(0) {
         return Err(input("--max-workers must be at least 1".to_string()));
     }
@@ -73,10 +74,13 @@ fn resolve(
     let recorded = &extra["applied_with"];
     Ok(Resolved {
         policy,
-        execution_rule: flags
-            .execution_rule
-            .map(str::to_uppercase)
-            .or_else(|| recorded["execution_rule"].as_str().map(str::to_string)),
+        execution_rule: match (flag_rule, recorded["execution_rule"].as_str()) {
+            (Some(r), _) => Some(r),
+            (None, Some(r)) => Some(r.parse::<ExecutionRule>().map_err(|e| {
+                anyhow::anyhow!("action plan {plan}: the execution rule it was started with: {e}")
+            })?),
+            (None, None) => None,
+        },
         max_workers: flags
             .max_workers
             .or_else(|| {
@@ -119,7 +123,7 @@ fn record_flags(
     plan: &str,
     flags: &RunFlags<'_>,
     resolved: &Resolved,
-    from: &[&str],
+    from: &[PlanState],
     queue: bool,
 ) -> Result<bool, CliError> {
     let explicit =
@@ -135,7 +139,7 @@ fn record_flags(
         applied_with["policy"] =
             serde_json::to_value(&resolved.policy).map_err(|e| anyhow::anyhow!(e))?;
     }
-    if let Some(r) = &resolved.execution_rule
+    if let Some(r) = resolved.execution_rule
         && flags.execution_rule.is_some()
     {
         applied_with["execution_rule"] = Value::from(r.as_str());
@@ -189,7 +193,12 @@ pub fn apply_now_with(
         &p.uuid,
         flags,
         &resolved,
-        &["RECOMMENDED", "PENDING", "ONGOING", "CANCELLING"],
+        &[
+            PlanState::Recommended,
+            PlanState::Pending,
+            PlanState::Ongoing,
+            PlanState::Cancelling,
+        ],
         false,
     )? {
         return Err(input(format!(
@@ -318,19 +327,15 @@ fn progress_bar(
         );
         loop {
             if let Ok(actions) = store.actions(&plan) {
-                let count = |s: &[&str]| {
-                    actions
-                        .iter()
-                        .filter(|a| s.contains(&a.state.as_str()))
-                        .count()
-                };
-                let done = count(&["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]);
+                let count =
+                    |s: &[ActionState]| actions.iter().filter(|a| s.contains(&a.state)).count();
+                let done = actions.iter().filter(|a| a.state.is_terminal()).count();
                 bar.set_length(actions.len() as u64);
                 bar.set_position(done as u64);
                 bar.set_message(format!(
                     "running {}  failed {}",
-                    count(&["ONGOING"]),
-                    count(&["FAILED"])
+                    count(&[ActionState::Ongoing]),
+                    count(&[ActionState::Failed])
                 ));
             }
             if flag.load(std::sync::atomic::Ordering::SeqCst) {
@@ -373,14 +378,14 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
                     a.uuid.clone(),
                     a.name.clone(),
                     a.action_type.clone(),
-                    a.state.clone(),
+                    a.state.to_string(),
                     a.status_message.clone().unwrap_or_default(),
                 ]);
             }
             out!("{}", t.render());
         }
     }
-    Ok(if o.state == "SUCCEEDED" {
+    Ok(if o.state == PlanState::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -390,18 +395,18 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
 /// Why a plan in `state` is not started, and what to do instead: `start`
 /// and `start --wait` take RECOMMENDED plans only, as Watcher's
 /// `POST /v1/action_plans/{uuid}/start` does (else 400 `StartError`).
-fn not_startable(uuid: &str, state: &str) -> CliError {
+fn not_startable(uuid: &str, state: PlanState) -> CliError {
     let what = match state {
-        "PENDING" => format!(
+        PlanState::Pending => format!(
             "it is queued: `sextant serve` runs it, or `sextant action-plan resume {uuid}` runs it here"
         ),
-        "ONGOING" | "CANCELLING" => format!(
+        PlanState::Ongoing | PlanState::Cancelling => format!(
             "it was started already; if its applier was interrupted, `sextant action-plan resume {uuid}` goes on with it"
         ),
-        "FAILED" | "CANCELLED" => format!(
+        PlanState::Failed | PlanState::Cancelled => format!(
             "it has ended; `sextant action-plan retry {uuid}` makes a new plan of its unfinished actions"
         ),
-        "SUCCEEDED" => "it has run to the end".to_string(),
+        PlanState::Succeeded => "it has run to the end".to_string(),
         _ => "its audit made a newer plan".to_string(),
     };
     input(format!(
@@ -413,8 +418,8 @@ fn not_startable(uuid: &str, state: &str) -> CliError {
 pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Format) -> CliResult {
     if wait {
         let p = Store::open(&env.db)?.plan(plan).map_err(store_input)?;
-        if p.state != "RECOMMENDED" {
-            return Err(not_startable(&p.uuid, &p.state));
+        if p.state != PlanState::Recommended {
+            return Err(not_startable(&p.uuid, p.state));
         }
         let o = apply_now(env, &p.uuid, flags)?;
         return print_outcome(env, &o, format);
@@ -430,15 +435,15 @@ pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Fo
         &p.uuid,
         flags,
         &resolved,
-        &["RECOMMENDED"],
+        &[PlanState::Recommended],
         true,
     )? {
         let state = store.plan(&p.uuid).map_err(store_input)?.state;
-        return Err(not_startable(&p.uuid, &state));
+        return Err(not_startable(&p.uuid, state));
     }
     if !print_structured(
         format,
-        &serde_json::json!({"action_plan": p.uuid, "state": "PENDING"}),
+        &serde_json::json!({"action_plan": p.uuid, "state": PlanState::Pending}),
     )? {
         outln!("action plan {}: PENDING (sextant serve runs it)", p.uuid);
     }
@@ -469,7 +474,7 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
             store
                 .plans(None)?
                 .into_iter()
-                .filter(|p| ["ONGOING", "CANCELLING", "PENDING"].contains(&p.state.as_str()))
+                .filter(|p| p.state.is_running())
                 .map(|p| p.uuid)
                 .collect()
         }
@@ -501,7 +506,7 @@ pub fn skip(
     store.skip_action(&uuid, reason).map_err(store_input)?;
     if !print_structured(
         format,
-        &serde_json::json!({"action": uuid, "state": "SKIPPED"}),
+        &serde_json::json!({"action": uuid, "state": ActionState::Skipped}),
     )? {
         outln!("action {uuid}: SKIPPED");
     }
@@ -539,7 +544,7 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
                     t.row(vec![
                         e.id.to_string(),
                         e.at.clone(),
-                        e.event_type.clone(),
+                        e.event_type.to_string(),
                         format!("{} {}", e.object_type, e.object_uuid),
                         match (&e.old_state, &e.new_state) {
                             (Some(o), Some(n)) => format!("{o} -> {n}"),

@@ -9,7 +9,9 @@ use crate::decide::{
     AuditContext, AuditRequest, DecideError, find_goal, find_strategy, prepare_audit, run_audit,
     trigger_audit, validate_parameters,
 };
+use crate::states::AuditState;
 use crate::store::StoreError;
+use crate::store::audits::AuditChanges;
 use crate::store::audits::NewTemplate;
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -459,7 +461,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                     outln!("  action plan: {p}");
                 }
             }
-            if a.state == "FAILED" {
+            if a.state == AuditState::Failed {
                 return Ok(ExitCode::from(1));
             }
         }
@@ -497,7 +499,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                         a.uuid.clone(),
                         a.name.clone(),
                         a.audit_type.clone(),
-                        a.state.clone(),
+                        a.state.to_string(),
                         a.goal_name.clone(),
                         a.strategy_name.clone().unwrap_or_else(|| "-".into()),
                         a.auto_trigger.to_string(),
@@ -522,14 +524,19 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             if !print_structured(format, &a)? {
                 outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
             }
-            if a.state == "FAILED" {
+            if a.state == AuditState::Failed {
                 return Ok(ExitCode::from(1));
             }
         }
         AuditCommand::Cancel { audit, format } => {
             let a = store.audit(&audit).map_err(input_error)?;
             let a = store
-                .transition_audit(&a.uuid, "CANCELLED", Some("cancelled by the operator"), &[])
+                .transition_audit(
+                    &a.uuid,
+                    AuditState::Cancelled,
+                    Some("cancelled by the operator"),
+                    &AuditChanges::default(),
+                )
                 .map_err(input_error)?;
             if !print_structured(format, &a)? {
                 outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
@@ -548,7 +555,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             for id in &audits {
                 let a = store.audit(id).map_err(input_error)?;
                 let a = store
-                    .transition_audit(&a.uuid, "DELETED", None, &[])
+                    .transition_audit(&a.uuid, AuditState::Deleted, None, &AuditChanges::default())
                     .map_err(input_error)?;
                 if format == Format::Table {
                     outln!("deleted audit {} ({})", a.name, a.uuid);

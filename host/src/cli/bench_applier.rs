@@ -6,6 +6,7 @@ use super::output::outln;
 use super::{CliResult, Env};
 use crate::apply::{Applier, ApplyOptions, owner_id};
 use crate::plan::makespan::{critical_path, makespan};
+use crate::states::{ActionState, EventType, PlanState};
 use crate::store::Store;
 use crate::store::plans::{NewPlan, NewPlanRow};
 use serde_json::{Value, json};
@@ -47,7 +48,7 @@ pub(super) fn run_plan(
     let names: Vec<String> = (0..actions.len()).map(|i| format!("a{i}")).collect();
     let params: Vec<String> = actions.iter().map(|(_, p, _)| p.to_string()).collect();
     let plan = store.create_plan(&NewPlan {
-        state: "RECOMMENDED".into(),
+        state: PlanState::Recommended,
         rows: actions
             .iter()
             .zip(&names)
@@ -58,7 +59,7 @@ pub(super) fn run_plan(
                 action_type_version: "1.0.0",
                 input_parameters_json: json,
                 parents,
-                state: "PENDING",
+                state: ActionState::Pending,
             })
             .collect(),
         ..Default::default()
@@ -95,7 +96,7 @@ pub(super) fn run_plan(
     let outcome = rt.block_on(applier.run())?;
     let secs = t.elapsed().as_secs_f64();
     anyhow::ensure!(
-        outcome.state == "SUCCEEDED",
+        outcome.state == PlanState::Succeeded,
         "the bench plan ended {}",
         outcome.state
     );
@@ -115,7 +116,7 @@ fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::
         .map(|i| if i > 0 { vec![i - 1] } else { vec![] })
         .collect();
     let plan = store.create_plan(&NewPlan {
-        state: "RECOMMENDED".into(),
+        state: PlanState::Recommended,
         rows: names
             .iter()
             .zip(&parents)
@@ -125,14 +126,14 @@ fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::
                 action_type_version: "1.0.0",
                 input_parameters_json: r#"{"message":null}"#,
                 parents,
-                state: "PENDING",
+                state: ActionState::Pending,
             })
             .collect(),
         ..Default::default()
     })?;
     let rows = store.actions(&plan.uuid)?;
-    let transition = |k: usize, from: &str, to: &str, event: &str| {
-        let outputs = (to == "SUCCEEDED").then(|| json!({}));
+    let transition = |k: usize, from: ActionState, to: ActionState, event: EventType| {
+        let outputs = (to == ActionState::Succeeded).then(|| json!({}));
         ActionTransition::new(&rows[k].uuid, &[from], to, None, outputs, event)
             .known(&plan.uuid, &rows[k].name)
     };
@@ -142,16 +143,16 @@ fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::
         if k > 0 {
             batch.push(transition(
                 k - 1,
-                "ONGOING",
-                "SUCCEEDED",
-                "action.execution.end",
+                ActionState::Ongoing,
+                ActionState::Succeeded,
+                EventType::ActionExecutionEnd,
             ));
         }
         batch.push(transition(
             k,
-            "PENDING",
-            "ONGOING",
-            "action.execution.start",
+            ActionState::Pending,
+            ActionState::Ongoing,
+            EventType::ActionExecutionStart,
         ));
         for r in store.action_transitions(&batch)? {
             anyhow::ensure!(matches!(r, Ok(true)), "a baseline transition did not apply");

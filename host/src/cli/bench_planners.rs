@@ -161,8 +161,8 @@ pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
         let extra = json!({"planner": std::mem::take(&mut planned.extra)});
         store.create_plan(&NewPlan {
             planner: Some(planner.into()),
-            state: planned.action_plan_state.clone(),
-            rows: planned.rows(&specs, |_| "1.0.0", "PENDING"),
+            state: planned.action_plan_state,
+            rows: planned.rows(&specs, |_| "1.0.0", crate::states::ActionState::Pending),
             extra,
             ..Default::default()
         })?;

@@ -79,8 +79,8 @@ fn plan_in_process(env: &Env, file: &Path, db: &Path) -> anyhow::Result<(f64, f6
     let plan_s = t.elapsed().as_secs_f64();
     store.create_plan(&NewPlan {
         planner: Some(req.planner.clone()),
-        state: planned.action_plan_state.clone(),
-        rows: planned.rows(&req.actions, |_| "", "PENDING"),
+        state: planned.action_plan_state,
+        rows: planned.rows(&req.actions, |_| "", crate::states::ActionState::Pending),
         extra: json!({"planner": planned.extra}),
         ..Default::default()
     })?;

@@ -7,6 +7,7 @@ use super::output::{Format, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{AuditContext, AuditRequest, prepare_audit, run_audit};
+use crate::states::{ActionState, PlanState};
 use serde_json::json;
 use sextant_plugin_api::model::ClusterModel;
 use sextant_sim_store::SimDb;
@@ -154,7 +155,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     let migrations = store
         .actions(&plan)?
         .iter()
-        .filter(|a| a.action_type == "migrate" && a.state == "SUCCEEDED")
+        .filter(|a| a.action_type == "migrate" && a.state == ActionState::Succeeded)
         .count();
     let overloaded = over_capacity(&after_model);
     let doc = json!({
@@ -180,7 +181,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             outln!("Over capacity: {}", overloaded.join("; "));
         }
     }
-    Ok(if outcome.state == "SUCCEEDED" {
+    Ok(if outcome.state == PlanState::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

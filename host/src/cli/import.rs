@@ -11,6 +11,7 @@ use super::{CliError, CliResult, Env};
 use crate::action_types::template;
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plan::PlanError;
+use crate::states::{ActionState, PlanState};
 use crate::store::plans::{NewPlan, NewPlanRow};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -57,7 +58,7 @@ struct Row {
     action_type_version: String,
     input_parameters_json: String,
     parents: Vec<String>,
-    state: &'static str,
+    state: ActionState,
     /// Names of the actions whose outputs its parameters read.
     refs: Vec<String>,
     /// The parameters (JSON pointers) that hold those context references:
@@ -106,8 +107,8 @@ fn row(
     let at_fault =
         |e: &dyn std::fmt::Display| input(format!("{}: action {}: {e}", file.display(), a.id));
     let state = match a.initial_state.as_deref() {
-        None | Some("PENDING") => "PENDING",
-        Some("SKIPPED") => "SKIPPED",
+        None | Some("PENDING") => ActionState::Pending,
+        Some("SKIPPED") => ActionState::Skipped,
         Some(s) => {
             return Err(at_fault(&format!(
                 "initial_state {s} is not PENDING or SKIPPED"
@@ -236,7 +237,7 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
         .collect();
     let (mut store, _, _) = env.open_store_synced_with(&types)?;
     let plan = store.create_plan(&NewPlan {
-        state: "RECOMMENDED".into(),
+        state: PlanState::Recommended,
         rows: rows
             .iter()
             .enumerate()

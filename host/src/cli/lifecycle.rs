@@ -8,7 +8,9 @@ use super::output::outln;
 use super::output::{Format, print_structured};
 use super::{CliError, CliResult, Env};
 use crate::decide::schedule;
+use crate::states::AuditState;
 use crate::store::StoreError;
+use crate::store::audits::AuditChanges;
 use crate::store::lifecycle::TemplateChange;
 use serde_json::json;
 use std::process::ExitCode;
@@ -73,13 +75,13 @@ pub fn retry_plan(env: &Env, id: &str, format: Format) -> CliResult {
 /// audits from FAILED, SUCCEEDED, CANCELLED and SUSPENDED only
 /// (`DELETE /v1/audits`).
 pub fn audit_delete_refusal(a: &crate::store::audits::AuditRow) -> Option<CliError> {
-    if crate::store::audits::audit_transition_allowed(&a.state, "DELETED") {
+    if a.state.may_become(AuditState::Deleted) {
         return None;
     }
     Some(store_input(StoreError::Refused {
         kind: "audit",
         id: a.uuid.clone(),
-        state: a.state.clone(),
+        state: a.state.to_string(),
         what: format!(
             "an audit that has not ended is not deleted; cancel it first (`sextant audit cancel {}`) or suspend it (`sextant audit update {} --state SUSPENDED`)",
             a.uuid, a.uuid
@@ -88,7 +90,11 @@ pub fn audit_delete_refusal(a: &crate::store::audits::AuditRow) -> Option<CliErr
 }
 
 /// The states `audit update --state` moves an audit to.
-pub const AUDIT_UPDATE_STATES: [&str; 3] = ["SUSPENDED", "ONGOING", "CANCELLED"];
+pub const AUDIT_UPDATE_STATES: [AuditState; 3] = [
+    AuditState::Suspended,
+    AuditState::Ongoing,
+    AuditState::Cancelled,
+];
 
 /// `audit update ID [--state S] [--interval I]`: Watcher's audit PATCH of
 /// `/state` (ONGOING → SUSPENDED suspends, SUSPENDED → ONGOING resumes,
@@ -103,18 +109,23 @@ pub fn update_audit(
     if state.is_none() && interval.is_none() {
         return Err(input("nothing to change: give --state or --interval"));
     }
-    let state = state.map(str::to_uppercase);
-    if let Some(s) = &state
-        && !AUDIT_UPDATE_STATES.contains(&s.as_str())
-    {
-        return Err(input(format!(
-            "--state {s}: an audit is updated to one of {}",
-            AUDIT_UPDATE_STATES.join(", ")
-        )));
-    }
+    let state = match state {
+        None => None,
+        Some(s) => match s.to_uppercase().parse::<AuditState>() {
+            Ok(to) if AUDIT_UPDATE_STATES.contains(&to) => Some(to),
+            _ => {
+                let names: Vec<&str> = AUDIT_UPDATE_STATES.iter().map(|s| s.as_str()).collect();
+                return Err(input(format!(
+                    "--state {}: an audit is updated to one of {}",
+                    s.to_uppercase(),
+                    names.join(", ")
+                )));
+            }
+        },
+    };
     let (mut store, _, _) = env.open_store_synced()?;
     let a = store.audit(id).map_err(store_input)?;
-    let mut extra: Vec<(&str, rusqlite::types::Value)> = Vec::new();
+    let mut extra = AuditChanges::default();
     if let Some(i) = interval {
         if a.audit_type != "CONTINUOUS" {
             return Err(input(format!(
@@ -122,7 +133,10 @@ pub fn update_audit(
                 a.uuid, a.audit_type
             )));
         }
-        if !["PENDING", "ONGOING", "SUSPENDED"].contains(&a.state.as_str()) {
+        if !matches!(
+            a.state,
+            AuditState::Pending | AuditState::Ongoing | AuditState::Suspended
+        ) {
             return Err(input(format!(
                 "audit {} is {}: it has ended; create a new audit",
                 a.uuid, a.state
@@ -134,38 +148,35 @@ pub fn update_audit(
         let next = parsed
             .next_after(chrono::Utc::now())
             .map(schedule::format_time);
-        extra.push(("interval", rusqlite::types::Value::Text(i.to_string())));
-        extra.push((
-            "next_run_time",
-            next.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
-        ));
+        extra.interval = Some(i.to_string());
+        extra.next_run_time = Some(next);
     }
-    let to = state.clone().unwrap_or_else(|| a.state.clone());
-    if to != a.state && !crate::store::audits::audit_transition_allowed(&a.state, &to) {
-        let what = match (a.state.as_str(), to.as_str()) {
-            ("PENDING", "SUSPENDED") => {
+    let to = state.unwrap_or(a.state);
+    if to != a.state && !a.state.may_become(to) {
+        let what = match (a.state, to) {
+            (AuditState::Pending, AuditState::Suspended) => {
                 "it has not run yet; cancel it, or suspend it once it is ONGOING"
             }
-            (_, "SUSPENDED") => "only an ONGOING audit is suspended",
-            (_, "ONGOING") => "only a SUSPENDED audit is resumed",
+            (_, AuditState::Suspended) => "only an ONGOING audit is suspended",
+            (_, AuditState::Ongoing) => "only a SUSPENDED audit is resumed",
             _ => "only a PENDING or ONGOING audit is cancelled",
         };
         return Err(store_input(StoreError::Refused {
             kind: "audit",
             id: a.uuid,
-            state: a.state,
+            state: a.state.to_string(),
             what: format!("cannot go to {to}: {what}"),
         }));
     }
-    let message = match to.as_str() {
+    let message = match to {
         _ if to == a.state => None,
-        "SUSPENDED" => Some("suspended by the operator"),
-        "ONGOING" => Some("resumed by the operator"),
+        AuditState::Suspended => Some("suspended by the operator"),
+        AuditState::Ongoing => Some("resumed by the operator"),
         _ => Some("cancelled by the operator"),
     };
     let a = store
-        .move_audit(&a.uuid, &to, message, &extra, |from, to| {
-            from == to || crate::store::audits::audit_transition_allowed(from, to)
+        .move_audit(&a.uuid, to, message, &extra, |from, to| {
+            from == to || from.may_become(to)
         })
         .map_err(store_input)?;
     if !print_structured(format, &a)? {

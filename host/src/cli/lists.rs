@@ -298,12 +298,12 @@ mod tests {
         let mut s = crate::store::Store::open(&dir.path().join("s.db")).expect("open");
         let p = s
             .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 rows: vec![NewPlanRow {
                     name: "a",
                     action_type: "nop",
                     input_parameters_json: "{}",
-                    state: "PENDING",
+                    state: crate::states::ActionState::Pending,
                     ..Default::default()
                 }],
                 ..Default::default()

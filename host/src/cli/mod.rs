@@ -20,6 +20,7 @@ mod bench_import;
 mod bench_planners;
 mod bench_strategies;
 mod bench_user_path;
+pub(crate) mod datamodel;
 mod decide;
 mod demo;
 mod help_markdown;
@@ -115,6 +116,9 @@ enum Command {
     /// The simulated cloud: init, show, generate.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// The cluster model the configured collector sees now.
+    #[command(subcommand)]
+    Datamodel(datamodel::DatamodelCommand),
     /// Plans a solution statelessly: `planner`, `config`, `solution` and
     /// `instance_hosts` in a YAML or JSON file (Watcher's planner vectors).
     Plan {
@@ -161,6 +165,11 @@ enum Command {
         /// 366 days; default: run until killed).
         #[arg(long, value_name = "SECONDS", value_parser = parse_duration_arg)]
         exit_after: Option<std::time::Duration>,
+        /// Expose Sextant's own Prometheus metrics (GET /metrics) on this
+        /// address, e.g. 127.0.0.1:9464 (overrides the config's
+        /// metrics.listen).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Benchmarks that print JSON.
     #[command(subcommand)]
@@ -333,6 +342,7 @@ impl Env {
         crate::decide::ModelSource {
             collector: self.config.collector.clone(),
             config: serde_json::json!({"sim_db": self.sim_db()}),
+            metrics: self.config.metrics.clone(),
         }
     }
 
@@ -422,6 +432,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The database when `--db` is not given: `SEXTANT_DB`, else
+/// `sextant.db` in the data directory.
+fn default_db_path() -> PathBuf {
+    match std::env::var_os("SEXTANT_DB") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => crate::config::data_dir().join("sextant.db"),
+    }
+}
+
 fn run(cli: Cli) -> CliResult {
     // Generated from the command line alone: no config, store or plugins.
     match cli.command {
@@ -434,7 +453,7 @@ fn run(cli: Cli) -> CliResult {
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
-        db: cli.db.unwrap_or_else(crate::store::default_path),
+        db: cli.db.unwrap_or_else(default_db_path),
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),
@@ -447,7 +466,11 @@ fn run(cli: Cli) -> CliResult {
         Command::AuditTemplate(c) => audits::template(&env, c),
         Command::Audit(c) => audits::audit(&env, c),
         Command::Sim(c) => sim::run(&env, c),
-        Command::Serve { exit_after } => serve::serve(&env, exit_after),
+        Command::Datamodel(c) => datamodel::run(&env, c),
+        Command::Serve {
+            exit_after,
+            metrics,
+        } => serve::serve(&env, exit_after, metrics),
         Command::Notifications(c) => notifications::run(&env, c),
         Command::Plan {
             input,

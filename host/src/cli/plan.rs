@@ -65,8 +65,8 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         let (mut store, _) = env.open_store_synced_to(&plugins, &types)?;
         let plan = store.create_plan(&crate::store::plans::NewPlan {
             planner: Some(req.planner.clone()),
-            state: planned.action_plan_state.clone(),
-            rows: planned.rows(&specs, |_| "", "PENDING"),
+            state: planned.action_plan_state,
+            rows: planned.rows(&specs, |_| "", crate::states::ActionState::Pending),
             extra: serde_json::json!({"planner": planned.extra}),
             ..Default::default()
         })?;

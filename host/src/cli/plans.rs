@@ -394,7 +394,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                     t.row(vec![
                         p.uuid.clone(),
                         p.audit_uuid.clone().unwrap_or_else(|| "-".into()),
-                        p.state.clone(),
+                        p.state.to_string(),
                         p.planner.clone().unwrap_or_else(|| "-".into()),
                         p.actions.to_string(),
                         p.updated_at.clone().unwrap_or_else(|| p.created_at.clone()),
@@ -471,7 +471,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
                         a.name.clone(),
                         a.action_type.clone(),
                         resource(a),
-                        a.state.clone(),
+                        a.state.to_string(),
                         parent_names(&names, a),
                         a.status_message.clone().unwrap_or_default(),
                     ]);
@@ -512,7 +512,7 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
                         a.uuid.clone(),
                         a.name.clone(),
                         a.action_type.clone(),
-                        a.state.clone(),
+                        a.state.to_string(),
                         parent_names(&names, a),
                         a.status_message.clone().unwrap_or_default(),
                     ]);
@@ -552,12 +552,13 @@ mod tests {
             action_type: "migrate".into(),
             action_type_version: "1.0.0".into(),
             input_parameters: json!({"resource_id": "vm-1"}),
-            state: "PENDING".into(),
+            state: crate::states::ActionState::Pending,
             parents: parents.iter().map(|p| p.to_string()).collect(),
             outputs: None,
             status_message: None,
             created_at: "t".into(),
             updated_at: None,
+            execute_failed: false,
         }
     }
 

@@ -7,12 +7,15 @@
 //! appliers abort the running abortable actions (back to PENDING) and give
 //! the others the grace period (`grace_period`, 30 s by default), every
 //! plan stays resumable, and it exits 0. It tells systemd when it is ready
-//! and when it stops (`sd_notify`, when run under `Type=notify`).
+//! and when it stops (`sd_notify`, when run under `Type=notify`). With
+//! `--metrics ADDR` (or `metrics.listen`) it exposes its own metrics
+//! (`crate::telemetry`).
 
 use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
 use super::{CliResult, Env};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, tick_continuous};
+use crate::states::PlanState;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::thread::JoinHandle;
@@ -23,7 +26,11 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Runs until SIGTERM or SIGINT, or for `exit_after` (bounded by its
 /// parser; then it waits for the plans it runs to end).
-pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
+pub fn serve(
+    env: &Env,
+    exit_after: Option<Duration>,
+    metrics: Option<std::net::SocketAddr>,
+) -> CliResult {
     let stop = StopSignal::default();
     let _signals = SignalGuard(stop_on_signals(&stop)?);
     let types = env.action_types();
@@ -41,6 +48,22 @@ pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
         &env.config.notifications,
         crate::notify::last_event_id(&store),
     );
+    // Sextant's own metrics, on their own listener (docs/metrics.md).
+    let _metrics = match metrics.or(env.config.metrics.listen) {
+        Some(addr) => {
+            let m =
+                std::sync::Arc::new(std::sync::Mutex::new(crate::telemetry::Metrics::default()));
+            let listener = crate::telemetry::listener::start(addr, m.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            let collector = crate::telemetry::Collector::start(
+                env.db.clone(),
+                m,
+                crate::notify::last_event_id(&store),
+            );
+            Some((listener, collector))
+        }
+        None => None,
+    };
     let mut appliers: HashMap<String, JoinHandle<()>> = HashMap::new();
     let started = Instant::now();
     let deadline = exit_after.map(|d| started + d);
@@ -71,16 +94,14 @@ pub fn serve(env: &Env, exit_after: Option<Duration>) -> CliResult {
         // Queued and interrupted plans: one applier thread each.
         appliers.retain(|_, h| !h.is_finished());
         for p in store.plans(None)? {
-            let runnable = p.state == "PENDING"
-                || ((p.state == "ONGOING" || p.state == "CANCELLING")
-                    && store
-                        .lease(&p.uuid)?
-                        .is_none_or(|l| l.expires_at < crate::store::now()));
+            let runnable = p.state == PlanState::Pending
+                || ((p.state == PlanState::Ongoing || p.state == PlanState::Cancelling)
+                    && store.plan_lease_is_free(&p.uuid)?);
             if runnable && !appliers.contains_key(&p.uuid) && !stop.is_stopping() {
                 tracing::info!(
                     "applying action plan {} ({})",
                     p.uuid,
-                    if p.state == "PENDING" {
+                    if p.state == PlanState::Pending {
                         "queued"
                     } else {
                         "resuming"

@@ -25,12 +25,12 @@
 //! interval names, as Watcher's scheduler job simply fires again.
 
 use super::{
-    AuditContext, DecideError, engine_move, execute_strategy, new_plan, ongoing_plan,
-    plan_solution, queue_if_auto_triggered, running_plan_of, schedule, solution_columns,
+    AuditContext, DecideError, engine_move, execute_strategy, new_plan, plan_solution,
+    queue_if_auto_triggered, schedule, solution_changes,
 };
+use crate::states::{AuditState, PlanState};
 use crate::store::Store;
-use crate::store::audits::AuditRow;
-use serde_json::json;
+use crate::store::audits::{AuditChanges, AuditRow};
 
 /// Why a run of `audit` cannot start now: the plan in the way, its state,
 /// and the reason in words; `None` when it can run.
@@ -39,17 +39,17 @@ fn blocking_plan(
     audit: &AuditRow,
 ) -> Result<Option<(String, String, String)>, DecideError> {
     if audit.auto_trigger
-        && let Some((plan, state)) = running_plan_of(store, &audit.uuid)?
+        && let Some((plan, state)) = store.running_plan_of_audit(&audit.uuid)?
     {
         let why = format!("its auto-triggered action plan {plan} is still {state}");
-        return Ok(Some((plan, state, why)));
+        return Ok(Some((plan, state.to_string(), why)));
     }
     if !audit.force
-        && let Some(plan) = ongoing_plan(store)
+        && let Some(plan) = store.ongoing_plan()?
     {
         let why =
             format!("action plan {plan} is ONGOING (create the audit with --force to run anyway)");
-        return Ok(Some((plan, "ONGOING".into(), why)));
+        return Ok(Some((plan, PlanState::Ongoing.to_string(), why)));
     }
     Ok(None)
 }
@@ -73,33 +73,7 @@ fn skip_run(
         "run skipped: {why}; next run {}",
         next.as_deref().unwrap_or("none")
     );
-    store.write(|tx| {
-        let n = tx.execute(
-            "UPDATE audits SET status_message = ?1, next_run_time = ?2, updated_at = ?3 \
-             WHERE id = ?4 AND state = ?5 AND deleted = 0",
-            rusqlite::params![message, next, crate::store::now(), audit.id, audit.state],
-        )?;
-        if n == 1 {
-            crate::store::append_event(
-                tx,
-                &crate::store::Event::state_change(
-                    "audit.update",
-                    "audit",
-                    &audit.uuid,
-                    Some(&audit.state),
-                    &audit.state,
-                )
-                .with_payload(json!({
-                    "status_message": message,
-                    "skipped": true,
-                    "action_plan": plan,
-                    "action_plan_state": state,
-                    "next_run_time": next,
-                })),
-            )?;
-        }
-        Ok(())
-    })?;
+    store.record_skipped_run(audit, &message, next.as_deref(), (&plan, &state))?;
     Ok(store.audit(&audit.uuid)?)
 }
 
@@ -122,16 +96,13 @@ pub fn run_continuous(
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let audit = store.move_audit(
         uuid,
-        "ONGOING",
+        AuditState::Ongoing,
         None,
-        &[
-            ("hostname", rusqlite::types::Value::Text(host)),
-            (
-                "next_run_time",
-                next.clone()
-                    .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
-            ),
-        ],
+        &AuditChanges {
+            hostname: Some(host),
+            next_run_time: Some(next.clone()),
+            ..Default::default()
+        },
         engine_move,
     )?;
     cancel_recommended_plans(store, &audit)?;
@@ -142,7 +113,7 @@ pub fn run_continuous(
         Ok((run, mut planned)) => {
             let done = store.move_audit_with_plan(
                 uuid,
-                "ONGOING",
+                AuditState::Ongoing,
                 Some(&format!(
                     "{} actions recommended by {}{} (next run {})",
                     run.actions.len(),
@@ -153,7 +124,7 @@ pub fn run_continuous(
                     },
                     next.as_deref().unwrap_or("none")
                 )),
-                &solution_columns(&run),
+                &solution_changes(&run),
                 engine_move,
                 Some(&new_plan(&run, &mut planned)),
             )?;
@@ -162,7 +133,12 @@ pub fn run_continuous(
         }
         Err(msg) => {
             tracing::warn!("continuous audit {uuid} failed: {msg}");
-            Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?)
+            Ok(store.transition_audit(
+                uuid,
+                AuditState::Failed,
+                Some(&msg),
+                &AuditChanges::default(),
+            )?)
         }
     }
 }
@@ -170,39 +146,10 @@ pub fn run_continuous(
 /// Cancels the RECOMMENDED plans an audit produced before (Watcher cancels
 /// them at each run of a CONTINUOUS audit, reference section 4.4).
 fn cancel_recommended_plans(store: &mut Store, audit: &AuditRow) -> Result<(), DecideError> {
-    let audit_uuid = audit.uuid.clone();
-    store.write(|tx| {
-        let mut st = tx.prepare(
-            "SELECT p.id, p.uuid FROM action_plans p JOIN audits a ON a.id = p.audit_id \
-             WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state = 'RECOMMENDED'",
-        )?;
-        let plans: Vec<(i64, String)> = st
-            .query_map([&audit_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (id, uuid) in plans {
-            tx.execute(
-                "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
-                 WHERE id = ?3 AND state = 'RECOMMENDED'",
-                rusqlite::params![
-                    "superseded by a new run of its continuous audit",
-                    crate::store::now(),
-                    id
-                ],
-            )?;
-            crate::store::append_event(
-                tx,
-                &crate::store::Event::state_change(
-                    "action_plan.update",
-                    "action_plan",
-                    &uuid,
-                    Some("RECOMMENDED"),
-                    "CANCELLED",
-                )
-                .in_plan(&uuid),
-            )?;
-        }
-        Ok(())
-    })?;
+    store.cancel_recommended_plans_of_audit(
+        &audit.uuid,
+        "superseded by a new run of its continuous audit",
+    )?;
     Ok(())
 }
 
@@ -224,17 +171,31 @@ pub fn tick_continuous(
     let audits: Vec<AuditRow> = store
         .audits()?
         .into_iter()
-        .filter(|a| a.audit_type == "CONTINUOUS" && (a.state == "PENDING" || a.state == "ONGOING"))
+        .filter(|a| {
+            a.audit_type == "CONTINUOUS"
+                && (a.state == AuditState::Pending || a.state == AuditState::Ongoing)
+        })
         .collect();
     for a in audits {
         let parse = |t: &Option<String>| t.as_deref().and_then(|t| schedule::parse_time(t).ok());
         if let Some(end) = parse(&a.end_time)
             && end <= now
         {
-            if a.state == "PENDING" {
-                store.move_audit(&a.uuid, "ONGOING", None, &[], engine_move)?;
+            if a.state == AuditState::Pending {
+                store.move_audit(
+                    &a.uuid,
+                    AuditState::Ongoing,
+                    None,
+                    &AuditChanges::default(),
+                    engine_move,
+                )?;
             }
-            store.transition_audit(&a.uuid, "SUCCEEDED", Some("its end time is reached"), &[])?;
+            store.transition_audit(
+                &a.uuid,
+                AuditState::Succeeded,
+                Some("its end time is reached"),
+                &AuditChanges::default(),
+            )?;
             continue;
         }
         if let Some(start) = parse(&a.start_time)
@@ -248,8 +209,19 @@ pub fn tick_continuous(
             .as_deref()
             .and_then(|i| schedule::parse_interval(i).ok())
         else {
-            store.move_audit(&a.uuid, "ONGOING", None, &[], engine_move)?;
-            store.transition_audit(&a.uuid, "FAILED", Some("its interval is not valid"), &[])?;
+            store.move_audit(
+                &a.uuid,
+                AuditState::Ongoing,
+                None,
+                &AuditChanges::default(),
+                engine_move,
+            )?;
+            store.transition_audit(
+                &a.uuid,
+                AuditState::Failed,
+                Some("its interval is not valid"),
+                &AuditChanges::default(),
+            )?;
             continue;
         };
         let due = match parse(&a.next_run_time) {
@@ -269,7 +241,7 @@ pub fn tick_continuous(
         let next = interval.next_after(now);
         let done = run_continuous(store, ctx, &a.uuid, next)?;
         // A skipped first run leaves the audit PENDING, due again at `next`.
-        if (done.state == "ONGOING" || done.state == "PENDING")
+        if (done.state == AuditState::Ongoing || done.state == AuditState::Pending)
             && let Some(n) = next
         {
             note(n);
@@ -285,19 +257,14 @@ mod tests {
     use crate::plugins::PluginRegistry;
     use crate::store::audits::NewAudit;
     use crate::store::plans::NewPlan;
+    use serde_json::json;
 
     /// A store with one auto-triggered CONTINUOUS audit (every 60 s) and a
     /// plan of its own in `plan_state`.
-    fn audit_with_plan(dir: &std::path::Path, plan_state: &str) -> (Store, AuditRow, String) {
-        let mut store = Store::open(&dir.join("s.db")).expect("open");
-        store
-            .write(|tx| {
-                tx.execute(
-                    "INSERT INTO goals (uuid, name, display_name, created_at) VALUES ('g', 'g', 'G', ?1)",
-                    [crate::store::now()],
-                )
-            })
-            .expect("goal");
+    fn audit_with_plan(dir: &std::path::Path, plan_state: PlanState) -> (Store, AuditRow, String) {
+        let mut sqlite = crate::store::SqliteStore::open(&dir.join("s.db")).expect("open");
+        sqlite.insert_test_goal("g").expect("goal");
+        let mut store = Store::from_backend(Box::new(sqlite));
         let audit = store
             .create_audit(&NewAudit {
                 name: "every-minute".into(),
@@ -319,7 +286,7 @@ mod tests {
         let plan = store
             .create_plan(&NewPlan {
                 audit_uuid: Some(audit.uuid.clone()),
-                state: plan_state.into(),
+                state: plan_state,
                 ..Default::default()
             })
             .expect("plan");
@@ -345,9 +312,14 @@ mod tests {
             model: super::super::ModelSource {
                 collector: "none".into(),
                 config: json!({}),
+                metrics: Default::default(),
             },
         };
-        for state in ["PENDING", "ONGOING", "CANCELLING"] {
+        for state in [
+            PlanState::Pending,
+            PlanState::Ongoing,
+            PlanState::Cancelling,
+        ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let (mut store, audit, plan) = audit_with_plan(dir.path(), state);
             let t0 = chrono::Utc::now();
@@ -359,12 +331,16 @@ mod tests {
                 after.next_run_time.as_deref(),
                 Some(schedule::format_time(due).as_str())
             );
-            assert_eq!(after.state, "PENDING", "a skipped run does not start it");
+            assert_eq!(
+                after.state,
+                AuditState::Pending,
+                "a skipped run does not start it"
+            );
             assert!(
                 after
                     .status_message
                     .as_deref()
-                    .is_some_and(|m| m.contains(&plan) && m.contains(state)),
+                    .is_some_and(|m| m.contains(&plan) && m.contains(state.as_str())),
                 "{after:?}"
             );
             assert_eq!(skip_events(&store, &audit.uuid), 1, "{state}");
@@ -375,7 +351,7 @@ mod tests {
             let stored = schedule::parse_time(&schedule::format_time(due)).ok();
             assert_eq!(next, stored);
             assert_eq!(skip_events(&store, &audit.uuid), 1, "{state}");
-            assert_eq!(store.plan_state(&plan).ok().as_deref(), Some(state));
+            assert_eq!(store.plan_state(&plan).ok(), Some(state));
             assert_eq!(
                 store.plans(Some(&audit.uuid)).map(|p| p.len()).ok(),
                 Some(1)

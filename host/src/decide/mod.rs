@@ -15,7 +15,8 @@ pub use continuous::{run_continuous, tick_continuous};
 
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plugins::PluginRegistry;
-use crate::store::audits::{AuditRow, NewAudit};
+use crate::states::{ActionState, AuditState, EventType, PlanState};
+use crate::store::audits::{AuditChanges, AuditRow, AuditSolution, NewAudit};
 use crate::store::{GoalRow, Store, StoreError, StrategyRow};
 use serde_json::{Value, json};
 
@@ -348,6 +349,9 @@ pub struct ModelSource {
     pub collector: String,
     /// Its configuration (for `sim`: `{"sim_db": …}`).
     pub config: Value,
+    /// Where the model's usage metrics come from when not from the
+    /// collector (`metrics:` in the config file).
+    pub metrics: crate::config::MetricsConfig,
 }
 
 /// What running an audit needs besides the store.
@@ -378,6 +382,40 @@ fn collect_model(ctx: &AuditContext<'_>, audit: &AuditRow) -> Result<(Value, boo
     let scoped = scope::apply(&model, &audit.scope).map_err(|e| format!("audit scope: {e}"))?;
     let scoped = serde_json::to_value(scoped).map_err(|e| e.to_string())?;
     Ok((scoped, empty))
+}
+
+/// The model with the metrics the strategy declares read from the
+/// configured metrics source (unchanged without one).
+fn fill_metrics(
+    ctx: &AuditContext<'_>,
+    strategy: &StrategyRow,
+    model: Value,
+    parameters: &Value,
+) -> Result<Value, String> {
+    if ctx.model.metrics.source.is_none() {
+        return Ok(model);
+    }
+    let needed = ctx
+        .plugins
+        .find(sextant_plugin_api::manifest::Kind::Strategy, &strategy.name)
+        .map(|e| e.manifest().metrics.clone())
+        .unwrap_or_default();
+    if needed.is_empty() {
+        return Ok(model);
+    }
+    let mut m: sextant_plugin_api::model::ClusterModel =
+        serde_json::from_value(model).map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    crate::datasource::fill_model(&ctx.model.metrics, &mut m, &needed, parameters)
+        .map_err(|e| format!("strategy {}: {e}", strategy.name))?;
+    tracing::info!(
+        "metrics {} of {} nodes and {} instances read in {:?}",
+        needed.join(", "),
+        m.nodes.len(),
+        m.instances.len(),
+        started.elapsed()
+    );
+    serde_json::to_value(m).map_err(|e| e.to_string())
 }
 
 /// Why an audit of an empty cluster model that recommends nothing fails:
@@ -416,31 +454,17 @@ fn execute_strategy(
         Ok(s) => s,
         Err(msg) => return Ok(Err(msg)),
     };
-    let event = |store: &mut Store, name: &str, payload: Value| {
-        let uuid = audit.uuid.clone();
-        let name = name.to_string();
-        store.write(move |tx| {
-            crate::store::append_event(
-                tx,
-                &crate::store::Event {
-                    event_type: &name,
-                    object_type: "audit",
-                    object_uuid: &uuid,
-                    action_plan_uuid: None,
-                    old_state: None,
-                    new_state: None,
-                    payload,
-                },
-            )
-        })
+    let event = |store: &mut Store, event: EventType, payload: Value| {
+        store.note(event, &audit.uuid, None, payload)
     };
     event(
         store,
-        "audit.strategy.start",
+        EventType::AuditStrategyStart,
         json!({"strategy": strategy.name}),
     )?;
     let result = (|| {
         let (model, empty) = collect_model(ctx, audit)?;
+        let model = fill_metrics(ctx, &strategy, model, &audit.parameters)?;
         if empty {
             tracing::warn!(
                 "audit {}: {}",
@@ -493,7 +517,7 @@ fn execute_strategy(
         Ok((actions, indicators, global_efficacy, reason)) => {
             event(
                 store,
-                "audit.strategy.end",
+                EventType::AuditStrategyEnd,
                 json!({"strategy": strategy.name, "actions": actions.len()}),
             )?;
             Ok(Ok(StrategyRun {
@@ -507,7 +531,7 @@ fn execute_strategy(
         Err(msg) => {
             event(
                 store,
-                "audit.strategy.error",
+                EventType::AuditStrategyError,
                 json!({"strategy": strategy.name, "error": msg}),
             )?;
             Ok(Err(msg))
@@ -515,61 +539,27 @@ fn execute_strategy(
     }
 }
 
-fn solution_columns(run: &StrategyRun) -> Vec<(&'static str, rusqlite::types::Value)> {
-    vec![
-        (
-            "solution",
-            rusqlite::types::Value::Text(json!(run.actions).to_string()),
-        ),
-        (
-            "efficacy_indicators",
-            rusqlite::types::Value::Text(run.indicators.to_string()),
-        ),
-        (
-            "strategy_id",
-            rusqlite::types::Value::Integer(run.strategy.id),
-        ),
-    ]
+/// A run's solution, stored with its audit.
+fn solution_changes(run: &StrategyRun) -> AuditChanges {
+    AuditChanges {
+        solution: Some(AuditSolution::new(
+            json!(run.actions),
+            run.indicators.clone(),
+            &run.strategy,
+        )),
+        ..Default::default()
+    }
 }
 
 /// The decision engine's own moves: Watcher's, plus re-running a finished
 /// EVENT audit and keeping a CONTINUOUS one ONGOING.
-fn engine_move(from: &str, to: &str) -> bool {
+fn engine_move(from: AuditState, to: AuditState) -> bool {
     crate::store::audits::audit_transition_allowed(from, to)
         || matches!(
             (from, to),
-            ("SUCCEEDED", "ONGOING") | ("ONGOING", "ONGOING")
+            (AuditState::Succeeded, AuditState::Ongoing)
+                | (AuditState::Ongoing, AuditState::Ongoing)
         )
-}
-
-/// The plan states in which a plan is still queued or running.
-const RUNNING_PLAN_STATES: &str = "'PENDING', 'ONGOING', 'CANCELLING'";
-
-/// The oldest plan of audit `audit_uuid` that is still queued or running
-/// (PENDING, ONGOING or CANCELLING), with its state.
-fn running_plan_of(
-    store: &Store,
-    audit_uuid: &str,
-) -> Result<Option<(String, String)>, DecideError> {
-    use rusqlite::OptionalExtension;
-    store
-        .conn()
-        .query_row(
-            &format!(
-                "SELECT p.uuid, p.state FROM action_plans p JOIN audits a ON a.id = p.audit_id \
-                 WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state IN ({RUNNING_PLAN_STATES}) \
-                 ORDER BY p.id LIMIT 1"
-            ),
-            [audit_uuid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(|cause| {
-            DecideError::Store(StoreError::Sqlite {
-                path: store.path().to_path_buf(),
-                cause,
-            })
-        })
 }
 
 /// auto_trigger, one rule for every audit type: the plan a run made is
@@ -583,20 +573,15 @@ fn queue_if_auto_triggered(
     plan: Option<&str>,
 ) -> Result<(), DecideError> {
     if let (true, Some(p)) = (audit.auto_trigger, plan) {
-        store.plan_transition(p, &["RECOMMENDED"], "PENDING", None, "action_plan.update")?;
+        store.plan_transition(
+            p,
+            &[PlanState::Recommended],
+            PlanState::Pending,
+            None,
+            EventType::PlanUpdate,
+        )?;
     }
     Ok(())
-}
-
-fn ongoing_plan(store: &Store) -> Option<String> {
-    store
-        .conn()
-        .query_row(
-            "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .ok()
 }
 
 /// Runs a ONESHOT or EVENT audit: ONGOING, then SUCCEEDED with its solution
@@ -612,7 +597,7 @@ pub fn run_audit(
     // own that is still queued or running (an EVENT audit is re-triggered;
     // CONTINUOUS audits follow the same rule in `continuous.rs`).
     if audit.auto_trigger
-        && let Some((plan, state)) = running_plan_of(store, &audit.uuid)?
+        && let Some((plan, state)) = store.running_plan_of_audit(&audit.uuid)?
     {
         return Err(invalid(format!(
             "audit {} is auto-triggered and its action plan {plan} is still {state}: \
@@ -621,20 +606,28 @@ pub fn run_audit(
         )));
     }
     if !audit.force
-        && let Some(plan) = ongoing_plan(store)
+        && let Some(plan) = store.ongoing_plan()?
     {
         let msg = format!("action plan {plan} is ONGOING (use --force to audit anyway)");
         if audit.audit_type == "ONESHOT" {
-            return Ok(store.transition_audit(uuid, "CANCELLED", Some(&msg), &[])?);
+            return Ok(store.transition_audit(
+                uuid,
+                AuditState::Cancelled,
+                Some(&msg),
+                &AuditChanges::default(),
+            )?);
         }
         return Err(invalid(msg));
     }
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let audit = store.move_audit(
         uuid,
-        "ONGOING",
+        AuditState::Ongoing,
         None,
-        &[("hostname", rusqlite::types::Value::Text(host))],
+        &AuditChanges {
+            hostname: Some(host),
+            ..Default::default()
+        },
         engine_move,
     )?;
     let run = match execute_strategy(store, ctx, &audit)?.and_then(|run| {
@@ -644,7 +637,12 @@ pub fn run_audit(
         Ok(r) => r,
         Err(msg) => {
             tracing::warn!("audit {uuid} failed: {msg}");
-            return Ok(store.transition_audit(uuid, "FAILED", Some(&msg), &[])?);
+            return Ok(store.transition_audit(
+                uuid,
+                AuditState::Failed,
+                Some(&msg),
+                &AuditChanges::default(),
+            )?);
         }
     };
     let (run, mut planned) = run;
@@ -666,9 +664,9 @@ pub fn run_audit(
     };
     let done = store.move_audit_with_plan(
         uuid,
-        "SUCCEEDED",
+        AuditState::Succeeded,
         Some(&message),
-        &solution_columns(&run),
+        &solution_changes(&run),
         engine_move,
         Some(&plan),
     )?;
@@ -696,7 +694,7 @@ fn new_plan<'a>(run: &'a StrategyRun, p: &'a mut PlannedRun) -> crate::store::pl
             .unwrap_or_default()
     };
     crate::store::plans::NewPlan {
-        rows: p.planned.rows(&p.specs, version, "PENDING"),
+        rows: p.planned.rows(&p.specs, version, ActionState::Pending),
         ..head
     }
 }
@@ -755,7 +753,7 @@ fn plan_solution(
             audit_uuid: Some(audit.uuid.clone()),
             strategy_uuid: Some(run.strategy.uuid.clone()),
             planner: Some(planner),
-            state: planned.action_plan_state.clone(),
+            state: planned.action_plan_state,
             global_efficacy: run.global_efficacy.clone(),
             efficacy_indicators: indicators,
             extra,
@@ -813,7 +811,7 @@ pub fn trigger_audit(
             audit.uuid, audit.audit_type
         )));
     }
-    if audit.state != "PENDING" && audit.state != "SUCCEEDED" {
+    if audit.state != AuditState::Pending && audit.state != AuditState::Succeeded {
         return Err(invalid(format!(
             "audit {} is {}: an EVENT audit is triggered from PENDING or SUCCEEDED",
             audit.uuid, audit.state

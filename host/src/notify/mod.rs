@@ -395,7 +395,7 @@ impl Drop for Notifier {
 
 /// The id of the newest event (to notify only what comes after).
 pub fn last_event_id(store: &Store) -> i64 {
-    store.newest_event_id().unwrap_or(0)
+    store.last_event_id().unwrap_or(0)
 }
 
 #[cfg(test)]

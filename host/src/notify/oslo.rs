@@ -20,6 +20,7 @@
 //! which oslo.versionedobjects ignores when it reads a primitive: an action's
 //! `sextant_action_type_version` and `sextant_outputs`.
 
+use crate::states::EventType;
 use crate::store::EventRow;
 use crate::store::outbox::{ActionSubject, AuditSubject, CatalogSubject, PlanSubject, Subjects};
 use serde_json::{Map, Value, json};
@@ -273,6 +274,33 @@ const KINDS: &[(&str, Kind)] = {
     ]
 };
 
+/// Watcher's event type of a Sextant event type, None for those Watcher
+/// does not have (a retry, a revert): exhaustive, so a new event type has to
+/// be mapped here.
+fn watcher_event_type(t: EventType) -> Option<&'static str> {
+    use EventType::*;
+    match t {
+        AuditCreate | AuditUpdate | AuditStrategyStart | AuditStrategyEnd | AuditStrategyError
+        | PlanCreate | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd
+        | PlanExecutionError | PlanCancelStart | PlanCancelEnd | ActionCreate | ActionUpdate
+        | ActionDelete | ActionExecutionStart | ActionExecutionEnd | ActionExecutionError
+        | ActionCancelEnd => Some(t.as_str()),
+        ActionExecutionRetry | ActionRevertEnd | ActionRevertError => None,
+    }
+}
+
+/// Whether an event is the error phase of what it is about.
+fn is_error(t: EventType) -> bool {
+    use EventType::*;
+    match t {
+        AuditStrategyError | PlanExecutionError | ActionExecutionError | ActionRevertError => true,
+        AuditCreate | AuditUpdate | AuditStrategyStart | AuditStrategyEnd | PlanCreate
+        | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd | PlanCancelStart
+        | PlanCancelEnd | ActionCreate | ActionUpdate | ActionDelete | ActionExecutionStart
+        | ActionExecutionEnd | ActionExecutionRetry | ActionCancelEnd | ActionRevertEnd => false,
+    }
+}
+
 fn kind(event_type: &str) -> Option<Kind> {
     KINDS
         .iter()
@@ -493,7 +521,7 @@ fn event_message(e: &EventRow) -> Option<String> {
 
 /// ExceptionPayload 1.0 for an `.error` phase, else null.
 fn fault(e: &EventRow, object: Object, fallback: Option<&String>) -> Value {
-    if !e.event_type.ends_with(".error") {
+    if !is_error(e.event_type) {
         return Value::Null;
     }
     let message = event_message(e)
@@ -595,12 +623,15 @@ pub fn notifications_of(e: &EventRow, s: &Subjects) -> Vec<Notification> {
             });
         }
     };
-    match kind(&e.event_type) {
+    let watcher_type = watcher_event_type(e.event_type);
+    match watcher_type.and_then(kind) {
         Some(k) if k.object == object => {
             if k.phase && changed {
                 push(&update_type, &mut out);
             }
-            push(&e.event_type, &mut out);
+            if let Some(t) = watcher_type {
+                push(t, &mut out);
+            }
         }
         _ if changed => push(&update_type, &mut out),
         _ => {}
@@ -747,7 +778,7 @@ mod tests {
         EventRow {
             id: 42,
             at: "2017-01-01T00:00:00.250Z".into(),
-            event_type: t.into(),
+            event_type: t.parse().expect("a known event type"),
             object_type: object.into(),
             object_uuid: uuid.into(),
             action_plan_uuid: Some("p".into()),
@@ -886,8 +917,6 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].event_type, "action.update");
         let e = event("action.execution.retry", "action", "a", None, None);
-        assert!(notifications_of(&e, &s).is_empty());
-        let e = event("goal.create", "goal", "g", None, Some("ACTIVE"));
         assert!(notifications_of(&e, &s).is_empty());
         let e = event("action.update", "action", "gone", Some("A"), Some("B"));
         assert!(

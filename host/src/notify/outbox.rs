@@ -125,7 +125,7 @@ pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
     let mut drain: Option<(i64, Instant)> = None;
     loop {
         if drain.is_none() && stop.load(Ordering::SeqCst) {
-            let newest = store.newest_event_id().unwrap_or(cursor);
+            let newest = store.last_event_id().unwrap_or(cursor);
             drain = Some((newest, Instant::now() + DRAIN));
         }
         if let Some((target, until)) = drain

@@ -60,7 +60,7 @@ pub enum PlanError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedSolution {
     /// `RECOMMENDED`, or `SUCCEEDED` for an empty solution (as Watcher).
-    pub action_plan_state: String,
+    pub action_plan_state: crate::states::PlanState,
     /// Solution indexes, in the order the plan creates the actions.
     pub order: Vec<usize>,
     /// `parents[parent_start[k]..parent_start[k + 1]]`: the parents of the
@@ -93,7 +93,7 @@ impl PlannedSolution {
         &'a self,
         actions: &'a [ActionSpec],
         version: impl Fn(usize) -> &'a str,
-        state: &'a str,
+        state: crate::states::ActionState,
     ) -> Vec<NewPlanRow<'a>> {
         self.order
             .iter()
@@ -322,9 +322,9 @@ pub fn plan(
     }
     Ok(PlannedSolution {
         action_plan_state: if schedule.order.is_empty() {
-            "SUCCEEDED".into()
+            crate::states::PlanState::Succeeded
         } else {
-            "RECOMMENDED".into()
+            crate::states::PlanState::Recommended
         },
         order: schedule.order,
         parent_start,
@@ -463,7 +463,7 @@ mod tests {
         let (start, parents) =
             check("p", &a, &[3, 1, 0, 2], &[(3, 2), (1, 0), (0, 2)]).expect("valid");
         let planned = PlannedSolution {
-            action_plan_state: "RECOMMENDED".into(),
+            action_plan_state: crate::states::PlanState::Recommended,
             order: vec![3, 1, 0, 2],
             parent_start: start,
             parents,
@@ -483,7 +483,11 @@ mod tests {
                 {"id": "a2", "action_type": "nop", "parents": ["a3", "a0"]},
             ]})
         );
-        let rows = planned.rows(&a, |i| if i == 2 { "2.0.0" } else { "1.0.0" }, "PENDING");
+        let rows = planned.rows(
+            &a,
+            |i| if i == 2 { "2.0.0" } else { "1.0.0" },
+            crate::states::ActionState::Pending,
+        );
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[3].name, "a2");
         assert_eq!(rows[3].action_type_version, "2.0.0");

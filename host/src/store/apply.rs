@@ -2,15 +2,11 @@
 //! compare-and-set with its event, in one transaction), the applier lease,
 //! imports, manual skips and cancellation.
 
-use super::{Event, Result, Store, StoreError, append_event, now};
+use super::SqliteStore;
+use super::{Event, Result, StoreError, append_event, now};
+use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
-
-/// Terminal action states.
-pub const ACTION_DONE: [&str; 5] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED", "DELETED"];
-
-/// Terminal plan states.
-pub const PLAN_DONE: [&str; 5] = ["SUCCEEDED", "FAILED", "CANCELLED", "SUPERSEDED", "DELETED"];
 
 /// One action state change asked of [`Store::action_transitions`].
 #[derive(Clone, Debug)]
@@ -18,15 +14,18 @@ pub struct ActionTransition {
     /// The action.
     pub action_uuid: String,
     /// The states it may be in; otherwise nothing changes.
-    pub from: Vec<String>,
+    pub from: Vec<ActionState>,
     /// Its new state.
-    pub to: String,
+    pub to: ActionState,
     /// Its new status message (None keeps the old one).
     pub message: Option<String>,
     /// Its outputs (None keeps the old ones).
     pub outputs: Option<Value>,
     /// The event appended with the change.
-    pub event_type: String,
+    pub event_type: EventType,
+    /// It fails in its `execute` (a stored fact, read back on resume by
+    /// Watcher's ANY rule).
+    pub execute_failed: bool,
     /// The action's plan, when the caller knows it: with a single `from`
     /// state, the transition is then one UPDATE … RETURNING, no read first.
     pub plan_uuid: Option<String>,
@@ -40,22 +39,29 @@ impl ActionTransition {
     /// `event_type`; its plan and name are looked up.
     pub fn new(
         uuid: &str,
-        from: &[&str],
-        to: &str,
+        from: &[ActionState],
+        to: ActionState,
         message: Option<String>,
         outputs: Option<Value>,
-        event_type: &str,
+        event_type: EventType,
     ) -> Self {
         Self {
             action_uuid: uuid.into(),
-            from: from.iter().map(|f| f.to_string()).collect(),
-            to: to.into(),
+            from: from.to_vec(),
+            to,
             message,
             outputs,
-            event_type: event_type.into(),
+            event_type,
+            execute_failed: false,
             plan_uuid: None,
             name: None,
         }
+    }
+
+    /// The action fails in its `execute` (with `to` FAILED).
+    pub fn in_execute(mut self) -> Self {
+        self.execute_failed = true;
+        self
     }
 
     /// The action's plan and name are known: with a single `from` state,
@@ -84,7 +90,7 @@ fn lease_time(after: std::time::Duration) -> String {
 fn transition_event(
     tx: &rusqlite::Transaction<'_>,
     t: &ActionTransition,
-    old_state: &str,
+    old_state: ActionState,
     plan: &str,
     name: &str,
     at: &str,
@@ -92,11 +98,10 @@ fn transition_event(
     super::append_event_with(
         tx,
         &Event::state_change(
-            &t.event_type,
-            "action",
+            t.event_type,
             &t.action_uuid,
-            Some(old_state),
-            &t.to,
+            Some(old_state.as_str()),
+            t.to.as_str(),
         )
         .in_plan(plan),
         at,
@@ -114,7 +119,7 @@ struct TransitionPayload<'a> {
     status_message: Option<&'a str>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Takes the lease on a plan for `ttl`, unless another owner holds an
     /// unexpired one (returned as the error's lease).
     pub fn acquire_lease(
@@ -193,6 +198,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether no applier holds the plan: it has no lease, or its lease
+    /// expired.
+    pub fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool> {
+        Ok(self.lease(plan_uuid)?.is_none_or(|l| l.expires_at < now()))
+    }
+
     /// The lease on a plan, if any (even expired).
     pub fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>> {
         let row: Option<(Option<String>, Option<String>)> = self
@@ -217,13 +228,13 @@ impl Store {
     pub fn plan_transition(
         &mut self,
         plan_uuid: &str,
-        from: &[&str],
-        to: &str,
+        from: &[PlanState],
+        to: PlanState,
         message: Option<&str>,
-        event_type: &str,
+        event_type: EventType,
     ) -> Result<bool> {
         let current = self.plan(plan_uuid)?;
-        if !from.contains(&current.state.as_str()) {
+        if !from.contains(&current.state) {
             return Ok(false);
         }
         self.write(|tx| {
@@ -235,7 +246,7 @@ impl Store {
             if n == 1 {
                 append_event(
                     tx,
-                    &Event::state_change(event_type, "action_plan", &current.uuid, Some(&current.state), to)
+                    &Event::state_change(event_type, &current.uuid, Some(current.state.as_str()), to.as_str())
                         .in_plan(&current.uuid)
                         .with_payload(json!({"status_message": message})),
                 )?;
@@ -252,12 +263,12 @@ impl Store {
     pub fn record_applied_with(
         &mut self,
         plan_uuid: &str,
-        from: &[&str],
+        from: &[PlanState],
         applied_with: &Value,
         queue: bool,
     ) -> Result<bool> {
         let current = self.plan(plan_uuid)?;
-        if !from.contains(&current.state.as_str()) {
+        if !from.contains(&current.state) {
             return Ok(false);
         }
         let text = applied_with.to_string();
@@ -274,11 +285,10 @@ impl Store {
                 append_event(
                     tx,
                     &Event::state_change(
-                        "action_plan.update",
-                        "action_plan",
+                        EventType::PlanUpdate,
                         &current.uuid,
-                        Some(&current.state),
-                        "PENDING",
+                        Some(current.state.as_str()),
+                        PlanState::Pending.as_str(),
                     )
                     .in_plan(&current.uuid)
                     .with_payload(json!({"status_message": null})),
@@ -293,11 +303,11 @@ impl Store {
     pub fn action_transition(
         &mut self,
         action_uuid: &str,
-        from: &[&str],
-        to: &str,
+        from: &[ActionState],
+        to: ActionState,
         message: Option<&str>,
         outputs: Option<&Value>,
-        event_type: &str,
+        event_type: EventType,
     ) -> Result<bool> {
         let t = ActionTransition::new(
             action_uuid,
@@ -321,21 +331,21 @@ impl Store {
         self.write(|tx| {
             let mut results = Vec::with_capacity(batch.len());
             let mut read = tx.prepare_cached(
-                "SELECT x.state, x.name, p.uuid FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
+                "SELECT x.state, x.name, p.uuid, x.id FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
                  WHERE x.uuid = ?1 AND x.deleted = 0",
             )?;
             let mut update = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
-                 outputs = COALESCE(?3, outputs), updated_at = ?4 WHERE uuid = ?5 AND state = ?6",
+                 outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 WHERE uuid = ?5 AND state = ?6",
             )?;
             let mut update_known = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
-                 outputs = COALESCE(?3, outputs), updated_at = ?4 \
+                 outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
                  WHERE uuid = ?5 AND state = ?6 AND deleted = 0 RETURNING name",
             )?;
             let mut update_plain = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
-                 outputs = COALESCE(?3, outputs), updated_at = ?4 \
+                 outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
                  WHERE uuid = ?5 AND state = ?6 AND deleted = 0",
             )?;
             for t in batch {
@@ -343,7 +353,15 @@ impl Store {
                 if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
                     // The fast paths: the one state it may be in, and its
                     // plan; with its name too, a plain UPDATE.
-                    let args = params![t.to, t.message, outputs, at, t.action_uuid, from];
+                    let args = params![
+                        t.to,
+                        t.message,
+                        outputs,
+                        at,
+                        t.action_uuid,
+                        from,
+                        t.execute_failed
+                    ];
                     let name: Option<std::borrow::Cow<'_, str>> = match &t.name {
                         Some(name) => (update_plain.execute(args)? == 1).then(|| name.into()),
                         None => update_known
@@ -352,14 +370,20 @@ impl Store {
                             .map(Into::into),
                     };
                     if let Some(name) = name {
-                        transition_event(tx, t, from, plan, &name, &at)?;
+                        transition_event(tx, t, *from, plan, &name, &at)?;
                         results.push(Ok(true));
                         continue;
                     }
                     // Not changed: in another state, or not there at all.
                 }
-                let row: Option<(String, String, String)> = read
-                    .query_row([&t.action_uuid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                let row: Option<(ActionState, String, String)> = read
+                    .query_row([&t.action_uuid], |r| {
+                        Ok((
+                            super::columns::enum_col(r, 0, 3, "actions", "state")?,
+                            r.get(1)?,
+                            r.get(2)?,
+                        ))
+                    })
                     .optional()?;
                 let Some((state, name, plan)) = row else {
                     results.push(Err(StoreError::NotFound {
@@ -378,10 +402,11 @@ impl Store {
                     outputs,
                     at,
                     t.action_uuid,
-                    state
+                    state,
+                    t.execute_failed
                 ])?;
                 if n == 1 {
-                    transition_event(tx, t, &state, &plan, &name, &at)?;
+                    transition_event(tx, t, state, &plan, &name, &at)?;
                 }
                 results.push(Ok(n == 1));
             }
@@ -392,43 +417,37 @@ impl Store {
     /// Appends an event that changes no state (`action.execution.start`, …).
     pub fn note(
         &mut self,
-        event_type: &str,
-        object_type: &str,
+        event_type: EventType,
         uuid: &str,
-        plan: &str,
+        plan: Option<&str>,
         payload: Value,
     ) -> Result<()> {
         self.write(|tx| {
-            append_event(
-                tx,
-                &Event {
-                    event_type,
-                    object_type,
-                    object_uuid: uuid,
-                    action_plan_uuid: Some(plan),
-                    old_state: None,
-                    new_state: None,
-                    payload,
-                },
-            )
+            let mut e = Event::note(event_type, uuid, payload);
+            e.action_plan_uuid = plan;
+            append_event(tx, &e)
         })
     }
 
     /// Cancels a plan from the command line: RECOMMENDED or PENDING become
     /// CANCELLED with their PENDING actions; ONGOING becomes CANCELLING (its
     /// applier, in whatever process, finishes the job).
-    pub fn cancel_plan(&mut self, plan_uuid: &str) -> Result<String> {
+    pub fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
         let p = self.plan(plan_uuid)?;
-        match p.state.as_str() {
-            "RECOMMENDED" | "PENDING" => {
-                self.write(|tx| {
-                    tx.execute(
+        match p.state {
+            PlanState::Recommended | PlanState::Pending => {
+                let cancelled = self.write(|tx| {
+                    let n = tx.execute(
                         "UPDATE action_plans SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2 AND state = ?3",
                         params![now(), p.uuid, p.state],
                     )?;
+                    if n == 0 {
+                        // Moved meanwhile (an applier took it): nothing written.
+                        return Ok(false);
+                    }
                     append_event(
                         tx,
-                        &Event::state_change("action_plan.update", "action_plan", &p.uuid, Some(&p.state), "CANCELLED")
+                        &Event::state_change(EventType::PlanUpdate, &p.uuid, Some(p.state.as_str()), "CANCELLED")
                             .in_plan(&p.uuid),
                     )?;
                     let mut st = tx.prepare(
@@ -438,34 +457,46 @@ impl Store {
                         .query_map([p.id], |r| r.get(0))?
                         .collect::<rusqlite::Result<_>>()?;
                     for id in ids {
-                        tx.execute(
-                            "UPDATE actions SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2",
+                        let n = tx.execute(
+                            "UPDATE actions SET state = 'CANCELLED', updated_at = ?1 \
+                             WHERE uuid = ?2 AND state = 'PENDING'",
                             params![now(), id],
                         )?;
+                        if n == 0 {
+                            continue;
+                        }
                         append_event(
                             tx,
-                            &Event::state_change("action.update", "action", &id, Some("PENDING"), "CANCELLED")
+                            &Event::state_change(EventType::ActionUpdate, &id, Some("PENDING"), "CANCELLED")
                                 .in_plan(&p.uuid),
                         )?;
                     }
-                    Ok(())
+                    Ok(true)
                 })?;
-                Ok("CANCELLED".into())
+                if !cancelled {
+                    return Err(StoreError::Transition {
+                        kind: "action plan",
+                        id: p.uuid.clone(),
+                        from: format!("{} (changed meanwhile)", p.state),
+                        to: PlanState::Cancelled.to_string(),
+                    });
+                }
+                Ok(PlanState::Cancelled)
             }
-            "ONGOING" => {
+            PlanState::Ongoing => {
                 self.plan_transition(
                     &p.uuid,
-                    &["ONGOING"],
-                    "CANCELLING",
+                    &[PlanState::Ongoing],
+                    PlanState::Cancelling,
                     None,
-                    "action_plan.cancel.start",
+                    EventType::PlanCancelStart,
                 )?;
-                Ok("CANCELLING".into())
+                Ok(PlanState::Cancelling)
             }
             other => Err(StoreError::Transition {
                 kind: "action plan",
                 id: p.uuid.clone(),
-                from: other.into(),
+                from: other.to_string(),
                 to: "CANCELLED".into(),
             }),
         }
@@ -475,8 +506,10 @@ impl Store {
     pub fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
         let a = self.action(action_uuid)?;
         let p = self.plan(&a.action_plan_uuid)?;
-        if !["RECOMMENDED", "PENDING", "ONGOING"].contains(&p.state.as_str())
-            || a.state != "PENDING"
+        if !matches!(
+            p.state,
+            PlanState::Recommended | PlanState::Pending | PlanState::Ongoing
+        ) || a.state != ActionState::Pending
         {
             return Err(StoreError::Transition {
                 kind: "action",
@@ -491,11 +524,11 @@ impl Store {
         };
         if !self.action_transition(
             &a.uuid,
-            &["PENDING"],
-            "SKIPPED",
+            &[ActionState::Pending],
+            ActionState::Skipped,
             Some(&msg),
             None,
-            "action.update",
+            EventType::ActionUpdate,
         )? {
             return Err(StoreError::Transition {
                 kind: "action",

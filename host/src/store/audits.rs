@@ -1,7 +1,10 @@
 //! Audit templates and audits in the store, with Watcher's state machine
 //! (reference section 5.4).
 
-use super::{Event, Result, Store, StoreError, append_event, json_col, new_uuid, now};
+use super::SqliteStore;
+use super::columns::enum_col;
+use super::{Event, Result, StoreError, append_event, json_col, new_uuid, now};
+use crate::states::{AuditState, EventType};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -10,28 +13,50 @@ use serde_json::{Value, json};
 pub const AUDIT_TYPES: [&str; 3] = ["ONESHOT", "CONTINUOUS", "EVENT"];
 
 /// Watcher's audit transitions: from → allowed targets.
-pub fn audit_transition_allowed(from: &str, to: &str) -> bool {
-    matches!(
-        (from, to),
-        ("PENDING", "ONGOING")
-            | ("PENDING", "CANCELLED")
-            | ("ONGOING", "FAILED")
-            | ("ONGOING", "SUCCEEDED")
-            | ("ONGOING", "CANCELLED")
-            | ("ONGOING", "SUSPENDED")
-            | ("FAILED", "DELETED")
-            | ("SUCCEEDED", "DELETED")
-            | ("CANCELLED", "DELETED")
-            | ("SUSPENDED", "ONGOING")
-            | ("SUSPENDED", "DELETED")
-    )
+pub fn audit_transition_allowed(from: AuditState, to: AuditState) -> bool {
+    from.may_become(to)
+}
+
+/// More columns an audit's transition sets in the same write.
+#[derive(Clone, Debug, Default)]
+pub struct AuditChanges {
+    /// The host that runs it.
+    pub hostname: Option<String>,
+    /// CONTINUOUS: the next run (`Some(None)` clears it).
+    pub next_run_time: Option<Option<String>>,
+    /// CONTINUOUS: a new interval.
+    pub interval: Option<String>,
+    /// The solution a run found.
+    pub solution: Option<AuditSolution>,
+}
+
+/// What a run of an audit found, stored with it.
+#[derive(Clone, Debug)]
+pub struct AuditSolution {
+    /// The instantiated actions.
+    pub actions: Value,
+    /// The efficacy indicators.
+    pub efficacy_indicators: Value,
+    /// The strategy that found it (its row id).
+    pub(in crate::store) strategy_id: i64,
+}
+
+impl AuditSolution {
+    /// A solution found by `strategy`.
+    pub fn new(actions: Value, efficacy_indicators: Value, strategy: &super::StrategyRow) -> Self {
+        Self {
+            actions,
+            efficacy_indicators,
+            strategy_id: strategy.id,
+        }
+    }
 }
 
 /// An audit template.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct TemplateRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its name.
@@ -115,7 +140,7 @@ pub struct NewTemplate<'a> {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AuditRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its name.
@@ -123,7 +148,7 @@ pub struct AuditRow {
     /// ONESHOT, CONTINUOUS or EVENT.
     pub audit_type: String,
     /// Its state.
-    pub state: String,
+    pub state: AuditState,
     /// The goal's uuid.
     pub goal_uuid: String,
     /// The goal's name.
@@ -188,7 +213,7 @@ impl AuditRow {
             uuid: r.get(1)?,
             name: r.get(2)?,
             audit_type: r.get(3)?,
-            state: r.get(4)?,
+            state: enum_col(r, 4, 0, "audits", "state")?,
             goal_uuid: r.get(5)?,
             goal_name: r.get(6)?,
             strategy_uuid: r.get(7)?,
@@ -247,7 +272,7 @@ pub struct NewAudit {
     pub policy_content: Option<String>,
 }
 
-impl Store {
+impl SqliteStore {
     /// Every audit template not deleted (by goal or strategy, uuid or name).
     pub fn templates(&self) -> Result<Vec<TemplateRow>> {
         self.rows(
@@ -386,7 +411,7 @@ impl Store {
             )?;
             append_event(
                 tx,
-                &Event::state_change("audit.create", "audit", &uuid, None, "PENDING")
+                &Event::state_change(EventType::AuditCreate, &uuid, None, "PENDING")
                     .with_payload(json!({"name": a.name, "audit_type": a.audit_type})),
             )
         })?;
@@ -399,9 +424,9 @@ impl Store {
     pub fn transition_audit(
         &mut self,
         uuid: &str,
-        to: &str,
+        to: AuditState,
         message: Option<&str>,
-        extra: &[(&str, rusqlite::types::Value)],
+        extra: &AuditChanges,
     ) -> Result<AuditRow> {
         self.move_audit(uuid, to, message, extra, audit_transition_allowed)
     }
@@ -412,10 +437,10 @@ impl Store {
     pub fn move_audit(
         &mut self,
         uuid: &str,
-        to: &str,
+        to: AuditState,
         message: Option<&str>,
-        extra: &[(&str, rusqlite::types::Value)],
-        allowed: fn(&str, &str) -> bool,
+        extra: &AuditChanges,
+        allowed: fn(AuditState, AuditState) -> bool,
     ) -> Result<AuditRow> {
         self.move_audit_with_plan(uuid, to, message, extra, allowed, None)
     }
@@ -425,22 +450,22 @@ impl Store {
     pub fn move_audit_with_plan(
         &mut self,
         uuid: &str,
-        to: &str,
+        to: AuditState,
         message: Option<&str>,
-        extra: &[(&str, rusqlite::types::Value)],
-        allowed: fn(&str, &str) -> bool,
+        extra: &AuditChanges,
+        allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&super::plans::NewPlan>,
     ) -> Result<AuditRow> {
         let current = self.audit(uuid)?;
-        if !allowed(&current.state, to) {
+        if !allowed(current.state, to) {
             return Err(StoreError::Transition {
                 kind: "audit",
                 id: current.uuid,
-                from: current.state,
-                to: to.into(),
+                from: current.state.to_string(),
+                to: to.to_string(),
             });
         }
-        let deleting = to == "DELETED";
+        let deleting = to == AuditState::Deleted;
         self.write(|tx| {
             // Compare-and-set: another process may have moved it meanwhile.
             let n = tx.execute(
@@ -452,10 +477,33 @@ impl Store {
             if n == 0 {
                 return Err(rusqlite::Error::StatementChangedRows(0));
             }
-            for (col, v) in extra {
+            if let Some(h) = &extra.hostname {
                 tx.execute(
-                    &format!("UPDATE audits SET {col} = ?1 WHERE id = ?2"),
-                    params![v, current.id],
+                    "UPDATE audits SET hostname = ?1 WHERE id = ?2",
+                    params![h, current.id],
+                )?;
+            }
+            if let Some(next) = &extra.next_run_time {
+                tx.execute(
+                    "UPDATE audits SET next_run_time = ?1 WHERE id = ?2",
+                    params![next, current.id],
+                )?;
+            }
+            if let Some(i) = &extra.interval {
+                tx.execute(
+                    "UPDATE audits SET interval = ?1 WHERE id = ?2",
+                    params![i, current.id],
+                )?;
+            }
+            if let Some(sol) = &extra.solution {
+                tx.execute(
+                    "UPDATE audits SET solution = ?1, efficacy_indicators = ?2, strategy_id = ?3 WHERE id = ?4",
+                    params![
+                        sol.actions.to_string(),
+                        sol.efficacy_indicators.to_string(),
+                        sol.strategy_id,
+                        current.id
+                    ],
                 )?;
             }
             if let Some(p) = plan {
@@ -465,11 +513,10 @@ impl Store {
                 append_event(
                     tx,
                     &Event::state_change(
-                        "audit.update",
-                        "audit",
+                        EventType::AuditUpdate,
                         &current.uuid,
-                        Some(&current.state),
-                        to,
+                        Some(current.state.as_str()),
+                        to.as_str(),
                     )
                     .with_payload(json!({"status_message": message})),
                 )?;
@@ -478,10 +525,53 @@ impl Store {
         })?;
         if deleting {
             return Ok(AuditRow {
-                state: to.into(),
+                state: to,
                 ..current
             });
         }
         self.audit(&current.uuid)
+    }
+}
+
+impl SqliteStore {
+    /// Records a skipped run of a CONTINUOUS audit: its status message and
+    /// next run time, with an `audit.update` event (its state unchanged,
+    /// `skipped: true`, the plan in the way and its state), in one
+    /// transaction. Nothing is written, and false returned, if the audit
+    /// is no longer in the state `audit` holds (another process moved it).
+    pub fn record_skipped_run(
+        &mut self,
+        audit: &AuditRow,
+        message: &str,
+        next_run_time: Option<&str>,
+        blocking_plan: (&str, &str),
+    ) -> Result<bool> {
+        let (plan, plan_state) = blocking_plan;
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE audits SET status_message = ?1, next_run_time = ?2, updated_at = ?3 \
+                 WHERE id = ?4 AND state = ?5 AND deleted = 0",
+                params![message, next_run_time, now(), audit.id, audit.state],
+            )?;
+            if n == 1 {
+                append_event(
+                    tx,
+                    &Event::state_change(
+                        EventType::AuditUpdate,
+                        &audit.uuid,
+                        Some(audit.state.as_str()),
+                        audit.state.as_str(),
+                    )
+                    .with_payload(json!({
+                        "status_message": message,
+                        "skipped": true,
+                        "action_plan": plan,
+                        "action_plan_state": plan_state,
+                        "next_run_time": next_run_time,
+                    })),
+                )?;
+            }
+            Ok(n == 1)
+        })
     }
 }

@@ -8,7 +8,8 @@
 //! matches several objects is an error listing them
 //! ([`StoreError::Ambiguous`]). Deleted objects are never found.
 
-use super::{Result, Store, StoreError};
+use super::SqliteStore;
+use super::{Result, StoreError};
 use rusqlite::OptionalExtension;
 
 /// The fewest characters of a uuid prefix.
@@ -61,7 +62,7 @@ fn is_prefix(id: &str) -> bool {
     id.len() >= MIN_PREFIX && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
-impl Store {
+impl SqliteStore {
     /// The uuid of the `kind` object `id` names (see the module's rules).
     pub fn resolve_id(&self, kind: IdKind, id: &str) -> Result<String> {
         self.resolve_in(kind, id, None)
@@ -164,16 +165,16 @@ mod tests {
     use super::*;
     use crate::store::plans::{NewPlan, NewPlanRow};
 
-    fn plan(s: &mut Store, names: &[&str]) -> String {
+    fn plan(s: &mut SqliteStore, names: &[&str]) -> String {
         s.create_plan(&NewPlan {
-            state: "RECOMMENDED".into(),
+            state: crate::states::PlanState::Recommended,
             rows: names
                 .iter()
                 .map(|n| NewPlanRow {
                     name: n,
                     action_type: "nop",
                     input_parameters_json: "{}",
-                    state: "PENDING",
+                    state: crate::states::ActionState::Pending,
                     ..Default::default()
                 })
                 .collect(),
@@ -186,7 +187,7 @@ mod tests {
     #[test]
     fn uuids_prefixes_and_names_resolve_and_ambiguity_lists_the_matches() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let a = plan(&mut s, &["x", "y"]);
         let b = plan(&mut s, &["x"]);
         // Both uuids rewritten to share a prefix.

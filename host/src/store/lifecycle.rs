@@ -6,24 +6,26 @@
 //! events. Each is one transaction; a refusal writes nothing and says what
 //! to do.
 
+use super::SqliteStore;
 use super::plans::{NewPlan, NewPlanAction, PlanRow};
-use super::{Event, Result, Store, StoreError, append_event, now};
+use super::{Event, Result, StoreError, append_event, now};
+use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::params;
 use serde_json::{Value, json};
 
 /// The plan states Watcher deletes from (`DELETE /v1/action_plans/{uuid}`:
 /// SUCCEEDED, RECOMMENDED, FAILED, SUPERSEDED, CANCELLED; else 400
 /// `DeleteError`).
-pub const DELETABLE_PLAN_STATES: [&str; 5] = [
-    "SUCCEEDED",
-    "RECOMMENDED",
-    "FAILED",
-    "SUPERSEDED",
-    "CANCELLED",
+pub const DELETABLE_PLAN_STATES: [PlanState; 5] = [
+    PlanState::Succeeded,
+    PlanState::Recommended,
+    PlanState::Failed,
+    PlanState::Superseded,
+    PlanState::Cancelled,
 ];
 
 /// The plan states whose unfinished actions can be retried.
-pub const RETRYABLE_PLAN_STATES: [&str; 2] = ["FAILED", "CANCELLED"];
+pub const RETRYABLE_PLAN_STATES: [PlanState; 2] = [PlanState::Failed, PlanState::Cancelled];
 
 /// The plan states whose events are never purged: not started yet, or not
 /// ended.
@@ -45,11 +47,11 @@ pub struct TemplateChange<'a> {
 
 /// Why a plan is not deleted now, with what to do; `None` when it may be.
 pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
-    if DELETABLE_PLAN_STATES.contains(&p.state.as_str()) {
+    if DELETABLE_PLAN_STATES.contains(&p.state) {
         return None;
     }
-    let what = match p.state.as_str() {
-        "CANCELLING" => format!(
+    let what = match p.state {
+        PlanState::Cancelling => format!(
             "its cancellation is under way; delete it once it is CANCELLED (`sextant action-plan show {}`)",
             p.uuid
         ),
@@ -61,12 +63,12 @@ pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
     Some(StoreError::Refused {
         kind: "action plan",
         id: p.uuid.clone(),
-        state: p.state.clone(),
+        state: p.state.to_string(),
         what,
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Soft-deletes a plan as Watcher does: the plan and its actions become
     /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
     /// `action.delete` event per action, and no list shows them again.
@@ -90,10 +92,9 @@ impl Store {
             append_event(
                 tx,
                 &Event::state_change(
-                    "action_plan.delete",
-                    "action_plan",
+                    EventType::PlanDelete,
                     &p.uuid,
-                    Some(&p.state),
+                    Some(p.state.as_str()),
                     "DELETED",
                 )
                 .in_plan(&p.uuid),
@@ -119,13 +120,13 @@ impl Store {
             return Err(StoreError::Refused {
                 kind: "action plan",
                 id: p.uuid,
-                state: p.state,
+                state: p.state.to_string(),
                 what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
                     .into(),
             });
         }
         Ok(PlanRow {
-            state: "DELETED".into(),
+            state: PlanState::Deleted,
             updated_at: Some(at),
             ..p
         })
@@ -140,36 +141,38 @@ impl Store {
     /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
     pub fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
         let p = self.plan(id)?;
-        if !RETRYABLE_PLAN_STATES.contains(&p.state.as_str()) {
-            let what = match p.state.as_str() {
-                "RECOMMENDED" => format!(
+        if !RETRYABLE_PLAN_STATES.contains(&p.state) {
+            let what = match p.state {
+                PlanState::Recommended => format!(
                     "it has not run; start it instead (`sextant action-plan start {}`)",
                     p.uuid
                 ),
-                "PENDING" | "ONGOING" | "CANCELLING" => format!(
+                PlanState::Pending | PlanState::Ongoing | PlanState::Cancelling => format!(
                     "it has not ended; wait for it, or cancel it first (`sextant action-plan cancel {}`), then retry it",
                     p.uuid
                 ),
-                "SUCCEEDED" => "every action of it succeeded; nothing is left to retry".into(),
+                PlanState::Succeeded => {
+                    "every action of it succeeded; nothing is left to retry".into()
+                }
                 _ => "only a FAILED or CANCELLED plan is retried".into(),
             };
             return Err(StoreError::Refused {
                 kind: "action plan",
                 id: p.uuid,
-                state: p.state,
+                state: p.state.to_string(),
                 what,
             });
         }
         let actions = self.actions(&p.uuid)?;
         let left: Vec<_> = actions
             .iter()
-            .filter(|a| a.state != "SUCCEEDED" && a.state != "SKIPPED")
+            .filter(|a| a.state != ActionState::Succeeded && a.state != ActionState::Skipped)
             .collect();
         if left.is_empty() {
             return Err(StoreError::Refused {
                 kind: "action plan",
                 id: p.uuid,
-                state: p.state,
+                state: p.state.to_string(),
                 what: "every action of it succeeded or was skipped; nothing is left to retry"
                     .into(),
             });
@@ -185,7 +188,7 @@ impl Store {
         // The outputs of the finished actions, for the references to them.
         let finished: Value = actions
             .iter()
-            .filter(|a| a.state == "SUCCEEDED")
+            .filter(|a| a.state == ActionState::Succeeded)
             .map(|a| {
                 let outputs = a.outputs.clone().unwrap_or(Value::Null);
                 (a.name.clone(), json!({ "outputs": outputs }))
@@ -214,7 +217,7 @@ impl Store {
             .map_err(|what| StoreError::Refused {
                 kind: "action plan",
                 id: p.uuid.clone(),
-                state: p.state.clone(),
+                state: p.state.to_string(),
                 what,
             })?;
             if !still.is_empty() {
@@ -230,7 +233,7 @@ impl Store {
                     .iter()
                     .filter_map(|u| name_of.get(u.as_str()).map(|n| n.to_string()))
                     .collect(),
-                state: "PENDING".into(),
+                state: ActionState::Pending,
             });
         }
         if let Some(m) = extra.as_object_mut() {
@@ -245,7 +248,7 @@ impl Store {
             audit_uuid: p.audit_uuid.clone(),
             strategy_uuid: p.strategy_uuid.clone(),
             planner: p.planner.clone(),
-            state: "RECOMMENDED".into(),
+            state: PlanState::Recommended,
             global_efficacy: Value::Null,
             efficacy_indicators: Value::Null,
             actions: new_actions,
@@ -382,14 +385,14 @@ mod tests {
     use super::*;
     use crate::store::plans::NewPlanRow;
 
-    fn plan(s: &mut Store, state: &str) -> String {
+    fn plan(s: &mut SqliteStore, state: &str) -> String {
         s.create_plan(&NewPlan {
-            state: state.into(),
+            state: state.parse().expect("a plan state"),
             rows: vec![NewPlanRow {
                 name: "a",
                 action_type: "nop",
                 input_parameters_json: "{}",
-                state: "PENDING",
+                state: crate::states::ActionState::Pending,
                 ..Default::default()
             }],
             ..Default::default()
@@ -433,7 +436,7 @@ mod tests {
     #[test]
     fn purge_keeps_live_plans_events_and_the_newest_event() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let live = plan(&mut s, "RECOMMENDED");
         let done = plan(&mut s, "SUCCEEDED");
         let all = s.events(None, 0).expect("events");

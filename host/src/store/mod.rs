@@ -13,7 +13,11 @@
 
 pub mod apply;
 pub mod audits;
+mod backend;
 mod checkpoint;
+mod columns;
+mod counts;
+mod group_commit;
 pub mod ids;
 pub mod lifecycle;
 pub mod outbox;
@@ -21,6 +25,11 @@ pub mod plans;
 mod schema;
 pub mod sync;
 
+use crate::states::EventType;
+pub use backend::{Store, StoreBackend};
+pub use columns::UnknownValue;
+pub use counts::StateCounts;
+pub use group_commit::GroupCommit;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -29,15 +38,24 @@ use std::path::{Path, PathBuf};
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
+    /// The database said no.
     #[error("database {}: {cause}", path.display())]
-    Sqlite {
+    Database {
         /// The database file.
         path: PathBuf,
         /// Why (in the message, not a `source`: rusqlite's own error
         /// repeats its message in its source, and a chain printed whole
         /// would say it three times).
-        cause: rusqlite::Error,
+        cause: DatabaseCause,
+    },
+    /// A value read back that its column's enum does not know (a state,
+    /// an event type): the database was written by something else.
+    #[error("database {}: {value}", path.display())]
+    Unknown {
+        /// The database file.
+        path: PathBuf,
+        /// Where, and what.
+        value: UnknownValue,
     },
     /// The database was written by a newer Sextant.
     #[error(
@@ -122,6 +140,32 @@ pub enum StoreError {
     },
 }
 
+/// What the database driver said, shown as its message; which driver is the
+/// store's business.
+#[derive(Debug)]
+pub struct DatabaseCause(rusqlite::Error);
+
+impl std::fmt::Display for DatabaseCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A rusqlite error as a [`StoreError`]: an unknown enum value read back
+/// becomes [`StoreError::Unknown`].
+fn sqlite_error(path: &Path, cause: rusqlite::Error) -> StoreError {
+    match columns::unknown_value(&cause) {
+        Some(value) => StoreError::Unknown {
+            path: path.to_path_buf(),
+            value,
+        },
+        None => StoreError::Database {
+            path: path.to_path_buf(),
+            cause: DatabaseCause(cause),
+        },
+    }
+}
+
 /// Result of store operations.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -203,16 +247,8 @@ pub fn new_uuids_sorted(n: usize) -> String {
 /// The length of a hyphenated UUID.
 pub const UUID_LEN: usize = 36;
 
-/// The default database path.
-pub fn default_path() -> PathBuf {
-    match std::env::var_os("SEXTANT_DB") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => crate::config::data_dir().join("sextant.db"),
-    }
-}
-
-/// The open database.
-pub struct Store {
+/// The SQLite backend: one open database file.
+pub struct SqliteStore {
     /// Declared before `conn`: dropped first, it waits for the checkpoint
     /// under way, so that the connection's close is the last one.
     checkpoints: Option<checkpoint::Checkpoints>,
@@ -258,8 +294,8 @@ fn uri_path(path: &Path) -> String {
 fn is_write_refusal(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::Sqlite {
-            cause: rusqlite::Error::SqliteFailure(f, _),
+        StoreError::Database {
+            cause: DatabaseCause(rusqlite::Error::SqliteFailure(f, _)),
             ..
         } if matches!(
             f.code,
@@ -270,7 +306,7 @@ fn is_write_refusal(e: &StoreError) -> bool {
     )
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the database and migrates it.
     ///
     /// Nothing is written when nothing needs changing (a database already
@@ -307,10 +343,7 @@ impl Store {
 
     fn open_with(path: &Path, access: Access) -> Result<Self> {
         use rusqlite::OpenFlags;
-        let err = |cause| StoreError::Sqlite {
-            path: path.to_path_buf(),
-            cause,
-        };
+        let err = |cause| sqlite_error(path, cause);
         let read_only_flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -373,11 +406,8 @@ impl Store {
         &self.path
     }
 
-    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            cause: source,
-        }
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        sqlite_error(&self.path, source)
     }
 
     fn configure(&mut self) -> Result<()> {
@@ -439,10 +469,7 @@ impl Store {
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
             let path = self.path.clone();
-            let err = |source| StoreError::Sqlite {
-                path: path.clone(),
-                cause: source,
-            };
+            let err = |source| sqlite_error(&path, source);
             let tx = self
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -475,15 +502,9 @@ impl Store {
     }
 
     /// Runs `f` in one immediate transaction, committed only if `f` succeeds.
-    pub fn write<T>(
-        &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+    fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            cause: source,
-        };
+        let err = |source| sqlite_error(&path, source);
         // Read-only: a deferred transaction, so that `f` may read and find
         // nothing to change; a write in it fails with SQLite's "attempt to
         // write a readonly database".
@@ -499,12 +520,12 @@ impl Store {
     }
 
     /// Read access.
-    pub fn conn(&self) -> &Connection {
+    fn conn(&self) -> &Connection {
         &self.conn
     }
 
     /// Every row `sql` selects with `params`, each read by `read`.
-    pub(crate) fn rows<T>(
+    fn rows<T>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
@@ -514,6 +535,19 @@ impl Store {
         st.query_map(params, read)
             .and_then(Iterator::collect)
             .map_err(|e| self.err(e))
+    }
+
+    /// Inserts a goal named `name` directly, for tests that need one
+    /// without a strategy plugin.
+    #[cfg(test)]
+    pub(crate) fn insert_test_goal(&mut self, name: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO goals (uuid, name, display_name, created_at) VALUES (?1, ?1, ?1, ?2)",
+                params![name, now()],
+            )
+        })
+        .map(|_| ())
     }
 
     /// Every goal not deleted.
@@ -623,6 +657,13 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The id of the newest event, 0 when there is none.
+    pub fn last_event_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
     /// The event log, oldest first, optionally of one action plan, after
     /// event id `after`.
     pub fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
@@ -637,7 +678,7 @@ impl Store {
             Ok(EventRow {
                 id: r.get(0)?,
                 at: r.get(1)?,
-                event_type: r.get(2)?,
+                event_type: columns::enum_col(r, 2, 0, "events", "event_type")?,
                 object_type: r.get(3)?,
                 object_uuid: r.get(4)?,
                 action_plan_uuid: r.get(5)?,
@@ -653,11 +694,9 @@ impl Store {
 
 /// One event to append: what changed, on which object.
 #[derive(Clone, Debug)]
-pub struct Event<'a> {
-    /// Watcher's event name (`audit.update`, `action.execution.start`, …).
-    pub event_type: &'a str,
-    /// `audit`, `action_plan`, `action`, …
-    pub object_type: &'a str,
+struct Event<'a> {
+    /// What happened; it also says what kind of object it is about.
+    pub event_type: EventType,
     /// The object's uuid.
     pub object_uuid: &'a str,
     /// The plan the object belongs to.
@@ -673,20 +712,30 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// A state change of one object.
     pub fn state_change(
-        event_type: &'a str,
-        object_type: &'a str,
+        event_type: EventType,
         object_uuid: &'a str,
         old_state: Option<&'a str>,
         new_state: &'a str,
     ) -> Self {
         Self {
             event_type,
-            object_type,
             object_uuid,
             action_plan_uuid: None,
             old_state,
             new_state: Some(new_state),
             payload: Value::Null,
+        }
+    }
+
+    /// An event that changes no state.
+    pub fn note(event_type: EventType, object_uuid: &'a str, payload: Value) -> Self {
+        Self {
+            event_type,
+            object_uuid,
+            action_plan_uuid: None,
+            old_state: None,
+            new_state: None,
+            payload,
         }
     }
 
@@ -704,18 +753,18 @@ impl<'a> Event<'a> {
 }
 
 /// Appends one event, inside the caller's transaction.
-pub fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
+fn append_event(tx: &Transaction<'_>, e: &Event<'_>) -> rusqlite::Result<()> {
     append_event_at(tx, e, &now())
 }
 
 /// Appends an event stamped `at`: for many events of one transaction.
-pub fn append_event_at(tx: &Transaction<'_>, e: &Event<'_>, at: &str) -> rusqlite::Result<()> {
+fn append_event_at(tx: &Transaction<'_>, e: &Event<'_>, at: &str) -> rusqlite::Result<()> {
     append_event_with(tx, e, at, None::<&()>)
 }
 
 /// Appends an event whose payload is `payload` when given (serialized
 /// straight to text, no `Value` built), else the event's own.
-pub(crate) fn append_event_with<P: Serialize>(
+fn append_event_with<P: Serialize>(
     tx: &Transaction<'_>,
     e: &Event<'_>,
     at: &str,
@@ -735,7 +784,7 @@ pub(crate) fn append_event_with<P: Serialize>(
     .execute(params![
             at,
             e.event_type,
-            e.object_type,
+            e.event_type.object_type().as_str(),
             e.object_uuid,
             e.action_plan_uuid,
             e.old_state,
@@ -745,7 +794,7 @@ pub(crate) fn append_event_with<P: Serialize>(
     Ok(())
 }
 
-pub(crate) fn json_col(s: String) -> Value {
+fn json_col(s: String) -> Value {
     serde_json::from_str(&s).unwrap_or(Value::String(s))
 }
 
@@ -756,7 +805,7 @@ const GOAL_COLS: &str =
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct GoalRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its id (`server_consolidation`).
@@ -795,7 +844,7 @@ const STRATEGY_COLS: &str = "s.id, s.uuid, s.name, s.display_name, s.display_nam
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct StrategyRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its name.
@@ -850,8 +899,8 @@ pub struct EventRow {
     /// When.
     pub at: String,
     /// Watcher's event name (`action.execution.start`, …).
-    pub event_type: String,
-    /// `audit`, `action_plan`, `action`, `goal`, `strategy`.
+    pub event_type: EventType,
+    /// `audit`, `action_plan`, `action`.
     pub object_type: String,
     /// The object's uuid.
     pub object_uuid: String,
@@ -868,18 +917,19 @@ pub struct EventRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::states::PlanState;
 
     #[test]
     fn plan_state_reads_the_state_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let p = s
             .create_plan(&plans::NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 ..Default::default()
             })
             .expect("plan");
-        assert_eq!(s.plan_state(&p.uuid).ok().as_deref(), Some("RECOMMENDED"));
+        assert_eq!(s.plan_state(&p.uuid).ok(), Some(PlanState::Recommended));
         assert!(matches!(
             s.plan_state("no-such-plan"),
             Err(StoreError::NotFound { .. })
@@ -889,8 +939,8 @@ mod tests {
     #[test]
     fn limit_cache_shrinks_the_cache_and_writes_go_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
-        let size = |s: &Store| -> i64 {
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let size = |s: &SqliteStore| -> i64 {
             s.conn()
                 .query_row("PRAGMA cache_size", [], |r| r.get(0))
                 .expect("cache_size")
@@ -900,11 +950,11 @@ mod tests {
         assert_eq!(size(&s), -8192);
         let p = s
             .create_plan(&plans::NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 ..Default::default()
             })
             .expect("plan");
-        assert_eq!(s.plan_state(&p.uuid).ok().as_deref(), Some("RECOMMENDED"));
+        assert_eq!(s.plan_state(&p.uuid).ok(), Some(PlanState::Recommended));
     }
 
     #[test]
@@ -941,13 +991,13 @@ mod tests {
     fn open_migrates_once_and_refuses_a_newer_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("s.db");
-        let s = Store::open(&path).expect("open");
+        let s = SqliteStore::open(&path).expect("open");
         assert_eq!(
             s.schema_version().ok(),
             Some(schema::MIGRATIONS.len() as i64)
         );
         drop(s);
-        let s = Store::open(&path).expect("reopen");
+        let s = SqliteStore::open(&path).expect("reopen");
         let mode: String = s
             .conn()
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -958,7 +1008,7 @@ mod tests {
             .expect("bump");
         drop(s);
         assert!(matches!(
-            Store::open(&path),
+            SqliteStore::open(&path),
             Err(StoreError::TooNew { found: 999, .. })
         ));
     }
@@ -983,7 +1033,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let s = Store::open(&path).expect("migrate");
+        let s = SqliteStore::open(&path).expect("migrate");
         assert_eq!(
             s.schema_version().ok(),
             Some(schema::MIGRATIONS.len() as i64)
@@ -1040,7 +1090,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let mut s = Store::open(&path).expect("migrate");
+        let mut s = SqliteStore::open(&path).expect("migrate");
         let stored: String = s
             .conn()
             .query_row("SELECT parents FROM actions WHERE id = 13", [], |r| {
@@ -1053,19 +1103,19 @@ mod tests {
         // A new plan's parents are row ids too, after the rows already there.
         let p = s
             .create_plan(&plans::NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 rows: vec![
                     plans::NewPlanRow {
                         name: "x",
                         action_type: "nop",
-                        state: "PENDING",
+                        state: crate::states::ActionState::Pending,
                         input_parameters_json: "{}",
                         ..Default::default()
                     },
                     plans::NewPlanRow {
                         name: "y",
                         action_type: "nop",
-                        state: "PENDING",
+                        state: crate::states::ActionState::Pending,
                         input_parameters_json: "{}",
                         parents: &[0],
                         ..Default::default()
@@ -1108,7 +1158,7 @@ mod tests {
         )
         .expect("rows");
         drop(conn);
-        let mut s = Store::open(&path).expect("migrate");
+        let mut s = SqliteStore::open(&path).expect("migrate");
         assert_eq!(
             s.schema_version().ok(),
             Some(schema::MIGRATIONS.len() as i64)
@@ -1149,11 +1199,148 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_state_or_event_type_read_back_is_an_error_naming_where() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let p = s
+            .create_plan(&plans::NewPlan {
+                state: PlanState::Recommended,
+                actions: vec![plans::NewPlanAction {
+                    name: "a".into(),
+                    action_type: "nop".into(),
+                    action_type_version: "1.0.0".into(),
+                    input_parameters: serde_json::json!({}),
+                    parents: vec![],
+                    state: crate::states::ActionState::Pending,
+                }],
+                ..Default::default()
+            })
+            .expect("plan");
+        let (action_id, action_uuid): (i64, String) = s
+            .conn()
+            .query_row("SELECT id, uuid FROM actions", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("action");
+        let unknown = |e: StoreError| match e {
+            StoreError::Unknown { value, .. } => Some(value),
+            _ => None,
+        };
+        // An action state: the applier once read anything unknown as PENDING.
+        s.conn()
+            .execute("UPDATE actions SET state = 'RUNNING'", [])
+            .expect("corrupt");
+        let e = s.actions(&p.uuid).expect_err("refused");
+        let msg = e.to_string();
+        assert_eq!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "actions",
+                row: action_id,
+                column: "state",
+                name: crate::states::UnknownName {
+                    what: "action state",
+                    value: "RUNNING".into()
+                }
+            })
+        );
+        assert!(
+            msg.contains("table actions")
+                && msg.contains(&format!("row {action_id}"))
+                && msg.contains("\"RUNNING\""),
+            "{msg}"
+        );
+        assert!(s.action(&action_uuid).is_err());
+        // Nothing was changed by reading.
+        let stored: String = s
+            .conn()
+            .query_row("SELECT state FROM actions", [], |r| r.get(0))
+            .expect("state");
+        assert_eq!(stored, "RUNNING");
+        // A transition that reads the state first fails too, writing nothing.
+        let t = apply::ActionTransition::new(
+            &action_uuid,
+            &[crate::states::ActionState::Pending],
+            crate::states::ActionState::Ongoing,
+            None,
+            None,
+            EventType::ActionUpdate,
+        );
+        assert!(matches!(
+            s.action_transitions(std::slice::from_ref(&t)),
+            Err(StoreError::Unknown { .. })
+        ));
+        // A plan state.
+        s.conn()
+            .execute("UPDATE action_plans SET state = 'PAUSED'", [])
+            .expect("corrupt");
+        let e = s.plan(&p.uuid).expect_err("refused");
+        assert!(matches!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "action_plans",
+                column: "state",
+                ..
+            })
+        ),);
+        assert!(matches!(
+            s.plan_state(&p.uuid),
+            Err(StoreError::Unknown { .. })
+        ));
+        // An event type.
+        s.conn()
+            .execute("UPDATE events SET event_type = 'action.teleport'", [])
+            .expect("corrupt");
+        let e = s.events(None, 0).expect_err("refused");
+        assert!(matches!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "events",
+                column: "event_type",
+                ..
+            })
+        ),);
+    }
+
+    #[test]
+    fn migration_9_stores_whether_a_failure_came_from_execute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        // A database at schema version 8: the fact only in the messages.
+        let conn = Connection::open(&path).expect("open");
+        for (i, sql) in schema::MIGRATIONS[..8].iter().enumerate() {
+            conn.execute_batch(sql).expect("migration");
+            conn.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .expect("version");
+        }
+        conn.execute_batch(
+            "INSERT INTO action_plans (id, uuid, state, created_at) VALUES (7, 'p', 'FAILED', 't'); \
+             INSERT INTO actions (id, uuid, action_plan_id, name, action_type, state, status_message, created_at) VALUES \
+               (1, 'u1', 7, 'a', 'nop', 'FAILED', 'Action failed in execute: boom', 't'), \
+               (2, 'u2', 7, 'b', 'nop', 'FAILED', 'Action failed in pre_condition: no', 't'), \
+               (3, 'u3', 7, 'c', 'nop', 'SUCCEEDED', 'Action failed in execute: then retried', 't');",
+        )
+        .expect("rows");
+        drop(conn);
+        let s = SqliteStore::open(&path).expect("migrate");
+        let got: Vec<bool> = s
+            .actions("p")
+            .expect("actions")
+            .iter()
+            .map(|a| a.execute_failed)
+            .collect();
+        assert_eq!(got, [true, false, false]);
+    }
+
+    #[test]
     fn a_failed_write_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let r: Result<()> = s.write(|tx| {
-            append_event(tx, &Event::state_change("x", "audit", "u", None, "PENDING"))?;
+            append_event(
+                tx,
+                &Event::state_change(EventType::AuditCreate, "u", None, "PENDING"),
+            )?;
             tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
             Ok(())
         });

@@ -11,9 +11,10 @@
 //! The notification mapping needs the objects the events are about (an
 //! action's type and parameters, its plan, the plan's audit…): they are read
 //! here in one query per kind for a whole batch of events
-//! ([`Store::notification_subjects`]).
+//! (`notification_subjects`). The store's interface exposes these through
+//! [`super::StoreBackend`].
 
-use super::{EventRow, Result, Store, json_col, now};
+use super::{EventRow, Result, SqliteStore, columns, json_col, now};
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -159,14 +160,7 @@ fn uuid_list<'a>(uuids: impl IntoIterator<Item = &'a String>) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
 }
 
-impl Store {
-    /// The id of the newest event (0 when there is none).
-    pub fn newest_event_id(&self) -> Result<i64> {
-        self.conn
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
-    }
-
+impl SqliteStore {
     /// This database's notification origin: 16 hex digits, drawn once (by
     /// the migration that made the outbox) and kept.
     pub fn notification_origin(&self) -> Result<String> {
@@ -263,7 +257,7 @@ impl Store {
             Ok(EventRow {
                 id: r.get(0)?,
                 at: r.get(1)?,
-                event_type: r.get(2)?,
+                event_type: columns::enum_col(r, 2, 0, "events", "event_type")?,
                 object_type: r.get(3)?,
                 object_uuid: r.get(4)?,
                 action_plan_uuid: r.get(5)?,
@@ -418,20 +412,25 @@ mod tests {
     #[test]
     fn a_cursor_starts_at_the_newest_event_and_never_moves_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let origin = s.notification_origin().expect("origin");
         assert_eq!(origin.len(), 16, "{origin}");
         s.write(|tx| {
             for _ in 0..3 {
                 super::super::append_event(
                     tx,
-                    &super::super::Event::state_change("x", "audit", "u", None, "PENDING"),
+                    &super::super::Event::state_change(
+                        crate::states::EventType::AuditCreate,
+                        "u",
+                        None,
+                        "PENDING",
+                    ),
                 )?;
             }
             Ok(())
         })
         .expect("events");
-        let newest = s.newest_event_id().expect("newest");
+        let newest = s.last_event_id().expect("newest");
         assert_eq!(s.register_sink_cursor("webhook a").expect("reg"), newest);
         assert_eq!(s.sink_cursor("webhook b").expect("none"), None);
         s.advance_sink_cursor("webhook a", newest - 2)
@@ -440,7 +439,12 @@ mod tests {
         s.write(|tx| {
             super::super::append_event(
                 tx,
-                &super::super::Event::state_change("x", "audit", "u", None, "PENDING"),
+                &super::super::Event::state_change(
+                    crate::states::EventType::AuditCreate,
+                    "u",
+                    None,
+                    "PENDING",
+                ),
             )
         })
         .expect("one more");

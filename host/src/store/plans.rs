@@ -4,10 +4,12 @@
 //! indicators, and an event per object created. An action's parents are
 //! stored as their row ids (schema migration 6) and read back as uuids.
 
+use super::SqliteStore;
+use super::columns::enum_col;
 use super::{
-    Event, Result, Store, StoreError, UUID_LEN, append_event, json_col, new_uuid, new_uuids_sorted,
-    now,
+    Event, Result, StoreError, UUID_LEN, append_event, json_col, new_uuid, new_uuids_sorted, now,
 };
+use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -28,7 +30,7 @@ pub struct NewPlanAction {
     /// Names of the actions it waits for.
     pub parents: Vec<String>,
     /// Its initial state (PENDING unless imported otherwise).
-    pub state: String,
+    pub state: ActionState,
 }
 
 /// One action of a new plan, borrowed from whoever planned it: its
@@ -49,7 +51,7 @@ pub struct NewPlanRow<'a> {
     /// name of a [`NewPlanAction`] is.
     pub parents: &'a [usize],
     /// Its initial state (PENDING unless imported otherwise).
-    pub state: &'a str,
+    pub state: ActionState,
 }
 
 /// A new plan.
@@ -62,7 +64,7 @@ pub struct NewPlan<'a> {
     /// The planner that scheduled it.
     pub planner: Option<String>,
     /// RECOMMENDED, or SUCCEEDED when empty.
-    pub state: String,
+    pub state: PlanState,
     /// Global efficacy.
     pub global_efficacy: Value,
     /// Efficacy indicators: `[{name, description, unit, value}]`.
@@ -207,7 +209,7 @@ fn insert_rows(
 
 /// Inserts a plan and its actions inside the caller's transaction; returns
 /// the plan's uuid.
-pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
+pub(super) fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
     // Names are unique within a plan: checked here, not by an index (see
     // schema migration 5).
     let mut names = std::collections::HashSet::with_capacity(p.actions.len() + p.rows.len());
@@ -262,7 +264,7 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<St
     let plan_id = tx.last_insert_rowid();
     append_event(
         tx,
-        &Event::state_change("action_plan.create", "action_plan", &uuid, None, &p.state)
+        &Event::state_change(EventType::PlanCreate, &uuid, None, p.state.as_str())
             .in_plan(&uuid)
             .with_payload(json!({"audit": p.audit_uuid, "planner": p.planner})),
     )?;
@@ -316,7 +318,7 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<St
                 action_type_version: &a.action_type_version,
                 input_parameters_json: j,
                 parents: ps,
-                state: &a.state,
+                state: a.state,
             }),
     );
     if offset == 0 {
@@ -354,11 +356,11 @@ pub fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<St
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct PlanRow {
     #[serde(skip)]
-    pub(crate) id: i64,
+    pub(in crate::store) id: i64,
     /// Its uuid.
     pub uuid: String,
     /// Its state.
-    pub state: String,
+    pub state: PlanState,
     /// The audit that produced it.
     pub audit_uuid: Option<String>,
     /// The strategy that produced it.
@@ -399,7 +401,7 @@ pub struct ActionRow {
     /// Its parameters.
     pub input_parameters: Value,
     /// Its state.
-    pub state: String,
+    pub state: ActionState,
     /// Uuids of the actions it waits for.
     pub parents: Vec<String>,
     /// What `execute` returned.
@@ -410,6 +412,10 @@ pub struct ActionRow {
     pub created_at: String,
     /// When last changed.
     pub updated_at: Option<String>,
+    /// Its FAILED state came from its `execute` (not from a pre_condition,
+    /// post_condition or timeout before it started).
+    #[serde(skip)]
+    pub execute_failed: bool,
 }
 
 const PLAN_COLS: &str = "p.id, p.uuid, p.state, a.uuid, s.uuid, s.name, p.planner, p.global_efficacy, \
@@ -419,14 +425,15 @@ const PLAN_FROM: &str = "action_plans p LEFT JOIN audits a ON a.id = p.audit_id 
     LEFT JOIN strategies s ON s.id = p.strategy_id";
 
 const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, x.input_parameters, \
-    x.state, x.parents, x.outputs, x.status_message, x.created_at, x.updated_at, x.id";
+    x.state, x.parents, x.outputs, x.status_message, x.created_at, x.updated_at, x.id, \
+    x.execute_failed";
 
-impl Store {
+impl SqliteStore {
     fn plan_from_row(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<PlanRow> {
         Ok(PlanRow {
             id: r.get(0)?,
             uuid: r.get(1)?,
-            state: r.get(2)?,
+            state: enum_col(r, 2, 0, "action_plans", "state")?,
             audit_uuid: r.get(3)?,
             strategy_uuid: r.get(4)?,
             strategy_name: r.get(5)?,
@@ -501,10 +508,13 @@ impl Store {
     }
 
     /// A plan's state, by full uuid: cheap enough to poll.
-    pub fn plan_state(&self, uuid: &str) -> Result<String> {
+    pub fn plan_state(&self, uuid: &str) -> Result<PlanState> {
         self.conn()
-            .prepare_cached("SELECT state FROM action_plans WHERE uuid = ?1 AND deleted = 0")
-            .and_then(|mut st| st.query_row([uuid], |r| r.get(0)).optional())
+            .prepare_cached("SELECT id, state FROM action_plans WHERE uuid = ?1 AND deleted = 0")
+            .and_then(|mut st| {
+                st.query_row([uuid], |r| enum_col(r, 1, 0, "action_plans", "state"))
+                    .optional()
+            })
             .map_err(|e| self.err(e))?
             .ok_or_else(|| StoreError::NotFound {
                 kind: "action plan",
@@ -608,6 +618,83 @@ impl Store {
     }
 }
 
+impl SqliteStore {
+    /// The oldest plan of audit `audit_uuid` that is still queued or
+    /// running (PENDING, ONGOING or CANCELLING), with its state.
+    pub fn running_plan_of_audit(&self, audit_uuid: &str) -> Result<Option<(String, PlanState)>> {
+        self.conn()
+            .query_row(
+                "SELECT p.uuid, p.state, p.id FROM action_plans p JOIN audits a ON a.id = p.audit_id \
+                 WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state IN ('PENDING', 'ONGOING', 'CANCELLING') \
+                 ORDER BY p.id LIMIT 1",
+                [audit_uuid],
+                |r| Ok((r.get(0)?, enum_col(r, 1, 2, "action_plans", "state")?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The uuid of a plan that is ONGOING, if any.
+    pub fn ongoing_plan(&self) -> Result<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Cancels the RECOMMENDED plans of audit `audit_uuid` (a new run of a
+    /// CONTINUOUS audit supersedes them), each a compare-and-set on
+    /// RECOMMENDED with its event and `message`, in one transaction;
+    /// returns their uuids.
+    pub fn cancel_recommended_plans_of_audit(
+        &mut self,
+        audit_uuid: &str,
+        message: &str,
+    ) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let mut st = tx.prepare(
+                "SELECT p.id, p.uuid FROM action_plans p JOIN audits a ON a.id = p.audit_id \
+                 WHERE a.uuid = ?1 AND p.deleted = 0 AND p.state = 'RECOMMENDED'",
+            )?;
+            let plans: Vec<(i64, String)> = st
+                .query_map([audit_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut cancelled = Vec::with_capacity(plans.len());
+            for (id, uuid) in plans {
+                let n = tx.execute(
+                    "UPDATE action_plans SET state = ?1, status_message = ?2, updated_at = ?3 \
+                     WHERE id = ?4 AND state = ?5",
+                    params![
+                        PlanState::Cancelled,
+                        message,
+                        now(),
+                        id,
+                        PlanState::Recommended
+                    ],
+                )?;
+                if n == 1 {
+                    append_event(
+                        tx,
+                        &Event::state_change(
+                            EventType::PlanUpdate,
+                            &uuid,
+                            Some(PlanState::Recommended.as_str()),
+                            PlanState::Cancelled.as_str(),
+                        )
+                        .in_plan(&uuid),
+                    )?;
+                    cancelled.push(uuid);
+                }
+            }
+            Ok(cancelled)
+        })
+    }
+}
+
 /// An action as read, before its parents' ids become uuids.
 struct ReadAction {
     row: ActionRow,
@@ -628,12 +715,13 @@ fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadAction> {
         action_type: r.get(3)?,
         action_type_version: r.get(4)?,
         input_parameters: json_col(r.get(5)?),
-        state: r.get(6)?,
+        state: enum_col(r, 6, 12, "actions", "state")?,
         parents: Vec::with_capacity(parent_ids.len()),
         outputs: r.get::<_, Option<String>>(8)?.map(json_col),
         status_message: r.get(9)?,
         created_at: r.get(10)?,
         updated_at: r.get(11)?,
+        execute_failed: r.get::<_, i64>(13)? != 0,
     };
     Ok(ReadAction {
         row,
@@ -649,7 +737,7 @@ mod tests {
     #[test]
     fn rows_and_owned_actions_store_the_same_columns_and_events() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         // More than one chunk, and a last chunk of another size.
         let n = CHUNK * 2 + 3;
         let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
@@ -664,14 +752,14 @@ mod tests {
             .collect();
         let plan = store
             .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 actions: vec![NewPlanAction {
                     name: "owned".into(),
                     action_type: "nop".into(),
                     action_type_version: "1.0.0".into(),
                     input_parameters: json!({"message": "hi \"there\""}),
                     parents: vec!["nobody".into()],
-                    state: "SKIPPED".into(),
+                    state: crate::states::ActionState::Skipped,
                 }],
                 rows: (0..n)
                     .map(|i| NewPlanRow {
@@ -680,7 +768,7 @@ mod tests {
                         action_type_version: "2.0.0",
                         input_parameters_json: &params[i],
                         parents: &parents[i],
-                        state: "PENDING",
+                        state: crate::states::ActionState::Pending,
                     })
                     .collect(),
                 ..Default::default()
@@ -729,7 +817,7 @@ mod tests {
                 name,
                 action_type: "nop",
                 input_parameters_json: "{}",
-                state: "PENDING",
+                state: crate::states::ActionState::Pending,
                 ..Default::default()
             })
             .collect()
@@ -738,7 +826,7 @@ mod tests {
     #[test]
     fn a_failing_row_leaves_no_plan() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         // A row of the second chunk fails after a whole chunk went in.
         store
             .conn()
@@ -751,7 +839,7 @@ mod tests {
         names.push("boom".into());
         let e = store
             .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 rows: named_rows(&names),
                 ..Default::default()
             })
@@ -769,12 +857,12 @@ mod tests {
     #[test]
     fn two_actions_of_one_name_are_refused_and_nothing_is_stored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
+        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
         let mut names: Vec<String> = (0..CHUNK + 3).map(|i| format!("a{i}")).collect();
         names.push("a7".into());
         let e = store
             .create_plan(&NewPlan {
-                state: "RECOMMENDED".into(),
+                state: crate::states::PlanState::Recommended,
                 rows: named_rows(&names),
                 ..Default::default()
             })
@@ -789,7 +877,7 @@ mod tests {
         for _ in 0..2 {
             store
                 .create_plan(&NewPlan {
-                    state: "RECOMMENDED".into(),
+                    state: crate::states::PlanState::Recommended,
                     rows: named_rows(&names[..3]),
                     ..Default::default()
                 })

@@ -233,7 +233,16 @@ ALTER TABLE audits ADD COLUMN policy_content TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy TEXT;
 ALTER TABLE audit_templates ADD COLUMN policy_content TEXT;
 "#,
-    // 9: the events table is the notification outbox (store::outbox). Each
+    // 9: whether an action's FAILED state came from its `execute` (what
+    // Watcher's ANY rule runs the next action after), stored with the
+    // state instead of read back out of its status message on resume.
+    // Existing rows take it from the message, once.
+    r#"
+ALTER TABLE actions ADD COLUMN execute_failed INTEGER NOT NULL DEFAULT 0;
+UPDATE actions SET execute_failed = 1
+    WHERE state = 'FAILED' AND status_message LIKE 'Action failed in execute%';
+"#,
+    // 10: the events table is the notification outbox (store::outbox). Each
     // delivering sink (a webhook, an AMQP bus) keeps a durable cursor: the
     // last event it has delivered. `notification_origin` is this database's
     // own random id: with an event's id it makes the event's stable message

@@ -14,8 +14,10 @@
 //!   plans. A finished audit keeps its state; a running plan is left to its
 //!   applier, with a warning.
 
-use super::{Event, Result, Store, append_event, json_col, new_uuid, now};
+use super::columns::enum_col;
+use super::{Event, Result, SqliteStore, Store, append_event, json_col, new_uuid, now};
 use crate::plugins::PluginRegistry;
+use crate::states::{AuditState, EventType, PlanState};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -209,18 +211,30 @@ fn cancel_audits(
         "SELECT id, uuid, state FROM audits WHERE deleted = 0 \
          AND state IN ('PENDING', 'ONGOING', 'SUSPENDED') AND {filter}"
     ))?;
-    let rows: Vec<(i64, String, String)> = st
-        .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let rows: Vec<(i64, String, AuditState)> = st
+        .query_map([arg], |r| {
+            Ok((r.get(0)?, r.get(1)?, enum_col(r, 2, 0, "audits", "state")?))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     for (id, uuid, state) in &rows {
-        tx.execute(
-            "UPDATE audits SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 WHERE id = ?3",
-            params![reason, now(), id],
+        // Compare-and-set, as every state change.
+        let n = tx.execute(
+            "UPDATE audits SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = ?4",
+            params![reason, now(), id, state],
         )?;
+        if n == 0 {
+            continue;
+        }
         append_event(
             tx,
-            &Event::state_change("audit.update", "audit", uuid, Some(state), "CANCELLED")
-                .with_payload(json!({"reason": reason})),
+            &Event::state_change(
+                EventType::AuditUpdate,
+                uuid,
+                Some(state.as_str()),
+                "CANCELLED",
+            )
+            .with_payload(json!({"reason": reason})),
         )?;
         report.audits_cancelled.push(uuid.clone());
     }
@@ -239,29 +253,38 @@ fn cancel_plans(
     let mut st = tx.prepare(&format!(
         "SELECT id, uuid, state FROM action_plans WHERE deleted = 0 AND {filter}"
     ))?;
-    let rows: Vec<(i64, String, String)> = st
-        .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+    let rows: Vec<(i64, String, PlanState)> = st
+        .query_map([arg], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                enum_col(r, 2, 0, "action_plans", "state")?,
+            ))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     for (id, uuid, state) in rows {
-        match state.as_str() {
-            "RECOMMENDED" | "PENDING" => {}
-            "ONGOING" | "CANCELLING" => {
+        match state {
+            PlanState::Recommended | PlanState::Pending => {}
+            PlanState::Ongoing | PlanState::Cancelling => {
                 tracing::warn!("action plan {uuid} is {state}: left to its applier ({reason})");
                 continue;
             }
             _ => continue,
         }
-        tx.execute(
-            "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 WHERE id = ?3",
-            params![reason, now(), id],
+        let n = tx.execute(
+            "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = ?4",
+            params![reason, now(), id, state],
         )?;
+        if n == 0 {
+            continue;
+        }
         append_event(
             tx,
             &Event::state_change(
-                "action_plan.update",
-                "action_plan",
+                EventType::PlanUpdate,
                 &uuid,
-                Some(&state),
+                Some(state.as_str()),
                 "CANCELLED",
             )
             .in_plan(&uuid)
@@ -318,7 +341,17 @@ pub fn sync(
     goals: &[DiscoveredGoal],
     strategies: &[DiscoveredStrategy],
 ) -> Result<SyncReport> {
-    store.write(|tx| {
+    store.sync_goals_and_strategies(goals, strategies)
+}
+
+impl SqliteStore {
+    /// [`super::StoreBackend::sync_goals_and_strategies`] on SQLite.
+    pub(super) fn sync_goals_and_strategies(
+        &mut self,
+        goals: &[DiscoveredGoal],
+        strategies: &[DiscoveredStrategy],
+    ) -> Result<SyncReport> {
+        self.write(|tx| {
         let mut report = SyncReport::default();
         let mut goal_map: HashMap<i64, i64> = HashMap::new();
         let mut strategy_map: HashMap<i64, i64> = HashMap::new();
@@ -472,6 +505,7 @@ pub fn sync(
         }
         Ok(report)
     })
+    }
 }
 
 /// Discovers from the plugins and synchronises.
@@ -508,11 +542,11 @@ mod tests {
         }
     }
 
-    fn exec(store: &mut Store, sql: &str) {
+    fn exec(store: &mut SqliteStore, sql: &str) {
         store.write(|tx| tx.execute_batch(sql)).expect("sql");
     }
 
-    fn one<T: rusqlite::types::FromSql>(store: &Store, sql: &str) -> T {
+    fn one<T: rusqlite::types::FromSql>(store: &SqliteStore, sql: &str) -> T {
         store
             .conn()
             .query_row(sql, [], |r| r.get(0))
@@ -522,22 +556,22 @@ mod tests {
     #[test]
     fn sync_creates_replaces_and_deletes_like_watcher() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy goal")],
-            &[strategy("dummy", "dummy", 10.2)],
-        )
-        .expect("sync");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy goal")],
+                &[strategy("dummy", "dummy", 10.2)],
+            )
+            .expect("sync");
         assert_eq!(r.goals_created, vec!["dummy"]);
         assert_eq!(r.strategies_created, vec!["dummy"]);
         // Idempotent.
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy goal")],
-            &[strategy("dummy", "dummy", 10.2)],
-        )
-        .expect("sync");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy goal")],
+                &[strategy("dummy", "dummy", 10.2)],
+            )
+            .expect("sync");
         assert!(r.is_empty(), "{r:?}");
 
         // A template, an audit and a plan using the strategy.
@@ -553,12 +587,12 @@ mod tests {
 
         // The schema changes: the strategy is replaced, users remapped and
         // the runnable ones cancelled.
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy goal")],
-            &[strategy("dummy", "dummy", 20.0)],
-        )
-        .expect("sync");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy goal")],
+                &[strategy("dummy", "dummy", 20.0)],
+            )
+            .expect("sync");
         assert_eq!(r.strategies_created, vec!["dummy"]);
         assert_eq!(r.audits_cancelled, vec!["a1"]);
         assert_eq!(r.plans_cancelled, vec!["p1"]);
@@ -590,12 +624,12 @@ mod tests {
 
         // The display name of the goal changes: goal replaced, references
         // remapped, strategy re-created under the new goal.
-        let r = sync(
-            &mut s,
-            &[goal("dummy", "Dummy")],
-            &[strategy("dummy", "dummy", 20.0)],
-        )
-        .expect("sync");
+        let r = s
+            .sync_goals_and_strategies(
+                &[goal("dummy", "Dummy")],
+                &[strategy("dummy", "dummy", 20.0)],
+            )
+            .expect("sync");
         assert_eq!(r.goals_created, vec!["dummy"]);
         assert_eq!(r.strategies_created, vec!["dummy"]);
         let new_gid: i64 = one(&s, "SELECT id FROM goals WHERE deleted = 0");
@@ -606,7 +640,7 @@ mod tests {
 
         // The plugin goes away: both soft-deleted; the template loses its
         // strategy and is reported for its goal.
-        let r = sync(&mut s, &[], &[]).expect("sync");
+        let r = s.sync_goals_and_strategies(&[], &[]).expect("sync");
         assert_eq!(r.goals_deleted, vec!["dummy"]);
         assert_eq!(r.strategies_deleted, vec!["dummy"]);
         assert_eq!(r.templates_strategy_removed, vec!["t1"]);
@@ -619,13 +653,16 @@ mod tests {
     #[test]
     fn version_and_file_changes_update_in_place() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
-        sync(&mut s, &[goal("g", "G")], &[strategy("x", "g", 1.0)]).expect("sync");
+        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        s.sync_goals_and_strategies(&[goal("g", "G")], &[strategy("x", "g", 1.0)])
+            .expect("sync");
         let uuid = s.strategy("x").expect("x").uuid;
         let mut moved = strategy("x", "g", 1.0);
         moved.version = "1.0.1".into();
         moved.plugin_file = "/y.so".into();
-        let r = sync(&mut s, &[goal("g", "G")], &[moved]).expect("sync");
+        let r = s
+            .sync_goals_and_strategies(&[goal("g", "G")], &[moved])
+            .expect("sync");
         assert!(r.is_empty());
         let x = s.strategy("x").expect("x");
         assert_eq!(

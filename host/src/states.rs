@@ -1,0 +1,343 @@
+//! The closed sets of names the host stores and reasons about: the states of
+//! audits, action plans and actions, execution rules, and event types.
+//!
+//! Each is an enum with Watcher's spelling as its text (`Display`,
+//! `FromStr`, serde). How they are written to and read from a database is
+//! the store's business (`store/`); a name read back that is none of these
+//! is an error naming where it was found, never a default.
+
+use std::fmt;
+
+/// A name that is none of the values of an enum of this module.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownName {
+    /// What was being read (`action state`, `event type`, …).
+    pub what: &'static str,
+    /// The text found.
+    pub value: String,
+}
+
+/// An enum of names: `as_str`, `ALL`, `Display`, `FromStr`, serde as text.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        $name:ident, $what:literal {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// Its name, as stored and shown.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownName { what: $what, value: s.to_string() }),
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        // Unit tests compare rows with literals.
+        #[cfg(test)]
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// An audit's state (Watcher's audit state machine).
+    AuditState, "audit state" {
+        /// Created, not run yet.
+        Pending = "PENDING",
+        /// Running (a CONTINUOUS audit stays ONGOING between runs).
+        Ongoing = "ONGOING",
+        /// Ran to the end.
+        Succeeded = "SUCCEEDED",
+        /// Failed.
+        Failed = "FAILED",
+        /// Cancelled.
+        Cancelled = "CANCELLED",
+        /// A CONTINUOUS audit paused by the operator.
+        Suspended = "SUSPENDED",
+        /// Soft-deleted.
+        Deleted = "DELETED",
+    }
+}
+
+named_enum! {
+    /// An action plan's state.
+    PlanState, "action plan state" {
+        /// Stored, waiting for the operator.
+        Recommended = "RECOMMENDED",
+        /// Queued for an applier.
+        Pending = "PENDING",
+        /// Being applied.
+        Ongoing = "ONGOING",
+        /// Being cancelled by its applier.
+        Cancelling = "CANCELLING",
+        /// Applied.
+        Succeeded = "SUCCEEDED",
+        /// Failed.
+        Failed = "FAILED",
+        /// Cancelled.
+        Cancelled = "CANCELLED",
+        /// Replaced by a newer plan.
+        Superseded = "SUPERSEDED",
+        /// Soft-deleted.
+        Deleted = "DELETED",
+    }
+}
+
+named_enum! {
+    /// An action's state.
+    ActionState, "action state" {
+        /// Not run yet.
+        Pending = "PENDING",
+        /// Running.
+        Ongoing = "ONGOING",
+        /// Ran and took effect.
+        Succeeded = "SUCCEEDED",
+        /// Failed.
+        Failed = "FAILED",
+        /// Not run, on purpose.
+        Skipped = "SKIPPED",
+        /// Not run: its plan was cancelled or stopped.
+        Cancelled = "CANCELLED",
+        /// Soft-deleted with its plan.
+        Deleted = "DELETED",
+    }
+}
+
+named_enum! {
+    /// When an action may run, given its parents' outcomes.
+    ExecutionRule, "execution rule" {
+        /// Only after every parent SUCCEEDED.
+        Strict = "STRICT",
+        /// After every parent ended, whatever the outcome.
+        Always = "ALWAYS",
+        /// Watcher's ANY: the plan goes on past failures.
+        Any = "ANY",
+    }
+}
+
+named_enum! {
+    /// What an event says happened (Watcher's notification names).
+    EventType, "event type" {
+        /// An audit was created.
+        AuditCreate = "audit.create",
+        /// An audit changed (its state, or a skipped run).
+        AuditUpdate = "audit.update",
+        /// An audit's strategy started.
+        AuditStrategyStart = "audit.strategy.start",
+        /// An audit's strategy ended.
+        AuditStrategyEnd = "audit.strategy.end",
+        /// An audit's strategy failed.
+        AuditStrategyError = "audit.strategy.error",
+        /// A plan was created.
+        PlanCreate = "action_plan.create",
+        /// A plan changed state.
+        PlanUpdate = "action_plan.update",
+        /// A plan was deleted.
+        PlanDelete = "action_plan.delete",
+        /// A plan's applier started.
+        PlanExecutionStart = "action_plan.execution.start",
+        /// A plan's applier ended it.
+        PlanExecutionEnd = "action_plan.execution.end",
+        /// A plan's applier failed it.
+        PlanExecutionError = "action_plan.execution.error",
+        /// A plan's cancellation started.
+        PlanCancelStart = "action_plan.cancel.start",
+        /// A plan's cancellation ended.
+        PlanCancelEnd = "action_plan.cancel.end",
+        /// An action was created.
+        ActionCreate = "action.create",
+        /// An action changed state.
+        ActionUpdate = "action.update",
+        /// An action was deleted with its plan.
+        ActionDelete = "action.delete",
+        /// An action started executing.
+        ActionExecutionStart = "action.execution.start",
+        /// An action ended executing.
+        ActionExecutionEnd = "action.execution.end",
+        /// An action failed.
+        ActionExecutionError = "action.execution.error",
+        /// An action failed and runs again.
+        ActionExecutionRetry = "action.execution.retry",
+        /// An action was cancelled.
+        ActionCancelEnd = "action.cancel.end",
+        /// An action was reverted in a rollback.
+        ActionRevertEnd = "action.revert.end",
+        /// An action's revert failed in a rollback.
+        ActionRevertError = "action.revert.error",
+    }
+}
+
+/// The kind of object an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectType {
+    /// An audit.
+    Audit,
+    /// An action plan.
+    ActionPlan,
+    /// An action.
+    Action,
+}
+
+impl ObjectType {
+    /// Its name, as stored.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Audit => "audit",
+            ObjectType::ActionPlan => "action_plan",
+            ObjectType::Action => "action",
+        }
+    }
+}
+
+impl EventType {
+    /// The kind of object events of this type are about.
+    pub const fn object_type(self) -> ObjectType {
+        use EventType::*;
+        match self {
+            AuditCreate | AuditUpdate | AuditStrategyStart | AuditStrategyEnd
+            | AuditStrategyError => ObjectType::Audit,
+            PlanCreate | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd
+            | PlanExecutionError | PlanCancelStart | PlanCancelEnd => ObjectType::ActionPlan,
+            ActionCreate | ActionUpdate | ActionDelete | ActionExecutionStart
+            | ActionExecutionEnd | ActionExecutionError | ActionExecutionRetry
+            | ActionCancelEnd | ActionRevertEnd | ActionRevertError => ObjectType::Action,
+        }
+    }
+}
+
+impl AuditState {
+    /// Watcher's audit transitions (reference section 5.4).
+    pub fn may_become(self, to: AuditState) -> bool {
+        use AuditState::*;
+        matches!(
+            (self, to),
+            (Pending, Ongoing)
+                | (Pending, Cancelled)
+                | (Ongoing, Failed)
+                | (Ongoing, Succeeded)
+                | (Ongoing, Cancelled)
+                | (Ongoing, Suspended)
+                | (Failed, Deleted)
+                | (Succeeded, Deleted)
+                | (Cancelled, Deleted)
+                | (Suspended, Ongoing)
+                | (Suspended, Deleted)
+        )
+    }
+}
+
+impl PlanState {
+    /// Ended: nothing more happens to it.
+    pub fn is_terminal(self) -> bool {
+        use PlanState::*;
+        matches!(self, Succeeded | Failed | Cancelled | Superseded | Deleted)
+    }
+
+    /// Queued or being applied (PENDING, ONGOING or CANCELLING).
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            PlanState::Pending | PlanState::Ongoing | PlanState::Cancelling
+        )
+    }
+}
+
+/// A new action is PENDING.
+impl Default for ActionState {
+    fn default() -> Self {
+        ActionState::Pending
+    }
+}
+
+/// A new plan is RECOMMENDED.
+impl Default for PlanState {
+    fn default() -> Self {
+        PlanState::Recommended
+    }
+}
+
+impl ActionState {
+    /// Ended: it will not run (again) in this plan.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, ActionState::Pending | ActionState::Ongoing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_reads_back_and_an_unknown_one_is_an_error() {
+        for s in ActionState::ALL {
+            assert_eq!(s.as_str().parse::<ActionState>(), Ok(*s));
+        }
+        for s in PlanState::ALL {
+            assert_eq!(s.as_str().parse::<PlanState>(), Ok(*s));
+        }
+        for s in AuditState::ALL {
+            assert_eq!(s.as_str().parse::<AuditState>(), Ok(*s));
+        }
+        for s in EventType::ALL {
+            assert_eq!(s.as_str().parse::<EventType>(), Ok(*s));
+            assert!(s.as_str().starts_with(s.object_type().as_str()), "{s}");
+        }
+        assert_eq!(
+            "pending".parse::<ActionState>(),
+            Err(UnknownName {
+                what: "action state",
+                value: "pending".into()
+            })
+        );
+        assert!("RUNNING".parse::<PlanState>().is_err());
+        assert_eq!(
+            serde_json::to_string(&ExecutionRule::Any).ok().as_deref(),
+            Some("\"ANY\"")
+        );
+        assert!(serde_json::from_str::<ExecutionRule>("\"SOME\"").is_err());
+    }
+}

@@ -1,0 +1,732 @@
+//! The store's interface: what the rest of the host calls, whatever the
+//! database. [`Store`] is a handle on one backend ([`StoreBackend`]); the
+//! SQLite backend (`SqliteStore`, the rest of `store/`) is today's only
+//! one. A backend owns its transactions: every operation here that writes
+//! is one transaction, and every state change in it is a compare-and-set
+//! with its event (see the module's invariants).
+//!
+//! Nothing in these signatures names a database crate: states and event
+//! types are the enums of [`crate::states`], rows are plain structs, and
+//! errors are [`StoreError`].
+
+use super::apply::{ActionTransition, Lease};
+use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
+use super::ids::IdKind;
+use super::lifecycle::TemplateChange;
+use super::outbox::{SinkCursor, Subjects};
+use super::plans::{ActionRow, NewPlan, PlanRow};
+use super::sync::{DiscoveredGoal, DiscoveredStrategy, SyncReport};
+use super::{EventRow, GoalRow, Result, SqliteStore, StrategyRow};
+use crate::states::{ActionState, AuditState, EventType, PlanState};
+use serde_json::Value;
+use std::path::Path;
+
+/// An open store: one backend behind the store's interface.
+pub struct Store(Box<dyn StoreBackend>);
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and
+    /// migrates it (see `SqliteStore::open`).
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(Self(Box::new(SqliteStore::open(path)?)))
+    }
+
+    /// A store over `backend`.
+    pub fn from_backend(backend: Box<dyn StoreBackend>) -> Self {
+        Self(backend)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn StoreBackend;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl std::ops::DerefMut for Store {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut *self.0
+    }
+}
+
+/// What a store backend does. Each method is one operation of the host on
+/// its state; those that write are one transaction each.
+pub trait StoreBackend: Send {
+    /// Whether the database was opened read-only (it cannot be written).
+    fn is_read_only(&self) -> bool;
+
+    /// Limits this connection's page cache to `kib` KiB and frees what is
+    /// over it.
+    ///
+    /// For many small commits after a big read or write (an applier after
+    /// loading or storing a plan): every commit whose inserts split a page
+    /// makes SQLite scan the whole page cache when the transaction ends (the
+    /// split renumbers a page through a temporary page number beyond the end
+    /// of the database, and the end of the transaction drops every cached
+    /// page past the end). A 64 MB cache full of a 100,000-action plan made
+    /// that scan the largest single cost of an applier commit.
+    fn limit_cache(&self, kib: u32) -> Result<()>;
+
+    /// Waits until the WAL checkpoint that commits asked for, if any, is
+    /// done (see `checkpoint.rs`: commits never checkpoint themselves).
+    fn wait_for_checkpoints(&self);
+
+    /// The database file.
+    fn path(&self) -> &Path;
+
+    /// The schema version.
+    fn schema_version(&self) -> Result<i64>;
+
+    /// Every goal not deleted.
+    fn goals(&self) -> Result<Vec<GoalRow>>;
+
+    /// A goal by uuid or name.
+    fn goal(&self, id: &str) -> Result<GoalRow>;
+
+    /// Every strategy not deleted, optionally of one goal (uuid or name).
+    fn strategies(&self, goal: Option<&str>) -> Result<Vec<StrategyRow>>;
+
+    /// A strategy by uuid or name.
+    fn strategy(&self, id: &str) -> Result<StrategyRow>;
+
+    /// Records each action type's description (Watcher's
+    /// `action_descriptions`), updating those that changed; one transaction.
+    /// Writes nothing when every description is already recorded.
+    fn sync_action_descriptions(&mut self, types: &[(String, String)]) -> Result<usize>;
+
+    /// An action type's recorded description.
+    fn action_description(&self, action_type: &str) -> Result<Option<String>>;
+
+    /// The id of the newest event, 0 when there is none.
+    fn last_event_id(&self) -> Result<i64>;
+
+    /// How many plans and actions are in each state.
+    fn state_counts(&self) -> Result<super::StateCounts>;
+
+    /// The event log, oldest first, optionally of one action plan, after
+    /// event id `after`.
+    fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>>;
+
+    /// Takes the lease on a plan for `ttl`, unless another owner holds an
+    /// unexpired one (returned as the error's lease).
+    fn acquire_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<std::result::Result<(), Lease>>;
+
+    /// Takes over a lease from `old_owner` (known to be dead); false when
+    /// someone else took it first.
+    fn take_over_lease(
+        &mut self,
+        plan_uuid: &str,
+        old_owner: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
+
+    /// Renews a lease this owner holds; false when it lost it.
+    fn renew_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
+
+    /// Gives a lease back.
+    fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()>;
+
+    /// Whether no applier holds the plan: it has no lease, or its lease
+    /// expired.
+    fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool>;
+
+    /// The lease on a plan, if any (even expired).
+    fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>>;
+
+    /// Moves a plan from one of `from` to `to`, with its event; false when
+    /// it was in another state.
+    fn plan_transition(
+        &mut self,
+        plan_uuid: &str,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool>;
+
+    /// Records how a plan is to be applied (`applied_with`: the policy,
+    /// execution rule and worker count it was started with) in its
+    /// extras; with `queue`, also moves it to PENDING with its event. One
+    /// transaction; false (nothing written) when the plan is in none of
+    /// `from`.
+    fn record_applied_with(
+        &mut self,
+        plan_uuid: &str,
+        from: &[PlanState],
+        applied_with: &Value,
+        queue: bool,
+    ) -> Result<bool>;
+
+    /// Moves an action from one of `from` to `to` (with outputs and a
+    /// message), with its event; false when it was in another state.
+    fn action_transition(
+        &mut self,
+        action_uuid: &str,
+        from: &[ActionState],
+        to: ActionState,
+        message: Option<&str>,
+        outputs: Option<&Value>,
+        event_type: EventType,
+    ) -> Result<bool>;
+
+    /// Applies several action transitions in one transaction (a group
+    /// commit): each is a compare-and-set with its event, as
+    /// [`Store::action_transition`]; the result says, for each, whether it
+    /// applied, or that its action does not exist.
+    fn action_transitions(&mut self, batch: &[ActionTransition]) -> Result<Vec<Result<bool>>>;
+
+    /// Appends an event that changes no state (`action.execution.start`, …).
+    fn note(
+        &mut self,
+        event_type: EventType,
+        uuid: &str,
+        plan: Option<&str>,
+        payload: Value,
+    ) -> Result<()>;
+
+    /// Cancels a plan from the command line: RECOMMENDED or PENDING become
+    /// CANCELLED with their PENDING actions; ONGOING becomes CANCELLING (its
+    /// applier, in whatever process, finishes the job).
+    fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState>;
+
+    /// Skips a PENDING action by hand, before it runs.
+    fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()>;
+
+    /// Every audit template not deleted (by goal or strategy, uuid or name).
+    fn templates(&self) -> Result<Vec<TemplateRow>>;
+
+    /// A template by uuid, unique uuid prefix or name (see [`super::ids`]).
+    fn template(&self, id: &str) -> Result<TemplateRow>;
+
+    /// Creates a template; returns it.
+    fn create_template(&mut self, t: &NewTemplate<'_>) -> Result<TemplateRow>;
+
+    /// Soft-deletes a template.
+    fn delete_template(&mut self, id: &str) -> Result<TemplateRow>;
+
+    /// Every audit not deleted.
+    fn audits(&self) -> Result<Vec<AuditRow>>;
+
+    /// An audit by uuid, unique uuid prefix or name (the latest of that name).
+    fn audit(&self, id: &str) -> Result<AuditRow>;
+
+    /// Creates an audit in state PENDING, with its event.
+    fn create_audit(&mut self, a: &NewAudit) -> Result<AuditRow>;
+
+    /// Moves an audit to `to` if Watcher's state machine allows it from its
+    /// current state; with the event, in one transaction. `extra` sets more
+    /// columns in the same write: `(column, value)` pairs.
+    fn transition_audit(
+        &mut self,
+        uuid: &str,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+    ) -> Result<AuditRow>;
+
+    /// As [`Store::transition_audit`], with the decision engine's own rule
+    /// for which moves are allowed (it re-runs EVENT audits from SUCCEEDED,
+    /// and keeps CONTINUOUS ones ONGOING between runs).
+    fn move_audit(
+        &mut self,
+        uuid: &str,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+        allowed: fn(AuditState, AuditState) -> bool,
+    ) -> Result<AuditRow>;
+
+    /// As [`Store::move_audit`], storing `plan` (produced by this audit) in
+    /// the same transaction.
+    fn move_audit_with_plan(
+        &mut self,
+        uuid: &str,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+        allowed: fn(AuditState, AuditState) -> bool,
+        plan: Option<&super::plans::NewPlan>,
+    ) -> Result<AuditRow>;
+
+    /// Records a skipped run of a CONTINUOUS audit: its status message and
+    /// next run time, with an `audit.update` event (its state unchanged,
+    /// `skipped: true`, the plan in the way and its state), in one
+    /// transaction. Nothing is written, and false returned, if the audit
+    /// is no longer in the state `audit` holds (another process moved it).
+    fn record_skipped_run(
+        &mut self,
+        audit: &AuditRow,
+        message: &str,
+        next_run_time: Option<&str>,
+        blocking_plan: (&str, &str),
+    ) -> Result<bool>;
+
+    /// The uuid of the `kind` object `id` names (see the module's rules).
+    fn resolve_id(&self, kind: IdKind, id: &str) -> Result<String>;
+
+    /// The uuid of the action `id` names; with `plan` (itself resolved),
+    /// a name is looked up among that plan's actions only.
+    fn resolve_action(&self, id: &str, plan: Option<&str>) -> Result<String>;
+
+    /// Soft-deletes a plan as Watcher does: the plan and its actions become
+    /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
+    /// `action.delete` event per action, and no list shows them again.
+    /// Refused for a plan that is queued, running or being cancelled.
+    fn delete_plan(&mut self, id: &str) -> Result<PlanRow>;
+
+    /// A new RECOMMENDED plan of the actions a FAILED or CANCELLED plan did
+    /// not finish (neither SUCCEEDED nor SKIPPED): their types, versions
+    /// and parameters, and the edges among them (edges to finished actions
+    /// are dropped: those parents are done). It belongs to the same audit
+    /// and strategy, has the same planner, and keeps the plan's extras (its
+    /// policy, the options it was started with, its declared references),
+    /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
+    fn retry_plan(&mut self, id: &str) -> Result<PlanRow>;
+
+    /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
+    /// returns it as changed.
+    fn update_template(
+        &mut self,
+        id: &str,
+        change: &TemplateChange<'_>,
+    ) -> Result<super::audits::TemplateRow>;
+
+    /// Deletes the events older than `before` (RFC 3339 UTC, as events are
+    /// stamped), except those of plans not ended (RECOMMENDED, PENDING,
+    /// ONGOING, CANCELLING) and of audits not ended (PENDING, ONGOING,
+    /// SUSPENDED), and except the newest event of all: event ids must never
+    /// be handed out again, or a follower (`history --follow`, the
+    /// notification sinks) that read up to it would miss what comes next.
+    /// Returns how many were deleted.
+    fn purge_events(&mut self, before: &str) -> Result<usize>;
+
+    /// Every plan not deleted, optionally of one audit (uuid or name).
+    fn plans(&self, audit: Option<&str>) -> Result<Vec<PlanRow>>;
+
+    /// A plan by uuid or a unique uuid prefix (see [`super::ids`]).
+    fn plan(&self, id: &str) -> Result<PlanRow>;
+
+    /// A plan's state, by full uuid: cheap enough to poll.
+    fn plan_state(&self, uuid: &str) -> Result<PlanState>;
+
+    /// A plan's extras (`NewPlan::extra`, plus `applied_with` once it was
+    /// started with explicit options), by full uuid; `null` when none.
+    fn plan_extra(&self, uuid: &str) -> Result<Value>;
+
+    /// The actions of a plan, in creation order.
+    fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>>;
+
+    /// The actions of a plan that are FAILED, SKIPPED or CANCELLED, in
+    /// creation order (what a run's end reports), read without the others.
+    fn unfinished_actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>>;
+
+    /// An action by uuid, unique uuid prefix, or name (see [`super::ids`]).
+    fn action(&self, id: &str) -> Result<ActionRow>;
+
+    /// Stores a plan (one transaction); returns it.
+    fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow>;
+
+    /// The oldest plan of audit `audit_uuid` that is still queued or
+    /// running (PENDING, ONGOING or CANCELLING), with its state.
+    fn running_plan_of_audit(&self, audit_uuid: &str) -> Result<Option<(String, PlanState)>>;
+
+    /// The uuid of a plan that is ONGOING, if any.
+    fn ongoing_plan(&self) -> Result<Option<String>>;
+
+    /// Cancels the RECOMMENDED plans of audit `audit_uuid` (a new run of a
+    /// CONTINUOUS audit supersedes them), each a compare-and-set on
+    /// RECOMMENDED with its event and `message`, in one transaction;
+    /// returns their uuids.
+    fn cancel_recommended_plans_of_audit(
+        &mut self,
+        audit_uuid: &str,
+        message: &str,
+    ) -> Result<Vec<String>>;
+
+    /// Synchronises goals and strategies with those the plugins declare
+    /// (Watcher's Syncer), in one transaction.
+    fn sync_goals_and_strategies(
+        &mut self,
+        goals: &[DiscoveredGoal],
+        strategies: &[DiscoveredStrategy],
+    ) -> Result<SyncReport>;
+
+    /// This database's notification origin: 16 hex digits drawn once and
+    /// kept (with an event's id, a notification's stable message id).
+    fn notification_origin(&self) -> Result<String>;
+
+    /// The cursor of delivering sink `sink`, created at the newest event
+    /// when the sink is new; one transaction.
+    fn register_sink_cursor(&mut self, sink: &str) -> Result<i64>;
+
+    /// The cursor of `sink`, if it has one.
+    fn sink_cursor(&self, sink: &str) -> Result<Option<i64>>;
+
+    /// Moves `sink`'s cursor forward to `to` (never back).
+    fn advance_sink_cursor(&mut self, sink: &str, to: i64) -> Result<()>;
+
+    /// Every sink's cursor, by key.
+    fn sink_cursors(&self) -> Result<Vec<SinkCursor>>;
+
+    /// The number of events after event id `after`.
+    fn events_count_after(&self, after: i64) -> Result<i64>;
+
+    /// At most `limit` events after event id `after`, in id order.
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventRow>>;
+
+    /// The actions, plans, audits, goals and strategies `events` are about
+    /// (deleted ones too).
+    fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects>;
+}
+
+impl StoreBackend for SqliteStore {
+    fn is_read_only(&self) -> bool {
+        SqliteStore::is_read_only(self)
+    }
+
+    fn limit_cache(&self, kib: u32) -> Result<()> {
+        SqliteStore::limit_cache(self, kib)
+    }
+
+    fn wait_for_checkpoints(&self) {
+        SqliteStore::wait_for_checkpoints(self)
+    }
+
+    fn path(&self) -> &Path {
+        SqliteStore::path(self)
+    }
+
+    fn schema_version(&self) -> Result<i64> {
+        SqliteStore::schema_version(self)
+    }
+
+    fn goals(&self) -> Result<Vec<GoalRow>> {
+        SqliteStore::goals(self)
+    }
+
+    fn goal(&self, id: &str) -> Result<GoalRow> {
+        SqliteStore::goal(self, id)
+    }
+
+    fn strategies(&self, goal: Option<&str>) -> Result<Vec<StrategyRow>> {
+        SqliteStore::strategies(self, goal)
+    }
+
+    fn strategy(&self, id: &str) -> Result<StrategyRow> {
+        SqliteStore::strategy(self, id)
+    }
+
+    fn sync_action_descriptions(&mut self, types: &[(String, String)]) -> Result<usize> {
+        SqliteStore::sync_action_descriptions(self, types)
+    }
+
+    fn action_description(&self, action_type: &str) -> Result<Option<String>> {
+        SqliteStore::action_description(self, action_type)
+    }
+
+    fn last_event_id(&self) -> Result<i64> {
+        SqliteStore::last_event_id(self)
+    }
+
+    fn state_counts(&self) -> Result<super::StateCounts> {
+        SqliteStore::state_counts(self)
+    }
+
+    fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
+        SqliteStore::events(self, plan, after)
+    }
+
+    fn acquire_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<std::result::Result<(), Lease>> {
+        SqliteStore::acquire_lease(self, plan_uuid, owner, ttl)
+    }
+
+    fn take_over_lease(
+        &mut self,
+        plan_uuid: &str,
+        old_owner: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        SqliteStore::take_over_lease(self, plan_uuid, old_owner, owner, ttl)
+    }
+
+    fn renew_lease(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        SqliteStore::renew_lease(self, plan_uuid, owner, ttl)
+    }
+
+    fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()> {
+        SqliteStore::release_lease(self, plan_uuid, owner)
+    }
+
+    fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool> {
+        SqliteStore::plan_lease_is_free(self, plan_uuid)
+    }
+
+    fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>> {
+        SqliteStore::lease(self, plan_uuid)
+    }
+
+    fn plan_transition(
+        &mut self,
+        plan_uuid: &str,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool> {
+        SqliteStore::plan_transition(self, plan_uuid, from, to, message, event_type)
+    }
+
+    fn record_applied_with(
+        &mut self,
+        plan_uuid: &str,
+        from: &[PlanState],
+        applied_with: &Value,
+        queue: bool,
+    ) -> Result<bool> {
+        SqliteStore::record_applied_with(self, plan_uuid, from, applied_with, queue)
+    }
+
+    fn action_transition(
+        &mut self,
+        action_uuid: &str,
+        from: &[ActionState],
+        to: ActionState,
+        message: Option<&str>,
+        outputs: Option<&Value>,
+        event_type: EventType,
+    ) -> Result<bool> {
+        SqliteStore::action_transition(self, action_uuid, from, to, message, outputs, event_type)
+    }
+
+    fn action_transitions(&mut self, batch: &[ActionTransition]) -> Result<Vec<Result<bool>>> {
+        SqliteStore::action_transitions(self, batch)
+    }
+
+    fn note(
+        &mut self,
+        event_type: EventType,
+        uuid: &str,
+        plan: Option<&str>,
+        payload: Value,
+    ) -> Result<()> {
+        SqliteStore::note(self, event_type, uuid, plan, payload)
+    }
+
+    fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
+        SqliteStore::cancel_plan(self, plan_uuid)
+    }
+
+    fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
+        SqliteStore::skip_action(self, action_uuid, reason)
+    }
+
+    fn templates(&self) -> Result<Vec<TemplateRow>> {
+        SqliteStore::templates(self)
+    }
+
+    fn template(&self, id: &str) -> Result<TemplateRow> {
+        SqliteStore::template(self, id)
+    }
+
+    fn create_template(&mut self, t: &NewTemplate<'_>) -> Result<TemplateRow> {
+        SqliteStore::create_template(self, t)
+    }
+
+    fn delete_template(&mut self, id: &str) -> Result<TemplateRow> {
+        SqliteStore::delete_template(self, id)
+    }
+
+    fn audits(&self) -> Result<Vec<AuditRow>> {
+        SqliteStore::audits(self)
+    }
+
+    fn audit(&self, id: &str) -> Result<AuditRow> {
+        SqliteStore::audit(self, id)
+    }
+
+    fn create_audit(&mut self, a: &NewAudit) -> Result<AuditRow> {
+        SqliteStore::create_audit(self, a)
+    }
+
+    fn transition_audit(
+        &mut self,
+        uuid: &str,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+    ) -> Result<AuditRow> {
+        SqliteStore::transition_audit(self, uuid, to, message, extra)
+    }
+
+    fn move_audit(
+        &mut self,
+        uuid: &str,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+        allowed: fn(AuditState, AuditState) -> bool,
+    ) -> Result<AuditRow> {
+        SqliteStore::move_audit(self, uuid, to, message, extra, allowed)
+    }
+
+    fn move_audit_with_plan(
+        &mut self,
+        uuid: &str,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+        allowed: fn(AuditState, AuditState) -> bool,
+        plan: Option<&super::plans::NewPlan>,
+    ) -> Result<AuditRow> {
+        SqliteStore::move_audit_with_plan(self, uuid, to, message, extra, allowed, plan)
+    }
+
+    fn record_skipped_run(
+        &mut self,
+        audit: &AuditRow,
+        message: &str,
+        next_run_time: Option<&str>,
+        blocking_plan: (&str, &str),
+    ) -> Result<bool> {
+        SqliteStore::record_skipped_run(self, audit, message, next_run_time, blocking_plan)
+    }
+
+    fn resolve_id(&self, kind: IdKind, id: &str) -> Result<String> {
+        SqliteStore::resolve_id(self, kind, id)
+    }
+
+    fn resolve_action(&self, id: &str, plan: Option<&str>) -> Result<String> {
+        SqliteStore::resolve_action(self, id, plan)
+    }
+
+    fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
+        SqliteStore::delete_plan(self, id)
+    }
+
+    fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
+        SqliteStore::retry_plan(self, id)
+    }
+
+    fn update_template(
+        &mut self,
+        id: &str,
+        change: &TemplateChange<'_>,
+    ) -> Result<super::audits::TemplateRow> {
+        SqliteStore::update_template(self, id, change)
+    }
+
+    fn purge_events(&mut self, before: &str) -> Result<usize> {
+        SqliteStore::purge_events(self, before)
+    }
+
+    fn plans(&self, audit: Option<&str>) -> Result<Vec<PlanRow>> {
+        SqliteStore::plans(self, audit)
+    }
+
+    fn plan(&self, id: &str) -> Result<PlanRow> {
+        SqliteStore::plan(self, id)
+    }
+
+    fn plan_state(&self, uuid: &str) -> Result<PlanState> {
+        SqliteStore::plan_state(self, uuid)
+    }
+
+    fn plan_extra(&self, uuid: &str) -> Result<Value> {
+        SqliteStore::plan_extra(self, uuid)
+    }
+
+    fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
+        SqliteStore::actions(self, plan_uuid)
+    }
+
+    fn unfinished_actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
+        SqliteStore::unfinished_actions(self, plan_uuid)
+    }
+
+    fn action(&self, id: &str) -> Result<ActionRow> {
+        SqliteStore::action(self, id)
+    }
+
+    fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow> {
+        SqliteStore::create_plan(self, p)
+    }
+
+    fn running_plan_of_audit(&self, audit_uuid: &str) -> Result<Option<(String, PlanState)>> {
+        SqliteStore::running_plan_of_audit(self, audit_uuid)
+    }
+
+    fn ongoing_plan(&self) -> Result<Option<String>> {
+        SqliteStore::ongoing_plan(self)
+    }
+
+    fn cancel_recommended_plans_of_audit(
+        &mut self,
+        audit_uuid: &str,
+        message: &str,
+    ) -> Result<Vec<String>> {
+        SqliteStore::cancel_recommended_plans_of_audit(self, audit_uuid, message)
+    }
+
+    fn sync_goals_and_strategies(
+        &mut self,
+        goals: &[DiscoveredGoal],
+        strategies: &[DiscoveredStrategy],
+    ) -> Result<SyncReport> {
+        SqliteStore::sync_goals_and_strategies(self, goals, strategies)
+    }
+
+    fn notification_origin(&self) -> Result<String> {
+        SqliteStore::notification_origin(self)
+    }
+
+    fn register_sink_cursor(&mut self, sink: &str) -> Result<i64> {
+        SqliteStore::register_sink_cursor(self, sink)
+    }
+
+    fn sink_cursor(&self, sink: &str) -> Result<Option<i64>> {
+        SqliteStore::sink_cursor(self, sink)
+    }
+
+    fn advance_sink_cursor(&mut self, sink: &str, to: i64) -> Result<()> {
+        SqliteStore::advance_sink_cursor(self, sink, to)
+    }
+
+    fn sink_cursors(&self) -> Result<Vec<SinkCursor>> {
+        SqliteStore::sink_cursors(self)
+    }
+
+    fn events_count_after(&self, after: i64) -> Result<i64> {
+        SqliteStore::events_count_after(self, after)
+    }
+
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventRow>> {
+        SqliteStore::events_after(self, after, limit)
+    }
+
+    fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects> {
+        SqliteStore::notification_subjects(self, events)
+    }
+}

@@ -1,0 +1,68 @@
+//! How the enums of [`crate::states`] are written to and read from SQLite:
+//! as their text; a text that names none of an enum's values is an
+//! [`UnknownValue`] naming the table, the row and the value, never a default.
+
+use crate::states::{ActionState, AuditState, EventType, ExecutionRule, PlanState, UnknownName};
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use std::str::FromStr;
+
+/// A value read from the database that its column's enum does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}, row {row}, column {column}: {name}")]
+pub struct UnknownValue {
+    /// The table.
+    pub table: &'static str,
+    /// The row's id.
+    pub row: i64,
+    /// The column.
+    pub column: &'static str,
+    /// What it holds, and which enum it is not.
+    pub name: UnknownName,
+}
+
+macro_rules! to_sql_as_text {
+    ($($t:ty),+) => {$(
+        impl ToSql for $t {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::Borrowed(ValueRef::Text(self.as_str().as_bytes())))
+            }
+        }
+    )+};
+}
+
+to_sql_as_text!(ActionState, PlanState, AuditState, EventType, ExecutionRule);
+
+/// Reads column `idx` of `r` as an enum `T`; the row's id is in column
+/// `id_idx`, for the error.
+pub(super) fn enum_col<T: FromStr<Err = UnknownName>>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    id_idx: usize,
+    table: &'static str,
+    column: &'static str,
+) -> rusqlite::Result<T> {
+    let text: String = r.get(idx)?;
+    text.parse().map_err(|name| {
+        let row = r.get::<_, i64>(id_idx).unwrap_or(-1);
+        rusqlite::Error::FromSqlConversionFailure(
+            idx,
+            rusqlite::types::Type::Text,
+            Box::new(UnknownValue {
+                table,
+                row,
+                column,
+                name,
+            }),
+        )
+    })
+}
+
+/// The [`UnknownValue`] inside a rusqlite error, if that is what it is.
+pub(super) fn unknown_value(e: &rusqlite::Error) -> Option<UnknownValue> {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(_, _, inner) => {
+            inner.downcast_ref::<UnknownValue>().cloned()
+        }
+        _ => None,
+    }
+}

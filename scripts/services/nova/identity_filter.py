@@ -1,0 +1,36 @@
+"""Test stacks only: the paste filter nova.sh puts where keystonemiddleware's
+`authtoken` sits in Nova's API pipeline (Nova 34 has no `noauth2`).
+
+A request whose X-Auth-Token is the stack's token is taken as an admin's: the
+X-User-Id, X-Project-Id and X-Roles headers keystonemiddleware would set from
+a validated token are filled in when the caller sent none. Any other token,
+or none, is refused with 401 and keystonemiddleware's error body, so a
+client's bad-credential path meets a real refusal."""
+
+import json
+
+
+def filter_factory(global_conf, **local_conf):
+    token = local_conf["token"]
+    identity = {
+        "HTTP_X_USER_ID": "admin",
+        "HTTP_X_PROJECT_ID": "admin",
+        "HTTP_X_ROLES": "admin,member,reader",
+    }
+    refusal = json.dumps({"error": {
+        "code": 401, "title": "Unauthorized",
+        "message": "The request you have made requires authentication."}}).encode()
+
+    def _filter(app):
+        def middleware(environ, start_response):
+            if environ.get("HTTP_X_AUTH_TOKEN") != token:
+                start_response("401 Unauthorized", [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(refusal))),
+                    ("WWW-Authenticate", "Keystone uri='none'")])
+                return [refusal]
+            for key, value in identity.items():
+                environ.setdefault(key, value)
+            return app(environ, start_response)
+        return middleware
+    return _filter
