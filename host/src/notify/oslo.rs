@@ -12,9 +12,8 @@
 //!   `action.revert.*`) that changed an action's, plan's or audit's state
 //!   gives `<object>.update` alone, so no state change is hidden from
 //!   Watcher's consumers;
-//! - anything else (a retry that changed nothing, goal and strategy
-//!   synchronisation) gives nothing: Watcher's consumers know no such
-//!   notification.
+//! - anything else (a retry or a revert that changed nothing) gives
+//!   nothing: Watcher's consumers know no such notification.
 //!
 //! Sextant's own facts ride only in fields Watcher's payloads do not have,
 //! which oslo.versionedobjects ignores when it reads a primitive: an action's
@@ -92,31 +91,8 @@ impl Priority {
 }
 
 /// The object a Watcher notification is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Object {
-    Audit,
-    ActionPlan,
-    Action,
-}
-
-impl Object {
-    fn of(object_type: &str) -> Option<Self> {
-        match object_type {
-            "audit" => Some(Object::Audit),
-            "action_plan" => Some(Object::ActionPlan),
-            "action" => Some(Object::Action),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Object::Audit => "audit",
-            Object::ActionPlan => "action_plan",
-            Object::Action => "action",
-        }
-    }
-}
+/// What an event is about (its event type says).
+use crate::states::ObjectType as Object;
 
 /// What a payload carries beyond its object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -603,11 +579,9 @@ fn payload(kind: &Kind, class: &str, e: &EventRow, s: &Subjects) -> Option<Value
 
 /// The notifications of one event (see the module's doc).
 pub fn notifications_of(e: &EventRow, s: &Subjects) -> Vec<Notification> {
-    let Some(object) = Object::of(&e.object_type) else {
-        return Vec::new();
-    };
+    let object = e.event_type.object_type();
     let changed = e.new_state.is_some() && e.new_state != e.old_state;
-    let update_type = format!("{}.update", object.name());
+    let update_type = format!("{}.update", object.as_str());
     let timestamp = envelope_time(&e.at);
     let mut out = Vec::new();
     let push = |event_type: &str, out: &mut Vec<Notification>| {
@@ -965,6 +939,25 @@ mod tests {
         );
         assert_eq!(inner["_unique_id"].as_str().map(str::len), Some(32));
         assert_eq!(inner["_context_roles"], json!([]));
+    }
+
+    #[test]
+    fn every_event_type_maps_to_a_watcher_kind_of_its_object_or_to_none() {
+        for &t in EventType::ALL {
+            let watcher = watcher_event_type(t);
+            match t {
+                EventType::ActionExecutionRetry
+                | EventType::ActionRevertEnd
+                | EventType::ActionRevertError => assert_eq!(watcher, None, "{t}"),
+                _ => {
+                    let k = watcher
+                        .and_then(kind)
+                        .unwrap_or_else(|| panic!("{t}: no kind"));
+                    assert_eq!(k.object.as_str(), t.object_type().as_str(), "{t}");
+                }
+            }
+            assert_eq!(is_error(t), t.as_str().ends_with(".error"), "{t}");
+        }
     }
 
     #[test]
