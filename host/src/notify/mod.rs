@@ -328,6 +328,7 @@ impl Notifier {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let mut tailed = Vec::new();
+        let mut delivering: Vec<Box<dyn outbox::Deliver>> = Vec::new();
         for s in sinks {
             let deliver: Box<dyn outbox::Deliver> = match s {
                 Sink::Log => {
@@ -362,6 +363,26 @@ impl Notifier {
                     }
                 }
             };
+            delivering.push(deliver);
+        }
+        // A new sink's cursor starts at the newest event: it is made here,
+        // before the caller goes on to write events, so none written from
+        // now on is skipped by a publisher thread that starts late. (The
+        // publisher registers again, which keeps an existing cursor, and
+        // retries if this one failed.)
+        if !delivering.is_empty() {
+            match Store::open(&db) {
+                Ok(mut store) => {
+                    for d in &delivering {
+                        if let Err(e) = store.register_sink_cursor(d.key()) {
+                            tracing::warn!("notification sink {}: {e}", d.key());
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("notification sinks: {e}"),
+            }
+        }
+        for deliver in delivering {
             let (db, flag) = (db.clone(), stop.clone());
             threads.push(std::thread::spawn(move || outbox::run(db, deliver, flag)));
         }
