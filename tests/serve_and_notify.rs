@@ -120,3 +120,135 @@ fn serve_applies_queued_plans_and_auto_triggered_audits() {
     assert_eq!(show(&plan), "SUCCEEDED");
     assert_eq!(show(&audit_plan), "SUCCEEDED");
 }
+
+/// A webhook endpoint on `listener`: answers 200 to each POST and sends
+/// its body on `tx`.
+fn hook_server(listener: std::net::TcpListener, tx: std::sync::mpsc::Sender<Value>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { return };
+        let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            continue;
+        }
+        let _ =
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        if let Ok(v) = serde_json::from_slice(&body)
+            && tx.send(v).is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_webhook_that_comes_back_gets_the_backlog_in_order() {
+    let home = scratch();
+    let port = closed_port();
+    write_file(
+        &home.path().join("config/sextant"),
+        "config.yaml",
+        &format!(
+            "notifications:\n  - {{type: webhook, url: \"http://u:hook-secret@127.0.0.1:{port}/hook\", retries: 0, timeout: 1}}\n"
+        ),
+    );
+    let status = |home: &Path| {
+        let out = run(sextant(home).args(["notifications", "status", "--format", "json"]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.json()[0].clone()
+    };
+    let before = status(home.path());
+    assert_eq!(
+        before["last_event_id"],
+        Value::Null,
+        "no cursor before a publisher ran"
+    );
+    assert_eq!(before["configured"], true);
+    assert!(
+        !before.to_string().contains("hook-secret"),
+        "the password is not shown: {before}"
+    );
+    // The endpoint is down while the plan runs: the run keeps its pace and
+    // the events wait in the outbox.
+    let first = import(home.path(), 5);
+    let out = run(sextant(home.path()).args(["action-plan", "start", &first, "--wait"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("hook-secret"), "{}", out.stderr);
+    let cursor = status(home.path())["last_event_id"]
+        .as_i64()
+        .expect("a cursor now");
+    let waiting = status(home.path())["lag"].as_i64().expect("lag");
+    // plan start, 5 × (start, end), plan end.
+    assert_eq!(waiting, 1 + 10 + 1, "{}", status(home.path()));
+
+    // It comes back: the next run delivers the backlog first, then its own.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    std::thread::spawn(move || hook_server(listener, tx));
+    let second = import(home.path(), 3);
+    let out = run(sextant(home.path()).args(["action-plan", "start", &second, "--wait"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(status(home.path())["lag"], 0, "{}", status(home.path()));
+    let got: Vec<i64> = rx.try_iter().filter_map(|e| e["id"].as_i64()).collect();
+    let all = run(sextant(home.path()).args(["history", "--format", "json"])).json();
+    let stored: Vec<i64> = all
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["id"].as_i64())
+        .filter(|id| *id > cursor)
+        .collect();
+    assert_eq!(got, stored, "every event after the cursor, once, in order");
+}
+
+#[test]
+fn a_bad_amqp_sink_is_refused_with_its_place_and_without_its_password() {
+    let home = scratch();
+    let plan = import(home.path(), 1);
+    let before = run(sextant(home.path()).args(["history", "--format", "json"])).json();
+    let config = write_file(
+        &home.path().join("config/sextant"),
+        "config.yaml",
+        "notifications:\n  - {type: log}\n  - type: amqp\n    url: \"http://watcher:amqp-secret@127.0.0.1/\"\n",
+    );
+    for args in [
+        vec!["notifications", "status"],
+        vec!["action-plan", "start", plan.as_str(), "--wait"],
+    ] {
+        let out = run(sextant(home.path()).args(&args));
+        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+        // The file and line of the sink list (serde places a whole sink's
+        // refusal there), the field and what it takes.
+        assert!(
+            out.stderr
+                .contains(&format!("{}: line 2", config.display())),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("notifications: an amqp sink's url"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("amqp://"), "{}", out.stderr);
+        assert!(!out.stderr.contains("amqp-secret"), "{}", out.stderr);
+    }
+    std::fs::remove_file(&config).expect("rm");
+    let after = run(sextant(home.path()).args(["history", "--format", "json"])).json();
+    assert_eq!(before, after, "nothing stored changed");
+}

@@ -26,6 +26,17 @@ rabbitmq_env() {
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}")
 }
 
+# rabbitmq_spawn_node: starts this run's node (again) on the ports chosen by
+# rabbitmq_start (kept in $SERVICES_DIR/rabbit-ports), with the same state
+# directory: a test that stops the node restarts it identically.
+rabbitmq_spawn_node() {
+    # shellcheck source=/dev/null
+    source "$SERVICES_DIR/rabbit-ports"
+    rabbitmq_env
+    services_spawn rabbitmq env "${RABBITMQ_ENV[@]}" "$(rabbitmq_sbin)/rabbitmq-server"
+    services_wait_port "$RABBITMQ_PORT" rabbitmq 120
+}
+
 # rabbitmq_ctl ARGS...: rabbitmqctl against this run's node.
 rabbitmq_ctl() {
     rabbitmq_env
@@ -46,9 +57,9 @@ rabbitmq_start() {
     # This run's own epmd, in the foreground, so that it is stopped by pid too.
     services_spawn epmd env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$RABBITMQ_EPMD_PORT"
     services_wait_port "$RABBITMQ_EPMD_PORT" epmd 20
-    rabbitmq_env
-    services_spawn rabbitmq env "${RABBITMQ_ENV[@]}" "$(rabbitmq_sbin)/rabbitmq-server"
-    services_wait_port "$RABBITMQ_PORT" rabbitmq 120
+    printf 'RABBITMQ_PORT=%s\nRABBITMQ_DIST_PORT=%s\nRABBITMQ_EPMD_PORT=%s\n' \
+        "$RABBITMQ_PORT" "$RABBITMQ_DIST_PORT" "$RABBITMQ_EPMD_PORT" >"$SERVICES_DIR/rabbit-ports"
+    rabbitmq_spawn_node
     export SEXTANT_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/"
     export SEXTANT_TEST_RABBITMQ_DIR="$r"
     export SEXTANT_TEST_RABBITMQ_PID="$(cat "$SERVICES_DIR/rabbitmq.pid")"

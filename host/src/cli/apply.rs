@@ -163,6 +163,10 @@ pub struct RunFlags<'a> {
     /// Asks the applier to stop cleanly; `None`: SIGTERM and SIGINT do,
     /// for as long as it runs.
     pub stop: Option<StopSignal>,
+    /// Feed the notification sinks while the plan runs (false under
+    /// `serve`, whose own notifier feeds them: one publisher per sink and
+    /// process).
+    pub notify: bool,
 }
 
 /// Runs the applier on one plan in this process.
@@ -225,13 +229,15 @@ pub fn apply_now_with(
         .build()?;
     let progress =
         (!flags.quiet && std::io::stdout().is_terminal()).then(|| progress_bar(env, &p.uuid));
-    let notifier = {
+    let notifier = if flags.notify {
         let store = Store::open(&env.db)?;
         crate::notify::Notifier::start(
             env.db.clone(),
             &env.config.notifications,
             crate::notify::last_event_id(&store),
         )
+    } else {
+        None
     };
     let result = rt.block_on(applier.run());
     // A stopped applier may leave a thread in a handler that ignores its
@@ -263,6 +269,7 @@ pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, Cl
         max_workers: None,
         quiet: true,
         stop: None,
+        notify: false,
     };
     let resolved = resolve(&store, &p.uuid, &flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)

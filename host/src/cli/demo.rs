@@ -144,6 +144,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             max_workers: None,
             quiet: false,
             stop: None,
+            notify: true,
         },
         types,
     )?;

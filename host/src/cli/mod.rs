@@ -23,6 +23,7 @@ pub(crate) mod import;
 pub(crate) mod import_flows;
 mod lifecycle;
 mod lists;
+mod notifications;
 pub mod output;
 mod plan;
 pub(crate) mod plans;
@@ -156,6 +157,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
+    /// Notification sinks: the delivery status of webhooks and AMQP buses.
+    #[command(subcommand)]
+    Notifications(notifications::NotificationsCommand),
     /// The service: runs CONTINUOUS audits, applies queued and interrupted
     /// plans, and feeds the notification sinks.
     Serve {
@@ -487,6 +491,7 @@ fn run(cli: Cli) -> CliResult {
             api,
             metrics,
         } => serve::serve(&env, exit_after, api, metrics),
+        Command::Notifications(c) => notifications::run(&env, c),
         Command::Plan {
             input,
             format,

@@ -368,6 +368,7 @@ impl RunArgs {
             max_workers: self.max_workers,
             quiet: false,
             stop: None,
+            notify: true,
         }
     }
 }

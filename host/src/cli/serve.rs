@@ -200,6 +200,7 @@ fn spawn_applier(env: &Env, uuid: &str, stop: &StopSignal) -> JoinHandle<()> {
             max_workers: None,
             quiet: true,
             stop: Some(stop),
+            notify: false,
         };
         match apply_now(&env, &uuid, &flags) {
             Ok(o) => match o.status_message {

@@ -14,6 +14,7 @@ use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::flows::{FlowRow, PlanStructure, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
+use super::outbox::{SinkCursor, Subjects};
 use super::plans::{ActionRow, NewPlan, PlanRow};
 use super::sync::{DiscoveredGoal, DiscoveredStrategy, SyncReport};
 use super::{EventRow, GoalRow, Result, SqliteStore, StrategyRow};
@@ -433,6 +434,33 @@ pub trait StoreBackend: Send {
     /// status message, its `reverted` mark and `action.revert.end` (or
     /// `.error`), in one transaction.
     fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()>;
+
+    /// This database's notification origin: 16 hex digits drawn once and
+    /// kept (with an event's id, a notification's stable message id).
+    fn notification_origin(&self) -> Result<String>;
+
+    /// The cursor of delivering sink `sink`, created at the newest event
+    /// when the sink is new; one transaction.
+    fn register_sink_cursor(&mut self, sink: &str) -> Result<i64>;
+
+    /// The cursor of `sink`, if it has one.
+    fn sink_cursor(&self, sink: &str) -> Result<Option<i64>>;
+
+    /// Moves `sink`'s cursor forward to `to` (never back).
+    fn advance_sink_cursor(&mut self, sink: &str, to: i64) -> Result<()>;
+
+    /// Every sink's cursor, by key.
+    fn sink_cursors(&self) -> Result<Vec<SinkCursor>>;
+
+    /// The number of events after event id `after`.
+    fn events_count_after(&self, after: i64) -> Result<i64>;
+
+    /// At most `limit` events after event id `after`, in id order.
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventRow>>;
+
+    /// The actions, plans, audits, goals and strategies `events` are about
+    /// (deleted ones too).
+    fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects>;
 }
 
 impl StoreBackend for SqliteStore {
@@ -812,5 +840,37 @@ impl StoreBackend for SqliteStore {
 
     fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
         SqliteStore::flow_reverted(self, plan, action, ok, message)
+    }
+
+    fn notification_origin(&self) -> Result<String> {
+        SqliteStore::notification_origin(self)
+    }
+
+    fn register_sink_cursor(&mut self, sink: &str) -> Result<i64> {
+        SqliteStore::register_sink_cursor(self, sink)
+    }
+
+    fn sink_cursor(&self, sink: &str) -> Result<Option<i64>> {
+        SqliteStore::sink_cursor(self, sink)
+    }
+
+    fn advance_sink_cursor(&mut self, sink: &str, to: i64) -> Result<()> {
+        SqliteStore::advance_sink_cursor(self, sink, to)
+    }
+
+    fn sink_cursors(&self) -> Result<Vec<SinkCursor>> {
+        SqliteStore::sink_cursors(self)
+    }
+
+    fn events_count_after(&self, after: i64) -> Result<i64> {
+        SqliteStore::events_count_after(self, after)
+    }
+
+    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventRow>> {
+        SqliteStore::events_after(self, after, limit)
+    }
+
+    fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects> {
+        SqliteStore::notification_subjects(self, events)
     }
 }

@@ -22,6 +22,7 @@ pub mod flows;
 mod group_commit;
 pub mod ids;
 pub mod lifecycle;
+pub mod outbox;
 pub mod pages;
 pub mod pg;
 mod pg_lease;

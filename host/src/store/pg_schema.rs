@@ -228,4 +228,20 @@ CREATE TABLE plan_action_scopes (
 );
 CREATE INDEX plan_action_scopes_plan ON plan_action_scopes(action_plan_id);
 "#,
+    // 11: the notification outbox's cursors and this database's origin
+    // (see schema.rs).
+    r#"
+CREATE TABLE notification_cursors (
+    sink TEXT PRIMARY KEY,
+    last_event_id BIGINT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE notification_origin (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    origin TEXT NOT NULL
+);
+INSERT INTO notification_origin (id, origin)
+    VALUES (1, substr(md5(random()::text || clock_timestamp()::text), 1, 16));
+"#,
 ];

@@ -276,4 +276,22 @@ CREATE TABLE plan_action_scopes (
 );
 CREATE INDEX plan_action_scopes_plan ON plan_action_scopes(action_plan_id);
 "#,
+    // 11: the events table is the notification outbox (store::outbox). Each
+    // delivering sink (a webhook, an AMQP bus) keeps a durable cursor: the
+    // last event it has delivered. `notification_origin` is this database's
+    // own random id: with an event's id it makes the event's stable message
+    // id, the same on every redelivery and unlike any other database's.
+    r#"
+CREATE TABLE notification_cursors (
+    sink TEXT PRIMARY KEY,
+    last_event_id INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE notification_origin (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    origin TEXT NOT NULL
+);
+INSERT INTO notification_origin (id, origin) VALUES (1, lower(hex(randomblob(8))));
+"#,
 ];

@@ -1,0 +1,1018 @@
+//! Watcher's versioned notifications, as an oslo.messaging `messagingv2`
+//! notifier sends them: the mapping from Sextant's events to Watcher's event
+//! types and payload classes (with the versions Watcher's code emits), and
+//! the `{"oslo.version": "2.0", "oslo.message": "…"}` envelope.
+//!
+//! One event gives zero, one or two notifications:
+//! - an event of one of Watcher's types gives that notification; when it is
+//!   a phase (`action.execution.start`, …) that also changed the object's
+//!   state, Watcher's `<object>.update` comes first, as Watcher's `save()`
+//!   sends it before the phase's notification;
+//! - an event of a type Watcher does not have (`action.execution.retry`,
+//!   `action.revert.*`) that changed an action's, plan's or audit's state
+//!   gives `<object>.update` alone, so no state change is hidden from
+//!   Watcher's consumers;
+//! - anything else (a retry or a revert that changed nothing) gives
+//!   nothing: Watcher's consumers know no such notification.
+//!
+//! Sextant's own facts ride only in fields Watcher's payloads do not have,
+//! which oslo.versionedobjects ignores when it reads a primitive: an action's
+//! `sextant_action_type_version` and `sextant_outputs`.
+
+use crate::states::EventType;
+use crate::store::EventRow;
+use crate::store::outbox::{ActionSubject, AuditSubject, CatalogSubject, PlanSubject, Subjects};
+use serde_json::{Map, Value, json};
+
+/// An oslo.messaging notification priority (the routing key is
+/// `<topic>.<priority in lower case>`, the message carries it in upper case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// `audit`
+    Audit,
+    /// `debug`
+    Debug,
+    /// `info`
+    Info,
+    /// `warn`
+    Warn,
+    /// `error`
+    Error,
+    /// `critical`
+    Critical,
+    /// `sample`
+    Sample,
+}
+
+impl Priority {
+    /// Every priority, in the order oslo.messaging lists them.
+    pub const ALL: [Priority; 7] = [
+        Priority::Audit,
+        Priority::Debug,
+        Priority::Info,
+        Priority::Warn,
+        Priority::Error,
+        Priority::Critical,
+        Priority::Sample,
+    ];
+
+    /// The routing key's suffix.
+    pub fn lower(self) -> &'static str {
+        match self {
+            Priority::Audit => "audit",
+            Priority::Debug => "debug",
+            Priority::Info => "info",
+            Priority::Warn => "warn",
+            Priority::Error => "error",
+            Priority::Critical => "critical",
+            Priority::Sample => "sample",
+        }
+    }
+
+    /// As the message carries it.
+    pub fn upper(self) -> &'static str {
+        match self {
+            Priority::Audit => "AUDIT",
+            Priority::Debug => "DEBUG",
+            Priority::Info => "INFO",
+            Priority::Warn => "WARN",
+            Priority::Error => "ERROR",
+            Priority::Critical => "CRITICAL",
+            Priority::Sample => "SAMPLE",
+        }
+    }
+
+    /// Reads a priority in either case.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.lower().eq_ignore_ascii_case(s))
+    }
+}
+
+/// The object a Watcher notification is about.
+/// What an event is about (its event type says).
+use crate::states::ObjectType as Object;
+
+/// What a payload carries beyond its object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Extra {
+    None,
+    StateUpdate,
+    Fault,
+}
+
+/// One of Watcher's notification kinds: its payload class and version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kind {
+    object: Object,
+    class: &'static str,
+    version: &'static str,
+    extra: Extra,
+    phase: bool,
+}
+
+/// Watcher's event types and their payload classes, with the versions of
+/// Watcher's code (`watcher/notifications/{audit,action_plan,action}.py`).
+const KINDS: &[(&str, Kind)] = {
+    use Extra::*;
+    use Object::*;
+    const fn k(
+        object: Object,
+        class: &'static str,
+        version: &'static str,
+        extra: Extra,
+        phase: bool,
+    ) -> Kind {
+        Kind {
+            object,
+            class,
+            version,
+            extra,
+            phase,
+        }
+    }
+    &[
+        (
+            "audit.create",
+            k(Audit, "AuditCreatePayload", "1.2", None, false),
+        ),
+        (
+            "audit.update",
+            k(Audit, "AuditUpdatePayload", "1.2", StateUpdate, false),
+        ),
+        (
+            "audit.delete",
+            k(Audit, "AuditDeletePayload", "1.2", None, false),
+        ),
+        (
+            "audit.strategy.start",
+            k(Audit, "AuditActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "audit.strategy.end",
+            k(Audit, "AuditActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "audit.strategy.error",
+            k(Audit, "AuditActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "audit.planner.start",
+            k(Audit, "AuditActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "audit.planner.end",
+            k(Audit, "AuditActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "audit.planner.error",
+            k(Audit, "AuditActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "action_plan.create",
+            k(ActionPlan, "ActionPlanCreatePayload", "1.2", None, false),
+        ),
+        (
+            "action_plan.update",
+            k(
+                ActionPlan,
+                "ActionPlanUpdatePayload",
+                "1.2",
+                StateUpdate,
+                false,
+            ),
+        ),
+        (
+            "action_plan.delete",
+            k(ActionPlan, "ActionPlanDeletePayload", "1.2", None, false),
+        ),
+        (
+            "action_plan.execution.start",
+            k(ActionPlan, "ActionPlanActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "action_plan.execution.end",
+            k(ActionPlan, "ActionPlanActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "action_plan.execution.error",
+            k(ActionPlan, "ActionPlanActionPayload", "1.2", Fault, true),
+        ),
+        (
+            "action_plan.cancel.start",
+            k(ActionPlan, "ActionPlanCancelPayload", "1.2", Fault, true),
+        ),
+        (
+            "action_plan.cancel.end",
+            k(ActionPlan, "ActionPlanCancelPayload", "1.2", Fault, true),
+        ),
+        (
+            "action_plan.cancel.error",
+            k(ActionPlan, "ActionPlanCancelPayload", "1.2", Fault, true),
+        ),
+        (
+            "action.create",
+            k(Action, "ActionCreatePayload", "1.1", None, false),
+        ),
+        (
+            "action.update",
+            k(Action, "ActionUpdatePayload", "1.1", StateUpdate, false),
+        ),
+        (
+            "action.delete",
+            k(Action, "ActionDeletePayload", "1.1", None, false),
+        ),
+        (
+            "action.execution.start",
+            k(Action, "ActionExecutionPayload", "1.1", Fault, true),
+        ),
+        (
+            "action.execution.end",
+            k(Action, "ActionExecutionPayload", "1.1", Fault, true),
+        ),
+        (
+            "action.execution.error",
+            k(Action, "ActionExecutionPayload", "1.1", Fault, true),
+        ),
+        (
+            "action.cancel.start",
+            k(Action, "ActionCancelPayload", "1.1", Fault, true),
+        ),
+        (
+            "action.cancel.end",
+            k(Action, "ActionCancelPayload", "1.1", Fault, true),
+        ),
+        (
+            "action.cancel.error",
+            k(Action, "ActionCancelPayload", "1.1", Fault, true),
+        ),
+    ]
+};
+
+/// Watcher's event type of a Sextant event type, None for those Watcher
+/// does not have (a retry, a revert): exhaustive, so a new event type has to
+/// be mapped here.
+fn watcher_event_type(t: EventType) -> Option<&'static str> {
+    use EventType::*;
+    match t {
+        AuditCreate | AuditUpdate | AuditStrategyStart | AuditStrategyEnd | AuditStrategyError
+        | PlanCreate | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd
+        | PlanExecutionError | PlanCancelStart | PlanCancelEnd | ActionCreate | ActionUpdate
+        | ActionDelete | ActionExecutionStart | ActionExecutionEnd | ActionExecutionError
+        | ActionCancelEnd => Some(t.as_str()),
+        ActionExecutionRetry | ActionRevertEnd | ActionRevertError => None,
+        // Flows and alternatives (docs/flows.md) are Sextant's own.
+        ActionAlternativeStart
+        | ActionAlternativeSettled
+        | FlowFailed
+        | FlowRollbackStart
+        | FlowRollbackEnd
+        | FlowAlternativeStart => None,
+    }
+}
+
+/// Whether an event is the error phase of what it is about.
+fn is_error(t: EventType) -> bool {
+    use EventType::*;
+    match t {
+        AuditStrategyError | PlanExecutionError | ActionExecutionError | ActionRevertError => true,
+        AuditCreate
+        | AuditUpdate
+        | AuditStrategyStart
+        | AuditStrategyEnd
+        | PlanCreate
+        | PlanUpdate
+        | PlanDelete
+        | PlanExecutionStart
+        | PlanExecutionEnd
+        | PlanCancelStart
+        | PlanCancelEnd
+        | ActionCreate
+        | ActionUpdate
+        | ActionDelete
+        | ActionExecutionStart
+        | ActionExecutionEnd
+        | ActionExecutionRetry
+        | ActionCancelEnd
+        | ActionRevertEnd
+        | ActionAlternativeStart
+        | ActionAlternativeSettled
+        | FlowFailed
+        | FlowRollbackStart
+        | FlowRollbackEnd
+        | FlowAlternativeStart => false,
+    }
+}
+
+fn kind(event_type: &str) -> Option<Kind> {
+    KINDS
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map(|(_, k)| *k)
+}
+
+/// Whether Watcher has this event type.
+pub fn is_watcher_event_type(event_type: &str) -> bool {
+    kind(event_type).is_some()
+}
+
+/// Watcher's priority of an event type: ERROR for an `.error` phase, else
+/// INFO.
+pub fn default_priority(event_type: &str) -> Priority {
+    if event_type.ends_with(".error") {
+        Priority::Error
+    } else {
+        Priority::Info
+    }
+}
+
+/// One notification made from an event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// The event it comes from.
+    pub event_id: i64,
+    /// Which of the event's notifications (0 or 1).
+    pub part: u8,
+    /// Watcher's event type.
+    pub event_type: String,
+    /// Watcher's priority (before the sink's overrides).
+    pub priority: Priority,
+    /// The payload, an oslo.versionedobjects primitive.
+    pub payload: Value,
+    /// The event's time as oslo.messaging writes it
+    /// (`2016-10-18 09:52:05.219414`).
+    pub timestamp: String,
+}
+
+/// An oslo.versionedobjects primitive of Watcher's namespace.
+fn ovo(class: &str, version: &str, data: Map<String, Value>) -> Value {
+    json!({
+        "watcher_object.name": class,
+        "watcher_object.namespace": "watcher",
+        "watcher_object.version": version,
+        "watcher_object.data": data,
+    })
+}
+
+/// A stored time (RFC 3339) as an oslo.versionedobjects DateTimeField
+/// primitive: `2016-10-18T09:52:05Z`.
+fn ovo_time(t: &str) -> Value {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => Value::String(
+            d.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+        ),
+        Err(_) => Value::String(t.to_string()),
+    }
+}
+
+fn ovo_time_opt(t: Option<&String>) -> Value {
+    t.map_or(Value::Null, |t| ovo_time(t))
+}
+
+/// A stored time as oslo.messaging's envelope `timestamp`
+/// (`str(timeutils.utcnow())`: a space, microseconds, no zone).
+pub fn envelope_time(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => d
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%d %H:%M:%S%.6f")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+fn opt_str(s: Option<&String>) -> Value {
+    s.map_or(Value::Null, |s| Value::String(s.clone()))
+}
+
+fn catalog(c: &CatalogSubject, class: &str, spec_field: &str) -> Value {
+    let mut d = Map::new();
+    d.insert("uuid".into(), json!(c.uuid));
+    d.insert("name".into(), json!(c.name));
+    d.insert("display_name".into(), json!(c.display_name));
+    d.insert(spec_field.into(), c.spec.clone());
+    d.insert("created_at".into(), ovo_time(&c.created_at));
+    d.insert("updated_at".into(), ovo_time_opt(c.updated_at.as_ref()));
+    d.insert("deleted_at".into(), ovo_time_opt(c.deleted_at.as_ref()));
+    ovo(class, "1.0", d)
+}
+
+/// TerseAuditPayload's fields (1.3).
+fn terse_audit_data(a: &AuditSubject, state: &str) -> Map<String, Value> {
+    let mut d = Map::new();
+    d.insert("uuid".into(), json!(a.uuid));
+    d.insert("name".into(), json!(a.name));
+    d.insert("audit_type".into(), json!(a.audit_type));
+    d.insert("state".into(), json!(state));
+    d.insert("parameters".into(), a.parameters.clone());
+    d.insert("interval".into(), opt_str(a.interval.as_ref()));
+    d.insert("scope".into(), a.scope.clone());
+    d.insert("goal_uuid".into(), json!(a.goal_uuid));
+    d.insert("strategy_uuid".into(), opt_str(a.strategy_uuid.as_ref()));
+    d.insert("auto_trigger".into(), json!(a.auto_trigger));
+    d.insert(
+        "next_run_time".into(),
+        ovo_time_opt(a.next_run_time.as_ref()),
+    );
+    d.insert("created_at".into(), ovo_time(&a.created_at));
+    d.insert("updated_at".into(), ovo_time_opt(a.updated_at.as_ref()));
+    d.insert("deleted_at".into(), ovo_time_opt(a.deleted_at.as_ref()));
+    d.insert("status_message".into(), opt_str(a.status_message.as_ref()));
+    d
+}
+
+/// TerseActionPlanPayload's fields (1.2).
+fn terse_plan_data(p: &PlanSubject, state: &str) -> Map<String, Value> {
+    let mut d = Map::new();
+    d.insert("uuid".into(), json!(p.uuid));
+    d.insert("state".into(), json!(state));
+    d.insert("global_efficacy".into(), p.global_efficacy.clone());
+    d.insert("audit_uuid".into(), opt_str(p.audit_uuid.as_ref()));
+    d.insert("strategy_uuid".into(), opt_str(p.strategy_uuid.as_ref()));
+    d.insert("status_message".into(), opt_str(p.status_message.as_ref()));
+    d.insert("created_at".into(), ovo_time(&p.created_at));
+    d.insert("updated_at".into(), ovo_time_opt(p.updated_at.as_ref()));
+    d.insert("deleted_at".into(), ovo_time_opt(p.deleted_at.as_ref()));
+    d
+}
+
+fn audit_data(a: &AuditSubject, state: &str, s: &Subjects) -> Map<String, Value> {
+    let mut d = terse_audit_data(a, state);
+    d.insert(
+        "goal".into(),
+        s.goals.get(&a.goal_uuid).map_or(Value::Null, |g| {
+            catalog(g, "GoalPayload", "efficacy_specification")
+        }),
+    );
+    d.insert(
+        "strategy".into(),
+        a.strategy_uuid
+            .as_ref()
+            .and_then(|u| s.strategies.get(u))
+            .map_or(Value::Null, |st| {
+                catalog(st, "StrategyPayload", "parameters_spec")
+            }),
+    );
+    d
+}
+
+fn plan_data(p: &PlanSubject, state: &str, s: &Subjects) -> Map<String, Value> {
+    let mut d = terse_plan_data(p, state);
+    d.insert(
+        "audit".into(),
+        p.audit_uuid
+            .as_ref()
+            .and_then(|u| s.audits.get(u))
+            .map_or(Value::Null, |a| {
+                ovo("TerseAuditPayload", "1.3", terse_audit_data(a, &a.state))
+            }),
+    );
+    d.insert(
+        "strategy".into(),
+        p.strategy_uuid
+            .as_ref()
+            .and_then(|u| s.strategies.get(u))
+            .map_or(Value::Null, |st| {
+                catalog(st, "StrategyPayload", "parameters_spec")
+            }),
+    );
+    d
+}
+
+fn action_data(a: &ActionSubject, state: &str, s: &Subjects) -> Map<String, Value> {
+    let mut d = Map::new();
+    d.insert("uuid".into(), json!(a.uuid));
+    d.insert("action_type".into(), json!(a.action_type));
+    d.insert("input_parameters".into(), a.input_parameters.clone());
+    d.insert("state".into(), json!(state));
+    d.insert("parents".into(), json!(a.parents));
+    d.insert(
+        "action_plan".into(),
+        s.plans.get(&a.action_plan_uuid).map_or(Value::Null, |p| {
+            ovo(
+                "TerseActionPlanPayload",
+                "1.2",
+                terse_plan_data(p, &p.state),
+            )
+        }),
+    );
+    d.insert("status_message".into(), opt_str(a.status_message.as_ref()));
+    d.insert("created_at".into(), ovo_time(&a.created_at));
+    d.insert("updated_at".into(), ovo_time_opt(a.updated_at.as_ref()));
+    d.insert("deleted_at".into(), ovo_time_opt(a.deleted_at.as_ref()));
+    // Sextant's extras: fields no Watcher payload has.
+    d.insert(
+        "sextant_action_type_version".into(),
+        json!(a.action_type_version),
+    );
+    if let Some(o) = &a.outputs {
+        d.insert("sextant_outputs".into(), o.clone());
+    }
+    d
+}
+
+/// The event's status message: its payload's, else its object's.
+fn event_message(e: &EventRow) -> Option<String> {
+    e.payload
+        .get("status_message")
+        .or_else(|| e.payload.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// ExceptionPayload 1.0 for an `.error` phase, else null.
+fn fault(e: &EventRow, object: Object, fallback: Option<&String>) -> Value {
+    if !is_error(e.event_type) {
+        return Value::Null;
+    }
+    let message = event_message(e)
+        .or_else(|| fallback.cloned())
+        .unwrap_or_default();
+    let (module, exception) = match object {
+        Object::Audit => ("sextant.decide", "AuditError"),
+        Object::ActionPlan => ("sextant.apply", "ActionPlanExecutionFailure"),
+        Object::Action => ("sextant.apply", "ActionExecutionFailure"),
+        // No Watcher kind is about a flow (`kind` never gives one).
+        Object::Flow => return Value::Null,
+    };
+    let mut d = Map::new();
+    d.insert("module_name".into(), json!(module));
+    d.insert("function_name".into(), json!(e.event_type));
+    d.insert("exception".into(), json!(exception));
+    d.insert("exception_message".into(), json!(message));
+    ovo("ExceptionPayload", "1.0", d)
+}
+
+fn state_update(object: Object, e: &EventRow, status_message: Option<&String>) -> Value {
+    let class = match object {
+        Object::Audit => "AuditStateUpdatePayload",
+        Object::ActionPlan => "ActionPlanStateUpdatePayload",
+        Object::Action => "ActionStateUpdatePayload",
+        // No Watcher kind is about a flow (`kind` never gives one).
+        Object::Flow => return Value::Null,
+    };
+    let mut d = Map::new();
+    d.insert("old_state".into(), opt_str(e.old_state.as_ref()));
+    d.insert("state".into(), opt_str(e.new_state.as_ref()));
+    d.insert(
+        "status_message".into(),
+        event_message(e).map_or_else(|| opt_str(status_message), Value::String),
+    );
+    ovo(class, "1.1", d)
+}
+
+/// The payload of one notification of `kind` for event `e`; None when the
+/// object is not in the store (nothing to describe).
+fn payload(kind: &Kind, class: &str, e: &EventRow, s: &Subjects) -> Option<Value> {
+    let state_of = |current: &str| e.new_state.clone().unwrap_or_else(|| current.to_string());
+    let (mut d, status_message) = match kind.object {
+        Object::Audit => {
+            let a = s.audits.get(&e.object_uuid)?;
+            (
+                audit_data(a, &state_of(&a.state), s),
+                a.status_message.clone(),
+            )
+        }
+        Object::ActionPlan => {
+            let p = s.plans.get(&e.object_uuid)?;
+            (
+                plan_data(p, &state_of(&p.state), s),
+                p.status_message.clone(),
+            )
+        }
+        Object::Action => {
+            let a = s.actions.get(&e.object_uuid)?;
+            (
+                action_data(a, &state_of(&a.state), s),
+                a.status_message.clone(),
+            )
+        }
+        Object::Flow => return None,
+    };
+    match kind.extra {
+        Extra::None => {}
+        Extra::StateUpdate => {
+            d.insert(
+                "state_update".into(),
+                state_update(kind.object, e, status_message.as_ref()),
+            );
+        }
+        Extra::Fault => {
+            d.insert(
+                "fault".into(),
+                fault(e, kind.object, status_message.as_ref()),
+            );
+        }
+    }
+    Some(ovo(class, kind.version, d))
+}
+
+/// The notifications of one event (see the module's doc).
+pub fn notifications_of(e: &EventRow, s: &Subjects) -> Vec<Notification> {
+    let object = e.event_type.object_type();
+    let changed = e.new_state.is_some() && e.new_state != e.old_state;
+    let update_type = format!("{}.update", object.as_str());
+    let timestamp = envelope_time(&e.at);
+    let mut out = Vec::new();
+    let push = |event_type: &str, out: &mut Vec<Notification>| {
+        let Some(k) = kind(event_type) else { return };
+        if let Some(p) = payload(&k, k.class, e, s) {
+            out.push(Notification {
+                event_id: e.id,
+                part: u8::try_from(out.len()).unwrap_or(u8::MAX),
+                event_type: event_type.to_string(),
+                priority: default_priority(event_type),
+                payload: p,
+                timestamp: timestamp.clone(),
+            });
+        }
+    };
+    let watcher_type = watcher_event_type(e.event_type);
+    match watcher_type.and_then(kind) {
+        Some(k) if k.object == object => {
+            if k.phase && changed {
+                push(&update_type, &mut out);
+            }
+            if let Some(t) = watcher_type {
+                push(t, &mut out);
+            }
+        }
+        _ if changed => push(&update_type, &mut out),
+        _ => {}
+    }
+    out
+}
+
+/// The stable message id of an event's notification: a version 8 UUID
+/// holding the database's origin (7 bytes), the part, and the event id, so
+/// a redelivered notification carries the same id and consumers can drop
+/// duplicates.
+pub fn message_id(origin: &str, event_id: i64, part: u8) -> String {
+    let mut b = [0u8; 16];
+    for (i, slot) in b.iter_mut().take(7).enumerate() {
+        *slot = origin
+            .get(i * 2..i * 2 + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    b[7] = part;
+    b[8..].copy_from_slice(&event_id.to_be_bytes());
+    uuid::Uuid::new_v8(b).to_string()
+}
+
+/// The event id a message id carries (the inverse of [`message_id`], for
+/// consumers and tests).
+pub fn event_id_of(message_id: &str) -> Option<i64> {
+    let u = uuid::Uuid::parse_str(message_id).ok()?;
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&u.as_bytes()[8..]);
+    // The UUID variant bits overwrite the top two bits of byte 8.
+    id[0] &= 0x3f;
+    Some(i64::from_be_bytes(id))
+}
+
+/// The body oslo.messaging's `messagingv2` driver publishes:
+/// `{"oslo.version": "2.0", "oslo.message": "<the message as JSON text>"}`.
+pub fn envelope(
+    n: &Notification,
+    priority: Priority,
+    publisher_id: &str,
+    message_id: &str,
+) -> String {
+    let unique: String = message_id.chars().filter(|c| *c != '-').collect();
+    let mut m = Map::new();
+    m.insert("message_id".into(), json!(message_id));
+    m.insert("publisher_id".into(), json!(publisher_id));
+    m.insert("event_type".into(), json!(n.event_type));
+    m.insert("priority".into(), json!(priority.upper()));
+    m.insert("payload".into(), n.payload.clone());
+    m.insert("timestamp".into(), json!(n.timestamp));
+    m.insert("_unique_id".into(), json!(unique));
+    // The request context, flattened as oslo.messaging's pack_context does:
+    // the applier acts for no user.
+    m.insert(
+        "_context_request_id".into(),
+        json!(format!("req-{message_id}")),
+    );
+    m.insert("_context_global_request_id".into(), Value::Null);
+    m.insert("_context_user_id".into(), Value::Null);
+    m.insert("_context_project_id".into(), Value::Null);
+    m.insert("_context_roles".into(), json!([]));
+    m.insert("_context_is_admin".into(), json!(true));
+    m.insert("_context_read_only".into(), json!(false));
+    m.insert("_context_show_deleted".into(), json!(false));
+    let message = Value::Object(m).to_string();
+    json!({"oslo.version": "2.0", "oslo.message": message}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subjects() -> Subjects {
+        let mut s = Subjects::default();
+        s.goals.insert(
+            "g".into(),
+            CatalogSubject {
+                uuid: "g".into(),
+                name: "server_consolidation".into(),
+                display_name: "Server Consolidation".into(),
+                spec: json!([]),
+                created_at: "2016-10-18T09:52:05.123Z".into(),
+                ..Default::default()
+            },
+        );
+        s.strategies.insert(
+            "st".into(),
+            CatalogSubject {
+                uuid: "st".into(),
+                name: "basic".into(),
+                display_name: "Basic".into(),
+                spec: json!({}),
+                created_at: "2016-10-18T09:52:05.123Z".into(),
+                ..Default::default()
+            },
+        );
+        s.audits.insert(
+            "au".into(),
+            AuditSubject {
+                uuid: "au".into(),
+                name: "a1".into(),
+                audit_type: "ONESHOT".into(),
+                state: "SUCCEEDED".into(),
+                parameters: json!({}),
+                scope: json!([]),
+                goal_uuid: "g".into(),
+                strategy_uuid: Some("st".into()),
+                created_at: "2016-10-18T09:52:05.123Z".into(),
+                ..Default::default()
+            },
+        );
+        s.plans.insert(
+            "p".into(),
+            PlanSubject {
+                uuid: "p".into(),
+                state: "SUCCEEDED".into(),
+                global_efficacy: json!([]),
+                created_at: "2016-10-18T09:52:05.123Z".into(),
+                audit_uuid: Some("au".into()),
+                strategy_uuid: Some("st".into()),
+                ..Default::default()
+            },
+        );
+        s.actions.insert(
+            "a".into(),
+            ActionSubject {
+                uuid: "a".into(),
+                action_type: "nop".into(),
+                action_type_version: "1.0.0".into(),
+                input_parameters: json!({"message": "hi"}),
+                state: "SUCCEEDED".into(),
+                parents: vec!["b".into()],
+                outputs: Some(json!({"ok": true})),
+                created_at: "2016-10-18T09:52:05.123Z".into(),
+                action_plan_uuid: "p".into(),
+                ..Default::default()
+            },
+        );
+        s
+    }
+
+    fn event(t: &str, object: &str, uuid: &str, old: Option<&str>, new: Option<&str>) -> EventRow {
+        EventRow {
+            id: 42,
+            at: "2017-01-01T00:00:00.250Z".into(),
+            event_type: t.parse().expect("a known event type"),
+            object_type: object.into(),
+            object_uuid: uuid.into(),
+            action_plan_uuid: Some("p".into()),
+            old_state: old.map(str::to_string),
+            new_state: new.map(str::to_string),
+            payload: json!({"status_message": null}),
+        }
+    }
+
+    fn data(v: &Value) -> &Map<String, Value> {
+        v["watcher_object.data"].as_object().expect("data")
+    }
+
+    #[test]
+    fn an_execution_start_that_changes_state_is_an_update_then_the_phase() {
+        let s = subjects();
+        let e = event(
+            "action.execution.start",
+            "action",
+            "a",
+            Some("PENDING"),
+            Some("ONGOING"),
+        );
+        let n = notifications_of(&e, &s);
+        let types: Vec<&str> = n.iter().map(|n| n.event_type.as_str()).collect();
+        assert_eq!(types, ["action.update", "action.execution.start"]);
+        assert_eq!(n[0].payload["watcher_object.name"], "ActionUpdatePayload");
+        assert_eq!(n[0].payload["watcher_object.version"], "1.1");
+        assert_eq!(n[0].payload["watcher_object.namespace"], "watcher");
+        let d = data(&n[0].payload);
+        assert_eq!(d["state"], "ONGOING", "the state at the event, not now");
+        let su = data(&d["state_update"]);
+        assert_eq!(su["old_state"], "PENDING");
+        assert_eq!(su["state"], "ONGOING");
+        assert_eq!(
+            d["state_update"]["watcher_object.name"],
+            "ActionStateUpdatePayload"
+        );
+        assert_eq!(d["parents"], json!(["b"]));
+        assert_eq!(d["created_at"], "2016-10-18T09:52:05Z");
+        assert_eq!(d["updated_at"], Value::Null);
+        assert_eq!(d["sextant_action_type_version"], "1.0.0");
+        assert_eq!(d["sextant_outputs"], json!({"ok": true}));
+        let ap = &d["action_plan"];
+        assert_eq!(ap["watcher_object.name"], "TerseActionPlanPayload");
+        assert_eq!(ap["watcher_object.version"], "1.2");
+        assert_eq!(data(ap)["audit_uuid"], "au");
+        assert_eq!(data(ap)["strategy_uuid"], "st");
+        assert_eq!(
+            n[1].payload["watcher_object.name"],
+            "ActionExecutionPayload"
+        );
+        assert_eq!(data(&n[1].payload)["fault"], Value::Null);
+        assert_eq!(n[1].priority, Priority::Info);
+        assert_eq!((n[0].part, n[1].part), (0, 1));
+        assert_eq!(n[0].timestamp, "2017-01-01 00:00:00.250000");
+    }
+
+    #[test]
+    fn an_error_phase_is_error_with_a_fault() {
+        let s = subjects();
+        let mut e = event(
+            "action.execution.error",
+            "action",
+            "a",
+            Some("ONGOING"),
+            Some("FAILED"),
+        );
+        e.payload = json!({"status_message": "boom"});
+        let n = notifications_of(&e, &s);
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[0].priority, Priority::Info);
+        assert_eq!(n[1].priority, Priority::Error);
+        let f = &data(&n[1].payload)["fault"];
+        assert_eq!(f["watcher_object.name"], "ExceptionPayload");
+        assert_eq!(f["watcher_object.version"], "1.0");
+        assert_eq!(data(f)["exception_message"], "boom");
+        assert_eq!(
+            data(&data(&n[0].payload)["state_update"])["status_message"],
+            "boom"
+        );
+    }
+
+    #[test]
+    fn plans_and_audits_carry_their_nested_objects() {
+        let s = subjects();
+        let e = event(
+            "action_plan.update",
+            "action_plan",
+            "p",
+            Some("RECOMMENDED"),
+            Some("PENDING"),
+        );
+        let n = notifications_of(&e, &s);
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            n[0].payload["watcher_object.name"],
+            "ActionPlanUpdatePayload"
+        );
+        assert_eq!(n[0].payload["watcher_object.version"], "1.2");
+        let d = data(&n[0].payload);
+        assert_eq!(d["state"], "PENDING");
+        assert_eq!(d["audit"]["watcher_object.name"], "TerseAuditPayload");
+        assert_eq!(d["audit"]["watcher_object.version"], "1.3");
+        assert_eq!(d["strategy"]["watcher_object.name"], "StrategyPayload");
+        assert_eq!(
+            d["state_update"]["watcher_object.name"],
+            "ActionPlanStateUpdatePayload"
+        );
+
+        let e = event("audit.strategy.end", "audit", "au", None, None);
+        let n = notifications_of(&e, &s);
+        assert_eq!(
+            n.len(),
+            1,
+            "a phase without a state change is the phase alone"
+        );
+        assert_eq!(n[0].payload["watcher_object.name"], "AuditActionPayload");
+        let d = data(&n[0].payload);
+        assert_eq!(d["goal"]["watcher_object.name"], "GoalPayload");
+        assert_eq!(d["goal_uuid"], "g");
+        assert_eq!(d["state"], "SUCCEEDED");
+    }
+
+    #[test]
+    fn sextant_only_types_show_only_their_state_change() {
+        let s = subjects();
+        let e = event(
+            "action.revert.end",
+            "action",
+            "a",
+            Some("FAILED"),
+            Some("REVERTED"),
+        );
+        let n = notifications_of(&e, &s);
+        assert_eq!(n.len(), 1);
+        assert_eq!(n[0].event_type, "action.update");
+        let e = event("action.execution.retry", "action", "a", None, None);
+        assert!(notifications_of(&e, &s).is_empty());
+        let e = event("action.update", "action", "gone", Some("A"), Some("B"));
+        assert!(
+            notifications_of(&e, &s).is_empty(),
+            "no object, nothing to describe"
+        );
+    }
+
+    #[test]
+    fn message_ids_are_stable_and_carry_the_event() {
+        let a = message_id("0123456789abcdef", 42, 0);
+        assert_eq!(a, message_id("0123456789abcdef", 42, 0));
+        assert_ne!(a, message_id("0123456789abcdef", 42, 1));
+        assert_ne!(a, message_id("fedcba9876543210", 42, 0));
+        assert_eq!(event_id_of(&a), Some(42));
+        assert_eq!(event_id_of(&message_id("00", 1 << 40, 1)), Some(1 << 40));
+    }
+
+    #[test]
+    fn the_envelope_is_oslo_messagingv2() {
+        let s = subjects();
+        let e = event(
+            "action.update",
+            "action",
+            "a",
+            Some("PENDING"),
+            Some("ONGOING"),
+        );
+        let n = &notifications_of(&e, &s)[0];
+        let id = message_id("0123456789abcdef", e.id, n.part);
+        let body = envelope(n, Priority::Info, "infra-optim:node0", &id);
+        let outer: Value = serde_json::from_str(&body).expect("json");
+        let outer = outer.as_object().expect("object");
+        assert_eq!(outer.len(), 2);
+        assert_eq!(outer["oslo.version"], "2.0");
+        let inner: Value =
+            serde_json::from_str(outer["oslo.message"].as_str().expect("a string")).expect("json");
+        assert_eq!(inner["message_id"], id);
+        assert_eq!(inner["publisher_id"], "infra-optim:node0");
+        assert_eq!(inner["event_type"], "action.update");
+        assert_eq!(inner["priority"], "INFO");
+        assert_eq!(inner["timestamp"], "2017-01-01 00:00:00.250000");
+        assert_eq!(
+            inner["payload"]["watcher_object.name"],
+            "ActionUpdatePayload"
+        );
+        assert_eq!(inner["_unique_id"].as_str().map(str::len), Some(32));
+        assert_eq!(inner["_context_roles"], json!([]));
+    }
+
+    #[test]
+    fn every_event_type_maps_to_a_watcher_kind_of_its_object_or_to_none() {
+        for &t in EventType::ALL {
+            let watcher = watcher_event_type(t);
+            match t {
+                EventType::ActionExecutionRetry
+                | EventType::ActionRevertEnd
+                | EventType::ActionRevertError
+                | EventType::ActionAlternativeStart
+                | EventType::ActionAlternativeSettled
+                | EventType::FlowFailed
+                | EventType::FlowRollbackStart
+                | EventType::FlowRollbackEnd
+                | EventType::FlowAlternativeStart => assert_eq!(watcher, None, "{t}"),
+                _ => {
+                    let k = watcher
+                        .and_then(kind)
+                        .unwrap_or_else(|| panic!("{t}: no kind"));
+                    assert_eq!(k.object.as_str(), t.object_type().as_str(), "{t}");
+                }
+            }
+            assert_eq!(is_error(t), t.as_str().ends_with(".error"), "{t}");
+        }
+    }
+
+    #[test]
+    fn every_watcher_type_has_its_code_version() {
+        for (t, k) in KINDS {
+            let want = match k.object {
+                Object::Action => "1.1",
+                _ => "1.2",
+            };
+            assert_eq!(k.version, want, "{t}");
+            assert_eq!(
+                default_priority(t) == Priority::Error,
+                t.ends_with(".error")
+            );
+        }
+        assert_eq!(Priority::parse("ERROR"), Some(Priority::Error));
+        assert_eq!(Priority::parse("nope"), None);
+    }
+}
