@@ -6,7 +6,7 @@
 //! `sextant action-plan`.
 
 use super::audit_templates::patch_text;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, collection, drop_field, only, time};
 use super::pages::{ListQuery, paginate};
 use super::state::AppState;
@@ -138,7 +138,7 @@ pub async fn detail(
 
 fn find(s: &crate::store::Store, id: &str) -> ApiResult<PlanRow> {
     s.plan(id)
-        .map_err(|_| ApiError::not_found(format!("ActionPlan {id} could not be found")))
+        .map_err(|e| missing(e, || format!("ActionPlan {id} could not be found")))
 }
 
 /// `GET /v1/action_plans/{uuid}`.

@@ -5,7 +5,7 @@
 //! skip`).
 
 use super::audit_templates::patch_text;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, collection, drop_field, only, time};
 use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
 use super::state::AppState;
@@ -183,7 +183,7 @@ fn find(s: &crate::store::Store, id: &str, ctx: &Ctx) -> ApiResult<(ActionRow, V
     let a = s
         .resolve_action(id, None)
         .and_then(|u| s.action(&u))
-        .map_err(|_| ApiError::not_found(format!("Action {id} could not be found")))?;
+        .map_err(|e| missing(e, || format!("Action {id} could not be found")))?;
     let d = s.action_description(&a.action_type)?;
     let v = to_json(&a, d, ctx);
     Ok((a, v))

@@ -2,7 +2,7 @@
 //! (201 with `Location`), PATCH (`/name`, `/description`), delete (204).
 //! The rules are `ops::templates`, shared with `sextant audit-template`.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::{
     Ctx, collection, drop_field, json_object, known_fields, only, text_field, time,
 };
@@ -128,7 +128,7 @@ pub async fn detail(
 
 fn find(s: &crate::store::Store, id: &str) -> ApiResult<TemplateRow> {
     s.template(id)
-        .map_err(|_| ApiError::not_found(format!("AuditTemplate {id} could not be found")))
+        .map_err(|e| missing(e, || format!("AuditTemplate {id} could not be found")))
 }
 
 /// `GET /v1/audit_templates/{template}`.

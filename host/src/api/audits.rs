@@ -5,7 +5,7 @@
 //! `sextant audit`.
 
 use super::audit_templates::patch_text;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::{
     Ctx, collection, drop_field, json_object, known_fields, only, text_field, time,
 };
@@ -153,7 +153,7 @@ pub async fn detail(
 
 fn find(s: &crate::store::Store, id: &str) -> ApiResult<AuditRow> {
     s.audit(id)
-        .map_err(|_| ApiError::not_found(format!("Audit {id} could not be found")))
+        .map_err(|e| missing(e, || format!("Audit {id} could not be found")))
 }
 
 /// `GET /v1/audits/{audit}`.

@@ -6,7 +6,7 @@
 //! audit's scope. `server_flavor_extra_specs` and `server_pinned_az` only
 //! from 1.6.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::Ctx;
 use super::state::AppState;
 use super::version::DATA_MODEL;
@@ -98,7 +98,7 @@ pub async fn list(
         let scope = match &audit {
             Some(a) => Some(
                 s.audit(a)
-                    .map_err(|_| ApiError::not_found(format!("Audit {a} could not be found")))?
+                    .map_err(|e| missing(e, || format!("Audit {a} could not be found")))?
                     .scope,
             ),
             None => None,

@@ -58,6 +58,16 @@ impl From<OpError> for ApiError {
     }
 }
 
+/// A store lookup's error as the API answers it: Watcher's 404 `message`
+/// when the object is not there, else what the error is (a database
+/// failure stays a 500, an ambiguous prefix a 400).
+pub fn missing(e: crate::store::StoreError, message: impl FnOnce() -> String) -> ApiError {
+    match e {
+        crate::store::StoreError::NotFound { .. } => ApiError::not_found(message()),
+        e => e.into(),
+    }
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         OpError::from(e).into()
@@ -93,6 +103,22 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookup_that_fails_in_the_database_is_a_500_not_a_404() {
+        use crate::store::StoreError;
+        let absent = StoreError::NotFound {
+            kind: "audit",
+            id: "a1".into(),
+        };
+        let e = missing(absent, || "Audit a1 could not be found".into());
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        assert_eq!(e.message, "Audit a1 could not be found");
+        let broken = StoreError::Commit("disk I/O error".into());
+        let e = missing(broken, || unreachable!("not a missing object"));
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(e.message.contains("disk I/O error"), "{}", e.message);
+    }
 
     #[test]
     fn the_body_is_double_encoded_as_watcher_s() {

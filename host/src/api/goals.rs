@@ -1,6 +1,6 @@
 //! `/v1/goals`: list, detail, show (uuid or name).
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiResult, missing};
 use super::links::{Ctx, collection, only, time};
 use super::pages::{ListQuery, paginate};
 use super::state::AppState;
@@ -86,7 +86,7 @@ pub async fn show(
     st.store(move |s, _| {
         let g = s
             .goal(&id)
-            .map_err(|_| ApiError::not_found(format!("Goal {id} could not be found")))?;
+            .map_err(|e| missing(e, || format!("Goal {id} could not be found")))?;
         Ok(Json(to_json(&g, &c)))
     })
     .await

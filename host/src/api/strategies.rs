@@ -3,7 +3,7 @@
 //! `get_strategy_info`: Datasource, Metrics, CDM, Name), worked out by
 //! asking the configured collector for the cluster model.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, collection, only, time};
 use super::pages::{ListQuery, paginate};
 use super::state::AppState;
@@ -93,7 +93,7 @@ pub async fn detail(
 
 fn find(s: &crate::store::Store, id: &str) -> ApiResult<StrategyRow> {
     s.strategy(id)
-        .map_err(|_| ApiError::not_found(format!("Strategy {id} could not be found")))
+        .map_err(|e| missing(e, || format!("Strategy {id} could not be found")))
 }
 
 /// `GET /v1/strategies/{strategy}`.

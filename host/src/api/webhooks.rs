@@ -2,7 +2,7 @@
 //! PENDING or SUCCEEDED; 202, and the audit runs in the background. The
 //! body is any JSON and is ignored, as Watcher's.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, missing};
 use super::links::Ctx;
 use super::state::AppState;
 use super::version::WEBHOOK;
@@ -35,7 +35,7 @@ pub async fn trigger(
         .store(move |s, _| {
             let a = s
                 .audit(&id)
-                .map_err(|_| ApiError::not_found(format!("Audit {id} could not be found")))?;
+                .map_err(|e| missing(e, || format!("Audit {id} could not be found")))?;
             if a.audit_type != "EVENT" {
                 return Err(ApiError::bad_request(format!(
                     "Audit {} is {}: only EVENT audits are triggered",
