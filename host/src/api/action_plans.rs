@@ -7,8 +7,8 @@
 
 use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
-use super::links::{Ctx, collection, drop_field, only, time};
-use super::pages::{ListQuery, paginate};
+use super::links::{Ctx, drop_field, time};
+use super::pages::{ListQuery, Listing};
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::OpError;
@@ -106,16 +106,13 @@ async fn list_of(
                 .collect::<Vec<_>>())
         })
         .await?;
-    let res = if detail {
-        "action_plans/detail"
-    } else {
-        "action_plans"
-    };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, FILTERS)?;
-    if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    Listing {
+        name: "action_plans",
+        sort_keys: SORT_KEYS,
+        filters: FILTERS,
+        list_fields: LIST_FIELDS,
     }
-    Ok(Json(collection("action_plans", items, next)))
+    .page(items, &q, st.cfg.max_limit, &ctx, detail)
 }
 
 /// `GET /v1/action_plans`.

@@ -3,10 +3,8 @@
 //! The rules are `ops::templates`, shared with `sextant audit-template`.
 
 use super::error::{ApiError, ApiResult, missing};
-use super::links::{
-    Ctx, collection, drop_field, json_object, known_fields, only, text_field, time,
-};
-use super::pages::{ListQuery, paginate};
+use super::links::{Ctx, drop_field, json_object, known_fields, text_field, time};
+use super::pages::{ListQuery, Listing};
 use super::state::AppState;
 use super::version::TEMPLATE_DEFAULT_PARAMS;
 use crate::ops::templates::{TemplateRequest, TemplateUpdate};
@@ -96,16 +94,13 @@ async fn list_of(
                 .collect::<Vec<_>>())
         })
         .await?;
-    let res = if detail {
-        "audit_templates/detail"
-    } else {
-        "audit_templates"
-    };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, FILTERS)?;
-    if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    Listing {
+        name: "audit_templates",
+        sort_keys: SORT_KEYS,
+        filters: FILTERS,
+        list_fields: LIST_FIELDS,
     }
-    Ok(Json(collection("audit_templates", items, next)))
+    .page(items, &q, st.cfg.max_limit, &ctx, detail)
 }
 
 /// `GET /v1/audit_templates`.

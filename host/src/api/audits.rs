@@ -6,10 +6,8 @@
 
 use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
-use super::links::{
-    Ctx, collection, drop_field, json_object, known_fields, only, text_field, time,
-};
-use super::pages::{ListQuery, paginate};
+use super::links::{Ctx, drop_field, json_object, known_fields, text_field, time};
+use super::pages::{ListQuery, Listing};
 use super::state::AppState;
 use super::version::{FORCE, SKIPPED_ACTION, START_END_TIMING};
 use crate::decide::AuditRequest;
@@ -125,12 +123,13 @@ async fn list_of(
                 .collect::<Vec<_>>())
         })
         .await?;
-    let res = if detail { "audits/detail" } else { "audits" };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, FILTERS)?;
-    if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    Listing {
+        name: "audits",
+        sort_keys: SORT_KEYS,
+        filters: FILTERS,
+        list_fields: LIST_FIELDS,
     }
-    Ok(Json(collection("audits", items, next)))
+    .page(items, &q, st.cfg.max_limit, &ctx, detail)
 }
 
 /// `GET /v1/audits`.

@@ -1,8 +1,8 @@
 //! `/v1/goals`: list, detail, show (uuid or name).
 
 use super::error::{ApiResult, missing};
-use super::links::{Ctx, collection, only, time};
-use super::pages::{ListQuery, paginate};
+use super::links::{Ctx, time};
+use super::pages::{ListQuery, Listing};
 use super::state::AppState;
 use crate::store::GoalRow;
 use axum::Json;
@@ -50,12 +50,13 @@ async fn list_of(
                 .collect::<Vec<_>>())
         })
         .await?;
-    let res = if detail { "goals/detail" } else { "goals" };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, &[])?;
-    if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    Listing {
+        name: "goals",
+        sort_keys: SORT_KEYS,
+        filters: &[],
+        list_fields: LIST_FIELDS,
     }
-    Ok(Json(collection("goals", items, next)))
+    .page(items, &q, st.cfg.max_limit, &ctx, detail)
 }
 
 /// `GET /v1/goals`.

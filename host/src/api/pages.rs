@@ -6,8 +6,10 @@
 //! sorting and cutting are `ops::pages`, shared with the CLI.
 
 use super::error::{ApiError, ApiResult};
-use super::links::Ctx;
+use super::links::{Ctx, collection, only};
 use crate::ops::pages::{Keyed, PageRequest, SortDir, page};
+use axum::Json;
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// The query of a list request.
@@ -122,4 +124,42 @@ pub fn paginate<T: Keyed>(
         None
     };
     Ok((p.items, next))
+}
+
+/// How a resource answers its list and `/detail` list (Watcher's
+/// collection): its name, sort keys, filters, and the fields a plain list
+/// keeps.
+pub struct Listing {
+    /// The collection's name (`audits`); `/detail` is appended for details.
+    pub name: &'static str,
+    /// The keys it may be sorted by.
+    pub sort_keys: &'static [&'static str],
+    /// The query parameters that filter it (besides paging).
+    pub filters: &'static [&'static str],
+    /// The fields of an item in a plain (not `/detail`) list.
+    pub list_fields: &'static [&'static str],
+}
+
+impl Listing {
+    /// One page of `items` (each as its detail JSON) as the answer.
+    pub fn page(
+        &self,
+        items: Vec<Value>,
+        q: &ListQuery,
+        max_limit: u32,
+        ctx: &Ctx,
+        detail: bool,
+    ) -> ApiResult<Json<Value>> {
+        let res = if detail {
+            format!("{}/detail", self.name)
+        } else {
+            self.name.to_string()
+        };
+        let (mut items, next) =
+            paginate(items, self.sort_keys, q, max_limit, ctx, &res, self.filters)?;
+        if !detail {
+            items.iter_mut().for_each(|v| only(v, self.list_fields));
+        }
+        Ok(Json(collection(self.name, items, next)))
+    }
 }

@@ -5,8 +5,8 @@
 //! `service_down_time` (90 s): ACTIVE, else FAILED.
 
 use super::error::{ApiError, ApiResult};
-use super::links::{Ctx, collection, only, time};
-use super::pages::{ListQuery, paginate};
+use super::links::{Ctx, time};
+use super::pages::{ListQuery, Listing};
 use super::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -60,16 +60,13 @@ async fn list_of(
     }
     let mut q = q;
     q.params.remove("marker");
-    let res = if detail {
-        "services/detail"
-    } else {
-        "services"
-    };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, &[])?;
-    if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    Listing {
+        name: "services",
+        sort_keys: SORT_KEYS,
+        filters: &[],
+        list_fields: LIST_FIELDS,
     }
-    Ok(Json(collection("services", items, next)))
+    .page(items, &q, st.cfg.max_limit, &ctx, detail)
 }
 
 /// `GET /v1/services`.

@@ -4,8 +4,8 @@
 //! asking the configured collector for the cluster model.
 
 use super::error::{ApiError, ApiResult, missing};
-use super::links::{Ctx, collection, only, time};
-use super::pages::{ListQuery, paginate};
+use super::links::{Ctx, time};
+use super::pages::{ListQuery, Listing};
 use super::state::AppState;
 use crate::store::StrategyRow;
 use axum::Json;
@@ -61,16 +61,13 @@ async fn list_of(
             Ok(list.iter().map(|x| to_json(x, &c)).collect::<Vec<_>>())
         })
         .await?;
-    let res = if detail {
-        "strategies/detail"
-    } else {
-        "strategies"
-    };
-    let (mut items, next) = paginate(items, SORT_KEYS, &q, st.cfg.max_limit, &ctx, res, &["goal"])?;
-    if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+    Listing {
+        name: "strategies",
+        sort_keys: SORT_KEYS,
+        filters: &["goal"],
+        list_fields: LIST_FIELDS,
     }
-    Ok(Json(collection("strategies", items, next)))
+    .page(items, &q, st.cfg.max_limit, &ctx, detail)
 }
 
 /// `GET /v1/strategies`.
