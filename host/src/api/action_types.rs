@@ -61,14 +61,13 @@ pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> A
         .store(move |_, app| {
             let types = app.types();
             let (id, new) = crate::ops::action_types::create(
-                &app.ctx.type_dirs,
+                app.type_dirs(),
                 &types,
                 &text,
                 std::path::Path::new("request body"),
                 &app.ctx.plugins,
                 &mapper(app),
             )?;
-            app.reload_types();
             let types = app.types();
             let t = types.resolve(&id).map_err(|e| {
                 ApiError::internal(format!("{id} registered but not read back: {e}"))
@@ -100,8 +99,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     st.store(move |s, app| {
         let types = app.types();
-        crate::ops::action_types::delete(&app.ctx.type_dirs, &types, s, &reference)?;
-        app.reload_types();
+        crate::ops::action_types::delete(app.type_dirs(), &types, s, &reference)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -57,8 +57,18 @@ fn to_json(a: &ActionRow, description: Option<String>, ctx: &Ctx) -> Value {
     if !ctx.at_least(SKIPPED_ACTION) {
         drop_field(&mut v, "status_message");
     }
+    if ctx.extras
+        && let Value::Object(m) = &mut v
+    {
+        m.insert("action_type_version".into(), json!(a.action_type_version));
+        m.insert("outputs".into(), a.outputs.clone().unwrap_or(Value::Null));
+    }
     v
 }
+
+/// The fields of an action in a list: Watcher's, and Sextant's extras
+/// when asked for.
+const EXTRA_FIELDS: &[&str] = &["action_type_version", "outputs"];
 
 fn with_descriptions(
     s: &crate::store::Store,
@@ -156,7 +166,9 @@ async fn list_of(
         })
         .await?;
     if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+        let extras: &[&str] = if ctx.extras { EXTRA_FIELDS } else { &[] };
+        let keep: Vec<&str> = LIST_FIELDS.iter().chain(extras).copied().collect();
+        items.iter_mut().for_each(|v| only(v, &keep));
     }
     Ok(Json(collection("actions", items, next)))
 }

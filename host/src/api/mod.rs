@@ -168,6 +168,7 @@ impl ApiConfig {
 /// finish (up to the request timeout) and joins the thread.
 pub struct ApiServer {
     addr: SocketAddr,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -190,7 +191,9 @@ impl ApiServer {
             .local_addr()
             .map_err(|e| ApiStartError::Io(e.to_string()))?;
         let acceptor = cfg.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
-        let app = router::build(cfg.clone(), ctx);
+        let st = std::sync::Arc::new(state::AppState::new(ctx, cfg.clone()));
+        let stopping = std::sync::Arc::clone(&st.stopping);
+        let app = router::build(st);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let grace = cfg.timeout;
         let thread = std::thread::Builder::new()
@@ -230,6 +233,7 @@ impl ApiServer {
         );
         Ok(Self {
             addr,
+            stopping,
             stop: Some(tx),
             thread: Some(thread),
         })
@@ -246,6 +250,8 @@ impl ApiServer {
     }
 
     fn stop_and_join(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

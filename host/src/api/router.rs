@@ -6,10 +6,10 @@
 //! microversion.
 
 use super::error::{ApiError, WatcherBody};
-use super::state::{ApiContext, AppState};
+use super::state::AppState;
 use super::{
-    ApiConfig, action_plans, action_types, actions, audit_templates, audits, auth, data_model,
-    events, goals, root, scoring_engines, services, strategies, version, webhooks,
+    action_plans, action_types, actions, audit_templates, audits, auth, data_model, events, goals,
+    root, scoring_engines, services, strategies, version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The whole application.
-pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
+pub fn build(st: Arc<AppState>) -> Router {
+    let cfg = &st.cfg;
     let timeout = cfg.timeout;
     let max_body = cfg.max_body;
     let scheme = Scheme(if cfg.tls.is_some() { "https" } else { "http" });
-    let st = Arc::new(AppState::new(ctx, cfg));
     let v1 = Slashed(Router::new())
         .route("/v1", get(root::v1))
         .route("/v1/goals", get(goals::list))

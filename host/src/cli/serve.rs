@@ -14,10 +14,11 @@
 
 use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
 use super::{CliError, CliResult, Env};
+use crate::action_types::LiveTypes;
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, tick_continuous};
-use crate::states::PlanState;
+use crate::states::{AuditState, PlanState};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -54,17 +55,14 @@ pub fn serve(
     }
     let stop = StopSignal::default();
     let _signals = SignalGuard(stop_on_signals(&stop)?);
-    let types = Arc::new(env.action_types());
-    let (mut store, plugins, report) = env.open_store_synced_with(&types)?;
+    // The action types, read again whenever their directories change: a
+    // type registered while serve runs (API or CLI) is used at once.
+    let types = Arc::new(LiveTypes::load(env.action_type_dirs()));
+    let (mut store, plugins, report) = env.open_store_synced_with(&types.current())?;
     let plugins = Arc::new(plugins);
     if !report.is_empty() {
         tracing::info!("synchronised goals and strategies at start: {report:?}");
     }
-    let ctx = AuditContext {
-        plugins: &plugins,
-        types: &types,
-        model: env.model_source(),
-    };
     let clock = ServiceClock::default();
     clock.beat();
     let api = match api_config {
@@ -75,7 +73,6 @@ pub fn serve(
                     db: env.db.clone(),
                     plugins: Arc::clone(&plugins),
                     types: Arc::clone(&types),
-                    type_dirs: env.action_type_dirs(),
                     model: env.model_source(),
                     clock: clock.clone(),
                     host: host_name(),
@@ -121,6 +118,7 @@ pub fn serve(
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let identity = db_identity(store.path());
+    run_left_pending(&mut store, &plugins, &types, env, &stop);
     loop {
         clock.beat();
         if stop.is_stopping() {
@@ -142,6 +140,12 @@ pub fn serve(
             .into());
         }
         let now = chrono::Utc::now();
+        let current = types.current();
+        let ctx = AuditContext {
+            plugins: &plugins,
+            types: &current,
+            model: env.model_source(),
+        };
         let next = tick_continuous(&mut store, &ctx, now).map_err(|e| anyhow::anyhow!(e))?;
         // Queued and interrupted plans: one applier thread each.
         appliers.retain(|_, h| !h.is_finished());
@@ -186,6 +190,44 @@ pub fn serve(
         let until = Instant::now() + wait.max(Duration::from_millis(10));
         while !stop.is_stopping() && Instant::now() < until {
             std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
+        }
+    }
+}
+
+/// Runs the ONESHOT audits left PENDING: created (through the API) while
+/// a previous serve was stopping, or just before it died, and never run.
+/// Each is claimed by its move to ONGOING (compare-and-set), so an audit
+/// another process runs meanwhile is not run twice.
+fn run_left_pending(
+    store: &mut crate::store::Store,
+    plugins: &crate::plugins::PluginRegistry,
+    types: &LiveTypes,
+    env: &Env,
+    stop: &StopSignal,
+) {
+    let pending = match store.audits() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|a| a.audit_type == "ONESHOT" && a.state == AuditState::Pending),
+        Err(e) => {
+            tracing::warn!("cannot list the audits left PENDING: {e}");
+            return;
+        }
+    };
+    for a in pending {
+        if stop.is_stopping() {
+            return;
+        }
+        tracing::info!("running audit {} ({}), left PENDING", a.name, a.uuid);
+        let current = types.current();
+        let ctx = AuditContext {
+            plugins,
+            types: &current,
+            model: env.model_source(),
+        };
+        match crate::decide::run_audit(store, &ctx, &a.uuid) {
+            Ok(done) => tracing::info!("audit {} ({}) ran: {}", done.name, done.uuid, done.state),
+            Err(e) => tracing::warn!("audit {}: {e}", a.uuid),
         }
     }
 }
