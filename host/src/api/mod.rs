@@ -14,7 +14,10 @@
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
 //! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`,
-//! `events.rs` and the plan graph (in `action_plans.rs`).
+//! `events.rs` (paged, or followed as server-sent events), `policies.rs`,
+//! `plugins.rs` and the plan graph (in `action_plans.rs`). Sextant's extra
+//! fields on Watcher's resources (an action's `action_type_version` and
+//! `outputs`) come only with `Sextant-Extras: true` (`links.rs`).
 //! Domain rules live in `ops/`, shared with the CLI.
 
 mod action_plans;
@@ -30,6 +33,8 @@ mod goals;
 mod links;
 mod pages;
 mod patch;
+mod plugins;
+mod policies;
 mod root;
 mod router;
 mod scoring_engines;

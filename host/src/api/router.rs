@@ -9,7 +9,7 @@ use super::error::{ApiError, WatcherBody};
 use super::state::AppState;
 use super::{
     action_plans, action_types, actions, audit_templates, audits, auth, data_model, events, goals,
-    root, scoring_engines, services, strategies, version, webhooks,
+    plugins, policies, root, scoring_engines, services, strategies, version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -79,6 +79,10 @@ pub fn build(st: Arc<AppState>) -> Router {
         .route("/v1/services/{id}", get(services::show))
         .route("/v1/data_model", get(data_model::list))
         .route("/v1/webhooks/{audit}", post(webhooks::trigger))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/validate", post(policies::validate))
+        .route("/v1/policies/{name}", get(policies::show))
+        .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/action_types",
             get(action_types::list).post(action_types::create),
