@@ -8,6 +8,7 @@ use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, collection, drop_field, only, time};
 use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
+use super::schemas;
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::pages::SortDir;
@@ -174,6 +175,14 @@ async fn list_of(
 }
 
 /// `GET /v1/actions`.
+#[utoipa::path(
+    operation_id = "actions_list",
+    get,
+    path = "/v1/actions",
+    tag = "watcher",
+    params(schemas::Paging, ("action_plan_uuid" = Option<String>, Query, description = "Only the actions of this plan"), ("audit_uuid" = Option<String>, Query, description = "Only the actions of this audit's plans"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    responses((status = 200, description = "OK", body = schemas::Actions), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -183,6 +192,14 @@ pub async fn list(
 }
 
 /// `GET /v1/actions/detail`.
+#[utoipa::path(
+    operation_id = "actions_detail",
+    get,
+    path = "/v1/actions/detail",
+    tag = "watcher",
+    params(schemas::Paging, ("action_plan_uuid" = Option<String>, Query, description = "Only the actions of this plan"), ("audit_uuid" = Option<String>, Query, description = "Only the actions of this audit's plans"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    responses((status = 200, description = "OK", body = schemas::Actions), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -202,6 +219,14 @@ fn find(s: &crate::store::Store, id: &str, ctx: &Ctx) -> ApiResult<(ActionRow, V
 }
 
 /// `GET /v1/actions/{uuid}`.
+#[utoipa::path(
+    operation_id = "actions_show",
+    get,
+    path = "/v1/actions/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action uuid"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    responses((status = 200, description = "OK", body = schemas::Action), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -212,6 +237,15 @@ pub async fn show(
 }
 
 /// `PATCH /v1/actions/{uuid}` (1.5): `/state` SKIPPED, `/status_message`.
+#[utoipa::path(
+    operation_id = "actions_update",
+    patch,
+    path = "/v1/actions/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action uuid"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    request_body = Vec<schemas::PatchOp>,
+    responses((status = 200, description = "OK", body = schemas::Action), super::openapi::Refusals)
+)]
 pub async fn update(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

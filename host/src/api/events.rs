@@ -15,6 +15,7 @@
 use super::error::{ApiError, ApiResult};
 use super::links::{Ctx, collection};
 use super::pages::{ListQuery, limit_of};
+use super::schemas;
 use super::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -43,6 +44,14 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 }
 
 /// `GET /v1/events`.
+#[utoipa::path(
+    operation_id = "events_list",
+    get,
+    path = "/v1/events",
+    tag = "sextant",
+    params(("action_plan_uuid" = Option<String>, Query, description = "Only the events of this plan"), ("after" = Option<i64>, Query, description = "An event id: the events after it"), ("limit" = Option<i64>, Query, description = "The most events returned"), ("Last-Event-ID" = Option<String>, Header, description = "With Accept: text/event-stream: resume after this event id")),
+    responses((status = 200, description = "A page of events, or (Accept: text/event-stream) the events followed as server-sent events", content((schemas::Events = "application/json"), (String = "text/event-stream"))), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

@@ -5,6 +5,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::links::Ctx;
+use super::schemas;
 use super::state::AppState;
 use axum::Json;
 use axum::extract::{Query, State};
@@ -13,6 +14,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `GET /v1/plugins`.
+#[utoipa::path(
+    operation_id = "plugins_list",
+    get,
+    path = "/v1/plugins",
+    tag = "sextant",
+    params(("kind" = Option<String>, Query, pattern = "^(action_handler|strategy|planner|action_mapper|collector)$", description = "action_handler, strategy, planner, action_mapper or collector")),
+    responses((status = 200, description = "OK", body = schemas::Plugins), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

@@ -7,6 +7,7 @@
 //! server's file paths are never given out. Rules: `ops::policies`.
 
 use super::error::{ApiError, ApiResult};
+use super::schemas;
 use super::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
@@ -15,6 +16,13 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// `GET /v1/policies`.
+#[utoipa::path(
+    operation_id = "policies_list",
+    get,
+    path = "/v1/policies",
+    tag = "sextant",
+    responses((status = 200, description = "OK", body = schemas::Policies), super::openapi::Refusals)
+)]
 pub async fn list(State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     st.store(|_, app| {
         Ok(Json(json!({
@@ -25,6 +33,14 @@ pub async fn list(State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
 }
 
 /// `GET /v1/policies/{name}`.
+#[utoipa::path(
+    operation_id = "policies_show",
+    get,
+    path = "/v1/policies/{id}",
+    tag = "sextant",
+    params(("id" = String, Path, description = "A policy name")),
+    responses((status = 200, description = "OK", body = schemas::Policy), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -41,6 +57,14 @@ pub async fn show(
 }
 
 /// `POST /v1/policies/validate`: the policy (YAML or JSON) is the body.
+#[utoipa::path(
+    operation_id = "policies_validate",
+    post,
+    path = "/v1/policies/validate",
+    tag = "sextant",
+    request_body(content = String, content_type = "application/yaml", description = "The YAML or JSON text"),
+    responses((status = 200, description = "OK", body = schemas::PolicyValid), super::openapi::Refusals)
+)]
 pub async fn validate(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<Json<Value>> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("The policy is not UTF-8 text"))?

@@ -9,7 +9,7 @@ use super::error::{ApiError, WatcherBody};
 use super::state::AppState;
 use super::{
     action_plans, action_types, actions, audit_templates, audits, auth, data_model, events, goals,
-    plugins, policies, root, scoring_engines, services, strategies, version, webhooks,
+    openapi, plugins, policies, root, scoring_engines, services, strategies, version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -72,7 +72,7 @@ pub fn build(st: Arc<AppState>) -> Router {
             get(actions::show).patch(actions::update),
         )
         .route("/v1/scoring_engines", get(scoring_engines::list))
-        .route("/v1/scoring_engines/detail", get(scoring_engines::list))
+        .route("/v1/scoring_engines/detail", get(scoring_engines::detail))
         .route("/v1/scoring_engines/{id}", get(scoring_engines::show))
         .route("/v1/services", get(services::list))
         .route("/v1/services/detail", get(services::detail))
@@ -83,6 +83,7 @@ pub fn build(st: Arc<AppState>) -> Router {
         .route("/v1/policies/validate", post(policies::validate))
         .route("/v1/policies/{name}", get(policies::show))
         .route("/v1/plugins", get(plugins::list))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
         .route(
             "/v1/action_types",
             get(action_types::list).post(action_types::create),
