@@ -27,6 +27,7 @@ macro_rules! outln {
     }};
 }
 
+mod api;
 mod applier;
 mod child;
 mod import;
@@ -140,6 +141,25 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The REST API under load while its serve applies a plan: requests
+    /// per second and p50/p99 at each client count for an action list, the
+    /// goal list and audit creation, and the applier's time per action
+    /// with and without that traffic (targets: list p99 < 50 ms at 64
+    /// clients; at most 1.2 times).
+    Api {
+        /// Actions of the listed plan and of each applied plan.
+        #[arg(long, default_value_t = 10_000)]
+        actions: usize,
+        /// Concurrent clients.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Seconds of load per endpoint and client count.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// The basic consolidation on the medium example and a generated large
     /// cluster, against the lower bound and a first-fit baseline.
     Strategies {
@@ -217,6 +237,12 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
         } => crate::user_path::run(env, plan_actions, apply_actions, runs),
         BenchCommand::Import { sizes, runs } => crate::import::run(env, &sizes, runs),
         BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
+        BenchCommand::Api {
+            actions,
+            clients,
+            seconds,
+            runs,
+        } => crate::api::run(env, actions, &clients, seconds, runs),
         BenchCommand::Strategies {
             nodes,
             instances,

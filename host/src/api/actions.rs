@@ -133,8 +133,8 @@ async fn list_of(
                 let limit = limit_of(&q, max_limit)?;
                 let desc = sort_dir_of(&q)? == SortDir::Desc;
                 let marker = q.filter("marker");
-                let uuids = s
-                    .action_uuids_page(
+                let rows = s
+                    .actions_page(
                         plan.as_ref().and(plans.first()).map(String::as_str),
                         marker,
                         limit as usize,
@@ -146,10 +146,6 @@ async fn list_of(
                             marker.unwrap_or_default()
                         ))
                     })?;
-                let rows = uuids
-                    .iter()
-                    .map(|u| s.action(u))
-                    .collect::<Result<Vec<_>, _>>()?;
                 let next = (rows.len() as i64 == limit)
                     .then(|| {
                         rows.last()
