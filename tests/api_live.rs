@@ -201,3 +201,32 @@ fn a_oneshot_audit_serve_stopped_before_running_is_run_by_the_next_serve() {
         "{plans}"
     );
 }
+
+#[test]
+fn the_api_threads_yield_the_cpu_to_the_applier() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    // A request makes sure the runtime's threads exist.
+    get(&format!("{}/v1/goals", s.url));
+    let (mut api, mut others) = (Vec::new(), Vec::new());
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", s.pid())).expect("tasks");
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // Field 19 is the nice value; fields after the parenthesised name.
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let nice: i32 = after
+            .split_whitespace()
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .expect("a nice value");
+        if comm.trim() == "sextant-api" {
+            api.push(nice);
+        } else {
+            others.push((comm.trim().to_string(), nice));
+        }
+    }
+    assert!(!api.is_empty(), "no sextant-api thread: {others:?}");
+    assert!(api.iter().all(|&n| n == 5), "{api:?}");
+    assert!(others.iter().any(|(_, n)| *n == 0), "{others:?}");
+}

@@ -271,7 +271,7 @@ fn one_run(
     actions: usize,
     clients: &[usize],
     secs: f64,
-) -> anyhow::Result<(Vec<Cell>, f64, f64, usize)> {
+) -> anyhow::Result<(Vec<Cell>, f64, f64, usize, f64)> {
     let work = tempfile::Builder::new()
         .prefix("sextant-bench-api")
         .tempdir()?;
@@ -360,8 +360,10 @@ fn one_run(
     // at least partly under it.
     let mut under = Vec::new();
     let mut first = None;
+    let mut applying = 0.0;
     for p in &started {
         if let Some((b, e)) = run_span(&db, p)? {
+            applying += (e.min(window_end) - b.max(window_start)).max(0.0);
             let ms = (e - b) * 1e3 / actions as f64;
             first.get_or_insert(ms);
             if b >= window_start && e <= window_end {
@@ -376,7 +378,8 @@ fn one_run(
         median(under)
     };
     drop(s);
-    Ok((cells, alone_ms, loaded_ms, whole))
+    let fraction = applying / (window_end - window_start);
+    Ok((cells, alone_ms, loaded_ms, whole, fraction))
 }
 
 /// The benchmark.
@@ -384,13 +387,15 @@ pub fn run(env: &Env, actions: usize, clients: &[usize], secs: f64, runs: usize)
     let runs = runs.max(1);
     let load_before = loadavg();
     let mut all: Vec<Vec<Cell>> = Vec::new();
-    let (mut alone, mut loaded, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut alone, mut loaded, mut whole, mut busy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (cells, a, l, w) = one_run(env, actions, clients, secs)?;
+        let (cells, a, l, w, f) = one_run(env, actions, clients, secs)?;
         all.push(cells);
         alone.push(a);
         loaded.push(l);
         whole.push(w as f64);
+        busy.push(f);
     }
     let endpoints = [
         format!("GET /v1/actions?action_plan_uuid=…&limit=1000 ({actions}-action plan)"),
@@ -435,6 +440,7 @@ pub fn run(env: &Env, actions: usize, clients: &[usize], secs: f64, runs: usize)
             "runs_alone": alone,
             "runs_under_traffic": loaded,
             "plans_wholly_under_traffic": whole,
+            "fraction_of_the_load_spent_applying": busy,
         },
         "targets": {
             "list_p99_ms_at_64_clients": {"target": 50.0, "measured": list_64},

@@ -132,6 +132,19 @@ impl Default for ApiConfig {
     }
 }
 
+/// The nice value of the API's threads (its workers and its blocking
+/// store calls): when the CPUs are short, the applier and the decision
+/// engine of the same `serve` (nice 0) run first, and API requests wait
+/// instead (Linux applies nice to each thread).
+pub const API_NICE: i32 = 5;
+
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), API_NICE) {
+        tracing::debug!("api: cannot lower the priority of thread {tid:?}: {e}");
+    }
+}
+
 /// Why the API did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiStartError {
@@ -188,6 +201,7 @@ impl ApiServer {
             .worker_threads(2)
             .max_blocking_threads(cfg.concurrency.max(1) + 2)
             .thread_name("sextant-api")
+            .on_thread_start(lower_priority)
             .enable_all()
             .build()
             .map_err(|e| ApiStartError::Io(format!("runtime: {e}")))?;
@@ -206,6 +220,7 @@ impl ApiServer {
         let thread = std::thread::Builder::new()
             .name("sextant-api".into())
             .spawn(move || {
+                lower_priority();
                 rt.block_on(async move {
                     let stopped = async move {
                         let _ = rx.await;
