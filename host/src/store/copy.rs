@@ -267,6 +267,7 @@ fn write_and_verify(
         if seeded.contains(&t.name) {
             target.clear(&t.name).map_err(in_table(&t.name))?;
         }
+        let table_started = std::time::Instant::now();
         let mut hasher = RowHasher::new();
         let mut sink = target.sink(t).map_err(in_table(&t.name))?;
         source
@@ -281,6 +282,7 @@ fn write_and_verify(
             })
             .map_err(in_table(&t.name))?;
         sink.finish().map_err(in_table(&t.name))?;
+        tracing::debug!("copied {} in {:?}", t.name, table_started.elapsed());
         progress(CopyProgress::Copied(copied));
         sources.push(hasher.finish());
     }
@@ -291,6 +293,7 @@ fn write_and_verify(
     progress(CopyProgress::Verifying);
     let mut checks = Vec::with_capacity(order.len());
     for (t, (source_rows, source_checksum)) in order.iter().zip(sources) {
+        let table_started = std::time::Instant::now();
         let mut hasher = RowHasher::new();
         target
             .read(t, &mut |row| {
@@ -299,6 +302,7 @@ fn write_and_verify(
             })
             .map_err(in_table(&t.name))?;
         let (target_rows, target_checksum) = hasher.finish();
+        tracing::debug!("read back {} in {:?}", t.name, table_started.elapsed());
         checks.push(TableCheck {
             table: t.name.clone(),
             equal: source_rows == target_rows && source_checksum == target_checksum,
