@@ -543,6 +543,21 @@ fn refusals_name_what_is_at_fault_never_print_a_password_and_write_nothing() {
         out.stderr
     );
 
+    // Nor when the password is a parameter of the URL.
+    let out = copy(
+        &home,
+        &from,
+        "postgres://sextant@127.0.0.1:1/nowhere?password=hunter2&connect_timeout=5",
+    );
+    assert_eq!(out.status, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("postgres://sextant@127.0.0.1:1/nowhere?connect_timeout=5")
+            && !out.stderr.contains("hunter2"),
+        "{}",
+        out.stderr
+    );
+
     // A source that does not exist is not created.
     let missing = home.path().join("nothing.db");
     let empty = fresh_database();
@@ -702,4 +717,59 @@ fn a_copy_that_fails_on_a_row_or_its_verification_or_is_killed_leaves_the_target
     let out = copy(&home, &format!("sqlite:{}", big.display()), &url);
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(out.json()["rows"].as_u64().unwrap_or(0) > 150_000);
+}
+
+#[test]
+fn a_target_written_by_someone_else_as_the_copy_starts_is_refused_not_mixed() {
+    let home = Home::new();
+    let plan = home.import_json(
+        "p.json",
+        &json!({"actions": [{"id": "a", "action_type": "nop", "input_parameters": {"message": "m"}}]}),
+    );
+    ok(&home, &["action-plan", "start", &plan, "--wait"]);
+    let from = format!("sqlite:{}", store_of(&home).display());
+    let url = fresh_database();
+    assert_eq!(home.run(&["--db", &url, "db", "migrate"]).status, 0);
+    // Another writer's transaction, not committed yet when the copy checks
+    // the target (empty), committed while the copy waits for its lock.
+    let mut other = client(&url);
+    let mut tx = other.transaction().expect("begin");
+    tx.batch_execute(
+        "INSERT INTO events (at, event_type, object_type, object_uuid, payload) \
+         VALUES ('2026-01-01T00:00:00Z', 'audit.create', 'audit', 'someone-else', '{}')",
+    )
+    .expect("insert");
+    let child = home
+        .cmd()
+        .args(["db", "copy", "--from", &from, "--to", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let name = url
+        .rsplit_once('/')
+        .map(|p| p.1.to_string())
+        .unwrap_or_default();
+    let mut watch = client(&service_url("SEXTANT_TEST_PG_URL"));
+    wait_for("the copy to wait for its lock", || {
+        let n: i64 = watch
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND query LIKE 'LOCK TABLE%' AND wait_event_type = 'Lock'",
+                &[&name],
+            )
+            .expect("activity")
+            .get(0);
+        n > 0
+    });
+    tx.commit().expect("commit");
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not empty (events: 1 rows)"), "{stderr}");
+    // Only the other writer's row.
+    let rows = pg_rows(&url);
+    assert_eq!(rows["events"].len(), 1, "{:?}", rows["events"]);
+    assert!(rows["events"][0].contains("someone-else"));
+    assert!(rows["actions"].is_empty() && rows["action_plans"].is_empty());
 }

@@ -181,19 +181,8 @@ pub fn copy(
     }
     let seeded = seeded_tables()?;
     if let Some(mut t) = open_existing_target(to)? {
-        let mut full = Vec::new();
-        for table in t.tables()? {
-            let n = t.count(&table.name)?;
-            if n > 0 && !seeded.contains(&table.name) {
-                full.push((table.name, n));
-            }
-        }
-        if !full.is_empty() {
-            return Err(CopyError::NotEmpty {
-                target: to.to_string(),
-                tables: full,
-            });
-        }
+        let tables = t.tables()?;
+        refuse_rows(&mut *t, &tables, &seeded, to)?;
     }
     migrate(to)?;
     let mut target = open_target(to)?;
@@ -215,6 +204,16 @@ pub fn copy(
     progress(CopyProgress::Total(total));
 
     target.begin()?;
+    // No one writes the target from here on; had anyone written it since
+    // it was checked, it is refused now.
+    let locked = target
+        .lock(&order)
+        .map_err(CopyError::from)
+        .and_then(|()| refuse_rows(&mut *target, &order, &seeded, to));
+    if let Err(e) = locked {
+        let _ = target.rollback();
+        return Err(e);
+    }
     let copied = write_and_verify(&mut *source, &mut *target, &order, &seeded, progress);
     let checks = match copied {
         Ok(checks) => checks,
@@ -241,6 +240,30 @@ pub fn copy(
         tables: checks,
         seconds: started.elapsed().as_secs_f64(),
         verified,
+    })
+}
+
+/// [`CopyError::NotEmpty`] when any of `tables` but the `seeded` ones
+/// holds a row.
+fn refuse_rows(
+    target: &mut dyn CopyTarget,
+    tables: &[TableInfo],
+    seeded: &BTreeSet<String>,
+    to: &DbLocation,
+) -> Result<(), CopyError> {
+    let mut full = Vec::new();
+    for table in tables {
+        let n = target.count(&table.name)?;
+        if n > 0 && !seeded.contains(&table.name) {
+            full.push((table.name.clone(), n));
+        }
+    }
+    if full.is_empty() {
+        return Ok(());
+    }
+    Err(CopyError::NotEmpty {
+        target: to.to_string(),
+        tables: full,
     })
 }
 

@@ -260,6 +260,17 @@ impl CopyTarget for PgSide {
         self.batch("BEGIN")
     }
 
+    fn lock(&mut self, tables: &[TableInfo]) -> Result<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = tables.iter().map(|t| quoted(&t.name)).collect();
+        self.batch(&format!(
+            "LOCK TABLE {} IN EXCLUSIVE MODE",
+            names.join(", ")
+        ))
+    }
+
     fn clear(&mut self, table: &str) -> Result<()> {
         self.batch(&format!("DELETE FROM {}", quoted(table)))
     }

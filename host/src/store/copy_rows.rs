@@ -115,6 +115,9 @@ pub(super) trait CopySource: CopySide {
 pub(super) trait CopyTarget: CopySide {
     /// Starts the transaction every later write is in.
     fn begin(&mut self) -> Result<()>;
+    /// Keeps every other session from writing `tables` until the
+    /// transaction ends (reads may go on).
+    fn lock(&mut self, tables: &[TableInfo]) -> Result<()>;
     /// Deletes every row of `table` (the rows a migration seeded).
     fn clear(&mut self, table: &str) -> Result<()>;
     /// A writer of rows into `table` (columns as `table` lists them).

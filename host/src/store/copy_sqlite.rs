@@ -189,6 +189,11 @@ impl CopyTarget for SqliteSide {
         self.batch("BEGIN IMMEDIATE")
     }
 
+    fn lock(&mut self, _tables: &[TableInfo]) -> Result<()> {
+        // BEGIN IMMEDIATE holds the database's write lock already.
+        Ok(())
+    }
+
     fn clear(&mut self, table: &str) -> Result<()> {
         self.batch(&format!("DELETE FROM {}", quoted(table)))
     }

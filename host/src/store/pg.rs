@@ -32,12 +32,29 @@ pub fn redact(url: &str) -> String {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    let tail = without_password_parameter(tail);
     match authority.rsplit_once('@') {
         Some((user_info, host)) => {
             let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
             format!("{scheme}://{user}@{host}{tail}")
         }
-        None => url.to_string(),
+        None => format!("{scheme}://{authority}{tail}"),
+    }
+}
+
+/// A URL's path and query without a `password=` parameter (libpq takes
+/// the password there too).
+fn without_password_parameter(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.to_ascii_lowercase().starts_with("password="))
+        .collect();
+    match kept.is_empty() {
+        true => path.to_string(),
+        false => format!("{path}?{}", kept.join("&")),
     }
 }
 
@@ -158,5 +175,10 @@ mod tests {
             "postgres://sextant@127.0.0.1:5432/x?sslmode=disable"
         );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=disable&password=s3cret&x=1"),
+            "postgres://u@h/db?sslmode=disable&x=1"
+        );
+        assert_eq!(redact("postgres://h/db?Password=s3cret"), "postgres://h/db");
     }
 }
