@@ -717,6 +717,27 @@ fn a_copy_that_fails_on_a_row_or_its_verification_or_is_killed_leaves_the_target
     let out = copy(&home, &format!("sqlite:{}", big.display()), &url);
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert!(out.json()["rows"].as_u64().unwrap_or(0) > 150_000);
+
+    // Back into SQLite, killed while its transaction spills into the WAL:
+    // the file holds no copied row.
+    let back = home.path().join("back/sextant.db");
+    let target = format!("sqlite:{}", back.display());
+    assert_eq!(home.run(&["--db", &target, "db", "migrate"]).status, 0);
+    let wal = home.path().join("back/sextant.db-wal");
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let baseline = size(&wal);
+    let mut child = home.spawn(&["db", "copy", "--from", &url, "--to", &target]);
+    wait_for("the copy to spill into the WAL", || {
+        size(&wal) > baseline + 4 * 1024 * 1024
+    });
+    child.kill().expect("kill -9");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), None, "killed by the signal, not finished");
+    for (table, rows) in sqlite_rows(&back) {
+        if table != "notification_origin" {
+            assert!(rows.is_empty(), "{table}: {} rows", rows.len());
+        }
+    }
 }
 
 #[test]
