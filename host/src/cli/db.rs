@@ -121,7 +121,7 @@ fn copy_command(from: &DbLocation, to: &DbLocation, format: Format) -> CliResult
         .map(|t| t.table.as_str())
         .collect();
     Err(CliError::from(anyhow::anyhow!(
-        "verification failed: {} differ between {} and {}; the copy was rolled back ({} holds no row)",
+        "verification failed: {} differ between {} and {}; the copy was rolled back ({} is as it was)",
         differing.join(", "),
         report.from,
         report.to,

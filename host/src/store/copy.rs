@@ -22,6 +22,7 @@ use super::copy_pg::PgSide;
 use super::copy_rows::{CopySource, CopyTarget, RowHasher, TableInfo};
 use super::copy_sqlite::SqliteSide;
 use super::location::{DbLocation, migrate, newest_schema_version};
+use super::pg::redact;
 use super::{StoreError, schema};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -59,7 +60,7 @@ pub enum CopyError {
         tables: Vec<(String, u64)>,
     },
     /// Source and target are at the same version but their tables differ.
-    #[error("the schemas of {source_db} and {target} differ: {what} (nothing was written)")]
+    #[error("the schemas of {source_db} and {target} differ: {what} (nothing was copied)")]
     SchemaDiffers {
         /// The source.
         source_db: String,
@@ -69,7 +70,7 @@ pub enum CopyError {
         what: String,
     },
     /// Copying one table failed; the target's transaction was rolled back.
-    #[error("copying table {table}: {cause} (rolled back: the target holds no row)")]
+    #[error("copying table {table}: {cause} (rolled back: the target is as it was)")]
     Table {
         /// The table.
         table: String,
@@ -155,35 +156,9 @@ pub fn copy(
     }
     let known = newest_schema_version();
     let mut source = open_source(from)?;
-    let found = source.schema_version()?;
-    if found != known {
-        let advice = if found < known {
-            format!("migrate it first (sextant db migrate --db {from})")
-        } else {
-            "copy it with the newer sextant that wrote it".to_string()
-        };
-        return Err(CopyError::SourceVersion {
-            source_db: from.to_string(),
-            found,
-            known,
-            advice,
-        });
-    }
-    // The target, checked before anything is written to it.
-    let target_version_before = to.schema_version()?;
-    if target_version_before > known {
-        return Err(StoreError::TooNew {
-            path: PathBuf::from(to.to_string()),
-            found: target_version_before,
-            known,
-        }
-        .into());
-    }
+    check_source_version(&mut *source, from, known)?;
     let seeded = seeded_tables()?;
-    if let Some(mut t) = open_existing_target(to)? {
-        let tables = t.tables()?;
-        refuse_rows(&mut *t, &tables, &seeded, to)?;
-    }
+    let target_version_before = check_target(to, known, &seeded)?;
     migrate(to)?;
     let mut target = open_target(to)?;
 
@@ -210,14 +185,12 @@ pub fn copy(
         .lock(&order)
         .map_err(CopyError::from)
         .and_then(|()| refuse_rows(&mut *target, &order, &seeded, to));
-    if let Err(e) = locked {
-        let _ = target.rollback();
-        return Err(e);
-    }
-    let copied = write_and_verify(&mut *source, &mut *target, &order, &seeded, progress);
+    let copied = locked
+        .and_then(|()| write_and_verify(&mut *source, &mut *target, &order, &seeded, progress));
     let checks = match copied {
         Ok(checks) => checks,
         Err(e) => {
+            // Ending the session rolls back too, should this fail.
             if let Err(r) = target.rollback() {
                 tracing::warn!("rolling back {}: {r}", target.location());
             }
@@ -241,6 +214,48 @@ pub fn copy(
         seconds: started.elapsed().as_secs_f64(),
         verified,
     })
+}
+
+/// Refuses a source at another schema version than `known`.
+fn check_source_version(
+    source: &mut dyn CopySource,
+    from: &DbLocation,
+    known: i64,
+) -> Result<(), CopyError> {
+    let found = source.schema_version()?;
+    if found == known {
+        return Ok(());
+    }
+    let advice = if found < known {
+        format!("migrate it first (sextant db migrate --db {from})")
+    } else {
+        "copy it with the newer sextant that wrote it".to_string()
+    };
+    Err(CopyError::SourceVersion {
+        source_db: from.to_string(),
+        found,
+        known,
+        advice,
+    })
+}
+
+/// Refuses a target at a newer schema version than `known`, or holding
+/// rows, before anything is written to it; its schema version.
+fn check_target(to: &DbLocation, known: i64, seeded: &BTreeSet<String>) -> Result<i64, CopyError> {
+    let version = to.schema_version()?;
+    if version > known {
+        return Err(StoreError::TooNew {
+            path: PathBuf::from(to.to_string()),
+            found: version,
+            known,
+        }
+        .into());
+    }
+    if let Some(mut t) = open_existing_target(to)? {
+        let tables = t.tables()?;
+        refuse_rows(&mut *t, &tables, seeded, to)?;
+    }
+    Ok(version)
 }
 
 /// [`CopyError::NotEmpty`] when any of `tables` but the `seeded` ones
@@ -403,7 +418,7 @@ fn same_database(a: &DbLocation, b: &DbLocation) -> bool {
                 _ => a == b,
             }
         }
-        (DbLocation::Postgres(a), DbLocation::Postgres(b)) => a == b,
+        (DbLocation::Postgres(a), DbLocation::Postgres(b)) => redact(a) == redact(b),
         _ => false,
     }
 }
