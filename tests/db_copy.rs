@@ -387,7 +387,7 @@ fn db_migrate_says_from_which_version_to_which_is_idempotent_and_refuses_a_newer
     assert_eq!(m["from"], 0);
     let newest = m["to"].as_i64().expect("to");
     assert!(newest > 0);
-    assert_eq!(m["database"], db.as_str());
+    assert_eq!(m["database"], file.to_str().unwrap_or_default());
     // Again: nothing to do, said so.
     let again = home.run(&["--db", &db, "db", "migrate"]);
     assert_eq!(again.status, 0, "{}", again.stderr);
@@ -482,7 +482,7 @@ fn refusals_name_what_is_at_fault_never_print_a_password_and_write_nothing() {
     let out = copy(&home, &from, &url);
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(
-        out.stderr.contains(&from)
+        out.stderr.contains(db.to_str().unwrap_or_default())
             && out
                 .stderr
                 .contains(&format!("schema version {}", newest - 1))
@@ -552,7 +552,8 @@ fn refusals_name_what_is_at_fault_never_print_a_password_and_write_nothing() {
     assert_eq!(out.status, 1, "{}", out.stderr);
     assert!(
         out.stderr
-            .contains("postgres://sextant@127.0.0.1:1/nowhere?connect_timeout=5")
+            .contains("postgres://sextant@127.0.0.1:1/nowhere?")
+            && out.stderr.contains("connect_timeout=5")
             && !out.stderr.contains("hunter2"),
         "{}",
         out.stderr

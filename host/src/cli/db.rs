@@ -6,7 +6,8 @@ use super::output::{Format, Table, outln, print_structured};
 use super::{CliError, CliResult, Env};
 use crate::store::StoreError;
 use crate::store::copy::{CopyError, CopyProgress, CopyReport, copy};
-use crate::store::location::{DbLocation, Migration, migrate};
+use crate::store::location::Location;
+use crate::store::migrate::{Migration, migrate};
 use clap::Subcommand;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -44,7 +45,12 @@ pub enum DbCommand {
 pub fn run(env: &Env, c: DbCommand) -> CliResult {
     match c {
         DbCommand::Migrate { format } => {
-            let location = DbLocation::from_path(&env.db).map_err(CliError::input)?;
+            // The global --db (a path-typed option until it takes URLs):
+            // its text as a location.
+            let location = match env.db.to_str() {
+                Some(text) => Location::parse(text, "--db").map_err(CliError::input)?,
+                None => Location::Sqlite(env.db.clone()),
+            };
             migrate_command(&location, format)
         }
         DbCommand::Copy { from, to, format } => {
@@ -55,11 +61,11 @@ pub fn run(env: &Env, c: DbCommand) -> CliResult {
     }
 }
 
-fn parse(text: &str, flag: &str) -> Result<DbLocation, CliError> {
-    DbLocation::parse(text).map_err(|e| CliError::input(anyhow::anyhow!("{flag} {e}")))
+fn parse(text: &str, flag: &str) -> Result<Location, CliError> {
+    Location::parse(text, flag).map_err(CliError::input)
 }
 
-fn migrate_command(location: &DbLocation, format: Format) -> CliResult {
+fn migrate_command(location: &Location, format: Format) -> CliResult {
     let m: Migration = migrate(location).map_err(|e| match e {
         e @ StoreError::TooNew { .. } => CliError::input(e),
         e => CliError::from(e),
@@ -83,7 +89,7 @@ fn migrate_command(location: &DbLocation, format: Format) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn copy_command(from: &DbLocation, to: &DbLocation, format: Format) -> CliResult {
+fn copy_command(from: &Location, to: &Location, format: Format) -> CliResult {
     let bar = (format == Format::Table && std::io::stdout().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(

@@ -21,7 +21,8 @@
 use super::copy_pg::PgSide;
 use super::copy_rows::{CopySource, CopyTarget, RowHasher, TableInfo};
 use super::copy_sqlite::SqliteSide;
-use super::location::{DbLocation, migrate, newest_schema_version};
+use super::location::Location;
+use super::migrate::{migrate, newest_schema_version, schema_version};
 use super::pg::redact;
 use super::{StoreError, schema};
 use serde::Serialize;
@@ -146,8 +147,8 @@ pub enum CopyProgress {
 
 /// Copies every row of `from` into `to` (see the module's rules).
 pub fn copy(
-    from: &DbLocation,
-    to: &DbLocation,
+    from: &Location,
+    to: &Location,
     progress: &mut dyn FnMut(CopyProgress),
 ) -> Result<CopyReport, CopyError> {
     let started = std::time::Instant::now();
@@ -219,7 +220,7 @@ pub fn copy(
 /// Refuses a source at another schema version than `known`.
 fn check_source_version(
     source: &mut dyn CopySource,
-    from: &DbLocation,
+    from: &Location,
     known: i64,
 ) -> Result<(), CopyError> {
     let found = source.schema_version()?;
@@ -241,8 +242,8 @@ fn check_source_version(
 
 /// Refuses a target at a newer schema version than `known`, or holding
 /// rows, before anything is written to it; its schema version.
-fn check_target(to: &DbLocation, known: i64, seeded: &BTreeSet<String>) -> Result<i64, CopyError> {
-    let version = to.schema_version()?;
+fn check_target(to: &Location, known: i64, seeded: &BTreeSet<String>) -> Result<i64, CopyError> {
+    let version = schema_version(to)?;
     if version > known {
         return Err(StoreError::TooNew {
             path: PathBuf::from(to.to_string()),
@@ -264,7 +265,7 @@ fn refuse_rows(
     target: &mut dyn CopyTarget,
     tables: &[TableInfo],
     seeded: &BTreeSet<String>,
-    to: &DbLocation,
+    to: &Location,
 ) -> Result<(), CopyError> {
     let mut full = Vec::new();
     for table in tables {
@@ -385,40 +386,40 @@ fn seeded_tables() -> Result<BTreeSet<String>, StoreError> {
     Ok(seeded)
 }
 
-fn open_source(from: &DbLocation) -> Result<Box<dyn CopySource>, StoreError> {
+fn open_source(from: &Location) -> Result<Box<dyn CopySource>, StoreError> {
     Ok(match from {
-        DbLocation::Sqlite(path) => Box::new(SqliteSide::open(path, false)?),
-        DbLocation::Postgres(url) => Box::new(PgSide::open(url)?),
+        Location::Sqlite(path) => Box::new(SqliteSide::open(path, false)?),
+        Location::Postgres(url) => Box::new(PgSide::open(url)?),
     })
 }
 
 /// The target as it is before the copy, to count its rows; `None` when
 /// there is no SQLite file yet.
-fn open_existing_target(to: &DbLocation) -> Result<Option<Box<dyn CopyTarget>>, StoreError> {
+fn open_existing_target(to: &Location) -> Result<Option<Box<dyn CopyTarget>>, StoreError> {
     Ok(match to {
-        DbLocation::Sqlite(path) if !path.exists() => None,
-        DbLocation::Sqlite(path) => Some(Box::new(SqliteSide::open(path, false)?)),
-        DbLocation::Postgres(url) => Some(Box::new(PgSide::open(url)?)),
+        Location::Sqlite(path) if !path.exists() => None,
+        Location::Sqlite(path) => Some(Box::new(SqliteSide::open(path, false)?)),
+        Location::Postgres(url) => Some(Box::new(PgSide::open(url)?)),
     })
 }
 
-fn open_target(to: &DbLocation) -> Result<Box<dyn CopyTarget>, StoreError> {
+fn open_target(to: &Location) -> Result<Box<dyn CopyTarget>, StoreError> {
     Ok(match to {
-        DbLocation::Sqlite(path) => Box::new(SqliteSide::open(path, true)?),
-        DbLocation::Postgres(url) => Box::new(PgSide::open(url)?),
+        Location::Sqlite(path) => Box::new(SqliteSide::open(path, true)?),
+        Location::Postgres(url) => Box::new(PgSide::open(url)?),
     })
 }
 
 /// Whether `a` and `b` name one database (one file, or one URL).
-fn same_database(a: &DbLocation, b: &DbLocation) -> bool {
+fn same_database(a: &Location, b: &Location) -> bool {
     match (a, b) {
-        (DbLocation::Sqlite(a), DbLocation::Sqlite(b)) => {
+        (Location::Sqlite(a), Location::Sqlite(b)) => {
             match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
                 (Ok(a), Ok(b)) => a == b,
                 _ => a == b,
             }
         }
-        (DbLocation::Postgres(a), DbLocation::Postgres(b)) => redact(a) == redact(b),
+        (Location::Postgres(a), Location::Postgres(b)) => redact(a) == redact(b),
         _ => false,
     }
 }
@@ -537,7 +538,7 @@ mod tests {
             s.sync_action_descriptions(&[("nop".into(), "does nothing".into())])
                 .expect("write a row");
         }
-        let (from, to) = (DbLocation::Sqlite(a.clone()), DbLocation::Sqlite(b.clone()));
+        let (from, to) = (Location::Sqlite(a.clone()), Location::Sqlite(b.clone()));
         let mut seen = Vec::new();
         let report = copy(&from, &to, &mut |p| seen.push(p)).expect("copy");
         assert!(report.verified);

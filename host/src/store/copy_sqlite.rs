@@ -30,7 +30,7 @@ impl SqliteSide {
     /// Opens the existing database at `path`, read-only unless `write`.
     /// A missing file is [`StoreError::NotFound`] (never created here).
     pub fn open(path: &Path, write: bool) -> Result<Self> {
-        let location = format!("sqlite:{}", path.display());
+        let location = path.display().to_string();
         if !path.is_file() {
             return Err(StoreError::NotFound {
                 kind: "database",

@@ -1,139 +1,159 @@
-//! Where a store lives, as an operator writes it: `sqlite:PATH`, a plain
-//! path (SQLite), or a `postgres://` / `postgresql://` URL. A URL is never
-//! taken for a file path: any other `SCHEME://` is refused. Shown with the
-//! password left out ([`super::pg::redact`]).
+//! Where the store is, as an operator names it: a SQLite file (a path, or
+//! `sqlite:PATH`) or a PostgreSQL database (`postgres://USER@HOST:PORT/DB`,
+//! or `postgresql://…`). Chosen by `--db`, else `SEXTANT_DB`, else the
+//! config's `database:`, else `sextant.db` in the data directory; one
+//! function opens a store from it ([`super::Store::open`]).
 //!
-//! Also the schema migration of a whole database (`sextant db migrate`):
-//! from which version to which.
+//! A location shows (Display and Debug alike) without any password, so
+//! that no message, log line or JSON output can carry one.
 
-use super::pg::{PgStore, redact};
-use super::{Result, SqliteStore, StoreError, schema};
+use super::pg::redact;
 use std::path::{Path, PathBuf};
 
-/// A database a command reads or writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbLocation {
-    /// An SQLite file.
+/// Where a store is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite database file.
     Sqlite(PathBuf),
-    /// A PostgreSQL database, by its URL (which may hold a password: never
-    /// print it; [`DbLocation::to_string`] leaves it out).
+    /// A PostgreSQL database, by URL (with its password, if any: shown
+    /// only through [`redact`]).
     Postgres(String),
 }
 
-/// A location that is none of the forms above.
-#[derive(Debug, thiserror::Error)]
-pub enum LocationError {
-    /// A URL of a database Sextant does not know.
-    #[error(
-        "{0}: not a database Sextant knows (give sqlite:PATH, a path, or postgres://USER@HOST:PORT/DB)"
-    )]
-    UnknownScheme(String),
-    /// `sqlite:` with nothing after it.
-    #[error("sqlite: needs a path (sqlite:PATH)")]
-    EmptyPath,
-    /// Not UTF-8 where a URL was expected.
-    #[error("{0}: a database location must be UTF-8")]
-    NotUtf8(String),
+/// A text that names no database.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{source_name} {shown:?} names no database: {why}")]
+pub struct BadLocation {
+    /// Where the text came from (`--db`, `SEXTANT_DB`, `config database:`).
+    pub source_name: String,
+    /// The text, without any password.
+    pub shown: String,
+    /// What is wrong, and what is accepted.
+    pub why: String,
 }
 
-impl DbLocation {
-    /// Parses an operator's location.
-    pub fn parse(text: &str) -> std::result::Result<Self, LocationError> {
+const ACCEPTED: &str = "give a file path, sqlite:PATH, or postgres://USER@HOST:PORT/DB";
+
+impl Location {
+    /// Reads `text`, which came from `source_name` (for the error).
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, BadLocation> {
+        let bad = |why: String| BadLocation {
+            source_name: source_name.into(),
+            shown: redact(text),
+            why,
+        };
+        if text.is_empty() {
+            return Err(bad(format!("it is empty; {ACCEPTED}")));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => {
+                    text.parse::<postgres::Config>().map_err(|e| {
+                        // The driver's message quotes no part of the URL.
+                        bad(format!("not a PostgreSQL URL ({e}); {ACCEPTED}"))
+                    })?;
+                    Ok(Self::Postgres(text.to_string()))
+                }
+                "sqlite" => match &text["sqlite://".len()..] {
+                    "" => Err(bad(format!("no file after sqlite://; {ACCEPTED}"))),
+                    path => Ok(Self::Sqlite(PathBuf::from(path))),
+                },
+                other => Err(bad(format!(
+                    "unknown database scheme {other:?}; {ACCEPTED}"
+                ))),
+            };
+        }
         if let Some(path) = text.strip_prefix("sqlite:") {
             if path.is_empty() {
-                return Err(LocationError::EmptyPath);
+                return Err(bad(format!("no file after sqlite:; {ACCEPTED}")));
             }
             return Ok(Self::Sqlite(PathBuf::from(path)));
-        }
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Ok(Self::Postgres(text.to_string()));
-        }
-        if let Some((scheme, _)) = text.split_once("://")
-            && !scheme.is_empty()
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        {
-            return Err(LocationError::UnknownScheme(redact(text)));
         }
         Ok(Self::Sqlite(PathBuf::from(text)))
     }
 
-    /// The location in a path-typed option (`--db`), as [`DbLocation::parse`]
-    /// reads it.
-    pub fn from_path(path: &Path) -> std::result::Result<Self, LocationError> {
-        match path.to_str() {
-            Some(text) => Self::parse(text),
-            // Not UTF-8: a file name (no URL is), unless it looks like one.
-            None if path.to_string_lossy().contains("://") => {
-                Err(LocationError::NotUtf8(path.to_string_lossy().into_owned()))
-            }
-            None => Ok(Self::Sqlite(path.to_path_buf())),
+    /// The SQLite file, if it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite(p) => Some(p),
+            Self::Postgres(_) => None,
         }
     }
 
-    /// The schema version of the database, read without changing anything
-    /// (0 for a database no Sextant has written, or an SQLite file that
-    /// does not exist).
-    pub fn schema_version(&self) -> Result<i64> {
+    /// A file beside the database named `name` (the simulated cloud's
+    /// state): in the SQLite file's directory, or for PostgreSQL in
+    /// `dir`, named after the database's host, port and name.
+    pub fn beside(&self, dir: &Path, name: &str) -> PathBuf {
         match self {
-            Self::Sqlite(path) => super::copy_sqlite::schema_version_of(path),
+            Self::Sqlite(p) => p.with_file_name(name),
             Self::Postgres(url) => {
-                let mut client = super::copy_pg::connect(url)?;
-                super::copy_pg::schema_version(&mut client, &redact(url))
+                let tag: String = url
+                    .parse::<postgres::Config>()
+                    .map(|c| {
+                        let host = c
+                            .get_hosts()
+                            .first()
+                            .map(|h| match h {
+                                postgres::config::Host::Tcp(h) => h.clone(),
+                                postgres::config::Host::Unix(p) => p.display().to_string(),
+                            })
+                            .unwrap_or_default();
+                        let port = c.get_ports().first().copied().unwrap_or(5432);
+                        format!("{host}-{port}-{}", c.get_dbname().unwrap_or(""))
+                    })
+                    .unwrap_or_default()
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                    .collect();
+                dir.join(format!("{tag}-{name}"))
             }
         }
     }
 }
 
-impl std::fmt::Display for DbLocation {
+impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Sqlite(p) => p.display().fmt(f),
             Self::Postgres(url) => f.write_str(&redact(url)),
         }
     }
 }
 
-/// The newest schema version this Sextant knows.
-pub fn newest_schema_version() -> i64 {
-    schema::MIGRATIONS.len() as i64
-}
-
-/// What [`migrate`] did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Migration {
-    /// The database, without its password.
-    pub database: String,
-    /// Its schema version before.
-    pub from: i64,
-    /// Its schema version now (this Sextant's newest).
-    pub to: i64,
-}
-
-/// Migrates the database at `location` to this Sextant's newest schema
-/// (creating an SQLite file that does not exist). A database at a newer
-/// version is refused ([`StoreError::TooNew`]) before anything is written;
-/// one already at the newest is left as it is.
-pub fn migrate(location: &DbLocation) -> Result<Migration> {
-    let known = newest_schema_version();
-    let from = location.schema_version()?;
-    if from > known {
-        return Err(StoreError::TooNew {
-            path: PathBuf::from(location.to_string()),
-            found: from,
-            known,
-        });
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({self})")
     }
-    let to = match location {
-        DbLocation::Sqlite(path) => SqliteStore::open(path)?.schema_version()?,
-        DbLocation::Postgres(url) => PgStore::open(url)?.schema_version()?,
-    };
-    Ok(Migration {
-        database: location.to_string(),
-        from,
-        to,
-    })
+}
+
+impl serde::Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Self {
+        Self::Sqlite(p)
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Self {
+        Self::Sqlite(p.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Self {
+        Self::Sqlite(p.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Self {
+        l.clone()
+    }
 }
 
 #[cfg(test)]
@@ -141,44 +161,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn locations_parse_as_an_operator_writes_them() {
+    fn urls_select_postgresql_paths_select_sqlite_and_anything_else_is_refused() {
+        let pg = "postgres://sextant@127.0.0.1:5432/db";
         assert_eq!(
-            DbLocation::parse("sqlite:/var/lib/s.db").ok(),
-            Some(DbLocation::Sqlite("/var/lib/s.db".into()))
+            Location::parse(pg, "--db"),
+            Ok(Location::Postgres(pg.into()))
+        );
+        let pg2 = "postgresql://u:pw@h/db";
+        assert_eq!(
+            Location::parse(pg2, "--db"),
+            Ok(Location::Postgres(pg2.into()))
         );
         assert_eq!(
-            DbLocation::parse("relative/s.db").ok(),
-            Some(DbLocation::Sqlite("relative/s.db".into()))
+            Location::parse("/var/lib/s.db", "--db"),
+            Ok(Location::Sqlite("/var/lib/s.db".into()))
         );
         assert_eq!(
-            DbLocation::parse("postgresql://u@h:5/d").ok(),
-            Some(DbLocation::Postgres("postgresql://u@h:5/d".into()))
+            Location::parse("sqlite:rel/s.db", "--db"),
+            Ok(Location::Sqlite("rel/s.db".into()))
         );
-        assert!(matches!(
-            DbLocation::parse("sqlite:"),
-            Err(LocationError::EmptyPath)
-        ));
-        // A URL is never a file path, and its password is never shown.
-        let e = DbLocation::parse("mysql://root:hunter2@h/d")
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            e.contains("mysql://root@h/d") && !e.contains("hunter2"),
-            "{e}"
-        );
-        // A colon in a file name is still a file name.
         assert_eq!(
-            DbLocation::parse("a:b.db").ok(),
-            Some(DbLocation::Sqlite("a:b.db".into()))
+            Location::parse("sqlite:///abs/s.db", "--db"),
+            Ok(Location::Sqlite("/abs/s.db".into()))
         );
+        for bad in [
+            "mysql://u:hunter2@h/db",
+            "",
+            "sqlite:",
+            "postgres://u:hunter2@h:notaport/db",
+        ] {
+            let e = Location::parse(bad, "SEXTANT_DB").expect_err(bad);
+            let msg = e.to_string();
+            assert!(msg.starts_with("SEXTANT_DB "), "{msg}");
+            assert!(!msg.contains("hunter2"), "{msg}");
+        }
+        let e = Location::parse("mysql://u@h/db", "--db").expect_err("mysql");
+        assert!(e.to_string().contains("\"mysql\""), "{e}");
     }
 
     #[test]
-    fn a_location_is_shown_without_its_password() {
-        let l = DbLocation::Postgres("postgres://u:pw@h:5432/d".into());
-        assert_eq!(l.to_string(), "postgres://u@h:5432/d");
-        let l = DbLocation::Sqlite("/x/s.db".into());
-        assert_eq!(l.to_string(), "sqlite:/x/s.db");
+    fn a_location_never_shows_its_password() {
+        let l =
+            Location::parse("postgres://u:hunter2@h:5/db?password=hunter2", "--db").expect("url");
+        for shown in [
+            l.to_string(),
+            format!("{l:?}"),
+            serde_json::to_string(&l).expect("json"),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("postgres://u@h:5/db"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_file_beside_a_postgresql_database_is_named_after_it() {
+        let l = Location::parse("postgres://u:pw@127.0.0.1:5433/prod", "--db").expect("url");
+        assert_eq!(
+            l.beside(Path::new("/data"), "sim.db"),
+            PathBuf::from("/data/127_0_0_1_5433_prod-sim.db")
+        );
+        let s = Location::Sqlite("/x/sextant.db".into());
+        assert_eq!(
+            s.beside(Path::new("/data"), "sim.db"),
+            PathBuf::from("/x/sim.db")
+        );
     }
 }

@@ -27,6 +27,7 @@ mod group_commit;
 pub mod ids;
 pub mod lifecycle;
 pub mod location;
+pub mod migrate;
 pub mod outbox;
 pub mod pages;
 pub mod pg;
