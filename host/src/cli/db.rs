@@ -4,10 +4,10 @@
 
 use super::output::{Format, Table, outln, print_structured};
 use super::{CliError, CliResult, Env};
+use crate::store::Location;
 use crate::store::StoreError;
 use crate::store::copy::{CopyError, CopyProgress, CopyReport, copy};
-use crate::store::location::Location;
-use crate::store::migrate::{Migration, migrate};
+use crate::store::db_schema::{Migration, migrate};
 use clap::Subcommand;
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -21,8 +21,8 @@
 use super::copy_pg::PgSide;
 use super::copy_rows::{CopySource, CopyTarget, RowHasher, TableInfo};
 use super::copy_sqlite::SqliteSide;
+use super::db_schema::{migrate, newest_schema_version, schema_version};
 use super::location::Location;
-use super::migrate::{migrate, newest_schema_version, schema_version};
 use super::pg::redact;
 use super::{StoreError, schema};
 use serde::Serialize;
