@@ -45,12 +45,7 @@ pub enum DbCommand {
 pub fn run(env: &Env, c: DbCommand) -> CliResult {
     match c {
         DbCommand::Migrate { format } => {
-            // The global --db (a path-typed option until it takes URLs):
-            // its text as a location.
-            let location = match env.db.to_str() {
-                Some(text) => Location::parse(text, "--db").map_err(CliError::input)?,
-                None => Location::Sqlite(env.db.clone()),
-            };
+            let location = env.db.as_location().map_err(CliError::input)?;
             migrate_command(&location, format)
         }
         DbCommand::Copy { from, to, format } => {
@@ -58,6 +53,28 @@ pub fn run(env: &Env, c: DbCommand) -> CliResult {
             let to = parse(&to, "--to")?;
             copy_command(&from, &to, format)
         }
+    }
+}
+
+/// The global `--db` as a [`Location`], whether it is still a path-typed
+/// option or already a `Location` (the backend-selection branch makes it
+/// one; both forms compile, so either merge order works).
+trait AsLocation {
+    fn as_location(&self) -> Result<Location, crate::store::BadLocation>;
+}
+
+impl AsLocation for std::path::PathBuf {
+    fn as_location(&self) -> Result<Location, crate::store::BadLocation> {
+        match self.to_str() {
+            Some(text) => Location::parse(text, "--db"),
+            None => Ok(Location::Sqlite(self.clone())),
+        }
+    }
+}
+
+impl AsLocation for Location {
+    fn as_location(&self) -> Result<Location, crate::store::BadLocation> {
+        Ok(self.clone())
     }
 }
 
