@@ -530,6 +530,33 @@ mod tests {
     }
 
     #[test]
+    fn a_target_whose_tables_differ_at_the_same_version_is_refused_and_left_empty() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+        let mut s = super::super::Store::open(&a).expect("open");
+        s.sync_action_descriptions(&[("nop".into(), "does nothing".into())])
+            .expect("write a row");
+        drop(s);
+        drop(super::super::Store::open(&b).expect("open"));
+        rusqlite::Connection::open(&b)
+            .and_then(|c| c.execute_batch("CREATE TABLE extra (x INTEGER)"))
+            .expect("an extra table");
+        let e = copy(
+            &Location::Sqlite(a),
+            &Location::Sqlite(b.clone()),
+            &mut |_| {},
+        )
+        .expect_err("refused");
+        assert!(!e.is_input(), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("table extra is only in the target"), "{msg}");
+        let rows: i64 = rusqlite::Connection::open(&b)
+            .and_then(|c| c.query_row("SELECT count(*) FROM action_descriptions", [], |r| r.get(0)))
+            .expect("count");
+        assert_eq!(rows, 0);
+    }
+
+    #[test]
     fn sqlite_to_sqlite_copies_every_row_and_refuses_a_used_target() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
