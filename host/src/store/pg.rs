@@ -32,13 +32,29 @@ pub fn redact(url: &str) -> String {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    let tail = redact_query(tail);
     match authority.rsplit_once('@') {
         Some((user_info, host)) => {
             let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
             format!("{scheme}://{user}@{host}{tail}")
         }
-        None => url.to_string(),
+        None => format!("{scheme}://{authority}{tail}"),
     }
+}
+
+/// The path and query of a URL with a `password=` parameter's value left out.
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let kept: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=…"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", kept.join("&"))
 }
 
 impl PgStore {
