@@ -352,7 +352,13 @@ fn progress_bar(
 /// were cancelled and their messages (the `actions` of the JSON form);
 /// exit status 0 only when the plan SUCCEEDED, else 1.
 fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
-    let unfinished = Store::open(&env.db)?.unfinished_actions(&o.uuid)?;
+    let store = Store::open(&env.db)?;
+    let replacements = replaced_by_alternatives(&store, &o.uuid)?;
+    let (replaced, unfinished): (Vec<_>, Vec<_>) = store
+        .unfinished_actions(&o.uuid)?
+        .into_iter()
+        .partition(|a| replacements.contains_key(&a.name));
+    drop(store);
     let mut doc = serde_json::to_value(o)?;
     doc["actions"] = serde_json::json!(
         unfinished
@@ -363,6 +369,18 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
                 "action_type": a.action_type,
                 "state": a.state,
                 "status_message": a.status_message,
+            }))
+            .collect::<Vec<_>>()
+    );
+    doc["replaced"] = serde_json::json!(
+        replaced
+            .iter()
+            .map(|a| serde_json::json!({
+                "uuid": a.uuid,
+                "name": a.name,
+                "state": a.state,
+                "status_message": a.status_message,
+                "replaced_by": replacements.get(&a.name),
             }))
             .collect::<Vec<_>>()
     );
@@ -384,12 +402,63 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
             }
             out!("{}", t.render());
         }
+        for a in &replaced {
+            let by = replacements.get(&a.name).map_or("", String::as_str);
+            if a.state == ActionState::Failed {
+                outln!(
+                    "  {} FAILED; its alternative {by} succeeded in its place",
+                    a.name
+                );
+            } else {
+                outln!("  {} {}: not needed, {by} succeeded", a.name, a.state);
+            }
+        }
     }
     Ok(if o.state == PlanState::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The actions of a plan that an alternative took over from, by name, each
+/// with the alternative that succeeded in its place: a primary or an earlier
+/// alternative that failed (or was never needed) while another member of its
+/// group of alternatives SUCCEEDED. They are not unfinished work: the plan
+/// went on through the alternative.
+fn replaced_by_alternatives(
+    store: &Store,
+    plan: &str,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    use std::collections::HashMap;
+    let scopes = store.action_scopes(plan)?;
+    if scopes.iter().all(|s| s.primary.is_none()) {
+        return Ok(HashMap::new());
+    }
+    let states: HashMap<String, ActionState> = store
+        .actions(plan)?
+        .into_iter()
+        .map(|a| (a.name, a.state))
+        .collect();
+    // Each group of alternatives is named by its primary.
+    let group = |s: &crate::store::flows::ScopeRow| {
+        s.primary
+            .as_ref()
+            .map_or_else(|| s.name.clone(), |(p, _)| p.clone())
+    };
+    let mut winner: HashMap<String, String> = HashMap::new();
+    for s in &scopes {
+        if states.get(&s.name) == Some(&ActionState::Succeeded) {
+            winner.insert(group(s), s.name.clone());
+        }
+    }
+    Ok(scopes
+        .iter()
+        .filter_map(|s| {
+            let by = winner.get(&group(s))?;
+            (by != &s.name).then(|| (s.name.clone(), by.clone()))
+        })
+        .collect())
 }
 
 /// Why a plan in `state` is not started (`ops::plans::not_startable`).
