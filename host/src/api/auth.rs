@@ -103,17 +103,16 @@ impl Credentials for Caller {
 impl std::fmt::Display for Caller {
     /// `name (user ID, project NAME/ID, roles a,b)`, for the logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.name)?;
+        write!(f, "{} (", self.name)?;
         if let Some(u) = &self.user_id {
-            write!(f, " (user {u}")?;
+            write!(f, "user {u}, ")?;
             match (&self.project_name, &self.project_id) {
-                (Some(n), Some(p)) => write!(f, ", project {n}/{p}")?,
-                (None, Some(p)) => write!(f, ", project {p}")?,
-                _ => write!(f, ", no project")?,
+                (Some(n), Some(p)) => write!(f, "project {n}/{p}, ")?,
+                (None, Some(p)) => write!(f, "project {p}, ")?,
+                _ => write!(f, "no project, ")?,
             }
-            write!(f, ")")?;
         }
-        write!(f, " with roles [{}]", self.roles.join(","))
+        write!(f, "roles {})", self.roles.join(","))
     }
 }
 
@@ -284,7 +283,7 @@ mod tests {
         };
         assert_eq!(
             c.to_string(),
-            "alice (user u1, project ops/p1) with roles [member,reader]"
+            "alice (user u1, project ops/p1, roles member,reader)"
         );
     }
 }
