@@ -226,24 +226,22 @@ fn the_openstack_client_runs_the_operator_flow_with_keystone_passwords_and_the_c
     drop(registered);
 }
 
-/// The whole operator flow through `c`.
-fn operator_flow(c: &Client) {
-    let s = c;
-
+/// The whole operator flow through `s`.
+fn operator_flow(s: &Client) {
     // Goals and strategies.
-    let goals = ok_json(&s, &["goal", "list"]);
+    let goals = ok_json(s, &["goal", "list"]);
     assert!(
         names(&goals, "Name").contains(&"dummy".to_string()),
         "{goals}"
     );
-    let g = ok_json(&s, &["goal", "show", "dummy"]);
+    let g = ok_json(s, &["goal", "show", "dummy"]);
     assert_eq!(g["Display name"], "Dummy goal", "{g}");
-    let strategies = ok_json(&s, &["strategy", "list", "--goal", "dummy"]);
+    let strategies = ok_json(s, &["strategy", "list", "--goal", "dummy"]);
     assert_eq!(names(&strategies, "Name"), ["dummy"], "{strategies}");
-    let st = ok_json(&s, &["strategy", "show", "dummy"]);
+    let st = ok_json(s, &["strategy", "show", "dummy"]);
     assert_eq!(st["Goal"], "dummy", "{st}");
     assert!(st["Parameters spec"].to_string().contains("para1"), "{st}");
-    let state = ok_json(&s, &["strategy", "state", "dummy"]);
+    let state = ok_json(s, &["strategy", "state", "dummy"]);
     assert_eq!(
         names(&state, "Type"),
         ["Datasource", "Metrics", "CDM", "Name"],
@@ -253,7 +251,7 @@ fn operator_flow(c: &Client) {
 
     // Audit templates.
     let t = ok_json(
-        &s,
+        s,
         &[
             "audittemplate",
             "create",
@@ -270,10 +268,10 @@ fn operator_flow(c: &Client) {
         (Some("at1"), Some("dummy")),
         "{t}"
     );
-    let list = ok_json(&s, &["audittemplate", "list"]);
+    let list = ok_json(s, &["audittemplate", "list"]);
     assert_eq!(names(&list, "Name"), ["at1"], "{list}");
     let t = ok_json(
-        &s,
+        s,
         &[
             "audittemplate",
             "update",
@@ -284,14 +282,14 @@ fn operator_flow(c: &Client) {
     );
     assert_eq!(t["Description"], "second", "{t}");
     assert_eq!(
-        ok_json(&s, &["audittemplate", "show", "at1"])["Description"],
+        ok_json(s, &["audittemplate", "show", "at1"])["Description"],
         "second"
     );
 
     // Audits: ONESHOT (runs in the background), CONTINUOUS, EVENT.
-    let plan = oneshot(&s, "a1");
+    let plan = oneshot(s, "a1");
     let c = ok_json(
-        &s,
+        s,
         &[
             "audit",
             "create",
@@ -313,7 +311,7 @@ fn operator_flow(c: &Client) {
         "{c}"
     );
     let e = ok_json(
-        &s,
+        s,
         &[
             "audit", "create", "-a", "at1", "-t", "EVENT", "--name", "e1",
         ],
@@ -323,35 +321,35 @@ fn operator_flow(c: &Client) {
         (Some("EVENT"), Some("PENDING")),
         "{e}"
     );
-    let audits = ok_json(&s, &["audit", "list"]);
+    let audits = ok_json(s, &["audit", "list"]);
     let mut listed = names(&audits, "Name");
     listed.sort();
     assert_eq!(listed, ["a1", "c1", "e1"], "{audits}");
     wait_for(
         "the continuous audit's first run",
         Duration::from_secs(30),
-        || audit_state(&s, "c1") == "ONGOING",
+        || audit_state(s, "c1") == "ONGOING",
     );
-    let c = ok_json(&s, &["audit", "update", "c1", "replace", "state=SUSPENDED"]);
+    let c = ok_json(s, &["audit", "update", "c1", "replace", "state=SUSPENDED"]);
     assert_eq!(c["State"], "SUSPENDED", "{c}");
-    let out = optimize(&s, &["audit", "delete", "c1"]);
+    let out = optimize(s, &["audit", "delete", "c1"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
-    assert!(!names(&ok_json(&s, &["audit", "list"]), "Name").contains(&"c1".to_string()));
+    assert!(!names(&ok_json(s, &["audit", "list"]), "Name").contains(&"c1".to_string()));
 
     // Action plans and actions.
-    let p = ok_json(&s, &["actionplan", "show", &plan]);
+    let p = ok_json(s, &["actionplan", "show", &plan]);
     assert_eq!(p["State"], "RECOMMENDED", "{p}");
-    let actions = ok_json(&s, &["action", "list", "--action-plan", &plan]);
+    let actions = ok_json(s, &["action", "list", "--action-plan", &plan]);
     assert_eq!(
         names(&actions, "Action"),
         ["nop", "nop", "sleep"],
         "{actions}"
     );
     let first = names(&actions, "UUID")[0].clone();
-    let a = ok_json(&s, &["action", "show", &first]);
+    let a = ok_json(s, &["action", "show", &first]);
     assert_eq!(a["Description"], "Logging a NOP message.", "{a}");
     let a = ok_json(
-        &s,
+        s,
         &[
             "action",
             "update",
@@ -367,38 +365,38 @@ fn operator_flow(c: &Client) {
         a["Status Message"], "Action skipped by user. Reason: maintenance window",
         "{a}"
     );
-    let p = ok_json(&s, &["actionplan", "start", &plan]);
+    let p = ok_json(s, &["actionplan", "start", &plan]);
     assert_eq!(p["State"], "PENDING", "{p}");
     wait_for(
         "serve to apply the started plan",
         Duration::from_secs(60),
-        || state_of(&s, "action_plans", &plan) == "SUCCEEDED",
+        || state_of(s, "action_plans", &plan) == "SUCCEEDED",
     );
     let states: Vec<String> = names(
-        &ok_json(&s, &["action", "list", "--action-plan", &plan, "--detail"]),
+        &ok_json(s, &["action", "list", "--action-plan", &plan, "--detail"]),
         "State",
     );
     assert_eq!(states, ["SKIPPED", "SUCCEEDED", "SUCCEEDED"]);
-    let out = optimize(&s, &["actionplan", "delete", &plan]);
+    let out = optimize(s, &["actionplan", "delete", &plan]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     // Cancel through PATCH, and through `cancel`.
-    let p2 = oneshot(&s, "a2");
+    let p2 = oneshot(s, "a2");
     let p = ok_json(
-        &s,
+        s,
         &["actionplan", "update", &p2, "replace", "state=CANCELLED"],
     );
     assert_eq!(p["State"], "CANCELLED", "{p}");
-    let p3 = oneshot(&s, "a3");
-    let p = ok_json(&s, &["actionplan", "cancel", &p3]);
+    let p3 = oneshot(s, "a3");
+    let p = ok_json(s, &["actionplan", "cancel", &p3]);
     assert_eq!(p["State"], "CANCELLED", "{p}");
-    let left = names(&ok_json(&s, &["actionplan", "list"]), "UUID");
+    let left = names(&ok_json(s, &["actionplan", "list"]), "UUID");
     assert!(
         !left.contains(&plan) && left.contains(&p2) && left.contains(&p3),
         "{left:?}"
     );
 
     // Services and the data model.
-    let services = ok_json(&s, &["service", "list"]);
+    let services = ok_json(s, &["service", "list"]);
     assert_eq!(
         names(&services, "Name"),
         ["watcher-decision-engine", "watcher-applier"],
@@ -409,7 +407,7 @@ fn operator_flow(c: &Client) {
         ["ACTIVE", "ACTIVE"],
         "{services}"
     );
-    let model = ok_json(&s, &["datamodel", "list"]);
+    let model = ok_json(s, &["datamodel", "list"]);
     let servers = names(&model, "Server Name");
     assert!(servers.contains(&"vm-0001".to_string()), "{model}");
     assert!(
@@ -418,14 +416,14 @@ fn operator_flow(c: &Client) {
     );
 
     // Errors print the server's message.
-    let out = optimize(&s, &["audit", "show", "nope"]);
+    let out = optimize(s, &["audit", "show", "nope"]);
     assert_ne!(out.status, 0);
     assert!(
         out.stderr.contains("Audit nope could not be found"),
         "{}",
         out.stderr
     );
-    let out = optimize(&s, &["actionplan", "start", &p2]);
+    let out = optimize(s, &["actionplan", "start", &p2]);
     assert_ne!(out.status, 0);
     assert!(
         out.stderr
@@ -435,12 +433,9 @@ fn operator_flow(c: &Client) {
     );
 
     // Deleting the template.
-    let out = optimize(&s, &["audittemplate", "delete", "at1"]);
+    let out = optimize(s, &["audittemplate", "delete", "at1"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
-    assert_eq!(
-        ok_json(&s, &["audittemplate", "list"]),
-        Value::Array(vec![])
-    );
+    assert_eq!(ok_json(s, &["audittemplate", "list"]), Value::Array(vec![]));
 }
 
 #[test]

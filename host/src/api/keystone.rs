@@ -473,12 +473,12 @@ mod tests {
                                 .map(str::to_string)
                         })
                         .unwrap_or_default();
-                    if subject.starts_with('t') {
+                    if let Some(n) = subject.strip_prefix('t') {
                         (
                             200,
                             String::new(),
                             json!({"token": {"expires_at": exp,
-                            "user": {"id": format!("u{}", &subject[1..]), "name": "n"},
+                            "user": {"id": format!("u{n}"), "name": "n"},
                             "project": {"id": "p", "name": "pn"},
                             "roles": [{"name": "reader"}]}}),
                         )
