@@ -101,13 +101,10 @@ impl Session {
     /// Authenticates with `cloud` (so that bad credentials fail here).
     pub fn open(cloud: Cloud, timeout: Duration, retry: Retry) -> Result<Self, ApiError> {
         let roots = match &cloud.config.cacert {
-            Some(ca) => Some(CaBundle::read(ca).map_err(|e| {
-                ApiError::Config(format!(
-                    "{}: cloud {}: {e}",
-                    cloud.file.display(),
-                    cloud.name
-                ))
-            })?),
+            Some(ca) => Some(
+                CaBundle::read(ca)
+                    .map_err(|e| ApiError::Config(format!("{}: {e}", describe(&cloud))))?,
+            ),
             None => None,
         };
         let s = Self {
@@ -126,11 +123,7 @@ impl Session {
     }
 
     fn config_err(&self, what: &str) -> ApiError {
-        ApiError::Config(format!(
-            "{}: cloud {}: {what}",
-            self.cloud.file.display(),
-            self.cloud.name
-        ))
+        ApiError::Config(format!("{}: {what}", self.describe()))
     }
 
     /// Gets a new token.
