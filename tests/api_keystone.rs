@@ -138,6 +138,9 @@ fn admins_do_everything_readers_read_and_members_are_refused_with_watcher_s_body
         a.fault(),
         "Policy doesn't allow goal:get_all to be performed."
     );
+    // The /v1 document is any authenticated caller's, as Watcher's.
+    assert_eq!(call(&s, "GET", "/v1", Some(&service), None).status, 200);
+    assert_eq!(call(&s, "GET", "/v1", None, None).status, 401);
     assert_eq!(stored(&h), ["t1"]);
 
     // The refusal is logged with the caller's user and project, never a

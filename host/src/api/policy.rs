@@ -7,8 +7,9 @@
 //! The defaults: `admin_api` is `role:admin or role:administrator` (as
 //! Watcher's); `reader_api` is `role:reader`; every rule of a GET is
 //! `rule:admin_api or rule:reader_api`, `webhook:trigger` is `rule:admin_api
-//! or role:service`, every other rule `rule:admin_api`. A rule no default
-//! names falls back on `default` (`rule:admin_api`).
+//! or role:service`, `version:get` (the `/v1` document) `@`, every other
+//! rule `rule:admin_api`. A rule no default names falls back on `default`
+//! (`rule:admin_api`).
 //!
 //! The policy file (`api.policy_file`, YAML: a map of rule name to check
 //! string) replaces the rules it names. Check strings are a subset of
@@ -79,6 +80,9 @@ const BASE: &[(&str, &str)] = &[
     ("reader_api", "role:reader"),
     ("default", "rule:admin_api"),
     ("webhook:trigger", "rule:admin_api or role:service"),
+    // The `/v1` discovery document: any caller the authentication let in
+    // (Watcher checks no rule there).
+    ("version:get", "@"),
 ];
 
 /// The resources of the API, as rules name them.
@@ -216,7 +220,7 @@ impl Check {
 /// The rule Watcher names a request by: `RESOURCE:ACTION`, where ACTION is
 /// `get_all` (a list), `detail` (`/detail`), `get` (one), `create`,
 /// `update`, `delete`, `start`, `trigger` (webhooks), `state`
-/// (`/strategies/{id}/state`), `graph`.
+/// (`/strategies/{id}/state`), `graph`; `/v1` itself is `version:get`.
 pub fn rule_of(method: &Method, path: &str) -> String {
     let path = path.strip_prefix("/v1").unwrap_or(path);
     let mut parts = path
@@ -227,6 +231,7 @@ pub fn rule_of(method: &Method, path: &str) -> String {
     let id = parts.next();
     let sub = parts.next();
     let singular = match resource {
+        "" => return "version:get".to_string(),
         r if r.ends_with("ies") => format!("{}y", &r[..r.len() - 3]),
         "data_model" => "data_model".to_string(),
         r => r.strip_suffix('s').unwrap_or(r).to_string(),
@@ -401,6 +406,7 @@ mod tests {
         assert!(p.allows(&r(Method::POST, "/webhooks/a"), &service));
         assert!(!p.allows(&r(Method::GET, "/v1/goals"), &service));
         assert!(!p.allows(&r(Method::GET, "/v1/goals"), &Who(&["member"], None)));
+        assert!(p.allows(&r(Method::GET, "/v1"), &service));
         // An unknown rule falls back on `default`.
         assert!(!p.allows("frobnicator:get", &reader));
         assert!(p.allows("frobnicator:get", &admin));
@@ -427,6 +433,8 @@ mod tests {
         assert_eq!(r(Method::POST, "/v1/webhooks/a"), "webhook:trigger");
         assert_eq!(r(Method::GET, "/v1/data_model"), "data_model:get_all");
         assert_eq!(r(Method::GET, "/v1/policies"), "policy:get_all");
+        assert_eq!(r(Method::GET, "/v1/"), "version:get");
+        assert_eq!(r(Method::GET, "/v1"), "version:get");
     }
 
     #[test]
