@@ -130,7 +130,7 @@ fn admins_do_everything_readers_read_and_members_are_refused_with_watcher_s_body
             "Policy doesn't allow audit_template:delete to be performed."
         );
     }
-    // The service role triggers webhooks only; it reads nothing.
+    // The service role reads nothing...
     let (service, _) = k.token(&Keystone::service());
     let a = call(&s, "GET", "/v1/goals", Some(&service), None);
     assert_eq!(a.status, 403, "{}", a.body);
@@ -138,6 +138,35 @@ fn admins_do_everything_readers_read_and_members_are_refused_with_watcher_s_body
         a.fault(),
         "Policy doesn't allow goal:get_all to be performed."
     );
+    // ...but triggers an EVENT audit's webhook, which a reader may not.
+    let a = call(
+        &s,
+        "POST",
+        "/v1/audits",
+        Some(&admin),
+        Some(json!({"audit_type": "EVENT", "goal": "dummy", "strategy": "dummy", "name": "e1"})),
+    );
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = call(
+        &s,
+        "POST",
+        "/v1/webhooks/e1",
+        Some(&reader),
+        Some(json!({})),
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(
+        a.fault(),
+        "Policy doesn't allow webhook:trigger to be performed."
+    );
+    let a = call(
+        &s,
+        "POST",
+        "/v1/webhooks/e1",
+        Some(&service),
+        Some(json!({})),
+    );
+    assert_eq!(a.status, 202, "{}", a.body);
     // The /v1 document is any authenticated caller's, as Watcher's.
     assert_eq!(call(&s, "GET", "/v1", Some(&service), None).status, 200);
     assert_eq!(call(&s, "GET", "/v1", None, None).status, 401);
