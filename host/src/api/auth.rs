@@ -122,7 +122,14 @@ pub struct Guard {
     tokens: Vec<super::TokenEntry>,
     keystone: Option<Validator>,
     policy: Policy,
+    /// Validations asked of Keystone at once: the runtime's blocking
+    /// threads are the store calls' `concurrency` plus these two, so a
+    /// slow Keystone never holds the threads the store needs.
+    asking: tokio::sync::Semaphore,
 }
+
+/// Validations asked of Keystone at once, at most.
+pub const KEYSTONE_CALLS: usize = 2;
 
 impl Guard {
     /// The guard `cfg` describes: its policy file read and checked, its
@@ -149,6 +156,7 @@ impl Guard {
             tokens: cfg.tokens.clone(),
             keystone,
             policy,
+            asking: tokio::sync::Semaphore::new(KEYSTONE_CALLS),
         })
     }
 }
@@ -212,13 +220,22 @@ pub async fn layer(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
             }
         }
         AuthMode::Keystone => {
-            let g = Arc::clone(&guard);
             let t = token.unwrap_or_default();
-            let checked = tokio::task::spawn_blocking(move || match &g.keystone {
-                Some(k) => k.validate(&t),
-                None => Err(Refusal::Invalid("no Keystone configured".into())),
-            })
-            .await;
+            let cached = guard.keystone.as_ref().and_then(|k| k.cached_identity(&t));
+            let checked = match cached {
+                Some(id) => Ok(Ok(id)),
+                None => {
+                    let Ok(_permit) = guard.asking.acquire().await else {
+                        return ApiError::internal("token validation: closed").into_response();
+                    };
+                    let g = Arc::clone(&guard);
+                    tokio::task::spawn_blocking(move || match &g.keystone {
+                        Some(k) => k.validate(&t),
+                        None => Err(Refusal::Invalid("no Keystone configured".into())),
+                    })
+                    .await
+                }
+            };
             match checked {
                 Ok(Ok(id)) => Caller {
                     name: id.user_name,

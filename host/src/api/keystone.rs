@@ -190,17 +190,24 @@ impl Validator {
         })
     }
 
+    /// Who `token` belongs to, if a validation still in the cache says so
+    /// (never blocks on Keystone).
+    pub fn cached_identity(&self, token: &str) -> Option<Identity> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        self.lock_cache()
+            .get(&key)
+            .filter(|c| c.until > Instant::now() && c.identity.expires > Utc::now())
+            .map(|c| c.identity.clone())
+    }
+
     /// Who `token` belongs to: from the cache, else from Keystone (a
     /// blocking call).
     pub fn validate(&self, token: &str) -> Result<Identity, Refusal> {
+        if let Some(id) = self.cached_identity(token) {
+            return Ok(id);
+        }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Instant::now();
-        if let Some(c) = self.lock_cache().get(&key)
-            && c.until > now
-            && c.identity.expires > Utc::now()
-        {
-            return Ok(c.identity.clone());
-        }
         let identity = self.ask(token)?;
         let left = (identity.expires - Utc::now())
             .to_std()

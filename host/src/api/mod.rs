@@ -200,7 +200,7 @@ impl ApiServer {
         cfg.check()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(cfg.concurrency.max(1) + 2)
+            .max_blocking_threads(cfg.concurrency.max(1) + auth::KEYSTONE_CALLS)
             .thread_name("sextant-api")
             .enable_all()
             .build()
