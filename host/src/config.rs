@@ -157,6 +157,10 @@ impl SourceKind {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret read from elsewhere (the environment).
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -5,6 +5,7 @@
 //! `scripts/test` builds everything these tests need before `cargo test`.
 
 pub mod api;
+pub mod keystone;
 pub mod prometheus;
 
 use serde_json::Value;

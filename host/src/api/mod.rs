@@ -7,7 +7,8 @@
 //! Watcher's error body for every refusal, timeouts, body size, auth,
 //! microversions); `version.rs` negotiates the microversion; `error.rs`
 //! is Watcher's double-encoded error body; `auth.rs` authenticates and
-//! applies Watcher's default policy; `pages.rs` reads the paging query and
+//! applies the policy (`policy.rs`: Watcher's default rules, a policy
+//! file over them), `keystone.rs` validates tokens with Keystone; `pages.rs` reads the paging query and
 //! writes `next`; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
 //! handlers share (the store pool, run on tokio's blocking threads with
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
@@ -27,9 +28,11 @@ mod data_model;
 mod error;
 mod events;
 mod goals;
+mod keystone;
 mod links;
 mod pages;
 mod patch;
+mod policy;
 mod root;
 mod router;
 mod scoring_engines;
@@ -41,6 +44,7 @@ mod version;
 mod webhooks;
 
 pub use auth::{AuthMode, TokenEntry};
+pub use keystone::KeystoneConfig;
 pub use state::{ApiContext, ServiceClock};
 pub use tls::TlsConfig;
 
@@ -55,12 +59,19 @@ pub struct ApiConfig {
     /// The address to listen on (default `127.0.0.1:9322`, Watcher's).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// `none` (loopback only; every caller is admin) or `tokens`.
+    /// `none` (loopback only; every caller is admin), `tokens` or
+    /// `keystone`.
     #[serde(default)]
     pub auth: AuthMode,
     /// With `auth: tokens`: the accepted tokens, by SHA-256.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// With `auth: keystone`: Keystone and the service user.
+    #[serde(default)]
+    pub keystone: Option<KeystoneConfig>,
+    /// A YAML file of policy rules over Watcher's defaults.
+    #[serde(default)]
+    pub policy_file: Option<std::path::PathBuf>,
     /// The most items a list returns (Watcher's `[api] max_limit`, 1000).
     #[serde(default = "default_max_limit")]
     pub max_limit: u32,
@@ -116,6 +127,8 @@ impl Default for ApiConfig {
             listen: default_listen(),
             auth: AuthMode::default(),
             tokens: Vec::new(),
+            keystone: None,
+            policy_file: None,
             max_limit: default_max_limit(),
             max_body: default_max_body(),
             timeout: default_timeout(),
@@ -138,11 +151,12 @@ pub enum ApiStartError {
 
 impl ApiConfig {
     /// Checks what cannot be checked by parsing: `auth: none` only on
-    /// loopback, tokens only with `auth: tokens`, limits at least 1.
+    /// loopback, tokens only with `auth: tokens`, `keystone:` with `auth:
+    /// keystone`, a policy file that parses, limits at least 1.
     pub fn check(&self) -> Result<(), ApiStartError> {
         if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
             return Err(ApiStartError::Config(format!(
-                "auth: none lets every caller act as admin, so the API listens only on loopback; {} is not (set auth: tokens, or listen on 127.0.0.1)",
+                "auth: none lets every caller act as admin, so the API listens only on loopback; {} is not (set auth: tokens or keystone, or listen on 127.0.0.1)",
                 self.listen
             )));
         }
@@ -156,9 +170,17 @@ impl ApiConfig {
                 "max_limit, max_body and concurrency must be at least 1".into(),
             ));
         }
+        if self.auth == AuthMode::Keystone && self.keystone.is_none() {
+            return Err(ApiStartError::Config(
+                "auth: keystone needs a keystone: section (auth_url, username, project_name)"
+                    .into(),
+            ));
+        }
         for t in &self.tokens {
             t.check().map_err(ApiStartError::Config)?;
         }
+        // The policy file and the Keystone settings: read and checked.
+        auth::Guard::new(self)?;
         Ok(())
     }
 }
@@ -178,7 +200,7 @@ impl ApiServer {
         cfg.check()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(cfg.concurrency.max(1) + 2)
+            .max_blocking_threads(cfg.concurrency.max(1) + auth::KEYSTONE_CALLS)
             .thread_name("sextant-api")
             .enable_all()
             .build()
@@ -190,7 +212,8 @@ impl ApiServer {
             .local_addr()
             .map_err(|e| ApiStartError::Io(e.to_string()))?;
         let acceptor = cfg.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
-        let app = router::build(cfg.clone(), ctx);
+        let guard = std::sync::Arc::new(auth::Guard::new(&cfg)?);
+        let app = router::build(cfg.clone(), ctx, guard);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let grace = cfg.timeout;
         let thread = std::thread::Builder::new()

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The whole application.
-pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
+pub fn build(cfg: ApiConfig, ctx: ApiContext, guard: Arc<auth::Guard>) -> Router {
     let timeout = cfg.timeout;
     let max_body = cfg.max_body;
     let scheme = Scheme(if cfg.tls.is_some() { "https" } else { "http" });
@@ -89,7 +89,7 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
         )
         .0
         .layer(middleware::from_fn(version::layer))
-        .layer(middleware::from_fn_with_state(st.clone(), auth::layer));
+        .layer(middleware::from_fn_with_state(guard, auth::layer));
     Router::new()
         .route("/", get(root::root))
         .merge(v1)
