@@ -73,8 +73,12 @@ pub trait StoreBackend: Send {
     /// done (see `checkpoint.rs`: commits never checkpoint themselves).
     fn wait_for_checkpoints(&self);
 
-    /// The database file.
-    fn path(&self) -> &Path;
+    /// The database file, for a backend that has one (SQLite).
+    fn file(&self) -> Option<&Path>;
+
+    /// Where the database is, as messages show it: a file's path, or a
+    /// URL without its password.
+    fn location(&self) -> String;
 
     /// The schema version.
     fn schema_version(&self) -> Result<i64>;
@@ -476,8 +480,12 @@ impl StoreBackend for SqliteStore {
         SqliteStore::wait_for_checkpoints(self)
     }
 
-    fn path(&self) -> &Path {
-        SqliteStore::path(self)
+    fn file(&self) -> Option<&Path> {
+        Some(SqliteStore::path(self))
+    }
+
+    fn location(&self) -> String {
+        SqliteStore::path(self).display().to_string()
     }
 
     fn schema_version(&self) -> Result<i64> {

@@ -16,7 +16,7 @@ use rusqlite::OptionalExtension;
 pub const MIN_PREFIX: usize = 4;
 
 /// How many matches an ambiguity error lists.
-const SHOWN: usize = 10;
+pub(super) const SHOWN: usize = 10;
 
 /// The kinds of object an operator names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    fn table(self) -> &'static str {
+    pub(super) fn table(self) -> &'static str {
         match self {
             IdKind::ActionPlan => "action_plans",
             IdKind::Audit => "audits",
@@ -51,14 +51,14 @@ impl IdKind {
         }
     }
 
-    fn has_name(self) -> bool {
+    pub(super) fn has_name(self) -> bool {
         self != IdKind::ActionPlan
     }
 }
 
 /// Whether `id` can be a uuid prefix: long enough, hex digits and hyphens
 /// only (so it is also safe in a `LIKE` pattern).
-fn is_prefix(id: &str) -> bool {
+pub(super) fn is_prefix(id: &str) -> bool {
     id.len() >= MIN_PREFIX && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 

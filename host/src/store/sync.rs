@@ -36,7 +36,7 @@ pub struct DiscoveredGoal {
 }
 
 impl DiscoveredGoal {
-    fn display_name(&self) -> String {
+    pub(super) fn display_name(&self) -> String {
         sextant_plugin_api::manifest::pick_translation(&self.display_names, "en")
             .unwrap_or(&self.name)
             .to_string()
@@ -63,7 +63,7 @@ pub struct DiscoveredStrategy {
 }
 
 impl DiscoveredStrategy {
-    fn display_name(&self) -> String {
+    pub(super) fn display_name(&self) -> String {
         sextant_plugin_api::manifest::pick_translation(&self.display_names, "en")
             .unwrap_or(&self.name)
             .to_string()
