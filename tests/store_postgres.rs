@@ -1,7 +1,9 @@
 //! The PostgreSQL backend against a real PostgreSQL (scripts/services/
 //! postgres.sh, `SEXTANT_TEST_PG_URL`): each test makes a database of its
-//! own. What is there so far: connecting, and the schema with the same
-//! migration versions as SQLite's.
+//! own. What is PostgreSQL's own: connecting, the schema's twin migrations,
+//! the lease on the database's clock, hosts racing on one database. The
+//! store's cases common to both backends run on both beside the code
+//! (`host/src/store`, `on_both_backends!`).
 
 use sextant::store::pg::PgStore;
 use sextant::store::{Store, StoreError};
@@ -38,7 +40,7 @@ fn sqlite_version() -> i64 {
 #[test]
 fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
     let url = fresh_database();
-    let mut s = PgStore::open(&url).expect("open");
+    let s = PgStore::open(&url).expect("open");
     let known = sqlite_version();
     assert_eq!(s.schema_version().ok(), Some(known));
     drop(s);
@@ -55,7 +57,7 @@ fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
         .get(0);
     assert_eq!(columns, 3);
     // Reopened: nothing to do, the same version.
-    let mut s = PgStore::open(&url).expect("reopen");
+    let s = PgStore::open(&url).expect("reopen");
     assert_eq!(s.schema_version().ok(), Some(known));
     drop(s);
     // Written by a newer Sextant: refused, naming the database and both
@@ -103,7 +105,7 @@ fn a_failing_migration_leaves_the_database_as_it_was() {
     assert_eq!(tables, 1, "only the table that was in the way");
     // Out of the way, it migrates.
     c.batch_execute("DROP TABLE goals").expect("drop");
-    let mut s = PgStore::open(&url).expect("open");
+    let s = PgStore::open(&url).expect("open");
     assert_eq!(s.schema_version().ok(), Some(sqlite_version()));
 }
 
@@ -113,7 +115,7 @@ fn hosts_opening_one_database_at_once_migrate_it_once() {
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || PgStore::open(&url).map(|mut s| s.schema_version()))
+            std::thread::spawn(move || PgStore::open(&url).map(|s| s.schema_version()))
         })
         .collect();
     let known = sqlite_version();
@@ -504,7 +506,7 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() 
             .collect(),
         ..Default::default()
     };
-    let uuid = s.create_plan(&plan).expect("stored");
+    let uuid = s.create_plan(&plan).expect("stored").uuid;
     assert_eq!(s.plan_state(&uuid).ok(), Some(P::Recommended));
     let rows = s.actions(&uuid).expect("actions");
     assert_eq!(rows.len(), n + 1);

@@ -6,9 +6,9 @@
 //! events. Each is one transaction; a refusal writes nothing and says what
 //! to do.
 
-use super::{SqliteStore, StoreBackend};
 use super::plans::{NewPlan, NewPlanAction, PlanRow};
 use super::{Event, Result, StoreError, append_event, now};
+use super::{SqliteStore, StoreBackend};
 use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::params;
 use serde_json::{Value, json};
@@ -235,9 +235,7 @@ pub(super) fn retry_plan<S: StoreBackend + ?Sized>(store: &mut S, id: &str) -> R
                 "it has not ended; wait for it, or cancel it first (`sextant action-plan cancel {}`), then retry it",
                 p.uuid
             ),
-            PlanState::Succeeded => {
-                "every action of it succeeded; nothing is left to retry".into()
-            }
+            PlanState::Succeeded => "every action of it succeeded; nothing is left to retry".into(),
             _ => "only a FAILED or CANCELLED plan is retried".into(),
         };
         return Err(StoreError::Refused {
@@ -257,8 +255,7 @@ pub(super) fn retry_plan<S: StoreBackend + ?Sized>(store: &mut S, id: &str) -> R
             kind: "action plan",
             id: p.uuid,
             state: p.state.to_string(),
-            what: "every action of it succeeded or was skipped; nothing is left to retry"
-                .into(),
+            what: "every action of it succeeded or was skipped; nothing is left to retry".into(),
         });
     }
     let name_of: std::collections::HashMap<&str, &str> = left
@@ -291,19 +288,14 @@ pub(super) fn retry_plan<S: StoreBackend + ?Sized>(store: &mut S, id: &str) -> R
                     .collect()
             })
             .unwrap_or_default();
-        let (params, still) = resolve_finished_references(
-            &a.name,
-            &a.input_parameters,
-            &declared,
-            &kept,
-            &finished,
-        )
-        .map_err(|what| StoreError::Refused {
-            kind: "action plan",
-            id: p.uuid.clone(),
-            state: p.state.to_string(),
-            what,
-        })?;
+        let (params, still) =
+            resolve_finished_references(&a.name, &a.input_parameters, &declared, &kept, &finished)
+                .map_err(|what| StoreError::Refused {
+                    kind: "action plan",
+                    id: p.uuid.clone(),
+                    state: p.state.to_string(),
+                    what,
+                })?;
         if !still.is_empty() {
             references.insert(a.name.clone(), still.into_iter().map(Value::from).collect());
         }
@@ -390,8 +382,11 @@ fn resolve_finished_references(
 mod tests {
     use super::*;
     use crate::store::plans::NewPlanRow;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    fn plan(s: &mut SqliteStore, state: &str) -> String {
+    on_both_backends!(purge_keeps_live_plans_events_and_the_newest_event);
+
+    fn plan(s: &mut TestStore, state: &str) -> String {
         s.create_plan(&NewPlan {
             state: state.parse().expect("a plan state"),
             rows: vec![NewPlanRow {
@@ -439,10 +434,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn purge_keeps_live_plans_events_and_the_newest_event() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn purge_keeps_live_plans_events_and_the_newest_event(mut s: TestStore) {
         let live = plan(&mut s, "RECOMMENDED");
         let done = plan(&mut s, "SUCCEEDED");
         let all = s.events(None, 0).expect("events");

@@ -407,47 +407,26 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::states::EventType;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn a_cursor_starts_at_the_newest_event_and_never_moves_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(a_cursor_starts_at_the_newest_event_and_never_moves_back);
+
+    fn a_cursor_starts_at_the_newest_event_and_never_moves_back(mut s: TestStore) {
         let origin = s.notification_origin().expect("origin");
         assert_eq!(origin.len(), 16, "{origin}");
-        s.write(|tx| {
-            for _ in 0..3 {
-                super::super::append_event(
-                    tx,
-                    &super::super::Event::state_change(
-                        crate::states::EventType::AuditCreate,
-                        "u",
-                        None,
-                        "PENDING",
-                    ),
-                )?;
-            }
-            Ok(())
-        })
-        .expect("events");
+        for _ in 0..3 {
+            s.note(EventType::AuditCreate, "u", None, serde_json::json!({}))
+                .expect("event");
+        }
         let newest = s.last_event_id().expect("newest");
         assert_eq!(s.register_sink_cursor("webhook a").expect("reg"), newest);
         assert_eq!(s.sink_cursor("webhook b").expect("none"), None);
         s.advance_sink_cursor("webhook a", newest - 2)
             .expect("back");
         assert_eq!(s.sink_cursor("webhook a").expect("c"), Some(newest));
-        s.write(|tx| {
-            super::super::append_event(
-                tx,
-                &super::super::Event::state_change(
-                    crate::states::EventType::AuditCreate,
-                    "u",
-                    None,
-                    "PENDING",
-                ),
-            )
-        })
-        .expect("one more");
+        s.note(EventType::AuditCreate, "u", None, serde_json::json!({}))
+            .expect("one more");
         // Registering again keeps the cursor where it was.
         assert_eq!(s.register_sink_cursor("webhook a").expect("reg"), newest);
         let after = s.events_after(newest, 10).expect("after");

@@ -4,8 +4,8 @@
 
 use super::flows::{FlowRow, PlanStructure, ScopeRow};
 use super::pg::PgStore;
-use super::pg_sql::{Sql, args, flag, int};
 use super::pg_plans::insert_plan;
+use super::pg_sql::{Sql, args, flag, int};
 use super::plans::{NewPlan, PlanRow};
 use super::{Event, Result, StoreError, now};
 use crate::states::{EventType, FlowState};
@@ -233,7 +233,13 @@ impl PgStore {
     }
 
     /// Records that a flow's rollback reverted an action (or tried to).
-    pub fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
+    pub fn flow_reverted(
+        &mut self,
+        plan: &str,
+        action: &str,
+        ok: bool,
+        message: &str,
+    ) -> Result<()> {
         self.write(|db| {
             db.exec(
                 "UPDATE plan_action_scopes SET reverted = 1 \

@@ -75,7 +75,11 @@ impl PgStore {
     }
 
     /// Changes an audit template; returns it as changed.
-    pub fn update_template(&mut self, id: &str, change: &TemplateChange<'_>) -> Result<TemplateRow> {
+    pub fn update_template(
+        &mut self,
+        id: &str,
+        change: &TemplateChange<'_>,
+    ) -> Result<TemplateRow> {
         let t = self.template(id)?;
         if let Some(name) = change.name
             && name != t.name

@@ -35,10 +35,7 @@ impl PgStore {
     pub fn notification_origin(&self) -> Result<String> {
         self.read(|db| {
             Ok(db
-                .one(
-                    "SELECT origin FROM notification_origin WHERE id = 1",
-                    &[],
-                )?
+                .one("SELECT origin FROM notification_origin WHERE id = 1", &[])?
                 .get(0))
         })
     }

@@ -31,7 +31,12 @@ pub(super) fn event_from_row<C: postgres::GenericClient>(
 impl PgStore {
     /// The id of the newest event, 0 when there is none.
     pub fn last_event_id(&self) -> Result<i64> {
-        self.read(|db| Ok(int(&db.one("SELECT COALESCE(MAX(id), 0) FROM events", &[])?, 0)))
+        self.read(|db| {
+            Ok(int(
+                &db.one("SELECT COALESCE(MAX(id), 0) FROM events", &[])?,
+                0,
+            ))
+        })
     }
 
     /// The event log, oldest first, optionally of one action plan, after
@@ -51,7 +56,12 @@ impl PgStore {
 
     /// Up to `limit` events after event id `after`, oldest first,
     /// optionally of one action plan.
-    pub fn events_page(&self, plan: Option<&str>, after: i64, limit: usize) -> Result<Vec<EventRow>> {
+    pub fn events_page(
+        &self,
+        plan: Option<&str>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>> {
         self.read(|db| {
             let rows = db.rows(
                 &format!(

@@ -8,8 +8,8 @@ use super::pg::pg_error;
 use super::{Result, StoreError, UnknownValue};
 use crate::states::UnknownName;
 use bytes::BytesMut;
-use postgres::{GenericClient, ToStatement};
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::{GenericClient, ToStatement};
 use std::error::Error;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -289,7 +289,13 @@ impl<C: GenericClient> Sql<'_, C> {
         column: &'static str,
     ) -> Result<T> {
         let text: String = r.get(i);
-        parse_enum(self.location, &text, table, opt_int(r, id).unwrap_or(-1), column)
+        parse_enum(
+            self.location,
+            &text,
+            table,
+            opt_int(r, id).unwrap_or(-1),
+            column,
+        )
     }
 
     /// Appends one event (see `mod.rs`'s `append_event`).

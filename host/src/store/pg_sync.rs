@@ -14,6 +14,9 @@ use std::collections::HashMap;
 
 type Tx<'a, 'b> = Sql<'a, Transaction<'b>>;
 
+/// The advisory lock key a sync holds (any constant all hosts share).
+const SYNC_LOCK: i64 = 0x5e87_a400_0002;
+
 struct DbGoal {
     id: i64,
     name: String,
@@ -136,7 +139,9 @@ fn cancel_plans(
     report: &mut SyncReport,
 ) -> Result<()> {
     let rows = db.rows(
-        &format!("SELECT id, uuid, state FROM action_plans WHERE deleted = 0 AND {filter} ORDER BY id"),
+        &format!(
+            "SELECT id, uuid, state FROM action_plans WHERE deleted = 0 AND {filter} ORDER BY id"
+        ),
         args![arg],
     )?;
     for r in &rows {
@@ -227,7 +232,7 @@ impl PgStore {
         self.write(|db| {
             // One sync at a time: two hosts starting at once would both
             // create what is new.
-            db.exec("SELECT pg_advisory_xact_lock(0x5e87a4000002)", &[])?;
+            db.exec("SELECT pg_advisory_xact_lock($1)", args![SYNC_LOCK])?;
             sync_in(db, goals, strategies)
         })
     }
@@ -286,8 +291,7 @@ fn sync_in(
                 && e.display_names == json!(s.display_names)
                 && e.parameters_spec == s.parameters_spec
         }) {
-            if e.version != s.version || e.plugin_file != s.plugin_file || e.planner != s.planner
-            {
+            if e.version != s.version || e.plugin_file != s.plugin_file || e.planner != s.planner {
                 db.exec(
                     "UPDATE strategies SET version = $1, plugin_file = $2, planner = $3, \
                      updated_at = $4 WHERE id = $5",
@@ -362,7 +366,10 @@ fn sync_in(
             args![now(), e.id],
         )?;
         report.templates_strategy_removed.extend(templates);
-        let reason = format!("its strategy {} is no longer provided by any plugin", e.name);
+        let reason = format!(
+            "its strategy {} is no longer provided by any plugin",
+            e.name
+        );
         let audits = cancel_audits(db, "strategy_id = $1", e.id, &reason, &mut report)?;
         for a in audits {
             cancel_plans(db, "audit_id = $1", a, &reason, &mut report)?;

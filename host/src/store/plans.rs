@@ -758,11 +758,15 @@ fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadAction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn rows_and_owned_actions_store_the_same_columns_and_events() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(
+        rows_and_owned_actions_store_the_same_columns_and_events,
+        a_failing_row_leaves_no_plan,
+        two_actions_of_one_name_are_refused_and_nothing_is_stored,
+    );
+
+    fn rows_and_owned_actions_store_the_same_columns_and_events(mut store: TestStore) {
         // More than one chunk, and a last chunk of another size.
         let n = CHUNK * 2 + 3;
         let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
@@ -850,19 +854,17 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_failing_row_leaves_no_plan() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn a_failing_row_leaves_no_plan(mut store: TestStore) {
         // A row of the second chunk fails after a whole chunk went in.
-        store
-            .conn()
-            .execute_batch(
-                "CREATE TRIGGER boom BEFORE INSERT ON actions WHEN NEW.name = 'boom' \
-                 BEGIN SELECT RAISE(FAIL, 'boom'); END;",
-            )
-            .expect("trigger");
-        let mut names: Vec<String> = (0..CHUNK).map(|i| format!("a{i}")).collect();
+        store.exec(store.pick(
+            "CREATE TRIGGER boom BEFORE INSERT ON actions WHEN NEW.name = 'boom' \
+             BEGIN SELECT RAISE(FAIL, 'boom'); END;",
+            "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN IF NEW.name = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER boom BEFORE INSERT ON actions FOR EACH ROW EXECUTE FUNCTION boom();",
+        ));
+        // More rows than a chunk on either backend.
+        let mut names: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
         names.push("boom".into());
         let e = store
             .create_plan(&NewPlan {
@@ -874,17 +876,10 @@ mod tests {
         assert!(e.to_string().contains("boom"), "{e}");
         assert!(store.plans(None).expect("plans").is_empty());
         assert!(store.events(None, 0).expect("events").is_empty());
-        let n: i64 = store
-            .conn()
-            .query_row("SELECT count(*) FROM actions", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(n, 0);
+        assert_eq!(store.int("SELECT count(*) FROM actions"), Some(0));
     }
 
-    #[test]
-    fn two_actions_of_one_name_are_refused_and_nothing_is_stored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn two_actions_of_one_name_are_refused_and_nothing_is_stored(mut store: TestStore) {
         let mut names: Vec<String> = (0..CHUNK + 3).map(|i| format!("a{i}")).collect();
         names.push("a7".into());
         let e = store
