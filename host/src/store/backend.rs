@@ -1,7 +1,7 @@
 //! The store's interface: what the rest of the host calls, whatever the
-//! database. [`Store`] is a handle on one backend ([`StoreBackend`]); the
-//! SQLite backend (`SqliteStore`, the rest of `store/`) is today's only
-//! one. A backend owns its transactions: every operation here that writes
+//! database. [`Store`] is a handle on one backend ([`StoreBackend`]): SQLite
+//! (`SqliteStore`, the rest of `store/`) or PostgreSQL (`PgStore`, the
+//! `pg*.rs` files). A backend owns its transactions: every operation here that writes
 //! is one transaction, and every state change in it is a compare-and-set
 //! with its event (see the module's invariants).
 //!
@@ -14,7 +14,9 @@ use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::flows::{FlowRow, PlanStructure, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
+use super::location::Location;
 use super::outbox::{SinkCursor, Subjects};
+use super::pg::PgStore;
 use super::plans::{ActionRow, NewPlan, PlanRow};
 use super::sync::{DiscoveredGoal, DiscoveredStrategy, SyncReport};
 use super::{EventRow, GoalRow, Result, SqliteStore, StrategyRow};
@@ -26,10 +28,15 @@ use std::path::Path;
 pub struct Store(Box<dyn StoreBackend>);
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path` and
-    /// migrates it (see `SqliteStore::open`).
-    pub fn open(path: &Path) -> Result<Self> {
-        Ok(Self(Box::new(SqliteStore::open(path)?)))
+    /// Opens the store at `at` and migrates it: a SQLite file (created if
+    /// needed, see `SqliteStore::open`) or a PostgreSQL database (see
+    /// `PgStore::open`). Every command and every connection of `serve`
+    /// opens its store here.
+    pub fn open(at: impl Into<Location>) -> Result<Self> {
+        Ok(match at.into() {
+            Location::Sqlite(path) => Self(Box::new(SqliteStore::open(&path)?)),
+            Location::Postgres(url) => Self(Box::new(PgStore::open(&url)?)),
+        })
     }
 
     /// A store over `backend`.

@@ -22,7 +22,8 @@ const MIGRATION_LOCK: i64 = 0x5e87_a400_0001;
 /// (the store's interface is `Send`, not `Sync`), borrowed by each operation
 /// (reads take `&self`).
 pub struct PgStore {
-    client: RefCell<postgres::Client>,
+    /// Always `Some` but while dropped (see `Drop`).
+    client: RefCell<Option<postgres::Client>>,
     /// The URL without its password, for messages.
     location: String,
     /// Whether the server only accepts reads (a standby, or a read-only
@@ -68,6 +69,10 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://USER@HOST:PORT/DB`)
     /// and migrates it.
     pub fn open(url: &str) -> Result<Self> {
+        outside_runtime(|| Self::connect(url))
+    }
+
+    fn connect(url: &str) -> Result<Self> {
         let location = redact(url);
         let err = |e| pg_error(&location, e);
         let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(err)?;
@@ -82,7 +87,7 @@ impl PgStore {
             .map_err(err)?
             .get(0);
         let store = Self {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             location,
             read_only,
         };
@@ -127,10 +132,12 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Sql<'_, postgres::Client>) -> Result<T>,
     ) -> Result<T> {
-        let mut c = self.client.borrow_mut();
-        f(&mut Sql {
-            c: &mut *c,
-            location: &self.location,
+        outside_runtime(|| {
+            let mut c = self.client.borrow_mut();
+            f(&mut Sql {
+                c: c.as_mut().ok_or_else(|| self.closed())?,
+                location: &self.location,
+            })
         })
     }
 
@@ -139,14 +146,17 @@ impl PgStore {
         &self,
         f: impl FnOnce(&mut Sql<'_, postgres::Transaction<'_>>) -> Result<T>,
     ) -> Result<T> {
-        let mut c = self.client.borrow_mut();
-        let mut tx = c.transaction().map_err(|e| self.err(e))?;
-        let v = f(&mut Sql {
-            c: &mut tx,
-            location: &self.location,
-        })?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(v)
+        outside_runtime(|| {
+            let mut c = self.client.borrow_mut();
+            let c = c.as_mut().ok_or_else(|| self.closed())?;
+            let mut tx = c.transaction().map_err(|e| self.err(e))?;
+            let v = f(&mut Sql {
+                c: &mut tx,
+                location: &self.location,
+            })?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(v)
+        })
     }
 
     /// The schema version (0 before the first migration).
@@ -163,11 +173,19 @@ impl PgStore {
         })
     }
 
+    /// The error of a store whose connection is gone (only while dropped).
+    fn closed(&self) -> StoreError {
+        StoreError::Commit(format!("database {}: connection closed", self.location))
+    }
+
     fn migrate(&self) -> Result<()> {
         let known = PG_MIGRATIONS.len() as i64;
         let location = self.location.clone();
         let err = |e| pg_error(&location, e);
         let mut client = self.client.borrow_mut();
+        let Some(client) = client.as_mut() else {
+            return Err(self.closed());
+        };
         for (i, sql) in PG_MIGRATIONS.iter().enumerate() {
             let mut tx = client.transaction().map_err(err)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -201,6 +219,27 @@ impl PgStore {
             tracing::debug!("migrated {location} to schema version {}", i + 1);
         }
         Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    /// Closing the connection blocks on the driver's runtime too.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().take();
+        outside_runtime(|| drop(client));
+    }
+}
+
+/// Runs `f`, which blocks on the database, where blocking is allowed: the
+/// driver runs its own small runtime, which cannot start on a thread of an
+/// async runtime (the applier's and the API's call the store from their
+/// tasks), so such a thread is first handed back to its runtime.
+fn outside_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
