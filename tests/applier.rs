@@ -805,7 +805,7 @@ fn a_looping_with_template_runs_out_of_fuel_and_fails_its_action() {
 /// disk would: a trigger in the real store, outside the applier.
 fn fail_commits_of(home: &Home, name: &str, state: &str) -> RawDb {
     let raw = home_db(home.path()).raw();
-    raw.exec(&raw.pick(
+    raw.exec(raw.pick(
         &format!(
             "CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
              WHEN NEW.name = '{name}' AND NEW.state = '{state}' \

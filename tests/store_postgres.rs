@@ -31,7 +31,7 @@ fn client(url: &str) -> postgres::Client {
 /// The schema version SQLite reaches: the one PostgreSQL must reach too.
 fn sqlite_version() -> i64 {
     let dir = tempfile::tempdir().expect("tempdir");
-    Store::open(&dir.path().join("s.db"))
+    Store::open(dir.path().join("s.db"))
         .expect("open")
         .schema_version()
         .expect("version")
