@@ -218,7 +218,7 @@ mod tests {
         let l = Location::parse("postgres://u:pw@127.0.0.1:5433/prod", "--db").expect("url");
         assert_eq!(
             l.beside(Path::new("/data"), "sim.db"),
-            PathBuf::from("/data/127_0_0_1-5433-prod-sim.db")
+            PathBuf::from("/data/127_0_0_1_5433_prod-sim.db")
         );
         let s = Location::Sqlite("/x/sextant.db".into());
         assert_eq!(
