@@ -1,9 +1,9 @@
 //! The PostgreSQL backend against a real PostgreSQL (scripts/services/
 //! postgres.sh, `SEXTANT_TEST_PG_URL`): each test makes a database of its
-//! own. What is PostgreSQL's own: connecting, the schema's twin migrations,
-//! the lease on the database's clock, hosts racing on one database. The
-//! store's cases common to both backends run on both beside the code
-//! (`host/src/store`, `on_both_backends!`).
+//! own. What is PostgreSQL's own: connecting, the schema's twin migrations.
+//! The cases of the store's interface (the lease, hosts racing for it,
+//! transitions, a plan stored whole) run on both backends here
+//! (`on_both_backends!`), as the store's unit tests do beside the code.
 
 use sextant::store::pg::PgStore;
 use sextant::store::{Store, StoreError};
@@ -143,26 +143,57 @@ fn a_password_in_the_url_is_never_in_an_error() {
     assert!(!msg.contains("hunter2-secret"), "{msg}");
 }
 
-/// A migrated database with one plan, `p`; its URL.
-fn database_with_a_plan() -> String {
-    let url = fresh_database();
-    drop(PgStore::open(&url).expect("open"));
-    client(&url)
-        .batch_execute(
-            "INSERT INTO action_plans (uuid, state, created_at) VALUES ('p', 'ONGOING', 't')",
-        )
-        .expect("plan");
-    url
+/// A fresh, migrated store of `backend`, with the temporary directory
+/// that holds it on SQLite.
+fn fresh(backend: &str) -> (TestDb, Option<tempfile::TempDir>) {
+    let db = match backend {
+        "postgres" => (TestDb::Postgres(fresh_database()), None),
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            (TestDb::Sqlite(dir.path().join("s.db")), Some(dir))
+        }
+    };
+    drop(db.0.open());
+    db
 }
 
-#[test]
-fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
-    let url = database_with_a_plan();
+/// A fresh store with one ONGOING plan, `p`.
+fn database_with_a_plan(backend: &str) -> (TestDb, Option<tempfile::TempDir>) {
+    let (db, dir) = fresh(backend);
+    db.raw()
+        .exec("INSERT INTO action_plans (uuid, state, created_at) VALUES ('p', 'ONGOING', 't')");
+    (db, dir)
+}
+
+/// For each `fn case(backend: &str)`, a module `case` with a test per
+/// backend: the store's cases hold on both.
+macro_rules! on_both_backends {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn sqlite() {
+                super::$case("sqlite");
+            }
+            #[test]
+            fn postgres() {
+                super::$case("postgres");
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock,
+    of_hosts_racing_for_one_plan_exactly_one_gets_the_lease,
+    action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing,
+    plan_transitions_are_compare_and_set_with_their_events,
+    a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids,
+);
+
+fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock(backend: &str) {
+    let (db, _dir) = database_with_a_plan(backend);
     let ttl = std::time::Duration::from_secs(30);
-    let (mut a, mut b) = (
-        PgStore::open(&url).expect("a"),
-        PgStore::open(&url).expect("b"),
-    );
+    let (mut a, mut b) = (db.open(), db.open());
     assert!(b.plan_lease_is_free("p").expect("free"));
     assert_eq!(a.acquire_lease("p", "host-a", ttl).ok(), Some(Ok(())));
     let held = b
@@ -173,15 +204,23 @@ fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
     assert!(!b.plan_lease_is_free("p").expect("free"));
     assert!(!b.renew_lease("p", "host-b", ttl).expect("renew"));
     assert!(a.renew_lease("p", "host-a", ttl).expect("renew"));
-    // The expiry is the database's now + ttl, in the stored format.
+    // The expiry is now + ttl (on PostgreSQL, the database's now), in the
+    // stored format.
     let lease = a.lease("p").expect("lease").expect("held");
-    let ahead: f64 = client(&url)
-        .query_one(
-            "SELECT extract(epoch FROM ($1::text)::timestamptz - now())::float8",
-            &[&lease.expires_at],
-        )
-        .expect("ahead")
-        .get(0);
+    let raw = db.raw();
+    let ahead: f64 = raw.rows(&raw.pick(
+        &format!(
+            "SELECT CAST((julianday('{}') - julianday('now')) * 86400 AS TEXT)",
+            lease.expires_at
+        ),
+        &format!(
+            "SELECT extract(epoch FROM '{}'::timestamptz - now())::text",
+            lease.expires_at
+        ),
+    ))[0][0]
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .expect("seconds ahead");
     assert!((25.0..=31.0).contains(&ahead), "{ahead} s ahead");
     assert!(
         lease.expires_at.ends_with('Z') && lease.expires_at.len() == 24,
@@ -215,15 +254,14 @@ fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
     assert_eq!(a.lease("p").expect("lease"), None);
 }
 
-#[test]
-fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease() {
-    let url = database_with_a_plan();
+fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease(backend: &str) {
+    let (db, _dir) = database_with_a_plan(backend);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|i| {
-            let (url, barrier) = (url.clone(), barrier.clone());
+            let (db, barrier) = (db.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let mut s = PgStore::open(&url).expect("open");
+                let mut s = db.open();
                 barrier.wait();
                 s.acquire_lease(
                     "p",
@@ -243,19 +281,20 @@ fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease() {
     assert_eq!(winners, 1);
 }
 
-#[test]
-fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing() {
+fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing(
+    backend: &str,
+) {
     use sextant::states::{ActionState as A, EventType};
     use sextant::store::apply::ActionTransition;
-    let url = database_with_a_plan();
-    let mut c = client(&url);
-    c.batch_execute(
-        "INSERT INTO actions (uuid, action_plan_id, name, action_type, state, created_at) \
-         SELECT u, p.id, n, 'nop', 'PENDING', 't' FROM action_plans p, \
-         (VALUES ('u1', 'one'), ('u2', 'two'), ('u3', 'three')) AS v(u, n) WHERE p.uuid = 'p'",
-    )
-    .expect("actions");
-    let mut s = PgStore::open(&url).expect("open");
+    let (db, _dir) = database_with_a_plan(backend);
+    let c = db.raw();
+    for (u, n) in [("u1", "one"), ("u2", "two"), ("u3", "three")] {
+        c.exec(&format!(
+            "INSERT INTO actions (uuid, action_plan_id, name, action_type, state, created_at) \
+             SELECT '{u}', id, '{n}', 'nop', 'PENDING', 't' FROM action_plans WHERE uuid = 'p'"
+        ));
+    }
+    let mut s = db.open();
     let t = |u: &str, from: A, to: A| {
         ActionTransition::new(u, &[from], to, None, None, EventType::ActionUpdate)
     };
@@ -289,21 +328,16 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
             Err(StoreError::NotFound { .. })
         ]
     ));
-    let states: Vec<(String, String, i32)> = c
-        .query(
-            "SELECT uuid, state, execute_failed FROM actions ORDER BY uuid",
-            &[],
-        )
-        .expect("states")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let states =
+        c.rows("SELECT uuid, state, CAST(execute_failed AS TEXT) FROM actions ORDER BY uuid");
+    let text =
+        |v: [&str; 3]| -> Vec<Option<String>> { v.iter().map(|t| Some(t.to_string())).collect() };
     assert_eq!(
         states,
         [
-            ("u1".into(), "ONGOING".into(), 0),
-            ("u2".into(), "ONGOING".into(), 0),
-            ("u3".into(), "FAILED".into(), 1)
+            text(["u1", "ONGOING", "0"]),
+            text(["u2", "ONGOING", "0"]),
+            text(["u3", "FAILED", "1"])
         ]
     );
     let events = s.events(Some("p"), 0).expect("events");
@@ -349,12 +383,8 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
 
     // A state no Sextant knows: the batch fails naming the row, and the
     // transition before it in the batch is not committed either.
-    c.batch_execute("UPDATE actions SET state = 'RUNNING' WHERE uuid = 'u2'")
-        .expect("corrupt");
-    let id: i64 = c
-        .query_one("SELECT id FROM actions WHERE uuid = 'u2'", &[])
-        .expect("id")
-        .get(0);
+    c.exec("UPDATE actions SET state = 'RUNNING' WHERE uuid = 'u2'");
+    let id = c.int("SELECT CAST(id AS TEXT) FROM actions WHERE uuid = 'u2'");
     let e = s
         .action_transitions(&[
             t("u1", A::Ongoing, A::Succeeded),
@@ -367,19 +397,17 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
         "{msg}"
     );
     assert!(msg.contains("\"RUNNING\""), "{msg}");
-    let u1: String = c
-        .query_one("SELECT state FROM actions WHERE uuid = 'u1'", &[])
-        .expect("u1")
-        .get(0);
-    assert_eq!(u1, "ONGOING");
+    assert_eq!(
+        c.rows("SELECT state FROM actions WHERE uuid = 'u1'"),
+        [[Some("ONGOING".to_string())]]
+    );
     assert_eq!(s.events(Some("p"), 0).expect("events").len(), 3);
 }
 
-#[test]
-fn plan_transitions_are_compare_and_set_with_their_events() {
+fn plan_transitions_are_compare_and_set_with_their_events(backend: &str) {
     use sextant::states::{EventType, PlanState as P};
-    let url = database_with_a_plan();
-    let mut s = PgStore::open(&url).expect("open");
+    let (db, _dir) = database_with_a_plan(backend);
+    let mut s = db.open();
     assert_eq!(s.plan_state("p").ok(), Some(P::Ongoing));
     assert_eq!(s.last_event_id().ok(), Some(0));
     // Not in that state: nothing written.
@@ -447,9 +475,7 @@ fn plan_transitions_are_compare_and_set_with_their_events() {
         Err(StoreError::NotFound { .. })
     ));
     // A state no Sextant knows, read back: refused, naming the row.
-    client(&url)
-        .batch_execute("UPDATE action_plans SET state = 'PAUSED'")
-        .expect("corrupt");
+    db.raw().exec("UPDATE action_plans SET state = 'PAUSED'");
     for e in [
         s.plan_state("p").expect_err("refused"),
         s.plan_transition("p", &[P::Ongoing], P::Failed, None, EventType::PlanUpdate)
@@ -464,14 +490,14 @@ fn plan_transitions_are_compare_and_set_with_their_events() {
     assert_eq!(s.events(None, 0).expect("events").len(), 2);
 }
 
-#[test]
-fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() {
+fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids(backend: &str) {
     use sextant::states::{ActionState as A, EventType, PlanState as P};
     use sextant::store::plans::{NewPlan, NewPlanAction, NewPlanRow};
-    let url = fresh_database();
-    let mut s = PgStore::open(&url).expect("open");
-    // More than one 64-row statement, and a last one of another size.
-    let n = 70;
+    let (db, _dir) = fresh(backend);
+    let mut s = db.open();
+    // More than one multi-row statement on either backend (64 and 1,000
+    // rows), and a last one of another size.
+    let n = 1070;
     let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     let params: Vec<String> = (0..n).map(|i| format!(r#"{{"z":{i},"a":"x"}}"#)).collect();
     let parents: Vec<Vec<usize>> = (0..n)
@@ -538,11 +564,11 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() 
                 && e.object_uuid == r.uuid
                 && e.new_state.as_deref() == Some(r.state.as_str()))
     );
-    let indicators: i64 = client(&url)
-        .query_one("SELECT count(*) FROM efficacy_indicators", &[])
-        .expect("count")
-        .get(0);
-    assert_eq!(indicators, 1);
+    assert_eq!(
+        db.raw()
+            .int("SELECT CAST(count(*) AS TEXT) FROM efficacy_indicators"),
+        1
+    );
 
     // Two actions of one name: refused, naming it, and nothing stored.
     let twice = NewPlan {
@@ -569,9 +595,9 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() 
             .contains("two actions of the plan are named \"a\""),
         "{e}"
     );
-    let plans: i64 = client(&url)
-        .query_one("SELECT count(*) FROM action_plans", &[])
-        .expect("count")
-        .get(0);
-    assert_eq!(plans, 1);
+    assert_eq!(
+        db.raw()
+            .int("SELECT CAST(count(*) AS TEXT) FROM action_plans"),
+        1
+    );
 }
