@@ -10,7 +10,7 @@
 //! refused. `synchronous_commit` is on: a commit is on disk when it returns.
 
 use super::pg_schema::PG_MIGRATIONS;
-use super::pg_sql::{Sql, int};
+use super::pg_sql::{Sql, Statements, int};
 use super::{Cause, DatabaseCause, Result, StoreError};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -24,6 +24,8 @@ const MIGRATION_LOCK: i64 = 0x5e87_a400_0001;
 pub struct PgStore {
     /// Always `Some` but while dropped (see `Drop`).
     client: RefCell<Option<postgres::Client>>,
+    /// The statements this connection prepared.
+    statements: Statements,
     /// The URL without its password, for messages.
     location: String,
     /// Whether the server only accepts reads (a standby, or a read-only
@@ -88,6 +90,7 @@ impl PgStore {
             .get(0);
         let store = Self {
             client: RefCell::new(Some(client)),
+            statements: Statements::default(),
             location,
             read_only,
         };
@@ -137,6 +140,7 @@ impl PgStore {
             f(&mut Sql {
                 c: c.as_mut().ok_or_else(|| self.closed())?,
                 location: &self.location,
+                statements: &self.statements,
             })
         })
     }
@@ -153,6 +157,7 @@ impl PgStore {
             let v = f(&mut Sql {
                 c: &mut tx,
                 location: &self.location,
+                statements: &self.statements,
             })?;
             tx.commit().map_err(|e| self.err(e))?;
             Ok(v)
@@ -226,7 +231,8 @@ impl Drop for PgStore {
     /// Closing the connection blocks on the driver's runtime too.
     fn drop(&mut self) {
         let client = self.client.get_mut().take();
-        outside_runtime(|| drop(client));
+        let statements = std::mem::take(&mut self.statements);
+        outside_runtime(|| drop((statements, client)));
     }
 }
 

@@ -8,8 +8,9 @@ use super::pg::pg_error;
 use super::{Result, StoreError, UnknownValue};
 use crate::states::UnknownName;
 use bytes::BytesMut;
+use postgres::GenericClient;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use postgres::{GenericClient, ToStatement};
+use std::collections::HashMap;
 use std::error::Error;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -217,11 +218,26 @@ pub(super) fn parse_enum<T: FromStr<Err = UnknownName>>(
     })
 }
 
-/// One connection or transaction, reporting errors as the store's.
+/// One connection or transaction, reporting errors as the store's. Each
+/// statement is prepared once per connection ([`Statements`]): a round
+/// trip saved on every later run (the applier's commits run the same few).
 pub(super) struct Sql<'a, C> {
     pub(super) c: &'a mut C,
     pub(super) location: &'a str,
+    pub(super) statements: &'a Statements,
 }
+
+/// The statements a connection has prepared, by their text.
+#[derive(Default)]
+pub(super) struct Statements(std::cell::RefCell<HashMap<String, postgres::Statement>>);
+
+/// How many prepared statements a connection keeps (the store runs a few
+/// dozen texts; plans of many sizes add one multi-row insert each).
+const MAX_STATEMENTS: usize = 256;
+
+/// The longest statement text kept prepared: a plan's multi-row inserts
+/// (up to 1,000 rows of parameters) are run once each, not kept.
+const MAX_CACHED_TEXT: usize = 4096;
 
 fn refs<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
     args.iter().map(|a| a as &(dyn ToSql + Sync)).collect()
@@ -234,49 +250,48 @@ impl<C: GenericClient> Sql<'_, C> {
     }
 
     /// Every row `sql` selects.
-    pub(super) fn rows<S: ?Sized + ToStatement>(
-        &mut self,
-        sql: &S,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<postgres::Row>> {
-        let r = self.c.query(sql, &refs(args));
+    pub(super) fn rows(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<postgres::Row>> {
+        let st = self.prepare(sql)?;
+        let r = self.c.query(&st, &refs(args));
         r.map_err(|e| self.err(e))
     }
 
     /// The row `sql` selects, if any.
-    pub(super) fn opt<S: ?Sized + ToStatement>(
-        &mut self,
-        sql: &S,
-        args: &[Arg<'_>],
-    ) -> Result<Option<postgres::Row>> {
-        let r = self.c.query_opt(sql, &refs(args));
+    pub(super) fn opt(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<postgres::Row>> {
+        let st = self.prepare(sql)?;
+        let r = self.c.query_opt(&st, &refs(args));
         r.map_err(|e| self.err(e))
     }
 
     /// The one row `sql` selects.
-    pub(super) fn one<S: ?Sized + ToStatement>(
-        &mut self,
-        sql: &S,
-        args: &[Arg<'_>],
-    ) -> Result<postgres::Row> {
-        let r = self.c.query_one(sql, &refs(args));
+    pub(super) fn one(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<postgres::Row> {
+        let st = self.prepare(sql)?;
+        let r = self.c.query_one(&st, &refs(args));
         r.map_err(|e| self.err(e))
     }
 
     /// Runs `sql`; how many rows it changed.
-    pub(super) fn exec<S: ?Sized + ToStatement>(
-        &mut self,
-        sql: &S,
-        args: &[Arg<'_>],
-    ) -> Result<u64> {
-        let r = self.c.execute(sql, &refs(args));
+    pub(super) fn exec(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        let st = self.prepare(sql)?;
+        let r = self.c.execute(&st, &refs(args));
         r.map_err(|e| self.err(e))
     }
 
-    /// A statement prepared once, for many runs.
+    /// The statement of `sql`, prepared on this connection once.
     pub(super) fn prepare(&mut self, sql: &str) -> Result<postgres::Statement> {
-        let r = self.c.prepare(sql);
-        r.map_err(|e| self.err(e))
+        if let Some(st) = self.statements.0.borrow().get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.c.prepare(sql).map_err(|e| self.err(e))?;
+        if sql.len() > MAX_CACHED_TEXT {
+            return Ok(st);
+        }
+        let mut cache = self.statements.0.borrow_mut();
+        if cache.len() >= MAX_STATEMENTS {
+            cache.clear();
+        }
+        cache.insert(sql.to_string(), st.clone());
+        Ok(st)
     }
 
     /// Column `i` of `r` as an enum `T`, the row's id in column `id`.

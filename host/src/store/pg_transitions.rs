@@ -16,26 +16,20 @@ fn apply_transitions(
     batch: &[ActionTransition],
 ) -> Result<Vec<Result<bool>>> {
     let at = now();
-    let update = db.prepare(
-        "UPDATE actions SET state = $1, status_message = COALESCE($2, status_message), \
+    let update = "UPDATE actions SET state = $1, status_message = COALESCE($2, status_message), \
          outputs = COALESCE($3, outputs), updated_at = $4, execute_failed = $7 \
-         WHERE uuid = $5 AND state = $6 AND deleted = 0 RETURNING name",
-    )?;
-    let read = db.prepare(
-        "SELECT x.state, p.uuid, x.id FROM actions x \
+         WHERE uuid = $5 AND state = $6 AND deleted = 0 RETURNING name";
+    let read = "SELECT x.state, p.uuid, x.id FROM actions x \
          JOIN action_plans p ON p.id = x.action_plan_id \
-         WHERE x.uuid = $1 AND x.deleted = 0 FOR UPDATE OF x",
-    )?;
-    let event = db.prepare(
-        "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
-         old_state, new_state, payload) VALUES ($1, $2, 'action', $3, $4, $5, $6, $7)",
-    )?;
+         WHERE x.uuid = $1 AND x.deleted = 0 FOR UPDATE OF x";
+    let event = "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
+         old_state, new_state, payload) VALUES ($1, $2, 'action', $3, $4, $5, $6, $7)";
     let mut results = Vec::with_capacity(batch.len());
     for t in batch {
         let outputs = t.outputs.as_ref().map(crate::json_text);
         let step = |db: &mut Sql<'_, postgres::Transaction<'_>>, old: ActionState| {
             db.opt(
-                &update,
+                update,
                 args![
                     t.to,
                     t.message,
@@ -56,7 +50,7 @@ fn apply_transitions(
             applied = Some((*from, plan.clone(), row.get::<_, String>(0)));
         }
         if applied.is_none() {
-            let Some(row) = db.opt(&read, args![t.action_uuid])? else {
+            let Some(row) = db.opt(read, args![t.action_uuid])? else {
                 results.push(Err(StoreError::NotFound {
                     kind: "action",
                     id: t.action_uuid.clone(),
@@ -82,7 +76,7 @@ fn apply_transitions(
         };
         let payload = json!({"name": name, "status_message": t.message}).to_string();
         db.exec(
-            &event,
+            event,
             args![at, t.event_type, t.action_uuid, plan, old, t.to, payload],
         )?;
         results.push(Ok(true));
