@@ -601,3 +601,35 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids(ba
         1
     );
 }
+
+#[test]
+fn a_database_that_only_accepts_reads_is_opened_read_only_and_a_write_says_why() {
+    let url = fresh_database();
+    let mut s = Store::open(sextant::store::Location::Postgres(url.clone())).expect("open");
+    assert!(!s.is_read_only());
+    s.sync_action_descriptions(&[("nop".into(), "does nothing".into())])
+        .expect("written");
+    drop(s);
+    let name = url.rsplit_once('/').map_or("", |p| p.1).to_string();
+    client(&url)
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = on"
+        ))
+        .expect("read-only");
+    let mut s = Store::open(sextant::store::Location::Postgres(url.clone())).expect("reopen");
+    assert!(s.is_read_only());
+    assert_eq!(
+        s.action_description("nop").expect("reads work").as_deref(),
+        Some("does nothing")
+    );
+    let e = s
+        .sync_action_descriptions(&[("nop".into(), "changed".into())])
+        .expect_err("a write is refused");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert!(e.to_string().contains(&name), "names the database: {e}");
+    assert_eq!(
+        s.action_description("nop").expect("reads").as_deref(),
+        Some("does nothing"),
+        "nothing changed"
+    );
+}
