@@ -127,6 +127,7 @@ impl SqliteStore {
         p: &NewPlan<'_>,
         s: &PlanStructure,
     ) -> Result<PlanRow> {
+        super::plans::refuse_duplicate_names(p)?;
         let uuid = self.write(|tx| {
             let uuid = insert_plan(tx, p)?;
             if !s.is_empty() {

@@ -75,19 +75,8 @@ fn rows_of<'a>(p: &'a NewPlan<'_>) -> Vec<Row<'a>> {
 
 /// Stores plan `p` in the caller's transaction; returns its uuid.
 pub(super) fn insert_plan(db: &mut Sql<'_, Transaction<'_>>, p: &NewPlan<'_>) -> Result<String> {
+    super::plans::refuse_duplicate_names(p)?;
     let rows = rows_of(p);
-    let mut names = std::collections::HashSet::with_capacity(rows.len());
-    for r in &rows {
-        if !names.insert(r.name) {
-            return Err(StoreError::Refused {
-                kind: "action plan",
-                id: "(new)".into(),
-                state: p.state.to_string(),
-                what: format!("two actions of the plan are named {:?}", r.name),
-            });
-        }
-    }
-    drop(names);
     let uuid = new_uuid();
     let created = now();
     let audit_id: Option<i64> = match &p.audit_uuid {

@@ -209,6 +209,29 @@ fn insert_rows(
 
 /// Inserts a plan and its actions inside the caller's transaction; returns
 /// the plan's uuid.
+/// Refuses a plan two of whose actions have one name (names are unique
+/// within a plan: checked here, not by an index), before anything is
+/// written; on either backend.
+pub(super) fn refuse_duplicate_names(p: &NewPlan<'_>) -> Result<()> {
+    let mut names = std::collections::HashSet::with_capacity(p.actions.len() + p.rows.len());
+    let given = p
+        .actions
+        .iter()
+        .map(|a| a.name.as_str())
+        .chain(p.rows.iter().map(|r| r.name));
+    for name in given {
+        if !names.insert(name) {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: "(new)".into(),
+                state: p.state.to_string(),
+                what: format!("two actions of the plan are named {name:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
     // Names are unique within a plan: checked here, not by an index (see
     // schema migration 5).
@@ -616,6 +639,7 @@ impl SqliteStore {
 
     /// Stores a plan (one transaction); returns it.
     pub fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow> {
+        refuse_duplicate_names(p)?;
         let uuid = self.write(|tx| insert_plan(tx, p))?;
         self.new_plan(&uuid, p.rows.len() + p.actions.len())
     }
@@ -894,6 +918,7 @@ mod tests {
                 .contains("two actions of the plan are named \"a7\""),
             "{e}"
         );
+        assert!(matches!(e, StoreError::Refused { .. }), "{e:?}");
         assert!(store.plans(None).expect("plans").is_empty());
         // The same names in two plans are fine.
         for _ in 0..2 {
