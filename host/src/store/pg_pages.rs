@@ -119,7 +119,7 @@ impl PgStore {
             // MIN(id) names a row holding a state no enum knows.
             let rows = db.rows(
                 &format!(
-                    "SELECT state, COUNT(*), MIN(id) FROM {table} GROUP BY state ORDER BY state"
+                    "SELECT state, COUNT(*), MIN(id) FROM {table} GROUP BY state ORDER BY state COLLATE \"C\""
                 ),
                 &[],
             )?;
