@@ -208,7 +208,7 @@ fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock(bac
     // stored format.
     let lease = a.lease("p").expect("lease").expect("held");
     let raw = db.raw();
-    let ahead: f64 = raw.rows(&raw.pick(
+    let ahead: f64 = raw.rows(raw.pick(
         &format!(
             "SELECT CAST((julianday('{}') - julianday('now')) * 86400 AS TEXT)",
             lease.expires_at
