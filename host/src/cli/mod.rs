@@ -14,6 +14,7 @@ mod action_types;
 pub(crate) mod apply;
 mod audits;
 pub(crate) mod datamodel;
+mod db;
 mod decide;
 mod demo;
 pub(crate) mod flow_view;
@@ -161,6 +162,10 @@ enum Command {
     /// Notification sinks: the delivery status of webhooks and AMQP buses.
     #[command(subcommand)]
     Notifications(notifications::NotificationsCommand),
+    /// The store's database: migrate its schema, copy it into another
+    /// (SQLite, PostgreSQL) to move an installation.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// The service: runs CONTINUOUS audits, applies queued and interrupted
     /// plans, and feeds the notification sinks.
     Serve {
@@ -529,6 +534,7 @@ fn run(cli: Cli) -> CliResult {
             metrics,
         } => serve::serve(&env, exit_after, api, metrics),
         Command::Notifications(c) => notifications::run(&env, c),
+        Command::Db(c) => db::run(&env, c),
         Command::Plan {
             input,
             format,
