@@ -117,7 +117,7 @@ pub(crate) fn run_plan(
 /// action of a chain), checkpoints on the store's thread. Microseconds per commit.
 fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
     use sextant::store::apply::ActionTransition;
-    let mut store = Store::open(&dir.join(format!("{name}.db")))?;
+    let mut store = Store::open(dir.join(format!("{name}.db")))?;
     let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let parents: Vec<Vec<usize>> = (0..n)
         .map(|i| if i > 0 { vec![i - 1] } else { vec![] })

@@ -96,10 +96,11 @@ fn main() -> ExitCode {
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::input)
         .and_then(|config| {
+            let (db, _) = sextant::cli::database(None, &config)?;
             let env = Env {
                 config,
                 plugin_dirs: cli.plugin_dirs,
-                db: sextant::cli::default_db_path(),
+                db,
             };
             run(&env, cli.command)
         });

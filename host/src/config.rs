@@ -30,6 +30,11 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The database, when neither `--db` nor `SEXTANT_DB` names one: a
+    /// SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`); see docs/postgresql.md.
+    #[serde(default)]
+    pub database: Option<String>,
     /// Extra plugin directories, searched after `SEXTANT_PLUGIN_PATH`.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
@@ -283,6 +288,7 @@ impl Default for Config {
             grace_period: None,
             api: None,
             metrics: MetricsConfig::default(),
+            database: None,
             source: None,
         }
     }
@@ -394,7 +400,7 @@ impl Config {
 }
 
 /// `~/x` is under `$HOME`; other relative paths are under `base`.
-fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
+pub(crate) fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
     if let Ok(rest) = d.strip_prefix("~")
         && let Some(home) = std::env::var_os("HOME")
     {

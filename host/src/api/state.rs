@@ -10,7 +10,6 @@ use crate::action_types::ActionTypeRegistry;
 use crate::decide::{AuditContext, ModelSource};
 use crate::plugins::PluginRegistry;
 use crate::store::Store;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -38,7 +37,7 @@ impl ServiceClock {
 /// What `serve` hands the API.
 pub struct ApiContext {
     /// The database.
-    pub db: PathBuf,
+    pub db: crate::store::Location,
     /// The loaded plugins.
     pub plugins: Arc<PluginRegistry>,
     /// The action types as `serve` read them at start.

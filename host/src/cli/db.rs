@@ -44,37 +44,12 @@ pub enum DbCommand {
 /// Runs a `db` subcommand.
 pub fn run(env: &Env, c: DbCommand) -> CliResult {
     match c {
-        DbCommand::Migrate { format } => {
-            let location = env.db.as_location().map_err(CliError::input)?;
-            migrate_command(&location, format)
-        }
+        DbCommand::Migrate { format } => migrate_command(&env.db, format),
         DbCommand::Copy { from, to, format } => {
             let from = parse(&from, "--from")?;
             let to = parse(&to, "--to")?;
             copy_command(&from, &to, format)
         }
-    }
-}
-
-/// The global `--db` as a [`Location`], whether it is still a path-typed
-/// option or already a `Location` (the backend-selection branch makes it
-/// one; both forms compile, so either merge order works).
-trait AsLocation {
-    fn as_location(&self) -> Result<Location, crate::store::BadLocation>;
-}
-
-impl AsLocation for std::path::PathBuf {
-    fn as_location(&self) -> Result<Location, crate::store::BadLocation> {
-        match self.to_str() {
-            Some(text) => Location::parse(text, "--db"),
-            None => Ok(Location::Sqlite(self.clone())),
-        }
-    }
-}
-
-impl AsLocation for Location {
-    fn as_location(&self) -> Result<Location, crate::store::BadLocation> {
-        Ok(self.clone())
     }
 }
 

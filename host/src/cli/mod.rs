@@ -44,7 +44,7 @@ use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
 use crate::plugins::{PluginRegistry, SearchPath};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Sextant audits a pool of infrastructure against a goal, plans the actions
@@ -56,10 +56,11 @@ pub struct Cli {
     #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
     plugin_dirs: Vec<PathBuf>,
 
-    /// The database (default: $SEXTANT_DB, else
-    /// $XDG_DATA_HOME/sextant/sextant.db).
-    #[arg(long, value_name = "FILE", global = true)]
-    db: Option<PathBuf>,
+    /// The database: a SQLite file (a path, or sqlite:PATH) or a PostgreSQL
+    /// database (postgres://USER@HOST:PORT/DB). Default: $SEXTANT_DB, else
+    /// the config's `database:`, else $XDG_DATA_HOME/sextant/sextant.db.
+    #[arg(long, value_name = "DB", global = true)]
+    db: Option<String>,
 
     /// The config file (default: $SEXTANT_CONFIG, else
     /// $XDG_CONFIG_HOME/sextant/config.yaml).
@@ -271,8 +272,8 @@ pub struct Env {
     pub config: Config,
     /// `--plugin-dir` flags.
     pub plugin_dirs: Vec<PathBuf>,
-    /// The database file.
-    pub db: PathBuf,
+    /// The database.
+    pub db: crate::store::Location,
 }
 
 impl Env {
@@ -375,9 +376,13 @@ impl Env {
         serde_json::json!({"sim": {"sim_db": self.sim_db()}})
     }
 
-    /// The simulated cloud's file, beside the database.
+    /// The simulated cloud's file, beside the database (for PostgreSQL, in
+    /// the data directory, named after the database).
     pub fn sim_db(&self) -> PathBuf {
-        sextant_sim_store::path_beside(&self.db)
+        match self.db.file() {
+            Some(file) => sextant_sim_store::path_beside(file),
+            None => self.db.beside(&data_dir(), "sim.db"),
+        }
     }
 
     /// Reads every action type.
@@ -456,12 +461,44 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The database when `--db` is not given: `SEXTANT_DB`, else
-/// `sextant.db` in the data directory.
-pub fn default_db_path() -> PathBuf {
-    match std::env::var_os("SEXTANT_DB") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => crate::config::data_dir().join("sextant.db"),
+/// The database this invocation uses: `--db`, else `SEXTANT_DB`, else the
+/// config's `database:`, else `sextant.db` in the data directory; whether
+/// it was named (by any of the three). A text that names no database is bad
+/// input, named with where it came from (and no password).
+pub fn database(
+    flag: Option<&str>,
+    config: &Config,
+) -> Result<(crate::store::Location, bool), CliError> {
+    use crate::store::Location;
+    let env = std::env::var("SEXTANT_DB").ok().filter(|v| !v.is_empty());
+    let config_source = match &config.source {
+        Some(file) => format!("{}: database:", file.display()),
+        None => "config database:".to_string(),
+    };
+    let named = [
+        (flag, "--db".to_string(), false),
+        (env.as_deref(), "SEXTANT_DB".to_string(), false),
+        (config.database.as_deref(), config_source, true),
+    ]
+    .into_iter()
+    .find_map(|(text, source, in_config)| text.map(|t| (t, source, in_config)));
+    match named {
+        Some((text, source, in_config)) => {
+            let location = Location::parse(text, &source).map_err(CliError::input)?;
+            // A relative file in the config is relative to the config's
+            // directory, as its other paths are.
+            let location = match (location, &config.source) {
+                (Location::Sqlite(p), Some(file)) if in_config => Location::Sqlite(
+                    crate::config::resolve_dir(&p, file.parent().unwrap_or(Path::new("."))),
+                ),
+                (l, _) => l,
+            };
+            Ok((location, true))
+        }
+        None => Ok((
+            Location::Sqlite(crate::config::data_dir().join("sextant.db")),
+            false,
+        )),
     }
 }
 
@@ -473,11 +510,11 @@ fn run(cli: Cli) -> CliResult {
         _ => {}
     }
     let config = Config::load(cli.config.as_deref()).map_err(CliError::input)?;
-    let explicit_db = cli.db.is_some() || std::env::var_os("SEXTANT_DB").is_some();
+    let (db, explicit_db) = database(cli.db.as_deref(), &config)?;
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
-        db: cli.db.unwrap_or_else(default_db_path),
+        db,
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),

@@ -117,10 +117,10 @@ pub fn serve(
     tracing::info!(
         "sextant serve started (pid {}): database {}",
         std::process::id(),
-        store.path().display()
+        store.location()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let identity = db_identity(store.path());
+    let identity = store.file().map(db_identity);
     loop {
         clock.beat();
         if stop.is_stopping() {
@@ -132,12 +132,12 @@ pub fn serve(
         }
         // A database deleted or replaced under a running service would take
         // every later write to an unlinked file: stop, and say so.
-        if db_identity(store.path()) != identity {
+        if store.file().map(db_identity) != identity {
             stop.stop();
             let _ = stop_cleanly(env, appliers);
             return Err(anyhow::anyhow!(
                 "the database {} was deleted or replaced while serve ran; stopped (restart serve to use the new one)",
-                store.path().display()
+                store.location()
             )
             .into());
         }

@@ -321,7 +321,7 @@ pub struct Notifier {
 impl Notifier {
     /// Starts the sinks: the log and the file tail the events after event
     /// `after`; a webhook and an AMQP bus deliver from their cursors.
-    pub fn start(db: PathBuf, sinks: &[Sink], after: i64) -> Option<Self> {
+    pub fn start(db: crate::store::Location, sinks: &[Sink], after: i64) -> Option<Self> {
         if sinks.is_empty() {
             return None;
         }

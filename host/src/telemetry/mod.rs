@@ -22,7 +22,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -267,7 +266,7 @@ pub struct Collector {
 impl Collector {
     /// Starts filling `metrics` from the store at `db`, with the events
     /// after `after`.
-    pub fn start(db: PathBuf, metrics: Arc<Mutex<Metrics>>, after: i64) -> Self {
+    pub fn start(db: crate::store::Location, metrics: Arc<Mutex<Metrics>>, after: i64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
