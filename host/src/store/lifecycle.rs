@@ -254,6 +254,8 @@ impl SqliteStore {
             actions: new_actions,
             rows: Vec::new(),
             extra,
+            // Retry refuses plans with flows or alternatives: the copy is flat.
+            structure: Default::default(),
         })
     }
 

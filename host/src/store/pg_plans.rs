@@ -75,6 +75,17 @@ fn rows_of<'a>(p: &'a NewPlan<'_>) -> Vec<Row<'a>> {
 impl PgStore {
     /// Stores a plan and its actions in one transaction; returns its uuid.
     pub fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<String> {
+        // Never dropped silently: a planner-made structure needs the flows
+        // tables, which this backend does not write yet.
+        if !p.structure.is_empty() {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: "(new)".into(),
+                state: p.state.to_string(),
+                what: "its flows and alternatives: the PostgreSQL backend does not store them yet"
+                    .into(),
+            });
+        }
         let rows = rows_of(p);
         let mut names = std::collections::HashSet::with_capacity(rows.len());
         for r in &rows {
