@@ -758,12 +758,14 @@ extern "C" fn root_get_capability(name: RStr<'_>) -> ROption<Capability> {
                 schedule: planner_schedule
             }
         ),
-        PLANNERS_V2 if offers(Kind::Planner) => capability_table!(
-            PlannersV2,
-            PlannersV2 {
-                schedule: planner_schedule_v2
-            }
-        ),
+        PLANNERS_V2 if offers(Kind::Planner) && !cfg!(feature = "__test-planners-v1-only") => {
+            capability_table!(
+                PlannersV2,
+                PlannersV2 {
+                    schedule: planner_schedule_v2
+                }
+            )
+        }
         ACTION_MAPPERS_V1 if offers(Kind::ActionMapper) => {
             capability_table!(ActionMappersV1, ActionMappersV1 { map: mapper_map })
         }
