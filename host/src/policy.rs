@@ -664,6 +664,38 @@ mod tests {
     }
 
     #[test]
+    fn alternatives_go_to_the_rules_planner_and_bad_ones_are_refused_where_written() {
+        let p =
+            parse("alternatives: {per_action: 2, evacuation_flows: rollback}\n").expect("valid");
+        assert_eq!(
+            p.alternatives,
+            Some(AlternativesSpec {
+                per_action: 2,
+                evacuation_flows: Some(OnFailure::Rollback)
+            })
+        );
+        assert_eq!(
+            p.planner_config()["alternatives"],
+            json!({"per_action": 2, "evacuation_flows": "rollback"})
+        );
+        // Stored and read back as audits keep it; absent, nothing changes.
+        let back: Policy = serde_json::from_str(&p.to_stored()).expect("stored");
+        assert_eq!(back.alternatives, p.alternatives);
+        let flat = parse("name: flat\n").expect("valid");
+        assert!(flat.planner_config().get("alternatives").is_none());
+        assert!(!flat.to_stored().contains("alternatives"));
+        let e = parse("name: x\nalternatives:\n  per_action: 9\n").unwrap_err();
+        assert_eq!((e.line, e.message.contains("at most 5")), (3, true), "{e}");
+        let e = parse("planner: weight\nalternatives: {per_action: 1}\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("planner weight makes none"), "{e}");
+        let e = parse("alternatives: {per_action: 1, evacuation_flows: later}\n").unwrap_err();
+        assert!(e.message.contains("later"), "{e}");
+        let e = parse("alternatives: {per_acton: 1}\n").unwrap_err();
+        assert!(e.message.contains("per_acton"), "{e}");
+    }
+
+    #[test]
     fn huge_timeouts_and_backoffs_are_refused_with_location() {
         let e = parse("recovery:\n  default:\n    timeout: 1e300\n").unwrap_err();
         assert_eq!((e.line, e.column), (3, 5), "{e}");

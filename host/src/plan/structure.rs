@@ -362,4 +362,79 @@ mod tests {
             .contains("two flows")
         );
     }
+
+    proptest::proptest! {
+        /// Any DAG with any alternatives: once applied, the plan is still
+        /// acyclic (the host's own check accepts it), each alternative is
+        /// created right after its primary (or its primary's earlier
+        /// alternatives) with the primary's parents, no action waits for an
+        /// alternative, and every action of a group or flow has its scope.
+        #[test]
+        fn applied_alternatives_keep_the_plan_acyclic(
+            n in 1usize..25,
+            raw_edges in proptest::collection::vec((0usize..25, 0usize..25), 0..60),
+            raw_alts in proptest::collection::vec(0usize..25, 0..20),
+            in_flow in proptest::collection::vec(proptest::bool::ANY, 25),
+        ) {
+            let mut a: Vec<ActionSpec> =
+                (0..n).map(|i| spec(&format!("a{i}"), "nop", None, &json!({}))).collect();
+            let mut edges: Vec<(usize, usize)> = raw_edges
+                .into_iter()
+                .map(|(x, y)| (x % n, y % n))
+                .filter(|(x, y)| x < y)
+                .collect();
+            edges.sort_unstable();
+            edges.dedup();
+            let order: Vec<usize> = (0..n).collect();
+            let (parent_start, parents) = check("p", &a, &order, &edges).expect("a dag");
+            let mut p = PlannedSolution {
+                action_plan_state: crate::states::PlanState::Recommended,
+                order,
+                parent_start,
+                parents,
+                extra: serde_json::Value::Null,
+                structure: Default::default(),
+            };
+            let alts: Vec<PlannedAlternative> = raw_alts
+                .iter()
+                .enumerate()
+                .map(|(j, &x)| alt(x % n, &format!("alt{j}"), "h"))
+                .collect();
+            let flow = PlannedFlow {
+                name: "f".into(),
+                parent: None,
+                on_failure: FlowOnFailure::Stop,
+                actions: (0..n).filter(|&i| in_flow[i]).collect(),
+            };
+            let s = PlannerStructure::check("p", &a, alts.clone(), vec![flow]).expect("valid");
+            let st = s.apply(&mut p, &mut a);
+            proptest::prop_assert_eq!(a.len(), n + alts.len());
+            // The host's own check of the expanded plan: acyclic, every action once.
+            let mut expanded = Vec::new();
+            for k in 0..p.order.len() {
+                for &q in p.parents(k) {
+                    expanded.push((p.order[q], p.order[k]));
+                }
+            }
+            proptest::prop_assert!(check("p", &a, &p.order, &expanded).is_ok());
+            let pos: std::collections::HashMap<usize, usize> =
+                p.order.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+            for (j, x) in alts.iter().enumerate() {
+                let (ka, kp) = (pos[&(n + j)], pos[&x.primary]);
+                proptest::prop_assert!(ka > kp);
+                proptest::prop_assert!(p.order[kp + 1..ka].iter().all(|&i| i >= n), "only alternatives between");
+                let mut pa: Vec<usize> = p.parents(ka).iter().map(|&q| p.order[q]).collect();
+                let mut pp: Vec<usize> = p.parents(kp).iter().map(|&q| p.order[q]).collect();
+                pa.sort_unstable();
+                pp.sort_unstable();
+                proptest::prop_assert_eq!(pa, pp);
+            }
+            proptest::prop_assert!(expanded.iter().all(|&(parent, _)| parent < n));
+            for x in &alts {
+                let scoped = |name: &str| st.scopes.iter().any(|s| s.action == name);
+                let primary = format!("a{}", x.primary);
+                proptest::prop_assert!(scoped(&x.action.id) && scoped(&primary));
+            }
+        }
+    }
 }
