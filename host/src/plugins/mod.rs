@@ -164,10 +164,16 @@ impl Library {
             );
             None
         });
-        // Optional too: without it, its planners plan flat through v1.
+        // Optional too: without it (or with one this host cannot read), its
+        // planners plan flat through planners.v1.
         let planners_v2 = if manifest.entries.iter().any(|e| e.kind == Kind::Planner) {
-            root.planners_v2_table()
-                .map_err(|e| Rejection::new(path, RejectCode::LayoutMismatch, e))?
+            root.planners_v2_table().unwrap_or_else(|e| {
+                tracing::warn!(
+                    "{}: {e}: its planners plan flat (planners.v1)",
+                    path.display()
+                );
+                None
+            })
         } else {
             None
         };
