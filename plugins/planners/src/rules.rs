@@ -403,19 +403,33 @@ impl StructuredPlanner for Rules {
         actions: &[ActionRef<'_>],
         context_json: &str,
     ) -> Result<StructuredSchedule, PluginError> {
+        // One pass over the context: the DAG is what schedule_refs makes.
         #[derive(Deserialize)]
         struct Context {
             #[serde(default)]
             config: Value,
             #[serde(default)]
+            durations: Option<HashMap<String, f64>>,
+            #[serde(default)]
             model: Option<sextant_plugin_api::model::ClusterModel>,
             #[serde(default)]
             candidates: Value,
         }
-        let schedule = self.schedule_refs(actions, context_json)?;
         let context: Context = serde_json::from_str(context_json)
             .map_err(|e| PluginError::invalid_input(format!("the planner context: {e}")))?;
         let config = parse_config(&context.config)?;
+        let keys = Keys::of(&config.rules);
+        let items = actions
+            .iter()
+            .map(|a| keys.item_ref(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let schedule = schedule(
+            &items,
+            &keys,
+            &config,
+            &context.durations.unwrap_or_default(),
+        )?;
+        drop(items);
         let Some(wanted) = &config.alternatives else {
             return Ok(schedule.into());
         };
