@@ -32,6 +32,7 @@ mod child;
 mod import;
 mod planners;
 mod plugins;
+mod releases;
 mod strategies;
 mod user_path;
 
@@ -189,6 +190,24 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Host releases achieved by a consolidation of the simulated medium
+    /// cluster when a share of the migrations fail, with planner-made
+    /// alternatives against without them, and the simulated makespan.
+    Releases {
+        /// Shares of the migrations that fail (injected, seeded).
+        #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2")]
+        rates: Vec<f64>,
+        /// Fault seeds; the figures are medians over them.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+        seeds: Vec<u64>,
+        /// Share of each host's capacity the consolidation leaves free
+        /// (the basic strategy's `fallback_room`).
+        #[arg(long, default_value_t = 0.2)]
+        room: f64,
+        /// Alternatives per migration the policy asks for.
+        #[arg(long, default_value_t = 3)]
+        per_action: u32,
+    },
     /// `action-plan import` of N actions with random DAG edges (each
     /// waiting for up to two of the previous thousand), with and without
     /// references, against the same actions with no edges: wall time and
@@ -217,6 +236,12 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             runs,
         } => crate::user_path::run(env, plan_actions, apply_actions, runs),
         BenchCommand::Import { sizes, runs } => crate::import::run(env, &sizes, runs),
+        BenchCommand::Releases {
+            rates,
+            seeds,
+            room,
+            per_action,
+        } => crate::releases::run(env, &rates, &seeds, room, per_action),
         BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
         BenchCommand::Strategies {
             nodes,

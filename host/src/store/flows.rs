@@ -303,7 +303,11 @@ impl SqliteStore {
     }
 }
 
-fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusqlite::Result<()> {
+pub(super) fn insert_structure(
+    tx: &Transaction<'_>,
+    plan: &str,
+    s: &PlanStructure,
+) -> rusqlite::Result<()> {
     let id = plan_id(tx, plan)?;
     let mut st = tx.prepare(
         "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, rank, started) \

@@ -330,6 +330,8 @@ pub(super) fn retry_plan<S: StoreBackend + ?Sized>(store: &mut S, id: &str) -> R
         actions: new_actions,
         rows: Vec::new(),
         extra,
+        // Retry refuses plans with flows or alternatives: the copy is flat.
+        structure: Default::default(),
     })
 }
 

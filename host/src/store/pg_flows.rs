@@ -47,7 +47,7 @@ fn event(
     )
 }
 
-fn insert_structure(db: &mut Tx<'_, '_>, plan: &str, s: &PlanStructure) -> Result<()> {
+pub(super) fn insert_structure(db: &mut Tx<'_, '_>, plan: &str, s: &PlanStructure) -> Result<()> {
     let id = plan_id(db, plan)?;
     for f in &s.flows {
         let (of, rank) = match &f.alternative_of {

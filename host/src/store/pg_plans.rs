@@ -211,6 +211,10 @@ pub(super) fn insert_plan(db: &mut Sql<'_, Transaction<'_>>, p: &NewPlan<'_>) ->
             )?;
         }
     }
+    // A planners.v2 planner's flows and alternatives, in the same transaction.
+    if !p.structure.is_empty() {
+        super::pg_flows::insert_structure(db, &uuid, &p.structure)?;
+    }
     Ok(uuid)
 }
 

@@ -78,6 +78,11 @@ pub struct NewPlan<'a> {
     /// references an imported plan declared (JSON pointers by action name), as
     /// `{"policy": …, "planner": …, "references": {"<name>": ["/key", …]}}`.
     pub extra: Value,
+    /// Its flows and alternatives (docs/flows.md), as a `planners.v2`
+    /// planner made them: written in the plan's transaction, exactly as
+    /// [`super::SqliteStore::create_plan_with_structure`] writes an
+    /// imported plan's. Empty for a flat plan (nothing written).
+    pub structure: super::flows::PlanStructure,
 }
 
 /// Rows per multi-row `INSERT`: SQLite runs one statement per chunk instead
@@ -355,6 +360,9 @@ pub(super) fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Re
         );
     }
     insert_rows(tx, plan_id, &uuid, &rows)?;
+    if !p.structure.is_empty() {
+        super::flows::insert_structure(tx, &uuid, &p.structure)?;
+    }
     if let Some(list) = p.efficacy_indicators.as_array() {
         for ind in list {
             tx.execute(
