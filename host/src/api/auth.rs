@@ -3,7 +3,7 @@
 //! `webhook:trigger`, which also takes `service`; Sextant adds `reader`,
 //! which may make every GET. `auth: none` treats every caller as admin
 //! (and is refused unless the API listens on loopback); `auth: tokens`
-//! takes `X-Auth-Token` and looks its SHA-256 up among the configured
+//! takes `X-Auth-Token` (or `Authorization: Bearer`) and looks its SHA-256 up among the configured
 //! tokens (the token itself is never stored nor logged). A refusal is 401
 //! (no or unknown token) or 403 (the roles do not allow it) with Watcher's
 //! error body, and is logged with the caller and what it asked.
@@ -90,6 +90,25 @@ fn hex_sha256(text: &str) -> String {
         .collect()
 }
 
+/// The token a request presents: `X-Auth-Token`, else `Authorization:
+/// Bearer` (what Alertmanager's webhook sends, `http_config.authorization`).
+fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+            .map(str::trim)
+    };
+    header("x-auth-token")
+        .or_else(|| {
+            header("authorization").and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+        })
+        .filter(|t| !t.is_empty())
+}
+
 /// The rule Watcher names for a request (`audit:create`, …).
 fn rule(method: &Method, path: &str) -> String {
     let path = path.strip_prefix("/v1").unwrap_or(path);
@@ -131,12 +150,7 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
             roles: vec!["admin".into()],
         },
         AuthMode::Tokens => {
-            let token = req
-                .headers()
-                .get("x-auth-token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|t| !t.is_empty());
+            let token = presented_token(req.headers());
             let Some(token) = token else {
                 tracing::warn!("api: refused {method} {path}: no X-Auth-Token (401)");
                 return ApiError::new(
@@ -220,6 +234,18 @@ mod tests {
             rule(&Method::POST, "/v1/action_plans/u/start"),
             "action_plan:start"
         );
+    }
+
+    #[test]
+    fn a_token_comes_from_x_auth_token_or_a_bearer_authorization() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(presented_token(&h), None);
+        h.insert("authorization", "Bearer  tok ".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("tok"));
+        h.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+        assert_eq!(presented_token(&h), None);
+        h.insert("x-auth-token", "xt".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("xt"));
     }
 
     #[test]

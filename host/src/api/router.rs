@@ -8,8 +8,8 @@
 use super::error::{ApiError, WatcherBody};
 use super::state::{ApiContext, AppState};
 use super::{
-    ApiConfig, action_plans, action_types, actions, audit_templates, audits, auth, data_model,
-    events, goals, root, scoring_engines, services, strategies, version, webhooks,
+    ApiConfig, action_plans, action_types, actions, alertmanager, audit_templates, audits, auth,
+    data_model, events, goals, root, scoring_engines, services, strategies, version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -79,6 +79,7 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext) -> Router {
         .route("/v1/services/{id}", get(services::show))
         .route("/v1/data_model", get(data_model::list))
         .route("/v1/webhooks/{audit}", post(webhooks::trigger))
+        .route("/v1/webhooks/alertmanager", post(alertmanager::receive))
         .route(
             "/v1/action_types",
             get(action_types::list).post(action_types::create),

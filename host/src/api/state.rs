@@ -70,6 +70,8 @@ pub struct AppState {
     types: std::sync::RwLock<Arc<ActionTypeRegistry>>,
     /// Audits run by the API at once, at most (more wait).
     decisions: Semaphore,
+    /// The firing alerts that triggered audits recently.
+    alerts: Mutex<super::alertmanager::AlertMemory>,
 }
 
 /// Audits the API runs at once, at most.
@@ -87,6 +89,7 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             permits,
             decisions: Semaphore::new(DECISIONS),
+            alerts: Mutex::default(),
         }
     }
 
@@ -127,6 +130,20 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::internal(format!("store call: {e}")))?
+    }
+
+    /// Whether firing alerts are new enough to trigger their audit
+    /// ([`super::alertmanager::AlertMemory::admit`]).
+    pub fn admit_alerts(
+        &self,
+        keys: &[(String, String, String, String)],
+        window: std::time::Duration,
+        now: std::time::Instant,
+    ) -> bool {
+        match self.alerts.lock() {
+            Ok(mut m) => m.admit(keys, window, now),
+            Err(poisoned) => poisoned.into_inner().admit(keys, window, now),
+        }
     }
 
     /// The action types now.
