@@ -55,6 +55,9 @@ pub struct ApiContext {
     pub mapper: String,
     /// The drivers the mapper tries (config `drivers`).
     pub drivers: Vec<String>,
+    /// Where request latencies are observed, when `serve` exposes its
+    /// metrics.
+    pub latency: Option<crate::telemetry::ApiLatency>,
 }
 
 /// The shared state of the handlers.
