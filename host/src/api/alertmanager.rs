@@ -180,6 +180,21 @@ impl Skip {
     }
 }
 
+/// Why an audit in `state` named by new or known alerts is not to run:
+/// running now, or its alerts already triggered it (`admit` remembers
+/// them and says whether any is new; it is not asked for a running audit,
+/// whose alerts are then not remembered, so a resend after the run ends
+/// triggers it).
+fn skip_reason(state: AuditState, admit: impl FnOnce() -> bool) -> Option<Skip> {
+    if state == AuditState::Ongoing {
+        Some(Skip::Running)
+    } else if admit() {
+        None
+    } else {
+        Some(Skip::AlreadyTriggered)
+    }
+}
+
 /// `POST /v1/webhooks/alertmanager`: triggers the EVENT audits the firing
 /// alerts name. 200 with what was triggered, skipped and ignored; 400 for
 /// a body that is not Alertmanager's or an audit that cannot be
@@ -262,13 +277,7 @@ pub async fn receive(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<
                     .collect()
             })
             .unwrap_or_default();
-        let skip = if state == AuditState::Ongoing {
-            Some(Skip::Running)
-        } else if st.admit_alerts(&keys, window, now) {
-            None
-        } else {
-            Some(Skip::AlreadyTriggered)
-        };
+        let skip = skip_reason(state, || st.admit_alerts(&keys, window, now));
         match skip {
             None => {
                 tracing::info!(
@@ -340,6 +349,26 @@ mod tests {
         assert!(e.message.contains("\"3\""), "{}", e.message);
         let e = parse(SAMPLE.replace("\"firing\"", "\"burning\"").as_bytes()).unwrap_err();
         assert!(e.message.contains("burning"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_running_audit_is_skipped_without_remembering_its_alerts() {
+        let mut m = AlertMemory::default();
+        let (w, t) = (Duration::from_secs(60), Instant::now());
+        let k = [key("f1", "s")];
+        assert_eq!(
+            skip_reason(AuditState::Ongoing, || m.admit(&k, w, t)),
+            Some(Skip::Running)
+        );
+        // Not remembered while it ran: the next resend triggers it.
+        assert_eq!(
+            skip_reason(AuditState::Succeeded, || m.admit(&k, w, t)),
+            None
+        );
+        assert_eq!(
+            skip_reason(AuditState::Succeeded, || m.admit(&k, w, t)),
+            Some(Skip::AlreadyTriggered)
+        );
     }
 
     fn key(fp: &str, start: &str) -> AlertKey {
