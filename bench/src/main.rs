@@ -30,9 +30,11 @@ macro_rules! outln {
 mod applier;
 mod child;
 mod import;
+mod notify;
 mod planners;
 mod plugins;
 mod releases;
+mod prometheus;
 mod strategies;
 mod user_path;
 
@@ -208,6 +210,38 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         per_action: u32,
     },
+    /// The AMQP sink against a real RabbitMQ: notifications per second
+    /// published with confirms, and the applier's overhead per action with
+    /// the sink on against off (a ratio; the target is at most 1.1).
+    Notify {
+        /// The broker, e.g. $SEXTANT_TEST_AMQP_URL of scripts/services/up.sh
+        /// rabbitmq.
+        #[arg(long, value_name = "URL")]
+        amqp_url: String,
+        /// Nop actions per plan.
+        #[arg(long, default_value_t = 5000)]
+        actions: usize,
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Filling a model's four usage metrics from a real Prometheus with the
+    /// batched queries, against Watcher's one query per instance and metric.
+    Prometheus {
+        /// The Prometheus, with its remote-write receiver on, e.g.
+        /// $SEXTANT_TEST_PROMETHEUS_URL of scripts/services/up.sh prometheus.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Hosts of the model.
+        #[arg(long, default_value_t = 1000)]
+        hosts: usize,
+        /// Instances of the model.
+        #[arg(long, default_value_t = 10_000)]
+        instances: usize,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// `action-plan import` of N actions with random DAG edges (each
     /// waiting for up to two of the previous thousand), with and without
     /// references, against the same actions with no edges: wall time and
@@ -242,6 +276,17 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             room,
             per_action,
         } => crate::releases::run(env, &rates, &seeds, room, per_action),
+        BenchCommand::Notify {
+            amqp_url,
+            actions,
+            runs,
+        } => crate::notify::run(env, &amqp_url, actions.max(1), runs.max(1)),
+        BenchCommand::Prometheus {
+            url,
+            hosts,
+            instances,
+            runs,
+        } => crate::prometheus::run(&url, hosts.max(1), instances.max(1), runs),
         BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
         BenchCommand::Strategies {
             nodes,

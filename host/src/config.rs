@@ -388,6 +388,18 @@ impl Config {
         {
             *f = resolve_dir(f, base);
         }
+        for sink in &mut cfg.notifications {
+            if let crate::notify::Sink::Amqp {
+                ca_file: Some(f), ..
+            } = sink
+            {
+                *f = resolve_dir(f, base);
+                check_pem_file(f).map_err(|message| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("notifications: an amqp sink's ca_file {message}"),
+                })?;
+            }
+        }
         cfg.metrics
             .check()
             .map_err(|message| ConfigError::Invalid {
@@ -397,6 +409,16 @@ impl Config {
         cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
+}
+
+/// A file that can be read and holds a PEM certificate, or what is wrong
+/// with it (naming it).
+fn check_pem_file(f: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{}: no PEM certificate in it", f.display()));
+    }
+    Ok(())
 }
 
 /// `~/x` is under `$HOME`; other relative paths are under `base`.
@@ -490,6 +512,34 @@ mod tests {
             Some(h) => assert_eq!(got, h.join("p")),
             None => assert_eq!(got, PathBuf::from("/etc/~/p")),
         }
+    }
+
+    #[test]
+    fn an_amqp_ca_file_is_anchored_at_the_file_and_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("config.yaml");
+        let text = "notifications:\n  - {type: amqp, url: 'amqps://u:p@h/', ca_file: ca.pem}\n";
+        let e = Config::parse(text, &file).unwrap_err().to_string();
+        assert!(
+            e.contains(&dir.path().join("ca.pem").display().to_string()) && e.contains("ca_file"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate").expect("write");
+        let e = Config::parse(text, &file).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        std::fs::write(
+            dir.path().join("ca.pem"),
+            "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let c = Config::parse(text, &file).expect("valid");
+        let crate::notify::Sink::Amqp { ca_file, .. } = &c.notifications[0] else {
+            panic!("{:?}", c.notifications)
+        };
+        assert_eq!(
+            ca_file.as_deref(),
+            Some(dir.path().join("ca.pem").as_path())
+        );
     }
 
     #[test]

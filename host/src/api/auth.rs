@@ -1,7 +1,8 @@
 //! Authentication, then the policy (`policy.rs`), for every `/v1` route.
 //!
 //! `auth: none` treats every caller as admin (and is refused unless the
-//! API listens on loopback); `auth: tokens` takes `X-Auth-Token` and looks
+//! API listens on loopback); `auth: tokens` takes `X-Auth-Token` (or
+//! `Authorization: Bearer`) and looks
 //! its SHA-256 up among the configured tokens (the token itself is never
 //! stored nor logged); `auth: keystone` has Keystone validate it
 //! (`keystone.rs`) and takes the roles from the token. A refusal is 401 (no
@@ -176,17 +177,30 @@ fn unauthorized() -> Response {
     .into_response()
 }
 
+/// The token a request presents: `X-Auth-Token`, else `Authorization:
+/// Bearer` (what Alertmanager's webhook sends, `http_config.authorization`).
+fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+            .map(str::trim)
+    };
+    header("x-auth-token")
+        .or_else(|| {
+            header("authorization").and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+        })
+        .filter(|t| !t.is_empty())
+}
+
 /// The middleware of every `/v1` route.
 pub async fn layer(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let token = req
-        .headers()
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
+    let token = presented_token(req.headers()).map(str::to_string);
     let caller = match guard.mode {
         AuthMode::None => Caller {
             name: "anonymous".into(),
@@ -280,6 +294,18 @@ pub async fn layer(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_comes_from_x_auth_token_or_a_bearer_authorization() {
+        let mut h = axum::http::HeaderMap::new();
+        assert_eq!(presented_token(&h), None);
+        h.insert("authorization", "Bearer  tok ".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("tok"));
+        h.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+        assert_eq!(presented_token(&h), None);
+        h.insert("x-auth-token", "xt".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("xt"));
+    }
 
     #[test]
     fn hashes_are_sha256_hex() {

@@ -50,7 +50,7 @@ pub struct KeystoneConfig {
     /// How long a validation is kept at most (default 300 s, as
     /// keystonemiddleware's `token_cache_time`); never past the token's
     /// expiry. `0` validates every request.
-    #[serde(default = "default_cache_time", deserialize_with = "super::timeout")]
+    #[serde(default = "default_cache_time", deserialize_with = "super::duration")]
     pub cache_time: Duration,
     /// A CA bundle (PEM) for an https Keystone.
     #[serde(default)]

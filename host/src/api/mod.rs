@@ -14,13 +14,15 @@
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
-//! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`,
+//! `data_model.rs`, `webhooks.rs` (and `alertmanager.rs`, Alertmanager's
+//! receiver), and Sextant's own `action_types.rs`,
 //! `events.rs` and the plan graph (in `action_plans.rs`).
 //! Domain rules live in `ops/`, shared with the CLI.
 
 mod action_plans;
 mod action_types;
 mod actions;
+mod alertmanager;
 mod audit_templates;
 mod audits;
 mod auth;
@@ -43,6 +45,7 @@ mod tls;
 mod version;
 mod webhooks;
 
+pub use alertmanager::AlertmanagerConfig;
 pub use auth::{AuthMode, TokenEntry};
 pub use keystone::KeystoneConfig;
 pub use state::{ApiContext, ServiceClock};
@@ -81,7 +84,7 @@ pub struct ApiConfig {
     pub max_body: usize,
     /// How long a request may take before it is answered 408 (default
     /// 30 s): seconds or a duration.
-    #[serde(default = "default_timeout", deserialize_with = "timeout")]
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     /// Store calls running at once, at most (default 8); more wait.
     #[serde(default = "default_concurrency")]
@@ -89,6 +92,11 @@ pub struct ApiConfig {
     /// Serve HTTPS with this certificate and key (PEM).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The Alertmanager receiver (`POST /v1/webhooks/alertmanager`): the
+    /// alert label naming the audit, how long a triggering alert is
+    /// remembered.
+    #[serde(default)]
+    pub alertmanager: AlertmanagerConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -107,7 +115,7 @@ fn default_concurrency() -> usize {
     8
 }
 
-fn timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Text {
@@ -134,6 +142,7 @@ impl Default for ApiConfig {
             timeout: default_timeout(),
             concurrency: default_concurrency(),
             tls: None,
+            alertmanager: AlertmanagerConfig::default(),
         }
     }
 }

@@ -54,6 +54,9 @@ pub struct ApiContext {
     pub mapper: String,
     /// The drivers the mapper tries (config `drivers`).
     pub drivers: Vec<String>,
+    /// Where request latencies are observed, when `serve` exposes its
+    /// metrics.
+    pub latency: Option<crate::telemetry::ApiLatency>,
 }
 
 /// The shared state of the handlers.
@@ -69,6 +72,8 @@ pub struct AppState {
     types: std::sync::RwLock<Arc<ActionTypeRegistry>>,
     /// Audits run by the API at once, at most (more wait).
     decisions: Semaphore,
+    /// The firing alerts that triggered audits recently.
+    alerts: Mutex<super::alertmanager::AlertMemory>,
 }
 
 /// Audits the API runs at once, at most.
@@ -86,6 +91,7 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             permits,
             decisions: Semaphore::new(DECISIONS),
+            alerts: Mutex::default(),
         }
     }
 
@@ -126,6 +132,20 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::internal(format!("store call: {e}")))?
+    }
+
+    /// Whether firing alerts are new enough to trigger their audit
+    /// ([`super::alertmanager::AlertMemory::admit`]).
+    pub fn admit_alerts(
+        &self,
+        keys: &[(String, String, String, String)],
+        window: std::time::Duration,
+        now: std::time::Instant,
+    ) -> bool {
+        match self.alerts.lock() {
+            Ok(mut m) => m.admit(keys, window, now),
+            Err(poisoned) => poisoned.into_inner().admit(keys, window, now),
+        }
     }
 
     /// The action types now.

@@ -67,6 +67,14 @@ pub fn serve(
     };
     let clock = ServiceClock::default();
     clock.beat();
+    // Sextant's own metrics (docs/metrics.md): made before the API, which
+    // observes its request latency into them.
+    let metrics_addr = metrics.or(env.config.metrics.listen);
+    let registry =
+        metrics_addr.map(|_| Arc::new(std::sync::Mutex::new(crate::telemetry::Metrics::default())));
+    let latency = registry
+        .as_ref()
+        .and_then(|m| m.lock().ok().map(|m| m.api_latency()));
     let api = match api_config {
         Some(cfg) => Some(
             ApiServer::start(
@@ -81,6 +89,7 @@ pub fn serve(
                     host: host_name(),
                     mapper: env.config.mapper.clone(),
                     drivers: env.config.drivers.clone(),
+                    latency,
                 },
             )
             .map_err(|e| match e {
@@ -96,10 +105,8 @@ pub fn serve(
         crate::notify::last_event_id(&store),
     );
     // Sextant's own metrics, on their own listener (docs/metrics.md).
-    let _metrics = match metrics.or(env.config.metrics.listen) {
-        Some(addr) => {
-            let m =
-                std::sync::Arc::new(std::sync::Mutex::new(crate::telemetry::Metrics::default()));
+    let _metrics = match metrics_addr.zip(registry) {
+        Some((addr, m)) => {
             let listener = crate::telemetry::listener::start(addr, m.clone())
                 .map_err(|e| anyhow::anyhow!(e))?;
             let collector = crate::telemetry::Collector::start(
