@@ -188,6 +188,10 @@ named_enum! {
         PlanCancelStart = "action_plan.cancel.start",
         /// A plan's cancellation ended.
         PlanCancelEnd = "action_plan.cancel.end",
+        /// A host claimed a plan to apply it (queued, or resumed after its
+        /// previous holder's lease expired): payload `host`, `owner`,
+        /// `resumed`, `previous_owner` (docs/fleet.md).
+        PlanClaimed = "action_plan.claimed",
         /// An action was created.
         ActionCreate = "action.create",
         /// An action changed state.
@@ -271,7 +275,9 @@ impl EventType {
             AuditCreate | AuditUpdate | AuditStrategyStart | AuditStrategyEnd
             | AuditStrategyError => ObjectType::Audit,
             PlanCreate | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd
-            | PlanExecutionError | PlanCancelStart | PlanCancelEnd => ObjectType::ActionPlan,
+            | PlanExecutionError | PlanCancelStart | PlanCancelEnd | PlanClaimed => {
+                ObjectType::ActionPlan
+            }
             ActionCreate
             | ActionUpdate
             | ActionDelete
