@@ -68,6 +68,23 @@ pub struct Config {
     /// `url`, …) and where `serve` exposes its own (`listen`).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// This host's id among the `serve` hosts of one database
+    /// (docs/fleet.md); overridden by `serve --host-id` and
+    /// `SEXTANT_HOST_ID`; default: the hostname.
+    #[serde(default)]
+    pub host_id: Option<String>,
+    /// What `serve` runs: `[decision, applier]` (the default), or one of
+    /// them; overridden by `serve --roles`.
+    #[serde(default)]
+    pub roles: Option<Vec<crate::store::fleet::Role>>,
+    /// How old a service's heartbeat may be before it is FAILED: `90s`
+    /// (Watcher's `service_down_time`, the default), `2m`, or seconds.
+    #[serde(default, deserialize_with = "service_down_time")]
+    pub service_down_time: Option<std::time::Duration>,
+    /// How many actions this host runs at once, at most, over every plan
+    /// it applies (default: no limit beyond each plan's workers).
+    #[serde(default)]
+    pub max_concurrent_actions: Option<std::num::NonZeroUsize>,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -279,6 +296,10 @@ impl Default for Config {
             grace_period: None,
             api: None,
             metrics: MetricsConfig::default(),
+            host_id: None,
+            roles: None,
+            service_down_time: None,
+            max_concurrent_actions: None,
             source: None,
         }
     }
@@ -289,6 +310,14 @@ const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 fn grace_period<'de, D: serde::Deserializer<'de>>(
     d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    day_at_most(d, "grace_period")
+}
+
+/// A duration of at most a day: seconds, or text (`30s`, `2m`).
+fn day_at_most<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    field: &str,
 ) -> Result<Option<std::time::Duration>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -303,10 +332,28 @@ fn grace_period<'de, D: serde::Deserializer<'de>>(
     let grace = crate::policy::duration(&text).map_err(serde::de::Error::custom)?;
     if grace > MAX_GRACE {
         return Err(serde::de::Error::custom(format!(
-            "grace_period {text:?} is over a day"
+            "{field} {text:?} is over a day"
         )));
     }
     Ok(Some(grace))
+}
+
+/// Watcher's `service_down_time`: a service whose heartbeat is older is
+/// FAILED.
+pub const DEFAULT_SERVICE_DOWN_TIME: std::time::Duration = std::time::Duration::from_secs(90);
+
+fn service_down_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let Some(t) = day_at_most(d, "service_down_time")? else {
+        return Ok(None);
+    };
+    if t.is_zero() {
+        return Err(serde::de::Error::custom(
+            "service_down_time must be more than 0s",
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// The data directory: `$XDG_DATA_HOME/sextant`, else

@@ -114,6 +114,16 @@ impl Resolved {
     }
 }
 
+/// How many actions a plan runs at once when nothing overrides it: the
+/// workers it was started with, else the default.
+pub fn plan_workers(store: &Store, plan: &str) -> Result<usize, CliError> {
+    let extra = store.plan_extra(plan)?;
+    Ok(extra["applied_with"]["max_workers"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(DEFAULT_WORKERS))
+}
+
 /// Records the flags given explicitly with the plan, so that every later
 /// applier of it (resume, serve, another host) applies it the same way;
 /// with `queue`, also moves it RECOMMENDED → PENDING in the same
@@ -167,6 +177,13 @@ pub struct RunFlags<'a> {
     /// `serve`, whose own notifier feeds them: one publisher per sink and
     /// process).
     pub notify: bool,
+    /// The lease owner the applier runs as: the owner a `serve` host claimed
+    /// the plan for (`None`: a new owner id, taking the lease itself).
+    pub owner: Option<String>,
+    /// At most this many actions at once, whatever the plan's workers (the
+    /// share of a `serve` host's `max_concurrent_actions`); not recorded
+    /// with the plan.
+    pub worker_cap: Option<usize>,
 }
 
 /// Runs the applier on one plan in this process.
@@ -216,13 +233,14 @@ pub fn apply_now_with(
             (s, Some(SignalGuard(ids)))
         }
     };
-    let applier = Applier::new(
-        store,
-        Arc::new(plugins),
-        Arc::new(types),
-        &p.uuid,
-        resolved.options(env, stop),
-    );
+    let mut options = resolved.options(env, stop);
+    if let Some(o) = &flags.owner {
+        options.owner = o.clone();
+    }
+    if let Some(cap) = flags.worker_cap {
+        options.max_workers = options.max_workers.min(cap.max(1));
+    }
+    let applier = Applier::new(store, Arc::new(plugins), Arc::new(types), &p.uuid, options);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -270,6 +288,8 @@ pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, Cl
         quiet: true,
         stop: None,
         notify: false,
+        owner: None,
+        worker_cap: None,
     };
     let resolved = resolve(&store, &p.uuid, &flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
