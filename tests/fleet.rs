@@ -392,6 +392,218 @@ fn a_bad_host_id_or_no_role_is_refused_naming_it() {
     assert_eq!(out.json(), json!([]));
 }
 
+fn seed_sim(h: &Path) {
+    let out = sx(
+        h,
+        &[
+            "sim",
+            "init",
+            "--time-scale",
+            "0",
+            "--from",
+            repo_root()
+                .join("examples/clusters/small.yaml")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+}
+
+fn continuous_audit(h: &Path) -> String {
+    let out = sx(
+        h,
+        &[
+            "audit",
+            "create",
+            "-g",
+            "server_consolidation",
+            "-s",
+            "basic",
+            "--type",
+            "CONTINUOUS",
+            "--interval",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    out.json()["uuid"].as_str().expect("uuid").to_string()
+}
+
+fn plans_of_audit(h: &Path, audit: &str) -> usize {
+    sx(h, &["action-plan", "list", "--format", "json"])
+        .json()
+        .as_array()
+        .expect("plans")
+        .iter()
+        .filter(|p| p["audit_uuid"] == audit)
+        .count()
+}
+
+fn run_host(h: &Path, id: &str, args: &[&str]) {
+    let mut c = spawn_host(h, id, args);
+    let t = Instant::now();
+    while c.try_wait().ok().flatten().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(60), "serve did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_decision_only_host_never_applies_and_an_applier_only_host_never_audits() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    seed_sim(h);
+    let audit = continuous_audit(h);
+    let plan = import(
+        h,
+        "plan.json",
+        json!([{"id": "m", "action_type": "mark", "input_parameters": {"name": "m", "secs": "0"}}]),
+    );
+    assert_eq!(sx(h, &["action-plan", "start", &plan]).status, 0);
+    run_host(h, "judge", &["--roles", "decision", "--exit-after", "3"]);
+    let audited = plans_of_audit(h, &audit);
+    assert!(audited >= 1, "the decision host ran the audit");
+    assert_eq!(plan_state(h, &plan), "PENDING", "and applied nothing");
+    assert!(lines(&log).is_empty());
+    run_host(h, "hands", &["--roles", "applier", "--exit-after", "3"]);
+    assert_eq!(
+        plan_state(h, &plan),
+        "SUCCEEDED",
+        "the applier host applied it"
+    );
+    assert_eq!(lines(&log), ["start-m hands", "end-m hands"]);
+    assert_eq!(plans_of_audit(h, &audit), audited, "and audited nothing");
+    let services = sx(h, &["service", "list", "--format", "json"]).json();
+    let rows: Vec<(String, String)> = services
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap_or("").to_string(),
+                r["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("judge".into(), "watcher-decision-engine".into()),
+            ("hands".into(), "watcher-applier".into()),
+        ],
+        "{services}"
+    );
+}
+
+#[test]
+fn a_host_runs_at_most_its_max_concurrent_actions_over_all_its_plans() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    write_file(
+        &h.join("config/sextant"),
+        "config.yaml",
+        "max_concurrent_actions: 2\n",
+    );
+    // Three plans of three parallel one-second commands: nine at once
+    // without the limit.
+    let plans: Vec<String> = (0..3)
+        .map(|p| {
+            let actions: Vec<Value> = (0..3)
+                .map(|a| {
+                    json!({"id": format!("a{a}"), "action_type": "mark",
+                    "input_parameters": {"name": format!("p{p}a{a}"), "secs": "1"}})
+                })
+                .collect();
+            let uuid = import(h, &format!("p{p}.json"), Value::Array(actions));
+            assert_eq!(sx(h, &["action-plan", "start", &uuid]).status, 0);
+            uuid
+        })
+        .collect();
+    let host = spawn_host(h, "small", &[]);
+    wait_for("every plan to end", Duration::from_secs(90), || {
+        plans.iter().all(|p| plan_state(h, p) == "SUCCEEDED")
+    });
+    stop(host);
+    let ran = lines(&log);
+    assert_eq!(ran.len(), 18, "{ran:?}");
+    let (mut running, mut most) = (0i32, 0i32);
+    for l in &ran {
+        running += if l.starts_with("start-") { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "{ran:?}");
+}
+
+#[test]
+fn a_host_that_cannot_reach_its_database_says_why_and_resumes_when_it_can() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    write_file(
+        &h.join("config/sextant"),
+        "config.yaml",
+        "service_down_time: 3s\n",
+    );
+    let host = spawn_host(h, "cut", &[]);
+    wait_for("serve to start", Duration::from_secs(30), || {
+        log_of(h, "cut").contains("serve started")
+    });
+    // Another process holds the database's write lock past the busy
+    // timeout: the host's writes fail.
+    let db = raw_db(&h.join("data/sextant/sextant.db"));
+    db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    wait_for(
+        "the host to say it cannot reach it",
+        Duration::from_secs(40),
+        || log_of(h, "cut").contains("cannot reach the database"),
+    );
+    let said = log_of(h, "cut");
+    assert!(
+        said.contains("host cut: cannot reach the database") && said.contains("locked"),
+        "{said}"
+    );
+    assert!(said.contains("claiming no work"), "{said}");
+    db.execute_batch("ROLLBACK").expect("unlock");
+    drop(db);
+    wait_for("the host to reconnect", Duration::from_secs(40), || {
+        log_of(h, "cut").contains("reconnected")
+    });
+    // It says so in its services' rows, and takes work again.
+    wait_for("the status message", Duration::from_secs(20), || {
+        sx(h, &["service", "list", "--format", "json"])
+            .json()
+            .as_array()
+            .is_some_and(|rows| {
+                rows.len() == 2
+                    && rows.iter().all(|r| {
+                        r["status"] == "ACTIVE"
+                            && r["status_message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains("could not reach the database"))
+                    })
+            })
+    });
+    let plan = import(
+        h,
+        "plan.json",
+        json!([{"id": "m", "action_type": "mark", "input_parameters": {"name": "m", "secs": "0"}}]),
+    );
+    assert_eq!(sx(h, &["action-plan", "start", &plan]).status, 0);
+    wait_for("the plan to be applied", Duration::from_secs(30), || {
+        plan_state(h, &plan) == "SUCCEEDED"
+    });
+    stop(host);
+    assert_eq!(lines(&log), ["start-m cut", "end-m cut"]);
+}
+
 // ---- PostgreSQL: the store operations, against the real server ----
 
 /// A new, empty database on the test server; its URL.

@@ -504,3 +504,22 @@ fn db_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_double_from_half_a_second_up_to_thirty() {
+        let waits: Vec<f64> = (1..=RECONNECT_ATTEMPTS)
+            .map(|a| backoff(a).as_secs_f64())
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0
+            ]
+        );
+        assert_eq!(backoff(u32::MAX), RECONNECT_MAX_WAIT);
+    }
+}
