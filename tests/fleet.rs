@@ -131,29 +131,71 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
     let h = home.path();
     let log = h.join("ran.log");
     mark_type(&h.join("types"), &log);
-    let plans: Vec<String> = (0..30)
+    // The store made and migrated by a first command, then 200 plans
+    // queued in it at once (as many `action-plan start` would).
+    assert_eq!(sx(h, &["action-plan", "list"]).status, 0);
+    let mut store = sextant::store::Store::open(&h.join("data/sextant/sextant.db")).expect("open");
+    let plans: Vec<String> = (0..200)
         .map(|i| {
-            let p = import(
-                h,
-                &format!("p{i}.json"),
-                json!([{"id": format!("m{i}"), "action_type": "mark",
-                        "input_parameters": {"name": format!("m{i}"), "secs": "0.2"}}]),
-            );
-            assert_eq!(sx(h, &["action-plan", "start", &p]).status, 0);
-            p
+            store
+                .create_plan(&sextant::store::plans::NewPlan {
+                    state: sextant::states::PlanState::Pending,
+                    actions: vec![sextant::store::plans::NewPlanAction {
+                        name: format!("m{i}"),
+                        action_type: "mark".into(),
+                        action_type_version: "1.0.0".into(),
+                        input_parameters: json!({"name": format!("m{i}"), "secs": "0"}),
+                        parents: Vec::new(),
+                        state: sextant::states::ActionState::Pending,
+                    }],
+                    ..Default::default()
+                })
+                .expect("plan")
+                .uuid
         })
         .collect();
+    drop(store);
+    let started = Instant::now();
     let a = spawn_host(h, "host-a", &[]);
     let b = spawn_host(h, "host-b", &[]);
-    wait_for("every plan to end", Duration::from_secs(120), || {
-        plans.iter().all(|p| plan_state(h, p) == "SUCCEEDED")
+    let db = raw_db(&h.join("data/sextant/sextant.db"));
+    wait_for("every plan to end", Duration::from_secs(300), || {
+        db.query_row(
+            "SELECT count(*) FROM action_plans WHERE state = 'SUCCEEDED'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n == plans.len() as i64)
     });
+    eprintln!(
+        "two hosts applied {} queued plans in {:.1}s",
+        plans.len(),
+        started.elapsed().as_secs_f64()
+    );
     stop(a);
     stop(b);
     let ran = lines(&log);
+    // Every claim, from the whole event log at once.
+    let mut claimed = std::collections::HashMap::<String, Vec<(String, bool)>>::new();
+    for e in sx(h, &["history", "--format", "json"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        if e["event_type"] == "action_plan.claimed" {
+            claimed
+                .entry(e["object_uuid"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push((
+                    e["payload"]["host"].as_str().unwrap_or("").to_string(),
+                    e["payload"]["resumed"] == true,
+                ));
+        }
+    }
     let mut by_host = std::collections::HashMap::<String, usize>::new();
     for (i, p) in plans.iter().enumerate() {
-        let c = claims(h, p);
+        let c = claimed.get(p).cloned().unwrap_or_default();
         assert_eq!(c.len(), 1, "plan {p} claimed once: {c:?}");
         assert!(!c[0].1, "{c:?}");
         // Its one action ran once, on the host that claimed it.
@@ -164,6 +206,7 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
         assert_eq!(starts, [&format!("start-m{i} {}", c[0].0)], "{ran:?}");
         *by_host.entry(c[0].0.clone()).or_default() += 1;
     }
+    eprintln!("plans applied by host: {by_host:?}");
     assert_eq!(by_host.values().sum::<usize>(), plans.len());
     assert!(
         by_host.keys().all(|k| k == "host-a" || k == "host-b"),

@@ -82,7 +82,8 @@ pub struct Config {
     #[serde(default, deserialize_with = "service_down_time")]
     pub service_down_time: Option<std::time::Duration>,
     /// How many actions this host runs at once, at most, over every plan
-    /// it applies (default: no limit beyond each plan's workers).
+    /// it applies (default 64): it claims a plan only while it has room,
+    /// and gives it at most what is left.
     #[serde(default)]
     pub max_concurrent_actions: Option<std::num::NonZeroUsize>,
     /// The file this config was read from, if any.
@@ -337,6 +338,9 @@ fn day_at_most<'de, D: serde::Deserializer<'de>>(
     }
     Ok(Some(grace))
 }
+
+/// A host's `max_concurrent_actions` unless configured.
+pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 64;
 
 /// Watcher's `service_down_time`: a service whose heartbeat is older is
 /// FAILED.

@@ -114,14 +114,17 @@ impl Resolved {
     }
 }
 
-/// How many actions a plan runs at once when nothing overrides it: the
-/// workers it was started with, else the default.
+/// How many actions a plan can run at once when nothing overrides it: the
+/// workers it was started with (else the default), and never more than it
+/// has actions.
 pub fn plan_workers(store: &Store, plan: &str) -> Result<usize, CliError> {
     let extra = store.plan_extra(plan)?;
-    Ok(extra["applied_with"]["max_workers"]
+    let workers = extra["applied_with"]["max_workers"]
         .as_u64()
         .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(DEFAULT_WORKERS))
+        .unwrap_or(DEFAULT_WORKERS);
+    let actions = usize::try_from(store.plan(plan)?.actions).unwrap_or(0);
+    Ok(workers.min(actions).max(1))
 }
 
 /// Records the flags given explicitly with the plan, so that every later

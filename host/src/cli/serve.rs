@@ -87,7 +87,7 @@ struct Host {
     last_beat: Option<Instant>,
     /// `max_concurrent_actions`: the workers of the plans it applies, at
     /// most, summed.
-    max_actions: Option<usize>,
+    max_actions: usize,
     /// Whether the database wakes it (PostgreSQL's LISTEN).
     listening: bool,
     /// Since when, and why, it cannot reach its database.
@@ -128,8 +128,8 @@ impl Host {
         appliers.retain(|_, r| !r.thread.is_finished());
         while !stop.is_stopping() {
             let in_use: usize = appliers.values().map(|r| r.workers).sum();
-            let room = self.max_actions.map(|m| m.saturating_sub(in_use));
-            if room == Some(0) {
+            let room = self.max_actions.saturating_sub(in_use);
+            if room == 0 {
                 return Ok(());
             }
             let owner = crate::apply::owner_id_for(&self.id);
@@ -145,13 +145,10 @@ impl Host {
                 );
                 continue;
             }
-            let workers = match room {
-                Some(room) => plan_workers(store, &claim.plan_uuid)
-                    .unwrap_or(room)
-                    .min(room)
-                    .max(1),
-                None => 0,
-            };
+            let workers = plan_workers(store, &claim.plan_uuid)
+                .unwrap_or(room)
+                .min(room)
+                .max(1);
             tracing::info!(
                 "applying action plan {} ({}{})",
                 claim.plan_uuid,
@@ -165,13 +162,7 @@ impl Host {
                     _ => String::new(),
                 }
             );
-            let thread = spawn_applier(
-                env,
-                &claim.plan_uuid,
-                stop,
-                owner,
-                self.max_actions.map(|_| workers),
-            );
+            let thread = spawn_applier(env, &claim.plan_uuid, stop, owner, Some(workers));
             appliers.insert(claim.plan_uuid, Running { thread, workers });
         }
         Ok(())
@@ -310,7 +301,10 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         roles,
         beat_every: HEARTBEAT.min(down_time / 3).max(Duration::from_millis(100)),
         last_beat: None,
-        max_actions: env.config.max_concurrent_actions.map(|n| n.get()),
+        max_actions: env
+            .config
+            .max_concurrent_actions
+            .map_or(crate::config::DEFAULT_MAX_CONCURRENT_ACTIONS, |n| n.get()),
         listening: false,
         unreachable: None,
         status_message: None,
