@@ -477,6 +477,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fleet_settings_are_read_and_bad_ones_named() {
+        let c = Config::parse(
+            "host_id: ctl-1\nroles: [applier]\nservice_down_time: 2m\nmax_concurrent_actions: 8\n",
+            Path::new("c.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(c.host_id.as_deref(), Some("ctl-1"));
+        assert_eq!(c.roles, Some(vec![crate::store::fleet::Role::Applier]));
+        assert_eq!(
+            c.service_down_time,
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(c.max_concurrent_actions.map(|n| n.get()), Some(8));
+        for (text, says) in [
+            ("roles: [judge]\n", "judge"),
+            (
+                "service_down_time: 0s\n",
+                "service_down_time must be more than 0s",
+            ),
+            (
+                "service_down_time: 2d\n",
+                "service_down_time \"2d\" is over a day",
+            ),
+            ("max_concurrent_actions: 0\n", "line 1"),
+        ] {
+            let err = Config::parse(text, Path::new("c.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("c.yaml") && err.contains(says),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_name_line_and_column() {
         let err = Config::parse("plugin_dirs: [a]\nplugn_dir: b\n", Path::new("/etc/s.yaml"))
             .unwrap_err()
