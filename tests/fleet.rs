@@ -196,7 +196,13 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
     let mut by_host = std::collections::HashMap::<String, usize>::new();
     for (i, p) in plans.iter().enumerate() {
         let c = claimed.get(p).cloned().unwrap_or_default();
-        assert_eq!(c.len(), 1, "plan {p} claimed once: {c:?}");
+        assert_eq!(
+            c.len(),
+            1,
+            "plan {p} claimed once: {c:?}\n{}\n{}",
+            log_of(h, "host-a"),
+            log_of(h, "host-b")
+        );
         assert!(!c[0].1, "{c:?}");
         // Its one action ran once, on the host that claimed it.
         let starts: Vec<&String> = ran
@@ -716,8 +722,18 @@ fn postgres_two_hosts_racing_for_1000_queued_plans_claim_disjoint_sets_covering_
         )
         .expect("count");
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1000, 1000));
-    // Nothing left to claim, until a lease expires.
+    // A host renews the leases of what it claimed in one statement, and
+    // only those.
     let mut s = PgStore::open(&url).expect("open");
+    assert_eq!(
+        s.renew_leases(
+            &["owner-a".into(), "owner-z".into()],
+            Duration::from_secs(60)
+        )
+        .expect("renew"),
+        a.len()
+    );
+    // Nothing left to claim, until a lease expires.
     assert_eq!(
         s.claim_plan("c", "owner-c", Duration::from_secs(1))
             .expect("claim"),

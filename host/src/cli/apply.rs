@@ -201,7 +201,21 @@ pub fn apply_now_with(
     flags: &RunFlags<'_>,
     types: crate::action_types::ActionTypeRegistry,
 ) -> Result<PlanOutcome, CliError> {
-    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
+    let (store, plugins, _) = env.open_store_synced_with(&types)?;
+    apply_loaded(env, store, plan, flags, types, Arc::new(plugins))
+}
+
+/// As [`apply_now_with`], over a store the caller opened and the plugins
+/// it already loaded (`serve`, whose appliers share the plugins it loaded
+/// and synchronised at start instead of each loading them again).
+pub fn apply_loaded(
+    env: &Env,
+    mut store: Store,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    types: crate::action_types::ActionTypeRegistry,
+    plugins: Arc<crate::plugins::PluginRegistry>,
+) -> Result<PlanOutcome, CliError> {
     let p = store.plan(plan).map_err(store_input)?;
     let resolved = resolve(&store, &p.uuid, flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
@@ -243,7 +257,7 @@ pub fn apply_now_with(
     if let Some(cap) = flags.worker_cap {
         options.max_workers = options.max_workers.min(cap.max(1));
     }
-    let applier = Applier::new(store, Arc::new(plugins), Arc::new(types), &p.uuid, options);
+    let applier = Applier::new(store, plugins, Arc::new(types), &p.uuid, options);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

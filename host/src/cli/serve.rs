@@ -23,7 +23,7 @@
 //! status message once it is back), and retries with backoff, a bounded
 //! number of times.
 
-use super::apply::{RunFlags, SignalGuard, apply_now, plan_workers, stop_on_signals};
+use super::apply::{RunFlags, SignalGuard, apply_loaded, plan_workers, stop_on_signals};
 use super::{CliError, CliResult, Env};
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
@@ -72,9 +72,11 @@ pub struct ServeFlags {
     pub roles: Option<Vec<Role>>,
 }
 
-/// A plan this host applies: its thread, and the workers it may use.
+/// A plan this host applies: its thread, the lease owner it runs as, and
+/// the workers it may use.
 struct Running {
     thread: JoinHandle<()>,
+    owner: String,
     workers: usize,
 }
 
@@ -124,8 +126,12 @@ impl Host {
         store: &mut Store,
         appliers: &mut HashMap<String, Running>,
         stop: &StopSignal,
+        plugins: &Arc<crate::plugins::PluginRegistry>,
     ) -> Result<(), crate::store::StoreError> {
-        appliers.retain(|_, r| !r.thread.is_finished());
+        // The plans it runs stay its own while their appliers start: an
+        // applier renews its lease only once it runs.
+        let owners: Vec<String> = appliers.values().map(|r| r.owner.clone()).collect();
+        store.renew_leases(&owners, crate::apply::LEASE_TTL)?;
         while !stop.is_stopping() {
             let in_use: usize = appliers.values().map(|r| r.workers).sum();
             let room = self.max_actions.saturating_sub(in_use);
@@ -162,8 +168,22 @@ impl Host {
                     _ => String::new(),
                 }
             );
-            let thread = spawn_applier(env, &claim.plan_uuid, stop, owner, Some(workers));
-            appliers.insert(claim.plan_uuid, Running { thread, workers });
+            let thread = spawn_applier(
+                env,
+                &claim.plan_uuid,
+                stop,
+                owner.clone(),
+                Some(workers),
+                plugins,
+            );
+            appliers.insert(
+                claim.plan_uuid,
+                Running {
+                    thread,
+                    owner,
+                    workers,
+                },
+            );
         }
         Ok(())
     }
@@ -344,6 +364,7 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             )
             .into());
         }
+        appliers.retain(|_, r| !r.thread.is_finished());
         // One round: heartbeat, this tick's audits, claims. A store error
         // is a database this host cannot reach (now): no more claims until
         // a round goes through.
@@ -354,7 +375,7 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
                 next = tick_continuous(&mut store, &ctx, chrono::Utc::now(), &host.id)?;
             }
             if host.runs(Role::Applier) {
-                host.claim_plans(env, &mut store, &mut appliers, &stop)?;
+                host.claim_plans(env, &mut store, &mut appliers, &stop, &plugins)?;
             }
             Ok(next)
         })();
@@ -413,6 +434,10 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         }
         let until = Instant::now() + wait.max(Duration::from_millis(10));
         while !stop.is_stopping() && Instant::now() < until {
+            // A plan of this host ended: room for the next claim now.
+            if appliers.values().any(|r| r.thread.is_finished()) {
+                break;
+            }
             let chunk = STOP_POLL.min(until.saturating_duration_since(Instant::now()));
             if host.listening && host.unreachable.is_none() {
                 // PostgreSQL: a NOTIFY (a plan queued, an audit created)
@@ -441,8 +466,10 @@ fn spawn_applier(
     stop: &StopSignal,
     owner: String,
     worker_cap: Option<usize>,
+    plugins: &Arc<crate::plugins::PluginRegistry>,
 ) -> JoinHandle<()> {
     let (env, uuid, stop) = (env.clone(), uuid.to_string(), stop.clone());
+    let plugins = Arc::clone(plugins);
     std::thread::spawn(move || {
         let flags = RunFlags {
             policy: None,
@@ -454,7 +481,14 @@ fn spawn_applier(
             owner: Some(owner),
             worker_cap,
         };
-        match apply_now(&env, &uuid, &flags) {
+        // serve's plugins, loaded and synchronised at its start; the action
+        // types read now (one registered since is used).
+        let applied = Store::open(&env.db)
+            .map_err(super::CliError::from)
+            .and_then(|store| {
+                apply_loaded(&env, store, &uuid, &flags, env.action_types(), plugins)
+            });
+        match applied {
             Ok(o) => match o.status_message {
                 Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
                 None => tracing::info!("action plan {uuid} ended {}", o.state),

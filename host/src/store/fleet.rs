@@ -112,6 +112,11 @@ pub trait FleetStore {
     /// in one transaction. `None` when nothing is claimable.
     fn claim_plan(&mut self, host: &str, owner: &str, ttl: Duration) -> Result<Option<PlanClaim>>;
 
+    /// Renews, to now + `ttl`, the leases `owners` still hold: a host
+    /// keeps the plans it claimed while their appliers start (and run), in
+    /// one statement. Returns how many it renewed.
+    fn renew_leases(&mut self, owners: &[String], ttl: Duration) -> Result<usize>;
+
     /// Claims one run of an audit: `tick` names it (a CONTINUOUS audit's
     /// due time, an EVENT audit's trigger). True for exactly one of the
     /// hosts that claim the same `(audit, tick)`.

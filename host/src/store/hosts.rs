@@ -131,6 +131,24 @@ impl FleetStore for SqliteStore {
         })
     }
 
+    fn renew_leases(&mut self, owners: &[String], ttl: Duration) -> Result<usize> {
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        let marks = vec!["?"; owners.len()].join(", ");
+        let until = format!("+{:.3} seconds", ttl.as_secs_f64());
+        self.write(|tx| {
+            tx.execute(
+                &format!(
+                    "UPDATE action_plans SET \
+                     lease_expires_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?) \
+                     WHERE lease_owner IN ({marks})"
+                ),
+                rusqlite::params_from_iter(std::iter::once(&until).chain(owners)),
+            )
+        })
+    }
+
     fn claim_audit_tick(&mut self, audit_uuid: &str, tick: &str, host: &str) -> Result<bool> {
         let n = self.write(|tx| {
             tx.execute(
@@ -255,6 +273,19 @@ mod tests {
             .expect("expired: claimable");
         assert!(c.resumed());
         assert_eq!(c.previous_owner.as_deref(), Some("owner-a"));
+        // Renewed in bulk only by its owner.
+        assert_eq!(
+            s.renew_leases(
+                &["owner-b".into(), "nobody".into()],
+                Duration::from_secs(60)
+            )
+            .expect("renew"),
+            1
+        );
+        assert_eq!(
+            s.renew_leases(&[], Duration::from_secs(60)).expect("renew"),
+            0
+        );
         // The first owner lost it: it cannot renew.
         assert!(
             !s.renew_lease(&plan, "owner-a", Duration::from_secs(60))

@@ -134,6 +134,22 @@ impl FleetStore for PgStore {
         }))
     }
 
+    fn renew_leases(&mut self, owners: &[String], ttl: Duration) -> Result<usize> {
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        let n = self
+            .client()
+            .execute(
+                "UPDATE action_plans SET lease_expires_at = \
+                 to_char((clock_timestamp() + make_interval(secs => $1)) AT TIME ZONE 'UTC', \
+                 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') WHERE lease_owner = ANY($2)",
+                &[&ttl.as_secs_f64(), &owners],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
     fn claim_audit_tick(&mut self, audit_uuid: &str, tick: &str, host: &str) -> Result<bool> {
         let n = self
             .client()
