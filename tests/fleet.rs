@@ -784,6 +784,24 @@ fn postgres_one_of_three_hosts_wins_each_tick_and_services_age_on_the_databases_
         .collect();
     all.sort_unstable();
     assert_eq!(all, (0..50).collect::<Vec<_>>(), "one winner per tick");
+    // A claim whose host died before its run moved on is taken over once
+    // stale (a minute on the database's clock), and only then.
+    let mut s = PgStore::open(&url).expect("open");
+    assert!(!s.claim_audit_tick("audit", "t7", "h4").expect("claim"));
+    postgres::Client::connect(&url, postgres::NoTls)
+        .expect("connect")
+        .batch_execute(
+            "UPDATE audit_ticks SET claimed_at = '2000-01-01T00:00:00.000Z' WHERE tick = 't7'",
+        )
+        .expect("age it");
+    assert!(
+        s.claim_audit_tick("audit", "t7", "h4")
+            .expect("stale: taken over")
+    );
+    assert!(
+        !s.claim_audit_tick("audit", "t7", "h1")
+            .expect("fresh again")
+    );
     // Heartbeats: one row per (host, role), FAILED once older than the
     // down time on the database's clock.
     let mut s = PgStore::open(&url).expect("open");

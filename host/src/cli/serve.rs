@@ -393,8 +393,10 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             Err(e) => match host.lost(&format!("{e:#}")) {
                 Some(w) => {
                     wait = w;
-                    // A fresh connection for the next round.
-                    match Store::open(&env.db) {
+                    // A fresh connection for the next round (to the same
+                    // database: one deleted meanwhile is not made anew;
+                    // the next round's check stops serve).
+                    match reopen(&env.db, identity) {
                         Ok(mut s) => {
                             host.listening = s.listen_for_work().unwrap_or(false);
                             store = s;
@@ -525,6 +527,24 @@ fn stop_cleanly(env: &Env, appliers: HashMap<String, Running>) -> CliResult {
     }
     tracing::info!("sextant serve stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the database again, only if it is still the one `serve` started
+/// with (`identity`): one deleted meanwhile is not made anew.
+fn reopen(
+    path: &std::path::Path,
+    identity: Option<(u64, u64)>,
+) -> Result<Store, crate::store::StoreError> {
+    if db_identity(path) != identity {
+        return Err(crate::store::StoreError::Io {
+            path: path.to_path_buf(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not the database serve started with",
+            ),
+        });
+    }
+    Store::open(path)
 }
 
 /// The database file's identity (device, inode); `None` once it is gone.

@@ -90,6 +90,10 @@ impl PlanClaim {
     }
 }
 
+/// How old a claim of an audit's tick must be before another host may take
+/// it over: far longer than a run takes to record its next run time.
+pub const TICK_CLAIM_STALE: Duration = Duration::from_secs(60);
+
 /// The channel PostgreSQL notifies on when there is work for idle hosts.
 pub const WORK_CHANNEL: &str = "sextant_work";
 
@@ -119,7 +123,10 @@ pub trait FleetStore {
 
     /// Claims one run of an audit: `tick` names it (a CONTINUOUS audit's
     /// due time, an EVENT audit's trigger). True for exactly one of the
-    /// hosts that claim the same `(audit, tick)`.
+    /// hosts that claim the same `(audit, tick)`, unless that claim is
+    /// older than [`TICK_CLAIM_STALE`]: its host died before the run moved
+    /// the audit on (a run changes what names the next tick at once), and
+    /// the next host to claim it takes it over.
     fn claim_audit_tick(&mut self, audit_uuid: &str, tick: &str, host: &str) -> Result<bool>;
 
     /// Starts listening for work announcements; false when the backend has

@@ -6,7 +6,7 @@
 //! There is no LISTEN/NOTIFY: idle hosts poll.
 
 use super::columns::enum_col;
-use super::fleet::{FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus};
+use super::fleet::{FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, TICK_CLAIM_STALE};
 use super::{Event, Result, SqliteStore, append_event_with};
 use crate::states::{EventType, PlanState};
 use rusqlite::{OptionalExtension, params};
@@ -154,9 +154,16 @@ impl FleetStore for SqliteStore {
             tx.execute(
                 &format!(
                     "INSERT INTO audit_ticks (audit_uuid, tick, host, claimed_at) \
-                     VALUES (?1, ?2, ?3, {NOW}) ON CONFLICT DO NOTHING"
+                     VALUES (?1, ?2, ?3, {NOW}) ON CONFLICT (audit_uuid, tick) DO UPDATE \
+                     SET host = excluded.host, claimed_at = excluded.claimed_at \
+                     WHERE audit_ticks.claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4)"
                 ),
-                params![audit_uuid, tick, host],
+                params![
+                    audit_uuid,
+                    tick,
+                    host,
+                    format!("-{:.3} seconds", TICK_CLAIM_STALE.as_secs_f64())
+                ],
             )
         })?;
         Ok(n == 1)
@@ -305,6 +312,20 @@ mod tests {
         assert!(!s.claim_audit_tick("a", "t1", "h2").expect("claim"));
         assert!(s.claim_audit_tick("a", "t2", "h2").expect("claim"));
         assert!(s.claim_audit_tick("b", "t1", "h2").expect("claim"));
+        // A claim whose host died before the run moved on is taken over
+        // once stale, and only then.
+        s.conn()
+            .execute(
+                "UPDATE audit_ticks SET claimed_at = '2000-01-01T00:00:00.000Z' WHERE tick = 't2'",
+                [],
+            )
+            .expect("age it");
+        assert!(!s.claim_audit_tick("a", "t1", "h3").expect("claim"));
+        assert!(
+            s.claim_audit_tick("a", "t2", "h3")
+                .expect("stale: taken over")
+        );
+        assert!(!s.claim_audit_tick("a", "t2", "h1").expect("fresh again"));
         s.heartbeat("h1", Role::Decision, None).expect("beat");
         s.heartbeat("h1", Role::Applier, Some("hello"))
             .expect("beat");

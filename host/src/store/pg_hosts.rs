@@ -12,7 +12,9 @@
 //! connection and waits on it instead of polling.
 
 use super::Result;
-use super::fleet::{FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, WORK_CHANNEL};
+use super::fleet::{
+    FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, TICK_CLAIM_STALE, WORK_CHANNEL,
+};
 use super::hosts::ClaimPayload;
 use super::pg::{PgStore, pg_error};
 use crate::states::{EventType, PlanState};
@@ -156,9 +158,13 @@ impl FleetStore for PgStore {
             .execute(
                 &format!(
                     "INSERT INTO audit_ticks (audit_uuid, tick, host, claimed_at) \
-                     VALUES ($1, $2, $3, {NOW}) ON CONFLICT DO NOTHING"
+                     VALUES ($1, $2, $3, {NOW}) ON CONFLICT (audit_uuid, tick) DO UPDATE \
+                     SET host = excluded.host, claimed_at = excluded.claimed_at \
+                     WHERE audit_ticks.claimed_at < to_char((clock_timestamp() \
+                         - make_interval(secs => $4)) AT TIME ZONE 'UTC', \
+                         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
                 ),
-                &[&audit_uuid, &tick, &host],
+                &[&audit_uuid, &tick, &host, &TICK_CLAIM_STALE.as_secs_f64()],
             )
             .map_err(|e| self.err(e))?;
         Ok(n == 1)
