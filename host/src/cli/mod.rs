@@ -18,6 +18,7 @@ mod decide;
 mod demo;
 pub(crate) mod flow_view;
 pub(crate) mod graph_flows;
+mod heartbeat;
 mod help_markdown;
 pub(crate) mod import;
 pub(crate) mod import_flows;

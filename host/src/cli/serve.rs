@@ -24,6 +24,7 @@
 //! number of times.
 
 use super::apply::{RunFlags, SignalGuard, apply_loaded, plan_workers, stop_on_signals};
+use super::heartbeat::{Beat, Heartbeat};
 use super::{CliError, CliResult, Env};
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
@@ -84,9 +85,6 @@ struct Running {
 struct Host {
     id: String,
     roles: Vec<Role>,
-    /// The heartbeat period.
-    beat_every: Duration,
-    last_beat: Option<Instant>,
     /// `max_concurrent_actions`: the workers of the plans it applies, at
     /// most, summed.
     max_actions: usize,
@@ -94,29 +92,12 @@ struct Host {
     listening: bool,
     /// Since when, and why, it cannot reach its database.
     unreachable: Option<(chrono::DateTime<chrono::Utc>, String)>,
-    /// What its services' rows say about it, until the next beat.
-    status_message: Option<String>,
     attempts: u32,
 }
 
 impl Host {
     fn runs(&self, role: Role) -> bool {
         self.roles.contains(&role)
-    }
-
-    /// Heartbeats its services when due.
-    fn beat(&mut self, store: &mut Store) -> Result<(), crate::store::StoreError> {
-        if self
-            .last_beat
-            .is_some_and(|t| t.elapsed() < self.beat_every)
-        {
-            return Ok(());
-        }
-        for r in &self.roles {
-            store.heartbeat(&self.id, *r, self.status_message.as_deref())?;
-        }
-        self.last_beat = Some(Instant::now());
-        Ok(())
     }
 
     /// Claims and starts plans while it has room.
@@ -209,7 +190,7 @@ impl Host {
 
     /// A round went through: if the database was unreachable, say it is
     /// back (its log, and its services' status message).
-    fn reached(&mut self) {
+    fn reached(&mut self, heartbeat: &Heartbeat) {
         self.attempts = 0;
         if let Some((since, why)) = self.unreachable.take() {
             let secs = (chrono::Utc::now() - since).num_milliseconds() as f64 / 1000.0;
@@ -218,8 +199,7 @@ impl Host {
                 since.format("%Y-%m-%dT%H:%M:%S%.3fZ")
             );
             tracing::info!("host {}: {msg}", self.id);
-            self.status_message = Some(msg);
-            self.last_beat = None;
+            heartbeat.say(msg);
         }
     }
 }
@@ -319,18 +299,26 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
     let mut host = Host {
         id: host_id,
         roles,
-        beat_every: HEARTBEAT.min(down_time / 3).max(Duration::from_millis(100)),
-        last_beat: None,
         max_actions: env
             .config
             .max_concurrent_actions
             .map_or(crate::config::DEFAULT_MAX_CONCURRENT_ACTIONS, |n| n.get()),
         listening: false,
         unreachable: None,
-        status_message: None,
         attempts: 0,
     };
     host.listening = store.listen_for_work()?;
+    let identity = db_identity(store.path());
+    let heartbeat = Heartbeat::start(
+        &mut store,
+        Beat {
+            db: env.db.clone(),
+            identity,
+            host: host.id.clone(),
+            roles: host.roles.clone(),
+            every: HEARTBEAT.min(down_time / 3).max(Duration::from_millis(100)),
+        },
+    )?;
     tracing::info!(
         "sextant serve started (pid {}): host {}, roles {}, database {}",
         std::process::id(),
@@ -343,7 +331,6 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         store.path().display()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let identity = db_identity(store.path());
     loop {
         clock.beat();
         if stop.is_stopping() {
@@ -365,11 +352,10 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             .into());
         }
         appliers.retain(|_, r| !r.thread.is_finished());
-        // One round: heartbeat, this tick's audits, claims. A store error
-        // is a database this host cannot reach (now): no more claims until
-        // a round goes through.
+        // One round: this tick's audits, claims. A store error is a
+        // database this host cannot reach (now): no more claims until a
+        // round goes through.
         let round = (|| -> Result<Option<chrono::DateTime<chrono::Utc>>, anyhow::Error> {
-            host.beat(&mut store)?;
             let mut next = None;
             if host.runs(Role::Decision) {
                 next = tick_continuous(&mut store, &ctx, chrono::Utc::now(), &host.id)?;
@@ -382,7 +368,7 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         let mut wait = Duration::from_secs(1);
         match round {
             Ok(next) => {
-                host.reached();
+                host.reached(&heartbeat);
                 // Wake at the next due time, and at least every second to
                 // see new audits and plans of other processes.
                 if let Some(n) = next {
@@ -531,7 +517,7 @@ fn stop_cleanly(env: &Env, appliers: HashMap<String, Running>) -> CliResult {
 
 /// Opens the database again, only if it is still the one `serve` started
 /// with (`identity`): one deleted meanwhile is not made anew.
-fn reopen(
+pub(super) fn reopen(
     path: &std::path::Path,
     identity: Option<(u64, u64)>,
 ) -> Result<Store, crate::store::StoreError> {
