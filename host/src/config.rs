@@ -76,7 +76,7 @@ pub struct Config {
     /// What `serve` runs: `[decision, applier]` (the default), or one of
     /// them; overridden by `serve --roles`.
     #[serde(default)]
-    pub roles: Option<Vec<crate::store::fleet::Role>>,
+    pub roles: Option<Vec<crate::states::Role>>,
     /// How old a service's heartbeat may be before it is FAILED: `90s`
     /// (Watcher's `service_down_time`, the default), `2m`, or seconds.
     #[serde(default, deserialize_with = "service_down_time")]
@@ -484,7 +484,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.host_id.as_deref(), Some("ctl-1"));
-        assert_eq!(c.roles, Some(vec![crate::store::fleet::Role::Applier]));
+        assert_eq!(c.roles, Some(vec![crate::states::Role::Applier]));
         assert_eq!(
             c.service_down_time,
             Some(std::time::Duration::from_secs(120))

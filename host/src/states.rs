@@ -1,5 +1,6 @@
 //! The closed sets of names the host stores and reasons about: the states of
-//! audits, action plans and actions, execution rules, and event types.
+//! audits, action plans and actions, execution rules, event types, and a
+//! `serve` host's roles and services' status.
 //!
 //! Each is an enum with Watcher's spelling as its text (`Display`,
 //! `FromStr`, serde). How they are written to and read from a database is
@@ -225,6 +226,37 @@ named_enum! {
         FlowRollbackEnd = "flow.rollback.end",
         /// An alternative flow of a failed flow was started.
         FlowAlternativeStart = "flow.alternative.start",
+    }
+}
+
+named_enum! {
+    /// What a `serve` host does (`serve --roles`, docs/fleet.md).
+    Role, "role" {
+        /// The decision engine: CONTINUOUS audits.
+        Decision = "decision",
+        /// The applier: queued and interrupted plans.
+        Applier = "applier",
+    }
+}
+
+impl Role {
+    /// Its service's name in Watcher's `services` table.
+    pub const fn service_name(self) -> &'static str {
+        match self {
+            Role::Decision => "watcher-decision-engine",
+            Role::Applier => "watcher-applier",
+        }
+    }
+}
+
+named_enum! {
+    /// A service's liveness, worked out on read as Watcher's: its heartbeat
+    /// within the down time, or not.
+    ServiceStatus, "service status" {
+        /// Its heartbeat is within the down time.
+        Active = "ACTIVE",
+        /// It is not.
+        Failed = "FAILED",
     }
 }
 

@@ -11,17 +11,8 @@
 
 use super::Result;
 use crate::states::PlanState;
+pub use crate::states::{Role, ServiceStatus};
 use std::time::Duration;
-
-/// What a `serve` host does (`serve --roles`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The decision engine: CONTINUOUS audits.
-    Decision,
-    /// The applier: queued and interrupted plans.
-    Applier,
-}
 
 /// One row of `services`, with its status worked out on read.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -43,32 +34,6 @@ pub struct ServiceRow {
     pub created_at: String,
     /// When it last changed.
     pub updated_at: Option<String>,
-}
-
-/// A service's liveness, as Watcher computes it (reference section 5.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ServiceStatus {
-    /// Its heartbeat is within the down time.
-    Active,
-    /// It is not.
-    Failed,
-}
-
-impl ServiceStatus {
-    /// Watcher's word for it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Active => "ACTIVE",
-            ServiceStatus::Failed => "FAILED",
-        }
-    }
-}
-
-impl std::fmt::Display for ServiceStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A plan a host claimed: it holds the plan's lease for the claim's ttl.
@@ -140,42 +105,4 @@ pub trait FleetStore {
 
     /// Announces work to every listening host (nothing on SQLite).
     fn announce_work(&mut self, what: &str) -> Result<()>;
-}
-
-impl Role {
-    /// Both roles, in the order their services are listed.
-    pub const ALL: &'static [Role] = &[Role::Decision, Role::Applier];
-
-    /// The role's name on the command line and in the config.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::Decision => "decision",
-            Role::Applier => "applier",
-        }
-    }
-
-    /// Its service's name in `services` (Watcher's).
-    pub const fn service_name(self) -> &'static str {
-        match self {
-            Role::Decision => "watcher-decision-engine",
-            Role::Applier => "watcher-applier",
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim() {
-            "decision" => Ok(Role::Decision),
-            "applier" => Ok(Role::Applier),
-            other => Err(format!("role {other:?} is not decision or applier")),
-        }
-    }
 }
