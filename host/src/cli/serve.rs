@@ -28,9 +28,9 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::{CliError, CliResult, Env};
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
-use crate::decide::{AuditContext, tick_continuous};
-use crate::store::Store;
+use crate::decide::{AuditContext, DecideError, tick_continuous};
 use crate::store::fleet::Role;
+use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -51,6 +51,15 @@ const RECONNECT_ATTEMPTS: u32 = 12;
 const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(500);
 /// The longest wait between retries.
 const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether a store error says the database cannot be reached (or written)
+/// now, rather than something about what it holds.
+fn unreachable(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Database { .. } | StoreError::Io { .. } | StoreError::Commit(_)
+    )
+}
 
 /// The wait before retry `attempt` (1-based): doubling, bounded.
 fn backoff(attempt: u32) -> Duration {
@@ -355,13 +364,23 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         // One round: this tick's audits, claims. A store error is a
         // database this host cannot reach (now): no more claims until a
         // round goes through.
-        let round = (|| -> Result<Option<chrono::DateTime<chrono::Utc>>, anyhow::Error> {
+        // Any other error (an audit another process deleted meanwhile, a
+        // value the store does not know) is said and the round goes on.
+        let round = (|| -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
             let mut next = None;
             if host.runs(Role::Decision) {
-                next = tick_continuous(&mut store, &ctx, chrono::Utc::now(), &host.id)?;
+                match tick_continuous(&mut store, &ctx, chrono::Utc::now(), &host.id) {
+                    Ok(n) => next = n,
+                    Err(DecideError::Store(e)) if unreachable(&e) => return Err(e),
+                    Err(e) => tracing::warn!("host {}: continuous audits: {e}", host.id),
+                }
             }
             if host.runs(Role::Applier) {
-                host.claim_plans(env, &mut store, &mut appliers, &stop, &plugins)?;
+                match host.claim_plans(env, &mut store, &mut appliers, &stop, &plugins) {
+                    Ok(()) => {}
+                    Err(e) if unreachable(&e) => return Err(e),
+                    Err(e) => tracing::warn!("host {}: claiming plans: {e}", host.id),
+                }
             }
             Ok(next)
         })();
