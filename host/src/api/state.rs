@@ -48,8 +48,10 @@ pub struct ApiContext {
     pub model: ModelSource,
     /// The liveness of `serve`'s loop.
     pub clock: ServiceClock,
-    /// This host's name (services' `host`).
+    /// This host's id (`serve --host-id`; an EVENT trigger's claim).
     pub host: String,
+    /// How old a service's heartbeat may be before it is FAILED.
+    pub down_time: std::time::Duration,
     /// The action-mapper entry (config `mapper`).
     pub mapper: String,
     /// The drivers the mapper tries (config `drivers`).
@@ -194,7 +196,7 @@ impl AppState {
                 let types = me2.types();
                 let ctx = me2.audit_context(&types);
                 let r = if trigger {
-                    crate::decide::trigger_audit(&mut store, &ctx, &uuid)
+                    crate::decide::trigger_audit(&mut store, &ctx, &uuid, &me2.ctx.host)
                 } else {
                     crate::decide::run_audit(&mut store, &ctx, &uuid)
                 };

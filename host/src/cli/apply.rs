@@ -114,6 +114,19 @@ impl Resolved {
     }
 }
 
+/// How many actions a plan can run at once when nothing overrides it: the
+/// workers it was started with (else the default), and never more than it
+/// has actions.
+pub fn plan_workers(store: &Store, plan: &str) -> Result<usize, CliError> {
+    let extra = store.plan_extra(plan)?;
+    let workers = extra["applied_with"]["max_workers"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(DEFAULT_WORKERS);
+    let actions = usize::try_from(store.plan(plan)?.actions).unwrap_or(0);
+    Ok(workers.min(actions).max(1))
+}
+
 /// Records the flags given explicitly with the plan, so that every later
 /// applier of it (resume, serve, another host) applies it the same way;
 /// with `queue`, also moves it RECOMMENDED → PENDING in the same
@@ -167,6 +180,13 @@ pub struct RunFlags<'a> {
     /// `serve`, whose own notifier feeds them: one publisher per sink and
     /// process).
     pub notify: bool,
+    /// The lease owner the applier runs as: the owner a `serve` host claimed
+    /// the plan for (`None`: a new owner id, taking the lease itself).
+    pub owner: Option<String>,
+    /// At most this many actions at once, whatever the plan's workers (the
+    /// share of a `serve` host's `max_concurrent_actions`); not recorded
+    /// with the plan.
+    pub worker_cap: Option<usize>,
 }
 
 /// Runs the applier on one plan in this process.
@@ -181,7 +201,21 @@ pub fn apply_now_with(
     flags: &RunFlags<'_>,
     types: crate::action_types::ActionTypeRegistry,
 ) -> Result<PlanOutcome, CliError> {
-    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
+    let (store, plugins, _) = env.open_store_synced_with(&types)?;
+    apply_loaded(env, store, plan, flags, types, Arc::new(plugins))
+}
+
+/// As [`apply_now_with`], over a store the caller opened and the plugins
+/// it already loaded (`serve`, whose appliers share the plugins it loaded
+/// and synchronised at start instead of each loading them again).
+pub fn apply_loaded(
+    env: &Env,
+    mut store: Store,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    types: crate::action_types::ActionTypeRegistry,
+    plugins: Arc<crate::plugins::PluginRegistry>,
+) -> Result<PlanOutcome, CliError> {
     let p = store.plan(plan).map_err(store_input)?;
     let resolved = resolve(&store, &p.uuid, flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
@@ -216,13 +250,14 @@ pub fn apply_now_with(
             (s, Some(SignalGuard(ids)))
         }
     };
-    let applier = Applier::new(
-        store,
-        Arc::new(plugins),
-        Arc::new(types),
-        &p.uuid,
-        resolved.options(env, stop),
-    );
+    let mut options = resolved.options(env, stop);
+    if let Some(o) = &flags.owner {
+        options.owner = o.clone();
+    }
+    if let Some(cap) = flags.worker_cap {
+        options.max_workers = options.max_workers.min(cap.max(1));
+    }
+    let applier = Applier::new(store, plugins, Arc::new(types), &p.uuid, options);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -270,6 +305,8 @@ pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, Cl
         quiet: true,
         stop: None,
         notify: false,
+        owner: None,
+        worker_cap: None,
     };
     let resolved = resolve(&store, &p.uuid, &flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)

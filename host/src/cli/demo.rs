@@ -145,6 +145,8 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             quiet: false,
             stop: None,
             notify: true,
+            owner: None,
+            worker_cap: None,
         },
         types,
     )?;

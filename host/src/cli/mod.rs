@@ -19,6 +19,7 @@ mod decide;
 mod demo;
 pub(crate) mod flow_view;
 pub(crate) mod graph_flows;
+mod heartbeat;
 mod help_markdown;
 pub(crate) mod import;
 pub(crate) mod import_flows;
@@ -31,6 +32,7 @@ pub(crate) mod plans;
 mod plugins;
 mod policies;
 mod serve;
+mod services;
 mod shell_docs;
 pub(crate) mod sim;
 pub(crate) mod sim_faults;
@@ -182,7 +184,19 @@ enum Command {
         /// metrics.listen).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+        /// This host's id among the hosts sharing the database (default:
+        /// $SEXTANT_HOST_ID, else the config's host_id, else the hostname).
+        #[arg(long, value_name = "ID")]
+        host_id: Option<String>,
+        /// What this host runs, comma-separated: decision (CONTINUOUS
+        /// audits), applier (queued and interrupted plans); default: the
+        /// config's roles, else both.
+        #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+        roles: Option<Vec<crate::store::fleet::Role>>,
     },
+    /// The services of the `serve` hosts sharing this database: list.
+    #[command(subcommand)]
+    Service(services::ServiceCommand),
     /// Prints the shell completion script for SHELL (bash, zsh, fish, ...).
     Completions {
         /// The shell to complete for.
@@ -532,7 +546,19 @@ fn run(cli: Cli) -> CliResult {
             exit_after,
             api,
             metrics,
-        } => serve::serve(&env, exit_after, api, metrics),
+            host_id,
+            roles,
+        } => serve::serve(
+            &env,
+            serve::ServeFlags {
+                exit_after,
+                api,
+                metrics,
+                host_id,
+                roles,
+            },
+        ),
+        Command::Service(c) => services::run(&env, c),
         Command::Notifications(c) => notifications::run(&env, c),
         Command::Db(c) => db::run(&env, c),
         Command::Plan {

@@ -601,6 +601,18 @@ pub fn run_audit(
     ctx: &AuditContext<'_>,
     uuid: &str,
 ) -> Result<AuditRow, DecideError> {
+    run_audit_claimed(store, ctx, uuid, None)
+}
+
+/// As [`run_audit`]; with `claim` (the trigger, this host's id), the run is
+/// claimed once the audit may run, and refused when another host claimed
+/// it first (see [`trigger_audit`]).
+fn run_audit_claimed(
+    store: &mut Store,
+    ctx: &AuditContext<'_>,
+    uuid: &str,
+    claim: Option<(&str, &str)>,
+) -> Result<AuditRow, DecideError> {
     let audit = store.audit(uuid)?;
     // An auto-triggered audit never queues a second plan beside one of its
     // own that is still queued or running (an EVENT audit is re-triggered;
@@ -628,7 +640,17 @@ pub fn run_audit(
         }
         return Err(invalid(msg));
     }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    if let Some((trigger, host)) = claim
+        && !store.claim_audit_tick(uuid, trigger, host)?
+    {
+        return Err(invalid(format!(
+            "audit {uuid} is already being run by another trigger"
+        )));
+    }
+    let host = match claim {
+        Some((_, host)) => host.to_string(),
+        None => std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+    };
     let audit = store.move_audit(
         uuid,
         AuditState::Ongoing,
@@ -864,10 +886,17 @@ fn instance_hosts_of(model: Option<&Value>) -> std::collections::BTreeMap<String
 }
 
 /// Triggers an EVENT audit (PENDING or SUCCEEDED): runs it now.
+///
+/// A trigger runs once across the hosts sharing the database: it is claimed
+/// first ([`crate::store::FleetStore::claim_audit_tick`], keyed by the
+/// audit's state and last change), so of triggers that arrive at once on
+/// several hosts (`host` is this one's id) only the first runs the audit;
+/// the others are refused, naming the audit.
 pub fn trigger_audit(
     store: &mut Store,
     ctx: &AuditContext<'_>,
     id: &str,
+    host: &str,
 ) -> Result<AuditRow, DecideError> {
     let audit = store.audit(id)?;
     if audit.audit_type != "EVENT" {
@@ -882,7 +911,12 @@ pub fn trigger_audit(
             audit.uuid, audit.state
         )));
     }
-    run_audit(store, ctx, &audit.uuid)
+    let trigger = format!(
+        "trigger {} {}",
+        audit.state,
+        audit.updated_at.as_deref().unwrap_or(&audit.created_at)
+    );
+    run_audit_claimed(store, ctx, &audit.uuid, Some((&trigger, host)))
 }
 
 /// A policy as audits and audit templates keep it: the reference (a name
@@ -901,4 +935,67 @@ pub fn stored_policy(
         _ => reference.to_string(),
     };
     Ok((shown, p.to_stored()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audits::NewAudit;
+
+    #[test]
+    fn a_trigger_another_host_claimed_first_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sqlite = crate::store::SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        sqlite.insert_test_goal("g").expect("goal");
+        let mut store = Store::from_backend(Box::new(sqlite));
+        let audit = store
+            .create_audit(&NewAudit {
+                name: "on-event".into(),
+                audit_type: "EVENT".into(),
+                goal: "g".into(),
+                strategy: None,
+                template: None,
+                parameters: json!({}),
+                interval: None,
+                scope: json!([]),
+                auto_trigger: false,
+                start_time: None,
+                end_time: None,
+                force: true,
+                policy: None,
+                policy_content: None,
+            })
+            .expect("audit");
+        let plugins = crate::plugins::PluginRegistry::default();
+        let types = crate::action_types::ActionTypeRegistry::default();
+        let ctx = AuditContext {
+            plugins: &plugins,
+            types: &types,
+            model: ModelSource {
+                collector: "none".into(),
+                config: json!({}),
+                metrics: Default::default(),
+            },
+        };
+        // The same trigger, seen by another host first.
+        let key = format!(
+            "trigger {} {}",
+            audit.state,
+            audit.updated_at.as_deref().unwrap_or(&audit.created_at)
+        );
+        assert!(
+            store
+                .claim_audit_tick(&audit.uuid, &key, "other-host")
+                .expect("claim")
+        );
+        let events = store.events(None, 0).expect("events").len();
+        let e = trigger_audit(&mut store, &ctx, &audit.uuid, "this-host")
+            .expect_err("claimed by the other host");
+        assert!(
+            e.to_string().contains(&audit.uuid) && e.to_string().contains("another trigger"),
+            "{e}"
+        );
+        assert_eq!(store.audit(&audit.uuid).expect("audit"), audit);
+        assert_eq!(store.events(None, 0).expect("events").len(), events);
+    }
 }

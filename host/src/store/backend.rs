@@ -60,7 +60,7 @@ impl std::ops::DerefMut for Store {
 
 /// What a store backend does. Each method is one operation of the host on
 /// its state; those that write are one transaction each.
-pub trait StoreBackend: Send {
+pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// Whether the database was opened read-only (it cannot be written).
     fn is_read_only(&self) -> bool;
 

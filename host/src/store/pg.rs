@@ -145,6 +145,19 @@ impl PgStore {
         })
     }
 
+    /// Runs `f` on the bare connection (statements of the backend's own that
+    /// need the driver itself: LISTEN, notifications, a transaction it
+    /// manages).
+    pub(super) fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T>,
+    ) -> Result<T> {
+        outside_runtime(|| {
+            let mut c = self.client.borrow_mut();
+            f(c.as_mut().ok_or_else(|| self.closed())?)
+        })
+    }
+
     /// Runs `f` in one transaction, committed only if `f` succeeds.
     pub(super) fn write<T>(
         &self,
