@@ -795,3 +795,56 @@ fn a_target_written_by_someone_else_as_the_copy_starts_is_refused_not_mixed() {
     assert!(rows["events"][0].contains("someone-else"));
     assert!(rows["actions"].is_empty() && rows["action_plans"].is_empty());
 }
+
+#[test]
+fn the_operators_commands_print_the_same_on_the_postgresql_copy_as_on_the_sqlite_store() {
+    let (home, plans) = used_store();
+    let db = store_of(&home);
+    let url = fresh_database();
+    let out = copy(&home, db.to_str().unwrap_or_default(), &url);
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let outputs = |location: &str| -> Vec<String> {
+        let mut args: Vec<Vec<String>> = vec![
+            vec!["history".into()],
+            vec!["history".into(), "--format".into(), "json".into()],
+            vec!["audit".into(), "list".into()],
+            vec![
+                "audit".into(),
+                "list".into(),
+                "--format".into(),
+                "json".into(),
+            ],
+            vec!["audit-template".into(), "list".into()],
+            vec!["action-plan".into(), "list".into()],
+        ];
+        for p in &plans {
+            args.push(vec!["action-plan".into(), "show".into(), p.clone()]);
+            args.push(vec![
+                "action-plan".into(),
+                "show".into(),
+                p.clone(),
+                "--format".into(),
+                "json".into(),
+            ]);
+            args.push(vec![
+                "action".into(),
+                "list".into(),
+                "--plan".into(),
+                p.clone(),
+            ]);
+            args.push(vec!["history".into(), "--plan".into(), p.clone()]);
+        }
+        args.iter()
+            .map(|a| {
+                let out = run(home.cmd().arg("--db").arg(location).args(a));
+                assert_eq!(out.status, 0, "{location} {a:?}: {}", out.stderr);
+                out.stdout
+            })
+            .collect()
+    };
+    let on_sqlite = outputs(db.to_str().unwrap_or_default());
+    let on_postgres = outputs(&url);
+    for (s, p) in on_sqlite.iter().zip(&on_postgres) {
+        assert_eq!(s, p);
+    }
+}
