@@ -112,11 +112,21 @@ impl Drop for Stopped {
 }
 
 /// The oslo.messaging notification listener, writing JSON lines to `out`.
-fn listener(home: &Path, url: &str, topic: &str, durable: bool) -> (Stopped, PathBuf) {
+/// With `ssl_ca`, over TLS (`url` is `amqps://`), the broker verified
+/// against that CA.
+fn listener(
+    home: &Path,
+    url: &str,
+    topic: &str,
+    durable: bool,
+    ssl_ca: Option<&str>,
+) -> (Stopped, PathBuf) {
     let python = service_url("SEXTANT_TEST_OSLO_PYTHON");
     let out = home.join(format!("received-{topic}.jsonl"));
     let ready = home.join(format!("ready-{topic}"));
-    let transport = url.replacen("amqp://", "rabbit://", 1);
+    let transport = url
+        .replacen("amqps://", "rabbit://", 1)
+        .replacen("amqp://", "rabbit://", 1);
     let mut c = Command::new(python);
     c.arg(repo_root().join("tests/oslo_listener.py"))
         .args(["--url", &transport, "--topic", topic, "--out"])
@@ -127,6 +137,9 @@ fn listener(home: &Path, url: &str, topic: &str, durable: bool) -> (Stopped, Pat
         .stderr(std::fs::File::create(home.join(format!("listener-{topic}.log"))).expect("log"));
     if durable {
         c.arg("--durable");
+    }
+    if let Some(ca) = ssl_ca {
+        c.args(["--ssl-ca", ca]);
     }
     let child = Stopped(c.spawn().expect("python"));
     wait_for("the oslo listener", Duration::from_secs(60), || {
@@ -250,7 +263,7 @@ fn an_oslo_listener_gets_watchers_notifications_of_an_audit_and_its_plans() {
         "fails.yaml",
         "name: fails\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [\"/bin/ls\", \"/no/such/path\"]\n",
     );
-    let (_listener, out) = listener(home.path(), &url, &topic, false);
+    let (_listener, out) = listener(home.path(), &url, &topic, false, None);
     let serve_log = home.path().join("serve.log");
     let _serve = Stopped(
         home.cmd()
@@ -559,7 +572,7 @@ fn a_broker_stopped_mid_plan_slows_nothing_and_loses_nothing() {
     // Everything waited in the durable queues.
     let events = all_events(&home);
     let expected = expected_after(&events, start);
-    let (_listener, out) = listener(home.path(), &broker.url, "notifications", true);
+    let (_listener, out) = listener(home.path(), &broker.url, "notifications", true, None);
     let by_id: HashMap<i64, Value> = events
         .iter()
         .map(|e| (e["id"].as_i64().unwrap_or(0), e.clone()))
@@ -602,4 +615,118 @@ fn a_broker_stopped_mid_plan_slows_nothing_and_loses_nothing() {
         sorted.sort();
         assert_eq!(ids, &sorted, "action {uuid} out of order");
     }
+}
+
+#[test]
+fn over_amqps_a_real_consumer_gets_every_notification_and_a_wrong_ca_is_refused_naming_it() {
+    let url = service_url("SEXTANT_TEST_AMQPS_URL");
+    let ca = service_url("SEXTANT_TEST_AMQPS_CA");
+    assert!(url.starts_with("amqps://"), "{url}");
+    let home = Home::new();
+    let host = format!("tls-{}", std::process::id());
+    let topic = format!("notifications_{host}");
+    config(
+        &home,
+        &format!("{{type: amqp, url: \"{url}\", host: {host}, topic: {topic}, ca_file: \"{ca}\"}}"),
+    );
+    let (_listener, out) = listener(home.path(), &url, &topic, false, Some(&ca));
+    let serve_log = home.path().join("serve.log");
+    let _serve = Stopped(
+        home.cmd()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&serve_log).expect("log"))
+            .spawn()
+            .expect("serve"),
+    );
+    wait_for("the sink's cursor", Duration::from_secs(30), || {
+        !sink_status(&home)["last_event_id"].is_null()
+    });
+    let start = sink_status(&home)["last_event_id"]
+        .as_i64()
+        .expect("cursor");
+    let plan = home.import_json(
+        "tls.json",
+        &json!({"actions": [
+            {"id": "a", "action_type": "nop", "input_parameters": {"message": "over TLS"}},
+            {"id": "b", "action_type": "nop", "input_parameters": {"message": "still"}, "parents": ["a"]},
+        ]}),
+    );
+    assert_eq!(home.run(&["action-plan", "start", &plan]).status, 0);
+    wait_for("the plan", Duration::from_secs(60), || {
+        plan_state(&home, &plan) == "SUCCEEDED"
+    });
+    wait_for("the sink to catch up", Duration::from_secs(60), || {
+        sink_status(&home)["lag"] == 0
+    });
+    let events = all_events(&home);
+    let expected = expected_after(&events, start);
+    assert!(expected.len() >= 8, "{expected:?}");
+    let by_id: HashMap<i64, Value> = events
+        .iter()
+        .map(|e| (e["id"].as_i64().unwrap_or(0), e.clone()))
+        .collect();
+    wait_for(
+        "every notification over TLS",
+        Duration::from_secs(60),
+        || received(&out).len() >= expected.len(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let ids = check_received(&received(&out), &by_id, &host);
+    let unique: BTreeSet<(i64, u8)> = ids.iter().copied().collect();
+    assert_eq!(
+        unique, expected,
+        "one notification per expected one, none missing"
+    );
+
+    // A CA that did not sign the broker's certificate: refused, the
+    // failure names the certificate and the sink (without its password),
+    // and the events wait after the cursor.
+    let wrong = Home::new();
+    let (other_ca, _) = sextant_e2e::api::self_signed(&wrong.path().join("other-ca"));
+    config(
+        &wrong,
+        &format!(
+            "{{type: amqp, url: \"{url}\", host: {host}-wrong, topic: {topic}_wrong, ca_file: \"{}\"}}",
+            other_ca.display()
+        ),
+    );
+    let wrong_log = wrong.path().join("serve.log");
+    let _wrong_serve = Stopped(
+        wrong
+            .cmd()
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&wrong_log).expect("log"))
+            .spawn()
+            .expect("serve"),
+    );
+    wait_for("the sink's cursor", Duration::from_secs(30), || {
+        !sink_status(&wrong)["last_event_id"].is_null()
+    });
+    let plan = wrong.import_json(
+        "tls.json",
+        &json!({"actions": [{"id": "a", "action_type": "nop", "input_parameters": {"message": "x"}}]}),
+    );
+    assert_eq!(wrong.run(&["action-plan", "start", &plan]).status, 0);
+    wait_for("the plan", Duration::from_secs(60), || {
+        plan_state(&wrong, &plan) == "SUCCEEDED"
+    });
+    let log = || std::fs::read_to_string(&wrong_log).unwrap_or_default();
+    wait_for("the refusal in the log", Duration::from_secs(30), || {
+        log().contains("delivery after event")
+    });
+    let log = log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("delivery after event"))
+        .expect("a failure line");
+    assert!(
+        line.to_lowercase().contains("certificate") && line.contains("UnknownIssuer"),
+        "{line}"
+    );
+    assert!(line.contains("amqps://guest:***@127.0.0.1"), "{line}");
+    assert!(!log.contains("guest:guest"), "{log}");
+    let status = sink_status(&wrong);
+    assert!(status["lag"].as_i64().unwrap_or(0) > 0, "{status}");
 }

@@ -501,6 +501,44 @@ fn tokens_no_token_an_unknown_token_and_a_reader_s_write_are_refused() {
 }
 
 #[test]
+fn a_policy_file_overrides_rules_for_static_tokens() {
+    let h = home_with_cloud();
+    let policy = sextant_e2e::write_file(
+        h.path(),
+        "policy.yaml",
+        "\"audit_template:create\": \"role:reader or rule:admin_api\"\n\"goal:get_all\": \"not role:admin\"\n",
+    );
+    h.write_config(&format!("{TOKENS}  policy_file: {}\n", policy.display()));
+    let s = h.serve_api();
+    let url = format!("{}/v1/audit_templates", s.url);
+    let reader = [V15, ("x-auth-token", "reader-token-1")];
+    let admin = [V15, ("x-auth-token", "admin-token-1")];
+    let body = json!({"name": "t1", "goal": "dummy"}).to_string();
+    let a = http("POST", &url, &reader, Some(&body));
+    assert_eq!(a.status, 201, "{}", a.body);
+    let a = http("DELETE", &format!("{url}/t1"), &reader, None);
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(
+        a.fault(),
+        "Policy doesn't allow audit_template:delete to be performed."
+    );
+    let a = http("GET", &format!("{}/v1/goals", s.url), &admin, None);
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(
+        a.fault(),
+        "Policy doesn't allow goal:get_all to be performed."
+    );
+    let a = http("GET", &format!("{}/v1/goals", s.url), &reader, None);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let list = http("GET", &url, &admin, None);
+    assert_eq!(list.json()["audit_templates"][0]["name"], "t1");
+    assert_eq!(
+        list.json()["audit_templates"].as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
 fn auth_none_off_loopback_is_refused_at_start() {
     let h = Home::new();
     let out = h.run(&["serve", "--api", "0.0.0.0:9", "--exit-after", "1"]);
@@ -948,7 +986,11 @@ fn events_page_by_id_and_plans_draw_their_graph() {
 fn an_api_config_sextant_cannot_serve_is_refused_at_start_naming_what() {
     let h = Home::new();
     for (config, says) in [
-        ("api:\n  auth: keystone\n", "line 2 column 9"),
+        ("api:\n  auth: kerberos\n", "line 2 column 9"),
+        (
+            "api:\n  auth: keystone\n",
+            "auth: keystone needs a keystone: section",
+        ),
         (
             "api:\n  listen: 127.0.0.1:1\n  tls: {cert: /nonexistent/c.pem, key: k}\n",
             "tls cert /nonexistent/c.pem",

@@ -56,6 +56,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/services/{id}"),
     ("get", "/v1/data_model"),
     ("post", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/alertmanager"),
     ("get", "/v1/action_types"),
     ("post", "/v1/action_types"),
     ("get", "/v1/action_types/{id}"),

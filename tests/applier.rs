@@ -803,16 +803,23 @@ fn a_looping_with_template_runs_out_of_fuel_and_fails_its_action() {
 
 /// Makes every commit that sets action `name` to `state` fail, as a full
 /// disk would: a trigger in the real store, outside the applier.
-fn fail_commits_of(home: &Home, name: &str, state: &str) -> rusqlite::Connection {
-    let db = home.path().join("data/sextant/sextant.db");
-    let conn = rusqlite::Connection::open(&db).expect("open the store");
-    conn.execute_batch(&format!(
-        "CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
-         WHEN NEW.name = '{name}' AND NEW.state = '{state}' \
-         BEGIN SELECT RAISE(ABORT, 'database or disk is full (test trigger)'); END;"
-    ))
-    .expect("trigger");
-    conn
+fn fail_commits_of(home: &Home, name: &str, state: &str) -> RawDb {
+    let raw = home_db(home.path()).raw();
+    raw.exec(raw.pick(
+        &format!(
+            "CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
+             WHEN NEW.name = '{name}' AND NEW.state = '{state}' \
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full (test trigger)'); END;"
+        ),
+        &format!(
+            "CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.name = '{name}' AND NEW.state = '{state}' THEN \
+             RAISE EXCEPTION 'database or disk is full (test trigger)'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
+             FOR EACH ROW EXECUTE FUNCTION fail_commit();"
+        ),
+    ));
+    raw
 }
 
 #[test]
@@ -858,8 +865,10 @@ fn a_failed_final_state_commit_stops_the_applier_and_the_plan_resumes() {
 
     // The disk has room again: the plan resumes and ends, each action run
     // once more at most (first is idempotent: it runs again).
-    conn.execute_batch("DROP TRIGGER fail_commit")
-        .expect("drop");
+    conn.exec(conn.pick(
+        "DROP TRIGGER fail_commit",
+        "DROP TRIGGER fail_commit ON actions",
+    ));
     let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
@@ -896,11 +905,12 @@ fn on_resume_any_reads_that_a_parent_failed_in_execute_from_the_store_not_its_me
     assert_eq!(home.action(&plan, "bad")["state"], "FAILED");
     assert_eq!(home.action(&plan, "child")["state"], "PENDING");
     // The message is for people: the resume must not depend on its words.
-    conn.execute_batch(
+    conn.exec(conn.pick(
         "DROP TRIGGER fail_commit; \
          UPDATE actions SET status_message = 'edited by an operator' WHERE name = 'bad';",
-    )
-    .expect("edit");
+        "DROP TRIGGER fail_commit ON actions; \
+         UPDATE actions SET status_message = 'edited by an operator' WHERE name = 'bad';",
+    ));
     let out = home.run(&["action-plan", "resume", &plan, "--wait"]);
     assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
     assert_eq!(
@@ -918,28 +928,22 @@ fn an_unknown_action_state_in_the_store_stops_every_command_naming_the_row_and_c
         "unknown.json",
         &json!({"actions": [nop("first", &[], json!({})), nop("second", &["first"], json!({}))]}),
     );
-    let db = home.path().join("data/sextant/sextant.db");
-    let raw = raw_db(&db);
+    let raw = home_db(home.path()).raw();
     // Written by something else: a state no Sextant knows. The applier
     // once read it as PENDING and ran the action.
-    raw.execute_batch("UPDATE actions SET state = 'RUNNING' WHERE name = 'second'")
-        .expect("corrupt");
-    let id: i64 = raw
-        .query_row("SELECT id FROM actions WHERE name = 'second'", [], |r| {
-            r.get(0)
-        })
-        .expect("id");
-    let dump = |raw: &rusqlite::Connection| -> Vec<(String, String, i64)> {
-        let mut st = raw
-            .prepare(
-                "SELECT 'a', state, id FROM actions UNION ALL SELECT 'p', state, id FROM action_plans \
-                 UNION ALL SELECT event_type, coalesce(new_state, ''), id FROM events ORDER BY 1, 3",
-            )
-            .expect("prepare");
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
+    raw.exec("UPDATE actions SET state = 'RUNNING' WHERE name = 'second'");
+    let id = raw.int("SELECT CAST(id AS TEXT) FROM actions WHERE name = 'second'");
+    let dump = |raw: &RawDb| {
+        let mut rows = raw.rows(
+            "SELECT 'a', state, CAST(id AS TEXT) FROM actions \
+             UNION ALL SELECT 'p', state, CAST(id AS TEXT) FROM action_plans \
+             UNION ALL SELECT event_type, coalesce(new_state, ''), CAST(id AS TEXT) FROM events",
+        );
+        let id = |r: &Vec<Option<String>>| -> i64 {
+            r[2].as_deref().and_then(|t| t.parse().ok()).unwrap_or(-1)
+        };
+        rows.sort_by(|a, b| (&a[0], id(a)).cmp(&(&b[0], id(b))));
+        rows
     };
     let before = dump(&raw);
     for args in [

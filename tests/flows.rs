@@ -132,6 +132,16 @@ fn when_the_first_destination_goes_down_the_alternatives_are_used_and_the_plan_s
     let out = home.run(&["action-plan", "start", &plan, "--wait"]);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+    // start --wait lists no unfinished work for a plan that succeeded
+    // through its alternatives: the failed primaries are said to be replaced.
+    assert!(!out.stdout.contains("MESSAGE"), "{}", out.stdout);
+    for line in [
+        "mv-vm1 FAILED; its alternative mv-vm1-b succeeded in its place",
+        "mv-vm2 FAILED; its alternative mv-vm2-c succeeded in its place",
+        "mv-vm2-b FAILED; its alternative mv-vm2-c succeeded in its place",
+    ] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
     let a = home.actions(&plan);
     for (name, state) in [
         ("dis", "SUCCEEDED"),

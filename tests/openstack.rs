@@ -9,6 +9,7 @@
 //! putting the cloud back as it found it.
 
 use serde_json::{Value, json};
+use sextant_e2e::keystone;
 use sextant_e2e::*;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -861,4 +862,227 @@ fn an_audit_scoped_to_a_host_aggregate_plans_only_for_its_hosts() {
         );
     }
     n.nova("DELETE", &format!("/os-aggregates/{agg}"), None);
+}
+
+/// A cloud of the test Keystone (scripts/services/keystone.sh): `auth`
+/// lines under `auth:`, in `region`, Nova and Placement from the catalog
+/// (no endpoint override), Placement's certificate checked against the
+/// test CA.
+fn keystone_cloud(n: &Nova, auth_type: &str, auth: &str, region: &str) -> String {
+    format!(
+        "    auth_type: {auth_type}\n    region_name: {region}\n    interface: public\n    cacert: {}\n    auth:\n{auth}",
+        n.ca
+    )
+}
+
+fn password_auth(url: &str, user: &keystone::User) -> String {
+    format!(
+        "      auth_url: {url}\n      username: {}\n      password: '{}'\n      project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n",
+        user.name, user.password, user.project
+    )
+}
+
+fn application_credential_auth(url: &str) -> String {
+    format!(
+        "      auth_url: {url}\n      application_credential_id: {}\n      application_credential_secret: '{}'\n",
+        service_url("SEXTANT_TEST_KEYSTONE_APP_CRED_ID"),
+        service_url("SEXTANT_TEST_KEYSTONE_APP_CRED_SECRET"),
+    )
+}
+
+#[test]
+fn keystone_password_and_application_credentials_find_nova_and_placement_in_the_catalog() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let k = keystone::Keystone::new();
+    let vm = n.boot("through-keystone", "cmp2");
+    let hypervisors = n.nova("GET", "/os-hypervisors/detail", None)["hypervisors"]
+        .as_array()
+        .map(Vec::len);
+    for cloud in [
+        keystone_cloud(
+            &n,
+            "password",
+            &password_auth(&k.url, &keystone::Keystone::admin()),
+            "RegionOne",
+        ),
+        keystone_cloud(
+            &n,
+            "v3applicationcredential",
+            &application_credential_auth(&k.url),
+            "RegionOne",
+        ),
+    ] {
+        let home = openstack_home(&cloud);
+        // The collector: Nova's hypervisors and servers, Placement's
+        // inventories (cmp1's ratio of 4.0 is Placement's).
+        let out = sextant_os(&home, &["datamodel", "show", "--format", "json"]);
+        assert_eq!(out.status, 0, "{cloud}\n{}", out.stderr);
+        let model = out.json();
+        assert_eq!(
+            model["nodes"].as_array().map(Vec::len),
+            hypervisors,
+            "{model}"
+        );
+        let cmp1 = model["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|x| x["hostname"] == "cmp1"))
+            .expect("cmp1");
+        assert_eq!(cmp1["vcpu_ratio"], 4.0);
+        assert!(
+            model["instances"]
+                .as_array()
+                .is_some_and(|is| is.iter().any(|i| i["uuid"] == vm.as_str())),
+            "{model}"
+        );
+        // A handler acting through Nova with the same session.
+        let (plan, out) = import_and_start(
+            &home,
+            json!([
+                {"id": "off", "action_type": "change_nova_service_state", "parents": [],
+                 "input_parameters": {"resource_id": "cmp1", "resource_name": "cmp1",
+                                      "state": "disabled", "disabled_reason": "through keystone"}},
+            ]),
+        );
+        assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+        assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+        assert_eq!(n.service("cmp1")["disabled_reason"], "through keystone");
+        n.set_service("cmp1", false);
+        // Neither secret is in the store.
+        let secrets = [
+            keystone::Keystone::admin().password,
+            service_url("SEXTANT_TEST_KEYSTONE_APP_CRED_SECRET"),
+        ];
+        for f in std::fs::read_dir(home.path().join("data/sextant")).expect("store dir") {
+            let bytes = std::fs::read(f.expect("entry").path()).expect("read");
+            for secret in &secrets {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "a secret is in the store"
+                );
+            }
+        }
+    }
+    n.delete(&vm);
+}
+
+#[test]
+fn the_keystone_token_is_renewed_before_it_expires_during_a_long_plan() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let k = keystone::Keystone::new();
+    let ttl = keystone::Keystone::token_ttl();
+    let home = openstack_home(&keystone_cloud(
+        &n,
+        "password",
+        &password_auth(&k.url, &keystone::Keystone::admin()),
+        "RegionOne",
+    ));
+    // Nova is called at the start and after more than the token's half
+    // life (when it is renewed), well before its expiry would be refused.
+    let wait = (ttl.as_secs_f64() * 0.6).ceil();
+    let plan = home.import_json(
+        "plan.json",
+        &json!({"actions": [
+            {"id": "off", "action_type": "change_nova_service_state", "parents": [],
+             "input_parameters": {"resource_id": "cmp2", "resource_name": "cmp2",
+                                  "state": "disabled", "disabled_reason": "renewal"}},
+            {"id": "wait", "action_type": "sleep", "parents": ["off"],
+             "input_parameters": {"duration": wait}},
+            {"id": "on", "action_type": "change_nova_service_state", "parents": ["wait"],
+             "input_parameters": {"resource_id": "cmp2", "resource_name": "cmp2",
+                                  "state": "enabled"}},
+        ]}),
+    );
+    let out = run(home
+        .cmd()
+        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
+        .env("OS_CLOUD", "test")
+        .env("SEXTANT_LOG", "info")
+        .args(["action-plan", "start", &plan, "--wait"]));
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
+    assert_eq!(n.service("cmp2")["status"], "enabled");
+    // Once at the start, once past half its life: not at every call.
+    let renewals = out.stderr.matches("authenticated to Keystone").count();
+    assert!(
+        (2..=3).contains(&renewals),
+        "{renewals} authentications:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("refused the token"),
+        "renewed only after a refusal:\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains(&keystone::Keystone::admin().password),
+        "the password is in the log"
+    );
+    n.set_service("cmp2", false);
+}
+
+#[test]
+fn bad_keystone_credentials_an_unreachable_keystone_and_a_wrong_region_fail_the_audit_naming_the_cloud()
+ {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let k = keystone::Keystone::new();
+    let admin = keystone::Keystone::admin();
+
+    let wrong = keystone::User {
+        password: format!("wrong-{}", std::process::id()),
+        ..admin.clone()
+    };
+    let bad = openstack_home(&keystone_cloud(
+        &n,
+        "password",
+        &password_auth(&k.url, &wrong),
+        "RegionOne",
+    ));
+    audit_fails(
+        &bad,
+        &[
+            "cloud test (region RegionOne",
+            "keystone",
+            "HTTP 401",
+            "requires authentication",
+        ],
+        Some(&wrong.password),
+    );
+
+    let closed = format!(
+        "http://127.0.0.1:{}/v3",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let unreachable = openstack_home(&keystone_cloud(
+        &n,
+        "password",
+        &password_auth(&closed, &admin),
+        "RegionOne",
+    ));
+    audit_fails(
+        &unreachable,
+        &["cloud test (region RegionOne", "unreachable", &closed],
+        Some(&admin.password),
+    );
+
+    let elsewhere = openstack_home(&keystone_cloud(
+        &n,
+        "password",
+        &password_auth(&k.url, &admin),
+        "RegionNine",
+    ));
+    audit_fails(
+        &elsewhere,
+        &[
+            "cloud test",
+            "no public compute endpoint in region RegionNine",
+        ],
+        Some(&admin.password),
+    );
 }

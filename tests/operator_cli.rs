@@ -6,7 +6,6 @@
 //! is checked for its exit status, its message, and a store left as it was.
 
 use serde_json::{Value, json};
-use sextant::store::Store;
 use sextant_e2e::*;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,8 +24,8 @@ impl Home {
     fn path(&self) -> &Path {
         self.dir.path()
     }
-    fn db(&self) -> PathBuf {
-        self.path().join("data/sextant/sextant.db")
+    fn db(&self) -> TestDb {
+        home_db(self.path())
     }
     fn types(&self) -> PathBuf {
         self.path().join("types")
@@ -74,25 +73,16 @@ impl Home {
     /// actions, audits, templates, events, and the raw plan and action rows
     /// (deleted ones too).
     fn snapshot(&self) -> String {
-        let s = Store::open(&self.db()).expect("open");
+        let s = self.db().open();
         let plans = s.plans(None).expect("plans");
         let actions: Vec<_> = plans
             .iter()
             .map(|p| s.actions(&p.uuid).expect("actions"))
             .collect();
-        let raw: Vec<(String, String, i64)> = {
-            let raw = raw_db(&self.db());
-            let mut st = raw
-                .prepare(
-                    "SELECT uuid, state, deleted FROM action_plans UNION ALL \
-                     SELECT uuid, state, deleted FROM actions ORDER BY 1",
-                )
-                .expect("prepare");
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .expect("query")
-                .collect::<Result<_, _>>()
-                .expect("rows")
-        };
+        let raw = self.db().raw().rows(
+            "SELECT uuid, state, CAST(deleted AS TEXT) FROM action_plans UNION ALL \
+             SELECT uuid, state, CAST(deleted AS TEXT) FROM actions ORDER BY 1",
+        );
         let extras: Vec<Value> = plans
             .iter()
             .map(|p| s.plan_extra(&p.uuid).expect("extra"))
@@ -198,29 +188,23 @@ fn delete_is_refused_while_a_plan_runs_then_soft_deletes_the_plan_and_its_action
     assert!(out.stderr.contains(&plan), "{}", out.stderr);
     assert_eq!(home.run(&["action", "list", "--plan", &plan]).status, 2);
     // Kept in the database as DELETED, its actions with it, with events.
-    let s = Store::open(&home.db()).expect("open");
-    let raw = raw_db(&home.db());
-    let row: (String, i64) = raw
-        .query_row(
-            "SELECT state, deleted FROM action_plans WHERE uuid = ?1",
-            [&plan],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("row");
-    assert_eq!(row, ("DELETED".to_string(), 1));
-    let actions: Vec<(String, i64)> = {
-        let mut st = raw
-            .prepare(
-                "SELECT x.state, x.deleted FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
-                 WHERE p.uuid = ?1",
-            )
-            .expect("prepare");
-        st.query_map([&plan], |r| Ok((r.get(0)?, r.get(1)?)))
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
-    assert_eq!(actions, [("DELETED".to_string(), 1)]);
+    let s = home.db().open();
+    let raw = home.db().raw();
+    let text =
+        |v: &[&str]| -> Vec<Option<String>> { v.iter().map(|t| Some(t.to_string())).collect() };
+    assert_eq!(
+        raw.rows(&format!(
+            "SELECT state, CAST(deleted AS TEXT) FROM action_plans WHERE uuid = '{plan}'"
+        )),
+        [text(&["DELETED", "1"])]
+    );
+    assert_eq!(
+        raw.rows(&format!(
+            "SELECT x.state, CAST(x.deleted AS TEXT) FROM actions x \
+             JOIN action_plans p ON p.id = x.action_plan_id WHERE p.uuid = '{plan}'"
+        )),
+        [text(&["DELETED", "1"])]
+    );
     let events = s.events(Some(&plan), 0).expect("events");
     let last: Vec<(&str, Option<&str>)> = events
         .iter()
@@ -306,10 +290,7 @@ fn a_suspended_continuous_audit_makes_no_plan_until_it_is_resumed() {
     home.ok(&["audit", "update", "every-hour", "--state", "ONGOING"]);
     home.ok(&["serve", "--exit-after", "3"]);
     assert!(plans(&home) >= 2, "a resumed audit did not run");
-    let events = Store::open(&home.db())
-        .expect("open")
-        .events(None, 0)
-        .expect("events");
+    let events = home.db().open().events(None, 0).expect("events");
     let moves: Vec<(Option<&str>, Option<&str>)> = events
         .iter()
         .filter(|e| {
@@ -526,7 +507,7 @@ fn retry_makes_a_new_plan_of_exactly_the_unfinished_actions_and_their_edges() {
         ]
     );
     // The options the old plan was started with come along.
-    let s = Store::open(&home.db()).expect("open");
+    let s = home.db().open();
     let extra = s.plan_extra(&new).expect("extra");
     assert_eq!(extra["retry_of"], plan.as_str());
     assert_eq!(extra["applied_with"]["execution_rule"], "STRICT");
@@ -598,10 +579,7 @@ fn a_retried_action_reads_the_outputs_of_the_finished_actions_it_referenced() {
         home.action(&new, "second")["input_parameters"]["value"],
         "compute-9"
     );
-    let extra = Store::open(&home.db())
-        .expect("open")
-        .plan_extra(&new)
-        .expect("extra");
+    let extra = home.db().open().plan_extra(&new).expect("extra");
     assert_eq!(extra["references"], Value::Null, "{extra}");
 }
 
@@ -698,14 +676,12 @@ fn uuid_prefixes_and_names_resolve_and_an_ambiguous_prefix_lists_its_matches() {
         "abcd2222-0000-4000-8000-000000000002",
     );
     {
-        raw_db(&home.db())
-            .execute_batch(&format!(
-                "UPDATE action_plans SET uuid = '{a}' WHERE uuid = '{p1}'; \
-                 UPDATE action_plans SET uuid = '{b}' WHERE uuid = '{p2}'; \
-                 UPDATE events SET action_plan_uuid = '{a}' WHERE action_plan_uuid = '{p1}'; \
-                 UPDATE events SET action_plan_uuid = '{b}' WHERE action_plan_uuid = '{p2}';"
-            ))
-            .expect("rewrite");
+        home.db().raw().exec(&format!(
+            "UPDATE action_plans SET uuid = '{a}' WHERE uuid = '{p1}'; \
+             UPDATE action_plans SET uuid = '{b}' WHERE uuid = '{p2}'; \
+             UPDATE events SET action_plan_uuid = '{a}' WHERE action_plan_uuid = '{p1}'; \
+             UPDATE events SET action_plan_uuid = '{b}' WHERE action_plan_uuid = '{p2}';"
+        ));
     }
     let out = home.refused(&["action-plan", "show", "abcd"], &["ambiguous", a, b]);
     assert!(
@@ -786,8 +762,8 @@ fn history_purge_deletes_old_events_of_ended_plans_and_keeps_those_of_running_on
     let running = interrupted_plan(&home);
     let waiting = home.import("waiting.json", json!([nop("n", &[], json!({}))]));
     let count = |plan: &str| {
-        Store::open(&home.db())
-            .expect("open")
+        home.db()
+            .open()
             .events(Some(plan), 0)
             .expect("events")
             .len()

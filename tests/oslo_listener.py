@@ -9,7 +9,10 @@ the ready file once it consumes; stops on SIGTERM.
 
     python oslo_listener.py --url rabbit://guest:guest@127.0.0.1:PORT/ \
         --out FILE --ready FILE [--exchange watcher] [--topic notifications]
-        [--durable]
+        [--durable] [--ssl-ca CA.pem]
+
+With --ssl-ca the transport is TLS (oslo.messaging's [oslo_messaging_rabbit]
+ssl and ssl_ca_file), the broker verified against that CA.
 """
 
 import argparse
@@ -59,6 +62,7 @@ def main():
     ap.add_argument("--exchange", default="watcher")
     ap.add_argument("--topic", default="notifications")
     ap.add_argument("--durable", action="store_true")
+    ap.add_argument("--ssl-ca")
     args = ap.parse_args()
 
     conf = cfg.ConfigOpts()
@@ -66,6 +70,9 @@ def main():
     transport = oslo_messaging.get_notification_transport(conf, url=args.url)
     if args.durable:
         conf.set_override("amqp_durable_queues", True, group="oslo_messaging_rabbit")
+    if args.ssl_ca:
+        conf.set_override("ssl", True, group="oslo_messaging_rabbit")
+        conf.set_override("ssl_ca_file", args.ssl_ca, group="oslo_messaging_rabbit")
     targets = [oslo_messaging.Target(topic=args.topic, exchange=args.exchange)]
     out = open(args.out, "a", encoding="utf-8")
     listener = oslo_messaging.get_notification_listener(

@@ -272,3 +272,85 @@ fn every_capability_table_crosses_the_boundary() {
             .is_err()
     );
 }
+
+/// `planners.v2`: a structured planner's flows and alternatives cross the
+/// boundary typed; the same planner in a plugin built before v2 existed
+/// (only `planners.v1` offered) is reached through v1 and plans flat, with
+/// the same DAG; a planner that is not structured answers v2 with its flat
+/// schedule.
+#[test]
+fn planners_v2_carries_flows_and_alternatives_and_v1_only_plugins_plan_flat() {
+    use sextant_plugin_api::sdk::FlowOnFailure;
+    let home = scratch();
+    let dir = home.path().join("plugins");
+    populate(
+        &dir,
+        &[
+            &fixture("libfixture_kinds.so"),
+            &fixture("libfixture_planners_v1.so"),
+        ],
+    );
+    let reg = PluginRegistry::discover(&SearchPath {
+        dirs: vec![(dir, DirSource::Flag)],
+    });
+    assert!(reg.rejected.is_empty(), "{:?}", reg.rejected);
+    let specs: Vec<_> = (0..3)
+        .map(|i| sextant::plan::spec(&format!("a{i}"), "nop", None, &json!({"message": i})))
+        .collect();
+    assert!(reg.planner_offers_v2("fixture_fallback"));
+    let s = reg
+        .schedule_structured("fixture_fallback", &specs, "{}")
+        .expect("v2");
+    assert_eq!(s.schedule.order, vec![0, 1, 2]);
+    assert_eq!(s.alternatives.len(), 3);
+    assert_eq!(s.alternatives[1].primary, 1);
+    assert_eq!(s.alternatives[1].action.id, "a1-alt");
+    assert_eq!(
+        s.alternatives[1].action.input_parameters,
+        json!({"message": "alt"})
+    );
+    assert_eq!(s.flows.len(), 1);
+    assert_eq!(s.flows[0].name, "all");
+    assert_eq!(s.flows[0].on_failure, FlowOnFailure::Stop);
+    assert_eq!(s.flows[0].actions, vec![0, 1, 2]);
+    // Built before v2: the host falls back to v1, a flat plan.
+    assert!(!reg.planner_offers_v2("fixture_fallback_v1"));
+    let flat = reg
+        .schedule_structured("fixture_fallback_v1", &specs, "{}")
+        .expect("v1");
+    assert_eq!(flat.schedule.order, s.schedule.order);
+    assert_eq!(flat.schedule.edges, s.schedule.edges);
+    assert!(flat.alternatives.is_empty() && flat.flows.is_empty());
+    // A plain planner answers v2 with what v1 gives.
+    let chain = reg
+        .schedule_structured("fixture_chain", &specs, "{}")
+        .expect("chain");
+    assert_eq!(chain.schedule.edges, vec![(0, 1), (1, 2)]);
+    assert!(chain.alternatives.is_empty() && chain.flows.is_empty());
+    // And the whole planning path stores the structure as an import would.
+    let planned = sextant::plan::plan(
+        &reg,
+        "fixture_fallback",
+        &json!({}),
+        &Default::default(),
+        &Default::default(),
+        &specs,
+    )
+    .expect("planned");
+    let mut specs = specs;
+    let mut planned = planned;
+    let structure = std::mem::take(&mut planned.structure).apply(&mut planned, &mut specs);
+    let names: Vec<&str> = planned
+        .order
+        .iter()
+        .map(|&i| specs[i].id.as_str())
+        .collect();
+    assert_eq!(names, ["a0", "a0-alt", "a1", "a1-alt", "a2", "a2-alt"]);
+    assert_eq!(structure.scopes.len(), 6);
+    assert!(
+        structure
+            .scopes
+            .iter()
+            .all(|s| s.flow.as_deref() == Some("all"))
+    );
+}

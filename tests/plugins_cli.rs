@@ -153,6 +153,7 @@ fn bad_files_are_rejected_with_reasons_and_good_ones_still_load() {
         ("strategy", "fixture_evacuate"),
         ("planner", "fixture_chain"),
         ("planner", "fixture_broken"),
+        ("planner", "fixture_fallback"),
         ("action_mapper", "fixture_prefixer"),
         ("collector", "fixture_two_nodes"),
     ] {
@@ -232,7 +233,7 @@ fn plugins_check_says_why_and_exits_2_for_a_file_that_would_not_load() {
     assert_eq!(out.status, 0, "{}", out.stdout);
     let doc = out.json();
     assert_eq!(doc["loadable"], true);
-    assert_eq!(doc["entries"].as_array().map(Vec::len), Some(7));
+    assert_eq!(doc["entries"].as_array().map(Vec::len), Some(8));
 
     let out = run(sextant(home.path()).args(["plugins", "check", "/no/such/file.so"]));
     assert_eq!(out.status, 2);

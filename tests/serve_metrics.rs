@@ -305,3 +305,196 @@ fn the_config_files_metrics_listen_starts_the_listener() {
         "{body}"
     );
 }
+
+/// `GET /metrics` on `port`: the exposition's text.
+fn scrape(port: u16) -> String {
+    let a = sextant_e2e::api::http(
+        "GET",
+        &format!("http://127.0.0.1:{port}/metrics"),
+        &[],
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body
+}
+
+/// The value of the one sample whose line starts with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A webhook endpoint that answers 204 to every POST once `open`.
+fn webhook_endpoint(open: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let Ok(clone) = conn.try_clone() else {
+                continue;
+            };
+            let mut reader = BufReader::new(clone);
+            loop {
+                let mut length = 0usize;
+                let mut line = String::new();
+                // The request line and headers.
+                let mut first = true;
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    first = false;
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                if first {
+                    break;
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                let status = if open.load(std::sync::atomic::Ordering::SeqCst) {
+                    "204 No Content"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                if conn.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn sink_lag_and_api_latency_by_route_template_are_scraped() {
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = webhook_endpoint(open.clone());
+    let home = Home::new();
+    home.write_config(&format!(
+        "notifications:\n  - {{type: webhook, url: \"http://127.0.0.1:{hook}/events\", retries: 0, timeout: 2s}}\n"
+    ));
+    let (api, metrics) = (free_port(), free_port());
+    let serve = Serve(
+        home.cmd()
+            .args([
+                "serve",
+                "--api",
+                &format!("127.0.0.1:{api}"),
+                "--metrics",
+                &format!("127.0.0.1:{metrics}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve"),
+    );
+    let sink = format!(
+        "sextant_notification_sink_lag{{sink=\"webhook http://127.0.0.1:{hook}/events\"}} "
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while sample(&scrape_when_up(metrics), &sink) != Some(0.0) {
+        assert!(
+            Instant::now() < until,
+            "no lag of 0 for the new sink:\n{}",
+            scrape(metrics)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The endpoint refuses: the plan's events wait after the cursor.
+    let actions: Vec<_> = (0..3)
+        .map(|i| {
+            json!({"id": format!("n{i}"), "action_type": "nop",
+                        "input_parameters": {"message": "hi"}, "parents": []})
+        })
+        .collect();
+    let plan = home.import_json("p.json", &json!({"actions": actions}));
+    let out = home.run(&["action-plan", "start", &plan, "--wait"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let status = home.run(&["notifications", "status", "--format", "json"]);
+    assert_eq!(status.status, 0, "{}", status.stderr);
+    let want = status.json()[0]["lag"].as_f64().expect("a lag");
+    assert!(want >= 10.0, "{}", status.stdout);
+    let until = Instant::now() + Duration::from_secs(30);
+    while sample(&scrape(metrics), &sink) != Some(want) {
+        assert!(
+            Instant::now() < until,
+            "lag is not {want}:\n{}",
+            scrape(metrics)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The endpoint comes back: the backlog drains, the lag goes to 0.
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(60);
+    while sample(&scrape(metrics), &sink) != Some(0.0) {
+        assert!(
+            Instant::now() < until,
+            "the lag did not drain:\n{}",
+            scrape(metrics)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // API requests: labelled by route template and status, never the path.
+    let base = format!("http://127.0.0.1:{api}");
+    let v = ("openstack-api-version", "infra-optim 1.5");
+    for _ in 0..2 {
+        let a =
+            sextant_e2e::api::http("GET", &format!("{base}/v1/action_plans/{plan}"), &[v], None);
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let a = sextant_e2e::api::http("GET", &format!("{base}/audits/no-such-audit/"), &[v], None);
+    assert_eq!(a.status, 404, "{}", a.body);
+    let a = sextant_e2e::api::http("GET", &format!("{base}/nowhere/{plan}"), &[], None);
+    assert_eq!(a.status, 404, "{}", a.body);
+    let text = scrape(metrics);
+    let count = |labels: &str| {
+        sample(
+            &text,
+            &format!("sextant_api_request_duration_seconds_count{{{labels}}} "),
+        )
+    };
+    assert_eq!(
+        count(r#"method="GET",route="/v1/action_plans/{id}",status="200""#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"method="GET",route="/v1/audits/{id}",status="404""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"method="GET",route="unmatched",status="404""#),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains(&plan), "a raw path in the metrics:\n{text}");
+    assert!(!text.contains("no-such-audit"), "{text}");
+    drop(serve);
+}
+
+/// Scrapes once the listener answers.
+fn scrape_when_up(port: u16) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "serve's metrics never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    scrape(port)
+}

@@ -1,7 +1,9 @@
 //! The PostgreSQL backend against a real PostgreSQL (scripts/services/
 //! postgres.sh, `SEXTANT_TEST_PG_URL`): each test makes a database of its
-//! own. What is there so far: connecting, and the schema with the same
-//! migration versions as SQLite's.
+//! own. What is PostgreSQL's own: connecting, the schema's twin migrations.
+//! The cases of the store's interface (the lease, hosts racing for it,
+//! transitions, a plan stored whole) run on both backends here
+//! (`on_both_backends!`), as the store's unit tests do beside the code.
 
 use sextant::store::pg::PgStore;
 use sextant::store::{Store, StoreError};
@@ -29,7 +31,7 @@ fn client(url: &str) -> postgres::Client {
 /// The schema version SQLite reaches: the one PostgreSQL must reach too.
 fn sqlite_version() -> i64 {
     let dir = tempfile::tempdir().expect("tempdir");
-    Store::open(&dir.path().join("s.db"))
+    Store::open(dir.path().join("s.db"))
         .expect("open")
         .schema_version()
         .expect("version")
@@ -38,7 +40,7 @@ fn sqlite_version() -> i64 {
 #[test]
 fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
     let url = fresh_database();
-    let mut s = PgStore::open(&url).expect("open");
+    let s = PgStore::open(&url).expect("open");
     let known = sqlite_version();
     assert_eq!(s.schema_version().ok(), Some(known));
     drop(s);
@@ -55,7 +57,7 @@ fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
         .get(0);
     assert_eq!(columns, 3);
     // Reopened: nothing to do, the same version.
-    let mut s = PgStore::open(&url).expect("reopen");
+    let s = PgStore::open(&url).expect("reopen");
     assert_eq!(s.schema_version().ok(), Some(known));
     drop(s);
     // Written by a newer Sextant: refused, naming the database and both
@@ -103,7 +105,7 @@ fn a_failing_migration_leaves_the_database_as_it_was() {
     assert_eq!(tables, 1, "only the table that was in the way");
     // Out of the way, it migrates.
     c.batch_execute("DROP TABLE goals").expect("drop");
-    let mut s = PgStore::open(&url).expect("open");
+    let s = PgStore::open(&url).expect("open");
     assert_eq!(s.schema_version().ok(), Some(sqlite_version()));
 }
 
@@ -113,7 +115,7 @@ fn hosts_opening_one_database_at_once_migrate_it_once() {
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || PgStore::open(&url).map(|mut s| s.schema_version()))
+            std::thread::spawn(move || PgStore::open(&url).map(|s| s.schema_version()))
         })
         .collect();
     let known = sqlite_version();
@@ -141,26 +143,57 @@ fn a_password_in_the_url_is_never_in_an_error() {
     assert!(!msg.contains("hunter2-secret"), "{msg}");
 }
 
-/// A migrated database with one plan, `p`; its URL.
-fn database_with_a_plan() -> String {
-    let url = fresh_database();
-    drop(PgStore::open(&url).expect("open"));
-    client(&url)
-        .batch_execute(
-            "INSERT INTO action_plans (uuid, state, created_at) VALUES ('p', 'ONGOING', 't')",
-        )
-        .expect("plan");
-    url
+/// A fresh, migrated store of `backend`, with the temporary directory
+/// that holds it on SQLite.
+fn fresh(backend: &str) -> (TestDb, Option<tempfile::TempDir>) {
+    let db = match backend {
+        "postgres" => (TestDb::Postgres(fresh_database()), None),
+        _ => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            (TestDb::Sqlite(dir.path().join("s.db")), Some(dir))
+        }
+    };
+    drop(db.0.open());
+    db
 }
 
-#[test]
-fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
-    let url = database_with_a_plan();
+/// A fresh store with one ONGOING plan, `p`.
+fn database_with_a_plan(backend: &str) -> (TestDb, Option<tempfile::TempDir>) {
+    let (db, dir) = fresh(backend);
+    db.raw()
+        .exec("INSERT INTO action_plans (uuid, state, created_at) VALUES ('p', 'ONGOING', 't')");
+    (db, dir)
+}
+
+/// For each `fn case(backend: &str)`, a module `case` with a test per
+/// backend: the store's cases hold on both.
+macro_rules! on_both_backends {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn sqlite() {
+                super::$case("sqlite");
+            }
+            #[test]
+            fn postgres() {
+                super::$case("postgres");
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock,
+    of_hosts_racing_for_one_plan_exactly_one_gets_the_lease,
+    action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing,
+    plan_transitions_are_compare_and_set_with_their_events,
+    a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids,
+);
+
+fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock(backend: &str) {
+    let (db, _dir) = database_with_a_plan(backend);
     let ttl = std::time::Duration::from_secs(30);
-    let (mut a, mut b) = (
-        PgStore::open(&url).expect("a"),
-        PgStore::open(&url).expect("b"),
-    );
+    let (mut a, mut b) = (db.open(), db.open());
     assert!(b.plan_lease_is_free("p").expect("free"));
     assert_eq!(a.acquire_lease("p", "host-a", ttl).ok(), Some(Ok(())));
     let held = b
@@ -171,15 +204,23 @@ fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
     assert!(!b.plan_lease_is_free("p").expect("free"));
     assert!(!b.renew_lease("p", "host-b", ttl).expect("renew"));
     assert!(a.renew_lease("p", "host-a", ttl).expect("renew"));
-    // The expiry is the database's now + ttl, in the stored format.
+    // The expiry is now + ttl (on PostgreSQL, the database's now), in the
+    // stored format.
     let lease = a.lease("p").expect("lease").expect("held");
-    let ahead: f64 = client(&url)
-        .query_one(
-            "SELECT extract(epoch FROM ($1::text)::timestamptz - now())::float8",
-            &[&lease.expires_at],
-        )
-        .expect("ahead")
-        .get(0);
+    let raw = db.raw();
+    let ahead: f64 = raw.rows(raw.pick(
+        &format!(
+            "SELECT CAST((julianday('{}') - julianday('now')) * 86400 AS TEXT)",
+            lease.expires_at
+        ),
+        &format!(
+            "SELECT extract(epoch FROM '{}'::timestamptz - now())::text",
+            lease.expires_at
+        ),
+    ))[0][0]
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .expect("seconds ahead");
     assert!((25.0..=31.0).contains(&ahead), "{ahead} s ahead");
     assert!(
         lease.expires_at.ends_with('Z') && lease.expires_at.len() == 24,
@@ -213,15 +254,14 @@ fn the_lease_keeps_a_second_host_out_until_it_expires_on_the_databases_clock() {
     assert_eq!(a.lease("p").expect("lease"), None);
 }
 
-#[test]
-fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease() {
-    let url = database_with_a_plan();
+fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease(backend: &str) {
+    let (db, _dir) = database_with_a_plan(backend);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|i| {
-            let (url, barrier) = (url.clone(), barrier.clone());
+            let (db, barrier) = (db.clone(), barrier.clone());
             std::thread::spawn(move || {
-                let mut s = PgStore::open(&url).expect("open");
+                let mut s = db.open();
                 barrier.wait();
                 s.acquire_lease(
                     "p",
@@ -241,19 +281,20 @@ fn of_hosts_racing_for_one_plan_exactly_one_gets_the_lease() {
     assert_eq!(winners, 1);
 }
 
-#[test]
-fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing() {
+fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state_writes_nothing(
+    backend: &str,
+) {
     use sextant::states::{ActionState as A, EventType};
     use sextant::store::apply::ActionTransition;
-    let url = database_with_a_plan();
-    let mut c = client(&url);
-    c.batch_execute(
-        "INSERT INTO actions (uuid, action_plan_id, name, action_type, state, created_at) \
-         SELECT u, p.id, n, 'nop', 'PENDING', 't' FROM action_plans p, \
-         (VALUES ('u1', 'one'), ('u2', 'two'), ('u3', 'three')) AS v(u, n) WHERE p.uuid = 'p'",
-    )
-    .expect("actions");
-    let mut s = PgStore::open(&url).expect("open");
+    let (db, _dir) = database_with_a_plan(backend);
+    let c = db.raw();
+    for (u, n) in [("u1", "one"), ("u2", "two"), ("u3", "three")] {
+        c.exec(&format!(
+            "INSERT INTO actions (uuid, action_plan_id, name, action_type, state, created_at) \
+             SELECT '{u}', id, '{n}', 'nop', 'PENDING', 't' FROM action_plans WHERE uuid = 'p'"
+        ));
+    }
+    let mut s = db.open();
     let t = |u: &str, from: A, to: A| {
         ActionTransition::new(u, &[from], to, None, None, EventType::ActionUpdate)
     };
@@ -287,21 +328,16 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
             Err(StoreError::NotFound { .. })
         ]
     ));
-    let states: Vec<(String, String, i32)> = c
-        .query(
-            "SELECT uuid, state, execute_failed FROM actions ORDER BY uuid",
-            &[],
-        )
-        .expect("states")
-        .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+    let states =
+        c.rows("SELECT uuid, state, CAST(execute_failed AS TEXT) FROM actions ORDER BY uuid");
+    let text =
+        |v: [&str; 3]| -> Vec<Option<String>> { v.iter().map(|t| Some(t.to_string())).collect() };
     assert_eq!(
         states,
         [
-            ("u1".into(), "ONGOING".into(), 0),
-            ("u2".into(), "ONGOING".into(), 0),
-            ("u3".into(), "FAILED".into(), 1)
+            text(["u1", "ONGOING", "0"]),
+            text(["u2", "ONGOING", "0"]),
+            text(["u3", "FAILED", "1"])
         ]
     );
     let events = s.events(Some("p"), 0).expect("events");
@@ -347,12 +383,8 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
 
     // A state no Sextant knows: the batch fails naming the row, and the
     // transition before it in the batch is not committed either.
-    c.batch_execute("UPDATE actions SET state = 'RUNNING' WHERE uuid = 'u2'")
-        .expect("corrupt");
-    let id: i64 = c
-        .query_one("SELECT id FROM actions WHERE uuid = 'u2'", &[])
-        .expect("id")
-        .get(0);
+    c.exec("UPDATE actions SET state = 'RUNNING' WHERE uuid = 'u2'");
+    let id = c.int("SELECT CAST(id AS TEXT) FROM actions WHERE uuid = 'u2'");
     let e = s
         .action_transitions(&[
             t("u1", A::Ongoing, A::Succeeded),
@@ -365,19 +397,17 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
         "{msg}"
     );
     assert!(msg.contains("\"RUNNING\""), "{msg}");
-    let u1: String = c
-        .query_one("SELECT state FROM actions WHERE uuid = 'u1'", &[])
-        .expect("u1")
-        .get(0);
-    assert_eq!(u1, "ONGOING");
+    assert_eq!(
+        c.rows("SELECT state FROM actions WHERE uuid = 'u1'"),
+        [[Some("ONGOING".to_string())]]
+    );
     assert_eq!(s.events(Some("p"), 0).expect("events").len(), 3);
 }
 
-#[test]
-fn plan_transitions_are_compare_and_set_with_their_events() {
+fn plan_transitions_are_compare_and_set_with_their_events(backend: &str) {
     use sextant::states::{EventType, PlanState as P};
-    let url = database_with_a_plan();
-    let mut s = PgStore::open(&url).expect("open");
+    let (db, _dir) = database_with_a_plan(backend);
+    let mut s = db.open();
     assert_eq!(s.plan_state("p").ok(), Some(P::Ongoing));
     assert_eq!(s.last_event_id().ok(), Some(0));
     // Not in that state: nothing written.
@@ -445,9 +475,7 @@ fn plan_transitions_are_compare_and_set_with_their_events() {
         Err(StoreError::NotFound { .. })
     ));
     // A state no Sextant knows, read back: refused, naming the row.
-    client(&url)
-        .batch_execute("UPDATE action_plans SET state = 'PAUSED'")
-        .expect("corrupt");
+    db.raw().exec("UPDATE action_plans SET state = 'PAUSED'");
     for e in [
         s.plan_state("p").expect_err("refused"),
         s.plan_transition("p", &[P::Ongoing], P::Failed, None, EventType::PlanUpdate)
@@ -462,14 +490,14 @@ fn plan_transitions_are_compare_and_set_with_their_events() {
     assert_eq!(s.events(None, 0).expect("events").len(), 2);
 }
 
-#[test]
-fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() {
+fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids(backend: &str) {
     use sextant::states::{ActionState as A, EventType, PlanState as P};
     use sextant::store::plans::{NewPlan, NewPlanAction, NewPlanRow};
-    let url = fresh_database();
-    let mut s = PgStore::open(&url).expect("open");
-    // More than one 64-row statement, and a last one of another size.
-    let n = 70;
+    let (db, _dir) = fresh(backend);
+    let mut s = db.open();
+    // More than one multi-row statement on either backend (64 and 1,000
+    // rows), and a last one of another size.
+    let n = 1070;
     let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     let params: Vec<String> = (0..n).map(|i| format!(r#"{{"z":{i},"a":"x"}}"#)).collect();
     let parents: Vec<Vec<usize>> = (0..n)
@@ -504,7 +532,7 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() 
             .collect(),
         ..Default::default()
     };
-    let uuid = s.create_plan(&plan).expect("stored");
+    let uuid = s.create_plan(&plan).expect("stored").uuid;
     assert_eq!(s.plan_state(&uuid).ok(), Some(P::Recommended));
     let rows = s.actions(&uuid).expect("actions");
     assert_eq!(rows.len(), n + 1);
@@ -536,11 +564,11 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() 
                 && e.object_uuid == r.uuid
                 && e.new_state.as_deref() == Some(r.state.as_str()))
     );
-    let indicators: i64 = client(&url)
-        .query_one("SELECT count(*) FROM efficacy_indicators", &[])
-        .expect("count")
-        .get(0);
-    assert_eq!(indicators, 1);
+    assert_eq!(
+        db.raw()
+            .int("SELECT CAST(count(*) AS TEXT) FROM efficacy_indicators"),
+        1
+    );
 
     // Two actions of one name: refused, naming it, and nothing stored.
     let twice = NewPlan {
@@ -567,9 +595,41 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids() 
             .contains("two actions of the plan are named \"a\""),
         "{e}"
     );
-    let plans: i64 = client(&url)
-        .query_one("SELECT count(*) FROM action_plans", &[])
-        .expect("count")
-        .get(0);
-    assert_eq!(plans, 1);
+    assert_eq!(
+        db.raw()
+            .int("SELECT CAST(count(*) AS TEXT) FROM action_plans"),
+        1
+    );
+}
+
+#[test]
+fn a_database_that_only_accepts_reads_is_opened_read_only_and_a_write_says_why() {
+    let url = fresh_database();
+    let mut s = Store::open(sextant::store::Location::Postgres(url.clone())).expect("open");
+    assert!(!s.is_read_only());
+    s.sync_action_descriptions(&[("nop".into(), "does nothing".into())])
+        .expect("written");
+    drop(s);
+    let name = url.rsplit_once('/').map_or("", |p| p.1).to_string();
+    client(&url)
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = on"
+        ))
+        .expect("read-only");
+    let mut s = Store::open(sextant::store::Location::Postgres(url.clone())).expect("reopen");
+    assert!(s.is_read_only());
+    assert_eq!(
+        s.action_description("nop").expect("reads work").as_deref(),
+        Some("does nothing")
+    );
+    let e = s
+        .sync_action_descriptions(&[("nop".into(), "changed".into())])
+        .expect_err("a write is refused");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert!(e.to_string().contains(&name), "names the database: {e}");
+    assert_eq!(
+        s.action_description("nop").expect("reads").as_deref(),
+        Some("does nothing"),
+        "nothing changed"
+    );
 }

@@ -50,7 +50,16 @@ pub(crate) fn run_plan(
     workers: usize,
 ) -> anyhow::Result<PlanRun> {
     let db = dir.join(format!("{name}.db"));
-    let mut store = Store::open(&db)?;
+    let plan = store_plan(&db, actions)?;
+    apply_plan(env, &db, &plan, workers)
+}
+
+/// Stores a RECOMMENDED plan of `actions` in the database at `db`; its uuid.
+pub(crate) fn store_plan(
+    db: &std::path::Path,
+    actions: &[(&str, Value, Vec<usize>)],
+) -> anyhow::Result<String> {
+    let mut store = Store::open(db)?;
     let names: Vec<String> = (0..actions.len()).map(|i| format!("a{i}")).collect();
     let params: Vec<String> = actions.iter().map(|(_, p, _)| p.to_string()).collect();
     let plan = store.create_plan(&NewPlan {
@@ -70,17 +79,27 @@ pub(crate) fn run_plan(
             .collect(),
         ..Default::default()
     })?;
+    Ok(plan.uuid)
+}
+
+/// Applies the stored plan `plan` of the database at `db`; what the run
+/// took.
+pub(crate) fn apply_plan(
+    env: &Env,
+    db: &std::path::Path,
+    plan: &str,
+    workers: usize,
+) -> anyhow::Result<PlanRun> {
     // Applied with a connection of its own, as `action-plan start` does:
     // not one whose cache the plan's insert filled.
-    drop(store);
-    let store = Store::open(&db)?;
+    let store = Store::open(db)?;
     let plugins = Arc::new(env.registry().map_err(|e| e.error)?);
     let types = Arc::new(env.action_types());
     let applier = Applier::new(
         store,
         plugins,
         types,
-        &plan.uuid,
+        plan,
         ApplyOptions {
             policy: bench_policy(),
             execution_rule: None,
@@ -117,7 +136,7 @@ pub(crate) fn run_plan(
 /// action of a chain), checkpoints on the store's thread. Microseconds per commit.
 fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
     use sextant::store::apply::ActionTransition;
-    let mut store = Store::open(&dir.join(format!("{name}.db")))?;
+    let mut store = Store::open(dir.join(format!("{name}.db")))?;
     let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let parents: Vec<Vec<usize>> = (0..n)
         .map(|i| if i > 0 { vec![i - 1] } else { vec![] })

@@ -31,8 +31,11 @@ mod api;
 mod applier;
 mod child;
 mod import;
+mod notify;
 mod planners;
 mod plugins;
+mod prometheus;
+mod releases;
 mod strategies;
 mod user_path;
 
@@ -97,10 +100,11 @@ fn main() -> ExitCode {
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::input)
         .and_then(|config| {
+            let (db, _) = sextant::cli::database(None, &config)?;
             let env = Env {
                 config,
                 plugin_dirs: cli.plugin_dirs,
-                db: sextant::cli::default_db_path(),
+                db,
             };
             run(&env, cli.command)
         });
@@ -208,6 +212,56 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Host releases achieved by a consolidation of the simulated medium
+    /// cluster when a share of the migrations fail, with planner-made
+    /// alternatives against without them, and the simulated makespan.
+    Releases {
+        /// Shares of the migrations that fail (injected, seeded).
+        #[arg(long, value_delimiter = ',', default_value = "0.05,0.1,0.2")]
+        rates: Vec<f64>,
+        /// Fault seeds; the figures are medians over them.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
+        seeds: Vec<u64>,
+        /// Share of each host's capacity the consolidation leaves free
+        /// (the basic strategy's `fallback_room`).
+        #[arg(long, default_value_t = 0.2)]
+        room: f64,
+        /// Alternatives per migration the policy asks for.
+        #[arg(long, default_value_t = 3)]
+        per_action: u32,
+    },
+    /// The AMQP sink against a real RabbitMQ: notifications per second
+    /// published with confirms, and the applier's overhead per action with
+    /// the sink on against off (a ratio; the target is at most 1.1).
+    Notify {
+        /// The broker, e.g. $SEXTANT_TEST_AMQP_URL of scripts/services/up.sh
+        /// rabbitmq.
+        #[arg(long, value_name = "URL")]
+        amqp_url: String,
+        /// Nop actions per plan.
+        #[arg(long, default_value_t = 5000)]
+        actions: usize,
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Filling a model's four usage metrics from a real Prometheus with the
+    /// batched queries, against Watcher's one query per instance and metric.
+    Prometheus {
+        /// The Prometheus, with its remote-write receiver on, e.g.
+        /// $SEXTANT_TEST_PROMETHEUS_URL of scripts/services/up.sh prometheus.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Hosts of the model.
+        #[arg(long, default_value_t = 1000)]
+        hosts: usize,
+        /// Instances of the model.
+        #[arg(long, default_value_t = 10_000)]
+        instances: usize,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// `action-plan import` of N actions with random DAG edges (each
     /// waiting for up to two of the previous thousand), with and without
     /// references, against the same actions with no edges: wall time and
@@ -236,6 +290,23 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             runs,
         } => crate::user_path::run(env, plan_actions, apply_actions, runs),
         BenchCommand::Import { sizes, runs } => crate::import::run(env, &sizes, runs),
+        BenchCommand::Releases {
+            rates,
+            seeds,
+            room,
+            per_action,
+        } => crate::releases::run(env, &rates, &seeds, room, per_action),
+        BenchCommand::Notify {
+            amqp_url,
+            actions,
+            runs,
+        } => crate::notify::run(env, &amqp_url, actions.max(1), runs.max(1)),
+        BenchCommand::Prometheus {
+            url,
+            hosts,
+            instances,
+            runs,
+        } => crate::prometheus::run(&url, hosts.max(1), instances.max(1), runs),
         BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
         BenchCommand::Api {
             actions,

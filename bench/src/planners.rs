@@ -155,7 +155,7 @@ pub fn case(env: &Env, planner: &str, n: usize, runs: usize) -> CliResult {
             .map_err(|e| anyhow::anyhow!(e))?;
         drop(hosts);
         plan_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let mut store = Store::open(&work.path().join(format!("run{r}.db")))?;
+        let mut store = Store::open(work.path().join(format!("run{r}.db")))?;
         let t = Instant::now();
         let extra = json!({"planner": std::mem::take(&mut planned.extra)});
         store.create_plan(&NewPlan {

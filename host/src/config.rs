@@ -30,6 +30,11 @@ pub enum ConfigError {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The database, when neither `--db` nor `SEXTANT_DB` names one: a
+    /// SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`); see docs/postgresql.md.
+    #[serde(default)]
+    pub database: Option<String>,
     /// Extra plugin directories, searched after `SEXTANT_PLUGIN_PATH`.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
@@ -68,6 +73,24 @@ pub struct Config {
     /// `url`, …) and where `serve` exposes its own (`listen`).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// This host's id among the `serve` hosts of one database
+    /// (docs/fleet.md); overridden by `serve --host-id` and
+    /// `SEXTANT_HOST_ID`; default: the hostname.
+    #[serde(default)]
+    pub host_id: Option<String>,
+    /// What `serve` runs: `[decision, applier]` (the default), or one of
+    /// them; overridden by `serve --roles`.
+    #[serde(default)]
+    pub roles: Option<Vec<crate::states::Role>>,
+    /// How old a service's heartbeat may be before it is FAILED: `90s`
+    /// (Watcher's `service_down_time`, the default), `2m`, or seconds.
+    #[serde(default, deserialize_with = "service_down_time")]
+    pub service_down_time: Option<std::time::Duration>,
+    /// How many actions this host runs at once, at most, over every plan
+    /// it applies (default 64): it claims a plan only while it has room,
+    /// and gives it at most what is left.
+    #[serde(default)]
+    pub max_concurrent_actions: Option<std::num::NonZeroUsize>,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -157,6 +180,10 @@ impl SourceKind {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret read from elsewhere (the environment).
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
     /// The secret itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -279,6 +306,11 @@ impl Default for Config {
             grace_period: None,
             api: None,
             metrics: MetricsConfig::default(),
+            database: None,
+            host_id: None,
+            roles: None,
+            service_down_time: None,
+            max_concurrent_actions: None,
             source: None,
         }
     }
@@ -289,6 +321,14 @@ const MAX_GRACE: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 fn grace_period<'de, D: serde::Deserializer<'de>>(
     d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    day_at_most(d, "grace_period")
+}
+
+/// A duration of at most a day: seconds, or text (`30s`, `2m`).
+fn day_at_most<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    field: &str,
 ) -> Result<Option<std::time::Duration>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -303,10 +343,31 @@ fn grace_period<'de, D: serde::Deserializer<'de>>(
     let grace = crate::policy::duration(&text).map_err(serde::de::Error::custom)?;
     if grace > MAX_GRACE {
         return Err(serde::de::Error::custom(format!(
-            "grace_period {text:?} is over a day"
+            "{field} {text:?} is over a day"
         )));
     }
     Ok(Some(grace))
+}
+
+/// A host's `max_concurrent_actions` unless configured.
+pub const DEFAULT_MAX_CONCURRENT_ACTIONS: usize = 64;
+
+/// Watcher's `service_down_time`: a service whose heartbeat is older is
+/// FAILED.
+pub const DEFAULT_SERVICE_DOWN_TIME: std::time::Duration = std::time::Duration::from_secs(90);
+
+fn service_down_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let Some(t) = day_at_most(d, "service_down_time")? else {
+        return Ok(None);
+    };
+    if t.is_zero() {
+        return Err(serde::de::Error::custom(
+            "service_down_time must be more than 0s",
+        ));
+    }
+    Ok(Some(t))
 }
 
 /// The data directory: `$XDG_DATA_HOME/sextant`, else
@@ -378,6 +439,18 @@ impl Config {
         {
             *f = resolve_dir(f, base);
         }
+        for sink in &mut cfg.notifications {
+            if let crate::notify::Sink::Amqp {
+                ca_file: Some(f), ..
+            } = sink
+            {
+                *f = resolve_dir(f, base);
+                check_pem_file(f).map_err(|message| ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("notifications: an amqp sink's ca_file {message}"),
+                })?;
+            }
+        }
         cfg.metrics
             .check()
             .map_err(|message| ConfigError::Invalid {
@@ -389,8 +462,18 @@ impl Config {
     }
 }
 
+/// A file that can be read and holds a PEM certificate, or what is wrong
+/// with it (naming it).
+fn check_pem_file(f: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!("{}: no PEM certificate in it", f.display()));
+    }
+    Ok(())
+}
+
 /// `~/x` is under `$HOME`; other relative paths are under `base`.
-fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
+pub(crate) fn resolve_dir(d: &Path, base: &Path) -> PathBuf {
     if let Ok(rest) = d.strip_prefix("~")
         && let Some(home) = std::env::var_os("HOME")
     {
@@ -424,6 +507,42 @@ fn default_path() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_settings_are_read_and_bad_ones_named() {
+        let c = Config::parse(
+            "host_id: ctl-1\nroles: [applier]\nservice_down_time: 2m\nmax_concurrent_actions: 8\n",
+            Path::new("c.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(c.host_id.as_deref(), Some("ctl-1"));
+        assert_eq!(c.roles, Some(vec![crate::states::Role::Applier]));
+        assert_eq!(
+            c.service_down_time,
+            Some(std::time::Duration::from_secs(120))
+        );
+        assert_eq!(c.max_concurrent_actions.map(|n| n.get()), Some(8));
+        for (text, says) in [
+            ("roles: [judge]\n", "judge"),
+            (
+                "service_down_time: 0s\n",
+                "service_down_time must be more than 0s",
+            ),
+            (
+                "service_down_time: 2d\n",
+                "service_down_time \"2d\" is over a day",
+            ),
+            ("max_concurrent_actions: 0\n", "line 1"),
+        ] {
+            let err = Config::parse(text, Path::new("c.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("c.yaml") && err.contains(says),
+                "{text}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn unknown_keys_name_line_and_column() {
@@ -480,6 +599,34 @@ mod tests {
             Some(h) => assert_eq!(got, h.join("p")),
             None => assert_eq!(got, PathBuf::from("/etc/~/p")),
         }
+    }
+
+    #[test]
+    fn an_amqp_ca_file_is_anchored_at_the_file_and_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("config.yaml");
+        let text = "notifications:\n  - {type: amqp, url: 'amqps://u:p@h/', ca_file: ca.pem}\n";
+        let e = Config::parse(text, &file).unwrap_err().to_string();
+        assert!(
+            e.contains(&dir.path().join("ca.pem").display().to_string()) && e.contains("ca_file"),
+            "{e}"
+        );
+        std::fs::write(dir.path().join("ca.pem"), "not a certificate").expect("write");
+        let e = Config::parse(text, &file).unwrap_err().to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        std::fs::write(
+            dir.path().join("ca.pem"),
+            "-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let c = Config::parse(text, &file).expect("valid");
+        let crate::notify::Sink::Amqp { ca_file, .. } = &c.notifications[0] else {
+            panic!("{:?}", c.notifications)
+        };
+        assert_eq!(
+            ca_file.as_deref(),
+            Some(dir.path().join("ca.pem").as_path())
+        );
     }
 
     #[test]

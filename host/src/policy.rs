@@ -121,6 +121,26 @@ pub struct RecoverySpec {
     pub on_failure: Option<String>,
 }
 
+/// What a policy asks the planner for beyond the DAG (docs/flows.md,
+/// "Planner-made alternatives"): the `rules` planner makes them through
+/// `planners.v2`, from the strategy's ranked candidates, keeping only those
+/// that are safe at their point in the plan.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlternativesSpec {
+    /// At most this many alternatives per action (0 to
+    /// [`MAX_ALTERNATIVES_PER_ACTION`]).
+    #[serde(default)]
+    pub per_action: u32,
+    /// One flow per host the plan empties (its disable, the migrations off
+    /// it, its power-off), failing this way; no such flows when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evacuation_flows: Option<OnFailure>,
+}
+
+/// The most alternatives a policy may ask for per action.
+pub const MAX_ALTERNATIVES_PER_ACTION: u32 = 5;
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
@@ -135,6 +155,7 @@ struct RawPolicy {
     execution_rule: Option<String>,
     simulate: Option<bool>,
     abort_on_cancel: Option<bool>,
+    alternatives: Option<AlternativesSpec>,
 }
 
 /// What happens once an action's retries are spent.
@@ -218,6 +239,9 @@ pub struct Policy {
     /// On cancel, abort the running abortable actions (Watcher lets them
     /// finish).
     pub abort_on_cancel: bool,
+    /// Planner-made alternatives and flows (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternatives: Option<AlternativesSpec>,
     /// The file it was read from.
     pub source: Option<PathBuf>,
 }
@@ -339,6 +363,26 @@ impl Policy {
                 ));
             }
         }
+        let planner = raw.planner.unwrap_or_else(|| "rules".into());
+        if let Some(a) = &raw.alternatives {
+            if a.per_action > MAX_ALTERNATIVES_PER_ACTION {
+                return Err(at(
+                    &["alternatives", "per_action"],
+                    format!(
+                        "alternatives.per_action is at most {MAX_ALTERNATIVES_PER_ACTION}, not {}",
+                        a.per_action
+                    ),
+                ));
+            }
+            if planner != "rules" {
+                return Err(at(
+                    &["alternatives"],
+                    format!(
+                        "alternatives: planner {planner} makes none (only the rules planner makes alternatives and flows)"
+                    ),
+                ));
+            }
+        }
         Ok(Self {
             name: raw.name.unwrap_or_else(|| {
                 file.file_stem()
@@ -346,7 +390,7 @@ impl Policy {
                     .unwrap_or_else(|| "policy".into())
             }),
             description: raw.description.unwrap_or_default(),
-            planner: raw.planner.unwrap_or_else(|| "rules".into()),
+            planner,
             weights: raw.weights,
             parallelization: raw.parallelization,
             rules: raw.rules.unwrap_or_default(),
@@ -355,6 +399,7 @@ impl Policy {
             execution_rule,
             simulate: raw.simulate.unwrap_or(true),
             abort_on_cancel: raw.abort_on_cancel.unwrap_or(true),
+            alternatives: raw.alternatives,
             source: Some(file.to_path_buf()),
         })
     }
@@ -377,6 +422,9 @@ impl Policy {
         if self.planner == "rules" {
             c.insert("rules".into(), json!(self.rules));
             c.insert("limits".into(), json!(self.limits));
+            if let Some(a) = &self.alternatives {
+                c.insert("alternatives".into(), json!(a));
+            }
         }
         Value::Object(c)
     }
@@ -613,6 +661,38 @@ mod tests {
         assert!(e.message.contains("max 0"), "{e}");
         let e = parse("rules:\n  - name: r\n    first: {action_type: a}\n    then: {action_type: b, whre: {}}\n").unwrap_err();
         assert_eq!(e.line, 4, "{e}");
+    }
+
+    #[test]
+    fn alternatives_go_to_the_rules_planner_and_bad_ones_are_refused_where_written() {
+        let p =
+            parse("alternatives: {per_action: 2, evacuation_flows: rollback}\n").expect("valid");
+        assert_eq!(
+            p.alternatives,
+            Some(AlternativesSpec {
+                per_action: 2,
+                evacuation_flows: Some(OnFailure::Rollback)
+            })
+        );
+        assert_eq!(
+            p.planner_config()["alternatives"],
+            json!({"per_action": 2, "evacuation_flows": "rollback"})
+        );
+        // Stored and read back as audits keep it; absent, nothing changes.
+        let back: Policy = serde_json::from_str(&p.to_stored()).expect("stored");
+        assert_eq!(back.alternatives, p.alternatives);
+        let flat = parse("name: flat\n").expect("valid");
+        assert!(flat.planner_config().get("alternatives").is_none());
+        assert!(!flat.to_stored().contains("alternatives"));
+        let e = parse("name: x\nalternatives:\n  per_action: 9\n").unwrap_err();
+        assert_eq!((e.line, e.message.contains("at most 5")), (3, true), "{e}");
+        let e = parse("planner: weight\nalternatives: {per_action: 1}\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("planner weight makes none"), "{e}");
+        let e = parse("alternatives: {per_action: 1, evacuation_flows: later}\n").unwrap_err();
+        assert!(e.message.contains("later"), "{e}");
+        let e = parse("alternatives: {per_acton: 1}\n").unwrap_err();
+        assert!(e.message.contains("per_acton"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The closed sets of names the host stores and reasons about: the states of
-//! audits, action plans and actions, execution rules, and event types.
+//! audits, action plans and actions, execution rules, event types, and a
+//! `serve` host's roles and services' status.
 //!
 //! Each is an enum with Watcher's spelling as its text (`Display`,
 //! `FromStr`, serde). How they are written to and read from a database is
@@ -188,6 +189,10 @@ named_enum! {
         PlanCancelStart = "action_plan.cancel.start",
         /// A plan's cancellation ended.
         PlanCancelEnd = "action_plan.cancel.end",
+        /// A host claimed a plan to apply it (queued, or resumed after its
+        /// previous holder's lease expired): payload `host`, `owner`,
+        /// `resumed`, `previous_owner` (docs/fleet.md).
+        PlanClaimed = "action_plan.claimed",
         /// An action was created.
         ActionCreate = "action.create",
         /// An action changed state.
@@ -221,6 +226,37 @@ named_enum! {
         FlowRollbackEnd = "flow.rollback.end",
         /// An alternative flow of a failed flow was started.
         FlowAlternativeStart = "flow.alternative.start",
+    }
+}
+
+named_enum! {
+    /// What a `serve` host does (`serve --roles`, docs/fleet.md).
+    Role, "role" {
+        /// The decision engine: CONTINUOUS audits.
+        Decision = "decision",
+        /// The applier: queued and interrupted plans.
+        Applier = "applier",
+    }
+}
+
+impl Role {
+    /// Its service's name in Watcher's `services` table.
+    pub const fn service_name(self) -> &'static str {
+        match self {
+            Role::Decision => "watcher-decision-engine",
+            Role::Applier => "watcher-applier",
+        }
+    }
+}
+
+named_enum! {
+    /// A service's liveness, worked out on read as Watcher's: its heartbeat
+    /// within the down time, or not.
+    ServiceStatus, "service status" {
+        /// Its heartbeat is within the down time.
+        Active = "ACTIVE",
+        /// It is not.
+        Failed = "FAILED",
     }
 }
 
@@ -271,7 +307,9 @@ impl EventType {
             AuditCreate | AuditUpdate | AuditStrategyStart | AuditStrategyEnd
             | AuditStrategyError => ObjectType::Audit,
             PlanCreate | PlanUpdate | PlanDelete | PlanExecutionStart | PlanExecutionEnd
-            | PlanExecutionError | PlanCancelStart | PlanCancelEnd => ObjectType::ActionPlan,
+            | PlanExecutionError | PlanCancelStart | PlanCancelEnd | PlanClaimed => {
+                ObjectType::ActionPlan
+            }
             ActionCreate
             | ActionUpdate
             | ActionDelete

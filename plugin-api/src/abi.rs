@@ -43,6 +43,10 @@ pub mod capability {
     pub const STRATEGIES_V1: &str = "strategies.v1";
     /// [`super::PlannersV1`]
     pub const PLANNERS_V1: &str = "planners.v1";
+    /// [`super::PlannersV2`]: planners that return flows and alternatives
+    /// beside the DAG. A host asks for it first and falls back to
+    /// `planners.v1` (plugins built before it existed plan flat).
+    pub const PLANNERS_V2: &str = "planners.v2";
     /// [`super::ActionMappersV1`]
     pub const ACTION_MAPPERS_V1: &str = "action_mappers.v1";
     /// [`super::CollectorsV1`]
@@ -264,6 +268,67 @@ pub struct ScheduleAbi {
     pub extra_json: RString,
 }
 
+/// What a failed flow does to itself ([`FlowAbi::on_failure`]). An open
+/// set: a host refuses a value it does not know, naming the flow.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowFailure(pub u8);
+
+impl FlowFailure {
+    /// The flow's independent branches go on.
+    pub const CONTINUE: Self = Self(1);
+    /// The flow's actions that have not started are cancelled.
+    pub const STOP: Self = Self(2);
+    /// As stop, then the flow's succeeded revertible actions are reverted.
+    pub const ROLLBACK: Self = Self(3);
+}
+
+/// One alternative a planner made: an action tried in place of action
+/// `primary` (an index into the actions given) when that one fails for
+/// good. A primary's alternatives are tried in the order they are listed.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct AlternativeAbi {
+    /// Index of the action it stands in for.
+    pub primary: u32,
+    /// The alternative: its own id (unique in the plan), its action type,
+    /// its complete parameters. It waits for the primary's parents.
+    pub action: ActionSpec,
+}
+
+/// One flow a planner made: a named group of actions with its own failure
+/// scope (docs/flows.md).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct FlowAbi {
+    /// Its name, unique in the plan.
+    pub name: RString,
+    /// The flow it is nested in, if any.
+    pub parent: ROption<RString>,
+    /// What its failure does.
+    pub on_failure: FlowFailure,
+    /// Its actions (indexes into the actions given; their alternatives
+    /// belong to their primary's flow).
+    pub actions: RVec<u32>,
+}
+
+/// What a `planners.v2` planner returns: the DAG, as [`ScheduleAbi`], and
+/// the flows and alternatives over it.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct StructuredScheduleAbi {
+    /// The order in which the plan's actions are created (indexes).
+    pub order: RVec<u32>,
+    /// The DAG's edges.
+    pub edges: RVec<Edge>,
+    /// Alternatives, each of one action.
+    pub alternatives: RVec<AlternativeAbi>,
+    /// Flows.
+    pub flows: RVec<FlowAbi>,
+    /// Anything else (pools, priorities), as a JSON value (may be empty).
+    pub extra_json: RString,
+}
+
 /// A capability table offered by a plugin: its layout, so that the host can
 /// check it before use, and a pointer to the table itself.
 #[repr(C)]
@@ -399,6 +464,19 @@ pub struct PlannersV1 {
         actions: RSlice<'_, ActionSpec>,
         context_json: RStr<'_>,
     ) -> RResult<ScheduleAbi, PluginError>,
+}
+
+/// Capability `planners.v2`: as `planners.v1`, returning flows and
+/// alternatives too. Frozen like every released table.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct PlannersV2 {
+    /// Schedules `actions` with planner `name`.
+    pub schedule: extern "C" fn(
+        name: RStr<'_>,
+        actions: RSlice<'_, ActionSpec>,
+        context_json: RStr<'_>,
+    ) -> RResult<StructuredScheduleAbi, PluginError>,
 }
 
 /// Capability `action_mappers.v1`.

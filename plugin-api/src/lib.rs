@@ -48,8 +48,9 @@ pub mod testing;
 pub use abi::{ErrorKind, INTERFACE_VERSION, MANIFEST_SECTION, PluginError};
 pub use manifest::{Entry, GoalDecl, Kind, Manifest, ManifestEntry};
 pub use sdk::{
-    AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context, Planner,
-    Predict, Schedule, Solution, Strategy,
+    AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, CANDIDATES_KEY, Collector,
+    Context, FlowOnFailure, PlannedAlternative, PlannedFlow, Planner, Predict, Schedule, Solution,
+    Strategy, StructuredPlanner, StructuredSchedule,
 };
 
 /// What a plugin author imports.
@@ -57,8 +58,9 @@ pub mod prelude {
     pub use crate::export_plugin;
     pub use crate::manifest::{Entry, GoalDecl};
     pub use crate::sdk::{
-        AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context, Planner,
-        Predict, Schedule, Solution, Strategy, log_info, log_warn,
+        AbortSignal, Action, ActionHandler, ActionMapper, ActionRef, Collector, Context,
+        FlowOnFailure, PlannedAlternative, PlannedFlow, Planner, Predict, Schedule, Solution,
+        Strategy, StructuredPlanner, StructuredSchedule, log_info, log_warn,
     };
     pub use crate::{ErrorKind, PluginError};
     pub use serde_json::{Value, json};
@@ -74,7 +76,9 @@ pub mod __private {
 /// module. Use it once per plugin crate, at the crate root.
 ///
 /// Each line is `KIND TYPE = ENTRY`, where `KIND` is one of `handler`,
-/// `predicting_handler`, `strategy`, `planner`, `mapper`, `collector`,
+/// `predicting_handler`, `strategy`, `planner`, `structured_planner` (a
+/// [`StructuredPlanner`]: it offers flows and alternatives through
+/// `planners.v2`, and its flat schedule through `planners.v1`), `mapper`, `collector`,
 /// `TYPE` implements the matching trait ([`ActionHandler`] + `Deserialize`
 /// for handlers, and [`Predict`] too for a `predicting_handler`, which
 /// declares its effect on the cluster model; the others + `Default`), and
@@ -167,12 +171,14 @@ macro_rules! export_plugin {
     (@with_kind predicting_handler, $e:expr) => { $e.with_kind($crate::manifest::Kind::ActionHandler) };
     (@with_kind strategy, $e:expr) => { $e.with_kind($crate::manifest::Kind::Strategy) };
     (@with_kind planner, $e:expr) => { $e.with_kind($crate::manifest::Kind::Planner) };
+    (@with_kind structured_planner, $e:expr) => { $e.with_kind($crate::manifest::Kind::Planner) };
     (@with_kind mapper, $e:expr) => { $e.with_kind($crate::manifest::Kind::ActionMapper) };
     (@with_kind collector, $e:expr) => { $e.with_kind($crate::manifest::Kind::Collector) };
     (@fn handler, $t:ty) => { $crate::sdk::handler_fn::<$t>() };
     (@fn predicting_handler, $t:ty) => { $crate::sdk::predicting_handler_fn::<$t>() };
     (@fn strategy, $t:ty) => { $crate::sdk::strategy_fn::<$t>() };
     (@fn planner, $t:ty) => { $crate::sdk::planner_fn::<$t>() };
+    (@fn structured_planner, $t:ty) => { $crate::sdk::structured_planner_fn::<$t>() };
     (@fn mapper, $t:ty) => { $crate::sdk::mapper_fn::<$t>() };
     (@fn collector, $t:ty) => { $crate::sdk::collector_fn::<$t>() };
 }

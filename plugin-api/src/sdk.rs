@@ -6,9 +6,9 @@
 
 use crate::abi::{
     ActionHandlersV1, ActionMappersV1, ActionSpec, Capability, CollectorsV1, Edge, HandlerBox,
-    HandlerObject, HandlerObject_TO, HostServices, LogLevel, PlannersV1, PluginError, PluginRoot,
-    PluginRootRef, PredictV1, PredictorBox, PredictorObject, PredictorObject_TO, ScheduleAbi,
-    SolutionAbi, StrategiesV1,
+    HandlerObject, HandlerObject_TO, HostServices, LogLevel, PlannersV1, PlannersV2, PluginError,
+    PluginRoot, PluginRootRef, PredictV1, PredictorBox, PredictorObject, PredictorObject_TO,
+    ScheduleAbi, SolutionAbi, StrategiesV1, StructuredScheduleAbi,
 };
 use crate::manifest::Kind;
 use crate::prediction::{ModelChange, PredictedModel};
@@ -156,7 +156,66 @@ impl Solution {
     pub fn reason(&self) -> Option<&str> {
         self.extra.get(REASON_KEY).and_then(Value::as_str)
     }
+
+    /// This solution with ranked candidates for one parameter of action
+    /// `action_id`, best first, after the value the action has (see
+    /// [`CANDIDATES_KEY`]): `extra.candidates.<action_id>.<parameter>`.
+    /// An empty list adds nothing.
+    pub fn with_candidates(
+        mut self,
+        action_id: &str,
+        parameter: &str,
+        values: impl IntoIterator<Item = Value>,
+    ) -> Self {
+        let values: Vec<Value> = values.into_iter().collect();
+        if values.is_empty() {
+            return self;
+        }
+        if !self.extra.is_object() {
+            self.extra = Value::Object(Default::default());
+        }
+        if let Value::Object(m) = &mut self.extra {
+            let all = m
+                .entry(CANDIDATES_KEY)
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !all.is_object() {
+                *all = Value::Object(Default::default());
+            }
+            if let Value::Object(all) = all {
+                let one = all
+                    .entry(action_id)
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if !one.is_object() {
+                    *one = Value::Object(Default::default());
+                }
+                if let Value::Object(one) = one {
+                    one.insert(parameter.into(), Value::Array(values));
+                }
+            }
+        }
+        self
+    }
+
+    /// The ranked candidates of parameter `parameter` of action
+    /// `action_id`, best first (empty when the strategy gave none).
+    pub fn candidates(&self, action_id: &str, parameter: &str) -> &[Value] {
+        self.extra
+            .get(CANDIDATES_KEY)
+            .and_then(|c| c.get(action_id))
+            .and_then(|c| c.get(parameter))
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
 }
+
+/// The key of [`Solution::extra`] where a strategy passes ranked
+/// candidates: for an action (by id) and one of its parameters, the next
+/// best values after the one the action has, best first (a migration's
+/// next-best destinations: `{"candidates": {"m3": {"destination_node":
+/// ["compute-007", "compute-012"]}}}`). A plain JSON field: no ABI change.
+/// The host hands them to the planner (context key `candidates`), which may
+/// make alternatives of them (`planners.v2`); an older host ignores them.
+pub const CANDIDATES_KEY: &str = "candidates";
 
 /// What a planner returns: the creation order and the DAG's edges, both as
 /// indexes into the actions it was given.
@@ -227,6 +286,81 @@ pub trait Planner: Default + Send + 'static {
         };
         self.schedule(ActionRef::to_actions(actions)?, context)
     }
+}
+
+/// What a failed flow does to itself (docs/flows.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowOnFailure {
+    /// Its independent branches go on.
+    Continue,
+    /// Its actions that have not started are cancelled.
+    Stop,
+    /// As stop, then its succeeded revertible actions are reverted.
+    Rollback,
+}
+
+/// An alternative a planner made for one action.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedAlternative {
+    /// Index of the action it stands in for (the primary).
+    pub primary: usize,
+    /// The alternative: its own id (unique in the plan), type and complete
+    /// parameters. It waits for the primary's parents; the primary's
+    /// dependents wait for whichever of the group succeeded.
+    pub action: Action,
+}
+
+/// A flow a planner made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlannedFlow {
+    /// Its name, unique in the plan.
+    pub name: String,
+    /// The flow it is nested in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// What its failure does.
+    pub on_failure: FlowOnFailure,
+    /// Its actions (indexes into the actions given).
+    pub actions: Vec<usize>,
+}
+
+/// What a [`StructuredPlanner`] returns: the schedule, and the flows and
+/// alternatives over it (both empty: a flat plan).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StructuredSchedule {
+    /// The DAG, as a flat planner returns it.
+    pub schedule: Schedule,
+    /// Alternatives; a primary's are tried in the order listed.
+    #[serde(default)]
+    pub alternatives: Vec<PlannedAlternative>,
+    /// Flows.
+    #[serde(default)]
+    pub flows: Vec<PlannedFlow>,
+}
+
+impl From<Schedule> for StructuredSchedule {
+    fn from(schedule: Schedule) -> Self {
+        Self {
+            schedule,
+            ..Default::default()
+        }
+    }
+}
+
+/// A planner that may return flows and alternatives (capability
+/// `planners.v2`; export it with `structured_planner`). Its
+/// [`Planner::schedule_refs`] is what hosts that know only `planners.v1`
+/// get: the same DAG, flat.
+pub trait StructuredPlanner: Planner {
+    /// Schedules the actions as they crossed the boundary, with flows and
+    /// alternatives. Its `schedule` must be what
+    /// [`Planner::schedule_refs`] returns for the same input.
+    fn schedule_structured(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<StructuredSchedule, PluginError>;
 }
 
 /// One action as a planner receives it from the host: borrowed, its
@@ -434,6 +568,7 @@ type HandlerCtor = fn(&str) -> Result<Box<dyn ActionHandler>, PluginError>;
 type PredictFn = fn(&str, &mut PredictedModel) -> Result<(), PluginError>;
 type StrategyFn = fn(&str, Value) -> Result<Solution, PluginError>;
 type PlannerFn = fn(&[ActionRef<'_>], &str) -> Result<Schedule, PluginError>;
+type StructuredPlannerFn = fn(&[ActionRef<'_>], &str) -> Result<StructuredSchedule, PluginError>;
 type MapperFn = fn(Value) -> Result<String, PluginError>;
 type CollectorFn = fn(Value) -> Result<Value, PluginError>;
 
@@ -444,7 +579,8 @@ pub enum EntryFn {
     /// A handler's constructor, and its prediction when it declares one.
     Handler(HandlerCtor, Option<PredictFn>),
     Strategy(StrategyFn),
-    Planner(PlannerFn),
+    /// A planner, and its structured schedule when it has one.
+    Planner(PlannerFn, Option<StructuredPlannerFn>),
     Mapper(MapperFn),
     Collector(CollectorFn),
 }
@@ -454,7 +590,7 @@ impl EntryFn {
         match self {
             EntryFn::Handler(..) => Kind::ActionHandler,
             EntryFn::Strategy(_) => Kind::Strategy,
-            EntryFn::Planner(_) => Kind::Planner,
+            EntryFn::Planner(..) => Kind::Planner,
             EntryFn::Mapper(_) => Kind::ActionMapper,
             EntryFn::Collector(_) => Kind::Collector,
         }
@@ -482,6 +618,12 @@ fn run_strategy<S: Strategy>(m: &str, p: Value) -> Result<Solution, PluginError>
 fn run_planner<P: Planner>(a: &[ActionRef<'_>], c: &str) -> Result<Schedule, PluginError> {
     P::default().schedule_refs(a, c)
 }
+fn run_structured_planner<P: StructuredPlanner>(
+    a: &[ActionRef<'_>],
+    c: &str,
+) -> Result<StructuredSchedule, PluginError> {
+    P::default().schedule_structured(a, c)
+}
 fn run_mapper<M: ActionMapper>(r: Value) -> Result<String, PluginError> {
     M::default().map(r)
 }
@@ -504,7 +646,11 @@ pub const fn strategy_fn<S: Strategy>() -> EntryFn {
 }
 #[doc(hidden)]
 pub const fn planner_fn<P: Planner>() -> EntryFn {
-    EntryFn::Planner(run_planner::<P>)
+    EntryFn::Planner(run_planner::<P>, None)
+}
+#[doc(hidden)]
+pub const fn structured_planner_fn<P: StructuredPlanner>() -> EntryFn {
+    EntryFn::Planner(run_planner::<P>, Some(run_structured_planner::<P>))
 }
 #[doc(hidden)]
 pub const fn mapper_fn<M: ActionMapper>() -> EntryFn {
@@ -612,6 +758,14 @@ extern "C" fn root_get_capability(name: RStr<'_>) -> ROption<Capability> {
                 schedule: planner_schedule
             }
         ),
+        PLANNERS_V2 if offers(Kind::Planner) && !cfg!(feature = "__test-planners-v1-only") => {
+            capability_table!(
+                PlannersV2,
+                PlannersV2 {
+                    schedule: planner_schedule_v2
+                }
+            )
+        }
         ACTION_MAPPERS_V1 if offers(Kind::ActionMapper) => {
             capability_table!(ActionMappersV1, ActionMappersV1 { map: mapper_map })
         }
@@ -870,36 +1024,116 @@ extern "C" fn planner_schedule(
     context_json: RStr<'_>,
 ) -> RResult<ScheduleAbi, PluginError> {
     guard(|| {
-        let EntryFn::Planner(f) = find(Kind::Planner, name)? else {
+        let EntryFn::Planner(f, _) = find(Kind::Planner, name)? else {
             unreachable!("find checks the kind")
         };
-        let actions: Vec<ActionRef<'_>> = actions
-            .iter()
-            .map(|s| ActionRef {
-                id: s.id.as_str(),
-                action_type: s.action_type.as_str(),
-                resource_id: s.resource_id.as_ref().map(|r| r.as_str()).into_option(),
-                input_parameters_json: s.input_parameters_json.as_str(),
-            })
-            .collect();
+        let actions = action_refs(&actions);
         let s = f(&actions, context_json.as_str())?;
-        let idx = |i: usize| {
-            u32::try_from(i).map_err(|_| PluginError::internal("action index exceeds u32"))
-        };
+        let (order, edges) = schedule_abi(&s)?;
         Ok(ScheduleAbi {
-            order: s.order.iter().map(|&i| idx(i)).collect::<Result<_, _>>()?,
-            edges: s
-                .edges
-                .iter()
-                .map(|&(p, c)| {
-                    Ok(Edge {
-                        parent: idx(p)?,
-                        child: idx(c)?,
-                    })
-                })
-                .collect::<Result<_, PluginError>>()?,
+            order,
+            edges,
             extra_json: json_string(&s.extra)?,
         })
+    })
+}
+
+fn action_refs<'a>(actions: &'a RSlice<'_, ActionSpec>) -> Vec<ActionRef<'a>> {
+    actions
+        .iter()
+        .map(|s| ActionRef {
+            id: s.id.as_str(),
+            action_type: s.action_type.as_str(),
+            resource_id: s.resource_id.as_ref().map(|r| r.as_str()).into_option(),
+            input_parameters_json: s.input_parameters_json.as_str(),
+        })
+        .collect()
+}
+
+fn index_abi(i: usize) -> Result<u32, PluginError> {
+    u32::try_from(i).map_err(|_| PluginError::internal("action index exceeds u32"))
+}
+
+fn schedule_abi(s: &Schedule) -> Result<(RVec<u32>, RVec<Edge>), PluginError> {
+    let order = s
+        .order
+        .iter()
+        .map(|&i| index_abi(i))
+        .collect::<Result<_, _>>()?;
+    let edges = s
+        .edges
+        .iter()
+        .map(|&(p, c)| {
+            Ok(Edge {
+                parent: index_abi(p)?,
+                child: index_abi(c)?,
+            })
+        })
+        .collect::<Result<_, PluginError>>()?;
+    Ok((order, edges))
+}
+
+/// A structured schedule in its ABI envelope.
+#[doc(hidden)]
+pub fn structured_schedule_abi(
+    s: &StructuredSchedule,
+) -> Result<StructuredScheduleAbi, PluginError> {
+    use crate::abi::{AlternativeAbi, FlowAbi, FlowFailure};
+    let (order, edges) = schedule_abi(&s.schedule)?;
+    Ok(StructuredScheduleAbi {
+        order,
+        edges,
+        alternatives: s
+            .alternatives
+            .iter()
+            .map(|a| {
+                Ok(AlternativeAbi {
+                    primary: index_abi(a.primary)?,
+                    action: action_to_spec(&a.action)?,
+                })
+            })
+            .collect::<Result<_, PluginError>>()?,
+        flows: s
+            .flows
+            .iter()
+            .map(|f| {
+                Ok(FlowAbi {
+                    name: f.name.as_str().into(),
+                    parent: f.parent.as_deref().map(RString::from).into(),
+                    on_failure: match f.on_failure {
+                        FlowOnFailure::Continue => FlowFailure::CONTINUE,
+                        FlowOnFailure::Stop => FlowFailure::STOP,
+                        FlowOnFailure::Rollback => FlowFailure::ROLLBACK,
+                    },
+                    actions: f
+                        .actions
+                        .iter()
+                        .map(|&i| index_abi(i))
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .collect::<Result<_, PluginError>>()?,
+        extra_json: json_string(&s.schedule.extra)?,
+    })
+}
+
+/// `planners.v2`: a structured planner's flows and alternatives; any other
+/// planner's flat schedule, as `planners.v1` returns it.
+extern "C" fn planner_schedule_v2(
+    name: RStr<'_>,
+    actions: RSlice<'_, ActionSpec>,
+    context_json: RStr<'_>,
+) -> RResult<StructuredScheduleAbi, PluginError> {
+    guard(|| {
+        let EntryFn::Planner(flat, structured) = find(Kind::Planner, name)? else {
+            unreachable!("find checks the kind")
+        };
+        let actions = action_refs(&actions);
+        let s = match structured {
+            Some(f) => f(&actions, context_json.as_str())?,
+            None => StructuredSchedule::from(flat(&actions, context_json.as_str())?),
+        };
+        structured_schedule_abi(&s)
     })
 }
 

@@ -6,10 +6,14 @@
 # nova_cell0, nova_cell1, placement) and RabbitMQ (its own vhost `nova`), so
 # it comes after postgres and rabbitmq. Test stacks only, no Keystone:
 # Nova's paste pipeline has nova/identity_filter.py where `authtoken` was
-# and Placement runs with `auth_strategy = noauth2`: in both the token
-# SEXTANT_TEST_NOVA_TOKEN (`admin`, the one Placement's noauth2 takes for an
-# admin's, so that one clouds.yaml `admin_token` serves both) is an admin's;
-# Nova refuses any other with 401. nova/standins.py answers for Glance (one image) and
+# and Placement runs with `auth_strategy = noauth2` (nova/placement_wsgi.py):
+# in both the token SEXTANT_TEST_NOVA_TOKEN (`admin`, the one Placement's
+# noauth2 takes for an admin's, so that one clouds.yaml `admin_token` serves
+# both) is an admin's. Without Keystone, Nova refuses any other with 401.
+# When keystone.sh ran first (SEXTANT_TEST_KEYSTONE_URL), any other token
+# goes through keystonemiddleware's `authtoken` in both, validated by that
+# Keystone as the user sextant-service, and compute and placement are
+# registered in its catalog (RegionOne, public, internal and admin). nova/standins.py answers for Glance (one image) and
 # Neutron (no ports). Everything runs as the service user, stopped by pid.
 #
 # The virtual environment ($SERVICES_CACHE/nova-<hash of the pins>) is
@@ -141,8 +145,26 @@ EOF
         services_log "Nova's api-paste.ini has no 'authtoken keystonecontext' pipeline to change"
         return 1
     }
-    printf '\n[filter:sextantidentity]\npaste.filter_factory = identity_filter:filter_factory\ntoken = %s\n' \
-        "$NOVA_TOKEN" | services_as tee -a "$d/etc/api-paste.ini" >/dev/null
+    printf '\n[filter:sextantidentity]\npaste.filter_factory = identity_filter:filter_factory\ntoken = %s\nkeystone = %s\n' \
+        "$NOVA_TOKEN" "$([[ -n "${SEXTANT_TEST_KEYSTONE_URL:-}" ]] && echo true || echo false)" |
+        services_as tee -a "$d/etc/api-paste.ini" >/dev/null
+    # With the test Keystone: both validate its tokens as production does.
+    if [[ -n "${SEXTANT_TEST_KEYSTONE_URL:-}" ]]; then
+        local f
+        for f in nova.conf placement.conf; do
+            services_as tee -a "$d/etc/$f" >/dev/null <<EOF2
+[keystone_authtoken]
+www_authenticate_uri = $SEXTANT_TEST_KEYSTONE_URL
+auth_url = $SEXTANT_TEST_KEYSTONE_URL
+auth_type = password
+username = sextant-service
+password = $SEXTANT_TEST_KEYSTONE_SERVICE_PASSWORD
+user_domain_name = Default
+project_name = service
+project_domain_name = Default
+EOF2
+        done
+    fi
 }
 
 # nova_tls DIR: a CA and, signed by it, a certificate for 127.0.0.1.
@@ -221,9 +243,10 @@ nova_start() {
     services_spawn nova-standins "$v/bin/python" "$here/standins.py" \
         "$GLANCE_PORT" "$NEUTRON_PORT" "$NOVA_IMAGE_ID"
     services_spawn placement-api env OS_PLACEMENT_CONFIG_DIR="$d/etc" \
+        SEXTANT_PLACEMENT_TOKEN="$NOVA_TOKEN" SEXTANT_PLACEMENT_KEYSTONE="${SEXTANT_TEST_KEYSTONE_URL:+1}" \
         "$v/bin/gunicorn" -b "127.0.0.1:$PLACEMENT_PORT" -w 1 --threads 4 \
         --certfile "$d/tls/server.pem" --keyfile "$d/tls/server.key" \
-        --no-control-socket --timeout 120 placement.wsgi.api:application
+        --no-control-socket --timeout 120 --chdir "$here" placement_wsgi:application
     services_spawn nova-api env OS_NOVA_CONFIG_DIR="$d/etc" \
         "$v/bin/gunicorn" -b "127.0.0.1:$NOVA_PORT" -w 1 --threads 8 \
         --no-control-socket --timeout 120 --chdir "$here" nova_api_wsgi:application
@@ -278,6 +301,13 @@ nova_start() {
         '{"flavor":{"name":"sextant.small","id":"sextant-small","vcpus":1,"ram":512,"disk":1}}' >/dev/null
     nova_api_call POST /flavors \
         '{"flavor":{"name":"sextant.medium","id":"sextant-medium","vcpus":2,"ram":1024,"disk":2}}' >/dev/null
+    if [[ -n "${SEXTANT_TEST_KEYSTONE_URL:-}" ]]; then
+        keystone_endpoint compute nova "$SEXTANT_TEST_NOVA_URL" &&
+            keystone_endpoint placement placement "$SEXTANT_TEST_PLACEMENT_URL" || {
+            services_log "could not register compute and placement in Keystone's catalog"
+            return 1
+        }
+    fi
     services_log "nova up in $((SECONDS - t0))s (venv ${t_venv}s): $SEXTANT_TEST_NOVA_URL"
 }
 

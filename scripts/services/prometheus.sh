@@ -5,7 +5,10 @@
 # plugin does with `promtool push metrics`). Nothing is scraped until a test
 # drops a file_sd target file (JSON, `[{"targets": ["127.0.0.1:PORT"],
 # "labels": {...}}]`) into $SEXTANT_TEST_PROMETHEUS_SD_DIR; targets are
-# scraped every second.
+# scraped every second. Alerts go to the Alertmanagers listed in
+# $dir/alertmanagers/*.json (scripts/services/alertmanager.sh writes it);
+# its one alerting rule, SextantTestOverload, fires on
+# `sextant_test_load > 0.9`, evaluated every second.
 # Exports SEXTANT_TEST_PROMETHEUS_URL=http://127.0.0.1:PORT and
 # SEXTANT_TEST_PROMETHEUS_SD_DIR.
 #
@@ -25,6 +28,12 @@ prometheus_start() {
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
+rule_files: ["$dir/rules.yml"]
+alerting:
+  alertmanagers:
+    - file_sd_configs:
+        - files: ["$dir/alertmanagers/*.json"]
+          refresh_interval: 1s
 scrape_configs:
   - job_name: tests
     scrape_interval: 1s
@@ -33,7 +42,25 @@ scrape_configs:
       - files: ["$dir/sd/*.json"]
         refresh_interval: 1s
 CONFIG
-    chmod 644 "$dir/prometheus.yml"
+    # The alerting rule of the Alertmanager test (tests/alertmanager_audit.rs):
+    # a series it writes above 0.9 fires at once, its labels (the audit,
+    # the test's run) carried into the alert.
+    cat >"$dir/rules.yml" <<RULES
+groups:
+  - name: sextant-tests
+    interval: 1s
+    rules:
+      - alert: SextantTestOverload
+        expr: sextant_test_load > 0.9
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ \$labels.host }} is overloaded"
+RULES
+    chmod 644 "$dir/prometheus.yml" "$dir/rules.yml"
+    # alertmanager.sh drops its target file here.
+    services_as mkdir -p "$dir/alertmanagers"
+    chmod 777 "$dir/alertmanagers"
     port="$(services_free_port)"
     services_spawn prometheus prometheus \
         --config.file="$dir/prometheus.yml" \

@@ -5,6 +5,12 @@
 # guest user is allowed on loopback only) and SEXTANT_TEST_RABBITMQ_DIR (the
 # node's directory) and SEXTANT_TEST_RABBITMQ_PID; `rabbitmq_ctl ARGS` runs
 # rabbitmqctl against the node.
+#
+# The node also listens with TLS on a second loopback port, with a
+# certificate for 127.0.0.1 signed by a CA made with openssl in the
+# temporary directory: exports SEXTANT_TEST_AMQPS_URL
+# (amqps://guest:guest@127.0.0.1:PORT/) and SEXTANT_TEST_AMQPS_CA (the
+# CA's PEM).
 
 rabbitmq_sbin() {
     ls -d /usr/lib/rabbitmq/lib/rabbitmq_server-*/sbin 2>/dev/null | tail -n 1
@@ -43,6 +49,29 @@ rabbitmq_ctl() {
     services_as env "${RABBITMQ_ENV[@]}" "$(rabbitmq_sbin)/rabbitmqctl" "$@"
 }
 
+# rabbitmq_tls_files DIR: a CA and a server certificate for 127.0.0.1 it
+# signed (EC P-256, two days), the key readable by the service user only.
+rabbitmq_tls_files() {
+    command -v openssl >/dev/null || services_apt openssl
+    local d="$1"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    mkdir -p "$d"
+    openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 \
+        -subj "/CN=sextant test RabbitMQ CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req "${ec[@]}" -keyout "$d/server.key" -out "$d/server.csr" \
+        -subj "/CN=127.0.0.1" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+        >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+        -CAcreateserial -out "$d/server.pem" -days 2 -extfile "$d/server.ext" 2>/dev/null
+    rm -f "$d/ca.key"
+    chmod 755 "$d"
+    chmod 644 "$d/ca.pem" "$d/server.pem"
+    [[ $(id -u) -eq 0 ]] && chown "$SERVICES_USER" "$d/server.key"
+    chmod 600 "$d/server.key"
+}
+
 rabbitmq_start() {
     [[ -n "$(rabbitmq_sbin)" ]] || services_apt rabbitmq-server
     local r="$SERVICES_DIR/rabbit"
@@ -57,10 +86,22 @@ rabbitmq_start() {
     # This run's own epmd, in the foreground, so that it is stopped by pid too.
     services_spawn epmd env ERL_EPMD_ADDRESS=127.0.0.1 epmd -port "$RABBITMQ_EPMD_PORT"
     services_wait_port "$RABBITMQ_EPMD_PORT" epmd 20
+    rabbitmq_tls_files "$r/tls"
+    RABBITMQ_TLS_PORT="$(services_free_port)"
+    printf '%s\n' "listeners.ssl.default = 127.0.0.1:$RABBITMQ_TLS_PORT" \
+        "ssl_options.cacertfile = $r/tls/ca.pem" \
+        "ssl_options.certfile = $r/tls/server.pem" \
+        "ssl_options.keyfile = $r/tls/server.key" \
+        "ssl_options.verify = verify_none" \
+        "ssl_options.fail_if_no_peer_cert = false" |
+        services_as tee -a "$r/rabbitmq.conf" >/dev/null
     printf 'RABBITMQ_PORT=%s\nRABBITMQ_DIST_PORT=%s\nRABBITMQ_EPMD_PORT=%s\n' \
         "$RABBITMQ_PORT" "$RABBITMQ_DIST_PORT" "$RABBITMQ_EPMD_PORT" >"$SERVICES_DIR/rabbit-ports"
     rabbitmq_spawn_node
+    services_wait_port "$RABBITMQ_TLS_PORT" rabbitmq 60
     export SEXTANT_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT/"
+    export SEXTANT_TEST_AMQPS_URL="amqps://guest:guest@127.0.0.1:$RABBITMQ_TLS_PORT/"
+    export SEXTANT_TEST_AMQPS_CA="$r/tls/ca.pem"
     export SEXTANT_TEST_RABBITMQ_DIR="$r"
     export SEXTANT_TEST_RABBITMQ_PID="$(cat "$SERVICES_DIR/rabbitmq.pid")"
 }

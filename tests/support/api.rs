@@ -45,10 +45,16 @@ impl Home {
 
     /// Starts `serve --api 127.0.0.1:PORT` and waits until it answers.
     pub fn serve_api(&self) -> Served {
+        self.serve_api_with(&[])
+    }
+
+    /// [`Home::serve_api`] with these environment variables.
+    pub fn serve_api_with(&self, env: &[(&str, &str)]) -> Served {
         let port = free_port();
         let log = self.path().join(format!("serve-{port}.log"));
         let child = self
             .cmd()
+            .envs(env.iter().copied())
             .args(["serve", "--api", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))

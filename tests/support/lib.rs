@@ -5,6 +5,7 @@
 //! `scripts/test` builds everything these tests need before `cargo test`.
 
 pub mod api;
+pub mod keystone;
 pub mod prometheus;
 
 use serde_json::Value;
@@ -83,7 +84,9 @@ pub fn populate(dir: &Path, files: &[&Path]) -> Vec<PathBuf> {
 }
 
 /// A `sextant` command with no user configuration leaking in: an empty
-/// config home, no plugin-path or config variables.
+/// config home, no plugin-path or config variables. Its database is the
+/// home's ([`home_db`]): the default SQLite file, or with
+/// `SEXTANT_TEST_BACKEND=postgres` a PostgreSQL database of its own.
 pub fn sextant(home: &Path) -> Command {
     let mut c = Command::new(sextant_bin());
     c.env("XDG_CONFIG_HOME", home.join("config"))
@@ -92,8 +95,158 @@ pub fn sextant(home: &Path) -> Command {
         .env_remove("SEXTANT_PLUGIN_PATH")
         .env_remove("SEXTANT_CONFIG")
         .env_remove("SEXTANT_LOG")
+        .env_remove("SEXTANT_DB")
         .env("LANG", "C");
+    if on_postgres() {
+        c.env("SEXTANT_DB", home_db(home).url());
+    }
     c
+}
+
+/// Whether the end-to-end tests run on PostgreSQL
+/// (`SEXTANT_TEST_BACKEND=postgres`; `scripts/test` runs a chosen set of
+/// them a second time so) instead of the default SQLite.
+pub fn on_postgres() -> bool {
+    match std::env::var("SEXTANT_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("SEXTANT_TEST_BACKEND={other:?}: use postgres or sqlite"),
+    }
+}
+
+/// The database of a test home, as its commands see it.
+#[derive(Clone, Debug)]
+pub enum TestDb {
+    /// `sextant.db` in the home's data directory.
+    Sqlite(PathBuf),
+    /// A database of the test PostgreSQL, made for this home.
+    Postgres(String),
+}
+
+impl TestDb {
+    /// What `--db` or `SEXTANT_DB` takes.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(p) => p.display().to_string(),
+            TestDb::Postgres(u) => u.clone(),
+        }
+    }
+
+    /// As the store names it.
+    pub fn location(&self) -> sextant::store::Location {
+        match self {
+            TestDb::Sqlite(p) => sextant::store::Location::Sqlite(p.clone()),
+            TestDb::Postgres(u) => sextant::store::Location::Postgres(u.clone()),
+        }
+    }
+
+    /// The store, opened.
+    pub fn open(&self) -> sextant::store::Store {
+        sextant::store::Store::open(self.location()).expect("open the test store")
+    }
+
+    /// A connection of its own to the database, to look at or fault what
+    /// the store's interface does not show.
+    pub fn raw(&self) -> RawDb {
+        match self {
+            TestDb::Sqlite(p) => RawDb::Sqlite(raw_db(p)),
+            TestDb::Postgres(u) => RawDb::Postgres(std::cell::RefCell::new(
+                postgres::Client::connect(u, postgres::NoTls).expect("connect"),
+            )),
+        }
+    }
+}
+
+/// A connection to a test database behind the store's back, whichever the
+/// backend.
+pub enum RawDb {
+    /// A SQLite file.
+    Sqlite(rusqlite::Connection),
+    /// A PostgreSQL database.
+    Postgres(std::cell::RefCell<postgres::Client>),
+}
+
+impl RawDb {
+    /// `sqlite` on SQLite, `pg` on PostgreSQL: for statements whose
+    /// dialects differ (triggers).
+    pub fn pick<'a>(&self, sqlite: &'a str, pg: &'a str) -> &'a str {
+        match self {
+            RawDb::Sqlite(_) => sqlite,
+            RawDb::Postgres(_) => pg,
+        }
+    }
+
+    /// Runs `sql` (several statements).
+    pub fn exec(&self, sql: &str) {
+        match self {
+            RawDb::Sqlite(c) => c.execute_batch(sql).expect(sql),
+            RawDb::Postgres(c) => c.borrow_mut().batch_execute(sql).expect(sql),
+        }
+    }
+
+    /// Every row `sql` selects, each column as text (cast it in the SQL:
+    /// `CAST(id AS TEXT)`), NULL as `None`.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        match self {
+            RawDb::Sqlite(c) => {
+                let mut st = c.prepare(sql).expect(sql);
+                let n = st.column_count();
+                st.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+                    .expect(sql)
+                    .collect::<Result<_, _>>()
+                    .expect(sql)
+            }
+            RawDb::Postgres(c) => c
+                .borrow_mut()
+                .query(sql, &[])
+                .expect(sql)
+                .iter()
+                .map(|r| (0..r.len()).map(|i| r.get(i)).collect())
+                .collect(),
+        }
+    }
+
+    /// The one integer `sql` selects (cast as text in the SQL).
+    pub fn int(&self, sql: &str) -> i64 {
+        self.rows(sql)
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no integer from {sql}"))
+    }
+}
+
+/// The database of the home at `home`: on PostgreSQL, created on first use
+/// (its URL kept in the home, so that every command of the home shares it).
+pub fn home_db(home: &Path) -> TestDb {
+    if !on_postgres() {
+        return TestDb::Sqlite(home.join("data").join("sextant").join("sextant.db"));
+    }
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let kept = home.join(".sextant-test-db");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return TestDb::Postgres(url);
+    }
+    let url = fresh_pg_database();
+    std::fs::create_dir_all(home).expect("mkdir home");
+    std::fs::write(&kept, &url).expect("keep the database URL");
+    TestDb::Postgres(url)
+}
+
+/// A new, empty database on the test PostgreSQL; its URL.
+pub fn fresh_pg_database() -> String {
+    let url = service_url("SEXTANT_TEST_PG_URL");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let name = format!(
+        "sextant_e2e_{}",
+        sextant::store::new_uuid().replace('-', "")
+    );
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    format!("{base}/{name}")
 }
 
 /// What a finished command printed, and its status.

@@ -7,22 +7,25 @@
 //! Watcher's error body for every refusal, timeouts, body size, auth,
 //! microversions); `version.rs` negotiates the microversion; `error.rs`
 //! is Watcher's double-encoded error body; `auth.rs` authenticates and
-//! applies Watcher's default policy; `pages.rs` reads the paging query and
+//! applies the policy (`policy.rs`: Watcher's default rules, a policy
+//! file over them), `keystone.rs` validates tokens with Keystone; `pages.rs` reads the paging query and
 //! writes `next`; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
 //! handlers share (the store pool, run on tokio's blocking threads with
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
-//! `data_model.rs`, `webhooks.rs`, and Sextant's own `action_types.rs`,
-//! `events.rs` (paged, or followed as server-sent events), `policies.rs`,
-//! `plugins.rs` and the plan graph (in `action_plans.rs`). Sextant's extra
-//! fields on Watcher's resources (an action's `action_type_version` and
-//! `outputs`) come only with `Sextant-Extras: true` (`links.rs`).
+//! `data_model.rs`, `webhooks.rs` (and `alertmanager.rs`, Alertmanager's
+//! receiver), and Sextant's own `action_types.rs`, `events.rs` (paged, or
+//! followed as server-sent events), `policies.rs`, `plugins.rs` and the
+//! plan graph (in `action_plans.rs`). Sextant's extra fields on Watcher's
+//! resources (an action's `action_type_version` and `outputs`) come only
+//! with `Sextant-Extras: true` (`links.rs`).
 //! Domain rules live in `ops/`, shared with the CLI.
 
 mod action_plans;
 mod action_types;
 mod actions;
+mod alertmanager;
 mod audit_templates;
 mod audits;
 mod auth;
@@ -30,12 +33,14 @@ mod data_model;
 mod error;
 mod events;
 mod goals;
+mod keystone;
 mod links;
 mod openapi;
 mod pages;
 mod patch;
 mod plugins;
 mod policies;
+mod policy;
 mod root;
 mod router;
 mod schemas;
@@ -47,7 +52,9 @@ mod tls;
 mod version;
 mod webhooks;
 
+pub use alertmanager::AlertmanagerConfig;
 pub use auth::{AuthMode, TokenEntry};
+pub use keystone::KeystoneConfig;
 pub use state::{ApiContext, ServiceClock};
 pub use tls::TlsConfig;
 
@@ -62,12 +69,19 @@ pub struct ApiConfig {
     /// The address to listen on (default `127.0.0.1:9322`, Watcher's).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// `none` (loopback only; every caller is admin) or `tokens`.
+    /// `none` (loopback only; every caller is admin), `tokens` or
+    /// `keystone`.
     #[serde(default)]
     pub auth: AuthMode,
     /// With `auth: tokens`: the accepted tokens, by SHA-256.
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// With `auth: keystone`: Keystone and the service user.
+    #[serde(default)]
+    pub keystone: Option<KeystoneConfig>,
+    /// A YAML file of policy rules over Watcher's defaults.
+    #[serde(default)]
+    pub policy_file: Option<std::path::PathBuf>,
     /// The most items a list returns (Watcher's `[api] max_limit`, 1000).
     #[serde(default = "default_max_limit")]
     pub max_limit: u32,
@@ -77,7 +91,7 @@ pub struct ApiConfig {
     pub max_body: usize,
     /// How long a request may take before it is answered 408 (default
     /// 30 s): seconds or a duration.
-    #[serde(default = "default_timeout", deserialize_with = "timeout")]
+    #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
     /// Store calls running at once, at most (default 8); more wait.
     #[serde(default = "default_concurrency")]
@@ -85,6 +99,11 @@ pub struct ApiConfig {
     /// Serve HTTPS with this certificate and key (PEM).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// The Alertmanager receiver (`POST /v1/webhooks/alertmanager`): the
+    /// alert label naming the audit, how long a triggering alert is
+    /// remembered.
+    #[serde(default)]
+    pub alertmanager: AlertmanagerConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -103,7 +122,7 @@ fn default_concurrency() -> usize {
     8
 }
 
-fn timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Text {
@@ -123,11 +142,14 @@ impl Default for ApiConfig {
             listen: default_listen(),
             auth: AuthMode::default(),
             tokens: Vec::new(),
+            keystone: None,
+            policy_file: None,
             max_limit: default_max_limit(),
             max_body: default_max_body(),
             timeout: default_timeout(),
             concurrency: default_concurrency(),
             tls: None,
+            alertmanager: AlertmanagerConfig::default(),
         }
     }
 }
@@ -158,11 +180,12 @@ pub enum ApiStartError {
 
 impl ApiConfig {
     /// Checks what cannot be checked by parsing: `auth: none` only on
-    /// loopback, tokens only with `auth: tokens`, limits at least 1.
+    /// loopback, tokens only with `auth: tokens`, `keystone:` with `auth:
+    /// keystone`, a policy file that parses, limits at least 1.
     pub fn check(&self) -> Result<(), ApiStartError> {
         if self.auth == AuthMode::None && !self.listen.ip().is_loopback() {
             return Err(ApiStartError::Config(format!(
-                "auth: none lets every caller act as admin, so the API listens only on loopback; {} is not (set auth: tokens, or listen on 127.0.0.1)",
+                "auth: none lets every caller act as admin, so the API listens only on loopback; {} is not (set auth: tokens or keystone, or listen on 127.0.0.1)",
                 self.listen
             )));
         }
@@ -176,9 +199,17 @@ impl ApiConfig {
                 "max_limit, max_body and concurrency must be at least 1".into(),
             ));
         }
+        if self.auth == AuthMode::Keystone && self.keystone.is_none() {
+            return Err(ApiStartError::Config(
+                "auth: keystone needs a keystone: section (auth_url, username, project_name)"
+                    .into(),
+            ));
+        }
         for t in &self.tokens {
             t.check().map_err(ApiStartError::Config)?;
         }
+        // The policy file and the Keystone settings: read and checked.
+        auth::Guard::new(self)?;
         Ok(())
     }
 }
@@ -199,7 +230,7 @@ impl ApiServer {
         cfg.check()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(cfg.concurrency.max(1) + 2)
+            .max_blocking_threads(cfg.concurrency.max(1) + auth::KEYSTONE_CALLS)
             .thread_name("sextant-api")
             .on_thread_start(lower_priority)
             .enable_all()
@@ -212,9 +243,10 @@ impl ApiServer {
             .local_addr()
             .map_err(|e| ApiStartError::Io(e.to_string()))?;
         let acceptor = cfg.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+        let guard = std::sync::Arc::new(auth::Guard::new(&cfg)?);
         let st = std::sync::Arc::new(state::AppState::new(ctx, cfg.clone()));
         let stopping = std::sync::Arc::clone(&st.stopping);
-        let app = router::build(st);
+        let app = router::build(st, guard);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let grace = cfg.timeout;
         let thread = std::thread::Builder::new()

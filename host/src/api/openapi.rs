@@ -8,8 +8,8 @@
 
 use super::schemas;
 use super::{
-    action_plans, action_types, actions, audit_templates, audits, data_model, events, goals,
-    plugins, policies, root, scoring_engines, services, strategies, webhooks,
+    action_plans, action_types, actions, alertmanager, audit_templates, audits, data_model, events,
+    goals, plugins, policies, root, scoring_engines, services, strategies, webhooks,
 };
 use axum::Json;
 use std::collections::BTreeMap;
@@ -39,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         actions::list, actions::detail, actions::show, actions::update,
         scoring_engines::list, scoring_engines::detail, scoring_engines::show,
         services::list, services::detail, services::show,
-        data_model::list, webhooks::trigger,
+        data_model::list, webhooks::trigger, alertmanager::receive,
         action_types::list, action_types::show, action_types::create, action_types::delete,
         events::list, policies::list, policies::show, policies::validate, plugins::list,
     ),

@@ -8,8 +8,9 @@
 use super::error::{ApiError, WatcherBody};
 use super::state::AppState;
 use super::{
-    action_plans, action_types, actions, audit_templates, audits, auth, data_model, events, goals,
-    openapi, plugins, policies, root, scoring_engines, services, strategies, version, webhooks,
+    action_plans, action_types, actions, alertmanager, audit_templates, audits, auth, data_model,
+    events, goals, openapi, plugins, policies, root, scoring_engines, services, strategies,
+    version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -21,11 +22,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The whole application.
-pub fn build(st: Arc<AppState>) -> Router {
+pub fn build(st: Arc<AppState>, guard: Arc<auth::Guard>) -> Router {
     let cfg = &st.cfg;
     let timeout = cfg.timeout;
     let max_body = cfg.max_body;
     let scheme = Scheme(if cfg.tls.is_some() { "https" } else { "http" });
+    let latency = st.ctx.latency.clone();
     let v1 = Slashed(Router::new())
         .route("/v1", get(root::v1))
         .route("/v1/goals", get(goals::list))
@@ -84,6 +86,7 @@ pub fn build(st: Arc<AppState>) -> Router {
         .route("/v1/policies/{name}", get(policies::show))
         .route("/v1/plugins", get(plugins::list))
         .route("/v1/openapi.json", get(openapi::openapi_json))
+        .route("/v1/webhooks/alertmanager", post(alertmanager::receive))
         .route(
             "/v1/action_types",
             get(action_types::list).post(action_types::create),
@@ -94,7 +97,7 @@ pub fn build(st: Arc<AppState>) -> Router {
         )
         .0
         .layer(middleware::from_fn(version::layer))
-        .layer(middleware::from_fn_with_state(st.clone(), auth::layer));
+        .layer(middleware::from_fn_with_state(guard, auth::layer));
     Router::new()
         .route("/", get(root::root))
         .merge(v1)
@@ -107,6 +110,30 @@ pub fn build(st: Arc<AppState>) -> Router {
         ))
         .layer(middleware::from_fn(edge))
         .layer(axum::Extension(scheme))
+        .layer(axum::Extension(Latency(latency)))
+}
+
+/// Where the edge observes each request's latency (`serve`'s metrics).
+#[derive(Clone)]
+struct Latency(Option<crate::telemetry::ApiLatency>);
+
+/// The route template a request matched, as the latency metric labels it:
+/// with `/v1` and without a trailing slash whichever way it was asked
+/// (every route also answers those), `unmatched` for none. Never the raw
+/// path, so that ids do not make a series each.
+fn route_label(matched: Option<&str>) -> String {
+    let Some(route) = matched else {
+        return "unmatched".into();
+    };
+    let route = match route.trim_end_matches('/') {
+        "" => "/",
+        r => r,
+    };
+    if route == "/" || route == "/v1" || route.starts_with("/v1/") {
+        route.to_string()
+    } else {
+        format!("/v1{route}")
+    }
 }
 
 /// `http` or `https`: what links are made with.
@@ -146,6 +173,11 @@ async fn edge(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let latency = req.extensions().get::<Latency>().and_then(|l| l.0.clone());
     let id = format!("req-{}", crate::store::new_uuid());
     let mut resp = next.run(req).await;
     let status = resp.status();
@@ -172,10 +204,34 @@ async fn edge(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }
+    if let Some(l) = latency {
+        l.get_or_create(&crate::telemetry::ApiRequestLabels {
+            method: method.as_str().to_string(),
+            route: route_label(route.as_deref()),
+            status: resp.status().as_u16().to_string(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    }
     tracing::debug!(
         "api: {method} {path} {} in {:.1} ms ({id})",
         resp.status().as_u16(),
         started.elapsed().as_secs_f64() * 1e3
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_label;
+
+    #[test]
+    fn latency_is_labelled_by_route_template_one_way() {
+        assert_eq!(route_label(Some("/v1/audits/{id}")), "/v1/audits/{id}");
+        assert_eq!(route_label(Some("/v1/audits/{id}/")), "/v1/audits/{id}");
+        assert_eq!(route_label(Some("/audits/{id}")), "/v1/audits/{id}");
+        assert_eq!(route_label(Some("/audits/")), "/v1/audits");
+        assert_eq!(route_label(Some("/v1/")), "/v1");
+        assert_eq!(route_label(Some("/")), "/");
+        assert_eq!(route_label(None), "unmatched");
+    }
 }

@@ -1,8 +1,8 @@
-//! `/v1/services`: the services of this `serve` process, as Watcher lists
-//! its `watcher-decision-engine` and `watcher-applier`: integer ids, this
-//! host, and a status worked out on each read from when `serve`'s loop
-//! (which runs both) last went round, against Watcher's
-//! `service_down_time` (90 s): ACTIVE, else FAILED.
+//! `/v1/services`: Watcher's services table (docs/fleet.md): one row per
+//! `serve` host and role (`watcher-decision-engine`, `watcher-applier`),
+//! integer ids, and a status worked out on each read from the row's
+//! heartbeat against `service_down_time` (90 s by default, as Watcher's) on
+//! the database's clock: ACTIVE, else FAILED.
 
 use super::error::{ApiError, ApiResult};
 use super::links::{Ctx, time};
@@ -15,33 +15,44 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const NAMES: [&str; 2] = ["watcher-decision-engine", "watcher-applier"];
-const DOWN_AFTER_SECS: i64 = 90;
 const LIST_FIELDS: &[&str] = &["id", "name", "host", "status"];
 const SORT_KEYS: &[&str] = &["id", "name", "host", "status"];
 
-fn all(st: &AppState, ctx: &Ctx) -> Vec<Value> {
-    let last = st.ctx.clock.last();
-    let up = last.is_some_and(|t| (chrono::Utc::now() - t).num_seconds() < DOWN_AFTER_SECS);
-    let seen = last.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string());
-    NAMES
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let id = i + 1;
+/// `last_seen_up` as Watcher shows it: a naive datetime with microseconds.
+fn naive(t: &str) -> Value {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => Value::String(
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%dT%H:%M:%S%.6f")
+                .to_string(),
+        ),
+        Err(_) => Value::String(t.to_string()),
+    }
+}
+
+async fn all(st: &Arc<AppState>, ctx: &Ctx) -> ApiResult<Vec<Value>> {
+    let rows = st
+        .store(|s, st| {
+            s.services(st.ctx.down_time)
+                .map_err(|e| ApiError::internal(format!("services: {e}")))
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
             json!({
-                "id": id,
-                "name": name,
-                "host": st.ctx.host,
-                "status": if up { "ACTIVE" } else { "FAILED" },
-                "last_seen_up": seen,
-                "created_at": time(None),
-                "updated_at": time(None),
+                "id": r.id,
+                "name": r.name,
+                "host": r.host,
+                "status": r.status.as_str(),
+                "last_seen_up": naive(&r.last_seen_up),
+                "created_at": time(Some(&r.created_at)),
+                "updated_at": time(r.updated_at.as_deref()),
                 "deleted_at": null,
-                "links": ctx.links("services", &id.to_string()),
+                "links": ctx.links("services", &r.id.to_string()),
             })
         })
-        .collect()
+        .collect())
 }
 
 async fn list_of(
@@ -52,7 +63,7 @@ async fn list_of(
 ) -> ApiResult<Json<Value>> {
     q.check(&[])?;
     // The marker of services is their integer id.
-    let mut items = all(&st, &ctx);
+    let mut items = all(&st, &ctx).await?;
     if let Some(m) = q.filter("marker") {
         let after: usize = m
             .parse()
@@ -119,6 +130,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     all(&st, &ctx)
+        .await?
         .into_iter()
         .find(|v| v["name"] == id.as_str() || v["id"].as_u64().is_some_and(|i| i.to_string() == id))
         .map(Json)

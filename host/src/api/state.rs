@@ -10,7 +10,6 @@ use crate::action_types::{ActionTypeRegistry, LiveTypes};
 use crate::decide::{AuditContext, ModelSource};
 use crate::plugins::PluginRegistry;
 use crate::store::Store;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -38,7 +37,7 @@ impl ServiceClock {
 /// What `serve` hands the API.
 pub struct ApiContext {
     /// The database.
-    pub db: PathBuf,
+    pub db: crate::store::Location,
     /// The loaded plugins.
     pub plugins: Arc<PluginRegistry>,
     /// The action types, read again when their directories change (shared
@@ -48,12 +47,17 @@ pub struct ApiContext {
     pub model: ModelSource,
     /// The liveness of `serve`'s loop.
     pub clock: ServiceClock,
-    /// This host's name (services' `host`).
+    /// This host's id (`serve --host-id`; an EVENT trigger's claim).
     pub host: String,
+    /// How old a service's heartbeat may be before it is FAILED.
+    pub down_time: std::time::Duration,
     /// The action-mapper entry (config `mapper`).
     pub mapper: String,
     /// The drivers the mapper tries (config `drivers`).
     pub drivers: Vec<String>,
+    /// Where request latencies are observed, when `serve` exposes its
+    /// metrics.
+    pub latency: Option<crate::telemetry::ApiLatency>,
 }
 
 /// The shared state of the handlers.
@@ -69,6 +73,8 @@ pub struct AppState {
     pub(super) stopping: Arc<AtomicBool>,
     /// Audits run by the API at once, at most (more wait).
     decisions: Semaphore,
+    /// The firing alerts that triggered audits recently.
+    alerts: Mutex<super::alertmanager::AlertMemory>,
 }
 
 /// Audits the API runs at once, at most.
@@ -85,6 +91,7 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             permits,
             decisions: Semaphore::new(DECISIONS),
+            alerts: Mutex::default(),
         }
     }
 
@@ -125,6 +132,20 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::internal(format!("store call: {e}")))?
+    }
+
+    /// Whether firing alerts are new enough to trigger their audit
+    /// ([`super::alertmanager::AlertMemory::admit`]).
+    pub fn admit_alerts(
+        &self,
+        keys: &[(String, String, String, String)],
+        window: std::time::Duration,
+        now: std::time::Instant,
+    ) -> bool {
+        match self.alerts.lock() {
+            Ok(mut m) => m.admit(keys, window, now),
+            Err(poisoned) => poisoned.into_inner().admit(keys, window, now),
+        }
     }
 
     /// The action types as their directories hold them now.
@@ -172,7 +193,7 @@ impl AppState {
                 let types = me2.types();
                 let ctx = me2.audit_context(&types);
                 let r = if trigger {
-                    crate::decide::trigger_audit(&mut store, &ctx, &uuid)
+                    crate::decide::trigger_audit(&mut store, &ctx, &uuid, &me2.ctx.host)
                 } else {
                     crate::decide::run_audit(&mut store, &ctx, &uuid)
                 };

@@ -14,6 +14,17 @@ pub fn owner_id() -> String {
     )
 }
 
+/// The owner id of an applier a `serve` host runs for a plan it claimed:
+/// `host_id:pid:random`. When the host id is not this machine's hostname, a
+/// dead holder is never taken over early: its lease expires first.
+pub fn owner_id_for(host_id: &str) -> String {
+    format!(
+        "{host_id}:{}:{}",
+        std::process::id(),
+        &crate::store::new_uuid()[..8]
+    )
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())

@@ -79,7 +79,7 @@ mod watchdog;
 mod worker;
 
 pub use engine::Applier;
-pub use lease::owner_id;
+pub use lease::{owner_id, owner_id_for};
 pub use simulate::Prediction;
 
 // What the jobs share with each other (each child module imports `super::*`).

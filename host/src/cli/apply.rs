@@ -114,6 +114,19 @@ impl Resolved {
     }
 }
 
+/// How many actions a plan can run at once when nothing overrides it: the
+/// workers it was started with (else the default), and never more than it
+/// has actions.
+pub fn plan_workers(store: &Store, plan: &str) -> Result<usize, CliError> {
+    let extra = store.plan_extra(plan)?;
+    let workers = extra["applied_with"]["max_workers"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(DEFAULT_WORKERS);
+    let actions = usize::try_from(store.plan(plan)?.actions).unwrap_or(0);
+    Ok(workers.min(actions).max(1))
+}
+
 /// Records the flags given explicitly with the plan, so that every later
 /// applier of it (resume, serve, another host) applies it the same way;
 /// with `queue`, also moves it RECOMMENDED → PENDING in the same
@@ -167,6 +180,13 @@ pub struct RunFlags<'a> {
     /// `serve`, whose own notifier feeds them: one publisher per sink and
     /// process).
     pub notify: bool,
+    /// The lease owner the applier runs as: the owner a `serve` host claimed
+    /// the plan for (`None`: a new owner id, taking the lease itself).
+    pub owner: Option<String>,
+    /// At most this many actions at once, whatever the plan's workers (the
+    /// share of a `serve` host's `max_concurrent_actions`); not recorded
+    /// with the plan.
+    pub worker_cap: Option<usize>,
 }
 
 /// Runs the applier on one plan in this process.
@@ -181,7 +201,21 @@ pub fn apply_now_with(
     flags: &RunFlags<'_>,
     types: crate::action_types::ActionTypeRegistry,
 ) -> Result<PlanOutcome, CliError> {
-    let (mut store, plugins, _) = env.open_store_synced_with(&types)?;
+    let (store, plugins, _) = env.open_store_synced_with(&types)?;
+    apply_loaded(env, store, plan, flags, types, Arc::new(plugins))
+}
+
+/// As [`apply_now_with`], over a store the caller opened and the plugins
+/// it already loaded (`serve`, whose appliers share the plugins it loaded
+/// and synchronised at start instead of each loading them again).
+pub fn apply_loaded(
+    env: &Env,
+    mut store: Store,
+    plan: &str,
+    flags: &RunFlags<'_>,
+    types: crate::action_types::ActionTypeRegistry,
+    plugins: Arc<crate::plugins::PluginRegistry>,
+) -> Result<PlanOutcome, CliError> {
     let p = store.plan(plan).map_err(store_input)?;
     let resolved = resolve(&store, &p.uuid, flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
@@ -216,13 +250,14 @@ pub fn apply_now_with(
             (s, Some(SignalGuard(ids)))
         }
     };
-    let applier = Applier::new(
-        store,
-        Arc::new(plugins),
-        Arc::new(types),
-        &p.uuid,
-        resolved.options(env, stop),
-    );
+    let mut options = resolved.options(env, stop);
+    if let Some(o) = &flags.owner {
+        options.owner = o.clone();
+    }
+    if let Some(cap) = flags.worker_cap {
+        options.max_workers = options.max_workers.min(cap.max(1));
+    }
+    let applier = Applier::new(store, plugins, Arc::new(types), &p.uuid, options);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -270,6 +305,8 @@ pub fn predict_now(env: &Env, plan: &str) -> Result<crate::apply::Prediction, Cl
         quiet: true,
         stop: None,
         notify: false,
+        owner: None,
+        worker_cap: None,
     };
     let resolved = resolve(&store, &p.uuid, &flags, &|| {
         crate::policy::Vocabulary::of(&types, &plugins)
@@ -352,7 +389,13 @@ fn progress_bar(
 /// were cancelled and their messages (the `actions` of the JSON form);
 /// exit status 0 only when the plan SUCCEEDED, else 1.
 fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
-    let unfinished = Store::open(&env.db)?.unfinished_actions(&o.uuid)?;
+    let store = Store::open(&env.db)?;
+    let replacements = replaced_by_alternatives(&store, &o.uuid)?;
+    let (replaced, unfinished): (Vec<_>, Vec<_>) = store
+        .unfinished_actions(&o.uuid)?
+        .into_iter()
+        .partition(|a| replacements.contains_key(&a.name));
+    drop(store);
     let mut doc = serde_json::to_value(o)?;
     doc["actions"] = serde_json::json!(
         unfinished
@@ -363,6 +406,18 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
                 "action_type": a.action_type,
                 "state": a.state,
                 "status_message": a.status_message,
+            }))
+            .collect::<Vec<_>>()
+    );
+    doc["replaced"] = serde_json::json!(
+        replaced
+            .iter()
+            .map(|a| serde_json::json!({
+                "uuid": a.uuid,
+                "name": a.name,
+                "state": a.state,
+                "status_message": a.status_message,
+                "replaced_by": replacements.get(&a.name),
             }))
             .collect::<Vec<_>>()
     );
@@ -384,12 +439,63 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
             }
             out!("{}", t.render());
         }
+        for a in &replaced {
+            let by = replacements.get(&a.name).map_or("", String::as_str);
+            if a.state == ActionState::Failed {
+                outln!(
+                    "  {} FAILED; its alternative {by} succeeded in its place",
+                    a.name
+                );
+            } else {
+                outln!("  {} {}: not needed, {by} succeeded", a.name, a.state);
+            }
+        }
     }
     Ok(if o.state == PlanState::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The actions of a plan that an alternative took over from, by name, each
+/// with the alternative that succeeded in its place: a primary or an earlier
+/// alternative that failed (or was never needed) while another member of its
+/// group of alternatives SUCCEEDED. They are not unfinished work: the plan
+/// went on through the alternative.
+fn replaced_by_alternatives(
+    store: &Store,
+    plan: &str,
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    use std::collections::HashMap;
+    let scopes = store.action_scopes(plan)?;
+    if scopes.iter().all(|s| s.primary.is_none()) {
+        return Ok(HashMap::new());
+    }
+    let states: HashMap<String, ActionState> = store
+        .actions(plan)?
+        .into_iter()
+        .map(|a| (a.name, a.state))
+        .collect();
+    // Each group of alternatives is named by its primary.
+    let group = |s: &crate::store::flows::ScopeRow| {
+        s.primary
+            .as_ref()
+            .map_or_else(|| s.name.clone(), |(p, _)| p.clone())
+    };
+    let mut winner: HashMap<String, String> = HashMap::new();
+    for s in &scopes {
+        if states.get(&s.name) == Some(&ActionState::Succeeded) {
+            winner.insert(group(s), s.name.clone());
+        }
+    }
+    Ok(scopes
+        .iter()
+        .filter_map(|s| {
+            let by = winner.get(&group(s))?;
+            (by != &s.name).then(|| (s.name.clone(), by.clone()))
+        })
+        .collect())
 }
 
 /// Why a plan in `state` is not started (`ops::plans::not_startable`).

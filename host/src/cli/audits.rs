@@ -478,7 +478,8 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                 types: &types,
                 model: env.model_source(),
             };
-            let a = trigger_audit(&mut store, &ctx, &audit).map_err(decide_error)?;
+            let host = super::services::host_id(env, None)?;
+            let a = trigger_audit(&mut store, &ctx, &audit, &host).map_err(decide_error)?;
             if !print_structured(format, &a)? {
                 outln!("audit {} ({}): {}", a.name, a.uuid, a.state);
             }

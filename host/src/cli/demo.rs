@@ -33,7 +33,7 @@ fn demo_env(env: &Env, explicit_db: bool) -> Env {
     let db = if explicit_db {
         env.db.clone()
     } else {
-        crate::config::data_dir().join("demo").join("sextant.db")
+        crate::store::Location::Sqlite(crate::config::data_dir().join("demo").join("sextant.db"))
     };
     Env {
         config: env.config.clone(),
@@ -145,6 +145,8 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
             quiet: false,
             stop: None,
             notify: true,
+            owner: None,
+            worker_cap: None,
         },
         types,
     )?;

@@ -207,7 +207,7 @@ mod tests {
     fn every_sort_key_is_a_field_of_the_listed_rows() {
         use crate::store::plans::{NewPlan, NewPlanRow};
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = crate::store::Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = crate::store::Store::open(dir.path().join("s.db")).expect("open");
         let p = s
             .create_plan(&NewPlan {
                 state: crate::states::PlanState::Recommended,

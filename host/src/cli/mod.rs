@@ -14,10 +14,12 @@ mod action_types;
 pub(crate) mod apply;
 mod audits;
 pub(crate) mod datamodel;
+mod db;
 mod decide;
 mod demo;
 pub(crate) mod flow_view;
 pub(crate) mod graph_flows;
+mod heartbeat;
 mod help_markdown;
 pub(crate) mod import;
 pub(crate) mod import_flows;
@@ -30,6 +32,7 @@ pub(crate) mod plans;
 mod plugins;
 mod policies;
 mod serve;
+mod services;
 mod shell_docs;
 pub(crate) mod sim;
 pub(crate) mod sim_faults;
@@ -43,7 +46,7 @@ use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
 use crate::plugins::{PluginRegistry, SearchPath};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Sextant audits a pool of infrastructure against a goal, plans the actions
@@ -55,10 +58,11 @@ pub struct Cli {
     #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
     plugin_dirs: Vec<PathBuf>,
 
-    /// The database (default: $SEXTANT_DB, else
-    /// $XDG_DATA_HOME/sextant/sextant.db).
-    #[arg(long, value_name = "FILE", global = true)]
-    db: Option<PathBuf>,
+    /// The database: a SQLite file (a path, or sqlite:PATH) or a PostgreSQL
+    /// database (postgres://USER@HOST:PORT/DB). Default: $SEXTANT_DB, else
+    /// the config's `database:`, else $XDG_DATA_HOME/sextant/sextant.db.
+    #[arg(long, value_name = "DB", global = true)]
+    db: Option<String>,
 
     /// The config file (default: $SEXTANT_CONFIG, else
     /// $XDG_CONFIG_HOME/sextant/config.yaml).
@@ -160,6 +164,10 @@ enum Command {
     /// Notification sinks: the delivery status of webhooks and AMQP buses.
     #[command(subcommand)]
     Notifications(notifications::NotificationsCommand),
+    /// The store's database: migrate its schema, copy it into another
+    /// (SQLite, PostgreSQL) to move an installation.
+    #[command(subcommand)]
+    Db(db::DbCommand),
     /// The service: runs CONTINUOUS audits, applies queued and interrupted
     /// plans, and feeds the notification sinks.
     Serve {
@@ -176,7 +184,19 @@ enum Command {
         /// metrics.listen).
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+        /// This host's id among the hosts sharing the database (default:
+        /// $SEXTANT_HOST_ID, else the config's host_id, else the hostname).
+        #[arg(long, value_name = "ID")]
+        host_id: Option<String>,
+        /// What this host runs, comma-separated: decision (CONTINUOUS
+        /// audits), applier (queued and interrupted plans); default: the
+        /// config's roles, else both.
+        #[arg(long, value_name = "ROLES", value_delimiter = ',')]
+        roles: Option<Vec<crate::store::fleet::Role>>,
     },
+    /// The services of the `serve` hosts sharing this database: list.
+    #[command(subcommand)]
+    Service(services::ServiceCommand),
     /// Prints the shell completion script for SHELL (bash, zsh, fish, ...).
     Completions {
         /// The shell to complete for.
@@ -266,8 +286,8 @@ pub struct Env {
     pub config: Config,
     /// `--plugin-dir` flags.
     pub plugin_dirs: Vec<PathBuf>,
-    /// The database file.
-    pub db: PathBuf,
+    /// The database.
+    pub db: crate::store::Location,
 }
 
 impl Env {
@@ -370,9 +390,13 @@ impl Env {
         serde_json::json!({"sim": {"sim_db": self.sim_db()}})
     }
 
-    /// The simulated cloud's file, beside the database.
+    /// The simulated cloud's file, beside the database (for PostgreSQL, in
+    /// the data directory, named after the database).
     pub fn sim_db(&self) -> PathBuf {
-        sextant_sim_store::path_beside(&self.db)
+        match self.db.file() {
+            Some(file) => sextant_sim_store::path_beside(file),
+            None => self.db.beside(&data_dir(), "sim.db"),
+        }
     }
 
     /// Reads every action type.
@@ -451,12 +475,44 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The database when `--db` is not given: `SEXTANT_DB`, else
-/// `sextant.db` in the data directory.
-pub fn default_db_path() -> PathBuf {
-    match std::env::var_os("SEXTANT_DB") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => crate::config::data_dir().join("sextant.db"),
+/// The database this invocation uses: `--db`, else `SEXTANT_DB`, else the
+/// config's `database:`, else `sextant.db` in the data directory; whether
+/// it was named (by any of the three). A text that names no database is bad
+/// input, named with where it came from (and no password).
+pub fn database(
+    flag: Option<&str>,
+    config: &Config,
+) -> Result<(crate::store::Location, bool), CliError> {
+    use crate::store::Location;
+    let env = std::env::var("SEXTANT_DB").ok().filter(|v| !v.is_empty());
+    let config_source = match &config.source {
+        Some(file) => format!("{}: database:", file.display()),
+        None => "config database:".to_string(),
+    };
+    let named = [
+        (flag, "--db".to_string(), false),
+        (env.as_deref(), "SEXTANT_DB".to_string(), false),
+        (config.database.as_deref(), config_source, true),
+    ]
+    .into_iter()
+    .find_map(|(text, source, in_config)| text.map(|t| (t, source, in_config)));
+    match named {
+        Some((text, source, in_config)) => {
+            let location = Location::parse(text, &source).map_err(CliError::input)?;
+            // A relative file in the config is relative to the config's
+            // directory, as its other paths are.
+            let location = match (location, &config.source) {
+                (Location::Sqlite(p), Some(file)) if in_config => Location::Sqlite(
+                    crate::config::resolve_dir(&p, file.parent().unwrap_or(Path::new("."))),
+                ),
+                (l, _) => l,
+            };
+            Ok((location, true))
+        }
+        None => Ok((
+            Location::Sqlite(crate::config::data_dir().join("sextant.db")),
+            false,
+        )),
     }
 }
 
@@ -468,11 +524,11 @@ fn run(cli: Cli) -> CliResult {
         _ => {}
     }
     let config = Config::load(cli.config.as_deref()).map_err(CliError::input)?;
-    let explicit_db = cli.db.is_some() || std::env::var_os("SEXTANT_DB").is_some();
+    let (db, explicit_db) = database(cli.db.as_deref(), &config)?;
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
-        db: cli.db.unwrap_or_else(default_db_path),
+        db,
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),
@@ -490,8 +546,21 @@ fn run(cli: Cli) -> CliResult {
             exit_after,
             api,
             metrics,
-        } => serve::serve(&env, exit_after, api, metrics),
+            host_id,
+            roles,
+        } => serve::serve(
+            &env,
+            serve::ServeFlags {
+                exit_after,
+                api,
+                metrics,
+                host_id,
+                roles,
+            },
+        ),
+        Command::Service(c) => services::run(&env, c),
         Command::Notifications(c) => notifications::run(&env, c),
+        Command::Db(c) => db::run(&env, c),
         Command::Plan {
             input,
             format,

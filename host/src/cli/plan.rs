@@ -49,7 +49,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         None => req.config.clone(),
     };
     let durations = crate::plan::durations(&types);
-    let planned = plan(
+    let mut planned = plan(
         &plugins,
         &req.planner,
         &config,
@@ -61,6 +61,10 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
         e @ (PlanError::Refused { .. } | PlanError::InvalidOutput { .. }) => CliError::input(e),
         e => CliError::from(e),
     })?;
+    // A planners.v2 planner's alternatives become actions of the plan, and
+    // its flows and alternatives are stored with it as an import's are.
+    let mut specs = specs;
+    let structure = std::mem::take(&mut planned.structure).apply(&mut planned, &mut specs);
     // The store stays open until the plan is printed: the WAL checkpoint
     // that its commit asked for runs on the store's thread meanwhile, and
     // closing the store (which waits for it) comes last.
@@ -71,6 +75,7 @@ pub fn run(env: &Env, input: &Path, format: Format, save: bool) -> CliResult {
             state: planned.action_plan_state,
             rows: planned.rows(&specs, |_| "", crate::states::ActionState::Pending),
             extra: serde_json::json!({"planner": planned.extra}),
+            structure,
             ..Default::default()
         })?;
         (Some(plan.uuid), Some(store))

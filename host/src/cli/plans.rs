@@ -369,6 +369,8 @@ impl RunArgs {
             quiet: false,
             stop: None,
             notify: true,
+            owner: None,
+            worker_cap: None,
         }
     }
 }

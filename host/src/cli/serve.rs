@@ -11,14 +11,28 @@
 //! `--metrics ADDR` (or `metrics.listen`) it exposes its own metrics
 //! (`crate::telemetry`); with `--api ADDR` (or `api:`) it serves Watcher's
 //! REST API (`crate::api`).
+//!
+//! Several `serve` hosts may share one database (docs/fleet.md): each has a
+//! host id (`--host-id`, `SEXTANT_HOST_ID`, config `host_id`, else the
+//! hostname) and roles (`--roles decision,applier`); each heartbeats its
+//! services' rows; an applier claims plans atomically (queued ones, and
+//! interrupted ones whose holder's lease expired: resumed, not cancelled)
+//! within its `max_concurrent_actions`; a decision engine claims each tick
+//! of a CONTINUOUS audit before running it. A host that cannot reach its
+//! database stops claiming work, says why (its log, and its services'
+//! status message once it is back), and retries with backoff, a bounded
+//! number of times.
 
-use super::apply::{RunFlags, SignalGuard, apply_now, stop_on_signals};
+use super::apply::{RunFlags, SignalGuard, apply_loaded, plan_workers, stop_on_signals};
+use super::heartbeat::{Beat, Heartbeat};
 use super::{CliError, CliResult, Env};
 use crate::action_types::LiveTypes;
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
-use crate::decide::{AuditContext, tick_continuous};
-use crate::states::{AuditState, PlanState};
+use crate::decide::{AuditContext, DecideError, tick_continuous};
+use crate::states::AuditState;
+use crate::store::fleet::Role;
+use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,16 +43,192 @@ use std::time::{Duration, Instant};
 /// How often a sleeping service looks for a stop request.
 const STOP_POLL: Duration = Duration::from_millis(50);
 
+/// How often a host heartbeats, at most (more often with a short
+/// `service_down_time`: three beats per down time).
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How many times in a row a host retries a database it cannot reach
+/// before it stops.
+const RECONNECT_ATTEMPTS: u32 = 12;
+/// The first wait before a retry; it doubles up to [`RECONNECT_MAX_WAIT`].
+const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(500);
+/// The longest wait between retries.
+const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// Whether a store error says the database cannot be reached (or written)
+/// now, rather than something about what it holds.
+fn unreachable(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Database { .. } | StoreError::Io { .. } | StoreError::Commit(_)
+    )
+}
+
+/// The wait before retry `attempt` (1-based): doubling, bounded.
+fn backoff(attempt: u32) -> Duration {
+    RECONNECT_FIRST_WAIT
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(RECONNECT_MAX_WAIT)
+}
+
+/// `serve`'s flags.
+pub struct ServeFlags {
+    /// `--exit-after`.
+    pub exit_after: Option<Duration>,
+    /// `--api`.
+    pub api: Option<SocketAddr>,
+    /// `--metrics`.
+    pub metrics: Option<SocketAddr>,
+    /// `--host-id`.
+    pub host_id: Option<String>,
+    /// `--roles`.
+    pub roles: Option<Vec<Role>>,
+}
+
+/// A plan this host applies: its thread, the lease owner it runs as, and
+/// the workers it may use.
+struct Running {
+    thread: JoinHandle<()>,
+    owner: String,
+    workers: usize,
+}
+
+/// This host among the hosts of one database.
+struct Host {
+    id: String,
+    roles: Vec<Role>,
+    /// `max_concurrent_actions`: the workers of the plans it applies, at
+    /// most, summed.
+    max_actions: usize,
+    /// Whether the database wakes it (PostgreSQL's LISTEN).
+    listening: bool,
+    /// Since when, and why, it cannot reach its database.
+    unreachable: Option<(chrono::DateTime<chrono::Utc>, String)>,
+    attempts: u32,
+}
+
+impl Host {
+    fn runs(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Claims and starts plans while it has room.
+    fn claim_plans(
+        &mut self,
+        env: &Env,
+        store: &mut Store,
+        appliers: &mut HashMap<String, Running>,
+        stop: &StopSignal,
+        plugins: &Arc<crate::plugins::PluginRegistry>,
+    ) -> Result<(), crate::store::StoreError> {
+        // The plans it runs stay its own while their appliers start: an
+        // applier renews its lease only once it runs.
+        let owners: Vec<String> = appliers.values().map(|r| r.owner.clone()).collect();
+        store.renew_leases(&owners, crate::apply::LEASE_TTL)?;
+        while !stop.is_stopping() {
+            let in_use: usize = appliers.values().map(|r| r.workers).sum();
+            let room = self.max_actions.saturating_sub(in_use);
+            if room == 0 {
+                return Ok(());
+            }
+            let owner = crate::apply::owner_id_for(&self.id);
+            let Some(claim) = store.claim_plan(&self.id, &owner, crate::apply::LEASE_TTL)? else {
+                return Ok(());
+            };
+            if appliers.contains_key(&claim.plan_uuid) {
+                // Its lease here lapsed while it still ran: the old applier
+                // finds it lost and stops; the plan is claimed again later.
+                tracing::warn!(
+                    "action plan {} was claimed again while this host still ran it",
+                    claim.plan_uuid
+                );
+                continue;
+            }
+            let workers = plan_workers(store, &claim.plan_uuid)
+                .unwrap_or(room)
+                .min(room)
+                .max(1);
+            tracing::info!(
+                "applying action plan {} ({}{})",
+                claim.plan_uuid,
+                if claim.resumed() {
+                    "resuming"
+                } else {
+                    "queued"
+                },
+                match &claim.previous_owner {
+                    Some(o) if claim.resumed() => format!(", after {o}"),
+                    _ => String::new(),
+                }
+            );
+            let thread = spawn_applier(
+                env,
+                &claim.plan_uuid,
+                stop,
+                owner.clone(),
+                Some(workers),
+                plugins,
+            );
+            appliers.insert(
+                claim.plan_uuid,
+                Running {
+                    thread,
+                    owner,
+                    workers,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// The database failed: say so (once), and how long until the retry.
+    fn lost(&mut self, why: &str) -> Option<Duration> {
+        self.attempts += 1;
+        if self.unreachable.is_none() {
+            self.unreachable = Some((chrono::Utc::now(), why.to_string()));
+        }
+        if self.attempts > RECONNECT_ATTEMPTS {
+            return None;
+        }
+        let wait = backoff(self.attempts);
+        tracing::warn!(
+            "host {}: cannot reach the database: {why}; claiming no work; retry {} of {RECONNECT_ATTEMPTS} in {:.1}s",
+            self.id,
+            self.attempts,
+            wait.as_secs_f64()
+        );
+        Some(wait)
+    }
+
+    /// A round went through: if the database was unreachable, say it is
+    /// back (its log, and its services' status message).
+    fn reached(&mut self, heartbeat: &Heartbeat) {
+        self.attempts = 0;
+        if let Some((since, why)) = self.unreachable.take() {
+            let secs = (chrono::Utc::now() - since).num_milliseconds() as f64 / 1000.0;
+            let msg = format!(
+                "could not reach the database for {secs:.1}s from {} ({why}); reconnected",
+                since.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            );
+            tracing::info!("host {}: {msg}", self.id);
+            heartbeat.say(msg);
+        }
+    }
+}
+
 /// Runs until SIGTERM or SIGINT, or for `exit_after` (bounded by its
 /// parser; then it waits for the plans it runs to end). With `api` (or
 /// the config's `api:`), also serves Watcher's REST API; with `metrics`
 /// (or the config's `metrics.listen`), exposes Sextant's own metrics.
-pub fn serve(
-    env: &Env,
-    exit_after: Option<Duration>,
-    api: Option<SocketAddr>,
-    metrics: Option<SocketAddr>,
-) -> CliResult {
+pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
+    let ServeFlags {
+        exit_after,
+        api,
+        metrics,
+        host_id,
+        roles,
+    } = flags;
+    let host_id = super::services::host_id(env, host_id.as_deref())?;
+    let roles = super::services::roles(env, roles.as_deref())?;
     let api_config = match (api, &env.config.api) {
         (Some(listen), Some(c)) => Some(ApiConfig {
             listen,
@@ -65,6 +255,14 @@ pub fn serve(
     }
     let clock = ServiceClock::default();
     clock.beat();
+    // Sextant's own metrics (docs/metrics.md): made before the API, which
+    // observes its request latency into them.
+    let metrics_addr = metrics.or(env.config.metrics.listen);
+    let registry =
+        metrics_addr.map(|_| Arc::new(std::sync::Mutex::new(crate::telemetry::Metrics::default())));
+    let latency = registry
+        .as_ref()
+        .and_then(|m| m.lock().ok().map(|m| m.api_latency()));
     let api = match api_config {
         Some(cfg) => Some(
             ApiServer::start(
@@ -75,9 +273,11 @@ pub fn serve(
                     types: Arc::clone(&types),
                     model: env.model_source(),
                     clock: clock.clone(),
-                    host: host_name(),
+                    host: host_id.clone(),
+                    down_time: env.service_down_time(),
                     mapper: env.config.mapper.clone(),
                     drivers: env.config.drivers.clone(),
+                    latency,
                 },
             )
             .map_err(|e| match e {
@@ -93,10 +293,8 @@ pub fn serve(
         crate::notify::last_event_id(&store),
     );
     // Sextant's own metrics, on their own listener (docs/metrics.md).
-    let _metrics = match metrics.or(env.config.metrics.listen) {
-        Some(addr) => {
-            let m =
-                std::sync::Arc::new(std::sync::Mutex::new(crate::telemetry::Metrics::default()));
+    let _metrics = match metrics_addr.zip(registry) {
+        Some((addr, m)) => {
             let listener = crate::telemetry::listener::start(addr, m.clone())
                 .map_err(|e| anyhow::anyhow!(e))?;
             let collector = crate::telemetry::Collector::start(
@@ -108,17 +306,48 @@ pub fn serve(
         }
         None => None,
     };
-    let mut appliers: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut appliers: HashMap<String, Running> = HashMap::new();
     let started = Instant::now();
     let deadline = exit_after.map(|d| started + d);
+    let down_time = env.service_down_time();
+    let mut host = Host {
+        id: host_id,
+        roles,
+        max_actions: env
+            .config
+            .max_concurrent_actions
+            .map_or(crate::config::DEFAULT_MAX_CONCURRENT_ACTIONS, |n| n.get()),
+        listening: false,
+        unreachable: None,
+        attempts: 0,
+    };
+    host.listening = store.listen_for_work()?;
+    let identity = store.file().map(db_identity);
+    let heartbeat = Heartbeat::start(
+        &mut store,
+        Beat {
+            db: env.db.clone(),
+            identity,
+            host: host.id.clone(),
+            roles: host.roles.clone(),
+            every: HEARTBEAT.min(down_time / 3).max(Duration::from_millis(100)),
+        },
+    )?;
     tracing::info!(
-        "sextant serve started (pid {}): database {}",
+        "sextant serve started (pid {}): host {}, roles {}, database {}",
         std::process::id(),
-        store.path().display()
+        host.id,
+        host.roles
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
+        store.location()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let identity = db_identity(store.path());
-    run_left_pending(&mut store, &plugins, &types, env, &stop);
+    if host.runs(Role::Decision) {
+        run_left_pending(&mut store, &plugins, &types, env, &stop);
+    }
     loop {
         clock.beat();
         if stop.is_stopping() {
@@ -130,48 +359,85 @@ pub fn serve(
         }
         // A database deleted or replaced under a running service would take
         // every later write to an unlinked file: stop, and say so.
-        if db_identity(store.path()) != identity {
+        if store.file().map(db_identity) != identity {
             stop.stop();
             let _ = stop_cleanly(env, appliers);
             return Err(anyhow::anyhow!(
                 "the database {} was deleted or replaced while serve ran; stopped (restart serve to use the new one)",
-                store.path().display()
+                store.location()
             )
             .into());
         }
-        let now = chrono::Utc::now();
-        let current = types.current();
-        let ctx = AuditContext {
-            plugins: &plugins,
-            types: &current,
-            model: env.model_source(),
-        };
-        let next = tick_continuous(&mut store, &ctx, now).map_err(|e| anyhow::anyhow!(e))?;
-        // Queued and interrupted plans: one applier thread each.
-        appliers.retain(|_, h| !h.is_finished());
-        for p in store.plans(None)? {
-            let runnable = p.state == PlanState::Pending
-                || ((p.state == PlanState::Ongoing || p.state == PlanState::Cancelling)
-                    && store.plan_lease_is_free(&p.uuid)?);
-            if runnable && !appliers.contains_key(&p.uuid) && !stop.is_stopping() {
-                tracing::info!(
-                    "applying action plan {} ({})",
-                    p.uuid,
-                    if p.state == PlanState::Pending {
-                        "queued"
-                    } else {
-                        "resuming"
-                    }
-                );
-                appliers.insert(p.uuid.clone(), spawn_applier(env, &p.uuid, &stop));
+        appliers.retain(|_, r| !r.thread.is_finished());
+        // One round: this tick's audits, claims. A store error is a
+        // database this host cannot reach (now): no more claims until a
+        // round goes through.
+        // Any other error (an audit another process deleted meanwhile, a
+        // value the store does not know) is said and the round goes on.
+        let round = (|| -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+            let mut next = None;
+            if host.runs(Role::Decision) {
+                let current = types.current();
+                let ctx = AuditContext {
+                    plugins: &plugins,
+                    types: &current,
+                    model: env.model_source(),
+                };
+                match tick_continuous(&mut store, &ctx, chrono::Utc::now(), &host.id) {
+                    Ok(n) => next = n,
+                    Err(DecideError::Store(e)) if unreachable(&e) => return Err(e),
+                    Err(e) => tracing::warn!("host {}: continuous audits: {e}", host.id),
+                }
             }
-        }
-        // Wake at the next due time, and at least every second to see new
-        // audits created by other processes.
+            if host.runs(Role::Applier) {
+                match host.claim_plans(env, &mut store, &mut appliers, &stop, &plugins) {
+                    Ok(()) => {}
+                    Err(e) if unreachable(&e) => return Err(e),
+                    Err(e) => tracing::warn!("host {}: claiming plans: {e}", host.id),
+                }
+            }
+            Ok(next)
+        })();
         let mut wait = Duration::from_secs(1);
-        if let Some(n) = next {
-            let until = (n - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            wait = wait.min(until);
+        match round {
+            Ok(next) => {
+                host.reached(&heartbeat);
+                // Wake at the next due time, and at least every second to
+                // see new audits and plans of other processes.
+                if let Some(n) = next {
+                    let until = (n - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                    wait = wait.min(until);
+                }
+            }
+            Err(e) => match host.lost(&format!("{e:#}")) {
+                Some(w) => {
+                    wait = w;
+                    // A fresh connection for the next round (to the same
+                    // database: one deleted meanwhile is not made anew;
+                    // the next round's check stops serve).
+                    match reopen(&env.db, identity) {
+                        Ok(mut s) => {
+                            host.listening = s.listen_for_work().unwrap_or(false);
+                            store = s;
+                        }
+                        Err(e) => tracing::debug!("reopening the database: {e}"),
+                    }
+                }
+                None => {
+                    tracing::error!(
+                        "host {}: the database stayed unreachable after {RECONNECT_ATTEMPTS} retries; stopping",
+                        host.id
+                    );
+                    stop.stop();
+                    let _ = stop_cleanly(env, appliers);
+                    return Err(anyhow::anyhow!(
+                        "host {}: cannot reach the database {}: {e:#}; gave up after {RECONNECT_ATTEMPTS} retries",
+                        host.id,
+                        store.location()
+                    )
+                    .into());
+                }
+            },
         }
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
@@ -179,8 +445,8 @@ pub fn serve(
                 if let Some(a) = api {
                     a.shutdown();
                 }
-                for (_, h) in appliers.drain() {
-                    let _ = h.join();
+                for (_, r) in appliers.drain() {
+                    let _ = r.thread.join();
                 }
                 tracing::info!("sextant serve stopped (--exit-after)");
                 return Ok(ExitCode::SUCCESS);
@@ -189,7 +455,25 @@ pub fn serve(
         }
         let until = Instant::now() + wait.max(Duration::from_millis(10));
         while !stop.is_stopping() && Instant::now() < until {
-            std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
+            // A plan of this host ended: room for the next claim now.
+            if appliers.values().any(|r| r.thread.is_finished()) {
+                break;
+            }
+            let chunk = STOP_POLL.min(until.saturating_duration_since(Instant::now()));
+            if host.listening && host.unreachable.is_none() {
+                // PostgreSQL: a NOTIFY (a plan queued, an audit created)
+                // ends the wait at once.
+                match store.wait_for_work(chunk) {
+                    Ok(w) if !w.is_empty() => {
+                        tracing::debug!("woken: {w:?}");
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            } else {
+                std::thread::sleep(chunk);
+            }
         }
     }
 }
@@ -199,7 +483,7 @@ pub fn serve(
 /// Each is claimed by its move to ONGOING (compare-and-set), so an audit
 /// another process runs meanwhile is not run twice.
 fn run_left_pending(
-    store: &mut crate::store::Store,
+    store: &mut Store,
     plugins: &crate::plugins::PluginRegistry,
     types: &LiveTypes,
     env: &Env,
@@ -232,9 +516,19 @@ fn run_left_pending(
     }
 }
 
-/// Applies one plan on a thread of its own, until it ends or `stop`.
-fn spawn_applier(env: &Env, uuid: &str, stop: &StopSignal) -> JoinHandle<()> {
+/// Applies one plan on a thread of its own, until it ends or `stop`, as
+/// lease owner `owner` (the owner it was claimed for), with at most
+/// `worker_cap` actions at once.
+fn spawn_applier(
+    env: &Env,
+    uuid: &str,
+    stop: &StopSignal,
+    owner: String,
+    worker_cap: Option<usize>,
+    plugins: &Arc<crate::plugins::PluginRegistry>,
+) -> JoinHandle<()> {
     let (env, uuid, stop) = (env.clone(), uuid.to_string(), stop.clone());
+    let plugins = Arc::clone(plugins);
     std::thread::spawn(move || {
         let flags = RunFlags {
             policy: None,
@@ -243,8 +537,17 @@ fn spawn_applier(env: &Env, uuid: &str, stop: &StopSignal) -> JoinHandle<()> {
             quiet: true,
             stop: Some(stop),
             notify: false,
+            owner: Some(owner),
+            worker_cap,
         };
-        match apply_now(&env, &uuid, &flags) {
+        // serve's plugins, loaded and synchronised at its start; the action
+        // types read now (one registered since is used).
+        let applied = Store::open(&env.db)
+            .map_err(super::CliError::from)
+            .and_then(|store| {
+                apply_loaded(&env, store, &uuid, &flags, env.action_types(), plugins)
+            });
+        match applied {
             Ok(o) => match o.status_message {
                 Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
                 None => tracing::info!("action plan {uuid} ended {}", o.state),
@@ -263,9 +566,12 @@ fn spawn_applier(env: &Env, uuid: &str, stop: &StopSignal) -> JoinHandle<()> {
 
 /// The end of a service asked to stop: the appliers stop on the same
 /// signal (abort, grace period); wait for them, and exit 0.
-fn stop_cleanly(env: &Env, appliers: HashMap<String, JoinHandle<()>>) -> CliResult {
+fn stop_cleanly(env: &Env, appliers: HashMap<String, Running>) -> CliResult {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    let running = appliers.values().filter(|h| !h.is_finished()).count();
+    let running = appliers
+        .values()
+        .filter(|r| !r.thread.is_finished())
+        .count();
     tracing::info!(
         "stopping: launching nothing more; {running} plan(s) running: aborting their abortable actions, waiting up to {}s for the others",
         env.config
@@ -273,24 +579,55 @@ fn stop_cleanly(env: &Env, appliers: HashMap<String, JoinHandle<()>>) -> CliResu
             .unwrap_or(crate::apply::DEFAULT_GRACE)
             .as_secs_f64()
     );
-    for (_, h) in appliers {
-        let _ = h.join();
+    for (_, r) in appliers {
+        let _ = r.thread.join();
     }
     tracing::info!("sextant serve stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// This host's name, as services report it.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+/// Opens the database again, only if it is still the one `serve` started
+/// with (`identity`, for a file: `None` for a server, `Some(None)` for a
+/// file that was already gone): one deleted meanwhile is not made anew.
+pub(super) fn reopen(
+    db: &crate::store::Location,
+    identity: Option<Option<(u64, u64)>>,
+) -> Result<Store, crate::store::StoreError> {
+    if let Some(path) = db.file()
+        && Some(db_identity(path)) != identity
+    {
+        return Err(crate::store::StoreError::Io {
+            path: path.to_path_buf(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not the database serve started with",
+            ),
+        });
+    }
+    Store::open(db)
 }
 
 /// The database file's identity (device, inode); `None` once it is gone.
 fn db_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_double_from_half_a_second_up_to_thirty() {
+        let waits: Vec<f64> = (1..=RECONNECT_ATTEMPTS)
+            .map(|a| backoff(a).as_secs_f64())
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0
+            ]
+        );
+        assert_eq!(backoff(u32::MAX), RECONNECT_MAX_WAIT);
+    }
 }

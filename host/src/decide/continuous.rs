@@ -87,19 +87,19 @@ pub fn run_continuous(
     ctx: &AuditContext<'_>,
     uuid: &str,
     next_run: Option<chrono::DateTime<chrono::Utc>>,
+    host: &str,
 ) -> Result<AuditRow, DecideError> {
     let audit = store.audit(uuid)?;
     let next = next_run.map(schedule::format_time);
     if let Some(blocker) = blocking_plan(store, &audit)? {
         return skip_run(store, &audit, blocker, next);
     }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     let audit = store.move_audit(
         uuid,
         AuditState::Ongoing,
         None,
         &AuditChanges {
-            hostname: Some(host),
+            hostname: Some(host.to_string()),
             next_run_time: Some(next.clone()),
             ..Default::default()
         },
@@ -159,10 +159,17 @@ fn cancel_recommended_plans(store: &mut Store, audit: &AuditRow) -> Result<(), D
 ///
 /// An interval audit runs at once, then every interval; a cron audit runs at
 /// each time its expression names after the audit's creation.
+///
+/// Several hosts (`host` is this one's id) may tick at once on one
+/// database: each run, and each end of an audit, is claimed first
+/// ([`crate::store::FleetStore::claim_audit_tick`], keyed by the due time
+/// as stored), and only the host whose claim wins does it. There is no
+/// leader: whoever comes first runs the tick.
 pub fn tick_continuous(
     store: &mut Store,
     ctx: &AuditContext<'_>,
     now: chrono::DateTime<chrono::Utc>,
+    host: &str,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, DecideError> {
     let mut earliest: Option<chrono::DateTime<chrono::Utc>> = None;
     let mut note = |t: chrono::DateTime<chrono::Utc>| {
@@ -178,9 +185,15 @@ pub fn tick_continuous(
         .collect();
     for a in audits {
         let parse = |t: &Option<String>| t.as_deref().and_then(|t| schedule::parse_time(t).ok());
+        // The tick this pass would act on: the due time as stored (the
+        // same text on every host), or the first run's.
+        let tick = a.next_run_time.as_deref().unwrap_or("first").to_string();
         if let Some(end) = parse(&a.end_time)
             && end <= now
         {
+            if !store.claim_audit_tick(&a.uuid, "end", host)? {
+                continue;
+            }
             if a.state == AuditState::Pending {
                 store.move_audit(
                     &a.uuid,
@@ -209,6 +222,9 @@ pub fn tick_continuous(
             .as_deref()
             .and_then(|i| schedule::parse_interval(i).ok())
         else {
+            if !store.claim_audit_tick(&a.uuid, "invalid", host)? {
+                continue;
+            }
             store.move_audit(
                 &a.uuid,
                 AuditState::Ongoing,
@@ -239,7 +255,12 @@ pub fn tick_continuous(
             continue;
         }
         let next = interval.next_after(now);
-        let done = run_continuous(store, ctx, &a.uuid, next)?;
+        if !store.claim_audit_tick(&a.uuid, &tick, host)? {
+            // Another host runs this tick; look again soon for the next.
+            note(now + chrono::Duration::seconds(1));
+            continue;
+        }
+        let done = run_continuous(store, ctx, &a.uuid, next, host)?;
         // A skipped first run leaves the audit PENDING, due again at `next`.
         if (done.state == AuditState::Ongoing || done.state == AuditState::Pending)
             && let Some(n) = next
@@ -323,7 +344,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let (mut store, audit, plan) = audit_with_plan(dir.path(), state);
             let t0 = chrono::Utc::now();
-            let next = tick_continuous(&mut store, &ctx, t0).expect("tick");
+            let next = tick_continuous(&mut store, &ctx, t0, "h").expect("tick");
             let after = store.audit(&audit.uuid).expect("audit");
             let due = t0 + chrono::Duration::seconds(60);
             assert_eq!(next, Some(due), "{state}");
@@ -345,8 +366,8 @@ mod tests {
             );
             assert_eq!(skip_events(&store, &audit.uuid), 1, "{state}");
             // A second later nothing is due: no second skip, no run.
-            let next =
-                tick_continuous(&mut store, &ctx, t0 + chrono::Duration::seconds(1)).expect("tick");
+            let next = tick_continuous(&mut store, &ctx, t0 + chrono::Duration::seconds(1), "h")
+                .expect("tick");
             // As stored: to the millisecond.
             let stored = schedule::parse_time(&schedule::format_time(due)).ok();
             assert_eq!(next, stored);

@@ -441,6 +441,8 @@ struct StrategyRun {
     strategy: StrategyRow,
     /// Why the strategy recommends what it does (`extra.reason`).
     reason: Option<String>,
+    /// The strategy's ranked candidates (`extra.candidates`), null when none.
+    candidates: Value,
 }
 
 /// Selects the strategy, collects the model, runs the strategy and puts
@@ -506,15 +508,21 @@ fn execute_strategy(
             Some(Value::Array(list)) => Value::Array(list.clone()),
             _ => json!([]),
         };
+        let candidates = solution
+            .extra
+            .get(sextant_plugin_api::CANDIDATES_KEY)
+            .cloned()
+            .unwrap_or(Value::Null);
         Ok((
             actions,
             indicators,
             global,
             solution.reason().map(str::to_string),
+            candidates,
         ))
     })();
     match result {
-        Ok((actions, indicators, global_efficacy, reason)) => {
+        Ok((actions, indicators, global_efficacy, reason, candidates)) => {
             event(
                 store,
                 EventType::AuditStrategyEnd,
@@ -526,6 +534,7 @@ fn execute_strategy(
                 global_efficacy,
                 strategy,
                 reason,
+                candidates,
             }))
         }
         Err(msg) => {
@@ -592,6 +601,18 @@ pub fn run_audit(
     ctx: &AuditContext<'_>,
     uuid: &str,
 ) -> Result<AuditRow, DecideError> {
+    run_audit_claimed(store, ctx, uuid, None)
+}
+
+/// As [`run_audit`]; with `claim` (the trigger, this host's id), the run is
+/// claimed once the audit may run, and refused when another host claimed
+/// it first (see [`trigger_audit`]).
+fn run_audit_claimed(
+    store: &mut Store,
+    ctx: &AuditContext<'_>,
+    uuid: &str,
+    claim: Option<(&str, &str)>,
+) -> Result<AuditRow, DecideError> {
     let audit = store.audit(uuid)?;
     // An auto-triggered audit never queues a second plan beside one of its
     // own that is still queued or running (an EVENT audit is re-triggered;
@@ -619,7 +640,17 @@ pub fn run_audit(
         }
         return Err(invalid(msg));
     }
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    if let Some((trigger, host)) = claim
+        && !store.claim_audit_tick(uuid, trigger, host)?
+    {
+        return Err(invalid(format!(
+            "audit {uuid} is already being run by another trigger"
+        )));
+    }
+    let host = match claim {
+        Some((_, host)) => host.to_string(),
+        None => std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+    };
     let audit = store.move_audit(
         uuid,
         AuditState::Ongoing,
@@ -680,6 +711,9 @@ struct PlannedRun {
     specs: Vec<sextant_plugin_api::abi::ActionSpec>,
     planned: crate::plan::PlannedSolution,
     head: crate::store::plans::NewPlan<'static>,
+    /// The action-type versions of the planner's alternatives (solution
+    /// indexes from the run's action count on).
+    alternative_versions: Vec<String>,
 }
 
 /// The new plan of a planned run: its actions borrow the run's ids, types,
@@ -687,11 +721,10 @@ struct PlannedRun {
 fn new_plan<'a>(run: &'a StrategyRun, p: &'a mut PlannedRun) -> crate::store::plans::NewPlan<'a> {
     let head = std::mem::take(&mut p.head);
     let p: &'a PlannedRun = p;
-    let version = |i: usize| {
-        run.actions
-            .get(i)
-            .and_then(|a| a["action_type_version"].as_str())
-            .unwrap_or_default()
+    let n = run.actions.len();
+    let version = move |i: usize| match run.actions.get(i) {
+        Some(a) => a["action_type_version"].as_str().unwrap_or_default(),
+        None => p.alternative_versions.get(i - n).map_or("", String::as_str),
     };
     crate::store::plans::NewPlan {
         rows: p.planned.rows(&p.specs, version, ActionState::Pending),
@@ -727,17 +760,33 @@ fn plan_solution(
         Some(p) => (p.planner.clone(), p.planner_config()),
         None => (run.strategy.planner.clone(), json!({})),
     };
-    let instance_hosts = audit_instance_hosts(ctx, audit);
-    let mut planned = crate::plan::plan(
+    let model = collect_model(ctx, audit).ok().map(|(m, _)| m);
+    let instance_hosts = instance_hosts_of(model.as_ref());
+    // The model and the candidates go to the planner only when the policy
+    // asks for alternatives or flows: otherwise its context is what it was.
+    let wants_structure = policy.as_ref().is_some_and(|p| p.alternatives.is_some());
+    let extras = if wants_structure {
+        crate::plan::PlanExtras {
+            model: model.as_ref(),
+            candidates: (!run.candidates.is_null()).then_some(&run.candidates),
+        }
+    } else {
+        crate::plan::PlanExtras::default()
+    };
+    let mut planned = crate::plan::plan_with(
         ctx.plugins,
         &planner,
         &config,
         &instance_hosts,
         &crate::plan::durations(ctx.types),
         &specs,
+        extras,
     )
     .map_err(|e| e.to_string())?;
-    drop(instance_hosts);
+    drop((instance_hosts, model));
+    let mut specs = specs;
+    let (structure, alternative_versions) =
+        planner_structure(ctx, &planner, &mut planned, &mut specs)?;
     let indicators = match &run.indicators {
         Value::Array(list) => Value::Array(list.clone()),
         Value::Object(m) => Value::Array(
@@ -757,11 +806,47 @@ fn plan_solution(
             global_efficacy: run.global_efficacy.clone(),
             efficacy_indicators: indicators,
             extra,
+            structure,
             ..Default::default()
         },
         specs,
         planned,
+        alternative_versions,
     })
+}
+
+/// Adds a planner's alternatives to the plan, each put through the action
+/// factory as a strategy's actions are (defaults filled in, parameters
+/// checked against its type's schema), and returns the structure to store
+/// with the plan and the alternatives' action-type versions.
+fn planner_structure(
+    ctx: &AuditContext<'_>,
+    planner: &str,
+    planned: &mut crate::plan::PlannedSolution,
+    specs: &mut Vec<sextant_plugin_api::abi::ActionSpec>,
+) -> Result<(crate::store::flows::PlanStructure, Vec<String>), String> {
+    let mut structure = std::mem::take(&mut planned.structure);
+    if structure.is_empty() {
+        return Ok(Default::default());
+    }
+    let factory = ActionFactory::new(ctx.types);
+    let mut versions = Vec::with_capacity(structure.alternatives.len());
+    for alt in &mut structure.alternatives {
+        let a = &mut alt.action;
+        let mut req = NewAction::new(a.action_type.clone(), a.input_parameters.clone());
+        req.resource_id = a.resource_id.clone();
+        let i = factory.instantiate(&req).map_err(|e| {
+            format!(
+                "planner {planner} proposed an invalid alternative {}: {e}",
+                a.id
+            )
+        })?;
+        a.action_type = i.action_type;
+        a.input_parameters = i.input_parameters;
+        a.resource_id = None;
+        versions.push(i.action_type_version);
+    }
+    Ok((structure.apply(planned, specs), versions))
 }
 
 /// The policy an audit's plans are made with: the content stored when the
@@ -785,24 +870,33 @@ fn audit_policy(audit: &AuditRow) -> Result<Option<crate::policy::Policy>, Strin
 }
 
 /// Instance uuid → host from the cluster model, for planners that need it.
-fn audit_instance_hosts(
-    ctx: &AuditContext<'_>,
-    audit: &AuditRow,
-) -> std::collections::BTreeMap<String, String> {
-    collect_model(ctx, audit)
-        .ok()
-        .and_then(|(m, _)| {
-            serde_json::from_value::<sextant_plugin_api::model::ClusterModel>(m).ok()
-        })
-        .map(|m| m.instances.into_iter().map(|i| (i.uuid, i.host)).collect())
-        .unwrap_or_default()
+fn instance_hosts_of(model: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for i in model
+        .and_then(|m| m.get("instances"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(u), Some(h)) = (i["uuid"].as_str(), i["host"].as_str()) {
+            out.insert(u.to_string(), h.to_string());
+        }
+    }
+    out
 }
 
 /// Triggers an EVENT audit (PENDING or SUCCEEDED): runs it now.
+///
+/// A trigger runs once across the hosts sharing the database: it is claimed
+/// first ([`crate::store::FleetStore::claim_audit_tick`], keyed by the
+/// audit's state and last change), so of triggers that arrive at once on
+/// several hosts (`host` is this one's id) only the first runs the audit;
+/// the others are refused, naming the audit.
 pub fn trigger_audit(
     store: &mut Store,
     ctx: &AuditContext<'_>,
     id: &str,
+    host: &str,
 ) -> Result<AuditRow, DecideError> {
     let audit = store.audit(id)?;
     if audit.audit_type != "EVENT" {
@@ -817,7 +911,12 @@ pub fn trigger_audit(
             audit.uuid, audit.state
         )));
     }
-    run_audit(store, ctx, &audit.uuid)
+    let trigger = format!(
+        "trigger {} {}",
+        audit.state,
+        audit.updated_at.as_deref().unwrap_or(&audit.created_at)
+    );
+    run_audit_claimed(store, ctx, &audit.uuid, Some((&trigger, host)))
 }
 
 /// A policy as audits and audit templates keep it: the reference (a name
@@ -836,4 +935,67 @@ pub fn stored_policy(
         _ => reference.to_string(),
     };
     Ok((shown, p.to_stored()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audits::NewAudit;
+
+    #[test]
+    fn a_trigger_another_host_claimed_first_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sqlite = crate::store::SqliteStore::open(&dir.path().join("s.db")).expect("open");
+        sqlite.insert_test_goal("g").expect("goal");
+        let mut store = Store::from_backend(Box::new(sqlite));
+        let audit = store
+            .create_audit(&NewAudit {
+                name: "on-event".into(),
+                audit_type: "EVENT".into(),
+                goal: "g".into(),
+                strategy: None,
+                template: None,
+                parameters: json!({}),
+                interval: None,
+                scope: json!([]),
+                auto_trigger: false,
+                start_time: None,
+                end_time: None,
+                force: true,
+                policy: None,
+                policy_content: None,
+            })
+            .expect("audit");
+        let plugins = crate::plugins::PluginRegistry::default();
+        let types = crate::action_types::ActionTypeRegistry::default();
+        let ctx = AuditContext {
+            plugins: &plugins,
+            types: &types,
+            model: ModelSource {
+                collector: "none".into(),
+                config: json!({}),
+                metrics: Default::default(),
+            },
+        };
+        // The same trigger, seen by another host first.
+        let key = format!(
+            "trigger {} {}",
+            audit.state,
+            audit.updated_at.as_deref().unwrap_or(&audit.created_at)
+        );
+        assert!(
+            store
+                .claim_audit_tick(&audit.uuid, &key, "other-host")
+                .expect("claim")
+        );
+        let events = store.events(None, 0).expect("events").len();
+        let e = trigger_audit(&mut store, &ctx, &audit.uuid, "this-host")
+            .expect_err("claimed by the other host");
+        assert!(
+            e.to_string().contains(&audit.uuid) && e.to_string().contains("another trigger"),
+            "{e}"
+        );
+        assert_eq!(store.audit(&audit.uuid).expect("audit"), audit);
+        assert_eq!(store.events(None, 0).expect("events").len(), events);
+    }
 }

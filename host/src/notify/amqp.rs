@@ -49,6 +49,9 @@ pub struct AmqpSettings {
     pub timeout: Duration,
     /// Events published at once.
     pub batch: usize,
+    /// PEM CA certificates that verify an `amqps://` broker, besides the
+    /// system's.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl AmqpSettings {
@@ -145,12 +148,44 @@ pub fn connect_url(url: &str) -> String {
     }
 }
 
-async fn connect(s: &AmqpSettings) -> lapin::Result<Link> {
-    let conn = Connection::connect(
-        &connect_url(s.url.expose()),
-        ConnectionProperties::default().with_connection_name("sextant notifications".into()),
-    )
-    .await?;
+/// Why the sink could not reach the broker.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    /// The CA file could not be read.
+    #[error("ca_file {path}: {source}")]
+    CaFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The client failed (TLS, connection, AMQP).
+    #[error(transparent)]
+    Amqp(#[from] lapin::Error),
+}
+
+async fn connect(s: &AmqpSettings) -> Result<Link, ConnectError> {
+    let url = connect_url(s.url.expose());
+    let properties =
+        ConnectionProperties::default().with_connection_name("sextant notifications".into());
+    let conn = match &s.ca_file {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).map_err(|source| ConnectError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            let tls = lapin::tcp::OwnedTLSConfig {
+                identity: None,
+                cert_chain: Some(pem),
+            };
+            Connection::connect_with_config(
+                &url,
+                properties,
+                tls,
+                lapin::runtime::default_runtime()?,
+            )
+            .await?
+        }
+        None => Connection::connect(&url, properties).await?,
+    };
     let channel = conn.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

@@ -88,6 +88,9 @@ pub enum Sink {
         host: Option<String>,
         /// How long one batch may wait for the broker's confirms.
         timeout: BoundedDuration,
+        /// With `amqps://`: PEM CA certificates that verify the broker, in
+        /// addition to the system's (relative to the config file).
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -128,6 +131,8 @@ struct RawSink {
     durable: Option<bool>,
     #[serde(default)]
     host: Option<String>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 /// An AMQP sink's url, checked: `amqp://` or `amqps://`, as the client
@@ -187,7 +192,8 @@ impl TryFrom<RawSink> for Sink {
             || r.topic.is_some()
             || r.priorities.is_some()
             || r.durable.is_some()
-            || r.host.is_some();
+            || r.host.is_some()
+            || r.ca_file.is_some();
         let url_or_timeout = r.url.is_some() || r.timeout.is_some();
         match r.kind.as_str() {
             "log" if r.path.is_none() && !webhook_only && !amqp_only && !url_or_timeout => {
@@ -207,6 +213,10 @@ impl TryFrom<RawSink> for Sink {
                 None => Err("a webhook sink needs a url".into()),
             },
             "amqp" if r.path.is_none() && !webhook_only => match r.url {
+                Some(url) if r.ca_file.is_some() && !url.starts_with("amqps://") => Err(format!(
+                    "an amqp sink's ca_file verifies a TLS broker: its url {} must start with amqps://",
+                    SecretUrl::new(&url)
+                )),
                 Some(url) => Ok(Sink::Amqp {
                     url: amqp_url(&url)?,
                     exchange: amqp_name("exchange", r.exchange, "watcher")?,
@@ -217,6 +227,7 @@ impl TryFrom<RawSink> for Sink {
                     timeout: r
                         .timeout
                         .unwrap_or(BoundedDuration(Duration::from_secs(30))),
+                    ca_file: r.ca_file,
                 }),
                 None => Err("an amqp sink needs a url".into()),
             },
@@ -227,7 +238,8 @@ impl TryFrom<RawSink> for Sink {
                     "log" => "type",
                     "jsonl" => "type and path",
                     "webhook" => "type, url, retries, timeout and queue",
-                    _ => "type, url, exchange, topic, priorities, durable, host and timeout",
+                    _ =>
+                        "type, url, exchange, topic, priorities, durable, host, timeout and ca_file",
                 }
             )),
             other => Err(format!(
@@ -258,6 +270,7 @@ impl Sink {
                 durable,
                 host,
                 timeout,
+                ca_file,
             } => Some(amqp::AmqpSettings {
                 url: url.clone(),
                 exchange: exchange.clone(),
@@ -267,6 +280,7 @@ impl Sink {
                 host: host.clone().unwrap_or_else(hostname),
                 timeout: timeout.0.max(Duration::from_millis(100)),
                 batch: AMQP_BATCH,
+                ca_file: ca_file.clone(),
             }),
             _ => None,
         }
@@ -321,7 +335,7 @@ pub struct Notifier {
 impl Notifier {
     /// Starts the sinks: the log and the file tail the events after event
     /// `after`; a webhook and an AMQP bus deliver from their cursors.
-    pub fn start(db: PathBuf, sinks: &[Sink], after: i64) -> Option<Self> {
+    pub fn start(db: crate::store::Location, sinks: &[Sink], after: i64) -> Option<Self> {
         if sinks.is_empty() {
             return None;
         }
@@ -509,6 +523,17 @@ mod tests {
         assert!(e.contains("loud") && e.contains("critical"), "{e}");
         let e = sink("type: amqp\n").unwrap_err().to_string();
         assert!(e.contains("needs a url"), "{e}");
+        let e = sink("type: amqp\nurl: amqp://u:pw-XYZ@h/\nca_file: ca.pem\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("amqps://") && e.contains("ca_file") && !e.contains("pw-XYZ"),
+            "{e}"
+        );
+        let e = sink("type: webhook\nurl: http://h/\nca_file: ca.pem\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("takes only"), "{e}");
         let e = sink("type: amqp\nurl: amqp://h/\nqueue: 3\n")
             .unwrap_err()
             .to_string();

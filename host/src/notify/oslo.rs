@@ -269,6 +269,8 @@ fn watcher_event_type(t: EventType) -> Option<&'static str> {
         | FlowRollbackStart
         | FlowRollbackEnd
         | FlowAlternativeStart => None,
+        // Which host claimed a plan is Sextant's own (docs/fleet.md).
+        PlanClaimed => None,
     }
 }
 
@@ -288,6 +290,7 @@ fn is_error(t: EventType) -> bool {
         | PlanExecutionEnd
         | PlanCancelStart
         | PlanCancelEnd
+        | PlanClaimed
         | ActionCreate
         | ActionUpdate
         | ActionDelete
@@ -987,7 +990,8 @@ mod tests {
                 | EventType::FlowFailed
                 | EventType::FlowRollbackStart
                 | EventType::FlowRollbackEnd
-                | EventType::FlowAlternativeStart => assert_eq!(watcher, None, "{t}"),
+                | EventType::FlowAlternativeStart
+                | EventType::PlanClaimed => assert_eq!(watcher, None, "{t}"),
                 _ => {
                     let k = watcher
                         .and_then(kind)

@@ -8,7 +8,6 @@
 //! from the cursor: at least once, never skipping an event.
 
 use crate::store::{EventRow, Store};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -94,7 +93,7 @@ impl Saved {
 
 /// Runs `sink`'s publisher until `stop`, then delivers what was committed
 /// before the stop (for at most [`DRAIN`], and not past a failure).
-pub fn run(db: PathBuf, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
+pub fn run(db: crate::store::Location, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
     let key = sink.key().to_string();
     // The engine's threads come first: on a busy machine the publisher
     // takes the CPU they leave (a backlog drains later; a plan is never

@@ -19,7 +19,7 @@ pub enum Output {
 
 /// Tails the events after `after` into `outputs` until `stop`, then makes
 /// a last pass.
-pub fn run(db: PathBuf, outputs: Vec<Output>, after: i64, stop: Arc<AtomicBool>) {
+pub fn run(db: crate::store::Location, outputs: Vec<Output>, after: i64, stop: Arc<AtomicBool>) {
     let Ok(store) = Store::open(&db) else { return };
     let mut cursor = after;
     loop {

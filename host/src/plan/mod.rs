@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 pub mod ancestry;
 pub mod input;
 pub mod makespan;
+pub mod structure;
 
 pub use input::{PlanRequest, read as read_input};
 
@@ -69,6 +70,9 @@ pub struct PlannedSolution {
     parents: Vec<usize>,
     /// What else the planner said (pools, priorities).
     pub extra: Value,
+    /// The flows and alternatives it made (`planners.v2`; empty for a flat
+    /// plan), to be added with [`structure::PlannerStructure::apply`].
+    pub structure: structure::PlannerStructure,
 }
 
 impl PlannedSolution {
@@ -263,6 +267,23 @@ struct PlanContext<'a> {
     config: &'a Value,
     instance_hosts: &'a BTreeMap<String, String>,
     durations: &'a BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<&'a Value>,
+}
+
+/// What a planner may be told beyond its config, the instance hosts and the
+/// durations, when the policy asks for alternatives: the cluster model
+/// (context key `model`) and the strategy's ranked candidates (`candidates`,
+/// see `sextant_plugin_api::sdk::CANDIDATES_KEY`). Absent keys are left out
+/// of the context, which is then byte for byte what it was before.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlanExtras<'a> {
+    /// The cluster model the plan starts from.
+    pub model: Option<&'a Value>,
+    /// The strategy's ranked candidates, by action id and parameter.
+    pub candidates: Option<&'a Value>,
 }
 
 /// Plans `actions` with `planner`: calls the plugin, then checks its output.
@@ -274,11 +295,36 @@ pub fn plan(
     durations: &BTreeMap<String, f64>,
     actions: &[ActionSpec],
 ) -> Result<PlannedSolution, PlanError> {
+    plan_with(
+        plugins,
+        planner,
+        config,
+        instance_hosts,
+        durations,
+        actions,
+        PlanExtras::default(),
+    )
+}
+
+/// [`plan`], telling the planner `extras` too. The planner is called through
+/// `planners.v2` when its plugin offers it (its flows and alternatives are
+/// checked and kept in [`PlannedSolution::structure`]), else `planners.v1`.
+pub fn plan_with(
+    plugins: &PluginRegistry,
+    planner: &str,
+    config: &Value,
+    instance_hosts: &BTreeMap<String, String>,
+    durations: &BTreeMap<String, f64>,
+    actions: &[ActionSpec],
+    extras: PlanExtras<'_>,
+) -> Result<PlannedSolution, PlanError> {
     let empty = json!({});
     let context = serde_json::to_string(&PlanContext {
         config: if config.is_null() { &empty } else { config },
         instance_hosts,
         durations,
+        model: extras.model,
+        candidates: extras.candidates,
     })
     .map_err(|e| PlanError::Call {
         planner: planner.into(),
@@ -286,27 +332,33 @@ pub fn plan(
             "cannot serialize the planner context: {e}"
         ))),
     })?;
-    let schedule =
-        plugins
-            .schedule_specs(planner, actions, &context)
-            .map_err(|error| match error.kind() {
-                Some(
-                    sextant_plugin_api::ErrorKind::INVALID_INPUT
-                    | sextant_plugin_api::ErrorKind::UNSUPPORTED,
-                ) => PlanError::Refused {
-                    planner: planner.into(),
-                    message: match &error {
-                        PluginCallError::Plugin { message, .. } => message.clone(),
-                        e => e.to_string(),
-                    },
+    let structured = plugins
+        .schedule_structured(planner, actions, &context)
+        .map_err(|error| match error.kind() {
+            Some(
+                sextant_plugin_api::ErrorKind::INVALID_INPUT
+                | sextant_plugin_api::ErrorKind::UNSUPPORTED,
+            ) => PlanError::Refused {
+                planner: planner.into(),
+                message: match &error {
+                    PluginCallError::Plugin { message, .. } => message.clone(),
+                    e => e.to_string(),
                 },
-                _ => PlanError::Call {
-                    planner: planner.into(),
-                    error: Box::new(error),
-                },
-            })?;
+            },
+            _ => PlanError::Call {
+                planner: planner.into(),
+                error: Box::new(error),
+            },
+        })?;
     drop(context);
+    let schedule = structured.schedule;
     let (parent_start, parents) = check(planner, actions, &schedule.order, &schedule.edges)?;
+    let structure = structure::PlannerStructure::check(
+        planner,
+        actions,
+        structured.alternatives,
+        structured.flows,
+    )?;
     // Priorities come by solution index; keyed by action id they survive
     // the creation order.
     let mut extra = schedule.extra;
@@ -330,6 +382,7 @@ pub fn plan(
         parent_start,
         parents,
         extra,
+        structure,
     })
 }
 
@@ -468,6 +521,7 @@ mod tests {
             parent_start: start,
             parents,
             extra: Value::Null,
+            structure: Default::default(),
         };
         assert_eq!(planned.parents(0), &[] as &[usize]);
         assert_eq!(planned.parents(2), &[1]);

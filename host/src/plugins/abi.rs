@@ -17,9 +17,12 @@ use abi_stable::{
 };
 use sextant_plugin_api::abi::{
     ActionHandlersV1, ActionMappersV1, ActionSpec, Capability, CollectorsV1, HandlerBox,
-    HostServices, LogLevel, PlannersV1, PluginRootRef, PredictV1, PredictorBox, StrategiesV1,
+    HostServices, LogLevel, PlannersV1, PlannersV2, PluginRootRef, PredictV1, PredictorBox,
+    StrategiesV1,
 };
-use sextant_plugin_api::sdk::{Action, Schedule, Solution};
+use sextant_plugin_api::sdk::{
+    Action, FlowOnFailure, PlannedAlternative, PlannedFlow, Schedule, Solution, StructuredSchedule,
+};
 use sextant_plugin_api::{PluginError, manifest::Kind};
 use std::path::Path;
 
@@ -204,6 +207,114 @@ impl LoadedRoot {
         Ok(self
             .capability::<PredictV1>(sextant_plugin_api::abi::capability::PREDICT_V1)?
             .map(PredictTable))
+    }
+}
+
+impl LoadedRoot {
+    /// The optional `planners.v2` table, checked: `None` when the plugin
+    /// offers only `planners.v1` (built before v2 existed), whose planners
+    /// then plan flat.
+    pub fn planners_v2_table(&self) -> Result<Option<PlannersV2Table>, String> {
+        Ok(self
+            .capability::<PlannersV2>(sextant_plugin_api::abi::capability::PLANNERS_V2)?
+            .map(PlannersV2Table))
+    }
+}
+
+/// A checked `planners.v2` table.
+#[derive(Clone, Copy)]
+pub struct PlannersV2Table(&'static PlannersV2);
+
+impl PlannersV2Table {
+    /// Schedules actions (in their ABI envelope) with planner `name`: the
+    /// DAG with its flows and alternatives. What the plugin returned is
+    /// converted here, refused with a typed error naming the planner and
+    /// the field when it cannot be (unknown `on_failure`, invalid JSON).
+    pub fn schedule(
+        &self,
+        name: &str,
+        specs: &[ActionSpec],
+        context_json: &str,
+    ) -> Result<StructuredSchedule, PluginCallError> {
+        use sextant_plugin_api::abi::FlowFailure;
+        let s = convert((self.0.schedule)(
+            RStr::from_str(name),
+            RSlice::from_slice(specs),
+            RStr::from_str(context_json),
+        ))?;
+        let bad = |what: String| PluginCallError::host(format!("planner {name} returned {what}"));
+        let extra = if s.extra_json.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(s.extra_json.as_str())
+                .map_err(|e| bad(format!("invalid extra JSON: {e}")))?
+        };
+        let alternatives = s
+            .alternatives
+            .iter()
+            .map(|a| {
+                let params = if a.action.input_parameters_json.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_str(a.action.input_parameters_json.as_str()).map_err(|e| {
+                        bad(format!(
+                            "alternative {} with invalid input_parameters: {e}",
+                            a.action.id
+                        ))
+                    })?
+                };
+                Ok(PlannedAlternative {
+                    primary: a.primary as usize,
+                    action: Action {
+                        id: a.action.id.to_string(),
+                        action_type: a.action.action_type.to_string(),
+                        resource_id: a
+                            .action
+                            .resource_id
+                            .as_ref()
+                            .map(|r| r.to_string())
+                            .into_option(),
+                        input_parameters: params,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, PluginCallError>>()?;
+        let flows = s
+            .flows
+            .iter()
+            .map(|f| {
+                let on_failure = match f.on_failure {
+                    FlowFailure::CONTINUE => FlowOnFailure::Continue,
+                    FlowFailure::STOP => FlowOnFailure::Stop,
+                    FlowFailure::ROLLBACK => FlowOnFailure::Rollback,
+                    FlowFailure(other) => {
+                        return Err(bad(format!(
+                            "flow {} with an unknown on_failure ({other})",
+                            f.name
+                        )));
+                    }
+                };
+                Ok(PlannedFlow {
+                    name: f.name.to_string(),
+                    parent: f.parent.as_ref().map(|p| p.to_string()).into_option(),
+                    on_failure,
+                    actions: f.actions.iter().map(|&i| i as usize).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, PluginCallError>>()?;
+        Ok(StructuredSchedule {
+            schedule: Schedule {
+                order: s.order.iter().map(|&i| i as usize).collect(),
+                edges: s
+                    .edges
+                    .iter()
+                    .map(|e| (e.parent as usize, e.child as usize))
+                    .collect(),
+                extra,
+            },
+            alternatives,
+            flows,
+        })
     }
 }
 

@@ -94,6 +94,9 @@ pub struct Library {
     tables: Vec<(Kind, Table)>,
     /// `predict.v1`, when the plugin's handlers declare their effects.
     predict: Option<abi::PredictTable>,
+    /// `planners.v2`, when the plugin's planners may return flows and
+    /// alternatives.
+    planners_v2: Option<abi::PlannersV2Table>,
     panics: AtomicU32,
     pub(crate) permits: tokio::sync::Semaphore,
 }
@@ -161,11 +164,25 @@ impl Library {
             );
             None
         });
+        // Optional too: without it (or with one this host cannot read), its
+        // planners plan flat through planners.v1.
+        let planners_v2 = if manifest.entries.iter().any(|e| e.kind == Kind::Planner) {
+            root.planners_v2_table().unwrap_or_else(|e| {
+                tracing::warn!(
+                    "{}: {e}: its planners plan flat (planners.v1)",
+                    path.display()
+                );
+                None
+            })
+        } else {
+            None
+        };
         Ok(Self {
             path: path.to_path_buf(),
             manifest,
             tables,
             predict,
+            planners_v2,
             panics: AtomicU32::new(0),
             permits: tokio::sync::Semaphore::new(MAX_CONCURRENT_CALLS_PER_LIBRARY),
         })
@@ -468,6 +485,35 @@ impl PluginRegistry {
             lib.table(Kind::Planner)?
                 .schedule_specs(name, actions, context_json),
         )
+    }
+
+    /// Schedules actions with planner `name` through `planners.v2` when its
+    /// library offers it (flows and alternatives), else through
+    /// `planners.v1` (a flat plan).
+    pub fn schedule_structured(
+        &self,
+        name: &str,
+        actions: &[sextant_plugin_api::abi::ActionSpec],
+        context_json: &str,
+    ) -> Result<sextant_plugin_api::sdk::StructuredSchedule, PluginCallError> {
+        let e = self.require(Kind::Planner, name)?;
+        let lib = &e.library;
+        lib.check_usable()?;
+        match lib.planners_v2 {
+            Some(t) => lib.track(t.schedule(name, actions, context_json)),
+            None => lib
+                .track(
+                    lib.table(Kind::Planner)?
+                        .schedule_specs(name, actions, context_json),
+                )
+                .map(Into::into),
+        }
+    }
+
+    /// Whether planner `name`'s library offers `planners.v2`.
+    pub fn planner_offers_v2(&self, name: &str) -> bool {
+        self.find(Kind::Planner, name)
+            .is_some_and(|e| e.library.planners_v2.is_some())
     }
 
     /// Maps an action with mapper `name`.

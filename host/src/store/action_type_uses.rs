@@ -35,11 +35,11 @@ impl SqliteStore {
 mod tests {
     use crate::states::{ActionState, PlanState};
     use crate::store::plans::{NewPlan, NewPlanRow};
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn only_plans_that_have_not_ended_use_a_version() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = crate::store::Store::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(only_plans_that_have_not_ended_use_a_version);
+
+    fn only_plans_that_have_not_ended_use_a_version(mut s: TestStore) {
         let mut plan = |state: PlanState, version: &'static str| {
             s.create_plan(&NewPlan {
                 state,

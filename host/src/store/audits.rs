@@ -456,6 +456,9 @@ impl SqliteStore {
         allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&super::plans::NewPlan>,
     ) -> Result<AuditRow> {
+        if let Some(p) = plan {
+            super::plans::refuse_duplicate_names(p)?;
+        }
         let current = self.audit(uuid)?;
         if !allowed(current.state, to) {
             return Err(StoreError::Transition {
@@ -466,7 +469,7 @@ impl SqliteStore {
             });
         }
         let deleting = to == AuditState::Deleted;
-        self.write(|tx| {
+        let moved = self.write(|tx| {
             // Compare-and-set: another process may have moved it meanwhile.
             let n = tx.execute(
                 "UPDATE audits SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3, \
@@ -475,7 +478,7 @@ impl SqliteStore {
                 params![to, message, now(), deleting as i64, current.id, current.state],
             )?;
             if n == 0 {
-                return Err(rusqlite::Error::StatementChangedRows(0));
+                return Ok(false);
             }
             if let Some(h) = &extra.hostname {
                 tx.execute(
@@ -521,8 +524,16 @@ impl SqliteStore {
                     .with_payload(json!({"status_message": message})),
                 )?;
             }
-            Ok(())
+            Ok(true)
         })?;
+        if !moved {
+            return Err(StoreError::Transition {
+                kind: "audit",
+                id: current.uuid,
+                from: format!("{} (changed meanwhile)", current.state),
+                to: to.to_string(),
+            });
+        }
         if deleting {
             return Ok(AuditRow {
                 state: to,
@@ -573,5 +584,64 @@ impl SqliteStore {
             }
             Ok(n == 1)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(an_audit_moved_meanwhile_is_refused_and_nothing_is_written);
+
+    fn an_audit_moved_meanwhile_is_refused_and_nothing_is_written(mut s: TestStore) {
+        s.exec(
+            "INSERT INTO goals (uuid, name, display_name, created_at) \
+             VALUES ('g', 'dummy', 'Dummy', 't')",
+        );
+        let a = s
+            .create_audit(&NewAudit {
+                name: "a".into(),
+                audit_type: "ONESHOT".into(),
+                goal: "dummy".into(),
+                strategy: None,
+                template: None,
+                parameters: json!({}),
+                interval: None,
+                scope: json!([]),
+                auto_trigger: false,
+                start_time: None,
+                end_time: None,
+                force: false,
+                policy: None,
+                policy_content: None,
+            })
+            .expect("audit");
+        // Another process's move, as the compare-and-set sees it: the row
+        // is no longer in the state read, so the UPDATE changes nothing.
+        s.exec(s.pick(
+            "CREATE TRIGGER race BEFORE UPDATE ON audits WHEN NEW.status_message = 'race' \
+             BEGIN SELECT RAISE(IGNORE); END;",
+            "CREATE FUNCTION race() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.status_message = 'race' THEN RETURN NULL; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER race BEFORE UPDATE ON audits FOR EACH ROW EXECUTE FUNCTION race();",
+        ));
+        let events = s.events(None, 0).expect("events").len();
+        let e = s
+            .transition_audit(
+                &a.uuid,
+                AuditState::Ongoing,
+                Some("race"),
+                &AuditChanges {
+                    hostname: Some("h".into()),
+                    ..Default::default()
+                },
+            )
+            .expect_err("refused");
+        assert!(matches!(e, StoreError::Transition { .. }), "{e}");
+        assert!(e.to_string().contains("changed meanwhile"), "{e}");
+        let after = s.audit(&a.uuid).expect("audit");
+        assert_eq!((after.state, after.hostname), (AuditState::Pending, None));
+        assert_eq!(s.events(None, 0).expect("events").len(), events);
     }
 }

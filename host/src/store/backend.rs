@@ -1,7 +1,7 @@
 //! The store's interface: what the rest of the host calls, whatever the
-//! database. [`Store`] is a handle on one backend ([`StoreBackend`]); the
-//! SQLite backend (`SqliteStore`, the rest of `store/`) is today's only
-//! one. A backend owns its transactions: every operation here that writes
+//! database. [`Store`] is a handle on one backend ([`StoreBackend`]): SQLite
+//! (`SqliteStore`, the rest of `store/`) or PostgreSQL (`PgStore`, the
+//! `pg*.rs` files). A backend owns its transactions: every operation here that writes
 //! is one transaction, and every state change in it is a compare-and-set
 //! with its event (see the module's invariants).
 //!
@@ -14,7 +14,9 @@ use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::flows::{FlowRow, PlanStructure, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
+use super::location::Location;
 use super::outbox::{SinkCursor, Subjects};
+use super::pg::PgStore;
 use super::plans::{ActionRow, NewPlan, PlanRow};
 use super::sync::{DiscoveredGoal, DiscoveredStrategy, SyncReport};
 use super::{EventRow, GoalRow, Result, SqliteStore, StrategyRow};
@@ -26,10 +28,15 @@ use std::path::Path;
 pub struct Store(Box<dyn StoreBackend>);
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path` and
-    /// migrates it (see `SqliteStore::open`).
-    pub fn open(path: &Path) -> Result<Self> {
-        Ok(Self(Box::new(SqliteStore::open(path)?)))
+    /// Opens the store at `at` and migrates it: a SQLite file (created if
+    /// needed, see `SqliteStore::open`) or a PostgreSQL database (see
+    /// `PgStore::open`). Every command and every connection of `serve`
+    /// opens its store here.
+    pub fn open(at: impl Into<Location>) -> Result<Self> {
+        Ok(match at.into() {
+            Location::Sqlite(path) => Self(Box::new(SqliteStore::open(&path)?)),
+            Location::Postgres(url) => Self(Box::new(PgStore::open(&url)?)),
+        })
     }
 
     /// A store over `backend`.
@@ -53,7 +60,7 @@ impl std::ops::DerefMut for Store {
 
 /// What a store backend does. Each method is one operation of the host on
 /// its state; those that write are one transaction each.
-pub trait StoreBackend: Send {
+pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// Whether the database was opened read-only (it cannot be written).
     fn is_read_only(&self) -> bool;
 
@@ -73,8 +80,12 @@ pub trait StoreBackend: Send {
     /// done (see `checkpoint.rs`: commits never checkpoint themselves).
     fn wait_for_checkpoints(&self);
 
-    /// The database file.
-    fn path(&self) -> &Path;
+    /// The database file, for a backend that has one (SQLite).
+    fn file(&self) -> Option<&Path>;
+
+    /// Where the database is, as messages show it: a file's path, or a
+    /// URL without its password.
+    fn location(&self) -> String;
 
     /// The schema version.
     fn schema_version(&self) -> Result<i64>;
@@ -495,8 +506,12 @@ impl StoreBackend for SqliteStore {
         SqliteStore::wait_for_checkpoints(self)
     }
 
-    fn path(&self) -> &Path {
-        SqliteStore::path(self)
+    fn file(&self) -> Option<&Path> {
+        Some(SqliteStore::path(self))
+    }
+
+    fn location(&self) -> String {
+        SqliteStore::path(self).display().to_string()
     }
 
     fn schema_version(&self) -> Result<i64> {

@@ -56,3 +56,49 @@ impl SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::states::{ActionState, PlanState};
+    use crate::store::StoreError;
+    use crate::store::plans::{NewPlan, NewPlanRow};
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(plans_and_actions_are_counted_by_state_and_an_unknown_state_is_an_error);
+
+    fn plans_and_actions_are_counted_by_state_and_an_unknown_state_is_an_error(mut s: TestStore) {
+        for (plan, actions) in [
+            (PlanState::Recommended, 2),
+            (PlanState::Recommended, 1),
+            (PlanState::Succeeded, 3),
+        ] {
+            let names: Vec<String> = (0..actions).map(|i| format!("a{i}")).collect();
+            s.create_plan(&NewPlan {
+                state: plan,
+                rows: names
+                    .iter()
+                    .map(|n| NewPlanRow {
+                        name: n,
+                        action_type: "nop",
+                        input_parameters_json: "{}",
+                        state: ActionState::Pending,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .expect("plan");
+        }
+        let c = s.state_counts().expect("counts");
+        assert_eq!(c.plans_in(PlanState::Recommended), 2);
+        assert_eq!(c.plans_in(PlanState::Succeeded), 1);
+        assert_eq!(c.plans_in(PlanState::Ongoing), 0);
+        assert_eq!(c.actions_in(ActionState::Pending), 6);
+        assert_eq!(c.plans.len(), 2, "states with none are absent");
+        s.exec("UPDATE actions SET state = 'RUNNING' WHERE name = 'a2'");
+        assert!(matches!(
+            s.state_counts(),
+            Err(StoreError::Unknown { value, .. }) if value.table == "actions"
+        ));
+    }
+}

@@ -127,6 +127,7 @@ impl SqliteStore {
         p: &NewPlan<'_>,
         s: &PlanStructure,
     ) -> Result<PlanRow> {
+        super::plans::refuse_duplicate_names(p)?;
         let uuid = self.write(|tx| {
             let uuid = insert_plan(tx, p)?;
             if !s.is_empty() {
@@ -302,7 +303,11 @@ impl SqliteStore {
     }
 }
 
-fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusqlite::Result<()> {
+pub(super) fn insert_structure(
+    tx: &Transaction<'_>,
+    plan: &str,
+    s: &PlanStructure,
+) -> rusqlite::Result<()> {
     let id = plan_id(tx, plan)?;
     let mut st = tx.prepare(
         "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, rank, started) \
@@ -348,13 +353,15 @@ fn insert_structure(tx: &Transaction<'_>, plan: &str, s: &PlanStructure) -> rusq
 mod tests {
     use super::*;
     use crate::states::{ActionState, PlanState};
-    use crate::store::Store;
     use crate::store::plans::NewPlanRow;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = Store::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(
+        a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events,
+        an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where,
+    );
+
+    fn a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events(mut s: TestStore) {
         let rows: Vec<NewPlanRow<'_>> = ["a", "a-b", "c"]
             .iter()
             .map(|n| NewPlanRow {
@@ -475,10 +482,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where(mut s: TestStore) {
         let plan = s
             .create_plan_with_structure(
                 &NewPlan {
@@ -508,23 +512,13 @@ mod tests {
                 },
             )
             .expect("plan");
-        let plan_id: i64 = s
-            .conn()
-            .query_row("SELECT id FROM action_plans", [], |r| r.get(0))
-            .expect("id");
+        let plan_id = s.int("SELECT id FROM action_plans").expect("id");
         for (column, bad, what) in [
             ("state", "PAUSED", "flow state"),
             ("on_failure", "retry", "on_failure"),
         ] {
-            let good: String = s
-                .conn()
-                .query_row(&format!("SELECT {column} FROM plan_flows"), [], |r| {
-                    r.get(0)
-                })
-                .expect("good");
-            s.conn()
-                .execute(&format!("UPDATE plan_flows SET {column} = ?1"), [bad])
-                .expect("corrupt");
+            let good = s.text(&format!("SELECT {column} FROM plan_flows"));
+            s.exec(&format!("UPDATE plan_flows SET {column} = '{bad}'"));
             let e = s.plan_flows(&plan.uuid).expect_err("refused");
             let msg = e.to_string();
             match e {
@@ -547,16 +541,8 @@ mod tests {
                 "{msg}"
             );
             // Reading changed nothing.
-            let stored: String = s
-                .conn()
-                .query_row(&format!("SELECT {column} FROM plan_flows"), [], |r| {
-                    r.get(0)
-                })
-                .expect("stored");
-            assert_eq!(stored, bad);
-            s.conn()
-                .execute(&format!("UPDATE plan_flows SET {column} = ?1"), [good])
-                .expect("restore");
+            assert_eq!(s.text(&format!("SELECT {column} FROM plan_flows")), bad);
+            s.exec(&format!("UPDATE plan_flows SET {column} = '{good}'"));
         }
         assert_eq!(s.plan_flows(&plan.uuid).expect("flows").len(), 1);
     }

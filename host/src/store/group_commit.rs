@@ -132,10 +132,13 @@ mod tests {
     use crate::store::plans::{NewPlan, NewPlanAction};
     use serde_json::json;
 
-    fn store_with_plan(n: usize) -> (tempfile::TempDir, Store, Vec<String>, String) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = Store::open(&dir.path().join("s.db")).expect("open");
-        let plan = store
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(group_commits_from_many_threads_commit_every_transition_once);
+
+    /// `t` with a plan of `n` PENDING actions; their uuids and its.
+    fn store_with_plan(mut t: TestStore, n: usize) -> (TestStore, Vec<String>, String) {
+        let plan = t
             .create_plan(&NewPlan {
                 state: crate::states::PlanState::Recommended,
                 actions: (0..n)
@@ -151,18 +154,19 @@ mod tests {
                 ..Default::default()
             })
             .expect("plan");
-        let uuids = store
+        let uuids = t
             .actions(&plan.uuid)
             .expect("actions")
             .into_iter()
             .map(|a| a.uuid)
             .collect();
-        (dir, store, uuids, plan.uuid)
+        (t, uuids, plan.uuid)
     }
 
-    #[test]
-    fn group_commits_from_many_threads_commit_every_transition_once() {
-        let (_dir, store, uuids, plan) = store_with_plan(400);
+    fn group_commits_from_many_threads_commit_every_transition_once(t: TestStore) {
+        let postgres = t.is_postgres();
+        let (t, uuids, plan) = store_with_plan(t, 400);
+        let (store, _keep) = t.into_store();
         let committer = Arc::new(GroupCommit::new(Arc::new(Mutex::new(store))));
         let threads: Vec<_> = uuids
             .chunks(25)
@@ -237,16 +241,21 @@ mod tests {
             })
             .count();
         assert_eq!(complete, 800, "every event names its plan and both states");
-        let missing = GroupCommit::new(Arc::new(Mutex::new(store_with_plan(1).1))).commit_blocking(
-            ActionTransition::new(
+        let other = if postgres {
+            TestStore::postgres()
+        } else {
+            TestStore::sqlite()
+        };
+        let (other, _keep) = store_with_plan(other, 1).0.into_store();
+        let missing =
+            GroupCommit::new(Arc::new(Mutex::new(other))).commit_blocking(ActionTransition::new(
                 "no-such-action",
                 &[ActionState::Pending],
                 ActionState::Ongoing,
                 None,
                 None,
                 EventType::ActionUpdate,
-            ),
-        );
+            ));
         assert!(
             matches!(missing, Err(StoreError::NotFound { .. })),
             "{missing:?}"

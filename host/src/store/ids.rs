@@ -16,7 +16,7 @@ use rusqlite::OptionalExtension;
 pub const MIN_PREFIX: usize = 4;
 
 /// How many matches an ambiguity error lists.
-const SHOWN: usize = 10;
+pub(super) const SHOWN: usize = 10;
 
 /// The kinds of object an operator names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    fn table(self) -> &'static str {
+    pub(super) fn table(self) -> &'static str {
         match self {
             IdKind::ActionPlan => "action_plans",
             IdKind::Audit => "audits",
@@ -51,14 +51,14 @@ impl IdKind {
         }
     }
 
-    fn has_name(self) -> bool {
+    pub(super) fn has_name(self) -> bool {
         self != IdKind::ActionPlan
     }
 }
 
 /// Whether `id` can be a uuid prefix: long enough, hex digits and hyphens
 /// only (so it is also safe in a `LIKE` pattern).
-fn is_prefix(id: &str) -> bool {
+pub(super) fn is_prefix(id: &str) -> bool {
     id.len() >= MIN_PREFIX && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
@@ -165,7 +165,11 @@ mod tests {
     use super::*;
     use crate::store::plans::{NewPlan, NewPlanRow};
 
-    fn plan(s: &mut SqliteStore, names: &[&str]) -> String {
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(uuids_prefixes_and_names_resolve_and_ambiguity_lists_the_matches);
+
+    fn plan(s: &mut TestStore, names: &[&str]) -> String {
         s.create_plan(&NewPlan {
             state: crate::states::PlanState::Recommended,
             rows: names
@@ -184,19 +188,14 @@ mod tests {
         .uuid
     }
 
-    #[test]
-    fn uuids_prefixes_and_names_resolve_and_ambiguity_lists_the_matches() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn uuids_prefixes_and_names_resolve_and_ambiguity_lists_the_matches(mut s: TestStore) {
         let a = plan(&mut s, &["x", "y"]);
         let b = plan(&mut s, &["x"]);
         // Both uuids rewritten to share a prefix.
-        s.conn()
-            .execute_batch(&format!(
+        s.exec(&format!(
                 "UPDATE action_plans SET uuid = 'abcd1111-0000-4000-8000-000000000000' WHERE uuid = '{a}'; \
                  UPDATE action_plans SET uuid = 'abcd2222-0000-4000-8000-000000000000' WHERE uuid = '{b}';"
-            ))
-            .expect("rewrite");
+        ));
         let a = "abcd1111-0000-4000-8000-000000000000";
         let b = "abcd2222-0000-4000-8000-000000000000";
         assert_eq!(s.resolve_id(IdKind::ActionPlan, a).ok().as_deref(), Some(a));

@@ -6,9 +6,9 @@
 //! events. Each is one transaction; a refusal writes nothing and says what
 //! to do.
 
-use super::SqliteStore;
 use super::plans::{NewPlan, NewPlanAction, PlanRow};
 use super::{Event, Result, StoreError, append_event, now};
+use super::{SqliteStore, StoreBackend};
 use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::params;
 use serde_json::{Value, json};
@@ -140,121 +140,7 @@ impl SqliteStore {
     /// policy, the options it was started with, its declared references),
     /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
     pub fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
-        let p = self.plan(id)?;
-        if !RETRYABLE_PLAN_STATES.contains(&p.state) {
-            let what = match p.state {
-                PlanState::Recommended => format!(
-                    "it has not run; start it instead (`sextant action-plan start {}`)",
-                    p.uuid
-                ),
-                PlanState::Pending | PlanState::Ongoing | PlanState::Cancelling => format!(
-                    "it has not ended; wait for it, or cancel it first (`sextant action-plan cancel {}`), then retry it",
-                    p.uuid
-                ),
-                PlanState::Succeeded => {
-                    "every action of it succeeded; nothing is left to retry".into()
-                }
-                _ => "only a FAILED or CANCELLED plan is retried".into(),
-            };
-            return Err(StoreError::Refused {
-                kind: "action plan",
-                id: p.uuid,
-                state: p.state.to_string(),
-                what,
-            });
-        }
-        let actions = self.actions(&p.uuid)?;
-        let left: Vec<_> = actions
-            .iter()
-            .filter(|a| a.state != ActionState::Succeeded && a.state != ActionState::Skipped)
-            .collect();
-        if left.is_empty() {
-            return Err(StoreError::Refused {
-                kind: "action plan",
-                id: p.uuid,
-                state: p.state.to_string(),
-                what: "every action of it succeeded or was skipped; nothing is left to retry"
-                    .into(),
-            });
-        }
-        let name_of: std::collections::HashMap<&str, &str> = left
-            .iter()
-            .map(|a| (a.uuid.as_str(), a.name.as_str()))
-            .collect();
-        let mut extra = self.plan_extra(&p.uuid)?;
-        if !extra.is_object() {
-            extra = json!({});
-        }
-        // The outputs of the finished actions, for the references to them.
-        let finished: Value = actions
-            .iter()
-            .filter(|a| a.state == ActionState::Succeeded)
-            .map(|a| {
-                let outputs = a.outputs.clone().unwrap_or(Value::Null);
-                (a.name.clone(), json!({ "outputs": outputs }))
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-        let kept: std::collections::HashSet<&str> = name_of.values().copied().collect();
-        let mut references = serde_json::Map::new();
-        let mut new_actions = Vec::with_capacity(left.len());
-        for a in &left {
-            let declared: Vec<String> = extra["references"][&a.name]
-                .as_array()
-                .map(|l| {
-                    l.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let (params, still) = resolve_finished_references(
-                &a.name,
-                &a.input_parameters,
-                &declared,
-                &kept,
-                &finished,
-            )
-            .map_err(|what| StoreError::Refused {
-                kind: "action plan",
-                id: p.uuid.clone(),
-                state: p.state.to_string(),
-                what,
-            })?;
-            if !still.is_empty() {
-                references.insert(a.name.clone(), still.into_iter().map(Value::from).collect());
-            }
-            new_actions.push(NewPlanAction {
-                name: a.name.clone(),
-                action_type: a.action_type.clone(),
-                action_type_version: a.action_type_version.clone(),
-                input_parameters: params,
-                parents: a
-                    .parents
-                    .iter()
-                    .filter_map(|u| name_of.get(u.as_str()).map(|n| n.to_string()))
-                    .collect(),
-                state: ActionState::Pending,
-            });
-        }
-        if let Some(m) = extra.as_object_mut() {
-            if references.is_empty() {
-                m.remove("references");
-            } else {
-                m.insert("references".into(), Value::Object(references));
-            }
-        }
-        extra["retry_of"] = Value::from(p.uuid.as_str());
-        self.create_plan(&NewPlan {
-            audit_uuid: p.audit_uuid.clone(),
-            strategy_uuid: p.strategy_uuid.clone(),
-            planner: p.planner.clone(),
-            state: PlanState::Recommended,
-            global_efficacy: Value::Null,
-            efficacy_indicators: Value::Null,
-            actions: new_actions,
-            rows: Vec::new(),
-            extra,
-        })
+        retry_plan(self, id)
     }
 
     /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
@@ -335,6 +221,120 @@ impl SqliteStore {
 /// substituted with them now, since those actions are not in the new plan;
 /// those that read only retried actions are kept (returned). A leaf that
 /// reads both, or an output that does not exist, cannot be retried.
+/// A new RECOMMENDED plan of what a FAILED or CANCELLED plan left undone,
+/// on either backend (see [`StoreBackend::retry_plan`]).
+pub(super) fn retry_plan<S: StoreBackend + ?Sized>(store: &mut S, id: &str) -> Result<PlanRow> {
+    let p = store.plan(id)?;
+    if !RETRYABLE_PLAN_STATES.contains(&p.state) {
+        let what = match p.state {
+            PlanState::Recommended => format!(
+                "it has not run; start it instead (`sextant action-plan start {}`)",
+                p.uuid
+            ),
+            PlanState::Pending | PlanState::Ongoing | PlanState::Cancelling => format!(
+                "it has not ended; wait for it, or cancel it first (`sextant action-plan cancel {}`), then retry it",
+                p.uuid
+            ),
+            PlanState::Succeeded => "every action of it succeeded; nothing is left to retry".into(),
+            _ => "only a FAILED or CANCELLED plan is retried".into(),
+        };
+        return Err(StoreError::Refused {
+            kind: "action plan",
+            id: p.uuid,
+            state: p.state.to_string(),
+            what,
+        });
+    }
+    let actions = store.actions(&p.uuid)?;
+    let left: Vec<_> = actions
+        .iter()
+        .filter(|a| a.state != ActionState::Succeeded && a.state != ActionState::Skipped)
+        .collect();
+    if left.is_empty() {
+        return Err(StoreError::Refused {
+            kind: "action plan",
+            id: p.uuid,
+            state: p.state.to_string(),
+            what: "every action of it succeeded or was skipped; nothing is left to retry".into(),
+        });
+    }
+    let name_of: std::collections::HashMap<&str, &str> = left
+        .iter()
+        .map(|a| (a.uuid.as_str(), a.name.as_str()))
+        .collect();
+    let mut extra = store.plan_extra(&p.uuid)?;
+    if !extra.is_object() {
+        extra = json!({});
+    }
+    // The outputs of the finished actions, for the references to them.
+    let finished: Value = actions
+        .iter()
+        .filter(|a| a.state == ActionState::Succeeded)
+        .map(|a| {
+            let outputs = a.outputs.clone().unwrap_or(Value::Null);
+            (a.name.clone(), json!({ "outputs": outputs }))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let kept: std::collections::HashSet<&str> = name_of.values().copied().collect();
+    let mut references = serde_json::Map::new();
+    let mut new_actions = Vec::with_capacity(left.len());
+    for a in &left {
+        let declared: Vec<String> = extra["references"][&a.name]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (params, still) =
+            resolve_finished_references(&a.name, &a.input_parameters, &declared, &kept, &finished)
+                .map_err(|what| StoreError::Refused {
+                    kind: "action plan",
+                    id: p.uuid.clone(),
+                    state: p.state.to_string(),
+                    what,
+                })?;
+        if !still.is_empty() {
+            references.insert(a.name.clone(), still.into_iter().map(Value::from).collect());
+        }
+        new_actions.push(NewPlanAction {
+            name: a.name.clone(),
+            action_type: a.action_type.clone(),
+            action_type_version: a.action_type_version.clone(),
+            input_parameters: params,
+            parents: a
+                .parents
+                .iter()
+                .filter_map(|u| name_of.get(u.as_str()).map(|n| n.to_string()))
+                .collect(),
+            state: ActionState::Pending,
+        });
+    }
+    if let Some(m) = extra.as_object_mut() {
+        if references.is_empty() {
+            m.remove("references");
+        } else {
+            m.insert("references".into(), Value::Object(references));
+        }
+    }
+    extra["retry_of"] = Value::from(p.uuid.as_str());
+    store.create_plan(&NewPlan {
+        audit_uuid: p.audit_uuid.clone(),
+        strategy_uuid: p.strategy_uuid.clone(),
+        planner: p.planner.clone(),
+        state: PlanState::Recommended,
+        global_efficacy: Value::Null,
+        efficacy_indicators: Value::Null,
+        actions: new_actions,
+        rows: Vec::new(),
+        extra,
+        // Retry refuses plans with flows or alternatives: the copy is flat.
+        structure: Default::default(),
+    })
+}
+
 fn resolve_finished_references(
     name: &str,
     params: &Value,
@@ -384,8 +384,11 @@ fn resolve_finished_references(
 mod tests {
     use super::*;
     use crate::store::plans::NewPlanRow;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    fn plan(s: &mut SqliteStore, state: &str) -> String {
+    on_both_backends!(purge_keeps_live_plans_events_and_the_newest_event);
+
+    fn plan(s: &mut TestStore, state: &str) -> String {
         s.create_plan(&NewPlan {
             state: state.parse().expect("a plan state"),
             rows: vec![NewPlanRow {
@@ -433,10 +436,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn purge_keeps_live_plans_events_and_the_newest_event() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn purge_keeps_live_plans_events_and_the_newest_event(mut s: TestStore) {
         let live = plan(&mut s, "RECOMMENDED");
         let done = plan(&mut s, "SUCCEEDED");
         let all = s.events(None, 0).expect("events");

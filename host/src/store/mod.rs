@@ -17,27 +17,50 @@ pub mod audits;
 mod backend;
 mod checkpoint;
 mod columns;
+pub mod copy;
+mod copy_pg;
+mod copy_rows;
+mod copy_sqlite;
 mod counts;
+pub mod db_schema;
+pub mod fleet;
 pub mod flows;
 mod group_commit;
+mod hosts;
 pub mod ids;
 pub mod lifecycle;
+pub mod location;
 pub mod outbox;
 pub mod pages;
 pub mod pg;
+mod pg_audits;
+mod pg_backend;
+mod pg_catalog;
+mod pg_flows;
+mod pg_hosts;
+mod pg_ids;
 mod pg_lease;
+mod pg_lifecycle;
+mod pg_outbox;
+mod pg_pages;
 mod pg_plans;
 mod pg_schema;
+mod pg_sql;
+mod pg_sync;
 mod pg_transitions;
 pub mod plans;
 mod schema;
 pub mod sync;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use crate::states::EventType;
 pub use backend::{Store, StoreBackend};
 pub use columns::UnknownValue;
 pub use counts::StateCounts;
+pub use fleet::FleetStore;
 pub use group_commit::GroupCommit;
+pub use location::{BadLocation, Location};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde_json::Value;
@@ -943,11 +966,14 @@ pub struct EventRow {
 mod tests {
     use super::*;
     use crate::states::PlanState;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn plan_state_reads_the_state_alone() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(
+        plan_state_reads_the_state_alone,
+        an_unknown_state_or_event_type_read_back_is_an_error_naming_where,
+    );
+
+    fn plan_state_reads_the_state_alone(mut s: TestStore) {
         let p = s
             .create_plan(&plans::NewPlan {
                 state: crate::states::PlanState::Recommended,
@@ -1223,10 +1249,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn an_unknown_state_or_event_type_read_back_is_an_error_naming_where() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn an_unknown_state_or_event_type_read_back_is_an_error_naming_where(mut s: TestStore) {
         let p = s
             .create_plan(&plans::NewPlan {
                 state: PlanState::Recommended,
@@ -1241,20 +1264,14 @@ mod tests {
                 ..Default::default()
             })
             .expect("plan");
-        let (action_id, action_uuid): (i64, String) = s
-            .conn()
-            .query_row("SELECT id, uuid FROM actions", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .expect("action");
+        let action_id = s.int("SELECT id FROM actions").expect("id");
+        let action_uuid = s.text("SELECT uuid FROM actions");
         let unknown = |e: StoreError| match e {
             StoreError::Unknown { value, .. } => Some(value),
             _ => None,
         };
         // An action state: the applier once read anything unknown as PENDING.
-        s.conn()
-            .execute("UPDATE actions SET state = 'RUNNING'", [])
-            .expect("corrupt");
+        s.exec("UPDATE actions SET state = 'RUNNING'");
         let e = s.actions(&p.uuid).expect_err("refused");
         let msg = e.to_string();
         assert_eq!(
@@ -1277,11 +1294,7 @@ mod tests {
         );
         assert!(s.action(&action_uuid).is_err());
         // Nothing was changed by reading.
-        let stored: String = s
-            .conn()
-            .query_row("SELECT state FROM actions", [], |r| r.get(0))
-            .expect("state");
-        assert_eq!(stored, "RUNNING");
+        assert_eq!(s.text("SELECT state FROM actions"), "RUNNING");
         // A transition that reads the state first fails too, writing nothing.
         let t = apply::ActionTransition::new(
             &action_uuid,
@@ -1296,9 +1309,7 @@ mod tests {
             Err(StoreError::Unknown { .. })
         ));
         // A plan state.
-        s.conn()
-            .execute("UPDATE action_plans SET state = 'PAUSED'", [])
-            .expect("corrupt");
+        s.exec("UPDATE action_plans SET state = 'PAUSED'");
         let e = s.plan(&p.uuid).expect_err("refused");
         assert!(matches!(
             unknown(e),
@@ -1313,9 +1324,7 @@ mod tests {
             Err(StoreError::Unknown { .. })
         ));
         // An event type.
-        s.conn()
-            .execute("UPDATE events SET event_type = 'action.teleport'", [])
-            .expect("corrupt");
+        s.exec("UPDATE events SET event_type = 'action.teleport'");
         let e = s.events(None, 0).expect_err("refused");
         assert!(matches!(
             unknown(e),

@@ -407,47 +407,71 @@ impl SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::states::EventType;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn a_cursor_starts_at_the_newest_event_and_never_moves_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(
+        a_cursor_starts_at_the_newest_event_and_never_moves_back,
+        the_subjects_of_a_batch_of_events_are_read_with_parents_as_uuids,
+    );
+
+    fn the_subjects_of_a_batch_of_events_are_read_with_parents_as_uuids(mut s: TestStore) {
+        use crate::store::plans::{NewPlan, NewPlanRow};
+        let plan = s
+            .create_plan(&NewPlan {
+                state: crate::states::PlanState::Recommended,
+                rows: ["a", "b", "c"]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| NewPlanRow {
+                        name: n,
+                        action_type: "nop",
+                        input_parameters_json: r#"{"x":1}"#,
+                        parents: [&[][..], &[0][..], &[1, 0][..]][i],
+                        state: crate::states::ActionState::Pending,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .expect("plan");
+        let actions = s.actions(&plan.uuid).expect("actions");
+        let events = s.events_after(0, 100).expect("events");
+        assert_eq!(events.len(), 4);
+        let subjects = s.notification_subjects(&events).expect("subjects");
+        assert_eq!(subjects.actions.len(), 3);
+        let c = &subjects.actions[&actions[2].uuid];
+        assert_eq!(
+            c.parents,
+            [actions[1].uuid.clone(), actions[0].uuid.clone()]
+        );
+        assert_eq!(c.input_parameters, serde_json::json!({"x": 1}));
+        assert_eq!(c.action_plan_uuid, plan.uuid);
+        assert_eq!(subjects.plans[&plan.uuid].state, "RECOMMENDED");
+        assert!(subjects.audits.is_empty() && subjects.goals.is_empty());
+        assert!(
+            s.notification_subjects(&[])
+                .expect("none")
+                .actions
+                .is_empty()
+        );
+    }
+
+    fn a_cursor_starts_at_the_newest_event_and_never_moves_back(mut s: TestStore) {
         let origin = s.notification_origin().expect("origin");
         assert_eq!(origin.len(), 16, "{origin}");
-        s.write(|tx| {
-            for _ in 0..3 {
-                super::super::append_event(
-                    tx,
-                    &super::super::Event::state_change(
-                        crate::states::EventType::AuditCreate,
-                        "u",
-                        None,
-                        "PENDING",
-                    ),
-                )?;
-            }
-            Ok(())
-        })
-        .expect("events");
+        for _ in 0..3 {
+            s.note(EventType::AuditCreate, "u", None, serde_json::json!({}))
+                .expect("event");
+        }
         let newest = s.last_event_id().expect("newest");
         assert_eq!(s.register_sink_cursor("webhook a").expect("reg"), newest);
         assert_eq!(s.sink_cursor("webhook b").expect("none"), None);
         s.advance_sink_cursor("webhook a", newest - 2)
             .expect("back");
         assert_eq!(s.sink_cursor("webhook a").expect("c"), Some(newest));
-        s.write(|tx| {
-            super::super::append_event(
-                tx,
-                &super::super::Event::state_change(
-                    crate::states::EventType::AuditCreate,
-                    "u",
-                    None,
-                    "PENDING",
-                ),
-            )
-        })
-        .expect("one more");
+        s.note(EventType::AuditCreate, "u", None, serde_json::json!({}))
+            .expect("one more");
         // Registering again keeps the cursor where it was.
         assert_eq!(s.register_sink_cursor("webhook a").expect("reg"), newest);
         let after = s.events_after(newest, 10).expect("after");

@@ -120,12 +120,12 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use crate::store::plans::{NewPlan, NewPlanRow};
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn pages_walk_a_plan_s_actions_in_order_both_ways() {
+    on_both_backends!(pages_walk_a_plan_s_actions_in_order_both_ways);
+
+    fn pages_walk_a_plan_s_actions_in_order_both_ways(mut s: TestStore) {
         use crate::states::{ActionState, PlanState};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = crate::store::Store::open(&dir.path().join("s.db")).expect("open");
         let names: Vec<String> = (0..7).map(|i| format!("a{i}")).collect();
         let p = s
             .create_plan(&NewPlan {
@@ -185,7 +185,7 @@ mod tests {
     fn action_pages_read_in_one_query_are_the_actions_with_their_parents() {
         use crate::states::{ActionState, PlanState};
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = crate::store::Store::open(&dir.path().join("s.db")).expect("open");
+        let mut s = crate::store::Store::open(dir.path().join("s.db")).expect("open");
         let names: Vec<String> = (0..8).map(|i| format!("a{i}")).collect();
         // Each action waits for the one before and the first: parents
         // both on the same page and on an earlier one.

@@ -1,8 +1,8 @@
-//! The PostgreSQL backend, as far as it goes: connecting, and the schema
-//! (`pg_schema.rs`) migrated at open with the same versions as SQLite's.
-//! It does not implement [`super::StoreBackend`] yet, so no command can
-//! select it. The applier's lease is in `pg_lease.rs`, action transitions
-//! (the group commit's transaction) and the event log in `pg_transitions.rs`.
+//! The PostgreSQL backend: connecting, and the schema (`pg_schema.rs`)
+//! migrated at open with the same versions as SQLite's. Its operations
+//! mirror the SQLite files, one file per concern (`pg_plans.rs` for
+//! `plans.rs`, …); `pg_backend.rs` implements [`super::StoreBackend`] with
+//! them, and `pg_sql.rs` is how they talk to the database.
 //!
 //! Migrations: each runs in its own transaction with the version bump, under
 //! a transaction-scoped advisory lock, so hosts opening one database at once
@@ -10,17 +10,27 @@
 //! refused. `synchronous_commit` is on: a commit is on disk when it returns.
 
 use super::pg_schema::PG_MIGRATIONS;
+use super::pg_sql::{Sql, Statements, int};
 use super::{Cause, DatabaseCause, Result, StoreError};
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 /// The advisory lock key migrations hold (any constant all hosts share).
 const MIGRATION_LOCK: i64 = 0x5e87_a400_0001;
 
-/// An open PostgreSQL store.
+/// An open PostgreSQL store: one connection, used by one thread at a time
+/// (the store's interface is `Send`, not `Sync`), borrowed by each operation
+/// (reads take `&self`).
 pub struct PgStore {
-    client: postgres::Client,
+    /// Always `Some` but while dropped (see `Drop`).
+    client: RefCell<Option<postgres::Client>>,
+    /// The statements this connection prepared.
+    statements: Statements,
     /// The URL without its password, for messages.
     location: String,
+    /// Whether the server only accepts reads (a standby, or a read-only
+    /// default for the role).
+    read_only: bool,
 }
 
 /// `url` with any password left out: what messages may show.
@@ -32,27 +42,76 @@ pub fn redact(url: &str) -> String {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    let tail = redact_query(tail);
     match authority.rsplit_once('@') {
         Some((user_info, host)) => {
             let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
             format!("{scheme}://{user}@{host}{tail}")
         }
-        None => url.to_string(),
+        None => format!("{scheme}://{authority}{tail}"),
     }
+}
+
+/// The path and query of a URL with a `password=` parameter's value left out.
+fn redact_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let kept: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=…"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", kept.join("&"))
 }
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://USER@HOST:PORT/DB`)
     /// and migrates it.
     pub fn open(url: &str) -> Result<Self> {
+        outside_runtime(|| Self::connect(url))
+    }
+
+    fn connect(url: &str) -> Result<Self> {
         let location = redact(url);
         let err = |e| pg_error(&location, e);
         let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(err)?;
         client
             .batch_execute("SET synchronous_commit = on")
             .map_err(err)?;
-        let mut store = Self { client, location };
-        store.migrate()?;
+        let read_only: bool = client
+            .query_one(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        let store = Self {
+            client: RefCell::new(Some(client)),
+            statements: Statements::default(),
+            location,
+            read_only,
+        };
+        if !read_only {
+            store.migrate()?;
+        }
+        let (found, known) = (store.schema_version()?, PG_MIGRATIONS.len() as i64);
+        if found > known {
+            return Err(StoreError::TooNew {
+                path: PathBuf::from(&store.location),
+                found,
+                known,
+            });
+        }
+        if found < known {
+            return Err(StoreError::ReadOnlyOld {
+                path: PathBuf::from(&store.location),
+                found,
+                known,
+            });
+        }
         Ok(store)
     }
 
@@ -61,38 +120,92 @@ impl PgStore {
     }
 
     /// The database's URL without its password.
-    pub(super) fn location(&self) -> &str {
+    pub fn location(&self) -> &str {
         &self.location
     }
 
-    /// The connection, for the backend's own statements.
-    pub(super) fn client(&mut self) -> &mut postgres::Client {
-        &mut self.client
+    /// Whether the server accepts only reads.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Runs `f` on the connection, outside any transaction (one statement,
+    /// or reads whose consistency does not matter).
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Sql<'_, postgres::Client>) -> Result<T>,
+    ) -> Result<T> {
+        outside_runtime(|| {
+            let mut c = self.client.borrow_mut();
+            f(&mut Sql {
+                c: c.as_mut().ok_or_else(|| self.closed())?,
+                location: &self.location,
+                statements: &self.statements,
+            })
+        })
+    }
+
+    /// Runs `f` on the bare connection (statements of the backend's own that
+    /// need the driver itself: LISTEN, notifications, a transaction it
+    /// manages).
+    pub(super) fn with_client<T>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T>,
+    ) -> Result<T> {
+        outside_runtime(|| {
+            let mut c = self.client.borrow_mut();
+            f(c.as_mut().ok_or_else(|| self.closed())?)
+        })
+    }
+
+    /// Runs `f` in one transaction, committed only if `f` succeeds.
+    pub(super) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Sql<'_, postgres::Transaction<'_>>) -> Result<T>,
+    ) -> Result<T> {
+        outside_runtime(|| {
+            let mut c = self.client.borrow_mut();
+            let c = c.as_mut().ok_or_else(|| self.closed())?;
+            let mut tx = c.transaction().map_err(|e| self.err(e))?;
+            let v = f(&mut Sql {
+                c: &mut tx,
+                location: &self.location,
+                statements: &self.statements,
+            })?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(v)
+        })
     }
 
     /// The schema version (0 before the first migration).
-    pub fn schema_version(&mut self) -> Result<i64> {
-        let exists: bool = self
-            .client
-            .query_one("SELECT to_regclass('sextant_schema') IS NOT NULL", &[])
-            .map_err(|e| self.err(e))?
-            .get(0);
-        if !exists {
-            return Ok(0);
-        }
-        let found = self
-            .client
-            .query_opt("SELECT version FROM sextant_schema", &[])
-            .map_err(|e| self.err(e))?;
-        Ok(found.map_or(0, |r| i64::from(r.get::<_, i32>(0))))
+    pub fn schema_version(&self) -> Result<i64> {
+        self.read(|db| {
+            let exists: bool = db
+                .one("SELECT to_regclass('sextant_schema') IS NOT NULL", &[])?
+                .get(0);
+            if !exists {
+                return Ok(0);
+            }
+            let found = db.opt("SELECT version FROM sextant_schema", &[])?;
+            Ok(found.map_or(0, |r| int(&r, 0)))
+        })
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    /// The error of a store whose connection is gone (only while dropped).
+    fn closed(&self) -> StoreError {
+        StoreError::Commit(format!("database {}: connection closed", self.location))
+    }
+
+    fn migrate(&self) -> Result<()> {
         let known = PG_MIGRATIONS.len() as i64;
         let location = self.location.clone();
         let err = |e| pg_error(&location, e);
+        let mut client = self.client.borrow_mut();
+        let Some(client) = client.as_mut() else {
+            return Err(self.closed());
+        };
         for (i, sql) in PG_MIGRATIONS.iter().enumerate() {
-            let mut tx = self.client.transaction().map_err(err)?;
+            let mut tx = client.transaction().map_err(err)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .map_err(err)?;
             tx.batch_execute(
@@ -124,6 +237,28 @@ impl PgStore {
             tracing::debug!("migrated {location} to schema version {}", i + 1);
         }
         Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    /// Closing the connection blocks on the driver's runtime too.
+    fn drop(&mut self) {
+        let client = self.client.get_mut().take();
+        let statements = std::mem::take(&mut self.statements);
+        outside_runtime(|| drop((statements, client)));
+    }
+}
+
+/// Runs `f`, which blocks on the database, where blocking is allowed: the
+/// driver runs its own small runtime, which cannot start on a thread of an
+/// async runtime (the applier's and the API's call the store from their
+/// tasks), so such a thread is first handed back to its runtime.
+fn outside_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

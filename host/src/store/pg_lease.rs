@@ -5,6 +5,7 @@
 use super::Result;
 use super::apply::Lease;
 use super::pg::PgStore;
+use super::pg_sql::args;
 
 /// `now() + ttl` on the database's clock, as the RFC 3339 text (UTC,
 /// milliseconds) leases are stored in.
@@ -27,17 +28,16 @@ impl PgStore {
         owner: &str,
         ttl: std::time::Duration,
     ) -> Result<std::result::Result<(), Lease>> {
-        let taken = self
-            .client()
-            .execute(
+        let taken = self.read(|db| {
+            db.exec(
                 &format!(
                     "UPDATE action_plans SET lease_owner = $2, lease_expires_at = {EXPIRY} \
                      WHERE uuid = $3 AND (lease_owner IS NULL OR lease_owner = $2 \
                      OR lease_expires_at < {NOW})"
                 ),
-                &[&secs(ttl), &owner, &plan_uuid],
+                args![secs(ttl), owner, plan_uuid],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         if taken == 1 {
             return Ok(Ok(()));
         }
@@ -56,16 +56,15 @@ impl PgStore {
         owner: &str,
         ttl: std::time::Duration,
     ) -> Result<bool> {
-        let n = self
-            .client()
-            .execute(
+        let n = self.read(|db| {
+            db.exec(
                 &format!(
                     "UPDATE action_plans SET lease_owner = $2, lease_expires_at = {EXPIRY} \
                      WHERE uuid = $3 AND lease_owner = $4"
                 ),
-                &[&secs(ttl), &owner, &plan_uuid, &old_owner],
+                args![secs(ttl), owner, plan_uuid, old_owner],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(n == 1)
     }
 
@@ -76,40 +75,38 @@ impl PgStore {
         owner: &str,
         ttl: std::time::Duration,
     ) -> Result<bool> {
-        let n = self
-            .client()
-            .execute(
+        let n = self.read(|db| {
+            db.exec(
                 &format!(
                     "UPDATE action_plans SET lease_expires_at = {EXPIRY} \
                      WHERE uuid = $2 AND lease_owner = $3"
                 ),
-                &[&secs(ttl), &plan_uuid, &owner],
+                args![secs(ttl), plan_uuid, owner],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(n == 1)
     }
 
     /// Gives a lease back.
     pub fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()> {
-        self.client()
-            .execute(
+        self.read(|db| {
+            db.exec(
                 "UPDATE action_plans SET lease_owner = NULL, lease_expires_at = NULL \
                  WHERE uuid = $1 AND lease_owner = $2",
-                &[&plan_uuid, &owner],
+                args![plan_uuid, owner],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(())
     }
 
     /// The lease on a plan, if any (even expired).
-    pub fn lease(&mut self, plan_uuid: &str) -> Result<Option<Lease>> {
-        let row = self
-            .client()
-            .query_opt(
+    pub fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>> {
+        let row = self.read(|db| {
+            db.opt(
                 "SELECT lease_owner, lease_expires_at FROM action_plans WHERE uuid = $1",
-                &[&plan_uuid],
+                args![plan_uuid],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(row.and_then(|r| {
             let owner: Option<String> = r.get(0);
             let expires: Option<String> = r.get(1);
@@ -122,17 +119,16 @@ impl PgStore {
 
     /// Whether no applier holds the plan: no lease, or an expired one (on
     /// the database's clock).
-    pub fn plan_lease_is_free(&mut self, plan_uuid: &str) -> Result<bool> {
-        let row = self
-            .client()
-            .query_opt(
+    pub fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool> {
+        let row = self.read(|db| {
+            db.opt(
                 &format!(
                     "SELECT lease_owner IS NULL OR lease_expires_at IS NULL \
                      OR lease_expires_at < {NOW} FROM action_plans WHERE uuid = $1"
                 ),
-                &[&plan_uuid],
+                args![plan_uuid],
             )
-            .map_err(|e| self.err(e))?;
+        })?;
         Ok(row.is_none_or(|r| r.get::<_, bool>(0)))
     }
 }

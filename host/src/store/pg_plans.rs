@@ -1,20 +1,21 @@
-//! Plans and their actions on PostgreSQL: a plan stored in one transaction
-//! with all its actions and an event per object created (multi-row
-//! inserts, 64 rows a statement), and a plan's actions read back with
-//! their parents as uuids, as on SQLite (`plans.rs`).
+//! Plans and their actions on PostgreSQL (`plans.rs` on SQLite): a plan
+//! stored in one transaction with all its actions and an event per object
+//! created (multi-row inserts, 1,000 rows a statement), plans and actions
+//! read back (parents as uuids), and the plan queries of the decision
+//! engine.
 
-use super::pg::{PgStore, pg_error};
-use super::plans::{ActionRow, NewPlan};
-use super::{
-    Result, StoreError, UUID_LEN, UnknownValue, json_col, new_uuid, new_uuids_sorted, now,
-};
-use crate::states::ActionState;
-use postgres::types::ToSql;
+use super::pg::PgStore;
+use super::pg_sql::{Arg, Sql, ToArg, args, flag, int};
+use super::plans::{ActionRow, NewPlan, PlanRow};
+use super::{Event, Result, StoreError, UUID_LEN, json_col, new_uuid, new_uuids_sorted, now};
+use crate::states::{ActionState, EventType, PlanState};
+use postgres::Transaction;
+use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-/// Rows per multi-row statement.
-const CHUNK: usize = 64;
+/// Rows per multi-row statement (8 parameters each, under PostgreSQL's
+/// 65,535).
+const CHUNK: usize = 1000;
 
 /// One action to insert, whichever form the plan gave it in.
 struct Row<'a> {
@@ -72,242 +73,502 @@ fn rows_of<'a>(p: &'a NewPlan<'_>) -> Vec<Row<'a>> {
     rows
 }
 
-impl PgStore {
-    /// Stores a plan and its actions in one transaction; returns its uuid.
-    pub fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<String> {
-        let rows = rows_of(p);
-        let mut names = std::collections::HashSet::with_capacity(rows.len());
-        for r in &rows {
-            if !names.insert(r.name) {
-                return Err(StoreError::Refused {
-                    kind: "action plan",
-                    id: "(new)".into(),
-                    state: p.state.to_string(),
-                    what: format!("two actions of the plan are named {:?}", r.name),
-                });
-            }
-        }
-        drop(names);
-        let location = self.location().to_string();
-        let err = |e| pg_error(&location, e);
-        let uuid = new_uuid();
-        let created = now();
-        let mut tx = self.client().transaction().map_err(err)?;
-        let audit_id: Option<i64> = match &p.audit_uuid {
-            Some(a) => tx
-                .query_opt("SELECT id FROM audits WHERE uuid = $1", &[a])
-                .map_err(err)?
-                .map(|r| r.get(0)),
-            None => None,
-        };
-        let strategy_id: Option<i64> = match &p.strategy_uuid {
-            Some(s) => tx
-                .query_opt("SELECT id FROM strategies WHERE uuid = $1", &[s])
-                .map_err(err)?
-                .map(|r| r.get(0)),
-            None => None,
-        };
-        let policy = (!p.extra.is_null()).then(|| p.extra.to_string());
-        let efficacy = if p.global_efficacy.is_null() {
-            "[]".to_string()
-        } else {
-            p.global_efficacy.to_string()
-        };
-        let plan_id: i64 = tx
-            .query_one(
-                "INSERT INTO action_plans (uuid, audit_id, strategy_id, state, global_efficacy, \
-                 planner, policy, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                &[
-                    &uuid,
-                    &audit_id,
-                    &strategy_id,
-                    &p.state.as_str(),
-                    &efficacy,
-                    &p.planner,
-                    &policy,
-                    &created,
-                ],
-            )
-            .map_err(err)?
-            .get(0);
-        tx.execute(
-            "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
-             old_state, new_state, payload) VALUES ($1, 'action_plan.create', 'action_plan', $2, $2, \
-             NULL, $3, $4)",
-            &[
-                &created,
-                &uuid,
-                &p.state.as_str(),
-                &serde_json::json!({"audit": p.audit_uuid, "planner": p.planner}).to_string(),
+/// Stores plan `p` in the caller's transaction; returns its uuid.
+pub(super) fn insert_plan(db: &mut Sql<'_, Transaction<'_>>, p: &NewPlan<'_>) -> Result<String> {
+    super::plans::refuse_duplicate_names(p)?;
+    let rows = rows_of(p);
+    let uuid = new_uuid();
+    let created = now();
+    let audit_id: Option<i64> = match &p.audit_uuid {
+        Some(a) => db
+            .opt("SELECT id FROM audits WHERE uuid = $1", args![a])?
+            .map(|r| int(&r, 0)),
+        None => None,
+    };
+    let strategy_id: Option<i64> = match &p.strategy_uuid {
+        Some(s) => db
+            .opt("SELECT id FROM strategies WHERE uuid = $1", args![s])?
+            .map(|r| int(&r, 0)),
+        None => None,
+    };
+    let policy = (!p.extra.is_null()).then(|| p.extra.to_string());
+    let efficacy = if p.global_efficacy.is_null() {
+        "[]".to_string()
+    } else {
+        p.global_efficacy.to_string()
+    };
+    let plan_id = int(
+        &db.one(
+            "INSERT INTO action_plans (uuid, audit_id, strategy_id, state, global_efficacy, \
+             planner, policy, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            args![
+                uuid,
+                audit_id,
+                strategy_id,
+                p.state,
+                efficacy,
+                p.planner,
+                policy,
+                created
             ],
-        )
-        .map_err(err)?;
-        // Ids from the table's sequence, so that parents can name them.
-        let n = rows.len() as i64;
-        let ids: Vec<i64> = tx
-            .query(
-                "SELECT nextval(pg_get_serial_sequence('actions', 'id')) FROM generate_series(1, $1::bigint)",
-                &[&n],
-            )
-            .map_err(err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let uuids = new_uuids_sorted(rows.len());
-        let action_uuid = |i: usize| {
-            uuids
-                .get(i * UUID_LEN..(i + 1) * UUID_LEN)
-                .unwrap_or_default()
-        };
-        let parents: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                let ids: Vec<String> = r.parents.iter().map(|&p| ids[p].to_string()).collect();
-                format!("[{}]", ids.join(","))
-            })
-            .collect();
-        let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
-        let uuid_of: Vec<&str> = (0..rows.len()).map(action_uuid).collect();
-        let params_of: Vec<&str> = rows
-            .iter()
-            .map(|r| r.input_parameters_json.as_ref())
-            .collect();
-        for (c, chunk) in rows.chunks(CHUNK).enumerate() {
-            let first = c * CHUNK;
-            let mut actions_sql = String::from(
-                "INSERT INTO actions (id, uuid, action_plan_id, name, action_type, \
-                 action_type_version, input_parameters, state, parents, created_at) VALUES ",
-            );
-            let mut events_sql = String::from(
-                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
-                 old_state, new_state, payload) VALUES ",
-            );
-            let mut a: Vec<&(dyn ToSql + Sync)> = vec![&plan_id, &created];
-            let mut e: Vec<&(dyn ToSql + Sync)> = vec![&created, &uuid];
-            for (k, r) in chunk.iter().enumerate() {
-                let i = first + k;
-                let b = a.len();
-                if k > 0 {
-                    actions_sql.push(',');
-                    events_sql.push(',');
-                }
-                actions_sql.push_str(&format!(
-                    "(${},${},$1,${},${},${},${},${},${},$2)",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8
-                ));
-                a.push(&ids[i]);
-                a.push(&uuid_of[i]);
-                a.push(&r.name);
-                a.push(&r.action_type);
-                a.push(&r.action_type_version);
-                a.push(&params_of[i]);
-                a.push(&states[i]);
-                a.push(&parents[i]);
-                let eb = e.len();
-                events_sql.push_str(&format!(
-                    "($1,'action.create','action',${},$2,NULL,${},'{{}}')",
-                    eb + 1,
-                    eb + 2
-                ));
-                e.push(&uuid_of[i]);
-                e.push(&states[i]);
+        )?,
+        0,
+    );
+    db.event(
+        &Event::state_change(EventType::PlanCreate, &uuid, None, p.state.as_str())
+            .in_plan(&uuid)
+            .with_payload(json!({"audit": p.audit_uuid, "planner": p.planner})),
+        &created,
+    )?;
+    // Ids from the table's sequence, so that parents can name them.
+    let ids: Vec<i64> = db
+        .rows(
+            "SELECT nextval(pg_get_serial_sequence('actions', 'id')) \
+             FROM generate_series(1, $1::bigint)",
+            args![rows.len()],
+        )?
+        .iter()
+        .map(|r| int(r, 0))
+        .collect();
+    let uuids = new_uuids_sorted(rows.len());
+    let action_uuid = |i: usize| {
+        uuids
+            .get(i * UUID_LEN..(i + 1) * UUID_LEN)
+            .unwrap_or_default()
+    };
+    let parents: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let ids: Vec<String> = r.parents.iter().map(|&p| ids[p].to_string()).collect();
+            format!("[{}]", ids.join(","))
+        })
+        .collect();
+    for (c, chunk) in rows.chunks(CHUNK).enumerate() {
+        let first = c * CHUNK;
+        let mut actions_sql = String::from(
+            "INSERT INTO actions (id, uuid, action_plan_id, name, action_type, \
+             action_type_version, input_parameters, state, parents, created_at) VALUES ",
+        );
+        let mut events_sql = String::from(
+            "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
+             old_state, new_state, payload) VALUES ",
+        );
+        let mut a: Vec<Arg<'_>> = vec![plan_id.arg(), created.arg()];
+        let mut e: Vec<Arg<'_>> = vec![created.arg(), uuid.arg()];
+        for (k, r) in chunk.iter().enumerate() {
+            let i = first + k;
+            let b = a.len();
+            if k > 0 {
+                actions_sql.push(',');
+                events_sql.push(',');
             }
-            tx.execute(actions_sql.as_str(), &a).map_err(err)?;
-            tx.execute(events_sql.as_str(), &e).map_err(err)?;
+            actions_sql.push_str(&format!(
+                "(${},${},$1,${},${},${},${},${},${},$2)",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8
+            ));
+            a.extend([
+                ids[i].arg(),
+                action_uuid(i).arg(),
+                r.name.arg(),
+                r.action_type.arg(),
+                r.action_type_version.arg(),
+                r.input_parameters_json.as_ref().arg(),
+                r.state.arg(),
+                parents[i].arg(),
+            ]);
+            let eb = e.len();
+            events_sql.push_str(&format!(
+                "($1,'action.create','action',${},$2,NULL,${},'{{}}')",
+                eb + 1,
+                eb + 2
+            ));
+            e.extend([action_uuid(i).arg(), r.state.arg()]);
         }
-        if let Some(list) = p.efficacy_indicators.as_array() {
-            for ind in list {
-                tx.execute(
-                    "INSERT INTO efficacy_indicators (uuid, action_plan_id, name, description, unit, \
-                     value, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[
-                        &new_uuid(),
-                        &plan_id,
-                        &ind["name"].as_str().unwrap_or(""),
-                        &ind["description"].as_str().unwrap_or(""),
-                        &ind["unit"].as_str(),
-                        &ind["value"].as_f64(),
-                        &created,
-                    ],
-                )
-                .map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)?;
-        Ok(uuid)
+        db.exec(actions_sql.as_str(), &a)?;
+        db.exec(events_sql.as_str(), &e)?;
     }
+    if let Some(list) = p.efficacy_indicators.as_array() {
+        for ind in list {
+            db.exec(
+                "INSERT INTO efficacy_indicators (uuid, action_plan_id, name, description, unit, \
+                 value, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                args![
+                    new_uuid(),
+                    plan_id,
+                    ind["name"].as_str().unwrap_or(""),
+                    ind["description"].as_str().unwrap_or(""),
+                    ind["unit"].as_str(),
+                    ind["value"].as_f64(),
+                    created
+                ],
+            )?;
+        }
+    }
+    // A planners.v2 planner's flows and alternatives, in the same transaction.
+    if !p.structure.is_empty() {
+        super::pg_flows::insert_structure(db, &uuid, &p.structure)?;
+    }
+    Ok(uuid)
+}
+
+const PLAN_ACTION_COUNT: &str =
+    "(SELECT count(*) FROM actions x WHERE x.action_plan_id = p.id AND x.deleted = 0)";
+const PLAN_FROM: &str = "action_plans p LEFT JOIN audits a ON a.id = p.audit_id \
+    LEFT JOIN strategies s ON s.id = p.strategy_id";
+
+/// The plan columns, with `count` for the number of actions.
+fn plan_cols(count: &str) -> String {
+    format!(
+        "p.id, p.uuid, p.state, a.uuid, s.uuid, s.name, p.planner, p.global_efficacy, \
+         p.status_message, {count}, p.created_at, p.updated_at"
+    )
+}
+
+const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, \
+    x.input_parameters, x.state, x.parents, x.outputs, x.status_message, x.created_at, \
+    x.updated_at, x.id, x.execute_failed";
+
+fn plan_from_row<C: postgres::GenericClient>(
+    db: &Sql<'_, C>,
+    r: &postgres::Row,
+) -> Result<PlanRow> {
+    Ok(PlanRow {
+        id: int(r, 0),
+        uuid: r.get(1),
+        state: db.enum_col(r, 2, 0, "action_plans", "state")?,
+        audit_uuid: r.get(3),
+        strategy_uuid: r.get(4),
+        strategy_name: r.get(5),
+        planner: r.get(6),
+        global_efficacy: json_col(r.get(7)),
+        efficacy_indicators: Vec::new(),
+        status_message: r.get(8),
+        actions: int(r, 9),
+        created_at: r.get(10),
+        updated_at: r.get(11),
+    })
+}
+
+fn with_indicators<C: postgres::GenericClient>(
+    db: &mut Sql<'_, C>,
+    mut p: PlanRow,
+) -> Result<PlanRow> {
+    p.efficacy_indicators = db
+        .rows(
+            "SELECT name, description, unit, value FROM efficacy_indicators \
+             WHERE action_plan_id = $1 AND deleted = 0 ORDER BY id",
+            args![p.id],
+        )?
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.get::<_, String>(0),
+                "description": r.get::<_, String>(1),
+                "unit": r.get::<_, Option<String>>(2),
+                "value": r.get::<_, Option<f64>>(3),
+            })
+        })
+        .collect();
+    Ok(p)
+}
+
+/// An action read, with its parents' row ids.
+struct ReadAction {
+    row: ActionRow,
+    id: i64,
+    parent_ids: Vec<i64>,
+}
+
+fn action_from_row<C: postgres::GenericClient>(
+    db: &Sql<'_, C>,
+    r: &postgres::Row,
+) -> Result<ReadAction> {
+    let text: String = r.get(7);
+    let parent_ids: Vec<i64> = serde_json::from_str(&text).unwrap_or_default();
+    Ok(ReadAction {
+        row: ActionRow {
+            uuid: r.get(0),
+            name: r.get(1),
+            action_plan_uuid: r.get(2),
+            action_type: r.get(3),
+            action_type_version: r.get(4),
+            input_parameters: json_col(r.get(5)),
+            state: db.enum_col(r, 6, 12, "actions", "state")?,
+            parents: Vec::with_capacity(parent_ids.len()),
+            outputs: r.get::<_, Option<String>>(8).map(json_col),
+            status_message: r.get(9),
+            created_at: r.get(10),
+            updated_at: r.get(11),
+            execute_failed: flag(r, 13),
+        },
+        id: int(r, 12),
+        parent_ids,
+    })
+}
+
+fn action_uuid_by_id<C: postgres::GenericClient>(
+    db: &mut Sql<'_, C>,
+    id: i64,
+) -> Result<Option<String>> {
+    Ok(db
+        .opt("SELECT uuid FROM actions WHERE id = $1", args![id])?
+        .map(|r| r.get(0)))
 }
 
 impl PgStore {
-    /// The actions of a plan (by full uuid), in creation order, with their
-    /// parents as uuids.
-    pub fn actions(&mut self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
-        let location = self.location().to_string();
-        let err = |e| pg_error(&location, e);
-        let rows = self
-            .client()
-            .query(
-                "SELECT x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, \
-                 x.input_parameters, x.state, x.parents, x.outputs, x.status_message, \
-                 x.created_at, x.updated_at, x.id, x.execute_failed \
-                 FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
-                 WHERE p.uuid = $1 AND p.deleted = 0 AND x.deleted = 0 ORDER BY x.id",
-                &[&plan_uuid],
+    /// Stores a plan (one transaction); returns it.
+    pub fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow> {
+        let uuid = self.write(|db| insert_plan(db, p))?;
+        self.new_plan(&uuid, p.rows.len() + p.actions.len())
+    }
+
+    /// A plan just stored, with its action count known.
+    pub(super) fn new_plan(&self, uuid: &str, count: usize) -> Result<PlanRow> {
+        let cols = plan_cols("$2::bigint");
+        self.read(|db| {
+            let row = db
+                .opt(
+                    &format!("SELECT {cols} FROM {PLAN_FROM} WHERE p.deleted = 0 AND p.uuid = $1"),
+                    args![uuid, count],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "action plan",
+                    id: uuid.into(),
+                })?;
+            let plan = plan_from_row(db, &row)?;
+            with_indicators(db, plan)
+        })
+    }
+
+    /// Every plan not deleted, optionally of one audit (uuid or name).
+    pub fn plans(&self, audit: Option<&str>) -> Result<Vec<PlanRow>> {
+        let audit_id = match audit {
+            Some(a) => Some(self.audit(a)?.id),
+            None => None,
+        };
+        let cols = plan_cols(PLAN_ACTION_COUNT);
+        self.read(|db| {
+            let rows = db.rows(
+                &format!(
+                    "SELECT {cols} FROM {PLAN_FROM} WHERE p.deleted = 0 \
+                     AND ($1::bigint IS NULL OR p.audit_id = $1) ORDER BY p.id"
+                ),
+                args![audit_id],
+            )?;
+            let plans = rows
+                .iter()
+                .map(|r| plan_from_row(db, r))
+                .collect::<Result<Vec<_>>>()?;
+            plans.into_iter().map(|p| with_indicators(db, p)).collect()
+        })
+    }
+
+    /// A plan by uuid or a unique uuid prefix.
+    pub fn plan(&self, id: &str) -> Result<PlanRow> {
+        let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, id)?;
+        let cols = plan_cols(PLAN_ACTION_COUNT);
+        self.read(|db| {
+            let row = db
+                .opt(
+                    &format!("SELECT {cols} FROM {PLAN_FROM} WHERE p.deleted = 0 AND p.uuid = $1"),
+                    args![uuid],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "action plan",
+                    id: id.into(),
+                })?;
+            let plan = plan_from_row(db, &row)?;
+            with_indicators(db, plan)
+        })
+    }
+
+    /// A plan's extras, by full uuid; `null` when none.
+    pub fn plan_extra(&self, uuid: &str) -> Result<Value> {
+        let row = self.read(|db| {
+            db.opt(
+                "SELECT policy FROM action_plans WHERE uuid = $1 AND deleted = 0",
+                args![uuid],
             )
-            .map_err(err)?;
-        let mut read = Vec::with_capacity(rows.len());
-        let mut uuid_by_id: HashMap<i64, String> = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let id: i64 = r.get(12);
-            let text: String = r.get(6);
-            let state: ActionState = text.parse().map_err(|name| StoreError::Unknown {
-                path: PathBuf::from(&location),
-                value: UnknownValue {
-                    table: "actions",
-                    row: id,
-                    column: "state",
-                    name,
-                },
-            })?;
-            let parents: Vec<i64> =
-                serde_json::from_str(&r.get::<_, String>(7)).unwrap_or_default();
-            uuid_by_id.insert(id, r.get(0));
-            read.push((
-                ActionRow {
-                    uuid: r.get(0),
-                    name: r.get(1),
-                    action_plan_uuid: r.get(2),
-                    action_type: r.get(3),
-                    action_type_version: r.get(4),
-                    input_parameters: json_col(r.get(5)),
-                    state,
-                    parents: Vec::with_capacity(parents.len()),
-                    outputs: r.get::<_, Option<String>>(8).map(json_col),
-                    status_message: r.get(9),
-                    created_at: r.get(10),
-                    updated_at: r.get(11),
-                    execute_failed: r.get::<_, i32>(13) != 0,
-                },
-                parents,
-            ));
-        }
-        // Parents are in the same plan: their uuids come from the rows read.
-        Ok(read
-            .into_iter()
-            .map(|(mut row, parents)| {
-                row.parents = parents
-                    .iter()
-                    .filter_map(|p| uuid_by_id.get(p).cloned())
-                    .collect();
-                row
-            })
-            .collect())
+        })?;
+        let text: Option<String> = row
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "action plan",
+                id: uuid.into(),
+            })?
+            .get(0);
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null))
+    }
+
+    /// The actions of a plan, in creation order.
+    pub fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
+        self.actions_where(plan_uuid, "")
+    }
+
+    /// The actions of a plan that are FAILED, SKIPPED or CANCELLED.
+    pub fn unfinished_actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
+        self.actions_where(
+            plan_uuid,
+            " AND x.state IN ('FAILED', 'SKIPPED', 'CANCELLED')",
+        )
+    }
+
+    fn actions_where(&self, plan_uuid: &str, filter: &str) -> Result<Vec<ActionRow>> {
+        let plan = self.plan(plan_uuid)?;
+        self.read(|db| {
+            let rows = db.rows(
+                &format!(
+                    "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
+                     WHERE x.action_plan_id = $1 AND x.deleted = 0{filter} ORDER BY x.id"
+                ),
+                args![plan.id],
+            )?;
+            let mut read = rows
+                .iter()
+                .map(|r| action_from_row(db, r))
+                .collect::<Result<Vec<_>>>()?;
+            // Parents are in the same plan: their uuids come from the rows read.
+            let by_id: HashMap<i64, usize> =
+                read.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+            for i in 0..read.len() {
+                for p in std::mem::take(&mut read[i].parent_ids) {
+                    let uuid = match by_id.get(&p) {
+                        Some(&j) => Some(read[j].row.uuid.clone()),
+                        None => action_uuid_by_id(db, p)?,
+                    };
+                    read[i].row.parents.extend(uuid);
+                }
+            }
+            Ok(read.into_iter().map(|r| r.row).collect())
+        })
+    }
+
+    /// An action by uuid, unique uuid prefix, or name.
+    pub fn action(&self, id: &str) -> Result<ActionRow> {
+        let uuid = self.resolve_action(id, None)?;
+        self.read(|db| {
+            let row = db
+                .opt(
+                    &format!(
+                        "SELECT {ACTION_COLS} FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
+                         WHERE x.uuid = $1 AND x.deleted = 0"
+                    ),
+                    args![uuid],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "action",
+                    id: id.into(),
+                })?;
+            let mut read = action_from_row(db, &row)?;
+            for p in std::mem::take(&mut read.parent_ids) {
+                read.row.parents.extend(action_uuid_by_id(db, p)?);
+            }
+            Ok(read.row)
+        })
+    }
+
+    /// The oldest plan of an audit still queued or running, with its state.
+    pub fn running_plan_of_audit(&self, audit_uuid: &str) -> Result<Option<(String, PlanState)>> {
+        self.read(|db| {
+            let Some(r) = db.opt(
+                "SELECT p.uuid, p.state, p.id FROM action_plans p JOIN audits a ON a.id = p.audit_id \
+                 WHERE a.uuid = $1 AND p.deleted = 0 AND p.state IN ('PENDING', 'ONGOING', 'CANCELLING') \
+                 ORDER BY p.id LIMIT 1",
+                args![audit_uuid],
+            )?
+            else {
+                return Ok(None);
+            };
+            Ok(Some((r.get(0), db.enum_col(&r, 1, 2, "action_plans", "state")?)))
+        })
+    }
+
+    /// The uuid of a plan that is ONGOING, if any.
+    pub fn ongoing_plan(&self) -> Result<Option<String>> {
+        self.read(|db| {
+            Ok(db
+                .opt(
+                    "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' \
+                     ORDER BY id LIMIT 1",
+                    &[],
+                )?
+                .map(|r| r.get(0)))
+        })
+    }
+
+    /// Cancels the RECOMMENDED plans of an audit; returns their uuids.
+    pub fn cancel_recommended_plans_of_audit(
+        &mut self,
+        audit_uuid: &str,
+        message: &str,
+    ) -> Result<Vec<String>> {
+        self.write(|db| {
+            let plans: Vec<(i64, String)> = db
+                .rows(
+                    "SELECT p.id, p.uuid FROM action_plans p JOIN audits a ON a.id = p.audit_id \
+                     WHERE a.uuid = $1 AND p.deleted = 0 AND p.state = 'RECOMMENDED' ORDER BY p.id",
+                    args![audit_uuid],
+                )?
+                .iter()
+                .map(|r| (int(r, 0), r.get(1)))
+                .collect();
+            let mut cancelled = Vec::with_capacity(plans.len());
+            for (id, uuid) in plans {
+                let at = now();
+                let n = db.exec(
+                    "UPDATE action_plans SET state = $1, status_message = $2, updated_at = $3 \
+                     WHERE id = $4 AND state = $5",
+                    args![
+                        PlanState::Cancelled,
+                        message,
+                        at,
+                        id,
+                        PlanState::Recommended
+                    ],
+                )?;
+                if n == 1 {
+                    db.event(
+                        &Event::state_change(
+                            EventType::PlanUpdate,
+                            &uuid,
+                            Some(PlanState::Recommended.as_str()),
+                            PlanState::Cancelled.as_str(),
+                        )
+                        .in_plan(&uuid),
+                        &at,
+                    )?;
+                    cancelled.push(uuid);
+                }
+            }
+            Ok(cancelled)
+        })
+    }
+
+    /// The plans not ended with an action of `action_type` at `version`.
+    pub fn live_plans_using(
+        &self,
+        action_type: &str,
+        version: &str,
+    ) -> Result<Vec<(String, PlanState)>> {
+        self.read(|db| {
+            let rows = db.rows(
+                "SELECT DISTINCT p.uuid, p.state, p.id FROM actions x \
+                 JOIN action_plans p ON p.id = x.action_plan_id \
+                 WHERE x.action_type = $1 AND x.action_type_version = $2 AND x.deleted = 0 \
+                 AND p.state IN ('RECOMMENDED', 'PENDING', 'ONGOING', 'CANCELLING') ORDER BY p.id",
+                args![action_type, version],
+            )?;
+            rows.iter()
+                .map(|r| Ok((r.get(0), db.enum_col(r, 1, 2, "action_plans", "state")?)))
+                .collect()
+        })
     }
 }

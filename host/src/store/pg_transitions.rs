@@ -1,124 +1,69 @@
-//! Action and plan transitions and the event log on PostgreSQL: the same
-//! compare-and-set as SQLite's (`apply.rs`), several in one transaction (a
-//! group commit), each with its event; an unknown state or event type read
-//! back is [`StoreError::Unknown`].
+//! What the applier writes, on PostgreSQL (`apply.rs` on SQLite): action
+//! and plan transitions, each a compare-and-set with its event (several in
+//! one transaction for a group commit), notes, manual skips and
+//! cancellation. An unknown state read back is [`StoreError::Unknown`].
 
 use super::apply::ActionTransition;
-use super::pg::{PgStore, pg_error};
-use super::{EventRow, Result, StoreError, UnknownValue, json_col, now};
-use crate::states::{ActionState, EventType, PlanState, UnknownName};
-use std::path::PathBuf;
-use std::str::FromStr;
-
-/// `text`, read from `table`'s row `row` of the database at `location`, as
-/// an enum `T`.
-fn parse_enum<T: FromStr<Err = UnknownName>>(
-    location: &str,
-    text: &str,
-    table: &'static str,
-    row: i64,
-    column: &'static str,
-) -> Result<T> {
-    text.parse().map_err(|name| StoreError::Unknown {
-        path: PathBuf::from(location),
-        value: UnknownValue {
-            table,
-            row,
-            column,
-            name,
-        },
-    })
-}
+use super::pg::PgStore;
+use super::pg_sql::{Sql, args, int};
+use super::{Event, Result, StoreError, now};
+use crate::states::{ActionState, EventType, PlanState};
+use serde_json::{Value, json};
 
 /// The transitions of `batch`, in the caller's transaction.
 fn apply_transitions(
-    tx: &mut postgres::Transaction<'_>,
+    db: &mut Sql<'_, postgres::Transaction<'_>>,
     batch: &[ActionTransition],
-    location: &str,
 ) -> Result<Vec<Result<bool>>> {
-    let err = |e| pg_error(location, e);
     let at = now();
-    let update = tx
-        .prepare(
-            "UPDATE actions SET state = $1, status_message = COALESCE($2, status_message), \
-             outputs = COALESCE($3, outputs), updated_at = $4, execute_failed = $7 \
-             WHERE uuid = $5 AND state = $6 AND deleted = 0 RETURNING name",
-        )
-        .map_err(err)?;
-    let read = tx
-        .prepare(
-            "SELECT x.state, p.uuid, x.id FROM actions x \
-             JOIN action_plans p ON p.id = x.action_plan_id \
-             WHERE x.uuid = $1 AND x.deleted = 0 FOR UPDATE OF x",
-        )
-        .map_err(err)?;
-    let event = tx
-        .prepare(
-            "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
-             old_state, new_state, payload) VALUES ($1, $2, 'action', $3, $4, $5, $6, $7)",
-        )
-        .map_err(err)?;
+    let update = "UPDATE actions SET state = $1, status_message = COALESCE($2, status_message), \
+         outputs = COALESCE($3, outputs), updated_at = $4, execute_failed = $7 \
+         WHERE uuid = $5 AND state = $6 AND deleted = 0 RETURNING name";
+    let read = "SELECT x.state, p.uuid, x.id FROM actions x \
+         JOIN action_plans p ON p.id = x.action_plan_id \
+         WHERE x.uuid = $1 AND x.deleted = 0 FOR UPDATE OF x";
+    let event = "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
+         old_state, new_state, payload) VALUES ($1, $2, 'action', $3, $4, $5, $6, $7)";
     let mut results = Vec::with_capacity(batch.len());
     for t in batch {
         let outputs = t.outputs.as_ref().map(crate::json_text);
-        let flag = i32::from(t.execute_failed);
-        // With its plan and the one state it may be in, the UPDATE alone;
-        // else (or when that did not apply) the state is read first.
-        let known = match (&t.plan_uuid, t.from.as_slice()) {
-            (Some(plan), [from]) => Some((*from, plan.clone())),
-            _ => None,
-        };
-        let mut step = |old: ActionState| {
-            tx.query_opt(
-                &update,
-                &[
-                    &t.to.as_str(),
-                    &t.message,
-                    &outputs,
-                    &at,
-                    &t.action_uuid,
-                    &old.as_str(),
-                    &flag,
+        let step = |db: &mut Sql<'_, postgres::Transaction<'_>>, old: ActionState| {
+            db.opt(
+                update,
+                args![
+                    t.to,
+                    t.message,
+                    outputs,
+                    at,
+                    t.action_uuid,
+                    old,
+                    t.execute_failed
                 ],
             )
-            .map_err(err)
         };
+        // With its plan and the one state it may be in, the UPDATE alone;
+        // else (or when that did not apply) the state is read first.
         let mut applied = None;
-        if let Some((from, plan)) = known
-            && let Some(row) = step(from)?
+        if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice())
+            && let Some(row) = step(db, *from)?
         {
-            applied = Some((from, plan, row.get::<_, String>(0)));
+            applied = Some((*from, plan.clone(), row.get::<_, String>(0)));
         }
         if applied.is_none() {
-            let Some(row) = tx.query_opt(&read, &[&t.action_uuid]).map_err(err)? else {
+            let Some(row) = db.opt(read, args![t.action_uuid])? else {
                 results.push(Err(StoreError::NotFound {
                     kind: "action",
                     id: t.action_uuid.clone(),
                 }));
                 continue;
             };
-            let text: String = row.get(0);
-            let state: ActionState = parse_enum(location, &text, "actions", row.get(2), "state")?;
+            let state: ActionState = db.enum_col(&row, 0, 2, "actions", "state")?;
             if !t.from.contains(&state) {
                 results.push(Ok(false));
                 continue;
             }
             let plan: String = row.get(1);
-            match tx
-                .query_opt(
-                    &update,
-                    &[
-                        &t.to.as_str(),
-                        &t.message,
-                        &outputs,
-                        &at,
-                        &t.action_uuid,
-                        &state.as_str(),
-                        &flag,
-                    ],
-                )
-                .map_err(err)?
-            {
+            match step(db, state)? {
                 Some(row) => applied = Some((state, plan, row.get::<_, String>(0))),
                 None => {
                     results.push(Ok(false));
@@ -129,20 +74,11 @@ fn apply_transitions(
         let Some((old, plan, name)) = applied else {
             continue;
         };
-        let payload = serde_json::json!({"name": name, "status_message": t.message});
-        tx.execute(
-            &event,
-            &[
-                &at,
-                &t.event_type.as_str(),
-                &t.action_uuid,
-                &plan,
-                &old.as_str(),
-                &t.to.as_str(),
-                &payload.to_string(),
-            ],
-        )
-        .map_err(err)?;
+        let payload = json!({"name": name, "status_message": t.message}).to_string();
+        db.exec(
+            event,
+            args![at, t.event_type, t.action_uuid, plan, old, t.to, payload],
+        )?;
         results.push(Ok(true));
     }
     Ok(results)
@@ -154,32 +90,46 @@ impl PgStore {
     /// for each, whether it applied, or that its action does not exist. An
     /// unknown state read back fails the whole batch, writing nothing.
     pub fn action_transitions(&mut self, batch: &[ActionTransition]) -> Result<Vec<Result<bool>>> {
-        let location = self.location().to_string();
-        let mut tx = self
-            .client()
-            .transaction()
-            .map_err(|e| pg_error(&location, e))?;
-        let results = apply_transitions(&mut tx, batch, &location)?;
-        tx.commit().map_err(|e| pg_error(&location, e))?;
-        Ok(results)
+        self.write(|db| apply_transitions(db, batch))
+    }
+
+    /// Moves an action from one of `from` to `to`, with its event.
+    pub fn action_transition(
+        &mut self,
+        action_uuid: &str,
+        from: &[ActionState],
+        to: ActionState,
+        message: Option<&str>,
+        outputs: Option<&Value>,
+        event_type: EventType,
+    ) -> Result<bool> {
+        let t = ActionTransition::new(
+            action_uuid,
+            from,
+            to,
+            message.map(String::from),
+            outputs.cloned(),
+            event_type,
+        );
+        self.action_transitions(std::slice::from_ref(&t))?
+            .pop()
+            .unwrap_or(Ok(false))
     }
 
     /// A plan's state, by full uuid: cheap enough to poll.
-    pub fn plan_state(&mut self, uuid: &str) -> Result<PlanState> {
-        let location = self.location().to_string();
-        let row = self
-            .client()
-            .query_opt(
-                "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0",
-                &[&uuid],
-            )
-            .map_err(|e| pg_error(&location, e))?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "action plan",
-                id: uuid.into(),
-            })?;
-        let text: String = row.get(1);
-        parse_enum(&location, &text, "action_plans", row.get(0), "state")
+    pub fn plan_state(&self, uuid: &str) -> Result<PlanState> {
+        self.read(|db| {
+            let row = db
+                .opt(
+                    "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0",
+                    args![uuid],
+                )?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "action plan",
+                    id: uuid.into(),
+                })?;
+            db.enum_col(&row, 1, 0, "action_plans", "state")
+        })
     }
 
     /// Moves a plan from one of `from` to `to`, with its event, in one
@@ -193,49 +143,94 @@ impl PgStore {
         message: Option<&str>,
         event_type: EventType,
     ) -> Result<bool> {
-        let location = self.location().to_string();
-        let err = |e| pg_error(&location, e);
-        let mut tx = self.client().transaction().map_err(err)?;
-        let row = tx
-            .query_opt(
-                "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0 FOR UPDATE",
-                &[&plan_uuid],
-            )
-            .map_err(err)?
-            .ok_or_else(|| StoreError::NotFound {
-                kind: "action plan",
-                id: plan_uuid.into(),
-            })?;
-        let text: String = row.get(1);
-        let current: PlanState = parse_enum(&location, &text, "action_plans", row.get(0), "state")?;
-        if !from.contains(&current) {
-            return Ok(false);
-        }
-        let at = now();
-        let n = tx
-            .execute(
+        let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, plan_uuid)?;
+        self.write(|db| {
+            let Some(current) = locked_plan_state(db, &uuid)? else {
+                return Err(StoreError::NotFound {
+                    kind: "action plan",
+                    id: plan_uuid.into(),
+                });
+            };
+            if !from.contains(&current) {
+                return Ok(false);
+            }
+            let at = now();
+            let n = db.exec(
                 "UPDATE action_plans SET state = $1, status_message = COALESCE($2, status_message), \
                  updated_at = $3 WHERE uuid = $4 AND state = $5",
-                &[&to.as_str(), &message, &at, &plan_uuid, &current.as_str()],
-            )
-            .map_err(err)?;
-        if n == 1 {
-            tx.execute(
-                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
-                 old_state, new_state, payload) VALUES ($1, $2, 'action_plan', $3, $3, $4, $5, $6)",
-                &[
+                args![to, message, at, uuid, current],
+            )?;
+            if n == 1 {
+                db.event(
+                    &Event::state_change(event_type, &uuid, Some(current.as_str()), to.as_str())
+                        .in_plan(&uuid)
+                        .with_payload(json!({"status_message": message})),
                     &at,
-                    &event_type.as_str(),
-                    &plan_uuid,
-                    &current.as_str(),
-                    &to.as_str(),
-                    &serde_json::json!({"status_message": message}).to_string(),
-                ],
-            )
-            .map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
-        Ok(n == 1)
+                )?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Records how a plan is to be applied in its extras; with `queue`,
+    /// also moves it to PENDING with its event (see `StoreBackend`).
+    pub fn record_applied_with(
+        &mut self,
+        plan_uuid: &str,
+        from: &[PlanState],
+        applied_with: &Value,
+        queue: bool,
+    ) -> Result<bool> {
+        let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, plan_uuid)?;
+        self.write(|db| {
+            let Some(row) = db.opt(
+                "SELECT id, state, policy FROM action_plans WHERE uuid = $1 AND deleted = 0 \
+                 FOR UPDATE",
+                args![uuid],
+            )?
+            else {
+                return Err(StoreError::NotFound {
+                    kind: "action plan",
+                    id: plan_uuid.into(),
+                });
+            };
+            let current: PlanState = db.enum_col(&row, 1, 0, "action_plans", "state")?;
+            if !from.contains(&current) {
+                return Ok(false);
+            }
+            // As SQLite's json_set: the key set in the object (a policy
+            // that is not an object is left as it is).
+            let mut extra: Value = row
+                .get::<_, Option<String>>(2)
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_else(|| json!({}));
+            if let Some(m) = extra.as_object_mut() {
+                m.insert("applied_with".into(), applied_with.clone());
+            }
+            let at = now();
+            db.exec(
+                "UPDATE action_plans SET policy = $1, updated_at = $2 WHERE id = $3",
+                args![extra.to_string(), at, int(&row, 0)],
+            )?;
+            if queue {
+                db.exec(
+                    "UPDATE action_plans SET state = 'PENDING' WHERE id = $1",
+                    args![int(&row, 0)],
+                )?;
+                db.event(
+                    &Event::state_change(
+                        EventType::PlanUpdate,
+                        &uuid,
+                        Some(current.as_str()),
+                        PlanState::Pending.as_str(),
+                    )
+                    .in_plan(&uuid)
+                    .with_payload(json!({"status_message": null})),
+                    &at,
+                )?;
+            }
+            Ok(true)
+        })
     }
 
     /// Appends an event that changes no state (`action.execution.start`, …).
@@ -244,70 +239,146 @@ impl PgStore {
         event_type: EventType,
         uuid: &str,
         plan: Option<&str>,
-        payload: serde_json::Value,
+        payload: Value,
     ) -> Result<()> {
-        let location = self.location().to_string();
-        let payload = if payload.is_null() {
-            "{}".to_string()
-        } else {
-            crate::json_text(&payload)
+        self.read(|db| {
+            let mut e = Event::note(event_type, uuid, payload);
+            e.action_plan_uuid = plan;
+            db.event(&e, &now())
+        })
+    }
+
+    /// Cancels a plan from the command line (see `StoreBackend`).
+    pub fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
+        let p = self.plan(plan_uuid)?;
+        match p.state {
+            PlanState::Recommended | PlanState::Pending => {
+                let cancelled = self.write(|db| {
+                    let at = now();
+                    let n = db.exec(
+                        "UPDATE action_plans SET state = 'CANCELLED', updated_at = $1 \
+                         WHERE uuid = $2 AND state = $3",
+                        args![at, p.uuid, p.state],
+                    )?;
+                    if n == 0 {
+                        // Moved meanwhile (an applier took it): nothing written.
+                        return Ok(false);
+                    }
+                    db.event(
+                        &Event::state_change(
+                            EventType::PlanUpdate,
+                            &p.uuid,
+                            Some(p.state.as_str()),
+                            "CANCELLED",
+                        )
+                        .in_plan(&p.uuid),
+                        &at,
+                    )?;
+                    let ids: Vec<String> = db
+                        .rows(
+                            "UPDATE actions SET state = 'CANCELLED', updated_at = $1 \
+                             WHERE action_plan_id = $2 AND state = 'PENDING' AND deleted = 0 \
+                             RETURNING uuid, id",
+                            args![at, p.id],
+                        )?
+                        .iter()
+                        .map(|r| (int(r, 1), r.get::<_, String>(0)))
+                        .collect::<std::collections::BTreeMap<i64, String>>()
+                        .into_values()
+                        .collect();
+                    for id in ids {
+                        db.event(
+                            &Event::state_change(
+                                EventType::ActionUpdate,
+                                &id,
+                                Some("PENDING"),
+                                "CANCELLED",
+                            )
+                            .in_plan(&p.uuid),
+                            &at,
+                        )?;
+                    }
+                    Ok(true)
+                })?;
+                if !cancelled {
+                    return Err(StoreError::Transition {
+                        kind: "action plan",
+                        id: p.uuid.clone(),
+                        from: format!("{} (changed meanwhile)", p.state),
+                        to: PlanState::Cancelled.to_string(),
+                    });
+                }
+                Ok(PlanState::Cancelled)
+            }
+            PlanState::Ongoing => {
+                self.plan_transition(
+                    &p.uuid,
+                    &[PlanState::Ongoing],
+                    PlanState::Cancelling,
+                    None,
+                    EventType::PlanCancelStart,
+                )?;
+                Ok(PlanState::Cancelling)
+            }
+            other => Err(StoreError::Transition {
+                kind: "action plan",
+                id: p.uuid.clone(),
+                from: other.to_string(),
+                to: "CANCELLED".into(),
+            }),
+        }
+    }
+
+    /// Skips a PENDING action by hand, before it runs.
+    pub fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
+        let a = self.action(action_uuid)?;
+        let p = self.plan(&a.action_plan_uuid)?;
+        if !matches!(
+            p.state,
+            PlanState::Recommended | PlanState::Pending | PlanState::Ongoing
+        ) || a.state != ActionState::Pending
+        {
+            return Err(StoreError::Transition {
+                kind: "action",
+                id: a.uuid,
+                from: format!("{} (plan {})", a.state, p.state),
+                to: "SKIPPED".into(),
+            });
+        }
+        let msg = match reason {
+            Some(r) => format!("Action skipped by user. Reason: {r}"),
+            None => "Action skipped by user.".into(),
         };
-        self.client()
-            .execute(
-                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
-                 old_state, new_state, payload) VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6)",
-                &[
-                    &now(),
-                    &event_type.as_str(),
-                    &event_type.object_type().as_str(),
-                    &uuid,
-                    &plan,
-                    &payload,
-                ],
-            )
-            .map_err(|e| pg_error(&location, e))?;
+        if !self.action_transition(
+            &a.uuid,
+            &[ActionState::Pending],
+            ActionState::Skipped,
+            Some(&msg),
+            None,
+            EventType::ActionUpdate,
+        )? {
+            return Err(StoreError::Transition {
+                kind: "action",
+                id: a.uuid,
+                from: "not PENDING any more".into(),
+                to: "SKIPPED".into(),
+            });
+        }
         Ok(())
     }
+}
 
-    /// The id of the newest event, 0 when there is none.
-    pub fn last_event_id(&mut self) -> Result<i64> {
-        let location = self.location().to_string();
-        Ok(self
-            .client()
-            .query_one("SELECT COALESCE(MAX(id), 0)::bigint FROM events", &[])
-            .map_err(|e| pg_error(&location, e))?
-            .get(0))
-    }
-
-    /// The event log, oldest first, optionally of one action plan, after
-    /// event id `after`.
-    pub fn events(&mut self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
-        let location = self.location().to_string();
-        let rows = self
-            .client()
-            .query(
-                "SELECT id, at, event_type, object_type, object_uuid, action_plan_uuid, \
-                 old_state, new_state, payload FROM events \
-                 WHERE id > $1 AND ($2::text IS NULL OR action_plan_uuid = $2) ORDER BY id",
-                &[&after, &plan],
-            )
-            .map_err(|e| pg_error(&location, e))?;
-        rows.into_iter()
-            .map(|r| {
-                let id: i64 = r.get(0);
-                let event_type: String = r.get(2);
-                Ok(EventRow {
-                    id,
-                    at: r.get(1),
-                    event_type: parse_enum(&location, &event_type, "events", id, "event_type")?,
-                    object_type: r.get(3),
-                    object_uuid: r.get(4),
-                    action_plan_uuid: r.get(5),
-                    old_state: r.get(6),
-                    new_state: r.get(7),
-                    payload: json_col(r.get(8)),
-                })
-            })
-            .collect()
+/// The state of plan `uuid` (not deleted), its row locked until the
+/// transaction ends.
+fn locked_plan_state(
+    db: &mut Sql<'_, postgres::Transaction<'_>>,
+    uuid: &str,
+) -> Result<Option<PlanState>> {
+    match db.opt(
+        "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0 FOR UPDATE",
+        args![uuid],
+    )? {
+        Some(row) => Ok(Some(db.enum_col(&row, 1, 0, "action_plans", "state")?)),
+        None => Ok(None),
     }
 }

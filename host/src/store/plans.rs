@@ -78,6 +78,11 @@ pub struct NewPlan<'a> {
     /// references an imported plan declared (JSON pointers by action name), as
     /// `{"policy": …, "planner": …, "references": {"<name>": ["/key", …]}}`.
     pub extra: Value,
+    /// Its flows and alternatives (docs/flows.md), as a `planners.v2`
+    /// planner made them: written in the plan's transaction, exactly as
+    /// [`super::SqliteStore::create_plan_with_structure`] writes an
+    /// imported plan's. Empty for a flat plan (nothing written).
+    pub structure: super::flows::PlanStructure,
 }
 
 /// Rows per multi-row `INSERT`: SQLite runs one statement per chunk instead
@@ -209,6 +214,29 @@ fn insert_rows(
 
 /// Inserts a plan and its actions inside the caller's transaction; returns
 /// the plan's uuid.
+/// Refuses a plan two of whose actions have one name (names are unique
+/// within a plan: checked here, not by an index), before anything is
+/// written; on either backend.
+pub(super) fn refuse_duplicate_names(p: &NewPlan<'_>) -> Result<()> {
+    let mut names = std::collections::HashSet::with_capacity(p.actions.len() + p.rows.len());
+    let given = p
+        .actions
+        .iter()
+        .map(|a| a.name.as_str())
+        .chain(p.rows.iter().map(|r| r.name));
+    for name in given {
+        if !names.insert(name) {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: "(new)".into(),
+                state: p.state.to_string(),
+                what: format!("two actions of the plan are named {name:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Result<String> {
     // Names are unique within a plan: checked here, not by an index (see
     // schema migration 5).
@@ -332,6 +360,9 @@ pub(super) fn insert_plan(tx: &Transaction<'_>, p: &NewPlan<'_>) -> rusqlite::Re
         );
     }
     insert_rows(tx, plan_id, &uuid, &rows)?;
+    if !p.structure.is_empty() {
+        super::flows::insert_structure(tx, &uuid, &p.structure)?;
+    }
     if let Some(list) = p.efficacy_indicators.as_array() {
         for ind in list {
             tx.execute(
@@ -623,6 +654,7 @@ impl SqliteStore {
 
     /// Stores a plan (one transaction); returns it.
     pub fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow> {
+        refuse_duplicate_names(p)?;
         let uuid = self.write(|tx| insert_plan(tx, p))?;
         self.new_plan(&uuid, p.rows.len() + p.actions.len())
     }
@@ -772,11 +804,15 @@ pub(super) fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadAct
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing::{TestStore, on_both_backends};
 
-    #[test]
-    fn rows_and_owned_actions_store_the_same_columns_and_events() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    on_both_backends!(
+        rows_and_owned_actions_store_the_same_columns_and_events,
+        a_failing_row_leaves_no_plan,
+        two_actions_of_one_name_are_refused_and_nothing_is_stored,
+    );
+
+    fn rows_and_owned_actions_store_the_same_columns_and_events(mut store: TestStore) {
         // More than one chunk, and a last chunk of another size.
         let n = CHUNK * 2 + 3;
         let names: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
@@ -864,19 +900,17 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_failing_row_leaves_no_plan() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn a_failing_row_leaves_no_plan(mut store: TestStore) {
         // A row of the second chunk fails after a whole chunk went in.
-        store
-            .conn()
-            .execute_batch(
-                "CREATE TRIGGER boom BEFORE INSERT ON actions WHEN NEW.name = 'boom' \
-                 BEGIN SELECT RAISE(FAIL, 'boom'); END;",
-            )
-            .expect("trigger");
-        let mut names: Vec<String> = (0..CHUNK).map(|i| format!("a{i}")).collect();
+        store.exec(store.pick(
+            "CREATE TRIGGER boom BEFORE INSERT ON actions WHEN NEW.name = 'boom' \
+             BEGIN SELECT RAISE(FAIL, 'boom'); END;",
+            "CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN IF NEW.name = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER boom BEFORE INSERT ON actions FOR EACH ROW EXECUTE FUNCTION boom();",
+        ));
+        // More rows than a chunk on either backend.
+        let mut names: Vec<String> = (0..1000).map(|i| format!("a{i}")).collect();
         names.push("boom".into());
         let e = store
             .create_plan(&NewPlan {
@@ -888,17 +922,10 @@ mod tests {
         assert!(e.to_string().contains("boom"), "{e}");
         assert!(store.plans(None).expect("plans").is_empty());
         assert!(store.events(None, 0).expect("events").is_empty());
-        let n: i64 = store
-            .conn()
-            .query_row("SELECT count(*) FROM actions", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(n, 0);
+        assert_eq!(store.int("SELECT count(*) FROM actions"), Some(0));
     }
 
-    #[test]
-    fn two_actions_of_one_name_are_refused_and_nothing_is_stored() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut store = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn two_actions_of_one_name_are_refused_and_nothing_is_stored(mut store: TestStore) {
         let mut names: Vec<String> = (0..CHUNK + 3).map(|i| format!("a{i}")).collect();
         names.push("a7".into());
         let e = store
@@ -913,6 +940,7 @@ mod tests {
                 .contains("two actions of the plan are named \"a7\""),
             "{e}"
         );
+        assert!(matches!(e, StoreError::Refused { .. }), "{e:?}");
         assert!(store.plans(None).expect("plans").is_empty());
         // The same names in two plans are fine.
         for _ in 0..2 {

@@ -294,4 +294,34 @@ CREATE TABLE notification_origin (
 );
 INSERT INTO notification_origin (id, origin) VALUES (1, lower(hex(randomblob(8))));
 "#,
+    // 12: several hosts on one database (docs/fleet.md). `services`:
+    // Watcher's table, one row per (host, role) that `serve` runs, its
+    // heartbeat `last_seen_up` on the database's clock (ACTIVE or FAILED is
+    // worked out on read) and what it last said about itself
+    // (`status_message`: why it stopped claiming work). `audit_ticks`: one
+    // row per run of a CONTINUOUS audit (its due time) or trigger of an
+    // EVENT audit, inserted under the primary key by the one host that runs
+    // it.
+    r#"
+CREATE TABLE services (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    host TEXT NOT NULL,
+    last_seen_up TEXT NOT NULL,
+    status_message TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT,
+    deleted_at TEXT,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (host, name)
+);
+CREATE TABLE audit_ticks (
+    audit_uuid TEXT NOT NULL,
+    tick TEXT NOT NULL,
+    host TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (audit_uuid, tick)
+) WITHOUT ROWID;
+CREATE INDEX action_plans_state ON action_plans(state, deleted);
+"#,
 ];

@@ -36,7 +36,7 @@ pub struct DiscoveredGoal {
 }
 
 impl DiscoveredGoal {
-    fn display_name(&self) -> String {
+    pub(super) fn display_name(&self) -> String {
         sextant_plugin_api::manifest::pick_translation(&self.display_names, "en")
             .unwrap_or(&self.name)
             .to_string()
@@ -63,7 +63,7 @@ pub struct DiscoveredStrategy {
 }
 
 impl DiscoveredStrategy {
-    fn display_name(&self) -> String {
+    pub(super) fn display_name(&self) -> String {
         sextant_plugin_api::manifest::pick_translation(&self.display_names, "en")
             .unwrap_or(&self.name)
             .to_string()
@@ -542,21 +542,18 @@ mod tests {
         }
     }
 
-    fn exec(store: &mut SqliteStore, sql: &str) {
-        store.write(|tx| tx.execute_batch(sql)).expect("sql");
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(
+        sync_creates_replaces_and_deletes_like_watcher,
+        version_and_file_changes_update_in_place,
+    );
+
+    fn id(s: &TestStore, sql: &str) -> i64 {
+        s.int(sql).expect(sql)
     }
 
-    fn one<T: rusqlite::types::FromSql>(store: &SqliteStore, sql: &str) -> T {
-        store
-            .conn()
-            .query_row(sql, [], |r| r.get(0))
-            .expect("query")
-    }
-
-    #[test]
-    fn sync_creates_replaces_and_deletes_like_watcher() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn sync_creates_replaces_and_deletes_like_watcher(mut s: TestStore) {
         let r = s
             .sync_goals_and_strategies(
                 &[goal("dummy", "Dummy goal")],
@@ -575,9 +572,9 @@ mod tests {
         assert!(r.is_empty(), "{r:?}");
 
         // A template, an audit and a plan using the strategy.
-        let sid: i64 = one(&s, "SELECT id FROM strategies WHERE deleted = 0");
-        let gid: i64 = one(&s, "SELECT id FROM goals WHERE deleted = 0");
-        exec(&mut s, &format!(
+        let sid = id(&s, "SELECT id FROM strategies WHERE deleted = 0");
+        let gid = id(&s, "SELECT id FROM goals WHERE deleted = 0");
+        s.exec(&format!(
             "INSERT INTO audit_templates (uuid, name, goal_id, strategy_id, created_at) VALUES ('t1', 'at1', {gid}, {sid}, 'now');
              INSERT INTO audits (uuid, name, audit_type, state, goal_id, strategy_id, created_at) VALUES ('a1', 'a1', 'CONTINUOUS', 'ONGOING', {gid}, {sid}, 'now');
              INSERT INTO audits (uuid, name, audit_type, state, goal_id, strategy_id, created_at) VALUES ('a2', 'a2', 'ONESHOT', 'SUCCEEDED', {gid}, {sid}, 'now');
@@ -596,26 +593,23 @@ mod tests {
         assert_eq!(r.strategies_created, vec!["dummy"]);
         assert_eq!(r.audits_cancelled, vec!["a1"]);
         assert_eq!(r.plans_cancelled, vec!["p1"]);
-        let new_sid: i64 = one(&s, "SELECT id FROM strategies WHERE deleted = 0");
+        let new_sid = id(&s, "SELECT id FROM strategies WHERE deleted = 0");
         assert_ne!(new_sid, sid);
+        assert_eq!(id(&s, "SELECT strategy_id FROM audit_templates"), new_sid);
         assert_eq!(
-            one::<i64>(&s, "SELECT strategy_id FROM audit_templates"),
-            new_sid
-        );
-        assert_eq!(
-            one::<String>(&s, "SELECT state FROM audits WHERE uuid = 'a2'"),
+            s.text("SELECT state FROM audits WHERE uuid = 'a2'"),
             "SUCCEEDED"
         );
         assert_eq!(
-            one::<String>(&s, "SELECT state FROM action_plans WHERE uuid = 'p2'"),
+            s.text("SELECT state FROM action_plans WHERE uuid = 'p2'"),
             "SUCCEEDED"
         );
         assert_eq!(
-            one::<i64>(&s, "SELECT count(*) FROM strategies WHERE deleted = 1"),
+            id(&s, "SELECT count(*) FROM strategies WHERE deleted = 1"),
             1
         );
         assert_eq!(
-            one::<i64>(
+            id(
                 &s,
                 "SELECT count(*) FROM events WHERE object_uuid IN ('a1', 'p1')"
             ),
@@ -632,11 +626,8 @@ mod tests {
             .expect("sync");
         assert_eq!(r.goals_created, vec!["dummy"]);
         assert_eq!(r.strategies_created, vec!["dummy"]);
-        let new_gid: i64 = one(&s, "SELECT id FROM goals WHERE deleted = 0");
-        assert_eq!(
-            one::<i64>(&s, "SELECT goal_id FROM audit_templates"),
-            new_gid
-        );
+        let new_gid = id(&s, "SELECT id FROM goals WHERE deleted = 0");
+        assert_eq!(id(&s, "SELECT goal_id FROM audit_templates"), new_gid);
 
         // The plugin goes away: both soft-deleted; the template loses its
         // strategy and is reported for its goal.
@@ -645,15 +636,12 @@ mod tests {
         assert_eq!(r.strategies_deleted, vec!["dummy"]);
         assert_eq!(r.templates_strategy_removed, vec!["t1"]);
         assert_eq!(r.templates_without_goal, vec!["t1"]);
-        assert!(one::<Option<i64>>(&s, "SELECT strategy_id FROM audit_templates").is_none());
+        assert!(s.int("SELECT strategy_id FROM audit_templates").is_none());
         assert!(s.goals().expect("goals").is_empty());
         assert!(s.strategies(None).expect("strategies").is_empty());
     }
 
-    #[test]
-    fn version_and_file_changes_update_in_place() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).expect("open");
+    fn version_and_file_changes_update_in_place(mut s: TestStore) {
         s.sync_goals_and_strategies(&[goal("g", "G")], &[strategy("x", "g", 1.0)])
             .expect("sync");
         let uuid = s.strategy("x").expect("x").uuid;

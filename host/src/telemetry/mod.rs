@@ -5,10 +5,16 @@
 //! tails the event table (as the notifier does) and observes each action's
 //! and audit's duration when it ends (from its ONGOING event to its end
 //! event), and counts plans and actions by state again when events came
-//! (checked every [`REFRESH`]; an idle store costs nothing). So the
+//! (checked every [`REFRESH`]; an idle store costs one read of the
+//! notification cursors). So the
 //! metrics cover every applier writing to the database, `serve`'s own and
 //! `action-plan start --wait` in other processes alike. Durations are
 //! observed for what starts after `serve` started.
+//!
+//! Each notification sink's lag is read from its durable cursor in the
+//! outbox at every round. The API's request latency is observed by the
+//! API's own edge layer, through the [`ApiLatency`] handle (a family of
+//! histograms shared without the lock).
 //!
 //! The HTTP listener is [`listener`]; this module only fills the registry.
 
@@ -22,7 +28,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -58,6 +63,34 @@ pub struct AuditLabels {
     pub state: String,
 }
 
+/// The label of a notification sink's lag.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    /// The sink's cursor key (its kind and address, never a password).
+    pub sink: String,
+}
+
+/// The labels of an API request's latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiRequestLabels {
+    /// The HTTP method.
+    pub method: String,
+    /// The route's template (`/v1/audits/{id}`), never the raw path;
+    /// `unmatched` for what no route answers.
+    pub route: String,
+    /// The HTTP status code.
+    pub status: String,
+}
+
+/// The API's request latency histograms, by method, route template and
+/// status: a handle the API observes into (cloning shares them).
+pub type ApiLatency = Family<ApiRequestLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
 fn duration_histogram() -> Histogram {
     // 10 ms to ~5.8 h.
     Histogram::new(exponential_buckets(0.01, 2.0, 22))
@@ -72,6 +105,8 @@ pub struct Metrics {
     running_actions: Gauge,
     action_duration: Family<ActionLabels, Histogram, fn() -> Histogram>,
     audit_duration: Family<AuditLabels, Histogram, fn() -> Histogram>,
+    sink_lag: Family<SinkLabel, Gauge>,
+    api_latency: ApiLatency,
 }
 
 impl Default for Metrics {
@@ -117,8 +152,23 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Seconds,
             audit_duration.clone(),
         );
+        let sink_lag = Family::<SinkLabel, Gauge>::default();
+        registry.register(
+            "notification_sink_lag",
+            "Events a delivering notification sink (webhook, amqp) has not delivered yet, from its cursor in the outbox",
+            sink_lag.clone(),
+        );
+        let api_latency: ApiLatency = Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "api_request_duration",
+            "How long the API took to answer, per method, route template and status",
+            prometheus_client::registry::Unit::Seconds,
+            api_latency.clone(),
+        );
         Self {
             registry,
+            sink_lag,
+            api_latency,
             plans,
             actions,
             queue_depth,
@@ -136,6 +186,23 @@ impl Metrics {
         // Writing to a String does not fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// The handle the API observes its request latency into.
+    pub fn api_latency(&self) -> ApiLatency {
+        self.api_latency.clone()
+    }
+
+    /// Sets each sink's lag from its cursor: the events after it. A cursor
+    /// gone from the store (never, today) keeps its last value.
+    pub fn refresh_sink_lag(&self, store: &Store) -> Result<(), StoreError> {
+        for c in store.sink_cursors()? {
+            let lag = store.events_count_after(c.last_event_id)?;
+            self.sink_lag
+                .get_or_create(&SinkLabel { sink: c.sink })
+                .set(lag);
+        }
+        Ok(())
     }
 
     /// Sets the counts by state from the store.
@@ -267,7 +334,7 @@ pub struct Collector {
 impl Collector {
     /// Starts filling `metrics` from the store at `db`, with the events
     /// after `after`.
-    pub fn start(db: PathBuf, metrics: Arc<Mutex<Metrics>>, after: i64) -> Self {
+    pub fn start(db: crate::store::Location, metrics: Arc<Mutex<Metrics>>, after: i64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
@@ -298,6 +365,11 @@ impl Collector {
                             Ok(()) => changed = false,
                             Err(e) => tracing::warn!("metrics: counting plans and actions: {e}"),
                         }
+                    }
+                    // Cursors move without new events (a backlog draining):
+                    // read at every round.
+                    if let Err(e) = m.refresh_sink_lag(&store) {
+                        tracing::warn!("metrics: reading the notification cursors: {e}");
                     }
                 }
                 let until = began + REFRESH;
@@ -347,6 +419,18 @@ mod tests {
                 state: "FAILED".into(),
             })
             .observe(0.2);
+        m.sink_lag
+            .get_or_create(&SinkLabel {
+                sink: "webhook http://h/e".into(),
+            })
+            .set(3);
+        m.api_latency()
+            .get_or_create(&ApiRequestLabels {
+                method: "GET".into(),
+                route: "/v1/audits/{id}".into(),
+                status: "404".into(),
+            })
+            .observe(0.003);
         let text = m.encode();
         for name in [
             "sextant_action_duration_seconds_bucket{",
@@ -354,6 +438,9 @@ mod tests {
             "# TYPE sextant_applier_queue_depth gauge",
             "# TYPE sextant_applier_running_actions gauge",
             "# TYPE sextant_audit_duration_seconds histogram",
+            "# TYPE sextant_notification_sink_lag gauge",
+            "# TYPE sextant_api_request_duration_seconds histogram",
+            "route=\"/v1/audits/{id}\"",
         ] {
             assert!(text.contains(name), "{name} in\n{text}");
         }

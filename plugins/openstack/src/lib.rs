@@ -21,8 +21,11 @@ impl Collector for OpenStackCollector {
     fn collect(&self, _config: Value) -> Result<Value, PluginError> {
         let s = session::current()
             .map_err(|e| PluginError::execution_failed(format!("OpenStack: {e}")))?;
-        let model = collector::collect(&s)
-            .map_err(|e| PluginError::execution_failed(format!("{}: {e}", s.describe())))?;
+        // A configuration error names the cloud already; others do not.
+        let model = collector::collect(&s).map_err(|e| match e {
+            e @ http::ApiError::Config(_) => PluginError::execution_failed(e.to_string()),
+            e => PluginError::execution_failed(format!("{}: {e}", s.describe())),
+        })?;
         serde_json::to_value(model).map_err(|e| PluginError::internal(e.to_string()))
     }
 }

@@ -20,7 +20,8 @@ pub const NOVA_MAX: (u32, u32) = (2, 96);
 /// Placement's: inventories with allocation ratios and reservations.
 pub const PLACEMENT_VERSION: &str = "1.14";
 
-/// Renew a token this long before it expires.
+/// Renew a token at most this long before it expires (seconds); a token
+/// living less than twice that is renewed at half its life.
 const RENEW_BEFORE: i64 = 300;
 
 /// A service of the cloud.
@@ -49,7 +50,8 @@ impl Service {
 
 struct Token {
     value: Secret,
-    expires: Option<DateTime<Utc>>,
+    /// When to get a new one (none for a fixed admin_token).
+    renew_at: Option<DateTime<Utc>>,
     catalog: Value,
 }
 
@@ -81,11 +83,13 @@ pub fn current() -> Result<Arc<Session>, ApiError> {
     {
         return Ok(s.clone());
     }
-    let s = Arc::new(Session::open(
-        cloud,
-        Duration::from_secs(60),
-        Retry::default(),
-    )?);
+    let named = describe(&cloud);
+    let s = Arc::new(
+        Session::open(cloud, Duration::from_secs(60), Retry::default()).map_err(|e| match e {
+            ApiError::Config(m) => ApiError::Config(m),
+            e => ApiError::Config(format!("{named}: {e}")),
+        })?,
+    );
     sessions()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -97,13 +101,10 @@ impl Session {
     /// Authenticates with `cloud` (so that bad credentials fail here).
     pub fn open(cloud: Cloud, timeout: Duration, retry: Retry) -> Result<Self, ApiError> {
         let roots = match &cloud.config.cacert {
-            Some(ca) => Some(CaBundle::read(ca).map_err(|e| {
-                ApiError::Config(format!(
-                    "{}: cloud {}: {e}",
-                    cloud.file.display(),
-                    cloud.name
-                ))
-            })?),
+            Some(ca) => Some(
+                CaBundle::read(ca)
+                    .map_err(|e| ApiError::Config(format!("{}: {e}", describe(&cloud))))?,
+            ),
             None => None,
         };
         let s = Self {
@@ -116,17 +117,13 @@ impl Session {
         Ok(s)
     }
 
-    /// The cloud's name and file, for messages.
+    /// The cloud's name, region and file, for messages.
     pub fn describe(&self) -> String {
-        format!("cloud {} ({})", self.cloud.name, self.cloud.file.display())
+        describe(&self.cloud)
     }
 
     fn config_err(&self, what: &str) -> ApiError {
-        ApiError::Config(format!(
-            "{}: cloud {}: {what}",
-            self.cloud.file.display(),
-            self.cloud.name
-        ))
+        ApiError::Config(format!("{}: {what}", self.describe()))
     }
 
     /// Gets a new token.
@@ -139,10 +136,19 @@ impl Session {
                     .token
                     .clone()
                     .ok_or_else(|| self.config_err("auth_type admin_token needs auth.token"))?,
-                expires: None,
+                renew_at: None,
                 catalog: Value::Null,
             },
-            AuthType::Password | AuthType::ApplicationCredential => self.keystone()?,
+            AuthType::Password | AuthType::ApplicationCredential => {
+                let t = self.keystone()?;
+                sextant_plugin_api::prelude::log_info(&format!(
+                    "{}: authenticated to Keystone; the token is renewed from {}",
+                    self.describe(),
+                    t.renew_at
+                        .map_or_else(|| "(never: no expiry)".to_string(), |r| r.to_rfc3339())
+                ));
+                t
+            }
         };
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
         Ok(())
@@ -215,13 +221,17 @@ impl Session {
             path: "/auth/tokens".into(),
             message: "no X-Subject-Token header".into(),
         })?;
-        let expires = reply.body["token"]["expires_at"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.with_timezone(&Utc));
+        let time = |k: &str| {
+            reply.body["token"][k]
+                .as_str()
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|d| d.with_timezone(&Utc))
+        };
+        let issued = time("issued_at").unwrap_or_else(Utc::now);
+        let renew_at = time("expires_at").map(|e| e - renewal_margin(e - issued));
         Ok(Token {
             value,
-            expires,
+            renew_at,
             catalog: reply.body["token"]["catalog"].clone(),
         })
     }
@@ -229,9 +239,7 @@ impl Session {
     /// The token, renewed when it is about to expire.
     fn token(&self) -> Result<(Secret, Value), ApiError> {
         let due = match &*self.token.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(t) => t
-                .expires
-                .is_some_and(|e| (e - Utc::now()).num_seconds() < RENEW_BEFORE),
+            Some(t) => t.renew_at.is_some_and(|r| Utc::now() >= r),
             None => true,
         };
         if due {
@@ -368,6 +376,11 @@ impl Session {
                         && !renewed
                         && self.cloud.config.auth_type != AuthType::AdminToken =>
                 {
+                    sextant_plugin_api::prelude::log_info(&format!(
+                        "{}: {} refused the token ({e}); authenticating again",
+                        self.describe(),
+                        service.name()
+                    ));
                     renewed = true;
                     self.renew()?;
                 }
@@ -375,6 +388,26 @@ impl Session {
             }
         }
     }
+}
+
+/// `cloud NAME (region R, FILE)`: what messages name.
+fn describe(cloud: &Cloud) -> String {
+    match &cloud.config.region_name {
+        Some(r) => format!(
+            "cloud {} (region {r}, {})",
+            cloud.name,
+            cloud.file.display()
+        ),
+        None => format!("cloud {} ({})", cloud.name, cloud.file.display()),
+    }
+}
+
+/// How long before its expiry a token of `lifetime` is renewed: half its
+/// life, at most [`RENEW_BEFORE`].
+fn renewal_margin(lifetime: chrono::TimeDelta) -> chrono::TimeDelta {
+    (lifetime / 2)
+        .min(chrono::TimeDelta::seconds(RENEW_BEFORE))
+        .max(chrono::TimeDelta::zero())
 }
 
 fn parse_version(s: &str) -> Option<(u32, u32)> {
@@ -400,7 +433,7 @@ mod tests {
             http: Http::new(Duration::from_secs(1), Retry::default(), None),
             token: Mutex::new(Some(Token {
                 value: Secret::new("t"),
-                expires: Some(Utc::now() + chrono::Duration::hours(1)),
+                renew_at: Some(Utc::now() + chrono::Duration::hours(1)),
                 catalog,
             })),
             nova_version: OnceLock::new(),
@@ -465,6 +498,18 @@ mod tests {
                 && e.contains("cloud c")
                 && e.contains("no public compute endpoint in region RegionNine"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn short_tokens_are_renewed_at_half_life_long_ones_five_minutes_before() {
+        assert_eq!(
+            renewal_margin(chrono::TimeDelta::seconds(20)),
+            chrono::TimeDelta::seconds(10)
+        );
+        assert_eq!(
+            renewal_margin(chrono::TimeDelta::hours(1)),
+            chrono::TimeDelta::minutes(5)
         );
     }
 

@@ -9,6 +9,7 @@
 //! the order in which the plan creates them and the DAG's edges, in the
 //! order Watcher appends parents.
 
+mod alternatives;
 mod node_resource_consolidation;
 mod rules;
 mod weight;
@@ -371,14 +372,18 @@ export_plugin! {
         .parameters(r#"{"type":"object","properties":{
             "weights":{"type":"object","additionalProperties":{"type":"number"}}},
             "additionalProperties":false}"#),
-    planner rules::Rules = Entry::new("rules", "1.0.0")
+    structured_planner rules::Rules = Entry::new("rules", "1.0.0")
         .display_name("en", "Rules planner")
-        .description("Sextant's planner: an edge only where a rule of the policy or a resource relation justifies it; concurrency limits become the applier's pools; the critical path first.")
+        .description("Sextant's planner: an edge only where a rule of the policy or a resource relation justifies it; concurrency limits become the applier's pools; the critical path first. Through planners.v2, alternatives made from the strategy's candidates that are safe where they could run, and evacuation flows.")
         .parameters(r#"{"type":"object","properties":{
             "weights":{"type":"object","additionalProperties":{"type":"number"}},
             "parallelization":{"type":"object"},
             "rules":{"type":"array"},
-            "limits":{"type":"array"}},
+            "limits":{"type":"array"},
+            "alternatives":{"type":"object","properties":{
+                "per_action":{"type":"integer","minimum":0,"maximum":5},
+                "evacuation_flows":{"enum":["continue","stop","rollback"]}},
+                "additionalProperties":false}},
             "additionalProperties":false}"#),
     planner node_resource_consolidation::NodeResourceConsolidation = Entry::new("node_resource_consolidation", "17.0.0")
         .display_name("en", "Node resource consolidation planner")

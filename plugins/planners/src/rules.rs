@@ -57,6 +57,9 @@ struct Config {
     rules: Vec<Rule>,
     #[serde(default)]
     limits: Vec<Value>,
+    /// Planner-made alternatives and evacuation flows (`planners.v2`).
+    #[serde(default)]
+    alternatives: Option<crate::alternatives::AlternativesConfig>,
 }
 
 /// Why an edge exists.
@@ -113,6 +116,11 @@ impl Keys {
         item.params.get(i)?.as_ref()
     }
 
+    /// Parameter `key` of `item` as a key to relate actions by.
+    pub fn key<'a>(&self, item: &Item<'a>, key: &str) -> Option<Cow<'a, str>> {
+        key_of(self, item, key)
+    }
+
     /// An action already parsed.
     pub fn item<'a>(&self, a: &'a Action) -> Item<'a> {
         Item {
@@ -134,7 +142,7 @@ impl Keys {
     }
 }
 
-fn matches(keys: &Keys, a: &Item<'_>, side: &Side) -> bool {
+pub(crate) fn matches(keys: &Keys, a: &Item<'_>, side: &Side) -> bool {
     a.action_type == side.action_type
         && side
             .where_
@@ -382,6 +390,78 @@ impl Planner for Rules {
             &config,
             &context.durations.unwrap_or_default(),
         )
+    }
+}
+
+impl StructuredPlanner for Rules {
+    /// The same DAG as [`Planner::schedule_refs`], with the alternatives
+    /// and evacuation flows the policy asks for (`config.alternatives`),
+    /// made from the strategy's candidates (`candidates`) against the
+    /// cluster model (`model`): see [`crate::alternatives`].
+    fn schedule_structured(
+        &self,
+        actions: &[ActionRef<'_>],
+        context_json: &str,
+    ) -> Result<StructuredSchedule, PluginError> {
+        // One pass over the context: the DAG is what schedule_refs makes.
+        #[derive(Deserialize)]
+        struct Context {
+            #[serde(default)]
+            config: Value,
+            #[serde(default)]
+            durations: Option<HashMap<String, f64>>,
+            #[serde(default)]
+            model: Option<sextant_plugin_api::model::ClusterModel>,
+            #[serde(default)]
+            candidates: Value,
+        }
+        let context: Context = serde_json::from_str(context_json)
+            .map_err(|e| PluginError::invalid_input(format!("the planner context: {e}")))?;
+        let config = parse_config(&context.config)?;
+        let keys = Keys::of(&config.rules);
+        let items = actions
+            .iter()
+            .map(|a| keys.item_ref(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let schedule = schedule(
+            &items,
+            &keys,
+            &config,
+            &context.durations.unwrap_or_default(),
+        )?;
+        drop(items);
+        let Some(wanted) = &config.alternatives else {
+            return Ok(schedule.into());
+        };
+        let parsed = ActionRef::to_actions(actions)?;
+        let made = crate::alternatives::make(
+            &parsed,
+            &schedule.edges,
+            &config.rules,
+            wanted,
+            context.model.as_ref(),
+            &context.candidates,
+        );
+        let mut schedule = schedule;
+        if let Value::Object(extra) = &mut schedule.extra {
+            const SHOWN: usize = 50;
+            extra.insert(
+                "alternatives".into(),
+                json!({
+                    "kept": made.alternatives.len(),
+                    "flows": made.flows.len(),
+                    "dropped": made.dropped.len(),
+                    "dropped_first": made.dropped.iter().take(SHOWN).map(|d| json!({
+                        "action": d.action, "value": d.value, "why": d.why
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        Ok(StructuredSchedule {
+            schedule,
+            alternatives: made.alternatives,
+            flows: made.flows,
+        })
     }
 }
 

@@ -22,6 +22,7 @@ use sextant_plugin_api::prelude::*;
 struct Params {
     migration_attempts: f64,
     min_migration_interval: f64,
+    fallback_room: f64,
     now: Option<f64>,
     #[allow(dead_code)]
     period: f64,
@@ -36,6 +37,7 @@ impl Default for Params {
         Self {
             migration_attempts: 0.0,
             min_migration_interval: 0.0,
+            fallback_room: 0.0,
             now: None,
             period: 7200.0,
             granularity: 300.0,
@@ -97,8 +99,26 @@ pub fn consolidate(
     min_interval: f64,
     now: f64,
 ) -> (Vec<Move<'_>>, Vec<&Node>) {
+    consolidate_leaving_room(model, max_migrations, min_interval, now, 0.0)
+}
+
+/// [`consolidate`], filling each host only up to `1 - room` of its
+/// capacity in every dimension: the room left is where planner-made
+/// alternatives (a migration's next-best destinations) can go when a
+/// destination fails. `room` 0 is [`consolidate`].
+pub fn consolidate_leaving_room(
+    model: &ClusterModel,
+    max_migrations: usize,
+    min_interval: f64,
+    now: f64,
+    room: f64,
+) -> (Vec<Move<'_>>, Vec<&Node>) {
     let nodes: Vec<&Node> = model.nodes.iter().filter(|n| usable(n)).collect();
-    let caps: Vec<Res> = nodes.iter().map(|n| capacity(n)).collect();
+    let keep = 1.0 - room.clamp(0.0, 1.0);
+    let caps: Vec<Res> = nodes
+        .iter()
+        .map(|n| capacity(n).map(|c| c * keep))
+        .collect();
     let mut used: Vec<Res> = vec![Res::default(); nodes.len()];
     let mut on: Vec<Vec<&Instance>> = vec![Vec::new(); nodes.len()];
     let index: std::collections::HashMap<&str, usize> = nodes
@@ -233,7 +253,8 @@ impl Basic {
         } else {
             0
         };
-        let (moves, released) = consolidate(&model, max, p.min_migration_interval, now);
+        let (moves, released) =
+            consolidate_leaving_room(&model, max, p.min_migration_interval, now, p.fallback_room);
         let mut actions = Vec::with_capacity(moves.len() + released.len());
         for (i, from, to) in &moves {
             actions.push(common::migrate(
@@ -246,7 +267,10 @@ impl Basic {
         for node in &released {
             actions.push(common::disable(node));
         }
-        let solution = common::server_consolidation(actions, &model, released.len(), moves.len());
+        let solution = common::with_destination_candidates(
+            common::server_consolidation(actions, &model, released.len(), moves.len()),
+            &model,
+        );
         Ok(if solution.actions.is_empty() {
             let in_use = model
                 .nodes
@@ -275,6 +299,8 @@ pub const SCHEMA: &str = r#"{
       "description": "Maximum number of migrations in one audit; 0 for no limit."},
     "min_migration_interval": {"type": "number", "minimum": 0, "default": 0,
       "description": "Seconds an instance stays put after a migration (metadata last_migrated_at)."},
+    "fallback_room": {"type": "number", "minimum": 0, "maximum": 0.5, "default": 0,
+      "description": "Share of each host's capacity (every dimension) the consolidation leaves free, so that a migration's next-best destinations have room when its first one fails (planner-made alternatives, docs/flows.md)."},
     "period": {"type": "number", "minimum": 0, "default": 7200, "description": "Metrics period (seconds)."},
     "granularity": {"type": "number", "minimum": 0, "default": 300, "description": "Metrics granularity (seconds)."},
     "aggregation_method": {"type": "object", "default": {"instance": "mean", "compute_node": "mean", "node": ""}},
@@ -318,6 +344,72 @@ mod tests {
                 .collect(),
             released.iter().map(|n| n.hostname.clone()).collect(),
         )
+    }
+
+    #[test]
+    fn each_migration_lists_next_best_destinations_that_stay_and_have_room() {
+        // h4 and h5 are small and lightly used: emptied onto the big ones.
+        let m = json!({
+            "nodes": [node("h1", 16, 32768), node("h2", 16, 32768), node("h3", 16, 32768),
+                      node("h4", 4, 8192), node("h5", 4, 8192)],
+            "instances": [vm("a", "h1", 8, 8192), vm("b", "h2", 8, 8192), vm("c", "h3", 14, 8192),
+                          vm("d", "h4", 2, 2048), vm("e", "h5", 2, 2048)]
+        });
+        let s = Basic
+            .execute(m.clone(), json!({"now": 0.0}))
+            .expect("solution");
+        let moves: Vec<&Action> = s
+            .actions
+            .iter()
+            .filter(|a| a.action_type == "migrate")
+            .collect();
+        assert!(!moves.is_empty());
+        let model = model(m);
+        let sources: Vec<&str> = moves
+            .iter()
+            .filter_map(|a| a.input_parameters["source_node"].as_str())
+            .collect();
+        for a in &moves {
+            let list = s.candidates(&a.id, "destination_node");
+            let dest = a.input_parameters["destination_node"].as_str();
+            assert!(!list.is_empty(), "{} has candidates", a.id);
+            for c in list {
+                let c = c.as_str().expect("a hostname");
+                assert!(!sources.contains(&c), "{c} is emptied");
+                assert_ne!(Some(c), dest);
+                assert!(model.node(c).is_some());
+            }
+            // The emptiest first.
+            assert_eq!(
+                list.first().and_then(Value::as_str).map(|h| h != "h3"),
+                Some(true)
+            );
+        }
+        // Leaving room: a host is filled only up to its share.
+        let tight = Basic
+            .execute(model_json_with_room(), json!({"now": 0.0}))
+            .expect("solution");
+        assert!(tight.actions.iter().any(|a| a.action_type == "migrate"));
+        let roomy = Basic
+            .execute(
+                model_json_with_room(),
+                json!({"now": 0.0, "fallback_room": 0.5}),
+            )
+            .expect("solution");
+        assert!(
+            roomy.actions.iter().all(|a| a.action_type != "migrate"),
+            "{:?}",
+            roomy.actions
+        );
+    }
+
+    /// Two hosts, each half full: consolidation would empty one, unless it
+    /// must leave half of each host free.
+    fn model_json_with_room() -> Value {
+        json!({
+            "nodes": [node("h1", 8, 8192), node("h2", 8, 8192)],
+            "instances": [vm("a", "h1", 3, 2048), vm("b", "h2", 3, 2048)]
+        })
     }
 
     #[test]

@@ -204,6 +204,108 @@ pub fn workload_balancing(
     }
 }
 
+/// How many next-best destinations a migration's candidates list.
+pub const DESTINATION_CANDIDATES: usize = 12;
+
+/// The solution with ranked next-best destinations for each of its
+/// migrations that names a destination (`extra.candidates.<action
+/// id>.destination_node`, see `sextant_plugin_api::sdk::CANDIDATES_KEY`):
+/// hosts that are enabled, up and on, that no migration of the solution
+/// leaves, that the solution does not disable or power off, other than the
+/// migration's own source and destination, and that have room for the
+/// instance in the state the whole solution leads to; the emptiest first
+/// (after the solution: the least loaded in its tightest dimension), so
+/// fallbacks go where they are least likely to meet, at most
+/// [`DESTINATION_CANDIDATES`] each. The planner checks them again
+/// where they could run (it keeps only the safe ones); a host that ignores
+/// them plans as before.
+pub fn with_destination_candidates(solution: Solution, model: &ClusterModel) -> Solution {
+    use std::collections::{HashMap, HashSet};
+    type Res = [f64; 3];
+    let demand = |i: &Instance| -> Res { [i.vcpus as f64, i.memory as f64, i.disk as f64] };
+    let instances: HashMap<&str, &Instance> = model
+        .instances
+        .iter()
+        .map(|i| (i.uuid.as_str(), i))
+        .collect();
+    // Host → its usage once the whole solution ran.
+    let mut used: HashMap<String, Res> = HashMap::new();
+    let add = |used: &mut HashMap<String, Res>, h: &str, d: Res, sign: f64| {
+        let u = used.entry(h.to_string()).or_default();
+        *u = std::array::from_fn(|x| u[x] + sign * d[x]);
+    };
+    for i in &model.instances {
+        add(&mut used, &i.host, demand(i), 1.0);
+    }
+    let mut excluded: HashSet<String> = HashSet::new();
+    let mut moves: Vec<(String, &Instance, String)> = Vec::new();
+    for a in &solution.actions {
+        let p = &a.input_parameters;
+        let text = |k: &str| p.get(k).and_then(Value::as_str);
+        match (a.action_type.as_str(), text("state")) {
+            ("migrate", _) => {
+                let Some(i) = a.resource_id.as_deref().and_then(|r| instances.get(r)) else {
+                    continue;
+                };
+                if let Some(s) = text("source_node") {
+                    excluded.insert(s.to_string());
+                }
+                if let Some(d) = text("destination_node") {
+                    add(&mut used, &i.host, demand(i), -1.0);
+                    add(&mut used, d, demand(i), 1.0);
+                    moves.push((a.id.clone(), *i, d.to_string()));
+                }
+            }
+            ("change_nova_service_state", Some("disabled"))
+            | ("change_node_power_state", Some("off")) => {
+                if let Some(h) = text("resource_name") {
+                    excluded.insert(h.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    let load = |n: &Node, u: Res| {
+        let (v, m, d) = n.capacity();
+        [u[0] / v.max(1e-9), u[1] / m.max(1e-9), u[2] / d.max(1e-9)]
+            .into_iter()
+            .fold(0.0, f64::max)
+    };
+    let mut ranked: Vec<(&Node, f64)> = model
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.status == "enabled"
+                && n.state == "up"
+                && n.power_state == "on"
+                && !excluded.contains(&n.hostname)
+        })
+        .map(|n| {
+            let u = used.get(&n.hostname).copied().unwrap_or_default();
+            (n, load(n, u))
+        })
+        .collect();
+    ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.hostname.cmp(&b.0.hostname)));
+    let mut solution = solution;
+    for (id, i, destination) in moves {
+        let need = demand(i);
+        let list: Vec<Value> = ranked
+            .iter()
+            .filter(|(n, _)| n.hostname != i.host && n.hostname != destination)
+            .filter(|(n, _)| {
+                let u = used.get(&n.hostname).copied().unwrap_or_default();
+                let (v, m, d) = n.capacity();
+                let cap = [v, m, d];
+                (0..3).all(|x| u[x] + need[x] <= cap[x] + 1e-9)
+            })
+            .take(DESTINATION_CANDIDATES)
+            .map(|(n, _)| Value::from(n.hostname.as_str()))
+            .collect();
+        solution = solution.with_candidates(&id, "destination_node", list);
+    }
+    solution
+}
+
 /// Random clusters and the checks every consolidation plan must pass, for
 /// the strategies' property tests.
 #[cfg(test)]

@@ -63,11 +63,9 @@ impl NodeResourceConsolidation {
             let to = specify.then_some(to.hostname.as_str());
             actions.push(common::migrate(i, i.state == "active", &from.hostname, to));
         }
-        Ok(common::server_consolidation(
-            actions,
+        Ok(common::with_destination_candidates(
+            common::server_consolidation(actions, &model, released.len(), moves.len()),
             &model,
-            released.len(),
-            moves.len(),
         ))
     }
 }

@@ -334,11 +334,9 @@ impl VmWorkloadConsolidation {
                 actions.push(common::disable(hosts[k].node));
             }
         }
-        Ok(common::server_consolidation(
-            actions,
+        Ok(common::with_destination_candidates(
+            common::server_consolidation(actions, &m, released.len(), moves.len()),
             &m,
-            released.len(),
-            moves.len(),
         ))
     }
 }

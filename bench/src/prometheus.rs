@@ -1,30 +1,23 @@
-//! Benchmark, not a timed test (ignored; run by hand against the test
-//! Prometheus):
-//!
-//! ```sh
-//! cargo test -p sextant-e2e --test prometheus_bench -- --ignored --nocapture
-//! ```
-//!
-//! The time to fill a 10,000-instance model's four usage metrics from
-//! Prometheus with the batched queries, against Watcher's one query per
-//! instance (or host) and metric, measured on a sample and scaled.
+//! `sextant-bench prometheus`: the time to fill a 10,000-instance model's
+//! four usage metrics from Prometheus with the batched queries, against
+//! Watcher's one query per instance (or host) and metric, measured on a
+//! sample and scaled. Against the harness's Prometheus
+//! (`scripts/services/prometheus.sh`: `--url $SEXTANT_TEST_PROMETHEUS_URL`),
+//! fed through its remote-write receiver.
 
 use serde_json::json;
+use sextant::cli::CliResult;
 use sextant::config::{MetricsConfig, SourceKind};
 use sextant::datasource::{Aggregate, Window, fill_model, prometheus::Client};
 use sextant_e2e::prometheus::{Series, push};
-use sextant_e2e::service_url;
 use sextant_plugin_api::model::ClusterModel;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const HOSTS: usize = 1000;
-const INSTANCES: usize = 10_000;
 const CPUS: usize = 8;
 
-#[test]
-#[ignore = "benchmark: run by hand with --ignored"]
-fn fill_a_10k_instance_model_from_prometheus() {
-    let url = service_url("SEXTANT_TEST_PROMETHEUS_URL");
+pub fn run(url: &str, hosts: usize, instances: usize, runs: usize) -> CliResult {
+    let load_before = crate::notify::load_average();
     let tag = format!("bench{:x}", std::process::id());
     let host = |h: usize| format!("{tag}-h{h}");
     let uuid = |i: usize| format!("{:08x}-0000-4000-8000-{:012x}", std::process::id(), i);
@@ -33,7 +26,7 @@ fn fill_a_10k_instance_model_from_prometheus() {
 
     let started = Instant::now();
     let mut series = Vec::new();
-    for h in 0..HOSTS {
+    for h in 0..hosts {
         let name = host(h);
         for c in 0..CPUS {
             let c = c.to_string();
@@ -60,7 +53,7 @@ fn fill_a_10k_instance_model_from_prometheus() {
             ),
         );
     }
-    for i in 0..INSTANCES {
+    for i in 0..instances {
         let u = uuid(i);
         series.push(
             Series::new("ceilometer_cpu", &[("resource", &u)]).over_last(span, step, |t| t * 1e9),
@@ -74,20 +67,19 @@ fn fill_a_10k_instance_model_from_prometheus() {
         );
     }
     let n_series = series.len();
-    push(&url, &series);
+    push(url, &series);
     drop(series);
     let pushed = started.elapsed();
 
     let model: ClusterModel = serde_json::from_value(json!({
-        "nodes": (0..HOSTS).map(|h| json!({"uuid": format!("n{h}"), "hostname": host(h),
+        "nodes": (0..hosts).map(|h| json!({"uuid": format!("n{h}"), "hostname": host(h),
             "vcpus": 32, "memory": 65536, "disk": 1000})).collect::<Vec<_>>(),
-        "instances": (0..INSTANCES).map(|i| json!({"uuid": uuid(i), "name": format!("vm{i}"),
-            "host": host(i % HOSTS), "vcpus": 2, "memory": 4096, "disk": 20})).collect::<Vec<_>>(),
-    }))
-    .expect("model");
+        "instances": (0..instances).map(|i| json!({"uuid": uuid(i), "name": format!("vm{i}"),
+            "host": host(i % hosts), "vcpus": 2, "memory": 4096, "disk": 20})).collect::<Vec<_>>(),
+    }))?;
     let cfg = MetricsConfig {
         source: Some(SourceKind::Prometheus),
-        url: Some(url.clone()),
+        url: Some(url.to_string()),
         ..MetricsConfig::default()
     };
     let metrics: Vec<String> = [
@@ -99,49 +91,47 @@ fn fill_a_10k_instance_model_from_prometheus() {
     .map(String::from)
     .to_vec();
     let params = json!({"period": 300});
-    let mut runs = Vec::new();
-    for _ in 0..5 {
+    let mut fills = Vec::new();
+    for _ in 0..runs.max(1) {
         let mut m = model.clone();
         let t = Instant::now();
-        fill_model(&cfg, &mut m, &metrics, &params).expect("filled");
-        runs.push(t.elapsed().as_secs_f64());
-        assert_eq!(
-            m.instances.iter().filter(|i| i.metrics.len() == 2).count(),
-            INSTANCES
-        );
-        assert_eq!(
-            m.nodes.iter().filter(|n| n.metrics.len() == 2).count(),
-            HOSTS
-        );
+        fill_model(&cfg, &mut m, &metrics, &params)?;
+        fills.push(t.elapsed().as_secs_f64());
+        let filled = m.instances.iter().filter(|i| i.metrics.len() == 2).count() == instances
+            && m.nodes.iter().filter(|n| n.metrics.len() == 2).count() == hosts;
+        if !filled {
+            return Err(
+                anyhow::anyhow!("the model was not filled for every host and instance").into(),
+            );
+        }
     }
-    runs.sort_by(f64::total_cmp);
+    fills.sort_by(f64::total_cmp);
 
     // Watcher's way: one query per instance and metric, on a sample.
-    let client = Client::new(&cfg, &SourceKind::Prometheus).expect("client");
+    let client = Client::new(&cfg, &SourceKind::Prometheus)?;
     let w = Window {
         period: Duration::from_secs(300),
         aggregate: Aggregate::Mean,
     };
-    let sample = 200;
+    let sample = 200.min(instances);
     let t = Instant::now();
     for i in 0..sample {
-        client
-            .instance_metric("instance_cpu_usage", &[&uuid(i)], w)
-            .expect("query");
+        client.instance_metric("instance_cpu_usage", &[&uuid(i)], w)?;
     }
     let per_query = t.elapsed().as_secs_f64() / sample as f64;
-    let watcher_queries = 2 * INSTANCES + 2 * HOSTS;
-    println!(
-        "{}",
-        json!({
-            "hosts": HOSTS, "instances": INSTANCES, "series": n_series,
-            "push_seconds": pushed.as_secs_f64(),
-            "batched_queries": 4,
-            "fill_seconds_median": runs[runs.len() / 2],
-            "fill_seconds_runs": runs,
-            "watcher_style_queries": watcher_queries,
-            "watcher_style_seconds_per_query": per_query,
-            "watcher_style_seconds_estimated": per_query * watcher_queries as f64,
-        })
-    );
+    let watcher_queries = 2 * instances + 2 * hosts;
+    let doc = json!({
+        "hosts": hosts, "instances": instances, "series": n_series,
+        "push_seconds": pushed.as_secs_f64(),
+        "batched_queries": 4,
+        "fill_seconds_median": fills[fills.len() / 2],
+        "fill_seconds_runs": fills,
+        "watcher_style_queries": watcher_queries,
+        "watcher_style_seconds_per_query": per_query,
+        "watcher_style_seconds_estimated": per_query * watcher_queries as f64,
+        "load_average_before": load_before,
+        "load_average_after": crate::notify::load_average(),
+    });
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
 }

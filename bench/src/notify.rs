@@ -1,0 +1,247 @@
+//! `sextant-bench notify`: the AMQP sink against a real RabbitMQ (the
+//! harness's, `scripts/services/rabbitmq.sh`: `--amqp-url
+//! $SEXTANT_TEST_AMQP_URL`).
+//!
+//! - **Throughput**: a plan of N nop actions is applied with no sink
+//!   running; then the sink starts from the cursor it had before the plan
+//!   and publishes the backlog, with publisher confirms, until its durable
+//!   cursor reaches the last event: notifications per second.
+//! - **Overhead**: the same plan applied with the sink off, then with the
+//!   sink on (publishing while the applier runs, as under `serve`),
+//!   alternately in the same run; the applier's microseconds per action
+//!   with the sink on against off, as a ratio of medians (target at most
+//!   1.1).
+//!
+//! Every run has its own topic; its queues are deleted afterwards.
+
+use serde_json::{Value, json};
+use sextant::cli::{CliResult, Env};
+use sextant::notify::{Notifier, Sink, oslo};
+use sextant::store::Store;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages.
+pub(crate) fn load_average() -> Value {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    json!(v)
+}
+
+fn sink(url: &str, topic: &str) -> anyhow::Result<(Sink, String)> {
+    let s: Sink = serde_json::from_value(json!({
+        "type": "amqp", "url": url, "topic": topic, "host": "bench",
+    }))?;
+    let key = s
+        .cursor_key()
+        .ok_or_else(|| anyhow::anyhow!("an amqp sink has a cursor"))?;
+    Ok((s, key))
+}
+
+fn nops(n: usize) -> Vec<(&'static str, Value, Vec<usize>)> {
+    (0..n)
+        .map(|_| ("nop", json!({"message": null}), vec![]))
+        .collect()
+}
+
+/// The notifications the events after `after` give.
+fn notifications_after(store: &Store, after: i64) -> anyhow::Result<usize> {
+    let mut cursor = after;
+    let mut count = 0;
+    loop {
+        let events = store.events_after(cursor, 5000)?;
+        let Some(last) = events.last() else {
+            return Ok(count);
+        };
+        cursor = last.id;
+        let subjects = store.notification_subjects(&events)?;
+        count += events
+            .iter()
+            .map(|e| oslo::notifications_of(e, &subjects).len())
+            .sum::<usize>();
+    }
+}
+
+/// Waits until `key`'s cursor reaches `last`; how long it took.
+fn drained(db: &Path, key: &str, last: i64, limit: Duration) -> anyhow::Result<f64> {
+    let store = Store::open(db)?;
+    let t = Instant::now();
+    loop {
+        if store.sink_cursor(key)?.unwrap_or(0) >= last {
+            return Ok(t.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            t.elapsed() < limit,
+            "the sink {key} did not deliver up to event {last} within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The messages waiting in the `<topic>.info` queue the sink declared
+/// (none consumes it; a nop plan has no ERROR notification): what it
+/// published so far.
+fn queued(url: &str, topic: &str) -> anyhow::Result<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let n = rt.block_on(async {
+        let conn = lapin::Connection::connect(
+            &sextant::notify::amqp::connect_url(url),
+            lapin::ConnectionProperties::default(),
+        )
+        .await?;
+        let ch = conn.create_channel().await?;
+        let q = ch
+            .queue_declare(
+                format!("{topic}.info").as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await?;
+        let n = u64::from(q.message_count());
+        let _ = conn.close(200, "bye".into()).await;
+        Ok::<u64, lapin::Error>(n)
+    })?;
+    Ok(n)
+}
+
+/// Deletes the queues the sink declared for `topic`.
+fn delete_queues(url: &str, topic: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let conn = lapin::Connection::connect(
+            &sextant::notify::amqp::connect_url(url),
+            lapin::ConnectionProperties::default(),
+        )
+        .await?;
+        let ch = conn.create_channel().await?;
+        for p in ["info", "error"] {
+            let _ = ch
+                .queue_delete(
+                    format!("{topic}.{p}").as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+        let _ = conn.close(200, "bye".into()).await;
+        Ok::<(), lapin::Error>(())
+    })?;
+    Ok(())
+}
+
+pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
+    let dir = tempfile::Builder::new()
+        .prefix("sextant-bench-notify")
+        .tempdir()?;
+    let load_before = load_average();
+    let tag = format!("bench_{}", std::process::id());
+    let plan_actions = nops(actions);
+
+    // Throughput: the backlog of a whole plan, published with confirms.
+    let mut rates = Vec::new();
+    let mut delivered = 0usize;
+    for r in 0..runs {
+        let db = dir.path().join(format!("throughput-{r}.db"));
+        let topic = format!("{tag}_t{r}");
+        let (s, key) = sink(url, &topic)?;
+        let before = {
+            let mut store = Store::open(&db)?;
+            store.register_sink_cursor(&key)?
+        };
+        let plan = crate::applier::store_plan(&db, &plan_actions)?;
+        crate::applier::apply_plan(env, &db, &plan, 32)?;
+        let store = Store::open(&db)?;
+        let last = store.last_event_id()?;
+        let count = notifications_after(&store, before)?;
+        let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), last);
+        let secs = drained(&db, &key, last, Duration::from_secs(600))?;
+        drop(notifier);
+        delete_queues(url, &topic)?;
+        delivered = count;
+        rates.push(count as f64 / secs);
+    }
+
+    // Overhead: the applier with the sink off, then on, alternately.
+    let (mut off, mut on, mut pairs, mut during, mut drain_after) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in 0..runs {
+        let db = dir.path().join(format!("off-{r}.db"));
+        let plan = crate::applier::store_plan(&db, &plan_actions)?;
+        let a = crate::applier::apply_plan(env, &db, &plan, 32)?.secs * 1e6 / actions as f64;
+        off.push(a);
+
+        let db = dir.path().join(format!("on-{r}.db"));
+        let topic = format!("{tag}_o{r}");
+        let (s, key) = sink(url, &topic)?;
+        let plan = crate::applier::store_plan(&db, &plan_actions)?;
+        let first = Store::open(&db)?.last_event_id()?;
+        let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), first);
+        // The sink is up (its cursor made, its connection opened by the
+        // plan's own events) before the applier starts.
+        drained(&db, &key, first, Duration::from_secs(60))?;
+        let before = queued(url, &topic)?;
+        let b = crate::applier::apply_plan(env, &db, &plan, 32)?.secs * 1e6 / actions as f64;
+        on.push(b);
+        pairs.push(b / a);
+        during.push(queued(url, &topic)?.saturating_sub(before) as f64);
+        let last = Store::open(&db)?.last_event_id()?;
+        drain_after.push(drained(&db, &key, last, Duration::from_secs(600))?);
+        drop(notifier);
+        delete_queues(url, &topic)?;
+    }
+    let (off_us, on_us) = (median(off.clone()), median(on.clone()));
+    let doc = json!({
+        "benchmark": "notify",
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "broker": "RabbitMQ (publisher confirms, persistent messages)",
+        "actions": actions,
+        "runs": runs,
+        "throughput": {
+            "what": "the notifications of a plan's events, published as a backlog from the durable cursor with confirms",
+            "notifications": delivered,
+            "median_notifications_per_second": median(rates.clone()),
+            "runs_notifications_per_second": rates,
+        },
+        "applier_overhead": {
+            "what": "the applier's microseconds per nop action (parallel, 32 workers), with the AMQP sink publishing while it runs against no sink",
+            "median_us_per_action_sink_off": off_us,
+            "median_us_per_action_sink_on": on_us,
+            "ratio_of_medians": on_us / off_us,
+            "median_of_paired_ratios": median(pairs),
+            "runs_us_sink_off": off,
+            "runs_us_sink_on": on,
+            "median_notifications_published_while_the_plan_ran": median(during),
+            "notifications_of_the_plan": delivered,
+            "median_seconds_to_drain_after_the_plan": median(drain_after),
+            "target_ratio": 1.1,
+        },
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    });
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}

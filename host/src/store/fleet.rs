@@ -1,0 +1,108 @@
+//! What several `sextant serve` hosts on one database need from the store
+//! (docs/fleet.md): their rows in Watcher's `services` table with a
+//! heartbeat, atomic claims of queued and orphaned plans, atomic claims of
+//! audit runs (one CONTINUOUS tick, one EVENT trigger), and wakeups.
+//!
+//! Every time here is the database's clock, never a host's: hosts whose
+//! clocks disagree still agree on who is alive and who holds a plan.
+//! SQLite implements it in `hosts.rs` (transactions taken IMMEDIATE, so
+//! one writer decides), PostgreSQL in `pg_hosts.rs` (`FOR UPDATE SKIP
+//! LOCKED … RETURNING`, a unique key, LISTEN/NOTIFY).
+
+use super::Result;
+use crate::states::PlanState;
+pub use crate::states::{Role, ServiceStatus};
+use std::time::Duration;
+
+/// One row of `services`, with its status worked out on read.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ServiceRow {
+    /// Watcher's integer id.
+    pub id: i64,
+    /// Watcher's service name (`watcher-decision-engine`, `watcher-applier`).
+    pub name: String,
+    /// The host id of the `serve` that runs it.
+    pub host: String,
+    /// Its last heartbeat (RFC 3339, the database's clock).
+    pub last_seen_up: String,
+    /// ACTIVE, or FAILED once its heartbeat is older than the down time.
+    pub status: ServiceStatus,
+    /// What it last said about itself (why it stopped claiming work, and
+    /// when it came back).
+    pub status_message: Option<String>,
+    /// When the row was made.
+    pub created_at: String,
+    /// When it last changed.
+    pub updated_at: Option<String>,
+}
+
+/// A plan a host claimed: it holds the plan's lease for the claim's ttl.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanClaim {
+    /// The plan.
+    pub plan_uuid: String,
+    /// Its state when claimed: PENDING (queued), or ONGOING / CANCELLING
+    /// (interrupted: its previous holder's lease expired or was given back).
+    pub state: PlanState,
+    /// Who held its lease before, if anyone.
+    pub previous_owner: Option<String>,
+}
+
+impl PlanClaim {
+    /// Whether the plan was interrupted and is now resumed.
+    pub fn resumed(&self) -> bool {
+        self.state != PlanState::Pending
+    }
+}
+
+/// How old a claim of an audit's tick must be before another host may take
+/// it over: far longer than a run takes to record its next run time.
+pub const TICK_CLAIM_STALE: Duration = Duration::from_secs(60);
+
+/// The channel PostgreSQL notifies on when there is work for idle hosts.
+pub const WORK_CHANNEL: &str = "sextant_work";
+
+/// The store operations of several hosts.
+pub trait FleetStore {
+    /// Records this host's heartbeat for `role`: its row in `services`
+    /// (made if missing) gets `last_seen_up` = the database's now and
+    /// `status_message`.
+    fn heartbeat(&mut self, host: &str, role: Role, status_message: Option<&str>) -> Result<()>;
+
+    /// Every service not deleted, by id, each ACTIVE when its heartbeat is
+    /// at most `down_time` old on the database's clock, else FAILED.
+    fn services(&mut self, down_time: Duration) -> Result<Vec<ServiceRow>>;
+
+    /// Claims one plan for `owner` on host `host`: the oldest PENDING plan,
+    /// or ONGOING / CANCELLING one, whose lease is free (none, or expired
+    /// on the database's clock). Atomically: of hosts claiming at once,
+    /// each gets a different plan. The claim is the lease (`owner`, now +
+    /// `ttl`), the plan's `hostname`, and an `action_plan.claimed` event,
+    /// in one transaction. `None` when nothing is claimable.
+    fn claim_plan(&mut self, host: &str, owner: &str, ttl: Duration) -> Result<Option<PlanClaim>>;
+
+    /// Renews, to now + `ttl`, the leases `owners` still hold: a host
+    /// keeps the plans it claimed while their appliers start (and run), in
+    /// one statement. Returns how many it renewed.
+    fn renew_leases(&mut self, owners: &[String], ttl: Duration) -> Result<usize>;
+
+    /// Claims one run of an audit: `tick` names it (a CONTINUOUS audit's
+    /// due time, an EVENT audit's trigger). True for exactly one of the
+    /// hosts that claim the same `(audit, tick)`, unless that claim is
+    /// older than [`TICK_CLAIM_STALE`]: its host died before the run moved
+    /// the audit on (a run changes what names the next tick at once), and
+    /// the next host to claim it takes it over.
+    fn claim_audit_tick(&mut self, audit_uuid: &str, tick: &str, host: &str) -> Result<bool>;
+
+    /// Starts listening for work announcements; false when the backend has
+    /// none (SQLite: hosts poll).
+    fn listen_for_work(&mut self) -> Result<bool>;
+
+    /// Waits up to `timeout` for work announcements (a plan queued or given
+    /// back, an audit created or made PENDING) and returns their payloads;
+    /// empty at the timeout, and at once when the backend has none.
+    fn wait_for_work(&mut self, timeout: Duration) -> Result<Vec<String>>;
+
+    /// Announces work to every listening host (nothing on SQLite).
+    fn announce_work(&mut self, what: &str) -> Result<()>;
+}

@@ -1,0 +1,229 @@
+//! Where the store is, as an operator names it: a SQLite file (a path, or
+//! `sqlite:PATH`) or a PostgreSQL database (`postgres://USER@HOST:PORT/DB`,
+//! or `postgresql://…`). Chosen by `--db`, else `SEXTANT_DB`, else the
+//! config's `database:`, else `sextant.db` in the data directory; one
+//! function opens a store from it ([`super::Store::open`]).
+//!
+//! A location shows (Display and Debug alike) without any password, so
+//! that no message, log line or JSON output can carry one.
+
+use super::pg::redact;
+use std::path::{Path, PathBuf};
+
+/// Where a store is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by URL (with its password, if any: shown
+    /// only through [`redact`]).
+    Postgres(String),
+}
+
+/// A text that names no database.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{source_name} {shown:?} names no database: {why}")]
+pub struct BadLocation {
+    /// Where the text came from (`--db`, `SEXTANT_DB`, `config database:`).
+    pub source_name: String,
+    /// The text, without any password.
+    pub shown: String,
+    /// What is wrong, and what is accepted.
+    pub why: String,
+}
+
+const ACCEPTED: &str = "give a file path, sqlite:PATH, or postgres://USER@HOST:PORT/DB";
+
+impl Location {
+    /// Reads `text`, which came from `source_name` (for the error).
+    pub fn parse(text: &str, source_name: &str) -> Result<Self, BadLocation> {
+        let bad = |why: String| BadLocation {
+            source_name: source_name.into(),
+            shown: redact(text),
+            why,
+        };
+        if text.is_empty() {
+            return Err(bad(format!("it is empty; {ACCEPTED}")));
+        }
+        if let Some((scheme, _)) = text.split_once("://") {
+            return match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => {
+                    text.parse::<postgres::Config>().map_err(|e| {
+                        // The driver's message quotes no part of the URL.
+                        bad(format!("not a PostgreSQL URL ({e}); {ACCEPTED}"))
+                    })?;
+                    Ok(Self::Postgres(text.to_string()))
+                }
+                "sqlite" => match &text["sqlite://".len()..] {
+                    "" => Err(bad(format!("no file after sqlite://; {ACCEPTED}"))),
+                    path => Ok(Self::Sqlite(PathBuf::from(path))),
+                },
+                other => Err(bad(format!(
+                    "unknown database scheme {other:?}; {ACCEPTED}"
+                ))),
+            };
+        }
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err(bad(format!("no file after sqlite:; {ACCEPTED}")));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        Ok(Self::Sqlite(PathBuf::from(text)))
+    }
+
+    /// The SQLite file, if it is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Self::Sqlite(p) => Some(p),
+            Self::Postgres(_) => None,
+        }
+    }
+
+    /// A file beside the database named `name` (the simulated cloud's
+    /// state): in the SQLite file's directory, or for PostgreSQL in
+    /// `dir`, named after the database's host, port and name.
+    pub fn beside(&self, dir: &Path, name: &str) -> PathBuf {
+        match self {
+            Self::Sqlite(p) => p.with_file_name(name),
+            Self::Postgres(url) => {
+                let tag: String = url
+                    .parse::<postgres::Config>()
+                    .map(|c| {
+                        let host = c
+                            .get_hosts()
+                            .first()
+                            .map(|h| match h {
+                                postgres::config::Host::Tcp(h) => h.clone(),
+                                postgres::config::Host::Unix(p) => p.display().to_string(),
+                            })
+                            .unwrap_or_default();
+                        let port = c.get_ports().first().copied().unwrap_or(5432);
+                        format!("{host}-{port}-{}", c.get_dbname().unwrap_or(""))
+                    })
+                    .unwrap_or_default()
+                    .chars()
+                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
+                    .collect();
+                dir.join(format!("{tag}-{name}"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => p.display().fmt(f),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Location({self})")
+    }
+}
+
+impl serde::Serialize for Location {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(p: PathBuf) -> Self {
+        Self::Sqlite(p)
+    }
+}
+
+impl From<&Path> for Location {
+    fn from(p: &Path) -> Self {
+        Self::Sqlite(p.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Location {
+    fn from(p: &PathBuf) -> Self {
+        Self::Sqlite(p.clone())
+    }
+}
+
+impl From<&Location> for Location {
+    fn from(l: &Location) -> Self {
+        l.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_select_postgresql_paths_select_sqlite_and_anything_else_is_refused() {
+        let pg = "postgres://sextant@127.0.0.1:5432/db";
+        assert_eq!(
+            Location::parse(pg, "--db"),
+            Ok(Location::Postgres(pg.into()))
+        );
+        let pg2 = "postgresql://u:pw@h/db";
+        assert_eq!(
+            Location::parse(pg2, "--db"),
+            Ok(Location::Postgres(pg2.into()))
+        );
+        assert_eq!(
+            Location::parse("/var/lib/s.db", "--db"),
+            Ok(Location::Sqlite("/var/lib/s.db".into()))
+        );
+        assert_eq!(
+            Location::parse("sqlite:rel/s.db", "--db"),
+            Ok(Location::Sqlite("rel/s.db".into()))
+        );
+        assert_eq!(
+            Location::parse("sqlite:///abs/s.db", "--db"),
+            Ok(Location::Sqlite("/abs/s.db".into()))
+        );
+        for bad in [
+            "mysql://u:hunter2@h/db",
+            "",
+            "sqlite:",
+            "postgres://u:hunter2@h:notaport/db",
+        ] {
+            let e = Location::parse(bad, "SEXTANT_DB").expect_err(bad);
+            let msg = e.to_string();
+            assert!(msg.starts_with("SEXTANT_DB "), "{msg}");
+            assert!(!msg.contains("hunter2"), "{msg}");
+        }
+        let e = Location::parse("mysql://u@h/db", "--db").expect_err("mysql");
+        assert!(e.to_string().contains("\"mysql\""), "{e}");
+    }
+
+    #[test]
+    fn a_location_never_shows_its_password() {
+        let l =
+            Location::parse("postgres://u:hunter2@h:5/db?password=hunter2", "--db").expect("url");
+        for shown in [
+            l.to_string(),
+            format!("{l:?}"),
+            serde_json::to_string(&l).expect("json"),
+        ] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("postgres://u@h:5/db"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_file_beside_a_postgresql_database_is_named_after_it() {
+        let l = Location::parse("postgres://u:pw@127.0.0.1:5433/prod", "--db").expect("url");
+        assert_eq!(
+            l.beside(Path::new("/data"), "sim.db"),
+            PathBuf::from("/data/127_0_0_1_5433_prod-sim.db")
+        );
+        let s = Location::Sqlite("/x/sextant.db".into());
+        assert_eq!(
+            s.beside(Path::new("/data"), "sim.db"),
+            PathBuf::from("/x/sim.db")
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! What an operator does to stored objects after they are made, on
+//! PostgreSQL (`lifecycle.rs` on SQLite, which also holds the rules):
+//! deleting a plan, retrying one, changing an audit template, purging old
+//! events. Each is one transaction; a refusal writes nothing.
+
+use super::audits::TemplateRow;
+use super::lifecycle::{TemplateChange, delete_refusal};
+use super::pg::PgStore;
+use super::pg_sql::args;
+use super::plans::PlanRow;
+use super::{Event, Result, StoreError, now};
+use crate::states::{EventType, PlanState};
+
+impl PgStore {
+    /// Soft-deletes a plan and its actions, with their events.
+    pub fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
+        let p = self.plan(id)?;
+        if let Some(refusal) = delete_refusal(&p) {
+            return Err(refusal);
+        }
+        let at = now();
+        let changed = self.write(|db| {
+            // Compare-and-set: an applier elsewhere may have moved it.
+            let n = db.exec(
+                "UPDATE action_plans SET state = 'DELETED', deleted = 1, deleted_at = $1, \
+                 updated_at = $1 WHERE id = $2 AND state = $3 AND deleted = 0",
+                args![at, p.id, p.state],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            db.event(
+                &Event::state_change(
+                    EventType::PlanDelete,
+                    &p.uuid,
+                    Some(p.state.as_str()),
+                    "DELETED",
+                )
+                .in_plan(&p.uuid),
+                &at,
+            )?;
+            db.exec(
+                "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
+                 old_state, new_state, payload) \
+                 SELECT $1, 'action.delete', 'action', uuid, $2, state, 'DELETED', '{}' FROM actions \
+                 WHERE action_plan_id = $3 AND deleted = 0 ORDER BY id",
+                args![at, p.uuid, p.id],
+            )?;
+            db.exec(
+                "UPDATE actions SET state = 'DELETED', deleted = 1, deleted_at = $1, updated_at = $1 \
+                 WHERE action_plan_id = $2 AND deleted = 0",
+                args![at, p.id],
+            )?;
+            db.exec(
+                "UPDATE efficacy_indicators SET deleted = 1, deleted_at = $1 \
+                 WHERE action_plan_id = $2 AND deleted = 0",
+                args![at, p.id],
+            )?;
+            Ok(true)
+        })?;
+        if !changed {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid,
+                state: p.state.to_string(),
+                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
+                    .into(),
+            });
+        }
+        Ok(PlanRow {
+            state: PlanState::Deleted,
+            updated_at: Some(at),
+            ..p
+        })
+    }
+
+    /// Changes an audit template; returns it as changed.
+    pub fn update_template(
+        &mut self,
+        id: &str,
+        change: &TemplateChange<'_>,
+    ) -> Result<TemplateRow> {
+        let t = self.template(id)?;
+        if let Some(name) = change.name
+            && name != t.name
+            && let Ok(other) = self.template(name)
+            && other.uuid != t.uuid
+        {
+            return Err(StoreError::Refused {
+                kind: "audit template",
+                id: t.uuid,
+                state: "not renamed".into(),
+                what: format!(
+                    "another audit template ({}) is named {name:?}; choose another name",
+                    other.uuid
+                ),
+            });
+        }
+        let (set_policy, policy, content) = match &change.policy {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
+        };
+        self.write(|db| {
+            db.exec(
+                "UPDATE audit_templates SET name = COALESCE($1, name), \
+                 description = COALESCE($2, description), \
+                 policy = CASE WHEN $3 THEN $4 ELSE policy END, \
+                 policy_content = CASE WHEN $3 THEN $5 ELSE policy_content END, updated_at = $6 \
+                 WHERE id = $7",
+                args![
+                    change.name,
+                    change.description,
+                    set_policy,
+                    policy,
+                    content,
+                    now(),
+                    t.id
+                ],
+            )
+        })?;
+        self.template(&t.uuid)
+    }
+
+    /// Deletes the events older than `before`, except those of plans and
+    /// audits not ended, and the newest event of all.
+    pub fn purge_events(&mut self, before: &str) -> Result<usize> {
+        let n = self.write(|db| {
+            db.exec(
+                "DELETE FROM events WHERE at < $1 \
+                 AND id < (SELECT max(id) FROM events) \
+                 AND (action_plan_uuid IS NULL OR action_plan_uuid NOT IN \
+                      (SELECT uuid FROM action_plans WHERE deleted = 0 \
+                       AND state IN ('RECOMMENDED', 'PENDING', 'ONGOING', 'CANCELLING'))) \
+                 AND NOT (object_type = 'audit' AND object_uuid IN \
+                      (SELECT uuid FROM audits WHERE deleted = 0 \
+                       AND state IN ('PENDING', 'ONGOING', 'SUSPENDED')))",
+                args![before],
+            )
+        })?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+}

@@ -1,0 +1,153 @@
+//! The store's test cases run on both backends: a [`TestStore`] is a fresh
+//! store on SQLite (a temporary file) or on PostgreSQL (a new database on
+//! the test server, `SEXTANT_TEST_PG_URL`, started by `scripts/test`), with
+//! a second connection of its own to look at or fault the tables behind
+//! the store's back. `on_both_backends!` makes one test of each case per
+//! backend.
+
+use super::pg::PgStore;
+use super::{SqliteStore, Store};
+use std::cell::RefCell;
+
+/// A second connection to a test store's database.
+enum Raw {
+    Sqlite(rusqlite::Connection),
+    Postgres(RefCell<postgres::Client>),
+}
+
+/// A fresh store, and a connection of its own to its database.
+pub(crate) struct TestStore {
+    /// The store under test.
+    pub store: Store,
+    raw: Raw,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The URL of the test PostgreSQL server: a test that needs it fails
+/// (never skips) without it.
+pub(crate) fn pg_server_url() -> String {
+    std::env::var("SEXTANT_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "SEXTANT_TEST_PG_URL is not set: start the test PostgreSQL \
+             (`scripts/services/up.sh postgres`, or run scripts/test)"
+        )
+    })
+}
+
+/// A new, empty database on the test server; its URL.
+pub(crate) fn fresh_pg_database() -> String {
+    let url = pg_server_url();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let name = format!("sextant_unit_{}", super::new_uuid().replace('-', ""));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    format!("{base}/{name}")
+}
+
+impl TestStore {
+    /// A fresh SQLite store.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.db");
+        let store = Store::from_backend(Box::new(SqliteStore::open(&path).expect("open")));
+        let raw = Raw::Sqlite(rusqlite::Connection::open(&path).expect("raw connection"));
+        Self {
+            store,
+            raw,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh PostgreSQL store.
+    pub fn postgres() -> Self {
+        let url = fresh_pg_database();
+        let store = Store::from_backend(Box::new(PgStore::open(&url).expect("open")));
+        let raw = Raw::Postgres(RefCell::new(
+            postgres::Client::connect(&url, postgres::NoTls).expect("raw connection"),
+        ));
+        Self {
+            store,
+            raw,
+            _dir: None,
+        }
+    }
+
+    /// Whether it is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.raw, Raw::Postgres(_))
+    }
+
+    /// `sqlite` on SQLite, `pg` on PostgreSQL: for the statements whose
+    /// dialects differ (triggers).
+    pub fn pick<'a>(&self, sqlite: &'a str, pg: &'a str) -> &'a str {
+        if self.is_postgres() { pg } else { sqlite }
+    }
+
+    /// Runs `sql` (several statements) behind the store's back.
+    pub fn exec(&self, sql: &str) {
+        match &self.raw {
+            Raw::Sqlite(c) => c.execute_batch(sql).expect(sql),
+            Raw::Postgres(c) => c.borrow_mut().batch_execute(sql).expect(sql),
+        }
+    }
+
+    /// The integer (or NULL) `sql` selects.
+    pub fn int(&self, sql: &str) -> Option<i64> {
+        match &self.raw {
+            Raw::Sqlite(c) => c.query_row(sql, [], |r| r.get(0)).expect(sql),
+            Raw::Postgres(c) => {
+                let row = c.borrow_mut().query_one(sql, &[]).expect(sql);
+                row.get::<_, Option<super::pg_sql::Int>>(0).map(|v| v.0)
+            }
+        }
+    }
+
+    /// The text `sql` selects.
+    pub fn text(&self, sql: &str) -> String {
+        match &self.raw {
+            Raw::Sqlite(c) => c.query_row(sql, [], |r| r.get(0)).expect(sql),
+            Raw::Postgres(c) => c.borrow_mut().query_one(sql, &[]).expect(sql).get(0),
+        }
+    }
+}
+
+impl TestStore {
+    /// The store alone (to hand it to a thread), and what keeps its
+    /// database alive.
+    pub fn into_store(self) -> (Store, Option<tempfile::TempDir>) {
+        (self.store, self._dir)
+    }
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl std::ops::DerefMut for TestStore {
+    fn deref_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+}
+
+/// `on_both_backends!(case, …)`: for each `fn case(t: TestStore)`, a
+/// module `case` with a test `sqlite` and a test `postgres` running it.
+macro_rules! on_both_backends {
+    ($($case:ident),+ $(,)?) => {$(
+        mod $case {
+            #[test]
+            fn sqlite() {
+                super::$case($crate::store::testing::TestStore::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                super::$case($crate::store::testing::TestStore::postgres());
+            }
+        }
+    )+};
+}
+pub(crate) use on_both_backends;

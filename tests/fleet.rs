@@ -1,0 +1,886 @@
+//! Several `sextant serve` hosts on one database (docs/fleet.md).
+//!
+//! On one SQLite file, real `serve` processes with distinct host ids: each
+//! queued plan is applied by exactly one host; a CONTINUOUS audit runs once
+//! per tick under three hosts; a plan whose host was killed (-9) is resumed
+//! by another once its lease expired, with no action run twice; the killed
+//! host's services turn FAILED after the down time.
+//!
+//! On the real PostgreSQL (scripts/services/postgres.sh, a database per
+//! test), the store operations those rest on: racing claims of 1,000 plans,
+//! one winner per tick, and a NOTIFY waking a LISTENing connection.
+
+use serde_json::{Value, json};
+use sextant::store::FleetStore;
+use sextant::store::pg::PgStore;
+use sextant_e2e::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `mark`: a non-idempotent, non-abortable command that appends
+/// `start-NAME HOST` and, `secs` seconds later, `end-NAME HOST` to `log`
+/// (HOST: the `serve` host that ran it, from its `SEXTANT_HOST_ID`).
+fn mark_type(types: &Path, log: &Path) {
+    write_file(
+        types,
+        "mark.yaml",
+        &format!(
+            "name: mark\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [/bin/sh, -c, 'echo start-$0 $SEXTANT_HOST_ID >> {log}; sleep $1; echo end-$0 $SEXTANT_HOST_ID >> {log}', '{{{{ name }}}}', '{{{{ secs }}}}']\nparameters:\n  type: object\n  required: [name, secs]\n  properties:\n    name: {{type: string}}\n    secs: {{type: string}}\n",
+            log = log.display()
+        ),
+    );
+}
+
+fn cmd(home: &Path) -> Command {
+    let mut c = sextant(home);
+    c.env("SEXTANT_ACTION_TYPE_PATH", home.join("types"))
+        .env_remove("SEXTANT_HOST_ID");
+    c
+}
+
+fn sx(home: &Path, args: &[&str]) -> Run {
+    run(cmd(home).args(args))
+}
+
+/// `sextant serve` as host `id` (through `SEXTANT_HOST_ID`, which the
+/// commands it runs inherit), its log in `HOME/serve-ID.log`.
+fn spawn_host(home: &Path, id: &str, args: &[&str]) -> Child {
+    cmd(home)
+        .env("SEXTANT_HOST_ID", id)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(home.join(format!("serve-{id}.log"))).expect("log"))
+        .spawn()
+        .expect("spawn serve")
+}
+
+fn log_of(home: &Path, id: &str) -> String {
+    std::fs::read_to_string(home.join(format!("serve-{id}.log"))).unwrap_or_default()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let t = Instant::now();
+    while child.try_wait().ok().flatten().is_none() {
+        if t.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn import(home: &Path, name: &str, actions: Value) -> String {
+    let f = write_file(
+        &home.join("plans"),
+        name,
+        &json!({ "actions": actions }).to_string(),
+    );
+    let out = run(cmd(home).args(["action-plan", "import"]).arg(&f));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    out.stdout.trim().to_string()
+}
+
+fn plan_state(home: &Path, plan: &str) -> String {
+    sx(home, &["action-plan", "show", plan, "--format", "json"]).json()["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The `action_plan.claimed` events of a plan: (host, resumed).
+fn claims(home: &Path, plan: &str) -> Vec<(String, bool)> {
+    sx(home, &["history", "--plan", plan, "--format", "json"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e["event_type"] == "action_plan.claimed")
+        .map(|e| {
+            (
+                e["payload"]["host"].as_str().unwrap_or("").to_string(),
+                e["payload"]["resumed"] == true,
+            )
+        })
+        .collect()
+}
+
+fn lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    // The store made and migrated by a first command, then 200 plans
+    // queued in it at once (as many `action-plan start` would).
+    assert_eq!(sx(h, &["action-plan", "list"]).status, 0);
+    let mut store = sextant::store::Store::open(h.join("data/sextant/sextant.db")).expect("open");
+    let plans: Vec<String> = (0..200)
+        .map(|i| {
+            store
+                .create_plan(&sextant::store::plans::NewPlan {
+                    state: sextant::states::PlanState::Pending,
+                    actions: vec![sextant::store::plans::NewPlanAction {
+                        name: format!("m{i}"),
+                        action_type: "mark".into(),
+                        action_type_version: "1.0.0".into(),
+                        input_parameters: json!({"name": format!("m{i}"), "secs": "0"}),
+                        parents: Vec::new(),
+                        state: sextant::states::ActionState::Pending,
+                    }],
+                    ..Default::default()
+                })
+                .expect("plan")
+                .uuid
+        })
+        .collect();
+    drop(store);
+    let started = Instant::now();
+    let a = spawn_host(h, "host-a", &[]);
+    let b = spawn_host(h, "host-b", &[]);
+    let db = raw_db(&h.join("data/sextant/sextant.db"));
+    wait_for("every plan to end", Duration::from_secs(300), || {
+        db.query_row(
+            "SELECT count(*) FROM action_plans WHERE state = 'SUCCEEDED'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_ok_and(|n| n == plans.len() as i64)
+    });
+    eprintln!(
+        "two hosts applied {} queued plans in {:.1}s",
+        plans.len(),
+        started.elapsed().as_secs_f64()
+    );
+    stop(a);
+    stop(b);
+    let ran = lines(&log);
+    // Every claim, from the whole event log at once.
+    let mut claimed = std::collections::HashMap::<String, Vec<(String, bool)>>::new();
+    for e in sx(h, &["history", "--format", "json"])
+        .json()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        if e["event_type"] == "action_plan.claimed" {
+            claimed
+                .entry(e["object_uuid"].as_str().unwrap_or("").to_string())
+                .or_default()
+                .push((
+                    e["payload"]["host"].as_str().unwrap_or("").to_string(),
+                    e["payload"]["resumed"] == true,
+                ));
+        }
+    }
+    let mut by_host = std::collections::HashMap::<String, usize>::new();
+    for (i, p) in plans.iter().enumerate() {
+        let c = claimed.get(p).cloned().unwrap_or_default();
+        assert_eq!(
+            c.len(),
+            1,
+            "plan {p} claimed once: {c:?}\n{}\n{}",
+            log_of(h, "host-a"),
+            log_of(h, "host-b")
+        );
+        assert!(!c[0].1, "{c:?}");
+        // Its one action ran once, on the host that claimed it.
+        let starts: Vec<&String> = ran
+            .iter()
+            .filter(|l| l.starts_with(&format!("start-m{i} ")))
+            .collect();
+        assert_eq!(starts, [&format!("start-m{i} {}", c[0].0)], "{ran:?}");
+        *by_host.entry(c[0].0.clone()).or_default() += 1;
+    }
+    eprintln!("plans applied by host: {by_host:?}");
+    assert_eq!(by_host.values().sum::<usize>(), plans.len());
+    assert!(
+        by_host.keys().all(|k| k == "host-a" || k == "host-b"),
+        "{by_host:?}"
+    );
+    // Both hosts are listed, with both roles each.
+    let services = sx(h, &["service", "list", "--format", "json"]).json();
+    let mut rows: Vec<(String, String)> = services
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap_or("").to_string(),
+                r["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("host-a".into(), "watcher-applier".into()),
+            ("host-a".into(), "watcher-decision-engine".into()),
+            ("host-b".into(), "watcher-applier".into()),
+            ("host-b".into(), "watcher-decision-engine".into()),
+        ],
+        "{services}"
+    );
+}
+
+#[test]
+fn a_continuous_audit_under_three_hosts_makes_one_plan_per_tick() {
+    let home = scratch();
+    let h = home.path();
+    let out = sx(
+        h,
+        &[
+            "sim",
+            "init",
+            "--time-scale",
+            "0",
+            "--from",
+            repo_root()
+                .join("examples/clusters/small.yaml")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = sx(
+        h,
+        &[
+            "audit",
+            "create",
+            "-g",
+            "server_consolidation",
+            "-s",
+            "basic",
+            "--type",
+            "CONTINUOUS",
+            "--interval",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let audit = out.json()["uuid"].as_str().expect("uuid").to_string();
+    let started = Instant::now();
+    let hosts: Vec<Child> = ["d1", "d2", "d3"]
+        .iter()
+        .map(|id| spawn_host(h, id, &["--roles", "decision", "--exit-after", "6"]))
+        .collect();
+    for mut c in hosts {
+        let t = Instant::now();
+        while c.try_wait().ok().flatten().is_none() {
+            assert!(t.elapsed() < Duration::from_secs(60), "serve did not exit");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let plans = sx(h, &["action-plan", "list", "--format", "json"]).json();
+    let of_audit = plans
+        .as_array()
+        .expect("plans")
+        .iter()
+        .filter(|p| p["audit_uuid"] == audit.as_str())
+        .count();
+    // Every run was claimed once, by one host, and made one plan.
+    let db = raw_db(&h.join("data/sextant/sextant.db"));
+    let ticks: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit_ticks WHERE audit_uuid = ?1",
+            [&audit],
+            |r| r.get(0),
+        )
+        .expect("ticks");
+    let hosts: i64 = db
+        .query_row(
+            "SELECT count(DISTINCT host) FROM audit_ticks WHERE audit_uuid = ?1",
+            [&audit],
+            |r| r.get(0),
+        )
+        .expect("hosts");
+    eprintln!(
+        "three hosts, {elapsed:.1}s: {of_audit} plans, {ticks} ticks claimed by {hosts} host(s)"
+    );
+    assert!(of_audit >= 3, "{of_audit} plans in {elapsed:.1}s");
+    assert_eq!(of_audit as i64, ticks, "one plan per claimed tick");
+    assert!(
+        (of_audit as f64) <= elapsed + 1.0,
+        "{of_audit} plans in {elapsed:.1}s: more than one per 1 s tick"
+    );
+    assert!(hosts >= 1, "{hosts}");
+    // No host ran the audit except through a claim, and none failed.
+    let a = sx(h, &["audit", "show", &audit, "--format", "json"]).json();
+    assert_eq!(a["state"], "ONGOING", "{a}");
+}
+
+#[test]
+fn a_killed_hosts_plan_is_resumed_by_another_after_its_lease_expires_and_nothing_runs_twice() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    write_file(
+        &h.join("config/sextant"),
+        "config.yaml",
+        "service_down_time: 2s\n",
+    );
+    // m0, then two branches: the slow command m1 (killed mid-run), and an
+    // idempotent sleep s followed by the command `late`.
+    let plan = import(
+        h,
+        "plan.json",
+        json!([
+            {"id": "m0", "action_type": "mark", "input_parameters": {"name": "m0", "secs": "0"}},
+            {"id": "m1", "action_type": "mark", "input_parameters": {"name": "m1", "secs": "4"}, "parents": ["m0"]},
+            {"id": "s", "action_type": "sleep", "input_parameters": {"duration": 3}, "parents": ["m0"]},
+            {"id": "late", "action_type": "mark", "input_parameters": {"name": "late", "secs": "0"}, "parents": ["s"]},
+        ]),
+    );
+    assert_eq!(sx(h, &["action-plan", "start", &plan]).status, 0);
+    let mut a = spawn_host(h, "host-a", &[]);
+    wait_for("m1 to start on host-a", Duration::from_secs(60), || {
+        lines(&log).iter().any(|l| l == "start-m1 host-a")
+    });
+    a.kill().expect("kill -9");
+    let _ = a.wait();
+    let killed_at = Instant::now();
+    let b = spawn_host(h, "host-b", &[]);
+    wait_for("the plan to end", Duration::from_secs(90), || {
+        matches!(plan_state(h, &plan).as_str(), "SUCCEEDED" | "FAILED")
+    });
+    let resumed_after = killed_at.elapsed();
+    // host-a's services are FAILED after the 2 s down time, host-b's ACTIVE.
+    let services = sx(h, &["service", "list", "--format", "json"]).json();
+    stop(b);
+    for r in services.as_array().expect("rows") {
+        let want = if r["host"] == "host-a" {
+            "FAILED"
+        } else {
+            "ACTIVE"
+        };
+        assert_eq!(r["status"], want, "{services}");
+    }
+    assert_eq!(services.as_array().map(Vec::len), Some(4), "{services}");
+    // Claimed by host-a, then resumed by host-b once the lease expired.
+    let c = claims(h, &plan);
+    assert_eq!(
+        c,
+        [("host-a".to_string(), false), ("host-b".to_string(), true)],
+        "{c:?}"
+    );
+    assert!(
+        resumed_after >= Duration::from_secs(10),
+        "resumed {resumed_after:?} after the kill: before the lease expired"
+    );
+    // No command ran twice; m1 (interrupted, not idempotent, unconfirmable)
+    // is FAILED, not run again; the rest ran on host-b.
+    let ran = lines(&log);
+    for name in ["m0", "m1", "late"] {
+        let n = ran
+            .iter()
+            .filter(|l| l.starts_with(&format!("start-{name} ")))
+            .count();
+        assert!(n <= 1, "{name} started {n} times: {ran:?}");
+    }
+    assert!(ran.contains(&"start-late host-b".to_string()), "{ran:?}");
+    let actions = sx(h, &["action", "list", "--plan", &plan, "--format", "json"]).json();
+    let state = |n: &str| {
+        actions
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == n))
+            .map(|x| x["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state("m0"), "SUCCEEDED", "{actions}");
+    assert_eq!(state("m1"), "FAILED", "{actions}");
+    assert_eq!(state("s"), "SUCCEEDED", "{actions}");
+    assert_eq!(state("late"), "SUCCEEDED", "{actions}");
+    assert!(
+        log_of(h, "host-b").contains("resuming"),
+        "{}",
+        log_of(h, "host-b")
+    );
+}
+
+#[test]
+fn a_bad_host_id_or_no_role_is_refused_naming_it() {
+    let home = scratch();
+    let h = home.path();
+    let out = run(cmd(h).args(["serve", "--host-id", "a b", "--exit-after", "1"]));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--host-id \"a b\""), "{}", out.stderr);
+    let out = run(cmd(h).env("SEXTANT_HOST_ID", "").args([
+        "serve",
+        "--roles",
+        "judge",
+        "--exit-after",
+        "1",
+    ]));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("judge"), "{}", out.stderr);
+    // Nothing was registered.
+    let out = sx(h, &["service", "list", "--format", "json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json(), json!([]));
+}
+
+fn seed_sim(h: &Path) {
+    let out = sx(
+        h,
+        &[
+            "sim",
+            "init",
+            "--time-scale",
+            "0",
+            "--from",
+            repo_root()
+                .join("examples/clusters/small.yaml")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+}
+
+fn continuous_audit(h: &Path) -> String {
+    let out = sx(
+        h,
+        &[
+            "audit",
+            "create",
+            "-g",
+            "server_consolidation",
+            "-s",
+            "basic",
+            "--type",
+            "CONTINUOUS",
+            "--interval",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    out.json()["uuid"].as_str().expect("uuid").to_string()
+}
+
+fn plans_of_audit(h: &Path, audit: &str) -> usize {
+    sx(h, &["action-plan", "list", "--format", "json"])
+        .json()
+        .as_array()
+        .expect("plans")
+        .iter()
+        .filter(|p| p["audit_uuid"] == audit)
+        .count()
+}
+
+fn run_host(h: &Path, id: &str, args: &[&str]) {
+    let mut c = spawn_host(h, id, args);
+    let t = Instant::now();
+    while c.try_wait().ok().flatten().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(60), "serve did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_decision_only_host_never_applies_and_an_applier_only_host_never_audits() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    seed_sim(h);
+    let audit = continuous_audit(h);
+    let plan = import(
+        h,
+        "plan.json",
+        json!([{"id": "m", "action_type": "mark", "input_parameters": {"name": "m", "secs": "0"}}]),
+    );
+    assert_eq!(sx(h, &["action-plan", "start", &plan]).status, 0);
+    run_host(h, "judge", &["--roles", "decision", "--exit-after", "3"]);
+    let audited = plans_of_audit(h, &audit);
+    assert!(audited >= 1, "the decision host ran the audit");
+    assert_eq!(plan_state(h, &plan), "PENDING", "and applied nothing");
+    assert!(lines(&log).is_empty());
+    run_host(h, "hands", &["--roles", "applier", "--exit-after", "3"]);
+    assert_eq!(
+        plan_state(h, &plan),
+        "SUCCEEDED",
+        "the applier host applied it"
+    );
+    assert_eq!(lines(&log), ["start-m hands", "end-m hands"]);
+    assert_eq!(plans_of_audit(h, &audit), audited, "and audited nothing");
+    let services = sx(h, &["service", "list", "--format", "json"]).json();
+    let rows: Vec<(String, String)> = services
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["host"].as_str().unwrap_or("").to_string(),
+                r["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("judge".into(), "watcher-decision-engine".into()),
+            ("hands".into(), "watcher-applier".into()),
+        ],
+        "{services}"
+    );
+}
+
+#[test]
+fn a_host_runs_at_most_its_max_concurrent_actions_over_all_its_plans() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    write_file(
+        &h.join("config/sextant"),
+        "config.yaml",
+        "max_concurrent_actions: 2\n",
+    );
+    // Three plans of three parallel one-second commands: nine at once
+    // without the limit.
+    let plans: Vec<String> = (0..3)
+        .map(|p| {
+            let actions: Vec<Value> = (0..3)
+                .map(|a| {
+                    json!({"id": format!("a{a}"), "action_type": "mark",
+                    "input_parameters": {"name": format!("p{p}a{a}"), "secs": "1"}})
+                })
+                .collect();
+            let uuid = import(h, &format!("p{p}.json"), Value::Array(actions));
+            assert_eq!(sx(h, &["action-plan", "start", &uuid]).status, 0);
+            uuid
+        })
+        .collect();
+    let host = spawn_host(h, "small", &[]);
+    wait_for("every plan to end", Duration::from_secs(90), || {
+        plans.iter().all(|p| plan_state(h, p) == "SUCCEEDED")
+    });
+    stop(host);
+    let ran = lines(&log);
+    assert_eq!(ran.len(), 18, "{ran:?}");
+    let (mut running, mut most) = (0i32, 0i32);
+    for l in &ran {
+        running += if l.starts_with("start-") { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert_eq!(most, 2, "{ran:?}");
+}
+
+#[test]
+fn a_host_that_cannot_reach_its_database_says_why_and_resumes_when_it_can() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    write_file(
+        &h.join("config/sextant"),
+        "config.yaml",
+        "service_down_time: 3s\n",
+    );
+    let host = spawn_host(h, "cut", &[]);
+    wait_for("serve to start", Duration::from_secs(30), || {
+        log_of(h, "cut").contains("serve started")
+    });
+    // Another process holds the database's write lock past the busy
+    // timeout: the host's writes fail.
+    let db = raw_db(&h.join("data/sextant/sextant.db"));
+    db.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    wait_for(
+        "the host to say it cannot reach it",
+        Duration::from_secs(40),
+        || log_of(h, "cut").contains("cannot reach the database"),
+    );
+    let said = log_of(h, "cut");
+    assert!(
+        said.contains("host cut: cannot reach the database") && said.contains("locked"),
+        "{said}"
+    );
+    assert!(said.contains("claiming no work"), "{said}");
+    db.execute_batch("ROLLBACK").expect("unlock");
+    drop(db);
+    wait_for("the host to reconnect", Duration::from_secs(40), || {
+        log_of(h, "cut").contains("reconnected")
+    });
+    // It says so in its services' rows, and takes work again.
+    wait_for("the status message", Duration::from_secs(20), || {
+        sx(h, &["service", "list", "--format", "json"])
+            .json()
+            .as_array()
+            .is_some_and(|rows| {
+                rows.len() == 2
+                    && rows.iter().all(|r| {
+                        r["status"] == "ACTIVE"
+                            && r["status_message"]
+                                .as_str()
+                                .is_some_and(|m| m.contains("could not reach the database"))
+                    })
+            })
+    });
+    let plan = import(
+        h,
+        "plan.json",
+        json!([{"id": "m", "action_type": "mark", "input_parameters": {"name": "m", "secs": "0"}}]),
+    );
+    assert_eq!(sx(h, &["action-plan", "start", &plan]).status, 0);
+    wait_for("the plan to be applied", Duration::from_secs(30), || {
+        plan_state(h, &plan) == "SUCCEEDED"
+    });
+    stop(host);
+    assert_eq!(lines(&log), ["start-m cut", "end-m cut"]);
+}
+
+// ---- PostgreSQL: the store operations, against the real server ----
+
+/// A new, empty database on the test server; its URL.
+fn fresh_database() -> String {
+    let url = service_url("SEXTANT_TEST_PG_URL");
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let name = format!(
+        "sextant_test_{}",
+        sextant::store::new_uuid().replace('-', "")
+    );
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    format!("{base}/{name}")
+}
+
+#[test]
+fn postgres_two_hosts_racing_for_1000_queued_plans_claim_disjoint_sets_covering_all() {
+    let url = fresh_database();
+    drop(PgStore::open(&url).expect("open"));
+    postgres::Client::connect(&url, postgres::NoTls)
+        .expect("connect")
+        .batch_execute(
+            "INSERT INTO action_plans (uuid, state, created_at) \
+             SELECT 'p' || g, 'PENDING', 't' FROM generate_series(1, 1000) g",
+        )
+        .expect("plans");
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let threads: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|host| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = PgStore::open(&url).expect("open");
+                barrier.wait();
+                let mut mine = Vec::new();
+                while let Some(c) = s
+                    .claim_plan(host, &format!("owner-{host}"), Duration::from_secs(60))
+                    .expect("claim")
+                {
+                    mine.push(c.plan_uuid);
+                }
+                mine
+            })
+        })
+        .collect();
+    let got: Vec<Vec<String>> = threads
+        .into_iter()
+        .map(|t| t.join().expect("no panic"))
+        .collect();
+    let (a, b) = (&got[0], &got[1]);
+    assert_eq!(a.len() + b.len(), 1000, "{} + {}", a.len(), b.len());
+    let mut all: Vec<&String> = a.iter().chain(b).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 1000, "no plan claimed twice");
+    assert!(!a.is_empty() && !b.is_empty(), "{} / {}", a.len(), b.len());
+    // Each claim left its lease, its host and one event.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    let row = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE lease_owner = 'owner-' || hostname), \
+             (SELECT count(*) FROM events WHERE event_type = 'action_plan.claimed') \
+             FROM action_plans",
+            &[],
+        )
+        .expect("count");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1000, 1000));
+    // A host renews the leases of what it claimed in one statement, and
+    // only those.
+    let mut s = PgStore::open(&url).expect("open");
+    assert_eq!(
+        s.renew_leases(
+            &["owner-a".into(), "owner-z".into()],
+            Duration::from_secs(60)
+        )
+        .expect("renew"),
+        a.len()
+    );
+    // Nothing left to claim, until a lease expires.
+    assert_eq!(
+        s.claim_plan("c", "owner-c", Duration::from_secs(1))
+            .expect("claim"),
+        None
+    );
+    c.batch_execute("UPDATE action_plans SET state = 'ONGOING', lease_expires_at = '2000-01-01T00:00:00.000Z' WHERE uuid = 'p7'")
+        .expect("expire");
+    let claim = s
+        .claim_plan("c", "owner-c", Duration::from_secs(1))
+        .expect("claim")
+        .expect("expired: resumed");
+    assert_eq!(claim.plan_uuid, "p7");
+    assert!(claim.resumed());
+    assert!(
+        claim
+            .previous_owner
+            .is_some_and(|o| o.starts_with("owner-"))
+    );
+}
+
+#[test]
+fn postgres_one_of_three_hosts_wins_each_tick_and_services_age_on_the_databases_clock() {
+    let url = fresh_database();
+    drop(PgStore::open(&url).expect("open"));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let threads: Vec<_> = ["h1", "h2", "h3"]
+        .into_iter()
+        .map(|host| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let mut s = PgStore::open(&url).expect("open");
+                let mut won = Vec::new();
+                for tick in 0..50 {
+                    barrier.wait();
+                    if s.claim_audit_tick("audit", &format!("t{tick}"), host)
+                        .expect("claim")
+                    {
+                        won.push(tick);
+                    }
+                }
+                won
+            })
+        })
+        .collect();
+    let mut all: Vec<i32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("no panic"))
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..50).collect::<Vec<_>>(), "one winner per tick");
+    // A claim whose host died before its run moved on is taken over once
+    // stale (a minute on the database's clock), and only then.
+    let mut s = PgStore::open(&url).expect("open");
+    assert!(!s.claim_audit_tick("audit", "t7", "h4").expect("claim"));
+    postgres::Client::connect(&url, postgres::NoTls)
+        .expect("connect")
+        .batch_execute(
+            "UPDATE audit_ticks SET claimed_at = '2000-01-01T00:00:00.000Z' WHERE tick = 't7'",
+        )
+        .expect("age it");
+    assert!(
+        s.claim_audit_tick("audit", "t7", "h4")
+            .expect("stale: taken over")
+    );
+    assert!(
+        !s.claim_audit_tick("audit", "t7", "h1")
+            .expect("fresh again")
+    );
+    // Heartbeats: one row per (host, role), FAILED once older than the
+    // down time on the database's clock.
+    let mut s = PgStore::open(&url).expect("open");
+    s.heartbeat("h1", sextant::store::fleet::Role::Decision, None)
+        .expect("beat");
+    s.heartbeat("h1", sextant::store::fleet::Role::Applier, Some("hi"))
+        .expect("beat");
+    s.heartbeat("h1", sextant::store::fleet::Role::Applier, None)
+        .expect("beat again");
+    let rows = s.services(Duration::from_secs(90)).expect("services");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.status.as_str() == "ACTIVE"),
+        "{rows:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let rows = s.services(Duration::from_millis(200)).expect("services");
+    assert!(
+        rows.iter().all(|r| r.status.as_str() == "FAILED"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn postgres_a_queued_plan_wakes_a_listening_host_at_once() {
+    let url = fresh_database();
+    let mut idle = PgStore::open(&url).expect("open");
+    assert!(idle.listen_for_work().expect("listen"));
+    // Nothing yet: the wait times out.
+    let t = Instant::now();
+    assert!(
+        idle.wait_for_work(Duration::from_millis(200))
+            .expect("wait")
+            .is_empty()
+    );
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    c.batch_execute(
+        "INSERT INTO action_plans (uuid, state, created_at) VALUES ('p1', 'RECOMMENDED', 't')",
+    )
+    .expect("plan");
+    // A RECOMMENDED plan is no work.
+    assert!(
+        idle.wait_for_work(Duration::from_millis(200))
+            .expect("wait")
+            .is_empty()
+    );
+    // Queued by another connection: the idle host wakes well before its
+    // timeout.
+    let waker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        c.batch_execute("UPDATE action_plans SET state = 'PENDING' WHERE uuid = 'p1'")
+            .expect("queue");
+        c
+    });
+    let t = Instant::now();
+    let woke = idle.wait_for_work(Duration::from_secs(10)).expect("wait");
+    let took = t.elapsed();
+    assert_eq!(woke, ["plan p1"]);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let mut c = waker.join().expect("waker");
+    // An applier giving a plan back wakes it too; so does a new audit's
+    // row, and an announcement.
+    c.batch_execute(
+        "UPDATE action_plans SET state = 'ONGOING', lease_owner = 'x' WHERE uuid = 'p1'; \
+         UPDATE action_plans SET lease_owner = NULL WHERE uuid = 'p1'",
+    )
+    .expect("give back");
+    assert_eq!(
+        idle.wait_for_work(Duration::from_secs(5)).expect("wait"),
+        ["plan p1"]
+    );
+    let mut other = PgStore::open(&url).expect("open");
+    other.announce_work("audit a1").expect("announce");
+    assert_eq!(
+        idle.wait_for_work(Duration::from_secs(5)).expect("wait"),
+        ["audit a1"]
+    );
+}
