@@ -88,3 +88,38 @@ fn a_missing_sextant_binary_is_named() {
         out.stderr
     );
 }
+
+#[test]
+fn api_drives_a_serve_child_under_load_while_it_applies_a_plan() {
+    let home = Home::new();
+    let out = run(bench(&home).args([
+        "api",
+        "--actions",
+        "50",
+        "--clients",
+        "1,2",
+        "--seconds",
+        "0.3",
+        "--runs",
+        "1",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["benchmark"], "api");
+    let cells = doc["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 6, "{doc}");
+    for c in cells {
+        assert!(c["requests"].as_f64().is_some_and(|n| n > 0.0), "{c}");
+        assert_eq!(c["errors"], 0.0, "{c}");
+    }
+    for k in [
+        "ms_per_action_alone",
+        "ms_per_action_under_traffic",
+        "ratio",
+    ] {
+        assert!(
+            doc["applier"][k].as_f64().is_some_and(f64::is_finite),
+            "{k}: {doc}"
+        );
+    }
+}

@@ -134,7 +134,7 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
     // The store made and migrated by a first command, then 200 plans
     // queued in it at once (as many `action-plan start` would).
     assert_eq!(sx(h, &["action-plan", "list"]).status, 0);
-    let mut store = sextant::store::Store::open(&h.join("data/sextant/sextant.db")).expect("open");
+    let mut store = sextant::store::Store::open(h.join("data/sextant/sextant.db")).expect("open");
     let plans: Vec<String> = (0..200)
         .map(|i| {
             store

@@ -27,14 +27,15 @@ macro_rules! outln {
     }};
 }
 
+mod api;
 mod applier;
 mod child;
 mod import;
 mod notify;
 mod planners;
 mod plugins;
-mod releases;
 mod prometheus;
+mod releases;
 mod strategies;
 mod user_path;
 
@@ -141,6 +142,25 @@ enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
         sizes: Vec<usize>,
         /// Runs per case; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// The REST API under load while its serve applies a plan: requests
+    /// per second and p50/p99 at each client count for an action list, the
+    /// goal list and audit creation, and the applier's time per action
+    /// with and without that traffic (targets: list p99 < 50 ms at 64
+    /// clients; at most 1.2 times).
+    Api {
+        /// Actions of the listed plan and of each applied plan.
+        #[arg(long, default_value_t = 10_000)]
+        actions: usize,
+        /// Concurrent clients.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Seconds of load per endpoint and client count.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Runs; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
@@ -288,6 +308,12 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             runs,
         } => crate::prometheus::run(&url, hosts.max(1), instances.max(1), runs),
         BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
+        BenchCommand::Api {
+            actions,
+            clients,
+            seconds,
+            runs,
+        } => crate::api::run(env, actions, &clients, seconds, runs),
         BenchCommand::Strategies {
             nodes,
             instances,

@@ -84,6 +84,11 @@ impl Home {
 }
 
 impl Served {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM and waits (20 s at most) for it to exit; its exit
     /// status.
     pub fn stop(&mut self) -> i32 {

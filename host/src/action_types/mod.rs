@@ -9,6 +9,7 @@
 
 pub mod dsl;
 pub mod factory;
+pub mod live;
 pub mod mapping;
 pub mod registry;
 pub mod template;
@@ -17,5 +18,6 @@ pub use dsl::{ActionType, DefinitionError, DefinitionErrors};
 pub use factory::{
     ActionFactory, FactoryError, InstantiatedAction, NewAction, check_parameters, declares_defaults,
 };
+pub use live::LiveTypes;
 pub use mapping::{HandlerMapper, MappingError};
 pub use registry::{ActionTypeDirs, ActionTypeRegistry, LookupError, TypeSource};

@@ -9,6 +9,7 @@ use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, drop_field, time};
 use super::pages::{ListQuery, Listing};
+use super::schemas;
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::OpError;
@@ -116,6 +117,14 @@ async fn list_of(
 }
 
 /// `GET /v1/action_plans`.
+#[utoipa::path(
+    operation_id = "action_plans_list",
+    get,
+    path = "/v1/action_plans",
+    tag = "watcher",
+    params(schemas::Paging, ("audit_uuid" = Option<String>, Query, description = "Only the plans of this audit"), ("strategy" = Option<String>, Query, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::ActionPlans), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -125,6 +134,14 @@ pub async fn list(
 }
 
 /// `GET /v1/action_plans/detail`.
+#[utoipa::path(
+    operation_id = "action_plans_detail",
+    get,
+    path = "/v1/action_plans/detail",
+    tag = "watcher",
+    params(schemas::Paging, ("audit_uuid" = Option<String>, Query, description = "Only the plans of this audit"), ("strategy" = Option<String>, Query, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::ActionPlans), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -139,6 +156,14 @@ fn find(s: &crate::store::Store, id: &str) -> ApiResult<PlanRow> {
 }
 
 /// `GET /v1/action_plans/{uuid}`.
+#[utoipa::path(
+    operation_id = "action_plans_show",
+    get,
+    path = "/v1/action_plans/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action plan uuid")),
+    responses((status = 200, description = "OK", body = schemas::ActionPlan), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -158,6 +183,14 @@ fn as_400(e: OpError) -> ApiError {
 }
 
 /// `POST /v1/action_plans/{uuid}/start`: RECOMMENDED only.
+#[utoipa::path(
+    operation_id = "action_plans_start",
+    post,
+    path = "/v1/action_plans/{id}/start",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action plan uuid")),
+    responses((status = 200, description = "Queued for the applier (PENDING)", body = schemas::ActionPlan), super::openapi::Refusals)
+)]
 pub async fn start(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -182,6 +215,15 @@ const TRANSITIONS: &[(PlanState, PlanState)] = &[
 ];
 
 /// `PATCH /v1/action_plans/{uuid}`: `/state` only.
+#[utoipa::path(
+    operation_id = "action_plans_update",
+    patch,
+    path = "/v1/action_plans/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action plan uuid")),
+    request_body = Vec<schemas::PatchOp>,
+    responses((status = 200, description = "OK", body = schemas::ActionPlan), super::openapi::Refusals)
+)]
 pub async fn update(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -224,6 +266,14 @@ pub async fn update(
 }
 
 /// `DELETE /v1/action_plans/{uuid}`.
+#[utoipa::path(
+    operation_id = "action_plans_delete",
+    delete,
+    path = "/v1/action_plans/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action plan uuid")),
+    responses((status = 204, description = "Deleted"), super::openapi::Refusals)
+)]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -239,6 +289,14 @@ pub async fn delete(
 /// `GET /v1/action_plans/{uuid}/graph?format=dot|mermaid|json` (Sextant's):
 /// the plan's DAG, as `sextant action-plan graph` draws it (dot, mermaid,
 /// as text), or `{"nodes": [...], "edges": [[parent, child], ...]}`.
+#[utoipa::path(
+    operation_id = "action_plans_graph",
+    get,
+    path = "/v1/action_plans/{id}/graph",
+    tag = "sextant",
+    params(("id" = String, Path, description = "An action plan uuid"), ("format" = Option<String>, Query, pattern = "^(json|dot|mermaid)$", description = "json (default), dot or mermaid")),
+    responses((status = 200, description = "The DAG: JSON, or dot or mermaid text", content((schemas::Graph = "application/json"), (String = "text/plain"))), super::openapi::Refusals)
+)]
 pub async fn graph(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -10,6 +10,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::links::Ctx;
+use super::schemas;
 use super::state::AppState;
 use crate::action_types::HandlerMapper;
 use axum::Json;
@@ -25,6 +26,13 @@ fn mapper(st: &AppState) -> HandlerMapper<'_> {
 }
 
 /// `GET /v1/action_types`.
+#[utoipa::path(
+    operation_id = "action_types_list",
+    get,
+    path = "/v1/action_types",
+    tag = "sextant",
+    responses((status = 200, description = "OK", body = schemas::ActionTypes), super::openapi::Refusals)
+)]
 pub async fn list(State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
     let m = mapper(&st);
     let types = st.types();
@@ -36,6 +44,14 @@ pub async fn list(State(st): State<Arc<AppState>>) -> ApiResult<Json<Value>> {
 }
 
 /// `GET /v1/action_types/{name[@version]}`.
+#[utoipa::path(
+    operation_id = "action_types_show",
+    get,
+    path = "/v1/action_types/{id}",
+    tag = "sextant",
+    params(("id" = String, Path, description = "NAME or NAME@VERSION")),
+    responses((status = 200, description = "OK", body = schemas::ActionTypeDoc), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     Path(reference): Path<String>,
@@ -53,6 +69,14 @@ pub async fn show(
 
 /// `POST /v1/action_types`: the definition (YAML or JSON) is the body;
 /// 201 with `Location` (200 when the same text was registered already).
+#[utoipa::path(
+    operation_id = "action_types_create",
+    post,
+    path = "/v1/action_types",
+    tag = "sextant",
+    request_body(content = String, content_type = "application/yaml", description = "The YAML or JSON text"),
+    responses((status = 201, description = "Registered; Location names it", body = schemas::ActionTypeDoc), (status = 200, description = "Already registered with this text", body = schemas::ActionTypeDoc), super::openapi::Refusals)
+)]
 pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("The action type definition is not UTF-8 text"))?
@@ -61,14 +85,13 @@ pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> A
         .store(move |_, app| {
             let types = app.types();
             let (id, new) = crate::ops::action_types::create(
-                &app.ctx.type_dirs,
+                app.type_dirs(),
                 &types,
                 &text,
                 std::path::Path::new("request body"),
                 &app.ctx.plugins,
                 &mapper(app),
             )?;
-            app.reload_types();
             let types = app.types();
             let t = types.resolve(&id).map_err(|e| {
                 ApiError::internal(format!("{id} registered but not read back: {e}"))
@@ -94,14 +117,21 @@ pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> A
 }
 
 /// `DELETE /v1/action_types/{name@version}`.
+#[utoipa::path(
+    operation_id = "action_types_delete",
+    delete,
+    path = "/v1/action_types/{id}",
+    tag = "sextant",
+    params(("id" = String, Path, description = "NAME@VERSION")),
+    responses((status = 204, description = "Unregistered"), super::openapi::Refusals)
+)]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     Path(reference): Path<String>,
 ) -> ApiResult<StatusCode> {
     st.store(move |s, app| {
         let types = app.types();
-        crate::ops::action_types::delete(&app.ctx.type_dirs, &types, s, &reference)?;
-        app.reload_types();
+        crate::ops::action_types::delete(app.type_dirs(), &types, s, &reference)?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -8,6 +8,7 @@ use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, collection, drop_field, only, time};
 use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
+use super::schemas;
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::pages::SortDir;
@@ -57,8 +58,18 @@ fn to_json(a: &ActionRow, description: Option<String>, ctx: &Ctx) -> Value {
     if !ctx.at_least(SKIPPED_ACTION) {
         drop_field(&mut v, "status_message");
     }
+    if ctx.extras
+        && let Value::Object(m) = &mut v
+    {
+        m.insert("action_type_version".into(), json!(a.action_type_version));
+        m.insert("outputs".into(), a.outputs.clone().unwrap_or(Value::Null));
+    }
     v
 }
+
+/// The fields of an action in a list: Watcher's, and Sextant's extras
+/// when asked for.
+const EXTRA_FIELDS: &[&str] = &["action_type_version", "outputs"];
 
 fn with_descriptions(
     s: &crate::store::Store,
@@ -122,8 +133,8 @@ async fn list_of(
                 let limit = limit_of(&q, max_limit)?;
                 let desc = sort_dir_of(&q)? == SortDir::Desc;
                 let marker = q.filter("marker");
-                let uuids = s
-                    .action_uuids_page(
+                let rows = s
+                    .actions_page(
                         plan.as_ref().and(plans.first()).map(String::as_str),
                         marker,
                         limit as usize,
@@ -135,10 +146,6 @@ async fn list_of(
                             marker.unwrap_or_default()
                         ))
                     })?;
-                let rows = uuids
-                    .iter()
-                    .map(|u| s.action(u))
-                    .collect::<Result<Vec<_>, _>>()?;
                 let next = (rows.len() as i64 == limit)
                     .then(|| {
                         rows.last()
@@ -156,12 +163,22 @@ async fn list_of(
         })
         .await?;
     if !detail {
-        items.iter_mut().for_each(|v| only(v, LIST_FIELDS));
+        let extras: &[&str] = if ctx.extras { EXTRA_FIELDS } else { &[] };
+        let keep: Vec<&str> = LIST_FIELDS.iter().chain(extras).copied().collect();
+        items.iter_mut().for_each(|v| only(v, &keep));
     }
     Ok(Json(collection("actions", items, next)))
 }
 
 /// `GET /v1/actions`.
+#[utoipa::path(
+    operation_id = "actions_list",
+    get,
+    path = "/v1/actions",
+    tag = "watcher",
+    params(schemas::Paging, ("action_plan_uuid" = Option<String>, Query, description = "Only the actions of this plan"), ("audit_uuid" = Option<String>, Query, description = "Only the actions of this audit's plans"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    responses((status = 200, description = "OK", body = schemas::Actions), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -171,6 +188,14 @@ pub async fn list(
 }
 
 /// `GET /v1/actions/detail`.
+#[utoipa::path(
+    operation_id = "actions_detail",
+    get,
+    path = "/v1/actions/detail",
+    tag = "watcher",
+    params(schemas::Paging, ("action_plan_uuid" = Option<String>, Query, description = "Only the actions of this plan"), ("audit_uuid" = Option<String>, Query, description = "Only the actions of this audit's plans"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    responses((status = 200, description = "OK", body = schemas::Actions), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -190,6 +215,14 @@ fn find(s: &crate::store::Store, id: &str, ctx: &Ctx) -> ApiResult<(ActionRow, V
 }
 
 /// `GET /v1/actions/{uuid}`.
+#[utoipa::path(
+    operation_id = "actions_show",
+    get,
+    path = "/v1/actions/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action uuid"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    responses((status = 200, description = "OK", body = schemas::Action), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -200,6 +233,15 @@ pub async fn show(
 }
 
 /// `PATCH /v1/actions/{uuid}` (1.5): `/state` SKIPPED, `/status_message`.
+#[utoipa::path(
+    operation_id = "actions_update",
+    patch,
+    path = "/v1/actions/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An action uuid"), ("Sextant-Extras" = Option<String>, Header, pattern = "^(true|false)$", description = "`true` adds Sextant's extra fields (action_type_version, outputs)")),
+    request_body = Vec<schemas::PatchOp>,
+    responses((status = 200, description = "OK", body = schemas::Action), super::openapi::Refusals)
+)]
 pub async fn update(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

@@ -200,6 +200,14 @@ fn skip_reason(state: AuditState, admit: impl FnOnce() -> bool) -> Option<Skip> 
 /// a body that is not Alertmanager's or an audit that cannot be
 /// triggered, 404 for an audit that does not exist (nothing is triggered
 /// then).
+#[utoipa::path(
+    operation_id = "alertmanager_receive",
+    post,
+    path = "/v1/webhooks/alertmanager",
+    tag = "sextant",
+    request_body(content = Object, description = "Alertmanager's webhook payload"),
+    responses((status = 200, description = "What was triggered, skipped and ignored", body = Object), super::openapi::Refusals)
+)]
 pub async fn receive(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<Json<Value>> {
     let n = parse(&body)?;
     tracing::info!(

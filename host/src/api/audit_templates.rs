@@ -5,6 +5,7 @@
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, drop_field, json_object, known_fields, text_field, time};
 use super::pages::{ListQuery, Listing};
+use super::schemas;
 use super::state::AppState;
 use super::version::TEMPLATE_DEFAULT_PARAMS;
 use crate::ops::templates::{TemplateRequest, TemplateUpdate};
@@ -104,6 +105,14 @@ async fn list_of(
 }
 
 /// `GET /v1/audit_templates`.
+#[utoipa::path(
+    operation_id = "audit_templates_list",
+    get,
+    path = "/v1/audit_templates",
+    tag = "watcher",
+    params(schemas::Paging, ("goal" = Option<String>, Query, description = "A goal uuid or name"), ("strategy" = Option<String>, Query, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::AuditTemplates), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -113,6 +122,14 @@ pub async fn list(
 }
 
 /// `GET /v1/audit_templates/detail`.
+#[utoipa::path(
+    operation_id = "audit_templates_detail",
+    get,
+    path = "/v1/audit_templates/detail",
+    tag = "watcher",
+    params(schemas::Paging, ("goal" = Option<String>, Query, description = "A goal uuid or name"), ("strategy" = Option<String>, Query, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::AuditTemplates), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -127,6 +144,14 @@ fn find(s: &crate::store::Store, id: &str) -> ApiResult<TemplateRow> {
 }
 
 /// `GET /v1/audit_templates/{template}`.
+#[utoipa::path(
+    operation_id = "audit_templates_show",
+    get,
+    path = "/v1/audit_templates/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An audit template uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::AuditTemplate), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -138,6 +163,14 @@ pub async fn show(
 }
 
 /// `POST /v1/audit_templates`.
+#[utoipa::path(
+    operation_id = "audit_templates_create",
+    post,
+    path = "/v1/audit_templates",
+    tag = "watcher",
+    request_body = schemas::AuditTemplateCreate,
+    responses((status = 201, description = "Created; Location names it", body = schemas::AuditTemplate), super::openapi::Refusals)
+)]
 pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let m = json_object(&body)?;
     known_fields(
@@ -200,6 +233,15 @@ pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> A
 }
 
 /// `PATCH /v1/audit_templates/{template}`: `/name` and `/description`.
+#[utoipa::path(
+    operation_id = "audit_templates_update",
+    patch,
+    path = "/v1/audit_templates/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An audit template uuid or name")),
+    request_body = Vec<schemas::PatchOp>,
+    responses((status = 200, description = "OK", body = schemas::AuditTemplate), super::openapi::Refusals)
+)]
 pub async fn update(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -255,6 +297,14 @@ pub fn patch_text(patched: &Value, key: &str) -> ApiResult<String> {
 }
 
 /// `DELETE /v1/audit_templates/{template}`.
+#[utoipa::path(
+    operation_id = "audit_templates_delete",
+    delete,
+    path = "/v1/audit_templates/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An audit template uuid or name")),
+    responses((status = 204, description = "Deleted"), super::openapi::Refusals)
+)]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -8,6 +8,7 @@ use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, drop_field, json_object, known_fields, text_field, time};
 use super::pages::{ListQuery, Listing};
+use super::schemas;
 use super::state::AppState;
 use super::version::{FORCE, SKIPPED_ACTION, START_END_TIMING};
 use crate::decide::AuditRequest;
@@ -133,6 +134,14 @@ async fn list_of(
 }
 
 /// `GET /v1/audits`.
+#[utoipa::path(
+    operation_id = "audits_list",
+    get,
+    path = "/v1/audits",
+    tag = "watcher",
+    params(schemas::Paging, ("goal" = Option<String>, Query, description = "A goal uuid or name"), ("strategy" = Option<String>, Query, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::Audits), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -142,6 +151,14 @@ pub async fn list(
 }
 
 /// `GET /v1/audits/detail`.
+#[utoipa::path(
+    operation_id = "audits_detail",
+    get,
+    path = "/v1/audits/detail",
+    tag = "watcher",
+    params(schemas::Paging, ("goal" = Option<String>, Query, description = "A goal uuid or name"), ("strategy" = Option<String>, Query, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::Audits), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -156,6 +173,14 @@ fn find(s: &crate::store::Store, id: &str) -> ApiResult<AuditRow> {
 }
 
 /// `GET /v1/audits/{audit}`.
+#[utoipa::path(
+    operation_id = "audits_show",
+    get,
+    path = "/v1/audits/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An audit uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::Audit), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -179,6 +204,14 @@ fn interval(v: Option<&Value>) -> ApiResult<Option<String>> {
 }
 
 /// `POST /v1/audits`.
+#[utoipa::path(
+    operation_id = "audits_create",
+    post,
+    path = "/v1/audits",
+    tag = "watcher",
+    request_body = schemas::AuditCreate,
+    responses((status = 201, description = "Created (a ONESHOT audit then runs in the background); Location names it", body = schemas::Audit), super::openapi::Refusals)
+)]
 pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let m = json_object(&body)?;
     known_fields(
@@ -261,6 +294,15 @@ pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> A
 
 /// `PATCH /v1/audits/{audit}`: `/state` (SUSPENDED, ONGOING, CANCELLED)
 /// and `/interval`.
+#[utoipa::path(
+    operation_id = "audits_update",
+    patch,
+    path = "/v1/audits/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An audit uuid or name")),
+    request_body = Vec<schemas::PatchOp>,
+    responses((status = 200, description = "OK", body = schemas::Audit), super::openapi::Refusals)
+)]
 pub async fn update(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -317,6 +359,14 @@ pub async fn update(
 
 /// `DELETE /v1/audits/{audit}`: from FAILED, SUCCEEDED, CANCELLED or
 /// SUSPENDED only (else 400, as Watcher's DeleteError).
+#[utoipa::path(
+    operation_id = "audits_delete",
+    delete,
+    path = "/v1/audits/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An audit uuid or name")),
+    responses((status = 204, description = "Deleted"), super::openapi::Refusals)
+)]
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,

@@ -8,6 +8,7 @@
 
 use super::error::{ApiError, ApiResult, missing};
 use super::links::Ctx;
+use super::schemas;
 use super::state::AppState;
 use super::version::DATA_MODEL;
 use axum::Json;
@@ -67,6 +68,14 @@ pub fn rows(model: &Value, ext: bool) -> Vec<Value> {
 }
 
 /// `GET /v1/data_model`.
+#[utoipa::path(
+    operation_id = "data_model_list",
+    get,
+    path = "/v1/data_model",
+    tag = "watcher",
+    params(("data_model_type" = Option<String>, Query, pattern = "^compute$", description = "compute (the default)"), ("audit_uuid" = Option<String>, Query, description = "Scope the model as this audit does")),
+    responses((status = 200, description = "OK", body = schemas::DataModel), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

@@ -3,6 +3,7 @@
 use super::error::{ApiResult, missing};
 use super::links::{Ctx, time};
 use super::pages::{ListQuery, Listing};
+use super::schemas;
 use super::state::AppState;
 use crate::store::GoalRow;
 use axum::Json;
@@ -60,6 +61,14 @@ async fn list_of(
 }
 
 /// `GET /v1/goals`.
+#[utoipa::path(
+    operation_id = "goals_list",
+    get,
+    path = "/v1/goals",
+    tag = "watcher",
+    params(schemas::Paging),
+    responses((status = 200, description = "OK", body = schemas::Goals), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -69,6 +78,14 @@ pub async fn list(
 }
 
 /// `GET /v1/goals/detail`.
+#[utoipa::path(
+    operation_id = "goals_detail",
+    get,
+    path = "/v1/goals/detail",
+    tag = "watcher",
+    params(schemas::Paging),
+    responses((status = 200, description = "OK", body = schemas::Goals), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -78,6 +95,14 @@ pub async fn detail(
 }
 
 /// `GET /v1/goals/{goal}`.
+#[utoipa::path(
+    operation_id = "goals_show",
+    get,
+    path = "/v1/goals/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "A goal uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::Goal), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

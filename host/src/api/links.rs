@@ -18,7 +18,13 @@ pub struct Ctx {
     /// The language display names are given in: the first of
     /// `Accept-Language`, else English.
     pub lang: String,
+    /// The caller asked for Sextant's extra fields (`Sextant-Extras: true`):
+    /// stock clients never do, so their responses stay Watcher's.
+    pub extras: bool,
 }
+
+/// The request header that asks for Sextant's extra fields.
+pub const EXTRAS_HEADER: &str = "sextant-extras";
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = ApiError;
@@ -43,8 +49,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             .filter(|l| !l.is_empty() && *l != "*")
             .unwrap_or("en")
             .to_string();
+        let extras = match parts.headers.get(EXTRAS_HEADER).map(|v| v.to_str()) {
+            None => false,
+            Some(Ok(v)) if v.eq_ignore_ascii_case("true") => true,
+            Some(Ok(v)) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid value {:?} for the {EXTRAS_HEADER} header: true or false",
+                    v.unwrap_or("(not text)")
+                )));
+            }
+        };
         Ok(Self {
             lang,
+            extras,
             base: format!(
                 "{}://{host}",
                 parts

@@ -15,8 +15,11 @@
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
 //! `data_model.rs`, `webhooks.rs` (and `alertmanager.rs`, Alertmanager's
-//! receiver), and Sextant's own `action_types.rs`,
-//! `events.rs` and the plan graph (in `action_plans.rs`).
+//! receiver), and Sextant's own `action_types.rs`, `events.rs` (paged, or
+//! followed as server-sent events), `policies.rs`, `plugins.rs` and the
+//! plan graph (in `action_plans.rs`). Sextant's extra fields on Watcher's
+//! resources (an action's `action_type_version` and `outputs`) come only
+//! with `Sextant-Extras: true` (`links.rs`).
 //! Domain rules live in `ops/`, shared with the CLI.
 
 mod action_plans;
@@ -32,11 +35,15 @@ mod events;
 mod goals;
 mod keystone;
 mod links;
+mod openapi;
 mod pages;
 mod patch;
+mod plugins;
+mod policies;
 mod policy;
 mod root;
 mod router;
+mod schemas;
 mod scoring_engines;
 mod services;
 mod state;
@@ -147,6 +154,19 @@ impl Default for ApiConfig {
     }
 }
 
+/// The nice value of the API's threads (its workers and its blocking
+/// store calls): when the CPUs are short, the applier and the decision
+/// engine of the same `serve` (nice 0) run first, and API requests wait
+/// instead (Linux applies nice to each thread).
+pub const API_NICE: i32 = 5;
+
+fn lower_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), API_NICE) {
+        tracing::debug!("api: cannot lower the priority of thread {tid:?}: {e}");
+    }
+}
+
 /// Why the API did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiStartError {
@@ -199,6 +219,7 @@ impl ApiConfig {
 /// finish (up to the request timeout) and joins the thread.
 pub struct ApiServer {
     addr: SocketAddr,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -211,6 +232,7 @@ impl ApiServer {
             .worker_threads(2)
             .max_blocking_threads(cfg.concurrency.max(1) + auth::KEYSTONE_CALLS)
             .thread_name("sextant-api")
+            .on_thread_start(lower_priority)
             .enable_all()
             .build()
             .map_err(|e| ApiStartError::Io(format!("runtime: {e}")))?;
@@ -222,12 +244,15 @@ impl ApiServer {
             .map_err(|e| ApiStartError::Io(e.to_string()))?;
         let acceptor = cfg.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
         let guard = std::sync::Arc::new(auth::Guard::new(&cfg)?);
-        let app = router::build(cfg.clone(), ctx, guard);
+        let st = std::sync::Arc::new(state::AppState::new(ctx, cfg.clone()));
+        let stopping = std::sync::Arc::clone(&st.stopping);
+        let app = router::build(st, guard);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let grace = cfg.timeout;
         let thread = std::thread::Builder::new()
             .name("sextant-api".into())
             .spawn(move || {
+                lower_priority();
                 rt.block_on(async move {
                     let stopped = async move {
                         let _ = rx.await;
@@ -262,6 +287,7 @@ impl ApiServer {
         );
         Ok(Self {
             addr,
+            stopping,
             stop: Some(tx),
             thread: Some(thread),
         })
@@ -278,6 +304,8 @@ impl ApiServer {
     }
 
     fn stop_and_join(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }

@@ -5,6 +5,7 @@
 //! `goals` or `strategies`, as in Watcher.
 
 use super::links::Ctx;
+use super::schemas;
 use super::version::{DATA_MODEL, MAX, MIN, WEBHOOK};
 use axum::Json;
 use serde_json::{Value, json};
@@ -20,6 +21,13 @@ fn version_doc(ctx: &Ctx) -> Value {
 }
 
 /// `GET /`.
+#[utoipa::path(
+    operation_id = "root_root",
+    get,
+    path = "/",
+    tag = "watcher",
+    responses((status = 200, description = "OK", body = schemas::Versions), super::openapi::Refusals)
+)]
 pub async fn root(ctx: Ctx) -> Json<Value> {
     let v = version_doc(&ctx);
     Json(json!({
@@ -38,6 +46,13 @@ fn pair(ctx: &Ctx, res: &str) -> Value {
 }
 
 /// `GET /v1`.
+#[utoipa::path(
+    operation_id = "root_v1",
+    get,
+    path = "/v1",
+    tag = "watcher",
+    responses((status = 200, description = "OK", body = schemas::V1), super::openapi::Refusals)
+)]
 pub async fn v1(ctx: Ctx) -> Json<Value> {
     let mut doc = json!({
         "id": "v1",

@@ -6,10 +6,11 @@
 //! microversion.
 
 use super::error::{ApiError, WatcherBody};
-use super::state::{ApiContext, AppState};
+use super::state::AppState;
 use super::{
-    ApiConfig, action_plans, action_types, actions, alertmanager, audit_templates, audits, auth,
-    data_model, events, goals, root, scoring_engines, services, strategies, version, webhooks,
+    action_plans, action_types, actions, alertmanager, audit_templates, audits, auth, data_model,
+    events, goals, openapi, plugins, policies, root, scoring_engines, services, strategies,
+    version, webhooks,
 };
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -21,12 +22,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The whole application.
-pub fn build(cfg: ApiConfig, ctx: ApiContext, guard: Arc<auth::Guard>) -> Router {
+pub fn build(st: Arc<AppState>, guard: Arc<auth::Guard>) -> Router {
+    let cfg = &st.cfg;
     let timeout = cfg.timeout;
     let max_body = cfg.max_body;
     let scheme = Scheme(if cfg.tls.is_some() { "https" } else { "http" });
-    let latency = ctx.latency.clone();
-    let st = Arc::new(AppState::new(ctx, cfg));
+    let latency = st.ctx.latency.clone();
     let v1 = Slashed(Router::new())
         .route("/v1", get(root::v1))
         .route("/v1/goals", get(goals::list))
@@ -73,13 +74,18 @@ pub fn build(cfg: ApiConfig, ctx: ApiContext, guard: Arc<auth::Guard>) -> Router
             get(actions::show).patch(actions::update),
         )
         .route("/v1/scoring_engines", get(scoring_engines::list))
-        .route("/v1/scoring_engines/detail", get(scoring_engines::list))
+        .route("/v1/scoring_engines/detail", get(scoring_engines::detail))
         .route("/v1/scoring_engines/{id}", get(scoring_engines::show))
         .route("/v1/services", get(services::list))
         .route("/v1/services/detail", get(services::detail))
         .route("/v1/services/{id}", get(services::show))
         .route("/v1/data_model", get(data_model::list))
         .route("/v1/webhooks/{audit}", post(webhooks::trigger))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/validate", post(policies::validate))
+        .route("/v1/policies/{name}", get(policies::show))
+        .route("/v1/plugins", get(plugins::list))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/v1/webhooks/alertmanager", post(alertmanager::receive))
         .route(
             "/v1/action_types",

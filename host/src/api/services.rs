@@ -7,6 +7,7 @@
 use super::error::{ApiError, ApiResult};
 use super::links::{Ctx, time};
 use super::pages::{ListQuery, Listing};
+use super::schemas;
 use super::state::AppState;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -81,6 +82,14 @@ async fn list_of(
 }
 
 /// `GET /v1/services`.
+#[utoipa::path(
+    operation_id = "services_list",
+    get,
+    path = "/v1/services",
+    tag = "watcher",
+    params(schemas::Paging),
+    responses((status = 200, description = "OK", body = schemas::Services), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -90,6 +99,14 @@ pub async fn list(
 }
 
 /// `GET /v1/services/detail`.
+#[utoipa::path(
+    operation_id = "services_detail",
+    get,
+    path = "/v1/services/detail",
+    tag = "watcher",
+    params(schemas::Paging),
+    responses((status = 200, description = "OK", body = schemas::Services), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -99,6 +116,14 @@ pub async fn detail(
 }
 
 /// `GET /v1/services/{id|name}`.
+#[utoipa::path(
+    operation_id = "services_show",
+    get,
+    path = "/v1/services/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "A service id or name")),
+    responses((status = 200, description = "OK", body = schemas::Service), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

@@ -6,11 +6,11 @@
 
 use super::ApiConfig;
 use super::error::{ApiError, ApiResult};
-use crate::action_types::ActionTypeRegistry;
+use crate::action_types::{ActionTypeRegistry, LiveTypes};
 use crate::decide::{AuditContext, ModelSource};
 use crate::plugins::PluginRegistry;
 use crate::store::Store;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
@@ -40,10 +40,9 @@ pub struct ApiContext {
     pub db: crate::store::Location,
     /// The loaded plugins.
     pub plugins: Arc<PluginRegistry>,
-    /// The action types as `serve` read them at start.
-    pub types: Arc<ActionTypeRegistry>,
-    /// Where action types are read from and registered to.
-    pub type_dirs: crate::action_types::ActionTypeDirs,
+    /// The action types, read again when their directories change (shared
+    /// with `serve`'s decision engine).
+    pub types: Arc<LiveTypes>,
     /// Where audits' cluster models come from.
     pub model: ModelSource,
     /// The liveness of `serve`'s loop.
@@ -69,9 +68,9 @@ pub struct AppState {
     pub cfg: ApiConfig,
     pool: Mutex<Vec<Store>>,
     permits: Semaphore,
-    /// The action types now: read again after one is registered or
-    /// unregistered through the API.
-    types: std::sync::RwLock<Arc<ActionTypeRegistry>>,
+    /// Set when `serve` stops: no audit is launched any more (one created
+    /// meanwhile stays PENDING for the next `serve`).
+    pub(super) stopping: Arc<AtomicBool>,
     /// Audits run by the API at once, at most (more wait).
     decisions: Semaphore,
     /// The firing alerts that triggered audits recently.
@@ -85,9 +84,8 @@ impl AppState {
     /// The state of one server.
     pub fn new(ctx: ApiContext, cfg: ApiConfig) -> Self {
         let permits = Semaphore::new(cfg.concurrency);
-        let types = std::sync::RwLock::new(Arc::clone(&ctx.types));
         Self {
-            types,
+            stopping: Arc::new(AtomicBool::new(false)),
             ctx,
             cfg,
             pool: Mutex::new(Vec::new()),
@@ -150,21 +148,14 @@ impl AppState {
         }
     }
 
-    /// The action types now.
+    /// The action types as their directories hold them now.
     pub fn types(&self) -> Arc<ActionTypeRegistry> {
-        match self.types.read() {
-            Ok(t) => Arc::clone(&t),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.ctx.types.current()
     }
 
-    /// Reads the action types again (after a registration).
-    pub fn reload_types(&self) {
-        let fresh = Arc::new(ActionTypeRegistry::load(&self.ctx.type_dirs));
-        match self.types.write() {
-            Ok(mut t) => *t = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
-        }
+    /// Where action types are read from and registered to.
+    pub fn type_dirs(&self) -> &crate::action_types::ActionTypeDirs {
+        self.ctx.types.dirs()
     }
 
     /// The context the decision engine runs audits in, with `types`.
@@ -190,6 +181,12 @@ impl AppState {
             let Ok(_permit) = me.decisions.acquire().await else {
                 return;
             };
+            if me.stopping.load(Ordering::SeqCst) {
+                tracing::info!(
+                    "audit {uuid} not run: serve is stopping (a PENDING ONESHOT audit is run by the next serve)"
+                );
+                return;
+            }
             let me2 = Arc::clone(&me);
             let done = tokio::task::spawn_blocking(move || {
                 let mut store = me2.take_store()?;

@@ -6,6 +6,7 @@
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, time};
 use super::pages::{ListQuery, Listing};
+use super::schemas;
 use super::state::AppState;
 use crate::store::StrategyRow;
 use axum::Json;
@@ -71,6 +72,14 @@ async fn list_of(
 }
 
 /// `GET /v1/strategies`.
+#[utoipa::path(
+    operation_id = "strategies_list",
+    get,
+    path = "/v1/strategies",
+    tag = "watcher",
+    params(schemas::Paging, ("goal" = Option<String>, Query, description = "Only the strategies of this goal (uuid or name)")),
+    responses((status = 200, description = "OK", body = schemas::Strategies), super::openapi::Refusals)
+)]
 pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -80,6 +89,14 @@ pub async fn list(
 }
 
 /// `GET /v1/strategies/detail`.
+#[utoipa::path(
+    operation_id = "strategies_detail",
+    get,
+    path = "/v1/strategies/detail",
+    tag = "watcher",
+    params(schemas::Paging, ("goal" = Option<String>, Query, description = "Only the strategies of this goal (uuid or name)")),
+    responses((status = 200, description = "OK", body = schemas::Strategies), super::openapi::Refusals)
+)]
 pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -94,6 +111,14 @@ fn find(s: &crate::store::Store, id: &str) -> ApiResult<StrategyRow> {
 }
 
 /// `GET /v1/strategies/{strategy}`.
+#[utoipa::path(
+    operation_id = "strategies_show",
+    get,
+    path = "/v1/strategies/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = schemas::Strategy), super::openapi::Refusals)
+)]
 pub async fn show(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
@@ -105,6 +130,14 @@ pub async fn show(
 }
 
 /// `GET /v1/strategies/{strategy}/state`.
+#[utoipa::path(
+    operation_id = "strategies_state",
+    get,
+    path = "/v1/strategies/{id}/state",
+    tag = "watcher",
+    params(("id" = String, Path, description = "A strategy uuid or name")),
+    responses((status = 200, description = "OK", body = Vec<schemas::StrategyStateRow>), super::openapi::Refusals)
+)]
 pub async fn state(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,

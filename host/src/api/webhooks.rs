@@ -13,6 +13,14 @@ use axum::http::StatusCode;
 use std::sync::Arc;
 
 /// `POST /v1/webhooks/{audit}`.
+#[utoipa::path(
+    operation_id = "webhooks_trigger",
+    post,
+    path = "/v1/webhooks/{id}",
+    tag = "watcher",
+    params(("id" = String, Path, description = "An EVENT audit uuid or name")),
+    responses((status = 202, description = "The audit is triggered"), super::openapi::Refusals)
+)]
 pub async fn trigger(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,

@@ -5,9 +5,9 @@ use super::output::{out, outln};
 use super::{CliError, CliResult, Env, user_lang};
 use crate::plugins::{EntryRef, Library, PluginRegistry, discovery};
 use clap::Subcommand;
-use serde::Serialize;
-use serde_json::{Value, json};
-use sextant_plugin_api::{Kind, ManifestEntry};
+
+use serde_json::json;
+use sextant_plugin_api::Kind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,66 +53,17 @@ pub fn run(env: &Env, cmd: PluginsCommand) -> CliResult {
     }
 }
 
-#[derive(Serialize)]
-struct EntryView<'a> {
-    kind: Kind,
-    name: &'a str,
-    version: &'a str,
-    display_name: &'a str,
-    description: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    goal: Option<&'a str>,
-    revertible: bool,
-    abortable: bool,
-    idempotent: bool,
-    file: String,
-}
-
-fn entry_view<'a>(e: &'a EntryRef, lang: &str) -> EntryView<'a> {
-    let m: &ManifestEntry = e.manifest();
-    EntryView {
-        kind: m.kind,
-        name: &m.name,
-        version: &m.version,
-        display_name: m.display_name_in(lang),
-        description: &m.description,
-        goal: m.goal.as_ref().map(|g| g.name.as_str()),
-        revertible: m.revertible,
-        abortable: m.abortable,
-        idempotent: m.idempotent,
-        file: e.library.path.display().to_string(),
-    }
-}
-
 fn list(env: &Env, kind: Option<Kind>, format: Format) -> CliResult {
     let reg = env.registry()?;
     let lang = user_lang(None);
-    let mut entries: Vec<&EntryRef> = reg
-        .entries
-        .iter()
-        .filter(|e| kind.is_none_or(|k| e.manifest().kind == k))
-        .collect();
-    entries.sort_by(|a, b| {
-        (a.manifest().kind, &a.manifest().name).cmp(&(b.manifest().kind, &b.manifest().name))
-    });
-    let search_path: Vec<Value> = reg
-        .search_path
-        .dirs
-        .iter()
-        .map(|(d, s)| json!({"dir": d, "source": s}))
-        .collect();
-    let doc = json!({
-        "search_path": search_path,
-        "plugins": entries.iter().map(|e| entry_view(e, &lang)).collect::<Vec<_>>(),
-        "rejected": reg.rejected,
-        "duplicates": reg.duplicates,
-    });
+    let entries = crate::ops::plugins::entries(&reg, kind);
+    let doc = crate::ops::plugins::list(&reg, kind, &lang);
     if print_structured(format, &doc)? {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = Table::new(&["KIND", "NAME", "VERSION", "GOAL", "FILE"]);
     for e in &entries {
-        let v = entry_view(e, &lang);
+        let v = crate::ops::plugins::entry_view(e, &lang);
         t.row(vec![
             v.kind.to_string(),
             v.name.to_string(),

@@ -5,7 +5,7 @@
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
-use crate::policy::{PolicyError, Vocabulary};
+use crate::policy::Vocabulary;
 use clap::Subcommand;
 use serde_json::json;
 use std::path::PathBuf;
@@ -45,29 +45,11 @@ fn vocabulary(env: &Env) -> Result<Vocabulary, CliError> {
     Ok(Vocabulary::of(&env.action_types(), &plugins))
 }
 
-fn error_json(e: &PolicyError) -> serde_json::Value {
-    json!({"file": e.file, "line": e.line, "column": e.column, "message": e.message})
-}
-
 pub fn run(env: &Env, cmd: PolicyCommand) -> CliResult {
     let vocab = vocabulary(env)?;
     match cmd {
         PolicyCommand::List { format } => {
-            let list: Vec<serde_json::Value> = crate::policy::named_policies()
-                .into_iter()
-                .map(
-                    |(name, file)| match crate::policy::check_file(&file, &vocab) {
-                        Ok(p) => json!({
-                            "name": name, "file": file, "planner": p.planner,
-                            "description": p.description, "valid": true, "error": null,
-                        }),
-                        Err(e) => json!({
-                            "name": name, "file": file, "planner": null,
-                            "description": null, "valid": false, "error": e.to_string(),
-                        }),
-                    },
-                )
-                .collect();
+            let list = crate::ops::policies::list(&vocab, true);
             if !print_structured(format, &list)? {
                 let mut t = Table::new(&["NAME", "PLANNER", "FILE", "DESCRIPTION"]);
                 for p in &list {
@@ -112,7 +94,7 @@ pub fn run(env: &Env, cmd: PolicyCommand) -> CliResult {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    let doc = json!({"file": file, "valid": false, "errors": [error_json(&e)]});
+                    let doc = json!({"file": file, "valid": false, "errors": [crate::ops::policies::error_json(&e)]});
                     if !print_structured(format, &doc)? {
                         eprintln!("{e}");
                     }

@@ -26,9 +26,11 @@
 use super::apply::{RunFlags, SignalGuard, apply_loaded, plan_workers, stop_on_signals};
 use super::heartbeat::{Beat, Heartbeat};
 use super::{CliError, CliResult, Env};
+use crate::action_types::LiveTypes;
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, DecideError, tick_continuous};
+use crate::states::AuditState;
 use crate::store::fleet::Role;
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -243,17 +245,14 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
     }
     let stop = StopSignal::default();
     let _signals = SignalGuard(stop_on_signals(&stop)?);
-    let types = Arc::new(env.action_types());
-    let (mut store, plugins, report) = env.open_store_synced_with(&types)?;
+    // The action types, read again whenever their directories change: a
+    // type registered while serve runs (API or CLI) is used at once.
+    let types = Arc::new(LiveTypes::load(env.action_type_dirs()));
+    let (mut store, plugins, report) = env.open_store_synced_with(&types.current())?;
     let plugins = Arc::new(plugins);
     if !report.is_empty() {
         tracing::info!("synchronised goals and strategies at start: {report:?}");
     }
-    let ctx = AuditContext {
-        plugins: &plugins,
-        types: &types,
-        model: env.model_source(),
-    };
     let clock = ServiceClock::default();
     clock.beat();
     // Sextant's own metrics (docs/metrics.md): made before the API, which
@@ -272,7 +271,6 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
                     db: env.db.clone(),
                     plugins: Arc::clone(&plugins),
                     types: Arc::clone(&types),
-                    type_dirs: env.action_type_dirs(),
                     model: env.model_source(),
                     clock: clock.clone(),
                     host: host_id.clone(),
@@ -347,6 +345,9 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         store.location()
     );
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if host.runs(Role::Decision) {
+        run_left_pending(&mut store, &plugins, &types, env, &stop);
+    }
     loop {
         clock.beat();
         if stop.is_stopping() {
@@ -376,6 +377,12 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         let round = (|| -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
             let mut next = None;
             if host.runs(Role::Decision) {
+                let current = types.current();
+                let ctx = AuditContext {
+                    plugins: &plugins,
+                    types: &current,
+                    model: env.model_source(),
+                };
                 match tick_continuous(&mut store, &ctx, chrono::Utc::now(), &host.id) {
                     Ok(n) => next = n,
                     Err(DecideError::Store(e)) if unreachable(&e) => return Err(e),
@@ -471,6 +478,44 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
     }
 }
 
+/// Runs the ONESHOT audits left PENDING: created (through the API) while
+/// a previous serve was stopping, or just before it died, and never run.
+/// Each is claimed by its move to ONGOING (compare-and-set), so an audit
+/// another process runs meanwhile is not run twice.
+fn run_left_pending(
+    store: &mut Store,
+    plugins: &crate::plugins::PluginRegistry,
+    types: &LiveTypes,
+    env: &Env,
+    stop: &StopSignal,
+) {
+    let pending = match store.audits() {
+        Ok(all) => all
+            .into_iter()
+            .filter(|a| a.audit_type == "ONESHOT" && a.state == AuditState::Pending),
+        Err(e) => {
+            tracing::warn!("cannot list the audits left PENDING: {e}");
+            return;
+        }
+    };
+    for a in pending {
+        if stop.is_stopping() {
+            return;
+        }
+        tracing::info!("running audit {} ({}), left PENDING", a.name, a.uuid);
+        let current = types.current();
+        let ctx = AuditContext {
+            plugins,
+            types: &current,
+            model: env.model_source(),
+        };
+        match crate::decide::run_audit(store, &ctx, &a.uuid) {
+            Ok(done) => tracing::info!("audit {} ({}) ran: {}", done.name, done.uuid, done.state),
+            Err(e) => tracing::warn!("audit {}: {e}", a.uuid),
+        }
+    }
+}
+
 /// Applies one plan on a thread of its own, until it ends or `stop`, as
 /// lease owner `owner` (the owner it was claimed for), with at most
 /// `worker_cap` actions at once.
@@ -548,16 +593,16 @@ pub(super) fn reopen(
     db: &crate::store::Location,
     identity: Option<Option<(u64, u64)>>,
 ) -> Result<Store, crate::store::StoreError> {
-    if let Some(path) = db.file() {
-        if Some(db_identity(path)) != identity {
-            return Err(crate::store::StoreError::Io {
-                path: path.to_path_buf(),
-                cause: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "not the database serve started with",
-                ),
-            });
-        }
+    if let Some(path) = db.file()
+        && Some(db_identity(path)) != identity
+    {
+        return Err(crate::store::StoreError::Io {
+            path: path.to_path_buf(),
+            cause: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not the database serve started with",
+            ),
+        });
     }
     Store::open(db)
 }

@@ -9,6 +9,8 @@ pub mod action_types;
 pub mod audits;
 pub mod pages;
 pub mod plans;
+pub mod plugins;
+pub mod policies;
 pub mod templates;
 
 use crate::decide::DecideError;

@@ -137,6 +137,25 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         desc: bool,
     ) -> Result<Option<Vec<String>>>;
 
+    /// As [`StoreBackend::action_uuids_page`], the actions themselves. By
+    /// default one lookup per action; SQLite reads the page in one query.
+    fn actions_page(
+        &self,
+        plan: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<ActionRow>>> {
+        let Some(uuids) = self.action_uuids_page(plan, after, limit, desc)? else {
+            return Ok(None);
+        };
+        uuids
+            .iter()
+            .map(|u| self.action(u))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
     /// The plans not ended (RECOMMENDED, PENDING, ONGOING, CANCELLING) with
     /// an action of `action_type` at `version`: (plan uuid, its state)
     /// (`store/action_type_uses.rs`).
@@ -547,6 +566,16 @@ impl StoreBackend for SqliteStore {
         desc: bool,
     ) -> Result<Option<Vec<String>>> {
         SqliteStore::action_uuids_page(self, plan, after, limit, desc)
+    }
+
+    fn actions_page(
+        &self,
+        plan: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<ActionRow>>> {
+        SqliteStore::actions_page(self, plan, after, limit, desc)
     }
 
     fn live_plans_using(

@@ -193,7 +193,7 @@ mod tests {
     }
 
     fn queued(dir: &std::path::Path, n: usize) -> Vec<String> {
-        let mut s = Store::open(&dir.join("s.db")).expect("open");
+        let mut s = Store::open(dir.join("s.db")).expect("open");
         (0..n)
             .map(|_| {
                 s.create_plan(&NewPlan {
@@ -237,7 +237,7 @@ mod tests {
         want.sort();
         assert_eq!(all, want);
         // One claimed event per plan, naming its host.
-        let s = Store::open(&dir.path().join("s.db")).expect("open");
+        let s = Store::open(dir.path().join("s.db")).expect("open");
         let events: Vec<_> = s
             .events(None, 0)
             .expect("events")

@@ -458,7 +458,7 @@ const PLAN_ACTION_COUNT: &str =
 const PLAN_FROM: &str = "action_plans p LEFT JOIN audits a ON a.id = p.audit_id \
     LEFT JOIN strategies s ON s.id = p.strategy_id";
 
-const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, x.input_parameters, \
+pub(super) const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, x.input_parameters, \
     x.state, x.parents, x.outputs, x.status_message, x.created_at, x.updated_at, x.id, \
     x.execute_failed";
 
@@ -598,7 +598,14 @@ impl SqliteStore {
             [plan.id],
             action_from_row,
         )?;
-        // Parents are in the same plan: their uuids come from the rows read.
+        self.with_parent_uuids(&mut read)?;
+        Ok(read.into_iter().map(|r| r.row).collect())
+    }
+
+    /// Turns the parents' row ids of `read` into uuids: from the rows read
+    /// when they are among them (parents are in the same plan), else one
+    /// lookup each.
+    pub(super) fn with_parent_uuids(&self, read: &mut [ReadAction]) -> Result<()> {
         let by_id: HashMap<i64, usize> = read.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
         for i in 0..read.len() {
             for p in std::mem::take(&mut read[i].parent_ids) {
@@ -609,7 +616,7 @@ impl SqliteStore {
                 read[i].row.parents.extend(uuid);
             }
         }
-        Ok(read.into_iter().map(|r| r.row).collect())
+        Ok(())
     }
 
     /// The uuid of the action with row id `id`, if there is one.
@@ -753,7 +760,7 @@ impl SqliteStore {
 }
 
 /// An action as read, before its parents' ids become uuids.
-struct ReadAction {
+pub(super) struct ReadAction {
     row: ActionRow,
     /// Its row id.
     id: i64,
@@ -761,7 +768,14 @@ struct ReadAction {
     parent_ids: Vec<i64>,
 }
 
-fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadAction> {
+impl ReadAction {
+    /// The action, once its parents are uuids.
+    pub(super) fn into_row(self) -> ActionRow {
+        self.row
+    }
+}
+
+pub(super) fn action_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReadAction> {
     let text: String = r.get(7)?;
     // Row ids since schema migration 6, which converted every stored list.
     let parent_ids: Vec<i64> = serde_json::from_str(&text).unwrap_or_default();

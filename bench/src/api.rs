@@ -1,0 +1,452 @@
+//! `sextant-bench api`: the REST API under load, in a `sextant serve
+//! --api` child process on SQLite, while that same process applies a
+//! plan of N `nop` actions:
+//!
+//! * requests per second and p50/p99 latency at each client count for
+//!   `GET /v1/actions?action_plan_uuid=…&limit=1000` on another N-action
+//!   plan, `GET /v1/goals`, and `POST /v1/audits` of the `dummy` goal
+//!   (ONESHOT; with a plan ONGOING, the engine cancels it at once, as
+//!   Watcher's does unless forced);
+//! * the applier's time per action (from its plan's
+//!   `action_plan.execution.start` and `.end` events, so the serve loop's
+//!   dispatch delay is not counted) with no API traffic, and with the
+//!   traffic above; targets: p99 under 50 ms for the list at 64 clients,
+//!   and at most 1.2 times the applier's time per action.
+//!
+//! Each run uses a fresh home and database; the figures are the medians
+//! of the runs, and the machine's load average is reported before and
+//! after, as other work on the machine moves them.
+
+use crate::child::{median, run_child};
+use serde_json::{Value, json};
+use sextant::cli::{CliResult, Env};
+use sextant::states::{EventType, PlanState};
+use sextant::store::Store;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The most plans imported for one run's traffic phase.
+const MAX_PLANS: usize = 40;
+
+/// What one (endpoint, clients) cell measured.
+struct Cell {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: usize,
+    errors: usize,
+}
+
+/// One load: `clients` threads sending `req` back to back for `secs`.
+fn load(clients: usize, secs: f64, req: Arc<dyn Fn(&ureq::Agent) -> bool + Send + Sync>) -> Cell {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let req = Arc::clone(&req);
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
+                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if req(&agent) {
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for t in threads {
+        if let Ok((l, e)) = t.join() {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if all.is_empty() {
+            f64::NAN
+        } else {
+            all[((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1]
+        }
+    };
+    Cell {
+        rps: all.len() as f64 / wall,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        requests: all.len(),
+        errors,
+    }
+}
+
+/// A GET that must answer 200, its body read.
+fn get_ok(agent: &ureq::Agent, url: &str) -> bool {
+    match agent
+        .get(url)
+        .header("openstack-api-version", "infra-optim 1.5")
+        .call()
+    {
+        Ok(mut r) => r.status().as_u16() == 200 && r.body_mut().read_to_vec().is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A POST of `body`, answered with `want`.
+fn post(agent: &ureq::Agent, url: &str, body: &str, want: u16) -> bool {
+    match agent
+        .post(url)
+        .header("openstack-api-version", "infra-optim 1.5")
+        .header("content-type", "application/json")
+        .send(body)
+    {
+        Ok(mut r) => r.status().as_u16() == want && r.body_mut().read_to_vec().is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// The machine's load averages (1, 5, 15 minutes).
+fn loadavg() -> Value {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .take(3)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    json!(v)
+}
+
+/// A `serve --api` child with its own home; killed (SIGTERM) on drop.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child by its pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(env: &Env, home: &Path, db: &Path) -> anyhow::Result<Served> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut cmd = std::process::Command::new(crate::sextant_exe()?);
+    for d in &env.plugin_dirs {
+        cmd.arg("--plugin-dir").arg(d);
+    }
+    cmd.arg("--db")
+        .arg(db)
+        .args(["serve", "--api", &format!("127.0.0.1:{port}")])
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(home.join("serve.log"))?);
+    let mut s = Served {
+        child: cmd.spawn()?,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(st) = s.child.try_wait()? {
+            anyhow::bail!(
+                "serve exited ({st}): {}",
+                std::fs::read_to_string(home.join("serve.log")).unwrap_or_default()
+            );
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(60),
+            "serve did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(s)
+}
+
+/// Imports a plan of `n` independent nop actions; its uuid.
+fn import(env: &Env, db: &Path, file: &Path) -> anyhow::Result<String> {
+    let out = run_child(
+        env,
+        db,
+        [
+            PathBuf::from("action-plan"),
+            PathBuf::from("import"),
+            file.to_path_buf(),
+        ],
+        true,
+    )?;
+    Ok(out.stdout.trim().to_string())
+}
+
+fn start(url: &str, plan: &str) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    anyhow::ensure!(
+        post(
+            &agent,
+            &format!("{url}/v1/action_plans/{plan}/start"),
+            "{}",
+            200
+        ),
+        "could not start plan {plan}"
+    );
+    Ok(())
+}
+
+/// When a plan's execution started and ended (seconds since the epoch),
+/// from its events; `None` while it has not ended.
+fn run_span(db: &Path, plan: &str) -> anyhow::Result<Option<(f64, f64)>> {
+    let store = Store::open(db)?;
+    let (mut start, mut end, mut after) = (None, None, 0);
+    loop {
+        let page = store.events_page(Some(plan), after, 10_000)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for e in &page {
+            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                .map(|t| t.timestamp_micros() as f64 / 1e6)
+                .ok();
+            match e.event_type {
+                EventType::PlanExecutionStart if start.is_none() => start = at,
+                EventType::PlanExecutionEnd => end = at,
+                _ => {}
+            }
+        }
+    }
+    Ok(start.zip(end))
+}
+
+fn plan_state(db: &Path, plan: &str) -> anyhow::Result<PlanState> {
+    Ok(Store::open(db)?.plan(plan)?.state)
+}
+
+fn wait_ended(db: &Path, plan: &str) -> anyhow::Result<()> {
+    let t = Instant::now();
+    while !plan_state(db, plan)?.is_terminal() {
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(3600),
+            "plan {plan} did not end"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    anyhow::ensure!(
+        plan_state(db, plan)? == PlanState::Succeeded,
+        "plan {plan} did not succeed"
+    );
+    Ok(())
+}
+
+/// One run: the cells' figures in `clients` × endpoints order, and the
+/// applier's ms per action alone and under traffic.
+fn one_run(
+    env: &Env,
+    actions: usize,
+    clients: &[usize],
+    secs: f64,
+) -> anyhow::Result<(Vec<Cell>, f64, f64, usize, f64)> {
+    let work = tempfile::Builder::new()
+        .prefix("sextant-bench-api")
+        .tempdir()?;
+    let home = work.path();
+    let db = home.join("sextant.db");
+    let cluster = sextant::installation::example_cluster("small.yaml")
+        .ok_or_else(|| anyhow::anyhow!("no examples/clusters/small.yaml beside this binary"))?;
+    run_child(
+        env,
+        &db,
+        [
+            PathBuf::from("sim"),
+            PathBuf::from("init"),
+            PathBuf::from("--from"),
+            cluster,
+            PathBuf::from("--time-scale"),
+            PathBuf::from("0"),
+        ],
+        false,
+    )?;
+    let file = home.join("nops.json");
+    let nops: Vec<Value> = (0..actions)
+        .map(|i| json!({"id": format!("n{i}"), "action_type": "nop", "input_parameters": {"message": format!("n{i}")}}))
+        .collect();
+    std::fs::write(&file, serde_json::to_vec(&json!({ "actions": nops }))?)?;
+    let listed = import(env, &db, &file)?;
+    let alone = import(env, &db, &file)?;
+    let s = serve(env, home, &db)?;
+    // The applier alone.
+    start(&s.url, &alone)?;
+    wait_ended(&db, &alone)?;
+    let (a0, a1) = run_span(&db, &alone)?.ok_or_else(|| anyhow::anyhow!("no span"))?;
+    let alone_ms = (a1 - a0) * 1e3 / actions as f64;
+    // Plans applied one after another under traffic: enough to cover the
+    // whole load even if traffic halves the applier's pace (imported now,
+    // before any traffic).
+    let window = (clients.len() * 3) as f64 * secs;
+    let plan_secs = (a1 - a0).max(0.05);
+    let needed = ((2.0 * window / plan_secs).ceil() as usize + 1).clamp(2, MAX_PLANS);
+    let loaded: Vec<String> = (0..needed)
+        .map(|_| import(env, &db, &file))
+        .collect::<anyhow::Result<_>>()?;
+    // Under traffic: a keeper starts the next plan when one ends.
+    let stop = Arc::new(AtomicBool::new(false));
+    let keeper = {
+        let (stop, db, url, plans) = (Arc::clone(&stop), db.clone(), s.url.clone(), loaded.clone());
+        std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
+            let mut started = Vec::new();
+            for p in plans {
+                start(&url, &p)?;
+                started.push(p.clone());
+                while !plan_state(&db, &p)?.is_terminal() {
+                    if stop.load(Ordering::SeqCst) {
+                        return Ok(started);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(started);
+                }
+            }
+            Ok(started)
+        })
+    };
+    let window_start = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let base = s.url.clone();
+    let mut cells = Vec::new();
+    for &c in clients {
+        let u = format!("{base}/v1/actions?action_plan_uuid={listed}&limit=1000");
+        cells.push(load(c, secs, Arc::new(move |a| get_ok(a, &u))));
+        let u = format!("{base}/v1/goals");
+        cells.push(load(c, secs, Arc::new(move |a| get_ok(a, &u))));
+        let u = format!("{base}/v1/audits");
+        let body = json!({"goal": "dummy", "audit_type": "ONESHOT"}).to_string();
+        cells.push(load(c, secs, Arc::new(move |a| post(a, &u, &body, 201))));
+    }
+    let window_end = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    stop.store(true, Ordering::SeqCst);
+    let started = keeper
+        .join()
+        .map_err(|_| anyhow::anyhow!("the keeper thread panicked"))??;
+    for p in &started {
+        wait_ended(&db, p)?;
+    }
+    // The plans that ran wholly under traffic; else the first, which ran
+    // at least partly under it.
+    let mut under = Vec::new();
+    let mut first = None;
+    let mut applying = 0.0;
+    for p in &started {
+        if let Some((b, e)) = run_span(&db, p)? {
+            applying += (e.min(window_end) - b.max(window_start)).max(0.0);
+            let ms = (e - b) * 1e3 / actions as f64;
+            first.get_or_insert(ms);
+            if b >= window_start && e <= window_end {
+                under.push(ms);
+            }
+        }
+    }
+    let whole = under.len();
+    let loaded_ms = if under.is_empty() {
+        first.unwrap_or(f64::NAN)
+    } else {
+        median(under)
+    };
+    drop(s);
+    let fraction = applying / (window_end - window_start);
+    Ok((cells, alone_ms, loaded_ms, whole, fraction))
+}
+
+/// The benchmark.
+pub fn run(env: &Env, actions: usize, clients: &[usize], secs: f64, runs: usize) -> CliResult {
+    let runs = runs.max(1);
+    let load_before = loadavg();
+    let mut all: Vec<Vec<Cell>> = Vec::new();
+    let (mut alone, mut loaded, mut whole, mut busy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (cells, a, l, w, f) = one_run(env, actions, clients, secs)?;
+        all.push(cells);
+        alone.push(a);
+        loaded.push(l);
+        whole.push(w as f64);
+        busy.push(f);
+    }
+    let endpoints = [
+        format!("GET /v1/actions?action_plan_uuid=…&limit=1000 ({actions}-action plan)"),
+        "GET /v1/goals".to_string(),
+        "POST /v1/audits (dummy goal, ONESHOT)".to_string(),
+    ];
+    let mut out = Vec::new();
+    for (ci, &c) in clients.iter().enumerate() {
+        for (ei, e) in endpoints.iter().enumerate() {
+            let i = ci * endpoints.len() + ei;
+            let pick = |f: &dyn Fn(&Cell) -> f64| median(all.iter().map(|r| f(&r[i])).collect());
+            out.push(json!({
+                "endpoint": e,
+                "clients": c,
+                "rps": pick(&|x| x.rps),
+                "p50_ms": pick(&|x| x.p50_ms),
+                "p99_ms": pick(&|x| x.p99_ms),
+                "requests": pick(&|x| x.requests as f64),
+                "errors": pick(&|x| x.errors as f64),
+            }));
+        }
+    }
+    let (alone_ms, loaded_ms) = (median(alone.clone()), median(loaded.clone()));
+    let list_64 = clients
+        .iter()
+        .position(|&c| c == 64)
+        .map(|ci| out[ci * endpoints.len()]["p99_ms"].clone());
+    let doc = json!({
+        "benchmark": "api",
+        "store": "sqlite",
+        "runs": runs,
+        "seconds_per_cell": secs,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "while_applying": format!("a {actions}-action nop plan, applied by the same serve"),
+        "cells": out,
+        "applier": {
+            "ms_per_action_alone": alone_ms,
+            "ms_per_action_under_traffic": loaded_ms,
+            "ratio": loaded_ms / alone_ms,
+            "runs_alone": alone,
+            "runs_under_traffic": loaded,
+            "plans_wholly_under_traffic": whole,
+            "fraction_of_the_load_spent_applying": busy,
+        },
+        "targets": {
+            "list_p99_ms_at_64_clients": {"target": 50.0, "measured": list_64},
+            "applier_ratio": {"target": 1.2, "measured": loaded_ms / alone_ms},
+        },
+    });
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(ExitCode::SUCCESS)
+}
