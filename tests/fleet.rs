@@ -136,7 +136,7 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
     // The store made and migrated by a first command, then 200 plans
     // queued in it at once (as many `action-plan start` would).
     assert_eq!(sx(h, &["action-plan", "list"]).status, 0);
-    let mut store = sextant::store::Store::open(h.join("data/sextant/sextant.db")).expect("open");
+    let mut store = home_db(h).open();
     let plans: Vec<String> = (0..200)
         .map(|i| {
             store
@@ -160,14 +160,10 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
     let started = Instant::now();
     let a = spawn_host(h, "host-a", &[]);
     let b = spawn_host(h, "host-b", &[]);
-    let db = raw_db(&h.join("data/sextant/sextant.db"));
+    let db = home_db(h).raw();
     wait_for("every plan to end", Duration::from_secs(300), || {
-        db.query_row(
-            "SELECT count(*) FROM action_plans WHERE state = 'SUCCEEDED'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .is_ok_and(|n| n == plans.len() as i64)
+        db.int("SELECT CAST(count(*) AS TEXT) FROM action_plans WHERE state = 'SUCCEEDED'")
+            == plans.len() as i64
     });
     eprintln!(
         "two hosts applied {} queued plans in {:.1}s",
@@ -305,21 +301,18 @@ fn a_continuous_audit_under_three_hosts_makes_one_plan_per_tick() {
         .filter(|p| p["audit_uuid"] == audit.as_str())
         .count();
     // Every run was claimed once, by one host, and made one plan.
-    let db = raw_db(&h.join("data/sextant/sextant.db"));
-    let ticks: i64 = db
-        .query_row(
-            "SELECT count(*) FROM audit_ticks WHERE audit_uuid = ?1",
-            [&audit],
-            |r| r.get(0),
-        )
-        .expect("ticks");
-    let hosts: i64 = db
-        .query_row(
-            "SELECT count(DISTINCT host) FROM audit_ticks WHERE audit_uuid = ?1",
-            [&audit],
-            |r| r.get(0),
-        )
-        .expect("hosts");
+    // (The audit's uuid came from sextant's own output: safe in the SQL.)
+    assert!(
+        audit.chars().all(|c| c.is_ascii_hexdigit() || c == '-'),
+        "{audit}"
+    );
+    let db = home_db(h).raw();
+    let ticks = db.int(&format!(
+        "SELECT CAST(count(*) AS TEXT) FROM audit_ticks WHERE audit_uuid = '{audit}'"
+    ));
+    let hosts = db.int(&format!(
+        "SELECT CAST(count(DISTINCT host) AS TEXT) FROM audit_ticks WHERE audit_uuid = '{audit}'"
+    ));
     eprintln!(
         "three hosts, {elapsed:.1}s: {of_audit} plans, {ticks} ticks claimed by {hosts} host(s)"
     );
