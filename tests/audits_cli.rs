@@ -646,3 +646,33 @@ fn an_empty_solution_carries_the_strategys_reason_to_the_operator() {
         out.stdout
     );
 }
+
+/// The collector runs once per audit: the planner gets the model the
+/// strategy decided from (it used to collect a second time, doubling the
+/// calls to a real cloud and possibly seeing another cloud).
+#[test]
+fn an_audit_collects_the_cluster_model_once() {
+    let home = scratch();
+    let h = home.path();
+    let small = repo_root().join("examples/clusters/small.yaml");
+    let out = run(sextant(h).args(["sim", "init", "--from"]).arg(&small));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(h).env("SEXTANT_LOG", "debug").args([
+        "audit",
+        "create",
+        "-g",
+        "server_consolidation",
+        "-s",
+        "basic",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json()["state"], "SUCCEEDED", "{}", out.stdout);
+    let collected = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("collector sim: model collected"))
+        .count();
+    assert_eq!(collected, 1, "{}", out.stderr);
+}

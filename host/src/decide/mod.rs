@@ -443,6 +443,9 @@ struct StrategyRun {
     reason: Option<String>,
     /// The strategy's ranked candidates (`extra.candidates`), null when none.
     candidates: Value,
+    /// The cluster model the strategy decided from (scoped, with its
+    /// metrics): the planner's too, so the collector runs once per audit.
+    model: Value,
 }
 
 /// Selects the strategy, collects the model, runs the strategy and puts
@@ -519,10 +522,11 @@ fn execute_strategy(
             global,
             solution.reason().map(str::to_string),
             candidates,
+            model,
         ))
     })();
     match result {
-        Ok((actions, indicators, global_efficacy, reason, candidates)) => {
+        Ok((actions, indicators, global_efficacy, reason, candidates, model)) => {
             event(
                 store,
                 EventType::AuditStrategyEnd,
@@ -535,6 +539,7 @@ fn execute_strategy(
                 strategy,
                 reason,
                 candidates,
+                model,
             }))
         }
         Err(msg) => {
@@ -760,14 +765,16 @@ fn plan_solution(
         Some(p) => (p.planner.clone(), p.planner_config()),
         None => (run.strategy.planner.clone(), json!({})),
     };
-    let model = collect_model(ctx, audit).ok().map(|(m, _)| m);
-    let instance_hosts = instance_hosts_of(model.as_ref());
+    // The model the strategy decided from: collecting again would double
+    // the calls to a real cloud and could see another cloud.
+    let model = Some(&run.model);
+    let instance_hosts = instance_hosts_of(model);
     // The model and the candidates go to the planner only when the policy
     // asks for alternatives or flows: otherwise its context is what it was.
     let wants_structure = policy.as_ref().is_some_and(|p| p.alternatives.is_some());
     let extras = if wants_structure {
         crate::plan::PlanExtras {
-            model: model.as_ref(),
+            model,
             candidates: (!run.candidates.is_null()).then_some(&run.candidates),
         }
     } else {

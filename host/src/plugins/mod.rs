@@ -544,6 +544,7 @@ impl PluginRegistry {
             lib.table(Kind::Collector)?
                 .collect(name, &crate::json_text(config)),
         )?;
+        tracing::debug!("collector {name}: model collected ({} bytes)", text.len());
         serde_json::from_str(&text).map_err(|err| {
             PluginCallError::host(format!("collector {name} returned invalid JSON: {err}"))
         })
