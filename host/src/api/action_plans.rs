@@ -8,7 +8,7 @@
 use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, drop_field, time};
-use super::pages::{ListQuery, Listing};
+use super::pages::{ListQuery, Listing, uuid_or_name};
 use super::schemas;
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
@@ -88,9 +88,9 @@ async fn list_of(
         .store(move |s, _| {
             let plans = match &audit {
                 Some(a) => {
-                    let a = s.audit(a).map_err(|_| {
-                        ApiError::not_found(format!("Audit {a} could not be found"))
-                    })?;
+                    let a = s
+                        .audit(a)
+                        .map_err(|e| missing(e, || format!("Audit {a} could not be found")))?;
                     s.plans(Some(&a.uuid))?
                 }
                 None => s.plans(None)?,
@@ -98,10 +98,11 @@ async fn list_of(
             Ok(plans
                 .iter()
                 .filter(|p| {
-                    strategy.as_deref().is_none_or(|f| {
-                        p.strategy_uuid.as_deref() == Some(f)
-                            || p.strategy_name.as_deref() == Some(f)
-                    })
+                    uuid_or_name(
+                        strategy.as_deref(),
+                        p.strategy_uuid.as_deref(),
+                        p.strategy_name.as_deref(),
+                    )
                 })
                 .map(|p| to_json(p, &c))
                 .collect::<Vec<_>>())

@@ -4,7 +4,7 @@
 
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, drop_field, json_object, known_fields, text_field, time};
-use super::pages::{ListQuery, Listing};
+use super::pages::{ListQuery, Listing, uuid_or_name};
 use super::schemas;
 use super::state::AppState;
 use super::version::TEMPLATE_DEFAULT_PARAMS;
@@ -63,10 +63,6 @@ fn to_json(t: &TemplateRow, ctx: &Ctx) -> Value {
     v
 }
 
-fn matches(filter: Option<&str>, uuid: Option<&str>, name: Option<&str>) -> bool {
-    filter.is_none_or(|f| Some(f) == uuid || Some(f) == name)
-}
-
 async fn list_of(
     st: Arc<AppState>,
     ctx: Ctx,
@@ -83,9 +79,9 @@ async fn list_of(
         .store(move |s, _| {
             Ok(s.templates()?
                 .iter()
-                .filter(|t| matches(goal.as_deref(), Some(&t.goal_uuid), Some(&t.goal_name)))
+                .filter(|t| uuid_or_name(goal.as_deref(), Some(&t.goal_uuid), Some(&t.goal_name)))
                 .filter(|t| {
-                    matches(
+                    uuid_or_name(
                         strategy.as_deref(),
                         t.strategy_uuid.as_deref(),
                         t.strategy_name.as_deref(),

@@ -7,7 +7,7 @@
 use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
 use super::links::{Ctx, drop_field, json_object, known_fields, text_field, time};
-use super::pages::{ListQuery, Listing};
+use super::pages::{ListQuery, Listing, uuid_or_name};
 use super::schemas;
 use super::state::AppState;
 use super::version::{FORCE, SKIPPED_ACTION, START_END_TIMING};
@@ -92,10 +92,6 @@ fn to_json(a: &AuditRow, ctx: &Ctx) -> Value {
     v
 }
 
-fn matches(filter: Option<&str>, uuid: Option<&str>, name: Option<&str>) -> bool {
-    filter.is_none_or(|f| Some(f) == uuid || Some(f) == name)
-}
-
 async fn list_of(
     st: Arc<AppState>,
     ctx: Ctx,
@@ -112,9 +108,9 @@ async fn list_of(
         .store(move |s, _| {
             Ok(s.audits()?
                 .iter()
-                .filter(|a| matches(goal.as_deref(), Some(&a.goal_uuid), Some(&a.goal_name)))
+                .filter(|a| uuid_or_name(goal.as_deref(), Some(&a.goal_uuid), Some(&a.goal_name)))
                 .filter(|a| {
-                    matches(
+                    uuid_or_name(
                         strategy.as_deref(),
                         a.strategy_uuid.as_deref(),
                         a.strategy_name.as_deref(),

@@ -41,6 +41,12 @@ impl ListQuery {
     }
 }
 
+/// Whether a list filter (a uuid or a name) picks an object known by
+/// `uuid` and `name`; no filter picks every object.
+pub fn uuid_or_name(filter: Option<&str>, uuid: Option<&str>, name: Option<&str>) -> bool {
+    filter.is_none_or(|f| Some(f) == uuid || Some(f) == name)
+}
+
 /// The page size asked for: `limit`, at most `max_limit` (missing:
 /// `max_limit`; not positive: 400).
 pub fn limit_of(q: &ListQuery, max_limit: u32) -> ApiResult<i64> {
