@@ -2,7 +2,8 @@
 //! an action type registered while serve runs (through the API or the
 //! CLI) is used by the audits and plans made and applied through the API;
 //! a ONESHOT audit created through the API that serve stopped before
-//! running is run by the next serve.
+//! running is run by the next serve; the audits of an applier-only host's
+//! API are run by a decision host.
 
 use serde_json::{Value, json};
 use sextant_e2e::Home;
@@ -229,4 +230,89 @@ fn the_api_threads_yield_the_cpu_to_the_applier() {
     assert!(!api.is_empty(), "no sextant-api thread: {others:?}");
     assert!(api.iter().all(|&n| n == 5), "{api:?}");
     assert!(others.iter().any(|(_, n)| *n == 0), "{others:?}");
+}
+
+#[test]
+fn an_applier_only_hosts_api_asks_a_decision_host_to_run_its_audits() {
+    let h = home_with_cloud();
+    let hands = h.serve_api_args(&[], &["--roles", "applier", "--host-id", "hands"]);
+    let base = hands.url.clone();
+    let audit_state = |uuid: &str| get(&format!("{base}/v1/audits/{uuid}"));
+    // An EVENT audit triggered through the applier-only host while no
+    // decision host runs: asked for, not run.
+    let made = http(
+        "POST",
+        &format!("{base}/v1/audits"),
+        &[V15],
+        Some(
+            &json!({"goal": "dummy", "strategy": "dummy", "audit_type": "EVENT", "name": "on-alert"})
+                .to_string(),
+        ),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let event = made.json()["uuid"].as_str().expect("uuid").to_string();
+    let fired = http("POST", &format!("{base}/v1/webhooks/{event}"), &[V15], None);
+    assert_eq!(fired.status, 202, "{}", fired.body);
+    std::thread::sleep(Duration::from_secs(2));
+    let a = audit_state(&event);
+    assert_eq!(a["state"], "PENDING", "run without a decision host: {a}");
+    assert!(
+        hands.log_text().contains(&format!(
+            "audit {event}: trigger asked of the decision hosts"
+        )),
+        "{}",
+        hands.log_text()
+    );
+    // A decision host comes: it runs the trigger it was asked for.
+    let judge = h.serve_api_args(&[], &["--roles", "decision", "--host-id", "judge"]);
+    wait_for(
+        "the decision host to run the trigger",
+        Duration::from_secs(60),
+        || {
+            let a = audit_state(&event);
+            assert_ne!(a["state"], "FAILED", "{a}");
+            a["state"] == "SUCCEEDED"
+        },
+    );
+    assert_eq!(audit_state(&event)["hostname"], "judge");
+    // A ONESHOT audit made through the applier-only host: run by the
+    // decision host, once.
+    let made = http(
+        "POST",
+        &format!("{base}/v1/audits"),
+        &[V15],
+        Some(&json!({"goal": "dummy", "strategy": "dummy", "audit_type": "ONESHOT"}).to_string()),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    let oneshot = made.json()["uuid"].as_str().expect("uuid").to_string();
+    wait_for(
+        "the decision host to run the audit",
+        Duration::from_secs(60),
+        || {
+            let a = audit_state(&oneshot);
+            assert_ne!(a["state"], "FAILED", "{a}");
+            a["state"] == "SUCCEEDED"
+        },
+    );
+    assert_eq!(audit_state(&oneshot)["hostname"], "judge");
+    let plans = get(&format!("{base}/v1/action_plans?audit_uuid={oneshot}"));
+    assert_eq!(
+        plans["action_plans"].as_array().map(Vec::len),
+        Some(1),
+        "{plans}"
+    );
+    let log = judge.log_text();
+    for uuid in [&event, &oneshot] {
+        assert!(
+            log.contains(&format!("running audit {uuid}")) && log.contains("asked by host hands"),
+            "{log}"
+        );
+    }
+    // The applier-only host ran no audit itself.
+    assert!(!hands.log_text().contains(" ran: "), "{}", hands.log_text());
+    // Every request was handled and removed.
+    let left = sextant_e2e::home_db(h.path())
+        .raw()
+        .int("SELECT CAST(count(*) AS TEXT) FROM audit_requests");
+    assert_eq!(left, 0);
 }

@@ -250,6 +250,17 @@ impl Role {
 }
 
 named_enum! {
+    /// What a host that does not run the decision engine asks of one
+    /// (`serve --roles applier` serving the API; docs/fleet.md).
+    AuditRequestKind, "audit request kind" {
+        /// Run a ONESHOT audit.
+        Run = "run",
+        /// Trigger an EVENT audit.
+        Trigger = "trigger",
+    }
+}
+
+named_enum! {
     /// A service's liveness, worked out on read as Watcher's: its heartbeat
     /// within the down time, or not.
     ServiceStatus, "service status" {

@@ -50,12 +50,19 @@ impl Home {
 
     /// [`Home::serve_api`] with these environment variables.
     pub fn serve_api_with(&self, env: &[(&str, &str)]) -> Served {
+        self.serve_api_args(env, &[])
+    }
+
+    /// [`Home::serve_api`] with these environment variables and more
+    /// arguments to `serve`.
+    pub fn serve_api_args(&self, env: &[(&str, &str)], args: &[&str]) -> Served {
         let port = free_port();
         let log = self.path().join(format!("serve-{port}.log"));
         let child = self
             .cmd()
             .envs(env.iter().copied())
             .args(["serve", "--api", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use crate::action_types::{ActionTypeRegistry, LiveTypes};
 use crate::decide::{AuditContext, ModelSource};
 use crate::plugins::PluginRegistry;
-use crate::store::Store;
+use crate::store::{AuditRequestKind, Store};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -49,6 +49,10 @@ pub struct ApiContext {
     pub clock: ServiceClock,
     /// This host's id (`serve --host-id`; an EVENT trigger's claim).
     pub host: String,
+    /// Whether this host runs the decision engine (`serve --roles`): when
+    /// not, the audits the API is asked to run are requested of the hosts
+    /// that do (`decide::requests`).
+    pub decision: bool,
     /// How old a service's heartbeat may be before it is FAILED.
     pub down_time: std::time::Duration,
     /// The action-mapper entry (config `mapper`).
@@ -175,8 +179,41 @@ impl AppState {
     /// Runs an audit in the background, as Watcher's API casts
     /// `trigger_audit` to the decision engine: the request is answered
     /// first. `trigger` runs an EVENT audit (`decide::trigger_audit`).
+    /// On a host without the decision role, the run is requested of the
+    /// hosts that have it instead (durably: it survives every restart).
     pub fn run_audit_later(self: &Arc<Self>, uuid: String, trigger: bool) {
+        // Said here, not only in the task: a runtime shutting down may drop
+        // a task before it runs.
+        if self.stopping.load(Ordering::SeqCst) {
+            tracing::info!(
+                "audit {uuid} not run: serve is stopping (a PENDING ONESHOT audit is run by the next serve)"
+            );
+            return;
+        }
         let me = Arc::clone(self);
+        if !self.ctx.decision {
+            tokio::task::spawn_blocking(move || {
+                let kind = if trigger {
+                    AuditRequestKind::Trigger
+                } else {
+                    AuditRequestKind::Run
+                };
+                let asked = me.take_store().map_err(|e| e.message).and_then(|mut s| {
+                    let r = s.request_audit(&uuid, kind, &me.ctx.host);
+                    me.give_back(s);
+                    r.map_err(|e| e.to_string())
+                });
+                match asked {
+                    Ok(()) => tracing::info!(
+                        "audit {uuid}: {} asked of the decision hosts (host {} does not run the decision engine)",
+                        kind,
+                        me.ctx.host
+                    ),
+                    Err(e) => tracing::warn!("audit {uuid}: cannot ask the decision hosts: {e}"),
+                }
+            });
+            return;
+        }
         tokio::spawn(async move {
             let Ok(_permit) = me.decisions.acquire().await else {
                 return;

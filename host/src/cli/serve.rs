@@ -57,10 +57,7 @@ const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
 /// Whether a store error says the database cannot be reached (or written)
 /// now, rather than something about what it holds.
 fn unreachable(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Database { .. } | StoreError::Io { .. } | StoreError::Commit(_)
-    )
+    e.is_unreachable()
 }
 
 /// The wait before retry `attempt` (1-based): doubling, bounded.
@@ -274,6 +271,7 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
                     model: env.model_source(),
                     clock: clock.clone(),
                     host: host_id.clone(),
+                    decision: roles.contains(&Role::Decision),
                     down_time: env.service_down_time(),
                     mapper: env.config.mapper.clone(),
                     drivers: env.config.drivers.clone(),
@@ -387,6 +385,17 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
                     Ok(n) => next = n,
                     Err(DecideError::Store(e)) if unreachable(&e) => return Err(e),
                     Err(e) => tracing::warn!("host {}: continuous audits: {e}", host.id),
+                }
+                // Audits the hosts without the decision role were asked
+                // to run (docs/fleet.md).
+                match crate::decide::run_requested_audits(&mut store, &ctx, &host.id) {
+                    // A full pass: there may be more, at once.
+                    Ok(n) if n >= crate::decide::requests::PER_PASS => {
+                        next = Some(chrono::Utc::now());
+                    }
+                    Ok(_) => {}
+                    Err(DecideError::Store(e)) if unreachable(&e) => return Err(e),
+                    Err(e) => tracing::warn!("host {}: requested audits: {e}", host.id),
                 }
             }
             if host.runs(Role::Applier) {

@@ -8,10 +8,12 @@
 //! moves along Watcher's transitions, each with its event.
 
 pub mod continuous;
+pub mod requests;
 pub mod schedule;
 pub mod scope;
 
 pub use continuous::{run_continuous, tick_continuous};
+pub use requests::run_requested_audits;
 
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plugins::PluginRegistry;

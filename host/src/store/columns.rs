@@ -4,7 +4,8 @@
 
 use crate::policy::OnFailure;
 use crate::states::{
-    ActionState, AuditState, EventType, ExecutionRule, FlowState, PlanState, UnknownName,
+    ActionState, AuditRequestKind, AuditState, EventType, ExecutionRule, FlowState, PlanState,
+    UnknownName,
 };
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use std::str::FromStr;
@@ -35,6 +36,7 @@ macro_rules! to_sql_as_text {
 
 to_sql_as_text!(
     ActionState,
+    AuditRequestKind,
     PlanState,
     AuditState,
     EventType,

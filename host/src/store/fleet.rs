@@ -1,7 +1,8 @@
 //! What several `sextant serve` hosts on one database need from the store
 //! (docs/fleet.md): their rows in Watcher's `services` table with a
 //! heartbeat, atomic claims of queued and orphaned plans, atomic claims of
-//! audit runs (one CONTINUOUS tick, one EVENT trigger), and wakeups.
+//! audit runs (one CONTINUOUS tick, one EVENT trigger), audit runs asked of
+//! the decision hosts by the others, and wakeups.
 //!
 //! Every time here is the database's clock, never a host's: hosts whose
 //! clocks disagree still agree on who is alive and who holds a plan.
@@ -11,7 +12,7 @@
 
 use super::Result;
 use crate::states::PlanState;
-pub use crate::states::{Role, ServiceStatus};
+pub use crate::states::{AuditRequestKind, Role, ServiceStatus};
 use std::time::Duration;
 
 /// One row of `services`, with its status worked out on read.
@@ -55,6 +56,19 @@ impl PlanClaim {
     }
 }
 
+/// An audit run asked of the decision hosts, as one of them took it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRunRequest {
+    /// Its id (to finish it with).
+    pub id: i64,
+    /// The audit.
+    pub audit_uuid: String,
+    /// Run or trigger.
+    pub kind: AuditRequestKind,
+    /// The host that asked.
+    pub requested_by: String,
+}
+
 /// How old a claim of an audit's tick must be before another host may take
 /// it over: far longer than a run takes to record its next run time.
 pub const TICK_CLAIM_STALE: Duration = Duration::from_secs(60);
@@ -94,6 +108,23 @@ pub trait FleetStore {
     /// the next host to claim it takes it over.
     fn claim_audit_tick(&mut self, audit_uuid: &str, tick: &str, host: &str) -> Result<bool>;
 
+    /// Asks the hosts of the `decision` role to run (`kind`) an audit, for
+    /// `host`, which does not run the decision engine: a request that
+    /// survives every host's restart until one handles it (and wakes the
+    /// listening hosts).
+    fn request_audit(&mut self, audit_uuid: &str, kind: AuditRequestKind, host: &str)
+    -> Result<()>;
+
+    /// Takes, for `host`, at most `limit` requests, oldest first: those no
+    /// host took, and those taken more than [`TICK_CLAIM_STALE`] ago (their
+    /// taker died before finishing them). Atomically: of hosts taking at
+    /// once, each gets different requests.
+    fn take_audit_requests(&mut self, host: &str, limit: usize) -> Result<Vec<AuditRunRequest>>;
+
+    /// Removes a request its taker has handled (whatever the audit's
+    /// outcome).
+    fn finish_audit_request(&mut self, id: i64) -> Result<()>;
+
     /// Starts listening for work announcements; false when the backend has
     /// none (SQLite: hosts poll).
     fn listen_for_work(&mut self) -> Result<bool>;
@@ -105,4 +136,55 @@ pub trait FleetStore {
 
     /// Announces work to every listening host (nothing on SQLite).
     fn announce_work(&mut self, what: &str) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale);
+
+    fn audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale(mut s: TestStore) {
+        s.request_audit("a1", AuditRequestKind::Run, "hands")
+            .expect("request");
+        s.request_audit("a2", AuditRequestKind::Trigger, "hands")
+            .expect("request");
+        s.request_audit("a3", AuditRequestKind::Run, "hands")
+            .expect("request");
+        // Oldest first, at most the limit, each to one taker.
+        let first = s.take_audit_requests("judge-1", 2).expect("take");
+        let got: Vec<_> = first
+            .iter()
+            .map(|r| (r.audit_uuid.as_str(), r.kind, r.requested_by.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a1", AuditRequestKind::Run, "hands"),
+                ("a2", AuditRequestKind::Trigger, "hands")
+            ]
+        );
+        let second = s.take_audit_requests("judge-2", 10).expect("take");
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].audit_uuid, "a3");
+        assert!(
+            s.take_audit_requests("judge-3", 10)
+                .expect("take")
+                .is_empty()
+        );
+        // Finished: gone for good.
+        s.finish_audit_request(first[0].id).expect("finish");
+        s.finish_audit_request(second[0].id).expect("finish");
+        // The one whose taker died is taken over once stale, and only then.
+        s.exec("UPDATE audit_requests SET taken_at = '2000-01-01T00:00:00.000Z'");
+        let over = s.take_audit_requests("judge-3", 10).expect("take");
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].audit_uuid, "a2");
+        assert!(
+            s.take_audit_requests("judge-1", 10)
+                .expect("take")
+                .is_empty()
+        );
+    }
 }

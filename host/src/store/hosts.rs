@@ -6,7 +6,10 @@
 //! There is no LISTEN/NOTIFY: idle hosts poll.
 
 use super::columns::enum_col;
-use super::fleet::{FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, TICK_CLAIM_STALE};
+use super::fleet::{
+    AuditRequestKind, AuditRunRequest, FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus,
+    TICK_CLAIM_STALE,
+};
 use super::{Event, Result, SqliteStore, append_event_with};
 use crate::states::{EventType, PlanState};
 use rusqlite::{OptionalExtension, params};
@@ -167,6 +170,62 @@ impl FleetStore for SqliteStore {
             )
         })?;
         Ok(n == 1)
+    }
+
+    fn request_audit(
+        &mut self,
+        audit_uuid: &str,
+        kind: AuditRequestKind,
+        host: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                &format!(
+                    "INSERT INTO audit_requests (audit_uuid, kind, requested_by, requested_at) \
+                     VALUES (?1, ?2, ?3, {NOW})"
+                ),
+                params![audit_uuid, kind, host],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn take_audit_requests(&mut self, host: &str, limit: usize) -> Result<Vec<AuditRunRequest>> {
+        let stale = format!("-{:.3} seconds", TICK_CLAIM_STALE.as_secs_f64());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // One writer at a time (IMMEDIATE): what is selected here is taken
+        // by this host alone.
+        self.write(|tx| {
+            let mut st = tx.prepare(
+                "SELECT id, audit_uuid, kind, requested_by FROM audit_requests \
+                 WHERE taken_at IS NULL OR taken_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?1) \
+                 ORDER BY id LIMIT ?2",
+            )?;
+            let taken: Vec<AuditRunRequest> = st
+                .query_map(params![stale, limit], |r| {
+                    Ok(AuditRunRequest {
+                        id: r.get(0)?,
+                        audit_uuid: r.get(1)?,
+                        kind: enum_col(r, 2, 0, "audit_requests", "kind")?,
+                        requested_by: r.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for t in &taken {
+                tx.execute(
+                    &format!(
+                        "UPDATE audit_requests SET taken_by = ?1, taken_at = {NOW} WHERE id = ?2"
+                    ),
+                    params![host, t.id],
+                )?;
+            }
+            Ok(taken)
+        })
+    }
+
+    fn finish_audit_request(&mut self, id: i64) -> Result<()> {
+        self.write(|tx| tx.execute("DELETE FROM audit_requests WHERE id = ?1", [id]))?;
+        Ok(())
     }
 
     fn listen_for_work(&mut self) -> Result<bool> {

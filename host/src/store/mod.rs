@@ -58,7 +58,7 @@ use crate::states::EventType;
 pub use backend::{Store, StoreBackend};
 pub use columns::UnknownValue;
 pub use counts::StateCounts;
-pub use fleet::FleetStore;
+pub use fleet::{AuditRequestKind, AuditRunRequest, FleetStore};
 pub use group_commit::GroupCommit;
 pub use location::{BadLocation, Location};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -169,6 +169,18 @@ pub enum StoreError {
         /// By which id or name.
         id: String,
     },
+}
+
+impl StoreError {
+    /// Whether it says the database cannot be reached or written (now),
+    /// rather than that the request was wrong: the work is left to be
+    /// retried, or taken over by another host.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database { .. } | StoreError::Io { .. } | StoreError::Commit(_)
+        )
+    }
 }
 
 /// What the database driver said, shown as its message; which driver is the

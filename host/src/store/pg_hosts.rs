@@ -13,7 +13,8 @@
 
 use super::Result;
 use super::fleet::{
-    FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, TICK_CLAIM_STALE, WORK_CHANNEL,
+    AuditRequestKind, AuditRunRequest, FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus,
+    TICK_CLAIM_STALE, WORK_CHANNEL,
 };
 use super::hosts::ClaimPayload;
 use super::pg::{PgStore, pg_error};
@@ -110,6 +111,74 @@ impl FleetStore for PgStore {
             .map_err(|e| self.err(e))
         })?;
         Ok(n == 1)
+    }
+
+    fn request_audit(
+        &mut self,
+        audit_uuid: &str,
+        kind: AuditRequestKind,
+        host: &str,
+    ) -> Result<()> {
+        self.with_client(|c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO audit_requests (audit_uuid, kind, requested_by, requested_at) \
+                     VALUES ($1, $2, $3, {NOW})"
+                ),
+                &[&audit_uuid, &kind.as_str(), &host],
+            )
+            .map_err(|e| self.err(e))
+        })?;
+        Ok(())
+    }
+
+    fn take_audit_requests(&mut self, host: &str, limit: usize) -> Result<Vec<AuditRunRequest>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let location = self.location().to_string();
+        let rows = self.with_client(|c| {
+            c.query(
+                &format!(
+                    "UPDATE audit_requests SET taken_by = $1, taken_at = {NOW} WHERE id IN ( \
+                       SELECT id FROM audit_requests \
+                       WHERE taken_at IS NULL OR taken_at < to_char((clock_timestamp() \
+                           - make_interval(secs => $2)) AT TIME ZONE 'UTC', \
+                           'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
+                       ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, audit_uuid, kind, requested_by"
+                ),
+                &[&host, &TICK_CLAIM_STALE.as_secs_f64(), &limit],
+            )
+            .map_err(|e| self.err(e))
+        })?;
+        let mut taken = rows
+            .iter()
+            .map(|r| {
+                let id = super::pg_sql::int(r, 0);
+                let kind: String = r.get(2);
+                Ok(AuditRunRequest {
+                    id,
+                    audit_uuid: r.get(1),
+                    kind: super::pg_sql::parse_enum(
+                        &location,
+                        &kind,
+                        "audit_requests",
+                        id,
+                        "kind",
+                    )?,
+                    requested_by: r.get(3),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        taken.sort_by_key(|t| t.id);
+        Ok(taken)
+    }
+
+    fn finish_audit_request(&mut self, id: i64) -> Result<()> {
+        self.with_client(|c| {
+            c.execute("DELETE FROM audit_requests WHERE id = $1", &[&id])
+                .map_err(|e| self.err(e))
+        })?;
+        Ok(())
     }
 
     fn listen_for_work(&mut self) -> Result<bool> {

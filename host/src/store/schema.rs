@@ -324,4 +324,21 @@ CREATE TABLE audit_ticks (
 ) WITHOUT ROWID;
 CREATE INDEX action_plans_state ON action_plans(state, deleted);
 "#,
+    // 13: audit runs asked of the decision engine by a host that does not
+    // run it (`serve --roles applier` with the API): one row per request,
+    // taken by a host of the `decision` role (`taken_by`, `taken_at` on
+    // the database's clock; a taking older than the stale time is taken
+    // over) and deleted once handled. `kind` is `run` (a ONESHOT audit) or
+    // `trigger` (an EVENT audit).
+    r#"
+CREATE TABLE audit_requests (
+    id INTEGER PRIMARY KEY,
+    audit_uuid TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('run', 'trigger')),
+    requested_by TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    taken_by TEXT,
+    taken_at TEXT
+);
+"#,
 ];
