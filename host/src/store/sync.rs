@@ -133,136 +133,206 @@ impl SyncReport {
     }
 }
 
-struct DbGoal {
+/// A goal as stored (not deleted).
+pub(super) struct DbGoal {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) display_name: String,
+    pub(super) display_names: Value,
+    pub(super) efficacy_specification: Value,
+}
+
+/// A strategy as stored (not deleted).
+pub(super) struct DbStrategy {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) goal_id: i64,
+    pub(super) display_name: String,
+    pub(super) display_names: Value,
+    pub(super) parameters_spec: Value,
+    pub(super) version: String,
+    pub(super) plugin_file: String,
+    pub(super) planner: String,
+}
+
+/// A reference the Syncer follows: which rows point at a goal, a strategy
+/// or an audit.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum RefersTo {
+    /// `goal_id`.
+    Goal,
+    /// `strategy_id`.
+    Strategy,
+    /// `audit_id` (plans only).
+    Audit,
+}
+
+impl RefersTo {
+    pub(super) fn column(self) -> &'static str {
+        match self {
+            RefersTo::Goal => "goal_id",
+            RefersTo::Strategy => "strategy_id",
+            RefersTo::Audit => "audit_id",
+        }
+    }
+}
+
+/// The tables whose references to goals and strategies are remapped when
+/// one is replaced.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Referrer {
+    /// `audit_templates` (its `updated_at` is set).
+    Templates,
+    /// `audits` (`updated_at` set for a goal, not for a strategy: Watcher's).
+    Audits,
+    /// `action_plans`.
+    Plans,
+}
+
+impl Referrer {
+    pub(super) fn table(self) -> &'static str {
+        match self {
+            Referrer::Templates => "audit_templates",
+            Referrer::Audits => "audits",
+            Referrer::Plans => "action_plans",
+        }
+    }
+}
+
+/// What the Syncer's rules read and write, inside the one transaction of a
+/// synchronisation; each backend implements it with its statements only
+/// (SQLite below, PostgreSQL in `pg_sync.rs`), the rules are [`sync_in`].
+pub(super) trait SyncDb {
+    /// The backend's error.
+    type Error;
+    /// The goals not deleted, by id.
+    fn goals(&mut self) -> std::result::Result<Vec<DbGoal>, Self::Error>;
+    /// The strategies not deleted, by id.
+    fn strategies(&mut self) -> std::result::Result<Vec<DbStrategy>, Self::Error>;
+    /// The id of the goal (not deleted) named `name`.
+    fn goal_id(&mut self, name: &str) -> std::result::Result<Option<i64>, Self::Error>;
+    /// Soft-deletes row `id` of `goals` or `strategies`.
+    fn soft_delete(&mut self, table: &'static str, id: i64)
+    -> std::result::Result<(), Self::Error>;
+    /// Inserts a goal; its id.
+    fn insert_goal(&mut self, g: &DiscoveredGoal) -> std::result::Result<i64, Self::Error>;
+    /// Inserts a strategy of goal `goal_id`; its id.
+    fn insert_strategy(
+        &mut self,
+        s: &DiscoveredStrategy,
+        goal_id: i64,
+    ) -> std::result::Result<i64, Self::Error>;
+    /// Sets a strategy's version, plugin file and planner in place.
+    fn refresh_strategy(
+        &mut self,
+        id: i64,
+        s: &DiscoveredStrategy,
+    ) -> std::result::Result<(), Self::Error>;
+    /// Points `by`'s rows (not deleted) that refer to `old` at `new`;
+    /// with `touch`, their `updated_at` is set.
+    fn remap(
+        &mut self,
+        by: Referrer,
+        refers: RefersTo,
+        old: i64,
+        new: i64,
+        touch: bool,
+    ) -> std::result::Result<(), Self::Error>;
+    /// The audits (not deleted) that can still run (PENDING, ONGOING,
+    /// SUSPENDED) and refer to `id`: id, uuid, state, by id.
+    fn runnable_audits(
+        &mut self,
+        refers: RefersTo,
+        id: i64,
+    ) -> std::result::Result<Vec<(i64, String, AuditState)>, Self::Error>;
+    /// The plans (not deleted) that refer to `id`: id, uuid, state, by id.
+    fn plans(
+        &mut self,
+        refers: RefersTo,
+        id: i64,
+    ) -> std::result::Result<Vec<(i64, String, PlanState)>, Self::Error>;
+    /// Compare-and-set of an audit from `from` to CANCELLED with
+    /// `reason`, and its event; false when it was no longer `from`.
+    fn cancel_audit(
+        &mut self,
+        id: i64,
+        uuid: &str,
+        from: AuditState,
+        reason: &str,
+    ) -> std::result::Result<bool, Self::Error>;
+    /// The same for a plan.
+    fn cancel_plan(
+        &mut self,
+        id: i64,
+        uuid: &str,
+        from: PlanState,
+        reason: &str,
+    ) -> std::result::Result<bool, Self::Error>;
+    /// The audit templates (not deleted) of strategy `id`: uuid and name.
+    fn templates(
+        &mut self,
+        refers: RefersTo,
+        id: i64,
+    ) -> std::result::Result<Vec<(String, String)>, Self::Error>;
+    /// Takes strategy `id` from the audit templates (not deleted) that use it.
+    fn drop_template_strategy(&mut self, id: i64) -> std::result::Result<(), Self::Error>;
+}
+
+/// The audit event of a cancellation by the Syncer.
+pub(super) fn audit_cancelled<'a>(uuid: &'a str, from: AuditState, reason: &str) -> Event<'a> {
+    Event::state_change(
+        EventType::AuditUpdate,
+        uuid,
+        Some(from.as_str()),
+        "CANCELLED",
+    )
+    .with_payload(json!({"reason": reason}))
+}
+
+/// The plan event of a cancellation by the Syncer.
+pub(super) fn plan_cancelled<'a>(uuid: &'a str, from: PlanState, reason: &str) -> Event<'a> {
+    Event::state_change(
+        EventType::PlanUpdate,
+        uuid,
+        Some(from.as_str()),
+        "CANCELLED",
+    )
+    .in_plan(uuid)
+    .with_payload(json!({"reason": reason}))
+}
+
+/// Cancels the audits referring to `id` that can still run, and the plans
+/// of every audit selected; then the plans referring to `id` directly
+/// (unless `id` is a goal: plans refer to strategies, not goals).
+fn cancel_users<D: SyncDb>(
+    db: &mut D,
+    refers: RefersTo,
     id: i64,
-    name: String,
-    display_name: String,
-    display_names: Value,
-    efficacy_specification: Value,
-}
-
-struct DbStrategy {
-    id: i64,
-    name: String,
-    goal_id: i64,
-    display_name: String,
-    display_names: Value,
-    parameters_spec: Value,
-    version: String,
-    plugin_file: String,
-    planner: String,
-}
-
-fn db_goals(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DbGoal>> {
-    let mut st = tx.prepare(
-        "SELECT id, name, display_name, display_names, efficacy_specification FROM goals WHERE deleted = 0 ORDER BY id",
-    )?;
-    st.query_map([], |r| {
-        Ok(DbGoal {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            display_name: r.get(2)?,
-            display_names: json_col(r.get(3)?),
-            efficacy_specification: json_col(r.get(4)?),
-        })
-    })?
-    .collect()
-}
-
-fn db_strategies(tx: &Transaction<'_>) -> rusqlite::Result<Vec<DbStrategy>> {
-    let mut st = tx.prepare(
-        "SELECT id, name, goal_id, display_name, display_names, parameters_spec, version, plugin_file, planner \
-         FROM strategies WHERE deleted = 0 ORDER BY id",
-    )?;
-    st.query_map([], |r| {
-        Ok(DbStrategy {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            goal_id: r.get(2)?,
-            display_name: r.get(3)?,
-            display_names: json_col(r.get(4)?),
-            parameters_spec: json_col(r.get(5)?),
-            version: r.get(6)?,
-            plugin_file: r.get(7)?,
-            planner: r.get(8)?,
-        })
-    })?
-    .collect()
-}
-
-fn soft_delete(tx: &Transaction<'_>, table: &str, id: i64) -> rusqlite::Result<()> {
-    tx.execute(
-        &format!("UPDATE {table} SET deleted = 1, deleted_at = ?1 WHERE id = ?2"),
-        params![now(), id],
-    )?;
+    reason: &str,
+    report: &mut SyncReport,
+) -> std::result::Result<(), D::Error> {
+    for (audit_id, uuid, state) in db.runnable_audits(refers, id)? {
+        if db.cancel_audit(audit_id, &uuid, state, reason)? {
+            report.audits_cancelled.push(uuid);
+        }
+        cancel_plans(db, RefersTo::Audit, audit_id, reason, report)?;
+    }
+    if !matches!(refers, RefersTo::Goal) {
+        cancel_plans(db, refers, id, reason, report)?;
+    }
     Ok(())
 }
 
-/// Cancels the audits selected by `filter` (an SQL condition on `audits`)
-/// that can still run, with their events; returns their ids and uuids.
-fn cancel_audits(
-    tx: &Transaction<'_>,
-    filter: &str,
-    arg: i64,
+/// Cancels the plans referring to `id` that have not started; a running
+/// one is left to its applier, with a warning.
+fn cancel_plans<D: SyncDb>(
+    db: &mut D,
+    refers: RefersTo,
+    id: i64,
     reason: &str,
     report: &mut SyncReport,
-) -> rusqlite::Result<Vec<i64>> {
-    let mut st = tx.prepare(&format!(
-        "SELECT id, uuid, state FROM audits WHERE deleted = 0 \
-         AND state IN ('PENDING', 'ONGOING', 'SUSPENDED') AND {filter}"
-    ))?;
-    let rows: Vec<(i64, String, AuditState)> = st
-        .query_map([arg], |r| {
-            Ok((r.get(0)?, r.get(1)?, enum_col(r, 2, 0, "audits", "state")?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, uuid, state) in &rows {
-        // Compare-and-set, as every state change.
-        let n = tx.execute(
-            "UPDATE audits SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
-             WHERE id = ?3 AND state = ?4",
-            params![reason, now(), id, state],
-        )?;
-        if n == 0 {
-            continue;
-        }
-        append_event(
-            tx,
-            &Event::state_change(
-                EventType::AuditUpdate,
-                uuid,
-                Some(state.as_str()),
-                "CANCELLED",
-            )
-            .with_payload(json!({"reason": reason})),
-        )?;
-        report.audits_cancelled.push(uuid.clone());
-    }
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}
-
-/// Cancels the plans selected by `filter` (an SQL condition on
-/// `action_plans`) that have not started, with their events.
-fn cancel_plans(
-    tx: &Transaction<'_>,
-    filter: &str,
-    arg: i64,
-    reason: &str,
-    report: &mut SyncReport,
-) -> rusqlite::Result<()> {
-    let mut st = tx.prepare(&format!(
-        "SELECT id, uuid, state FROM action_plans WHERE deleted = 0 AND {filter}"
-    ))?;
-    let rows: Vec<(i64, String, PlanState)> = st
-        .query_map([arg], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                enum_col(r, 2, 0, "action_plans", "state")?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    for (id, uuid, state) in rows {
+) -> std::result::Result<(), D::Error> {
+    for (plan_id, uuid, state) in db.plans(refers, id)? {
         match state {
             PlanState::Recommended | PlanState::Pending => {}
             PlanState::Ongoing | PlanState::Cancelling => {
@@ -271,68 +341,133 @@ fn cancel_plans(
             }
             _ => continue,
         }
-        let n = tx.execute(
-            "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
-             WHERE id = ?3 AND state = ?4",
-            params![reason, now(), id, state],
-        )?;
-        if n == 0 {
-            continue;
+        if db.cancel_plan(plan_id, &uuid, state, reason)? {
+            report.plans_cancelled.push(uuid);
         }
-        append_event(
-            tx,
-            &Event::state_change(
-                EventType::PlanUpdate,
-                &uuid,
-                Some(state.as_str()),
-                "CANCELLED",
-            )
-            .in_plan(&uuid)
-            .with_payload(json!({"reason": reason})),
-        )?;
-        report.plans_cancelled.push(uuid);
     }
     Ok(())
 }
 
-fn insert_goal(tx: &Transaction<'_>, g: &DiscoveredGoal) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT INTO goals (uuid, name, display_name, display_names, efficacy_specification, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            new_uuid(),
-            g.name,
-            g.display_name(),
-            json!(g.display_names).to_string(),
-            g.efficacy_specification.to_string(),
-            now()
-        ],
-    )?;
-    Ok(tx.last_insert_rowid())
-}
+/// The Syncer's rules (module docs), over either backend, inside one
+/// transaction.
+pub(super) fn sync_in<D: SyncDb>(
+    db: &mut D,
+    goals: &[DiscoveredGoal],
+    strategies: &[DiscoveredStrategy],
+) -> std::result::Result<SyncReport, D::Error> {
+    let mut report = SyncReport::default();
+    let mut goal_map: HashMap<i64, i64> = HashMap::new();
+    let mut strategy_map: HashMap<i64, i64> = HashMap::new();
 
-fn insert_strategy(
-    tx: &Transaction<'_>,
-    s: &DiscoveredStrategy,
-    goal_id: i64,
-) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT INTO strategies (uuid, name, display_name, display_names, goal_id, parameters_spec, version, plugin_file, planner, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            new_uuid(),
-            s.name,
-            s.display_name(),
-            json!(s.display_names).to_string(),
-            goal_id,
-            s.parameters_spec.to_string(),
-            s.version,
-            s.plugin_file,
-            s.planner,
-            now()
-        ],
-    )?;
-    Ok(tx.last_insert_rowid())
+    // Goals: create new ones, replace changed ones.
+    let existing = db.goals()?;
+    for g in goals {
+        let same: Vec<&DbGoal> = existing.iter().filter(|e| e.name == g.name).collect();
+        let identical = same.iter().any(|e| {
+            e.display_name == g.display_name()
+                && e.display_names == json!(g.display_names)
+                && e.efficacy_specification == g.efficacy_specification
+        });
+        if identical {
+            continue;
+        }
+        for e in &same {
+            db.soft_delete("goals", e.id)?;
+        }
+        let new_id = db.insert_goal(g)?;
+        for e in &same {
+            goal_map.insert(e.id, new_id);
+        }
+        report.goals_created.push(g.name.clone());
+    }
+
+    // Strategies: create new ones, replace changed ones (or those whose
+    // goal was replaced); refresh version and file in place.
+    let existing = db.strategies()?;
+    for s in strategies {
+        let Some(goal_id) = db.goal_id(&s.goal)? else {
+            tracing::warn!("strategy {}: goal {} is not declared", s.name, s.goal);
+            continue;
+        };
+        let same: Vec<&DbStrategy> = existing.iter().filter(|e| e.name == s.name).collect();
+        if let Some(e) = same.iter().find(|e| {
+            e.goal_id == goal_id
+                && !goal_map.contains_key(&e.goal_id)
+                && e.display_name == s.display_name()
+                && e.display_names == json!(s.display_names)
+                && e.parameters_spec == s.parameters_spec
+        }) {
+            if e.version != s.version || e.plugin_file != s.plugin_file || e.planner != s.planner {
+                db.refresh_strategy(e.id, s)?;
+            }
+            continue;
+        }
+        for e in &same {
+            db.soft_delete("strategies", e.id)?;
+        }
+        let new_id = db.insert_strategy(s, goal_id)?;
+        for e in &same {
+            strategy_map.insert(e.id, new_id);
+        }
+        report.strategies_created.push(s.name.clone());
+    }
+
+    // Remap references to replaced goals.
+    for (&old, &new) in &goal_map {
+        db.remap(Referrer::Templates, RefersTo::Goal, old, new, true)?;
+        db.remap(Referrer::Audits, RefersTo::Goal, old, new, true)?;
+    }
+    // Remap references to replaced strategies; cancel what used them.
+    for (&old, &new) in &strategy_map {
+        db.remap(Referrer::Templates, RefersTo::Strategy, old, new, true)?;
+        cancel_users(
+            db,
+            RefersTo::Strategy,
+            old,
+            "its strategy changed",
+            &mut report,
+        )?;
+        db.remap(Referrer::Audits, RefersTo::Strategy, old, new, false)?;
+        db.remap(Referrer::Plans, RefersTo::Strategy, old, new, false)?;
+    }
+
+    // Strategies no longer declared.
+    for e in db.strategies()? {
+        if strategies.iter().any(|s| s.name == e.name) {
+            continue;
+        }
+        db.soft_delete("strategies", e.id)?;
+        report.strategies_deleted.push(e.name.clone());
+        let templates = db.templates(RefersTo::Strategy, e.id)?;
+        db.drop_template_strategy(e.id)?;
+        report
+            .templates_strategy_removed
+            .extend(templates.into_iter().map(|(uuid, _)| uuid));
+        let reason = format!(
+            "its strategy {} is no longer provided by any plugin",
+            e.name
+        );
+        cancel_users(db, RefersTo::Strategy, e.id, &reason, &mut report)?;
+    }
+
+    // Goals no longer declared.
+    for e in db.goals()? {
+        if goals.iter().any(|g| g.name == e.name) {
+            continue;
+        }
+        db.soft_delete("goals", e.id)?;
+        report.goals_deleted.push(e.name.clone());
+        for (uuid, name) in db.templates(RefersTo::Goal, e.id)? {
+            tracing::warn!(
+                "audit template {name} ({uuid}) refers to goal {}, which no plugin provides any more",
+                e.name
+            );
+            report.templates_without_goal.push(uuid);
+        }
+        let reason = format!("its goal {} is no longer provided by any plugin", e.name);
+        cancel_users(db, RefersTo::Goal, e.id, &reason, &mut report)?;
+    }
+    Ok(report)
 }
 
 /// Synchronises the store with the discovered goals and strategies.
@@ -351,160 +486,233 @@ impl SqliteStore {
         goals: &[DiscoveredGoal],
         strategies: &[DiscoveredStrategy],
     ) -> Result<SyncReport> {
-        self.write(|tx| {
-        let mut report = SyncReport::default();
-        let mut goal_map: HashMap<i64, i64> = HashMap::new();
-        let mut strategy_map: HashMap<i64, i64> = HashMap::new();
+        self.write(|tx| sync_in(&mut SqliteSync(tx), goals, strategies))
+    }
+}
 
-        // Goals: create new ones, replace changed ones.
-        let existing = db_goals(tx)?;
-        for g in goals {
-            let same: Vec<&DbGoal> = existing.iter().filter(|e| e.name == g.name).collect();
-            let identical = same.iter().any(|e| {
-                e.display_name == g.display_name()
-                    && e.display_names == json!(g.display_names)
-                    && e.efficacy_specification == g.efficacy_specification
-            });
-            if identical {
-                continue;
-            }
-            for e in &same {
-                soft_delete(tx, "goals", e.id)?;
-            }
-            let new_id = insert_goal(tx, g)?;
-            for e in &same {
-                goal_map.insert(e.id, new_id);
-            }
-            report.goals_created.push(g.name.clone());
-        }
+/// The Syncer's statements on SQLite.
+struct SqliteSync<'a, 'b>(&'a Transaction<'b>);
 
-        // Strategies: create new ones, replace changed ones (or those whose
-        // goal was replaced); refresh version and file in place.
-        let existing = db_strategies(tx)?;
-        for s in strategies {
-            let goal_id: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM goals WHERE deleted = 0 AND name = ?1",
-                    [&s.goal],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(goal_id) = goal_id else {
-                tracing::warn!("strategy {}: goal {} is not declared", s.name, s.goal);
-                continue;
-            };
-            let same: Vec<&DbStrategy> = existing.iter().filter(|e| e.name == s.name).collect();
-            if let Some(e) = same.iter().find(|e| {
-                e.goal_id == goal_id
-                    && !goal_map.contains_key(&e.goal_id)
-                    && e.display_name == s.display_name()
-                    && e.display_names == json!(s.display_names)
-                    && e.parameters_spec == s.parameters_spec
-            }) {
-                if e.version != s.version || e.plugin_file != s.plugin_file || e.planner != s.planner {
-                    tx.execute(
-                        "UPDATE strategies SET version = ?1, plugin_file = ?2, planner = ?3, updated_at = ?4 WHERE id = ?5",
-                        params![s.version, s.plugin_file, s.planner, now(), e.id],
-                    )?;
-                }
-                continue;
-            }
-            for e in &same {
-                soft_delete(tx, "strategies", e.id)?;
-            }
-            let new_id = insert_strategy(tx, s, goal_id)?;
-            for e in &same {
-                strategy_map.insert(e.id, new_id);
-            }
-            report.strategies_created.push(s.name.clone());
-        }
+impl SyncDb for SqliteSync<'_, '_> {
+    type Error = rusqlite::Error;
 
-        // Remap references to replaced goals.
-        for (old, new) in &goal_map {
-            tx.execute(
-                "UPDATE audit_templates SET goal_id = ?1, updated_at = ?2 WHERE goal_id = ?3 AND deleted = 0",
+    fn goals(&mut self) -> rusqlite::Result<Vec<DbGoal>> {
+        let mut st = self.0.prepare(
+            "SELECT id, name, display_name, display_names, efficacy_specification FROM goals \
+             WHERE deleted = 0 ORDER BY id",
+        )?;
+        st.query_map([], |r| {
+            Ok(DbGoal {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                display_name: r.get(2)?,
+                display_names: json_col(r.get(3)?),
+                efficacy_specification: json_col(r.get(4)?),
+            })
+        })?
+        .collect()
+    }
+
+    fn strategies(&mut self) -> rusqlite::Result<Vec<DbStrategy>> {
+        let mut st = self.0.prepare(
+            "SELECT id, name, goal_id, display_name, display_names, parameters_spec, version, \
+             plugin_file, planner FROM strategies WHERE deleted = 0 ORDER BY id",
+        )?;
+        st.query_map([], |r| {
+            Ok(DbStrategy {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                goal_id: r.get(2)?,
+                display_name: r.get(3)?,
+                display_names: json_col(r.get(4)?),
+                parameters_spec: json_col(r.get(5)?),
+                version: r.get(6)?,
+                plugin_file: r.get(7)?,
+                planner: r.get(8)?,
+            })
+        })?
+        .collect()
+    }
+
+    fn goal_id(&mut self, name: &str) -> rusqlite::Result<Option<i64>> {
+        self.0
+            .query_row(
+                "SELECT id FROM goals WHERE deleted = 0 AND name = ?1 ORDER BY id LIMIT 1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    fn soft_delete(&mut self, table: &'static str, id: i64) -> rusqlite::Result<()> {
+        self.0.execute(
+            &format!("UPDATE {table} SET deleted = 1, deleted_at = ?1 WHERE id = ?2"),
+            params![now(), id],
+        )?;
+        Ok(())
+    }
+
+    fn insert_goal(&mut self, g: &DiscoveredGoal) -> rusqlite::Result<i64> {
+        self.0.execute(
+            "INSERT INTO goals (uuid, name, display_name, display_names, efficacy_specification, \
+             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                new_uuid(),
+                g.name,
+                g.display_name(),
+                json!(g.display_names).to_string(),
+                g.efficacy_specification.to_string(),
+                now()
+            ],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    fn insert_strategy(&mut self, s: &DiscoveredStrategy, goal_id: i64) -> rusqlite::Result<i64> {
+        self.0.execute(
+            "INSERT INTO strategies (uuid, name, display_name, display_names, goal_id, \
+             parameters_spec, version, plugin_file, planner, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                new_uuid(),
+                s.name,
+                s.display_name(),
+                json!(s.display_names).to_string(),
+                goal_id,
+                s.parameters_spec.to_string(),
+                s.version,
+                s.plugin_file,
+                s.planner,
+                now()
+            ],
+        )?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    fn refresh_strategy(&mut self, id: i64, s: &DiscoveredStrategy) -> rusqlite::Result<()> {
+        self.0.execute(
+            "UPDATE strategies SET version = ?1, plugin_file = ?2, planner = ?3, updated_at = ?4 \
+             WHERE id = ?5",
+            params![s.version, s.plugin_file, s.planner, now(), id],
+        )?;
+        Ok(())
+    }
+
+    fn remap(
+        &mut self,
+        by: Referrer,
+        refers: RefersTo,
+        old: i64,
+        new: i64,
+        touch: bool,
+    ) -> rusqlite::Result<()> {
+        let (table, column) = (by.table(), refers.column());
+        if touch {
+            self.0.execute(
+                &format!(
+                    "UPDATE {table} SET {column} = ?1, updated_at = ?2 \
+                     WHERE {column} = ?3 AND deleted = 0"
+                ),
                 params![new, now(), old],
             )?;
-            tx.execute(
-                "UPDATE audits SET goal_id = ?1, updated_at = ?2 WHERE goal_id = ?3 AND deleted = 0",
-                params![new, now(), old],
-            )?;
-        }
-        // Remap references to replaced strategies; cancel what used them.
-        for (old, new) in &strategy_map {
-            tx.execute(
-                "UPDATE audit_templates SET strategy_id = ?1, updated_at = ?2 WHERE strategy_id = ?3 AND deleted = 0",
-                params![new, now(), old],
-            )?;
-            let reason = "its strategy changed";
-            let audits = cancel_audits(tx, "strategy_id = ?1", *old, reason, &mut report)?;
-            for a in audits {
-                cancel_plans(tx, "audit_id = ?1", a, reason, &mut report)?;
-            }
-            cancel_plans(tx, "strategy_id = ?1", *old, reason, &mut report)?;
-            tx.execute(
-                "UPDATE audits SET strategy_id = ?1 WHERE strategy_id = ?2 AND deleted = 0",
+        } else {
+            self.0.execute(
+                &format!("UPDATE {table} SET {column} = ?1 WHERE {column} = ?2 AND deleted = 0"),
                 params![new, old],
             )?;
-            tx.execute(
-                "UPDATE action_plans SET strategy_id = ?1 WHERE strategy_id = ?2 AND deleted = 0",
-                params![new, old],
-            )?;
         }
+        Ok(())
+    }
 
-        // Strategies no longer declared.
-        for e in db_strategies(tx)? {
-            if strategies.iter().any(|s| s.name == e.name) {
-                continue;
-            }
-            soft_delete(tx, "strategies", e.id)?;
-            report.strategies_deleted.push(e.name.clone());
-            let mut st = tx.prepare(
-                "SELECT uuid FROM audit_templates WHERE strategy_id = ?1 AND deleted = 0",
-            )?;
-            let templates: Vec<String> = st
-                .query_map([e.id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            tx.execute(
-                "UPDATE audit_templates SET strategy_id = NULL, updated_at = ?1 WHERE strategy_id = ?2 AND deleted = 0",
-                params![now(), e.id],
-            )?;
-            report.templates_strategy_removed.extend(templates);
-            let reason = format!("its strategy {} is no longer provided by any plugin", e.name);
-            let audits = cancel_audits(tx, "strategy_id = ?1", e.id, &reason, &mut report)?;
-            for a in audits {
-                cancel_plans(tx, "audit_id = ?1", a, &reason, &mut report)?;
-            }
-            cancel_plans(tx, "strategy_id = ?1", e.id, &reason, &mut report)?;
-        }
+    fn runnable_audits(
+        &mut self,
+        refers: RefersTo,
+        id: i64,
+    ) -> rusqlite::Result<Vec<(i64, String, AuditState)>> {
+        let mut st = self.0.prepare(&format!(
+            "SELECT id, uuid, state FROM audits WHERE deleted = 0 \
+             AND state IN ('PENDING', 'ONGOING', 'SUSPENDED') AND {} = ?1 ORDER BY id",
+            refers.column()
+        ))?;
+        st.query_map([id], |r| {
+            Ok((r.get(0)?, r.get(1)?, enum_col(r, 2, 0, "audits", "state")?))
+        })?
+        .collect()
+    }
 
-        // Goals no longer declared.
-        for e in db_goals(tx)? {
-            if goals.iter().any(|g| g.name == e.name) {
-                continue;
-            }
-            soft_delete(tx, "goals", e.id)?;
-            report.goals_deleted.push(e.name.clone());
-            let mut st =
-                tx.prepare("SELECT uuid, name FROM audit_templates WHERE goal_id = ?1 AND deleted = 0")?;
-            let templates: Vec<(String, String)> = st
-                .query_map([e.id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            for (uuid, name) in templates {
-                tracing::warn!(
-                    "audit template {name} ({uuid}) refers to goal {}, which no plugin provides any more",
-                    e.name
-                );
-                report.templates_without_goal.push(uuid);
-            }
-            let reason = format!("its goal {} is no longer provided by any plugin", e.name);
-            let audits = cancel_audits(tx, "goal_id = ?1", e.id, &reason, &mut report)?;
-            for a in audits {
-                cancel_plans(tx, "audit_id = ?1", a, &reason, &mut report)?;
-            }
+    fn plans(
+        &mut self,
+        refers: RefersTo,
+        id: i64,
+    ) -> rusqlite::Result<Vec<(i64, String, PlanState)>> {
+        let mut st = self.0.prepare(&format!(
+            "SELECT id, uuid, state FROM action_plans WHERE deleted = 0 AND {} = ?1 ORDER BY id",
+            refers.column()
+        ))?;
+        st.query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                enum_col(r, 2, 0, "action_plans", "state")?,
+            ))
+        })?
+        .collect()
+    }
+
+    fn cancel_audit(
+        &mut self,
+        id: i64,
+        uuid: &str,
+        from: AuditState,
+        reason: &str,
+    ) -> rusqlite::Result<bool> {
+        let n = self.0.execute(
+            "UPDATE audits SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = ?4",
+            params![reason, now(), id, from],
+        )?;
+        if n == 0 {
+            return Ok(false);
         }
-        Ok(report)
-    })
+        append_event(self.0, &audit_cancelled(uuid, from, reason))?;
+        Ok(true)
+    }
+
+    fn cancel_plan(
+        &mut self,
+        id: i64,
+        uuid: &str,
+        from: PlanState,
+        reason: &str,
+    ) -> rusqlite::Result<bool> {
+        let n = self.0.execute(
+            "UPDATE action_plans SET state = 'CANCELLED', status_message = ?1, updated_at = ?2 \
+             WHERE id = ?3 AND state = ?4",
+            params![reason, now(), id, from],
+        )?;
+        if n == 0 {
+            return Ok(false);
+        }
+        append_event(self.0, &plan_cancelled(uuid, from, reason))?;
+        Ok(true)
+    }
+
+    fn templates(&mut self, refers: RefersTo, id: i64) -> rusqlite::Result<Vec<(String, String)>> {
+        let mut st = self.0.prepare(&format!(
+            "SELECT uuid, name FROM audit_templates WHERE {} = ?1 AND deleted = 0 ORDER BY id",
+            refers.column()
+        ))?;
+        st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+    }
+
+    fn drop_template_strategy(&mut self, id: i64) -> rusqlite::Result<()> {
+        self.0.execute(
+            "UPDATE audit_templates SET strategy_id = NULL, updated_at = ?1 \
+             WHERE strategy_id = ?2 AND deleted = 0",
+            params![now(), id],
+        )?;
+        Ok(())
     }
 }
 
