@@ -3,6 +3,7 @@
 //! imports, manual skips and cancellation.
 
 use super::SqliteStore;
+use super::plans::PlanRow;
 use super::{Event, Result, StoreError, append_event, now};
 use crate::states::{ActionState, EventType, PlanState};
 use rusqlite::{OptionalExtension, params};
@@ -429,14 +430,9 @@ impl SqliteStore {
         })
     }
 
-    /// Cancels a plan from the command line: RECOMMENDED or PENDING become
-    /// CANCELLED with their PENDING actions; ONGOING becomes CANCELLING (its
-    /// applier, in whatever process, finishes the job).
-    pub fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
-        let p = self.plan(plan_uuid)?;
-        match p.state {
-            PlanState::Recommended | PlanState::Pending => {
-                let cancelled = self.write(|tx| {
+    /// [`super::StoreBackend::cancel_unstarted_plan`] on SQLite.
+    pub(super) fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
+        self.write(|tx| {
                     let n = tx.execute(
                         "UPDATE action_plans SET state = 'CANCELLED', updated_at = ?1 WHERE uuid = ?2 AND state = ?3",
                         params![now(), p.uuid, p.state],
@@ -472,34 +468,7 @@ impl SqliteStore {
                         )?;
                     }
                     Ok(true)
-                })?;
-                if !cancelled {
-                    return Err(StoreError::Transition {
-                        kind: "action plan",
-                        id: p.uuid.clone(),
-                        from: format!("{} (changed meanwhile)", p.state),
-                        to: PlanState::Cancelled.to_string(),
-                    });
-                }
-                Ok(PlanState::Cancelled)
-            }
-            PlanState::Ongoing => {
-                self.plan_transition(
-                    &p.uuid,
-                    &[PlanState::Ongoing],
-                    PlanState::Cancelling,
-                    None,
-                    EventType::PlanCancelStart,
-                )?;
-                Ok(PlanState::Cancelling)
-            }
-            other => Err(StoreError::Transition {
-                kind: "action plan",
-                id: p.uuid.clone(),
-                from: other.to_string(),
-                to: "CANCELLED".into(),
-            }),
-        }
+                })
     }
 
     /// Skips a PENDING action by hand, before it runs.

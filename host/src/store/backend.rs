@@ -9,6 +9,7 @@
 //! types are the enums of [`crate::states`], rows are plain structs, and
 //! errors are [`StoreError`].
 
+use super::StoreError;
 use super::apply::{ActionTransition, Lease};
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::flows::{FlowRow, PlanStructure, ScopeRow};
@@ -255,8 +256,46 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Cancels a plan from the command line: RECOMMENDED or PENDING become
     /// CANCELLED with their PENDING actions; ONGOING becomes CANCELLING (its
-    /// applier, in whatever process, finishes the job).
-    fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState>;
+    /// applier, in whatever process, finishes the job). The rule is here,
+    /// once; the backends write ([`StoreBackend::cancel_unstarted_plan`],
+    /// [`StoreBackend::plan_transition`]).
+    fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
+        let p = self.plan(plan_uuid)?;
+        match p.state {
+            PlanState::Recommended | PlanState::Pending => {
+                if !self.cancel_unstarted_plan(&p)? {
+                    return Err(StoreError::Transition {
+                        kind: "action plan",
+                        id: p.uuid.clone(),
+                        from: format!("{} (changed meanwhile)", p.state),
+                        to: PlanState::Cancelled.to_string(),
+                    });
+                }
+                Ok(PlanState::Cancelled)
+            }
+            PlanState::Ongoing => {
+                self.plan_transition(
+                    &p.uuid,
+                    &[PlanState::Ongoing],
+                    PlanState::Cancelling,
+                    None,
+                    EventType::PlanCancelStart,
+                )?;
+                Ok(PlanState::Cancelling)
+            }
+            other => Err(StoreError::Transition {
+                kind: "action plan",
+                id: p.uuid.clone(),
+                from: other.to_string(),
+                to: "CANCELLED".into(),
+            }),
+        }
+    }
+
+    /// Compare-and-set of plan `p` from its state (as read) to CANCELLED
+    /// with its PENDING actions, and their events, in one transaction;
+    /// false when the plan moved meanwhile (nothing written).
+    fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool>;
 
     /// Skips a PENDING action by hand, before it runs.
     fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()>;
@@ -673,8 +712,8 @@ impl StoreBackend for SqliteStore {
         SqliteStore::note(self, event_type, uuid, plan, payload)
     }
 
-    fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
-        SqliteStore::cancel_plan(self, plan_uuid)
+    fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
+        SqliteStore::cancel_unstarted_plan(self, p)
     }
 
     fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {

@@ -187,8 +187,8 @@ impl StoreBackend for PgStore {
         PgStore::note(self, event_type, uuid, plan, payload)
     }
 
-    fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
-        PgStore::cancel_plan(self, plan_uuid)
+    fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
+        PgStore::cancel_unstarted_plan(self, p)
     }
 
     fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {

@@ -6,6 +6,7 @@
 use super::apply::ActionTransition;
 use super::pg::PgStore;
 use super::pg_sql::{Sql, args, int};
+use super::plans::PlanRow;
 use super::{Event, Result, StoreError, now};
 use crate::states::{ActionState, EventType, PlanState};
 use serde_json::{Value, json};
@@ -248,85 +249,55 @@ impl PgStore {
         })
     }
 
-    /// Cancels a plan from the command line (see `StoreBackend`).
-    pub fn cancel_plan(&mut self, plan_uuid: &str) -> Result<PlanState> {
-        let p = self.plan(plan_uuid)?;
-        match p.state {
-            PlanState::Recommended | PlanState::Pending => {
-                let cancelled = self.write(|db| {
-                    let at = now();
-                    let n = db.exec(
-                        "UPDATE action_plans SET state = 'CANCELLED', updated_at = $1 \
+    /// [`super::StoreBackend::cancel_unstarted_plan`] on PostgreSQL.
+    pub fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
+        self.write(|db| {
+            let at = now();
+            let n = db.exec(
+                "UPDATE action_plans SET state = 'CANCELLED', updated_at = $1 \
                          WHERE uuid = $2 AND state = $3",
-                        args![at, p.uuid, p.state],
-                    )?;
-                    if n == 0 {
-                        // Moved meanwhile (an applier took it): nothing written.
-                        return Ok(false);
-                    }
-                    db.event(
-                        &Event::state_change(
-                            EventType::PlanUpdate,
-                            &p.uuid,
-                            Some(p.state.as_str()),
-                            "CANCELLED",
-                        )
-                        .in_plan(&p.uuid),
-                        &at,
-                    )?;
-                    let ids: Vec<String> = db
-                        .rows(
-                            "UPDATE actions SET state = 'CANCELLED', updated_at = $1 \
+                args![at, p.uuid, p.state],
+            )?;
+            if n == 0 {
+                // Moved meanwhile (an applier took it): nothing written.
+                return Ok(false);
+            }
+            db.event(
+                &Event::state_change(
+                    EventType::PlanUpdate,
+                    &p.uuid,
+                    Some(p.state.as_str()),
+                    "CANCELLED",
+                )
+                .in_plan(&p.uuid),
+                &at,
+            )?;
+            let ids: Vec<String> = db
+                .rows(
+                    "UPDATE actions SET state = 'CANCELLED', updated_at = $1 \
                              WHERE action_plan_id = $2 AND state = 'PENDING' AND deleted = 0 \
                              RETURNING uuid, id",
-                            args![at, p.id],
-                        )?
-                        .iter()
-                        .map(|r| (int(r, 1), r.get::<_, String>(0)))
-                        .collect::<std::collections::BTreeMap<i64, String>>()
-                        .into_values()
-                        .collect();
-                    for id in ids {
-                        db.event(
-                            &Event::state_change(
-                                EventType::ActionUpdate,
-                                &id,
-                                Some("PENDING"),
-                                "CANCELLED",
-                            )
-                            .in_plan(&p.uuid),
-                            &at,
-                        )?;
-                    }
-                    Ok(true)
-                })?;
-                if !cancelled {
-                    return Err(StoreError::Transition {
-                        kind: "action plan",
-                        id: p.uuid.clone(),
-                        from: format!("{} (changed meanwhile)", p.state),
-                        to: PlanState::Cancelled.to_string(),
-                    });
-                }
-                Ok(PlanState::Cancelled)
-            }
-            PlanState::Ongoing => {
-                self.plan_transition(
-                    &p.uuid,
-                    &[PlanState::Ongoing],
-                    PlanState::Cancelling,
-                    None,
-                    EventType::PlanCancelStart,
+                    args![at, p.id],
+                )?
+                .iter()
+                .map(|r| (int(r, 1), r.get::<_, String>(0)))
+                .collect::<std::collections::BTreeMap<i64, String>>()
+                .into_values()
+                .collect();
+            for id in ids {
+                db.event(
+                    &Event::state_change(
+                        EventType::ActionUpdate,
+                        &id,
+                        Some("PENDING"),
+                        "CANCELLED",
+                    )
+                    .in_plan(&p.uuid),
+                    &at,
                 )?;
-                Ok(PlanState::Cancelling)
             }
-            other => Err(StoreError::Transition {
-                kind: "action plan",
-                id: p.uuid.clone(),
-                from: other.to_string(),
-                to: "CANCELLED".into(),
-            }),
-        }
+            Ok(true)
+        })
     }
 
     /// Skips a PENDING action by hand, before it runs.
