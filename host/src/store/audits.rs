@@ -418,58 +418,17 @@ impl SqliteStore {
         self.audit(&uuid)
     }
 
-    /// Moves an audit to `to` if Watcher's state machine allows it from its
-    /// current state; with the event, in one transaction. `extra` sets more
-    /// columns in the same write: `(column, value)` pairs.
-    pub fn transition_audit(
+    /// [`super::StoreBackend::write_audit_move`] on SQLite.
+    pub(super) fn write_audit_move(
         &mut self,
-        uuid: &str,
+        current: &AuditRow,
         to: AuditState,
         message: Option<&str>,
         extra: &AuditChanges,
-    ) -> Result<AuditRow> {
-        self.move_audit(uuid, to, message, extra, audit_transition_allowed)
-    }
-
-    /// As [`Store::transition_audit`], with the decision engine's own rule
-    /// for which moves are allowed (it re-runs EVENT audits from SUCCEEDED,
-    /// and keeps CONTINUOUS ones ONGOING between runs).
-    pub fn move_audit(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
-    ) -> Result<AuditRow> {
-        self.move_audit_with_plan(uuid, to, message, extra, allowed, None)
-    }
-
-    /// As [`Store::move_audit`], storing `plan` (produced by this audit) in
-    /// the same transaction.
-    pub fn move_audit_with_plan(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&super::plans::NewPlan>,
-    ) -> Result<AuditRow> {
-        if let Some(p) = plan {
-            super::plans::refuse_duplicate_names(p)?;
-        }
-        let current = self.audit(uuid)?;
-        if !allowed(current.state, to) {
-            return Err(StoreError::Transition {
-                kind: "audit",
-                id: current.uuid,
-                from: current.state.to_string(),
-                to: to.to_string(),
-            });
-        }
+    ) -> Result<bool> {
         let deleting = to == AuditState::Deleted;
-        let moved = self.write(|tx| {
+        self.write(|tx| {
             // Compare-and-set: another process may have moved it meanwhile.
             let n = tx.execute(
                 "UPDATE audits SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3, \
@@ -525,22 +484,7 @@ impl SqliteStore {
                 )?;
             }
             Ok(true)
-        })?;
-        if !moved {
-            return Err(StoreError::Transition {
-                kind: "audit",
-                id: current.uuid,
-                from: format!("{} (changed meanwhile)", current.state),
-                to: to.to_string(),
-            });
-        }
-        if deleting {
-            return Ok(AuditRow {
-                state: to,
-                ..current
-            });
-        }
-        self.audit(&current.uuid)
+        })
     }
 }
 

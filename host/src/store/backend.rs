@@ -11,6 +11,7 @@
 
 use super::StoreError;
 use super::apply::{ActionTransition, Lease};
+use super::audits::audit_transition_allowed;
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::flows::{FlowRow, PlanStructure, ScopeRow};
 use super::ids::IdKind;
@@ -323,14 +324,16 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Moves an audit to `to` if Watcher's state machine allows it from its
     /// current state; with the event, in one transaction. `extra` sets more
-    /// columns in the same write: `(column, value)` pairs.
+    /// columns in the same write.
     fn transition_audit(
         &mut self,
         uuid: &str,
         to: AuditState,
         message: Option<&str>,
         extra: &AuditChanges,
-    ) -> Result<AuditRow>;
+    ) -> Result<AuditRow> {
+        self.move_audit_with_plan(uuid, to, message, extra, audit_transition_allowed, None)
+    }
 
     /// As [`Store::transition_audit`], with the decision engine's own rule
     /// for which moves are allowed (it re-runs EVENT audits from SUCCEEDED,
@@ -342,10 +345,13 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         message: Option<&str>,
         extra: &AuditChanges,
         allowed: fn(AuditState, AuditState) -> bool,
-    ) -> Result<AuditRow>;
+    ) -> Result<AuditRow> {
+        self.move_audit_with_plan(uuid, to, message, extra, allowed, None)
+    }
 
     /// As [`Store::move_audit`], storing `plan` (produced by this audit) in
-    /// the same transaction.
+    /// the same transaction. The rules are here, once; the backends write
+    /// ([`StoreBackend::write_audit_move`]).
     fn move_audit_with_plan(
         &mut self,
         uuid: &str,
@@ -354,7 +360,48 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         extra: &AuditChanges,
         allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&super::plans::NewPlan>,
-    ) -> Result<AuditRow>;
+    ) -> Result<AuditRow> {
+        if let Some(p) = plan {
+            super::plans::refuse_duplicate_names(p)?;
+        }
+        let current = self.audit(uuid)?;
+        if !allowed(current.state, to) {
+            return Err(StoreError::Transition {
+                kind: "audit",
+                id: current.uuid,
+                from: current.state.to_string(),
+                to: to.to_string(),
+            });
+        }
+        if !self.write_audit_move(&current, to, message, extra, plan)? {
+            return Err(StoreError::Transition {
+                kind: "audit",
+                id: current.uuid,
+                from: format!("{} (changed meanwhile)", current.state),
+                to: to.to_string(),
+            });
+        }
+        if to == AuditState::Deleted {
+            return Ok(AuditRow {
+                state: to,
+                ..current
+            });
+        }
+        self.audit(&current.uuid)
+    }
+
+    /// Compare-and-set of audit `current` from its state (as read) to `to`
+    /// (DELETED soft-deletes it), with `message`, the `extra` columns,
+    /// `plan` stored and the `audit.update` event, in one transaction;
+    /// false when the audit moved meanwhile (nothing written).
+    fn write_audit_move(
+        &mut self,
+        current: &AuditRow,
+        to: AuditState,
+        message: Option<&str>,
+        extra: &AuditChanges,
+        plan: Option<&super::plans::NewPlan>,
+    ) -> Result<bool>;
 
     /// Records a skipped run of a CONTINUOUS audit: its status message and
     /// next run time, with an `audit.update` event (its state unchanged,
@@ -748,37 +795,15 @@ impl StoreBackend for SqliteStore {
         SqliteStore::create_audit(self, a)
     }
 
-    fn transition_audit(
+    fn write_audit_move(
         &mut self,
-        uuid: &str,
+        current: &AuditRow,
         to: AuditState,
         message: Option<&str>,
         extra: &AuditChanges,
-    ) -> Result<AuditRow> {
-        SqliteStore::transition_audit(self, uuid, to, message, extra)
-    }
-
-    fn move_audit(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
-    ) -> Result<AuditRow> {
-        SqliteStore::move_audit(self, uuid, to, message, extra, allowed)
-    }
-
-    fn move_audit_with_plan(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&super::plans::NewPlan>,
-    ) -> Result<AuditRow> {
-        SqliteStore::move_audit_with_plan(self, uuid, to, message, extra, allowed, plan)
+    ) -> Result<bool> {
+        SqliteStore::write_audit_move(self, current, to, message, extra, plan)
     }
 
     fn record_skipped_run(

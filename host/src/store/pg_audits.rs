@@ -1,9 +1,7 @@
 //! Audit templates and audits on PostgreSQL (`audits.rs` on SQLite), with
 //! Watcher's state machine: every move a compare-and-set with its event.
 
-use super::audits::{
-    AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow, audit_transition_allowed,
-};
+use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::pg::PgStore;
 use super::pg_sql::{Sql, args, flag, int};
 use super::plans::NewPlan;
@@ -235,37 +233,15 @@ impl PgStore {
         self.audit(&uuid)
     }
 
-    /// Moves an audit as Watcher's state machine allows.
-    pub fn transition_audit(
+    /// [`super::StoreBackend::write_audit_move`] on PostgreSQL.
+    pub fn write_audit_move(
         &mut self,
-        uuid: &str,
+        current: &AuditRow,
         to: AuditState,
         message: Option<&str>,
         extra: &AuditChanges,
-    ) -> Result<AuditRow> {
-        self.move_audit_with_plan(uuid, to, message, extra, audit_transition_allowed, None)
-    }
-
-    /// Moves an audit by the decision engine's rule `allowed`, storing
-    /// `plan` in the same transaction.
-    pub fn move_audit_with_plan(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&NewPlan<'_>>,
-    ) -> Result<AuditRow> {
-        let current = self.audit(uuid)?;
-        if !allowed(current.state, to) {
-            return Err(StoreError::Transition {
-                kind: "audit",
-                id: current.uuid,
-                from: current.state.to_string(),
-                to: to.to_string(),
-            });
-        }
+    ) -> Result<bool> {
         let deleting = to == AuditState::Deleted;
         self.write(|db| {
             let at = now();
@@ -278,12 +254,7 @@ impl PgStore {
                 args![to, message, at, deleting, current.id, current.state],
             )?;
             if n == 0 {
-                return Err(StoreError::Transition {
-                    kind: "audit",
-                    id: current.uuid.clone(),
-                    from: format!("{} (changed meanwhile)", current.state),
-                    to: to.to_string(),
-                });
+                return Ok(false);
             }
             if let Some(h) = &extra.hostname {
                 db.exec(
@@ -330,15 +301,8 @@ impl PgStore {
                     &at,
                 )?;
             }
-            Ok(())
-        })?;
-        if deleting {
-            return Ok(AuditRow {
-                state: to,
-                ..current
-            });
-        }
-        self.audit(&current.uuid)
+            Ok(true)
+        })
     }
 
     /// Records a skipped run of a CONTINUOUS audit (see `StoreBackend`).

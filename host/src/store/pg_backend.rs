@@ -223,37 +223,15 @@ impl StoreBackend for PgStore {
         PgStore::create_audit(self, a)
     }
 
-    fn transition_audit(
+    fn write_audit_move(
         &mut self,
-        uuid: &str,
+        current: &AuditRow,
         to: AuditState,
         message: Option<&str>,
         extra: &AuditChanges,
-    ) -> Result<AuditRow> {
-        PgStore::transition_audit(self, uuid, to, message, extra)
-    }
-
-    fn move_audit(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
-    ) -> Result<AuditRow> {
-        PgStore::move_audit_with_plan(self, uuid, to, message, extra, allowed, None)
-    }
-
-    fn move_audit_with_plan(
-        &mut self,
-        uuid: &str,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        allowed: fn(AuditState, AuditState) -> bool,
         plan: Option<&super::plans::NewPlan>,
-    ) -> Result<AuditRow> {
-        PgStore::move_audit_with_plan(self, uuid, to, message, extra, allowed, plan)
+    ) -> Result<bool> {
+        PgStore::write_audit_move(self, current, to, message, extra, plan)
     }
 
     fn record_skipped_run(
