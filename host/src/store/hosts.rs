@@ -18,6 +18,12 @@ use std::time::Duration;
 /// The database's now, as stored.
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
+/// The plans a host may claim: queued, or interrupted with their lease free
+/// or expired (on the database's clock).
+const CLAIMABLE: &str = "deleted = 0 AND state IN ('PENDING', 'ONGOING', 'CANCELLING') \
+     AND (lease_owner IS NULL OR lease_expires_at IS NULL \
+          OR lease_expires_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))";
+
 /// The payload of an `action_plan.claimed` event.
 #[derive(serde::Serialize)]
 pub(super) struct ClaimPayload<'a> {
@@ -71,15 +77,26 @@ impl FleetStore for SqliteStore {
     }
 
     fn claim_plan(&mut self, host: &str, owner: &str, ttl: Duration) -> Result<Option<PlanClaim>> {
+        // Looked for first without the write lock (a read does not block
+        // the writers in WAL mode): an idle host, asking every second,
+        // never makes the applier's commits wait.
+        let any: bool = self
+            .conn()
+            .query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM action_plans WHERE {CLAIMABLE})"),
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if !any {
+            return Ok(None);
+        }
         self.write(|tx| {
             let free: Option<(String, PlanState, Option<String>)> = tx
                 .query_row(
                     &format!(
                         "SELECT id, uuid, state, lease_owner FROM action_plans \
-                         WHERE deleted = 0 AND state IN ('PENDING', 'ONGOING', 'CANCELLING') \
-                         AND (lease_owner IS NULL OR lease_expires_at IS NULL \
-                              OR lease_expires_at < {NOW}) \
-                         ORDER BY id LIMIT 1"
+                         WHERE {CLAIMABLE} ORDER BY id LIMIT 1"
                     ),
                     [],
                     |r| {
@@ -263,6 +280,29 @@ mod tests {
                 .uuid
             })
             .collect()
+    }
+
+    #[test]
+    fn looking_for_a_plan_to_claim_takes_no_write_lock_when_there_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        queued(dir.path(), 1);
+        let mut s = store(dir.path());
+        assert!(
+            s.claim_plan("a", "owner-a", Duration::from_secs(60))
+                .expect("claim")
+                .is_some()
+        );
+        // Another writer holds the lock (an applier's commit): an idle
+        // host's look, with nothing claimable (the plan's lease is live),
+        // neither waits for it nor fails on it.
+        let other = rusqlite::Connection::open(dir.path().join("s.db")).expect("open");
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        assert_eq!(
+            s.claim_plan("b", "owner-b", Duration::from_secs(60))
+                .expect("no lock needed"),
+            None
+        );
+        other.execute_batch("COMMIT").expect("unlock");
     }
 
     #[test]
