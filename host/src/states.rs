@@ -250,6 +250,18 @@ impl Role {
 }
 
 named_enum! {
+    /// An audit's type (Watcher's `audit_type`).
+    AuditType, "audit type" {
+        /// Runs once, when created.
+        Oneshot = "ONESHOT",
+        /// Runs every interval (or cron tick) between its start and end.
+        Continuous = "CONTINUOUS",
+        /// Runs each time it is triggered (a webhook, an alert).
+        Event = "EVENT",
+    }
+}
+
+named_enum! {
     /// What a host that does not run the decision engine asks of one
     /// (`serve --roles applier` serving the API; docs/fleet.md).
     AuditRequestKind, "audit request kind" {

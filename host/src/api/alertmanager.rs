@@ -21,6 +21,7 @@
 use super::error::{ApiError, ApiResult, missing};
 use super::state::AppState;
 use crate::states::AuditState;
+use crate::states::AuditType;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -244,7 +245,7 @@ pub async fn receive(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<
                         )
                     })
                 })?;
-                if a.audit_type != "EVENT" {
+                if a.audit_type != AuditType::Event {
                     return Err(ApiError::bad_request(format!(
                         "Audit {} (label {label2} of alert {alert}) is {}: only EVENT audits are triggered",
                         a.uuid, a.audit_type

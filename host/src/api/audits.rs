@@ -13,6 +13,7 @@ use super::state::AppState;
 use super::version::{FORCE, SKIPPED_ACTION, START_END_TIMING};
 use crate::decide::AuditRequest;
 use crate::ops::OpError;
+use crate::states::AuditType;
 use crate::store::audits::AuditRow;
 use axum::Json;
 use axum::body::Bytes;
@@ -277,7 +278,7 @@ pub async fn create(State(st): State<Arc<AppState>>, ctx: Ctx, body: Bytes) -> A
             Ok(crate::ops::audits::create(s, &req, &vocab)?)
         })
         .await?;
-    if a.audit_type == "ONESHOT" {
+    if a.audit_type == AuditType::Oneshot {
         st.run_audit_later(a.uuid.clone(), false);
     }
     Ok((

@@ -7,6 +7,7 @@ use super::links::Ctx;
 use super::state::AppState;
 use super::version::WEBHOOK;
 use crate::states::AuditState;
+use crate::states::AuditType;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -44,7 +45,7 @@ pub async fn trigger(
             let a = s
                 .audit(&id)
                 .map_err(|e| missing(e, || format!("Audit {id} could not be found")))?;
-            if a.audit_type != "EVENT" {
+            if a.audit_type != AuditType::Event {
                 return Err(ApiError::bad_request(format!(
                     "Audit {} is {}: only EVENT audits are triggered",
                     a.uuid, a.audit_type

@@ -7,6 +7,7 @@ use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{AuditContext, AuditRequest, DecideError, run_audit, trigger_audit};
 use crate::states::AuditState;
+use crate::states::AuditType;
 use crate::store::StoreError;
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -400,7 +401,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
             let vocab = || crate::policy::Vocabulary::of(&types, &plugins);
             let a =
                 crate::ops::audits::create(&mut store, &req, &vocab).map_err(super::op_error)?;
-            let a = if a.audit_type == "ONESHOT" {
+            let a = if a.audit_type == AuditType::Oneshot {
                 let ctx = AuditContext {
                     plugins: &plugins,
                     types: &types,
@@ -456,7 +457,7 @@ pub fn audit(env: &Env, cmd: AuditCommand) -> CliResult {
                     t.row(vec![
                         a.uuid.clone(),
                         a.name.clone(),
-                        a.audit_type.clone(),
+                        a.audit_type.to_string(),
                         a.state.to_string(),
                         a.goal_name.clone(),
                         a.strategy_name.clone().unwrap_or_else(|| "-".into()),

@@ -31,6 +31,7 @@ use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
 use crate::apply::{ApplyError, StopSignal};
 use crate::decide::{AuditContext, DecideError, tick_continuous};
 use crate::states::AuditState;
+use crate::states::AuditType;
 use crate::store::fleet::Role;
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
@@ -501,7 +502,7 @@ fn run_left_pending(
     let pending = match store.audits() {
         Ok(all) => all
             .into_iter()
-            .filter(|a| a.audit_type == "ONESHOT" && a.state == AuditState::Pending),
+            .filter(|a| a.audit_type == AuditType::Oneshot && a.state == AuditState::Pending),
         Err(e) => {
             tracing::warn!("cannot list the audits left PENDING: {e}");
             return;

@@ -28,6 +28,7 @@ use super::{
     AuditContext, DecideError, engine_move, execute_strategy, new_plan, plan_solution,
     queue_if_auto_triggered, schedule, solution_changes,
 };
+use crate::states::AuditType;
 use crate::states::{AuditState, PlanState};
 use crate::store::Store;
 use crate::store::audits::{AuditChanges, AuditRow};
@@ -179,7 +180,7 @@ pub fn tick_continuous(
         .audits()?
         .into_iter()
         .filter(|a| {
-            a.audit_type == "CONTINUOUS"
+            a.audit_type == AuditType::Continuous
                 && (a.state == AuditState::Pending || a.state == AuditState::Ongoing)
         })
         .collect();
@@ -289,7 +290,7 @@ mod tests {
         let audit = store
             .create_audit(&NewAudit {
                 name: "every-minute".into(),
-                audit_type: "CONTINUOUS".into(),
+                audit_type: AuditType::Continuous,
                 goal: "g".into(),
                 strategy: None,
                 template: None,

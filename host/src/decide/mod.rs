@@ -17,6 +17,7 @@ pub use requests::run_requested_audits;
 
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plugins::PluginRegistry;
+use crate::states::AuditType;
 use crate::states::{ActionState, AuditState, EventType, PlanState};
 use crate::store::audits::{AuditChanges, AuditRow, AuditSolution, NewAudit};
 use crate::store::{GoalRow, Store, StoreError, StrategyRow};
@@ -184,16 +185,15 @@ pub fn prepare_audit(
     vocab: &crate::policy::Vocabulary,
 ) -> Result<NewAudit, DecideError> {
     let audit_type = if req.audit_type.is_empty() {
-        "ONESHOT".to_string()
+        AuditType::Oneshot
     } else {
-        req.audit_type.to_uppercase()
+        req.audit_type.to_uppercase().parse().map_err(|_| {
+            invalid(format!(
+                "audit type {} is not one of ONESHOT, CONTINUOUS, EVENT",
+                req.audit_type
+            ))
+        })?
     };
-    if !crate::store::audits::AUDIT_TYPES.contains(&audit_type.as_str()) {
-        return Err(invalid(format!(
-            "audit type {} is not one of ONESHOT, CONTINUOUS, EVENT",
-            req.audit_type
-        )));
-    }
     let template = match (&req.template, &req.goal) {
         (Some(_), Some(_)) => {
             return Err(invalid("give either an audit template or a goal, not both"));
@@ -272,9 +272,11 @@ pub fn prepare_audit(
             None => (None, json!({})),
         },
     };
-    match (audit_type.as_str(), &req.interval) {
-        ("CONTINUOUS", None) => return Err(invalid("a CONTINUOUS audit needs an interval")),
-        ("CONTINUOUS", Some(i)) => {
+    match (audit_type, &req.interval) {
+        (AuditType::Continuous, None) => {
+            return Err(invalid("a CONTINUOUS audit needs an interval"));
+        }
+        (AuditType::Continuous, Some(i)) => {
             schedule::parse_interval(i).map_err(invalid)?;
         }
         (t, Some(_)) => {
@@ -284,7 +286,7 @@ pub fn prepare_audit(
         }
         _ => {}
     }
-    if audit_type == "ONESHOT" && (req.start_time.is_some() || req.end_time.is_some()) {
+    if audit_type == AuditType::Oneshot && (req.start_time.is_some() || req.end_time.is_some()) {
         return Err(invalid("start and end times are not for ONESHOT audits"));
     }
     // Its own policy, else its template's (as default parameters are).
@@ -637,7 +639,7 @@ fn run_audit_claimed(
         && let Some(plan) = store.ongoing_plan()?
     {
         let msg = format!("action plan {plan} is ONGOING (use --force to audit anyway)");
-        if audit.audit_type == "ONESHOT" {
+        if audit.audit_type == AuditType::Oneshot {
             return Ok(store.transition_audit(
                 uuid,
                 AuditState::Cancelled,
@@ -908,7 +910,7 @@ pub fn trigger_audit(
     host: &str,
 ) -> Result<AuditRow, DecideError> {
     let audit = store.audit(id)?;
-    if audit.audit_type != "EVENT" {
+    if audit.audit_type != AuditType::Event {
         return Err(invalid(format!(
             "audit {} is {}: only EVENT audits are triggered",
             audit.uuid, audit.audit_type
@@ -960,7 +962,7 @@ mod tests {
         let audit = store
             .create_audit(&NewAudit {
                 name: "on-event".into(),
-                audit_type: "EVENT".into(),
+                audit_type: AuditType::Event,
                 goal: "g".into(),
                 strategy: None,
                 template: None,

@@ -7,6 +7,7 @@ use super::{OpError, invalid};
 use crate::decide::{AuditRequest, prepare_audit, schedule};
 use crate::policy::Vocabulary;
 use crate::states::AuditState;
+use crate::states::AuditType;
 use crate::store::audits::{AuditChanges, AuditRow};
 use crate::store::{Store, StoreError};
 
@@ -60,7 +61,7 @@ pub fn update(
     let a = store.audit(id)?;
     let mut extra = AuditChanges::default();
     if let Some(i) = interval {
-        if a.audit_type != "CONTINUOUS" {
+        if a.audit_type != AuditType::Continuous {
             return Err(invalid(format!(
                 "audit {} is {}: only a CONTINUOUS audit has an interval",
                 a.uuid, a.audit_type

@@ -4,13 +4,11 @@
 use super::SqliteStore;
 use super::columns::enum_col;
 use super::{Event, Result, StoreError, append_event, json_col, new_uuid, now};
+use crate::states::AuditType;
 use crate::states::{AuditState, EventType};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
-
-/// Audit types.
-pub const AUDIT_TYPES: [&str; 3] = ["ONESHOT", "CONTINUOUS", "EVENT"];
 
 /// Watcher's audit transitions: from → allowed targets.
 pub fn audit_transition_allowed(from: AuditState, to: AuditState) -> bool {
@@ -146,7 +144,7 @@ pub struct AuditRow {
     /// Its name.
     pub name: String,
     /// ONESHOT, CONTINUOUS or EVENT.
-    pub audit_type: String,
+    pub audit_type: AuditType,
     /// Its state.
     pub state: AuditState,
     /// The goal's uuid.
@@ -212,7 +210,7 @@ impl AuditRow {
             id: r.get(0)?,
             uuid: r.get(1)?,
             name: r.get(2)?,
-            audit_type: r.get(3)?,
+            audit_type: enum_col(r, 3, 0, "audits", "audit_type")?,
             state: enum_col(r, 4, 0, "audits", "state")?,
             goal_uuid: r.get(5)?,
             goal_name: r.get(6)?,
@@ -245,7 +243,7 @@ pub struct NewAudit {
     /// Name.
     pub name: String,
     /// ONESHOT, CONTINUOUS or EVENT.
-    pub audit_type: String,
+    pub audit_type: AuditType,
     /// Goal uuid or name.
     pub goal: String,
     /// Strategy uuid or name.
@@ -546,7 +544,7 @@ mod tests {
         let a = s
             .create_audit(&NewAudit {
                 name: "a".into(),
-                audit_type: "ONESHOT".into(),
+                audit_type: AuditType::Oneshot,
                 goal: "dummy".into(),
                 strategy: None,
                 template: None,

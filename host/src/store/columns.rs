@@ -4,8 +4,8 @@
 
 use crate::policy::OnFailure;
 use crate::states::{
-    ActionState, AuditRequestKind, AuditState, EventType, ExecutionRule, FlowState, PlanState,
-    UnknownName,
+    ActionState, AuditRequestKind, AuditState, AuditType, EventType, ExecutionRule, FlowState,
+    PlanState, UnknownName,
 };
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use std::str::FromStr;
@@ -37,6 +37,7 @@ macro_rules! to_sql_as_text {
 to_sql_as_text!(
     ActionState,
     AuditRequestKind,
+    AuditType,
     PlanState,
     AuditState,
     EventType,

@@ -1239,7 +1239,7 @@ mod tests {
         let new = s
             .create_audit(&audits::NewAudit {
                 name: "new".into(),
-                audit_type: "ONESHOT".into(),
+                audit_type: crate::states::AuditType::Oneshot,
                 goal: "dummy".into(),
                 strategy: None,
                 template: None,
@@ -1335,6 +1335,28 @@ mod tests {
             s.plan_state(&p.uuid),
             Err(StoreError::Unknown { .. })
         ));
+        // An audit type.
+        s.exec(
+            "INSERT INTO goals (id, uuid, name, display_name, created_at) \
+             VALUES (900, 'g900', 'g900', 'G', 't')",
+        );
+        s.exec(
+            "INSERT INTO audits (id, uuid, name, audit_type, state, goal_id, created_at) \
+             VALUES (901, 'au901', 'a', 'WEEKLY', 'PENDING', 900, 't')",
+        );
+        let e = s.audit("au901").expect_err("refused");
+        assert_eq!(
+            unknown(e),
+            Some(UnknownValue {
+                table: "audits",
+                row: 901,
+                column: "audit_type",
+                name: crate::states::UnknownName {
+                    what: "audit type",
+                    value: "WEEKLY".into()
+                }
+            })
+        );
         // An event type.
         s.exec("UPDATE events SET event_type = 'action.teleport'");
         let e = s.events(None, 0).expect_err("refused");

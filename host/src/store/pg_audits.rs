@@ -52,7 +52,7 @@ fn audit_from_row<C: postgres::GenericClient>(
         id: int(r, 0),
         uuid: r.get(1),
         name: r.get(2),
-        audit_type: r.get(3),
+        audit_type: db.enum_col(r, 3, 0, "audits", "audit_type")?,
         state: db.enum_col(r, 4, 0, "audits", "state")?,
         goal_uuid: r.get(5),
         goal_name: r.get(6),

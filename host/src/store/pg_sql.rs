@@ -151,6 +151,7 @@ enum_arg!(
     crate::states::ActionState,
     crate::states::PlanState,
     crate::states::AuditState,
+    crate::states::AuditType,
     crate::states::EventType,
     crate::states::FlowState,
     crate::policy::OnFailure

@@ -284,7 +284,9 @@ impl Starts {
                     let audit_type = audit.audit_type;
                     let state = match (to, strategy_ended) {
                         (Some(to), _) => to,
-                        (None, Some(end)) if audit_type == "CONTINUOUS" => end,
+                        (None, Some(end)) if audit_type == crate::states::AuditType::Continuous => {
+                            end
+                        }
                         _ => continue,
                     };
                     let Some(start) = self.audits.remove(&e.object_uuid) else {
@@ -292,7 +294,7 @@ impl Starts {
                     };
                     m.audit_duration
                         .get_or_create(&AuditLabels {
-                            audit_type,
+                            audit_type: audit_type.to_string(),
                             state: state.into(),
                         })
                         .observe(since(start));
