@@ -801,27 +801,6 @@ fn a_looping_with_template_runs_out_of_fuel_and_fails_its_action() {
     );
 }
 
-/// Makes every commit that sets action `name` to `state` fail, as a full
-/// disk would: a trigger in the real store, outside the applier.
-fn fail_commits_of(home: &Home, name: &str, state: &str) -> RawDb {
-    let raw = home_db(home.path()).raw();
-    raw.exec(raw.pick(
-        &format!(
-            "CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
-             WHEN NEW.name = '{name}' AND NEW.state = '{state}' \
-             BEGIN SELECT RAISE(ABORT, 'database or disk is full (test trigger)'); END;"
-        ),
-        &format!(
-            "CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.name = '{name}' AND NEW.state = '{state}' THEN \
-             RAISE EXCEPTION 'database or disk is full (test trigger)'; END IF; RETURN NEW; END $$; \
-             CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
-             FOR EACH ROW EXECUTE FUNCTION fail_commit();"
-        ),
-    ));
-    raw
-}
-
 #[test]
 fn a_failed_final_state_commit_stops_the_applier_and_the_plan_resumes() {
     let home = Home::new();

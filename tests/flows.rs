@@ -713,6 +713,68 @@ fn kill_9_during_a_flow_then_resume_rolls_it_back_and_leaves_the_host_as_it_was(
     }
 }
 
+#[test]
+fn an_idempotent_action_interrupted_after_its_effect_is_settled_succeeded_on_resume_and_rolled_back()
+ {
+    // mv-vm2 always fails, so the flow is rolled back.
+    let home = seeded("0", "actions:\n  - {name: mv-vm2}\n");
+    let no_retries = write_file(
+        &home.path().join("in"),
+        "no-retries.yaml",
+        "name: no-retries\nrecovery:\n  default: {retries: 0, on_failure: continue}\n",
+    );
+    let policy = no_retries.to_str().unwrap_or_default().to_string();
+    let plan = home.import_json(
+        "drain.json",
+        &json!({
+            "actions": [
+                service("dis-001", N1, "compute-001", "disabled", &[]),
+                migrate("mv-vm1", VM1, "compute-001", "compute-003", &["dis-001"]),
+                migrate("mv-vm2", VM2, "compute-001", "compute-003", &["mv-vm1"]),
+            ],
+            "flows": [{"id": "drain", "on_failure": "rollback", "actions": ["dis-001", "mv-vm1", "mv-vm2"]}]
+        }),
+    );
+    // The host is disabled, then the applier dies before it records it:
+    // its commit of SUCCEEDED fails, as a crash there would leave it.
+    let conn = fail_commits_of(&home, "dis-001", "SUCCEEDED");
+    let out = home.run(&["action-plan", "start", &plan, "--wait", "--policy", &policy]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(home.action(&plan, "dis-001")["state"], "ONGOING");
+    assert_eq!(node(&cloud(&home), "compute-001")["status"], "disabled");
+    conn.exec(conn.pick(
+        "DROP TRIGGER fail_commit",
+        "DROP TRIGGER fail_commit ON actions",
+    ));
+    // Resumed: run again (idempotent), its pre_condition finds the host
+    // disabled. That is the interrupted run's work: SUCCEEDED, so the
+    // flow's rollback enables the host again (SKIPPED would leave it
+    // disabled for good).
+    let out = home.run(&[
+        "action-plan",
+        "resume",
+        &plan,
+        "--wait",
+        "--policy",
+        &policy,
+    ]);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert_eq!(home.plan(&plan)["state"], "FAILED");
+    let dis = home.action(&plan, "dis-001");
+    // (Its message now says it was reverted.)
+    assert_eq!(dis["state"], "SUCCEEDED", "{dis}");
+    let ev = events(&home, &plan);
+    assert!(
+        ev.iter()
+            .any(|e| e["event_type"] == "flow.rollback.end" && e["object_uuid"] == "drain"),
+        "{ev:?}"
+    );
+    let c = cloud(&home);
+    assert_eq!(node(&c, "compute-001")["status"], "enabled");
+    assert_eq!(host_of(&c, VM1), "compute-001");
+    assert_eq!(host_of(&c, VM2), "compute-001");
+}
+
 /// The YAML block of docs/flows.md that follows `heading`.
 fn doc_block(heading: &str) -> String {
     let doc = std::fs::read_to_string(repo_root().join("docs/flows.md")).expect("docs/flows.md");

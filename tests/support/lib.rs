@@ -420,3 +420,24 @@ pub fn service_url(var: &str) -> String {
         ),
     }
 }
+
+/// Makes every commit that sets action `name` to `state` fail, as a full
+/// disk would: a trigger in the real store, outside the applier.
+pub fn fail_commits_of(home: &Home, name: &str, state: &str) -> RawDb {
+    let raw = home_db(home.path()).raw();
+    raw.exec(raw.pick(
+        &format!(
+            "CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
+             WHEN NEW.name = '{name}' AND NEW.state = '{state}' \
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full (test trigger)'); END;"
+        ),
+        &format!(
+            "CREATE FUNCTION fail_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.name = '{name}' AND NEW.state = '{state}' THEN \
+             RAISE EXCEPTION 'database or disk is full (test trigger)'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER fail_commit BEFORE UPDATE OF state ON actions \
+             FOR EACH ROW EXECUTE FUNCTION fail_commit();"
+        ),
+    ));
+    raw
+}

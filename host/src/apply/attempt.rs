@@ -220,6 +220,24 @@ pub(super) fn attempt_blocking(
     }
     match pre {
         Ok(()) => {}
+        // Found ONGOING when this applier loaded the plan, it was
+        // interrupted by a crash while it ran (recovery made it PENDING to
+        // run it again, as it is idempotent): "already done" is then the
+        // interrupted run's own work. It is settled as SUCCEEDED, so that a
+        // rollback reverts it, not SKIPPED, which says the plan changed
+        // nothing.
+        Err(e) if e.kind() == Some(ErrorKind::SKIPPED) && row.state == ActionState::Ongoing => {
+            return finished(
+                St::Succeeded,
+                &[ActionState::Pending, ActionState::Ongoing],
+                Some(format!(
+                    "Action settled on resume: its interrupted run had done it ({})",
+                    message_of(&e)
+                )),
+                None,
+                EventType::ActionExecutionEnd,
+            );
+        }
         Err(e) if e.kind() == Some(ErrorKind::SKIPPED) => {
             return finished(
                 St::Skipped,
