@@ -66,7 +66,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     // Closed at once: the sim plugin links its own copy of SQLite, and two
     // copies holding one database file open in one process can corrupt it
     // (each drops the other's POSIX locks when it closes the file).
-    SimDb::open(&env.sim_db())?.init(&model, 0.0)?;
+    SimDb::open(env.sim_db())?.init(&model, 0.0)?;
     let before = in_use(&model);
     if talk {
         outln!(
@@ -151,7 +151,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         types,
     )?;
     // 4. Before and after.
-    let after_model = SimDb::open(&env.sim_db())?.model()?;
+    let after_model = SimDb::open(env.sim_db())?.model()?;
     let after = in_use(&after_model);
     let store = crate::store::Store::open(&env.db)?;
     let migrations = store
