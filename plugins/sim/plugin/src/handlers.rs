@@ -9,19 +9,19 @@
 use serde::Deserialize;
 use sextant_plugin_api::prediction::PredictedModel;
 use sextant_plugin_api::prelude::*;
+use sextant_sim_store::SimDb;
 use sextant_sim_store::faults::ActionCall;
 use sextant_sim_store::ops::OpError;
 use sextant_sim_store::rules;
-use sextant_sim_store::{SimDb, SimLocation};
 use std::time::Duration;
 
-fn db(ctx: &Context) -> Result<SimDb, PluginError> {
+fn db(ctx: &Context) -> Result<crate::pool::Pooled, PluginError> {
     let at = ctx.action["config"]["sim"]["sim_db"]
         .as_str()
         .ok_or_else(|| {
             PluginError::invalid_input("the host gave no sim_db location in the action context")
         })?;
-    SimDb::open(SimLocation::parse(at)).map_err(|e| PluginError::execution_failed(e.to_string()))
+    crate::pool::open(at).map_err(|e| PluginError::execution_failed(e.to_string()))
 }
 
 fn op_error(e: OpError) -> PluginError {

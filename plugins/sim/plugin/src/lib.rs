@@ -8,6 +8,7 @@
 //! (capability `predict.v1`).
 
 mod handlers;
+mod pool;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;

@@ -104,6 +104,25 @@ impl SimDb {
         })
     }
 
+    /// Whether this is a PostgreSQL connection the server has not closed
+    /// (one worth keeping for the next operation); false for SQLite.
+    pub fn is_open(&self) -> bool {
+        match &*self.conn.borrow() {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(c) => !c.is_closed(),
+        }
+    }
+
+    /// Whether the PostgreSQL server still answers on this connection (one
+    /// round trip, at most 2 s): a kept connection is checked before reuse,
+    /// since a server restart shows only on the next use. False for SQLite.
+    pub fn responds(&self) -> bool {
+        match &mut *self.conn.borrow_mut() {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(c) => c.is_valid(std::time::Duration::from_secs(2)).is_ok(),
+        }
+    }
+
     /// Runs `f` as one write transaction that excludes every other writer
     /// (on PostgreSQL, of every host), committed when `f` succeeds.
     pub(crate) fn write<T, E: From<SimError>>(
