@@ -1026,3 +1026,224 @@ fn postgres_a_queued_plan_wakes_a_listening_host_at_once() {
         ["audit a1"]
     );
 }
+
+// ---- The simulated cloud shared by hosts on several machines ----
+
+/// Two `serve` hosts with data directories of their own (as two machines)
+/// on one PostgreSQL, whose URL carries a password: the simulated cloud
+/// lives in that database, so both hosts migrate instances in one cloud.
+/// Twelve plans each move one instance onto a host with room for eight:
+/// both hosts apply plans, exactly eight moves succeed and four are
+/// refused for capacity, `sim show` on either machine shows the same
+/// cloud with every SUCCEEDED move and no FAILED one, and the password is
+/// nowhere in the database, the plans, the history or the logs.
+#[test]
+fn postgres_two_machines_apply_plans_against_one_simulated_cloud_and_never_overfill_a_host() {
+    let base = fresh_pg_database();
+    // Trust authentication ignores the password; it must still never show.
+    let url = base.replacen("://sextant@", "://sextant:hunter2secret@", 1);
+    assert_ne!(url, base, "the test server's URL names user sextant");
+    let machines = [scratch(), scratch()];
+    let on = |m: &Path| {
+        let mut c = cmd(m);
+        c.env("SEXTANT_DB", &url);
+        c
+    };
+    for m in &machines {
+        write_file(
+            &m.path().join("config/sextant"),
+            "config.yaml",
+            "max_concurrent_actions: 2\n",
+        );
+    }
+    let (a, b) = (machines[0].path(), machines[1].path());
+    let vm = |k: usize| format!("00000000-0000-4000-8000-{k:012}");
+    let mut instances = Vec::new();
+    for k in 0..12 {
+        instances.push(json!({"uuid": vm(k), "name": format!("vm-{k:02}"),
+            "host": "src", "vcpus": 1, "memory": 512, "disk": 1}));
+    }
+    let cluster = write_file(
+        &a.join("s"),
+        "cluster.json",
+        &json!({
+            "nodes": [
+                {"uuid": "n-src", "hostname": "src", "vcpus": 64, "memory": 65536, "disk": 1000},
+                {"uuid": "n-dst", "hostname": "dst", "vcpus": 8, "memory": 65536, "disk": 1000}
+            ],
+            "instances": instances
+        })
+        .to_string(),
+    );
+    // Seeded from machine a; migrate takes 60 s × 0.01 = 0.6 s.
+    let out = run(on(a)
+        .args([
+            "sim",
+            "init",
+            "--time-scale",
+            "0.01",
+            "--format",
+            "json",
+            "--from",
+        ])
+        .arg(&cluster));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(
+        out.json()["sim_db"],
+        base.as_str(),
+        "the cloud is in the store's database, shown without its password"
+    );
+    let shown_b = run(on(b).args(["sim", "show", "--format", "json"]));
+    assert_eq!(shown_b.status, 0, "{}", shown_b.stderr);
+    assert_eq!(
+        shown_b.json()["instances"].as_array().map(Vec::len),
+        Some(12)
+    );
+
+    // Queued from both machines.
+    let mut plans = Vec::new();
+    for k in 0..12 {
+        let m = if k % 2 == 0 { a } else { b };
+        let f = write_file(
+            &m.join("plans"),
+            &format!("p{k}.json"),
+            &json!({"actions": [{"id": "mv", "action_type": "migrate", "input_parameters": {
+                "migration_type": "live", "resource_id": vm(k),
+                "source_node": "src", "destination_node": "dst"}}]})
+            .to_string(),
+        );
+        let out = run(on(m).args(["action-plan", "import"]).arg(&f));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        let plan = out.stdout.trim().to_string();
+        assert_eq!(run(on(m).args(["action-plan", "start", &plan])).status, 0);
+        plans.push(plan);
+    }
+    let spawn = |m: &Path, id: &str| -> Child {
+        on(m)
+            .env("SEXTANT_HOST_ID", id)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(m.join(format!("serve-{id}.log"))).expect("log"))
+            .spawn()
+            .expect("spawn serve")
+    };
+    let hosts = [spawn(a, "machine-a"), spawn(b, "machine-b")];
+    let state = |p: &str| -> String {
+        run(on(a).args(["action-plan", "show", p, "--format", "json"])).json()["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_for("every plan to end", Duration::from_secs(120), || {
+        plans
+            .iter()
+            .all(|p| matches!(state(p).as_str(), "SUCCEEDED" | "FAILED"))
+    });
+    for h in hosts {
+        stop(h);
+    }
+
+    // Which host applied each plan, and how its move ended.
+    let mut by_host = std::collections::BTreeMap::<String, usize>::new();
+    let mut moved = Vec::new();
+    let mut refused = Vec::new();
+    for (k, p) in plans.iter().enumerate() {
+        let history = run(on(b).args(["history", "--plan", p, "--format", "json"])).json();
+        let claimed: Vec<String> = history
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["event_type"] == "action_plan.claimed")
+            .map(|e| e["payload"]["host"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(claimed.len(), 1, "plan {p} claimed once: {claimed:?}");
+        *by_host.entry(claimed[0].clone()).or_default() += 1;
+        let actions = run(on(a).args(["action", "list", "--plan", p, "--format", "json"])).json();
+        let action = &actions.as_array().expect("actions")[0];
+        let plan = run(on(a).args(["action-plan", "show", p, "--format", "json"])).json();
+        match (plan["state"].as_str(), action["state"].as_str()) {
+            (Some("SUCCEEDED"), Some("SUCCEEDED")) => moved.push(vm(k)),
+            // Refused when it ran, or by the applier's checks before it
+            // (the action then never started).
+            (Some("FAILED"), Some("FAILED" | "PENDING")) => {
+                let why = format!("{} {}", action["status_message"], plan["status_message"]);
+                assert!(
+                    why.contains("dst") && !why.contains("hunter2secret"),
+                    "refused naming the full host: {why}"
+                );
+                refused.push(vm(k));
+            }
+            other => panic!("plan {p}: ended {other:?}: {plan} {action}"),
+        }
+    }
+    assert_eq!(by_host.len(), 2, "both machines applied plans: {by_host:?}");
+    assert_eq!(
+        (moved.len(), refused.len()),
+        (8, 4),
+        "{moved:?} {refused:?}"
+    );
+
+    // Either machine sees the one cloud: every SUCCEEDED move made, no
+    // FAILED one, dst exactly full and nothing lost.
+    let shown = [a, b].map(|m| {
+        let out = run(on(m).args(["sim", "show", "--format", "json"]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+        out.json()
+    });
+    assert_eq!(shown[0], shown[1]);
+    let on_host = |h: &str| -> Vec<String> {
+        let mut v: Vec<String> = shown[0]["instances"]
+            .as_array()
+            .expect("instances")
+            .iter()
+            .filter(|i| i["host"] == h)
+            .map(|i| i["uuid"].as_str().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(on_host("dst"), moved);
+    assert_eq!(on_host("src"), refused);
+    let table = run(on(b).args(["sim", "show"]));
+    assert!(table.stdout.contains("8/8"), "{}", table.stdout);
+
+    // The password: not in the database (events, plans, actions, sim
+    // tables), not in what the commands print, not in the hosts' logs.
+    let dump = Command::new(
+        Path::new(&std::env::var("SEXTANT_TEST_PG_BIN").expect("SEXTANT_TEST_PG_BIN"))
+            .join("pg_dump"),
+    )
+    .arg(&base)
+    .output()
+    .expect("pg_dump");
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains("sextant_sim.instances"),
+        "the sim's tables are in the database"
+    );
+    assert!(!dump.contains("hunter2secret"));
+    for m in [a, b] {
+        for entry in std::fs::read_dir(m).expect("home") {
+            let p = entry.expect("entry").path();
+            if p.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                assert!(!text.contains("hunter2secret"), "{}: {text}", p.display());
+            }
+        }
+    }
+    for p in &plans {
+        for args in [
+            vec!["history", "--plan", p, "--format", "json"],
+            vec!["action-plan", "show", p, "--format", "json"],
+        ] {
+            let out = run(on(a).args(&args));
+            assert!(!out.stdout.contains("hunter2secret"), "{}", out.stdout);
+        }
+    }
+}

@@ -91,6 +91,9 @@ pub struct Config {
     /// and gives it at most what is left.
     #[serde(default)]
     pub max_concurrent_actions: Option<std::num::NonZeroUsize>,
+    /// The simulated cloud (`sim:`): where its state is.
+    #[serde(default)]
+    pub sim: SimConfig,
     /// The file this config was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -281,6 +284,28 @@ impl MetricsConfig {
     }
 }
 
+/// The `sim:` mapping.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SimConfig {
+    /// The simulated cloud's state: a SQLite file (a path, relative to the
+    /// config's directory, or `sqlite:PATH`) or a PostgreSQL database
+    /// (`postgres://USER@HOST:PORT/DB`); absent: where the store is (the
+    /// store's PostgreSQL database, or `sim.db` beside its SQLite file).
+    #[serde(default, deserialize_with = "sim_db")]
+    pub sim_db: Option<String>,
+}
+
+/// `sim_db:` must name a database as `database:` does (checked with the
+/// same rules; the message shows no password).
+fn sim_db<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    crate::store::Location::parse(&text, "sim_db").map_err(serde::de::Error::custom)?;
+    Ok(Some(text))
+}
+
 fn default_mapper() -> String {
     "default".into()
 }
@@ -311,6 +336,7 @@ impl Default for Config {
             roles: None,
             service_down_time: None,
             max_concurrent_actions: None,
+            sim: SimConfig::default(),
             source: None,
         }
     }
@@ -541,6 +567,31 @@ mod tests {
                 err.starts_with("c.yaml") && err.contains(says),
                 "{text}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn the_sim_location_is_read_and_a_bad_one_named_without_its_password() {
+        let c = Config::parse(
+            "sim:\n  sim_db: postgres://u:pw@h:5432/sim\n",
+            Path::new("c.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(c.sim.sim_db.as_deref(), Some("postgres://u:pw@h:5432/sim"));
+        assert_eq!(Config::default().sim.sim_db, None);
+        for (text, says) in [
+            ("sim:\n  sim_db: mysql://u:hunter2@h/db\n", "\"mysql\""),
+            ("sim:\n  sim_db: \"\"\n", "it is empty"),
+            ("sim:\n  sim_file: x\n", "sim_file"),
+        ] {
+            let err = Config::parse(text, Path::new("c.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("c.yaml") && err.contains("line 2") && err.contains(says),
+                "{text}: {err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
         }
     }
 

@@ -27,16 +27,19 @@ fn over_capacity(m: &ClusterModel) -> Vec<String> {
     m.check().warnings
 }
 
-/// The demo's own state (`<data dir>/demo/`), so it never touches yours,
-/// unless `--db` names a database.
+/// The demo's own state (`<data dir>/demo/`, its simulated cloud beside
+/// it), so it never touches yours, not even a simulated cloud configured
+/// with `sim: {sim_db}`, unless `--db` names a database.
 fn demo_env(env: &Env, explicit_db: bool) -> Env {
+    let mut config = env.config.clone();
     let db = if explicit_db {
         env.db.clone()
     } else {
+        config.sim = Default::default();
         crate::store::Location::Sqlite(crate::config::data_dir().join("demo").join("sextant.db"))
     };
     Env {
-        config: env.config.clone(),
+        config,
         plugin_dirs: env.plugin_dirs.clone(),
         db,
     }
@@ -66,7 +69,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     // Closed at once: the sim plugin links its own copy of SQLite, and two
     // copies holding one database file open in one process can corrupt it
     // (each drops the other's POSIX locks when it closes the file).
-    SimDb::open(&env.sim_db())?.init(&model, 0.0)?;
+    SimDb::open(env.sim_db())?.init(&model, 0.0)?;
     let before = in_use(&model);
     if talk {
         outln!(
@@ -151,7 +154,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         types,
     )?;
     // 4. Before and after.
-    let after_model = SimDb::open(&env.sim_db())?.model()?;
+    let after_model = SimDb::open(env.sim_db())?.model()?;
     let after = in_use(&after_model);
     let store = crate::store::Store::open(&env.db)?;
     let migrations = store
@@ -188,4 +191,32 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_never_seeds_a_configured_simulated_cloud_unless_db_is_given() {
+        let mut config = crate::config::Config::default();
+        config.sim.sim_db = Some("/srv/lab/sim.db".into());
+        let env = Env {
+            config,
+            plugin_dirs: Vec::new(),
+            db: crate::store::Location::Sqlite("/srv/lab/sextant.db".into()),
+        };
+        let own = demo_env(&env, false).sim_db();
+        assert_eq!(
+            own.file(),
+            Some(
+                crate::config::data_dir()
+                    .join("demo")
+                    .join("sim.db")
+                    .as_path()
+            )
+        );
+        let given = demo_env(&env, true).sim_db();
+        assert_eq!(given.file(), Some(std::path::Path::new("/srv/lab/sim.db")));
+    }
 }

@@ -380,22 +380,38 @@ impl Env {
     pub fn model_source(&self) -> crate::decide::ModelSource {
         crate::decide::ModelSource {
             collector: self.config.collector.clone(),
-            config: serde_json::json!({"sim_db": self.sim_db()}),
+            config: serde_json::json!({"sim_db": self.sim_db().connection_text()}),
             metrics: self.config.metrics.clone(),
         }
     }
 
-    /// Configuration handed to handlers in their context, per driver.
+    /// Configuration handed to handlers in their context, per driver. It
+    /// holds the simulated cloud's URL with its password, if any: the
+    /// context is handed to handlers in memory and never stored (events
+    /// and plans hold none of it).
     pub fn driver_config(&self) -> serde_json::Value {
-        serde_json::json!({"sim": {"sim_db": self.sim_db()}})
+        serde_json::json!({"sim": {"sim_db": self.sim_db().connection_text()}})
     }
 
-    /// The simulated cloud's file, beside the database (for PostgreSQL, in
-    /// the data directory, named after the database).
-    pub fn sim_db(&self) -> PathBuf {
-        match self.db.file() {
-            Some(file) => sextant_sim_store::path_beside(file),
-            None => self.db.beside(&data_dir(), "sim.db"),
+    /// Where the simulated cloud is: `sim: {sim_db: …}` in the config (a
+    /// relative file relative to the config's directory), else where the
+    /// store is: the same PostgreSQL database (shared by every host), or
+    /// `sim.db` beside the SQLite file.
+    pub fn sim_db(&self) -> sextant_sim_store::SimLocation {
+        use sextant_sim_store::SimLocation;
+        if let Some(text) = &self.config.sim.sim_db {
+            return match (SimLocation::parse(text), &self.config.source) {
+                (SimLocation::Sqlite(p), Some(file)) => SimLocation::Sqlite(
+                    crate::config::resolve_dir(&p, file.parent().unwrap_or(Path::new("."))),
+                ),
+                (l, _) => l,
+            };
+        }
+        match &self.db {
+            crate::store::Location::Sqlite(file) => {
+                SimLocation::Sqlite(sextant_sim_store::path_beside(file))
+            }
+            crate::store::Location::Postgres(url) => SimLocation::Postgres(url.clone()),
         }
     }
 

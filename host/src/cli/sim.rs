@@ -169,7 +169,7 @@ fn init(
     if !print_structured(format, &doc)? {
         outln!(
             "seeded the simulated cloud {} from {}: {} nodes, {} instances, {} pools, {} volumes (time scale {time_scale})",
-            path.display(),
+            path,
             from.display(),
             model.nodes.len(),
             model.instances.len(),
@@ -182,13 +182,18 @@ fn init(
 
 fn show(env: &Env, format: Format) -> CliResult {
     let path = env.sim_db();
-    if !path.exists() {
-        return Err(CliError::input(anyhow::anyhow!(
-            "the simulated cloud {} was never seeded: run `sextant sim init --from FILE`",
-            path.display()
-        )));
+    let never_seeded = || {
+        CliError::input(anyhow::anyhow!(
+            "the simulated cloud {path} was never seeded: run `sextant sim init --from FILE`"
+        ))
+    };
+    if path.file().is_some_and(|f| !f.exists()) {
+        return Err(never_seeded());
     }
     let db = SimDb::open(&path)?;
+    if path.file().is_none() && !db.is_initialised()? {
+        return Err(never_seeded());
+    }
     let model = db.model()?;
     if print_structured(format, &model)? {
         return Ok(ExitCode::SUCCESS);

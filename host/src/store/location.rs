@@ -79,36 +79,6 @@ impl Location {
             Self::Postgres(_) => None,
         }
     }
-
-    /// A file beside the database named `name` (the simulated cloud's
-    /// state): in the SQLite file's directory, or for PostgreSQL in
-    /// `dir`, named after the database's host, port and name.
-    pub fn beside(&self, dir: &Path, name: &str) -> PathBuf {
-        match self {
-            Self::Sqlite(p) => p.with_file_name(name),
-            Self::Postgres(url) => {
-                let tag: String = url
-                    .parse::<postgres::Config>()
-                    .map(|c| {
-                        let host = c
-                            .get_hosts()
-                            .first()
-                            .map(|h| match h {
-                                postgres::config::Host::Tcp(h) => h.clone(),
-                                postgres::config::Host::Unix(p) => p.display().to_string(),
-                            })
-                            .unwrap_or_default();
-                        let port = c.get_ports().first().copied().unwrap_or(5432);
-                        format!("{host}-{port}-{}", c.get_dbname().unwrap_or(""))
-                    })
-                    .unwrap_or_default()
-                    .chars()
-                    .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '_' })
-                    .collect();
-                dir.join(format!("{tag}-{name}"))
-            }
-        }
-    }
 }
 
 impl std::fmt::Display for Location {
@@ -211,19 +181,5 @@ mod tests {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("postgres://u@h:5/db"), "{shown}");
         }
-    }
-
-    #[test]
-    fn a_file_beside_a_postgresql_database_is_named_after_it() {
-        let l = Location::parse("postgres://u:pw@127.0.0.1:5433/prod", "--db").expect("url");
-        assert_eq!(
-            l.beside(Path::new("/data"), "sim.db"),
-            PathBuf::from("/data/127_0_0_1_5433_prod-sim.db")
-        );
-        let s = Location::Sqlite("/x/sextant.db".into());
-        assert_eq!(
-            s.beside(Path::new("/data"), "sim.db"),
-            PathBuf::from("/x/sim.db")
-        );
     }
 }

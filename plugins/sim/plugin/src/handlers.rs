@@ -4,7 +4,7 @@
 //! simulated time (the action type's estimated duration × the cloud's time
 //! scale, abortable). Each also predicts its effect on a cluster model
 //! ([`Predict`]) with the very rules ([`sextant_sim_store::rules`]) its
-//! `execute` applies to sim.db.
+//! `execute` applies to the stored cloud.
 
 use serde::Deserialize;
 use sextant_plugin_api::prediction::PredictedModel;
@@ -15,14 +15,13 @@ use sextant_sim_store::ops::OpError;
 use sextant_sim_store::rules;
 use std::time::Duration;
 
-fn db(ctx: &Context) -> Result<SimDb, PluginError> {
-    let path = ctx.action["config"]["sim"]["sim_db"]
+fn db(ctx: &Context) -> Result<crate::pool::Pooled, PluginError> {
+    let at = ctx.action["config"]["sim"]["sim_db"]
         .as_str()
         .ok_or_else(|| {
-            PluginError::invalid_input("the host gave no sim_db path in the action context")
+            PluginError::invalid_input("the host gave no sim_db location in the action context")
         })?;
-    SimDb::open(std::path::Path::new(path))
-        .map_err(|e| PluginError::execution_failed(e.to_string()))
+    crate::pool::open(at).map_err(|e| PluginError::execution_failed(e.to_string()))
 }
 
 fn op_error(e: OpError) -> PluginError {

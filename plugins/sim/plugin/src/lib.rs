@@ -1,39 +1,40 @@
 //! `sextant_sim`: the embedded default cloud. Its `sim` collector reads the
-//! simulated cloud from `sim.db` (seeded by `sextant sim init`); the host
-//! passes the file's path as `{"sim_db": …}`. A cloud never seeded is empty.
+//! simulated cloud (seeded by `sextant sim init`) from a `sim.db` file or a
+//! PostgreSQL database shared by every host; the host passes its location
+//! as `{"sim_db": PATH or URL}`. A cloud never seeded is empty.
 //! Its `sim.<action>` handlers change the cloud as Nova, Cinder and Ironic
 //! would, honouring capacity and state rules, taking simulated time; each
 //! predicts its effect on a cluster model with the same rules
 //! (capability `predict.v1`).
 
 mod handlers;
+mod pool;
 
 use serde::Deserialize;
 use sextant_plugin_api::prelude::*;
-use sextant_sim_store::SimDb;
-use std::path::PathBuf;
+use sextant_sim_store::{SimDb, SimLocation};
 
 #[derive(Default)]
 struct SimCollector;
 
 #[derive(Deserialize)]
 struct CollectorConfig {
-    sim_db: PathBuf,
+    /// A path or a `postgres://` URL.
+    sim_db: String,
 }
 
 impl Collector for SimCollector {
     fn collect(&self, config: Value) -> Result<Value, PluginError> {
         let c: CollectorConfig = serde_json::from_value(config)
             .map_err(|e| PluginError::invalid_input(format!("sim collector config: {e}")))?;
-        if !c.sim_db.exists() {
+        let at = SimLocation::parse(&c.sim_db);
+        if at.file().is_some_and(|f| !f.exists()) {
             log_info(&format!(
-                "the simulated cloud {} was never seeded (sextant sim init): it is empty",
-                c.sim_db.display()
+                "the simulated cloud {at} was never seeded (sextant sim init): it is empty"
             ));
             return Ok(json!({}));
         }
-        let db =
-            SimDb::open(&c.sim_db).map_err(|e| PluginError::execution_failed(e.to_string()))?;
+        let db = SimDb::open(&at).map_err(|e| PluginError::execution_failed(e.to_string()))?;
         let model = db
             .collected_model()
             .map_err(|e| PluginError::execution_failed(e.to_string()))?;
@@ -48,7 +49,7 @@ const MIGRATE: &str = r#"{"type":"object","required":["migration_type","resource
 export_plugin! {
     collector SimCollector = Entry::new("sim", "1.0.0")
         .display_name("en", "Simulated cloud")
-        .description("Reads the simulated cloud (sim.db) as a cluster model."),
+        .description("Reads the simulated cloud (sim.db or PostgreSQL) as a cluster model."),
     predicting_handler handlers::Faulty<handlers::Migrate> = Entry::new("sim.migrate", "1.0.0")
         .description("Moves an instance in the simulated cloud; refused when the destination is full, disabled, down or off.")
         .parameters(MIGRATE)

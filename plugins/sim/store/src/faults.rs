@@ -3,7 +3,8 @@
 //! end to end.
 //!
 //! Faults are set with the cloud (`sextant sim init --faults FILE`) and kept
-//! in sim.db's `meta` table beside the time scale:
+//! in the cloud's `meta` table beside the time scale (so every host sharing
+//! the cloud counts one `times` and fires each host fault once):
 //!
 //! * **host faults**: a host goes `down` or becomes `full` (its reservations
 //!   raised to its capacity) when the simulated clock reaches `at_seconds`;
@@ -21,9 +22,10 @@
 //! moves to the latest such time. Along a chain of actions it is exactly
 //! the plan's simulated makespan.
 
+use crate::ops::TxCloud;
 use crate::rules::{Cloud, OpError};
+use crate::tx::Tx;
 use crate::{SimDb, SimError};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -182,63 +184,51 @@ impl RandomFailures {
     }
 }
 
-/// A meta value inside a transaction.
-fn meta(tx: &Transaction<'_>, key: &str) -> Result<Option<String>, rusqlite::Error> {
-    tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()
+fn read_faults(tx: &mut dyn Tx) -> Result<Option<Faults>, SimError> {
+    Ok(tx
+        .meta("faults")?
+        .and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-fn set_meta(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), rusqlite::Error> {
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )
-    .map(drop)
-}
-
-fn read_faults(tx: &Transaction<'_>) -> Result<Option<Faults>, rusqlite::Error> {
-    Ok(meta(tx, "faults")?.and_then(|t| serde_json::from_str(&t).ok()))
-}
-
-fn read_clock(tx: &Transaction<'_>) -> Result<f64, rusqlite::Error> {
-    Ok(meta(tx, "clock")?
+fn read_clock(tx: &mut dyn Tx) -> Result<f64, SimError> {
+    Ok(tx
+        .meta("clock")?
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|v| v.is_finite())
         .unwrap_or(0.0))
 }
 
-fn read_counts(tx: &Transaction<'_>, key: &str) -> Result<Vec<u64>, rusqlite::Error> {
-    Ok(meta(tx, key)?
+fn read_counts(tx: &mut dyn Tx, key: &str) -> Result<Vec<u64>, SimError> {
+    Ok(tx
+        .meta(key)?
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default())
 }
 
 /// Writes the faults (and a clock at 0) in the seeding transaction.
-pub(crate) fn seed(tx: &Transaction<'_>, faults: &Faults) -> Result<(), rusqlite::Error> {
-    set_meta(tx, "clock", "0")?;
+pub(crate) fn seed(tx: &mut dyn Tx, faults: &Faults) -> Result<(), SimError> {
+    tx.set_meta("clock", "0")?;
     if !faults.is_empty() {
-        set_meta(
-            tx,
-            "faults",
-            &serde_json::to_string(faults).unwrap_or_default(),
-        )?;
+        tx.set_meta("faults", &serde_json::to_string(faults).unwrap_or_default())?;
     }
     Ok(())
 }
 
 /// Applies the host faults due at the current clock that have not fired
-/// yet, inside an operation's transaction (`cloud` is the same
-/// transaction): every operation sees the cloud as it is at that time.
-pub(crate) fn fire_due(tx: &Transaction<'_>, cloud: &mut impl Cloud) -> Result<(), OpError> {
-    let db = |e| OpError::Db(SimError::from_rusqlite(e));
-    let Some(faults) = read_faults(tx).map_err(db)? else {
-        return Ok(());
+/// yet, inside an operation's transaction: every operation sees the cloud
+/// as it is at that time.
+pub(crate) fn fire_due(cloud: &mut TxCloud<'_>) -> Result<(), OpError> {
+    let (faults, clock, mut fired) = {
+        let mut tx = cloud.tx();
+        let Some(faults) = read_faults(&mut **tx)? else {
+            return Ok(());
+        };
+        if faults.hosts.is_empty() {
+            return Ok(());
+        }
+        let clock = read_clock(&mut **tx)?;
+        (faults, clock, read_counts(&mut **tx, "fired")?)
     };
-    if faults.hosts.is_empty() {
-        return Ok(());
-    }
-    let clock = read_clock(tx).map_err(db)?;
-    let mut fired = read_counts(tx, "fired").map_err(db)?;
     fired.resize(faults.hosts.len(), 0);
     let mut changed = false;
     for (k, h) in faults.hosts.iter().enumerate() {
@@ -261,12 +251,9 @@ pub(crate) fn fire_due(tx: &Transaction<'_>, cloud: &mut impl Cloud) -> Result<(
         cloud.put_node(&n)?;
     }
     if changed {
-        set_meta(
-            tx,
-            "fired",
-            &serde_json::to_string(&fired).unwrap_or_default(),
-        )
-        .map_err(db)?;
+        cloud
+            .tx()
+            .set_meta("fired", &serde_json::to_string(&fired).unwrap_or_default())?;
     }
     Ok(())
 }
@@ -296,62 +283,50 @@ impl SimDb {
     }
 
     /// Whether an action fault or the random draw fails this attempt of
-    /// `call`: the reason, counted against the fault's `times`.
+    /// `call`: the reason, counted against the fault's `times` (once
+    /// across every host sharing the cloud).
     pub fn injected_failure(&mut self, call: &ActionCall<'_>) -> Result<Option<String>, SimError> {
-        let path = self.path.clone();
-        let err = |cause| SimError::Sqlite {
-            path: path.clone(),
-            cause,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let Some(faults) = read_faults(&tx).map_err(err)? else {
-            return Ok(None);
-        };
-        let mut hits = read_counts(&tx, "hits").map_err(err)?;
-        hits.resize(faults.actions.len(), 0);
-        let mut why = None;
-        for (k, f) in faults.actions.iter().enumerate() {
-            if !f.matches(call) || f.times.is_some_and(|t| hits[k] >= t) {
-                continue;
+        self.write(|tx| {
+            let Some(faults) = read_faults(tx)? else {
+                return Ok(None);
+            };
+            let mut hits = read_counts(tx, "hits")?;
+            hits.resize(faults.actions.len(), 0);
+            let mut why = None;
+            for (k, f) in faults.actions.iter().enumerate() {
+                if !f.matches(call) || f.times.is_some_and(|t| hits[k] >= t) {
+                    continue;
+                }
+                hits[k] += 1;
+                why = Some(format!(
+                    "injected fault: actions[{k}] fails {} (attempt {} it failed)",
+                    call.name, hits[k]
+                ));
+                break;
             }
-            hits[k] += 1;
-            why = Some(format!(
-                "injected fault: actions[{k}] fails {} (attempt {} it failed)",
-                call.name, hits[k]
-            ));
-            break;
-        }
-        if why.is_some() {
-            set_meta(
-                &tx,
-                "hits",
-                &serde_json::to_string(&hits).unwrap_or_default(),
-            )
-            .map_err(err)?;
-        } else if let Some(r) = &faults.random
-            && r.fails(call)
-        {
-            why = Some(format!(
-                "injected fault: random failure (probability {}, seed {}) of {}",
-                r.probability, r.seed, call.name
-            ));
-        }
-        tx.commit().map_err(err)?;
-        Ok(why)
+            if why.is_some() {
+                tx.set_meta("hits", &serde_json::to_string(&hits).unwrap_or_default())?;
+            } else if let Some(r) = &faults.random
+                && r.fails(call)
+            {
+                why = Some(format!(
+                    "injected fault: random failure (probability {}, seed {}) of {}",
+                    r.probability, r.seed, call.name
+                ));
+            }
+            Ok(why)
+        })
     }
 }
 
 /// Moves the clock forward inside an operation's transaction.
-pub(crate) fn advance(tx: &Transaction<'_>, to: f64) -> Result<(), OpError> {
-    let db = |e| OpError::Db(SimError::from_rusqlite(e));
+pub(crate) fn advance(cloud: &TxCloud<'_>, to: f64) -> Result<(), OpError> {
     if !to.is_finite() {
         return Ok(());
     }
-    if to > read_clock(tx).map_err(db)? {
-        set_meta(tx, "clock", &to.to_string()).map_err(db)?;
+    let mut tx = cloud.tx();
+    if to > read_clock(&mut **tx)? {
+        tx.set_meta("clock", &to.to_string())?;
     }
     Ok(())
 }
@@ -514,9 +489,15 @@ mod tests {
         assert!(p[2].starts_with("random.probability"));
     }
 
-    fn cloud(faults: &Faults) -> (tempfile::TempDir, SimDb) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut db = SimDb::open(&dir.path().join("sim.db")).expect("open");
+    use crate::testing::{TestCloud, on_both_backends};
+
+    on_both_backends!(
+        a_host_goes_down_or_fills_up_when_the_clock_reaches_its_time,
+        an_action_fault_fails_the_matching_attempts_then_stops_when_its_times_are_spent,
+    );
+
+    fn cloud(t: &TestCloud, faults: &Faults) -> SimDb {
+        let mut db = t.open();
         let m: sextant_plugin_api::model::ClusterModel = serde_json::from_value(json!({
             "nodes": [
                 {"uuid": "n1", "hostname": "h1", "vcpus": 8, "memory": 8192, "disk": 100},
@@ -530,11 +511,10 @@ mod tests {
         }))
         .expect("model");
         db.init_with_faults(&m, 0.0, faults).expect("init");
-        (dir, db)
+        db
     }
 
-    #[test]
-    fn a_host_goes_down_or_fills_up_when_the_clock_reaches_its_time() {
+    fn a_host_goes_down_or_fills_up_when_the_clock_reaches_its_time(t: TestCloud) {
         let faults = Faults {
             hosts: vec![
                 HostFault {
@@ -550,7 +530,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (_dir, mut db) = cloud(&faults);
+        let mut db = cloud(&t, &faults);
         assert_eq!(db.faults().expect("faults"), faults);
         assert_eq!(db.clock().expect("clock"), 0.0);
         // At 60s, h2 is still up.
@@ -581,8 +561,9 @@ mod tests {
         assert_eq!(db.clock().expect("clock"), 0.0);
     }
 
-    #[test]
-    fn an_action_fault_fails_the_matching_attempts_then_stops_when_its_times_are_spent() {
+    fn an_action_fault_fails_the_matching_attempts_then_stops_when_its_times_are_spent(
+        t: TestCloud,
+    ) {
         let faults = Faults {
             actions: vec![
                 ActionFault {
@@ -601,7 +582,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let (_dir, mut db) = cloud(&faults);
+        let mut db = cloud(&t, &faults);
         let to_h2 = json!({"resource_id": "i1", "destination_node": "h2"});
         let to_h3 = json!({"resource_id": "i1", "destination_node": "h3"});
         let m1 = call("m1", "migrate", &to_h2);

@@ -1,35 +1,58 @@
-//! `sextant-sim-store`: the state of the simulated cloud, one SQLite file
-//! (`sim.db`, beside the store), shared by the `sim` plugin (its collector
-//! and, later, its handlers) and the `sextant sim` commands.
+//! `sextant-sim-store`: the state of the simulated cloud, shared by the
+//! `sim` plugin (its collector and handlers) and the `sextant sim`
+//! commands. It lives in a SQLite file (`sim.db`, beside the store) or in
+//! a PostgreSQL database (schema `sextant_sim`, beside the store's tables),
+//! so that every host applying plans against one PostgreSQL sees and
+//! changes one cloud ([`SimLocation`]).
 //!
 //! Each node, instance, pool and volume is a row holding its model entry as
-//! JSON, keyed by its id. Invariant: seeding replaces the whole cloud in one
-//! transaction, so a crash leaves the old cloud or the new one.
+//! JSON, keyed by its id. The sim's semantics (seeding, [`rules`],
+//! [`faults`], [`ops`]) are written once over [`tx::Tx`], which each
+//! backend implements ([`sqlite`], [`pg`]). Invariants: seeding
+//! replaces the whole cloud in one transaction, so a crash leaves the old
+//! cloud or the new one; each operation is one transaction that excludes
+//! every other writer, on any host, from its first read to its commit.
 
 pub mod faults;
+mod location;
 pub mod ops;
+mod pg;
 pub mod rules;
+mod sqlite;
+#[cfg(test)]
+mod testing;
+mod tx;
 
-use rusqlite::{Connection, OptionalExtension, params};
+pub use location::SimLocation;
 use sextant_plugin_api::model::ClusterModel;
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use tx::{Row, Table, Tx};
 
-/// A sim.db operation failed.
+/// A simulated cloud operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     /// SQLite failed.
-    #[error("simulated cloud {}: {cause}", path.display())]
+    #[error("simulated cloud {at}: {cause}")]
     Sqlite {
         /// The file.
-        path: PathBuf,
+        at: String,
         /// Why (in the message, not a `source`, so it is printed once).
         cause: rusqlite::Error,
     },
+    /// PostgreSQL failed.
+    #[error("simulated cloud {at}: {cause}")]
+    Postgres {
+        /// The database, without its password.
+        at: String,
+        /// Why (the server's message when it gave one).
+        cause: String,
+    },
     /// A row holds JSON that is not a model entry.
-    #[error("simulated cloud {}: corrupt {what}: {cause}", path.display())]
+    #[error("simulated cloud {at}: corrupt {what}: {cause}")]
     Corrupt {
-        /// The file.
-        path: PathBuf,
+        /// The file or database.
+        at: String,
         /// Which row.
         what: String,
         /// Why.
@@ -45,161 +68,81 @@ pub enum SimError {
     },
 }
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (uuid TEXT PRIMARY KEY, hostname TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS instances (uuid TEXT PRIMARY KEY, host TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS instances_host ON instances(host);
-CREATE TABLE IF NOT EXISTS storage_pools (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS volumes (uuid TEXT PRIMARY KEY, pool TEXT NOT NULL, doc TEXT NOT NULL);
-"#;
-
 /// The file beside a store database: `<dir>/sim.db`.
 pub fn path_beside(store_db: &Path) -> PathBuf {
     store_db.with_file_name("sim.db")
 }
 
-/// How [`SimDb::open`] opens the file.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Access {
-    ReadWrite,
-    ReadOnly,
-    /// Read-only, with SQLite told no one else writes it.
-    Immutable,
-}
-
-impl SimError {
-    /// Whether SQLite refused because the file or its directory cannot be
-    /// written.
-    fn is_write_refusal(&self) -> bool {
-        matches!(
-            self,
-            SimError::Sqlite {
-                cause: rusqlite::Error::SqliteFailure(f, _),
-                ..
-            } if matches!(
-                f.code,
-                rusqlite::ErrorCode::ReadOnly
-                    | rusqlite::ErrorCode::CannotOpen
-                    | rusqlite::ErrorCode::PermissionDenied
-            )
-        )
-    }
-}
-
-/// Whether `<db>-wal` exists and is not empty.
-fn has_wal_content(path: &Path) -> bool {
-    let mut wal = path.as_os_str().to_os_string();
-    wal.push("-wal");
-    std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
-}
-
-/// `path` for a `file:` URI, the characters a URI gives meaning to
-/// percent-encoded.
-fn uri_path(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// A connection to either backend.
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(::postgres::Client),
 }
 
 /// The open simulated cloud.
 pub struct SimDb {
-    pub(crate) conn: Connection,
-    pub(crate) path: PathBuf,
+    conn: RefCell<Conn>,
+    /// Where it is, as messages show it (no password).
+    at: String,
 }
 
 impl SimDb {
-    /// Opens (creating if needed) the file. Nothing is written when the
-    /// file is already in WAL mode with its tables; a file SQLite cannot
-    /// write (a read-only file or directory) is opened read-only, so `sim
-    /// show` and the collector still read it.
-    pub fn open(path: &Path) -> Result<Self, SimError> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-            && !dir.is_dir()
-        {
-            std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
-                path: dir.to_path_buf(),
-                cause: source,
-            })?;
-        }
-        match Self::open_with(path, Access::ReadWrite) {
-            Err(e) if path.is_file() && e.is_write_refusal() => {
-                match Self::open_with(path, Access::ReadOnly) {
-                    // No -shm file and a directory we cannot write: only
-                    // as immutable, right only when no -wal holds commits.
-                    Err(e) if e.is_write_refusal() && !has_wal_content(path) => {
-                        Self::open_with(path, Access::Immutable)
-                    }
-                    r => r,
-                }
-            }
-            r => r,
-        }
-    }
-
-    fn open_with(path: &Path, access: Access) -> Result<Self, SimError> {
-        use rusqlite::OpenFlags;
-        let err = |source| SimError::Sqlite {
-            path: path.to_path_buf(),
-            cause: source,
+    /// Opens (creating its tables if needed) the simulated cloud at `at`:
+    /// a SQLite file (opened read-only when it cannot be written, so that
+    /// `sim show` and the collector still read it) or a PostgreSQL
+    /// database.
+    pub fn open(at: impl Into<SimLocation>) -> Result<Self, SimError> {
+        let location = at.into();
+        let shown = location.to_string();
+        let conn = match &location {
+            SimLocation::Sqlite(path) => Conn::Sqlite(sqlite::open(path)?),
+            SimLocation::Postgres(url) => Conn::Postgres(pg::open(url, &shown)?),
         };
-        let read_only_flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match access {
-            Access::ReadWrite => Connection::open(path),
-            Access::ReadOnly => Connection::open_with_flags(path, read_only_flags),
-            Access::Immutable => Connection::open_with_flags(
-                format!("file:{}?immutable=1", uri_path(path)),
-                read_only_flags,
-            ),
-        }
-        .map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
-        let read_only =
-            access != Access::ReadWrite || conn.is_readonly(rusqlite::MAIN_DB).map_err(err)?;
-        // A first read: a WAL file that cannot be read this way fails here,
-        // at open, where the caller falls back to another access.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .map_err(err)?;
-        if !read_only {
-            if !mode.eq_ignore_ascii_case("wal") {
-                conn.execute_batch("PRAGMA journal_mode = WAL;")
-                    .map_err(err)?;
-            }
-            conn.execute_batch("PRAGMA synchronous = FULL;")
-                .map_err(err)?;
-            let tables: i64 = conn
-                .query_row(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'nodes', 'instances', 'storage_pools', 'volumes')",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(err)?;
-            if tables < 5 {
-                conn.execute_batch(SCHEMA).map_err(err)?;
-            }
-        }
         Ok(Self {
-            conn,
-            path: path.to_path_buf(),
+            conn: RefCell::new(conn),
+            at: shown,
         })
     }
 
-    fn err(&self, source: rusqlite::Error) -> SimError {
-        SimError::Sqlite {
-            path: self.path.clone(),
-            cause: source,
+    /// Whether this is a PostgreSQL connection the server has not closed
+    /// (one worth keeping for the next operation); false for SQLite.
+    pub fn is_open(&self) -> bool {
+        match &*self.conn.borrow() {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(c) => !c.is_closed(),
+        }
+    }
+
+    /// Whether the PostgreSQL server still answers on this connection (one
+    /// round trip, at most 2 s): a kept connection is checked before reuse,
+    /// since a server restart shows only on the next use. False for SQLite.
+    pub fn responds(&self) -> bool {
+        match &mut *self.conn.borrow_mut() {
+            Conn::Sqlite(_) => false,
+            Conn::Postgres(c) => c.is_valid(std::time::Duration::from_secs(2)).is_ok(),
+        }
+    }
+
+    /// Runs `f` as one write transaction that excludes every other writer
+    /// (on PostgreSQL, of every host), committed when `f` succeeds.
+    pub(crate) fn write<T, E: From<SimError>>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self.conn.get_mut() {
+            Conn::Sqlite(c) => sqlite::write(c, &self.at, f),
+            Conn::Postgres(c) => pg::write(c, &self.at, f),
+        }
+    }
+
+    /// Runs `f` over one consistent snapshot.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, SimError>,
+    ) -> Result<T, SimError> {
+        match &mut *self.conn.borrow_mut() {
+            Conn::Sqlite(c) => sqlite::read(c, &self.at, f),
+            Conn::Postgres(c) => pg::read(c, &self.at, f),
         }
     }
 
@@ -217,53 +160,24 @@ impl SimDb {
         time_scale: f64,
         faults: &faults::Faults,
     ) -> Result<(), SimError> {
-        let path = self.path.clone();
-        let err = |source| SimError::Sqlite {
-            path: path.clone(),
-            cause: source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        tx.execute_batch(
-            "DELETE FROM volumes; DELETE FROM storage_pools; DELETE FROM instances; DELETE FROM nodes; DELETE FROM meta;",
-        )
-        .map_err(err)?;
-        {
-            let mut st = tx
-                .prepare("INSERT INTO nodes (uuid, hostname, doc) VALUES (?1, ?2, ?3)")
-                .map_err(err)?;
+        self.write(|tx| {
+            tx.clear()?;
             for n in &model.nodes {
-                st.execute(params![n.uuid, n.hostname, doc(n)])
-                    .map_err(err)?;
+                insert(tx, Table::Nodes, &n.uuid, Some(&n.hostname), n)?;
             }
-            let mut st = tx
-                .prepare("INSERT INTO instances (uuid, host, doc) VALUES (?1, ?2, ?3)")
-                .map_err(err)?;
             for i in &model.instances {
-                st.execute(params![i.uuid, i.host, doc(i)]).map_err(err)?;
+                insert(tx, Table::Instances, &i.uuid, Some(&i.host), i)?;
             }
-            let mut st = tx
-                .prepare("INSERT INTO storage_pools (name, doc) VALUES (?1, ?2)")
-                .map_err(err)?;
             for p in &model.storage_pools {
-                st.execute(params![p.name, doc(p)]).map_err(err)?;
+                insert(tx, Table::StoragePools, &p.name, None, p)?;
             }
-            let mut st = tx
-                .prepare("INSERT INTO volumes (uuid, pool, doc) VALUES (?1, ?2, ?3)")
-                .map_err(err)?;
             for v in &model.volumes {
-                st.execute(params![v.uuid, v.pool, doc(v)]).map_err(err)?;
+                insert(tx, Table::Volumes, &v.uuid, Some(&v.pool), v)?;
             }
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('time_scale', ?1), ('initialised', '1')",
-                params![time_scale.to_string()],
-            )
-            .map_err(err)?;
-            faults::seed(&tx, faults).map_err(err)?;
-        }
-        tx.commit().map_err(err)
+            tx.set_meta("time_scale", &time_scale.to_string())?;
+            tx.set_meta("initialised", "1")?;
+            faults::seed(tx, faults)
+        })
     }
 
     /// Whether `init` ever completed.
@@ -280,37 +194,9 @@ impl SimDb {
     }
 
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>, SimError> {
-        self.conn
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(|e| self.err(e))
+        self.read(|tx| tx.meta(key))
     }
 
-    fn docs<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        key: &str,
-    ) -> Result<Vec<T>, SimError> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {key}, doc FROM {table} ORDER BY rowid"))
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<(String, String)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))?;
-        rows.into_iter()
-            .map(|(k, d)| {
-                serde_json::from_str(&d).map_err(|source| SimError::Corrupt {
-                    path: self.path.clone(),
-                    what: format!("{table} {k}"),
-                    cause: source,
-                })
-            })
-            .collect()
-    }
-
-    /// The current cloud, in the snapshot format.
     /// The cluster model as Nova would report it to a collector: without the
     /// shelved and offloaded instances, which no longer sit on any host.
     pub fn collected_model(&self) -> Result<ClusterModel, SimError> {
@@ -319,18 +205,51 @@ impl SimDb {
         Ok(m)
     }
 
+    /// The current cloud, in the snapshot format, as of one moment.
     pub fn model(&self) -> Result<ClusterModel, SimError> {
-        Ok(ClusterModel {
-            nodes: self.docs("nodes", "uuid")?,
-            instances: self.docs("instances", "uuid")?,
-            storage_pools: self.docs("storage_pools", "name")?,
-            volumes: self.docs("volumes", "uuid")?,
+        let at = self.at.clone();
+        self.read(|tx| {
+            Ok(ClusterModel {
+                nodes: docs(tx, Table::Nodes, &at)?,
+                instances: docs(tx, Table::Instances, &at)?,
+                storage_pools: docs(tx, Table::StoragePools, &at)?,
+                volumes: docs(tx, Table::Volumes, &at)?,
+            })
         })
     }
 }
 
+fn insert<T: serde::Serialize>(
+    tx: &mut dyn Tx,
+    table: Table,
+    key: &str,
+    by: Option<&str>,
+    entry: &T,
+) -> Result<(), SimError> {
+    let doc = doc(entry);
+    tx.insert(table, &Row { key, by, doc: &doc })
+}
+
+/// Every entry of a table, a row that does not parse refused naming it.
+fn docs<T: serde::de::DeserializeOwned>(
+    tx: &mut dyn Tx,
+    table: Table,
+    at: &str,
+) -> Result<Vec<T>, SimError> {
+    tx.docs(table, None)?
+        .into_iter()
+        .map(|(k, d)| {
+            serde_json::from_str(&d).map_err(|source| SimError::Corrupt {
+                at: at.to_string(),
+                what: format!("{} {k}", table.name()),
+                cause: source,
+            })
+        })
+        .collect()
+}
+
 /// A model entry as JSON text (model types always serialise).
-fn doc<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn doc<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
@@ -338,10 +257,16 @@ fn doc<T: serde::Serialize>(v: &T) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn init_replaces_the_cloud_and_model_reads_it_back() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut db = SimDb::open(&dir.path().join("sim.db")).expect("open");
+    use crate::testing::{TestCloud, on_both_backends};
+
+    on_both_backends!(
+        init_replaces_the_cloud_and_model_reads_it_back,
+        a_shelved_offloaded_instance_frees_its_host,
+        concurrent_migrations_from_many_connections_never_overfill_a_host,
+    );
+
+    fn init_replaces_the_cloud_and_model_reads_it_back(t: TestCloud) {
+        let mut db = t.open();
         assert!(!db.is_initialised().expect("meta"));
         let m: ClusterModel = serde_json::from_value(serde_json::json!({
             "nodes": [{"uuid": "n1", "hostname": "h1", "vcpus": 4, "memory": 4096, "disk": 100,
@@ -359,10 +284,8 @@ mod tests {
         assert!(db.is_initialised().expect("meta"));
     }
 
-    #[test]
-    fn a_shelved_offloaded_instance_frees_its_host() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut db = SimDb::open(&dir.path().join("sim.db")).expect("open");
+    fn a_shelved_offloaded_instance_frees_its_host(t: TestCloud) {
+        let mut db = t.open();
         let m: ClusterModel = serde_json::from_value(serde_json::json!({
             "nodes": [
                 {"uuid": "n1", "hostname": "h1", "vcpus": 4, "memory": 4096, "disk": 100},
@@ -394,5 +317,54 @@ mod tests {
             .collect();
         assert_eq!(seen, ["i2"]);
         assert_eq!(db.model().expect("model").instances.len(), 2);
+    }
+
+    /// Eight connections (as eight hosts) each try to move its own four
+    /// instances onto one host with room for ten: every move is checked
+    /// and made in one exclusive transaction, so exactly ten succeed, the
+    /// rest are refused for capacity, and no instance is lost.
+    fn concurrent_migrations_from_many_connections_never_overfill_a_host(t: TestCloud) {
+        let mut instances = Vec::new();
+        for k in 0..32 {
+            instances.push(
+                serde_json::json!({"uuid": format!("i{k}"), "name": format!("vm{k}"),
+                "host": "src", "vcpus": 1, "memory": 512, "disk": 1}),
+            );
+        }
+        let m: ClusterModel = serde_json::from_value(serde_json::json!({
+            "nodes": [
+                {"uuid": "n1", "hostname": "src", "vcpus": 64, "memory": 65536, "disk": 1000},
+                {"uuid": "n2", "hostname": "dst", "vcpus": 10, "memory": 65536, "disk": 1000}
+            ],
+            "instances": instances
+        }))
+        .expect("model");
+        t.open().init(&m, 0.0).expect("init");
+        let location = t.location.clone();
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                let location = location.clone();
+                std::thread::spawn(move || {
+                    let mut db = SimDb::open(&location).expect("open");
+                    let mut moved = 0;
+                    for k in (w * 4)..(w * 4 + 4) {
+                        match db.migrate(&format!("i{k}"), "src", "dst") {
+                            Ok(()) => moved += 1,
+                            Err(crate::ops::OpError::Refused(m)) => {
+                                assert!(m.contains("No valid host"), "{m}")
+                            }
+                            Err(e) => panic!("i{k}: {e}"),
+                        }
+                    }
+                    moved
+                })
+            })
+            .collect();
+        let moved: usize = threads.into_iter().map(|h| h.join().expect("thread")).sum();
+        let after = t.open().model().expect("model");
+        let on_dst = after.instances.iter().filter(|i| i.host == "dst").count();
+        assert_eq!(moved, 10);
+        assert_eq!(on_dst, 10);
+        assert_eq!(after.instances.len(), 32);
     }
 }

@@ -1,158 +1,124 @@
-//! What the simulated cloud's services do: each operation is one immediate
-//! transaction that applies a rule of [`crate::rules`] (capacity with
-//! ratios and reservations, service and power state) to sim.db, as Nova,
-//! Cinder and Ironic would refuse or accept the change.
+//! What the simulated cloud's services do: each operation is one write
+//! transaction, exclusive across every host sharing the cloud, that applies
+//! a rule of [`crate::rules`] (capacity with ratios and reservations,
+//! service and power state) to the stored cloud, as Nova, Cinder and Ironic
+//! would refuse or accept the change.
 
 use crate::rules::{self, Cloud};
-use crate::{SimDb, SimError};
-use rusqlite::{OptionalExtension, Transaction, params};
+use crate::tx::{Column, Row, Table, Tx};
+use crate::{SimDb, doc};
 use sextant_plugin_api::model::{Instance, Node, StoragePool, Volume};
-use std::path::PathBuf;
+use std::cell::{RefCell, RefMut};
 
 pub use crate::rules::{FLAVORS, OpError};
 
-/// sim.db inside one transaction, as the rules see it.
-pub(crate) struct TxCloud<'a, 'c>(&'a Transaction<'c>);
+/// The simulated cloud inside one transaction, as the rules see it.
+pub(crate) struct TxCloud<'a>(RefCell<&'a mut dyn Tx>);
 
-fn db(e: rusqlite::Error) -> OpError {
-    OpError::Db(SimError::from_rusqlite(e))
-}
+impl<'a> TxCloud<'a> {
+    pub(crate) fn new(tx: &'a mut dyn Tx) -> Self {
+        Self(RefCell::new(tx))
+    }
 
-impl TxCloud<'_, '_> {
+    /// The transaction (for the `meta` values).
+    pub(crate) fn tx(&self) -> RefMut<'_, &'a mut dyn Tx> {
+        self.0.borrow_mut()
+    }
+
     fn get<T: serde::de::DeserializeOwned>(
         &self,
-        sql: &str,
-        key: &str,
+        table: Table,
+        column: Column,
+        value: &str,
     ) -> Result<Option<T>, OpError> {
-        let doc: Option<String> = self
-            .0
-            .query_row(sql, [key], |r| r.get(0))
-            .optional()
-            .map_err(db)?;
+        let doc = self.tx().doc(table, column, value)?;
         Ok(doc.and_then(|d| serde_json::from_str(&d).ok()))
     }
 
     fn all<T: serde::de::DeserializeOwned>(
         &self,
-        sql: &str,
-        key: Option<&str>,
+        table: Table,
+        by: Option<&str>,
     ) -> Result<Vec<T>, OpError> {
-        let mut st = self.0.prepare(sql).map_err(db)?;
-        let docs: Vec<String> = st
-            .query_map(rusqlite::params_from_iter(key), |r| r.get(0))
-            .and_then(Iterator::collect)
-            .map_err(db)?;
+        let docs = self.tx().docs(table, by)?;
         Ok(docs
             .iter()
-            .filter_map(|d| serde_json::from_str(d).ok())
+            .filter_map(|(_, d)| serde_json::from_str(d).ok())
             .collect())
     }
 
-    fn write(&self, sql: &str, p: impl rusqlite::Params) -> Result<(), OpError> {
-        self.0.execute(sql, p).map(drop).map_err(db)
+    fn put<T: serde::Serialize>(
+        &self,
+        table: Table,
+        key: &str,
+        by: Option<&str>,
+        entry: &T,
+    ) -> Result<(), OpError> {
+        let doc = doc(entry);
+        self.tx().update(table, &Row { key, by, doc: &doc })?;
+        Ok(())
     }
 }
 
-/// A model entry as JSON text (model types always serialise).
-fn doc<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
-impl Cloud for TxCloud<'_, '_> {
+impl Cloud for TxCloud<'_> {
     fn node(&self, hostname: &str) -> Result<Option<Node>, OpError> {
-        self.get("SELECT doc FROM nodes WHERE hostname = ?1", hostname)
+        self.get(Table::Nodes, Column::By, hostname)
     }
     fn node_by_uuid(&self, uuid: &str) -> Result<Option<Node>, OpError> {
-        self.get("SELECT doc FROM nodes WHERE uuid = ?1", uuid)
+        self.get(Table::Nodes, Column::Key, uuid)
     }
     fn nodes(&self) -> Result<Vec<Node>, OpError> {
-        self.all("SELECT doc FROM nodes ORDER BY rowid", None)
+        self.all(Table::Nodes, None)
     }
     fn instance(&self, uuid: &str) -> Result<Option<Instance>, OpError> {
-        self.get("SELECT doc FROM instances WHERE uuid = ?1", uuid)
+        self.get(Table::Instances, Column::Key, uuid)
     }
     fn instances_on(&self, hostname: &str) -> Result<Vec<Instance>, OpError> {
-        self.all(
-            "SELECT doc FROM instances WHERE host = ?1 ORDER BY rowid",
-            Some(hostname),
-        )
+        self.all(Table::Instances, Some(hostname))
     }
     fn pool(&self, name: &str) -> Result<Option<StoragePool>, OpError> {
-        self.get("SELECT doc FROM storage_pools WHERE name = ?1", name)
+        self.get(Table::StoragePools, Column::Key, name)
     }
     fn pools(&self) -> Result<Vec<StoragePool>, OpError> {
-        self.all("SELECT doc FROM storage_pools ORDER BY rowid", None)
+        self.all(Table::StoragePools, None)
     }
     fn volume(&self, uuid: &str) -> Result<Option<Volume>, OpError> {
-        self.get("SELECT doc FROM volumes WHERE uuid = ?1", uuid)
+        self.get(Table::Volumes, Column::Key, uuid)
     }
     fn put_node(&mut self, n: &Node) -> Result<(), OpError> {
-        self.write(
-            "UPDATE nodes SET doc = ?1 WHERE uuid = ?2",
-            params![doc(n), n.uuid],
-        )
+        self.put(Table::Nodes, &n.uuid, Some(&n.hostname), n)
     }
     fn put_instance(&mut self, i: &Instance) -> Result<(), OpError> {
-        self.write(
-            "UPDATE instances SET host = ?1, doc = ?2 WHERE uuid = ?3",
-            params![i.host, doc(i), i.uuid],
-        )
+        self.put(Table::Instances, &i.uuid, Some(&i.host), i)
     }
     fn delete_instance(&mut self, uuid: &str) -> Result<bool, OpError> {
-        let n = self
-            .0
-            .execute("DELETE FROM instances WHERE uuid = ?1", [uuid])
-            .map_err(db)?;
-        Ok(n > 0)
+        Ok(self.tx().delete(Table::Instances, uuid)?)
     }
     fn put_pool(&mut self, p: &StoragePool) -> Result<(), OpError> {
-        self.write(
-            "UPDATE storage_pools SET doc = ?1 WHERE name = ?2",
-            params![doc(p), p.name],
-        )
+        self.put(Table::StoragePools, &p.name, None, p)
     }
     fn put_volume(&mut self, v: &Volume) -> Result<(), OpError> {
-        self.write(
-            "UPDATE volumes SET pool = ?1, doc = ?2 WHERE uuid = ?3",
-            params![v.pool, doc(v), v.uuid],
-        )
-    }
-}
-
-impl SimError {
-    pub(crate) fn from_rusqlite(e: rusqlite::Error) -> Self {
-        SimError::Sqlite {
-            path: PathBuf::new(),
-            cause: e,
-        }
+        self.put(Table::Volumes, &v.uuid, Some(&v.pool), v)
     }
 }
 
 impl SimDb {
-    /// Runs one operation in an immediate transaction, at the simulated
-    /// time `at` (the clock moves there if it is later; `None`: now), after
-    /// the host faults due by then.
+    /// Runs one operation in a write transaction (exclusive across every
+    /// host), at the simulated time `at` (the clock moves there if it is
+    /// later; `None`: now), after the host faults due by then.
     pub(crate) fn op<T>(
         &mut self,
-        f: impl FnOnce(&mut TxCloud<'_, '_>) -> Result<T, OpError>,
+        f: impl FnOnce(&mut TxCloud<'_>) -> Result<T, OpError>,
         at: Option<f64>,
     ) -> Result<T, OpError> {
-        let path = self.path.clone();
-        let err = |source| SimError::Sqlite {
-            path: path.clone(),
-            cause: source,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        if let Some(at) = at {
-            crate::faults::advance(&tx, at)?;
-        }
-        crate::faults::fire_due(&tx, &mut TxCloud(&tx))?;
-        let v = f(&mut TxCloud(&tx))?;
-        tx.commit().map_err(err)?;
-        Ok(v)
+        self.write(|tx| {
+            let mut cloud = TxCloud::new(tx);
+            if let Some(at) = at {
+                crate::faults::advance(&cloud, at)?;
+            }
+            crate::faults::fire_due(&mut cloud)?;
+            f(&mut cloud)
+        })
     }
 
     /// An instance, if it exists.

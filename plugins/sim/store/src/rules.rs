@@ -478,7 +478,6 @@ impl Cloud for PredictedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SimDb;
     use sextant_plugin_api::model::ClusterModel;
 
     fn model() -> ClusterModel {
@@ -513,13 +512,13 @@ mod tests {
         }
     }
 
-    /// One script of operations, accepted and refused ones, run on sim.db
-    /// and on a predicted model from the same state: every outcome and the
-    /// end state agree.
-    #[test]
-    fn sim_db_and_predicted_model_agree_on_every_rule() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut db = SimDb::open(&dir.path().join("sim.db")).expect("open");
+    crate::testing::on_both_backends!(sim_db_and_predicted_model_agree_on_every_rule);
+
+    /// One script of operations, accepted and refused ones, run on the
+    /// stored cloud and on a predicted model from the same state: every
+    /// outcome and the end state agree.
+    fn sim_db_and_predicted_model_agree_on_every_rule(t: crate::testing::TestCloud) {
+        let mut db = t.open();
         db.init(&model(), 0.0).expect("init");
         let mut p = PredictedModel::new(model());
         let mut seen = Vec::new();
