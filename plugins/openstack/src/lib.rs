@@ -13,6 +13,7 @@ mod http;
 mod nova;
 mod placement;
 mod session;
+mod storage;
 
 use sextant_plugin_api::prelude::*;
 
