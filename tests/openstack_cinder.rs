@@ -306,3 +306,130 @@ fn an_unknown_backend_a_missing_volume_and_swap_are_refused_naming_them() {
     assert_eq!(c.host_of(&v), "cinder@fake1#fake1");
     c.delete(&v);
 }
+
+#[test]
+fn the_collectors_storage_part_is_what_cinder_reports() {
+    let _g = CINDER.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cinder::new();
+    let a = c.create_on("collect-a", "cinder@fake1#fake1");
+    let b = c.create_on("collect-b", "cinder@fake2#fake2");
+    // Nova and Placement too: the collector reads the whole cloud.
+    let home = cinder_home(&c);
+    write_file(
+        &home.path().join("os"),
+        "clouds.yaml",
+        &format!(
+            "clouds:\n  test:\n    auth_type: admin_token\n    auth: {{token: {}}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n    cacert: {}\n    block_storage_endpoint_override: {}\n",
+            c.token,
+            service_url("SEXTANT_TEST_NOVA_URL"),
+            service_url("SEXTANT_TEST_PLACEMENT_URL"),
+            service_url("SEXTANT_TEST_CA_FILE"),
+            c.url
+        ),
+    );
+    let out = run(home
+        .cmd()
+        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
+        .env("OS_CLOUD", "test")
+        .args(["datamodel", "show", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let model = out.json();
+
+    let pools = c.ok("GET", "/scheduler-stats/get_pools?detail=true", None)["pools"].clone();
+    let got = model["storage_pools"].as_array().expect("storage_pools");
+    assert_eq!(got.len(), pools.as_array().unwrap().len(), "{model}");
+    assert!(!got.is_empty());
+    for p in pools.as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let m = got
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("pool {name} missing: {model}"));
+        assert_eq!(
+            m["total_capacity_gb"],
+            p["capabilities"]["total_capacity_gb"].as_f64().unwrap()
+        );
+        assert_eq!(
+            m["free_capacity_gb"],
+            p["capabilities"]["free_capacity_gb"].as_f64().unwrap()
+        );
+        assert_eq!(m["availability_zone"], "nova", "{m}");
+        assert!(
+            m["volume_type"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("__DEFAULT__")),
+            "{m}"
+        );
+    }
+    let volumes = c.ok("GET", "/volumes/detail?all_tenants=1", None)["volumes"].clone();
+    let got = model["volumes"].as_array().expect("volumes");
+    assert_eq!(got.len(), volumes.as_array().unwrap().len(), "{model}");
+    for (id, pool) in [(&a, "cinder@fake1#fake1"), (&b, "cinder@fake2#fake2")] {
+        let m = got
+            .iter()
+            .find(|x| x["uuid"] == *id)
+            .unwrap_or_else(|| panic!("volume {id} missing: {model}"));
+        assert_eq!(m["pool"], pool, "{m}");
+        assert_eq!(m["size"], 1);
+        assert_eq!(m["status"], "available");
+        assert_eq!(m["volume_type"], "__DEFAULT__");
+        assert_eq!(m["project_id"], "admin");
+    }
+    c.delete(&a);
+    c.delete(&b);
+}
+
+#[test]
+fn a_plan_retypes_a_volume_through_cinder_and_skips_one_of_that_type() {
+    let _g = CINDER.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cinder::new();
+    // A type tied to no backend: Cinder's scheduler keeps the volume where
+    // it is and the backend retypes it in place.
+    let (status, body) = c.send(
+        "POST",
+        "/types",
+        Some(&json!({"volume_type": {"name": "sextant-gold"}})),
+    );
+    assert!(status == 200 || status == 409, "{status} {body}");
+    let v = c.create_on("retyped", "cinder@fake1#fake1");
+    let gold = c.ok(
+        "POST",
+        "/volumes",
+        Some(
+            &json!({"volume": {"size": 1, "name": "gold-already", "volume_type": "sextant-gold"}}),
+        ),
+    )["volume"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    c.wait(&gold, "became available", |v| v["status"] == "available");
+    let home = cinder_home(&c);
+    let retype = |id: &str| json!({"resource_id": id, "migration_type": "retype", "destination_type": "sextant-gold"});
+    let (plan, out) = import_and_start(
+        &home,
+        json!([
+            {"id": "retype", "action_type": "volume_migrate", "parents": [],
+             "input_parameters": retype(&v)},
+            {"id": "already", "action_type": "volume_migrate", "parents": ["retype"],
+             "input_parameters": retype(&gold)},
+        ]),
+    );
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(home.action(&plan, "retype")["state"], "SUCCEEDED");
+    let already = home.action(&plan, "already");
+    assert_eq!(already["state"], "SKIPPED", "{already}");
+    assert!(
+        already["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already of type sextant-gold"),
+        "{already}"
+    );
+    let after = c.volume(&v);
+    assert_eq!(after["volume_type"], "sextant-gold", "{after}");
+    assert_eq!(after["status"], "available", "{after}");
+    assert_eq!(after["os-vol-host-attr:host"], "cinder@fake1#fake1");
+    c.delete(&v);
+    c.delete(&gold);
+}

@@ -9,7 +9,8 @@ this driver (as a storage array moves a volume between its own pools): the
 file moves to the destination backend's directory after
 `sextant_migrate_seconds`, so that a caller polling `migration_status` sees
 `migrating` first. To a backend of another driver it answers "not moved",
-and Cinder falls back to its generic host-copy migration."""
+and Cinder falls back to its generic host-copy migration. A retype that
+stays on the volume's backend is done in place."""
 
 import os
 import time
@@ -118,6 +119,11 @@ class SextantFakeDriver(driver.VolumeDriver):
         time.sleep(self.configuration.sextant_migrate_seconds)
         os.makedirs(self._dir(dest), exist_ok=True)
         os.replace(self._path(volume), self._path(volume, dest))
+        return True, None
+
+    def retype(self, context, volume, new_type, diff, host):
+        # Any volume type fits this storage: retyped in place when Cinder's
+        # scheduler keeps the volume on its backend (else Cinder migrates).
         return True, None
 
     def extend_volume(self, volume, new_size):
