@@ -154,12 +154,18 @@ fn cinder_home(c: &Cinder) -> Home {
 }
 
 fn import_and_start(home: &Home, actions: Value) -> (String, Run) {
+    import_and_start_with(home, actions, &[])
+}
+
+/// Imports a plan of `actions` and runs `action-plan start PLAN --wait EXTRA…`.
+fn import_and_start_with(home: &Home, actions: Value, extra: &[&str]) -> (String, Run) {
     let plan = home.import_json("plan.json", &json!({"actions": actions}));
     let out = run(home
         .cmd()
         .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
         .env("OS_CLOUD", "test")
-        .args(["action-plan", "start", &plan, "--wait"]));
+        .args(["action-plan", "start", &plan, "--wait"])
+        .args(extra));
     (plan, out)
 }
 
@@ -432,4 +438,73 @@ fn a_plan_retypes_a_volume_through_cinder_and_skips_one_of_that_type() {
     assert_eq!(after["os-vol-host-attr:host"], "cinder@fake1#fake1");
     c.delete(&v);
     c.delete(&gold);
+}
+
+/// An operator's action type: Watcher's volume_migrate made revertible
+/// (the shipped one keeps Watcher's `revertible: false`).
+const REVERTIBLE_VOLUME_MIGRATE: &str = r#"name: volume_migrate_back
+version: 1.0.0
+description: volume_migrate, migrated back to source_node on rollback.
+target_resource_type: OS::Cinder::Volume
+handler: volume_migrate
+revertible: true
+parameters:
+  type: object
+  required: [resource_id, migration_type]
+  properties:
+    resource_id: {type: string}
+    migration_type: {type: string}
+    destination_node: {type: string}
+    source_node: {type: string}
+"#;
+
+#[test]
+fn a_rollback_migrates_a_volume_back_to_its_source_node() {
+    let _g = CINDER.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cinder::new();
+    let v = c.create_on("rolled-back", "cinder@fake1#fake1");
+    let stuck = c.create_on("refused", "cinder@fake1#fake1");
+    let home = cinder_home(&c);
+    let src = write_file(
+        &home.path().join("src"),
+        "volume_migrate_back.yaml",
+        REVERTIBLE_VOLUME_MIGRATE,
+    );
+    let out = run(home.cmd().args(["action-type", "register"]).arg(&src));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let policy = write_file(
+        &home.path().join("policies"),
+        "rollback.yaml",
+        "recovery:\n  default: {on_failure: rollback}\n",
+    );
+    let (plan, out) = import_and_start_with(
+        &home,
+        json!([
+            {"id": "there", "action_type": "volume_migrate_back", "parents": [],
+             "input_parameters": move_to(&v, "cinder@fake2#fake2", Some("cinder@fake1#fake1"))},
+            {"id": "refused", "action_type": "volume_migrate", "parents": ["there"],
+             "input_parameters": move_to(&stuck, "cinder@fake3#fake3", None)},
+        ]),
+        &["--policy", policy.to_str().expect("utf-8")],
+    );
+    assert_ne!(out.status, 0, "{}", out.stdout);
+    assert_eq!(home.action(&plan, "refused")["state"], "FAILED");
+    let there = home.action(&plan, "there");
+    let reverted: Vec<Value> = home
+        .events(&plan)
+        .into_iter()
+        .filter(|e| e["event_type"] == "action.revert.end")
+        .collect();
+    assert_eq!(reverted.len(), 1, "{reverted:?}");
+    assert_eq!(reverted[0]["object_uuid"], there["uuid"], "{reverted:?}");
+    // Cinder moved it twice: there, and back.
+    let back = c.volume(&v);
+    assert_eq!(
+        back["os-vol-host-attr:host"], "cinder@fake1#fake1",
+        "{back}"
+    );
+    assert_eq!(back["migration_status"], "success", "{back}");
+    assert!(c.file_on("fake1", &v) && !c.file_on("fake2", &v));
+    c.delete(&v);
+    c.delete(&stuck);
 }
