@@ -508,3 +508,72 @@ fn a_rollback_migrates_a_volume_back_to_its_source_node() {
     c.delete(&v);
     c.delete(&stuck);
 }
+
+#[test]
+fn a_killed_applier_settles_its_volume_migration_from_cinder_without_running_it_twice() {
+    let _g = CINDER.lock().unwrap_or_else(|p| p.into_inner());
+    let c = Cinder::new();
+    let v = c.create_on("killed", "cinder@fake1#fake1");
+    let home = cinder_home(&c);
+    let plan = home.import_json(
+        "plan.json",
+        &json!({"actions": [{"id": "move", "action_type": "volume_migrate", "parents": [],
+                             "input_parameters": move_to(&v, "cinder@fake2#fake2", None)}]}),
+    );
+    let mut applier = home
+        .cmd()
+        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
+        .env("OS_CLOUD", "test")
+        .args(["action-plan", "start", &plan, "--wait"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    // The fake backend takes 2 s to move a volume: kill -9 within them.
+    c.wait(&v, "started migrating", |x| {
+        matches!(
+            x["migration_status"].as_str(),
+            Some("starting" | "migrating")
+        )
+    });
+    applier.kill().expect("kill -9");
+    let _ = applier.wait();
+    assert_eq!(home.action(&plan, "move")["state"], "ONGOING");
+
+    // The killed applier's lease must expire before another takes over.
+    let start = Instant::now();
+    let out = loop {
+        let out = run(home
+            .cmd()
+            .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
+            .env("OS_CLOUD", "test")
+            .args(["action-plan", "resume", &plan, "--wait"]));
+        if !out.stderr.contains("is being applied by") {
+            break out;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{}", out.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
+    let action = home.action(&plan, "move");
+    assert_eq!(action["state"], "SUCCEEDED", "{action}");
+    assert!(
+        action["status_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("post_condition"),
+        "{action}"
+    );
+    assert_eq!(c.host_of(&v), "cinder@fake2#fake2");
+    // The fake backend logs each move it makes: this one, once.
+    let log = std::fs::read_to_string(
+        std::path::Path::new(&service_url("SEXTANT_TEST_SERVICES_DIR")).join("cinder-volume.log"),
+    )
+    .expect("cinder-volume's log");
+    let moves = log
+        .lines()
+        .filter(|l| l.contains(&format!("moving volume {v} from fake1 to fake2")))
+        .count();
+    assert_eq!(moves, 1, "migrated {moves} times");
+    c.delete(&v);
+}
