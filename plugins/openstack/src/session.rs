@@ -293,8 +293,8 @@ impl Session {
             }))
     }
 
-    /// The endpoint of `service`: its override, admin_token's endpoint, or
-    /// the catalog's for the region and interface.
+    /// The endpoint of `service`: its override, admin_token's endpoint
+    /// (not for Cinder), or the catalog's for the region and interface.
     pub fn endpoint(&self, service: Service) -> Result<String, ApiError> {
         let c = &self.cloud.config;
         let over = match service {
@@ -302,7 +302,12 @@ impl Session {
             Service::Placement => &c.placement_endpoint_override,
             Service::BlockStorage => &c.block_storage_endpoint_override,
         };
-        if let Some(e) = over.as_ref().or(c.auth.endpoint.as_ref()) {
+        // admin_token's one endpoint is Nova's (and Placement's), never Cinder's.
+        let shared = match service {
+            Service::BlockStorage => None,
+            _ => c.auth.endpoint.as_ref(),
+        };
+        if let Some(e) = over.as_ref().or(shared) {
             return Ok(e.trim_end_matches('/').to_string());
         }
         let (_, catalog) = self.token()?;
@@ -558,6 +563,35 @@ mod tests {
             catalog(),
         );
         assert_eq!(s.endpoint(Service::Compute).unwrap(), "http://o/v2.1");
+    }
+
+    #[test]
+    fn cinder_is_found_by_its_override_or_its_catalog_types_never_by_the_shared_endpoint() {
+        let lab =
+            "    auth_type: admin_token\n    auth: {token: t, endpoint: 'http://nova/v2.1'}\n";
+        let s = with_catalog(lab, Value::Null);
+        assert!(!s.has_block_storage().unwrap());
+        assert_eq!(s.endpoint(Service::Compute).unwrap(), "http://nova/v2.1");
+        let e = s.endpoint(Service::BlockStorage).unwrap_err().to_string();
+        assert!(e.contains("no block-storage service"), "{e}");
+        let s = with_catalog(
+            &format!("{lab}    volumev3_endpoint_override: http://cinder/v3/\n"),
+            Value::Null,
+        );
+        assert!(s.has_block_storage().unwrap());
+        assert_eq!(
+            s.endpoint(Service::BlockStorage).unwrap(),
+            "http://cinder/v3"
+        );
+        let auth =
+            "    auth: {auth_url: 'http://k/v3', username: u, password: p, project_name: x}\n";
+        let old = json!([{"type": "volumev3", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "http://c3/v3"}]}]);
+        let s = with_catalog(auth, old);
+        assert!(s.has_block_storage().unwrap());
+        assert_eq!(s.endpoint(Service::BlockStorage).unwrap(), "http://c3/v3");
+        let s = with_catalog(auth, catalog());
+        assert!(!s.has_block_storage().unwrap());
     }
 
     #[test]
