@@ -83,6 +83,7 @@ fn discovery_lists_exactly_the_builtin_entries_with_no_configuration() {
         ("action_handler", "openstack.shelve"),
         ("action_handler", "openstack.resize"),
         ("action_handler", "openstack.delete"),
+        ("action_handler", "openstack.volume_migrate"),
     ]
     .into_iter()
     .map(|(k, n)| (k.to_string(), n.to_string()))

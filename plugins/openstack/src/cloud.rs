@@ -139,6 +139,11 @@ pub struct CloudConfig {
     pub compute_endpoint_override: Option<String>,
     /// Placement's endpoint, instead of the catalog's.
     pub placement_endpoint_override: Option<String>,
+    /// Cinder's v3 endpoint, instead of the catalog's (openstacksdk's
+    /// `block_storage_endpoint_override`; `volumev3_endpoint_override`,
+    /// os-client-config's older name, is taken too).
+    #[serde(alias = "volumev3_endpoint_override")]
+    pub block_storage_endpoint_override: Option<String>,
     /// A CA bundle for https endpoints.
     pub cacert: Option<PathBuf>,
 }

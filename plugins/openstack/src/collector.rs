@@ -10,7 +10,8 @@
 //! them. Instances are every project's servers that sit on a node, sized
 //! by their embedded flavor. Requests run at most [`CONCURRENCY`] at once,
 //! each bounded by the session's timeout; the audit's scope is applied by
-//! the host.
+//! the host. When the cloud has a Cinder, its pools and volumes are the
+//! model's storage part ([`crate::storage`]).
 
 use crate::http::ApiError;
 use crate::nova::{self, Hypervisor};
@@ -103,10 +104,16 @@ pub fn collect(s: &Session) -> Result<ClusterModel, ApiError> {
             metrics: BTreeMap::new(),
         })
         .collect();
+    let (storage_pools, volumes) = if s.has_block_storage()? {
+        crate::storage::collect(s)?
+    } else {
+        Default::default()
+    };
     Ok(ClusterModel {
         nodes,
         instances,
-        ..Default::default()
+        storage_pools,
+        volumes,
     })
 }
 

@@ -1,9 +1,11 @@
 //! `sextant_openstack`: the OpenStack driver. Its `openstack` collector
 //! builds the cluster model from Nova and Placement; its `openstack.<action>`
-//! handlers act through Nova's API. Selected with `collector: openstack` and
+//! handlers act through Nova's API (`openstack.volume_migrate` through
+//! Cinder's). Selected with `collector: openstack` and
 //! `drivers: [openstack]` in the config file; the cloud is the one
 //! `clouds.yaml` and `OS_CLOUD` name ([`cloud`]).
 
+mod cinder;
 mod cloud;
 mod collector;
 mod handlers;
@@ -11,6 +13,7 @@ mod http;
 mod nova;
 mod placement;
 mod session;
+mod storage;
 
 use sextant_plugin_api::prelude::*;
 
@@ -33,6 +36,12 @@ impl Collector for OpenStackCollector {
 const MIGRATE: &str = r#"{"type":"object","required":["migration_type","resource_id","source_node"],"properties":{
   "migration_type":{"type":"string","enum":["live","cold"]},"resource_id":{"type":"string"},
   "resource_name":{"type":"string"},"source_node":{"type":"string"},"destination_node":{"type":["string","null"]}}}"#;
+
+const VOLUME_MIGRATE: &str = r#"{"type":"object","required":["resource_id","migration_type"],"properties":{
+  "resource_id":{"type":"string"},"resource_name":{"type":"string"},
+  "migration_type":{"type":"string","enum":["swap","retype","migrate"]},
+  "destination_node":{"type":["string","null"]},"destination_type":{"type":["string","null"]},
+  "source_node":{"type":["string","null"]}}}"#;
 
 export_plugin! {
     collector OpenStackCollector = Entry::new("openstack", "1.0.0")
@@ -59,4 +68,8 @@ export_plugin! {
         .idempotent(),
     handler handlers::resize::Resize = Entry::new("openstack.resize", "1.0.0")
         .description("Resizes a server to a flavor (id or name) and confirms the resize."),
+    handler handlers::volume_migrate::VolumeMigrate = Entry::new("openstack.volume_migrate", "1.0.0")
+        .description("Migrates a volume to another Cinder backend or pool (os-migrate_volume), or retypes it (os-retype, migrating on demand).")
+        .parameters(VOLUME_MIGRATE)
+        .revertible(),
 }

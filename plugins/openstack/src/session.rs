@@ -19,6 +19,12 @@ pub const NOVA_MIN: (u32, u32) = (2, 56);
 pub const NOVA_MAX: (u32, u32) = (2, 96);
 /// Placement's: inventories with allocation ratios and reservations.
 pub const PLACEMENT_VERSION: &str = "1.14";
+/// The oldest Cinder microversion the driver works with: v3 endpoints
+/// without the project id in their path (3.67); `os-migrate_volume` and
+/// `os-retype` are older.
+pub const CINDER_MIN: (u32, u32) = (3, 67);
+/// The newest it asks for (Cinder 29, 2026.2, offers 3.71).
+pub const CINDER_MAX: (u32, u32) = (3, 71);
 
 /// Renew a token at most this long before it expires (seconds); a token
 /// living less than twice that is renewed at half its life.
@@ -31,6 +37,8 @@ pub enum Service {
     Compute,
     /// Placement.
     Placement,
+    /// Cinder (v3).
+    BlockStorage,
 }
 
 impl Service {
@@ -38,12 +46,22 @@ impl Service {
         match self {
             Service::Compute => "nova",
             Service::Placement => "placement",
+            Service::BlockStorage => "cinder",
         }
     }
+    /// Its type in the service catalog.
     fn catalog_type(self) -> &'static str {
         match self {
             Service::Compute => "compute",
             Service::Placement => "placement",
+            Service::BlockStorage => "block-storage",
+        }
+    }
+    /// Older catalog types of the same API, tried after [`Self::catalog_type`].
+    fn catalog_aliases(self) -> &'static [&'static str] {
+        match self {
+            Service::BlockStorage => &["volumev3"],
+            _ => &[],
         }
     }
 }
@@ -61,6 +79,7 @@ pub struct Session {
     http: Http,
     token: Mutex<Option<Token>>,
     nova_version: OnceLock<String>,
+    cinder_version: OnceLock<String>,
 }
 
 /// The sessions opened, by clouds.yaml file and cloud name.
@@ -112,6 +131,7 @@ impl Session {
             cloud,
             token: Mutex::new(None),
             nova_version: OnceLock::new(),
+            cinder_version: OnceLock::new(),
         };
         s.renew()?;
         Ok(s)
@@ -251,24 +271,52 @@ impl Session {
         }
     }
 
-    /// The endpoint of `service`: its override, admin_token's endpoint, or
-    /// the catalog's for the region and interface.
+    /// Whether the cloud has a Cinder: a `block_storage_endpoint_override`,
+    /// or a `block-storage` (or `volumev3`) entry in Keystone's catalog.
+    /// admin_token's one `auth.endpoint` is Nova's and does not count.
+    pub fn has_block_storage(&self) -> Result<bool, ApiError> {
+        let c = &self.cloud.config;
+        if c.block_storage_endpoint_override.is_some() {
+            return Ok(true);
+        }
+        if c.auth_type == AuthType::AdminToken {
+            return Ok(false);
+        }
+        let (_, catalog) = self.token()?;
+        let s = Service::BlockStorage;
+        Ok(std::iter::once(s.catalog_type())
+            .chain(s.catalog_aliases().iter().copied())
+            .any(|t| {
+                catalog
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|e| e["type"] == t))
+            }))
+    }
+
+    /// The endpoint of `service`: its override, admin_token's endpoint
+    /// (not for Cinder), or the catalog's for the region and interface.
     pub fn endpoint(&self, service: Service) -> Result<String, ApiError> {
         let c = &self.cloud.config;
         let over = match service {
             Service::Compute => &c.compute_endpoint_override,
             Service::Placement => &c.placement_endpoint_override,
+            Service::BlockStorage => &c.block_storage_endpoint_override,
         };
-        if let Some(e) = over.as_ref().or(c.auth.endpoint.as_ref()) {
+        // admin_token's one endpoint is Nova's (and Placement's), never Cinder's.
+        let shared = match service {
+            Service::BlockStorage => None,
+            _ => c.auth.endpoint.as_ref(),
+        };
+        if let Some(e) = over.as_ref().or(shared) {
             return Ok(e.trim_end_matches('/').to_string());
         }
         let (_, catalog) = self.token()?;
         let interface = c.interface.as_deref().unwrap_or("public");
         let interface = interface.trim_end_matches("URL");
         let entries = catalog.as_array().cloned().unwrap_or_default();
-        let svc = entries
-            .iter()
-            .find(|e| e["type"] == service.catalog_type())
+        let svc = std::iter::once(service.catalog_type())
+            .chain(service.catalog_aliases().iter().copied())
+            .find_map(|t| entries.iter().find(|e| e["type"] == t))
             .ok_or_else(|| {
                 self.config_err(&format!(
                     "the service catalog has no {} service",
@@ -322,6 +370,35 @@ impl Session {
         Ok(self.nova_version.get_or_init(|| v).clone())
     }
 
+    /// Cinder's microversion for this session: the newest both sides know,
+    /// at least [`CINDER_MIN`]. Cinder's v3 root (`GET /v3/`, the endpoint
+    /// itself) lists `{"versions": [{"version": max, …}]}`.
+    pub fn cinder_version(&self) -> Result<String, ApiError> {
+        if let Some(v) = self.cinder_version.get() {
+            return Ok(v.clone());
+        }
+        let root = self.call(Service::BlockStorage, Method::Get, "/", None, None)?;
+        let max = root["versions"]
+            .as_array()
+            .and_then(|a| a.iter().find_map(|v| v["version"].as_str()))
+            .or_else(|| root["version"]["version"].as_str())
+            .and_then(parse_version)
+            .ok_or_else(|| ApiError::Invalid {
+                service: "cinder",
+                path: "/".into(),
+                message: "no microversion in the version document".into(),
+            })?;
+        if max < CINDER_MIN {
+            return Err(ApiError::Config(format!(
+                "Cinder supports microversions up to {}.{}; the OpenStack driver needs {}.{}",
+                max.0, max.1, CINDER_MIN.0, CINDER_MIN.1
+            )));
+        }
+        let chosen = max.min(CINDER_MAX);
+        let v = format!("{}.{}", chosen.0, chosen.1);
+        Ok(self.cinder_version.get_or_init(|| v).clone())
+    }
+
     /// A request to `service` at its microversion, retried per policy;
     /// the body of the reply.
     pub fn call(
@@ -347,8 +424,9 @@ impl Session {
     ) -> Result<Reply, ApiError> {
         let endpoint = self.endpoint(service)?;
         let version = match (service, path) {
-            (Service::Compute, "/") => None,
+            (Service::Compute | Service::BlockStorage, "/") => None,
             (Service::Compute, _) => Some(format!("compute {}", self.nova_version()?)),
+            (Service::BlockStorage, _) => Some(format!("volume {}", self.cinder_version()?)),
             (Service::Placement, _) => Some(format!("placement {PLACEMENT_VERSION}")),
         };
         let mut renewed = false;
@@ -437,6 +515,7 @@ mod tests {
                 catalog,
             })),
             nova_version: OnceLock::new(),
+            cinder_version: OnceLock::new(),
         }
     }
 
@@ -484,6 +563,35 @@ mod tests {
             catalog(),
         );
         assert_eq!(s.endpoint(Service::Compute).unwrap(), "http://o/v2.1");
+    }
+
+    #[test]
+    fn cinder_is_found_by_its_override_or_its_catalog_types_never_by_the_shared_endpoint() {
+        let lab =
+            "    auth_type: admin_token\n    auth: {token: t, endpoint: 'http://nova/v2.1'}\n";
+        let s = with_catalog(lab, Value::Null);
+        assert!(!s.has_block_storage().unwrap());
+        assert_eq!(s.endpoint(Service::Compute).unwrap(), "http://nova/v2.1");
+        let e = s.endpoint(Service::BlockStorage).unwrap_err().to_string();
+        assert!(e.contains("no block-storage service"), "{e}");
+        let s = with_catalog(
+            &format!("{lab}    volumev3_endpoint_override: http://cinder/v3/\n"),
+            Value::Null,
+        );
+        assert!(s.has_block_storage().unwrap());
+        assert_eq!(
+            s.endpoint(Service::BlockStorage).unwrap(),
+            "http://cinder/v3"
+        );
+        let auth =
+            "    auth: {auth_url: 'http://k/v3', username: u, password: p, project_name: x}\n";
+        let old = json!([{"type": "volumev3", "endpoints": [
+            {"interface": "public", "region_id": "RegionOne", "url": "http://c3/v3"}]}]);
+        let s = with_catalog(auth, old);
+        assert!(s.has_block_storage().unwrap());
+        assert_eq!(s.endpoint(Service::BlockStorage).unwrap(), "http://c3/v3");
+        let s = with_catalog(auth, catalog());
+        assert!(!s.has_block_storage().unwrap());
     }
 
     #[test]

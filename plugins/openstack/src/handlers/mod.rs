@@ -5,12 +5,13 @@
 //! or failed, bounded by [`TIMEOUT`], abortable), `post_condition`,
 //! `revert`, and `abort` for live migration. A failure carries Nova's own
 //! message: the API's refusal, the failed instance action's details, or the
-//! server's fault.
+//! server's fault. `volume_migrate` does the same through Cinder.
 
 pub mod migrate;
 pub mod resize;
 pub mod server_state;
 pub mod service_state;
+pub mod volume_migrate;
 
 use crate::http::ApiError;
 use crate::nova::{self, Server};
