@@ -1054,3 +1054,81 @@ fn tls_serves_https_with_https_links() {
         s.log_text()
     );
 }
+
+/// A plan's plain action list is kept between requests
+/// (api/page_cache.rs): every write to its actions, from the API or from
+/// another process, is seen by the next list, and a deleted plan's list
+/// is 404, never a kept page.
+#[test]
+fn a_kept_action_list_is_never_stale() {
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let actions: Vec<Value> = (0..3)
+        .map(|i| json!({"id": format!("a{i}"), "action_type": "nop", "input_parameters": {"message": "x"}, "parents": []}))
+        .collect();
+    let plan = h.import_json("p.json", &json!({ "actions": actions }));
+    let other = h.import_json("q.json", &json!({ "actions": actions }));
+    let url = format!("{}/v1/actions?action_plan_uuid={plan}&limit=2", s.url);
+    let states = |url: &str| -> Vec<String> {
+        let page = get(url);
+        page["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .map(|a| a["state"].as_str().expect("state").to_string())
+            .collect()
+    };
+    let first = http("GET", &url, &[V15], None);
+    assert_eq!(first.status, 200, "{}", first.body);
+    // Served again while nothing changed: the same bytes.
+    let again = http("GET", &url, &[V15], None);
+    assert_eq!(again.body, first.body);
+    assert_eq!(states(&url), ["PENDING", "PENDING"]);
+    // Another plan's write leaves it as it was.
+    let q0 = h.action(&other, "a0")["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let out = h.run(&["action", "skip", &q0]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(http("GET", &url, &[V15], None).body, first.body);
+    // A write by another process (the CLI).
+    let a0 = h.action(&plan, "a0")["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let out = h.run(&["action", "skip", &a0, "--reason", "by the CLI"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(states(&url), ["SKIPPED", "PENDING"]);
+    // A write through the API.
+    let a1 = h.action(&plan, "a1")["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_string();
+    let patched = http(
+        "PATCH",
+        &format!("{}/v1/actions/{a1}", s.url),
+        &[V15],
+        Some(&json!([{"op": "replace", "path": "/state", "value": "SKIPPED"}]).to_string()),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(states(&url), ["SKIPPED", "SKIPPED"]);
+    // The next page, and the page with Sextant's extras, are answers of
+    // their own.
+    let next = get(&url)["next"].as_str().expect("next").to_string();
+    assert_eq!(states(&next), ["PENDING"]);
+    let extras = http("GET", &url, &[V15, ("sextant-extras", "true")], None);
+    assert_eq!(extras.status, 200, "{}", extras.body);
+    assert!(
+        extras.json()["actions"][0]["action_type_version"].is_string(),
+        "{}",
+        extras.body
+    );
+    assert!(get(&url)["actions"][0].get("action_type_version").is_none());
+    // A deleted plan: 404, not the page kept.
+    let out = h.run(&["action-plan", "delete", &plan]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let gone = http("GET", &url, &[V15], None);
+    assert_eq!(gone.status, 404, "{}", gone.body);
+    assert!(gone.fault().contains(&plan), "{}", gone.fault());
+}

@@ -106,6 +106,7 @@ fn api_drives_a_serve_child_under_load_while_it_applies_a_plan() {
     assert_eq!(out.status, 0, "{}", out.stderr);
     let doc = out.json();
     assert_eq!(doc["benchmark"], "api");
+    assert_eq!(doc["store"], "sqlite");
     let cells = doc["cells"].as_array().expect("cells");
     assert_eq!(cells.len(), 6, "{doc}");
     for c in cells {
@@ -122,4 +123,49 @@ fn api_drives_a_serve_child_under_load_while_it_applies_a_plan() {
             "{k}: {doc}"
         );
     }
+}
+
+#[test]
+fn api_runs_on_postgresql_in_a_database_it_drops() {
+    let home = Home::new();
+    let server = sextant_e2e::service_url("SEXTANT_TEST_PG_URL");
+    let bench_dbs = || -> Vec<String> {
+        let mut c = postgres::Client::connect(&server, postgres::NoTls).expect("connect");
+        c.query(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'sextant_bench_api_%'",
+            &[],
+        )
+        .expect("databases")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let before = bench_dbs();
+    let out = run(bench(&home).args([
+        "api",
+        "--actions",
+        "50",
+        "--clients",
+        "2",
+        "--seconds",
+        "0.3",
+        "--runs",
+        "1",
+        "--pg",
+        &server,
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let doc = out.json();
+    assert_eq!(doc["store"], "postgresql", "{doc}");
+    let cells = doc["cells"].as_array().expect("cells");
+    assert_eq!(cells.len(), 3, "{doc}");
+    for c in cells {
+        assert!(c["requests"].as_f64().is_some_and(|n| n > 0.0), "{c}");
+        assert_eq!(c["errors"], 0.0, "{c}");
+    }
+    assert!(
+        doc["applier"]["ratio"].as_f64().is_some_and(f64::is_finite),
+        "{doc}"
+    );
+    assert_eq!(bench_dbs(), before, "the run's database is dropped");
 }

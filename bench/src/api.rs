@@ -1,6 +1,7 @@
 //! `sextant-bench api`: the REST API under load, in a `sextant serve
-//! --api` child process on SQLite, while that same process applies a
-//! plan of N `nop` actions:
+//! --api` child process on SQLite (or, with `--pg URL`, on a fresh
+//! database of that PostgreSQL server, dropped after the run), while that
+//! same process applies a plan of N `nop` actions:
 //!
 //! * requests per second and p50/p99 latency at each client count for
 //!   `GET /v1/actions?action_plan_uuid=…&limit=1000` on another N-action
@@ -21,7 +22,7 @@ use crate::child::{median, run_child};
 use serde_json::{Value, json};
 use sextant::cli::{CliResult, Env};
 use sextant::states::{EventType, PlanState};
-use sextant::store::Store;
+use sextant::store::{Location, Store};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::sync::Arc;
@@ -151,22 +152,82 @@ impl Drop for Served {
     }
 }
 
-fn serve(env: &Env, home: &Path, db: &Path) -> anyhow::Result<Served> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+/// Where one run's database is: a SQLite file in its home, or a new
+/// database on a PostgreSQL server, dropped when the run is over.
+struct RunDb {
+    /// What `--db` is given.
+    arg: PathBuf,
+    /// The same, for opening it here.
+    at: Location,
+    /// The server's URL and the database's name, on PostgreSQL.
+    created: Option<(String, String)>,
+}
+
+impl RunDb {
+    fn new(home: &Path, pg: Option<&str>) -> anyhow::Result<Self> {
+        let Some(server) = pg else {
+            let file = home.join("sextant.db");
+            return Ok(Self {
+                at: Location::Sqlite(file.clone()),
+                arg: file,
+                created: None,
+            });
+        };
+        let name = format!(
+            "sextant_bench_api_{}",
+            sextant::store::new_uuid().replace('-', "")
+        );
+        postgres::Client::connect(server, postgres::NoTls)?
+            .batch_execute(&format!("CREATE DATABASE {name}"))?;
+        let (base, _) = server
+            .rsplit_once('/')
+            .ok_or_else(|| anyhow::anyhow!("--pg {server}: no database in the URL"))?;
+        let url = format!("{base}/{name}");
+        Ok(Self {
+            arg: PathBuf::from(&url),
+            at: Location::Postgres(url),
+            created: Some((server.to_string(), name)),
+        })
+    }
+}
+
+impl Drop for RunDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.created {
+            let dropped = postgres::Client::connect(server, postgres::NoTls).and_then(|mut c| {
+                c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            });
+            if let Err(e) = dropped {
+                eprintln!("could not drop the benchmark's database {name}: {e}");
+            }
+        }
+    }
+}
+
+/// `sextant --db DB ARGS…` with the run's own home, config and data
+/// directories (on PostgreSQL the simulated cloud's file is in the data
+/// directory, so `sim init` and `serve` must share it).
+fn sextant_cmd(env: &Env, home: &Path, db: &RunDb) -> anyhow::Result<std::process::Command> {
     let mut cmd = std::process::Command::new(crate::sextant_exe()?);
     for d in &env.plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
     }
     cmd.arg("--db")
-        .arg(db)
-        .args(["serve", "--api", &format!("127.0.0.1:{port}")])
+        .arg(&db.arg)
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::null());
+    Ok(cmd)
+}
+
+fn serve(env: &Env, home: &Path, db: &RunDb) -> anyhow::Result<Served> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut cmd = sextant_cmd(env, home, db)?;
+    cmd.args(["serve", "--api", &format!("127.0.0.1:{port}")])
         .stderr(std::fs::File::create(home.join("serve.log"))?);
     let mut s = Served {
         child: cmd.spawn()?,
@@ -223,7 +284,7 @@ fn start(url: &str, plan: &str) -> anyhow::Result<()> {
 
 /// When a plan's execution started and ended (seconds since the epoch),
 /// from its events; `None` while it has not ended.
-fn run_span(db: &Path, plan: &str) -> anyhow::Result<Option<(f64, f64)>> {
+fn run_span(db: &Location, plan: &str) -> anyhow::Result<Option<(f64, f64)>> {
     let store = Store::open(db)?;
     let (mut start, mut end, mut after) = (None, None, 0);
     loop {
@@ -244,11 +305,11 @@ fn run_span(db: &Path, plan: &str) -> anyhow::Result<Option<(f64, f64)>> {
     Ok(start.zip(end))
 }
 
-fn plan_state(db: &Path, plan: &str) -> anyhow::Result<PlanState> {
+fn plan_state(db: &Location, plan: &str) -> anyhow::Result<PlanState> {
     Ok(Store::open(db)?.plan(plan)?.state)
 }
 
-fn wait_ended(db: &Path, plan: &str) -> anyhow::Result<()> {
+fn wait_ended(db: &Location, plan: &str) -> anyhow::Result<()> {
     let t = Instant::now();
     while !plan_state(db, plan)?.is_terminal() {
         anyhow::ensure!(
@@ -271,39 +332,34 @@ fn one_run(
     actions: usize,
     clients: &[usize],
     secs: f64,
+    pg: Option<&str>,
 ) -> anyhow::Result<(Vec<Cell>, f64, f64, usize, f64)> {
     let work = tempfile::Builder::new()
         .prefix("sextant-bench-api")
         .tempdir()?;
     let home = work.path();
-    let db = home.join("sextant.db");
+    let run_db = RunDb::new(home, pg)?;
+    let db = &run_db.at;
     let cluster = sextant::installation::example_cluster("small.yaml")
         .ok_or_else(|| anyhow::anyhow!("no examples/clusters/small.yaml beside this binary"))?;
-    run_child(
-        env,
-        &db,
-        [
-            PathBuf::from("sim"),
-            PathBuf::from("init"),
-            PathBuf::from("--from"),
-            cluster,
-            PathBuf::from("--time-scale"),
-            PathBuf::from("0"),
-        ],
-        false,
-    )?;
+    let inited = sextant_cmd(env, home, &run_db)?
+        .args(["sim", "init", "--time-scale", "0", "--from"])
+        .arg(cluster)
+        .stderr(Stdio::null())
+        .status()?;
+    anyhow::ensure!(inited.success(), "sim init: {inited}");
     let file = home.join("nops.json");
     let nops: Vec<Value> = (0..actions)
         .map(|i| json!({"id": format!("n{i}"), "action_type": "nop", "input_parameters": {"message": format!("n{i}")}}))
         .collect();
     std::fs::write(&file, serde_json::to_vec(&json!({ "actions": nops }))?)?;
-    let listed = import(env, &db, &file)?;
-    let alone = import(env, &db, &file)?;
-    let s = serve(env, home, &db)?;
+    let listed = import(env, &run_db.arg, &file)?;
+    let alone = import(env, &run_db.arg, &file)?;
+    let s = serve(env, home, &run_db)?;
     // The applier alone.
     start(&s.url, &alone)?;
-    wait_ended(&db, &alone)?;
-    let (a0, a1) = run_span(&db, &alone)?.ok_or_else(|| anyhow::anyhow!("no span"))?;
+    wait_ended(db, &alone)?;
+    let (a0, a1) = run_span(db, &alone)?.ok_or_else(|| anyhow::anyhow!("no span"))?;
     let alone_ms = (a1 - a0) * 1e3 / actions as f64;
     // Plans applied one after another under traffic: enough to cover the
     // whole load even if traffic halves the applier's pace (imported now,
@@ -312,7 +368,7 @@ fn one_run(
     let plan_secs = (a1 - a0).max(0.05);
     let needed = ((2.0 * window / plan_secs).ceil() as usize + 1).clamp(2, MAX_PLANS);
     let loaded: Vec<String> = (0..needed)
-        .map(|_| import(env, &db, &file))
+        .map(|_| import(env, &run_db.arg, &file))
         .collect::<anyhow::Result<_>>()?;
     // Under traffic: a keeper starts the next plan when one ends.
     let stop = Arc::new(AtomicBool::new(false));
@@ -354,7 +410,7 @@ fn one_run(
         .join()
         .map_err(|_| anyhow::anyhow!("the keeper thread panicked"))??;
     for p in &started {
-        wait_ended(&db, p)?;
+        wait_ended(db, p)?;
     }
     // The plans that ran wholly under traffic; else the first, which ran
     // at least partly under it.
@@ -362,7 +418,7 @@ fn one_run(
     let mut first = None;
     let mut applying = 0.0;
     for p in &started {
-        if let Some((b, e)) = run_span(&db, p)? {
+        if let Some((b, e)) = run_span(db, p)? {
             applying += (e.min(window_end) - b.max(window_start)).max(0.0);
             let ms = (e - b) * 1e3 / actions as f64;
             first.get_or_insert(ms);
@@ -383,14 +439,21 @@ fn one_run(
 }
 
 /// The benchmark.
-pub fn run(env: &Env, actions: usize, clients: &[usize], secs: f64, runs: usize) -> CliResult {
+pub fn run(
+    env: &Env,
+    actions: usize,
+    clients: &[usize],
+    secs: f64,
+    runs: usize,
+    pg: Option<&str>,
+) -> CliResult {
     let runs = runs.max(1);
     let load_before = loadavg();
     let mut all: Vec<Vec<Cell>> = Vec::new();
     let (mut alone, mut loaded, mut whole, mut busy) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (cells, a, l, w, f) = one_run(env, actions, clients, secs)?;
+        let (cells, a, l, w, f) = one_run(env, actions, clients, secs, pg)?;
         all.push(cells);
         alone.push(a);
         loaded.push(l);
@@ -425,7 +488,7 @@ pub fn run(env: &Env, actions: usize, clients: &[usize], secs: f64, runs: usize)
         .map(|ci| out[ci * endpoints.len()]["p99_ms"].clone());
     let doc = json!({
         "benchmark": "api",
-        "store": "sqlite",
+        "store": if pg.is_some() { "postgresql" } else { "sqlite" },
         "runs": runs,
         "seconds_per_cell": secs,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),

@@ -163,6 +163,11 @@ enum BenchCommand {
         /// Runs; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Run on PostgreSQL: the server's URL (postgres://USER@HOST:PORT/DB,
+        /// e.g. the harness's $SEXTANT_TEST_PG_URL); each run creates a
+        /// database of its own there and drops it. Default: SQLite.
+        #[arg(long, value_name = "URL")]
+        pg: Option<String>,
     },
     /// The basic consolidation on the medium example and a generated large
     /// cluster, against the lower bound and a first-fit baseline.
@@ -313,7 +318,8 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             clients,
             seconds,
             runs,
-        } => crate::api::run(env, actions, &clients, seconds, runs),
+            pg,
+        } => crate::api::run(env, actions, &clients, seconds, runs, pg.as_deref()),
         BenchCommand::Strategies {
             nodes,
             instances,

@@ -4,9 +4,11 @@
 //! run, else 409 (`ops::plans::skip_action`, shared with `sextant action
 //! skip`).
 
+use super::action_json::{JsonBytes, Shape, collection_bytes};
 use super::audit_templates::patch_text;
 use super::error::{ApiError, ApiResult, missing};
-use super::links::{Ctx, collection, drop_field, only, time};
+use super::links::{Ctx, drop_field, time};
+use super::page_cache::PageKey;
 use super::pages::{ListQuery, limit_of, next_link, paginate, sort_dir_of};
 use super::schemas;
 use super::state::AppState;
@@ -22,13 +24,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const LIST_FIELDS: &[&str] = &[
-    "uuid",
-    "state",
-    "action_plan_uuid",
-    "action_type",
-    "parents",
-];
 const SORT_KEYS: &[&str] = &[
     "id",
     "uuid",
@@ -40,7 +35,7 @@ const SORT_KEYS: &[&str] = &[
 ];
 const FILTERS: &[&str] = &["action_plan_uuid", "audit_uuid"];
 
-fn to_json(a: &ActionRow, description: Option<String>, ctx: &Ctx) -> Value {
+pub(super) fn to_json(a: &ActionRow, description: Option<String>, ctx: &Ctx) -> Value {
     let mut v = json!({
         "uuid": a.uuid,
         "state": a.state,
@@ -67,32 +62,27 @@ fn to_json(a: &ActionRow, description: Option<String>, ctx: &Ctx) -> Value {
     v
 }
 
-/// The fields of an action in a list: Watcher's, and Sextant's extras
-/// when asked for.
-const EXTRA_FIELDS: &[&str] = &["action_type_version", "outputs"];
-
-fn with_descriptions(
+/// The JSON bytes of a list of `rows`, with their types' descriptions
+/// for `/detail`.
+fn body_of(
     s: &crate::store::Store,
-    actions: &[ActionRow],
-    ctx: &Ctx,
-) -> ApiResult<Vec<Value>> {
-    let mut known: HashMap<String, Option<String>> = HashMap::new();
-    let mut out = Vec::with_capacity(actions.len());
-    for a in actions {
-        if !known.contains_key(&a.action_type) {
-            known.insert(a.action_type.clone(), s.action_description(&a.action_type)?);
+    rows: &[ActionRow],
+    shape: Shape,
+    base: &str,
+    next: Option<&str>,
+) -> ApiResult<Bytes> {
+    let mut descriptions: HashMap<String, Option<String>> = HashMap::new();
+    if shape.detail {
+        for a in rows {
+            if !descriptions.contains_key(&a.action_type) {
+                descriptions.insert(a.action_type.clone(), s.action_description(&a.action_type)?);
+            }
         }
-        out.push(to_json(a, known[&a.action_type].clone(), ctx));
     }
-    Ok(out)
+    collection_bytes(rows, &descriptions, shape, base, next).map_err(ApiError::internal)
 }
 
-async fn list_of(
-    st: Arc<AppState>,
-    ctx: Ctx,
-    q: ListQuery,
-    detail: bool,
-) -> ApiResult<Json<Value>> {
+async fn list_of(st: Arc<AppState>, ctx: Ctx, q: ListQuery, detail: bool) -> ApiResult<JsonBytes> {
     q.check(FILTERS)?;
     let (plan, audit) = (
         q.filter("action_plan_uuid").map(str::to_string),
@@ -106,68 +96,101 @@ async fn list_of(
     let c = ctx.clone();
     let max_limit = st.cfg.max_limit;
     let res = if detail { "actions/detail" } else { "actions" };
-    // Paged on the rows, so that only the page is turned into JSON.
-    let (mut items, next) = st
-        .store(move |s, _| {
-            let plans: Vec<String> = match (&plan, &audit) {
-                (Some(p), _) => vec![
-                    s.plan(p)
-                        .map_err(|_| {
-                            ApiError::not_found(format!("ActionPlan {p} could not be found"))
-                        })?
-                        .uuid,
-                ],
-                (None, Some(a)) => {
-                    let a = s.audit(a).map_err(|_| {
-                        ApiError::not_found(format!("Audit {a} could not be found"))
-                    })?;
-                    s.plans(Some(&a.uuid))?
-                        .into_iter()
-                        .map(|p| p.uuid)
-                        .collect()
+    let shape = Shape::of(&ctx, detail);
+    let by_id = q.filter("sort_key").is_none_or(|k| k == "id");
+    // The plain list of one plan in creation order may be an answer kept
+    // (`page_cache.rs`): its plan's mark, read before anything else.
+    let key = plan.clone().filter(|_| by_id && !detail).map(|plan| {
+        let mut query: Vec<(String, String)> = q
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        query.sort();
+        PageKey {
+            plan,
+            query,
+            base: ctx.base.clone(),
+            shape,
+        }
+    });
+    st.store(move |s, app| {
+        let kept = match key {
+            Some(key) => {
+                let mark = app.plan_mark(&key.plan)?;
+                if let Some(body) = app.pages.get(&key, mark) {
+                    return Ok(JsonBytes(body));
                 }
-                (None, None) => s.plans(None)?.into_iter().map(|p| p.uuid).collect(),
-            };
-            // In creation order (the default), the page is read in SQL.
-            if audit.is_none() && q.filter("sort_key").is_none_or(|k| k == "id") {
-                let limit = limit_of(&q, max_limit)?;
-                let desc = sort_dir_of(&q)? == SortDir::Desc;
-                let marker = q.filter("marker");
-                let rows = s
-                    .actions_page(
-                        plan.as_ref().and(plans.first()).map(String::as_str),
-                        marker,
-                        limit as usize,
-                        desc,
-                    )?
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "marker {}: no item of this list has that uuid",
-                            marker.unwrap_or_default()
-                        ))
-                    })?;
-                let next = (rows.len() as i64 == limit)
-                    .then(|| {
-                        rows.last()
-                            .map(|r| next_link(&q, &c, res, FILTERS, limit, &r.uuid))
-                    })
-                    .flatten();
-                return Ok((with_descriptions(s, &rows, &c)?, next));
+                Some((key, mark))
             }
-            let mut rows = Vec::new();
-            for p in plans {
-                rows.extend(s.actions(&p)?);
+            None => None,
+        };
+        let plans: Vec<String> = match (&plan, &audit) {
+            (Some(p), _) => vec![
+                s.plan(p)
+                    .map_err(|_| ApiError::not_found(format!("ActionPlan {p} could not be found")))?
+                    .uuid,
+            ],
+            (None, Some(a)) => {
+                let a = s
+                    .audit(a)
+                    .map_err(|_| ApiError::not_found(format!("Audit {a} could not be found")))?;
+                s.plans(Some(&a.uuid))?
+                    .into_iter()
+                    .map(|p| p.uuid)
+                    .collect()
             }
-            let (rows, next) = paginate(rows, SORT_KEYS, &q, max_limit, &c, res, FILTERS)?;
-            Ok((with_descriptions(s, &rows, &c)?, next))
-        })
-        .await?;
-    if !detail {
-        let extras: &[&str] = if ctx.extras { EXTRA_FIELDS } else { &[] };
-        let keep: Vec<&str> = LIST_FIELDS.iter().chain(extras).copied().collect();
-        items.iter_mut().for_each(|v| only(v, &keep));
-    }
-    Ok(Json(collection("actions", items, next)))
+            (None, None) => s.plans(None)?.into_iter().map(|p| p.uuid).collect(),
+        };
+        // In creation order (the default), the page is read in SQL.
+        if audit.is_none() && by_id {
+            let limit = limit_of(&q, max_limit)?;
+            let desc = sort_dir_of(&q)? == SortDir::Desc;
+            let marker = q.filter("marker");
+            let rows = s
+                .actions_page(
+                    plan.as_ref().and(plans.first()).map(String::as_str),
+                    marker,
+                    limit as usize,
+                    desc,
+                )?
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "marker {}: no item of this list has that uuid",
+                        marker.unwrap_or_default()
+                    ))
+                })?;
+            let next = (rows.len() as i64 == limit)
+                .then(|| {
+                    rows.last()
+                        .map(|r| next_link(&q, &c, res, FILTERS, limit, &r.uuid))
+                })
+                .flatten();
+            let body = body_of(s, &rows, shape, &c.base, next.as_deref())?;
+            // Kept only when the filter is the plan's own uuid, and the
+            // plan has events for its mark to move with.
+            if let Some((key, mark)) = kept
+                && plans.first() == Some(&key.plan)
+                && mark.count > 0
+            {
+                app.pages.put(key, mark, body.clone());
+            }
+            return Ok(JsonBytes(body));
+        }
+        let mut rows = Vec::new();
+        for p in plans {
+            rows.extend(s.actions(&p)?);
+        }
+        let (rows, next) = paginate(rows, SORT_KEYS, &q, max_limit, &c, res, FILTERS)?;
+        Ok(JsonBytes(body_of(
+            s,
+            &rows,
+            shape,
+            &c.base,
+            next.as_deref(),
+        )?))
+    })
+    .await
 }
 
 /// `GET /v1/actions`.
@@ -183,7 +206,7 @@ pub async fn list(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
     Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<JsonBytes> {
     list_of(st, ctx, ListQuery { params }, false).await
 }
 
@@ -200,7 +223,7 @@ pub async fn detail(
     State(st): State<Arc<AppState>>,
     ctx: Ctx,
     Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<JsonBytes> {
     list_of(st, ctx, ListQuery { params }, true).await
 }
 

@@ -98,6 +98,9 @@ impl Ctx {
 /// A stored time (RFC 3339) as Watcher writes it:
 /// `2018-04-06T07:27:27.820460+00:00`; null stays null.
 pub fn time(t: Option<&str>) -> Value {
+    if let Some(fast) = t.and_then(millis_utc) {
+        return Value::String(fast);
+    }
     match t.map(chrono::DateTime::parse_from_rfc3339) {
         Some(Ok(t)) => Value::String(
             t.with_timezone(&chrono::Utc)
@@ -107,6 +110,39 @@ pub fn time(t: Option<&str>) -> Value {
         Some(Err(_)) => t.map_or(Value::Null, |s| Value::String(s.to_string())),
         None => Value::Null,
     }
+}
+
+/// The store's own form of a time (`store::now`:
+/// `2018-04-06T07:27:27.820Z`, UTC to the millisecond) as Watcher writes
+/// it, without parsing it as a date: `None` for any other form.
+fn millis_utc(t: &str) -> Option<String> {
+    let b = t.as_bytes();
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
+    let shaped = b.len() == 24
+        && digits.iter().all(|&i| b[i].is_ascii_digit())
+        && [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (23, b'Z'),
+        ]
+        .iter()
+        .all(|&(i, c)| b[i] == c);
+    if !shaped {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t[r].parse::<u32>().ok();
+    // Out-of-range fields (a month 13, a 25th hour) take the parsing
+    // path, as before.
+    let valid = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)
+        .is_some()
+        && num(11..13)? < 24
+        && num(14..16)? < 60
+        && num(17..19)? < 60;
+    valid.then(|| format!("{}000+00:00", &t[..23]))
 }
 
 /// Keeps only `fields` (and `links`) of an object: a list's short form.
@@ -168,5 +204,37 @@ pub fn text_field(m: &Map<String, Value>, key: &str) -> Result<Option<String>, A
         Some(other) => Err(ApiError::bad_request(format!(
             "Invalid input for field/attribute {key}. Value: {other}. Wrong type: a string is expected"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn the_store_s_times_are_written_as_the_parsing_path_writes_them() {
+        for t in [
+            "2026-12-06T10:35:15.123Z",
+            "2024-02-29T23:59:59.999Z",
+            "2000-01-01T00:00:00.000Z",
+            "2026-02-30T10:35:15.123Z",
+            "2026-13-06T10:35:15.123Z",
+            "2026-12-06T24:35:15.123Z",
+            "2026-12-06T10:35:60.123Z",
+            "2026-12-06T10:35:15.123+01:00",
+            "2026-12-06T10:35:15Z",
+            "not a time at all, 24 c.",
+        ] {
+            let slow = match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(p) => Value::String(
+                    p.with_timezone(&chrono::Utc)
+                        .format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+                        .to_string(),
+                ),
+                Err(_) => Value::String(t.to_string()),
+            };
+            assert_eq!(time(Some(t)), slow, "{t}");
+        }
+        assert_eq!(time(None), Value::Null);
     }
 }

@@ -9,7 +9,9 @@
 //! is Watcher's double-encoded error body; `auth.rs` authenticates and
 //! applies the policy (`policy.rs`: Watcher's default rules, a policy
 //! file over them), `keystone.rs` validates tokens with Keystone; `pages.rs` reads the paging query and
-//! writes `next`; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
+//! writes `next`; `action_json.rs` writes actions' JSON straight into the
+//! response and `page_cache.rs` keeps the plain lists of plans' actions
+//! while their plan is unchanged; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
 //! handlers share (the store pool, run on tokio's blocking threads with
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
@@ -22,6 +24,7 @@
 //! with `Sextant-Extras: true` (`links.rs`).
 //! Domain rules live in `ops/`, shared with the CLI.
 
+mod action_json;
 mod action_plans;
 mod action_types;
 mod actions;
@@ -36,6 +39,7 @@ mod goals;
 mod keystone;
 mod links;
 mod openapi;
+mod page_cache;
 mod pages;
 mod patch;
 mod plugins;

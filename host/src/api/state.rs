@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use crate::action_types::{ActionTypeRegistry, LiveTypes};
 use crate::decide::{AuditContext, ModelSource};
 use crate::plugins::PluginRegistry;
-use crate::store::{AuditRequestKind, Store};
+use crate::store::{AuditRequestKind, PlanEventsMark, PlanMarks, Store};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -79,6 +79,10 @@ pub struct AppState {
     decisions: Semaphore,
     /// The firing alerts that triggered audits recently.
     alerts: Mutex<super::alertmanager::AlertMemory>,
+    /// Connections that read plans' event marks (`store/plan_marks.rs`).
+    marks: Mutex<Vec<PlanMarks>>,
+    /// The plain lists of plans' actions last answered.
+    pub pages: super::page_cache::ActionPages,
 }
 
 /// Audits the API runs at once, at most.
@@ -96,7 +100,27 @@ impl AppState {
             permits,
             decisions: Semaphore::new(DECISIONS),
             alerts: Mutex::default(),
+            marks: Mutex::new(Vec::new()),
+            pages: super::page_cache::ActionPages::default(),
         }
+    }
+
+    /// Where the event log of `plan` (its uuid) stands now, read on a
+    /// pooled connection of its own (call it from a store call: it
+    /// blocks).
+    pub fn plan_mark(&self, plan: &str) -> ApiResult<PlanEventsMark> {
+        let pooled = self.marks.lock().ok().and_then(|mut p| p.pop());
+        let marks = match pooled {
+            Some(m) => m,
+            None => PlanMarks::open(&self.ctx.db).map_err(ApiError::internal)?,
+        };
+        let mark = marks.mark(plan).map_err(ApiError::internal)?;
+        if let Ok(mut p) = self.marks.lock()
+            && p.len() < self.cfg.concurrency
+        {
+            p.push(marks);
+        }
+        Ok(mark)
     }
 
     fn take_store(&self) -> ApiResult<Store> {

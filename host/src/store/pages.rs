@@ -86,6 +86,28 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Where the event log of one plan (its uuid) stands
+    /// ([`super::PlanEventsMark`]): every write to the plan's actions
+    /// records an event of the plan in its transaction, so the mark moves
+    /// with each of them.
+    pub fn plan_events_mark(&self, plan: &str) -> Result<super::PlanEventsMark> {
+        self.conn()
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events WHERE action_plan_uuid = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([plan], |r| {
+                    Ok(super::PlanEventsMark {
+                        count: r.get(0)?,
+                        last: r.get(1)?,
+                    })
+                })
+            })
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl SqliteStore {
     /// Up to `limit` events after event id `after`, oldest first,
     /// optionally of one action plan (its uuid): a page of the log read
     /// without the rest.

@@ -110,6 +110,23 @@ impl PgStore {
         })
     }
 
+    /// Where the event log of one plan (its uuid) stands
+    /// ([`super::PlanEventsMark`]). The count matters here: event ids come
+    /// from a sequence, so a transaction may commit an id below the
+    /// largest one already visible.
+    pub fn plan_events_mark(&self, plan: &str) -> Result<super::PlanEventsMark> {
+        self.read(|db| {
+            let r = db.one(
+                "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events WHERE action_plan_uuid = $1",
+                args![plan],
+            )?;
+            Ok(super::PlanEventsMark {
+                count: int(&r, 0),
+                last: int(&r, 1),
+            })
+        })
+    }
+
     /// How many plans and actions (deleted ones too) are in each state.
     pub fn state_counts(&self) -> Result<StateCounts> {
         fn by_state<S: FromStr<Err = UnknownName>>(

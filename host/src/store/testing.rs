@@ -19,6 +19,8 @@ enum Raw {
 pub(crate) struct TestStore {
     /// The store under test.
     pub store: Store,
+    /// Where it is.
+    pub location: super::Location,
     raw: Raw,
     _dir: Option<tempfile::TempDir>,
 }
@@ -55,6 +57,7 @@ impl TestStore {
         let raw = Raw::Sqlite(rusqlite::Connection::open(&path).expect("raw connection"));
         Self {
             store,
+            location: super::Location::Sqlite(path),
             raw,
             _dir: Some(dir),
         }
@@ -69,6 +72,7 @@ impl TestStore {
         ));
         Self {
             store,
+            location: super::Location::Postgres(url),
             raw,
             _dir: None,
         }
