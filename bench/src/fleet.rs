@@ -218,6 +218,9 @@ fn pg_chain_step_shapes(db: &Db, n: usize) -> anyhow::Result<(f64, f64)> {
              SELECT u, n, 'PENDING' FROM unnest($1::text[], $2::text[]) AS t(u, n)",
             &[&uuids, &names],
         )?;
+        // As the store's tables are: analysed, so that the statements'
+        // plans look rows up by their key.
+        c.batch_execute("ANALYZE step_actions")?;
         let update = c.prepare(
             "UPDATE step_actions SET state = $1, updated_at = $2 \
              WHERE uuid = $3 AND state = $4 RETURNING name",
@@ -230,7 +233,7 @@ fn pg_chain_step_shapes(db: &Db, n: usize) -> anyhow::Result<(f64, f64)> {
             "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) \
                  AS t(uuid, old, new, ev)), \
              u AS (UPDATE step_actions a SET state = t.new, updated_at = $5 FROM t \
-                 WHERE a.uuid = t.uuid AND a.state = t.old \
+                 WHERE a.uuid = ANY($1) AND a.uuid = t.uuid AND a.state = t.old \
                  RETURNING a.uuid, a.name, t.old, t.new, t.ev), \
              e AS (INSERT INTO step_events (at, event_type, object_uuid, old_state, new_state, \
                  payload) SELECT $5, u.ev, u.uuid, u.old, u.new, \
