@@ -135,8 +135,16 @@ pub(crate) fn apply_plan(
 /// and this one's ONGOING with their events (what the applier commits per
 /// action of a chain), checkpoints on the store's thread. Microseconds per commit.
 fn durable_commit_floor(dir: &std::path::Path, name: &str, n: usize) -> anyhow::Result<f64> {
+    durable_commit_floor_at(dir.join(format!("{name}.db")), n)
+}
+
+/// [`durable_commit_floor`] on the store at `at` (either backend).
+pub(crate) fn durable_commit_floor_at(
+    at: impl Into<sextant::store::location::Location>,
+    n: usize,
+) -> anyhow::Result<f64> {
     use sextant::store::apply::ActionTransition;
-    let mut store = Store::open(dir.join(format!("{name}.db")))?;
+    let mut store = Store::open(at)?;
     let names: Vec<String> = (0..n).map(|i| format!("a{i}")).collect();
     let parents: Vec<Vec<usize>> = (0..n)
         .map(|i| if i > 0 { vec![i - 1] } else { vec![] })

@@ -4,7 +4,7 @@
 
 use sextant::cli::Env;
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -27,7 +27,7 @@ pub(crate) struct ChildRun {
 /// goes to /dev/null (for commands that print a lot).
 pub(crate) fn run_child<I, S>(
     env: &Env,
-    db: &Path,
+    db: impl AsRef<OsStr>,
     args: I,
     keep_stdout: bool,
 ) -> anyhow::Result<ChildRun>
@@ -50,7 +50,7 @@ where
         .map(|a| PathBuf::from(a.as_ref()))
         .collect();
     cmd.arg("--db")
-        .arg(db)
+        .arg(db.as_ref())
         .args(&args)
         .stdin(Stdio::null())
         .stdout(if keep_stdout {

@@ -100,7 +100,7 @@ fn import_once(env: &Env, file: &Path, work: &Path) -> anyhow::Result<(f64, f64)
     let dir = tempfile::Builder::new().prefix("import").tempdir_in(work)?;
     let run = run_child(
         env,
-        &dir.path().join("sextant.db"),
+        dir.path().join("sextant.db"),
         [
             OsStr::new("action-plan"),
             OsStr::new("import"),

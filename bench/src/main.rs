@@ -30,6 +30,7 @@ macro_rules! outln {
 mod api;
 mod applier;
 mod child;
+mod fleet;
 mod import;
 mod notify;
 mod planners;
@@ -267,6 +268,36 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Issue 14's benchmark, on PostgreSQL and SQLite side by side: each
+    /// database's commit floor, the applier's overhead per nop action
+    /// through one and three real `serve` hosts, planning and storing N
+    /// actions, and three hosts draining a backlog of sleeps against one.
+    Fleet {
+        /// The PostgreSQL server, a URL whose user may create databases
+        /// (default: $SEXTANT_TEST_PG_URL of scripts/services/up.sh
+        /// postgres); each case gets a database of its own, dropped after.
+        #[arg(long, value_name = "URL")]
+        pg: Option<String>,
+        /// Backends to measure.
+        #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
+        backends: Vec<String>,
+        /// Plan sizes (nop actions) of the applier cases.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        sizes: Vec<usize>,
+        /// Actions planned and stored (weight planner).
+        #[arg(long, default_value_t = 100_000)]
+        plan_actions: usize,
+        /// Rows per group commit of the floor.
+        #[arg(long, default_value_t = 100)]
+        group: usize,
+        /// Plans of ten one-second sleeps drained by one and by three hosts
+        /// (0: skip that case).
+        #[arg(long, default_value_t = 30)]
+        drain_plans: usize,
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// `action-plan import` of N actions with random DAG edges (each
     /// waiting for up to two of the previous thousand), with and without
     /// references, against the same actions with no edges: wall time and
@@ -312,6 +343,38 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             instances,
             runs,
         } => crate::prometheus::run(&url, hosts.max(1), instances.max(1), runs),
+        BenchCommand::Fleet {
+            pg,
+            backends,
+            sizes,
+            plan_actions,
+            group,
+            drain_plans,
+            runs,
+        } => {
+            let pg = match pg.or_else(|| std::env::var("SEXTANT_TEST_PG_URL").ok()) {
+                Some(url) => url,
+                None if backends.iter().all(|b| b != "postgres") => String::new(),
+                None => {
+                    return Err(CliError::input(anyhow::anyhow!(
+                        "fleet: no PostgreSQL server: pass --pg URL or set SEXTANT_TEST_PG_URL \
+                         (scripts/services/up.sh postgres), or --backends sqlite"
+                    )));
+                }
+            };
+            crate::fleet::run(
+                env,
+                &crate::fleet::FleetArgs {
+                    pg,
+                    sizes,
+                    plan_actions,
+                    group,
+                    drain_plans,
+                    runs,
+                    backends,
+                },
+            )
+        }
         BenchCommand::Applier { sizes, runs } => crate::applier::run(env, &sizes, runs),
         BenchCommand::Api {
             actions,

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 /// Writes the `plan --input` file: `n` live migrations, each with a
 /// resource id, spread over a thousand hosts.
-fn write_plan_input(path: &Path, n: usize) -> anyhow::Result<()> {
+pub(crate) fn write_plan_input(path: &Path, n: usize) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     out.write_all(b"{\"planner\": \"weight\", \"solution\": [\n")?;
     for i in 0..n {
@@ -63,7 +63,11 @@ fn write_nops(path: &Path, n: usize) -> anyhow::Result<()> {
 /// Plans and stores the file's solution in this process; returns the
 /// seconds of (planning, planning and storing, this process's CPU time
 /// planning and storing).
-fn plan_in_process(env: &Env, file: &Path, db: &Path) -> anyhow::Result<(f64, f64, f64)> {
+pub(crate) fn plan_in_process(
+    env: &Env,
+    file: &Path,
+    db: impl Into<sextant::store::location::Location>,
+) -> anyhow::Result<(f64, f64, f64)> {
     let text = std::fs::read_to_string(file)?;
     let req = sextant::plan::read_input(&text)?;
     drop(text);
@@ -159,7 +163,7 @@ pub fn run(env: &Env, plan_actions: usize, apply_actions: usize, runs: usize) ->
         )?;
         cli_save.push(run.secs);
         cli_save_cpu.push(run.cpu_s);
-        let (p, ps, ps_cpu) = plan_in_process(env, &plan_file, &w.join(format!("plan-in-{r}.db")))?;
+        let (p, ps, ps_cpu) = plan_in_process(env, &plan_file, w.join(format!("plan-in-{r}.db")))?;
         in_plan.push(p);
         in_plan_store.push(ps);
         in_plan_store_cpu.push(ps_cpu);

@@ -352,7 +352,7 @@ impl RowSink for PgSink<'_> {
 }
 
 /// A failed write into `COPY`: the server's error when it is one.
-fn io_error(location: &str, e: std::io::Error) -> StoreError {
+pub(super) fn io_error(location: &str, e: std::io::Error) -> StoreError {
     match e
         .into_inner()
         .map(|inner| inner.downcast::<postgres::Error>())
@@ -361,6 +361,26 @@ fn io_error(location: &str, e: std::io::Error) -> StoreError {
         Some(Err(other)) => StoreError::Commit(format!("{location}: {other}")),
         None => StoreError::Commit(format!("{location}: write failed")),
     }
+}
+
+/// `s` as one cell of `COPY`'s text format: backslash, newline, carriage
+/// return and tab escaped.
+pub(super) fn copy_text(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escaped);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
 
 /// `row` as one line of `COPY`'s text format: cells separated by tabs,
@@ -383,17 +403,7 @@ fn copy_text_line(row: &[Cell], out: &mut Vec<u8>) {
             Cell::Real(x) => {
                 let _ = write!(out, "{x}");
             }
-            Cell::Text(s) => {
-                for &b in s.as_bytes() {
-                    match b {
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        _ => out.push(b),
-                    }
-                }
-            }
+            Cell::Text(s) => copy_text(s, out),
             Cell::Blob(bytes) => {
                 out.extend_from_slice(b"\\\\x");
                 for b in bytes {

@@ -810,7 +810,66 @@ mod tests {
         rows_and_owned_actions_store_the_same_columns_and_events,
         a_failing_row_leaves_no_plan,
         two_actions_of_one_name_are_refused_and_nothing_is_stored,
+        tabs_newlines_backslashes_and_nulls_in_texts_are_stored_as_given,
     );
+
+    /// PostgreSQL stores a plan's actions through `COPY`'s text format,
+    /// where a tab, a newline, a carriage return and a backslash are
+    /// escapes and `\N` is NULL: each must come back as it was written.
+    fn tabs_newlines_backslashes_and_nulls_in_texts_are_stored_as_given(mut store: TestStore) {
+        let names: Vec<String> = [
+            "tab\there",
+            "line\nbreak",
+            "cr\rhere",
+            "back\\slash",
+            "\\N",
+            "ünïcødé ✓",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let params: Vec<String> = vec![
+            json!({"m": "a\tb\nc\\d\re"}).to_string(),
+            r#"{"path":"C:\\x\\y"}"#.to_string(),
+            r#"{"n":null}"#.to_string(),
+            r#"{"s":"\\N"}"#.to_string(),
+            "{}".to_string(),
+            json!({"u": "ü✓"}).to_string(),
+        ];
+        let plan = store
+            .create_plan(&NewPlan {
+                state: crate::states::PlanState::Recommended,
+                rows: names
+                    .iter()
+                    .zip(&params)
+                    .map(|(name, json)| NewPlanRow {
+                        name,
+                        action_type: "nop\tx",
+                        action_type_version: "1.0.0\\",
+                        input_parameters_json: json,
+                        parents: &[],
+                        state: crate::states::ActionState::Pending,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .expect("plan");
+        let rows = store.actions(&plan.uuid).expect("actions");
+        assert_eq!(rows.len(), names.len());
+        for ((r, name), json) in rows.iter().zip(&names).zip(&params) {
+            assert_eq!(&r.name, name);
+            assert_eq!(r.action_type, "nop\tx");
+            assert_eq!(r.action_type_version, "1.0.0\\");
+            assert_eq!(r.input_parameters.to_string(), *json, "{name:?}");
+        }
+        let created = store
+            .events(Some(&plan.uuid), 0)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.event_type == "action.create")
+            .count();
+        assert_eq!(created, names.len());
+    }
 
     fn rows_and_owned_actions_store_the_same_columns_and_events(mut store: TestStore) {
         // More than one chunk, and a last chunk of another size.
