@@ -6,7 +6,10 @@
 //! There is no LISTEN/NOTIFY: idle hosts poll.
 
 use super::columns::enum_col;
-use super::fleet::{FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, TICK_CLAIM_STALE};
+use super::fleet::{
+    FiringAlert, FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus, TICK_CLAIM_STALE,
+    sorted_alerts,
+};
 use super::{Event, Result, SqliteStore, append_event_with};
 use crate::states::{EventType, PlanState};
 use rusqlite::{OptionalExtension, params};
@@ -167,6 +170,50 @@ impl FleetStore for SqliteStore {
             )
         })?;
         Ok(n == 1)
+    }
+
+    fn admit_alert_run(
+        &mut self,
+        audit_uuid: &str,
+        alerts: &[FiringAlert],
+        window: Duration,
+        host: &str,
+    ) -> Result<bool> {
+        let alerts = sorted_alerts(alerts);
+        let since = format!("-{:.3} seconds", window.as_secs_f64());
+        self.write(|tx| {
+            // What no longer holds a resend back (this audit's rows only).
+            tx.execute(
+                "DELETE FROM alert_runs WHERE audit_uuid = ?1 \
+                 AND claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)",
+                params![audit_uuid, since],
+            )?;
+            let mut new = 0;
+            for a in &alerts {
+                new += tx.execute(
+                    &format!(
+                        "INSERT INTO alert_runs \
+                         (audit_uuid, group_key, fingerprint, starts_at, host, claimed_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, {NOW}) ON CONFLICT DO NOTHING"
+                    ),
+                    params![audit_uuid, a.group, a.fingerprint, a.starts_at, host],
+                )?;
+            }
+            if new == 0 {
+                return Ok(false);
+            }
+            // The run is this one's: its alerts are remembered from now.
+            for a in &alerts {
+                tx.execute(
+                    &format!(
+                        "UPDATE alert_runs SET host = ?5, claimed_at = {NOW} WHERE audit_uuid = ?1 \
+                         AND group_key = ?2 AND fingerprint = ?3 AND starts_at = ?4"
+                    ),
+                    params![audit_uuid, a.group, a.fingerprint, a.starts_at, host],
+                )?;
+            }
+            Ok(true)
+        })
     }
 
     fn listen_for_work(&mut self) -> Result<bool> {

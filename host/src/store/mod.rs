@@ -58,7 +58,7 @@ use crate::states::EventType;
 pub use backend::{Store, StoreBackend};
 pub use columns::UnknownValue;
 pub use counts::StateCounts;
-pub use fleet::FleetStore;
+pub use fleet::{FiringAlert, FleetStore};
 pub use group_commit::GroupCommit;
 pub use location::{BadLocation, Location};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};

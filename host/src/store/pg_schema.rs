@@ -295,4 +295,16 @@ CREATE TRIGGER audits_pending AFTER UPDATE OF state ON audits
     FOR EACH ROW WHEN (NEW.state = 'PENDING' AND OLD.state IS DISTINCT FROM 'PENDING')
     EXECUTE FUNCTION sextant_announce_audit();
 "#,
+    // 13: the Alertmanager receiver's fleet-wide dedupe (see schema.rs).
+    r#"
+CREATE TABLE alert_runs (
+    audit_uuid TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    host TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (audit_uuid, group_key, fingerprint, starts_at)
+);
+"#,
 ];
