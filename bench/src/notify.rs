@@ -118,8 +118,13 @@ fn queued(url: &str, topic: &str) -> anyhow::Result<u64> {
                 },
                 lapin::types::FieldTable::default(),
             )
-            .await?;
-        let n = u64::from(q.message_count());
+            .await;
+        // No queue yet: the sink has published nothing to it.
+        let n = match q {
+            Ok(q) => u64::from(q.message_count()),
+            Err(e) if e.to_string().contains("NOT_FOUND") => 0,
+            Err(e) => return Err(e),
+        };
         let _ = conn.close(200, "bye".into()).await;
         Ok::<u64, lapin::Error>(n)
     })?;
@@ -196,12 +201,15 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
         let db = dir.path().join(format!("on-{r}.db"));
         let topic = format!("{tag}_o{r}");
         let (s, key) = sink(url, &topic)?;
+        // The cursor is made before the plan is stored: the sink publishes
+        // the plan's own creation events first, so it is up (connected,
+        // its queues declared) and caught up before the applier starts,
+        // as under `serve`.
+        Store::open(&db)?.register_sink_cursor(&key)?;
         let plan = crate::applier::store_plan(&db, &plan_actions)?;
         let first = Store::open(&db)?.last_event_id()?;
         let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), first);
-        // The sink is up (its cursor made, its connection opened by the
-        // plan's own events) before the applier starts.
-        drained(&db, &key, first, Duration::from_secs(60))?;
+        drained(&db, &key, first, Duration::from_secs(600))?;
         let before = queued(url, &topic)?;
         let b = crate::applier::apply_plan(env, &db, &plan, 32)?.secs * 1e6 / actions as f64;
         on.push(b);
