@@ -294,3 +294,123 @@ fn the_receiver_refuses_what_it_cannot_act_on_naming_it_and_triggers_nothing() {
     assert_eq!(a.json()["skipped"][0]["audit"], event);
     assert_eq!(plans_of(&s, &event).len(), 1);
 }
+
+/// The ids of the audits an answer of the receiver says it triggered.
+fn triggered(a: &sextant_e2e::api::Answer) -> Vec<Value> {
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.json()["triggered"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_restarted_serve_does_not_run_the_audit_again_for_an_alert_still_firing() {
+    let (h, mut s) = served();
+    let event = create_audit(&s, "ev", "EVENT");
+    let bearer = format!("Bearer {SERVICE_TOKEN}");
+    let service = [("authorization", bearer.as_str())];
+    let good = payload("g1", json!([firing("ev", "f1")]));
+    let url = format!("{}/v1/webhooks/alertmanager", s.url);
+    assert_eq!(
+        triggered(&http("POST", &url, &service, Some(&good))),
+        [json!(event)]
+    );
+    wait_for("the audit to run", Duration::from_secs(30), || {
+        get(&format!("{}/v1/audits/{event}", s.url))["state"] == "SUCCEEDED"
+    });
+    assert_eq!(s.stop(), 0, "{}", s.log_text());
+
+    // A new serve on the same database gets Alertmanager's resend of the
+    // group: skipped, the audit has one plan.
+    let s = h.serve_api();
+    let url = format!("{}/v1/webhooks/alertmanager", s.url);
+    let a = http("POST", &url, &service, Some(&good));
+    assert_eq!(triggered(&a), Vec::<Value>::new());
+    assert_eq!(a.json()["skipped"][0]["audit"], event);
+    assert!(
+        a.json()["skipped"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("already triggered")),
+        "{}",
+        a.body
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(plans_of(&s, &event).len(), 1, "{}", s.log_text());
+    // The same alert firing again after it resolved (a new start) runs it.
+    let mut refired = firing("ev", "f1");
+    refired["startsAt"] = json!("2026-12-06T09:00:00Z");
+    let again = payload("g1", json!([refired]));
+    assert_eq!(
+        triggered(&http("POST", &url, &service, Some(&again))),
+        [json!(event)]
+    );
+    wait_for("the second plan", Duration::from_secs(30), || {
+        plans_of(&s, &event).len() == 2
+    });
+}
+
+/// Two `serve` hosts on one PostgreSQL database (whatever backend the
+/// other tests use) each get every alert, as from two Alertmanagers of one
+/// cluster: at the same moment, over several rounds, exactly one of them
+/// runs the audit each time.
+#[test]
+fn postgres_two_serve_hosts_receiving_the_same_alert_at_once_run_the_audit_once() {
+    let h = Home::new();
+    h.seed_small_cloud();
+    h.write_config(CONFIG);
+    let db = sextant_e2e::fresh_pg_database();
+    let hosts: Vec<Served> = ["am-host-1", "am-host-2"]
+        .into_iter()
+        .map(|id| h.serve_api_with(&[("SEXTANT_DB", db.as_str()), ("SEXTANT_HOST_ID", id)]))
+        .collect();
+    let event = create_audit(&hosts[0], "ev", "EVENT");
+    let rounds = 4;
+    for round in 0..rounds {
+        let mut alert = firing("ev", "f1");
+        alert["startsAt"] = json!(format!("2026-12-06T0{round}:00:00Z"));
+        let body = payload("g1", json!([alert]));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(hosts.len()));
+        let answers: Vec<_> = hosts
+            .iter()
+            .map(|s| {
+                let (url, body, barrier) = (
+                    format!("{}/v1/webhooks/alertmanager", s.url),
+                    body.clone(),
+                    barrier.clone(),
+                );
+                std::thread::spawn(move || {
+                    let bearer = format!("Bearer {SERVICE_TOKEN}");
+                    barrier.wait();
+                    http(
+                        "POST",
+                        &url,
+                        &[("authorization", bearer.as_str())],
+                        Some(&body),
+                    )
+                })
+            })
+            .collect();
+        let won: usize = answers
+            .into_iter()
+            .map(|t| triggered(&t.join().expect("a poster")).len())
+            .sum();
+        assert_eq!(won, 1, "round {round}: one host runs the audit");
+        wait_for(
+            &format!("round {round}'s plan"),
+            Duration::from_secs(60),
+            || plans_of(&hosts[0], &event).len() == round + 1,
+        );
+        wait_for("the audit to end", Duration::from_secs(30), || {
+            get(&format!("{}/v1/audits/{event}", hosts[1].url))["state"] == "SUCCEEDED"
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(plans_of(&hosts[1], &event).len(), rounds);
+    let runs: Vec<String> = hosts.iter().map(Served::log_text).collect();
+    let total: usize = runs
+        .iter()
+        .map(|l| l.matches(&format!("triggers EVENT audit {event}")).count())
+        .sum();
+    assert_eq!(total, rounds, "{runs:?}");
+}

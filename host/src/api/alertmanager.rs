@@ -10,8 +10,11 @@
 //! changes, every `repeat_interval` when it does not) do not run the audit
 //! again while that alert is remembered (`api.alertmanager.window`, 10
 //! minutes by default). An audit already running (ONGOING) is not
-//! triggered again. The memory is this server's, in memory: a restarted
-//! `serve` may run an audit once more for an alert still firing.
+//! triggered again. The memory is the store's (table `alert_runs`,
+//! [`crate::store::FleetStore::admit_alert_run`]), on the database's
+//! clock: a restarted `serve`, or several hosts on one database receiving
+//! the same alert (each Alertmanager of a cluster sends it), run the audit
+//! once.
 //!
 //! Authenticated as webhooks are (the `service` role, `webhook:trigger`);
 //! Alertmanager sends the token as `Authorization: Bearer` (its
@@ -22,14 +25,15 @@ use super::error::{ApiError, ApiResult, missing};
 use super::state::AppState;
 use crate::states::AuditState;
 use crate::states::AuditType;
+use crate::store::FiringAlert;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The `api.alertmanager` section of the config.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -139,30 +143,6 @@ pub fn parse(body: &[u8]) -> ApiResult<Notification> {
     Ok(n)
 }
 
-/// A firing alert as remembered: (audit uuid, group, fingerprint, start).
-type AlertKey = (String, String, String, String);
-
-/// The firing alerts that triggered an audit recently.
-#[derive(Debug, Default)]
-pub struct AlertMemory {
-    seen: HashMap<AlertKey, Instant>,
-}
-
-impl AlertMemory {
-    /// Whether any of `keys` is new (not remembered within `window` of
-    /// `now`); if so, remembers them all and says the audit is to run.
-    pub fn admit(&mut self, keys: &[AlertKey], window: Duration, now: Instant) -> bool {
-        self.seen.retain(|_, at| now.duration_since(*at) < window);
-        if keys.iter().all(|k| self.seen.contains_key(k)) {
-            return false;
-        }
-        for k in keys {
-            self.seen.insert(k.clone(), now);
-        }
-        true
-    }
-}
-
 /// Why an audit named by firing alerts was not triggered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Skip {
@@ -182,18 +162,21 @@ impl Skip {
 }
 
 /// Why an audit in `state` named by new or known alerts is not to run:
-/// running now, or its alerts already triggered it (`admit` remembers
-/// them and says whether any is new; it is not asked for a running audit,
-/// whose alerts are then not remembered, so a resend after the run ends
+/// running now, or its alerts already triggered it (`admit` records them
+/// and says whether any is new; it is not asked for a running audit,
+/// whose alerts are then not recorded, so a resend after the run ends
 /// triggers it).
-fn skip_reason(state: AuditState, admit: impl FnOnce() -> bool) -> Option<Skip> {
-    if state == AuditState::Ongoing {
+fn skip_reason<E>(
+    state: AuditState,
+    admit: impl FnOnce() -> Result<bool, E>,
+) -> Result<Option<Skip>, E> {
+    Ok(if state == AuditState::Ongoing {
         Some(Skip::Running)
-    } else if admit() {
+    } else if admit()? {
         None
     } else {
         Some(Skip::AlreadyTriggered)
-    }
+    })
 }
 
 /// `POST /v1/webhooks/alertmanager`: triggers the EVENT audits the firing
@@ -229,25 +212,40 @@ pub async fn receive(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<
             _ => ignored += 1,
         }
     }
-    let refs: Vec<(String, String)> = named
+    let refs: Vec<(String, Vec<FiringAlert>)> = named
         .iter()
-        .map(|(r, alerts)| (r.clone(), alerts[0].identity()))
+        .map(|(r, alerts)| {
+            let firing = alerts
+                .iter()
+                .map(|a| FiringAlert {
+                    group: n.group_key.clone(),
+                    fingerprint: a.identity(),
+                    starts_at: a.starts_at.clone(),
+                })
+                .collect();
+            (r.clone(), firing)
+        })
         .collect();
-    let label2 = label.clone();
-    let audits = st
+    let window = st.cfg.alertmanager.window;
+    let host = st.ctx.host.clone();
+    let decided = st
         .store(move |s, _| {
-            let mut out = Vec::new();
-            for (r, alert) in refs {
+            // Every named audit is checked before any is triggered: one
+            // that cannot be triggers none.
+            let mut audits = Vec::new();
+            for (r, firing) in refs {
+                let alert = firing
+                    .first()
+                    .map(|f| f.fingerprint.clone())
+                    .unwrap_or_default();
                 let a = s.audit(&r).map_err(|e| {
                     missing(e, || {
-                        format!(
-                            "Audit {r} could not be found (label {label2} of alert {alert})"
-                        )
+                        format!("Audit {r} could not be found (label {label} of alert {alert})")
                     })
                 })?;
                 if a.audit_type != AuditType::Event {
                     return Err(ApiError::bad_request(format!(
-                        "Audit {} (label {label2} of alert {alert}) is {}: only EVENT audits are triggered",
+                        "Audit {} (label {label} of alert {alert}) is {}: only EVENT audits are triggered",
                         a.uuid, a.audit_type
                     )));
                 }
@@ -255,49 +253,51 @@ pub async fn receive(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<
                     AuditState::Pending | AuditState::Succeeded | AuditState::Ongoing => {}
                     other => {
                         return Err(ApiError::bad_request(format!(
-                            "Audit {} (label {label2} of alert {alert}) is {other}: an EVENT audit is triggered from PENDING or SUCCEEDED",
+                            "Audit {} (label {label} of alert {alert}) is {other}: an EVENT audit is triggered from PENDING or SUCCEEDED",
                             a.uuid
                         )));
                     }
                 }
-                out.push((r, a.uuid, a.state));
+                audits.push((a.uuid, a.state, firing));
             }
-            Ok(out)
+            // Each audit's alerts are recorded in a transaction of their
+            // own: one that fails does not keep the others from running.
+            Ok(audits
+                .into_iter()
+                .map(|(uuid, state, firing)| {
+                    let skip = skip_reason(state, || {
+                        s.admit_alert_run(&uuid, &firing, window, &host)
+                            .map_err(ApiError::internal)
+                    });
+                    (uuid, firing.len(), skip)
+                })
+                .collect::<Vec<_>>())
         })
         .await?;
-    let window = st.cfg.alertmanager.window;
-    let now = Instant::now();
     let mut triggered = Vec::new();
     let mut skipped = Vec::new();
-    for (r, uuid, state) in audits {
-        let keys: Vec<AlertKey> = named
-            .get(&r)
-            .map(|alerts| {
-                alerts
-                    .iter()
-                    .map(|a| {
-                        (
-                            uuid.clone(),
-                            n.group_key.clone(),
-                            a.identity(),
-                            a.starts_at.clone(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let skip = skip_reason(state, || st.admit_alerts(&keys, window, now));
+    let mut failed = None;
+    for (uuid, alerts, skip) in decided {
         match skip {
-            None => {
-                tracing::info!(
-                    "alertmanager: group {} triggers EVENT audit {uuid} ({} firing alert(s))",
+            Err(e) => {
+                // Not recorded: Alertmanager retries the group after a 5xx,
+                // and the audits triggered now are skipped then.
+                tracing::warn!(
+                    "alertmanager: group {}: audit {uuid} not triggered: {}",
                     n.group_key,
-                    keys.len()
+                    e.message
+                );
+                failed.get_or_insert(e);
+            }
+            Ok(None) => {
+                tracing::info!(
+                    "alertmanager: group {} triggers EVENT audit {uuid} ({alerts} firing alert(s))",
+                    n.group_key,
                 );
                 st.run_audit_later(uuid.clone(), true);
                 triggered.push(uuid);
             }
-            Some(why) => {
+            Ok(Some(why)) => {
                 tracing::info!(
                     "alertmanager: group {} does not trigger audit {uuid}: {}",
                     n.group_key,
@@ -306,6 +306,9 @@ pub async fn receive(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult<
                 skipped.push(json!({"audit": uuid, "reason": why.as_str()}));
             }
         }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     Ok(Json(json!({
         "group_key": n.group_key,
@@ -361,44 +364,19 @@ mod tests {
     }
 
     #[test]
-    fn a_running_audit_is_skipped_without_remembering_its_alerts() {
-        let mut m = AlertMemory::default();
-        let (w, t) = (Duration::from_secs(60), Instant::now());
-        let k = [key("f1", "s")];
-        assert_eq!(
-            skip_reason(AuditState::Ongoing, || m.admit(&k, w, t)),
-            Some(Skip::Running)
-        );
-        // Not remembered while it ran: the next resend triggers it.
-        assert_eq!(
-            skip_reason(AuditState::Succeeded, || m.admit(&k, w, t)),
-            None
-        );
-        assert_eq!(
-            skip_reason(AuditState::Succeeded, || m.admit(&k, w, t)),
-            Some(Skip::AlreadyTriggered)
-        );
-    }
-
-    fn key(fp: &str, start: &str) -> AlertKey {
-        ("audit".into(), "group".into(), fp.into(), start.into())
-    }
-
-    #[test]
-    fn resends_within_the_window_do_not_trigger_again() {
-        let mut m = AlertMemory::default();
-        let w = Duration::from_secs(60);
-        let t0 = Instant::now();
-        assert!(m.admit(&[key("f1", "s")], w, t0));
-        // The same alert resent: no.
-        assert!(!m.admit(&[key("f1", "s")], w, t0 + Duration::from_secs(5)));
-        // A new alert joins the group: yes, once.
-        let both = [key("f1", "s"), key("f2", "s")];
-        assert!(m.admit(&both, w, t0 + Duration::from_secs(10)));
-        assert!(!m.admit(&both, w, t0 + Duration::from_secs(11)));
-        // The first alert fires again after it resolved (a new start): yes.
-        assert!(m.admit(&[key("f1", "s2")], w, t0 + Duration::from_secs(12)));
-        // Past the window, a still firing alert triggers again.
-        assert!(m.admit(&[key("f1", "s")], w, t0 + Duration::from_secs(75)));
+    fn a_running_audit_is_skipped_without_asking_to_record_its_alerts() {
+        let mut asked = 0;
+        let r = skip_reason::<()>(AuditState::Ongoing, || {
+            asked += 1;
+            Ok(true)
+        });
+        assert_eq!((r, asked), (Ok(Some(Skip::Running)), 0));
+        let r = skip_reason::<()>(AuditState::Succeeded, || Ok(true));
+        assert_eq!(r, Ok(None));
+        let r = skip_reason::<()>(AuditState::Pending, || Ok(false));
+        assert_eq!(r, Ok(Some(Skip::AlreadyTriggered)));
+        // A store failure is an error, never a silent skip or run.
+        let r = skip_reason(AuditState::Pending, || Err("database down"));
+        assert_eq!(r, Err("database down"));
     }
 }

@@ -77,8 +77,6 @@ pub struct AppState {
     pub(super) stopping: Arc<AtomicBool>,
     /// Audits run by the API at once, at most (more wait).
     decisions: Semaphore,
-    /// The firing alerts that triggered audits recently.
-    alerts: Mutex<super::alertmanager::AlertMemory>,
     /// Connections that read plans' event marks (`store/plan_marks.rs`).
     marks: Mutex<Vec<PlanMarks>>,
     /// The plain lists of plans' actions last answered.
@@ -99,7 +97,6 @@ impl AppState {
             pool: Mutex::new(Vec::new()),
             permits,
             decisions: Semaphore::new(DECISIONS),
-            alerts: Mutex::default(),
             marks: Mutex::new(Vec::new()),
             pages: super::page_cache::ActionPages::default(),
         }
@@ -160,20 +157,6 @@ impl AppState {
         })
         .await
         .map_err(|e| ApiError::internal(format!("store call: {e}")))?
-    }
-
-    /// Whether firing alerts are new enough to trigger their audit
-    /// ([`super::alertmanager::AlertMemory::admit`]).
-    pub fn admit_alerts(
-        &self,
-        keys: &[(String, String, String, String)],
-        window: std::time::Duration,
-        now: std::time::Instant,
-    ) -> bool {
-        match self.alerts.lock() {
-            Ok(mut m) => m.admit(keys, window, now),
-            Err(poisoned) => poisoned.into_inner().admit(keys, window, now),
-        }
     }
 
     /// The action types as their directories hold them now.

@@ -101,7 +101,7 @@ impl Serialize for Priority {
 }
 
 /// The events an AMQP sink publishes at once.
-const AMQP_BATCH: usize = 500;
+const AMQP_BATCH: usize = 1000;
 
 /// A sink as written: one flat mapping, so that serde_yaml_ng reports a
 /// bad value at its own line and column (an internally tagged enum buffers
@@ -398,7 +398,15 @@ impl Notifier {
         }
         for deliver in delivering {
             let (db, flag) = (db.clone(), stop.clone());
-            threads.push(std::thread::spawn(move || outbox::run(db, deliver, flag)));
+            // Named, to tell it from the engine's threads in `top -H` or a
+            // profile.
+            let spawned = std::thread::Builder::new()
+                .name("sextant-notify".into())
+                .spawn(move || outbox::run(db, deliver, flag));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::warn!("notification sink publisher not started: {e}"),
+            }
         }
         if !tailed.is_empty() {
             let (db, flag) = (db.clone(), stop.clone());

@@ -69,6 +69,27 @@ pub struct AuditRunRequest {
     pub requested_by: String,
 }
 
+/// A firing alert as the Alertmanager receiver's dedupe knows it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FiringAlert {
+    /// Its group (Alertmanager's `groupKey`).
+    pub group: String,
+    /// Its `fingerprint` (or, from a sender that gives none, its labels).
+    pub fingerprint: String,
+    /// When it started firing (`startsAt`): the same alert firing again
+    /// after it resolved is a new one.
+    pub starts_at: String,
+}
+
+/// The alerts in a fixed order without repeats: hosts admitting the same
+/// alerts take their rows' locks in the same order.
+pub(super) fn sorted_alerts(alerts: &[FiringAlert]) -> Vec<&FiringAlert> {
+    let mut v: Vec<&FiringAlert> = alerts.iter().collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// How old a claim of an audit's tick must be before another host may take
 /// it over: far longer than a run takes to record its next run time.
 pub const TICK_CLAIM_STALE: Duration = Duration::from_secs(60);
@@ -125,6 +146,21 @@ pub trait FleetStore {
     /// outcome).
     fn finish_audit_request(&mut self, id: i64) -> Result<()>;
 
+    /// Admits a run of EVENT audit `audit_uuid` for the firing `alerts`
+    /// (Alertmanager's dedupe, fleet-wide and durable): true when any of
+    /// them has not triggered it within `window` on the database's clock,
+    /// and then every one of them is recorded (by `host`, now) in one
+    /// transaction; false when all of them already did. Of hosts (or
+    /// restarted processes) admitting the same alerts at once, exactly one
+    /// gets true: each alert is a row under a unique key.
+    fn admit_alert_run(
+        &mut self,
+        audit_uuid: &str,
+        alerts: &[FiringAlert],
+        window: Duration,
+        host: &str,
+    ) -> Result<bool>;
+
     /// Starts listening for work announcements; false when the backend has
     /// none (SQLite: hosts poll).
     fn listen_for_work(&mut self) -> Result<bool>;
@@ -143,7 +179,10 @@ mod tests {
     use super::*;
     use crate::store::testing::{TestStore, on_both_backends};
 
-    on_both_backends!(audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale);
+    on_both_backends!(
+        audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale,
+        an_alert_admits_one_run_of_its_audit_within_the_window,
+    );
 
     fn audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale(mut s: TestStore) {
         s.request_audit("a1", AuditRequestKind::Run, "hands")
@@ -186,5 +225,63 @@ mod tests {
                 .expect("take")
                 .is_empty()
         );
+    }
+
+    fn alert(fingerprint: &str, starts_at: &str) -> FiringAlert {
+        FiringAlert {
+            group: "{}:{alertname=\"Hot\"}".into(),
+            fingerprint: fingerprint.into(),
+            starts_at: starts_at.into(),
+        }
+    }
+
+    fn an_alert_admits_one_run_of_its_audit_within_the_window(mut s: TestStore) {
+        let w = Duration::from_secs(600);
+        let f1 = alert("f1", "2026-12-06T08:00:00Z");
+        let f2 = alert("f2", "2026-12-06T08:00:00Z");
+        assert!(
+            s.admit_alert_run("a", std::slice::from_ref(&f1), w, "h1")
+                .expect("admit")
+        );
+        // The same alert again, from another host: no.
+        assert!(
+            !s.admit_alert_run("a", std::slice::from_ref(&f1), w, "h2")
+                .expect("admit")
+        );
+        // The same alert for another audit: yes.
+        assert!(
+            s.admit_alert_run("b", std::slice::from_ref(&f1), w, "h2")
+                .expect("admit")
+        );
+        // A new alert joins the group: yes, once (repeats count once).
+        let both = [f2.clone(), f1.clone(), f2.clone()];
+        assert!(s.admit_alert_run("a", &both, w, "h2").expect("admit"));
+        assert!(!s.admit_alert_run("a", &both, w, "h1").expect("admit"));
+        assert_eq!(
+            s.int("SELECT COUNT(*) FROM alert_runs WHERE audit_uuid = 'a' AND host = 'h2'"),
+            Some(2),
+            "the host that won holds both alerts"
+        );
+        // The first alert firing again after it resolved: yes.
+        let again = alert("f1", "2026-12-06T09:00:00Z");
+        assert!(s.admit_alert_run("a", &[again], w, "h1").expect("admit"));
+        // Past the window (on the database's clock), a still firing alert
+        // triggers again, and the audit's aged rows are gone.
+        s.exec("UPDATE alert_runs SET claimed_at = '2000-01-01T00:00:00.000Z'");
+        assert!(
+            s.admit_alert_run("a", std::slice::from_ref(&f1), w, "h3")
+                .expect("admit")
+        );
+        assert_eq!(
+            s.int("SELECT COUNT(*) FROM alert_runs WHERE audit_uuid = 'a'"),
+            Some(1)
+        );
+        // Another audit's rows go when it is next admitted.
+        assert_eq!(
+            s.int("SELECT COUNT(*) FROM alert_runs WHERE audit_uuid = 'b'"),
+            Some(1)
+        );
+        // Nothing admitted for no alert.
+        assert!(!s.admit_alert_run("a", &[], w, "h1").expect("admit"));
     }
 }

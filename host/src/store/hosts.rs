@@ -7,8 +7,8 @@
 
 use super::columns::enum_col;
 use super::fleet::{
-    AuditRequestKind, AuditRunRequest, FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus,
-    TICK_CLAIM_STALE,
+    AuditRequestKind, AuditRunRequest, FiringAlert, FleetStore, PlanClaim, Role, ServiceRow,
+    ServiceStatus, TICK_CLAIM_STALE, sorted_alerts,
 };
 use super::{Event, Result, SqliteStore, append_event_with};
 use crate::states::{EventType, PlanState};
@@ -243,6 +243,50 @@ impl FleetStore for SqliteStore {
     fn finish_audit_request(&mut self, id: i64) -> Result<()> {
         self.write(|tx| tx.execute("DELETE FROM audit_requests WHERE id = ?1", [id]))?;
         Ok(())
+    }
+
+    fn admit_alert_run(
+        &mut self,
+        audit_uuid: &str,
+        alerts: &[FiringAlert],
+        window: Duration,
+        host: &str,
+    ) -> Result<bool> {
+        let alerts = sorted_alerts(alerts);
+        let since = format!("-{:.3} seconds", window.as_secs_f64());
+        self.write(|tx| {
+            // What no longer holds a resend back (this audit's rows only).
+            tx.execute(
+                "DELETE FROM alert_runs WHERE audit_uuid = ?1 \
+                 AND claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)",
+                params![audit_uuid, since],
+            )?;
+            let mut new = 0;
+            for a in &alerts {
+                new += tx.execute(
+                    &format!(
+                        "INSERT INTO alert_runs \
+                         (audit_uuid, group_key, fingerprint, starts_at, host, claimed_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, {NOW}) ON CONFLICT DO NOTHING"
+                    ),
+                    params![audit_uuid, a.group, a.fingerprint, a.starts_at, host],
+                )?;
+            }
+            if new == 0 {
+                return Ok(false);
+            }
+            // The run is this one's: its alerts are remembered from now.
+            for a in &alerts {
+                tx.execute(
+                    &format!(
+                        "UPDATE alert_runs SET host = ?5, claimed_at = {NOW} WHERE audit_uuid = ?1 \
+                         AND group_key = ?2 AND fingerprint = ?3 AND starts_at = ?4"
+                    ),
+                    params![audit_uuid, a.group, a.fingerprint, a.starts_at, host],
+                )?;
+            }
+            Ok(true)
+        })
     }
 
     fn listen_for_work(&mut self) -> Result<bool> {

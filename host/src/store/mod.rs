@@ -59,7 +59,7 @@ use crate::states::EventType;
 pub use backend::{Store, StoreBackend};
 pub use columns::UnknownValue;
 pub use counts::StateCounts;
-pub use fleet::{AuditRequestKind, AuditRunRequest, FleetStore};
+pub use fleet::{AuditRequestKind, AuditRunRequest, FiringAlert, FleetStore};
 pub use group_commit::GroupCommit;
 pub use location::{BadLocation, Location};
 pub use plan_marks::{PlanEventsMark, PlanMarks};

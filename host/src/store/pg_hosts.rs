@@ -13,8 +13,8 @@
 
 use super::Result;
 use super::fleet::{
-    AuditRequestKind, AuditRunRequest, FleetStore, PlanClaim, Role, ServiceRow, ServiceStatus,
-    TICK_CLAIM_STALE, WORK_CHANNEL,
+    AuditRequestKind, AuditRunRequest, FiringAlert, FleetStore, PlanClaim, Role, ServiceRow,
+    ServiceStatus, TICK_CLAIM_STALE, WORK_CHANNEL, sorted_alerts,
 };
 use super::hosts::ClaimPayload;
 use super::pg::{PgStore, pg_error};
@@ -181,6 +181,27 @@ impl FleetStore for PgStore {
         Ok(())
     }
 
+    fn admit_alert_run(
+        &mut self,
+        audit_uuid: &str,
+        alerts: &[FiringAlert],
+        window: Duration,
+        host: &str,
+    ) -> Result<bool> {
+        let location = self.location().to_string();
+        let alerts = sorted_alerts(alerts);
+        self.with_client(|c| {
+            admit_alert_run(
+                c,
+                &location,
+                audit_uuid,
+                &alerts,
+                window.as_secs_f64(),
+                host,
+            )
+        })
+    }
+
     fn listen_for_work(&mut self) -> Result<bool> {
         self.with_client(|c| {
             c.batch_execute(&format!("LISTEN {WORK_CHANNEL}"))
@@ -218,6 +239,57 @@ impl FleetStore for PgStore {
         })?;
         Ok(())
     }
+}
+
+/// Admits a run for `alerts` (sorted) in one transaction (see
+/// [`FleetStore::admit_alert_run`]). Each alert's row is inserted under
+/// its primary key: a host inserting a row another's open transaction
+/// inserted waits for it, then finds it there.
+fn admit_alert_run(
+    c: &mut postgres::Client,
+    location: &str,
+    audit_uuid: &str,
+    alerts: &[&FiringAlert],
+    window_secs: f64,
+    host: &str,
+) -> Result<bool> {
+    let err = |e| pg_error(location, e);
+    let mut tx = c.transaction().map_err(err)?;
+    tx.execute(
+        "DELETE FROM alert_runs WHERE audit_uuid = $1 AND claimed_at < \
+         to_char((clock_timestamp() - make_interval(secs => $2)) AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
+        &[&audit_uuid, &window_secs],
+    )
+    .map_err(err)?;
+    let insert = format!(
+        "INSERT INTO alert_runs (audit_uuid, group_key, fingerprint, starts_at, host, claimed_at) \
+         VALUES ($1, $2, $3, $4, $5, {NOW}) ON CONFLICT DO NOTHING"
+    );
+    let mut new = 0;
+    for a in alerts {
+        new += tx
+            .execute(
+                &insert,
+                &[&audit_uuid, &a.group, &a.fingerprint, &a.starts_at, &host],
+            )
+            .map_err(err)?;
+    }
+    if new > 0 {
+        let refresh = format!(
+            "UPDATE alert_runs SET host = $5, claimed_at = {NOW} WHERE audit_uuid = $1 \
+             AND group_key = $2 AND fingerprint = $3 AND starts_at = $4"
+        );
+        for a in alerts {
+            tx.execute(
+                &refresh,
+                &[&audit_uuid, &a.group, &a.fingerprint, &a.starts_at, &host],
+            )
+            .map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)?;
+    Ok(new > 0)
 }
 
 /// Claims the oldest free plan in one transaction (see [`FleetStore::claim_plan`]).

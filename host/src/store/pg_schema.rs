@@ -315,4 +315,16 @@ END $$;
 CREATE TRIGGER audit_requests_made AFTER INSERT ON audit_requests
     FOR EACH ROW EXECUTE FUNCTION sextant_announce_request();
 "#,
+    // 14: the Alertmanager receiver's fleet-wide dedupe (see schema.rs).
+    r#"
+CREATE TABLE alert_runs (
+    audit_uuid TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    host TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (audit_uuid, group_key, fingerprint, starts_at)
+);
+"#,
 ];

@@ -341,4 +341,20 @@ CREATE TABLE audit_requests (
     taken_at TEXT
 );
 "#,
+    // 14: the Alertmanager receiver's dedupe, fleet-wide and durable
+    // (api/alertmanager.rs, FleetStore::admit_alert_run): one row per firing
+    // alert (its group, fingerprint and start) that triggered an EVENT
+    // audit, inserted under the primary key by the one host that runs it;
+    // a row older than the receiver's window no longer holds a resend back.
+    r#"
+CREATE TABLE alert_runs (
+    audit_uuid TEXT NOT NULL,
+    group_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    host TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (audit_uuid, group_key, fingerprint, starts_at)
+) WITHOUT ROWID;
+"#,
 ];
