@@ -394,3 +394,30 @@ nova_grow() {
         return 1
     }
 }
+
+# nova_grow_stop: stops the nova-compute processes nova_grow started
+# (their hypervisors, services and servers stay in Nova's database; the
+# services turn `down`). Forty idle nova-compute processes' periodic tasks
+# take more CPU than this 2-core machine has, which slows nova-api for
+# every client alike.
+nova_grow_stop() {
+    SERVICES_DIR="$SEXTANT_TEST_SERVICES_DIR"
+    local f pids=() pid i
+    for f in "$SERVICES_DIR"/nova-compute-big*.pid; do
+        [[ -e "$f" ]] && pids+=("$(cat "$f")")
+    done
+    for pid in "${pids[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+    for ((i = 0; i < 300; i++)); do
+        local alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [[ $alive -eq 0 ]] && return 0
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
