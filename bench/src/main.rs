@@ -270,20 +270,20 @@ enum BenchCommand {
     /// applier's overhead per live migration beyond Nova's own time.
     Openstack {
         /// Runs per figure; the median is reported.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 3)]
         runs: usize,
         /// Servers booted at the harness's three hosts.
         #[arg(long, default_value_t = 6)]
         servers_small: usize,
         /// nova-compute processes (one node each) added for the large size;
         /// 0 measures three hosts only.
-        #[arg(long, default_value_t = 40)]
+        #[arg(long, default_value_t = 20)]
         grow: usize,
         /// Servers booted once the hosts were added.
-        #[arg(long, default_value_t = 400)]
+        #[arg(long, default_value_t = 200)]
         servers_large: usize,
         /// Live migrations in the applier's chain (0: not measured).
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = 4)]
         migrations: usize,
     },
     /// `action-plan import` of N actions with random DAG edges (each
