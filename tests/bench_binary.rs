@@ -169,3 +169,23 @@ fn api_runs_on_postgresql_in_a_database_it_drops() {
     );
     assert_eq!(bench_dbs(), before, "the run's database is dropped");
 }
+
+/// `openstack` runs only against the harness's services; without them it
+/// fails naming the variable it needs and how to get it.
+#[test]
+fn openstack_names_the_services_it_needs() {
+    let home = Home::new();
+    let out =
+        run(bench(&home)
+            .env_remove("SEXTANT_TEST_CA_FILE")
+            .args(["openstack", "--runs", "1"]));
+    assert_ne!(out.status, 0, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("$SEXTANT_TEST_CA_FILE is not set")
+            && out
+                .stderr
+                .contains("services_start postgres rabbitmq keystone nova watcher_bench"),
+        "{}",
+        out.stderr
+    );
+}

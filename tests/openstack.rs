@@ -312,6 +312,90 @@ fn the_collectors_model_is_what_nova_and_placement_report() {
     n.delete(&b);
 }
 
+/// The requests nova-api's or placement-api's `requestlog` recorded from
+/// byte `from` of its log on that were made with a Keystone token (the
+/// harness's static token is logged as `admin admin`: this suite's own
+/// calls and the computes'), and the version documents (a request without
+/// a token is logged with a stale context): `METHOD PATH` each.
+fn keystone_requests_since(log: &std::path::Path, from: u64) -> Vec<String> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(log).expect("the service's log");
+    f.seek(std::io::SeekFrom::Start(from)).expect("seek");
+    let mut text = String::new();
+    f.read_to_string(&mut text).expect("log text");
+    text.lines()
+        .filter(|l| l.contains("requestlog") && l.contains(" status: "))
+        .filter_map(|l| {
+            let r = l.split('"').nth(1)?.to_string();
+            let version = ["GET /", "GET /v2.1", "GET /v2.1/"].contains(&r.as_str());
+            (version || !l.contains(" admin admin ")).then_some(r)
+        })
+        .collect()
+}
+
+fn log_len(p: &std::path::Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The collector's cost in requests (docs/openstack.md, the benchmark):
+/// Nova's version document once, however many listings start together,
+/// each listing once, and one Placement inventory per node; nothing per
+/// server.
+#[test]
+fn the_collector_asks_nova_once_per_listing_and_placement_once_per_node() {
+    let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());
+    let n = Nova::new();
+    let k = keystone::Keystone::new();
+    let a = n.boot("count-a", "cmp1");
+    let b = n.boot("count-b", "cmp2");
+    let hypervisors: Vec<String> = n.nova("GET", "/os-hypervisors/detail", None)["hypervisors"]
+        .as_array()
+        .expect("hypervisors")
+        .iter()
+        .map(|h| h["id"].as_str().expect("id").to_string())
+        .collect();
+    let home = openstack_home(&keystone_cloud(
+        &n,
+        "password",
+        &password_auth(&k.url, &keystone::Keystone::admin()),
+        "RegionOne",
+    ));
+    let logs = std::path::PathBuf::from(service_url("SEXTANT_TEST_SERVICES_DIR"));
+    let (nova_log, placement_log) = (logs.join("nova-api.log"), logs.join("placement-api.log"));
+    let (nova_from, placement_from) = (log_len(&nova_log), log_len(&placement_log));
+    let out = sextant_os(&home, &["datamodel", "show", "--format", "json"]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let servers = n.nova("GET", "/servers/detail?all_tenants=1", None)["servers"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(out.json()["instances"].as_array().map(Vec::len), servers);
+    // The services log a request as they answer it.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mut nova = keystone_requests_since(&nova_log, nova_from);
+    nova.sort();
+    assert_eq!(
+        nova,
+        [
+            "GET /v2.1/",
+            "GET /v2.1/os-aggregates",
+            "GET /v2.1/os-hypervisors/detail?limit=1000",
+            "GET /v2.1/os-services?binary=nova-compute",
+            "GET /v2.1/servers/detail?all_tenants=1&limit=1000",
+        ]
+    );
+    let mut placement = keystone_requests_since(&placement_log, placement_from);
+    placement.sort();
+    let mut expected: Vec<String> = hypervisors
+        .iter()
+        .map(|id| format!("GET /resource_providers/{id}/inventories"))
+        .collect();
+    expected.sort();
+    assert_eq!(placement, expected);
+    n.delete(&a);
+    n.delete(&b);
+}
+
 #[test]
 fn a_plan_disables_a_service_and_live_migrates_through_nova() {
     let _g = NOVA.lock().unwrap_or_else(|p| p.into_inner());

@@ -33,6 +33,7 @@ mod child;
 mod fleet;
 mod import;
 mod notify;
+mod openstack;
 mod planners;
 mod plugins;
 mod prometheus;
@@ -298,6 +299,29 @@ enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// The OpenStack driver against the harness's real Nova and Placement
+    /// (scripts/services: postgres rabbitmq keystone nova watcher_bench):
+    /// collecting the model against Watcher 17.0.0's NovaModelBuilder at
+    /// three hosts and after adding hosts (time, API requests), and the
+    /// applier's overhead per live migration beyond Nova's own time.
+    Openstack {
+        /// Runs per figure; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Servers booted at the harness's three hosts.
+        #[arg(long, default_value_t = 6)]
+        servers_small: usize,
+        /// nova-compute processes (one node each) added for the large size;
+        /// 0 measures three hosts only.
+        #[arg(long, default_value_t = 20)]
+        grow: usize,
+        /// Servers booted once the hosts were added.
+        #[arg(long, default_value_t = 200)]
+        servers_large: usize,
+        /// Live migrations in the applier's chain (0: not measured).
+        #[arg(long, default_value_t = 4)]
+        migrations: usize,
+    },
     /// `action-plan import` of N actions with random DAG edges (each
     /// waiting for up to two of the previous thousand), with and without
     /// references, against the same actions with no edges: wall time and
@@ -325,6 +349,22 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             apply_actions,
             runs,
         } => crate::user_path::run(env, plan_actions, apply_actions, runs),
+        BenchCommand::Openstack {
+            runs,
+            servers_small,
+            grow,
+            servers_large,
+            migrations,
+        } => crate::openstack::run(
+            env,
+            crate::openstack::Args {
+                runs,
+                servers_small,
+                grow,
+                servers_large,
+                migrations,
+            },
+        ),
         BenchCommand::Import { sizes, runs } => crate::import::run(env, &sizes, runs),
         BenchCommand::Releases {
             rates,

@@ -128,6 +128,11 @@ workers = 1
 lock_path = $d/lock
 [vnc]
 enabled = False
+[quota]
+# No quota: sextant-bench openstack boots hundreds of servers (nova_grow).
+instances = -1
+cores = -1
+ram = -1
 EOF
     local -A extra=(
         [cmp1]=$'cpu_allocation_ratio = 4.0\nreserved_host_memory_mb = 512'
@@ -324,6 +329,87 @@ nova_stop() {
         kill -TERM -- "-$pid" 2>/dev/null || true
     done
     for ((i = 0; i < 150; i++)); do
+        local alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [[ $alive -eq 0 ]] && return 0
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+
+# nova_grow COUNT: adds COUNT more nova-compute processes (hosts big001,
+# big002, …; one node each, Nova's FakeDriver: 1000 vCPU, 800000 MB,
+# 600000 GB, ratios 1.0) to a running stack and waits until each is up,
+# mapped into cell1 and has its resource provider in Placement. For
+# `sextant-bench openstack` only (the tests expect three hosts). Runs in a
+# shell of its own after nova_start ran in another: it finds the stack by
+# the SEXTANT_TEST_* variables, and nova_stop ends what it started (its pid
+# files are the stack's).
+nova_grow() {
+    local count="$1" d="$SEXTANT_TEST_NOVA_DIR" v="$SEXTANT_TEST_NOVA_VENV" host i n=0 up=0 rps=0
+    SERVICES_DIR="$SEXTANT_TEST_SERVICES_DIR"
+    NOVA_TOKEN="$SEXTANT_TEST_NOVA_TOKEN"
+    local before
+    before="$(nova_api_call GET '/os-services?binary=nova-compute' |
+        python3 -c 'import json,sys; print(len(json.load(sys.stdin)["services"]))')" || return 1
+    for ((i = 1; n < count; i++)); do
+        host="$(printf 'big%03d' "$i")"
+        [[ -e "$d/etc/compute-$host.conf" ]] && continue
+        services_as mkdir -p "$d/state/$host"
+        printf '[DEFAULT]\nhost = %s\nstate_path = %s\ncompute_driver = fake.FakeDriver\n' \
+            "$host" "$d/state/$host" | services_as tee "$d/etc/compute-$host.conf" >/dev/null
+        services_spawn "nova-compute-$host" "$v/bin/nova-compute" \
+            --config-file "$d/etc/nova.conf" --config-file "$d/etc/compute-$host.conf"
+        n=$((n + 1))
+    done
+    local want=$((before + count))
+    for ((i = 0; i < 600; i++)); do
+        up="$(nova_api_call GET '/os-services?binary=nova-compute' 2>/dev/null |
+            python3 -c 'import json,sys; print(sum(s["state"] == "up" for s in json.load(sys.stdin)["services"]))' \
+                2>/dev/null || echo 0)"
+        [[ "$up" -ge $want ]] && break
+        sleep 2
+    done
+    [[ "$up" -ge $want ]] || {
+        services_log "only $up of $want nova-compute services came up"
+        return 1
+    }
+    services_as "$v/bin/nova-manage" --config-file "$d/etc/nova.conf" cell_v2 discover_hosts \
+        >>"$SERVICES_DIR/nova-bootstrap.log" 2>&1
+    for ((i = 0; i < 300; i++)); do
+        rps="$(curl -sS -m 30 --cacert "$SEXTANT_TEST_CA_FILE" -H 'X-Auth-Token: admin' \
+            -H 'OpenStack-API-Version: placement 1.14' \
+            "$SEXTANT_TEST_PLACEMENT_URL/resource_providers?resources=VCPU:1" 2>/dev/null |
+            python3 -c 'import json,sys; print(len(json.load(sys.stdin)["resource_providers"]))' \
+                2>/dev/null || echo 0)"
+        [[ "$rps" -ge $want ]] && break
+        sleep 2
+    done
+    [[ "$rps" -ge $want ]] || {
+        services_log "Placement has $rps of $want compute resource providers"
+        return 1
+    }
+}
+
+# nova_grow_stop: stops the nova-compute processes nova_grow started
+# (their hypervisors, services and servers stay in Nova's database; the
+# services turn `down`). Forty idle nova-compute processes' periodic tasks
+# take more CPU than this 2-core machine has, which slows nova-api for
+# every client alike.
+nova_grow_stop() {
+    SERVICES_DIR="$SEXTANT_TEST_SERVICES_DIR"
+    local f pids=() pid i
+    for f in "$SERVICES_DIR"/nova-compute-big*.pid; do
+        [[ -e "$f" ]] && pids+=("$(cat "$f")")
+    done
+    for pid in "${pids[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+    for ((i = 0; i < 300; i++)); do
         local alive=0
         for pid in "${pids[@]}"; do
             kill -0 "$pid" 2>/dev/null && alive=1

@@ -80,6 +80,10 @@ pub struct Session {
     token: Mutex<Option<Token>>,
     nova_version: OnceLock<String>,
     cinder_version: OnceLock<String>,
+    /// Held while Nova's version document is read, so that callers
+    /// arriving together (the collector's concurrent listings) wait for
+    /// one negotiation instead of each asking Nova.
+    negotiating: Mutex<()>,
 }
 
 /// The sessions opened, by clouds.yaml file and cloud name.
@@ -132,6 +136,7 @@ impl Session {
             token: Mutex::new(None),
             nova_version: OnceLock::new(),
             cinder_version: OnceLock::new(),
+            negotiating: Mutex::new(()),
         };
         s.renew()?;
         Ok(s)
@@ -345,8 +350,13 @@ impl Session {
     }
 
     /// Nova's microversion for this session: the newest both sides know,
-    /// at least [`NOVA_MIN`].
+    /// at least [`NOVA_MIN`]. Negotiated once: concurrent first callers
+    /// wait for the one request.
     pub fn nova_version(&self) -> Result<String, ApiError> {
+        if let Some(v) = self.nova_version.get() {
+            return Ok(v.clone());
+        }
+        let _one = self.negotiating.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = self.nova_version.get() {
             return Ok(v.clone());
         }
@@ -516,6 +526,7 @@ mod tests {
             })),
             nova_version: OnceLock::new(),
             cinder_version: OnceLock::new(),
+            negotiating: Mutex::new(()),
         }
     }
 
@@ -626,5 +637,56 @@ mod tests {
         assert!(parse_version("2.104").unwrap() > parse_version("2.96").unwrap());
         assert_eq!(parse_version("2.104").unwrap().min(NOVA_MAX), (2, 96));
         assert_eq!(parse_version("x"), None);
+    }
+
+    /// Concurrent first calls (the collector's four listings start
+    /// together) read Nova's version document once, not once each.
+    #[test]
+    fn concurrent_callers_negotiate_novas_microversion_once() {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v2.1", l.local_addr().unwrap());
+        let asked = Arc::new(AtomicUsize::new(0));
+        let a = asked.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming() {
+                let Ok(mut s) = stream else { return };
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf);
+                    a.fetch_add(1, Ordering::SeqCst);
+                    // Slow enough that every caller arrives meanwhile.
+                    std::thread::sleep(Duration::from_millis(300));
+                    let body =
+                        r#"{"version": {"id": "v2.1", "version": "2.100", "min_version": "2.1"}}"#;
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                });
+            }
+        });
+        let s = with_catalog(
+            &format!(
+                "    auth_type: admin_token\n    auth: {{token: t}}\n    compute_endpoint_override: {url}\n"
+            ),
+            json!([]),
+        );
+        let versions: Vec<String> = std::thread::scope(|t| {
+            let calls: Vec<_> = (0..8).map(|_| t.spawn(|| s.nova_version())).collect();
+            calls
+                .into_iter()
+                .map(|c| c.join().unwrap().unwrap())
+                .collect()
+        });
+        assert!(versions.iter().all(|v| v == "2.96"), "{versions:?}");
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "Nova's version document asked more than once"
+        );
     }
 }
