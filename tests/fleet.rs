@@ -417,6 +417,78 @@ fn a_killed_hosts_plan_is_resumed_by_another_after_its_lease_expires_and_nothing
     );
 }
 
+/// Whether process `pid` runs (a zombie counts as gone).
+fn process_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
+/// A `command` runs in a process group of its own (so that a timeout kills
+/// its whole tree), which no signal of the host reaches: its guard kills
+/// the group when the host dies (plugins/core/src/orphan_guard.rs).
+#[test]
+fn a_serve_killed_with_9_takes_its_running_commands_and_their_children_with_it() {
+    let home = scratch();
+    let h = home.path();
+    let pids = h.join("pids");
+    std::fs::create_dir_all(&pids).expect("mkdir");
+    write_file(
+        &h.join("types"),
+        "long.yaml",
+        &format!(
+            "name: long\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [/bin/sh, -c, 'echo $$ > {d}/leader.tmp; mv {d}/leader.tmp {d}/leader; sleep 300 & echo $! > {d}/grandchild.tmp; mv {d}/grandchild.tmp {d}/grandchild; wait']\n  timeout: 600\n",
+            d = pids.display()
+        ),
+    );
+    let plan = import(
+        h,
+        "plan.json",
+        json!([{"id": "l", "action_type": "long", "input_parameters": {}}]),
+    );
+    assert_eq!(sx(h, &["action-plan", "start", &plan]).status, 0);
+    let mut host = spawn_host(h, "doomed", &[]);
+    let pid = |name: &str| -> Option<i32> {
+        std::fs::read_to_string(pids.join(name))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    };
+    wait_for(
+        "the command and its child to start",
+        Duration::from_secs(60),
+        || pid("leader").is_some() && pid("grandchild").is_some(),
+    );
+    let (leader, grandchild) = (pid("leader").expect("pid"), pid("grandchild").expect("pid"));
+    assert!(process_alive(leader) && process_alive(grandchild));
+    host.kill().expect("kill -9");
+    let _ = host.wait();
+    let killed = Instant::now();
+    while (process_alive(leader) || process_alive(grandchild))
+        && killed.elapsed() < Duration::from_secs(2)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (l, g) = (process_alive(leader), process_alive(grandchild));
+    // Never leave them behind, whatever the outcome.
+    for p in [leader, grandchild] {
+        let _ = Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
+    assert!(!l, "the command {leader} outlived its killed serve by 2 s");
+    assert!(
+        !g,
+        "the command's child {grandchild} outlived its killed serve by 2 s"
+    );
+    eprintln!(
+        "the command and its child were gone {:.0} ms after the kill",
+        killed.elapsed().as_secs_f64() * 1000.0
+    );
+    // The plan stays resumable: its action is ONGOING, the plan too.
+    assert_eq!(plan_state(h, &plan), "ONGOING");
+}
+
 #[test]
 fn a_bad_host_id_or_no_role_is_refused_naming_it() {
     let home = scratch();
