@@ -133,11 +133,14 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
     let h = home.path();
     let log = h.join("ran.log");
     mark_type(&h.join("types"), &log);
-    // The store made and migrated by a first command, then 200 plans
-    // queued in it at once (as many `action-plan start` would).
+    // The store made and migrated by a first command, then the plans
+    // queued in it at once (as many `action-plan start` would): 1,000 on
+    // PostgreSQL (issue 14), 200 on SQLite, whose single writer makes the
+    // race slower to run and no different in kind.
     assert_eq!(sx(h, &["action-plan", "list"]).status, 0);
+    let queued = if on_postgres() { 1000 } else { 200 };
     let mut store = home_db(h).open();
-    let plans: Vec<String> = (0..200)
+    let plans: Vec<String> = (0..queued)
         .map(|i| {
             store
                 .create_plan(&sextant::store::plans::NewPlan {
@@ -1318,4 +1321,215 @@ fn postgres_two_machines_apply_plans_against_one_simulated_cloud_and_never_overf
             assert!(!out.stdout.contains("hunter2secret"), "{}", out.stdout);
         }
     }
+}
+
+// ---- PostgreSQL restarted under a running plan ----
+
+/// A PostgreSQL instance of this test's own (scripts/services/pg-own.sh),
+/// stopped when dropped.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+}
+
+impl OwnPostgres {
+    fn control(&self, what: &str) -> String {
+        let out = run(Command::new(repo_root().join("scripts/services/pg-own.sh"))
+            .arg(what)
+            .arg(self.dir.path()));
+        assert_eq!(out.status, 0, "pg-own.sh {what}: {}", out.stderr);
+        out.stdout.trim().to_string()
+    }
+
+    /// Started, with its URL.
+    fn start() -> (Self, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The service user (when root) reads its way to its data.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let pg = Self { dir };
+        let url = pg.control("start");
+        (pg, url)
+    }
+}
+
+/// A `serve` killed when the test fails before stopping it.
+struct KilledOnDrop(Option<Child>);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/services/pg-own.sh"))
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Issue 14: PostgreSQL restarted, then stopped for several seconds and
+/// started, while a plan of non-idempotent commands and sleeps runs: the
+/// applier waits, reconnects and goes on in the same `serve` (one claim,
+/// no resume), each command runs exactly once, every action SUCCEEDED
+/// with its events once each and in order; meanwhile the host said it
+/// could not reach the database and claimed no work.
+#[test]
+fn postgres_restarted_or_stopped_mid_plan_the_same_serve_reconnects_and_runs_each_command_once() {
+    let (pg, url) = OwnPostgres::start();
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    let sxp = |args: &[&str]| run(cmd(h).env("SEXTANT_DB", &url).args(args));
+    // a, then b (a command) beside s (a sleep), then c, d (a long command)
+    // and e: a restart while b runs, a stop while d runs.
+    let f = write_file(
+        &h.join("plans"),
+        "plan.json",
+        &json!({"actions": [
+            {"id": "a", "action_type": "mark", "input_parameters": {"name": "a", "secs": "1"}},
+            {"id": "b", "action_type": "mark", "input_parameters": {"name": "b", "secs": "3"}, "parents": ["a"]},
+            {"id": "s", "action_type": "sleep", "input_parameters": {"duration": 2}, "parents": ["a"]},
+            {"id": "c", "action_type": "mark", "input_parameters": {"name": "c", "secs": "1"}, "parents": ["b", "s"]},
+            {"id": "d", "action_type": "mark", "input_parameters": {"name": "d", "secs": "3"}, "parents": ["c"]},
+            {"id": "e", "action_type": "mark", "input_parameters": {"name": "e", "secs": "0"}, "parents": ["d"]},
+        ]})
+        .to_string(),
+    );
+    let out = sxp(&["action-plan", "import", f.to_str().expect("utf-8")]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let plan = out.stdout.trim().to_string();
+    assert_eq!(sxp(&["action-plan", "start", &plan]).status, 0);
+    let mut host = KilledOnDrop(Some(
+        cmd(h)
+            .env("SEXTANT_DB", &url)
+            .env("SEXTANT_HOST_ID", "steady")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(h.join("serve-steady.log")).expect("log"))
+            .spawn()
+            .expect("spawn serve"),
+    ));
+    let ran = |l: &str| lines(&log).iter().any(|x| x == l);
+    wait_for("b to start", Duration::from_secs(60), || {
+        ran("start-b steady")
+    });
+    let t = Instant::now();
+    pg.control("restart");
+    eprintln!(
+        "restarted PostgreSQL in {:.1}s while b ran",
+        t.elapsed().as_secs_f64()
+    );
+    wait_for("d to start", Duration::from_secs(60), || {
+        ran("start-d steady")
+    });
+    pg.control("stop");
+    std::thread::sleep(Duration::from_secs(5));
+    pg.control("start");
+    wait_for("the plan to end", Duration::from_secs(90), || {
+        matches!(
+            sxp(&["action-plan", "show", &plan, "--format", "json"]).json()["state"].as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+        )
+    });
+    let alive = host
+        .0
+        .as_mut()
+        .and_then(|c| c.try_wait().ok())
+        .flatten()
+        .is_none();
+    if let Some(c) = host.0.take() {
+        stop(c);
+    }
+    let said = log_of(h, "steady");
+    assert!(alive, "serve stopped: {said}");
+    let show = sxp(&["action-plan", "show", &plan, "--format", "json"]).json();
+    assert_eq!(show["state"], "SUCCEEDED", "{show}\n{said}");
+    // Each command ran exactly once, from start to end.
+    let ran = lines(&log);
+    let mut want = Vec::new();
+    for n in ["a", "b", "c", "d", "e"] {
+        for edge in ["start", "end"] {
+            let l = format!("{edge}-{n} steady");
+            assert_eq!(
+                ran.iter().filter(|x| **x == l).count(),
+                1,
+                "{l}: {ran:?}\n{said}"
+            );
+            want.push(l);
+        }
+    }
+    // The same serve applied it throughout: one claim, never resumed.
+    let history = sxp(&["history", "--plan", &plan, "--format", "json"]).json();
+    let events = history.as_array().expect("events");
+    let claimed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "action_plan.claimed")
+        .collect();
+    assert_eq!(claimed.len(), 1, "{history}");
+    assert_eq!(claimed[0]["payload"]["resumed"], false, "{history}");
+    // Every action SUCCEEDED; its events: created PENDING, ONGOING, SUCCEEDED,
+    // once each, in order, the ids of the whole plan increasing.
+    let actions = sxp(&["action", "list", "--plan", &plan, "--format", "json"]).json();
+    let actions = actions.as_array().expect("actions");
+    assert_eq!(actions.len(), 6);
+    let mut last_id = 0;
+    for e in events {
+        let id = e["id"].as_i64().unwrap_or(0);
+        assert!(id > last_id, "events out of order: {history}");
+        last_id = id;
+    }
+    for a in actions {
+        assert_eq!(a["state"], "SUCCEEDED", "{a}");
+        let changes: Vec<(String, String)> = events
+            .iter()
+            .filter(|e| e["object_uuid"] == a["uuid"] && e["new_state"].is_string())
+            .map(|e| {
+                (
+                    e["old_state"].as_str().unwrap_or("").to_string(),
+                    e["new_state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                (String::new(), "PENDING".to_string()),
+                ("PENDING".to_string(), "ONGOING".to_string()),
+                ("ONGOING".to_string(), "SUCCEEDED".to_string())
+            ],
+            "{}: {history}",
+            a["name"]
+        );
+    }
+    let plan_changes: Vec<&str> = events
+        .iter()
+        .filter(|e| e["object_type"] != "action")
+        .filter_map(|e| e["new_state"].as_str())
+        .collect();
+    assert_eq!(plan_changes.last(), Some(&"SUCCEEDED"), "{history}");
+    for l in said.lines().filter(|l| l.contains("reconnect")) {
+        eprintln!("{l}");
+    }
+    // The applier said why it waited, and that it reconnected; the host
+    // said it could not reach the database and claimed no work meanwhile.
+    assert!(
+        said.contains("the applier lost its database connection")
+            && said.contains("the applier reconnected to its database"),
+        "{said}"
+    );
+    assert!(
+        said.contains("host steady: cannot reach the database")
+            && said.contains("claiming no work")
+            && said.contains("reconnected"),
+        "{said}"
+    );
+    drop(pg);
 }
