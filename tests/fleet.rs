@@ -4,13 +4,16 @@
 //! queued plan is applied by exactly one host; a CONTINUOUS audit runs once
 //! per tick under three hosts; a plan whose host was killed (-9) is resumed
 //! by another once its lease expired, with no action run twice; the killed
-//! host's services turn FAILED after the down time.
+//! host's services turn FAILED after the down time; a killed host's running
+//! command and its child die with it.
 //!
 //! On the real PostgreSQL (scripts/services/postgres.sh, a database per
 //! test): failover under chaos, three real `serve` hosts killed (-9) and
 //! restarted for most of a minute with nothing lost or run twice; and the
 //! store operations those rest on: racing claims of 1,000 plans,
-//! one winner per tick, and a NOTIFY waking a LISTENing connection.
+//! one winner per tick, and a NOTIFY waking a LISTENing connection. On a
+//! PostgreSQL of the test's own (scripts/services/pg-own.sh), restarted and
+//! stopped under a running plan: the same serve reconnects and finishes it.
 
 use serde_json::{Value, json};
 use sextant::store::FleetStore;
