@@ -62,7 +62,7 @@ impl Carry {
         let mut results = if ts.is_empty() {
             Vec::new()
         } else {
-            run.shared.committer.commit_many(ts)
+            run.shared.commit_many(ts)
         }
         .into_iter();
         let mut completions = Vec::with_capacity(carried);

@@ -42,9 +42,13 @@ pub(super) async fn commit_transition(
     t: ActionTransition,
 ) -> Result<bool, StoreError> {
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || s.committer.commit_blocking(t))
-        .await
-        .map_err(|e| StoreError::Commit(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        s.commit_many(vec![t])
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Commit("no result".into())))
+    })
+    .await
+    .map_err(|e| StoreError::Commit(e.to_string()))?
 }
 
 /// Commits transitions decided by the engine, in one transaction.
@@ -56,7 +60,7 @@ pub(super) async fn commit_all(
         return Ok(());
     }
     let s = shared.clone();
-    let results = tokio::task::spawn_blocking(move || s.committer.commit_many(ts))
+    let results = tokio::task::spawn_blocking(move || s.commit_many(ts))
         .await
         .map_err(|e| ApplyError::Task(e.to_string()))?;
     for r in results {

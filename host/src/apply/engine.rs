@@ -32,8 +32,17 @@ impl Applier {
                 cancelling: std::sync::atomic::AtomicBool::new(false),
                 service_stopping: std::sync::atomic::AtomicBool::new(false),
                 prechecked: Mutex::new(HashMap::new()),
+                reconnect: std::sync::OnceLock::new(),
+                generation: std::sync::atomic::AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Opens the store again at `at` when its connection is lost, and
+    /// goes on (`reconnect.rs`), instead of stopping.
+    pub fn reconnecting(self, at: crate::store::Location) -> Self {
+        self.shared.reconnect_to(at);
+        self
     }
 }
 

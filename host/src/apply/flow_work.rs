@@ -108,7 +108,7 @@ impl Applier {
                 FlowState::Failed,
                 Some(&msg),
                 EventType::FlowFailed,
-                payload,
+                payload.clone(),
             )
         })
         .await?;
@@ -168,7 +168,7 @@ impl Applier {
             });
             let (p, u) = (plan.clone(), to_row.uuid.clone());
             db(&self.shared, move |s| {
-                s.start_alternative(&p, &u, &msg, payload)
+                s.start_alternative(&p, &u, &msg, payload.clone())
             })
             .await?;
             tracing::info!(plan = %plan, "alternative {rank} of {primary}: {} replaces {}", to_row.name, from_row.name);
@@ -188,7 +188,10 @@ impl Applier {
                 Some(Err(e)) => json!({"reverted": false, "error": e}),
             };
             let (p, u) = (plan.clone(), from_row.uuid.clone());
-            db(&self.shared, move |s| s.settle_alternative(&p, &u, payload)).await?;
+            db(&self.shared, move |s| {
+                s.settle_alternative(&p, &u, payload.clone())
+            })
+            .await?;
         }
         let mut s = lock(&run.sched);
         if let Some(f) = s.flows.as_mut() {
@@ -220,7 +223,7 @@ impl Applier {
                 json!({"from": from_name, "to": to_name, "alternative": rank, "why": cause});
             let n = to_name.clone();
             db(&self.shared, move |s| {
-                s.start_flow_alternative(&plan, &n, payload)
+                s.start_flow_alternative(&plan, &n, payload.clone())
             })
             .await?;
             tracing::info!(plan = %self.shared.plan_uuid, "flow {to_name} replaces flow {from_name}: {cause}");
@@ -272,7 +275,7 @@ impl Applier {
                     FlowState::RollingBack,
                     None,
                     EventType::FlowRollbackStart,
-                    payload,
+                    payload.clone(),
                 )
             })
             .await?;

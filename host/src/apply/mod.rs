@@ -42,6 +42,7 @@
 //! | `flows.rs` | flows and alternatives: what failed where, what runs next |
 //! | `flow_work.rs` | switching alternatives and rolling flows back, committed first |
 //! | `lease.rs` | the lease on the plan, and the owner id |
+//! | `reconnect.rs` | a new store connection when the database restarts |
 //! | `shared.rs` | what the engine, tasks and threads share |
 
 use crate::action_types::{ActionTypeRegistry, HandlerMapper, template};
@@ -68,6 +69,7 @@ mod flows;
 mod lease;
 mod live_checks;
 mod nodes;
+mod reconnect;
 mod recovery;
 mod refs;
 mod rollback;
@@ -80,6 +82,7 @@ mod worker;
 
 pub use engine::Applier;
 pub use lease::{owner_id, owner_id_for};
+pub use reconnect::{RECONNECT_ATTEMPTS, RECONNECT_MAX_WAIT, backoff};
 pub use simulate::Prediction;
 
 // What the jobs share with each other (each child module imports `super::*`).

@@ -28,6 +28,11 @@ pub(super) struct Shared {
     /// a root with no references), and runs `pre_condition` again. At most
     /// [`PRECHECKED_MAX`].
     pub(super) prechecked: Mutex<HashMap<String, Arc<Handler>>>,
+    /// Where to open the store again when its connection is lost
+    /// (`reconnect.rs`); unset, a lost connection stops the applier.
+    pub(super) reconnect: std::sync::OnceLock<crate::store::Location>,
+    /// How many times the store was opened again (`reconnect.rs`).
+    pub(super) generation: std::sync::atomic::AtomicU64,
 }
 
 /// Handlers kept from simulation's live checks, at most: a bound on what
@@ -46,20 +51,11 @@ impl Shared {
     }
 }
 
-impl Shared {
-    pub(super) fn db<T>(
-        &self,
-        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut s = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut s)
-    }
-}
-
-/// Runs the store work of `f` on the blocking pool.
+/// Runs the store work of `f` on the blocking pool (again on a new
+/// connection if the first was lost: `reconnect.rs`).
 pub(super) async fn db<T: Send + 'static>(
     shared: &Arc<Shared>,
-    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    f: impl Fn(&mut Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     let s = shared.clone();
     tokio::task::spawn_blocking(move || s.db(f))

@@ -123,7 +123,12 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             let plan = shared.plan_uuid.clone();
             let note = json!({"attempt": attempt + 1, "of": recovery.retries, "error": why, "retry_in_seconds": delay.as_secs_f64()});
             let _ = db(&shared, move |st| {
-                st.note(EventType::ActionExecutionRetry, &u, Some(&plan), note)
+                st.note(
+                    EventType::ActionExecutionRetry,
+                    &u,
+                    Some(&plan),
+                    note.clone(),
+                )
             })
             .await;
             tokio::time::sleep(delay).await;

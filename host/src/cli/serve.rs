@@ -28,7 +28,7 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::{CliError, CliResult, Env};
 use crate::action_types::LiveTypes;
 use crate::api::{ApiConfig, ApiContext, ApiServer, ApiStartError, ServiceClock};
-use crate::apply::{ApplyError, StopSignal};
+use crate::apply::{ApplyError, RECONNECT_ATTEMPTS, StopSignal, backoff};
 use crate::decide::{AuditContext, DecideError, tick_continuous};
 use crate::states::AuditState;
 use crate::states::AuditType;
@@ -47,25 +47,10 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// How often a host heartbeats, at most (more often with a short
 /// `service_down_time`: three beats per down time).
 const HEARTBEAT: Duration = Duration::from_secs(10);
-/// How many times in a row a host retries a database it cannot reach
-/// before it stops.
-const RECONNECT_ATTEMPTS: u32 = 12;
-/// The first wait before a retry; it doubles up to [`RECONNECT_MAX_WAIT`].
-const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(500);
-/// The longest wait between retries.
-const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
-
 /// Whether a store error says the database cannot be reached (or written)
 /// now, rather than something about what it holds.
 fn unreachable(e: &StoreError) -> bool {
     e.is_unreachable()
-}
-
-/// The wait before retry `attempt` (1-based): doubling, bounded.
-fn backoff(attempt: u32) -> Duration {
-    RECONNECT_FIRST_WAIT
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(RECONNECT_MAX_WAIT)
 }
 
 /// `serve`'s flags.
@@ -621,23 +606,4 @@ pub(super) fn reopen(
 fn db_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reconnect_waits_double_from_half_a_second_up_to_thirty() {
-        let waits: Vec<f64> = (1..=RECONNECT_ATTEMPTS)
-            .map(|a| backoff(a).as_secs_f64())
-            .collect();
-        assert_eq!(
-            waits,
-            [
-                0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0
-            ]
-        );
-        assert_eq!(backoff(u32::MAX), RECONNECT_MAX_WAIT);
-    }
 }

@@ -17,6 +17,7 @@
 mod command;
 mod http;
 mod mapper;
+mod orphan_guard;
 mod params;
 mod process_group;
 mod redirect;

@@ -7,11 +7,14 @@
 //! bound, and when the program exits leaving others running. Waiting for the
 //! output pipes is bounded too: a process that left the group (`setsid`)
 //! while holding a pipe cannot hold the action past a short grace period.
+//! A guard process in the group (`orphan_guard.rs`) kills it if the host
+//! dies, or this thread ends, while the program still runs.
 //!
 //! stdout is kept up to a byte limit; beyond it the process group is killed
 //! and the rest drained without being stored. stderr is drained to its end,
 //! keeping only its last [`STDERR_KEPT`] bytes (all a failure message shows).
 
+use crate::orphan_guard::OrphanGuard;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process_group, waitid};
 use sextant_plugin_api::prelude::AbortSignal;
 use std::io::{self, Read};
@@ -83,6 +86,16 @@ pub fn run(
     // The leader's pid is the group's id. It stays reserved until the leader
     // is reaped, which happens only after the last kill below.
     let group = Pid::from_child(&child);
+    // Kills the group if this process dies (or this thread ends) first; it
+    // is a member, killed with the group below, and reaped when dropped.
+    let guard = match OrphanGuard::start(group) {
+        Ok(g) => g,
+        Err(e) => {
+            kill_group(group);
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     let overflow = Arc::new(AtomicBool::new(false));
     let out = child
         .stdout
@@ -117,6 +130,8 @@ pub fn run(
     // Whatever still runs in the group goes: the whole group on a timeout,
     // an abort or an overflow; the leftovers of a program that exited.
     kill_group(group);
+    // Reaped before the leader: the group's id stays reserved until then.
+    drop(guard);
     let status = child.wait()?;
     let pipes_closed = wait_finished(&[&out, &err], Instant::now() + PIPE_GRACE);
     let stdout = out.and_then(finished_value).unwrap_or_default();

@@ -1,0 +1,202 @@
+//! The applier's store connection across a database restart: every store
+//! call of the applier (its group commit, its lease, its reads) that fails
+//! because the connection is gone waits, opens a new connection with a
+//! bounded number of retries and a doubling wait (logging why), and runs
+//! again, so that a plan goes on in the same process instead of stopping
+//! and waiting for its lease to lapse.
+//!
+//! Whether a failure was the connection's: the connection is tried again
+//! (a read). If it still answers, the failure was the database's answer
+//! (a constraint, a locked SQLite file) and is returned as before; if not,
+//! the store is opened again at its location. One thread reconnects while
+//! the others wait on the store's lock; each connection has a generation,
+//! so a thread whose call failed on an old connection retries on the new
+//! one without testing it again.
+//!
+//! Nothing runs twice: a transition retried after its first commit went
+//! through (the reply was lost with the connection) finds its action
+//! already in the state it asked for, which counts as applied; every write
+//! is a compare-and-set, so a retry never writes a second event.
+
+use super::*;
+use crate::store::Location;
+use std::sync::atomic::Ordering::SeqCst;
+
+/// How many times in a row a store that cannot be reached is opened again
+/// before giving up (the applier then stops, leaving the plan to resume;
+/// `serve` stops).
+pub const RECONNECT_ATTEMPTS: u32 = 12;
+/// The first wait before a retry; it doubles up to [`RECONNECT_MAX_WAIT`].
+pub const RECONNECT_FIRST_WAIT: Duration = Duration::from_millis(500);
+/// The longest wait between retries.
+pub const RECONNECT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// The wait before retry `attempt` (1-based): doubling, bounded.
+pub fn backoff(attempt: u32) -> Duration {
+    RECONNECT_FIRST_WAIT
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(RECONNECT_MAX_WAIT)
+}
+
+/// Whether a store error may be a lost connection (rather than something
+/// about what the store holds).
+fn may_be_connection(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Database { .. } | StoreError::Io { .. } | StoreError::Commit(_)
+    )
+}
+
+impl Shared {
+    /// Where to open the store again when its connection is lost (`None`:
+    /// a lost connection stops the applier).
+    pub(super) fn reconnect_to(&self, at: Location) {
+        let _ = self.reconnect.set(at);
+    }
+
+    /// Runs `f` on the store, again on a new connection when the first
+    /// one was lost (see the module), at most [`RECONNECT_ATTEMPTS`] times.
+    pub(super) fn db<T>(
+        &self,
+        f: impl Fn(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut rounds = 0;
+        loop {
+            let generation = self.generation.load(SeqCst);
+            let result = {
+                let mut s = lock(&self.store);
+                f(&mut s)
+            };
+            match result {
+                Err(e) if rounds < RECONNECT_ATTEMPTS && self.reconnected(generation, &e) => {
+                    rounds += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Commits `ts` through the group commit, one result per transition;
+    /// those that failed with the connection are committed again on a new
+    /// one (see the module).
+    pub(super) fn commit_many(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
+        // Kept for a retry only when there may be one: an applier that does
+        // not reconnect (the benchmark's) pays no copy.
+        if self.reconnect.get().is_none() {
+            return self.committer.commit_many(ts);
+        }
+        let mut generation = self.generation.load(SeqCst);
+        let mut results = self.committer.commit_many(ts.clone());
+        for _ in 0..RECONNECT_ATTEMPTS {
+            let failed: Vec<usize> = results
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.as_ref().is_err_and(may_be_connection))
+                .map(|(i, _)| i)
+                .collect();
+            let Some(first) = failed.first().and_then(|&i| results[i].as_ref().err()) else {
+                return results;
+            };
+            if !self.reconnected(generation, first) {
+                return results;
+            }
+            generation = self.generation.load(SeqCst);
+            let again: Vec<ActionTransition> = failed.iter().map(|&i| ts[i].clone()).collect();
+            let retried = self.committer.commit_many(again);
+            for (&i, r) in failed.iter().zip(retried) {
+                results[i] = match r {
+                    // Its first commit went through before the connection
+                    // was lost: the action is already where it was sent.
+                    Ok(false) => self.already_applied(&ts[i]),
+                    other => other,
+                };
+            }
+        }
+        results
+    }
+
+    /// A retried transition changed nothing: whether its action is in the
+    /// state it asked for (its first commit went through).
+    fn already_applied(&self, t: &ActionTransition) -> Result<bool, StoreError> {
+        let now = self.db(|s| s.action(&t.action_uuid))?;
+        Ok(now.state == t.to)
+    }
+
+    /// After a store error on the connection of `generation`: whether to
+    /// run the call again, on a connection opened since (by this thread,
+    /// or by another meanwhile).
+    fn reconnected(&self, generation: u64, e: &StoreError) -> bool {
+        let Some(at) = self.reconnect.get() else {
+            return false;
+        };
+        if !may_be_connection(e) {
+            return false;
+        }
+        let mut store = lock(&self.store);
+        if self.generation.load(SeqCst) != generation {
+            return true;
+        }
+        if store.schema_version().is_ok() {
+            // The connection answers: the error was the database's.
+            return false;
+        }
+        let lost = Instant::now();
+        let mut why = e.to_string();
+        for attempt in 1..=RECONNECT_ATTEMPTS {
+            let wait = backoff(attempt);
+            tracing::warn!(
+                plan = %self.plan_uuid,
+                "the applier lost its database connection: {why}; reconnecting: retry {attempt} of {RECONNECT_ATTEMPTS} in {:.1}s",
+                wait.as_secs_f64()
+            );
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if self.opts.stop.is_stopping() {
+                    tracing::warn!(plan = %self.plan_uuid, "stopping: no more reconnection attempts");
+                    return false;
+                }
+                std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
+            }
+            match Store::open(at.clone()) {
+                Ok(s) => {
+                    *store = s;
+                    self.generation.fetch_add(1, SeqCst);
+                    tracing::info!(
+                        plan = %self.plan_uuid,
+                        "the applier reconnected to its database after {:.1}s",
+                        lost.elapsed().as_secs_f64()
+                    );
+                    return true;
+                }
+                Err(e) => why = e.to_string(),
+            }
+        }
+        tracing::error!(
+            plan = %self.plan_uuid,
+            "the applier could not reconnect to its database after {RECONNECT_ATTEMPTS} retries: {why}"
+        );
+        false
+    }
+}
+
+/// How often a reconnecting applier looks for a stop request.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_waits_double_from_half_a_second_up_to_thirty() {
+        let waits: Vec<f64> = (1..=RECONNECT_ATTEMPTS)
+            .map(|a| backoff(a).as_secs_f64())
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0
+            ]
+        );
+        assert_eq!(backoff(u32::MAX), RECONNECT_MAX_WAIT);
+    }
+}
