@@ -299,7 +299,42 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool>;
 
     /// Skips a PENDING action by hand, before it runs.
-    fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()>;
+    fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
+        let a = self.action(action_uuid)?;
+        let p = self.plan(&a.action_plan_uuid)?;
+        if !matches!(
+            p.state,
+            PlanState::Recommended | PlanState::Pending | PlanState::Ongoing
+        ) || a.state != ActionState::Pending
+        {
+            return Err(StoreError::Transition {
+                kind: "action",
+                id: a.uuid,
+                from: format!("{} (plan {})", a.state, p.state),
+                to: "SKIPPED".into(),
+            });
+        }
+        let msg = match reason {
+            Some(r) => format!("Action skipped by user. Reason: {r}"),
+            None => "Action skipped by user.".into(),
+        };
+        if !self.action_transition(
+            &a.uuid,
+            &[ActionState::Pending],
+            ActionState::Skipped,
+            Some(&msg),
+            None,
+            EventType::ActionUpdate,
+        )? {
+            return Err(StoreError::Transition {
+                kind: "action",
+                id: a.uuid,
+                from: "not PENDING any more".into(),
+                to: "SKIPPED".into(),
+            });
+        }
+        Ok(())
+    }
 
     /// Every audit template not deleted (by goal or strategy, uuid or name).
     fn templates(&self) -> Result<Vec<TemplateRow>>;
@@ -761,10 +796,6 @@ impl StoreBackend for SqliteStore {
 
     fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
         SqliteStore::cancel_unstarted_plan(self, p)
-    }
-
-    fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
-        SqliteStore::skip_action(self, action_uuid, reason)
     }
 
     fn templates(&self) -> Result<Vec<TemplateRow>> {

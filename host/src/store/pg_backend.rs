@@ -191,10 +191,6 @@ impl StoreBackend for PgStore {
         PgStore::cancel_unstarted_plan(self, p)
     }
 
-    fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
-        PgStore::skip_action(self, action_uuid, reason)
-    }
-
     fn templates(&self) -> Result<Vec<TemplateRow>> {
         PgStore::templates(self)
     }

@@ -299,44 +299,6 @@ impl PgStore {
             Ok(true)
         })
     }
-
-    /// Skips a PENDING action by hand, before it runs.
-    pub fn skip_action(&mut self, action_uuid: &str, reason: Option<&str>) -> Result<()> {
-        let a = self.action(action_uuid)?;
-        let p = self.plan(&a.action_plan_uuid)?;
-        if !matches!(
-            p.state,
-            PlanState::Recommended | PlanState::Pending | PlanState::Ongoing
-        ) || a.state != ActionState::Pending
-        {
-            return Err(StoreError::Transition {
-                kind: "action",
-                id: a.uuid,
-                from: format!("{} (plan {})", a.state, p.state),
-                to: "SKIPPED".into(),
-            });
-        }
-        let msg = match reason {
-            Some(r) => format!("Action skipped by user. Reason: {r}"),
-            None => "Action skipped by user.".into(),
-        };
-        if !self.action_transition(
-            &a.uuid,
-            &[ActionState::Pending],
-            ActionState::Skipped,
-            Some(&msg),
-            None,
-            EventType::ActionUpdate,
-        )? {
-            return Err(StoreError::Transition {
-                kind: "action",
-                id: a.uuid,
-                from: "not PENDING any more".into(),
-                to: "SKIPPED".into(),
-            });
-        }
-        Ok(())
-    }
 }
 
 /// The state of plan `uuid` (not deleted), its row locked until the
