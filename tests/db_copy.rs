@@ -954,6 +954,30 @@ fn a_target_whose_simulated_cloud_is_not_empty_is_refused_and_none_is_made_where
     assert_eq!(other.exists().then(|| sqlite_rows(&other)), store_before);
     assert_eq!(sim_show(&home, &other_loc), other_cloud);
 
+    // A target whose sim.db cannot be made (a directory of that name):
+    // the store is copied and verified, the cloud is not, and the command
+    // says so (exit status 1), and how to move it by hand.
+    let blocked = home.path().join("blocked/sextant.db");
+    std::fs::create_dir_all(home.path().join("blocked/sim.db")).expect("mkdir");
+    let out = copy(&home, &from, &format!("sqlite:{}", blocked.display()));
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("the store was copied")
+            && out.stderr.contains("the simulated cloud was not")
+            && out
+                .stderr
+                .contains(&home.path().join("blocked/sim.db").display().to_string())
+            && out.stderr.contains("sim show --format json"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        sqlite_rows(&blocked),
+        sqlite_rows(&source),
+        "the store copied"
+    );
+    assert!(home.path().join("blocked/sim.db").is_dir());
+
     // A source with no cloud beside it: the store is copied, the report
     // says so, and no cloud is made beside the target.
     let bare = home.path().join("bare/sextant.db");
