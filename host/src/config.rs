@@ -629,12 +629,13 @@ metrics: {source: prometheus, url: 'http://127.0.0.1:9090', username: prom, pass
             Some("postgres://sextant:dbpass1@127.0.0.1:5432/sextant?password=dbpass2")
         );
         assert_eq!(
-            c.metrics.password.as_ref().map(Secret::expose),
+            c.metrics.password.as_ref().map(|p| p.expose().as_str()),
             Some("prompass")
         );
         let ks = c.api.as_ref().and_then(|a| a.keystone.as_ref());
         assert_eq!(
-            ks.and_then(|k| k.password.as_ref()).map(Secret::expose),
+            ks.and_then(|k| k.password.as_ref())
+                .map(|p| p.expose().as_str()),
             Some("kspass")
         );
     }

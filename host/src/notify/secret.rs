@@ -11,36 +11,36 @@ use std::fmt;
 /// What a [`Secret`] shows instead of itself.
 const HIDDEN: &str = "***";
 
-/// A secret string (a password): shown as `***` by `Debug`, `Display`
-/// and `Serialize`.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+/// A secret (a password, or a plugin's configuration that holds one):
+/// shown as `***` by `Debug`, `Display` and `Serialize`.
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret<T = String>(T);
 
-impl Secret {
-    /// A secret read from elsewhere (the environment).
-    pub fn new(s: impl Into<String>) -> Self {
+impl<T> Secret<T> {
+    /// A secret read from elsewhere (the environment, the config's parts).
+    pub fn new(s: impl Into<T>) -> Self {
         Self(s.into())
     }
     /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
+    pub fn expose(&self) -> &T {
         &self.0
     }
 }
 
-impl fmt::Debug for Secret {
+impl<T> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(HIDDEN)
     }
 }
 
-impl fmt::Display for Secret {
+impl<T> fmt::Display for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(HIDDEN)
     }
 }
 
-impl serde::Serialize for Secret {
+impl<T> serde::Serialize for Secret<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(HIDDEN)
     }
