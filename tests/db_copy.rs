@@ -242,6 +242,42 @@ fn copy(home: &Home, from: &str, to: &str) -> Run {
     home.run(&["db", "copy", "--from", from, "--to", to, "--format", "json"])
 }
 
+/// `sim show --format json` of the simulated cloud beside the store `db`.
+fn sim_show(home: &Home, db: &str) -> Value {
+    let out = run(home
+        .cmd()
+        .args(["--db", db, "sim", "show", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let v = out.json();
+    assert!(
+        !v["nodes"].as_array().is_none_or(Vec::is_empty),
+        "a seeded cloud: {v}"
+    );
+    v
+}
+
+/// A copy's report says the simulated cloud was copied, every table
+/// (and its `meta` values) with equal counts and checksums.
+fn assert_sim_copied(report: &Value) {
+    let sim = &report["sim"];
+    assert_eq!(sim["state"], "copied", "{report}");
+    let tables = sim["tables"].as_array().expect("sim tables");
+    let names: Vec<&str> = tables.iter().filter_map(|t| t["table"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["nodes", "instances", "storage_pools", "volumes", "meta"]
+    );
+    for t in tables {
+        assert_eq!(t["equal"], true, "{t}");
+        assert_eq!(t["source_rows"], t["target_rows"], "{t}");
+        assert_eq!(t["source_checksum"], t["target_checksum"], "{t}");
+    }
+    for used in ["nodes", "instances", "meta"] {
+        let t = tables.iter().find(|t| t["table"] == used).expect(used);
+        assert!(t["source_rows"].as_u64() > Some(0), "{t}");
+    }
+}
+
 #[test]
 fn a_used_sqlite_store_moves_to_postgresql_whole_and_back_with_the_same_outputs() {
     let (home, plans) = used_store();
@@ -304,6 +340,11 @@ fn a_used_sqlite_store_moves_to_postgresql_whole_and_back_with_the_same_outputs(
         json!(source.values().map(Vec::len).sum::<usize>())
     );
 
+    // The simulated cloud beside it (seeded, then changed by the applied
+    // plan) moved too, verified, and reads the same there.
+    assert_sim_copied(&report);
+    assert_eq!(sim_show(&home, &from), sim_show(&home, &url));
+
     // The rows themselves, read back from both sides, outside Sextant: the
     // same values of the same types, ids included (the text that needed
     // escaping, the origin of notification message ids).
@@ -337,6 +378,12 @@ fn a_used_sqlite_store_moves_to_postgresql_whole_and_back_with_the_same_outputs(
     let out = copy(&home, &url, &format!("sqlite:{}", back.display()));
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(out.json()["verified"], true);
+    assert_sim_copied(&out.json());
+    assert!(home.path().join("back/sim.db").is_file());
+    assert_eq!(
+        sim_show(&home, &from),
+        sim_show(&home, &format!("sqlite:{}", back.display()))
+    );
     let back_rows = sqlite_rows(&back);
     // The sequences' ids were consumed above on PostgreSQL only.
     assert_eq!(source, back_rows);
@@ -847,4 +894,117 @@ fn the_operators_commands_print_the_same_on_the_postgresql_copy_as_on_the_sqlite
     for (s, p) in on_sqlite.iter().zip(&on_postgres) {
         assert_eq!(s, p);
     }
+}
+
+#[test]
+fn a_target_whose_simulated_cloud_is_not_empty_is_refused_and_none_is_made_where_there_was_none() {
+    let home = Home::new();
+    let cluster = repo_root().join("examples/clusters/small.yaml");
+    let cluster = cluster.to_str().expect("utf-8 path");
+    let seed = |db: &str| {
+        let out = run(home.cmd().args([
+            "--db",
+            db,
+            "sim",
+            "init",
+            "--time-scale",
+            "0",
+            "--from",
+            cluster,
+        ]));
+        assert_eq!(out.status, 0, "{}", out.stderr);
+    };
+    let source = home.path().join("src/sextant.db");
+    let from = format!("sqlite:{}", source.display());
+    ok(&home, &["--db", &from, "db", "migrate"]);
+    seed(&from);
+
+    // A PostgreSQL target whose own cloud was seeded: refused before
+    // anything is written, naming the cloud's tables; the target's store
+    // and cloud are as they were.
+    let url = fresh_database();
+    seed(&url);
+    let cloud_before = sim_show(&home, &url);
+    let counts_before = pg_counts(&url);
+    let out = copy(&home, &from, &url);
+    assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("simulated cloud")
+            && out.stderr.contains("not empty")
+            && out.stderr.contains("nodes: 4 rows"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        pg_counts(&url),
+        counts_before,
+        "the target's store untouched"
+    );
+    assert_eq!(sim_show(&home, &url), cloud_before);
+
+    // The same into a SQLite target beside a seeded sim.db.
+    let other = home.path().join("other/sextant.db");
+    let other_loc = format!("sqlite:{}", other.display());
+    seed(&other_loc);
+    let other_cloud = sim_show(&home, &other_loc);
+    let store_before = other.exists().then(|| sqlite_rows(&other));
+    let out = copy(&home, &from, &other_loc);
+    assert_eq!(out.status, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+    assert_eq!(other.exists().then(|| sqlite_rows(&other)), store_before);
+    assert_eq!(sim_show(&home, &other_loc), other_cloud);
+
+    // A target whose sim.db cannot be made (a directory of that name):
+    // the store is copied and verified, the cloud is not, and the command
+    // says so (exit status 1), and how to move it by hand.
+    let blocked = home.path().join("blocked/sextant.db");
+    std::fs::create_dir_all(home.path().join("blocked/sim.db")).expect("mkdir");
+    let out = copy(&home, &from, &format!("sqlite:{}", blocked.display()));
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("the store was copied")
+            && out.stderr.contains("the simulated cloud was not")
+            && out
+                .stderr
+                .contains(&home.path().join("blocked/sim.db").display().to_string())
+            && out.stderr.contains("sim show --format json"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        sqlite_rows(&blocked),
+        sqlite_rows(&source),
+        "the store copied"
+    );
+    assert!(home.path().join("blocked/sim.db").is_dir());
+
+    // A source with no cloud beside it: the store is copied, the report
+    // says so, and no cloud is made beside the target.
+    let bare = home.path().join("bare/sextant.db");
+    let bare_loc = format!("sqlite:{}", bare.display());
+    ok(&home, &["--db", &bare_loc, "db", "migrate"]);
+    let target = home.path().join("bare-copy/sextant.db");
+    let out = copy(&home, &bare_loc, &format!("sqlite:{}", target.display()));
+    assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
+    let report = out.json();
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["sim"]["state"], "absent", "{report}");
+    assert!(!home.path().join("bare-copy/sim.db").exists());
+    let table = run(home.cmd().args([
+        "db",
+        "copy",
+        "--from",
+        &bare_loc,
+        "--to",
+        &format!(
+            "sqlite:{}",
+            home.path().join("bare-copy2/sextant.db").display()
+        ),
+    ]));
+    assert_eq!(table.status, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("no simulated cloud at") && table.stdout.contains("nothing to copy"),
+        "{}",
+        table.stdout
+    );
 }

@@ -107,7 +107,7 @@ pub(crate) fn apply_plan(
             owner: owner_id(),
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
-            driver_config: env.driver_config(),
+            driver_config: sextant::config::Secret::new(env.driver_config()),
             stop: sextant::apply::StopSignal::default(),
             grace: sextant::apply::DEFAULT_GRACE,
             model_source: Some(env.model_source()),

@@ -33,8 +33,9 @@ pub struct Config {
     /// The database, when neither `--db` nor `SEXTANT_DB` names one: a
     /// SQLite file (a path, or `sqlite:PATH`) or a PostgreSQL database
     /// (`postgres://USER@HOST:PORT/DB`); see docs/postgresql.md.
+    /// Its password never shows (`Debug`, `Display`).
     #[serde(default)]
-    pub database: Option<String>,
+    pub database: Option<SecretUrl>,
     /// Extra plugin directories, searched after `SEXTANT_PLUGIN_PATH`.
     #[serde(default)]
     pub plugin_dirs: Vec<PathBuf>,
@@ -177,27 +178,12 @@ impl SourceKind {
     }
 }
 
-/// A secret from the config file: shown as `***` by `Debug`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// A secret read from elsewhere (the environment).
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A secret from the config file (a password): shown as `***` by
+/// `Debug`, `Display` and `Serialize`.
+pub use crate::notify::secret::Secret;
+/// A URL or database location from the config file that may hold a
+/// password: shown without it.
+pub use crate::notify::secret::SecretUrl;
 
 fn default_fqdn_label() -> String {
     "fqdn".into()
@@ -292,18 +278,19 @@ pub struct SimConfig {
     /// config's directory, or `sqlite:PATH`) or a PostgreSQL database
     /// (`postgres://USER@HOST:PORT/DB`); absent: where the store is (the
     /// store's PostgreSQL database, or `sim.db` beside its SQLite file).
+    /// Its password never shows (`Debug`, `Display`).
     #[serde(default, deserialize_with = "sim_db")]
-    pub sim_db: Option<String>,
+    pub sim_db: Option<SecretUrl>,
 }
 
 /// `sim_db:` must name a database as `database:` does (checked with the
 /// same rules; the message shows no password).
-fn sim_db<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+fn sim_db<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SecretUrl>, D::Error> {
     let Some(text) = Option::<String>::deserialize(d)? else {
         return Ok(None);
     };
     crate::store::Location::parse(&text, "sim_db").map_err(serde::de::Error::custom)?;
-    Ok(Some(text))
+    Ok(Some(SecretUrl::new(&text)))
 }
 
 fn default_mapper() -> String {
@@ -577,7 +564,10 @@ mod tests {
             Path::new("c.yaml"),
         )
         .expect("valid");
-        assert_eq!(c.sim.sim_db.as_deref(), Some("postgres://u:pw@h:5432/sim"));
+        assert_eq!(
+            c.sim.sim_db.as_ref().map(SecretUrl::expose),
+            Some("postgres://u:pw@h:5432/sim")
+        );
         assert_eq!(Config::default().sim.sim_db, None);
         for (text, says) in [
             ("sim:\n  sim_db: mysql://u:hunter2@h/db\n", "\"mysql\""),
@@ -593,6 +583,61 @@ mod tests {
             );
             assert!(!err.contains("hunter2"), "{err}");
         }
+    }
+
+    /// A config holding every kind of secret a config can hold, each a
+    /// distinct word: the database's and the simulated cloud's passwords
+    /// (in the user info and a `password=` parameter), the AMQP and
+    /// webhook sinks' URL passwords, Keystone's service password and the
+    /// metrics source's basic-auth password.
+    pub(crate) const EVERY_SECRET: &[&str] = &[
+        "dbpass1", "dbpass2", "simpass1", "simpass2", "amqppass", "hookpass", "kspass", "prompass",
+    ];
+
+    pub(crate) const CONFIG_WITH_EVERY_SECRET: &str = "\
+database: 'postgres://sextant:dbpass1@127.0.0.1:5432/sextant?password=dbpass2'
+sim:
+  sim_db: 'postgresql://sim:simpass1@127.0.0.1:5432/sim?sslmode=disable&password=simpass2'
+notifications:
+  - {type: amqp, url: 'amqp://watcher:amqppass@127.0.0.1:5672/'}
+  - {type: webhook, url: 'http://hook:hookpass@127.0.0.1:9/events'}
+api:
+  auth: keystone
+  keystone: {auth_url: 'http://127.0.0.1:5000/v3', username: watcher, password: kspass, project_name: service}
+metrics: {source: prometheus, url: 'http://127.0.0.1:9090', username: prom, password: prompass}
+";
+
+    #[test]
+    fn a_config_shows_none_of_its_secrets_when_printed_whole() {
+        let c = Config::parse(CONFIG_WITH_EVERY_SECRET, Path::new("c.yaml")).expect("valid");
+        let shown = format!("{c:?}\n{c:#?}");
+        for secret in EVERY_SECRET {
+            assert!(!shown.contains(secret), "{secret} shows in {shown}");
+        }
+        // What is not secret still shows, and the secrets are all there
+        // for the clients that send them.
+        assert!(
+            shown.contains("postgres://sextant:***@127.0.0.1:5432/sextant?password=***"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("watcher") && shown.contains("prom"),
+            "{shown}"
+        );
+        assert_eq!(
+            c.database.as_ref().map(SecretUrl::expose),
+            Some("postgres://sextant:dbpass1@127.0.0.1:5432/sextant?password=dbpass2")
+        );
+        assert_eq!(
+            c.metrics.password.as_ref().map(|p| p.expose().as_str()),
+            Some("prompass")
+        );
+        let ks = c.api.as_ref().and_then(|a| a.keystone.as_ref());
+        assert_eq!(
+            ks.and_then(|k| k.password.as_ref())
+                .map(|p| p.expose().as_str()),
+            Some("kspass")
+        );
     }
 
     #[test]

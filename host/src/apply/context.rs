@@ -121,11 +121,14 @@ pub(super) fn handler_context(shared: &Shared, row: &ActionRow) -> Value {
 
 /// `"action_plan":…,"config":…`: the part of every handler context that
 /// does not change during a run.
-pub(super) fn context_tail(plan_uuid: &str, driver_config: &Value) -> String {
+pub(super) fn context_tail(
+    plan_uuid: &str,
+    driver_config: &crate::config::Secret<Value>,
+) -> String {
     format!(
         r#""action_plan":{},"config":{}"#,
         serde_json::to_string(plan_uuid).unwrap_or_else(|_| "\"\"".into()),
-        crate::json_text(driver_config)
+        crate::json_text(driver_config.expose())
     )
 }
 
@@ -149,7 +152,10 @@ mod tests {
     fn a_handler_context_is_valid_json_whatever_its_names_hold() {
         let mut row = test_row("odd \"name\" \\ with\nbreaks");
         row.uuid = "u-1".into();
-        let tail = context_tail("plan-\"x\"", &json!({"sim": {"sim_db": "/a b/c.db"}}));
+        let tail = context_tail(
+            "plan-\"x\"",
+            &crate::config::Secret::new(json!({"sim": {"sim_db": "/a b/c.db"}})),
+        );
         let v: Value = serde_json::from_str(&context_json(&row, 1.5, &tail)).expect("json");
         assert_eq!(
             v,

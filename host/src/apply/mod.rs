@@ -199,7 +199,7 @@ pub struct ApplyOptions {
     pub drivers: Vec<String>,
     /// Per-driver configuration handed to handlers in their context
     /// (`{"sim": {"sim_db": …}}`).
-    pub driver_config: Value,
+    pub driver_config: crate::config::Secret<Value>,
     /// Asks this applier to stop cleanly (see [`StopSignal`]).
     pub stop: StopSignal,
     /// How long, once stopping, to wait for the running actions that

@@ -103,7 +103,7 @@ impl Resolved {
             owner: crate::apply::owner_id(),
             mapper: env.config.mapper.clone(),
             drivers: env.config.drivers.clone(),
-            driver_config: env.driver_config(),
+            driver_config: crate::config::Secret::new(env.driver_config()),
             stop,
             grace: env
                 .config
@@ -659,5 +659,58 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The applier's options hold the simulated cloud's URL, password
+    /// included, for its handlers (the store's when no `sim_db` is
+    /// configured): printed whole, they show no password.
+    #[test]
+    fn the_applier_options_hold_the_clouds_password_and_never_show_it() {
+        let policy = crate::policy::Policy::parse(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/default.yaml"),
+            )
+            .expect("the default policy"),
+            std::path::Path::new("default.yaml"),
+        )
+        .expect("valid");
+        for (config, secrets) in [
+            ("", &["dbpw1x"][..]),
+            (
+                "sim:\n  sim_db: 'postgres://u:simpw1x@127.0.0.1:5/sim?password=simpw2x'\n",
+                &["simpw1x", "simpw2x"][..],
+            ),
+        ] {
+            let env = Env {
+                config: crate::config::Config::parse(config, std::path::Path::new("c.yaml"))
+                    .expect("valid"),
+                plugin_dirs: Vec::new(),
+                db: crate::store::Location::parse("postgres://u:dbpw1x@127.0.0.1:5/db", "--db")
+                    .expect("url"),
+            };
+            let options = Resolved {
+                policy: policy.clone(),
+                execution_rule: None,
+                max_workers: 1,
+                applied_with: Value::Null,
+            }
+            .options(&env, StopSignal::default());
+            let handed = options.driver_config.expose().to_string()
+                + &options
+                    .model_source
+                    .as_ref()
+                    .map(|m| m.config.to_string())
+                    .unwrap_or_default();
+            let shown = format!("{options:?}");
+            for s in secrets {
+                assert!(handed.contains(s), "{s} handed to the plugins: {handed}");
+                assert!(!shown.contains(s), "{s} shows in {shown}");
+            }
+        }
     }
 }

@@ -400,7 +400,7 @@ impl Env {
     pub fn sim_db(&self) -> sextant_sim_store::SimLocation {
         use sextant_sim_store::SimLocation;
         if let Some(text) = &self.config.sim.sim_db {
-            return match (SimLocation::parse(text), &self.config.source) {
+            return match (SimLocation::parse(text.expose()), &self.config.source) {
                 (SimLocation::Sqlite(p), Some(file)) => SimLocation::Sqlite(
                     crate::config::resolve_dir(&p, file.parent().unwrap_or(Path::new("."))),
                 ),
@@ -429,6 +429,11 @@ pub fn user_lang(explicit: Option<String>) -> String {
         .unwrap_or_else(|| "en".to_string())
 }
 
+/// Crates whose trace-level events carry credentials (lapin writes the
+/// AMQP `Connection.StartOk` frame, with the password, at trace): logged at
+/// debug at most, even under `-vvv` or `SEXTANT_LOG=trace`.
+const NEVER_TRACED: [&str; 2] = ["lapin", "amq_protocol"];
+
 fn init_logging(verbose: u8, service: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
@@ -439,10 +444,17 @@ fn init_logging(verbose: u8, service: bool) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = std::env::var("SEXTANT_LOG")
+    let mut filter = std::env::var("SEXTANT_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
+    // The AMQP client's trace prints every frame it writes, the login
+    // (user and password) included: never above debug, whatever was asked.
+    for quiet in NEVER_TRACED {
+        if let Ok(d) = format!("{quiet}=debug").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -508,7 +520,14 @@ pub fn database(
     let named = [
         (flag, "--db".to_string(), false),
         (env.as_deref(), "SEXTANT_DB".to_string(), false),
-        (config.database.as_deref(), config_source, true),
+        (
+            config
+                .database
+                .as_ref()
+                .map(crate::config::SecretUrl::expose),
+            config_source,
+            true,
+        ),
     ]
     .into_iter()
     .find_map(|(text, source, in_config)| text.map(|t| (t, source, in_config)));

@@ -347,15 +347,26 @@ pub fn select_strategy(store: &Store, audit: &AuditRow) -> Result<StrategyRow, S
 
 /// Where an audit's cluster model comes from: a collector entry and its
 /// configuration.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ModelSource {
     /// The collector entry (`sim`).
     pub collector: String,
-    /// Its configuration (for `sim`: `{"sim_db": …}`).
+    /// Its configuration (for `sim`: `{"sim_db": …}`, which may hold a
+    /// password: `Debug` does not show it).
     pub config: Value,
     /// Where the model's usage metrics come from when not from the
     /// collector (`metrics:` in the config file).
     pub metrics: crate::config::MetricsConfig,
+}
+
+impl std::fmt::Debug for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSource")
+            .field("collector", &self.collector)
+            .field("config", &crate::config::Secret::<()>::new(()))
+            .field("metrics", &self.metrics)
+            .finish()
+    }
 }
 
 /// What running an audit needs besides the store.

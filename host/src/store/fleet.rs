@@ -94,6 +94,18 @@ pub(super) fn sorted_alerts(alerts: &[FiringAlert]) -> Vec<&FiringAlert> {
 /// it over: far longer than a run takes to record its next run time.
 pub const TICK_CLAIM_STALE: Duration = Duration::from_secs(60);
 
+/// How much longer than the receiver's window a row of `alert_runs` is
+/// kept, whatever its audit: admitting any alert removes every row older
+/// than the window plus this margin, so the table holds only the alerts of
+/// the last window and margin (a host configured with a window up to this
+/// much longer than another's keeps its dedupe).
+pub const ALERT_RUN_RETENTION_MARGIN: Duration = Duration::from_secs(3600);
+
+/// How old a row of `alert_runs` may be before any admission removes it.
+pub(super) fn alert_run_retention(window: Duration) -> Duration {
+    window.saturating_add(ALERT_RUN_RETENTION_MARGIN)
+}
+
 /// The channel PostgreSQL notifies on when there is work for idle hosts.
 pub const WORK_CHANNEL: &str = "sextant_work";
 
@@ -152,7 +164,10 @@ pub trait FleetStore {
     /// and then every one of them is recorded (by `host`, now) in one
     /// transaction; false when all of them already did. Of hosts (or
     /// restarted processes) admitting the same alerts at once, exactly one
-    /// gets true: each alert is a row under a unique key.
+    /// gets true: each alert is a row under a unique key. In the same
+    /// transaction, the rows of every audit older than the window plus
+    /// [`ALERT_RUN_RETENTION_MARGIN`] are removed, so that the table does
+    /// not grow with every distinct alert.
     fn admit_alert_run(
         &mut self,
         audit_uuid: &str,
@@ -182,6 +197,7 @@ mod tests {
     on_both_backends!(
         audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale,
         an_alert_admits_one_run_of_its_audit_within_the_window,
+        admitting_any_alert_prunes_every_audits_rows_past_the_retention,
     );
 
     fn audit_requests_are_taken_once_finished_for_good_and_taken_over_when_stale(mut s: TestStore) {
@@ -266,7 +282,8 @@ mod tests {
         let again = alert("f1", "2026-12-06T09:00:00Z");
         assert!(s.admit_alert_run("a", &[again], w, "h1").expect("admit"));
         // Past the window (on the database's clock), a still firing alert
-        // triggers again, and the audit's aged rows are gone.
+        // triggers again, and the audit's aged rows are gone; so are
+        // another audit's, aged past the retention.
         s.exec("UPDATE alert_runs SET claimed_at = '2000-01-01T00:00:00.000Z'");
         assert!(
             s.admit_alert_run("a", std::slice::from_ref(&f1), w, "h3")
@@ -276,12 +293,71 @@ mod tests {
             s.int("SELECT COUNT(*) FROM alert_runs WHERE audit_uuid = 'a'"),
             Some(1)
         );
-        // Another audit's rows go when it is next admitted.
         assert_eq!(
             s.int("SELECT COUNT(*) FROM alert_runs WHERE audit_uuid = 'b'"),
-            Some(1)
+            Some(0)
         );
         // Nothing admitted for no alert.
         assert!(!s.admit_alert_run("a", &[], w, "h1").expect("admit"));
+    }
+
+    /// `claimed_at` as the store writes it, `age` before now.
+    fn claimed_ago(age: Duration) -> String {
+        let at = chrono::Utc::now() - chrono::Duration::from_std(age).expect("age");
+        at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    fn admitting_any_alert_prunes_every_audits_rows_past_the_retention(mut s: TestStore) {
+        let w = Duration::from_secs(600);
+        let retention = alert_run_retention(w);
+        let minute = Duration::from_secs(60);
+        let row = |audit: &str, fingerprint: &str, age: Duration| {
+            format!(
+                "INSERT INTO alert_runs (audit_uuid, group_key, fingerprint, starts_at, host, claimed_at) \
+                 VALUES ('{audit}', 'g', '{fingerprint}', '2026-12-06T08:00:00Z', 'h0', '{}')",
+                claimed_ago(age)
+            )
+        };
+        // Alerts of audits never alerted again: one past the retention,
+        // one past the window but inside the retention, one inside the
+        // window.
+        s.exec(&row("old", "f-old", retention + 10 * minute));
+        s.exec(&row("kept", "f-kept", retention - 10 * minute));
+        s.exec(&row("recent", "f-recent", minute));
+        assert_eq!(s.int("SELECT COUNT(*) FROM alert_runs"), Some(3));
+        // Admitting another audit's alert prunes only the row past it.
+        assert!(
+            s.admit_alert_run("other", &[alert("f1", "2026-12-06T08:00:00Z")], w, "h1")
+                .expect("admit")
+        );
+        assert_eq!(
+            s.int("SELECT COUNT(*) FROM alert_runs WHERE audit_uuid = 'old'"),
+            Some(0),
+            "the row past the retention is gone"
+        );
+        assert_eq!(
+            s.int(
+                "SELECT COUNT(*) FROM alert_runs WHERE audit_uuid IN ('kept', 'recent', 'other')"
+            ),
+            Some(3),
+            "rows inside the retention stay"
+        );
+        // The alert inside the window still holds its audit's run back.
+        let recent = FiringAlert {
+            group: "g".into(),
+            fingerprint: "f-recent".into(),
+            starts_at: "2026-12-06T08:00:00Z".into(),
+        };
+        assert!(
+            !s.admit_alert_run("recent", std::slice::from_ref(&recent), w, "h2")
+                .expect("admit")
+        );
+        // The one past the window no longer does.
+        let kept = FiringAlert {
+            fingerprint: "f-kept".into(),
+            ..recent.clone()
+        };
+        assert!(s.admit_alert_run("kept", &[kept], w, "h2").expect("admit"));
+        assert_eq!(s.int("SELECT COUNT(*) FROM alert_runs"), Some(3));
     }
 }

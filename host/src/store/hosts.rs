@@ -254,12 +254,18 @@ impl FleetStore for SqliteStore {
     ) -> Result<bool> {
         let alerts = sorted_alerts(alerts);
         let since = format!("-{:.3} seconds", window.as_secs_f64());
+        let kept = format!(
+            "-{:.3} seconds",
+            super::fleet::alert_run_retention(window).as_secs_f64()
+        );
         self.write(|tx| {
-            // What no longer holds a resend back (this audit's rows only).
+            // What no longer holds a resend back (this audit's rows), and
+            // what is past the retention (every audit's).
             tx.execute(
-                "DELETE FROM alert_runs WHERE audit_uuid = ?1 \
-                 AND claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)",
-                params![audit_uuid, since],
+                "DELETE FROM alert_runs WHERE (audit_uuid = ?1 \
+                 AND claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)) \
+                 OR claimed_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3)",
+                params![audit_uuid, since, kept],
             )?;
             let mut new = 0;
             for a in &alerts {

@@ -190,16 +190,7 @@ impl FleetStore for PgStore {
     ) -> Result<bool> {
         let location = self.location().to_string();
         let alerts = sorted_alerts(alerts);
-        self.with_client(|c| {
-            admit_alert_run(
-                c,
-                &location,
-                audit_uuid,
-                &alerts,
-                window.as_secs_f64(),
-                host,
-            )
-        })
+        self.with_client(|c| admit_alert_run(c, &location, audit_uuid, &alerts, window, host))
     }
 
     fn listen_for_work(&mut self) -> Result<bool> {
@@ -250,16 +241,22 @@ fn admit_alert_run(
     location: &str,
     audit_uuid: &str,
     alerts: &[&FiringAlert],
-    window_secs: f64,
+    window: Duration,
     host: &str,
 ) -> Result<bool> {
     let err = |e| pg_error(location, e);
     let mut tx = c.transaction().map_err(err)?;
+    // What no longer holds a resend back (this audit's rows), and what is
+    // past the retention (every audit's).
+    let window_secs = window.as_secs_f64();
+    let kept_secs = super::fleet::alert_run_retention(window).as_secs_f64();
     tx.execute(
-        "DELETE FROM alert_runs WHERE audit_uuid = $1 AND claimed_at < \
+        "DELETE FROM alert_runs WHERE (audit_uuid = $1 AND claimed_at < \
          to_char((clock_timestamp() - make_interval(secs => $2)) AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) OR claimed_at < \
+         to_char((clock_timestamp() - make_interval(secs => $3)) AT TIME ZONE 'UTC', \
          'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
-        &[&audit_uuid, &window_secs],
+        &[&audit_uuid, &window_secs, &kept_secs],
     )
     .map_err(err)?;
     let insert = format!(

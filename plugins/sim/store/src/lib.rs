@@ -13,6 +13,7 @@
 //! cloud or the new one; each operation is one transaction that excludes
 //! every other writer, on any host, from its first read to its commit.
 
+pub mod copy;
 pub mod faults;
 mod location;
 pub mod ops;

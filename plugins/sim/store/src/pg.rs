@@ -10,7 +10,7 @@
 //! REPEATABLE READ snapshot.
 
 use crate::SimError;
-use crate::tx::{Column, Dialect, Row, Table, Tx};
+use crate::tx::{Column, Dialect, Row, StoredRow, Table, Tx};
 use postgres::{Client, NoTls};
 
 /// The advisory lock key of the simulated cloud's writes (any constant
@@ -117,7 +117,7 @@ impl PgTx<'_, '_> {
         self.tx.execute(sql, params).map_err(failure(at))
     }
 
-    fn rows(
+    fn select(
         &mut self,
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
@@ -158,8 +158,8 @@ impl Tx for PgTx<'_, '_> {
     fn docs(&mut self, table: Table, by: Option<&str>) -> Result<Vec<(String, String)>, SimError> {
         let sql = DIALECT.docs(table, by.is_some());
         let rows = match by {
-            Some(b) => self.rows(&sql, &[&b])?,
-            None => self.rows(&sql, &[])?,
+            Some(b) => self.select(&sql, &[&b])?,
+            None => self.select(&sql, &[])?,
         };
         let at = self.at;
         rows.iter()
@@ -194,4 +194,43 @@ impl Tx for PgTx<'_, '_> {
         let at = self.at;
         self.tx.batch_execute(&DIALECT.clear()).map_err(failure(at))
     }
+
+    fn rows(&mut self, table: Table) -> Result<Vec<StoredRow>, SimError> {
+        let rows = self.select(&DIALECT.rows(table), &[])?;
+        let at = self.at;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredRow {
+                    key: r.try_get(0)?,
+                    by: r.try_get(1)?,
+                    doc: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(failure(at))
+    }
+
+    fn metas(&mut self) -> Result<Vec<(String, String)>, SimError> {
+        let rows = self.select(&DIALECT.metas(), &[])?;
+        let at = self.at;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, postgres::Error>>()
+            .map_err(failure(at))
+    }
+}
+
+/// Whether the database at `url` holds the simulated cloud's tables,
+/// found without creating them.
+pub(crate) fn exists(url: &str, at: &str) -> Result<bool, SimError> {
+    let err = failure(at);
+    let mut client = Client::connect(url, NoTls).map_err(&err)?;
+    let present: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'sextant_sim'",
+            &[],
+        )
+        .map_err(&err)?
+        .get(0);
+    Ok(present > 0)
 }

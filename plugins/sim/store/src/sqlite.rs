@@ -3,7 +3,7 @@
 //! transaction.
 
 use crate::SimError;
-use crate::tx::{Column, Dialect, Row, Table, Tx};
+use crate::tx::{Column, Dialect, Row, StoredRow, Table, Tx};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
@@ -280,4 +280,36 @@ impl Tx for SqliteTx<'_> {
             .execute_batch(&DIALECT.clear())
             .map_err(|e| self.err(e))
     }
+
+    fn rows(&mut self, table: Table) -> Result<Vec<StoredRow>, SimError> {
+        self.conn
+            .prepare_cached(&DIALECT.rows(table))
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok(StoredRow {
+                        key: r.get(0)?,
+                        by: r.get(1)?,
+                        doc: r.get(2)?,
+                    })
+                })
+                .and_then(Iterator::collect)
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    fn metas(&mut self) -> Result<Vec<(String, String)>, SimError> {
+        self.conn
+            .prepare_cached(&DIALECT.metas())
+            .and_then(|mut st| {
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(Iterator::collect)
+            })
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Whether `path` holds a simulated cloud: an existing file (its tables
+/// are made when it is opened).
+pub(crate) fn exists(path: &Path) -> bool {
+    path.is_file()
 }

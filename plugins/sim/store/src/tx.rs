@@ -81,6 +81,15 @@ pub(crate) struct Row<'a> {
     pub doc: &'a str,
 }
 
+/// One stored row, as read whole (for copying it): its key, its lookup
+/// column's value (for tables that have one) and its JSON document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredRow {
+    pub key: String,
+    pub by: Option<String>,
+    pub doc: String,
+}
+
 /// The simulated cloud's storage inside one transaction. Write
 /// transactions exclude each other across processes and hosts (SQLite: an
 /// IMMEDIATE transaction; PostgreSQL: a transaction-scoped advisory lock),
@@ -109,6 +118,10 @@ pub(crate) trait Tx {
     fn delete(&mut self, table: Table, key: &str) -> Result<bool, SimError>;
     /// Removes every row and every `meta` value.
     fn clear(&mut self) -> Result<(), SimError>;
+    /// Every row of `table`, whole, in insertion order.
+    fn rows(&mut self, table: Table) -> Result<Vec<StoredRow>, SimError>;
+    /// Every `meta` value, by key.
+    fn metas(&mut self) -> Result<Vec<(String, String)>, SimError>;
 }
 
 /// The SQL of the operations, with the backend's table prefix
@@ -204,6 +217,21 @@ impl Dialect {
             t.key(),
             (self.param)(1)
         )
+    }
+    /// Key, lookup column (NULL for tables without one) and document of
+    /// every row, in insertion order.
+    pub(crate) fn rows(&self, t: Table) -> String {
+        format!(
+            "SELECT {}, {}, doc FROM {}{} ORDER BY {}",
+            t.key(),
+            t.by().unwrap_or("CAST(NULL AS TEXT)"),
+            self.prefix,
+            t.name(),
+            self.order
+        )
+    }
+    pub(crate) fn metas(&self) -> String {
+        format!("SELECT key, value FROM {}meta ORDER BY key", self.prefix)
     }
     pub(crate) fn clear(&self) -> String {
         let mut sql = String::new();
