@@ -673,3 +673,68 @@ fn db_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::StopSignal;
+    use crate::cli::CliError;
+
+    fn interrupted() -> CliError {
+        CliError::from(ApplyError::Interrupted {
+            plan: "p".into(),
+            why: "committing the final state of action a failed: database is locked".into(),
+        })
+    }
+
+    #[test]
+    fn a_serve_applier_applies_its_plan_again_after_a_store_failure_only() {
+        let going = StopSignal::default();
+        let store_failed = || StoreError::Commit("connection closed".into());
+        // The store could not be opened, a store call failed, a run was
+        // interrupted by a failure: applied again.
+        assert!(applied_again(&CliError::from(store_failed()), &going));
+        assert!(applied_again(
+            &CliError::from(ApplyError::Store(store_failed())),
+            &going
+        ));
+        assert!(applied_again(&interrupted(), &going));
+        // What another attempt would meet again, or a plan that is not
+        // this applier's any more: not.
+        assert!(!applied_again(&CliError::input(store_failed()), &going));
+        assert!(!applied_again(
+            &CliError::from(ApplyError::NotRunnable {
+                plan: "p".into(),
+                state: "SUCCEEDED".into(),
+                why: "ended".into(),
+            }),
+            &going
+        ));
+        assert!(!applied_again(
+            &CliError::from(ApplyError::LeaseHeld {
+                plan: "p".into(),
+                lease: crate::store::apply::Lease {
+                    owner: "other:1:x".into(),
+                    expires_at: String::new(),
+                },
+            }),
+            &going
+        ));
+        assert!(!applied_again(
+            &CliError::from(ApplyError::Task("panicked".into())),
+            &going
+        ));
+        assert!(!applied_again(
+            &CliError::from(StoreError::NotFound {
+                kind: "action plan",
+                id: "p".into(),
+            }),
+            &going
+        ));
+        // Stopping: left to the resume.
+        let stopping = StopSignal::default();
+        stopping.stop();
+        assert!(!applied_again(&interrupted(), &stopping));
+        assert!(!applied_again(&CliError::from(store_failed()), &stopping));
+    }
+}
