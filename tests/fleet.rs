@@ -1536,3 +1536,121 @@ fn postgres_restarted_or_stopped_mid_plan_the_same_serve_reconnects_and_runs_eac
     );
     drop(pg);
 }
+
+/// A `serve` host whose applier cannot open the store (PostgreSQL refuses
+/// the connection: the role's connection limit is reached) applies the
+/// plan again itself, under the lease it claimed it with, once it can:
+/// one claim, never resumed, the action run once. Before, the applier's
+/// thread ended, the host stopped renewing the lease, and once it lapsed
+/// the plan was claimed a second time (the rare failure of the 1,000-plan
+/// race, issue 14).
+#[test]
+fn postgres_a_host_whose_applier_cannot_open_the_store_applies_its_plan_again_under_one_claim() {
+    let admin_url = service_url("SEXTANT_TEST_PG_URL");
+    let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect");
+    let id = sextant::store::new_uuid().replace('-', "");
+    let (role, name) = (format!("applier_{id}"), format!("sextant_test_{id}"));
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .expect("role");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER {role}"))
+        .expect("database");
+    // serve connects as the role (subject to its connection limit); the
+    // test as the superuser (not subject to it).
+    let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
+    let (_, server) = base.rsplit_once('@').expect("a user in the URL");
+    let as_role = format!("postgres://{role}@{server}/{name}");
+    let as_admin = format!("{base}/{name}");
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    mark_type(&h.join("types"), &log);
+    let sxp = |url: &str, args: &[&str]| run(cmd(h).env("SEXTANT_DB", url).args(args));
+    // Made (and owned) by the role.
+    assert_eq!(sxp(&as_role, &["action-plan", "list"]).status, 0);
+    let mut host = KilledOnDrop(Some(
+        cmd(h)
+            .env("SEXTANT_DB", &as_role)
+            .env("SEXTANT_HOST_ID", "solo")
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(h.join("serve-solo.log")).expect("log"))
+            .spawn()
+            .expect("spawn serve"),
+    ));
+    wait_for("serve to start", Duration::from_secs(60), || {
+        log_of(h, "solo").contains("sextant serve started")
+    });
+    // No new connection for the role (the limit is checked at login:
+    // serve keeps those it holds): its next applier's open is refused.
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT 0"))
+        .expect("limit");
+    let f = write_file(
+        &h.join("plans"),
+        "plan.json",
+        &json!({"actions": [
+            {"id": "m", "action_type": "mark", "input_parameters": {"name": "m", "secs": "0"}},
+        ]})
+        .to_string(),
+    );
+    let out = sxp(
+        &as_admin,
+        &["action-plan", "import", f.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let plan = out.stdout.trim().to_string();
+    assert_eq!(sxp(&as_admin, &["action-plan", "start", &plan]).status, 0);
+    wait_for(
+        "the applier's open to be refused",
+        Duration::from_secs(60),
+        || log_of(h, "solo").contains("too many connections for role"),
+    );
+    // Refused for a few seconds more (more than one retry), then allowed.
+    std::thread::sleep(Duration::from_secs(2));
+    admin
+        .batch_execute(&format!("ALTER ROLE {role} CONNECTION LIMIT -1"))
+        .expect("no limit");
+    wait_for("the plan to end", Duration::from_secs(90), || {
+        matches!(
+            sxp(
+                &as_admin,
+                &["action-plan", "show", &plan, "--format", "json"]
+            )
+            .json()["state"]
+                .as_str(),
+            Some("SUCCEEDED" | "FAILED" | "CANCELLED")
+        )
+    });
+    if let Some(c) = host.0.take() {
+        stop(c);
+    }
+    let said = log_of(h, "solo");
+    let show = sxp(
+        &as_admin,
+        &["action-plan", "show", &plan, "--format", "json"],
+    )
+    .json();
+    assert_eq!(show["state"], "SUCCEEDED", "{show}\n{said}");
+    let history = sxp(&as_admin, &["history", "--plan", &plan, "--format", "json"]).json();
+    let claimed: Vec<(String, bool)> = history
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event_type"] == "action_plan.claimed")
+        .map(|e| {
+            (
+                e["payload"]["host"].as_str().unwrap_or("").to_string(),
+                e["payload"]["resumed"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(claimed, [("solo".to_string(), false)], "{history}\n{said}");
+    assert_eq!(lines(&log), ["start-m solo", "end-m solo"], "{said}");
+    // The host said why, and that it applies the plan again itself.
+    assert!(
+        said.contains("this host applies it again, under the same lease"),
+        "{said}"
+    );
+}

@@ -34,6 +34,7 @@ impl Applier {
                 prechecked: Mutex::new(HashMap::new()),
                 reconnect: std::sync::OnceLock::new(),
                 generation: std::sync::atomic::AtomicU64::new(0),
+                lease_kept_on_failure: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -42,6 +43,18 @@ impl Applier {
     /// goes on (`reconnect.rs`), instead of stopping.
     pub fn reconnecting(self, at: crate::store::Location) -> Self {
         self.shared.reconnect_to(at);
+        self
+    }
+
+    /// Runs under the lease a `serve` host claimed the plan with, which
+    /// the host renews and, after a failure, applies the plan again under
+    /// itself: a failed run keeps the lease instead of giving it back, so
+    /// that no other host claims the plan meanwhile (a second claim of a
+    /// plan whose host is alive). Ended or stopped, the lease is released.
+    pub fn for_host(self) -> Self {
+        self.shared
+            .lease_kept_on_failure
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self
     }
 }
@@ -53,7 +66,14 @@ impl Applier {
         let shared = self.shared.clone();
         acquire(&shared).await?;
         let result = self.run_leased().await;
-        release(&shared).await;
+        let kept = result.is_err()
+            && !shared.opts.stop.is_stopping()
+            && shared
+                .lease_kept_on_failure
+                .load(std::sync::atomic::Ordering::SeqCst);
+        if !kept {
+            release(&shared).await;
+        }
         result
     }
 

@@ -16,7 +16,10 @@
 //! Nothing runs twice: a transition retried after its first commit went
 //! through (the reply was lost with the connection) finds its action
 //! already in the state it asked for, which counts as applied; every write
-//! is a compare-and-set, so a retry never writes a second event.
+//! is a compare-and-set, so a retry never writes a second event. A note
+//! (an event that changes no state, such as a retry's) has no state to
+//! compare: its write run again first looks for itself among the events
+//! appended since ([`Shared::note_once`]).
 
 use super::*;
 use crate::store::Location;
@@ -122,6 +125,36 @@ impl Shared {
         Ok(now.state == t.to)
     }
 
+    /// Appends a note (an event that changes no state: a retry's
+    /// `action.execution.retry`) once, even when its first write went
+    /// through and only its reply was lost with the connection: the write
+    /// run again on the new connection first looks for the same event
+    /// (type, object, payload) among those appended since the call began,
+    /// and writes nothing when it is there.
+    pub(super) fn note_once(
+        &self,
+        event_type: EventType,
+        uuid: &str,
+        plan: Option<&str>,
+        payload: Value,
+    ) -> Result<(), StoreError> {
+        if self.reconnect.get().is_none() {
+            return self.db(|s| s.note(event_type, uuid, plan, payload.clone()));
+        }
+        let since = self.db(|s| s.last_event_id())?;
+        let again = std::sync::atomic::AtomicBool::new(false);
+        self.db(|s| {
+            if again.swap(true, SeqCst)
+                && s.events(plan, since)?.iter().any(|e| {
+                    e.event_type == event_type && e.object_uuid == uuid && e.payload == payload
+                })
+            {
+                return Ok(());
+            }
+            s.note(event_type, uuid, plan, payload.clone())
+        })
+    }
+
     /// After a store error on the connection of `generation`: whether to
     /// run the call again, on a connection opened since (by this thread,
     /// or by another meanwhile).
@@ -185,6 +218,153 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::AtomicBool;
+
+    /// A TCP proxy to the test PostgreSQL that loses one reply: once a
+    /// client message holding `marker` was forwarded, the server's answer
+    /// is read up to its ReadyForQuery (the statement ran and committed)
+    /// and thrown away, and the client's connection is closed.
+    fn losing_proxy(server: String, marker: Vec<u8>) -> (u16, Arc<AtomicBool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let lost = Arc::new(AtomicBool::new(false));
+        let done = lost.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = TcpStream::connect(&server) else {
+                    return;
+                };
+                let cut = Arc::new(AtomicBool::new(false));
+                let (mut c_in, mut u_out) = (
+                    client.try_clone().expect("clone"),
+                    upstream.try_clone().expect("clone"),
+                );
+                let (marker, cut_in, done) = (marker.clone(), cut.clone(), done.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if !done.load(SeqCst)
+                            && buf[..n]
+                                .windows(marker.len())
+                                .any(|w| w == marker.as_slice())
+                        {
+                            done.store(true, SeqCst);
+                            cut_in.store(true, SeqCst);
+                        }
+                        if u_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (mut u_in, mut c_out) = (upstream, client);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = u_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        if cut.load(SeqCst) {
+                            // The answer to the marked message, up to its
+                            // ReadyForQuery ('Z', length 5): never sent on.
+                            if buf[..n].windows(5).any(|w| w == b"Z\0\0\0\x05") {
+                                let _ = c_out.shutdown(Shutdown::Both);
+                                let _ = u_in.shutdown(Shutdown::Both);
+                                break;
+                            }
+                            continue;
+                        }
+                        if c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (port, lost)
+    }
+
+    /// An applier (of no plan in particular) on the store at `url`, that
+    /// reconnects to it.
+    fn applier_at(url: &str) -> Applier {
+        let at = Location::Postgres(url.to_string());
+        Applier::new(
+            Store::open(at.clone()).expect("open"),
+            Arc::new(PluginRegistry::default()),
+            Arc::new(ActionTypeRegistry::default()),
+            &crate::store::new_uuid(),
+            ApplyOptions {
+                policy: crate::policy::load("default").expect("default policy"),
+                execution_rule: None,
+                max_workers: 1,
+                owner: super::super::owner_id(),
+                mapper: String::new(),
+                drivers: Vec::new(),
+                driver_config: Value::Null,
+                stop: StopSignal::default(),
+                grace: Duration::from_secs(1),
+                model_source: None,
+            },
+        )
+        .reconnecting(at)
+    }
+
+    /// The retry notes of `action` in the database at `url`.
+    fn retry_notes(url: &str, action: &str) -> usize {
+        Store::open(Location::Postgres(url.to_string()))
+            .expect("open")
+            .events(None, 0)
+            .expect("events")
+            .iter()
+            .filter(|e| e.event_type == EventType::ActionExecutionRetry && e.object_uuid == action)
+            .count()
+    }
+
+    #[test]
+    fn a_retry_note_whose_reply_is_lost_with_the_connection_is_written_once() {
+        let url = crate::store::testing::fresh_pg_database();
+        let (head, name) = url.rsplit_once('/').expect("a database in the URL");
+        let (user, server) = head.rsplit_once('@').expect("a user in the URL");
+        drop(Store::open(Location::Postgres(url.clone())).expect("migrate"));
+        // Through the proxy: the note's insert commits, its reply is lost.
+        let note =
+            |marker: &str| json!({"attempt": 1, "of": 3, "error": marker, "retry_in_seconds": 0.5});
+        let write = |once: bool| {
+            let marker = format!("lost-reply-{}", crate::store::new_uuid());
+            let (port, lost) = losing_proxy(server.to_string(), marker.clone().into_bytes());
+            let via = format!("{user}@127.0.0.1:{port}/{name}");
+            let applier = applier_at(&via);
+            let action = crate::store::new_uuid();
+            let payload = note(&marker);
+            let written = if once {
+                applier
+                    .shared
+                    .note_once(EventType::ActionExecutionRetry, &action, None, payload)
+            } else {
+                // The plain write, run again on the new connection.
+                applier.shared.db(|s| {
+                    s.note(
+                        EventType::ActionExecutionRetry,
+                        &action,
+                        None,
+                        payload.clone(),
+                    )
+                })
+            };
+            assert!(written.is_ok(), "{written:?}");
+            assert!(lost.load(SeqCst), "the reply was not lost");
+            retry_notes(&url, &action)
+        };
+        // The fault is real: written as any other store call, the note is
+        // there twice.
+        assert_eq!(write(false), 2);
+        assert_eq!(write(true), 1);
+    }
 
     #[test]
     fn reconnect_waits_double_from_half_a_second_up_to_thirty() {

@@ -33,6 +33,10 @@ pub(super) struct Shared {
     pub(super) reconnect: std::sync::OnceLock<crate::store::Location>,
     /// How many times the store was opened again (`reconnect.rs`).
     pub(super) generation: std::sync::atomic::AtomicU64,
+    /// The lease is a `serve` host's, which applies the plan again itself
+    /// after a failure: the applier keeps it then (see
+    /// [`Applier::for_host`](super::Applier::for_host)).
+    pub(super) lease_kept_on_failure: std::sync::atomic::AtomicBool,
 }
 
 /// Handlers kept from simulation's live checks, at most: a bound on what

@@ -122,13 +122,10 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             let u = uuid.clone();
             let plan = shared.plan_uuid.clone();
             let note = json!({"attempt": attempt + 1, "of": recovery.retries, "error": why, "retry_in_seconds": delay.as_secs_f64()});
-            let _ = db(&shared, move |st| {
-                st.note(
-                    EventType::ActionExecutionRetry,
-                    &u,
-                    Some(&plan),
-                    note.clone(),
-                )
+            // Once, even when the connection is lost with its reply.
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                s.note_once(EventType::ActionExecutionRetry, &u, Some(&plan), note)
             })
             .await;
             tokio::time::sleep(delay).await;

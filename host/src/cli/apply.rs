@@ -257,8 +257,12 @@ pub fn apply_loaded(
     if let Some(cap) = flags.worker_cap {
         options.max_workers = options.max_workers.min(cap.max(1));
     }
-    let applier = Applier::new(store, plugins, Arc::new(types), &p.uuid, options)
+    let mut applier = Applier::new(store, plugins, Arc::new(types), &p.uuid, options)
         .reconnecting(env.db.clone());
+    if flags.owner.is_some() {
+        // A serve host's claim: the host keeps the lease after a failure.
+        applier = applier.for_host();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -103,11 +103,17 @@ impl Host {
         stop: &StopSignal,
         plugins: &Arc<crate::plugins::PluginRegistry>,
     ) -> Result<(), crate::store::StoreError> {
-        // The plans it runs stay its own while their appliers start: an
-        // applier renews its lease only once it runs.
-        let owners: Vec<String> = appliers.values().map(|r| r.owner.clone()).collect();
-        store.renew_leases(&owners, crate::apply::LEASE_TTL)?;
+        // The plans it runs stay its own while their appliers start (an
+        // applier renews its lease only once it runs) or apply them again
+        // after a failure: renewed here, and again while a long run of
+        // claims goes on.
+        let mut renewed = None;
         while !stop.is_stopping() {
+            if renewed.is_none_or(|t: Instant| t.elapsed() >= crate::apply::LEASE_TTL / 5) {
+                let owners: Vec<String> = appliers.values().map(|r| r.owner.clone()).collect();
+                store.renew_leases(&owners, crate::apply::LEASE_TTL)?;
+                renewed = Some(Instant::now());
+            }
             let in_use: usize = appliers.values().map(|r| r.workers).sum();
             let room = self.max_actions.saturating_sub(in_use);
             if room == 0 {
@@ -530,33 +536,93 @@ fn spawn_applier(
             execution_rule: None,
             max_workers: None,
             quiet: true,
-            stop: Some(stop),
+            stop: Some(stop.clone()),
             notify: false,
             owner: Some(owner),
             worker_cap,
         };
         // serve's plugins, loaded and synchronised at its start; the action
-        // types read now (one registered since is used).
-        let applied = Store::open(&env.db)
-            .map_err(super::CliError::from)
-            .and_then(|store| {
-                apply_loaded(&env, store, &uuid, &flags, env.action_types(), plugins)
-            });
-        match applied {
-            Ok(o) => match o.status_message {
-                Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
-                None => tracing::info!("action plan {uuid} ended {}", o.state),
-            },
-            Err(e) => match e.error.downcast_ref::<ApplyError>() {
-                Some(ApplyError::Interrupted { why, .. }) => {
-                    tracing::info!(
-                        "action plan {uuid} stopped ({why}); it resumes with the next serve or `action-plan resume`"
+        // types read now (one registered since is used). A failure of the
+        // store (it could not be opened, a write failed) is this host's to
+        // recover from: the plan is applied again here, under the same lease
+        // (which the host goes on renewing while this thread runs), instead
+        // of being left to lapse and be claimed a second time.
+        let mut failures = 0;
+        loop {
+            let applied = Store::open(&env.db)
+                .map_err(super::CliError::from)
+                .and_then(|store| {
+                    apply_loaded(
+                        &env,
+                        store,
+                        &uuid,
+                        &flags,
+                        env.action_types(),
+                        plugins.clone(),
                     )
+                });
+            let e = match applied {
+                Ok(o) => {
+                    match o.status_message {
+                        Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
+                        None => tracing::info!("action plan {uuid} ended {}", o.state),
+                    }
+                    return;
                 }
-                _ => tracing::warn!("action plan {uuid}: {:#}", e.error),
-            },
+                Err(e) => e,
+            };
+            if let Some(ApplyError::Interrupted { why, .. }) = e.error.downcast_ref::<ApplyError>()
+                && stop.is_stopping()
+            {
+                tracing::info!(
+                    "action plan {uuid} stopped ({why}); it resumes with the next serve or `action-plan resume`"
+                );
+                return;
+            }
+            failures += 1;
+            if !applied_again(&e, &stop) || failures > RECONNECT_ATTEMPTS {
+                tracing::warn!("action plan {uuid}: {:#}", e.error);
+                return;
+            }
+            let wait = backoff(failures);
+            tracing::warn!(
+                "action plan {uuid}: {:#}; this host applies it again, under the same lease: retry {failures} of {RECONNECT_ATTEMPTS} in {:.1}s",
+                e.error,
+                wait.as_secs_f64()
+            );
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if stop.is_stopping() {
+                    tracing::info!(
+                        "action plan {uuid}: stopping before its retry; it resumes with the next serve or `action-plan resume`"
+                    );
+                    return;
+                }
+                std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
+            }
         }
     })
+}
+
+/// Whether a `serve` applier that failed with `e` applies its plan again:
+/// the store failed (it could not be opened, a read or a write failed) or
+/// the run was interrupted by such a failure, and serve is not stopping.
+/// Not what another attempt would meet again: bad input (a policy, a plan
+/// that ended meanwhile), a lease another applier holds, a task that
+/// panicked.
+fn applied_again(e: &super::CliError, stop: &crate::apply::StopSignal) -> bool {
+    if stop.is_stopping() || e.status != 1 {
+        return false;
+    }
+    match e.error.downcast_ref::<ApplyError>() {
+        Some(ApplyError::Interrupted { .. }) => true,
+        Some(ApplyError::Store(s)) => s.is_unreachable(),
+        Some(_) => false,
+        None => e
+            .error
+            .downcast_ref::<StoreError>()
+            .is_some_and(StoreError::is_unreachable),
+    }
 }
 
 /// The end of a service asked to stop: the appliers stop on the same
@@ -606,4 +672,69 @@ pub(super) fn reopen(
 fn db_identity(path: &std::path::Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::StopSignal;
+    use crate::cli::CliError;
+
+    fn interrupted() -> CliError {
+        CliError::from(ApplyError::Interrupted {
+            plan: "p".into(),
+            why: "committing the final state of action a failed: database is locked".into(),
+        })
+    }
+
+    #[test]
+    fn a_serve_applier_applies_its_plan_again_after_a_store_failure_only() {
+        let going = StopSignal::default();
+        let store_failed = || StoreError::Commit("connection closed".into());
+        // The store could not be opened, a store call failed, a run was
+        // interrupted by a failure: applied again.
+        assert!(applied_again(&CliError::from(store_failed()), &going));
+        assert!(applied_again(
+            &CliError::from(ApplyError::Store(store_failed())),
+            &going
+        ));
+        assert!(applied_again(&interrupted(), &going));
+        // What another attempt would meet again, or a plan that is not
+        // this applier's any more: not.
+        assert!(!applied_again(&CliError::input(store_failed()), &going));
+        assert!(!applied_again(
+            &CliError::from(ApplyError::NotRunnable {
+                plan: "p".into(),
+                state: "SUCCEEDED".into(),
+                why: "ended".into(),
+            }),
+            &going
+        ));
+        assert!(!applied_again(
+            &CliError::from(ApplyError::LeaseHeld {
+                plan: "p".into(),
+                lease: crate::store::apply::Lease {
+                    owner: "other:1:x".into(),
+                    expires_at: String::new(),
+                },
+            }),
+            &going
+        ));
+        assert!(!applied_again(
+            &CliError::from(ApplyError::Task("panicked".into())),
+            &going
+        ));
+        assert!(!applied_again(
+            &CliError::from(StoreError::NotFound {
+                kind: "action plan",
+                id: "p".into(),
+            }),
+            &going
+        ));
+        // Stopping: left to the resume.
+        let stopping = StopSignal::default();
+        stopping.stop();
+        assert!(!applied_again(&interrupted(), &stopping));
+        assert!(!applied_again(&CliError::from(store_failed()), &stopping));
+    }
 }
