@@ -13,6 +13,11 @@
 //!   with the sink on against off, as a ratio of medians (target at most
 //!   1.1).
 //!
+//! - **CPU**: the process's CPU time (all threads) per notification while
+//!   the backlog drains (the publisher, lapin's I/O thread), and per action
+//!   while the plan is applied with the sink off and on: figures the
+//!   machine's load does not change as it changes wall times.
+//!
 //! Every run has its own topic; its queues are deleted afterwards.
 
 use serde_json::{Value, json};
@@ -23,17 +28,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
+use crate::child::{median, own_cpu_seconds};
 
 /// The 1-, 5- and 15-minute load averages.
 pub(crate) fn load_average() -> Value {
@@ -168,6 +163,7 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
 
     // Throughput: the backlog of a whole plan, published with confirms.
     let mut rates = Vec::new();
+    let mut cpu_per_notification = Vec::new();
     let mut delivered = 0usize;
     for r in 0..runs {
         let db = dir.path().join(format!("throughput-{r}.db"));
@@ -182,8 +178,10 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
         let store = Store::open(&db)?;
         let last = store.last_event_id()?;
         let count = notifications_after(&store, before)?;
+        let cpu = own_cpu_seconds();
         let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), last);
         let secs = drained(&db, &key, last, Duration::from_secs(600))?;
+        cpu_per_notification.push((own_cpu_seconds() - cpu) * 1e6 / count.max(1) as f64);
         drop(notifier);
         delete_queues(url, &topic)?;
         delivered = count;
@@ -193,15 +191,19 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
     // Overhead: the applier with the sink off and on, alternately.
     let (mut off, mut on, mut pairs, mut during, mut drain_after) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_off, mut cpu_on) = (Vec::new(), Vec::new());
     // Every other pair runs the sink-on plan first: neither side always
     // gets the cooler caches or the quieter moment.
     for r in 0..runs {
-        let sink_off = || -> anyhow::Result<f64> {
+        let per_action = |x: f64| x * 1e6 / actions as f64;
+        let sink_off = || -> anyhow::Result<(f64, f64)> {
             let db = dir.path().join(format!("off-{r}.db"));
             let plan = crate::applier::store_plan(&db, &plan_actions)?;
-            Ok(crate::applier::apply_plan(env, &db, &plan, 32)?.secs * 1e6 / actions as f64)
+            let cpu = own_cpu_seconds();
+            let wall = crate::applier::apply_plan(env, &db, &plan, 32)?.secs;
+            Ok((per_action(wall), per_action(own_cpu_seconds() - cpu)))
         };
-        let sink_on = || -> anyhow::Result<(f64, f64, f64)> {
+        let sink_on = || -> anyhow::Result<(f64, f64, f64, f64)> {
             let db = dir.path().join(format!("on-{r}.db"));
             let topic = format!("{tag}_o{r}");
             let (s, key) = sink(url, &topic)?;
@@ -215,15 +217,17 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
             let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), first);
             drained(&db, &key, first, Duration::from_secs(600))?;
             let before = queued(url, &topic)?;
-            let b = crate::applier::apply_plan(env, &db, &plan, 32)?.secs * 1e6 / actions as f64;
+            let cpu = own_cpu_seconds();
+            let wall = crate::applier::apply_plan(env, &db, &plan, 32)?.secs;
+            let cpu = per_action(own_cpu_seconds() - cpu);
             let published = queued(url, &topic)?.saturating_sub(before) as f64;
             let last = Store::open(&db)?.last_event_id()?;
             let drain = drained(&db, &key, last, Duration::from_secs(600))?;
             drop(notifier);
             delete_queues(url, &topic)?;
-            Ok((b, published, drain))
+            Ok((per_action(wall), cpu, published, drain))
         };
-        let (a, (b, published, drain)) = if r % 2 == 0 {
+        let ((a, a_cpu), (b, b_cpu, published, drain)) = if r % 2 == 0 {
             let a = sink_off()?;
             (a, sink_on()?)
         } else {
@@ -232,6 +236,8 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
         };
         off.push(a);
         on.push(b);
+        cpu_off.push(a_cpu);
+        cpu_on.push(b_cpu);
         pairs.push(b / a);
         during.push(published);
         drain_after.push(drain);
@@ -248,6 +254,8 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
             "notifications": delivered,
             "median_notifications_per_second": median(rates.clone()),
             "runs_notifications_per_second": rates,
+            "median_cpu_us_per_notification": median(cpu_per_notification.clone()),
+            "runs_cpu_us_per_notification": cpu_per_notification,
         },
         "applier_overhead": {
             "what": "the applier's microseconds per nop action (parallel, 32 workers), with the AMQP sink publishing while it runs against no sink",
@@ -260,6 +268,10 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
             "median_notifications_published_while_the_plan_ran": median(during),
             "notifications_of_the_plan": delivered,
             "median_seconds_to_drain_after_the_plan": median(drain_after),
+            "median_cpu_us_per_action_sink_off": median(cpu_off.clone()),
+            "median_cpu_us_per_action_sink_on": median(cpu_on.clone()),
+            "runs_cpu_us_per_action_sink_off": cpu_off,
+            "runs_cpu_us_per_action_sink_on": cpu_on,
             "target_ratio": 1.1,
         },
         "load_average_before": load_before,

@@ -70,14 +70,34 @@ struct Link {
     declared: HashSet<String>,
 }
 
+/// One message of a batch: its priority (the routing key), its message id,
+/// and where its body lies in the batch's bodies.
+struct Outgoing {
+    priority: Priority,
+    id: String,
+    body: std::ops::Range<usize>,
+}
+
+/// A batch's messages, their bodies in one buffer: kept between batches,
+/// so building a batch allocates little once they have grown.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<Outgoing>,
+    bodies: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
 /// The AMQP sink's publisher.
 pub struct AmqpSink {
     settings: AmqpSettings,
     key: String,
     publisher_id: String,
+    /// The routing key of each priority, by [`Priority::index`].
+    routing_keys: Vec<String>,
     rt: tokio::runtime::Runtime,
     link: Option<Link>,
     origin: Option<String>,
+    batch: Batch,
 }
 
 impl AmqpSink {
@@ -89,42 +109,53 @@ impl AmqpSink {
         Ok(Self {
             key: settings.key(),
             publisher_id: format!("infra-optim:{}", settings.host),
+            routing_keys: Priority::ALL
+                .iter()
+                .map(|p| format!("{}.{}", settings.topic, p.lower()))
+                .collect(),
             settings,
             rt,
             link: None,
             origin: None,
+            batch: Batch::default(),
         })
     }
 
-    /// The messages of `events`: routing key, message id, body.
-    fn messages(
-        &self,
-        store: &Store,
-        origin: &str,
-        events: &[EventRow],
-    ) -> Result<Vec<(String, String, String)>, String> {
+    /// Builds the messages of `events` into `self.batch`.
+    fn build(&mut self, store: &Store, origin: &str, events: &[EventRow]) -> Result<(), String> {
         let subjects = store
             .notification_subjects(events)
             .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
+        let b = &mut self.batch;
+        b.messages.clear();
+        b.bodies.clear();
         for e in events {
             for n in oslo::notifications_of(e, &subjects) {
                 let priority = self
                     .settings
                     .priorities
-                    .get(&n.event_type)
+                    .get(n.event_type)
                     .copied()
                     .unwrap_or(n.priority);
                 let id = oslo::message_id(origin, n.event_id, n.part);
-                let body = oslo::envelope(&n, priority, &self.publisher_id, &id);
-                out.push((
-                    format!("{}.{}", self.settings.topic, priority.lower()),
+                let start = b.bodies.len();
+                oslo::write_envelope(
+                    &mut b.bodies,
+                    &mut b.scratch,
+                    &n,
+                    priority,
+                    &self.publisher_id,
+                    &id,
+                )
+                .map_err(|e| format!("event {}: {e}", n.event_id))?;
+                b.messages.push(Outgoing {
+                    priority,
                     id,
-                    body,
-                ));
+                    body: start..b.bodies.len(),
+                });
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -211,15 +242,22 @@ async fn connect(s: &AmqpSettings) -> Result<Link, ConnectError> {
 async fn publish(
     s: &AmqpSettings,
     link: &mut Link,
-    messages: &[(String, String, String)],
+    routing_keys: &[String],
+    batch: &Batch,
 ) -> Result<(), String> {
-    for (key, _, _) in messages {
+    let key_of = |m: &Outgoing| {
+        routing_keys
+            .get(m.priority.index())
+            .map_or("", String::as_str)
+    };
+    for m in &batch.messages {
+        let key = key_of(m);
         if link.declared.contains(key) {
             continue;
         }
         link.channel
             .queue_declare(
-                key.as_str().into(),
+                key.into(),
                 QueueDeclareOptions {
                     durable: s.durable,
                     ..QueueDeclareOptions::default()
@@ -230,31 +268,31 @@ async fn publish(
             .map_err(|e| format!("declaring queue {key}: {e}"))?;
         link.channel
             .queue_bind(
-                key.as_str().into(),
+                key.into(),
                 s.exchange.as_str().into(),
-                key.as_str().into(),
+                key.into(),
                 QueueBindOptions::default(),
                 FieldTable::default(),
             )
             .await
             .map_err(|e| format!("binding queue {key}: {e}"))?;
-        link.declared.insert(key.clone());
+        link.declared.insert(key.to_string());
     }
     // Every publish is started before any is awaited: each one's frames
     // are queued, in order, when it is first polled (lapin takes the
     // delivery tag and pushes the frames before its first await), and the
     // I/O thread then writes them together instead of one round trip each.
-    let publishes = messages.iter().map(|(key, id, body)| {
+    let publishes = batch.messages.iter().map(|m| {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
             .with_content_encoding("utf-8".into())
             .with_delivery_mode(2)
-            .with_message_id(id.as_str().into());
+            .with_message_id(m.id.as_str().into());
         link.channel.basic_publish(
             s.exchange.as_str().into(),
-            key.as_str().into(),
+            key_of(m).into(),
             BasicPublishOptions::default(),
-            body.as_bytes(),
+            batch.bodies.get(m.body.clone()).unwrap_or_default(),
             props,
         )
     });
@@ -263,7 +301,8 @@ async fn publish(
         .into_iter()
         .collect::<lapin::Result<Vec<_>>>()
         .map_err(|e| e.to_string())?;
-    for (c, (_, id, _)) in confirms.into_iter().zip(messages) {
+    for (c, m) in confirms.into_iter().zip(&batch.messages) {
+        let id = &m.id;
         match c.await.map_err(|e| e.to_string())? {
             Confirmation::Ack(None) => {}
             Confirmation::Ack(Some(_)) => return Err(format!("message {id} was returned")),
@@ -325,26 +364,27 @@ impl Deliver for AmqpSink {
             }
         };
         let built = std::time::Instant::now();
-        let messages = self.messages(store, &origin, events).map_err(|e| (0, e))?;
+        self.build(store, &origin, events).map_err(|e| (0, e))?;
         tracing::debug!(
             "notification sink {}: {} notifications of {} events built in {:?}",
             self.key,
-            messages.len(),
+            self.batch.messages.len(),
             events.len(),
             built.elapsed()
         );
-        if messages.is_empty() {
+        if self.batch.messages.is_empty() {
             return Ok(events.len());
         }
-        let settings = self.settings.clone();
+        let settings = &self.settings;
+        let (routing_keys, batch) = (&self.routing_keys, &self.batch);
         let mut link = self.link.take();
         let result = self.rt.block_on(async {
             let attempt = async {
                 if link.is_none() {
-                    link = Some(connect(&settings).await.map_err(|e| e.to_string())?);
+                    link = Some(connect(settings).await.map_err(|e| e.to_string())?);
                 }
                 match link.as_mut() {
-                    Some(l) => publish(&settings, l, &messages).await,
+                    Some(l) => publish(settings, l, routing_keys, batch).await,
                     None => Err("not connected".to_string()),
                 }
             };

@@ -22,7 +22,8 @@
 use crate::states::EventType;
 use crate::store::EventRow;
 use crate::store::outbox::{ActionSubject, AuditSubject, CatalogSubject, PlanSubject, Subjects};
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 /// An oslo.messaging notification priority (the routing key is
 /// `<topic>.<priority in lower case>`, the message carries it in upper case).
@@ -55,6 +56,11 @@ impl Priority {
         Priority::Critical,
         Priority::Sample,
     ];
+
+    /// Its place in [`Priority::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The routing key's suffix.
     pub fn lower(self) -> &'static str {
@@ -308,11 +314,9 @@ fn is_error(t: EventType) -> bool {
     }
 }
 
-fn kind(event_type: &str) -> Option<Kind> {
-    KINDS
-        .iter()
-        .find(|(t, _)| *t == event_type)
-        .map(|(_, k)| *k)
+/// Watcher's event type (as a constant) and kind of `event_type`.
+fn kind(event_type: &str) -> Option<(&'static str, Kind)> {
+    KINDS.iter().find(|(t, _)| *t == event_type).copied()
 }
 
 /// Whether Watcher has this event type.
@@ -330,54 +334,145 @@ pub fn default_priority(event_type: &str) -> Priority {
     }
 }
 
-/// One notification made from an event.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Notification {
+/// One notification made from an event. Its payload borrows the event and
+/// the objects it is about and is serialized once, straight into the
+/// envelope's text: no tree of JSON values is built.
+pub struct Notification<'a> {
     /// The event it comes from.
     pub event_id: i64,
     /// Which of the event's notifications (0 or 1).
     pub part: u8,
     /// Watcher's event type.
-    pub event_type: String,
+    pub event_type: &'static str,
     /// Watcher's priority (before the sink's overrides).
     pub priority: Priority,
     /// The payload, an oslo.versionedobjects primitive.
-    pub payload: Value,
+    pub payload: Payload<'a>,
     /// The event's time as oslo.messaging writes it
     /// (`2016-10-18 09:52:05.219414`).
     pub timestamp: String,
 }
 
-/// An oslo.versionedobjects primitive of Watcher's namespace.
-fn ovo(class: &str, version: &str, data: Map<String, Value>) -> Value {
-    json!({
-        "watcher_object.name": class,
-        "watcher_object.namespace": "watcher",
-        "watcher_object.version": version,
-        "watcher_object.data": data,
-    })
-}
-
-/// A stored time (RFC 3339) as an oslo.versionedobjects DateTimeField
-/// primitive: `2016-10-18T09:52:05Z`.
-fn ovo_time(t: &str) -> Value {
-    match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(d) => Value::String(
-            d.with_timezone(&chrono::Utc)
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string(),
-        ),
-        Err(_) => Value::String(t.to_string()),
+impl Notification<'_> {
+    /// The payload as a JSON value (for tests and tools: publishing
+    /// serializes [`Notification::payload`] directly).
+    pub fn payload_value(&self) -> Value {
+        // Serializing borrowed strings and values cannot fail.
+        serde_json::to_value(&self.payload).unwrap_or(Value::Null)
     }
 }
 
-fn ovo_time_opt(t: Option<&String>) -> Value {
-    t.map_or(Value::Null, |t| ovo_time(t))
+/// An oslo.versionedobjects primitive of Watcher's namespace.
+#[derive(serde::Serialize)]
+struct Ovo<D> {
+    #[serde(rename = "watcher_object.name")]
+    name: &'static str,
+    #[serde(rename = "watcher_object.namespace")]
+    namespace: &'static str,
+    #[serde(rename = "watcher_object.version")]
+    version: &'static str,
+    #[serde(rename = "watcher_object.data")]
+    data: D,
+}
+
+fn ovo<D>(name: &'static str, version: &'static str, data: D) -> Ovo<D> {
+    Ovo {
+        name,
+        namespace: "watcher",
+        version,
+        data,
+    }
+}
+
+/// The fields of a payload's data, written in Watcher's order (a payload
+/// extends another by writing the other's fields first).
+trait Fields {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error>;
+}
+
+/// A JSON object of `T`'s fields.
+struct Obj<T>(T);
+
+impl<T: Fields> Serialize for Obj<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        self.0.fields(&mut m)?;
+        m.end()
+    }
+}
+
+/// A stored time's fields, when it is the store's own UTC form
+/// (`2016-10-18T09:52:05.219Z`, RFC 3339 with `Z` and at most nine
+/// fraction digits) of a valid date and time: the date and time of day
+/// (`2016-10-18T09:52:05`) and the fraction's digits. Anything else (an
+/// offset, a leap second, lower-case letters…) is None and goes through
+/// chrono, so both ways give the same text.
+fn utc_parts(t: &str) -> Option<(&str, &str)> {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        let d = b.get(r)?;
+        d.iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let year = i32::try_from(year).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, month, day)?;
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let rest = t.get(19..)?;
+    let fraction = match rest.strip_prefix('.') {
+        Some(f) => f.strip_suffix('Z')?,
+        None if rest == "Z" => "",
+        None => return None,
+    };
+    if rest.starts_with('.')
+        && (fraction.is_empty()
+            || fraction.len() > 9
+            || !fraction.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return None;
+    }
+    Some((t.get(..19)?, fraction))
+}
+
+/// A stored time (RFC 3339) as an oslo.versionedobjects DateTimeField
+/// primitive: `2016-10-18T09:52:05Z` (the text itself if it is no time).
+fn ovo_time(t: &str) -> String {
+    if let Some((date_time, _)) = utc_parts(t) {
+        return format!("{date_time}Z");
+    }
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(d) => d
+            .with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+        Err(_) => t.to_string(),
+    }
 }
 
 /// A stored time as oslo.messaging's envelope `timestamp`
 /// (`str(timeutils.utcnow())`: a space, microseconds, no zone).
 pub fn envelope_time(t: &str) -> String {
+    if let Some((date_time, fraction)) = utc_parts(t) {
+        let mut out = String::with_capacity(26);
+        out.push_str(&date_time[..10]);
+        out.push(' ');
+        out.push_str(&date_time[11..]);
+        out.push('.');
+        // Microseconds: the fraction cut or padded to six digits.
+        out.push_str(fraction.get(..6).unwrap_or(fraction));
+        for _ in fraction.len()..6 {
+            out.push('0');
+        }
+        return out;
+    }
     match chrono::DateTime::parse_from_rfc3339(t) {
         Ok(d) => d
             .with_timezone(&chrono::Utc)
@@ -387,263 +482,405 @@ pub fn envelope_time(t: &str) -> String {
     }
 }
 
-fn opt_str(s: Option<&String>) -> Value {
-    s.map_or(Value::Null, |s| Value::String(s.clone()))
+/// A stored time as a DateTimeField primitive; null when absent.
+struct OvoTime<'a>(Option<&'a str>);
+
+impl Serialize for OvoTime<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_none(),
+            Some(t) => match utc_parts(t) {
+                // The common case, without an allocation.
+                Some((date_time, _)) => {
+                    let mut buf = [0u8; 20];
+                    buf[..19].copy_from_slice(date_time.as_bytes());
+                    buf[19] = b'Z';
+                    s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
+                }
+                None => s.serialize_str(&ovo_time(t)),
+            },
+        }
+    }
 }
 
-fn catalog(c: &CatalogSubject, class: &str, spec_field: &str) -> Value {
-    let mut d = Map::new();
-    d.insert("uuid".into(), json!(c.uuid));
-    d.insert("name".into(), json!(c.name));
-    d.insert("display_name".into(), json!(c.display_name));
-    d.insert(spec_field.into(), c.spec.clone());
-    d.insert("created_at".into(), ovo_time(&c.created_at));
-    d.insert("updated_at".into(), ovo_time_opt(c.updated_at.as_ref()));
-    d.insert("deleted_at".into(), ovo_time_opt(c.deleted_at.as_ref()));
-    ovo(class, "1.0", d)
+/// GoalPayload or StrategyPayload (1.0): a goal's efficacy specification
+/// or a strategy's parameters spec.
+struct Catalog<'a> {
+    c: &'a CatalogSubject,
+    spec_field: &'static str,
+}
+
+impl Fields for Catalog<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        let c = self.c;
+        m.serialize_entry("uuid", &c.uuid)?;
+        m.serialize_entry("name", &c.name)?;
+        m.serialize_entry("display_name", &c.display_name)?;
+        m.serialize_entry(self.spec_field, &c.spec)?;
+        m.serialize_entry("created_at", &OvoTime(Some(&c.created_at)))?;
+        m.serialize_entry("updated_at", &OvoTime(c.updated_at.as_deref()))?;
+        m.serialize_entry("deleted_at", &OvoTime(c.deleted_at.as_deref()))
+    }
+}
+
+fn goal(c: Option<&CatalogSubject>) -> Option<Ovo<Obj<Catalog<'_>>>> {
+    c.map(|c| {
+        let spec_field = "efficacy_specification";
+        ovo("GoalPayload", "1.0", Obj(Catalog { c, spec_field }))
+    })
+}
+
+fn strategy(c: Option<&CatalogSubject>) -> Option<Ovo<Obj<Catalog<'_>>>> {
+    c.map(|c| {
+        let spec_field = "parameters_spec";
+        ovo("StrategyPayload", "1.0", Obj(Catalog { c, spec_field }))
+    })
 }
 
 /// TerseAuditPayload's fields (1.3).
-fn terse_audit_data(a: &AuditSubject, state: &str) -> Map<String, Value> {
-    let mut d = Map::new();
-    d.insert("uuid".into(), json!(a.uuid));
-    d.insert("name".into(), json!(a.name));
-    d.insert("audit_type".into(), json!(a.audit_type));
-    d.insert("state".into(), json!(state));
-    d.insert("parameters".into(), a.parameters.clone());
-    d.insert("interval".into(), opt_str(a.interval.as_ref()));
-    d.insert("scope".into(), a.scope.clone());
-    d.insert("goal_uuid".into(), json!(a.goal_uuid));
-    d.insert("strategy_uuid".into(), opt_str(a.strategy_uuid.as_ref()));
-    d.insert("auto_trigger".into(), json!(a.auto_trigger));
-    d.insert(
-        "next_run_time".into(),
-        ovo_time_opt(a.next_run_time.as_ref()),
-    );
-    d.insert("created_at".into(), ovo_time(&a.created_at));
-    d.insert("updated_at".into(), ovo_time_opt(a.updated_at.as_ref()));
-    d.insert("deleted_at".into(), ovo_time_opt(a.deleted_at.as_ref()));
-    d.insert("status_message".into(), opt_str(a.status_message.as_ref()));
-    d
+struct TerseAudit<'a> {
+    a: &'a AuditSubject,
+    state: &'a str,
+}
+
+impl Fields for TerseAudit<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        let a = self.a;
+        m.serialize_entry("uuid", &a.uuid)?;
+        m.serialize_entry("name", &a.name)?;
+        m.serialize_entry("audit_type", &a.audit_type)?;
+        m.serialize_entry("state", self.state)?;
+        m.serialize_entry("parameters", &a.parameters)?;
+        m.serialize_entry("interval", &a.interval)?;
+        m.serialize_entry("scope", &a.scope)?;
+        m.serialize_entry("goal_uuid", &a.goal_uuid)?;
+        m.serialize_entry("strategy_uuid", &a.strategy_uuid)?;
+        m.serialize_entry("auto_trigger", &a.auto_trigger)?;
+        m.serialize_entry("next_run_time", &OvoTime(a.next_run_time.as_deref()))?;
+        m.serialize_entry("created_at", &OvoTime(Some(&a.created_at)))?;
+        m.serialize_entry("updated_at", &OvoTime(a.updated_at.as_deref()))?;
+        m.serialize_entry("deleted_at", &OvoTime(a.deleted_at.as_deref()))?;
+        m.serialize_entry("status_message", &a.status_message)
+    }
 }
 
 /// TerseActionPlanPayload's fields (1.2).
-fn terse_plan_data(p: &PlanSubject, state: &str) -> Map<String, Value> {
-    let mut d = Map::new();
-    d.insert("uuid".into(), json!(p.uuid));
-    d.insert("state".into(), json!(state));
-    d.insert("global_efficacy".into(), p.global_efficacy.clone());
-    d.insert("audit_uuid".into(), opt_str(p.audit_uuid.as_ref()));
-    d.insert("strategy_uuid".into(), opt_str(p.strategy_uuid.as_ref()));
-    d.insert("status_message".into(), opt_str(p.status_message.as_ref()));
-    d.insert("created_at".into(), ovo_time(&p.created_at));
-    d.insert("updated_at".into(), ovo_time_opt(p.updated_at.as_ref()));
-    d.insert("deleted_at".into(), ovo_time_opt(p.deleted_at.as_ref()));
-    d
+struct TersePlan<'a> {
+    p: &'a PlanSubject,
+    state: &'a str,
 }
 
-fn audit_data(a: &AuditSubject, state: &str, s: &Subjects) -> Map<String, Value> {
-    let mut d = terse_audit_data(a, state);
-    d.insert(
-        "goal".into(),
-        s.goals.get(&a.goal_uuid).map_or(Value::Null, |g| {
-            catalog(g, "GoalPayload", "efficacy_specification")
-        }),
-    );
-    d.insert(
-        "strategy".into(),
-        a.strategy_uuid
-            .as_ref()
-            .and_then(|u| s.strategies.get(u))
-            .map_or(Value::Null, |st| {
-                catalog(st, "StrategyPayload", "parameters_spec")
-            }),
-    );
-    d
-}
-
-fn plan_data(p: &PlanSubject, state: &str, s: &Subjects) -> Map<String, Value> {
-    let mut d = terse_plan_data(p, state);
-    d.insert(
-        "audit".into(),
-        p.audit_uuid
-            .as_ref()
-            .and_then(|u| s.audits.get(u))
-            .map_or(Value::Null, |a| {
-                ovo("TerseAuditPayload", "1.3", terse_audit_data(a, &a.state))
-            }),
-    );
-    d.insert(
-        "strategy".into(),
-        p.strategy_uuid
-            .as_ref()
-            .and_then(|u| s.strategies.get(u))
-            .map_or(Value::Null, |st| {
-                catalog(st, "StrategyPayload", "parameters_spec")
-            }),
-    );
-    d
-}
-
-fn action_data(a: &ActionSubject, state: &str, s: &Subjects) -> Map<String, Value> {
-    let mut d = Map::new();
-    d.insert("uuid".into(), json!(a.uuid));
-    d.insert("action_type".into(), json!(a.action_type));
-    d.insert("input_parameters".into(), a.input_parameters.clone());
-    d.insert("state".into(), json!(state));
-    d.insert("parents".into(), json!(a.parents));
-    d.insert(
-        "action_plan".into(),
-        s.plans.get(&a.action_plan_uuid).map_or(Value::Null, |p| {
-            ovo(
-                "TerseActionPlanPayload",
-                "1.2",
-                terse_plan_data(p, &p.state),
-            )
-        }),
-    );
-    d.insert("status_message".into(), opt_str(a.status_message.as_ref()));
-    d.insert("created_at".into(), ovo_time(&a.created_at));
-    d.insert("updated_at".into(), ovo_time_opt(a.updated_at.as_ref()));
-    d.insert("deleted_at".into(), ovo_time_opt(a.deleted_at.as_ref()));
-    // Sextant's extras: fields no Watcher payload has.
-    d.insert(
-        "sextant_action_type_version".into(),
-        json!(a.action_type_version),
-    );
-    if let Some(o) = &a.outputs {
-        d.insert("sextant_outputs".into(), o.clone());
+impl Fields for TersePlan<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        let p = self.p;
+        m.serialize_entry("uuid", &p.uuid)?;
+        m.serialize_entry("state", self.state)?;
+        m.serialize_entry("global_efficacy", &p.global_efficacy)?;
+        m.serialize_entry("audit_uuid", &p.audit_uuid)?;
+        m.serialize_entry("strategy_uuid", &p.strategy_uuid)?;
+        m.serialize_entry("status_message", &p.status_message)?;
+        m.serialize_entry("created_at", &OvoTime(Some(&p.created_at)))?;
+        m.serialize_entry("updated_at", &OvoTime(p.updated_at.as_deref()))?;
+        m.serialize_entry("deleted_at", &OvoTime(p.deleted_at.as_deref()))
     }
-    d
+}
+
+/// An audit's payload fields: the terse ones, its goal and strategy.
+struct AuditData<'a> {
+    terse: TerseAudit<'a>,
+    s: &'a Subjects,
+}
+
+impl Fields for AuditData<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        self.terse.fields(m)?;
+        let a = self.terse.a;
+        m.serialize_entry("goal", &goal(self.s.goals.get(&a.goal_uuid)))?;
+        let st = a
+            .strategy_uuid
+            .as_ref()
+            .and_then(|u| self.s.strategies.get(u));
+        m.serialize_entry("strategy", &strategy(st))
+    }
+}
+
+/// A plan's payload fields: the terse ones, its audit and strategy.
+struct PlanData<'a> {
+    terse: TersePlan<'a>,
+    s: &'a Subjects,
+}
+
+impl Fields for PlanData<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        self.terse.fields(m)?;
+        let p = self.terse.p;
+        let audit = p.audit_uuid.as_ref().and_then(|u| self.s.audits.get(u));
+        let audit = audit.map(|a| {
+            let state = &a.state;
+            ovo("TerseAuditPayload", "1.3", Obj(TerseAudit { a, state }))
+        });
+        m.serialize_entry("audit", &audit)?;
+        let st = p
+            .strategy_uuid
+            .as_ref()
+            .and_then(|u| self.s.strategies.get(u));
+        m.serialize_entry("strategy", &strategy(st))
+    }
+}
+
+/// An action's payload fields, with Sextant's extras (fields no Watcher
+/// payload has) last.
+struct ActionData<'a> {
+    a: &'a ActionSubject,
+    state: &'a str,
+    s: &'a Subjects,
+}
+
+impl Fields for ActionData<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        let a = self.a;
+        m.serialize_entry("uuid", &a.uuid)?;
+        m.serialize_entry("action_type", &a.action_type)?;
+        m.serialize_entry("input_parameters", &a.input_parameters)?;
+        m.serialize_entry("state", self.state)?;
+        m.serialize_entry("parents", &a.parents)?;
+        let plan = self.s.plans.get(&a.action_plan_uuid).map(|p| {
+            let state = &p.state;
+            ovo("TerseActionPlanPayload", "1.2", Obj(TersePlan { p, state }))
+        });
+        m.serialize_entry("action_plan", &plan)?;
+        m.serialize_entry("status_message", &a.status_message)?;
+        m.serialize_entry("created_at", &OvoTime(Some(&a.created_at)))?;
+        m.serialize_entry("updated_at", &OvoTime(a.updated_at.as_deref()))?;
+        m.serialize_entry("deleted_at", &OvoTime(a.deleted_at.as_deref()))?;
+        m.serialize_entry("sextant_action_type_version", &a.action_type_version)?;
+        if let Some(o) = &a.outputs {
+            m.serialize_entry("sextant_outputs", o)?;
+        }
+        Ok(())
+    }
 }
 
 /// The event's status message: its payload's, else its object's.
-fn event_message(e: &EventRow) -> Option<String> {
+fn event_message(e: &EventRow) -> Option<&str> {
     e.payload
         .get("status_message")
         .or_else(|| e.payload.get("error"))
         .and_then(Value::as_str)
-        .map(str::to_string)
 }
 
-/// ExceptionPayload 1.0 for an `.error` phase, else null.
-fn fault(e: &EventRow, object: Object, fallback: Option<&String>) -> Value {
-    if !is_error(e.event_type) {
-        return Value::Null;
+/// ExceptionPayload's fields (1.0).
+struct Fault<'a> {
+    module_name: &'static str,
+    function_name: &'static str,
+    exception: &'static str,
+    exception_message: &'a str,
+}
+
+impl Fields for Fault<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("module_name", self.module_name)?;
+        m.serialize_entry("function_name", self.function_name)?;
+        m.serialize_entry("exception", self.exception)?;
+        m.serialize_entry("exception_message", self.exception_message)
     }
-    let message = event_message(e)
-        .or_else(|| fallback.cloned())
-        .unwrap_or_default();
-    let (module, exception) = match object {
+}
+
+/// ExceptionPayload 1.0 for an `.error` phase, else None (null).
+fn fault<'a>(
+    e: &'a EventRow,
+    object: Object,
+    fallback: Option<&'a str>,
+) -> Option<Ovo<Obj<Fault<'a>>>> {
+    if !is_error(e.event_type) {
+        return None;
+    }
+    let (module_name, exception) = match object {
         Object::Audit => ("sextant.decide", "AuditError"),
         Object::ActionPlan => ("sextant.apply", "ActionPlanExecutionFailure"),
         Object::Action => ("sextant.apply", "ActionExecutionFailure"),
         // No Watcher kind is about a flow (`kind` never gives one).
-        Object::Flow => return Value::Null,
+        Object::Flow => return None,
     };
-    let mut d = Map::new();
-    d.insert("module_name".into(), json!(module));
-    d.insert("function_name".into(), json!(e.event_type));
-    d.insert("exception".into(), json!(exception));
-    d.insert("exception_message".into(), json!(message));
-    ovo("ExceptionPayload", "1.0", d)
+    let fault = Fault {
+        module_name,
+        function_name: e.event_type.as_str(),
+        exception,
+        exception_message: event_message(e).or(fallback).unwrap_or_default(),
+    };
+    Some(ovo("ExceptionPayload", "1.0", Obj(fault)))
 }
 
-fn state_update(object: Object, e: &EventRow, status_message: Option<&String>) -> Value {
+/// The `<Object>StateUpdatePayload`'s fields (1.1).
+struct StateUpdate<'a> {
+    old_state: Option<&'a str>,
+    state: Option<&'a str>,
+    status_message: Option<&'a str>,
+}
+
+impl Fields for StateUpdate<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        m.serialize_entry("old_state", &self.old_state)?;
+        m.serialize_entry("state", &self.state)?;
+        m.serialize_entry("status_message", &self.status_message)
+    }
+}
+
+fn state_update<'a>(
+    object: Object,
+    e: &'a EventRow,
+    status_message: Option<&'a str>,
+) -> Option<Ovo<Obj<StateUpdate<'a>>>> {
     let class = match object {
         Object::Audit => "AuditStateUpdatePayload",
         Object::ActionPlan => "ActionPlanStateUpdatePayload",
         Object::Action => "ActionStateUpdatePayload",
         // No Watcher kind is about a flow (`kind` never gives one).
-        Object::Flow => return Value::Null,
+        Object::Flow => return None,
     };
-    let mut d = Map::new();
-    d.insert("old_state".into(), opt_str(e.old_state.as_ref()));
-    d.insert("state".into(), opt_str(e.new_state.as_ref()));
-    d.insert(
-        "status_message".into(),
-        event_message(e).map_or_else(|| opt_str(status_message), Value::String),
-    );
-    ovo(class, "1.1", d)
+    let update = StateUpdate {
+        old_state: e.old_state.as_deref(),
+        state: e.new_state.as_deref(),
+        status_message: event_message(e).or(status_message),
+    };
+    Some(ovo(class, "1.1", Obj(update)))
+}
+
+/// What a payload is about.
+enum ObjectData<'a> {
+    Audit(AuditData<'a>),
+    Plan(PlanData<'a>),
+    Action(ActionData<'a>),
+}
+
+/// What a payload carries after its object's fields.
+enum ExtraData<'a> {
+    None,
+    StateUpdate(Option<Ovo<Obj<StateUpdate<'a>>>>),
+    Fault(Option<Ovo<Obj<Fault<'a>>>>),
+}
+
+/// A notification's payload: an oslo.versionedobjects primitive of one of
+/// Watcher's payload classes, serialized without building a JSON tree.
+pub struct Payload<'a> {
+    class: &'static str,
+    version: &'static str,
+    object: ObjectData<'a>,
+    extra: ExtraData<'a>,
+}
+
+impl Fields for &Payload<'_> {
+    fn fields<M: SerializeMap>(&self, m: &mut M) -> Result<(), M::Error> {
+        match &self.object {
+            ObjectData::Audit(d) => d.fields(m)?,
+            ObjectData::Plan(d) => d.fields(m)?,
+            ObjectData::Action(d) => d.fields(m)?,
+        }
+        match &self.extra {
+            ExtraData::None => Ok(()),
+            ExtraData::StateUpdate(u) => m.serialize_entry("state_update", u),
+            ExtraData::Fault(f) => m.serialize_entry("fault", f),
+        }
+    }
+}
+
+impl Serialize for Payload<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ovo(self.class, self.version, Obj(self)).serialize(s)
+    }
 }
 
 /// The payload of one notification of `kind` for event `e`; None when the
 /// object is not in the store (nothing to describe).
-fn payload(kind: &Kind, class: &str, e: &EventRow, s: &Subjects) -> Option<Value> {
-    let state_of = |current: &str| e.new_state.clone().unwrap_or_else(|| current.to_string());
-    let (mut d, status_message) = match kind.object {
+fn payload<'a>(kind: &Kind, e: &'a EventRow, s: &'a Subjects) -> Option<Payload<'a>> {
+    let state_of = |current: &'a str| e.new_state.as_deref().unwrap_or(current);
+    let (object, status_message) = match kind.object {
         Object::Audit => {
             let a = s.audits.get(&e.object_uuid)?;
+            let terse = TerseAudit {
+                a,
+                state: state_of(&a.state),
+            };
             (
-                audit_data(a, &state_of(&a.state), s),
-                a.status_message.clone(),
+                ObjectData::Audit(AuditData { terse, s }),
+                a.status_message.as_deref(),
             )
         }
         Object::ActionPlan => {
             let p = s.plans.get(&e.object_uuid)?;
+            let terse = TersePlan {
+                p,
+                state: state_of(&p.state),
+            };
             (
-                plan_data(p, &state_of(&p.state), s),
-                p.status_message.clone(),
+                ObjectData::Plan(PlanData { terse, s }),
+                p.status_message.as_deref(),
             )
         }
         Object::Action => {
             let a = s.actions.get(&e.object_uuid)?;
-            (
-                action_data(a, &state_of(&a.state), s),
-                a.status_message.clone(),
-            )
+            let data = ActionData {
+                a,
+                state: state_of(&a.state),
+                s,
+            };
+            (ObjectData::Action(data), a.status_message.as_deref())
         }
         Object::Flow => return None,
     };
-    match kind.extra {
-        Extra::None => {}
-        Extra::StateUpdate => {
-            d.insert(
-                "state_update".into(),
-                state_update(kind.object, e, status_message.as_ref()),
-            );
-        }
-        Extra::Fault => {
-            d.insert(
-                "fault".into(),
-                fault(e, kind.object, status_message.as_ref()),
-            );
-        }
+    let extra = match kind.extra {
+        Extra::None => ExtraData::None,
+        Extra::StateUpdate => ExtraData::StateUpdate(state_update(kind.object, e, status_message)),
+        Extra::Fault => ExtraData::Fault(fault(e, kind.object, status_message)),
+    };
+    Some(Payload {
+        class: kind.class,
+        version: kind.version,
+        object,
+        extra,
+    })
+}
+
+/// Watcher's `<object>.update` event type.
+fn update_type(object: Object) -> Option<&'static str> {
+    match object {
+        Object::Audit => Some("audit.update"),
+        Object::ActionPlan => Some("action_plan.update"),
+        Object::Action => Some("action.update"),
+        Object::Flow => None,
     }
-    Some(ovo(class, kind.version, d))
 }
 
 /// The notifications of one event (see the module's doc).
-pub fn notifications_of(e: &EventRow, s: &Subjects) -> Vec<Notification> {
+pub fn notifications_of<'a>(e: &'a EventRow, s: &'a Subjects) -> Vec<Notification<'a>> {
     let object = e.event_type.object_type();
     let changed = e.new_state.is_some() && e.new_state != e.old_state;
-    let update_type = format!("{}.update", object.as_str());
     let timestamp = envelope_time(&e.at);
     let mut out = Vec::new();
-    let push = |event_type: &str, out: &mut Vec<Notification>| {
-        let Some(k) = kind(event_type) else { return };
-        if let Some(p) = payload(&k, k.class, e, s) {
+    let mut push = |event_type: Option<&'static str>| {
+        let Some((event_type, k)) = event_type.and_then(kind) else {
+            return;
+        };
+        if let Some(payload) = payload(&k, e, s) {
             out.push(Notification {
                 event_id: e.id,
                 part: u8::try_from(out.len()).unwrap_or(u8::MAX),
-                event_type: event_type.to_string(),
+                event_type,
                 priority: default_priority(event_type),
-                payload: p,
+                payload,
                 timestamp: timestamp.clone(),
             });
         }
     };
     let watcher_type = watcher_event_type(e.event_type);
     match watcher_type.and_then(kind) {
-        Some(k) if k.object == object => {
+        Some((_, k)) if k.object == object => {
             if k.phase && changed {
-                push(&update_type, &mut out);
+                push(update_type(object));
             }
-            if let Some(t) = watcher_type {
-                push(t, &mut out);
-            }
+            push(watcher_type);
         }
-        _ if changed => push(&update_type, &mut out),
+        _ if changed => push(update_type(object)),
         _ => {}
     }
     out
@@ -678,14 +915,14 @@ pub fn event_id_of(message_id: &str) -> Option<i64> {
 }
 
 /// oslo.messaging's message, in the order its keys are written: borrowed
-/// from the notification, serialized once (no copy of the payload's tree).
+/// from the notification, serialized once.
 #[derive(serde::Serialize)]
 struct Message<'a> {
     message_id: &'a str,
     publisher_id: &'a str,
     event_type: &'a str,
     priority: &'static str,
-    payload: &'a Value,
+    payload: &'a Payload<'a>,
     timestamp: &'a str,
     #[serde(rename = "_unique_id")]
     unique_id: &'a str,
@@ -709,29 +946,28 @@ struct Message<'a> {
     show_deleted: bool,
 }
 
-/// The outer body of oslo.messaging's v2 envelope.
-#[derive(serde::Serialize)]
-struct Envelope<'a> {
-    #[serde(rename = "oslo.version")]
-    version: &'static str,
-    #[serde(rename = "oslo.message")]
-    message: &'a str,
-}
+/// The start of oslo.messaging's v2 envelope, up to the message's text.
+const ENVELOPE_HEAD: &[u8] = br#"{"oslo.version":"2.0","oslo.message":"#;
 
-/// The body oslo.messaging's `messagingv2` driver publishes:
-/// `{"oslo.version": "2.0", "oslo.message": "<the message as JSON text>"}`.
-pub fn envelope(
-    n: &Notification,
+/// Appends to `out` the body oslo.messaging's `messagingv2` driver
+/// publishes, `{"oslo.version": "2.0", "oslo.message": "<the message as
+/// JSON text>"}` (compact), writing the message into `scratch` first (both
+/// buffers are the caller's, kept between notifications: building a body
+/// then allocates nothing once they have grown).
+pub fn write_envelope(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    n: &Notification<'_>,
     priority: Priority,
     publisher_id: &str,
     message_id: &str,
-) -> String {
+) -> serde_json::Result<()> {
     let unique: String = message_id.chars().filter(|c| *c != '-').collect();
     let request_id = format!("req-{message_id}");
     let message = Message {
         message_id,
         publisher_id,
-        event_type: &n.event_type,
+        event_type: n.event_type,
         priority: priority.upper(),
         payload: &n.payload,
         timestamp: &n.timestamp,
@@ -745,18 +981,452 @@ pub fn envelope(
         read_only: false,
         show_deleted: false,
     };
-    // Serializing borrowed strings and a Value cannot fail.
-    let message = serde_json::to_string(&message).unwrap_or_default();
-    serde_json::to_string(&Envelope {
-        version: "2.0",
-        message: &message,
-    })
-    .unwrap_or_default()
+    scratch.clear();
+    serde_json::to_writer(&mut *scratch, &message)?;
+    let text = std::str::from_utf8(scratch).map_err(serde::ser::Error::custom)?;
+    out.extend_from_slice(ENVELOPE_HEAD);
+    // The message's text as a JSON string: quoted and escaped.
+    serde_json::to_writer(&mut *out, text)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// The body of [`write_envelope`] as a string.
+pub fn envelope(
+    n: &Notification<'_>,
+    priority: Priority,
+    publisher_id: &str,
+    message_id: &str,
+) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    write_envelope(
+        &mut out,
+        &mut Vec::new(),
+        n,
+        priority,
+        publisher_id,
+        message_id,
+    )?;
+    String::from_utf8(out).map_err(serde::ser::Error::custom)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Map, json};
+
+    /// The notifications as the sink built them before it serialized
+    /// payloads directly (session 8: a tree of JSON values per payload,
+    /// the message serialized from it, then the envelope): kept as the
+    /// reference that the bytes published have not changed.
+    mod reference {
+        #![allow(dead_code)]
+        use super::super::{
+            EventRow, Extra, Kind, Object, Priority, Subjects, default_priority, is_error, kind,
+            watcher_event_type,
+        };
+        use crate::store::outbox::{ActionSubject, AuditSubject, CatalogSubject, PlanSubject};
+        use serde_json::{Map, Value, json};
+
+        /// One notification made from an event.
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Notification {
+            /// The event it comes from.
+            pub event_id: i64,
+            /// Which of the event's notifications (0 or 1).
+            pub part: u8,
+            /// Watcher's event type.
+            pub event_type: String,
+            /// Watcher's priority (before the sink's overrides).
+            pub priority: Priority,
+            /// The payload, an oslo.versionedobjects primitive.
+            pub payload: Value,
+            /// The event's time as oslo.messaging writes it
+            /// (`2016-10-18 09:52:05.219414`).
+            pub timestamp: String,
+        }
+
+        /// An oslo.versionedobjects primitive of Watcher's namespace.
+        fn ovo(class: &str, version: &str, data: Map<String, Value>) -> Value {
+            json!({
+                "watcher_object.name": class,
+                "watcher_object.namespace": "watcher",
+                "watcher_object.version": version,
+                "watcher_object.data": data,
+            })
+        }
+
+        /// A stored time (RFC 3339) as an oslo.versionedobjects DateTimeField
+        /// primitive: `2016-10-18T09:52:05Z`.
+        pub(super) fn ovo_time(t: &str) -> Value {
+            match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(d) => Value::String(
+                    d.with_timezone(&chrono::Utc)
+                        .format("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string(),
+                ),
+                Err(_) => Value::String(t.to_string()),
+            }
+        }
+
+        fn ovo_time_opt(t: Option<&String>) -> Value {
+            t.map_or(Value::Null, |t| ovo_time(t))
+        }
+
+        /// A stored time as oslo.messaging's envelope `timestamp`
+        /// (`str(timeutils.utcnow())`: a space, microseconds, no zone).
+        pub(super) fn envelope_time(t: &str) -> String {
+            match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(d) => d
+                    .with_timezone(&chrono::Utc)
+                    .format("%Y-%m-%d %H:%M:%S%.6f")
+                    .to_string(),
+                Err(_) => t.to_string(),
+            }
+        }
+
+        fn opt_str(s: Option<&String>) -> Value {
+            s.map_or(Value::Null, |s| Value::String(s.clone()))
+        }
+
+        fn catalog(c: &CatalogSubject, class: &str, spec_field: &str) -> Value {
+            let mut d = Map::new();
+            d.insert("uuid".into(), json!(c.uuid));
+            d.insert("name".into(), json!(c.name));
+            d.insert("display_name".into(), json!(c.display_name));
+            d.insert(spec_field.into(), c.spec.clone());
+            d.insert("created_at".into(), ovo_time(&c.created_at));
+            d.insert("updated_at".into(), ovo_time_opt(c.updated_at.as_ref()));
+            d.insert("deleted_at".into(), ovo_time_opt(c.deleted_at.as_ref()));
+            ovo(class, "1.0", d)
+        }
+
+        /// TerseAuditPayload's fields (1.3).
+        fn terse_audit_data(a: &AuditSubject, state: &str) -> Map<String, Value> {
+            let mut d = Map::new();
+            d.insert("uuid".into(), json!(a.uuid));
+            d.insert("name".into(), json!(a.name));
+            d.insert("audit_type".into(), json!(a.audit_type));
+            d.insert("state".into(), json!(state));
+            d.insert("parameters".into(), a.parameters.clone());
+            d.insert("interval".into(), opt_str(a.interval.as_ref()));
+            d.insert("scope".into(), a.scope.clone());
+            d.insert("goal_uuid".into(), json!(a.goal_uuid));
+            d.insert("strategy_uuid".into(), opt_str(a.strategy_uuid.as_ref()));
+            d.insert("auto_trigger".into(), json!(a.auto_trigger));
+            d.insert(
+                "next_run_time".into(),
+                ovo_time_opt(a.next_run_time.as_ref()),
+            );
+            d.insert("created_at".into(), ovo_time(&a.created_at));
+            d.insert("updated_at".into(), ovo_time_opt(a.updated_at.as_ref()));
+            d.insert("deleted_at".into(), ovo_time_opt(a.deleted_at.as_ref()));
+            d.insert("status_message".into(), opt_str(a.status_message.as_ref()));
+            d
+        }
+
+        /// TerseActionPlanPayload's fields (1.2).
+        fn terse_plan_data(p: &PlanSubject, state: &str) -> Map<String, Value> {
+            let mut d = Map::new();
+            d.insert("uuid".into(), json!(p.uuid));
+            d.insert("state".into(), json!(state));
+            d.insert("global_efficacy".into(), p.global_efficacy.clone());
+            d.insert("audit_uuid".into(), opt_str(p.audit_uuid.as_ref()));
+            d.insert("strategy_uuid".into(), opt_str(p.strategy_uuid.as_ref()));
+            d.insert("status_message".into(), opt_str(p.status_message.as_ref()));
+            d.insert("created_at".into(), ovo_time(&p.created_at));
+            d.insert("updated_at".into(), ovo_time_opt(p.updated_at.as_ref()));
+            d.insert("deleted_at".into(), ovo_time_opt(p.deleted_at.as_ref()));
+            d
+        }
+
+        fn audit_data(a: &AuditSubject, state: &str, s: &Subjects) -> Map<String, Value> {
+            let mut d = terse_audit_data(a, state);
+            d.insert(
+                "goal".into(),
+                s.goals.get(&a.goal_uuid).map_or(Value::Null, |g| {
+                    catalog(g, "GoalPayload", "efficacy_specification")
+                }),
+            );
+            d.insert(
+                "strategy".into(),
+                a.strategy_uuid
+                    .as_ref()
+                    .and_then(|u| s.strategies.get(u))
+                    .map_or(Value::Null, |st| {
+                        catalog(st, "StrategyPayload", "parameters_spec")
+                    }),
+            );
+            d
+        }
+
+        fn plan_data(p: &PlanSubject, state: &str, s: &Subjects) -> Map<String, Value> {
+            let mut d = terse_plan_data(p, state);
+            d.insert(
+                "audit".into(),
+                p.audit_uuid
+                    .as_ref()
+                    .and_then(|u| s.audits.get(u))
+                    .map_or(Value::Null, |a| {
+                        ovo("TerseAuditPayload", "1.3", terse_audit_data(a, &a.state))
+                    }),
+            );
+            d.insert(
+                "strategy".into(),
+                p.strategy_uuid
+                    .as_ref()
+                    .and_then(|u| s.strategies.get(u))
+                    .map_or(Value::Null, |st| {
+                        catalog(st, "StrategyPayload", "parameters_spec")
+                    }),
+            );
+            d
+        }
+
+        fn action_data(a: &ActionSubject, state: &str, s: &Subjects) -> Map<String, Value> {
+            let mut d = Map::new();
+            d.insert("uuid".into(), json!(a.uuid));
+            d.insert("action_type".into(), json!(a.action_type));
+            d.insert("input_parameters".into(), a.input_parameters.clone());
+            d.insert("state".into(), json!(state));
+            d.insert("parents".into(), json!(a.parents));
+            d.insert(
+                "action_plan".into(),
+                s.plans.get(&a.action_plan_uuid).map_or(Value::Null, |p| {
+                    ovo(
+                        "TerseActionPlanPayload",
+                        "1.2",
+                        terse_plan_data(p, &p.state),
+                    )
+                }),
+            );
+            d.insert("status_message".into(), opt_str(a.status_message.as_ref()));
+            d.insert("created_at".into(), ovo_time(&a.created_at));
+            d.insert("updated_at".into(), ovo_time_opt(a.updated_at.as_ref()));
+            d.insert("deleted_at".into(), ovo_time_opt(a.deleted_at.as_ref()));
+            // Sextant's extras: fields no Watcher payload has.
+            d.insert(
+                "sextant_action_type_version".into(),
+                json!(a.action_type_version),
+            );
+            if let Some(o) = &a.outputs {
+                d.insert("sextant_outputs".into(), o.clone());
+            }
+            d
+        }
+
+        /// The event's status message: its payload's, else its object's.
+        fn event_message(e: &EventRow) -> Option<String> {
+            e.payload
+                .get("status_message")
+                .or_else(|| e.payload.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }
+
+        /// ExceptionPayload 1.0 for an `.error` phase, else null.
+        fn fault(e: &EventRow, object: Object, fallback: Option<&String>) -> Value {
+            if !is_error(e.event_type) {
+                return Value::Null;
+            }
+            let message = event_message(e)
+                .or_else(|| fallback.cloned())
+                .unwrap_or_default();
+            let (module, exception) = match object {
+                Object::Audit => ("sextant.decide", "AuditError"),
+                Object::ActionPlan => ("sextant.apply", "ActionPlanExecutionFailure"),
+                Object::Action => ("sextant.apply", "ActionExecutionFailure"),
+                // No Watcher kind is about a flow (`kind` never gives one).
+                Object::Flow => return Value::Null,
+            };
+            let mut d = Map::new();
+            d.insert("module_name".into(), json!(module));
+            d.insert("function_name".into(), json!(e.event_type));
+            d.insert("exception".into(), json!(exception));
+            d.insert("exception_message".into(), json!(message));
+            ovo("ExceptionPayload", "1.0", d)
+        }
+
+        fn state_update(object: Object, e: &EventRow, status_message: Option<&String>) -> Value {
+            let class = match object {
+                Object::Audit => "AuditStateUpdatePayload",
+                Object::ActionPlan => "ActionPlanStateUpdatePayload",
+                Object::Action => "ActionStateUpdatePayload",
+                // No Watcher kind is about a flow (`kind` never gives one).
+                Object::Flow => return Value::Null,
+            };
+            let mut d = Map::new();
+            d.insert("old_state".into(), opt_str(e.old_state.as_ref()));
+            d.insert("state".into(), opt_str(e.new_state.as_ref()));
+            d.insert(
+                "status_message".into(),
+                event_message(e).map_or_else(|| opt_str(status_message), Value::String),
+            );
+            ovo(class, "1.1", d)
+        }
+
+        /// The payload of one notification of `kind` for event `e`; None when the
+        /// object is not in the store (nothing to describe).
+        fn payload(kind: &Kind, class: &str, e: &EventRow, s: &Subjects) -> Option<Value> {
+            let state_of =
+                |current: &str| e.new_state.clone().unwrap_or_else(|| current.to_string());
+            let (mut d, status_message) = match kind.object {
+                Object::Audit => {
+                    let a = s.audits.get(&e.object_uuid)?;
+                    (
+                        audit_data(a, &state_of(&a.state), s),
+                        a.status_message.clone(),
+                    )
+                }
+                Object::ActionPlan => {
+                    let p = s.plans.get(&e.object_uuid)?;
+                    (
+                        plan_data(p, &state_of(&p.state), s),
+                        p.status_message.clone(),
+                    )
+                }
+                Object::Action => {
+                    let a = s.actions.get(&e.object_uuid)?;
+                    (
+                        action_data(a, &state_of(&a.state), s),
+                        a.status_message.clone(),
+                    )
+                }
+                Object::Flow => return None,
+            };
+            match kind.extra {
+                Extra::None => {}
+                Extra::StateUpdate => {
+                    d.insert(
+                        "state_update".into(),
+                        state_update(kind.object, e, status_message.as_ref()),
+                    );
+                }
+                Extra::Fault => {
+                    d.insert(
+                        "fault".into(),
+                        fault(e, kind.object, status_message.as_ref()),
+                    );
+                }
+            }
+            Some(ovo(class, kind.version, d))
+        }
+
+        /// The notifications of one event (see the module's doc).
+        pub fn notifications_of(e: &EventRow, s: &Subjects) -> Vec<Notification> {
+            let object = e.event_type.object_type();
+            let changed = e.new_state.is_some() && e.new_state != e.old_state;
+            let update_type = format!("{}.update", object.as_str());
+            let timestamp = envelope_time(&e.at);
+            let mut out = Vec::new();
+            let push = |event_type: &str, out: &mut Vec<Notification>| {
+                let Some((_, k)) = kind(event_type) else {
+                    return;
+                };
+                if let Some(p) = payload(&k, k.class, e, s) {
+                    out.push(Notification {
+                        event_id: e.id,
+                        part: u8::try_from(out.len()).unwrap_or(u8::MAX),
+                        event_type: event_type.to_string(),
+                        priority: default_priority(event_type),
+                        payload: p,
+                        timestamp: timestamp.clone(),
+                    });
+                }
+            };
+            let watcher_type = watcher_event_type(e.event_type);
+            match watcher_type.and_then(kind).map(|(_, k)| k) {
+                Some(k) if k.object == object => {
+                    if k.phase && changed {
+                        push(&update_type, &mut out);
+                    }
+                    if let Some(t) = watcher_type {
+                        push(t, &mut out);
+                    }
+                }
+                _ if changed => push(&update_type, &mut out),
+                _ => {}
+            }
+            out
+        }
+
+        /// oslo.messaging's message, in the order its keys are written: borrowed
+        /// from the notification, serialized once (no copy of the payload's tree).
+        #[derive(serde::Serialize)]
+        struct Message<'a> {
+            message_id: &'a str,
+            publisher_id: &'a str,
+            event_type: &'a str,
+            priority: &'static str,
+            payload: &'a Value,
+            timestamp: &'a str,
+            #[serde(rename = "_unique_id")]
+            unique_id: &'a str,
+            // The request context, flattened as oslo.messaging's pack_context
+            // does: the applier acts for no user.
+            #[serde(rename = "_context_request_id")]
+            request_id: &'a str,
+            #[serde(rename = "_context_global_request_id")]
+            global_request_id: Option<&'a str>,
+            #[serde(rename = "_context_user_id")]
+            user_id: Option<&'a str>,
+            #[serde(rename = "_context_project_id")]
+            project_id: Option<&'a str>,
+            #[serde(rename = "_context_roles")]
+            roles: [&'a str; 0],
+            #[serde(rename = "_context_is_admin")]
+            is_admin: bool,
+            #[serde(rename = "_context_read_only")]
+            read_only: bool,
+            #[serde(rename = "_context_show_deleted")]
+            show_deleted: bool,
+        }
+
+        /// The outer body of oslo.messaging's v2 envelope.
+        #[derive(serde::Serialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "oslo.version")]
+            version: &'static str,
+            #[serde(rename = "oslo.message")]
+            message: &'a str,
+        }
+
+        /// The body oslo.messaging's `messagingv2` driver publishes:
+        /// `{"oslo.version": "2.0", "oslo.message": "<the message as JSON text>"}`.
+        pub fn envelope(
+            n: &Notification,
+            priority: Priority,
+            publisher_id: &str,
+            message_id: &str,
+        ) -> String {
+            let unique: String = message_id.chars().filter(|c| *c != '-').collect();
+            let request_id = format!("req-{message_id}");
+            let message = Message {
+                message_id,
+                publisher_id,
+                event_type: &n.event_type,
+                priority: priority.upper(),
+                payload: &n.payload,
+                timestamp: &n.timestamp,
+                unique_id: &unique,
+                request_id: &request_id,
+                global_request_id: None,
+                user_id: None,
+                project_id: None,
+                roles: [],
+                is_admin: true,
+                read_only: false,
+                show_deleted: false,
+            };
+            // Serializing borrowed strings and a Value cannot fail.
+            let message = serde_json::to_string(&message).unwrap_or_default();
+            serde_json::to_string(&Envelope {
+                version: "2.0",
+                message: &message,
+            })
+            .unwrap_or_default()
+        }
+    }
 
     fn subjects() -> Subjects {
         let mut s = Subjects::default();
@@ -841,6 +1511,10 @@ mod tests {
         }
     }
 
+    fn payloads(n: &[Notification<'_>]) -> Vec<Value> {
+        n.iter().map(Notification::payload_value).collect()
+    }
+
     fn data(v: &Value) -> &Map<String, Value> {
         v["watcher_object.data"].as_object().expect("data")
     }
@@ -856,12 +1530,13 @@ mod tests {
             Some("ONGOING"),
         );
         let n = notifications_of(&e, &s);
-        let types: Vec<&str> = n.iter().map(|n| n.event_type.as_str()).collect();
+        let p = payloads(&n);
+        let types: Vec<&str> = n.iter().map(|n| n.event_type).collect();
         assert_eq!(types, ["action.update", "action.execution.start"]);
-        assert_eq!(n[0].payload["watcher_object.name"], "ActionUpdatePayload");
-        assert_eq!(n[0].payload["watcher_object.version"], "1.1");
-        assert_eq!(n[0].payload["watcher_object.namespace"], "watcher");
-        let d = data(&n[0].payload);
+        assert_eq!(p[0]["watcher_object.name"], "ActionUpdatePayload");
+        assert_eq!(p[0]["watcher_object.version"], "1.1");
+        assert_eq!(p[0]["watcher_object.namespace"], "watcher");
+        let d = data(&p[0]);
         assert_eq!(d["state"], "ONGOING", "the state at the event, not now");
         let su = data(&d["state_update"]);
         assert_eq!(su["old_state"], "PENDING");
@@ -880,11 +1555,8 @@ mod tests {
         assert_eq!(ap["watcher_object.version"], "1.2");
         assert_eq!(data(ap)["audit_uuid"], "au");
         assert_eq!(data(ap)["strategy_uuid"], "st");
-        assert_eq!(
-            n[1].payload["watcher_object.name"],
-            "ActionExecutionPayload"
-        );
-        assert_eq!(data(&n[1].payload)["fault"], Value::Null);
+        assert_eq!(p[1]["watcher_object.name"], "ActionExecutionPayload");
+        assert_eq!(data(&p[1])["fault"], Value::Null);
         assert_eq!(n[1].priority, Priority::Info);
         assert_eq!((n[0].part, n[1].part), (0, 1));
         assert_eq!(n[0].timestamp, "2017-01-01 00:00:00.250000");
@@ -902,17 +1574,15 @@ mod tests {
         );
         e.payload = json!({"status_message": "boom"});
         let n = notifications_of(&e, &s);
+        let p = payloads(&n);
         assert_eq!(n.len(), 2);
         assert_eq!(n[0].priority, Priority::Info);
         assert_eq!(n[1].priority, Priority::Error);
-        let f = &data(&n[1].payload)["fault"];
+        let f = &data(&p[1])["fault"];
         assert_eq!(f["watcher_object.name"], "ExceptionPayload");
         assert_eq!(f["watcher_object.version"], "1.0");
         assert_eq!(data(f)["exception_message"], "boom");
-        assert_eq!(
-            data(&data(&n[0].payload)["state_update"])["status_message"],
-            "boom"
-        );
+        assert_eq!(data(&data(&p[0])["state_update"])["status_message"], "boom");
     }
 
     #[test]
@@ -926,13 +1596,11 @@ mod tests {
             Some("PENDING"),
         );
         let n = notifications_of(&e, &s);
+        let p = payloads(&n);
         assert_eq!(n.len(), 1);
-        assert_eq!(
-            n[0].payload["watcher_object.name"],
-            "ActionPlanUpdatePayload"
-        );
-        assert_eq!(n[0].payload["watcher_object.version"], "1.2");
-        let d = data(&n[0].payload);
+        assert_eq!(p[0]["watcher_object.name"], "ActionPlanUpdatePayload");
+        assert_eq!(p[0]["watcher_object.version"], "1.2");
+        let d = data(&p[0]);
         assert_eq!(d["state"], "PENDING");
         assert_eq!(d["audit"]["watcher_object.name"], "TerseAuditPayload");
         assert_eq!(d["audit"]["watcher_object.version"], "1.3");
@@ -944,13 +1612,14 @@ mod tests {
 
         let e = event("audit.strategy.end", "audit", "au", None, None);
         let n = notifications_of(&e, &s);
+        let p = payloads(&n);
         assert_eq!(
             n.len(),
             1,
             "a phase without a state change is the phase alone"
         );
-        assert_eq!(n[0].payload["watcher_object.name"], "AuditActionPayload");
-        let d = data(&n[0].payload);
+        assert_eq!(p[0]["watcher_object.name"], "AuditActionPayload");
+        let d = data(&p[0]);
         assert_eq!(d["goal"]["watcher_object.name"], "GoalPayload");
         assert_eq!(d["goal_uuid"], "g");
         assert_eq!(d["state"], "SUCCEEDED");
@@ -1000,7 +1669,7 @@ mod tests {
         );
         let n = &notifications_of(&e, &s)[0];
         let id = message_id("0123456789abcdef", e.id, n.part);
-        let body = envelope(n, Priority::Info, "infra-optim:node0", &id);
+        let body = envelope(n, Priority::Info, "infra-optim:node0", &id).expect("an envelope");
         let outer: Value = serde_json::from_str(&body).expect("json");
         let outer = outer.as_object().expect("object");
         assert_eq!(outer.len(), 2);
@@ -1025,7 +1694,7 @@ mod tests {
             "publisher_id": "infra-optim:node0",
             "event_type": "action.update",
             "priority": "INFO",
-            "payload": n.payload,
+            "payload": n.payload_value(),
             "timestamp": "2017-01-01 00:00:00.250000",
             "_unique_id": id.replace('-', ""),
             "_context_request_id": format!("req-{id}"),
@@ -1041,6 +1710,177 @@ mod tests {
             body,
             json!({"oslo.version": "2.0", "oslo.message": expected.to_string()}).to_string()
         );
+    }
+
+    #[test]
+    fn stored_times_are_written_as_chrono_wrote_them() {
+        let mut inputs: Vec<String> = [
+            "2016-10-18T09:52:05Z",
+            "2016-10-18T09:52:05.1Z",
+            "2016-10-18T09:52:05.123Z",
+            "2016-10-18T09:52:05.123456Z",
+            "2016-10-18T09:52:05.1234567Z",
+            "2016-10-18T09:52:05.123456789Z",
+            "2016-10-18T09:52:05.1234567891Z",
+            "2016-10-18T09:52:05.Z",
+            "2016-10-18T09:52:05.12aZ",
+            "2016-10-18T09:52:05.123+02:00",
+            "2016-10-18T23:52:05-05:30",
+            "2016-10-18T09:52:05.123+00:00",
+            "2016-10-18t09:52:05z",
+            "2016-10-18 09:52:05Z",
+            "2016-02-29T00:00:00Z",
+            "2015-02-29T00:00:00Z",
+            "2016-13-01T00:00:00Z",
+            "2016-00-10T00:00:00Z",
+            "2016-04-31T00:00:00Z",
+            "2016-10-18T24:00:00Z",
+            "2016-10-18T23:60:00Z",
+            "2016-10-18T23:59:60Z",
+            "2016-12-31T23:59:60.5Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "+2016-10-18T09:52:05Z",
+            "2016-10-18T09:52:05",
+            "2016-10-18T09:52:05ZZ",
+            "2016-1a-18T09:52:05Z",
+            "2016-10-18T09:52",
+            "",
+            "not a time",
+            "2016-10-18T09:52:05.123Z\u{e9}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        inputs.push(crate::store::now());
+        for t in &inputs {
+            assert_eq!(Value::String(ovo_time(t)), reference::ovo_time(t), "{t:?}");
+            assert_eq!(
+                serde_json::to_value(OvoTime(Some(t))).expect("a time"),
+                reference::ovo_time(t),
+                "{t:?}"
+            );
+            assert_eq!(envelope_time(t), reference::envelope_time(t), "{t:?}");
+        }
+        assert_eq!(
+            serde_json::to_value(OvoTime(None)).expect("null"),
+            Value::Null
+        );
+    }
+
+    /// Subjects whose every optional field is set, with text JSON must
+    /// escape (quotes, backslashes, control characters, non-ASCII).
+    fn rich_subjects() -> Subjects {
+        let mut s = subjects();
+        let odd = "a \"quoted\" \\ back\tslash\n\u{1}\u{7f} \u{e9}\u{1f600}";
+        for g in s.goals.values_mut().chain(s.strategies.values_mut()) {
+            g.display_name = odd.into();
+            g.spec = json!([{"name": odd, "unit": null, "n": 1.5}]);
+            g.updated_at = Some("2016-10-18T10:00:00+02:00".into());
+            g.deleted_at = Some("not a time".into());
+        }
+        for a in s.audits.values_mut() {
+            a.name = odd.into();
+            a.parameters = json!({"granularity": 300, "nested": {"z": [1, "two"], "a": true}});
+            a.interval = Some("3600".into());
+            a.scope = json!([{"compute": [{"host_aggregates": [{"id": "*"}]}]}]);
+            a.auto_trigger = true;
+            a.next_run_time = Some("2016-10-18T11:00:00.5Z".into());
+            a.updated_at = Some("2016-10-18T10:00:00.000001Z".into());
+            a.deleted_at = Some("2016-10-18T10:00:00Z".into());
+            a.status_message = Some(odd.into());
+        }
+        for p in s.plans.values_mut() {
+            p.global_efficacy =
+                json!([{"name": "released_nodes_ratio", "value": 50.0, "unit": "%"}]);
+            p.status_message = Some(odd.into());
+            p.updated_at = Some("2016-10-18T10:00:00.123456789Z".into());
+            p.deleted_at = Some("2016-10-18T10:00:00Z".into());
+        }
+        for a in s.actions.values_mut() {
+            a.input_parameters = json!({"resource_id": odd, "migration_type": "live", "n": -3});
+            a.parents = vec!["x".into(), odd.into()];
+            a.outputs = Some(json!({"host": odd, "list": [null, false]}));
+            a.status_message = Some(odd.into());
+            a.updated_at = Some("2016-10-18T10:00:00.1Z".into());
+            a.deleted_at = Some("2016-10-18T10:00:00Z".into());
+        }
+        s
+    }
+
+    #[test]
+    fn envelopes_are_byte_identical_to_the_value_trees_they_were_built_from() {
+        let poor = {
+            let mut s = subjects();
+            for a in s.actions.values_mut() {
+                a.outputs = None;
+            }
+            // A plan without its audit and strategy, an audit without its goal.
+            s.goals.clear();
+            s.strategies.clear();
+            s
+        };
+        let mut checked = 0;
+        for s in [subjects(), rich_subjects(), poor, Subjects::default()] {
+            for &t in EventType::ALL {
+                let (object, uuid) = match t.object_type() {
+                    Object::Audit => ("audit", "au"),
+                    Object::ActionPlan => ("action_plan", "p"),
+                    Object::Action => ("action", "a"),
+                    Object::Flow => ("flow", "f"),
+                };
+                let states = [
+                    (None, None),
+                    (Some("PENDING"), Some("ONGOING")),
+                    (Some("ONGOING"), Some("ONGOING")),
+                    (None, Some("FAILED")),
+                ];
+                let payloads = [
+                    json!({"status_message": null}),
+                    json!({"status_message": "it \"failed\"\n"}),
+                    json!({"error": "boom \u{e9}"}),
+                    json!({}),
+                ];
+                for (old, new) in states {
+                    for payload in &payloads {
+                        let mut e = event(t.as_str(), object, uuid, old, new);
+                        e.payload = payload.clone();
+                        let n = notifications_of(&e, &s);
+                        let r = reference::notifications_of(&e, &s);
+                        assert_eq!(n.len(), r.len(), "{t} {old:?} {new:?} {payload}");
+                        for (n, r) in n.iter().zip(&r) {
+                            assert_eq!(
+                                (n.event_id, n.part, n.event_type, n.priority, &n.timestamp),
+                                (
+                                    r.event_id,
+                                    r.part,
+                                    r.event_type.as_str(),
+                                    r.priority,
+                                    &r.timestamp
+                                )
+                            );
+                            let id = message_id("0123456789abcdef", e.id, n.part);
+                            for priority in [n.priority, Priority::Critical] {
+                                let body = envelope(n, priority, "infra-optim:n\u{e9}", &id)
+                                    .expect("an envelope");
+                                let want =
+                                    reference::envelope(r, priority, "infra-optim:n\u{e9}", &id);
+                                assert_eq!(body, want, "{t} {old:?} {new:?} {payload}");
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 300, "{checked} notifications compared");
+    }
+
+    #[test]
+    fn a_priority_s_index_is_its_place_in_all() {
+        for (i, p) in Priority::ALL.iter().enumerate() {
+            assert_eq!(p.index(), i);
+        }
     }
 
     #[test]
@@ -1061,6 +1901,7 @@ mod tests {
                 _ => {
                     let k = watcher
                         .and_then(kind)
+                        .map(|(_, k)| k)
                         .unwrap_or_else(|| panic!("{t}: no kind"));
                     assert_eq!(k.object.as_str(), t.object_type().as_str(), "{t}");
                 }
