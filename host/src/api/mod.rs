@@ -11,7 +11,8 @@
 //! file over them), `keystone.rs` validates tokens with Keystone; `pages.rs` reads the paging query and
 //! writes `next`; `action_json.rs` writes actions' JSON straight into the
 //! response and `page_cache.rs` keeps the plain lists of plans' actions
-//! while their plan is unchanged; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
+//! while their plan is unchanged, `single_flight.rs` has concurrent
+//! requests for one such list share one check (and build); `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
 //! handlers share (the store pool, run on tokio's blocking threads with
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
@@ -50,6 +51,7 @@ mod router;
 mod schemas;
 mod scoring_engines;
 mod services;
+mod single_flight;
 mod state;
 mod strategies;
 mod tls;
