@@ -554,6 +554,20 @@ fn auth_none_off_loopback_is_refused_at_start() {
     assert!(out.stderr.contains("tokens"), "{}", out.stderr);
 }
 
+/// `api.workers` (the API runtime's threads) of 0 is refused at start,
+/// naming the field; 2 serves.
+#[test]
+fn api_workers_of_zero_is_refused_at_start() {
+    let h = home_with_cloud();
+    h.write_config("api: {workers: 0}\n");
+    let out = h.run(&["serve", "--api", "127.0.0.1:9", "--exit-after", "1"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("workers"), "{}", out.stderr);
+    h.write_config("api: {workers: 2}\n");
+    let s = h.serve_api();
+    assert!(get(&format!("{}/v1/goals", s.url))["goals"].is_array());
+}
+
 #[test]
 fn lists_page_with_max_limit_marker_and_next() {
     let h = home_with_cloud();

@@ -102,6 +102,12 @@ pub struct ApiConfig {
     /// Store calls running at once, at most (default 8); more wait.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The threads that read requests and write answers (the API
+    /// runtime's workers; default 1): fewer than the machine's cores, so
+    /// that however busy the API is, the applier and the decision engine
+    /// of the same `serve` keep a core.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// Serve HTTPS with this certificate and key (PEM).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -126,6 +132,9 @@ fn default_timeout() -> Duration {
 }
 fn default_concurrency() -> usize {
     8
+}
+fn default_workers() -> usize {
+    1
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -154,6 +163,7 @@ impl Default for ApiConfig {
             max_body: default_max_body(),
             timeout: default_timeout(),
             concurrency: default_concurrency(),
+            workers: default_workers(),
             tls: None,
             alertmanager: AlertmanagerConfig::default(),
         }
@@ -200,9 +210,9 @@ impl ApiConfig {
                 "auth: tokens needs at least one entry in tokens".into(),
             ));
         }
-        if self.max_limit == 0 || self.concurrency == 0 || self.max_body == 0 {
+        if self.max_limit == 0 || self.concurrency == 0 || self.max_body == 0 || self.workers == 0 {
             return Err(ApiStartError::Config(
-                "max_limit, max_body and concurrency must be at least 1".into(),
+                "max_limit, max_body, concurrency and workers must be at least 1".into(),
             ));
         }
         if self.auth == AuthMode::Keystone && self.keystone.is_none() {
@@ -235,7 +245,7 @@ impl ApiServer {
     pub fn start(cfg: ApiConfig, ctx: ApiContext) -> Result<Self, ApiStartError> {
         cfg.check()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(cfg.workers)
             .max_blocking_threads(cfg.concurrency.max(1) + auth::KEYSTONE_CALLS)
             .thread_name("sextant-api")
             .on_thread_start(lower_priority)
