@@ -554,6 +554,20 @@ fn auth_none_off_loopback_is_refused_at_start() {
     assert!(out.stderr.contains("tokens"), "{}", out.stderr);
 }
 
+/// `api.workers` (the API runtime's threads) of 0 is refused at start,
+/// naming the field; 2 serves.
+#[test]
+fn api_workers_of_zero_is_refused_at_start() {
+    let h = home_with_cloud();
+    h.write_config("api: {workers: 0}\n");
+    let out = h.run(&["serve", "--api", "127.0.0.1:9", "--exit-after", "1"]);
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("workers"), "{}", out.stderr);
+    h.write_config("api: {workers: 2}\n");
+    let s = h.serve_api();
+    assert!(get(&format!("{}/v1/goals", s.url))["goals"].is_array());
+}
+
 #[test]
 fn lists_page_with_max_limit_marker_and_next() {
     let h = home_with_cloud();
@@ -1131,4 +1145,82 @@ fn a_kept_action_list_is_never_stale() {
     let gone = http("GET", &url, &[V15], None);
     assert_eq!(gone.status, 404, "{}", gone.body);
     assert!(gone.fault().contains(&plan), "{}", gone.fault());
+}
+
+/// Concurrent requests for one kept list share a check of the plan's mark
+/// (`api/single_flight.rs`), yet none is answered with a page older than
+/// a write acknowledged before it was sent: readers list a plan while
+/// its actions are skipped one by one through the API, and each page
+/// holds at least as many SKIPPED actions as were acknowledged when its
+/// request left.
+#[test]
+fn concurrent_kept_lists_are_never_older_than_a_write_acknowledged_before_them() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let h = home_with_cloud();
+    let s = h.serve_api();
+    let actions: Vec<Value> = (0..24)
+        .map(|i| json!({"id": format!("a{i}"), "action_type": "nop", "input_parameters": {"message": "x"}, "parents": []}))
+        .collect();
+    let plan = h.import_json("p.json", &json!({ "actions": actions }));
+    let url = format!("{}/v1/actions?action_plan_uuid={plan}&limit=1000", s.url);
+    let uuids: Vec<String> = get(&url)["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| a["uuid"].as_str().expect("uuid").to_string())
+        .collect();
+    assert_eq!(uuids.len(), 24);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (acked, done, url) = (Arc::clone(&acked), Arc::clone(&done), url.clone());
+            std::thread::spawn(move || {
+                let mut pages = 0usize;
+                while !done.load(Ordering::SeqCst) {
+                    let before = acked.load(Ordering::SeqCst);
+                    let page = http("GET", &url, &[V15], None);
+                    assert_eq!(page.status, 200, "{}", page.body);
+                    let skipped = page.json()["actions"]
+                        .as_array()
+                        .expect("actions")
+                        .iter()
+                        .filter(|a| a["state"] == "SKIPPED")
+                        .count();
+                    assert!(
+                        skipped >= before,
+                        "a page with {skipped} SKIPPED actions answered a request sent after {before} skips were acknowledged"
+                    );
+                    pages += 1;
+                }
+                pages
+            })
+        })
+        .collect();
+    for (i, u) in uuids.iter().enumerate() {
+        let patched = http(
+            "PATCH",
+            &format!("{}/v1/actions/{u}", s.url),
+            &[V15],
+            Some(&json!([{"op": "replace", "path": "/state", "value": "SKIPPED"}]).to_string()),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.body);
+        acked.store(i + 1, Ordering::SeqCst);
+    }
+    done.store(true, Ordering::SeqCst);
+    let pages: usize = readers
+        .into_iter()
+        .map(|r| r.join().expect("a reader failed"))
+        .sum();
+    assert!(pages >= 24, "the readers listed {pages} pages");
+    let last = get(&url);
+    assert!(
+        last["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .all(|a| a["state"] == "SKIPPED"),
+        "{last}"
+    );
 }

@@ -114,7 +114,8 @@ async fn list_of(st: Arc<AppState>, ctx: Ctx, q: ListQuery, detail: bool) -> Api
             shape,
         }
     });
-    st.store(move |s, app| {
+    let flight = key.clone();
+    let build = move |s: &mut crate::store::Store, app: &AppState| -> ApiResult<JsonBytes> {
         let kept = match key {
             Some(key) => {
                 let mark = app.plan_mark(&key.plan)?;
@@ -189,8 +190,23 @@ async fn list_of(st: Arc<AppState>, ctx: Ctx, q: ListQuery, detail: bool) -> Api
             &c.base,
             next.as_deref(),
         )?))
-    })
-    .await
+    };
+    // Concurrent requests for the same kept page share one mark check
+    // (and build): `single_flight.rs`.
+    match flight {
+        Some(flight) => {
+            let on = Arc::clone(&st);
+            let body = st
+                .flights
+                .run(
+                    &flight,
+                    || async move { on.store(build).await.map(|j| j.0) },
+                )
+                .await?;
+            Ok(JsonBytes(body))
+        }
+        None => st.store(build).await,
+    }
 }
 
 /// `GET /v1/actions`.

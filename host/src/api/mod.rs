@@ -11,7 +11,8 @@
 //! file over them), `keystone.rs` validates tokens with Keystone; `pages.rs` reads the paging query and
 //! writes `next`; `action_json.rs` writes actions' JSON straight into the
 //! response and `page_cache.rs` keeps the plain lists of plans' actions
-//! while their plan is unchanged; `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
+//! while their plan is unchanged, `single_flight.rs` has concurrent
+//! requests for one such list share one check (and build); `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
 //! handlers share (the store pool, run on tokio's blocking threads with
 //! bounded concurrency). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
@@ -50,6 +51,7 @@ mod router;
 mod schemas;
 mod scoring_engines;
 mod services;
+mod single_flight;
 mod state;
 mod strategies;
 mod tls;
@@ -100,6 +102,14 @@ pub struct ApiConfig {
     /// Store calls running at once, at most (default 8); more wait.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The threads that read requests and write answers (the API
+    /// runtime's workers; default 2). Fewer than the machine's cores
+    /// leaves the applier and the decision engine of the same `serve` a
+    /// core however busy the API is; on the 2-core benchmark machine 1
+    /// did not lower the applier's ratio measurably and raised the list's
+    /// p99 (docs/api.md).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// Serve HTTPS with this certificate and key (PEM).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -124,6 +134,9 @@ fn default_timeout() -> Duration {
 }
 fn default_concurrency() -> usize {
     8
+}
+fn default_workers() -> usize {
+    2
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -152,6 +165,7 @@ impl Default for ApiConfig {
             max_body: default_max_body(),
             timeout: default_timeout(),
             concurrency: default_concurrency(),
+            workers: default_workers(),
             tls: None,
             alertmanager: AlertmanagerConfig::default(),
         }
@@ -198,9 +212,9 @@ impl ApiConfig {
                 "auth: tokens needs at least one entry in tokens".into(),
             ));
         }
-        if self.max_limit == 0 || self.concurrency == 0 || self.max_body == 0 {
+        if self.max_limit == 0 || self.concurrency == 0 || self.max_body == 0 || self.workers == 0 {
             return Err(ApiStartError::Config(
-                "max_limit, max_body and concurrency must be at least 1".into(),
+                "max_limit, max_body, concurrency and workers must be at least 1".into(),
             ));
         }
         if self.auth == AuthMode::Keystone && self.keystone.is_none() {
@@ -233,7 +247,7 @@ impl ApiServer {
     pub fn start(cfg: ApiConfig, ctx: ApiContext) -> Result<Self, ApiStartError> {
         cfg.check()?;
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(cfg.workers)
             .max_blocking_threads(cfg.concurrency.max(1) + auth::KEYSTONE_CALLS)
             .thread_name("sextant-api")
             .on_thread_start(lower_priority)

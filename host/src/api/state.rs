@@ -81,6 +81,8 @@ pub struct AppState {
     marks: Mutex<Vec<PlanMarks>>,
     /// The plain lists of plans' actions last answered.
     pub pages: super::page_cache::ActionPages,
+    /// The runs of those lists under way (`single_flight.rs`).
+    pub flights: super::single_flight::Flights<super::page_cache::PageKey>,
 }
 
 /// Audits the API runs at once, at most.
@@ -99,6 +101,7 @@ impl AppState {
             decisions: Semaphore::new(DECISIONS),
             marks: Mutex::new(Vec::new()),
             pages: super::page_cache::ActionPages::default(),
+            flights: super::single_flight::Flights::default(),
         }
     }
 

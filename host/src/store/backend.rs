@@ -140,7 +140,8 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     ) -> Result<Option<Vec<String>>>;
 
     /// As [`StoreBackend::action_uuids_page`], the actions themselves. By
-    /// default one lookup per action; SQLite reads the page in one query.
+    /// default one lookup per action; both backends read the page in one
+    /// query.
     fn actions_page(
         &self,
         plan: Option<&str>,

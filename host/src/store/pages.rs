@@ -203,11 +203,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn action_pages_read_in_one_query_are_the_actions_with_their_parents() {
+    on_both_backends!(action_pages_read_in_one_query_are_the_actions_with_their_parents);
+
+    fn action_pages_read_in_one_query_are_the_actions_with_their_parents(mut s: TestStore) {
         use crate::states::{ActionState, PlanState};
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut s = crate::store::Store::open(dir.path().join("s.db")).expect("open");
         let names: Vec<String> = (0..8).map(|i| format!("a{i}")).collect();
         // Each action waits for the one before and the first: parents
         // both on the same page and on an earlier one.

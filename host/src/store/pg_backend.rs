@@ -92,6 +92,16 @@ impl StoreBackend for PgStore {
         PgStore::action_uuids_page(self, plan, after, limit, desc)
     }
 
+    fn actions_page(
+        &self,
+        plan: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        desc: bool,
+    ) -> Result<Option<Vec<ActionRow>>> {
+        PgStore::actions_page(self, plan, after, limit, desc)
+    }
+
     fn live_plans_using(
         &self,
         action_type: &str,

@@ -264,7 +264,7 @@ fn plan_cols(count: &str) -> String {
     )
 }
 
-const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, \
+pub(super) const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.action_type_version, \
     x.input_parameters, x.state, x.parents, x.outputs, x.status_message, x.created_at, \
     x.updated_at, x.id, x.execute_failed";
 
@@ -313,13 +313,13 @@ fn with_indicators<C: postgres::GenericClient>(
 }
 
 /// An action read, with its parents' row ids.
-struct ReadAction {
-    row: ActionRow,
+pub(super) struct ReadAction {
+    pub(super) row: ActionRow,
     id: i64,
     parent_ids: Vec<i64>,
 }
 
-fn action_from_row<C: postgres::GenericClient>(
+pub(super) fn action_from_row<C: postgres::GenericClient>(
     db: &Sql<'_, C>,
     r: &postgres::Row,
 ) -> Result<ReadAction> {
@@ -344,6 +344,25 @@ fn action_from_row<C: postgres::GenericClient>(
         id: int(r, 12),
         parent_ids,
     })
+}
+
+/// Sets the parents' uuids of actions `read`: those among them from the
+/// rows read, the others looked up.
+pub(super) fn with_parent_uuids<C: postgres::GenericClient>(
+    db: &mut Sql<'_, C>,
+    read: &mut [ReadAction],
+) -> Result<()> {
+    let by_id: HashMap<i64, usize> = read.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    for i in 0..read.len() {
+        for p in std::mem::take(&mut read[i].parent_ids) {
+            let uuid = match by_id.get(&p) {
+                Some(&j) => Some(read[j].row.uuid.clone()),
+                None => action_uuid_by_id(db, p)?,
+            };
+            read[i].row.parents.extend(uuid);
+        }
+    }
+    Ok(())
 }
 
 fn action_uuid_by_id<C: postgres::GenericClient>(
@@ -468,18 +487,7 @@ impl PgStore {
                 .iter()
                 .map(|r| action_from_row(db, r))
                 .collect::<Result<Vec<_>>>()?;
-            // Parents are in the same plan: their uuids come from the rows read.
-            let by_id: HashMap<i64, usize> =
-                read.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
-            for i in 0..read.len() {
-                for p in std::mem::take(&mut read[i].parent_ids) {
-                    let uuid = match by_id.get(&p) {
-                        Some(&j) => Some(read[j].row.uuid.clone()),
-                        None => action_uuid_by_id(db, p)?,
-                    };
-                    read[i].row.parents.extend(uuid);
-                }
-            }
+            with_parent_uuids(db, &mut read)?;
             Ok(read.into_iter().map(|r| r.row).collect())
         })
     }
