@@ -474,12 +474,35 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     fn retry_plan(&mut self, id: &str) -> Result<PlanRow>;
 
     /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
-    /// returns it as changed.
-    fn update_template(
-        &mut self,
-        id: &str,
-        change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow>;
+    /// returns it as changed. A new name that another template has is
+    /// refused, with nothing written. The rule is here, once; the backends
+    /// write ([`StoreBackend::write_template_change`]).
+    fn update_template(&mut self, id: &str, change: &TemplateChange<'_>) -> Result<TemplateRow> {
+        let t = self.template(id)?;
+        if let Some(name) = change.name
+            && name != t.name
+            && let Ok(other) = self.template(name)
+            && other.uuid != t.uuid
+        {
+            return Err(StoreError::Refused {
+                kind: "audit template",
+                id: t.uuid,
+                state: "not renamed".into(),
+                what: format!(
+                    "another audit template ({}) is named {name:?}; choose another name",
+                    other.uuid
+                ),
+            });
+        }
+        self.write_template_change(&t, change)?;
+        self.template(&t.uuid)
+    }
+
+    /// Writes `change` to template `t` (as read) with its `updated_at`,
+    /// in one statement: the name, description and policy it names, the
+    /// others kept.
+    fn write_template_change(&mut self, t: &TemplateRow, change: &TemplateChange<'_>)
+    -> Result<()>;
 
     /// Deletes the events older than `before` (RFC 3339 UTC, as events are
     /// stamped), except those of plans not ended (RECOMMENDED, PENDING,
@@ -863,12 +886,12 @@ impl StoreBackend for SqliteStore {
         SqliteStore::retry_plan(self, id)
     }
 
-    fn update_template(
+    fn write_template_change(
         &mut self,
-        id: &str,
+        t: &TemplateRow,
         change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow> {
-        SqliteStore::update_template(self, id, change)
+    ) -> Result<()> {
+        SqliteStore::write_template_change(self, t, change)
     }
 
     fn purge_events(&mut self, before: &str) -> Result<usize> {

@@ -6,6 +6,7 @@
 //! events. Each is one transaction; a refusal writes nothing and says what
 //! to do.
 
+use super::audits::TemplateRow;
 use super::plans::{NewPlan, NewPlanAction, PlanRow};
 use super::{Event, Result, StoreError, append_event, now};
 use super::{SqliteStore, StoreBackend};
@@ -43,6 +44,18 @@ pub struct TemplateChange<'a> {
     pub description: Option<&'a str>,
     /// A new policy (reference, stored content), or `Some(None)` for none.
     pub policy: Option<Option<(String, String)>>,
+}
+
+impl TemplateChange<'_> {
+    /// How the policy columns are written: whether they are set at all,
+    /// then the policy and its stored content (both `None`: no policy).
+    pub(super) fn policy_columns(&self) -> (bool, Option<&str>, Option<&str>) {
+        match &self.policy {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
+        }
+    }
 }
 
 /// Why a plan is not deleted now, with what to do; `None` when it may be.
@@ -143,34 +156,14 @@ impl SqliteStore {
         retry_plan(self, id)
     }
 
-    /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
-    /// returns it as changed.
-    pub fn update_template(
+    /// Writes `change` to template `t` (as read), with its `updated_at`;
+    /// the rule is [`StoreBackend::update_template`]'s.
+    pub fn write_template_change(
         &mut self,
-        id: &str,
+        t: &TemplateRow,
         change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow> {
-        let t = self.template(id)?;
-        if let Some(name) = change.name
-            && name != t.name
-            && let Ok(other) = self.template(name)
-            && other.uuid != t.uuid
-        {
-            return Err(StoreError::Refused {
-                kind: "audit template",
-                id: t.uuid,
-                state: "not renamed".into(),
-                what: format!(
-                    "another audit template ({}) is named {name:?}; choose another name",
-                    other.uuid
-                ),
-            });
-        }
-        let (set_policy, policy, content) = match &change.policy {
-            None => (false, None, None),
-            Some(None) => (true, None, None),
-            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
-        };
+    ) -> Result<()> {
+        let (set_policy, policy, content) = change.policy_columns();
         self.write(|tx| {
             tx.execute(
                 "UPDATE audit_templates SET name = COALESCE(?1, name), description = COALESCE(?2, description), \
@@ -188,7 +181,7 @@ impl SqliteStore {
                 ],
             )
         })?;
-        self.template(&t.uuid)
+        Ok(())
     }
 
     /// Deletes the events older than `before` (RFC 3339 UTC, as events are
@@ -386,7 +379,10 @@ mod tests {
     use crate::store::plans::NewPlanRow;
     use crate::store::testing::{TestStore, on_both_backends};
 
-    on_both_backends!(purge_keeps_live_plans_events_and_the_newest_event);
+    on_both_backends!(
+        purge_keeps_live_plans_events_and_the_newest_event,
+        a_template_is_changed_and_a_rename_to_a_taken_name_is_refused_writing_nothing,
+    );
 
     fn plan(s: &mut TestStore, state: &str) -> String {
         s.create_plan(&NewPlan {
@@ -402,6 +398,99 @@ mod tests {
         })
         .expect("plan")
         .uuid
+    }
+
+    fn template(s: &mut TestStore, name: &str) -> super::super::audits::TemplateRow {
+        s.create_template(&super::super::audits::NewTemplate {
+            name,
+            description: "",
+            goal: "dummy",
+            strategy: None,
+            scope: json!([]),
+            default_parameters: json!({}),
+            policy: None,
+            policy_content: None,
+        })
+        .expect("template")
+    }
+
+    fn a_template_is_changed_and_a_rename_to_a_taken_name_is_refused_writing_nothing(
+        mut s: TestStore,
+    ) {
+        s.exec(
+            "INSERT INTO goals (uuid, name, display_name, created_at) \
+             VALUES ('g', 'dummy', 'Dummy', 't')",
+        );
+        let t1 = template(&mut s, "t1");
+        let t2 = template(&mut s, "t2");
+        let e = s
+            .update_template(
+                "t1",
+                &TemplateChange {
+                    name: Some("t2"),
+                    description: Some("never written"),
+                    policy: Some(None),
+                },
+            )
+            .expect_err("a taken name");
+        match &e {
+            StoreError::Refused {
+                kind, id, state, ..
+            } => assert_eq!(
+                (*kind, id.as_str(), state.as_str()),
+                ("audit template", t1.uuid.as_str(), "not renamed")
+            ),
+            other => panic!("not a refusal: {other}"),
+        }
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&t2.uuid) && msg.contains("named \"t2\""),
+            "{msg}"
+        );
+        // Refused: nothing written.
+        assert_eq!(s.template(&t1.uuid).expect("t1"), t1);
+        // Its own name and a free one are accepted; the policy is set, then
+        // removed; a field not named is kept.
+        let same = s
+            .update_template(
+                &t1.uuid,
+                &TemplateChange {
+                    name: Some("t1"),
+                    description: Some("first"),
+                    policy: Some(Some(("default".into(), r#"{"rules": []}"#.into()))),
+                },
+            )
+            .expect("same name");
+        let fields = |t: &super::super::audits::TemplateRow| {
+            (
+                t.name.clone(),
+                t.description.clone(),
+                t.policy.clone(),
+                t.policy_content.clone(),
+            )
+        };
+        assert_eq!(
+            fields(&same),
+            (
+                "t1".into(),
+                "first".into(),
+                Some("default".into()),
+                Some(json!({"rules": []}))
+            )
+        );
+        let renamed = s
+            .update_template(
+                "t1",
+                &TemplateChange {
+                    name: Some("t3"),
+                    description: None,
+                    policy: Some(None),
+                },
+            )
+            .expect("renamed");
+        assert_eq!(fields(&renamed), ("t3".into(), "first".into(), None, None));
+        assert!(renamed.updated_at.is_some());
+        assert_eq!(s.template(&t2.uuid).expect("t2"), t2);
     }
 
     #[test]

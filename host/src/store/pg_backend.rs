@@ -256,12 +256,12 @@ impl StoreBackend for PgStore {
         super::lifecycle::retry_plan(self, id)
     }
 
-    fn update_template(
+    fn write_template_change(
         &mut self,
-        id: &str,
+        t: &TemplateRow,
         change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow> {
-        PgStore::update_template(self, id, change)
+    ) -> Result<()> {
+        PgStore::write_template_change(self, t, change)
     }
 
     fn purge_events(&mut self, before: &str) -> Result<usize> {

@@ -1,6 +1,6 @@
 //! What an operator does to stored objects after they are made, on
 //! PostgreSQL (`lifecycle.rs` on SQLite, which also holds the rules):
-//! deleting a plan, retrying one, changing an audit template, purging old
+//! deleting a plan, writing a change to an audit template, purging old
 //! events. Each is one transaction; a refusal writes nothing.
 
 use super::audits::TemplateRow;
@@ -74,33 +74,13 @@ impl PgStore {
         })
     }
 
-    /// Changes an audit template; returns it as changed.
-    pub fn update_template(
+    /// Writes `change` to template `t` (as read), with its `updated_at`.
+    pub fn write_template_change(
         &mut self,
-        id: &str,
+        t: &TemplateRow,
         change: &TemplateChange<'_>,
-    ) -> Result<TemplateRow> {
-        let t = self.template(id)?;
-        if let Some(name) = change.name
-            && name != t.name
-            && let Ok(other) = self.template(name)
-            && other.uuid != t.uuid
-        {
-            return Err(StoreError::Refused {
-                kind: "audit template",
-                id: t.uuid,
-                state: "not renamed".into(),
-                what: format!(
-                    "another audit template ({}) is named {name:?}; choose another name",
-                    other.uuid
-                ),
-            });
-        }
-        let (set_policy, policy, content) = match &change.policy {
-            None => (false, None, None),
-            Some(None) => (true, None, None),
-            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
-        };
+    ) -> Result<()> {
+        let (set_policy, policy, content) = change.policy_columns();
         self.write(|db| {
             db.exec(
                 "UPDATE audit_templates SET name = COALESCE($1, name), \
@@ -119,7 +99,7 @@ impl PgStore {
                 ],
             )
         })?;
-        self.template(&t.uuid)
+        Ok(())
     }
 
     /// Deletes the events older than `before`, except those of plans and
