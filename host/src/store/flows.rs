@@ -6,7 +6,7 @@
 
 use super::columns::enum_col;
 use super::plans::{NewPlan, PlanRow, insert_plan};
-use super::{Event, Result, SqliteStore, append_event, now};
+use super::{Event, Result, SqliteStore, StoreError, append_event, now};
 use crate::policy::OnFailure;
 use crate::states::{EventType, FlowState};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -51,6 +51,31 @@ impl PlanStructure {
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty() && self.scopes.is_empty()
     }
+
+    /// Refuses a structure that places an action plan `p` does not have,
+    /// naming the first such action, before anything is written.
+    pub(super) fn refuse_unknown_actions(&self, p: &NewPlan<'_>) -> Result<()> {
+        if self.scopes.is_empty() {
+            return Ok(());
+        }
+        let names: std::collections::HashSet<&str> = p
+            .actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .chain(p.rows.iter().map(|r| r.name))
+            .collect();
+        match self
+            .scopes
+            .iter()
+            .find(|s| !names.contains(s.action.as_str()))
+        {
+            Some(s) => Err(StoreError::NotFound {
+                kind: "action",
+                id: s.action.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A flow as stored.
@@ -92,12 +117,21 @@ pub struct ScopeRow {
     pub reverted: bool,
 }
 
-fn plan_id(tx: &Transaction<'_>, plan_uuid: &str) -> rusqlite::Result<i64> {
+fn plan_id(tx: &Transaction<'_>, plan_uuid: &str) -> rusqlite::Result<Option<i64>> {
     tx.query_row(
         "SELECT id FROM action_plans WHERE uuid = ?1",
         [plan_uuid],
         |r| r.get(0),
     )
+    .optional()
+}
+
+/// The error of a write to plan `plan_uuid`, which is not there.
+fn no_plan(plan_uuid: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "action plan",
+        id: plan_uuid.into(),
+    }
 }
 
 fn event(
@@ -128,6 +162,7 @@ impl SqliteStore {
         s: &PlanStructure,
     ) -> Result<PlanRow> {
         super::plans::refuse_duplicate_names(p)?;
+        s.refuse_unknown_actions(p)?;
         let uuid = self.write(|tx| {
             let uuid = insert_plan(tx, p)?;
             if !s.is_empty() {
@@ -244,29 +279,35 @@ impl SqliteStore {
         event_type: EventType,
         payload: Value,
     ) -> Result<()> {
-        self.write(|tx| {
-            let id = plan_id(tx, plan)?;
+        let found = self.write(|tx| {
+            let Some(id) = plan_id(tx, plan)? else {
+                return Ok(false);
+            };
             tx.execute(
                 "UPDATE plan_flows SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
                  WHERE action_plan_id = ?4 AND name = ?5",
                 params![to, message, now(), id, flow],
             )?;
-            event(tx, event_type, flow, plan, payload)
-        })
+            event(tx, event_type, flow, plan, payload).map(|()| true)
+        })?;
+        found.then_some(()).ok_or_else(|| no_plan(plan))
     }
 
     /// The choice to run alternative flow `to` after the one before it
     /// failed for good and was rolled back: `to` is started, with
     /// `flow.alternative.start`, in one transaction.
     pub fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
-        self.write(|tx| {
-            let id = plan_id(tx, plan)?;
+        let found = self.write(|tx| {
+            let Some(id) = plan_id(tx, plan)? else {
+                return Ok(false);
+            };
             tx.execute(
                 "UPDATE plan_flows SET started = 1, updated_at = ?1 WHERE action_plan_id = ?2 AND name = ?3",
                 params![now(), id, to],
             )?;
-            event(tx, EventType::FlowAlternativeStart, to, plan, payload)
-        })
+            event(tx, EventType::FlowAlternativeStart, to, plan, payload).map(|()| true)
+        })?;
+        found.then_some(()).ok_or_else(|| no_plan(plan))
     }
 
     /// A flow's rollback reverted an action (or tried to): its status
@@ -308,7 +349,7 @@ pub(super) fn insert_structure(
     plan: &str,
     s: &PlanStructure,
 ) -> rusqlite::Result<()> {
-    let id = plan_id(tx, plan)?;
+    let id = plan_id(tx, plan)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     let mut st = tx.prepare(
         "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, rank, started) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -359,7 +400,96 @@ mod tests {
     on_both_backends!(
         a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events,
         an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where,
+        a_structure_naming_an_action_not_in_the_plan_is_refused_naming_it_storing_nothing,
+        a_flow_of_an_unknown_plan_is_not_found_naming_the_plan_writing_nothing,
     );
+
+    fn one_action_plan() -> NewPlan<'static> {
+        NewPlan {
+            state: PlanState::Recommended,
+            rows: vec![NewPlanRow {
+                name: "a",
+                action_type: "nop",
+                action_type_version: "1.0.0",
+                input_parameters_json: "{}",
+                parents: &[],
+                state: ActionState::Pending,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Flow `f` (rolled back on failure) around the one action `action`.
+    fn one_flow_around(action: &str) -> PlanStructure {
+        PlanStructure {
+            flows: vec![NewFlow {
+                name: "f".into(),
+                parent: None,
+                on_failure: OnFailure::Rollback,
+                alternative_of: None,
+            }],
+            scopes: vec![NewScope {
+                action: action.into(),
+                flow: Some("f".into()),
+                primary: None,
+            }],
+        }
+    }
+
+    fn a_structure_naming_an_action_not_in_the_plan_is_refused_naming_it_storing_nothing(
+        mut s: TestStore,
+    ) {
+        let events = s.last_event_id().expect("last event");
+        let e = s
+            .create_plan_with_structure(&one_action_plan(), &one_flow_around("ghost"))
+            .expect_err("refused");
+        match &e {
+            super::super::StoreError::NotFound { kind, id } => {
+                assert_eq!((*kind, id.as_str()), ("action", "ghost"))
+            }
+            other => panic!("not a NotFound naming the action: {other}"),
+        }
+        assert!(e.to_string().contains("ghost"), "{e}");
+        for table in [
+            "action_plans",
+            "actions",
+            "plan_flows",
+            "plan_action_scopes",
+        ] {
+            assert_eq!(
+                s.int(&format!("SELECT count(*) FROM {table}")),
+                Some(0),
+                "{table}"
+            );
+        }
+        assert_eq!(s.last_event_id().expect("last event"), events);
+    }
+
+    fn a_flow_of_an_unknown_plan_is_not_found_naming_the_plan_writing_nothing(mut s: TestStore) {
+        let ghost = "00000000-0000-4000-8000-000000000000";
+        let events = s.last_event_id().expect("last event");
+        for e in [
+            s.flow_transition(
+                ghost,
+                "f",
+                FlowState::Failed,
+                Some("failed"),
+                EventType::FlowRollbackStart,
+                serde_json::json!({}),
+            )
+            .expect_err("no such plan"),
+            s.start_flow_alternative(ghost, "f", serde_json::json!({}))
+                .expect_err("no such plan"),
+        ] {
+            match &e {
+                super::super::StoreError::NotFound { kind, id } => {
+                    assert_eq!((*kind, id.as_str()), ("action plan", ghost))
+                }
+                other => panic!("not a NotFound naming the plan: {other}"),
+            }
+        }
+        assert_eq!(s.last_event_id().expect("last event"), events);
+    }
 
     fn a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events(mut s: TestStore) {
         let rows: Vec<NewPlanRow<'_>> = ["a", "a-b", "c"]
@@ -484,33 +614,7 @@ mod tests {
 
     fn an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where(mut s: TestStore) {
         let plan = s
-            .create_plan_with_structure(
-                &NewPlan {
-                    state: PlanState::Recommended,
-                    rows: vec![NewPlanRow {
-                        name: "a",
-                        action_type: "nop",
-                        action_type_version: "1.0.0",
-                        input_parameters_json: "{}",
-                        parents: &[],
-                        state: ActionState::Pending,
-                    }],
-                    ..Default::default()
-                },
-                &PlanStructure {
-                    flows: vec![NewFlow {
-                        name: "f".into(),
-                        parent: None,
-                        on_failure: OnFailure::Rollback,
-                        alternative_of: None,
-                    }],
-                    scopes: vec![NewScope {
-                        action: "a".into(),
-                        flow: Some("f".into()),
-                        primary: None,
-                    }],
-                },
-            )
+            .create_plan_with_structure(&one_action_plan(), &one_flow_around("a"))
             .expect("plan");
         let plan_id = s.int("SELECT id FROM action_plans").expect("id");
         for (column, bad, what) in [
