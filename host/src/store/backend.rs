@@ -13,7 +13,7 @@ use super::StoreError;
 use super::apply::{ActionTransition, Lease};
 use super::audits::audit_transition_allowed;
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
-use super::flows::{FlowRow, PlanStructure, ScopeRow};
+use super::flows::{FlowChange, FlowRow, PlanStructure, ScopeMark, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
 use super::location::Location;
@@ -565,9 +565,24 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     ) -> Result<SyncReport>;
 
     /// Creates a plan with its flows and alternatives (docs/flows.md), in
-    /// one transaction.
-    fn create_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure)
-    -> Result<PlanRow>;
+    /// one transaction. Refused, with nothing written, when two of its
+    /// actions have one name or its structure places an action it does not
+    /// have. The rules are here, once; the backends write
+    /// ([`StoreBackend::write_plan_with_structure`]).
+    fn create_plan_with_structure(
+        &mut self,
+        p: &NewPlan<'_>,
+        s: &PlanStructure,
+    ) -> Result<PlanRow> {
+        super::plans::refuse_duplicate_names(p)?;
+        s.refuse_unknown_actions(p)?;
+        let uuid = self.write_plan_with_structure(p, s)?;
+        self.plan(&uuid)
+    }
+
+    /// Stores plan `p` and its structure `s` (none for a flat plan), in one
+    /// transaction; returns the plan's uuid.
+    fn write_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure) -> Result<String>;
 
     /// A plan's flows, by name (none for a flat plan).
     fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>>;
@@ -577,18 +592,70 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Starts alternative `to` after the one before it failed for good: its
     /// status message says why, with `action.alternative.start`; one
-    /// transaction.
+    /// transaction. Each choice about a plan's structure is decided here,
+    /// once (which mark, which event, what payload); the backends write
+    /// ([`StoreBackend::write_scope_mark`], [`StoreBackend::write_flow_change`]).
     fn start_alternative(
         &mut self,
         plan: &str,
         to: &str,
         message: &str,
         payload: Value,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.write_scope_mark(
+            plan,
+            to,
+            ScopeMark::Started,
+            Some(message),
+            EventType::ActionAlternativeStart,
+            payload,
+        )
+    }
 
     /// Records that a failed alternative's effects are settled, with
     /// `action.alternative.settled`.
-    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()>;
+    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
+        self.write_scope_mark(
+            plan,
+            action,
+            ScopeMark::Settled,
+            None,
+            EventType::ActionAlternativeSettled,
+            payload,
+        )
+    }
+
+    /// Records that a flow's rollback reverted an action (or tried to): its
+    /// status message, its `reverted` mark and `action.revert.end` (or
+    /// `.error`), in one transaction.
+    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
+        let event_type = if ok {
+            EventType::ActionRevertEnd
+        } else {
+            EventType::ActionRevertError
+        };
+        self.write_scope_mark(
+            plan,
+            action,
+            ScopeMark::Reverted,
+            Some(message),
+            event_type,
+            serde_json::json!({"status_message": message}),
+        )
+    }
+
+    /// Marks action `action` of plan `plan` with `mark`, sets its status
+    /// message to `message` if any, and appends the event `event_type`
+    /// (the action as its object, with `payload`), in one transaction.
+    fn write_scope_mark(
+        &mut self,
+        plan: &str,
+        action: &str,
+        mark: ScopeMark,
+        message: Option<&str>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<()>;
 
     /// Moves a flow to `to`, with its event (object type `flow`).
     fn flow_transition(
@@ -599,15 +666,35 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         message: Option<&str>,
         event_type: EventType,
         payload: Value,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let change = FlowChange::State { to, message };
+        if !self.write_flow_change(plan, flow, change, event_type, payload)? {
+            return Err(no_such_plan(plan));
+        }
+        Ok(())
+    }
 
     /// Starts alternative flow `to`, with `flow.alternative.start`.
-    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()>;
+    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
+        let (change, event_type) = (FlowChange::Started, EventType::FlowAlternativeStart);
+        if !self.write_flow_change(plan, to, change, event_type, payload)? {
+            return Err(no_such_plan(plan));
+        }
+        Ok(())
+    }
 
-    /// Records that a flow's rollback reverted an action (or tried to): its
-    /// status message, its `reverted` mark and `action.revert.end` (or
-    /// `.error`), in one transaction.
-    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()>;
+    /// Changes flow `flow` of plan `plan` and appends the event
+    /// `event_type` (object type `flow`, the flow's name as the object,
+    /// with `payload`), in one transaction; false (nothing written) when
+    /// the plan is not stored.
+    fn write_flow_change(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        change: FlowChange<'_>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<bool>;
 
     /// This database's notification origin: 16 hex digits drawn once and
     /// kept (with an event's id, a notification's stable message id).
@@ -635,6 +722,14 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// The actions, plans, audits, goals and strategies `events` are about
     /// (deleted ones too).
     fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects>;
+}
+
+/// The error of a write to plan `uuid`, which is not stored.
+fn no_such_plan(uuid: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "action plan",
+        id: uuid.into(),
+    }
 }
 
 impl StoreBackend for SqliteStore {
@@ -954,12 +1049,8 @@ impl StoreBackend for SqliteStore {
         SqliteStore::sync_goals_and_strategies(self, goals, strategies)
     }
 
-    fn create_plan_with_structure(
-        &mut self,
-        p: &NewPlan<'_>,
-        s: &PlanStructure,
-    ) -> Result<PlanRow> {
-        SqliteStore::create_plan_with_structure(self, p, s)
+    fn write_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure) -> Result<String> {
+        SqliteStore::write_plan_with_structure(self, p, s)
     }
 
     fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>> {
@@ -970,38 +1061,27 @@ impl StoreBackend for SqliteStore {
         SqliteStore::action_scopes(self, plan_uuid)
     }
 
-    fn start_alternative(
+    fn write_scope_mark(
         &mut self,
         plan: &str,
-        to: &str,
-        message: &str,
-        payload: Value,
-    ) -> Result<()> {
-        SqliteStore::start_alternative(self, plan, to, message, payload)
-    }
-
-    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
-        SqliteStore::settle_alternative(self, plan, action, payload)
-    }
-
-    fn flow_transition(
-        &mut self,
-        plan: &str,
-        flow: &str,
-        to: FlowState,
+        action: &str,
+        mark: ScopeMark,
         message: Option<&str>,
         event_type: EventType,
         payload: Value,
     ) -> Result<()> {
-        SqliteStore::flow_transition(self, plan, flow, to, message, event_type, payload)
+        SqliteStore::write_scope_mark(self, plan, action, mark, message, event_type, payload)
     }
 
-    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
-        SqliteStore::start_flow_alternative(self, plan, to, payload)
-    }
-
-    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
-        SqliteStore::flow_reverted(self, plan, action, ok, message)
+    fn write_flow_change(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        change: FlowChange<'_>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<bool> {
+        SqliteStore::write_flow_change(self, plan, flow, change, event_type, payload)
     }
 
     fn notification_origin(&self) -> Result<String> {

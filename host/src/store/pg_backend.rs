@@ -4,7 +4,7 @@
 
 use super::apply::{ActionTransition, Lease};
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
-use super::flows::{FlowRow, PlanStructure, ScopeRow};
+use super::flows::{FlowChange, FlowRow, PlanStructure, ScopeMark, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
 use super::outbox::{SinkCursor, Subjects};
@@ -12,7 +12,7 @@ use super::pg::PgStore;
 use super::plans::{ActionRow, NewPlan, PlanRow};
 use super::sync::{DiscoveredGoal, DiscoveredStrategy, SyncReport};
 use super::{EventRow, GoalRow, Result, StoreBackend, StrategyRow};
-use crate::states::{ActionState, AuditState, EventType, FlowState, PlanState};
+use crate::states::{ActionState, AuditState, EventType, PlanState};
 use serde_json::Value;
 use std::path::Path;
 
@@ -324,12 +324,8 @@ impl StoreBackend for PgStore {
         PgStore::sync_goals_and_strategies(self, goals, strategies)
     }
 
-    fn create_plan_with_structure(
-        &mut self,
-        p: &NewPlan<'_>,
-        s: &PlanStructure,
-    ) -> Result<PlanRow> {
-        PgStore::create_plan_with_structure(self, p, s)
+    fn write_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure) -> Result<String> {
+        PgStore::write_plan_with_structure(self, p, s)
     }
 
     fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>> {
@@ -340,38 +336,27 @@ impl StoreBackend for PgStore {
         PgStore::action_scopes(self, plan_uuid)
     }
 
-    fn start_alternative(
+    fn write_scope_mark(
         &mut self,
         plan: &str,
-        to: &str,
-        message: &str,
-        payload: Value,
-    ) -> Result<()> {
-        PgStore::start_alternative(self, plan, to, message, payload)
-    }
-
-    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
-        PgStore::settle_alternative(self, plan, action, payload)
-    }
-
-    fn flow_transition(
-        &mut self,
-        plan: &str,
-        flow: &str,
-        to: FlowState,
+        action: &str,
+        mark: ScopeMark,
         message: Option<&str>,
         event_type: EventType,
         payload: Value,
     ) -> Result<()> {
-        PgStore::flow_transition(self, plan, flow, to, message, event_type, payload)
+        PgStore::write_scope_mark(self, plan, action, mark, message, event_type, payload)
     }
 
-    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
-        PgStore::start_flow_alternative(self, plan, to, payload)
-    }
-
-    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
-        PgStore::flow_reverted(self, plan, action, ok, message)
+    fn write_flow_change(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        change: FlowChange<'_>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<bool> {
+        PgStore::write_flow_change(self, plan, flow, change, event_type, payload)
     }
 
     fn notification_origin(&self) -> Result<String> {
