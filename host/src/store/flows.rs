@@ -212,7 +212,7 @@ fn event(
 impl SqliteStore {
     /// Stores a plan with its flows and alternatives, in one transaction;
     /// returns its uuid (the rules are
-    /// [`StoreBackend::create_plan_with_structure`]'s).
+    /// [`super::StoreBackend::create_plan_with_structure`]'s).
     pub fn write_plan_with_structure(
         &mut self,
         p: &NewPlan<'_>,

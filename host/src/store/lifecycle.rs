@@ -145,17 +145,6 @@ impl SqliteStore {
         })
     }
 
-    /// A new RECOMMENDED plan of the actions a FAILED or CANCELLED plan did
-    /// not finish (neither SUCCEEDED nor SKIPPED): their types, versions
-    /// and parameters, and the edges among them (edges to finished actions
-    /// are dropped: those parents are done). It belongs to the same audit
-    /// and strategy, has the same planner, and keeps the plan's extras (its
-    /// policy, the options it was started with, its declared references),
-    /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
-    pub fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
-        retry_plan(self, id)
-    }
-
     /// Writes `change` to template `t` (as read), with its `updated_at`;
     /// the rule is [`StoreBackend::update_template`]'s.
     pub fn write_template_change(
