@@ -461,8 +461,37 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// Soft-deletes a plan as Watcher does: the plan and its actions become
     /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
     /// `action.delete` event per action, and no list shows them again.
-    /// Refused for a plan that is queued, running or being cancelled.
-    fn delete_plan(&mut self, id: &str) -> Result<PlanRow>;
+    /// Refused for a plan that is queued, running or being cancelled, or
+    /// that moved meanwhile (nothing written). The rules are here, once;
+    /// the backends write ([`StoreBackend::write_plan_delete`]).
+    fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
+        let p = self.plan(id)?;
+        if let Some(refusal) = super::lifecycle::delete_refusal(&p) {
+            return Err(refusal);
+        }
+        let at = super::now();
+        if !self.write_plan_delete(&p, &at)? {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid,
+                state: p.state.to_string(),
+                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
+                    .into(),
+            });
+        }
+        Ok(PlanRow {
+            state: PlanState::Deleted,
+            updated_at: Some(at),
+            ..p
+        })
+    }
+
+    /// Compare-and-set of plan `p` from its state (as read) to DELETED at
+    /// `at` (`deleted = 1`), its actions and efficacy indicators
+    /// soft-deleted with it, with the `action_plan.delete` event and an
+    /// `action.delete` event per action, in one transaction; false when
+    /// the plan moved meanwhile (nothing written).
+    fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool>;
 
     /// A new RECOMMENDED plan of the actions a FAILED or CANCELLED plan did
     /// not finish (neither SUCCEEDED nor SKIPPED): their types, versions
@@ -885,7 +914,7 @@ macro_rules! forward_to_inherent {
                 next_run_time: Option<&str>,
                 blocking_plan: (&str, &str),
             ) -> Result<bool>;
-            fn delete_plan(&mut self, id: &str) -> Result<PlanRow>;
+            fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool>;
             fn write_template_change(
                 &mut self,
                 t: &TemplateRow,

@@ -82,17 +82,11 @@ pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
 }
 
 impl SqliteStore {
-    /// Soft-deletes a plan as Watcher does: the plan and its actions become
-    /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
-    /// `action.delete` event per action, and no list shows them again.
-    /// Refused for a plan that is queued, running or being cancelled.
-    pub fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
-        let p = self.plan(id)?;
-        if let Some(refusal) = delete_refusal(&p) {
-            return Err(refusal);
-        }
-        let at = now();
-        let changed = self.write(|tx| {
+    /// Compare-and-set of plan `p` from its state (as read) to DELETED at
+    /// `at`, with its actions and efficacy indicators, and their events;
+    /// the rules are [`StoreBackend::delete_plan`]'s.
+    pub fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool> {
+        self.write(|tx| {
             // Compare-and-set: an applier elsewhere may have moved it.
             let n = tx.execute(
                 "UPDATE action_plans SET state = 'DELETED', deleted = 1, deleted_at = ?1, updated_at = ?1 \
@@ -128,20 +122,6 @@ impl SqliteStore {
                 params![at, p.id],
             )?;
             Ok(true)
-        })?;
-        if !changed {
-            return Err(StoreError::Refused {
-                kind: "action plan",
-                id: p.uuid,
-                state: p.state.to_string(),
-                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
-                    .into(),
-            });
-        }
-        Ok(PlanRow {
-            state: PlanState::Deleted,
-            updated_at: Some(at),
-            ..p
         })
     }
 
@@ -371,7 +351,39 @@ mod tests {
     on_both_backends!(
         purge_keeps_live_plans_events_and_the_newest_event,
         a_template_is_changed_and_a_rename_to_a_taken_name_is_refused_writing_nothing,
+        a_plan_moved_meanwhile_is_not_deleted_and_nothing_is_written,
     );
+
+    fn a_plan_moved_meanwhile_is_not_deleted_and_nothing_is_written(mut s: TestStore) {
+        let uuid = plan(&mut s, "SUCCEEDED");
+        // Another process's move, as the compare-and-set sees it: the row
+        // is no longer in the state read, so the UPDATE changes nothing.
+        s.race_updates_where("action_plans", "NEW.state = 'DELETED'");
+        let events = s.last_event_id().expect("events");
+        let e = s.delete_plan(&uuid).expect_err("refused");
+        match &e {
+            StoreError::Refused {
+                kind, id, state, ..
+            } => assert_eq!(
+                (*kind, id.as_str(), state.as_str()),
+                ("action plan", uuid.as_str(), "SUCCEEDED")
+            ),
+            other => panic!("not a refusal: {other}"),
+        }
+        assert!(e.to_string().contains("changed meanwhile"), "{e}");
+        assert_eq!(s.plan(&uuid).expect("plan").state, PlanState::Succeeded);
+        assert_eq!(s.actions(&uuid).expect("actions").len(), 1);
+        assert_eq!(s.last_event_id().expect("events"), events);
+        // Without the other process, it is deleted with its action.
+        s.end_race("action_plans");
+        let deleted = s.delete_plan(&uuid).expect("deleted");
+        assert_eq!(deleted.state, PlanState::Deleted);
+        assert!(s.plan(&uuid).is_err());
+        assert_eq!(
+            s.int("SELECT count(*) FROM actions WHERE deleted = 1"),
+            Some(1)
+        );
+    }
 
     fn plan(s: &mut TestStore, state: &str) -> String {
         s.create_plan(&NewPlan {
