@@ -252,40 +252,8 @@ fn two_hosts_racing_for_queued_plans_apply_each_plan_exactly_once() {
 fn a_continuous_audit_under_three_hosts_makes_one_plan_per_tick() {
     let home = scratch();
     let h = home.path();
-    let out = sx(
-        h,
-        &[
-            "sim",
-            "init",
-            "--time-scale",
-            "0",
-            "--from",
-            repo_root()
-                .join("examples/clusters/small.yaml")
-                .to_str()
-                .expect("utf-8"),
-        ],
-    );
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let out = sx(
-        h,
-        &[
-            "audit",
-            "create",
-            "-g",
-            "server_consolidation",
-            "-s",
-            "basic",
-            "--type",
-            "CONTINUOUS",
-            "--interval",
-            "1",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let audit = out.json()["uuid"].as_str().expect("uuid").to_string();
+    seed_sim(h);
+    let audit = continuous_audit(h);
     let started = Instant::now();
     let hosts: Vec<Child> = ["d1", "d2", "d3"]
         .iter()
@@ -517,6 +485,7 @@ fn a_bad_host_id_or_no_role_is_refused_naming_it() {
     assert_eq!(out.json(), json!([]));
 }
 
+/// Seeds the simulated cloud from examples/clusters/small.yaml.
 fn seed_sim(h: &Path) {
     let out = sx(
         h,
@@ -535,6 +504,8 @@ fn seed_sim(h: &Path) {
     assert_eq!(out.status, 0, "{}", out.stderr);
 }
 
+/// Creates a CONTINUOUS server consolidation audit run every second;
+/// returns its uuid.
 fn continuous_audit(h: &Path) -> String {
     let out = sx(
         h,

@@ -10,6 +10,7 @@
 
 use serde_json::{Value, json};
 use sextant_e2e::keystone;
+use sextant_e2e::openstack::{openstack_home, os_cmd};
 use sextant_e2e::*;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -176,23 +177,6 @@ impl Nova {
     }
 }
 
-/// A home whose config selects the OpenStack driver, and the clouds.yaml
-/// it uses (`cloud` is written as the cloud `test`).
-fn openstack_home(cloud: &str) -> Home {
-    let home = Home::new();
-    write_file(
-        &home.path().join("config/sextant"),
-        "config.yaml",
-        "collector: openstack\ndrivers: [openstack]\n",
-    );
-    write_file(
-        &home.path().join("os"),
-        "clouds.yaml",
-        &format!("clouds:\n  test:\n{cloud}"),
-    );
-    home
-}
-
 fn good_cloud(n: &Nova) -> String {
     format!(
         "    auth_type: admin_token\n    auth: {{token: {}}}\n    compute_endpoint_override: {}\n    placement_endpoint_override: {}\n    cacert: {}\n",
@@ -201,11 +185,7 @@ fn good_cloud(n: &Nova) -> String {
 }
 
 fn sextant_os(home: &Home, args: &[&str]) -> Run {
-    run(home
-        .cmd()
-        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
-        .args(args))
+    run(os_cmd(home).args(args))
 }
 
 fn import_and_start(home: &Home, actions: Value) -> (String, Run) {
@@ -570,10 +550,7 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
         Some("not-the-token"),
     );
     // Not even the most verbose log shows the token.
-    let out = run(bad
-        .cmd()
-        .env("OS_CLIENT_CONFIG_FILE", bad.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
+    let out = run(os_cmd(&bad)
         .env("SEXTANT_LOG", "trace")
         .args(["-vvv", "datamodel", "show"]));
     assert_eq!(out.status, 1, "{}", out.stderr);
@@ -602,12 +579,7 @@ fn bad_credentials_and_an_unreachable_endpoint_fail_the_audit_and_store_nothing(
     audit_fails(&untrusted, &["placement", "UnknownIssuer"], None);
 
     let no_cloud = openstack_home(&good_cloud(&n));
-    let out = run(no_cloud
-        .cmd()
-        .env(
-            "OS_CLIENT_CONFIG_FILE",
-            no_cloud.path().join("os/clouds.yaml"),
-        )
+    let out = run(os_cmd(&no_cloud)
         .env("OS_CLOUD", "elsewhere")
         .args(["datamodel", "show"]));
     assert_eq!(out.status, 1);
@@ -785,9 +757,7 @@ fn live_move(vm: &str) -> Value {
 }
 
 fn spawn_os(home: &Home, args: &[&str]) -> std::process::Child {
-    home.cmd()
-        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
+    os_cmd(home)
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -1078,12 +1048,12 @@ fn the_keystone_token_is_renewed_before_it_expires_during_a_long_plan() {
                                   "state": "enabled"}},
         ]}),
     );
-    let out = run(home
-        .cmd()
-        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
-        .env("SEXTANT_LOG", "info")
-        .args(["action-plan", "start", &plan, "--wait"]));
+    let out = run(os_cmd(&home).env("SEXTANT_LOG", "info").args([
+        "action-plan",
+        "start",
+        &plan,
+        "--wait",
+    ]));
     assert_eq!(out.status, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(home.plan(&plan)["state"], "SUCCEEDED");
     assert_eq!(n.service("cmp2")["status"], "enabled");

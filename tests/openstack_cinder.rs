@@ -10,6 +10,7 @@
 //! deleting the volumes it made.
 
 use serde_json::{Value, json};
+use sextant_e2e::openstack::{openstack_home, os_cmd};
 use sextant_e2e::*;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -136,21 +137,10 @@ impl Cinder {
 /// A home whose config selects the OpenStack driver, with a clouds.yaml
 /// whose cloud `test` reaches Cinder with the harness's admin token.
 fn cinder_home(c: &Cinder) -> Home {
-    let home = Home::new();
-    write_file(
-        &home.path().join("config/sextant"),
-        "config.yaml",
-        "collector: openstack\ndrivers: [openstack]\n",
-    );
-    write_file(
-        &home.path().join("os"),
-        "clouds.yaml",
-        &format!(
-            "clouds:\n  test:\n    auth_type: admin_token\n    auth: {{token: {}}}\n    block_storage_endpoint_override: {}\n",
-            c.token, c.url
-        ),
-    );
-    home
+    openstack_home(&format!(
+        "    auth_type: admin_token\n    auth: {{token: {}}}\n    block_storage_endpoint_override: {}\n",
+        c.token, c.url
+    ))
 }
 
 fn import_and_start(home: &Home, actions: Value) -> (String, Run) {
@@ -160,10 +150,7 @@ fn import_and_start(home: &Home, actions: Value) -> (String, Run) {
 /// Imports a plan of `actions` and runs `action-plan start PLAN --wait EXTRA…`.
 fn import_and_start_with(home: &Home, actions: Value, extra: &[&str]) -> (String, Run) {
     let plan = home.import_json("plan.json", &json!({"actions": actions}));
-    let out = run(home
-        .cmd()
-        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
+    let out = run(os_cmd(home)
         .args(["action-plan", "start", &plan, "--wait"])
         .args(extra));
     (plan, out)
@@ -333,11 +320,7 @@ fn the_collectors_storage_part_is_what_cinder_reports() {
             c.url
         ),
     );
-    let out = run(home
-        .cmd()
-        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
-        .args(["datamodel", "show", "--format", "json"]));
+    let out = run(os_cmd(&home).args(["datamodel", "show", "--format", "json"]));
     assert_eq!(out.status, 0, "{}", out.stderr);
     let model = out.json();
 
@@ -520,10 +503,7 @@ fn a_killed_applier_settles_its_volume_migration_from_cinder_without_running_it_
         &json!({"actions": [{"id": "move", "action_type": "volume_migrate", "parents": [],
                              "input_parameters": move_to(&v, "cinder@fake2#fake2", None)}]}),
     );
-    let mut applier = home
-        .cmd()
-        .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-        .env("OS_CLOUD", "test")
+    let mut applier = os_cmd(&home)
         .args(["action-plan", "start", &plan, "--wait"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -543,11 +523,7 @@ fn a_killed_applier_settles_its_volume_migration_from_cinder_without_running_it_
     // The killed applier's lease must expire before another takes over.
     let start = Instant::now();
     let out = loop {
-        let out = run(home
-            .cmd()
-            .env("OS_CLIENT_CONFIG_FILE", home.path().join("os/clouds.yaml"))
-            .env("OS_CLOUD", "test")
-            .args(["action-plan", "resume", &plan, "--wait"]));
+        let out = run(os_cmd(&home).args(["action-plan", "resume", &plan, "--wait"]));
         if !out.stderr.contains("is being applied by") {
             break out;
         }

@@ -200,22 +200,5 @@ cinder_start() {
 # cinder_stop: ends Cinder's processes together before PostgreSQL and
 # RabbitMQ stop (as nova_stop does).
 cinder_stop() {
-    local f pids=() pid i
-    for f in "$SERVICES_DIR"/cinder-*.pid; do
-        [[ -e "$f" ]] && pids+=("$(cat "$f")")
-    done
-    for pid in "${pids[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 150; i++)); do
-        local alive=0
-        for pid in "${pids[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        [[ $alive -eq 0 ]] && return 0
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
+    services_stop_groups 15 "$SERVICES_DIR"/cinder-*.pid
 }

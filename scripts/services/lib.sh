@@ -102,6 +102,34 @@ services_wait_port() {
     return 1
 }
 
+# services_stop_groups SECONDS PIDFILE...: ends the process groups led by
+# the pids in PIDFILEs (those that exist) all at once: TERM to each group,
+# up to SECONDS for all their leaders to exit, then KILL to the groups
+# left. For a service of several processes (Nova, Cinder) to stop together,
+# in its NAME_stop, before the services it depends on (PostgreSQL,
+# RabbitMQ) stop and wait on its connections.
+services_stop_groups() {
+    local secs="$1" f pid i alive pids=()
+    shift
+    for f in "$@"; do
+        if [[ -e "$f" ]]; then pids+=("$(cat "$f")"); fi
+    done
+    for pid in "${pids[@]}"; do
+        kill -TERM -- "-$pid" 2>/dev/null || true
+    done
+    for ((i = 0; i < secs * 10; i++)); do
+        alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [[ $alive -eq 0 ]] && return 0
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done
+}
+
 services_start() {
     services_ensure_user
     SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/sextant-services.XXXXXX")"

@@ -321,24 +321,7 @@ nova_start() {
 # (nova-compute takes up to 10 s after SIGTERM), so that PostgreSQL's
 # shutdown does not wait on their connections.
 nova_stop() {
-    local f pids=() pid i
-    for f in "$SERVICES_DIR"/nova-*.pid "$SERVICES_DIR"/placement-api.pid; do
-        [[ -e "$f" ]] && pids+=("$(cat "$f")")
-    done
-    for pid in "${pids[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 150; i++)); do
-        local alive=0
-        for pid in "${pids[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        [[ $alive -eq 0 ]] && return 0
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
+    services_stop_groups 15 "$SERVICES_DIR"/nova-*.pid "$SERVICES_DIR"/placement-api.pid
 }
 
 # nova_grow COUNT: adds COUNT more nova-compute processes (hosts big001,
@@ -402,22 +385,5 @@ nova_grow() {
 # every client alike.
 nova_grow_stop() {
     SERVICES_DIR="$SEXTANT_TEST_SERVICES_DIR"
-    local f pids=() pid i
-    for f in "$SERVICES_DIR"/nova-compute-big*.pid; do
-        [[ -e "$f" ]] && pids+=("$(cat "$f")")
-    done
-    for pid in "${pids[@]}"; do
-        kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for ((i = 0; i < 300; i++)); do
-        local alive=0
-        for pid in "${pids[@]}"; do
-            kill -0 "$pid" 2>/dev/null && alive=1
-        done
-        [[ $alive -eq 0 ]] && return 0
-        sleep 0.1
-    done
-    for pid in "${pids[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
+    services_stop_groups 30 "$SERVICES_DIR"/nova-compute-big*.pid
 }

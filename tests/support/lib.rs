@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod keystone;
+pub mod openstack;
 pub mod prometheus;
 
 use serde_json::Value;

@@ -561,13 +561,7 @@ mod tests {
             .expect("audit");
         // Another process's move, as the compare-and-set sees it: the row
         // is no longer in the state read, so the UPDATE changes nothing.
-        s.exec(s.pick(
-            "CREATE TRIGGER race BEFORE UPDATE ON audits WHEN NEW.status_message = 'race' \
-             BEGIN SELECT RAISE(IGNORE); END;",
-            "CREATE FUNCTION race() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
-             IF NEW.status_message = 'race' THEN RETURN NULL; END IF; RETURN NEW; END $$; \
-             CREATE TRIGGER race BEFORE UPDATE ON audits FOR EACH ROW EXECUTE FUNCTION race();",
-        ));
+        s.race_updates_where("audits", "NEW.status_message = 'race'");
         let events = s.events(None, 0).expect("events").len();
         let e = s
             .transition_audit(

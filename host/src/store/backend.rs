@@ -13,7 +13,7 @@ use super::StoreError;
 use super::apply::{ActionTransition, Lease};
 use super::audits::audit_transition_allowed;
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
-use super::flows::{FlowRow, PlanStructure, ScopeRow};
+use super::flows::{FlowChange, FlowRow, PlanStructure, ScopeMark, ScopeRow};
 use super::ids::IdKind;
 use super::lifecycle::TemplateChange;
 use super::location::Location;
@@ -243,7 +243,7 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Applies several action transitions in one transaction (a group
     /// commit): each is a compare-and-set with its event, as
-    /// [`Store::action_transition`]; the result says, for each, whether it
+    /// [`StoreBackend::action_transition`]; the result says, for each, whether it
     /// applied, or that its action does not exist.
     fn action_transitions(&mut self, batch: &[ActionTransition]) -> Result<Vec<Result<bool>>>;
 
@@ -371,7 +371,7 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         self.move_audit_with_plan(uuid, to, message, extra, audit_transition_allowed, None)
     }
 
-    /// As [`Store::transition_audit`], with the decision engine's own rule
+    /// As [`StoreBackend::transition_audit`], with the decision engine's own rule
     /// for which moves are allowed (it re-runs EVENT audits from SUCCEEDED,
     /// and keeps CONTINUOUS ones ONGOING between runs).
     fn move_audit(
@@ -385,7 +385,7 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         self.move_audit_with_plan(uuid, to, message, extra, allowed, None)
     }
 
-    /// As [`Store::move_audit`], storing `plan` (produced by this audit) in
+    /// As [`StoreBackend::move_audit`], storing `plan` (produced by this audit) in
     /// the same transaction. The rules are here, once; the backends write
     /// ([`StoreBackend::write_audit_move`]).
     fn move_audit_with_plan(
@@ -462,8 +462,37 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// Soft-deletes a plan as Watcher does: the plan and its actions become
     /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
     /// `action.delete` event per action, and no list shows them again.
-    /// Refused for a plan that is queued, running or being cancelled.
-    fn delete_plan(&mut self, id: &str) -> Result<PlanRow>;
+    /// Refused for a plan that is queued, running or being cancelled, or
+    /// that moved meanwhile (nothing written). The rules are here, once;
+    /// the backends write ([`StoreBackend::write_plan_delete`]).
+    fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
+        let p = self.plan(id)?;
+        if let Some(refusal) = super::lifecycle::delete_refusal(&p) {
+            return Err(refusal);
+        }
+        let at = super::now();
+        if !self.write_plan_delete(&p, &at)? {
+            return Err(StoreError::Refused {
+                kind: "action plan",
+                id: p.uuid,
+                state: p.state.to_string(),
+                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
+                    .into(),
+            });
+        }
+        Ok(PlanRow {
+            state: PlanState::Deleted,
+            updated_at: Some(at),
+            ..p
+        })
+    }
+
+    /// Compare-and-set of plan `p` from its state (as read) to DELETED at
+    /// `at` (`deleted = 1`), its actions and efficacy indicators
+    /// soft-deleted with it, with the `action_plan.delete` event and an
+    /// `action.delete` event per action, in one transaction; false when
+    /// the plan moved meanwhile (nothing written).
+    fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool>;
 
     /// A new RECOMMENDED plan of the actions a FAILED or CANCELLED plan did
     /// not finish (neither SUCCEEDED nor SKIPPED): their types, versions
@@ -472,15 +501,41 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// and strategy, has the same planner, and keeps the plan's extras (its
     /// policy, the options it was started with, its declared references),
     /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
-    fn retry_plan(&mut self, id: &str) -> Result<PlanRow>;
+    /// Written once over the trait (`lifecycle::retry_plan`).
+    fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
+        super::lifecycle::retry_plan(self, id)
+    }
 
     /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
-    /// returns it as changed.
-    fn update_template(
-        &mut self,
-        id: &str,
-        change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow>;
+    /// returns it as changed. A new name that another template has is
+    /// refused, with nothing written. The rule is here, once; the backends
+    /// write ([`StoreBackend::write_template_change`]).
+    fn update_template(&mut self, id: &str, change: &TemplateChange<'_>) -> Result<TemplateRow> {
+        let t = self.template(id)?;
+        if let Some(name) = change.name
+            && name != t.name
+            && let Ok(other) = self.template(name)
+            && other.uuid != t.uuid
+        {
+            return Err(StoreError::Refused {
+                kind: "audit template",
+                id: t.uuid,
+                state: "not renamed".into(),
+                what: format!(
+                    "another audit template ({}) is named {name:?}; choose another name",
+                    other.uuid
+                ),
+            });
+        }
+        self.write_template_change(&t, change)?;
+        self.template(&t.uuid)
+    }
+
+    /// Writes `change` to template `t` (as read) with its `updated_at`,
+    /// in one statement: the name, description and policy it names, the
+    /// others kept.
+    fn write_template_change(&mut self, t: &TemplateRow, change: &TemplateChange<'_>)
+    -> Result<()>;
 
     /// Deletes the events older than `before` (RFC 3339 UTC, as events are
     /// stamped), except those of plans not ended (RECOMMENDED, PENDING,
@@ -543,9 +598,24 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     ) -> Result<SyncReport>;
 
     /// Creates a plan with its flows and alternatives (docs/flows.md), in
-    /// one transaction.
-    fn create_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure)
-    -> Result<PlanRow>;
+    /// one transaction. Refused, with nothing written, when two of its
+    /// actions have one name or its structure places an action it does not
+    /// have. The rules are here, once; the backends write
+    /// ([`StoreBackend::write_plan_with_structure`]).
+    fn create_plan_with_structure(
+        &mut self,
+        p: &NewPlan<'_>,
+        s: &PlanStructure,
+    ) -> Result<PlanRow> {
+        super::plans::refuse_duplicate_names(p)?;
+        s.refuse_unknown_actions(p)?;
+        let uuid = self.write_plan_with_structure(p, s)?;
+        self.plan(&uuid)
+    }
+
+    /// Stores plan `p` and its structure `s` (none for a flat plan), in one
+    /// transaction; returns the plan's uuid.
+    fn write_plan_with_structure(&mut self, p: &NewPlan<'_>, s: &PlanStructure) -> Result<String>;
 
     /// A plan's flows, by name (none for a flat plan).
     fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>>;
@@ -555,18 +625,70 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Starts alternative `to` after the one before it failed for good: its
     /// status message says why, with `action.alternative.start`; one
-    /// transaction.
+    /// transaction. Each choice about a plan's structure is decided here,
+    /// once (which mark, which event, what payload); the backends write
+    /// ([`StoreBackend::write_scope_mark`], [`StoreBackend::write_flow_change`]).
     fn start_alternative(
         &mut self,
         plan: &str,
         to: &str,
         message: &str,
         payload: Value,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        self.write_scope_mark(
+            plan,
+            to,
+            ScopeMark::Started,
+            Some(message),
+            EventType::ActionAlternativeStart,
+            payload,
+        )
+    }
 
     /// Records that a failed alternative's effects are settled, with
     /// `action.alternative.settled`.
-    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()>;
+    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
+        self.write_scope_mark(
+            plan,
+            action,
+            ScopeMark::Settled,
+            None,
+            EventType::ActionAlternativeSettled,
+            payload,
+        )
+    }
+
+    /// Records that a flow's rollback reverted an action (or tried to): its
+    /// status message, its `reverted` mark and `action.revert.end` (or
+    /// `.error`), in one transaction.
+    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
+        let event_type = if ok {
+            EventType::ActionRevertEnd
+        } else {
+            EventType::ActionRevertError
+        };
+        self.write_scope_mark(
+            plan,
+            action,
+            ScopeMark::Reverted,
+            Some(message),
+            event_type,
+            serde_json::json!({"status_message": message}),
+        )
+    }
+
+    /// Marks action `action` of plan `plan` with `mark`, sets its status
+    /// message to `message` if any, and appends the event `event_type`
+    /// (the action as its object, with `payload`), in one transaction.
+    fn write_scope_mark(
+        &mut self,
+        plan: &str,
+        action: &str,
+        mark: ScopeMark,
+        message: Option<&str>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<()>;
 
     /// Moves a flow to `to`, with its event (object type `flow`).
     fn flow_transition(
@@ -577,15 +699,35 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         message: Option<&str>,
         event_type: EventType,
         payload: Value,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let change = FlowChange::State { to, message };
+        if !self.write_flow_change(plan, flow, change, event_type, payload)? {
+            return Err(no_such_plan(plan));
+        }
+        Ok(())
+    }
 
     /// Starts alternative flow `to`, with `flow.alternative.start`.
-    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()>;
+    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
+        let (change, event_type) = (FlowChange::Started, EventType::FlowAlternativeStart);
+        if !self.write_flow_change(plan, to, change, event_type, payload)? {
+            return Err(no_such_plan(plan));
+        }
+        Ok(())
+    }
 
-    /// Records that a flow's rollback reverted an action (or tried to): its
-    /// status message, its `reverted` mark and `action.revert.end` (or
-    /// `.error`), in one transaction.
-    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()>;
+    /// Changes flow `flow` of plan `plan` and appends the event
+    /// `event_type` (object type `flow`, the flow's name as the object,
+    /// with `payload`), in one transaction; false (nothing written) when
+    /// the plan is not stored.
+    fn write_flow_change(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        change: FlowChange<'_>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<bool>;
 
     /// This database's notification origin: 16 hex digits drawn once and
     /// kept (with an event's id, a notification's stable message id).
@@ -615,11 +757,237 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects>;
 }
 
-impl StoreBackend for SqliteStore {
-    fn is_read_only(&self) -> bool {
-        SqliteStore::is_read_only(self)
+/// The error of a write to plan `uuid`, which is not stored.
+fn no_such_plan(uuid: &str) -> StoreError {
+    StoreError::NotFound {
+        kind: "action plan",
+        id: uuid.into(),
     }
+}
 
+/// `forward_to_inherent!(Backend)`, inside `impl StoreBackend for
+/// Backend`: every operation both backends implement as an inherent method
+/// of the same name and signature (`SqliteStore` in the plain files of
+/// `store/`, `PgStore` in the `pg_*` files), forwarded to it. The list is
+/// written once, here; what a backend does otherwise (its `file`,
+/// `location`, page cache and checkpoints) is written by hand beside the
+/// call, and the rules are the trait's provided methods.
+///
+/// A signature that is not the trait's fails to compile; so does an
+/// operation missing from the list (not implemented) or listed twice. An
+/// inherent method missing would make its forward call itself: denied
+/// (`unconditional_recursion`). The names in the signatures are resolved
+/// where the macro is called (`backend.rs`, `pg_backend.rs`).
+macro_rules! forward_to_inherent {
+    ($backend:ty) => {
+        $crate::store::backend::forward_to_inherent!(@forward $backend;
+        reads {
+            fn is_read_only(&self) -> bool;
+            fn schema_version(&self) -> Result<i64>;
+            fn goals(&self) -> Result<Vec<GoalRow>>;
+            fn goal(&self, id: &str) -> Result<GoalRow>;
+            fn strategies(&self, goal: Option<&str>) -> Result<Vec<StrategyRow>>;
+            fn strategy(&self, id: &str) -> Result<StrategyRow>;
+            fn action_description(&self, action_type: &str) -> Result<Option<String>>;
+            fn last_event_id(&self) -> Result<i64>;
+            fn state_counts(&self) -> Result<super::StateCounts>;
+            fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>>;
+            fn events_page(
+                &self,
+                plan: Option<&str>,
+                after: i64,
+                limit: usize,
+            ) -> Result<Vec<EventRow>>;
+            fn action_uuids_page(
+                &self,
+                plan: Option<&str>,
+                after: Option<&str>,
+                limit: usize,
+                desc: bool,
+            ) -> Result<Option<Vec<String>>>;
+            fn actions_page(
+                &self,
+                plan: Option<&str>,
+                after: Option<&str>,
+                limit: usize,
+                desc: bool,
+            ) -> Result<Option<Vec<ActionRow>>>;
+            fn live_plans_using(
+                &self,
+                action_type: &str,
+                version: &str,
+            ) -> Result<Vec<(String, PlanState)>>;
+            fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool>;
+            fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>>;
+            fn templates(&self) -> Result<Vec<TemplateRow>>;
+            fn template(&self, id: &str) -> Result<TemplateRow>;
+            fn audits(&self) -> Result<Vec<AuditRow>>;
+            fn audit(&self, id: &str) -> Result<AuditRow>;
+            fn resolve_id(&self, kind: IdKind, id: &str) -> Result<String>;
+            fn resolve_action(&self, id: &str, plan: Option<&str>) -> Result<String>;
+            fn plans(&self, audit: Option<&str>) -> Result<Vec<PlanRow>>;
+            fn plan(&self, id: &str) -> Result<PlanRow>;
+            fn plan_state(&self, uuid: &str) -> Result<PlanState>;
+            fn plan_extra(&self, uuid: &str) -> Result<Value>;
+            fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>>;
+            fn unfinished_actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>>;
+            fn action(&self, id: &str) -> Result<ActionRow>;
+            fn running_plan_of_audit(
+                &self,
+                audit_uuid: &str,
+            ) -> Result<Option<(String, PlanState)>>;
+            fn ongoing_plan(&self) -> Result<Option<String>>;
+            fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>>;
+            fn action_scopes(&self, plan_uuid: &str) -> Result<Vec<ScopeRow>>;
+            fn notification_origin(&self) -> Result<String>;
+            fn sink_cursor(&self, sink: &str) -> Result<Option<i64>>;
+            fn sink_cursors(&self) -> Result<Vec<SinkCursor>>;
+            fn events_count_after(&self, after: i64) -> Result<i64>;
+            fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventRow>>;
+            fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects>;
+        }
+        writes {
+            fn sync_action_descriptions(&mut self, types: &[(String, String)]) -> Result<usize>;
+            fn acquire_lease(
+                &mut self,
+                plan_uuid: &str,
+                owner: &str,
+                ttl: std::time::Duration,
+            ) -> Result<std::result::Result<(), Lease>>;
+            fn take_over_lease(
+                &mut self,
+                plan_uuid: &str,
+                old_owner: &str,
+                owner: &str,
+                ttl: std::time::Duration,
+            ) -> Result<bool>;
+            fn renew_lease(
+                &mut self,
+                plan_uuid: &str,
+                owner: &str,
+                ttl: std::time::Duration,
+            ) -> Result<bool>;
+            fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()>;
+            fn plan_transition(
+                &mut self,
+                plan_uuid: &str,
+                from: &[PlanState],
+                to: PlanState,
+                message: Option<&str>,
+                event_type: EventType,
+            ) -> Result<bool>;
+            fn record_applied_with(
+                &mut self,
+                plan_uuid: &str,
+                from: &[PlanState],
+                applied_with: &Value,
+                queue: bool,
+            ) -> Result<bool>;
+            fn action_transition(
+                &mut self,
+                action_uuid: &str,
+                from: &[ActionState],
+                to: ActionState,
+                message: Option<&str>,
+                outputs: Option<&Value>,
+                event_type: EventType,
+            ) -> Result<bool>;
+            fn action_transitions(
+                &mut self,
+                batch: &[ActionTransition],
+            ) -> Result<Vec<Result<bool>>>;
+            fn note(
+                &mut self,
+                event_type: EventType,
+                uuid: &str,
+                plan: Option<&str>,
+                payload: Value,
+            ) -> Result<()>;
+            fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool>;
+            fn create_template(&mut self, t: &NewTemplate<'_>) -> Result<TemplateRow>;
+            fn delete_template(&mut self, id: &str) -> Result<TemplateRow>;
+            fn create_audit(&mut self, a: &NewAudit) -> Result<AuditRow>;
+            fn write_audit_move(
+                &mut self,
+                current: &AuditRow,
+                to: AuditState,
+                message: Option<&str>,
+                extra: &AuditChanges,
+                plan: Option<&super::plans::NewPlan>,
+            ) -> Result<bool>;
+            fn record_skipped_run(
+                &mut self,
+                audit: &AuditRow,
+                message: &str,
+                next_run_time: Option<&str>,
+                blocking_plan: (&str, &str),
+            ) -> Result<bool>;
+            fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool>;
+            fn write_template_change(
+                &mut self,
+                t: &TemplateRow,
+                change: &TemplateChange<'_>,
+            ) -> Result<()>;
+            fn purge_events(&mut self, before: &str) -> Result<usize>;
+            fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow>;
+            fn cancel_recommended_plans_of_audit(
+                &mut self,
+                audit_uuid: &str,
+                message: &str,
+            ) -> Result<Vec<String>>;
+            fn sync_goals_and_strategies(
+                &mut self,
+                goals: &[DiscoveredGoal],
+                strategies: &[DiscoveredStrategy],
+            ) -> Result<SyncReport>;
+            fn write_plan_with_structure(
+                &mut self,
+                p: &NewPlan<'_>,
+                s: &PlanStructure,
+            ) -> Result<String>;
+            fn write_scope_mark(
+                &mut self,
+                plan: &str,
+                action: &str,
+                mark: ScopeMark,
+                message: Option<&str>,
+                event_type: EventType,
+                payload: Value,
+            ) -> Result<()>;
+            fn write_flow_change(
+                &mut self,
+                plan: &str,
+                flow: &str,
+                change: FlowChange<'_>,
+                event_type: EventType,
+                payload: Value,
+            ) -> Result<bool>;
+            fn register_sink_cursor(&mut self, sink: &str) -> Result<i64>;
+            fn advance_sink_cursor(&mut self, sink: &str, to: i64) -> Result<()>;
+        });
+    };
+    // The forwards of the list above, `&self` and `&mut self` apart.
+    (@forward $backend:ty;
+        reads { $(fn $read:ident(&self $(, $ra:ident: $rt:ty)* $(,)?) -> $rr:ty;)* }
+        writes { $(fn $write:ident(&mut self $(, $wa:ident: $wt:ty)* $(,)?) -> $wr:ty;)* }
+    ) => {
+        $(
+            #[deny(unconditional_recursion)]
+            fn $read(&self $(, $ra: $rt)*) -> $rr {
+                <$backend>::$read(self $(, $ra)*)
+            }
+        )*
+        $(
+            #[deny(unconditional_recursion)]
+            fn $write(&mut self $(, $wa: $wt)*) -> $wr {
+                <$backend>::$write(self $(, $wa)*)
+            }
+        )*
+    };
+}
+pub(super) use forward_to_inherent;
+
+impl StoreBackend for SqliteStore {
     fn limit_cache(&self, kib: u32) -> Result<()> {
         SqliteStore::limit_cache(self, kib)
     }
@@ -636,381 +1004,5 @@ impl StoreBackend for SqliteStore {
         SqliteStore::path(self).display().to_string()
     }
 
-    fn schema_version(&self) -> Result<i64> {
-        SqliteStore::schema_version(self)
-    }
-
-    fn goals(&self) -> Result<Vec<GoalRow>> {
-        SqliteStore::goals(self)
-    }
-
-    fn goal(&self, id: &str) -> Result<GoalRow> {
-        SqliteStore::goal(self, id)
-    }
-
-    fn strategies(&self, goal: Option<&str>) -> Result<Vec<StrategyRow>> {
-        SqliteStore::strategies(self, goal)
-    }
-
-    fn strategy(&self, id: &str) -> Result<StrategyRow> {
-        SqliteStore::strategy(self, id)
-    }
-
-    fn sync_action_descriptions(&mut self, types: &[(String, String)]) -> Result<usize> {
-        SqliteStore::sync_action_descriptions(self, types)
-    }
-
-    fn action_description(&self, action_type: &str) -> Result<Option<String>> {
-        SqliteStore::action_description(self, action_type)
-    }
-
-    fn last_event_id(&self) -> Result<i64> {
-        SqliteStore::last_event_id(self)
-    }
-
-    fn state_counts(&self) -> Result<super::StateCounts> {
-        SqliteStore::state_counts(self)
-    }
-
-    fn events(&self, plan: Option<&str>, after: i64) -> Result<Vec<EventRow>> {
-        SqliteStore::events(self, plan, after)
-    }
-
-    fn events_page(&self, plan: Option<&str>, after: i64, limit: usize) -> Result<Vec<EventRow>> {
-        SqliteStore::events_page(self, plan, after, limit)
-    }
-
-    fn action_uuids_page(
-        &self,
-        plan: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-        desc: bool,
-    ) -> Result<Option<Vec<String>>> {
-        SqliteStore::action_uuids_page(self, plan, after, limit, desc)
-    }
-
-    fn actions_page(
-        &self,
-        plan: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-        desc: bool,
-    ) -> Result<Option<Vec<ActionRow>>> {
-        SqliteStore::actions_page(self, plan, after, limit, desc)
-    }
-
-    fn live_plans_using(
-        &self,
-        action_type: &str,
-        version: &str,
-    ) -> Result<Vec<(String, PlanState)>> {
-        SqliteStore::live_plans_using(self, action_type, version)
-    }
-
-    fn acquire_lease(
-        &mut self,
-        plan_uuid: &str,
-        owner: &str,
-        ttl: std::time::Duration,
-    ) -> Result<std::result::Result<(), Lease>> {
-        SqliteStore::acquire_lease(self, plan_uuid, owner, ttl)
-    }
-
-    fn take_over_lease(
-        &mut self,
-        plan_uuid: &str,
-        old_owner: &str,
-        owner: &str,
-        ttl: std::time::Duration,
-    ) -> Result<bool> {
-        SqliteStore::take_over_lease(self, plan_uuid, old_owner, owner, ttl)
-    }
-
-    fn renew_lease(
-        &mut self,
-        plan_uuid: &str,
-        owner: &str,
-        ttl: std::time::Duration,
-    ) -> Result<bool> {
-        SqliteStore::renew_lease(self, plan_uuid, owner, ttl)
-    }
-
-    fn release_lease(&mut self, plan_uuid: &str, owner: &str) -> Result<()> {
-        SqliteStore::release_lease(self, plan_uuid, owner)
-    }
-
-    fn plan_lease_is_free(&self, plan_uuid: &str) -> Result<bool> {
-        SqliteStore::plan_lease_is_free(self, plan_uuid)
-    }
-
-    fn lease(&self, plan_uuid: &str) -> Result<Option<Lease>> {
-        SqliteStore::lease(self, plan_uuid)
-    }
-
-    fn plan_transition(
-        &mut self,
-        plan_uuid: &str,
-        from: &[PlanState],
-        to: PlanState,
-        message: Option<&str>,
-        event_type: EventType,
-    ) -> Result<bool> {
-        SqliteStore::plan_transition(self, plan_uuid, from, to, message, event_type)
-    }
-
-    fn record_applied_with(
-        &mut self,
-        plan_uuid: &str,
-        from: &[PlanState],
-        applied_with: &Value,
-        queue: bool,
-    ) -> Result<bool> {
-        SqliteStore::record_applied_with(self, plan_uuid, from, applied_with, queue)
-    }
-
-    fn action_transition(
-        &mut self,
-        action_uuid: &str,
-        from: &[ActionState],
-        to: ActionState,
-        message: Option<&str>,
-        outputs: Option<&Value>,
-        event_type: EventType,
-    ) -> Result<bool> {
-        SqliteStore::action_transition(self, action_uuid, from, to, message, outputs, event_type)
-    }
-
-    fn action_transitions(&mut self, batch: &[ActionTransition]) -> Result<Vec<Result<bool>>> {
-        SqliteStore::action_transitions(self, batch)
-    }
-
-    fn note(
-        &mut self,
-        event_type: EventType,
-        uuid: &str,
-        plan: Option<&str>,
-        payload: Value,
-    ) -> Result<()> {
-        SqliteStore::note(self, event_type, uuid, plan, payload)
-    }
-
-    fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
-        SqliteStore::cancel_unstarted_plan(self, p)
-    }
-
-    fn templates(&self) -> Result<Vec<TemplateRow>> {
-        SqliteStore::templates(self)
-    }
-
-    fn template(&self, id: &str) -> Result<TemplateRow> {
-        SqliteStore::template(self, id)
-    }
-
-    fn create_template(&mut self, t: &NewTemplate<'_>) -> Result<TemplateRow> {
-        SqliteStore::create_template(self, t)
-    }
-
-    fn delete_template(&mut self, id: &str) -> Result<TemplateRow> {
-        SqliteStore::delete_template(self, id)
-    }
-
-    fn audits(&self) -> Result<Vec<AuditRow>> {
-        SqliteStore::audits(self)
-    }
-
-    fn audit(&self, id: &str) -> Result<AuditRow> {
-        SqliteStore::audit(self, id)
-    }
-
-    fn create_audit(&mut self, a: &NewAudit) -> Result<AuditRow> {
-        SqliteStore::create_audit(self, a)
-    }
-
-    fn write_audit_move(
-        &mut self,
-        current: &AuditRow,
-        to: AuditState,
-        message: Option<&str>,
-        extra: &AuditChanges,
-        plan: Option<&super::plans::NewPlan>,
-    ) -> Result<bool> {
-        SqliteStore::write_audit_move(self, current, to, message, extra, plan)
-    }
-
-    fn record_skipped_run(
-        &mut self,
-        audit: &AuditRow,
-        message: &str,
-        next_run_time: Option<&str>,
-        blocking_plan: (&str, &str),
-    ) -> Result<bool> {
-        SqliteStore::record_skipped_run(self, audit, message, next_run_time, blocking_plan)
-    }
-
-    fn resolve_id(&self, kind: IdKind, id: &str) -> Result<String> {
-        SqliteStore::resolve_id(self, kind, id)
-    }
-
-    fn resolve_action(&self, id: &str, plan: Option<&str>) -> Result<String> {
-        SqliteStore::resolve_action(self, id, plan)
-    }
-
-    fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
-        SqliteStore::delete_plan(self, id)
-    }
-
-    fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
-        SqliteStore::retry_plan(self, id)
-    }
-
-    fn update_template(
-        &mut self,
-        id: &str,
-        change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow> {
-        SqliteStore::update_template(self, id, change)
-    }
-
-    fn purge_events(&mut self, before: &str) -> Result<usize> {
-        SqliteStore::purge_events(self, before)
-    }
-
-    fn plans(&self, audit: Option<&str>) -> Result<Vec<PlanRow>> {
-        SqliteStore::plans(self, audit)
-    }
-
-    fn plan(&self, id: &str) -> Result<PlanRow> {
-        SqliteStore::plan(self, id)
-    }
-
-    fn plan_state(&self, uuid: &str) -> Result<PlanState> {
-        SqliteStore::plan_state(self, uuid)
-    }
-
-    fn plan_extra(&self, uuid: &str) -> Result<Value> {
-        SqliteStore::plan_extra(self, uuid)
-    }
-
-    fn actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
-        SqliteStore::actions(self, plan_uuid)
-    }
-
-    fn unfinished_actions(&self, plan_uuid: &str) -> Result<Vec<ActionRow>> {
-        SqliteStore::unfinished_actions(self, plan_uuid)
-    }
-
-    fn action(&self, id: &str) -> Result<ActionRow> {
-        SqliteStore::action(self, id)
-    }
-
-    fn create_plan(&mut self, p: &NewPlan<'_>) -> Result<PlanRow> {
-        SqliteStore::create_plan(self, p)
-    }
-
-    fn running_plan_of_audit(&self, audit_uuid: &str) -> Result<Option<(String, PlanState)>> {
-        SqliteStore::running_plan_of_audit(self, audit_uuid)
-    }
-
-    fn ongoing_plan(&self) -> Result<Option<String>> {
-        SqliteStore::ongoing_plan(self)
-    }
-
-    fn cancel_recommended_plans_of_audit(
-        &mut self,
-        audit_uuid: &str,
-        message: &str,
-    ) -> Result<Vec<String>> {
-        SqliteStore::cancel_recommended_plans_of_audit(self, audit_uuid, message)
-    }
-
-    fn sync_goals_and_strategies(
-        &mut self,
-        goals: &[DiscoveredGoal],
-        strategies: &[DiscoveredStrategy],
-    ) -> Result<SyncReport> {
-        SqliteStore::sync_goals_and_strategies(self, goals, strategies)
-    }
-
-    fn create_plan_with_structure(
-        &mut self,
-        p: &NewPlan<'_>,
-        s: &PlanStructure,
-    ) -> Result<PlanRow> {
-        SqliteStore::create_plan_with_structure(self, p, s)
-    }
-
-    fn plan_flows(&self, plan_uuid: &str) -> Result<Vec<FlowRow>> {
-        SqliteStore::plan_flows(self, plan_uuid)
-    }
-
-    fn action_scopes(&self, plan_uuid: &str) -> Result<Vec<ScopeRow>> {
-        SqliteStore::action_scopes(self, plan_uuid)
-    }
-
-    fn start_alternative(
-        &mut self,
-        plan: &str,
-        to: &str,
-        message: &str,
-        payload: Value,
-    ) -> Result<()> {
-        SqliteStore::start_alternative(self, plan, to, message, payload)
-    }
-
-    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
-        SqliteStore::settle_alternative(self, plan, action, payload)
-    }
-
-    fn flow_transition(
-        &mut self,
-        plan: &str,
-        flow: &str,
-        to: FlowState,
-        message: Option<&str>,
-        event_type: EventType,
-        payload: Value,
-    ) -> Result<()> {
-        SqliteStore::flow_transition(self, plan, flow, to, message, event_type, payload)
-    }
-
-    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
-        SqliteStore::start_flow_alternative(self, plan, to, payload)
-    }
-
-    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
-        SqliteStore::flow_reverted(self, plan, action, ok, message)
-    }
-
-    fn notification_origin(&self) -> Result<String> {
-        SqliteStore::notification_origin(self)
-    }
-
-    fn register_sink_cursor(&mut self, sink: &str) -> Result<i64> {
-        SqliteStore::register_sink_cursor(self, sink)
-    }
-
-    fn sink_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        SqliteStore::sink_cursor(self, sink)
-    }
-
-    fn advance_sink_cursor(&mut self, sink: &str, to: i64) -> Result<()> {
-        SqliteStore::advance_sink_cursor(self, sink, to)
-    }
-
-    fn sink_cursors(&self) -> Result<Vec<SinkCursor>> {
-        SqliteStore::sink_cursors(self)
-    }
-
-    fn events_count_after(&self, after: i64) -> Result<i64> {
-        SqliteStore::events_count_after(self, after)
-    }
-
-    fn events_after(&self, after: i64, limit: usize) -> Result<Vec<EventRow>> {
-        SqliteStore::events_after(self, after, limit)
-    }
-
-    fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects> {
-        SqliteStore::notification_subjects(self, events)
-    }
+    forward_to_inherent!(SqliteStore);
 }

@@ -5,8 +5,8 @@
 //! reverted by its flow) committed with its event before it is acted on.
 
 use super::columns::enum_col;
-use super::plans::{NewPlan, PlanRow, insert_plan};
-use super::{Event, Result, SqliteStore, append_event, now};
+use super::plans::{NewPlan, insert_plan};
+use super::{Event, Result, SqliteStore, StoreError, append_event, now};
 use crate::policy::OnFailure;
 use crate::states::{EventType, FlowState};
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -37,6 +37,69 @@ pub struct NewScope {
     pub primary: Option<(String, u32)>,
 }
 
+impl NewFlow {
+    /// How its place among alternatives is stored: the flow it is an
+    /// alternative of and its rank (none and 0 for a flow of its own), and
+    /// whether it starts started (an alternative waits to be chosen).
+    pub(super) fn stored_alternative(&self) -> (Option<&str>, u32, bool) {
+        match &self.alternative_of {
+            Some((of, rank)) => (Some(of.as_str()), *rank, false),
+            None => (None, 0, true),
+        }
+    }
+}
+
+impl NewScope {
+    /// How its place among alternatives is stored: its primary and rank
+    /// (none and 0 outside a group), and whether it starts started (only a
+    /// primary does: an alternative waits to be chosen).
+    pub(super) fn stored_primary(&self) -> (Option<&str>, u32, bool) {
+        let (primary, rank) = match &self.primary {
+            Some((p, rank)) => (Some(p.as_str()), *rank),
+            None => (None, 0),
+        };
+        (primary, rank, rank == 0)
+    }
+}
+
+/// A choice the applier made about an action of a structured plan, marked
+/// on its structure row (`plan_action_scopes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScopeMark {
+    /// It is an alternative that was started.
+    Started,
+    /// It is a failed alternative whose effects were settled.
+    Settled,
+    /// Its flow's rollback reverted it (or tried to).
+    Reverted,
+}
+
+impl ScopeMark {
+    /// Its column in `plan_action_scopes`.
+    pub(super) fn column(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Settled => "settled",
+            Self::Reverted => "reverted",
+        }
+    }
+}
+
+/// A change to a flow of a plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FlowChange<'a> {
+    /// It is an alternative flow that was started.
+    Started,
+    /// It moves to state `to`; `message`, if any, becomes its status
+    /// message.
+    State {
+        /// Its new state.
+        to: FlowState,
+        /// Why.
+        message: Option<&'a str>,
+    },
+}
+
 /// A plan's flows and alternatives, as declared.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlanStructure {
@@ -50,6 +113,31 @@ impl PlanStructure {
     /// Whether the plan is flat.
     pub fn is_empty(&self) -> bool {
         self.flows.is_empty() && self.scopes.is_empty()
+    }
+
+    /// Refuses a structure that places an action plan `p` does not have,
+    /// naming the first such action, before anything is written.
+    pub(super) fn refuse_unknown_actions(&self, p: &NewPlan<'_>) -> Result<()> {
+        if self.scopes.is_empty() {
+            return Ok(());
+        }
+        let names: std::collections::HashSet<&str> = p
+            .actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .chain(p.rows.iter().map(|r| r.name))
+            .collect();
+        match self
+            .scopes
+            .iter()
+            .find(|s| !names.contains(s.action.as_str()))
+        {
+            Some(s) => Err(StoreError::NotFound {
+                kind: "action",
+                id: s.action.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -92,12 +180,13 @@ pub struct ScopeRow {
     pub reverted: bool,
 }
 
-fn plan_id(tx: &Transaction<'_>, plan_uuid: &str) -> rusqlite::Result<i64> {
+fn plan_id(tx: &Transaction<'_>, plan_uuid: &str) -> rusqlite::Result<Option<i64>> {
     tx.query_row(
         "SELECT id FROM action_plans WHERE uuid = ?1",
         [plan_uuid],
         |r| r.get(0),
     )
+    .optional()
 }
 
 fn event(
@@ -121,21 +210,21 @@ fn event(
 }
 
 impl SqliteStore {
-    /// Creates a plan with its flows and alternatives, in one transaction.
-    pub fn create_plan_with_structure(
+    /// Stores a plan with its flows and alternatives, in one transaction;
+    /// returns its uuid (the rules are
+    /// [`super::StoreBackend::create_plan_with_structure`]'s).
+    pub fn write_plan_with_structure(
         &mut self,
         p: &NewPlan<'_>,
         s: &PlanStructure,
-    ) -> Result<PlanRow> {
-        super::plans::refuse_duplicate_names(p)?;
-        let uuid = self.write(|tx| {
+    ) -> Result<String> {
+        self.write(|tx| {
             let uuid = insert_plan(tx, p)?;
             if !s.is_empty() {
                 insert_structure(tx, &uuid, s)?;
             }
             Ok(uuid)
-        })?;
-        self.plan(&uuid)
+        })
     }
 
     /// A plan's flows, by name.
@@ -191,114 +280,64 @@ impl SqliteStore {
         .map_err(|e| self.err(e))
     }
 
-    /// The choice to run alternative `to` after the one before it failed
-    /// for good (the payload names it):
-    /// `to` is started and its status message says why, with the event
-    /// `action.alternative.start`, in one transaction.
-    pub fn start_alternative(
+    /// Marks action `action` of plan `plan` with `mark`, sets its status
+    /// message to `message` if any, and appends the event `event_type`
+    /// (the action as its object), in one transaction.
+    pub fn write_scope_mark(
         &mut self,
         plan: &str,
-        to: &str,
-        message: &str,
-        payload: Value,
-    ) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE plan_action_scopes SET started = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
-                [to],
-            )?;
-            tx.execute(
-                "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
-                params![message, now(), to],
-            )?;
-            event(tx, EventType::ActionAlternativeStart, to, plan, payload)
-        })
-    }
-
-    /// A failed alternative's effects are settled (reverted when it ran and
-    /// could be): recorded with `action.alternative.settled`.
-    pub fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE plan_action_scopes SET settled = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
-                [action],
-            )?;
-            event(
-                tx,
-                EventType::ActionAlternativeSettled,
-                action,
-                plan,
-                payload,
-            )
-        })
-    }
-
-    /// A flow changes state, with its event (object type `flow`, the flow's
-    /// name as the object).
-    pub fn flow_transition(
-        &mut self,
-        plan: &str,
-        flow: &str,
-        to: FlowState,
+        action: &str,
+        mark: ScopeMark,
         message: Option<&str>,
         event_type: EventType,
         payload: Value,
     ) -> Result<()> {
         self.write(|tx| {
-            let id = plan_id(tx, plan)?;
             tx.execute(
-                "UPDATE plan_flows SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
-                 WHERE action_plan_id = ?4 AND name = ?5",
-                params![to, message, now(), id, flow],
-            )?;
-            event(tx, event_type, flow, plan, payload)
-        })
-    }
-
-    /// The choice to run alternative flow `to` after the one before it
-    /// failed for good and was rolled back: `to` is started, with
-    /// `flow.alternative.start`, in one transaction.
-    pub fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
-        self.write(|tx| {
-            let id = plan_id(tx, plan)?;
-            tx.execute(
-                "UPDATE plan_flows SET started = 1, updated_at = ?1 WHERE action_plan_id = ?2 AND name = ?3",
-                params![now(), id, to],
-            )?;
-            event(tx, EventType::FlowAlternativeStart, to, plan, payload)
-        })
-    }
-
-    /// A flow's rollback reverted an action (or tried to): its status
-    /// message, the `reverted` mark and `action.revert.end` (or
-    /// `.error`), in one transaction.
-    pub fn flow_reverted(
-        &mut self,
-        plan: &str,
-        action: &str,
-        ok: bool,
-        message: &str,
-    ) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
-                "UPDATE plan_action_scopes SET reverted = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
+                &format!(
+                    "UPDATE plan_action_scopes SET {} = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
+                    mark.column()
+                ),
                 [action],
             )?;
-            tx.execute(
-                "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
-                params![message, now(), action],
-            )?;
-            event(
-                tx,
-                if ok {
-                    EventType::ActionRevertEnd
-                } else {
-                    EventType::ActionRevertError
-                },
-                action,
-                plan,
-                serde_json::json!({"status_message": message}),
-            )
+            if let Some(message) = message {
+                tx.execute(
+                    "UPDATE actions SET status_message = ?1, updated_at = ?2 WHERE uuid = ?3",
+                    params![message, now(), action],
+                )?;
+            }
+            event(tx, event_type, action, plan, payload)
+        })
+    }
+
+    /// Changes flow `flow` of plan `plan` and appends the event
+    /// `event_type` (object type `flow`, the flow's name as the object), in
+    /// one transaction; false (nothing written) when the plan is not
+    /// stored.
+    pub fn write_flow_change(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        change: FlowChange<'_>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let Some(id) = plan_id(tx, plan)? else {
+                return Ok(false);
+            };
+            match change {
+                FlowChange::State { to, message } => tx.execute(
+                    "UPDATE plan_flows SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
+                     WHERE action_plan_id = ?4 AND name = ?5",
+                    params![to, message, now(), id, flow],
+                )?,
+                FlowChange::Started => tx.execute(
+                    "UPDATE plan_flows SET started = 1, updated_at = ?1 WHERE action_plan_id = ?2 AND name = ?3",
+                    params![now(), id, flow],
+                )?,
+            };
+            event(tx, event_type, flow, plan, payload).map(|()| true)
         })
     }
 }
@@ -308,16 +347,13 @@ pub(super) fn insert_structure(
     plan: &str,
     s: &PlanStructure,
 ) -> rusqlite::Result<()> {
-    let id = plan_id(tx, plan)?;
+    let id = plan_id(tx, plan)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
     let mut st = tx.prepare(
         "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, rank, started) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for f in &s.flows {
-        let (of, rank) = match &f.alternative_of {
-            Some((of, r)) => (Some(of.as_str()), *r),
-            None => (None, 0),
-        };
+        let (of, rank, started) = f.stored_alternative();
         st.execute(params![
             id,
             f.name,
@@ -325,7 +361,7 @@ pub(super) fn insert_structure(
             f.on_failure,
             of,
             rank,
-            of.is_none()
+            started
         ])?;
     }
     let mut find = tx.prepare("SELECT id FROM actions WHERE action_plan_id = ?1 AND name = ?2")?;
@@ -340,11 +376,8 @@ pub(super) fn insert_structure(
         else {
             return Err(rusqlite::Error::QueryReturnedNoRows);
         };
-        let (primary, rank) = match &a.primary {
-            Some((p, r)) => (Some(p.as_str()), *r),
-            None => (None, 0),
-        };
-        ins.execute(params![action_id, id, a.flow, primary, rank, rank == 0])?;
+        let (primary, rank, started) = a.stored_primary();
+        ins.execute(params![action_id, id, a.flow, primary, rank, started])?;
     }
     Ok(())
 }
@@ -359,7 +392,96 @@ mod tests {
     on_both_backends!(
         a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events,
         an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where,
+        a_structure_naming_an_action_not_in_the_plan_is_refused_naming_it_storing_nothing,
+        a_flow_of_an_unknown_plan_is_not_found_naming_the_plan_writing_nothing,
     );
+
+    fn one_action_plan() -> NewPlan<'static> {
+        NewPlan {
+            state: PlanState::Recommended,
+            rows: vec![NewPlanRow {
+                name: "a",
+                action_type: "nop",
+                action_type_version: "1.0.0",
+                input_parameters_json: "{}",
+                parents: &[],
+                state: ActionState::Pending,
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Flow `f` (rolled back on failure) around the one action `action`.
+    fn one_flow_around(action: &str) -> PlanStructure {
+        PlanStructure {
+            flows: vec![NewFlow {
+                name: "f".into(),
+                parent: None,
+                on_failure: OnFailure::Rollback,
+                alternative_of: None,
+            }],
+            scopes: vec![NewScope {
+                action: action.into(),
+                flow: Some("f".into()),
+                primary: None,
+            }],
+        }
+    }
+
+    fn a_structure_naming_an_action_not_in_the_plan_is_refused_naming_it_storing_nothing(
+        mut s: TestStore,
+    ) {
+        let events = s.last_event_id().expect("last event");
+        let e = s
+            .create_plan_with_structure(&one_action_plan(), &one_flow_around("ghost"))
+            .expect_err("refused");
+        match &e {
+            super::super::StoreError::NotFound { kind, id } => {
+                assert_eq!((*kind, id.as_str()), ("action", "ghost"))
+            }
+            other => panic!("not a NotFound naming the action: {other}"),
+        }
+        assert!(e.to_string().contains("ghost"), "{e}");
+        for table in [
+            "action_plans",
+            "actions",
+            "plan_flows",
+            "plan_action_scopes",
+        ] {
+            assert_eq!(
+                s.int(&format!("SELECT count(*) FROM {table}")),
+                Some(0),
+                "{table}"
+            );
+        }
+        assert_eq!(s.last_event_id().expect("last event"), events);
+    }
+
+    fn a_flow_of_an_unknown_plan_is_not_found_naming_the_plan_writing_nothing(mut s: TestStore) {
+        let ghost = "00000000-0000-4000-8000-000000000000";
+        let events = s.last_event_id().expect("last event");
+        for e in [
+            s.flow_transition(
+                ghost,
+                "f",
+                FlowState::Failed,
+                Some("failed"),
+                EventType::FlowRollbackStart,
+                serde_json::json!({}),
+            )
+            .expect_err("no such plan"),
+            s.start_flow_alternative(ghost, "f", serde_json::json!({}))
+                .expect_err("no such plan"),
+        ] {
+            match &e {
+                super::super::StoreError::NotFound { kind, id } => {
+                    assert_eq!((*kind, id.as_str()), ("action plan", ghost))
+                }
+                other => panic!("not a NotFound naming the plan: {other}"),
+            }
+        }
+        assert_eq!(s.last_event_id().expect("last event"), events);
+    }
 
     fn a_structure_is_stored_with_its_plan_and_choices_are_recorded_with_events(mut s: TestStore) {
         let rows: Vec<NewPlanRow<'_>> = ["a", "a-b", "c"]
@@ -484,33 +606,7 @@ mod tests {
 
     fn an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where(mut s: TestStore) {
         let plan = s
-            .create_plan_with_structure(
-                &NewPlan {
-                    state: PlanState::Recommended,
-                    rows: vec![NewPlanRow {
-                        name: "a",
-                        action_type: "nop",
-                        action_type_version: "1.0.0",
-                        input_parameters_json: "{}",
-                        parents: &[],
-                        state: ActionState::Pending,
-                    }],
-                    ..Default::default()
-                },
-                &PlanStructure {
-                    flows: vec![NewFlow {
-                        name: "f".into(),
-                        parent: None,
-                        on_failure: OnFailure::Rollback,
-                        alternative_of: None,
-                    }],
-                    scopes: vec![NewScope {
-                        action: "a".into(),
-                        flow: Some("f".into()),
-                        primary: None,
-                    }],
-                },
-            )
+            .create_plan_with_structure(&one_action_plan(), &one_flow_around("a"))
             .expect("plan");
         let plan_id = s.int("SELECT id FROM action_plans").expect("id");
         for (column, bad, what) in [

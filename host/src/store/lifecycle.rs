@@ -6,6 +6,7 @@
 //! events. Each is one transaction; a refusal writes nothing and says what
 //! to do.
 
+use super::audits::TemplateRow;
 use super::plans::{NewPlan, NewPlanAction, PlanRow};
 use super::{Event, Result, StoreError, append_event, now};
 use super::{SqliteStore, StoreBackend};
@@ -45,6 +46,18 @@ pub struct TemplateChange<'a> {
     pub policy: Option<Option<(String, String)>>,
 }
 
+impl TemplateChange<'_> {
+    /// How the policy columns are written: whether they are set at all,
+    /// then the policy and its stored content (both `None`: no policy).
+    pub(super) fn policy_columns(&self) -> (bool, Option<&str>, Option<&str>) {
+        match &self.policy {
+            None => (false, None, None),
+            Some(None) => (true, None, None),
+            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
+        }
+    }
+}
+
 /// Why a plan is not deleted now, with what to do; `None` when it may be.
 pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
     if DELETABLE_PLAN_STATES.contains(&p.state) {
@@ -69,17 +82,11 @@ pub fn delete_refusal(p: &PlanRow) -> Option<StoreError> {
 }
 
 impl SqliteStore {
-    /// Soft-deletes a plan as Watcher does: the plan and its actions become
-    /// DELETED (`deleted = 1`), with an `action_plan.delete` event and an
-    /// `action.delete` event per action, and no list shows them again.
-    /// Refused for a plan that is queued, running or being cancelled.
-    pub fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
-        let p = self.plan(id)?;
-        if let Some(refusal) = delete_refusal(&p) {
-            return Err(refusal);
-        }
-        let at = now();
-        let changed = self.write(|tx| {
+    /// Compare-and-set of plan `p` from its state (as read) to DELETED at
+    /// `at`, with its actions and efficacy indicators, and their events;
+    /// the rules are [`StoreBackend::delete_plan`]'s.
+    pub fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool> {
+        self.write(|tx| {
             // Compare-and-set: an applier elsewhere may have moved it.
             let n = tx.execute(
                 "UPDATE action_plans SET state = 'DELETED', deleted = 1, deleted_at = ?1, updated_at = ?1 \
@@ -115,62 +122,17 @@ impl SqliteStore {
                 params![at, p.id],
             )?;
             Ok(true)
-        })?;
-        if !changed {
-            return Err(StoreError::Refused {
-                kind: "action plan",
-                id: p.uuid,
-                state: p.state.to_string(),
-                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
-                    .into(),
-            });
-        }
-        Ok(PlanRow {
-            state: PlanState::Deleted,
-            updated_at: Some(at),
-            ..p
         })
     }
 
-    /// A new RECOMMENDED plan of the actions a FAILED or CANCELLED plan did
-    /// not finish (neither SUCCEEDED nor SKIPPED): their types, versions
-    /// and parameters, and the edges among them (edges to finished actions
-    /// are dropped: those parents are done). It belongs to the same audit
-    /// and strategy, has the same planner, and keeps the plan's extras (its
-    /// policy, the options it was started with, its declared references),
-    /// plus `retry_of`: the old plan's uuid. The old plan is not changed.
-    pub fn retry_plan(&mut self, id: &str) -> Result<PlanRow> {
-        retry_plan(self, id)
-    }
-
-    /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
-    /// returns it as changed.
-    pub fn update_template(
+    /// Writes `change` to template `t` (as read), with its `updated_at`;
+    /// the rule is [`StoreBackend::update_template`]'s.
+    pub fn write_template_change(
         &mut self,
-        id: &str,
+        t: &TemplateRow,
         change: &TemplateChange<'_>,
-    ) -> Result<super::audits::TemplateRow> {
-        let t = self.template(id)?;
-        if let Some(name) = change.name
-            && name != t.name
-            && let Ok(other) = self.template(name)
-            && other.uuid != t.uuid
-        {
-            return Err(StoreError::Refused {
-                kind: "audit template",
-                id: t.uuid,
-                state: "not renamed".into(),
-                what: format!(
-                    "another audit template ({}) is named {name:?}; choose another name",
-                    other.uuid
-                ),
-            });
-        }
-        let (set_policy, policy, content) = match &change.policy {
-            None => (false, None, None),
-            Some(None) => (true, None, None),
-            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
-        };
+    ) -> Result<()> {
+        let (set_policy, policy, content) = change.policy_columns();
         self.write(|tx| {
             tx.execute(
                 "UPDATE audit_templates SET name = COALESCE(?1, name), description = COALESCE(?2, description), \
@@ -188,7 +150,7 @@ impl SqliteStore {
                 ],
             )
         })?;
-        self.template(&t.uuid)
+        Ok(())
     }
 
     /// Deletes the events older than `before` (RFC 3339 UTC, as events are
@@ -386,7 +348,42 @@ mod tests {
     use crate::store::plans::NewPlanRow;
     use crate::store::testing::{TestStore, on_both_backends};
 
-    on_both_backends!(purge_keeps_live_plans_events_and_the_newest_event);
+    on_both_backends!(
+        purge_keeps_live_plans_events_and_the_newest_event,
+        a_template_is_changed_and_a_rename_to_a_taken_name_is_refused_writing_nothing,
+        a_plan_moved_meanwhile_is_not_deleted_and_nothing_is_written,
+    );
+
+    fn a_plan_moved_meanwhile_is_not_deleted_and_nothing_is_written(mut s: TestStore) {
+        let uuid = plan(&mut s, "SUCCEEDED");
+        // Another process's move, as the compare-and-set sees it: the row
+        // is no longer in the state read, so the UPDATE changes nothing.
+        s.race_updates_where("action_plans", "NEW.state = 'DELETED'");
+        let events = s.last_event_id().expect("events");
+        let e = s.delete_plan(&uuid).expect_err("refused");
+        match &e {
+            StoreError::Refused {
+                kind, id, state, ..
+            } => assert_eq!(
+                (*kind, id.as_str(), state.as_str()),
+                ("action plan", uuid.as_str(), "SUCCEEDED")
+            ),
+            other => panic!("not a refusal: {other}"),
+        }
+        assert!(e.to_string().contains("changed meanwhile"), "{e}");
+        assert_eq!(s.plan(&uuid).expect("plan").state, PlanState::Succeeded);
+        assert_eq!(s.actions(&uuid).expect("actions").len(), 1);
+        assert_eq!(s.last_event_id().expect("events"), events);
+        // Without the other process, it is deleted with its action.
+        s.end_race("action_plans");
+        let deleted = s.delete_plan(&uuid).expect("deleted");
+        assert_eq!(deleted.state, PlanState::Deleted);
+        assert!(s.plan(&uuid).is_err());
+        assert_eq!(
+            s.int("SELECT count(*) FROM actions WHERE deleted = 1"),
+            Some(1)
+        );
+    }
 
     fn plan(s: &mut TestStore, state: &str) -> String {
         s.create_plan(&NewPlan {
@@ -402,6 +399,99 @@ mod tests {
         })
         .expect("plan")
         .uuid
+    }
+
+    fn template(s: &mut TestStore, name: &str) -> super::super::audits::TemplateRow {
+        s.create_template(&super::super::audits::NewTemplate {
+            name,
+            description: "",
+            goal: "dummy",
+            strategy: None,
+            scope: json!([]),
+            default_parameters: json!({}),
+            policy: None,
+            policy_content: None,
+        })
+        .expect("template")
+    }
+
+    fn a_template_is_changed_and_a_rename_to_a_taken_name_is_refused_writing_nothing(
+        mut s: TestStore,
+    ) {
+        s.exec(
+            "INSERT INTO goals (uuid, name, display_name, created_at) \
+             VALUES ('g', 'dummy', 'Dummy', 't')",
+        );
+        let t1 = template(&mut s, "t1");
+        let t2 = template(&mut s, "t2");
+        let e = s
+            .update_template(
+                "t1",
+                &TemplateChange {
+                    name: Some("t2"),
+                    description: Some("never written"),
+                    policy: Some(None),
+                },
+            )
+            .expect_err("a taken name");
+        match &e {
+            StoreError::Refused {
+                kind, id, state, ..
+            } => assert_eq!(
+                (*kind, id.as_str(), state.as_str()),
+                ("audit template", t1.uuid.as_str(), "not renamed")
+            ),
+            other => panic!("not a refusal: {other}"),
+        }
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&t2.uuid) && msg.contains("named \"t2\""),
+            "{msg}"
+        );
+        // Refused: nothing written.
+        assert_eq!(s.template(&t1.uuid).expect("t1"), t1);
+        // Its own name and a free one are accepted; the policy is set, then
+        // removed; a field not named is kept.
+        let same = s
+            .update_template(
+                &t1.uuid,
+                &TemplateChange {
+                    name: Some("t1"),
+                    description: Some("first"),
+                    policy: Some(Some(("default".into(), r#"{"rules": []}"#.into()))),
+                },
+            )
+            .expect("same name");
+        let fields = |t: &super::super::audits::TemplateRow| {
+            (
+                t.name.clone(),
+                t.description.clone(),
+                t.policy.clone(),
+                t.policy_content.clone(),
+            )
+        };
+        assert_eq!(
+            fields(&same),
+            (
+                "t1".into(),
+                "first".into(),
+                Some("default".into()),
+                Some(json!({"rules": []}))
+            )
+        );
+        let renamed = s
+            .update_template(
+                "t1",
+                &TemplateChange {
+                    name: Some("t3"),
+                    description: None,
+                    policy: Some(None),
+                },
+            )
+            .expect("renamed");
+        assert_eq!(fields(&renamed), ("t3".into(), "first".into(), None, None));
+        assert!(renamed.updated_at.is_some());
+        assert_eq!(s.template(&t2.uuid).expect("t2"), t2);
     }
 
     #[test]

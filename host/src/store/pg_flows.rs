@@ -2,29 +2,25 @@
 //! the structure written with the plan in its one transaction, and each
 //! choice the applier makes about it committed with its event.
 
-use super::flows::{FlowRow, PlanStructure, ScopeRow};
+use super::flows::{FlowChange, FlowRow, PlanStructure, ScopeMark, ScopeRow};
 use super::pg::PgStore;
 use super::pg_plans::insert_plan;
 use super::pg_sql::{Sql, args, flag, int};
-use super::plans::{NewPlan, PlanRow};
+use super::plans::NewPlan;
 use super::{Event, Result, StoreError, now};
-use crate::states::{EventType, FlowState};
+use crate::states::EventType;
 use postgres::Transaction;
 use serde_json::Value;
 
 type Tx<'a, 'b> = Sql<'a, Transaction<'b>>;
 
-fn plan_id(db: &mut Tx<'_, '_>, plan_uuid: &str) -> Result<i64> {
-    match db.opt(
-        "SELECT id FROM action_plans WHERE uuid = $1",
-        args![plan_uuid],
-    )? {
-        Some(r) => Ok(int(&r, 0)),
-        None => Err(StoreError::NotFound {
-            kind: "action plan",
-            id: plan_uuid.into(),
-        }),
-    }
+fn plan_id(db: &mut Tx<'_, '_>, plan_uuid: &str) -> Result<Option<i64>> {
+    Ok(db
+        .opt(
+            "SELECT id FROM action_plans WHERE uuid = $1",
+            args![plan_uuid],
+        )?
+        .map(|r| int(&r, 0)))
 }
 
 fn event(
@@ -48,16 +44,16 @@ fn event(
 }
 
 pub(super) fn insert_structure(db: &mut Tx<'_, '_>, plan: &str, s: &PlanStructure) -> Result<()> {
-    let id = plan_id(db, plan)?;
+    let id = plan_id(db, plan)?.ok_or_else(|| StoreError::NotFound {
+        kind: "action plan",
+        id: plan.into(),
+    })?;
     for f in &s.flows {
-        let (of, rank) = match &f.alternative_of {
-            Some((of, r)) => (Some(of.as_str()), *r),
-            None => (None, 0),
-        };
+        let (of, rank, started) = f.stored_alternative();
         db.exec(
             "INSERT INTO plan_flows (action_plan_id, name, parent, on_failure, alternative_of, \
              rank, started) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            args![id, f.name, f.parent, f.on_failure, of, rank, of.is_none()],
+            args![id, f.name, f.parent, f.on_failure, of, rank, started],
         )?;
     }
     for a in &s.scopes {
@@ -71,34 +67,31 @@ pub(super) fn insert_structure(db: &mut Tx<'_, '_>, plan: &str, s: &PlanStructur
                 id: a.action.clone(),
             });
         };
-        let (primary, rank) = match &a.primary {
-            Some((p, r)) => (Some(p.as_str()), *r),
-            None => (None, 0),
-        };
+        let (primary, rank, started) = a.stored_primary();
         db.exec(
             "INSERT INTO plan_action_scopes (action_id, action_plan_id, flow, primary_name, rank, \
              started) VALUES ($1, $2, $3, $4, $5, $6)",
-            args![int(&row, 0), id, a.flow, primary, rank, rank == 0],
+            args![int(&row, 0), id, a.flow, primary, rank, started],
         )?;
     }
     Ok(())
 }
 
 impl PgStore {
-    /// Creates a plan with its flows and alternatives, in one transaction.
-    pub fn create_plan_with_structure(
+    /// Stores a plan with its flows and alternatives, in one transaction;
+    /// returns its uuid.
+    pub fn write_plan_with_structure(
         &mut self,
         p: &NewPlan<'_>,
         s: &PlanStructure,
-    ) -> Result<PlanRow> {
-        let uuid = self.write(|db| {
+    ) -> Result<String> {
+        self.write(|db| {
             let uuid = insert_plan(db, p)?;
             if !s.is_empty() {
                 insert_structure(db, &uuid, s)?;
             }
             Ok(uuid)
-        })?;
-        self.plan(&uuid)
+        })
     }
 
     /// A plan's flows, by name.
@@ -158,109 +151,65 @@ impl PgStore {
         })
     }
 
-    /// Starts alternative `to`, with `action.alternative.start`.
-    pub fn start_alternative(
+    /// Marks action `action` of plan `plan` with `mark`, sets its status
+    /// message to `message` if any, and appends the event `event_type`, in
+    /// one transaction.
+    pub fn write_scope_mark(
         &mut self,
         plan: &str,
-        to: &str,
-        message: &str,
-        payload: Value,
-    ) -> Result<()> {
-        self.write(|db| {
-            db.exec(
-                "UPDATE plan_action_scopes SET started = 1 \
-                 WHERE action_id = (SELECT id FROM actions WHERE uuid = $1)",
-                args![to],
-            )?;
-            db.exec(
-                "UPDATE actions SET status_message = $1, updated_at = $2 WHERE uuid = $3",
-                args![message, now(), to],
-            )?;
-            event(db, EventType::ActionAlternativeStart, to, plan, payload)
-        })
-    }
-
-    /// Records that a failed alternative's effects are settled.
-    pub fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
-        self.write(|db| {
-            db.exec(
-                "UPDATE plan_action_scopes SET settled = 1 \
-                 WHERE action_id = (SELECT id FROM actions WHERE uuid = $1)",
-                args![action],
-            )?;
-            event(
-                db,
-                EventType::ActionAlternativeSettled,
-                action,
-                plan,
-                payload,
-            )
-        })
-    }
-
-    /// Moves a flow to `to`, with its event.
-    pub fn flow_transition(
-        &mut self,
-        plan: &str,
-        flow: &str,
-        to: FlowState,
+        action: &str,
+        mark: ScopeMark,
         message: Option<&str>,
         event_type: EventType,
         payload: Value,
     ) -> Result<()> {
         self.write(|db| {
-            let id = plan_id(db, plan)?;
             db.exec(
-                "UPDATE plan_flows SET state = $1, status_message = COALESCE($2, status_message), \
-                 updated_at = $3 WHERE action_plan_id = $4 AND name = $5",
-                args![to, message, now(), id, flow],
-            )?;
-            event(db, event_type, flow, plan, payload)
-        })
-    }
-
-    /// Starts alternative flow `to`, with `flow.alternative.start`.
-    pub fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
-        self.write(|db| {
-            let id = plan_id(db, plan)?;
-            db.exec(
-                "UPDATE plan_flows SET started = 1, updated_at = $1 \
-                 WHERE action_plan_id = $2 AND name = $3",
-                args![now(), id, to],
-            )?;
-            event(db, EventType::FlowAlternativeStart, to, plan, payload)
-        })
-    }
-
-    /// Records that a flow's rollback reverted an action (or tried to).
-    pub fn flow_reverted(
-        &mut self,
-        plan: &str,
-        action: &str,
-        ok: bool,
-        message: &str,
-    ) -> Result<()> {
-        self.write(|db| {
-            db.exec(
-                "UPDATE plan_action_scopes SET reverted = 1 \
-                 WHERE action_id = (SELECT id FROM actions WHERE uuid = $1)",
+                &format!(
+                    "UPDATE plan_action_scopes SET {} = 1 \
+                     WHERE action_id = (SELECT id FROM actions WHERE uuid = $1)",
+                    mark.column()
+                ),
                 args![action],
             )?;
-            db.exec(
-                "UPDATE actions SET status_message = $1, updated_at = $2 WHERE uuid = $3",
-                args![message, now(), action],
-            )?;
-            event(
-                db,
-                if ok {
-                    EventType::ActionRevertEnd
-                } else {
-                    EventType::ActionRevertError
-                },
-                action,
-                plan,
-                serde_json::json!({"status_message": message}),
-            )
+            if let Some(message) = message {
+                db.exec(
+                    "UPDATE actions SET status_message = $1, updated_at = $2 WHERE uuid = $3",
+                    args![message, now(), action],
+                )?;
+            }
+            event(db, event_type, action, plan, payload)
+        })
+    }
+
+    /// Changes flow `flow` of plan `plan` and appends the event
+    /// `event_type`, in one transaction; false (nothing written) when the
+    /// plan is not stored.
+    pub fn write_flow_change(
+        &mut self,
+        plan: &str,
+        flow: &str,
+        change: FlowChange<'_>,
+        event_type: EventType,
+        payload: Value,
+    ) -> Result<bool> {
+        self.write(|db| {
+            let Some(id) = plan_id(db, plan)? else {
+                return Ok(false);
+            };
+            match change {
+                FlowChange::State { to, message } => db.exec(
+                    "UPDATE plan_flows SET state = $1, status_message = COALESCE($2, status_message), \
+                     updated_at = $3 WHERE action_plan_id = $4 AND name = $5",
+                    args![to, message, now(), id, flow],
+                )?,
+                FlowChange::Started => db.exec(
+                    "UPDATE plan_flows SET started = 1, updated_at = $1 \
+                     WHERE action_plan_id = $2 AND name = $3",
+                    args![now(), id, flow],
+                )?,
+            };
+            event(db, event_type, flow, plan, payload).map(|()| true)
         })
     }
 }

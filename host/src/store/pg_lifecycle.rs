@@ -1,25 +1,21 @@
 //! What an operator does to stored objects after they are made, on
 //! PostgreSQL (`lifecycle.rs` on SQLite, which also holds the rules):
-//! deleting a plan, retrying one, changing an audit template, purging old
+//! writing a plan's deletion, a change to an audit template, purging old
 //! events. Each is one transaction; a refusal writes nothing.
 
 use super::audits::TemplateRow;
-use super::lifecycle::{TemplateChange, delete_refusal};
+use super::lifecycle::TemplateChange;
 use super::pg::PgStore;
 use super::pg_sql::args;
 use super::plans::PlanRow;
-use super::{Event, Result, StoreError, now};
-use crate::states::{EventType, PlanState};
+use super::{Event, Result, now};
+use crate::states::EventType;
 
 impl PgStore {
-    /// Soft-deletes a plan and its actions, with their events.
-    pub fn delete_plan(&mut self, id: &str) -> Result<PlanRow> {
-        let p = self.plan(id)?;
-        if let Some(refusal) = delete_refusal(&p) {
-            return Err(refusal);
-        }
-        let at = now();
-        let changed = self.write(|db| {
+    /// Compare-and-set of plan `p` from its state (as read) to DELETED at
+    /// `at`, with its actions and efficacy indicators, and their events.
+    pub fn write_plan_delete(&mut self, p: &PlanRow, at: &str) -> Result<bool> {
+        self.write(|db| {
             // Compare-and-set: an applier elsewhere may have moved it.
             let n = db.exec(
                 "UPDATE action_plans SET state = 'DELETED', deleted = 1, deleted_at = $1, \
@@ -37,7 +33,7 @@ impl PgStore {
                     "DELETED",
                 )
                 .in_plan(&p.uuid),
-                &at,
+                at,
             )?;
             db.exec(
                 "INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid, \
@@ -57,50 +53,16 @@ impl PgStore {
                 args![at, p.id],
             )?;
             Ok(true)
-        })?;
-        if !changed {
-            return Err(StoreError::Refused {
-                kind: "action plan",
-                id: p.uuid,
-                state: p.state.to_string(),
-                what: "its state changed meanwhile; look at it again (`sextant action-plan show`)"
-                    .into(),
-            });
-        }
-        Ok(PlanRow {
-            state: PlanState::Deleted,
-            updated_at: Some(at),
-            ..p
         })
     }
 
-    /// Changes an audit template; returns it as changed.
-    pub fn update_template(
+    /// Writes `change` to template `t` (as read), with its `updated_at`.
+    pub fn write_template_change(
         &mut self,
-        id: &str,
+        t: &TemplateRow,
         change: &TemplateChange<'_>,
-    ) -> Result<TemplateRow> {
-        let t = self.template(id)?;
-        if let Some(name) = change.name
-            && name != t.name
-            && let Ok(other) = self.template(name)
-            && other.uuid != t.uuid
-        {
-            return Err(StoreError::Refused {
-                kind: "audit template",
-                id: t.uuid,
-                state: "not renamed".into(),
-                what: format!(
-                    "another audit template ({}) is named {name:?}; choose another name",
-                    other.uuid
-                ),
-            });
-        }
-        let (set_policy, policy, content) = match &change.policy {
-            None => (false, None, None),
-            Some(None) => (true, None, None),
-            Some(Some((r, c))) => (true, Some(r.as_str()), Some(c.as_str())),
-        };
+    ) -> Result<()> {
+        let (set_policy, policy, content) = change.policy_columns();
         self.write(|db| {
             db.exec(
                 "UPDATE audit_templates SET name = COALESCE($1, name), \
@@ -119,7 +81,7 @@ impl PgStore {
                 ],
             )
         })?;
-        self.template(&t.uuid)
+        Ok(())
     }
 
     /// Deletes the events older than `before`, except those of plans and

@@ -80,7 +80,7 @@ pub struct NewPlan<'a> {
     pub extra: Value,
     /// Its flows and alternatives (docs/flows.md), as a `planners.v2`
     /// planner made them: written in the plan's transaction, exactly as
-    /// [`super::SqliteStore::create_plan_with_structure`] writes an
+    /// [`super::StoreBackend::create_plan_with_structure`] writes an
     /// imported plan's. Empty for a flat plan (nothing written).
     pub structure: super::flows::PlanStructure,
 }

@@ -97,6 +97,34 @@ impl TestStore {
         }
     }
 
+    /// Makes each UPDATE of `table` whose new row meets `condition` (SQL
+    /// over `NEW`) change nothing, as if another process had moved the row
+    /// first: what a compare-and-set sees in a race. Undone by
+    /// [`TestStore::end_race`].
+    pub fn race_updates_where(&self, table: &str, condition: &str) {
+        self.exec(&if self.is_postgres() {
+            format!(
+                "CREATE FUNCTION race() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 IF {condition} THEN RETURN NULL; END IF; RETURN NEW; END $$; \
+                 CREATE TRIGGER race BEFORE UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION race();"
+            )
+        } else {
+            format!(
+                "CREATE TRIGGER race BEFORE UPDATE ON {table} WHEN {condition} \
+                 BEGIN SELECT RAISE(IGNORE); END;"
+            )
+        });
+    }
+
+    /// Ends what [`TestStore::race_updates_where`] began on `table`.
+    pub fn end_race(&self, table: &str) {
+        self.exec(&if self.is_postgres() {
+            format!("DROP TRIGGER race ON {table}; DROP FUNCTION race();")
+        } else {
+            "DROP TRIGGER race".to_string()
+        });
+    }
+
     /// The integer (or NULL) `sql` selects.
     pub fn int(&self, sql: &str) -> Option<i64> {
         match &self.raw {
