@@ -305,7 +305,7 @@ mod tests {
                 owner: super::super::owner_id(),
                 mapper: String::new(),
                 drivers: Vec::new(),
-                driver_config: Value::Null,
+                driver_config: crate::config::Secret::new(Value::Null),
                 stop: StopSignal::default(),
                 grace: Duration::from_secs(1),
                 model_source: None,
