@@ -702,6 +702,18 @@ mod tests {
     }
 
     #[test]
+    fn the_actions_table_leaves_room_in_its_pages_for_in_place_updates() {
+        let t = TestStore::postgres();
+        assert_eq!(
+            t.text(
+                "SELECT array_to_string(reloptions, ',') FROM pg_class \
+                 WHERE relname = 'actions' AND relkind = 'r'"
+            ),
+            "fillfactor=70"
+        );
+    }
+
+    #[test]
     fn batches_the_statement_cannot_take_are_told_apart() {
         let t = ActionTransition::new(
             "u",
