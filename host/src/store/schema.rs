@@ -357,4 +357,10 @@ CREATE TABLE alert_runs (
     PRIMARY KEY (audit_uuid, group_key, fingerprint, starts_at)
 ) WITHOUT ROWID;
 "#,
+    // 15: PostgreSQL only (pg_schema.rs): free space in the pages of
+    // `actions` for the applier's in-place updates. SQLite has no such
+    // setting: nothing to do.
+    r#"
+-- nothing to do on SQLite
+"#,
 ];
