@@ -99,6 +99,26 @@ impl Saved {
     }
 }
 
+/// Puts the calling thread (and the threads it starts later, such as the
+/// AMQP client's I/O thread) in Linux's idle scheduling class: it runs on
+/// a CPU no other thread of the machine wants, and a waking engine or API
+/// thread takes that CPU at once. Nice alone (10) still left it about a
+/// tenth of a contended core and late preemption, which the applier paid
+/// for on two cores. It is never starved outright (the class keeps a
+/// small share), so a backlog still drains on a busy machine, only later;
+/// `sextant notifications status` shows the lag.
+fn run_when_idle() -> std::io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` only reads `param` during the call; pid
+    // 0 is the calling thread; SCHED_IDLE takes priority 0.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Runs `sink`'s publisher until `stop`, then delivers what was committed
 /// before the stop (for at most [`DRAIN`], and not past a failure).
 pub fn run(db: crate::store::Location, mut sink: Box<dyn Deliver>, stop: Arc<AtomicBool>) {
@@ -108,6 +128,9 @@ pub fn run(db: crate::store::Location, mut sink: Box<dyn Deliver>, stop: Arc<Ato
     // slowed by its notifications).
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
         tracing::debug!("notification sink {key}: priority unchanged: {e}");
+    }
+    if let Err(e) = run_when_idle() {
+        tracing::debug!("notification sink {key}: scheduling class unchanged: {e}");
     }
     let mut backoff = FIRST_BACKOFF;
     // Opening and registering are retried as deliveries are: a database
@@ -202,5 +225,32 @@ pub fn run(db: crate::store::Location, mut sink: Box<dyn Deliver>, stop: Arc<Ato
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The calling thread's scheduling class.
+    fn policy() -> i32 {
+        // SAFETY: reads the calling thread's policy; no pointer is passed.
+        unsafe { libc::sched_getscheduler(0) }
+    }
+
+    #[test]
+    fn a_publisher_thread_and_the_threads_it_starts_run_in_the_idle_class() {
+        let (own, child) = std::thread::spawn(|| {
+            super::run_when_idle().expect("SCHED_IDLE needs no privilege");
+            let child = std::thread::spawn(policy).join().expect("child thread");
+            (policy(), child)
+        })
+        .join()
+        .expect("publisher thread");
+        assert_eq!(own, libc::SCHED_IDLE);
+        assert_eq!(
+            child,
+            libc::SCHED_IDLE,
+            "an I/O thread it starts inherits it"
+        );
+        assert_ne!(policy(), libc::SCHED_IDLE, "other threads are left alone");
     }
 }
