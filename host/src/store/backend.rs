@@ -139,25 +139,15 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         desc: bool,
     ) -> Result<Option<Vec<String>>>;
 
-    /// As [`StoreBackend::action_uuids_page`], the actions themselves. By
-    /// default one lookup per action; both backends read the page in one
-    /// query.
+    /// As [`StoreBackend::action_uuids_page`], the actions themselves, read
+    /// in one query (not one lookup per action).
     fn actions_page(
         &self,
         plan: Option<&str>,
         after: Option<&str>,
         limit: usize,
         desc: bool,
-    ) -> Result<Option<Vec<ActionRow>>> {
-        let Some(uuids) = self.action_uuids_page(plan, after, limit, desc)? else {
-            return Ok(None);
-        };
-        uuids
-            .iter()
-            .map(|u| self.action(u))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
+    ) -> Result<Option<Vec<ActionRow>>>;
 
     /// The plans not ended (RECOMMENDED, PENDING, ONGOING, CANCELLING) with
     /// an action of `action_type` at `version`: (plan uuid, its state)

@@ -129,43 +129,14 @@ impl GroupCommit {
 mod tests {
     use super::*;
     use crate::states::{ActionState, EventType};
-    use crate::store::plans::{NewPlan, NewPlanAction};
-    use serde_json::json;
 
     use crate::store::testing::{TestStore, on_both_backends};
 
     on_both_backends!(group_commits_from_many_threads_commit_every_transition_once);
 
-    /// `t` with a plan of `n` PENDING actions; their uuids and its.
-    fn store_with_plan(mut t: TestStore, n: usize) -> (TestStore, Vec<String>, String) {
-        let plan = t
-            .create_plan(&NewPlan {
-                state: crate::states::PlanState::Recommended,
-                actions: (0..n)
-                    .map(|i| NewPlanAction {
-                        name: format!("a{i}"),
-                        action_type: "nop".into(),
-                        action_type_version: "1.0.0".into(),
-                        input_parameters: json!({}),
-                        parents: vec![],
-                        state: crate::states::ActionState::Pending,
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .expect("plan");
-        let uuids = t
-            .actions(&plan.uuid)
-            .expect("actions")
-            .into_iter()
-            .map(|a| a.uuid)
-            .collect();
-        (t, uuids, plan.uuid)
-    }
-
-    fn group_commits_from_many_threads_commit_every_transition_once(t: TestStore) {
+    fn group_commits_from_many_threads_commit_every_transition_once(mut t: TestStore) {
         let postgres = t.is_postgres();
-        let (t, uuids, plan) = store_with_plan(t, 400);
+        let (plan, uuids) = t.plan_of_nops(400);
         let (store, _keep) = t.into_store();
         let committer = Arc::new(GroupCommit::new(Arc::new(Mutex::new(store))));
         let threads: Vec<_> = uuids
@@ -241,12 +212,13 @@ mod tests {
             })
             .count();
         assert_eq!(complete, 800, "every event names its plan and both states");
-        let other = if postgres {
+        let mut other = if postgres {
             TestStore::postgres()
         } else {
             TestStore::sqlite()
         };
-        let (other, _keep) = store_with_plan(other, 1).0.into_store();
+        other.plan_of_nops(1);
+        let (other, _keep) = other.into_store();
         let missing =
             GroupCommit::new(Arc::new(Mutex::new(other))).commit_blocking(ActionTransition::new(
                 "no-such-action",

@@ -325,36 +325,7 @@ fn locked_plan_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::plans::{NewPlan, NewPlanAction};
     use crate::store::testing::{TestStore, on_both_backends};
-
-    /// `t` with a plan of `n` PENDING actions `a0`, `a1`, …; its uuid and
-    /// theirs.
-    fn plan_of(t: &mut TestStore, n: usize) -> (String, Vec<String>) {
-        let plan = t
-            .create_plan(&NewPlan {
-                state: PlanState::Recommended,
-                actions: (0..n)
-                    .map(|i| NewPlanAction {
-                        name: format!("a{i}"),
-                        action_type: "nop".into(),
-                        action_type_version: "1.0.0".into(),
-                        input_parameters: json!({}),
-                        parents: vec![],
-                        state: ActionState::Pending,
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .expect("plan");
-        let uuids = t
-            .actions(&plan.uuid)
-            .expect("actions")
-            .into_iter()
-            .map(|a| a.uuid)
-            .collect();
-        (plan.uuid, uuids)
-    }
 
     /// Action `i`'s transition as the applier builds it (plan and name
     /// known, one `from` state).
@@ -407,7 +378,7 @@ mod tests {
     );
 
     fn a_mixed_batch_says_for_each_transition_applied_refused_or_not_found(mut t: TestStore) {
-        let (plan, uuids) = plan_of(&mut t, 3);
+        let (plan, uuids) = t.plan_of_nops(3);
         let mut missing = known(&plan, &uuids, 0, ActionState::Pending, ActionState::Ongoing);
         missing.action_uuid = "no-such-action".into();
         let batch = vec![
@@ -452,7 +423,7 @@ mod tests {
     }
 
     fn an_unknown_state_read_back_fails_the_whole_batch_writing_nothing(mut t: TestStore) {
-        let (plan, uuids) = plan_of(&mut t, 2);
+        let (plan, uuids) = t.plan_of_nops(2);
         t.exec(&format!(
             "UPDATE actions SET state = 'BOGUS' WHERE uuid = '{}'",
             uuids[1]

@@ -146,6 +146,36 @@ impl TestStore {
 }
 
 impl TestStore {
+    /// Stores a RECOMMENDED plan of `n` PENDING `nop` actions `a0`, `a1`,
+    /// …; its uuid and theirs, in order.
+    pub fn plan_of_nops(&mut self, n: usize) -> (String, Vec<String>) {
+        use super::plans::{NewPlan, NewPlanAction};
+        use crate::states::{ActionState, PlanState};
+        let plan = self
+            .create_plan(&NewPlan {
+                state: PlanState::Recommended,
+                actions: (0..n)
+                    .map(|i| NewPlanAction {
+                        name: format!("a{i}"),
+                        action_type: "nop".into(),
+                        action_type_version: "1.0.0".into(),
+                        input_parameters: serde_json::json!({}),
+                        parents: vec![],
+                        state: ActionState::Pending,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .expect("plan");
+        let uuids = self
+            .actions(&plan.uuid)
+            .expect("actions")
+            .into_iter()
+            .map(|a| a.uuid)
+            .collect();
+        (plan.uuid, uuids)
+    }
+
     /// The store alone (to hand it to a thread), and what keeps its
     /// database alive.
     pub fn into_store(self) -> (Store, Option<tempfile::TempDir>) {
