@@ -194,12 +194,12 @@ fn raw_floor(db: &Db, commits: usize, group: usize) -> anyhow::Result<(f64, f64,
 
 /// A chain step on PostgreSQL (the previous action ONGOING to SUCCEEDED,
 /// this one PENDING to ONGOING, each a compare-and-set with its event) in
-/// two shapes, over `n` steps: the store's today (one transaction, one
-/// statement per update and per event: six round trips with BEGIN and
-/// COMMIT) and one statement (the updates and their events in one
-/// statement over arrays, committed on its own: one round trip).
-/// Microseconds per step of each; what batching the transitions into one
-/// statement would give the applier's commits.
+/// two shapes, over `n` steps: the store's before schema 16 (one
+/// transaction, one statement per update and per event: six round trips
+/// with BEGIN and COMMIT) and one data-modifying CTE over arrays committed
+/// on its own (one round trip; tried in session 9 and dropped). The
+/// store's own step today, one call of its server-side function, is the
+/// store commit floor. Microseconds per step of each.
 fn pg_chain_step_shapes(db: &Db, n: usize) -> anyhow::Result<(f64, f64)> {
     let mut c = postgres::Client::connect(&db.text, postgres::NoTls)?;
     c.batch_execute(
@@ -673,7 +673,7 @@ fn measure(
             "store_commit_floor_is": "one store transaction per action of a 2,000-action chain (the previous action's SUCCEEDED and this one's ONGOING, with their events), no engine",
             "chain_step_us_statement_per_row": (!step_six.is_empty()).then(|| median(step_six)),
             "chain_step_us_one_statement": (!step_one.is_empty()).then(|| median(step_one)),
-            "chain_step_shapes_are": "PostgreSQL only, bare tables: a chain step's two compare-and-sets with their events as the store runs them today (BEGIN, UPDATE, INSERT, UPDATE, INSERT, COMMIT) against one statement over arrays committed on its own",
+            "chain_step_shapes_are": "PostgreSQL only, bare tables: a chain step's two compare-and-sets with their events as the store ran them before schema 16 (BEGIN, UPDATE, INSERT, UPDATE, INSERT, COMMIT) against one data-modifying CTE over arrays committed on its own; the store's step today (one call of sextant_action_transitions) is median_us_store_commit_floor",
         },
         "applier": overhead,
         "plan_and_store": plan_store,

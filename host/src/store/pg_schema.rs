@@ -337,4 +337,85 @@ CREATE TABLE alert_runs (
     r#"
 ALTER TABLE actions SET (fillfactor = 70);
 "#,
+    // 16: the applier's group commit as one call (see schema.rs):
+    // `sextant_action_transitions` applies a batch of action transitions in
+    // order, each a compare-and-set with its event, in the caller's one
+    // statement, so a batch costs one round trip instead of two or three
+    // per transition. The arrays are parallel, one element per transition:
+    // the action's uuid, its possible from-states joined by commas, its new
+    // state, status message and outputs (NULL keeps the old), whether it
+    // failed in execute (0/1), the event type, and its plan's uuid (NULL:
+    // looked up). `known` lists every action state this Sextant knows: a
+    // state read back outside it raises SQLSTATE SXUNK (the state as the
+    // message, the row id as the detail), which rolls the whole batch
+    // back. The result: per transition 1 applied, 0 not in a from-state,
+    // -1 no such action. `sextant_move_action` is one compare-and-set: the
+    // action's name if it applied, else NULL.
+    r#"
+CREATE FUNCTION sextant_move_action(
+    action_uuid TEXT, old TEXT, new TEXT, message TEXT, outputs_in TEXT,
+    failed INTEGER, at_time TEXT
+) RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+    action_name TEXT;
+BEGIN
+    UPDATE actions SET state = new, status_message = coalesce(message, status_message),
+        outputs = coalesce(outputs_in, outputs), updated_at = at_time, execute_failed = failed
+    WHERE uuid = action_uuid AND state = old AND deleted = 0
+    RETURNING name INTO action_name;
+    RETURN action_name;
+END $$;
+CREATE FUNCTION sextant_action_transitions(
+    uuids TEXT[], froms TEXT[], tos TEXT[], messages TEXT[], outputs_in TEXT[],
+    failed INTEGER[], event_types TEXT[], plans TEXT[], at_time TEXT, known TEXT[]
+) RETURNS INTEGER[] LANGUAGE plpgsql AS $$
+DECLARE
+    results INTEGER[] := '{}';
+    allowed TEXT[];
+    old TEXT;
+    plan TEXT;
+    row_id BIGINT;
+    action_name TEXT;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(uuids, 1), 0) LOOP
+        allowed := string_to_array(froms[i], ',');
+        action_name := NULL;
+        plan := plans[i];
+        IF plan IS NOT NULL AND array_length(allowed, 1) = 1 THEN
+            old := allowed[1];
+            action_name := sextant_move_action(uuids[i], old, tos[i], messages[i],
+                                               outputs_in[i], failed[i], at_time);
+        END IF;
+        IF action_name IS NULL THEN
+            SELECT x.state, p.uuid, x.id INTO old, plan, row_id
+            FROM actions x JOIN action_plans p ON p.id = x.action_plan_id
+            WHERE x.uuid = uuids[i] AND x.deleted = 0 FOR UPDATE OF x;
+            IF NOT FOUND THEN
+                results := results || -1;
+                CONTINUE;
+            END IF;
+            IF NOT (old = ANY (known)) THEN
+                RAISE EXCEPTION USING ERRCODE = 'SXUNK', MESSAGE = old, DETAIL = row_id::TEXT;
+            END IF;
+            IF NOT (old = ANY (allowed)) THEN
+                results := results || 0;
+                CONTINUE;
+            END IF;
+            action_name := sextant_move_action(uuids[i], old, tos[i], messages[i],
+                                               outputs_in[i], failed[i], at_time);
+            IF action_name IS NULL THEN
+                results := results || 0;
+                CONTINUE;
+            END IF;
+        END IF;
+        INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid,
+                            old_state, new_state, payload)
+        VALUES (at_time, event_types[i], 'action', uuids[i], plan, old, tos[i],
+                '{"name":' || to_json(action_name)::TEXT || ',"status_message":'
+                || coalesce(to_json(messages[i])::TEXT, 'null') || '}');
+        results := results || 1;
+    END LOOP;
+    RETURN results;
+END $$;
+"#,
 ];

@@ -363,4 +363,10 @@ CREATE TABLE alert_runs (
     r#"
 -- nothing to do on SQLite
 "#,
+    // 16: PostgreSQL only (pg_schema.rs): the applier's group commit as
+    // one server-side function call. SQLite runs in process: a statement
+    // costs no round trip, nothing to do.
+    r#"
+-- nothing to do on SQLite
+"#,
 ];
