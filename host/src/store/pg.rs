@@ -98,32 +98,44 @@ impl PgStore {
         let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(err)?;
         // The bounds below, where nothing else (postgresql.conf, ALTER ROLE
         // or DATABASE … SET, the URL's `options`) set one: 0 is the default.
-        client
-            .batch_execute(&format!(
+        // One round trip, with whether the server only accepts reads and
+        // whether the database has a schema yet; its version is a second.
+        // (An applier opens the store once per plan: the check used to be
+        // eight round trips, half of them to prepare statements.)
+        let replies = client
+            .simple_query(&format!(
                 "SET synchronous_commit = on; \
                  SELECT set_config('lock_timeout', '{LOCK_TIMEOUT}', false) \
                  WHERE current_setting('lock_timeout') = '0'; \
                  SELECT set_config('idle_in_transaction_session_timeout', '{IDLE_IN_TRANSACTION_TIMEOUT}', false) \
-                 WHERE current_setting('idle_in_transaction_session_timeout') = '0';"
+                 WHERE current_setting('idle_in_transaction_session_timeout') = '0'; \
+                 SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS read_only, \
+                 to_regclass('sextant_schema') IS NOT NULL AS has_schema;"
             ))
             .map_err(err)?;
-        let read_only: bool = client
-            .query_one(
-                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
-                &[],
-            )
-            .map_err(err)?
-            .get(0);
+        let (read_only, has_schema) = replies
+            .iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r)
+                    if r.columns().first().is_some_and(|c| c.name() == "read_only") =>
+                {
+                    Some((r.get(0) == Some("t"), r.get(1) == Some("t")))
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let found = if has_schema {
+            version_of(&mut client).map_err(err)?
+        } else {
+            0
+        };
         let store = Self {
             client: RefCell::new(Some(client)),
             statements: Statements::default(),
             location,
             read_only,
         };
-        if !read_only {
-            store.migrate()?;
-        }
-        let (found, known) = (store.schema_version()?, PG_MIGRATIONS.len() as i64);
+        let known = PG_MIGRATIONS.len() as i64;
         if found > known {
             return Err(StoreError::TooNew {
                 path: PathBuf::from(&store.location),
@@ -132,11 +144,14 @@ impl PgStore {
             });
         }
         if found < known {
-            return Err(StoreError::ReadOnlyOld {
-                path: PathBuf::from(&store.location),
-                found,
-                known,
-            });
+            if read_only {
+                return Err(StoreError::ReadOnlyOld {
+                    path: PathBuf::from(&store.location),
+                    found,
+                    known,
+                });
+            }
+            store.migrate()?;
         }
         Ok(store)
     }
@@ -222,15 +237,11 @@ impl PgStore {
         StoreError::Commit(format!("database {}: connection closed", self.location))
     }
 
+    /// Migrates the database to the newest version (each migration in its
+    /// own transaction under the advisory lock: another host may be
+    /// migrating it at the same time).
     fn migrate(&self) -> Result<()> {
         let known = PG_MIGRATIONS.len() as i64;
-        // Already migrated (every open but the first): one read, no lock.
-        // Every open of a host's appliers went through each migration's
-        // transaction and the advisory lock, some hundred round trips
-        // queued behind each other's locks.
-        if self.schema_version()? == known {
-            return Ok(());
-        }
         let location = self.location.clone();
         let err = |e| pg_error(&location, e);
         let mut client = self.client.borrow_mut();
@@ -297,6 +308,19 @@ fn outside_runtime<T>(f: impl FnOnce() -> T) -> T {
         }
         _ => f(),
     }
+}
+
+/// The schema version in `sextant_schema` (0 when it has no row), in one
+/// round trip.
+fn version_of(client: &mut postgres::Client) -> std::result::Result<i64, postgres::Error> {
+    Ok(client
+        .simple_query("SELECT version FROM sextant_schema")?
+        .iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .unwrap_or(0))
 }
 
 pub(super) fn pg_error(location: &str, e: postgres::Error) -> StoreError {
