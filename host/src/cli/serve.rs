@@ -323,6 +323,17 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             every: HEARTBEAT.min(down_time / 3).max(Duration::from_millis(100)),
         },
     )?;
+    // The leases of the plans this host claimed, renewed on a thread of
+    // their own: a round of the loop below that stalls (a long audit) does
+    // not let them lapse to another host.
+    let leases = host.runs(Role::Applier).then(|| {
+        let db = env.db.clone();
+        crate::apply::LeaseKeeper::start(
+            move || reopen(&db, identity),
+            crate::apply::LEASE_TTL,
+            crate::apply::LEASE_TTL / 5,
+        )
+    });
     tracing::info!(
         "sextant serve started (pid {}): host {}, roles {}, database {}",
         std::process::id(),
@@ -399,6 +410,9 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             }
             Ok(next)
         })();
+        if let Some(k) = &leases {
+            k.keep(appliers.values().map(|r| r.owner.clone()).collect());
+        }
         let mut wait = Duration::from_secs(1);
         match round {
             Ok(next) => {
