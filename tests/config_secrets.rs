@@ -164,3 +164,114 @@ fn no_command_shows_a_secret_of_the_config_even_at_trace_level() {
     );
     assert_no_secret("`serve` (stderr)", &log);
 }
+
+/// Whether `line` holds a row of ureq's wire dump at trace (16 bytes as
+/// eight groups of four hex digits, `--` for the missing, then as text):
+/// the bytes it sends and receives, headers and credentials included.
+fn is_wire_dump(line: &str) -> bool {
+    let hex = |t: &str| t.len() == 4 && t.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    tokens.windows(8).any(|w| w.iter().all(|t| hex(t)))
+}
+
+/// A server on loopback answering every request 503, keeping what it was
+/// sent (the request line and headers).
+fn refusing_server() -> (u16, std::sync::Arc<std::sync::Mutex<String>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            if let Ok(mut s) = kept.lock() {
+                s.push_str(&String::from_utf8_lossy(&head));
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (port, seen)
+}
+
+/// The crates that log through `log` rather than `tracing` (the HTTP
+/// client ureq, the PostgreSQL driver tokio-postgres) reach the log: at
+/// `-vvv` the statements the store runs and the connections ureq opens
+/// are there. Before, nothing of theirs was ever logged. ureq's trace (a
+/// dump of every byte it sends, unredacted) is capped at debug like the
+/// AMQP client's: the metrics source's basic-auth password went over the
+/// wire to a server of the test, and neither it nor any dump of the wire
+/// is in the log.
+#[test]
+fn crates_logging_through_log_are_logged_without_their_wire_dumps_or_secrets() {
+    use base64::Engine;
+    let home = Home::new();
+    let db = fresh_pg_database();
+    let (port, seen) = refusing_server();
+    let (scheme, rest) = db.split_once("://").expect("a URL");
+    let (user, host) = rest.split_once('@').expect("a user in the URL");
+    home.write_config(&format!(
+        "database: '{scheme}://{user}:dbpass1x@{host}'
+metrics: {{source: prometheus, url: 'http://127.0.0.1:{port}', username: prom, password: prompassx, retries: 0}}
+"
+    ));
+    let cmd = |args: &[&str]| {
+        let mut c = home.cmd();
+        c.env_remove("SEXTANT_DB").arg("-vvv").args(args);
+        run(&mut c)
+    };
+    let small = repo_root().join("examples/clusters/small.yaml");
+    let seeded = cmd(&[
+        "sim",
+        "init",
+        "--from",
+        small.to_str().expect("utf-8 path"),
+        "--time-scale",
+        "0",
+    ]);
+    assert_eq!(seeded.status, 0, "{}", seeded.stderr);
+    // The audit asks the metrics source (answered 503): it fails.
+    let audit = cmd(&[
+        "audit",
+        "create",
+        "-g",
+        "server_consolidation",
+        "-s",
+        "basic",
+        "--policy",
+        "default",
+    ]);
+    // The password did go over ureq's wire.
+    let sent = seen.lock().expect("requests").to_ascii_lowercase();
+    let basic = base64::engine::general_purpose::STANDARD.encode("prom:prompassx");
+    assert!(
+        sent.contains(&format!(
+            "authorization: basic {}",
+            basic.to_ascii_lowercase()
+        )),
+        "the metrics source was not asked with its password: {sent}\n{}",
+        audit.stderr
+    );
+    let logged = format!("{}{}", seeded.stderr, audit.stderr);
+    // tokio-postgres's statements and ureq's connection, through `log`.
+    assert!(
+        logged.contains("executing statement") || logged.contains("executing simple query"),
+        "tokio-postgres is not logged: {logged}"
+    );
+    assert!(
+        logged.contains(&format!("Connected TcpStream to 127.0.0.1:{port}")),
+        "ureq is not logged: {logged}"
+    );
+    let dumps: Vec<&str> = logged.lines().filter(|l| is_wire_dump(l)).take(3).collect();
+    assert!(dumps.is_empty(), "ureq's wire dump is logged: {dumps:?}");
+    assert_no_secret("`sim init` and `audit create` at -vvv (stderr)", &logged);
+    assert_no_secret("`audit create` (stdout)", &audit.stdout);
+}

@@ -640,6 +640,36 @@ metrics: {source: prometheus, url: 'http://127.0.0.1:9090', username: prom, pass
         );
     }
 
+    /// A static API token's SHA-256 is what the API compares a caller's
+    /// token's hash with: as good as a password to someone who can find a
+    /// token of that hash offline (a short one), and not for logs. A
+    /// config printed whole shows the token's name and roles, never its
+    /// hash; the API still has it.
+    #[test]
+    fn a_config_shows_no_api_token_hash_when_printed_whole() {
+        let hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let c = Config::parse(
+            &format!(
+                "api: {{auth: tokens, tokens: [{{name: ops-team, sha256: '{hash}', roles: [admin]}}]}}\n"
+            ),
+            Path::new("c.yaml"),
+        )
+        .expect("valid");
+        let shown = format!("{c:?}\n{c:#?}");
+        assert!(!shown.contains(hash), "the hash shows in {shown}");
+        assert!(
+            !shown.contains(&hash.to_ascii_uppercase()) && !shown.contains(&hash[..16]),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("ops-team") && shown.contains("admin"),
+            "{shown}"
+        );
+        let tokens = &c.api.as_ref().expect("api").tokens;
+        assert_eq!(tokens[0].sha256.expose(), hash);
+        assert_eq!(tokens[0].check(), Ok(()));
+    }
+
     #[test]
     fn unknown_keys_name_line_and_column() {
         let err = Config::parse("plugin_dirs: [a]\nplugn_dir: b\n", Path::new("/etc/s.yaml"))

@@ -53,8 +53,9 @@ impl AuthMode {
 pub struct TokenEntry {
     /// Who holds it (what the logs name).
     pub name: String,
-    /// The token's SHA-256, in hex (`printf %s TOKEN | sha256sum`).
-    pub sha256: String,
+    /// The token's SHA-256, in hex (`printf %s TOKEN | sha256sum`): a
+    /// secret (a short token can be found from it), shown as `***`.
+    pub sha256: crate::config::Secret,
     /// Its roles: `admin` (everything), `reader` (every GET), `service`
     /// (webhooks), or any a policy file names.
     pub roles: Vec<String>,
@@ -63,7 +64,8 @@ pub struct TokenEntry {
 impl TokenEntry {
     /// A hash that is 64 hex digits.
     pub fn check(&self) -> Result<(), String> {
-        if self.sha256.len() != 64 || !self.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        let hash = self.sha256.expose();
+        if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(format!(
                 "token {}: sha256 must be 64 hex digits (printf %s TOKEN | sha256sum)",
                 self.name
@@ -218,7 +220,7 @@ pub async fn layer(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
             match guard
                 .tokens
                 .iter()
-                .find(|t| t.sha256.eq_ignore_ascii_case(&digest))
+                .find(|t| t.sha256.expose().eq_ignore_ascii_case(&digest))
             {
                 Some(t) => Caller {
                     name: t.name.clone(),

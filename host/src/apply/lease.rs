@@ -1,6 +1,8 @@
 //! The applier's lease on its plan: taking it (or taking it over from a
 //! dead holder on this host), releasing it, and the owner id it is held by.
-//! Renewal happens in the engine's loop.
+//! A running applier renews its own in the engine's loop; a `serve` host
+//! renews the leases of the plans it claimed with a [`LeaseKeeper`], on a
+//! thread of its own.
 
 use super::*;
 
@@ -74,4 +76,149 @@ pub(super) async fn acquire(shared: &Arc<Shared>) -> Result<(), ApplyError> {
 pub(super) async fn release(shared: &Arc<Shared>) {
     let (p, o) = (shared.plan_uuid.clone(), shared.opts.owner.clone());
     let _ = db(shared, move |s| s.release_lease(&p, &o)).await;
+}
+
+/// A `serve` host's renewal of the leases it holds (the plans it claimed,
+/// while their appliers start, run or wait to apply them again): every
+/// `every`, on a thread and a connection of its own, so that a round of
+/// `serve`'s loop that stalls (a long audit run by the decision engine, a
+/// slow database call) does not let them lapse and another host claim a
+/// plan this host still has (a second claim; the plan's applier here then
+/// finds its lease taken and stops). Stops when dropped.
+pub struct LeaseKeeper {
+    owners: Arc<Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaseKeeper {
+    /// Renews the leases of the owners last given to
+    /// [`LeaseKeeper::keep`], to now + `ttl`, every `every`, over a store
+    /// `open` opens (again after a failure; `serve`'s opens only the
+    /// database it started with).
+    pub fn start(
+        open: impl Fn() -> Result<Store, StoreError> + Send + 'static,
+        ttl: Duration,
+        every: Duration,
+    ) -> Self {
+        let owners: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (o, s) = (Arc::clone(&owners), Arc::clone(&stop));
+        let thread = std::thread::Builder::new()
+            .name("leases".into())
+            .spawn(move || keep_renewing(&open, ttl, every, &o, &s))
+            .ok();
+        Self {
+            owners,
+            stop,
+            thread,
+        }
+    }
+
+    /// The owners whose leases it renews from now on (those it was given
+    /// before and not now are no longer renewed).
+    pub fn keep(&self, owners: Vec<String>) {
+        *lock(&self.owners) = owners;
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn keep_renewing(
+    open: &dyn Fn() -> Result<Store, StoreError>,
+    ttl: Duration,
+    every: Duration,
+    owners: &Mutex<Vec<String>>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    const STOP_POLL: Duration = Duration::from_millis(50);
+    // Opened at once: a connection it holds is not refused later (a
+    // role's connection limit, a server at max_connections).
+    let mut store: Option<Store> = open().ok();
+    let mut next = Instant::now() + every;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep(STOP_POLL.min(next - now));
+            continue;
+        }
+        next = now + every;
+        let held = lock(owners).clone();
+        if held.is_empty() {
+            continue;
+        }
+        if store.is_none() {
+            match open() {
+                Ok(s) => store = Some(s),
+                Err(e) => {
+                    tracing::debug!("renewing this host's leases: {e}");
+                    continue;
+                }
+            }
+        }
+        if let Some(s) = store.as_mut()
+            && let Err(e) = s.renew_leases(&held, ttl)
+        {
+            // A new connection next time (serve's loop says why the
+            // database cannot be reached).
+            tracing::debug!("renewing this host's leases: {e}");
+            store = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(a_hosts_leases_are_renewed_while_its_loop_stalls);
+
+    /// The leases a host keeps stay its own while the thread that keeps
+    /// them (serve's loop) does nothing for three times their length; a
+    /// lease no longer kept lapses. Before, only serve's loop renewed them,
+    /// between its rounds.
+    fn a_hosts_leases_are_renewed_while_its_loop_stalls(mut s: TestStore) {
+        let ttl = Duration::from_millis(1500);
+        let (kept, _) = s.plan_of_nops(1);
+        let (dropped, _) = s.plan_of_nops(1);
+        for (plan, owner) in [(&kept, "host-a:1:kept"), (&dropped, "host-a:1:dropped")] {
+            assert!(
+                s.acquire_lease(plan, owner, ttl).expect("acquire").is_ok(),
+                "{plan}"
+            );
+        }
+        let at = s.location.clone();
+        let keeper = LeaseKeeper::start(move || Store::open(&at), ttl, Duration::from_millis(300));
+        keeper.keep(vec!["host-a:1:kept".into(), "host-a:1:dropped".into()]);
+        std::thread::sleep(Duration::from_millis(1000));
+        keeper.keep(vec!["host-a:1:kept".into()]);
+        // serve's loop stalls: nothing renews but the keeper.
+        std::thread::sleep(ttl * 3);
+        assert!(!s.plan_lease_is_free(&kept).expect("lease"), "it lapsed");
+        assert_eq!(
+            s.lease(&kept).expect("lease").map(|l| l.owner).as_deref(),
+            Some("host-a:1:kept")
+        );
+        assert!(s.plan_lease_is_free(&dropped).expect("lease"));
+        // Another host cannot take the kept one; it takes the other.
+        assert!(
+            s.acquire_lease(&kept, "host-b:2:x", ttl)
+                .expect("acquire")
+                .is_err()
+        );
+        assert!(
+            s.acquire_lease(&dropped, "host-b:2:x", ttl)
+                .expect("acquire")
+                .is_ok()
+        );
+        drop(keeper);
+    }
 }

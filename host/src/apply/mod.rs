@@ -81,7 +81,7 @@ mod watchdog;
 mod worker;
 
 pub use engine::Applier;
-pub use lease::{owner_id, owner_id_for};
+pub use lease::{LeaseKeeper, owner_id, owner_id_for};
 pub use reconnect::{RECONNECT_ATTEMPTS, RECONNECT_MAX_WAIT, backoff};
 pub use simulate::Prediction;
 

@@ -429,10 +429,17 @@ pub fn user_lang(explicit: Option<String>) -> String {
         .unwrap_or_else(|| "en".to_string())
 }
 
-/// Crates whose trace-level events carry credentials (lapin writes the
-/// AMQP `Connection.StartOk` frame, with the password, at trace): logged at
-/// debug at most, even under `-vvv` or `SEXTANT_LOG=trace`.
-const NEVER_TRACED: [&str; 2] = ["lapin", "amq_protocol"];
+/// Crates whose trace-level events carry credentials: logged at debug at
+/// most, even under `-vvv` or `SEXTANT_LOG=trace`. lapin writes the AMQP
+/// `Connection.StartOk` frame, with the password, at trace; ureq (through
+/// `ureq_proto`) dumps every byte it sends and receives at trace, "NOT
+/// REDACTED" as its documentation says: `Authorization` and
+/// `X-Auth-Token` headers, Keystone's password in a token request. (At
+/// debug ureq logs only headers it knows to be harmless; tokio-postgres
+/// logs statements and their parameters at debug and only its polling at
+/// trace, and never the password it authenticates with; rustls logs no
+/// secret.)
+const NEVER_TRACED: [&str; 4] = ["lapin", "amq_protocol", "ureq", "ureq_proto"];
 
 fn init_logging(verbose: u8, service: bool) {
     use tracing_subscriber::EnvFilter;
@@ -448,13 +455,16 @@ fn init_logging(verbose: u8, service: bool) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    // The AMQP client's trace prints every frame it writes, the login
-    // (user and password) included: never above debug, whatever was asked.
+    // Their trace prints credentials (see NEVER_TRACED): never above
+    // debug, whatever was asked.
     for quiet in NEVER_TRACED {
         if let Ok(d) = format!("{quiet}=debug").parse() {
             filter = filter.add_directive(d);
         }
     }
+    // `try_init` also routes the crates that log through `log` (ureq,
+    // tokio-postgres, rustls) into this subscriber and its filter
+    // (tracing-subscriber's `tracing-log` feature).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

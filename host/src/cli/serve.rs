@@ -323,6 +323,17 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             every: HEARTBEAT.min(down_time / 3).max(Duration::from_millis(100)),
         },
     )?;
+    // The leases of the plans this host claimed, renewed on a thread of
+    // their own: a round of the loop below that stalls (a long audit) does
+    // not let them lapse to another host.
+    let leases = host.runs(Role::Applier).then(|| {
+        let db = env.db.clone();
+        crate::apply::LeaseKeeper::start(
+            move || reopen(&db, identity),
+            crate::apply::LEASE_TTL,
+            crate::apply::LEASE_TTL / 5,
+        )
+    });
     tracing::info!(
         "sextant serve started (pid {}): host {}, roles {}, database {}",
         std::process::id(),
@@ -399,6 +410,9 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
             }
             Ok(next)
         })();
+        if let Some(k) = &leases {
+            k.keep(appliers.values().map(|r| r.owner.clone()).collect());
+        }
         let mut wait = Duration::from_secs(1);
         match round {
             Ok(next) => {
@@ -538,7 +552,7 @@ fn spawn_applier(
             quiet: true,
             stop: Some(stop.clone()),
             notify: false,
-            owner: Some(owner),
+            owner: Some(owner.clone()),
             worker_cap,
         };
         // serve's plugins, loaded and synchronised at its start; the action
@@ -547,61 +561,104 @@ fn spawn_applier(
         // recover from: the plan is applied again here, under the same lease
         // (which the host goes on renewing while this thread runs), instead
         // of being left to lapse and be claimed a second time.
-        let mut failures = 0;
-        loop {
-            let applied = Store::open(&env.db)
-                .map_err(super::CliError::from)
-                .and_then(|store| {
-                    apply_loaded(
-                        &env,
-                        store,
-                        &uuid,
-                        &flags,
-                        env.action_types(),
-                        plugins.clone(),
-                    )
-                });
-            let e = match applied {
-                Ok(o) => {
-                    match o.status_message {
-                        Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
-                        None => tracing::info!("action plan {uuid} ended {}", o.state),
-                    }
-                    return;
+        apply_with_retries(
+            &env.db,
+            &uuid,
+            &owner,
+            &stop,
+            RECONNECT_ATTEMPTS,
+            backoff,
+            || {
+                Store::open(&env.db)
+                    .map_err(super::CliError::from)
+                    .and_then(|store| {
+                        apply_loaded(
+                            &env,
+                            store,
+                            &uuid,
+                            &flags,
+                            env.action_types(),
+                            plugins.clone(),
+                        )
+                    })
+            },
+        );
+    })
+}
+
+/// Applies plan `uuid` as lease owner `owner` with `apply_once`, and again
+/// after `wait(n)` while it fails with what another attempt may cure
+/// ([`applied_again`]), at most `attempts` times. Given up on after those,
+/// the plan's lease is given back at once (best effort), so that another
+/// host resumes it now rather than once the lease lapsed; ended otherwise
+/// (bad input, a lease another applier holds) the lease is left to lapse,
+/// so that a plan every host would fail on is not claimed again at once,
+/// round after round.
+fn apply_with_retries(
+    db: &crate::store::Location,
+    uuid: &str,
+    owner: &str,
+    stop: &StopSignal,
+    attempts: u32,
+    wait: impl Fn(u32) -> Duration,
+    mut apply_once: impl FnMut() -> Result<crate::apply::PlanOutcome, super::CliError>,
+) {
+    let mut failures = 0;
+    loop {
+        let e = match apply_once() {
+            Ok(o) => {
+                match o.status_message {
+                    Some(m) => tracing::info!("action plan {uuid} ended {}: {m}", o.state),
+                    None => tracing::info!("action plan {uuid} ended {}", o.state),
                 }
-                Err(e) => e,
-            };
-            if let Some(ApplyError::Interrupted { why, .. }) = e.error.downcast_ref::<ApplyError>()
-                && stop.is_stopping()
-            {
+                return;
+            }
+            Err(e) => e,
+        };
+        if let Some(ApplyError::Interrupted { why, .. }) = e.error.downcast_ref::<ApplyError>()
+            && stop.is_stopping()
+        {
+            tracing::info!(
+                "action plan {uuid} stopped ({why}); it resumes with the next serve or `action-plan resume`"
+            );
+            return;
+        }
+        if !applied_again(&e, stop) {
+            tracing::warn!("action plan {uuid}: {:#}", e.error);
+            return;
+        }
+        failures += 1;
+        if failures > attempts {
+            let given_back = Store::open(db).and_then(|mut s| s.release_lease(uuid, owner));
+            match given_back {
+                Ok(()) => tracing::warn!(
+                    "action plan {uuid}: {:#}; gave up after {attempts} retries: its lease is given back, for another host to resume it",
+                    e.error
+                ),
+                Err(r) => tracing::warn!(
+                    "action plan {uuid}: {:#}; gave up after {attempts} retries; its lease could not be given back ({r}): another host resumes it once it lapses",
+                    e.error
+                ),
+            }
+            return;
+        }
+        let pause = wait(failures);
+        tracing::warn!(
+            "action plan {uuid}: {:#}; this host applies it again, under the same lease: retry {failures} of {attempts} in {:.1}s",
+            e.error,
+            pause.as_secs_f64()
+        );
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if stop.is_stopping() {
                 tracing::info!(
-                    "action plan {uuid} stopped ({why}); it resumes with the next serve or `action-plan resume`"
+                    "action plan {uuid}: stopping before its retry; it resumes with the next serve or `action-plan resume`"
                 );
                 return;
             }
-            failures += 1;
-            if !applied_again(&e, &stop) || failures > RECONNECT_ATTEMPTS {
-                tracing::warn!("action plan {uuid}: {:#}", e.error);
-                return;
-            }
-            let wait = backoff(failures);
-            tracing::warn!(
-                "action plan {uuid}: {:#}; this host applies it again, under the same lease: retry {failures} of {RECONNECT_ATTEMPTS} in {:.1}s",
-                e.error,
-                wait.as_secs_f64()
-            );
-            let until = Instant::now() + wait;
-            while Instant::now() < until {
-                if stop.is_stopping() {
-                    tracing::info!(
-                        "action plan {uuid}: stopping before its retry; it resumes with the next serve or `action-plan resume`"
-                    );
-                    return;
-                }
-                std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
-            }
+            std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
         }
-    })
+    }
 }
 
 /// Whether a `serve` applier that failed with `e` applies its plan again:
@@ -679,6 +736,75 @@ mod tests {
     use super::*;
     use crate::apply::StopSignal;
     use crate::cli::CliError;
+    use crate::store::testing::{TestStore, on_both_backends};
+
+    on_both_backends!(
+        a_serve_applier_that_gives_up_after_its_retries_gives_its_lease_back,
+        a_serve_applier_ended_by_bad_input_leaves_its_lease_to_lapse,
+    );
+
+    /// The store keeps failing: after its retries the applier gives the
+    /// lease back at once, and another host can take the plan now. Before,
+    /// the lease stayed held until it lapsed (15 s), renewed by the host
+    /// meanwhile.
+    fn a_serve_applier_that_gives_up_after_its_retries_gives_its_lease_back(mut s: TestStore) {
+        let (plan, _) = s.plan_of_nops(1);
+        let owner = "host-a:1:x";
+        let ttl = crate::apply::LEASE_TTL;
+        assert!(s.acquire_lease(&plan, owner, ttl).expect("acquire").is_ok());
+        let mut tries = 0;
+        apply_with_retries(
+            &s.location.clone(),
+            &plan,
+            owner,
+            &StopSignal::default(),
+            2,
+            |_| Duration::from_millis(1),
+            || {
+                tries += 1;
+                // Its lease is still held while it retries.
+                assert!(!s.plan_lease_is_free(&plan).expect("lease"));
+                Err(CliError::from(StoreError::Commit(
+                    "connection closed".into(),
+                )))
+            },
+        );
+        assert_eq!(tries, 3, "the first attempt and 2 retries");
+        assert_eq!(s.lease(&plan).expect("lease"), None);
+        assert!(
+            s.acquire_lease(&plan, "host-b:2:y", ttl)
+                .expect("acquire")
+                .is_ok()
+        );
+    }
+
+    /// Bad input, which every host would meet again: the applier ends at
+    /// once and leaves the lease to lapse (the plan is not handed from host
+    /// to host round after round).
+    fn a_serve_applier_ended_by_bad_input_leaves_its_lease_to_lapse(mut s: TestStore) {
+        let (plan, _) = s.plan_of_nops(1);
+        let owner = "host-a:1:x";
+        let ttl = crate::apply::LEASE_TTL;
+        assert!(s.acquire_lease(&plan, owner, ttl).expect("acquire").is_ok());
+        let mut tries = 0;
+        apply_with_retries(
+            &s.location.clone(),
+            &plan,
+            owner,
+            &StopSignal::default(),
+            2,
+            |_| Duration::from_millis(1),
+            || {
+                tries += 1;
+                Err(CliError::input(anyhow::anyhow!("policy p: no such policy")))
+            },
+        );
+        assert_eq!(tries, 1);
+        assert_eq!(
+            s.lease(&plan).expect("lease").map(|l| l.owner).as_deref(),
+            Some(owner)
+        );
+    }
 
     fn interrupted() -> CliError {
         CliError::from(ApplyError::Interrupted {

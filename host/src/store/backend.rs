@@ -498,24 +498,33 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
     /// returns it as changed. A new name that another template has is
-    /// refused, with nothing written. The rule is here, once; the backends
-    /// write ([`StoreBackend::write_template_change`]).
+    /// refused, with nothing written; so is any change when the templates
+    /// cannot be read (the error, not a name taken for free). The name is
+    /// compared as a name only: one that merely looks like another
+    /// template's uuid prefix is free. The rule is here, once; the
+    /// backends write ([`StoreBackend::write_template_change`]).
     fn update_template(&mut self, id: &str, change: &TemplateChange<'_>) -> Result<TemplateRow> {
         let t = self.template(id)?;
         if let Some(name) = change.name
             && name != t.name
-            && let Ok(other) = self.template(name)
-            && other.uuid != t.uuid
         {
-            return Err(StoreError::Refused {
-                kind: "audit template",
-                id: t.uuid,
-                state: "not renamed".into(),
-                what: format!(
-                    "another audit template ({}) is named {name:?}; choose another name",
-                    other.uuid
-                ),
-            });
+            let holders: Vec<String> = self
+                .templates()?
+                .into_iter()
+                .filter(|o| o.name == name && o.uuid != t.uuid)
+                .map(|o| o.uuid)
+                .collect();
+            if !holders.is_empty() {
+                return Err(StoreError::Refused {
+                    kind: "audit template",
+                    id: t.uuid,
+                    state: "not renamed".into(),
+                    what: format!(
+                        "another audit template ({}) is named {name:?}; choose another name",
+                        holders.join(", ")
+                    ),
+                });
+            }
         }
         self.write_template_change(&t, change)?;
         self.template(&t.uuid)

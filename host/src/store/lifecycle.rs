@@ -351,6 +351,7 @@ mod tests {
     on_both_backends!(
         purge_keeps_live_plans_events_and_the_newest_event,
         a_template_is_changed_and_a_rename_to_a_taken_name_is_refused_writing_nothing,
+        a_rename_to_a_name_two_templates_share_is_refused_and_a_uuid_prefix_is_a_free_name,
         a_plan_moved_meanwhile_is_not_deleted_and_nothing_is_written,
     );
 
@@ -492,6 +493,91 @@ mod tests {
         assert_eq!(fields(&renamed), ("t3".into(), "first".into(), None, None));
         assert!(renamed.updated_at.is_some());
         assert_eq!(s.template(&t2.uuid).expect("t2"), t2);
+    }
+
+    /// A name two templates share (a lookup by name that fails: ambiguous)
+    /// is taken, not free: the rename is refused, nothing written. Before,
+    /// any error of the lookup let the rename through. A name that is a
+    /// uuid prefix of another template is a name nobody has: accepted.
+    fn a_rename_to_a_name_two_templates_share_is_refused_and_a_uuid_prefix_is_a_free_name(
+        mut s: TestStore,
+    ) {
+        s.exec(
+            "INSERT INTO goals (uuid, name, display_name, created_at) \
+             VALUES ('g', 'dummy', 'Dummy', 't')",
+        );
+        let t1 = template(&mut s, "t1");
+        // Two of the same name (the store does not forbid it: an import,
+        // an older version).
+        let d1 = template(&mut s, "dup");
+        let d2 = template(&mut s, "dup");
+        let e = s
+            .update_template(
+                &t1.uuid,
+                &TemplateChange {
+                    name: Some("dup"),
+                    description: Some("never written"),
+                    policy: None,
+                },
+            )
+            .expect_err("a name two templates have");
+        let msg = e.to_string();
+        assert!(
+            matches!(e, StoreError::Refused { .. })
+                && msg.contains(&t1.uuid)
+                && msg.contains(&d1.uuid)
+                && msg.contains(&d2.uuid),
+            "{msg}"
+        );
+        assert_eq!(s.template(&t1.uuid).expect("t1"), t1);
+        let prefix = &d1.uuid[..8];
+        let renamed = s
+            .update_template(
+                &t1.uuid,
+                &TemplateChange {
+                    name: Some(prefix),
+                    description: None,
+                    policy: None,
+                },
+            )
+            .expect("a uuid prefix is no template's name");
+        assert_eq!(renamed.name, prefix);
+        assert_eq!(s.template(&d1.uuid).expect("d1"), d1);
+    }
+
+    /// The templates cannot be read (a row of another template is
+    /// corrupt): the rename fails with the store's error, naming the
+    /// database, and writes nothing. Before, the failed lookup counted as
+    /// "no template has that name" and the rename went through. (SQLite
+    /// only: PostgreSQL's typed columns cannot hold such a row.)
+    #[test]
+    fn a_rename_whose_name_lookup_fails_reports_the_store_error_and_writes_nothing() {
+        let mut s = TestStore::sqlite();
+        s.exec(
+            "INSERT INTO goals (uuid, name, display_name, created_at) \
+             VALUES ('g', 'dummy', 'Dummy', 't')",
+        );
+        let t1 = template(&mut s, "t1");
+        let t2 = template(&mut s, "t2");
+        s.exec(&format!(
+            "UPDATE audit_templates SET description = x'00ff' WHERE uuid = '{}'",
+            t2.uuid
+        ));
+        let e = s
+            .update_template(
+                &t1.uuid,
+                &TemplateChange {
+                    name: Some("t2"),
+                    description: Some("never written"),
+                    policy: None,
+                },
+            )
+            .expect_err("the templates cannot be read");
+        assert!(
+            matches!(e, StoreError::Database { .. }),
+            "not the store's error: {e}"
+        );
+        assert_eq!(s.template(&t1.uuid).expect("t1"), t1);
     }
 
     #[test]

@@ -203,6 +203,21 @@ impl std::fmt::Display for DatabaseCause {
             // Its message, then its cause's (the server's words): the
             // driver's own Display says only "db error".
             Cause::Postgres(e) => match e.as_db_error() {
+                // lock_timeout: what waited (the server's context names
+                // the table), and why.
+                Some(db)
+                    if *db.code() == postgres::error::SqlState::LOCK_NOT_AVAILABLE
+                        && db.message().contains("lock timeout") =>
+                {
+                    write!(
+                        f,
+                        "{}: {}{}: a lock another session holds was waited for longer than lock_timeout (default {}); look for a transaction left open (pg_stat_activity)",
+                        db.severity(),
+                        db.message(),
+                        db.where_().map(|w| format!(" ({w})")).unwrap_or_default(),
+                        pg::LOCK_TIMEOUT
+                    )
+                }
                 Some(db) => write!(f, "{}: {}", db.severity(), db.message()),
                 None => match std::error::Error::source(e) {
                     Some(cause) => write!(f, "{e}: {cause}"),
