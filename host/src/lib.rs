@@ -16,6 +16,8 @@ pub mod decide;
 pub mod duration;
 pub mod input;
 pub mod installation;
+#[cfg(test)]
+mod layering;
 pub mod notify;
 pub mod ops;
 #[cfg(test)]
