@@ -145,6 +145,7 @@ const NEVER: &[(&str, &[&str])] = &[
         &["store", "apply", "decide", "plan", "ops", "api", "cli"],
     ),
     ("api", &["apply"]),
+    ("config", &["plan", "decide", "apply", "ops", "cli"]),
 ];
 
 /// Known breaks of the rules, each to be fixed where it lies:
