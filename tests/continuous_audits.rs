@@ -281,7 +281,7 @@ fn an_interval_too_long_is_refused_and_a_stored_one_fails_its_audit_not_serve() 
 
     let audit = continuous_audit(home.path(), &[]);
     home_db(home.path()).raw().exec(&format!(
-        "UPDATE audits SET interval = '99999999999999999' WHERE uuid = '{audit}'"
+        "UPDATE audits SET \"interval\" = '99999999999999999' WHERE uuid = '{audit}'"
     ));
     let out = run(sextant(home.path()).args(["serve", "--exit-after", "2"]));
     assert_eq!(out.status, 0, "{}", out.stderr);
