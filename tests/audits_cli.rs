@@ -175,6 +175,30 @@ fn watcher_parameter_checks_refuse_and_leave_the_store_unchanged() {
             &["-g", "thermal_optimization", "-p", "period=-5"],
             "period: -5 is less than the minimum of 0",
         ),
+        // Refused by the strategy only once it ran (the audit stored,
+        // FAILED, exit 1) until the schemas said so.
+        (
+            &[
+                "-g",
+                "noisy_neighbor",
+                "-s",
+                "noisy_neighbor",
+                "-p",
+                "period=0",
+            ],
+            "Invalid parameters for strategy noisy_neighbor: period: 0",
+        ),
+        (
+            &[
+                "-g",
+                "workload_balancing",
+                "-s",
+                "workload_stabilization",
+                "-p",
+                "metrics=[]",
+            ],
+            "Invalid parameters for strategy workload_stabilization: metrics: []",
+        ),
         // A required parameter missing, for the default strategy too.
         (
             &["-g", "cluster_maintaining"],

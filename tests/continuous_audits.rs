@@ -246,3 +246,46 @@ fn an_auto_triggered_event_audit_is_not_triggered_again_while_its_plan_is_queued
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert_eq!(plans_of(home.path(), &audit).len(), 2);
 }
+
+/// An interval of more seconds than chrono's time can add once panicked
+/// `serve` at every start (`TimeDelta::seconds out of bounds`), for as long
+/// as such an audit was stored. Now `audit create` refuses it, naming the
+/// field, with nothing stored; and an audit stored with one before (written
+/// here behind the store's back) is FAILED by `serve`, which goes on.
+#[test]
+fn an_interval_too_long_is_refused_and_a_stored_one_fails_its_audit_not_serve() {
+    let home = seeded("0");
+    let audits_before = run(sextant(home.path()).args(["audit", "list", "--format", "json"]));
+    assert_eq!(audits_before.status, 0, "{}", audits_before.stderr);
+    for interval in ["99999999999999999", "31622401"] {
+        let out = run(sextant(home.path()).args([
+            "audit",
+            "create",
+            "-g",
+            "server_consolidation",
+            "--type",
+            "CONTINUOUS",
+            "--interval",
+            interval,
+        ]));
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("interval") && out.stderr.contains(interval),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        let after = run(sextant(home.path()).args(["audit", "list", "--format", "json"]));
+        assert_eq!(after.stdout, audits_before.stdout, "nothing stored");
+    }
+
+    let audit = continuous_audit(home.path(), &[]);
+    home_db(home.path()).raw().exec(&format!(
+        "UPDATE audits SET \"interval\" = '99999999999999999' WHERE uuid = '{audit}'"
+    ));
+    let out = run(sextant(home.path()).args(["serve", "--exit-after", "2"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let a = run(sextant(home.path()).args(["audit", "show", &audit, "--format", "json"])).json();
+    assert_eq!(a["state"], "FAILED", "{a}");
+}

@@ -188,6 +188,28 @@ fn duplicate_ids_are_refused_naming_the_id() {
     assert_eq!(plans(home.path()), json!([]));
 }
 
+/// An empty id was imported: an action with no name, which no `action
+/// show`, parent or context reference can name.
+#[test]
+fn an_empty_id_is_refused_naming_the_action() {
+    let home = scratch();
+    let out = import(
+        home.path(),
+        "empty.json",
+        &[
+            json!({"id": "x", "action_type": "nop", "input_parameters": {"message": "m"}}),
+            json!({"id": "", "action_type": "nop", "input_parameters": {"message": "m"}}),
+        ],
+    );
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("empty.json: action #2 has an empty id"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(plans(home.path()), json!([]));
+}
+
 #[test]
 fn a_json_file_with_an_unknown_field_names_its_line_and_column() {
     let home = scratch();

@@ -584,3 +584,43 @@ fn store_error_cause_printed_once() {
         "this is not a database ".repeat(100)
     );
 }
+
+/// With a metrics source configured, an audit parameter `period` beyond
+/// what a duration holds (1e300 s) panicked the command
+/// (`Duration::from_secs_f64`) before any query was made. Now the audit
+/// fails, naming the parameter. (The source is never reached: the window
+/// is worked out first.)
+#[test]
+fn a_metrics_period_beyond_a_year_fails_the_audit_naming_it() {
+    let home = scratch();
+    let seed = run(sextant(home.path())
+        .args(["sim", "init", "--time-scale", "0", "--from"])
+        .arg(small()));
+    assert_eq!(seed.status, 0, "{}", seed.stderr);
+    write_file(
+        &home.path().join("config/sextant"),
+        "config.yaml",
+        "metrics:\n  source: prometheus\n  url: http://127.0.0.1:9\n",
+    );
+    let out = run(sextant(home.path()).args([
+        "audit",
+        "create",
+        "-g",
+        "thermal_optimization",
+        "-s",
+        "outlet_temperature",
+        "-p",
+        "period=1e300",
+        "--format",
+        "json",
+    ]));
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(out.status, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("audit parameter period") && out.stderr.contains("366 days"),
+        "{}",
+        out.stderr
+    );
+    let audits = run(sextant(home.path()).args(["audit", "list", "--format", "json"])).json();
+    assert_eq!(audits[0]["state"], "FAILED", "{audits}");
+}

@@ -359,3 +359,43 @@ fn a_configured_sim_location_is_where_every_sim_command_and_the_collector_look()
     );
     assert!(!out.stderr.contains("hunter2secret"), "{}", out.stderr);
 }
+
+/// `sim generate` builds the whole model in memory: `--nodes` and
+/// `--instances` beyond what `sim init` could read back are refused (exit 2,
+/// naming the flag, nothing written) instead of exhausting memory; and once
+/// the cluster is full it stops, instead of scanning every node for each
+/// instance left (2,000 nodes and 1,000,000 instances took 70 s, now 0.4 s).
+#[test]
+fn generate_refuses_counts_beyond_its_bounds_and_stops_when_the_cluster_is_full() {
+    for (flag, value) in [("--nodes", "100001"), ("--instances", "1000001")] {
+        let out =
+            run(std::process::Command::new(sextant_bin()).args(["sim", "generate", flag, value]));
+        assert_eq!(out.status, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains(value),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.stdout, "");
+    }
+    let started = std::time::Instant::now();
+    let out = run(std::process::Command::new(sextant_bin()).args([
+        "sim",
+        "generate",
+        "--nodes",
+        "2000",
+        "--instances",
+        "1000000",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let model = out.json();
+    let placed = model["instances"].as_array().map_or(0, Vec::len);
+    assert!(placed > 10_000 && placed < 1_000_000, "{placed} placed");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "a full cluster took {:?}",
+        started.elapsed()
+    );
+}

@@ -1,10 +1,13 @@
-//! `sextant`: the plugin host. It discovers and loads plugins, and (as the
-//! pipeline grows) audits a cluster model, plans actions into a DAG and
-//! applies them. The `sextant` binary is a thin layer over [`cli`].
+//! `sextant`: the plugin host. It discovers and loads plugins, audits a
+//! cluster model, plans actions into a DAG and applies them. The `sextant`
+//! binary is a thin layer over [`cli`].
 //!
 //! Modules follow the pipeline: [`plugins`] (discover and load),
-//! [`action_types`] (define and instantiate actions), then the decision engine, the planner and the applier as they arrive. [`config`]
-//! is the config file; [`cli`] the command line.
+//! [`action_types`] (define and instantiate actions), [`decide`] (audits),
+//! [`plan`] (planners), [`apply`] (the applier), over [`store`] (the
+//! state); [`ops`] is what the operator's two edges share, [`cli`] the
+//! command line and [`api`] the REST API. docs/architecture.md is the map,
+//! with the dependency rules `layering` checks.
 
 pub mod action_types;
 pub mod api;
@@ -16,6 +19,8 @@ pub mod decide;
 pub mod duration;
 pub mod input;
 pub mod installation;
+#[cfg(test)]
+mod layering;
 pub mod notify;
 pub mod ops;
 #[cfg(test)]

@@ -327,12 +327,19 @@ impl Policy {
         }
         for (k, r) in raw.recovery.iter().flatten() {
             if let Some(t) = &r.timeout {
-                duration(t).map_err(|m| {
+                let d = duration(t).map_err(|m| {
                     at(
                         &["recovery", k, "timeout"],
                         format!("recovery.{k}.timeout: {m}"),
                     )
                 })?;
+                // A zero timeout fails every action that takes any time.
+                if d.is_zero() {
+                    return Err(at(
+                        &["recovery", k, "timeout"],
+                        format!("recovery.{k}.timeout is 0: every action would time out"),
+                    ));
+                }
             }
             if let Some(b) = &r.backoff {
                 for (what, v) in [("initial", &b.initial), ("max", &b.max)] {
@@ -708,5 +715,17 @@ mod tests {
         assert_eq!((e.line, e.column), (4, 7), "{e}");
         let e = parse("planner: !include x\n").unwrap_err();
         assert_eq!((e.line, e.column), (1, 10), "{e}");
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused_with_location() {
+        // Accepted before: the plan ran and every action that took any
+        // time FAILED on its timeout.
+        for zero in ["0", "0s", "0ms"] {
+            let e = parse(&format!("recovery:\n  migrate:\n    timeout: {zero}\n")).unwrap_err();
+            assert_eq!((e.line, e.column), (3, 5), "{zero}: {e}");
+            assert!(e.message.contains("recovery.migrate.timeout is 0"), "{e}");
+        }
+        assert!(parse("recovery:\n  migrate:\n    timeout: 1ms\n").is_ok());
     }
 }

@@ -233,6 +233,25 @@ pub struct ActionSpec {
     pub input_parameters_json: RString,
 }
 
+impl ActionSpec {
+    /// One action from plain Rust strings (`input_parameters_json` is the
+    /// parameters object's JSON text), so that callers need not name
+    /// abi_stable's types.
+    pub fn new(
+        id: impl Into<String>,
+        action_type: impl Into<String>,
+        resource_id: Option<String>,
+        input_parameters_json: String,
+    ) -> Self {
+        Self {
+            id: RString::from(id.into()),
+            action_type: RString::from(action_type.into()),
+            resource_id: resource_id.map(RString::from).into(),
+            input_parameters_json: RString::from(input_parameters_json),
+        }
+    }
+}
+
 /// A dependency between two actions of a schedule: `child` runs after `parent`.
 /// Both are indexes into the actions given to the planner.
 #[repr(C)]

@@ -7,6 +7,7 @@ use super::{CliError, CliResult, Env};
 use crate::apply::{Applier, ApplyError, ApplyOptions, PlanOutcome, StopSignal};
 use crate::policy::Policy;
 use crate::states::{ActionState, ExecutionRule, PlanState};
+use crate::store::plans::ActionRow;
 use crate::store::{Store, StoreError};
 use serde_json::Value;
 use std::io::IsTerminal;
@@ -394,6 +395,64 @@ fn progress_bar(
 /// were cancelled and their messages (the `actions` of the JSON form);
 /// exit status 0 only when the plan SUCCEEDED, else 1.
 fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
+    let OutcomeDoc {
+        doc,
+        unfinished,
+        replaced,
+        replacements,
+    } = outcome_doc(env, o)?;
+    if !print_structured(format, &doc)? {
+        outln!("action plan {}: {}", o.uuid, o.state);
+        if let Some(m) = &o.status_message {
+            outln!("  {m}");
+        }
+        if !unfinished.is_empty() {
+            let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "MESSAGE"]);
+            for a in &unfinished {
+                t.row(vec![
+                    a.uuid.clone(),
+                    a.name.clone(),
+                    a.action_type.clone(),
+                    a.state.to_string(),
+                    a.status_message.clone().unwrap_or_default(),
+                ]);
+            }
+            out!("{}", t.render());
+        }
+        for a in &replaced {
+            let by = replacements.get(&a.name).map_or("", String::as_str);
+            if a.state == ActionState::Failed {
+                outln!(
+                    "  {} FAILED; its alternative {by} succeeded in its place",
+                    a.name
+                );
+            } else {
+                outln!("  {} {}: not needed, {by} succeeded", a.name, a.state);
+            }
+        }
+    }
+    Ok(outcome_status(o))
+}
+
+/// 0 when the plan SUCCEEDED, else 1.
+fn outcome_status(o: &PlanOutcome) -> ExitCode {
+    if o.state == PlanState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What `--format json|yaml` prints of an applied plan, and the actions its
+/// table lists.
+struct OutcomeDoc {
+    doc: serde_json::Value,
+    unfinished: Vec<ActionRow>,
+    replaced: Vec<ActionRow>,
+    replacements: std::collections::HashMap<String, String>,
+}
+
+fn outcome_doc(env: &Env, o: &PlanOutcome) -> anyhow::Result<OutcomeDoc> {
     let store = Store::open(&env.db)?;
     let replacements = replaced_by_alternatives(&store, &o.uuid)?;
     let (replaced, unfinished): (Vec<_>, Vec<_>) = store
@@ -426,40 +485,11 @@ fn print_outcome(env: &Env, o: &PlanOutcome, format: Format) -> CliResult {
             }))
             .collect::<Vec<_>>()
     );
-    if !print_structured(format, &doc)? {
-        outln!("action plan {}: {}", o.uuid, o.state);
-        if let Some(m) = &o.status_message {
-            outln!("  {m}");
-        }
-        if !unfinished.is_empty() {
-            let mut t = Table::new(&["UUID", "NAME", "ACTION TYPE", "STATE", "MESSAGE"]);
-            for a in &unfinished {
-                t.row(vec![
-                    a.uuid.clone(),
-                    a.name.clone(),
-                    a.action_type.clone(),
-                    a.state.to_string(),
-                    a.status_message.clone().unwrap_or_default(),
-                ]);
-            }
-            out!("{}", t.render());
-        }
-        for a in &replaced {
-            let by = replacements.get(&a.name).map_or("", String::as_str);
-            if a.state == ActionState::Failed {
-                outln!(
-                    "  {} FAILED; its alternative {by} succeeded in its place",
-                    a.name
-                );
-            } else {
-                outln!("  {} {}: not needed, {by} succeeded", a.name, a.state);
-            }
-        }
-    }
-    Ok(if o.state == PlanState::Succeeded {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(OutcomeDoc {
+        doc,
+        unfinished,
+        replaced,
+        replacements,
     })
 }
 
@@ -558,7 +588,8 @@ pub fn cancel(env: &Env, plan: &str, format: Format) -> CliResult {
 }
 
 /// `action-plan resume [ID] --wait`: interrupted plans (ONGOING or
-/// CANCELLING with no live applier), or queued ones (PENDING).
+/// CANCELLING with no live applier), or queued ones (PENDING). Without an
+/// id, `--format json|yaml` prints the list of the plans resumed.
 pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Format) -> CliResult {
     let ids: Vec<String> = match plan {
         Some(p) => vec![p.to_string()],
@@ -572,16 +603,29 @@ pub fn resume(env: &Env, plan: Option<&str>, flags: &RunFlags<'_>, format: Forma
                 .collect()
         }
     };
-    if ids.is_empty() {
+    // Without an id, `--format json|yaml` prints one document, the list of
+    // the plans resumed (empty when there was none); with one, that plan's.
+    let listing = plan.is_none() && format != Format::Table;
+    if ids.is_empty() && !listing {
         outln!("no interrupted or queued action plan");
         return Ok(ExitCode::SUCCESS);
     }
     let mut code = ExitCode::SUCCESS;
+    let mut docs = Vec::new();
     for id in ids {
         let o = apply_now(env, &id, flags)?;
-        if print_outcome(env, &o, format)? != ExitCode::SUCCESS {
+        let status = if listing {
+            docs.push(outcome_doc(env, &o)?.doc);
+            outcome_status(&o)
+        } else {
+            print_outcome(env, &o, format)?
+        };
+        if status != ExitCode::SUCCESS {
             code = ExitCode::from(1);
         }
+    }
+    if listing {
+        print_structured(format, &docs)?;
     }
     Ok(code)
 }

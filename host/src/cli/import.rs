@@ -168,7 +168,19 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
     let factory = ActionFactory::new(&types);
     let rows = actions
         .into_iter()
-        .map(|a| row(file, &types, &factory, a))
+        .enumerate()
+        .map(|(i, a)| {
+            // The id is the action's name: what `action show`, context
+            // references and the plan's parents name it by.
+            if a.id.is_empty() {
+                return Err(input(format!(
+                    "{}: action #{} has an empty id",
+                    file.display(),
+                    i + 1
+                )));
+            }
+            row(file, &types, &factory, a)
+        })
         .collect::<Result<Vec<Row>, CliError>>()?;
     let n = rows.len();
     let mut names: HashMap<&str, usize> = HashMap::with_capacity(n);

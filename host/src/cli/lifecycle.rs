@@ -27,14 +27,18 @@ fn input(msg: impl std::fmt::Display) -> CliError {
 }
 
 /// `action-plan delete ID…`: soft delete, as `DELETE /v1/action_plans`.
-/// Every id is resolved and checked before any is deleted.
-pub fn delete_plans(env: &Env, ids: &[String]) -> CliResult {
+/// Every id is resolved and checked before any is deleted; `--format
+/// json|yaml` prints the deleted plans as `action-plan list` does.
+pub fn delete_plans(env: &Env, ids: &[String], format: Format) -> CliResult {
     if ids.is_empty() {
         return Err(input("give the action plans to delete"));
     }
     let (mut store, _, _) = env.open_store_synced()?;
-    for p in crate::ops::plans::delete(&mut store, ids).map_err(super::op_error)? {
-        outln!("deleted action plan {} ({} actions)", p.uuid, p.actions);
+    let deleted = crate::ops::plans::delete(&mut store, ids).map_err(super::op_error)?;
+    if !print_structured(format, &deleted)? {
+        for p in &deleted {
+            outln!("deleted action plan {} ({} actions)", p.uuid, p.actions);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -72,6 +72,10 @@ pub enum ActionPlanCommand {
     Delete {
         /// The plans' uuids, unique prefixes or names.
         plans: Vec<String>,
+        /// Output format: a table for people, json or yaml for scripts (the
+        /// deleted plans, as `action-plan list` shows them).
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Makes a new RECOMMENDED plan of what a FAILED or CANCELLED plan left
     /// undone (its actions that neither succeeded nor were skipped, with
@@ -83,7 +87,8 @@ pub enum ActionPlanCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
-    /// Resumes interrupted plans (or one), here, until they end.
+    /// Resumes interrupted plans (or one), here, until they end. Without a
+    /// plan, `--format json|yaml` prints the list of the plans resumed.
     Resume {
         /// The plan's uuid or a unique prefix of it (default: every
         /// interrupted or queued plan).
@@ -384,7 +389,9 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
             return start(env, &plan, wait, &run.flags(), run.format);
         }
         ActionPlanCommand::Cancel { plan, format } => return cancel(env, &plan, format),
-        ActionPlanCommand::Delete { plans } => return super::lifecycle::delete_plans(env, &plans),
+        ActionPlanCommand::Delete { plans, format } => {
+            return super::lifecycle::delete_plans(env, &plans, format);
+        }
         ActionPlanCommand::Retry { plan, format } => {
             return super::lifecycle::retry_plan(env, &plan, format);
         }

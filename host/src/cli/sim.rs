@@ -3,6 +3,7 @@
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
+use clap::builder::RangedU64ValueParser;
 use clap::{Subcommand, ValueEnum};
 use sextant_plugin_api::model::{ClusterModel, Instance, Metric, Node};
 use sextant_sim_store::SimDb;
@@ -42,11 +43,13 @@ pub enum SimCommand {
     },
     /// Writes a generated snapshot to stdout (for the large example cluster).
     Generate {
-        /// Compute nodes.
-        #[arg(long, default_value_t = 100)]
+        /// Compute nodes (at most 100,000).
+        #[arg(long, default_value_t = 100,
+              value_parser = RangedU64ValueParser::<usize>::new().range(..=MAX_GENERATED_NODES))]
         nodes: usize,
-        /// Instances, spread over the nodes.
-        #[arg(long, default_value_t = 1000)]
+        /// Instances, spread over the nodes (at most 1,000,000).
+        #[arg(long, default_value_t = 1000,
+              value_parser = RangedU64ValueParser::<usize>::new().range(..=MAX_GENERATED_INSTANCES))]
         instances: usize,
         /// The random seed: one seed, one snapshot.
         #[arg(long, default_value_t = 1)]
@@ -284,6 +287,14 @@ impl Rng {
     }
 }
 
+/// The most nodes `sim generate` makes: ten times the large example
+/// cluster. The model is built in memory before it is written, and one
+/// larger than `sim init` reads back
+/// ([`MAX_DATA_BYTES`](crate::input::MAX_DATA_BYTES)) is of no use.
+pub const MAX_GENERATED_NODES: u64 = 100_000;
+/// The most instances `sim generate` makes (see [`MAX_GENERATED_NODES`]).
+pub const MAX_GENERATED_INSTANCES: u64 = 1_000_000;
+
 /// Generates a cluster of `nodes` hosts and `instances` servers, placed at
 /// random where they fit, with CPU metrics.
 pub fn generate(nodes: usize, instances: usize, seed: u64) -> ClusterModel {
@@ -327,7 +338,8 @@ pub fn generate(nodes: usize, instances: usize, seed: u64) -> ClusterModel {
     let mut used: Vec<(u64, u64, u64)> = vec![(0, 0, 0); nodes];
     let iwidth = instances.to_string().len().max(4);
     for i in 0..instances {
-        let (vcpus, memory, disk) = flavors[rng.below(4) as usize];
+        let flavor = rng.below(4) as usize;
+        let (vcpus, memory, disk) = flavors[flavor];
         if nodes == 0 {
             break;
         }
@@ -338,6 +350,12 @@ pub fn generate(nodes: usize, instances: usize, seed: u64) -> ClusterModel {
                 && used[h].1 + memory <= n.memory
                 && used[h].2 + disk <= n.disk
         }) else {
+            // The smallest flavor fits nowhere: nothing will any more (room
+            // only shrinks), so stop rather than scan every node for each
+            // instance left.
+            if flavor == 0 {
+                break;
+            }
             continue;
         };
         used[host].0 += vcpus;

@@ -46,6 +46,14 @@ pub enum SourceError {
         /// Why.
         why: String,
     },
+    /// An audit parameter that sets the metrics' window is out of bounds.
+    #[error("audit parameter {name}: {why}")]
+    Parameter {
+        /// The parameter (`period`, `periods.instance`, …).
+        name: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The source could not be queried.
     #[error("metrics source {url}: {why}")]
     Query {
@@ -113,14 +121,23 @@ pub struct Window {
 
 /// The windows an audit asks for: the strategy's parameters as Watcher
 /// names them (`period`, `periods: {instance, compute_node}`,
-/// `aggregation_method: {instance, compute_node}`), else the config's.
-pub fn windows(cfg: &MetricsConfig, params: &Value) -> (Window, Window) {
-    let period = |kind: &str| {
-        params["periods"][kind]
-            .as_f64()
-            .or_else(|| params["period"].as_f64())
-            .filter(|s| s.is_finite() && *s >= 1.0)
-            .map_or(cfg.period.0, Duration::from_secs_f64)
+/// `aggregation_method: {instance, compute_node}`), else the config's. A
+/// period longer than [`MAX_DURATION`](crate::duration::MAX_DURATION) is
+/// an error naming the parameter (`Duration::from_secs_f64` panics from
+/// about 2e19 s).
+pub fn windows(cfg: &MetricsConfig, params: &Value) -> Result<(Window, Window), SourceError> {
+    let period = |kind: &str| -> Result<Duration, SourceError> {
+        let (name, secs) = match params["periods"][kind].as_f64() {
+            Some(s) => (format!("periods.{kind}"), Some(s)),
+            None => ("period".to_string(), params["period"].as_f64()),
+        };
+        match secs.filter(|s| s.is_finite() && *s >= 1.0) {
+            None => Ok(cfg.period.0),
+            Some(s) => crate::duration::from_seconds(s).map_err(|e| SourceError::Parameter {
+                name,
+                why: e.to_string(),
+            }),
+        }
     };
     let aggregate = |kind: &str| {
         params["aggregation_method"][kind]
@@ -128,16 +145,16 @@ pub fn windows(cfg: &MetricsConfig, params: &Value) -> (Window, Window) {
             .and_then(Aggregate::parse)
             .unwrap_or(cfg.aggregate)
     };
-    (
+    Ok((
         Window {
-            period: period("compute_node"),
+            period: period("compute_node")?,
             aggregate: aggregate("compute_node"),
         },
         Window {
-            period: period("instance"),
+            period: period("instance")?,
             aggregate: aggregate("instance"),
         },
-    )
+    ))
 }
 
 /// Values of one metric by host name or instance uuid.
@@ -156,7 +173,7 @@ pub fn fill_model(
         return Ok(());
     };
     let client = prometheus::Client::new(cfg, source)?;
-    let (hosts, instances) = windows(cfg, params);
+    let (hosts, instances) = windows(cfg, params)?;
     for metric in needed {
         let started = std::time::Instant::now();
         let filled = match metric.as_str() {
@@ -281,24 +298,48 @@ mod tests {
     #[test]
     fn windows_come_from_the_strategy_parameters_else_the_config() {
         let cfg = MetricsConfig::default();
-        let (h, i) = windows(&cfg, &json!({}));
+        let (h, i) = windows(&cfg, &json!({})).expect("windows");
         assert_eq!(h.period, Duration::from_secs(300));
         assert_eq!(i.aggregate, Aggregate::Mean);
         let (h, i) = windows(
             &cfg,
             &json!({"periods": {"instance": 720, "compute_node": 600},
                     "aggregation_method": {"instance": "max", "compute_node": "min"}}),
-        );
+        )
+        .expect("windows");
         assert_eq!(
             (h.period, i.period),
             (Duration::from_secs(600), Duration::from_secs(720))
         );
         assert_eq!((h.aggregate, i.aggregate), (Aggregate::Min, Aggregate::Max));
-        let (h, i) = windows(&cfg, &json!({"period": 7200}));
+        let (h, i) = windows(&cfg, &json!({"period": 7200})).expect("windows");
         assert_eq!(
             (h.period, i.period),
             (Duration::from_secs(7200), Duration::from_secs(7200))
         );
+    }
+
+    #[test]
+    fn a_period_beyond_a_year_is_an_error_naming_it_not_a_panic() {
+        // `-p period=1e300` panicked the audit (Duration::from_secs_f64)
+        // whenever a metrics source was configured.
+        let cfg = MetricsConfig::default();
+        for (params, name) in [
+            (json!({"period": 1e300}), "audit parameter period"),
+            (json!({"period": 31_622_401}), "audit parameter period"),
+            (
+                json!({"periods": {"instance": 1e20}}),
+                "audit parameter periods.instance",
+            ),
+        ] {
+            let e = windows(&cfg, &params).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref()
+                    .is_some_and(|e| e.contains(name) && e.contains("366 days")),
+                "{params}: {e:?}"
+            );
+        }
+        assert!(windows(&cfg, &json!({"period": 31_622_400})).is_ok());
     }
 
     #[test]

@@ -13,12 +13,21 @@ pub enum Interval {
     Cron(Box<croner::Cron>),
 }
 
-/// Parses `"3600"` or `"*/5 * * * *"`.
+/// Parses `"3600"` or `"*/5 * * * *"`. A number of seconds is at most
+/// [`MAX_DURATION`](crate::duration::MAX_DURATION) (366 days), as every
+/// duration a user writes: a larger one would overflow the time of the
+/// next run.
 pub fn parse_interval(text: &str) -> Result<Interval, String> {
     let t = text.trim();
     if let Ok(n) = t.parse::<u64>() {
         if n == 0 {
             return Err("interval must be at least 1 second".into());
+        }
+        let max = crate::duration::MAX_DURATION.as_secs();
+        if n > max {
+            return Err(format!(
+                "interval {n} is longer than the longest accepted, 366 days ({max} seconds)"
+            ));
         }
         return Ok(Interval::Seconds(n));
     }
@@ -33,10 +42,14 @@ pub fn parse_interval(text: &str) -> Result<Interval, String> {
 }
 
 impl Interval {
-    /// The first run time strictly after `after`.
+    /// The first run time strictly after `after`; `None` when there is
+    /// none (past chrono's last representable time).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Interval::Seconds(n) => Some(after + chrono::Duration::seconds(*n as i64)),
+            Interval::Seconds(n) => i64::try_from(*n)
+                .ok()
+                .and_then(chrono::TimeDelta::try_seconds)
+                .and_then(|d| after.checked_add_signed(d)),
             Interval::Cron(c) => c.find_next_occurrence(&after, false).ok(),
         }
     }
@@ -68,5 +81,23 @@ mod tests {
         assert!(parse_interval("0").is_err());
         assert!(parse_interval("every day").is_err());
         assert!(parse_interval("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn an_interval_beyond_a_year_is_refused_and_none_overflows() {
+        // 99999999999999999 s once panicked `serve` at every start
+        // (`TimeDelta::seconds out of bounds`) once such an audit existed.
+        assert!(parse_interval("31622400").is_ok());
+        for text in ["31622401", "99999999999999999", "18446744073709551615"] {
+            let e = parse_interval(text).err().unwrap_or_default();
+            assert!(e.contains(text) && e.contains("366 days"), "{text}: {e}");
+        }
+        let t0 = parse_time("2026-11-22T08:00:30Z").expect("time");
+        assert_eq!(Interval::Seconds(u64::MAX).next_after(t0), None);
+        assert_eq!(Interval::Seconds(1 << 62).next_after(t0), None);
+        assert_eq!(
+            Interval::Seconds(1).next_after(DateTime::<Utc>::MAX_UTC),
+            None
+        );
     }
 }

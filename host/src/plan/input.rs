@@ -7,7 +7,6 @@
 //! YAML is parsed as a document. Either way, the actions come out as
 //! [`ActionSpec`]s, `resource_id` moved into the parameters.
 
-use abi_stable::std_types::RString;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -195,12 +194,7 @@ impl<P: Parameters> PlanInput<P> {
                 Some(p) => p.to_text(a.resource_id.as_deref())?,
                 None => Value::Null.to_text(a.resource_id.as_deref())?,
             };
-            actions.push(ActionSpec {
-                id: a.id.into(),
-                action_type: a.action_type.into(),
-                resource_id: a.resource_id.map(RString::from).into(),
-                input_parameters_json: params.into(),
-            });
+            actions.push(ActionSpec::new(a.id, a.action_type, a.resource_id, params));
         }
         Ok(PlanRequest {
             planner: self.planner,

@@ -7,7 +7,6 @@
 
 use crate::plugins::{PluginCallError, PluginRegistry};
 use crate::store::plans::NewPlanRow;
-use abi_stable::std_types::RString;
 use serde::Serialize;
 use serde_json::{Value, json};
 use sextant_plugin_api::abi::ActionSpec;
@@ -236,13 +235,13 @@ pub fn spec(
     resource_id: Option<&str>,
     input_parameters: &Value,
 ) -> ActionSpec {
-    ActionSpec {
-        id: id.into(),
-        action_type: action_type.into(),
-        resource_id: resource_id.map(RString::from).into(),
-        // Display of a Value is serde_json::to_string, which cannot fail.
-        input_parameters_json: RString::from(input_parameters.to_string()),
-    }
+    // Display of a Value is serde_json::to_string, which cannot fail.
+    ActionSpec::new(
+        id,
+        action_type,
+        resource_id.map(str::to_string),
+        input_parameters.to_string(),
+    )
 }
 
 /// The solution's actions as the planner receives them.

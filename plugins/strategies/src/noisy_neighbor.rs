@@ -158,7 +158,7 @@ pub const SCHEMA: &str = r#"{
   "properties": {
     "cache_threshold": {"type": "number", "default": 35.0,
       "description": "Performance drop in L3_cache threshold for migration"},
-    "period": {"type": "number", "minimum": 0, "default": 100.0,
+    "period": {"type": "number", "exclusiveMinimum": 0, "default": 100.0,
       "description": "Aggregate time period of ceilometer and gnocchi (seconds; metrics come from the model)"}
   },
   "additionalProperties": false

@@ -276,7 +276,7 @@ impl Strategy for WorkloadStabilization {
 pub const SCHEMA: &str = r#"{
   "type": "object",
   "properties": {
-    "metrics": {"type": "array", "items": {"type": "string", "enum": ["instance_cpu_usage", "instance_ram_usage"]},
+    "metrics": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["instance_cpu_usage", "instance_ram_usage"]},
       "default": ["instance_cpu_usage"], "description": "Metrics used as rates of cluster loads."},
     "thresholds": {"type": "object", "description": "Dict where key is a metric and value is a trigger value.",
       "properties": {"instance_cpu_usage": {"type": "number", "minimum": 0, "maximum": 1},

@@ -59,6 +59,19 @@ struct Priority {
     storage: Option<String>,
 }
 
+/// A count: JSON Schema's `integer` takes `6.0` as well as `6` (a number
+/// with no fraction), so both are read, as Watcher's Python does.
+fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    n.as_u64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number >= 0")))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Params {
@@ -66,11 +79,11 @@ struct Params {
     compute_nodes: Vec<NodePair>,
     #[serde(default)]
     storage_pools: Vec<PoolPair>,
-    #[serde(default = "six")]
+    #[serde(default = "six", deserialize_with = "whole")]
     parallel_total: u64,
-    #[serde(default = "two")]
+    #[serde(default = "two", deserialize_with = "whole")]
     parallel_per_node: u64,
-    #[serde(default = "two")]
+    #[serde(default = "two", deserialize_with = "whole")]
     parallel_per_pool: u64,
     #[serde(default)]
     priority: Priority,
@@ -436,6 +449,28 @@ pub const HARDWARE_MAINTENANCE: &str = r#"[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_written_with_a_zero_fraction_are_read_as_whole_numbers() {
+        // `-p parallel_total=6.0` passes the schema's `integer` but was
+        // refused by serde's u64 when the strategy ran: the audit FAILED.
+        let p: Params = common::params(
+            "zone_migration",
+            json!({"parallel_total": 6.0, "parallel_per_node": 1e15, "parallel_per_pool": 3}),
+        )
+        .expect("whole numbers");
+        assert_eq!(
+            (p.parallel_total, p.parallel_per_node, p.parallel_per_pool),
+            (6, 1_000_000_000_000_000, 3)
+        );
+        for bad in [json!(6.5), json!(-1.0), json!(1e300)] {
+            let e = common::params::<Params>("zone_migration", json!({"parallel_total": bad}))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("whole number"), "{bad}: {e}");
+        }
+    }
 
     fn uuid(k: u32) -> String {
         format!("00000000-0000-4000-8000-{k:012}")
