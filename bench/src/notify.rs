@@ -8,7 +8,9 @@
 //!   cursor reaches the last event: notifications per second.
 //! - **Overhead**: the same plan applied with the sink off and with the
 //!   sink on (publishing while the applier runs, as under `serve`, its
-//!   connection up before the plan starts), in pairs in the same run,
+//!   connection up before the plan starts; with the sink off, the same
+//!   sink published the plan's creation events and stopped before the
+//!   plan), in pairs in the same run,
 //!   every other pair sink-on first; the applier's microseconds per action
 //!   with the sink on against off, as a ratio of medians (target at most
 //!   1.1).
@@ -223,32 +225,32 @@ pub fn run(
     // gets the cooler caches or the quieter moment.
     for r in 0..runs {
         let per_action = |x: f64| x * 1e6 / actions as f64;
-        let sink_off = || -> anyhow::Result<Timed> {
-            let db = dir.path().join(format!("off-{r}.db"));
-            let plan = crate::applier::store_plan(&db, &plan_actions)?;
-            let (cpu, broker) = (own_cpu_seconds(), broker_cpu());
-            let wall = crate::applier::apply_plan(env, &db, &plan, 32)?.secs;
-            Ok(Timed {
-                us: per_action(wall),
-                cpu_us: per_action(own_cpu_seconds() - cpu),
-                broker_cpu_us: per_action(broker_cpu() - broker),
-                publisher_cpu_us: 0.0,
-            })
-        };
-        let sink_on = || -> anyhow::Result<(Timed, f64, f64)> {
-            let db = dir.path().join(format!("on-{r}.db"));
-            let topic = format!("{tag}_o{r}");
+        // Both sides are prepared alike: the sink publishes the plan's own
+        // creation events first, so it is up (connected, its queues
+        // declared) and caught up before the applier starts, as under
+        // `serve`; with the sink off it is then stopped before the plan
+        // runs. The two sides then differ only in the publisher running
+        // during the plan (the sink-off side used to apply its plan right
+        // after storing it, without the broker's work on the creation
+        // events before it).
+        let one = |sink_on: bool| -> anyhow::Result<(Timed, f64, f64)> {
+            let side = if sink_on { "on" } else { "off" };
+            let db = dir.path().join(format!("{side}-{r}.db"));
+            let topic = format!("{tag}_{side}{r}");
             let (s, key) = sink(url, &topic)?;
-            // The cursor is made before the plan is stored: the sink
-            // publishes the plan's own creation events first, so it is up
-            // (connected, its queues declared) and caught up before the
-            // applier starts, as under `serve`.
             Store::open(&db)?.register_sink_cursor(&key)?;
             let plan = crate::applier::store_plan(&db, &plan_actions)?;
             let first = Store::open(&db)?.last_event_id()?;
-            let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), first);
+            let mut notifier = Some(Notifier::start(
+                db.clone().into(),
+                std::slice::from_ref(&s),
+                first,
+            ));
             drained(&db, &key, first, Duration::from_secs(600))?;
             let before = queued(url, &topic)?;
+            if !sink_on {
+                drop(notifier.take());
+            }
             let (cpu, broker, publisher) = (
                 own_cpu_seconds(),
                 broker_cpu(),
@@ -262,18 +264,24 @@ pub fn run(
                 publisher_cpu_us: per_action(own_idle_class_cpu_seconds() - publisher),
             };
             let published = queued(url, &topic)?.saturating_sub(before) as f64;
-            let last = Store::open(&db)?.last_event_id()?;
-            let drain = drained(&db, &key, last, Duration::from_secs(600))?;
-            drop(notifier);
+            let drain = match notifier {
+                Some(n) => {
+                    let last = Store::open(&db)?.last_event_id()?;
+                    let secs = drained(&db, &key, last, Duration::from_secs(600))?;
+                    drop(n);
+                    secs
+                }
+                None => 0.0,
+            };
             delete_queues(url, &topic)?;
             Ok((timed, published, drain))
         };
-        let (a, (b, published, drain)) = if r % 2 == 0 {
-            let a = sink_off()?;
-            (a, sink_on()?)
+        let ((a, _, _), (b, published, drain)) = if r % 2 == 0 {
+            let a = one(false)?;
+            (a, one(true)?)
         } else {
-            let on_first = sink_on()?;
-            (sink_off()?, on_first)
+            let on_first = one(true)?;
+            (one(false)?, on_first)
         };
         off.push(a.us);
         on.push(b.us);
