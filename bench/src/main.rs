@@ -36,6 +36,7 @@ mod notify;
 mod openstack;
 mod planners;
 mod plugins;
+mod proc_cpu;
 mod prometheus;
 mod releases;
 mod strategies;
@@ -251,6 +252,10 @@ enum BenchCommand {
         /// Runs per figure; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// The broker's process (e.g. $SEXTANT_TEST_RABBITMQ_PID): its CPU
+        /// time, with its descendants', per action while each plan runs.
+        #[arg(long, value_name = "PID")]
+        broker_pid: Option<u32>,
     },
     /// Filling a model's four usage metrics from a real Prometheus with the
     /// batched queries, against Watcher's one query per instance and metric.
@@ -376,7 +381,8 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             amqp_url,
             actions,
             runs,
-        } => crate::notify::run(env, &amqp_url, actions.max(1), runs.max(1)),
+            broker_pid,
+        } => crate::notify::run(env, &amqp_url, actions.max(1), runs.max(1), broker_pid),
         BenchCommand::Prometheus {
             url,
             hosts,

@@ -8,7 +8,9 @@
 //!   cursor reaches the last event: notifications per second.
 //! - **Overhead**: the same plan applied with the sink off and with the
 //!   sink on (publishing while the applier runs, as under `serve`, its
-//!   connection up before the plan starts), in pairs in the same run,
+//!   connection up before the plan starts; with the sink off, the same
+//!   sink published the plan's creation events and stopped before the
+//!   plan), in pairs in the same run,
 //!   every other pair sink-on first; the applier's microseconds per action
 //!   with the sink on against off, as a ratio of medians (target at most
 //!   1.1).
@@ -17,6 +19,12 @@
 //!   the backlog drains (the publisher, lapin's I/O thread), and per action
 //!   while the plan is applied with the sink off and on: figures the
 //!   machine's load does not change as it changes wall times.
+//!
+//! - **Where the CPU goes** while the plan runs: with `--broker-pid`, the
+//!   broker's CPU time (its process and descendants) per action with the
+//!   sink off and on; and, with the sink on, this process's split between
+//!   the publisher's idle-class threads (`SCHED_IDLE`: the publisher and
+//!   the AMQP client's threads) and the rest (the applier).
 //!
 //! Every run has its own topic; its queues are deleted afterwards.
 
@@ -29,6 +37,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::child::{median, own_cpu_seconds};
+use crate::proc_cpu::{own_idle_class_cpu_seconds, tree_cpu_seconds};
 
 /// The 1-, 5- and 15-minute load averages.
 pub(crate) fn load_average() -> Value {
@@ -153,7 +162,23 @@ fn delete_queues(url: &str, topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
+/// One plan's figures, per action: wall time, this process's CPU time,
+/// the broker's, and this process's idle-class threads' (the publisher's).
+struct Timed {
+    us: f64,
+    cpu_us: f64,
+    broker_cpu_us: f64,
+    publisher_cpu_us: f64,
+}
+
+pub fn run(
+    env: &Env,
+    url: &str,
+    actions: usize,
+    runs: usize,
+    broker_pid: Option<u32>,
+) -> CliResult {
+    let broker_cpu = || broker_pid.map_or(f64::NAN, tree_cpu_seconds);
     let dir = tempfile::Builder::new()
         .prefix("sextant-bench-notify")
         .tempdir()?;
@@ -164,6 +189,7 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
     // Throughput: the backlog of a whole plan, published with confirms.
     let mut rates = Vec::new();
     let mut cpu_per_notification = Vec::new();
+    let mut broker_per_notification = Vec::new();
     let mut delivered = 0usize;
     for r in 0..runs {
         let db = dir.path().join(format!("throughput-{r}.db"));
@@ -178,10 +204,12 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
         let store = Store::open(&db)?;
         let last = store.last_event_id()?;
         let count = notifications_after(&store, before)?;
-        let cpu = own_cpu_seconds();
+        let (cpu, broker) = (own_cpu_seconds(), broker_cpu());
         let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), last);
         let secs = drained(&db, &key, last, Duration::from_secs(600))?;
-        cpu_per_notification.push((own_cpu_seconds() - cpu) * 1e6 / count.max(1) as f64);
+        let per_notification = |x: f64| x * 1e6 / count.max(1) as f64;
+        cpu_per_notification.push(per_notification(own_cpu_seconds() - cpu));
+        broker_per_notification.push(per_notification(broker_cpu() - broker));
         drop(notifier);
         delete_queues(url, &topic)?;
         delivered = count;
@@ -192,53 +220,77 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
     let (mut off, mut on, mut pairs, mut during, mut drain_after) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut cpu_off, mut cpu_on) = (Vec::new(), Vec::new());
+    let (mut broker_off, mut broker_on, mut publisher_on) = (Vec::new(), Vec::new(), Vec::new());
     // Every other pair runs the sink-on plan first: neither side always
     // gets the cooler caches or the quieter moment.
     for r in 0..runs {
         let per_action = |x: f64| x * 1e6 / actions as f64;
-        let sink_off = || -> anyhow::Result<(f64, f64)> {
-            let db = dir.path().join(format!("off-{r}.db"));
-            let plan = crate::applier::store_plan(&db, &plan_actions)?;
-            let cpu = own_cpu_seconds();
-            let wall = crate::applier::apply_plan(env, &db, &plan, 32)?.secs;
-            Ok((per_action(wall), per_action(own_cpu_seconds() - cpu)))
-        };
-        let sink_on = || -> anyhow::Result<(f64, f64, f64, f64)> {
-            let db = dir.path().join(format!("on-{r}.db"));
-            let topic = format!("{tag}_o{r}");
+        // Both sides are prepared alike: the sink publishes the plan's own
+        // creation events first, so it is up (connected, its queues
+        // declared) and caught up before the applier starts, as under
+        // `serve`; with the sink off it is then stopped before the plan
+        // runs. The two sides then differ only in the publisher running
+        // during the plan (the sink-off side used to apply its plan right
+        // after storing it, without the broker's work on the creation
+        // events before it).
+        let one = |sink_on: bool| -> anyhow::Result<(Timed, f64, f64)> {
+            let side = if sink_on { "on" } else { "off" };
+            let db = dir.path().join(format!("{side}-{r}.db"));
+            let topic = format!("{tag}_{side}{r}");
             let (s, key) = sink(url, &topic)?;
-            // The cursor is made before the plan is stored: the sink
-            // publishes the plan's own creation events first, so it is up
-            // (connected, its queues declared) and caught up before the
-            // applier starts, as under `serve`.
             Store::open(&db)?.register_sink_cursor(&key)?;
             let plan = crate::applier::store_plan(&db, &plan_actions)?;
             let first = Store::open(&db)?.last_event_id()?;
-            let notifier = Notifier::start(db.clone().into(), std::slice::from_ref(&s), first);
+            let mut notifier = Some(Notifier::start(
+                db.clone().into(),
+                std::slice::from_ref(&s),
+                first,
+            ));
             drained(&db, &key, first, Duration::from_secs(600))?;
             let before = queued(url, &topic)?;
-            let cpu = own_cpu_seconds();
+            if !sink_on {
+                drop(notifier.take());
+            }
+            let (cpu, broker, publisher) = (
+                own_cpu_seconds(),
+                broker_cpu(),
+                own_idle_class_cpu_seconds(),
+            );
             let wall = crate::applier::apply_plan(env, &db, &plan, 32)?.secs;
-            let cpu = per_action(own_cpu_seconds() - cpu);
+            let timed = Timed {
+                us: per_action(wall),
+                cpu_us: per_action(own_cpu_seconds() - cpu),
+                broker_cpu_us: per_action(broker_cpu() - broker),
+                publisher_cpu_us: per_action(own_idle_class_cpu_seconds() - publisher),
+            };
             let published = queued(url, &topic)?.saturating_sub(before) as f64;
-            let last = Store::open(&db)?.last_event_id()?;
-            let drain = drained(&db, &key, last, Duration::from_secs(600))?;
-            drop(notifier);
+            let drain = match notifier {
+                Some(n) => {
+                    let last = Store::open(&db)?.last_event_id()?;
+                    let secs = drained(&db, &key, last, Duration::from_secs(600))?;
+                    drop(n);
+                    secs
+                }
+                None => 0.0,
+            };
             delete_queues(url, &topic)?;
-            Ok((per_action(wall), cpu, published, drain))
+            Ok((timed, published, drain))
         };
-        let ((a, a_cpu), (b, b_cpu, published, drain)) = if r % 2 == 0 {
-            let a = sink_off()?;
-            (a, sink_on()?)
+        let ((a, _, _), (b, published, drain)) = if r % 2 == 0 {
+            let a = one(false)?;
+            (a, one(true)?)
         } else {
-            let on_first = sink_on()?;
-            (sink_off()?, on_first)
+            let on_first = one(true)?;
+            (one(false)?, on_first)
         };
-        off.push(a);
-        on.push(b);
-        cpu_off.push(a_cpu);
-        cpu_on.push(b_cpu);
-        pairs.push(b / a);
+        off.push(a.us);
+        on.push(b.us);
+        cpu_off.push(a.cpu_us);
+        cpu_on.push(b.cpu_us);
+        broker_off.push(a.broker_cpu_us);
+        broker_on.push(b.broker_cpu_us);
+        publisher_on.push(b.publisher_cpu_us);
+        pairs.push(b.us / a.us);
         during.push(published);
         drain_after.push(drain);
     }
@@ -256,6 +308,8 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
             "runs_notifications_per_second": rates,
             "median_cpu_us_per_notification": median(cpu_per_notification.clone()),
             "runs_cpu_us_per_notification": cpu_per_notification,
+            "median_broker_cpu_us_per_notification": broker_pid.map(|_| median(broker_per_notification.clone())),
+            "runs_broker_cpu_us_per_notification": broker_pid.map(|_| broker_per_notification),
         },
         "applier_overhead": {
             "what": "the applier's microseconds per nop action (parallel, 32 workers), with the AMQP sink publishing while it runs against no sink",
@@ -272,6 +326,12 @@ pub fn run(env: &Env, url: &str, actions: usize, runs: usize) -> CliResult {
             "median_cpu_us_per_action_sink_on": median(cpu_on.clone()),
             "runs_cpu_us_per_action_sink_off": cpu_off,
             "runs_cpu_us_per_action_sink_on": cpu_on,
+            "median_publisher_cpu_us_per_action_sink_on": median(publisher_on.clone()),
+            "runs_publisher_cpu_us_per_action_sink_on": publisher_on,
+            "median_broker_cpu_us_per_action_sink_off": broker_pid.map(|_| median(broker_off.clone())),
+            "median_broker_cpu_us_per_action_sink_on": broker_pid.map(|_| median(broker_on.clone())),
+            "runs_broker_cpu_us_per_action_sink_off": broker_pid.map(|_| broker_off),
+            "runs_broker_cpu_us_per_action_sink_on": broker_pid.map(|_| broker_on),
             "target_ratio": 1.1,
         },
         "load_average_before": load_before,
