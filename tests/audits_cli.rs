@@ -17,6 +17,33 @@ fn db_counts(db: &Path) -> (usize, usize, usize) {
 }
 
 #[test]
+fn a_template_whose_name_lookup_fails_is_not_created_and_nothing_is_written() {
+    // A store whose templates cannot be read is an error, not a free name:
+    // the lookup's error once let a second template of the same name in.
+    let home = scratch();
+    let db = home.path().join("data/sextant/sextant.db");
+    assert_eq!(run(sextant(home.path()).args(["sync"])).status, 0);
+    for name in ["t1", "t2"] {
+        let r = run(sextant(home.path()).args(["audit-template", "create", name, "dummy"]));
+        assert_eq!(r.status, 0, "{}", r.stderr);
+    }
+    raw_db(&db)
+        .execute_batch("UPDATE audit_templates SET description = x'00ff' WHERE name = 't2'")
+        .expect("corrupt a template's description");
+    let r = run(sextant(home.path()).args(["audit-template", "create", "t2", "dummy"]));
+    assert_ne!(r.status, 0, "created: {}", r.stdout);
+    assert!(
+        r.stderr.contains("sextant.db"),
+        "names nothing: {}",
+        r.stderr
+    );
+    let n: i64 = raw_db(&db)
+        .query_row("SELECT count(*) FROM audit_templates", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 2);
+}
+
+#[test]
 fn the_dummy_audit_runs_and_stores_its_solution_through_the_action_factory() {
     let home = scratch();
     let out = run(sextant(home.path()).args([

@@ -47,7 +47,9 @@ pub fn create(
             req.name
         )));
     }
-    if store.template(req.name).is_ok() {
+    // Names compared as names: a store that cannot be read is an error,
+    // never a free name (as `StoreBackend::update_template`'s rename).
+    if store.templates()?.iter().any(|t| t.name == req.name) {
         return Err(invalid(format!(
             "an audit template named {:?} exists",
             req.name
