@@ -257,7 +257,8 @@ impl CopySource for PgSide {
 
 impl CopyTarget for PgSide {
     fn begin(&mut self) -> Result<()> {
-        self.batch("BEGIN")
+        // Events keep the ids copied (pg_schema.rs, migration 16).
+        self.batch("BEGIN; SET LOCAL sextant.copying = 'on'")
     }
 
     fn lock(&mut self, tables: &[TableInfo]) -> Result<()> {

@@ -337,4 +337,26 @@ CREATE TABLE alert_runs (
     r#"
 ALTER TABLE actions SET (fillfactor = 70);
 "#,
+    // 16: a plan's event ids in the order their transactions commit
+    // (store/plan_marks.rs): each event of a plan takes the plan's
+    // transaction-scoped advisory lock, then its id, so two transactions
+    // writing events of one plan cannot commit their ids out of order, and
+    // the largest id of a plan's events (one index probe) moves with every
+    // write committed since it was read. The id the column's default drew
+    // before the trigger ran is dropped (ids have gaps anyway). A copy
+    // into this database (copy_pg.rs) keeps the ids it writes: it sets
+    // `sextant.copying` and holds every table in EXCLUSIVE mode.
+    r#"
+CREATE FUNCTION sextant_order_plan_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('sextant.copying', true) IS DISTINCT FROM 'on' THEN
+        PERFORM pg_advisory_xact_lock(6195108, hashtext(NEW.action_plan_uuid));
+        NEW.id := nextval('events_id_seq');
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER events_in_plan_order BEFORE INSERT ON events
+    FOR EACH ROW WHEN (NEW.action_plan_uuid IS NOT NULL)
+    EXECUTE FUNCTION sextant_order_plan_event();
+"#,
 ];
