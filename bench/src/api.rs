@@ -41,14 +41,41 @@ struct Cell {
     errors: usize,
 }
 
-/// One load: `clients` threads sending `req` back to back for `secs`.
-fn load(clients: usize, secs: f64, req: Arc<dyn Fn(&ureq::Agent) -> bool + Send + Sync>) -> Cell {
+/// What the traffic is: the plans' size, the client counts, the seconds
+/// per cell, and the client threads' nice value.
+pub struct Load<'a> {
+    /// Actions of the listed plan and of each applied plan.
+    pub actions: usize,
+    /// The client counts, one cell each per endpoint.
+    pub clients: &'a [usize],
+    /// Seconds per cell.
+    pub secs: f64,
+    /// The client threads' nice value (0: the server's own, where its
+    /// applier runs).
+    pub client_nice: i32,
+}
+
+/// One load: `clients` threads at `nice` sending `req` back to back for
+/// `secs`.
+fn load(
+    clients: usize,
+    secs: f64,
+    nice: i32,
+    req: Arc<dyn Fn(&ureq::Agent) -> bool + Send + Sync>,
+) -> Cell {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let req = Arc::clone(&req);
             std::thread::spawn(move || {
+                if nice != 0 {
+                    // SAFETY: on Linux, PRIO_PROCESS of 0 is the calling
+                    // thread alone; a failure leaves it at the default.
+                    unsafe {
+                        libc::setpriority(libc::PRIO_PROCESS, 0, nice);
+                    }
+                }
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
                     .timeout_global(Some(Duration::from_secs(60)))
@@ -329,11 +356,15 @@ fn wait_ended(db: &Location, plan: &str) -> anyhow::Result<()> {
 /// applier's ms per action alone and under traffic.
 fn one_run(
     env: &Env,
-    actions: usize,
-    clients: &[usize],
-    secs: f64,
+    traffic: &Load<'_>,
     pg: Option<&str>,
 ) -> anyhow::Result<(Vec<Cell>, f64, f64, usize, f64)> {
+    let (actions, clients, secs, nice) = (
+        traffic.actions,
+        traffic.clients,
+        traffic.secs,
+        traffic.client_nice,
+    );
     let work = tempfile::Builder::new()
         .prefix("sextant-bench-api")
         .tempdir()?;
@@ -397,12 +428,17 @@ fn one_run(
     let mut cells = Vec::new();
     for &c in clients {
         let u = format!("{base}/v1/actions?action_plan_uuid={listed}&limit=1000");
-        cells.push(load(c, secs, Arc::new(move |a| get_ok(a, &u))));
+        cells.push(load(c, secs, nice, Arc::new(move |a| get_ok(a, &u))));
         let u = format!("{base}/v1/goals");
-        cells.push(load(c, secs, Arc::new(move |a| get_ok(a, &u))));
+        cells.push(load(c, secs, nice, Arc::new(move |a| get_ok(a, &u))));
         let u = format!("{base}/v1/audits");
         let body = json!({"goal": "dummy", "audit_type": "ONESHOT"}).to_string();
-        cells.push(load(c, secs, Arc::new(move |a| post(a, &u, &body, 201))));
+        cells.push(load(
+            c,
+            secs,
+            nice,
+            Arc::new(move |a| post(a, &u, &body, 201)),
+        ));
     }
     let window_end = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
     stop.store(true, Ordering::SeqCst);
@@ -439,21 +475,15 @@ fn one_run(
 }
 
 /// The benchmark.
-pub fn run(
-    env: &Env,
-    actions: usize,
-    clients: &[usize],
-    secs: f64,
-    runs: usize,
-    pg: Option<&str>,
-) -> CliResult {
+pub fn run(env: &Env, traffic: &Load<'_>, runs: usize, pg: Option<&str>) -> CliResult {
+    let (actions, clients, secs) = (traffic.actions, traffic.clients, traffic.secs);
     let runs = runs.max(1);
     let load_before = loadavg();
     let mut all: Vec<Vec<Cell>> = Vec::new();
     let (mut alone, mut loaded, mut whole, mut busy) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (cells, a, l, w, f) = one_run(env, actions, clients, secs, pg)?;
+        let (cells, a, l, w, f) = one_run(env, traffic, pg)?;
         all.push(cells);
         alone.push(a);
         loaded.push(l);
@@ -491,6 +521,7 @@ pub fn run(
         "store": if pg.is_some() { "postgresql" } else { "sqlite" },
         "runs": runs,
         "seconds_per_cell": secs,
+        "client_nice": traffic.client_nice,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),

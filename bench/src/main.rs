@@ -171,6 +171,11 @@ enum BenchCommand {
         /// database of its own there and drops it. Default: SQLite.
         #[arg(long, value_name = "URL")]
         pg: Option<String>,
+        /// The nice value of the benchmark's client threads (0 to 19): they
+        /// generate the load and share the CPUs with the server; a higher
+        /// value leaves the CPUs to the server's applier and API first.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
+        client_nice: i32,
     },
     /// The basic consolidation on the medium example and a generated large
     /// cluster, against the lower bound and a first-fit baseline.
@@ -428,7 +433,18 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             seconds,
             runs,
             pg,
-        } => crate::api::run(env, actions, &clients, seconds, runs, pg.as_deref()),
+            client_nice,
+        } => crate::api::run(
+            env,
+            &crate::api::Load {
+                actions,
+                clients: &clients,
+                secs: seconds,
+                client_nice,
+            },
+            runs,
+            pg.as_deref(),
+        ),
         BenchCommand::Strategies {
             nodes,
             instances,

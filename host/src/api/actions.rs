@@ -172,7 +172,7 @@ async fn list_of(st: Arc<AppState>, ctx: Ctx, q: ListQuery, detail: bool) -> Api
             // plan has events for its mark to move with.
             if let Some((key, mark)) = kept
                 && plans.first() == Some(&key.plan)
-                && mark.count > 0
+                && mark.last > 0
             {
                 app.pages.put(key, mark, body.clone());
             }

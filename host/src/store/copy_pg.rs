@@ -257,7 +257,8 @@ impl CopySource for PgSide {
 
 impl CopyTarget for PgSide {
     fn begin(&mut self) -> Result<()> {
-        self.batch("BEGIN")
+        // Events keep the ids copied (pg_schema.rs, migration 17).
+        self.batch("BEGIN; SET LOCAL sextant.events_ordered = 'on'")
     }
 
     fn lock(&mut self, tables: &[TableInfo]) -> Result<()> {

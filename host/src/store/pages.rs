@@ -88,20 +88,14 @@ impl SqliteStore {
 impl SqliteStore {
     /// Where the event log of one plan (its uuid) stands
     /// ([`super::PlanEventsMark`]): every write to the plan's actions
-    /// records an event of the plan in its transaction, so the mark moves
-    /// with each of them.
+    /// records an event of the plan in its transaction, and one writer at a
+    /// time hands ids out inside its transaction, so the largest id moves
+    /// with each write committed (one probe of `events_plan`).
     pub fn plan_events_mark(&self, plan: &str) -> Result<super::PlanEventsMark> {
         self.conn()
-            .prepare_cached(
-                "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM events WHERE action_plan_uuid = ?1",
-            )
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM events WHERE action_plan_uuid = ?1")
             .and_then(|mut st| {
-                st.query_row([plan], |r| {
-                    Ok(super::PlanEventsMark {
-                        count: r.get(0)?,
-                        last: r.get(1)?,
-                    })
-                })
+                st.query_row([plan], |r| Ok(super::PlanEventsMark { last: r.get(0)? }))
             })
             .map_err(|e| self.err(e))
     }

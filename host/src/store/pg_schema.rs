@@ -376,7 +376,9 @@ DECLARE
     plan TEXT;
     row_id BIGINT;
     action_name TEXT;
+    locked TEXT[] := '{}';
 BEGIN
+    PERFORM set_config('sextant.events_ordered', 'on', true);
     FOR i IN 1 .. coalesce(array_length(uuids, 1), 0) LOOP
         allowed := string_to_array(froms[i], ',');
         action_name := NULL;
@@ -408,6 +410,12 @@ BEGIN
                 CONTINUE;
             END IF;
         END IF;
+        IF NOT (plan = ANY (locked)) THEN
+            -- Migration 17's order of a plan's event ids, taken once a
+            -- batch instead of in its trigger for every event.
+            PERFORM pg_advisory_xact_lock(6195108, hashtext(plan));
+            locked := locked || plan;
+        END IF;
         INSERT INTO events (at, event_type, object_type, object_uuid, action_plan_uuid,
                             old_state, new_state, payload)
         VALUES (at_time, event_types[i], 'action', uuids[i], plan, old, tos[i],
@@ -415,7 +423,34 @@ BEGIN
                 || coalesce(to_json(messages[i])::TEXT, 'null') || '}');
         results := results || 1;
     END LOOP;
+    PERFORM set_config('sextant.events_ordered', 'off', true);
     RETURN results;
 END $$;
+"#,
+    // 17: a plan's event ids in the order their transactions commit
+    // (store/plan_marks.rs): each event of a plan takes the plan's
+    // transaction-scoped advisory lock, then its id, so two transactions
+    // writing events of one plan cannot commit their ids out of order, and
+    // the largest id of a plan's events (one index probe) moves with every
+    // write committed since it was read. The id the column's default drew
+    // before the trigger ran is dropped (ids have gaps anyway). A
+    // transaction that is the one writer of a plan's events sets
+    // `sextant.events_ordered` while it writes them, and the trigger does
+    // not run: a copy into this database (copy_pg.rs: it keeps the ids it
+    // writes, holding every table in EXCLUSIVE mode), a new plan's
+    // creation events (pg_plans.rs: nobody else sees the plan before it
+    // commits), and `sextant_action_transitions` (migration 16), which
+    // takes each plan's lock itself, once per batch.
+    r#"
+CREATE FUNCTION sextant_order_plan_event() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(6195108, hashtext(NEW.action_plan_uuid));
+    NEW.id := nextval('events_id_seq');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER events_in_plan_order BEFORE INSERT ON events
+    FOR EACH ROW WHEN (NEW.action_plan_uuid IS NOT NULL
+        AND current_setting('sextant.events_ordered', true) IS DISTINCT FROM 'on')
+    EXECUTE FUNCTION sextant_order_plan_event();
 "#,
 ];

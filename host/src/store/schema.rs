@@ -369,4 +369,10 @@ CREATE TABLE alert_runs (
     r#"
 -- nothing to do on SQLite
 "#,
+    // 17: PostgreSQL only (pg_schema.rs): a plan's event ids in commit
+    // order. SQLite has one writer at a time and hands out an event's id
+    // inside its write transaction: its ids are in commit order already.
+    r#"
+-- nothing to do on SQLite
+"#,
 ];
