@@ -23,6 +23,23 @@ fn modules(src: &Path) -> BTreeSet<String> {
     found
 }
 
+/// The crate's source files: each as its path under src/ and its text.
+fn sources() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(&src).unwrap_or(f).to_string_lossy();
+            (
+                rel.into_owned(),
+                std::fs::read_to_string(f).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
@@ -62,15 +79,8 @@ fn code_lines(text: &str) -> Vec<String> {
 fn dependencies() -> BTreeMap<String, BTreeMap<String, String>> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mods = modules(&src);
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut deps: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for f in files {
-        let rel = f
-            .strip_prefix(&src)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .into_owned();
+    for (rel, text) in sources() {
         let top = rel
             .split('/')
             .next()
@@ -79,7 +89,6 @@ fn dependencies() -> BTreeMap<String, BTreeMap<String, String>> {
         if !mods.contains(top) || rel.ends_with("testing.rs") {
             continue;
         }
-        let text = std::fs::read_to_string(&f).unwrap_or_default();
         for (n, line) in code_lines(&text).iter().enumerate() {
             for (i, _) in line.match_indices("crate::") {
                 let name: String = line[i + 7..]
@@ -211,20 +220,11 @@ fn modules_name_only_what_the_code_map_allows() {
 /// Files outside `allowed` (prefixes of paths under src/) that name `word`
 /// in code.
 fn named_outside(word: &str, allowed: &[&str]) -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut found = Vec::new();
-    for f in files {
-        let rel = f
-            .strip_prefix(&src)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .into_owned();
+    for (rel, text) in sources() {
         if allowed.iter().any(|a| rel.starts_with(a)) || rel == "layering.rs" {
             continue;
         }
-        let text = std::fs::read_to_string(&f).unwrap_or_default();
         if let Some(n) = code_lines(&text).iter().position(|l| l.contains(word)) {
             found.push(format!("{rel}:{}", n + 1));
         }

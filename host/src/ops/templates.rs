@@ -47,9 +47,7 @@ pub fn create(
             req.name
         )));
     }
-    // Names compared as names: a store that cannot be read is an error,
-    // never a free name (as `StoreBackend::update_template`'s rename).
-    if store.templates()?.iter().any(|t| t.name == req.name) {
+    if !store.templates_named(req.name)?.is_empty() {
         return Err(invalid(format!(
             "an audit template named {:?} exists",
             req.name

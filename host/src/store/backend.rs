@@ -496,6 +496,18 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         super::lifecycle::retry_plan(self, id)
     }
 
+    /// The audit templates named `name`, compared as a name only (a uuid
+    /// or a prefix of one is not a name); an unreadable store is an error,
+    /// never "no template has it". Creation and rename refuse a taken name
+    /// with it.
+    fn templates_named(&self, name: &str) -> Result<Vec<TemplateRow>> {
+        Ok(self
+            .templates()?
+            .into_iter()
+            .filter(|t| t.name == name)
+            .collect())
+    }
+
     /// Changes an audit template (Watcher's `PATCH /v1/audit_templates`);
     /// returns it as changed. A new name that another template has is
     /// refused, with nothing written; so is any change when the templates
@@ -509,9 +521,9 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
             && name != t.name
         {
             let holders: Vec<String> = self
-                .templates()?
+                .templates_named(name)?
                 .into_iter()
-                .filter(|o| o.name == name && o.uuid != t.uuid)
+                .filter(|o| o.uuid != t.uuid)
                 .map(|o| o.uuid)
                 .collect();
             if !holders.is_empty() {
