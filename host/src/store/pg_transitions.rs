@@ -384,7 +384,9 @@ mod tests {
         a_mixed_batch_says_for_each_transition_applied_refused_or_not_found,
         an_unknown_state_read_back_fails_the_whole_batch_writing_nothing,
         an_event_payload_is_the_text_serde_writes_whatever_the_message_holds,
-        a_batch_moves_one_action_twice_in_order_and_reads_several_from_states
+        a_batch_moves_one_action_twice_in_order_and_reads_several_from_states,
+        a_large_batch_of_distinct_actions_gives_the_results_and_events_of_one_at_a_time,
+        a_large_batch_with_an_unknown_state_read_back_writes_nothing
     );
 
     fn a_mixed_batch_says_for_each_transition_applied_refused_or_not_found(mut t: TestStore) {
@@ -541,6 +543,109 @@ mod tests {
             )),
             plan
         );
+    }
+
+    /// Schema 18 applies a batch of eight or more distinct actions, each
+    /// with its plan and one from-state, as set operations on PostgreSQL:
+    /// the results, rows and events must be those of applying it one
+    /// transition at a time (SQLite's, and schema 16's loop).
+    fn a_large_batch_of_distinct_actions_gives_the_results_and_events_of_one_at_a_time(
+        mut t: TestStore,
+    ) {
+        let (plan, uuids) = t.plan_of_nops(12);
+        let mut batch: Vec<ActionTransition> = (0..9)
+            .map(|i| known(&plan, &uuids, i, ActionState::Pending, ActionState::Ongoing))
+            .collect();
+        batch[3].message = Some("said \"hi\"\n".into());
+        batch[3].outputs = Some(json!({"k": 1, "s": "é"}));
+        batch[5] = batch[5].clone().in_execute();
+        // Refused: a9 is PENDING.
+        batch.push(known(
+            &plan,
+            &uuids,
+            9,
+            ActionState::Ongoing,
+            ActionState::Succeeded,
+        ));
+        let mut missing = known(
+            &plan,
+            &uuids,
+            11,
+            ActionState::Pending,
+            ActionState::Ongoing,
+        );
+        missing.action_uuid = "no-such-action".into();
+        batch.push(missing);
+        let mut failed = known(&plan, &uuids, 10, ActionState::Pending, ActionState::Failed);
+        failed.message = Some("boom".into());
+        batch.push(failed);
+        let r = t.action_transitions(&batch).expect("batch");
+        assert_eq!(r.len(), 12);
+        assert!(r[..9].iter().all(|r| matches!(r, Ok(true))), "{r:?}");
+        assert!(matches!(r[9], Ok(false)), "{r:?}");
+        assert!(
+            matches!(&r[10], Err(StoreError::NotFound { kind: "action", id }) if id == "no-such-action"),
+            "{r:?}"
+        );
+        assert!(matches!(r[11], Ok(true)), "{r:?}");
+        let mut want = vec![ActionState::Ongoing; 9];
+        want.extend([
+            ActionState::Pending,
+            ActionState::Failed,
+            ActionState::Pending,
+        ]);
+        assert_eq!(states(&t, &plan), want);
+        let e = events(&t);
+        let order: Vec<&str> = e.iter().map(|e| e.0.as_str()).collect();
+        let mut want: Vec<&str> = uuids[..9].iter().map(String::as_str).collect();
+        want.push(&uuids[10]);
+        assert_eq!(order, want, "events in the batch's order");
+        assert_eq!(
+            e[3].3,
+            serde_json::to_string(&json!({"name": "a3", "status_message": "said \"hi\"\n"}))
+                .expect("json")
+        );
+        assert_eq!(e[9].3, r#"{"name":"a10","status_message":"boom"}"#);
+        assert_eq!((e[9].1.as_str(), e[9].2.as_str()), ("PENDING", "FAILED"));
+        let row = |col: &str, i: usize| {
+            t.text(&format!(
+                "SELECT {col} FROM actions WHERE uuid = '{}'",
+                uuids[i]
+            ))
+        };
+        assert_eq!(
+            row("outputs", 3),
+            crate::json_text(&json!({"k": 1, "s": "é"}))
+        );
+        assert_eq!(row("status_message", 3), "said \"hi\"\n");
+        assert_eq!(
+            t.int(&format!(
+                "SELECT execute_failed FROM actions WHERE uuid = '{}'",
+                uuids[5]
+            )),
+            Some(1)
+        );
+    }
+
+    fn a_large_batch_with_an_unknown_state_read_back_writes_nothing(mut t: TestStore) {
+        let (plan, uuids) = t.plan_of_nops(10);
+        t.exec(&format!(
+            "UPDATE actions SET state = 'BOGUS' WHERE uuid = '{}'",
+            uuids[7]
+        ));
+        let batch: Vec<ActionTransition> = (0..10)
+            .map(|i| known(&plan, &uuids, i, ActionState::Pending, ActionState::Ongoing))
+            .collect();
+        let r = t.action_transitions(&batch);
+        assert!(
+            matches!(&r, Err(StoreError::Unknown { value, .. }) if value.table == "actions" && value.column == "state" && value.name.value == "BOGUS" && Some(value.row) == t.int(&format!("SELECT id FROM actions WHERE uuid = '{}'", uuids[7]))),
+            "{r:?}"
+        );
+        assert_eq!(
+            t.int("SELECT count(*) FROM actions WHERE state = 'PENDING'"),
+            Some(9)
+        );
+        assert!(events(&t).is_empty());
     }
 
     #[test]

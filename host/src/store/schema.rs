@@ -375,4 +375,9 @@ CREATE TABLE alert_runs (
     r#"
 -- nothing to do on SQLite
 "#,
+    // 18: PostgreSQL only (pg_schema.rs): the group commit's larger
+    // batches as set operations. Nothing to do on SQLite.
+    r#"
+-- nothing to do on SQLite
+"#,
 ];
