@@ -5,8 +5,21 @@
 
 use super::apply::ActionTransition;
 use super::{Store, StoreError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long a queued thread waits before it looks at the store again when
+/// the store is held outside the group commit (a read, the lease), whose
+/// holder wakes no one when it lets go.
+const POLL_OUTSIDE: Duration = Duration::from_millis(1);
+
+/// How long a queued thread waits while a leader commits: the leader wakes
+/// it (its results, or its turn to lead), so this only bounds a lost
+/// wake-up. Waking every millisecond instead cost a thread several
+/// context switches a commit when a commit takes milliseconds (a
+/// PostgreSQL batch with its fsync), on every queued thread.
+const POLL_LEADER: Duration = Duration::from_millis(50);
 
 /// Locks a mutex, whether or not a panicking holder poisoned it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -24,6 +37,9 @@ pub struct GroupCommit {
     store: Arc<Mutex<Store>>,
     /// Requests no leader has taken yet.
     queue: Mutex<Vec<(Arc<Request>, Vec<ActionTransition>)>>,
+    /// A thread of the group commit holds the store: it will wake every
+    /// queued thread, with its results or to lead.
+    leading: AtomicBool,
 }
 
 /// A thread's transitions waiting in the group commit.
@@ -47,6 +63,7 @@ impl GroupCommit {
         Self {
             store,
             queue: Mutex::new(Vec::new()),
+            leading: AtomicBool::new(false),
         }
     }
 
@@ -82,15 +99,23 @@ impl GroupCommit {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             };
             let Some(mut store) = store else {
-                // Another thread holds the store: it leaves our results, or
-                // asks us to lead the next group. (The timeout covers a
-                // holder outside the group commit, which asks no one.)
+                // Another thread holds the store. A leader leaves our
+                // results, or asks us to lead the next group: we were
+                // queued before we found the store taken, so it sees us
+                // when it looks at the queue after its commit. A holder
+                // outside the group commit asks no one: poll.
+                let wait = if self.leading.load(Ordering::Acquire) {
+                    POLL_LEADER
+                } else {
+                    POLL_OUTSIDE
+                };
                 let st = lock(&me.state);
                 if st.results.is_none() && !st.lead {
-                    let _ = me.wake.wait_timeout(st, Duration::from_millis(1));
+                    let _ = me.wake.wait_timeout(st, wait);
                 }
                 continue;
             };
+            self.leading.store(true, Ordering::Release);
             let batch = std::mem::take(&mut *lock(&self.queue));
             let sizes: Vec<usize> = batch.iter().map(|(_, ts)| ts.len()).collect();
             let (requests, groups): (Vec<Arc<Request>>, Vec<Vec<ActionTransition>>) =
@@ -109,6 +134,7 @@ impl GroupCommit {
             for (r, n) in requests.iter().zip(sizes) {
                 lock(&r.state).results = Some(results.by_ref().take(n).collect());
             }
+            self.leading.store(false, Ordering::Release);
             drop(store);
             for r in &requests {
                 if !Arc::ptr_eq(r, &me) {
