@@ -281,6 +281,8 @@ fn a_configured_sim_location_is_where_every_sim_command_and_the_collector_look()
         "config.yaml",
         "sim:\n  sim_db: clouds/lab.db\n",
     );
+    // A named cloud's directory must exist (it is never made).
+    std::fs::create_dir(config_dir.join("clouds")).expect("mkdir");
     let out = run(sextant(home.path())
         .args([
             "sim",

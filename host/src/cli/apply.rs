@@ -271,7 +271,7 @@ pub fn apply_loaded(
     let progress =
         (!flags.quiet && std::io::stdout().is_terminal()).then(|| progress_bar(env, &p.uuid));
     let notifier = if flags.notify {
-        let store = Store::open(&env.db)?;
+        let store = env.open_store()?;
         crate::notify::Notifier::start(
             env.db.clone(),
             &env.config.notifications,
@@ -541,7 +541,7 @@ fn not_startable(uuid: &str, state: PlanState) -> CliError {
 /// `action-plan start ID [--wait]`.
 pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Format) -> CliResult {
     if wait {
-        let p = Store::open(&env.db)?.plan(plan).map_err(store_input)?;
+        let p = env.open_store()?.plan(plan).map_err(store_input)?;
         if p.state != PlanState::Recommended {
             return Err(not_startable(&p.uuid, p.state));
         }
@@ -740,6 +740,7 @@ mod tests {
                 plugin_dirs: Vec::new(),
                 db: crate::store::Location::parse("postgres://u:dbpw1x@127.0.0.1:5/db", "--db")
                     .expect("url"),
+                db_directory: crate::store::location::StoreDirectory::Named,
             };
             let options = Resolved {
                 policy: policy.clone(),
