@@ -75,12 +75,23 @@ fn resolve(
     let recorded = &extra["applied_with"];
     Ok(Resolved {
         policy,
-        execution_rule: match (flag_rule, recorded["execution_rule"].as_str()) {
-            (Some(r), _) => Some(r),
-            (None, Some(r)) => Some(r.parse::<ExecutionRule>().map_err(|e| {
+        // The flag, else what it was started with, else its own (an
+        // imported file's `execution_rule:`), else the policy's.
+        execution_rule: match (
+            flag_rule,
+            recorded["execution_rule"].as_str(),
+            extra["execution_rule"].as_str(),
+        ) {
+            (Some(r), _, _) => Some(r),
+            (None, Some(r), _) => Some(r.parse::<ExecutionRule>().map_err(|e| {
                 anyhow::anyhow!("action plan {plan}: the execution rule it was started with: {e}")
             })?),
-            (None, None) => None,
+            (None, None, Some(r)) => {
+                Some(r.parse::<ExecutionRule>().map_err(|e| {
+                    anyhow::anyhow!("action plan {plan}: its own execution rule: {e}")
+                })?)
+            }
+            (None, None, None) => None,
         },
         max_workers: flags
             .max_workers
