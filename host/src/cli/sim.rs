@@ -7,6 +7,7 @@ use crate::store::location::{StoreDirectory, prepare_directory};
 use clap::builder::RangedU64ValueParser;
 use clap::{Subcommand, ValueEnum};
 use sextant_plugin_api::model::{ClusterModel, Instance, Metric, Node};
+use sextant_sim_store::SimDb;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -183,7 +184,11 @@ fn init(
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(env: &Env, format: Format) -> CliResult {
+/// The simulated cloud, refused when it was never seeded (exit status 2,
+/// saying how to seed it; nothing is written): what `sim show` and
+/// `datamodel show` read. A cloud seeded empty (`--allow-empty`) is not
+/// refused.
+pub(super) fn open_seeded(env: &Env) -> Result<SimDb, CliError> {
     let path = env.sim_db();
     let never_seeded = || {
         CliError::input(anyhow::anyhow!(
@@ -204,6 +209,11 @@ fn show(env: &Env, format: Format) -> CliResult {
     if path.file().is_none() && !db.is_initialised()? {
         return Err(never_seeded());
     }
+    Ok(db)
+}
+
+fn show(env: &Env, format: Format) -> CliResult {
+    let db = open_seeded(env)?;
     let model = db.model()?;
     if print_structured(format, &model)? {
         return Ok(ExitCode::SUCCESS);
