@@ -569,8 +569,8 @@ pub fn main() -> ExitCode {
 /// The database this invocation uses: `--db`, else `SEXTANT_DB`, else the
 /// config's `database:`, else `sextant.db` in the data directory; and
 /// whose directory it is in (named by any of the three, or Sextant's
-/// own). A text that names no database is bad
-/// input, named with where it came from (and no password).
+/// own). A text that names no database is bad input, named with where it
+/// came from (and no password).
 pub fn database(
     flag: Option<&str>,
     config: &Config,
