@@ -189,3 +189,86 @@ fn openstack_names_the_services_it_needs() {
         out.stderr
     );
 }
+
+/// The children of process `pid` whose command line holds `word`.
+fn children_running(pid: u32, word: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // "PID (COMM) STATE PPID ...": the fields after the command name.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = rest.split(' ');
+        let state = fields.next().unwrap_or("Z");
+        let ppid = fields.next().and_then(|f| f.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && state != "Z" && String::from_utf8_lossy(&cmdline).contains(word) {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// Whether `pid` runs (a zombie, or no process, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    })
+}
+
+/// A bench killed by SIGKILL left its `sextant serve` child running (its
+/// port, its database, its CPU): the child now dies with it.
+#[test]
+fn a_bench_killed_by_sigkill_takes_its_serve_child_with_it() {
+    let home = Home::new();
+    let mut bench_run = bench(&home)
+        .args([
+            "api",
+            "--actions",
+            "50",
+            "--clients",
+            "1",
+            "--seconds",
+            "60",
+            "--runs",
+            "1",
+        ])
+        // Its work directories in the test's home, not left in /tmp.
+        .env("TMPDIR", home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn sextant-bench");
+    let t = std::time::Instant::now();
+    let serve = loop {
+        if let Some(&p) = children_running(bench_run.id(), "serve").first() {
+            break p;
+        }
+        if t.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = bench_run.kill();
+            panic!("the bench started no serve child");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    bench_run.kill().expect("SIGKILL the bench");
+    bench_run.wait().expect("reap the bench");
+    let t = std::time::Instant::now();
+    while alive(serve) && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let outlived = alive(serve);
+    if outlived {
+        // Not left behind by a failing test.
+        let _ = Command::new("kill")
+            .args(["-9", &serve.to_string()])
+            .status();
+    }
+    assert!(!outlived, "sextant serve {serve} outlived the bench by 5 s");
+}

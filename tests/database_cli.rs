@@ -207,3 +207,142 @@ fn the_password_never_reaches_output_logs_events_or_json() {
         assert_eq!(n, 0, "{table}");
     }
 }
+
+/// Every file and directory under `dir`, for "nothing was made".
+fn tree(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            found.push(p);
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn a_named_store_in_a_directory_that_does_not_exist_is_refused_and_nothing_is_made() {
+    let dir = scratch();
+    let home = dir.path();
+    let plan = write_file(
+        &home.join("plans"),
+        "p.json",
+        r#"{"actions": [{"id": "a", "action_type": "nop", "input_parameters": {"message": "a"}}]}"#,
+    );
+    let cluster = repo_root().join("examples/clusters/small.yaml");
+    // A store that exists, for db copy's --from.
+    let good = home.join("good.db");
+    let out = run(bare(home).arg("--db").arg(&good).args(["db", "migrate"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let missing = home.join("no/such/dir");
+    let file = missing.join("x.db");
+    let file = file.to_str().expect("utf-8");
+    let commands: Vec<Vec<String>> = [
+        &["db", "migrate"][..],
+        &["goal", "list"],
+        &["sync"],
+        &["action-plan", "list"],
+        &["action-plan", "import", plan.to_str().expect("utf-8")],
+        &["audit", "list"],
+        &["history"],
+        &["service", "list"],
+        &["sim", "init", "--from", cluster.to_str().expect("utf-8")],
+        &["serve", "--exit-after", "1"],
+    ]
+    .iter()
+    .map(|a| a.iter().map(|s| s.to_string()).collect())
+    .collect();
+    let before = tree(home);
+    for how in ["--db", "SEXTANT_DB", "database:", "sqlite:"] {
+        for args in &commands {
+            let mut cmd = bare(home);
+            match how {
+                "--db" => {
+                    cmd.args(["--db", file]);
+                }
+                "sqlite:" => {
+                    cmd.arg("--db").arg(format!("sqlite:{file}"));
+                }
+                "SEXTANT_DB" => {
+                    cmd.env("SEXTANT_DB", file);
+                }
+                _ => {
+                    cmd.env("SEXTANT_CONFIG", home.join("c.yaml"));
+                    write_file(home, "c.yaml", &format!("database: {file:?}\n"));
+                }
+            }
+            let out = run(cmd.args(args));
+            assert_eq!(out.status, 2, "{how} {args:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains(&missing.display().to_string())
+                    && out.stderr.contains("does not exist"),
+                "{how} {args:?} names the missing directory: {}",
+                out.stderr
+            );
+            let _ = std::fs::remove_file(home.join("c.yaml"));
+            assert_eq!(tree(home), before, "{how} {args:?} made nothing");
+        }
+    }
+    // A simulated cloud the config names, in a directory that does not
+    // exist: the same rule.
+    let sim_file = missing.join("sim.db");
+    write_file(
+        home,
+        "c.yaml",
+        &format!("sim: {{sim_db: {:?}}}\n", sim_file.display().to_string()),
+    );
+    let before = tree(home);
+    for args in [
+        vec!["sim", "init", "--from", cluster.to_str().expect("utf-8")],
+        vec!["sim", "show"],
+    ] {
+        let out = run(bare(home)
+            .env("SEXTANT_CONFIG", home.join("c.yaml"))
+            .arg("--db")
+            .arg(&good)
+            .args(&args));
+        assert_eq!(out.status, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&missing.display().to_string()),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(tree(home), before, "{args:?} made nothing");
+    }
+    std::fs::remove_file(home.join("c.yaml")).expect("rm");
+    // db copy's target: the same rule.
+    let before = tree(home);
+    let out = run(bare(home).args([
+        "db",
+        "copy",
+        "--from",
+        good.to_str().expect("utf-8"),
+        "--to",
+        file,
+    ]));
+    assert_eq!(out.status, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&missing.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(tree(home), before, "db copy made nothing");
+    // The default location is Sextant's own: made on first use, as a new
+    // installation expects.
+    assert!(!home.join("data").exists());
+    let out = run(bare(home).args(["goal", "list"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(home.join("data/sextant/sextant.db").is_file());
+    // A named store in a directory that exists is made there.
+    let out = run(bare(home)
+        .arg("--db")
+        .arg(home.join("plans/new.db"))
+        .args(["db", "migrate"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert!(home.join("plans/new.db").is_file());
+}

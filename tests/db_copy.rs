@@ -375,6 +375,8 @@ fn a_used_sqlite_store_moves_to_postgresql_whole_and_back_with_the_same_outputs(
     // And back into a new SQLite store: the operator's commands print the
     // same as on the original.
     let back = home.path().join("back/sextant.db");
+    // A named store's directory must exist (it is never made).
+    std::fs::create_dir(home.path().join("back")).expect("mkdir");
     let out = copy(&home, &url, &format!("sqlite:{}", back.display()));
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     assert_eq!(out.json()["verified"], true);
@@ -427,6 +429,7 @@ fn db_migrate_says_from_which_version_to_which_is_idempotent_and_refuses_a_newer
     let home = Home::new();
     // A new SQLite file: from 0 to the newest.
     let file = home.path().join("m/sextant.db");
+    std::fs::create_dir(home.path().join("m")).expect("mkdir");
     let db = format!("sqlite:{}", file.display());
     let first = home.run(&["--db", &db, "db", "migrate", "--format", "json"]);
     assert_eq!(first.status, 0, "{}", first.stderr);
@@ -486,6 +489,7 @@ fn db_migrate_says_from_which_version_to_which_is_idempotent_and_refuses_a_newer
     assert_eq!(v, 999);
     // The same for SQLite.
     let file = home.path().join("n/sextant.db");
+    std::fs::create_dir(home.path().join("n")).expect("mkdir");
     let db = format!("sqlite:{}", file.display());
     assert_eq!(home.run(&["--db", &db, "db", "migrate"]).status, 0);
     raw_db(&file)
@@ -769,6 +773,7 @@ fn a_copy_that_fails_on_a_row_or_its_verification_or_is_killed_leaves_the_target
     // Back into SQLite, killed while its transaction spills into the WAL:
     // the file holds no copied row.
     let back = home.path().join("back/sextant.db");
+    std::fs::create_dir(home.path().join("back")).expect("mkdir");
     let target = format!("sqlite:{}", back.display());
     assert_eq!(home.run(&["--db", &target, "db", "migrate"]).status, 0);
     let wal = home.path().join("back/sextant.db-wal");
@@ -915,6 +920,7 @@ fn a_target_whose_simulated_cloud_is_not_empty_is_refused_and_none_is_made_where
         assert_eq!(out.status, 0, "{}", out.stderr);
     };
     let source = home.path().join("src/sextant.db");
+    std::fs::create_dir(home.path().join("src")).expect("mkdir");
     let from = format!("sqlite:{}", source.display());
     ok(&home, &["--db", &from, "db", "migrate"]);
     seed(&from);
@@ -944,6 +950,7 @@ fn a_target_whose_simulated_cloud_is_not_empty_is_refused_and_none_is_made_where
 
     // The same into a SQLite target beside a seeded sim.db.
     let other = home.path().join("other/sextant.db");
+    std::fs::create_dir(home.path().join("other")).expect("mkdir");
     let other_loc = format!("sqlite:{}", other.display());
     seed(&other_loc);
     let other_cloud = sim_show(&home, &other_loc);
@@ -981,6 +988,9 @@ fn a_target_whose_simulated_cloud_is_not_empty_is_refused_and_none_is_made_where
     // A source with no cloud beside it: the store is copied, the report
     // says so, and no cloud is made beside the target.
     let bare = home.path().join("bare/sextant.db");
+    for d in ["bare", "bare-copy", "bare-copy2"] {
+        std::fs::create_dir(home.path().join(d)).expect("mkdir");
+    }
     let bare_loc = format!("sqlite:{}", bare.display());
     ok(&home, &["--db", &bare_loc, "db", "migrate"]);
     let target = home.path().join("bare-copy/sextant.db");

@@ -227,3 +227,144 @@ fn a_json_file_with_an_unknown_field_names_its_line_and_column() {
     );
     assert_eq!(plans(home.path()), json!([]));
 }
+
+/// What the store holds, as the operator's commands show it: the plans,
+/// and the event log.
+fn held(home: &Path) -> (Value, Value) {
+    let out = run(sextant(home).args(["history", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    (plans(home), out.json())
+}
+
+/// A plan whose first action fails, and a child of it, with the execution
+/// rule `rule` (YAML, `null` for none).
+fn failing_parent(rule: &str) -> String {
+    format!(
+        "id: A02\nexecution_rule: {rule}\nactions:\n\
+         - {{id: a, action_type: nop, input_parameters: {{message: a, fail_execute: true}}}}\n\
+         - {{id: b, action_type: nop, input_parameters: {{message: b}}, parents: [a]}}\n"
+    )
+}
+
+/// The state of action `name` of `plan`.
+fn state_of(home: &Path, plan: &str, name: &str) -> Value {
+    let out = run(sextant(home).args(["action", "list", "--plan", plan, "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    out.json()
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == name).cloned())
+        .map(|a| a["state"].clone())
+        .unwrap_or(Value::Null)
+}
+
+/// Imports `text` as `name` and starts the plan (`start_args` added);
+/// returns the plan and its child's state.
+fn import_and_run(home: &Path, name: &str, text: &str, start_args: &[&str]) -> (String, Value) {
+    let f = write_file(&home.join("plans"), name, text);
+    let out = run(sextant(home).args(["action-plan", "import"]).arg(&f));
+    assert_eq!(out.status, 0, "{name}: {}", out.stderr);
+    let plan = out.stdout.trim().to_string();
+    let out = run(sextant(home)
+        .args(["action-plan", "start", &plan, "--wait"])
+        .args(start_args));
+    assert_eq!(
+        out.status, 1,
+        "{name}: the plan fails: {}{}",
+        out.stdout, out.stderr
+    );
+    let child = state_of(home, &plan, "b");
+    (plan, child)
+}
+
+/// A top-level `execution_rule` (the one Watcher's applier vectors name)
+/// was read past: the plan ran under the policy's rule whatever the file
+/// said. It is now the plan's own rule, applied by `start` unless
+/// `--execution-rule` overrides it; `null` is none (the policy's).
+#[test]
+fn an_imported_execution_rule_is_the_plans_own_unless_start_overrides_it() {
+    let home = scratch();
+    let h = home.path();
+    // The default policy's rule, STRICT: the child of a failed action is
+    // cancelled.
+    let (_, child) = import_and_run(h, "none.yaml", &failing_parent("null"), &[]);
+    assert_eq!(child, "CANCELLED");
+    // ALWAYS from the file: the child runs.
+    let (plan, child) = import_and_run(h, "always.yaml", &failing_parent("ALWAYS"), &[]);
+    assert_eq!(child, "SUCCEEDED");
+    let extra = home_db(h).open().plan_extra(&plan).expect("extra");
+    assert_eq!(extra["execution_rule"], "ALWAYS", "{extra}");
+    // The same in JSON.
+    let json = json!({"execution_rule": "ALWAYS", "actions": [
+        {"id": "a", "action_type": "nop", "input_parameters": {"message": "a", "fail_execute": true}},
+        {"id": "b", "action_type": "nop", "input_parameters": {"message": "b"}, "parents": ["a"]}
+    ]});
+    let (_, child) = import_and_run(h, "always.json", &json.to_string(), &[]);
+    assert_eq!(child, "SUCCEEDED");
+    // --execution-rule overrides the file's.
+    let (_, child) = import_and_run(
+        h,
+        "overridden.yaml",
+        &failing_parent("ALWAYS"),
+        &["--execution-rule", "STRICT"],
+    );
+    assert_eq!(child, "CANCELLED");
+}
+
+/// A rule that is not one, an `execution_rule` in an action (a plan has
+/// one rule), or any key the format does not define: refused naming the
+/// file, the line and the key (and in YAML its path); nothing stored.
+#[test]
+fn a_bad_execution_rule_or_an_unknown_key_in_an_import_is_refused_naming_where_and_stores_nothing()
+{
+    let home = scratch();
+    let dir = home.path().join("plans");
+    let good = write_file(&dir, "good.yaml", &failing_parent("null"));
+    let out = run(sextant(home.path())
+        .args(["action-plan", "import"])
+        .arg(&good));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let before = held(home.path());
+    for (name, text, place, key) in [
+        (
+            "rule.yaml",
+            "actions:\n- {id: a, action_type: nop, input_parameters: {message: a}}\nexecution_rule: SOMETIMES\n",
+            "rule.yaml: line 3 column",
+            "execution_rule",
+        ),
+        (
+            "rule.json",
+            "{\"actions\": [{\"id\": \"a\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"a\"}}],\n \"execution_rule\": \"SOMETIMES\"}\n",
+            "rule.json: line 2 column",
+            "execution_rule: unknown execution rule \"SOMETIMES\"",
+        ),
+        (
+            "action-rule.yaml",
+            "actions:\n- {id: a, action_type: nop, input_parameters: {message: a}}\n- id: b\n  action_type: nop\n  input_parameters: {message: b}\n  parents: [a]\n  execution_rule: ANY\n",
+            "action-rule.yaml: line 7 column 3",
+            "actions[1]: unknown field `execution_rule`",
+        ),
+        (
+            "action-rule.json",
+            "{\"actions\": [\n {\"id\": \"a\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"a\"},\n  \"execution_rule\": \"ANY\"}]}\n",
+            "action-rule.json: line 3",
+            "unknown field `execution_rule`",
+        ),
+        (
+            "unknown.yaml",
+            "actions:\n- {id: a, action_type: nop, input_parameters: {message: a}}\nmax_workers: 2\n",
+            "unknown.yaml: line 3 column 1",
+            "unknown field `max_workers`",
+        ),
+    ] {
+        let f = write_file(&dir, name, text);
+        let out = run(sextant(home.path()).args(["action-plan", "import"]).arg(&f));
+        assert_eq!(out.status, 2, "{name}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.is_empty(), "{name}: {}", out.stdout);
+        assert!(
+            out.stderr.contains(place) && out.stderr.contains(key),
+            "{name}: names {place:?} and {key:?}: {}",
+            out.stderr
+        );
+        assert_eq!(held(home.path()), before, "{name}: nothing stored");
+    }
+}

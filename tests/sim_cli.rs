@@ -281,6 +281,8 @@ fn a_configured_sim_location_is_where_every_sim_command_and_the_collector_look()
         "config.yaml",
         "sim:\n  sim_db: clouds/lab.db\n",
     );
+    // A named cloud's directory must exist (it is never made).
+    std::fs::create_dir(config_dir.join("clouds")).expect("mkdir");
     let out = run(sextant(home.path())
         .args([
             "sim",
@@ -398,4 +400,42 @@ fn generate_refuses_counts_beyond_its_bounds_and_stops_when_the_cluster_is_full(
         "a full cluster took {:?}",
         started.elapsed()
     );
+}
+
+/// `datamodel show` on a simulated cloud that was never seeded printed an
+/// empty model and exit status 0: an operator who forgot `sim init` saw a
+/// cloud with no node, and audits that found nothing to do. It is refused
+/// as `sim show` refuses it (exit 2, saying how to seed), and writes
+/// nothing; a cloud seeded empty on purpose (`--allow-empty`) is an empty
+/// model, as Watcher's data model of an empty cloud is an empty context.
+#[test]
+fn datamodel_show_on_a_cloud_never_seeded_says_how_to_seed_it() {
+    let home = scratch();
+    let h = home.path();
+    for format in ["table", "json"] {
+        let out = run(sextant(h).args(["datamodel", "show", "--format", format]));
+        assert_eq!(out.status, 2, "{format}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.is_empty(), "{format}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("never seeded") && out.stderr.contains("sextant sim init --from"),
+            "{format}: {}",
+            out.stderr
+        );
+        if !on_postgres() {
+            assert!(!h.join("data").exists(), "{format}: nothing written");
+        }
+    }
+    let empty = write_file(&h.join("s"), "empty.yaml", "{}\n");
+    let out = run(sextant(h)
+        .args(["sim", "init", "--allow-empty", "--from"])
+        .arg(&empty));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(h).args(["datamodel", "show", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json()["nodes"], serde_json::json!([]));
+    let out = run(sextant(h).args(["sim", "init", "--from"]).arg(small()));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let out = run(sextant(h).args(["datamodel", "show", "--format", "json"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    assert_eq!(out.json()["nodes"].as_array().map(Vec::len), Some(4));
 }

@@ -236,6 +236,7 @@ impl Drop for RunDb {
 /// directory, so `sim init` and `serve` must share it).
 fn sextant_cmd(env: &Env, home: &Path, db: &RunDb) -> anyhow::Result<std::process::Command> {
     let mut cmd = std::process::Command::new(crate::sextant_exe()?);
+    crate::child::dies_with_bench(&mut cmd);
     for d in &env.plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
     }

@@ -4,9 +4,39 @@
 
 use sextant::cli::Env;
 use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Instant;
+
+/// Makes the child `cmd` spawns die (SIGKILL) with the bench: a bench
+/// killed by SIGKILL (or that panics past its `Drop`s) left its `sextant
+/// serve` children running, holding their ports, databases and CPU.
+/// Every child the bench spawns goes through here.
+///
+/// Linux's `PR_SET_PDEATHSIG` fires when the *thread* that forked the
+/// child exits, not the process: every spawn site runs on the bench's
+/// main thread (each subcommand runs on it from `main`, its worker
+/// threads only send requests), which lives as long as the bench. A child
+/// spawned from a worker thread would be killed when that thread ends.
+pub(crate) fn dies_with_bench(cmd: &mut Command) -> &mut Command {
+    let parent = libc::pid_t::try_from(std::process::id()).unwrap_or(0);
+    // SAFETY: runs in the child between fork and exec, and makes only
+    // async-signal-safe calls (prctl, getppid), with no allocation.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The bench died before the signal was armed: the child was
+            // already handed to another parent, and would outlive it.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        })
+    }
+}
 
 /// What one command took.
 pub(crate) struct ChildRun {
@@ -38,7 +68,8 @@ where
     let exe = crate::sextant_exe()?;
     let work = tempfile::Builder::new().prefix("sextant-child").tempdir()?;
     let (out, err) = (work.path().join("stdout"), work.path().join("stderr"));
-    let mut cmd = std::process::Command::new(&exe);
+    let mut cmd = Command::new(&exe);
+    dies_with_bench(&mut cmd);
     for d in &env.plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
     }
@@ -126,5 +157,83 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Set in the helper process: the file it writes its child's pid to.
+    const HELPER: &str = "SEXTANT_BENCH_DEATH_HELPER";
+
+    /// Whether `pid` runs (a zombie, or no process, does not).
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            // The state follows the command name's closing parenthesis.
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
+    }
+
+    /// A helper process spawns a child as the bench does, then is killed
+    /// by SIGKILL: the child is gone within seconds (it outlived the
+    /// helper, reparented, before `dies_with_bench`).
+    #[test]
+    fn a_child_dies_with_the_bench_when_it_is_killed() {
+        if let Some(pid_file) = std::env::var_os(HELPER) {
+            // The helper: its child sleeps ten minutes unless killed.
+            let mut child = dies_with_bench(&mut Command::new("sleep"))
+                .arg("600")
+                .spawn()
+                .expect("spawn sleep");
+            std::fs::write(&pid_file, child.id().to_string()).expect("write the pid");
+            // Killed before the child ends.
+            let _ = child.wait();
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("pid");
+        let mut helper = Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "--exact",
+                "child::tests::a_child_dies_with_the_bench_when_it_is_killed",
+                "--test-threads",
+                "1",
+            ])
+            .env(HELPER, &pid_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the helper");
+        let t = Instant::now();
+        let pid: u32 = loop {
+            if let Some(p) = std::fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the helper spawned no child"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(alive(pid), "the child runs while the helper does");
+        helper.kill().expect("SIGKILL the helper");
+        helper.wait().expect("reap the helper");
+        let t = Instant::now();
+        while alive(pid) && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let outlived = alive(pid);
+        if outlived {
+            // Not left behind by a failing test.
+            // SAFETY: signals the pid the helper's child had, seconds ago.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        assert!(!outlived, "the child {pid} outlived the helper by 5 s");
     }
 }

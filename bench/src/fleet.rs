@@ -319,6 +319,7 @@ fn spawn_hosts(
     for i in 0..n {
         let log = work.join(format!("serve-{i}.log"));
         let mut cmd = Command::new(&exe);
+        crate::child::dies_with_bench(&mut cmd);
         for d in &env.plugin_dirs {
             cmd.arg("--plugin-dir").arg(d);
         }

@@ -103,11 +103,12 @@ fn main() -> ExitCode {
     let result = Config::load(cli.config.as_deref())
         .map_err(CliError::input)
         .and_then(|config| {
-            let (db, _) = sextant::cli::database(None, &config)?;
+            let (db, db_directory) = sextant::cli::database(None, &config)?;
             let env = Env {
                 config,
                 plugin_dirs: cli.plugin_dirs,
                 db,
+                db_directory,
             };
             run(&env, cli.command)
         });

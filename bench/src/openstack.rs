@@ -335,6 +335,7 @@ impl Home {
 
     fn sextant(&self, env: &Env, args: &[&str]) -> anyhow::Result<(f64, String)> {
         let mut cmd = Command::new(crate::sextant_exe()?);
+        crate::child::dies_with_bench(&mut cmd);
         for d in &env.plugin_dirs {
             cmd.arg("--plugin-dir").arg(d);
         }
@@ -385,7 +386,7 @@ fn watcher_collect(stack: &Stack, conf: &Path) -> anyhow::Result<(Collected, f64
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("openstack/watcher_collector.py");
     let marks = Marks::take(stack);
     let t = Instant::now();
-    let out = Command::new(&stack.watcher_python)
+    let out = crate::child::dies_with_bench(&mut Command::new(&stack.watcher_python))
         .arg(&script)
         .arg(conf)
         .stdin(Stdio::null())

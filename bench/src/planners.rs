@@ -279,6 +279,7 @@ pub fn run(env: &Env, sizes: &[usize], planners: &[String], runs: usize) -> CliR
                 continue;
             }
             let mut cmd = std::process::Command::new(&exe);
+            crate::child::dies_with_bench(&mut cmd);
             for d in &env.plugin_dirs {
                 cmd.arg("--plugin-dir").arg(d);
             }

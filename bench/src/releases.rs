@@ -52,6 +52,7 @@ fn policy(per_action: u32) -> String {
 /// and config) to completion.
 fn sextant(env: &Env, db: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
     let mut cmd = std::process::Command::new(crate::sextant_exe()?);
+    crate::child::dies_with_bench(&mut cmd);
     for d in &env.plugin_dirs {
         cmd.arg("--plugin-dir").arg(d);
     }

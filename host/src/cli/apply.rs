@@ -75,12 +75,23 @@ fn resolve(
     let recorded = &extra["applied_with"];
     Ok(Resolved {
         policy,
-        execution_rule: match (flag_rule, recorded["execution_rule"].as_str()) {
-            (Some(r), _) => Some(r),
-            (None, Some(r)) => Some(r.parse::<ExecutionRule>().map_err(|e| {
+        // The flag, else what it was started with, else its own (an
+        // imported file's `execution_rule:`), else the policy's.
+        execution_rule: match (
+            flag_rule,
+            recorded["execution_rule"].as_str(),
+            extra["execution_rule"].as_str(),
+        ) {
+            (Some(r), _, _) => Some(r),
+            (None, Some(r), _) => Some(r.parse::<ExecutionRule>().map_err(|e| {
                 anyhow::anyhow!("action plan {plan}: the execution rule it was started with: {e}")
             })?),
-            (None, None) => None,
+            (None, None, Some(r)) => {
+                Some(r.parse::<ExecutionRule>().map_err(|e| {
+                    anyhow::anyhow!("action plan {plan}: its own execution rule: {e}")
+                })?)
+            }
+            (None, None, None) => None,
         },
         max_workers: flags
             .max_workers
@@ -271,7 +282,7 @@ pub fn apply_loaded(
     let progress =
         (!flags.quiet && std::io::stdout().is_terminal()).then(|| progress_bar(env, &p.uuid));
     let notifier = if flags.notify {
-        let store = Store::open(&env.db)?;
+        let store = env.open_store()?;
         crate::notify::Notifier::start(
             env.db.clone(),
             &env.config.notifications,
@@ -541,7 +552,7 @@ fn not_startable(uuid: &str, state: PlanState) -> CliError {
 /// `action-plan start ID [--wait]`.
 pub fn start(env: &Env, plan: &str, wait: bool, flags: &RunFlags<'_>, format: Format) -> CliResult {
     if wait {
-        let p = Store::open(&env.db)?.plan(plan).map_err(store_input)?;
+        let p = env.open_store()?.plan(plan).map_err(store_input)?;
         if p.state != PlanState::Recommended {
             return Err(not_startable(&p.uuid, p.state));
         }
@@ -740,6 +751,7 @@ mod tests {
                 plugin_dirs: Vec::new(),
                 db: crate::store::Location::parse("postgres://u:dbpw1x@127.0.0.1:5/db", "--db")
                     .expect("url"),
+                db_directory: crate::store::location::StoreDirectory::Named,
             };
             let options = Resolved {
                 policy: policy.clone(),

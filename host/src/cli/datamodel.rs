@@ -13,7 +13,10 @@ use std::process::ExitCode;
 #[derive(Subcommand, Debug)]
 pub enum DatamodelCommand {
     /// Collects the cluster model with the configured collector and prints
-    /// it: a summary per node, or the whole model (--format json|yaml).
+    /// it: a summary per node, or the whole model (--format json|yaml). A
+    /// simulated cloud never seeded is refused (exit status 2: seed it
+    /// with `sextant sim init --from FILE`); one seeded empty is an empty
+    /// model.
     Show {
         /// Output format: a table for people, json or yaml for scripts.
         #[arg(long, value_enum, default_value_t)]
@@ -21,9 +24,19 @@ pub enum DatamodelCommand {
     },
 }
 
+/// The embedded simulated cloud's collector (the default).
+const SIM_COLLECTOR: &str = "sim";
+
 pub fn run(env: &Env, c: DatamodelCommand) -> CliResult {
     let DatamodelCommand::Show { format } = c;
     let src = env.model_source();
+    if src.collector == SIM_COLLECTOR {
+        // A cloud never seeded is refused as `sim show` refuses it, not
+        // shown as a cloud with no node. Closed before the collector
+        // opens it: the sim plugin links its own copy of SQLite, and two
+        // copies holding one file open in one process can corrupt it.
+        drop(super::sim::open_seeded(env)?);
+    }
     let plugins = env.registry()?;
     let raw = plugins
         .collect(&src.collector, &src.config)

@@ -8,6 +8,7 @@ use crate::store::Location;
 use crate::store::StoreError;
 use crate::store::copy::{CopyError, CopyProgress, CopyReport, copy};
 use crate::store::db_schema::{Migration, migrate};
+use crate::store::location::StoreDirectory;
 use clap::Subcommand;
 use serde::Serialize;
 use sextant_sim_store::SimLocation;
@@ -48,10 +49,16 @@ pub enum DbCommand {
 /// Runs a `db` subcommand.
 pub fn run(env: &Env, c: DbCommand) -> CliResult {
     match c {
-        DbCommand::Migrate { format } => migrate_command(&env.db, format),
+        DbCommand::Migrate { format } => {
+            env.ready_store_directory()?;
+            migrate_command(&env.db, format)
+        }
         DbCommand::Copy { from, to, format } => {
             let from = parse(&from, "--from")?;
             let to = parse(&to, "--to")?;
+            // A new store only in a directory that exists.
+            to.prepare_directory(StoreDirectory::Named)
+                .map_err(super::directory_error)?;
             if let Some(elsewhere) = &env.config.sim.sim_db {
                 tracing::warn!(
                     "the simulated cloud the config names (sim: sim_db {elsewhere}) is not beside the store: db copy does not move it"

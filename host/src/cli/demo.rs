@@ -8,9 +8,9 @@ use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
 use crate::decide::{AuditContext, AuditRequest, prepare_audit, run_audit};
 use crate::states::{ActionState, PlanState};
+use crate::store::location::StoreDirectory;
 use serde_json::json;
 use sextant_plugin_api::model::ClusterModel;
-use sextant_sim_store::SimDb;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,18 +30,22 @@ fn over_capacity(m: &ClusterModel) -> Vec<String> {
 /// The demo's own state (`<data dir>/demo/`, its simulated cloud beside
 /// it), so it never touches yours, not even a simulated cloud configured
 /// with `sim: {sim_db}`, unless `--db` names a database.
-fn demo_env(env: &Env, explicit_db: bool) -> Env {
+fn demo_env(env: &Env) -> Env {
     let mut config = env.config.clone();
-    let db = if explicit_db {
-        env.db.clone()
-    } else {
-        config.sim = Default::default();
-        crate::store::Location::Sqlite(crate::config::data_dir().join("demo").join("sextant.db"))
+    let db = match env.db_directory {
+        StoreDirectory::Named => env.db.clone(),
+        StoreDirectory::Own => {
+            config.sim = Default::default();
+            crate::store::Location::Sqlite(
+                crate::config::data_dir().join("demo").join("sextant.db"),
+            )
+        }
     };
     Env {
         config,
         plugin_dirs: env.plugin_dirs.clone(),
         db,
+        db_directory: env.db_directory,
     }
 }
 
@@ -51,8 +55,8 @@ fn default_cluster() -> Option<PathBuf> {
     crate::installation::example_cluster("small.yaml")
 }
 
-pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Format) -> CliResult {
-    let env = demo_env(env, explicit_db);
+pub fn run(env: &Env, cluster: Option<PathBuf>, format: Format) -> CliResult {
+    let env = demo_env(env);
     let cluster = match cluster.or_else(default_cluster) {
         Some(c) => c,
         None => {
@@ -69,7 +73,7 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
     // Closed at once: the sim plugin links its own copy of SQLite, and two
     // copies holding one database file open in one process can corrupt it
     // (each drops the other's POSIX locks when it closes the file).
-    SimDb::open(env.sim_db())?.init(&model, 0.0)?;
+    env.open_sim()?.init(&model, 0.0)?;
     let before = in_use(&model);
     if talk {
         outln!(
@@ -154,9 +158,9 @@ pub fn run(env: &Env, cluster: Option<PathBuf>, explicit_db: bool, format: Forma
         types,
     )?;
     // 4. Before and after.
-    let after_model = SimDb::open(env.sim_db())?.model()?;
+    let after_model = env.open_sim()?.model()?;
     let after = in_use(&after_model);
-    let store = crate::store::Store::open(&env.db)?;
+    let store = env.open_store()?;
     let migrations = store
         .actions(&plan)?
         .iter()
@@ -201,12 +205,13 @@ mod tests {
     fn the_demo_never_seeds_a_configured_simulated_cloud_unless_db_is_given() {
         let mut config = crate::config::Config::default();
         config.sim.sim_db = Some("/srv/lab/sim.db".into());
-        let env = Env {
+        let mut env = Env {
             config,
             plugin_dirs: Vec::new(),
             db: crate::store::Location::Sqlite("/srv/lab/sextant.db".into()),
+            db_directory: StoreDirectory::Own,
         };
-        let own = demo_env(&env, false).sim_db();
+        let own = demo_env(&env).sim_db();
         assert_eq!(
             own.file(),
             Some(
@@ -216,7 +221,8 @@ mod tests {
                     .as_path()
             )
         );
-        let given = demo_env(&env, true).sim_db();
+        env.db_directory = StoreDirectory::Named;
+        let given = demo_env(&env).sim_db();
         assert_eq!(given.file(), Some(std::path::Path::new("/srv/lab/sim.db")));
     }
 }

@@ -11,7 +11,7 @@ use super::{CliError, CliResult, Env};
 use crate::action_types::template;
 use crate::action_types::{ActionFactory, ActionTypeRegistry, NewAction};
 use crate::plan::PlanError;
-use crate::states::{ActionState, PlanState};
+use crate::states::{ActionState, ExecutionRule, PlanState};
 use crate::store::plans::{NewPlan, NewPlanRow};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -27,13 +27,16 @@ pub(crate) struct ImportFile {
     /// Flows (docs/flows.md).
     #[serde(default)]
     flows: Vec<super::import_flows::ImportFlow>,
+    /// The plan's execution rule (Watcher's applier vectors name theirs
+    /// here; `null`: none). Stored in the plan's extras; `start` applies it
+    /// unless `--execution-rule` says otherwise, over the policy's.
+    #[serde(default)]
+    execution_rule: Option<Value>,
     // Test metadata in Watcher's applier vectors; read past, not kept.
     #[serde(default, rename = "id")]
     _id: Option<IgnoredAny>,
     #[serde(default, rename = "engine")]
     _engine: Option<IgnoredAny>,
-    #[serde(default, rename = "execution_rule")]
-    _execution_rule: Option<IgnoredAny>,
     #[serde(default, rename = "scenario")]
     _scenario: Option<IgnoredAny>,
     #[serde(default, rename = "expected")]
@@ -103,6 +106,43 @@ fn parse(file: &Path, text: &str) -> Result<ImportFile, CliError> {
     crate::input::parse_yaml(text, file).map_err(CliError::input)
 }
 
+/// The file's `execution_rule:` (not `null`): one of the rules, else
+/// refused naming the file, its line and the key.
+fn execution_rule(file: &Path, text: &str, rule: Value) -> Result<ExecutionRule, CliError> {
+    let parsed = match &rule {
+        Value::String(r) => r.parse::<ExecutionRule>().map_err(|e| e.to_string()),
+        other => Err(format!("{other} is not a string")),
+    };
+    parsed.map_err(|why| {
+        use crate::policy::locate::{Point, Seg, locate};
+        let place = locate(text, &[Seg::Field("execution_rule")], Point::Value)
+            .map(|(l, c)| format!("line {l} column {c}: "))
+            .unwrap_or_default();
+        input(format!(
+            "{}: {place}execution_rule: {why}: give STRICT, ALWAYS or ANY (or null: the policy's)",
+            file.display()
+        ))
+    })
+}
+
+/// The plan's extras: the parameters that hold context references, and
+/// the execution rule the file gives (read by `start`, see
+/// `cli::apply::resolve`).
+fn extra(references: serde_json::Map<String, Value>, rule: Option<ExecutionRule>) -> Value {
+    let mut extra = serde_json::Map::new();
+    if !references.is_empty() {
+        extra.insert("references".into(), Value::Object(references));
+    }
+    if let Some(r) = rule {
+        extra.insert("execution_rule".into(), Value::from(r.as_str()));
+    }
+    if extra.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(extra)
+    }
+}
+
 /// Checks one action and serializes its parameters.
 fn row(
     file: &Path,
@@ -162,6 +202,10 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
     let text = crate::input::read_text(file, crate::input::MAX_DATA_BYTES, "an action-plan import")
         .map_err(CliError::input)?;
     let f = parse(file, &text)?;
+    let execution_rule = f
+        .execution_rule
+        .map(|rule| execution_rule(file, &text, rule))
+        .transpose()?;
     let (actions, structure) = super::import_flows::expand(file, &text, f.actions, f.flows)?;
     drop(text);
     let types = env.action_types();
@@ -269,11 +313,7 @@ pub fn import(env: &Env, file: &Path, format: Format) -> CliResult {
                     state: r.state,
                 })
                 .collect(),
-            extra: if references.is_empty() {
-                Value::Null
-            } else {
-                serde_json::json!({ "references": references })
-            },
+            extra: extra(references, execution_rule),
             ..Default::default()
         },
         &structure,

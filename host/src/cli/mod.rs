@@ -45,6 +45,7 @@ pub use sim::{generate as generate_cluster, read_snapshot};
 use crate::action_types::{ActionTypeDirs, ActionTypeRegistry};
 use crate::config::{Config, data_dir};
 use crate::plugins::{PluginRegistry, SearchPath};
+use crate::store::location::StoreDirectory;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,9 +59,10 @@ pub struct Cli {
     #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
     plugin_dirs: Vec<PathBuf>,
 
-    /// The database: a SQLite file (a path, or sqlite:PATH) or a PostgreSQL
-    /// database (postgres://USER@HOST:PORT/DB). Default: $SEXTANT_DB, else
-    /// the config's `database:`, else $XDG_DATA_HOME/sextant/sextant.db.
+    /// The database: a SQLite file (a path, or sqlite:PATH; made if
+    /// missing, in a directory that must exist) or a PostgreSQL database
+    /// (postgres://USER@HOST:PORT/DB). Default: $SEXTANT_DB, else the
+    /// config's `database:`, else $XDG_DATA_HOME/sextant/sextant.db.
     #[arg(long, value_name = "DB", global = true)]
     db: Option<String>,
 
@@ -275,6 +277,16 @@ pub fn op_error(e: crate::ops::OpError) -> CliError {
     }
 }
 
+/// A store's directory that is not ready: one the operator named that does
+/// not exist is bad input (2); Sextant's own that cannot be made, a
+/// runtime failure (1).
+pub fn directory_error(e: crate::store::location::DirectoryError) -> CliError {
+    match e {
+        e @ crate::store::location::DirectoryError::Missing { .. } => CliError::input(e),
+        e => CliError::from(e),
+    }
+}
+
 /// What a command returns: the exit status on success paths that are not 0
 /// (`plugins check` of a bad file), or an error.
 pub type CliResult = Result<ExitCode, CliError>;
@@ -288,6 +300,10 @@ pub struct Env {
     pub plugin_dirs: Vec<PathBuf>,
     /// The database.
     pub db: crate::store::Location,
+    /// Whose directory the database is in: Sextant's own (the default
+    /// location, made on first use) or one the operator named (it must
+    /// exist). See `store::location`'s create-vs-open rule.
+    pub db_directory: StoreDirectory,
 }
 
 impl Env {
@@ -322,6 +338,43 @@ impl Env {
         );
         dirs.allow_shadowing_builtin = self.config.allow_shadowing_builtin_types;
         dirs
+    }
+
+    /// Readies the store's directory by the create-vs-open rule: made
+    /// when it is Sextant's own, else it must exist (exit status 2 naming
+    /// it when it does not; nothing is made).
+    pub fn ready_store_directory(&self) -> Result<(), CliError> {
+        self.db
+            .prepare_directory(self.db_directory)
+            .map_err(directory_error)
+    }
+
+    /// Opens the store (its directory readied first, see
+    /// [`Env::ready_store_directory`]). Every command opens its store
+    /// here; `serve`'s later connections open the one it started with.
+    pub fn open_store(&self) -> Result<crate::store::Store, CliError> {
+        self.ready_store_directory()?;
+        Ok(crate::store::Store::open(&self.db)?)
+    }
+
+    /// Whose directory the simulated cloud is in: Sextant's own only when
+    /// it is beside the store there (no `sim: {sim_db}` in the config).
+    pub fn sim_directory(&self) -> StoreDirectory {
+        match self.config.sim.sim_db {
+            None => self.db_directory,
+            Some(_) => StoreDirectory::Named,
+        }
+    }
+
+    /// Opens the simulated cloud, its directory readied by the same rule
+    /// as the store's.
+    pub fn open_sim(&self) -> Result<sextant_sim_store::SimDb, CliError> {
+        let at = self.sim_db();
+        if let Some(file) = at.file() {
+            crate::store::location::prepare_directory(file, self.sim_directory())
+                .map_err(directory_error)?;
+        }
+        Ok(sextant_sim_store::SimDb::open(at)?)
     }
 
     /// Opens the store, discovers the plugins, and synchronises goals and
@@ -364,7 +417,7 @@ impl Env {
         plugins: &PluginRegistry,
         types: &ActionTypeRegistry,
     ) -> Result<(crate::store::Store, crate::store::sync::SyncReport), CliError> {
-        let mut store = crate::store::Store::open(&self.db)?;
+        let mut store = self.open_store()?;
         let report = crate::store::sync::sync_with_plugins(&mut store, plugins)?;
         // Action descriptions, as Watcher's applier syncs them at start.
         let mut latest: std::collections::BTreeMap<String, String> = Default::default();
@@ -514,13 +567,14 @@ pub fn main() -> ExitCode {
 }
 
 /// The database this invocation uses: `--db`, else `SEXTANT_DB`, else the
-/// config's `database:`, else `sextant.db` in the data directory; whether
-/// it was named (by any of the three). A text that names no database is bad
-/// input, named with where it came from (and no password).
+/// config's `database:`, else `sextant.db` in the data directory; and
+/// whose directory it is in (named by any of the three, or Sextant's
+/// own). A text that names no database is bad input, named with where it
+/// came from (and no password).
 pub fn database(
     flag: Option<&str>,
     config: &Config,
-) -> Result<(crate::store::Location, bool), CliError> {
+) -> Result<(crate::store::Location, StoreDirectory), CliError> {
     use crate::store::Location;
     let env = std::env::var("SEXTANT_DB").ok().filter(|v| !v.is_empty());
     let config_source = match &config.source {
@@ -552,11 +606,11 @@ pub fn database(
                 ),
                 (l, _) => l,
             };
-            Ok((location, true))
+            Ok((location, StoreDirectory::Named))
         }
         None => Ok((
             Location::Sqlite(crate::config::data_dir().join("sextant.db")),
-            false,
+            StoreDirectory::Own,
         )),
     }
 }
@@ -569,17 +623,18 @@ fn run(cli: Cli) -> CliResult {
         _ => {}
     }
     let config = Config::load(cli.config.as_deref()).map_err(CliError::input)?;
-    let (db, explicit_db) = database(cli.db.as_deref(), &config)?;
+    let (db, db_directory) = database(cli.db.as_deref(), &config)?;
     let env = Env {
         config,
         plugin_dirs: cli.plugin_dirs,
         db,
+        db_directory,
     };
     match cli.command {
         Command::Plugins(c) => plugins::run(&env, c),
         Command::ActionType(c) => action_types::run(&env, c),
         Command::Sync { format } => decide::sync(&env, format),
-        Command::Demo { cluster, format } => demo::run(&env, cluster, explicit_db, format),
+        Command::Demo { cluster, format } => demo::run(&env, cluster, format),
         Command::Policy(c) => policies::run(&env, c),
         Command::Goal(c) => decide::goal(&env, c),
         Command::Strategy(c) => decide::strategy(&env, c),

@@ -43,7 +43,7 @@ pub fn run(env: &Env, c: NotificationsCommand) -> CliResult {
 }
 
 fn status(env: &Env, format: Format) -> CliResult {
-    let store = crate::store::Store::open(&env.db)?;
+    let store = env.open_store()?;
     let newest = store.last_event_id()?;
     let cursors = store.sink_cursors()?;
     let configured: Vec<String> = env

@@ -37,7 +37,9 @@ pub enum ActionPlanCommand {
         format: Format,
     },
     /// Creates a RECOMMENDED plan from a file of actions with parents by
-    /// name (Watcher's applier vectors); prints its uuid.
+    /// name (Watcher's applier vectors); prints its uuid. A key the format
+    /// does not define is refused; a top-level execution_rule is the plan's
+    /// own, applied unless `start --execution-rule` overrides it.
     Import {
         /// The file, YAML or JSON: `actions: [{id, action_type,
         /// input_parameters, parents, initial_state?}]`.
@@ -353,7 +355,8 @@ pub struct RunArgs {
     #[arg(long)]
     policy: Option<String>,
     /// STRICT, ALWAYS or ANY (default: what the plan was started with,
-    /// else the policy's). Recorded with the plan.
+    /// else its own from its import file, else the policy's). Recorded
+    /// with the plan.
     #[arg(long)]
     execution_rule: Option<String>,
     /// Actions running at once, at most (default: what the plan was

@@ -24,7 +24,7 @@ pub enum ServiceCommand {
 pub fn run(env: &Env, cmd: ServiceCommand) -> CliResult {
     match cmd {
         ServiceCommand::List { format } => {
-            let mut store = crate::store::Store::open(&env.db)?;
+            let mut store = env.open_store()?;
             let rows = store.services(env.service_down_time())?;
             if !print_structured(format, &rows)? {
                 let mut t =

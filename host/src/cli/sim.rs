@@ -3,6 +3,7 @@
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
+use crate::store::location::{StoreDirectory, prepare_directory};
 use clap::builder::RangedU64ValueParser;
 use clap::{Subcommand, ValueEnum};
 use sextant_plugin_api::model::{ClusterModel, Instance, Metric, Node};
@@ -158,7 +159,7 @@ fn init(
         None => sextant_sim_store::faults::Faults::default(),
     };
     let path = env.sim_db();
-    let mut db = SimDb::open(&path)?;
+    let mut db = env.open_sim()?;
     db.init_with_faults(&model, time_scale, &faults)?;
     let doc = serde_json::json!({
         "sim_db": path,
@@ -183,20 +184,36 @@ fn init(
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(env: &Env, format: Format) -> CliResult {
+/// The simulated cloud, refused when it was never seeded (exit status 2,
+/// saying how to seed it; nothing is written): what `sim show` and
+/// `datamodel show` read. A cloud seeded empty (`--allow-empty`) is not
+/// refused.
+pub(super) fn open_seeded(env: &Env) -> Result<SimDb, CliError> {
     let path = env.sim_db();
     let never_seeded = || {
         CliError::input(anyhow::anyhow!(
             "the simulated cloud {path} was never seeded: run `sextant sim init --from FILE`"
         ))
     };
-    if path.file().is_some_and(|f| !f.exists()) {
+    if let Some(file) = path.file()
+        && !file.exists()
+    {
+        // A directory the config names that does not exist is said as
+        // such (checked, never made: `show` writes nothing).
+        if env.sim_directory() == StoreDirectory::Named {
+            prepare_directory(file, StoreDirectory::Named).map_err(super::directory_error)?;
+        }
         return Err(never_seeded());
     }
-    let db = SimDb::open(&path)?;
+    let db = env.open_sim()?;
     if path.file().is_none() && !db.is_initialised()? {
         return Err(never_seeded());
     }
+    Ok(db)
+}
+
+fn show(env: &Env, format: Format) -> CliResult {
+    let db = open_seeded(env)?;
     let model = db.model()?;
     if print_structured(format, &model)? {
         return Ok(ExitCode::SUCCESS);

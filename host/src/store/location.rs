@@ -6,6 +6,15 @@
 //!
 //! A location shows (Display and Debug alike) without any password, so
 //! that no message, log line or JSON output can carry one.
+//!
+//! The create-vs-open rule ([`prepare_directory`]): a SQLite store's file
+//! is made when missing, its directory only when that directory is
+//! Sextant's own (the default location in the data directory, made on a
+//! new installation's first command). A directory an operator named
+//! (`--db`, `SEXTANT_DB`, the config's `database:` or `sim: {sim_db}`,
+//! `db copy --to`) must exist: a typo in a path is refused, naming the
+//! directory, instead of making a new empty store somewhere else. Opening a
+//! store ([`super::SqliteStore::open`]) never makes a directory.
 
 use super::pg::redact;
 use std::path::{Path, PathBuf};
@@ -30,6 +39,66 @@ pub struct BadLocation {
     pub shown: String,
     /// What is wrong, and what is accepted.
     pub why: String,
+}
+
+/// Whose directory a SQLite store is in: what decides whether it may be
+/// made (the create-vs-open rule of this module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreDirectory {
+    /// Sextant's own data directory (no database named: the default
+    /// location): made on first use.
+    Own,
+    /// A directory the operator named: it must exist.
+    Named,
+}
+
+/// Why a SQLite store's directory is not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// A named directory that does not exist (bad input: nothing is made).
+    #[error(
+        "{}: the directory {} does not exist (a store is made only in a directory that exists: create it, or correct the path)",
+        file.display(),
+        dir.display()
+    )]
+    Missing {
+        /// The store's file.
+        file: PathBuf,
+        /// Its directory, which does not exist.
+        dir: PathBuf,
+    },
+    /// Sextant's own directory could not be made.
+    #[error("cannot create {}: {cause}", dir.display())]
+    Create {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        cause: std::io::Error,
+    },
+}
+
+/// Readies the directory of the SQLite file `file` by the create-vs-open
+/// rule: made when it is Sextant's own, else it must exist. Nothing else
+/// is touched.
+pub fn prepare_directory(file: &Path, whose: StoreDirectory) -> Result<(), DirectoryError> {
+    let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    match whose {
+        StoreDirectory::Own => {
+            std::fs::create_dir_all(dir).map_err(|cause| DirectoryError::Create {
+                dir: dir.to_path_buf(),
+                cause,
+            })
+        }
+        StoreDirectory::Named => Err(DirectoryError::Missing {
+            file: file.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+    }
 }
 
 const ACCEPTED: &str = "give a file path, sqlite:PATH, or postgres://USER@HOST:PORT/DB";
@@ -77,6 +146,15 @@ impl Location {
         match self {
             Self::Sqlite(p) => Some(p),
             Self::Postgres(_) => None,
+        }
+    }
+
+    /// Readies a SQLite store's directory by the create-vs-open rule
+    /// ([`prepare_directory`]); nothing to do for PostgreSQL.
+    pub fn prepare_directory(&self, whose: StoreDirectory) -> Result<(), DirectoryError> {
+        match self {
+            Self::Sqlite(file) => prepare_directory(file, whose),
+            Self::Postgres(_) => Ok(()),
         }
     }
 }
@@ -167,6 +245,28 @@ mod tests {
         }
         let e = Location::parse("mysql://u@h/db", "--db").expect_err("mysql");
         assert!(e.to_string().contains("\"mysql\""), "{e}");
+    }
+
+    #[test]
+    fn only_sextants_own_directory_is_made_a_named_one_must_exist() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let own = tmp.path().join("data/sextant/sextant.db");
+        assert!(prepare_directory(&own, StoreDirectory::Own).is_ok());
+        assert!(tmp.path().join("data/sextant").is_dir());
+        let named = tmp.path().join("typo/dir/x.db");
+        match prepare_directory(&named, StoreDirectory::Named) {
+            Err(DirectoryError::Missing { file, dir }) => {
+                assert_eq!((file, dir), (named.clone(), tmp.path().join("typo/dir")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!tmp.path().join("typo").exists());
+        // A directory that exists, a bare file name, PostgreSQL: ready.
+        for ready in [own.as_path(), Path::new("x.db")] {
+            assert!(prepare_directory(ready, StoreDirectory::Named).is_ok());
+        }
+        let pg = Location::Postgres("postgres://u@h/db".into());
+        assert!(pg.prepare_directory(StoreDirectory::Named).is_ok());
     }
 
     #[test]

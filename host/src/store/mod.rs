@@ -117,6 +117,10 @@ pub enum StoreError {
         /// Ours.
         known: i64,
     },
+    /// The database's directory is not ready (see `location`'s
+    /// create-vs-open rule).
+    #[error(transparent)]
+    Directory(#[from] location::DirectoryError),
     /// The directory could not be created.
     #[error("cannot create {}: {cause}", path.display())]
     Io {
@@ -180,7 +184,10 @@ impl StoreError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database { .. } | StoreError::Io { .. } | StoreError::Commit(_)
+            StoreError::Database { .. }
+                | StoreError::Io { .. }
+                | StoreError::Directory(_)
+                | StoreError::Commit(_)
         )
     }
 }
@@ -384,7 +391,8 @@ fn is_write_refusal(e: &StoreError) -> bool {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database and migrates it.
+    /// Opens (creating the file if needed) the database and migrates it.
+    /// Its directory must exist ([`location::DirectoryError::Missing`]).
     ///
     /// Nothing is written when nothing needs changing (a database already
     /// in WAL mode at the current schema version). A database that cannot
@@ -392,15 +400,9 @@ impl SqliteStore {
     /// read works, a write fails with SQLite's "attempt to write a readonly
     /// database".
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-            && !dir.is_dir()
-        {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                path: dir.to_path_buf(),
-                cause: source,
-            })?;
-        }
+        // Never a directory: the caller readies Sextant's own
+        // (`location::prepare_directory`); a missing one is refused.
+        location::prepare_directory(path, location::StoreDirectory::Named)?;
         match Self::open_with(path, Access::ReadWrite) {
             Err(e) if path.is_file() && is_write_refusal(&e) => {
                 tracing::debug!("{e}: opening it read-only");
@@ -1071,6 +1073,16 @@ mod tests {
     fn open_migrates_once_and_refuses_a_newer_schema() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("s.db");
+        // A directory that does not exist is refused, and not made.
+        match SqliteStore::open(&path) {
+            Err(StoreError::Directory(location::DirectoryError::Missing { dir: d, .. })) => {
+                assert_eq!(d, dir.path().join("sub"));
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened in a directory that does not exist"),
+        }
+        assert!(!dir.path().join("sub").exists());
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
         let s = SqliteStore::open(&path).expect("open");
         assert_eq!(
             s.schema_version().ok(),

@@ -59,13 +59,19 @@ pub enum SimError {
         /// Why.
         cause: serde_json::Error,
     },
-    /// The directory could not be created.
-    #[error("cannot create {}: {cause}", path.display())]
-    Io {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        cause: std::io::Error,
+    /// The file's directory does not exist: a simulated cloud is made
+    /// only in a directory that exists (the host makes its own data
+    /// directory before it opens one there).
+    #[error(
+        "simulated cloud {}: the directory {} does not exist (create it, or correct the path)",
+        file.display(),
+        dir.display()
+    )]
+    NoDirectory {
+        /// The file.
+        file: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
     },
 }
 

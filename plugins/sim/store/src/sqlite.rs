@@ -78,19 +78,19 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
-/// Opens (creating if needed) the file. Nothing is written when the file
-/// is already in WAL mode with its tables; a file SQLite cannot write (a
-/// read-only file or directory) is opened read-only, so `sim show` and the
-/// collector still read it.
+/// Opens (creating if needed) the file, in a directory that exists.
+/// Nothing is written when the file is already in WAL mode with its
+/// tables; a file SQLite cannot write (a read-only file or directory) is
+/// opened read-only, so `sim show` and the collector still read it.
 pub(crate) fn open(path: &Path) -> Result<Connection, SimError> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
         && !dir.is_dir()
     {
-        std::fs::create_dir_all(dir).map_err(|source| SimError::Io {
-            path: dir.to_path_buf(),
-            cause: source,
-        })?;
+        return Err(SimError::NoDirectory {
+            file: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        });
     }
     match open_with(path, Access::ReadWrite) {
         Err(e) if path.is_file() && is_write_refusal(&e) => {
