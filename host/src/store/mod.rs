@@ -90,6 +90,20 @@ pub enum StoreError {
         /// Where, and what.
         value: UnknownValue,
     },
+    /// A column read back whose type is not the one this Sextant reads
+    /// (PostgreSQL: a database edited by hand or written by something
+    /// else).
+    #[error("database {}: column {column} of `{query}`: {cause}", path.display())]
+    Column {
+        /// The database.
+        path: PathBuf,
+        /// The query that read it (its table).
+        query: String,
+        /// The column's name.
+        column: String,
+        /// What the driver said.
+        cause: String,
+    },
     /// The database was written by a newer Sextant.
     #[error(
         "database {} has schema version {found}, newer than this sextant knows ({known}): upgrade sextant",

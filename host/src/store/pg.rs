@@ -10,7 +10,7 @@
 //! refused. `synchronous_commit` is on: a commit is on disk when it returns.
 
 use super::pg_schema::PG_MIGRATIONS;
-use super::pg_sql::{Sql, Statements, int};
+use super::pg_sql::{PgRow, Sql, Statements, int};
 use super::{Cause, DatabaseCause, Result, StoreError};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -223,12 +223,12 @@ impl PgStore {
         self.read(|db| {
             let exists: bool = db
                 .one("SELECT to_regclass('sextant_schema') IS NOT NULL", &[])?
-                .get(0);
+                .get(0)?;
             if !exists {
                 return Ok(0);
             }
             let found = db.opt("SELECT version FROM sextant_schema", &[])?;
-            Ok(found.map_or(0, |r| int(&r, 0)))
+            found.map_or(Ok(0), |r| int(&r, 0))
         })
     }
 
@@ -262,11 +262,11 @@ impl PgStore {
                  SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM sextant_schema);",
             )
             .map_err(err)?;
-            let current = i64::from(
-                tx.query_one("SELECT version FROM sextant_schema", &[])
-                    .map_err(err)?
-                    .get::<_, i32>(0),
-            );
+            let query = "SELECT version FROM sextant_schema";
+            let current = int(
+                &PgRow::one(&location, query, tx.query_one(query, &[]).map_err(err)?),
+                0,
+            )?;
             if current > known {
                 return Err(StoreError::TooNew {
                     path: PathBuf::from(&location),

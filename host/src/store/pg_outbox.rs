@@ -7,7 +7,7 @@ use super::outbox::{
 };
 use super::pg::PgStore;
 use super::pg_pages::event_from_row;
-use super::pg_sql::{args, flag, int};
+use super::pg_sql::{PgRow, args, flag, int};
 use super::{EventRow, Result, json_col, now};
 
 /// The distinct uuids, sorted.
@@ -18,25 +18,24 @@ fn uuid_list<'a>(uuids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     v
 }
 
-fn catalog(r: &postgres::Row) -> CatalogSubject {
-    CatalogSubject {
-        uuid: r.get(0),
-        name: r.get(1),
-        display_name: r.get(2),
-        spec: json_col(r.get(3)),
-        created_at: r.get(4),
-        updated_at: r.get(5),
-        deleted_at: r.get(6),
-    }
+fn catalog(r: &PgRow) -> Result<CatalogSubject> {
+    Ok(CatalogSubject {
+        uuid: r.get(0)?,
+        name: r.get(1)?,
+        display_name: r.get(2)?,
+        spec: json_col(r.get(3)?),
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+        deleted_at: r.get(6)?,
+    })
 }
 
 impl PgStore {
     /// This database's notification origin.
     pub fn notification_origin(&self) -> Result<String> {
         self.read(|db| {
-            Ok(db
-                .one("SELECT origin FROM notification_origin WHERE id = 1", &[])?
-                .get(0))
+            db.one("SELECT origin FROM notification_origin WHERE id = 1", &[])?
+                .get(0)
         })
     }
 
@@ -50,26 +49,26 @@ impl PgStore {
                  ON CONFLICT (sink) DO NOTHING",
                 args![sink, at],
             )?;
-            Ok(int(
+            int(
                 &db.one(
                     "SELECT last_event_id FROM notification_cursors WHERE sink = $1",
                     args![sink],
                 )?,
                 0,
-            ))
+            )
         })
     }
 
     /// The cursor of `sink`, if it has one.
     pub fn sink_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        Ok(self
-            .read(|db| {
-                db.opt(
-                    "SELECT last_event_id FROM notification_cursors WHERE sink = $1",
-                    args![sink],
-                )
-            })?
-            .map(|r| int(&r, 0)))
+        self.read(|db| {
+            db.opt(
+                "SELECT last_event_id FROM notification_cursors WHERE sink = $1",
+                args![sink],
+            )
+        })?
+        .map(|r| int(&r, 0))
+        .transpose()
     }
 
     /// Moves `sink`'s cursor forward to `to` (never back).
@@ -87,30 +86,31 @@ impl PgStore {
     /// Every sink's cursor, by key.
     pub fn sink_cursors(&self) -> Result<Vec<SinkCursor>> {
         self.read(|db| {
-            Ok(db
-                .rows(
-                    "SELECT sink, last_event_id, created_at, updated_at FROM notification_cursors \
+            db.rows(
+                "SELECT sink, last_event_id, created_at, updated_at FROM notification_cursors \
                      ORDER BY sink COLLATE \"C\"",
-                    &[],
-                )?
-                .iter()
-                .map(|r| SinkCursor {
-                    sink: r.get(0),
-                    last_event_id: int(r, 1),
-                    created_at: r.get(2),
-                    updated_at: r.get(3),
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SinkCursor {
+                    sink: r.get(0)?,
+                    last_event_id: int(r, 1)?,
+                    created_at: r.get(2)?,
+                    updated_at: r.get(3)?,
                 })
-                .collect())
+            })
+            .collect::<Result<_>>()
         })
     }
 
     /// The number of events after event id `after`.
     pub fn events_count_after(&self, after: i64) -> Result<i64> {
         self.read(|db| {
-            Ok(int(
+            int(
                 &db.one("SELECT COUNT(*) FROM events WHERE id > $1", args![after])?,
                 0,
-            ))
+            )
         })
     }
 
@@ -148,18 +148,18 @@ impl PgStore {
                 args![actions],
             )? {
                 let a = ActionSubject {
-                    uuid: r.get(0),
-                    action_type: r.get(1),
-                    action_type_version: r.get(2),
-                    input_parameters: json_col(r.get(3)),
-                    state: r.get(4),
-                    parents: serde_json::from_str(&r.get::<_, String>(5)).unwrap_or_default(),
-                    outputs: r.get::<_, Option<String>>(6).map(json_col),
-                    status_message: r.get(7),
-                    created_at: r.get(8),
-                    updated_at: r.get(9),
-                    deleted_at: r.get(10),
-                    action_plan_uuid: r.get(11),
+                    uuid: r.get(0)?,
+                    action_type: r.get(1)?,
+                    action_type_version: r.get(2)?,
+                    input_parameters: json_col(r.get(3)?),
+                    state: r.get(4)?,
+                    parents: serde_json::from_str(&r.get::<String>(5)?).unwrap_or_default(),
+                    outputs: r.get::<Option<String>>(6)?.map(json_col),
+                    status_message: r.get(7)?,
+                    created_at: r.get(8)?,
+                    updated_at: r.get(9)?,
+                    deleted_at: r.get(10)?,
+                    action_plan_uuid: r.get(11)?,
                 };
                 s.actions.insert(a.uuid.clone(), a);
             }
@@ -176,15 +176,15 @@ impl PgStore {
                 args![plans],
             )? {
                 let p = PlanSubject {
-                    uuid: r.get(0),
-                    state: r.get(1),
-                    global_efficacy: json_col(r.get(2)),
-                    status_message: r.get(3),
-                    created_at: r.get(4),
-                    updated_at: r.get(5),
-                    deleted_at: r.get(6),
-                    audit_uuid: r.get(7),
-                    strategy_uuid: r.get(8),
+                    uuid: r.get(0)?,
+                    state: r.get(1)?,
+                    global_efficacy: json_col(r.get(2)?),
+                    status_message: r.get(3)?,
+                    created_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                    deleted_at: r.get(6)?,
+                    audit_uuid: r.get(7)?,
+                    strategy_uuid: r.get(8)?,
                 };
                 s.plans.insert(p.uuid.clone(), p);
             }
@@ -200,21 +200,21 @@ impl PgStore {
                 args![audits],
             )? {
                 let a = AuditSubject {
-                    uuid: r.get(0),
-                    name: r.get(1),
-                    audit_type: r.get(2),
-                    state: r.get(3),
-                    parameters: json_col(r.get(4)),
-                    interval: r.get(5),
-                    scope: json_col(r.get(6)),
-                    goal_uuid: r.get(7),
-                    strategy_uuid: r.get(8),
-                    auto_trigger: flag(r, 9),
-                    next_run_time: r.get(10),
-                    created_at: r.get(11),
-                    updated_at: r.get(12),
-                    deleted_at: r.get(13),
-                    status_message: r.get(14),
+                    uuid: r.get(0)?,
+                    name: r.get(1)?,
+                    audit_type: r.get(2)?,
+                    state: r.get(3)?,
+                    parameters: json_col(r.get(4)?),
+                    interval: r.get(5)?,
+                    scope: json_col(r.get(6)?),
+                    goal_uuid: r.get(7)?,
+                    strategy_uuid: r.get(8)?,
+                    auto_trigger: flag(r, 9)?,
+                    next_run_time: r.get(10)?,
+                    created_at: r.get(11)?,
+                    updated_at: r.get(12)?,
+                    deleted_at: r.get(13)?,
+                    status_message: r.get(14)?,
                 };
                 s.audits.insert(a.uuid.clone(), a);
             }
@@ -224,7 +224,7 @@ impl PgStore {
                  deleted_at FROM goals WHERE uuid = ANY($1)",
                 args![goals],
             )? {
-                let g = catalog(r);
+                let g = catalog(r)?;
                 s.goals.insert(g.uuid.clone(), g);
             }
             let strategies = uuid_list(
@@ -238,7 +238,7 @@ impl PgStore {
                  deleted_at FROM strategies WHERE uuid = ANY($1)",
                 args![strategies],
             )? {
-                let st = catalog(r);
+                let st = catalog(r)?;
                 s.strategies.insert(st.uuid.clone(), st);
             }
             Ok(())
