@@ -9,6 +9,7 @@ use super::pg::PgStore;
 use super::pg_pages::event_from_row;
 use super::pg_sql::{PgRow, args, flag, int};
 use super::{EventRow, Result, json_col, now};
+use crate::states::ObjectType;
 
 /// The distinct uuids, sorted.
 fn uuid_list<'a>(uuids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
@@ -129,14 +130,14 @@ impl PgStore {
     /// The objects `events` are about (deleted ones too).
     pub fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects> {
         let mut s = Subjects::default();
-        let of = |kind: &'static str| {
+        let of = |kind: ObjectType| {
             events
                 .iter()
                 .filter(move |e| e.object_type == kind)
                 .map(|e| &e.object_uuid)
         };
         self.read(|db| {
-            let actions = uuid_list(of("action"));
+            let actions = uuid_list(of(ObjectType::Action));
             for r in &db.rows(
                 "SELECT a.uuid, a.action_type, a.action_type_version, a.input_parameters, a.state, \
                  (SELECT COALESCE(json_agg(p.uuid ORDER BY j.ord), '[]'::json)::text \
@@ -164,7 +165,7 @@ impl PgStore {
                 s.actions.insert(a.uuid.clone(), a);
             }
             let plans = uuid_list(
-                of("action_plan")
+                of(ObjectType::ActionPlan)
                     .chain(events.iter().filter_map(|e| e.action_plan_uuid.as_ref()))
                     .chain(s.actions.values().map(|a| &a.action_plan_uuid)),
             );
@@ -189,7 +190,7 @@ impl PgStore {
                 s.plans.insert(p.uuid.clone(), p);
             }
             let audits = uuid_list(
-                of("audit").chain(s.plans.values().filter_map(|p| p.audit_uuid.as_ref())),
+                of(ObjectType::Audit).chain(s.plans.values().filter_map(|p| p.audit_uuid.as_ref())),
             );
             for r in &db.rows(
                 "SELECT a.uuid, a.name, a.audit_type, a.state, a.parameters, a.\"interval\", a.scope, \

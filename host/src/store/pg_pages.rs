@@ -4,10 +4,10 @@
 use super::counts::StateCounts;
 use super::pg::PgStore;
 use super::pg_plans::{ACTION_COLS, action_from_row, with_parent_uuids};
-use super::pg_sql::{PgRow, Sql, args, int};
+use super::pg_sql::{PgRow, Sql, args, int, unknown_value};
 use super::plans::ActionRow;
 use super::{EventRow, Result, json_col};
-use crate::states::UnknownName;
+use crate::states::{ObjectState, ObjectType, UnknownName};
 use std::str::FromStr;
 
 const EVENT_COLS: &str =
@@ -17,15 +17,25 @@ pub(super) fn event_from_row<C: postgres::GenericClient>(
     db: &Sql<'_, C>,
     r: &PgRow,
 ) -> Result<EventRow> {
+    let id = int(r, 0)?;
+    let object_type: ObjectType = db.enum_col(r, 3, 0, "events", "object_type")?;
+    let state = |i: usize, column: &'static str| -> Result<Option<ObjectState>> {
+        r.get::<Option<String>>(i)?
+            .map(|text| {
+                ObjectState::parse(object_type, &text)
+                    .map_err(|name| unknown_value(db.location, "events", id, column, name))
+            })
+            .transpose()
+    };
     Ok(EventRow {
-        id: int(r, 0)?,
+        id,
         at: r.get(1)?,
         event_type: db.enum_col(r, 2, 0, "events", "event_type")?,
-        object_type: r.get(3)?,
+        object_type,
         object_uuid: r.get(4)?,
         action_plan_uuid: r.get(5)?,
-        old_state: r.get(6)?,
-        new_state: r.get(7)?,
+        old_state: state(6, "old_state")?,
+        new_state: state(7, "new_state")?,
         payload: json_col(r.get(8)?),
     })
 }

@@ -155,6 +155,7 @@ enum_arg!(
     crate::states::AuditType,
     crate::states::EventType,
     crate::states::FlowState,
+    crate::states::ObjectType,
     crate::policy::OnFailure
 );
 
@@ -276,7 +277,20 @@ pub(super) fn parse_enum<T: FromStr<Err = UnknownName>>(
     row: i64,
     column: &'static str,
 ) -> Result<T> {
-    text.parse().map_err(|name| StoreError::Unknown {
+    text.parse()
+        .map_err(|name| unknown_value(location, table, row, column, name))
+}
+
+/// The error of `table`'s row `row` of the database at `location` whose
+/// `column` names no value of its enum.
+pub(super) fn unknown_value(
+    location: &str,
+    table: &'static str,
+    row: i64,
+    column: &'static str,
+    name: UnknownName,
+) -> StoreError {
+    StoreError::Unknown {
         path: PathBuf::from(location),
         value: UnknownValue {
             table,
@@ -284,7 +298,7 @@ pub(super) fn parse_enum<T: FromStr<Err = UnknownName>>(
             column,
             name,
         },
-    })
+    }
 }
 
 /// One connection or transaction, reporting errors as the store's. Each
