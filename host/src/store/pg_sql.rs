@@ -466,6 +466,8 @@ mod tests {
             text.contains("column name of `SELECT") && text.contains("int4"),
             "{text}"
         );
+        // Reading changed nothing: the names are still the integers.
+        assert_eq!(s.int("SELECT MAX(name) FROM actions"), Some(2));
         // A plan's planner, the same.
         s.exec("ALTER TABLE action_plans ALTER COLUMN planner TYPE integer USING 7");
         let e = reopened(&s).plan(&plan).expect_err("an integer planner");
