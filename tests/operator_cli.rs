@@ -210,7 +210,7 @@ fn delete_is_refused_while_a_plan_runs_then_soft_deletes_the_plan_and_its_action
         .iter()
         .rev()
         .take(2)
-        .map(|e| (e.event_type.as_str(), e.old_state.as_deref()))
+        .map(|e| (e.event_type.as_str(), e.old_state.map(|s| s.as_str())))
         .collect();
     assert_eq!(
         last,
@@ -296,7 +296,12 @@ fn a_suspended_continuous_audit_makes_no_plan_until_it_is_resumed() {
         .filter(|e| {
             e.object_uuid == audit && e.event_type == sextant::states::EventType::AuditUpdate
         })
-        .map(|e| (e.old_state.as_deref(), e.new_state.as_deref()))
+        .map(|e| {
+            (
+                e.old_state.map(|s| s.as_str()),
+                e.new_state.map(|s| s.as_str()),
+            )
+        })
         .collect();
     assert!(
         moves.contains(&(Some("ONGOING"), Some("SUSPENDED"))),

@@ -347,8 +347,8 @@ fn action_transitions_are_compare_and_set_with_their_events_and_an_unknown_state
             (
                 e.event_type,
                 e.object_uuid.as_str(),
-                e.old_state.as_deref(),
-                e.new_state.as_deref(),
+                e.old_state.map(|s| s.as_str()),
+                e.new_state.map(|s| s.as_str()),
             )
         })
         .collect();
@@ -448,8 +448,8 @@ fn plan_transitions_are_compare_and_set_with_their_events(backend: &str) {
         (
             events[0].event_type,
             events[0].object_type.as_str(),
-            events[0].old_state.as_deref(),
-            events[0].new_state.as_deref(),
+            events[0].old_state.map(|s| s.as_str()),
+            events[0].new_state.map(|s| s.as_str()),
             events[0].payload["status_message"].as_str()
         ),
         (
@@ -464,7 +464,7 @@ fn plan_transitions_are_compare_and_set_with_their_events(backend: &str) {
         (
             events[1].event_type,
             events[1].object_type.as_str(),
-            events[1].new_state.as_deref(),
+            events[1].new_state.map(|s| s.as_str()),
             events[1].payload["attempt"].as_i64()
         ),
         (EventType::ActionExecutionRetry, "action", None, Some(1))
@@ -562,7 +562,7 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids(ba
             .zip(&rows)
             .all(|(e, r)| e.event_type == EventType::ActionCreate
                 && e.object_uuid == r.uuid
-                && e.new_state.as_deref() == Some(r.state.as_str()))
+                && e.new_state.map(|s| s.as_str()) == Some(r.state.as_str()))
     );
     assert_eq!(
         db.raw()

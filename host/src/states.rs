@@ -297,28 +297,83 @@ named_enum! {
     }
 }
 
-/// The kind of object an event is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObjectType {
-    /// An audit.
-    Audit,
-    /// An action plan.
-    ActionPlan,
-    /// An action.
-    Action,
-    /// A flow of a plan (its name is the object).
-    Flow,
+named_enum! {
+    /// The kind of object an event is about.
+    ObjectType, "object type" {
+        /// An audit.
+        Audit = "audit",
+        /// An action plan.
+        ActionPlan = "action_plan",
+        /// An action.
+        Action = "action",
+        /// A flow of a plan (its name is the object).
+        Flow = "flow",
+    }
 }
 
-impl ObjectType {
-    /// Its name, as stored.
+/// The state of an object an event is about, of the state type of its
+/// kind ([`ObjectType`]): an event's old and new states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ObjectState {
+    /// An audit's.
+    Audit(AuditState),
+    /// An action plan's.
+    ActionPlan(PlanState),
+    /// An action's.
+    Action(ActionState),
+    /// A flow's.
+    Flow(FlowState),
+}
+
+impl ObjectState {
+    /// `text` as the state of an object of kind `kind`.
+    pub fn parse(kind: ObjectType, text: &str) -> Result<Self, UnknownName> {
+        Ok(match kind {
+            ObjectType::Audit => ObjectState::Audit(text.parse()?),
+            ObjectType::ActionPlan => ObjectState::ActionPlan(text.parse()?),
+            ObjectType::Action => ObjectState::Action(text.parse()?),
+            ObjectType::Flow => ObjectState::Flow(text.parse()?),
+        })
+    }
+
+    /// Its name, as stored and shown.
     pub const fn as_str(self) -> &'static str {
         match self {
-            ObjectType::Audit => "audit",
-            ObjectType::ActionPlan => "action_plan",
-            ObjectType::Action => "action",
-            ObjectType::Flow => "flow",
+            ObjectState::Audit(s) => s.as_str(),
+            ObjectState::ActionPlan(s) => s.as_str(),
+            ObjectState::Action(s) => s.as_str(),
+            ObjectState::Flow(s) => s.as_str(),
         }
+    }
+
+    /// The kind of object it is the state of.
+    pub const fn object_type(self) -> ObjectType {
+        match self {
+            ObjectState::Audit(_) => ObjectType::Audit,
+            ObjectState::ActionPlan(_) => ObjectType::ActionPlan,
+            ObjectState::Action(_) => ObjectType::Action,
+            ObjectState::Flow(_) => ObjectType::Flow,
+        }
+    }
+}
+
+impl fmt::Display for ObjectState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ObjectState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+// Unit tests compare rows with literals.
+#[cfg(test)]
+impl PartialEq<&str> for ObjectState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -413,6 +468,36 @@ impl ActionState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_state_is_read_as_its_object_s_kind_of_state() {
+        for t in ObjectType::ALL {
+            assert_eq!(t.as_str().parse::<ObjectType>(), Ok(*t));
+        }
+        let read = |kind, text| ObjectState::parse(kind, text);
+        assert_eq!(
+            read(ObjectType::ActionPlan, "SUPERSEDED"),
+            Ok(ObjectState::ActionPlan(PlanState::Superseded))
+        );
+        assert_eq!(
+            read(ObjectType::Action, "SKIPPED"),
+            Ok(ObjectState::Action(ActionState::Skipped))
+        );
+        assert_eq!(
+            read(ObjectType::Flow, "ROLLED_BACK"),
+            Ok(ObjectState::Flow(FlowState::RolledBack))
+        );
+        let audit = read(ObjectType::Audit, "SUSPENDED").expect("an audit state");
+        assert_eq!(
+            (audit.as_str(), audit.object_type()),
+            ("SUSPENDED", ObjectType::Audit)
+        );
+        // A plan's state is not an audit's, nor an action's.
+        let e = read(ObjectType::Audit, "RECOMMENDED").expect_err("not an audit state");
+        assert_eq!(e.to_string(), "unknown audit state \"RECOMMENDED\"");
+        assert!(read(ObjectType::Action, "SUPERSEDED").is_err());
+        assert!("plan".parse::<ObjectType>().is_err());
+    }
 
     #[test]
     fn every_name_reads_back_and_an_unknown_one_is_an_error() {

@@ -13,6 +13,7 @@ use super::schemas;
 use super::state::AppState;
 use super::version::SKIPPED_ACTION;
 use crate::ops::OpError;
+use crate::ops::plan_graph::{GraphFormat, PlanGraph};
 use crate::states::PlanState;
 use crate::store::plans::PlanRow;
 use axum::Json;
@@ -310,14 +311,10 @@ pub async fn graph(
             "Invalid format {format}: dot, mermaid or json"
         )));
     }
-    let (actions, structure) = st
+    let graph = st
         .store(move |s, _| {
             let p = find(s, &id)?;
-            let structure = crate::cli::graph_flows::Structure {
-                flows: s.plan_flows(&p.uuid)?,
-                scopes: s.action_scopes(&p.uuid)?,
-            };
-            Ok((s.actions(&p.uuid)?, structure))
+            Ok(PlanGraph::load(s, &p.uuid)?)
         })
         .await?;
     let text = |f| {
@@ -326,23 +323,13 @@ pub async fn graph(
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; charset=utf-8",
             )],
-            crate::cli::plans::graph_with(&actions, f, &structure),
+            graph.text(f),
         )
             .into_response()
     };
     Ok(match format.as_str() {
-        "dot" => text(crate::cli::plans::GraphFormat::Dot),
-        "mermaid" => text(crate::cli::plans::GraphFormat::Mermaid),
-        _ => {
-            let nodes: Vec<Value> = actions
-                .iter()
-                .map(|a| json!({"uuid": a.uuid, "name": a.name, "action_type": a.action_type, "state": a.state}))
-                .collect();
-            let edges: Vec<Value> = actions
-                .iter()
-                .flat_map(|a| a.parents.iter().map(move |p| json!([p, a.uuid])))
-                .collect();
-            Json(json!({"nodes": nodes, "edges": edges})).into_response()
-        }
+        "dot" => text(GraphFormat::Dot),
+        "mermaid" => text(GraphFormat::Mermaid),
+        _ => Json(graph.json()).into_response(),
     })
 }

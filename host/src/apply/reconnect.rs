@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_retry_note_whose_reply_is_lost_with_the_connection_is_written_once() {
-        let url = crate::store::testing::fresh_pg_database();
+        let (url, _database) = crate::store::testing::fresh_pg_database();
         let (head, name) = url.rsplit_once('/').expect("a database in the URL");
         let (user, server) = head.rsplit_once('@').expect("a user in the URL");
         drop(Store::open(Location::Postgres(url.clone())).expect("migrate"));

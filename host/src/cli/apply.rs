@@ -696,7 +696,7 @@ pub fn history(env: &Env, plan: Option<&str>, follow: bool, format: Format) -> C
                         format!("{} {}", e.object_type, e.object_uuid),
                         match (&e.old_state, &e.new_state) {
                             (Some(o), Some(n)) => format!("{o} -> {n}"),
-                            (None, Some(n)) => n.clone(),
+                            (None, Some(n)) => n.to_string(),
                             _ => super::flow_view::event_detail(e.event_type, &e.payload),
                         },
                     ]);

@@ -18,7 +18,6 @@ mod db;
 mod decide;
 mod demo;
 pub(crate) mod flow_view;
-pub(crate) mod graph_flows;
 mod heartbeat;
 mod help_markdown;
 pub(crate) mod import;

@@ -3,6 +3,7 @@
 use super::output::{Format, Table, print_structured};
 use super::output::{out, outln};
 use super::{CliError, CliResult, Env};
+use crate::ops::plan_graph::{self, PlanGraph, resource};
 use crate::store::StoreError;
 use crate::store::plans::ActionRow;
 use clap::{Subcommand, ValueEnum};
@@ -160,23 +161,17 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-fn input_error(e: StoreError) -> CliError {
-    super::lifecycle::store_input(e)
+impl From<GraphFormat> for plan_graph::GraphFormat {
+    fn from(f: GraphFormat) -> Self {
+        match f {
+            GraphFormat::Dot => plan_graph::GraphFormat::Dot,
+            GraphFormat::Mermaid => plan_graph::GraphFormat::Mermaid,
+        }
+    }
 }
 
-/// What an action acts on, for labels: `source -> destination` for moves,
-/// else its resource name or id.
-fn resource(a: &ActionRow) -> String {
-    let p = &a.input_parameters;
-    if let Some(src) = p["source_node"].as_str() {
-        let dst = p["destination_node"].as_str().unwrap_or("?");
-        return format!("{src} -> {dst}");
-    }
-    p["resource_name"]
-        .as_str()
-        .or_else(|| p["resource_id"].as_str())
-        .map(String::from)
-        .unwrap_or_default()
+fn input_error(e: StoreError) -> CliError {
+    super::lifecycle::store_input(e)
 }
 
 /// A plan's predicted effect, for a terminal.
@@ -265,68 +260,6 @@ pub fn graph_text(actions: &[ActionRow]) -> String {
         ]);
     }
     t.render()
-}
-
-/// Renders a flat plan's DAG.
-#[cfg(test)]
-pub fn graph(actions: &[ActionRow], format: GraphFormat) -> String {
-    graph_with(actions, format, &Default::default())
-}
-
-/// Renders a plan's DAG with its flows (clusters, subgraphs) and its
-/// alternatives (dashed edges).
-pub fn graph_with(
-    actions: &[ActionRow],
-    format: GraphFormat,
-    structure: &super::graph_flows::Structure,
-) -> String {
-    let index: std::collections::HashMap<&str, usize> = actions
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.uuid.as_str(), i))
-        .collect();
-    let label = |a: &ActionRow| {
-        let r = resource(a);
-        let text = if r.is_empty() {
-            format!("{}: {}", a.name, a.action_type)
-        } else {
-            format!("{}: {} {}", a.name, a.action_type, r)
-        };
-        text.replace('"', "'").replace("->", "→")
-    };
-    let mut out = String::new();
-    match format {
-        GraphFormat::Dot => {
-            out.push_str("digraph action_plan {\n  rankdir=LR;\n  node [shape=box];\n");
-            for (i, a) in actions.iter().enumerate() {
-                out.push_str(&format!("  a{i} [label=\"{}\\n{}\"];\n", label(a), a.state));
-            }
-            for (i, a) in actions.iter().enumerate() {
-                for p in &a.parents {
-                    if let Some(j) = index.get(p.as_str()) {
-                        out.push_str(&format!("  a{j} -> a{i};\n"));
-                    }
-                }
-            }
-            out.push_str(&structure.render(actions, format));
-            out.push_str("}\n");
-        }
-        GraphFormat::Mermaid => {
-            out.push_str("flowchart LR\n");
-            for (i, a) in actions.iter().enumerate() {
-                out.push_str(&format!("  a{i}[\"{}<br/>{}\"]\n", label(a), a.state));
-            }
-            for (i, a) in actions.iter().enumerate() {
-                for p in &a.parents {
-                    if let Some(j) = index.get(p.as_str()) {
-                        out.push_str(&format!("  a{j} --> a{i}\n"));
-                    }
-                }
-            }
-            out.push_str(&structure.render(actions, format));
-        }
-    }
-    out
 }
 
 /// Action names by uuid, looked up once per plan (a scan per parent made
@@ -506,14 +439,7 @@ pub fn action_plan(env: &Env, cmd: ActionPlanCommand) -> CliResult {
         }
         ActionPlanCommand::Graph { plan, format } => {
             let p = store.plan(&plan).map_err(input_error)?;
-            let structure = super::graph_flows::Structure {
-                flows: store.plan_flows(&p.uuid)?,
-                scopes: store.action_scopes(&p.uuid)?,
-            };
-            out!(
-                "{}",
-                graph_with(&store.actions(&p.uuid)?, format, &structure)
-            );
+            out!("{}", PlanGraph::load(&store, &p.uuid)?.text(format.into()));
         }
         _ => unreachable!("handled above"),
     }
@@ -576,44 +502,4 @@ pub fn action(env: &Env, cmd: ActionCommand) -> CliResult {
         ActionCommand::Skip { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn action(uuid: &str, name: &str, parents: &[&str]) -> ActionRow {
-        ActionRow {
-            uuid: uuid.into(),
-            name: name.into(),
-            action_plan_uuid: "p".into(),
-            action_type: "migrate".into(),
-            action_type_version: "1.0.0".into(),
-            input_parameters: json!({"resource_id": "vm-1"}),
-            state: crate::states::ActionState::Pending,
-            parents: parents.iter().map(|p| p.to_string()).collect(),
-            outputs: None,
-            status_message: None,
-            created_at: "t".into(),
-            updated_at: None,
-            execute_failed: false,
-        }
-    }
-
-    #[test]
-    fn graphs_label_type_and_resource() {
-        let a = vec![action("u1", "m1", &[]), action("u2", "m2", &["u1"])];
-        let dot = graph(&a, GraphFormat::Dot);
-        assert!(
-            dot.contains("a0 [label=\"m1: migrate vm-1\\nPENDING\"]"),
-            "{dot}"
-        );
-        assert!(dot.contains("a0 -> a1;"), "{dot}");
-        let mut moved = action("u3", "m3", &[]);
-        moved.input_parameters = json!({"source_node": "h1", "destination_node": "h2"});
-        assert!(graph(&[moved], GraphFormat::Dot).contains("m3: migrate h1 → h2"));
-        let mm = graph(&a, GraphFormat::Mermaid);
-        assert!(mm.starts_with("flowchart LR"), "{mm}");
-        assert!(mm.contains("a0 --> a1"), "{mm}");
-    }
 }

@@ -2,6 +2,7 @@
 //! JSON-lines file. A thread tails the event table from where the notifier
 //! started and writes each new event to them; they keep no cursor.
 
+use crate::states::ObjectState;
 use crate::store::{EventRow, Store};
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,8 +47,8 @@ fn write(outputs: &[Output], e: &EventRow) {
                 e.event_type,
                 e.object_type,
                 e.object_uuid,
-                e.old_state.as_deref().unwrap_or("-"),
-                e.new_state.as_deref().unwrap_or("-")
+                e.old_state.map_or("-", ObjectState::as_str),
+                e.new_state.map_or("-", ObjectState::as_str)
             ),
             Output::File(path) => {
                 let line = serde_json::to_string(e).unwrap_or_default();

@@ -8,6 +8,7 @@
 pub mod action_types;
 pub mod audits;
 pub mod pages;
+pub mod plan_graph;
 pub mod plans;
 pub mod plugins;
 pub mod policies;

@@ -5,7 +5,7 @@
 use crate::policy::OnFailure;
 use crate::states::{
     ActionState, AuditRequestKind, AuditState, AuditType, EventType, ExecutionRule, FlowState,
-    PlanState, UnknownName,
+    ObjectState, ObjectType, PlanState, UnknownName,
 };
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use std::str::FromStr;
@@ -43,6 +43,7 @@ to_sql_as_text!(
     EventType,
     ExecutionRule,
     FlowState,
+    ObjectType,
     OnFailure
 );
 
@@ -56,19 +57,49 @@ pub(super) fn enum_col<T: FromStr<Err = UnknownName>>(
     column: &'static str,
 ) -> rusqlite::Result<T> {
     let text: String = r.get(idx)?;
-    text.parse().map_err(|name| {
-        let row = r.get::<_, i64>(id_idx).unwrap_or(-1);
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            Box::new(UnknownValue {
-                table,
-                row,
-                column,
-                name,
-            }),
-        )
-    })
+    text.parse()
+        .map_err(|name| unknown(r, idx, id_idx, table, column, name))
+}
+
+/// Reads column `idx` of `r` (text or NULL) as the state of an object of
+/// kind `kind` (an event's old or new state); the row's id is in column
+/// `id_idx`, for the error.
+pub(super) fn object_state_col(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    id_idx: usize,
+    kind: ObjectType,
+    table: &'static str,
+    column: &'static str,
+) -> rusqlite::Result<Option<ObjectState>> {
+    let Some(text) = r.get::<_, Option<String>>(idx)? else {
+        return Ok(None);
+    };
+    ObjectState::parse(kind, &text)
+        .map(Some)
+        .map_err(|name| unknown(r, idx, id_idx, table, column, name))
+}
+
+/// The error of a column `idx` of `r` that names no value of its enum.
+fn unknown(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+    id_idx: usize,
+    table: &'static str,
+    column: &'static str,
+    name: UnknownName,
+) -> rusqlite::Error {
+    let row = r.get::<_, i64>(id_idx).unwrap_or(-1);
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        rusqlite::types::Type::Text,
+        Box::new(UnknownValue {
+            table,
+            row,
+            column,
+            name,
+        }),
+    )
 }
 
 /// The [`UnknownValue`] inside a rusqlite error, if that is what it is.

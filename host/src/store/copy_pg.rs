@@ -8,6 +8,7 @@ use super::copy_rows::{Cell, CopySide, CopySource, CopyTarget, RowSink, TableInf
 use super::copy_rows::{column_list, quoted};
 use super::pg::pg_error;
 use super::pg::redact;
+use super::pg_sql::{PgRow, int};
 use super::{Result, StoreError};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::Type;
@@ -35,10 +36,9 @@ pub(super) fn schema_version(client: &mut postgres::Client, location: &str) -> R
     if !exists {
         return Ok(0);
     }
-    let found = client
-        .query_opt("SELECT version FROM sextant_schema", &[])
-        .map_err(err)?;
-    Ok(found.map_or(0, |r| i64::from(r.get::<_, i32>(0))))
+    let query = "SELECT version FROM sextant_schema";
+    let found = client.query_opt(query, &[]).map_err(err)?;
+    found.map_or(Ok(0), |r| int(&PgRow::one(location, query, r), 0))
 }
 
 /// An open PostgreSQL database, for `db copy`.

@@ -232,7 +232,10 @@ mod tests {
             .filter(|e| {
                 e.action_plan_uuid.as_deref() == Some(plan.as_str())
                     && matches!(
-                        (e.old_state.as_deref(), e.new_state.as_deref()),
+                        (
+                            e.old_state.map(|s| s.as_str()),
+                            e.new_state.map(|s| s.as_str())
+                        ),
                         (Some("PENDING"), Some("ONGOING")) | (Some("ONGOING"), Some("SUCCEEDED"))
                     )
             })

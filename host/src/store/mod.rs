@@ -55,7 +55,7 @@ pub mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
 
-use crate::states::EventType;
+use crate::states::{EventType, ObjectState, ObjectType};
 pub use backend::{Store, StoreBackend};
 pub use columns::UnknownValue;
 pub use counts::StateCounts;
@@ -89,6 +89,20 @@ pub enum StoreError {
         path: PathBuf,
         /// Where, and what.
         value: UnknownValue,
+    },
+    /// A column read back whose type is not the one this Sextant reads
+    /// (PostgreSQL: a database edited by hand or written by something
+    /// else).
+    #[error("database {}: column {column} of `{query}`: {cause}", path.display())]
+    Column {
+        /// The database.
+        path: PathBuf,
+        /// The query that read it (its table).
+        query: String,
+        /// The column's name.
+        column: String,
+        /// What the driver said.
+        cause: String,
     },
     /// The database was written by a newer Sextant.
     #[error(
@@ -753,21 +767,9 @@ impl SqliteStore {
                  FROM events WHERE id > ?1 AND (?2 IS NULL OR action_plan_uuid = ?2) ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
-        st.query_map(params![after, plan], |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                event_type: columns::enum_col(r, 2, 0, "events", "event_type")?,
-                object_type: r.get(3)?,
-                object_uuid: r.get(4)?,
-                action_plan_uuid: r.get(5)?,
-                old_state: r.get(6)?,
-                new_state: r.get(7)?,
-                payload: json_col(r.get::<_, String>(8)?),
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(|e| self.err(e))
+        st.query_map(params![after, plan], EventRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
     }
 }
 
@@ -979,18 +981,39 @@ pub struct EventRow {
     pub at: String,
     /// Watcher's event name (`action.execution.start`, …).
     pub event_type: EventType,
-    /// `audit`, `action_plan`, `action`.
-    pub object_type: String,
+    /// What kind of object it is about (`audit`, `action_plan`, `action`,
+    /// `flow`).
+    pub object_type: ObjectType,
     /// The object's uuid.
     pub object_uuid: String,
     /// The plan it belongs to, if any.
     pub action_plan_uuid: Option<String>,
-    /// State before.
-    pub old_state: Option<String>,
-    /// State after.
-    pub new_state: Option<String>,
+    /// State before, of the object's kind.
+    pub old_state: Option<ObjectState>,
+    /// State after, of the object's kind.
+    pub new_state: Option<ObjectState>,
     /// Details.
     pub payload: Value,
+}
+
+impl EventRow {
+    /// An event read from SQLite (`id, at, event_type, object_type,
+    /// object_uuid, action_plan_uuid, old_state, new_state, payload`); a
+    /// type or state it does not know is an [`UnknownValue`] naming the row and column.
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let object_type = columns::enum_col(r, 3, 0, "events", "object_type")?;
+        Ok(EventRow {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            event_type: columns::enum_col(r, 2, 0, "events", "event_type")?,
+            object_type,
+            object_uuid: r.get(4)?,
+            action_plan_uuid: r.get(5)?,
+            old_state: columns::object_state_col(r, 6, 0, object_type, "events", "old_state")?,
+            new_state: columns::object_state_col(r, 7, 0, object_type, "events", "new_state")?,
+            payload: json_col(r.get::<_, String>(8)?),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1002,7 +1025,118 @@ mod tests {
     on_both_backends!(
         plan_state_reads_the_state_alone,
         an_unknown_state_or_event_type_read_back_is_an_error_naming_where,
+        an_event_s_object_type_and_states_are_read_as_types_and_an_unknown_one_is_an_error,
     );
+
+    /// An event's object type and states are read as [`ObjectType`] and
+    /// [`ObjectState`] (the state of that kind of object) by each of the
+    /// three readers of the log; a text that is none of them (or another
+    /// kind's state) is [`StoreError::Unknown`] naming table, row and
+    /// column, and reading changes nothing.
+    fn an_event_s_object_type_and_states_are_read_as_types_and_an_unknown_one_is_an_error(
+        mut s: TestStore,
+    ) {
+        let (plan, actions) = s.plan_of_nops(1);
+        let events = s.events(None, 0).expect("events");
+        let created: Vec<_> = events
+            .iter()
+            .map(|e| (e.object_type, e.old_state, e.new_state))
+            .collect();
+        assert_eq!(
+            created,
+            [
+                (
+                    ObjectType::ActionPlan,
+                    None,
+                    Some(ObjectState::ActionPlan(PlanState::Recommended))
+                ),
+                (
+                    ObjectType::Action,
+                    None,
+                    Some(ObjectState::Action(crate::states::ActionState::Pending))
+                ),
+            ]
+        );
+        assert_eq!(events[1].object_uuid, actions[0]);
+        // As JSON, as before: the texts.
+        let json = serde_json::to_value(&events[0]).expect("json");
+        assert_eq!(
+            (&json["object_type"], &json["old_state"], &json["new_state"]),
+            (
+                &serde_json::json!("action_plan"),
+                &serde_json::Value::Null,
+                &serde_json::json!("RECOMMENDED")
+            )
+        );
+        let plan_event = events[0].id;
+        let action_event = events[1].id;
+        let readers = |s: &TestStore| {
+            [
+                s.events(None, 0),
+                s.events(Some(&plan), 0),
+                s.events_page(None, 0, 10),
+                s.events_after(0, 10),
+            ]
+        };
+        let unknown_everywhere =
+            |s: &TestStore, row: i64, column: &str, what: &str, value: &str| {
+                for read in readers(s) {
+                    let e = read.expect_err("refused");
+                    let msg = e.to_string();
+                    let StoreError::Unknown { value: v, .. } = e else {
+                        panic!("not an unknown value: {msg}");
+                    };
+                    assert_eq!(
+                        (v.table, v.row, v.column, v.name.what, v.name.value.as_str()),
+                        ("events", row, column, what, value),
+                        "{msg}"
+                    );
+                    assert!(
+                        msg.contains("table events")
+                            && msg.contains(&format!("row {row}"))
+                            && msg.contains(column),
+                        "{msg}"
+                    );
+                }
+            };
+        // An audit's state on a plan's event.
+        s.exec(&format!(
+            "UPDATE events SET new_state = 'SUSPENDED' WHERE id = {plan_event}"
+        ));
+        unknown_everywhere(
+            &s,
+            plan_event,
+            "new_state",
+            "action plan state",
+            "SUSPENDED",
+        );
+        assert_eq!(
+            s.text(&format!(
+                "SELECT new_state FROM events WHERE id = {plan_event}"
+            )),
+            "SUSPENDED"
+        );
+        s.exec(&format!(
+            "UPDATE events SET new_state = 'RECOMMENDED' WHERE id = {plan_event}"
+        ));
+        // A plan's state as an action's old state.
+        s.exec(&format!(
+            "UPDATE events SET old_state = 'RECOMMENDED' WHERE id = {action_event}"
+        ));
+        unknown_everywhere(&s, action_event, "old_state", "action state", "RECOMMENDED");
+        s.exec(&format!(
+            "UPDATE events SET old_state = NULL WHERE id = {action_event}"
+        ));
+        // An object type no event is about.
+        s.exec(&format!(
+            "UPDATE events SET object_type = 'host' WHERE id = {action_event}"
+        ));
+        unknown_everywhere(&s, action_event, "object_type", "object type", "host");
+        s.exec(&format!(
+            "UPDATE events SET object_type = 'action' WHERE id = {action_event}"
+        ));
+        assert_eq!(s.events(None, 0).expect("events"), events);
+    }
 
     fn plan_state_reads_the_state_alone(mut s: TestStore) {
         let p = s

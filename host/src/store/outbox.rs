@@ -14,7 +14,8 @@
 //! (`notification_subjects`). The store's interface exposes these through
 //! [`super::StoreBackend`].
 
-use super::{EventRow, Result, SqliteStore, columns, json_col, now};
+use super::{EventRow, Result, SqliteStore, json_col, now};
+use crate::states::ObjectType;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -253,28 +254,16 @@ impl SqliteStore {
                  FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
-        st.query_map(params![after, limit], |r| {
-            Ok(EventRow {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                event_type: columns::enum_col(r, 2, 0, "events", "event_type")?,
-                object_type: r.get(3)?,
-                object_uuid: r.get(4)?,
-                action_plan_uuid: r.get(5)?,
-                old_state: r.get(6)?,
-                new_state: r.get(7)?,
-                payload: json_col(r.get::<_, String>(8)?),
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(|e| self.err(e))
+        st.query_map(params![after, limit], EventRow::from_row)
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))
     }
 
     /// The actions, plans, audits, goals and strategies `events` are about
     /// (deleted ones too: a delete event shows what was deleted).
     pub fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects> {
         let mut s = Subjects::default();
-        let of = |kind: &'static str| {
+        let of = |kind: ObjectType| {
             events
                 .iter()
                 .filter(move |e| e.object_type == kind)
@@ -287,7 +276,7 @@ impl SqliteStore {
              a.outputs, a.status_message, a.created_at, a.updated_at, a.deleted_at, ap.uuid \
              FROM actions a JOIN action_plans ap ON ap.id = a.action_plan_id \
              WHERE a.uuid IN (SELECT value FROM json_each(?1))",
-            [uuid_list(of("action"))],
+            [uuid_list(of(ObjectType::Action))],
             |r| {
                 Ok(ActionSubject {
                     uuid: r.get(0)?,
@@ -308,7 +297,7 @@ impl SqliteStore {
             s.actions.insert(a.uuid.clone(), a);
         }
         let plan_uuids = uuid_list(
-            of("action_plan")
+            of(ObjectType::ActionPlan)
                 .chain(events.iter().filter_map(|e| e.action_plan_uuid.as_ref()))
                 .chain(s.actions.values().map(|a| &a.action_plan_uuid)),
         );
@@ -335,8 +324,9 @@ impl SqliteStore {
         )? {
             s.plans.insert(p.uuid.clone(), p);
         }
-        let audit_uuids =
-            uuid_list(of("audit").chain(s.plans.values().filter_map(|p| p.audit_uuid.as_ref())));
+        let audit_uuids = uuid_list(
+            of(ObjectType::Audit).chain(s.plans.values().filter_map(|p| p.audit_uuid.as_ref())),
+        );
         for a in self.rows(
             "SELECT a.uuid, a.name, a.audit_type, a.state, a.parameters, a.interval, a.scope, \
              g.uuid, st.uuid, a.auto_trigger, a.next_run_time, a.created_at, a.updated_at, \

@@ -2,7 +2,6 @@
 //! actions is listed 1,000 at a time without reading the others, and the
 //! event log a page at a time.
 
-use super::columns::enum_col;
 use super::plans::{ACTION_COLS, ActionRow, action_from_row};
 use super::{Result, SqliteStore};
 
@@ -116,19 +115,7 @@ impl SqliteStore {
             "SELECT id, at, event_type, object_type, object_uuid, action_plan_uuid, old_state, new_state, payload \
              FROM events WHERE id > ?1 AND (?2 IS NULL OR action_plan_uuid = ?2) ORDER BY id LIMIT ?3",
             rusqlite::params![after, plan, limit],
-            |r| {
-                Ok(super::EventRow {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    event_type: enum_col(r, 2, 0, "events", "event_type")?,
-                    object_type: r.get(3)?,
-                    object_uuid: r.get(4)?,
-                    action_plan_uuid: r.get(5)?,
-                    old_state: r.get(6)?,
-                    new_state: r.get(7)?,
-                    payload: super::json_col(r.get::<_, String>(8)?),
-                })
-            },
+            super::EventRow::from_row,
         )
     }
 }

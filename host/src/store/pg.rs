@@ -10,7 +10,7 @@
 //! refused. `synchronous_commit` is on: a commit is on disk when it returns.
 
 use super::pg_schema::PG_MIGRATIONS;
-use super::pg_sql::{Sql, Statements, int};
+use super::pg_sql::{PgRow, Sql, Statements, int};
 use super::{Cause, DatabaseCause, Result, StoreError};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -223,12 +223,12 @@ impl PgStore {
         self.read(|db| {
             let exists: bool = db
                 .one("SELECT to_regclass('sextant_schema') IS NOT NULL", &[])?
-                .get(0);
+                .get(0)?;
             if !exists {
                 return Ok(0);
             }
             let found = db.opt("SELECT version FROM sextant_schema", &[])?;
-            Ok(found.map_or(0, |r| int(&r, 0)))
+            found.map_or(Ok(0), |r| int(&r, 0))
         })
     }
 
@@ -262,11 +262,11 @@ impl PgStore {
                  SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM sextant_schema);",
             )
             .map_err(err)?;
-            let current = i64::from(
-                tx.query_one("SELECT version FROM sextant_schema", &[])
-                    .map_err(err)?
-                    .get::<_, i32>(0),
-            );
+            let query = "SELECT version FROM sextant_schema";
+            let current = int(
+                &PgRow::one(&location, query, tx.query_one(query, &[]).map_err(err)?),
+                0,
+            )?;
             if current > known {
                 return Err(StoreError::TooNew {
                     path: PathBuf::from(&location),
@@ -344,9 +344,17 @@ mod tests {
     }
 
     /// A store on a fresh test database (its URL with `url_tail` appended),
-    /// with the dummy goal and template `t1`.
-    fn store_with_template(url_tail: &str) -> (String, PgStore, super::super::audits::TemplateRow) {
-        let url = super::super::testing::fresh_pg_database();
+    /// with the dummy goal and template `t1`; first, what drops the
+    /// database (bound first, dropped after the store).
+    fn store_with_template(
+        url_tail: &str,
+    ) -> (
+        super::super::testing::TestDatabase,
+        String,
+        PgStore,
+        super::super::audits::TemplateRow,
+    ) {
+        let (url, database) = super::super::testing::fresh_pg_database();
         let s = PgStore::open(&format!("{url}{url_tail}")).expect("open");
         s.with_client(|c| {
             c.batch_execute(
@@ -369,7 +377,7 @@ mod tests {
                 policy_content: None,
             })
             .expect("template");
-        (url, s, t)
+        (database, url, s, t)
     }
 
     fn setting(s: &PgStore, name: &str) -> String {
@@ -391,7 +399,7 @@ mod tests {
     fn a_row_lock_held_elsewhere_fails_the_store_call_within_lock_timeout_writing_nothing() {
         use super::super::StoreBackend;
         use std::time::{Duration, Instant};
-        let (url, mut s, t) = store_with_template("?options=-c%20lock_timeout%3D1s");
+        let (_database, url, mut s, t) = store_with_template("?options=-c%20lock_timeout%3D1s");
         assert_eq!(setting(&s, "lock_timeout"), "1s");
         let mut other = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
         let mut holder = other.transaction().expect("begin");
@@ -443,11 +451,11 @@ mod tests {
     /// what the URL's `options` set is kept.
     #[test]
     fn the_store_bounds_lock_waits_and_idle_transactions_unless_told_otherwise() {
-        let (_, s, _) = store_with_template("");
+        let (_database, _, s, _) = store_with_template("");
         assert_eq!(setting(&s, "lock_timeout"), "10s");
         assert_eq!(setting(&s, "idle_in_transaction_session_timeout"), "1min");
         assert_eq!(setting(&s, "synchronous_commit"), "on");
-        let (_, s, _) = store_with_template("?options=-c%20lock_timeout%3D250ms");
+        let (_database, _, s, _) = store_with_template("?options=-c%20lock_timeout%3D250ms");
         assert_eq!(setting(&s, "lock_timeout"), "250ms");
         assert_eq!(setting(&s, "idle_in_transaction_session_timeout"), "1min");
     }

@@ -3,7 +3,7 @@
 
 use super::audits::{AuditChanges, AuditRow, NewAudit, NewTemplate, TemplateRow};
 use super::pg::PgStore;
-use super::pg_sql::{Sql, args, flag, int};
+use super::pg_sql::{PgRow, Sql, args, flag, int};
 use super::plans::NewPlan;
 use super::{Event, Result, StoreError, json_col, new_uuid, now};
 use crate::states::{AuditState, EventType};
@@ -15,24 +15,24 @@ const TEMPLATE_COLS: &str = "t.id, t.uuid, t.name, t.description, g.uuid, g.name
 const TEMPLATE_FROM: &str = "audit_templates t JOIN goals g ON g.id = t.goal_id \
     LEFT JOIN strategies s ON s.id = t.strategy_id";
 
-fn template_from_row(r: &postgres::Row) -> TemplateRow {
-    TemplateRow {
-        id: int(r, 0),
-        uuid: r.get(1),
-        name: r.get(2),
-        description: r.get(3),
-        goal_uuid: r.get(4),
-        goal_name: r.get(5),
-        goal_vanished: flag(r, 6),
-        strategy_uuid: r.get(7),
-        strategy_name: r.get(8),
-        scope: json_col(r.get(9)),
-        default_parameters: json_col(r.get(10)),
-        created_at: r.get(11),
-        updated_at: r.get(12),
-        policy: r.get(13),
-        policy_content: r.get::<_, Option<String>>(14).map(json_col),
-    }
+fn template_from_row(r: &PgRow) -> Result<TemplateRow> {
+    Ok(TemplateRow {
+        id: int(r, 0)?,
+        uuid: r.get(1)?,
+        name: r.get(2)?,
+        description: r.get(3)?,
+        goal_uuid: r.get(4)?,
+        goal_name: r.get(5)?,
+        goal_vanished: flag(r, 6)?,
+        strategy_uuid: r.get(7)?,
+        strategy_name: r.get(8)?,
+        scope: json_col(r.get(9)?),
+        default_parameters: json_col(r.get(10)?),
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        policy: r.get(13)?,
+        policy_content: r.get::<Option<String>>(14)?.map(json_col),
+    })
 }
 
 const AUDIT_COLS: &str = "a.id, a.uuid, a.name, a.audit_type, a.state, g.uuid, g.name, s.uuid, s.name, \
@@ -44,38 +44,35 @@ const AUDIT_FROM: &str = "audits a JOIN goals g ON g.id = a.goal_id \
     LEFT JOIN strategies s ON s.id = a.strategy_id \
     LEFT JOIN audit_templates t ON t.id = a.audit_template_id";
 
-fn audit_from_row<C: postgres::GenericClient>(
-    db: &Sql<'_, C>,
-    r: &postgres::Row,
-) -> Result<AuditRow> {
+fn audit_from_row<C: postgres::GenericClient>(db: &Sql<'_, C>, r: &PgRow) -> Result<AuditRow> {
     Ok(AuditRow {
-        id: int(r, 0),
-        uuid: r.get(1),
-        name: r.get(2),
+        id: int(r, 0)?,
+        uuid: r.get(1)?,
+        name: r.get(2)?,
         audit_type: db.enum_col(r, 3, 0, "audits", "audit_type")?,
         state: db.enum_col(r, 4, 0, "audits", "state")?,
-        goal_uuid: r.get(5),
-        goal_name: r.get(6),
-        strategy_uuid: r.get(7),
-        strategy_name: r.get(8),
-        audit_template_uuid: r.get(9),
-        parameters: json_col(r.get(10)),
-        interval: r.get(11),
-        scope: json_col(r.get(12)),
-        auto_trigger: flag(r, 13),
-        next_run_time: r.get(14),
-        hostname: r.get(15),
-        start_time: r.get(16),
-        end_time: r.get(17),
-        force: flag(r, 18),
-        policy: r.get(19),
-        status_message: r.get(20),
-        solution: r.get::<_, Option<String>>(21).map(json_col),
-        efficacy_indicators: json_col(r.get(22)),
-        action_plan: r.get(23),
-        created_at: r.get(24),
-        updated_at: r.get(25),
-        policy_content: r.get::<_, Option<String>>(26).map(json_col),
+        goal_uuid: r.get(5)?,
+        goal_name: r.get(6)?,
+        strategy_uuid: r.get(7)?,
+        strategy_name: r.get(8)?,
+        audit_template_uuid: r.get(9)?,
+        parameters: json_col(r.get(10)?),
+        interval: r.get(11)?,
+        scope: json_col(r.get(12)?),
+        auto_trigger: flag(r, 13)?,
+        next_run_time: r.get(14)?,
+        hostname: r.get(15)?,
+        start_time: r.get(16)?,
+        end_time: r.get(17)?,
+        force: flag(r, 18)?,
+        policy: r.get(19)?,
+        status_message: r.get(20)?,
+        solution: r.get::<Option<String>>(21)?.map(json_col),
+        efficacy_indicators: json_col(r.get(22)?),
+        action_plan: r.get(23)?,
+        created_at: r.get(24)?,
+        updated_at: r.get(25)?,
+        policy_content: r.get::<Option<String>>(26)?.map(json_col),
     })
 }
 
@@ -83,16 +80,15 @@ impl PgStore {
     /// Every audit template not deleted.
     pub fn templates(&self) -> Result<Vec<TemplateRow>> {
         self.read(|db| {
-            Ok(db
-                .rows(
-                    &format!(
-                        "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 ORDER BY t.id"
-                    ),
-                    &[],
-                )?
-                .iter()
-                .map(template_from_row)
-                .collect())
+            db.rows(
+                &format!(
+                    "SELECT {TEMPLATE_COLS} FROM {TEMPLATE_FROM} WHERE t.deleted = 0 ORDER BY t.id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(template_from_row)
+            .collect::<Result<_>>()
         })
     }
 
@@ -108,6 +104,7 @@ impl PgStore {
             )
         })?
         .map(|r| template_from_row(&r))
+        .transpose()?
         .ok_or_else(|| StoreError::NotFound {
             kind: "audit template",
             id: id.into(),

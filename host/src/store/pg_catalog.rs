@@ -2,58 +2,57 @@
 //! SQLite twins are in `mod.rs`).
 
 use super::pg::PgStore;
-use super::pg_sql::{args, int};
+use super::pg_sql::{PgRow, args, int};
 use super::{GoalRow, Result, StoreError, StrategyRow, json_col, now};
 
 const GOAL_COLS: &str =
     "id, uuid, name, display_name, display_names, efficacy_specification, created_at, updated_at";
 
-fn goal_from_row(r: &postgres::Row) -> GoalRow {
-    GoalRow {
-        id: int(r, 0),
-        uuid: r.get(1),
-        name: r.get(2),
-        display_name: r.get(3),
-        display_names: json_col(r.get(4)),
-        efficacy_specification: json_col(r.get(5)),
-        created_at: r.get(6),
-        updated_at: r.get(7),
-    }
+fn goal_from_row(r: &PgRow) -> Result<GoalRow> {
+    Ok(GoalRow {
+        id: int(r, 0)?,
+        uuid: r.get(1)?,
+        name: r.get(2)?,
+        display_name: r.get(3)?,
+        display_names: json_col(r.get(4)?),
+        efficacy_specification: json_col(r.get(5)?),
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+    })
 }
 
 const STRATEGY_COLS: &str = "s.id, s.uuid, s.name, s.display_name, s.display_names, g.uuid, g.name, \
      s.parameters_spec, s.version, s.plugin_file, s.created_at, s.updated_at, s.planner";
 
-fn strategy_from_row(r: &postgres::Row) -> StrategyRow {
-    StrategyRow {
-        id: int(r, 0),
-        uuid: r.get(1),
-        name: r.get(2),
-        display_name: r.get(3),
-        display_names: json_col(r.get(4)),
-        goal_uuid: r.get(5),
-        goal_name: r.get(6),
-        parameters_spec: json_col(r.get(7)),
-        version: r.get(8),
-        plugin_file: r.get(9),
-        created_at: r.get(10),
-        updated_at: r.get(11),
-        planner: r.get(12),
-    }
+fn strategy_from_row(r: &PgRow) -> Result<StrategyRow> {
+    Ok(StrategyRow {
+        id: int(r, 0)?,
+        uuid: r.get(1)?,
+        name: r.get(2)?,
+        display_name: r.get(3)?,
+        display_names: json_col(r.get(4)?),
+        goal_uuid: r.get(5)?,
+        goal_name: r.get(6)?,
+        parameters_spec: json_col(r.get(7)?),
+        version: r.get(8)?,
+        plugin_file: r.get(9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
+        planner: r.get(12)?,
+    })
 }
 
 impl PgStore {
     /// Every goal not deleted.
     pub fn goals(&self) -> Result<Vec<GoalRow>> {
         self.read(|db| {
-            Ok(db
-                .rows(
-                    &format!("SELECT {GOAL_COLS} FROM goals WHERE deleted = 0 ORDER BY id"),
-                    &[],
-                )?
-                .iter()
-                .map(goal_from_row)
-                .collect())
+            db.rows(
+                &format!("SELECT {GOAL_COLS} FROM goals WHERE deleted = 0 ORDER BY id"),
+                &[],
+            )?
+            .iter()
+            .map(goal_from_row)
+            .collect::<Result<_>>()
         })
     }
 
@@ -69,6 +68,7 @@ impl PgStore {
             )
         })?
         .map(|r| goal_from_row(&r))
+        .transpose()?
         .ok_or_else(|| StoreError::NotFound {
             kind: "goal",
             id: id.into(),
@@ -82,7 +82,7 @@ impl PgStore {
             None => None,
         };
         self.read(|db| {
-            Ok(db
+            db
                 .rows(
                     &format!(
                         "SELECT {STRATEGY_COLS} FROM strategies s JOIN goals g ON g.id = s.goal_id \
@@ -92,7 +92,7 @@ impl PgStore {
                 )?
                 .iter()
                 .map(strategy_from_row)
-                .collect())
+                .collect::<Result<_>>()
         })
     }
 
@@ -108,6 +108,7 @@ impl PgStore {
             )
         })?
         .map(|r| strategy_from_row(&r))
+        .transpose()?
         .ok_or_else(|| StoreError::NotFound {
             kind: "strategy",
             id: id.into(),
@@ -125,8 +126,8 @@ impl PgStore {
                 )
             })?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect::<Result<_>>()?;
         let changed: Vec<&(String, String)> = types
             .iter()
             .filter(|(t, d)| recorded.get(t) != Some(d))
@@ -151,13 +152,13 @@ impl PgStore {
 
     /// An action type's recorded description.
     pub fn action_description(&self, action_type: &str) -> Result<Option<String>> {
-        Ok(self
-            .read(|db| {
-                db.opt(
-                    "SELECT description FROM action_descriptions WHERE action_type = $1",
-                    args![action_type],
-                )
-            })?
-            .map(|r| r.get(0)))
+        self.read(|db| {
+            db.opt(
+                "SELECT description FROM action_descriptions WHERE action_type = $1",
+                args![action_type],
+            )
+        })?
+        .map(|r| r.get(0))
+        .transpose()
     }
 }

@@ -15,12 +15,12 @@ use serde_json::Value;
 type Tx<'a, 'b> = Sql<'a, Transaction<'b>>;
 
 fn plan_id(db: &mut Tx<'_, '_>, plan_uuid: &str) -> Result<Option<i64>> {
-    Ok(db
-        .opt(
-            "SELECT id FROM action_plans WHERE uuid = $1",
-            args![plan_uuid],
-        )?
-        .map(|r| int(&r, 0)))
+    db.opt(
+        "SELECT id FROM action_plans WHERE uuid = $1",
+        args![plan_uuid],
+    )?
+    .map(|r| int(&r, 0))
+    .transpose()
 }
 
 fn event(
@@ -71,7 +71,7 @@ pub(super) fn insert_structure(db: &mut Tx<'_, '_>, plan: &str, s: &PlanStructur
         db.exec(
             "INSERT INTO plan_action_scopes (action_id, action_plan_id, flow, primary_name, rank, \
              started) VALUES ($1, $2, $3, $4, $5, $6)",
-            args![int(&row, 0), id, a.flow, primary, rank, started],
+            args![int(&row, 0)?, id, a.flow, primary, rank, started],
         )?;
     }
     Ok(())
@@ -107,15 +107,16 @@ impl PgStore {
             rows.iter()
                 .map(|r| {
                     Ok(FlowRow {
-                        name: r.get(0),
-                        parent: r.get(1),
+                        name: r.get(0)?,
+                        parent: r.get(1)?,
                         on_failure: db.enum_col(r, 2, 8, "plan_flows", "on_failure")?,
                         state: db.enum_col(r, 3, 8, "plan_flows", "state")?,
-                        status_message: r.get(4),
-                        alternative_of: r
-                            .get::<_, Option<String>>(5)
-                            .map(|f| (f, u32::try_from(int(r, 6)).unwrap_or(0))),
-                        started: flag(r, 7),
+                        status_message: r.get(4)?,
+                        alternative_of: match r.get::<Option<String>>(5)? {
+                            Some(f) => Some((f, u32::try_from(int(r, 6)?).unwrap_or(0))),
+                            None => None,
+                        },
+                        started: flag(r, 7)?,
                     })
                 })
                 .collect()
@@ -125,29 +126,28 @@ impl PgStore {
     /// The structure rows of a plan's actions.
     pub fn action_scopes(&self, plan_uuid: &str) -> Result<Vec<ScopeRow>> {
         self.read(|db| {
-            Ok(db
-                .rows(
-                    "SELECT a.uuid, a.name, s.flow, s.primary_name, s.rank, s.started, s.settled, \
+            db.rows(
+                "SELECT a.uuid, a.name, s.flow, s.primary_name, s.rank, s.started, s.settled, \
                      s.reverted FROM plan_action_scopes s JOIN actions a ON a.id = s.action_id \
                      JOIN action_plans p ON p.id = s.action_plan_id WHERE p.uuid = $1 \
                      ORDER BY s.action_id",
-                    args![plan_uuid],
-                )?
-                .iter()
-                .map(|r| {
-                    let primary: Option<String> = r.get(3);
-                    let rank = u32::try_from(int(r, 4)).unwrap_or(0);
-                    ScopeRow {
-                        action_uuid: r.get(0),
-                        name: r.get(1),
-                        flow: r.get(2),
-                        primary: primary.map(|p| (p, rank)),
-                        started: flag(r, 5),
-                        settled: flag(r, 6),
-                        reverted: flag(r, 7),
-                    }
+                args![plan_uuid],
+            )?
+            .iter()
+            .map(|r| {
+                let primary: Option<String> = r.get(3)?;
+                let rank = u32::try_from(int(r, 4)?).unwrap_or(0);
+                Ok(ScopeRow {
+                    action_uuid: r.get(0)?,
+                    name: r.get(1)?,
+                    flow: r.get(2)?,
+                    primary: primary.map(|p| (p, rank)),
+                    started: flag(r, 5)?,
+                    settled: flag(r, 6)?,
+                    reverted: flag(r, 7)?,
                 })
-                .collect())
+            })
+            .collect::<Result<_>>()
         })
     }
 

@@ -18,6 +18,7 @@ use super::fleet::{
 };
 use super::hosts::ClaimPayload;
 use super::pg::{PgStore, pg_error};
+use super::pg_sql::PgRow;
 use crate::states::{EventType, PlanState};
 use postgres::fallible_iterator::FallibleIterator;
 use std::time::Duration;
@@ -46,32 +47,32 @@ impl FleetStore for PgStore {
     }
 
     fn services(&mut self, down_time: Duration) -> Result<Vec<ServiceRow>> {
-        let rows = self.with_client(|c| {
-            c.query(
-                "SELECT id, name, host, last_seen_up, status_message, created_at, updated_at, \
+        let sql = "SELECT id, name, host, last_seen_up, status_message, created_at, updated_at, \
                  extract(epoch FROM clock_timestamp() - last_seen_up::timestamptz)::float8 <= $1 \
-                 FROM services WHERE deleted = 0 ORDER BY id",
-                &[&down_time.as_secs_f64()],
-            )
-            .map_err(|e| self.err(e))
+                 FROM services WHERE deleted = 0 ORDER BY id";
+        let rows = self.with_client(|c| {
+            c.query(sql, &[&down_time.as_secs_f64()])
+                .map_err(|e| self.err(e))
         })?;
-        Ok(rows
+        PgRow::all(self.location(), sql, rows)
             .iter()
-            .map(|r| ServiceRow {
-                id: super::pg_sql::int(r, 0),
-                name: r.get(1),
-                host: r.get(2),
-                last_seen_up: r.get(3),
-                status_message: r.get(4),
-                created_at: r.get(5),
-                updated_at: r.get(6),
-                status: if r.get::<_, bool>(7) {
-                    ServiceStatus::Active
-                } else {
-                    ServiceStatus::Failed
-                },
+            .map(|r| {
+                Ok(ServiceRow {
+                    id: super::pg_sql::int(r, 0)?,
+                    name: r.get(1)?,
+                    host: r.get(2)?,
+                    last_seen_up: r.get(3)?,
+                    status_message: r.get(4)?,
+                    created_at: r.get(5)?,
+                    updated_at: r.get(6)?,
+                    status: if r.get::<bool>(7)? {
+                        ServiceStatus::Active
+                    } else {
+                        ServiceStatus::Failed
+                    },
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn claim_plan(&mut self, host: &str, owner: &str, ttl: Duration) -> Result<Option<PlanClaim>> {
@@ -150,14 +151,14 @@ impl FleetStore for PgStore {
             )
             .map_err(|e| self.err(e))
         })?;
-        let mut taken = rows
+        let mut taken = PgRow::all(&location, "UPDATE audit_requests ... RETURNING", rows)
             .iter()
             .map(|r| {
-                let id = super::pg_sql::int(r, 0);
-                let kind: String = r.get(2);
+                let id = super::pg_sql::int(r, 0)?;
+                let kind: String = r.get(2)?;
                 Ok(AuditRunRequest {
                     id,
-                    audit_uuid: r.get(1),
+                    audit_uuid: r.get(1)?,
                     kind: super::pg_sql::parse_enum(
                         &location,
                         &kind,
@@ -165,7 +166,7 @@ impl FleetStore for PgStore {
                         id,
                         "kind",
                     )?,
-                    requested_by: r.get(3),
+                    requested_by: r.get(3)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -321,12 +322,17 @@ fn claim_plan(
         tx.commit().map_err(err)?;
         return Ok(None);
     };
+    let row = PgRow::one(
+        location,
+        "UPDATE action_plans (a plan's claim) RETURNING",
+        row,
+    );
     let (id, plan_uuid, text, previous_owner, at): (i64, String, String, Option<String>, String) = (
-        super::pg_sql::int(&row, 0),
-        row.get(1),
-        row.get(2),
-        row.get(3),
-        row.get(4),
+        super::pg_sql::int(&row, 0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
     );
     let state: PlanState = text.parse().map_err(|name| super::StoreError::Unknown {
         path: std::path::PathBuf::from(&location),

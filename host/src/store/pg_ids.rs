@@ -4,7 +4,7 @@
 
 use super::ids::{IdKind, SHOWN, is_prefix};
 use super::pg::PgStore;
-use super::pg_sql::{args, int};
+use super::pg_sql::{PgRow, args, int};
 use super::{Result, StoreError};
 
 impl PgStore {
@@ -22,7 +22,7 @@ impl PgStore {
                 let row = self.read(|db| {
                     db.one("SELECT id FROM action_plans WHERE uuid = $1", args![uuid])
                 })?;
-                Some(int(&row, 0))
+                Some(int(&row, 0)?)
             }
             None => None,
         };
@@ -43,15 +43,15 @@ impl PgStore {
         } else {
             " AND $2::bigint IS NULL"
         };
-        let column = |rows: Vec<postgres::Row>| -> Vec<String> {
-            rows.iter().map(|r| r.get::<_, String>(0)).collect()
+        let column = |rows: Vec<PgRow>| -> Result<Vec<String>> {
+            rows.iter().map(|r| r.get::<String>(0)).collect()
         };
         self.read(|db| {
             if let Some(r) = db.opt(
                 &format!("SELECT uuid FROM {table} WHERE deleted = 0 AND uuid = $1{scope}"),
                 args![id, plan_id],
             )? {
-                return Ok(r.get(0));
+                return r.get(0);
             }
             if kind.has_name() {
                 let named = column(db.rows(
@@ -61,7 +61,7 @@ impl PgStore {
                         SHOWN + 1
                     ),
                     args![id, plan_id],
-                )?);
+                )?)?;
                 match (kind, named.len()) {
                     (_, 0) => {}
                     // Audit names are not unique: the latest one.
@@ -87,7 +87,7 @@ impl PgStore {
                     SHOWN + 1
                 ),
                 args![id.to_ascii_lowercase(), plan_id],
-            )?);
+            )?)?;
             match found.len() {
                 0 => Err(not_found()),
                 1 => Ok(found.into_iter().next().unwrap_or_default()),

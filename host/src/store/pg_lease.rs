@@ -107,13 +107,14 @@ impl PgStore {
                 args![plan_uuid],
             )
         })?;
-        Ok(row.and_then(|r| {
-            let owner: Option<String> = r.get(0);
-            let expires: Option<String> = r.get(1);
-            owner.map(|owner| Lease {
-                owner,
-                expires_at: expires.unwrap_or_default(),
-            })
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let owner: Option<String> = r.get(0)?;
+        let expires: Option<String> = r.get(1)?;
+        Ok(owner.map(|owner| Lease {
+            owner,
+            expires_at: expires.unwrap_or_default(),
         }))
     }
 
@@ -129,6 +130,6 @@ impl PgStore {
                 args![plan_uuid],
             )
         })?;
-        Ok(row.is_none_or(|r| r.get::<_, bool>(0)))
+        row.map_or(Ok(true), |r| r.get::<bool>(0))
     }
 }

@@ -7,8 +7,9 @@ use super::outbox::{
 };
 use super::pg::PgStore;
 use super::pg_pages::event_from_row;
-use super::pg_sql::{args, flag, int};
+use super::pg_sql::{PgRow, args, flag, int};
 use super::{EventRow, Result, json_col, now};
+use crate::states::ObjectType;
 
 /// The distinct uuids, sorted.
 fn uuid_list<'a>(uuids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
@@ -18,25 +19,24 @@ fn uuid_list<'a>(uuids: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     v
 }
 
-fn catalog(r: &postgres::Row) -> CatalogSubject {
-    CatalogSubject {
-        uuid: r.get(0),
-        name: r.get(1),
-        display_name: r.get(2),
-        spec: json_col(r.get(3)),
-        created_at: r.get(4),
-        updated_at: r.get(5),
-        deleted_at: r.get(6),
-    }
+fn catalog(r: &PgRow) -> Result<CatalogSubject> {
+    Ok(CatalogSubject {
+        uuid: r.get(0)?,
+        name: r.get(1)?,
+        display_name: r.get(2)?,
+        spec: json_col(r.get(3)?),
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+        deleted_at: r.get(6)?,
+    })
 }
 
 impl PgStore {
     /// This database's notification origin.
     pub fn notification_origin(&self) -> Result<String> {
         self.read(|db| {
-            Ok(db
-                .one("SELECT origin FROM notification_origin WHERE id = 1", &[])?
-                .get(0))
+            db.one("SELECT origin FROM notification_origin WHERE id = 1", &[])?
+                .get(0)
         })
     }
 
@@ -50,26 +50,26 @@ impl PgStore {
                  ON CONFLICT (sink) DO NOTHING",
                 args![sink, at],
             )?;
-            Ok(int(
+            int(
                 &db.one(
                     "SELECT last_event_id FROM notification_cursors WHERE sink = $1",
                     args![sink],
                 )?,
                 0,
-            ))
+            )
         })
     }
 
     /// The cursor of `sink`, if it has one.
     pub fn sink_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        Ok(self
-            .read(|db| {
-                db.opt(
-                    "SELECT last_event_id FROM notification_cursors WHERE sink = $1",
-                    args![sink],
-                )
-            })?
-            .map(|r| int(&r, 0)))
+        self.read(|db| {
+            db.opt(
+                "SELECT last_event_id FROM notification_cursors WHERE sink = $1",
+                args![sink],
+            )
+        })?
+        .map(|r| int(&r, 0))
+        .transpose()
     }
 
     /// Moves `sink`'s cursor forward to `to` (never back).
@@ -87,30 +87,31 @@ impl PgStore {
     /// Every sink's cursor, by key.
     pub fn sink_cursors(&self) -> Result<Vec<SinkCursor>> {
         self.read(|db| {
-            Ok(db
-                .rows(
-                    "SELECT sink, last_event_id, created_at, updated_at FROM notification_cursors \
+            db.rows(
+                "SELECT sink, last_event_id, created_at, updated_at FROM notification_cursors \
                      ORDER BY sink COLLATE \"C\"",
-                    &[],
-                )?
-                .iter()
-                .map(|r| SinkCursor {
-                    sink: r.get(0),
-                    last_event_id: int(r, 1),
-                    created_at: r.get(2),
-                    updated_at: r.get(3),
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(SinkCursor {
+                    sink: r.get(0)?,
+                    last_event_id: int(r, 1)?,
+                    created_at: r.get(2)?,
+                    updated_at: r.get(3)?,
                 })
-                .collect())
+            })
+            .collect::<Result<_>>()
         })
     }
 
     /// The number of events after event id `after`.
     pub fn events_count_after(&self, after: i64) -> Result<i64> {
         self.read(|db| {
-            Ok(int(
+            int(
                 &db.one("SELECT COUNT(*) FROM events WHERE id > $1", args![after])?,
                 0,
-            ))
+            )
         })
     }
 
@@ -129,14 +130,14 @@ impl PgStore {
     /// The objects `events` are about (deleted ones too).
     pub fn notification_subjects(&self, events: &[EventRow]) -> Result<Subjects> {
         let mut s = Subjects::default();
-        let of = |kind: &'static str| {
+        let of = |kind: ObjectType| {
             events
                 .iter()
                 .filter(move |e| e.object_type == kind)
                 .map(|e| &e.object_uuid)
         };
         self.read(|db| {
-            let actions = uuid_list(of("action"));
+            let actions = uuid_list(of(ObjectType::Action));
             for r in &db.rows(
                 "SELECT a.uuid, a.action_type, a.action_type_version, a.input_parameters, a.state, \
                  (SELECT COALESCE(json_agg(p.uuid ORDER BY j.ord), '[]'::json)::text \
@@ -148,23 +149,23 @@ impl PgStore {
                 args![actions],
             )? {
                 let a = ActionSubject {
-                    uuid: r.get(0),
-                    action_type: r.get(1),
-                    action_type_version: r.get(2),
-                    input_parameters: json_col(r.get(3)),
-                    state: r.get(4),
-                    parents: serde_json::from_str(&r.get::<_, String>(5)).unwrap_or_default(),
-                    outputs: r.get::<_, Option<String>>(6).map(json_col),
-                    status_message: r.get(7),
-                    created_at: r.get(8),
-                    updated_at: r.get(9),
-                    deleted_at: r.get(10),
-                    action_plan_uuid: r.get(11),
+                    uuid: r.get(0)?,
+                    action_type: r.get(1)?,
+                    action_type_version: r.get(2)?,
+                    input_parameters: json_col(r.get(3)?),
+                    state: r.get(4)?,
+                    parents: serde_json::from_str(&r.get::<String>(5)?).unwrap_or_default(),
+                    outputs: r.get::<Option<String>>(6)?.map(json_col),
+                    status_message: r.get(7)?,
+                    created_at: r.get(8)?,
+                    updated_at: r.get(9)?,
+                    deleted_at: r.get(10)?,
+                    action_plan_uuid: r.get(11)?,
                 };
                 s.actions.insert(a.uuid.clone(), a);
             }
             let plans = uuid_list(
-                of("action_plan")
+                of(ObjectType::ActionPlan)
                     .chain(events.iter().filter_map(|e| e.action_plan_uuid.as_ref()))
                     .chain(s.actions.values().map(|a| &a.action_plan_uuid)),
             );
@@ -176,20 +177,20 @@ impl PgStore {
                 args![plans],
             )? {
                 let p = PlanSubject {
-                    uuid: r.get(0),
-                    state: r.get(1),
-                    global_efficacy: json_col(r.get(2)),
-                    status_message: r.get(3),
-                    created_at: r.get(4),
-                    updated_at: r.get(5),
-                    deleted_at: r.get(6),
-                    audit_uuid: r.get(7),
-                    strategy_uuid: r.get(8),
+                    uuid: r.get(0)?,
+                    state: r.get(1)?,
+                    global_efficacy: json_col(r.get(2)?),
+                    status_message: r.get(3)?,
+                    created_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                    deleted_at: r.get(6)?,
+                    audit_uuid: r.get(7)?,
+                    strategy_uuid: r.get(8)?,
                 };
                 s.plans.insert(p.uuid.clone(), p);
             }
             let audits = uuid_list(
-                of("audit").chain(s.plans.values().filter_map(|p| p.audit_uuid.as_ref())),
+                of(ObjectType::Audit).chain(s.plans.values().filter_map(|p| p.audit_uuid.as_ref())),
             );
             for r in &db.rows(
                 "SELECT a.uuid, a.name, a.audit_type, a.state, a.parameters, a.\"interval\", a.scope, \
@@ -200,21 +201,21 @@ impl PgStore {
                 args![audits],
             )? {
                 let a = AuditSubject {
-                    uuid: r.get(0),
-                    name: r.get(1),
-                    audit_type: r.get(2),
-                    state: r.get(3),
-                    parameters: json_col(r.get(4)),
-                    interval: r.get(5),
-                    scope: json_col(r.get(6)),
-                    goal_uuid: r.get(7),
-                    strategy_uuid: r.get(8),
-                    auto_trigger: flag(r, 9),
-                    next_run_time: r.get(10),
-                    created_at: r.get(11),
-                    updated_at: r.get(12),
-                    deleted_at: r.get(13),
-                    status_message: r.get(14),
+                    uuid: r.get(0)?,
+                    name: r.get(1)?,
+                    audit_type: r.get(2)?,
+                    state: r.get(3)?,
+                    parameters: json_col(r.get(4)?),
+                    interval: r.get(5)?,
+                    scope: json_col(r.get(6)?),
+                    goal_uuid: r.get(7)?,
+                    strategy_uuid: r.get(8)?,
+                    auto_trigger: flag(r, 9)?,
+                    next_run_time: r.get(10)?,
+                    created_at: r.get(11)?,
+                    updated_at: r.get(12)?,
+                    deleted_at: r.get(13)?,
+                    status_message: r.get(14)?,
                 };
                 s.audits.insert(a.uuid.clone(), a);
             }
@@ -224,7 +225,7 @@ impl PgStore {
                  deleted_at FROM goals WHERE uuid = ANY($1)",
                 args![goals],
             )? {
-                let g = catalog(r);
+                let g = catalog(r)?;
                 s.goals.insert(g.uuid.clone(), g);
             }
             let strategies = uuid_list(
@@ -238,7 +239,7 @@ impl PgStore {
                  deleted_at FROM strategies WHERE uuid = ANY($1)",
                 args![strategies],
             )? {
-                let st = catalog(r);
+                let st = catalog(r)?;
                 s.strategies.insert(st.uuid.clone(), st);
             }
             Ok(())

@@ -4,10 +4,10 @@
 use super::counts::StateCounts;
 use super::pg::PgStore;
 use super::pg_plans::{ACTION_COLS, action_from_row, with_parent_uuids};
-use super::pg_sql::{Sql, args, int};
+use super::pg_sql::{PgRow, Sql, args, int, unknown_value};
 use super::plans::ActionRow;
 use super::{EventRow, Result, json_col};
-use crate::states::UnknownName;
+use crate::states::{ObjectState, ObjectType, UnknownName};
 use std::str::FromStr;
 
 const EVENT_COLS: &str =
@@ -15,18 +15,28 @@ const EVENT_COLS: &str =
 
 pub(super) fn event_from_row<C: postgres::GenericClient>(
     db: &Sql<'_, C>,
-    r: &postgres::Row,
+    r: &PgRow,
 ) -> Result<EventRow> {
+    let id = int(r, 0)?;
+    let object_type: ObjectType = db.enum_col(r, 3, 0, "events", "object_type")?;
+    let state = |i: usize, column: &'static str| -> Result<Option<ObjectState>> {
+        r.get::<Option<String>>(i)?
+            .map(|text| {
+                ObjectState::parse(object_type, &text)
+                    .map_err(|name| unknown_value(db.location, "events", id, column, name))
+            })
+            .transpose()
+    };
     Ok(EventRow {
-        id: int(r, 0),
-        at: r.get(1),
+        id,
+        at: r.get(1)?,
         event_type: db.enum_col(r, 2, 0, "events", "event_type")?,
-        object_type: r.get(3),
-        object_uuid: r.get(4),
-        action_plan_uuid: r.get(5),
-        old_state: r.get(6),
-        new_state: r.get(7),
-        payload: json_col(r.get(8)),
+        object_type,
+        object_uuid: r.get(4)?,
+        action_plan_uuid: r.get(5)?,
+        old_state: state(6, "old_state")?,
+        new_state: state(7, "new_state")?,
+        payload: json_col(r.get(8)?),
     })
 }
 
@@ -46,7 +56,7 @@ fn page_of(
     limit: usize,
     desc: bool,
     cols: &str,
-) -> Result<Option<Vec<postgres::Row>>> {
+) -> Result<Option<Vec<PgRow>>> {
     let after_id: Option<i64> = match after {
         None => None,
         Some(m) => match db.opt(
@@ -54,7 +64,7 @@ fn page_of(
              WHERE x.uuid = $1 AND x.deleted = 0 AND ($2::text IS NULL OR p.uuid = $2)",
             args![m, plan],
         )? {
-            Some(r) => Some(int(&r, 0)),
+            Some(r) => Some(int(&r, 0)?),
             None => return Ok(None),
         },
     };
@@ -72,12 +82,7 @@ fn page_of(
 impl PgStore {
     /// The id of the newest event, 0 when there is none.
     pub fn last_event_id(&self) -> Result<i64> {
-        self.read(|db| {
-            Ok(int(
-                &db.one("SELECT COALESCE(MAX(id), 0) FROM events", &[])?,
-                0,
-            ))
-        })
+        self.read(|db| int(&db.one("SELECT COALESCE(MAX(id), 0) FROM events", &[])?, 0))
     }
 
     /// The event log, oldest first, optionally of one action plan, after
@@ -130,7 +135,7 @@ impl PgStore {
             let Some(rows) = page_of(db, plan, after, limit, desc, "x.uuid")? else {
                 return Ok(None);
             };
-            Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+            Ok(Some(rows.iter().map(|r| r.get(0)).collect::<Result<_>>()?))
         })
     }
 
@@ -172,7 +177,7 @@ impl PgStore {
     pub fn plan_events_mark(&self, plan: &str) -> Result<super::PlanEventsMark> {
         self.read(|db| {
             let r = db.one(PLAN_MARK, args![plan])?;
-            Ok(super::PlanEventsMark { last: int(&r, 0) })
+            Ok(super::PlanEventsMark { last: int(&r, 0)? })
         })
     }
 
@@ -190,7 +195,7 @@ impl PgStore {
                 &[],
             )?;
             rows.iter()
-                .map(|r| Ok((db.enum_col(r, 0, 2, table, "state")?, int(r, 1))))
+                .map(|r| Ok((db.enum_col(r, 0, 2, table, "state")?, int(r, 1)?)))
                 .collect()
         }
         self.read(|db| {

@@ -6,7 +6,7 @@
 
 use super::copy_pg::{copy_text, io_error};
 use super::pg::PgStore;
-use super::pg_sql::{Sql, args, flag, int};
+use super::pg_sql::{PgRow, Sql, args, flag, int};
 use super::plans::{ActionRow, NewPlan, PlanRow};
 use super::{Event, Result, StoreError, UUID_LEN, json_col, new_uuid, new_uuids_sorted, now};
 use crate::states::{ActionState, EventType, PlanState};
@@ -82,13 +82,15 @@ pub(super) fn insert_plan(db: &mut Sql<'_, Transaction<'_>>, p: &NewPlan<'_>) ->
     let audit_id: Option<i64> = match &p.audit_uuid {
         Some(a) => db
             .opt("SELECT id FROM audits WHERE uuid = $1", args![a])?
-            .map(|r| int(&r, 0)),
+            .map(|r| int(&r, 0))
+            .transpose()?,
         None => None,
     };
     let strategy_id: Option<i64> = match &p.strategy_uuid {
         Some(s) => db
             .opt("SELECT id FROM strategies WHERE uuid = $1", args![s])?
-            .map(|r| int(&r, 0)),
+            .map(|r| int(&r, 0))
+            .transpose()?,
         None => None,
     };
     let policy = (!p.extra.is_null()).then(|| p.extra.to_string());
@@ -113,7 +115,7 @@ pub(super) fn insert_plan(db: &mut Sql<'_, Transaction<'_>>, p: &NewPlan<'_>) ->
             ],
         )?,
         0,
-    );
+    )?;
     db.event(
         &Event::state_change(EventType::PlanCreate, &uuid, None, p.state.as_str())
             .in_plan(&uuid)
@@ -129,7 +131,7 @@ pub(super) fn insert_plan(db: &mut Sql<'_, Transaction<'_>>, p: &NewPlan<'_>) ->
         )?
         .iter()
         .map(|r| int(r, 0))
-        .collect();
+        .collect::<Result<_>>()?;
     let uuids = new_uuids_sorted(rows.len());
     let action_uuid = |i: usize| {
         uuids
@@ -279,24 +281,21 @@ pub(super) const ACTION_COLS: &str = "x.uuid, x.name, p.uuid, x.action_type, x.a
     x.input_parameters, x.state, x.parents, x.outputs, x.status_message, x.created_at, \
     x.updated_at, x.id, x.execute_failed";
 
-fn plan_from_row<C: postgres::GenericClient>(
-    db: &Sql<'_, C>,
-    r: &postgres::Row,
-) -> Result<PlanRow> {
+fn plan_from_row<C: postgres::GenericClient>(db: &Sql<'_, C>, r: &PgRow) -> Result<PlanRow> {
     Ok(PlanRow {
-        id: int(r, 0),
-        uuid: r.get(1),
+        id: int(r, 0)?,
+        uuid: r.get(1)?,
         state: db.enum_col(r, 2, 0, "action_plans", "state")?,
-        audit_uuid: r.get(3),
-        strategy_uuid: r.get(4),
-        strategy_name: r.get(5),
-        planner: r.get(6),
-        global_efficacy: json_col(r.get(7)),
+        audit_uuid: r.get(3)?,
+        strategy_uuid: r.get(4)?,
+        strategy_name: r.get(5)?,
+        planner: r.get(6)?,
+        global_efficacy: json_col(r.get(7)?),
         efficacy_indicators: Vec::new(),
-        status_message: r.get(8),
-        actions: int(r, 9),
-        created_at: r.get(10),
-        updated_at: r.get(11),
+        status_message: r.get(8)?,
+        actions: int(r, 9)?,
+        created_at: r.get(10)?,
+        updated_at: r.get(11)?,
     })
 }
 
@@ -312,14 +311,14 @@ fn with_indicators<C: postgres::GenericClient>(
         )?
         .iter()
         .map(|r| {
-            json!({
-                "name": r.get::<_, String>(0),
-                "description": r.get::<_, String>(1),
-                "unit": r.get::<_, Option<String>>(2),
-                "value": r.get::<_, Option<f64>>(3),
-            })
+            Ok(json!({
+                "name": r.get::<String>(0)?,
+                "description": r.get::<String>(1)?,
+                "unit": r.get::<Option<String>>(2)?,
+                "value": r.get::<Option<f64>>(3)?,
+            }))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(p)
 }
 
@@ -332,27 +331,27 @@ pub(super) struct ReadAction {
 
 pub(super) fn action_from_row<C: postgres::GenericClient>(
     db: &Sql<'_, C>,
-    r: &postgres::Row,
+    r: &PgRow,
 ) -> Result<ReadAction> {
-    let text: String = r.get(7);
+    let text: String = r.get(7)?;
     let parent_ids: Vec<i64> = serde_json::from_str(&text).unwrap_or_default();
     Ok(ReadAction {
         row: ActionRow {
-            uuid: r.get(0),
-            name: r.get(1),
-            action_plan_uuid: r.get(2),
-            action_type: r.get(3),
-            action_type_version: r.get(4),
-            input_parameters: json_col(r.get(5)),
+            uuid: r.get(0)?,
+            name: r.get(1)?,
+            action_plan_uuid: r.get(2)?,
+            action_type: r.get(3)?,
+            action_type_version: r.get(4)?,
+            input_parameters: json_col(r.get(5)?),
             state: db.enum_col(r, 6, 12, "actions", "state")?,
             parents: Vec::with_capacity(parent_ids.len()),
-            outputs: r.get::<_, Option<String>>(8).map(json_col),
-            status_message: r.get(9),
-            created_at: r.get(10),
-            updated_at: r.get(11),
-            execute_failed: flag(r, 13),
+            outputs: r.get::<Option<String>>(8)?.map(json_col),
+            status_message: r.get(9)?,
+            created_at: r.get(10)?,
+            updated_at: r.get(11)?,
+            execute_failed: flag(r, 13)?,
         },
-        id: int(r, 12),
+        id: int(r, 12)?,
         parent_ids,
     })
 }
@@ -380,9 +379,9 @@ fn action_uuid_by_id<C: postgres::GenericClient>(
     db: &mut Sql<'_, C>,
     id: i64,
 ) -> Result<Option<String>> {
-    Ok(db
-        .opt("SELECT uuid FROM actions WHERE id = $1", args![id])?
-        .map(|r| r.get(0)))
+    db.opt("SELECT uuid FROM actions WHERE id = $1", args![id])?
+        .map(|r| r.get(0))
+        .transpose()
 }
 
 impl PgStore {
@@ -465,7 +464,7 @@ impl PgStore {
                 kind: "action plan",
                 id: uuid.into(),
             })?
-            .get(0);
+            .get(0)?;
         Ok(text
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or(Value::Null))
@@ -539,20 +538,20 @@ impl PgStore {
             else {
                 return Ok(None);
             };
-            Ok(Some((r.get(0), db.enum_col(&r, 1, 2, "action_plans", "state")?)))
+            Ok(Some((r.get(0)?, db.enum_col(&r, 1, 2, "action_plans", "state")?)))
         })
     }
 
     /// The uuid of a plan that is ONGOING, if any.
     pub fn ongoing_plan(&self) -> Result<Option<String>> {
         self.read(|db| {
-            Ok(db
-                .opt(
-                    "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' \
+            db.opt(
+                "SELECT uuid FROM action_plans WHERE deleted = 0 AND state = 'ONGOING' \
                      ORDER BY id LIMIT 1",
-                    &[],
-                )?
-                .map(|r| r.get(0)))
+                &[],
+            )?
+            .map(|r| r.get(0))
+            .transpose()
         })
     }
 
@@ -570,8 +569,8 @@ impl PgStore {
                     args![audit_uuid],
                 )?
                 .iter()
-                .map(|r| (int(r, 0), r.get(1)))
-                .collect();
+                .map(|r| Ok((int(r, 0)?, r.get(1)?)))
+                .collect::<Result<_>>()?;
             let mut cancelled = Vec::with_capacity(plans.len());
             for (id, uuid) in plans {
                 let at = now();
@@ -619,7 +618,7 @@ impl PgStore {
                 args![action_type, version],
             )?;
             rows.iter()
-                .map(|r| Ok((r.get(0), db.enum_col(r, 1, 2, "action_plans", "state")?)))
+                .map(|r| Ok((r.get(0)?, db.enum_col(r, 1, 2, "action_plans", "state")?)))
                 .collect()
         })
     }

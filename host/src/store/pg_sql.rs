@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 type BoxError = Box<dyn Error + Sync + Send>;
 
@@ -154,6 +155,7 @@ enum_arg!(
     crate::states::AuditType,
     crate::states::EventType,
     crate::states::FlowState,
+    crate::states::ObjectType,
     crate::policy::OnFailure
 );
 
@@ -184,19 +186,86 @@ impl<'a> FromSql<'a> for Int {
     }
 }
 
+/// A row a query read, with where it came from: its columns are read with
+/// [`PgRow::get`], which says which column of which query of which
+/// database has a type other than the one asked for (a database edited by
+/// hand), where `postgres::Row::get` would panic.
+pub(super) struct PgRow {
+    row: postgres::Row,
+    from: Arc<RowSource>,
+}
+
+/// The database and query rows came from.
+struct RowSource {
+    location: String,
+    query: String,
+}
+
+impl RowSource {
+    fn new(location: &str, query: &str) -> Arc<Self> {
+        Arc::new(RowSource {
+            location: location.to_string(),
+            query: query.split_whitespace().collect::<Vec<_>>().join(" "),
+        })
+    }
+}
+
+impl PgRow {
+    /// The rows `query` read from the database at `location`.
+    pub(super) fn all(location: &str, query: &str, rows: Vec<postgres::Row>) -> Vec<PgRow> {
+        let from = RowSource::new(location, query);
+        rows.into_iter()
+            .map(|row| PgRow {
+                row,
+                from: Arc::clone(&from),
+            })
+            .collect()
+    }
+
+    /// The one row `query` read from the database at `location`.
+    pub(super) fn one(location: &str, query: &str, row: postgres::Row) -> PgRow {
+        PgRow {
+            row,
+            from: RowSource::new(location, query),
+        }
+    }
+
+    /// Column `i`, as a `T`; [`StoreError::Column`] when its type is not
+    /// one `T` reads.
+    pub(super) fn get<'r, T: FromSql<'r>>(&'r self, i: usize) -> Result<T> {
+        self.row.try_get(i).map_err(|e| {
+            let column = self
+                .row
+                .columns()
+                .get(i)
+                .map_or_else(|| format!("#{i}"), |c| c.name().to_string());
+            StoreError::Column {
+                path: PathBuf::from(&self.from.location),
+                query: self.from.query.clone(),
+                column,
+                // The driver's message says which column, its source
+                // which types.
+                cause: e
+                    .source()
+                    .map_or_else(|| e.to_string(), |why| why.to_string()),
+            }
+        })
+    }
+}
+
 /// Column `i` of `r`, an integer.
-pub(super) fn int(r: &postgres::Row, i: usize) -> i64 {
-    r.get::<_, Int>(i).0
+pub(super) fn int(r: &PgRow, i: usize) -> Result<i64> {
+    Ok(r.get::<Int>(i)?.0)
 }
 
 /// Column `i` of `r`, an integer or NULL.
-pub(super) fn opt_int(r: &postgres::Row, i: usize) -> Option<i64> {
-    r.get::<_, Option<Int>>(i).map(|v| v.0)
+pub(super) fn opt_int(r: &PgRow, i: usize) -> Result<Option<i64>> {
+    Ok(r.get::<Option<Int>>(i)?.map(|v| v.0))
 }
 
 /// Column `i` of `r`, an integer flag, as a boolean.
-pub(super) fn flag(r: &postgres::Row, i: usize) -> bool {
-    int(r, i) != 0
+pub(super) fn flag(r: &PgRow, i: usize) -> Result<bool> {
+    Ok(int(r, i)? != 0)
 }
 
 /// `text`, read from `table`'s row `row` of the database at `location`, as
@@ -208,7 +277,20 @@ pub(super) fn parse_enum<T: FromStr<Err = UnknownName>>(
     row: i64,
     column: &'static str,
 ) -> Result<T> {
-    text.parse().map_err(|name| StoreError::Unknown {
+    text.parse()
+        .map_err(|name| unknown_value(location, table, row, column, name))
+}
+
+/// The error of `table`'s row `row` of the database at `location` whose
+/// `column` names no value of its enum.
+pub(super) fn unknown_value(
+    location: &str,
+    table: &'static str,
+    row: i64,
+    column: &'static str,
+    name: UnknownName,
+) -> StoreError {
+    StoreError::Unknown {
         path: PathBuf::from(location),
         value: UnknownValue {
             table,
@@ -216,7 +298,7 @@ pub(super) fn parse_enum<T: FromStr<Err = UnknownName>>(
             column,
             name,
         },
-    })
+    }
 }
 
 /// One connection or transaction, reporting errors as the store's. Each
@@ -251,24 +333,26 @@ impl<C: GenericClient> Sql<'_, C> {
     }
 
     /// Every row `sql` selects.
-    pub(super) fn rows(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<postgres::Row>> {
+    pub(super) fn rows(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<PgRow>> {
         let st = self.prepare(sql)?;
         let r = self.c.query(&st, &refs(args));
-        r.map_err(|e| self.err(e))
+        Ok(PgRow::all(self.location, sql, r.map_err(|e| self.err(e))?))
     }
 
     /// The row `sql` selects, if any.
-    pub(super) fn opt(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<postgres::Row>> {
+    pub(super) fn opt(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Option<PgRow>> {
         let st = self.prepare(sql)?;
         let r = self.c.query_opt(&st, &refs(args));
-        r.map_err(|e| self.err(e))
+        let r = r.map_err(|e| self.err(e))?;
+        Ok(r.map(|row| PgRow::one(self.location, sql, row)))
     }
 
     /// The one row `sql` selects.
-    pub(super) fn one(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<postgres::Row> {
+    pub(super) fn one(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<PgRow> {
         let st = self.prepare(sql)?;
         let r = self.c.query_one(&st, &refs(args));
-        r.map_err(|e| self.err(e))
+        let r = r.map_err(|e| self.err(e))?;
+        Ok(PgRow::one(self.location, sql, r))
     }
 
     /// Runs `sql`; how many rows it changed.
@@ -298,18 +382,18 @@ impl<C: GenericClient> Sql<'_, C> {
     /// Column `i` of `r` as an enum `T`, the row's id in column `id`.
     pub(super) fn enum_col<T: FromStr<Err = UnknownName>>(
         &self,
-        r: &postgres::Row,
+        r: &PgRow,
         i: usize,
         id: usize,
         table: &'static str,
         column: &'static str,
     ) -> Result<T> {
-        let text: String = r.get(i);
+        let text: String = r.get(i)?;
         parse_enum(
             self.location,
             &text,
             table,
-            opt_int(r, id).unwrap_or(-1),
+            opt_int(r, id)?.unwrap_or(-1),
             column,
         )
     }
@@ -336,5 +420,60 @@ impl<C: GenericClient> Sql<'_, C> {
             ],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::pg::PgStore;
+    use crate::store::testing::TestStore;
+    use crate::store::{Location, Store, StoreError};
+
+    /// A store on `t`'s database with no statement prepared yet (one
+    /// prepared before a column's type changed fails as a whole: "cached
+    /// plan must not change result type").
+    fn reopened(t: &TestStore) -> Store {
+        let Location::Postgres(url) = &t.location else {
+            panic!("a PostgreSQL store")
+        };
+        Store::from_backend(Box::new(PgStore::open(url).expect("open")))
+    }
+
+    /// A column of another type than the one the store reads (a database
+    /// edited by hand) is an error naming the database, the query and the
+    /// column: `postgres::Row::get` panicked.
+    #[test]
+    fn a_column_of_another_type_is_an_error_naming_it_not_a_panic() {
+        let mut s = TestStore::postgres();
+        let (plan, _) = s.plan_of_nops(2);
+        s.exec("ALTER TABLE actions ALTER COLUMN name TYPE integer USING length(name)");
+        let e = reopened(&s).actions(&plan).expect_err("an integer name");
+        let StoreError::Column {
+            path,
+            query,
+            column,
+            cause,
+        } = &e
+        else {
+            panic!("not a column error: {e}");
+        };
+        assert_eq!(column, "name", "{e}");
+        assert!(query.contains("FROM actions x"), "{e}");
+        assert!(cause.contains("int4"), "{e}");
+        assert!(path.to_string_lossy().contains("sextant_unit_"), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("column name of `SELECT") && text.contains("int4"),
+            "{text}"
+        );
+        // Reading changed nothing: the names are still the integers.
+        assert_eq!(s.int("SELECT MAX(name) FROM actions"), Some(2));
+        // A plan's planner, the same.
+        s.exec("ALTER TABLE action_plans ALTER COLUMN planner TYPE integer USING 7");
+        let e = reopened(&s).plan(&plan).expect_err("an integer planner");
+        assert!(
+            matches!(&e, StoreError::Column { column, .. } if column == "planner"),
+            "{e}"
+        );
     }
 }

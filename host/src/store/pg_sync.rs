@@ -42,55 +42,57 @@ impl SyncDb for PgSync<'_, '_, '_> {
     type Error = StoreError;
 
     fn goals(&mut self) -> Result<Vec<DbGoal>> {
-        Ok(self
-            .0
+        self.0
             .rows(
                 "SELECT id, name, display_name, display_names, efficacy_specification FROM goals \
                  WHERE deleted = 0 ORDER BY id",
                 &[],
             )?
             .iter()
-            .map(|r| DbGoal {
-                id: int(r, 0),
-                name: r.get(1),
-                display_name: r.get(2),
-                display_names: json_col(r.get(3)),
-                efficacy_specification: json_col(r.get(4)),
+            .map(|r| {
+                Ok(DbGoal {
+                    id: int(r, 0)?,
+                    name: r.get(1)?,
+                    display_name: r.get(2)?,
+                    display_names: json_col(r.get(3)?),
+                    efficacy_specification: json_col(r.get(4)?),
+                })
             })
-            .collect())
+            .collect::<Result<_>>()
     }
 
     fn strategies(&mut self) -> Result<Vec<DbStrategy>> {
-        Ok(self
-            .0
+        self.0
             .rows(
                 "SELECT id, name, goal_id, display_name, display_names, parameters_spec, version, \
                  plugin_file, planner FROM strategies WHERE deleted = 0 ORDER BY id",
                 &[],
             )?
             .iter()
-            .map(|r| DbStrategy {
-                id: int(r, 0),
-                name: r.get(1),
-                goal_id: int(r, 2),
-                display_name: r.get(3),
-                display_names: json_col(r.get(4)),
-                parameters_spec: json_col(r.get(5)),
-                version: r.get(6),
-                plugin_file: r.get(7),
-                planner: r.get(8),
+            .map(|r| {
+                Ok(DbStrategy {
+                    id: int(r, 0)?,
+                    name: r.get(1)?,
+                    goal_id: int(r, 2)?,
+                    display_name: r.get(3)?,
+                    display_names: json_col(r.get(4)?),
+                    parameters_spec: json_col(r.get(5)?),
+                    version: r.get(6)?,
+                    plugin_file: r.get(7)?,
+                    planner: r.get(8)?,
+                })
             })
-            .collect())
+            .collect::<Result<_>>()
     }
 
     fn goal_id(&mut self, name: &str) -> Result<Option<i64>> {
-        Ok(self
-            .0
+        self.0
             .opt(
                 "SELECT id FROM goals WHERE deleted = 0 AND name = $1 ORDER BY id LIMIT 1",
                 args![name],
             )?
-            .map(|r| int(&r, 0)))
+            .map(|r| int(&r, 0))
+            .transpose()
     }
 
     fn soft_delete(&mut self, table: &'static str, id: i64) -> Result<()> {
@@ -102,7 +104,7 @@ impl SyncDb for PgSync<'_, '_, '_> {
     }
 
     fn insert_goal(&mut self, g: &DiscoveredGoal) -> Result<i64> {
-        Ok(int(
+        int(
             &self.0.one(
                 "INSERT INTO goals (uuid, name, display_name, display_names, \
                  efficacy_specification, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -116,11 +118,11 @@ impl SyncDb for PgSync<'_, '_, '_> {
                 ],
             )?,
             0,
-        ))
+        )
     }
 
     fn insert_strategy(&mut self, s: &DiscoveredStrategy, goal_id: i64) -> Result<i64> {
-        Ok(int(
+        int(
             &self.0.one(
                 "INSERT INTO strategies (uuid, name, display_name, display_names, goal_id, \
                  parameters_spec, version, plugin_file, planner, created_at) \
@@ -139,7 +141,7 @@ impl SyncDb for PgSync<'_, '_, '_> {
                 ],
             )?,
             0,
-        ))
+        )
     }
 
     fn refresh_strategy(&mut self, id: i64, s: &DiscoveredStrategy) -> Result<()> {
@@ -193,8 +195,8 @@ impl SyncDb for PgSync<'_, '_, '_> {
         rows.iter()
             .map(|r| {
                 Ok((
-                    int(r, 0),
-                    r.get(1),
+                    int(r, 0)?,
+                    r.get(1)?,
                     self.0.enum_col(r, 2, 0, "audits", "state")?,
                 ))
             })
@@ -212,8 +214,8 @@ impl SyncDb for PgSync<'_, '_, '_> {
         rows.iter()
             .map(|r| {
                 Ok((
-                    int(r, 0),
-                    r.get(1),
+                    int(r, 0)?,
+                    r.get(1)?,
                     self.0.enum_col(r, 2, 0, "action_plans", "state")?,
                 ))
             })
@@ -255,8 +257,7 @@ impl SyncDb for PgSync<'_, '_, '_> {
     }
 
     fn templates(&mut self, refers: RefersTo, id: i64) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .0
+        self.0
             .rows(
                 &format!(
                     "SELECT uuid, name FROM audit_templates WHERE {} = $1 AND deleted = 0 \
@@ -266,8 +267,8 @@ impl SyncDb for PgSync<'_, '_, '_> {
                 args![id],
             )?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect()
     }
 
     fn drop_template_strategy(&mut self, id: i64) -> Result<()> {

@@ -216,7 +216,7 @@ impl PgStore {
             // As SQLite's json_set: the key set in the object (a policy
             // that is not an object is left as it is).
             let mut extra: Value = row
-                .get::<_, Option<String>>(2)
+                .get::<Option<String>>(2)?
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_else(|| json!({}));
             if let Some(m) = extra.as_object_mut() {
@@ -225,12 +225,12 @@ impl PgStore {
             let at = now();
             db.exec(
                 "UPDATE action_plans SET policy = $1, updated_at = $2 WHERE id = $3",
-                args![extra.to_string(), at, int(&row, 0)],
+                args![extra.to_string(), at, int(&row, 0)?],
             )?;
             if queue {
                 db.exec(
                     "UPDATE action_plans SET state = 'PENDING' WHERE id = $1",
-                    args![int(&row, 0)],
+                    args![int(&row, 0)?],
                 )?;
                 db.event(
                     &Event::state_change(
@@ -294,8 +294,8 @@ impl PgStore {
                     args![at, p.id],
                 )?
                 .iter()
-                .map(|r| (int(r, 1), r.get::<_, String>(0)))
-                .collect::<std::collections::BTreeMap<i64, String>>()
+                .map(|r| Ok((int(r, 1)?, r.get::<String>(0)?)))
+                .collect::<Result<std::collections::BTreeMap<i64, String>>>()?
                 .into_values()
                 .collect();
             for id in ids {

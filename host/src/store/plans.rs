@@ -941,7 +941,7 @@ mod tests {
             assert_eq!(e.object_type, "action");
             assert_eq!(e.object_uuid, r.uuid);
             assert_eq!(e.old_state, None);
-            assert_eq!(e.new_state.as_deref(), Some(r.state.as_str()));
+            assert_eq!(e.new_state.map(|s| s.as_str()), Some(r.state.as_str()));
             assert_eq!(e.at, r.created_at);
         }
     }

@@ -22,7 +22,38 @@ pub(crate) struct TestStore {
     /// Where it is.
     pub location: super::Location,
     raw: Raw,
+    /// Last: dropped after the connections above are closed.
+    keep: KeepAlive,
+}
+
+/// What keeps a test store's database alive, and removes it when dropped:
+/// the SQLite file's temporary directory, or the PostgreSQL database.
+pub(crate) struct KeepAlive {
     _dir: Option<tempfile::TempDir>,
+    _database: Option<TestDatabase>,
+}
+
+/// A database of the test server, dropped with this (`WITH (FORCE)`: any
+/// session still on it is ended) from a connection to the server's own
+/// database; a failure is logged, never a panic in a drop.
+pub(crate) struct TestDatabase {
+    server_url: String,
+    name: String,
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let dropped =
+            postgres::Client::connect(&self.server_url, postgres::NoTls).and_then(|mut c| {
+                c.batch_execute(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+            });
+        if let Err(e) = dropped {
+            tracing::warn!(database = %self.name, error = %e, "test database not dropped");
+        }
+    }
 }
 
 /// The URL of the test PostgreSQL server: a test that needs it fails
@@ -36,16 +67,17 @@ pub(crate) fn pg_server_url() -> String {
     })
 }
 
-/// A new, empty database on the test server; its URL.
-pub(crate) fn fresh_pg_database() -> String {
-    let url = pg_server_url();
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+/// A new, empty database on the test server: its URL, and what drops it.
+pub(crate) fn fresh_pg_database() -> (String, TestDatabase) {
+    let server_url = pg_server_url();
+    let mut admin = postgres::Client::connect(&server_url, postgres::NoTls).expect("connect");
     let name = format!("sextant_unit_{}", super::new_uuid().replace('-', ""));
     admin
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
+    let (base, _) = server_url.rsplit_once('/').expect("a database in the URL");
+    let url = format!("{base}/{name}");
+    (url, TestDatabase { server_url, name })
 }
 
 impl TestStore {
@@ -59,13 +91,16 @@ impl TestStore {
             store,
             location: super::Location::Sqlite(path),
             raw,
-            _dir: Some(dir),
+            keep: KeepAlive {
+                _dir: Some(dir),
+                _database: None,
+            },
         }
     }
 
     /// A fresh PostgreSQL store.
     pub fn postgres() -> Self {
-        let url = fresh_pg_database();
+        let (url, database) = fresh_pg_database();
         let store = Store::from_backend(Box::new(PgStore::open(&url).expect("open")));
         let raw = Raw::Postgres(RefCell::new(
             postgres::Client::connect(&url, postgres::NoTls).expect("raw connection"),
@@ -74,7 +109,10 @@ impl TestStore {
             store,
             location: super::Location::Postgres(url),
             raw,
-            _dir: None,
+            keep: KeepAlive {
+                _dir: None,
+                _database: Some(database),
+            },
         }
     }
 
@@ -177,9 +215,9 @@ impl TestStore {
     }
 
     /// The store alone (to hand it to a thread), and what keeps its
-    /// database alive.
-    pub fn into_store(self) -> (Store, Option<tempfile::TempDir>) {
-        (self.store, self._dir)
+    /// database alive (drop it after the store).
+    pub fn into_store(self) -> (Store, KeepAlive) {
+        (self.store, self.keep)
     }
 }
 

@@ -20,7 +20,7 @@
 
 pub mod listener;
 
-use crate::states::{ActionState, EventType, PlanState};
+use crate::states::{ActionState, EventType, ObjectState, ObjectType, PlanState};
 use crate::store::{Store, StoreError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -259,11 +259,11 @@ impl Starts {
                     .unwrap_or(Duration::ZERO)
                     .as_secs_f64()
             };
-            match (e.object_type.as_str(), e.new_state.as_deref()) {
-                ("audit", _) if e.event_type == EventType::AuditStrategyStart => {
+            match (e.object_type, e.new_state.map(ObjectState::as_str)) {
+                (ObjectType::Audit, _) if e.event_type == EventType::AuditStrategyStart => {
                     self.audits.insert(e.object_uuid.clone(), at);
                 }
-                ("audit", to) => {
+                (ObjectType::Audit, to) => {
                     // A run ends with the audit's next state change, or, for
                     // a CONTINUOUS audit (which stays ONGOING without an
                     // event), with its strategy's end.
@@ -299,10 +299,10 @@ impl Starts {
                         })
                         .observe(since(start));
                 }
-                ("action", Some("ONGOING")) => {
+                (ObjectType::Action, Some("ONGOING")) => {
                     self.actions.insert(e.object_uuid.clone(), at);
                 }
-                ("action", Some(to)) => {
+                (ObjectType::Action, Some(to)) => {
                     let Some(start) = self.actions.remove(&e.object_uuid) else {
                         continue;
                     };
