@@ -33,6 +33,11 @@ pub struct ActionTransition {
     /// The action's name, when the caller knows it too: then a plain
     /// UPDATE, with nothing returned.
     pub name: Option<String>,
+    /// The lease owner of the applier that writes it (`None`: not an
+    /// applier's write): the transition applies only while that owner
+    /// holds the plan's lease, checked in the same transaction; otherwise
+    /// nothing is written and its result is [`StoreError::LeaseLost`].
+    pub lease_owner: Option<String>,
 }
 
 impl ActionTransition {
@@ -56,12 +61,20 @@ impl ActionTransition {
             execute_failed: false,
             plan_uuid: None,
             name: None,
+            lease_owner: None,
         }
     }
 
     /// The action fails in its `execute` (with `to` FAILED).
     pub fn in_execute(mut self) -> Self {
         self.execute_failed = true;
+        self
+    }
+
+    /// Fenced by the plan's lease: it applies only while `owner` holds it
+    /// (see [`ActionTransition::lease_owner`]).
+    pub fn fenced_by(mut self, owner: &str) -> Self {
+        self.lease_owner = Some(owner.into());
         self
     }
 
@@ -85,6 +98,24 @@ pub struct Lease {
 
 fn lease_time(after: std::time::Duration) -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now() + after).to_string()
+}
+
+/// Who holds the lease on plan `uuid` (expired or not: a lapsed lease
+/// nobody claimed since is still its owner's), `None` when nobody does.
+fn lease_holder(tx: &rusqlite::Transaction<'_>, uuid: &str) -> rusqlite::Result<Option<String>> {
+    Ok(tx
+        .prepare_cached("SELECT lease_owner FROM action_plans WHERE uuid = ?1")?
+        .query_row([uuid], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// A write refused by the lease fence.
+fn lease_lost(plan: &str, owner: &str) -> StoreError {
+    StoreError::LeaseLost {
+        plan: plan.into(),
+        owner: owner.into(),
+    }
 }
 
 /// The event of an applied action transition.
@@ -234,11 +265,45 @@ impl SqliteStore {
         message: Option<&str>,
         event_type: EventType,
     ) -> Result<bool> {
+        self.plan_transition_as(plan_uuid, None, from, to, message, event_type)
+    }
+
+    /// [`SqliteStore::plan_transition`] fenced by the plan's lease: only
+    /// while `owner` holds it, else [`StoreError::LeaseLost`] and nothing
+    /// written.
+    pub fn leased_plan_transition(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool> {
+        self.plan_transition_as(plan_uuid, Some(owner), from, to, message, event_type)
+    }
+
+    fn plan_transition_as(
+        &mut self,
+        plan_uuid: &str,
+        owner: Option<&str>,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool> {
         let current = self.plan(plan_uuid)?;
         if !from.contains(&current.state) {
             return Ok(false);
         }
         self.write(|tx| {
+            // The lease, read in the write transaction: SQLite has one
+            // writer at a time, so no claim comes in between.
+            if let Some(owner) = owner
+                && lease_holder(tx, &current.uuid)?.as_deref() != Some(owner)
+            {
+                return Ok(Err(lease_lost(&current.uuid, owner)));
+            }
             let n = tx.execute(
                 "UPDATE action_plans SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
                  WHERE uuid = ?4 AND state = ?5",
@@ -252,8 +317,8 @@ impl SqliteStore {
                         .with_payload(json!({"status_message": message})),
                 )?;
             }
-            Ok(n == 1)
-        })
+            Ok(Ok(n == 1))
+        })?
     }
 
     /// Records how a plan is to be applied (`applied_with`: the policy,
@@ -349,8 +414,25 @@ impl SqliteStore {
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
                  WHERE uuid = ?5 AND state = ?6 AND deleted = 0",
             )?;
+            // The lease holder of each plan a fenced transition names, read
+            // once a batch: SQLite has one writer at a time, so no claim
+            // changes it before this transaction ends.
+            let mut holders: std::collections::HashMap<String, Option<String>> =
+                std::collections::HashMap::new();
+            let mut holds = |plan: &str, owner: &str| -> rusqlite::Result<bool> {
+                if !holders.contains_key(plan) {
+                    holders.insert(plan.to_string(), lease_holder(tx, plan)?);
+                }
+                Ok(holders.get(plan).is_some_and(|h| h.as_deref() == Some(owner)))
+            };
             for t in batch {
                 let outputs = t.outputs.as_ref().map(crate::json_text);
+                if let (Some(owner), Some(plan)) = (&t.lease_owner, &t.plan_uuid)
+                    && !holds(plan, owner)?
+                {
+                    results.push(Err(lease_lost(plan, owner)));
+                    continue;
+                }
                 if let (Some(plan), [from]) = (&t.plan_uuid, t.from.as_slice()) {
                     // The fast paths: the one state it may be in, and its
                     // plan; with its name too, a plain UPDATE.
@@ -393,6 +475,12 @@ impl SqliteStore {
                     }));
                     continue;
                 };
+                if let Some(owner) = t.lease_owner.as_ref().filter(|_| t.plan_uuid.is_none())
+                    && !holds(&plan, owner)?
+                {
+                    results.push(Err(lease_lost(&plan, owner)));
+                    continue;
+                }
                 if !t.from.contains(&state) {
                     results.push(Ok(false));
                     continue;
@@ -469,5 +557,295 @@ impl SqliteStore {
                     }
                     Ok(true)
                 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::{TestStore, on_both_backends};
+    use std::time::Duration;
+
+    const TTL: Duration = Duration::from_secs(15);
+    const OLD: &str = "host-a:1:old";
+    const NEW: &str = "host-b:2:new";
+
+    /// A plan of `n` nops whose lease `OLD` took, then `NEW` took over (as
+    /// a claim of a lapsed lease does).
+    fn taken_over(t: &mut TestStore, n: usize) -> (String, Vec<String>) {
+        let (plan, uuids) = t.plan_of_nops(n);
+        assert!(t.acquire_lease(&plan, OLD, TTL).expect("acquire").is_ok());
+        assert!(t.take_over_lease(&plan, OLD, NEW, TTL).expect("take over"));
+        (plan, uuids)
+    }
+
+    /// What the store holds of a plan: its actions' states, messages and
+    /// outputs, the plan's state, and every event.
+    fn held(t: &TestStore, plan: &str) -> (String, String) {
+        let actions = t
+            .actions(plan)
+            .expect("actions")
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {:?} {:?} {:?}",
+                    a.name, a.state, a.status_message, a.outputs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let events = t.int("SELECT count(*) FROM events").unwrap_or(-1);
+        let plan_state = t.plan_state(plan).expect("plan state");
+        (format!("{actions} | {plan_state:?}"), events.to_string())
+    }
+
+    fn is_lease_lost(r: &Result<bool>, plan: &str, owner: &str) -> bool {
+        matches!(r, Err(StoreError::LeaseLost { plan: p, owner: o }) if p == plan && o == owner)
+    }
+
+    on_both_backends!(
+        a_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
+        the_holders_fenced_transitions_apply_and_unfenced_ones_are_unchanged,
+        a_plan_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
+        a_large_batch_mixing_refused_and_held_transitions_answers_each_in_its_place,
+    );
+
+    /// A batch the size of a parallel applier's (PostgreSQL applies eight
+    /// or more distinct actions as set operations, schema 18): the refused
+    /// transitions are left out of what is applied, and each result stays
+    /// in its place.
+    fn a_large_batch_mixing_refused_and_held_transitions_answers_each_in_its_place(
+        mut t: TestStore,
+    ) {
+        let (plan, uuids) = taken_over(&mut t, 20);
+        let batch: Vec<ActionTransition> = (0..20)
+            .map(|i| {
+                let x = ActionTransition::new(
+                    &uuids[i],
+                    &[ActionState::Pending],
+                    ActionState::Ongoing,
+                    None,
+                    None,
+                    EventType::ActionExecutionStart,
+                )
+                .known(&plan, &format!("a{i}"));
+                match i % 5 {
+                    0 => x.fenced_by(OLD),
+                    4 => x,
+                    _ => x.fenced_by(NEW),
+                }
+            })
+            .collect();
+        let r = t.action_transitions(&batch).expect("batch");
+        assert_eq!(r.len(), 20);
+        for (i, r) in r.iter().enumerate() {
+            if i % 5 == 0 {
+                assert!(is_lease_lost(r, &plan, OLD), "{i}: {r:?}");
+            } else {
+                assert!(matches!(r, Ok(true)), "{i}: {r:?}");
+            }
+        }
+        let states: Vec<ActionState> = t
+            .actions(&plan)
+            .expect("actions")
+            .iter()
+            .map(|a| a.state)
+            .collect();
+        for (i, s) in states.iter().enumerate() {
+            let want = if i % 5 == 0 {
+                ActionState::Pending
+            } else {
+                ActionState::Ongoing
+            };
+            assert_eq!(*s, want, "a{i}");
+        }
+        assert_eq!(
+            t.int(&format!(
+                "SELECT count(*) FROM events WHERE action_plan_uuid = '{plan}' \
+                 AND object_type = 'action' AND new_state = 'ONGOING'"
+            )),
+            Some(16)
+        );
+        // All held: the whole batch applies.
+        let again: Vec<ActionTransition> = (0..20)
+            .filter(|i| i % 5 != 0)
+            .map(|i| {
+                ActionTransition::new(
+                    &uuids[i],
+                    &[ActionState::Ongoing],
+                    ActionState::Succeeded,
+                    None,
+                    None,
+                    EventType::ActionExecutionEnd,
+                )
+                .known(&plan, &format!("a{i}"))
+                .fenced_by(NEW)
+            })
+            .collect();
+        let r = t.action_transitions(&again).expect("batch");
+        assert!(r.iter().all(|r| matches!(r, Ok(true))), "{r:?}");
+    }
+
+    /// The old holder's transitions (plan known or looked up, with one or
+    /// several from-states, an ONGOING that would start an action, a
+    /// final state) are refused, each naming the plan and the owner, and
+    /// the store holds exactly what it held before.
+    fn a_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
+        mut t: TestStore,
+    ) {
+        let (plan, uuids) = taken_over(&mut t, 3);
+        let before = held(&t, &plan);
+        let batch = vec![
+            ActionTransition::new(
+                &uuids[0],
+                &[ActionState::Pending],
+                ActionState::Ongoing,
+                None,
+                None,
+                EventType::ActionExecutionStart,
+            )
+            .known(&plan, "a0")
+            .fenced_by(OLD),
+            ActionTransition::new(
+                &uuids[1],
+                &[ActionState::Pending, ActionState::Ongoing],
+                ActionState::Succeeded,
+                Some("done".into()),
+                Some(json!({"host": "host-a"})),
+                EventType::ActionExecutionEnd,
+            )
+            .fenced_by(OLD),
+            ActionTransition::new(
+                &uuids[2],
+                &[ActionState::Pending],
+                ActionState::Failed,
+                None,
+                None,
+                EventType::ActionExecutionError,
+            )
+            .known(&plan, "a2")
+            .in_execute()
+            .fenced_by(OLD),
+        ];
+        let r = t.action_transitions(&batch).expect("batch");
+        assert_eq!(r.len(), 3);
+        assert!(r.iter().all(|r| is_lease_lost(r, &plan, OLD)), "{r:?}");
+        assert_eq!(held(&t, &plan), before);
+        // Released (no holder at all): refused too.
+        t.release_lease(&plan, NEW).expect("release");
+        let r = t.action_transitions(&batch[..1]).expect("batch");
+        assert!(is_lease_lost(&r[0], &plan, OLD), "{r:?}");
+        assert_eq!(held(&t, &plan), before);
+        let e = r[0]
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(e.contains(&plan) && e.contains(OLD), "{e}");
+    }
+
+    /// In one batch with the old holder's, the holder's transitions apply
+    /// (with their events) and an unfenced one (an operator's skip) is a
+    /// compare-and-set as before, whoever holds the lease.
+    fn the_holders_fenced_transitions_apply_and_unfenced_ones_are_unchanged(mut t: TestStore) {
+        let (plan, uuids) = taken_over(&mut t, 3);
+        let start = |i: usize, owner: &str| {
+            ActionTransition::new(
+                &uuids[i],
+                &[ActionState::Pending],
+                ActionState::Ongoing,
+                None,
+                None,
+                EventType::ActionExecutionStart,
+            )
+            .known(&plan, &format!("a{i}"))
+            .fenced_by(owner)
+        };
+        let unfenced = ActionTransition::new(
+            &uuids[2],
+            &[ActionState::Pending],
+            ActionState::Skipped,
+            None,
+            None,
+            EventType::ActionUpdate,
+        );
+        let r = t
+            .action_transitions(&[start(0, OLD), start(1, NEW), start(0, NEW), unfenced])
+            .expect("batch");
+        assert!(is_lease_lost(&r[0], &plan, OLD), "{r:?}");
+        assert!(matches!(r[1..], [Ok(true), Ok(true), Ok(true)]), "{r:?}");
+        let states: Vec<ActionState> = t
+            .actions(&plan)
+            .expect("actions")
+            .iter()
+            .map(|a| a.state)
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ActionState::Ongoing,
+                ActionState::Ongoing,
+                ActionState::Skipped
+            ]
+        );
+        assert_eq!(
+            t.int(&format!(
+                "SELECT count(*) FROM events WHERE action_plan_uuid = '{plan}' \
+                 AND object_type = 'action' AND old_state = 'PENDING'"
+            )),
+            Some(3)
+        );
+        // A holder whose lease expired and nobody claimed still holds it.
+        t.exec(&format!(
+            "UPDATE action_plans SET lease_expires_at = '2000-01-01T00:00:00.000Z' WHERE uuid = '{plan}'"
+        ));
+        let done = ActionTransition::new(
+            &uuids[0],
+            &[ActionState::Ongoing],
+            ActionState::Succeeded,
+            None,
+            None,
+            EventType::ActionExecutionEnd,
+        )
+        .fenced_by(NEW);
+        let r = t.action_transitions(&[done]).expect("batch");
+        assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+    }
+
+    fn a_plan_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
+        mut t: TestStore,
+    ) {
+        let (plan, _) = taken_over(&mut t, 1);
+        let before = held(&t, &plan);
+        let r = t.leased_plan_transition(
+            &plan,
+            OLD,
+            &[PlanState::Recommended],
+            PlanState::Ongoing,
+            None,
+            EventType::PlanExecutionStart,
+        );
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        assert_eq!(held(&t, &plan), before);
+        let r = t.leased_plan_transition(
+            &plan,
+            NEW,
+            &[PlanState::Recommended],
+            PlanState::Ongoing,
+            None,
+            EventType::PlanExecutionStart,
+        );
+        assert!(matches!(r, Ok(true)), "{r:?}");
+        assert_eq!(t.plan_state(&plan).expect("state"), PlanState::Ongoing);
+        // The holder's compare-and-set still says no when the state moved.
+        let r = t.leased_plan_transition(
+            &plan,
+            NEW,
+            &[PlanState::Recommended],
+            PlanState::Ongoing,
+            None,
+            EventType::PlanExecutionStart,
+        );
+        assert!(matches!(r, Ok(false)), "{r:?}");
     }
 }

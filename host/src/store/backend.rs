@@ -206,6 +206,20 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         event_type: EventType,
     ) -> Result<bool>;
 
+    /// [`StoreBackend::plan_transition`] by a plan's applier, fenced by
+    /// its lease: applied only while `owner` holds the plan's lease (in the
+    /// same transaction), else nothing is written and the answer is
+    /// [`StoreError::LeaseLost`].
+    fn leased_plan_transition(
+        &mut self,
+        plan_uuid: &str,
+        owner: &str,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool>;
+
     /// Records how a plan is to be applied (`applied_with`: the policy,
     /// execution rule and worker count it was started with) in its
     /// extras; with `queue`, also moves it to PENDING with its event. One
@@ -882,6 +896,15 @@ macro_rules! forward_to_inherent {
             fn plan_transition(
                 &mut self,
                 plan_uuid: &str,
+                from: &[PlanState],
+                to: PlanState,
+                message: Option<&str>,
+                event_type: EventType,
+            ) -> Result<bool>;
+            fn leased_plan_transition(
+                &mut self,
+                plan_uuid: &str,
+                owner: &str,
                 from: &[PlanState],
                 to: PlanState,
                 message: Option<&str>,

@@ -181,6 +181,18 @@ pub enum StoreError {
         /// Why, and what to do instead.
         what: String,
     },
+    /// A write of a plan's applier refused because the plan's lease is no
+    /// longer that applier's: another applier claimed the plan (its lease
+    /// had lapsed), and only the holder writes the plan's states.
+    #[error(
+        "action plan {plan}: its lease is no longer held by {owner} (another applier took the plan over); the write was refused"
+    )]
+    LeaseLost {
+        /// The plan.
+        plan: String,
+        /// The owner id that wrote without holding the lease.
+        owner: String,
+    },
     /// No object with that id.
     #[error("{kind} {id:?} not found")]
     NotFound {

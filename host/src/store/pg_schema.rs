@@ -524,4 +524,90 @@ BEGIN
     RETURN results;
 END $$;
 "#,
+    // 19: the applier's writes fenced by its plan's lease (docs/fleet.md,
+    // "A host paused past its lease"): `sextant_action_transitions` with
+    // one more array, `owners`, parallel to the others: the lease owner of
+    // the applier that sends each transition (NULL: not fenced). An
+    // overload in front of schema 18's function, which applies what is not
+    // refused: a fenced transition applies only while its owner holds the
+    // lease of the action's plan (looked up when not given). The plans'
+    // rows are read FOR SHARE, in uuid order, before anything is written, so
+    // a claim (which updates the row) waits for the batch or the batch for
+    // the claim; a holder that is not the owner gives result -2 and nothing
+    // is written for that transition. A batch with nothing fenced goes
+    // straight to schema 18's function; so does one with nothing refused.
+    // An applier's batch (one plan, named, one owner) takes a short way:
+    // one row read FOR SHARE, then all applied or all refused.
+    r#"
+CREATE FUNCTION sextant_action_transitions(
+    uuids TEXT[], froms TEXT[], tos TEXT[], messages TEXT[], outputs_in TEXT[],
+    failed INTEGER[], event_types TEXT[], plans TEXT[], at_time TEXT, known TEXT[],
+    owners TEXT[]
+) RETURNS INTEGER[] LANGUAGE plpgsql AS $$
+DECLARE
+    plan TEXT := plans[1];
+    owner TEXT := owners[1];
+    holder TEXT;
+    refused BOOLEAN[];
+    kept_uuids TEXT[];
+    kept_froms TEXT[];
+    kept_tos TEXT[];
+    kept_messages TEXT[];
+    kept_outputs TEXT[];
+    kept_failed INTEGER[];
+    kept_events TEXT[];
+    kept_plans TEXT[];
+    applied INTEGER[];
+    results INTEGER[];
+BEGIN
+    IF cardinality(array_remove(owners, NULL)) = 0 THEN
+        RETURN sextant_action_transitions(uuids, froms, tos, messages, outputs_in, failed,
+                                          event_types, plans, at_time, known);
+    END IF;
+    -- An applier's batch: one plan, named, and one owner.
+    IF plan IS NOT NULL AND owner IS NOT NULL AND cardinality(array_remove(plans, plan)) = 0
+       AND cardinality(array_remove(owners, owner)) = 0 THEN
+        SELECT lease_owner INTO holder FROM action_plans WHERE uuid = plan FOR SHARE;
+        IF holder IS NOT DISTINCT FROM owner THEN
+            RETURN sextant_action_transitions(uuids, froms, tos, messages, outputs_in, failed,
+                                              event_types, plans, at_time, known);
+        END IF;
+        RETURN array_fill(-2, ARRAY[cardinality(uuids)]);
+    END IF;
+    WITH t AS (
+        SELECT t.k, t.o, coalesce(t.p, (
+            SELECT ap.uuid FROM actions x JOIN action_plans ap ON ap.id = x.action_plan_id
+            WHERE x.uuid = t.u AND x.deleted = 0)) AS p
+        FROM unnest(uuids, plans, owners) WITH ORDINALITY AS t(u, p, o, k)
+    ), held AS (
+        SELECT ap.uuid, ap.lease_owner FROM action_plans ap
+        WHERE ap.uuid IN (SELECT t.p FROM t WHERE t.o IS NOT NULL)
+        ORDER BY ap.uuid FOR SHARE
+    )
+    SELECT array_agg(t.o IS NOT NULL AND t.p IS NOT NULL
+                     AND held.lease_owner IS DISTINCT FROM t.o ORDER BY t.k)
+    INTO refused
+    FROM t LEFT JOIN held ON held.uuid = t.p;
+    IF NOT (true = ANY (refused)) THEN
+        RETURN sextant_action_transitions(uuids, froms, tos, messages, outputs_in, failed,
+                                          event_types, plans, at_time, known);
+    END IF;
+    SELECT array_agg(u ORDER BY k), array_agg(f ORDER BY k), array_agg(nw ORDER BY k),
+           array_agg(m ORDER BY k), array_agg(o ORDER BY k), array_agg(fl ORDER BY k),
+           array_agg(ev ORDER BY k), array_agg(p ORDER BY k)
+    INTO kept_uuids, kept_froms, kept_tos, kept_messages, kept_outputs, kept_failed,
+         kept_events, kept_plans
+    FROM unnest(uuids, froms, tos, messages, outputs_in, failed, event_types, plans, refused)
+        WITH ORDINALITY AS x(u, f, nw, m, o, fl, ev, p, r, k)
+    WHERE NOT r;
+    applied := CASE WHEN kept_uuids IS NULL THEN '{}'::INTEGER[]
+        ELSE sextant_action_transitions(kept_uuids, kept_froms, kept_tos, kept_messages,
+                                        kept_outputs, kept_failed, kept_events, kept_plans,
+                                        at_time, known) END;
+    SELECT array_agg(CASE WHEN r THEN -2 ELSE applied[j] END ORDER BY k) INTO results
+    FROM (SELECT r, k, count(*) FILTER (WHERE NOT r) OVER (ORDER BY k) AS j
+          FROM unnest(refused) WITH ORDINALITY AS z(r, k)) s;
+    RETURN results;
+END $$;
+"#,
 ];

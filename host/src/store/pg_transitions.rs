@@ -11,11 +11,12 @@ use super::{Event, Result, StoreError, now};
 use crate::states::{ActionState, EventType, PlanState};
 use serde_json::{Value, json};
 
-/// `sextant_action_transitions` (schema 16, `pg_schema.rs`): the whole
-/// batch in one statement, so one round trip.
+/// `sextant_action_transitions` (schema 16, `pg_schema.rs`; fenced by the
+/// lease since schema 19): the whole batch in one statement, so one round
+/// trip.
 const TRANSITIONS: &str = "SELECT sextant_action_transitions(\
      $1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::INTEGER[], $7::TEXT[], \
-     $8::TEXT[], $9::TEXT, $10::TEXT[])";
+     $8::TEXT[], $9::TEXT, $10::TEXT[], $11::TEXT[])";
 
 /// The SQLSTATE the function raises on an action state it was not told of
 /// (the state as its message, the row id as its detail).
@@ -36,6 +37,7 @@ fn apply_transitions(
     let mut failed = Vec::with_capacity(n);
     let mut events = Vec::with_capacity(n);
     let mut plans = Vec::with_capacity(n);
+    let mut owners = Vec::with_capacity(n);
     for t in batch {
         uuids.push(t.action_uuid.as_str());
         let from: Vec<&str> = t.from.iter().map(|s| s.as_str()).collect();
@@ -46,6 +48,7 @@ fn apply_transitions(
         failed.push(i32::from(t.execute_failed));
         events.push(t.event_type.as_str());
         plans.push(t.plan_uuid.as_deref());
+        owners.push(t.lease_owner.as_deref());
     }
     let known: Vec<&str> = ActionState::ALL.iter().map(|s| s.as_str()).collect();
     let at = now();
@@ -55,6 +58,7 @@ fn apply_transitions(
             &st,
             &[
                 &uuids, &froms, &tos, &messages, &outputs, &failed, &events, &plans, &at, &known,
+                &owners,
             ],
         )
         .map_err(|e| match e.as_db_error() {
@@ -79,18 +83,39 @@ fn apply_transitions(
             codes.len()
         )));
     }
-    Ok(batch
-        .iter()
-        .zip(codes)
-        .map(|(t, code)| match code {
+    let mut results = Vec::with_capacity(n);
+    for (t, code) in batch.iter().zip(codes) {
+        results.push(match code {
             1 => Ok(true),
             0 => Ok(false),
+            // Refused by the lease fence (schema 19): the plan named, read
+            // when the caller did not give it (a refusal is rare).
+            -2 => Err(StoreError::LeaseLost {
+                plan: match &t.plan_uuid {
+                    Some(p) => p.clone(),
+                    None => plan_of_action(db, &t.action_uuid)?,
+                },
+                owner: t.lease_owner.clone().unwrap_or_default(),
+            }),
             _ => Err(StoreError::NotFound {
                 kind: "action",
                 id: t.action_uuid.clone(),
             }),
-        })
-        .collect())
+        });
+    }
+    Ok(results)
+}
+
+/// The uuid of action `uuid`'s plan ("" when it is gone).
+fn plan_of_action(db: &mut Sql<'_, postgres::Client>, uuid: &str) -> Result<String> {
+    match db.opt(
+        "SELECT p.uuid FROM actions x JOIN action_plans p ON p.id = x.action_plan_id \
+         WHERE x.uuid = $1",
+        args![uuid],
+    )? {
+        Some(r) => r.get(0),
+        None => Ok(String::new()),
+    }
 }
 
 impl PgStore {

@@ -380,4 +380,11 @@ CREATE TABLE alert_runs (
     r#"
 -- nothing to do on SQLite
 "#,
+    // 19: PostgreSQL only (pg_schema.rs): the group commit's function
+    // fences each applier's transition by its plan's lease. On SQLite the
+    // store checks the lease in Rust, in the transition's own write
+    // transaction (store/apply.rs): nothing to do.
+    r#"
+-- nothing to do on SQLite
+"#,
 ];
