@@ -35,6 +35,7 @@ impl Applier {
                 reconnect: std::sync::OnceLock::new(),
                 generation: std::sync::atomic::AtomicU64::new(0),
                 lease_kept_on_failure: std::sync::atomic::AtomicBool::new(false),
+                lease_lost: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -65,7 +66,19 @@ impl Applier {
     pub async fn run(self) -> Result<PlanOutcome, ApplyError> {
         let shared = self.shared.clone();
         acquire(&shared).await?;
-        let result = self.run_leased().await;
+        let mut result = self.run_leased().await;
+        // Another applier claimed the plan meanwhile: whatever this run
+        // ended with, it ends because its lease is lost.
+        if matches!(
+            &result,
+            Err(ApplyError::Store(StoreError::LeaseLost { .. }))
+        ) {
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
+        }
+        if let Some(lost) = shared.lease_lost_error() {
+            result = Err(lost);
+        }
         let kept = result.is_err()
             && !shared.opts.stop.is_stopping()
             && shared
@@ -117,10 +130,11 @@ impl Applier {
             .execution_rule
             .unwrap_or(shared.opts.policy.execution_rule);
         if p.state != PlanState::Cancelling {
-            let u = plan_uuid.clone();
+            let (u, o) = (plan_uuid.clone(), shared.opts.owner.clone());
             db(&shared, move |s| {
-                s.plan_transition(
+                s.leased_plan_transition(
                     &u,
+                    &o,
                     &[PlanState::Recommended, PlanState::Pending],
                     PlanState::Ongoing,
                     None,
@@ -143,11 +157,12 @@ impl Applier {
                     "Simulation failed; nothing was executed: {}",
                     problems.join("; ")
                 );
-                let u = plan_uuid.clone();
+                let (u, o) = (plan_uuid.clone(), shared.opts.owner.clone());
                 let m = msg.clone();
                 db(&shared, move |s| {
-                    s.plan_transition(
+                    s.leased_plan_transition(
                         &u,
+                        &o,
                         &[PlanState::Ongoing],
                         PlanState::Failed,
                         Some(&m),
@@ -188,6 +203,7 @@ impl Applier {
         let mut last_poll = Instant::now() - POLL;
         let mut last_renew = Instant::now();
         let mut grace_until: Option<Instant> = None;
+        let mut aborted_for_lost_lease = false;
         loop {
             // Asked to stop: launch nothing more, abort what can be
             // aborted (it goes back to PENDING), give the rest the grace
@@ -237,10 +253,23 @@ impl Applier {
                 let (p, o) = (plan_uuid.clone(), shared.opts.owner.clone());
                 match db(&shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await {
                     Ok(true) => {}
-                    Ok(false) => run.interrupt("the applier lost its lease on the plan".into()),
+                    Ok(false) => {
+                        let s = shared.clone();
+                        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
+                        run.interrupt("the applier lost its lease on the plan".into());
+                    }
                     Err(e) => run.interrupt(format!("renewing the lease failed: {e}")),
                 }
                 last_renew = Instant::now();
+            }
+            // Another applier holds the plan now (a write of this one was
+            // refused, or its renewal): nothing more starts, and what still
+            // runs here is aborted where it can be (its end would be
+            // refused; the new holder settled it when it resumed the plan).
+            if shared.lease_lost.get().is_some() && !aborted_for_lost_lease {
+                aborted_for_lost_lease = true;
+                run.interrupt("the applier lost its lease on the plan".into());
+                abort_abortable(&shared);
             }
             if !run.interrupted() && last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
@@ -392,10 +421,11 @@ impl Applier {
             )
         };
         let m = msg.clone();
-        let uu = u.clone();
+        let (uu, o) = (u.clone(), shared.opts.owner.clone());
         db(&shared, move |s| {
-            s.plan_transition(
+            s.leased_plan_transition(
                 &uu,
+                &o,
                 &[PlanState::Ongoing, PlanState::Cancelling],
                 state,
                 m.as_deref(),

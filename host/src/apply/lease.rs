@@ -3,6 +3,18 @@
 //! A running applier renews its own in the engine's loop; a `serve` host
 //! renews the leases of the plans it claimed with a [`LeaseKeeper`], on a
 //! thread of its own.
+//!
+//! Every write the applier makes for its plan is fenced by the lease: each
+//! action transition carries the applier's owner id (`Shared::commit_many`
+//! stamps it) and applies only while that owner holds the plan's lease,
+//! checked in the same transaction; so are its plan transitions and the
+//! renewal before a retry. A host paused past its lease (SIGSTOP, a frozen
+//! VM) whose plan another host claimed meanwhile therefore writes nothing
+//! more for it when it goes on: not the end of what it was running, not
+//! the ONGOING of a next action (the compare-and-set that starts an action
+//! is fenced, so it never starts one). The first refusal stops the
+//! applier: it logs that it lost the lease, starts nothing more, and ends
+//! with [`ApplyError::LeaseLost`].
 
 use super::*;
 
@@ -70,6 +82,83 @@ pub(super) async fn acquire(shared: &Arc<Shared>) -> Result<(), ApplyError> {
         );
     }
     Ok(())
+}
+
+impl Shared {
+    /// This applier found that another holds its plan's lease (a fenced
+    /// write refused, a renewal refused): from now on it starts nothing and
+    /// ends with [`ApplyError::LeaseLost`]. Said once, naming the holder.
+    pub(super) fn lose_lease(&self) {
+        if self.lease_lost.get().is_some() {
+            return;
+        }
+        let holder = self
+            .db(|s| s.lease(&self.plan_uuid))
+            .ok()
+            .flatten()
+            .map_or_else(|| "nobody".to_string(), |l| l.owner);
+        if self.lease_lost.set(holder.clone()).is_ok() {
+            tracing::error!(
+                plan = %self.plan_uuid,
+                "action plan {}: this applier ({}) lost its lease on it to {holder} (its lease had lapsed, and another applier claimed the plan); stopped applying the plan here: no further action starts, and no write of this applier for it is accepted",
+                self.plan_uuid,
+                self.opts.owner
+            );
+        }
+    }
+
+    /// The end of a run whose lease was lost, if it was.
+    pub(super) fn lease_lost_error(&self) -> Option<ApplyError> {
+        self.lease_lost.get().map(|holder| ApplyError::LeaseLost {
+            plan: self.plan_uuid.clone(),
+            owner: self.opts.owner.clone(),
+            holder: holder.clone(),
+        })
+    }
+}
+
+/// Whether a store answer is the lease fence's refusal.
+pub(super) fn is_lease_lost<T>(r: &Result<T, StoreError>) -> bool {
+    matches!(r, Err(StoreError::LeaseLost { .. }))
+}
+
+/// One action transition of the applier outside its group commit
+/// (recovery, rollback), fenced by its lease as the group commit's are.
+pub(super) async fn leased_action_transition(
+    shared: &Arc<Shared>,
+    uuid: &str,
+    from: &[ActionState],
+    to: ActionState,
+    message: &str,
+    event: EventType,
+) -> Result<bool, StoreError> {
+    let t = ActionTransition::new(uuid, from, to, Some(message.into()), None, event)
+        .fenced_by(&shared.opts.owner);
+    let result = db(shared, move |s| {
+        s.action_transitions(std::slice::from_ref(&t))?
+            .pop()
+            .unwrap_or(Ok(false))
+    })
+    .await;
+    if is_lease_lost(&result) {
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
+    }
+    result
+}
+
+/// Renews this applier's lease before it runs an action again (a retry,
+/// which has no compare-and-set of its own to start it: the action is
+/// ONGOING already): false when the lease is another's now, and the
+/// applier stops (see [`Shared::lose_lease`]).
+pub(super) async fn still_held(shared: &Arc<Shared>) -> Result<bool, StoreError> {
+    let (p, o) = (shared.plan_uuid.clone(), shared.opts.owner.clone());
+    let held = db(shared, move |s| s.renew_lease(&p, &o, LEASE_TTL)).await?;
+    if !held {
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
+    }
+    Ok(held)
 }
 
 /// Gives the lease back (best effort: it expires anyway).

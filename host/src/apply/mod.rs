@@ -15,7 +15,9 @@
 //!   idempotent, else its handler's post_condition decides, and an action
 //!   that cannot be confirmed is FAILED with a message saying so.
 //! * The applier holds a lease on its plan (owner, expiry, renewal), so two
-//!   appliers never run one plan; cancellation comes from any process
+//!   appliers never run one plan, and every write it makes for the plan is
+//!   fenced by that lease: refused once another applier claimed the plan,
+//!   which stops this one (`lease.rs`). Cancellation comes from any process
 //!   through the plan's state in the store.
 //!
 //! Invariant: the store is written only through compare-and-set
@@ -92,7 +94,7 @@ use context::{
     context_json, context_tail, create_handler, handler_context, handler_context_json,
     handler_entry, handler_params, message_of, prepare_handler,
 };
-use lease::{acquire, release};
+use lease::{acquire, is_lease_lost, leased_action_transition, release, still_held};
 use refs::{ancestor_outputs, ancestors_of, declared_names, referenced_actions};
 use sched::{Completion, Sched, Stop};
 use shared::{Shared, db};
@@ -118,6 +120,21 @@ pub enum ApplyError {
         plan: String,
         /// Its lease.
         lease: Lease,
+    },
+    /// Another applier claimed the plan while this one ran (this one's
+    /// lease had lapsed: its host was paused or cut off past it): every
+    /// write of this applier was refused from then on, and it stopped
+    /// applying the plan (see `lease.rs`).
+    #[error(
+        "the applier {owner} of action plan {plan} lost its lease on it (now held by {holder}) and stopped applying it: the new holder resumes it"
+    )]
+    LeaseLost {
+        /// The plan.
+        plan: String,
+        /// This applier's owner id.
+        owner: String,
+        /// Who holds the lease now, as far as this applier could read it.
+        holder: String,
     },
     /// The plan is not in a state that can be started or resumed.
     #[error("action plan {plan} is {state}: {why}")]

@@ -79,10 +79,21 @@ impl Shared {
         }
     }
 
-    /// Commits `ts` through the group commit, one result per transition;
-    /// those that failed with the connection are committed again on a new
-    /// one (see the module).
+    /// Commits `ts` through the group commit, each fenced by this
+    /// applier's lease (`lease.rs`), one result per transition; those that
+    /// failed with the connection are committed again on a new one (see
+    /// the module). A refusal by the fence stops the applier.
     pub(super) fn commit_many(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
+        let owner = &self.opts.owner;
+        let ts = ts.into_iter().map(|t| t.fenced_by(owner)).collect();
+        let results = self.commit_many_reconnecting(ts);
+        if results.iter().any(is_lease_lost) {
+            self.lose_lease();
+        }
+        results
+    }
+
+    fn commit_many_reconnecting(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
         // Kept for a retry only when there may be one: an applier that does
         // not reconnect (the benchmark's) pays no copy.
         if self.reconnect.get().is_none() {

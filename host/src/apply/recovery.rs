@@ -18,16 +18,14 @@ impl Applier {
             let idempotent = prep.as_ref().map(|p| p.2).unwrap_or(false);
             let u = row.uuid.clone();
             if idempotent {
-                db(&shared, move |s| {
-                    s.action_transition(
-                        &u,
-                        &[ActionState::Ongoing],
-                        ActionState::Pending,
-                        Some("Interrupted while ONGOING; its action type is idempotent, so it runs again."),
-                        None,
-                        EventType::ActionUpdate,
-                    )
-                })
+                leased_action_transition(
+                    &shared,
+                    &u,
+                    &[ActionState::Ongoing],
+                    ActionState::Pending,
+                    "Interrupted while ONGOING; its action type is idempotent, so it runs again.",
+                    EventType::ActionUpdate,
+                )
                 .await?;
                 n.state = St::Pending;
                 continue;
@@ -60,16 +58,14 @@ impl Applier {
                     ),
                 ),
             };
-            db(&shared, move |s| {
-                s.action_transition(
-                    &u,
-                    &[ActionState::Ongoing],
-                    state,
-                    Some(&msg),
-                    None,
-                    EventType::ActionUpdate,
-                )
-            })
+            leased_action_transition(
+                &shared,
+                &u,
+                &[ActionState::Ongoing],
+                state,
+                &msg,
+                EventType::ActionUpdate,
+            )
             .await?;
             n.state = St::from_db(state);
         }

@@ -59,19 +59,17 @@ impl Applier {
                     format!("Revert failed during rollback: {e}"),
                 ),
             };
-            // A compare-and-set transition as every applier write: the
-            // action stays SUCCEEDED, with the revert's message and event.
-            db(&shared, move |s| {
-                s.action_transition(
-                    &u,
-                    &[ActionState::Succeeded],
-                    ActionState::Succeeded,
-                    Some(&msg),
-                    None,
-                    event,
-                )
-                .map(|_| ())
-            })
+            // A compare-and-set transition, fenced by the lease, as every
+            // applier write: the action stays SUCCEEDED, with the revert's
+            // message and event.
+            leased_action_transition(
+                &shared,
+                &u,
+                &[ActionState::Succeeded],
+                ActionState::Succeeded,
+                &msg,
+                event,
+            )
             .await?;
         }
         Ok(())

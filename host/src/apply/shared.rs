@@ -37,6 +37,10 @@ pub(super) struct Shared {
     /// after a failure: the applier keeps it then (see
     /// [`Applier::for_host`](super::Applier::for_host)).
     pub(super) lease_kept_on_failure: std::sync::atomic::AtomicBool,
+    /// Set once this applier found its lease taken by another (a write
+    /// refused by the fence, a renewal refused): who holds it now. From
+    /// then on the applier starts nothing (see `lease.rs`).
+    pub(super) lease_lost: std::sync::OnceLock<String>,
 }
 
 /// Handlers kept from simulation's live checks, at most: a bound on what

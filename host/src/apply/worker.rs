@@ -129,6 +129,20 @@ pub(super) async fn worker(run: Arc<Run>, mut start: Start) -> Result<(), ApplyE
             })
             .await;
             tokio::time::sleep(delay).await;
+            // A retry runs the action again with no compare-and-set of its
+            // own (it is ONGOING already): only while this applier still
+            // holds the plan's lease, renewed here (a host paused through
+            // the backoff past its lease finds it taken, and stops).
+            let held = still_held(&shared).await;
+            if !matches!(held, Ok(true)) {
+                run.interrupt(match held {
+                    Err(e) => format!("renewing the lease before a retry failed: {e}"),
+                    _ => "the applier lost its lease on the plan".into(),
+                });
+                lock(&run.sched).running -= 1;
+                run.wake.notify_one();
+                return Ok(());
+            }
             start = Start::Attempt(index, attempt + 1);
             continue;
         }
