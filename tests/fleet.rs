@@ -5,7 +5,10 @@
 //! per tick under three hosts; a plan whose host was killed (-9) is resumed
 //! by another once its lease expired, with no action run twice; the killed
 //! host's services turn FAILED after the down time; a killed host's running
-//! command and its child die with it.
+//! command and its child die with it; a host paused (SIGSTOP) past its
+//! lease stops applying its plan, once another resumed it, when it goes on
+//! (every write of an applier fenced by its lease; also on PostgreSQL in
+//! scripts/test's second pass).
 //!
 //! On the real PostgreSQL (scripts/services/postgres.sh, a database per
 //! test): failover under chaos, three real `serve` hosts killed (-9) and
@@ -1623,5 +1626,260 @@ fn postgres_a_host_whose_applier_cannot_open_the_store_applies_its_plan_again_un
     assert!(
         said.contains("this host applies it again, under the same lease"),
         "{said}"
+    );
+}
+
+/// `NAME`: a command that appends `start-NAME HOST` and, `secs` seconds
+/// later, `end-NAME HOST` to `log`, and prints `{"host": HOST}` (its
+/// outputs: which host's run the store kept); `idempotent` as given.
+fn host_mark_type(types: &Path, name: &str, log: &Path, idempotent: bool) {
+    write_file(
+        types,
+        &format!("{name}.yaml"),
+        &format!(
+            "name: {name}\nversion: 1.0.0\nhandler: command\nidempotent: {idempotent}\nwith:\n  argv: [/bin/sh, -c, 'echo start-$0 $SEXTANT_HOST_ID >> {log}; sleep $1; echo end-$0 $SEXTANT_HOST_ID >> {log}; echo \"{{\\\"host\\\": \\\"$SEXTANT_HOST_ID\\\"}}\"', '{{{{ name }}}}', '{{{{ secs }}}}']\nparameters:\n  type: object\n  required: [name, secs]\n  properties:\n    name: {{type: string}}\n    secs: {{type: string}}\n",
+            log = log.display()
+        ),
+    );
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to a process.
+fn signal(child: &Child, signal: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{signal} {}", child.id());
+}
+
+/// Issue 14's failover, with a host that is paused rather than dead: the
+/// whole `serve` process stopped (SIGSTOP: a VM frozen, a long stall) past
+/// its plan's lease, so that the other host claims the plan and resumes
+/// it, then continued (SIGCONT) while the new holder runs it. Every write
+/// of an applier is fenced by its lease: the paused host's threads, when
+/// they go on, commit nothing more for that plan (not the end of what was
+/// running, not the start of the next action), and it says that it lost the
+/// lease and stopped applying the plan. `slow`, a non-idempotent command
+/// running when the host was paused, ran once (its process is not stopped
+/// with its host) and is FAILED by the resume, not run again; `s`, an
+/// idempotent command, is run again by the new holder, whose run the store
+/// keeps (its outputs name it); what follows `s` runs once, on the new
+/// holder; `r`, a non-idempotent command that failed and waited for its
+/// retry when the host was paused, is FAILED by the resume and its retry
+/// is not run by the paused host when it goes on (a retry has no
+/// compare-and-set of its own: before this fix it ran, a second run).
+/// On both backends (scripts/test runs this file again on PostgreSQL).
+#[test]
+fn a_host_paused_past_its_lease_stops_applying_its_plan_once_another_resumes_it() {
+    let home = scratch();
+    let h = home.path();
+    let log = h.join("ran.log");
+    let types = h.join("types");
+    host_mark_type(&types, "once", &log, false);
+    host_mark_type(&types, "again", &log, true);
+    // `flaky`: a non-idempotent command that fails, retried once 10 s
+    // later: the paused host is in its backoff.
+    write_file(
+        &types,
+        "flaky.yaml",
+        &format!(
+            "name: flaky\nversion: 1.0.0\nhandler: command\nwith:\n  argv: [/bin/sh, -c, 'echo start-$0 $SEXTANT_HOST_ID >> {log}; exit 1', '{{{{ name }}}}']\nparameters:\n  type: object\n  required: [name]\n  properties:\n    name: {{type: string}}\n",
+            log = log.display()
+        ),
+    );
+    let policy = write_file(
+        &h.join("policies"),
+        "retry.yaml",
+        "recovery:\n  default: {retries: 0}\n  flaky: {retries: 1, backoff: {initial: 10s, factor: 1.0, max: 10s}}\n",
+    );
+    let plan = import(
+        h,
+        "plan.json",
+        json!([
+            {"id": "slow", "action_type": "once", "input_parameters": {"name": "slow", "secs": "3"}},
+            {"id": "s", "action_type": "again", "input_parameters": {"name": "s", "secs": "6"}},
+            {"id": "after", "action_type": "once", "input_parameters": {"name": "after", "secs": "0"}, "parents": ["s"]},
+            {"id": "last", "action_type": "once", "input_parameters": {"name": "last", "secs": "0"}, "parents": ["after"]},
+            {"id": "r", "action_type": "flaky", "input_parameters": {"name": "r"}},
+        ]),
+    );
+    let policy = policy.to_str().expect("utf-8");
+    let out = sx(h, &["action-plan", "start", &plan, "--policy", policy]);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let a = KilledOnDrop(Some(spawn_host(h, "host-a", &[])));
+    let b = KilledOnDrop(Some(spawn_host(h, "host-b", &[])));
+    wait_for("a host to claim the plan", Duration::from_secs(60), || {
+        !claims(h, &plan).is_empty()
+    });
+    let holder = claims(h, &plan)[0].0.clone();
+    let other = if holder == "host-a" {
+        "host-b"
+    } else {
+        "host-a"
+    };
+    let (paused, _running) = if holder == "host-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let ran = |l: &str| lines(&log).iter().any(|x| x == l);
+    let retry_noted = || {
+        sx(h, &["history", "--plan", &plan, "--format", "json"])
+            .json()
+            .as_array()
+            .is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["event_type"] == "action.execution.retry")
+            })
+    };
+    wait_for(
+        "slow and s to start, r to fail and wait for its retry",
+        Duration::from_secs(60),
+        || {
+            ran(&format!("start-slow {holder}"))
+                && ran(&format!("start-s {holder}"))
+                && retry_noted()
+        },
+    );
+    signal(paused.0.as_ref().expect("holder"), "STOP");
+    let paused_at = Instant::now();
+    // The other host claims the plan once the lease lapsed, settles slow
+    // (FAILED) and runs s again; the paused host goes on meanwhile.
+    wait_for(
+        "the other host to resume the plan and run s again",
+        Duration::from_secs(90),
+        || ran(&format!("start-s {other}")),
+    );
+    let resumed_after = paused_at.elapsed();
+    signal(paused.0.as_ref().expect("holder"), "CONT");
+    wait_for("the plan to end", Duration::from_secs(90), || {
+        matches!(
+            plan_state(h, &plan).as_str(),
+            "SUCCEEDED" | "FAILED" | "CANCELLED"
+        )
+    });
+    let lost_lease = |said: &str| {
+        said.lines()
+            .find(|l| {
+                l.contains(&plan) && l.contains("lost its lease") && l.contains("stopped applying")
+            })
+            .map(str::to_string)
+    };
+    wait_for(
+        "the paused host to say it lost the lease",
+        Duration::from_secs(30),
+        || lost_lease(&log_of(h, &holder)).is_some(),
+    );
+    let said = log_of(h, &holder);
+    let ran = lines(&log);
+    let actions = sx(h, &["action", "list", "--plan", &plan, "--format", "json"]).json();
+    let history = sx(h, &["history", "--plan", &plan, "--format", "json"]).json();
+    drop((a, b));
+    let context = format!("{ran:?}\n{actions}\n{said}");
+    assert!(
+        resumed_after >= Duration::from_secs(10),
+        "resumed {resumed_after:?} after the pause: before the lease expired"
+    );
+    assert_eq!(
+        claims(h, &plan),
+        [(holder.clone(), false), (other.to_string(), true)],
+        "{context}"
+    );
+    // Nothing non-idempotent ran twice; the paused host started nothing
+    // after its pause (only slow and s ran there, before it); what follows
+    // s ran on the new holder.
+    for name in ["slow", "after", "last", "r"] {
+        let n = ran
+            .iter()
+            .filter(|l| l.starts_with(&format!("start-{name} ")))
+            .count();
+        assert!(n <= 1, "{name} started {n} times: {context}");
+    }
+    let mut started_by_holder: Vec<&String> = ran
+        .iter()
+        .filter(|l| l.starts_with("start-") && l.ends_with(&format!(" {holder}")))
+        .collect();
+    started_by_holder.sort();
+    assert_eq!(
+        started_by_holder,
+        [
+            &format!("start-r {holder}"),
+            &format!("start-s {holder}"),
+            &format!("start-slow {holder}")
+        ],
+        "{context}"
+    );
+    for name in ["after", "last"] {
+        assert!(ran.contains(&format!("start-{name} {other}")), "{context}");
+    }
+    let action = |n: &str| -> Value {
+        actions
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == n))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    // slow ran once, before the pause, and cannot be confirmed: FAILED by
+    // the resume, not run again; so is r, whose retry the paused host did
+    // not run when it went on.
+    for name in ["slow", "r"] {
+        assert_eq!(action(name)["state"], "FAILED", "{context}");
+        assert!(
+            action(name)["status_message"]
+                .as_str()
+                .is_some_and(|m| m.contains("not idempotent") && m.contains("not run again")),
+            "{name}: {context}"
+        );
+    }
+    // What the store kept of s, after and last is the new holder's: the
+    // paused host's end of s, when it went on, was refused.
+    for name in ["s", "after", "last"] {
+        let x = action(name);
+        assert_eq!(x["state"], "SUCCEEDED", "{name}: {context}");
+        assert_eq!(x["outputs"]["host"], other, "{name}: {context}");
+    }
+    assert_eq!(plan_state(h, &plan), "FAILED", "{context}");
+    // Events in order, nothing after an action's final state, and s's
+    // history is the new holder's run after the paused one: ONGOING,
+    // PENDING (settled by the resume: idempotent), ONGOING, SUCCEEDED.
+    let events = history.as_array().expect("events");
+    let mut last_id = 0;
+    let mut ended = std::collections::HashSet::new();
+    for e in events {
+        let id = e["id"].as_i64().unwrap_or(0);
+        assert!(id > last_id, "events out of order: {history}");
+        last_id = id;
+        if e["object_type"] != "action" {
+            continue;
+        }
+        let object = e["object_uuid"].as_str().unwrap_or("").to_string();
+        if let Some(new) = e["new_state"].as_str() {
+            assert!(
+                !ended.contains(&object),
+                "{object} changed after its final state: {history}"
+            );
+            if matches!(new, "SUCCEEDED" | "FAILED" | "CANCELLED" | "SKIPPED") {
+                ended.insert(object);
+            }
+        }
+    }
+    let s_uuid = action("s")["uuid"].as_str().unwrap_or("").to_string();
+    let s_moves: Vec<&str> = events
+        .iter()
+        .filter(|e| e["object_uuid"] == s_uuid.as_str() && e["event_type"] != "action.create")
+        .filter_map(|e| e["new_state"].as_str())
+        .collect();
+    assert_eq!(
+        s_moves,
+        ["ONGOING", "PENDING", "ONGOING", "SUCCEEDED"],
+        "{history}"
+    );
+    // The paused host said it lost the lease and stopped applying the
+    // plan (waited for above), and did not apply it again.
+    assert!(!said.contains("this host applies it again"), "{said}");
+    eprintln!(
+        "resumed {:.1}s after the pause; the paused host said: {}",
+        resumed_after.as_secs_f64(),
+        lost_lease(&said).unwrap_or_default()
     );
 }
