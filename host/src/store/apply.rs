@@ -848,4 +848,74 @@ mod tests {
         );
         assert!(matches!(r, Ok(false)), "{r:?}");
     }
+
+    /// PostgreSQL's fence without a tuple lock (schema 19): a batch of the
+    /// lease's owner holds its plan's transaction lock from reading the
+    /// owner to its commit, and a change of owner (a take-over here) takes
+    /// the same lock before it commits: the take-over waits for the batch,
+    /// and the old owner's next batch, after it, is refused.
+    #[test]
+    fn a_take_over_waits_for_the_old_owners_batch_in_flight_then_fences_the_next() {
+        let mut t = TestStore::postgres();
+        let (plan, uuids) = t.plan_of_nops(2);
+        assert!(t.acquire_lease(&plan, OLD, TTL).expect("acquire").is_ok());
+        let super::super::Location::Postgres(url) = t.location.clone() else {
+            unreachable!("a PostgreSQL test store")
+        };
+        let known: Vec<&str> = ActionState::ALL.iter().map(|s| s.as_str()).collect();
+        let mut batch = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        let mut tx = batch.transaction().expect("begin");
+        let applied: Vec<i32> = tx
+            .query_one(
+                "SELECT sextant_action_transitions(ARRAY[$1]::TEXT[], ARRAY['PENDING'], \
+                 ARRAY['ONGOING'], ARRAY[NULL]::TEXT[], ARRAY[NULL]::TEXT[], ARRAY[0], \
+                 ARRAY['action.execution.start'], ARRAY[$2]::TEXT[], 'now', $3::TEXT[], \
+                 ARRAY[$4]::TEXT[])",
+                &[&uuids[0], &plan, &known, &OLD],
+            )
+            .expect("the owner's batch")
+            .get(0);
+        assert_eq!(applied, [1]);
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let taker = {
+            let (location, plan) = (t.location.clone(), plan.clone());
+            std::thread::spawn(move || {
+                let mut other = crate::store::Store::open(&location).expect("open");
+                let took = other.take_over_lease(&plan, OLD, NEW, TTL);
+                let _ = done_tx.send(took.is_ok());
+                took.expect("take over")
+            })
+        };
+        assert!(
+            done.recv_timeout(Duration::from_millis(700)).is_err(),
+            "the take-over did not wait for the batch in flight"
+        );
+        tx.commit().expect("commit the batch");
+        assert_eq!(
+            done.recv_timeout(Duration::from_secs(8)),
+            Ok(true),
+            "the take-over goes on once the batch committed"
+        );
+        assert!(taker.join().expect("no panic"), "taken over");
+        let late = ActionTransition::new(
+            &uuids[1],
+            &[ActionState::Pending],
+            ActionState::Ongoing,
+            None,
+            None,
+            EventType::ActionExecutionStart,
+        )
+        .known(&plan, "a1")
+        .fenced_by(OLD);
+        let r = t.action_transitions(&[late]).expect("batch");
+        assert!(is_lease_lost(&r[0], &plan, OLD), "{r:?}");
+        assert_eq!(
+            t.text(&format!(
+                "SELECT state FROM actions WHERE uuid = '{}'",
+                uuids[0]
+            )),
+            "ONGOING",
+            "the batch in flight committed"
+        );
+    }
 }

@@ -537,7 +537,12 @@ END $$;
     // is written for that transition. A batch with nothing fenced goes
     // straight to schema 18's function; so does one with nothing refused.
     // An applier's batch (one plan, named, one owner) takes a short way:
-    // one row read FOR SHARE, then all applied or all refused.
+    // the plan's transaction lock of schema 17 (which the batch takes for
+    // its events anyway), then the owner read, then all applied or all
+    // refused. `sextant_lease_changes` makes every change of a plan's lease
+    // owner (a claim, a take-over, a release) take the same lock before it
+    // commits, so a claim and a batch of the old owner never interleave,
+    // without a tuple lock (and its WAL record) on the plan's row a step.
     r#"
 CREATE FUNCTION sextant_action_transitions(
     uuids TEXT[], froms TEXT[], tos TEXT[], messages TEXT[], outputs_in TEXT[],
@@ -567,7 +572,8 @@ BEGIN
     -- An applier's batch: one plan, named, and one owner.
     IF plan IS NOT NULL AND owner IS NOT NULL AND cardinality(array_remove(plans, plan)) = 0
        AND cardinality(array_remove(owners, owner)) = 0 THEN
-        SELECT lease_owner INTO holder FROM action_plans WHERE uuid = plan FOR SHARE;
+        PERFORM pg_advisory_xact_lock(6195108, hashtext(plan));
+        SELECT lease_owner INTO holder FROM action_plans WHERE uuid = plan;
         IF holder IS NOT DISTINCT FROM owner THEN
             RETURN sextant_action_transitions(uuids, froms, tos, messages, outputs_in, failed,
                                               event_types, plans, at_time, known);
@@ -609,5 +615,13 @@ BEGIN
           FROM unnest(refused) WITH ORDINALITY AS z(r, k)) s;
     RETURN results;
 END $$;
+CREATE FUNCTION sextant_lease_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(6195108, hashtext(NEW.uuid));
+    RETURN NEW;
+END $$;
+CREATE TRIGGER action_plans_lease_changes AFTER UPDATE OF lease_owner ON action_plans
+    FOR EACH ROW WHEN (NEW.lease_owner IS DISTINCT FROM OLD.lease_owner)
+    EXECUTE FUNCTION sextant_lease_changes();
 "#,
 ];
