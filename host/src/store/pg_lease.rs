@@ -5,9 +5,8 @@
 use super::apply::Lease;
 use super::pg::PgStore;
 use super::pg_sql::args;
-use super::{Event, Result, StoreError, now};
+use super::Result;
 use crate::states::{EventType, PlanState};
-use serde_json::json;
 
 /// `now() + ttl` on the database's clock, as the RFC 3339 text (UTC,
 /// milliseconds) leases are stored in.
@@ -113,44 +112,7 @@ impl PgStore {
         message: Option<&str>,
         event_type: EventType,
     ) -> Result<bool> {
-        let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, plan_uuid)?;
-        self.write(|db| {
-            let Some(row) = db.opt(
-                "SELECT id, state, lease_owner FROM action_plans WHERE uuid = $1 AND deleted = 0 \
-                 FOR UPDATE",
-                args![uuid],
-            )?
-            else {
-                return Err(StoreError::NotFound {
-                    kind: "action plan",
-                    id: plan_uuid.into(),
-                });
-            };
-            let holder: Option<String> = row.get(2)?;
-            if holder.as_deref() != Some(owner) {
-                return Err(StoreError::LeaseLost {
-                    plan: uuid.clone(),
-                    owner: owner.into(),
-                });
-            }
-            let current: PlanState = db.enum_col(&row, 1, 0, "action_plans", "state")?;
-            if !from.contains(&current) {
-                return Ok(false);
-            }
-            let at = now();
-            db.exec(
-                "UPDATE action_plans SET state = $1, status_message = COALESCE($2, status_message), \
-                 updated_at = $3 WHERE uuid = $4",
-                args![to, message, at, uuid],
-            )?;
-            db.event(
-                &Event::state_change(event_type, &uuid, Some(current.as_str()), to.as_str())
-                    .in_plan(&uuid)
-                    .with_payload(json!({"status_message": message})),
-                &at,
-            )?;
-            Ok(true)
-        })
+        self.plan_transition_as(plan_uuid, Some(owner), from, to, message, event_type)
     }
 
     /// The lease on a plan, if any (even expired).

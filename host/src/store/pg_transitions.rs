@@ -183,14 +183,44 @@ impl PgStore {
         message: Option<&str>,
         event_type: EventType,
     ) -> Result<bool> {
+        self.plan_transition_as(plan_uuid, None, from, to, message, event_type)
+    }
+
+    /// [`Self::plan_transition`]; with `owner`, only while that owner
+    /// holds the plan's lease (checked under the plan row's lock), else
+    /// [`StoreError::LeaseLost`] and nothing written.
+    pub(super) fn plan_transition_as(
+        &mut self,
+        plan_uuid: &str,
+        owner: Option<&str>,
+        from: &[PlanState],
+        to: PlanState,
+        message: Option<&str>,
+        event_type: EventType,
+    ) -> Result<bool> {
         let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, plan_uuid)?;
         self.write(|db| {
-            let Some(current) = locked_plan_state(db, &uuid)? else {
+            let Some(row) = db.opt(
+                "SELECT id, state, lease_owner FROM action_plans WHERE uuid = $1 AND deleted = 0 \
+                 FOR UPDATE",
+                args![uuid],
+            )?
+            else {
                 return Err(StoreError::NotFound {
                     kind: "action plan",
                     id: plan_uuid.into(),
                 });
             };
+            if let Some(owner) = owner {
+                let holder: Option<String> = row.get(2)?;
+                if holder.as_deref() != Some(owner) {
+                    return Err(StoreError::LeaseLost {
+                        plan: uuid.clone(),
+                        owner: owner.into(),
+                    });
+                }
+            }
+            let current: PlanState = db.enum_col(&row, 1, 0, "action_plans", "state")?;
             if !from.contains(&current) {
                 return Ok(false);
             }
@@ -337,21 +367,6 @@ impl PgStore {
             }
             Ok(true)
         })
-    }
-}
-
-/// The state of plan `uuid` (not deleted), its row locked until the
-/// transaction ends.
-fn locked_plan_state(
-    db: &mut Sql<'_, postgres::Transaction<'_>>,
-    uuid: &str,
-) -> Result<Option<PlanState>> {
-    match db.opt(
-        "SELECT id, state FROM action_plans WHERE uuid = $1 AND deleted = 0 FOR UPDATE",
-        args![uuid],
-    )? {
-        Some(row) => Ok(Some(db.enum_col(&row, 1, 0, "action_plans", "state")?)),
-        None => Ok(None),
     }
 }
 
