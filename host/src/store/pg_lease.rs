@@ -2,10 +2,10 @@
 //! (`apply.rs`), each one statement, with expiry times from the database's
 //! clock, so hosts whose clocks disagree agree on who holds a plan.
 
+use super::Result;
 use super::apply::Lease;
 use super::pg::PgStore;
 use super::pg_sql::args;
-use super::Result;
 use crate::states::{EventType, PlanState};
 
 /// `now() + ttl` on the database's clock, as the RFC 3339 text (UTC,
