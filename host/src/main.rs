@@ -18,6 +18,17 @@ fn main() -> std::process::ExitCode {
     // the peak of `bench planners` at 100,000 actions drops by about 40 MB.
     // SAFETY: sets an option; any value is valid for mimalloc.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 10) };
+    // No transparent huge pages in this process. mimalloc asks for them on
+    // its arenas (MADV_HUGEPAGE, before `main`), and memory it purged came
+    // back, on its next touch, as a 2 MiB page zeroed whole: the applier,
+    // which frees and allocates a little for every action, spent up to a
+    // third of its CPU zeroing pages, and its resident memory doubled
+    // (docs/fleet.md, "Session 12"). The kernel checks the flag at each
+    // fault, so it holds for the arenas mimalloc already advised. Processes
+    // Sextant starts inherit it; the core plugin's `command` clears it in
+    // its children, which are the operator's programs, not Sextant.
+    // SAFETY: a system call on this process only, with no pointers.
+    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     sextant::cli::main()
 }
 

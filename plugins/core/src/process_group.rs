@@ -82,6 +82,16 @@ pub fn run(
             Stdio::null()
         })
         .stderr(Stdio::piped());
+    // The `sextant` host runs with transparent huge pages off (its
+    // allocator's arenas: host/src/main.rs), which a child inherits through
+    // fork and exec: the operator's program gets the system's default back.
+    // SAFETY: prctl is async-signal-safe; nothing is allocated or shared.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+            Ok(())
+        })
+    };
     let mut child = cmd.spawn()?;
     // The leader's pid is the group's id. It stays reserved until the leader
     // is reaped, which happens only after the last kill below.
@@ -259,6 +269,26 @@ mod tests {
             .ok()
             .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
             .is_some_and(|r| !r.starts_with('Z'))
+    }
+
+    #[test]
+    fn a_child_gets_transparent_huge_pages_back_when_its_host_has_them_off() {
+        // As `sextant` runs (host/src/main.rs). The flag is this test
+        // process's; no other test depends on it.
+        // SAFETY: a system call on this process only, with no pointers.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        let f = run(
+            &mut sh("grep THP_enabled /proc/self/status"),
+            Duration::from_secs(10),
+            Some(1000),
+            &AbortSignal::default(),
+        )
+        .expect("runs");
+        let status = String::from_utf8_lossy(&f.stdout).to_string();
+        assert_eq!(
+            status.split_whitespace().collect::<Vec<_>>(),
+            ["THP_enabled:", "1"]
+        );
     }
 
     #[test]
