@@ -347,7 +347,7 @@ fn a_bad_execution_rule_or_an_unknown_key_in_an_import_is_refused_naming_where_a
             "action-rule.json",
             "{\"actions\": [\n {\"id\": \"a\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"a\"},\n  \"execution_rule\": \"ANY\"}]}\n",
             "action-rule.json: line 3",
-            "unknown field `execution_rule`",
+            "actions[0]: unknown field `execution_rule`",
         ),
         (
             "unknown.yaml",
@@ -363,6 +363,47 @@ fn a_bad_execution_rule_or_an_unknown_key_in_an_import_is_refused_naming_where_a
         assert!(
             out.stderr.contains(place) && out.stderr.contains(key),
             "{name}: names {place:?} and {key:?}: {}",
+            out.stderr
+        );
+        assert_eq!(held(home.path()), before, "{name}: nothing stored");
+    }
+}
+
+/// A field of the wrong type in the third action: JSON names its path as
+/// YAML does (`actions[2].parents`), with the line and column; exit 2,
+/// nothing stored.
+#[test]
+fn a_bad_field_in_a_json_import_is_refused_naming_its_path_as_in_yaml() {
+    let home = scratch();
+    let dir = home.path().join("plans");
+    let good = write_file(&dir, "good.yaml", &failing_parent("null"));
+    let out = run(sextant(home.path())
+        .args(["action-plan", "import"])
+        .arg(&good));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let before = held(home.path());
+    let json = "{\"actions\": [\n\
+        {\"id\": \"a\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"a\"}},\n\
+        {\"id\": \"b\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"b\"}},\n\
+        {\"id\": \"c\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"c\"}, \"parents\": \"b\"}\n]}\n";
+    let yaml = "actions:\n\
+        - {id: a, action_type: nop, input_parameters: {message: a}}\n\
+        - {id: b, action_type: nop, input_parameters: {message: b}}\n\
+        - {id: c, action_type: nop, input_parameters: {message: c}, parents: b}\n";
+    for (name, text, place) in [
+        ("bad.json", json, "bad.json: line 4 column"),
+        ("bad.yaml", yaml, "bad.yaml: line 4 column"),
+    ] {
+        let f = write_file(&dir, name, text);
+        let out = run(sextant(home.path()).args(["action-plan", "import"]).arg(&f));
+        assert_eq!(out.status, 2, "{name}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.is_empty(), "{name}: {}", out.stdout);
+        assert!(
+            out.stderr.contains(place)
+                && out
+                    .stderr
+                    .contains("actions[2].parents: invalid type: string \"b\""),
+            "{name}: {}",
             out.stderr
         );
         assert_eq!(held(home.path()), before, "{name}: nothing stored");
