@@ -714,7 +714,7 @@ fn a_host_that_cannot_reach_its_database_says_why_and_resumes_when_it_can() {
 fn chaos_three_hosts_on_postgresql_killed_and_restarted_lose_nothing_and_run_nothing_twice() {
     let home = scratch();
     let h = home.path();
-    let url = fresh_pg_database();
+    let url = fresh_pg_database(h);
     let log = h.join("ran.log");
     mark_type(&h.join("types"), &log);
     write_file(
@@ -1091,11 +1091,11 @@ fn postgres_a_queued_plan_wakes_a_listening_host_at_once() {
 /// nowhere in the database, the plans, the history or the logs.
 #[test]
 fn postgres_two_machines_apply_plans_against_one_simulated_cloud_and_never_overfill_a_host() {
-    let base = fresh_pg_database();
+    let machines = [scratch(), scratch()];
+    let base = fresh_pg_database(machines[0].path());
     // Trust authentication ignores the password; it must still never show.
     let url = base.replacen("://sextant@", "://sextant:hunter2secret@", 1);
     assert_ne!(url, base, "the test server's URL names user sextant");
-    let machines = [scratch(), scratch()];
     let on = |m: &Path| {
         let mut c = cmd(m);
         c.env("SEXTANT_DB", &url);

@@ -318,7 +318,8 @@ fn a_configured_sim_location_is_where_every_sim_command_and_the_collector_look()
 
     // A PostgreSQL database of its own, named with a password that never
     // shows.
-    let url = fresh_pg_database().replacen("://sextant@", "://sextant:hunter2secret@", 1);
+    let url =
+        fresh_pg_database(home.path()).replacen("://sextant@", "://sextant:hunter2secret@", 1);
     write_file(
         &config_dir,
         "config.yaml",
