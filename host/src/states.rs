@@ -348,23 +348,14 @@ impl ObjectState {
 
     /// Every state an object of kind `kind` can be in, in declaration order.
     pub fn all_of(kind: ObjectType) -> Vec<ObjectState> {
+        fn each<S: Copy>(all: &[S], state: fn(S) -> ObjectState) -> Vec<ObjectState> {
+            all.iter().map(|s| state(*s)).collect()
+        }
         match kind {
-            ObjectType::Audit => AuditState::ALL
-                .iter()
-                .map(|s| ObjectState::Audit(*s))
-                .collect(),
-            ObjectType::ActionPlan => PlanState::ALL
-                .iter()
-                .map(|s| ObjectState::ActionPlan(*s))
-                .collect(),
-            ObjectType::Action => ActionState::ALL
-                .iter()
-                .map(|s| ObjectState::Action(*s))
-                .collect(),
-            ObjectType::Flow => FlowState::ALL
-                .iter()
-                .map(|s| ObjectState::Flow(*s))
-                .collect(),
+            ObjectType::Audit => each(AuditState::ALL, ObjectState::Audit),
+            ObjectType::ActionPlan => each(PlanState::ALL, ObjectState::ActionPlan),
+            ObjectType::Action => each(ActionState::ALL, ObjectState::Action),
+            ObjectType::Flow => each(FlowState::ALL, ObjectState::Flow),
         }
     }
 
