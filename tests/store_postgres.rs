@@ -9,14 +9,6 @@ use sextant::store::pg::PgStore;
 use sextant::store::{Store, StoreError};
 use sextant_e2e::*;
 
-/// A new, empty database on the test server: its URL, and the scratch
-/// directory it is dropped with.
-fn fresh_database() -> (Scratch, String) {
-    let held = scratch();
-    let url = fresh_pg_database(held.path());
-    (held, url)
-}
-
 fn client(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).expect("connect")
 }
@@ -32,7 +24,7 @@ fn sqlite_version() -> i64 {
 
 #[test]
 fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
-    let (_held, url) = fresh_database();
+    let (_held, url) = own_pg_database();
     let s = PgStore::open(&url).expect("open");
     let known = sqlite_version();
     assert_eq!(s.schema_version().ok(), Some(known));
@@ -76,7 +68,7 @@ fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
 
 #[test]
 fn a_failing_migration_leaves_the_database_as_it_was() {
-    let (_held, url) = fresh_database();
+    let (_held, url) = own_pg_database();
     // Something in the way of migration 1.
     let mut c = client(&url);
     c.batch_execute("CREATE TABLE goals (x INTEGER)")
@@ -104,7 +96,7 @@ fn a_failing_migration_leaves_the_database_as_it_was() {
 
 #[test]
 fn hosts_opening_one_database_at_once_migrate_it_once() {
-    let (_held, url) = fresh_database();
+    let (_held, url) = own_pg_database();
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
@@ -595,7 +587,7 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids(ba
 
 #[test]
 fn a_database_that_only_accepts_reads_is_opened_read_only_and_a_write_says_why() {
-    let (_held, url) = fresh_database();
+    let (_held, url) = own_pg_database();
     let mut s = Store::open(sextant::store::Location::Postgres(url.clone())).expect("open");
     assert!(!s.is_read_only());
     s.sync_action_descriptions(&[("nop".into(), "does nothing".into())])

@@ -341,6 +341,15 @@ pub fn fresh_pg_database(home: &Path) -> String {
     url
 }
 
+/// A new, empty database on the test PostgreSQL for a test without a
+/// home: its URL, and the scratch directory it is dropped with (hold it
+/// to the test's end).
+pub fn own_pg_database() -> (Scratch, String) {
+    let held = scratch();
+    let url = fresh_pg_database(held.path());
+    (held, url)
+}
+
 /// A new, empty database on the test PostgreSQL; its URL.
 fn new_pg_database() -> String {
     let url = service_url("SEXTANT_TEST_PG_URL");
