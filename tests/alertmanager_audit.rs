@@ -359,7 +359,7 @@ fn postgres_two_serve_hosts_receiving_the_same_alert_at_once_run_the_audit_once(
     let h = Home::new();
     h.seed_small_cloud();
     h.write_config(CONFIG);
-    let db = sextant_e2e::fresh_pg_database();
+    let db = sextant_e2e::fresh_pg_database(h.path());
     let hosts: Vec<Served> = ["am-host-1", "am-host-2"]
         .into_iter()
         .map(|id| h.serve_api_with(&[("SEXTANT_DB", db.as_str()), ("SEXTANT_HOST_ID", id)]))

@@ -88,7 +88,7 @@ fn assert_no_secret(what: &str, text: &str) {
 #[test]
 fn no_command_shows_a_secret_of_the_config_even_at_trace_level() {
     let home = Home::new();
-    let db = fresh_pg_database();
+    let db = fresh_pg_database(home.path());
     home.write_config(&config(&db, &service_url("SEXTANT_TEST_AMQP_URL")));
     let cmd = |args: &[&str]| {
         let mut c = home.cmd();
@@ -214,7 +214,7 @@ fn refusing_server() -> (u16, std::sync::Arc<std::sync::Mutex<String>>) {
 fn crates_logging_through_log_are_logged_without_their_wire_dumps_or_secrets() {
     use base64::Engine;
     let home = Home::new();
-    let db = fresh_pg_database();
+    let db = fresh_pg_database(home.path());
     let (port, seen) = refusing_server();
     let (scheme, rest) = db.split_once("://").expect("a URL");
     let (user, host) = rest.split_once('@').expect("a user in the URL");

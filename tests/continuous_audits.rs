@@ -8,7 +8,7 @@ use serde_json::Value;
 use sextant_e2e::*;
 use std::path::Path;
 
-fn seeded(time_scale: &str) -> tempfile::TempDir {
+fn seeded(time_scale: &str) -> Scratch {
     let home = scratch();
     let out = run(sextant(home.path())
         .args(["sim", "init", "--time-scale", time_scale, "--from"])

@@ -43,9 +43,9 @@ fn the_flag_then_the_environment_then_the_config_choose_the_database() {
     let dir = scratch();
     let home = dir.path();
     let (a, b, c) = (
-        fresh_pg_database(),
-        fresh_pg_database(),
-        fresh_pg_database(),
+        fresh_pg_database(home),
+        fresh_pg_database(home),
+        fresh_pg_database(home),
     );
     config(home, &c);
     let sync = |args: &[&str], env: Option<&str>| {
@@ -65,7 +65,7 @@ fn the_flag_then_the_environment_then_the_config_choose_the_database() {
     sync(&[], None);
     assert!(goals_in(&c) > 0, "the config's database:");
     // postgresql:// is the same scheme.
-    let d = fresh_pg_database().replacen("postgres://", "postgresql://", 1);
+    let d = fresh_pg_database(home).replacen("postgres://", "postgresql://", 1);
     sync(&["--db", &d], None);
     assert!(goals_in(&d) > 0);
     // No config: the SQLite default; sqlite:PATH names a file; a relative
@@ -144,7 +144,7 @@ fn the_password_never_reaches_output_logs_events_or_json() {
     let home = dir.path();
     // The test server trusts loopback: any password is accepted, and
     // carried through every command.
-    let plain = fresh_pg_database();
+    let plain = fresh_pg_database(home);
     let url = plain.replacen("postgres://sextant@", "postgres://sextant:hunter2@", 1);
     assert_ne!(url, plain);
     let plan = write_file(

@@ -13,18 +13,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A new, empty database on the test server; its URL.
-fn fresh_database() -> String {
-    let url = service_url("SEXTANT_TEST_PG_URL");
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    let name = format!("dbcopy_{}", sextant::store::new_uuid().replace('-', ""));
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
-}
-
 fn client(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).expect("connect")
 }
@@ -282,7 +270,7 @@ fn assert_sim_copied(report: &Value) {
 fn a_used_sqlite_store_moves_to_postgresql_whole_and_back_with_the_same_outputs() {
     let (home, plans) = used_store();
     let db = store_of(&home);
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let secret_url = with_password(&url, "hunter2");
     let from = format!("sqlite:{}", db.display());
     let out = copy(&home, &from, &secret_url);
@@ -454,7 +442,7 @@ fn db_migrate_says_from_which_version_to_which_is_idempotent_and_refuses_a_newer
     assert!(plain.stdout.contains("nothing to do"), "{}", plain.stdout);
 
     // PostgreSQL, with a password in the URL that is never printed.
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let secret = with_password(&url, "hunter2");
     let out = home.run(&["--db", &secret, "db", "migrate"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
@@ -526,7 +514,7 @@ fn refusals_name_what_is_at_fault_never_print_a_password_and_write_nothing() {
 
     // The source at another schema version: both named; the target untouched
     // (not even migrated).
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     raw_db(&db)
         .execute_batch(&format!("PRAGMA user_version = {}", newest - 1))
         .expect("older");
@@ -563,7 +551,7 @@ fn refusals_name_what_is_at_fault_never_print_a_password_and_write_nothing() {
     assert_eq!(pg_rows(&url), before);
 
     // A target at a newer schema version.
-    let newer = fresh_database();
+    let (_held, newer) = own_pg_database();
     let out = home.run(&["--db", &newer, "db", "migrate"]);
     assert_eq!(out.status, 0, "{}", out.stderr);
     client(&newer)
@@ -612,7 +600,7 @@ fn refusals_name_what_is_at_fault_never_print_a_password_and_write_nothing() {
 
     // A source that does not exist is not created.
     let missing = home.path().join("nothing.db");
-    let empty = fresh_database();
+    let (_held, empty) = own_pg_database();
     let out = copy(&home, &format!("sqlite:{}", missing.display()), &empty);
     assert_eq!(out.status, 2, "{}", out.stderr);
     assert!(out.stderr.contains("nothing.db"), "{}", out.stderr);
@@ -661,7 +649,7 @@ fn a_copy_that_fails_on_a_row_or_its_verification_or_is_killed_leaves_the_target
 
     // A row PostgreSQL refuses, in the last table written (after every
     // other table went in): the whole copy is rolled back.
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let before = migrated(&url);
     let broken = home.path().join("broken.db");
     std::fs::copy(&db, &broken).expect("copy file");
@@ -681,7 +669,7 @@ fn a_copy_that_fails_on_a_row_or_its_verification_or_is_killed_leaves_the_target
 
     // The database changes what it stores (a trigger): the verification
     // sees it, says which table, and rolls back.
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let before = migrated(&url);
     client(&url)
         .batch_execute(
@@ -722,7 +710,7 @@ fn a_copy_that_fails_on_a_row_or_its_verification_or_is_killed_leaves_the_target
                     '{\"padding\": \"' || hex(randomblob(40)) || '\"}' FROM n;",
         )
         .expect("many events");
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let before = migrated(&url);
     let name = url
         .rsplit_once('/')
@@ -802,7 +790,7 @@ fn a_target_written_by_someone_else_as_the_copy_starts_is_refused_not_mixed() {
     );
     ok(&home, &["action-plan", "start", &plan, "--wait"]);
     let from = format!("sqlite:{}", store_of(&home).display());
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     assert_eq!(home.run(&["--db", &url, "db", "migrate"]).status, 0);
     // Another writer's transaction, not committed yet when the copy checks
     // the target (empty), committed while the copy waits for its lock.
@@ -852,7 +840,7 @@ fn a_target_written_by_someone_else_as_the_copy_starts_is_refused_not_mixed() {
 fn the_operators_commands_print_the_same_on_the_postgresql_copy_as_on_the_sqlite_store() {
     let (home, plans) = used_store();
     let db = store_of(&home);
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let out = copy(&home, db.to_str().unwrap_or_default(), &url);
     assert_eq!(out.status, 0, "{}{}", out.stdout, out.stderr);
     let outputs = |location: &str| -> Vec<String> {
@@ -928,7 +916,7 @@ fn a_target_whose_simulated_cloud_is_not_empty_is_refused_and_none_is_made_where
     // A PostgreSQL target whose own cloud was seeded: refused before
     // anything is written, naming the cloud's tables; the target's store
     // and cloud are as they were.
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     seed(&url);
     let cloud_before = sim_show(&home, &url);
     let counts_before = pg_counts(&url);

@@ -714,7 +714,7 @@ fn a_host_that_cannot_reach_its_database_says_why_and_resumes_when_it_can() {
 fn chaos_three_hosts_on_postgresql_killed_and_restarted_lose_nothing_and_run_nothing_twice() {
     let home = scratch();
     let h = home.path();
-    let url = fresh_pg_database();
+    let url = fresh_pg_database(h);
     let log = h.join("ran.log");
     mark_type(&h.join("types"), &log);
     write_file(
@@ -852,24 +852,9 @@ fn chaos_three_hosts_on_postgresql_killed_and_restarted_lose_nothing_and_run_not
 
 // ---- PostgreSQL: the store operations, against the real server ----
 
-/// A new, empty database on the test server; its URL.
-fn fresh_database() -> String {
-    let url = service_url("SEXTANT_TEST_PG_URL");
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    let name = format!(
-        "sextant_test_{}",
-        sextant::store::new_uuid().replace('-', "")
-    );
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
-}
-
 #[test]
 fn postgres_two_hosts_racing_for_1000_queued_plans_claim_disjoint_sets_covering_all() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     drop(PgStore::open(&url).expect("open"));
     postgres::Client::connect(&url, postgres::NoTls)
         .expect("connect")
@@ -953,7 +938,7 @@ fn postgres_two_hosts_racing_for_1000_queued_plans_claim_disjoint_sets_covering_
 
 #[test]
 fn postgres_one_of_three_hosts_wins_each_tick_and_services_age_on_the_databases_clock() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     drop(PgStore::open(&url).expect("open"));
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
     let threads: Vec<_> = ["h1", "h2", "h3"]
@@ -1024,7 +1009,7 @@ fn postgres_one_of_three_hosts_wins_each_tick_and_services_age_on_the_databases_
 
 #[test]
 fn postgres_a_queued_plan_wakes_a_listening_host_at_once() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let mut idle = PgStore::open(&url).expect("open");
     assert!(idle.listen_for_work().expect("listen"));
     // Nothing yet: the wait times out.
@@ -1091,11 +1076,11 @@ fn postgres_a_queued_plan_wakes_a_listening_host_at_once() {
 /// nowhere in the database, the plans, the history or the logs.
 #[test]
 fn postgres_two_machines_apply_plans_against_one_simulated_cloud_and_never_overfill_a_host() {
-    let base = fresh_pg_database();
+    let machines = [scratch(), scratch()];
+    let base = fresh_pg_database(machines[0].path());
     // Trust authentication ignores the password; it must still never show.
     let url = base.replacen("://sextant@", "://sextant:hunter2secret@", 1);
     assert_ne!(url, base, "the test server's URL names user sextant");
-    let machines = [scratch(), scratch()];
     let on = |m: &Path| {
         let mut c = cmd(m);
         c.env("SEXTANT_DB", &url);

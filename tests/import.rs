@@ -236,6 +236,32 @@ fn held(home: &Path) -> (Value, Value) {
     (plans(home), out.json())
 }
 
+/// A home holding one imported plan; its plans directory, and what it
+/// holds.
+fn home_with_a_plan() -> (Scratch, std::path::PathBuf, (Value, Value)) {
+    let home = scratch();
+    let dir = home.path().join("plans");
+    let good = write_file(&dir, "good.yaml", &failing_parent("null"));
+    let out = run(sextant(home.path())
+        .args(["action-plan", "import"])
+        .arg(&good));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let held = held(home.path());
+    (home, dir, held)
+}
+
+/// Imports `text` as `dir/name` in `home`, which must refuse it: exit
+/// status 2, nothing on stdout, the store holding what it held
+/// (`before`). What it said on stderr.
+fn refused(home: &Path, dir: &Path, name: &str, text: &str, before: &(Value, Value)) -> String {
+    let f = write_file(dir, name, text);
+    let out = run(sextant(home).args(["action-plan", "import"]).arg(&f));
+    assert_eq!(out.status, 2, "{name}: {}{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "{name}: {}", out.stdout);
+    assert_eq!(&held(home), before, "{name}: nothing stored");
+    out.stderr
+}
+
 /// A plan whose first action fails, and a child of it, with the execution
 /// rule `rule` (YAML, `null` for none).
 fn failing_parent(rule: &str) -> String {
@@ -316,14 +342,7 @@ fn an_imported_execution_rule_is_the_plans_own_unless_start_overrides_it() {
 #[test]
 fn a_bad_execution_rule_or_an_unknown_key_in_an_import_is_refused_naming_where_and_stores_nothing()
 {
-    let home = scratch();
-    let dir = home.path().join("plans");
-    let good = write_file(&dir, "good.yaml", &failing_parent("null"));
-    let out = run(sextant(home.path())
-        .args(["action-plan", "import"])
-        .arg(&good));
-    assert_eq!(out.status, 0, "{}", out.stderr);
-    let before = held(home.path());
+    let (home, dir, before) = home_with_a_plan();
     for (name, text, place, key) in [
         (
             "rule.yaml",
@@ -347,7 +366,7 @@ fn a_bad_execution_rule_or_an_unknown_key_in_an_import_is_refused_naming_where_a
             "action-rule.json",
             "{\"actions\": [\n {\"id\": \"a\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"a\"},\n  \"execution_rule\": \"ANY\"}]}\n",
             "action-rule.json: line 3",
-            "unknown field `execution_rule`",
+            "actions[0]: unknown field `execution_rule`",
         ),
         (
             "unknown.yaml",
@@ -356,15 +375,37 @@ fn a_bad_execution_rule_or_an_unknown_key_in_an_import_is_refused_naming_where_a
             "unknown field `max_workers`",
         ),
     ] {
-        let f = write_file(&dir, name, text);
-        let out = run(sextant(home.path()).args(["action-plan", "import"]).arg(&f));
-        assert_eq!(out.status, 2, "{name}: {}{}", out.stdout, out.stderr);
-        assert!(out.stdout.is_empty(), "{name}: {}", out.stdout);
+        let stderr = refused(home.path(), &dir, name, text, &before);
         assert!(
-            out.stderr.contains(place) && out.stderr.contains(key),
-            "{name}: names {place:?} and {key:?}: {}",
-            out.stderr
+            stderr.contains(place) && stderr.contains(key),
+            "{name}: names {place:?} and {key:?}: {stderr}"
         );
-        assert_eq!(held(home.path()), before, "{name}: nothing stored");
+    }
+}
+
+/// A field of the wrong type in the third action: JSON names its path as
+/// YAML does (`actions[2].parents`), with the line and column; exit 2,
+/// nothing stored.
+#[test]
+fn a_bad_field_in_a_json_import_is_refused_naming_its_path_as_in_yaml() {
+    let (home, dir, before) = home_with_a_plan();
+    let json = "{\"actions\": [\n\
+        {\"id\": \"a\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"a\"}},\n\
+        {\"id\": \"b\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"b\"}},\n\
+        {\"id\": \"c\", \"action_type\": \"nop\", \"input_parameters\": {\"message\": \"c\"}, \"parents\": \"b\"}\n]}\n";
+    let yaml = "actions:\n\
+        - {id: a, action_type: nop, input_parameters: {message: a}}\n\
+        - {id: b, action_type: nop, input_parameters: {message: b}}\n\
+        - {id: c, action_type: nop, input_parameters: {message: c}, parents: b}\n";
+    for (name, text, place) in [
+        ("bad.json", json, "bad.json: line 4 column"),
+        ("bad.yaml", yaml, "bad.yaml: line 4 column"),
+    ] {
+        let stderr = refused(home.path(), &dir, name, text, &before);
+        assert!(
+            stderr.contains(place)
+                && stderr.contains("actions[2].parents: invalid type: string \"b\""),
+            "{name}: {stderr}"
+        );
     }
 }

@@ -38,7 +38,7 @@ fn sim_show(home: &Path) -> Value {
     out.json()
 }
 
-fn seeded() -> tempfile::TempDir {
+fn seeded() -> Scratch {
     let home = scratch();
     let out = run(sextant(home.path())
         .args(["sim", "init", "--time-scale", "0", "--from"])

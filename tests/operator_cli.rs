@@ -12,7 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 struct Home {
-    dir: tempfile::TempDir,
+    dir: Scratch,
 }
 
 impl Home {

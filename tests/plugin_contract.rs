@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A registry over one fresh directory holding the core and kinds plugins.
-fn registry() -> (tempfile::TempDir, PluginRegistry) {
+fn registry() -> (Scratch, PluginRegistry) {
     let home = scratch();
     let dir = home.path().join("plugins");
     populate(&dir, &[&core_plugin(), &fixture("libfixture_kinds.so")]);

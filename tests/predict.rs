@@ -11,7 +11,7 @@ use std::path::Path;
 const VM1: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000001";
 const VM5: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000005";
 
-fn seeded() -> tempfile::TempDir {
+fn seeded() -> Scratch {
     let home = scratch();
     let out = run(sextant(home.path())
         .args(["sim", "init", "--time-scale", "0", "--from"])

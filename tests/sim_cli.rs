@@ -318,7 +318,8 @@ fn a_configured_sim_location_is_where_every_sim_command_and_the_collector_look()
 
     // A PostgreSQL database of its own, named with a password that never
     // shows.
-    let url = fresh_pg_database().replacen("://sextant@", "://sextant:hunter2secret@", 1);
+    let url =
+        fresh_pg_database(home.path()).replacen("://sextant@", "://sextant:hunter2secret@", 1);
     write_file(
         &config_dir,
         "config.yaml",
@@ -438,4 +439,62 @@ fn datamodel_show_on_a_cloud_never_seeded_says_how_to_seed_it() {
     let out = run(sextant(h).args(["datamodel", "show", "--format", "json"]));
     assert_eq!(out.status, 0, "{}", out.stderr);
     assert_eq!(out.json()["nodes"].as_array().map(Vec::len), Some(4));
+}
+
+/// `sim show` on SQLite decided "never seeded" from whether `sim.db`
+/// existed: a file another command made (a `sim.*` handler opens the
+/// cloud, creating it) showed as an empty cloud, exit 0. It is the cloud's
+/// own record that says, as on PostgreSQL: such a cloud is refused (exit
+/// 2, saying how to seed it) by `sim show` and `datamodel show`, while a
+/// cloud seeded and then emptied is an empty model, exit 0.
+#[test]
+fn a_sim_database_that_exists_but_was_never_seeded_is_refused_and_an_emptied_one_is_shown() {
+    let home = scratch();
+    let h = home.path();
+    let sim = match home_db(h) {
+        TestDb::Sqlite(store) => {
+            sextant_sim_store::SimLocation::Sqlite(sextant_sim_store::path_beside(&store))
+        }
+        TestDb::Postgres(url) => sextant_sim_store::SimLocation::parse(&url),
+    };
+    if let Some(file) = sim.file() {
+        std::fs::create_dir_all(file.parent().expect("a directory")).expect("mkdir");
+    }
+    // What the sim plugin's handlers do with the cloud they are given.
+    drop(SimDb::open(&sim).expect("open the simulated cloud"));
+    if let Some(file) = sim.file() {
+        assert!(file.exists(), "{}", file.display());
+    }
+    for args in [
+        &["sim", "show"][..],
+        &["sim", "show", "--format", "json"],
+        &["datamodel", "show", "--format", "json"],
+    ] {
+        let out = run(sextant(h).args(args));
+        assert_eq!(out.status, 2, "{args:?}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("was never seeded")
+                && out.stderr.contains("sextant sim init --from"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = run(sextant(h).args(["sim", "init", "--from"]).arg(small()));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let empty = write_file(&h.join("s"), "empty.yaml", "{}\n");
+    let out = run(sextant(h)
+        .args(["sim", "init", "--allow-empty", "--from"])
+        .arg(&empty));
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    for args in [
+        &["sim", "show", "--format", "json"][..],
+        &["datamodel", "show", "--format", "json"],
+    ] {
+        let out = run(sextant(h).args(args));
+        assert_eq!(out.status, 0, "{args:?}: {}", out.stderr);
+        assert_eq!(out.json()["nodes"], serde_json::json!([]), "{args:?}");
+    }
+    let out = run(sextant(h).args(["sim", "show"]));
+    assert_eq!(out.status, 0, "{}", out.stderr);
 }

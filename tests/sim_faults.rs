@@ -11,7 +11,7 @@ const VM3: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000003";
 const VM5: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000005";
 
 /// A home with the small cluster seeded at time scale 0 with `faults`.
-fn seeded(faults: &str) -> tempfile::TempDir {
+fn seeded(faults: &str) -> Scratch {
     let home = scratch();
     let f = write_file(&home.path().join("in"), "faults.yaml", faults);
     let out = run(sextant(home.path())

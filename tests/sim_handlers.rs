@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const VM1: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000001";
 const VM6: &str = "0d8a5f7e-3c1b-4a2e-9f6d-000000000006";
 
-fn seeded(time_scale: &str) -> tempfile::TempDir {
+fn seeded(time_scale: &str) -> Scratch {
     let home = scratch();
     let out = run(sextant(home.path())
         .args(["sim", "init", "--time-scale", time_scale, "--from"])

@@ -9,21 +9,6 @@ use sextant::store::pg::PgStore;
 use sextant::store::{Store, StoreError};
 use sextant_e2e::*;
 
-/// A new, empty database on the test server; its URL.
-fn fresh_database() -> String {
-    let url = service_url("SEXTANT_TEST_PG_URL");
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
-    let name = format!(
-        "sextant_test_{}",
-        sextant::store::new_uuid().replace('-', "")
-    );
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("create database");
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
-}
-
 fn client(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).expect("connect")
 }
@@ -39,7 +24,7 @@ fn sqlite_version() -> i64 {
 
 #[test]
 fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let s = PgStore::open(&url).expect("open");
     let known = sqlite_version();
     assert_eq!(s.schema_version().ok(), Some(known));
@@ -83,7 +68,7 @@ fn open_migrates_to_sqlites_version_once_and_refuses_a_newer_schema() {
 
 #[test]
 fn a_failing_migration_leaves_the_database_as_it_was() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     // Something in the way of migration 1.
     let mut c = client(&url);
     c.batch_execute("CREATE TABLE goals (x INTEGER)")
@@ -111,7 +96,7 @@ fn a_failing_migration_leaves_the_database_as_it_was() {
 
 #[test]
 fn hosts_opening_one_database_at_once_migrate_it_once() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let threads: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
@@ -145,20 +130,18 @@ fn a_password_in_the_url_is_never_in_an_error() {
 
 /// A fresh, migrated store of `backend`, with the temporary directory
 /// that holds it on SQLite.
-fn fresh(backend: &str) -> (TestDb, Option<tempfile::TempDir>) {
+fn fresh(backend: &str) -> (TestDb, Scratch) {
+    let dir = scratch();
     let db = match backend {
-        "postgres" => (TestDb::Postgres(fresh_database()), None),
-        _ => {
-            let dir = tempfile::tempdir().expect("tempdir");
-            (TestDb::Sqlite(dir.path().join("s.db")), Some(dir))
-        }
+        "postgres" => TestDb::Postgres(fresh_pg_database(dir.path())),
+        _ => TestDb::Sqlite(dir.path().join("s.db")),
     };
-    drop(db.0.open());
-    db
+    drop(db.open());
+    (db, dir)
 }
 
 /// A fresh store with one ONGOING plan, `p`.
-fn database_with_a_plan(backend: &str) -> (TestDb, Option<tempfile::TempDir>) {
+fn database_with_a_plan(backend: &str) -> (TestDb, Scratch) {
     let (db, dir) = fresh(backend);
     db.raw()
         .exec("INSERT INTO action_plans (uuid, state, created_at) VALUES ('p', 'ONGOING', 't')");
@@ -604,7 +587,7 @@ fn a_plan_is_stored_whole_with_its_events_and_read_back_with_parents_as_uuids(ba
 
 #[test]
 fn a_database_that_only_accepts_reads_is_opened_read_only_and_a_write_says_why() {
-    let url = fresh_database();
+    let (_held, url) = own_pg_database();
     let mut s = Store::open(sextant::store::Location::Postgres(url.clone())).expect("open");
     assert!(!s.is_read_only());
     s.sync_action_descriptions(&[("nop".into(), "does nothing".into())])

@@ -346,6 +346,19 @@ impl ObjectState {
         }
     }
 
+    /// Every state an object of kind `kind` can be in, in declaration order.
+    pub fn all_of(kind: ObjectType) -> Vec<ObjectState> {
+        fn each<S: Copy>(all: &[S], state: fn(S) -> ObjectState) -> Vec<ObjectState> {
+            all.iter().map(|s| state(*s)).collect()
+        }
+        match kind {
+            ObjectType::Audit => each(AuditState::ALL, ObjectState::Audit),
+            ObjectType::ActionPlan => each(PlanState::ALL, ObjectState::ActionPlan),
+            ObjectType::Action => each(ActionState::ALL, ObjectState::Action),
+            ObjectType::Flow => each(FlowState::ALL, ObjectState::Flow),
+        }
+    }
+
     /// The kind of object it is the state of.
     pub const fn object_type(self) -> ObjectType {
         match self {
@@ -473,7 +486,17 @@ mod tests {
     fn an_event_state_is_read_as_its_object_s_kind_of_state() {
         for t in ObjectType::ALL {
             assert_eq!(t.as_str().parse::<ObjectType>(), Ok(*t));
+            let states = ObjectState::all_of(*t);
+            assert!(!states.is_empty(), "{t}");
+            for s in states {
+                assert_eq!(s.object_type(), *t);
+                assert_eq!(ObjectState::parse(*t, s.as_str()), Ok(s));
+            }
         }
+        assert_eq!(
+            ObjectState::all_of(ObjectType::Flow).len(),
+            FlowState::ALL.len()
+        );
         let read = |kind, text| ObjectState::parse(kind, text);
         assert_eq!(
             read(ObjectType::ActionPlan, "SUPERSEDED"),

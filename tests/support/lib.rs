@@ -60,14 +60,97 @@ pub fn fixture(name: &str) -> PathBuf {
     must_exist(root.join(sub).join(name))
 }
 
-/// A fresh scratch directory (mode 0755) that is removed when dropped.
-pub fn scratch() -> tempfile::TempDir {
+/// A fresh scratch directory (mode 0755) that is removed when dropped,
+/// with the PostgreSQL databases of the homes in it ([`Scratch`]).
+pub fn scratch() -> Scratch {
     let d = tempfile::Builder::new()
         .prefix("sextant-e2e")
         .tempdir()
         .expect("tempdir");
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    d
+    Scratch { dir: d }
+}
+
+/// A scratch directory: a test's home, or holds several. When dropped
+/// (once the test's commands and `serve` processes are done with it), the
+/// databases made for the homes in it on the test PostgreSQL ([`home_db`])
+/// are dropped, then the directory is removed.
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for url in home_databases_under(self.dir.path()) {
+            if let Err(e) = drop_test_database(&url) {
+                // A panic while the test itself is panicking would abort.
+                eprintln!("test database {url} not dropped: {e}");
+            }
+        }
+    }
+}
+
+/// Where a home keeps the URL of its PostgreSQL database ([`home_db`]).
+const HOME_DB_FILE: &str = ".sextant-test-db";
+
+/// Where a home keeps the URLs of the other databases made for its test
+/// ([`fresh_pg_database`]), one a line.
+const OTHER_DBS_FILE: &str = ".sextant-test-dbs";
+
+/// The prefix of the databases the end-to-end tests make.
+const TEST_DB_PREFIX: &str = "sextant_e2e_";
+
+/// The URLs of the databases of the homes at `dir` and beneath it (a few
+/// levels: homes are a scratch directory or directories in it).
+fn home_databases_under(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = dirs.pop() {
+        if let Ok(url) = std::fs::read_to_string(d.join(HOME_DB_FILE)) {
+            found.push(url);
+        }
+        if let Ok(urls) = std::fs::read_to_string(d.join(OTHER_DBS_FILE)) {
+            found.extend(urls.lines().map(str::to_string));
+        }
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            // file_type does not follow symbolic links.
+            if depth < 3 && e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push((e.path(), depth + 1));
+            }
+        }
+    }
+    found
+}
+
+/// Drops the test database `url` names on the test PostgreSQL, closing
+/// any session still on it. A URL that names no database made by these
+/// tests is refused, never dropped.
+pub fn drop_test_database(url: &str) -> Result<(), String> {
+    let name = url
+        .rsplit_once('/')
+        .map(|(_, n)| n.split('?').next().unwrap_or(n))
+        .filter(|n| {
+            n.strip_prefix(TEST_DB_PREFIX)
+                .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+        .ok_or_else(|| format!("{url:?} names no database of the end-to-end tests"))?;
+    let admin =
+        std::env::var("SEXTANT_TEST_PG_URL").map_err(|_| "SEXTANT_TEST_PG_URL is not set")?;
+    let mut admin =
+        postgres::Client::connect(&admin, postgres::NoTls).map_err(|e| e.to_string())?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .map_err(|e| e.to_string())
 }
 
 /// Copies `files` into `dir` (created 0755 if missing); returns the copies.
@@ -223,24 +306,56 @@ pub fn home_db(home: &Path) -> TestDb {
     if !on_postgres() {
         return TestDb::Sqlite(home.join("data").join("sextant").join("sextant.db"));
     }
+    TestDb::Postgres(home_pg_database(home))
+}
+
+/// The URL of the PostgreSQL database of the home at `home`, created on
+/// first use and kept in the home: dropped with the [`Scratch`] directory
+/// the home is in.
+fn home_pg_database(home: &Path) -> String {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _held = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let kept = home.join(".sextant-test-db");
+    let kept = home.join(HOME_DB_FILE);
     if let Ok(url) = std::fs::read_to_string(&kept) {
-        return TestDb::Postgres(url);
+        return url;
     }
-    let url = fresh_pg_database();
+    let url = new_pg_database();
     std::fs::create_dir_all(home).expect("mkdir home");
     std::fs::write(&kept, &url).expect("keep the database URL");
-    TestDb::Postgres(url)
+    url
+}
+
+/// A new, empty database on the test PostgreSQL, besides the home's own:
+/// its URL, kept in the home so that it is dropped with the [`Scratch`]
+/// directory the home is in.
+pub fn fresh_pg_database(home: &Path) -> String {
+    use std::io::Write;
+    let url = new_pg_database();
+    std::fs::create_dir_all(home).expect("mkdir home");
+    let mut kept = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join(OTHER_DBS_FILE))
+        .expect("keep the database URL");
+    writeln!(kept, "{url}").expect("keep the database URL");
+    url
+}
+
+/// A new, empty database on the test PostgreSQL for a test without a
+/// home: its URL, and the scratch directory it is dropped with (hold it
+/// to the test's end).
+pub fn own_pg_database() -> (Scratch, String) {
+    let held = scratch();
+    let url = fresh_pg_database(held.path());
+    (held, url)
 }
 
 /// A new, empty database on the test PostgreSQL; its URL.
-pub fn fresh_pg_database() -> String {
+fn new_pg_database() -> String {
     let url = service_url("SEXTANT_TEST_PG_URL");
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let name = format!(
-        "sextant_e2e_{}",
+        "{TEST_DB_PREFIX}{}",
         sextant::store::new_uuid().replace('-', "")
     );
     admin
@@ -330,7 +445,7 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// directory (`types`, on `SEXTANT_ACTION_TYPE_PATH`), and helpers that run
 /// the built binary in it.
 pub struct Home {
-    dir: tempfile::TempDir,
+    dir: Scratch,
     /// The action-type directory the commands see.
     pub types: PathBuf,
 }
@@ -441,4 +556,57 @@ pub fn fail_commits_of(home: &Home, name: &str, state: &str) -> RawDb {
         ),
     ));
     raw
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the test PostgreSQL has a database of the name `url` ends with.
+    fn exists(url: &str) -> bool {
+        let name = url.rsplit_once('/').expect("a database").1;
+        let admin = service_url("SEXTANT_TEST_PG_URL");
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname = $1",
+                &[&name],
+            )
+            .expect("count")
+            .get(0);
+        n == 1
+    }
+
+    /// The databases of the homes in a scratch directory (the directory
+    /// itself, or one a few levels in) are dropped with it, even with a
+    /// session still open on one (a `serve` not gone yet); a URL that
+    /// names no database of these tests is never dropped.
+    #[test]
+    fn a_scratch_directory_drops_its_homes_databases_with_it() {
+        let dir = scratch();
+        let top = home_pg_database(dir.path());
+        let inner = home_pg_database(&dir.path().join("hosts").join("h1"));
+        let other = fresh_pg_database(&dir.path().join("hosts").join("h1"));
+        let another = fresh_pg_database(&dir.path().join("hosts").join("h1"));
+        assert!(exists(&other) && exists(&another));
+        assert_eq!(home_pg_database(dir.path()), top, "kept in the home");
+        assert!(exists(&top) && exists(&inner));
+        let mut session = postgres::Client::connect(&inner, postgres::NoTls).expect("connect");
+        session.batch_execute("SELECT 1").expect("a session");
+        drop(dir);
+        assert!(!exists(&top), "{top} left behind");
+        for url in [&inner, &other, &another] {
+            assert!(!exists(url), "{url} left behind");
+        }
+        assert!(session.batch_execute("SELECT 1").is_err());
+        let admin = service_url("SEXTANT_TEST_PG_URL");
+        for url in [
+            admin.as_str(),
+            "postgres://x@127.0.0.1:1/sextant_e2e_",
+            "postgres://x@h/sextant_e2e_1; DROP",
+        ] {
+            assert!(drop_test_database(url).is_err(), "{url}");
+        }
+        assert!(postgres::Client::connect(&admin, postgres::NoTls).is_ok());
+    }
 }

@@ -117,3 +117,71 @@ impl utoipa::IntoResponses for Refusals {
         .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::states::{EventType, ObjectState, ObjectType};
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    /// The values a property of the `Event` schema lists, as a set; and
+    /// whether it lists null.
+    fn listed(doc: &Value, property: &str) -> (BTreeSet<String>, bool) {
+        let schema = &doc["components"]["schemas"]["Event"]["properties"][property];
+        let values = schema["enum"].as_array().unwrap_or_else(|| {
+            panic!("Event.{property} lists no values: {schema}");
+        });
+        let names = values
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect::<BTreeSet<_>>();
+        let strings = values.iter().filter(|v| v.is_string()).count();
+        assert_eq!(strings, names.len(), "Event.{property} lists a value twice");
+        (names, values.iter().any(Value::is_null))
+    }
+
+    #[test]
+    fn an_event_s_types_and_states_are_their_enums_values() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("the document as JSON");
+        let names = |all: &mut dyn Iterator<Item = &'static str>| {
+            all.map(str::to_string).collect::<BTreeSet<_>>()
+        };
+        assert_eq!(
+            listed(&doc, "event_type"),
+            (names(&mut EventType::ALL.iter().map(|t| t.as_str())), false)
+        );
+        assert_eq!(
+            listed(&doc, "object_type"),
+            (
+                names(&mut ObjectType::ALL.iter().map(|t| t.as_str())),
+                false
+            )
+        );
+        let states = names(
+            &mut ObjectType::ALL
+                .iter()
+                .flat_map(|t| ObjectState::all_of(*t))
+                .map(ObjectState::as_str),
+        );
+        for p in ["old_state", "new_state"] {
+            assert_eq!(listed(&doc, p), (states.clone(), true), "{p}");
+            let ty = &doc["components"]["schemas"]["Event"]["properties"][p]["type"];
+            assert_eq!(ty, &serde_json::json!(["string", "null"]), "{p}");
+        }
+        // The nullable states stay optional, as the other nullable fields.
+        let required = &doc["components"]["schemas"]["Event"]["required"];
+        for p in ["event_type", "object_type"] {
+            assert!(
+                required.as_array().is_some_and(|r| r.contains(&p.into())),
+                "{p}"
+            );
+        }
+        for p in ["old_state", "new_state", "action_plan_uuid"] {
+            assert!(
+                required.as_array().is_some_and(|r| !r.contains(&p.into())),
+                "{p}"
+            );
+        }
+    }
+}

@@ -7,7 +7,9 @@
 //! any JSON.
 #![allow(dead_code)]
 
+use crate::states::{EventType, ObjectState, ObjectType};
 use serde_json::Value;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 use utoipa::{IntoParams, ToSchema};
 
 /// A link (`self`, `bookmark`, `describedby`).
@@ -291,18 +293,60 @@ pub struct ActionTypes {
     action_types: Vec<ActionTypeDoc>,
 }
 
-/// One event of the log.
+/// One event of the log. Its type, its object's kind and the states are
+/// the closed sets of `states.rs`, listed from their enums.
 #[derive(ToSchema)]
 pub struct Event {
     id: i64,
     at: String,
+    #[schema(schema_with = event_types)]
     event_type: String,
+    #[schema(schema_with = object_types)]
     object_type: String,
     object_uuid: String,
     action_plan_uuid: Option<String>,
+    #[schema(schema_with = object_states)]
     old_state: Option<String>,
+    #[schema(schema_with = object_states)]
     new_state: Option<String>,
     payload: Value,
+}
+
+/// A string that is one of `names` (each once, in their first order), or
+/// null too if `nullable`.
+fn one_of(names: impl IntoIterator<Item = &'static str>, nullable: bool) -> Object {
+    let mut values: Vec<Value> = Vec::new();
+    for n in names {
+        if !values.iter().any(|v| v == n) {
+            values.push(Value::from(n));
+        }
+    }
+    let ty = if nullable {
+        values.push(Value::Null);
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// `event_type`: an [`EventType`].
+fn event_types() -> Object {
+    one_of(EventType::ALL.iter().map(|t| t.as_str()), false)
+}
+
+/// `object_type`: an [`ObjectType`].
+fn object_types() -> Object {
+    one_of(ObjectType::ALL.iter().map(|t| t.as_str()), false)
+}
+
+/// `old_state`, `new_state`: an [`ObjectState`] of any kind, or null.
+fn object_states() -> Object {
+    let all = ObjectType::ALL.iter().flat_map(|t| ObjectState::all_of(*t));
+    one_of(all.map(ObjectState::as_str), true)
 }
 
 /// A page of events.

@@ -89,21 +89,53 @@ fn parse(file: &Path, text: &str) -> Result<ImportFile, CliError> {
     if text.trim_start().starts_with('{') {
         match serde_json::from_str(text) {
             Ok(f) => return Ok(f),
-            Err(e) if e.is_data() => {
-                let msg = e.to_string();
-                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-                return Err(input(format!(
-                    "{}: line {} column {}: {msg}",
-                    file.display(),
-                    e.line(),
-                    e.column()
-                )));
-            }
+            Err(e) if e.is_data() => return Err(json_refusal(file, text, e)),
             Err(_) => {}
         }
     }
     // Unknown YAML tags are refused with their place, as in every reader.
     crate::input::parse_yaml(text, file).map_err(CliError::input)
+}
+
+/// A JSON file's field of the wrong type, unknown or missing (`e`),
+/// refused naming its line, column and path (`actions[2].parents`) as a
+/// YAML file's are. The path is found by reading the file a second time,
+/// tracking it: only a refused file pays for it.
+fn json_refusal(file: &Path, text: &str, e: serde_json::Error) -> CliError {
+    use serde_path_to_error::Segment;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let (path, last, e) = match serde_path_to_error::deserialize::<_, ImportFile>(&mut de) {
+        Err(tracked) if tracked.inner().is_data() => {
+            let path = tracked.path();
+            let last = path.iter().next_back().cloned();
+            let path = if last.is_some() {
+                path.to_string()
+            } else {
+                String::new()
+            };
+            (path, last, tracked.into_inner())
+        }
+        _ => (String::new(), None, e),
+    };
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    // An unknown key is named by the message, not the path (as in YAML:
+    // `actions[1]: unknown field `x``).
+    let path = match last {
+        Some(Segment::Map { key }) if msg.starts_with(&format!("unknown field `{key}`")) => path
+            .strip_suffix(&key)
+            .map(|p| p.strip_suffix('.').unwrap_or(p))
+            .unwrap_or(&path)
+            .to_string(),
+        _ => path,
+    };
+    let path = if path.is_empty() { path } else { path + ": " };
+    input(format!(
+        "{}: line {} column {}: {path}{msg}",
+        file.display(),
+        e.line(),
+        e.column(),
+    ))
 }
 
 /// The file's `execution_rule:` (not `null`): one of the rules, else

@@ -186,7 +186,10 @@ fn init(
 
 /// The simulated cloud, refused when it was never seeded (exit status 2,
 /// saying how to seed it; nothing is written): what `sim show` and
-/// `datamodel show` read. A cloud seeded empty (`--allow-empty`) is not
+/// `datamodel show` read. Whether it was is the cloud's own record
+/// (`SimDb::is_initialised`), on either backend: a `sim.db` made by
+/// another command (a `sim.*` handler opening it) was not seeded. A cloud
+/// seeded empty (`--allow-empty`), or seeded and since emptied, is not
 /// refused.
 pub(super) fn open_seeded(env: &Env) -> Result<SimDb, CliError> {
     let path = env.sim_db();
@@ -206,7 +209,7 @@ pub(super) fn open_seeded(env: &Env) -> Result<SimDb, CliError> {
         return Err(never_seeded());
     }
     let db = env.open_sim()?;
-    if path.file().is_none() && !db.is_initialised()? {
+    if !db.is_initialised()? {
         return Err(never_seeded());
     }
     Ok(db)

@@ -95,22 +95,9 @@ impl CopyError {
     }
 }
 
-/// One table's verification.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableCheck {
-    /// The table.
-    pub table: String,
-    /// Rows read from the source.
-    pub source_rows: u64,
-    /// Rows read back from the target.
-    pub target_rows: u64,
-    /// SHA-256 of the source's rows in key order (hex).
-    pub source_checksum: String,
-    /// The same, of the target's rows.
-    pub target_checksum: String,
-    /// Whether counts and checksums are equal.
-    pub equal: bool,
-}
+/// One table's verification: the simulated cloud's copy makes the same
+/// (its crate, which the host depends on, holds the one definition).
+pub use sextant_sim_store::copy::TableCheck;
 
 /// What a copy did.
 #[derive(Debug, Clone, Serialize)]
@@ -331,7 +318,7 @@ fn write_and_verify(
     })?;
     progress(CopyProgress::Verifying);
     let mut checks = Vec::with_capacity(order.len());
-    for (t, (source_rows, source_checksum)) in order.iter().zip(sources) {
+    for (t, source) in order.iter().zip(sources) {
         let table_started = std::time::Instant::now();
         let mut hasher = RowHasher::new();
         target
@@ -340,16 +327,8 @@ fn write_and_verify(
                 Ok(())
             })
             .map_err(in_table(&t.name))?;
-        let (target_rows, target_checksum) = hasher.finish();
         tracing::debug!("read back {} in {:?}", t.name, table_started.elapsed());
-        checks.push(TableCheck {
-            table: t.name.clone(),
-            equal: source_rows == target_rows && source_checksum == target_checksum,
-            source_rows,
-            target_rows,
-            source_checksum,
-            target_checksum,
-        });
+        checks.push(TableCheck::new(&t.name, source, hasher.finish()));
     }
     Ok(checks)
 }

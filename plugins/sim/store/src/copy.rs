@@ -16,10 +16,11 @@ use crate::tx::{StoredRow, Table, Tx};
 use crate::{SimDb, SimError, SimLocation};
 use sha2::{Digest, Sha256};
 
-/// One table's verification.
+/// One table's verification, after a copy: the simulated cloud's here,
+/// and the host's store's (`sextant db copy` shows both alike).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SimTableCheck {
-    /// The table (`nodes`, `instances`, `storage_pools`, `volumes`,
+pub struct TableCheck {
+    /// The table (here `nodes`, `instances`, `storage_pools`, `volumes`,
     /// `meta`).
     pub table: String,
     /// Rows read from the source.
@@ -34,6 +35,21 @@ pub struct SimTableCheck {
     pub equal: bool,
 }
 
+impl TableCheck {
+    /// `table`'s check from the source's and the target's row counts and
+    /// checksums.
+    pub fn new(table: &str, source: (u64, String), target: (u64, String)) -> Self {
+        Self {
+            table: table.to_string(),
+            equal: source == target,
+            source_rows: source.0,
+            target_rows: target.0,
+            source_checksum: source.1,
+            target_checksum: target.1,
+        }
+    }
+}
+
 /// What a copy of a simulated cloud did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SimCopyReport {
@@ -42,7 +58,7 @@ pub struct SimCopyReport {
     /// The target, without its password.
     pub to: String,
     /// Every table, `meta` last.
-    pub tables: Vec<SimTableCheck>,
+    pub tables: Vec<TableCheck>,
     /// Rows copied (`meta` values included).
     pub rows: u64,
 }
@@ -211,32 +227,21 @@ impl Snapshot {
     }
 
     /// Each table's count and checksum here (the source) and in `back`.
-    fn compare(&self, back: &Snapshot) -> Vec<SimTableCheck> {
-        let mut checks: Vec<SimTableCheck> = self
+    fn compare(&self, back: &Snapshot) -> Vec<TableCheck> {
+        let mut checks: Vec<TableCheck> = self
             .tables
             .iter()
             .zip(&back.tables)
             .map(|((t, rows), (_, back_rows))| {
-                check(t.name(), rows_checksum(rows), rows_checksum(back_rows))
+                TableCheck::new(t.name(), rows_checksum(rows), rows_checksum(back_rows))
             })
             .collect();
-        checks.push(check(
+        checks.push(TableCheck::new(
             "meta",
             meta_checksum(&self.meta),
             meta_checksum(&back.meta),
         ));
         checks
-    }
-}
-
-fn check(table: &str, source: (u64, String), target: (u64, String)) -> SimTableCheck {
-    SimTableCheck {
-        table: table.to_string(),
-        equal: source == target,
-        source_rows: source.0,
-        target_rows: target.0,
-        source_checksum: source.1,
-        target_checksum: target.1,
     }
 }
 
@@ -280,6 +285,23 @@ mod tests {
     use super::*;
     use crate::testing::TestCloud;
     use sextant_plugin_api::model::ClusterModel;
+
+    #[test]
+    fn a_table_check_is_equal_only_when_both_count_and_checksum_are() {
+        let side = |n, sum: &str| (n, sum.to_string());
+        assert!(TableCheck::new("t", side(2, "ab"), side(2, "ab")).equal);
+        assert!(!TableCheck::new("t", side(2, "ab"), side(3, "ab")).equal);
+        let c = TableCheck::new("t", side(2, "ab"), side(2, "cd"));
+        assert!(!c.equal);
+        assert_eq!(
+            (c.table.as_str(), c.source_rows, c.target_rows),
+            ("t", 2, 2)
+        );
+        assert_eq!(
+            (c.source_checksum.as_str(), c.target_checksum.as_str()),
+            ("ab", "cd")
+        );
+    }
 
     /// A cloud that has lived: seeded with faults, an instance migrated,
     /// the simulated clock moved.
