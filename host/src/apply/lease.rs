@@ -7,8 +7,10 @@
 //! Every write the applier makes for its plan is fenced by the lease: each
 //! action transition carries the applier's owner id (`Shared::commit_many`
 //! stamps it) and applies only while that owner holds the plan's lease,
-//! checked in the same transaction; so are its plan transitions and the
-//! renewal before a retry. A host paused past its lease (SIGSTOP, a frozen
+//! checked in the same transaction; so are its plan transitions, its
+//! flow decisions ([`leased`]), a retry's note (`Shared::note_once`), the
+//! options a `serve` applier records at its start, and the renewal before
+//! a retry. A host paused past its lease (SIGSTOP, a frozen
 //! VM) whose plan another host claimed meanwhile therefore writes nothing
 //! more for it when it goes on: not the end of what it was running, not
 //! the ONGOING of a next action (the compare-and-set that starts an action
@@ -122,6 +124,23 @@ pub(super) fn is_lease_lost<T>(r: &Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::LeaseLost { .. }))
 }
 
+/// A write of the applier for its plan outside its group commit (a flow
+/// decision, a transition of recovery or rollback): `f` writes it fenced
+/// by this applier's lease, with the owner id it is given; a refusal
+/// stops the applier (see [`Shared::lose_lease`]).
+pub(super) async fn leased<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl Fn(&mut Store, &str) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let owner = shared.opts.owner.clone();
+    let result = db(shared, move |s| f(s, &owner)).await;
+    if is_lease_lost(&result) {
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
+    }
+    result
+}
+
 /// One action transition of the applier outside its group commit
 /// (recovery, rollback), fenced by its lease as the group commit's are.
 pub(super) async fn leased_action_transition(
@@ -134,17 +153,12 @@ pub(super) async fn leased_action_transition(
 ) -> Result<bool, StoreError> {
     let t = ActionTransition::new(uuid, from, to, Some(message.into()), None, event)
         .fenced_by(&shared.opts.owner);
-    let result = db(shared, move |s| {
+    leased(shared, move |s, _| {
         s.action_transitions(std::slice::from_ref(&t))?
             .pop()
             .unwrap_or(Ok(false))
     })
-    .await;
-    if is_lease_lost(&result) {
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
-    }
-    result
+    .await
 }
 
 /// Renews this applier's lease before it runs an action again (a retry,

@@ -118,6 +118,25 @@ fn lease_lost(plan: &str, owner: &str) -> StoreError {
     }
 }
 
+/// The lease fence of an applier's write other than an action transition
+/// (a plan transition, a note, a flow decision, `applied_with`): with
+/// `owner`, the write goes on only while that owner holds plan `plan`'s
+/// lease, read in the write transaction (SQLite has one writer at a time,
+/// so no claim comes in between); else [`StoreError::LeaseLost`], and the
+/// caller writes nothing. `None` (not an applier's write): no check.
+pub(super) fn fence(
+    tx: &rusqlite::Transaction<'_>,
+    plan: &str,
+    owner: Option<&str>,
+) -> rusqlite::Result<std::result::Result<(), StoreError>> {
+    match owner {
+        Some(owner) if lease_holder(tx, plan)?.as_deref() != Some(owner) => {
+            Ok(Err(lease_lost(plan, owner)))
+        }
+        _ => Ok(Ok(())),
+    }
+}
+
 /// The event of an applied action transition.
 fn transition_event(
     tx: &rusqlite::Transaction<'_>,
@@ -297,12 +316,8 @@ impl SqliteStore {
             return Ok(false);
         }
         self.write(|tx| {
-            // The lease, read in the write transaction: SQLite has one
-            // writer at a time, so no claim comes in between.
-            if let Some(owner) = owner
-                && lease_holder(tx, &current.uuid)?.as_deref() != Some(owner)
-            {
-                return Ok(Err(lease_lost(&current.uuid, owner)));
+            if let Err(lost) = fence(tx, &current.uuid, owner)? {
+                return Ok(Err(lost));
             }
             let n = tx.execute(
                 "UPDATE action_plans SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
@@ -325,10 +340,12 @@ impl SqliteStore {
     /// execution rule and worker count it was started with) in its
     /// extras; with `queue`, also moves it to PENDING with its event. One
     /// transaction; false (nothing written) when the plan is in none of
-    /// `from`.
+    /// `from`. With `owner` (a `serve` applier's), fenced by the plan's
+    /// lease as [`SqliteStore::leased_plan_transition`].
     pub fn record_applied_with(
         &mut self,
         plan_uuid: &str,
+        owner: Option<&str>,
         from: &[PlanState],
         applied_with: &Value,
         queue: bool,
@@ -339,6 +356,9 @@ impl SqliteStore {
         }
         let text = applied_with.to_string();
         self.write(|tx| {
+            if let Err(lost) = fence(tx, &current.uuid, owner)? {
+                return Ok(Err(lost));
+            }
             let n = tx.execute(
                 "UPDATE action_plans SET policy = json_set(COALESCE(policy, '{}'), '$.applied_with', json(?1)),                  updated_at = ?2 WHERE uuid = ?3 AND state = ?4",
                 params![text, now(), current.uuid, current.state],
@@ -360,8 +380,8 @@ impl SqliteStore {
                     .with_payload(json!({"status_message": null})),
                 )?;
             }
-            Ok(n == 1)
-        })
+            Ok(Ok(n == 1))
+        })?
     }
 
     /// Moves an action from one of `from` to `to` (with outputs and a
@@ -518,6 +538,27 @@ impl SqliteStore {
         })
     }
 
+    /// [`SqliteStore::note`] of plan `plan` by its applier, fenced by the
+    /// plan's lease: written only while `owner` holds it, else
+    /// [`StoreError::LeaseLost`] and nothing written.
+    pub fn leased_note(
+        &mut self,
+        plan: &str,
+        owner: &str,
+        event_type: EventType,
+        uuid: &str,
+        payload: Value,
+    ) -> Result<()> {
+        self.write(|tx| {
+            if let Err(lost) = fence(tx, plan, Some(owner))? {
+                return Ok(Err(lost));
+            }
+            let mut e = Event::note(event_type, uuid, payload);
+            e.action_plan_uuid = Some(plan);
+            append_event(tx, &e).map(Ok)
+        })?
+    }
+
     /// [`super::StoreBackend::cancel_unstarted_plan`] on SQLite.
     pub(super) fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool> {
         self.write(|tx| {
@@ -599,7 +640,7 @@ mod tests {
         (format!("{actions} | {plan_state:?}"), events.to_string())
     }
 
-    fn is_lease_lost(r: &Result<bool>, plan: &str, owner: &str) -> bool {
+    fn is_lease_lost<T>(r: &Result<T>, plan: &str, owner: &str) -> bool {
         matches!(r, Err(StoreError::LeaseLost { plan: p, owner: o }) if p == plan && o == owner)
     }
 
@@ -608,7 +649,68 @@ mod tests {
         the_holders_fenced_transitions_apply_and_unfenced_ones_are_unchanged,
         a_plan_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
         a_large_batch_mixing_refused_and_held_transitions_answers_each_in_its_place,
+        a_retry_note_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
+        applied_with_recorded_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
     );
+
+    /// A retry's note (`action.execution.retry`, an event that changes no
+    /// state) by the applier that lost the lease is refused, naming the
+    /// plan and the owner, with no event written; the holder's is written,
+    /// in its plan; an unfenced note is as before.
+    fn a_retry_note_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
+        mut t: TestStore,
+    ) {
+        let (plan, uuids) = taken_over(&mut t, 1);
+        let before = held(&t, &plan);
+        let note = json!({"attempt": 2, "of": 3, "error": "boom", "retry_in_seconds": 0.5});
+        let retry = EventType::ActionExecutionRetry;
+        let r = t.leased_note(&plan, OLD, retry, &uuids[0], note.clone());
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        assert_eq!(held(&t, &plan), before);
+        t.leased_note(&plan, NEW, retry, &uuids[0], note.clone())
+            .expect("the holder's note");
+        let retries = |t: &TestStore| {
+            t.int(&format!(
+                "SELECT count(*) FROM events WHERE event_type = 'action.execution.retry' \
+                 AND object_uuid = '{}' AND action_plan_uuid = '{plan}'",
+                uuids[0]
+            ))
+        };
+        assert_eq!(retries(&t), Some(1));
+        t.note(retry, &uuids[0], Some(&plan), note)
+            .expect("an unfenced note");
+        assert_eq!(retries(&t), Some(2));
+    }
+
+    /// The options a `serve` applier records at its start (`applied_with`)
+    /// are fenced as its transitions: by the owner that lost the lease,
+    /// refused with nothing written (neither the options nor the queueing
+    /// with its event); by the holder, recorded.
+    fn applied_with_recorded_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
+        mut t: TestStore,
+    ) {
+        let (plan, _) = taken_over(&mut t, 1);
+        let before = (held(&t, &plan), t.plan_extra(&plan).expect("extra"));
+        let with = json!({"max_workers": 3});
+        let from = [PlanState::Recommended];
+        let r = t.record_applied_with(&plan, Some(OLD), &from, &with, true);
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        assert_eq!(
+            (held(&t, &plan), t.plan_extra(&plan).expect("extra")),
+            before
+        );
+        let r = t.record_applied_with(&plan, Some(NEW), &from, &with, true);
+        assert!(matches!(r, Ok(true)), "{r:?}");
+        assert_eq!(
+            t.plan_extra(&plan).expect("extra")["applied_with"],
+            with,
+            "recorded"
+        );
+        assert_eq!(t.plan_state(&plan).expect("state"), PlanState::Pending);
+        // Unfenced (the command line's, before any lease): as before.
+        let r = t.record_applied_with(&plan, None, &[PlanState::Pending], &json!({}), false);
+        assert!(matches!(r, Ok(true)), "{r:?}");
+    }
 
     /// A batch the size of a parallel applier's (PostgreSQL applies eight
     /// or more distinct actions as set operations, schema 18): the refused
