@@ -424,18 +424,24 @@ impl SqliteStore {
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 WHERE uuid = ?5 AND state = ?6",
             )?;
+            // The fast paths' UPDATEs carry the lease fence in their WHERE
+            // (?8: the owner, NULL when not fenced; ?9: the plan): one
+            // statement, no read of the lease first.
             let mut update_known = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
-                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 RETURNING name",
+                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 AND (?8 IS NULL OR EXISTS \
+                 (SELECT 1 FROM action_plans WHERE uuid = ?9 AND lease_owner = ?8)) RETURNING name",
             )?;
             let mut update_plain = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
-                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0",
+                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 AND (?8 IS NULL OR EXISTS \
+                 (SELECT 1 FROM action_plans WHERE uuid = ?9 AND lease_owner = ?8))",
             )?;
             // The lease holder of each plan a fenced transition names, read
-            // once a batch: SQLite has one writer at a time, so no claim
+            // at most once a batch, where the fast paths' UPDATE did not
+            // check it: SQLite has one writer at a time, so no claim
             // changes it before this transaction ends.
             let mut holders: std::collections::HashMap<String, Option<String>> =
                 std::collections::HashMap::new();
@@ -447,7 +453,8 @@ impl SqliteStore {
             };
             for t in batch {
                 let outputs = t.outputs.as_ref().map(crate::json_text);
-                if let (Some(owner), Some(plan)) = (&t.lease_owner, &t.plan_uuid)
+                let fast = matches!((&t.plan_uuid, t.from.as_slice()), (Some(_), [_]));
+                if let (Some(owner), Some(plan), false) = (&t.lease_owner, &t.plan_uuid, fast)
                     && !holds(plan, owner)?
                 {
                     results.push(Err(lease_lost(plan, owner)));
@@ -463,7 +470,9 @@ impl SqliteStore {
                         at,
                         t.action_uuid,
                         from,
-                        t.execute_failed
+                        t.execute_failed,
+                        t.lease_owner,
+                        plan
                     ];
                     let name: Option<std::borrow::Cow<'_, str>> = match &t.name {
                         Some(name) => (update_plain.execute(args)? == 1).then(|| name.into()),
@@ -477,7 +486,14 @@ impl SqliteStore {
                         results.push(Ok(true));
                         continue;
                     }
-                    // Not changed: in another state, or not there at all.
+                    // Not changed: refused by the fence, in another state,
+                    // or not there at all (the fence first, as above).
+                    if let Some(owner) = &t.lease_owner
+                        && !holds(plan, owner)?
+                    {
+                        results.push(Err(lease_lost(plan, owner)));
+                        continue;
+                    }
                 }
                 let row: Option<(ActionState, String, String)> = read
                     .query_row([&t.action_uuid], |r| {
@@ -912,6 +928,17 @@ mod tests {
         .fenced_by(NEW);
         let r = t.action_transitions(&[done]).expect("batch");
         assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+        // Not in its from-state: the holder's compare-and-set says no (the
+        // fence folded into SQLite's UPDATE tells the two apart), the old
+        // owner's is refused by the fence, and a gone action is not found.
+        let mut gone = start(0, NEW);
+        gone.action_uuid = crate::store::new_uuid();
+        let r = t
+            .action_transitions(&[start(0, NEW), start(0, OLD), gone])
+            .expect("batch");
+        assert!(matches!(r[0], Ok(false)), "{r:?}");
+        assert!(is_lease_lost(&r[1], &plan, OLD), "{r:?}");
+        assert!(matches!(r[2], Err(StoreError::NotFound { .. })), "{r:?}");
     }
 
     fn a_plan_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
