@@ -282,7 +282,93 @@ mod tests {
     use super::*;
     use crate::store::testing::{TestStore, on_both_backends};
 
-    on_both_backends!(a_hosts_leases_are_renewed_while_its_loop_stalls);
+    on_both_backends!(
+        a_hosts_leases_are_renewed_while_its_loop_stalls,
+        a_refused_retry_note_or_flow_decision_stops_the_applier,
+    );
+
+    /// An applier of `plan` as `owner`, over its own connection to `t`'s
+    /// database.
+    fn applier_of(t: &TestStore, plan: &str, owner: &str) -> Applier {
+        Applier::new(
+            Store::open(t.location.clone()).expect("open"),
+            Arc::new(PluginRegistry::default()),
+            Arc::new(ActionTypeRegistry::default()),
+            plan,
+            ApplyOptions {
+                policy: crate::policy::load("default").expect("default policy"),
+                execution_rule: None,
+                max_workers: 1,
+                owner: owner.into(),
+                mapper: String::new(),
+                drivers: Vec::new(),
+                driver_config: crate::config::Secret::new(Value::Null),
+                stop: StopSignal::default(),
+                grace: Duration::from_secs(1),
+                model_source: None,
+            },
+        )
+    }
+
+    /// The applier's writes outside its group commit that were not fenced
+    /// before (a retry's note, a flow decision): by an applier whose lease
+    /// another claimed, each is refused, writes nothing, and stops the
+    /// applier naming the new holder, as a refused transition does; the
+    /// holder's are written.
+    fn a_refused_retry_note_or_flow_decision_stops_the_applier(mut t: TestStore) {
+        const OLD: &str = "host-a:1:old";
+        const NEW: &str = "host-b:2:new";
+        let (plan, uuids) = t.plan_of_nops(1);
+        assert!(
+            t.acquire_lease(&plan, OLD, LEASE_TTL)
+                .expect("acquire")
+                .is_ok()
+        );
+        assert!(
+            t.take_over_lease(&plan, OLD, NEW, LEASE_TTL)
+                .expect("take over")
+        );
+        let events = t.last_event_id().expect("last event");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let note = |a: &Applier| {
+            a.shared.note_once(
+                EventType::ActionExecutionRetry,
+                &uuids[0],
+                Some(&plan),
+                json!({"attempt": 2, "of": 3}),
+            )
+        };
+        let decide = |a: &Applier| {
+            let p = plan.clone();
+            rt.block_on(leased(&a.shared, move |s, owner| {
+                s.flow_transition(
+                    &p,
+                    Some(owner),
+                    "f",
+                    crate::states::FlowState::Failed,
+                    None,
+                    EventType::FlowFailed,
+                    json!({}),
+                )
+            }))
+        };
+        let old = applier_of(&t, &plan, OLD);
+        let r = note(&old);
+        assert!(is_lease_lost(&r), "{r:?}");
+        assert_eq!(old.shared.lease_lost.get().map(String::as_str), Some(NEW));
+        let old = applier_of(&t, &plan, OLD);
+        let r = decide(&old);
+        assert!(is_lease_lost(&r), "{r:?}");
+        assert_eq!(old.shared.lease_lost.get().map(String::as_str), Some(NEW));
+        assert_eq!(t.last_event_id().expect("last event"), events, "written");
+        let new = applier_of(&t, &plan, NEW);
+        assert!(note(&new).is_ok() && decide(&new).is_ok());
+        assert!(new.shared.lease_lost.get().is_none());
+        assert_eq!(t.events(Some(&plan), events).expect("events").len(), 2);
+    }
 
     /// The leases a host keeps stay its own while the thread that keeps
     /// them (serve's loop) does nothing for three times their length; a
