@@ -290,24 +290,7 @@ mod tests {
     /// An applier of `plan` as `owner`, over its own connection to `t`'s
     /// database.
     fn applier_of(t: &TestStore, plan: &str, owner: &str) -> Applier {
-        Applier::new(
-            Store::open(t.location.clone()).expect("open"),
-            Arc::new(PluginRegistry::default()),
-            Arc::new(ActionTypeRegistry::default()),
-            plan,
-            ApplyOptions {
-                policy: crate::policy::load("default").expect("default policy"),
-                execution_rule: None,
-                max_workers: 1,
-                owner: owner.into(),
-                mapper: String::new(),
-                drivers: Vec::new(),
-                driver_config: crate::config::Secret::new(Value::Null),
-                stop: StopSignal::default(),
-                grace: Duration::from_secs(1),
-                model_source: None,
-            },
-        )
+        Applier::for_tests(&t.location, plan, owner)
     }
 
     /// The applier's writes outside its group commit that were not fenced

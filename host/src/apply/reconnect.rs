@@ -315,25 +315,8 @@ mod tests {
     /// reconnects to it.
     fn applier_at(url: &str) -> Applier {
         let at = Location::Postgres(url.to_string());
-        Applier::new(
-            Store::open(at.clone()).expect("open"),
-            Arc::new(PluginRegistry::default()),
-            Arc::new(ActionTypeRegistry::default()),
-            &crate::store::new_uuid(),
-            ApplyOptions {
-                policy: crate::policy::load("default").expect("default policy"),
-                execution_rule: None,
-                max_workers: 1,
-                owner: super::super::owner_id(),
-                mapper: String::new(),
-                drivers: Vec::new(),
-                driver_config: crate::config::Secret::new(Value::Null),
-                stop: StopSignal::default(),
-                grace: Duration::from_secs(1),
-                model_source: None,
-            },
-        )
-        .reconnecting(at)
+        Applier::for_tests(&at, &crate::store::new_uuid(), &super::super::owner_id())
+            .reconnecting(at)
     }
 
     /// The retry notes of `action` in the database at `url`.
