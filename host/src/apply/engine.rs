@@ -85,6 +85,33 @@ impl Applier {
     }
 }
 
+#[cfg(test)]
+impl Applier {
+    /// An applier of `plan` as lease owner `owner` over the store at `at`,
+    /// with no plugins, no action types and the default policy (tests of
+    /// its store work).
+    pub(super) fn for_tests(at: &crate::store::Location, plan: &str, owner: &str) -> Self {
+        Self::new(
+            Store::open(at.clone()).expect("open"),
+            Arc::new(PluginRegistry::default()),
+            Arc::new(ActionTypeRegistry::default()),
+            plan,
+            ApplyOptions {
+                policy: crate::policy::load("default").expect("default policy"),
+                execution_rule: None,
+                max_workers: 1,
+                owner: owner.into(),
+                mapper: String::new(),
+                drivers: Vec::new(),
+                driver_config: crate::config::Secret::new(Value::Null),
+                stop: StopSignal::default(),
+                grace: Duration::from_secs(1),
+                model_source: None,
+            },
+        )
+    }
+}
+
 impl Applier {
     /// Applies the plan: takes the lease, resumes what was interrupted,
     /// simulates, runs, and returns the final state.

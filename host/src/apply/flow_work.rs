@@ -2,7 +2,8 @@
 //! decision `flows::FlowRun` took is committed with its event before it is
 //! acted on: an alternative is marked started before the failed action is
 //! settled and before the alternative runs; a flow is FAILED, then
-//! ROLLING_BACK, before its actions are cancelled or reverted.
+//! ROLLING_BACK, before its actions are cancelled or reverted. Each is
+//! fenced by the applier's lease (`lease::leased`).
 
 use super::flows::{FlowRun, Work};
 use super::*;
@@ -101,9 +102,10 @@ impl Applier {
         let msg = format!("{why} (on_failure: {})", on_failure.as_str());
         let payload = json!({"flow": name, "why": why, "on_failure": on_failure.as_str()});
         let n = name.clone();
-        db(&self.shared, move |s| {
+        leased(&self.shared, move |s, owner| {
             s.flow_transition(
                 &plan,
+                Some(owner),
                 &n,
                 FlowState::Failed,
                 Some(&msg),
@@ -167,8 +169,8 @@ impl Applier {
                 "to": to_row.name, "why": why,
             });
             let (p, u) = (plan.clone(), to_row.uuid.clone());
-            db(&self.shared, move |s| {
-                s.start_alternative(&p, &u, &msg, payload.clone())
+            leased(&self.shared, move |s, owner| {
+                s.start_alternative(&p, Some(owner), &u, &msg, payload.clone())
             })
             .await?;
             tracing::info!(plan = %plan, "alternative {rank} of {primary}: {} replaces {}", to_row.name, from_row.name);
@@ -188,8 +190,8 @@ impl Applier {
                 Some(Err(e)) => json!({"reverted": false, "error": e}),
             };
             let (p, u) = (plan.clone(), from_row.uuid.clone());
-            db(&self.shared, move |s| {
-                s.settle_alternative(&p, &u, payload.clone())
+            leased(&self.shared, move |s, owner| {
+                s.settle_alternative(&p, Some(owner), &u, payload.clone())
             })
             .await?;
         }
@@ -222,8 +224,8 @@ impl Applier {
             let payload =
                 json!({"from": from_name, "to": to_name, "alternative": rank, "why": cause});
             let n = to_name.clone();
-            db(&self.shared, move |s| {
-                s.start_flow_alternative(&plan, &n, payload.clone())
+            leased(&self.shared, move |s, owner| {
+                s.start_flow_alternative(&plan, Some(owner), &n, payload.clone())
             })
             .await?;
             tracing::info!(plan = %self.shared.plan_uuid, "flow {to_name} replaces flow {from_name}: {cause}");
@@ -268,9 +270,10 @@ impl Applier {
         if state != FlowState::RollingBack {
             let (p, n) = (plan.clone(), name.clone());
             let payload = json!({"flow": name, "actions": jobs.iter().map(|(_, j)| j.row.name.clone()).collect::<Vec<_>>()});
-            db(&self.shared, move |s| {
+            leased(&self.shared, move |s, owner| {
                 s.flow_transition(
                     &p,
+                    Some(owner),
                     &n,
                     FlowState::RollingBack,
                     None,
@@ -304,7 +307,10 @@ impl Applier {
                 }
             };
             let p = plan.clone();
-            db(&self.shared, move |s| s.flow_reverted(&p, &u, ok, &msg)).await?;
+            leased(&self.shared, move |s, owner| {
+                s.flow_reverted(&p, Some(owner), &u, ok, &msg)
+            })
+            .await?;
             if let Some(f) = lock(&run.sched).flows.as_mut() {
                 f.reverted[i] = true;
             }
@@ -318,9 +324,10 @@ impl Applier {
             ))
         };
         let (p, n) = (plan.clone(), name.clone());
-        db(&self.shared, move |s| {
+        leased(&self.shared, move |s, owner| {
             s.flow_transition(
                 &p,
+                Some(owner),
                 &n,
                 FlowState::RolledBack,
                 None,

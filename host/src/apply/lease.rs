@@ -7,8 +7,10 @@
 //! Every write the applier makes for its plan is fenced by the lease: each
 //! action transition carries the applier's owner id (`Shared::commit_many`
 //! stamps it) and applies only while that owner holds the plan's lease,
-//! checked in the same transaction; so are its plan transitions and the
-//! renewal before a retry. A host paused past its lease (SIGSTOP, a frozen
+//! checked in the same transaction; so are its plan transitions, its
+//! flow decisions ([`leased`]), a retry's note (`Shared::note_once`), the
+//! options a `serve` applier records at its start, and the renewal before
+//! a retry. A host paused past its lease (SIGSTOP, a frozen
 //! VM) whose plan another host claimed meanwhile therefore writes nothing
 //! more for it when it goes on: not the end of what it was running, not
 //! the ONGOING of a next action (the compare-and-set that starts an action
@@ -122,6 +124,23 @@ pub(super) fn is_lease_lost<T>(r: &Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::LeaseLost { .. }))
 }
 
+/// A write of the applier for its plan outside its group commit (a flow
+/// decision, a transition of recovery or rollback): `f` writes it fenced
+/// by this applier's lease, with the owner id it is given; a refusal
+/// stops the applier (see [`Shared::lose_lease`]).
+pub(super) async fn leased<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    f: impl Fn(&mut Store, &str) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let owner = shared.opts.owner.clone();
+    let result = db(shared, move |s| f(s, &owner)).await;
+    if is_lease_lost(&result) {
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
+    }
+    result
+}
+
 /// One action transition of the applier outside its group commit
 /// (recovery, rollback), fenced by its lease as the group commit's are.
 pub(super) async fn leased_action_transition(
@@ -134,17 +153,12 @@ pub(super) async fn leased_action_transition(
 ) -> Result<bool, StoreError> {
     let t = ActionTransition::new(uuid, from, to, Some(message.into()), None, event)
         .fenced_by(&shared.opts.owner);
-    let result = db(shared, move |s| {
+    leased(shared, move |s, _| {
         s.action_transitions(std::slice::from_ref(&t))?
             .pop()
             .unwrap_or(Ok(false))
     })
-    .await;
-    if is_lease_lost(&result) {
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || s.lose_lease()).await;
-    }
-    result
+    .await
 }
 
 /// Renews this applier's lease before it runs an action again (a retry,
@@ -268,7 +282,76 @@ mod tests {
     use super::*;
     use crate::store::testing::{TestStore, on_both_backends};
 
-    on_both_backends!(a_hosts_leases_are_renewed_while_its_loop_stalls);
+    on_both_backends!(
+        a_hosts_leases_are_renewed_while_its_loop_stalls,
+        a_refused_retry_note_or_flow_decision_stops_the_applier,
+    );
+
+    /// An applier of `plan` as `owner`, over its own connection to `t`'s
+    /// database.
+    fn applier_of(t: &TestStore, plan: &str, owner: &str) -> Applier {
+        Applier::for_tests(&t.location, plan, owner)
+    }
+
+    /// The applier's writes outside its group commit that were not fenced
+    /// before (a retry's note, a flow decision): by an applier whose lease
+    /// another claimed, each is refused, writes nothing, and stops the
+    /// applier naming the new holder, as a refused transition does; the
+    /// holder's are written.
+    fn a_refused_retry_note_or_flow_decision_stops_the_applier(mut t: TestStore) {
+        const OLD: &str = "host-a:1:old";
+        const NEW: &str = "host-b:2:new";
+        let (plan, uuids) = t.plan_of_nops(1);
+        assert!(
+            t.acquire_lease(&plan, OLD, LEASE_TTL)
+                .expect("acquire")
+                .is_ok()
+        );
+        assert!(
+            t.take_over_lease(&plan, OLD, NEW, LEASE_TTL)
+                .expect("take over")
+        );
+        let events = t.last_event_id().expect("last event");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let note = |a: &Applier| {
+            a.shared.note_once(
+                EventType::ActionExecutionRetry,
+                &uuids[0],
+                Some(&plan),
+                json!({"attempt": 2, "of": 3}),
+            )
+        };
+        let decide = |a: &Applier| {
+            let p = plan.clone();
+            rt.block_on(leased(&a.shared, move |s, owner| {
+                s.flow_transition(
+                    &p,
+                    Some(owner),
+                    "f",
+                    crate::states::FlowState::Failed,
+                    None,
+                    EventType::FlowFailed,
+                    json!({}),
+                )
+            }))
+        };
+        let old = applier_of(&t, &plan, OLD);
+        let r = note(&old);
+        assert!(is_lease_lost(&r), "{r:?}");
+        assert_eq!(old.shared.lease_lost.get().map(String::as_str), Some(NEW));
+        let old = applier_of(&t, &plan, OLD);
+        let r = decide(&old);
+        assert!(is_lease_lost(&r), "{r:?}");
+        assert_eq!(old.shared.lease_lost.get().map(String::as_str), Some(NEW));
+        assert_eq!(t.last_event_id().expect("last event"), events, "written");
+        let new = applier_of(&t, &plan, NEW);
+        assert!(note(&new).is_ok() && decide(&new).is_ok());
+        assert!(new.shared.lease_lost.get().is_none());
+        assert_eq!(t.events(Some(&plan), events).expect("events").len(), 2);
+    }
 
     /// The leases a host keeps stay its own while the thread that keeps
     /// them (serve's loop) does nothing for three times their length; a

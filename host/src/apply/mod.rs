@@ -94,7 +94,7 @@ use context::{
     context_json, context_tail, create_handler, handler_context, handler_context_json,
     handler_entry, handler_params, message_of, prepare_handler,
 };
-use lease::{acquire, is_lease_lost, leased_action_transition, release, still_held};
+use lease::{acquire, is_lease_lost, leased, leased_action_transition, release, still_held};
 use refs::{ancestor_outputs, ancestors_of, declared_names, referenced_actions};
 use sched::{Completion, Sched, Stop};
 use shared::{Shared, db};

@@ -141,7 +141,9 @@ impl Shared {
     /// through and only its reply was lost with the connection: the write
     /// run again on the new connection first looks for the same event
     /// (type, object, payload) among those appended since the call began,
-    /// and writes nothing when it is there.
+    /// and writes nothing when it is there. A note of a plan is fenced by
+    /// this applier's lease: refused, it stops the applier (see
+    /// [`Shared::lose_lease`]).
     pub(super) fn note_once(
         &self,
         event_type: EventType,
@@ -149,21 +151,30 @@ impl Shared {
         plan: Option<&str>,
         payload: Value,
     ) -> Result<(), StoreError> {
-        if self.reconnect.get().is_none() {
-            return self.db(|s| s.note(event_type, uuid, plan, payload.clone()));
+        let write = |s: &mut Store| match plan {
+            Some(plan) => s.leased_note(plan, &self.opts.owner, event_type, uuid, payload.clone()),
+            None => s.note(event_type, uuid, None, payload.clone()),
+        };
+        let result = if self.reconnect.get().is_none() {
+            self.db(write)
+        } else {
+            let since = self.db(|s| s.last_event_id())?;
+            let again = std::sync::atomic::AtomicBool::new(false);
+            self.db(|s| {
+                if again.swap(true, SeqCst)
+                    && s.events(plan, since)?.iter().any(|e| {
+                        e.event_type == event_type && e.object_uuid == uuid && e.payload == payload
+                    })
+                {
+                    return Ok(());
+                }
+                write(s)
+            })
+        };
+        if is_lease_lost(&result) {
+            self.lose_lease();
         }
-        let since = self.db(|s| s.last_event_id())?;
-        let again = std::sync::atomic::AtomicBool::new(false);
-        self.db(|s| {
-            if again.swap(true, SeqCst)
-                && s.events(plan, since)?.iter().any(|e| {
-                    e.event_type == event_type && e.object_uuid == uuid && e.payload == payload
-                })
-            {
-                return Ok(());
-            }
-            s.note(event_type, uuid, plan, payload.clone())
-        })
+        result
     }
 
     /// After a store error on the connection of `generation`: whether to
@@ -304,25 +315,8 @@ mod tests {
     /// reconnects to it.
     fn applier_at(url: &str) -> Applier {
         let at = Location::Postgres(url.to_string());
-        Applier::new(
-            Store::open(at.clone()).expect("open"),
-            Arc::new(PluginRegistry::default()),
-            Arc::new(ActionTypeRegistry::default()),
-            &crate::store::new_uuid(),
-            ApplyOptions {
-                policy: crate::policy::load("default").expect("default policy"),
-                execution_rule: None,
-                max_workers: 1,
-                owner: super::super::owner_id(),
-                mapper: String::new(),
-                drivers: Vec::new(),
-                driver_config: crate::config::Secret::new(Value::Null),
-                stop: StopSignal::default(),
-                grace: Duration::from_secs(1),
-                model_source: None,
-            },
-        )
-        .reconnecting(at)
+        Applier::for_tests(&at, &crate::store::new_uuid(), &super::super::owner_id())
+            .reconnecting(at)
     }
 
     /// The retry notes of `action` in the database at `url`.

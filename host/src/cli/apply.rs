@@ -172,7 +172,10 @@ fn record_flags(
     if let Some(n) = flags.max_workers {
         applied_with["max_workers"] = Value::from(n);
     }
-    Ok(store.record_applied_with(plan, from, &applied_with, queue)?)
+    // A `serve` applier's (it runs as the owner its host claimed the plan
+    // for): fenced by that lease, as all its writes.
+    let owner = flags.owner.as_deref();
+    Ok(store.record_applied_with(plan, owner, from, &applied_with, queue)?)
 }
 
 /// Options shared by `start` and `resume`.

@@ -56,7 +56,7 @@ pub fn queue_with(
         },
     };
     // A compare-and-set: another queue or cancel in between wins.
-    if !store.record_applied_with(&p.uuid, &[PlanState::Recommended], &recorded, true)? {
+    if !store.record_applied_with(&p.uuid, None, &[PlanState::Recommended], &recorded, true)? {
         let state = store.plan(&p.uuid)?.state;
         return Err(not_startable(&p.uuid, state));
     }

@@ -118,6 +118,25 @@ fn lease_lost(plan: &str, owner: &str) -> StoreError {
     }
 }
 
+/// The lease fence of an applier's write other than an action transition
+/// (a plan transition, a note, a flow decision, `applied_with`): with
+/// `owner`, the write goes on only while that owner holds plan `plan`'s
+/// lease, read in the write transaction (SQLite has one writer at a time,
+/// so no claim comes in between); else [`StoreError::LeaseLost`], and the
+/// caller writes nothing. `None` (not an applier's write): no check.
+pub(super) fn fence(
+    tx: &rusqlite::Transaction<'_>,
+    plan: &str,
+    owner: Option<&str>,
+) -> rusqlite::Result<std::result::Result<(), StoreError>> {
+    match owner {
+        Some(owner) if lease_holder(tx, plan)?.as_deref() != Some(owner) => {
+            Ok(Err(lease_lost(plan, owner)))
+        }
+        _ => Ok(Ok(())),
+    }
+}
+
 /// The event of an applied action transition.
 fn transition_event(
     tx: &rusqlite::Transaction<'_>,
@@ -297,12 +316,8 @@ impl SqliteStore {
             return Ok(false);
         }
         self.write(|tx| {
-            // The lease, read in the write transaction: SQLite has one
-            // writer at a time, so no claim comes in between.
-            if let Some(owner) = owner
-                && lease_holder(tx, &current.uuid)?.as_deref() != Some(owner)
-            {
-                return Ok(Err(lease_lost(&current.uuid, owner)));
+            if let Err(lost) = fence(tx, &current.uuid, owner)? {
+                return Ok(Err(lost));
             }
             let n = tx.execute(
                 "UPDATE action_plans SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
@@ -325,10 +340,12 @@ impl SqliteStore {
     /// execution rule and worker count it was started with) in its
     /// extras; with `queue`, also moves it to PENDING with its event. One
     /// transaction; false (nothing written) when the plan is in none of
-    /// `from`.
+    /// `from`. With `owner` (a `serve` applier's), fenced by the plan's
+    /// lease as [`SqliteStore::leased_plan_transition`].
     pub fn record_applied_with(
         &mut self,
         plan_uuid: &str,
+        owner: Option<&str>,
         from: &[PlanState],
         applied_with: &Value,
         queue: bool,
@@ -339,6 +356,9 @@ impl SqliteStore {
         }
         let text = applied_with.to_string();
         self.write(|tx| {
+            if let Err(lost) = fence(tx, &current.uuid, owner)? {
+                return Ok(Err(lost));
+            }
             let n = tx.execute(
                 "UPDATE action_plans SET policy = json_set(COALESCE(policy, '{}'), '$.applied_with', json(?1)),                  updated_at = ?2 WHERE uuid = ?3 AND state = ?4",
                 params![text, now(), current.uuid, current.state],
@@ -360,8 +380,8 @@ impl SqliteStore {
                     .with_payload(json!({"status_message": null})),
                 )?;
             }
-            Ok(n == 1)
-        })
+            Ok(Ok(n == 1))
+        })?
     }
 
     /// Moves an action from one of `from` to `to` (with outputs and a
@@ -404,18 +424,24 @@ impl SqliteStore {
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 WHERE uuid = ?5 AND state = ?6",
             )?;
+            // The fast paths' UPDATEs carry the lease fence in their WHERE
+            // (?8: the owner, NULL when not fenced; ?9: the plan): one
+            // statement, no read of the lease first.
             let mut update_known = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
-                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 RETURNING name",
+                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 AND (?8 IS NULL OR EXISTS \
+                 (SELECT 1 FROM action_plans WHERE uuid = ?9 AND lease_owner = ?8)) RETURNING name",
             )?;
             let mut update_plain = tx.prepare_cached(
                 "UPDATE actions SET state = ?1, status_message = COALESCE(?2, status_message), \
                  outputs = COALESCE(?3, outputs), updated_at = ?4, execute_failed = ?7 \
-                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0",
+                 WHERE uuid = ?5 AND state = ?6 AND deleted = 0 AND (?8 IS NULL OR EXISTS \
+                 (SELECT 1 FROM action_plans WHERE uuid = ?9 AND lease_owner = ?8))",
             )?;
             // The lease holder of each plan a fenced transition names, read
-            // once a batch: SQLite has one writer at a time, so no claim
+            // at most once a batch, where the fast paths' UPDATE did not
+            // check it: SQLite has one writer at a time, so no claim
             // changes it before this transaction ends.
             let mut holders: std::collections::HashMap<String, Option<String>> =
                 std::collections::HashMap::new();
@@ -427,7 +453,8 @@ impl SqliteStore {
             };
             for t in batch {
                 let outputs = t.outputs.as_ref().map(crate::json_text);
-                if let (Some(owner), Some(plan)) = (&t.lease_owner, &t.plan_uuid)
+                let fast = matches!((&t.plan_uuid, t.from.as_slice()), (Some(_), [_]));
+                if let (Some(owner), Some(plan), false) = (&t.lease_owner, &t.plan_uuid, fast)
                     && !holds(plan, owner)?
                 {
                     results.push(Err(lease_lost(plan, owner)));
@@ -443,7 +470,9 @@ impl SqliteStore {
                         at,
                         t.action_uuid,
                         from,
-                        t.execute_failed
+                        t.execute_failed,
+                        t.lease_owner,
+                        plan
                     ];
                     let name: Option<std::borrow::Cow<'_, str>> = match &t.name {
                         Some(name) => (update_plain.execute(args)? == 1).then(|| name.into()),
@@ -457,7 +486,14 @@ impl SqliteStore {
                         results.push(Ok(true));
                         continue;
                     }
-                    // Not changed: in another state, or not there at all.
+                    // Not changed: refused by the fence, in another state,
+                    // or not there at all (the fence first, as above).
+                    if let Some(owner) = &t.lease_owner
+                        && !holds(plan, owner)?
+                    {
+                        results.push(Err(lease_lost(plan, owner)));
+                        continue;
+                    }
                 }
                 let row: Option<(ActionState, String, String)> = read
                     .query_row([&t.action_uuid], |r| {
@@ -516,6 +552,27 @@ impl SqliteStore {
             e.action_plan_uuid = plan;
             append_event(tx, &e)
         })
+    }
+
+    /// [`SqliteStore::note`] of plan `plan` by its applier, fenced by the
+    /// plan's lease: written only while `owner` holds it, else
+    /// [`StoreError::LeaseLost`] and nothing written.
+    pub fn leased_note(
+        &mut self,
+        plan: &str,
+        owner: &str,
+        event_type: EventType,
+        uuid: &str,
+        payload: Value,
+    ) -> Result<()> {
+        self.write(|tx| {
+            if let Err(lost) = fence(tx, plan, Some(owner))? {
+                return Ok(Err(lost));
+            }
+            let mut e = Event::note(event_type, uuid, payload);
+            e.action_plan_uuid = Some(plan);
+            append_event(tx, &e).map(Ok)
+        })?
     }
 
     /// [`super::StoreBackend::cancel_unstarted_plan`] on SQLite.
@@ -599,7 +656,7 @@ mod tests {
         (format!("{actions} | {plan_state:?}"), events.to_string())
     }
 
-    fn is_lease_lost(r: &Result<bool>, plan: &str, owner: &str) -> bool {
+    fn is_lease_lost<T>(r: &Result<T>, plan: &str, owner: &str) -> bool {
         matches!(r, Err(StoreError::LeaseLost { plan: p, owner: o }) if p == plan && o == owner)
     }
 
@@ -608,7 +665,68 @@ mod tests {
         the_holders_fenced_transitions_apply_and_unfenced_ones_are_unchanged,
         a_plan_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
         a_large_batch_mixing_refused_and_held_transitions_answers_each_in_its_place,
+        a_retry_note_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
+        applied_with_recorded_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
     );
+
+    /// A retry's note (`action.execution.retry`, an event that changes no
+    /// state) by the applier that lost the lease is refused, naming the
+    /// plan and the owner, with no event written; the holder's is written,
+    /// in its plan; an unfenced note is as before.
+    fn a_retry_note_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
+        mut t: TestStore,
+    ) {
+        let (plan, uuids) = taken_over(&mut t, 1);
+        let before = held(&t, &plan);
+        let note = json!({"attempt": 2, "of": 3, "error": "boom", "retry_in_seconds": 0.5});
+        let retry = EventType::ActionExecutionRetry;
+        let r = t.leased_note(&plan, OLD, retry, &uuids[0], note.clone());
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        assert_eq!(held(&t, &plan), before);
+        t.leased_note(&plan, NEW, retry, &uuids[0], note.clone())
+            .expect("the holder's note");
+        let retries = |t: &TestStore| {
+            t.int(&format!(
+                "SELECT count(*) FROM events WHERE event_type = 'action.execution.retry' \
+                 AND object_uuid = '{}' AND action_plan_uuid = '{plan}'",
+                uuids[0]
+            ))
+        };
+        assert_eq!(retries(&t), Some(1));
+        t.note(retry, &uuids[0], Some(&plan), note)
+            .expect("an unfenced note");
+        assert_eq!(retries(&t), Some(2));
+    }
+
+    /// The options a `serve` applier records at its start (`applied_with`)
+    /// are fenced as its transitions: by the owner that lost the lease,
+    /// refused with nothing written (neither the options nor the queueing
+    /// with its event); by the holder, recorded.
+    fn applied_with_recorded_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(
+        mut t: TestStore,
+    ) {
+        let (plan, _) = taken_over(&mut t, 1);
+        let before = (held(&t, &plan), t.plan_extra(&plan).expect("extra"));
+        let with = json!({"max_workers": 3});
+        let from = [PlanState::Recommended];
+        let r = t.record_applied_with(&plan, Some(OLD), &from, &with, true);
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        assert_eq!(
+            (held(&t, &plan), t.plan_extra(&plan).expect("extra")),
+            before
+        );
+        let r = t.record_applied_with(&plan, Some(NEW), &from, &with, true);
+        assert!(matches!(r, Ok(true)), "{r:?}");
+        assert_eq!(
+            t.plan_extra(&plan).expect("extra")["applied_with"],
+            with,
+            "recorded"
+        );
+        assert_eq!(t.plan_state(&plan).expect("state"), PlanState::Pending);
+        // Unfenced (the command line's, before any lease): as before.
+        let r = t.record_applied_with(&plan, None, &[PlanState::Pending], &json!({}), false);
+        assert!(matches!(r, Ok(true)), "{r:?}");
+    }
 
     /// A batch the size of a parallel applier's (PostgreSQL applies eight
     /// or more distinct actions as set operations, schema 18): the refused
@@ -810,6 +928,17 @@ mod tests {
         .fenced_by(NEW);
         let r = t.action_transitions(&[done]).expect("batch");
         assert!(matches!(r[..], [Ok(true)]), "{r:?}");
+        // Not in its from-state: the holder's compare-and-set says no (the
+        // fence folded into SQLite's UPDATE tells the two apart), the old
+        // owner's is refused by the fence, and a gone action is not found.
+        let mut gone = start(0, NEW);
+        gone.action_uuid = crate::store::new_uuid();
+        let r = t
+            .action_transitions(&[start(0, NEW), start(0, OLD), gone])
+            .expect("batch");
+        assert!(matches!(r[0], Ok(false)), "{r:?}");
+        assert!(is_lease_lost(&r[1], &plan, OLD), "{r:?}");
+        assert!(matches!(r[2], Err(StoreError::NotFound { .. })), "{r:?}");
     }
 
     fn a_plan_transition_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing(

@@ -224,10 +224,12 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// execution rule and worker count it was started with) in its
     /// extras; with `queue`, also moves it to PENDING with its event. One
     /// transaction; false (nothing written) when the plan is in none of
-    /// `from`.
+    /// `from`. With `owner` (a `serve` applier's, at its start), fenced by
+    /// the plan's lease as [`StoreBackend::leased_plan_transition`].
     fn record_applied_with(
         &mut self,
         plan_uuid: &str,
+        owner: Option<&str>,
         from: &[PlanState],
         applied_with: &Value,
         queue: bool,
@@ -257,6 +259,19 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         event_type: EventType,
         uuid: &str,
         plan: Option<&str>,
+        payload: Value,
+    ) -> Result<()>;
+
+    /// [`StoreBackend::note`] of plan `plan` by its applier (a retry's
+    /// `action.execution.retry`), fenced by the plan's lease: written only
+    /// while `owner` holds it (in the same transaction), else
+    /// [`StoreError::LeaseLost`] and nothing written.
+    fn leased_note(
+        &mut self,
+        plan: &str,
+        owner: &str,
+        event_type: EventType,
+        uuid: &str,
         payload: Value,
     ) -> Result<()>;
 
@@ -653,15 +668,21 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// transaction. Each choice about a plan's structure is decided here,
     /// once (which mark, which event, what payload); the backends write
     /// ([`StoreBackend::write_scope_mark`], [`StoreBackend::write_flow_change`]).
+    /// Each of these writes takes an `owner`: the lease owner of the
+    /// applier that writes it, which fences it by the plan's lease (only
+    /// while that owner holds it, in the same transaction, else
+    /// [`StoreError::LeaseLost`] and nothing written); `None`, no check.
     fn start_alternative(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         to: &str,
         message: &str,
         payload: Value,
     ) -> Result<()> {
         self.write_scope_mark(
             plan,
+            owner,
             to,
             ScopeMark::Started,
             Some(message),
@@ -672,9 +693,16 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Records that a failed alternative's effects are settled, with
     /// `action.alternative.settled`.
-    fn settle_alternative(&mut self, plan: &str, action: &str, payload: Value) -> Result<()> {
+    fn settle_alternative(
+        &mut self,
+        plan: &str,
+        owner: Option<&str>,
+        action: &str,
+        payload: Value,
+    ) -> Result<()> {
         self.write_scope_mark(
             plan,
+            owner,
             action,
             ScopeMark::Settled,
             None,
@@ -686,7 +714,14 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// Records that a flow's rollback reverted an action (or tried to): its
     /// status message, its `reverted` mark and `action.revert.end` (or
     /// `.error`), in one transaction.
-    fn flow_reverted(&mut self, plan: &str, action: &str, ok: bool, message: &str) -> Result<()> {
+    fn flow_reverted(
+        &mut self,
+        plan: &str,
+        owner: Option<&str>,
+        action: &str,
+        ok: bool,
+        message: &str,
+    ) -> Result<()> {
         let event_type = if ok {
             EventType::ActionRevertEnd
         } else {
@@ -694,6 +729,7 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         };
         self.write_scope_mark(
             plan,
+            owner,
             action,
             ScopeMark::Reverted,
             Some(message),
@@ -704,10 +740,13 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
 
     /// Marks action `action` of plan `plan` with `mark`, sets its status
     /// message to `message` if any, and appends the event `event_type`
-    /// (the action as its object, with `payload`), in one transaction.
+    /// (the action as its object, with `payload`), in one transaction;
+    /// fenced by `owner`'s lease as [`StoreBackend::start_alternative`].
+    #[allow(clippy::too_many_arguments)]
     fn write_scope_mark(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         action: &str,
         mark: ScopeMark,
         message: Option<&str>,
@@ -716,9 +755,11 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     ) -> Result<()>;
 
     /// Moves a flow to `to`, with its event (object type `flow`).
+    #[allow(clippy::too_many_arguments)]
     fn flow_transition(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         flow: &str,
         to: FlowState,
         message: Option<&str>,
@@ -726,16 +767,22 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
         payload: Value,
     ) -> Result<()> {
         let change = FlowChange::State { to, message };
-        if !self.write_flow_change(plan, flow, change, event_type, payload)? {
+        if !self.write_flow_change(plan, owner, flow, change, event_type, payload)? {
             return Err(no_such_plan(plan));
         }
         Ok(())
     }
 
     /// Starts alternative flow `to`, with `flow.alternative.start`.
-    fn start_flow_alternative(&mut self, plan: &str, to: &str, payload: Value) -> Result<()> {
+    fn start_flow_alternative(
+        &mut self,
+        plan: &str,
+        owner: Option<&str>,
+        to: &str,
+        payload: Value,
+    ) -> Result<()> {
         let (change, event_type) = (FlowChange::Started, EventType::FlowAlternativeStart);
-        if !self.write_flow_change(plan, to, change, event_type, payload)? {
+        if !self.write_flow_change(plan, owner, to, change, event_type, payload)? {
             return Err(no_such_plan(plan));
         }
         Ok(())
@@ -744,10 +791,12 @@ pub trait StoreBackend: Send + super::fleet::FleetStore {
     /// Changes flow `flow` of plan `plan` and appends the event
     /// `event_type` (object type `flow`, the flow's name as the object,
     /// with `payload`), in one transaction; false (nothing written) when
-    /// the plan is not stored.
+    /// the plan is not stored. Fenced by `owner`'s lease as
+    /// [`StoreBackend::start_alternative`].
     fn write_flow_change(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         flow: &str,
         change: FlowChange<'_>,
         event_type: EventType,
@@ -913,6 +962,7 @@ macro_rules! forward_to_inherent {
             fn record_applied_with(
                 &mut self,
                 plan_uuid: &str,
+                owner: Option<&str>,
                 from: &[PlanState],
                 applied_with: &Value,
                 queue: bool,
@@ -935,6 +985,14 @@ macro_rules! forward_to_inherent {
                 event_type: EventType,
                 uuid: &str,
                 plan: Option<&str>,
+                payload: Value,
+            ) -> Result<()>;
+            fn leased_note(
+                &mut self,
+                plan: &str,
+                owner: &str,
+                event_type: EventType,
+                uuid: &str,
                 payload: Value,
             ) -> Result<()>;
             fn cancel_unstarted_plan(&mut self, p: &PlanRow) -> Result<bool>;
@@ -982,6 +1040,7 @@ macro_rules! forward_to_inherent {
             fn write_scope_mark(
                 &mut self,
                 plan: &str,
+                owner: Option<&str>,
                 action: &str,
                 mark: ScopeMark,
                 message: Option<&str>,
@@ -991,6 +1050,7 @@ macro_rules! forward_to_inherent {
             fn write_flow_change(
                 &mut self,
                 plan: &str,
+                owner: Option<&str>,
                 flow: &str,
                 change: FlowChange<'_>,
                 event_type: EventType,

@@ -282,10 +282,13 @@ impl SqliteStore {
 
     /// Marks action `action` of plan `plan` with `mark`, sets its status
     /// message to `message` if any, and appends the event `event_type`
-    /// (the action as its object), in one transaction.
+    /// (the action as its object), in one transaction; with `owner`, fenced
+    /// by the plan's lease (`apply::fence`).
+    #[allow(clippy::too_many_arguments)]
     pub fn write_scope_mark(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         action: &str,
         mark: ScopeMark,
         message: Option<&str>,
@@ -293,6 +296,9 @@ impl SqliteStore {
         payload: Value,
     ) -> Result<()> {
         self.write(|tx| {
+            if let Err(lost) = super::apply::fence(tx, plan, owner)? {
+                return Ok(Err(lost));
+            }
             tx.execute(
                 &format!(
                     "UPDATE plan_action_scopes SET {} = 1 WHERE action_id = (SELECT id FROM actions WHERE uuid = ?1)",
@@ -306,17 +312,18 @@ impl SqliteStore {
                     params![message, now(), action],
                 )?;
             }
-            event(tx, event_type, action, plan, payload)
-        })
+            event(tx, event_type, action, plan, payload).map(Ok)
+        })?
     }
 
     /// Changes flow `flow` of plan `plan` and appends the event
     /// `event_type` (object type `flow`, the flow's name as the object), in
     /// one transaction; false (nothing written) when the plan is not
-    /// stored.
+    /// stored. With `owner`, fenced by the plan's lease (`apply::fence`).
     pub fn write_flow_change(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         flow: &str,
         change: FlowChange<'_>,
         event_type: EventType,
@@ -324,8 +331,11 @@ impl SqliteStore {
     ) -> Result<bool> {
         self.write(|tx| {
             let Some(id) = plan_id(tx, plan)? else {
-                return Ok(false);
+                return Ok(Ok(false));
             };
+            if let Err(lost) = super::apply::fence(tx, plan, owner)? {
+                return Ok(Err(lost));
+            }
             match change {
                 FlowChange::State { to, message } => tx.execute(
                     "UPDATE plan_flows SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
@@ -337,8 +347,8 @@ impl SqliteStore {
                     params![now(), id, flow],
                 )?,
             };
-            event(tx, event_type, flow, plan, payload).map(|()| true)
-        })
+            event(tx, event_type, flow, plan, payload).map(|()| Ok(true))
+        })?
     }
 }
 
@@ -394,7 +404,83 @@ mod tests {
         an_unknown_flow_state_or_on_failure_read_back_is_an_error_naming_where,
         a_structure_naming_an_action_not_in_the_plan_is_refused_naming_it_storing_nothing,
         a_flow_of_an_unknown_plan_is_not_found_naming_the_plan_writing_nothing,
+        flow_decisions_by_an_owner_that_lost_the_lease_are_refused_and_write_nothing,
     );
+
+    /// Every flow decision of an applier (an alternative started, one
+    /// settled, a rollback's revert, a flow's state, a flow alternative
+    /// started) is fenced by the plan's lease: by the owner that lost it,
+    /// each is refused naming the plan and the owner, and nothing is
+    /// written (no mark, no message, no flow change, no event); by the
+    /// holder, each is written with its event.
+    fn flow_decisions_by_an_owner_that_lost_the_lease_are_refused_and_write_nothing(
+        mut s: TestStore,
+    ) {
+        const OLD: &str = "host-a:1:old";
+        const NEW: &str = "host-b:2:new";
+        let ttl = std::time::Duration::from_secs(15);
+        let plan = s
+            .create_plan_with_structure(&one_action_plan(), &one_flow_around("a"))
+            .expect("plan")
+            .uuid;
+        assert!(s.acquire_lease(&plan, OLD, ttl).expect("acquire").is_ok());
+        assert!(s.take_over_lease(&plan, OLD, NEW, ttl).expect("take over"));
+        let a = s.action_scopes(&plan).expect("scopes")[0]
+            .action_uuid
+            .clone();
+        let held = |s: &TestStore| {
+            format!(
+                "{:?} | {:?} | {:?} | {}",
+                s.plan_flows(&plan).expect("flows"),
+                s.action_scopes(&plan).expect("scopes"),
+                s.action(&a).expect("action").status_message,
+                s.last_event_id().expect("last event"),
+            )
+        };
+        let decide = |s: &mut TestStore, owner: &str| {
+            let o = Some(owner);
+            let json = serde_json::json!({});
+            vec![
+                s.start_alternative(&plan, o, &a, "instead", json.clone()),
+                s.settle_alternative(&plan, o, &a, json.clone()),
+                s.flow_reverted(&plan, o, &a, true, "Reverted"),
+                s.flow_transition(
+                    &plan,
+                    o,
+                    "f",
+                    FlowState::RollingBack,
+                    Some("a failed"),
+                    EventType::FlowRollbackStart,
+                    json.clone(),
+                ),
+                s.start_flow_alternative(&plan, o, "f", json),
+            ]
+        };
+        let before = held(&s);
+        for r in decide(&mut s, OLD) {
+            assert!(
+                matches!(&r, Err(StoreError::LeaseLost { plan: p, owner }) if *p == plan && owner == OLD),
+                "{r:?}"
+            );
+        }
+        assert_eq!(held(&s), before);
+        let events = s.last_event_id().expect("last event");
+        for r in decide(&mut s, NEW) {
+            assert!(r.is_ok(), "{r:?}");
+        }
+        let scope = &s.action_scopes(&plan).expect("scopes")[0];
+        assert!(
+            scope.started && scope.settled && scope.reverted,
+            "{scope:?}"
+        );
+        let f = &s.plan_flows(&plan).expect("flows")[0];
+        assert!(f.state == FlowState::RollingBack && f.started, "{f:?}");
+        assert_eq!(
+            s.events(Some(&plan), events).expect("events").len(),
+            5,
+            "one event each"
+        );
+    }
 
     fn one_action_plan() -> NewPlan<'static> {
         NewPlan {
@@ -463,6 +549,7 @@ mod tests {
         for e in [
             s.flow_transition(
                 ghost,
+                None,
                 "f",
                 FlowState::Failed,
                 Some("failed"),
@@ -470,7 +557,7 @@ mod tests {
                 serde_json::json!({}),
             )
             .expect_err("no such plan"),
-            s.start_flow_alternative(ghost, "f", serde_json::json!({}))
+            s.start_flow_alternative(ghost, None, "f", serde_json::json!({}))
                 .expect_err("no such plan"),
         ] {
             match &e {
@@ -544,7 +631,7 @@ mod tests {
         let b = flows.iter().find(|f| f.name == "inner-b").expect("inner-b");
         assert_eq!(b.alternative_of, Some(("inner".into(), 1)));
         assert!(!b.started);
-        s.start_flow_alternative(&plan.uuid, "inner-b", serde_json::json!({}))
+        s.start_flow_alternative(&plan.uuid, None, "inner-b", serde_json::json!({}))
             .expect("start flow");
         assert!(
             s.plan_flows(&plan.uuid)
@@ -562,12 +649,13 @@ mod tests {
         assert!(scopes[0].started && !scopes[1].started);
         assert_eq!(scopes[1].primary, Some(("a".into(), 1)));
         let (a, b) = (scopes[0].action_uuid.clone(), scopes[1].action_uuid.clone());
-        s.start_alternative(&plan.uuid, &b, "instead of a", serde_json::json!({}))
+        s.start_alternative(&plan.uuid, None, &b, "instead of a", serde_json::json!({}))
             .expect("start");
-        s.settle_alternative(&plan.uuid, &a, serde_json::json!({"reverted": false}))
+        s.settle_alternative(&plan.uuid, None, &a, serde_json::json!({"reverted": false}))
             .expect("settle");
         s.flow_transition(
             &plan.uuid,
+            None,
             "inner",
             FlowState::RollingBack,
             Some("a failed"),
@@ -575,7 +663,7 @@ mod tests {
             serde_json::json!({}),
         )
         .expect("flow");
-        s.flow_reverted(&plan.uuid, &a, true, "Reverted")
+        s.flow_reverted(&plan.uuid, None, &a, true, "Reverted")
             .expect("reverted");
         let scopes = s.action_scopes(&plan.uuid).expect("scopes");
         assert!(scopes[1].started && scopes[0].settled && scopes[0].reverted);

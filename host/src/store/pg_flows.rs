@@ -153,10 +153,13 @@ impl PgStore {
 
     /// Marks action `action` of plan `plan` with `mark`, sets its status
     /// message to `message` if any, and appends the event `event_type`, in
-    /// one transaction.
+    /// one transaction; with `owner`, fenced by the plan's lease
+    /// (`pg_lease::fence`).
+    #[allow(clippy::too_many_arguments)]
     pub fn write_scope_mark(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         action: &str,
         mark: ScopeMark,
         message: Option<&str>,
@@ -164,6 +167,7 @@ impl PgStore {
         payload: Value,
     ) -> Result<()> {
         self.write(|db| {
+            super::pg_lease::fence(db, plan, owner)?;
             db.exec(
                 &format!(
                     "UPDATE plan_action_scopes SET {} = 1 \
@@ -184,10 +188,12 @@ impl PgStore {
 
     /// Changes flow `flow` of plan `plan` and appends the event
     /// `event_type`, in one transaction; false (nothing written) when the
-    /// plan is not stored.
+    /// plan is not stored. With `owner`, fenced by the plan's lease
+    /// (`pg_lease::fence`).
     pub fn write_flow_change(
         &mut self,
         plan: &str,
+        owner: Option<&str>,
         flow: &str,
         change: FlowChange<'_>,
         event_type: EventType,
@@ -197,6 +203,7 @@ impl PgStore {
             let Some(id) = plan_id(db, plan)? else {
                 return Ok(false);
             };
+            super::pg_lease::fence(db, plan, owner)?;
             match change {
                 FlowChange::State { to, message } => db.exec(
                     "UPDATE plan_flows SET state = $1, status_message = COALESCE($2, status_message), \

@@ -2,10 +2,10 @@
 //! (`apply.rs`), each one statement, with expiry times from the database's
 //! clock, so hosts whose clocks disagree agree on who holds a plan.
 
-use super::Result;
 use super::apply::Lease;
 use super::pg::PgStore;
-use super::pg_sql::args;
+use super::pg_sql::{Sql, args};
+use super::{Result, StoreError};
 use crate::states::{EventType, PlanState};
 
 /// `now() + ttl` on the database's clock, as the RFC 3339 text (UTC,
@@ -18,6 +18,42 @@ const NOW: &str =
 
 fn secs(ttl: std::time::Duration) -> f64 {
     ttl.as_secs_f64()
+}
+
+/// The lease fence of an applier's write that does not lock the plan's
+/// row (a note, a flow decision): with `owner`, the plan's transaction lock
+/// (schema 17's, which every change of the plan's lease owner takes too:
+/// schema 19's trigger), then its owner, read in a statement of its own so
+/// that it sees a claim that committed while this one waited for the lock;
+/// not held, [`StoreError::LeaseLost`] (the caller's transaction then
+/// writes nothing). As the group commit's function, schema 19. `None`: no
+/// check.
+pub(super) fn fence(
+    db: &mut Sql<'_, postgres::Transaction<'_>>,
+    plan: &str,
+    owner: Option<&str>,
+) -> Result<()> {
+    let Some(owner) = owner else {
+        return Ok(());
+    };
+    db.exec(
+        "SELECT pg_advisory_xact_lock(6195108, hashtext($1))",
+        args![plan],
+    )?;
+    let holder: Option<String> = match db.opt(
+        "SELECT lease_owner FROM action_plans WHERE uuid = $1",
+        args![plan],
+    )? {
+        Some(r) => r.get(0)?,
+        None => None,
+    };
+    if holder.as_deref() == Some(owner) {
+        return Ok(());
+    }
+    Err(StoreError::LeaseLost {
+        plan: plan.into(),
+        owner: owner.into(),
+    })
 }
 
 impl PgStore {

@@ -243,10 +243,14 @@ impl PgStore {
     }
 
     /// Records how a plan is to be applied in its extras; with `queue`,
-    /// also moves it to PENDING with its event (see `StoreBackend`).
+    /// also moves it to PENDING with its event (see `StoreBackend`). With
+    /// `owner`, fenced by the plan's lease as [`Self::plan_transition_as`]:
+    /// its owner read under the row's lock, which a claim's update waits
+    /// for.
     pub fn record_applied_with(
         &mut self,
         plan_uuid: &str,
+        owner: Option<&str>,
         from: &[PlanState],
         applied_with: &Value,
         queue: bool,
@@ -254,8 +258,8 @@ impl PgStore {
         let uuid = self.resolve_id(super::ids::IdKind::ActionPlan, plan_uuid)?;
         self.write(|db| {
             let Some(row) = db.opt(
-                "SELECT id, state, policy FROM action_plans WHERE uuid = $1 AND deleted = 0 \
-                 FOR UPDATE",
+                "SELECT id, state, policy, lease_owner FROM action_plans \
+                 WHERE uuid = $1 AND deleted = 0 FOR UPDATE",
                 args![uuid],
             )?
             else {
@@ -264,6 +268,14 @@ impl PgStore {
                     id: plan_uuid.into(),
                 });
             };
+            if let Some(owner) = owner
+                && row.get::<Option<String>>(3)?.as_deref() != Some(owner)
+            {
+                return Err(StoreError::LeaseLost {
+                    plan: uuid.clone(),
+                    owner: owner.into(),
+                });
+            }
             let current: PlanState = db.enum_col(&row, 1, 0, "action_plans", "state")?;
             if !from.contains(&current) {
                 return Ok(false);
@@ -314,6 +326,25 @@ impl PgStore {
         self.read(|db| {
             let mut e = Event::note(event_type, uuid, payload);
             e.action_plan_uuid = plan;
+            db.event(&e, &now())
+        })
+    }
+
+    /// [`Self::note`] of plan `plan` by its applier, fenced by the plan's
+    /// lease (`pg_lease::fence`): written only while `owner` holds it, else
+    /// [`StoreError::LeaseLost`] and nothing written.
+    pub fn leased_note(
+        &mut self,
+        plan: &str,
+        owner: &str,
+        event_type: EventType,
+        uuid: &str,
+        payload: Value,
+    ) -> Result<()> {
+        self.write(|db| {
+            super::pg_lease::fence(db, plan, Some(owner))?;
+            let mut e = Event::note(event_type, uuid, payload);
+            e.action_plan_uuid = Some(plan);
             db.event(&e, &now())
         })
     }
