@@ -47,31 +47,6 @@ impl Applier {
         self
     }
 
-    /// Commits through a second connection to the database at `at` as
-    /// well when it is PostgreSQL, so that two group commits are in flight
-    /// at once ([`crate::store::GroupCommit::with_lane`]); on SQLite, or if
-    /// that connection cannot be opened, through the applier's own store
-    /// alone, as before.
-    pub fn with_second_commit_lane(mut self, at: &crate::store::Location) -> Self {
-        if !matches!(at, crate::store::Location::Postgres(_)) {
-            return self;
-        }
-        let Some(shared) = Arc::get_mut(&mut self.shared) else {
-            return self;
-        };
-        match Store::open(at.clone()) {
-            Ok(second) => {
-                let one = std::mem::replace(
-                    &mut shared.committer,
-                    crate::store::GroupCommit::new(shared.store.clone()),
-                );
-                shared.committer = one.with_lane(second);
-            }
-            Err(e) => tracing::info!("applying through one connection: a second failed: {e}"),
-        }
-        self
-    }
-
     /// Runs under the lease a `serve` host claimed the plan with, which
     /// the host renews and, after a failure, applies the plan again under
     /// itself: a failed run keeps the lease instead of giving it back, so

@@ -273,8 +273,7 @@ pub fn apply_loaded(
         options.max_workers = options.max_workers.min(cap.max(1));
     }
     let mut applier = Applier::new(store, plugins, Arc::new(types), &p.uuid, options)
-        .reconnecting(env.db.clone())
-        .with_second_commit_lane(&env.db);
+        .reconnecting(env.db.clone());
     if flags.owner.is_some() {
         // A serve host's claim: the host keeps the lease after a failure.
         applier = applier.for_host();

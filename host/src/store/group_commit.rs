@@ -5,7 +5,7 @@
 
 use super::apply::ActionTransition;
 use super::{Store, StoreError};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,54 +21,25 @@ const POLL_OUTSIDE: Duration = Duration::from_millis(1);
 /// PostgreSQL batch with its fsync), on every queued thread.
 const POLL_LEADER: Duration = Duration::from_millis(50);
 
-/// Requests queued, at least, before a second batch is sent while one is
-/// in flight: a second lane taken by every thread that found it free sent
-/// batches of one or two transitions (11,355 commits for a 10,000-action
-/// parallel plan, against 715 with one lane), each with its commit.
-const SECOND_BATCH_AT_LEAST: usize = 8;
-
 /// Locks a mutex, whether or not a panicking holder poisoned it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Group commit of action transitions, led by whoever finds a store free.
+/// Group commit of action transitions, led by whoever finds the store free.
 ///
-/// A thread that commits a transition queues it; if a store (a lane) is
-/// free, it commits the whole queue in one transaction, otherwise it waits
-/// for a thread that holds one to do so. Every transition is committed
+/// A thread that commits a transition queues it; if the store is free, it
+/// commits the whole queue in one transaction, otherwise it waits for the
+/// thread that holds the store to do so. Every transition is committed
 /// before its caller goes on; running actions share commits, and a lone
 /// chain of actions commits in its own thread without a hand-off.
-///
-/// With a second lane ([`GroupCommit::with_lane`]: a second connection to
-/// the same PostgreSQL database), two batches are in flight at once: while
-/// one is in the database (its statement, then its commit's flush), the
-/// threads the previous one released run their actions and queue the next
-/// batch, which the other lane sends at once. The database orders the two:
-/// a batch takes its plan's transaction lock before it writes (schema 17's
-/// order of a plan's events), so a batch of the same plan waits there for
-/// the other's commit. A lane whose batch failed as a whole is not used
-/// again; the first lane (the applier's own store, which it reconnects)
-/// always is.
 pub struct GroupCommit {
-    /// The first is the store the applier shares; the others are the group
-    /// commit's own.
-    lanes: Vec<Lane>,
+    store: Arc<Mutex<Store>>,
     /// Requests no leader has taken yet.
     queue: Mutex<Vec<(Arc<Request>, Vec<ActionTransition>)>>,
-    /// How many lanes a thread of the group commit holds: each will wake
-    /// every queued thread, with its results or to lead.
-    leading: AtomicUsize,
-}
-
-/// A connection the group commit commits through.
-struct Lane {
-    store: Arc<Mutex<Store>>,
-    /// False once a batch failed on it as a whole (only lanes after the
-    /// first).
-    usable: AtomicBool,
-    /// Batches committed through it.
-    batches: AtomicUsize,
+    /// A thread of the group commit holds the store: it will wake every
+    /// queued thread, with its results or to lead.
+    leading: AtomicBool,
 }
 
 /// A thread's transitions waiting in the group commit.
@@ -90,27 +61,10 @@ impl GroupCommit {
     /// Group commit over `store`, which others may also lock.
     pub fn new(store: Arc<Mutex<Store>>) -> Self {
         Self {
-            lanes: vec![Lane {
-                store,
-                usable: AtomicBool::new(true),
-                batches: AtomicUsize::new(0),
-            }],
+            store,
             queue: Mutex::new(Vec::new()),
-            leading: AtomicUsize::new(0),
+            leading: AtomicBool::new(false),
         }
-    }
-
-    /// The group commit with one more lane: `store`, a second connection
-    /// to the same database, which only the group commit uses. Only for a
-    /// database whose writers do not wait for each other's commits
-    /// (PostgreSQL); SQLite has one writer at a time.
-    pub fn with_lane(mut self, store: Store) -> Self {
-        self.lanes.push(Lane {
-            store: Arc::new(Mutex::new(store)),
-            usable: AtomicBool::new(true),
-            batches: AtomicUsize::new(0),
-        });
-        self
     }
 
     /// Commits `t` (with whatever else is queued); blocks.
@@ -120,63 +74,37 @@ impl GroupCommit {
             .unwrap_or_else(|| Err(StoreError::Commit("no result".into())))
     }
 
-    /// Whether a queued thread may lead now: when no batch is in flight,
-    /// or when enough are queued for a second one
-    /// ([`SECOND_BATCH_AT_LEAST`]). A leader that finishes asks the first
-    /// queued thread to lead anyway.
-    fn may_lead(&self) -> bool {
-        self.leading.load(Ordering::Acquire) == 0
-            || lock(&self.queue).len() >= SECOND_BATCH_AT_LEAST
-    }
-
-    /// A free usable lane, taken, with its index.
-    fn free_lane(&self) -> Option<(usize, std::sync::MutexGuard<'_, Store>)> {
-        self.lanes.iter().enumerate().find_map(|(i, lane)| {
-            if !lane.usable.load(Ordering::Acquire) {
-                return None;
-            }
-            match lane.store.try_lock() {
-                Ok(s) => Some((i, s)),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some((i, p.into_inner())),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
-        })
-    }
-
     /// Commits `ts` in one transaction (with whatever else is queued);
     /// blocks. One result per transition, in order.
     ///
-    /// Whoever finds a lane free leads: it commits every queued request
+    /// Whoever finds the store free leads: it commits every queued request
     /// in one transaction, hands each its results (waking only those
     /// threads), and wakes one thread still queued to lead the next group.
-    /// Invariant: while a lane is free, every request is either queued or
-    /// has its results, or is in a batch a leader holds.
+    /// Invariant: while the store is free, every request is either queued
+    /// or has its results.
     pub fn commit_many(&self, ts: Vec<ActionTransition>) -> Vec<Result<bool, StoreError>> {
         let me = Arc::new(Request::default());
         lock(&self.queue).push((me.clone(), ts));
-        // Another leader took our request while we held a lane: its
-        // results are coming, wait for them rather than lead.
-        let mut taken = false;
         loop {
-            let asked = {
+            {
                 let mut st = lock(&me.state);
                 if let Some(r) = st.results.take() {
                     return r;
                 }
-                std::mem::take(&mut st.lead)
+                st.lead = false;
+            }
+            let store = match self.store.try_lock() {
+                Ok(s) => Some(s),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
             };
-            let lane = if taken || !(asked || self.may_lead()) {
-                None
-            } else {
-                self.free_lane()
-            };
-            let Some((index, mut store)) = lane else {
-                // Every lane is held. A leader leaves our results, or asks
-                // us to lead the next group: we were queued before we found
-                // the lanes taken, so it sees us when it looks at the queue
-                // after its commit. A holder outside the group commit asks
-                // no one: poll.
-                let wait = if taken || self.leading.load(Ordering::Acquire) > 0 {
+            let Some(mut store) = store else {
+                // Another thread holds the store. A leader leaves our
+                // results, or asks us to lead the next group: we were
+                // queued before we found the store taken, so it sees us
+                // when it looks at the queue after its commit. A holder
+                // outside the group commit asks no one: poll.
+                let wait = if self.leading.load(Ordering::Acquire) {
                     POLL_LEADER
                 } else {
                     POLL_OUTSIDE
@@ -187,28 +115,15 @@ impl GroupCommit {
                 }
                 continue;
             };
-            self.leading.fetch_add(1, Ordering::AcqRel);
+            self.leading.store(true, Ordering::Release);
             let batch = std::mem::take(&mut *lock(&self.queue));
-            if batch.is_empty() {
-                // Ours is in another lane's batch.
-                self.leading.fetch_sub(1, Ordering::AcqRel);
-                drop(store);
-                taken = true;
-                continue;
-            }
             let sizes: Vec<usize> = batch.iter().map(|(_, ts)| ts.len()).collect();
             let (requests, groups): (Vec<Arc<Request>>, Vec<Vec<ActionTransition>>) =
                 batch.into_iter().unzip();
-            taken = !requests.iter().any(|r| Arc::ptr_eq(r, &me));
             let flat: Vec<ActionTransition> = groups.into_iter().flatten().collect();
-            self.lanes[index].batches.fetch_add(1, Ordering::Relaxed);
             let mut results = match store.action_transitions(&flat) {
                 Ok(rs) => rs,
                 Err(e) => {
-                    if index > 0 {
-                        self.lanes[index].usable.store(false, Ordering::Release);
-                        tracing::debug!("group commit: lane {index} set aside after: {e}");
-                    }
                     let why = e.to_string();
                     flat.iter()
                         .map(|_| Err(StoreError::Commit(why.clone())))
@@ -219,7 +134,7 @@ impl GroupCommit {
             for (r, n) in requests.iter().zip(sizes) {
                 lock(&r.state).results = Some(results.by_ref().take(n).collect());
             }
-            self.leading.fetch_sub(1, Ordering::AcqRel);
+            self.leading.store(false, Ordering::Release);
             drop(store);
             for r in &requests {
                 if !Arc::ptr_eq(r, &me) {
@@ -245,25 +160,11 @@ mod tests {
 
     on_both_backends!(group_commits_from_many_threads_commit_every_transition_once);
 
-    fn group_commits_from_many_threads_commit_every_transition_once(t: TestStore) {
-        many_threads_commit_every_transition_once(t, false);
-    }
-
-    #[test]
-    fn two_lanes_commit_every_transition_once_with_its_plans_events_in_order() {
-        many_threads_commit_every_transition_once(TestStore::postgres(), true);
-    }
-
-    fn many_threads_commit_every_transition_once(mut t: TestStore, two_lanes: bool) {
+    fn group_commits_from_many_threads_commit_every_transition_once(mut t: TestStore) {
         let postgres = t.is_postgres();
         let (plan, uuids) = t.plan_of_nops(400);
-        let second = two_lanes.then(|| Store::open(&t.location).expect("a second connection"));
         let (store, _keep) = t.into_store();
-        let mut committer = GroupCommit::new(Arc::new(Mutex::new(store)));
-        if let Some(second) = second {
-            committer = committer.with_lane(second);
-        }
-        let committer = Arc::new(committer);
+        let committer = Arc::new(GroupCommit::new(Arc::new(Mutex::new(store))));
         let threads: Vec<_> = uuids
             .chunks(25)
             .enumerate()
@@ -307,23 +208,7 @@ mod tests {
         for t in threads {
             t.join().expect("no thread panicked");
         }
-        assert!(
-            committer
-                .lanes
-                .iter()
-                .all(|l| l.usable.load(Ordering::Acquire)),
-            "no lane failed"
-        );
-        let batches: Vec<usize> = committer
-            .lanes
-            .iter()
-            .map(|l| l.batches.load(Ordering::Relaxed))
-            .collect();
-        assert!(
-            batches.iter().all(|&b| b > 0),
-            "every lane committed: {batches:?}"
-        );
-        let store = lock(&committer.lanes[0].store);
+        let store = lock(&committer.store);
         let states: Vec<ActionState> = store
             .actions(&plan)
             .expect("actions")
@@ -356,18 +241,6 @@ mod tests {
             })
             .count();
         assert_eq!(complete, 800, "every event names its plan and both states");
-        // Each action's events in the order it went through its states.
-        let mut seen: std::collections::HashMap<&str, Option<&str>> = Default::default();
-        let mut ids: Vec<i64> = Vec::new();
-        for e in &events {
-            ids.push(e.id);
-            let new = e.new_state.map(|s| s.as_str());
-            let before = seen.insert(e.object_uuid.as_str(), new);
-            if new == Some("SUCCEEDED") {
-                assert_eq!(before, Some(Some("ONGOING")), "{}", e.object_uuid);
-            }
-        }
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "event ids ascend");
         let mut other = if postgres {
             TestStore::postgres()
         } else {
