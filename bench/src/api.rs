@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 /// The most plans imported for one run's traffic phase.
 const MAX_PLANS: usize = 40;
 
+/// Plans applied alone before the traffic; their median is the baseline.
+const ALONE_PLANS: usize = 3;
+
 /// What one (endpoint, clients) cell measured.
 struct Cell {
     rps: f64,
@@ -39,6 +42,11 @@ struct Cell {
     p99_ms: f64,
     requests: usize,
     errors: usize,
+    /// The cell's window, Unix seconds.
+    from: f64,
+    to: f64,
+    /// The applier's ms per action while a plan ran in this window.
+    applier_ms: f64,
 }
 
 /// What the traffic is: the plans' size, the client counts, the seconds
@@ -53,21 +61,30 @@ pub struct Load<'a> {
     /// The client threads' nice value (0: the server's own, where its
     /// applier runs).
     pub client_nice: i32,
+    /// At most this many requests a second from all the clients together
+    /// (each waits for its turn before it sends, and its latency counts
+    /// from the send); none: back to back.
+    pub rate: Option<f64>,
 }
 
 /// One load: `clients` threads at `nice` sending `req` back to back for
-/// `secs`.
+/// `secs`, or at most `rate` a second together.
 fn load(
     clients: usize,
     secs: f64,
     nice: i32,
+    rate: Option<f64>,
     req: Arc<dyn Fn(&ureq::Agent) -> bool + Send + Sync>,
 ) -> Cell {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    // The next send slot, shared by the clients when paced.
+    let pacer = Arc::new(std::sync::Mutex::new(Instant::now()));
     let started = Instant::now();
+    let from = unix_now();
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let req = Arc::clone(&req);
+            let pacer = Arc::clone(&pacer);
             std::thread::spawn(move || {
                 if nice != 0 {
                     // SAFETY: on Linux, PRIO_PROCESS of 0 is the calling
@@ -83,6 +100,18 @@ fn load(
                     .into();
                 let (mut lat, mut errors) = (Vec::new(), 0usize);
                 while Instant::now() < deadline {
+                    if let Some(rate) = rate {
+                        let slot = {
+                            let mut next = pacer.lock().unwrap_or_else(|e| e.into_inner());
+                            let slot = (*next).max(Instant::now());
+                            *next = slot + Duration::from_secs_f64(1.0 / rate);
+                            slot
+                        };
+                        std::thread::sleep(slot.saturating_duration_since(Instant::now()));
+                        if Instant::now() >= deadline {
+                            break;
+                        }
+                    }
                     let t = Instant::now();
                     if req(&agent) {
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -116,7 +145,88 @@ fn load(
         p99_ms: pct(0.99),
         requests: all.len(),
         errors,
+        from,
+        to: unix_now(),
+        applier_ms: f64::NAN,
     }
+}
+
+fn unix_now() -> f64 {
+    chrono::Utc::now().timestamp_micros() as f64 / 1e6
+}
+
+/// A plan's execution: its span (start, end) once it ended, and the times
+/// its actions ended, Unix seconds.
+struct PlanTimes {
+    span: Option<(f64, f64)>,
+    ends: Vec<f64>,
+}
+
+/// A plan's execution times, read from its events.
+fn plan_times(db: &Location, plan: &str) -> anyhow::Result<PlanTimes> {
+    let store = Store::open(db)?;
+    let (mut start, mut end, mut after, mut ends) = (None, None, 0, Vec::new());
+    loop {
+        let page = store.events_page(Some(plan), after, 10_000)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for e in &page {
+            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                .map(|t| t.timestamp_micros() as f64 / 1e6)
+                .ok();
+            match e.event_type {
+                EventType::PlanExecutionStart if start.is_none() => start = at,
+                EventType::PlanExecutionEnd => end = at,
+                EventType::ActionExecutionEnd => ends.extend(at),
+                _ => {}
+            }
+        }
+    }
+    Ok(PlanTimes {
+        span: start.zip(end),
+        ends,
+    })
+}
+
+/// Fills each cell's `applier_ms`: the time plans were running within
+/// its window over the actions that ended in it.
+fn cells_applier(cells: &mut [Cell], plans: &[PlanTimes]) {
+    for c in cells {
+        let (mut busy, mut n) = (0.0, 0usize);
+        for p in plans {
+            if let Some((b, e)) = p.span {
+                busy += (e.min(c.to) - b.max(c.from)).max(0.0);
+            }
+            n += p.ends.iter().filter(|&&t| t >= c.from && t < c.to).count();
+        }
+        c.applier_ms = if n == 0 {
+            f64::NAN
+        } else {
+            busy * 1e3 / n as f64
+        };
+    }
+}
+
+/// Reads a whole answer and drops it: the load generator shares the
+/// machine's CPUs with the server it measures, so it reads into one
+/// buffer per thread instead of growing a zeroed vector per answer.
+/// False if the body could not be read to its end.
+fn drained(body: &mut ureq::Body) -> bool {
+    use std::io::Read;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 256 * 1024]);
+    }
+    let mut reader = body.as_reader();
+    BUF.with_borrow_mut(|buf| {
+        loop {
+            match reader.read(buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    })
 }
 
 /// A GET that must answer 200, its body read.
@@ -126,7 +236,7 @@ fn get_ok(agent: &ureq::Agent, url: &str) -> bool {
         .header("openstack-api-version", "infra-optim 1.5")
         .call()
     {
-        Ok(mut r) => r.status().as_u16() == 200 && r.body_mut().read_to_vec().is_ok(),
+        Ok(mut r) => r.status().as_u16() == 200 && drained(r.body_mut()),
         Err(_) => false,
     }
 }
@@ -139,7 +249,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &str, want: u16) -> bool {
         .header("content-type", "application/json")
         .send(body)
     {
-        Ok(mut r) => r.status().as_u16() == want && r.body_mut().read_to_vec().is_ok(),
+        Ok(mut r) => r.status().as_u16() == want && drained(r.body_mut()),
         Err(_) => false,
     }
 }
@@ -312,27 +422,6 @@ fn start(url: &str, plan: &str) -> anyhow::Result<()> {
 
 /// When a plan's execution started and ended (seconds since the epoch),
 /// from its events; `None` while it has not ended.
-fn run_span(db: &Location, plan: &str) -> anyhow::Result<Option<(f64, f64)>> {
-    let store = Store::open(db)?;
-    let (mut start, mut end, mut after) = (None, None, 0);
-    loop {
-        let page = store.events_page(Some(plan), after, 10_000)?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for e in &page {
-            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
-                .map(|t| t.timestamp_micros() as f64 / 1e6)
-                .ok();
-            match e.event_type {
-                EventType::PlanExecutionStart if start.is_none() => start = at,
-                EventType::PlanExecutionEnd => end = at,
-                _ => {}
-            }
-        }
-    }
-    Ok(start.zip(end))
-}
-
 fn plan_state(db: &Location, plan: &str) -> anyhow::Result<PlanState> {
     Ok(Store::open(db)?.plan(plan)?.state)
 }
@@ -386,18 +475,27 @@ fn one_run(
         .collect();
     std::fs::write(&file, serde_json::to_vec(&json!({ "actions": nops }))?)?;
     let listed = import(env, &run_db.arg, &file)?;
-    let alone = import(env, &run_db.arg, &file)?;
+    let alone: Vec<String> = (0..ALONE_PLANS)
+        .map(|_| import(env, &run_db.arg, &file))
+        .collect::<anyhow::Result<_>>()?;
     let s = serve(env, home, &run_db)?;
-    // The applier alone.
-    start(&s.url, &alone)?;
-    wait_ended(db, &alone)?;
-    let (a0, a1) = run_span(db, &alone)?.ok_or_else(|| anyhow::anyhow!("no span"))?;
-    let alone_ms = (a1 - a0) * 1e3 / actions as f64;
+    // The applier alone: several plans one after another (the first after
+    // the start of `serve` is not the others' pace), their median.
+    let mut alone_runs = Vec::new();
+    for p in &alone {
+        start(&s.url, p)?;
+        wait_ended(db, p)?;
+        let (a0, a1) = plan_times(db, p)?
+            .span
+            .ok_or_else(|| anyhow::anyhow!("no span"))?;
+        alone_runs.push((a1 - a0) * 1e3 / actions as f64);
+    }
+    let alone_ms = median(alone_runs);
     // Plans applied one after another under traffic: enough to cover the
     // whole load even if traffic halves the applier's pace (imported now,
     // before any traffic).
     let window = (clients.len() * 3) as f64 * secs;
-    let plan_secs = (a1 - a0).max(0.05);
+    let plan_secs = (alone_ms * actions as f64 / 1e3).max(0.05);
     let needed = ((2.0 * window / plan_secs).ceil() as usize + 1).clamp(2, MAX_PLANS);
     let loaded: Vec<String> = (0..needed)
         .map(|_| import(env, &run_db.arg, &file))
@@ -429,15 +527,28 @@ fn one_run(
     let mut cells = Vec::new();
     for &c in clients {
         let u = format!("{base}/v1/actions?action_plan_uuid={listed}&limit=1000");
-        cells.push(load(c, secs, nice, Arc::new(move |a| get_ok(a, &u))));
+        cells.push(load(
+            c,
+            secs,
+            nice,
+            traffic.rate,
+            Arc::new(move |a| get_ok(a, &u)),
+        ));
         let u = format!("{base}/v1/goals");
-        cells.push(load(c, secs, nice, Arc::new(move |a| get_ok(a, &u))));
+        cells.push(load(
+            c,
+            secs,
+            nice,
+            traffic.rate,
+            Arc::new(move |a| get_ok(a, &u)),
+        ));
         let u = format!("{base}/v1/audits");
         let body = json!({"goal": "dummy", "audit_type": "ONESHOT"}).to_string();
         cells.push(load(
             c,
             secs,
             nice,
+            traffic.rate,
             Arc::new(move |a| post(a, &u, &body, 201)),
         ));
     }
@@ -454,8 +565,10 @@ fn one_run(
     let mut under = Vec::new();
     let mut first = None;
     let mut applying = 0.0;
+    let mut spans = Vec::new();
     for p in &started {
-        if let Some((b, e)) = run_span(db, p)? {
+        let times = plan_times(db, p)?;
+        if let Some((b, e)) = times.span {
             applying += (e.min(window_end) - b.max(window_start)).max(0.0);
             let ms = (e - b) * 1e3 / actions as f64;
             first.get_or_insert(ms);
@@ -463,6 +576,7 @@ fn one_run(
                 under.push(ms);
             }
         }
+        spans.push(times);
     }
     let whole = under.len();
     let loaded_ms = if under.is_empty() {
@@ -470,6 +584,7 @@ fn one_run(
     } else {
         median(under)
     };
+    cells_applier(&mut cells, &spans);
     drop(s);
     let fraction = applying / (window_end - window_start);
     Ok((cells, alone_ms, loaded_ms, whole, fraction))
@@ -509,6 +624,8 @@ pub fn run(env: &Env, traffic: &Load<'_>, runs: usize, pg: Option<&str>) -> CliR
                 "p99_ms": pick(&|x| x.p99_ms),
                 "requests": pick(&|x| x.requests as f64),
                 "errors": pick(&|x| x.errors as f64),
+                "applier_ratio": pick(&|x| x.applier_ms) / median(alone.clone()),
+                "windows": all.iter().map(|r| [r[i].from, r[i].to]).collect::<Vec<_>>(),
             }));
         }
     }
@@ -523,6 +640,7 @@ pub fn run(env: &Env, traffic: &Load<'_>, runs: usize, pg: Option<&str>) -> CliR
         "runs": runs,
         "seconds_per_cell": secs,
         "client_nice": traffic.client_nice,
+        "rate": traffic.rate,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),

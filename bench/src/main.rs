@@ -177,6 +177,11 @@ enum BenchCommand {
         /// value leaves the CPUs to the server's applier and API first.
         #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=19))]
         client_nice: i32,
+        /// At most this many requests a second from all the clients
+        /// together (a diagnostic: the applier's loss against the rate the
+        /// API serves; latency counts from each send). Default: back to back.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// The basic consolidation on the medium example and a generated large
     /// cluster, against the lower bound and a first-fit baseline.
@@ -435,6 +440,7 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             runs,
             pg,
             client_nice,
+            rate,
         } => crate::api::run(
             env,
             &crate::api::Load {
@@ -442,6 +448,7 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
                 clients: &clients,
                 secs: seconds,
                 client_nice,
+                rate: rate.filter(|r| *r > 0.0),
             },
             runs,
             pg.as_deref(),
