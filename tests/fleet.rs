@@ -1505,32 +1505,22 @@ fn postgres_restarted_or_stopped_mid_plan_the_same_serve_reconnects_and_runs_eac
 /// race, issue 14).
 #[test]
 fn postgres_a_host_whose_applier_cannot_open_the_store_applies_its_plan_again_under_one_claim() {
-    let admin_url = service_url("SEXTANT_TEST_PG_URL");
-    let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect");
-    let id = sextant::store::new_uuid().replace('-', "");
-    let (role, name) = (format!("applier_{id}"), format!("sextant_test_{id}"));
-    admin
-        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
-        .expect("role");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name} OWNER {role}"))
-        .expect("database");
     // serve connects as the role (subject to its connection limit); the
-    // test as the superuser (not subject to it).
-    let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
-    let (_, server) = base.rsplit_once('@').expect("a user in the URL");
-    let as_role = format!("postgres://{role}@{server}/{name}");
-    let as_admin = format!("{base}/{name}");
+    // test as the superuser (not subject to it). Both dropped at the end.
+    let db = role_database();
+    let (role, as_role, as_admin) = (&db.role, db.as_role.as_str(), db.as_admin.as_str());
+    let mut admin = postgres::Client::connect(&service_url("SEXTANT_TEST_PG_URL"), postgres::NoTls)
+        .expect("connect");
     let home = scratch();
     let h = home.path();
     let log = h.join("ran.log");
     mark_type(&h.join("types"), &log);
     let sxp = |url: &str, args: &[&str]| run(cmd(h).env("SEXTANT_DB", url).args(args));
     // Made (and owned) by the role.
-    assert_eq!(sxp(&as_role, &["action-plan", "list"]).status, 0);
+    assert_eq!(sxp(as_role, &["action-plan", "list"]).status, 0);
     let mut host = KilledOnDrop(Some(
         cmd(h)
-            .env("SEXTANT_DB", &as_role)
+            .env("SEXTANT_DB", as_role)
             .env("SEXTANT_HOST_ID", "solo")
             .arg("serve")
             .stdout(Stdio::null())
@@ -1555,12 +1545,12 @@ fn postgres_a_host_whose_applier_cannot_open_the_store_applies_its_plan_again_un
         .to_string(),
     );
     let out = sxp(
-        &as_admin,
+        as_admin,
         &["action-plan", "import", f.to_str().expect("utf-8")],
     );
     assert_eq!(out.status, 0, "{}", out.stderr);
     let plan = out.stdout.trim().to_string();
-    assert_eq!(sxp(&as_admin, &["action-plan", "start", &plan]).status, 0);
+    assert_eq!(sxp(as_admin, &["action-plan", "start", &plan]).status, 0);
     wait_for(
         "the applier's open to be refused",
         Duration::from_secs(60),
@@ -1574,7 +1564,7 @@ fn postgres_a_host_whose_applier_cannot_open_the_store_applies_its_plan_again_un
     wait_for("the plan to end", Duration::from_secs(90), || {
         matches!(
             sxp(
-                &as_admin,
+                as_admin,
                 &["action-plan", "show", &plan, "--format", "json"]
             )
             .json()["state"]
@@ -1587,12 +1577,12 @@ fn postgres_a_host_whose_applier_cannot_open_the_store_applies_its_plan_again_un
     }
     let said = log_of(h, "solo");
     let show = sxp(
-        &as_admin,
+        as_admin,
         &["action-plan", "show", &plan, "--format", "json"],
     )
     .json();
     assert_eq!(show["state"], "SUCCEEDED", "{show}\n{said}");
-    let history = sxp(&as_admin, &["history", "--plan", &plan, "--format", "json"]).json();
+    let history = sxp(as_admin, &["history", "--plan", &plan, "--format", "json"]).json();
     let claimed: Vec<(String, bool)> = history
         .as_array()
         .expect("events")

@@ -350,6 +350,64 @@ pub fn own_pg_database() -> (Scratch, String) {
     (held, url)
 }
 
+/// A login role and a database it owns on the test PostgreSQL, made for
+/// one test (`applier_<hex>` and `sextant_e2e_<hex>`, the same hex): when
+/// dropped, pass or fail, the database is dropped (closing any session
+/// on it), then the role, which then owns nothing. Only these two names.
+pub struct RoleDatabase {
+    /// The role.
+    pub role: String,
+    /// The database's URL as the role.
+    pub as_role: String,
+    /// The database's URL as the test's superuser (not subject to the
+    /// role's limits).
+    pub as_admin: String,
+}
+
+/// A new [`RoleDatabase`].
+pub fn role_database() -> RoleDatabase {
+    let admin_url = service_url("SEXTANT_TEST_PG_URL");
+    let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls).expect("connect");
+    let id = sextant::store::new_uuid().replace('-', "");
+    let (role, name) = (format!("applier_{id}"), format!("{TEST_DB_PREFIX}{id}"));
+    let (base, _) = admin_url.rsplit_once('/').expect("a database in the URL");
+    let (_, server) = base.rsplit_once('@').expect("a user in the URL");
+    admin
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN"))
+        .expect("role");
+    // Held from here: a database that cannot be made still drops the role.
+    let made = RoleDatabase {
+        as_role: format!("postgres://{role}@{server}/{name}"),
+        as_admin: format!("{base}/{name}"),
+        role,
+    };
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER {}", made.role))
+        .expect("database");
+    made
+}
+
+impl Drop for RoleDatabase {
+    fn drop(&mut self) {
+        // A panic while the test itself is panicking would abort.
+        if let Err(e) = drop_test_database(&self.as_admin) {
+            eprintln!("test database {} not dropped: {e}", self.as_admin);
+        }
+        let dropped = std::env::var("SEXTANT_TEST_PG_URL")
+            .map_err(|_| "SEXTANT_TEST_PG_URL is not set".to_string())
+            .and_then(|url| {
+                postgres::Client::connect(&url, postgres::NoTls)
+                    .and_then(|mut c| {
+                        c.batch_execute(&format!("DROP ROLE IF EXISTS {}", self.role))
+                    })
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = dropped {
+            eprintln!("test role {} not dropped: {e}", self.role);
+        }
+    }
+}
+
 /// A new, empty database on the test PostgreSQL; its URL.
 fn new_pg_database() -> String {
     let url = service_url("SEXTANT_TEST_PG_URL");

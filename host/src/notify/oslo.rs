@@ -1016,9 +1016,10 @@ mod tests {
     use serde_json::{Map, json};
 
     /// The notifications as the sink built them before it serialized
-    /// payloads directly (session 8: a tree of JSON values per payload,
-    /// the message serialized from it, then the envelope): kept as the
-    /// reference that the bytes published have not changed.
+    /// payloads directly (session 8: a tree of JSON values per payload):
+    /// kept as the reference that the payloads published have not changed.
+    /// The envelope around them is checked against the facts instead
+    /// ([`oslo_v2_body`]), not against a copy of the code that writes it.
     mod reference {
         #![allow(dead_code)]
         use super::super::{
@@ -1351,83 +1352,6 @@ mod tests {
             }
             out
         }
-
-        /// oslo.messaging's message, in the order its keys are written: borrowed
-        /// from the notification, serialized once (no copy of the payload's tree).
-        #[derive(serde::Serialize)]
-        struct Message<'a> {
-            message_id: &'a str,
-            publisher_id: &'a str,
-            event_type: &'a str,
-            priority: &'static str,
-            payload: &'a Value,
-            timestamp: &'a str,
-            #[serde(rename = "_unique_id")]
-            unique_id: &'a str,
-            // The request context, flattened as oslo.messaging's pack_context
-            // does: the applier acts for no user.
-            #[serde(rename = "_context_request_id")]
-            request_id: &'a str,
-            #[serde(rename = "_context_global_request_id")]
-            global_request_id: Option<&'a str>,
-            #[serde(rename = "_context_user_id")]
-            user_id: Option<&'a str>,
-            #[serde(rename = "_context_project_id")]
-            project_id: Option<&'a str>,
-            #[serde(rename = "_context_roles")]
-            roles: [&'a str; 0],
-            #[serde(rename = "_context_is_admin")]
-            is_admin: bool,
-            #[serde(rename = "_context_read_only")]
-            read_only: bool,
-            #[serde(rename = "_context_show_deleted")]
-            show_deleted: bool,
-        }
-
-        /// The outer body of oslo.messaging's v2 envelope.
-        #[derive(serde::Serialize)]
-        struct Envelope<'a> {
-            #[serde(rename = "oslo.version")]
-            version: &'static str,
-            #[serde(rename = "oslo.message")]
-            message: &'a str,
-        }
-
-        /// The body oslo.messaging's `messagingv2` driver publishes:
-        /// `{"oslo.version": "2.0", "oslo.message": "<the message as JSON text>"}`.
-        pub fn envelope(
-            n: &Notification,
-            priority: Priority,
-            publisher_id: &str,
-            message_id: &str,
-        ) -> String {
-            let unique: String = message_id.chars().filter(|c| *c != '-').collect();
-            let request_id = format!("req-{message_id}");
-            let message = Message {
-                message_id,
-                publisher_id,
-                event_type: &n.event_type,
-                priority: priority.upper(),
-                payload: &n.payload,
-                timestamp: &n.timestamp,
-                unique_id: &unique,
-                request_id: &request_id,
-                global_request_id: None,
-                user_id: None,
-                project_id: None,
-                roles: [],
-                is_admin: true,
-                read_only: false,
-                show_deleted: false,
-            };
-            // Serializing borrowed strings and a Value cannot fail.
-            let message = serde_json::to_string(&message).unwrap_or_default();
-            serde_json::to_string(&Envelope {
-                version: "2.0",
-                message: &message,
-            })
-            .unwrap_or_default()
-        }
     }
 
     fn subjects() -> Subjects {
@@ -1657,6 +1581,40 @@ mod tests {
         );
     }
 
+    /// The body oslo.messaging's `messagingv2` driver publishes, as
+    /// watcher-service-facts.md 2.2 gives it: `{"oslo.version": "2.0",
+    /// "oslo.message": "<the message as JSON text>"}`, the message's keys
+    /// in the order oslo.messaging writes them, `_unique_id` the message
+    /// id's hex, and the request context of no user (the applier's)
+    /// flattened as `_context_<key>`.
+    fn oslo_v2_body(
+        payload: Value,
+        event_type: &str,
+        priority: &str,
+        publisher_id: &str,
+        message_id: &str,
+        timestamp: &str,
+    ) -> String {
+        let message = json!({
+            "message_id": message_id,
+            "publisher_id": publisher_id,
+            "event_type": event_type,
+            "priority": priority,
+            "payload": payload,
+            "timestamp": timestamp,
+            "_unique_id": message_id.replace('-', ""),
+            "_context_request_id": format!("req-{message_id}"),
+            "_context_global_request_id": null,
+            "_context_user_id": null,
+            "_context_project_id": null,
+            "_context_roles": [],
+            "_context_is_admin": true,
+            "_context_read_only": false,
+            "_context_show_deleted": false,
+        });
+        json!({"oslo.version": "2.0", "oslo.message": message.to_string()}).to_string()
+    }
+
     #[test]
     fn message_ids_are_stable_and_carry_the_event() {
         let a = message_id("0123456789abcdef", 42, 0);
@@ -1699,26 +1657,16 @@ mod tests {
         assert_eq!(inner["_context_roles"], json!([]));
         // Every key of oslo.messaging's message, in its order, with the
         // context of no user: the same text a Value tree gave.
-        let expected = json!({
-            "message_id": id,
-            "publisher_id": "infra-optim:node0",
-            "event_type": "action.update",
-            "priority": "INFO",
-            "payload": n.payload_value(),
-            "timestamp": "2017-01-01 00:00:00.250000",
-            "_unique_id": id.replace('-', ""),
-            "_context_request_id": format!("req-{id}"),
-            "_context_global_request_id": null,
-            "_context_user_id": null,
-            "_context_project_id": null,
-            "_context_roles": [],
-            "_context_is_admin": true,
-            "_context_read_only": false,
-            "_context_show_deleted": false,
-        });
         assert_eq!(
             body,
-            json!({"oslo.version": "2.0", "oslo.message": expected.to_string()}).to_string()
+            oslo_v2_body(
+                n.payload_value(),
+                "action.update",
+                "INFO",
+                "infra-optim:node0",
+                &id,
+                "2017-01-01 00:00:00.250000"
+            )
         );
     }
 
@@ -1879,11 +1827,27 @@ mod tests {
                                 )
                             );
                             let id = message_id("0123456789abcdef", e.id, n.part);
-                            for priority in [n.priority, Priority::Critical] {
-                                let body = envelope(n, priority, "infra-optim:n\u{e9}", &id)
-                                    .expect("an envelope");
-                                let want =
-                                    reference::envelope(r, priority, "infra-optim:n\u{e9}", &id);
+                            // Watcher's priority (facts 2.3: ERROR for an
+                            // error phase, else INFO), and a sink's override.
+                            let watchers = if r.event_type.ends_with(".error") {
+                                "ERROR"
+                            } else {
+                                "INFO"
+                            };
+                            for (priority, upper) in
+                                [(n.priority, watchers), (Priority::Critical, "CRITICAL")]
+                            {
+                                let publisher = "infra-optim:n\u{e9}";
+                                let body =
+                                    envelope(n, priority, publisher, &id).expect("an envelope");
+                                let want = oslo_v2_body(
+                                    r.payload.clone(),
+                                    &r.event_type,
+                                    upper,
+                                    publisher,
+                                    &id,
+                                    &r.timestamp,
+                                );
                                 assert_eq!(body, want, "{t} {old:?} {new:?} {payload}");
                             }
                             checked += 1;

@@ -119,11 +119,12 @@ fn lease_lost(plan: &str, owner: &str) -> StoreError {
 }
 
 /// The lease fence of an applier's write other than an action transition
-/// (a plan transition, a note, a flow decision, `applied_with`): with
-/// `owner`, the write goes on only while that owner holds plan `plan`'s
-/// lease, read in the write transaction (SQLite has one writer at a time,
-/// so no claim comes in between); else [`StoreError::LeaseLost`], and the
-/// caller writes nothing. `None` (not an applier's write): no check.
+/// (a note, a flow decision; a plan transition or `applied_with` whose
+/// UPDATE, which carries the fence, changed nothing): with `owner`, the
+/// write goes on only while that owner holds plan `plan`'s lease, read in
+/// the write transaction (SQLite has one writer at a time, so no claim
+/// comes in between); else [`StoreError::LeaseLost`], and the caller
+/// writes nothing. `None` (not an applier's write): no check.
 pub(super) fn fence(
     tx: &rusqlite::Transaction<'_>,
     plan: &str,
@@ -135,6 +136,19 @@ pub(super) fn fence(
         }
         _ => Ok(Ok(())),
     }
+}
+
+/// The answer of a plan write (a transition, `applied_with`) whose fenced
+/// UPDATE changed nothing: [`StoreError::LeaseLost`] when `owner` does not
+/// hold the plan's lease, whatever its state (the fence first, as on
+/// PostgreSQL); else the compare-and-set's "no". The owner is read only
+/// here, off the common path.
+fn unchanged(
+    tx: &rusqlite::Transaction<'_>,
+    plan: &str,
+    owner: Option<&str>,
+) -> rusqlite::Result<std::result::Result<bool, StoreError>> {
+    Ok(fence(tx, plan, owner)?.map(|()| false))
 }
 
 /// The event of an applied action transition.
@@ -312,27 +326,32 @@ impl SqliteStore {
         event_type: EventType,
     ) -> Result<bool> {
         let current = self.plan(plan_uuid)?;
-        if !from.contains(&current.state) {
+        let in_from = from.contains(&current.state);
+        if !in_from && owner.is_none() {
             return Ok(false);
         }
         self.write(|tx| {
-            if let Err(lost) = fence(tx, &current.uuid, owner)? {
-                return Ok(Err(lost));
+            // The fence folded into the UPDATE (?6: the owner, NULL when
+            // not fenced): one statement when it applies.
+            let n = if in_from {
+                tx.execute(
+                    "UPDATE action_plans SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
+                     WHERE uuid = ?4 AND state = ?5 AND (?6 IS NULL OR lease_owner = ?6)",
+                    params![to, message, now(), current.uuid, current.state, owner],
+                )?
+            } else {
+                0
+            };
+            if n == 0 {
+                return unchanged(tx, &current.uuid, owner);
             }
-            let n = tx.execute(
-                "UPDATE action_plans SET state = ?1, status_message = COALESCE(?2, status_message), updated_at = ?3 \
-                 WHERE uuid = ?4 AND state = ?5",
-                params![to, message, now(), current.uuid, current.state],
+            append_event(
+                tx,
+                &Event::state_change(event_type, &current.uuid, Some(current.state.as_str()), to.as_str())
+                    .in_plan(&current.uuid)
+                    .with_payload(json!({"status_message": message})),
             )?;
-            if n == 1 {
-                append_event(
-                    tx,
-                    &Event::state_change(event_type, &current.uuid, Some(current.state.as_str()), to.as_str())
-                        .in_plan(&current.uuid)
-                        .with_payload(json!({"status_message": message})),
-                )?;
-            }
-            Ok(Ok(n == 1))
+            Ok(Ok(true))
         })?
     }
 
@@ -351,19 +370,26 @@ impl SqliteStore {
         queue: bool,
     ) -> Result<bool> {
         let current = self.plan(plan_uuid)?;
-        if !from.contains(&current.state) {
+        let in_from = from.contains(&current.state);
+        if !in_from && owner.is_none() {
             return Ok(false);
         }
         let text = applied_with.to_string();
         self.write(|tx| {
-            if let Err(lost) = fence(tx, &current.uuid, owner)? {
-                return Ok(Err(lost));
+            // The fence folded into the UPDATE, as in a plan transition.
+            let n = if in_from {
+                tx.execute(
+                    "UPDATE action_plans SET policy = json_set(COALESCE(policy, '{}'), '$.applied_with', json(?1)), \
+                     updated_at = ?2 WHERE uuid = ?3 AND state = ?4 AND (?5 IS NULL OR lease_owner = ?5)",
+                    params![text, now(), current.uuid, current.state, owner],
+                )?
+            } else {
+                0
+            };
+            if n == 0 {
+                return unchanged(tx, &current.uuid, owner);
             }
-            let n = tx.execute(
-                "UPDATE action_plans SET policy = json_set(COALESCE(policy, '{}'), '$.applied_with', json(?1)),                  updated_at = ?2 WHERE uuid = ?3 AND state = ?4",
-                params![text, now(), current.uuid, current.state],
-            )?;
-            if n == 1 && queue {
+            if queue {
                 tx.execute(
                     "UPDATE action_plans SET state = 'PENDING' WHERE uuid = ?1",
                     params![current.uuid],
@@ -380,7 +406,7 @@ impl SqliteStore {
                     .with_payload(json!({"status_message": null})),
                 )?;
             }
-            Ok(Ok(n == 1))
+            Ok(Ok(true))
         })?
     }
 
@@ -667,6 +693,7 @@ mod tests {
         a_large_batch_mixing_refused_and_held_transitions_answers_each_in_its_place,
         a_retry_note_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
         applied_with_recorded_by_an_owner_that_lost_the_lease_is_refused_and_writes_nothing,
+        an_old_owners_plan_transition_in_the_wrong_state_is_refused_by_the_fence_first,
     );
 
     /// A retry's note (`action.execution.retry`, an event that changes no
@@ -976,6 +1003,49 @@ mod tests {
             EventType::PlanExecutionStart,
         );
         assert!(matches!(r, Ok(false)), "{r:?}");
+    }
+
+    /// The fence comes before the compare-and-set, on both stores: an old
+    /// owner whose plan is also in none of `from` is told it lost the
+    /// lease (not a mere "no"), for a plan transition and for
+    /// `applied_with`, and nothing is written; the holder's answer in the
+    /// same state is the compare-and-set's "no".
+    fn an_old_owners_plan_transition_in_the_wrong_state_is_refused_by_the_fence_first(
+        mut t: TestStore,
+    ) {
+        let (plan, _) = taken_over(&mut t, 1);
+        let before = (held(&t, &plan), t.plan_extra(&plan).expect("extra"));
+        let wrong = [PlanState::Ongoing];
+        let r = t.leased_plan_transition(
+            &plan,
+            OLD,
+            &wrong,
+            PlanState::Succeeded,
+            None,
+            EventType::PlanExecutionEnd,
+        );
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        let r = t.record_applied_with(&plan, Some(OLD), &wrong, &json!({"max_workers": 3}), true);
+        assert!(is_lease_lost(&r, &plan, OLD), "{r:?}");
+        assert_eq!(
+            (held(&t, &plan), t.plan_extra(&plan).expect("extra")),
+            before
+        );
+        let r = t.leased_plan_transition(
+            &plan,
+            NEW,
+            &wrong,
+            PlanState::Succeeded,
+            None,
+            EventType::PlanExecutionEnd,
+        );
+        assert!(matches!(r, Ok(false)), "{r:?}");
+        let r = t.record_applied_with(&plan, Some(NEW), &wrong, &json!({}), true);
+        assert!(matches!(r, Ok(false)), "{r:?}");
+        assert_eq!(
+            (held(&t, &plan), t.plan_extra(&plan).expect("extra")),
+            before
+        );
     }
 
     /// PostgreSQL's fence without a tuple lock (schema 19): a batch of the
