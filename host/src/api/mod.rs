@@ -14,7 +14,8 @@
 //! while their plan is unchanged, `single_flight.rs` has concurrent
 //! requests for one such list share one check (and build); `patch.rs` checks RFC 6902 bodies; `state.rs` holds what
 //! handlers share (the store pool, run on tokio's blocking threads with
-//! bounded concurrency). One file per resource: `root.rs` (discovery),
+//! bounded concurrency: `store_permits.rs`, fewer at once while this
+//! `serve` applies a plan). One file per resource: `root.rs` (discovery),
 //! `goals.rs`, `strategies.rs`, `audit_templates.rs`, `audits.rs`,
 //! `action_plans.rs`, `actions.rs`, `scoring_engines.rs`, `services.rs`,
 //! `data_model.rs`, `webhooks.rs` (and `alertmanager.rs`, Alertmanager's
@@ -53,6 +54,7 @@ mod scoring_engines;
 mod services;
 mod single_flight;
 mod state;
+mod store_permits;
 mod strategies;
 mod tls;
 mod version;
@@ -61,7 +63,7 @@ mod webhooks;
 pub use alertmanager::AlertmanagerConfig;
 pub use auth::{AuthMode, TokenEntry};
 pub use keystone::KeystoneConfig;
-pub use state::{ApiContext, ServiceClock};
+pub use state::{ApiContext, Applying, ServiceClock};
 pub use tls::TlsConfig;
 
 use serde::Deserialize;
@@ -102,6 +104,13 @@ pub struct ApiConfig {
     /// Store calls running at once, at most (default 8); more wait.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Store calls running at once while this `serve` applies a plan
+    /// (default 1; at most `concurrency`): the applier's own database work
+    /// goes first. On PostgreSQL each store call is a backend process at
+    /// the server's priority, so eight of them busy with audits left the
+    /// applier's one a ninth of the server's CPU (docs/api.md).
+    #[serde(default = "default_concurrency_while_applying")]
+    pub concurrency_while_applying: usize,
     /// The threads that read requests and write answers (the API
     /// runtime's workers; default 2). Fewer than the machine's cores
     /// leaves the applier and the decision engine of the same `serve` a
@@ -135,6 +144,9 @@ fn default_timeout() -> Duration {
 fn default_concurrency() -> usize {
     8
 }
+fn default_concurrency_while_applying() -> usize {
+    1
+}
 fn default_workers() -> usize {
     2
 }
@@ -165,6 +177,7 @@ impl Default for ApiConfig {
             max_body: default_max_body(),
             timeout: default_timeout(),
             concurrency: default_concurrency(),
+            concurrency_while_applying: default_concurrency_while_applying(),
             workers: default_workers(),
             tls: None,
             alertmanager: AlertmanagerConfig::default(),
@@ -212,9 +225,14 @@ impl ApiConfig {
                 "auth: tokens needs at least one entry in tokens".into(),
             ));
         }
-        if self.max_limit == 0 || self.concurrency == 0 || self.max_body == 0 || self.workers == 0 {
+        if self.max_limit == 0
+            || self.concurrency == 0
+            || self.concurrency_while_applying == 0
+            || self.max_body == 0
+            || self.workers == 0
+        {
             return Err(ApiStartError::Config(
-                "max_limit, max_body, concurrency and workers must be at least 1".into(),
+                "max_limit, max_body, concurrency, concurrency_while_applying and workers must be at least 1".into(),
             ));
         }
         if self.auth == AuthMode::Keystone && self.keystone.is_none() {

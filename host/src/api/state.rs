@@ -14,6 +14,35 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 
+/// How many plans this `serve` is applying now: counted by its applier
+/// threads, read by the API, whose store calls are bounded by
+/// `concurrency_while_applying` while it is not zero.
+#[derive(Clone, Debug, Default)]
+pub struct Applying(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Applying {
+    /// Counts one more plan being applied until the guard is dropped.
+    pub fn enter(&self) -> ApplyingGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ApplyingGuard(Arc::clone(&self.0))
+    }
+
+    /// Whether any plan is being applied.
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One plan being applied (see [`Applying::enter`]).
+#[derive(Debug)]
+pub struct ApplyingGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for ApplyingGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// When `serve`'s loop (the decision engine and the applier's dispatcher)
 /// last went round: what `GET /v1/services` reports as `last_seen_up`.
 #[derive(Clone, Debug, Default)]
@@ -62,6 +91,8 @@ pub struct ApiContext {
     /// Where request latencies are observed, when `serve` exposes its
     /// metrics.
     pub latency: Option<crate::telemetry::ApiLatency>,
+    /// The plans `serve` is applying now.
+    pub applying: Applying,
 }
 
 /// The shared state of the handlers.
@@ -71,7 +102,7 @@ pub struct AppState {
     /// The `api:` config.
     pub cfg: ApiConfig,
     pool: Mutex<Vec<Store>>,
-    permits: Semaphore,
+    permits: super::store_permits::StorePermits,
     /// Set when `serve` stops: no audit is launched any more (one created
     /// meanwhile stays PENDING for the next `serve`).
     pub(super) stopping: Arc<AtomicBool>,
@@ -91,7 +122,11 @@ const DECISIONS: usize = 2;
 impl AppState {
     /// The state of one server.
     pub fn new(ctx: ApiContext, cfg: ApiConfig) -> Self {
-        let permits = Semaphore::new(cfg.concurrency);
+        let permits = super::store_permits::StorePermits::new(
+            cfg.concurrency,
+            cfg.concurrency_while_applying,
+            ctx.applying.clone(),
+        );
         Self {
             stopping: Arc::new(AtomicBool::new(false)),
             ctx,
@@ -146,6 +181,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut Store, &AppState) -> ApiResult<T> + Send + 'static,
     {
+        // Fewer at once while this serve applies a plan.
         let _permit = self
             .permits
             .acquire()

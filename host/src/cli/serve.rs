@@ -87,6 +87,8 @@ struct Host {
     /// Since when, and why, it cannot reach its database.
     unreachable: Option<(chrono::DateTime<chrono::Utc>, String)>,
     attempts: u32,
+    /// The plans it applies now, as the API sees them.
+    applying: crate::api::Applying,
 }
 
 impl Host {
@@ -156,6 +158,7 @@ impl Host {
                 owner.clone(),
                 Some(workers),
                 plugins,
+                &self.applying,
             );
             appliers.insert(
                 claim.plan_uuid,
@@ -252,6 +255,9 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
     let latency = registry
         .as_ref()
         .and_then(|m| m.lock().ok().map(|m| m.api_latency()));
+    // The plans this host applies, counted by their threads: the API
+    // gives way to them (`concurrency_while_applying`).
+    let applying = crate::api::Applying::default();
     let api = match api_config {
         Some(cfg) => Some(
             ApiServer::start(
@@ -268,6 +274,7 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
                     mapper: env.config.mapper.clone(),
                     drivers: env.config.drivers.clone(),
                     latency,
+                    applying: applying.clone(),
                 },
             )
             .map_err(|e| match e {
@@ -310,6 +317,7 @@ pub fn serve(env: &Env, flags: ServeFlags) -> CliResult {
         listening: false,
         unreachable: None,
         attempts: 0,
+        applying: applying.clone(),
     };
     host.listening = store.listen_for_work()?;
     let identity = store.file().map(db_identity);
@@ -541,10 +549,13 @@ fn spawn_applier(
     owner: String,
     worker_cap: Option<usize>,
     plugins: &Arc<crate::plugins::PluginRegistry>,
+    applying: &crate::api::Applying,
 ) -> JoinHandle<()> {
     let (env, uuid, stop) = (env.clone(), uuid.to_string(), stop.clone());
     let plugins = Arc::clone(plugins);
+    let applying = applying.enter();
     std::thread::spawn(move || {
+        let _applying = applying;
         let flags = RunFlags {
             policy: None,
             execution_rule: None,
