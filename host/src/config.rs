@@ -66,7 +66,7 @@ pub struct Config {
     #[serde(default, deserialize_with = "grace_period")]
     pub grace_period: Option<std::time::Duration>,
     /// The REST API that `serve` runs (Watcher's v1): `{listen, auth,
-    /// tokens, max_limit, max_body, timeout, concurrency, workers}`; absent: no API
+    /// tokens, max_limit, max_body, timeout, concurrency, concurrency_while_applying, workers}`; absent: no API
     /// (unless `serve --api ADDR`).
     #[serde(default)]
     pub api: Option<crate::api::ApiConfig>,
