@@ -522,7 +522,7 @@ fn one_run(
             Ok(started)
         })
     };
-    let window_start = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let window_start = unix_now();
     let base = s.url.clone();
     let mut cells = Vec::new();
     for &c in clients {
@@ -552,7 +552,7 @@ fn one_run(
             Arc::new(move |a| post(a, &u, &body, 201)),
         ));
     }
-    let window_end = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    let window_end = unix_now();
     stop.store(true, Ordering::SeqCst);
     let started = keeper
         .join()

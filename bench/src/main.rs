@@ -180,7 +180,7 @@ enum BenchCommand {
         /// At most this many requests a second from all the clients
         /// together (a diagnostic: the applier's loss against the rate the
         /// API serves; latency counts from each send). Default: back to back.
-        #[arg(long)]
+        #[arg(long, value_parser = positive_rate)]
         rate: Option<f64>,
     },
     /// The basic consolidation on the medium example and a generated large
@@ -448,7 +448,7 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
                 clients: &clients,
                 secs: seconds,
                 client_nice,
-                rate: rate.filter(|r| *r > 0.0),
+                rate,
             },
             runs,
             pg.as_deref(),
@@ -475,5 +475,28 @@ fn run(env: &Env, cmd: BenchCommand) -> CliResult {
             }
             None => crate::planners::run(env, &sizes, &planners, runs),
         },
+    }
+}
+
+/// A request rate: a finite number above zero.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text}: a rate is a number of requests a second above 0"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::positive_rate;
+
+    #[test]
+    fn a_rate_is_a_finite_number_above_zero() {
+        assert_eq!(positive_rate("250"), Ok(250.0));
+        for bad in ["0", "-5", "inf", "NaN", "fast"] {
+            assert!(positive_rate(bad).is_err(), "{bad}");
+        }
     }
 }
